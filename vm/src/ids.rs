@@ -39,7 +39,7 @@ pub const NFT_REG32_COUNT: usize = 16;
 impl Reg {
     /// The uapi register number as nft emits it (see the type docs).
     pub fn uapi(self) -> u32 {
-        if self.0 % 4 == 0 {
+        if self.0.is_multiple_of(4) {
             1 + u32::from(self.0) / 4
         } else {
             8 + u32::from(self.0)
