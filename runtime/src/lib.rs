@@ -1,1 +1,6 @@
-//! placeholder
+//! nfr-runtime: everything that happens to a packet outside the rule engines — reading captures (`pcap`),
+//! zero-copy header views and frame parsing (`wire`), netfilter hook traversal (`hook`) and connection
+//! tracking modelled on the kernel's nf_conntrack (`ct`).
+#![forbid(unsafe_code)]
+
+pub mod pcap;

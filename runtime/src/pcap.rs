@@ -1,0 +1,469 @@
+//! Streaming pcap / pcapng reader (on top of `pcap-parser`): yields one [`Frame`] at a time in constant memory.
+//!
+//! Handles legacy pcap (micro- and nanosecond magic, both byte orders, FCS bits in the link-type field) and pcapng
+//! (several sections and interfaces, per-interface link type, `if_tsresol` and `if_tsoffset`). Timestamps are
+//! returned as nanoseconds since the epoch. A truncated or corrupt file yields every complete frame, then an
+//! error saying how far the reader got ([`PcapError::offset`], [`PcapError::frames`]). The reader takes any
+//! `std::io::Read`; it never opens files itself.
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{PcapBlockOwned, PcapError as PpError};
+use std::io::Read;
+
+/// LINKTYPE_* values understood by [`crate::wire::parse_frame`].
+pub mod linktype {
+    /// BSD loopback: 4-byte host-order address family.
+    pub const NULL: u16 = 0;
+    /// Ethernet II (with 802.1Q / 802.1ad tags).
+    pub const ETHERNET: u16 = 1;
+    /// Raw IP (OpenBSD value).
+    pub const RAW_OPENBSD: u16 = 12;
+    /// Raw IP (BSD/OS value).
+    pub const RAW_BSDOS: u16 = 14;
+    /// Raw IP (LINKTYPE_RAW).
+    pub const RAW: u16 = 101;
+    /// OpenBSD loopback: 4-byte network-order address family.
+    pub const LOOP: u16 = 108;
+    /// Linux cooked capture v1.
+    pub const LINUX_SLL: u16 = 113;
+    /// Raw IPv4.
+    pub const IPV4: u16 = 228;
+    /// Raw IPv6.
+    pub const IPV6: u16 = 229;
+    /// Linux cooked capture v2.
+    pub const LINUX_SLL2: u16 = 276;
+}
+
+/// One captured frame. `data` is valid until the next call to [`PcapReader::next_frame`].
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Link type (LINKTYPE_*, lower 16 bits of the header field).
+    pub linktype: u16,
+    /// Timestamp, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// Captured bytes (may be shorter than `orig_len`).
+    pub data: &'a [u8],
+    /// Length of the packet on the wire.
+    pub orig_len: u32,
+    /// Interface index (pcapng; 0 for legacy pcap).
+    pub iface: u32,
+    /// Number of FCS bytes at the end of each frame (legacy header FCS bits), usually 0.
+    pub fcs_len: u8,
+}
+
+/// Why reading stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PcapErrorKind {
+    /// The file is neither pcap nor pcapng.
+    HeaderNotRecognized,
+    /// The file ends in the middle of a record.
+    Truncated,
+    /// A record could not be parsed.
+    Corrupt,
+    /// A single record is larger than the maximum buffer size.
+    RecordTooLarge,
+    /// The underlying reader failed.
+    Io,
+    /// A packet refers to an interface that was never described.
+    UnknownInterface,
+}
+
+/// A read error with the position reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PcapError {
+    pub kind: PcapErrorKind,
+    /// Bytes of the file consumed (complete records) when the error happened.
+    pub offset: u64,
+    /// Frames returned before the error.
+    pub frames: u64,
+}
+
+impl std::fmt::Display for PcapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pcap: {:?} after {} frames at byte {}", self.kind, self.frames, self.offset)
+    }
+}
+
+impl std::error::Error for PcapError {}
+
+#[derive(Debug, Clone, Copy)]
+struct Iface {
+    linktype: u16,
+    /// Ticks per second.
+    resolution: u64,
+    offset_s: i64,
+}
+
+const INITIAL_BUF: usize = 1 << 16;
+const MAX_BUF: usize = 1 << 24;
+
+/// Streaming reader over pcap or pcapng input.
+pub struct PcapReader<'r> {
+    inner: Box<dyn PcapReaderIterator + Send + 'r>,
+    cap: usize,
+    pending: usize,
+    consumed: u64,
+    frames: u64,
+    legacy_linktype: u16,
+    legacy_fcs: u8,
+    legacy_ns: bool,
+    ifaces: Vec<Iface>,
+    last_ts: u64,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl std::fmt::Debug for PcapReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PcapReader").field("consumed", &self.consumed).field("frames", &self.frames).finish()
+    }
+}
+
+impl<'r> PcapReader<'r> {
+    /// Probes the input (pcapng first, then pcap). An empty input is an error (`HeaderNotRecognized`).
+    pub fn new<R: Read + Send + 'r>(reader: R) -> Result<Self, PcapError> {
+        let err = |kind| PcapError { kind, offset: 0, frames: 0 };
+        let inner = match pcap_parser::create_reader(INITIAL_BUF, reader) {
+            Ok(r) => r,
+            Err(PpError::ReadError) => return Err(err(PcapErrorKind::Io)),
+            Err(PpError::Incomplete(_)) => return Err(err(PcapErrorKind::Truncated)),
+            Err(_) => return Err(err(PcapErrorKind::HeaderNotRecognized)),
+        };
+        Ok(PcapReader {
+            inner,
+            cap: INITIAL_BUF,
+            pending: 0,
+            consumed: 0,
+            frames: 0,
+            legacy_linktype: 1,
+            legacy_fcs: 0,
+            legacy_ns: false,
+            ifaces: Vec::new(),
+            last_ts: 0,
+            buf: Vec::new(),
+            done: false,
+        })
+    }
+
+    /// Bytes of complete records consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Frames returned so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    fn fail(&mut self, kind: PcapErrorKind) -> PcapError {
+        self.done = true;
+        PcapError { kind, offset: self.consumed, frames: self.frames }
+    }
+
+    /// Next frame, `Ok(None)` at a clean end of file.
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, PcapError> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.pending != 0 {
+            self.inner.consume(self.pending);
+            self.consumed += self.pending as u64;
+            self.pending = 0;
+        }
+        loop {
+            // Decide what to do with the block without keeping its borrow alive across the refill.
+            enum Step {
+                Consumed(usize),
+                Frame { off: usize, linktype: u16, ts: u64, orig: u32, iface: u32, fcs: u8 },
+                Refill,
+                Grow,
+                Eof,
+                Fail(PcapErrorKind),
+            }
+            let step = match self.inner.next() {
+                Ok((off, block)) => match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        self.legacy_linktype = (h.network.0 & 0xffff) as u16;
+                        let net = h.network.0 as u32;
+                        self.legacy_fcs = if net & (1 << 26) != 0 { ((net >> 28) as u8) * 2 } else { 0 };
+                        self.legacy_ns = h.is_nanosecond_precision();
+                        Step::Consumed(off)
+                    }
+                    PcapBlockOwned::Legacy(b) => {
+                        let sub = if self.legacy_ns { u64::from(b.ts_usec) } else { u64::from(b.ts_usec) * 1000 };
+                        let ts = u64::from(b.ts_sec) * 1_000_000_000 + sub;
+                        self.buf.clear();
+                        self.buf.extend_from_slice(b.data);
+                        Step::Frame {
+                            off,
+                            linktype: self.legacy_linktype,
+                            ts,
+                            orig: b.origlen,
+                            iface: 0,
+                            fcs: self.legacy_fcs,
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                        self.ifaces.clear();
+                        Step::Consumed(off)
+                    }
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        let resolution = idb.ts_resolution().unwrap_or(1_000_000).max(1);
+                        self.ifaces.push(Iface {
+                            linktype: (idb.linktype.0 & 0xffff) as u16,
+                            resolution,
+                            offset_s: idb.ts_offset(),
+                        });
+                        Step::Consumed(off)
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        match self.ifaces.get(epb.if_id as usize).copied() {
+                            None => Step::Fail(PcapErrorKind::UnknownInterface),
+                            Some(ifc) => {
+                                let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                                let ns = (u128::from(ticks) * 1_000_000_000 / u128::from(ifc.resolution)) as i128
+                                    + i128::from(ifc.offset_s) * 1_000_000_000;
+                                let ts = ns.clamp(0, i128::from(u64::MAX)) as u64;
+                                let len = (epb.caplen as usize).min(epb.data.len());
+                                self.buf.clear();
+                                self.buf.extend_from_slice(epb.data.get(..len).unwrap_or(&[]));
+                                Step::Frame {
+                                    off,
+                                    linktype: ifc.linktype,
+                                    ts,
+                                    orig: epb.origlen,
+                                    iface: epb.if_id,
+                                    fcs: 0,
+                                }
+                            }
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => match self.ifaces.first().copied() {
+                        None => Step::Fail(PcapErrorKind::UnknownInterface),
+                        Some(ifc) => {
+                            let len = (spb.origlen as usize).min(spb.data.len());
+                            self.buf.clear();
+                            self.buf.extend_from_slice(spb.data.get(..len).unwrap_or(&[]));
+                            Step::Frame {
+                                off,
+                                linktype: ifc.linktype,
+                                ts: self.last_ts,
+                                orig: spb.origlen,
+                                iface: 0,
+                                fcs: 0,
+                            }
+                        }
+                    },
+                    PcapBlockOwned::NG(_) => Step::Consumed(off),
+                },
+                Err(PpError::Eof) => Step::Eof,
+                Err(PpError::Incomplete(_)) => Step::Refill,
+                Err(PpError::BufferTooSmall) => Step::Grow,
+                Err(PpError::UnexpectedEof) => Step::Fail(PcapErrorKind::Truncated),
+                Err(PpError::ReadError) => Step::Fail(PcapErrorKind::Io),
+                Err(_) => Step::Fail(PcapErrorKind::Corrupt),
+            };
+            match step {
+                Step::Consumed(off) => {
+                    self.inner.consume(off);
+                    self.consumed += off as u64;
+                }
+                Step::Frame { off, linktype, ts, orig, iface, fcs } => {
+                    self.pending = off;
+                    self.frames += 1;
+                    self.last_ts = ts;
+                    return Ok(Some(Frame { linktype, ts_ns: ts, data: &self.buf, orig_len: orig, iface, fcs_len: fcs }));
+                }
+                Step::Refill => {
+                    let before = self.inner.data().len();
+                    if self.inner.refill().is_err() {
+                        return Err(self.fail(PcapErrorKind::Io));
+                    }
+                    if self.inner.reader_exhausted() && self.inner.data().len() == before {
+                        // The reader reports Incomplete on a cut record when it has not noticed EOF yet; the
+                        // next round turns this into UnexpectedEof / Eof.
+                        if before != 0 {
+                            match self.inner.next() {
+                                Ok(_) => {}
+                                Err(PpError::Eof) => {}
+                                Err(_) => return Err(self.fail(PcapErrorKind::Truncated)),
+                            }
+                        }
+                    }
+                }
+                Step::Grow => {
+                    if self.cap >= MAX_BUF {
+                        return Err(self.fail(PcapErrorKind::RecordTooLarge));
+                    }
+                    self.cap *= 4;
+                    if !self.inner.grow(self.cap) {
+                        return Err(self.fail(PcapErrorKind::RecordTooLarge));
+                    }
+                }
+                Step::Eof => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Step::Fail(kind) => return Err(self.fail(kind)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn legacy(le: bool, ns: bool, linktype: u32, frames: &[(u32, u32, &[u8])]) -> Vec<u8> {
+        let mut v = Vec::new();
+        let magic: u32 = if ns { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+        let w32 = |v: &mut Vec<u8>, x: u32| {
+            if le {
+                v.extend_from_slice(&x.to_le_bytes())
+            } else {
+                v.extend_from_slice(&x.to_be_bytes())
+            }
+        };
+        let w16 = |v: &mut Vec<u8>, x: u16| {
+            if le {
+                v.extend_from_slice(&x.to_le_bytes())
+            } else {
+                v.extend_from_slice(&x.to_be_bytes())
+            }
+        };
+        w32(&mut v, magic);
+        w16(&mut v, 2);
+        w16(&mut v, 4);
+        w32(&mut v, 0);
+        w32(&mut v, 0);
+        w32(&mut v, 65535);
+        w32(&mut v, linktype);
+        for (s, sub, d) in frames {
+            w32(&mut v, *s);
+            w32(&mut v, *sub);
+            w32(&mut v, d.len() as u32);
+            w32(&mut v, d.len() as u32 + 2);
+            v.extend_from_slice(d);
+        }
+        v
+    }
+
+    fn collect(bytes: &[u8]) -> (Vec<(u16, u64, Vec<u8>, u32)>, Option<PcapError>) {
+        let mut r = PcapReader::new(bytes).expect("header");
+        let mut out = Vec::new();
+        loop {
+            match r.next_frame() {
+                Ok(Some(f)) => out.push((f.linktype, f.ts_ns, f.data.to_vec(), f.iface)),
+                Ok(None) => return (out, None),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn legacy_both_orders_and_precisions() {
+        for le in [true, false] {
+            for ns in [false, true] {
+                let f = legacy(le, ns, 101, &[(10, 5, b"abcd"), (11, 7, b"xyz")]);
+                let (frames, err) = collect(&f);
+                assert!(err.is_none(), "{err:?}");
+                assert_eq!(frames.len(), 2);
+                let mul = if ns { 1 } else { 1000 };
+                assert_eq!(frames[0], (101, 10_000_000_000 + 5 * mul, b"abcd".to_vec(), 0));
+                assert_eq!(frames[1].1, 11_000_000_000 + 7 * mul);
+                assert_eq!(frames[1].2, b"xyz");
+            }
+        }
+    }
+
+    #[test]
+    fn fcs_bits_masked() {
+        let f = legacy(true, false, 1 | (1 << 26) | (2 << 28), &[(1, 0, &[0u8; 20])]);
+        let mut r = PcapReader::new(&f[..]).unwrap();
+        let fr = r.next_frame().unwrap().unwrap();
+        assert_eq!(fr.linktype, 1);
+        assert_eq!(fr.fcs_len, 4);
+    }
+
+    #[test]
+    fn truncated_reports_progress() {
+        let f = legacy(true, false, 1, &[(1, 0, &[1u8; 30]), (2, 0, &[2u8; 30])]);
+        let cut = &f[..f.len() - 10];
+        let (frames, err) = collect(cut);
+        assert_eq!(frames.len(), 1);
+        let e = err.expect("truncation error");
+        assert_eq!(e.kind, PcapErrorKind::Truncated);
+        assert_eq!(e.frames, 1);
+        assert_eq!(e.offset, 24 + 16 + 30);
+    }
+
+    #[test]
+    fn garbage_and_empty() {
+        assert_eq!(PcapReader::new(&b""[..]).unwrap_err().kind, PcapErrorKind::HeaderNotRecognized);
+        assert_eq!(
+            PcapReader::new(&[0x55u8; 64][..]).unwrap_err().kind,
+            PcapErrorKind::HeaderNotRecognized
+        );
+    }
+
+    fn ng_block(t: u32, body: &[u8]) -> Vec<u8> {
+        let mut b = body.to_vec();
+        while b.len() % 4 != 0 {
+            b.push(0);
+        }
+        let len = 12 + b.len() as u32;
+        let mut v = Vec::new();
+        v.extend_from_slice(&t.to_le_bytes());
+        v.extend_from_slice(&len.to_le_bytes());
+        v.extend_from_slice(&b);
+        v.extend_from_slice(&len.to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn pcapng_two_interfaces_tsresol() {
+        let mut f = Vec::new();
+        let mut shb = Vec::new();
+        shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        f.extend(ng_block(0x0a0d_0d0a, &shb));
+        // IDB 0: ethernet, default µs
+        let mut idb = Vec::new();
+        idb.extend_from_slice(&1u16.to_le_bytes());
+        idb.extend_from_slice(&0u16.to_le_bytes());
+        idb.extend_from_slice(&0u32.to_le_bytes());
+        f.extend(ng_block(1, &idb));
+        // IDB 1: raw, if_tsresol = 9 (ns)
+        let mut idb = Vec::new();
+        idb.extend_from_slice(&101u16.to_le_bytes());
+        idb.extend_from_slice(&0u16.to_le_bytes());
+        idb.extend_from_slice(&0u32.to_le_bytes());
+        idb.extend_from_slice(&9u16.to_le_bytes());
+        idb.extend_from_slice(&1u16.to_le_bytes());
+        idb.extend_from_slice(&[9, 0, 0, 0]);
+        idb.extend_from_slice(&[0, 0, 0, 0]);
+        f.extend(ng_block(1, &idb));
+        for (ifid, ticks, data) in [(1u32, 1_500_000_000u64, &b"abc"[..]), (0, 2_000_000, &b"defgh"[..])] {
+            let mut epb = Vec::new();
+            epb.extend_from_slice(&ifid.to_le_bytes());
+            epb.extend_from_slice(&((ticks >> 32) as u32).to_le_bytes());
+            epb.extend_from_slice(&(ticks as u32).to_le_bytes());
+            epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            epb.extend_from_slice(data);
+            while epb.len() % 4 != 0 {
+                epb.push(0);
+            }
+            f.extend(ng_block(6, &epb));
+        }
+        let (frames, err) = collect(&f);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0], (101, 1_500_000_000, b"abc".to_vec(), 1));
+        assert_eq!(frames[1], (1, 2_000_000_000, b"defgh".to_vec(), 0));
+    }
+}
