@@ -82,7 +82,11 @@ pub struct PcapError {
 
 impl std::fmt::Display for PcapError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pcap: {:?} after {} frames at byte {}", self.kind, self.frames, self.offset)
+        write!(
+            f,
+            "pcap: {:?} after {} frames at byte {}",
+            self.kind, self.frames, self.offset
+        )
     }
 }
 
@@ -117,14 +121,21 @@ pub struct PcapReader<'r> {
 
 impl std::fmt::Debug for PcapReader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PcapReader").field("consumed", &self.consumed).field("frames", &self.frames).finish()
+        f.debug_struct("PcapReader")
+            .field("consumed", &self.consumed)
+            .field("frames", &self.frames)
+            .finish()
     }
 }
 
 impl<'r> PcapReader<'r> {
     /// Probes the input (pcapng first, then pcap). An empty input is an error (`HeaderNotRecognized`).
     pub fn new<R: Read + Send + 'r>(reader: R) -> Result<Self, PcapError> {
-        let err = |kind| PcapError { kind, offset: 0, frames: 0 };
+        let err = |kind| PcapError {
+            kind,
+            offset: 0,
+            frames: 0,
+        };
         let inner = match pcap_parser::create_reader(INITIAL_BUF, reader) {
             Ok(r) => r,
             Err(PpError::ReadError) => return Err(err(PcapErrorKind::Io)),
@@ -159,7 +170,11 @@ impl<'r> PcapReader<'r> {
 
     fn fail(&mut self, kind: PcapErrorKind) -> PcapError {
         self.done = true;
-        PcapError { kind, offset: self.consumed, frames: self.frames }
+        PcapError {
+            kind,
+            offset: self.consumed,
+            frames: self.frames,
+        }
     }
 
     /// Next frame, `Ok(None)` at a clean end of file.
@@ -176,7 +191,14 @@ impl<'r> PcapReader<'r> {
             // Decide what to do with the block without keeping its borrow alive across the refill.
             enum Step {
                 Consumed(usize),
-                Frame { off: usize, linktype: u16, ts: u64, orig: u32, iface: u32, fcs: u8 },
+                Frame {
+                    off: usize,
+                    linktype: u16,
+                    ts: u64,
+                    orig: u32,
+                    iface: u32,
+                    fcs: u8,
+                },
                 Refill,
                 Grow,
                 Eof,
@@ -187,12 +209,20 @@ impl<'r> PcapReader<'r> {
                     PcapBlockOwned::LegacyHeader(h) => {
                         self.legacy_linktype = (h.network.0 & 0xffff) as u16;
                         let net = h.network.0 as u32;
-                        self.legacy_fcs = if net & (1 << 26) != 0 { ((net >> 28) as u8) * 2 } else { 0 };
+                        self.legacy_fcs = if net & (1 << 26) != 0 {
+                            ((net >> 28) as u8) * 2
+                        } else {
+                            0
+                        };
                         self.legacy_ns = h.is_nanosecond_precision();
                         Step::Consumed(off)
                     }
                     PcapBlockOwned::Legacy(b) => {
-                        let sub = if self.legacy_ns { u64::from(b.ts_usec) } else { u64::from(b.ts_usec) * 1000 };
+                        let sub = if self.legacy_ns {
+                            u64::from(b.ts_usec)
+                        } else {
+                            u64::from(b.ts_usec) * 1000
+                        };
                         let ts = u64::from(b.ts_sec) * 1_000_000_000 + sub;
                         self.buf.clear();
                         self.buf.extend_from_slice(b.data);
@@ -223,12 +253,15 @@ impl<'r> PcapReader<'r> {
                             None => Step::Fail(PcapErrorKind::UnknownInterface),
                             Some(ifc) => {
                                 let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                                let ns = (u128::from(ticks) * 1_000_000_000 / u128::from(ifc.resolution)) as i128
+                                let ns = (u128::from(ticks) * 1_000_000_000
+                                    / u128::from(ifc.resolution))
+                                    as i128
                                     + i128::from(ifc.offset_s) * 1_000_000_000;
                                 let ts = ns.clamp(0, i128::from(u64::MAX)) as u64;
                                 let len = (epb.caplen as usize).min(epb.data.len());
                                 self.buf.clear();
-                                self.buf.extend_from_slice(epb.data.get(..len).unwrap_or(&[]));
+                                self.buf
+                                    .extend_from_slice(epb.data.get(..len).unwrap_or(&[]));
                                 Step::Frame {
                                     off,
                                     linktype: ifc.linktype,
@@ -240,22 +273,25 @@ impl<'r> PcapReader<'r> {
                             }
                         }
                     }
-                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => match self.ifaces.first().copied() {
-                        None => Step::Fail(PcapErrorKind::UnknownInterface),
-                        Some(ifc) => {
-                            let len = (spb.origlen as usize).min(spb.data.len());
-                            self.buf.clear();
-                            self.buf.extend_from_slice(spb.data.get(..len).unwrap_or(&[]));
-                            Step::Frame {
-                                off,
-                                linktype: ifc.linktype,
-                                ts: self.last_ts,
-                                orig: spb.origlen,
-                                iface: 0,
-                                fcs: 0,
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        match self.ifaces.first().copied() {
+                            None => Step::Fail(PcapErrorKind::UnknownInterface),
+                            Some(ifc) => {
+                                let len = (spb.origlen as usize).min(spb.data.len());
+                                self.buf.clear();
+                                self.buf
+                                    .extend_from_slice(spb.data.get(..len).unwrap_or(&[]));
+                                Step::Frame {
+                                    off,
+                                    linktype: ifc.linktype,
+                                    ts: self.last_ts,
+                                    orig: spb.origlen,
+                                    iface: 0,
+                                    fcs: 0,
+                                }
                             }
                         }
-                    },
+                    }
                     PcapBlockOwned::NG(_) => Step::Consumed(off),
                 },
                 Err(PpError::Eof) => Step::Eof,
@@ -270,11 +306,25 @@ impl<'r> PcapReader<'r> {
                     self.inner.consume(off);
                     self.consumed += off as u64;
                 }
-                Step::Frame { off, linktype, ts, orig, iface, fcs } => {
+                Step::Frame {
+                    off,
+                    linktype,
+                    ts,
+                    orig,
+                    iface,
+                    fcs,
+                } => {
                     self.pending = off;
                     self.frames += 1;
                     self.last_ts = ts;
-                    return Ok(Some(Frame { linktype, ts_ns: ts, data: &self.buf, orig_len: orig, iface, fcs_len: fcs }));
+                    return Ok(Some(Frame {
+                        linktype,
+                        ts_ns: ts,
+                        data: &self.buf,
+                        orig_len: orig,
+                        iface,
+                        fcs_len: fcs,
+                    }));
                 }
                 Step::Refill => {
                     let before = self.inner.data().len();
@@ -350,7 +400,9 @@ mod tests {
         v
     }
 
-    fn collect(bytes: &[u8]) -> (Vec<(u16, u64, Vec<u8>, u32)>, Option<PcapError>) {
+    type Collected = (Vec<(u16, u64, Vec<u8>, u32)>, Option<PcapError>);
+
+    fn collect(bytes: &[u8]) -> Collected {
         let mut r = PcapReader::new(bytes).expect("header");
         let mut out = Vec::new();
         loop {
@@ -371,7 +423,10 @@ mod tests {
                 assert!(err.is_none(), "{err:?}");
                 assert_eq!(frames.len(), 2);
                 let mul = if ns { 1 } else { 1000 };
-                assert_eq!(frames[0], (101, 10_000_000_000 + 5 * mul, b"abcd".to_vec(), 0));
+                assert_eq!(
+                    frames[0],
+                    (101, 10_000_000_000 + 5 * mul, b"abcd".to_vec(), 0)
+                );
                 assert_eq!(frames[1].1, 11_000_000_000 + 7 * mul);
                 assert_eq!(frames[1].2, b"xyz");
             }
@@ -380,7 +435,12 @@ mod tests {
 
     #[test]
     fn fcs_bits_masked() {
-        let f = legacy(true, false, 1 | (1 << 26) | (2 << 28), &[(1, 0, &[0u8; 20])]);
+        let f = legacy(
+            true,
+            false,
+            1 | (1 << 26) | (2 << 28),
+            &[(1, 0, &[0u8; 20])],
+        );
         let mut r = PcapReader::new(&f[..]).unwrap();
         let fr = r.next_frame().unwrap().unwrap();
         assert_eq!(fr.linktype, 1);
@@ -401,7 +461,10 @@ mod tests {
 
     #[test]
     fn garbage_and_empty() {
-        assert_eq!(PcapReader::new(&b""[..]).unwrap_err().kind, PcapErrorKind::HeaderNotRecognized);
+        assert_eq!(
+            PcapReader::new(&b""[..]).unwrap_err().kind,
+            PcapErrorKind::HeaderNotRecognized
+        );
         assert_eq!(
             PcapReader::new(&[0x55u8; 64][..]).unwrap_err().kind,
             PcapErrorKind::HeaderNotRecognized
@@ -410,7 +473,7 @@ mod tests {
 
     fn ng_block(t: u32, body: &[u8]) -> Vec<u8> {
         let mut b = body.to_vec();
-        while b.len() % 4 != 0 {
+        while !b.len().is_multiple_of(4) {
             b.push(0);
         }
         let len = 12 + b.len() as u32;
@@ -447,7 +510,10 @@ mod tests {
         idb.extend_from_slice(&[9, 0, 0, 0]);
         idb.extend_from_slice(&[0, 0, 0, 0]);
         f.extend(ng_block(1, &idb));
-        for (ifid, ticks, data) in [(1u32, 1_500_000_000u64, &b"abc"[..]), (0, 2_000_000, &b"defgh"[..])] {
+        for (ifid, ticks, data) in [
+            (1u32, 1_500_000_000u64, &b"abc"[..]),
+            (0, 2_000_000, &b"defgh"[..]),
+        ] {
             let mut epb = Vec::new();
             epb.extend_from_slice(&ifid.to_le_bytes());
             epb.extend_from_slice(&((ticks >> 32) as u32).to_le_bytes());
@@ -455,7 +521,7 @@ mod tests {
             epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
             epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
             epb.extend_from_slice(data);
-            while epb.len() % 4 != 0 {
+            while !epb.len().is_multiple_of(4) {
                 epb.push(0);
             }
             f.extend(ng_block(6, &epb));
