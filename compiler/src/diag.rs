@@ -1,0 +1,391 @@
+//! Diagnostics as plain data (`Diagnostic`, `Span`, `SourceMap`), the table of stable
+//! codes, and the two renderers used at the edge: ariadne text (`render`) and JSON
+//! (`to_json`). The checker only builds `Diagnostic` values; nothing here prints.
+
+use std::fmt::Write as _;
+
+/// Index of a source file in a [`SourceMap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize)]
+pub struct FileId(pub u32);
+
+/// A byte range in one source file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize)]
+pub struct Span {
+    pub file: FileId,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(file: FileId, start: usize, end: usize) -> Span {
+        let start = u32::try_from(start).unwrap_or(u32::MAX);
+        let end = u32::try_from(end).unwrap_or(u32::MAX).max(start);
+        Span { file, start, end }
+    }
+    /// The smallest span covering both (same file assumed; otherwise `self`).
+    pub fn to(self, other: Span) -> Span {
+        if self.file != other.file {
+            return self;
+        }
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// One loaded source text.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    pub name: String,
+    pub text: String,
+}
+
+/// Every source text the checker saw (the root file and its includes), by [`FileId`].
+#[derive(Clone, Debug, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+impl SourceMap {
+    pub fn new() -> SourceMap {
+        SourceMap::default()
+    }
+    pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
+        let id = FileId(u32::try_from(self.files.len()).unwrap_or(u32::MAX));
+        self.files.push(SourceFile {
+            name: name.into(),
+            text: text.into(),
+        });
+        id
+    }
+    pub fn get(&self, id: FileId) -> Option<&SourceFile> {
+        self.files.get(id.0 as usize)
+    }
+    pub fn name(&self, id: FileId) -> &str {
+        self.get(id).map_or("<unknown>", |f| f.name.as_str())
+    }
+    pub fn text(&self, id: FileId) -> &str {
+        self.get(id).map_or("", |f| f.text.as_str())
+    }
+    pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (FileId(i as u32), f))
+    }
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, id: FileId, offset: u32) -> (usize, usize) {
+        let text = self.text(id);
+        let mut off = (offset as usize).min(text.len());
+        while off > 0 && !text.is_char_boundary(off) {
+            off -= 1;
+        }
+        let before = &text[..off];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A checker finding. Plain data: rendering happens at the edge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// Stable code from [`CODES`], e.g. `"E0104"`.
+    pub code: &'static str,
+    pub message: String,
+    pub primary: Span,
+    /// Text shown at the primary span (may be empty).
+    pub primary_label: String,
+    /// Related places, each with its own text.
+    pub labels: Vec<(Span, String)>,
+    pub notes: Vec<String>,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, primary: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            primary,
+            primary_label: String::new(),
+            labels: Vec::new(),
+            notes: Vec::new(),
+            help: None,
+        }
+    }
+    pub fn warning(code: &'static str, primary: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, primary, message)
+        }
+    }
+    pub fn with_primary_label(mut self, text: impl Into<String>) -> Diagnostic {
+        self.primary_label = text.into();
+        self
+    }
+    pub fn with_label(mut self, span: Span, text: impl Into<String>) -> Diagnostic {
+        self.labels.push((span, text.into()));
+        self
+    }
+    pub fn with_note(mut self, text: impl Into<String>) -> Diagnostic {
+        self.notes.push(text.into());
+        self
+    }
+    pub fn with_help(mut self, text: impl Into<String>) -> Diagnostic {
+        self.help = Some(text.into());
+        self
+    }
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// Every diagnostic code with a one-line description. Codes are stable: never reuse one.
+pub const CODES: &[(&str, &str)] = &[
+    ("E0001", "syntax error (from the parser)"),
+    ("E0002", "include file could not be read"),
+    ("E0003", "include cycle"),
+    ("E0004", "include nesting too deep"),
+    ("E0010", "undefined variable `$name`"),
+    ("E0011", "variable defined twice / recursive definition"),
+    (
+        "E0020",
+        "address family not supported (arp, bridge, netdev)",
+    ),
+    ("E0021", "command not supported in a ruleset file"),
+    ("E0100", "duplicate table"),
+    ("E0101", "duplicate chain"),
+    ("E0102", "duplicate set or map"),
+    ("E0103", "jump/goto to an undefined chain"),
+    ("E0104", "reference to an undefined set or map"),
+    ("E0105", "jump/goto to a base chain"),
+    (
+        "E0106",
+        "object used with the wrong kind (set vs map vs vmap)",
+    ),
+    ("E0200", "value out of range for its type"),
+    ("E0201", "unknown symbol for the expected type"),
+    ("E0202", "prefix length out of range"),
+    (
+        "E0203",
+        "address family of a value or selector does not match the table family",
+    ),
+    ("E0204", "type mismatch between the two sides of a match"),
+    ("E0205", "set element does not match the set's key type"),
+    ("E0206", "unsupported or unknown expression"),
+    ("E0207", "invalid range (low > high)"),
+    ("E0208", "unknown datatype in a set/map declaration"),
+    ("E0209", "relational operator not valid for this type"),
+    ("E0210", "unsupported statement"),
+    ("E0211", "invalid statement argument"),
+    ("E0300", "conflicting protocol dependencies in one rule"),
+    ("E0400", "chain type not valid on this hook"),
+    (
+        "E0401",
+        "nat chain priority must be greater than -200 (conntrack)",
+    ),
+    ("E0402", "base chain needs both hook and priority"),
+    ("E0403", "policy on a user chain"),
+    ("E0404", "unknown hook, chain type or priority name"),
+    (
+        "E0405",
+        "statement not allowed on this chain's hook or type",
+    ),
+    ("E0406", "statement after verdict"),
+    ("E0407", "comment is not the last item of the rule"),
+    ("E0408", "more than one verdict in a rule"),
+    ("E0500", "loop in the jump/goto graph"),
+    ("E0501", "jump depth reaches NFT_JUMP_STACK_SIZE (16)"),
+    ("W0600", "user chain is never jumped to (unreachable)"),
+];
+
+/// The one-line description of a code, if it is known.
+pub fn describe(code: &str) -> Option<&'static str> {
+    CODES.iter().find(|(c, _)| *c == code).map(|(_, d)| *d)
+}
+
+/// Render diagnostics with ariadne (`file:line:col`, carets, labels, notes, help).
+/// `color` is off for golden files.
+pub fn render(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
+    use ariadne::{Config, IndexType, Label, Report, ReportKind};
+    let mut out = Vec::new();
+    // ariadne needs distinct display names per file; the file name plus the id keeps them unique.
+    let names: Vec<String> = sources.files().map(|(_, f)| f.name.clone()).collect();
+    let name_of = |id: FileId| -> String {
+        let n = names
+            .get(id.0 as usize)
+            .cloned()
+            .unwrap_or_else(|| "<unknown>".into());
+        if names.iter().filter(|x| **x == n).count() > 1 {
+            format!("{n}#{}", id.0)
+        } else {
+            n
+        }
+    };
+    let cache_src: Vec<(String, String)> = sources
+        .files()
+        .map(|(id, f)| (name_of(id), f.text.clone()))
+        .collect();
+    let mut cache = ariadne::sources(cache_src);
+    let clamp = |s: Span| -> std::ops::Range<usize> {
+        let len = sources.text(s.file).len();
+        let a = (s.start as usize).min(len);
+        let b = (s.end as usize).min(len).max(a);
+        a..b
+    };
+    for d in diags {
+        let kind = match d.severity {
+            Severity::Error => ReportKind::Error,
+            Severity::Warning => ReportKind::Warning,
+        };
+        let pspan = (name_of(d.primary.file), clamp(d.primary));
+        let mut b = Report::build(kind, pspan.clone())
+            .with_code(d.code)
+            .with_message(&d.message)
+            .with_config(
+                Config::default()
+                    .with_color(color)
+                    .with_index_type(IndexType::Byte)
+                    .with_compact(false),
+            );
+        let mut primary = Label::new(pspan).with_order(0);
+        if !d.primary_label.is_empty() {
+            primary = primary.with_message(&d.primary_label);
+        }
+        b = b.with_label(primary);
+        for (i, (s, text)) in d.labels.iter().enumerate() {
+            let l = Label::new((name_of(s.file), clamp(*s)))
+                .with_message(text)
+                .with_order(i as i32 + 1);
+            b = b.with_label(l);
+        }
+        for n in &d.notes {
+            b = b.with_note(n);
+        }
+        if let Some(h) = &d.help {
+            b = b.with_help(h);
+        }
+        let _ = b.finish().write(&mut cache, &mut out);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A one-line-per-diagnostic summary `file:line:col: error[E0104]: message`, handy in tests.
+pub fn render_short(diags: &[Diagnostic], sources: &SourceMap) -> String {
+    let mut s = String::new();
+    for d in diags {
+        let (l, c) = sources.line_col(d.primary.file, d.primary.start);
+        let sev = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let _ = writeln!(
+            s,
+            "{}:{l}:{c}: {sev}[{}]: {}",
+            sources.name(d.primary.file),
+            d.code,
+            d.message
+        );
+    }
+    s
+}
+
+fn span_json(s: Span, sources: &SourceMap) -> serde_json::Value {
+    let (line, col) = sources.line_col(s.file, s.start);
+    let (end_line, end_col) = sources.line_col(s.file, s.end);
+    serde_json::json!({
+        "file": sources.name(s.file),
+        "start": s.start, "end": s.end,
+        "line": line, "column": col, "end_line": end_line, "end_column": end_col,
+    })
+}
+
+/// Machine-readable diagnostics for `nfc check --format json`: an array of objects.
+pub fn to_json(diags: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
+    serde_json::Value::Array(
+        diags
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "severity": d.severity,
+                    "code": d.code,
+                    "message": d.message,
+                    "primary": span_json(d.primary, sources),
+                    "primary_label": d.primary_label,
+                    "labels": d.labels.iter().map(|(s, t)| {
+                        let mut v = span_json(*s, sources);
+                        v["message"] = serde_json::Value::String(t.clone());
+                        v
+                    }).collect::<Vec<_>>(),
+                    "notes": d.notes,
+                    "help": d.help,
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_sorted() {
+        for w in CODES.windows(2) {
+            assert!(w[0].0 < w[1].0, "{} !< {}", w[0].0, w[1].0);
+        }
+        assert_eq!(describe("E0500"), Some("loop in the jump/goto graph"));
+    }
+
+    #[test]
+    fn line_col_is_one_based() {
+        let mut sm = SourceMap::new();
+        let f = sm.add("a.nfr", "ab\ncdé\nx");
+        assert_eq!(sm.line_col(f, 0), (1, 1));
+        assert_eq!(sm.line_col(f, 3), (2, 1));
+        assert_eq!(sm.line_col(f, 7), (2, 4));
+        assert_eq!(sm.line_col(f, 999), (3, 2));
+    }
+
+    #[test]
+    fn render_shows_position_code_and_labels() {
+        let mut sm = SourceMap::new();
+        let f = sm.add("r.nfr", "table ip t {\n  chain c { jump d }\n}\n");
+        let d = Diagnostic::error("E0103", Span::new(f, 30, 31), "chain `d` is not defined")
+            .with_primary_label("jump target")
+            .with_help("define it with `chain d { }`");
+        let out = render(std::slice::from_ref(&d), &sm, false);
+        assert!(out.contains("E0103"), "{out}");
+        assert!(out.contains("r.nfr:2:18"), "{out}");
+        assert!(out.contains("jump target"), "{out}");
+        assert!(out.contains("define it"), "{out}");
+        let j = to_json(&[d], &sm);
+        assert_eq!(j[0]["code"], "E0103");
+        assert_eq!(j[0]["primary"]["line"], 2);
+        assert_eq!(j[0]["severity"], "error");
+    }
+
+    #[test]
+    fn render_survives_bad_spans() {
+        let mut sm = SourceMap::new();
+        let f = sm.add("r.nfr", "x");
+        let d = Diagnostic::error("E0001", Span::new(f, 50, 40), "m")
+            .with_label(Span::new(FileId(9), 0, 1), "other");
+        let _ = render(&[d], &sm, false);
+    }
+}

@@ -1,0 +1,795 @@
+//! The checked ruleset (Hir): what `check()` produces and the lowerings consume.
+//!
+//! Everything is resolved and typed: names are ids (`ChainId`, `SetId`), values are bytes in
+//! network order with their length, implicit protocol dependencies are explicit matches
+//! (marked `implicit: true`), and every node keeps its source span. A `Hir` exists only
+//! when the checker found no errors.
+//!
+//! Payload fields are described in bits (`offset_bits`, `len_bits`) from the start of their
+//! header; [`Expr::load_window`] gives the byte window, mask and shift a lowering needs.
+//! The value of a sub-byte field (e.g. `ip dscp`) is stored right-aligned in
+//! `ceil(len_bits / 8)` bytes (dscp cs1 = `[0x08]`); the lowering shifts it into place.
+
+use crate::diag::Span;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableId(pub u32);
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChainId(pub u32);
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SetId(pub u32);
+
+/// Table families nfc supports (arp/bridge/netdev are rejected by the checker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    Ip,
+    Ip6,
+    Inet,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ip => "ip",
+            Family::Ip6 => "ip6",
+            Family::Inet => "inet",
+        }
+    }
+}
+
+/// Netfilter hooks (NF_INET_* plus ingress).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hook {
+    Prerouting,
+    Input,
+    Forward,
+    Output,
+    Postrouting,
+    Ingress,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 6] = [
+        Hook::Prerouting,
+        Hook::Input,
+        Hook::Forward,
+        Hook::Output,
+        Hook::Postrouting,
+        Hook::Ingress,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "prerouting",
+            Hook::Input => "input",
+            Hook::Forward => "forward",
+            Hook::Output => "output",
+            Hook::Postrouting => "postrouting",
+            Hook::Ingress => "ingress",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|h| h.name() == s)
+    }
+    /// NF_INET_* number (ingress = 5 as in NF_INET_INGRESS).
+    pub fn nf_inet(self) -> u32 {
+        match self {
+            Hook::Prerouting => 0,
+            Hook::Input => 1,
+            Hook::Forward => 2,
+            Hook::Output => 3,
+            Hook::Postrouting => 4,
+            Hook::Ingress => 5,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChainType {
+    Filter,
+    Nat,
+    Route,
+}
+
+impl ChainType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChainType::Filter => "filter",
+            ChainType::Nat => "nat",
+            ChainType::Route => "route",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<ChainType> {
+        match s {
+            "filter" => Some(ChainType::Filter),
+            "nat" => Some(ChainType::Nat),
+            "route" => Some(ChainType::Route),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Policy {
+    Accept,
+    Drop,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Hir {
+    /// `flush ruleset` appeared (atomic replace).
+    pub flush_ruleset: bool,
+    pub tables: Vec<Table>,
+    /// All chains of all tables, indexed by `ChainId`.
+    pub chains: Vec<Chain>,
+    /// All named sets/maps of all tables, indexed by `SetId`.
+    pub sets: Vec<Set>,
+}
+
+impl Hir {
+    pub fn chain(&self, id: ChainId) -> Option<&Chain> {
+        self.chains.get(id.0 as usize)
+    }
+    pub fn set(&self, id: SetId) -> Option<&Set> {
+        self.sets.get(id.0 as usize)
+    }
+    pub fn table(&self, id: TableId) -> Option<&Table> {
+        self.tables.get(id.0 as usize)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Table {
+    pub id: TableId,
+    pub family: Family,
+    pub name: String,
+    pub span: Span,
+    pub chains: Vec<ChainId>,
+    pub sets: Vec<SetId>,
+    /// Whether this table can be expressed as an iptables table, and why not.
+    pub ipt: IptMapping,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    pub id: ChainId,
+    pub table: TableId,
+    pub name: String,
+    pub span: Span,
+    pub kind: ChainKind,
+    pub rules: Vec<Rule>,
+}
+
+impl Chain {
+    pub fn base(&self) -> Option<&BaseChain> {
+        match &self.kind {
+            ChainKind::Base(b) => Some(b),
+            ChainKind::User => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainKind {
+    Base(BaseChain),
+    User,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseChain {
+    pub ty: ChainType,
+    pub hook: Hook,
+    pub priority: i32,
+    pub policy: Policy,
+    pub device: Option<String>,
+    pub span: Span,
+}
+
+/// A rule: items in source order (matches and statements interleave, as in nft) and at
+/// most one verdict, which is always last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub span: Span,
+    pub items: Vec<Item>,
+    pub verdict: Option<Verdict>,
+    pub comment: Option<String>,
+}
+
+impl Rule {
+    pub fn matches(&self) -> impl Iterator<Item = &Match> {
+        self.items.iter().filter_map(|i| match i {
+            Item::Match(m) => Some(m),
+            Item::Stmt(_) => None,
+        })
+    }
+    pub fn stmts(&self) -> impl Iterator<Item = &Stmt> {
+        self.items.iter().filter_map(|i| match i {
+            Item::Stmt(s) => Some(s),
+            Item::Match(_) => None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    Match(Match),
+    Stmt(Stmt),
+}
+
+// ---------------------------------------------------------------------------------------
+// Types and values
+
+/// Datatypes of selectors and values (nft's datatype names in comments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Type {
+    /// `integer` of the given width in bits.
+    Integer(u32),
+    /// `ipv4_addr`
+    Ipv4Addr,
+    /// `ipv6_addr`
+    Ipv6Addr,
+    /// `ether_addr`
+    EtherAddr,
+    /// `inet_proto` (8 bits)
+    InetProto,
+    /// `inet_service` (16-bit port)
+    InetService,
+    /// `nf_proto` (meta nfproto)
+    NfProto,
+    /// `mark` (32 bits)
+    Mark,
+    /// `iface_index` (32 bits, host order in nft; stored network order here)
+    IfIndex,
+    /// `ifname` (16 bytes, NUL padded)
+    IfName,
+    /// `iface_type` (16 bits)
+    IfType,
+    /// `pkt_type` (8 bits)
+    PktType,
+    /// `ct_state` bitmask (32 bits)
+    CtState,
+    /// `ct_status` bitmask (32 bits)
+    CtStatus,
+    /// `ct_dir` (8 bits)
+    CtDir,
+    /// `ct_label` (128 bits)
+    CtLabel,
+    /// `tcp_flag` bitmask (8 bits)
+    TcpFlag,
+    /// `icmp_type` (8 bits)
+    IcmpType,
+    /// `icmp_code` (8 bits)
+    IcmpCode,
+    /// `icmpv6_type` (8 bits)
+    Icmpv6Type,
+    /// `icmpv6_code` (8 bits)
+    Icmpv6Code,
+    /// `dscp` (6 bits)
+    Dscp,
+    /// `ecn` (2 bits)
+    Ecn,
+    /// `string` (helper names etc.), length in bytes
+    String(u32),
+    /// `verdict` (map data)
+    Verdict,
+    /// `time` / relative time in ms
+    Time,
+    /// `boolean`
+    Boolean,
+}
+
+impl Type {
+    /// Width of the value in bits.
+    pub fn bits(self) -> u32 {
+        match self {
+            Type::Integer(b) => b,
+            Type::Ipv4Addr => 32,
+            Type::Ipv6Addr => 128,
+            Type::EtherAddr => 48,
+            Type::InetProto | Type::NfProto | Type::PktType | Type::CtDir | Type::TcpFlag => 8,
+            Type::IcmpType | Type::IcmpCode | Type::Icmpv6Type | Type::Icmpv6Code => 8,
+            Type::InetService | Type::IfType => 16,
+            Type::Mark | Type::IfIndex | Type::CtState | Type::CtStatus => 32,
+            Type::CtLabel => 128,
+            Type::IfName => 128,
+            Type::Dscp => 6,
+            Type::Ecn => 2,
+            Type::String(n) => n * 8,
+            Type::Verdict => 32,
+            Type::Time => 64,
+            Type::Boolean => 1,
+        }
+    }
+    /// Width in bytes (rounded up).
+    pub fn bytes(self) -> u32 {
+        self.bits().div_ceil(8)
+    }
+    /// nft's datatype name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Type::Integer(_) => "integer",
+            Type::Ipv4Addr => "ipv4_addr",
+            Type::Ipv6Addr => "ipv6_addr",
+            Type::EtherAddr => "ether_addr",
+            Type::InetProto => "inet_proto",
+            Type::InetService => "inet_service",
+            Type::NfProto => "nf_proto",
+            Type::Mark => "mark",
+            Type::IfIndex => "iface_index",
+            Type::IfName => "ifname",
+            Type::IfType => "iface_type",
+            Type::PktType => "pkt_type",
+            Type::CtState => "ct_state",
+            Type::CtStatus => "ct_status",
+            Type::CtDir => "ct_dir",
+            Type::CtLabel => "ct_label",
+            Type::TcpFlag => "tcp_flag",
+            Type::IcmpType => "icmp_type",
+            Type::IcmpCode => "icmp_code",
+            Type::Icmpv6Type => "icmpv6_type",
+            Type::Icmpv6Code => "icmpv6_code",
+            Type::Dscp => "dscp",
+            Type::Ecn => "ecn",
+            Type::String(_) => "string",
+            Type::Verdict => "verdict",
+            Type::Time => "time",
+            Type::Boolean => "boolean",
+        }
+    }
+    /// Bitmask types: a bare value means "any of these bits set" (implicit flag test).
+    pub fn is_bitmask(self) -> bool {
+        matches!(self, Type::CtState | Type::CtStatus | Type::TcpFlag)
+    }
+}
+
+/// A typed constant: bytes in network order, `ty.bytes()` long (ifname: 16 bytes, NUL padded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Value {
+    pub ty: Type,
+    pub bytes: Vec<u8>,
+    /// How the user wrote it (symbol, number, address), for printing.
+    pub text: String,
+    pub span: Span,
+}
+
+impl Value {
+    /// The value as an unsigned integer (first 16 bytes at most), for printing and tests.
+    pub fn as_u128(&self) -> u128 {
+        self.bytes
+            .iter()
+            .take(16)
+            .fold(0u128, |acc, b| (acc << 8) | u128::from(*b))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Expressions (left-hand sides)
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PayloadBase {
+    /// NFT_PAYLOAD_LL_HEADER
+    Link,
+    /// NFT_PAYLOAD_NETWORK_HEADER
+    Network,
+    /// NFT_PAYLOAD_TRANSPORT_HEADER
+    Transport,
+}
+
+/// Protocol header a payload field belongs to (for printing and dependencies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Ip,
+    Ip6,
+    Tcp,
+    Udp,
+    Udplite,
+    Icmp,
+    Icmpv6,
+    Sctp,
+    Dccp,
+    Esp,
+    Ah,
+    Comp,
+    /// `th`: any transport header with ports at offset 0/2
+    Th,
+    Ether,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetaKey {
+    Length,
+    Protocol,
+    Priority,
+    Mark,
+    Iif,
+    Oif,
+    Iifname,
+    Oifname,
+    Iiftype,
+    Oiftype,
+    Skuid,
+    Skgid,
+    Nftrace,
+    Rtclassid,
+    Pkttype,
+    Cpu,
+    Iifgroup,
+    Oifgroup,
+    Cgroup,
+    Nfproto,
+    L4proto,
+    Random,
+    Secmark,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtKey {
+    State,
+    Direction,
+    Status,
+    Mark,
+    Expiration,
+    Helper,
+    L3proto,
+    Protocol,
+    Saddr,
+    Daddr,
+    ProtoSrc,
+    ProtoDst,
+    Bytes,
+    Packets,
+    Zone,
+    Label,
+    Id,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtDir {
+    Original,
+    Reply,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExprKind {
+    /// A header field. `proto` says which header; `field` is nft's field name.
+    Payload {
+        proto: Proto,
+        field: &'static str,
+        base: PayloadBase,
+        offset_bits: u32,
+        len_bits: u32,
+    },
+    Meta {
+        key: MetaKey,
+    },
+    Ct {
+        key: CtKey,
+        dir: Option<CtDir>,
+    },
+    /// `a . b . c`
+    Concat(Vec<Expr>),
+    /// `expr & mask` (also `|`, `^`): a bitwise operation with a constant.
+    Bitwise {
+        expr: Box<Expr>,
+        op: BitOp,
+        value: Value,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BitOp {
+    And,
+    Or,
+    Xor,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub ty: Type,
+    pub span: Span,
+}
+
+impl Expr {
+    /// For a payload field: `(byte_offset, byte_len, mask, shift)` of the load window, where
+    /// `mask` is `Some` for fields that do not fill whole bytes, and `shift` is how far the
+    /// field value must be shifted left to sit in the window.
+    pub fn load_window(&self) -> Option<(u32, u32, Option<Vec<u8>>, u32)> {
+        let ExprKind::Payload {
+            offset_bits,
+            len_bits,
+            ..
+        } = &self.kind
+        else {
+            return None;
+        };
+        let (off, len) = (*offset_bits, *len_bits);
+        let start = off / 8;
+        let end = (off + len).div_ceil(8);
+        let nbytes = end - start;
+        let shift = end * 8 - (off + len);
+        if off % 8 == 0 && len % 8 == 0 {
+            return Some((start, nbytes, None, 0));
+        }
+        let mut mask = vec![0u8; nbytes as usize];
+        for bit in 0..len {
+            let pos = off + bit - start * 8; // bit index from the window's MSB
+            if let Some(b) = mask.get_mut((pos / 8) as usize) {
+                *b |= 0x80 >> (pos % 8);
+            }
+        }
+        Some((start, nbytes, Some(mask), shift))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Matches
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Neq,
+    Lt,
+    Gt,
+    Lte,
+    Gte,
+    /// Implicit flag test: `ct state new,established` ⇒ `(x & mask) != 0`.
+    Bitmask,
+}
+
+/// One element of a set (or one `:`-pair of a map). For concatenations, one part per field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Element {
+    pub key: Vec<KeyPart>,
+    pub data: Option<MapData>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyPart {
+    Value(Value),
+    /// `addr/len`: `value` is already masked to the prefix.
+    Prefix {
+        value: Value,
+        len: u32,
+    },
+    /// `lo-hi`, inclusive.
+    Range {
+        lo: Value,
+        hi: Value,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapData {
+    Value(Vec<Value>),
+    Verdict(Verdict),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnonSet {
+    pub elements: Vec<Element>,
+    /// Some element is a range or prefix (NFT_SET_INTERVAL).
+    pub interval: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rhs {
+    Value(Value),
+    /// For concatenations: one value per part.
+    Concat(Vec<Value>),
+    Prefix {
+        value: Value,
+        len: u32,
+    },
+    Range {
+        lo: Value,
+        hi: Value,
+    },
+    Set(AnonSet),
+    SetRef(SetId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    pub left: Expr,
+    pub op: Op,
+    pub right: Rhs,
+    /// Inserted by the checker as a protocol dependency (not written by the user).
+    pub implicit: bool,
+    pub span: Span,
+}
+
+// ---------------------------------------------------------------------------------------
+// Statements and verdicts
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operand {
+    Value(Value),
+    Expr(Expr),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NatKind {
+    Snat,
+    Dnat,
+    Masquerade,
+    Redirect,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectKind {
+    /// plain `reject`: icmp port-unreachable (ip) / icmpx port-unreachable (inet)
+    Default,
+    TcpReset,
+    Icmp(u8),
+    Icmpv6(u8),
+    Icmpx(u8),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateUnit {
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Week,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StmtKind {
+    Counter {
+        packets: u64,
+        bytes: u64,
+    },
+    Log {
+        prefix: Option<String>,
+        level: Option<String>,
+        group: Option<u16>,
+    },
+    Limit {
+        rate: u64,
+        unit: RateUnit,
+        over: bool,
+        burst: u32,
+        bytes: bool,
+    },
+    MetaSet {
+        key: MetaKey,
+        value: Operand,
+    },
+    CtSet {
+        key: CtKey,
+        value: Operand,
+    },
+    Notrack,
+    Reject(RejectKind),
+    Nat(Box<NatStmt>),
+    /// Any other statement nfc does not model yet (kept for printing; lowerings reject it).
+    Other(String),
+}
+
+/// `snat|dnat [ip|ip6] to addr[-addr][:port[-port]] [flags]`, `masquerade`, `redirect`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatStmt {
+    pub kind: NatKind,
+    pub family: Option<Family>,
+    pub addr: Option<Operand>,
+    pub addr_hi: Option<Value>,
+    pub port: Option<Value>,
+    pub port_hi: Option<Value>,
+    pub flags: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerdictKind {
+    Accept,
+    Drop,
+    Continue,
+    Return,
+    Jump(ChainId),
+    Goto(ChainId),
+    Queue {
+        num: u16,
+        num_hi: Option<u16>,
+        bypass: bool,
+        fanout: bool,
+    },
+    /// `key vmap { k : verdict }` or `key vmap @map`
+    Vmap {
+        key: Expr,
+        map: VmapRef,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmapRef {
+    Anon(AnonSet),
+    Named(SetId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub kind: VerdictKind,
+    pub span: Span,
+}
+
+// ---------------------------------------------------------------------------------------
+// Sets and maps
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SetFlags {
+    pub constant: bool,
+    pub interval: bool,
+    pub timeout: bool,
+    pub dynamic: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Set {
+    pub id: SetId,
+    pub table: TableId,
+    pub name: String,
+    pub span: Span,
+    /// One type per concatenated field.
+    pub key: Vec<Type>,
+    /// Map data type; `Some(Type::Verdict)` for verdict maps; `None` for plain sets.
+    pub data: Option<Vec<Type>>,
+    pub flags: SetFlags,
+    pub elements: Vec<Element>,
+}
+
+// ---------------------------------------------------------------------------------------
+// iptables mapping
+
+/// The five iptables tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IptTable {
+    Filter,
+    Nat,
+    Mangle,
+    Raw,
+    Security,
+}
+
+/// Whether a table can be expressed as an iptables (IPv4) / ip6tables (IPv6) table.
+/// Computed per table by the checker; not an error either way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IptMapping {
+    Maps {
+        table: IptTable,
+        /// `Ip` = iptables, `Ip6` = ip6tables.
+        family: Family,
+        /// The base chain on each hook (built-in chains missing here are empty, policy ACCEPT).
+        builtin: Vec<(Hook, ChainId)>,
+    },
+    No(Vec<IptReason>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IptReason {
+    /// inet tables have no iptables equivalent.
+    Family(Family),
+    NoBaseChains,
+    /// Two base chains on one hook.
+    SharedHook {
+        hook: Hook,
+        chains: Vec<ChainId>,
+    },
+    /// The base chains' (type, priority, hook) fit no single iptables table.
+    NoMatchingTable {
+        chain: ChainId,
+        detail: String,
+    },
+    /// Base chains would need different iptables tables.
+    MixedTables(Vec<(ChainId, IptTable)>),
+    /// A named set or map (iptables has no sets without ipset).
+    NamedSets,
+    Ingress(ChainId),
+}

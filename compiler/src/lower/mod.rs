@@ -1,0 +1,1 @@
+//! Lowerings from Hir (bytecode, iptables blob); written later.
