@@ -8,6 +8,7 @@
 
 pub mod ast;
 pub mod catalog;
+pub mod lexer;
 
 use ast::Span;
 
