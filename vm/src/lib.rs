@@ -13,3 +13,14 @@ pub mod verdict;
 pub use ids::{ChainId, CounterId, InsnIdx, LimitId, Reg, RuleId, SetId};
 pub use pkt::{CtTuple, PktState};
 pub use verdict::{ChainVerdict, Hook, Verdict};
+
+pub mod insn;
+pub mod interp;
+pub mod print;
+pub mod program;
+pub mod verify;
+
+pub use insn::{Data, Insn};
+pub use interp::{Effects, State};
+pub use program::{ChainKind, Policy, Program, Set};
+pub use verify::{VerifiedProgram, VerifyError};

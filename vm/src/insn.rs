@@ -1,0 +1,570 @@
+//! The instruction set of `vm::Program`: nf_tables expressions (payload, meta, ct, cmp, range,
+//! bitwise, byteorder, lookup, immediate, counter, limit, log, reject, notrack, queue, nat, …)
+//! over 16 × 32-bit data registers plus the verdict register.
+//!
+//! Register model (as the kernel's `struct nft_regs`): a value of N bytes occupies `ceil(N/4)`
+//! consecutive 32-bit registers, stored in the byte order the kernel stores it (packet data in
+//! network order; `meta mark`, `ct mark`, … host order), u8/u16 values zero-padded to a word.
+//! nfc defines "host order" as little-endian on every machine (the kernel on x86), so a
+//! Program's behaviour and printed form do not depend on the machine it runs on.
+
+use crate::ids::{CounterId, LimitId, Reg, SetId};
+use crate::verdict::ChainVerdict;
+
+/// Constant data of up to 16 bytes (`struct nft_data` value), in register memory order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Data {
+    len: u8,
+    bytes: [u8; 16],
+}
+
+impl Data {
+    /// Maximum length in bytes (`sizeof(struct nft_data)`).
+    pub const MAX: usize = 16;
+
+    /// Data from raw bytes (register memory order). `None` if longer than 16 bytes or empty.
+    pub fn new(b: &[u8]) -> Option<Data> {
+        if b.is_empty() || b.len() > Self::MAX {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(Data {
+            len: b.len() as u8,
+            bytes,
+        })
+    }
+
+    /// Network-order (big-endian) bytes of a u8 value, e.g. `meta l4proto`.
+    pub fn u8(v: u8) -> Data {
+        Data::new(&[v]).unwrap_or_default()
+    }
+
+    /// Big-endian bytes of a u16, e.g. a port: `Data::be16(22)` prints `0x00001600`.
+    pub fn be16(v: u16) -> Data {
+        Data::new(&v.to_be_bytes()).unwrap_or_default()
+    }
+
+    /// Big-endian bytes of a u32, e.g. an IPv4 address.
+    pub fn be32(v: u32) -> Data {
+        Data::new(&v.to_be_bytes()).unwrap_or_default()
+    }
+
+    /// A host-order u32 as the kernel stores `meta mark` etc. (little-endian, see module docs).
+    pub fn host32(v: u32) -> Data {
+        Data::new(&v.to_le_bytes()).unwrap_or_default()
+    }
+
+    /// A host-order u16 (e.g. `meta iiftype`), zero-padded to 2 bytes.
+    pub fn host16(v: u16) -> Data {
+        Data::new(&v.to_le_bytes()).unwrap_or_default()
+    }
+
+    /// A NUL-padded 16-byte interface/helper name.
+    pub fn name16(s: &str) -> Data {
+        let mut b = [0u8; 16];
+        for (d, c) in b.iter_mut().zip(s.bytes()) {
+            *d = c;
+        }
+        Data { len: 16, bytes: b }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Always false for a constructed `Data` (kept for clippy's `len_without_is_empty`).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len()]
+    }
+
+    /// The bytes zero-padded to whole 32-bit words, as little-endian host words (what the
+    /// registers hold and what nft prints).
+    pub fn words(&self) -> impl Iterator<Item = u32> + '_ {
+        self.bytes[..Reg::words(self.len()) * 4]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    }
+}
+
+impl Default for Data {
+    /// One zero byte.
+    fn default() -> Self {
+        Data {
+            len: 1,
+            bytes: [0; 16],
+        }
+    }
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Data(")?;
+        for b in self.bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// `enum nft_payload_bases`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PayloadBase {
+    /// `NFT_PAYLOAD_LL_HEADER` ("link header").
+    Link,
+    /// `NFT_PAYLOAD_NETWORK_HEADER` ("network header").
+    Network,
+    /// `NFT_PAYLOAD_TRANSPORT_HEADER` ("transport header").
+    Transport,
+}
+
+/// `meta` keys (`enum nft_meta_keys`, the subset nfc runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetaKey {
+    Len,
+    Protocol,
+    Nfproto,
+    L4proto,
+    Mark,
+    Iif,
+    Oif,
+    Iifname,
+    Oifname,
+    Iiftype,
+    Oiftype,
+    Pkttype,
+    Skuid,
+    Skgid,
+}
+
+impl MetaKey {
+    /// Bytes this key loads into registers.
+    pub fn size(self) -> usize {
+        match self {
+            MetaKey::Nfproto | MetaKey::L4proto | MetaKey::Pkttype => 1,
+            MetaKey::Protocol | MetaKey::Iiftype | MetaKey::Oiftype => 2,
+            MetaKey::Iifname | MetaKey::Oifname => 16,
+            _ => 4,
+        }
+    }
+
+    /// libnftnl's name (`meta load <name> => reg N`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MetaKey::Len => "len",
+            MetaKey::Protocol => "protocol",
+            MetaKey::Nfproto => "nfproto",
+            MetaKey::L4proto => "l4proto",
+            MetaKey::Mark => "mark",
+            MetaKey::Iif => "iif",
+            MetaKey::Oif => "oif",
+            MetaKey::Iifname => "iifname",
+            MetaKey::Oifname => "oifname",
+            MetaKey::Iiftype => "iiftype",
+            MetaKey::Oiftype => "oiftype",
+            MetaKey::Pkttype => "pkttype",
+            MetaKey::Skuid => "skuid",
+            MetaKey::Skgid => "skgid",
+        }
+    }
+}
+
+/// Writable `meta` keys (`meta set <key> with reg N`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetaSetKey {
+    /// `skb->mark` (4 bytes, host order).
+    Mark,
+    /// `skb->priority` (4 bytes) — recorded in `Effects::priority`.
+    Priority,
+    /// `skb->pkt_type` (1 byte).
+    Pkttype,
+    /// `nftrace` (1 byte) — recorded in `Effects::nftrace`.
+    Nftrace,
+}
+
+impl MetaSetKey {
+    /// Bytes read from the source register.
+    pub fn size(self) -> usize {
+        match self {
+            MetaSetKey::Mark | MetaSetKey::Priority => 4,
+            MetaSetKey::Pkttype | MetaSetKey::Nftrace => 1,
+        }
+    }
+
+    /// libnftnl's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MetaSetKey::Mark => "mark",
+            MetaSetKey::Priority => "priority",
+            MetaSetKey::Pkttype => "pkttype",
+            MetaSetKey::Nftrace => "nftrace",
+        }
+    }
+}
+
+/// `ct` keys (`enum nft_ct_keys`, the subset nfc runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtKey {
+    State,
+    Direction,
+    Status,
+    Mark,
+    Expiration,
+    Helper,
+    L3protocol,
+    /// Address of the tuple, 16 bytes (IPv4 fills 4). Needs a direction.
+    Src,
+    Dst,
+    Protocol,
+    ProtoSrc,
+    ProtoDst,
+    Zone,
+    Id,
+    /// IPv4 address (breaks for IPv6 entries). Needs a direction.
+    SrcIp,
+    DstIp,
+    /// IPv6 address (breaks for IPv4 entries). Needs a direction.
+    SrcIp6,
+    DstIp6,
+}
+
+impl CtKey {
+    /// Bytes loaded.
+    pub fn size(self) -> usize {
+        match self {
+            CtKey::Direction | CtKey::L3protocol | CtKey::Protocol => 1,
+            CtKey::ProtoSrc | CtKey::ProtoDst | CtKey::Zone => 2,
+            CtKey::Helper | CtKey::Src | CtKey::Dst | CtKey::SrcIp6 | CtKey::DstIp6 => 16,
+            _ => 4,
+        }
+    }
+
+    /// True for keys that read a tuple and so require a direction (`nft_ct_get_init`).
+    pub fn needs_dir(self) -> bool {
+        matches!(
+            self,
+            CtKey::Src
+                | CtKey::Dst
+                | CtKey::ProtoSrc
+                | CtKey::ProtoDst
+                | CtKey::SrcIp
+                | CtKey::DstIp
+                | CtKey::SrcIp6
+                | CtKey::DstIp6
+        )
+    }
+
+    /// True for keys that accept an optional direction.
+    pub fn allows_dir(self) -> bool {
+        self.needs_dir() || matches!(self, CtKey::Zone | CtKey::L3protocol | CtKey::Protocol)
+    }
+
+    /// libnftnl's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CtKey::State => "state",
+            CtKey::Direction => "direction",
+            CtKey::Status => "status",
+            CtKey::Mark => "mark",
+            CtKey::Expiration => "expiration",
+            CtKey::Helper => "helper",
+            CtKey::L3protocol => "l3protocol",
+            CtKey::Src => "src",
+            CtKey::Dst => "dst",
+            CtKey::Protocol => "protocol",
+            CtKey::ProtoSrc => "proto_src",
+            CtKey::ProtoDst => "proto_dst",
+            CtKey::Zone => "zone",
+            CtKey::Id => "id",
+            CtKey::SrcIp => "src_ip",
+            CtKey::DstIp => "dst_ip",
+            CtKey::SrcIp6 => "src_ip6",
+            CtKey::DstIp6 => "dst_ip6",
+        }
+    }
+}
+
+/// Writable `ct` keys (`ct set <key> with reg N`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtSetKey {
+    /// `ct->mark` (4 bytes host order); ignored without a conntrack entry.
+    Mark,
+    /// The zone of the template (2 bytes) — recorded in `Effects::ct_zone`.
+    Zone,
+}
+
+impl CtSetKey {
+    /// Bytes read from the source register.
+    pub fn size(self) -> usize {
+        match self {
+            CtSetKey::Mark => 4,
+            CtSetKey::Zone => 2,
+        }
+    }
+
+    /// libnftnl's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CtSetKey::Mark => "mark",
+            CtSetKey::Zone => "zone",
+        }
+    }
+}
+
+/// Tuple direction of a `ct` load (`IP_CT_DIR_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtDir {
+    Original,
+    Reply,
+}
+
+/// `enum nft_cmp_ops`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Eq,
+    Neq,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+}
+
+impl CmpOp {
+    /// libnftnl's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "eq",
+            CmpOp::Neq => "neq",
+            CmpOp::Lt => "lt",
+            CmpOp::Lte => "lte",
+            CmpOp::Gt => "gt",
+            CmpOp::Gte => "gte",
+        }
+    }
+}
+
+/// `enum nft_range_ops`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RangeOp {
+    Eq,
+    Neq,
+}
+
+/// `enum nft_bitwise_ops` with their operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BitwiseOp {
+    /// `NFT_BITWISE_MASK_XOR`: `dst = (src & mask) ^ xor`; both `len` bytes.
+    MaskXor { mask: Data, xor: Data },
+    /// `NFT_BITWISE_LSHIFT` by 0..32 bits, over host-order words.
+    Lshift(u32),
+    /// `NFT_BITWISE_RSHIFT` by 0..32 bits, over host-order words.
+    Rshift(u32),
+    /// `NFT_BITWISE_AND` with a second source register.
+    And(Reg),
+    /// `NFT_BITWISE_OR` with a second source register.
+    Or(Reg),
+    /// `NFT_BITWISE_XOR` with a second source register.
+    Xor(Reg),
+}
+
+/// `enum nft_byteorder_ops`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ByteorderOp {
+    Ntoh,
+    Hton,
+}
+
+/// Where a lookup's result goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LookupDest {
+    /// Membership test only.
+    None,
+    /// Copy the map element's data into this register.
+    Reg(Reg),
+    /// Verdict map: the element's verdict goes into the verdict register (`dreg 0`).
+    Verdict,
+}
+
+/// `nft limit` type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LimitType {
+    /// `NFT_LIMIT_PKTS`.
+    Packets,
+    /// `NFT_LIMIT_PKT_BYTES`.
+    Bytes,
+}
+
+/// A `limit` token bucket definition (`nft_limit`); its state lives in `State::limits`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LimitSpec {
+    /// Rate (packets or bytes) per `unit` seconds.
+    pub rate: u64,
+    /// Unit in seconds (1, 60, 3600, 86400, 604800).
+    pub unit: u64,
+    /// Burst (packets or bytes); 0 for packets means the kernel default of 5.
+    pub burst: u32,
+    pub ty: LimitType,
+    /// `NFT_LIMIT_F_INV` ("over").
+    pub invert: bool,
+}
+
+/// A `log` statement's parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct LogSpec {
+    pub prefix: Option<String>,
+    /// nflog group (`log group N`).
+    pub group: Option<u16>,
+    pub snaplen: u32,
+    pub qthreshold: u16,
+    /// syslog level (`log level warn` = 4).
+    pub level: Option<u32>,
+    /// `NF_LOG_*` flags.
+    pub flags: u32,
+}
+
+/// NAT kinds (`nft_nat` snat/dnat, `nft_masq`, `nft_redir`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NatKind {
+    Snat,
+    Dnat,
+    Masquerade,
+    Redirect,
+}
+
+/// A NAT request: the interpreter reads the registers and records a `NatRequest`; the runtime
+/// does the rewriting. Sets the verdict to accept like `nf_nat_setup_info`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NatSpec {
+    pub kind: NatKind,
+    /// `NFPROTO_IPV4` / `NFPROTO_IPV6` (`NFPROTO_INET` for inet-family port-only NAT);
+    /// address registers hold 4 or 16 bytes accordingly.
+    pub family: u8,
+    pub addr_min: Option<Reg>,
+    pub addr_max: Option<Reg>,
+    /// Port registers hold 2 network-order bytes.
+    pub proto_min: Option<Reg>,
+    pub proto_max: Option<Reg>,
+    /// `NF_NAT_RANGE_*` flags.
+    pub flags: u32,
+}
+
+/// One instruction (an nf_tables expression).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Insn {
+    /// `nft_payload` load: `len` bytes at `base + offset` into `dreg`; out of bounds → BREAK.
+    Payload {
+        base: PayloadBase,
+        offset: u32,
+        len: u8,
+        dreg: Reg,
+    },
+    /// `nft_payload` write (recorded in `Effects::payload_writes`, applied by the runtime).
+    PayloadWrite {
+        base: PayloadBase,
+        offset: u32,
+        len: u8,
+        sreg: Reg,
+        csum_type: u8,
+        csum_offset: u32,
+        csum_flags: u32,
+    },
+    /// `nft_meta` get.
+    Meta { key: MetaKey, dreg: Reg },
+    /// `nft_meta` set.
+    MetaSet { key: MetaSetKey, sreg: Reg },
+    /// `nft_ct` get.
+    Ct {
+        key: CtKey,
+        dir: Option<CtDir>,
+        dreg: Reg,
+    },
+    /// `nft_ct` set.
+    CtSet { key: CtSetKey, sreg: Reg },
+    /// `nft_cmp`: memcmp of `data.len()` bytes; mismatch → BREAK.
+    Cmp { op: CmpOp, sreg: Reg, data: Data },
+    /// `nft_range`: `from <= reg <= to` (memcmp); `from` and `to` have equal length.
+    Range {
+        op: RangeOp,
+        sreg: Reg,
+        from: Data,
+        to: Data,
+    },
+    /// `nft_bitwise` over `len` bytes.
+    Bitwise {
+        sreg: Reg,
+        dreg: Reg,
+        len: u8,
+        op: BitwiseOp,
+    },
+    /// `nft_byteorder`: convert `len` bytes in elements of `size` (2, 4 or 8) bytes.
+    Byteorder {
+        sreg: Reg,
+        dreg: Reg,
+        op: ByteorderOp,
+        len: u8,
+        size: u8,
+    },
+    /// `nft_lookup` in a set or map; miss (or hit with `invert`) → BREAK.
+    Lookup {
+        sreg: Reg,
+        set: SetId,
+        dest: LookupDest,
+        invert: bool,
+    },
+    /// `nft_immediate` data into a register.
+    Immediate { dreg: Reg, data: Data },
+    /// `nft_immediate` into the verdict register (accept, drop, jump, goto, return, …).
+    ImmVerdict(ChainVerdict),
+    /// `nft_counter`: add 1 packet and `PktState::len` bytes.
+    Counter(CounterId),
+    /// `nft_limit`; over the limit → BREAK (inverted with `LimitSpec::invert`).
+    Limit(LimitId),
+    /// `nft_log`: recorded in `Effects::logs`.
+    Log(Box<LogSpec>),
+    /// `nft_reject` (`NFT_REJECT_*` type, ICMP code): recorded, then verdict drop.
+    Reject { ty: u8, code: u8 },
+    /// `nft_notrack`: mark the packet untracked (when it has no conntrack entry yet).
+    Notrack,
+    /// `nft_queue`: verdict `NF_QUEUE` to `num` (with `total > 1`, fanout over
+    /// `num..num+total` by packet hash is left to the runtime: the interpreter uses `num`).
+    Queue {
+        num: u16,
+        total: u16,
+        bypass: bool,
+        fanout: bool,
+    },
+    /// `nft_nat` / `nft_masq` / `nft_redir`.
+    Nat(NatSpec),
+}
+
+impl Insn {
+    /// Shorthand: `Cmp { op: Eq, .. }`.
+    pub fn cmp_eq(sreg: Reg, data: Data) -> Insn {
+        Insn::Cmp {
+            op: CmpOp::Eq,
+            sreg,
+            data,
+        }
+    }
+
+    /// Shorthand: payload load.
+    pub fn payload(base: PayloadBase, offset: u32, len: u8, dreg: Reg) -> Insn {
+        Insn::Payload {
+            base,
+            offset,
+            len,
+            dreg,
+        }
+    }
+
+    /// Shorthand: meta load.
+    pub fn meta(key: MetaKey, dreg: Reg) -> Insn {
+        Insn::Meta { key, dreg }
+    }
+}

@@ -1,0 +1,799 @@
+//! The reference interpreter: `VerifiedProgram::run`, with `nft_do_chain`'s exact semantics
+//! (NFTABLES.md §3). Per rule the verdict register starts as NFT_CONTINUE and evaluation stops
+//! at the first expression that changes it; BREAK or CONTINUE at rule end go to the next rule;
+//! accept/drop/queue/stolen/repeat are returned; JUMP pushes the return point on a 16-deep
+//! stack (a full stack drops, like the kernel's WARN path) and continues as GOTO; RETURN or the
+//! end of a chain pops, and an empty stack returns the base chain's policy.
+//!
+//! Out-of-bounds payload loads, transport loads without a transport header or on a non-first
+//! fragment, and keys the packet lacks (no conntrack entry, no socket, no device) all give
+//! NFT_BREAK — never a panic.
+//!
+//! Side effects go to three places so a JIT can reproduce them exactly: `State` (counters,
+//! limit buckets: persistent across packets), `PktState` (mark, pkttype, ct mark, ct state after
+//! notrack: visible to later expressions, like skb fields) and `Effects` (per packet records:
+//! logs, reject, NAT requests, payload writes, trace).
+
+use crate::ids::{ChainId, NFT_REG32_COUNT, Reg, RuleId, SetId};
+use crate::insn::{
+    BitwiseOp, CmpOp, CtDir, CtKey, CtSetKey, Data, Insn, LogSpec, LookupDest, MetaKey, MetaSetKey,
+    NatKind, PayloadBase, RangeOp,
+};
+use crate::pkt::{self, PktState, ct_state};
+use crate::program::{ChainKind, Counter, ElemData, Policy};
+use crate::verdict::{ChainVerdict, NFT_JUMP_STACK_SIZE, Verdict};
+use crate::verify::VerifiedProgram;
+use std::cmp::Ordering;
+
+/// Token bucket state of one `limit`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitState {
+    pub tokens: u64,
+    /// Time of the last update (ns, packet time).
+    pub last: u64,
+    /// False until the first packet: the bucket starts full at that packet's time.
+    pub started: bool,
+}
+
+/// Persistent mutable state of a program across packets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// Per `CounterId`.
+    pub counters: Vec<Counter>,
+    /// Per `LimitId`.
+    pub limits: Vec<LimitState>,
+    /// Total instructions executed (for benchmarks and traces).
+    pub insns_executed: u64,
+}
+
+impl State {
+    /// Fresh state for a program (counters at their initial values, buckets full).
+    pub fn new(prog: &VerifiedProgram) -> State {
+        State {
+            counters: prog.prog.counters.clone(),
+            limits: prog
+                .limits
+                .iter()
+                .map(|l| LimitState {
+                    tokens: l.tokens_max,
+                    last: 0,
+                    started: false,
+                })
+                .collect(),
+            insns_executed: 0,
+        }
+    }
+}
+
+/// A `log` statement that fired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    pub rule: RuleId,
+    pub spec: LogSpec,
+}
+
+/// A NAT request: what the runtime must set up (`nf_nat_setup_info`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NatRequest {
+    pub kind: NatKind,
+    pub family: u8,
+    /// Addresses (network order; IPv4 in the first 4 bytes), if given.
+    pub addr_min: Option<[u8; 16]>,
+    pub addr_max: Option<[u8; 16]>,
+    /// Ports (host-order values), if given.
+    pub proto_min: Option<u16>,
+    pub proto_max: Option<u16>,
+    pub flags: u32,
+}
+
+/// A payload write request (applied by the runtime; later loads in the same traversal still
+/// see the original bytes — a documented difference from the kernel).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayloadWriteReq {
+    /// Absolute offset in the packet bytes.
+    pub offset: usize,
+    pub bytes: Vec<u8>,
+    pub csum_type: u8,
+    pub csum_offset: u32,
+    pub csum_flags: u32,
+}
+
+/// One trace event (with `Effects::trace_enabled`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceEvent {
+    /// A rule was evaluated and ended with this verdict register value.
+    Rule {
+        chain: ChainId,
+        rule: RuleId,
+        verdict: ChainVerdict,
+    },
+    /// The base chain policy was applied.
+    Policy { chain: ChainId, verdict: Verdict },
+}
+
+/// Per-packet side-effect records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// `meta mark` was set (the value is in `PktState::mark`).
+    pub mark_set: bool,
+    /// `ct mark` was set (the value is in `PktState::ct_mark`; the runtime copies it back).
+    pub ct_mark_set: bool,
+    /// `ct zone set` value.
+    pub ct_zone: Option<u16>,
+    /// `meta priority set` value.
+    pub priority: Option<u32>,
+    /// `meta nftrace set` value.
+    pub nftrace: Option<u8>,
+    /// `notrack` made the packet untracked.
+    pub notrack: bool,
+    /// `reject` (type, code) — the verdict is drop.
+    pub reject: Option<(u8, u8)>,
+    pub logs: Vec<LogRecord>,
+    pub nat: Vec<NatRequest>,
+    pub payload_writes: Vec<PayloadWriteReq>,
+    /// Record `trace` events.
+    pub trace_enabled: bool,
+    pub trace: Vec<TraceEvent>,
+}
+
+impl Effects {
+    /// Clear the records, keeping `trace_enabled` and the allocations.
+    pub fn clear(&mut self) {
+        let t = self.trace_enabled;
+        self.mark_set = false;
+        self.ct_mark_set = false;
+        self.ct_zone = None;
+        self.priority = None;
+        self.nftrace = None;
+        self.notrack = false;
+        self.reject = None;
+        self.logs.clear();
+        self.nat.clear();
+        self.payload_writes.clear();
+        self.trace.clear();
+        self.trace_enabled = t;
+    }
+}
+
+/// The register file: 16 words; word bytes are `to_le_bytes()` (see `insn` module docs).
+type Regs = [u32; NFT_REG32_COUNT];
+
+#[inline]
+fn reg_bytes(regs: &Regs, reg: Reg, len: usize, out: &mut [u8; 64]) -> usize {
+    let start = usize::from(reg.0);
+    let words = Reg::words(len);
+    for (i, w) in regs.iter().skip(start).take(words).enumerate() {
+        if let Some(d) = out.get_mut(i * 4..i * 4 + 4) {
+            d.copy_from_slice(&w.to_le_bytes());
+        }
+    }
+    len.min(64)
+}
+
+#[inline]
+fn store_bytes(regs: &mut Regs, reg: Reg, bytes: &[u8]) {
+    let start = usize::from(reg.0);
+    for (i, chunk) in bytes.chunks(4).enumerate() {
+        let mut w = [0u8; 4];
+        w[..chunk.len()].copy_from_slice(chunk);
+        if let Some(r) = regs.get_mut(start + i) {
+            *r = u32::from_le_bytes(w);
+        }
+    }
+}
+
+#[inline]
+fn store_word(regs: &mut Regs, reg: Reg, v: u32) {
+    if let Some(r) = regs.get_mut(usize::from(reg.0)) {
+        *r = v;
+    }
+}
+
+#[inline]
+fn load_word(regs: &Regs, reg: Reg) -> u32 {
+    regs.get(usize::from(reg.0)).copied().unwrap_or(0)
+}
+
+/// memcmp of the register bytes against `data`.
+#[inline]
+fn reg_cmp(regs: &Regs, reg: Reg, data: &Data) -> Ordering {
+    let len = data.len();
+    if len <= 4 {
+        let mask = if len == 4 {
+            u32::MAX
+        } else {
+            (1u32 << (len * 8)) - 1
+        };
+        let a = (load_word(regs, reg) & mask).swap_bytes();
+        let b = data.words().next().unwrap_or(0).swap_bytes();
+        return a.cmp(&b);
+    }
+    let mut buf = [0u8; 64];
+    reg_bytes(regs, reg, len, &mut buf);
+    buf[..len].cmp(data.bytes())
+}
+
+impl VerifiedProgram {
+    /// Run `chain` on one packet (`pkt` bytes per the `PktState` docs) and return the final
+    /// netfilter verdict. `st` receives skb/ct field writes; `state` counters and limits;
+    /// `fx` the per-packet records (cleared by the caller, see `Effects::clear`).
+    ///
+    /// Entering a user chain directly returns `Verdict::Accept` when it runs off its end.
+    pub fn run(
+        &self,
+        state: &mut State,
+        chain: ChainId,
+        pkt: &[u8],
+        st: &mut PktState,
+        fx: &mut Effects,
+    ) -> Verdict {
+        let prog = &self.prog;
+        let insns = prog.insns.as_slice();
+        let mut regs: Regs = [0; NFT_REG32_COUNT];
+        let mut stack: [(ChainId, usize); NFT_JUMP_STACK_SIZE] =
+            [(ChainId(0), 0); NFT_JUMP_STACK_SIZE];
+        let mut sp = 0usize;
+        let mut cur = chain;
+        let mut pos = 0usize;
+        let mut executed = 0u64;
+        let out = loop {
+            let rules = self.chain_rules(cur);
+            let Some(rule) = rules.get(pos) else {
+                // End of chain: like NFT_RETURN.
+                if sp == 0 {
+                    break self.policy(chain, fx);
+                }
+                sp -= 1;
+                (cur, pos) = stack[sp];
+                continue;
+            };
+            pos += 1;
+            let mut verdict = ChainVerdict::Continue;
+            let body = insns
+                .get(rule.start as usize..rule.end as usize)
+                .unwrap_or(&[]);
+            for insn in body {
+                executed += 1;
+                self.eval(insn, &mut regs, &mut verdict, state, pkt, st, fx, rule.id);
+                if verdict != ChainVerdict::Continue {
+                    break;
+                }
+            }
+            if fx.trace_enabled {
+                fx.trace.push(TraceEvent::Rule {
+                    chain: cur,
+                    rule: rule.id,
+                    verdict,
+                });
+            }
+            match verdict {
+                ChainVerdict::Continue | ChainVerdict::Break => {}
+                ChainVerdict::Accept => break Verdict::Accept,
+                ChainVerdict::Drop => break Verdict::Drop,
+                ChainVerdict::Stolen => break Verdict::Stolen,
+                ChainVerdict::Repeat => break Verdict::Repeat,
+                ChainVerdict::Queue { num, bypass } => break Verdict::Queue { num, bypass },
+                ChainVerdict::Jump(c) => {
+                    if sp >= NFT_JUMP_STACK_SIZE {
+                        // The kernel WARNs and drops; verify() makes this unreachable.
+                        break Verdict::Drop;
+                    }
+                    stack[sp] = (cur, pos);
+                    sp += 1;
+                    cur = c;
+                    pos = 0;
+                }
+                ChainVerdict::Goto(c) => {
+                    cur = c;
+                    pos = 0;
+                }
+                ChainVerdict::Return => {
+                    if sp == 0 {
+                        break self.policy(chain, fx);
+                    }
+                    sp -= 1;
+                    (cur, pos) = stack[sp];
+                }
+            }
+        };
+        state.insns_executed += executed;
+        out
+    }
+
+    fn policy(&self, chain: ChainId, fx: &mut Effects) -> Verdict {
+        let v = match self.prog.chains.get(chain.0 as usize).map(|c| c.kind) {
+            Some(ChainKind::Base {
+                policy: Policy::Drop,
+                ..
+            }) => Verdict::Drop,
+            _ => Verdict::Accept,
+        };
+        if fx.trace_enabled {
+            fx.trace.push(TraceEvent::Policy { chain, verdict: v });
+        }
+        v
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn eval(
+        &self,
+        insn: &Insn,
+        regs: &mut Regs,
+        verdict: &mut ChainVerdict,
+        state: &mut State,
+        pkt: &[u8],
+        st: &mut PktState,
+        fx: &mut Effects,
+        rule: RuleId,
+    ) {
+        match insn {
+            Insn::Payload {
+                base,
+                offset,
+                len,
+                dreg,
+            } => {
+                let Some(start) =
+                    payload_base(*base, st).and_then(|b| b.checked_add(*offset as usize))
+                else {
+                    *verdict = ChainVerdict::Break;
+                    return;
+                };
+                let len = usize::from(*len);
+                let Some(bytes) = pkt.get(start..start.saturating_add(len)) else {
+                    *verdict = ChainVerdict::Break;
+                    return;
+                };
+                match bytes {
+                    [a] => store_word(regs, *dreg, u32::from(*a)),
+                    [a, b] => store_word(regs, *dreg, u32::from_le_bytes([*a, *b, 0, 0])),
+                    [a, b, c, d] => store_word(regs, *dreg, u32::from_le_bytes([*a, *b, *c, *d])),
+                    _ => store_bytes(regs, *dreg, bytes),
+                }
+            }
+            Insn::Cmp { op, sreg, data } => {
+                let ok = if *op == CmpOp::Eq || *op == CmpOp::Neq {
+                    let eq = if data.len() <= 4 {
+                        let len = data.len();
+                        let mask = if len == 4 {
+                            u32::MAX
+                        } else {
+                            (1u32 << (len * 8)) - 1
+                        };
+                        load_word(regs, *sreg) & mask == data.words().next().unwrap_or(0)
+                    } else {
+                        reg_cmp(regs, *sreg, data) == Ordering::Equal
+                    };
+                    eq == (*op == CmpOp::Eq)
+                } else {
+                    let d = reg_cmp(regs, *sreg, data);
+                    match op {
+                        CmpOp::Lt => d == Ordering::Less,
+                        CmpOp::Lte => d != Ordering::Greater,
+                        CmpOp::Gt => d == Ordering::Greater,
+                        _ => d != Ordering::Less,
+                    }
+                };
+                if !ok {
+                    *verdict = ChainVerdict::Break;
+                }
+            }
+            Insn::Meta { key, dreg } => {
+                if !meta_get(*key, *dreg, regs, st) {
+                    *verdict = ChainVerdict::Break;
+                }
+            }
+            Insn::Ct { key, dir, dreg } => {
+                if !ct_get(*key, *dir, *dreg, regs, st) {
+                    *verdict = ChainVerdict::Break;
+                }
+            }
+            Insn::Range { op, sreg, from, to } => {
+                let d1 = reg_cmp(regs, *sreg, from);
+                let d2 = reg_cmp(regs, *sreg, to);
+                let mismatch = match op {
+                    RangeOp::Eq => d1 == Ordering::Less || d2 == Ordering::Greater,
+                    RangeOp::Neq => d1 != Ordering::Less && d2 != Ordering::Greater,
+                };
+                if mismatch {
+                    *verdict = ChainVerdict::Break;
+                }
+            }
+            Insn::Bitwise {
+                sreg,
+                dreg,
+                len,
+                op,
+            } => bitwise(regs, *sreg, *dreg, *len, op),
+            Insn::Byteorder {
+                sreg,
+                dreg,
+                op: _,
+                len,
+                size,
+            } => {
+                // On a little-endian "host" ntoh and hton both reverse each element.
+                let len = usize::from(*len);
+                let mut buf = [0u8; 64];
+                reg_bytes(regs, *sreg, len, &mut buf);
+                for chunk in buf[..len].chunks_mut(usize::from(*size)) {
+                    chunk.reverse();
+                }
+                store_bytes(regs, *dreg, &buf[..len]);
+            }
+            Insn::Lookup {
+                sreg,
+                set,
+                dest,
+                invert,
+            } => self.lookup(regs, verdict, *sreg, *set, *dest, *invert),
+            Insn::Immediate { dreg, data } => store_bytes(regs, *dreg, data.bytes()),
+            Insn::ImmVerdict(v) => *verdict = *v,
+            Insn::Counter(c) => {
+                if let Some(c) = state.counters.get_mut(c.0 as usize) {
+                    c.packets += 1;
+                    c.bytes += u64::from(st.len);
+                }
+            }
+            Insn::Limit(l) => {
+                let (Some(p), Some(s)) = (
+                    self.limits.get(l.0 as usize),
+                    state.limits.get_mut(l.0 as usize),
+                ) else {
+                    return;
+                };
+                let now = st.tstamp_ns;
+                if !s.started {
+                    s.started = true;
+                    s.last = now;
+                }
+                let cost = if p.bytes {
+                    (u128::from(p.nsecs) * u128::from(st.len) / u128::from(p.rate)) as u64
+                } else {
+                    p.cost
+                };
+                let tokens = s
+                    .tokens
+                    .saturating_add(now.saturating_sub(s.last))
+                    .min(p.tokens_max);
+                s.last = s.last.max(now);
+                let over = if let Some(left) = tokens.checked_sub(cost) {
+                    s.tokens = left;
+                    p.invert
+                } else {
+                    s.tokens = tokens;
+                    !p.invert
+                };
+                if over {
+                    *verdict = ChainVerdict::Break;
+                }
+            }
+            Insn::MetaSet { key, sreg } => {
+                let w = load_word(regs, *sreg);
+                match key {
+                    MetaSetKey::Mark => {
+                        st.mark = w;
+                        fx.mark_set = true;
+                    }
+                    MetaSetKey::Priority => fx.priority = Some(w),
+                    MetaSetKey::Pkttype => st.pkttype = w as u8,
+                    MetaSetKey::Nftrace => fx.nftrace = Some((w & 1) as u8),
+                }
+            }
+            Insn::CtSet { key, sreg } => {
+                let w = load_word(regs, *sreg);
+                match key {
+                    CtSetKey::Mark => {
+                        if st.ct_valid && st.ct_mark != w {
+                            st.ct_mark = w;
+                            fx.ct_mark_set = true;
+                        }
+                    }
+                    CtSetKey::Zone => fx.ct_zone = Some(w as u16),
+                }
+            }
+            Insn::Log(spec) => fx.logs.push(LogRecord {
+                rule,
+                spec: (**spec).clone(),
+            }),
+            Insn::Reject { ty, code } => {
+                fx.reject = Some((*ty, *code));
+                *verdict = ChainVerdict::Drop;
+            }
+            Insn::Notrack => {
+                if !st.ct_valid && st.ct_state != ct_state::UNTRACKED {
+                    st.ct_state = ct_state::UNTRACKED;
+                    fx.notrack = true;
+                }
+            }
+            Insn::Queue { num, bypass, .. } => {
+                *verdict = ChainVerdict::Queue {
+                    num: *num,
+                    bypass: *bypass,
+                }
+            }
+            Insn::Nat(n) => {
+                let alen = if n.family == pkt::NFPROTO_IPV6 { 16 } else { 4 };
+                let addr = |r: Option<Reg>| {
+                    r.map(|r| {
+                        let mut buf = [0u8; 64];
+                        reg_bytes(regs, r, alen, &mut buf);
+                        let mut a = [0u8; 16];
+                        a[..alen].copy_from_slice(&buf[..alen]);
+                        a
+                    })
+                };
+                let port = |r: Option<Reg>| {
+                    r.map(|r| {
+                        let b = load_word(regs, r).to_le_bytes();
+                        u16::from_be_bytes([b[0], b[1]])
+                    })
+                };
+                fx.nat.push(NatRequest {
+                    kind: n.kind,
+                    family: n.family,
+                    addr_min: addr(n.addr_min),
+                    addr_max: addr(n.addr_max),
+                    proto_min: port(n.proto_min),
+                    proto_max: port(n.proto_max),
+                    flags: n.flags,
+                });
+                *verdict = ChainVerdict::Accept;
+            }
+            Insn::PayloadWrite {
+                base,
+                offset,
+                len,
+                sreg,
+                csum_type,
+                csum_offset,
+                csum_flags,
+            } => {
+                let len = usize::from(*len);
+                let Some(start) =
+                    payload_base(*base, st).and_then(|b| b.checked_add(*offset as usize))
+                else {
+                    *verdict = ChainVerdict::Break;
+                    return;
+                };
+                if start.saturating_add(len) > pkt.len() {
+                    *verdict = ChainVerdict::Break;
+                    return;
+                }
+                let mut buf = [0u8; 64];
+                reg_bytes(regs, *sreg, len, &mut buf);
+                fx.payload_writes.push(PayloadWriteReq {
+                    offset: start,
+                    bytes: buf[..len].to_vec(),
+                    csum_type: *csum_type,
+                    csum_offset: *csum_offset,
+                    csum_flags: *csum_flags,
+                });
+            }
+        }
+    }
+
+    #[inline]
+    fn lookup(
+        &self,
+        regs: &mut Regs,
+        verdict: &mut ChainVerdict,
+        sreg: Reg,
+        set: SetId,
+        dest: LookupDest,
+        invert: bool,
+    ) {
+        let Some(s) = self.prog.sets.get(set.0 as usize) else {
+            *verdict = ChainVerdict::Break;
+            return;
+        };
+        let mut key = [0u8; 64];
+        let klen = reg_bytes(regs, sreg, usize::from(s.key_len), &mut key);
+        let found = s.lookup(&key[..klen]);
+        if found.is_some() == invert {
+            *verdict = ChainVerdict::Break;
+            return;
+        }
+        match (dest, found) {
+            (LookupDest::Reg(d), Some(ElemData::Data(x))) => store_bytes(regs, d, x.bytes()),
+            (LookupDest::Verdict, Some(ElemData::Verdict(v))) => *verdict = *v,
+            _ => {}
+        }
+    }
+}
+
+/// Byte offset of a payload base, or `None` (→ NFT_BREAK) when the header is absent.
+#[inline]
+fn payload_base(base: PayloadBase, st: &PktState) -> Option<usize> {
+    match base {
+        PayloadBase::Network => Some(usize::from(st.nhoff)),
+        PayloadBase::Transport if st.transport_ok() => Some(usize::from(st.thoff)),
+        PayloadBase::Link if st.has_ll => Some(usize::from(st.lloff)),
+        _ => None,
+    }
+}
+
+fn bitwise(regs: &mut Regs, sreg: Reg, dreg: Reg, len: u8, op: &BitwiseOp) {
+    let words = Reg::words(usize::from(len));
+    let s = usize::from(sreg.0);
+    let d = usize::from(dreg.0);
+    let mut src = [0u32; NFT_REG32_COUNT];
+    for (i, w) in src.iter_mut().take(words).enumerate() {
+        *w = regs.get(s + i).copied().unwrap_or(0);
+    }
+    let mut dst = [0u32; NFT_REG32_COUNT];
+    match op {
+        BitwiseOp::MaskXor { mask, xor } => {
+            for ((o, (m, x)), sw) in dst.iter_mut().zip(mask.words().zip(xor.words())).zip(src) {
+                *o = (sw & m) ^ x;
+            }
+        }
+        BitwiseOp::Lshift(n) => {
+            let mut carry = 0u32;
+            for i in (0..words).rev() {
+                dst[i] = (src[i] << n) | carry;
+                carry = src[i].checked_shr(32 - n).unwrap_or(0);
+            }
+        }
+        BitwiseOp::Rshift(n) => {
+            let mut carry = 0u32;
+            for i in 0..words {
+                dst[i] = carry | (src[i] >> n);
+                carry = src[i].checked_shl(32 - n).unwrap_or(0);
+            }
+        }
+        BitwiseOp::And(r) | BitwiseOp::Or(r) | BitwiseOp::Xor(r) => {
+            let r = usize::from(r.0);
+            for i in 0..words {
+                let b = regs.get(r + i).copied().unwrap_or(0);
+                dst[i] = match op {
+                    BitwiseOp::And(_) => src[i] & b,
+                    BitwiseOp::Or(_) => src[i] | b,
+                    _ => src[i] ^ b,
+                };
+            }
+        }
+    }
+    for (i, w) in dst.iter().take(words).enumerate() {
+        if let Some(r) = regs.get_mut(d + i) {
+            *r = *w;
+        }
+    }
+}
+
+fn meta_get(key: MetaKey, dreg: Reg, regs: &mut Regs, st: &PktState) -> bool {
+    let w = match key {
+        MetaKey::Len => st.len,
+        MetaKey::Protocol => u32::from(u16::from_le_bytes(st.protocol.to_be_bytes())),
+        MetaKey::Nfproto => u32::from(st.nfproto),
+        MetaKey::L4proto => {
+            if !st.has_th {
+                return false;
+            }
+            u32::from(st.l4proto)
+        }
+        MetaKey::Mark => st.mark,
+        MetaKey::Iif => st.iif,
+        MetaKey::Oif => st.oif,
+        MetaKey::Iifname => {
+            store_bytes(regs, dreg, &st.iifname);
+            return true;
+        }
+        MetaKey::Oifname => {
+            store_bytes(regs, dreg, &st.oifname);
+            return true;
+        }
+        MetaKey::Iiftype => {
+            if st.iif == 0 {
+                return false;
+            }
+            u32::from(st.iiftype)
+        }
+        MetaKey::Oiftype => {
+            if st.oif == 0 {
+                return false;
+            }
+            u32::from(st.oiftype)
+        }
+        MetaKey::Pkttype => u32::from(st.pkttype),
+        MetaKey::Skuid | MetaKey::Skgid => {
+            if !st.has_sk {
+                return false;
+            }
+            if key == MetaKey::Skuid {
+                st.sk_uid
+            } else {
+                st.sk_gid
+            }
+        }
+    };
+    store_word(regs, dreg, w);
+    true
+}
+
+/// Host-order u16 whose big-endian bytes go into a register (ports, protocol).
+#[inline]
+fn be16_word(v: u16) -> u32 {
+    u32::from(u16::from_le_bytes(v.to_be_bytes()))
+}
+
+fn ct_get(key: CtKey, dir: Option<CtDir>, dreg: Reg, regs: &mut Regs, st: &PktState) -> bool {
+    if key == CtKey::State {
+        store_word(regs, dreg, st.ct_state);
+        return true;
+    }
+    if !st.ct_valid {
+        return false;
+    }
+    let tuple = match dir {
+        Some(CtDir::Reply) => &st.ct_reply,
+        _ => &st.ct_orig,
+    };
+    let v4 = st.ct_l3proto == pkt::NFPROTO_IPV4;
+    let w = match key {
+        CtKey::State => st.ct_state,
+        CtKey::Direction => u32::from(st.ct_direction),
+        CtKey::Status => st.ct_status,
+        CtKey::Mark => st.ct_mark,
+        CtKey::Expiration => st.ct_expiration_ms,
+        CtKey::Helper => {
+            if st.ct_helper[0] == 0 {
+                return false;
+            }
+            store_bytes(regs, dreg, &st.ct_helper);
+            return true;
+        }
+        CtKey::L3protocol => u32::from(st.ct_l3proto),
+        CtKey::Protocol => u32::from(st.ct_protocol),
+        CtKey::Zone => {
+            let applies = match dir {
+                None => true,
+                Some(CtDir::Original) => st.ct_zone_dir & pkt::NF_CT_ZONE_DIR_ORIG != 0,
+                Some(CtDir::Reply) => st.ct_zone_dir & pkt::NF_CT_ZONE_DIR_REPL != 0,
+            };
+            u32::from(if applies { st.ct_zone } else { 0 })
+        }
+        CtKey::Id => st.ct_id,
+        CtKey::Src | CtKey::Dst => {
+            let a = if key == CtKey::Src {
+                &tuple.src
+            } else {
+                &tuple.dst
+            };
+            let mut b = [0u8; 16];
+            let n = if v4 { 4 } else { 16 };
+            b[..n].copy_from_slice(&a[..n]);
+            store_bytes(regs, dreg, &b);
+            return true;
+        }
+        CtKey::SrcIp | CtKey::DstIp => {
+            if !v4 {
+                return false;
+            }
+            let a = if key == CtKey::SrcIp {
+                &tuple.src
+            } else {
+                &tuple.dst
+            };
+            store_bytes(regs, dreg, &a[..4]);
+            return true;
+        }
+        CtKey::SrcIp6 | CtKey::DstIp6 => {
+            if st.ct_l3proto != pkt::NFPROTO_IPV6 {
+                return false;
+            }
+            let a = if key == CtKey::SrcIp6 {
+                &tuple.src
+            } else {
+                &tuple.dst
+            };
+            store_bytes(regs, dreg, a);
+            return true;
+        }
+        CtKey::ProtoSrc => be16_word(tuple.src_port),
+        CtKey::ProtoDst => be16_word(tuple.dst_port),
+    };
+    store_word(regs, dreg, w);
+    true
+}

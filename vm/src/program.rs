@@ -1,0 +1,363 @@
+//! `Program`: chains, rules, instructions, sets/maps, counters and limits — the unverified,
+//! freely constructible form of nfc's executable IR. `Program::verify` (in `verify.rs`) turns it
+//! into a `VerifiedProgram`, the only thing the interpreter runs.
+//!
+//! Construction API: `Program::new()`, `add_base_chain` / `add_chain`, `add_rule` (or
+//! `add_rule_spanned` with one source span per instruction), `add_set` + `Set::insert*`,
+//! `add_counter`, `add_limit`.
+
+use crate::ids::{ChainId, CounterId, InsnIdx, LimitId, RuleId, SetId};
+use crate::insn::{Data, Insn, LimitSpec};
+use crate::verdict::{ChainVerdict, Hook};
+use hashbrown::HashMap;
+
+/// Base chain policy (`policy accept|drop`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Policy {
+    Accept,
+    Drop,
+}
+
+/// Base or user chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChainKind {
+    /// Registered at a hook with a priority and a policy.
+    Base {
+        hook: Hook,
+        priority: i32,
+        policy: Policy,
+    },
+    /// Reached only by jump/goto.
+    User,
+}
+
+/// A chain: a name and its rules in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    pub kind: ChainKind,
+    pub rules: Vec<RuleId>,
+}
+
+/// A rule: a contiguous run of instructions in `Program::insns`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub chain: ChainId,
+    /// First instruction.
+    pub start: InsnIdx,
+    /// One past the last instruction.
+    pub end: InsnIdx,
+    /// nft rule handle (opaque to the VM; printed by nothing, kept for traces).
+    pub handle: u64,
+    /// Source span of the whole rule, if known.
+    pub span: Option<(u32, u32)>,
+}
+
+/// What a set element maps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ElemData {
+    /// Plain set (no data).
+    None,
+    /// Map to data (`dlen` bytes).
+    Data(Data),
+    /// Verdict map.
+    Verdict(ChainVerdict),
+}
+
+/// Element data type of a set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SetDataType {
+    /// Plain set.
+    None,
+    /// Map to data of this many bytes.
+    Data(u8),
+    /// Verdict map.
+    Verdict,
+}
+
+/// Lookup structure of a set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetKind {
+    /// Exact match on the whole key (hashbrown).
+    Hash,
+    /// Single-field intervals (sorted, binary search), like nft's rbtree.
+    Interval,
+    /// Concatenated ranges (`field_lens` bytes each, padded to 4 in the key), like pipapo;
+    /// first matching element in insertion order.
+    ConcatInterval { field_lens: Vec<u8> },
+}
+
+/// One interval element: inclusive `from..=to` over the whole key (memcmp order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntervalElem {
+    pub from: Box<[u8]>,
+    pub to: Box<[u8]>,
+    pub data: ElemData,
+}
+
+/// A set or map owned by the Program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Set {
+    /// Name as printed (`__set%d`, `__map%d`, or the user's name).
+    pub name: String,
+    /// nft set flags printed in the header (`NFT_SET_*`), opaque to the VM.
+    pub flags: u32,
+    /// Key length in bytes (concatenations: each field padded to 4 bytes).
+    pub key_len: u8,
+    pub data_type: SetDataType,
+    pub kind: SetKind,
+    /// Hash elements: key → data.
+    pub(crate) hash: HashMap<Box<[u8]>, ElemData>,
+    /// Hash elements in insertion order (for printing).
+    pub(crate) hash_order: Vec<Box<[u8]>>,
+    /// Interval elements (kept sorted by `from` for `SetKind::Interval`).
+    pub(crate) intervals: Vec<IntervalElem>,
+    /// The catch-all element (`*`), if any.
+    pub catchall: Option<ElemData>,
+}
+
+impl Set {
+    /// An empty set.
+    pub fn new(name: &str, key_len: u8, data_type: SetDataType, kind: SetKind) -> Set {
+        Set {
+            name: name.to_string(),
+            flags: 0,
+            key_len,
+            data_type,
+            kind,
+            hash: HashMap::new(),
+            hash_order: Vec::new(),
+            intervals: Vec::new(),
+            catchall: None,
+        }
+    }
+
+    /// Add an exact element (hash sets; for interval sets it becomes `key..=key`).
+    pub fn insert(&mut self, key: &[u8], data: ElemData) {
+        match self.kind {
+            SetKind::Hash => {
+                let k: Box<[u8]> = key.into();
+                if self.hash.insert(k.clone(), data).is_none() {
+                    self.hash_order.push(k);
+                }
+            }
+            _ => self.insert_range(key, key, data),
+        }
+    }
+
+    /// Add an inclusive range element (interval sets). For hash sets, `from` is inserted.
+    pub fn insert_range(&mut self, from: &[u8], to: &[u8], data: ElemData) {
+        match self.kind {
+            SetKind::Hash => self.insert(from, data),
+            SetKind::Interval => {
+                let pos = self.intervals.partition_point(|e| e.from.as_ref() < from);
+                self.intervals.insert(
+                    pos,
+                    IntervalElem {
+                        from: from.into(),
+                        to: to.into(),
+                        data,
+                    },
+                );
+            }
+            SetKind::ConcatInterval { .. } => self.intervals.push(IntervalElem {
+                from: from.into(),
+                to: to.into(),
+                data,
+            }),
+        }
+    }
+
+    /// Number of elements (without the catch-all).
+    pub fn len(&self) -> usize {
+        self.hash.len() + self.intervals.len()
+    }
+
+    /// True without elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0 && self.catchall.is_none()
+    }
+
+    /// Hash elements in insertion order.
+    pub fn hash_elems(&self) -> impl Iterator<Item = (&[u8], &ElemData)> {
+        self.hash_order
+            .iter()
+            .filter_map(|k| self.hash.get(k).map(|d| (k.as_ref(), d)))
+    }
+
+    /// Interval elements.
+    pub fn interval_elems(&self) -> &[IntervalElem] {
+        &self.intervals
+    }
+
+    /// Look a key up (`key.len() == key_len`). Returns the element data, or the catch-all.
+    pub fn lookup(&self, key: &[u8]) -> Option<&ElemData> {
+        let found = match &self.kind {
+            SetKind::Hash => self.hash.get(key),
+            SetKind::Interval => {
+                let pos = self.intervals.partition_point(|e| e.from.as_ref() <= key);
+                pos.checked_sub(1)
+                    .and_then(|i| self.intervals.get(i))
+                    .filter(|e| key <= e.to.as_ref())
+                    .map(|e| &e.data)
+            }
+            SetKind::ConcatInterval { field_lens } => self
+                .intervals
+                .iter()
+                .find(|e| concat_in_range(field_lens, key, &e.from, &e.to))
+                .map(|e| &e.data),
+        };
+        found.or(self.catchall.as_ref())
+    }
+}
+
+/// Each field (padded to 4 bytes in the key) must lie within its own `from..=to`.
+fn concat_in_range(field_lens: &[u8], key: &[u8], from: &[u8], to: &[u8]) -> bool {
+    let mut off = 0usize;
+    for &fl in field_lens {
+        let fl = usize::from(fl);
+        let end = off + fl;
+        let (Some(k), Some(f), Some(t)) = (key.get(off..end), from.get(off..end), to.get(off..end))
+        else {
+            return false;
+        };
+        if k < f || k > t {
+            return false;
+        }
+        off += fl.div_ceil(4) * 4;
+    }
+    true
+}
+
+/// Packet and byte counter (`nft_counter`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// The unverified program.
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    pub chains: Vec<Chain>,
+    pub rules: Vec<Rule>,
+    pub insns: Vec<Insn>,
+    /// Debug table: source span per instruction (parallel to `insns`).
+    pub spans: Vec<Option<(u32, u32)>>,
+    pub sets: Vec<Set>,
+    /// Initial counter values (printed by `[ counter pkts P bytes B ]`).
+    pub counters: Vec<Counter>,
+    pub limits: Vec<LimitSpec>,
+}
+
+impl Program {
+    /// An empty program.
+    pub fn new() -> Program {
+        Program::default()
+    }
+
+    /// Add a base chain.
+    pub fn add_base_chain(
+        &mut self,
+        name: &str,
+        hook: Hook,
+        priority: i32,
+        policy: Policy,
+    ) -> ChainId {
+        self.push_chain(
+            name,
+            ChainKind::Base {
+                hook,
+                priority,
+                policy,
+            },
+        )
+    }
+
+    /// Add a user (non-base) chain.
+    pub fn add_chain(&mut self, name: &str) -> ChainId {
+        self.push_chain(name, ChainKind::User)
+    }
+
+    fn push_chain(&mut self, name: &str, kind: ChainKind) -> ChainId {
+        self.chains.push(Chain {
+            name: name.to_string(),
+            kind,
+            rules: Vec::new(),
+        });
+        ChainId(self.chains.len() as u32 - 1)
+    }
+
+    /// Append a rule to `chain` (the chain id is checked by `verify`, not here: an unknown
+    /// chain makes verification fail).
+    pub fn add_rule(&mut self, chain: ChainId, insns: Vec<Insn>) -> RuleId {
+        let n = insns.len();
+        self.add_rule_spanned(chain, insns, vec![None; n], None)
+    }
+
+    /// Append a rule with per-instruction source spans and a rule span.
+    pub fn add_rule_spanned(
+        &mut self,
+        chain: ChainId,
+        insns: Vec<Insn>,
+        mut spans: Vec<Option<(u32, u32)>>,
+        rule_span: Option<(u32, u32)>,
+    ) -> RuleId {
+        spans.resize(insns.len(), None);
+        let start = InsnIdx(self.insns.len() as u32);
+        self.insns.extend(insns);
+        self.spans.extend(spans);
+        let end = InsnIdx(self.insns.len() as u32);
+        let id = RuleId(self.rules.len() as u32);
+        self.rules.push(Rule {
+            chain,
+            start,
+            end,
+            handle: u64::from(id.0) + 1,
+            span: rule_span,
+        });
+        if let Some(c) = self.chains.get_mut(chain.0 as usize) {
+            c.rules.push(id);
+        }
+        id
+    }
+
+    /// Add a set or map.
+    pub fn add_set(&mut self, set: Set) -> SetId {
+        self.sets.push(set);
+        SetId(self.sets.len() as u32 - 1)
+    }
+
+    /// Add a counter (initially zero).
+    pub fn add_counter(&mut self) -> CounterId {
+        self.counters.push(Counter::default());
+        CounterId(self.counters.len() as u32 - 1)
+    }
+
+    /// Add a token bucket.
+    pub fn add_limit(&mut self, spec: LimitSpec) -> LimitId {
+        self.limits.push(spec);
+        LimitId(self.limits.len() as u32 - 1)
+    }
+
+    /// The instructions of a rule.
+    pub fn rule_insns(&self, rule: RuleId) -> &[Insn] {
+        self.rules
+            .get(rule.0 as usize)
+            .and_then(|r| self.insns.get(r.start.0 as usize..r.end.0 as usize))
+            .unwrap_or(&[])
+    }
+
+    /// Source span of an instruction (debug table).
+    pub fn span(&self, insn: InsnIdx) -> Option<(u32, u32)> {
+        self.spans.get(insn.0 as usize).copied().flatten()
+    }
+
+    /// Find a chain by name.
+    pub fn chain_by_name(&self, name: &str) -> Option<ChainId> {
+        self.chains
+            .iter()
+            .position(|c| c.name == name)
+            .map(|i| ChainId(i as u32))
+    }
+}
