@@ -1,0 +1,418 @@
+//! The structured form of one iptables table: `Table` → built-in chains (hook, policy, rules) and
+//! user chains (name, rules); `Rule` = `IpMatch` + `Match`es + one `Target`. This is what
+//! `encode` lays out byte-identically to libiptc, what `decode` rebuilds from a blob, what
+//! `save` prints and `parse_save` reads.
+#![forbid(unsafe_code)]
+
+use crate::layout::*;
+pub use nfr_vm::Hook;
+
+/// Packet and byte counters of an entry (`struct xt_counters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub pcnt: u64,
+    pub bcnt: u64,
+}
+
+/// The known iptables tables: name, `valid_hooks`.
+pub const TABLES: [(&str, u32); 5] =
+    [("filter", 0x0e), ("mangle", 0x1f), ("raw", 0x09), ("nat", 0x1b), ("security", 0x0e)];
+
+/// `valid_hooks` of a known table.
+pub fn table_valid_hooks(name: &str) -> Option<u32> {
+    TABLES.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
+}
+
+/// iptables' name of a hook's built-in chain.
+pub fn hook_chain_name(h: Hook) -> &'static str {
+    match h {
+        Hook::Prerouting => "PREROUTING",
+        Hook::Input => "INPUT",
+        Hook::Forward => "FORWARD",
+        Hook::Output => "OUTPUT",
+        Hook::Postrouting => "POSTROUTING",
+    }
+}
+
+/// The hook of a built-in chain name.
+pub fn chain_name_hook(name: &str) -> Option<Hook> {
+    Hook::ALL.into_iter().find(|h| hook_chain_name(*h) == name)
+}
+
+/// A built-in chain's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Accept,
+    Drop,
+}
+
+/// The `ipt_ip` part of a rule. `flags` holds `IPT_F_FRAG` (and any other raw bits of a decoded
+/// blob except `IPT_F_GOTO`, which `Target::Goto` carries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IpMatch {
+    pub ip: IptIp,
+}
+
+impl IpMatch {
+    /// Set the source address/prefix (address masked like iptables does).
+    pub fn set_src(&mut self, addr: [u8; 4], mask: [u8; 4], invert: bool) {
+        self.ip.smsk = mask;
+        self.ip.src = and4(addr, mask);
+        set_bit(&mut self.ip.invflags, IPT_INV_SRCIP, invert);
+    }
+    /// Set the destination address/prefix.
+    pub fn set_dst(&mut self, addr: [u8; 4], mask: [u8; 4], invert: bool) {
+        self.ip.dmsk = mask;
+        self.ip.dst = and4(addr, mask);
+        set_bit(&mut self.ip.invflags, IPT_INV_DSTIP, invert);
+    }
+    /// `-i name` (`name+` = prefix wildcard).
+    pub fn set_iniface(&mut self, name: &str, invert: bool) {
+        (self.ip.iniface, self.ip.iniface_mask) = iface_and_mask(name);
+        set_bit(&mut self.ip.invflags, IPT_INV_VIA_IN, invert);
+    }
+    /// `-o name`.
+    pub fn set_outiface(&mut self, name: &str, invert: bool) {
+        (self.ip.outiface, self.ip.outiface_mask) = iface_and_mask(name);
+        set_bit(&mut self.ip.invflags, IPT_INV_VIA_OUT, invert);
+    }
+    /// `-p proto`.
+    pub fn set_proto(&mut self, proto: u16, invert: bool) {
+        self.ip.proto = proto;
+        set_bit(&mut self.ip.invflags, IPT_INV_PROTO, invert);
+    }
+    /// `-f`.
+    pub fn set_frag(&mut self, invert: bool) {
+        self.ip.flags |= IPT_F_FRAG;
+        set_bit(&mut self.ip.invflags, IPT_INV_FRAG, invert);
+    }
+    /// The protocol if it is set and not inverted (what proto-restricted matches need).
+    pub fn exact_proto(&self) -> Option<u16> {
+        (self.ip.proto != 0 && self.ip.invflags & IPT_INV_PROTO == 0).then_some(self.ip.proto)
+    }
+}
+
+fn and4(a: [u8; 4], m: [u8; 4]) -> [u8; 4] {
+    [a[0] & m[0], a[1] & m[1], a[2] & m[2], a[3] & m[3]]
+}
+
+fn set_bit(v: &mut u8, bit: u8, on: bool) {
+    if on {
+        *v |= bit
+    } else {
+        *v &= !bit
+    }
+}
+
+/// `xtables_parse_interface`: the name bytes and the mask (0xff × (len+1), or × (len-1) for `+`).
+pub fn iface_and_mask(name: &str) -> ([u8; IFNAMSIZ], [u8; IFNAMSIZ]) {
+    let mut n = [0u8; IFNAMSIZ];
+    let mut m = [0u8; IFNAMSIZ];
+    let b = name.as_bytes();
+    let len = b.len().min(IFNAMSIZ - 1);
+    n[..len].copy_from_slice(&b[..len]);
+    if len == 0 {
+        return (n, m);
+    }
+    let ml = if b[len - 1] == b'+' { len - 1 } else { (len + 1).min(IFNAMSIZ) };
+    m[..ml].fill(0xff);
+    (n, m)
+}
+
+/// A match of a rule. The typed variants are the extensions nfc understands; anything else (or a
+/// typed payload that would not re-encode byte-identically) is kept as `Other`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// `-m tcp` (rev 0).
+    Tcp(XtTcp),
+    /// `-m udp` (rev 0).
+    Udp(XtUdp),
+    /// `-m icmp` (rev 0).
+    Icmp(IptIcmp),
+    /// `-m conntrack` / `-m state` (conntrack rev 3; `-m state` sets XT_CONNTRACK_STATE_ALIAS).
+    Conntrack(ConntrackMtInfo3),
+    /// `-m multiport` (rev 1).
+    Multiport(MultiportV1),
+    /// `-m mark` (rev 1).
+    Mark(MarkMtInfo1),
+    /// `-m comment` (rev 0): the comment bytes up to the NUL (≤ 255).
+    Comment(Vec<u8>),
+    /// `-m limit` (rev 0).
+    Limit(RateInfo),
+    /// Any other match, as raw data (already XT_ALIGN padded when it came from a blob).
+    Other { name: String, revision: u8, data: Vec<u8> },
+}
+
+impl Match {
+    /// The extension name.
+    pub fn name(&self) -> &str {
+        match self {
+            Match::Tcp(_) => "tcp",
+            Match::Udp(_) => "udp",
+            Match::Icmp(_) => "icmp",
+            Match::Conntrack(_) => "conntrack",
+            Match::Multiport(_) => "multiport",
+            Match::Mark(_) => "mark",
+            Match::Comment(_) => "comment",
+            Match::Limit(_) => "limit",
+            Match::Other { name, .. } => name,
+        }
+    }
+    /// The revision written to the blob.
+    pub fn revision(&self) -> u8 {
+        match self {
+            Match::Conntrack(_) => 3,
+            Match::Multiport(_) | Match::Mark(_) => 1,
+            Match::Other { revision, .. } => *revision,
+            _ => 0,
+        }
+    }
+    /// The data bytes (XT_ALIGN padded).
+    pub fn data(&self) -> Vec<u8> {
+        match self {
+            Match::Tcp(m) => m.encode(),
+            Match::Udp(m) => m.encode(),
+            Match::Icmp(m) => m.encode(),
+            Match::Conntrack(m) => m.encode(),
+            Match::Multiport(m) => m.encode(),
+            Match::Mark(m) => m.encode(),
+            Match::Comment(c) => {
+                let mut o = Out::zeroed(XT_COMMENT_SIZE);
+                o.str_field(0, c, XT_COMMENT_SIZE);
+                o.0
+            }
+            Match::Limit(m) => m.encode(),
+            Match::Other { data, .. } => data.clone(),
+        }
+    }
+    /// The whole `xt_entry_match` (header + data).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        xt_blob(self.name(), self.revision(), &self.data())
+    }
+    /// Build from a blob's match (name, revision, data after the header). Falls back to `Other`.
+    pub fn from_parts(name: &str, revision: u8, data: &[u8]) -> Match {
+        let typed = match (name, revision, data.len()) {
+            ("tcp", 0, 16) => XtTcp::decode(data).map(Match::Tcp),
+            ("udp", 0, 16) => XtUdp::decode(data).map(Match::Udp),
+            ("icmp", 0, 8) => IptIcmp::decode(data).map(Match::Icmp),
+            ("conntrack", 3, 168) => ConntrackMtInfo3::decode(data).map(Match::Conntrack),
+            ("multiport", 1, 48) => MultiportV1::decode(data).map(Match::Multiport),
+            ("mark", 1, 16) => MarkMtInfo1::decode(data).map(Match::Mark),
+            ("comment", 0, 256) => cstr(data, 0, 256).map(|c| Match::Comment(c.to_vec())),
+            ("limit", 0, 40) => RateInfo::decode(data).map(Match::Limit),
+            _ => None,
+        };
+        match typed {
+            Some(m) if m.data() == data => m,
+            _ => Match::Other { name: name.to_string(), revision, data: data.to_vec() },
+        }
+    }
+}
+
+/// Which NAT target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatKind {
+    Snat,
+    Dnat,
+    Masquerade,
+    Redirect,
+}
+
+impl NatKind {
+    /// Target name.
+    pub fn name(self) -> &'static str {
+        match self {
+            NatKind::Snat => "SNAT",
+            NatKind::Dnat => "DNAT",
+            NatKind::Masquerade => "MASQUERADE",
+            NatKind::Redirect => "REDIRECT",
+        }
+    }
+}
+
+/// The target of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Standard target, verdict ACCEPT.
+    Accept,
+    /// DROP.
+    Drop,
+    /// QUEUE.
+    Queue,
+    /// RETURN.
+    Return,
+    /// `-j chain`: jump to a user chain (or, in decoded blobs, a built-in chain's first entry).
+    Jump(String),
+    /// `-g chain`.
+    Goto(String),
+    /// No `-j`: standard target whose verdict is the next entry.
+    Fallthrough,
+    /// `-j REJECT --reject-with` (`IPT_ICMP_*` / `IPT_TCP_RESET`).
+    Reject(u32),
+    /// `-j LOG`.
+    Log(LogInfo),
+    /// `-j MARK` (rev 2).
+    Mark(MarkTgInfo2),
+    /// `-j CONNMARK` (rev 1 or 2).
+    Connmark { revision: u8, info: ConnmarkTgInfo },
+    /// `-j CT` (rev 0/1/2; `-j NOTRACK` = CT with XT_CT_NOTRACK | XT_CT_NOTRACK_ALIAS).
+    Ct { revision: u8, info: CtTargetInfo },
+    /// SNAT/DNAT/MASQUERADE/REDIRECT; `rangesize` only matters for revision 0 (normally 1).
+    Nat { kind: NatKind, revision: u8, range: NatRange, rangesize: u32 },
+    /// Any other target, raw.
+    Other { name: String, revision: u8, data: Vec<u8> },
+}
+
+impl Target {
+    /// The standard verdict for ACCEPT/DROP/QUEUE/RETURN.
+    pub fn std_verdict(&self) -> Option<i32> {
+        match self {
+            Target::Accept => Some(VERDICT_ACCEPT),
+            Target::Drop => Some(VERDICT_DROP),
+            Target::Queue => Some(VERDICT_QUEUE),
+            Target::Return => Some(XT_RETURN),
+            _ => None,
+        }
+    }
+    /// True for the targets carried by the standard target (name "").
+    pub fn is_standard(&self) -> bool {
+        matches!(
+            self,
+            Target::Accept
+                | Target::Drop
+                | Target::Queue
+                | Target::Return
+                | Target::Jump(_)
+                | Target::Goto(_)
+                | Target::Fallthrough
+        )
+    }
+    /// Name, revision and data of an extension target (`None` for standard ones).
+    pub fn ext_parts(&self) -> Option<(String, u8, Vec<u8>)> {
+        Some(match self {
+            Target::Reject(w) => {
+                let mut o = Out::zeroed(8);
+                o.le32(0, *w);
+                ("REJECT".into(), 0, o.0)
+            }
+            Target::Log(l) => ("LOG".into(), 0, l.encode()),
+            Target::Mark(m) => ("MARK".into(), 2, m.encode()),
+            Target::Connmark { revision, info } => ("CONNMARK".into(), *revision, info.encode(*revision)),
+            Target::Ct { revision, info } => ("CT".into(), *revision, info.encode(*revision)),
+            Target::Nat { kind, revision, range, rangesize } => {
+                (kind.name().into(), *revision, range.encode(*revision, *rangesize))
+            }
+            Target::Other { name, revision, data } => (name.clone(), *revision, data.clone()),
+            _ => return None,
+        })
+    }
+    /// Build an extension target from a blob (falls back to `Other`).
+    pub fn from_parts(name: &str, revision: u8, data: &[u8]) -> Target {
+        let typed = match (name, revision, data.len()) {
+            ("REJECT", 0, 8) => le32(data, 0).map(Target::Reject),
+            ("LOG", 0, 32) => LogInfo::decode(data).map(Target::Log),
+            ("MARK", 2, 8) => MarkTgInfo2::decode(data).map(Target::Mark),
+            ("CONNMARK", 1 | 2, 16) => {
+                ConnmarkTgInfo::decode(data, revision).map(|info| Target::Connmark { revision, info })
+            }
+            ("CT", 0, 40) | ("CT", 1 | 2, 72) => {
+                CtTargetInfo::decode(data, revision).map(|info| Target::Ct { revision, info })
+            }
+            ("SNAT" | "DNAT", 0, 24) | ("MASQUERADE" | "REDIRECT", 0, 24) | ("SNAT" | "DNAT", 1, 40) | ("SNAT" | "DNAT", 2, 48) => {
+                let kind = match name {
+                    "SNAT" => NatKind::Snat,
+                    "DNAT" => NatKind::Dnat,
+                    "MASQUERADE" => NatKind::Masquerade,
+                    _ => NatKind::Redirect,
+                };
+                NatRange::decode(data, revision).map(|(range, rangesize)| Target::Nat { kind, revision, range, rangesize })
+            }
+            _ => None,
+        };
+        match typed {
+            Some(t) if t.ext_parts().map(|p| p.2).as_deref() == Some(data) => t,
+            _ => Target::Other { name: name.to_string(), revision, data: data.to_vec() },
+        }
+    }
+}
+
+/// One rule (one `ipt_entry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub ip: IpMatch,
+    pub matches: Vec<Match>,
+    pub target: Target,
+    pub counters: Counters,
+    /// `ipt_entry.nfcache` (iptables writes 0; kept for byte-exact round trips).
+    pub nfcache: u32,
+}
+
+impl Rule {
+    /// An unconditional rule with a target.
+    pub fn new(target: Target) -> Self {
+        Rule { ip: IpMatch::default(), matches: Vec::new(), target, counters: Counters::default(), nfcache: 0 }
+    }
+}
+
+/// A built-in chain: its hook, policy, rules and the policy entry's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltinChain {
+    pub hook: Hook,
+    pub policy: Policy,
+    pub rules: Vec<Rule>,
+    pub policy_counters: Counters,
+}
+
+/// A user-defined chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserChain {
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+/// One table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub name: String,
+    pub valid_hooks: u32,
+    /// One per valid hook, in hook order.
+    pub builtins: Vec<BuiltinChain>,
+    /// In any order; `encode` sorts them by name like libiptc.
+    pub user_chains: Vec<UserChain>,
+}
+
+impl Table {
+    /// An empty table with every built-in chain (policy ACCEPT) for a known table name.
+    pub fn new(name: &str) -> Option<Table> {
+        let valid_hooks = table_valid_hooks(name)?;
+        Some(Table::with_hooks(name, valid_hooks))
+    }
+    /// An empty table with the given valid hooks.
+    pub fn with_hooks(name: &str, valid_hooks: u32) -> Table {
+        let builtins = Hook::ALL
+            .into_iter()
+            .filter(|h| valid_hooks & (1 << *h as u32) != 0)
+            .map(|hook| BuiltinChain { hook, policy: Policy::Accept, rules: Vec::new(), policy_counters: Counters::default() })
+            .collect();
+        Table { name: name.to_string(), valid_hooks, builtins, user_chains: Vec::new() }
+    }
+    /// The built-in chain of a hook.
+    pub fn builtin(&self, hook: Hook) -> Option<&BuiltinChain> {
+        self.builtins.iter().find(|c| c.hook == hook)
+    }
+    /// Mutable rules of a chain (built-in by name, or user chain).
+    pub fn rules_mut(&mut self, chain: &str) -> Option<&mut Vec<Rule>> {
+        if let Some(h) = chain_name_hook(chain) {
+            if let Some(c) = self.builtins.iter_mut().find(|c| c.hook == h) {
+                return Some(&mut c.rules);
+            }
+        }
+        self.user_chains.iter_mut().find(|c| c.name == chain).map(|c| &mut c.rules)
+    }
+    /// User chains sorted by name (strcmp order), as libiptc lays them out.
+    pub fn sorted_user_chains(&self) -> Vec<&UserChain> {
+        let mut v: Vec<&UserChain> = self.user_chains.iter().collect();
+        v.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        v
+    }
+}
