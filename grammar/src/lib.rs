@@ -9,6 +9,8 @@
 pub mod ast;
 pub mod catalog;
 pub mod lexer;
+mod cst;
+lalrpop_util::lalrpop_mod!(#[allow(clippy::all, unused)] nfr);
 
 use ast::Span;
 
