@@ -61,14 +61,21 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 fn derr(offset: Option<usize>, reason: impl Into<String>) -> DecodeError {
-    DecodeError { offset: offset.map(|o| o as u32), reason: reason.into() }
+    DecodeError {
+        offset: offset.map(|o| o as u32),
+        reason: reason.into(),
+    }
 }
 
 const HEAD_SIZE: usize = IPT_ENTRY_SIZE + XT_ERROR_TARGET_SIZE; // 176
 const FOOT_SIZE: usize = IPT_ENTRY_SIZE + XT_STANDARD_TARGET_SIZE; // 152
 
 fn rule_size(r: &Rule) -> usize {
-    let m: usize = r.matches.iter().map(|m| XT_HDR_SIZE + xt_align(m.data().len())).sum();
+    let m: usize = r
+        .matches
+        .iter()
+        .map(|m| XT_HDR_SIZE + xt_align(m.data().len()))
+        .sum();
     let t = match r.target.ext_parts() {
         Some((_, _, d)) => XT_HDR_SIZE + xt_align(d.len()),
         None => XT_STANDARD_TARGET_SIZE,
@@ -141,7 +148,12 @@ pub fn encode_parts(t: &Table) -> Result<(ReplaceHeader, Vec<u8>), EncodeError> 
     // Pass 2: bytes.
     let mut o = Out::zeroed(size);
     let mut pos = 0usize;
-    let resolve = |name: &str| chain_start.get(name).copied().ok_or_else(|| EncodeError::UnknownChain(name.to_string()));
+    let resolve = |name: &str| {
+        chain_start
+            .get(name)
+            .copied()
+            .ok_or_else(|| EncodeError::UnknownChain(name.to_string()))
+    };
     let write_rule = |o: &mut Out, pos: &mut usize, r: &Rule| -> Result<(), EncodeError> {
         let len = rule_size(r);
         if len > u16::MAX as usize {
@@ -187,7 +199,11 @@ pub fn encode_parts(t: &Table) -> Result<(ReplaceHeader, Vec<u8>), EncodeError> 
         for r in &c.rules {
             write_rule(&mut o, &mut pos, r)?;
         }
-        let v = if c.policy == Policy::Accept { VERDICT_ACCEPT } else { VERDICT_DROP };
+        let v = if c.policy == Policy::Accept {
+            VERDICT_ACCEPT
+        } else {
+            VERDICT_DROP
+        };
         write_foot(&mut o, pos, v, c.policy_counters);
         pos += FOOT_SIZE;
     }
@@ -232,7 +248,12 @@ fn write_foot(o: &mut Out, pos: usize, verdict: i32, c: Counters) {
 }
 
 fn write_head(o: &mut Out, pos: usize, name: &[u8]) {
-    EntryHeader { target_offset: IPT_ENTRY_SIZE as u16, next_offset: HEAD_SIZE as u16, ..Default::default() }.write(o, pos);
+    EntryHeader {
+        target_offset: IPT_ENTRY_SIZE as u16,
+        next_offset: HEAD_SIZE as u16,
+        ..Default::default()
+    }
+    .write(o, pos);
     let t = pos + IPT_ENTRY_SIZE;
     o.le16(t, XT_ERROR_TARGET_SIZE as u16);
     o.str_field(t + 2, XT_ERROR_TARGET.as_bytes(), XT_EXTENSION_MAXNAMELEN);
@@ -254,12 +275,19 @@ pub struct RawEntry {
 impl RawEntry {
     /// The standard target's verdict, if the target is the standard one.
     pub fn std_verdict(&self) -> Option<i32> {
-        if self.target_name.is_empty() { le_i32(&self.target_data, 0) } else { None }
+        if self.target_name.is_empty() {
+            le_i32(&self.target_data, 0)
+        } else {
+            None
+        }
     }
     /// The ERROR target's errorname.
     pub fn error_name(&self) -> Option<String> {
         (self.target_name == XT_ERROR_TARGET)
-            .then(|| cstr(&self.target_data, 0, XT_FUNCTION_MAXNAMELEN).map(|s| String::from_utf8_lossy(s).into_owned()))
+            .then(|| {
+                cstr(&self.target_data, 0, XT_FUNCTION_MAXNAMELEN)
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+            })
             .flatten()
     }
     /// `unconditional()`: target right after the header and an all-zero `ipt_ip`.
@@ -273,7 +301,8 @@ pub fn walk_entries(entries: &[u8]) -> Result<Vec<RawEntry>, DecodeError> {
     let mut out = Vec::new();
     let mut off = 0usize;
     while off < entries.len() {
-        let hdr = EntryHeader::parse(entries, off).ok_or_else(|| derr(Some(off), "truncated entry header"))?;
+        let hdr = EntryHeader::parse(entries, off)
+            .ok_or_else(|| derr(Some(off), "truncated entry header"))?;
         let next = hdr.next_offset as usize;
         let toff = hdr.target_offset as usize;
         if next < IPT_ENTRY_SIZE + XT_HDR_SIZE || off + next > entries.len() || off % 8 != 0 {
@@ -282,7 +311,9 @@ pub fn walk_entries(entries: &[u8]) -> Result<Vec<RawEntry>, DecodeError> {
         if toff < IPT_ENTRY_SIZE || toff + XT_HDR_SIZE > next {
             return Err(derr(Some(off), "bad target_offset"));
         }
-        let e = entries.get(off..off + next).ok_or_else(|| derr(Some(off), "entry past end"))?;
+        let e = entries
+            .get(off..off + next)
+            .ok_or_else(|| derr(Some(off), "entry past end"))?;
         let mut matches = Vec::new();
         let mut m = IPT_ENTRY_SIZE;
         while m < toff {
@@ -292,7 +323,11 @@ pub fn walk_entries(entries: &[u8]) -> Result<Vec<RawEntry>, DecodeError> {
                 return Err(derr(Some(off), "bad match size"));
             }
             let data = e.get(m + XT_HDR_SIZE..m + sz).unwrap_or_default().to_vec();
-            matches.push((String::from_utf8_lossy(&h.name).into_owned(), h.revision, data));
+            matches.push((
+                String::from_utf8_lossy(&h.name).into_owned(),
+                h.revision,
+                data,
+            ));
             m += sz;
         }
         let th = XtHeader::parse(e, toff).ok_or_else(|| derr(Some(off), "truncated target"))?;
@@ -300,7 +335,10 @@ pub fn walk_entries(entries: &[u8]) -> Result<Vec<RawEntry>, DecodeError> {
         if tsz < XT_HDR_SIZE || toff + tsz > next {
             return Err(derr(Some(off), "bad target size"));
         }
-        let target_data = e.get(toff + XT_HDR_SIZE..toff + tsz).unwrap_or_default().to_vec();
+        let target_data = e
+            .get(toff + XT_HDR_SIZE..toff + tsz)
+            .unwrap_or_default()
+            .to_vec();
         out.push(RawEntry {
             offset: off,
             hdr,
@@ -316,11 +354,18 @@ pub fn walk_entries(entries: &[u8]) -> Result<Vec<RawEntry>, DecodeError> {
 
 /// Decode a complete `ipt_replace` blob (header + entries) into a Table.
 pub fn decode(blob: &[u8]) -> Result<Table, DecodeError> {
-    let hdr = ReplaceHeader::parse(blob).ok_or_else(|| derr(None, "shorter than the 96-byte ipt_replace header"))?;
+    let hdr = ReplaceHeader::parse(blob)
+        .ok_or_else(|| derr(None, "shorter than the 96-byte ipt_replace header"))?;
     let entries = blob
         .get(IPT_REPLACE_SIZE..IPT_REPLACE_SIZE + hdr.size as usize)
         .ok_or_else(|| derr(None, "blob shorter than 96 + size"))?;
-    decode_entries(&String::from_utf8_lossy(&hdr.name), hdr.valid_hooks, &hdr.hook_entry, &hdr.underflow, entries)
+    decode_entries(
+        &String::from_utf8_lossy(&hdr.name),
+        hdr.valid_hooks,
+        &hdr.hook_entry,
+        &hdr.underflow,
+        entries,
+    )
 }
 
 enum Cur {
@@ -363,9 +408,17 @@ pub fn decode_entries(
     for (i, e) in raw.iter().enumerate() {
         let off = e.offset;
         if e.target_name == XT_ERROR_TARGET {
-            let n = e.error_name().ok_or_else(|| derr(Some(off), "unterminated error name"))?;
+            let n = e
+                .error_name()
+                .ok_or_else(|| derr(Some(off), "unterminated error name"))?;
             if let Cur::User(u) = cur {
-                return Err(derr(Some(off), format!("user chain `{}` has no RETURN foot", table.user_chains[u].name)));
+                return Err(derr(
+                    Some(off),
+                    format!(
+                        "user chain `{}` has no RETURN foot",
+                        table.user_chains[u].name
+                    ),
+                ));
             }
             if let Cur::Builtin(_) = cur {
                 return Err(derr(Some(off), "built-in chain without policy entry"));
@@ -379,7 +432,10 @@ pub fn decode_entries(
             if table.user_chains.iter().any(|c| c.name == n) {
                 return Err(derr(Some(off), format!("duplicate chain `{n}`")));
             }
-            table.user_chains.push(UserChain { name: n, rules: Vec::new() });
+            table.user_chains.push(UserChain {
+                name: n,
+                rules: Vec::new(),
+            });
             cur = Cur::User(table.user_chains.len() - 1);
             continue;
         }
@@ -389,7 +445,12 @@ pub fn decode_entries(
             }
             let hook = Hook::from_u32(h as u32).ok_or_else(|| derr(Some(off), "bad hook"))?;
             seen_hooks |= 1 << h;
-            table.builtins.push(BuiltinChain { hook, policy: Policy::Accept, rules: Vec::new(), policy_counters: Counters::default() });
+            table.builtins.push(BuiltinChain {
+                hook,
+                policy: Policy::Accept,
+                rules: Vec::new(),
+                policy_counters: Counters::default(),
+            });
             cur = Cur::Builtin(table.builtins.len() - 1);
         }
         match cur {
@@ -400,11 +461,19 @@ pub fn decode_entries(
                     let policy = match e.std_verdict() {
                         Some(VERDICT_ACCEPT) if e.unconditional() => Policy::Accept,
                         Some(VERDICT_DROP) if e.unconditional() => Policy::Drop,
-                        _ => return Err(derr(Some(off), "policy entry is not an unconditional ACCEPT/DROP")),
+                        _ => {
+                            return Err(derr(
+                                Some(off),
+                                "policy entry is not an unconditional ACCEPT/DROP",
+                            ));
+                        }
                     };
                     let c = &mut table.builtins[b];
                     c.policy = policy;
-                    c.policy_counters = Counters { pcnt: e.hdr.pcnt, bcnt: e.hdr.bcnt };
+                    c.policy_counters = Counters {
+                        pcnt: e.hdr.pcnt,
+                        bcnt: e.hdr.bcnt,
+                    };
                     cur = Cur::None;
                 } else {
                     let r = decode_rule(e, &starts)?;
@@ -412,10 +481,18 @@ pub fn decode_entries(
                 }
             }
             Cur::User(u) => {
-                let next_is_error = raw.get(i + 1).is_some_and(|n| n.target_name == XT_ERROR_TARGET);
+                let next_is_error = raw
+                    .get(i + 1)
+                    .is_some_and(|n| n.target_name == XT_ERROR_TARGET);
                 if next_is_error {
-                    if e.std_verdict() != Some(XT_RETURN) || !e.unconditional() || e.hdr.ip.flags != 0 {
-                        return Err(derr(Some(off), "user chain does not end in an unconditional RETURN"));
+                    if e.std_verdict() != Some(XT_RETURN)
+                        || !e.unconditional()
+                        || e.hdr.ip.flags != 0
+                    {
+                        return Err(derr(
+                            Some(off),
+                            "user chain does not end in an unconditional RETURN",
+                        ));
                     }
                     cur = Cur::None;
                 } else {
@@ -442,7 +519,9 @@ fn decode_rule(e: &RawEntry, starts: &HashMap<usize, String>) -> Result<Rule, De
         if e.target_revision != 0 || e.target_data.len() != 8 {
             return Err(derr(Some(e.offset), "bad standard target"));
         }
-        let v = e.std_verdict().ok_or_else(|| derr(Some(e.offset), "bad standard target"))?;
+        let v = e
+            .std_verdict()
+            .ok_or_else(|| derr(Some(e.offset), "bad standard target"))?;
         let goto = ip.flags & IPT_F_GOTO != 0;
         if let Some(t) = std_target(v) {
             t
@@ -450,11 +529,21 @@ fn decode_rule(e: &RawEntry, starts: &HashMap<usize, String>) -> Result<Rule, De
             let v = v as usize;
             if goto {
                 ip.flags &= !IPT_F_GOTO;
-                Target::Goto(starts.get(&v).cloned().ok_or_else(|| derr(Some(e.offset), "goto to a non-chain offset"))?)
+                Target::Goto(
+                    starts
+                        .get(&v)
+                        .cloned()
+                        .ok_or_else(|| derr(Some(e.offset), "goto to a non-chain offset"))?,
+                )
             } else if v == next {
                 Target::Fallthrough
             } else {
-                Target::Jump(starts.get(&v).cloned().ok_or_else(|| derr(Some(e.offset), "jump to a non-chain offset"))?)
+                Target::Jump(
+                    starts
+                        .get(&v)
+                        .cloned()
+                        .ok_or_else(|| derr(Some(e.offset), "jump to a non-chain offset"))?,
+                )
             }
         } else {
             return Err(derr(Some(e.offset), format!("bad verdict {v}")));
@@ -463,8 +552,21 @@ fn decode_rule(e: &RawEntry, starts: &HashMap<usize, String>) -> Result<Rule, De
         Target::from_parts(&e.target_name, e.target_revision, &e.target_data)
     };
     // Standard-target bytes after the verdict must be zero to round-trip.
-    let matches = e.matches.iter().map(|(n, r, d)| Match::from_parts(n, *r, d)).collect();
-    Ok(Rule { ip: IpMatch { ip }, matches, target, counters: Counters { pcnt: e.hdr.pcnt, bcnt: e.hdr.bcnt }, nfcache: e.hdr.nfcache })
+    let matches = e
+        .matches
+        .iter()
+        .map(|(n, r, d)| Match::from_parts(n, *r, d))
+        .collect();
+    Ok(Rule {
+        ip: IpMatch { ip },
+        matches,
+        target,
+        counters: Counters {
+            pcnt: e.hdr.pcnt,
+            bcnt: e.hdr.bcnt,
+        },
+        nfcache: e.hdr.nfcache,
+    })
 }
 
 fn std_target(v: i32) -> Option<Target> {
@@ -496,10 +598,20 @@ mod tests {
     #[test]
     fn jump_goes_past_the_error_head() {
         let mut t = Table::new("filter").unwrap();
-        t.user_chains.push(UserChain { name: "B".into(), rules: vec![Rule::new(Target::Return)] });
-        t.user_chains.push(UserChain { name: "A".into(), rules: vec![] });
-        t.builtins[0].rules.push(Rule::new(Target::Jump("B".into())));
-        t.builtins[0].rules.push(Rule::new(Target::Goto("A".into())));
+        t.user_chains.push(UserChain {
+            name: "B".into(),
+            rules: vec![Rule::new(Target::Return)],
+        });
+        t.user_chains.push(UserChain {
+            name: "A".into(),
+            rules: vec![],
+        });
+        t.builtins[0]
+            .rules
+            .push(Rule::new(Target::Jump("B".into())));
+        t.builtins[0]
+            .rules
+            .push(Rule::new(Target::Goto("A".into())));
         let (h, e) = encode_parts(&t).unwrap();
         // INPUT: 2 rules (152 each) + policy; FORWARD, OUTPUT policies; A head@760, foot@936;
         // B head@1088, rule@1264.

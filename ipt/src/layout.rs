@@ -384,7 +384,14 @@ pub const XT_TCP_INV_MASK: u8 = 0x0F;
 
 impl Default for XtTcp {
     fn default() -> Self {
-        XtTcp { spts: [0, 0xFFFF], dpts: [0, 0xFFFF], option: 0, flg_mask: 0, flg_cmp: 0, invflags: 0 }
+        XtTcp {
+            spts: [0, 0xFFFF],
+            dpts: [0, 0xFFFF],
+            option: 0,
+            flg_mask: 0,
+            flg_cmp: 0,
+            invflags: 0,
+        }
     }
 }
 impl XtTcp {
@@ -430,7 +437,11 @@ pub const XT_UDP_INV_MASK: u8 = 0x03;
 
 impl Default for XtUdp {
     fn default() -> Self {
-        XtUdp { spts: [0, 0xFFFF], dpts: [0, 0xFFFF], invflags: 0 }
+        XtUdp {
+            spts: [0, 0xFFFF],
+            dpts: [0, 0xFFFF],
+            invflags: 0,
+        }
     }
 }
 impl XtUdp {
@@ -466,11 +477,18 @@ impl IptIcmp {
     pub const SIZE: usize = 4;
     pub fn encode(&self) -> Vec<u8> {
         let mut o = Out::zeroed(xt_align(Self::SIZE));
-        o.put(0, &[self.icmp_type, self.code[0], self.code[1], self.invflags]);
+        o.put(
+            0,
+            &[self.icmp_type, self.code[0], self.code[1], self.invflags],
+        );
         o.0
     }
     pub fn decode(d: &[u8]) -> Option<Self> {
-        Some(IptIcmp { icmp_type: u8_at(d, 0)?, code: [u8_at(d, 1)?, u8_at(d, 2)?], invflags: u8_at(d, 3)? })
+        Some(IptIcmp {
+            icmp_type: u8_at(d, 0)?,
+            code: [u8_at(d, 1)?, u8_at(d, 2)?],
+            invflags: u8_at(d, 3)?,
+        })
     }
 }
 
@@ -628,7 +646,13 @@ impl MultiportV1 {
         for (i, p) in ports.iter_mut().enumerate() {
             *p = le16(d, 2 + 2 * i)?;
         }
-        Some(MultiportV1 { flags: u8_at(d, 0)?, count: u8_at(d, 1)?, ports, pflags: arr(d, 32)?, invert: u8_at(d, 47)? })
+        Some(MultiportV1 {
+            flags: u8_at(d, 0)?,
+            count: u8_at(d, 1)?,
+            ports,
+            pflags: arr(d, 32)?,
+            invert: u8_at(d, 47)?,
+        })
     }
 }
 
@@ -649,7 +673,11 @@ impl MarkMtInfo1 {
         o.0
     }
     pub fn decode(d: &[u8]) -> Option<Self> {
-        Some(MarkMtInfo1 { mark: le32(d, 0)?, mask: le32(d, 4)?, invert: u8_at(d, 8)? })
+        Some(MarkMtInfo1 {
+            mark: le32(d, 0)?,
+            mask: le32(d, 4)?,
+            invert: u8_at(d, 8)?,
+        })
     }
 }
 
@@ -674,7 +702,10 @@ impl RateInfo {
         o.0
     }
     pub fn decode(d: &[u8]) -> Option<Self> {
-        Some(RateInfo { avg: le32(d, 0)?, burst: le32(d, 4)? })
+        Some(RateInfo {
+            avg: le32(d, 0)?,
+            burst: le32(d, 4)?,
+        })
     }
 }
 
@@ -715,7 +746,11 @@ impl LogInfo {
         o.0
     }
     pub fn decode(d: &[u8]) -> Option<Self> {
-        Some(LogInfo { level: u8_at(d, 0)?, logflags: u8_at(d, 1)?, prefix: cstr(d, 2, 30)?.to_vec() })
+        Some(LogInfo {
+            level: u8_at(d, 0)?,
+            logflags: u8_at(d, 1)?,
+            prefix: cstr(d, 2, 30)?.to_vec(),
+        })
     }
 }
 
@@ -734,7 +769,10 @@ impl MarkTgInfo2 {
         o.0
     }
     pub fn decode(d: &[u8]) -> Option<Self> {
-        Some(MarkTgInfo2 { mark: le32(d, 0)?, mask: le32(d, 4)? })
+        Some(MarkTgInfo2 {
+            mark: le32(d, 0)?,
+            mask: le32(d, 4)?,
+        })
     }
 }
 
@@ -773,9 +811,19 @@ impl ConnmarkTgInfo {
         o.0
     }
     pub fn decode(d: &[u8], rev: u8) -> Option<Self> {
-        let (shift_dir, shift_bits, mode) =
-            if rev == 1 { (0, 0, u8_at(d, 12)?) } else { (u8_at(d, 12)?, u8_at(d, 13)?, u8_at(d, 14)?) };
-        Some(ConnmarkTgInfo { ctmark: le32(d, 0)?, ctmask: le32(d, 4)?, nfmask: le32(d, 8)?, shift_dir, shift_bits, mode })
+        let (shift_dir, shift_bits, mode) = if rev == 1 {
+            (0, 0, u8_at(d, 12)?)
+        } else {
+            (u8_at(d, 12)?, u8_at(d, 13)?, u8_at(d, 14)?)
+        };
+        Some(ConnmarkTgInfo {
+            ctmark: le32(d, 0)?,
+            ctmask: le32(d, 4)?,
+            nfmask: le32(d, 8)?,
+            shift_dir,
+            shift_bits,
+            mode,
+        })
     }
 }
 
@@ -817,7 +865,11 @@ impl CtTargetInfo {
         o.0
     }
     pub fn decode(d: &[u8], rev: u8) -> Option<Self> {
-        let timeout = if rev == 0 { Vec::new() } else { cstr(d, 28, 32)?.to_vec() };
+        let timeout = if rev == 0 {
+            Vec::new()
+        } else {
+            cstr(d, 28, 32)?.to_vec()
+        };
         Some(CtTargetInfo {
             flags: le16(d, 0)?,
             zone: le16(d, 2)?,

@@ -13,3 +13,8 @@ pub mod model;
 
 pub use blob::{DecodeError, EncodeError, decode, decode_entries, encode, encode_parts};
 pub use model::*;
+pub mod parse;
+pub mod save;
+
+pub use parse::{ParseError, parse_rule, parse_rule_str, parse_save};
+pub use save::{rule_line, save, save_all};

@@ -15,8 +15,13 @@ pub struct Counters {
 }
 
 /// The known iptables tables: name, `valid_hooks`.
-pub const TABLES: [(&str, u32); 5] =
-    [("filter", 0x0e), ("mangle", 0x1f), ("raw", 0x09), ("nat", 0x1b), ("security", 0x0e)];
+pub const TABLES: [(&str, u32); 5] = [
+    ("filter", 0x0e),
+    ("mangle", 0x1f),
+    ("raw", 0x09),
+    ("nat", 0x1b),
+    ("security", 0x0e),
+];
 
 /// `valid_hooks` of a known table.
 pub fn table_valid_hooks(name: &str) -> Option<u32> {
@@ -97,11 +102,7 @@ fn and4(a: [u8; 4], m: [u8; 4]) -> [u8; 4] {
 }
 
 fn set_bit(v: &mut u8, bit: u8, on: bool) {
-    if on {
-        *v |= bit
-    } else {
-        *v &= !bit
-    }
+    if on { *v |= bit } else { *v &= !bit }
 }
 
 /// `xtables_parse_interface`: the name bytes and the mask (0xff × (len+1), or × (len-1) for `+`).
@@ -114,7 +115,11 @@ pub fn iface_and_mask(name: &str) -> ([u8; IFNAMSIZ], [u8; IFNAMSIZ]) {
     if len == 0 {
         return (n, m);
     }
-    let ml = if b[len - 1] == b'+' { len - 1 } else { (len + 1).min(IFNAMSIZ) };
+    let ml = if b[len - 1] == b'+' {
+        len - 1
+    } else {
+        (len + 1).min(IFNAMSIZ)
+    };
     m[..ml].fill(0xff);
     (n, m)
 }
@@ -140,7 +145,11 @@ pub enum Match {
     /// `-m limit` (rev 0).
     Limit(RateInfo),
     /// Any other match, as raw data (already XT_ALIGN padded when it came from a blob).
-    Other { name: String, revision: u8, data: Vec<u8> },
+    Other {
+        name: String,
+        revision: u8,
+        data: Vec<u8>,
+    },
 }
 
 impl Match {
@@ -204,7 +213,11 @@ impl Match {
         };
         match typed {
             Some(m) if m.data() == data => m,
-            _ => Match::Other { name: name.to_string(), revision, data: data.to_vec() },
+            _ => Match::Other {
+                name: name.to_string(),
+                revision,
+                data: data.to_vec(),
+            },
         }
     }
 }
@@ -258,9 +271,18 @@ pub enum Target {
     /// `-j CT` (rev 0/1/2; `-j NOTRACK` = CT with XT_CT_NOTRACK | XT_CT_NOTRACK_ALIAS).
     Ct { revision: u8, info: CtTargetInfo },
     /// SNAT/DNAT/MASQUERADE/REDIRECT; `rangesize` only matters for revision 0 (normally 1).
-    Nat { kind: NatKind, revision: u8, range: NatRange, rangesize: u32 },
+    Nat {
+        kind: NatKind,
+        revision: u8,
+        range: NatRange,
+        rangesize: u32,
+    },
     /// Any other target, raw.
-    Other { name: String, revision: u8, data: Vec<u8> },
+    Other {
+        name: String,
+        revision: u8,
+        data: Vec<u8>,
+    },
 }
 
 impl Target {
@@ -297,12 +319,25 @@ impl Target {
             }
             Target::Log(l) => ("LOG".into(), 0, l.encode()),
             Target::Mark(m) => ("MARK".into(), 2, m.encode()),
-            Target::Connmark { revision, info } => ("CONNMARK".into(), *revision, info.encode(*revision)),
-            Target::Ct { revision, info } => ("CT".into(), *revision, info.encode(*revision)),
-            Target::Nat { kind, revision, range, rangesize } => {
-                (kind.name().into(), *revision, range.encode(*revision, *rangesize))
+            Target::Connmark { revision, info } => {
+                ("CONNMARK".into(), *revision, info.encode(*revision))
             }
-            Target::Other { name, revision, data } => (name.clone(), *revision, data.clone()),
+            Target::Ct { revision, info } => ("CT".into(), *revision, info.encode(*revision)),
+            Target::Nat {
+                kind,
+                revision,
+                range,
+                rangesize,
+            } => (
+                kind.name().into(),
+                *revision,
+                range.encode(*revision, *rangesize),
+            ),
+            Target::Other {
+                name,
+                revision,
+                data,
+            } => (name.clone(), *revision, data.clone()),
             _ => return None,
         })
     }
@@ -312,26 +347,37 @@ impl Target {
             ("REJECT", 0, 8) => le32(data, 0).map(Target::Reject),
             ("LOG", 0, 32) => LogInfo::decode(data).map(Target::Log),
             ("MARK", 2, 8) => MarkTgInfo2::decode(data).map(Target::Mark),
-            ("CONNMARK", 1 | 2, 16) => {
-                ConnmarkTgInfo::decode(data, revision).map(|info| Target::Connmark { revision, info })
-            }
+            ("CONNMARK", 1 | 2, 16) => ConnmarkTgInfo::decode(data, revision)
+                .map(|info| Target::Connmark { revision, info }),
             ("CT", 0, 40) | ("CT", 1 | 2, 72) => {
                 CtTargetInfo::decode(data, revision).map(|info| Target::Ct { revision, info })
             }
-            ("SNAT" | "DNAT", 0, 24) | ("MASQUERADE" | "REDIRECT", 0, 24) | ("SNAT" | "DNAT", 1, 40) | ("SNAT" | "DNAT", 2, 48) => {
+            ("SNAT" | "DNAT", 0, 24)
+            | ("MASQUERADE" | "REDIRECT", 0, 24)
+            | ("SNAT" | "DNAT", 1, 40)
+            | ("SNAT" | "DNAT", 2, 48) => {
                 let kind = match name {
                     "SNAT" => NatKind::Snat,
                     "DNAT" => NatKind::Dnat,
                     "MASQUERADE" => NatKind::Masquerade,
                     _ => NatKind::Redirect,
                 };
-                NatRange::decode(data, revision).map(|(range, rangesize)| Target::Nat { kind, revision, range, rangesize })
+                NatRange::decode(data, revision).map(|(range, rangesize)| Target::Nat {
+                    kind,
+                    revision,
+                    range,
+                    rangesize,
+                })
             }
             _ => None,
         };
         match typed {
             Some(t) if t.ext_parts().map(|p| p.2).as_deref() == Some(data) => t,
-            _ => Target::Other { name: name.to_string(), revision, data: data.to_vec() },
+            _ => Target::Other {
+                name: name.to_string(),
+                revision,
+                data: data.to_vec(),
+            },
         }
     }
 }
@@ -350,7 +396,13 @@ pub struct Rule {
 impl Rule {
     /// An unconditional rule with a target.
     pub fn new(target: Target) -> Self {
-        Rule { ip: IpMatch::default(), matches: Vec::new(), target, counters: Counters::default(), nfcache: 0 }
+        Rule {
+            ip: IpMatch::default(),
+            matches: Vec::new(),
+            target,
+            counters: Counters::default(),
+            nfcache: 0,
+        }
     }
 }
 
@@ -392,9 +444,19 @@ impl Table {
         let builtins = Hook::ALL
             .into_iter()
             .filter(|h| valid_hooks & (1 << *h as u32) != 0)
-            .map(|hook| BuiltinChain { hook, policy: Policy::Accept, rules: Vec::new(), policy_counters: Counters::default() })
+            .map(|hook| BuiltinChain {
+                hook,
+                policy: Policy::Accept,
+                rules: Vec::new(),
+                policy_counters: Counters::default(),
+            })
             .collect();
-        Table { name: name.to_string(), valid_hooks, builtins, user_chains: Vec::new() }
+        Table {
+            name: name.to_string(),
+            valid_hooks,
+            builtins,
+            user_chains: Vec::new(),
+        }
     }
     /// The built-in chain of a hook.
     pub fn builtin(&self, hook: Hook) -> Option<&BuiltinChain> {
@@ -407,7 +469,10 @@ impl Table {
                 return Some(&mut c.rules);
             }
         }
-        self.user_chains.iter_mut().find(|c| c.name == chain).map(|c| &mut c.rules)
+        self.user_chains
+            .iter_mut()
+            .find(|c| c.name == chain)
+            .map(|c| &mut c.rules)
     }
     /// User chains sorted by name (strcmp order), as libiptc lays them out.
     pub fn sorted_user_chains(&self) -> Vec<&UserChain> {

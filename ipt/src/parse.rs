@@ -1,0 +1,1323 @@
+//! iptables-save / iptables-restore text → `Table`s, for the supported matches and targets
+//! (tcp, udp, icmp, conntrack/state, multiport, mark, comment, limit; standard verdicts, jumps,
+//! gotos, REJECT, LOG, MARK, CONNMARK, CT/NOTRACK, DNAT, SNAT, MASQUERADE, REDIRECT). The
+//! payloads are filled exactly as iptables 1.8.9's extensions fill them, so that
+//! `encode(parse_save(text))` equals what `iptables-legacy-restore` sends to the kernel.
+#![forbid(unsafe_code)]
+
+use crate::layout::*;
+use crate::model::*;
+use crate::save::{CHAIN_PROTOS, REJECT_NAMES};
+use std::fmt;
+
+/// A parse failure with its 1-based line (0 when parsing a lone rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+impl std::error::Error for ParseError {}
+
+type R<T> = Result<T, String>;
+
+/// Split a restore line into words: whitespace separates, `"` quotes (and is dropped), `\`
+/// escapes the next character.
+pub fn tokenize(line: &str) -> R<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut have = false;
+    let mut quoted = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                    have = true;
+                }
+            }
+            '"' => {
+                quoted = !quoted;
+                have = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if have {
+                    out.push(std::mem::take(&mut cur));
+                    have = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                have = true;
+            }
+        }
+    }
+    if quoted {
+        return Err("unterminated quote".into());
+    }
+    if have {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// Parse a whole iptables-save/restore text (one or more `*table ... COMMIT` blocks).
+pub fn parse_save(text: &str) -> Result<Vec<Table>, ParseError> {
+    let mut tables = Vec::new();
+    let mut cur: Option<Table> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let e = |m: String| ParseError { line, message: m };
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = l.strip_prefix('*') {
+            if cur.is_some() {
+                return Err(e("table started before COMMIT".into()));
+            }
+            cur =
+                Some(Table::new(name.trim()).ok_or_else(|| e(format!("unknown table `{name}`")))?);
+            continue;
+        }
+        let Some(t) = cur.as_mut() else {
+            return Err(e("line outside a *table block".into()));
+        };
+        if l == "COMMIT" {
+            if let Some(t) = cur.take() {
+                tables.push(t);
+            }
+            continue;
+        }
+        if let Some(decl) = l.strip_prefix(':') {
+            declare_chain(t, decl).map_err(e)?;
+            continue;
+        }
+        let mut words = tokenize(l).map_err(e)?;
+        let mut counters = None;
+        if let Some(first) = words.first() {
+            if first.starts_with('[') {
+                counters = Some(parse_counters(first).map_err(e)?);
+                words.remove(0);
+            }
+        }
+        command(t, &words, counters).map_err(e)?;
+    }
+    if cur.is_some() {
+        return Err(ParseError {
+            line: text.lines().count(),
+            message: "missing COMMIT".into(),
+        });
+    }
+    Ok(tables)
+}
+
+fn parse_counters(s: &str) -> R<Counters> {
+    let inner = s
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .ok_or("bad counters")?;
+    let (p, b) = inner.split_once(':').ok_or("bad counters")?;
+    Ok(Counters {
+        pcnt: p.parse().map_err(|_| "bad counters")?,
+        bcnt: b.parse().map_err(|_| "bad counters")?,
+    })
+}
+
+fn declare_chain(t: &mut Table, decl: &str) -> R<()> {
+    let mut it = decl.split_whitespace();
+    let name = it.next().ok_or("empty chain declaration")?;
+    let policy = it.next().unwrap_or("-");
+    let counters = match it.next() {
+        Some(c) => parse_counters(c)?,
+        None => Counters::default(),
+    };
+    if let Some(h) = chain_name_hook(name) {
+        if let Some(c) = t.builtins.iter_mut().find(|c| c.hook == h) {
+            c.policy = match policy {
+                "ACCEPT" => Policy::Accept,
+                "DROP" => Policy::Drop,
+                p => return Err(format!("bad policy `{p}`")),
+            };
+            c.policy_counters = counters;
+            return Ok(());
+        }
+    }
+    if name.len() >= XT_FUNCTION_MAXNAMELEN {
+        return Err(format!("chain name `{name}` too long"));
+    }
+    if t.user_chains.iter().any(|c| c.name == name) {
+        return Err(format!("chain `{name}` already exists"));
+    }
+    t.user_chains.push(UserChain {
+        name: name.to_string(),
+        rules: Vec::new(),
+    });
+    Ok(())
+}
+
+fn command(t: &mut Table, words: &[String], counters: Option<Counters>) -> R<()> {
+    let cmd = words.first().map(String::as_str).ok_or("empty line")?;
+    match cmd {
+        "-A" | "--append" | "-I" | "--insert" => {
+            let chain = words.get(1).ok_or("missing chain")?.clone();
+            let mut rest = &words[2..];
+            let mut pos = None;
+            if cmd.starts_with("-I") || cmd == "--insert" {
+                if let Some(n) = rest.first().and_then(|w| w.parse::<usize>().ok()) {
+                    pos = Some(n.saturating_sub(1));
+                    rest = &rest[1..];
+                } else {
+                    pos = Some(0);
+                }
+            }
+            let known: Vec<String> = t.user_chains.iter().map(|c| c.name.clone()).collect();
+            let mut rule = parse_rule_with(rest, &|n| {
+                known.iter().any(|k| k == n) || chain_name_hook(n).is_some()
+            })?;
+            if let Some(c) = counters {
+                rule.counters = c;
+            }
+            let rules = t
+                .rules_mut(&chain)
+                .ok_or_else(|| format!("no chain `{chain}`"))?;
+            match pos {
+                Some(p) if p <= rules.len() => rules.insert(p, rule),
+                Some(_) => return Err("rule index too big".into()),
+                None => rules.push(rule),
+            }
+            Ok(())
+        }
+        "-N" | "--new-chain" => declare_chain(t, words.get(1).ok_or("missing chain")?),
+        "-P" | "--policy" => {
+            let c = words.get(1).ok_or("missing chain")?;
+            let p = words.get(2).ok_or("missing policy")?;
+            if chain_name_hook(c).is_none() {
+                return Err(format!("`{c}` is not a built-in chain"));
+            }
+            declare_chain(t, &format!("{c} {p}"))
+        }
+        other => Err(format!("unsupported command `{other}`")),
+    }
+}
+
+/// Parse the words of one rule (everything after `-A CHAIN`); `-j NAME` for a non-extension
+/// target is taken as a jump to chain NAME.
+pub fn parse_rule(words: &[&str]) -> Result<Rule, ParseError> {
+    let w: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+    parse_rule_with(&w, &|_| true).map_err(|m| ParseError {
+        line: 0,
+        message: m,
+    })
+}
+
+/// Parse a rule given as one string (tokenized like iptables-restore).
+pub fn parse_rule_str(s: &str) -> Result<Rule, ParseError> {
+    let w = tokenize(s).map_err(|m| ParseError {
+        line: 0,
+        message: m,
+    })?;
+    parse_rule_with(&w, &|_| true).map_err(|m| ParseError {
+        line: 0,
+        message: m,
+    })
+}
+
+struct Words<'a> {
+    w: &'a [String],
+    i: usize,
+}
+
+impl<'a> Words<'a> {
+    fn next(&mut self) -> Option<&'a str> {
+        let r = self.w.get(self.i).map(String::as_str);
+        self.i += 1;
+        r
+    }
+    fn arg(&mut self, opt: &str) -> R<&'a str> {
+        self.next()
+            .ok_or_else(|| format!("option `{opt}` requires an argument"))
+    }
+}
+
+fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule> {
+    let mut rule = Rule::new(Target::Fallthrough);
+    let mut w = Words { w: words, i: 0 };
+    let mut invert = false;
+    let mut target_name: Option<String> = None;
+    let mut have_target = false;
+    while let Some(opt) = w.next() {
+        if opt == "!" {
+            if invert {
+                return Err("multiple `!`".into());
+            }
+            invert = true;
+            continue;
+        }
+        let inv = std::mem::take(&mut invert);
+        match opt {
+            "-s" | "--source" | "--src" => {
+                let (a, m) = parse_addr(w.arg(opt)?)?;
+                rule.ip.set_src(a, m, inv);
+            }
+            "-d" | "--destination" | "--dst" => {
+                let (a, m) = parse_addr(w.arg(opt)?)?;
+                rule.ip.set_dst(a, m, inv);
+            }
+            "-i" | "--in-interface" => {
+                let n = w.arg(opt)?;
+                check_iface(n)?;
+                rule.ip.set_iniface(n, inv);
+            }
+            "-o" | "--out-interface" => {
+                let n = w.arg(opt)?;
+                check_iface(n)?;
+                rule.ip.set_outiface(n, inv);
+            }
+            "-p" | "--protocol" => {
+                let p = parse_proto(w.arg(opt)?)?;
+                if p == 0 && inv {
+                    return Err("rule would never match protocol".into());
+                }
+                rule.ip.set_proto(p, inv);
+            }
+            "-f" | "--fragment" => rule.ip.set_frag(inv),
+            "-m" | "--match" => {
+                let n = w.arg(opt)?;
+                if inv {
+                    return Err("unexpected `!` before -m".into());
+                }
+                rule.matches.push(new_match(n, &rule.ip)?);
+            }
+            "-c" | "--set-counters" => {
+                let p = w.arg(opt)?.parse().map_err(|_| "bad counter")?;
+                let b = w.arg(opt)?.parse().map_err(|_| "bad counter")?;
+                rule.counters = Counters { pcnt: p, bcnt: b };
+            }
+            "-j" | "--jump" | "-g" | "--goto" => {
+                if have_target {
+                    return Err("multiple targets".into());
+                }
+                have_target = true;
+                let n = w.arg(opt)?;
+                if opt == "-g" || opt == "--goto" {
+                    rule.target = Target::Goto(n.to_string());
+                    continue;
+                }
+                rule.target = new_target(n, is_chain)?;
+                target_name = Some(n.to_string());
+            }
+            o if o.starts_with("--") => {
+                // Extension option: the target's first (if it has options), then the most recent
+                // match that knows it, then an implicit protocol match.
+                if target_name.is_some()
+                    && target_option(&mut rule.target, o, &mut w, inv, &rule.ip)?
+                {
+                    continue;
+                }
+                let mut done = false;
+                for m in rule.matches.iter_mut().rev() {
+                    if match_option(m, o, &mut w, inv)? {
+                        done = true;
+                        break;
+                    }
+                }
+                if done {
+                    continue;
+                }
+                let implicit = match rule.ip.exact_proto() {
+                    Some(6) => "tcp",
+                    Some(17) => "udp",
+                    Some(1) => "icmp",
+                    _ => return Err(format!("unknown option `{o}`")),
+                };
+                if rule.matches.iter().any(|m| m.name() == implicit) {
+                    return Err(format!("unknown option `{o}`"));
+                }
+                let mut m = new_match(implicit, &rule.ip)?;
+                if !match_option(&mut m, o, &mut w, inv)? {
+                    return Err(format!("unknown option `{o}`"));
+                }
+                rule.matches.push(m);
+            }
+            o => return Err(format!("unexpected argument `{o}`")),
+        }
+    }
+    if invert {
+        return Err("trailing `!`".into());
+    }
+    for m in &rule.matches {
+        final_check_match(m, &rule.ip)?;
+    }
+    final_check_target(&rule.target, &rule.ip)?;
+    Ok(rule)
+}
+
+fn check_iface(n: &str) -> R<()> {
+    if n.len() >= IFNAMSIZ {
+        return Err(format!(
+            "interface name `{n}` must be shorter than IFNAMSIZ ({IFNAMSIZ})"
+        ));
+    }
+    Ok(())
+}
+
+/// Parse `a.b.c.d[/len|/mask]`.
+pub fn parse_addr(s: &str) -> R<([u8; 4], [u8; 4])> {
+    let (a, m) = match s.split_once('/') {
+        Some((a, m)) => (a, Some(m)),
+        None => (s, None),
+    };
+    let addr = parse_ip4(a)?;
+    let mask = match m {
+        None => [255; 4],
+        Some(m) if m.contains('.') => parse_ip4(m)?,
+        Some(m) => {
+            let l: u32 = m.parse().map_err(|_| format!("invalid mask `{m}`"))?;
+            if l > 32 {
+                return Err(format!("invalid mask `{m}`"));
+            }
+            let v = if l == 0 { 0 } else { u32::MAX << (32 - l) };
+            v.to_be_bytes()
+        }
+    };
+    Ok((addr, mask))
+}
+
+fn parse_ip4(s: &str) -> R<[u8; 4]> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() != 4 {
+        return Err(format!("host/network `{s}` not found"));
+    }
+    let mut a = [0u8; 4];
+    for (d, p) in a.iter_mut().zip(parts) {
+        *d = p
+            .parse()
+            .map_err(|_| format!("host/network `{s}` not found"))?;
+    }
+    Ok(a)
+}
+
+/// Protocol name or number (`xtables_parse_protocol` with the built-in name table).
+pub fn parse_proto(s: &str) -> R<u16> {
+    if let Ok(n) = s.parse::<u16>() {
+        if n > 255 {
+            return Err(format!("invalid protocol `{s}`"));
+        }
+        return Ok(n);
+    }
+    let l = s.to_ascii_lowercase();
+    if let Some((_, n)) = CHAIN_PROTOS.iter().find(|(name, _)| *name == l) {
+        return Ok(*n);
+    }
+    const MORE: [(&str, u16); 6] = [
+        ("igmp", 2),
+        ("gre", 47),
+        ("ipip", 4),
+        ("ospf", 89),
+        ("pim", 103),
+        ("vrrp", 112),
+    ];
+    MORE.iter()
+        .find(|(name, _)| *name == l)
+        .map(|(_, n)| *n)
+        .ok_or_else(|| format!("unknown protocol `{s}` specified"))
+}
+
+const SERVICES: [(&str, u16); 16] = [
+    ("ftp-data", 20),
+    ("ftp", 21),
+    ("ssh", 22),
+    ("telnet", 23),
+    ("smtp", 25),
+    ("domain", 53),
+    ("bootps", 67),
+    ("bootpc", 68),
+    ("tftp", 69),
+    ("http", 80),
+    ("www", 80),
+    ("ntp", 123),
+    ("snmp", 161),
+    ("https", 443),
+    ("imaps", 993),
+    ("pop3s", 995),
+];
+
+fn parse_port(s: &str) -> R<u16> {
+    if let Ok(n) = s.parse::<u16>() {
+        return Ok(n);
+    }
+    SERVICES
+        .iter()
+        .find(|(n, _)| *n == s)
+        .map(|(_, p)| *p)
+        .ok_or_else(|| format!("invalid port/service `{s}` specified"))
+}
+
+/// `a`, `a:b`, `:b`, `a:` → [lo, hi].
+fn parse_port_range(s: &str) -> R<[u16; 2]> {
+    match s.split_once(':') {
+        None => {
+            let p = parse_port(s)?;
+            Ok([p, p])
+        }
+        Some((a, b)) => {
+            let lo = if a.is_empty() { 0 } else { parse_port(a)? };
+            let hi = if b.is_empty() { 0xFFFF } else { parse_port(b)? };
+            if lo > hi {
+                return Err(format!("invalid portrange `{s}` (min > max)"));
+            }
+            Ok([lo, hi])
+        }
+    }
+}
+
+fn parse_u32(s: &str) -> R<u32> {
+    let r = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u32::from_str_radix(h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        u32::from_str_radix(&s[1..], 8)
+    } else {
+        s.parse()
+    };
+    r.map_err(|_| format!("bad value `{s}`"))
+}
+
+/// `value[/mask]`, mask defaulting to 0xffffffff.
+fn parse_mark(s: &str) -> R<(u32, u32)> {
+    match s.split_once('/') {
+        Some((v, m)) => Ok((parse_u32(v)?, parse_u32(m)?)),
+        None => Ok((parse_u32(s)?, u32::MAX)),
+    }
+}
+
+fn new_match(name: &str, _ip: &IpMatch) -> R<Match> {
+    Ok(match name {
+        "tcp" => Match::Tcp(XtTcp::default()),
+        "udp" => Match::Udp(XtUdp::default()),
+        "icmp" => Match::Icmp(IptIcmp {
+            icmp_type: 0xFF,
+            code: [0, 0xFF],
+            invflags: 0,
+        }),
+        "conntrack" => Match::Conntrack(ConntrackMtInfo3::default()),
+        "state" => Match::Conntrack(ConntrackMtInfo3 {
+            match_flags: XT_CONNTRACK_STATE_ALIAS,
+            ..Default::default()
+        }),
+        "multiport" => Match::Multiport(MultiportV1::default()),
+        "mark" => Match::Mark(MarkMtInfo1::default()),
+        "comment" => Match::Comment(Vec::new()),
+        "limit" => Match::Limit(RateInfo {
+            avg: XT_LIMIT_SCALE * 3600 / 3,
+            burst: 5,
+        }),
+        other => return Err(format!("unsupported match `{other}`")),
+    })
+}
+
+const TCP_FLAG_NAMES: [(&str, u8); 8] = [
+    ("FIN", 0x01),
+    ("SYN", 0x02),
+    ("RST", 0x04),
+    ("PSH", 0x08),
+    ("ACK", 0x10),
+    ("URG", 0x20),
+    ("ALL", 0x3F),
+    ("NONE", 0),
+];
+
+fn parse_tcp_flags(s: &str) -> R<u8> {
+    let mut v = 0;
+    for f in s.split(',') {
+        let u = f.to_ascii_uppercase();
+        let (_, b) = TCP_FLAG_NAMES
+            .iter()
+            .find(|(n, _)| *n == u)
+            .ok_or_else(|| format!("unknown TCP flag `{f}`"))?;
+        v |= b;
+    }
+    Ok(v)
+}
+
+/// iptables' ICMP type names: (name, type, code min, code max).
+pub const ICMP_CODES: [(&str, u8, u8, u8); 40] = [
+    ("any", 0xFF, 0, 0xFF),
+    ("echo-reply", 0, 0, 0xFF),
+    ("pong", 0, 0, 0xFF),
+    ("destination-unreachable", 3, 0, 0xFF),
+    ("network-unreachable", 3, 0, 0),
+    ("host-unreachable", 3, 1, 1),
+    ("protocol-unreachable", 3, 2, 2),
+    ("port-unreachable", 3, 3, 3),
+    ("fragmentation-needed", 3, 4, 4),
+    ("source-route-failed", 3, 5, 5),
+    ("network-unknown", 3, 6, 6),
+    ("host-unknown", 3, 7, 7),
+    ("network-prohibited", 3, 9, 9),
+    ("host-prohibited", 3, 10, 10),
+    ("TOS-network-unreachable", 3, 11, 11),
+    ("TOS-host-unreachable", 3, 12, 12),
+    ("communication-prohibited", 3, 13, 13),
+    ("host-precedence-violation", 3, 14, 14),
+    ("precedence-cutoff", 3, 15, 15),
+    ("source-quench", 4, 0, 0xFF),
+    ("redirect", 5, 0, 0xFF),
+    ("network-redirect", 5, 0, 0),
+    ("host-redirect", 5, 1, 1),
+    ("TOS-network-redirect", 5, 2, 2),
+    ("TOS-host-redirect", 5, 3, 3),
+    ("echo-request", 8, 0, 0xFF),
+    ("ping", 8, 0, 0xFF),
+    ("router-advertisement", 9, 0, 0xFF),
+    ("router-solicitation", 10, 0, 0xFF),
+    ("time-exceeded", 11, 0, 0xFF),
+    ("ttl-exceeded", 11, 0, 0xFF),
+    ("ttl-zero-during-transit", 11, 0, 0),
+    ("ttl-zero-during-reassembly", 11, 1, 1),
+    ("parameter-problem", 12, 0, 0xFF),
+    ("ip-header-bad", 12, 0, 0),
+    ("required-option-missing", 12, 1, 1),
+    ("timestamp-request", 13, 0, 0xFF),
+    ("timestamp-reply", 14, 0, 0xFF),
+    ("address-mask-request", 17, 0, 0xFF),
+    ("address-mask-reply", 18, 0, 0xFF),
+];
+
+fn parse_icmp_type(s: &str) -> R<(u8, [u8; 2])> {
+    if let Some((_, t, lo, hi)) = ICMP_CODES.iter().find(|(n, ..)| n.eq_ignore_ascii_case(s)) {
+        return Ok((*t, [*lo, *hi]));
+    }
+    let (t, c) = match s.split_once('/') {
+        Some((t, c)) => (t, Some(c)),
+        None => (s, None),
+    };
+    let t: u8 = t.parse().map_err(|_| format!("invalid ICMP type `{s}`"))?;
+    match c {
+        Some(c) => {
+            let c: u8 = c.parse().map_err(|_| format!("invalid ICMP code `{s}`"))?;
+            Ok((t, [c, c]))
+        }
+        None => Ok((t, [0, 0xFF])),
+    }
+}
+
+fn parse_ct_states(s: &str) -> R<u16> {
+    let mut v = 0;
+    for p in s.split(',') {
+        v |= match p {
+            "INVALID" => XT_CONNTRACK_STATE_INVALID,
+            "NEW" => XT_CONNTRACK_STATE_NEW,
+            "ESTABLISHED" => XT_CONNTRACK_STATE_ESTABLISHED,
+            "RELATED" => XT_CONNTRACK_STATE_RELATED,
+            "UNTRACKED" => XT_CONNTRACK_STATE_UNTRACKED,
+            "SNAT" => XT_CONNTRACK_STATE_SNAT,
+            "DNAT" => XT_CONNTRACK_STATE_DNAT,
+            _ => return Err(format!("bad ctstate `{p}`")),
+        };
+    }
+    Ok(v)
+}
+
+fn parse_ct_status(s: &str) -> R<u16> {
+    let mut v = 0;
+    for p in s.split(',') {
+        v |= match p {
+            "NONE" => 0,
+            "EXPECTED" => IPS_EXPECTED,
+            "SEEN_REPLY" => IPS_SEEN_REPLY,
+            "ASSURED" => IPS_ASSURED,
+            "CONFIRMED" => IPS_CONFIRMED,
+            _ => return Err(format!("bad ctstatus `{p}`")),
+        };
+    }
+    Ok(v)
+}
+
+fn addr16(a: [u8; 4]) -> [u8; 16] {
+    let mut o = [0u8; 16];
+    o[..4].copy_from_slice(&a);
+    o
+}
+
+fn set_flag(flags: &mut u16, inv_flags: &mut u16, b: u16, inv: bool) {
+    *flags |= b;
+    if inv {
+        *inv_flags |= b;
+    } else {
+        *inv_flags &= !b;
+    }
+}
+
+/// Apply an option to a match; `Ok(false)` if the match does not know the option.
+fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
+    match m {
+        Match::Tcp(t) => match o {
+            "--sport" | "--source-port" => {
+                t.spts = parse_port_range(w.arg(o)?)?;
+                set_inv8(&mut t.invflags, XT_TCP_INV_SRCPT, inv);
+            }
+            "--dport" | "--destination-port" => {
+                t.dpts = parse_port_range(w.arg(o)?)?;
+                set_inv8(&mut t.invflags, XT_TCP_INV_DSTPT, inv);
+            }
+            "--tcp-flags" => {
+                t.flg_mask = parse_tcp_flags(w.arg(o)?)?;
+                t.flg_cmp = parse_tcp_flags(w.arg(o)?)?;
+                set_inv8(&mut t.invflags, XT_TCP_INV_FLAGS, inv);
+            }
+            "--syn" => {
+                t.flg_mask = 0x17;
+                t.flg_cmp = 0x02;
+                set_inv8(&mut t.invflags, XT_TCP_INV_FLAGS, inv);
+            }
+            "--tcp-option" => {
+                t.option = w.arg(o)?.parse().map_err(|_| "bad --tcp-option")?;
+                set_inv8(&mut t.invflags, XT_TCP_INV_OPTION, inv);
+            }
+            _ => return Ok(false),
+        },
+        Match::Udp(u) => match o {
+            "--sport" | "--source-port" => {
+                u.spts = parse_port_range(w.arg(o)?)?;
+                set_inv8(&mut u.invflags, XT_UDP_INV_SRCPT, inv);
+            }
+            "--dport" | "--destination-port" => {
+                u.dpts = parse_port_range(w.arg(o)?)?;
+                set_inv8(&mut u.invflags, XT_UDP_INV_DSTPT, inv);
+            }
+            _ => return Ok(false),
+        },
+        Match::Icmp(i) => match o {
+            "--icmp-type" => {
+                let (t, c) = parse_icmp_type(w.arg(o)?)?;
+                i.icmp_type = t;
+                i.code = c;
+                set_inv8(&mut i.invflags, IPT_ICMP_INV, inv);
+            }
+            _ => return Ok(false),
+        },
+        Match::Conntrack(c) => {
+            let alias = c.match_flags & XT_CONNTRACK_STATE_ALIAS != 0;
+            let (f, i) = (&mut c.match_flags, &mut c.invert_flags);
+            match o {
+                "--state" if alias => {
+                    c.state_mask = parse_ct_states(w.arg(o)?)?;
+                    set_flag(f, i, XT_CONNTRACK_STATE, inv);
+                }
+                _ if alias => return Ok(false),
+                "--ctstate" => {
+                    c.state_mask = parse_ct_states(w.arg(o)?)?;
+                    set_flag(f, i, XT_CONNTRACK_STATE, inv);
+                }
+                "--ctproto" => {
+                    c.l4proto = parse_proto(w.arg(o)?)?;
+                    if c.l4proto == 0 && !inv {
+                        return Err("conntrack: --ctproto 0 would never match".into());
+                    }
+                    set_flag(f, i, XT_CONNTRACK_PROTO, inv);
+                }
+                "--ctorigsrc" | "--ctorigdst" | "--ctreplsrc" | "--ctrepldst" => {
+                    let (a, m) = parse_addr(w.arg(o)?)?;
+                    let a = [a[0] & m[0], a[1] & m[1], a[2] & m[2], a[3] & m[3]];
+                    let (bit, addr, mask) = match o {
+                        "--ctorigsrc" => (
+                            XT_CONNTRACK_ORIGSRC,
+                            &mut c.origsrc_addr,
+                            &mut c.origsrc_mask,
+                        ),
+                        "--ctorigdst" => (
+                            XT_CONNTRACK_ORIGDST,
+                            &mut c.origdst_addr,
+                            &mut c.origdst_mask,
+                        ),
+                        "--ctreplsrc" => (
+                            XT_CONNTRACK_REPLSRC,
+                            &mut c.replsrc_addr,
+                            &mut c.replsrc_mask,
+                        ),
+                        _ => (
+                            XT_CONNTRACK_REPLDST,
+                            &mut c.repldst_addr,
+                            &mut c.repldst_mask,
+                        ),
+                    };
+                    *addr = addr16(a);
+                    *mask = addr16(m);
+                    set_flag(f, i, bit, inv);
+                }
+                "--ctorigsrcport" | "--ctorigdstport" | "--ctreplsrcport" | "--ctrepldstport" => {
+                    let r = parse_port_range(w.arg(o)?)?;
+                    let (bit, lo, hi) = match o {
+                        "--ctorigsrcport" => (
+                            XT_CONNTRACK_ORIGSRC_PORT,
+                            &mut c.origsrc_port,
+                            &mut c.origsrc_port_high,
+                        ),
+                        "--ctorigdstport" => (
+                            XT_CONNTRACK_ORIGDST_PORT,
+                            &mut c.origdst_port,
+                            &mut c.origdst_port_high,
+                        ),
+                        "--ctreplsrcport" => (
+                            XT_CONNTRACK_REPLSRC_PORT,
+                            &mut c.replsrc_port,
+                            &mut c.replsrc_port_high,
+                        ),
+                        _ => (
+                            XT_CONNTRACK_REPLDST_PORT,
+                            &mut c.repldst_port,
+                            &mut c.repldst_port_high,
+                        ),
+                    };
+                    *lo = r[0];
+                    *hi = r[1];
+                    set_flag(f, i, bit, inv);
+                }
+                "--ctstatus" => {
+                    c.status_mask = parse_ct_status(w.arg(o)?)?;
+                    set_flag(f, i, XT_CONNTRACK_STATUS, inv);
+                }
+                "--ctexpire" => {
+                    let a = w.arg(o)?;
+                    let (lo, hi) = match a.split_once(':') {
+                        Some((l, h)) => (parse_u32(l)?, parse_u32(h)?),
+                        None => {
+                            let v = parse_u32(a)?;
+                            (v, v)
+                        }
+                    };
+                    c.expires_min = lo;
+                    c.expires_max = hi;
+                    set_flag(f, i, XT_CONNTRACK_EXPIRES, inv);
+                }
+                "--ctdir" => {
+                    let d = w.arg(o)?;
+                    *f |= XT_CONNTRACK_DIRECTION;
+                    match d {
+                        "ORIGINAL" => *i &= !XT_CONNTRACK_DIRECTION,
+                        "REPLY" => *i |= XT_CONNTRACK_DIRECTION,
+                        _ => return Err(format!("bad ctdir `{d}`")),
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+        Match::Multiport(mp) => {
+            let flags = match o {
+                "--sports" | "--source-ports" => XT_MULTIPORT_SOURCE,
+                "--dports" | "--destination-ports" => XT_MULTIPORT_DESTINATION,
+                "--ports" => XT_MULTIPORT_EITHER,
+                _ => return Ok(false),
+            };
+            mp.flags = flags;
+            mp.invert = inv as u8;
+            let mut i = 0usize;
+            for part in w.arg(o)?.split(',') {
+                let r = parse_port_range(part)?;
+                let ranged = part.contains(':');
+                let need = if ranged { 2 } else { 1 };
+                if i + need > XT_MULTI_PORTS {
+                    return Err("too many ports specified".into());
+                }
+                mp.ports[i] = r[0];
+                if ranged {
+                    mp.pflags[i] = 1;
+                    mp.ports[i + 1] = r[1];
+                }
+                i += need;
+            }
+            mp.count = i as u8;
+        }
+        Match::Mark(mk) => match o {
+            "--mark" => {
+                let (v, m) = parse_mark(w.arg(o)?)?;
+                mk.mark = v;
+                mk.mask = m;
+                mk.invert = inv as u8;
+            }
+            _ => return Ok(false),
+        },
+        Match::Comment(c) => match o {
+            "--comment" => {
+                let s = w.arg(o)?;
+                if s.len() > 255 {
+                    return Err("comment too long".into());
+                }
+                *c = s.as_bytes().to_vec();
+            }
+            _ => return Ok(false),
+        },
+        Match::Limit(r) => match o {
+            "--limit" => r.avg = parse_rate(w.arg(o)?)?,
+            "--limit-burst" => {
+                let b: u32 = w.arg(o)?.parse().map_err(|_| "bad --limit-burst")?;
+                if b > 10000 {
+                    return Err("bad --limit-burst".into());
+                }
+                r.burst = b;
+            }
+            _ => return Ok(false),
+        },
+        Match::Other { .. } => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn set_inv8(v: &mut u8, b: u8, inv: bool) {
+    if inv { *v |= b } else { *v &= !b }
+}
+
+/// `parse_rate` of libxt_limit: `N[/second|minute|hour|day]` (unit prefixes allowed).
+fn parse_rate(s: &str) -> R<u32> {
+    let (num, unit) = match s.split_once('/') {
+        Some((n, u)) => (n, Some(u)),
+        None => (s, None),
+    };
+    let mult: u64 = match unit {
+        None => 1,
+        Some("") => return Err(format!("bad rate `{s}`")),
+        Some(u) => {
+            let l = u.to_ascii_lowercase();
+            if "second".starts_with(&l) {
+                1
+            } else if "minute".starts_with(&l) {
+                60
+            } else if "hour".starts_with(&l) {
+                3600
+            } else if "day".starts_with(&l) {
+                86400
+            } else {
+                return Err(format!("bad rate `{s}`"));
+            }
+        }
+    };
+    let r: u64 = num.parse().map_err(|_| format!("bad rate `{s}`"))?;
+    if r == 0 {
+        return Err(format!("bad rate `{s}`"));
+    }
+    let v = XT_LIMIT_SCALE as u64 * mult / r;
+    if v == 0 {
+        return Err(format!("rate too fast `{s}`"));
+    }
+    u32::try_from(v).map_err(|_| format!("bad rate `{s}`"))
+}
+
+fn final_check_match(m: &Match, ip: &IpMatch) -> R<()> {
+    match m {
+        Match::Multiport(mp) => {
+            if !matches!(ip.exact_proto(), Some(6 | 17 | 132 | 33 | 136)) {
+                return Err(
+                    "multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp'"
+                        .into(),
+                );
+            }
+            if mp.count == 0 {
+                return Err("multiport: no ports specified".into());
+            }
+        }
+        Match::Conntrack(c) if c.match_flags & !XT_CONNTRACK_STATE_ALIAS == 0 => {
+            return Err("conntrack: at least one option is required".into());
+        }
+        Match::Mark(_) | Match::Comment(_) => {}
+        _ => {}
+    }
+    Ok(())
+}
+
+fn new_target(name: &str, is_chain: &dyn Fn(&str) -> bool) -> R<Target> {
+    Ok(match name {
+        "ACCEPT" => Target::Accept,
+        "DROP" => Target::Drop,
+        "QUEUE" => Target::Queue,
+        "RETURN" => Target::Return,
+        "REJECT" => Target::Reject(IPT_ICMP_PORT_UNREACHABLE),
+        "LOG" => Target::Log(LogInfo {
+            level: 4,
+            logflags: 0,
+            prefix: Vec::new(),
+        }),
+        "MARK" => Target::Mark(MarkTgInfo2 { mark: 0, mask: 0 }),
+        "CONNMARK" => Target::Connmark {
+            revision: 2,
+            info: ConnmarkTgInfo {
+                ctmark: 0,
+                ctmask: 0,
+                nfmask: 0,
+                shift_dir: 0,
+                shift_bits: 0,
+                mode: 0xFF,
+            },
+        },
+        "CT" => Target::Ct {
+            revision: 2,
+            info: CtTargetInfo::default(),
+        },
+        "NOTRACK" => Target::Ct {
+            revision: 2,
+            info: CtTargetInfo {
+                flags: XT_CT_NOTRACK | XT_CT_NOTRACK_ALIAS,
+                ..Default::default()
+            },
+        },
+        "DNAT" => Target::Nat {
+            kind: NatKind::Dnat,
+            revision: 2,
+            range: NatRange::default(),
+            rangesize: 1,
+        },
+        "SNAT" => Target::Nat {
+            kind: NatKind::Snat,
+            revision: 0,
+            range: NatRange::default(),
+            rangesize: 1,
+        },
+        "MASQUERADE" => Target::Nat {
+            kind: NatKind::Masquerade,
+            revision: 0,
+            range: NatRange::default(),
+            rangesize: 1,
+        },
+        "REDIRECT" => Target::Nat {
+            kind: NatKind::Redirect,
+            revision: 0,
+            range: NatRange::default(),
+            rangesize: 1,
+        },
+        n if is_chain(n) => Target::Jump(n.to_string()),
+        n => return Err(format!("unknown target or chain `{n}`")),
+    })
+}
+
+/// `ADDR[-ADDR][:PORT[-PORT][/BASE]]` of SNAT/DNAT.
+fn parse_nat_range(s: &str, allow_base: bool) -> R<NatRange> {
+    let mut r = NatRange::default();
+    let (ips, ports) = match s.split_once(':') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    if !ips.is_empty() {
+        let (lo, hi) = match ips.split_once('-') {
+            Some((a, b)) => (parse_ip4(a)?, parse_ip4(b)?),
+            None => {
+                let a = parse_ip4(ips)?;
+                (a, a)
+            }
+        };
+        r.flags |= NF_NAT_RANGE_MAP_IPS;
+        r.min_addr = lo;
+        r.max_addr = hi;
+    }
+    if let Some(p) = ports {
+        let (p, base) = match p.split_once('/') {
+            Some((p, b)) if allow_base => (p, Some(parse_port(b)?)),
+            Some(_) => return Err(format!("bad port range `{s}`")),
+            None => (p, None),
+        };
+        let (lo, hi) = match p.split_once('-') {
+            Some((a, b)) => (parse_port(a)?, parse_port(b)?),
+            None => {
+                let v = parse_port(p)?;
+                (v, v)
+            }
+        };
+        if lo > hi || lo == 0 {
+            return Err(format!("bad port range `{s}`"));
+        }
+        r.flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
+        r.min_proto = lo;
+        r.max_proto = hi;
+        if let Some(b) = base {
+            r.flags |= NF_NAT_RANGE_PROTO_OFFSET;
+            r.base_proto = b;
+        }
+    }
+    Ok(r)
+}
+
+fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch) -> R<bool> {
+    if inv && !matches!(t, Target::Other { .. }) && target_knows(t, o) {
+        return Err(format!("unexpected `!` before `{o}`"));
+    }
+    match t {
+        Target::Reject(with) => match o {
+            "--reject-with" => {
+                let a = w.arg(o)?;
+                let r = REJECT_NAMES
+                    .iter()
+                    .find(|r| r.0 == a || r.1 == a)
+                    .ok_or_else(|| format!("unknown reject type `{a}`"))?;
+                *with = r.2;
+            }
+            _ => return Ok(false),
+        },
+        Target::Log(l) => match o {
+            "--log-prefix" => {
+                let p = w.arg(o)?;
+                if p.len() > 29 {
+                    return Err("Maximum prefix length 29 for --log-prefix".into());
+                }
+                l.prefix = p.as_bytes().to_vec();
+            }
+            "--log-level" => {
+                let a = w.arg(o)?;
+                const LEVELS: [(&str, u8); 10] = [
+                    ("emerg", 0),
+                    ("alert", 1),
+                    ("crit", 2),
+                    ("error", 3),
+                    ("err", 3),
+                    ("warning", 4),
+                    ("warn", 4),
+                    ("notice", 5),
+                    ("info", 6),
+                    ("debug", 7),
+                ];
+                l.level = match a.parse::<u8>() {
+                    Ok(n) if n <= 7 => n,
+                    Ok(_) => return Err(format!("log level `{a}` out of range")),
+                    Err(_) => LEVELS
+                        .iter()
+                        .find(|(n, _)| *n == a)
+                        .map(|(_, v)| *v)
+                        .ok_or_else(|| format!("bad log level `{a}`"))?,
+                };
+            }
+            "--log-tcp-sequence" => l.logflags |= IPT_LOG_TCPSEQ,
+            "--log-tcp-options" => l.logflags |= IPT_LOG_TCPOPT,
+            "--log-ip-options" => l.logflags |= IPT_LOG_IPOPT,
+            "--log-uid" => l.logflags |= IPT_LOG_UID,
+            "--log-macdecode" => l.logflags |= IPT_LOG_MACDECODE,
+            _ => return Ok(false),
+        },
+        Target::Mark(m) => match o {
+            "--set-xmark" => {
+                let (v, k) = parse_mark(w.arg(o)?)?;
+                m.mark = v;
+                m.mask = k;
+            }
+            "--set-mark" => {
+                let (v, k) = parse_mark(w.arg(o)?)?;
+                m.mark = v;
+                m.mask = v | k;
+            }
+            "--and-mark" => {
+                let v = parse_u32(w.arg(o)?)?;
+                m.mark = 0;
+                m.mask = !v;
+            }
+            "--or-mark" => {
+                let v = parse_u32(w.arg(o)?)?;
+                m.mark = v;
+                m.mask = v;
+            }
+            "--xor-mark" => {
+                let v = parse_u32(w.arg(o)?)?;
+                m.mark = v;
+                m.mask = 0;
+            }
+            _ => return Ok(false),
+        },
+        Target::Connmark { info, .. } => match o {
+            "--set-xmark" => {
+                let (v, k) = parse_mark(w.arg(o)?)?;
+                info.mode = XT_CONNMARK_SET;
+                info.ctmark = v;
+                info.ctmask = k;
+                info.nfmask = u32::MAX;
+            }
+            "--set-mark" => {
+                let (v, k) = parse_mark(w.arg(o)?)?;
+                info.mode = XT_CONNMARK_SET;
+                info.ctmark = v;
+                info.ctmask = v | k;
+                info.nfmask = u32::MAX;
+            }
+            "--save-mark" | "--restore-mark" => {
+                info.mode = if o == "--save-mark" {
+                    XT_CONNMARK_SAVE
+                } else {
+                    XT_CONNMARK_RESTORE
+                };
+                if info.ctmask == 0 && info.nfmask == 0 {
+                    info.ctmask = u32::MAX;
+                    info.nfmask = u32::MAX;
+                }
+            }
+            "--nfmask" => info.nfmask = parse_u32(w.arg(o)?)?,
+            "--ctmask" => info.ctmask = parse_u32(w.arg(o)?)?,
+            "--mask" => {
+                let v = parse_u32(w.arg(o)?)?;
+                info.nfmask = v;
+                info.ctmask = v;
+            }
+            _ => return Ok(false),
+        },
+        Target::Ct { info, .. } => match o {
+            "--notrack" => info.flags |= XT_CT_NOTRACK,
+            "--helper" => {
+                let h = w.arg(o)?;
+                if h.len() >= 16 {
+                    return Err("CT: helper name too long".into());
+                }
+                info.helper = h.as_bytes().to_vec();
+            }
+            "--timeout" => {
+                let h = w.arg(o)?;
+                if h.len() >= 32 {
+                    return Err("CT: timeout name too long".into());
+                }
+                info.timeout = h.as_bytes().to_vec();
+            }
+            "--zone" => info.zone = w.arg(o)?.parse().map_err(|_| "bad --zone")?,
+            _ => return Ok(false),
+        },
+        Target::Nat { kind, range, .. } => {
+            let snat_dnat = matches!(kind, NatKind::Snat | NatKind::Dnat);
+            match o {
+                "--to-destination" if *kind == NatKind::Dnat => {
+                    let keep = range.flags
+                        & !(NF_NAT_RANGE_MAP_IPS
+                            | NF_NAT_RANGE_PROTO_SPECIFIED
+                            | NF_NAT_RANGE_PROTO_OFFSET);
+                    *range = parse_nat_range(w.arg(o)?, true)?;
+                    range.flags |= keep;
+                }
+                "--to-source" if *kind == NatKind::Snat => {
+                    let keep = range.flags & !(NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
+                    *range = parse_nat_range(w.arg(o)?, false)?;
+                    range.flags |= keep;
+                }
+                "--to-ports" if !snat_dnat => {
+                    let p = w.arg(o)?;
+                    if !matches!(ip.exact_proto(), Some(6 | 17 | 132 | 33 | 136)) {
+                        return Err("Need TCP, UDP, SCTP or DCCP with port specification".into());
+                    }
+                    let (lo, hi) = match p.split_once('-') {
+                        Some((a, b)) => (parse_port(a)?, parse_port(b)?),
+                        None => {
+                            let v = parse_port(p)?;
+                            (v, v)
+                        }
+                    };
+                    if lo > hi {
+                        return Err(format!("bad port range `{p}`"));
+                    }
+                    range.flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
+                    range.min_proto = lo;
+                    range.max_proto = hi;
+                }
+                "--random" => range.flags |= NF_NAT_RANGE_PROTO_RANDOM,
+                "--random-fully" => range.flags |= NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+                "--persistent" if snat_dnat => range.flags |= NF_NAT_RANGE_PERSISTENT,
+                _ => return Ok(false),
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn target_knows(t: &Target, o: &str) -> bool {
+    let mut probe = t.clone();
+    let empty: [String; 4] = Default::default();
+    let mut w = Words { w: &empty, i: 0 };
+    matches!(
+        target_option(&mut probe, o, &mut w, false, &IpMatch::default()),
+        Ok(true) | Err(_)
+    ) && !matches!(
+        t,
+        Target::Accept
+            | Target::Drop
+            | Target::Queue
+            | Target::Return
+            | Target::Jump(_)
+            | Target::Goto(_)
+            | Target::Fallthrough
+    )
+}
+
+fn final_check_target(t: &Target, ip: &IpMatch) -> R<()> {
+    match t {
+        Target::Connmark { info, .. } if info.mode == 0xFF => {
+            Err("CONNMARK target: No operation specified".into())
+        }
+        Target::Nat {
+            kind: NatKind::Snat,
+            range,
+            ..
+        } if range.flags & (NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED) == 0 => {
+            Err("SNAT: you must specify --to-source".into())
+        }
+        Target::Nat {
+            kind: NatKind::Dnat,
+            range,
+            ..
+        } if range.flags & (NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED) == 0 => {
+            Err("DNAT: you must specify --to-destination".into())
+        }
+        Target::Nat {
+            kind: NatKind::Snat | NatKind::Dnat,
+            range,
+            ..
+        } if range.flags & NF_NAT_RANGE_PROTO_SPECIFIED != 0
+            && !matches!(ip.exact_proto(), Some(6 | 17 | 132 | 33 | 136 | 1)) =>
+        {
+            Err("Need TCP, UDP, SCTP or DCCP with port specification".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokenize_quotes() {
+        assert_eq!(
+            tokenize(r#"-m comment --comment "hi there" -j X"#).unwrap(),
+            vec!["-m", "comment", "--comment", "hi there", "-j", "X"]
+        );
+        assert_eq!(
+            tokenize(r#"--log-prefix "a\"b""#).unwrap(),
+            vec!["--log-prefix", "a\"b"]
+        );
+        assert!(tokenize("\"abc").is_err());
+    }
+
+    #[test]
+    fn implicit_tcp_and_syn() {
+        let r = parse_rule_str("-p tcp --syn --dport 22 -j ACCEPT").unwrap();
+        assert_eq!(r.matches.len(), 1);
+        let Match::Tcp(t) = r.matches[0] else {
+            panic!()
+        };
+        assert_eq!((t.flg_mask, t.flg_cmp, t.dpts), (0x17, 0x02, [22, 22]));
+        assert_eq!(r.target, Target::Accept);
+    }
+
+    #[test]
+    fn addresses_are_masked() {
+        let r = parse_rule_str("! -s 10.1.2.3/8 -d 1.2.3.4").unwrap();
+        assert_eq!(r.ip.ip.src, [10, 0, 0, 0]);
+        assert_eq!(r.ip.ip.smsk, [255, 0, 0, 0]);
+        assert_eq!(r.ip.ip.dmsk, [255; 4]);
+        assert_eq!(r.ip.ip.invflags, IPT_INV_SRCIP);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse_rule_str("-m multiport --dports 1,2").is_err());
+        assert!(parse_rule_str("-j MASQUERADE --to-ports 5").is_err());
+        assert!(parse_rule_str("-m nosuch").is_err());
+        assert!(parse_save("*nosuch\nCOMMIT\n").is_err());
+        assert!(parse_save("*filter\n-A INPUT -j ACCEPT\n").is_err());
+    }
+}
