@@ -30,7 +30,10 @@ impl Span {
     }
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
     pub fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
@@ -125,14 +128,27 @@ pub enum CommandKind {
     AddChain { table: ObjRef, chain: Chain },
     /// `add|insert rule [family] TABLE CHAIN [position N|index N|handle N] RULE` (also the bare
     /// `add TABLE CHAIN RULE` form nft accepts).
-    AddRule { target: ObjRef, insert: bool, position: Option<(Ident, u64)>, rule: Rule },
+    AddRule {
+        target: ObjRef,
+        insert: bool,
+        position: Option<(Ident, u64)>,
+        rule: Rule,
+    },
     /// `add|create set|map [family] TABLE NAME { ... }`.
     AddSet { table: ObjRef, set: Set },
     /// `add|delete element [family] TABLE SET { elements }`.
-    Element { delete: bool, target: ObjRef, elements: Vec<Expr> },
+    Element {
+        delete: bool,
+        target: ObjRef,
+        elements: Vec<Expr>,
+    },
     /// `flush|delete table|chain|set|map ...` and other object commands without a body.
     /// `verb` is the command word (`flush`, `delete`, `destroy`), `object` the object word.
-    Object { verb: Ident, object: Ident, target: ObjRef },
+    Object {
+        verb: Ident,
+        object: Ident,
+        target: ObjRef,
+    },
 }
 
 /// `define NAME = value`.
@@ -168,7 +184,11 @@ pub enum TableItem {
     Comment(Str),
     /// A table object the grammar recognises but does not model (flowtable, counter, quota, limit,
     /// ct helper/timeout/expectation, secmark, synproxy): `kind` is its keyword(s), `name` its name.
-    Object { kind: Ident, name: Ident, span: Span },
+    Object {
+        kind: Ident,
+        name: Ident,
+        span: Span,
+    },
 }
 
 /// A chain (base chain when `hook` is present).
@@ -323,30 +343,50 @@ impl RelOp {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StmtKind {
     /// `LEFT [op] RIGHT`, e.g. `tcp dport { 22, 80 }`, `ct state != established`.
-    Match { left: Expr, op: RelOp, right: Expr },
+    Match {
+        left: Expr,
+        op: RelOp,
+        right: Expr,
+    },
     /// A verdict: `accept`, `drop`, `jump c`, ...
     Verdict(Verdict),
     /// `KEY vmap { k : verdict, ... }` / `KEY vmap @m`.
-    Vmap { key: Expr, map: Expr },
+    Vmap {
+        key: Expr,
+        map: Expr,
+    },
     /// `counter [packets N bytes N]` / `counter name NAME`.
-    Counter { packets: Option<u64>, bytes: Option<u64>, name: Option<Ident> },
+    Counter {
+        packets: Option<u64>,
+        bytes: Option<u64>,
+        name: Option<Ident>,
+    },
     Log(Log),
     Limit(Limit),
     /// `SELECTOR set VALUE`: `meta mark set 1`, `mark set 1`, `ct mark set meta mark`,
     /// `ct helper set "ftp"`, `ct zone set 1`, `ip dscp set cs1`...
     /// `key` is a selector expression (Meta / Ct / Payload).
-    Set { key: Expr, value: Expr },
+    Set {
+        key: Expr,
+        value: Expr,
+    },
     /// `notrack`.
     Notrack,
     /// `reject [with ...]`.
     Reject(Option<RejectWith>),
     /// `queue [flags f,..] [num N | to N] [bypass] [fanout]`.
-    Queue { num: Option<Expr>, flags: Vec<Ident> },
+    Queue {
+        num: Option<Expr>,
+        flags: Vec<Ident>,
+    },
     /// snat/dnat/masquerade/redirect.
     Nat(Nat),
     /// A statement the grammar accepts but does not model (`quota`, `dup`, `fwd`, `ct count`,
     /// `last`, `tproxy`, `synproxy`, set add/update, ...): its first keyword and the raw text.
-    Other { keyword: String, text: String },
+    Other {
+        keyword: String,
+        text: String,
+    },
 }
 
 /// Verdicts (`accept drop continue return jump goto`; `queue` is a statement).
@@ -460,13 +500,27 @@ pub enum ExprKind {
     /// A protocol header field: `ip saddr`, `tcp dport`, `th sport`, `icmpv6 type`.
     Payload(&'static catalog::PayloadField),
     /// `@nh,16,8` (offset and length in bits).
-    RawPayload { base: RawBase, offset: u32, len: u32 },
+    RawPayload {
+        base: RawBase,
+        offset: u32,
+        len: u32,
+    },
     /// `meta KEY` or an unqualified meta key (`iifname`, `mark`): `qualified` says which was written.
-    Meta { key: &'static catalog::MetaKey, qualified: bool },
+    Meta {
+        key: &'static catalog::MetaKey,
+        qualified: bool,
+    },
     /// `ct [original|reply] [ip|ip6] KEY`.
-    Ct { dir: Option<catalog::CtDir>, family: Option<Family>, key: &'static catalog::CtKey },
+    Ct {
+        dir: Option<catalog::CtDir>,
+        family: Option<Family>,
+        key: &'static catalog::CtKey,
+    },
     /// A decimal or hex number as written (`hex` = written with `0x`).
-    Number { value: u128, hex: bool },
+    Number {
+        value: u128,
+        hex: bool,
+    },
     /// A bare identifier used as a value (`ssh`, `established`, `echo-request`, `eth0`).
     Symbol(String),
     /// A quoted string (`"eth0"`, `"ftp"`).
@@ -477,9 +531,15 @@ pub enum ExprKind {
     /// A time literal (`1h`, `10s`), in milliseconds.
     Time(u64),
     /// `ADDR/LEN`.
-    Prefix { addr: Box<Expr>, len: u32 },
+    Prefix {
+        addr: Box<Expr>,
+        len: u32,
+    },
     /// `LOW-HIGH`.
-    Range { low: Box<Expr>, high: Box<Expr> },
+    Range {
+        low: Box<Expr>,
+        high: Box<Expr>,
+    },
     /// An anonymous set `{ a, b-c, d/24 }` (map literal elements are `MapElem`).
     Set(Vec<Expr>),
     /// `@name`.
@@ -489,15 +549,30 @@ pub enum ExprKind {
     /// `a . b . c`.
     Concat(Vec<Expr>),
     /// `a & b`, `a | b`, ...
-    Binary { op: BinOp, left: Box<Expr>, right: Box<Expr> },
+    Binary {
+        op: BinOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
     /// Comma list outside braces: `syn,ack`, `new,established`.
     List(Vec<Expr>),
     /// `key : value` inside a map literal.
-    MapElem { key: Box<Expr>, value: Box<Expr> },
+    MapElem {
+        key: Box<Expr>,
+        value: Box<Expr>,
+    },
     /// A set element with options: `1.2.3.4 timeout 10s expires 5s counter comment "x"`.
-    Elem { value: Box<Expr>, timeout: Option<u64>, expires: Option<u64>, comment: Option<String> },
+    Elem {
+        value: Box<Expr>,
+        timeout: Option<u64>,
+        expires: Option<u64>,
+        comment: Option<String>,
+    },
     /// `KEY map { ... }` / `KEY map @m` (lookup whose result is a value, e.g. `dnat to`).
-    Map { key: Box<Expr>, map: Box<Expr> },
+    Map {
+        key: Box<Expr>,
+        map: Box<Expr>,
+    },
     /// A verdict used as a value (map data, `vmap` elements).
     Verdict(Verdict),
     /// `( expr )` as written (kept so the printer can reproduce grouping in bit operations).

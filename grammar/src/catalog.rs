@@ -56,9 +56,13 @@ pub enum Datatype {
     Devgroup,
     Boolean,
     /// A plain integer of the given width.
-    Integer { bits: u16 },
+    Integer {
+        bits: u16,
+    },
     /// A string (ct helper name).
-    String { bits: u16 },
+    String {
+        bits: u16,
+    },
     Verdict,
     /// A time (timeouts, ct expiration), milliseconds.
     Time,
@@ -283,7 +287,10 @@ impl Datatype {
     /// Bitmask datatypes: an implicit operator means "any of these bits" and a comma list is an
     /// OR of symbols (nft's `TYPE_BITMASK` datatypes).
     pub fn is_bitmask(self) -> bool {
-        matches!(self, Datatype::CtState | Datatype::CtStatus | Datatype::TcpFlag | Datatype::CtEvent)
+        matches!(
+            self,
+            Datatype::CtState | Datatype::CtStatus | Datatype::TcpFlag | Datatype::CtEvent
+        )
     }
 
     /// Symbol table of a datatype (name, value), in nft's print order.
@@ -318,18 +325,29 @@ impl Datatype {
         if self == Datatype::InetService {
             return service_port(name).map(u64::from);
         }
-        self.symbols().iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+        self.symbols()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, v)| v)
     }
 
     /// Name nft prints for `value` (first match in the table), if any.
     pub fn symbol_name(self, value: u64) -> Option<&'static str> {
-        self.symbols().iter().find(|&&(_, v)| v == value).map(|&(n, _)| n)
+        self.symbols()
+            .iter()
+            .find(|&&(_, v)| v == value)
+            .map(|&(n, _)| n)
     }
 }
 
 /// ct state bits (`NF_CT_STATE_*_BIT`).
-pub const CT_STATE: &[(&str, u64)] =
-    &[("invalid", 1), ("established", 2), ("related", 4), ("new", 8), ("untracked", 64)];
+pub const CT_STATE: &[(&str, u64)] = &[
+    ("invalid", 1),
+    ("established", 2),
+    ("related", 4),
+    ("new", 8),
+    ("untracked", 64),
+];
 
 /// ct status bits (`IPS_*`).
 pub const CT_STATUS: &[(&str, u64)] = &[
@@ -505,13 +523,23 @@ pub const ICMPX_CODE: &[(&str, u64)] = &[
     ("host-unreachable", 2),
 ];
 
-pub const PKTTYPE: &[(&str, u64)] =
-    &[("host", 0), ("broadcast", 1), ("multicast", 2), ("other", 3)];
+pub const PKTTYPE: &[(&str, u64)] = &[
+    ("host", 0),
+    ("broadcast", 1),
+    ("multicast", 2),
+    ("other", 3),
+];
 
 pub const NFPROTO: &[(&str, u64)] = &[("ipv4", 2), ("ipv6", 10)];
 
-pub const ETHER_TYPE: &[(&str, u64)] =
-    &[("ip", 0x0800), ("arp", 0x0806), ("ip6", 0x86dd), ("8021q", 0x8100), ("8021ad", 0x88a8), ("vlan", 0x8100)];
+pub const ETHER_TYPE: &[(&str, u64)] = &[
+    ("ip", 0x0800),
+    ("arp", 0x0806),
+    ("ip6", 0x86dd),
+    ("8021q", 0x8100),
+    ("8021ad", 0x88a8),
+    ("vlan", 0x8100),
+];
 
 pub const DSCP: &[(&str, u64)] = &[
     ("cs0", 0x00),
@@ -687,39 +715,116 @@ pub static PAYLOAD_FIELDS: &[PayloadField] = &[
     pf!("ip6", "daddr", Network, 192, 128, D::Ipv6Addr),
     pf!("tcp", "sport", Transport, 0, 16, D::InetService),
     pf!("tcp", "dport", Transport, 16, 16, D::InetService),
-    pf!("tcp", "sequence", Transport, 32, 32, D::Integer { bits: 32 }),
+    pf!(
+        "tcp",
+        "sequence",
+        Transport,
+        32,
+        32,
+        D::Integer { bits: 32 }
+    ),
     pf!("tcp", "ackseq", Transport, 64, 32, D::Integer { bits: 32 }),
     pf!("tcp", "doff", Transport, 96, 4, D::Integer { bits: 4 }),
     pf!("tcp", "reserved", Transport, 100, 4, D::Integer { bits: 4 }),
     pf!("tcp", "flags", Transport, 104, 8, D::TcpFlag),
     pf!("tcp", "window", Transport, 112, 16, D::Integer { bits: 16 }),
-    pf!("tcp", "checksum", Transport, 128, 16, D::Integer { bits: 16 }),
+    pf!(
+        "tcp",
+        "checksum",
+        Transport,
+        128,
+        16,
+        D::Integer { bits: 16 }
+    ),
     pf!("tcp", "urgptr", Transport, 144, 16, D::Integer { bits: 16 }),
     pf!("udp", "sport", Transport, 0, 16, D::InetService),
     pf!("udp", "dport", Transport, 16, 16, D::InetService),
     pf!("udp", "length", Transport, 32, 16, D::Integer { bits: 16 }),
-    pf!("udp", "checksum", Transport, 48, 16, D::Integer { bits: 16 }),
+    pf!(
+        "udp",
+        "checksum",
+        Transport,
+        48,
+        16,
+        D::Integer { bits: 16 }
+    ),
     pf!("udplite", "sport", Transport, 0, 16, D::InetService),
     pf!("udplite", "dport", Transport, 16, 16, D::InetService),
-    pf!("udplite", "csumcov", Transport, 32, 16, D::Integer { bits: 16 }),
-    pf!("udplite", "checksum", Transport, 48, 16, D::Integer { bits: 16 }),
+    pf!(
+        "udplite",
+        "csumcov",
+        Transport,
+        32,
+        16,
+        D::Integer { bits: 16 }
+    ),
+    pf!(
+        "udplite",
+        "checksum",
+        Transport,
+        48,
+        16,
+        D::Integer { bits: 16 }
+    ),
     pf!("th", "sport", Transport, 0, 16, D::InetService),
     pf!("th", "dport", Transport, 16, 16, D::InetService),
     pf!("icmp", "type", Transport, 0, 8, D::IcmpType),
     pf!("icmp", "code", Transport, 8, 8, D::IcmpCode),
-    pf!("icmp", "checksum", Transport, 16, 16, D::Integer { bits: 16 }),
+    pf!(
+        "icmp",
+        "checksum",
+        Transport,
+        16,
+        16,
+        D::Integer { bits: 16 }
+    ),
     pf!("icmp", "id", Transport, 32, 16, D::Integer { bits: 16 }),
-    pf!("icmp", "sequence", Transport, 48, 16, D::Integer { bits: 16 }),
+    pf!(
+        "icmp",
+        "sequence",
+        Transport,
+        48,
+        16,
+        D::Integer { bits: 16 }
+    ),
     pf!("icmp", "gateway", Transport, 32, 32, D::Ipv4Addr),
     pf!("icmp", "mtu", Transport, 48, 16, D::Integer { bits: 16 }),
     pf!("icmpv6", "type", Transport, 0, 8, D::Icmpv6Type),
     pf!("icmpv6", "code", Transport, 8, 8, D::Icmpv6Code),
-    pf!("icmpv6", "checksum", Transport, 16, 16, D::Integer { bits: 16 }),
-    pf!("icmpv6", "param-problem", Transport, 32, 32, D::Integer { bits: 32 }),
+    pf!(
+        "icmpv6",
+        "checksum",
+        Transport,
+        16,
+        16,
+        D::Integer { bits: 16 }
+    ),
+    pf!(
+        "icmpv6",
+        "param-problem",
+        Transport,
+        32,
+        32,
+        D::Integer { bits: 32 }
+    ),
     pf!("icmpv6", "mtu", Transport, 32, 32, D::Integer { bits: 32 }),
     pf!("icmpv6", "id", Transport, 32, 16, D::Integer { bits: 16 }),
-    pf!("icmpv6", "sequence", Transport, 48, 16, D::Integer { bits: 16 }),
-    pf!("icmpv6", "max-delay", Transport, 32, 16, D::Integer { bits: 16 }),
+    pf!(
+        "icmpv6",
+        "sequence",
+        Transport,
+        48,
+        16,
+        D::Integer { bits: 16 }
+    ),
+    pf!(
+        "icmpv6",
+        "max-delay",
+        Transport,
+        32,
+        16,
+        D::Integer { bits: 16 }
+    ),
     pf!("icmpv6", "taddr", Transport, 64, 128, D::Ipv6Addr),
     pf!("icmpv6", "daddr", Transport, 192, 128, D::Ipv6Addr),
     pf!("ah", "nexthdr", Transport, 0, 8, D::InetProto),
@@ -728,7 +833,14 @@ pub static PAYLOAD_FIELDS: &[PayloadField] = &[
     pf!("ah", "spi", Transport, 32, 32, D::Integer { bits: 32 }),
     pf!("ah", "sequence", Transport, 64, 32, D::Integer { bits: 32 }),
     pf!("esp", "spi", Transport, 0, 32, D::Integer { bits: 32 }),
-    pf!("esp", "sequence", Transport, 32, 32, D::Integer { bits: 32 }),
+    pf!(
+        "esp",
+        "sequence",
+        Transport,
+        32,
+        32,
+        D::Integer { bits: 32 }
+    ),
     pf!("comp", "nexthdr", Transport, 0, 8, D::InetProto),
     pf!("comp", "flags", Transport, 8, 8, D::Integer { bits: 8 }),
     pf!("comp", "cpi", Transport, 16, 16, D::Integer { bits: 16 }),
@@ -737,7 +849,14 @@ pub static PAYLOAD_FIELDS: &[PayloadField] = &[
     pf!("sctp", "sport", Transport, 0, 16, D::InetService),
     pf!("sctp", "dport", Transport, 16, 16, D::InetService),
     pf!("sctp", "vtag", Transport, 32, 32, D::Integer { bits: 32 }),
-    pf!("sctp", "checksum", Transport, 64, 32, D::Integer { bits: 32 }),
+    pf!(
+        "sctp",
+        "checksum",
+        Transport,
+        64,
+        32,
+        D::Integer { bits: 32 }
+    ),
     pf!("arp", "htype", Network, 0, 16, D::Integer { bits: 16 }),
     pf!("arp", "ptype", Network, 16, 16, D::EtherType),
     pf!("arp", "hlen", Network, 32, 8, D::Integer { bits: 8 }),
@@ -747,7 +866,9 @@ pub static PAYLOAD_FIELDS: &[PayloadField] = &[
 
 /// Payload field `proto field`.
 pub fn payload_field(proto: &str, field: &str) -> Option<&'static PayloadField> {
-    PAYLOAD_FIELDS.iter().find(|f| f.proto == proto && f.field == field)
+    PAYLOAD_FIELDS
+        .iter()
+        .find(|f| f.proto == proto && f.field == field)
 }
 
 /// Whether `word` starts a payload selector (`ip`, `tcp`, ...).
@@ -757,7 +878,13 @@ pub fn is_payload_proto(word: &str) -> bool {
 
 macro_rules! mk {
     ($name:literal, $dt:expr, $len:expr, $unq:expr, $may:expr) => {
-        MetaKey { name: $name, dtype: $dt, len_bits: $len, unqualified: $unq, may_be_unqualified: $may }
+        MetaKey {
+            name: $name,
+            dtype: $dt,
+            len_bits: $len,
+            unqualified: $unq,
+            may_be_unqualified: $may,
+        }
     };
 }
 
@@ -807,7 +934,12 @@ pub fn meta_key(name: &str) -> Option<&'static MetaKey> {
 
 macro_rules! ck {
     ($name:literal, $dt:expr, $len:expr, $dir:ident) => {
-        CtKey { name: $name, dtype: $dt, len_bits: $len, dir: CtDirUse::$dir }
+        CtKey {
+            name: $name,
+            dtype: $dt,
+            len_bits: $len,
+            dir: CtDirUse::$dir,
+        }
     };
 }
 
@@ -851,21 +983,37 @@ pub const STD_PRIORITIES: &[(&str, i64)] = &[
 ];
 
 /// Bridge priority names (`bridge_std_prios`).
-pub const BRIDGE_PRIORITIES: &[(&str, i64)] =
-    &[("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat", 300)];
+pub const BRIDGE_PRIORITIES: &[(&str, i64)] = &[
+    ("dstnat", -300),
+    ("filter", -200),
+    ("out", 100),
+    ("srcnat", 300),
+];
 
 /// Value of a standard priority name for a family (`bridge` has its own table).
 pub fn std_priority(name: &str, family: crate::ast::Family) -> Option<i64> {
-    let table = if family == crate::ast::Family::Bridge { BRIDGE_PRIORITIES } else { STD_PRIORITIES };
+    let table = if family == crate::ast::Family::Bridge {
+        BRIDGE_PRIORITIES
+    } else {
+        STD_PRIORITIES
+    };
     table.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
 }
 
 /// The name (and offset) nft prints for a numeric priority: the standard name within ±10 of the
 /// value if one applies to this family and hook, else `None` (print the number).
 /// `dstnat` applies to prerouting only, `srcnat` to postrouting only (bridge: `out` to output).
-pub fn priority_name(value: i64, family: crate::ast::Family, hook: &str) -> Option<(&'static str, i64)> {
+pub fn priority_name(
+    value: i64,
+    family: crate::ast::Family,
+    hook: &str,
+) -> Option<(&'static str, i64)> {
     use crate::ast::Family;
-    let table = if family == Family::Bridge { BRIDGE_PRIORITIES } else { STD_PRIORITIES };
+    let table = if family == Family::Bridge {
+        BRIDGE_PRIORITIES
+    } else {
+        STD_PRIORITIES
+    };
     for &(name, base) in table {
         let applies = match (family, name) {
             (Family::Bridge, "dstnat") => hook == "prerouting",

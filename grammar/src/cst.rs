@@ -51,27 +51,80 @@ pub type Name = (usize, String, usize);
 #[derive(Clone, Debug)]
 pub enum Top {
     /// `[verb] table NAMES [{ ... }]`.
-    Table { start: usize, end: usize, verb: Option<Name>, names: Vec<Name>, body: Option<TableBody> },
+    Table {
+        start: usize,
+        end: usize,
+        verb: Option<Name>,
+        names: Vec<Name>,
+        body: Option<TableBody>,
+    },
     /// `[verb] chain NAMES [{ ... }]`.
-    Chain { start: usize, end: usize, verb: Option<Name>, names: Vec<Name>, body: Option<Group> },
+    Chain {
+        start: usize,
+        end: usize,
+        verb: Option<Name>,
+        names: Vec<Name>,
+        body: Option<Group>,
+    },
     /// `[verb] set|map NAMES [{ ... }]`.
-    Set { start: usize, end: usize, verb: Option<Name>, is_map: bool, names: Vec<Name>, body: Option<Group> },
+    Set {
+        start: usize,
+        end: usize,
+        verb: Option<Name>,
+        is_map: bool,
+        names: Vec<Name>,
+        body: Option<Group>,
+    },
     /// `verb rule ITEMS`.
-    Rule { start: usize, end: usize, verb: Name, items: Vec<Item> },
+    Rule {
+        start: usize,
+        end: usize,
+        verb: Name,
+        items: Vec<Item>,
+    },
     /// `verb element NAMES { ... }`.
-    Element { start: usize, end: usize, verb: Name, names: Vec<Name>, body: Group },
+    Element {
+        start: usize,
+        end: usize,
+        verb: Name,
+        names: Vec<Name>,
+        body: Group,
+    },
     /// `flush ruleset [family]`.
-    FlushRuleset { start: usize, end: usize, family: Option<Name> },
+    FlushRuleset {
+        start: usize,
+        end: usize,
+        family: Option<Name>,
+    },
     /// `define|redefine NAME = ITEMS`.
-    Define { start: usize, end: usize, redefine: bool, name: Name, value: Vec<Item> },
-    Undefine { start: usize, end: usize, name: Name },
-    Include { start: usize, end: usize, path: Name },
+    Define {
+        start: usize,
+        end: usize,
+        redefine: bool,
+        name: Name,
+        value: Vec<Item>,
+    },
+    Undefine {
+        start: usize,
+        end: usize,
+        name: Name,
+    },
+    Include {
+        start: usize,
+        end: usize,
+        path: Name,
+    },
     /// Anything else the grammar accepts as a line (`list ruleset`, `add counter ...`): kept raw.
-    Other { start: usize, end: usize, items: Vec<Item> },
+    Other {
+        start: usize,
+        end: usize,
+        items: Vec<Item>,
+    },
 }
 
 /// `{ ... }` of a table.
 #[derive(Clone, Debug)]
+#[allow(dead_code)]
 pub struct TableBody {
     pub open: usize,
     pub close: usize,
@@ -80,8 +133,19 @@ pub struct TableBody {
 
 #[derive(Clone, Debug)]
 pub enum TableLine {
-    Chain { start: usize, end: usize, name: Name, body: Group },
-    Set { start: usize, end: usize, is_map: bool, name: Name, body: Group },
+    Chain {
+        start: usize,
+        end: usize,
+        name: Name,
+        body: Group,
+    },
+    Set {
+        start: usize,
+        end: usize,
+        is_map: bool,
+        name: Name,
+        body: Group,
+    },
     /// Any other line (`flags ...`, `comment "..."`, `define ...`, `counter NAME { ... }`).
     Line(Line),
 }

@@ -133,7 +133,10 @@ pub enum Tok {
     At,
     Dollar,
     /// A number (decimal or `0x` hex).
-    Number { value: u128, hex: bool },
+    Number {
+        value: u128,
+        hex: bool,
+    },
     /// A time literal in milliseconds.
     Time(u64),
     Ipv4(Ipv4Addr),
@@ -359,7 +362,10 @@ pub fn lex(src: &str) -> Vec<Spanned> {
         let tok = match r {
             Err(()) => Tok::Error(format!(
                 "unexpected character `{}`",
-                text.chars().next().map(|c| c.escape_debug().to_string()).unwrap_or_default()
+                text.chars()
+                    .next()
+                    .map(|c| c.escape_debug().to_string())
+                    .unwrap_or_default()
             )),
             Ok(raw) => match raw {
                 Raw::Newline => Tok::Newline,
@@ -393,11 +399,17 @@ pub fn lex(src: &str) -> Vec<Spanned> {
                 Raw::At => Tok::At,
                 Raw::Dollar => Tok::Dollar,
                 Raw::Dec => match text.parse::<u128>() {
-                    Ok(v) => Tok::Number { value: v, hex: false },
+                    Ok(v) => Tok::Number {
+                        value: v,
+                        hex: false,
+                    },
                     Err(_) => Tok::Error(format!("number `{text}` is too large")),
                 },
                 Raw::Hex => match text.get(2..).and_then(|h| u128::from_str_radix(h, 16).ok()) {
-                    Some(v) => Tok::Number { value: v, hex: true },
+                    Some(v) => Tok::Number {
+                        value: v,
+                        hex: true,
+                    },
                     None => Tok::Error(format!("number `{text}` is too large")),
                 },
                 Raw::Time => match parse_time(text) {
@@ -411,12 +423,10 @@ pub fn lex(src: &str) -> Vec<Spanned> {
                 Raw::ColonAddr => colon_addr(text),
                 Raw::Quoted => Tok::Quoted(text.get(1..text.len() - 1).unwrap_or("").to_string()),
                 Raw::Unterminated => Tok::Error("unterminated string".into()),
-                Raw::Word => {
-                    match KEYWORDS.iter().find(|(k, _)| *k == text) {
-                        Some((_, t)) => t.clone(),
-                        None => Tok::Word(text.to_string()),
-                    }
-                }
+                Raw::Word => match KEYWORDS.iter().find(|(k, _)| *k == text) {
+                    Some((_, t)) => t.clone(),
+                    None => Tok::Word(text.to_string()),
+                },
             },
         };
         out.push((span.start, tok, span.end));
@@ -437,17 +447,40 @@ mod tests {
         assert_eq!(toks("::1"), vec![Tok::Ipv6("::1".parse().unwrap())]);
         assert_eq!(
             toks("fe80::/64"),
-            vec![Tok::Ipv6("fe80::".parse().unwrap()), Tok::Slash, Tok::Number { value: 64, hex: false }]
+            vec![
+                Tok::Ipv6("fe80::".parse().unwrap()),
+                Tok::Slash,
+                Tok::Number {
+                    value: 64,
+                    hex: false
+                }
+            ]
         );
-        assert_eq!(toks("::ffff:1.2.3.4"), vec![Tok::Ipv6("::ffff:1.2.3.4".parse().unwrap())]);
-        assert_eq!(toks("2001:db8:0:0:0:0:0:1"), vec![Tok::Ipv6("2001:db8::1".parse().unwrap())]);
+        assert_eq!(
+            toks("::ffff:1.2.3.4"),
+            vec![Tok::Ipv6("::ffff:1.2.3.4".parse().unwrap())]
+        );
+        assert_eq!(
+            toks("2001:db8:0:0:0:0:0:1"),
+            vec![Tok::Ipv6("2001:db8::1".parse().unwrap())]
+        );
         assert_eq!(toks("::"), vec![Tok::Ipv6(Ipv6Addr::UNSPECIFIED)]);
-        assert_eq!(toks("00:11:22:33:44:aa"), vec![Tok::Mac([0, 0x11, 0x22, 0x33, 0x44, 0xaa])]);
+        assert_eq!(
+            toks("00:11:22:33:44:aa"),
+            vec![Tok::Mac([0, 0x11, 0x22, 0x33, 0x44, 0xaa])]
+        );
         assert!(matches!(toks("1::2::3")[0], Tok::Error(_)));
         // A single colon is a map separator, not an address.
         assert_eq!(
             toks("22:accept"),
-            vec![Tok::Number { value: 22, hex: false }, Tok::Colon, Tok::Word("accept".into())]
+            vec![
+                Tok::Number {
+                    value: 22,
+                    hex: false
+                },
+                Tok::Colon,
+                Tok::Word("accept".into())
+            ]
         );
         // `dead` is a word, `dead::1` an address.
         assert_eq!(toks("dead"), vec![Tok::Word("dead".into())]);
@@ -456,14 +489,27 @@ mod tests {
 
     #[test]
     fn times_numbers_strings() {
-        assert_eq!(toks("1d2h3m4s5ms"), vec![Tok::Time(86_400_000 + 7_200_000 + 180_000 + 4000 + 5)]);
+        assert_eq!(
+            toks("1d2h3m4s5ms"),
+            vec![Tok::Time(86_400_000 + 7_200_000 + 180_000 + 4000 + 5)]
+        );
         assert_eq!(toks("10s"), vec![Tok::Time(10_000)]);
-        assert_eq!(toks("0x10"), vec![Tok::Number { value: 16, hex: true }]);
+        assert_eq!(
+            toks("0x10"),
+            vec![Tok::Number {
+                value: 16,
+                hex: true
+            }]
+        );
         assert_eq!(toks("\"eth*\""), vec![Tok::Quoted("eth*".into())]);
         assert!(matches!(toks("\"abc")[0], Tok::Error(_)));
         assert_eq!(
             toks("1.2.3.4-1.2.3.5"),
-            vec![Tok::Ipv4([1, 2, 3, 4].into()), Tok::Minus, Tok::Ipv4([1, 2, 3, 5].into())]
+            vec![
+                Tok::Ipv4([1, 2, 3, 4].into()),
+                Tok::Minus,
+                Tok::Ipv4([1, 2, 3, 5].into())
+            ]
         );
     }
 
@@ -479,7 +525,10 @@ mod tests {
                 Tok::Semi
             ]
         );
-        assert_eq!(toks("a \\\n b"), vec![Tok::Word("a".into()), Tok::Word("b".into())]);
+        assert_eq!(
+            toks("a \\\n b"),
+            vec![Tok::Word("a".into()), Tok::Word("b".into())]
+        );
         let t = lex("x ~");
         assert_eq!(t[1].0, 2);
         assert!(matches!(t[1].1, Tok::Error(_)));

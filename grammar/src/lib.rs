@@ -8,9 +8,13 @@
 
 pub mod ast;
 pub mod catalog;
-pub mod lexer;
+mod conv;
 mod cst;
-lalrpop_util::lalrpop_mod!(#[allow(clippy::all, unused)] nfr);
+pub mod lexer;
+lalrpop_util::lalrpop_mod!(
+    #[allow(clippy::all, unused)]
+    nfr
+);
 
 use ast::Span;
 
@@ -25,7 +29,11 @@ pub struct SyntaxError {
 
 impl std::fmt::Display for SyntaxError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}..{}: {}", self.span.start, self.span.end, self.message)?;
+        write!(
+            f,
+            "{}..{}: {}",
+            self.span.start, self.span.end, self.message
+        )?;
         if !self.expected.is_empty() {
             write!(f, " (expected {})", self.expected.join(", "))?;
         }
@@ -48,6 +56,5 @@ impl Parsed {
 
 /// Parse `.nfr` source. Never fails: returns the tree it could build plus all errors.
 pub fn parse(src: &str) -> Parsed {
-    let _ = src;
-    Parsed::default()
+    conv::parse(src)
 }
