@@ -218,128 +218,14 @@ pub enum Item {
 // ---------------------------------------------------------------------------------------
 // Types and values
 
-/// Datatypes of selectors and values (nft's datatype names in comments).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Type {
-    /// `integer` of the given width in bits.
-    Integer(u32),
-    /// `ipv4_addr`
-    Ipv4Addr,
-    /// `ipv6_addr`
-    Ipv6Addr,
-    /// `ether_addr`
-    EtherAddr,
-    /// `inet_proto` (8 bits)
-    InetProto,
-    /// `inet_service` (16-bit port)
-    InetService,
-    /// `nf_proto` (meta nfproto)
-    NfProto,
-    /// `mark` (32 bits)
-    Mark,
-    /// `iface_index` (32 bits, host order in nft; stored network order here)
-    IfIndex,
-    /// `ifname` (16 bytes, NUL padded)
-    IfName,
-    /// `iface_type` (16 bits)
-    IfType,
-    /// `pkt_type` (8 bits)
-    PktType,
-    /// `ct_state` bitmask (32 bits)
-    CtState,
-    /// `ct_status` bitmask (32 bits)
-    CtStatus,
-    /// `ct_dir` (8 bits)
-    CtDir,
-    /// `ct_label` (128 bits)
-    CtLabel,
-    /// `tcp_flag` bitmask (8 bits)
-    TcpFlag,
-    /// `icmp_type` (8 bits)
-    IcmpType,
-    /// `icmp_code` (8 bits)
-    IcmpCode,
-    /// `icmpv6_type` (8 bits)
-    Icmpv6Type,
-    /// `icmpv6_code` (8 bits)
-    Icmpv6Code,
-    /// `dscp` (6 bits)
-    Dscp,
-    /// `ecn` (2 bits)
-    Ecn,
-    /// `string` (helper names etc.), length in bytes
-    String(u32),
-    /// `verdict` (map data)
-    Verdict,
-    /// `time` / relative time in ms
-    Time,
-    /// `boolean`
-    Boolean,
-}
-
-impl Type {
-    /// Width of the value in bits.
-    pub fn bits(self) -> u32 {
-        match self {
-            Type::Integer(b) => b,
-            Type::Ipv4Addr => 32,
-            Type::Ipv6Addr => 128,
-            Type::EtherAddr => 48,
-            Type::InetProto | Type::NfProto | Type::PktType | Type::CtDir | Type::TcpFlag => 8,
-            Type::IcmpType | Type::IcmpCode | Type::Icmpv6Type | Type::Icmpv6Code => 8,
-            Type::InetService | Type::IfType => 16,
-            Type::Mark | Type::IfIndex | Type::CtState | Type::CtStatus => 32,
-            Type::CtLabel => 128,
-            Type::IfName => 128,
-            Type::Dscp => 6,
-            Type::Ecn => 2,
-            Type::String(n) => n * 8,
-            Type::Verdict => 32,
-            Type::Time => 64,
-            Type::Boolean => 1,
-        }
-    }
-    /// Width in bytes (rounded up).
-    pub fn bytes(self) -> u32 {
-        self.bits().div_ceil(8)
-    }
-    /// nft's datatype name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Type::Integer(_) => "integer",
-            Type::Ipv4Addr => "ipv4_addr",
-            Type::Ipv6Addr => "ipv6_addr",
-            Type::EtherAddr => "ether_addr",
-            Type::InetProto => "inet_proto",
-            Type::InetService => "inet_service",
-            Type::NfProto => "nf_proto",
-            Type::Mark => "mark",
-            Type::IfIndex => "iface_index",
-            Type::IfName => "ifname",
-            Type::IfType => "iface_type",
-            Type::PktType => "pkt_type",
-            Type::CtState => "ct_state",
-            Type::CtStatus => "ct_status",
-            Type::CtDir => "ct_dir",
-            Type::CtLabel => "ct_label",
-            Type::TcpFlag => "tcp_flag",
-            Type::IcmpType => "icmp_type",
-            Type::IcmpCode => "icmp_code",
-            Type::Icmpv6Type => "icmpv6_type",
-            Type::Icmpv6Code => "icmpv6_code",
-            Type::Dscp => "dscp",
-            Type::Ecn => "ecn",
-            Type::String(_) => "string",
-            Type::Verdict => "verdict",
-            Type::Time => "time",
-            Type::Boolean => "boolean",
-        }
-    }
-    /// Bitmask types: a bare value means "any of these bits set" (implicit flag test).
-    pub fn is_bitmask(self) -> bool {
-        matches!(self, Type::CtState | Type::CtStatus | Type::TcpFlag)
-    }
-}
+/// Datatypes of selectors and values: nft's datatypes, from the grammar's catalog
+/// (`bits()`, `byte_len()`, `byteorder()`, `is_bitmask()`, `name()`, symbol tables).
+///
+/// Values of every type are stored in network order (big endian) in Hir; a lowering converts
+/// the types whose `byteorder()` is `Host` (mark, ct state, ...) to register order.
+pub use nfr_grammar::catalog::Datatype as Type;
+/// Meta and ct keys from the grammar's catalog (`name`, `dtype`, `len_bits`).
+pub use nfr_grammar::catalog::{CtKey, MetaKey};
 
 /// A typed constant: bytes in network order, `ty.bytes()` long (ifname: 16 bytes, NUL padded).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -374,74 +260,6 @@ pub enum PayloadBase {
     Transport,
 }
 
-/// Protocol header a payload field belongs to (for printing and dependencies).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Proto {
-    Ip,
-    Ip6,
-    Tcp,
-    Udp,
-    Udplite,
-    Icmp,
-    Icmpv6,
-    Sctp,
-    Dccp,
-    Esp,
-    Ah,
-    Comp,
-    /// `th`: any transport header with ports at offset 0/2
-    Th,
-    Ether,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MetaKey {
-    Length,
-    Protocol,
-    Priority,
-    Mark,
-    Iif,
-    Oif,
-    Iifname,
-    Oifname,
-    Iiftype,
-    Oiftype,
-    Skuid,
-    Skgid,
-    Nftrace,
-    Rtclassid,
-    Pkttype,
-    Cpu,
-    Iifgroup,
-    Oifgroup,
-    Cgroup,
-    Nfproto,
-    L4proto,
-    Random,
-    Secmark,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CtKey {
-    State,
-    Direction,
-    Status,
-    Mark,
-    Expiration,
-    Helper,
-    L3proto,
-    Protocol,
-    Saddr,
-    Daddr,
-    ProtoSrc,
-    ProtoDst,
-    Bytes,
-    Packets,
-    Zone,
-    Label,
-    Id,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CtDir {
     Original,
@@ -450,20 +268,23 @@ pub enum CtDir {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExprKind {
-    /// A header field. `proto` says which header; `field` is nft's field name.
+    /// A header field. `proto`/`field` are nft's names (`"tcp"`, `"dport"`); the raw form
+    /// `@th,16,16` has proto `"@th"` and field `""`.
     Payload {
-        proto: Proto,
+        proto: &'static str,
         field: &'static str,
         base: PayloadBase,
         offset_bits: u32,
         len_bits: u32,
     },
     Meta {
-        key: MetaKey,
+        key: &'static MetaKey,
     },
+    /// `family` is set for `ct original ip saddr` style keys (address family of saddr/daddr).
     Ct {
-        key: CtKey,
+        key: &'static CtKey,
         dir: Option<CtDir>,
+        family: Option<Family>,
     },
     /// `a . b . c`
     Concat(Vec<Expr>),
@@ -534,6 +355,8 @@ pub enum Op {
     Gte,
     /// Implicit flag test: `ct state new,established` ⇒ `(x & mask) != 0`.
     Bitmask,
+    /// `!` flag test: `tcp flags ! syn` ⇒ `(x & mask) == 0`.
+    NotBitmask,
 }
 
 /// One element of a set (or one `:`-pair of a map). For concatenations, one part per field.
@@ -655,11 +478,16 @@ pub enum StmtKind {
         bytes: bool,
     },
     MetaSet {
-        key: MetaKey,
+        key: &'static MetaKey,
         value: Operand,
     },
     CtSet {
-        key: CtKey,
+        key: &'static CtKey,
+        value: Operand,
+    },
+    /// `ip dscp set cs1`, `tcp dport set 80` ...
+    PayloadSet {
+        field: Expr,
         value: Operand,
     },
     Notrack,

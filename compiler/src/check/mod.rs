@@ -1,7 +1,961 @@
 //! The checker: Ast → Hir, collecting every diagnostic of a run.
-//! Split by concern: `resolve` (defines, includes, names), `types` (selectors and values),
-//! `deps` (implicit protocol dependencies), `hooks` (chain types, hooks, priorities,
-//! iptables mapping), `loops` (the jump/goto graph).
+//!
+//! Split by concern: [`resolve`] (includes, defines, names), [`types`] (selectors and
+//! values), [`deps`] (implicit protocol dependencies), [`rules`] (statements, verdicts and
+//! their placement), [`hooks`] (chain types, hooks, priorities, iptables mapping), [`loops`]
+//! (the jump/goto graph). [`check`] runs them in that order and returns a [`Hir`] only when
+//! no error was found.
 
+pub mod deps;
 pub mod hooks;
 pub mod loops;
+pub mod resolve;
+pub mod rules;
+pub mod types;
+
+use hashbrown::HashMap;
+use nfr_grammar::ast;
+
+use crate::diag::{Diagnostic, FileId, SourceMap, Span};
+use crate::hir::{self, ChainId, ChainKind, Element, Family, Hir, SetId, TableId, Type};
+use resolve::{Defines, sp};
+pub use resolve::{Loader, NoIncludes};
+
+pub(crate) struct TableDecl {
+    pub family: Family,
+    pub name: String,
+    pub span: Span,
+    pub chains: Vec<usize>,
+    pub sets: Vec<usize>,
+    /// Span of the first `table NAME { }` block (for duplicate reports).
+    pub block: Option<Span>,
+}
+
+pub(crate) struct ChainDecl {
+    pub table: usize,
+    pub name: String,
+    pub span: Span,
+    pub hook: Option<(ast::ChainHook, FileId)>,
+    pub policy: Option<(ast::Policy, FileId)>,
+    pub rules: Vec<(ast::Rule, FileId)>,
+    pub block: Option<Span>,
+    pub base: Option<hir::BaseChain>,
+}
+
+pub(crate) struct SetDecl {
+    pub table: usize,
+    pub name: String,
+    pub span: Span,
+    pub def: Option<(ast::Set, FileId)>,
+    pub key: Vec<Type>,
+    pub data: Option<Vec<Type>>,
+    pub flags: hir::SetFlags,
+    pub extra: Vec<(ast::Expr, FileId)>,
+    pub elements: Vec<Element>,
+    pub typed: bool,
+}
+
+/// Checker state shared by the modules.
+pub struct Ctx {
+    pub(crate) diags: Vec<Diagnostic>,
+    pub(crate) defines: Defines,
+    pub(crate) file: FileId,
+    pub(crate) family: Family,
+    pub(crate) var_depth: u32,
+    pub(crate) sources: SourceMap,
+    pub(crate) tables: Vec<TableDecl>,
+    pub(crate) chains: Vec<ChainDecl>,
+    pub(crate) sets: Vec<SetDecl>,
+    /// Table index of the rule/set being checked.
+    pub(crate) table: usize,
+    /// Chain index of the rule being checked.
+    pub(crate) chain: usize,
+    pub(crate) flush_ruleset: bool,
+}
+
+impl Ctx {
+    pub(crate) fn sp(&self, s: ast::Span) -> Span {
+        sp(self.file, s)
+    }
+    pub(crate) fn text_of(&self, s: Span) -> String {
+        self.sources
+            .text(s.file)
+            .get(s.range())
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+/// The checker's result: a Hir when there were no errors, and every diagnostic.
+#[derive(Debug)]
+pub struct Checked {
+    pub hir: Option<Hir>,
+    pub diags: Vec<Diagnostic>,
+}
+
+/// Check the ruleset whose root file is `root` in `sources` (includes are read through
+/// `loader` and added to `sources`).
+pub fn check(
+    sources: &mut SourceMap,
+    root: FileId,
+    loader: &mut dyn Loader,
+) -> (Option<Hir>, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut cmds = Vec::new();
+    let root_name = sources.name(root).to_string();
+    let mut stack = vec![(root_name, Span::default())];
+    resolve::flatten(sources, root, loader, &mut stack, &mut cmds, &mut diags);
+    let mut cx = Ctx {
+        diags,
+        defines: Defines::default(),
+        file: root,
+        family: Family::Ip,
+        var_depth: 0,
+        sources: sources.clone(),
+        tables: Vec::new(),
+        chains: Vec::new(),
+        sets: Vec::new(),
+        table: 0,
+        chain: 0,
+        flush_ruleset: false,
+    };
+    cx.declare(&cmds);
+    cx.sets_pass();
+    cx.chains_pass();
+    let rules = cx.rules_pass();
+    let hir = cx.build(rules);
+    let mut diags = cx.diags;
+    diags.extend(loops::check_graph(&loops::graph_from_hir(&hir)));
+    if diags.iter().all(|d| !d.is_error()) {
+        diags.extend(rules::placement(&hir));
+    }
+    sort_diags(&mut diags);
+    let ok = diags.iter().all(|d| !d.is_error());
+    (ok.then_some(hir), diags)
+}
+
+/// Convenience for one in-memory file without includes.
+pub fn check_source(name: &str, text: &str) -> (SourceMap, Option<Hir>, Vec<Diagnostic>) {
+    let mut sm = SourceMap::new();
+    let id = sm.add(name, text);
+    let (hir, diags) = check(&mut sm, id, &mut NoIncludes);
+    (sm, hir, diags)
+}
+
+fn sort_diags(d: &mut [Diagnostic]) {
+    d.sort_by_key(|x| (x.primary.file, x.primary.start, x.primary.end));
+}
+
+impl Ctx {
+    fn find_table(&self, family: Family, name: &str) -> Option<usize> {
+        self.tables
+            .iter()
+            .position(|t| t.family == family && t.name == name)
+    }
+
+    pub(crate) fn find_chain(&self, table: usize, name: &str) -> Option<usize> {
+        self.tables
+            .get(table)?
+            .chains
+            .iter()
+            .copied()
+            .find(|c| self.chains.get(*c).is_some_and(|x| x.name == name))
+    }
+
+    fn find_set(&self, table: usize, name: &str) -> Option<usize> {
+        self.tables
+            .get(table)?
+            .sets
+            .iter()
+            .copied()
+            .find(|c| self.sets.get(*c).is_some_and(|x| x.name == name))
+    }
+
+    fn table_ref(&mut self, file: FileId, r: &ast::ObjRef) -> Option<usize> {
+        let fam = match resolve::family(r.family) {
+            Ok(f) => f,
+            Err(f) => {
+                self.unsupported_family(f, sp(file, r.span));
+                return None;
+            }
+        };
+        match self.find_table(fam, &r.table.name) {
+            Some(t) => Some(t),
+            None => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0103",
+                        sp(file, r.table.span),
+                        format!("table `{} {}` is not defined", fam.name(), r.table.name),
+                    )
+                    .with_help("declare the table first: `table NAME { ... }`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn unsupported_family(&mut self, f: ast::Family, span: Span) {
+        self.diags.push(
+            Diagnostic::error(
+                "E0020",
+                span,
+                format!("family `{}` is not supported", f.as_str()),
+            )
+            .with_note("nfc supports ip, ip6 and inet tables"),
+        );
+    }
+
+    fn declare_table(&mut self, file: FileId, t: &ast::Table) -> Option<usize> {
+        let fam = match resolve::family(t.family) {
+            Ok(f) => f,
+            Err(f) => {
+                self.unsupported_family(f, sp(file, t.span));
+                return None;
+            }
+        };
+        let span = sp(file, t.name.span);
+        let idx = match self.find_table(fam, &t.name.name) {
+            Some(i) => {
+                if t.has_body
+                    && let Some(prev) = self.tables[i].block
+                {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0100",
+                            span,
+                            format!("table `{} {}` is defined twice", fam.name(), t.name.name),
+                        )
+                        .with_primary_label("second definition")
+                        .with_label(prev, "first definition")
+                        .with_help("merge the two blocks into one"),
+                    );
+                }
+                i
+            }
+            None => {
+                self.tables.push(TableDecl {
+                    family: fam,
+                    name: t.name.name.clone(),
+                    span,
+                    chains: vec![],
+                    sets: vec![],
+                    block: None,
+                });
+                self.tables.len() - 1
+            }
+        };
+        if t.has_body && self.tables[idx].block.is_none() {
+            self.tables[idx].block = Some(span);
+        }
+        Some(idx)
+    }
+
+    fn declare_chain(&mut self, file: FileId, table: usize, c: &ast::Chain) {
+        let span = sp(file, c.name.span);
+        let idx = match self.find_chain(table, &c.name.name) {
+            Some(i) => {
+                let ch = &self.chains[i];
+                if c.has_body
+                    && let Some(prev) = ch.block
+                {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0101",
+                            span,
+                            format!("chain `{}` is defined twice", c.name.name),
+                        )
+                        .with_primary_label("second definition")
+                        .with_label(prev, "first definition")
+                        .with_help("merge the two chains, or rename one"),
+                    );
+                    return;
+                }
+                i
+            }
+            None => {
+                self.chains.push(ChainDecl {
+                    table,
+                    name: c.name.name.clone(),
+                    span,
+                    hook: None,
+                    policy: None,
+                    rules: vec![],
+                    block: None,
+                    base: None,
+                });
+                self.tables[table].chains.push(self.chains.len() - 1);
+                self.chains.len() - 1
+            }
+        };
+        let ch = &mut self.chains[idx];
+        if c.has_body {
+            ch.block = Some(span);
+        }
+        if let Some(h) = &c.hook {
+            ch.hook = Some((h.clone(), file));
+        }
+        if let Some(p) = &c.policy {
+            ch.policy = Some((p.clone(), file));
+        }
+        for r in &c.rules {
+            ch.rules.push((r.clone(), file));
+        }
+    }
+
+    fn declare_set(&mut self, file: FileId, table: usize, s: &ast::Set) {
+        let span = sp(file, s.name.span);
+        if let Some(i) = self.find_set(table, &s.name.name) {
+            if self.sets[i].def.is_some() && s.key.is_some() {
+                let prev = self.sets[i].span;
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0102",
+                        span,
+                        format!(
+                            "{} `{}` is defined twice",
+                            if s.is_map { "map" } else { "set" },
+                            s.name.name
+                        ),
+                    )
+                    .with_primary_label("second definition")
+                    .with_label(prev, "first definition"),
+                );
+            } else {
+                for e in &s.elements {
+                    self.sets[i].extra.push((e.clone(), file));
+                }
+            }
+            return;
+        }
+        self.sets.push(SetDecl {
+            table,
+            name: s.name.name.clone(),
+            span,
+            def: Some((s.clone(), file)),
+            key: vec![],
+            data: None,
+            flags: hir::SetFlags::default(),
+            extra: vec![],
+            elements: vec![],
+            typed: false,
+        });
+        self.tables[table].sets.push(self.sets.len() - 1);
+    }
+
+    fn declare(&mut self, cmds: &[(FileId, ast::Command)]) {
+        let mut pending_rules: Vec<(FileId, &ast::ObjRef, &ast::Rule)> = Vec::new();
+        let mut pending_elems: Vec<(FileId, &ast::ObjRef, &[ast::Expr])> = Vec::new();
+        for (file, cmd) in cmds {
+            let file = *file;
+            self.file = file;
+            match &cmd.kind {
+                ast::CommandKind::FlushRuleset { .. } => self.flush_ruleset = true,
+                ast::CommandKind::Define(d) => {
+                    let mut diags = std::mem::take(&mut self.diags);
+                    self.defines.define(file, d, &mut diags);
+                    self.diags = diags;
+                }
+                ast::CommandKind::Undefine(id) => {
+                    if self.defines.map.remove(&id.name).is_none() {
+                        self.diags.push(Diagnostic::error(
+                            "E0010",
+                            sp(file, id.span),
+                            format!("undefined variable `${}`", id.name),
+                        ));
+                    }
+                }
+                ast::CommandKind::Include(_) => {}
+                ast::CommandKind::Table(t) => {
+                    let Some(ti) = self.declare_table(file, t) else { continue };
+                    for item in &t.items {
+                        match item {
+                            ast::TableItem::Chain(c) => self.declare_chain(file, ti, c),
+                            ast::TableItem::Set(s) => self.declare_set(file, ti, s),
+                            ast::TableItem::Define(d) => {
+                                let mut diags = std::mem::take(&mut self.diags);
+                                self.defines.define(file, d, &mut diags);
+                                self.diags = diags;
+                            }
+                            ast::TableItem::Flags(_) | ast::TableItem::Comment(_) => {}
+                            ast::TableItem::Object { kind, span, .. } => self.diags.push(
+                                Diagnostic::error(
+                                    "E0210",
+                                    sp(file, *span),
+                                    format!("`{}` objects are not supported", kind.name),
+                                )
+                                .with_note("nfc supports chains, sets and maps in tables"),
+                            ),
+                        }
+                    }
+                }
+                ast::CommandKind::AddChain { table, chain } => {
+                    if let Some(ti) = self.table_ref(file, table) {
+                        self.declare_chain(file, ti, chain);
+                    }
+                }
+                ast::CommandKind::AddSet { table, set } => {
+                    if let Some(ti) = self.table_ref(file, table) {
+                        self.declare_set(file, ti, set);
+                    }
+                }
+                ast::CommandKind::AddRule { target, rule, .. } => pending_rules.push((file, target, rule)),
+                ast::CommandKind::Element { delete: false, target, elements } => {
+                    pending_elems.push((file, target, elements))
+                }
+                ast::CommandKind::Element { delete: true, .. } => self.diags.push(
+                    Diagnostic::error("E0021", sp(file, cmd.span), "`delete element` is not supported in a ruleset file"),
+                ),
+                ast::CommandKind::Object { verb, object, .. } => self.diags.push(
+                    Diagnostic::error(
+                        "E0021",
+                        sp(file, cmd.span),
+                        format!("`{} {}` is not supported in a ruleset file", verb.name, object.name),
+                    )
+                    .with_note("a .nfr file declares a whole ruleset; start it with `flush ruleset` to replace"),
+                ),
+            }
+        }
+        for (file, target, rule) in pending_rules {
+            self.file = file;
+            let Some(ti) = self.table_ref(file, target) else {
+                continue;
+            };
+            let Some(name) = &target.name else { continue };
+            match self.find_chain(ti, &name.name) {
+                Some(ci) => self.chains[ci].rules.push((rule.clone(), file)),
+                None => self.undefined_chain(ti, name, file),
+            }
+        }
+        for (file, target, elems) in pending_elems {
+            self.file = file;
+            let Some(ti) = self.table_ref(file, target) else {
+                continue;
+            };
+            let Some(name) = &target.name else { continue };
+            match self.find_set(ti, &name.name) {
+                Some(si) => {
+                    for e in elems {
+                        self.sets[si].extra.push((e.clone(), file));
+                    }
+                }
+                None => self.undefined_set(ti, name, file),
+            }
+        }
+    }
+
+    pub(crate) fn undefined_chain(&mut self, table: usize, name: &ast::Ident, file: FileId) {
+        let names: Vec<String> = self.tables[table]
+            .chains
+            .iter()
+            .map(|c| self.chains[*c].name.clone())
+            .collect();
+        let mut d = Diagnostic::error(
+            "E0103",
+            sp(file, name.span),
+            format!("chain `{}` is not defined", name.name),
+        )
+        .with_primary_label(format!(
+            "no chain of this name in table `{}`",
+            self.tables[table].name
+        ));
+        if let Some(m) = resolve::did_you_mean(&name.name, names.iter().map(String::as_str)) {
+            d = d.with_help(format!("did you mean `{m}`?"));
+        }
+        self.diags.push(d);
+    }
+
+    pub(crate) fn undefined_set(&mut self, table: usize, name: &ast::Ident, file: FileId) {
+        let names: Vec<String> = self.tables[table]
+            .sets
+            .iter()
+            .map(|c| self.sets[*c].name.clone())
+            .collect();
+        let mut d = Diagnostic::error(
+            "E0104",
+            sp(file, name.span),
+            format!("set or map `@{}` is not defined", name.name),
+        )
+        .with_primary_label(format!(
+            "no set or map of this name in table `{}`",
+            self.tables[table].name
+        ));
+        if let Some(m) = resolve::did_you_mean(&name.name, names.iter().map(String::as_str)) {
+            d = d.with_help(format!("did you mean `@{m}`?"));
+        }
+        self.diags.push(d);
+    }
+
+    /// Resolve `@name` in the current table; `want_map` = used with `vmap`/`map`.
+    pub(crate) fn lookup_set(
+        &mut self,
+        id: &ast::Ident,
+        key: &[Type],
+        want_map: bool,
+    ) -> Option<SetId> {
+        let Some(si) = self.find_set(self.table, &id.name) else {
+            self.undefined_set(self.table, id, self.file);
+            return None;
+        };
+        let s = &self.sets[si];
+        let is_map = s.data.is_some();
+        let span = self.sp(id.span);
+        if is_map != want_map {
+            let d = Diagnostic::error(
+                "E0106",
+                span,
+                if is_map {
+                    format!("`@{}` is a map, used here as a set", id.name)
+                } else {
+                    format!("`@{}` is a set, used here as a map", id.name)
+                },
+            )
+            .with_label(s.span, "declared here");
+            self.diags.push(d);
+            return None;
+        }
+        if s.typed
+            && (s.key.len() != key.len()
+                || s.key
+                    .iter()
+                    .zip(key)
+                    .any(|(a, b)| !types::same_type(*a, *b)))
+        {
+            let have: Vec<&str> = s.key.iter().map(|t| t.name()).collect();
+            let want: Vec<&str> = key.iter().map(|t| t.name()).collect();
+            let d = Diagnostic::error(
+                "E0205",
+                span,
+                format!(
+                    "`@{}` holds {} but is looked up with {}",
+                    id.name,
+                    have.join(" . "),
+                    want.join(" . ")
+                ),
+            )
+            .with_label(s.span, "declared here");
+            self.diags.push(d);
+            return None;
+        }
+        Some(SetId(si as u32))
+    }
+
+    fn set_types(&mut self, st: &ast::SetKey) -> Option<Vec<Type>> {
+        match st {
+            ast::SetKey::Type(names) => {
+                let mut out = Vec::new();
+                for n in names {
+                    match Type::from_name(&n.name) {
+                        Some(t) => out.push(t),
+                        None => {
+                            let known = [
+                                "ipv4_addr",
+                                "ipv6_addr",
+                                "ether_addr",
+                                "inet_proto",
+                                "inet_service",
+                                "mark",
+                                "ifname",
+                                "ct_state",
+                                "verdict",
+                            ];
+                            let mut d = Diagnostic::error(
+                                "E0208",
+                                self.sp(n.span),
+                                format!("unknown datatype `{}`", n.name),
+                            );
+                            if let Some(m) = resolve::did_you_mean(&n.name, known) {
+                                d = d.with_help(format!("did you mean `{m}`?"));
+                            }
+                            self.diags.push(d);
+                            return None;
+                        }
+                    }
+                }
+                Some(out)
+            }
+            ast::SetKey::Typeof(exprs) => {
+                let mut out = Vec::new();
+                for e in exprs {
+                    let x = self.selector(e)?;
+                    out.extend(types::key_types(&x));
+                }
+                Some(out)
+            }
+        }
+    }
+
+    fn sets_pass(&mut self) {
+        for si in 0..self.sets.len() {
+            let table = self.sets[si].table;
+            self.table = table;
+            self.family = self.tables[table].family;
+            let Some((def, file)) = self.sets[si].def.clone() else {
+                continue;
+            };
+            self.file = file;
+            let span = self.sets[si].span;
+            let Some(k) = &def.key else {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0208",
+                        span,
+                        format!("set `{}` has no `type` or `typeof`", def.name.name),
+                    )
+                    .with_help("add e.g. `type ipv4_addr;`"),
+                );
+                continue;
+            };
+            let Some(key) = self.set_types(k) else {
+                continue;
+            };
+            let data = if def.is_map {
+                match &def.data {
+                    Some(d) => match self.set_types(d) {
+                        Some(t) => Some(t),
+                        None => continue,
+                    },
+                    None => {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "E0208",
+                                span,
+                                format!("map `{}` has no data type", def.name.name),
+                            )
+                            .with_help("write `type KEY : VALUE`, e.g. `type ipv4_addr : verdict`"),
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let mut flags = hir::SetFlags::default();
+            for f in &def.flags {
+                match f.name.as_str() {
+                    "constant" => flags.constant = true,
+                    "interval" => flags.interval = true,
+                    "timeout" => flags.timeout = true,
+                    "dynamic" => flags.dynamic = true,
+                    other => self.diags.push(
+                        Diagnostic::error(
+                            "E0201",
+                            self.sp(f.span),
+                            format!("unknown set flag `{other}`"),
+                        )
+                        .with_note("known flags: constant, interval, timeout, dynamic"),
+                    ),
+                }
+            }
+            if def.timeout.is_some() {
+                flags.timeout = true;
+            }
+            flags.interval |= def.data_interval;
+            let s = &mut self.sets[si];
+            s.key = key;
+            s.data = data;
+            s.flags = flags;
+            s.typed = true;
+        }
+        // elements
+        for si in 0..self.sets.len() {
+            if !self.sets[si].typed {
+                continue;
+            }
+            let table = self.sets[si].table;
+            self.table = table;
+            self.family = self.tables[table].family;
+            let mut all: Vec<(ast::Expr, FileId)> = Vec::new();
+            if let Some((def, file)) = &self.sets[si].def {
+                all.extend(def.elements.iter().map(|e| (e.clone(), *file)));
+            }
+            all.extend(self.sets[si].extra.iter().cloned());
+            let key = self.sets[si].key.clone();
+            let data = self.sets[si].data.clone();
+            let mut out = Vec::new();
+            for (e, file) in all {
+                self.file = file;
+                if let Some(el) = self.element(&e, &key, data.as_deref()) {
+                    if !self.sets[si].flags.interval
+                        && el.key.iter().any(|k| !matches!(k, hir::KeyPart::Value(_)))
+                    {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "E0205",
+                                el.span,
+                                format!(
+                                    "range or prefix in `{}`, which has no `flags interval`",
+                                    self.sets[si].name
+                                ),
+                            )
+                            .with_label(self.sets[si].span, "declared here")
+                            .with_help("add `flags interval;` to the set"),
+                        );
+                        continue;
+                    }
+                    out.push(el);
+                }
+            }
+            self.sets[si].elements = out;
+        }
+    }
+
+    fn chains_pass(&mut self) {
+        for ci in 0..self.chains.len() {
+            let table = self.chains[ci].table;
+            let family = self.tables[table].family;
+            self.family = family;
+            if let Some((h, file)) = self.chains[ci].hook.clone() {
+                self.file = file;
+                let base =
+                    hooks_check::base_chain(self, family, &h, self.chains[ci].policy.clone());
+                self.chains[ci].base = base;
+            } else if let Some((p, file)) = self.chains[ci].policy.clone() {
+                self.file = file;
+                self.diags.push(
+                    Diagnostic::error("E0403", self.sp(p.span), format!("policy on user chain `{}`", self.chains[ci].name))
+                        .with_primary_label("only base chains have a policy")
+                        .with_help("add `type filter hook input priority filter;` to make it a base chain, or remove the policy"),
+                );
+            }
+        }
+    }
+
+    fn rules_pass(&mut self) -> Vec<Vec<hir::Rule>> {
+        let mut out = Vec::new();
+        for ci in 0..self.chains.len() {
+            let table = self.chains[ci].table;
+            self.table = table;
+            self.chain = ci;
+            self.family = self.tables[table].family;
+            let rules = self.chains[ci].rules.clone();
+            let mut hr = Vec::new();
+            for (r, file) in &rules {
+                self.file = *file;
+                if let Some(x) = self.rule(r) {
+                    hr.push(x);
+                }
+            }
+            out.push(hr);
+        }
+        out
+    }
+
+    fn build(&mut self, mut rules: Vec<Vec<hir::Rule>>) -> Hir {
+        let mut hir = Hir {
+            flush_ruleset: self.flush_ruleset,
+            ..Hir::default()
+        };
+        for (ci, c) in self.chains.iter().enumerate() {
+            let kind = match &c.base {
+                Some(b) => ChainKind::Base(b.clone()),
+                None => ChainKind::User,
+            };
+            hir.chains.push(hir::Chain {
+                id: ChainId(ci as u32),
+                table: TableId(c.table as u32),
+                name: c.name.clone(),
+                span: c.span,
+                kind,
+                rules: rules.get_mut(ci).map(std::mem::take).unwrap_or_default(),
+            });
+        }
+        for (si, s) in self.sets.iter().enumerate() {
+            hir.sets.push(hir::Set {
+                id: SetId(si as u32),
+                table: TableId(s.table as u32),
+                name: s.name.clone(),
+                span: s.span,
+                key: s.key.clone(),
+                data: s.data.clone(),
+                flags: s.flags.clone(),
+                elements: s.elements.clone(),
+            });
+        }
+        let mut by_table: HashMap<usize, ()> = HashMap::new();
+        for (ti, t) in self.tables.iter().enumerate() {
+            by_table.insert(ti, ());
+            let chains: Vec<&hir::Chain> =
+                t.chains.iter().filter_map(|c| hir.chains.get(*c)).collect();
+            let sets: Vec<&hir::Set> = t.sets.iter().filter_map(|s| hir.sets.get(*s)).collect();
+            let ipt = hooks::ipt_mapping(t.family, &t.name, &chains, &sets);
+            hir.tables.push(hir::Table {
+                id: TableId(ti as u32),
+                family: t.family,
+                name: t.name.clone(),
+                span: t.span,
+                chains: t.chains.iter().map(|c| ChainId(*c as u32)).collect(),
+                sets: t.sets.iter().map(|s| SetId(*s as u32)).collect(),
+                ipt,
+            });
+        }
+        hir
+    }
+}
+
+/// Base chain checks that need the checker context (kept next to the tables in `hooks`).
+mod hooks_check {
+    use super::*;
+    use crate::hir::{BaseChain, ChainType, Hook, Policy};
+
+    pub(super) fn base_chain(
+        cx: &mut Ctx,
+        family: Family,
+        h: &ast::ChainHook,
+        policy: Option<(ast::Policy, FileId)>,
+    ) -> Option<BaseChain> {
+        let mut ok = true;
+        let ty = ChainType::from_name(&h.chain_type.name);
+        if ty.is_none() {
+            ok = false;
+            let mut d = Diagnostic::error(
+                "E0404",
+                cx.sp(h.chain_type.span),
+                format!("unknown chain type `{}`", h.chain_type.name),
+            )
+            .with_note("chain types are filter, nat and route");
+            if let Some(m) = resolve::did_you_mean(&h.chain_type.name, ["filter", "nat", "route"]) {
+                d = d.with_help(format!("did you mean `{m}`?"));
+            }
+            cx.diags.push(d);
+        }
+        let hook = Hook::from_name(&h.hook.name);
+        if hook.is_none() {
+            ok = false;
+            let names = [
+                "prerouting",
+                "input",
+                "forward",
+                "output",
+                "postrouting",
+                "ingress",
+            ];
+            let mut d = Diagnostic::error(
+                "E0404",
+                cx.sp(h.hook.span),
+                format!("unknown hook `{}`", h.hook.name),
+            )
+            .with_note(format!("hooks are {}", names.join(", ")));
+            if let Some(m) = resolve::did_you_mean(&h.hook.name, names) {
+                d = d.with_help(format!("did you mean `{m}`?"));
+            }
+            cx.diags.push(d);
+        }
+        let prio_span = cx.sp(h.priority.span);
+        let priority: Option<i64> = match &h.priority.kind {
+            ast::PriorityKind::Number(n) => Some(*n),
+            ast::PriorityKind::Named { name, offset } => match hooks::std_prio(name, hook) {
+                Ok(v) => Some(i64::from(v) + offset),
+                Err(why) => {
+                    let mut d = Diagnostic::error("E0404", prio_span, why);
+                    let names: Vec<&str> = hooks::STD_PRIOS.iter().map(|p| p.0).collect();
+                    if let Some(m) = resolve::did_you_mean(name, names) {
+                        d = d.with_help(format!("did you mean `{m}`?"));
+                    }
+                    cx.diags.push(d);
+                    None
+                }
+            },
+            ast::PriorityKind::Var(v) => {
+                let e = ast::Expr::new(
+                    ast::ExprKind::Var(ast::Ident {
+                        name: v.clone(),
+                        span: h.priority.span,
+                    }),
+                    h.priority.span,
+                );
+                cx.value(&e, Type::Integer { bits: 32 })
+                    .map(|v| v.as_u128() as u32 as i32 as i64)
+            }
+        };
+        let priority = match priority.map(i32::try_from) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(_)) => {
+                cx.diags.push(Diagnostic::error(
+                    "E0200",
+                    prio_span,
+                    "priority out of range for a 32-bit integer",
+                ));
+                None
+            }
+            None => None,
+        };
+        let (Some(ty), Some(hook), Some(priority)) = (ty, hook, priority) else {
+            return None;
+        };
+        if let Some(why) = hooks::chain_type_hook_error(family, ty, hook) {
+            ok = false;
+            cx.diags.push(
+                Diagnostic::error(
+                    "E0400",
+                    cx.sp(h.hook.span),
+                    format!("a {} chain cannot hook {}", ty.name(), hook.name()),
+                )
+                .with_label(
+                    cx.sp(h.chain_type.span),
+                    format!("chain type {}", ty.name()),
+                )
+                .with_note(why),
+            );
+        }
+        if ty == ChainType::Nat && priority <= hooks::NF_IP_PRI_CONNTRACK {
+            ok = false;
+            cx.diags.push(
+                Diagnostic::error("E0401", prio_span, format!("nat chain priority {priority} is not above -200"))
+                    .with_primary_label("conntrack runs at -200; nat must come after it")
+                    .with_help("use `priority dstnat` (-100) on prerouting/output or `priority srcnat` (100) on postrouting/input"),
+            );
+        }
+        let policy = match policy {
+            None => Policy::Accept,
+            Some((p, file)) => {
+                let saved = cx.file;
+                cx.file = file;
+                let r = match &p.kind {
+                    ast::PolicyKind::Accept => Policy::Accept,
+                    ast::PolicyKind::Drop => Policy::Drop,
+                    ast::PolicyKind::Var(v) => {
+                        let e = ast::Expr::new(
+                            ast::ExprKind::Var(ast::Ident {
+                                name: v.clone(),
+                                span: p.span,
+                            }),
+                            p.span,
+                        );
+                        match cx.with_var(&e, &mut |cx, e| match &e.kind {
+                            ast::ExprKind::Verdict(ast::Verdict::Accept) => Some(Policy::Accept),
+                            ast::ExprKind::Verdict(ast::Verdict::Drop) => Some(Policy::Drop),
+                            ast::ExprKind::Symbol(s) if s == "accept" => Some(Policy::Accept),
+                            ast::ExprKind::Symbol(s) if s == "drop" => Some(Policy::Drop),
+                            _ => {
+                                cx.diags.push(Diagnostic::error(
+                                    "E0204",
+                                    cx.sp(e.span),
+                                    "a policy is `accept` or `drop`",
+                                ));
+                                None
+                            }
+                        }) {
+                            Some(p) => p,
+                            None => {
+                                ok = false;
+                                Policy::Accept
+                            }
+                        }
+                    }
+                };
+                cx.file = saved;
+                r
+            }
+        };
+        let device = h.devices.first().map(|d| d.value.clone());
+        ok.then(|| BaseChain {
+            ty,
+            hook,
+            priority,
+            policy,
+            device,
+            span: cx.sp(h.span),
+        })
+    }
+}

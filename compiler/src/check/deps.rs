@@ -1,0 +1,268 @@
+//! Implicit protocol dependencies, as nft inserts them (checked against the `.t.payload`
+//! files of nftables' tests):
+//! - transport fields (`tcp`, `udp`, `icmp`, ...; not `th`) need `meta l4proto P` unless
+//!   the rule already fixed the transport protocol (`meta l4proto`, `ip protocol`,
+//!   `ip6 nexthdr` with `==`);
+//! - in inet tables, `ip ...` fields need `meta nfproto ipv4` and `ip6 ...` fields
+//!   `meta nfproto ipv6`; `icmp`/`icmpv6` add that too, but only when the rule has not
+//!   fixed the family yet (nft accepts `meta nfproto ipv4 icmpv6 type ...`);
+//! - `reject with tcp reset` needs l4proto tcp; `reject with icmp`/`icmpv6` the family.
+//!
+//! A requirement that contradicts what the rule already fixed is an error naming both places.
+
+use nfr_grammar::catalog;
+
+use super::Ctx;
+use crate::diag::{Diagnostic, Span};
+use crate::hir::{Expr, ExprKind, Family, Match, Op, Rhs, Type, Value};
+
+/// NFPROTO_IPV4 / NFPROTO_IPV6.
+pub const NFPROTO_IPV4: u8 = 2;
+pub const NFPROTO_IPV6: u8 = 10;
+
+/// What one rule has fixed so far.
+#[derive(Clone, Debug, Default)]
+pub struct DepState {
+    /// (nfproto, where it was fixed)
+    pub nfproto: Option<(u8, Span)>,
+    /// (l4 protocol number, where it was fixed)
+    pub l4: Option<(u8, Span)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// nfproto; `soft` = only if unknown, never a conflict
+    Nfproto {
+        v: u8,
+        soft: bool,
+    },
+    L4(u8),
+}
+
+fn proto_num(name: &str) -> Option<u8> {
+    Some(match name {
+        "tcp" => 6,
+        "udp" => 17,
+        "udplite" => 136,
+        "icmp" => 1,
+        "icmpv6" => 58,
+        "sctp" => 132,
+        "dccp" => 33,
+        "esp" => 50,
+        "ah" => 51,
+        "comp" => 108,
+        "igmp" => 2,
+        _ => return None,
+    })
+}
+
+fn proto_name(n: u8) -> String {
+    Type::InetProto
+        .symbol_name(u64::from(n))
+        .map_or_else(|| n.to_string(), str::to_string)
+}
+
+fn nfproto_name(n: u8) -> &'static str {
+    if n == NFPROTO_IPV6 { "ipv6" } else { "ipv4" }
+}
+
+/// Requirements of a selector, in order.
+pub fn needs(e: &Expr, family: Family, out: &mut Vec<(Need, Span)>) {
+    match &e.kind {
+        ExprKind::Payload { proto, .. } => {
+            let span = e.span;
+            if family == Family::Inet {
+                match *proto {
+                    "ip" => out.push((
+                        Need::Nfproto {
+                            v: NFPROTO_IPV4,
+                            soft: false,
+                        },
+                        span,
+                    )),
+                    "ip6" => out.push((
+                        Need::Nfproto {
+                            v: NFPROTO_IPV6,
+                            soft: false,
+                        },
+                        span,
+                    )),
+                    "icmp" | "igmp" => out.push((
+                        Need::Nfproto {
+                            v: NFPROTO_IPV4,
+                            soft: true,
+                        },
+                        span,
+                    )),
+                    "icmpv6" => out.push((
+                        Need::Nfproto {
+                            v: NFPROTO_IPV6,
+                            soft: true,
+                        },
+                        span,
+                    )),
+                    _ => {}
+                }
+            }
+            if let Some(n) = proto_num(proto) {
+                out.push((Need::L4(n), span));
+            }
+        }
+        ExprKind::Concat(parts) => parts.iter().for_each(|p| needs(p, family, out)),
+        ExprKind::Bitwise { expr, .. } => needs(expr, family, out),
+        ExprKind::Meta { .. } | ExprKind::Ct { .. } => {}
+    }
+}
+
+fn what_fixed(e: &Expr, op: Op, right: &Rhs) -> Option<Need> {
+    if !matches!(op, Op::Eq) {
+        return None;
+    }
+    let Rhs::Value(v) = right else { return None };
+    let b = *v.bytes.first()?;
+    match &e.kind {
+        ExprKind::Meta { key } if key.name == "nfproto" => {
+            Some(Need::Nfproto { v: b, soft: false })
+        }
+        ExprKind::Meta { key } if key.name == "l4proto" => Some(Need::L4(b)),
+        ExprKind::Payload {
+            proto: "ip",
+            field: "protocol",
+            ..
+        }
+        | ExprKind::Payload {
+            proto: "ip6",
+            field: "nexthdr",
+            ..
+        } => Some(Need::L4(b)),
+        _ => None,
+    }
+}
+
+impl Ctx {
+    /// Satisfy `needs` before an item at `span`: push implicit matches into `items`, or
+    /// report a conflict.
+    pub(crate) fn apply_needs(
+        &mut self,
+        st: &mut DepState,
+        needs: &[(Need, Span)],
+        items: &mut Vec<crate::hir::Item>,
+    ) -> bool {
+        let mut ok = true;
+        for (need, at) in needs {
+            match *need {
+                Need::Nfproto { v, soft } => match st.nfproto {
+                    Some((have, _)) if have == v => {}
+                    Some(_) if soft => {}
+                    Some((have, where_)) => {
+                        ok = false;
+                        self.diags.push(
+                            Diagnostic::error(
+                                "E0300",
+                                *at,
+                                format!(
+                                    "conflicting protocols: this needs {} but the rule already matches {}",
+                                    nfproto_name(v),
+                                    nfproto_name(have)
+                                ),
+                            )
+                            .with_primary_label(format!("needs meta nfproto {}", nfproto_name(v)))
+                            .with_label(where_, format!("this fixes meta nfproto {}", nfproto_name(have)))
+                            .with_note("the rule can never match; split it into two rules"),
+                        );
+                    }
+                    None => {
+                        if self.family == Family::Inet {
+                            items.push(crate::hir::Item::Match(implicit(
+                                "nfproto",
+                                Type::Nfproto,
+                                v,
+                                *at,
+                            )));
+                        }
+                        st.nfproto = Some((v, *at));
+                    }
+                },
+                Need::L4(p) => match st.l4 {
+                    Some((have, _)) if have == p => {}
+                    Some((have, where_)) => {
+                        ok = false;
+                        self.diags.push(
+                            Diagnostic::error(
+                                "E0300",
+                                *at,
+                                format!(
+                                    "conflicting protocols: this needs {} but the rule already matches {}",
+                                    proto_name(p),
+                                    proto_name(have)
+                                ),
+                            )
+                            .with_primary_label(format!("needs transport protocol {}", proto_name(p)))
+                            .with_label(where_, format!("this fixes the transport protocol to {}", proto_name(have)))
+                            .with_note("the rule can never match; split it into two rules, or use `th` for a port match on any protocol"),
+                        );
+                    }
+                    None => {
+                        items.push(crate::hir::Item::Match(implicit(
+                            "l4proto",
+                            Type::InetProto,
+                            p,
+                            *at,
+                        )));
+                        st.l4 = Some((p, *at));
+                    }
+                },
+            }
+        }
+        ok
+    }
+
+    /// Record what a user match fixes; conflicts with earlier fixes are errors too
+    /// (`ip protocol udp meta l4proto tcp`).
+    pub(crate) fn note_fixed(&mut self, st: &mut DepState, m: &Match) {
+        let Some(n) = what_fixed(&m.left, m.op, &m.right) else {
+            return;
+        };
+        let mut dummy = Vec::new();
+        match n {
+            Need::Nfproto { v, .. } => {
+                if st.nfproto.is_some() {
+                    self.apply_needs(st, &[(n, m.span)], &mut dummy);
+                } else {
+                    st.nfproto = Some((v, m.span));
+                }
+            }
+            Need::L4(p) => {
+                if st.l4.is_some() {
+                    self.apply_needs(st, &[(n, m.span)], &mut dummy);
+                } else {
+                    st.l4 = Some((p, m.span));
+                }
+            }
+        }
+    }
+}
+
+fn implicit(key: &str, ty: Type, v: u8, span: Span) -> Match {
+    let meta = catalog::meta_key(key).unwrap_or(&catalog::META_KEYS[0]);
+    let text = match ty {
+        Type::Nfproto => nfproto_name(v).to_string(),
+        _ => proto_name(v),
+    };
+    Match {
+        left: Expr {
+            kind: ExprKind::Meta { key: meta },
+            ty,
+            span,
+        },
+        op: Op::Eq,
+        right: Rhs::Value(Value {
+            ty,
+            bytes: vec![v],
+            text,
+            span,
+        }),
+        implicit: true,
+        span,
+    }
+}

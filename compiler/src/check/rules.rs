@@ -1,0 +1,818 @@
+//! Rules: statements and verdicts in order, with their dependencies (see `deps`), the
+//! "statement after verdict" check, and statement placement against the hooks and chain
+//! types of every base chain that reaches the rule's chain.
+
+use nfr_grammar::ast::{self, ExprKind as A};
+use nfr_grammar::catalog;
+
+use super::Ctx;
+use super::deps::{DepState, NFPROTO_IPV4, NFPROTO_IPV6, Need, needs};
+use crate::diag::{Diagnostic, Span};
+use crate::hir::{
+    ChainId, ChainKind, ChainType, Expr, ExprKind, Family, Hir, Hook, Item, Match, NatKind,
+    NatStmt, Op, Operand, RateUnit, RejectKind, Rhs, Rule, Stmt, StmtKind, Type, Value, Verdict,
+    VerdictKind, VmapRef,
+};
+
+impl Ctx {
+    pub(crate) fn rule(&mut self, r: &ast::Rule) -> Option<Rule> {
+        let mut items: Vec<Item> = Vec::new();
+        let mut verdict: Option<Verdict> = None;
+        let mut terminal: Option<(Span, &'static str)> = None;
+        let mut st = DepState::default();
+        let mut ok = true;
+        let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
+        for s in &r.stmts {
+            let span = self.sp(s.span);
+            if let Some((tspan, what)) = terminal {
+                self.diags.push(
+                    Diagnostic::error("E0406", span, "statement after verdict")
+                        .with_primary_label("this is never reached")
+                        .with_label(tspan, format!("{what} ends the rule here"))
+                        .with_help("move the statement before the verdict, or into its own rule"),
+                );
+                ok = false;
+                break;
+            }
+            match &s.kind {
+                ast::StmtKind::Match { left, op, right } => {
+                    let Some(m) = self.a_match(left, *op, right, span) else {
+                        ok = false;
+                        continue;
+                    };
+                    let mut ns = Vec::new();
+                    needs(&m.left, self.family, &mut ns);
+                    if !self.apply_needs(&mut st, &ns, &mut items) {
+                        ok = false;
+                    }
+                    self.note_fixed(&mut st, &m);
+                    items.push(Item::Match(m));
+                }
+                ast::StmtKind::Verdict(v) => {
+                    let Some(v) = self.verdict(v, span) else {
+                        ok = false;
+                        continue;
+                    };
+                    terminal = Some((span, "this verdict"));
+                    verdict = Some(v);
+                }
+                ast::StmtKind::Vmap { key, map } => {
+                    let Some(k) = self.selector(key) else {
+                        ok = false;
+                        continue;
+                    };
+                    let mut ns = Vec::new();
+                    needs(&k, self.family, &mut ns);
+                    if !self.apply_needs(&mut st, &ns, &mut items) {
+                        ok = false;
+                    }
+                    let parts = super::types::key_types(&k);
+                    let m = self.with_var(map, &mut |cx, e| match &e.kind {
+                        A::Set(elems) => cx
+                            .anon_set(elems, &parts, Some(&[Type::Verdict]), cx.sp(e.span))
+                            .map(VmapRef::Anon),
+                        A::SetRef(id) => {
+                            let sid = cx.lookup_set(id, &parts, true)?;
+                            if cx.sets[sid.0 as usize].data.as_deref() != Some(&[Type::Verdict]) {
+                                cx.diags.push(
+                                    Diagnostic::error(
+                                        "E0106",
+                                        cx.sp(id.span),
+                                        format!("`@{}` is not a verdict map", id.name),
+                                    )
+                                    .with_label(cx.sets[sid.0 as usize].span, "declared here")
+                                    .with_help("declare it with `type KEY : verdict`"),
+                                );
+                                return None;
+                            }
+                            Some(VmapRef::Named(sid))
+                        }
+                        _ => {
+                            cx.diags.push(Diagnostic::error(
+                                "E0204",
+                                cx.sp(e.span),
+                                "expected `{ key : verdict, ... }` or `@map` after vmap",
+                            ));
+                            None
+                        }
+                    });
+                    let Some(m) = m else {
+                        ok = false;
+                        continue;
+                    };
+                    terminal = Some((span, "this verdict map"));
+                    verdict = Some(Verdict {
+                        kind: VerdictKind::Vmap { key: k, map: m },
+                        span,
+                    });
+                }
+                ast::StmtKind::Queue { num, flags } => {
+                    let Some(v) = self.queue(num.as_ref(), flags, span) else {
+                        ok = false;
+                        continue;
+                    };
+                    terminal = Some((span, "queue"));
+                    verdict = Some(v);
+                }
+                ast::StmtKind::Reject(with) => {
+                    let Some(kind) = self.reject(with.as_ref(), span, &mut st, &mut items) else {
+                        ok = false;
+                        continue;
+                    };
+                    items.push(Item::Stmt(Stmt {
+                        kind: StmtKind::Reject(kind),
+                        span,
+                    }));
+                    terminal = Some((span, "reject"));
+                }
+                other => match self.stmt(other, span, &mut st) {
+                    Some(s) => {
+                        let is_nat = matches!(s.kind, StmtKind::Nat(_));
+                        items.push(Item::Stmt(s));
+                        if is_nat {
+                            terminal = Some((span, "nat"));
+                        }
+                    }
+                    None => ok = false,
+                },
+            }
+        }
+        let errors_after = self.diags.iter().filter(|d| d.is_error()).count();
+        if !ok || errors_after > errors_before {
+            return None;
+        }
+        Some(Rule {
+            span: self.sp(r.span),
+            items,
+            verdict,
+            comment: r.comment.as_ref().map(|c| c.value.clone()),
+        })
+    }
+
+    fn a_match(
+        &mut self,
+        left: &ast::Expr,
+        op: ast::RelOp,
+        right: &ast::Expr,
+        span: Span,
+    ) -> Option<Match> {
+        let l = self.selector(left)?;
+        let r = self.rhs(right, &l)?;
+        let bitmask = l.ty.is_bitmask() && !matches!(l.kind, ExprKind::Bitwise { .. });
+        let op = match op {
+            ast::RelOp::Implicit => match &r {
+                Rhs::Value(_) if bitmask => Op::Bitmask,
+                _ => Op::Eq,
+            },
+            ast::RelOp::Eq => Op::Eq,
+            ast::RelOp::Ne => Op::Neq,
+            ast::RelOp::Lt => Op::Lt,
+            ast::RelOp::Gt => Op::Gt,
+            ast::RelOp::Le => Op::Lte,
+            ast::RelOp::Ge => Op::Gte,
+            ast::RelOp::Neg => {
+                if !l.ty.is_bitmask() {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0209",
+                            span,
+                            format!("`!` is a flag test, but {} is not a flag type", l.ty.name()),
+                        )
+                        .with_help("use `!=`"),
+                    );
+                    return None;
+                }
+                Op::NotBitmask
+            }
+        };
+        if matches!(op, Op::Lt | Op::Gt | Op::Lte | Op::Gte) {
+            let bad = match &r {
+                Rhs::Value(_) => matches!(l.ty, Type::Ifname | Type::String { .. }),
+                _ => true,
+            };
+            if bad {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0209",
+                        span,
+                        "`<`, `>`, `<=` and `>=` need a single value on the right",
+                    )
+                    .with_help("use a range `a-b` or a set `{ ... }` with `==`/`!=`"),
+                );
+                return None;
+            }
+        }
+        Some(Match {
+            left: l,
+            op,
+            right: r,
+            implicit: false,
+            span,
+        })
+    }
+
+    pub(crate) fn verdict(&mut self, v: &ast::Verdict, span: Span) -> Option<Verdict> {
+        let kind = match v {
+            ast::Verdict::Accept => VerdictKind::Accept,
+            ast::Verdict::Drop => VerdictKind::Drop,
+            ast::Verdict::Continue => VerdictKind::Continue,
+            ast::Verdict::Return => VerdictKind::Return,
+            ast::Verdict::Jump(id) | ast::Verdict::Goto(id) => {
+                let Some(ci) = self.find_chain(self.table, &id.name) else {
+                    self.undefined_chain(self.table, id, self.file);
+                    return None;
+                };
+                let target = &self.chains[ci];
+                if target.hook.is_some() {
+                    let word = if matches!(v, ast::Verdict::Jump(_)) {
+                        "jump"
+                    } else {
+                        "goto"
+                    };
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0105",
+                            self.sp(id.span),
+                            format!("cannot {word} to base chain `{}`", id.name),
+                        )
+                        .with_label(target.span, "this is a base chain (it has a hook)")
+                        .with_help(
+                            "move the shared rules into a user chain and jump there from both",
+                        ),
+                    );
+                    return None;
+                }
+                let c = ChainId(ci as u32);
+                if matches!(v, ast::Verdict::Jump(_)) {
+                    VerdictKind::Jump(c)
+                } else {
+                    VerdictKind::Goto(c)
+                }
+            }
+        };
+        Some(Verdict { kind, span })
+    }
+
+    fn queue(
+        &mut self,
+        num: Option<&ast::Expr>,
+        flags: &[ast::Ident],
+        span: Span,
+    ) -> Option<Verdict> {
+        let mut bypass = false;
+        let mut fanout = false;
+        for f in flags {
+            match f.name.as_str() {
+                "bypass" => bypass = true,
+                "fanout" => fanout = true,
+                o => {
+                    self.diags.push(Diagnostic::error(
+                        "E0211",
+                        self.sp(f.span),
+                        format!("unknown queue flag `{o}`"),
+                    ));
+                    return None;
+                }
+            }
+        }
+        let (n, hi) = match num {
+            None => (0u16, None),
+            Some(e) => match self.key_part(e, Type::Integer { bits: 16 })? {
+                crate::hir::KeyPart::Value(v) => (v.as_u128() as u16, None),
+                crate::hir::KeyPart::Range { lo, hi } => {
+                    (lo.as_u128() as u16, Some(hi.as_u128() as u16))
+                }
+                crate::hir::KeyPart::Prefix { .. } => {
+                    self.diags.push(Diagnostic::error(
+                        "E0211",
+                        span,
+                        "queue number cannot be a prefix",
+                    ));
+                    return None;
+                }
+            },
+        };
+        Some(Verdict {
+            kind: VerdictKind::Queue {
+                num: n,
+                num_hi: hi,
+                bypass,
+                fanout,
+            },
+            span,
+        })
+    }
+
+    fn reject(
+        &mut self,
+        with: Option<&ast::RejectWith>,
+        span: Span,
+        st: &mut DepState,
+        items: &mut Vec<Item>,
+    ) -> Option<RejectKind> {
+        match with {
+            None => Some(RejectKind::Default),
+            Some(ast::RejectWith::TcpReset) => {
+                if !self.apply_needs(st, &[(Need::L4(6), span)], items) {
+                    return None;
+                }
+                Some(RejectKind::TcpReset)
+            }
+            Some(ast::RejectWith::Icmp { proto, code }) => {
+                let (ty, need) = match proto.as_str() {
+                    "icmp" => (Type::IcmpCode, Some(NFPROTO_IPV4)),
+                    "icmpv6" => (Type::Icmpv6Code, Some(NFPROTO_IPV6)),
+                    _ => (Type::IcmpxCode, None),
+                };
+                if let Some(d) = self.family_of_proto(proto, span) {
+                    self.diags.push(d);
+                    return None;
+                }
+                if let Some(n) = need
+                    && !self.apply_needs(st, &[(Need::Nfproto { v: n, soft: false }, span)], items)
+                {
+                    return None;
+                }
+                let v = self.value(code, ty)?;
+                let c = v.bytes.first().copied().unwrap_or(0);
+                Some(match proto.as_str() {
+                    "icmp" => RejectKind::Icmp(c),
+                    "icmpv6" => RejectKind::Icmpv6(c),
+                    _ => RejectKind::Icmpx(c),
+                })
+            }
+        }
+    }
+
+    fn operand(&mut self, e: &ast::Expr, ty: Type) -> Option<Operand> {
+        self.with_var(e, &mut |cx, e| match &e.kind {
+            A::Payload(_)
+            | A::Meta { .. }
+            | A::Ct { .. }
+            | A::RawPayload { .. }
+            | A::Binary { .. } => {
+                // an expression operand when its leftmost part is a selector
+                let is_sel = match &e.kind {
+                    A::Binary { left, .. } => {
+                        matches!(
+                            left.kind,
+                            A::Payload(_) | A::Meta { .. } | A::Ct { .. } | A::RawPayload { .. }
+                        )
+                    }
+                    _ => true,
+                };
+                if is_sel {
+                    cx.selector(e).map(Operand::Expr)
+                } else {
+                    cx.value(e, ty).map(Operand::Value)
+                }
+            }
+            _ => cx.value(e, ty).map(Operand::Value),
+        })
+    }
+
+    fn stmt(&mut self, s: &ast::StmtKind, span: Span, st: &mut DepState) -> Option<Stmt> {
+        let kind = match s {
+            ast::StmtKind::Counter {
+                packets,
+                bytes,
+                name,
+            } => {
+                if name.is_some() {
+                    self.diags.push(Diagnostic::error(
+                        "E0210",
+                        span,
+                        "named counters are not supported",
+                    ));
+                    return None;
+                }
+                StmtKind::Counter {
+                    packets: packets.unwrap_or(0),
+                    bytes: bytes.unwrap_or(0),
+                }
+            }
+            ast::StmtKind::Log(l) => {
+                if let Some(lv) = &l.level {
+                    const LEVELS: [&str; 9] = [
+                        "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug", "audit",
+                    ];
+                    if !LEVELS.contains(&lv.name.as_str()) {
+                        let mut d = Diagnostic::error(
+                            "E0211",
+                            self.sp(lv.span),
+                            format!("unknown log level `{}`", lv.name),
+                        )
+                        .with_note(format!("levels: {}", LEVELS.join(", ")));
+                        if let Some(m) = super::resolve::did_you_mean(&lv.name, LEVELS) {
+                            d = d.with_help(format!("did you mean `{m}`?"));
+                        }
+                        self.diags.push(d);
+                        return None;
+                    }
+                }
+                if let Some(p) = &l.prefix
+                    && p.value.len() > 127
+                {
+                    self.diags.push(Diagnostic::error(
+                        "E0211",
+                        self.sp(p.span),
+                        "log prefix longer than 127 bytes",
+                    ));
+                    return None;
+                }
+                let group = match l.group {
+                    None => None,
+                    Some(g) => match u16::try_from(g) {
+                        Ok(g) => Some(g),
+                        Err(_) => {
+                            self.diags.push(Diagnostic::error(
+                                "E0200",
+                                span,
+                                format!("log group {g} exceeds 65535"),
+                            ));
+                            return None;
+                        }
+                    },
+                };
+                StmtKind::Log {
+                    prefix: l.prefix.as_ref().map(|p| p.value.clone()),
+                    level: l.level.as_ref().map(|p| p.name.clone()),
+                    group,
+                }
+            }
+            ast::StmtKind::Limit(l) => {
+                let unit = match l.per.as_str() {
+                    "second" => RateUnit::Second,
+                    "minute" => RateUnit::Minute,
+                    "hour" => RateUnit::Hour,
+                    "day" => RateUnit::Day,
+                    "week" => RateUnit::Week,
+                    o => {
+                        self.diags.push(Diagnostic::error(
+                            "E0211",
+                            span,
+                            format!("unknown rate unit `{o}`"),
+                        ));
+                        return None;
+                    }
+                };
+                let mult: u64 = match l.rate_unit.as_deref() {
+                    None => 1,
+                    Some("bytes") => 1,
+                    Some("kbytes") => 1024,
+                    Some("mbytes") => 1024 * 1024,
+                    Some(o) => {
+                        self.diags.push(Diagnostic::error(
+                            "E0211",
+                            span,
+                            format!("unknown rate unit `{o}`"),
+                        ));
+                        return None;
+                    }
+                };
+                if l.rate == 0 {
+                    self.diags.push(Diagnostic::error(
+                        "E0200",
+                        span,
+                        "limit rate must be greater than 0",
+                    ));
+                    return None;
+                }
+                let burst =
+                    u32::try_from(l.burst.unwrap_or(if l.rate_unit.is_some() { 0 } else { 5 }))
+                        .ok();
+                let Some(burst) = burst else {
+                    self.diags
+                        .push(Diagnostic::error("E0200", span, "burst out of range"));
+                    return None;
+                };
+                StmtKind::Limit {
+                    rate: l.rate.saturating_mul(mult),
+                    unit,
+                    over: l.over,
+                    burst,
+                    bytes: l.rate_unit.is_some(),
+                }
+            }
+            ast::StmtKind::Set { key, value } => {
+                let k = self.selector(key)?;
+                match &k.kind {
+                    ExprKind::Meta { key: mk } => {
+                        let v = self.operand(value, k.ty)?;
+                        StmtKind::MetaSet { key: mk, value: v }
+                    }
+                    ExprKind::Ct { key: ck, .. } => {
+                        if !matches!(
+                            ck.name,
+                            "mark"
+                                | "helper"
+                                | "zone"
+                                | "label"
+                                | "event"
+                                | "secmark"
+                                | "expiration"
+                        ) {
+                            self.diags.push(Diagnostic::error(
+                                "E0211",
+                                span,
+                                format!("`ct {}` cannot be set", ck.name),
+                            ));
+                            return None;
+                        }
+                        let v = self.operand(value, k.ty)?;
+                        StmtKind::CtSet { key: ck, value: v }
+                    }
+                    ExprKind::Payload { .. } => {
+                        let mut ns = Vec::new();
+                        needs(&k, self.family, &mut ns);
+                        let mut implicit = Vec::new();
+                        if !self.apply_needs(st, &ns, &mut implicit) {
+                            return None;
+                        }
+                        let v = self.operand(value, k.ty)?;
+                        StmtKind::PayloadSet { field: k, value: v }
+                    }
+                    _ => {
+                        self.diags.push(Diagnostic::error(
+                            "E0211",
+                            span,
+                            "this expression cannot be set",
+                        ));
+                        return None;
+                    }
+                }
+            }
+            ast::StmtKind::Notrack => StmtKind::Notrack,
+            ast::StmtKind::Nat(n) => StmtKind::Nat(Box::new(self.nat(n, span, st)?)),
+            ast::StmtKind::Other { keyword, .. } => StmtKind::Other(keyword.clone()),
+            ast::StmtKind::Match { .. }
+            | ast::StmtKind::Verdict(_)
+            | ast::StmtKind::Vmap { .. }
+            | ast::StmtKind::Queue { .. }
+            | ast::StmtKind::Reject(_) => return None,
+        };
+        Some(Stmt { kind, span })
+    }
+
+    fn nat(&mut self, n: &ast::Nat, span: Span, st: &DepState) -> Option<NatStmt> {
+        let kind = match n.kind {
+            ast::NatKind::Snat => NatKind::Snat,
+            ast::NatKind::Dnat => NatKind::Dnat,
+            ast::NatKind::Masquerade => NatKind::Masquerade,
+            ast::NatKind::Redirect => NatKind::Redirect,
+        };
+        let family = match n.family {
+            None => None,
+            Some(f) => match super::resolve::family(Some(f)) {
+                Ok(Family::Inet) | Err(_) => {
+                    self.diags.push(Diagnostic::error(
+                        "E0211",
+                        span,
+                        "nat family must be ip or ip6",
+                    ));
+                    return None;
+                }
+                Ok(f) => {
+                    if self.family != Family::Inet && f != self.family {
+                        self.diags.push(Diagnostic::error(
+                            "E0203",
+                            span,
+                            format!(
+                                "`{} {}` in an {} table",
+                                n_kw(kind),
+                                f.name(),
+                                self.family.name()
+                            ),
+                        ));
+                        return None;
+                    }
+                    Some(f)
+                }
+            },
+        };
+        let addr_ty = match (family, self.family) {
+            (Some(Family::Ip6), _) | (None, Family::Ip6) => Type::Ipv6Addr,
+            (None, Family::Inet) => match n.addr.as_ref().map(|a| &a.kind) {
+                Some(A::Ipv6(_)) => Type::Ipv6Addr,
+                Some(A::Range { low, .. }) if matches!(low.kind, A::Ipv6(_)) => Type::Ipv6Addr,
+                _ => Type::Ipv4Addr,
+            },
+            _ => Type::Ipv4Addr,
+        };
+        let mut out = NatStmt {
+            kind,
+            family,
+            addr: None,
+            addr_hi: None,
+            port: None,
+            port_hi: None,
+            flags: vec![],
+        };
+        if let Some(a) = &n.addr {
+            if matches!(kind, NatKind::Masquerade | NatKind::Redirect) {
+                self.diags.push(Diagnostic::error(
+                    "E0211",
+                    self.sp(a.span),
+                    format!("{} takes no address", n_kw(kind)),
+                ));
+                return None;
+            }
+            match self.with_var(a, &mut |cx, e| match &e.kind {
+                A::Map { .. } | A::Concat(_) => Some(None),
+                _ => cx.key_part(e, addr_ty).map(Some),
+            })? {
+                None => {
+                    return Some(NatStmt {
+                        flags: vec!["map".into()],
+                        ..out
+                    });
+                }
+                Some(crate::hir::KeyPart::Value(v)) => out.addr = Some(Operand::Value(v)),
+                Some(crate::hir::KeyPart::Range { lo, hi }) => {
+                    out.addr = Some(Operand::Value(lo));
+                    out.addr_hi = Some(hi);
+                }
+                Some(crate::hir::KeyPart::Prefix { value, len }) => {
+                    let bits = addr_ty.bits();
+                    let mut hi = value.clone();
+                    let mut keep = len;
+                    for b in hi.bytes.iter_mut() {
+                        let k = keep.min(8);
+                        *b |= if k >= 8 { 0 } else { 0xffu8 >> k };
+                        keep -= k;
+                    }
+                    let _ = bits;
+                    out.addr = Some(Operand::Value(value));
+                    out.addr_hi = Some(hi);
+                }
+            }
+        } else if matches!(kind, NatKind::Snat | NatKind::Dnat) && n.port.is_none() {
+            self.diags.push(
+                Diagnostic::error("E0211", span, format!("{} needs an address", n_kw(kind)))
+                    .with_help(format!("write `{} to 192.0.2.1`", n_kw(kind))),
+            );
+            return None;
+        }
+        if let Some(p) = &n.port {
+            if st.l4.is_none() {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0211",
+                        self.sp(p.span),
+                        "a nat port needs a transport protocol match first",
+                    )
+                    .with_help(
+                        "match the protocol before, e.g. `meta l4proto tcp` or `tcp dport 80`",
+                    ),
+                );
+                return None;
+            }
+            match self.with_var(p, &mut |cx, e| match &e.kind {
+                A::Map { .. } => Some(None),
+                _ => cx.key_part(e, Type::InetService).map(Some),
+            })? {
+                None => {}
+                Some(crate::hir::KeyPart::Value(v)) => out.port = Some(v),
+                Some(crate::hir::KeyPart::Range { lo, hi }) => {
+                    out.port = Some(lo);
+                    out.port_hi = Some(hi);
+                }
+                Some(crate::hir::KeyPart::Prefix { .. }) => {
+                    self.diags.push(Diagnostic::error(
+                        "E0211",
+                        span,
+                        "a port cannot be a prefix",
+                    ));
+                    return None;
+                }
+            }
+        }
+        for f in &n.flags {
+            match f.name.as_str() {
+                "random" | "fully-random" | "persistent" | "netmap" | "prefix" => {
+                    out.flags.push(f.name.clone())
+                }
+                o => {
+                    self.diags.push(Diagnostic::error(
+                        "E0211",
+                        self.sp(f.span),
+                        format!("unknown nat flag `{o}`"),
+                    ));
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+fn n_kw(k: NatKind) -> &'static str {
+    match k {
+        NatKind::Snat => "snat",
+        NatKind::Dnat => "dnat",
+        NatKind::Masquerade => "masquerade",
+        NatKind::Redirect => "redirect",
+    }
+}
+
+/// Where a statement may run: (needs a nat chain, allowed hooks).
+fn allowed(kind: &StmtKind) -> Option<(bool, &'static [Hook], &'static str)> {
+    match kind {
+        StmtKind::Nat(n) => Some(match n.kind {
+            NatKind::Snat => (true, &[Hook::Postrouting, Hook::Input], "snat"),
+            NatKind::Dnat => (true, &[Hook::Prerouting, Hook::Output], "dnat"),
+            NatKind::Masquerade => (true, &[Hook::Postrouting], "masquerade"),
+            NatKind::Redirect => (true, &[Hook::Prerouting, Hook::Output], "redirect"),
+        }),
+        StmtKind::Reject(_) => Some((false, &[Hook::Input, Hook::Forward, Hook::Output], "reject")),
+        _ => None,
+    }
+}
+
+/// Check statement placement for every chain against every base chain that reaches it.
+pub fn placement(hir: &Hir) -> Vec<Diagnostic> {
+    let g = super::loops::graph_from_hir(hir);
+    let mut diags = Vec::new();
+    for base in &hir.chains {
+        let ChainKind::Base(b) = &base.kind else {
+            continue;
+        };
+        // chains reachable from this base chain (including itself)
+        let mut seen = vec![false; hir.chains.len()];
+        let mut work = vec![base.id.0 as usize];
+        if let Some(s) = seen.get_mut(base.id.0 as usize) {
+            *s = true;
+        }
+        while let Some(x) = work.pop() {
+            for e in g.edges.iter().filter(|e| e.from.0 as usize == x) {
+                if let Some(s) = seen.get_mut(e.to.0 as usize)
+                    && !*s
+                {
+                    *s = true;
+                    work.push(e.to.0 as usize);
+                }
+            }
+        }
+        for (ci, c) in hir.chains.iter().enumerate() {
+            if !seen[ci] {
+                continue;
+            }
+            for r in &c.rules {
+                for s in r.stmts() {
+                    let Some((need_nat, hooks, name)) = allowed(&s.kind) else {
+                        continue;
+                    };
+                    let bad_type = need_nat && b.ty != ChainType::Nat;
+                    let bad_hook = !hooks.contains(&b.hook);
+                    if !(bad_type || bad_hook) {
+                        continue;
+                    }
+                    let hooks_s: Vec<&str> = hooks.iter().map(|h| h.name()).collect();
+                    let mut d = Diagnostic::error(
+                        "E0405",
+                        s.span,
+                        if bad_type {
+                            format!("`{name}` is only valid in nat chains")
+                        } else {
+                            format!("`{name}` is not valid on the {} hook", b.hook.name())
+                        },
+                    )
+                    .with_note(format!(
+                        "`{name}` is valid {}on the {} hooks",
+                        if need_nat { "in nat chains " } else { "" },
+                        hooks_s.join(", ")
+                    ));
+                    if c.id == base.id {
+                        d = d.with_label(
+                            b.span,
+                            format!(
+                                "chain `{}` is type {} hook {}",
+                                c.name,
+                                b.ty.name(),
+                                b.hook.name()
+                            ),
+                        );
+                    } else {
+                        d = d.with_label(
+                            b.span,
+                            format!(
+                                "`{}` is reached from base chain `{}` (type {} hook {})",
+                                c.name,
+                                base.name,
+                                b.ty.name(),
+                                b.hook.name()
+                            ),
+                        );
+                    }
+                    if !diags.iter().any(|x: &Diagnostic| x.primary == d.primary) {
+                        diags.push(d);
+                    }
+                }
+            }
+        }
+    }
+    diags
+}
+
+#[allow(dead_code)]
+fn _unused(_: Expr, _: Value, _: catalog::ByteOrder) {}

@@ -1,0 +1,801 @@
+//! Selectors and values: Ast expressions → typed Hir expressions and byte values, with range
+//! checks (ports ≤ 65535, prefix lengths, field widths), address family checks and symbol
+//! lookup ("did you mean").
+
+use nfr_grammar::ast::{self, ExprKind as A};
+use nfr_grammar::catalog;
+
+use super::Ctx;
+use super::resolve::did_you_mean;
+use crate::diag::{Diagnostic, Span};
+use crate::hir::{
+    AnonSet, BitOp, CtDir, Element, Expr, ExprKind, Family, KeyPart, MapData, PayloadBase, Rhs,
+    Type, Value,
+};
+
+/// How deep `$var` substitution may go (defines referring to defines).
+const MAX_VAR_DEPTH: u32 = 16;
+
+fn max_for_bits(bits: u32) -> u128 {
+    if bits >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << bits) - 1
+    }
+}
+
+fn be_bytes(v: u128, nbytes: u32) -> Vec<u8> {
+    let all = v.to_be_bytes();
+    let n = (nbytes as usize).min(16);
+    all[16 - n..].to_vec()
+}
+
+fn ifname_bytes(s: &str) -> Vec<u8> {
+    let mut b: Vec<u8> = s.as_bytes().to_vec();
+    b.resize(16, 0);
+    b
+}
+
+impl Ctx {
+    /// Run `f` on the expression behind `$var` (with spans in the define's file), or on `e`.
+    pub(crate) fn with_var<T>(
+        &mut self,
+        e: &ast::Expr,
+        f: &mut dyn FnMut(&mut Ctx, &ast::Expr) -> Option<T>,
+    ) -> Option<T> {
+        match &e.kind {
+            A::Var(id) => {
+                let Some(def) = self.defines.map.get(&id.name).cloned() else {
+                    let cands: Vec<String> = self.defines.map.keys().cloned().collect();
+                    let mut d = Diagnostic::error(
+                        "E0010",
+                        self.sp(id.span),
+                        format!("undefined variable `${}`", id.name),
+                    )
+                    .with_primary_label("not defined before this use");
+                    if let Some(s) = did_you_mean(&id.name, cands.iter().map(String::as_str)) {
+                        d = d.with_help(format!("did you mean `${s}`?"));
+                    } else {
+                        d = d.with_help(format!("define it first: `define {} = ...`", id.name));
+                    }
+                    self.diags.push(d);
+                    return None;
+                };
+                if self.var_depth >= MAX_VAR_DEPTH {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0011",
+                            self.sp(id.span),
+                            format!("`${}` is defined recursively", id.name),
+                        )
+                        .with_label(def.span, "definition"),
+                    );
+                    return None;
+                }
+                let saved = self.file;
+                self.file = def.file;
+                self.var_depth += 1;
+                let r = self.with_var(&def.value, f);
+                self.var_depth -= 1;
+                self.file = saved;
+                r
+            }
+            A::Paren(inner) => self.with_var(inner, f),
+            _ => f(self, e),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Selectors
+
+    /// Convert a left-hand side (selector, concatenation, `selector & mask`).
+    pub(crate) fn selector(&mut self, e: &ast::Expr) -> Option<Expr> {
+        self.with_var(e, &mut |cx, e| cx.selector_inner(e))
+    }
+
+    fn selector_inner(&mut self, e: &ast::Expr) -> Option<Expr> {
+        let span = self.sp(e.span);
+        match &e.kind {
+            A::Payload(f) => {
+                if let Some(d) = self.family_of_proto(f.proto, span) {
+                    self.diags.push(d);
+                    return None;
+                }
+                if matches!(f.proto, "ether" | "vlan" | "arp") {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0206",
+                            span,
+                            format!("`{} {}` is not supported in {} tables", f.proto, f.field, self.family.name()),
+                        )
+                        .with_note("link-layer and arp headers need bridge, netdev or arp tables, which nfc does not support"),
+                    );
+                    return None;
+                }
+                let base = match f.base {
+                    catalog::PayloadBase::Link => PayloadBase::Link,
+                    catalog::PayloadBase::Network => PayloadBase::Network,
+                    catalog::PayloadBase::Transport => PayloadBase::Transport,
+                };
+                Some(Expr {
+                    kind: ExprKind::Payload {
+                        proto: f.proto,
+                        field: f.field,
+                        base,
+                        offset_bits: f.offset_bits,
+                        len_bits: f.len_bits,
+                    },
+                    ty: f.dtype,
+                    span,
+                })
+            }
+            A::RawPayload { base, offset, len } => {
+                let (b, name) = match base {
+                    ast::RawBase::Ll => (PayloadBase::Link, "@ll"),
+                    ast::RawBase::Nh => (PayloadBase::Network, "@nh"),
+                    ast::RawBase::Th => (PayloadBase::Transport, "@th"),
+                    ast::RawBase::Ih => {
+                        self.diags.push(Diagnostic::error(
+                            "E0206",
+                            span,
+                            "inner header payload (`@ih`) is not supported",
+                        ));
+                        return None;
+                    }
+                };
+                if *len == 0 || *len > 128 || offset.checked_add(*len).is_none() {
+                    self.diags.push(Diagnostic::error(
+                        "E0200",
+                        span,
+                        format!("raw payload length {len} out of range 1-128 bits"),
+                    ));
+                    return None;
+                }
+                let bits = u16::try_from(*len).unwrap_or(128);
+                Some(Expr {
+                    kind: ExprKind::Payload {
+                        proto: name,
+                        field: "",
+                        base: b,
+                        offset_bits: *offset,
+                        len_bits: *len,
+                    },
+                    ty: Type::Integer { bits },
+                    span,
+                })
+            }
+            A::Meta { key, .. } => Some(Expr {
+                kind: ExprKind::Meta { key },
+                ty: key.dtype,
+                span,
+            }),
+            A::Ct { dir, family, key } => {
+                let dir = dir.map(|d| match d {
+                    catalog::CtDir::Original => CtDir::Original,
+                    catalog::CtDir::Reply => CtDir::Reply,
+                });
+                match (key.dir, dir) {
+                    (catalog::CtDirUse::Required, None) => {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "E0206",
+                                span,
+                                format!("`ct {}` needs a direction", key.name),
+                            )
+                            .with_help(format!(
+                                "write `ct original {0}` or `ct reply {0}`",
+                                key.name
+                            )),
+                        );
+                        return None;
+                    }
+                    (catalog::CtDirUse::No, Some(_)) => {
+                        self.diags.push(Diagnostic::error(
+                            "E0206",
+                            span,
+                            format!("`ct {}` does not take a direction", key.name),
+                        ));
+                        return None;
+                    }
+                    _ => {}
+                }
+                let fam = match family {
+                    None => None,
+                    Some(f) => match super::resolve::family(Some(*f)) {
+                        Ok(f) => Some(f),
+                        Err(_) => {
+                            self.diags.push(Diagnostic::error(
+                                "E0206",
+                                span,
+                                "ct address family must be ip or ip6",
+                            ));
+                            return None;
+                        }
+                    },
+                };
+                let mut ty = key.dtype;
+                if matches!(key.name, "saddr" | "daddr") {
+                    let f = fam.unwrap_or(self.family);
+                    if let (Some(ff), Family::Ip | Family::Ip6) = (fam, self.family)
+                        && ff != self.family
+                    {
+                        self.diags.push(Diagnostic::error(
+                            "E0203",
+                            span,
+                            format!(
+                                "`ct {} {}` can never match in an {} table",
+                                ff.name(),
+                                key.name,
+                                self.family.name()
+                            ),
+                        ));
+                        return None;
+                    }
+                    if f == Family::Ip6 {
+                        ty = Type::Ipv6Addr;
+                    }
+                }
+                Some(Expr {
+                    kind: ExprKind::Ct {
+                        key,
+                        dir,
+                        family: fam,
+                    },
+                    ty,
+                    span,
+                })
+            }
+            A::Concat(parts) => {
+                let mut out = Vec::new();
+                let mut bits = 0u32;
+                for p in parts {
+                    let x = self.selector(p)?;
+                    bits += x.ty.byte_len().div_ceil(4) * 32;
+                    out.push(x);
+                }
+                let bits = u16::try_from(bits).unwrap_or(u16::MAX);
+                Some(Expr {
+                    kind: ExprKind::Concat(out),
+                    ty: Type::Integer { bits },
+                    span,
+                })
+            }
+            A::Binary { op, left, right } => {
+                let l = self.selector(left)?;
+                let bop = match op {
+                    ast::BinOp::And => BitOp::And,
+                    ast::BinOp::Or => BitOp::Or,
+                    ast::BinOp::Xor => BitOp::Xor,
+                    ast::BinOp::Shl | ast::BinOp::Shr => {
+                        self.diags.push(Diagnostic::error(
+                            "E0206",
+                            span,
+                            "shifts on the left-hand side are not supported",
+                        ));
+                        return None;
+                    }
+                };
+                let v = self.value(right, l.ty)?;
+                let ty = l.ty;
+                Some(Expr {
+                    kind: ExprKind::Bitwise {
+                        expr: Box::new(l),
+                        op: bop,
+                        value: v,
+                    },
+                    ty,
+                    span,
+                })
+            }
+            _ => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0206",
+                        span,
+                        "expected a selector such as `tcp dport` or `meta mark`",
+                    )
+                    .with_primary_label("this is not something a packet can be matched on"),
+                );
+                None
+            }
+        }
+    }
+
+    /// An error when a header's family cannot occur in the current table.
+    pub(crate) fn family_of_proto(&self, proto: &str, span: Span) -> Option<Diagnostic> {
+        let (need, other) = match proto {
+            "ip" | "icmp" | "igmp" => (Family::Ip, Family::Ip6),
+            "ip6" | "icmpv6" => (Family::Ip6, Family::Ip),
+            _ => return None,
+        };
+        if self.family == other {
+            return Some(
+                Diagnostic::error(
+                    "E0203",
+                    span,
+                    format!(
+                        "`{proto}` matches {} packets, which never reach an {} table",
+                        need.name(),
+                        other.name()
+                    ),
+                )
+                .with_help("use an inet table to match both IPv4 and IPv6"),
+            );
+        }
+        None
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Values
+
+    /// Convert a constant of type `ty`.
+    pub(crate) fn value(&mut self, e: &ast::Expr, ty: Type) -> Option<Value> {
+        self.with_var(e, &mut |cx, e| cx.value_inner(e, ty))
+    }
+
+    fn mk(&self, ty: Type, bytes: Vec<u8>, text: String, span: Span) -> Value {
+        Value {
+            ty,
+            bytes,
+            text,
+            span,
+        }
+    }
+
+    fn number(&mut self, v: u128, ty: Type, span: Span, text: String) -> Option<Value> {
+        let bits = match ty {
+            Type::Ifname | Type::String { .. } | Type::Verdict => {
+                self.diags.push(Diagnostic::error(
+                    "E0204",
+                    span,
+                    format!("a number is not a valid {} value", ty.name()),
+                ));
+                return None;
+            }
+            _ => ty.bits(),
+        };
+        if v > max_for_bits(bits) {
+            let what = match ty {
+                Type::InetService => "port".to_string(),
+                _ => format!("{} ({} bits)", ty.name(), bits),
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    "E0200",
+                    span,
+                    format!("value {v} is out of range for {what}"),
+                )
+                .with_primary_label(format!("valid range is 0-{}", max_for_bits(bits))),
+            );
+            return None;
+        }
+        Some(self.mk(ty, be_bytes(v, ty.byte_len()), text, span))
+    }
+
+    fn value_inner(&mut self, e: &ast::Expr, ty: Type) -> Option<Value> {
+        let span = self.sp(e.span);
+        let text = self.text_of(span);
+        match (&e.kind, ty) {
+            (A::Number { value, .. }, Type::Time) => {
+                Some(self.mk(ty, be_bytes(value.saturating_mul(1000), 8), text, span))
+            }
+            (A::Number { value, .. }, _) => self.number(*value, ty, span, text),
+            (A::Ipv4(a), Type::Ipv4Addr) => Some(self.mk(ty, a.octets().to_vec(), text, span)),
+            (A::Ipv6(a), Type::Ipv6Addr) => Some(self.mk(ty, a.octets().to_vec(), text, span)),
+            (A::Ipv6(_), Type::Ipv4Addr) | (A::Ipv4(_), Type::Ipv6Addr) => {
+                let (got, want) = if ty == Type::Ipv4Addr {
+                    ("IPv6", "IPv4")
+                } else {
+                    ("IPv4", "IPv6")
+                };
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0203",
+                        span,
+                        format!("{got} address where an {want} address is expected"),
+                    )
+                    .with_primary_label(format!("this is an {got} address")),
+                );
+                None
+            }
+            (A::Mac(m), Type::EtherAddr) => Some(self.mk(ty, m.to_vec(), text, span)),
+            (A::Time(ms), Type::Time) => {
+                Some(self.mk(ty, be_bytes(u128::from(*ms), 8), text, span))
+            }
+            (A::String(s), Type::Ifname) | (A::Symbol(s), Type::Ifname) => {
+                if s.len() > 15 {
+                    self.diags.push(Diagnostic::error(
+                        "E0200",
+                        span,
+                        format!("interface name `{s}` is longer than 15 bytes (IFNAMSIZ - 1)"),
+                    ));
+                    return None;
+                }
+                Some(self.mk(ty, ifname_bytes(s), text, span))
+            }
+            (A::String(s), Type::String { bits }) | (A::Symbol(s), Type::String { bits }) => {
+                let n = usize::from(bits / 8);
+                if s.len() >= n {
+                    self.diags.push(Diagnostic::error(
+                        "E0200",
+                        span,
+                        format!("string `{s}` is too long"),
+                    ));
+                    return None;
+                }
+                let mut b = s.as_bytes().to_vec();
+                b.resize(n, 0);
+                Some(self.mk(ty, b, text, span))
+            }
+            (A::Symbol(s), Type::Ifindex) | (A::String(s), Type::Ifindex) => {
+                if s == "lo" {
+                    return Some(self.mk(ty, be_bytes(1, 4), text, span));
+                }
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0201",
+                        span,
+                        format!("the interface index of `{s}` is not known when compiling"),
+                    )
+                    .with_help(format!(
+                        "match the name instead: `iifname \"{s}\"` / `oifname \"{s}\"`"
+                    )),
+                );
+                None
+            }
+            (A::String(s), _) | (A::Symbol(s), _) => self.symbol(s, ty, span, text),
+            (A::List(items), t) if t.is_bitmask() => {
+                let mut acc = 0u128;
+                for it in items {
+                    let v = self.value(it, ty)?;
+                    acc |= v.as_u128();
+                }
+                Some(self.mk(ty, be_bytes(acc, ty.byte_len()), text, span))
+            }
+            (
+                A::Binary {
+                    op: ast::BinOp::Or,
+                    left,
+                    right,
+                },
+                _,
+            ) => {
+                let l = self.value(left, ty)?;
+                let r = self.value(right, ty)?;
+                Some(self.mk(
+                    ty,
+                    be_bytes(l.as_u128() | r.as_u128(), ty.byte_len()),
+                    text,
+                    span,
+                ))
+            }
+            (A::Error, _) => None,
+            (_, _) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0204",
+                        span,
+                        format!("expected a {} value here", ty.name()),
+                    )
+                    .with_primary_label(format!("this is not a {}", ty.name())),
+                );
+                None
+            }
+        }
+    }
+
+    fn symbol(&mut self, s: &str, ty: Type, span: Span, text: String) -> Option<Value> {
+        if let Some(v) = ty.symbol_value(s) {
+            return Some(self.mk(ty, be_bytes(u128::from(v), ty.byte_len()), text, span));
+        }
+        // Hostnames are never resolved at compile time.
+        let kind = match ty {
+            Type::Ipv4Addr | Type::Ipv6Addr => {
+                self.diags.push(
+                    Diagnostic::error("E0201", span, format!("`{s}` is not an address"))
+                        .with_note("nfc does not resolve host names; write the address"),
+                );
+                return None;
+            }
+            Type::InetService => "service name",
+            _ => ty.name(),
+        };
+        let mut d = Diagnostic::error("E0201", span, format!("unknown {kind} `{s}`"))
+            .with_primary_label(format!("expected a {}", ty.name()));
+        let cands: Vec<&str> = if ty == Type::InetService {
+            catalog::SERVICES.iter().map(|(n, _)| *n).collect()
+        } else {
+            ty.symbols().iter().map(|(n, _)| *n).collect()
+        };
+        if let Some(m) = did_you_mean(s, cands.iter().copied()) {
+            d = d.with_help(format!("did you mean `{m}`?"));
+        } else if !cands.is_empty() && cands.len() <= 20 {
+            d = d.with_note(format!("known values: {}", cands.join(", ")));
+        }
+        self.diags.push(d);
+        None
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Right-hand sides
+
+    /// Convert a right-hand side against the left's type (`parts` for concatenations).
+    pub(crate) fn rhs(&mut self, e: &ast::Expr, left: &Expr) -> Option<Rhs> {
+        self.with_var(e, &mut |cx, e| cx.rhs_inner(e, left))
+    }
+
+    fn rhs_inner(&mut self, e: &ast::Expr, left: &Expr) -> Option<Rhs> {
+        let span = self.sp(e.span);
+        let parts = key_types(left);
+        match &e.kind {
+            A::Set(elems) => {
+                let set = self.anon_set(elems, &parts, None, span)?;
+                Some(Rhs::Set(set))
+            }
+            A::SetRef(id) => {
+                let sid = self.lookup_set(id, &parts, false)?;
+                Some(Rhs::SetRef(sid))
+            }
+            _ if parts.len() > 1 => {
+                let ast_parts: Vec<&ast::Expr> = match &e.kind {
+                    A::Concat(p) => p.iter().collect(),
+                    _ => vec![e],
+                };
+                if ast_parts.len() != parts.len() {
+                    self.diags.push(Diagnostic::error(
+                        "E0204",
+                        span,
+                        format!(
+                            "expected {} concatenated values, found {}",
+                            parts.len(),
+                            ast_parts.len()
+                        ),
+                    ));
+                    return None;
+                }
+                let mut vals = Vec::new();
+                for (p, t) in ast_parts.iter().zip(parts.iter()) {
+                    vals.push(self.value(p, *t)?);
+                }
+                Some(Rhs::Concat(vals))
+            }
+            _ => match self.key_part(e, left.ty)? {
+                KeyPart::Value(v) => Some(Rhs::Value(v)),
+                KeyPart::Prefix { value, len } => Some(Rhs::Prefix { value, len }),
+                KeyPart::Range { lo, hi } => Some(Rhs::Range { lo, hi }),
+            },
+        }
+    }
+
+    /// One element part: value, prefix or range.
+    pub(crate) fn key_part(&mut self, e: &ast::Expr, ty: Type) -> Option<KeyPart> {
+        self.with_var(e, &mut |cx, e| cx.key_part_inner(e, ty))
+    }
+
+    fn key_part_inner(&mut self, e: &ast::Expr, ty: Type) -> Option<KeyPart> {
+        let span = self.sp(e.span);
+        match &e.kind {
+            A::Prefix { addr, len } => {
+                let v = self.value(addr, ty)?;
+                let bits = ty.bits();
+                if !matches!(
+                    ty,
+                    Type::Ipv4Addr | Type::Ipv6Addr | Type::Integer { .. } | Type::Mark
+                ) {
+                    self.diags.push(Diagnostic::error(
+                        "E0204",
+                        span,
+                        format!("a prefix is not valid for {} values", ty.name()),
+                    ));
+                    return None;
+                }
+                if *len > bits {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0202",
+                            span,
+                            format!("prefix length {len} is out of range"),
+                        )
+                        .with_primary_label(format!("{} prefixes are at most /{bits}", ty.name())),
+                    );
+                    return None;
+                }
+                let mut value = v;
+                let mut left = *len;
+                for b in value.bytes.iter_mut() {
+                    let keep = left.min(8);
+                    let mask: u8 = if keep == 0 { 0 } else { 0xffu8 << (8 - keep) };
+                    *b &= mask;
+                    left -= keep;
+                }
+                Some(KeyPart::Prefix { value, len: *len })
+            }
+            A::Range { low, high } => {
+                let lo = self.value(low, ty)?;
+                let hi = self.value(high, ty)?;
+                if lo.bytes > hi.bytes {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0207",
+                            span,
+                            "range is empty: the low end is above the high end",
+                        )
+                        .with_help(format!("write `{}-{}`", hi.text, lo.text)),
+                    );
+                    return None;
+                }
+                Some(KeyPart::Range { lo, hi })
+            }
+            _ => Some(KeyPart::Value(self.value(e, ty)?)),
+        }
+    }
+
+    /// An anonymous set or map literal; `data` is the map's value types (None for sets,
+    /// `Some([Verdict])` for verdict maps).
+    pub(crate) fn anon_set(
+        &mut self,
+        elems: &[ast::Expr],
+        key: &[Type],
+        data: Option<&[Type]>,
+        span: Span,
+    ) -> Option<AnonSet> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        let mut interval = false;
+        for el in elems {
+            match self.element(el, key, data) {
+                Some(x) => {
+                    interval |= x.key.iter().any(|k| !matches!(k, KeyPart::Value(_)));
+                    out.push(x);
+                }
+                None => ok = false,
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(AnonSet {
+            elements: out,
+            interval,
+            span,
+        })
+    }
+
+    /// One element (`k`, `k : v`, `a . b`, with options).
+    pub(crate) fn element(
+        &mut self,
+        e: &ast::Expr,
+        key: &[Type],
+        data: Option<&[Type]>,
+    ) -> Option<Element> {
+        self.with_var(e, &mut |cx, e| cx.element_inner(e, key, data))
+    }
+
+    fn element_inner(
+        &mut self,
+        e: &ast::Expr,
+        key: &[Type],
+        data: Option<&[Type]>,
+    ) -> Option<Element> {
+        let span = self.sp(e.span);
+        match &e.kind {
+            A::Elem { value, .. } => self.element(value, key, data),
+            A::MapElem { key: k, value } => {
+                let Some(dt) = data else {
+                    self.diags.push(
+                        Diagnostic::error("E0106", span, "`key : value` element in a set")
+                            .with_help("only maps and verdict maps have values"),
+                    );
+                    return None;
+                };
+                let mut el = self.element(k, key, None)?;
+                el.data = Some(self.map_data(value, dt)?);
+                el.span = span;
+                Some(el)
+            }
+            A::Set(inner) => {
+                // nested anonymous set inside a set: flatten its single element
+                if let [one] = inner.as_slice() {
+                    return self.element(one, key, data);
+                }
+                self.diags.push(Diagnostic::error(
+                    "E0205",
+                    span,
+                    "nested set with several elements",
+                ));
+                None
+            }
+            _ => {
+                if data.is_some() {
+                    self.diags.push(
+                        Diagnostic::error("E0106", span, "map element without a value")
+                            .with_help("write `key : value`"),
+                    );
+                    return None;
+                }
+                let parts: Vec<&ast::Expr> = match &e.kind {
+                    A::Concat(p) => p.iter().collect(),
+                    _ => vec![e],
+                };
+                if parts.len() != key.len() {
+                    self.diags.push(Diagnostic::error(
+                        "E0205",
+                        span,
+                        format!(
+                            "element has {} parts but the key has {}",
+                            parts.len(),
+                            key.len()
+                        ),
+                    ));
+                    return None;
+                }
+                let mut out = Vec::new();
+                for (p, t) in parts.iter().zip(key.iter()) {
+                    out.push(self.key_part(p, *t)?);
+                }
+                Some(Element {
+                    key: out,
+                    data: None,
+                    span,
+                })
+            }
+        }
+    }
+
+    pub(crate) fn map_data(&mut self, e: &ast::Expr, dt: &[Type]) -> Option<MapData> {
+        if dt == [Type::Verdict] {
+            return self.with_var(e, &mut |cx, e| match &e.kind {
+                A::Verdict(v) => cx.verdict(v, cx.sp(e.span)).map(MapData::Verdict),
+                _ => {
+                    cx.diags.push(
+                        Diagnostic::error(
+                            "E0204",
+                            cx.sp(e.span),
+                            "expected a verdict (accept, drop, jump CHAIN, ...)",
+                        )
+                        .with_primary_label("not a verdict"),
+                    );
+                    None
+                }
+            });
+        }
+        let parts: Vec<ast::Expr> = match &e.kind {
+            A::Concat(p) => p.clone(),
+            _ => vec![e.clone()],
+        };
+        if parts.len() != dt.len() {
+            self.diags.push(Diagnostic::error(
+                "E0205",
+                self.sp(e.span),
+                format!(
+                    "map value has {} parts but the map's data has {}",
+                    parts.len(),
+                    dt.len()
+                ),
+            ));
+            return None;
+        }
+        let mut vals = Vec::new();
+        for (p, t) in parts.iter().zip(dt.iter()) {
+            vals.push(self.value(p, *t)?);
+        }
+        Some(MapData::Value(vals))
+    }
+}
+
+/// The key types of a left-hand side (one per concatenated part).
+pub(crate) fn key_types(e: &Expr) -> Vec<Type> {
+    match &e.kind {
+        ExprKind::Concat(parts) => parts.iter().map(|p| p.ty).collect(),
+        _ => vec![e.ty],
+    }
+}
+
+/// Types compatible as set keys (integer widths aside, names must agree).
+pub(crate) fn same_type(a: Type, b: Type) -> bool {
+    match (a, b) {
+        (Type::Integer { .. }, Type::Integer { .. }) => true,
+        (Type::Mark, Type::Integer { bits: 32 }) | (Type::Integer { bits: 32 }, Type::Mark) => true,
+        _ => a == b,
+    }
+}
