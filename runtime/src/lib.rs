@@ -5,3 +5,4 @@
 
 pub mod pcap;
 pub mod wire;
+pub mod ct;

@@ -233,6 +233,12 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         let data = self.b().get(..self.datagram_len()).unwrap_or(self.b());
         walk_exthdrs(data, Self::HEADER_LEN, self.next_header())
     }
+
+    /// Like [`Self::exthdrs`] but over the whole buffer, ignoring `payload_len` (for the datagram embedded in
+    /// an ICMPv6 error, which is usually cut short).
+    pub fn exthdrs_lenient(&self) -> Result<Ipv6Exthdrs, Malformed> {
+        walk_exthdrs(self.b(), Self::HEADER_LEN, self.next_header())
+    }
 }
 
 /// Result of walking an IPv6 extension-header chain, like `ipv6_skip_exthdr` plus the fragment header details.

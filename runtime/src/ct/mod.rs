@@ -1,0 +1,1267 @@
+//! Connection tracking modelled on the kernel's nf_conntrack: `nf_conntrack_in` (PREROUTING / OUTPUT, -200),
+//! `nf_confirm` (INPUT / POSTROUTING, INT_MAX) with helpers, per-protocol trackers (TCP in `tcp`, UDP, ICMP,
+//! ICMPv6, generic), ICMP errors as RELATED, expectations and the FTP helper, timeouts on virtual time, GC,
+//! `nf_conntrack_max` with `early_drop`, events, and a `conntrack -L` listing.
+//!
+//! Table layout (a deliberate choice): like the kernel's `nf_conntrack_hash`, a bucket array of chain heads with
+//! the chains threaded through the entries (one link per direction), so every entry is reachable from its
+//! original and its reply tuple, and `early_drop` can scan "8 buckets from the new tuple's bucket" exactly as the
+//! kernel does. Only the original tuple is stored: without NAT the reply tuple is its inverse. Entries live in a
+//! slab (`Vec`) addressed by index; a packet refers to its entry with [`Nfct`] (index + generation, like
+//! `skb->_nfct`). Side tables (FTP helper state) use hashbrown.
+
+pub mod ftp;
+pub mod tcp;
+pub mod tuple;
+
+use crate::wire::{Ipv4Packet, Ipv6Packet, checksum, proto};
+use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6, ct_state, ips};
+use nfr_vm::{Hook, PktState, Verdict};
+pub use tcp::TcpCt;
+pub use tuple::Tuple;
+
+const NS: u64 = 1_000_000_000;
+const NONE_IDX: u32 = u32::MAX;
+
+/// `enum ip_conntrack_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CtInfo {
+    Established = 0,
+    Related = 1,
+    New = 2,
+    EstablishedReply = 3,
+    RelatedReply = 4,
+}
+
+impl CtInfo {
+    /// `CTINFO2DIR`: 0 original, 1 reply.
+    pub fn dir(self) -> usize {
+        if (self as u8) >= 3 { 1 } else { 0 }
+    }
+
+    /// nft `ct state` bit.
+    pub fn state_bit(self) -> u32 {
+        match self {
+            CtInfo::Established | CtInfo::EstablishedReply => ct_state::ESTABLISHED,
+            CtInfo::Related | CtInfo::RelatedReply => ct_state::RELATED,
+            CtInfo::New => ct_state::NEW,
+        }
+    }
+}
+
+/// Handle of one entry (slab index + generation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub idx: u32,
+    pub generation: u32,
+}
+
+/// What a packet carries (`skb->_nfct`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Nfct {
+    /// Nothing yet (or INVALID after `conntrack_in`).
+    #[default]
+    None,
+    /// `notrack` / `ct zone set` template: zone for the entry that will be created.
+    Template { zone: u16 },
+    /// `IP_CT_UNTRACKED`.
+    Untracked,
+    /// Attached entry.
+    Ct { id: ConnId, ctinfo: CtInfo },
+}
+
+impl Nfct {
+    /// nft `ct state` bits for this attachment.
+    pub fn state_bits(&self) -> u32 {
+        match self {
+            Nfct::Ct { ctinfo, .. } => ctinfo.state_bit(),
+            Nfct::Untracked => ct_state::UNTRACKED,
+            _ => ct_state::INVALID,
+        }
+    }
+}
+
+/// Conntrack helpers known to the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Helper {
+    Ftp = 1,
+}
+
+/// Sysctls and module parameters, with the kernel's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `nf_conntrack_max` (0 = unlimited).
+    pub max: u32,
+    /// `nf_conntrack_buckets`.
+    pub buckets: u32,
+    /// `nf_conntrack_tcp_loose`.
+    pub tcp_loose: bool,
+    /// `nf_conntrack_tcp_be_liberal`.
+    pub tcp_be_liberal: bool,
+    /// `nf_conntrack_tcp_ignore_invalid_rst`.
+    pub tcp_ignore_invalid_rst: bool,
+    /// `nf_conntrack_tcp_max_retrans`.
+    pub tcp_max_retrans: u8,
+    /// `nf_conntrack_checksum` (kernel default on; captures with offloaded checksums want it off).
+    pub checksum: bool,
+    /// `nf_conntrack_acct` (packet/byte counters in the listing).
+    pub acct: bool,
+    /// Per-state TCP timeouts in seconds, indexed by `tcp::state` (RETRANS and UNACK included).
+    pub tcp_timeouts: [u32; 14],
+    pub udp_timeout: u32,
+    pub udp_timeout_stream: u32,
+    pub icmp_timeout: u32,
+    pub icmpv6_timeout: u32,
+    pub generic_timeout: u32,
+    /// `nf_conntrack_expect_max`.
+    pub expect_max: u32,
+    /// TCP destination ports that get the FTP helper on new entries (nft `tcp dport 21 ct helper set "ftp"`).
+    /// Empty by default: 6.x kernels never auto-assign helpers.
+    pub ftp_ports: Vec<u16>,
+    /// Record events (`conntrack -E`).
+    pub events: bool,
+    /// Seed of the tuple hash.
+    pub hash_seed: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max: 262_144,
+            buckets: 262_144,
+            tcp_loose: true,
+            tcp_be_liberal: false,
+            tcp_ignore_invalid_rst: false,
+            tcp_max_retrans: 3,
+            checksum: true,
+            acct: false,
+            //            NONE SS   SR  ES      FW   CW  LA  TW   CL  S2   MAX IG RETRANS UNACK
+            tcp_timeouts: [0, 120, 60, 432_000, 120, 60, 30, 120, 10, 120, 0, 0, 300, 300],
+            udp_timeout: 30,
+            udp_timeout_stream: 120,
+            icmp_timeout: 30,
+            icmpv6_timeout: 30,
+            generic_timeout: 600,
+            expect_max: 4096,
+            ftp_ports: Vec::new(),
+            events: false,
+            hash_seed: 0x6a09_e667_f3bc_c908,
+        }
+    }
+}
+
+/// Per-protocol state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum L4State {
+    None,
+    Tcp(TcpCt),
+    Udp { stream_ts: u64 },
+}
+
+/// One connection (`struct nf_conn`).
+#[derive(Debug, Clone)]
+struct Conn {
+    orig: Tuple,
+    zone: u16,
+    helper: u8,
+    live: bool,
+    status: u32,
+    mark: u32,
+    generation: u32,
+    /// Absolute expiry (ns) once confirmed; relative timeout before.
+    timeout: u64,
+    next: [u32; 2],
+    master: u32,
+    master_gen: u32,
+    children: u32,
+    packets: [u64; 2],
+    bytes: [u64; 2],
+    l4: L4State,
+}
+
+/// An expectation (`struct nf_conntrack_expect`): `tuple` with the source port wildcarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expect {
+    pub tuple: Tuple,
+    pub zone: u16,
+    pub master: ConnId,
+    /// Absolute expiry (ns).
+    pub expires: u64,
+    pub helper: Helper,
+}
+
+/// `conntrack -E` event kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CtEventKind {
+    New,
+    Related,
+    Update,
+    Assured,
+    Destroy,
+}
+
+/// One event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtEvent {
+    pub kind: CtEventKind,
+    pub ts_ns: u64,
+    pub orig: Tuple,
+    pub status: u32,
+    /// TCP state (`tcp::state`), 0 for other protocols.
+    pub tcp_state: u8,
+}
+
+/// `/proc/net/stat/nf_conntrack` counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CtStats {
+    pub found: u64,
+    pub invalid: u64,
+    pub insert: u64,
+    pub insert_failed: u64,
+    pub drop: u64,
+    pub early_drop: u64,
+    pub error: u64,
+    pub expect_new: u64,
+    pub expect_create: u64,
+    pub expect_delete: u64,
+    pub search_restart: u64,
+    pub clash_resolve: u64,
+    pub chaintoolong: u64,
+}
+
+/// `NF_CT_EVICTION_RANGE`.
+pub const NF_CT_EVICTION_RANGE: u32 = 8;
+/// Chains longer than this refuse inserts ("chaintoolong"; the kernel uses 50 + random(30)).
+pub const MAX_CHAINLEN: u32 = 64;
+
+/// The connection tracking table.
+#[derive(Debug)]
+pub struct Conntrack {
+    settings: Settings,
+    heads: Vec<u32>,
+    conns: Vec<Conn>,
+    free: Vec<u32>,
+    count: u32,
+    expects: Vec<Expect>,
+    ftp: hashbrown::HashMap<u32, ftp::FtpInfo>,
+    events: Vec<CtEvent>,
+    stats: CtStats,
+    next_generation: u32,
+}
+
+/// Result of walking the packet's headers (`get_l4proto`).
+#[derive(Debug, Clone, Copy)]
+struct L4 {
+    nfproto: u8,
+    proto: u8,
+    /// Offset of the transport header in the datagram.
+    dataoff: usize,
+}
+
+fn get_l4proto(l3: &[u8]) -> Option<L4> {
+    match l3.first().map(|b| b >> 4) {
+        Some(4) => {
+            let ip = Ipv4Packet::new_unchecked(l3);
+            if ip.frag_offset() != 0 || l3.len() < 20 {
+                return None;
+            }
+            let dataoff = ip.header_len();
+            if dataoff < 20 || dataoff > l3.len() {
+                return None;
+            }
+            Some(L4 { nfproto: NFPROTO_IPV4, proto: ip.protocol(), dataoff })
+        }
+        Some(6) => {
+            let ip = Ipv6Packet::new_checked(l3).ok()?;
+            let e = ip.exthdrs().ok()?;
+            if e.frag_off != 0 || e.l4proto == proto::NONE || e.l4proto == proto::FRAGMENT {
+                return None;
+            }
+            Some(L4 { nfproto: NFPROTO_IPV6, proto: e.l4proto, dataoff: e.thoff })
+        }
+        _ => None,
+    }
+}
+
+/// Pseudo-header partial sum for `nf_checksum`.
+fn pseudo_sum(l3: &[u8], nfproto: u8, l4proto: u8, len: usize) -> u32 {
+    let mut s: u32 = 0;
+    let (a, b) = if nfproto == NFPROTO_IPV4 { (12, 20) } else { (8, 40) };
+    for c in l3.get(a..b).unwrap_or(&[]).chunks_exact(2) {
+        s = s.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
+    }
+    s.wrapping_add(u32::from(l4proto)).wrapping_add((len & 0xffff) as u32).wrapping_add((len >> 16) as u32)
+}
+
+/// True when the transport checksum is wrong.
+fn bad_l4_checksum(l3: &[u8], l4: &L4) -> bool {
+    let seg = l3.get(l4.dataoff..).unwrap_or(&[]);
+    let init = if l4.proto == proto::ICMP { 0 } else { pseudo_sum(l3, l4.nfproto, l4.proto, seg.len()) };
+    if l4.proto == proto::UDP && l4.nfproto == NFPROTO_IPV4 && crate::wire::be16(seg, 6) == 0 {
+        return false;
+    }
+    checksum(seg, init) != 0
+}
+
+fn icmp_is_err(t: u8) -> bool {
+    matches!(t, 3 | 4 | 5 | 11 | 12)
+}
+
+/// ICMPv6 types that are never tracked (`noct_valid_new`): MLD, RS/RA/NS/NA, MLDv2 report, MRD.
+fn icmpv6_noct(t: u8) -> bool {
+    matches!(t, 130..=136 | 143 | 151 | 152)
+}
+
+enum Resolve {
+    Invalid,
+    Drop,
+    Ok(ConnId, CtInfo),
+}
+
+impl Conntrack {
+    pub fn new(settings: Settings) -> Self {
+        let buckets = settings.buckets.max(1);
+        Conntrack {
+            heads: vec![NONE_IDX; buckets as usize],
+            settings,
+            conns: Vec::new(),
+            free: Vec::new(),
+            count: 0,
+            expects: Vec::new(),
+            ftp: hashbrown::HashMap::new(),
+            events: Vec::new(),
+            stats: CtStats::default(),
+            next_generation: 1,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn stats(&self) -> CtStats {
+        self.stats
+    }
+
+    /// `nf_conntrack_count`: allocated entries (confirmed or not).
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Pending expectations.
+    pub fn expectations(&self) -> &[Expect] {
+        &self.expects
+    }
+
+    /// Takes the recorded events.
+    pub fn drain_events(&mut self) -> Vec<CtEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.conns.get(id.idx as usize).filter(|c| c.live && c.generation == id.generation)
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.idx as usize).filter(|c| c.live && c.generation == id.generation)
+    }
+
+    fn bucket(&self, t: &Tuple, zone: u16) -> usize {
+        let h = t.hash(zone, self.settings.hash_seed);
+        ((u64::from(h) * self.heads.len() as u64) >> 32) as usize
+    }
+
+    fn tuple_of(c: &Conn, dir: usize) -> Tuple {
+        if dir == 0 { c.orig } else { c.orig.invert().unwrap_or(c.orig) }
+    }
+
+    fn event(&mut self, kind: CtEventKind, idx: u32, now: u64) {
+        if !self.settings.events {
+            return;
+        }
+        if let Some(c) = self.conns.get(idx as usize) {
+            let tcp_state = if let L4State::Tcp(t) = c.l4 { t.state } else { 0 };
+            self.events.push(CtEvent { kind, ts_ns: now, orig: c.orig, status: c.status, tcp_state });
+        }
+    }
+
+    fn expired(c: &Conn, now: u64) -> bool {
+        c.status & ips::CONFIRMED != 0 && c.timeout <= now
+    }
+
+    /// Looks a tuple up; expired entries met on the way are removed (`nf_ct_gc_expired`). Returns the entry and
+    /// the direction the tuple matched.
+    fn find(&mut self, t: &Tuple, zone: u16, now: u64) -> Option<(u32, usize)> {
+        let b = self.bucket(t, zone);
+        let inv = t.invert();
+        let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+        let mut expired = Vec::new();
+        let mut found = None;
+        while cur != NONE_IDX {
+            let node = cur >> 1;
+            let dir = (cur & 1) as usize;
+            let Some(c) = self.conns.get(node as usize) else { break };
+            if c.zone == zone {
+                let hit = if dir == 0 { c.orig == *t } else { inv.is_some_and(|i| c.orig == i) };
+                if hit {
+                    if Self::expired(c, now) {
+                        expired.push(node);
+                    } else {
+                        found = Some((node, dir));
+                        break;
+                    }
+                }
+            }
+            cur = c.next[dir];
+        }
+        for e in expired {
+            self.delete(e, now);
+        }
+        found
+    }
+
+    fn link(&mut self, idx: u32) {
+        for dir in 0..2 {
+            let Some(c) = self.conns.get(idx as usize) else { return };
+            let t = Self::tuple_of(c, dir);
+            let b = self.bucket(&t, c.zone);
+            let head = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+            if let Some(c) = self.conns.get_mut(idx as usize) {
+                c.next[dir] = head;
+            }
+            if let Some(h) = self.heads.get_mut(b) {
+                *h = idx << 1 | dir as u32;
+            }
+        }
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        for dir in 0..2 {
+            let Some(c) = self.conns.get(idx as usize) else { return };
+            let t = Self::tuple_of(c, dir);
+            let b = self.bucket(&t, c.zone);
+            let me = idx << 1 | dir as u32;
+            let my_next = c.next[dir];
+            let mut prev: Option<u32> = None;
+            let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+            while cur != NONE_IDX && cur != me {
+                prev = Some(cur);
+                cur = self.conns.get((cur >> 1) as usize).map_or(NONE_IDX, |c| c.next[(cur & 1) as usize]);
+            }
+            if cur != me {
+                continue;
+            }
+            match prev {
+                None => {
+                    if let Some(h) = self.heads.get_mut(b) {
+                        *h = my_next;
+                    }
+                }
+                Some(p) => {
+                    if let Some(pc) = self.conns.get_mut((p >> 1) as usize) {
+                        pc.next[(p & 1) as usize] = my_next;
+                    }
+                }
+            }
+        }
+    }
+
+    fn chain_len(&self, b: usize) -> u32 {
+        let mut n = 0;
+        let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+        while cur != NONE_IDX && n <= MAX_CHAINLEN {
+            n += 1;
+            cur = self.conns.get((cur >> 1) as usize).map_or(NONE_IDX, |c| c.next[(cur & 1) as usize]);
+        }
+        n
+    }
+
+    fn free_slot(&mut self, idx: u32) {
+        if let Some(c) = self.conns.get_mut(idx as usize) {
+            if !c.live {
+                return;
+            }
+            c.live = false;
+            let (m, mg) = (c.master, c.master_gen);
+            self.count = self.count.saturating_sub(1);
+            self.free.push(idx);
+            self.ftp.remove(&idx);
+            if m != NONE_IDX
+                && let Some(mc) = self.conn_mut(ConnId { idx: m, generation: mg })
+            {
+                mc.children = mc.children.saturating_sub(1);
+            }
+        }
+    }
+
+    /// `nf_ct_delete`: unlink a confirmed entry, drop its expectations, emit DESTROY, free it.
+    fn delete(&mut self, idx: u32, now: u64) {
+        let Some(c) = self.conns.get(idx as usize) else { return };
+        if !c.live {
+            return;
+        }
+        let confirmed = c.status & ips::CONFIRMED != 0;
+        let generation = c.generation;
+        if confirmed {
+            self.unlink(idx);
+            self.event(CtEventKind::Destroy, idx, now);
+        }
+        let before = self.expects.len();
+        self.expects.retain(|e| !(e.master.idx == idx && e.master.generation == generation));
+        self.stats.expect_delete += (before - self.expects.len()) as u64;
+        self.free_slot(idx);
+    }
+
+    /// `early_drop`: scan up to 8 buckets from the new tuple's bucket, deleting confirmed, non-ASSURED entries
+    /// of the first bucket that has any.
+    fn early_drop(&mut self, t: &Tuple, zone: u16, now: u64) -> bool {
+        let n = self.heads.len();
+        let mut b = self.bucket(t, zone);
+        for _ in 0..NF_CT_EVICTION_RANGE {
+            let mut victims = Vec::new();
+            let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+            while cur != NONE_IDX {
+                let node = cur >> 1;
+                let Some(c) = self.conns.get(node as usize) else { break };
+                if Self::expired(c, now) || c.status & ips::ASSURED == 0 && c.status & ips::CONFIRMED != 0 {
+                    victims.push((node, c.status & ips::ASSURED == 0 && !Self::expired(c, now)));
+                }
+                cur = c.next[(cur & 1) as usize];
+            }
+            victims.sort_unstable();
+            victims.dedup_by_key(|v| v.0);
+            let mut drops = 0;
+            for (v, is_drop) in victims {
+                self.delete(v, now);
+                if is_drop {
+                    drops += 1;
+                }
+            }
+            if drops > 0 {
+                self.stats.early_drop += drops;
+                return true;
+            }
+            b = (b + 1) % n;
+        }
+        false
+    }
+
+    fn alloc(&mut self, orig: Tuple, zone: u16, now: u64) -> Option<u32> {
+        self.count += 1;
+        if self.settings.max != 0 && self.count > self.settings.max && !self.early_drop(&orig, zone, now) {
+            self.count -= 1;
+            return None;
+        }
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        let c = Conn {
+            orig,
+            zone,
+            helper: 0,
+            live: true,
+            status: 0,
+            mark: 0,
+            generation,
+            timeout: 0,
+            next: [NONE_IDX; 2],
+            master: NONE_IDX,
+            master_gen: 0,
+            children: 0,
+            packets: [0; 2],
+            bytes: [0; 2],
+            l4: L4State::None,
+        };
+        Some(match self.free.pop() {
+            Some(i) => {
+                if let Some(s) = self.conns.get_mut(i as usize) {
+                    *s = c;
+                }
+                i
+            }
+            None => {
+                self.conns.push(c);
+                (self.conns.len() - 1) as u32
+            }
+        })
+    }
+
+    /// `nf_ct_find_expectation`: consumes a matching expectation.
+    fn find_expectation(&mut self, t: &Tuple, zone: u16, now: u64) -> Option<Expect> {
+        self.expects.retain(|e| e.expires > now);
+        let pos = self.expects.iter().position(|e| {
+            e.zone == zone
+                && e.tuple.l3 == t.l3
+                && e.tuple.l4 == t.l4
+                && e.tuple.src == t.src
+                && e.tuple.dst == t.dst
+                && e.tuple.dport == t.dport
+        })?;
+        let e = self.expects.remove(pos);
+        let master = self.conn(e.master)?;
+        if master.status & ips::CONFIRMED == 0 {
+            return None;
+        }
+        Some(e)
+    }
+
+    fn resolve_normal_ct(&mut self, l3: &[u8], l4: &L4, zone: u16, now: u64) -> Resolve {
+        let Some(t) = Tuple::from_packet(l3, l4.nfproto, l4.proto, l4.dataoff) else { return Resolve::Invalid };
+        let (idx, dir) = match self.find(&t, zone, now) {
+            Some(x) => {
+                self.stats.found += 1;
+                x
+            }
+            None => {
+                // init_conntrack
+                if t.invert().is_none() {
+                    return Resolve::Invalid;
+                }
+                let Some(idx) = self.alloc(t, zone, now) else {
+                    self.stats.drop += 1;
+                    return Resolve::Drop;
+                };
+                let exp = if self.expects.is_empty() { None } else { self.find_expectation(&t, zone, now) };
+                if let Some(e) = exp {
+                    let master_mark = self.conn(e.master).map_or(0, |m| m.mark);
+                    if let Some(m) = self.conn_mut(e.master) {
+                        m.children += 1;
+                    }
+                    if let Some(c) = self.conns.get_mut(idx as usize) {
+                        c.status |= ips::EXPECTED;
+                        c.master = e.master.idx;
+                        c.master_gen = e.master.generation;
+                        c.mark = master_mark;
+                    }
+                    self.stats.expect_new += 1;
+                } else if t.l4 == proto::TCP && self.settings.ftp_ports.contains(&t.dport) {
+                    self.set_helper_idx(idx, Helper::Ftp);
+                }
+                (idx, 0)
+            }
+        };
+        let Some(c) = self.conns.get(idx as usize) else { return Resolve::Invalid };
+        let ctinfo = if dir == 1 {
+            CtInfo::EstablishedReply
+        } else if c.status & ips::SEEN_REPLY != 0 {
+            CtInfo::Established
+        } else if c.status & ips::EXPECTED != 0 {
+            CtInfo::Related
+        } else {
+            CtInfo::New
+        };
+        Resolve::Ok(ConnId { idx, generation: c.generation }, ctinfo)
+    }
+
+    fn set_helper_idx(&mut self, idx: u32, h: Helper) {
+        if let Some(c) = self.conns.get_mut(idx as usize) {
+            c.helper = h as u8;
+            c.status |= ips::HELPER;
+            self.ftp.insert(idx, ftp::FtpInfo::default());
+        }
+    }
+
+    /// `ct helper set`: attach a helper to the packet's still unconfirmed entry. False if there is none.
+    pub fn set_helper(&mut self, nfct: &Nfct, h: Helper) -> bool {
+        if let Nfct::Ct { id, .. } = nfct
+            && self.conn(*id).is_some_and(|c| c.status & ips::CONFIRMED == 0)
+        {
+            self.set_helper_idx(id.idx, h);
+            return true;
+        }
+        false
+    }
+
+    /// `ct mark set`.
+    pub fn set_mark(&mut self, nfct: &Nfct, mark: u32) {
+        if let Nfct::Ct { id, .. } = nfct
+            && let Some(c) = self.conn_mut(*id)
+        {
+            c.mark = mark;
+        }
+    }
+
+    /// `nf_conntrack_inet_error`: RELATED via the embedded packet, or INVALID.
+    fn inet_error(&mut self, l3: &[u8], inner_off: usize, outer_daddr: [u8; 16], zone: u16, now: u64) -> Nfct {
+        let Some(inner) = l3.get(inner_off..) else { return Nfct::None };
+        let Some(il4) = get_l4proto_inner(inner) else { return Nfct::None };
+        let Some(orig) = Tuple::from_packet(inner, il4.nfproto, il4.proto, il4.dataoff) else { return Nfct::None };
+        let Some(inv) = orig.invert() else { return Nfct::None };
+        let Some((idx, dir)) = self.find(&inv, zone, now) else { return Nfct::None };
+        let Some(c) = self.conns.get(idx as usize) else { return Nfct::None };
+        let td = Self::tuple_of(c, dir);
+        if td.dst != outer_daddr {
+            return Nfct::None;
+        }
+        let ctinfo = if dir == 1 { CtInfo::RelatedReply } else { CtInfo::Related };
+        Nfct::Ct { id: ConnId { idx, generation: c.generation }, ctinfo }
+    }
+
+    fn refresh_acct(&mut self, idx: u32, dir: usize, len: usize, timeout_s: Option<u32>, now: u64) {
+        if let Some(c) = self.conns.get_mut(idx as usize) {
+            if let Some(t) = timeout_s
+                && c.status & ips::FIXED_TIMEOUT == 0
+            {
+                let extra = u64::from(t) * NS;
+                c.timeout = if c.status & ips::CONFIRMED != 0 { now + extra } else { extra };
+            }
+            if let (Some(p), Some(b)) = (c.packets.get_mut(dir), c.bytes.get_mut(dir)) {
+                *p += 1;
+                *b += len as u64;
+            }
+        }
+    }
+
+    /// `nf_conntrack_in` for an IP datagram `l3` (starting at the network header, trimmed to its length) at
+    /// `hook` and virtual time `now` (ns). Updates `nfct`; returns the verdict (Drop only for "table full").
+    pub fn conntrack_in(&mut self, l3: &[u8], hook: Hook, now: u64, nfct: &mut Nfct) -> Verdict {
+        let zone = match *nfct {
+            Nfct::None => 0,
+            Nfct::Template { zone } => zone,
+            Nfct::Untracked | Nfct::Ct { .. } => return Verdict::Accept,
+        };
+        *nfct = Nfct::None;
+        let Some(l4) = get_l4proto(l3) else {
+            self.stats.invalid += 1;
+            return Verdict::Accept;
+        };
+        let csum = self.settings.checksum && hook == Hook::Prerouting;
+        if l4.proto == proto::ICMP || l4.proto == proto::ICMPV6 {
+            let icmp = l3.get(l4.dataoff..).unwrap_or(&[]);
+            if icmp.len() < 8 || (csum && bad_l4_checksum(l3, &l4)) {
+                self.stats.error += 1;
+                self.stats.invalid += 1;
+                return Verdict::Accept;
+            }
+            let ty = icmp[0];
+            let outer_daddr = if l4.nfproto == NFPROTO_IPV4 {
+                let mut a = [0u8; 16];
+                a[..4].copy_from_slice(l3.get(16..20).unwrap_or(&[0; 4]));
+                a
+            } else {
+                Ipv6Packet::new_unchecked(l3).dst_addr()
+            };
+            if l4.proto == proto::ICMP && l4.nfproto == NFPROTO_IPV4 {
+                if ty > 18 {
+                    self.stats.error += 1;
+                    self.stats.invalid += 1;
+                    return Verdict::Accept;
+                }
+                if icmp_is_err(ty) {
+                    *nfct = self.inet_error(l3, l4.dataoff + 8, outer_daddr, zone, now);
+                    if *nfct == Nfct::None {
+                        self.stats.error += 1;
+                        self.stats.invalid += 1;
+                    }
+                    return Verdict::Accept;
+                }
+            } else if l4.proto == proto::ICMPV6 && l4.nfproto == NFPROTO_IPV6 {
+                if icmpv6_noct(ty) {
+                    *nfct = Nfct::Untracked;
+                    return Verdict::Accept;
+                }
+                if ty < 128 {
+                    *nfct = self.inet_error(l3, l4.dataoff + 8, outer_daddr, zone, now);
+                    if *nfct == Nfct::None {
+                        self.stats.error += 1;
+                        self.stats.invalid += 1;
+                    }
+                    return Verdict::Accept;
+                }
+            }
+        }
+        let mut repeats = 0;
+        loop {
+            let (id, ctinfo) = match self.resolve_normal_ct(l3, &l4, zone, now) {
+                Resolve::Invalid => {
+                    self.stats.invalid += 1;
+                    return Verdict::Accept;
+                }
+                Resolve::Drop => return Verdict::Drop,
+                Resolve::Ok(id, ci) => (id, ci),
+            };
+            match self.l4_packet(id, ctinfo, l3, &l4, csum, now) {
+                L4Res::Accept => {
+                    *nfct = Nfct::Ct { id, ctinfo };
+                    if ctinfo == CtInfo::EstablishedReply
+                        && let Some(c) = self.conn_mut(id)
+                        && c.status & ips::SEEN_REPLY == 0
+                    {
+                        c.status |= ips::SEEN_REPLY;
+                        self.event(CtEventKind::Update, id.idx, now);
+                    }
+                    return Verdict::Accept;
+                }
+                L4Res::KillAcct => {
+                    // The packet keeps its ct reference and ctinfo; the entry leaves the table.
+                    *nfct = Nfct::Ct { id, ctinfo };
+                    self.delete(id.idx, now);
+                    return Verdict::Accept;
+                }
+                L4Res::Invalid => {
+                    self.release_unconfirmed(id);
+                    self.stats.invalid += 1;
+                    return Verdict::Accept;
+                }
+                L4Res::Repeat => {
+                    self.delete(id.idx, now);
+                    repeats += 1;
+                    if repeats > 2 {
+                        self.stats.invalid += 1;
+                        return Verdict::Accept;
+                    }
+                }
+            }
+        }
+    }
+
+    fn release_unconfirmed(&mut self, id: ConnId) {
+        if self.conn(id).is_some_and(|c| c.status & ips::CONFIRMED == 0) {
+            self.free_slot(id.idx);
+        }
+    }
+
+    /// Ends a packet's life (`kfree_skb`): an entry that never got confirmed is freed.
+    pub fn release(&mut self, nfct: &mut Nfct) {
+        if let Nfct::Ct { id, .. } = *nfct {
+            self.release_unconfirmed(id);
+        }
+        *nfct = Nfct::None;
+    }
+
+    fn l4_packet(&mut self, id: ConnId, ctinfo: CtInfo, l3: &[u8], l4: &L4, csum: bool, now: u64) -> L4Res {
+        let dir = ctinfo.dir();
+        let idx = id.idx;
+        let len = l3.len();
+        let Some(c) = self.conns.get(idx as usize) else { return L4Res::Invalid };
+        let confirmed = c.status & ips::CONFIRMED != 0;
+        let status = c.status;
+        let th = l3.get(l4.dataoff..).unwrap_or(&[]);
+        match l4.proto {
+            proto::TCP => {
+                if th.len() < 20 {
+                    return L4Res::Invalid;
+                }
+                let doff = usize::from(th[12] >> 4) * 4;
+                if doff < 20 || th.len() < doff {
+                    return L4Res::Invalid;
+                }
+                if csum && bad_l4_checksum(l3, l4) {
+                    return L4Res::Invalid;
+                }
+                let flags = th[13];
+                if tcp::tcp_error(flags) {
+                    return L4Res::Invalid;
+                }
+                let seg = tcp::Seg {
+                    seq: crate::wire::be32(th, 4),
+                    ack: crate::wire::be32(th, 8),
+                    flags,
+                    win: crate::wire::be16(th, 14),
+                    payload_len: (th.len() - doff) as u32,
+                    options: th.get(20..doff).unwrap_or(&[]),
+                };
+                let mut tc = match c.l4 {
+                    L4State::Tcp(t) => t,
+                    _ => TcpCt::default(),
+                };
+                if !confirmed && !tcp::tcp_new(&mut tc, &seg, &self.settings) {
+                    return L4Res::Invalid;
+                }
+                let cx = tcp::TcpCtx {
+                    confirmed,
+                    seen_reply: status & ips::SEEN_REPLY != 0,
+                    assured: status & ips::ASSURED != 0,
+                    fixed_timeout: status & ips::FIXED_TIMEOUT != 0,
+                    expires_ns: if confirmed { c.timeout.saturating_sub(now) } else { c.timeout },
+                };
+                let v = tcp::tcp_packet(&mut tc, dir, &seg, &cx, &self.settings);
+                if let Some(c) = self.conns.get_mut(idx as usize) {
+                    c.l4 = L4State::Tcp(tc);
+                }
+                match v {
+                    tcp::TcpVerdict::Invalid { lower_timeout_s } => {
+                        if let Some(t) = lower_timeout_s
+                            && let Some(c) = self.conns.get_mut(idx as usize)
+                        {
+                            c.timeout = now + u64::from(t) * NS;
+                        }
+                        L4Res::Invalid
+                    }
+                    tcp::TcpVerdict::Repeat => L4Res::Repeat,
+                    tcp::TcpVerdict::AcceptNoRefresh => L4Res::Accept,
+                    tcp::TcpVerdict::KillAcct => {
+                        self.refresh_acct(idx, dir, len, None, now);
+                        L4Res::KillAcct
+                    }
+                    tcp::TcpVerdict::Refresh { timeout_s, assured, changed } => {
+                        if changed && confirmed {
+                            self.event(CtEventKind::Update, idx, now);
+                        }
+                        if assured {
+                            if let Some(c) = self.conns.get_mut(idx as usize) {
+                                c.status |= ips::ASSURED;
+                            }
+                            self.event(CtEventKind::Assured, idx, now);
+                        }
+                        self.refresh_acct(idx, dir, len, Some(timeout_s), now);
+                        L4Res::Accept
+                    }
+                }
+            }
+            proto::UDP | proto::UDPLITE => {
+                if th.len() < 8 {
+                    return L4Res::Invalid;
+                }
+                let ulen = usize::from(crate::wire::be16(th, 4));
+                if l4.proto == proto::UDP && (ulen > th.len() || ulen < 8) {
+                    return L4Res::Invalid;
+                }
+                if csum && bad_l4_checksum(l3, l4) {
+                    return L4Res::Invalid;
+                }
+                let mut stream_ts = match c.l4 {
+                    L4State::Udp { stream_ts } => stream_ts,
+                    _ => 0,
+                };
+                if !confirmed {
+                    stream_ts = now + 2 * NS;
+                }
+                if let Some(c) = self.conns.get_mut(idx as usize) {
+                    c.l4 = L4State::Udp { stream_ts };
+                }
+                if status & ips::SEEN_REPLY != 0 {
+                    let mut extra = self.settings.udp_timeout;
+                    let mut stream = false;
+                    if now > stream_ts {
+                        extra = self.settings.udp_timeout_stream;
+                        stream = status & ips::ASSURED == 0;
+                    }
+                    self.refresh_acct(idx, dir, len, Some(extra), now);
+                    if status & ips::NAT_CLASH != 0 {
+                        return L4Res::Accept;
+                    }
+                    if stream {
+                        if let Some(c) = self.conns.get_mut(idx as usize) {
+                            c.status |= ips::ASSURED;
+                        }
+                        self.event(CtEventKind::Assured, idx, now);
+                    }
+                } else {
+                    self.refresh_acct(idx, dir, len, Some(self.settings.udp_timeout), now);
+                }
+                L4Res::Accept
+            }
+            proto::ICMP if l4.nfproto == NFPROTO_IPV4 => {
+                if !matches!(c.orig.icmp_type(), 8 | 13 | 15 | 17) {
+                    return L4Res::Invalid;
+                }
+                self.refresh_acct(idx, dir, len, Some(self.settings.icmp_timeout), now);
+                L4Res::Accept
+            }
+            proto::ICMPV6 if l4.nfproto == NFPROTO_IPV6 => {
+                if !confirmed && !matches!(c.orig.icmp_type(), 128 | 139) {
+                    return L4Res::Invalid;
+                }
+                self.refresh_acct(idx, dir, len, Some(self.settings.icmpv6_timeout), now);
+                L4Res::Accept
+            }
+            proto::ICMP | proto::ICMPV6 => L4Res::Invalid,
+            _ => {
+                self.refresh_acct(idx, dir, len, Some(self.settings.generic_timeout), now);
+                L4Res::Accept
+            }
+        }
+    }
+
+    /// `nf_confirm` at INPUT / POSTROUTING: runs the entry's helper, then `__nf_conntrack_confirm`.
+    pub fn confirm(&mut self, l3: &[u8], now: u64, nfct: &mut Nfct) -> Verdict {
+        let Nfct::Ct { id, ctinfo } = *nfct else { return Verdict::Accept };
+        let Some(c) = self.conn(id) else { return Verdict::Accept };
+        if c.helper == Helper::Ftp as u8 && ctinfo != CtInfo::RelatedReply && self.ftp_help(id, ctinfo, l3, now) {
+            self.stats.drop += 1;
+            self.release(nfct);
+            return Verdict::Drop;
+        }
+        let Some(c) = self.conn(id) else { return Verdict::Accept };
+        if c.status & ips::CONFIRMED != 0 || ctinfo.dir() != 0 {
+            return Verdict::Accept;
+        }
+        // __nf_conntrack_confirm
+        let t0 = c.orig;
+        let zone = c.zone;
+        let Some(t1) = t0.invert() else { return Verdict::Accept };
+        let clash = self.find(&t0, zone, now).or_else(|| self.find(&t1, zone, now));
+        if let Some((other, _)) = clash {
+            let is_udp = matches!(t0.l4, proto::UDP | proto::UDPLITE);
+            if is_udp && let Some(oc) = self.conns.get(other as usize) {
+                // Same tuples: adopt the existing entry (nf_ct_resolve_clash).
+                let og = oc.generation;
+                let (p, b) = self.conns.get(id.idx as usize).map_or((0, 0), |c| (c.packets[0], c.bytes[0]));
+                if let Some(oc) = self.conns.get_mut(other as usize) {
+                    oc.packets[0] += p;
+                    oc.bytes[0] += b;
+                }
+                self.free_slot(id.idx);
+                self.stats.clash_resolve += 1;
+                *nfct = Nfct::Ct { id: ConnId { idx: other, generation: og }, ctinfo };
+                return Verdict::Accept;
+            }
+            self.stats.insert_failed += 1;
+            self.stats.drop += 1;
+            self.release(nfct);
+            return Verdict::Drop;
+        }
+        let b0 = self.bucket(&t0, zone);
+        let b1 = self.bucket(&t1, zone);
+        if self.chain_len(b0) >= MAX_CHAINLEN || self.chain_len(b1) >= MAX_CHAINLEN {
+            self.stats.chaintoolong += 1;
+            self.stats.insert_failed += 1;
+            self.stats.drop += 1;
+            self.release(nfct);
+            return Verdict::Drop;
+        }
+        let has_master = if let Some(c) = self.conns.get_mut(id.idx as usize) {
+            c.timeout = c.timeout.saturating_add(now);
+            c.status |= ips::CONFIRMED;
+            c.master != NONE_IDX
+        } else {
+            false
+        };
+        self.link(id.idx);
+        self.stats.insert += 1;
+        self.event(if has_master { CtEventKind::Related } else { CtEventKind::New }, id.idx, now);
+        Verdict::Accept
+    }
+
+    /// The FTP helper's `help()`. Returns true when the packet must be dropped.
+    fn ftp_help(&mut self, id: ConnId, ctinfo: CtInfo, l3: &[u8], now: u64) -> bool {
+        if ctinfo != CtInfo::Established && ctinfo != CtInfo::EstablishedReply {
+            return false;
+        }
+        let dir = ctinfo.dir();
+        let Some(l4) = get_l4proto(l3) else { return false };
+        let Some(th) = l3.get(l4.dataoff..) else { return false };
+        if th.len() < 20 {
+            return false;
+        }
+        let dataoff = l4.dataoff + usize::from(th[12] >> 4) * 4;
+        if dataoff >= l3.len() {
+            return false;
+        }
+        let data = l3.get(dataoff..).unwrap_or(&[]);
+        let seq = crate::wire::be32(th, 4);
+        let ends_in_nl = data.last() == Some(&b'\n');
+        let nl_seq = seq.wrapping_add(data.len() as u32);
+        let Some(c) = self.conn(id) else { return false };
+        let orig = c.orig;
+        let zone = c.zone;
+        let tdir = Self::tuple_of(c, dir);
+        let tother = Self::tuple_of(c, 1 - dir);
+        let mut info = self.ftp.get(&id.idx).copied().unwrap_or_default();
+        let mut drop = false;
+        if info.find_nl_seq(seq, dir) {
+            let base = ftp::FtpCmd { addr: tdir.src, port: 0 };
+            match ftp::match_command(data, dir, orig.l3 == NFPROTO_IPV6, base) {
+                ftp::FtpMatch::Partial => {
+                    // NF_DROP without updating the newline memory.
+                    return true;
+                }
+                ftp::FtpMatch::None => {}
+                ftp::FtpMatch::Found(cmd) => {
+                    if cmd.addr == tdir.src {
+                        let exp = Expect {
+                            tuple: Tuple {
+                                src: tother.src,
+                                dst: tother.dst,
+                                sport: 0,
+                                dport: cmd.port,
+                                l3: orig.l3,
+                                l4: proto::TCP,
+                            },
+                            zone,
+                            master: id,
+                            expires: now + 300 * NS,
+                            helper: Helper::Ftp,
+                        };
+                        drop = !self.expect_related(exp, now);
+                    }
+                }
+            }
+        }
+        if drop {
+            return true;
+        }
+        if ends_in_nl {
+            info.update_nl_seq(nl_seq, dir);
+        }
+        self.ftp.insert(id.idx, info);
+        false
+    }
+
+    /// `nf_ct_expect_related` with the FTP policy (max_expected 1, replace identical, global expect_max).
+    fn expect_related(&mut self, exp: Expect, now: u64) -> bool {
+        self.expects.retain(|e| e.expires > now);
+        if let Some(pos) = self.expects.iter().position(|e| e.tuple == exp.tuple && e.zone == exp.zone) {
+            if self.expects[pos].master != exp.master {
+                return false;
+            }
+            self.expects.remove(pos);
+            self.stats.expect_delete += 1;
+        }
+        if let Some(pos) = self.expects.iter().rposition(|e| e.master == exp.master) {
+            self.expects.remove(pos);
+            self.stats.expect_delete += 1;
+        }
+        if self.expects.len() as u32 >= self.settings.expect_max {
+            return false;
+        }
+        self.expects.push(exp);
+        self.stats.expect_create += 1;
+        true
+    }
+
+    /// Removes every expired entry and expectation (the gc worker).
+    pub fn gc(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        for i in 0..self.conns.len() as u32 {
+            if self.conns.get(i as usize).is_some_and(|c| c.live && Self::expired(c, now)) {
+                self.delete(i, now);
+                n += 1;
+            }
+        }
+        self.expects.retain(|e| e.expires > now);
+        n
+    }
+
+    /// Fills the conntrack fields of an engine packet context from `nfct`.
+    pub fn fill_pkt(&self, nfct: &Nfct, now: u64, p: &mut PktState) {
+        p.ct_state = nfct.state_bits();
+        p.ct_valid = false;
+        if let Nfct::Ct { id, ctinfo } = nfct
+            && let Some(c) = self.conn(*id)
+        {
+            p.ct_valid = true;
+            p.ct_status = c.status;
+            p.ct_mark = c.mark;
+            p.ct_direction = ctinfo.dir() as u8;
+            p.ct_zone = c.zone;
+            let rem = if c.status & ips::CONFIRMED != 0 { c.timeout.saturating_sub(now) } else { c.timeout };
+            p.ct_expiration_ms = (rem / 1_000_000).min(u64::from(u32::MAX)) as u32;
+            p.ct_id = id.idx ^ id.generation.rotate_left(16);
+            p.ct_helper = [0; nfr_vm::pkt::NF_CT_HELPER_NAME_LEN];
+            if c.helper == Helper::Ftp as u8 {
+                p.ct_helper[..3].copy_from_slice(b"ftp");
+            }
+            p.ct_l3proto = c.orig.l3;
+            p.ct_protocol = c.orig.l4;
+            p.ct_orig = c.orig.to_vm();
+            p.ct_reply = Self::tuple_of(c, 1).to_vm();
+        }
+    }
+
+    /// Number of confirmed, unexpired entries.
+    pub fn len(&self, now: u64) -> usize {
+        self.conns.iter().filter(|c| c.live && c.status & ips::CONFIRMED != 0 && !Self::expired(c, now)).count()
+    }
+
+    pub fn is_empty(&self, now: u64) -> bool {
+        self.len(now) == 0
+    }
+
+    /// The table as `conntrack -L` (conntrack-tools 1.4.7) prints it, one line per entry, creation order.
+    pub fn listing(&self, now: u64) -> String {
+        let mut out = String::new();
+        let mut v: Vec<&Conn> = self
+            .conns
+            .iter()
+            .filter(|c| {
+                c.live && c.status & ips::CONFIRMED != 0 && c.status & ips::NAT_CLASH == 0 && !Self::expired(c, now)
+            })
+            .collect();
+        v.sort_by_key(|c| c.generation);
+        for c in v {
+            let t0 = c.orig;
+            let t1 = Self::tuple_of(c, 1);
+            let mut l = format!("{:<8} {} {} ", t0.proto_name(), t0.l4, (c.timeout - now) / NS);
+            if let L4State::Tcp(t) = c.l4 {
+                l.push_str(tcp::state_name(t.state));
+                l.push(' ');
+            }
+            l.push_str(&t0.fmt_conntrack());
+            l.push(' ');
+            if self.settings.acct {
+                l.push_str(&format!("packets={} bytes={} ", c.packets[0], c.bytes[0]));
+            }
+            if c.status & ips::SEEN_REPLY == 0 {
+                l.push_str("[UNREPLIED] ");
+            }
+            l.push_str(&t1.fmt_conntrack());
+            l.push(' ');
+            if self.settings.acct {
+                l.push_str(&format!("packets={} bytes={} ", c.packets[1], c.bytes[1]));
+            }
+            if c.status & ips::ASSURED != 0 {
+                l.push_str("[ASSURED] ");
+            }
+            l.push_str(&format!("mark={} ", c.mark));
+            if c.zone != 0 {
+                l.push_str(&format!("zone={} ", c.zone));
+            }
+            if c.helper == Helper::Ftp as u8 {
+                l.push_str("helper=ftp ");
+            }
+            l.push_str(&format!("use={}\n", 1 + c.children));
+            out.push_str(&l);
+        }
+        out
+    }
+
+    /// Approximate heap bytes per tracked flow (slab entry + both chain links + amortised bucket heads).
+    pub fn bytes_per_flow(&self) -> usize {
+        std::mem::size_of::<Conn>()
+    }
+}
+
+/// `get_l4proto` for the packet inside an ICMP error (`nf_ct_get_tuplepr`): no ip_rcv length checks, but a
+/// non-first fragment or a header running past the data fails.
+fn get_l4proto_inner(inner: &[u8]) -> Option<L4> {
+    match inner.first().map(|b| b >> 4) {
+        Some(4) => {
+            if inner.len() < 20 {
+                return None;
+            }
+            let ip = Ipv4Packet::new_unchecked(inner);
+            if ip.frag_offset() != 0 {
+                return None;
+            }
+            let dataoff = ip.header_len();
+            if dataoff > inner.len() {
+                return None;
+            }
+            Some(L4 { nfproto: NFPROTO_IPV4, proto: ip.protocol(), dataoff })
+        }
+        Some(6) => {
+            if inner.len() < 40 {
+                return None;
+            }
+            let ip = Ipv6Packet::new_unchecked(inner);
+            // The embedded datagram is usually cut: walk the chain over what is there.
+            let e = ip.exthdrs_lenient().ok()?;
+            if e.frag_off != 0 || e.l4proto == proto::NONE || e.l4proto == proto::FRAGMENT {
+                return None;
+            }
+            Some(L4 { nfproto: NFPROTO_IPV6, proto: e.l4proto, dataoff: e.thoff })
+        }
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum L4Res {
+    Accept,
+    Invalid,
+    Repeat,
+    KillAcct,
+}

@@ -1,0 +1,206 @@
+//! Conntrack tuples (`struct nf_conntrack_tuple`): addresses, the per-protocol "ports" (TCP/UDP ports, ICMP id and
+//! type/code, nothing for the generic tracker), l3 and l4 protocol numbers; plus `nf_ct_get_tuple` for a packet and
+//! `nf_ct_invert_tuple` with the ICMP / ICMPv6 inverse-type maps.
+
+use crate::wire::{be16, proto};
+use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// One direction of a connection. For ICMP/ICMPv6 `sport` is the echo id and `dport` is `type << 8 | code`
+/// (the layout of `vm::CtTuple`). IPv4 addresses occupy the first 4 bytes of `src`/`dst`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    /// `NFPROTO_IPV4` / `NFPROTO_IPV6`.
+    pub l3: u8,
+    /// `IPPROTO_*`.
+    pub l4: u8,
+}
+
+/// ICMP types that have an inverse (`invmap` in nf_conntrack_proto_icmp.c).
+pub fn icmp_inverse(t: u8) -> Option<u8> {
+    match t {
+        8 => Some(0),
+        0 => Some(8),
+        13 => Some(14),
+        14 => Some(13),
+        15 => Some(16),
+        16 => Some(15),
+        17 => Some(18),
+        18 => Some(17),
+        _ => None,
+    }
+}
+
+/// ICMPv6 types that have an inverse (echo and node information).
+pub fn icmpv6_inverse(t: u8) -> Option<u8> {
+    match t {
+        128 => Some(129),
+        129 => Some(128),
+        139 => Some(140),
+        140 => Some(139),
+        _ => None,
+    }
+}
+
+/// Protocols with a port-based tuple (`nf_ct_get_tuple_ports`).
+pub fn has_ports(l4: u8) -> bool {
+    matches!(l4, proto::TCP | proto::UDP | proto::UDPLITE | proto::SCTP | 33)
+}
+
+impl Tuple {
+    pub fn icmp_type(&self) -> u8 {
+        (self.dport >> 8) as u8
+    }
+
+    pub fn icmp_code(&self) -> u8 {
+        self.dport as u8
+    }
+
+    /// `nf_ct_invert_tuple`: `None` for an ICMP type without an inverse.
+    pub fn invert(&self) -> Option<Tuple> {
+        let mut t = Tuple { src: self.dst, dst: self.src, l3: self.l3, l4: self.l4, sport: 0, dport: 0 };
+        match self.l4 {
+            proto::ICMP if self.l3 == NFPROTO_IPV4 => {
+                t.sport = self.sport;
+                t.dport = u16::from(icmp_inverse(self.icmp_type())?) << 8 | u16::from(self.icmp_code());
+            }
+            proto::ICMPV6 if self.l3 == NFPROTO_IPV6 => {
+                t.sport = self.sport;
+                t.dport = u16::from(icmpv6_inverse(self.icmp_type())?) << 8 | u16::from(self.icmp_code());
+            }
+            l4 if has_ports(l4) => {
+                t.sport = self.dport;
+                t.dport = self.sport;
+            }
+            _ => {}
+        }
+        Some(t)
+    }
+
+    /// Builds the tuple of an IP datagram `l3` whose transport header is at `thoff` with protocol `l4`
+    /// (`nf_ct_get_tuple`). `None` if the transport header is too short for the tuple.
+    pub fn from_packet(l3: &[u8], nfproto: u8, l4: u8, thoff: usize) -> Option<Tuple> {
+        let mut t = Tuple { l3: nfproto, l4, ..Default::default() };
+        if nfproto == NFPROTO_IPV4 {
+            t.src[..4].copy_from_slice(l3.get(12..16)?);
+            t.dst[..4].copy_from_slice(l3.get(16..20)?);
+        } else {
+            t.src.copy_from_slice(l3.get(8..24)?);
+            t.dst.copy_from_slice(l3.get(24..40)?);
+        }
+        let th = l3.get(thoff..).unwrap_or(&[]);
+        match l4 {
+            proto::ICMP | proto::ICMPV6 => {
+                let h = th.get(..8)?;
+                t.dport = be16(h, 0);
+                t.sport = be16(h, 4);
+            }
+            l4 if has_ports(l4) => {
+                let h = th.get(..4)?;
+                t.sport = be16(h, 0);
+                t.dport = be16(h, 2);
+            }
+            _ => {}
+        }
+        Some(t)
+    }
+
+    /// Protocol name as conntrack-tools prints it.
+    pub fn proto_name(&self) -> &'static str {
+        match self.l4 {
+            proto::TCP => "tcp",
+            proto::UDP => "udp",
+            proto::ICMP => "icmp",
+            proto::ICMPV6 => "icmpv6",
+            proto::UDPLITE => "udplite",
+            proto::SCTP => "sctp",
+            proto::GRE => "gre",
+            33 => "dccp",
+            _ => "unknown",
+        }
+    }
+
+    pub fn fmt_addr(&self, a: &[u8; 16]) -> String {
+        if self.l3 == NFPROTO_IPV4 {
+            Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string()
+        } else {
+            Ipv6Addr::from(*a).to_string()
+        }
+    }
+
+    /// `src=.. dst=.. sport=.. dport=..` (or `type= code= id=`), as in `conntrack -L`.
+    pub fn fmt_conntrack(&self) -> String {
+        let mut s = format!("src={} dst={}", self.fmt_addr(&self.src), self.fmt_addr(&self.dst));
+        match self.l4 {
+            proto::ICMP | proto::ICMPV6 => {
+                s.push_str(&format!(" type={} code={} id={}", self.icmp_type(), self.icmp_code(), self.sport));
+            }
+            l4 if has_ports(l4) => s.push_str(&format!(" sport={} dport={}", self.sport, self.dport)),
+            _ => {}
+        }
+        s
+    }
+
+    /// Copy into the engines' `CtTuple`.
+    pub fn to_vm(&self) -> nfr_vm::CtTuple {
+        nfr_vm::CtTuple { src: self.src, dst: self.dst, src_port: self.sport, dst_port: self.dport }
+    }
+
+    /// Hash over the tuple and zone (seeded multiply-xorshift; stands in for the kernel's seeded jhash2).
+    pub fn hash(&self, zone: u16, seed: u64) -> u32 {
+        let mut h = seed ^ (u64::from(self.l3) << 40 | u64::from(self.l4) << 32 | u64::from(zone));
+        let mut mix = |w: u64| {
+            h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            h ^= h >> 29;
+        };
+        for c in self.src.chunks_exact(8).chain(self.dst.chunks_exact(8)) {
+            mix(u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or([0; 8])));
+        }
+        mix(u64::from(self.sport) << 16 | u64::from(self.dport));
+        (h >> 32) as u32 ^ h as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(a: [u8; 4]) -> [u8; 16] {
+        let mut x = [0; 16];
+        x[..4].copy_from_slice(&a);
+        x
+    }
+
+    #[test]
+    fn invert_tcp_and_icmp() {
+        let t = Tuple { src: v4([1, 2, 3, 4]), dst: v4([5, 6, 7, 8]), sport: 1000, dport: 80, l3: 2, l4: 6 };
+        let r = t.invert().unwrap();
+        assert_eq!((r.src, r.dst, r.sport, r.dport), (t.dst, t.src, 80, 1000));
+        assert_eq!(r.invert().unwrap(), t);
+        let echo = Tuple { src: v4([1, 2, 3, 4]), dst: v4([5, 6, 7, 8]), sport: 77, dport: 8 << 8, l3: 2, l4: 1 };
+        let er = echo.invert().unwrap();
+        assert_eq!((er.icmp_type(), er.sport), (0, 77));
+        let unreach = Tuple { dport: 3 << 8 | 1, ..echo };
+        assert_eq!(unreach.invert(), None);
+        let v6 = Tuple { l3: 10, l4: 58, dport: 128 << 8, ..Default::default() };
+        assert_eq!(v6.invert().unwrap().icmp_type(), 129);
+        let gre = Tuple { l4: 47, sport: 0, dport: 0, ..t };
+        assert_eq!(gre.invert().unwrap().src, t.dst);
+    }
+
+    #[test]
+    fn formats_like_conntrack_tools() {
+        let t = Tuple { src: v4([10, 0, 0, 1]), dst: v4([74, 125, 225, 99]), sport: 34844, dport: 8 << 8, l3: 2, l4: 1 };
+        assert_eq!(t.fmt_conntrack(), "src=10.0.0.1 dst=74.125.225.99 type=8 code=0 id=34844");
+        let mut a = [0u8; 16];
+        a[0] = 0x20;
+        a[1] = 0x01;
+        a[15] = 1;
+        let t6 = Tuple { src: a, dst: a, sport: 1, dport: 2, l3: 10, l4: 17 };
+        assert_eq!(t6.fmt_conntrack(), "src=2001::1 dst=2001::1 sport=1 dport=2");
+    }
+}
