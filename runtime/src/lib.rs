@@ -3,6 +3,7 @@
 //! tracking modelled on the kernel's nf_conntrack (`ct`).
 #![forbid(unsafe_code)]
 
+pub mod ct;
+pub mod defrag;
 pub mod pcap;
 pub mod wire;
-pub mod ct;

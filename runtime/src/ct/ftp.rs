@@ -35,7 +35,11 @@ impl FtpInfo {
             self.seq_aft_nl[dir][n] = nl_seq;
             self.seq_aft_nl_num[dir] += 1;
         } else {
-            let oldest = if before(self.seq_aft_nl[dir][0], self.seq_aft_nl[dir][1]) { 0 } else { 1 };
+            let oldest = if before(self.seq_aft_nl[dir][0], self.seq_aft_nl[dir][1]) {
+                0
+            } else {
+                1
+            };
             if before(self.seq_aft_nl[dir][oldest], nl_seq) {
                 self.seq_aft_nl[dir][oldest] = nl_seq;
             }
@@ -99,7 +103,9 @@ fn try_rfc959(data: &[u8], cmd: &mut FtpCmd, term: u8) -> usize {
 
 /// `try_rfc1123`: skip to the first digit, then `try_rfc959` without a terminator.
 fn try_rfc1123(data: &[u8], cmd: &mut FtpCmd) -> usize {
-    let Some(i) = data.iter().position(|c| c.is_ascii_digit()) else { return 0 };
+    let Some(i) = data.iter().position(|c| c.is_ascii_digit()) else {
+        return 0;
+    };
     try_rfc959(data.get(i..).unwrap_or(&[]), cmd, 0)
 }
 
@@ -192,13 +198,28 @@ enum Getnum {
 }
 
 /// `find_pattern`.
-fn find_pattern(data: &[u8], pattern: &[u8], skip: u8, term: u8, cmd: &mut FtpCmd, g: Getnum, ipv6: bool) -> i32 {
+fn find_pattern(
+    data: &[u8],
+    pattern: &[u8],
+    skip: u8,
+    term: u8,
+    cmd: &mut FtpCmd,
+    g: Getnum,
+    ipv6: bool,
+) -> i32 {
     let plen = pattern.len();
     let dlen = data.len();
     if dlen <= plen {
-        return if data.eq_ignore_ascii_case(pattern.get(..dlen).unwrap_or(&[])) { -1 } else { 0 };
+        return if data.eq_ignore_ascii_case(pattern.get(..dlen).unwrap_or(&[])) {
+            -1
+        } else {
+            0
+        };
     }
-    if !data.get(..plen).is_some_and(|d| d.eq_ignore_ascii_case(pattern)) {
+    if !data
+        .get(..plen)
+        .is_some_and(|d| d.eq_ignore_ascii_case(pattern))
+    {
         return 0;
     }
     let mut i = plen;
@@ -232,9 +253,15 @@ fn find_pattern(data: &[u8], pattern: &[u8], skip: u8, term: u8, cmd: &mut FtpCm
 /// (EPSV replies carry only a port).
 pub fn match_command(payload: &[u8], dir: usize, ipv6: bool, mut cmd: FtpCmd) -> FtpMatch {
     let table: [(&[u8], u8, u8, Getnum); 2] = if dir == 0 {
-        [(b"PORT", b' ', b'\r', Getnum::Rfc959), (b"EPRT", b' ', b'\r', Getnum::Eprt)]
+        [
+            (b"PORT", b' ', b'\r', Getnum::Rfc959),
+            (b"EPRT", b' ', b'\r', Getnum::Eprt),
+        ]
     } else {
-        [(b"227 ", 0, 0, Getnum::Rfc1123), (b"229 ", b'(', b')', Getnum::Epsv)]
+        [
+            (b"227 ", 0, 0, Getnum::Rfc1123),
+            (b"229 ", b'(', b')', Getnum::Epsv),
+        ]
     };
     for (pat, skip, term, g) in table {
         match find_pattern(payload, pat, skip, term, &mut cmd, g, ipv6) {
@@ -262,13 +289,27 @@ mod tests {
         let mut exp = base([10, 0, 0, 1]);
         exp.port = 1025;
         assert_eq!(m, FtpMatch::Found(exp));
-        let m = match_command(b"227 Entering Passive Mode (199,233,217,249,221,90).\r\n", 1, false, base([0; 4]));
+        let m = match_command(
+            b"227 Entering Passive Mode (199,233,217,249,221,90).\r\n",
+            1,
+            false,
+            base([0; 4]),
+        );
         let mut exp = base([199, 233, 217, 249]);
         exp.port = 221 * 256 + 90;
         assert_eq!(m, FtpMatch::Found(exp));
-        assert_eq!(match_command(b"port 1,2,3,4,5\r\n", 0, false, base([0; 4])), FtpMatch::Partial);
-        assert_eq!(match_command(b"POR", 0, false, base([0; 4])), FtpMatch::Partial);
-        assert_eq!(match_command(b"USER anonymous\r\n", 0, false, base([0; 4])), FtpMatch::None);
+        assert_eq!(
+            match_command(b"port 1,2,3,4,5\r\n", 0, false, base([0; 4])),
+            FtpMatch::Partial
+        );
+        assert_eq!(
+            match_command(b"POR", 0, false, base([0; 4])),
+            FtpMatch::Partial
+        );
+        assert_eq!(
+            match_command(b"USER anonymous\r\n", 0, false, base([0; 4])),
+            FtpMatch::None
+        );
     }
 
     #[test]
@@ -277,11 +318,29 @@ mod tests {
         let mut exp = base([132, 235, 1, 2]);
         exp.port = 6275;
         assert_eq!(m, FtpMatch::Found(exp));
-        let m = match_command(b"EPRT |2|2001:db8::1|5282|\r\n", 0, true, FtpCmd { addr: [0; 16], port: 0 });
-        let FtpMatch::Found(c) = m else { panic!("{m:?}") };
+        let m = match_command(
+            b"EPRT |2|2001:db8::1|5282|\r\n",
+            0,
+            true,
+            FtpCmd {
+                addr: [0; 16],
+                port: 0,
+            },
+        );
+        let FtpMatch::Found(c) = m else {
+            panic!("{m:?}")
+        };
         assert_eq!(c.port, 5282);
-        assert_eq!(Ipv6Addr::from(c.addr), "2001:db8::1".parse::<Ipv6Addr>().unwrap());
-        let m = match_command(b"229 Entering Extended Passive Mode (|||49374|)\r\n", 1, false, base([9, 9, 9, 9]));
+        assert_eq!(
+            Ipv6Addr::from(c.addr),
+            "2001:db8::1".parse::<Ipv6Addr>().unwrap()
+        );
+        let m = match_command(
+            b"229 Entering Extended Passive Mode (|||49374|)\r\n",
+            1,
+            false,
+            base([9, 9, 9, 9]),
+        );
         let mut exp = base([9, 9, 9, 9]);
         exp.port = 49374;
         assert_eq!(m, FtpMatch::Found(exp));

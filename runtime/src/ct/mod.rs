@@ -138,7 +138,9 @@ impl Default for Settings {
             checksum: true,
             acct: false,
             //            NONE SS   SR  ES      FW   CW  LA  TW   CL  S2   MAX IG RETRANS UNACK
-            tcp_timeouts: [0, 120, 60, 432_000, 120, 60, 30, 120, 10, 120, 0, 0, 300, 300],
+            tcp_timeouts: [
+                0, 120, 60, 432_000, 120, 60, 30, 120, 10, 120, 0, 0, 300, 300,
+            ],
             udp_timeout: 30,
             udp_timeout_stream: 120,
             icmp_timeout: 30,
@@ -271,7 +273,11 @@ fn get_l4proto(l3: &[u8]) -> Option<L4> {
             if dataoff < 20 || dataoff > l3.len() {
                 return None;
             }
-            Some(L4 { nfproto: NFPROTO_IPV4, proto: ip.protocol(), dataoff })
+            Some(L4 {
+                nfproto: NFPROTO_IPV4,
+                proto: ip.protocol(),
+                dataoff,
+            })
         }
         Some(6) => {
             let ip = Ipv6Packet::new_checked(l3).ok()?;
@@ -279,7 +285,11 @@ fn get_l4proto(l3: &[u8]) -> Option<L4> {
             if e.frag_off != 0 || e.l4proto == proto::NONE || e.l4proto == proto::FRAGMENT {
                 return None;
             }
-            Some(L4 { nfproto: NFPROTO_IPV6, proto: e.l4proto, dataoff: e.thoff })
+            Some(L4 {
+                nfproto: NFPROTO_IPV6,
+                proto: e.l4proto,
+                dataoff: e.thoff,
+            })
         }
         _ => None,
     }
@@ -288,17 +298,27 @@ fn get_l4proto(l3: &[u8]) -> Option<L4> {
 /// Pseudo-header partial sum for `nf_checksum`.
 fn pseudo_sum(l3: &[u8], nfproto: u8, l4proto: u8, len: usize) -> u32 {
     let mut s: u32 = 0;
-    let (a, b) = if nfproto == NFPROTO_IPV4 { (12, 20) } else { (8, 40) };
+    let (a, b) = if nfproto == NFPROTO_IPV4 {
+        (12, 20)
+    } else {
+        (8, 40)
+    };
     for c in l3.get(a..b).unwrap_or(&[]).chunks_exact(2) {
         s = s.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
     }
-    s.wrapping_add(u32::from(l4proto)).wrapping_add((len & 0xffff) as u32).wrapping_add((len >> 16) as u32)
+    s.wrapping_add(u32::from(l4proto))
+        .wrapping_add((len & 0xffff) as u32)
+        .wrapping_add((len >> 16) as u32)
 }
 
 /// True when the transport checksum is wrong.
 fn bad_l4_checksum(l3: &[u8], l4: &L4) -> bool {
     let seg = l3.get(l4.dataoff..).unwrap_or(&[]);
-    let init = if l4.proto == proto::ICMP { 0 } else { pseudo_sum(l3, l4.nfproto, l4.proto, seg.len()) };
+    let init = if l4.proto == proto::ICMP {
+        0
+    } else {
+        pseudo_sum(l3, l4.nfproto, l4.proto, seg.len())
+    };
     if l4.proto == proto::UDP && l4.nfproto == NFPROTO_IPV4 && crate::wire::be16(seg, 6) == 0 {
         return false;
     }
@@ -361,11 +381,15 @@ impl Conntrack {
     }
 
     fn conn(&self, id: ConnId) -> Option<&Conn> {
-        self.conns.get(id.idx as usize).filter(|c| c.live && c.generation == id.generation)
+        self.conns
+            .get(id.idx as usize)
+            .filter(|c| c.live && c.generation == id.generation)
     }
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.conns.get_mut(id.idx as usize).filter(|c| c.live && c.generation == id.generation)
+        self.conns
+            .get_mut(id.idx as usize)
+            .filter(|c| c.live && c.generation == id.generation)
     }
 
     fn bucket(&self, t: &Tuple, zone: u16) -> usize {
@@ -374,7 +398,11 @@ impl Conntrack {
     }
 
     fn tuple_of(c: &Conn, dir: usize) -> Tuple {
-        if dir == 0 { c.orig } else { c.orig.invert().unwrap_or(c.orig) }
+        if dir == 0 {
+            c.orig
+        } else {
+            c.orig.invert().unwrap_or(c.orig)
+        }
     }
 
     fn event(&mut self, kind: CtEventKind, idx: u32, now: u64) {
@@ -382,8 +410,18 @@ impl Conntrack {
             return;
         }
         if let Some(c) = self.conns.get(idx as usize) {
-            let tcp_state = if let L4State::Tcp(t) = c.l4 { t.state } else { 0 };
-            self.events.push(CtEvent { kind, ts_ns: now, orig: c.orig, status: c.status, tcp_state });
+            let tcp_state = if let L4State::Tcp(t) = c.l4 {
+                t.state
+            } else {
+                0
+            };
+            self.events.push(CtEvent {
+                kind,
+                ts_ns: now,
+                orig: c.orig,
+                status: c.status,
+                tcp_state,
+            });
         }
     }
 
@@ -402,9 +440,15 @@ impl Conntrack {
         while cur != NONE_IDX {
             let node = cur >> 1;
             let dir = (cur & 1) as usize;
-            let Some(c) = self.conns.get(node as usize) else { break };
+            let Some(c) = self.conns.get(node as usize) else {
+                break;
+            };
             if c.zone == zone {
-                let hit = if dir == 0 { c.orig == *t } else { inv.is_some_and(|i| c.orig == i) };
+                let hit = if dir == 0 {
+                    c.orig == *t
+                } else {
+                    inv.is_some_and(|i| c.orig == i)
+                };
                 if hit {
                     if Self::expired(c, now) {
                         expired.push(node);
@@ -424,7 +468,9 @@ impl Conntrack {
 
     fn link(&mut self, idx: u32) {
         for dir in 0..2 {
-            let Some(c) = self.conns.get(idx as usize) else { return };
+            let Some(c) = self.conns.get(idx as usize) else {
+                return;
+            };
             let t = Self::tuple_of(c, dir);
             let b = self.bucket(&t, c.zone);
             let head = self.heads.get(b).copied().unwrap_or(NONE_IDX);
@@ -439,7 +485,9 @@ impl Conntrack {
 
     fn unlink(&mut self, idx: u32) {
         for dir in 0..2 {
-            let Some(c) = self.conns.get(idx as usize) else { return };
+            let Some(c) = self.conns.get(idx as usize) else {
+                return;
+            };
             let t = Self::tuple_of(c, dir);
             let b = self.bucket(&t, c.zone);
             let me = idx << 1 | dir as u32;
@@ -448,7 +496,10 @@ impl Conntrack {
             let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
             while cur != NONE_IDX && cur != me {
                 prev = Some(cur);
-                cur = self.conns.get((cur >> 1) as usize).map_or(NONE_IDX, |c| c.next[(cur & 1) as usize]);
+                cur = self
+                    .conns
+                    .get((cur >> 1) as usize)
+                    .map_or(NONE_IDX, |c| c.next[(cur & 1) as usize]);
             }
             if cur != me {
                 continue;
@@ -473,7 +524,10 @@ impl Conntrack {
         let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
         while cur != NONE_IDX && n <= MAX_CHAINLEN {
             n += 1;
-            cur = self.conns.get((cur >> 1) as usize).map_or(NONE_IDX, |c| c.next[(cur & 1) as usize]);
+            cur = self
+                .conns
+                .get((cur >> 1) as usize)
+                .map_or(NONE_IDX, |c| c.next[(cur & 1) as usize]);
         }
         n
     }
@@ -489,7 +543,10 @@ impl Conntrack {
             self.free.push(idx);
             self.ftp.remove(&idx);
             if m != NONE_IDX
-                && let Some(mc) = self.conn_mut(ConnId { idx: m, generation: mg })
+                && let Some(mc) = self.conn_mut(ConnId {
+                    idx: m,
+                    generation: mg,
+                })
             {
                 mc.children = mc.children.saturating_sub(1);
             }
@@ -498,7 +555,9 @@ impl Conntrack {
 
     /// `nf_ct_delete`: unlink a confirmed entry, drop its expectations, emit DESTROY, free it.
     fn delete(&mut self, idx: u32, now: u64) {
-        let Some(c) = self.conns.get(idx as usize) else { return };
+        let Some(c) = self.conns.get(idx as usize) else {
+            return;
+        };
         if !c.live {
             return;
         }
@@ -509,7 +568,8 @@ impl Conntrack {
             self.event(CtEventKind::Destroy, idx, now);
         }
         let before = self.expects.len();
-        self.expects.retain(|e| !(e.master.idx == idx && e.master.generation == generation));
+        self.expects
+            .retain(|e| !(e.master.idx == idx && e.master.generation == generation));
         self.stats.expect_delete += (before - self.expects.len()) as u64;
         self.free_slot(idx);
     }
@@ -524,8 +584,12 @@ impl Conntrack {
             let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
             while cur != NONE_IDX {
                 let node = cur >> 1;
-                let Some(c) = self.conns.get(node as usize) else { break };
-                if Self::expired(c, now) || c.status & ips::ASSURED == 0 && c.status & ips::CONFIRMED != 0 {
+                let Some(c) = self.conns.get(node as usize) else {
+                    break;
+                };
+                if Self::expired(c, now)
+                    || c.status & ips::ASSURED == 0 && c.status & ips::CONFIRMED != 0
+                {
                     victims.push((node, c.status & ips::ASSURED == 0 && !Self::expired(c, now)));
                 }
                 cur = c.next[(cur & 1) as usize];
@@ -550,7 +614,10 @@ impl Conntrack {
 
     fn alloc(&mut self, orig: Tuple, zone: u16, now: u64) -> Option<u32> {
         self.count += 1;
-        if self.settings.max != 0 && self.count > self.settings.max && !self.early_drop(&orig, zone, now) {
+        if self.settings.max != 0
+            && self.count > self.settings.max
+            && !self.early_drop(&orig, zone, now)
+        {
             self.count -= 1;
             return None;
         }
@@ -607,7 +674,9 @@ impl Conntrack {
     }
 
     fn resolve_normal_ct(&mut self, l3: &[u8], l4: &L4, zone: u16, now: u64) -> Resolve {
-        let Some(t) = Tuple::from_packet(l3, l4.nfproto, l4.proto, l4.dataoff) else { return Resolve::Invalid };
+        let Some(t) = Tuple::from_packet(l3, l4.nfproto, l4.proto, l4.dataoff) else {
+            return Resolve::Invalid;
+        };
         let (idx, dir) = match self.find(&t, zone, now) {
             Some(x) => {
                 self.stats.found += 1;
@@ -622,7 +691,11 @@ impl Conntrack {
                     self.stats.drop += 1;
                     return Resolve::Drop;
                 };
-                let exp = if self.expects.is_empty() { None } else { self.find_expectation(&t, zone, now) };
+                let exp = if self.expects.is_empty() {
+                    None
+                } else {
+                    self.find_expectation(&t, zone, now)
+                };
                 if let Some(e) = exp {
                     let master_mark = self.conn(e.master).map_or(0, |m| m.mark);
                     if let Some(m) = self.conn_mut(e.master) {
@@ -641,7 +714,9 @@ impl Conntrack {
                 (idx, 0)
             }
         };
-        let Some(c) = self.conns.get(idx as usize) else { return Resolve::Invalid };
+        let Some(c) = self.conns.get(idx as usize) else {
+            return Resolve::Invalid;
+        };
         let ctinfo = if dir == 1 {
             CtInfo::EstablishedReply
         } else if c.status & ips::SEEN_REPLY != 0 {
@@ -651,7 +726,13 @@ impl Conntrack {
         } else {
             CtInfo::New
         };
-        Resolve::Ok(ConnId { idx, generation: c.generation }, ctinfo)
+        Resolve::Ok(
+            ConnId {
+                idx,
+                generation: c.generation,
+            },
+            ctinfo,
+        )
     }
 
     fn set_helper_idx(&mut self, idx: u32, h: Helper) {
@@ -665,7 +746,9 @@ impl Conntrack {
     /// `ct helper set`: attach a helper to the packet's still unconfirmed entry. False if there is none.
     pub fn set_helper(&mut self, nfct: &Nfct, h: Helper) -> bool {
         if let Nfct::Ct { id, .. } = nfct
-            && self.conn(*id).is_some_and(|c| c.status & ips::CONFIRMED == 0)
+            && self
+                .conn(*id)
+                .is_some_and(|c| c.status & ips::CONFIRMED == 0)
         {
             self.set_helper_idx(id.idx, h);
             return true;
@@ -683,19 +766,48 @@ impl Conntrack {
     }
 
     /// `nf_conntrack_inet_error`: RELATED via the embedded packet, or INVALID.
-    fn inet_error(&mut self, l3: &[u8], inner_off: usize, outer_daddr: [u8; 16], zone: u16, now: u64) -> Nfct {
-        let Some(inner) = l3.get(inner_off..) else { return Nfct::None };
-        let Some(il4) = get_l4proto_inner(inner) else { return Nfct::None };
-        let Some(orig) = Tuple::from_packet(inner, il4.nfproto, il4.proto, il4.dataoff) else { return Nfct::None };
-        let Some(inv) = orig.invert() else { return Nfct::None };
-        let Some((idx, dir)) = self.find(&inv, zone, now) else { return Nfct::None };
-        let Some(c) = self.conns.get(idx as usize) else { return Nfct::None };
+    fn inet_error(
+        &mut self,
+        l3: &[u8],
+        inner_off: usize,
+        outer_daddr: [u8; 16],
+        zone: u16,
+        now: u64,
+    ) -> Nfct {
+        let Some(inner) = l3.get(inner_off..) else {
+            return Nfct::None;
+        };
+        let Some(il4) = get_l4proto_inner(inner) else {
+            return Nfct::None;
+        };
+        let Some(orig) = Tuple::from_packet(inner, il4.nfproto, il4.proto, il4.dataoff) else {
+            return Nfct::None;
+        };
+        let Some(inv) = orig.invert() else {
+            return Nfct::None;
+        };
+        let Some((idx, dir)) = self.find(&inv, zone, now) else {
+            return Nfct::None;
+        };
+        let Some(c) = self.conns.get(idx as usize) else {
+            return Nfct::None;
+        };
         let td = Self::tuple_of(c, dir);
         if td.dst != outer_daddr {
             return Nfct::None;
         }
-        let ctinfo = if dir == 1 { CtInfo::RelatedReply } else { CtInfo::Related };
-        Nfct::Ct { id: ConnId { idx, generation: c.generation }, ctinfo }
+        let ctinfo = if dir == 1 {
+            CtInfo::RelatedReply
+        } else {
+            CtInfo::Related
+        };
+        Nfct::Ct {
+            id: ConnId {
+                idx,
+                generation: c.generation,
+            },
+            ctinfo,
+        }
     }
 
     fn refresh_acct(&mut self, idx: u32, dir: usize, len: usize, timeout_s: Option<u32>, now: u64) {
@@ -704,7 +816,11 @@ impl Conntrack {
                 && c.status & ips::FIXED_TIMEOUT == 0
             {
                 let extra = u64::from(t) * NS;
-                c.timeout = if c.status & ips::CONFIRMED != 0 { now + extra } else { extra };
+                c.timeout = if c.status & ips::CONFIRMED != 0 {
+                    now + extra
+                } else {
+                    extra
+                };
             }
             if let (Some(p), Some(b)) = (c.packets.get_mut(dir), c.bytes.get_mut(dir)) {
                 *p += 1;
@@ -817,7 +933,10 @@ impl Conntrack {
     }
 
     fn release_unconfirmed(&mut self, id: ConnId) {
-        if self.conn(id).is_some_and(|c| c.status & ips::CONFIRMED == 0) {
+        if self
+            .conn(id)
+            .is_some_and(|c| c.status & ips::CONFIRMED == 0)
+        {
             self.free_slot(id.idx);
         }
     }
@@ -830,11 +949,21 @@ impl Conntrack {
         *nfct = Nfct::None;
     }
 
-    fn l4_packet(&mut self, id: ConnId, ctinfo: CtInfo, l3: &[u8], l4: &L4, csum: bool, now: u64) -> L4Res {
+    fn l4_packet(
+        &mut self,
+        id: ConnId,
+        ctinfo: CtInfo,
+        l3: &[u8],
+        l4: &L4,
+        csum: bool,
+        now: u64,
+    ) -> L4Res {
         let dir = ctinfo.dir();
         let idx = id.idx;
         let len = l3.len();
-        let Some(c) = self.conns.get(idx as usize) else { return L4Res::Invalid };
+        let Some(c) = self.conns.get(idx as usize) else {
+            return L4Res::Invalid;
+        };
         let confirmed = c.status & ips::CONFIRMED != 0;
         let status = c.status;
         let th = l3.get(l4.dataoff..).unwrap_or(&[]);
@@ -874,7 +1003,11 @@ impl Conntrack {
                     seen_reply: status & ips::SEEN_REPLY != 0,
                     assured: status & ips::ASSURED != 0,
                     fixed_timeout: status & ips::FIXED_TIMEOUT != 0,
-                    expires_ns: if confirmed { c.timeout.saturating_sub(now) } else { c.timeout },
+                    expires_ns: if confirmed {
+                        c.timeout.saturating_sub(now)
+                    } else {
+                        c.timeout
+                    },
                 };
                 let v = tcp::tcp_packet(&mut tc, dir, &seg, &cx, &self.settings);
                 if let Some(c) = self.conns.get_mut(idx as usize) {
@@ -895,7 +1028,11 @@ impl Conntrack {
                         self.refresh_acct(idx, dir, len, None, now);
                         L4Res::KillAcct
                     }
-                    tcp::TcpVerdict::Refresh { timeout_s, assured, changed } => {
+                    tcp::TcpVerdict::Refresh {
+                        timeout_s,
+                        assured,
+                        changed,
+                    } => {
                         if changed && confirmed {
                             self.event(CtEventKind::Update, idx, now);
                         }
@@ -977,35 +1114,57 @@ impl Conntrack {
 
     /// `nf_confirm` at INPUT / POSTROUTING: runs the entry's helper, then `__nf_conntrack_confirm`.
     pub fn confirm(&mut self, l3: &[u8], now: u64, nfct: &mut Nfct) -> Verdict {
-        let Nfct::Ct { id, ctinfo } = *nfct else { return Verdict::Accept };
-        let Some(c) = self.conn(id) else { return Verdict::Accept };
-        if c.helper == Helper::Ftp as u8 && ctinfo != CtInfo::RelatedReply && self.ftp_help(id, ctinfo, l3, now) {
+        let Nfct::Ct { id, ctinfo } = *nfct else {
+            return Verdict::Accept;
+        };
+        let Some(c) = self.conn(id) else {
+            return Verdict::Accept;
+        };
+        if c.helper == Helper::Ftp as u8
+            && ctinfo != CtInfo::RelatedReply
+            && self.ftp_help(id, ctinfo, l3, now)
+        {
             self.stats.drop += 1;
             self.release(nfct);
             return Verdict::Drop;
         }
-        let Some(c) = self.conn(id) else { return Verdict::Accept };
+        let Some(c) = self.conn(id) else {
+            return Verdict::Accept;
+        };
         if c.status & ips::CONFIRMED != 0 || ctinfo.dir() != 0 {
             return Verdict::Accept;
         }
         // __nf_conntrack_confirm
         let t0 = c.orig;
         let zone = c.zone;
-        let Some(t1) = t0.invert() else { return Verdict::Accept };
-        let clash = self.find(&t0, zone, now).or_else(|| self.find(&t1, zone, now));
+        let Some(t1) = t0.invert() else {
+            return Verdict::Accept;
+        };
+        let clash = self
+            .find(&t0, zone, now)
+            .or_else(|| self.find(&t1, zone, now));
         if let Some((other, _)) = clash {
             let is_udp = matches!(t0.l4, proto::UDP | proto::UDPLITE);
             if is_udp && let Some(oc) = self.conns.get(other as usize) {
                 // Same tuples: adopt the existing entry (nf_ct_resolve_clash).
                 let og = oc.generation;
-                let (p, b) = self.conns.get(id.idx as usize).map_or((0, 0), |c| (c.packets[0], c.bytes[0]));
+                let (p, b) = self
+                    .conns
+                    .get(id.idx as usize)
+                    .map_or((0, 0), |c| (c.packets[0], c.bytes[0]));
                 if let Some(oc) = self.conns.get_mut(other as usize) {
                     oc.packets[0] += p;
                     oc.bytes[0] += b;
                 }
                 self.free_slot(id.idx);
                 self.stats.clash_resolve += 1;
-                *nfct = Nfct::Ct { id: ConnId { idx: other, generation: og }, ctinfo };
+                *nfct = Nfct::Ct {
+                    id: ConnId {
+                        idx: other,
+                        generation: og,
+                    },
+                    ctinfo,
+                };
                 return Verdict::Accept;
             }
             self.stats.insert_failed += 1;
@@ -1031,7 +1190,15 @@ impl Conntrack {
         };
         self.link(id.idx);
         self.stats.insert += 1;
-        self.event(if has_master { CtEventKind::Related } else { CtEventKind::New }, id.idx, now);
+        self.event(
+            if has_master {
+                CtEventKind::Related
+            } else {
+                CtEventKind::New
+            },
+            id.idx,
+            now,
+        );
         Verdict::Accept
     }
 
@@ -1041,8 +1208,12 @@ impl Conntrack {
             return false;
         }
         let dir = ctinfo.dir();
-        let Some(l4) = get_l4proto(l3) else { return false };
-        let Some(th) = l3.get(l4.dataoff..) else { return false };
+        let Some(l4) = get_l4proto(l3) else {
+            return false;
+        };
+        let Some(th) = l3.get(l4.dataoff..) else {
+            return false;
+        };
         if th.len() < 20 {
             return false;
         }
@@ -1062,7 +1233,10 @@ impl Conntrack {
         let mut info = self.ftp.get(&id.idx).copied().unwrap_or_default();
         let mut drop = false;
         if info.find_nl_seq(seq, dir) {
-            let base = ftp::FtpCmd { addr: tdir.src, port: 0 };
+            let base = ftp::FtpCmd {
+                addr: tdir.src,
+                port: 0,
+            };
             match ftp::match_command(data, dir, orig.l3 == NFPROTO_IPV6, base) {
                 ftp::FtpMatch::Partial => {
                     // NF_DROP without updating the newline memory.
@@ -1103,7 +1277,11 @@ impl Conntrack {
     /// `nf_ct_expect_related` with the FTP policy (max_expected 1, replace identical, global expect_max).
     fn expect_related(&mut self, exp: Expect, now: u64) -> bool {
         self.expects.retain(|e| e.expires > now);
-        if let Some(pos) = self.expects.iter().position(|e| e.tuple == exp.tuple && e.zone == exp.zone) {
+        if let Some(pos) = self
+            .expects
+            .iter()
+            .position(|e| e.tuple == exp.tuple && e.zone == exp.zone)
+        {
             if self.expects[pos].master != exp.master {
                 return false;
             }
@@ -1126,7 +1304,11 @@ impl Conntrack {
     pub fn gc(&mut self, now: u64) -> usize {
         let mut n = 0;
         for i in 0..self.conns.len() as u32 {
-            if self.conns.get(i as usize).is_some_and(|c| c.live && Self::expired(c, now)) {
+            if self
+                .conns
+                .get(i as usize)
+                .is_some_and(|c| c.live && Self::expired(c, now))
+            {
                 self.delete(i, now);
                 n += 1;
             }
@@ -1147,7 +1329,11 @@ impl Conntrack {
             p.ct_mark = c.mark;
             p.ct_direction = ctinfo.dir() as u8;
             p.ct_zone = c.zone;
-            let rem = if c.status & ips::CONFIRMED != 0 { c.timeout.saturating_sub(now) } else { c.timeout };
+            let rem = if c.status & ips::CONFIRMED != 0 {
+                c.timeout.saturating_sub(now)
+            } else {
+                c.timeout
+            };
             p.ct_expiration_ms = (rem / 1_000_000).min(u64::from(u32::MAX)) as u32;
             p.ct_id = id.idx ^ id.generation.rotate_left(16);
             p.ct_helper = [0; nfr_vm::pkt::NF_CT_HELPER_NAME_LEN];
@@ -1163,7 +1349,10 @@ impl Conntrack {
 
     /// Number of confirmed, unexpired entries.
     pub fn len(&self, now: u64) -> usize {
-        self.conns.iter().filter(|c| c.live && c.status & ips::CONFIRMED != 0 && !Self::expired(c, now)).count()
+        self.conns
+            .iter()
+            .filter(|c| c.live && c.status & ips::CONFIRMED != 0 && !Self::expired(c, now))
+            .count()
     }
 
     pub fn is_empty(&self, now: u64) -> bool {
@@ -1177,14 +1366,22 @@ impl Conntrack {
             .conns
             .iter()
             .filter(|c| {
-                c.live && c.status & ips::CONFIRMED != 0 && c.status & ips::NAT_CLASH == 0 && !Self::expired(c, now)
+                c.live
+                    && c.status & ips::CONFIRMED != 0
+                    && c.status & ips::NAT_CLASH == 0
+                    && !Self::expired(c, now)
             })
             .collect();
         v.sort_by_key(|c| c.generation);
         for c in v {
             let t0 = c.orig;
             let t1 = Self::tuple_of(c, 1);
-            let mut l = format!("{:<8} {} {} ", t0.proto_name(), t0.l4, (c.timeout - now) / NS);
+            let mut l = format!(
+                "{:<8} {} {} ",
+                t0.proto_name(),
+                t0.l4,
+                (c.timeout - now) / NS
+            );
             if let L4State::Tcp(t) = c.l4 {
                 l.push_str(tcp::state_name(t.state));
                 l.push(' ');
@@ -1240,7 +1437,11 @@ fn get_l4proto_inner(inner: &[u8]) -> Option<L4> {
             if dataoff > inner.len() {
                 return None;
             }
-            Some(L4 { nfproto: NFPROTO_IPV4, proto: ip.protocol(), dataoff })
+            Some(L4 {
+                nfproto: NFPROTO_IPV4,
+                proto: ip.protocol(),
+                dataoff,
+            })
         }
         Some(6) => {
             if inner.len() < 40 {
@@ -1252,7 +1453,11 @@ fn get_l4proto_inner(inner: &[u8]) -> Option<L4> {
             if e.frag_off != 0 || e.l4proto == proto::NONE || e.l4proto == proto::FRAGMENT {
                 return None;
             }
-            Some(L4 { nfproto: NFPROTO_IPV6, proto: e.l4proto, dataoff: e.thoff })
+            Some(L4 {
+                nfproto: NFPROTO_IPV6,
+                proto: e.l4proto,
+                dataoff: e.thoff,
+            })
         }
         _ => None,
     }

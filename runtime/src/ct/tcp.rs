@@ -161,7 +161,10 @@ impl Seg<'_> {
     }
     /// `segment_seq_plus_len`.
     pub fn end(&self) -> u32 {
-        self.seq.wrapping_add(self.payload_len).wrapping_add(u32::from(self.syn())).wrapping_add(u32::from(self.fin()))
+        self.seq
+            .wrapping_add(self.payload_len)
+            .wrapping_add(u32::from(self.syn()))
+            .wrapping_add(u32::from(self.fin()))
     }
 }
 
@@ -170,7 +173,11 @@ pub fn conntrack_index(flags: u8) -> u8 {
     if flags & F::RST != 0 {
         TCP_RST_SET
     } else if flags & F::SYN != 0 {
-        if flags & F::ACK != 0 { TCP_SYNACK_SET } else { TCP_SYN_SET }
+        if flags & F::ACK != 0 {
+            TCP_SYNACK_SET
+        } else {
+            TCP_SYN_SET
+        }
     } else if flags & F::FIN != 0 {
         TCP_FIN_SET
     } else if flags & F::ACK != 0 {
@@ -192,7 +199,10 @@ pub fn valid_flags(flags: u8) -> bool {
     const FIN_ACK_URG: u8 = F::FIN | F::ACK | F::URG;
     const ACK: u8 = F::ACK;
     const ACK_URG: u8 = F::ACK | F::URG;
-    matches!(f, SYN | SYN_URG | SYN_ACK | RST | RST_ACK | FIN_ACK | FIN_ACK_URG | ACK | ACK_URG)
+    matches!(
+        f,
+        SYN | SYN_URG | SYN_ACK | RST | RST_ACK | FIN_ACK | FIN_ACK_URG | ACK | ACK_URG
+    )
 }
 
 #[inline]
@@ -323,7 +333,8 @@ fn tcp_init_sender(ct: &mut TcpCt, dir: usize, seg: &Seg<'_>, end: u32, win: u32
     sender.td_maxwin = if win == 0 { 1 } else { win };
     tcp_options(seg.options, sender);
     if dir == 1
-        && !(sender.flags & IP_CT_TCP_FLAG_WINDOW_SCALE != 0 && receiver.flags & IP_CT_TCP_FLAG_WINDOW_SCALE != 0)
+        && !(sender.flags & IP_CT_TCP_FLAG_WINDOW_SCALE != 0
+            && receiver.flags & IP_CT_TCP_FLAG_WINDOW_SCALE != 0)
     {
         sender.td_scale = 0;
         receiver.td_scale = 0;
@@ -336,15 +347,29 @@ fn split(ct: &mut TcpCt, dir: usize) -> (&mut TcpDir, &mut TcpDir) {
 }
 
 fn log_invalid(sender_flags: u8, settings: &Settings, ret: WinAction) -> WinAction {
-    if sender_flags & IP_CT_TCP_FLAG_BE_LIBERAL != 0 || settings.tcp_be_liberal { WinAction::Accept } else { ret }
+    if sender_flags & IP_CT_TCP_FLAG_BE_LIBERAL != 0 || settings.tcp_be_liberal {
+        WinAction::Accept
+    } else {
+        ret
+    }
 }
 
 fn maxackwindow(s: &TcpDir) -> u32 {
-    if s.td_maxwin > MAXACKWINCONST { s.td_maxwin } else { MAXACKWINCONST }
+    if s.td_maxwin > MAXACKWINCONST {
+        s.td_maxwin
+    } else {
+        MAXACKWINCONST
+    }
 }
 
 /// `tcp_in_window`.
-fn tcp_in_window(ct: &mut TcpCt, dir: usize, index: u8, seg: &Seg<'_>, settings: &Settings) -> WinAction {
+fn tcp_in_window(
+    ct: &mut TcpCt,
+    dir: usize,
+    index: u8,
+    seg: &Seg<'_>,
+    settings: &Settings,
+) -> WinAction {
     let ct_state = ct.state;
     let mut seq = seg.seq;
     let mut ack = seg.ack;
@@ -376,7 +401,10 @@ fn tcp_in_window(ct: &mut TcpCt, dir: usize, index: u8, seg: &Seg<'_>, settings:
                 receiver.td_end = receiver.td_end.wrapping_add(1);
             }
         }
-    } else if seg.syn() && after(end, ct.seen[dir].td_end) && (ct_state == SYN_SENT || ct_state == SYN_RECV) {
+    } else if seg.syn()
+        && after(end, ct.seen[dir].td_end)
+        && (ct_state == SYN_SENT || ct_state == SYN_RECV)
+    {
         tcp_init_sender(ct, dir, seg, end, win);
         if dir == 1 && !seg.ack_f() {
             return WinAction::Accept;
@@ -397,10 +425,26 @@ fn tcp_in_window(ct: &mut TcpCt, dir: usize, index: u8, seg: &Seg<'_>, settings:
     let seq_ok = before(seq, sender.td_maxend.wrapping_add(1));
     if !seq_ok {
         let overshot = end.wrapping_sub(sender.td_maxend).wrapping_add(1);
-        let ack_ok = after(sack, receiver.td_end.wrapping_sub(maxackwindow(sender)).wrapping_sub(1));
+        let ack_ok = after(
+            sack,
+            receiver
+                .td_end
+                .wrapping_sub(maxackwindow(sender))
+                .wrapping_sub(1),
+        );
         let in_recv_win = receiver.td_maxwin != 0
-            && after(end, sender.td_end.wrapping_sub(receiver.td_maxwin).wrapping_sub(1));
-        if in_recv_win && ack_ok && overshot <= receiver.td_maxwin && before(sack, receiver.td_end.wrapping_add(1)) {
+            && after(
+                end,
+                sender
+                    .td_end
+                    .wrapping_sub(receiver.td_maxwin)
+                    .wrapping_sub(1),
+            );
+        if in_recv_win
+            && ack_ok
+            && overshot <= receiver.td_maxwin
+            && before(sack, receiver.td_end.wrapping_add(1))
+        {
             sender.td_end = end;
             sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED;
             return log_invalid(sender.flags, settings, WinAction::Ignore);
@@ -412,12 +456,24 @@ fn tcp_in_window(ct: &mut TcpCt, dir: usize, index: u8, seg: &Seg<'_>, settings:
         return log_invalid(sender.flags, settings, WinAction::Invalid);
     }
 
-    let in_recv_win =
-        receiver.td_maxwin == 0 || after(end, sender.td_end.wrapping_sub(receiver.td_maxwin).wrapping_sub(1));
+    let in_recv_win = receiver.td_maxwin == 0
+        || after(
+            end,
+            sender
+                .td_end
+                .wrapping_sub(receiver.td_maxwin)
+                .wrapping_sub(1),
+        );
     if !in_recv_win {
         return log_invalid(sender.flags, settings, WinAction::Ignore);
     }
-    if !after(sack, receiver.td_end.wrapping_sub(maxackwindow(sender)).wrapping_sub(1)) {
+    if !after(
+        sack,
+        receiver
+            .td_end
+            .wrapping_sub(maxackwindow(sender))
+            .wrapping_sub(1),
+    ) {
         return log_invalid(sender.flags, settings, WinAction::Ignore);
     }
 
@@ -443,7 +499,9 @@ fn tcp_in_window(ct: &mut TcpCt, dir: usize, index: u8, seg: &Seg<'_>, settings:
     }
 
     if receiver.td_maxwin != 0 && after(end, sender.td_maxend) {
-        receiver.td_maxwin = receiver.td_maxwin.wrapping_add(end.wrapping_sub(sender.td_maxend));
+        receiver.td_maxwin = receiver
+            .td_maxwin
+            .wrapping_add(end.wrapping_sub(sender.td_maxend));
     }
     if after(sack.wrapping_add(win), receiver.td_maxend.wrapping_sub(1)) {
         receiver.td_maxend = sack.wrapping_add(win);
@@ -487,7 +545,11 @@ pub enum TcpVerdict {
     /// `nf_ct_kill_acct`: account, then delete (RST before any reply).
     KillAcct,
     /// `nf_ct_refresh_acct` with this timeout; `assured`: set IPS_ASSURED now; `changed`: the state moved.
-    Refresh { timeout_s: u32, assured: bool, changed: bool },
+    Refresh {
+        timeout_s: u32,
+        assured: bool,
+        changed: bool,
+    },
 }
 
 /// Connection facts the tracker needs from the core.
@@ -511,7 +573,19 @@ pub fn can_early_drop(ct: &TcpCt) -> bool {
 }
 
 /// `nf_conntrack_tcp_packet` after `tcp_error` and `tcp_new` (the caller ran those). `dir`: 0 original, 1 reply.
-pub fn tcp_packet(ct: &mut TcpCt, dir: usize, seg: &Seg<'_>, cx: &TcpCtx, settings: &Settings) -> TcpVerdict {
+// The branches mirror the kernel's switch / break structure one to one; keep them that way.
+#[allow(
+    clippy::collapsible_match,
+    clippy::collapsible_if,
+    clippy::if_same_then_else
+)]
+pub fn tcp_packet(
+    ct: &mut TcpCt,
+    dir: usize,
+    seg: &Seg<'_>,
+    cx: &TcpCtx,
+    settings: &Settings,
+) -> TcpVerdict {
     let old_state0 = ct.state;
     let mut old_state = old_state0;
     let index = conntrack_index(seg.flags);
@@ -525,7 +599,8 @@ pub fn tcp_packet(ct: &mut TcpCt, dir: usize, seg: &Seg<'_>, cx: &TcpCtx, settin
             if new_state == SYN_SENT {
                 if old_state < TIME_WAIT {
                     handled = true; // plain SYN transition, go on to the window check
-                } else if (ct.seen[dir].flags | ct.seen[other].flags) & IP_CT_TCP_FLAG_CLOSE_INIT != 0
+                } else if (ct.seen[dir].flags | ct.seen[other].flags) & IP_CT_TCP_FLAG_CLOSE_INIT
+                    != 0
                     || (usize::from(ct.last_dir) == dir && ct.last_index == TCP_RST_SET)
                 {
                     return TcpVerdict::Repeat;
@@ -543,7 +618,11 @@ pub fn tcp_packet(ct: &mut TcpCt, dir: usize, seg: &Seg<'_>, cx: &TcpCtx, settin
                     let ld = usize::from(ct.last_dir.min(1));
                     ct.seen[ld].td_end = ct.last_end;
                     ct.seen[ld].td_maxend = ct.last_end;
-                    ct.seen[ld].td_maxwin = if ct.last_win == 0 { 1 } else { u32::from(ct.last_win) };
+                    ct.seen[ld].td_maxwin = if ct.last_win == 0 {
+                        1
+                    } else {
+                        u32::from(ct.last_win)
+                    };
                     ct.seen[ld].td_scale = ct.last_wscale;
                     ct.last_flags &= !IP_CT_EXP_CHALLENGE_ACK;
                     ct.seen[ld].flags = ct.last_flags;
@@ -583,7 +662,11 @@ pub fn tcp_packet(ct: &mut TcpCt, dir: usize, seg: &Seg<'_>, cx: &TcpCtx, settin
                 }
             }
         }
-        MAX => return TcpVerdict::Invalid { lower_timeout_s: None },
+        MAX => {
+            return TcpVerdict::Invalid {
+                lower_timeout_s: None,
+            };
+        }
         TIME_WAIT => {
             if old_state == LAST_ACK
                 && index == TCP_ACK_SET
@@ -597,7 +680,8 @@ pub fn tcp_packet(ct: &mut TcpCt, dir: usize, seg: &Seg<'_>, cx: &TcpCtx, settin
         }
         SYN_SENT2 => ct.last_flags |= IP_CT_TCP_SIMULTANEOUS_OPEN,
         SYN_RECV => {
-            if dir == 1 && index == TCP_ACK_SET && ct.last_flags & IP_CT_TCP_SIMULTANEOUS_OPEN != 0 {
+            if dir == 1 && index == TCP_ACK_SET && ct.last_flags & IP_CT_TCP_SIMULTANEOUS_OPEN != 0
+            {
                 new_state = ESTABLISHED;
             }
         }
@@ -607,14 +691,20 @@ pub fn tcp_packet(ct: &mut TcpCt, dir: usize, seg: &Seg<'_>, cx: &TcpCtx, settin
                     skip_window = true;
                 } else {
                     let mut brk = false;
-                    if ct.seen[other].flags & IP_CT_TCP_FLAG_MAXACK_SET != 0 && ct.last_index != TCP_SYN_SET {
+                    if ct.seen[other].flags & IP_CT_TCP_FLAG_MAXACK_SET != 0
+                        && ct.last_index != TCP_SYN_SET
+                    {
                         let seq = seg.seq;
                         let established = ct.state == ESTABLISHED && cx.assured;
                         if seq == 0 && !established {
                             brk = true;
                         } else {
-                            if before(seq, ct.seen[other].td_maxack) && !settings.tcp_ignore_invalid_rst {
-                                return TcpVerdict::Invalid { lower_timeout_s: None };
+                            if before(seq, ct.seen[other].td_maxack)
+                                && !settings.tcp_ignore_invalid_rst
+                            {
+                                return TcpVerdict::Invalid {
+                                    lower_timeout_s: None,
+                                };
                             }
                             if !established || seq == ct.seen[other].td_maxack {
                                 brk = true;
@@ -654,7 +744,8 @@ pub fn tcp_packet(ct: &mut TcpCt, dir: usize, seg: &Seg<'_>, cx: &TcpCtx, settin
             WinAction::Invalid => {
                 // nf_tcp_handle_invalid
                 let mut lower = None;
-                if cx.assured && !cx.fixed_timeout && (index == TCP_RST_SET || index == TCP_FIN_SET) {
+                if cx.assured && !cx.fixed_timeout && (index == TCP_RST_SET || index == TCP_FIN_SET)
+                {
                     if usize::from(ct.last_dir) != dir
                         && (ct.last_index == TCP_FIN_SET || ct.last_index == TCP_RST_SET)
                     {
@@ -668,7 +759,9 @@ pub fn tcp_packet(ct: &mut TcpCt, dir: usize, seg: &Seg<'_>, cx: &TcpCtx, settin
                         ct.last_dir = dir as u8;
                     }
                 }
-                return TcpVerdict::Invalid { lower_timeout_s: lower };
+                return TcpVerdict::Invalid {
+                    lower_timeout_s: lower,
+                };
             }
             WinAction::Accept => {}
         }
@@ -708,10 +801,17 @@ pub fn tcp_packet(ct: &mut TcpCt, dir: usize, seg: &Seg<'_>, cx: &TcpCtx, settin
         if new_state == ESTABLISHED && timeout > t[usize::from(UNACK)] {
             timeout = t[usize::from(UNACK)];
         }
-    } else if !cx.assured && (old_state == SYN_RECV || old_state == ESTABLISHED) && new_state == ESTABLISHED {
+    } else if !cx.assured
+        && (old_state == SYN_RECV || old_state == ESTABLISHED)
+        && new_state == ESTABLISHED
+    {
         assured = true;
     }
-    TcpVerdict::Refresh { timeout_s: timeout, assured, changed }
+    TcpVerdict::Refresh {
+        timeout_s: timeout,
+        assured,
+        changed,
+    }
 }
 
 #[cfg(test)]
@@ -719,17 +819,35 @@ mod tests {
     use super::*;
 
     fn seg(seq: u32, ack: u32, flags: u8, len: u32) -> Seg<'static> {
-        Seg { seq, ack, flags, win: 65535, payload_len: len, options: &[] }
+        Seg {
+            seq,
+            ack,
+            flags,
+            win: 65535,
+            payload_len: len,
+            options: &[],
+        }
     }
 
     fn cx(seen_reply: bool, assured: bool) -> TcpCtx {
-        TcpCtx { confirmed: true, seen_reply, assured, fixed_timeout: false, expires_ns: 100_000_000_000 }
+        TcpCtx {
+            confirmed: true,
+            seen_reply,
+            assured,
+            fixed_timeout: false,
+            expires_ns: 100_000_000_000,
+        }
     }
 
     #[test]
     fn flags_and_index() {
         assert!(valid_flags(F::SYN) && valid_flags(F::SYN | F::ACK | F::PSH | F::ECE));
-        assert!(!valid_flags(F::FIN) && !valid_flags(0) && !valid_flags(F::SYN | F::FIN) && !valid_flags(0xff));
+        assert!(
+            !valid_flags(F::FIN)
+                && !valid_flags(0)
+                && !valid_flags(F::SYN | F::FIN)
+                && !valid_flags(0xff)
+        );
         assert_eq!(conntrack_index(F::RST | F::SYN), TCP_RST_SET);
         assert_eq!(conntrack_index(F::SYN | F::FIN | F::ACK), TCP_SYNACK_SET);
         assert_eq!(conntrack_index(F::FIN | F::ACK), TCP_FIN_SET);
@@ -742,30 +860,92 @@ mod tests {
         let mut ct = TcpCt::default();
         let syn = seg(1000, 0, F::SYN, 0);
         assert!(tcp_new(&mut ct, &syn, &s));
-        let v = tcp_packet(&mut ct, 0, &syn, &TcpCtx { confirmed: false, ..cx(false, false) }, &s);
-        assert_eq!(v, TcpVerdict::Refresh { timeout_s: 120, assured: false, changed: true });
+        let v = tcp_packet(
+            &mut ct,
+            0,
+            &syn,
+            &TcpCtx {
+                confirmed: false,
+                ..cx(false, false)
+            },
+            &s,
+        );
+        assert_eq!(
+            v,
+            TcpVerdict::Refresh {
+                timeout_s: 120,
+                assured: false,
+                changed: true
+            }
+        );
         assert_eq!(ct.state, SYN_SENT);
-        let v = tcp_packet(&mut ct, 1, &seg(5000, 1001, F::SYN | F::ACK, 0), &cx(false, false), &s);
+        let v = tcp_packet(
+            &mut ct,
+            1,
+            &seg(5000, 1001, F::SYN | F::ACK, 0),
+            &cx(false, false),
+            &s,
+        );
         assert!(matches!(v, TcpVerdict::Refresh { timeout_s: 60, .. }));
         assert_eq!(ct.state, SYN_RECV);
-        let v = tcp_packet(&mut ct, 0, &seg(1001, 5001, F::ACK, 0), &cx(true, false), &s);
-        assert_eq!(v, TcpVerdict::Refresh { timeout_s: 432000, assured: true, changed: true });
+        let v = tcp_packet(
+            &mut ct,
+            0,
+            &seg(1001, 5001, F::ACK, 0),
+            &cx(true, false),
+            &s,
+        );
+        assert_eq!(
+            v,
+            TcpVerdict::Refresh {
+                timeout_s: 432000,
+                assured: true,
+                changed: true
+            }
+        );
         // data, unacked → UNACK timeout
-        let v = tcp_packet(&mut ct, 0, &seg(1001, 5001, F::ACK | F::PSH, 100), &cx(true, true), &s);
+        let v = tcp_packet(
+            &mut ct,
+            0,
+            &seg(1001, 5001, F::ACK | F::PSH, 100),
+            &cx(true, true),
+            &s,
+        );
         assert!(matches!(v, TcpVerdict::Refresh { timeout_s: 300, .. }));
         let v = tcp_packet(&mut ct, 1, &seg(5001, 1101, F::ACK, 0), &cx(true, true), &s);
-        assert!(matches!(v, TcpVerdict::Refresh { timeout_s: 432000, .. }));
+        assert!(matches!(
+            v,
+            TcpVerdict::Refresh {
+                timeout_s: 432000,
+                ..
+            }
+        ));
         // close
-        tcp_packet(&mut ct, 0, &seg(1101, 5001, F::FIN | F::ACK, 0), &cx(true, true), &s);
+        tcp_packet(
+            &mut ct,
+            0,
+            &seg(1101, 5001, F::FIN | F::ACK, 0),
+            &cx(true, true),
+            &s,
+        );
         assert_eq!(ct.state, FIN_WAIT);
         assert!(ct.seen[0].flags & IP_CT_TCP_FLAG_CLOSE_INIT != 0);
-        tcp_packet(&mut ct, 1, &seg(5001, 1102, F::FIN | F::ACK, 0), &cx(true, true), &s);
+        tcp_packet(
+            &mut ct,
+            1,
+            &seg(5001, 1102, F::FIN | F::ACK, 0),
+            &cx(true, true),
+            &s,
+        );
         assert_eq!(ct.state, LAST_ACK);
         let v = tcp_packet(&mut ct, 0, &seg(1102, 5002, F::ACK, 0), &cx(true, true), &s);
         assert_eq!(ct.state, TIME_WAIT);
         assert!(matches!(v, TcpVerdict::Refresh { timeout_s: 120, .. }));
         // A new SYN on TIME_WAIT after a FIN: re-open.
-        assert_eq!(tcp_packet(&mut ct, 0, &seg(9000, 0, F::SYN, 0), &cx(true, true), &s), TcpVerdict::Repeat);
+        assert_eq!(
+            tcp_packet(&mut ct, 0, &seg(9000, 0, F::SYN, 0), &cx(true, true), &s),
+            TcpVerdict::Repeat
+        );
     }
 
     #[test]
@@ -775,28 +955,51 @@ mod tests {
         assert!(!tcp_new(&mut ct, &seg(1, 1, F::SYN | F::ACK, 0), &s));
         assert!(!tcp_new(&mut ct, &seg(1, 1, F::RST, 0), &s));
         assert!(!tcp_new(&mut ct, &seg(1, 1, F::FIN | F::ACK, 0), &s));
-        let loose_off = Settings { tcp_loose: false, ..Settings::default() };
+        let loose_off = Settings {
+            tcp_loose: false,
+            ..Settings::default()
+        };
         assert!(!tcp_new(&mut ct, &seg(1, 1, F::ACK, 0), &loose_off));
         // Pickup.
         let ack = seg(1, 1, F::ACK, 10);
         assert!(tcp_new(&mut ct, &ack, &s));
-        assert_eq!(ct.seen[1].flags, IP_CT_TCP_FLAG_SACK_PERM | IP_CT_TCP_FLAG_BE_LIBERAL);
-        let v = tcp_packet(&mut ct, 0, &ack, &TcpCtx { confirmed: false, ..cx(false, false) }, &s);
+        assert_eq!(
+            ct.seen[1].flags,
+            IP_CT_TCP_FLAG_SACK_PERM | IP_CT_TCP_FLAG_BE_LIBERAL
+        );
+        let v = tcp_packet(
+            &mut ct,
+            0,
+            &ack,
+            &TcpCtx {
+                confirmed: false,
+                ..cx(false, false)
+            },
+            &s,
+        );
         assert!(matches!(v, TcpVerdict::Refresh { timeout_s: 300, .. }));
         // SYN then RST in the original direction before any reply: kill.
         let mut ct = TcpCt::default();
         let syn = seg(100, 0, F::SYN, 0);
         tcp_new(&mut ct, &syn, &s);
         tcp_packet(&mut ct, 0, &syn, &cx(false, false), &s);
-        assert_eq!(tcp_packet(&mut ct, 0, &syn, &cx(false, false), &s), TcpVerdict::AcceptNoRefresh);
-        assert_eq!(tcp_packet(&mut ct, 0, &seg(101, 0, F::RST, 0), &cx(false, false), &s), TcpVerdict::KillAcct);
+        assert_eq!(
+            tcp_packet(&mut ct, 0, &syn, &cx(false, false), &s),
+            TcpVerdict::AcceptNoRefresh
+        );
+        assert_eq!(
+            tcp_packet(&mut ct, 0, &seg(101, 0, F::RST, 0), &cx(false, false), &s),
+            TcpVerdict::KillAcct
+        );
         // An ACK from the original side in SYN_SENT is invalid.
         let mut ct = TcpCt::default();
         tcp_new(&mut ct, &syn, &s);
         tcp_packet(&mut ct, 0, &syn, &cx(false, false), &s);
         assert_eq!(
             tcp_packet(&mut ct, 0, &seg(101, 1, F::ACK, 0), &cx(false, false), &s),
-            TcpVerdict::Invalid { lower_timeout_s: None }
+            TcpVerdict::Invalid {
+                lower_timeout_s: None
+            }
         );
     }
 
@@ -807,22 +1010,59 @@ mod tests {
         let syn = seg(1000, 0, F::SYN, 0);
         tcp_new(&mut ct, &syn, &s);
         tcp_packet(&mut ct, 0, &syn, &cx(false, false), &s);
-        tcp_packet(&mut ct, 1, &seg(5000, 1001, F::SYN | F::ACK, 0), &cx(false, false), &s);
-        tcp_packet(&mut ct, 0, &seg(1001, 5001, F::ACK, 0), &cx(true, false), &s);
+        tcp_packet(
+            &mut ct,
+            1,
+            &seg(5000, 1001, F::SYN | F::ACK, 0),
+            &cx(false, false),
+            &s,
+        );
+        tcp_packet(
+            &mut ct,
+            0,
+            &seg(1001, 5001, F::ACK, 0),
+            &cx(true, false),
+            &s,
+        );
         // ACK for data never sent: "ACK is over upper bound".
         assert_eq!(
-            tcp_packet(&mut ct, 0, &seg(1001, 900_000, F::ACK, 0), &cx(true, true), &s),
-            TcpVerdict::Invalid { lower_timeout_s: None }
+            tcp_packet(
+                &mut ct,
+                0,
+                &seg(1001, 900_000, F::ACK, 0),
+                &cx(true, true),
+                &s
+            ),
+            TcpVerdict::Invalid {
+                lower_timeout_s: None
+            }
         );
         // Far beyond the window: "SEQ is over upper bound".
         assert_eq!(
-            tcp_packet(&mut ct, 0, &seg(1001 + 10_000_000, 5001, F::ACK, 0), &cx(true, true), &s),
-            TcpVerdict::Invalid { lower_timeout_s: None }
+            tcp_packet(
+                &mut ct,
+                0,
+                &seg(1001 + 10_000_000, 5001, F::ACK, 0),
+                &cx(true, true),
+                &s
+            ),
+            TcpVerdict::Invalid {
+                lower_timeout_s: None
+            }
         );
         // The same with be_liberal is accepted.
-        let lib = Settings { tcp_be_liberal: true, ..Settings::default() };
+        let lib = Settings {
+            tcp_be_liberal: true,
+            ..Settings::default()
+        };
         assert!(matches!(
-            tcp_packet(&mut ct, 0, &seg(1001 + 10_000_000, 5001, F::ACK, 0), &cx(true, true), &lib),
+            tcp_packet(
+                &mut ct,
+                0,
+                &seg(1001 + 10_000_000, 5001, F::ACK, 0),
+                &cx(true, true),
+                &lib
+            ),
             TcpVerdict::Refresh { .. }
         ));
     }
@@ -832,7 +1072,10 @@ mod tests {
         let mut d = TcpDir::default();
         tcp_options(&[2, 4, 5, 0xb4, 1, 3, 3, 20, 4, 2, 0, 0], &mut d);
         assert_eq!(d.td_scale, 14);
-        assert_eq!(d.flags, IP_CT_TCP_FLAG_WINDOW_SCALE | IP_CT_TCP_FLAG_SACK_PERM);
+        assert_eq!(
+            d.flags,
+            IP_CT_TCP_FLAG_WINDOW_SCALE | IP_CT_TCP_FLAG_SACK_PERM
+        );
         let mut sack = 100;
         tcp_sack(&[1, 1, 5, 10, 0, 0, 0, 50, 0, 0, 0, 200], &mut sack);
         assert_eq!(sack, 200);

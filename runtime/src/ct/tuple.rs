@@ -48,7 +48,10 @@ pub fn icmpv6_inverse(t: u8) -> Option<u8> {
 
 /// Protocols with a port-based tuple (`nf_ct_get_tuple_ports`).
 pub fn has_ports(l4: u8) -> bool {
-    matches!(l4, proto::TCP | proto::UDP | proto::UDPLITE | proto::SCTP | 33)
+    matches!(
+        l4,
+        proto::TCP | proto::UDP | proto::UDPLITE | proto::SCTP | 33
+    )
 }
 
 impl Tuple {
@@ -62,15 +65,24 @@ impl Tuple {
 
     /// `nf_ct_invert_tuple`: `None` for an ICMP type without an inverse.
     pub fn invert(&self) -> Option<Tuple> {
-        let mut t = Tuple { src: self.dst, dst: self.src, l3: self.l3, l4: self.l4, sport: 0, dport: 0 };
+        let mut t = Tuple {
+            src: self.dst,
+            dst: self.src,
+            l3: self.l3,
+            l4: self.l4,
+            sport: 0,
+            dport: 0,
+        };
         match self.l4 {
             proto::ICMP if self.l3 == NFPROTO_IPV4 => {
                 t.sport = self.sport;
-                t.dport = u16::from(icmp_inverse(self.icmp_type())?) << 8 | u16::from(self.icmp_code());
+                t.dport =
+                    u16::from(icmp_inverse(self.icmp_type())?) << 8 | u16::from(self.icmp_code());
             }
             proto::ICMPV6 if self.l3 == NFPROTO_IPV6 => {
                 t.sport = self.sport;
-                t.dport = u16::from(icmpv6_inverse(self.icmp_type())?) << 8 | u16::from(self.icmp_code());
+                t.dport =
+                    u16::from(icmpv6_inverse(self.icmp_type())?) << 8 | u16::from(self.icmp_code());
             }
             l4 if has_ports(l4) => {
                 t.sport = self.dport;
@@ -84,7 +96,11 @@ impl Tuple {
     /// Builds the tuple of an IP datagram `l3` whose transport header is at `thoff` with protocol `l4`
     /// (`nf_ct_get_tuple`). `None` if the transport header is too short for the tuple.
     pub fn from_packet(l3: &[u8], nfproto: u8, l4: u8, thoff: usize) -> Option<Tuple> {
-        let mut t = Tuple { l3: nfproto, l4, ..Default::default() };
+        let mut t = Tuple {
+            l3: nfproto,
+            l4,
+            ..Default::default()
+        };
         if nfproto == NFPROTO_IPV4 {
             t.src[..4].copy_from_slice(l3.get(12..16)?);
             t.dst[..4].copy_from_slice(l3.get(16..20)?);
@@ -134,12 +150,23 @@ impl Tuple {
 
     /// `src=.. dst=.. sport=.. dport=..` (or `type= code= id=`), as in `conntrack -L`.
     pub fn fmt_conntrack(&self) -> String {
-        let mut s = format!("src={} dst={}", self.fmt_addr(&self.src), self.fmt_addr(&self.dst));
+        let mut s = format!(
+            "src={} dst={}",
+            self.fmt_addr(&self.src),
+            self.fmt_addr(&self.dst)
+        );
         match self.l4 {
             proto::ICMP | proto::ICMPV6 => {
-                s.push_str(&format!(" type={} code={} id={}", self.icmp_type(), self.icmp_code(), self.sport));
+                s.push_str(&format!(
+                    " type={} code={} id={}",
+                    self.icmp_type(),
+                    self.icmp_code(),
+                    self.sport
+                ));
             }
-            l4 if has_ports(l4) => s.push_str(&format!(" sport={} dport={}", self.sport, self.dport)),
+            l4 if has_ports(l4) => {
+                s.push_str(&format!(" sport={} dport={}", self.sport, self.dport))
+            }
             _ => {}
         }
         s
@@ -147,7 +174,12 @@ impl Tuple {
 
     /// Copy into the engines' `CtTuple`.
     pub fn to_vm(&self) -> nfr_vm::CtTuple {
-        nfr_vm::CtTuple { src: self.src, dst: self.dst, src_port: self.sport, dst_port: self.dport }
+        nfr_vm::CtTuple {
+            src: self.src,
+            dst: self.dst,
+            src_port: self.sport,
+            dst_port: self.dport,
+        }
     }
 
     /// Hash over the tuple and zone (seeded multiply-xorshift; stands in for the kernel's seeded jhash2).
@@ -177,30 +209,77 @@ mod tests {
 
     #[test]
     fn invert_tcp_and_icmp() {
-        let t = Tuple { src: v4([1, 2, 3, 4]), dst: v4([5, 6, 7, 8]), sport: 1000, dport: 80, l3: 2, l4: 6 };
+        let t = Tuple {
+            src: v4([1, 2, 3, 4]),
+            dst: v4([5, 6, 7, 8]),
+            sport: 1000,
+            dport: 80,
+            l3: 2,
+            l4: 6,
+        };
         let r = t.invert().unwrap();
         assert_eq!((r.src, r.dst, r.sport, r.dport), (t.dst, t.src, 80, 1000));
         assert_eq!(r.invert().unwrap(), t);
-        let echo = Tuple { src: v4([1, 2, 3, 4]), dst: v4([5, 6, 7, 8]), sport: 77, dport: 8 << 8, l3: 2, l4: 1 };
+        let echo = Tuple {
+            src: v4([1, 2, 3, 4]),
+            dst: v4([5, 6, 7, 8]),
+            sport: 77,
+            dport: 8 << 8,
+            l3: 2,
+            l4: 1,
+        };
         let er = echo.invert().unwrap();
         assert_eq!((er.icmp_type(), er.sport), (0, 77));
-        let unreach = Tuple { dport: 3 << 8 | 1, ..echo };
+        let unreach = Tuple {
+            dport: 3 << 8 | 1,
+            ..echo
+        };
         assert_eq!(unreach.invert(), None);
-        let v6 = Tuple { l3: 10, l4: 58, dport: 128 << 8, ..Default::default() };
+        let v6 = Tuple {
+            l3: 10,
+            l4: 58,
+            dport: 128 << 8,
+            ..Default::default()
+        };
         assert_eq!(v6.invert().unwrap().icmp_type(), 129);
-        let gre = Tuple { l4: 47, sport: 0, dport: 0, ..t };
+        let gre = Tuple {
+            l4: 47,
+            sport: 0,
+            dport: 0,
+            ..t
+        };
         assert_eq!(gre.invert().unwrap().src, t.dst);
     }
 
     #[test]
     fn formats_like_conntrack_tools() {
-        let t = Tuple { src: v4([10, 0, 0, 1]), dst: v4([74, 125, 225, 99]), sport: 34844, dport: 8 << 8, l3: 2, l4: 1 };
-        assert_eq!(t.fmt_conntrack(), "src=10.0.0.1 dst=74.125.225.99 type=8 code=0 id=34844");
+        let t = Tuple {
+            src: v4([10, 0, 0, 1]),
+            dst: v4([74, 125, 225, 99]),
+            sport: 34844,
+            dport: 8 << 8,
+            l3: 2,
+            l4: 1,
+        };
+        assert_eq!(
+            t.fmt_conntrack(),
+            "src=10.0.0.1 dst=74.125.225.99 type=8 code=0 id=34844"
+        );
         let mut a = [0u8; 16];
         a[0] = 0x20;
         a[1] = 0x01;
         a[15] = 1;
-        let t6 = Tuple { src: a, dst: a, sport: 1, dport: 2, l3: 10, l4: 17 };
-        assert_eq!(t6.fmt_conntrack(), "src=2001::1 dst=2001::1 sport=1 dport=2");
+        let t6 = Tuple {
+            src: a,
+            dst: a,
+            sport: 1,
+            dport: 2,
+            l3: 10,
+            l4: 17,
+        };
+        assert_eq!(
+            t6.fmt_conntrack(),
+            "src=2001::1 dst=2001::1 sport=1 dport=2"
+        );
     }
 }
