@@ -98,8 +98,8 @@ pub struct MetaKey {
     pub name: &'static str,
     pub dtype: Datatype,
     pub len_bits: u32,
-    /// Written and printed without `meta` (nft's `meta_key_is_unqualified`: mark, iif, iifname,
-    /// iifgroup, oif, oifname, oifgroup).
+    /// Printed without `meta` (nft's `meta_key_is_unqualified`: iif, iifname, iifgroup, oif,
+    /// oifname, oifgroup; `mark` is accepted unqualified but printed as `meta mark`).
     pub unqualified: bool,
     /// May be written without `meta` (the scanner knows it as a keyword of its own).
     pub may_be_unqualified: bool,
@@ -893,7 +893,7 @@ pub static META_KEYS: &[MetaKey] = &[
     mk!("length", D::Integer { bits: 32 }, 32, false, false),
     mk!("protocol", D::EtherType, 16, false, false),
     mk!("priority", D::Integer { bits: 32 }, 32, false, false),
-    mk!("mark", D::Mark, 32, true, true),
+    mk!("mark", D::Mark, 32, false, true),
     mk!("iif", D::Ifindex, 32, true, true),
     mk!("iifname", D::Ifname, 128, true, true),
     mk!("iiftype", D::Arphrd, 16, false, true),

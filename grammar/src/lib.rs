@@ -9,6 +9,7 @@
 pub mod ast;
 pub mod catalog;
 mod conv;
+pub mod print;
 mod cst;
 pub mod lexer;
 lalrpop_util::lalrpop_mod!(
@@ -53,6 +54,8 @@ impl Parsed {
         self.errors.is_empty()
     }
 }
+
+pub use print::{format, format_rule, format_with};
 
 /// Parse `.nfr` source. Never fails: returns the tree it could build plus all errors.
 pub fn parse(src: &str) -> Parsed {
