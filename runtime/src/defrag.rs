@@ -1,6 +1,7 @@
 //! IPv4 / IPv6 reassembly as the defrag hooks do it before conntrack (priority -400): fragments are consumed
-//! (the caller sees nothing) until a datagram is complete, which is then returned whole. Overlapping fragments
-//! discard the whole datagram (the kernel's `IPFRAG_OVERLAP`, RFC 5722), exact duplicates are dropped alone.
+//! (the caller sees nothing) until a datagram is complete, which is then returned whole. IPv6 atomic fragments
+//! are re-emitted without their fragment header. Overlapping fragments discard the whole datagram (the kernel's
+//! `IPFRAG_OVERLAP`, RFC 5722), exact duplicates are dropped alone.
 //! Queues expire after `ipfrag_time` (30 s for IPv4, 60 s for IPv6) of virtual time; the number of queues is
 //! bounded.
 
@@ -112,10 +113,8 @@ impl Defragmenter {
         let Some(fh) = e.frag_hdr_off else {
             return Defrag::NotFragment;
         };
-        if e.frag_off == 0 && !e.more_frags {
-            // Atomic fragment: not reassembled.
-            return Defrag::NotFragment;
-        }
+        // An atomic fragment (offset 0, no M flag) goes through the queue too and completes at once, as in
+        // nf_ct_frag6_gather: the caller sees it "reassembled" without its fragment header.
         let data = l3.get(..ip.datagram_len()).unwrap_or(l3);
         let nh = data.get(fh).copied().unwrap_or(0);
         let key = Key {

@@ -15,8 +15,10 @@ use std::io::Read;
 pub mod linktype {
     /// BSD loopback: 4-byte host-order address family.
     pub const NULL: u16 = 0;
-    /// Ethernet II (with 802.1Q / 802.1ad tags).
+    /// Ethernet II (with 802.1Q / 802.1ad tags, MPLS, PPPoE session).
     pub const ETHERNET: u16 = 1;
+    /// PPP (optional HDLC address/control, then the protocol; MPLS inside).
+    pub const PPP: u16 = 9;
     /// Raw IP (OpenBSD value).
     pub const RAW_OPENBSD: u16 = 12;
     /// Raw IP (BSD/OS value).

@@ -335,3 +335,127 @@ fn ct_expected_agreement() {
         "final-table agreement fell below 100% (run with CT_VERBOSE=1)"
     );
 }
+
+/// "NEW=1 EST=5 (+reassembled: NEW=1)" -> sorted counts; SKIPPED(reason) folded into SKIPPED; reassembled
+/// packets counted under "+STATE".
+fn parse_counts(s: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    let mut re = false;
+    for tok in s.split_whitespace() {
+        if tok.starts_with("(+reassembled") {
+            re = true;
+            continue;
+        }
+        let tok = tok.trim_end_matches(')');
+        let Some((k, v)) = tok.rsplit_once('=') else {
+            continue;
+        };
+        let Ok(n) = v.parse::<usize>() else { continue };
+        let k = if k.starts_with("SKIPPED") {
+            "SKIPPED"
+        } else {
+            k
+        };
+        let k = if re { format!("+{k}") } else { k.to_string() };
+        *m.entry(k).or_insert(0) += n;
+    }
+    m
+}
+
+/// "3x udp; 1x tcp TIME_WAIT [ASSURED]" -> counts per kind.
+fn parse_table_summary(s: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for part in s.split(';') {
+        let part = part.trim();
+        if part.is_empty() || part == "empty" {
+            continue;
+        }
+        if let Some((n, kind)) = part.split_once("x ")
+            && let Ok(n) = n.parse::<usize>()
+        {
+            *m.entry(kind.to_string()).or_insert(0) += n;
+        }
+    }
+    m
+}
+
+fn summarize_listing(listing: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for l in listing.lines() {
+        let toks: Vec<&str> = l.split_whitespace().collect();
+        let Some(proto) = toks.first() else { continue };
+        let mut kind = proto.to_string();
+        if *proto == "tcp"
+            && let Some(st) = toks.get(3)
+        {
+            kind.push(' ');
+            kind.push_str(st);
+        }
+        for flag in ["[ASSURED]", "[UNREPLIED]"] {
+            if toks.contains(&flag) {
+                kind.push(' ');
+                kind.push_str(flag);
+            }
+        }
+        *m.entry(kind).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Every capture of sum_primary.tsv (72, including the 22 without per-packet files): per-state packet counts
+/// and the final table by kind must equal the kernel's summary line.
+#[test]
+fn ct_summary_agreement() {
+    let Some(corpus) = corpus() else {
+        println!(
+            "SKIP: ../shared/corpus/ct-expected not found; kernel conntrack summaries not compared"
+        );
+        return;
+    };
+    let sum =
+        std::fs::read_to_string(corpus.join("ct-expected/sum_primary.tsv")).unwrap_or_default();
+    let (mut ok, mut n) = (0, 0);
+    let mut bad = Vec::new();
+    for line in sum.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (Some(name), Some(timing)) = (f.first(), f.get(1)) else {
+            continue;
+        };
+        let pcap = corpus.join("pcaps").join(name);
+        if !pcap.exists() {
+            continue;
+        }
+        let counts = parse_counts(f.get(2).unwrap_or(&""));
+        let table = parse_table_summary(f.get(3).unwrap_or(&""));
+        let meta = format!("\"timing\": \"{timing}\"");
+        let got = replay(&pcap, &meta);
+        let mut gc: BTreeMap<String, usize> = BTreeMap::new();
+        for (lab, st) in &got.states {
+            let k = if lab.starts_with('+') {
+                format!("+{st}")
+            } else {
+                st.clone()
+            };
+            *gc.entry(k).or_insert(0) += 1;
+        }
+        let gt = summarize_listing(&got.listing);
+        n += 1;
+        if gc == counts && gt == table {
+            ok += 1;
+        } else {
+            bad.push(format!(
+                "{name}\n    kernel {counts:?} {table:?}\n    ours   {gc:?} {gt:?}"
+            ));
+        }
+    }
+    for b in &bad {
+        println!("*{b}");
+    }
+    println!("summary agreement: {ok}/{n} captures identical (state counts + table kinds)");
+    assert!(
+        n >= 60,
+        "expected the 72 captures of sum_primary.tsv, found {n}"
+    );
+    // Floor = today's result: all 72 summaries identical.
+    assert_eq!(ok, n, "a capture's summary differs from the kernel's");
+}

@@ -27,6 +27,9 @@ pub enum Malformed {
     ShortSll,
     ShortSll2,
     ShortNull,
+    ShortPpp,
+    ShortMpls,
+    ShortPppoe,
     /// Not IPv4/IPv6 (ARP, unknown ethertype or address family).
     NotIp,
     ShortIpv4,
@@ -46,7 +49,7 @@ pub enum Malformed {
 
 impl Malformed {
     /// Every reason, in discriminant order.
-    pub const ALL: [Malformed; 21] = [
+    pub const ALL: [Malformed; 24] = [
         Malformed::UnsupportedLinktype,
         Malformed::ShortEthernet,
         Malformed::ShortVlan,
@@ -54,6 +57,9 @@ impl Malformed {
         Malformed::ShortSll,
         Malformed::ShortSll2,
         Malformed::ShortNull,
+        Malformed::ShortPpp,
+        Malformed::ShortMpls,
+        Malformed::ShortPppoe,
         Malformed::NotIp,
         Malformed::ShortIpv4,
         Malformed::BadIpVersion,
@@ -80,6 +86,9 @@ impl Malformed {
             Malformed::ShortSll => "short-sll",
             Malformed::ShortSll2 => "short-sll2",
             Malformed::ShortNull => "short-null",
+            Malformed::ShortPpp => "short-ppp",
+            Malformed::ShortMpls => "short-mpls",
+            Malformed::ShortPppoe => "short-pppoe",
             Malformed::NotIp => "not-ip",
             Malformed::ShortIpv4 => "short-ipv4",
             Malformed::BadIpVersion => "bad-ip-version",
@@ -185,6 +194,40 @@ pub struct LinkInfo {
     pub vlan_id: u16,
 }
 
+/// `ETH_P_MPLS_UC`.
+pub const ETH_P_MPLS_UC: u16 = 0x8847;
+/// `ETH_P_MPLS_MC`.
+pub const ETH_P_MPLS_MC: u16 = 0x8848;
+/// `ETH_P_PPP_SES` (PPPoE session).
+pub const ETH_P_PPP_SES: u16 = 0x8864;
+
+/// Skips an MPLS label stack at `off`; the payload's IP version is guessed from its first nibble.
+fn mpls(frame: &[u8], mut off: usize) -> Result<(u16, usize), Malformed> {
+    for _ in 0..16 {
+        let e = frame.get(off..off + 4).ok_or(Malformed::ShortMpls)?;
+        off += 4;
+        if e.get(2).is_some_and(|b| b & 1 == 1) {
+            let et = match frame.get(off).map(|b| b >> 4) {
+                Some(4) => ETH_P_IP,
+                Some(6) => ETH_P_IPV6,
+                _ => 0,
+            };
+            return Ok((et, off));
+        }
+    }
+    Err(Malformed::ShortMpls)
+}
+
+/// Maps a PPP protocol number to an ethertype and payload offset (`off` = first byte after the protocol).
+fn ppp_proto(frame: &[u8], off: usize, p: u16) -> Result<(u16, usize), Malformed> {
+    match p {
+        0x0021 => Ok((ETH_P_IP, off)),
+        0x0057 => Ok((ETH_P_IPV6, off)),
+        0x0281 | 0x0283 => mpls(frame, off),
+        _ => Ok((0, off)),
+    }
+}
+
 /// Maximum stacked VLAN tags.
 pub const MAX_VLAN_TAGS: u8 = 8;
 
@@ -215,8 +258,35 @@ pub fn parse_link(lt: u16, frame: &[u8]) -> Result<LinkInfo, Malformed> {
                 et = t.ethertype();
                 off += VlanTag::<&[u8]>::HEADER_LEN;
             }
+            let (et, off) = match et {
+                ETH_P_MPLS_UC | ETH_P_MPLS_MC => mpls(frame, off)?,
+                ETH_P_PPP_SES => {
+                    if frame.len() < off + 8 {
+                        return Err(Malformed::ShortPppoe);
+                    }
+                    ppp_proto(frame, off + 8, be16(frame, off + 6))?
+                }
+                _ => (et, off),
+            };
             li.ethertype = et;
             li.nhoff = off as u16;
+        }
+        linktype::PPP => {
+            let mut off = 0;
+            if frame.first() == Some(&0xff) && frame.get(1) == Some(&0x03) {
+                off = 2;
+            }
+            if frame.len() < off + 2 {
+                return Err(Malformed::ShortPpp);
+            }
+            // Protocol-field compression: an odd first byte is a one-byte protocol.
+            let (p, plen) = match frame.get(off) {
+                Some(b) if b & 1 == 1 => (u16::from(*b), 1),
+                _ => (be16(frame, off), 2),
+            };
+            let (et, o) = ppp_proto(frame, off + plen, p)?;
+            li.ethertype = et;
+            li.nhoff = o as u16;
         }
         linktype::LINUX_SLL => {
             let s = SllHeader::new_checked(frame)?;
@@ -438,6 +508,31 @@ mod tests {
     }
 
     #[test]
+    fn ppp_mpls_pppoe() {
+        let ip = ipv4_tcp();
+        // PPP (HDLC framing) -> MPLS (two labels) -> IPv4
+        let mut ppp = vec![0xff, 0x03, 0x02, 0x81, 0, 0, 0x10, 64, 0, 0, 0x21, 64];
+        ppp.extend_from_slice(&ip);
+        let pi = parse_frame(linktype::PPP, &ppp).unwrap();
+        assert_eq!((pi.nhoff, pi.l4proto), (12, 6));
+        // PPP with protocol-field compression.
+        let mut pfc = vec![0x21];
+        pfc.extend_from_slice(&ip);
+        assert_eq!(parse_frame(linktype::PPP, &pfc).unwrap().nhoff, 1);
+        // Ethernet -> PPPoE session -> IPv4
+        let mut e = vec![0u8; 12];
+        e.extend_from_slice(&[0x88, 0x64, 0x11, 0, 0, 1, 0, 44, 0x00, 0x21]);
+        e.extend_from_slice(&ip);
+        assert_eq!(parse_frame(linktype::ETHERNET, &e).unwrap().nhoff, 22);
+        let mut m = vec![0u8; 12];
+        m.extend_from_slice(&[0x88, 0x47, 0, 0, 0x10]);
+        assert_eq!(
+            parse_frame(linktype::ETHERNET, &m).unwrap_err(),
+            Malformed::ShortMpls
+        );
+    }
+
+    #[test]
     fn parse_errors_are_typed() {
         assert_eq!(
             parse_frame(147, &[0; 40]).unwrap_err(),
@@ -487,7 +582,7 @@ mod tests {
             if len > 0 {
                 buf[0] = if x & 1 == 0 { 0x45 } else { 0x60 };
             }
-            for lt in [0u16, 1, 12, 101, 113, 228, 229, 276] {
+            for lt in [0u16, 1, 9, 12, 101, 113, 228, 229, 276] {
                 if let Ok(pi) = parse_frame(lt, &buf) {
                     let l3 = pi.l3(&buf);
                     let t = buf.get(usize::from(pi.thoff)..).unwrap_or(&[]);
