@@ -493,8 +493,8 @@ impl IptIcmp {
 }
 
 /// `struct xt_conntrack_mtinfo3` ("conntrack" rev 3, 164 bytes, XT_ALIGN 168).
-/// Addresses/masks are `nf_inet_addr` (16 bytes, IPv4 in the first 4, network order); ports are
-/// network order.
+/// Addresses/masks are `nf_inet_addr` (16 bytes, IPv4 in the first 4, network order); unlike
+/// revisions 1/2, the rev-3 ports are host order (the kernel compares them with `ntohs(port)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConntrackMtInfo3 {
     pub origsrc_addr: [u8; 16],
@@ -570,18 +570,18 @@ impl ConntrackMtInfo3 {
         o.le32(128, self.expires_min);
         o.le32(132, self.expires_max);
         o.le16(136, self.l4proto);
-        o.be16(138, self.origsrc_port);
-        o.be16(140, self.origdst_port);
-        o.be16(142, self.replsrc_port);
-        o.be16(144, self.repldst_port);
+        o.le16(138, self.origsrc_port);
+        o.le16(140, self.origdst_port);
+        o.le16(142, self.replsrc_port);
+        o.le16(144, self.repldst_port);
         o.le16(146, self.match_flags);
         o.le16(148, self.invert_flags);
         o.le16(150, self.state_mask);
         o.le16(152, self.status_mask);
-        o.be16(154, self.origsrc_port_high);
-        o.be16(156, self.origdst_port_high);
-        o.be16(158, self.replsrc_port_high);
-        o.be16(160, self.repldst_port_high);
+        o.le16(154, self.origsrc_port_high);
+        o.le16(156, self.origdst_port_high);
+        o.le16(158, self.replsrc_port_high);
+        o.le16(160, self.repldst_port_high);
         o.0
     }
     pub fn decode(d: &[u8]) -> Option<Self> {
@@ -597,18 +597,18 @@ impl ConntrackMtInfo3 {
             expires_min: le32(d, 128)?,
             expires_max: le32(d, 132)?,
             l4proto: le16(d, 136)?,
-            origsrc_port: be16(d, 138)?,
-            origdst_port: be16(d, 140)?,
-            replsrc_port: be16(d, 142)?,
-            repldst_port: be16(d, 144)?,
+            origsrc_port: le16(d, 138)?,
+            origdst_port: le16(d, 140)?,
+            replsrc_port: le16(d, 142)?,
+            repldst_port: le16(d, 144)?,
             match_flags: le16(d, 146)?,
             invert_flags: le16(d, 148)?,
             state_mask: le16(d, 150)?,
             status_mask: le16(d, 152)?,
-            origsrc_port_high: be16(d, 154)?,
-            origdst_port_high: be16(d, 156)?,
-            replsrc_port_high: be16(d, 158)?,
-            repldst_port_high: be16(d, 160)?,
+            origsrc_port_high: le16(d, 154)?,
+            origdst_port_high: le16(d, 156)?,
+            replsrc_port_high: le16(d, 158)?,
+            repldst_port_high: le16(d, 160)?,
         })
     }
 }

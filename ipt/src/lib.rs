@@ -18,3 +18,8 @@ pub mod save;
 
 pub use parse::{ParseError, parse_rule, parse_rule_str, parse_save};
 pub use save::{rule_line, save, save_all};
+pub mod verify;
+
+pub use verify::{Errno, VerifiedTable, VerifyError, VerifyOptions, verify, verify_with};
+#[cfg(feature = "kernel")]
+pub mod kernel;
