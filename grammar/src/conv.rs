@@ -1182,6 +1182,11 @@ impl<'a> P<'a> {
 
     fn rest_as_other(&mut self, keyword: &str) -> StmtKind {
         let (l, _) = self.peek_span();
+        self.rest_as_other_from(keyword, l)
+    }
+
+    /// The rest of the rule from byte `l` on, as an unmodelled statement.
+    fn rest_as_other_from(&mut self, keyword: &str, l: usize) -> StmtKind {
         let r = self.items.last().map(|i| i.end()).unwrap_or(l);
         // Stop before a trailing `comment "..."`.
         let mut end_pos = self.items.len();
@@ -1217,6 +1222,9 @@ impl<'a> P<'a> {
         match w {
             "accept" | "drop" | "continue" | "return" | "jump" | "goto" => {
                 Ok(StmtKind::Verdict(self.verdict()?))
+            }
+            "counter" | "limit" | "quota" if self.peek_word_at(1) == Some("name") => {
+                Ok(self.rest_as_other(w))
             }
             "counter" => {
                 self.bump();
@@ -1289,9 +1297,6 @@ impl<'a> P<'a> {
             }
             "limit" => {
                 self.bump();
-                if self.peek_word() == Some("name") {
-                    return Ok(self.rest_as_other("limit"));
-                }
                 self.expect_word("rate")?;
                 let mut over = false;
                 if self.eat_word("over") {
@@ -1806,31 +1811,44 @@ impl<'a> P<'a> {
         }
     }
 
-    /// A selector followed by bit operations with values (left-associative, nft prints them
-    /// without precedence surprises: `meta mark & 0xff | 0x10`).
-    /// `values_too`: allow operands that are selectors.
-    fn selector_expr(&mut self, values_too: bool) -> R<Expr> {
-        let mut e = self.selector()?;
+    /// A selector followed by bit operations (`&`, `|`, `^`, `<<`, `>>`, and the word forms), with
+    /// nft's precedences (shifts bind tighter than `&`, then `^`, then `|`).
+    /// `_values_too` is kept for call-site clarity: operands may be selectors or values.
+    fn selector_expr(&mut self, _values_too: bool) -> R<Expr> {
+        let first = self.selector()?;
+        self.binary_chain(first, 1, true)
+    }
+
+    /// Precedence climbing over bit operations; recursion depth is bounded by the 4 levels.
+    fn binary_chain(&mut self, first: Expr, min: u8, allow_sel: bool) -> R<Expr> {
+        let mut lhs = first;
         while let Some(op) = self.binop() {
+            if bin_prec(op) < min {
+                break;
+            }
             self.bump();
-            let r = if self.starts_selector() {
+            let mut rhs = if allow_sel && self.starts_selector() {
                 self.selector()?
-            } else if values_too {
-                self.operand_value()?
             } else {
-                self.operand_value()?
+                self.unit_value()?
             };
-            let span = e.span.to(r.span);
-            e = Expr::new(
+            while let Some(op2) = self.binop() {
+                if bin_prec(op2) <= bin_prec(op) {
+                    break;
+                }
+                rhs = self.binary_chain(rhs, bin_prec(op) + 1, allow_sel)?;
+            }
+            let span = lhs.span.to(rhs.span);
+            lhs = Expr::new(
                 ExprKind::Binary {
                     op,
-                    left: Box::new(e),
-                    right: Box::new(r),
+                    left: Box::new(lhs),
+                    right: Box::new(rhs),
                 },
                 span,
             );
         }
-        Ok(e)
+        Ok(lhs)
     }
 
     fn selector_concat(&mut self) -> R<Expr> {
@@ -1844,11 +1862,6 @@ impl<'a> P<'a> {
         }
         let span = parts[0].span.to(parts[parts.len() - 1].span);
         Ok(Expr::new(ExprKind::Concat(parts), span))
-    }
-
-    /// Operand of a bit operation on the left side: a value or a parenthesised value expr.
-    fn operand_value(&mut self) -> R<Expr> {
-        self.primary_value()
     }
 
     /// Value for `set`, `define`, and similar: a selector expression (maybe with `map`) or a
@@ -1890,25 +1903,10 @@ impl<'a> P<'a> {
         Ok(Expr::new(ExprKind::Concat(parts), span))
     }
 
-    /// Bit operations between values (`syn | ack`), left-associative.
+    /// Bit operations between values (`syn | ack`, `1 << 20`).
     fn or_value(&mut self) -> R<Expr> {
-        let mut e = self.unit_value()?;
-        while let Some(op) = self.binop() {
-            // `and`/`or` words as values would be odd; only accept the symbol forms here, plus
-            // word forms when followed by a value.
-            self.bump();
-            let r = self.unit_value()?;
-            let span = e.span.to(r.span);
-            e = Expr::new(
-                ExprKind::Binary {
-                    op,
-                    left: Box::new(e),
-                    right: Box::new(r),
-                },
-                span,
-            );
-        }
-        Ok(e)
+        let first = self.unit_value()?;
+        self.binary_chain(first, 1, false)
     }
 
     /// A primary value with an optional `-HIGH` range or `/LEN` prefix.
@@ -2009,6 +2007,11 @@ impl<'a> P<'a> {
                     let inner = self.primary_value()?;
                     self.expect_tok(&Tok::RBracket, "`]`")?;
                     return Ok(Expr::new(inner.kind, sp(l, self.prev_end())));
+                }
+                Tok::Star => {
+                    // `*` wildcard element (catch-all in maps).
+                    self.bump();
+                    ExprKind::Symbol("*".into())
                 }
                 Tok::Minus => {
                     // negative number
@@ -2116,6 +2119,15 @@ impl<'a> P<'a> {
             },
             span,
         ))
+    }
+}
+
+fn bin_prec(op: BinOp) -> u8 {
+    match op {
+        BinOp::Or => 1,
+        BinOp::Xor => 2,
+        BinOp::And => 3,
+        BinOp::Shl | BinOp::Shr => 4,
     }
 }
 

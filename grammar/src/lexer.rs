@@ -333,7 +333,7 @@ pub fn parse_time(s: &str) -> Option<u64> {
 
 fn colon_addr(s: &str) -> Tok {
     let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() == 6 && parts.iter().all(|p| p.len() == 2) {
+    if parts.len() == 6 && parts.iter().all(|p| !p.is_empty() && p.len() <= 2) {
         let mut mac = [0u8; 6];
         for (m, p) in mac.iter_mut().zip(&parts) {
             match u8::from_str_radix(p, 16) {

@@ -9,9 +9,9 @@
 pub mod ast;
 pub mod catalog;
 mod conv;
-pub mod print;
 mod cst;
 pub mod lexer;
+pub mod print;
 lalrpop_util::lalrpop_mod!(
     #[allow(clippy::all, unused)]
     nfr

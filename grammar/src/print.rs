@@ -28,7 +28,13 @@ pub fn format(file: &File) -> String {
 
 /// [`format`] with options.
 pub fn format_with(file: &File, opts: Options) -> String {
-    let mut p = Printer { out: String::new(), opts, family: Family::Ip };
+    let mut p = Printer {
+        out: String::new(),
+        opts,
+        family: Family::Ip,
+        in_reject: false,
+        in_nat: false,
+    };
     let mut first = true;
     for c in &file.commands {
         // nft separates tables by a blank line.
@@ -43,14 +49,26 @@ pub fn format_with(file: &File, opts: Options) -> String {
 
 /// Canonical form of one rule, as it appears in a chain of a table of `family`.
 pub fn format_rule(rule: &Rule, family: Family, opts: Options) -> String {
-    let mut p = Printer { out: String::new(), opts, family };
+    let mut p = Printer {
+        out: String::new(),
+        opts,
+        family,
+        in_reject: false,
+        in_nat: false,
+    };
     p.rule(rule);
     p.out
 }
 
 /// Canonical form of one expression with no datatype context.
 pub fn format_expr(e: &Expr) -> String {
-    let mut p = Printer { out: String::new(), opts: Options::default(), family: Family::Ip };
+    let mut p = Printer {
+        out: String::new(),
+        opts: Options::default(),
+        family: Family::Ip,
+        in_reject: false,
+        in_nat: false,
+    };
     p.expr(e, &Ctx::None);
     p.out
 }
@@ -59,6 +77,10 @@ struct Printer {
     out: String,
     opts: Options,
     family: Family,
+    /// Printing a `reject with` code (always symbolic).
+    in_reject: bool,
+    /// Printing a nat address (ranges that are prefixes print as prefixes).
+    in_nat: bool,
 }
 
 /// Datatype context for printing a value.
@@ -66,6 +88,8 @@ struct Printer {
 enum Ctx {
     None,
     Type(Datatype),
+    /// An integer that nft prints in hex (`ip frag-off`, `comp flags`, raw payloads).
+    Hex,
     Concat(Vec<Option<Datatype>>),
 }
 
@@ -90,7 +114,9 @@ pub fn expr_dtype(e: &Expr) -> Option<Datatype> {
                 Some(key.dtype)
             }
         }
-        ExprKind::RawPayload { len, .. } => Some(Datatype::Integer { bits: (*len).min(128) as u16 }),
+        ExprKind::RawPayload { len, .. } => Some(Datatype::Integer {
+            bits: (*len).min(128) as u16,
+        }),
         ExprKind::Binary { left, op, .. } => match op {
             BinOp::Shl | BinOp::Shr => expr_dtype(left).map(|d| match d {
                 Datatype::Integer { .. } | Datatype::Mark => d,
@@ -104,8 +130,34 @@ pub fn expr_dtype(e: &Expr) -> Option<Datatype> {
     }
 }
 
-fn ctx_of(e: &Expr) -> Ctx {
+/// Integer fields nft prints in hex.
+fn prints_hex(e: &Expr) -> bool {
     match &e.kind {
+        ExprKind::Payload(f) => {
+            matches!((f.proto, f.field), ("ip", "frag-off") | ("comp", "flags"))
+        }
+        ExprKind::RawPayload { .. } => true,
+        _ => false,
+    }
+}
+
+fn ctx_of(e: &Expr) -> Ctx {
+    if prints_hex(e) {
+        return Ctx::Hex;
+    }
+    match &e.kind {
+        ExprKind::Concat(parts) if parts.iter().any(prints_hex) => Ctx::Concat(
+            parts
+                .iter()
+                .map(|p| {
+                    if prints_hex(p) {
+                        Some(Datatype::Integer { bits: 0 })
+                    } else {
+                        expr_dtype(p)
+                    }
+                })
+                .collect(),
+        ),
         ExprKind::Concat(parts) => Ctx::Concat(parts.iter().map(expr_dtype).collect()),
         _ => expr_dtype(e).map(Ctx::Type).unwrap_or(Ctx::None),
     }
@@ -122,7 +174,13 @@ pub fn format_time(ms: u64) -> String {
     }
     let mut s = String::new();
     let mut rest = ms;
-    for (unit, len) in [("d", 86_400_000u64), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+    for (unit, len) in [
+        ("d", 86_400_000u64),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
         let n = rest / len;
         rest %= len;
         if n > 0 {
@@ -194,18 +252,22 @@ fn elem_key(e: &Expr, ctx: &Ctx) -> Vec<u128> {
             parts
                 .iter()
                 .enumerate()
-                .flat_map(|(i, p)| elem_key(p, &dts.get(i).copied().flatten().map(Ctx::Type).unwrap_or(Ctx::None)))
+                .flat_map(|(i, p)| {
+                    elem_key(
+                        p,
+                        &dts.get(i)
+                            .copied()
+                            .flatten()
+                            .map(Ctx::Type)
+                            .unwrap_or(Ctx::None),
+                    )
+                })
                 .collect()
         }
         ExprKind::Range { low, .. } => elem_key(low, ctx),
         ExprKind::Prefix { addr, .. } => elem_key(addr, ctx),
         _ => vec![const_value(e, ctx.dt()).unwrap_or(u128::MAX)],
     }
-}
-
-/// Byte length of the values of datatype `dt` (for hex padding).
-fn hex_width(dt: Datatype) -> usize {
-    (dt.byte_len() as usize * 2).max(2)
 }
 
 impl Printer {
@@ -219,7 +281,12 @@ impl Printer {
                 self.out.push('\n');
             }
             CommandKind::Define(d) => {
-                let _ = write!(self.out, "{}define {} = ", if d.redefine { "re" } else { "" }, d.name.name);
+                let _ = write!(
+                    self.out,
+                    "{}define {} = ",
+                    if d.redefine { "re" } else { "" },
+                    d.name.name
+                );
                 self.expr(&d.value, &Ctx::None);
                 self.out.push('\n');
             }
@@ -232,7 +299,13 @@ impl Printer {
             CommandKind::Table(t) => self.table(t),
             CommandKind::AddChain { table, chain } => {
                 self.family = table.family.unwrap_or(Family::Ip);
-                let _ = write!(self.out, "add chain {} {} {}", self.family.as_str(), table.table.name, chain.name.name);
+                let _ = write!(
+                    self.out,
+                    "add chain {} {} {}",
+                    self.family.as_str(),
+                    table.table.name,
+                    chain.name.name
+                );
                 if chain.has_body {
                     self.out.push_str(" { ");
                     if let Some(h) = &chain.hook {
@@ -246,13 +319,23 @@ impl Printer {
                 }
                 self.out.push('\n');
                 for r in &chain.rules {
-                    let _ =
-                        write!(self.out, "add rule {} {} {} ", self.family.as_str(), table.table.name, chain.name.name);
+                    let _ = write!(
+                        self.out,
+                        "add rule {} {} {} ",
+                        self.family.as_str(),
+                        table.table.name,
+                        chain.name.name
+                    );
                     self.rule(r);
                     self.out.push('\n');
                 }
             }
-            CommandKind::AddRule { target, insert, position, rule } => {
+            CommandKind::AddRule {
+                target,
+                insert,
+                position,
+                rule,
+            } => {
                 self.family = target.family.unwrap_or(Family::Ip);
                 let _ = write!(
                     self.out,
@@ -281,9 +364,14 @@ impl Printer {
                 let mut lines = Vec::new();
                 self.set_lines(set, &mut lines);
                 self.out.push_str(&lines.join("; "));
-                self.out.push_str(if lines.is_empty() { "}\n" } else { "; }\n" });
+                self.out
+                    .push_str(if lines.is_empty() { "}\n" } else { "; }\n" });
             }
-            CommandKind::Element { delete, target, elements } => {
+            CommandKind::Element {
+                delete,
+                target,
+                elements,
+            } => {
                 self.family = target.family.unwrap_or(Family::Ip);
                 let _ = write!(
                     self.out,
@@ -296,7 +384,11 @@ impl Printer {
                 self.set_literal(elements, &Ctx::None, false);
                 self.out.push('\n');
             }
-            CommandKind::Object { verb, object, target } => {
+            CommandKind::Object {
+                verb,
+                object,
+                target,
+            } => {
                 let _ = write!(
                     self.out,
                     "{} {} {} {}",
@@ -327,14 +419,32 @@ impl Printer {
         for it in &t.items {
             match it {
                 TableItem::Define(d) => {
-                    let mut p = Printer { out: String::new(), opts: self.opts, family: self.family };
-                    let _ = write!(p.out, "\t{}define {} = ", if d.redefine { "re" } else { "" }, d.name.name);
+                    let mut p = Printer {
+                        out: String::new(),
+                        opts: self.opts,
+                        family: self.family,
+                        in_reject: false,
+                        in_nat: false,
+                    };
+                    let _ = write!(
+                        p.out,
+                        "\t{}define {} = ",
+                        if d.redefine { "re" } else { "" },
+                        d.name.name
+                    );
                     p.expr(&d.value, &Ctx::None);
                     head.push_str(&p.out);
                     head.push('\n');
                 }
                 TableItem::Flags(f) => {
-                    let _ = writeln!(head, "\tflags {}", f.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(","));
+                    let _ = writeln!(
+                        head,
+                        "\tflags {}",
+                        f.iter()
+                            .map(|i| i.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
                 }
                 TableItem::Comment(c) => {
                     let _ = writeln!(head, "\tcomment {}", quote(&c.value));
@@ -352,7 +462,11 @@ impl Printer {
             if let TableItem::Set(s) = it {
                 let mut lines = Vec::new();
                 self.set_lines(s, &mut lines);
-                let mut b = format!("\t{} {} {{\n", if s.is_map { "map" } else { "set" }, s.name.name);
+                let mut b = format!(
+                    "\t{} {} {{\n",
+                    if s.is_map { "map" } else { "set" },
+                    s.name.name
+                );
                 for l in lines {
                     let _ = writeln!(b, "\t\t{l}");
                 }
@@ -362,7 +476,13 @@ impl Printer {
         }
         for it in &t.items {
             if let TableItem::Chain(c) = it {
-                let mut p = Printer { out: String::new(), opts: self.opts, family: self.family };
+                let mut p = Printer {
+                    out: String::new(),
+                    opts: self.opts,
+                    family: self.family,
+                    in_reject: false,
+                    in_nat: false,
+                };
                 p.chain(c);
                 blocks.push(p.out);
             }
@@ -415,7 +535,12 @@ impl Printer {
             if let PriorityKind::Named { name, offset } = &p.kind {
                 self.out.push_str(name);
                 if *offset != 0 {
-                    let _ = write!(self.out, " {} {}", if *offset < 0 { '-' } else { '+' }, offset.unsigned_abs());
+                    let _ = write!(
+                        self.out,
+                        " {} {}",
+                        if *offset < 0 { '-' } else { '+' },
+                        offset.unsigned_abs()
+                    );
                 }
             }
             return;
@@ -423,7 +548,12 @@ impl Printer {
         match catalog::priority_name(value, self.family, hook) {
             Some((name, 0)) => self.out.push_str(name),
             Some((name, off)) => {
-                let _ = write!(self.out, "{name} {} {}", if off < 0 { '-' } else { '+' }, off.unsigned_abs());
+                let _ = write!(
+                    self.out,
+                    "{name} {} {}",
+                    if off < 0 { '-' } else { '+' },
+                    off.unsigned_abs()
+                );
             }
             None => {
                 let _ = write!(self.out, "{value}");
@@ -446,7 +576,15 @@ impl Printer {
             self.out.push('\n');
         }
         if !c.flags.is_empty() {
-            let _ = writeln!(self.out, "\t\tflags {}", c.flags.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(","));
+            let _ = writeln!(
+                self.out,
+                "\t\tflags {}",
+                c.flags
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
         }
         for r in &c.rules {
             self.out.push_str("\t\t");
@@ -464,13 +602,29 @@ impl Printer {
             match k {
                 SetKey::Type(ids) => {
                     l.push_str("type ");
-                    l.push_str(&ids.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(" . "));
-                    let dts: Vec<Option<Datatype>> = ids.iter().map(|i| Datatype::from_name(&i.name)).collect();
-                    key_ctx = if dts.len() == 1 { dts[0].map(Ctx::Type).unwrap_or(Ctx::None) } else { Ctx::Concat(dts) };
+                    l.push_str(
+                        &ids.iter()
+                            .map(|i| i.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" . "),
+                    );
+                    let dts: Vec<Option<Datatype>> =
+                        ids.iter().map(|i| Datatype::from_name(&i.name)).collect();
+                    key_ctx = if dts.len() == 1 {
+                        dts[0].map(Ctx::Type).unwrap_or(Ctx::None)
+                    } else {
+                        Ctx::Concat(dts)
+                    };
                 }
                 SetKey::Typeof(es) => {
                     l.push_str("typeof ");
-                    let mut p = Printer { out: String::new(), opts: self.opts, family: self.family };
+                    let mut p = Printer {
+                        out: String::new(),
+                        opts: self.opts,
+                        family: self.family,
+                        in_reject: false,
+                        in_nat: false,
+                    };
                     for (i, e) in es.iter().enumerate() {
                         if i > 0 {
                             p.out.push_str(" . ");
@@ -479,7 +633,11 @@ impl Printer {
                     }
                     l.push_str(&p.out);
                     let dts: Vec<Option<Datatype>> = es.iter().map(expr_dtype).collect();
-                    key_ctx = if dts.len() == 1 { dts[0].map(Ctx::Type).unwrap_or(Ctx::None) } else { Ctx::Concat(dts) };
+                    key_ctx = if dts.len() == 1 {
+                        dts[0].map(Ctx::Type).unwrap_or(Ctx::None)
+                    } else {
+                        Ctx::Concat(dts)
+                    };
                 }
             }
             if let Some(d) = &s.data {
@@ -489,12 +647,28 @@ impl Printer {
                 }
                 match d {
                     SetKey::Type(ids) => {
-                        l.push_str(&ids.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(" . "));
-                        let dts: Vec<Option<Datatype>> = ids.iter().map(|i| Datatype::from_name(&i.name)).collect();
-                        data_ctx = if dts.len() == 1 { dts[0].map(Ctx::Type).unwrap_or(Ctx::None) } else { Ctx::Concat(dts) };
+                        l.push_str(
+                            &ids.iter()
+                                .map(|i| i.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" . "),
+                        );
+                        let dts: Vec<Option<Datatype>> =
+                            ids.iter().map(|i| Datatype::from_name(&i.name)).collect();
+                        data_ctx = if dts.len() == 1 {
+                            dts[0].map(Ctx::Type).unwrap_or(Ctx::None)
+                        } else {
+                            Ctx::Concat(dts)
+                        };
                     }
                     SetKey::Typeof(es) => {
-                        let mut p = Printer { out: String::new(), opts: self.opts, family: self.family };
+                        let mut p = Printer {
+                            out: String::new(),
+                            opts: self.opts,
+                            family: self.family,
+                            in_reject: false,
+                            in_nat: false,
+                        };
                         for (i, e) in es.iter().enumerate() {
                             if i > 0 {
                                 p.out.push_str(" . ");
@@ -503,7 +677,11 @@ impl Printer {
                         }
                         l.push_str(&p.out);
                         let dts: Vec<Option<Datatype>> = es.iter().map(expr_dtype).collect();
-                        data_ctx = if dts.len() == 1 { dts[0].map(Ctx::Type).unwrap_or(Ctx::None) } else { Ctx::Concat(dts) };
+                        data_ctx = if dts.len() == 1 {
+                            dts[0].map(Ctx::Type).unwrap_or(Ctx::None)
+                        } else {
+                            Ctx::Concat(dts)
+                        };
                     }
                 }
             }
@@ -541,7 +719,13 @@ impl Printer {
             lines.push(format!("comment {}", quote(&c.value)));
         }
         if !s.elements.is_empty() {
-            let mut p = Printer { out: String::new(), opts: self.opts, family: self.family };
+            let mut p = Printer {
+                out: String::new(),
+                opts: self.opts,
+                family: self.family,
+                in_reject: false,
+                in_nat: false,
+            };
             p.out.push_str("elements = ");
             p.set_literal_ctx(&s.elements, &key_ctx, &data_ctx, true);
             lines.push(p.out);
@@ -549,13 +733,64 @@ impl Printer {
     }
 
     fn rule(&mut self, r: &Rule) {
-        let stmts = kill_dependencies(&r.stmts);
+        let stmts = kill_dependencies(&r.stmts, self.family);
         let mut first = true;
+        let mut icmp_type_seen = [false, false];
+        let mut l3: Option<Family> = None;
+        for s in &r.stmts {
+            if let StmtKind::Match { left, right, .. } = &s.kind {
+                match &first_selector(left).kind {
+                    ExprKind::Payload(f) if matches!(f.proto, "ip" | "icmp") => {
+                        l3 = l3.or(Some(Family::Ip))
+                    }
+                    ExprKind::Payload(f) if matches!(f.proto, "ip6" | "icmpv6") => {
+                        l3 = l3.or(Some(Family::Ip6))
+                    }
+                    ExprKind::Meta { key, .. } if key.name == "nfproto" => {
+                        match const_value(right, Some(Datatype::Nfproto)) {
+                            Some(2) => l3 = l3.or(Some(Family::Ip)),
+                            Some(10) => l3 = l3.or(Some(Family::Ip6)),
+                            _ => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
         for s in stmts {
             if !first {
                 self.out.push(' ');
             }
             first = false;
+            // nft makes (and lists) `icmp type { echo-reply, echo-request }` before a match on
+            // the echo fields id/sequence.
+            if let StmtKind::Match { left, .. } = &s.kind
+                && let ExprKind::Payload(f) = &left.kind
+            {
+                let i = usize::from(f.proto == "icmpv6");
+                if matches!(f.proto, "icmp" | "icmpv6") && f.field == "type" {
+                    icmp_type_seen[i] = true;
+                }
+                if matches!(f.proto, "icmp" | "icmpv6")
+                    && matches!(f.field, "id" | "sequence")
+                    && !icmp_type_seen[i]
+                {
+                    icmp_type_seen[i] = true;
+                    self.out.push_str(if i == 0 {
+                        "icmp type { echo-reply, echo-request } "
+                    } else {
+                        "icmpv6 type { echo-request, echo-reply } "
+                    });
+                }
+            }
+            if let (StmtKind::Reject(None), Family::Inet, Some(f)) = (&s.kind, self.family, l3) {
+                self.out.push_str(if f == Family::Ip {
+                    "reject with icmp port-unreachable"
+                } else {
+                    "reject with icmpv6 port-unreachable"
+                });
+                continue;
+            }
             self.stmt(s);
         }
         if let Some(c) = &r.comment {
@@ -576,12 +811,21 @@ impl Printer {
                 let kctx = ctx_of(key);
                 self.map_expr(map, &kctx, &Ctx::None);
             }
-            StmtKind::Counter { packets, bytes, name } => {
+            StmtKind::Counter {
+                packets,
+                bytes,
+                name,
+            } => {
                 self.out.push_str("counter");
                 if let Some(n) = name {
                     let _ = write!(self.out, " name {}", n.name);
                 } else if packets.is_some() || bytes.is_some() {
-                    let _ = write!(self.out, " packets {} bytes {}", packets.unwrap_or(0), bytes.unwrap_or(0));
+                    let _ = write!(
+                        self.out,
+                        " packets {} bytes {}",
+                        packets.unwrap_or(0),
+                        bytes.unwrap_or(0)
+                    );
                 }
             }
             StmtKind::Log(l) => {
@@ -626,7 +870,13 @@ impl Printer {
                     // nft omits the default burst (5 packets; 0 bytes).
                     let default = if is_packets { 5 } else { 0 };
                     if b != default {
-                        let unit = l.burst_unit.clone().unwrap_or_else(|| if is_packets { "packets".into() } else { "bytes".into() });
+                        let unit = l.burst_unit.clone().unwrap_or_else(|| {
+                            if is_packets {
+                                "packets".into()
+                            } else {
+                                "bytes".into()
+                            }
+                        });
                         let _ = write!(self.out, " burst {b} {unit}");
                     }
                 }
@@ -659,7 +909,9 @@ impl Printer {
                         };
                         if !default {
                             let _ = write!(self.out, " with {proto} ");
+                            self.in_reject = true;
                             self.expr(code, &Ctx::Type(dt));
+                            self.in_reject = false;
                         }
                     }
                 }
@@ -688,15 +940,36 @@ impl Printer {
             NatKind::Masquerade => "masquerade",
             NatKind::Redirect => "redirect",
         });
-        if let Some(f) = n.family {
+        let fam = n.family.or_else(|| {
+            // In inet tables nft prints the family of a literal address.
+            if self.family != Family::Inet {
+                return None;
+            }
+            fn lit_family(e: &Expr) -> Option<Family> {
+                match &e.kind {
+                    ExprKind::Ipv4(_) => Some(Family::Ip),
+                    ExprKind::Ipv6(_) => Some(Family::Ip6),
+                    ExprKind::Range { low, .. } => lit_family(low),
+                    ExprKind::Prefix { addr, .. } => lit_family(addr),
+                    _ => None,
+                }
+            }
+            n.addr.as_ref().and_then(lit_family)
+        });
+        if let Some(f) = fam {
             let _ = write!(self.out, " {}", f.as_str());
         }
+        self.in_nat = true;
         if n.addr.is_some() || n.port.is_some() {
             self.out.push_str(" to ");
         }
         let v6 = n.family == Some(Family::Ip6) || self.family == Family::Ip6;
         if let Some(a) = &n.addr {
-            let actx = Ctx::Type(if v6 { Datatype::Ipv6Addr } else { Datatype::Ipv4Addr });
+            let actx = Ctx::Type(if v6 {
+                Datatype::Ipv6Addr
+            } else {
+                Datatype::Ipv4Addr
+            });
             let bracket = v6 && n.port.is_some() && !matches!(a.kind, ExprKind::Map { .. });
             if bracket {
                 self.out.push('[');
@@ -710,8 +983,11 @@ impl Printer {
             self.out.push(':');
             self.value_expr(p, &Ctx::Type(Datatype::InetService));
         }
+        self.in_nat = false;
         if !n.flags.is_empty() {
-            let fl: Vec<&str> = n.flags.iter().map(|f| f.name.as_str()).collect();
+            let order = ["random", "fully-random", "persistent"];
+            let mut fl: Vec<&str> = n.flags.iter().map(|f| f.name.as_str()).collect();
+            fl.sort_by_key(|f| order.iter().position(|o| o == f).unwrap_or(order.len()));
             let _ = write!(self.out, " {}", fl.join(","));
         }
     }
@@ -737,7 +1013,11 @@ impl Printer {
         let right = strip_paren(right);
         // `X & M != 0` → `X M` ; `X & M == 0` → `X ! M` (bitmask types).
         if bitmask
-            && let ExprKind::Binary { op: BinOp::And, left: sel, right: mask } = &left.kind
+            && let ExprKind::Binary {
+                op: BinOp::And,
+                left: sel,
+                right: mask,
+            } = &left.kind
             && matches!(right.kind, ExprKind::Number { value: 0, .. })
             && matches!(op, RelOp::Ne | RelOp::Eq)
             && expr_dtype(sel).is_some_and(|d| d.is_bitmask())
@@ -749,12 +1029,28 @@ impl Printer {
             return;
         }
         // `X & M == V` with M covering every bit of the type → `X == V`.
-        if let (Some(d), ExprKind::Binary { op: BinOp::And, left: sel, right: mask }) = (dt, &left.kind)
+        if let (
+            Some(d),
+            ExprKind::Binary {
+                op: BinOp::And,
+                left: sel,
+                right: mask,
+            },
+        ) = (dt, &left.kind)
             && bitmask
-            && const_value(mask, Some(d)).is_some_and(|m| d.bits() < 128 && m == (1u128 << d.bits()) - 1)
+            && const_value(mask, Some(d))
+                .is_some_and(|m| d.bits() < 128 && m == (1u128 << d.bits()) - 1)
         {
             self.expr(sel, &Ctx::None);
-            let _ = write!(self.out, " {} ", if op == RelOp::Implicit { "==" } else { op.as_str() });
+            let _ = write!(
+                self.out,
+                " {} ",
+                if op == RelOp::Implicit {
+                    "=="
+                } else {
+                    op.as_str()
+                }
+            );
             let v = const_value(right, Some(d));
             match v {
                 Some(v) if matches!(right.kind, ExprKind::Binary { .. } | ExprKind::List(_)) => {
@@ -764,12 +1060,58 @@ impl Printer {
             }
             return;
         }
+        // `ip saddr & 255.255.0.0 == 255.255.0.0` → `ip saddr 255.255.0.0/16`.
+        if let ExprKind::Binary {
+            op: BinOp::And,
+            left: sel,
+            right: mask,
+        } = &left.kind
+            && matches!(op, RelOp::Implicit | RelOp::Eq)
+            && let Some(d @ (Datatype::Ipv4Addr | Datatype::Ipv6Addr)) = expr_dtype(sel)
+            && !matches!(sel.kind, ExprKind::Binary { .. })
+            && let (Some(m), Some(v)) = (const_value(mask, Some(d)), const_value(right, Some(d)))
+        {
+            let bits = d.bits();
+            let ones = m.count_ones();
+            let full = if bits == 128 {
+                u128::MAX
+            } else {
+                (1u128 << bits) - 1
+            };
+            let prefix_mask = if ones == 0 {
+                0
+            } else {
+                (full >> (bits - ones)) << (bits - ones)
+            };
+            if m == prefix_mask && v & !m == 0 {
+                self.expr(sel, &Ctx::None);
+                self.out.push(' ');
+                if d == Datatype::Ipv4Addr {
+                    let _ = write!(self.out, "{}/{ones}", std::net::Ipv4Addr::from(v as u32));
+                } else {
+                    let _ = write!(self.out, "{}/{ones}", std::net::Ipv6Addr::from(v));
+                }
+                return;
+            }
+        }
         self.expr(left, &Ctx::None);
         let ctx = ctx_of(left);
-        let is_const_single = !matches!(right.kind, ExprKind::Set(_) | ExprKind::SetRef(_) | ExprKind::Range { .. } | ExprKind::Prefix { .. } | ExprKind::List(_));
+        let is_const_single = !matches!(
+            right.kind,
+            ExprKind::Set(_)
+                | ExprKind::SetRef(_)
+                | ExprKind::Range { .. }
+                | ExprKind::Prefix { .. }
+                | ExprKind::List(_)
+        );
         let op_str = match op {
+            RelOp::Implicit if matches!(left.kind, ExprKind::Binary { .. }) => "==",
             RelOp::Implicit => "",
-            RelOp::Eq if bitmask && is_const_single && !matches!(left.kind, ExprKind::Binary { .. }) => "==",
+            RelOp::Eq
+                if bitmask && is_const_single && !matches!(left.kind, ExprKind::Binary { .. }) =>
+            {
+                "=="
+            }
             RelOp::Eq => {
                 if matches!(left.kind, ExprKind::Binary { .. }) {
                     "=="
@@ -784,7 +1126,10 @@ impl Printer {
         } else {
             let _ = write!(self.out, " {op_str} ");
         }
-        if bitmask && matches!(right.kind, ExprKind::List(_) | ExprKind::Symbol(_)) && !matches!(left.kind, ExprKind::Binary { .. }) {
+        if bitmask
+            && matches!(right.kind, ExprKind::List(_) | ExprKind::Symbol(_))
+            && !matches!(left.kind, ExprKind::Binary { .. })
+        {
             self.flag_list(right, dt);
             return;
         }
@@ -797,7 +1142,11 @@ impl Printer {
         fn collect<'e>(e: &'e Expr, v: &mut Vec<&'e Expr>) {
             match &e.kind {
                 ExprKind::List(xs) => xs.iter().for_each(|x| collect(x, v)),
-                ExprKind::Binary { op: BinOp::Or, left, right } => {
+                ExprKind::Binary {
+                    op: BinOp::Or,
+                    left,
+                    right,
+                } => {
                     collect(left, v);
                     collect(right, v);
                 }
@@ -832,12 +1181,23 @@ impl Printer {
     }
 
     fn set_literal_ctx(&mut self, elems: &[Expr], kctx: &Ctx, vctx: &Ctx, named: bool) {
-        let mut sorted: Vec<&Expr> = elems.iter().collect();
+        // Nested anonymous sets are merged into their parent, as nft does.
+        fn flatten<'e>(es: &'e [Expr], out: &mut Vec<&'e Expr>) {
+            for e in es {
+                match &e.kind {
+                    ExprKind::Set(inner) => flatten(inner, out),
+                    _ => out.push(e),
+                }
+            }
+        }
+        let mut sorted: Vec<&Expr> = Vec::new();
+        flatten(elems, &mut sorted);
         sorted.sort_by_key(|e| elem_key(e, kctx));
         self.out.push_str("{ ");
         for (i, e) in sorted.iter().enumerate() {
             if i > 0 {
-                self.out.push_str(if named { ",\n\t\t\t     " } else { ", " });
+                self.out
+                    .push_str(if named { ",\n\t\t\t     " } else { ", " });
             }
             self.elem(e, kctx, vctx);
         }
@@ -851,7 +1211,12 @@ impl Printer {
                 self.out.push_str(" : ");
                 self.expr(value, vctx);
             }
-            ExprKind::Elem { value, timeout, expires, comment } => {
+            ExprKind::Elem {
+                value,
+                timeout,
+                expires,
+                comment,
+            } => {
                 self.expr(value, kctx);
                 if let Some(t) = timeout {
                     let _ = write!(self.out, " timeout {}", format_time(*t));
@@ -869,12 +1234,36 @@ impl Printer {
 
     fn binary(&mut self, op: BinOp, l: &Expr, r: &Expr, ctx: &Ctx) {
         let my = prec(op);
-        let lctx = match ctx {
-            Ctx::None => ctx_of(l),
-            c => c.clone(),
-        };
         let l = strip_paren(l);
         let r = strip_paren(r);
+        // Constant shifts are folded (`1 << 20` → `0x100000`), as nft's evaluation does.
+        if matches!(op, BinOp::Shl | BinOp::Shr)
+            && is_number_tree(l)
+            && is_number_tree(r)
+            && let Some(v) = const_value(
+                &Expr::new(
+                    ExprKind::Binary {
+                        op,
+                        left: Box::new(l.clone()),
+                        right: Box::new(r.clone()),
+                    },
+                    Span::default(),
+                ),
+                None,
+            )
+        {
+            match u64::try_from(v)
+                .ok()
+                .and_then(|v| ctx.dt().and_then(|d| d.symbol_name(v)))
+            {
+                Some(n) => self.out.push_str(n),
+                None => {
+                    let _ = write!(self.out, "0x{v:x}");
+                }
+            }
+            return;
+        }
+        let lctx = ctx_of(l);
         let lp = matches!(&l.kind, ExprKind::Binary { op: o, .. } if prec(*o) < my);
         if lp {
             self.out.push('(');
@@ -884,27 +1273,36 @@ impl Printer {
             self.out.push(')');
         }
         let _ = write!(self.out, " {} ", op.as_str());
-        let rp = matches!(&r.kind, ExprKind::Binary { op: o, .. } if prec(*o) <= my);
+        let r_is_fold = matches!(&r.kind, ExprKind::Binary { op: BinOp::Shl | BinOp::Shr, left, right } if is_number_tree(left) && is_number_tree(right));
+        let rp = !r_is_fold && matches!(&r.kind, ExprKind::Binary { op: o, .. } if prec(*o) <= my);
         if rp {
             self.out.push('(');
         }
-        // Shift amounts are plain integers.
-        let rctx = if matches!(op, BinOp::Shl | BinOp::Shr) { Ctx::Type(Datatype::Integer { bits: 32 }) } else { lctx.clone() };
-        if matches!(rctx, Ctx::Type(Datatype::Integer { .. }) | Ctx::Type(Datatype::Mark))
-            && matches!(r.kind, ExprKind::Number { .. })
-            && !matches!(op, BinOp::Shl | BinOp::Shr)
-        {
-            // nft prints bitwise constants in hex, zero-padded to the type width.
-            if let (ExprKind::Number { value, .. }, Some(d)) = (&r.kind, rctx.dt()) {
-                let w = hex_width(d);
-                let _ = write!(self.out, "0x{value:0w$x}");
+        match (&r.kind, lctx.dt()) {
+            (_, _) if matches!(op, BinOp::Shl | BinOp::Shr) => {
+                self.expr(r, &Ctx::Type(Datatype::Integer { bits: 32 }))
             }
-        } else {
-            self.expr(r, &rctx);
+            (ExprKind::Number { value, .. }, Some(Datatype::Mark)) => {
+                let _ = write!(self.out, "0x{value:08x}");
+            }
+            (ExprKind::Number { value, .. }, Some(Datatype::Ipv4Addr)) => {
+                let _ = write!(self.out, "{}", std::net::Ipv4Addr::from(*value as u32));
+            }
+            (ExprKind::Number { value, .. }, _) if matches!(lctx, Ctx::Hex) => {
+                let _ = write!(self.out, "0x{value:x}");
+            }
+            (ExprKind::Number { value, hex: true }, _) => {
+                let _ = write!(self.out, "0x{value:02x}");
+            }
+            (ExprKind::Number { value, hex: false }, _) => {
+                let _ = write!(self.out, "{value}");
+            }
+            _ => self.expr(r, &lctx),
         }
         if rp {
             self.out.push(')');
         }
+        let _ = ctx;
     }
 
     fn expr(&mut self, e: &Expr, ctx: &Ctx) {
@@ -930,14 +1328,16 @@ impl Printer {
             }
             ExprKind::Ct { dir, family, key } => {
                 self.out.push_str("ct ");
-                if let Some(d) = dir {
+                if let Some(d) = dir.filter(|_| !matches!(key.name, "protocol" | "l3proto")) {
                     let _ = write!(self.out, "{} ", d.as_str());
                 }
                 let fam = family.or_else(|| {
-                    (dir.is_some() && matches!(key.name, "saddr" | "daddr")).then_some(match self.family {
-                        Family::Ip6 => Family::Ip6,
-                        _ => Family::Ip,
-                    })
+                    (dir.is_some() && matches!(key.name, "saddr" | "daddr")).then_some(
+                        match self.family {
+                            Family::Ip6 => Family::Ip6,
+                            _ => Family::Ip,
+                        },
+                    )
                 });
                 if let Some(f) = fam
                     && matches!(key.name, "saddr" | "daddr")
@@ -945,6 +1345,14 @@ impl Printer {
                     let _ = write!(self.out, "{} ", f.as_str());
                 }
                 self.out.push_str(key.name);
+            }
+            ExprKind::Number { value, .. } if matches!(ctx, Ctx::Hex) => {
+                let _ = write!(self.out, "0x{value:x}");
+            }
+            ExprKind::Number { value, .. }
+                if matches!(ctx, Ctx::Type(Datatype::Integer { bits: 0 })) =>
+            {
+                let _ = write!(self.out, "0x{value:x}");
             }
             ExprKind::Number { value, hex } => self.number(*value, *hex, ctx.dt()),
             ExprKind::Symbol(s) => self.symbol(s, ctx.dt()),
@@ -963,11 +1371,18 @@ impl Printer {
             ExprKind::Prefix { addr, len } => self.prefix(addr, *len, ctx),
             ExprKind::Range { low, high } => {
                 // A range that is exactly a prefix prints as the prefix.
-                if let (ExprKind::Ipv4(a), ExprKind::Ipv4(b)) = (&low.kind, &high.kind) {
+                if let (true, ExprKind::Ipv4(a), ExprKind::Ipv4(b)) =
+                    (self.in_nat, &low.kind, &high.kind)
+                {
                     let (a, b) = (u32::from(*a), u32::from(*b));
                     let span = b.wrapping_sub(a).wrapping_add(1);
                     if b > a && span.is_power_of_two() && a & (span - 1) == 0 {
-                        let _ = write!(self.out, "{}/{}", std::net::Ipv4Addr::from(a), 32 - span.trailing_zeros());
+                        let _ = write!(
+                            self.out,
+                            "{}/{}",
+                            std::net::Ipv4Addr::from(a),
+                            32 - span.trailing_zeros()
+                        );
                         return;
                     }
                 }
@@ -988,7 +1403,12 @@ impl Printer {
                         self.out.push_str(" . ");
                     }
                     let pctx = match ctx {
-                        Ctx::Concat(v) => v.get(i).copied().flatten().map(Ctx::Type).unwrap_or(Ctx::None),
+                        Ctx::Concat(v) => v
+                            .get(i)
+                            .copied()
+                            .flatten()
+                            .map(Ctx::Type)
+                            .unwrap_or(Ctx::None),
                         _ => Ctx::None,
                     };
                     self.expr(p, &pctx);
@@ -1037,7 +1457,11 @@ impl Printer {
                 }
             }
             ExprKind::Ipv6(a) if len <= 128 => {
-                let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len)
+                };
                 let net = std::net::Ipv6Addr::from(u128::from(*a) & mask);
                 if len == 128 {
                     let _ = write!(self.out, "{net}");
@@ -1059,13 +1483,24 @@ impl Printer {
                 let _ = write!(self.out, "0x{value:08x}");
             }
             Some(D::CtState | D::CtStatus | D::TcpFlag | D::CtEvent) => {
-                if let Some(n) = u64::try_from(value).ok().and_then(|v| dt.and_then(|d| d.symbol_name(v))) {
+                if let Some(n) = u64::try_from(value)
+                    .ok()
+                    .and_then(|v| dt.and_then(|d| d.symbol_name(v)))
+                {
                     self.out.push_str(n);
                 } else {
                     let _ = write!(self.out, "0x{value:02x}");
                 }
             }
-            Some(D::InetProto) if self.opts.numeric_proto => {
+            Some(D::Ipv4Addr) => {
+                let _ = write!(self.out, "{}", std::net::Ipv4Addr::from(value as u32));
+            }
+            Some(D::Ipv6Addr) => {
+                let _ = write!(self.out, "{}", std::net::Ipv6Addr::from(value));
+            }
+            Some(D::InetProto | D::IcmpCode | D::Icmpv6Code)
+                if self.opts.numeric_proto && !self.in_reject =>
+            {
                 let _ = write!(self.out, "{value}");
             }
             Some(
@@ -1086,7 +1521,10 @@ impl Printer {
                     let _ = write!(self.out, "{value}");
                 }
             },
-            Some(D::EtherType) => match u64::try_from(value).ok().and_then(|v| D::EtherType.symbol_name(v)) {
+            Some(D::EtherType) => match u64::try_from(value)
+                .ok()
+                .and_then(|v| D::EtherType.symbol_name(v))
+            {
                 Some(n) => self.out.push_str(n),
                 None => {
                     let _ = write!(self.out, "0x{value:04x}");
@@ -1121,15 +1559,33 @@ impl Printer {
                 Some(v) => self.out.push_str(D::InetProto.symbol_name(v).unwrap_or(s)),
                 None => self.out.push_str(s),
             },
-            Some(d @ (D::IcmpType | D::Icmpv6Type | D::IcmpCode | D::Icmpv6Code | D::IcmpxCode)) => {
+            Some(d @ (D::IcmpCode | D::Icmpv6Code))
+                if self.opts.numeric_proto && !self.in_reject =>
+            {
                 match d.symbol_value(s) {
-                    Some(v) => self.out.push_str(d.symbol_name(v).unwrap_or(s)),
+                    Some(v) => {
+                        let _ = write!(self.out, "{v}");
+                    }
                     None => self.out.push_str(s),
                 }
             }
+            Some(
+                d @ (D::IcmpType | D::Icmpv6Type | D::IcmpCode | D::Icmpv6Code | D::IcmpxCode),
+            ) => match d.symbol_value(s) {
+                Some(v) => self.out.push_str(d.symbol_name(v).unwrap_or(s)),
+                None => self.out.push_str(s),
+            },
             Some(D::Ifname | D::String { .. }) => self.out.push_str(&quote(s)),
             _ => self.out.push_str(s),
         }
+    }
+}
+
+fn is_number_tree(e: &Expr) -> bool {
+    match &strip_paren(e).kind {
+        ExprKind::Number { .. } => true,
+        ExprKind::Binary { left, right, .. } => is_number_tree(left) && is_number_tree(right),
+        _ => false,
     }
 }
 
@@ -1155,11 +1611,11 @@ fn l4_number(proto: &str) -> Option<u128> {
 /// Drop explicit protocol matches that nft treats as (and removes like) implicit dependencies:
 /// `ip protocol tcp tcp dport 22` → `tcp dport 22`, `meta l4proto icmp icmp type x`,
 /// `meta nfproto ipv4 ip saddr x`, `meta protocol ip udp dport 67`.
-fn kill_dependencies(stmts: &[Stmt]) -> Vec<&Stmt> {
+fn kill_dependencies(stmts: &[Stmt], family: Family) -> Vec<&Stmt> {
     let mut out: Vec<&Stmt> = Vec::new();
     for (i, s) in stmts.iter().enumerate() {
         if let Some(next) = stmts.get(i + 1)
-            && is_dependency_of(s, next)
+            && is_dependency_of(s, next, family)
         {
             continue;
         }
@@ -1184,35 +1640,65 @@ fn first_selector(e: &Expr) -> &Expr {
     }
 }
 
-fn is_dependency_of(dep: &Stmt, next: &Stmt) -> bool {
-    let StmtKind::Match { left, op: RelOp::Implicit | RelOp::Eq, right } = &dep.kind else {
+fn is_dependency_of(dep: &Stmt, next: &Stmt, family: Family) -> bool {
+    let StmtKind::Match {
+        left,
+        op: RelOp::Implicit | RelOp::Eq,
+        right,
+    } = &dep.kind
+    else {
         return false;
     };
-    let Some(target) = dep_target(next) else { return false };
+    // In inet tables `meta nfproto` before a `reject` is the reject's dependency.
+    if let (StmtKind::Reject(_), ExprKind::Meta { key, .. }, Family::Inet) =
+        (&next.kind, &left.kind, family)
+    {
+        return key.name == "nfproto";
+    }
+    let Some(target) = dep_target(next) else {
+        return false;
+    };
     let target = first_selector(target);
     match (&left.kind, &target.kind) {
-        (ExprKind::Payload(pf), ExprKind::Payload(t)) if (pf.proto, pf.field) == ("ip", "protocol") || (pf.proto, pf.field) == ("ip6", "nexthdr") => {
-            l4_number(t.proto).is_some_and(|n| const_value(right, Some(Datatype::InetProto)) == Some(n))
+        (ExprKind::Payload(pf), ExprKind::Payload(t))
+            if ((pf.proto, pf.field) == ("ip", "protocol") && family == Family::Ip)
+                || ((pf.proto, pf.field) == ("ip6", "nexthdr") && family == Family::Ip6) =>
+        {
+            l4_number(t.proto)
+                .is_some_and(|n| const_value(right, Some(Datatype::InetProto)) == Some(n))
                 && (t.proto != "icmpv6" || pf.proto == "ip6")
                 && (t.proto != "icmp" || pf.proto == "ip")
         }
         (ExprKind::Meta { key, .. }, ExprKind::Payload(t)) if key.name == "l4proto" => {
-            l4_number(t.proto).is_some_and(|n| const_value(right, Some(Datatype::InetProto)) == Some(n))
+            l4_number(t.proto)
+                .is_some_and(|n| const_value(right, Some(Datatype::InetProto)) == Some(n))
         }
         (ExprKind::Meta { key, .. }, _) if key.name == "nfproto" || key.name == "protocol" => {
-            let v = const_value(right, Some(if key.name == "nfproto" { Datatype::Nfproto } else { Datatype::EtherType }));
+            let v = const_value(
+                right,
+                Some(if key.name == "nfproto" {
+                    Datatype::Nfproto
+                } else {
+                    Datatype::EtherType
+                }),
+            );
             let v4 = if key.name == "nfproto" { 2 } else { 0x0800 };
             let v6 = if key.name == "nfproto" { 10 } else { 0x86dd };
             match &target.kind {
                 ExprKind::Payload(t) => {
                     (v == Some(v4) && matches!(t.proto, "ip" | "icmp") && key.name == "nfproto")
-                        || (v == Some(v6) && matches!(t.proto, "ip6" | "icmpv6") && key.name == "nfproto")
-                        || (key.name == "protocol" && v == Some(v4) && t.proto == "ip")
-                        || (key.name == "protocol" && v == Some(v6) && t.proto == "ip6")
+                        || (v == Some(v6)
+                            && matches!(t.proto, "ip6" | "icmpv6")
+                            && key.name == "nfproto")
+                        || (key.name == "protocol" && v == Some(v4) && family == Family::Ip)
+                        || (key.name == "protocol" && v == Some(v6) && family == Family::Ip6)
                 }
-                ExprKind::Ct { family, key: ck, .. } if key.name == "nfproto" => {
+                ExprKind::Ct {
+                    family, key: ck, ..
+                } if key.name == "nfproto" => {
                     matches!(ck.name, "saddr" | "daddr")
-                        && ((v == Some(v4) && *family != Some(Family::Ip6)) || (v == Some(v6) && *family != Some(Family::Ip)))
+                        && ((v == Some(v4) && *family != Some(Family::Ip6))
+                            || (v == Some(v6) && *family != Some(Family::Ip)))
                 }
                 _ => false,
             }

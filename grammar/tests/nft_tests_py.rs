@@ -33,7 +33,10 @@ fn load(dir: &PathBuf) -> Vec<Case> {
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap_or_default();
             let mut family = None;
-            let name = format!("{sub}/{}", f.file_name().unwrap_or_default().to_string_lossy());
+            let name = format!(
+                "{sub}/{}",
+                f.file_name().unwrap_or_default().to_string_lossy()
+            );
             for line in text.lines() {
                 if let Some(rest) = line.strip_prefix('*') {
                     if family.is_none() {
@@ -49,8 +52,16 @@ fn load(dir: &PathBuf) -> Vec<Case> {
                     continue;
                 }
                 let rule = parts[0].to_string();
-                let expected = parts.get(2).map(|s| s.to_string()).unwrap_or_else(|| rule.clone());
-                cases.push(Case { file: name.clone(), family: family.unwrap_or(Family::Ip), rule, expected });
+                let expected = parts
+                    .get(2)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| rule.clone());
+                cases.push(Case {
+                    file: name.clone(),
+                    family: family.unwrap_or(Family::Ip),
+                    rule,
+                    expected,
+                });
             }
         }
     }
@@ -59,17 +70,92 @@ fn load(dir: &PathBuf) -> Vec<Case> {
 
 /// Out-of-scope vocabulary (selectors and statements the task does not cover).
 const OUT_OF_SCOPE: &[&str] = &[
-    "fib", "jhash", "symhash", "numgen", "osf", "socket", "rt", "ipsec", "option", "exthdr", "sctp", "dccp", "ah",
-    "esp", "comp", "igmp", "gre", "gretap", "vxlan", "geneve", "udplite", "tproxy", "synproxy", "dup", "fwd", "quota",
-    "count", "last", "meter", "inner", "ether", "vlan", "arp", "name", "@nh", "@th", "@ll", "@ih", "hbh", "frag",
-    "mh", "srh", "rt0", "rt2", "dst", "secmark", "label", "time", "day", "hour", "cgroup", "cpu", "iifgroup",
-    "oifgroup", "rtclassid", "nftrace", "random", "sdif", "sdifname", "iifkind", "oifkind", "prefix", "ibrname",
-    "obrname", "event", "id", "avgpkt", "bytes", "packets", "reserved", "param-problem", "max-delay", "taddr",
-    "checksum", "expectation", "xt", "update", "add", "delete", "timeout",
+    "fib",
+    "jhash",
+    "symhash",
+    "numgen",
+    "osf",
+    "socket",
+    "rt",
+    "ipsec",
+    "option",
+    "exthdr",
+    "sctp",
+    "dccp",
+    "ah",
+    "esp",
+    "comp",
+    "igmp",
+    "gre",
+    "gretap",
+    "vxlan",
+    "geneve",
+    "udplite",
+    "tproxy",
+    "synproxy",
+    "dup",
+    "fwd",
+    "quota",
+    "count",
+    "last",
+    "meter",
+    "inner",
+    "ether",
+    "vlan",
+    "arp",
+    "name",
+    "@nh",
+    "@th",
+    "@ll",
+    "@ih",
+    "hbh",
+    "frag",
+    "mh",
+    "srh",
+    "rt0",
+    "rt2",
+    "dst",
+    "secmark",
+    "label",
+    "time",
+    "day",
+    "hour",
+    "cgroup",
+    "cpu",
+    "iifgroup",
+    "oifgroup",
+    "rtclassid",
+    "nftrace",
+    "random",
+    "sdif",
+    "sdifname",
+    "iifkind",
+    "oifkind",
+    "prefix",
+    "ibrname",
+    "obrname",
+    "event",
+    "id",
+    "avgpkt",
+    "bytes",
+    "packets",
+    "reserved",
+    "param-problem",
+    "max-delay",
+    "taddr",
+    "checksum",
+    "expectation",
+    "xt",
+    "update",
+    "add",
+    "delete",
+    "timeout",
 ];
 
 fn in_scope(rule: &str) -> bool {
-    !rule.split([' ', ',', '{', '}', '(', ')']).any(|w| OUT_OF_SCOPE.contains(&w))
+    !rule
+        .split([' ', ',', '{', '}', '(', ')'])
+        .any(|w| OUT_OF_SCOPE.contains(&w))
 }
 
 /// nft-test.py's tolerance: `{ ... }` element order and spacing do not matter.
@@ -96,7 +182,10 @@ fn normalize(s: &str) -> String {
         }
         let Some(end) = end else { break };
         let inner = &rest[i + 1..end];
-        let mut elems: Vec<String> = inner.split(',').map(|e| e.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+        let mut elems: Vec<String> = inner
+            .split(',')
+            .map(|e| e.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
         elems.sort();
         out.push_str(" {");
         out.push_str(&elems.join(","));
@@ -108,7 +197,11 @@ fn normalize(s: &str) -> String {
 }
 
 fn wrap(c: &Case) -> String {
-    format!("table {} t {{\n\tchain c {{\n\t\ttype filter hook input priority 0;\n\t\t{}\n\t}}\n}}\n", c.family.as_str(), c.rule)
+    format!(
+        "table {} t {{\n\tchain c {{\n\t\ttype filter hook input priority 0;\n\t\t{}\n\t}}\n}}\n",
+        c.family.as_str(),
+        c.rule
+    )
 }
 
 fn the_rule(f: &File) -> Option<&Rule> {
@@ -146,8 +239,14 @@ fn nft_tests_py_print_back() {
         return;
     };
     let cases = load(&dir);
-    assert!(cases.len() > 500, "corpus looks truncated: {} cases", cases.len());
-    let opts = Options { numeric_proto: true };
+    assert!(
+        cases.len() > 500,
+        "corpus looks truncated: {} cases",
+        cases.len()
+    );
+    let opts = Options {
+        numeric_proto: true,
+    };
     let mut per_file: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     let (mut pass, mut total, mut sc_pass, mut sc_total, mut parsed_ok) = (0, 0, 0, 0, 0);
     let mut idem_fail = Vec::new();
@@ -159,7 +258,15 @@ fn nft_tests_py_print_back() {
                 parsed_ok += 1;
                 let got = format_rule(r, c.family, opts);
                 // idempotence and round trip
-                let p2 = nfr_grammar::parse(&wrap(&Case { rule: got.clone(), ..Case { file: String::new(), family: c.family, rule: String::new(), expected: String::new() } }));
+                let p2 = nfr_grammar::parse(&wrap(&Case {
+                    rule: got.clone(),
+                    ..Case {
+                        file: String::new(),
+                        family: c.family,
+                        rule: String::new(),
+                        expected: String::new(),
+                    }
+                }));
                 match the_rule(&p2.file) {
                     Some(r2) if p2.errors.is_empty() => {
                         let again = format_rule(r2, c.family, opts);
@@ -167,11 +274,17 @@ fn nft_tests_py_print_back() {
                             idem_fail.push(format!("{}: {got:?} -> {again:?}", c.file));
                         }
                     }
-                    _ => idem_fail.push(format!("{}: reparse of {got:?} failed: {:?}", c.file, p2.errors)),
+                    _ => idem_fail.push(format!(
+                        "{}: reparse of {got:?} failed: {:?}",
+                        c.file, p2.errors
+                    )),
                 }
                 got
             }
-            _ => format!("<parse error: {}>", p.errors.first().map(|e| e.to_string()).unwrap_or_default()),
+            _ => format!(
+                "<parse error: {}>",
+                p.errors.first().map(|e| e.to_string()).unwrap_or_default()
+            ),
         };
         let ok = got == c.expected || normalize(&got) == normalize(&c.expected);
         let e = per_file.entry(c.file.clone()).or_default();
@@ -181,7 +294,10 @@ fn nft_tests_py_print_back() {
             e.0 += 1;
             pass += 1;
         } else {
-            fails.push(format!("{}: {:?}\n   want {:?}\n   got  {:?}", c.file, c.rule, c.expected, got));
+            fails.push(format!(
+                "{}: {:?}\n   want {:?}\n   got  {:?}",
+                c.file, c.rule, c.expected, got
+            ));
         }
         if in_scope(&c.rule) {
             sc_total += 1;
@@ -202,11 +318,17 @@ fn nft_tests_py_print_back() {
         }
     }
     println!("parsed without error: {parsed_ok}/{total}");
-    println!("overall: {pass}/{total} = {:.1}%", 100.0 * pass as f64 / total as f64);
-    println!("in scope: {sc_pass}/{sc_total} = {:.1}%", 100.0 * sc_pass as f64 / sc_total as f64);
+    println!(
+        "overall: {pass}/{total} = {:.1}%",
+        100.0 * pass as f64 / total as f64
+    );
+    println!(
+        "in scope: {sc_pass}/{sc_total} = {:.1}%",
+        100.0 * sc_pass as f64 / sc_total as f64
+    );
     println!("idempotence failures: {}", idem_fail.len());
     let rate = sc_pass as f64 / sc_total as f64;
-    assert!(rate >= 0.0, "in-scope print-back rate regressed: {rate}");
+    assert!(rate >= 0.93, "in-scope print-back rate regressed: {rate}");
 }
 
 #[test]
@@ -215,14 +337,23 @@ fn roundtrip_modulo_spans() {
         println!("SKIP: nft-tests-py corpus not found");
         return;
     };
-    let opts = Options { numeric_proto: false };
+    let opts = Options {
+        numeric_proto: false,
+    };
     let mut bad = Vec::new();
     let mut n = 0;
     for c in load(&dir) {
         let p = nfr_grammar::parse(&wrap(&c));
-        let Some(r) = the_rule(&p.file).filter(|_| p.errors.is_empty()) else { continue };
+        let Some(r) = the_rule(&p.file).filter(|_| p.errors.is_empty()) else {
+            continue;
+        };
         let got = format_rule(r, c.family, opts);
-        let p2 = nfr_grammar::parse(&wrap(&Case { file: String::new(), family: c.family, rule: got.clone(), expected: String::new() }));
+        let p2 = nfr_grammar::parse(&wrap(&Case {
+            file: String::new(),
+            family: c.family,
+            rule: got.clone(),
+            expected: String::new(),
+        }));
         let Some(r2) = the_rule(&p2.file) else {
             bad.push(format!("{got:?}: {:?}", p2.errors));
             continue;
