@@ -14,6 +14,9 @@ pub mod ftp;
 pub mod tcp;
 pub mod tuple;
 
+#[cfg(test)]
+mod tests;
+
 use crate::wire::{Ipv4Packet, Ipv6Packet, checksum, proto};
 use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6, ct_state, ips};
 use nfr_vm::{Hook, PktState, Verdict};

@@ -3,6 +3,7 @@
 //! are, the protocols, the fragment details — everything `vm::PktState` needs. Malformed input gives a
 //! [`Malformed`] reason (a fieldless `Copy` enum, counted with [`MalformedCounters`]), never a panic.
 
+pub mod build;
 pub mod ip;
 pub mod l4;
 pub mod link;

@@ -1,0 +1,651 @@
+//! Scenario tests for the conntrack core with synthetic packets (the kernel-replay agreement lives in
+//! `tests/ct_expected.rs`).
+
+use super::*;
+use crate::wire::build::{self, echo};
+use crate::wire::tcp_flags as F;
+use std::net::IpAddr;
+
+const S: u64 = NS;
+
+fn a(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn settings() -> Settings {
+    Settings {
+        checksum: true,
+        acct: true,
+        events: true,
+        ..Settings::default()
+    }
+}
+
+/// PREROUTING -> INPUT: returns the state name seen at PREROUTING.
+fn path(ct: &mut Conntrack, p: &[u8], now: u64) -> (&'static str, Verdict) {
+    let mut n = Nfct::None;
+    let v = ct.conntrack_in(p, Hook::Prerouting, now, &mut n);
+    let st = name(&n);
+    let v2 = if v == Verdict::Accept {
+        ct.confirm(p, now, &mut n)
+    } else {
+        v
+    };
+    ct.release(&mut n);
+    (st, v2)
+}
+
+fn name(n: &Nfct) -> &'static str {
+    match n {
+        Nfct::Ct {
+            ctinfo: CtInfo::New,
+            ..
+        } => "NEW",
+        Nfct::Ct {
+            ctinfo: CtInfo::Established,
+            ..
+        } => "EST",
+        Nfct::Ct {
+            ctinfo: CtInfo::EstablishedReply,
+            ..
+        } => "EST_REPLY",
+        Nfct::Ct {
+            ctinfo: CtInfo::Related,
+            ..
+        } => "REL",
+        Nfct::Ct {
+            ctinfo: CtInfo::RelatedReply,
+            ..
+        } => "REL_REPLY",
+        Nfct::Untracked => "UNTRACKED",
+        _ => "INVALID",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tcp(src: &str, dst: &str, sp: u16, dp: u16, seq: u32, ack: u32, fl: u8, data: &[u8]) -> Vec<u8> {
+    build::tcp(a(src), a(dst), sp, dp, seq, ack, fl, 64000, &[], data)
+}
+
+fn handshake(ct: &mut Conntrack, t: u64) {
+    assert_eq!(
+        path(
+            ct,
+            &tcp("10.0.0.1", "10.0.0.2", 1000, 80, 100, 0, F::SYN, b""),
+            t
+        )
+        .0,
+        "NEW"
+    );
+    assert_eq!(
+        path(
+            ct,
+            &tcp(
+                "10.0.0.2",
+                "10.0.0.1",
+                80,
+                1000,
+                500,
+                101,
+                F::SYN | F::ACK,
+                b""
+            ),
+            t
+        )
+        .0,
+        "EST_REPLY"
+    );
+    assert_eq!(
+        path(
+            ct,
+            &tcp("10.0.0.1", "10.0.0.2", 1000, 80, 101, 501, F::ACK, b""),
+            t
+        )
+        .0,
+        "EST"
+    );
+}
+
+#[test]
+fn tcp_handshake_and_listing() {
+    let mut ct = Conntrack::new(settings());
+    handshake(&mut ct, 10 * S);
+    assert_eq!(
+        ct.listing(11 * S),
+        "tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=1000 dport=80 packets=2 bytes=80 \
+         src=10.0.0.2 dst=10.0.0.1 sport=80 dport=1000 packets=1 bytes=40 [ASSURED] mark=0 use=1\n"
+    );
+    let ev: Vec<CtEventKind> = ct.drain_events().iter().map(|e| e.kind).collect();
+    assert_eq!(
+        ev,
+        vec![
+            CtEventKind::New,
+            CtEventKind::Update,
+            CtEventKind::Update,
+            CtEventKind::Update,
+            CtEventKind::Assured
+        ]
+    );
+    // Close: FIN, FIN, ACK -> TIME_WAIT 120 s; then a new SYN re-opens (kill + NEW).
+    path(
+        &mut ct,
+        &tcp(
+            "10.0.0.1",
+            "10.0.0.2",
+            1000,
+            80,
+            101,
+            501,
+            F::FIN | F::ACK,
+            b"",
+        ),
+        12 * S,
+    );
+    path(
+        &mut ct,
+        &tcp(
+            "10.0.0.2",
+            "10.0.0.1",
+            80,
+            1000,
+            501,
+            102,
+            F::FIN | F::ACK,
+            b"",
+        ),
+        12 * S,
+    );
+    path(
+        &mut ct,
+        &tcp("10.0.0.1", "10.0.0.2", 1000, 80, 102, 502, F::ACK, b""),
+        12 * S,
+    );
+    assert!(ct.listing(12 * S).starts_with("tcp      6 120 TIME_WAIT "));
+    assert_eq!(
+        path(
+            &mut ct,
+            &tcp("10.0.0.1", "10.0.0.2", 1000, 80, 9000, 0, F::SYN, b""),
+            13 * S
+        )
+        .0,
+        "NEW"
+    );
+    let l = ct.listing(13 * S);
+    assert!(
+        l.starts_with("tcp      6 120 SYN_SENT ") && l.contains("[UNREPLIED]"),
+        "{l}"
+    );
+    assert_eq!(ct.len(13 * S), 1);
+    assert!(
+        ct.drain_events()
+            .iter()
+            .any(|e| e.kind == CtEventKind::Destroy)
+    );
+}
+
+#[test]
+fn invalid_tcp_cases() {
+    let mut ct = Conntrack::new(settings());
+    // Lone SYN/ACK, RST, bare FIN, NULL and Xmas: never create an entry.
+    for fl in [F::SYN | F::ACK, F::RST, F::FIN, 0, 0xff] {
+        assert_eq!(
+            path(
+                &mut ct,
+                &tcp("10.0.0.1", "10.0.0.2", 1, 2, 5, 5, fl, b""),
+                S
+            )
+            .0,
+            "INVALID"
+        );
+    }
+    assert_eq!(ct.count(), 0);
+    // Bad checksum with checksum verification on.
+    let mut p = tcp("10.0.0.1", "10.0.0.2", 1, 2, 5, 0, F::SYN, b"");
+    p[36] ^= 0xff;
+    assert_eq!(path(&mut ct, &p, S).0, "INVALID");
+    // ... accepted with it off.
+    let mut off = Conntrack::new(Settings {
+        checksum: false,
+        ..settings()
+    });
+    assert_eq!(path(&mut off, &p, S).0, "NEW");
+    // Truncated header (doff past the end).
+    let mut t = tcp("10.0.0.1", "10.0.0.2", 1, 2, 5, 0, F::SYN, b"");
+    t[32] = 0xf0;
+    assert_eq!(path(&mut off, &t, S).0, "INVALID");
+    // Pickup disabled: a mid-stream ACK is INVALID.
+    let mut strict = Conntrack::new(Settings {
+        tcp_loose: false,
+        ..settings()
+    });
+    assert_eq!(
+        path(
+            &mut strict,
+            &tcp("10.0.0.1", "10.0.0.2", 1, 2, 5, 5, F::ACK, b""),
+            S
+        )
+        .0,
+        "INVALID"
+    );
+    assert_eq!(
+        path(
+            &mut ct,
+            &tcp("10.0.0.1", "10.0.0.2", 1, 2, 5, 5, F::ACK, b"x"),
+            S
+        )
+        .0,
+        "NEW"
+    );
+    assert!(ct.listing(S).contains("ESTABLISHED") && ct.listing(S).starts_with("tcp      6 300 "));
+}
+
+#[test]
+fn syn_then_rst_deletes_entry() {
+    let mut ct = Conntrack::new(settings());
+    assert_eq!(
+        path(
+            &mut ct,
+            &tcp("10.0.0.1", "10.0.0.2", 1, 2, 5, 0, F::SYN, b""),
+            S
+        )
+        .0,
+        "NEW"
+    );
+    assert_eq!(
+        path(
+            &mut ct,
+            &tcp("10.0.0.2", "10.0.0.1", 2, 1, 0, 6, F::RST | F::ACK, b""),
+            S
+        )
+        .0,
+        "EST_REPLY"
+    );
+    assert!(ct.is_empty(S));
+    assert_eq!(ct.count(), 0);
+}
+
+#[test]
+fn udp_unreplied_reply_and_stream() {
+    let mut ct = Conntrack::new(settings());
+    let q = build::udp(a("10.0.0.1"), a("10.0.0.53"), 5000, 53, b"q");
+    let r = build::udp(a("10.0.0.53"), a("10.0.0.1"), 53, 5000, b"answer");
+    assert_eq!(path(&mut ct, &q, 0).0, "NEW");
+    assert_eq!(path(&mut ct, &q, S).0, "NEW");
+    assert!(ct.listing(S).contains("[UNREPLIED]"));
+    assert_eq!(path(&mut ct, &r, S).0, "EST_REPLY");
+    let l = ct.listing(S);
+    assert!(
+        l.starts_with("udp      17 30 ") && !l.contains("ASSURED") && !l.contains("UNREPLIED"),
+        "{l}"
+    );
+    assert_eq!(path(&mut ct, &q, 3 * S).0, "EST");
+    let l = ct.listing(3 * S);
+    assert!(
+        l.starts_with("udp      17 120 ") && l.contains("[ASSURED]"),
+        "{l}"
+    );
+    // Expiry: gone after 120 s of silence, GC emits DESTROY.
+    assert_eq!(ct.gc(200 * S), 1);
+    assert!(ct.is_empty(200 * S));
+    assert_eq!(
+        ct.drain_events().last().map(|e| e.kind),
+        Some(CtEventKind::Destroy)
+    );
+}
+
+#[test]
+fn icmp_echo_and_errors() {
+    let mut ct = Conntrack::new(settings());
+    let req = build::icmp(a("10.0.0.1"), a("10.0.0.2"), 8, 0, echo(7, 1), b"ping");
+    let rep = build::icmp(a("10.0.0.2"), a("10.0.0.1"), 0, 0, echo(7, 1), b"ping");
+    assert_eq!(
+        path(&mut ct, &rep, S).0,
+        "INVALID",
+        "an echo reply cannot create an entry"
+    );
+    assert_eq!(path(&mut ct, &req, S).0, "NEW");
+    assert_eq!(path(&mut ct, &rep, S).0, "EST_REPLY");
+    assert!(ct.listing(S).contains("type=8 code=0 id=7"));
+    // A UDP flow and a port-unreachable about it.
+    let q = build::udp(a("10.0.0.1"), a("10.0.0.9"), 4000, 33434, b"probe");
+    path(&mut ct, &q, S);
+    let err = build::icmp(a("10.0.0.9"), a("10.0.0.1"), 3, 3, [0; 4], &q);
+    assert_eq!(path(&mut ct, &err, S).0, "REL_REPLY");
+    // From a router on the path: still REL_REPLY (outer daddr is the client).
+    let ttl = build::icmp(a("192.0.2.254"), a("10.0.0.1"), 11, 0, [0; 4], &q);
+    assert_eq!(path(&mut ct, &ttl, S).0, "REL_REPLY");
+    // Outer destination mismatch -> INVALID; orphan -> INVALID; type > 18 -> INVALID.
+    let bogus = build::icmp(a("10.0.0.9"), a("10.0.0.77"), 3, 3, [0; 4], &q);
+    assert_eq!(path(&mut ct, &bogus, S).0, "INVALID");
+    let other = build::udp(a("10.0.0.5"), a("10.0.0.9"), 1, 2, b"");
+    assert_eq!(
+        path(
+            &mut ct,
+            &build::icmp(a("10.0.0.9"), a("10.0.0.5"), 3, 3, [0; 4], &other),
+            S
+        )
+        .0,
+        "INVALID"
+    );
+    assert_eq!(
+        path(
+            &mut ct,
+            &build::icmp(a("10.0.0.9"), a("10.0.0.5"), 40, 0, [0; 4], b""),
+            S
+        )
+        .0,
+        "INVALID"
+    );
+    // The error neither refreshed nor counted.
+    assert!(
+        ct.listing(S)
+            .contains("sport=4000 dport=33434 packets=1 bytes=33 [UNREPLIED]")
+    );
+}
+
+#[test]
+fn icmpv6_untracked_echo_and_errors() {
+    let mut ct = Conntrack::new(settings());
+    let ns = build::icmp(a("2001:db8::1"), a("2001:db8::2"), 135, 0, [0; 4], &[0; 16]);
+    assert_eq!(path(&mut ct, &ns, S).0, "UNTRACKED");
+    let req = build::icmp(a("2001:db8::1"), a("2001:db8::2"), 128, 0, echo(1, 1), b"x");
+    let rep = build::icmp(a("2001:db8::2"), a("2001:db8::1"), 129, 0, echo(1, 1), b"x");
+    assert_eq!(path(&mut ct, &req, S).0, "NEW");
+    assert_eq!(path(&mut ct, &rep, S).0, "EST_REPLY");
+    assert!(
+        ct.listing(S)
+            .starts_with("icmpv6   58 30 src=2001:db8::1 dst=2001:db8::2 type=128 code=0 id=1")
+    );
+    let t = tcp("2001:db8::1", "2001:db8::3", 1, 80, 1, 0, F::SYN, b"");
+    path(&mut ct, &t, S);
+    let too_big = build::icmp(a("2001:db8::ff"), a("2001:db8::1"), 2, 0, [0, 0, 5, 0], &t);
+    assert_eq!(path(&mut ct, &too_big, S).0, "REL_REPLY");
+}
+
+#[test]
+fn generic_protocol_and_zones_and_notrack() {
+    let mut ct = Conntrack::new(settings());
+    let gre = build::ip(a("10.0.0.1"), a("10.0.0.2"), 47, &[0; 8]);
+    assert_eq!(path(&mut ct, &gre, S).0, "NEW");
+    assert!(
+        ct.listing(S)
+            .starts_with("gre      47 600 src=10.0.0.1 dst=10.0.0.2 packets=1")
+    );
+    let u = build::udp(a("10.0.0.1"), a("10.0.0.2"), 1, 2, b"");
+    let mut n = Nfct::Template { zone: 7 };
+    ct.conntrack_in(&u, Hook::Prerouting, S, &mut n);
+    assert_eq!(name(&n), "NEW");
+    ct.confirm(&u, S, &mut n);
+    let mut p = PktState::default();
+    ct.fill_pkt(&n, S, &mut p);
+    assert_eq!(
+        (p.ct_zone, p.ct_state, p.ct_protocol, p.ct_expiration_ms),
+        (7, ct_state::NEW, 17, 30_000)
+    );
+    assert_eq!(p.ct_orig.src_port, 1);
+    assert_eq!(p.ct_reply.src_port, 2);
+    ct.release(&mut n);
+    // Same tuple in zone 0 is a different entry.
+    assert_eq!(path(&mut ct, &u, S).0, "NEW");
+    assert!(ct.listing(S).contains("zone=7"));
+    let mut un = Nfct::Untracked;
+    assert_eq!(
+        ct.conntrack_in(&u, Hook::Prerouting, S, &mut un),
+        Verdict::Accept
+    );
+    assert_eq!(un, Nfct::Untracked);
+    let mut p = PktState::default();
+    ct.fill_pkt(&un, S, &mut p);
+    assert_eq!((p.ct_valid, p.ct_state), (false, ct_state::UNTRACKED));
+}
+
+#[test]
+fn ftp_passive_creates_related_data_connection() {
+    let mut ct = Conntrack::new(Settings {
+        ftp_ports: vec![21],
+        ..settings()
+    });
+    let (c, s) = ("10.0.0.1", "10.0.0.2");
+    path(&mut ct, &tcp(c, s, 3000, 21, 100, 0, F::SYN, b""), S);
+    path(
+        &mut ct,
+        &tcp(s, c, 21, 3000, 700, 101, F::SYN | F::ACK, b""),
+        S,
+    );
+    path(&mut ct, &tcp(c, s, 3000, 21, 101, 701, F::ACK, b""), S);
+    let banner = b"220 ready\r\n";
+    path(
+        &mut ct,
+        &tcp(s, c, 21, 3000, 701, 101, F::ACK | F::PSH, banner),
+        S,
+    );
+    let next = 701 + banner.len() as u32;
+    path(
+        &mut ct,
+        &tcp(c, s, 3000, 21, 101, next, F::ACK | F::PSH, b"PASV\r\n"),
+        S,
+    );
+    let pasv = b"227 Entering Passive Mode (10,0,0,2,4,1).\r\n";
+    assert_eq!(
+        path(
+            &mut ct,
+            &tcp(s, c, 21, 3000, next, 107, F::ACK | F::PSH, pasv),
+            S
+        )
+        .0,
+        "EST_REPLY"
+    );
+    assert_eq!(ct.expectations().len(), 1);
+    assert_eq!(ct.expectations()[0].tuple.dport, 1025);
+    assert_eq!(
+        path(&mut ct, &tcp(c, s, 3001, 1025, 1, 0, F::SYN, b""), 2 * S).0,
+        "REL"
+    );
+    assert!(ct.expectations().is_empty());
+    assert_eq!(
+        path(
+            &mut ct,
+            &tcp(s, c, 1025, 3001, 9, 2, F::SYN | F::ACK, b""),
+            2 * S
+        )
+        .0,
+        "EST_REPLY"
+    );
+    let l = ct.listing(2 * S);
+    assert!(
+        l.contains("dport=21 ") && l.contains("helper=ftp use=2"),
+        "{l}"
+    );
+    // A data connection to an unannounced port is just NEW.
+    assert_eq!(
+        path(&mut ct, &tcp(c, s, 3002, 1026, 1, 0, F::SYN, b""), 2 * S).0,
+        "NEW"
+    );
+    // A partial command is dropped by the helper.
+    let seq = next + pasv.len() as u32;
+    let (_, v) = path(
+        &mut ct,
+        &tcp(s, c, 21, 3000, seq, 107, F::ACK | F::PSH, b"227 "),
+        3 * S,
+    );
+    assert_eq!(v, Verdict::Drop);
+}
+
+#[test]
+fn active_port_command_and_expect_timeout() {
+    let mut ct = Conntrack::new(Settings {
+        ftp_ports: vec![21],
+        ..settings()
+    });
+    let (c, s) = ("10.0.0.1", "10.0.0.2");
+    path(&mut ct, &tcp(c, s, 3000, 21, 100, 0, F::SYN, b""), S);
+    path(
+        &mut ct,
+        &tcp(s, c, 21, 3000, 700, 101, F::SYN | F::ACK, b""),
+        S,
+    );
+    path(&mut ct, &tcp(c, s, 3000, 21, 101, 701, F::ACK, b""), S);
+    let user = b"USER x\r\n";
+    path(
+        &mut ct,
+        &tcp(c, s, 3000, 21, 101, 701, F::ACK | F::PSH, user),
+        S,
+    );
+    let seq = 101 + user.len() as u32;
+    path(
+        &mut ct,
+        &tcp(
+            c,
+            s,
+            3000,
+            21,
+            seq,
+            701,
+            F::ACK | F::PSH,
+            b"PORT 10,0,0,1,19,137\r\n",
+        ),
+        S,
+    );
+    assert_eq!(ct.expectations().len(), 1);
+    let e = ct.expectations()[0].tuple;
+    assert_eq!((e.dport, e.sport), (19 * 256 + 137, 0));
+    // 300 s later the expectation is gone: the server's connection is NEW.
+    assert_eq!(
+        path(&mut ct, &tcp(s, c, 20, 5001, 1, 0, F::SYN, b""), 302 * S).0,
+        "NEW"
+    );
+}
+
+#[test]
+fn early_drop_and_table_full() {
+    let mut ct = Conntrack::new(Settings {
+        max: 4,
+        buckets: 1,
+        ..settings()
+    });
+    for i in 0..4u16 {
+        path(
+            &mut ct,
+            &build::udp(a("10.0.0.1"), a("10.0.0.2"), 1000 + i, 53, b""),
+            S,
+        );
+    }
+    assert_eq!(ct.count(), 4);
+    // A fifth flow evicts the unreplied ones in its bucket.
+    assert_eq!(
+        path(
+            &mut ct,
+            &build::udp(a("10.0.0.1"), a("10.0.0.2"), 2000, 53, b""),
+            S
+        )
+        .0,
+        "NEW"
+    );
+    assert_eq!(ct.count(), 1);
+    assert_eq!(ct.stats().early_drop, 4);
+    // Fill with ASSURED TCP flows: nothing can be evicted, the new packet is dropped.
+    let mut ct = Conntrack::new(Settings {
+        max: 2,
+        buckets: 1,
+        ..settings()
+    });
+    for p in [1000u16, 1001] {
+        path(
+            &mut ct,
+            &tcp("10.0.0.1", "10.0.0.2", p, 80, 100, 0, F::SYN, b""),
+            S,
+        );
+        path(
+            &mut ct,
+            &tcp(
+                "10.0.0.2",
+                "10.0.0.1",
+                80,
+                p,
+                500,
+                101,
+                F::SYN | F::ACK,
+                b"",
+            ),
+            S,
+        );
+        path(
+            &mut ct,
+            &tcp("10.0.0.1", "10.0.0.2", p, 80, 101, 501, F::ACK, b""),
+            S,
+        );
+    }
+    let (st, v) = path(
+        &mut ct,
+        &tcp("10.0.0.1", "10.0.0.2", 1002, 80, 100, 0, F::SYN, b""),
+        S,
+    );
+    assert_eq!((st, v), ("INVALID", Verdict::Drop));
+    assert_eq!(ct.count(), 2);
+    assert_eq!(ct.stats().drop, 1);
+}
+
+#[test]
+fn hostile_packets_never_panic() {
+    let mut ct = Conntrack::new(Settings {
+        max: 64,
+        buckets: 16,
+        ftp_ports: vec![21],
+        ..settings()
+    });
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let seeds = [
+        tcp(
+            "10.0.0.1",
+            "10.0.0.2",
+            1,
+            21,
+            5,
+            0,
+            F::SYN,
+            b"PORT 1,2,3,4,5,6\r\n",
+        ),
+        build::icmp(
+            a("10.0.0.9"),
+            a("10.0.0.1"),
+            3,
+            3,
+            [0; 4],
+            &build::udp(a("10.0.0.1"), a("10.0.0.9"), 1, 2, b""),
+        ),
+        build::icmp(
+            a("2001:db8::1"),
+            a("2001:db8::2"),
+            1,
+            0,
+            [0; 4],
+            &[0x60; 48],
+        ),
+    ];
+    for i in 0..30_000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut p = seeds[(i % 3) as usize].clone();
+        let n = (x % 4 + 1) as usize;
+        for k in 0..n {
+            let pos = ((x >> (8 * k)) as usize) % p.len();
+            p[pos] = (x >> (3 * k)) as u8;
+        }
+        p.truncate(((x >> 40) as usize % (p.len() + 1)).max(1));
+        let mut nf = Nfct::None;
+        let _ = ct.conntrack_in(&p, Hook::Prerouting, i * 1_000_000, &mut nf);
+        let _ = ct.confirm(&p, i * 1_000_000, &mut nf);
+        ct.release(&mut nf);
+    }
+    let _ = ct.listing(40 * S);
+    assert!(ct.count() <= 64);
+}
+
+#[test]
+fn memory_per_flow() {
+    // Slab entry (orig tuple, status, timeouts, counters, links, TCP window state).
+    let b = std::mem::size_of::<Conn>();
+    println!("bytes per flow: {b}");
+    assert!(b <= 192, "Conn grew to {b} bytes");
+}
