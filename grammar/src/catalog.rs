@@ -787,7 +787,14 @@ pub static PAYLOAD_FIELDS: &[PayloadField] = &[
         16,
         D::Integer { bits: 16 }
     ),
-    pf!("icmp", "gateway", Transport, 32, 32, D::Ipv4Addr),
+    pf!(
+        "icmp",
+        "gateway",
+        Transport,
+        32,
+        32,
+        D::Integer { bits: 32 }
+    ),
     pf!("icmp", "mtu", Transport, 48, 16, D::Integer { bits: 16 }),
     pf!("icmpv6", "type", Transport, 0, 8, D::Icmpv6Type),
     pf!("icmpv6", "code", Transport, 8, 8, D::Icmpv6Code),

@@ -906,6 +906,12 @@ struct P<'a> {
     end: usize,
 }
 
+/// Expressions the grammar does not model; a statement using them is kept as
+/// [`StmtKind::Other`].
+const UNMODELLED_EXPRS: &[&str] = &[
+    "jhash", "symhash", "numgen", "osf", "fib", "rt", "socket", "ipsec",
+];
+
 const VERDICTS: &[&str] = &["accept", "drop", "continue", "return", "jump", "goto"];
 
 impl<'a> P<'a> {
@@ -1370,6 +1376,14 @@ impl<'a> P<'a> {
                 }
                 Ok(StmtKind::Queue { num, flags })
             }
+            "snat" | "dnat"
+                if (1..=3).any(|i| {
+                    self.peek_word_at(i)
+                        .is_some_and(|w| UNMODELLED_EXPRS.contains(&w) || w == "prefix")
+                }) =>
+            {
+                Ok(self.rest_as_other(w))
+            }
             "snat" | "dnat" | "masquerade" | "redirect" => self.nat(),
             "quota" | "dup" | "fwd" | "tproxy" | "synproxy" | "last" | "meter" | "add"
             | "update" | "delete" | "xt" | "fib" | "rt" | "socket" | "osf" | "ipsec" | "numgen"
@@ -1596,9 +1610,15 @@ impl<'a> P<'a> {
                 expected: vec!["a statement".into()],
             });
         }
+        let (stmt_start, _) = self.peek_span();
         let left = self.selector_concat()?;
         if self.peek_tok() == Some(&Tok::KwSet) {
             self.bump();
+            if let Some(w) = self.peek_word()
+                && UNMODELLED_EXPRS.contains(&w)
+            {
+                return Ok(self.rest_as_other_from("set", stmt_start));
+            }
             let value = self.value_or_selector()?;
             return Ok(StmtKind::Set { key: left, value });
         }

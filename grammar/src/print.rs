@@ -137,6 +137,7 @@ fn prints_hex(e: &Expr) -> bool {
             matches!((f.proto, f.field), ("ip", "frag-off") | ("comp", "flags"))
         }
         ExprKind::RawPayload { .. } => true,
+        ExprKind::Binary { left, .. } => prints_hex(left),
         _ => false,
     }
 }
@@ -1614,6 +1615,17 @@ fn l4_number(proto: &str) -> Option<u128> {
 fn kill_dependencies(stmts: &[Stmt], family: Family) -> Vec<&Stmt> {
     let mut out: Vec<&Stmt> = Vec::new();
     for (i, s) in stmts.iter().enumerate() {
+        // `iiftype ether` is the link-layer dependency of a later `ether` match.
+        if let StmtKind::Match { left, op: RelOp::Implicit | RelOp::Eq, right } = &s.kind
+            && let ExprKind::Meta { key, .. } = &left.kind
+            && key.name == "iiftype"
+            && const_value(right, Some(Datatype::Arphrd)) == Some(1)
+            && stmts.get(i + 1..).unwrap_or(&[]).iter().any(|n| {
+                matches!(dep_target(n).map(|t| &first_selector(t).kind), Some(ExprKind::Payload(f)) if f.proto == "ether")
+            })
+        {
+            continue;
+        }
         if let Some(next) = stmts.get(i + 1)
             && is_dependency_of(s, next, family)
         {
@@ -1650,10 +1662,11 @@ fn is_dependency_of(dep: &Stmt, next: &Stmt, family: Family) -> bool {
         return false;
     };
     // In inet tables `meta nfproto` before a `reject` is the reject's dependency.
-    if let (StmtKind::Reject(_), ExprKind::Meta { key, .. }, Family::Inet) =
+    if let (StmtKind::Reject(w), ExprKind::Meta { key, .. }, Family::Inet) =
         (&next.kind, &left.kind, family)
     {
-        return key.name == "nfproto";
+        let icmpx = matches!(w, Some(RejectWith::Icmp { proto, .. }) if proto == "icmpx");
+        return key.name == "nfproto" && !icmpx;
     }
     let Some(target) = dep_target(next) else {
         return false;
