@@ -16,6 +16,9 @@ use crate::{Parsed, SyntaxError};
 /// Maximum nesting of `{ ( [` groups.
 pub const MAX_DEPTH: usize = 64;
 
+/// Maximum number of bit operators in one operator chain (the tree is nested that deep).
+pub const MAX_BINOPS: usize = 64;
+
 fn sp(l: usize, r: usize) -> Span {
     Span::new(
         l.min(u32::MAX as usize) as u32,
@@ -1842,9 +1845,19 @@ impl<'a> P<'a> {
     /// Precedence climbing over bit operations; recursion depth is bounded by the 4 levels.
     fn binary_chain(&mut self, first: Expr, min: u8, allow_sel: bool) -> R<Expr> {
         let mut lhs = first;
+        let mut count = 0usize;
         while let Some(op) = self.binop() {
             if bin_prec(op) < min {
                 break;
+            }
+            count += 1;
+            if count > MAX_BINOPS {
+                let (l, r) = self.peek_span();
+                return Err(err(
+                    l,
+                    r,
+                    format!("more than {MAX_BINOPS} operators in one expression"),
+                ));
             }
             self.bump();
             let mut rhs = if allow_sel && self.starts_selector() {
