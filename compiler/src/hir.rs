@@ -185,7 +185,7 @@ pub struct BaseChain {
 }
 
 /// A rule: items in source order (matches and statements interleave, as in nft) and at
-/// most one verdict, which is always last.
+/// most one verdict, which is always last (verdict maps are items, see [`Item::Vmap`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
     pub span: Span,
@@ -198,13 +198,13 @@ impl Rule {
     pub fn matches(&self) -> impl Iterator<Item = &Match> {
         self.items.iter().filter_map(|i| match i {
             Item::Match(m) => Some(m),
-            Item::Stmt(_) => None,
+            _ => None,
         })
     }
     pub fn stmts(&self) -> impl Iterator<Item = &Stmt> {
         self.items.iter().filter_map(|i| match i {
             Item::Stmt(s) => Some(s),
-            Item::Match(_) => None,
+            _ => None,
         })
     }
 }
@@ -213,6 +213,9 @@ impl Rule {
 pub enum Item {
     Match(Match),
     Stmt(Stmt),
+    /// A verdict map (`tcp dport vmap { 22 : accept }`). Unlike other verdicts it may be
+    /// followed by statements, which run only when the map gives no verdict or `continue`.
+    Vmap(Verdict),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -301,6 +304,10 @@ pub enum BitOp {
     And,
     Or,
     Xor,
+    /// `<<` by a constant (statement operands only, e.g. `meta mark set ip dscp << 2`).
+    Shl,
+    /// `>>` by a constant.
+    Shr,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -430,6 +437,11 @@ pub struct Match {
 pub enum Operand {
     Value(Value),
     Expr(Expr),
+    /// `KEY map { k : v, ... }` / `KEY map @m`: the value looked up by a key.
+    Map {
+        key: Box<Expr>,
+        map: VmapRef,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -506,6 +518,8 @@ pub struct NatStmt {
     pub addr_hi: Option<Value>,
     pub port: Option<Value>,
     pub port_hi: Option<Value>,
+    /// `redirect to :tcp dport map { 22 : 8000 }`
+    pub port_map: Option<Operand>,
     pub flags: Vec<String>,
 }
 
@@ -537,6 +551,7 @@ pub enum VerdictKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// An anonymous or named map used by a lookup (`vmap`, `map`).
 pub enum VmapRef {
     Anon(AnonSet),
     Named(SetId),

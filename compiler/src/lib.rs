@@ -9,3 +9,4 @@ pub mod check;
 pub mod diag;
 pub mod hir;
 pub mod lower;
+pub mod nft_t;

@@ -58,41 +58,46 @@ pub fn graph_from_hir(hir: &Hir) -> Graph {
     }
     for c in &hir.chains {
         for r in &c.rules {
-            let Some(v) = &r.verdict else { continue };
-            let mut push = |kind: &VerdictKind, span: Span| match kind {
-                VerdictKind::Jump(t) => g.edges.push(Edge {
-                    from: c.id,
-                    to: *t,
-                    goto: false,
-                    span,
-                }),
-                VerdictKind::Goto(t) => g.edges.push(Edge {
-                    from: c.id,
-                    to: *t,
-                    goto: true,
-                    span,
-                }),
-                _ => {}
-            };
-            match &v.kind {
-                VerdictKind::Vmap { map, .. } => {
-                    let elems = match map {
-                        VmapRef::Anon(a) => Some(&a.elements),
-                        VmapRef::Named(id) => hir.set(*id).map(|s| &s.elements),
-                    };
-                    for e in elems.into_iter().flatten() {
-                        if let Some(MapData::Verdict(d)) = &e.data {
-                            // label the edge at the rule's vmap for named maps, at the element otherwise
-                            let span = if matches!(map, VmapRef::Named(_)) {
-                                v.span
-                            } else {
-                                d.span
-                            };
-                            push(&d.kind, span);
+            let vmaps = r.items.iter().filter_map(|i| match i {
+                crate::hir::Item::Vmap(v) => Some(v),
+                _ => None,
+            });
+            for v in vmaps.chain(r.verdict.iter()) {
+                let mut push = |kind: &VerdictKind, span: Span| match kind {
+                    VerdictKind::Jump(t) => g.edges.push(Edge {
+                        from: c.id,
+                        to: *t,
+                        goto: false,
+                        span,
+                    }),
+                    VerdictKind::Goto(t) => g.edges.push(Edge {
+                        from: c.id,
+                        to: *t,
+                        goto: true,
+                        span,
+                    }),
+                    _ => {}
+                };
+                match &v.kind {
+                    VerdictKind::Vmap { map, .. } => {
+                        let elems = match map {
+                            VmapRef::Anon(a) => Some(&a.elements),
+                            VmapRef::Named(id) => hir.set(*id).map(|s| &s.elements),
+                        };
+                        for e in elems.into_iter().flatten() {
+                            if let Some(MapData::Verdict(d)) = &e.data {
+                                // label the edge at the rule's vmap for named maps, at the element otherwise
+                                let span = if matches!(map, VmapRef::Named(_)) {
+                                    v.span
+                                } else {
+                                    d.span
+                                };
+                                push(&d.kind, span);
+                            }
                         }
                     }
+                    k => push(k, v.span),
                 }
-                k => push(k, v.span),
             }
         }
     }

@@ -71,6 +71,11 @@ pub struct Ctx {
     /// Chain index of the rule being checked.
     pub(crate) chain: usize,
     pub(crate) flush_ruleset: bool,
+    /// Inside a statement operand (`meta mark set ip dscp << 2 | 0x10`): constants of
+    /// bitwise operations may be wider than the selector.
+    pub(crate) widen: Option<u32>,
+    /// High end of a nat address range, handed out of a closure.
+    pub(crate) pending_hi: Option<hir::Value>,
 }
 
 impl Ctx {
@@ -118,6 +123,8 @@ pub fn check(
         table: 0,
         chain: 0,
         flush_ruleset: false,
+        widen: None,
+        pending_hi: None,
     };
     cx.declare(&cmds);
     cx.sets_pass();
@@ -675,7 +682,10 @@ impl Ctx {
             let mut out = Vec::new();
             for (e, file) in all {
                 self.file = file;
-                if let Some(el) = self.element(&e, &key, data.as_deref()) {
+                for el in self
+                    .elements_flat(&e, &key, data.as_deref())
+                    .unwrap_or_default()
+                {
                     if !self.sets[si].flags.interval
                         && el.key.iter().any(|k| !matches!(k, hir::KeyPart::Value(_)))
                     {
@@ -695,6 +705,11 @@ impl Ctx {
                     }
                     out.push(el);
                 }
+            }
+            let auto_merge = self.sets[si].def.as_ref().is_some_and(|d| d.0.auto_merge);
+            if (self.sets[si].flags.interval && !auto_merge) || data.is_some() {
+                let what = format!("`{}`", self.sets[si].name);
+                self.check_overlaps(&out, &what);
             }
             self.sets[si].elements = out;
         }

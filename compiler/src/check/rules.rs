@@ -68,9 +68,14 @@ impl Ctx {
                     }
                     let parts = super::types::key_types(&k);
                     let m = self.with_var(map, &mut |cx, e| match &e.kind {
-                        A::Set(elems) => cx
-                            .anon_set(elems, &parts, Some(&[Type::Verdict]), cx.sp(e.span))
-                            .map(VmapRef::Anon),
+                        A::Set(elems) => {
+                            let set =
+                                cx.anon_set(elems, &parts, Some(&[Type::Verdict]), cx.sp(e.span))?;
+                            if set.interval {
+                                cx.check_overlaps(&set.elements, "this verdict map");
+                            }
+                            Some(VmapRef::Anon(set))
+                        }
                         A::SetRef(id) => {
                             let sid = cx.lookup_set(id, &parts, true)?;
                             if cx.sets[sid.0 as usize].data.as_deref() != Some(&[Type::Verdict]) {
@@ -100,11 +105,10 @@ impl Ctx {
                         ok = false;
                         continue;
                     };
-                    terminal = Some((span, "this verdict map"));
-                    verdict = Some(Verdict {
+                    items.push(Item::Vmap(Verdict {
                         kind: VerdictKind::Vmap { key: k, map: m },
                         span,
-                    });
+                    }));
                 }
                 ast::StmtKind::Queue { num, flags } => {
                     let Some(v) = self.queue(num.as_ref(), flags, span) else {
@@ -125,7 +129,7 @@ impl Ctx {
                     }));
                     terminal = Some((span, "reject"));
                 }
-                other => match self.stmt(other, span, &mut st) {
+                other => match self.stmt(other, span, &mut st, &mut items) {
                     Some(s) => {
                         let is_nat = matches!(s.kind, StmtKind::Nat(_));
                         items.push(Item::Stmt(s));
@@ -171,7 +175,7 @@ impl Ctx {
             ast::RelOp::Le => Op::Lte,
             ast::RelOp::Ge => Op::Gte,
             ast::RelOp::Neg => {
-                if !l.ty.is_bitmask() {
+                if !l.ty.is_bitmask() || matches!(l.kind, ExprKind::Bitwise { .. }) {
                     self.diags.push(
                         Diagnostic::error(
                             "E0209",
@@ -324,8 +328,24 @@ impl Ctx {
                     "icmpv6" => (Type::Icmpv6Code, Some(NFPROTO_IPV6)),
                     _ => (Type::IcmpxCode, None),
                 };
-                if let Some(d) = self.family_of_proto(proto, span) {
-                    self.diags.push(d);
+                let wrong = match (proto.as_str(), self.family) {
+                    ("icmp", Family::Ip6) => Some("ip6"),
+                    ("icmpv6", Family::Ip) => Some("ip"),
+                    _ => None,
+                };
+                if let Some(f) = wrong {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0203",
+                            span,
+                            format!("`reject with {proto}` in an {f} table"),
+                        )
+                        .with_help(if f == "ip" {
+                            "use `reject with icmp`"
+                        } else {
+                            "use `reject with icmpv6`"
+                        }),
+                    );
                     return None;
                 }
                 if let Some(n) = need
@@ -344,34 +364,67 @@ impl Ctx {
         }
     }
 
-    fn operand(&mut self, e: &ast::Expr, ty: Type) -> Option<Operand> {
+    pub(crate) fn operand(&mut self, e: &ast::Expr, ty: Type) -> Option<Operand> {
+        fn leftmost_is_selector(e: &ast::Expr) -> bool {
+            match &e.kind {
+                A::Payload(_) | A::Meta { .. } | A::Ct { .. } | A::RawPayload { .. } => true,
+                A::Binary { left, .. } => leftmost_is_selector(left),
+                A::Paren(x) => leftmost_is_selector(x),
+                _ => false,
+            }
+        }
         self.with_var(e, &mut |cx, e| match &e.kind {
-            A::Payload(_)
-            | A::Meta { .. }
-            | A::Ct { .. }
-            | A::RawPayload { .. }
-            | A::Binary { .. } => {
-                // an expression operand when its leftmost part is a selector
-                let is_sel = match &e.kind {
-                    A::Binary { left, .. } => {
-                        matches!(
-                            left.kind,
-                            A::Payload(_) | A::Meta { .. } | A::Ct { .. } | A::RawPayload { .. }
-                        )
-                    }
-                    _ => true,
-                };
-                if is_sel {
-                    cx.selector(e).map(Operand::Expr)
-                } else {
-                    cx.value(e, ty).map(Operand::Value)
-                }
+            A::Map { key, map } => {
+                let k = cx.selector(key)?;
+                cx.ct_addr_needs_family(&k)?;
+                let m = cx.lookup_map(map, &k, &[ty])?;
+                Some(Operand::Map {
+                    key: Box::new(k),
+                    map: m,
+                })
+            }
+            _ if leftmost_is_selector(e) => {
+                let saved = cx.widen;
+                cx.widen = Some(ty.bits());
+                let r = cx.selector(e).map(Operand::Expr);
+                cx.widen = saved;
+                r
             }
             _ => cx.value(e, ty).map(Operand::Value),
         })
     }
 
-    fn stmt(&mut self, s: &ast::StmtKind, span: Span, st: &mut DepState) -> Option<Stmt> {
+    /// The map of a `KEY map { ... }` / `KEY map @m` lookup, with data types `data`.
+    pub(crate) fn lookup_map(
+        &mut self,
+        map: &ast::Expr,
+        key: &Expr,
+        data: &[Type],
+    ) -> Option<VmapRef> {
+        let parts = super::types::key_types(key);
+        self.with_var(map, &mut |cx, e| match &e.kind {
+            A::Set(elems) => cx
+                .anon_set(elems, &parts, Some(data), cx.sp(e.span))
+                .map(VmapRef::Anon),
+            A::SetRef(id) => cx.lookup_set(id, &parts, true).map(VmapRef::Named),
+            _ => {
+                cx.diags.push(Diagnostic::error(
+                    "E0204",
+                    cx.sp(e.span),
+                    "expected `{ key : value, ... }` or `@map`",
+                ));
+                None
+            }
+        })
+    }
+
+    fn stmt(
+        &mut self,
+        s: &ast::StmtKind,
+        span: Span,
+        st: &mut DepState,
+        items: &mut Vec<Item>,
+    ) -> Option<Stmt> {
         let kind = match s {
             ast::StmtKind::Counter {
                 packets,
@@ -525,8 +578,7 @@ impl Ctx {
                     ExprKind::Payload { .. } => {
                         let mut ns = Vec::new();
                         needs(&k, self.family, &mut ns);
-                        let mut implicit = Vec::new();
-                        if !self.apply_needs(st, &ns, &mut implicit) {
+                        if !self.apply_needs(st, &ns, items) {
                             return None;
                         }
                         let v = self.operand(value, k.ty)?;
@@ -543,8 +595,14 @@ impl Ctx {
                 }
             }
             ast::StmtKind::Notrack => StmtKind::Notrack,
-            ast::StmtKind::Nat(n) => StmtKind::Nat(Box::new(self.nat(n, span, st)?)),
-            ast::StmtKind::Other { keyword, .. } => StmtKind::Other(keyword.clone()),
+            ast::StmtKind::Nat(n) => StmtKind::Nat(Box::new(self.nat(n, span, st, items)?)),
+            ast::StmtKind::Other { keyword, .. } => {
+                self.diags.push(
+                    Diagnostic::error("E0210", span, format!("the `{keyword}` statement is not supported by nfc"))
+                        .with_note("nfc supports counter, log, limit, meta/ct set, notrack, reject, queue, nat and verdicts"),
+                );
+                return None;
+            }
             ast::StmtKind::Match { .. }
             | ast::StmtKind::Verdict(_)
             | ast::StmtKind::Vmap { .. }
@@ -554,7 +612,13 @@ impl Ctx {
         Some(Stmt { kind, span })
     }
 
-    fn nat(&mut self, n: &ast::Nat, span: Span, st: &DepState) -> Option<NatStmt> {
+    fn nat(
+        &mut self,
+        n: &ast::Nat,
+        span: Span,
+        st: &mut DepState,
+        items: &mut Vec<Item>,
+    ) -> Option<NatStmt> {
         let kind = match n.kind {
             ast::NatKind::Snat => NatKind::Snat,
             ast::NatKind::Dnat => NatKind::Dnat,
@@ -590,14 +654,42 @@ impl Ctx {
                 }
             },
         };
-        let addr_ty = match (family, self.family) {
-            (Some(Family::Ip6), _) | (None, Family::Ip6) => Type::Ipv6Addr,
-            (None, Family::Inet) => match n.addr.as_ref().map(|a| &a.kind) {
-                Some(A::Ipv6(_)) => Type::Ipv6Addr,
-                Some(A::Range { low, .. }) if matches!(low.kind, A::Ipv6(_)) => Type::Ipv6Addr,
-                _ => Type::Ipv4Addr,
-            },
-            _ => Type::Ipv4Addr,
+        // The address family: the table's, or in inet the one written or fixed by the rule.
+        let fam = match (self.family, family) {
+            (Family::Ip, _) => Some(Family::Ip),
+            (Family::Ip6, _) => Some(Family::Ip6),
+            (_, Some(f)) => {
+                if let Some((have, at)) = st.nfproto {
+                    let want = if f == Family::Ip {
+                        NFPROTO_IPV4
+                    } else {
+                        NFPROTO_IPV6
+                    };
+                    if have != want {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "E0300",
+                                span,
+                                format!(
+                                    "`{} {}` in a rule that only matches the other family",
+                                    n_kw(kind),
+                                    f.name()
+                                ),
+                            )
+                            .with_label(at, "this fixes the family"),
+                        );
+                        return None;
+                    }
+                }
+                Some(f)
+            }
+            (_, None) => st.nfproto.map(|(v, _)| {
+                if v == NFPROTO_IPV6 {
+                    Family::Ip6
+                } else {
+                    Family::Ip
+                }
+            }),
         };
         let mut out = NatStmt {
             kind,
@@ -606,6 +698,7 @@ impl Ctx {
             addr_hi: None,
             port: None,
             port_hi: None,
+            port_map: None,
             flags: vec![],
         };
         if let Some(a) = &n.addr {
@@ -617,35 +710,76 @@ impl Ctx {
                 ));
                 return None;
             }
-            match self.with_var(a, &mut |cx, e| match &e.kind {
-                A::Map { .. } | A::Concat(_) => Some(None),
-                _ => cx.key_part(e, addr_ty).map(Some),
-            })? {
-                None => {
-                    return Some(NatStmt {
-                        flags: vec!["map".into()],
-                        ..out
-                    });
-                }
-                Some(crate::hir::KeyPart::Value(v)) => out.addr = Some(Operand::Value(v)),
-                Some(crate::hir::KeyPart::Range { lo, hi }) => {
-                    out.addr = Some(Operand::Value(lo));
-                    out.addr_hi = Some(hi);
-                }
-                Some(crate::hir::KeyPart::Prefix { value, len }) => {
-                    let bits = addr_ty.bits();
-                    let mut hi = value.clone();
-                    let mut keep = len;
-                    for b in hi.bytes.iter_mut() {
-                        let k = keep.min(8);
-                        *b |= if k >= 8 { 0 } else { 0xffu8 >> k };
-                        keep -= k;
+            let Some(fam) = fam else {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0211",
+                        span,
+                        format!("`{}` in an inet table needs the address family", n_kw(kind)),
+                    )
+                    .with_help(format!(
+                        "write `{0} ip to ...` or `{0} ip6 to ...`",
+                        n_kw(kind)
+                    )),
+                );
+                return None;
+            };
+            let addr_ty = if fam == Family::Ip6 {
+                Type::Ipv6Addr
+            } else {
+                Type::Ipv4Addr
+            };
+            let a_span = self.sp(a.span);
+            let res = self.with_var(a, &mut |cx, e| match &e.kind {
+                A::Map { key, map } => {
+                    let k = cx.selector(key)?;
+                    let mut ns = Vec::new();
+                    needs(&k, cx.family, &mut ns);
+                    if !cx.apply_needs(st, &ns, items) {
+                        return None;
                     }
-                    let _ = bits;
-                    out.addr = Some(Operand::Value(value));
-                    out.addr_hi = Some(hi);
+                    // `addr . port` data when the map's values are concatenations
+                    let concat_data = match &map.kind {
+                        A::Set(els) => els.iter().any(|el| {
+                            matches!(&el.kind, A::MapElem { value, .. } if matches!(value.kind, A::Concat(_)))
+                        }),
+                        _ => false,
+                    };
+                    let data: Vec<Type> =
+                        if concat_data { vec![addr_ty, Type::InetService] } else { vec![addr_ty] };
+                    if concat_data && st.l4.is_none() {
+                        cx.diags.push(
+                            Diagnostic::error("E0211", cx.sp(e.span), "a nat port needs a transport protocol match first")
+                                .with_help("match the protocol before, e.g. `meta l4proto tcp`"),
+                        );
+                        return None;
+                    }
+                    let m = cx.lookup_map(map, &k, &data)?;
+                    Some(Operand::Map { key: Box::new(k), map: m })
                 }
-            }
+                _ => match cx.key_part(e, addr_ty)? {
+                    crate::hir::KeyPart::Value(v) => Some(Operand::Value(v)),
+                    crate::hir::KeyPart::Range { lo, hi } => {
+                        cx.pending_hi = Some(hi);
+                        Some(Operand::Value(lo))
+                    }
+                    crate::hir::KeyPart::Prefix { value, len } => {
+                        let mut hi = value.clone();
+                        let mut keep = len;
+                        for b in hi.bytes.iter_mut() {
+                            let k = keep.min(8);
+                            *b |= if k >= 8 { 0 } else { 0xffu8 >> k };
+                            keep -= k;
+                        }
+                        cx.pending_hi = Some(hi);
+                        Some(Operand::Value(value))
+                    }
+                },
+            });
+            let Some(op) = res else { return None };
+            let _ = a_span;
+            out.addr = Some(op);
+            out.addr_hi = self.pending_hi.take();
         } else if matches!(kind, NatKind::Snat | NatKind::Dnat) && n.port.is_none() {
             self.diags.push(
                 Diagnostic::error("E0211", span, format!("{} needs an address", n_kw(kind)))
@@ -654,38 +788,41 @@ impl Ctx {
             return None;
         }
         if let Some(p) = &n.port {
-            if st.l4.is_none() {
-                self.diags.push(
-                    Diagnostic::error(
-                        "E0211",
-                        self.sp(p.span),
-                        "a nat port needs a transport protocol match first",
-                    )
-                    .with_help(
-                        "match the protocol before, e.g. `meta l4proto tcp` or `tcp dport 80`",
-                    ),
-                );
-                return None;
-            }
-            match self.with_var(p, &mut |cx, e| match &e.kind {
-                A::Map { .. } => Some(None),
-                _ => cx.key_part(e, Type::InetService).map(Some),
-            })? {
-                None => {}
-                Some(crate::hir::KeyPart::Value(v)) => out.port = Some(v),
-                Some(crate::hir::KeyPart::Range { lo, hi }) => {
-                    out.port = Some(lo);
-                    out.port_hi = Some(hi);
+            let res = self.with_var(p, &mut |cx, e| match &e.kind {
+                A::Map { key, map } => {
+                    let k = cx.selector(key)?;
+                    let mut ns = Vec::new();
+                    needs(&k, cx.family, &mut ns);
+                    if !cx.apply_needs(st, &ns, items) {
+                        return None;
+                    }
+                    let m = cx.lookup_map(map, &k, &[Type::InetService])?;
+                    Some((Some(Operand::Map { key: Box::new(k), map: m }), None, None))
                 }
-                Some(crate::hir::KeyPart::Prefix { .. }) => {
-                    self.diags.push(Diagnostic::error(
-                        "E0211",
-                        span,
-                        "a port cannot be a prefix",
-                    ));
-                    return None;
+                _ => {
+                    if st.l4.is_none() {
+                        cx.diags.push(
+                            Diagnostic::error("E0211", cx.sp(e.span), "a nat port needs a transport protocol match first")
+                                .with_help("match the protocol before, e.g. `meta l4proto tcp` or `tcp dport 80`"),
+                        );
+                        return None;
+                    }
+                    match cx.key_part(e, Type::InetService)? {
+                        crate::hir::KeyPart::Value(v) => Some((None, Some(v), None)),
+                        crate::hir::KeyPart::Range { lo, hi } => Some((None, Some(lo), Some(hi))),
+                        crate::hir::KeyPart::Prefix { .. } => {
+                            cx.diags.push(Diagnostic::error("E0211", cx.sp(e.span), "a port cannot be a prefix"));
+                            None
+                        }
+                    }
                 }
+            });
+            let (map, lo, hi) = res?;
+            if let Some(m) = map {
+                out.port_map = Some(m);
             }
+            out.port = lo;
+            out.port_hi = hi;
         }
         for f in &n.flags {
             match f.name.as_str() {

@@ -164,11 +164,21 @@ impl Ctx {
                     span,
                 })
             }
-            A::Meta { key, .. } => Some(Expr {
-                kind: ExprKind::Meta { key },
-                ty: key.dtype,
-                span,
-            }),
+            A::Meta { key, .. } => {
+                if matches!(key.name, "ibrname" | "obrname" | "ibrpvid" | "ibrvproto") {
+                    self.diags.push(Diagnostic::error(
+                        "E0206",
+                        span,
+                        format!("`meta {}` exists only in bridge tables", key.name),
+                    ));
+                    return None;
+                }
+                Some(Expr {
+                    kind: ExprKind::Meta { key },
+                    ty: key.dtype,
+                    span,
+                })
+            }
             A::Ct { dir, family, key } => {
                 let dir = dir.map(|d| match d {
                     catalog::CtDir::Original => CtDir::Original,
@@ -250,6 +260,7 @@ impl Ctx {
                 let mut bits = 0u32;
                 for p in parts {
                     let x = self.selector(p)?;
+                    self.ct_addr_needs_family(&x)?;
                     bits += x.ty.byte_len().div_ceil(4) * 32;
                     out.push(x);
                 }
@@ -266,17 +277,34 @@ impl Ctx {
                     ast::BinOp::And => BitOp::And,
                     ast::BinOp::Or => BitOp::Or,
                     ast::BinOp::Xor => BitOp::Xor,
-                    ast::BinOp::Shl | ast::BinOp::Shr => {
-                        self.diags.push(Diagnostic::error(
-                            "E0206",
-                            span,
-                            "shifts on the left-hand side are not supported",
-                        ));
-                        return None;
-                    }
+                    ast::BinOp::Shl => BitOp::Shl,
+                    ast::BinOp::Shr => BitOp::Shr,
                 };
-                let v = self.value(right, l.ty)?;
-                let ty = l.ty;
+                let shift = matches!(bop, BitOp::Shl | BitOp::Shr);
+                if shift && self.widen.is_none() {
+                    self.diags.push(Diagnostic::error(
+                        "E0206",
+                        span,
+                        "shifts are only supported in statement values (`meta mark set ip dscp << 2`)",
+                    ));
+                    return None;
+                }
+                let symbolic = !l.ty.symbols().is_empty();
+                let vty = if shift {
+                    Type::Integer { bits: 32 }
+                } else if let (Some(target), false) = (self.widen, symbolic) {
+                    Type::Integer {
+                        bits: u16::try_from(l.ty.bits().max(target)).unwrap_or(32),
+                    }
+                } else {
+                    l.ty
+                };
+                let v = self.value(right, vty)?;
+                let ty = if shift || (self.widen.is_some() && !symbolic) {
+                    vty
+                } else {
+                    l.ty
+                };
                 Some(Expr {
                     kind: ExprKind::Bitwise {
                         expr: Box::new(l),
@@ -303,9 +331,11 @@ impl Ctx {
 
     /// An error when a header's family cannot occur in the current table.
     pub(crate) fn family_of_proto(&self, proto: &str, span: Span) -> Option<Diagnostic> {
+        // nft accepts icmp/icmpv6 in any table (they are transport headers); only the network
+        // header itself is checked against the table family.
         let (need, other) = match proto {
-            "ip" | "icmp" | "igmp" => (Family::Ip, Family::Ip6),
-            "ip6" | "icmpv6" => (Family::Ip6, Family::Ip),
+            "ip" => (Family::Ip, Family::Ip6),
+            "ip6" => (Family::Ip6, Family::Ip),
             _ => return None,
         };
         if self.family == other {
@@ -578,10 +608,11 @@ impl Ctx {
             A::Prefix { addr, len } => {
                 let v = self.value(addr, ty)?;
                 let bits = ty.bits();
-                if !matches!(
+                if matches!(
                     ty,
-                    Type::Ipv4Addr | Type::Ipv6Addr | Type::Integer { .. } | Type::Mark
-                ) {
+                    Type::Ifname | Type::String { .. } | Type::Verdict | Type::Boolean
+                ) || ty.is_bitmask()
+                {
                     self.diags.push(Diagnostic::error(
                         "E0204",
                         span,
@@ -643,10 +674,12 @@ impl Ctx {
         let mut ok = true;
         let mut interval = false;
         for el in elems {
-            match self.element(el, key, data) {
-                Some(x) => {
-                    interval |= x.key.iter().any(|k| !matches!(k, KeyPart::Value(_)));
-                    out.push(x);
+            match self.elements_flat(el, key, data) {
+                Some(xs) => {
+                    for x in xs {
+                        interval |= x.key.iter().any(|k| !matches!(k, KeyPart::Value(_)));
+                        out.push(x);
+                    }
                 }
                 None => ok = false,
             }
@@ -658,6 +691,29 @@ impl Ctx {
             elements: out,
             interval,
             span,
+        })
+    }
+
+    /// One element, or all elements of a nested set / `$var` holding a set (nft flattens them).
+    pub(crate) fn elements_flat(
+        &mut self,
+        e: &ast::Expr,
+        key: &[Type],
+        data: Option<&[Type]>,
+    ) -> Option<Vec<Element>> {
+        self.with_var(e, &mut |cx, e| match &e.kind {
+            A::Set(inner) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for i in inner {
+                    match cx.elements_flat(i, key, data) {
+                        Some(x) => out.extend(x),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(out)
+            }
+            _ => cx.element(e, key, data).map(|x| vec![x]),
         })
     }
 
@@ -797,5 +853,77 @@ pub(crate) fn same_type(a: Type, b: Type) -> bool {
         (Type::Integer { .. }, Type::Integer { .. }) => true,
         (Type::Mark, Type::Integer { bits: 32 }) | (Type::Integer { bits: 32 }, Type::Mark) => true,
         _ => a == b,
+    }
+}
+
+/// Inclusive byte bounds of a single-part element key.
+fn bounds(k: &KeyPart) -> (Vec<u8>, Vec<u8>) {
+    match k {
+        KeyPart::Value(v) => (v.bytes.clone(), v.bytes.clone()),
+        KeyPart::Range { lo, hi } => (lo.bytes.clone(), hi.bytes.clone()),
+        KeyPart::Prefix { value, len } => {
+            let mut hi = value.bytes.clone();
+            let mut keep = *len;
+            for b in hi.iter_mut() {
+                let k = keep.min(8);
+                *b |= if k >= 8 { 0 } else { 0xffu8 >> k };
+                keep -= k;
+            }
+            (value.bytes.clone(), hi)
+        }
+    }
+}
+
+impl Ctx {
+    /// Overlapping intervals are an error where nft does not merge them (maps, and named
+    /// sets without auto-merge). Only single-part keys are checked.
+    pub(crate) fn check_overlaps(&mut self, elements: &[Element], what: &str) {
+        let mut iv: Vec<(Vec<u8>, Vec<u8>, Span)> = elements
+            .iter()
+            .filter_map(|e| match e.key.as_slice() {
+                [k] => {
+                    let (lo, hi) = bounds(k);
+                    Some((lo, hi, e.span))
+                }
+                _ => None,
+            })
+            .collect();
+        iv.sort();
+        let mut reported = 0;
+        for w in iv.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            if b.0 <= a.1 && reported < 3 {
+                reported += 1;
+                self.diags.push(
+                    Diagnostic::error("E0205", b.2, format!("overlapping elements in {what}"))
+                        .with_primary_label("this element")
+                        .with_label(a.2, "overlaps this one")
+                        .with_help("make the ranges disjoint"),
+                );
+            }
+        }
+    }
+}
+
+impl Ctx {
+    /// `ct original saddr` without `ip`/`ip6` has no fixed length inside a concatenation or a
+    /// map key (nft refuses it there).
+    pub(crate) fn ct_addr_needs_family(&mut self, x: &Expr) -> Option<()> {
+        if let ExprKind::Ct {
+            key, family: None, ..
+        } = &x.kind
+            && matches!(key.name, "saddr" | "daddr")
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    "E0206",
+                    x.span,
+                    format!("`ct {}` needs `ip` or `ip6` here", key.name),
+                )
+                .with_help(format!("write e.g. `ct original ip {}`", key.name)),
+            );
+            return None;
+        }
+        Some(())
     }
 }

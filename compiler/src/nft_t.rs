@@ -1,0 +1,328 @@
+//! Reader for nftables' `tests/py` `.t` files (format: NFTABLES.md §2), reusable by any test
+//! that runs the nft test corpus (checker acceptance now, bytecode goldens later).
+//!
+//! [`TFile::parse`] reads a file's text; [`TFile::cases`] yields one self-contained `.nfr`
+//! source per (test line × table), wrapping the rule in its table and chain together with
+//! the sets and elements declared before it. No file IO here.
+
+/// One `:name;spec` chain template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainTemplate {
+    pub name: String,
+    /// e.g. `type filter hook input priority 0`
+    pub spec: String,
+}
+
+/// One `*family;table;chain,chain` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableLine {
+    pub family: String,
+    pub name: String,
+    pub chains: Vec<String>,
+}
+
+/// What a test line expects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// `;ok`, with the canonical form if the line gives one.
+    Ok(Option<String>),
+    Fail,
+}
+
+/// What a line tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    /// A rule.
+    Rule(String),
+    /// `!name spec`: a named set or map declaration.
+    Set { name: String, spec: String },
+    /// `?name elems`: elements added to a set.
+    Elements { name: String, elems: String },
+    /// `%name spec`: a stateful object (nfc does not model these).
+    Object { name: String, spec: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestLine {
+    /// 1-based line number in the `.t` file.
+    pub lineno: usize,
+    pub kind: LineKind,
+    pub expect: Expect,
+    /// Written with a leading `- ` (disabled in nftables' own runs).
+    pub disabled: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TFile {
+    pub chains: Vec<ChainTemplate>,
+    pub tables: Vec<TableLine>,
+    pub lines: Vec<TestLine>,
+}
+
+/// One runnable case: a line in one table, as `.nfr` source.
+#[derive(Clone, Debug)]
+pub struct Case<'a> {
+    pub line: &'a TestLine,
+    pub table: &'a TableLine,
+    pub source: String,
+}
+
+fn split_expect(body: &str) -> Option<(String, Expect)> {
+    // RULE;ok[;canonical] | RULE;fail
+    let mut parts = body.splitn(3, ';');
+    let rule = parts.next()?.trim().to_string();
+    let verdict = parts.next()?.trim();
+    let expect = match verdict {
+        "ok" => Expect::Ok(
+            parts
+                .next()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        ),
+        "fail" => Expect::Fail,
+        _ => return None,
+    };
+    Some((rule, expect))
+}
+
+impl TFile {
+    pub fn parse(text: &str) -> TFile {
+        let mut f = TFile::default();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix(':') {
+                if let Some((name, spec)) = rest.split_once(';') {
+                    f.chains.push(ChainTemplate {
+                        name: name.trim().into(),
+                        spec: spec.trim().into(),
+                    });
+                }
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix('*') {
+                let p: Vec<&str> = rest.split(';').collect();
+                if let [fam, name, chains] = p.as_slice() {
+                    f.tables.push(TableLine {
+                        family: fam.trim().into(),
+                        name: name.trim().into(),
+                        chains: chains.split(',').map(|c| c.trim().to_string()).collect(),
+                    });
+                }
+                continue;
+            }
+            let (disabled, body) = match line.strip_prefix('-') {
+                Some(r) => (true, r.trim_start()),
+                None => (false, line),
+            };
+            let Some((what, expect)) = split_expect(body) else {
+                continue;
+            };
+            let kind = if let Some(r) = what.strip_prefix('!') {
+                let (name, spec) = r.split_once(char::is_whitespace).unwrap_or((r, ""));
+                LineKind::Set {
+                    name: name.into(),
+                    spec: spec.trim().into(),
+                }
+            } else if let Some(r) = what.strip_prefix('?') {
+                let (name, elems) = r.split_once(char::is_whitespace).unwrap_or((r, ""));
+                LineKind::Elements {
+                    name: name.into(),
+                    elems: elems.trim().into(),
+                }
+            } else if let Some(r) = what.strip_prefix('%') {
+                let (name, spec) = r.split_once(char::is_whitespace).unwrap_or((r, ""));
+                LineKind::Object {
+                    name: name.into(),
+                    spec: spec.trim().into(),
+                }
+            } else {
+                LineKind::Rule(what)
+            };
+            f.lines.push(TestLine {
+                lineno: i + 1,
+                kind,
+                expect,
+                disabled,
+            });
+        }
+        f
+    }
+
+    /// Turn a `!` set spec (`type ipv4_addr . inet_service : verdict flags interval timeout 60s`)
+    /// into a set/map block.
+    pub fn set_block(name: &str, spec: &str, elems: &[String]) -> String {
+        const CLAUSES: [&str; 7] = [
+            "flags",
+            "timeout",
+            "size",
+            "policy",
+            "gc-interval",
+            "counter",
+            "comment",
+        ];
+        let mut clauses: Vec<Vec<&str>> = Vec::new();
+        for tok in spec.split_whitespace() {
+            if clauses.is_empty() || CLAUSES.contains(&tok) {
+                clauses.push(vec![tok]);
+            } else if let Some(last) = clauses.last_mut() {
+                last.push(tok);
+            }
+        }
+        let is_map = clauses.first().is_some_and(|c| c.contains(&":"));
+        let mut body: Vec<String> = clauses.iter().map(|c| c.join(" ")).collect();
+        if !elems.is_empty() {
+            body.push(format!("elements = {{ {} }}", elems.join(", ")));
+        }
+        format!(
+            "{} {} {{ {}; }}",
+            if is_map { "map" } else { "set" },
+            name,
+            body.join("; ")
+        )
+    }
+
+    /// The `.nfr` source for `rule` (or none, for a set/elements line) in `table`, with the
+    /// sets and elements of the lines before `upto` (index into `lines`) that expect `ok`.
+    pub fn source(&self, table: &TableLine, upto: usize) -> String {
+        let mut sets: Vec<(String, String, Vec<String>)> = Vec::new();
+        let mut extra_line: Option<&TestLine> = None;
+        for (i, l) in self.lines.iter().enumerate() {
+            if i > upto {
+                break;
+            }
+            let this = i == upto;
+            if !this && (l.disabled || l.expect == Expect::Fail) {
+                continue;
+            }
+            match &l.kind {
+                LineKind::Set { name, spec } => {
+                    sets.retain(|s| s.0 != *name);
+                    sets.push((name.clone(), spec.clone(), vec![]));
+                }
+                LineKind::Elements { name, elems } => {
+                    if let Some(s) = sets.iter_mut().find(|s| s.0 == *name) {
+                        s.2.push(elems.clone());
+                    } else if this {
+                        // elements for an undeclared set: make the case reference it
+                        extra_line = Some(l);
+                    }
+                }
+                LineKind::Rule(_) if this => extra_line = Some(l),
+                _ => {}
+            }
+        }
+        let mut out = format!("table {} {} {{\n", table.family, table.name);
+        for (name, spec, elems) in &sets {
+            out.push_str("\t");
+            out.push_str(&TFile::set_block(name, spec, elems));
+            out.push('\n');
+        }
+        let rule = match extra_line.map(|l| &l.kind) {
+            Some(LineKind::Rule(r)) => Some(r.clone()),
+            _ => None,
+        };
+        for c in &table.chains {
+            let spec = self
+                .chains
+                .iter()
+                .find(|t| t.name == *c)
+                .map(|t| t.spec.clone())
+                .unwrap_or_default();
+            out.push_str(&format!("\tchain {c} {{\n"));
+            if !spec.is_empty() {
+                out.push_str(&format!("\t\t{spec};\n"));
+            }
+            if let Some(r) = &rule {
+                out.push_str(&format!("\t\t{r}\n"));
+            }
+            out.push_str("\t}\n");
+        }
+        out.push_str("}\n");
+        if let Some(LineKind::Elements { name, elems }) = extra_line.map(|l| &l.kind) {
+            out.push_str(&format!(
+                "add element {} {} {} {{ {} }}\n",
+                table.family, table.name, name, elems
+            ));
+        }
+        out
+    }
+
+    /// Every (line × table) case, tables filtered by `families` (e.g. `["ip", "ip6", "inet"]`).
+    pub fn cases<'a>(&'a self, families: &[&str]) -> Vec<Case<'a>> {
+        let mut out = Vec::new();
+        for (i, l) in self.lines.iter().enumerate() {
+            for t in &self.tables {
+                if !families.contains(&t.family.as_str()) {
+                    continue;
+                }
+                out.push(Case {
+                    line: l,
+                    table: t,
+                    source: self.source(t, i),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = ":input;type filter hook input priority 0\n\
+        *ip;test-ip4;input\n*bridge;b;input\n\
+        !set1 type ipv4_addr flags interval;ok\n?set1 10.0.0.0/8;ok\n\
+        tcp dport 22;ok\n- ip hdrlength 10;ok\nip protocol 256;fail\n\
+        tcp dport {telnet, http} accept;ok;tcp dport { 23, 80} accept\n";
+
+    #[test]
+    fn parses_lines() {
+        let f = TFile::parse(T);
+        assert_eq!(f.chains[0].spec, "type filter hook input priority 0");
+        assert_eq!(f.tables.len(), 2);
+        assert_eq!(f.lines.len(), 6);
+        assert!(f.lines[3].disabled);
+        assert_eq!(f.lines[4].expect, Expect::Fail);
+        assert_eq!(
+            f.lines[5].expect,
+            Expect::Ok(Some("tcp dport { 23, 80} accept".into()))
+        );
+        assert_eq!(
+            f.lines[0].kind,
+            LineKind::Set {
+                name: "set1".into(),
+                spec: "type ipv4_addr flags interval".into()
+            }
+        );
+    }
+
+    #[test]
+    fn wraps_rule_with_sets() {
+        let f = TFile::parse(T);
+        let cases = f.cases(&["ip"]);
+        assert_eq!(cases.len(), 6);
+        let src = &cases[2].source;
+        assert!(
+            src.contains("set set1 { type ipv4_addr; flags interval; elements = { 10.0.0.0/8 }; }"),
+            "{src}"
+        );
+        assert!(
+            src.contains(
+                "chain input {\n\t\ttype filter hook input priority 0;\n\t\ttcp dport 22\n"
+            ),
+            "{src}"
+        );
+    }
+
+    #[test]
+    fn map_spec() {
+        assert_eq!(
+            TFile::set_block("m", "type ipv4_addr : verdict timeout 5s", &[]),
+            "map m { type ipv4_addr : verdict; timeout 5s; }"
+        );
+    }
+}
