@@ -730,6 +730,7 @@ impl Ctx {
                 Type::Ipv4Addr
             };
             let a_span = self.sp(a.span);
+            let mut map_gives_port = false;
             let res = self.with_var(a, &mut |cx, e| match &e.kind {
                 A::Map { key, map } => {
                     let k = cx.selector(key)?;
@@ -754,6 +755,7 @@ impl Ctx {
                         );
                         return None;
                     }
+                    map_gives_port = concat_data;
                     let m = cx.lookup_map(map, &k, &data)?;
                     Some(Operand::Map { key: Box::new(k), map: m })
                 }
@@ -777,8 +779,14 @@ impl Ctx {
                 },
             });
             let Some(op) = res else { return None };
-            let _ = a_span;
             out.addr = Some(op);
+            if map_gives_port && let Some(p) = &n.port {
+                self.diags.push(
+                    Diagnostic::error("E0211", self.sp(p.span), "port given twice")
+                        .with_label(a_span, "this map already yields `address . port`"),
+                );
+                return None;
+            }
             out.addr_hi = self.pending_hi.take();
         } else if matches!(kind, NatKind::Snat | NatKind::Dnat) && n.port.is_none() {
             self.diags.push(
