@@ -305,7 +305,10 @@ pub fn walk_entries(entries: &[u8]) -> Result<Vec<RawEntry>, DecodeError> {
             .ok_or_else(|| derr(Some(off), "truncated entry header"))?;
         let next = hdr.next_offset as usize;
         let toff = hdr.target_offset as usize;
-        if next < IPT_ENTRY_SIZE + XT_HDR_SIZE || off + next > entries.len() || off % 8 != 0 {
+        if next < IPT_ENTRY_SIZE + XT_HDR_SIZE
+            || off + next > entries.len()
+            || !off.is_multiple_of(8)
+        {
             return Err(derr(Some(off), "bad next_offset"));
         }
         if toff < IPT_ENTRY_SIZE || toff + XT_HDR_SIZE > next {
@@ -388,19 +391,15 @@ pub fn decode_entries(
     let valid = |h: usize| valid_hooks & (1 << h) != 0;
     // Chain starts (jump destinations): built-in hook entries and the entry after each head.
     let mut starts: HashMap<usize, String> = HashMap::new();
-    for h in 0..5 {
-        if valid(h) {
-            if let Some(hook) = Hook::from_u32(h as u32) {
-                starts.insert(hook_entry[h] as usize, hook_chain_name(hook).to_string());
-            }
+    for (h, &he) in hook_entry.iter().enumerate() {
+        if let Some(hook) = Hook::from_u32(h as u32).filter(|_| valid(h)) {
+            starts.insert(he as usize, hook_chain_name(hook).to_string());
         }
     }
     let last = raw.len().saturating_sub(1);
     for (i, e) in raw.iter().enumerate() {
-        if let Some(n) = e.error_name() {
-            if i != last {
-                starts.insert(e.offset + e.hdr.next_offset as usize, n);
-            }
+        if let Some(n) = e.error_name().filter(|_| i != last) {
+            starts.insert(e.offset + e.hdr.next_offset as usize, n);
         }
     }
     let mut cur = Cur::None;

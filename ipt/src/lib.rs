@@ -21,5 +21,8 @@ pub use save::{rule_line, save, save_all};
 pub mod verify;
 
 pub use verify::{Errno, VerifiedTable, VerifyError, VerifyOptions, verify, verify_with};
+pub mod exec;
 #[cfg(feature = "kernel")]
 pub mod kernel;
+
+pub use exec::{Effect, ExecError, ExecTable, Outcome};

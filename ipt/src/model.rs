@@ -464,10 +464,10 @@ impl Table {
     }
     /// Mutable rules of a chain (built-in by name, or user chain).
     pub fn rules_mut(&mut self, chain: &str) -> Option<&mut Vec<Rule>> {
-        if let Some(h) = chain_name_hook(chain) {
-            if let Some(c) = self.builtins.iter_mut().find(|c| c.hook == h) {
-                return Some(&mut c.rules);
-            }
+        if let Some(c) =
+            chain_name_hook(chain).and_then(|h| self.builtins.iter_mut().find(|c| c.hook == h))
+        {
+            return Some(&mut c.rules);
         }
         self.user_chains
             .iter_mut()

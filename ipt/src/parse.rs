@@ -101,11 +101,9 @@ pub fn parse_save(text: &str) -> Result<Vec<Table>, ParseError> {
         }
         let mut words = tokenize(l).map_err(e)?;
         let mut counters = None;
-        if let Some(first) = words.first() {
-            if first.starts_with('[') {
-                counters = Some(parse_counters(first).map_err(e)?);
-                words.remove(0);
-            }
+        if let Some(first) = words.first().filter(|w| w.starts_with('[')) {
+            counters = Some(parse_counters(first).map_err(e)?);
+            words.remove(0);
         }
         command(t, &words, counters).map_err(e)?;
     }
@@ -138,16 +136,15 @@ fn declare_chain(t: &mut Table, decl: &str) -> R<()> {
         Some(c) => parse_counters(c)?,
         None => Counters::default(),
     };
-    if let Some(h) = chain_name_hook(name) {
-        if let Some(c) = t.builtins.iter_mut().find(|c| c.hook == h) {
-            c.policy = match policy {
-                "ACCEPT" => Policy::Accept,
-                "DROP" => Policy::Drop,
-                p => return Err(format!("bad policy `{p}`")),
-            };
-            c.policy_counters = counters;
-            return Ok(());
-        }
+    if let Some(c) = chain_name_hook(name).and_then(|h| t.builtins.iter_mut().find(|c| c.hook == h))
+    {
+        c.policy = match policy {
+            "ACCEPT" => Policy::Accept,
+            "DROP" => Policy::Drop,
+            p => return Err(format!("bad policy `{p}`")),
+        };
+        c.policy_counters = counters;
+        return Ok(());
     }
     if name.len() >= XT_FUNCTION_MAXNAMELEN {
         return Err(format!("chain name `{name}` too long"));

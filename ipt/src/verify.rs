@@ -243,14 +243,12 @@ pub fn verify_with(blob: &[u8], opts: &VerifyOptions) -> Result<VerifiedTable, V
             ));
         }
     }
-    if let Some(n) = opts.live_num_entries {
-        if n != hdr.num_counters {
-            return Err(err(
-                Errno::EAGAIN,
-                None,
-                "num_counters != live table's num_entries",
-            ));
-        }
+    if opts.live_num_entries.is_some_and(|n| n != hdr.num_counters) {
+        return Err(err(
+            Errno::EAGAIN,
+            None,
+            "num_counters != live table's num_entries",
+        ));
     }
     Ok(VerifiedTable {
         name,
@@ -287,7 +285,7 @@ fn check_entry_size_and_hooks(
     underflow: &mut [u32; 5],
 ) -> Result<E, VerifyError> {
     let einval = |r: &str| err(Errno::EINVAL, Some(off), r);
-    if off % 8 != 0 || off + IPT_ENTRY_SIZE >= limit {
+    if !off.is_multiple_of(8) || off + IPT_ENTRY_SIZE >= limit {
         return Err(einval("entry misaligned or too close to the end"));
     }
     let h = EntryHeader::parse(ent, off).ok_or_else(|| einval("truncated"))?;
@@ -369,7 +367,7 @@ fn xt_check_entry_offsets(
     let mut length = toff as i64 - IPT_ENTRY_SIZE as i64;
     let mut pos = off + IPT_ENTRY_SIZE;
     while length > 0 {
-        if pos % 8 != 0 {
+        if !pos.is_multiple_of(8) {
             return Err(einval("match misaligned"));
         }
         if length < XT_HDR_SIZE as i64 {
@@ -475,11 +473,11 @@ fn mark_source_chains(
     let mut comefrom = vec![0u32; n];
     let mut back = vec![0usize; n];
     let budget = 16 * n + 64;
-    for hook in 0..5 {
+    for (hook, &start) in he.iter().enumerate() {
         if vh & (1 << hook) == 0 {
             continue;
         }
-        let mut pos = he[hook] as usize;
+        let mut pos = start as usize;
         let mut e = idx(pos)?;
         back[e] = pos;
         let mut steps = 0usize;
@@ -686,13 +684,11 @@ fn xt_check(
             xt_align(x.size)
         )));
     }
-    if let Some(t) = x.table {
-        if t != table {
-            return Err(einval(format!(
-                "{} {what}: only valid in {t} table, not {table}",
-                x.name
-            )));
-        }
+    if let Some(t) = x.table.filter(|t| *t != table) {
+        return Err(einval(format!(
+            "{} {what}: only valid in {t} table, not {table}",
+            x.name
+        )));
     }
     if x.hooks != 0 && comefrom & !x.hooks != 0 {
         return Err(einval(format!(

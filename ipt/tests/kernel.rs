@@ -661,10 +661,8 @@ fn broken_blobs_get_the_kernels_errno() {
     for (name, blob, expect) in &all {
         let k = kernel_errno(blob.clone());
         let o = our_errno(blob);
-        if let Some(e) = expect {
-            if k != *e {
-                bad.push(format!("{name}: kernel says {k}, test expected {e}"));
-            }
+        if let Some(e) = expect.filter(|e| k != *e) {
+            bad.push(format!("{name}: kernel says {k}, test expected {e}"));
         }
         if k != o {
             let why = verify_with(
