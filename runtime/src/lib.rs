@@ -5,5 +5,6 @@
 
 pub mod ct;
 pub mod defrag;
+pub mod hook;
 pub mod pcap;
 pub mod wire;

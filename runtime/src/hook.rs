@@ -1,0 +1,738 @@
+//! Netfilter hooks: per (family, hook) entry lists ordered by priority with `nf_hook_entries_grow`'s insertion
+//! rule, `nf_hook_slow`'s traversal, the [`Engine`] trait that table engines (interpreter, JIT, ipt blob)
+//! implement, the built-in defrag (-400), conntrack (-200) and confirm (INT_MAX) entries, and the `NF_HOOK`
+//! paths a packet takes (local delivery, forwarding, local output).
+//!
+//! Insertion rule (kernel, `nf_hook_entries_grow`): a new entry goes before the first existing entry whose
+//! priority is >= its own. So among equal priorities the *most recently registered* entry runs first.
+//!
+//! Traversal (`nf_hook_slow`): ACCEPT continues with the next entry, DROP and STOLEN end the traversal, QUEUE
+//! hands the packet to a registered queue (`Queued`), or continues when nobody listens and the verdict carries the
+//! bypass flag, else drops. REPEAT re-invokes the same entry (pre-4.16 `nf_iterate` semantics), at most
+//! [`MAX_REPEAT`] times, after which the packet is dropped.
+
+use crate::ct::{Conntrack, Nfct};
+use crate::defrag::{Defrag, Defragmenter};
+use crate::pcap::linktype;
+use crate::wire;
+use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6};
+use nfr_vm::{Hook, PktState, Verdict};
+use std::borrow::Cow;
+
+/// `NF_IP_PRI_*` / `NF_IP6_PRI_*` values.
+pub mod priority {
+    pub const FIRST: i32 = i32::MIN;
+    pub const RAW_BEFORE_DEFRAG: i32 = -450;
+    pub const CONNTRACK_DEFRAG: i32 = -400;
+    pub const RAW: i32 = -300;
+    pub const SELINUX_FIRST: i32 = -225;
+    pub const CONNTRACK: i32 = -200;
+    pub const MANGLE: i32 = -150;
+    pub const NAT_DST: i32 = -100;
+    pub const FILTER: i32 = 0;
+    pub const SECURITY: i32 = 50;
+    pub const NAT_SRC: i32 = 100;
+    pub const SELINUX_LAST: i32 = 225;
+    pub const CONNTRACK_HELPER: i32 = 300;
+    pub const CONNTRACK_CONFIRM: i32 = i32::MAX;
+    pub const LAST: i32 = i32::MAX;
+}
+
+/// `MAX_HOOK_COUNT`.
+pub const MAX_HOOK_COUNT: usize = 1024;
+/// Bound on NF_REPEAT re-invocations of one entry.
+pub const MAX_REPEAT: u32 = 16;
+
+/// A packet on its way through the hooks (`struct sk_buff` + `nft_pktinfo`).
+#[derive(Debug, Clone)]
+pub struct Packet<'a> {
+    /// Bytes; `state.nhoff` is the network header, `state.len` the datagram length.
+    pub data: Cow<'a, [u8]>,
+    pub state: PktState,
+    /// Attached conntrack entry (`skb->_nfct`).
+    pub nfct: Nfct,
+}
+
+impl<'a> Packet<'a> {
+    /// Parses a captured frame; an error when it is not an IP packet the hooks can see.
+    pub fn from_frame(linktype: u16, data: &'a [u8], ts_ns: u64) -> Result<Self, wire::Malformed> {
+        let pi = wire::parse_frame(linktype, data)?;
+        let mut state = PktState {
+            tstamp_ns: ts_ns,
+            ..PktState::default()
+        };
+        pi.fill(&mut state);
+        Ok(Packet {
+            data: Cow::Borrowed(data),
+            state,
+            nfct: Nfct::None,
+        })
+    }
+
+    /// The IP datagram (network header to `state.len`).
+    pub fn l3(&self) -> &[u8] {
+        let s = usize::from(self.state.nhoff);
+        let e = s.saturating_add(self.state.len as usize);
+        self.data
+            .get(s..e)
+            .or_else(|| self.data.get(s..))
+            .unwrap_or(&[])
+    }
+}
+
+/// Per-call context given to entries (`struct nf_hook_state` plus the conntrack table).
+#[derive(Debug)]
+pub struct HookCtx<'c> {
+    pub hook: Hook,
+    pub nfproto: u8,
+    /// Virtual time (ns).
+    pub now: u64,
+    pub ct: &'c mut Conntrack,
+}
+
+/// A hook function: a table engine or a built-in.
+pub trait Engine {
+    /// Runs on one packet; `Verdict::Accept` lets the traversal continue.
+    fn hook(&mut self, pkt: &mut Packet<'_>, cx: &mut HookCtx<'_>) -> Verdict;
+
+    /// Name for listings and traces.
+    fn name(&self) -> &str {
+        "engine"
+    }
+}
+
+/// `nf_conntrack_in` as a hook entry.
+#[derive(Debug, Default)]
+pub struct ConntrackIn;
+
+impl Engine for ConntrackIn {
+    fn hook(&mut self, pkt: &mut Packet<'_>, cx: &mut HookCtx<'_>) -> Verdict {
+        let mut nfct = pkt.nfct;
+        let l3 = pkt.l3();
+        let v = cx.ct.conntrack_in(l3, cx.hook, cx.now, &mut nfct);
+        pkt.nfct = nfct;
+        cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
+        v
+    }
+
+    fn name(&self) -> &str {
+        "nf_conntrack_in"
+    }
+}
+
+/// `nf_confirm` as a hook entry.
+#[derive(Debug, Default)]
+pub struct ConntrackConfirm;
+
+impl Engine for ConntrackConfirm {
+    fn hook(&mut self, pkt: &mut Packet<'_>, cx: &mut HookCtx<'_>) -> Verdict {
+        let mut nfct = pkt.nfct;
+        let v = cx.ct.confirm(pkt.l3(), cx.now, &mut nfct);
+        pkt.nfct = nfct;
+        cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
+        v
+    }
+
+    fn name(&self) -> &str {
+        "nf_confirm"
+    }
+}
+
+/// `nf_defrag_ipv4` / `nf_defrag_ipv6`: fragments are STOLEN until the datagram is complete, which then replaces
+/// the packet (network header at offset 0, no link layer).
+#[derive(Debug, Default)]
+pub struct DefragEntry {
+    pub defrag: Defragmenter,
+}
+
+impl Engine for DefragEntry {
+    fn hook(&mut self, pkt: &mut Packet<'_>, cx: &mut HookCtx<'_>) -> Verdict {
+        if !pkt.state.is_fragment {
+            return Verdict::Accept;
+        }
+        match self.defrag.offer(pkt.l3(), cx.now) {
+            Defrag::NotFragment => Verdict::Accept,
+            Defrag::Consumed => Verdict::Stolen,
+            Defrag::Reassembled(d) => match wire::parse_frame(linktype::RAW, &d) {
+                Ok(pi) => {
+                    pi.fill(&mut pkt.state);
+                    pkt.data = Cow::Owned(d);
+                    Verdict::Accept
+                }
+                Err(_) => Verdict::Drop,
+            },
+        }
+    }
+
+    fn name(&self) -> &str {
+        "nf_defrag"
+    }
+}
+
+/// Identifies a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HookId(u32);
+
+struct Entry {
+    id: HookId,
+    priority: i32,
+    engine: Box<dyn Engine>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.engine.name(), self.priority)
+    }
+}
+
+/// Registration errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HookError {
+    /// More than `MAX_HOOK_COUNT` entries on one hook (`-E2BIG`).
+    TooManyEntries,
+    /// Not `NFPROTO_IPV4` / `NFPROTO_IPV6`.
+    UnsupportedFamily,
+}
+
+/// How a traversal ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// Every entry accepted (`nf_hook_slow` returned 1: `okfn` runs).
+    Accept,
+    /// An entry dropped the packet (or a queue without listener and without bypass).
+    Drop,
+    /// An entry took the packet (defrag queue, ...).
+    Stolen,
+    /// Handed to a userspace queue; `entry` is the index to resume after (`nf_reinject`).
+    Queued { num: u16, entry: usize },
+}
+
+/// The hook registry of one network namespace.
+#[derive(Debug, Default)]
+pub struct Hooks {
+    /// `[family][hook]`, family 0 = IPv4, 1 = IPv6.
+    entries: [[Vec<Entry>; 5]; 2],
+    next_id: u32,
+    /// Queue numbers with a listener.
+    queues: Vec<u16>,
+    /// Packets handed to queues.
+    pub queued: Vec<(u16, Hook)>,
+}
+
+fn fam(nfproto: u8) -> Result<usize, HookError> {
+    match nfproto {
+        NFPROTO_IPV4 => Ok(0),
+        NFPROTO_IPV6 => Ok(1),
+        _ => Err(HookError::UnsupportedFamily),
+    }
+}
+
+/// Which way a packet goes after PREROUTING (the routing decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// PREROUTING -> INPUT.
+    Local,
+    /// PREROUTING -> FORWARD -> POSTROUTING.
+    Forward,
+    /// Dropped by routing after PREROUTING (no route, martian, unjoined multicast).
+    Blackhole,
+}
+
+impl Hooks {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers defrag (-400 on PREROUTING/OUTPUT), conntrack (-200 on PREROUTING/OUTPUT) and confirm (INT_MAX on
+    /// POSTROUTING and INPUT; INT_MAX - 1 on IPv6 INPUT) for both families, as loading nf_conntrack does.
+    pub fn with_conntrack() -> Self {
+        let mut h = Self::new();
+        for nf in [NFPROTO_IPV4, NFPROTO_IPV6] {
+            for hook in [Hook::Prerouting, Hook::Output] {
+                let _ = h.register(
+                    nf,
+                    hook,
+                    priority::CONNTRACK_DEFRAG,
+                    Box::new(DefragEntry::default()),
+                );
+                let _ = h.register(nf, hook, priority::CONNTRACK, Box::new(ConntrackIn));
+            }
+            let _ = h.register(
+                nf,
+                Hook::Postrouting,
+                priority::CONNTRACK_CONFIRM,
+                Box::new(ConntrackConfirm),
+            );
+            let input_prio = if nf == NFPROTO_IPV6 {
+                priority::LAST - 1
+            } else {
+                priority::CONNTRACK_CONFIRM
+            };
+            let _ = h.register(nf, Hook::Input, input_prio, Box::new(ConntrackConfirm));
+        }
+        h
+    }
+
+    /// `nf_register_net_hook` with `nf_hook_entries_grow`'s ordering.
+    pub fn register(
+        &mut self,
+        nfproto: u8,
+        hook: Hook,
+        priority: i32,
+        engine: Box<dyn Engine>,
+    ) -> Result<HookId, HookError> {
+        let f = fam(nfproto)?;
+        let id = HookId(self.next_id);
+        let list = &mut self.entries[f][hook as usize];
+        if list.len() >= MAX_HOOK_COUNT {
+            return Err(HookError::TooManyEntries);
+        }
+        self.next_id += 1;
+        let pos = list
+            .iter()
+            .position(|e| priority <= e.priority)
+            .unwrap_or(list.len());
+        list.insert(
+            pos,
+            Entry {
+                id,
+                priority,
+                engine,
+            },
+        );
+        Ok(id)
+    }
+
+    /// `nf_unregister_net_hook`: returns the engine.
+    pub fn unregister(&mut self, id: HookId) -> Option<Box<dyn Engine>> {
+        for fl in self.entries.iter_mut() {
+            for list in fl.iter_mut() {
+                if let Some(p) = list.iter().position(|e| e.id == id) {
+                    return Some(list.remove(p).engine);
+                }
+            }
+        }
+        None
+    }
+
+    /// (name, priority) of the entries of one hook, in traversal order.
+    pub fn entries(&self, nfproto: u8, hook: Hook) -> Vec<(String, i32)> {
+        fam(nfproto)
+            .map(|f| {
+                self.entries[f][hook as usize]
+                    .iter()
+                    .map(|e| (e.engine.name().to_string(), e.priority))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Declares a listener on queue `num`.
+    pub fn listen_queue(&mut self, num: u16) {
+        if !self.queues.contains(&num) {
+            self.queues.push(num);
+        }
+    }
+
+    /// `nf_hook_slow` from entry `start`.
+    pub fn run_from(
+        &mut self,
+        hook: Hook,
+        pkt: &mut Packet<'_>,
+        ct: &mut Conntrack,
+        now: u64,
+        start: usize,
+    ) -> HookOutcome {
+        let nfproto = pkt.state.nfproto;
+        let Ok(f) = fam(nfproto) else {
+            return HookOutcome::Drop;
+        };
+        let mut cx = HookCtx {
+            hook,
+            nfproto,
+            now,
+            ct,
+        };
+        let mut s = start;
+        let n = self.entries[f][hook as usize].len();
+        while s < n {
+            let mut repeats = 0;
+            let verdict = loop {
+                let Some(e) = self.entries[f][hook as usize].get_mut(s) else {
+                    return HookOutcome::Accept;
+                };
+                let v = e.engine.hook(pkt, &mut cx);
+                if v != Verdict::Repeat {
+                    break v;
+                }
+                repeats += 1;
+                if repeats > MAX_REPEAT {
+                    break Verdict::Drop;
+                }
+            };
+            match verdict {
+                Verdict::Accept => {}
+                Verdict::Drop | Verdict::Repeat => return HookOutcome::Drop,
+                Verdict::Stolen => return HookOutcome::Stolen,
+                Verdict::Queue { num, bypass } => {
+                    if self.queues.contains(&num) {
+                        self.queued.push((num, hook));
+                        return HookOutcome::Queued { num, entry: s };
+                    }
+                    if !bypass {
+                        return HookOutcome::Drop;
+                    }
+                }
+            }
+            s += 1;
+        }
+        HookOutcome::Accept
+    }
+
+    /// `nf_hook_slow` over every entry of `hook`.
+    pub fn run(
+        &mut self,
+        hook: Hook,
+        pkt: &mut Packet<'_>,
+        ct: &mut Conntrack,
+        now: u64,
+    ) -> HookOutcome {
+        self.run_from(hook, pkt, ct, now, 0)
+    }
+
+    /// A received packet: PREROUTING, then INPUT or FORWARD + POSTROUTING per `route`. The packet's conntrack
+    /// reference is released at the end (`kfree_skb` / `consume_skb`). Returns the hook where the traversal
+    /// stopped and how.
+    pub fn receive(
+        &mut self,
+        pkt: &mut Packet<'_>,
+        route: Route,
+        ct: &mut Conntrack,
+        now: u64,
+    ) -> (Hook, HookOutcome) {
+        let path: &[Hook] = match route {
+            Route::Local => &[Hook::Prerouting, Hook::Input],
+            Route::Forward => &[Hook::Prerouting, Hook::Forward, Hook::Postrouting],
+            Route::Blackhole => &[Hook::Prerouting],
+        };
+        self.walk(path, pkt, ct, now)
+    }
+
+    /// A locally generated packet: OUTPUT then POSTROUTING.
+    pub fn send(
+        &mut self,
+        pkt: &mut Packet<'_>,
+        ct: &mut Conntrack,
+        now: u64,
+    ) -> (Hook, HookOutcome) {
+        self.walk(&[Hook::Output, Hook::Postrouting], pkt, ct, now)
+    }
+
+    fn walk(
+        &mut self,
+        path: &[Hook],
+        pkt: &mut Packet<'_>,
+        ct: &mut Conntrack,
+        now: u64,
+    ) -> (Hook, HookOutcome) {
+        let mut last = (Hook::Prerouting, HookOutcome::Accept);
+        for &h in path {
+            let o = self.run(h, pkt, ct, now);
+            last = (h, o);
+            if o != HookOutcome::Accept {
+                break;
+            }
+        }
+        // Queued packets keep their reference until reinjected.
+        if !matches!(last.1, HookOutcome::Queued { .. }) {
+            ct.release(&mut pkt.nfct);
+        }
+        last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ct::Settings;
+    use crate::wire::build;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Test entry: records its name into a shared log and returns scripted verdicts.
+    struct Probe {
+        name: String,
+        log: Rc<RefCell<Vec<String>>>,
+        script: Vec<Verdict>,
+    }
+
+    impl Engine for Probe {
+        fn hook(&mut self, _pkt: &mut Packet<'_>, _cx: &mut HookCtx<'_>) -> Verdict {
+            self.log.borrow_mut().push(self.name.clone());
+            if self.script.is_empty() {
+                Verdict::Accept
+            } else {
+                self.script.remove(0)
+            }
+        }
+        fn name(&self) -> &str {
+            &self.name
+        }
+    }
+
+    fn probe(name: &str, log: &Rc<RefCell<Vec<String>>>, script: Vec<Verdict>) -> Box<dyn Engine> {
+        Box::new(Probe {
+            name: name.into(),
+            log: log.clone(),
+            script,
+        })
+    }
+
+    fn pkt() -> Packet<'static> {
+        let d = build::udp(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            1,
+            2,
+            b"",
+        );
+        let pi = wire::parse_frame(linktype::RAW, &d).unwrap();
+        let mut state = PktState::default();
+        pi.fill(&mut state);
+        Packet {
+            data: Cow::Owned(d),
+            state,
+            nfct: Nfct::None,
+        }
+    }
+
+    #[test]
+    fn entries_grow_ordering() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut h = Hooks::new();
+        for (n, p) in [
+            ("filter", 0),
+            ("raw", -300),
+            ("mangle", -150),
+            ("filter2", 0),
+            ("last", i32::MAX),
+        ] {
+            h.register(2, Hook::Input, p, probe(n, &log, vec![]))
+                .unwrap();
+        }
+        let names: Vec<String> = h.entries(2, Hook::Input).into_iter().map(|e| e.0).collect();
+        // Equal priority: the later registration is inserted before the earlier one (kernel rule).
+        assert_eq!(names, ["raw", "mangle", "filter2", "filter", "last"]);
+        let mut ct = Conntrack::new(Settings::default());
+        assert_eq!(
+            h.run(Hook::Input, &mut pkt(), &mut ct, 0),
+            HookOutcome::Accept
+        );
+        assert_eq!(
+            *log.borrow(),
+            ["raw", "mangle", "filter2", "filter", "last"]
+        );
+        assert_eq!(
+            h.register(3, Hook::Input, 0, probe("x", &log, vec![])),
+            Err(HookError::UnsupportedFamily)
+        );
+    }
+
+    #[test]
+    fn unregister_and_limit() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut h = Hooks::new();
+        let a = h
+            .register(10, Hook::Forward, 5, probe("a", &log, vec![]))
+            .unwrap();
+        h.register(10, Hook::Forward, 1, probe("b", &log, vec![]))
+            .unwrap();
+        assert!(h.unregister(a).is_some());
+        assert!(h.unregister(a).is_none());
+        assert_eq!(h.entries(10, Hook::Forward), vec![("b".to_string(), 1)]);
+        for i in 1..MAX_HOOK_COUNT {
+            h.register(10, Hook::Forward, i as i32, probe("n", &log, vec![]))
+                .unwrap();
+        }
+        assert_eq!(
+            h.register(10, Hook::Forward, 0, probe("n", &log, vec![])),
+            Err(HookError::TooManyEntries)
+        );
+    }
+
+    #[test]
+    fn slow_path_verdicts() {
+        let mut ct = Conntrack::new(Settings::default());
+        let cases: Vec<(Vec<Verdict>, HookOutcome, Vec<&str>)> = vec![
+            (vec![Verdict::Drop], HookOutcome::Drop, vec!["a"]),
+            (vec![Verdict::Stolen], HookOutcome::Stolen, vec!["a"]),
+            (
+                vec![Verdict::Repeat, Verdict::Repeat, Verdict::Accept],
+                HookOutcome::Accept,
+                vec!["a", "a", "a", "b"],
+            ),
+            (
+                vec![Verdict::Repeat; 40],
+                HookOutcome::Drop,
+                vec!["a"; MAX_REPEAT as usize + 1],
+            ),
+            (
+                vec![Verdict::Queue {
+                    num: 3,
+                    bypass: true,
+                }],
+                HookOutcome::Accept,
+                vec!["a", "b"],
+            ),
+            (
+                vec![Verdict::Queue {
+                    num: 3,
+                    bypass: false,
+                }],
+                HookOutcome::Drop,
+                vec!["a"],
+            ),
+            (
+                vec![Verdict::Queue {
+                    num: 7,
+                    bypass: false,
+                }],
+                HookOutcome::Queued { num: 7, entry: 0 },
+                vec!["a"],
+            ),
+        ];
+        for (script, outcome, trace) in cases {
+            let log = Rc::new(RefCell::new(Vec::new()));
+            let mut h = Hooks::new();
+            h.listen_queue(7);
+            h.register(2, Hook::Prerouting, 0, probe("a", &log, script.clone()))
+                .unwrap();
+            h.register(2, Hook::Prerouting, 10, probe("b", &log, vec![]))
+                .unwrap();
+            assert_eq!(
+                h.run(Hook::Prerouting, &mut pkt(), &mut ct, 0),
+                outcome,
+                "{script:?}"
+            );
+            assert_eq!(*log.borrow(), trace, "{script:?}");
+        }
+        // Resume after a queue (nf_reinject with ACCEPT continues at the next entry).
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut h = Hooks::new();
+        h.register(2, Hook::Prerouting, 0, probe("a", &log, vec![]))
+            .unwrap();
+        h.register(2, Hook::Prerouting, 10, probe("b", &log, vec![]))
+            .unwrap();
+        assert_eq!(
+            h.run_from(Hook::Prerouting, &mut pkt(), &mut ct, 0, 1),
+            HookOutcome::Accept
+        );
+        assert_eq!(*log.borrow(), ["b"]);
+    }
+
+    #[test]
+    fn conntrack_path_local_and_forward() {
+        let mut ct = Conntrack::new(Settings {
+            checksum: false,
+            ..Settings::default()
+        });
+        let mut h = Hooks::with_conntrack();
+        let names: Vec<(String, i32)> = h.entries(2, Hook::Prerouting);
+        assert_eq!(
+            names,
+            vec![("nf_defrag".into(), -400), ("nf_conntrack_in".into(), -200)]
+        );
+        assert_eq!(
+            h.entries(10, Hook::Input),
+            vec![("nf_confirm".to_string(), i32::MAX - 1)]
+        );
+        // A filter-like entry at 0 that records the ct state it sees.
+        struct Seen(Rc<RefCell<Vec<u32>>>);
+        impl Engine for Seen {
+            fn hook(&mut self, p: &mut Packet<'_>, _: &mut HookCtx<'_>) -> Verdict {
+                self.0.borrow_mut().push(p.state.ct_state);
+                Verdict::Accept
+            }
+        }
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        h.register(2, Hook::Input, 0, Box::new(Seen(seen.clone())))
+            .unwrap();
+        let q = build::udp(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            1,
+            2,
+            b"",
+        );
+        let r = build::udp(
+            "10.0.0.2".parse().unwrap(),
+            "10.0.0.1".parse().unwrap(),
+            2,
+            1,
+            b"",
+        );
+        let mut p = Packet::from_frame(linktype::RAW, &q, 0).unwrap();
+        assert_eq!(
+            h.receive(&mut p, Route::Local, &mut ct, 0),
+            (Hook::Input, HookOutcome::Accept)
+        );
+        assert_eq!(p.nfct, Nfct::None, "reference released");
+        let mut p = Packet::from_frame(linktype::RAW, &r, 0).unwrap();
+        h.receive(&mut p, Route::Forward, &mut ct, 0);
+        assert_eq!(*seen.borrow(), vec![nfr_vm::pkt::ct_state::NEW]);
+        assert_eq!(ct.len(0), 1);
+        assert!(ct.listing(0).contains("udp      17 30 "));
+        // Blackholed new flow: never confirmed, nothing left behind.
+        let o = build::udp(
+            "10.0.0.7".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            1,
+            2,
+            b"",
+        );
+        let mut p = Packet::from_frame(linktype::RAW, &o, 0).unwrap();
+        h.receive(&mut p, Route::Blackhole, &mut ct, 0);
+        assert_eq!((ct.len(0), ct.count()), (1, 1));
+    }
+
+    #[test]
+    fn defrag_entry_reassembles_before_conntrack() {
+        let mut ct = Conntrack::new(Settings {
+            checksum: false,
+            ..Settings::default()
+        });
+        let mut h = Hooks::with_conntrack();
+        let full = build::udp(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            1,
+            2,
+            &[7u8; 40],
+        );
+        // Split the 48-byte UDP payload area into 24 + 24.
+        let mk = |off: usize, mf: bool, part: &[u8]| {
+            let mut h = full[..20].to_vec();
+            let tot = (20 + part.len()) as u16;
+            h[2..4].copy_from_slice(&tot.to_be_bytes());
+            let fo = (off / 8) as u16 | if mf { 0x2000 } else { 0 };
+            h[6..8].copy_from_slice(&fo.to_be_bytes());
+            h.extend_from_slice(part);
+            h
+        };
+        let f1 = mk(0, true, &full[20..44]);
+        let f2 = mk(24, false, &full[44..]);
+        let mut p1 = Packet::from_frame(linktype::RAW, &f1, 0).unwrap();
+        assert_eq!(
+            h.receive(&mut p1, Route::Local, &mut ct, 0),
+            (Hook::Prerouting, HookOutcome::Stolen)
+        );
+        let mut p2 = Packet::from_frame(linktype::RAW, &f2, 0).unwrap();
+        assert_eq!(
+            h.receive(&mut p2, Route::Local, &mut ct, 0),
+            (Hook::Input, HookOutcome::Accept)
+        );
+        assert_eq!(p2.state.len, 68);
+        assert!(ct.listing(0).contains("sport=1 dport=2 [UNREPLIED]"));
+    }
+}
