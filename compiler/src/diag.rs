@@ -199,7 +199,6 @@ pub const CODES: &[(&str, &str)] = &[
         "E0401",
         "nat chain priority must be greater than -200 (conntrack)",
     ),
-    ("E0402", "base chain needs both hook and priority"),
     ("E0403", "policy on a user chain"),
     ("E0404", "unknown hook, chain type or priority name"),
     (
@@ -207,8 +206,6 @@ pub const CODES: &[(&str, &str)] = &[
         "statement not allowed on this chain's hook or type",
     ),
     ("E0406", "statement after verdict"),
-    ("E0407", "comment is not the last item of the rule"),
-    ("E0408", "more than one verdict in a rule"),
     ("E0500", "loop in the jump/goto graph"),
     ("E0501", "jump depth reaches NFT_JUMP_STACK_SIZE (16)"),
     ("W0600", "user chain is never jumped to (unreachable)"),
@@ -263,10 +260,13 @@ pub fn render(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String 
                     .with_index_type(IndexType::Byte)
                     .with_compact(false),
             );
-        let mut primary = Label::new(pspan).with_order(0);
-        if !d.primary_label.is_empty() {
-            primary = primary.with_message(&d.primary_label);
-        }
+        // ariadne draws no underline for a label without text: default to "here"
+        let text = if d.primary_label.is_empty() {
+            "here"
+        } else {
+            d.primary_label.as_str()
+        };
+        let primary = Label::new(pspan).with_order(0).with_message(text);
         b = b.with_label(primary);
         for (i, (s, text)) in d.labels.iter().enumerate() {
             let l = Label::new((name_of(s.file), clamp(*s)))

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use nfr_compiler::check::check_source;
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -47,7 +49,12 @@ fn bogons_are_rejected_without_panics() {
             }
         }
     }
-    println!("bogons: {} files, {} panicked, {} accepted", files.len(), panicked.len(), accepted.len());
+    println!(
+        "bogons: {} files, {} panicked, {} accepted",
+        files.len(),
+        panicked.len(),
+        accepted.len()
+    );
     assert!(panicked.is_empty(), "panicked on: {panicked:#?}");
     assert!(accepted.is_empty(), "accepted (no error): {accepted:#?}");
 }

@@ -131,8 +131,19 @@ pub fn check(
     cx.chains_pass();
     let rules = cx.rules_pass();
     let hir = cx.build(rules);
+    // chains written with a hook stay base chains for reachability even when the hook was invalid
+    let hooked: Vec<Span> = cx
+        .chains
+        .iter()
+        .filter(|c| c.hook.is_some())
+        .map(|c| c.span)
+        .collect();
     let mut diags = cx.diags;
-    diags.extend(loops::check_graph(&loops::graph_from_hir(&hir)));
+    diags.extend(
+        loops::check_graph(&loops::graph_from_hir(&hir))
+            .into_iter()
+            .filter(|d| !(d.code == "W0600" && hooked.contains(&d.primary))),
+    );
     if diags.iter().all(|d| !d.is_error()) {
         diags.extend(rules::placement(&hir));
     }
@@ -217,7 +228,11 @@ impl Ctx {
         let fam = match resolve::family(t.family) {
             Ok(f) => f,
             Err(f) => {
-                self.unsupported_family(f, sp(file, t.span));
+                let head = ast::Span {
+                    start: t.span.start,
+                    end: t.name.span.end.max(t.span.start),
+                };
+                self.unsupported_family(f, sp(file, head));
                 return None;
             }
         };
@@ -864,7 +879,9 @@ mod hooks_check {
                 Err(why) => {
                     let mut d = Diagnostic::error("E0404", prio_span, why);
                     let names: Vec<&str> = hooks::STD_PRIOS.iter().map(|p| p.0).collect();
-                    if let Some(m) = resolve::did_you_mean(name, names) {
+                    if !names.contains(&name.as_str())
+                        && let Some(m) = resolve::did_you_mean(name, names)
+                    {
                         d = d.with_help(format!("did you mean `{m}`?"));
                     }
                     cx.diags.push(d);

@@ -505,9 +505,9 @@ impl Ctx {
                     Diagnostic::error(
                         "E0204",
                         span,
-                        format!("expected a {} value here", ty.name()),
+                        format!("expected a value of type {}", ty.name()),
                     )
-                    .with_primary_label(format!("this is not a {}", ty.name())),
+                    .with_primary_label(format!("this is not of type {}", ty.name())),
                 );
                 None
             }
@@ -528,10 +528,21 @@ impl Ctx {
                 return None;
             }
             Type::InetService => "service name",
+            _ if ty.symbols().is_empty() => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0204",
+                        span,
+                        format!("`{s}` is not a value of type {}", ty.name()),
+                    )
+                    .with_primary_label(format!("expected {}", ty.name())),
+                );
+                return None;
+            }
             _ => ty.name(),
         };
         let mut d = Diagnostic::error("E0201", span, format!("unknown {kind} `{s}`"))
-            .with_primary_label(format!("expected a {}", ty.name()));
+            .with_primary_label(format!("expected {}", ty.name()));
         let cands: Vec<&str> = if ty == Type::InetService {
             catalog::SERVICES.iter().map(|(n, _)| *n).collect()
         } else {

@@ -1,0 +1,72 @@
+//! Golden diagnostics: every `testdata/diagnostics/<CODE>-<class>.nfr` is checked and its
+//! rendered diagnostics (ariadne, colour off) compared with `<CODE>-<class>.stderr`.
+//! `UPDATE_EXPECT=1` rewrites the `.stderr` files. Each file must produce its code, and
+//! every code of `diag::CODES` must have a golden file.
+
+use std::path::{Path, PathBuf};
+
+use nfr_compiler::check::check;
+use nfr_compiler::diag::{CODES, SourceMap, render};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/diagnostics")
+}
+
+fn run(dir: &Path, name: &str) -> (String, Vec<&'static str>) {
+    let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let mut sm = SourceMap::new();
+    let id = sm.add(name, text);
+    let mut loader =
+        |p: &str| std::fs::read_to_string(dir.join(p)).map_err(|e| e.kind().to_string());
+    let (hir, diags) = check(&mut sm, id, &mut loader);
+    if diags.iter().any(|d| d.is_error()) {
+        assert!(hir.is_none(), "{name}: a Hir despite errors");
+    }
+    (
+        render(&diags, &sm, false),
+        diags.iter().map(|d| d.code).collect(),
+    )
+}
+
+#[test]
+fn golden_diagnostics() {
+    let dir = dir();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("testdata/diagnostics")
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".nfr"))
+        .collect();
+    names.sort();
+    let update = std::env::var("UPDATE_EXPECT").is_ok_and(|v| v == "1");
+    let mut failures = Vec::new();
+    let mut covered = Vec::new();
+    for name in &names {
+        let (out, codes) = run(&dir, name);
+        let code = name.split('-').next().unwrap_or("");
+        if !codes.contains(&code) {
+            failures.push(format!(
+                "{name}: expected a {code} diagnostic, got {codes:?}"
+            ));
+        }
+        covered.push(code.to_string());
+        let golden = dir.join(name.replace(".nfr", ".stderr"));
+        if update {
+            std::fs::write(&golden, &out).expect("write golden");
+            continue;
+        }
+        let want = std::fs::read_to_string(&golden).unwrap_or_default();
+        if want != out {
+            failures.push(format!(
+                "{name}: output differs from {}:\n{out}",
+                golden.display()
+            ));
+        }
+    }
+    for (code, _) in CODES {
+        if !covered.iter().any(|c| c == code) {
+            failures.push(format!("no golden file for {code}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
