@@ -14,6 +14,7 @@
 //! notrack: visible to later expressions, like skb fields) and `Effects` (per packet records:
 //! logs, reject, NAT requests, payload writes, trace).
 
+use crate::fast::Op;
 use crate::ids::{ChainId, NFT_REG32_COUNT, Reg, RuleId, SetId};
 use crate::insn::{
     BitwiseOp, CmpOp, CtDir, CtKey, CtSetKey, Data, Insn, LogSpec, LookupDest, MetaKey, MetaSetKey,
@@ -249,12 +250,111 @@ impl VerifiedProgram {
             };
             pos += 1;
             let mut verdict = ChainVerdict::Continue;
-            let body = insns
-                .get(rule.start as usize..rule.end as usize)
+            let ops = self
+                .ops
+                .get(rule.op_start as usize..rule.op_end as usize)
                 .unwrap_or(&[]);
-            for insn in body {
+            for op in ops {
                 executed += 1;
-                self.eval(insn, &mut regs, &mut verdict, state, pkt, st, fx, rule.id);
+                match *op {
+                    Op::LoadNh { off, len, dreg } => {
+                        if !load_fast(&mut regs, pkt, usize::from(st.nhoff), off, len, dreg) {
+                            verdict = ChainVerdict::Break;
+                        }
+                    }
+                    Op::LoadTh { off, len, dreg } => {
+                        if !st.transport_ok()
+                            || !load_fast(&mut regs, pkt, usize::from(st.thoff), off, len, dreg)
+                        {
+                            verdict = ChainVerdict::Break;
+                        }
+                    }
+                    Op::LoadNhCmp {
+                        off,
+                        len,
+                        dreg,
+                        neq,
+                        mask,
+                        data,
+                    } => {
+                        if !load_fast(&mut regs, pkt, usize::from(st.nhoff), off, len, dreg) {
+                            verdict = ChainVerdict::Break;
+                        } else {
+                            executed += 1;
+                            if ((regs[usize::from(dreg & 15)] & mask) == data) == neq {
+                                verdict = ChainVerdict::Break;
+                            }
+                        }
+                    }
+                    Op::LoadThCmp {
+                        off,
+                        len,
+                        dreg,
+                        neq,
+                        mask,
+                        data,
+                    } => {
+                        if !st.transport_ok()
+                            || !load_fast(&mut regs, pkt, usize::from(st.thoff), off, len, dreg)
+                        {
+                            verdict = ChainVerdict::Break;
+                        } else {
+                            executed += 1;
+                            if ((regs[usize::from(dreg & 15)] & mask) == data) == neq {
+                                verdict = ChainVerdict::Break;
+                            }
+                        }
+                    }
+                    Op::L4protoCmp { dreg, neq, data } => {
+                        if !st.has_th {
+                            verdict = ChainVerdict::Break;
+                        } else {
+                            executed += 1;
+                            let v = u32::from(st.l4proto);
+                            regs[usize::from(dreg & 15)] = v;
+                            if (v == data) == neq {
+                                verdict = ChainVerdict::Break;
+                            }
+                        }
+                    }
+                    Op::CmpEq {
+                        sreg,
+                        neq,
+                        mask,
+                        data,
+                    } => {
+                        if ((regs[usize::from(sreg & 15)] & mask) == data) == neq {
+                            verdict = ChainVerdict::Break;
+                        }
+                    }
+                    Op::Range32 {
+                        sreg,
+                        neq,
+                        mask,
+                        from_be,
+                        to_be,
+                    } => {
+                        let v = (regs[usize::from(sreg & 15)] & mask).swap_bytes();
+                        if (from_be <= v && v <= to_be) == neq {
+                            verdict = ChainVerdict::Break;
+                        }
+                    }
+                    Op::MaskXor32 {
+                        sreg,
+                        dreg,
+                        mask,
+                        xor,
+                    } => {
+                        regs[usize::from(dreg & 15)] = (regs[usize::from(sreg & 15)] & mask) ^ xor;
+                    }
+                    Op::Imm32 { dreg, v } => regs[usize::from(dreg & 15)] = v,
+                    Op::Verdict(v) => verdict = v,
+                    Op::Generic(i) => {
+                        if let Some(insn) = insns.get(i as usize) {
+                            self.eval(insn, &mut regs, &mut verdict, state, pkt, st, fx, rule.id);
+                        }
+                    }
+                }
                 if verdict != ChainVerdict::Continue {
                     break;
                 }
@@ -601,6 +701,28 @@ impl VerifiedProgram {
             _ => {}
         }
     }
+}
+
+/// Load 1, 2 or 4 bytes at `base + off` into `dreg` (zero-padded); false when out of bounds.
+#[inline(always)]
+fn load_fast(regs: &mut Regs, pkt: &[u8], base: usize, off: u32, len: u8, dreg: u8) -> bool {
+    let start = base.saturating_add(off as usize);
+    let w = match len {
+        1 => match pkt.get(start) {
+            Some(a) => u32::from(*a),
+            None => return false,
+        },
+        2 => match pkt.get(start..start.saturating_add(2)) {
+            Some(&[a, b]) => u32::from_le_bytes([a, b, 0, 0]),
+            _ => return false,
+        },
+        _ => match pkt.get(start..start.saturating_add(4)) {
+            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+            _ => return false,
+        },
+    };
+    regs[usize::from(dreg & 15)] = w;
+    true
 }
 
 /// Byte offset of a payload base, or `None` (→ NFT_BREAK) when the header is absent.

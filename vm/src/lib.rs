@@ -6,6 +6,7 @@
 //! `verdict`.
 #![forbid(unsafe_code)]
 
+mod fast;
 pub mod ids;
 pub mod pkt;
 pub mod verdict;

@@ -106,9 +106,14 @@ pub struct LimitParams {
 /// A rule as the interpreter walks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RuleDp {
+    /// First instruction (index into `Program::insns`).
     pub start: u32,
+    /// One past the last instruction.
     pub end: u32,
     pub id: RuleId,
+    /// The rule's lowered fast-path ops (range in the private op array).
+    pub(crate) op_start: u32,
+    pub(crate) op_end: u32,
 }
 
 /// A verified program: immutable, executable.
@@ -118,6 +123,8 @@ pub struct VerifiedProgram {
     /// Per chain, its rules' instruction ranges.
     pub(crate) chain_rules: Vec<Vec<RuleDp>>,
     pub(crate) limits: Vec<LimitParams>,
+    /// Fast-path form of every rule (ranges in `RuleDp::op_start..op_end`).
+    pub(crate) ops: Vec<crate::fast::Op>,
 }
 
 impl VerifiedProgram {
@@ -342,6 +349,7 @@ impl Program {
         // Rules and instructions.
         let mut edges: Vec<Vec<ChainId>> = vec![Vec::new(); nchains];
         let mut chain_rules = Vec::with_capacity(nchains);
+        let mut ops = Vec::with_capacity(self.insns.len());
         for (ci, chain) in self.chains.iter().enumerate() {
             let cid = ChainId(ci as u32);
             cx.chain = Some(cid);
@@ -371,10 +379,18 @@ impl Program {
                         check_target(&cx, c)?;
                     }
                 }
+                let op_start = ops.len() as u32;
+                crate::fast::lower_rule(
+                    &self.insns[rule.start.0 as usize..rule.end.0 as usize],
+                    rule.start.0,
+                    &mut ops,
+                );
                 dp.push(RuleDp {
                     start: rule.start.0,
                     end: rule.end.0,
                     id: rid,
+                    op_start,
+                    op_end: ops.len() as u32,
                 });
             }
             chain_rules.push(dp);
@@ -409,6 +425,7 @@ impl Program {
         }
 
         Ok(VerifiedProgram {
+            ops,
             prog: self,
             chain_rules,
             limits,
