@@ -1,32 +1,46 @@
 //! The must-show test: replay every capture that has a kernel expectation in `shared/corpus/ct-expected` through
-//! `wire` + `defrag` + `ct` along the path the kernel replay used (every packet PREROUTING -> INPUT, FTP helper on
+//! `wire` + the hook path (`Hooks::with_conntrack`: defrag -400, conntrack -200, a logging probe at -150 like the
+//! harness's NFLOG rule, confirm at INPUT) along the path the kernel replay used (every packet PREROUTING -> INPUT, FTP helper on
 //! tcp dport 21, checksum off, acct on, timing as meta.json says) and compare each packet's ct state and the
 //! final `conntrack -L` table with the kernel's. Prints per-capture agreement and asserts a floor.
 
-use nfr_runtime::ct::{Conntrack, CtInfo, Nfct, Settings};
-use nfr_runtime::defrag::{Defrag, Defragmenter};
-use nfr_runtime::pcap::PcapReader;
+use nfr_runtime::ct::{Conntrack, Settings};
+use nfr_runtime::hook::{self, Engine, HookCtx, Hooks, Route};
+use nfr_runtime::pcap::{PcapReader, linktype};
 use nfr_runtime::wire::{self, Ipv4Packet, Ipv6Packet, link};
-use nfr_vm::Hook;
+use nfr_vm::pkt::ct_state;
+use nfr_vm::{Hook, PktState, Verdict};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 fn corpus() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
     p.join("ct-expected").is_dir().then_some(p)
 }
 
-fn state_name(n: &Nfct) -> &'static str {
-    match n {
-        Nfct::Ct { ctinfo, .. } => match ctinfo {
-            CtInfo::New => "NEW",
-            CtInfo::Established => "EST",
-            CtInfo::EstablishedReply => "EST_REPLY",
-            CtInfo::Related => "REL",
-            CtInfo::RelatedReply => "REL_REPLY",
-        },
-        Nfct::Untracked => "UNTRACKED",
+/// The harness's NFLOG prefix for a packet context.
+fn state_name(p: &PktState) -> &'static str {
+    let reply = p.ct_direction == 1;
+    match p.ct_state {
+        ct_state::NEW => "NEW",
+        ct_state::ESTABLISHED if reply => "EST_REPLY",
+        ct_state::ESTABLISHED => "EST",
+        ct_state::RELATED if reply => "REL_REPLY",
+        ct_state::RELATED => "REL",
+        ct_state::UNTRACKED => "UNTRACKED",
         _ => "INVALID",
+    }
+}
+
+/// Records the ct state at its priority (the kernel replay's `nft ... log group 1 prefix <state>`).
+struct NflogProbe(Rc<RefCell<Vec<&'static str>>>);
+
+impl Engine for NflogProbe {
+    fn hook(&mut self, pkt: &mut hook::Packet<'_>, _cx: &mut HookCtx<'_>) -> Verdict {
+        self.0.borrow_mut().push(state_name(&pkt.state));
+        Verdict::Accept
     }
 }
 
@@ -79,7 +93,19 @@ fn replay(pcap: &Path, meta: &str, checksum: bool) -> Outcome {
         ..Settings::default()
     };
     let mut ct = Conntrack::new(settings);
-    let mut defrag = Defragmenter::new();
+    // Like the kernel harness: a prerouting entry at -150 (after conntrack) logs each packet's ct state.
+    let log: Rc<RefCell<Vec<&'static str>>> = Rc::new(RefCell::new(Vec::new()));
+    let mut hooks = Hooks::with_conntrack();
+    for nf in [2u8, 10] {
+        hooks
+            .register(
+                nf,
+                Hook::Prerouting,
+                -150,
+                Box::new(NflogProbe(log.clone())),
+            )
+            .expect("register probe");
+    }
     let cap = gap_cap_ns(meta);
     let file = std::fs::File::open(pcap).expect("open pcap");
     let mut states = Vec::new();
@@ -138,27 +164,31 @@ fn replay(pcap: &Path, meta: &str, checksum: bool) -> Outcome {
             continue;
         }
         ip.truncate(declared.max(hdr_len));
-        let mut packets = Vec::new();
-        match defrag.offer(&ip, now) {
-            Defrag::NotFragment => packets.push((label.clone(), ip)),
-            Defrag::Consumed => states.push((label.clone(), "NOT_SEEN".into())),
-            Defrag::Reassembled(p) => {
-                states.push((label.clone(), "NOT_SEEN".into()));
-                packets.push((format!("+{label}"), p));
-            }
-        }
-        for (lab, p) in packets {
-            let mut nfct = Nfct::None;
-            let v = ct.conntrack_in(&p, Hook::Prerouting, now, &mut nfct);
-            states.push((lab, state_name(&nfct).to_string()));
-            if v != nfr_vm::Verdict::Accept {
-                ct.release(&mut nfct);
+        let mut pkt = match hook::Packet::from_frame(linktype::RAW, &ip, now) {
+            Ok(p) => p,
+            Err(_) => {
+                states.push((label, "NOT_SEEN".into()));
                 continue;
             }
-            if delivered(&p) {
-                ct.confirm(&p, now, &mut nfct);
+        };
+        let was_fragment = pkt.state.is_fragment;
+        let route = if delivered(&ip) {
+            Route::Local
+        } else {
+            Route::Blackhole
+        };
+        log.borrow_mut().clear();
+        let (_, outcome) = hooks.receive(&mut pkt, route, &mut ct, now);
+        let seen = log.borrow().first().copied();
+        match (seen, outcome) {
+            (Some(st), _) if was_fragment => {
+                // The fragment completed a datagram: the kernel lists the frame as consumed and the
+                // reassembled packet on a `+` line.
+                states.push((label.clone(), "NOT_SEEN".into()));
+                states.push((format!("+{label}"), st.to_string()));
             }
-            ct.release(&mut nfct);
+            (Some(st), _) => states.push((label, st.to_string())),
+            (None, _) => states.push((label, "NOT_SEEN".into())),
         }
     }
     // The kernel table was dumped about a second after the last packet.

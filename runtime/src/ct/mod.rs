@@ -556,12 +556,19 @@ impl Conntrack {
         }
     }
 
-    /// `nf_ct_delete`: unlink a confirmed entry, drop its expectations, emit DESTROY, free it.
+    /// `nf_ct_delete` + the final put: unlink a confirmed entry, drop its expectations, emit DESTROY, free it.
     fn delete(&mut self, idx: u32, now: u64) {
+        self.kill(idx, now);
+        self.free_slot(idx);
+    }
+
+    /// `nf_ct_kill` while a packet still holds the entry: it leaves the table (DESTROY, expectations removed,
+    /// `IPS_DYING`) but stays readable until that packet is released.
+    fn kill(&mut self, idx: u32, now: u64) {
         let Some(c) = self.conns.get(idx as usize) else {
             return;
         };
-        if !c.live {
+        if !c.live || c.status & ips::DYING != 0 {
             return;
         }
         let confirmed = c.status & ips::CONFIRMED != 0;
@@ -570,11 +577,13 @@ impl Conntrack {
             self.unlink(idx);
             self.event(CtEventKind::Destroy, idx, now);
         }
+        if let Some(c) = self.conns.get_mut(idx as usize) {
+            c.status |= ips::DYING;
+        }
         let before = self.expects.len();
         self.expects
             .retain(|e| !(e.master.idx == idx && e.master.generation == generation));
         self.stats.expect_delete += (before - self.expects.len()) as u64;
-        self.free_slot(idx);
     }
 
     /// `early_drop`: scan up to 8 buckets from the new tuple's bucket, deleting confirmed, non-ASSURED entries
@@ -915,7 +924,7 @@ impl Conntrack {
                 L4Res::KillAcct => {
                     // The packet keeps its ct reference and ctinfo; the entry leaves the table.
                     *nfct = Nfct::Ct { id, ctinfo };
-                    self.delete(id.idx, now);
+                    self.kill(id.idx, now);
                     return Verdict::Accept;
                 }
                 L4Res::Invalid => {
@@ -938,13 +947,14 @@ impl Conntrack {
     fn release_unconfirmed(&mut self, id: ConnId) {
         if self
             .conn(id)
-            .is_some_and(|c| c.status & ips::CONFIRMED == 0)
+            .is_some_and(|c| c.status & ips::CONFIRMED == 0 || c.status & ips::DYING != 0)
         {
             self.free_slot(id.idx);
         }
     }
 
-    /// Ends a packet's life (`kfree_skb`): an entry that never got confirmed is freed.
+    /// Ends a packet's life (`kfree_skb`): an entry that never got confirmed, or was killed while the packet
+    /// held it, is freed.
     pub fn release(&mut self, nfct: &mut Nfct) {
         if let Nfct::Ct { id, .. } = *nfct {
             self.release_unconfirmed(id);
@@ -1310,7 +1320,7 @@ impl Conntrack {
             if self
                 .conns
                 .get(i as usize)
-                .is_some_and(|c| c.live && Self::expired(c, now))
+                .is_some_and(|c| c.live && (Self::expired(c, now) || c.status & ips::DYING != 0))
             {
                 self.delete(i, now);
                 n += 1;
@@ -1324,6 +1334,9 @@ impl Conntrack {
     pub fn fill_pkt(&self, nfct: &Nfct, now: u64, p: &mut PktState) {
         p.ct_state = nfct.state_bits();
         p.ct_valid = false;
+        if let Nfct::Ct { ctinfo, .. } = nfct {
+            p.ct_direction = ctinfo.dir() as u8;
+        }
         if let Nfct::Ct { id, ctinfo } = nfct
             && let Some(c) = self.conn(*id)
         {
@@ -1354,7 +1367,11 @@ impl Conntrack {
     pub fn len(&self, now: u64) -> usize {
         self.conns
             .iter()
-            .filter(|c| c.live && c.status & ips::CONFIRMED != 0 && !Self::expired(c, now))
+            .filter(|c| {
+                c.live
+                    && c.status & (ips::CONFIRMED | ips::DYING) == ips::CONFIRMED
+                    && !Self::expired(c, now)
+            })
             .count()
     }
 
@@ -1370,8 +1387,7 @@ impl Conntrack {
             .iter()
             .filter(|c| {
                 c.live
-                    && c.status & ips::CONFIRMED != 0
-                    && c.status & ips::NAT_CLASH == 0
+                    && c.status & (ips::CONFIRMED | ips::DYING | ips::NAT_CLASH) == ips::CONFIRMED
                     && !Self::expired(c, now)
             })
             .collect();
