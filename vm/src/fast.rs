@@ -60,6 +60,10 @@ pub(crate) enum Op {
     },
     /// Immediate word.
     Imm32 { dreg: u8, v: u32 },
+    /// `ct load state` (defined with or without a conntrack entry).
+    CtState { dreg: u8 },
+    /// `meta load <key>` (single-word keys; ifnames go through `Generic`).
+    Meta { key: MetaKey, dreg: u8 },
     /// Verdict immediate.
     Verdict(ChainVerdict),
     /// Evaluate the full instruction at this index of `Program::insns`.
@@ -199,6 +203,15 @@ fn lower(insn: &Insn, idx: u32) -> Op {
             v: word(data),
         },
         Insn::ImmVerdict(v) => Op::Verdict(*v),
+        Insn::Ct {
+            key: crate::insn::CtKey::State,
+            dreg,
+            ..
+        } => Op::CtState { dreg: dreg.0 },
+        Insn::Meta { key, dreg } if key.size() <= 4 => Op::Meta {
+            key: *key,
+            dreg: dreg.0,
+        },
         _ => Op::Generic(idx),
     }
 }

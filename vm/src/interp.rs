@@ -237,8 +237,8 @@ impl VerifiedProgram {
         let mut cur = chain;
         let mut pos = 0usize;
         let mut executed = 0u64;
+        let mut rules = self.chain_rules(cur);
         let out = loop {
-            let rules = self.chain_rules(cur);
             let Some(rule) = rules.get(pos) else {
                 // End of chain: like NFT_RETURN.
                 if sp == 0 {
@@ -246,6 +246,7 @@ impl VerifiedProgram {
                 }
                 sp -= 1;
                 (cur, pos) = stack[sp];
+                rules = self.chain_rules(cur);
                 continue;
             };
             pos += 1;
@@ -348,6 +349,12 @@ impl VerifiedProgram {
                         regs[usize::from(dreg & 15)] = (regs[usize::from(sreg & 15)] & mask) ^ xor;
                     }
                     Op::Imm32 { dreg, v } => regs[usize::from(dreg & 15)] = v,
+                    Op::CtState { dreg } => regs[usize::from(dreg & 15)] = st.ct_state,
+                    Op::Meta { key, dreg } => {
+                        if !meta_get(key, Reg(dreg), &mut regs, st) {
+                            verdict = ChainVerdict::Break;
+                        }
+                    }
                     Op::Verdict(v) => verdict = v,
                     Op::Generic(i) => {
                         if let Some(insn) = insns.get(i as usize) {
@@ -382,10 +389,12 @@ impl VerifiedProgram {
                     sp += 1;
                     cur = c;
                     pos = 0;
+                    rules = self.chain_rules(cur);
                 }
                 ChainVerdict::Goto(c) => {
                     cur = c;
                     pos = 0;
+                    rules = self.chain_rules(cur);
                 }
                 ChainVerdict::Return => {
                     if sp == 0 {
@@ -393,6 +402,7 @@ impl VerifiedProgram {
                     }
                     sp -= 1;
                     (cur, pos) = stack[sp];
+                    rules = self.chain_rules(cur);
                 }
             }
         };
@@ -784,6 +794,7 @@ fn bitwise(regs: &mut Regs, sreg: Reg, dreg: Reg, len: u8, op: &BitwiseOp) {
     }
 }
 
+#[inline]
 fn meta_get(key: MetaKey, dreg: Reg, regs: &mut Regs, st: &PktState) -> bool {
     let w = match key {
         MetaKey::Len => st.len,
