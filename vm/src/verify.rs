@@ -143,6 +143,23 @@ impl VerifiedProgram {
         &self.limits
     }
 
+    /// The same program with the interpreter's fast path turned off: every instruction is
+    /// evaluated through the generic `Insn` path. For differential tests (fast path vs generic,
+    /// later JIT vs interpreter); results must be identical.
+    #[doc(hidden)]
+    pub fn generic_only(mut self) -> Self {
+        self.ops.clear();
+        for rules in &mut self.chain_rules {
+            for r in rules.iter_mut() {
+                r.op_start = self.ops.len() as u32;
+                self.ops
+                    .extend((r.start..r.end).map(crate::fast::Op::Generic));
+                r.op_end = self.ops.len() as u32;
+            }
+        }
+        self
+    }
+
     /// Rules of a chain in order (empty for an unknown chain).
     pub fn chain_rules(&self, chain: ChainId) -> &[RuleDp] {
         self.chain_rules
