@@ -422,18 +422,13 @@ impl Program {
         }
 
         // Jump graph: cycles and depth (height = longest path in edges below a chain).
-        let mut height: Vec<Option<usize>> = vec![None; nchains];
-        let mut on_stack = vec![false; nchains];
-        for ci in 0..nchains {
-            cx.chain = Some(ChainId(ci as u32));
-            chain_height(ci, &edges, &mut height, &mut on_stack).map_err(|c| {
-                cx.chain = Some(c);
-                cx.err(VerifyErrorKind::Loop(c))
-            })?;
-        }
+        let height = chain_heights(&edges).map_err(|c| {
+            cx.chain = Some(c);
+            cx.err(VerifyErrorKind::Loop(c))
+        })?;
         for (ci, chain) in self.chains.iter().enumerate() {
             if let ChainKind::Base { .. } = chain.kind {
-                let h = height[ci].unwrap_or(0);
+                let h = height.get(ci).copied().unwrap_or(0);
                 if h >= NFT_JUMP_STACK_SIZE {
                     cx.chain = Some(ChainId(ci as u32));
                     return Err(cx.err(VerifyErrorKind::TooDeep { depth: h }));
@@ -617,28 +612,46 @@ impl Program {
     }
 }
 
-/// Longest jump path (in edges) below chain `c`; `Err(chain)` on a cycle.
-fn chain_height(
-    c: usize,
-    edges: &[Vec<ChainId>],
-    height: &mut [Option<usize>],
-    on_stack: &mut [bool],
-) -> Result<usize, ChainId> {
-    if let Some(h) = height[c] {
-        return Ok(h);
-    }
-    if on_stack[c] {
-        return Err(ChainId(c as u32));
-    }
-    on_stack[c] = true;
-    let mut h = 0;
-    for t in &edges[c] {
-        let t = t.0 as usize;
-        if t < edges.len() {
-            h = h.max(1 + chain_height(t, edges, height, on_stack)?);
+/// Longest jump path (in edges) below every chain; `Err(chain)` on a cycle through `chain`.
+/// Iterative depth-first search (no recursion: hostile programs with many chains cannot
+/// overflow the stack).
+fn chain_heights(edges: &[Vec<ChainId>]) -> Result<Vec<usize>, ChainId> {
+    const NEW: u8 = 0;
+    const ON_STACK: u8 = 1;
+    const DONE: u8 = 2;
+    let n = edges.len();
+    let mut height = vec![0usize; n];
+    let mut mark = vec![NEW; n];
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in 0..n {
+        if mark[root] != NEW {
+            continue;
+        }
+        mark[root] = ON_STACK;
+        stack.push((root, 0));
+        while let Some(top) = stack.last_mut() {
+            let (c, next) = *top;
+            if let Some(t) = edges[c].get(next) {
+                top.1 += 1;
+                let t = t.0 as usize;
+                match mark.get(t) {
+                    Some(&NEW) => {
+                        mark[t] = ON_STACK;
+                        stack.push((t, 0));
+                    }
+                    Some(&ON_STACK) => return Err(ChainId(t as u32)),
+                    _ => {}
+                }
+            } else {
+                height[c] = edges[c]
+                    .iter()
+                    .filter_map(|t| height.get(t.0 as usize).map(|h| h + 1))
+                    .max()
+                    .unwrap_or(0);
+                mark[c] = DONE;
+                stack.pop();
+            }
         }
     }
-    on_stack[c] = false;
-    height[c] = Some(h);
-    Ok(h)
+    Ok(height)
 }

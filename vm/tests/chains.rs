@@ -557,3 +557,23 @@ fn user_chain_entry_runs_off_the_end_to_accept() {
     let (pk, st) = tcp_syn();
     assert_eq!(run(&vp, &pk, &st), Verdict::Accept);
 }
+
+#[test]
+fn many_chains_verify_without_recursion() {
+    // 50k chains in one jump line (unreachable from the base chain), then closed into a loop
+    let mut p = Program::new();
+    p.add_base_chain("c", Hook::Input, 0, Policy::Accept);
+    let first = p.add_chain("x0");
+    let mut prev = first;
+    for i in 1..50_000 {
+        let u = p.add_chain(&format!("x{i}"));
+        p.add_rule(prev, vec![v(ChainVerdict::Jump(u))]);
+        prev = u;
+    }
+    assert!(p.clone().verify().is_ok());
+    p.add_rule(prev, vec![v(ChainVerdict::Goto(first))]);
+    assert!(matches!(
+        p.verify().unwrap_err().kind,
+        VerifyErrorKind::Loop(_)
+    ));
+}
