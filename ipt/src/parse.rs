@@ -181,6 +181,7 @@ fn command(t: &mut Table, words: &[String], counters: Option<Counters>) -> R<()>
             if let Some(c) = counters {
                 rule.counters = c;
             }
+            check_chain_ifaces(&chain, &rule)?;
             let rules = t
                 .rules_mut(&chain)
                 .ok_or_else(|| format!("no chain `{chain}`"))?;
@@ -202,6 +203,18 @@ fn command(t: &mut Table, words: &[String], counters: Option<Counters>) -> R<()>
         }
         other => Err(format!("unsupported command `{other}`")),
     }
+}
+
+/// iptables refuses `-o` in PREROUTING/INPUT and `-i` in POSTROUTING/OUTPUT.
+pub fn check_chain_ifaces(chain: &str, r: &Rule) -> Result<(), String> {
+    let ip = &r.ip.ip;
+    if matches!(chain, "PREROUTING" | "INPUT") && ip.outiface[0] != 0 {
+        return Err(format!("Can't use -o with {chain}"));
+    }
+    if matches!(chain, "POSTROUTING" | "OUTPUT") && ip.iniface[0] != 0 {
+        return Err(format!("Can't use -i with {chain}"));
+    }
+    Ok(())
 }
 
 /// Parse the words of one rule (everything after `-A CHAIN`); `-j NAME` for a non-extension
@@ -243,12 +256,47 @@ impl<'a> Words<'a> {
     }
 }
 
+/// getopt forms: `--opt=value` and `-Xvalue` (for the generic options taking an argument).
+fn split_getopt(words: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(words.len());
+    for w in words {
+        if let Some((o, v)) = w.strip_prefix("--").and_then(|r| r.split_once('=')) {
+            out.push(format!("--{o}"));
+            out.push(v.to_string());
+        } else if w.len() > 2
+            && w.starts_with('-')
+            && !w.starts_with("--")
+            && w.as_bytes().get(1).is_some_and(|c| b"sdiopjgm".contains(c))
+            && !w[1..].starts_with(|c: char| c.is_ascii_digit())
+        {
+            out.push(w[..2].to_string());
+            out.push(w[2..].to_string());
+        } else {
+            out.push(w.clone());
+        }
+    }
+    out
+}
+
 fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule> {
+    let words = split_getopt(words);
     let mut rule = Rule::new(Target::Fallthrough);
-    let mut w = Words { w: words, i: 0 };
+    let mut w = Words { w: &words, i: 0 };
     let mut invert = false;
     let mut target_name: Option<String> = None;
     let mut have_target = false;
+    // Options already given, per owner (generic, match #n, target): repeats are errors.
+    let mut seen: Vec<(usize, String)> = Vec::new();
+    let mut once = |owner: usize, opt: &str| -> R<()> {
+        let canon = canonical_opt(opt);
+        if seen.iter().any(|(o, s)| *o == owner && *s == canon) {
+            return Err(format!("multiple {opt} flags not allowed"));
+        }
+        seen.push((owner, canon));
+        Ok(())
+    };
+    const GENERIC: usize = usize::MAX;
+    const TARGET: usize = usize::MAX - 1;
     while let Some(opt) = w.next() {
         if opt == "!" {
             if invert {
@@ -258,6 +306,24 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
             continue;
         }
         let inv = std::mem::take(&mut invert);
+        if matches!(
+            opt,
+            "-s" | "--source"
+                | "--src"
+                | "-d"
+                | "--destination"
+                | "--dst"
+                | "-i"
+                | "--in-interface"
+                | "-o"
+                | "--out-interface"
+                | "-p"
+                | "--protocol"
+                | "-f"
+                | "--fragment"
+        ) {
+            once(GENERIC, opt)?;
+        }
         match opt {
             "-s" | "--source" | "--src" => {
                 let (a, m) = parse_addr(w.arg(opt)?)?;
@@ -313,14 +379,16 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
             o if o.starts_with("--") => {
                 // Extension option: the target's first (if it has options), then the most recent
                 // match that knows it, then an implicit protocol match.
-                if target_name.is_some()
-                    && target_option(&mut rule.target, o, &mut w, inv, &rule.ip)?
-                {
+                if target_name.is_some() && target_knows(&rule.target, o) {
+                    once(TARGET, o)?;
+                    target_option(&mut rule.target, o, &mut w, inv, &rule.ip)?;
                     continue;
                 }
                 let mut done = false;
-                for m in rule.matches.iter_mut().rev() {
-                    if match_option(m, o, &mut w, inv)? {
+                for (k, m) in rule.matches.iter_mut().enumerate().rev() {
+                    if match_knows(m, o) {
+                        once(k, o)?;
+                        match_option(m, o, &mut w, inv)?;
                         done = true;
                         break;
                     }
@@ -338,9 +406,11 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
                     return Err(format!("unknown option `{o}`"));
                 }
                 let mut m = new_match(implicit, &rule.ip)?;
-                if !match_option(&mut m, o, &mut w, inv)? {
+                if !match_knows(&m, o) {
                     return Err(format!("unknown option `{o}`"));
                 }
+                once(rule.matches.len(), o)?;
+                match_option(&mut m, o, &mut w, inv)?;
                 rule.matches.push(m);
             }
             o => return Err(format!("unexpected argument `{o}`")),
@@ -349,8 +419,23 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
     if invert {
         return Err("trailing `!`".into());
     }
-    for m in &rule.matches {
+    let given = |owner: usize| seen.iter().any(|(o, _)| *o == owner);
+    for (k, m) in rule.matches.iter().enumerate() {
+        let required = match m {
+            Match::Mark(_) => Some("mark match: --mark is required"),
+            Match::Comment(_) => Some("comment match: --comment is required"),
+            Match::Conntrack(c) if c.match_flags & XT_CONNTRACK_STATE_ALIAS != 0 => {
+                Some("state match: --state is required")
+            }
+            _ => None,
+        };
+        if let Some(msg) = required.filter(|_| !given(k)) {
+            return Err(msg.into());
+        }
         final_check_match(m, &rule.ip)?;
+    }
+    if matches!(rule.target, Target::Mark(_)) && !given(TARGET) {
+        return Err("MARK target: one of --set-xmark/--set-mark/--and-mark/--or-mark/--xor-mark is required".into());
     }
     final_check_target(&rule.target, &rule.ip)?;
     Ok(rule)
@@ -413,15 +498,8 @@ pub fn parse_proto(s: &str) -> R<u16> {
     if let Some((_, n)) = CHAIN_PROTOS.iter().find(|(name, _)| *name == l) {
         return Ok(*n);
     }
-    const MORE: [(&str, u16); 6] = [
-        ("igmp", 2),
-        ("gre", 47),
-        ("ipip", 4),
-        ("ospf", 89),
-        ("pim", 103),
-        ("vrrp", 112),
-    ];
-    MORE.iter()
+    crate::save::PROTOCOLS
+        .iter()
         .find(|(name, _)| *name == l)
         .map(|(_, n)| *n)
         .ok_or_else(|| format!("unknown protocol `{s}` specified"))
@@ -598,8 +676,17 @@ fn parse_icmp_type(s: &str) -> R<(u8, [u8; 2])> {
     let t: u8 = t.parse().map_err(|_| format!("invalid ICMP type `{s}`"))?;
     match c {
         Some(c) => {
-            let c: u8 = c.parse().map_err(|_| format!("invalid ICMP code `{s}`"))?;
-            Ok((t, [c, c]))
+            let num = |x: &str| {
+                x.parse::<u8>()
+                    .map_err(|_| format!("invalid ICMP code `{s}`"))
+            };
+            match c.split_once(':') {
+                Some((a, b)) => Ok((t, [num(a)?, num(b)?])),
+                None => {
+                    let c = num(c)?;
+                    Ok((t, [c, c]))
+                }
+            }
         }
         None => Ok((t, [0, 0xFF])),
     }
@@ -715,13 +802,15 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
                 }
                 "--ctproto" => {
                     c.l4proto = parse_proto(w.arg(o)?)?;
-                    if c.l4proto == 0 && !inv {
+                    if c.l4proto == 0 {
                         return Err("conntrack: --ctproto 0 would never match".into());
                     }
                     set_flag(f, i, XT_CONNTRACK_PROTO, inv);
                 }
                 "--ctorigsrc" | "--ctorigdst" | "--ctreplsrc" | "--ctrepldst" => {
-                    let (a, m) = parse_addr(w.arg(o)?)?;
+                    let arg = w.arg(o)?;
+                    let has_mask = arg.contains('/');
+                    let (a, m) = parse_addr(arg)?;
                     let a = [a[0] & m[0], a[1] & m[1], a[2] & m[2], a[3] & m[3]];
                     let (bit, addr, mask) = match o {
                         "--ctorigsrc" => (
@@ -746,7 +835,9 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
                         ),
                     };
                     *addr = addr16(a);
-                    *mask = addr16(m);
+                    // xtables' host/mask option: without "/mask" the whole nf_inet_addr mask is
+                    // 0xff; with one, only the IPv4 part is set.
+                    *mask = if has_mask { addr16(m) } else { [0xff; 16] };
                     set_flag(f, i, bit, inv);
                 }
                 "--ctorigsrcport" | "--ctorigdstport" | "--ctreplsrcport" | "--ctrepldstport" => {
@@ -790,6 +881,9 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
                             (v, v)
                         }
                     };
+                    if lo > hi {
+                        return Err(format!("conntrack: bad --ctexpire range `{a}`"));
+                    }
                     c.expires_min = lo;
                     c.expires_max = hi;
                     set_flag(f, i, XT_CONNTRACK_EXPIRES, inv);
@@ -865,6 +959,38 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
         Match::Other { .. } => return Ok(false),
     }
     Ok(true)
+}
+
+/// Whether a match instance accepts an option (without consuming anything).
+fn match_knows(m: &Match, o: &str) -> bool {
+    let mut probe = m.clone();
+    let dummy: [String; 4] = ["1".into(), "1".into(), "1".into(), "1".into()];
+    let mut w = Words { w: &dummy, i: 0 };
+    matches!(
+        match_option(&mut probe, o, &mut w, false),
+        Ok(true) | Err(_)
+    )
+}
+
+/// Aliases of one option map to one name (for the "given twice" check).
+fn canonical_opt(o: &str) -> String {
+    match o {
+        "--source" | "--src" => "-s",
+        "--destination" | "--dst" => "-d",
+        "--in-interface" => "-i",
+        "--out-interface" => "-o",
+        "--protocol" => "-p",
+        "--fragment" => "-f",
+        "--source-port" => "--sport",
+        "--destination-port" => "--dport",
+        "--source-ports" => "--sports",
+        "--destination-ports" => "--dports",
+        "--syn" => "--tcp-flags",
+        "--set-mark" | "--and-mark" | "--or-mark" | "--xor-mark" | "--save-mark"
+        | "--restore-mark" => "--set-xmark",
+        o => o,
+    }
+    .to_string()
 }
 
 fn set_inv8(v: &mut u8, b: u8, inv: bool) {
@@ -1013,17 +1139,17 @@ fn parse_nat_range(s: &str, allow_base: bool) -> R<NatRange> {
     }
     if let Some(p) = ports {
         let (p, base) = match p.split_once('/') {
-            Some((p, b)) if allow_base => (p, Some(parse_port(b)?)),
+            Some((p, b)) if allow_base => {
+                let b = parse_port(b)?;
+                if b == 0 {
+                    return Err(format!("bad port offset in `{s}`"));
+                }
+                (p, Some(b))
+            }
             Some(_) => return Err(format!("bad port range `{s}`")),
             None => (p, None),
         };
-        let (lo, hi) = match p.split_once('-') {
-            Some((a, b)) => (parse_port(a)?, parse_port(b)?),
-            None => {
-                let v = parse_port(p)?;
-                (v, v)
-            }
-        };
+        let (lo, hi) = parse_dash_range(p)?;
         if lo > hi || lo == 0 {
             return Err(format!("bad port range `{s}`"));
         }
@@ -1038,8 +1164,51 @@ fn parse_nat_range(s: &str, allow_base: bool) -> R<NatRange> {
     Ok(r)
 }
 
+/// `ct_event_tbl` of libxt_CT: (name, bit).
+pub const CT_EVENTS: [(&str, u32); 10] = [
+    ("new", 0),
+    ("related", 1),
+    ("destroy", 2),
+    ("reply", 3),
+    ("assured", 4),
+    ("protoinfo", 5),
+    ("helper", 6),
+    ("mark", 7),
+    ("natseqinfo", 8),
+    ("secmark", 9),
+];
+/// `exp_event_tbl` of libxt_CT.
+pub const EXP_EVENTS: [(&str, u32); 1] = [("new", 0)];
+
+fn parse_events(s: &str, tbl: &[(&str, u32)]) -> R<u32> {
+    let mut v = 0;
+    for p in s.split(',') {
+        let (_, b) = tbl
+            .iter()
+            .find(|(n, _)| *n == p)
+            .ok_or_else(|| format!("unknown event `{p}`"))?;
+        v |= 1 << b;
+    }
+    Ok(v)
+}
+
+/// `port` (number or service name, e.g. `ftp-data`) or `lo-hi` (numbers only).
+fn parse_dash_range(p: &str) -> R<(u16, u16)> {
+    if let Ok(v) = parse_port(p) {
+        return Ok((v, v));
+    }
+    let (a, b) = p
+        .split_once('-')
+        .ok_or_else(|| format!("invalid port `{p}`"))?;
+    let num = |x: &str| {
+        x.parse::<u16>()
+            .map_err(|_| format!("invalid port range `{p}`"))
+    };
+    Ok((num(a)?, num(b)?))
+}
+
 fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch) -> R<bool> {
-    if inv && !matches!(t, Target::Other { .. }) && target_knows(t, o) {
+    if inv {
         return Err(format!("unexpected `!` before `{o}`"));
     }
     match t {
@@ -1173,6 +1342,8 @@ fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch
                 info.timeout = h.as_bytes().to_vec();
             }
             "--zone" => info.zone = w.arg(o)?.parse().map_err(|_| "bad --zone")?,
+            "--ctevents" => info.ct_events = parse_events(w.arg(o)?, &CT_EVENTS)?,
+            "--expevents" => info.exp_events = parse_events(w.arg(o)?, &EXP_EVENTS)?,
             _ => return Ok(false),
         },
         Target::Nat { kind, range, .. } => {
@@ -1196,13 +1367,7 @@ fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch
                     if !matches!(ip.exact_proto(), Some(6 | 17 | 132 | 33 | 136)) {
                         return Err("Need TCP, UDP, SCTP or DCCP with port specification".into());
                     }
-                    let (lo, hi) = match p.split_once('-') {
-                        Some((a, b)) => (parse_port(a)?, parse_port(b)?),
-                        None => {
-                            let v = parse_port(p)?;
-                            (v, v)
-                        }
-                    };
+                    let (lo, hi) = parse_dash_range(p)?;
                     if lo > hi {
                         return Err(format!("bad port range `{p}`"));
                     }
@@ -1222,21 +1387,21 @@ fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch
 }
 
 fn target_knows(t: &Target, o: &str) -> bool {
+    if t.is_standard() {
+        return false;
+    }
     let mut probe = t.clone();
-    let empty: [String; 4] = Default::default();
-    let mut w = Words { w: &empty, i: 0 };
+    let dummy: [String; 4] = ["1".into(), "1".into(), "1".into(), "1".into()];
+    let mut w = Words { w: &dummy, i: 0 };
+    let ip = IpMatch {
+        ip: IptIp {
+            proto: 6,
+            ..Default::default()
+        },
+    };
     matches!(
-        target_option(&mut probe, o, &mut w, false, &IpMatch::default()),
+        target_option(&mut probe, o, &mut w, false, &ip),
         Ok(true) | Err(_)
-    ) && !matches!(
-        t,
-        Target::Accept
-            | Target::Drop
-            | Target::Queue
-            | Target::Return
-            | Target::Jump(_)
-            | Target::Goto(_)
-            | Target::Fallthrough
     )
 }
 

@@ -81,13 +81,20 @@ pub fn rule_spec(r: &Rule) -> String {
         ip.invflags & IPT_INV_DSTIP != 0,
     );
     if ip.iniface[0] != 0 {
-        save_iface(&mut s, 'i', &ip.iniface, ip.invflags & IPT_INV_VIA_IN != 0);
+        save_iface(
+            &mut s,
+            'i',
+            &ip.iniface,
+            &ip.iniface_mask,
+            ip.invflags & IPT_INV_VIA_IN != 0,
+        );
     }
     if ip.outiface[0] != 0 {
         save_iface(
             &mut s,
             'o',
             &ip.outiface,
+            &ip.outiface_mask,
             ip.invflags & IPT_INV_VIA_OUT != 0,
         );
     }
@@ -146,8 +153,67 @@ pub const CHAIN_PROTOS: [(&str, u16); 12] = [
     ("all", 0),
 ];
 
+/// Debian netbase's /etc/protocols (what `getprotobynumber` answers; iptables-save 1.8.9
+/// prints these names).
+pub const PROTOCOLS: [(&str, u16); 54] = [
+    ("hopopt", 0),
+    ("icmp", 1),
+    ("igmp", 2),
+    ("ggp", 3),
+    ("ipencap", 4),
+    ("st", 5),
+    ("tcp", 6),
+    ("egp", 8),
+    ("igp", 9),
+    ("pup", 12),
+    ("udp", 17),
+    ("hmp", 20),
+    ("xns-idp", 22),
+    ("rdp", 27),
+    ("iso-tp4", 29),
+    ("dccp", 33),
+    ("xtp", 36),
+    ("ddp", 37),
+    ("idpr-cmtp", 38),
+    ("ipv6", 41),
+    ("ipv6-route", 43),
+    ("ipv6-frag", 44),
+    ("idrp", 45),
+    ("rsvp", 46),
+    ("gre", 47),
+    ("esp", 50),
+    ("ah", 51),
+    ("skip", 57),
+    ("ipv6-icmp", 58),
+    ("ipv6-nonxt", 59),
+    ("ipv6-opts", 60),
+    ("rspf", 73),
+    ("vmtp", 81),
+    ("eigrp", 88),
+    ("ospf", 89),
+    ("ax.25", 93),
+    ("ipip", 94),
+    ("etherip", 97),
+    ("encap", 98),
+    ("pim", 103),
+    ("ipcomp", 108),
+    ("vrrp", 112),
+    ("l2tp", 115),
+    ("isis", 124),
+    ("sctp", 132),
+    ("fc", 133),
+    ("mobility-header", 135),
+    ("udplite", 136),
+    ("mpls-in-ip", 137),
+    ("manet", 138),
+    ("hip", 139),
+    ("shim6", 140),
+    ("wesp", 141),
+    ("rohc", 142),
+];
+
 fn proto_name(p: u16) -> Option<&'static str> {
-    CHAIN_PROTOS.iter().find(|(_, n)| *n == p).map(|(s, _)| *s)
+    PROTOCOLS.iter().find(|(_, n)| *n == p).map(|(s, _)| *s)
 }
 
 /// `xtables_ipmask_to_cidr`: prefix length of a contiguous mask, else `None`.
@@ -176,18 +242,31 @@ fn save_addr(s: &mut String, letter: char, addr: [u8; 4], mask: [u8; 4], inv: bo
     }
 }
 
-fn cbytes(b: &[u8]) -> String {
-    let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..n]).into_owned()
-}
-
-fn save_iface(s: &mut String, letter: char, name: &[u8; IFNAMSIZ], inv: bool) {
-    let _ = write!(
-        s,
-        "{} -{letter} {}",
-        if inv { " !" } else { "" },
-        cbytes(name)
-    );
+/// `print_iface` of iptables 1.8.9: nothing when the mask is empty; the name bytes under the
+/// mask, then `+` when the mask ends before the name does.
+fn save_iface(
+    s: &mut String,
+    letter: char,
+    name: &[u8; IFNAMSIZ],
+    mask: &[u8; IFNAMSIZ],
+    inv: bool,
+) {
+    if mask[0] == 0 {
+        return;
+    }
+    let _ = write!(s, "{} -{letter} ", if inv { " !" } else { "" });
+    for i in 0..IFNAMSIZ {
+        if mask[i] != 0 {
+            if name[i] != 0 {
+                s.push(name[i] as char);
+            }
+        } else {
+            if name[i - 1] != 0 {
+                s.push('+');
+            }
+            break;
+        }
+    }
 }
 
 /// `xtables_save_string`: bare when only `[_-0-9a-zA-Z]`, else double-quoted with `"\'` escaped.
@@ -660,6 +739,23 @@ fn save_target(s: &mut String, t: &Target) {
             }
             if !info.timeout.is_empty() {
                 let _ = write!(s, " --timeout {}", String::from_utf8_lossy(&info.timeout));
+            }
+            for (flag, tbl, v) in [
+                ("--ctevents", &crate::parse::CT_EVENTS[..], info.ct_events),
+                (
+                    "--expevents",
+                    &crate::parse::EXP_EVENTS[..],
+                    info.exp_events,
+                ),
+            ] {
+                if v != 0 {
+                    let names: Vec<&str> = tbl
+                        .iter()
+                        .filter(|(_, b)| v & (1 << b) != 0)
+                        .map(|(n, _)| *n)
+                        .collect();
+                    let _ = write!(s, " {flag} {}", names.join(","));
+                }
             }
             if info.zone != 0 {
                 let _ = write!(s, " --zone {}", info.zone);
