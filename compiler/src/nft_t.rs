@@ -216,7 +216,7 @@ impl TFile {
         }
         let mut out = format!("table {} {} {{\n", table.family, table.name);
         for (name, spec, elems) in &sets {
-            out.push_str("\t");
+            out.push('\t');
             out.push_str(&TFile::set_block(name, spec, elems));
             out.push('\n');
         }

@@ -196,10 +196,8 @@ fn in_scope(kind: &LineKind) -> bool {
             {
                 continue;
             }
-            if !fields.contains(next)
-                && !(*w == "ip" && *next == "to")
-                && !(*w == "ip6" && *next == "to")
-            {
+            let nat_family = (*w == "ip" || *w == "ip6") && *next == "to";
+            if !fields.contains(next) && !nat_family {
                 return false;
             }
         }

@@ -778,7 +778,7 @@ impl Ctx {
                     }
                 },
             });
-            let Some(op) = res else { return None };
+            let op = res?;
             out.addr = Some(op);
             if map_gives_port && let Some(p) = &n.port {
                 self.diags.push(
