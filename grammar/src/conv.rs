@@ -1509,7 +1509,7 @@ impl<'a> P<'a> {
                     self.bump();
                     let a = self.primary_value()?;
                     self.expect_tok(&Tok::RBracket, "`]`")?;
-                    let a = if self.eat_tok(&Tok::Minus) {
+                    if self.eat_tok(&Tok::Minus) {
                         let lb = self.eat_tok(&Tok::LBracket);
                         let b = self.primary_value()?;
                         if lb {
@@ -1524,8 +1524,7 @@ impl<'a> P<'a> {
                         )
                     } else {
                         a
-                    };
-                    a
+                    }
                 } else {
                     self.unit_value()?
                 };
@@ -1537,13 +1536,8 @@ impl<'a> P<'a> {
                 return Err(self.unexpected("`:PORT`"));
             }
         }
-        loop {
-            match self.peek_word() {
-                Some("random" | "fully-random" | "persistent") => {
-                    nat.flags.extend(self.ident_list()?);
-                }
-                _ => break,
-            }
+        while let Some("random" | "fully-random" | "persistent") = self.peek_word() {
+            nat.flags.extend(self.ident_list()?);
         }
         Ok(StmtKind::Nat(nat))
     }

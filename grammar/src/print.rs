@@ -35,13 +35,8 @@ pub fn format_with(file: &File, opts: Options) -> String {
         in_reject: false,
         in_nat: false,
     };
-    let mut first = true;
+    // nft lists tables back to back, without blank lines between them.
     for c in &file.commands {
-        // nft separates tables by a blank line.
-        if !first && matches!(c.kind, CommandKind::Table(_)) {
-            p.out.push('\n');
-        }
-        first = false;
         p.command(c);
     }
     p.out
@@ -693,7 +688,11 @@ impl Printer {
         {
             lines.push(format!("policy {}", p.name));
         }
-        if !s.flags.is_empty() {
+        if let Some(n) = s.size {
+            lines.push(format!("size {n}"));
+        }
+        // nft prints the flags line only when a flag other than `timeout` is set.
+        if s.flags.iter().any(|f| f.name != "timeout") {
             // nft prints flags in a fixed order.
             let order = ["constant", "interval", "timeout", "dynamic", "eval"];
             let mut fl: Vec<&str> = s.flags.iter().map(|f| f.name.as_str()).collect();
@@ -706,9 +705,6 @@ impl Printer {
         }
         if let Some(t) = &s.gc_interval {
             lines.push(format!("gc-interval {}", format_time(t.ms)));
-        }
-        if let Some(n) = s.size {
-            lines.push(format!("size {n}"));
         }
         if s.auto_merge {
             lines.push("auto-merge".into());
@@ -918,15 +914,16 @@ impl Printer {
                 }
             }
             StmtKind::Queue { num, flags } => {
+                // nft 1.0.x form: `queue num N bypass,fanout`.
                 self.out.push_str("queue");
+                if let Some(n) = num {
+                    self.out.push_str(" num ");
+                    self.expr(n, &Ctx::Type(Datatype::Integer { bits: 16 }));
+                }
                 if !flags.is_empty() {
                     let mut fl: Vec<&str> = flags.iter().map(|f| f.name.as_str()).collect();
                     fl.sort_by_key(|f| if *f == "bypass" { 0 } else { 1 });
-                    let _ = write!(self.out, " flags {}", fl.join(","));
-                }
-                if let Some(n) = num {
-                    self.out.push_str(" to ");
-                    self.expr(n, &Ctx::Type(Datatype::Integer { bits: 16 }));
+                    let _ = write!(self.out, " {}", fl.join(","));
                 }
             }
             StmtKind::Nat(n) => self.nat(n),
@@ -1194,13 +1191,41 @@ impl Printer {
         let mut sorted: Vec<&Expr> = Vec::new();
         flatten(elems, &mut sorted);
         sorted.sort_by_key(|e| elem_key(e, kctx));
+        // nft's `calculate_delim`: named sets put 16 integer-like or 2 address-like elements on
+        // a line, other types one per line; anonymous sets stay on one line.
+        let per_line = match kctx {
+            _ if !named => usize::MAX,
+            Ctx::Type(
+                Datatype::Integer { .. }
+                | Datatype::Nfproto
+                | Datatype::InetProto
+                | Datatype::InetService
+                | Datatype::TcpFlag
+                | Datatype::Mark
+                | Datatype::Ifindex
+                | Datatype::Uid
+                | Datatype::Gid
+                | Datatype::CtDir,
+            )
+            | Ctx::Hex => 16,
+            Ctx::Type(
+                Datatype::Ipv4Addr | Datatype::CtState | Datatype::CtStatus | Datatype::Pkttype,
+            ) => 2,
+            _ => 1,
+        };
         self.out.push_str("{ ");
+        let mut count = 0;
         for (i, e) in sorted.iter().enumerate() {
             if i > 0 {
-                self.out
-                    .push_str(if named { ",\n\t\t\t     " } else { ", " });
+                if count < per_line {
+                    self.out.push_str(", ");
+                } else {
+                    count = 0;
+                    self.out.push_str(",\n\t\t\t     ");
+                }
             }
             self.elem(e, kctx, vctx);
+            count += 1;
         }
         self.out.push_str(" }");
     }

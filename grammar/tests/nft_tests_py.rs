@@ -22,7 +22,7 @@ struct Case {
     expected: String,
 }
 
-fn load(dir: &PathBuf) -> Vec<Case> {
+fn load(dir: &std::path::Path) -> Vec<Case> {
     let mut cases = Vec::new();
     for sub in ["ip", "inet"] {
         let mut files: Vec<_> = std::fs::read_dir(dir.join(sub))

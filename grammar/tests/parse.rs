@@ -7,7 +7,11 @@ use nfr_grammar::{catalog, parse};
 /// Parse a file that must be error-free.
 fn ok(src: &str) -> File {
     let p = parse(src);
-    assert!(p.errors.is_empty(), "unexpected errors for {src:?}: {:#?}", p.errors);
+    assert!(
+        p.errors.is_empty(),
+        "unexpected errors for {src:?}: {:#?}",
+        p.errors
+    );
     p.file
 }
 
@@ -17,9 +21,15 @@ fn stmts(rule: &str) -> Vec<StmtKind> {
 }
 
 fn rule_of(rule: &str) -> Rule {
-    let f = ok(&format!("table inet t {{\n chain c {{\n  {rule}\n }}\n}}\n"));
-    let CommandKind::Table(t) = &f.commands[0].kind else { panic!("no table") };
-    let TableItem::Chain(c) = &t.items[0] else { panic!("no chain") };
+    let f = ok(&format!(
+        "table inet t {{\n chain c {{\n  {rule}\n }}\n}}\n"
+    ));
+    let CommandKind::Table(t) = &f.commands[0].kind else {
+        panic!("no table")
+    };
+    let TableItem::Chain(c) = &t.items[0] else {
+        panic!("no chain")
+    };
     assert_eq!(c.rules.len(), 1, "{rule}");
     c.rules[0].clone()
 }
@@ -62,45 +72,100 @@ fn table_chain_structure() {
                table arp a { }\n";
     let f = ok(src);
     assert_eq!(f.commands.len(), 7);
-    assert!(matches!(f.commands[0].kind, CommandKind::FlushRuleset { family: None }));
-    let CommandKind::Define(d) = &f.commands[1].kind else { panic!() };
+    assert!(matches!(
+        f.commands[0].kind,
+        CommandKind::FlushRuleset { family: None }
+    ));
+    let CommandKind::Define(d) = &f.commands[1].kind else {
+        panic!()
+    };
     assert_eq!(d.name.name, "ports");
     assert!(matches!(&d.value.kind, ExprKind::Set(v) if v.len() == 2));
     assert!(matches!(&f.commands[2].kind, CommandKind::Include(s) if s.value == "other.nfr"));
-    let CommandKind::Table(t) = &f.commands[3].kind else { panic!() };
-    assert_eq!((t.family, t.name.name.as_str()), (Some(Family::Inet), "filter"));
-    let sets: Vec<&Set> = t.items.iter().filter_map(|i| if let TableItem::Set(s) = i { Some(s) } else { None }).collect();
-    let chains: Vec<&Chain> =
-        t.items.iter().filter_map(|i| if let TableItem::Chain(c) = i { Some(c) } else { None }).collect();
+    let CommandKind::Table(t) = &f.commands[3].kind else {
+        panic!()
+    };
+    assert_eq!(
+        (t.family, t.name.name.as_str()),
+        (Some(Family::Inet), "filter")
+    );
+    let sets: Vec<&Set> = t
+        .items
+        .iter()
+        .filter_map(|i| {
+            if let TableItem::Set(s) = i {
+                Some(s)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let chains: Vec<&Chain> = t
+        .items
+        .iter()
+        .filter_map(|i| {
+            if let TableItem::Chain(c) = i {
+                Some(c)
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(sets.len(), 3);
     let s = sets[0];
     assert!(!s.is_map);
     assert!(matches!(&s.key, Some(SetKey::Type(v)) if v.len() == 1 && v[0].name == "ipv4_addr"));
-    assert_eq!(s.flags.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["interval", "timeout"]);
+    assert_eq!(
+        s.flags.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["interval", "timeout"]
+    );
     assert_eq!(s.timeout.map(|t| t.ms), Some(3_600_000));
     assert_eq!(s.size, Some(1024));
     assert!(s.auto_merge);
     assert_eq!(s.elements.len(), 2);
-    assert!(matches!(&s.elements[0].kind, ExprKind::Prefix { len: 8, .. }));
+    assert!(matches!(
+        &s.elements[0].kind,
+        ExprKind::Prefix { len: 8, .. }
+    ));
     assert!(matches!(&s.elements[1].kind, ExprKind::Range { .. }));
     let m = sets[1];
     assert!(m.is_map);
     assert!(matches!(&m.data, Some(SetKey::Type(v)) if v[0].name == "verdict"));
-    let ExprKind::MapElem { value, .. } = &m.elements[1].kind else { panic!() };
+    let ExprKind::MapElem { value, .. } = &m.elements[1].kind else {
+        panic!()
+    };
     assert!(matches!(&value.kind, ExprKind::Verdict(Verdict::Jump(n)) if n.name == "web"));
     assert!(matches!(&sets[2].key, Some(SetKey::Typeof(v)) if v.len() == 2));
     assert!(matches!(&sets[2].data, Some(SetKey::Typeof(v)) if payload(&v[0]) == ("ip", "daddr")));
 
     let input = chains[0];
     let h = input.hook.as_ref().unwrap();
-    assert_eq!((h.chain_type.name.as_str(), h.hook.name.as_str()), ("filter", "input"));
-    assert_eq!(h.priority.kind, PriorityKind::Named { name: "filter".into(), offset: 5 });
+    assert_eq!(
+        (h.chain_type.name.as_str(), h.hook.name.as_str()),
+        ("filter", "input")
+    );
+    assert_eq!(
+        h.priority.kind,
+        PriorityKind::Named {
+            name: "filter".into(),
+            offset: 5
+        }
+    );
     assert_eq!(input.policy.as_ref().unwrap().kind, PolicyKind::Drop);
     assert_eq!(input.comment.as_ref().unwrap().value, "in");
     assert_eq!(input.rules.len(), 1);
     assert!(chains[1].hook.is_none());
-    assert_eq!(chains[2].hook.as_ref().unwrap().priority.kind, PriorityKind::Named { name: "dstnat".into(), offset: -10 });
-    assert_eq!(chains[3].hook.as_ref().unwrap().priority.kind, PriorityKind::Number(-300));
+    assert_eq!(
+        chains[2].hook.as_ref().unwrap().priority.kind,
+        PriorityKind::Named {
+            name: "dstnat".into(),
+            offset: -10
+        }
+    );
+    assert_eq!(
+        chains[3].hook.as_ref().unwrap().priority.kind,
+        PriorityKind::Number(-300)
+    );
     assert_eq!(chains[4].hook.as_ref().unwrap().devices[0].value, "eth0");
     assert!(matches!(&f.commands[4].kind, CommandKind::Table(t) if t.family == Some(Family::Ip6)));
     assert!(matches!(&f.commands[5].kind, CommandKind::Table(t) if t.family.is_none()));
@@ -122,17 +187,41 @@ fn nft_command_forms() {
     let k: Vec<&CommandKind> = f.commands.iter().map(|c| &c.kind).collect();
     assert!(matches!(k[0], CommandKind::Table(t) if !t.has_body && t.name.name == "t"));
     assert!(matches!(k[1], CommandKind::AddChain { chain, .. } if chain.hook.is_some()));
-    let CommandKind::AddRule { target, insert: false, rule, .. } = k[2] else { panic!() };
-    assert_eq!((target.family, target.table.name.as_str()), (Some(Family::Ip), "t"));
+    let CommandKind::AddRule {
+        target,
+        insert: false,
+        rule,
+        ..
+    } = k[2]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (target.family, target.table.name.as_str()),
+        (Some(Family::Ip), "t")
+    );
     assert_eq!(target.name.as_ref().unwrap().name, "c");
     assert_eq!(rule.stmts.len(), 2);
-    let CommandKind::AddRule { target, .. } = k[3] else { panic!() };
+    let CommandKind::AddRule { target, .. } = k[3] else {
+        panic!()
+    };
     assert_eq!(target.family, None);
-    assert!(matches!(k[4], CommandKind::AddRule { insert: true, position: Some((_, 5)), .. }));
+    assert!(matches!(
+        k[4],
+        CommandKind::AddRule {
+            insert: true,
+            position: Some((_, 5)),
+            ..
+        }
+    ));
     assert!(matches!(k[5], CommandKind::AddSet { set, .. } if set.name.name == "s"));
-    assert!(matches!(k[6], CommandKind::Element { delete: false, elements, .. } if elements.len() == 2));
+    assert!(
+        matches!(k[6], CommandKind::Element { delete: false, elements, .. } if elements.len() == 2)
+    );
     assert!(matches!(k[7], CommandKind::Element { delete: true, .. }));
-    assert!(matches!(k[8], CommandKind::Object { verb, object, .. } if verb.name == "flush" && object.name == "chain"));
+    assert!(
+        matches!(k[8], CommandKind::Object { verb, object, .. } if verb.name == "flush" && object.name == "chain")
+    );
     assert!(matches!(k[9], CommandKind::Object { verb, .. } if verb.name == "delete"));
 }
 
@@ -163,23 +252,48 @@ fn selectors() {
     assert!(matches!(l.kind, ExprKind::Ct { dir: None, key, .. } if key.name == "state"));
     assert!(matches!(&r.kind, ExprKind::List(v) if v.len() == 2));
     let (l, _, _) = one_match("ct original ip saddr 1.2.3.4");
-    assert!(matches!(l.kind, ExprKind::Ct { dir: Some(catalog::CtDir::Original), family: Some(Family::Ip), key } if key.name == "saddr"));
+    assert!(
+        matches!(l.kind, ExprKind::Ct { dir: Some(catalog::CtDir::Original), family: Some(Family::Ip), key } if key.name == "saddr")
+    );
     let (l, _, _) = one_match("ct reply proto-dst 53");
-    assert!(matches!(l.kind, ExprKind::Ct { dir: Some(catalog::CtDir::Reply), key, .. } if key.name == "proto-dst"));
+    assert!(
+        matches!(l.kind, ExprKind::Ct { dir: Some(catalog::CtDir::Reply), key, .. } if key.name == "proto-dst")
+    );
     let (l, _, _) = one_match("@nh,16,8 5");
-    assert!(matches!(l.kind, ExprKind::RawPayload { base: RawBase::Nh, offset: 16, len: 8 }));
+    assert!(matches!(
+        l.kind,
+        ExprKind::RawPayload {
+            base: RawBase::Nh,
+            offset: 16,
+            len: 8
+        }
+    ));
     // the selector's catalog entry is complete
     let (l, _, _) = one_match("tcp dport 22");
-    let ExprKind::Payload(f) = l.kind else { panic!() };
-    assert_eq!((f.base, f.offset_bits, f.len_bits, f.dtype), (catalog::PayloadBase::Transport, 16, 16, catalog::Datatype::InetService));
+    let ExprKind::Payload(f) = l.kind else {
+        panic!()
+    };
+    assert_eq!(
+        (f.base, f.offset_bits, f.len_bits, f.dtype),
+        (
+            catalog::PayloadBase::Transport,
+            16,
+            16,
+            catalog::Datatype::InetService
+        )
+    );
 }
 
 #[test]
 fn right_hand_sides() {
     let (_, _, r) = one_match("ip6 saddr ::ffff:1.2.3.4");
-    assert!(matches!(r.kind, ExprKind::Ipv6(a) if a == "::ffff:1.2.3.4".parse::<std::net::Ipv6Addr>().unwrap()));
+    assert!(
+        matches!(r.kind, ExprKind::Ipv6(a) if a == "::ffff:1.2.3.4".parse::<std::net::Ipv6Addr>().unwrap())
+    );
     let (_, _, r) = one_match("ip6 daddr fe80::/64");
-    assert!(matches!(&r.kind, ExprKind::Prefix { len: 64, addr } if matches!(addr.kind, ExprKind::Ipv6(_))));
+    assert!(
+        matches!(&r.kind, ExprKind::Prefix { len: 64, addr } if matches!(addr.kind, ExprKind::Ipv6(_)))
+    );
     let (_, _, r) = one_match("tcp dport 1024-65535");
     assert!(matches!(&r.kind, ExprKind::Range { .. }));
     let (_, _, r) = one_match("tcp dport { ssh, 80, 8000-8080, }");
@@ -187,14 +301,18 @@ fn right_hand_sides() {
     assert_eq!(v.len(), 3);
     assert!(matches!(&v[0].kind, ExprKind::Symbol(s) if s == "ssh"));
     let (_, _, r) = one_match("ip saddr {\n 10.0.0.0/8,\n { 1.1.1.1, 2.2.2.2 }\n}");
-    assert!(matches!(&r.kind, ExprKind::Set(v) if v.len() == 2 && matches!(v[1].kind, ExprKind::Set(_))));
+    assert!(
+        matches!(&r.kind, ExprKind::Set(v) if v.len() == 2 && matches!(v[1].kind, ExprKind::Set(_)))
+    );
     let (_, _, r) = one_match("ip saddr @blocked");
     assert!(matches!(&r.kind, ExprKind::SetRef(n) if n.name == "blocked"));
     let (_, _, r) = one_match("ip saddr $trusted");
     assert!(matches!(&r.kind, ExprKind::Var(n) if n.name == "trusted"));
     let (l, _, r) = one_match("ip saddr . tcp dport { 1.2.3.4 . 22 }");
     assert!(matches!(&l.kind, ExprKind::Concat(v) if v.len() == 2));
-    assert!(matches!(&r.kind, ExprKind::Set(v) if matches!(&v[0].kind, ExprKind::Concat(c) if c.len() == 2)));
+    assert!(
+        matches!(&r.kind, ExprKind::Set(v) if matches!(&v[0].kind, ExprKind::Concat(c) if c.len() == 2))
+    );
     let (l, op, r) = one_match("tcp flags & (syn | ack) == syn");
     assert!(matches!(&l.kind, ExprKind::Binary { op: BinOp::And, .. }));
     assert_eq!(op, RelOp::Eq);
@@ -222,17 +340,37 @@ fn right_hand_sides() {
         assert_eq!(one_match(rule).1, want, "{rule}");
     }
     let (_, _, r) = one_match("meta mark 0x10");
-    assert!(matches!(r.kind, ExprKind::Number { value: 16, hex: true }));
+    assert!(matches!(
+        r.kind,
+        ExprKind::Number {
+            value: 16,
+            hex: true
+        }
+    ));
     let (_, _, r) = one_match("ct expiration 1d2h3m4s5ms");
-    assert!(matches!(r.kind, ExprKind::Time(ms) if ms == 86_400_000 + 7_200_000 + 180_000 + 4_000 + 5));
+    assert!(
+        matches!(r.kind, ExprKind::Time(ms) if ms == 86_400_000 + 7_200_000 + 180_000 + 4_000 + 5)
+    );
     let (_, _, r) = one_match("ether saddr 00:11:22:33:44:55");
-    assert!(matches!(r.kind, ExprKind::Mac([0, 0x11, 0x22, 0x33, 0x44, 0x55])));
+    assert!(matches!(
+        r.kind,
+        ExprKind::Mac([0, 0x11, 0x22, 0x33, 0x44, 0x55])
+    ));
 }
 
 #[test]
 fn statements() {
-    let s = stmts("tcp dport 22 counter packets 1 bytes 2 log prefix \"x \" level info group 2 snaplen 64 accept");
-    assert!(matches!(s[1], StmtKind::Counter { packets: Some(1), bytes: Some(2), name: None }));
+    let s = stmts(
+        "tcp dport 22 counter packets 1 bytes 2 log prefix \"x \" level info group 2 snaplen 64 accept",
+    );
+    assert!(matches!(
+        s[1],
+        StmtKind::Counter {
+            packets: Some(1),
+            bytes: Some(2),
+            name: None
+        }
+    ));
     let StmtKind::Log(l) = &s[2] else { panic!() };
     assert_eq!(l.prefix.as_ref().unwrap().value, "x ");
     assert_eq!(l.level.as_ref().unwrap().name, "info");
@@ -241,14 +379,27 @@ fn statements() {
 
     let s = stmts("limit rate over 10/second burst 20 packets drop");
     let StmtKind::Limit(l) = &s[0] else { panic!() };
-    assert!(l.over && l.rate == 10 && l.per == "second" && l.burst == Some(20) && l.rate_unit.is_none());
+    assert!(
+        l.over && l.rate == 10 && l.per == "second" && l.burst == Some(20) && l.rate_unit.is_none()
+    );
     let s = stmts("limit rate 10 kbytes/second");
     let StmtKind::Limit(l) = &s[0] else { panic!() };
-    assert_eq!((l.rate_unit.as_deref(), l.per.as_str()), (Some("kbytes"), "second"));
+    assert_eq!(
+        (l.rate_unit.as_deref(), l.per.as_str()),
+        (Some("kbytes"), "second")
+    );
 
-    for (rule, key) in [("meta mark set 1", "mark"), ("mark set 1", "mark"), ("ct mark set meta mark", "mark"), ("ct helper set \"ftp\"", "helper"), ("ct zone set 2", "zone")] {
+    for (rule, key) in [
+        ("meta mark set 1", "mark"),
+        ("mark set 1", "mark"),
+        ("ct mark set meta mark", "mark"),
+        ("ct helper set \"ftp\"", "helper"),
+        ("ct zone set 2", "zone"),
+    ] {
         let s = stmts(rule);
-        let StmtKind::Set { key: k, .. } = &s[0] else { panic!("{rule}: {s:?}") };
+        let StmtKind::Set { key: k, .. } = &s[0] else {
+            panic!("{rule}: {s:?}")
+        };
         let name = match &k.kind {
             ExprKind::Meta { key, .. } => key.name,
             ExprKind::Ct { key, .. } => key.name,
@@ -258,30 +409,76 @@ fn statements() {
     }
     assert!(matches!(stmts("notrack")[0], StmtKind::Notrack));
     assert!(matches!(stmts("reject")[0], StmtKind::Reject(None)));
-    assert!(matches!(stmts("reject with tcp reset")[0], StmtKind::Reject(Some(RejectWith::TcpReset))));
-    for r in ["reject with icmp type host-unreachable", "reject with icmp host-unreachable", "reject with icmpv6 type no-route", "reject with icmpx type port-unreachable"] {
-        assert!(matches!(&stmts(r)[0], StmtKind::Reject(Some(RejectWith::Icmp { .. }))), "{r}");
+    assert!(matches!(
+        stmts("reject with tcp reset")[0],
+        StmtKind::Reject(Some(RejectWith::TcpReset))
+    ));
+    for r in [
+        "reject with icmp type host-unreachable",
+        "reject with icmp host-unreachable",
+        "reject with icmpv6 type no-route",
+        "reject with icmpx type port-unreachable",
+    ] {
+        assert!(
+            matches!(
+                &stmts(r)[0],
+                StmtKind::Reject(Some(RejectWith::Icmp { .. }))
+            ),
+            "{r}"
+        );
     }
-    assert!(matches!(&stmts("queue num 3 bypass")[0], StmtKind::Queue { num: Some(_), flags } if flags[0].name == "bypass"));
-    assert!(matches!(&stmts("queue")[0], StmtKind::Queue { num: None, .. }));
+    assert!(
+        matches!(&stmts("queue num 3 bypass")[0], StmtKind::Queue { num: Some(_), flags } if flags[0].name == "bypass")
+    );
+    assert!(matches!(
+        &stmts("queue")[0],
+        StmtKind::Queue { num: None, .. }
+    ));
 
-    let StmtKind::Nat(n) = &stmts("dnat to 10.0.0.1:8080")[0] else { panic!() };
+    let StmtKind::Nat(n) = &stmts("dnat to 10.0.0.1:8080")[0] else {
+        panic!()
+    };
     assert!(n.kind == NatKind::Dnat && matches!(n.addr.as_ref().unwrap().kind, ExprKind::Ipv4(_)));
-    assert!(matches!(n.port.as_ref().unwrap().kind, ExprKind::Number { value: 8080, .. }));
-    let StmtKind::Nat(n) = &stmts("dnat ip6 to [dead::beef]:4443")[0] else { panic!() };
+    assert!(matches!(
+        n.port.as_ref().unwrap().kind,
+        ExprKind::Number { value: 8080, .. }
+    ));
+    let StmtKind::Nat(n) = &stmts("dnat ip6 to [dead::beef]:4443")[0] else {
+        panic!()
+    };
     assert_eq!(n.family, Some(Family::Ip6));
     assert!(matches!(n.addr.as_ref().unwrap().kind, ExprKind::Ipv6(_)));
-    let StmtKind::Nat(n) = &stmts("snat ip to 10.0.0.1-10.0.0.9:1000-2000 random,persistent")[0] else { panic!() };
-    assert!(matches!(n.addr.as_ref().unwrap().kind, ExprKind::Range { .. }));
-    assert!(matches!(n.port.as_ref().unwrap().kind, ExprKind::Range { .. }));
+    let StmtKind::Nat(n) = &stmts("snat ip to 10.0.0.1-10.0.0.9:1000-2000 random,persistent")[0]
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        n.addr.as_ref().unwrap().kind,
+        ExprKind::Range { .. }
+    ));
+    assert!(matches!(
+        n.port.as_ref().unwrap().kind,
+        ExprKind::Range { .. }
+    ));
     assert_eq!(n.flags.len(), 2);
-    let StmtKind::Nat(n) = &stmts("dnat to ip daddr map { 1.1.1.1 : 2.2.2.2 }")[0] else { panic!() };
-    assert!(matches!(n.addr.as_ref().unwrap().kind, ExprKind::Map { .. }));
-    let StmtKind::Nat(n) = &stmts("masquerade to :1024-2048")[0] else { panic!() };
+    let StmtKind::Nat(n) = &stmts("dnat to ip daddr map { 1.1.1.1 : 2.2.2.2 }")[0] else {
+        panic!()
+    };
+    assert!(matches!(
+        n.addr.as_ref().unwrap().kind,
+        ExprKind::Map { .. }
+    ));
+    let StmtKind::Nat(n) = &stmts("masquerade to :1024-2048")[0] else {
+        panic!()
+    };
     assert!(n.kind == NatKind::Masquerade && n.addr.is_none() && n.port.is_some());
-    let StmtKind::Nat(n) = &stmts("redirect to :8080")[0] else { panic!() };
+    let StmtKind::Nat(n) = &stmts("redirect to :8080")[0] else {
+        panic!()
+    };
     assert!(n.kind == NatKind::Redirect && n.port.is_some());
-    assert!(matches!(&stmts("masquerade")[0], StmtKind::Nat(n) if n.addr.is_none() && n.port.is_none()));
+    assert!(
+        matches!(&stmts("masquerade")[0], StmtKind::Nat(n) if n.addr.is_none() && n.port.is_none())
+    );
 
     for (r, v) in [
         ("accept", Verdict::Accept),
@@ -291,18 +488,30 @@ fn statements() {
     ] {
         assert_eq!(stmts(r)[0], StmtKind::Verdict(v));
     }
-    assert!(matches!(&stmts("jump other")[0], StmtKind::Verdict(Verdict::Jump(n)) if n.name == "other"));
-    assert!(matches!(&stmts("goto other")[0], StmtKind::Verdict(Verdict::Goto(n)) if n.name == "other"));
-    assert!(matches!(&stmts("tcp dport vmap { 22 : accept, 80 : jump web }")[0], StmtKind::Vmap { map, .. } if matches!(&map.kind, ExprKind::Set(v) if v.len() == 2)));
-    assert!(matches!(&stmts("ip saddr vmap @m")[0], StmtKind::Vmap { map, .. } if matches!(map.kind, ExprKind::SetRef(_))));
+    assert!(
+        matches!(&stmts("jump other")[0], StmtKind::Verdict(Verdict::Jump(n)) if n.name == "other")
+    );
+    assert!(
+        matches!(&stmts("goto other")[0], StmtKind::Verdict(Verdict::Goto(n)) if n.name == "other")
+    );
+    assert!(
+        matches!(&stmts("tcp dport vmap { 22 : accept, 80 : jump web }")[0], StmtKind::Vmap { map, .. } if matches!(&map.kind, ExprKind::Set(v) if v.len() == 2))
+    );
+    assert!(
+        matches!(&stmts("ip saddr vmap @m")[0], StmtKind::Vmap { map, .. } if matches!(map.kind, ExprKind::SetRef(_)))
+    );
 
     let r = rule_of("tcp dport 22 accept comment \"ssh\"");
     assert_eq!(r.comment.unwrap().value, "ssh");
     assert_eq!(r.stmts.len(), 2);
     // `;` ends a rule like a newline does.
     let f = ok("table ip t { chain c { tcp dport 22 accept; udp dport 53 accept } }");
-    let CommandKind::Table(t) = &f.commands[0].kind else { panic!() };
-    let TableItem::Chain(c) = &t.items[0] else { panic!() };
+    let CommandKind::Table(t) = &f.commands[0].kind else {
+        panic!()
+    };
+    let TableItem::Chain(c) = &t.items[0] else {
+        panic!()
+    };
     assert_eq!(c.rules.len(), 2);
 }
 
@@ -310,13 +519,19 @@ fn statements() {
 fn spans_point_at_source() {
     let src = "table ip t {\n chain c {\n  tcp dport 22 accept\n }\n}\n";
     let f = ok(src);
-    let CommandKind::Table(t) = &f.commands[0].kind else { panic!() };
-    let TableItem::Chain(c) = &t.items[0] else { panic!() };
+    let CommandKind::Table(t) = &f.commands[0].kind else {
+        panic!()
+    };
+    let TableItem::Chain(c) = &t.items[0] else {
+        panic!()
+    };
     let r = &c.rules[0];
     assert_eq!(&src[r.span.range()], "tcp dport 22 accept");
     assert_eq!(&src[r.stmts[0].span.range()], "tcp dport 22");
     assert_eq!(&src[r.stmts[1].span.range()], "accept");
-    let StmtKind::Match { left, right, .. } = &r.stmts[0].kind else { panic!() };
+    let StmtKind::Match { left, right, .. } = &r.stmts[0].kind else {
+        panic!()
+    };
     assert_eq!(&src[left.span.range()], "tcp dport");
     assert_eq!(&src[right.span.range()], "22");
     assert_eq!(&src[t.name.span.range()], "t");
@@ -337,17 +552,36 @@ fn error_recovery_reports_every_error() {
                }\n\
                table ip u { chain c { ~ } }\n";
     let p = parse(src);
-    let msgs: Vec<(String, &str)> = p.errors.iter().map(|e| (e.message.clone(), &src[e.span.range()])).collect();
+    let msgs: Vec<(String, &str)> = p
+        .errors
+        .iter()
+        .map(|e| (e.message.clone(), &src[e.span.range()]))
+        .collect();
     assert!(p.errors.len() >= 4, "{msgs:#?}");
     assert_eq!(msgs[0].1, "foo", "{msgs:#?}");
     assert!(msgs[0].0.contains("unknown statement"), "{msgs:#?}");
     // `ip saddr` with no value: error at the end of the statement.
-    assert!(msgs.iter().any(|(m, _)| m.contains("expected a value")), "{msgs:#?}");
+    assert!(
+        msgs.iter().any(|(m, _)| m.contains("expected a value")),
+        "{msgs:#?}"
+    );
     assert!(msgs.iter().any(|(_, t)| *t == "bogus"), "{msgs:#?}");
     assert!(msgs.iter().any(|(_, t)| *t == "~"), "{msgs:#?}");
     // The good parts are all there.
-    let CommandKind::Table(t) = &p.file.commands[0].kind else { panic!() };
-    let chains: Vec<&Chain> = t.items.iter().filter_map(|i| if let TableItem::Chain(c) = i { Some(c) } else { None }).collect();
+    let CommandKind::Table(t) = &p.file.commands[0].kind else {
+        panic!()
+    };
+    let chains: Vec<&Chain> = t
+        .items
+        .iter()
+        .filter_map(|i| {
+            if let TableItem::Chain(c) = i {
+                Some(c)
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(chains.len(), 2);
     assert_eq!(chains[0].rules.len(), 2);
     assert_eq!(chains[1].rules.len(), 1);
@@ -357,20 +591,35 @@ fn error_recovery_reports_every_error() {
 #[test]
 fn structural_errors_recover() {
     // A broken table header, a stray `}`, an unclosed brace at the end: all reported.
-    let src = "table { }\ntable ip ok { chain c { accept } }\n}\ntable ip open { chain c { accept }\n";
+    let src =
+        "table { }\ntable ip ok { chain c { accept } }\n}\ntable ip open { chain c { accept }\n";
     let p = parse(src);
     assert!(p.errors.len() >= 3, "{:#?}", p.errors);
     assert!(p.errors.iter().any(|e| e.message.contains("unclosed")));
-    assert!(p.errors.iter().any(|e| e.message.contains("without matching")));
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.message.contains("without matching"))
+    );
     let names: Vec<&str> = p
         .file
         .commands
         .iter()
-        .filter_map(|c| if let CommandKind::Table(t) = &c.kind { Some(t.name.name.as_str()) } else { None })
+        .filter_map(|c| {
+            if let CommandKind::Table(t) = &c.kind {
+                Some(t.name.name.as_str())
+            } else {
+                None
+            }
+        })
         .collect();
     assert!(names.contains(&"ok"), "{names:?}");
     assert!(names.contains(&"open"), "{names:?}");
     // The lalrpop error names what was expected.
-    let e = p.errors.iter().find(|e| e.span.start == 6).expect("error at `{` of `table {`");
+    let e = p
+        .errors
+        .iter()
+        .find(|e| e.span.start == 6)
+        .expect("error at `{` of `table {`");
     assert!(e.expected.iter().any(|x| x == "identifier"), "{e:?}");
 }
