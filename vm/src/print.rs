@@ -335,6 +335,11 @@ fn elem(o: &mut String, prog: &Program, key: &[u8], d: &ElemData, flags: u32) {
     o.push_str("\telement ");
     key_words(o, key);
     o.push_str(" : ");
+    elem_data(o, prog, d);
+    let _ = write!(o, "{flags} [end]");
+}
+
+fn elem_data(o: &mut String, prog: &Program, d: &ElemData) {
     match d {
         ElemData::None => {}
         ElemData::Data(x) => {
@@ -346,11 +351,24 @@ fn elem(o: &mut String, prog: &Program, key: &[u8], d: &ElemData, flags: u32) {
             let _ = write!(o, "{} ", verdict_str(prog, v));
         }
     }
-    let _ = write!(o, "{flags} [end]");
+}
+
+/// The two set header lines nft's test harness prints before a rule using an anonymous set:
+/// `{name} {table} {flags:x}[ size N]` and `{name} {table} 0`.
+pub fn print_set_header(prog: &Program, set: SetId, table: &str) -> String {
+    let Some(s) = prog.sets.get(set.0 as usize) else {
+        return String::new();
+    };
+    let mut o = format!("{} {table} {:x}", s.name, s.flags);
+    if let Some(n) = s.size {
+        let _ = write!(o, " size {n}");
+    }
+    let _ = write!(o, "\n{} {table} 0\n", s.name);
+    o
 }
 
 /// A set's elements on one line as nft's test harness prints them (`\telement 00001600  : 0
-/// [end]…`). Interval sets print nft's start/end-element form: `from : 0` then `to + 1 : 1`
+/// [end]…`). Concatenated ranges print `from - to : data 0 [end]`. Interval sets print nft's start/end-element form: `from : 0` then `to + 1 : 1`
 /// (NFT_SET_ELEM_INTERVAL_END), with a leading zero end-element when the first interval does
 /// not start at 0.
 pub fn print_set_elements(prog: &Program, set: SetId) -> String {
@@ -389,7 +407,13 @@ pub fn print_set_elements(prog: &Program, set: SetId) -> String {
         }
         SetKind::ConcatInterval { .. } => {
             for e in s.interval_elems() {
-                elem(&mut o, prog, &e.from, &e.data, 0);
+                o.push_str("\telement ");
+                key_words(&mut o, &e.from);
+                o.push_str(" - ");
+                key_words(&mut o, &e.to);
+                o.push_str(" : ");
+                elem_data(&mut o, prog, &e.data);
+                o.push_str("0 [end]");
             }
         }
     }

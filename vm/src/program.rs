@@ -102,6 +102,8 @@ pub struct Set {
     pub name: String,
     /// nft set flags printed in the header (`NFT_SET_*`), opaque to the VM.
     pub flags: u32,
+    /// Declared `size` printed in the header, if any; opaque to the VM.
+    pub size: Option<u32>,
     /// Key length in bytes (concatenations: each field padded to 4 bytes).
     pub key_len: u8,
     pub data_type: SetDataType,
@@ -122,6 +124,7 @@ impl Set {
         Set {
             name: name.to_string(),
             flags: 0,
+            size: None,
             key_len,
             data_type,
             kind,

@@ -598,3 +598,61 @@ fn interval_set_elements_with_gap() {
         ]
     );
 }
+
+/// (header lines, element lines) of a record, for set header checks.
+fn header_lines(file: &str, rule: &str) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(corpus()?.join(file)).expect("corpus file readable");
+    let header = format!("# {rule}");
+    let lines = text.lines().skip_while(|l| l.trim_end() != header).skip(1);
+    Some(
+        lines
+            .take_while(|l| l.starts_with("__"))
+            .map(|l| l.trim_end().to_string())
+            .collect(),
+    )
+}
+
+#[test]
+fn concat_range_set_header_and_elements() {
+    let rule = "ip saddr . ip daddr vmap { 192.168.5.1-192.168.5.128 . 192.168.6.1-192.168.6.128 : accept }";
+    let mut p = Program::new();
+    let c = p.add_base_chain("input", Hook::Input, 0, Policy::Accept);
+    let mut s = Set::new(
+        "__map%d",
+        8,
+        SetDataType::Verdict,
+        SetKind::ConcatInterval {
+            field_lens: vec![4, 4],
+        },
+    );
+    s.flags = 0x8f;
+    s.size = Some(1);
+    s.insert_range(
+        &[192, 168, 5, 1, 192, 168, 6, 1],
+        &[192, 168, 5, 128, 192, 168, 6, 128],
+        ElemData::Verdict(ChainVerdict::Accept),
+    );
+    let sid = p.add_set(s);
+    p.add_rule(
+        c,
+        vec![
+            Insn::payload(PayloadBase::Network, 12, 4, R1),
+            Insn::payload(PayloadBase::Network, 16, 4, Reg(1)),
+            Insn::Lookup {
+                sreg: R1,
+                set: sid,
+                dest: LookupDest::Verdict,
+                invert: false,
+            },
+        ],
+    );
+    check("ip/ip.t.payload", rule, &p, Some(sid));
+    if let Some(h) = header_lines("ip/ip.t.payload", rule) {
+        let got: Vec<String> = nfr_vm::print::print_set_header(&p, sid, "test-ip4")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(got, h);
+    }
+    assert!(p.verify().is_ok());
+}
