@@ -13,6 +13,9 @@ pub mod resolve;
 pub mod rules;
 pub mod types;
 
+#[cfg(test)]
+mod tests;
+
 use hashbrown::HashMap;
 use nfr_grammar::ast;
 
