@@ -189,6 +189,57 @@ pub fn get_replace_blob(name: &str) -> Result<Vec<u8>, KernelError> {
     Ok(out)
 }
 
+/// Send one IPv4 packet (header included, `IP_HDRINCL`) from a raw socket of the current
+/// network namespace, optionally with `SO_MARK`: it takes the local OUTPUT path. An `EPERM`
+/// error means netfilter dropped it.
+pub fn send_raw_ipv4(pkt: &[u8], mark: Option<u32>) -> Result<(), KernelError> {
+    let dst: [u8; 4] = arr(pkt, 16).ok_or(KernelError {
+        op: "ipv4 header",
+        errno: libc::EINVAL,
+    })?;
+    let sock = Sock::raw()?;
+    if let Some(m) = mark {
+        // SAFETY: `m` is a live u32 for the duration of the call and its size is passed.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.0,
+                libc::SOL_SOCKET,
+                libc::SO_MARK,
+                (&m as *const u32).cast(),
+                std::mem::size_of::<u32>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(last_err("setsockopt(SO_MARK)"));
+        }
+    }
+    let sa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(dst),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `pkt` is readable for `pkt.len()` bytes and `sa` is a valid sockaddr_in whose
+    // size is passed; both outlive the call.
+    let r = unsafe {
+        libc::sendto(
+            sock.0,
+            pkt.as_ptr().cast(),
+            pkt.len(),
+            0,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(last_err("sendto(raw)"))
+    } else {
+        Ok(())
+    }
+}
+
 /// Load an `ipt_replace` blob with `IPT_SO_SET_REPLACE` into the current network namespace.
 /// `num_counters` is replaced by the live table's entry count and the counters pointer by a
 /// buffer of ours, unless `num_counters_override` is given (for tests).
