@@ -810,7 +810,7 @@ fn build_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
     let dp = ports[pick(rng, ports.len())];
     let l4: Vec<u8> = match proto {
         6 => {
-            let with_opt = rng.next() % 3 == 0;
+            let with_opt = rng.next().is_multiple_of(3);
             let mut t = vec![0u8; if with_opt { 24 } else { 20 }];
             t[0..2].copy_from_slice(&sp.to_be_bytes());
             t[2..4].copy_from_slice(&dp.to_be_bytes());
@@ -834,7 +834,7 @@ fn build_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
         }
         _ => vec![0u8; 12],
     };
-    let frag: u16 = if rng.next() % 6 == 0 { 0x2000 | 4 } else { 0 };
+    let frag: u16 = if rng.next().is_multiple_of(6) { 0x2000 | 4 } else { 0 };
     let mut p = vec![0x45, 0, 0, 0, 0x12, 0x34, 0, 0, 64, proto, 0, 0];
     p[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
     p[6..8].copy_from_slice(&frag.to_be_bytes());
