@@ -373,6 +373,9 @@ impl VerifiedProgram {
                     verdict,
                 });
             }
+            if matches!(verdict, ChainVerdict::Break | ChainVerdict::Continue) {
+                continue;
+            }
             match verdict {
                 ChainVerdict::Continue | ChainVerdict::Break => {}
                 ChainVerdict::Accept => break Verdict::Accept,
