@@ -171,6 +171,21 @@ impl Set {
         }
     }
 
+    /// Add a prefix element `addr/plen` as the range of all keys sharing its first `plen` bits
+    /// (interval sets; `addr.len()` must be the key length). `plen` beyond the key is clamped.
+    pub fn insert_prefix(&mut self, addr: &[u8], plen: u32, data: ElemData) {
+        let mut from = addr.to_vec();
+        let mut to = addr.to_vec();
+        for (i, (f, t)) in from.iter_mut().zip(to.iter_mut()).enumerate() {
+            let bit0 = i as u32 * 8;
+            let keep = plen.saturating_sub(bit0).min(8);
+            let mask = if keep == 0 { 0u8 } else { 0xffu8 << (8 - keep) };
+            *f &= mask;
+            *t = (*t & mask) | !mask;
+        }
+        self.insert_range(&from, &to, data);
+    }
+
     /// Number of elements (without the catch-all).
     pub fn len(&self) -> usize {
         self.hash.len() + self.intervals.len()
@@ -362,5 +377,36 @@ impl Program {
             .iter()
             .position(|c| c.name == name)
             .map(|i| ChainId(i as u32))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_elements_cover_exactly_the_prefix() {
+        let mut s = Set::new("p", 4, SetDataType::None, SetKind::Interval);
+        s.insert_prefix(&[10, 1, 2, 3], 16, ElemData::None);
+        s.insert_prefix(&[192, 168, 1, 77], 27, ElemData::None);
+        s.insert_prefix(&[8, 8, 8, 8], 32, ElemData::None);
+        let e = s.interval_elems();
+        assert_eq!(
+            (&*e[1].from, &*e[1].to),
+            (&[10u8, 1, 0, 0][..], &[10u8, 1, 255, 255][..])
+        );
+        assert_eq!(
+            (&*e[2].from, &*e[2].to),
+            (&[192u8, 168, 1, 64][..], &[192u8, 168, 1, 95][..])
+        );
+        assert!(s.lookup(&[10, 1, 200, 1]).is_some());
+        assert!(s.lookup(&[10, 2, 0, 0]).is_none());
+        assert!(s.lookup(&[192, 168, 1, 95]).is_some());
+        assert!(s.lookup(&[192, 168, 1, 96]).is_none());
+        assert!(s.lookup(&[8, 8, 8, 8]).is_some());
+        assert!(s.lookup(&[8, 8, 8, 9]).is_none());
+        let mut all = Set::new("a", 4, SetDataType::None, SetKind::Interval);
+        all.insert_prefix(&[1, 2, 3, 4], 0, ElemData::None);
+        assert!(all.lookup(&[255, 255, 255, 255]).is_some() && all.lookup(&[0, 0, 0, 0]).is_some());
     }
 }
