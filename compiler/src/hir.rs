@@ -391,7 +391,8 @@ pub enum KeyPart {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MapData {
-    Value(Vec<Value>),
+    /// One part per concatenated data field; nat maps may map to ranges/prefixes.
+    Value(Vec<KeyPart>),
     Verdict(Verdict),
 }
 

@@ -27,6 +27,9 @@ pub struct DepState {
     pub nfproto: Option<(u8, Span)>,
     /// (l4 protocol number, where it was fixed)
     pub l4: Option<(u8, Span)>,
+    /// The transport protocol is one of a set (`meta l4proto { tcp, udp }`): enough for a
+    /// nat port, not for a `tcp` field (nft then still inserts `meta l4proto tcp`).
+    pub l4_set: Option<Span>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,6 +223,29 @@ impl Ctx {
     /// Record what a user match fixes; conflicts with earlier fixes are errors too
     /// (`ip protocol udp meta l4proto tcp`).
     pub(crate) fn note_fixed(&mut self, st: &mut DepState, m: &Match) {
+        if m.op == Op::Eq
+            && matches!(m.right, Rhs::Set(_))
+            && matches!(&m.left.kind,
+                ExprKind::Meta { key } if key.name == "l4proto")
+                | matches!(
+                    &m.left.kind,
+                    ExprKind::Payload {
+                        proto: "ip",
+                        field: "protocol",
+                        ..
+                    }
+                )
+                | matches!(
+                    &m.left.kind,
+                    ExprKind::Payload {
+                        proto: "ip6",
+                        field: "nexthdr",
+                        ..
+                    }
+                )
+        {
+            st.l4_set = Some(m.span);
+        }
         let Some(n) = what_fixed(&m.left, m.op, &m.right) else {
             return;
         };

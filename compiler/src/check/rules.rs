@@ -748,7 +748,7 @@ impl Ctx {
                     };
                     let data: Vec<Type> =
                         if concat_data { vec![addr_ty, Type::InetService] } else { vec![addr_ty] };
-                    if concat_data && st.l4.is_none() {
+                    if concat_data && st.l4.is_none() && st.l4_set.is_none() {
                         cx.diags.push(
                             Diagnostic::error("E0211", cx.sp(e.span), "a nat port needs a transport protocol match first")
                                 .with_help("match the protocol before, e.g. `meta l4proto tcp`"),
@@ -808,7 +808,7 @@ impl Ctx {
                     Some((Some(Operand::Map { key: Box::new(k), map: m }), None, None))
                 }
                 _ => {
-                    if st.l4.is_none() {
+                    if st.l4.is_none() && st.l4_set.is_none() {
                         cx.diags.push(
                             Diagnostic::error("E0211", cx.sp(e.span), "a nat port needs a transport protocol match first")
                                 .with_help("match the protocol before, e.g. `meta l4proto tcp` or `tcp dport 80`"),

@@ -290,9 +290,12 @@ impl Ctx {
                     return None;
                 }
                 let symbolic = !l.ty.symbols().is_empty();
+                // in statement values, numbers may be as wide as the target; symbols keep
+                // the selector's type (`ct mark set ip dscp & af33`)
+                let right_is_symbol = matches!(right.kind, A::Symbol(_));
                 let vty = if shift {
                     Type::Integer { bits: 32 }
-                } else if let (Some(target), false) = (self.widen, symbolic) {
+                } else if let (Some(target), false) = (self.widen, right_is_symbol) {
                     Type::Integer {
                         bits: u16::try_from(l.ty.bits().max(target)).unwrap_or(32),
                     }
@@ -300,7 +303,7 @@ impl Ctx {
                     l.ty
                 };
                 let v = self.value(right, vty)?;
-                let ty = if shift || (self.widen.is_some() && !symbolic) {
+                let ty = if shift || (self.widen.is_some() && !(symbolic && right_is_symbol)) {
                     vty
                 } else {
                     l.ty
@@ -482,22 +485,40 @@ impl Ctx {
                 }
                 Some(self.mk(ty, be_bytes(acc, ty.byte_len()), text, span))
             }
-            (
-                A::Binary {
-                    op: ast::BinOp::Or,
-                    left,
-                    right,
-                },
-                _,
-            ) => {
+            (A::Binary { op, left, right }, _) => {
+                // constant folding: `syn | ack`, `0x0f << 2`, `1 << 20`
                 let l = self.value(left, ty)?;
-                let r = self.value(right, ty)?;
-                Some(self.mk(
-                    ty,
-                    be_bytes(l.as_u128() | r.as_u128(), ty.byte_len()),
-                    text,
-                    span,
-                ))
+                let shift = matches!(op, ast::BinOp::Shl | ast::BinOp::Shr);
+                let r = if shift {
+                    self.value(right, Type::Integer { bits: 8 })?
+                } else {
+                    self.value(right, ty)?
+                };
+                let (a, b) = (l.as_u128(), r.as_u128());
+                let v = match op {
+                    ast::BinOp::Or => a | b,
+                    ast::BinOp::And => a & b,
+                    ast::BinOp::Xor => a ^ b,
+                    ast::BinOp::Shl => a
+                        .checked_shl(u32::try_from(b).unwrap_or(u32::MAX))
+                        .unwrap_or(0),
+                    ast::BinOp::Shr => a
+                        .checked_shr(u32::try_from(b).unwrap_or(u32::MAX))
+                        .unwrap_or(0),
+                };
+                if v > max_for_bits(ty.bits()) {
+                    self.diags.push(Diagnostic::error(
+                        "E0200",
+                        span,
+                        format!(
+                            "value {v} is out of range for {} ({} bits)",
+                            ty.name(),
+                            ty.bits()
+                        ),
+                    ));
+                    return None;
+                }
+                Some(self.mk(ty, be_bytes(v, ty.byte_len()), text, span))
             }
             (A::Error, _) => None,
             (_, _) => {
@@ -844,7 +865,17 @@ impl Ctx {
         }
         let mut vals = Vec::new();
         for (p, t) in parts.iter().zip(dt.iter()) {
-            vals.push(self.value(p, *t)?);
+            let k = self.key_part(p, *t)?;
+            if matches!(k, KeyPart::Prefix { .. }) && !matches!(t, Type::Ipv4Addr | Type::Ipv6Addr)
+            {
+                self.diags.push(Diagnostic::error(
+                    "E0204",
+                    self.sp(p.span),
+                    format!("a prefix is not a valid {} map value", t.name()),
+                ));
+                return None;
+            }
+            vals.push(k);
         }
         Some(MapData::Value(vals))
     }
