@@ -1,1 +1,103 @@
-fn main() {}
+//! The `nfc` binary: the only place that parses command lines, opens files, prints colours and turns errors into
+//! exit codes (0 ok, 1 diagnostics, 2 operational error). Every subcommand lives in its own module and calls into
+//! the library crates, which take bytes and strings.
+
+#![forbid(unsafe_code)]
+
+mod check;
+mod compile;
+mod fmt;
+mod front;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Check, format, compile and run netfilter rulesets written in nftables syntax.
+#[derive(Parser, Debug)]
+#[command(name = "nfc", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse and check rulesets; print every diagnostic.
+    Check(check::Args),
+    /// Print rulesets in canonical form (as `nft list ruleset` prints them).
+    Fmt(fmt::Args),
+    /// Show an intermediate form of a ruleset.
+    Compile(compile::Args),
+}
+
+/// How diagnostics are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable, with source lines and carets.
+    #[default]
+    Human,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// When to use colours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether stderr output should be coloured.
+    pub fn enabled(self) -> bool {
+        use std::io::IsTerminal as _;
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+            }
+        }
+    }
+}
+
+/// The outcome of a subcommand, mapped to the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Ok,
+    /// Exit 1: the input has errors (diagnostics were printed) or is not canonical.
+    Diagnostics,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(a) => check::run(a),
+        Command::Fmt(a) => fmt::run(a),
+        Command::Compile(a) => compile::run(a),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Diagnostics) => ExitCode::from(1),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            let _ = std::io::stdout().flush();
+            eprintln!("nfc: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

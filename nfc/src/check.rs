@@ -1,0 +1,66 @@
+//! `nfc check FILE...`: parse and check each file (with its includes) and print every diagnostic, as text with
+//! source lines and carets, or as JSON with `--format json`.
+
+use std::path::PathBuf;
+
+use crate::{ColorChoice, Format, Outcome, front};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The `.nfr` files to check.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Output format for diagnostics.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    /// Colours in human output.
+    #[arg(long, value_enum, default_value_t)]
+    color: ColorChoice,
+    /// Treat warnings as errors (exit 1 when any warning is printed).
+    #[arg(long)]
+    deny_warnings: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let mut outcome = Outcome::Ok;
+    let mut json_files = Vec::new();
+    for path in &args.files {
+        let checked = front::check_file(path)?;
+        let failed =
+            checked.has_errors() || (args.deny_warnings && !checked.diagnostics.is_empty());
+        if failed {
+            outcome = Outcome::Diagnostics;
+        }
+        match args.format {
+            Format::Human => {
+                if !checked.diagnostics.is_empty() {
+                    eprint!("{}", checked.render(args.color.enabled()));
+                }
+                let (e, w) = checked.counts();
+                if e == 0 {
+                    eprintln!(
+                        "{}: ok{}",
+                        path.display(),
+                        if w > 0 {
+                            format!(" ({w} warning(s))")
+                        } else {
+                            String::new()
+                        }
+                    );
+                } else {
+                    eprintln!("{}: {e} error(s), {w} warning(s)", path.display());
+                }
+            }
+            Format::Json => json_files.push(serde_json::json!({
+                "file": path.display().to_string(),
+                "ok": !checked.has_errors(),
+                "diagnostics": checked.json(),
+            })),
+        }
+    }
+    if args.format == Format::Json {
+        let doc = serde_json::json!({ "files": json_files });
+        front::print_stdout(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,65 @@
+//! `nfc compile FILE --emit FORM`: show one intermediate form of a checked ruleset (the Ast as parsed, the
+//! checked Hir), for debugging rulesets and the compiler itself.
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use crate::{ColorChoice, Outcome, front};
+
+/// The intermediate forms `--emit` can print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    /// The syntax tree, as parsed (before any check).
+    Ast,
+    /// The checked tree: resolved names, typed values, explicit protocol dependencies.
+    Hir,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The `.nfr` file to compile.
+    file: PathBuf,
+    /// What to print.
+    #[arg(long, value_enum)]
+    emit: Emit,
+    /// Colours in diagnostics.
+    #[arg(long, value_enum, default_value_t)]
+    color: ColorChoice,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    match args.emit {
+        Emit::Ast => {
+            let text = front::read_source(&args.file)?;
+            let parsed = nfr_grammar::parse(&text);
+            front::print_stdout(&format!("{:#?}\n", parsed.file))?;
+            if !parsed.errors.is_empty() {
+                eprint!(
+                    "{}",
+                    front::render_syntax_errors(
+                        &args.file,
+                        &text,
+                        &parsed.errors,
+                        args.color.enabled()
+                    )
+                );
+                return Ok(Outcome::Diagnostics);
+            }
+            Ok(Outcome::Ok)
+        }
+        Emit::Hir => {
+            let checked = front::check_file(&args.file)?;
+            if !checked.diagnostics.is_empty() {
+                eprint!("{}", checked.render(args.color.enabled()));
+            }
+            match &checked.hir {
+                Some(hir) => {
+                    front::print_stdout(&format!("{hir:#?}\n"))?;
+                    Ok(Outcome::Ok)
+                }
+                None => Ok(Outcome::Diagnostics),
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The front-end driver: reads `.nfr` files (and their includes) from disk, runs the checker, and renders
+//! diagnostics. This is the only place where the front end touches the file system.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use nfr_compiler::diag::{self, Diagnostic, SourceMap, Span};
+use nfr_compiler::hir::Hir;
+
+/// A checked file: every source it pulled in, the Hir if there were no errors, and all diagnostics.
+pub struct Checked {
+    pub sources: SourceMap,
+    pub hir: Option<Hir>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+    /// (errors, warnings)
+    pub fn counts(&self) -> (usize, usize) {
+        let e = self.diagnostics.iter().filter(|d| d.is_error()).count();
+        (e, self.diagnostics.len() - e)
+    }
+    pub fn render(&self, color: bool) -> String {
+        diag::render(&self.diagnostics, &self.sources, color)
+    }
+    pub fn json(&self) -> serde_json::Value {
+        diag::to_json(&self.diagnostics, &self.sources)
+    }
+}
+
+/// Reads a source file as UTF-8, naming the file in the error.
+pub fn read_source(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Parses and checks `path`; `include "x"` is read relative to the including file (the checker resolves the
+/// path, this loader only reads it).
+pub fn check_file(path: &Path) -> anyhow::Result<Checked> {
+    let text = read_source(path)?;
+    let mut sources = SourceMap::new();
+    let root = sources.add(path.display().to_string(), text);
+    let mut loader = |p: &str| -> Result<String, String> {
+        let bytes = std::fs::read(p).map_err(|e| e.to_string())?;
+        String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_string())
+    };
+    let (hir, diagnostics) = nfr_compiler::check::check(&mut sources, root, &mut loader);
+    Ok(Checked {
+        sources,
+        hir,
+        diagnostics,
+    })
+}
+
+/// Renders syntax errors of a single file (for `nfc fmt`, which does not need the checker).
+pub fn render_syntax_errors(
+    path: &Path,
+    text: &str,
+    errors: &[nfr_grammar::SyntaxError],
+    color: bool,
+) -> String {
+    let mut sources = SourceMap::new();
+    let id = sources.add(path.display().to_string(), text.to_string());
+    let diags: Vec<Diagnostic> = errors
+        .iter()
+        .map(|e| {
+            let d = Diagnostic::error(
+                "E0001",
+                Span::new(id, e.span.start as usize, e.span.end as usize),
+                &e.message,
+            );
+            if e.expected.is_empty() {
+                d
+            } else {
+                d.with_note(format!("expected {}", e.expected.join(", ")))
+            }
+        })
+        .collect();
+    diag::render(&diags, &sources, color)
+}
+
+/// Writes to stdout; a closed pipe surfaces as an io::Error that `main` turns into exit 0.
+pub fn print_stdout(s: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
