@@ -26,7 +26,8 @@ use crate::verdict::{ChainVerdict, NFT_JUMP_STACK_SIZE, Verdict};
 use crate::verify::VerifiedProgram;
 use std::cmp::Ordering;
 
-/// Token bucket state of one `limit`.
+/// Token bucket state of one `limit`; `repr(C)` so native code can update it.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LimitState {
     pub tokens: u64,

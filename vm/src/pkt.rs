@@ -48,6 +48,20 @@ pub mod ct_state {
     pub const NEW: u32 = 8;
     /// `NF_CT_STATE_UNTRACKED_BIT`.
     pub const UNTRACKED: u32 = 64;
+
+    /// `enum ip_conntrack_info` value `IP_CT_UNTRACKED`.
+    pub const IP_CT_UNTRACKED: u8 = 7;
+
+    /// The `ct state` bit of an `enum ip_conntrack_info` value (`NF_CT_STATE_BIT`):
+    /// IP_CT_ESTABLISHED(0)/ESTABLISHED_REPLY(3) → ESTABLISHED, IP_CT_RELATED(1)/
+    /// RELATED_REPLY(4) → RELATED, IP_CT_NEW(2) → NEW, IP_CT_UNTRACKED(7) → UNTRACKED.
+    pub const fn from_ctinfo(ctinfo: u8) -> u32 {
+        if ctinfo == IP_CT_UNTRACKED {
+            UNTRACKED
+        } else {
+            1 << (ctinfo % 3 + 1)
+        }
+    }
 }
 
 /// `enum ip_conntrack_status` bits (`IPS_*`), as stored in `PktState::ct_status`.
@@ -280,6 +294,16 @@ mod tests {
         let long = ifname("abcdefghijklmnopqrstuvwxyz");
         assert_eq!(&long[..15], b"abcdefghijklmno");
         assert_eq!(long[15], 0);
+    }
+
+    #[test]
+    fn ct_state_bits_from_ctinfo() {
+        assert_eq!(ct_state::from_ctinfo(0), ct_state::ESTABLISHED);
+        assert_eq!(ct_state::from_ctinfo(3), ct_state::ESTABLISHED);
+        assert_eq!(ct_state::from_ctinfo(1), ct_state::RELATED);
+        assert_eq!(ct_state::from_ctinfo(4), ct_state::RELATED);
+        assert_eq!(ct_state::from_ctinfo(2), ct_state::NEW);
+        assert_eq!(ct_state::from_ctinfo(7), ct_state::UNTRACKED);
     }
 
     #[test]

@@ -247,7 +247,8 @@ fn concat_in_range(field_lens: &[u8], key: &[u8], from: &[u8], to: &[u8]) -> boo
     true
 }
 
-/// Packet and byte counter (`nft_counter`).
+/// Packet and byte counter (`nft_counter`); `repr(C)` so native code can update it.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Counter {
     pub packets: u64,
