@@ -1,0 +1,194 @@
+//! End-to-end tests of the `nfc` binary: exit codes, the examples, golden diagnostics, `--format json`, and the
+//! real `nft -c` accepting what `nfc fmt` prints (a kernel-tool oracle test: it skips without root/nft/unshare,
+//! and fails instead when `NFC_REQUIRE_ORACLE=1`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn nfc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nfc"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run nfc")
+}
+
+fn examples() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "nfr"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn is_broken(p: &Path) -> bool {
+    p.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("broken"))
+}
+
+/// Compares `actual` with the golden file, or rewrites it when `UPDATE_EXPECT=1`.
+fn golden(name: &str, actual: &str) {
+    let path = root().join("nfc/tests/golden").join(name);
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden {} (run with UPDATE_EXPECT=1)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual, expected,
+        "golden {name} differs (UPDATE_EXPECT=1 rewrites it)"
+    );
+}
+
+#[test]
+fn good_examples_check_clean() {
+    for p in examples().iter().filter(|p| !is_broken(p)) {
+        let out = nfc(&["check", p.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{}: {stderr}", p.display());
+        assert!(stderr.contains(": ok"), "{stderr}");
+    }
+}
+
+#[test]
+fn broken_example_reports_every_error() {
+    let out = nfc(&["check", "--color", "never", "examples/broken.nfr"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    golden("broken.stderr", &stderr);
+    for code in ["E0200", "E0203", "E0300", "E0500"] {
+        assert!(stderr.contains(code), "missing {code} in\n{stderr}");
+    }
+}
+
+#[test]
+fn json_diagnostics() {
+    let out = nfc(&["check", "--format", "json", "examples/broken.nfr"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON on stdout");
+    let file = &v["files"][0];
+    assert_eq!(file["ok"], false);
+    let text = file["diagnostics"].to_string();
+    assert!(text.contains("E0500"), "{text}");
+}
+
+#[test]
+fn operational_errors_exit_2() {
+    let out = nfc(&["check", "examples/does-not-exist.nfr"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does-not-exist.nfr"));
+    let out = nfc(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "usage errors are operational");
+}
+
+#[test]
+fn fmt_is_idempotent_and_checks() {
+    let dir = std::env::temp_dir().join(format!("nfc-fmt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for p in examples().iter().filter(|p| !is_broken(p)) {
+        let once = nfc(&["fmt", p.to_str().unwrap()]);
+        assert_eq!(once.status.code(), Some(0), "{}", p.display());
+        let f1 = dir.join(p.file_name().unwrap());
+        std::fs::write(&f1, &once.stdout).unwrap();
+        let twice = nfc(&["fmt", f1.to_str().unwrap()]);
+        assert_eq!(
+            String::from_utf8_lossy(&once.stdout),
+            String::from_utf8_lossy(&twice.stdout),
+            "fmt is not idempotent on {}",
+            p.display()
+        );
+        assert_eq!(
+            nfc(&["fmt", "--check", f1.to_str().unwrap()]).status.code(),
+            Some(0)
+        );
+        // The formatted file still checks clean.
+        assert_eq!(
+            nfc(&["check", f1.to_str().unwrap()]).status.code(),
+            Some(0),
+            "{}",
+            f1.display()
+        );
+    }
+    assert_eq!(
+        nfc(&["fmt", "--check", "examples/broken.nfr"])
+            .status
+            .code(),
+        Some(1)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether kernel-tool tests can run here; prints why not. With NFC_REQUIRE_ORACLE=1 a skip is a failure.
+fn oracle_available(tool: &str) -> bool {
+    let why = if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
+    {
+        Some("not root".to_string())
+    } else if !Command::new("unshare")
+        .args(["-n", tool, "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        Some(format!(
+            "`unshare -n {tool}` does not work (tool missing or no network namespaces)"
+        ))
+    } else {
+        None
+    };
+    match why {
+        None => true,
+        Some(why) => {
+            assert!(
+                std::env::var_os("NFC_REQUIRE_ORACLE").is_none(),
+                "oracle required but unavailable: {why}"
+            );
+            eprintln!("SKIP: {why}");
+            false
+        }
+    }
+}
+
+#[test]
+fn nft_accepts_fmt_output_of_every_example() {
+    if !oracle_available("nft") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("nfc-nft-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for p in examples().iter().filter(|p| !is_broken(p)) {
+        let out = nfc(&["fmt", p.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0));
+        let f = dir.join(p.file_name().unwrap());
+        std::fs::write(&f, &out.stdout).unwrap();
+        let nft = Command::new("unshare")
+            .args(["-n", "nft", "-c", "-f"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            nft.status.success(),
+            "nft -c rejects `nfc fmt {}`:\n{}\n{}",
+            p.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&nft.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
