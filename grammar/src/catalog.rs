@@ -808,7 +808,7 @@ pub static PAYLOAD_FIELDS: &[PayloadField] = &[
     ),
     pf!(
         "icmpv6",
-        "param-problem",
+        "parameter-problem",
         Transport,
         32,
         32,

@@ -1538,8 +1538,6 @@ impl Printer {
                 | D::IcmpxCode
                 | D::Pkttype
                 | D::Nfproto
-                | D::Dscp
-                | D::Ecn
                 | D::CtDir),
             ) => match u64::try_from(value).ok().and_then(|v| d.symbol_name(v)) {
                 Some(n) => self.out.push_str(n),
@@ -1547,6 +1545,18 @@ impl Printer {
                     let _ = write!(self.out, "{value}");
                 }
             },
+            Some(d @ (D::Dscp | D::Ecn)) => {
+                match u64::try_from(value).ok().and_then(|v| d.symbol_name(v)) {
+                    Some(n) => self.out.push_str(n),
+                    // dscp_type/ecn_type basefmt: "0x%.2Zx" / "0x%.1Zx".
+                    None if d == D::Dscp => {
+                        let _ = write!(self.out, "0x{value:02x}");
+                    }
+                    None => {
+                        let _ = write!(self.out, "0x{value:x}");
+                    }
+                }
+            }
             Some(D::EtherType) => match u64::try_from(value)
                 .ok()
                 .and_then(|v| D::EtherType.symbol_name(v))

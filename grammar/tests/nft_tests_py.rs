@@ -141,6 +141,7 @@ const OUT_OF_SCOPE: &[&str] = &[
     "packets",
     "reserved",
     "param-problem",
+    "parameter-problem",
     "max-delay",
     "taddr",
     "checksum",
