@@ -286,7 +286,7 @@ impl RawEntry {
         (self.target_name == XT_ERROR_TARGET)
             .then(|| {
                 cstr(&self.target_data, 0, XT_FUNCTION_MAXNAMELEN)
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .and_then(|s| String::from_utf8(s.to_vec()).ok())
             })
             .flatten()
     }
@@ -428,6 +428,9 @@ pub fn decode_entries(
                 }
                 break;
             }
+            if n.is_empty() || chain_name_hook(&n).is_some() {
+                return Err(derr(Some(off), format!("bad user chain name `{n}`")));
+            }
             if table.user_chains.iter().any(|c| c.name == n) {
                 return Err(derr(Some(off), format!("duplicate chain `{n}`")));
             }
@@ -480,9 +483,11 @@ pub fn decode_entries(
                 }
             }
             Cur::User(u) => {
+                // The foot is the entry before the next ERROR entry (or the last entry of a
+                // table without its final ERROR entry, which the kernel accepts).
                 let next_is_error = raw
                     .get(i + 1)
-                    .is_some_and(|n| n.target_name == XT_ERROR_TARGET);
+                    .is_none_or(|n| n.target_name == XT_ERROR_TARGET);
                 if next_is_error {
                     if e.std_verdict() != Some(XT_RETURN)
                         || !e.unconditional()

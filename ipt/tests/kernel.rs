@@ -834,7 +834,11 @@ fn build_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
         }
         _ => vec![0u8; 12],
     };
-    let frag: u16 = if rng.next().is_multiple_of(6) { 0x2000 | 4 } else { 0 };
+    let frag: u16 = if rng.next().is_multiple_of(6) {
+        0x2000 | 4
+    } else {
+        0
+    };
     let mut p = vec![0x45, 0, 0, 0, 0x12, 0x34, 0, 0, 64, proto, 0, 0];
     p[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
     p[6..8].copy_from_slice(&frag.to_be_bytes());
