@@ -1717,7 +1717,7 @@ impl<'a> P<'a> {
         match w {
             "meta" => self
                 .peek_word_at(1)
-                .is_some_and(|k| catalog::meta_key(k).is_some()),
+                .is_some_and(|k| k == "secpath" || catalog::meta_key(k).is_some()),
             "ct" => true,
             _ => {
                 if let Some(f) = self.peek_word_at(1)
@@ -1757,7 +1757,10 @@ impl<'a> P<'a> {
         let (wl, w, wr) = self.word_any()?;
         let kind = match w.as_str() {
             "meta" => {
-                let (kl, k, kr) = self.word_any()?;
+                let (kl, mut k, kr) = self.word_any()?;
+                if k == "secpath" {
+                    k = "ipsec".into(); // nft's old name for the same key
+                }
                 let key = catalog::meta_key(&k)
                     .ok_or_else(|| err(kl, kr, format!("unknown meta key `{k}`")))?;
                 ExprKind::Meta {

@@ -34,6 +34,7 @@ pub fn format_with(file: &File, opts: Options) -> String {
         family: Family::Ip,
         in_reject: false,
         in_nat: false,
+        keep_full_prefix: false,
     };
     // nft lists tables back to back, without blank lines between them.
     for c in &file.commands {
@@ -50,6 +51,7 @@ pub fn format_rule(rule: &Rule, family: Family, opts: Options) -> String {
         family,
         in_reject: false,
         in_nat: false,
+        keep_full_prefix: false,
     };
     p.rule(rule);
     p.out
@@ -63,6 +65,7 @@ pub fn format_expr(e: &Expr) -> String {
         family: Family::Ip,
         in_reject: false,
         in_nat: false,
+        keep_full_prefix: false,
     };
     p.expr(e, &Ctx::None);
     p.out
@@ -76,6 +79,8 @@ struct Printer {
     in_reject: bool,
     /// Printing a nat address (ranges that are prefixes print as prefixes).
     in_nat: bool,
+    /// Printing map data: `/32` and `/128` prefixes are kept.
+    keep_full_prefix: bool,
 }
 
 /// Datatype context for printing a value.
@@ -421,6 +426,7 @@ impl Printer {
                         family: self.family,
                         in_reject: false,
                         in_nat: false,
+                        keep_full_prefix: false,
                     };
                     let _ = write!(
                         p.out,
@@ -478,6 +484,7 @@ impl Printer {
                     family: self.family,
                     in_reject: false,
                     in_nat: false,
+                    keep_full_prefix: false,
                 };
                 p.chain(c);
                 blocks.push(p.out);
@@ -620,6 +627,7 @@ impl Printer {
                         family: self.family,
                         in_reject: false,
                         in_nat: false,
+                        keep_full_prefix: false,
                     };
                     for (i, e) in es.iter().enumerate() {
                         if i > 0 {
@@ -664,6 +672,7 @@ impl Printer {
                             family: self.family,
                             in_reject: false,
                             in_nat: false,
+                            keep_full_prefix: false,
                         };
                         for (i, e) in es.iter().enumerate() {
                             if i > 0 {
@@ -722,6 +731,7 @@ impl Printer {
                 family: self.family,
                 in_reject: false,
                 in_nat: false,
+                keep_full_prefix: false,
             };
             p.out.push_str("elements = ");
             p.set_literal_ctx(&s.elements, &key_ctx, &data_ctx, true);
@@ -1235,7 +1245,10 @@ impl Printer {
             ExprKind::MapElem { key, value } => {
                 self.elem(key, kctx, vctx);
                 self.out.push_str(" : ");
+                // Map data keeps full-length prefixes (`1.2.3.4/32`), as nft prints them.
+                let keep = std::mem::replace(&mut self.keep_full_prefix, true);
                 self.expr(value, vctx);
+                self.keep_full_prefix = keep;
             }
             ExprKind::Elem {
                 value,
@@ -1476,7 +1489,7 @@ impl Printer {
             ExprKind::Ipv4(a) if len <= 32 => {
                 let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
                 let net = std::net::Ipv4Addr::from(u32::from(*a) & mask);
-                if len == 32 {
+                if len == 32 && !self.keep_full_prefix {
                     let _ = write!(self.out, "{net}");
                 } else {
                     let _ = write!(self.out, "{net}/{len}");
@@ -1489,7 +1502,7 @@ impl Printer {
                     u128::MAX << (128 - len)
                 };
                 let net = std::net::Ipv6Addr::from(u128::from(*a) & mask);
-                if len == 128 {
+                if len == 128 && !self.keep_full_prefix {
                     let _ = write!(self.out, "{net}");
                 } else {
                     let _ = write!(self.out, "{net}/{len}");

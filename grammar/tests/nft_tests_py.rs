@@ -194,7 +194,11 @@ fn normalize(s: &str) -> String {
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    // `25:accept` and `25 : accept` are the same element to nft-test.py.
+    out.replace(" : ", ":")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn wrap(c: &Case) -> String {
@@ -335,7 +339,7 @@ fn nft_tests_py_print_back() {
         "printing is not idempotent: {idem_fail:?}"
     );
     let rate = sc_pass as f64 / sc_total as f64;
-    assert!(rate >= 0.97, "in-scope print-back rate regressed: {rate}");
+    assert!(rate >= 0.98, "in-scope print-back rate regressed: {rate}");
 }
 
 #[test]
