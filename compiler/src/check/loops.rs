@@ -33,8 +33,15 @@ pub struct Graph {
 }
 
 impl Graph {
-    fn out(&self, n: ChainId) -> impl Iterator<Item = &Edge> {
-        self.edges.iter().filter(move |e| e.from == n)
+    /// Outgoing edges of every node, built in one pass.
+    pub fn adjacency(&self) -> Vec<Vec<&Edge>> {
+        let mut adj: Vec<Vec<&Edge>> = vec![Vec::new(); self.nodes.len()];
+        for e in &self.edges {
+            if let Some(a) = adj.get_mut(e.from.0 as usize) {
+                a.push(e);
+            }
+        }
+        adj
     }
     fn name(&self, n: ChainId) -> &str {
         self.nodes
@@ -119,7 +126,7 @@ fn find_loops(g: &Graph) -> Vec<Diagnostic> {
     let n = g.nodes.len();
     let mut color = vec![0u8; n]; // 0 white, 1 on stack, 2 done
     let mut diags = Vec::new();
-    let adj: Vec<Vec<&Edge>> = (0..n).map(|i| g.out(ChainId(i as u32)).collect()).collect();
+    let adj = g.adjacency();
     for root in 0..n {
         if color[root] != 0 {
             continue;
@@ -201,39 +208,48 @@ fn check_depth(g: &Graph) -> Vec<Diagnostic> {
     // Graph is acyclic here. longest[n] = (edges, next edge) of the longest path from n.
     let n = g.nodes.len();
     let mut memo: Vec<Option<(usize, Option<usize>)>> = vec![None; n];
-    fn longest(
-        g: &Graph,
-        n: usize,
-        memo: &mut Vec<Option<(usize, Option<usize>)>>,
-        guard: usize,
-    ) -> usize {
-        if let Some(Some((d, _))) = memo.get(n) {
-            return *d;
+    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, e) in g.edges.iter().enumerate() {
+        if let Some(a) = adj.get_mut(e.from.0 as usize) {
+            a.push(i);
         }
-        if guard > 10_000 {
-            return 0;
-        }
-        let mut best = (0usize, None);
-        for (i, e) in g.edges.iter().enumerate() {
-            if e.from.0 as usize != n {
+    }
+    // Iterative post-order (no recursion: chains may be many and deep).
+    let longest = |start: usize, memo: &mut Vec<Option<(usize, Option<usize>)>>| -> usize {
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        while let Some(&mut (node, ref mut k)) = stack.last_mut() {
+            if memo.get(node).is_some_and(Option::is_some) {
+                stack.pop();
                 continue;
             }
-            let d = 1 + longest(g, e.to.0 as usize, memo, guard + 1);
-            if d > best.0 {
-                best = (d, Some(i));
+            let out = adj.get(node).map_or(&[][..], Vec::as_slice);
+            if let Some(&ei) = out.get(*k) {
+                *k += 1;
+                let to = g.edges[ei].to.0 as usize;
+                if to < n && memo[to].is_none() {
+                    stack.push((to, 0));
+                }
+                continue;
             }
+            let mut best = (0usize, None);
+            for &ei in out {
+                let to = g.edges[ei].to.0 as usize;
+                let d = 1 + memo.get(to).copied().flatten().map_or(0, |m| m.0);
+                if d > best.0 {
+                    best = (d, Some(ei));
+                }
+            }
+            memo[node] = Some(best);
+            stack.pop();
         }
-        if let Some(m) = memo.get_mut(n) {
-            *m = Some(best);
-        }
-        best.0
-    }
+        memo.get(start).copied().flatten().map_or(0, |m| m.0)
+    };
     let mut diags = Vec::new();
     for (i, node) in g.nodes.iter().enumerate() {
         if !node.is_base {
             continue;
         }
-        let depth = longest(g, i, &mut memo, 0);
+        let depth = longest(i, &mut memo);
         if depth < NFT_JUMP_STACK_SIZE {
             continue;
         }
@@ -270,7 +286,8 @@ fn check_depth(g: &Graph) -> Vec<Diagnostic> {
                 g.name(e.to)
             ));
         }
-        for (k, e) in path.iter().enumerate() {
+        // only the path up to the level the kernel refuses
+        for (k, e) in path.iter().enumerate().take(NFT_JUMP_STACK_SIZE) {
             if k + 1 == NFT_JUMP_STACK_SIZE {
                 continue;
             }
@@ -286,7 +303,15 @@ fn check_depth(g: &Graph) -> Vec<Diagnostic> {
             );
         }
         d = d
-            .with_note(format!("path: {}", chain_names.join(" → ")))
+            .with_note(if chain_names.len() > 24 {
+                format!(
+                    "path: {} → … ({} chains)",
+                    chain_names[..NFT_JUMP_STACK_SIZE + 1].join(" → "),
+                    chain_names.len()
+                )
+            } else {
+                format!("path: {}", chain_names.join(" → "))
+            })
             .with_note("the kernel refuses a chain reached at jump level 16 (EMLINK); base chains are level 0")
             .with_help("flatten the chain hierarchy, or use `goto` plus shared chains to keep it shallower");
         diags.push(d);
@@ -297,12 +322,13 @@ fn check_depth(g: &Graph) -> Vec<Diagnostic> {
 fn unreachable(g: &Graph) -> Vec<Diagnostic> {
     let n = g.nodes.len();
     let mut seen = vec![false; n];
+    let adj = g.adjacency();
     let mut work: Vec<usize> = (0..n).filter(|i| g.nodes[*i].is_base).collect();
     for &w in &work {
         seen[w] = true;
     }
     while let Some(x) = work.pop() {
-        for e in g.out(ChainId(x as u32)) {
+        for e in adj.get(x).map_or(&[][..], Vec::as_slice) {
             let t = e.to.0 as usize;
             if let Some(s) = seen.get_mut(t)
                 && !*s

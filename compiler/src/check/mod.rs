@@ -79,6 +79,8 @@ pub struct Ctx {
     pub(crate) widen: Option<u32>,
     /// High end of a nat address range, handed out of a closure.
     pub(crate) pending_hi: Option<hir::Value>,
+    /// (table, chain name) → chain index.
+    pub(crate) chain_index: HashMap<(usize, String), usize>,
 }
 
 impl Ctx {
@@ -128,6 +130,7 @@ pub fn check(
         flush_ruleset: false,
         widen: None,
         pending_hi: None,
+        chain_index: HashMap::new(),
     };
     cx.declare(&cmds);
     cx.sets_pass();
@@ -175,12 +178,7 @@ impl Ctx {
     }
 
     pub(crate) fn find_chain(&self, table: usize, name: &str) -> Option<usize> {
-        self.tables
-            .get(table)?
-            .chains
-            .iter()
-            .copied()
-            .find(|c| self.chains.get(*c).is_some_and(|x| x.name == name))
+        self.chain_index.get(&(table, name.to_string())).copied()
     }
 
     fn find_set(&self, table: usize, name: &str) -> Option<usize> {
@@ -299,6 +297,8 @@ impl Ctx {
                 i
             }
             None => {
+                self.chain_index
+                    .insert((table, c.name.name.clone()), self.chains.len());
                 self.chains.push(ChainDecl {
                     table,
                     name: c.name.name.clone(),

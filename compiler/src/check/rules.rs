@@ -877,6 +877,7 @@ fn allowed(kind: &StmtKind) -> Option<(bool, &'static [Hook], &'static str)> {
 /// Check statement placement for every chain against every base chain that reaches it.
 pub fn placement(hir: &Hir) -> Vec<Diagnostic> {
     let g = super::loops::graph_from_hir(hir);
+    let adj = g.adjacency();
     let mut diags = Vec::new();
     for base in &hir.chains {
         let ChainKind::Base(b) = &base.kind else {
@@ -889,7 +890,7 @@ pub fn placement(hir: &Hir) -> Vec<Diagnostic> {
             *s = true;
         }
         while let Some(x) = work.pop() {
-            for e in g.edges.iter().filter(|e| e.from.0 as usize == x) {
+            for e in adj.get(x).map_or(&[][..], Vec::as_slice) {
                 if let Some(s) = seen.get_mut(e.to.0 as usize)
                     && !*s
                 {

@@ -264,6 +264,18 @@ impl Ctx {
                     bits += x.ty.byte_len().div_ceil(4) * 32;
                     out.push(x);
                 }
+                // NFT_REG32_COUNT: 16 registers of 4 bytes
+                if bits > 16 * 32 {
+                    self.diags.push(Diagnostic::error(
+                        "E0200",
+                        span,
+                        format!(
+                            "concatenation of {} bytes exceeds the 64 bytes of nf_tables registers",
+                            bits / 8
+                        ),
+                    ));
+                    return None;
+                }
                 let bits = u16::try_from(bits).unwrap_or(u16::MAX);
                 Some(Expr {
                     kind: ExprKind::Concat(out),
