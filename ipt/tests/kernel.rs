@@ -979,7 +979,7 @@ fn generated_ruleset(seed: u64) -> String {
     for i in 0..n {
         for _ in 0..(rng.next() % 12) {
             let a = rng.next();
-            let target = if i + 1 < n && rng.next() % 3 != 0 {
+            let target = if i + 1 < n && !rng.next().is_multiple_of(3) {
                 let j = i + 1 + (rng.next() % (n - i - 1) as u64) as usize;
                 format!("-j {}", name(j))
             } else {
