@@ -521,7 +521,9 @@ pub enum ExprKind {
         value: u128,
         hex: bool,
     },
-    /// A bare identifier used as a value (`ssh`, `established`, `echo-request`, `eth0`).
+    /// A bare identifier used as a value (`ssh`, `established`, `echo-request`, `eth0`), the
+    /// wildcard `*` of map elements, or a negative integer such as `-150` (only meaningful as a
+    /// chain priority given through a variable).
     Symbol(String),
     /// A quoted string (`"eth0"`, `"ftp"`).
     String(String),

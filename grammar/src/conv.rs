@@ -2044,15 +2044,10 @@ impl<'a> P<'a> {
                     ExprKind::Symbol("*".into())
                 }
                 Tok::Minus => {
-                    // negative number
+                    // A negative number (`define prio = -150`): kept as the symbol `-150`.
                     self.bump();
                     let (v, _, _) = self.number()?;
-                    let _ = v;
-                    return Err(err(
-                        l,
-                        self.prev_end(),
-                        "negative values are not supported here",
-                    ));
+                    ExprKind::Symbol(format!("-{v}"))
                 }
                 t => match t.word() {
                     Some(w) => {

@@ -1,6 +1,7 @@
 //! Printer tests: canonical forms of single rules, idempotence and round trip on the full
 //! rulesets in tests/data/, and (when root and nft are available) agreement with the real
-//! `nft list ruleset` on those rulesets.
+//! `nft list ruleset` on those rulesets (except `syntax-*.nfr`, which exercise every statement
+//! form, defines and nft commands, and are only checked for round trip).
 
 use nfr_grammar::ast::*;
 use nfr_grammar::print::{Options, format_rule};
@@ -240,7 +241,11 @@ fn data_rulesets_match_nft_listing() {
         println!("SKIP: nft oracle not available (needs root, nft and unshare -n)");
         return;
     }
-    for (name, src) in data_files() {
+    // `syntax-*.nfr` use defines/includes/commands whose listing nft resolves differently.
+    for (name, src) in data_files()
+        .into_iter()
+        .filter(|(n, _)| !n.contains("/syntax-"))
+    {
         let out = std::process::Command::new("unshare")
             .args([
                 "-n",
