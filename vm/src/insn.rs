@@ -380,6 +380,15 @@ pub enum ByteorderOp {
     Hton,
 }
 
+/// `enum nft_exthdr_op` (the ones nfc runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExthdrOp {
+    /// `NFT_EXTHDR_OP_IPV6`: IPv6 extension headers (`ipv6_find_hdr`).
+    Ipv6,
+    /// `NFT_EXTHDR_OP_TCPOPT`: TCP options.
+    Tcpopt,
+}
+
 /// Where a lookup's result goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LookupDest {
@@ -541,6 +550,17 @@ pub enum Insn {
     },
     /// `nft_nat` / `nft_masq` / `nft_redir`.
     Nat(NatSpec),
+    /// `nft_exthdr` load: `len` bytes at `offset` inside extension header / option `ty`
+    /// (IPv6 next-header number or TCP option kind). With `present` a single byte 1/0 is
+    /// stored instead and the instruction never breaks; otherwise a missing header breaks.
+    Exthdr {
+        op: ExthdrOp,
+        ty: u8,
+        offset: u32,
+        len: u8,
+        dreg: Reg,
+        present: bool,
+    },
 }
 
 impl Insn {

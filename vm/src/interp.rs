@@ -17,8 +17,8 @@
 use crate::fast::Op;
 use crate::ids::{ChainId, NFT_REG32_COUNT, Reg, RuleId, SetId};
 use crate::insn::{
-    BitwiseOp, CmpOp, CtDir, CtKey, CtSetKey, Data, Insn, LogSpec, LookupDest, MetaKey, MetaSetKey,
-    NatKind, PayloadBase, RangeOp,
+    BitwiseOp, CmpOp, CtDir, CtKey, CtSetKey, Data, ExthdrOp, Insn, LogSpec, LookupDest, MetaKey,
+    MetaSetKey, NatKind, PayloadBase, RangeOp,
 };
 use crate::pkt::{self, PktState, ct_state};
 use crate::program::{ChainKind, Counter, ElemData, Policy};
@@ -615,6 +615,33 @@ impl VerifiedProgram {
                 fx.reject = Some((*ty, *code));
                 *verdict = ChainVerdict::Drop;
             }
+            Insn::Exthdr {
+                op,
+                ty,
+                offset,
+                len,
+                dreg,
+                present,
+            } => {
+                let found = match op {
+                    ExthdrOp::Ipv6 => ipv6_find_hdr(pkt, st, *ty).map(|(off, _)| off),
+                    ExthdrOp::Tcpopt => tcp_find_opt(pkt, st, *ty, *offset, *len),
+                };
+                if *present {
+                    store_word(regs, *dreg, u32::from(found.is_some()));
+                    return;
+                }
+                let start = match (op, found) {
+                    (ExthdrOp::Ipv6, Some(h)) => h.checked_add(*offset as usize),
+                    (ExthdrOp::Tcpopt, Some(o)) => Some(o),
+                    _ => None,
+                };
+                let len = usize::from(*len);
+                match start.and_then(|s| pkt.get(s..s.checked_add(len)?)) {
+                    Some(bytes) => store_bytes(regs, *dreg, bytes),
+                    None => *verdict = ChainVerdict::Break,
+                }
+            }
             Insn::Notrack => {
                 if !st.ct_valid && st.ct_state != ct_state::UNTRACKED {
                     st.ct_state = ct_state::UNTRACKED;
@@ -737,6 +764,93 @@ fn load_fast(regs: &mut Regs, pkt: &[u8], base: usize, off: u32, len: u8, dreg: 
     };
     regs[usize::from(dreg & 15)] = w;
     true
+}
+
+/// IPv6 extension header lookup like the kernel's `ipv6_find_hdr` (without a start offset):
+/// walk the chain of extension headers after the fixed header; return the offset of header
+/// `target` and its length, or `None` (`-ENOENT`) when the chain ends, a non-extension header
+/// comes first, or (for any target other than the fragment header) a non-first fragment hides
+/// the rest.
+pub(crate) fn ipv6_find_hdr(pkt: &[u8], st: &PktState, target: u8) -> Option<(usize, usize)> {
+    const HOP: u8 = 0;
+    const ROUTING: u8 = 43;
+    const FRAGMENT: u8 = 44;
+    const AUTH: u8 = 51;
+    const NONE: u8 = 59;
+    const DEST: u8 = 60;
+    const MOBILITY: u8 = 135;
+    if st.nfproto != pkt::NFPROTO_IPV6 {
+        return None;
+    }
+    let nh = usize::from(st.nhoff);
+    if pkt.get(nh).map(|b| b >> 4) != Some(6) {
+        return None;
+    }
+    let mut next = *pkt.get(nh + 6)?;
+    let mut off = nh + 40;
+    loop {
+        if next == target && target != NONE {
+            let len = match next {
+                FRAGMENT => 8,
+                AUTH => (usize::from(*pkt.get(off + 1)?) + 2) << 2,
+                HOP | ROUTING | DEST | MOBILITY => (usize::from(*pkt.get(off + 1)?) + 1) << 3,
+                _ => 0,
+            };
+            return Some((off, len));
+        }
+        // `ipv6_ext_hdr()`: the headers the walk can pass through (not MH: it is only found
+        // as a target).
+        if !matches!(next, HOP | ROUTING | FRAGMENT | AUTH | DEST) {
+            return None;
+        }
+        let hdr = pkt.get(off..off + 2)?;
+        let (nexthdr, hlen) = match next {
+            FRAGMENT => {
+                let fo = pkt.get(off + 2..off + 4)?;
+                if u16::from_be_bytes([fo[0], fo[1]]) & !0x7 != 0 {
+                    // not the first fragment: the following headers are not here
+                    return None;
+                }
+                (hdr[0], 8)
+            }
+            AUTH => (hdr[0], (usize::from(hdr[1]) + 2) << 2),
+            _ => (hdr[0], (usize::from(hdr[1]) + 1) << 3),
+        };
+        next = nexthdr;
+        off += hlen;
+    }
+}
+
+/// TCP option lookup like `nft_exthdr_tcp_eval`: the absolute offset of `offset` bytes into
+/// option `kind`, if the option exists and `offset + len` fits in it. Needs a TCP header that
+/// is not in a non-first fragment.
+fn tcp_find_opt(pkt: &[u8], st: &PktState, kind: u8, offset: u32, len: u8) -> Option<usize> {
+    if !st.transport_ok() || st.l4proto != 6 {
+        return None;
+    }
+    let th = usize::from(st.thoff);
+    let doff = usize::from(*pkt.get(th + 12)? >> 4) * 4;
+    if doff < 20 {
+        return None;
+    }
+    let hdr = pkt.get(th..th + doff)?;
+    let mut i = 20;
+    while i + 1 < doff {
+        let k = hdr[i];
+        let optl = if k <= 1 || hdr[i + 1] == 0 {
+            1
+        } else {
+            usize::from(hdr[i + 1])
+        };
+        if k == kind {
+            if i + optl > doff || usize::from(len) + offset as usize > optl {
+                return None;
+            }
+            return Some(th + i + offset as usize);
+        }
+        i += optl;
+    }
+    None
 }
 
 /// Byte offset of a payload base, or `None` (→ NFT_BREAK) when the header is absent.

@@ -5,7 +5,8 @@
 
 use crate::ids::{RuleId, SetId};
 use crate::insn::{
-    BitwiseOp, ByteorderOp, CtDir, Data, Insn, LimitType, LookupDest, NatKind, PayloadBase, RangeOp,
+    BitwiseOp, ByteorderOp, CtDir, Data, ExthdrOp, Insn, LimitType, LookupDest, NatKind,
+    PayloadBase, RangeOp,
 };
 use crate::pkt;
 use crate::program::{ElemData, Program, SetKind};
@@ -256,6 +257,25 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
             let _ = write!(o, "reject type {ty} code {code} ");
         }
         Insn::Notrack => o.push_str("notrack "),
+        Insn::Exthdr {
+            op,
+            ty,
+            offset,
+            len,
+            dreg,
+            present,
+        } => {
+            let op = match op {
+                ExthdrOp::Ipv6 => " ipv6",
+                ExthdrOp::Tcpopt => " tcpopt",
+            };
+            let _ = write!(
+                o,
+                "exthdr load{op} {len}b @ {ty} + {offset}{} => reg {} ",
+                if *present { " present" } else { "" },
+                dreg.uapi()
+            );
+        }
         Insn::Queue {
             num,
             total,

@@ -582,6 +582,12 @@ impl Program {
                 }
             }
             Insn::Log(_) | Insn::Reject { .. } | Insn::Notrack | Insn::Queue { .. } => {}
+            Insn::Exthdr {
+                len, dreg, present, ..
+            } => {
+                check_len("exthdr", usize::from(*len), NFT_REG32_COUNT * 4)?;
+                regs.store(*dreg, if *present { 1 } else { usize::from(*len) })?;
+            }
             Insn::Nat(n) => {
                 let alen = match n.family {
                     crate::pkt::NFPROTO_IPV4 => 4,

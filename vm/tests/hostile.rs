@@ -85,7 +85,7 @@ impl Rng {
             CtKey::Helper,
             CtKey::Zone,
         ];
-        match self.below(20) {
+        match self.below(22) {
             0..=2 => Insn::Payload {
                 base: self.base(),
                 offset: self.below(80) as u32,
@@ -186,6 +186,18 @@ impl Rng {
                 proto_max: None,
                 flags: 0,
             }),
+            19 | 20 => Insn::Exthdr {
+                op: if self.below(2) == 0 {
+                    ExthdrOp::Ipv6
+                } else {
+                    ExthdrOp::Tcpopt
+                },
+                ty: [0u8, 2, 43, 44, 60, 1][self.below(6) as usize],
+                offset: self.below(20) as u32,
+                len: self.len(),
+                dreg: self.reg(),
+                present: self.below(2) == 0,
+            },
             _ => Insn::Notrack,
         }
     }
@@ -271,6 +283,8 @@ fn random_programs_never_panic() {
                 fragoff: if r.below(4) == 0 { 8 } else { 0 },
                 ct_valid: r.below(2) == 0,
                 ct_l3proto: [2u8, 10][r.below(2) as usize],
+                nfproto: [2u8, 10][r.below(2) as usize],
+                l4proto: [6u8, 17][r.below(2) as usize],
                 len: n as u32,
                 tstamp_ns: r.next() >> 20,
                 ..Default::default()
