@@ -172,9 +172,10 @@ fn ipt_table_for(ty: ChainType, hook: Hook, prio: i32) -> Result<IptTable, Strin
     Err(why.join("; "))
 }
 
-/// Decide whether one table's chains map onto an iptables table.
-/// `chains` are the table's chains (any order); `sets` its named sets/maps.
-pub fn ipt_mapping(family: Family, name: &str, chains: &[&Chain], sets: &[&Set]) -> IptMapping {
+/// Decide whether one table's chains map onto an iptables table (iptables for `ip`,
+/// ip6tables for `ip6`). `chains` are the table's chains (any order); `sets` its named
+/// sets/maps. Whether each rule is expressible is the ipt lowering's question.
+pub fn ipt_mapping(family: Family, chains: &[&Chain], sets: &[&Set]) -> IptMapping {
     let mut reasons = Vec::new();
     if family == Family::Inet {
         reasons.push(IptReason::Family(family));
@@ -228,8 +229,7 @@ pub fn ipt_mapping(family: Family, name: &str, chains: &[&Chain], sets: &[&Set])
     {
         reasons.push(IptReason::MixedTables(picks.clone()));
     }
-    // Prefer the table's own name when it is an iptables table name and fits.
-    let _ = name;
+    // The table is chosen by structure (hooks, types, priorities), never by its nft name.
     if reasons.is_empty()
         && let Some(table) = first
     {
@@ -298,7 +298,7 @@ mod tests {
     fn ipt_filter_maps() {
         let a = base(0, ChainType::Filter, Hook::Input, 0);
         let b = base(1, ChainType::Filter, Hook::Forward, 0);
-        let m = ipt_mapping(Family::Ip, "filter", &[&a, &b], &[]);
+        let m = ipt_mapping(Family::Ip, &[&a, &b], &[]);
         assert_eq!(
             m,
             IptMapping::Maps {
@@ -314,7 +314,7 @@ mod tests {
         let a = base(0, ChainType::Nat, Hook::Prerouting, -100);
         let b = base(1, ChainType::Nat, Hook::Postrouting, 100);
         assert!(matches!(
-            ipt_mapping(Family::Ip, "nat", &[&a, &b], &[]),
+            ipt_mapping(Family::Ip, &[&a, &b], &[]),
             IptMapping::Maps {
                 table: IptTable::Nat,
                 ..
@@ -323,7 +323,7 @@ mod tests {
         let c = base(2, ChainType::Route, Hook::Output, -150);
         let d = base(3, ChainType::Filter, Hook::Prerouting, -150);
         assert!(matches!(
-            ipt_mapping(Family::Ip6, "m", &[&c, &d], &[]),
+            ipt_mapping(Family::Ip6, &[&c, &d], &[]),
             IptMapping::Maps {
                 table: IptTable::Mangle,
                 family: Family::Ip6,
@@ -336,7 +336,7 @@ mod tests {
     fn ipt_reasons() {
         let a = base(0, ChainType::Filter, Hook::Input, 0);
         let b = base(1, ChainType::Filter, Hook::Input, 10);
-        let IptMapping::No(r) = ipt_mapping(Family::Inet, "t", &[&a, &b], &[]) else {
+        let IptMapping::No(r) = ipt_mapping(Family::Inet, &[&a, &b], &[]) else {
             panic!()
         };
         assert!(r.contains(&IptReason::Family(Family::Inet)));
@@ -345,7 +345,7 @@ mod tests {
             chains: vec![ChainId(0), ChainId(1)]
         }));
         let c = base(2, ChainType::Filter, Hook::Input, 5);
-        let IptMapping::No(r) = ipt_mapping(Family::Ip, "t", &[&c], &[]) else {
+        let IptMapping::No(r) = ipt_mapping(Family::Ip, &[&c], &[]) else {
             panic!()
         };
         assert!(matches!(
@@ -357,11 +357,11 @@ mod tests {
         ));
         let d = base(3, ChainType::Filter, Hook::Prerouting, -300);
         let e = base(4, ChainType::Filter, Hook::Input, 0);
-        let IptMapping::No(r) = ipt_mapping(Family::Ip, "t", &[&d, &e], &[]) else {
+        let IptMapping::No(r) = ipt_mapping(Family::Ip, &[&d, &e], &[]) else {
             panic!()
         };
         assert!(matches!(r[0], IptReason::MixedTables(_)));
-        let IptMapping::No(r) = ipt_mapping(Family::Ip, "t", &[], &[]) else {
+        let IptMapping::No(r) = ipt_mapping(Family::Ip, &[], &[]) else {
             panic!()
         };
         assert_eq!(r, vec![IptReason::NoBaseChains]);

@@ -811,7 +811,7 @@ impl Ctx {
             let chains: Vec<&hir::Chain> =
                 t.chains.iter().filter_map(|c| hir.chains.get(*c)).collect();
             let sets: Vec<&hir::Set> = t.sets.iter().filter_map(|s| hir.sets.get(*s)).collect();
-            let ipt = hooks::ipt_mapping(t.family, &t.name, &chains, &sets);
+            let ipt = hooks::ipt_mapping(t.family, &chains, &sets);
             hir.tables.push(hir::Table {
                 id: TableId(ti as u32),
                 family: t.family,

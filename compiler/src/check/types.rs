@@ -106,9 +106,12 @@ impl Ctx {
                         Diagnostic::error(
                             "E0206",
                             span,
-                            format!("`{} {}` is not supported in {} tables", f.proto, f.field, self.family.name()),
+                            format!(
+                                "`{} {}`: link-layer and arp headers are not supported by nfc",
+                                f.proto, f.field
+                            ),
                         )
-                        .with_note("link-layer and arp headers need bridge, netdev or arp tables, which nfc does not support"),
+                        .with_note("nfc matches network and transport headers, meta and ct keys"),
                     );
                     return None;
                 }
