@@ -230,6 +230,61 @@ pub fn encode_parts(t: &Table) -> Result<(ReplaceHeader, Vec<u8>), EncodeError> 
     Ok((hdr, o.0))
 }
 
+/// What an entry of an encoded table is (for labelling counters and traces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryRole {
+    /// Rule `index` (0-based) of the chain.
+    Rule(usize),
+    /// A built-in chain's policy entry (its underflow).
+    Policy,
+    /// A user chain's implicit RETURN foot.
+    Return,
+    /// The ERROR entry heading a user chain.
+    ChainHead,
+    /// The final ERROR entry.
+    TableEnd,
+}
+
+/// One entry of `entry_map`: its offset, chain name and role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryLabel {
+    pub offset: u32,
+    pub chain: String,
+    pub role: EntryRole,
+}
+
+/// The entries `encode` lays out for `t`, in blob order (same order as `ExecTable::counters`).
+pub fn entry_map(t: &Table) -> Vec<EntryLabel> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    let mut push = |off: &mut usize, chain: &str, role: EntryRole, size: usize| {
+        out.push(EntryLabel {
+            offset: *off as u32,
+            chain: chain.to_string(),
+            role,
+        });
+        *off += size;
+    };
+    let mut builtins: Vec<&BuiltinChain> = t.builtins.iter().collect();
+    builtins.sort_by_key(|c| c.hook);
+    for c in builtins {
+        let name = hook_chain_name(c.hook);
+        for (i, r) in c.rules.iter().enumerate() {
+            push(&mut off, name, EntryRole::Rule(i), rule_size(r));
+        }
+        push(&mut off, name, EntryRole::Policy, FOOT_SIZE);
+    }
+    for u in t.sorted_user_chains() {
+        push(&mut off, &u.name, EntryRole::ChainHead, HEAD_SIZE);
+        for (i, r) in u.rules.iter().enumerate() {
+            push(&mut off, &u.name, EntryRole::Rule(i), rule_size(r));
+        }
+        push(&mut off, &u.name, EntryRole::Return, FOOT_SIZE);
+    }
+    push(&mut off, "", EntryRole::TableEnd, HEAD_SIZE);
+    out
+}
+
 fn write_std(o: &mut Out, at: usize, verdict: i32) {
     o.le16(at, XT_STANDARD_TARGET_SIZE as u16);
     o.le32(at + XT_HDR_SIZE, verdict as u32);
@@ -597,6 +652,43 @@ mod tests {
         assert_eq!(h.underflow, [u32::MAX, 0, 152, 304, u32::MAX]);
         let blob = encode(&t).unwrap();
         assert_eq!(decode(&blob).unwrap(), t);
+    }
+
+    #[test]
+    fn entry_map_matches_the_walk() {
+        let mut t = Table::new("filter").unwrap();
+        t.user_chains.push(UserChain {
+            name: "A".into(),
+            rules: vec![Rule::new(Target::Return)],
+        });
+        t.builtins[0]
+            .rules
+            .push(Rule::new(Target::Jump("A".into())));
+        let m = entry_map(&t);
+        let blob = encode(&t).unwrap();
+        let w = walk_entries(&blob[96..]).unwrap();
+        assert_eq!(
+            m.iter().map(|e| e.offset as usize).collect::<Vec<_>>(),
+            w.iter().map(|e| e.offset).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            m[0],
+            EntryLabel {
+                offset: 0,
+                chain: "INPUT".into(),
+                role: EntryRole::Rule(0)
+            }
+        );
+        assert_eq!(m[4].role, EntryRole::ChainHead);
+        assert_eq!(
+            m[6],
+            EntryLabel {
+                offset: 152 * 5 + 176,
+                chain: "A".into(),
+                role: EntryRole::Return
+            }
+        );
+        assert_eq!(m[7].role, EntryRole::TableEnd);
     }
 
     #[test]

@@ -41,7 +41,10 @@ pub mod parse;
 pub mod save;
 pub mod verify;
 
-pub use blob::{DecodeError, EncodeError, decode, decode_entries, encode, encode_parts};
+pub use blob::{
+    DecodeError, EncodeError, EntryLabel, EntryRole, decode, decode_entries, encode, encode_parts,
+    entry_map,
+};
 pub use exec::{Effect, ExecError, ExecTable, Outcome};
 pub use model::*;
 pub use parse::{ParseError, parse_rule, parse_rule_str, parse_save};
