@@ -1037,3 +1037,108 @@ pub fn priority_name(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ast::Family;
+
+    #[test]
+    fn symbols_and_values() {
+        assert_eq!(Datatype::CtState.symbol_value("established"), Some(2));
+        assert_eq!(Datatype::CtState.symbol_value("untracked"), Some(64));
+        assert_eq!(Datatype::TcpFlag.symbol_value("ack"), Some(0x10));
+        assert_eq!(Datatype::TcpFlag.symbol_value("cwr"), Some(0x80));
+        assert_eq!(Datatype::InetProto.symbol_value("ipv6-icmp"), Some(58));
+        assert_eq!(Datatype::InetProto.symbol_value("icmpv6"), Some(58));
+        assert_eq!(Datatype::InetProto.symbol_name(58), Some("ipv6-icmp"));
+        assert_eq!(Datatype::InetService.symbol_value("ssh"), Some(22));
+        assert_eq!(Datatype::InetService.symbol_value("https"), Some(443));
+        assert_eq!(Datatype::IcmpType.symbol_value("echo-request"), Some(8));
+        assert_eq!(
+            Datatype::Icmpv6Type.symbol_value("nd-neighbor-solicit"),
+            Some(135)
+        );
+        assert_eq!(
+            Datatype::Icmpv6Type.symbol_name(132),
+            Some("mld-listener-done")
+        );
+        assert_eq!(Datatype::CtStatus.symbol_value("dying"), Some(512));
+        assert_eq!(Datatype::Pkttype.symbol_value("multicast"), Some(2));
+        assert_eq!(Datatype::Nfproto.symbol_value("ipv6"), Some(10));
+        assert_eq!(Datatype::Dscp.symbol_name(0x2e), Some("ef"));
+        assert_eq!(Datatype::Mark.symbol_value("x"), None);
+        assert!(Datatype::CtState.is_bitmask() && !Datatype::InetService.is_bitmask());
+    }
+
+    #[test]
+    fn datatype_sizes_and_names() {
+        for (dt, bytes, order) in [
+            (Datatype::Ipv4Addr, 4, ByteOrder::Big),
+            (Datatype::Ipv6Addr, 16, ByteOrder::Big),
+            (Datatype::InetService, 2, ByteOrder::Big),
+            (Datatype::Mark, 4, ByteOrder::Host),
+            (Datatype::CtState, 4, ByteOrder::Host),
+            (Datatype::Ifname, 16, ByteOrder::Invalid),
+            (Datatype::EtherAddr, 6, ByteOrder::Big),
+        ] {
+            assert_eq!((dt.byte_len(), dt.byteorder()), (bytes, order), "{dt:?}");
+            assert_eq!(Datatype::from_name(dt.name()), Some(dt));
+        }
+    }
+
+    #[test]
+    fn selectors() {
+        let f = payload_field("ip", "saddr").unwrap();
+        assert_eq!(
+            (f.base, f.offset_bits, f.len_bits),
+            (PayloadBase::Network, 96, 32)
+        );
+        let f = payload_field("tcp", "flags").unwrap();
+        assert_eq!(
+            (f.offset_bits, f.len_bits, f.dtype),
+            (104, 8, Datatype::TcpFlag)
+        );
+        let f = payload_field("ip6", "flowlabel").unwrap();
+        assert_eq!((f.offset_bits, f.len_bits), (12, 20));
+        assert!(payload_field("tcp", "saddr").is_none());
+        assert_eq!(meta_key("l4proto").unwrap().dtype, Datatype::InetProto);
+        assert!(meta_key("iifname").unwrap().unqualified);
+        assert!(
+            !meta_key("mark").unwrap().unqualified && meta_key("mark").unwrap().may_be_unqualified
+        );
+        assert_eq!(ct_key("state").unwrap().dir, CtDirUse::No);
+        assert_eq!(ct_key("saddr").unwrap().dir, CtDirUse::Required);
+        // Every payload field fits its datatype.
+        for f in PAYLOAD_FIELDS {
+            assert!(f.len_bits <= f.dtype.bits().max(f.len_bits), "{f:?}");
+            assert!(f.len_bits > 0);
+        }
+    }
+
+    #[test]
+    fn priorities() {
+        assert_eq!(std_priority("mangle", Family::Ip), Some(-150));
+        assert_eq!(std_priority("filter", Family::Bridge), Some(-200));
+        assert_eq!(priority_name(0, Family::Inet, "input"), Some(("filter", 0)));
+        assert_eq!(priority_name(5, Family::Inet, "input"), Some(("filter", 5)));
+        assert_eq!(
+            priority_name(-155, Family::Ip, "output"),
+            Some(("mangle", -5))
+        );
+        assert_eq!(
+            priority_name(-100, Family::Ip, "prerouting"),
+            Some(("dstnat", 0))
+        );
+        assert_eq!(priority_name(-100, Family::Ip, "input"), None);
+        assert_eq!(
+            priority_name(100, Family::Ip, "postrouting"),
+            Some(("srcnat", 0))
+        );
+        assert_eq!(priority_name(20, Family::Ip, "input"), None);
+        assert_eq!(
+            priority_name(-300, Family::Bridge, "prerouting"),
+            Some(("dstnat", 0))
+        );
+    }
+}

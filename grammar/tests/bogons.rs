@@ -13,6 +13,7 @@ fn bogons_parse_without_panic() {
     }
     let mut n = 0;
     let mut with_errors = 0;
+    let mut unstable = Vec::new();
     for sub in ["nft-f", "nft-j-f"] {
         let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
             continue;
@@ -23,7 +24,17 @@ fn bogons_parse_without_panic() {
             let bytes = std::fs::read(&f).unwrap_or_default();
             let src = String::from_utf8_lossy(&bytes);
             let p = nfr_grammar::parse(&src);
-            let _ = nfr_grammar::format(&p.file);
+            let once = nfr_grammar::format(&p.file);
+            // Whatever tree came out prints to something that parses to the same print.
+            let p2 = nfr_grammar::parse(&once);
+            let twice = nfr_grammar::format(&p2.file);
+            if once != twice || !p2.errors.is_empty() {
+                unstable.push(format!(
+                    "{}: {:?}\n{once}\n---\n{twice}",
+                    f.display(),
+                    p2.errors.first()
+                ));
+            }
             for e in &p.errors {
                 assert!(
                     e.span.start <= e.span.end && e.span.end as usize <= src.len(),
@@ -38,6 +49,14 @@ fn bogons_parse_without_panic() {
         }
     }
     println!("bogons: {n} files parsed without panic, {with_errors} with syntax errors");
+    for u in &unstable {
+        println!("UNSTABLE {u}");
+    }
+    assert!(
+        unstable.is_empty(),
+        "{} bogons do not print stably",
+        unstable.len()
+    );
     assert!(
         n >= 80,
         "expected the bogons corpus to have ≥ 80 files, found {n}"
