@@ -1,9 +1,19 @@
 //! nfr-grammar: the syntax layer of nfc's `.nfr` front end (nftables syntax).
 //!
 //! - [`parse`] turns source text into an [`ast::File`] plus every syntax error found
-//!   ([`Parsed`]); it never fails outright and never panics on hostile input.
+//!   ([`Parsed`]); it never fails outright and never panics on hostile input (nesting is capped
+//!   at [`MAX_DEPTH`], operator chains at [`MAX_BINOPS`]).
 //! - [`ast`] is the tree, with byte spans ([`ast::Span`], half-open `u32` byte offsets).
 //! - [`catalog`] holds the static nftables vocabulary (datatypes, symbols, selectors, priorities).
+//! - [`format()`] / [`print::format_with`] / [`format_rule`] print the canonical form
+//!   (`nft list ruleset` style) used by `nfc fmt`. Comments are not kept in the tree, so `fmt`
+//!   drops them (as `nft list` does).
+//!
+//! Pipeline: [`lexer`] (logos) → a pre-pass that drops lexical errors, balances `{}`/`()`/`[]`
+//! and caps nesting → the lalrpop grammar (`src/nfr.lalrpop`, generated into `OUT_DIR`) for the
+//! structure (commands, tables, chain/set bodies as token trees, `!` recovery per line) → `conv`,
+//! which turns bodies and rules into the Ast with a recursive-descent statement/expression
+//! parser guided by the catalog.
 #![forbid(unsafe_code)]
 
 pub mod ast;
@@ -12,6 +22,8 @@ mod conv;
 mod cst;
 pub mod lexer;
 pub mod print;
+
+pub use conv::{MAX_BINOPS, MAX_DEPTH};
 lalrpop_util::lalrpop_mod!(
     #[allow(clippy::all, unused)]
     nfr

@@ -1,4 +1,4 @@
-//! The canonical printer behind `nfc fmt`: prints an [`ast::File`] the way `nft list ruleset`
+//! The canonical printer behind `nfc fmt`: prints an [`crate::ast::File`] the way `nft list ruleset`
 //! does — tabs, `table ip t {`, `\tchain c {`, `\t\ttype filter hook input priority filter;
 //! policy accept;`, standard priority names (`filter + 5`), ports numerically, protocol names
 //! symbolically (or numerically with [`Options::numeric_proto`], as `nft -nn` and nft's own
@@ -26,7 +26,7 @@ pub fn format(file: &File) -> String {
     format_with(file, Options::default())
 }
 
-/// [`format`] with options.
+/// [`format()`] with options.
 pub fn format_with(file: &File, opts: Options) -> String {
     let mut p = Printer {
         out: String::new(),
