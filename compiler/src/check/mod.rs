@@ -96,13 +96,6 @@ impl Ctx {
     }
 }
 
-/// The checker's result: a Hir when there were no errors, and every diagnostic.
-#[derive(Debug)]
-pub struct Checked {
-    pub hir: Option<Hir>,
-    pub diags: Vec<Diagnostic>,
-}
-
 /// Check the ruleset whose root file is `root` in `sources` (includes are read through
 /// `loader` and added to `sources`).
 pub fn check(

@@ -3,14 +3,13 @@
 //! types of every base chain that reaches the rule's chain.
 
 use nfr_grammar::ast::{self, ExprKind as A};
-use nfr_grammar::catalog;
 
 use super::Ctx;
 use super::deps::{DepState, NFPROTO_IPV4, NFPROTO_IPV6, Need, needs};
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
     ChainId, ChainKind, ChainType, Expr, ExprKind, Family, Hir, Hook, Item, Match, NatKind,
-    NatStmt, Op, Operand, RateUnit, RejectKind, Rhs, Rule, Stmt, StmtKind, Type, Value, Verdict,
+    NatStmt, Op, Operand, RateUnit, RejectKind, Rhs, Rule, Stmt, StmtKind, Type, Verdict,
     VerdictKind, VmapRef,
 };
 
@@ -959,6 +958,3 @@ pub fn placement(hir: &Hir) -> Vec<Diagnostic> {
     }
     diags
 }
-
-#[allow(dead_code)]
-fn _unused(_: Expr, _: Value, _: catalog::ByteOrder) {}
