@@ -239,6 +239,7 @@ impl VerifiedProgram {
         let mut pos = 0usize;
         let mut executed = 0u64;
         let mut rules = self.chain_rules(cur);
+        let trace = fx.trace_enabled;
         let out = loop {
             let Some(rule) = rules.get(pos) else {
                 // End of chain: like NFT_RETURN.
@@ -367,7 +368,7 @@ impl VerifiedProgram {
                     break;
                 }
             }
-            if fx.trace_enabled {
+            if trace {
                 fx.trace.push(TraceEvent::Rule {
                     chain: cur,
                     rule: rule.id,
@@ -429,7 +430,7 @@ impl VerifiedProgram {
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
+    #[inline(never)]
     fn eval(
         &self,
         insn: &Insn,
