@@ -1,0 +1,1 @@
+//! Cranelift JIT for nfr-vm Programs (being written).
