@@ -34,12 +34,76 @@ fn err(l: usize, r: usize, msg: impl Into<String>) -> SyntaxError {
     }
 }
 
+/// An open group in the pre-pass.
+struct Open {
+    close: Tok,
+    start: usize,
+    end: usize,
+    /// A `{ ... }` value literal (set, map, vmap, elements) rather than a declaration block.
+    literal: bool,
+    /// A table body (its lines may declare objects such as `counter NAME { ... }`).
+    table_body: bool,
+    /// Indentation (columns, tab = 8) of the line that opened the group.
+    indent: usize,
+}
+
+/// Indentation of the line containing byte `at`, and whether only whitespace precedes `at` on
+/// that line.
+fn line_indent(src: &str, at: usize) -> (usize, bool) {
+    let b = src.as_bytes();
+    let at = at.min(b.len());
+    let start = b
+        .get(..at)
+        .and_then(|s| s.iter().rposition(|&c| c == b'\n'))
+        .map_or(0, |i| i + 1);
+    let mut col = 0;
+    let mut i = start;
+    while i < at && matches!(b.get(i), Some(b' ' | b'\t')) {
+        col = if b.get(i) == Some(&b'\t') {
+            (col / 8 + 1) * 8
+        } else {
+            col + 1
+        };
+        i += 1;
+    }
+    (col, i == at)
+}
+
+fn open_name(c: &Tok) -> &'static str {
+    match c {
+        Tok::RBrace => "{",
+        Tok::RParen => "(",
+        _ => "[",
+    }
+}
+
 /// Lex, drop error tokens, balance braces, cap depth.
+///
+/// Recovery heuristic (only for files whose braces do not balance) for a forgotten `}` of a
+/// value literal (`tcp dport { 22, 80` at the end
+/// of a line): a `}` that starts a line indented less than the line that opened a still-open
+/// literal closes that literal first (with an "unclosed `{`" error), so the enclosing chain or
+/// table keeps its shape.
 fn prepare(src: &str, errors: &mut Vec<SyntaxError>) -> Vec<lexer::Spanned> {
+    // Valid files are balanced as written; only unbalanced ones get the indentation heuristic.
+    let mut plain = Vec::new();
+    let toks = prepare_with(src, &mut plain, false);
+    let unbalanced = plain
+        .iter()
+        .any(|e| e.message == "unclosed `{`" || e.message.contains("without matching"));
+    if !unbalanced {
+        errors.extend(plain);
+        return toks;
+    }
+    prepare_with(src, errors, true)
+}
+
+fn prepare_with(src: &str, errors: &mut Vec<SyntaxError>, heuristic: bool) -> Vec<lexer::Spanned> {
     let mut out = Vec::new();
-    // Stack of open groups: (closing token, start, end).
-    let mut stack: Vec<(Tok, usize, usize)> = Vec::new();
+    let mut stack: Vec<Open> = Vec::new();
     let mut skip_depth = 0usize;
+    // First two words of the current statement (for classifying `{`).
+    let mut stmt: Vec<Tok> = Vec::new();
     for (l, t, r) in lexer::lex(src) {
         if skip_depth > 0 {
             match t {
@@ -65,52 +129,93 @@ fn prepare(src: &str, errors: &mut Vec<SyntaxError>) -> Vec<lexer::Spanned> {
                     Tok::LParen => Tok::RParen,
                     _ => Tok::RBracket,
                 };
-                stack.push((close, l, r));
+                let in_table = stack.last().is_some_and(|o| o.table_body);
+                let decl = |k: Option<&Tok>| {
+                    matches!(
+                        k,
+                        Some(
+                            Tok::KwTable
+                                | Tok::KwChain
+                                | Tok::KwSet
+                                | Tok::KwMap
+                                | Tok::KwFlowtable
+                        )
+                    )
+                };
+                let first = stmt.first();
+                let block = decl(first)
+                    || (matches!(first, Some(Tok::KwAdd | Tok::KwCreate)) && decl(stmt.get(1)))
+                    || (in_table
+                        && !matches!(
+                            first,
+                            Some(Tok::KwElements | Tok::KwDefine | Tok::KwRedefine)
+                        ));
+                let table_body = matches!(first, Some(Tok::KwTable))
+                    || (matches!(first, Some(Tok::KwAdd | Tok::KwCreate))
+                        && matches!(stmt.get(1), Some(Tok::KwTable)));
+                let (indent, _) = line_indent(src, l);
+                stack.push(Open {
+                    close,
+                    start: l,
+                    end: r,
+                    literal: !block,
+                    table_body,
+                    indent,
+                });
+                if t == Tok::LBrace {
+                    stmt.clear();
+                }
             }
             Tok::RBrace => {
-                if !stack.iter().any(|(c, _, _)| *c == Tok::RBrace) {
+                if !stack.iter().any(|o| o.close == Tok::RBrace) {
                     errors.push(err(l, r, "unexpected `}` without matching `{`"));
                     continue;
                 }
-                while let Some((c, ol, or)) = stack.pop() {
-                    if c == Tok::RBrace {
+                let (indent, first_on_line) = line_indent(src, l);
+                while let Some(o) = stack.pop() {
+                    let innermost_brace = o.close == Tok::RBrace
+                        && !(heuristic
+                            && first_on_line
+                            && o.literal
+                            && indent < o.indent
+                            && stack.iter().any(|x| x.close == Tok::RBrace));
+                    if innermost_brace {
                         break;
                     }
                     errors.push(err(
-                        ol,
-                        or,
-                        format!("unclosed `{}`", if c == Tok::RParen { "(" } else { "[" }),
+                        o.start,
+                        o.end,
+                        format!("unclosed `{}`", open_name(&o.close)),
                     ));
-                    // Keep parens balanced for the rule parser.
-                    out.push((l, c, l));
+                    // Keep groups balanced for the parser.
+                    out.push((l, o.close, l));
                 }
+                stmt.clear();
             }
             Tok::RParen | Tok::RBracket => {
-                if stack.last().map(|(c, _, _)| c) != Some(&t) {
+                if stack.last().map(|o| &o.close) != Some(&t) {
                     errors.push(err(l, r, format!("unexpected `{}`", lexer::punct_str(&t))));
                     continue;
                 }
                 stack.pop();
             }
-            _ => {}
+            Tok::Newline | Tok::Semi => stmt.clear(),
+            _ => {
+                if stmt.len() < 2 {
+                    stmt.push(t.clone());
+                }
+            }
         }
         out.push((l, t, r));
     }
     let end = src.len();
-    while let Some((c, ol, or)) = stack.pop() {
+    while let Some(o) = stack.pop() {
         errors.push(err(
-            ol,
-            or,
-            format!(
-                "unclosed `{}`",
-                match c {
-                    Tok::RBrace => "{",
-                    Tok::RParen => "(",
-                    _ => "[",
-                }
-            ),
+            o.start,
+            o.end,
+            format!("unclosed `{}`", open_name(&o.close)),
         ));
-        out.push((end, c, end));
+        out.push((end, o.close, end));
     }
     out
 }
@@ -961,10 +1066,15 @@ impl<'a> P<'a> {
         self.peek_tok_at(n).and_then(|t| t.word())
     }
 
+    /// Span of the next item; at the end, the span of the last item (so "expected a value"
+    /// points at the statement's last word rather than at an empty span).
     fn peek_span(&self) -> (usize, usize) {
         match self.peek() {
             Some(i) => (i.start(), i.end()),
-            None => (self.end, self.end),
+            None => match self.items.last() {
+                Some(i) => (i.start(), i.end()),
+                None => (self.end, self.end),
+            },
         }
     }
 

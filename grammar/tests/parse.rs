@@ -623,3 +623,42 @@ fn structural_errors_recover() {
         .expect("error at `{` of `table {`");
     assert!(e.expected.iter().any(|x| x == "identifier"), "{e:?}");
 }
+
+#[test]
+fn forgotten_literal_brace_keeps_chain_shape() {
+    let src =
+        "table ip t {\n\tchain c {\n\t\ttcp dport { 22, 80\n\t}\n\tchain d {\n\t\taccept\n\t}\n}\n";
+    let p = parse(src);
+    assert_eq!(p.errors.len(), 1, "{:#?}", p.errors);
+    assert_eq!(p.errors[0].message, "unclosed `{`");
+    assert_eq!(p.errors[0].span.start as usize, src.find("{ 22").unwrap());
+    let CommandKind::Table(t) = &p.file.commands[0].kind else {
+        panic!()
+    };
+    let names: Vec<&str> = t
+        .items
+        .iter()
+        .filter_map(|i| {
+            if let TableItem::Chain(c) = i {
+                Some(c.name.name.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(names, ["c", "d"]);
+}
+
+#[test]
+fn odd_indentation_of_valid_files_is_fine() {
+    // Balanced files never get the indentation heuristic.
+    let src = "table ip t {\n\tchain c {\n\t\ttcp dport {\n22, 80\n}\n\t}\n}\n";
+    let f = ok(src);
+    let CommandKind::Table(t) = &f.commands[0].kind else {
+        panic!()
+    };
+    let TableItem::Chain(c) = &t.items[0] else {
+        panic!()
+    };
+    assert_eq!(c.rules.len(), 1);
+}
