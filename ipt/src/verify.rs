@@ -98,6 +98,10 @@ pub struct VerifyOptions {
     pub live_num_entries: Option<u32>,
     /// Skip the final table lookup (unknown name → ENOENT, valid_hooks mismatch → EINVAL).
     pub skip_table_lookup: bool,
+    /// Accept matches/targets outside nfc's registry (a kernel knows many more) without their
+    /// size/table/hook/protocol checks; they become `Match::Other`/`Target::Other`. Off by
+    /// default: then they are ENOENT, as on a kernel without their modules.
+    pub allow_unknown_extensions: bool,
 }
 
 /// The target of a verified entry.
@@ -228,7 +232,13 @@ pub fn verify_with(blob: &[u8], opts: &VerifyOptions) -> Result<VerifiedTable, V
     // find_check_entry for each entry.
     let mut out = Vec::with_capacity(es.len());
     for (i, e) in es.iter().enumerate() {
-        out.push(find_check_entry(ent, e, &name, comefrom[i])?);
+        out.push(find_check_entry(
+            ent,
+            e,
+            &name,
+            comefrom[i],
+            opts.allow_unknown_extensions,
+        )?);
     }
 
     // __do_replace
@@ -737,7 +747,13 @@ const CT_HELPERS: [(&str, u16); 13] = [
     ("snmp_trap", 17),
 ];
 
-fn find_check_entry(ent: &[u8], e: &E, table: &str, comefrom: u32) -> Result<VEntry, VerifyError> {
+fn find_check_entry(
+    ent: &[u8],
+    e: &E,
+    table: &str,
+    comefrom: u32,
+    allow_unknown: bool,
+) -> Result<VEntry, VerifyError> {
     let off = e.off;
     let h = &e.hdr;
     let einval = |r: &str| err(Errno::EINVAL, Some(off), r);
@@ -758,12 +774,24 @@ fn find_check_entry(ent: &[u8], e: &E, table: &str, comefrom: u32) -> Result<VEn
         if mh.name_unterminated {
             return Err(einval("match name not terminated"));
         }
-        let x = xt_find(
+        let found = xt_find(
             MATCHES.iter().chain(std::iter::once(&LIMIT)),
             &mh.name,
             mh.revision,
-        )
-        .map_err(|en| {
+        );
+        if found.is_err() && allow_unknown {
+            let data = bytes(ent, off + pos + XT_HDR_SIZE, ms - XT_HDR_SIZE)
+                .ok_or_else(|| einval("truncated match"))?;
+            let name = String::from_utf8_lossy(&mh.name);
+            matches.push(Match::Other {
+                name: name.into_owned(),
+                revision: mh.revision,
+                data: data.to_vec(),
+            });
+            pos += ms;
+            continue;
+        }
+        let x = found.map_err(|en| {
             err(
                 en,
                 Some(off),
@@ -789,12 +817,29 @@ fn find_check_entry(ent: &[u8], e: &E, table: &str, comefrom: u32) -> Result<VEn
     if th.name_unterminated {
         return Err(einval("target name not terminated"));
     }
-    let x = xt_find(
+    let found = xt_find(
         TARGETS.iter().chain(std::iter::once(&REDIRECT)),
         &th.name,
         th.revision,
-    )
-    .map_err(|en| {
+    );
+    if found.is_err() && allow_unknown {
+        let data = bytes(ent, off + toff + XT_HDR_SIZE, ts - XT_HDR_SIZE)
+            .ok_or_else(|| einval("truncated target"))?;
+        let name = String::from_utf8_lossy(&th.name).into_owned();
+        return Ok(VEntry {
+            offset: off as u32,
+            next_offset: next as u32,
+            ip: h.ip,
+            matches,
+            target: VTarget::Ext(Target::Other {
+                name,
+                revision: th.revision,
+                data: data.to_vec(),
+            }),
+            comefrom,
+        });
+    }
+    let x = found.map_err(|en| {
         err(
             en,
             Some(off),
@@ -996,6 +1041,38 @@ mod tests {
         for n in 0..b.len() {
             let _ = verify(&b[..n]);
         }
+    }
+
+    #[test]
+    fn unknown_extensions_are_enoent_unless_allowed() {
+        let mut t = Table::new("filter").unwrap();
+        let mut r = Rule::new(Target::Other {
+            name: "TCPMSS".into(),
+            revision: 0,
+            data: vec![0; 8],
+        });
+        r.matches.push(Match::Other {
+            name: "statistic".into(),
+            revision: 0,
+            data: vec![0; 24],
+        });
+        t.builtins[0].rules.push(r);
+        let b = encode(&t).unwrap();
+        assert_eq!(verify(&b).unwrap_err().errno, Errno::ENOENT);
+        let v = verify_with(
+            &b,
+            &VerifyOptions {
+                allow_unknown_extensions: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            matches!(&v.entries[0].target, VTarget::Ext(Target::Other { name, .. }) if name == "TCPMSS")
+        );
+        assert!(
+            matches!(&v.entries[0].matches[0], Match::Other { name, .. } if name == "statistic")
+        );
     }
 
     #[test]

@@ -284,6 +284,7 @@ fn our_errno(blob: &[u8]) -> i32 {
     let opts = VerifyOptions {
         live_num_entries: Some(fresh_entries(&name)),
         skip_table_lookup: false,
+        ..Default::default()
     };
     match verify_with(blob, &opts) {
         Ok(_) => 0,
@@ -670,6 +671,7 @@ fn broken_blobs_get_the_kernels_errno() {
                 &VerifyOptions {
                     live_num_entries: Some(4),
                     skip_table_lookup: false,
+                    ..Default::default()
                 },
             )
             .err();
@@ -745,6 +747,7 @@ fn truncations_and_corruptions_match_the_kernel() {
                 &VerifyOptions {
                     live_num_entries: Some(4),
                     skip_table_lookup: false,
+                    ..Default::default()
                 },
             )
             .err();

@@ -87,8 +87,8 @@ fn exercise(b: &[u8]) -> bool {
                 verify_with(
                     &again,
                     &VerifyOptions {
-                        live_num_entries: None,
-                        skip_table_lookup: true
+                        skip_table_lookup: true,
+                        ..Default::default()
                     }
                 )
                 .is_ok()
