@@ -326,3 +326,104 @@ mod tests {
         );
     }
 }
+
+/// One record of a `.t.payload` file: the rule, the table/chain line, the anonymous-set
+/// lines and the expressions (`[ ... ]` lines, brackets stripped).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PayloadRecord {
+    pub rule: String,
+    pub family: String,
+    pub table: String,
+    pub chain: String,
+    pub set_lines: Vec<String>,
+    pub exprs: Vec<String>,
+}
+
+/// Parse a `.t.payload[.family]` file (libnftnl debug format).
+pub fn parse_payload(text: &str) -> Vec<PayloadRecord> {
+    let mut out = Vec::new();
+    let mut cur: Option<PayloadRecord> = None;
+    for line in text.lines() {
+        if let Some(rule) = line.strip_prefix("# ") {
+            if let Some(r) = cur.take() {
+                out.push(r);
+            }
+            cur = Some(PayloadRecord {
+                rule: rule.trim().to_string(),
+                ..PayloadRecord::default()
+            });
+            continue;
+        }
+        let Some(r) = cur.as_mut() else { continue };
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if let Some(e) = t.strip_prefix('[') {
+            r.exprs.push(e.trim_end_matches(']').trim().to_string());
+        } else if t.starts_with("__set") || t.starts_with("__map") || t.starts_with("element") {
+            r.set_lines.push(t.to_string());
+        } else {
+            let mut w = t.split_whitespace();
+            r.family = w.next().unwrap_or("").to_string();
+            r.table = w.next().unwrap_or("").to_string();
+            r.chain = w.next().unwrap_or("").to_string();
+        }
+    }
+    if let Some(r) = cur.take() {
+        out.push(r);
+    }
+    out
+}
+
+/// The `meta nfproto` / `meta l4proto` equality tests of a record, in order, as
+/// (key, value): `[ meta load l4proto => reg 1 ]` + `[ cmp eq reg 1 0x00000006 ]` ⇒
+/// `("l4proto", 6)`. Registers hold host-order (little-endian) words.
+pub fn meta_proto_tests(rec: &PayloadRecord) -> Vec<(String, u8)> {
+    let mut out = Vec::new();
+    for w in rec.exprs.windows(2) {
+        let Some(rest) = w[0].strip_prefix("meta load ") else {
+            continue;
+        };
+        let mut p = rest.split_whitespace();
+        let key = p.next().unwrap_or("");
+        if key != "nfproto" && key != "l4proto" {
+            continue;
+        }
+        let reg = rest.rsplit(' ').next().unwrap_or("");
+        let Some(cmp) = w[1].strip_prefix(&format!("cmp eq reg {reg} 0x")) else {
+            continue;
+        };
+        if let Ok(v) = u32::from_str_radix(cmp.trim(), 16) {
+            out.push((key.to_string(), (v & 0xff) as u8));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use super::*;
+
+    #[test]
+    fn reads_records_and_meta_tests() {
+        let t = "# tcp dport { 22, 53 }\n__set%d test-inet 3\n__set%d test-inet 0\n\telement 00001600  : 0 [end]\n\
+                 inet test-inet input\n  [ meta load l4proto => reg 1 ]\n  [ cmp eq reg 1 0x00000006 ]\n\
+                 [ payload load 2b @ transport header + 2 => reg 1 ]\n\n# ip saddr 1.1.1.1\nip test-ip4 input\n\
+                 [ payload load 4b @ network header + 12 => reg 1 ]\n";
+        let r = parse_payload(t);
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (
+                r[0].family.as_str(),
+                r[0].table.as_str(),
+                r[0].chain.as_str()
+            ),
+            ("inet", "test-inet", "input")
+        );
+        assert_eq!(r[0].set_lines.len(), 3);
+        assert_eq!(r[0].exprs.len(), 3);
+        assert_eq!(meta_proto_tests(&r[0]), vec![("l4proto".to_string(), 6)]);
+        assert!(meta_proto_tests(&r[1]).is_empty());
+    }
+}

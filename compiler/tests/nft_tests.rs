@@ -338,3 +338,83 @@ fn nft_tests_py_ip_inet() {
         "fail rejection rate regressed"
     );
 }
+
+/// The implicit dependencies the checker inserts, compared with the `meta nfproto` /
+/// `meta l4proto` tests in nft's own bytecode (`.t.payload`) for every accepted ok line.
+#[test]
+fn dependencies_match_nft_bytecode() {
+    use nfr_compiler::hir::{ExprKind, Op, Rhs};
+    use nfr_compiler::nft_t::{meta_proto_tests, parse_payload};
+    let Some(root) = corpus() else {
+        println!("SKIP: ../shared/corpus/nft-tests-py not found; dependency comparison not run");
+        return;
+    };
+    let verbose = std::env::var("NFR_NFT_T_VERBOSE").is_ok();
+    let (mut same, mut compared) = (0usize, 0usize);
+    for dir in ["ip", "inet"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "t"));
+        files.sort();
+        for path in files {
+            let tf = TFile::parse(&std::fs::read_to_string(&path).unwrap_or_default());
+            for case in tf.cases(&["ip", "ip6", "inet"]) {
+                let (LineKind::Rule(rule), Expect::Ok(_), false) =
+                    (&case.line.kind, &case.line.expect, case.line.disabled)
+                else {
+                    continue;
+                };
+                let fam = &case.table.family;
+                let specific = PathBuf::from(format!("{}.payload.{fam}", path.display()));
+                let generic = PathBuf::from(format!("{}.payload", path.display()));
+                let text = std::fs::read_to_string(&specific)
+                    .or_else(|_| std::fs::read_to_string(&generic));
+                let Ok(text) = text else { continue };
+                let recs = parse_payload(&text);
+                let Some(rec) = recs
+                    .iter()
+                    .find(|r| r.rule == *rule && (r.family == *fam || r.family.is_empty()))
+                else {
+                    continue;
+                };
+                let (_, hir, _) = check_source("case.nfr", &case.source);
+                let Some(hir) = hir else { continue };
+                let Some(r) = hir.chains.first().and_then(|c| c.rules.first()) else {
+                    continue;
+                };
+                let got: Vec<(String, u8)> = r
+                    .matches()
+                    .filter_map(|m| match (&m.left.kind, m.op, &m.right) {
+                        (ExprKind::Meta { key }, Op::Eq, Rhs::Value(v))
+                            if matches!(key.name, "nfproto" | "l4proto") =>
+                        {
+                            Some((key.name.to_string(), *v.bytes.first()?))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let want = meta_proto_tests(rec);
+                compared += 1;
+                if got == want {
+                    same += 1;
+                } else if verbose {
+                    println!(
+                        "DEPS {}:{} [{fam}] {rule}\n  nft: {want:?}\n  nfc: {got:?}",
+                        path.display(),
+                        case.line.lineno
+                    );
+                }
+            }
+        }
+    }
+    println!(
+        "dependencies identical to nft's bytecode: {same}/{compared} ({:.1}%)",
+        pct(same, compared)
+    );
+    assert!(
+        compared > 500,
+        "too few payload records compared: {compared}"
+    );
+    assert!(pct(same, compared) >= 99.5, "dependencies drifted from nft");
+}

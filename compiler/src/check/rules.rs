@@ -393,6 +393,23 @@ impl Ctx {
         })
     }
 
+    /// Dependencies of the selectors a statement value reads (`meta mark set ip dscp` in an
+    /// inet table needs `meta nfproto ipv4`, as in nft's bytecode).
+    fn operand_needs(
+        &mut self,
+        v: &Operand,
+        st: &mut DepState,
+        items: &mut Vec<Item>,
+    ) -> Option<()> {
+        let mut ns = Vec::new();
+        match v {
+            Operand::Expr(e) => needs(e, self.family, &mut ns),
+            Operand::Map { key, .. } => needs(key, self.family, &mut ns),
+            Operand::Value(_) => {}
+        }
+        self.apply_needs(st, &ns, items).then_some(())
+    }
+
     /// The map of a `KEY map { ... }` / `KEY map @m` lookup, with data types `data`.
     pub(crate) fn lookup_map(
         &mut self,
@@ -551,6 +568,7 @@ impl Ctx {
                 match &k.kind {
                     ExprKind::Meta { key: mk } => {
                         let v = self.operand(value, k.ty)?;
+                        self.operand_needs(&v, st, items)?;
                         StmtKind::MetaSet { key: mk, value: v }
                     }
                     ExprKind::Ct { key: ck, .. } => {
@@ -572,6 +590,7 @@ impl Ctx {
                             return None;
                         }
                         let v = self.operand(value, k.ty)?;
+                        self.operand_needs(&v, st, items)?;
                         StmtKind::CtSet { key: ck, value: v }
                     }
                     ExprKind::Payload { .. } => {
@@ -581,6 +600,7 @@ impl Ctx {
                             return None;
                         }
                         let v = self.operand(value, k.ty)?;
+                        self.operand_needs(&v, st, items)?;
                         StmtKind::PayloadSet { field: k, value: v }
                     }
                     _ => {
