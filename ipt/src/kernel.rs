@@ -240,6 +240,58 @@ pub fn send_raw_ipv4(pkt: &[u8], mark: Option<u32>) -> Result<(), KernelError> {
     }
 }
 
+/// Send one Ethernet frame out of interface `ifname` with an `AF_PACKET` socket (no netfilter
+/// hook on the way out; the peer receives it on its ingress path).
+pub fn send_frame(ifname: &str, frame: &[u8]) -> Result<(), KernelError> {
+    let name = std::ffi::CString::new(ifname).map_err(|_| KernelError {
+        op: "ifname",
+        errno: libc::EINVAL,
+    })?;
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 {
+        return Err(last_err("if_nametoindex"));
+    }
+    let dst: [u8; 6] = arr(frame, 0).ok_or(KernelError {
+        op: "ethernet header",
+        errno: libc::EINVAL,
+    })?;
+    // SAFETY: plain socket(2) call; the fd is owned by `Sock` and closed on drop.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    if fd < 0 {
+        return Err(last_err("socket(AF_PACKET)"));
+    }
+    let sock = Sock(fd);
+    let mut addr = [0u8; 8];
+    addr[..6].copy_from_slice(&dst);
+    let sll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: 0,
+        sll_ifindex: ifindex as i32,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr: addr,
+    };
+    // SAFETY: `frame` is readable for `frame.len()` bytes and `sll` is a valid sockaddr_ll whose
+    // size is passed; both outlive the call.
+    let r = unsafe {
+        libc::sendto(
+            sock.0,
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(last_err("sendto(AF_PACKET)"))
+    } else {
+        Ok(())
+    }
+}
+
 /// Load an `ipt_replace` blob with `IPT_SO_SET_REPLACE` into the current network namespace.
 /// `num_counters` is replaced by the live table's entry count and the counters pointer by a
 /// buffer of ours, unless `num_counters_override` is given (for tests).
