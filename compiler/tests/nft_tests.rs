@@ -418,3 +418,166 @@ fn dependencies_match_nft_bytecode() {
     );
     assert!(pct(same, compared) >= 99.5, "dependencies drifted from nft");
 }
+
+/// Payload matches (`tcp dport 22`, `ip dscp cs1`, `ip6 saddr ::1`): the load window, mask
+/// and value the Hir describes, compared with nft's bytecode for every accepted ok line.
+#[test]
+fn payload_values_match_nft_bytecode() {
+    use nfr_compiler::hir::{ExprKind, Op, PayloadBase, Rhs};
+    use nfr_compiler::nft_t::parse_payload;
+    let Some(root) = corpus() else {
+        println!("SKIP: ../shared/corpus/nft-tests-py not found; payload comparison not run");
+        return;
+    };
+    let verbose = std::env::var("NFR_NFT_T_VERBOSE").is_ok();
+    let words = |s: &str| -> Vec<u8> {
+        s.split_whitespace()
+            .filter_map(|w| u32::from_str_radix(w.trim_start_matches("0x"), 16).ok())
+            .flat_map(u32::to_le_bytes)
+            .collect()
+    };
+    let (mut same, mut compared) = (0usize, 0usize);
+    for dir in ["ip", "inet"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "t"));
+        files.sort();
+        for path in files {
+            let tf = TFile::parse(&std::fs::read_to_string(&path).unwrap_or_default());
+            for case in tf.cases(&["ip", "ip6", "inet"]) {
+                let (LineKind::Rule(rule), Expect::Ok(_), false) =
+                    (&case.line.kind, &case.line.expect, case.line.disabled)
+                else {
+                    continue;
+                };
+                let fam = &case.table.family;
+                let specific = PathBuf::from(format!("{}.payload.{fam}", path.display()));
+                let generic = PathBuf::from(format!("{}.payload", path.display()));
+                let Ok(text) = std::fs::read_to_string(&specific)
+                    .or_else(|_| std::fs::read_to_string(&generic))
+                else {
+                    continue;
+                };
+                let recs = parse_payload(&text);
+                let Some(rec) = recs
+                    .iter()
+                    .find(|r| r.rule == *rule && (r.family == *fam || r.family.is_empty()))
+                else {
+                    continue;
+                };
+                let (_, hir, _) = check_source("case.nfr", &case.source);
+                let Some(r) = hir
+                    .as_ref()
+                    .and_then(|h| h.chains.first())
+                    .and_then(|c| c.rules.first())
+                else {
+                    continue;
+                };
+                // every simple payload comparison, in order
+                let mut cursor = 0usize;
+                for m in r.matches() {
+                    let (ExprKind::Payload { base, .. }, Op::Eq | Op::Neq, Rhs::Value(v)) =
+                        (&m.left.kind, m.op, &m.right)
+                    else {
+                        continue;
+                    };
+                    let Some((off, len, mask, shift)) = m.left.load_window() else {
+                        continue;
+                    };
+                    let base = match base {
+                        PayloadBase::Link => "link",
+                        PayloadBase::Network => "network",
+                        PayloadBase::Transport => "transport",
+                    };
+                    // value shifted into the window
+                    let mut val: u128 = v.as_u128() << shift;
+                    let mut want = vec![0u8; len as usize];
+                    for b in want.iter_mut().rev() {
+                        *b = (val & 0xff) as u8;
+                        val >>= 8;
+                    }
+                    let load = format!("payload load {len}b @ {base} header + {off} => reg ");
+                    let op = if m.op == Op::Eq { "eq" } else { "neq" };
+                    compared += 1;
+                    let found = rec
+                        .exprs
+                        .iter()
+                        .enumerate()
+                        .skip(cursor)
+                        .find(|(_, e)| e.starts_with(&load));
+                    let ok = found.is_some_and(|(i, _)| {
+                        let mut j = i + 1;
+                        let mut mask_ok = mask.is_none();
+                        if let Some(b) = rec.exprs.get(j).filter(|e| e.starts_with("bitwise")) {
+                            if let (Some(mk), Some(a)) = (&mask, b.split("& ").nth(1)) {
+                                let got = words(a.split(')').next().unwrap_or(""));
+                                mask_ok = got.get(..mk.len()) == Some(mk.as_slice());
+                            }
+                            j += 1;
+                        }
+                        let Some(cmp) = rec.exprs.get(j) else {
+                            return false;
+                        };
+                        let Some(rest) = cmp.strip_prefix(&format!("cmp {op} reg ")) else {
+                            return false;
+                        };
+                        let vals = words(rest.split_once(' ').map_or("", |x| x.1));
+                        cursor = j;
+                        mask_ok && vals.get(..want.len()) == Some(want.as_slice())
+                    });
+                    // nft merges adjacent comparisons into one wider load (payloadmerge.t):
+                    // accept our window inside a merged load with the same bytes there
+                    let merged = !ok
+                        && mask.is_none()
+                        && m.op == Op::Eq
+                        && rec.exprs.windows(2).any(|w| {
+                            let Some(rest) = w[0].strip_prefix("payload load ") else {
+                                return false;
+                            };
+                            let Some((n, tail)) = rest.split_once("b @ ") else {
+                                return false;
+                            };
+                            let Some(o) = tail
+                                .strip_prefix(&format!("{base} header + "))
+                                .and_then(|t| t.split_whitespace().next())
+                            else {
+                                return false;
+                            };
+                            let (Ok(n), Ok(o)) = (n.parse::<u32>(), o.parse::<u32>()) else {
+                                return false;
+                            };
+                            if !(o <= off && off + len <= o + n) {
+                                return false;
+                            }
+                            let Some(rest) = w[1].strip_prefix("cmp eq reg ") else {
+                                return false;
+                            };
+                            let vals = words(rest.split_once(' ').map_or("", |x| x.1));
+                            let at = (off - o) as usize;
+                            vals.get(at..at + want.len()) == Some(want.as_slice())
+                        });
+                    if ok || merged {
+                        same += 1;
+                    } else if verbose {
+                        println!(
+                            "PAYLOAD {}:{} [{fam}] {rule}\n  nfc: {load}.. {op} {want:02x?} mask {mask:02x?}\n  nft: {:?}",
+                            path.display(),
+                            case.line.lineno,
+                            rec.exprs
+                        );
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "payload comparisons identical to nft's bytecode: {same}/{compared} ({:.1}%)",
+        pct(same, compared)
+    );
+    assert!(compared > 250, "too few payload comparisons: {compared}");
+    assert!(
+        pct(same, compared) >= 99.0,
+        "payload windows/values drifted from nft"
+    );
+}
