@@ -137,11 +137,13 @@ pub fn check(
         .filter(|c| c.hook.is_some())
         .map(|c| c.span)
         .collect();
+    // after a syntax error chains may have lost their hook or jumps: reachability is unreliable
+    let syntax_errors = cx.diags.iter().any(|d| d.code == "E0001");
     let mut diags = cx.diags;
     diags.extend(
         loops::check_graph(&loops::graph_from_hir(&hir))
             .into_iter()
-            .filter(|d| !(d.code == "W0600" && hooked.contains(&d.primary))),
+            .filter(|d| !(d.code == "W0600" && (syntax_errors || hooked.contains(&d.primary)))),
     );
     if diags.iter().all(|d| !d.is_error()) {
         diags.extend(rules::placement(&hir));

@@ -78,7 +78,7 @@ pub fn flatten(
     let parsed = nfr_grammar::parse(sources.text(file));
     for e in &parsed.errors {
         let mut d = Diagnostic::error("E0001", sp(file, e.span), e.message.clone());
-        if !e.expected.is_empty() {
+        if !e.expected.is_empty() && !e.message.contains("expected") {
             let mut exp = e.expected.clone();
             exp.truncate(12);
             d = d.with_note(format!("expected one of: {}", exp.join(", ")));
