@@ -594,7 +594,63 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Option<i32>)> {
     if let Match::Limit(l) = &mut r.matches[0] {
         l.burst = 0;
     }
-    v.push(("limit-burst-zero", one("filter", Hook::Input, r), None));
+    v.push(("limit-burst-zero", one("filter", Hook::Input, r), Some(34)));
+    let mut r = rule("-m limit --limit 1/day --limit-burst 10");
+    if let Match::Limit(l) = &mut r.matches[0] {
+        assert_eq!(l.avg, 864_000_000);
+    }
+    v.push((
+        "limit-avg-times-burst-overflows",
+        one("filter", Hook::Input, r),
+        Some(34),
+    ));
+    let mut r = rule("-p tcp -j CT --helper ftp");
+    if let Target::Ct { info, .. } = &mut r.target {
+        info.helper = b"abcdefghijklmnop".to_vec(); // 16 bytes: no NUL in helper[16]
+    }
+    let mut b = one("raw", Hook::Prerouting, r);
+    let e0 = &entries_of(&b)[0];
+    let h = 96 + e0.offset + e0.hdr.target_offset as usize + 32 + 12;
+    b[h..h + 16].copy_from_slice(b"abcdefghijklmnop");
+    v.push(("ct-helper-name-too-long", b, Some(36)));
+    v.push((
+        "ct-timeout-unknown",
+        one(
+            "raw",
+            Hook::Prerouting,
+            rule("-p tcp -j CT --timeout nosuch"),
+        ),
+        Some(2),
+    ));
+    let mut r = rule("-j ACCEPT");
+    r.matches.push(Match::Other {
+        name: "conntrack".into(),
+        revision: 2,
+        data: vec![0; 160],
+    });
+    v.push((
+        "conntrack-rev2-empty",
+        one("filter", Hook::Input, r),
+        Some(0),
+    ));
+    let mut r = rule("-j ACCEPT");
+    r.matches.push(Match::Other {
+        name: "state".into(),
+        revision: 0,
+        data: vec![2, 0, 0, 0, 0, 0, 0, 0],
+    });
+    v.push(("state-rev0", one("filter", Hook::Input, r), Some(0)));
+    let mut r = rule("-j ACCEPT");
+    r.matches.push(Match::Other {
+        name: "comment".into(),
+        revision: 0,
+        data: vec![b'x'; 248],
+    });
+    v.push((
+        "comment-size-wrong",
+        one("filter", Hook::Input, r),
+        Some(22),
+    ));
     v.push((
         "ct-helper-without-proto",
         one("raw", Hook::Prerouting, rule("-j CT --helper ftp")),
@@ -662,6 +718,7 @@ fn broken_blobs_get_the_kernels_errno() {
     for (name, blob, expect) in &all {
         let k = kernel_errno(blob.clone());
         let o = our_errno(blob);
+        println!("{name:32} kernel {k:3}  verify {o:3}");
         if let Some(e) = expect.filter(|e| k != *e) {
             bad.push(format!("{name}: kernel says {k}, test expected {e}"));
         }
