@@ -979,6 +979,31 @@ mod hooks_check {
             }
         };
         let device = h.devices.first().map(|d| d.value.clone());
+        match (hook, &device) {
+            (Hook::Ingress, None) => {
+                ok = false;
+                cx.diags.push(
+                    Diagnostic::error(
+                        "E0400",
+                        cx.sp(h.hook.span),
+                        "an ingress chain needs a device",
+                    )
+                    .with_help("write `type filter hook ingress device \"eth0\" priority 0;`"),
+                );
+            }
+            (Hook::Ingress, Some(_)) | (_, None) => {}
+            (_, Some(_)) => {
+                ok = false;
+                cx.diags.push(Diagnostic::error(
+                    "E0400",
+                    cx.sp(h.span),
+                    format!(
+                        "`device` is only valid on the ingress hook, not {}",
+                        hook.name()
+                    ),
+                ));
+            }
+        }
         ok.then(|| BaseChain {
             ty,
             hook,

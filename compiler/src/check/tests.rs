@@ -366,6 +366,18 @@ fn base_chain_checks() {
         codes("table arp t { chain c { type filter hook input priority 0; } }"),
         vec!["E0020"]
     );
+    assert_eq!(
+        codes("table inet t { chain c { type filter hook ingress priority 0; } }"),
+        vec!["E0400"]
+    );
+    assert!(
+        codes("table inet t { chain c { type filter hook ingress device \"lo\" priority 0; } }")
+            .is_empty()
+    );
+    assert_eq!(
+        codes("table ip t { chain c { type filter hook input device \"lo\" priority 0; } }"),
+        vec!["E0400"]
+    );
     let h =
         ok("table ip t { chain c { type filter hook input priority mangle - 5; policy drop; } }");
     let b = h.chains[0].base().unwrap();
