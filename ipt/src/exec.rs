@@ -97,6 +97,10 @@ pub struct ExecTable {
     table: VerifiedTable,
     counters: Vec<Counters>,
     limits: Vec<Vec<LimitPriv>>,
+    /// Index of each entry's successor (`ipt_next_entry`).
+    next: Vec<Option<usize>>,
+    /// Index of each standard target's jump destination (verdict ≥ 0).
+    jump: Vec<Option<usize>>,
     /// Safety net: maximum entries visited per packet (a verified table never needs it).
     pub max_steps: usize,
 }
@@ -136,10 +140,25 @@ impl ExecTable {
             .iter()
             .map(|e| vec![LimitPriv::default(); e.matches.len()])
             .collect();
+        let next = table
+            .entries
+            .iter()
+            .map(|e| table.index_of(e.offset + e.next_offset))
+            .collect();
+        let jump = table
+            .entries
+            .iter()
+            .map(|e| match e.target {
+                VTarget::Standard(v) if v >= 0 => table.index_of(v as u32),
+                _ => None,
+            })
+            .collect();
         Ok(ExecTable {
             table,
             counters,
             limits,
+            next,
+            jump,
             max_steps: 1 << 20,
         })
     }
@@ -213,7 +232,7 @@ impl ExecTable {
             let Some(ent) = self.table.entries.get(e) else {
                 break Verdict::Drop;
             };
-            let next = self.table.index_of(ent.offset + ent.next_offset);
+            let next = self.next.get(e).copied().flatten();
             let mut matched = ip_packet_match(&ctx, &ent.ip);
             if matched {
                 for (mi, m) in ent.matches.iter().enumerate() {
@@ -251,11 +270,7 @@ impl ExecTable {
                         }
                         let to = match stack.pop() {
                             None => self.table.index_of(self.table.underflow[h]),
-                            Some(from) => self
-                                .table
-                                .entries
-                                .get(from)
-                                .and_then(|f| self.table.index_of(f.offset + f.next_offset)),
+                            Some(from) => self.next.get(from).copied().flatten(),
                         };
                         match to {
                             Some(t) => e = t,
@@ -269,7 +284,7 @@ impl ExecTable {
                         }
                         stack.push(e);
                     }
-                    match self.table.index_of(v as u32) {
+                    match self.jump.get(e).copied().flatten() {
                         Some(t) => e = t,
                         None => break Verdict::Drop,
                     }

@@ -480,4 +480,213 @@ impl Table {
         v.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         v
     }
+    /// Add an empty user chain (no-op if it exists); returns whether it was added.
+    pub fn add_user_chain(&mut self, name: &str) -> bool {
+        if self.user_chains.iter().any(|c| c.name == name) {
+            return false;
+        }
+        self.user_chains.push(UserChain {
+            name: name.to_string(),
+            rules: Vec::new(),
+        });
+        true
+    }
+    /// Append a rule to a chain (built-in by name, or user chain); `false` if there is no such
+    /// chain.
+    pub fn append(&mut self, chain: &str, rule: Rule) -> bool {
+        match self.rules_mut(chain) {
+            Some(r) => {
+                r.push(rule);
+                true
+            }
+            None => false,
+        }
+    }
+    /// Set a built-in chain's policy; `false` if the table has no such hook.
+    pub fn set_policy(&mut self, hook: Hook, policy: Policy) -> bool {
+        match self.builtins.iter_mut().find(|c| c.hook == hook) {
+            Some(c) => {
+                c.policy = policy;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Rule {
+    /// Builder: add a match.
+    pub fn with_match(mut self, m: Match) -> Self {
+        self.matches.push(m);
+        self
+    }
+    /// Builder: set `-p proto` (optionally inverted).
+    pub fn with_proto(mut self, proto: u16, invert: bool) -> Self {
+        self.ip.set_proto(proto, invert);
+        self
+    }
+}
+
+impl Match {
+    /// `-m tcp` with optional source/destination port ranges (host order, inclusive).
+    pub fn tcp(sport: Option<[u16; 2]>, dport: Option<[u16; 2]>) -> Match {
+        let mut t = XtTcp::default();
+        if let Some(p) = sport {
+            t.spts = p;
+        }
+        if let Some(p) = dport {
+            t.dpts = p;
+        }
+        Match::Tcp(t)
+    }
+    /// `-m udp` with optional port ranges.
+    pub fn udp(sport: Option<[u16; 2]>, dport: Option<[u16; 2]>) -> Match {
+        let mut u = XtUdp::default();
+        if let Some(p) = sport {
+            u.spts = p;
+        }
+        if let Some(p) = dport {
+            u.dpts = p;
+        }
+        Match::Udp(u)
+    }
+    /// `-m conntrack --ctstate` with `XT_CONNTRACK_STATE_*` bits.
+    pub fn ct_state(state_mask: u16, invert: bool) -> Match {
+        Match::Conntrack(ConntrackMtInfo3 {
+            match_flags: XT_CONNTRACK_STATE,
+            invert_flags: if invert { XT_CONNTRACK_STATE } else { 0 },
+            state_mask,
+            ..Default::default()
+        })
+    }
+    /// `-m mark --mark value/mask`.
+    pub fn mark(mark: u32, mask: u32, invert: bool) -> Match {
+        Match::Mark(MarkMtInfo1 {
+            mark,
+            mask,
+            invert: invert as u8,
+        })
+    }
+    /// `-m comment --comment text` (truncated to 255 bytes).
+    pub fn comment(text: &str) -> Match {
+        Match::Comment(text.as_bytes().iter().take(255).copied().collect())
+    }
+    /// `-m limit --limit rate/sec-equivalent --limit-burst burst`: `avg` in XT_LIMIT_SCALE units
+    /// per packet (10000 = one per second).
+    pub fn limit(avg: u32, burst: u32) -> Match {
+        Match::Limit(RateInfo { avg, burst })
+    }
+}
+
+impl Target {
+    /// `-j MARK --set-xmark mark/mask`.
+    pub fn set_xmark(mark: u32, mask: u32) -> Target {
+        Target::Mark(MarkTgInfo2 { mark, mask })
+    }
+    /// `-j LOG --log-prefix prefix --log-level level` (prefix truncated to 29 bytes).
+    pub fn log(prefix: &str, level: u8) -> Target {
+        Target::Log(LogInfo {
+            level,
+            logflags: 0,
+            prefix: prefix.as_bytes().iter().take(29).copied().collect(),
+        })
+    }
+    /// `-j DNAT --to-destination addr[:port]` (revision 2, as iptables 1.8.9 sends it).
+    pub fn dnat(addr: [u8; 4], port: Option<u16>) -> Target {
+        let mut range = NatRange {
+            flags: NF_NAT_RANGE_MAP_IPS,
+            min_addr: addr,
+            max_addr: addr,
+            ..Default::default()
+        };
+        if let Some(p) = port {
+            range.flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
+            range.min_proto = p;
+            range.max_proto = p;
+        }
+        Target::Nat {
+            kind: NatKind::Dnat,
+            revision: 2,
+            range,
+            rangesize: 1,
+        }
+    }
+    /// `-j SNAT --to-source addr` (revision 0, as iptables 1.8.9 sends it).
+    pub fn snat(addr: [u8; 4]) -> Target {
+        let range = NatRange {
+            flags: NF_NAT_RANGE_MAP_IPS,
+            min_addr: addr,
+            max_addr: addr,
+            ..Default::default()
+        };
+        Target::Nat {
+            kind: NatKind::Snat,
+            revision: 0,
+            range,
+            rangesize: 1,
+        }
+    }
+    /// `-j MASQUERADE` (revision 0).
+    pub fn masquerade() -> Target {
+        Target::Nat {
+            kind: NatKind::Masquerade,
+            revision: 0,
+            range: NatRange::default(),
+            rangesize: 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{encode, parse_save};
+
+    #[test]
+    fn builders_equal_parsed_rules() {
+        let text = "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:web - [0:0]\n\
+            -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+            -A INPUT -p tcp -m tcp --dport 80:90 -m comment --comment web -j web\n\
+            -A web -m mark --mark 0x1/0xff -j LOG --log-prefix \"w \" --log-level 6\n\
+            -A web -p udp -m udp --sport 53 -j MARK --set-xmark 0x2/0xffffffff\nCOMMIT\n";
+        let parsed = parse_save(text).unwrap().remove(0);
+        let mut t = Table::new("filter").unwrap();
+        t.set_policy(Hook::Input, Policy::Drop);
+        assert!(t.add_user_chain("web"));
+        t.append(
+            "INPUT",
+            Rule::new(Target::Accept).with_match(Match::ct_state(
+                XT_CONNTRACK_STATE_ESTABLISHED | XT_CONNTRACK_STATE_RELATED,
+                false,
+            )),
+        );
+        t.append(
+            "INPUT",
+            Rule::new(Target::Jump("web".into()))
+                .with_proto(6, false)
+                .with_match(Match::tcp(None, Some([80, 90])))
+                .with_match(Match::comment("web")),
+        );
+        t.append(
+            "web",
+            Rule::new(Target::log("w ", 6)).with_match(Match::mark(1, 0xff, false)),
+        );
+        t.append(
+            "web",
+            Rule::new(Target::set_xmark(2, u32::MAX))
+                .with_proto(17, false)
+                .with_match(Match::udp(Some([53, 53]), None)),
+        );
+        assert_eq!(t, parsed);
+        assert_eq!(encode(&t).unwrap(), encode(&parsed).unwrap());
+        let mut nat = Table::new("nat").unwrap();
+        nat.append(
+            "PREROUTING",
+            Rule::new(Target::dnat([10, 0, 0, 1], Some(8080))).with_proto(6, false),
+        );
+        nat.append("POSTROUTING", Rule::new(Target::snat([192, 0, 2, 1])));
+        nat.append("POSTROUTING", Rule::new(Target::masquerade()));
+        let p = parse_save("*nat\n-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:8080\n-A POSTROUTING -j SNAT --to-source 192.0.2.1\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n").unwrap().remove(0);
+        assert_eq!(nat, p);
+    }
 }
