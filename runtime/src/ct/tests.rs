@@ -649,3 +649,30 @@ fn memory_per_flow() {
     println!("bytes per flow: {b}");
     assert!(b <= 192, "Conn grew to {b} bytes");
 }
+
+#[test]
+fn hash_spreads_flows_over_buckets() {
+    let ct = Conntrack::new(Settings {
+        buckets: 16_384,
+        ..Settings::default()
+    });
+    let mut counts = vec![0u32; 16_384];
+    for i in 0..10_000u32 {
+        let mut t = Tuple {
+            l3: 2,
+            l4: 6,
+            sport: 1024 + (i & 1023) as u16,
+            dport: 80,
+            ..Default::default()
+        };
+        t.src[..4].copy_from_slice(&(0x0a00_0000 + (i >> 10)).to_be_bytes());
+        t.dst[..4].copy_from_slice(&[192, 168, 0, 1]);
+        counts[ct.bucket(&t, 0)] += 1;
+        counts[ct.bucket(&t.invert().unwrap(), 0)] += 1;
+    }
+    let max = counts.iter().max().copied().unwrap_or(0);
+    let used = counts.iter().filter(|c| **c > 0).count();
+    println!("max chain {max}, buckets used {used}");
+    assert!(max <= 12, "max chain {max}");
+    assert!(used > 9_000, "only {used} buckets used");
+}
