@@ -12,6 +12,9 @@ fn main() {
     let (hir, diags) = nfr_compiler::check::check(&mut sm, id, &mut loader);
     print!("{}", nfr_compiler::diag::render(&diags, &sm, false));
     if args.iter().any(|a| a == "-v") {
-        println!("{hir:#?}");
+        match &hir {
+            Some(h) => println!("{h}"),
+            None => println!("(no Hir: errors)"),
+        }
     }
 }

@@ -637,3 +637,193 @@ pub enum IptReason {
     NamedSets,
     Ingress(ChainId),
 }
+
+// ---------------------------------------------------------------------------------------
+// Debug listing
+
+/// A compact nft-like listing of the checked ruleset (ids resolved to names, implicit
+/// dependencies marked `(implicit)`, iptables mapping per table). For debugging and tests;
+/// `nfc fmt` prints the Ast, not this.
+impl std::fmt::Display for Hir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let chain_name = |id: ChainId| self.chain(id).map_or("?", |c| c.name.as_str());
+        let set_name = |id: SetId| self.set(id).map_or("?", |s| s.name.as_str());
+        let expr = |e: &Expr| -> String { show_expr(e) };
+        let part = |k: &KeyPart| -> String {
+            match k {
+                KeyPart::Value(v) => v.text.clone(),
+                KeyPart::Prefix { value, len } => format!("{}/{len}", value.text),
+                KeyPart::Range { lo, hi } => format!("{}-{}", lo.text, hi.text),
+            }
+        };
+        let verdict = |v: &VerdictKind| -> String {
+            match v {
+                VerdictKind::Accept => "accept".into(),
+                VerdictKind::Drop => "drop".into(),
+                VerdictKind::Continue => "continue".into(),
+                VerdictKind::Return => "return".into(),
+                VerdictKind::Jump(c) => format!("jump {}", chain_name(*c)),
+                VerdictKind::Goto(c) => format!("goto {}", chain_name(*c)),
+                VerdictKind::Queue { num, num_hi, .. } => match num_hi {
+                    Some(h) => format!("queue num {num}-{h}"),
+                    None => format!("queue num {num}"),
+                },
+                VerdictKind::Vmap { key, map } => match map {
+                    VmapRef::Named(s) => format!("{} vmap @{}", expr(key), set_name(*s)),
+                    VmapRef::Anon(a) => {
+                        format!("{} vmap {{ {} elements }}", expr(key), a.elements.len())
+                    }
+                },
+            }
+        };
+        let elements = |els: &[Element]| -> String {
+            let v: Vec<String> = els
+                .iter()
+                .map(|e| {
+                    let k: Vec<String> = e.key.iter().map(part).collect();
+                    let k = k.join(" . ");
+                    match &e.data {
+                        None => k,
+                        Some(MapData::Verdict(v)) => format!("{k} : {}", verdict(&v.kind)),
+                        Some(MapData::Value(d)) => {
+                            let d: Vec<String> = d.iter().map(part).collect();
+                            format!("{k} : {}", d.join(" . "))
+                        }
+                    }
+                })
+                .collect();
+            format!("{{ {} }}", v.join(", "))
+        };
+        for t in &self.tables {
+            let ipt = match &t.ipt {
+                IptMapping::Maps { table, .. } => format!("ipt: {table:?}"),
+                IptMapping::No(r) => format!("ipt: no ({} reasons)", r.len()),
+            };
+            writeln!(f, "table {} {} [{ipt}]", t.family.name(), t.name)?;
+            for s in t.sets.iter().filter_map(|s| self.set(*s)) {
+                let key: Vec<&str> = s.key.iter().map(|k| k.name()).collect();
+                let data = s.data.as_ref().map_or(String::new(), |d| {
+                    let d: Vec<&str> = d.iter().map(|k| k.name()).collect();
+                    format!(" : {}", d.join(" . "))
+                });
+                writeln!(
+                    f,
+                    "  set {} {}{data} {}",
+                    s.name,
+                    key.join(" . "),
+                    elements(&s.elements)
+                )?;
+            }
+            for c in t.chains.iter().filter_map(|c| self.chain(*c)) {
+                match &c.kind {
+                    ChainKind::Base(b) => writeln!(
+                        f,
+                        "  chain {} [{} {} priority {} policy {}]",
+                        c.name,
+                        b.ty.name(),
+                        b.hook.name(),
+                        b.priority,
+                        if b.policy == Policy::Accept {
+                            "accept"
+                        } else {
+                            "drop"
+                        }
+                    )?,
+                    ChainKind::User => writeln!(f, "  chain {}", c.name)?,
+                }
+                for r in &c.rules {
+                    let mut parts: Vec<String> = Vec::new();
+                    for i in &r.items {
+                        parts.push(match i {
+                            Item::Match(m) => {
+                                let op = match m.op {
+                                    Op::Eq => "==",
+                                    Op::Neq => "!=",
+                                    Op::Lt => "<",
+                                    Op::Gt => ">",
+                                    Op::Lte => "<=",
+                                    Op::Gte => ">=",
+                                    Op::Bitmask => "&",
+                                    Op::NotBitmask => "!&",
+                                };
+                                let rhs = match &m.right {
+                                    Rhs::Value(v) => v.text.clone(),
+                                    Rhs::Concat(vs) => vs
+                                        .iter()
+                                        .map(|v| v.text.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(" . "),
+                                    Rhs::Prefix { value, len } => format!("{}/{len}", value.text),
+                                    Rhs::Range { lo, hi } => format!("{}-{}", lo.text, hi.text),
+                                    Rhs::Set(a) => elements(&a.elements),
+                                    Rhs::SetRef(s) => format!("@{}", set_name(*s)),
+                                };
+                                let imp = if m.implicit { " (implicit)" } else { "" };
+                                format!("{} {op} {rhs}{imp}", expr(&m.left))
+                            }
+                            Item::Stmt(s) => match &s.kind {
+                                StmtKind::Counter { .. } => "counter".into(),
+                                StmtKind::Log { .. } => "log".into(),
+                                StmtKind::Limit { rate, unit, .. } => {
+                                    format!("limit {rate}/{unit:?}")
+                                }
+                                StmtKind::MetaSet { key, .. } => {
+                                    format!("meta {} set ...", key.name)
+                                }
+                                StmtKind::CtSet { key, .. } => format!("ct {} set ...", key.name),
+                                StmtKind::PayloadSet { field, .. } => {
+                                    format!("{} set ...", expr(field))
+                                }
+                                StmtKind::Notrack => "notrack".into(),
+                                StmtKind::Reject(k) => format!("reject {k:?}"),
+                                StmtKind::Nat(n) => format!("{:?}", n.kind).to_lowercase(),
+                                StmtKind::Other(k) => k.clone(),
+                            },
+                            Item::Vmap(v) => verdict(&v.kind),
+                        });
+                    }
+                    if let Some(v) = &r.verdict {
+                        parts.push(verdict(&v.kind));
+                    }
+                    writeln!(f, "    {}", parts.join("; "))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn show_expr(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Payload {
+            proto,
+            field,
+            offset_bits,
+            len_bits,
+            ..
+        } => {
+            if field.is_empty() {
+                format!("{proto},{offset_bits},{len_bits}")
+            } else {
+                format!("{proto} {field}")
+            }
+        }
+        ExprKind::Meta { key } => format!("meta {}", key.name),
+        ExprKind::Ct { key, dir, .. } => match dir {
+            Some(CtDir::Original) => format!("ct original {}", key.name),
+            Some(CtDir::Reply) => format!("ct reply {}", key.name),
+            None => format!("ct {}", key.name),
+        },
+        ExprKind::Concat(p) => p.iter().map(show_expr).collect::<Vec<_>>().join(" . "),
+        ExprKind::Bitwise { expr, op, value } => {
+            let o = match op {
+                BitOp::And => "&",
+                BitOp::Or => "|",
+                BitOp::Xor => "^",
+                BitOp::Shl => "<<",
+                BitOp::Shr => ">>",
+            };
+            format!("({} {o} {})", show_expr(expr), value.text)
+        }
+    }
+}

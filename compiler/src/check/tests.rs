@@ -517,3 +517,16 @@ fn no_input_panics_on_garbage() {
     assert!(codes("define x = $x\ntable ip t { chain c { type filter hook input priority 0; tcp dport $x } }")
         .contains(&"E0011"));
 }
+
+#[test]
+fn hir_listing_shows_implicit_dependencies() {
+    let h = ok(
+        "table inet t {\n set s { type ipv4_addr; elements = { 1.2.3.4 } }\n chain c { type filter hook input priority 0; ip saddr @s tcp dport { 22, 80 } jump u }\n chain u { }\n}\n",
+    );
+    let text = h.to_string();
+    assert_eq!(
+        text,
+        "table inet t [ipt: no (2 reasons)]\n  set s ipv4_addr { 1.2.3.4 }\n  chain c [filter input priority 0 policy accept]\n    \
+         meta nfproto == ipv4 (implicit); ip saddr == @s; meta l4proto == tcp (implicit); tcp dport == { 22, 80 }; jump u\n  chain u\n"
+    );
+}
