@@ -58,6 +58,18 @@ pub struct Str {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct File {
     pub commands: Vec<Command>,
+    /// Every `#` comment of the source, in order (the printer puts them back near the node
+    /// that follows them; the checker can ignore them).
+    pub comments: Vec<Comment>,
+}
+
+/// A `#` comment: its text (after `#`, trailing whitespace removed) and span (from `#`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    pub text: String,
+    pub span: Span,
+    /// The comment is alone on its line (otherwise it trails code on that line).
+    pub own_line: bool,
 }
 
 /// Address families as nft spells them.

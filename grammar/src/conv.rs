@@ -84,10 +84,14 @@ fn open_name(c: &Tok) -> &'static str {
 /// of a line): a `}` that starts a line indented less than the line that opened a still-open
 /// literal closes that literal first (with an "unclosed `{`" error), so the enclosing chain or
 /// table keeps its shape.
-fn prepare(src: &str, errors: &mut Vec<SyntaxError>) -> Vec<lexer::Spanned> {
+fn prepare(
+    src: &str,
+    errors: &mut Vec<SyntaxError>,
+    comments: &mut Vec<Comment>,
+) -> Vec<lexer::Spanned> {
     // Valid files are balanced as written; only unbalanced ones get the indentation heuristic.
     let mut plain = Vec::new();
-    let toks = prepare_with(src, &mut plain, false);
+    let toks = prepare_with(src, &mut plain, comments, false);
     let unbalanced = plain
         .iter()
         .any(|e| e.message == "unclosed `{`" || e.message.contains("without matching"));
@@ -95,10 +99,16 @@ fn prepare(src: &str, errors: &mut Vec<SyntaxError>) -> Vec<lexer::Spanned> {
         errors.extend(plain);
         return toks;
     }
-    prepare_with(src, errors, true)
+    comments.clear();
+    prepare_with(src, errors, comments, true)
 }
 
-fn prepare_with(src: &str, errors: &mut Vec<SyntaxError>, heuristic: bool) -> Vec<lexer::Spanned> {
+fn prepare_with(
+    src: &str,
+    errors: &mut Vec<SyntaxError>,
+    comments: &mut Vec<Comment>,
+    heuristic: bool,
+) -> Vec<lexer::Spanned> {
     let mut out = Vec::new();
     let mut stack: Vec<Open> = Vec::new();
     let mut skip_depth = 0usize;
@@ -116,6 +126,14 @@ fn prepare_with(src: &str, errors: &mut Vec<SyntaxError>, heuristic: bool) -> Ve
         match &t {
             Tok::Error(m) => {
                 errors.push(err(l, r, m.clone()));
+                continue;
+            }
+            Tok::Comment(text) => {
+                comments.push(Comment {
+                    text: text.clone(),
+                    span: sp(l, r),
+                    own_line: line_indent(src, l).1,
+                });
                 continue;
             }
             Tok::LBrace | Tok::LParen | Tok::LBracket => {
@@ -273,7 +291,8 @@ fn convert_parse_error(e: lalrpop_util::ParseError<usize, Tok, ()>, src_len: usi
 /// The entry point behind [`crate::parse`].
 pub fn parse(src: &str) -> Parsed {
     let mut errors = Vec::new();
-    let toks = prepare(src, &mut errors);
+    let mut comments = Vec::new();
+    let toks = prepare(src, &mut errors, &mut comments);
     let mut recovered = Vec::new();
     let result =
         crate::nfr::FileParser::new().parse(&mut recovered, toks.into_iter().map(Ok::<_, ()>));
@@ -288,7 +307,10 @@ pub fn parse(src: &str) -> Parsed {
         }
     };
     let mut cx = Cx { src, errors };
-    let mut file = File::default();
+    let mut file = File {
+        commands: Vec::new(),
+        comments,
+    };
     for t in tops {
         if let Some(c) = cx.top(t) {
             file.commands.push(c);

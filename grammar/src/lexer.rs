@@ -16,10 +16,11 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 #[derive(Logos, Debug, Clone, PartialEq)]
 #[logos(skip r"[ \t\r\f]+")]
 #[logos(skip r"\\\r?\n")]
-#[logos(skip(r"#[^\n]*", allow_greedy = true))]
 enum Raw {
     #[token("\n")]
     Newline,
+    #[regex(r"#[^\n]*", allow_greedy = true)]
+    Comment,
     #[token(";")]
     Semi,
     #[token("{")]
@@ -186,6 +187,9 @@ pub enum Tok {
     KwCt,
     KwSecmark,
     KwSynproxy,
+    /// A `#` comment (text after `#`, trailing whitespace removed). The pre-pass takes these out
+    /// of the token stream; the parser never sees them.
+    Comment(String),
     /// A lexical error (message).
     Error(String),
 }
@@ -369,6 +373,7 @@ pub fn lex(src: &str) -> Vec<Spanned> {
             )),
             Ok(raw) => match raw {
                 Raw::Newline => Tok::Newline,
+                Raw::Comment => Tok::Comment(text.get(1..).unwrap_or("").trim_end().to_string()),
                 Raw::Semi => Tok::Semi,
                 Raw::LBrace => Tok::LBrace,
                 Raw::RBrace => Tok::RBrace,
@@ -521,6 +526,7 @@ mod tests {
                 Tok::KwTable,
                 Tok::Word("ip".into()),
                 Tok::Word("echo-request".into()),
+                Tok::Comment(" x".into()),
                 Tok::Newline,
                 Tok::Semi
             ]

@@ -28,51 +28,35 @@ pub fn format(file: &File) -> String {
 
 /// [`format()`] with options.
 pub fn format_with(file: &File, opts: Options) -> String {
-    let mut p = Printer {
-        out: String::new(),
-        opts,
-        family: Family::Ip,
-        in_reject: false,
-        in_nat: false,
-        keep_full_prefix: false,
-    };
+    let mut p = Printer::new(opts, Family::Ip);
+    p.comments = file.comments.iter().map(|c| (c.clone(), false)).collect();
     // nft lists tables back to back, without blank lines between them.
     for c in &file.commands {
+        p.emit_comments(0, c.span.start, "");
         p.command(c);
     }
+    p.emit_comments(0, u32::MAX, "");
     p.out
 }
 
 /// Canonical form of one rule, as it appears in a chain of a table of `family`.
 pub fn format_rule(rule: &Rule, family: Family, opts: Options) -> String {
-    let mut p = Printer {
-        out: String::new(),
-        opts,
-        family,
-        in_reject: false,
-        in_nat: false,
-        keep_full_prefix: false,
-    };
+    let mut p = Printer::new(opts, family);
     p.rule(rule);
     p.out
 }
 
 /// Canonical form of one expression with no datatype context.
 pub fn format_expr(e: &Expr) -> String {
-    let mut p = Printer {
-        out: String::new(),
-        opts: Options::default(),
-        family: Family::Ip,
-        in_reject: false,
-        in_nat: false,
-        keep_full_prefix: false,
-    };
+    let mut p = Printer::new(Options::default(), Family::Ip);
     p.expr(e, &Ctx::None);
     p.out
 }
 
 struct Printer {
     out: String,
+    /// Source comments and whether each was printed already.
+    comments: Vec<(Comment, bool)>,
     opts: Options,
     family: Family,
     /// Printing a `reject with` code (always symbolic).
@@ -81,6 +65,69 @@ struct Printer {
     in_nat: bool,
     /// Printing map data: `/32` and `/128` prefixes are kept.
     keep_full_prefix: bool,
+}
+
+impl Printer {
+    fn new(opts: Options, family: Family) -> Printer {
+        Printer {
+            out: String::new(),
+            comments: Vec::new(),
+            opts,
+            family,
+            in_reject: false,
+            in_nat: false,
+            keep_full_prefix: false,
+        }
+    }
+
+    /// A printer for a nested block that shares this one's comment state.
+    fn sub(&mut self) -> Printer {
+        let mut p = Printer::new(self.opts, self.family);
+        p.comments = std::mem::take(&mut self.comments);
+        p
+    }
+
+    /// Take back the comment state of a sub-printer; returns its output.
+    fn absorb(&mut self, p: Printer) -> String {
+        self.comments = p.comments;
+        p.out
+    }
+
+    /// Print the not yet printed comments that start in `lo..hi`: own-line comments on their
+    /// own line at `indent`, trailing comments at the end of the previous line.
+    fn emit_comments(&mut self, lo: u32, hi: u32, indent: &str) {
+        self.emit_comments_if(lo, hi, indent, false)
+    }
+
+    /// The first trailing comment in `lo..hi`, if it comes before any own-line comment there
+    /// (`table ip t { # comment`).
+    fn emit_opening_comment(&mut self, lo: u32, hi: u32) {
+        let first = self
+            .comments
+            .iter()
+            .find(|(c, done)| !*done && c.span.start >= lo && c.span.start < hi);
+        if let Some((c, _)) = first
+            && !c.own_line
+        {
+            let at = c.span.start;
+            self.emit_comments_if(at, at + 1, "", true);
+        }
+    }
+
+    fn emit_comments_if(&mut self, lo: u32, hi: u32, indent: &str, trailing_only: bool) {
+        for (c, done) in self.comments.iter_mut() {
+            if *done || c.span.start < lo || c.span.start >= hi || (trailing_only && c.own_line) {
+                continue;
+            }
+            *done = true;
+            if !c.own_line && self.out.ends_with('\n') {
+                self.out.pop();
+                let _ = writeln!(self.out, " #{}", c.text);
+            } else {
+                let _ = writeln!(self.out, "{indent}#{}", c.text);
+            }
+        }
+    }
 }
 
 /// Datatype context for printing a value.
@@ -414,20 +461,14 @@ impl Printer {
             return;
         }
         self.out.push_str(" {\n");
+        self.emit_opening_comment(t.span.start, t.span.end);
         // nft order: flags, comment, then objects, sets/maps, chains (blank line between).
         let mut blocks: Vec<String> = Vec::new();
         let mut head = String::new();
         for it in &t.items {
             match it {
                 TableItem::Define(d) => {
-                    let mut p = Printer {
-                        out: String::new(),
-                        opts: self.opts,
-                        family: self.family,
-                        in_reject: false,
-                        in_nat: false,
-                        keep_full_prefix: false,
-                    };
+                    let mut p = Printer::new(self.opts, self.family);
                     let _ = write!(
                         p.out,
                         "\t{}define {} = ",
@@ -455,42 +496,56 @@ impl Printer {
             }
         }
         self.out.push_str(&head);
+        // Comments before a declaration go with it, even though nft's order moves it.
+        let spans: Vec<Span> = t.items.iter().filter_map(item_span).collect();
+        let lo_of = |start: u32| {
+            spans
+                .iter()
+                .filter(|s| s.end <= start)
+                .map(|s| s.end)
+                .max()
+                .unwrap_or(t.span.start)
+        };
         for it in &t.items {
-            if let TableItem::Object { kind, name, .. } = it {
-                blocks.push(format!("\t{} {} {{\n\t}}\n", kind.name, name.name));
+            if let TableItem::Object { kind, name, span } = it {
+                let mut p = self.sub();
+                p.emit_comments(lo_of(span.start), span.start, "\t");
+                let _ = writeln!(p.out, "\t{} {} {{", kind.name, name.name);
+                p.emit_comments(span.start, span.end, "\t\t");
+                p.out.push_str("\t}\n");
+                blocks.push(self.absorb(p));
             }
         }
         for it in &t.items {
             if let TableItem::Set(s) = it {
                 let mut lines = Vec::new();
                 self.set_lines(s, &mut lines);
-                let mut b = format!(
-                    "\t{} {} {{\n",
+                let mut p = self.sub();
+                p.emit_comments(lo_of(s.span.start), s.span.start, "\t");
+                let _ = writeln!(
+                    p.out,
+                    "\t{} {} {{",
                     if s.is_map { "map" } else { "set" },
                     s.name.name
                 );
                 for l in lines {
-                    let _ = writeln!(b, "\t\t{l}");
+                    let _ = writeln!(p.out, "\t\t{l}");
                 }
-                b.push_str("\t}\n");
-                blocks.push(b);
+                p.emit_comments(s.span.start, s.span.end, "\t\t");
+                p.out.push_str("\t}\n");
+                blocks.push(self.absorb(p));
             }
         }
         for it in &t.items {
             if let TableItem::Chain(c) = it {
-                let mut p = Printer {
-                    out: String::new(),
-                    opts: self.opts,
-                    family: self.family,
-                    in_reject: false,
-                    in_nat: false,
-                    keep_full_prefix: false,
-                };
+                let mut p = self.sub();
+                p.emit_comments(lo_of(c.span.start), c.span.start, "\t");
                 p.chain(c);
-                blocks.push(p.out);
+                blocks.push(self.absorb(p));
             }
         }
         self.out.push_str(&blocks.join("\n"));
+        self.emit_comments(t.span.start, t.span.end, "\t");
         self.out.push_str("}\n");
     }
 
@@ -566,6 +621,7 @@ impl Printer {
 
     fn chain(&mut self, c: &Chain) {
         let _ = writeln!(self.out, "\tchain {} {{", c.name.name);
+        self.emit_opening_comment(c.span.start, c.span.end);
         if let Some(cm) = &c.comment {
             let _ = writeln!(self.out, "\t\tcomment {}", quote(&cm.value));
         }
@@ -590,10 +646,12 @@ impl Printer {
             );
         }
         for r in &c.rules {
+            self.emit_comments(c.span.start, r.span.start, "\t\t");
             self.out.push_str("\t\t");
             self.rule(r);
             self.out.push('\n');
         }
+        self.emit_comments(c.span.start, c.span.end, "\t\t");
         self.out.push_str("\t}\n");
     }
 
@@ -621,14 +679,7 @@ impl Printer {
                 }
                 SetKey::Typeof(es) => {
                     l.push_str("typeof ");
-                    let mut p = Printer {
-                        out: String::new(),
-                        opts: self.opts,
-                        family: self.family,
-                        in_reject: false,
-                        in_nat: false,
-                        keep_full_prefix: false,
-                    };
+                    let mut p = Printer::new(self.opts, self.family);
                     for (i, e) in es.iter().enumerate() {
                         if i > 0 {
                             p.out.push_str(" . ");
@@ -666,14 +717,7 @@ impl Printer {
                         };
                     }
                     SetKey::Typeof(es) => {
-                        let mut p = Printer {
-                            out: String::new(),
-                            opts: self.opts,
-                            family: self.family,
-                            in_reject: false,
-                            in_nat: false,
-                            keep_full_prefix: false,
-                        };
+                        let mut p = Printer::new(self.opts, self.family);
                         for (i, e) in es.iter().enumerate() {
                             if i > 0 {
                                 p.out.push_str(" . ");
@@ -725,14 +769,7 @@ impl Printer {
             lines.push(format!("comment {}", quote(&c.value)));
         }
         if !s.elements.is_empty() {
-            let mut p = Printer {
-                out: String::new(),
-                opts: self.opts,
-                family: self.family,
-                in_reject: false,
-                in_nat: false,
-                keep_full_prefix: false,
-            };
+            let mut p = Printer::new(self.opts, self.family);
             p.out.push_str("elements = ");
             p.set_literal_ctx(&s.elements, &key_ctx, &data_ctx, true);
             lines.push(p.out);
@@ -1635,6 +1672,18 @@ fn is_number_tree(e: &Expr) -> bool {
         ExprKind::Number { .. } => true,
         ExprKind::Binary { left, right, .. } => is_number_tree(left) && is_number_tree(right),
         _ => false,
+    }
+}
+
+/// Source span of a table item (for placing comments).
+fn item_span(it: &TableItem) -> Option<Span> {
+    match it {
+        TableItem::Chain(c) => Some(c.span),
+        TableItem::Set(s) => Some(s.span),
+        TableItem::Define(d) => Some(d.span),
+        TableItem::Object { span, .. } => Some(*span),
+        TableItem::Comment(c) => Some(c.span),
+        TableItem::Flags(f) => f.first().map(|i| i.span),
     }
 }
 

@@ -216,12 +216,8 @@ fn data_rulesets_idempotent_and_round_trip() {
             "{name}: trees differ"
         );
         // And the text is the source minus comments and blank-line differences.
-        let strip_src: String = src
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert_eq!(once.trim(), strip_src.trim(), "{name}: not canonical");
+        // And the text is the source itself (comments are kept).
+        assert_eq!(once.trim(), src.trim(), "{name}: not canonical");
     }
 }
 
@@ -266,7 +262,7 @@ fn data_rulesets_match_nft_listing() {
         let ours = format(&parse(&src).file);
         let ours: String = ours
             .lines()
-            .filter(|l| *l != "flush ruleset")
+            .filter(|l| *l != "flush ruleset" && !l.trim_start().starts_with('#'))
             .collect::<Vec<_>>()
             .join("\n");
         assert_eq!(
@@ -275,4 +271,40 @@ fn data_rulesets_match_nft_listing() {
             "{name}: differs from nft list ruleset"
         );
     }
+}
+
+#[test]
+fn comments_are_kept_near_their_node() {
+    let src = "# top of file\n\
+               table ip t { # trailing on table line\n\
+               \t# about chain c\n\
+               \tchain c {\n\
+               \t\t# first rule\n\
+               \t\ttcp dport 22 accept # ssh\n\
+               \t\t# dangling at end\n\
+               \t}\n\
+               \t# about set s\n\
+               \tset s {\n\
+               \t\ttype ipv4_addr\n\
+               \t}\n\
+               }\n\
+               # end of file\n";
+    let out = format(&parse(src).file);
+    let want = "# top of file\n\
+                table ip t { # trailing on table line\n\
+                \t# about set s\n\
+                \tset s {\n\
+                \t\ttype ipv4_addr\n\
+                \t}\n\
+                \n\
+                \t# about chain c\n\
+                \tchain c {\n\
+                \t\t# first rule\n\
+                \t\ttcp dport 22 accept # ssh\n\
+                \t\t# dangling at end\n\
+                \t}\n\
+                }\n\
+                # end of file\n";
+    assert_eq!(out, want);
+    assert_eq!(format(&parse(&out).file), out);
 }
