@@ -6,6 +6,14 @@
 //! rules and an unconditional RETURN foot; one final ERROR entry named "ERROR". A jump targets
 //! the entry after the chain's head; `-g` adds `IPT_F_GOTO`; a rule without target gets a
 //! standard target whose verdict is the next entry's offset.
+//!
+//! `decode` accepts what libiptc's parser accepts: entries grouped into chains that start at a
+//! hook entry or an ERROR head, built-in chains ending at their underflow (unconditional
+//! ACCEPT/DROP), user chains ending in an unconditional RETURN (the final ERROR entry may be
+//! missing), jumps landing on a chain's first entry. Blobs the kernel accepts but that have no
+//! chain structure (a jump into the middle of a chain or onto an ERROR head, entries outside
+//! every chain, non-UTF-8 or empty chain names) are a `DecodeError`; `verify` still handles
+//! them.
 #![forbid(unsafe_code)]
 
 use crate::layout::*;

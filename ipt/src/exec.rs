@@ -9,6 +9,17 @@
 //! Input: the packet bytes plus vm's `PktState` (network header at `nhoff`; devices, mark and
 //! conntrack fields). Output: the netfilter `Verdict` plus side effects (new skb mark, ct mark,
 //! log/reject/nat records) and the trail of entries whose counters went up.
+//!
+//! Like the kernel, the executor reads the IPv4 header itself (addresses, protocol, fragment
+//! offset, `ihl` for the transport header); `PktState` supplies devices, `len` (skb->len for
+//! byte counters; 0 = bytes after `nhoff`), mark, timestamp and the conntrack view (`ct_valid`,
+//! `ct_state`, `ct_status`, `ct_direction`, tuples, expiration). It does not do the work of the
+//! targets: REJECT sends nothing, NAT rewrites nothing (the caller applies the recorded
+//! mapping), LOG logs nothing, CT only changes what later matches in the same traversal see.
+//! `limit` counts jiffies (HZ 250) from `tstamp_ns`, its bucket full at the first packet the rule
+//! sees (the kernel fills it at table load). Checked against the kernel's counters and verdicts
+//! on the OUTPUT path (160 mixed packets, ClassBench acl1_1K with 9361 trace packets), on the
+//! ingress path across raw/mangle/filter, and for conntrack/state matches on a scripted flow.
 #![forbid(unsafe_code)]
 
 use crate::layout::*;

@@ -695,7 +695,8 @@ fn parse_icmp_type(s: &str) -> R<(u8, [u8; 2])> {
 fn parse_ct_states(s: &str) -> R<u16> {
     let mut v = 0;
     for p in s.split(',') {
-        v |= match p {
+        // libxt_conntrack compares with strncasecmp.
+        v |= match p.to_ascii_uppercase().as_str() {
             "INVALID" => XT_CONNTRACK_STATE_INVALID,
             "NEW" => XT_CONNTRACK_STATE_NEW,
             "ESTABLISHED" => XT_CONNTRACK_STATE_ESTABLISHED,
@@ -712,7 +713,7 @@ fn parse_ct_states(s: &str) -> R<u16> {
 fn parse_ct_status(s: &str) -> R<u16> {
     let mut v = 0;
     for p in s.split(',') {
-        v |= match p {
+        v |= match p.to_ascii_uppercase().as_str() {
             "NONE" => 0,
             "EXPECTED" => IPS_EXPECTED,
             "SEEN_REPLY" => IPS_SEEN_REPLY,
@@ -891,7 +892,7 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
                 "--ctdir" => {
                     let d = w.arg(o)?;
                     *f |= XT_CONNTRACK_DIRECTION;
-                    match d {
+                    match d.to_ascii_uppercase().as_str() {
                         "ORIGINAL" => *i &= !XT_CONNTRACK_DIRECTION,
                         "REPLY" => *i |= XT_CONNTRACK_DIRECTION,
                         _ => return Err(format!("bad ctdir `{d}`")),
