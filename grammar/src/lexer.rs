@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Raw logos token (internal; converted into [`Tok`]).
 #[derive(Logos, Debug, Clone, PartialEq)]
-#[logos(skip r"[ \t\r\f]+")]
+#[logos(skip r"[ \t\r\f\u{feff}]+")]
 #[logos(skip r"\\\r?\n")]
 enum Raw {
     #[token("\n")]
@@ -534,6 +534,10 @@ mod tests {
         assert_eq!(
             toks("a \\\n b"),
             vec![Tok::Word("a".into()), Tok::Word("b".into())]
+        );
+        assert_eq!(
+            toks("\u{feff}a\r\n"),
+            vec![Tok::Word("a".into()), Tok::Newline]
         );
         let t = lex("x ~");
         assert_eq!(t[1].0, 2);

@@ -6,8 +6,8 @@
 //! - [`ast`] is the tree, with byte spans ([`ast::Span`], half-open `u32` byte offsets).
 //! - [`catalog`] holds the static nftables vocabulary (datatypes, symbols, selectors, priorities).
 //! - [`format()`] / [`print::format_with`] / [`format_rule`] print the canonical form
-//!   (`nft list ruleset` style) used by `nfc fmt`. Comments are not kept in the tree, so `fmt`
-//!   drops them (as `nft list` does).
+//!   (`nft list ruleset` style) used by `nfc fmt`. `#` comments are kept in
+//!   [`ast::File::comments`] and printed back next to the node that follows them.
 //!
 //! Pipeline: [`lexer`] (logos) → a pre-pass that drops lexical errors, balances `{}`/`()`/`[]`
 //! and caps nesting → the lalrpop grammar (`src/nfr.lalrpop`, generated into `OUT_DIR`) for the
