@@ -8,7 +8,9 @@
 //! original and its reply tuple, and `early_drop` can scan "8 buckets from the new tuple's bucket" exactly as the
 //! kernel does. Only the original tuple is stored: without NAT the reply tuple is its inverse. Entries live in a
 //! slab (`Vec`) addressed by index; a packet refers to its entry with [`Nfct`] (index + generation, like
-//! `skb->_nfct`). Side tables (FTP helper state) use hashbrown.
+//! `skb->_nfct`). An entry is 128 bytes: timeouts are wrapping millisecond ticks (jiffies-like, reaped by a
+//! periodic GC on packet time); rare data lives in side tables (hashbrown): FTP helper state, `ct->master` of
+//! expected entries; packet/byte counters sit in a parallel array only when `acct` is on.
 
 pub mod ftp;
 pub mod tcp;
@@ -162,7 +164,10 @@ impl Default for Settings {
 enum L4State {
     None,
     Tcp(TcpCt),
-    Udp { stream_ts: u64 },
+    /// `stream_ts` in milliseconds ticks (see [`tick`]).
+    Udp {
+        stream_ts: u32,
+    },
 }
 
 /// One connection (`struct nf_conn`).
@@ -170,20 +175,46 @@ enum L4State {
 struct Conn {
     orig: Tuple,
     zone: u16,
-    helper: u8,
-    live: bool,
+    /// `IPS_*`; `IPS_HELPER` means the FTP helper is attached.
     status: u32,
     mark: u32,
+    /// Slot generation; 0 = free slot.
     generation: u32,
-    /// Absolute expiry (ns) once confirmed; relative timeout before.
-    timeout: u64,
+    /// Expiry in millisecond ticks once confirmed (wrapping, compared like jiffies); the relative timeout before.
+    timeout: u32,
     next: [u32; 2],
-    master: u32,
-    master_gen: u32,
-    children: u32,
+    l4: L4State,
+}
+
+impl Conn {
+    fn live(&self) -> bool {
+        self.generation != 0
+    }
+
+    fn has_ftp(&self) -> bool {
+        self.status & ips::HELPER != 0
+    }
+
+    /// Remaining lifetime in ms (the relative timeout while unconfirmed), 0 when expired.
+    fn remaining_ms(&self, now: u64) -> u64 {
+        if self.status & ips::CONFIRMED != 0 {
+            (self.timeout.wrapping_sub(tick(now)) as i32).max(0) as u64
+        } else {
+            u64::from(self.timeout)
+        }
+    }
+}
+
+/// Virtual time in wrapping millisecond ticks (the kernel's jiffies, HZ=1000).
+fn tick(now: u64) -> u32 {
+    (now / 1_000_000) as u32
+}
+
+/// Packet / byte counters of both directions (`nf_conn_acct`), kept only with `Settings::acct`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Acct {
     packets: [u64; 2],
     bytes: [u64; 2],
-    l4: L4State,
 }
 
 /// An expectation (`struct nf_conntrack_expect`): `tuple` with the source port wildcarded.
@@ -236,6 +267,9 @@ pub struct CtStats {
     pub chaintoolong: u64,
 }
 
+/// Interval of the automatic GC pass, in milliseconds of packet time.
+pub const GC_INTERVAL_MS: u32 = 60_000;
+
 /// `NF_CT_EVICTION_RANGE`.
 pub const NF_CT_EVICTION_RANGE: u32 = 8;
 /// Chains longer than this refuse inserts ("chaintoolong"; the kernel uses 50 + random(30)).
@@ -251,6 +285,12 @@ pub struct Conntrack {
     count: u32,
     expects: Vec<Expect>,
     ftp: hashbrown::HashMap<u32, ftp::FtpInfo>,
+    /// `ct->master` of expected entries (child slot -> master).
+    masters: hashbrown::HashMap<u32, ConnId>,
+    /// Parallel to `conns` when `settings.acct`.
+    acct: Vec<Acct>,
+    /// Tick of the last automatic GC pass.
+    last_gc: u32,
     events: Vec<CtEvent>,
     stats: CtStats,
     next_generation: u32,
@@ -354,6 +394,9 @@ impl Conntrack {
             count: 0,
             expects: Vec::new(),
             ftp: hashbrown::HashMap::new(),
+            masters: hashbrown::HashMap::new(),
+            acct: Vec::new(),
+            last_gc: 0,
             events: Vec::new(),
             stats: CtStats::default(),
             next_generation: 1,
@@ -386,13 +429,13 @@ impl Conntrack {
     fn conn(&self, id: ConnId) -> Option<&Conn> {
         self.conns
             .get(id.idx as usize)
-            .filter(|c| c.live && c.generation == id.generation)
+            .filter(|c| c.live() && c.generation == id.generation)
     }
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         self.conns
             .get_mut(id.idx as usize)
-            .filter(|c| c.live && c.generation == id.generation)
+            .filter(|c| c.live() && c.generation == id.generation)
     }
 
     fn bucket(&self, t: &Tuple, zone: u16) -> usize {
@@ -429,7 +472,7 @@ impl Conntrack {
     }
 
     fn expired(c: &Conn, now: u64) -> bool {
-        c.status & ips::CONFIRMED != 0 && c.timeout <= now
+        c.status & ips::CONFIRMED != 0 && (c.timeout.wrapping_sub(tick(now)) as i32) <= 0
     }
 
     /// Looks a tuple up; expired entries met on the way are removed (`nf_ct_gc_expired`). Returns the entry and
@@ -537,21 +580,18 @@ impl Conntrack {
 
     fn free_slot(&mut self, idx: u32) {
         if let Some(c) = self.conns.get_mut(idx as usize) {
-            if !c.live {
+            if !c.live() {
                 return;
             }
-            c.live = false;
-            let (m, mg) = (c.master, c.master_gen);
+            c.generation = 0;
+            c.status = 0;
             self.count = self.count.saturating_sub(1);
             self.free.push(idx);
-            self.ftp.remove(&idx);
-            if m != NONE_IDX
-                && let Some(mc) = self.conn_mut(ConnId {
-                    idx: m,
-                    generation: mg,
-                })
-            {
-                mc.children = mc.children.saturating_sub(1);
+            if !self.ftp.is_empty() {
+                self.ftp.remove(&idx);
+            }
+            if !self.masters.is_empty() {
+                self.masters.remove(&idx);
             }
         }
     }
@@ -568,7 +608,7 @@ impl Conntrack {
         let Some(c) = self.conns.get(idx as usize) else {
             return;
         };
-        if !c.live || c.status & ips::DYING != 0 {
+        if !c.live() || c.status & ips::DYING != 0 {
             return;
         }
         let confirmed = c.status & ips::CONFIRMED != 0;
@@ -638,21 +678,14 @@ impl Conntrack {
         let c = Conn {
             orig,
             zone,
-            helper: 0,
-            live: true,
             status: 0,
             mark: 0,
             generation,
             timeout: 0,
             next: [NONE_IDX; 2],
-            master: NONE_IDX,
-            master_gen: 0,
-            children: 0,
-            packets: [0; 2],
-            bytes: [0; 2],
             l4: L4State::None,
         };
-        Some(match self.free.pop() {
+        let idx = match self.free.pop() {
             Some(i) => {
                 if let Some(s) = self.conns.get_mut(i as usize) {
                     *s = c;
@@ -663,7 +696,16 @@ impl Conntrack {
                 self.conns.push(c);
                 (self.conns.len() - 1) as u32
             }
-        })
+        };
+        if self.settings.acct {
+            if self.acct.len() < self.conns.len() {
+                self.acct.resize(self.conns.len(), Acct::default());
+            }
+            if let Some(a) = self.acct.get_mut(idx as usize) {
+                *a = Acct::default();
+            }
+        }
+        Some(idx)
     }
 
     /// `nf_ct_find_expectation`: consumes a matching expectation.
@@ -710,15 +752,11 @@ impl Conntrack {
                 };
                 if let Some(e) = exp {
                     let master_mark = self.conn(e.master).map_or(0, |m| m.mark);
-                    if let Some(m) = self.conn_mut(e.master) {
-                        m.children += 1;
-                    }
                     if let Some(c) = self.conns.get_mut(idx as usize) {
                         c.status |= ips::EXPECTED;
-                        c.master = e.master.idx;
-                        c.master_gen = e.master.generation;
                         c.mark = master_mark;
                     }
+                    self.masters.insert(idx, e.master);
                     self.stats.expect_new += 1;
                 } else if t.l4 == proto::TCP && self.settings.ftp_ports.contains(&t.dport) {
                     self.set_helper_idx(idx, Helper::Ftp);
@@ -749,7 +787,8 @@ impl Conntrack {
 
     fn set_helper_idx(&mut self, idx: u32, h: Helper) {
         if let Some(c) = self.conns.get_mut(idx as usize) {
-            c.helper = h as u8;
+            // FTP is the only helper: IPS_HELPER names it.
+            let Helper::Ftp = h;
             c.status |= ips::HELPER;
             self.ftp.insert(idx, ftp::FtpInfo::default());
         }
@@ -823,21 +862,22 @@ impl Conntrack {
     }
 
     fn refresh_acct(&mut self, idx: u32, dir: usize, len: usize, timeout_s: Option<u32>, now: u64) {
-        if let Some(c) = self.conns.get_mut(idx as usize) {
-            if let Some(t) = timeout_s
-                && c.status & ips::FIXED_TIMEOUT == 0
-            {
-                let extra = u64::from(t) * NS;
-                c.timeout = if c.status & ips::CONFIRMED != 0 {
-                    now + extra
-                } else {
-                    extra
-                };
-            }
-            if let (Some(p), Some(b)) = (c.packets.get_mut(dir), c.bytes.get_mut(dir)) {
-                *p += 1;
-                *b += len as u64;
-            }
+        if let Some(c) = self.conns.get_mut(idx as usize)
+            && let Some(t) = timeout_s
+            && c.status & ips::FIXED_TIMEOUT == 0
+        {
+            let extra = t.saturating_mul(1000);
+            c.timeout = if c.status & ips::CONFIRMED != 0 {
+                tick(now).wrapping_add(extra)
+            } else {
+                extra
+            };
+        }
+        if let Some(a) = self.acct.get_mut(idx as usize)
+            && let (Some(p), Some(b)) = (a.packets.get_mut(dir), a.bytes.get_mut(dir))
+        {
+            *p += 1;
+            *b += len as u64;
         }
     }
 
@@ -850,6 +890,7 @@ impl Conntrack {
             Nfct::Untracked | Nfct::Ct { .. } => return Verdict::Accept,
         };
         *nfct = Nfct::None;
+        self.auto_gc(now);
         let Some(l4) = get_l4proto(l3) else {
             self.stats.invalid += 1;
             return Verdict::Accept;
@@ -1016,11 +1057,7 @@ impl Conntrack {
                     seen_reply: status & ips::SEEN_REPLY != 0,
                     assured: status & ips::ASSURED != 0,
                     fixed_timeout: status & ips::FIXED_TIMEOUT != 0,
-                    expires_ns: if confirmed {
-                        c.timeout.saturating_sub(now)
-                    } else {
-                        c.timeout
-                    },
+                    expires_ns: c.remaining_ms(now) * 1_000_000,
                 };
                 let v = tcp::tcp_packet(&mut tc, dir, &seg, &cx, &self.settings);
                 if let Some(c) = self.conns.get_mut(idx as usize) {
@@ -1031,7 +1068,7 @@ impl Conntrack {
                         if let Some(t) = lower_timeout_s
                             && let Some(c) = self.conns.get_mut(idx as usize)
                         {
-                            c.timeout = now + u64::from(t) * NS;
+                            c.timeout = tick(now).wrapping_add(t.saturating_mul(1000));
                         }
                         L4Res::Invalid
                     }
@@ -1071,12 +1108,12 @@ impl Conntrack {
                 if csum && bad_l4_checksum(l3, l4) {
                     return L4Res::Invalid;
                 }
-                let mut stream_ts = match c.l4 {
+                let mut stream_ts: u32 = match c.l4 {
                     L4State::Udp { stream_ts } => stream_ts,
                     _ => 0,
                 };
                 if !confirmed {
-                    stream_ts = now + 2 * NS;
+                    stream_ts = tick(now).wrapping_add(2000);
                 }
                 if let Some(c) = self.conns.get_mut(idx as usize) {
                     c.l4 = L4State::Udp { stream_ts };
@@ -1084,7 +1121,7 @@ impl Conntrack {
                 if status & ips::SEEN_REPLY != 0 {
                     let mut extra = self.settings.udp_timeout;
                     let mut stream = false;
-                    if now > stream_ts {
+                    if (stream_ts.wrapping_sub(tick(now)) as i32) < 0 {
                         extra = self.settings.udp_timeout_stream;
                         stream = status & ips::ASSURED == 0;
                     }
@@ -1133,10 +1170,7 @@ impl Conntrack {
         let Some(c) = self.conn(id) else {
             return Verdict::Accept;
         };
-        if c.helper == Helper::Ftp as u8
-            && ctinfo != CtInfo::RelatedReply
-            && self.ftp_help(id, ctinfo, l3, now)
-        {
+        if c.has_ftp() && ctinfo != CtInfo::RelatedReply && self.ftp_help(id, ctinfo, l3, now) {
             self.stats.drop += 1;
             self.release(nfct);
             return Verdict::Drop;
@@ -1161,13 +1195,10 @@ impl Conntrack {
             if is_udp && let Some(oc) = self.conns.get(other as usize) {
                 // Same tuples: adopt the existing entry (nf_ct_resolve_clash).
                 let og = oc.generation;
-                let (p, b) = self
-                    .conns
-                    .get(id.idx as usize)
-                    .map_or((0, 0), |c| (c.packets[0], c.bytes[0]));
-                if let Some(oc) = self.conns.get_mut(other as usize) {
-                    oc.packets[0] += p;
-                    oc.bytes[0] += b;
+                let mine = self.acct.get(id.idx as usize).copied().unwrap_or_default();
+                if let Some(oa) = self.acct.get_mut(other as usize) {
+                    oa.packets[0] += mine.packets[0];
+                    oa.bytes[0] += mine.bytes[0];
                 }
                 self.free_slot(id.idx);
                 self.stats.clash_resolve += 1;
@@ -1194,12 +1225,10 @@ impl Conntrack {
             self.release(nfct);
             return Verdict::Drop;
         }
-        let has_master = if let Some(c) = self.conns.get_mut(id.idx as usize) {
-            c.timeout = c.timeout.saturating_add(now);
+        let has_master = self.masters.contains_key(&id.idx);
+        if let Some(c) = self.conns.get_mut(id.idx as usize) {
+            c.timeout = c.timeout.wrapping_add(tick(now));
             c.status |= ips::CONFIRMED;
-            c.master != NONE_IDX
-        } else {
-            false
         };
         self.link(id.idx);
         self.stats.insert += 1;
@@ -1313,14 +1342,35 @@ impl Conntrack {
         true
     }
 
-    /// Removes every expired entry and expectation (the gc worker).
+    /// The periodic gc worker on virtual time: every [`GC_INTERVAL_MS`] of packet time, expired entries are
+    /// reaped (this also keeps the wrapping millisecond timeouts meaningful over long captures).
+    fn auto_gc(&mut self, now: u64) {
+        let t = tick(now);
+        if t.wrapping_sub(self.last_gc) < GC_INTERVAL_MS {
+            return;
+        }
+        self.last_gc = t;
+        for i in 0..self.conns.len() as u32 {
+            if self
+                .conns
+                .get(i as usize)
+                .is_some_and(|c| c.live() && c.status & ips::DYING == 0 && Self::expired(c, now))
+            {
+                self.delete(i, now);
+            }
+        }
+        self.expects.retain(|e| e.expires > now);
+    }
+
+    /// Removes every expired entry and expectation, and entries killed while a packet held them (call between
+    /// packets).
     pub fn gc(&mut self, now: u64) -> usize {
         let mut n = 0;
         for i in 0..self.conns.len() as u32 {
             if self
                 .conns
                 .get(i as usize)
-                .is_some_and(|c| c.live && (Self::expired(c, now) || c.status & ips::DYING != 0))
+                .is_some_and(|c| c.live() && (Self::expired(c, now) || c.status & ips::DYING != 0))
             {
                 self.delete(i, now);
                 n += 1;
@@ -1345,15 +1395,10 @@ impl Conntrack {
             p.ct_mark = c.mark;
             p.ct_direction = ctinfo.dir() as u8;
             p.ct_zone = c.zone;
-            let rem = if c.status & ips::CONFIRMED != 0 {
-                c.timeout.saturating_sub(now)
-            } else {
-                c.timeout
-            };
-            p.ct_expiration_ms = (rem / 1_000_000).min(u64::from(u32::MAX)) as u32;
+            p.ct_expiration_ms = c.remaining_ms(now).min(u64::from(u32::MAX)) as u32;
             p.ct_id = id.idx ^ id.generation.rotate_left(16);
             p.ct_helper = [0; nfr_vm::pkt::NF_CT_HELPER_NAME_LEN];
-            if c.helper == Helper::Ftp as u8 {
+            if c.has_ftp() {
                 p.ct_helper[..3].copy_from_slice(b"ftp");
             }
             p.ct_l3proto = c.orig.l3;
@@ -1368,7 +1413,7 @@ impl Conntrack {
         self.conns
             .iter()
             .filter(|c| {
-                c.live
+                c.live()
                     && c.status & (ips::CONFIRMED | ips::DYING) == ips::CONFIRMED
                     && !Self::expired(c, now)
             })
@@ -1382,24 +1427,27 @@ impl Conntrack {
     /// The table as `conntrack -L` (conntrack-tools 1.4.7) prints it, one line per entry, creation order.
     pub fn listing(&self, now: u64) -> String {
         let mut out = String::new();
-        let mut v: Vec<&Conn> = self
+        let mut v: Vec<(u32, &Conn)> = self
             .conns
             .iter()
-            .filter(|c| {
-                c.live
+            .enumerate()
+            .map(|(i, c)| (i as u32, c))
+            .filter(|(_, c)| {
+                c.live()
                     && c.status & (ips::CONFIRMED | ips::DYING | ips::NAT_CLASH) == ips::CONFIRMED
                     && !Self::expired(c, now)
             })
             .collect();
-        v.sort_by_key(|c| c.generation);
-        for c in v {
+        v.sort_by_key(|(_, c)| c.generation);
+        for (idx, c) in v {
+            let a = self.acct.get(idx as usize).copied().unwrap_or_default();
             let t0 = c.orig;
             let t1 = Self::tuple_of(c, 1);
             let mut l = format!(
                 "{:<8} {} {} ",
                 t0.proto_name(),
                 t0.l4,
-                (c.timeout - now) / NS
+                c.remaining_ms(now) / 1000
             );
             if let L4State::Tcp(t) = c.l4 {
                 l.push_str(tcp::state_name(t.state));
@@ -1408,7 +1456,7 @@ impl Conntrack {
             l.push_str(&t0.fmt_conntrack());
             l.push(' ');
             if self.settings.acct {
-                l.push_str(&format!("packets={} bytes={} ", c.packets[0], c.bytes[0]));
+                l.push_str(&format!("packets={} bytes={} ", a.packets[0], a.bytes[0]));
             }
             if c.status & ips::SEEN_REPLY == 0 {
                 l.push_str("[UNREPLIED] ");
@@ -1416,7 +1464,7 @@ impl Conntrack {
             l.push_str(&t1.fmt_conntrack());
             l.push(' ');
             if self.settings.acct {
-                l.push_str(&format!("packets={} bytes={} ", c.packets[1], c.bytes[1]));
+                l.push_str(&format!("packets={} bytes={} ", a.packets[1], a.bytes[1]));
             }
             if c.status & ips::ASSURED != 0 {
                 l.push_str("[ASSURED] ");
@@ -1425,10 +1473,15 @@ impl Conntrack {
             if c.zone != 0 {
                 l.push_str(&format!("zone={} ", c.zone));
             }
-            if c.helper == Helper::Ftp as u8 {
+            if c.has_ftp() {
                 l.push_str("helper=ftp ");
             }
-            l.push_str(&format!("use={}\n", 1 + c.children));
+            let children = self
+                .masters
+                .values()
+                .filter(|m| m.idx == idx && m.generation == c.generation)
+                .count();
+            l.push_str(&format!("use={}\n", 1 + children));
             out.push_str(&l);
         }
         out
