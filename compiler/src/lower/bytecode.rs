@@ -1,0 +1,1600 @@
+//! Hir → `vm::Program`, linearized the way nftables' `src/netlink_linearize.c` does it, so
+//! that the printed Program equals nft's `--debug=netlink` bytecode (the `.t.payload` files).
+//!
+//! - Registers are handed out like a stack (`get_register`/`release_register`): every match
+//!   or statement operand takes 16 bytes (4 × 32-bit registers) starting at `NFT_REG_1`, a
+//!   concatenation takes its padded length; after the expression the space is released, so
+//!   consecutive matches all use `reg 1`.
+//! - Protocol dependencies are the checker's implicit matches (`meta l4proto`, `meta
+//!   nfproto`), lowered in place like any other match.
+//! - Adjacent byte-aligned payload equality matches are merged into one wider load exactly
+//!   when nft's `stmt_reduce()` / `payload_can_merge()` would merge them.
+//! - Prefixes: a byte-aligned big-endian prefix is a shorter load + `cmp` (a /24 is a 3-byte
+//!   load); anything else a full load + `bitwise` + `cmp`. Ranges are `range`; host-order
+//!   values (marks, lengths) get a `byteorder hton` before ranges, `<`/`>` and interval sets.
+//! - Flag tests (`ct state established,related`) are `bitwise & mask` + `cmp neq 0`.
+//! - Anonymous sets/maps become Program-owned sets named `__set%d` / `__map%d`.
+//!
+//! Every instruction records the source span of the match/statement it came from (the debug
+//! table, `Program::spans`).
+
+use crate::diag::Span;
+use crate::hir::{
+    self, BitOp, CtDir, Element, Expr, ExprKind, Family, Hir, Item, KeyPart, MapData, Match,
+    NatKind, Op, Operand, RejectKind, Rhs, Rule, StmtKind, Type, Value, Verdict, VerdictKind,
+    VmapRef,
+};
+use nfr_grammar::catalog::ByteOrder;
+use nfr_vm::insn::{
+    BitwiseOp, ByteorderOp, CmpOp, CtKey as VCtKey, CtSetKey, Data, Insn, LimitSpec, LimitType,
+    LogSpec, LookupDest, MetaKey as VMetaKey, MetaSetKey, NatSpec, PayloadBase, RangeOp,
+};
+use nfr_vm::pkt::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
+use nfr_vm::program::{ElemData, Policy, SetDataType, SetKind};
+use nfr_vm::{ChainId, ChainVerdict, Program, Reg, Set, SetId, VerifiedProgram, VerifyError};
+use std::fmt;
+
+/// What went wrong while lowering.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LowerErrorKind {
+    /// A construct the bytecode lowering does not support (yet).
+    Unsupported(String),
+    /// The rule needs more than the 16 data registers.
+    TooManyRegisters,
+    /// A constant longer than 16 bytes (`struct nft_data`).
+    DataTooLong,
+    /// The lowered program failed `Program::verify` (a lowering bug).
+    Verify(VerifyError),
+}
+
+/// A lowering error with the source span of the construct, if known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LowerError {
+    pub span: Option<Span>,
+    pub kind: LowerErrorKind,
+}
+
+impl fmt::Display for LowerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            LowerErrorKind::Unsupported(s) => {
+                write!(f, "not supported by the bytecode lowering: {s}")
+            }
+            LowerErrorKind::TooManyRegisters => write!(f, "rule needs more than 16 registers"),
+            LowerErrorKind::DataTooLong => write!(f, "constant longer than 16 bytes"),
+            LowerErrorKind::Verify(e) => write!(f, "lowered program does not verify: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LowerError {}
+
+fn unsupported(span: Span, what: impl Into<String>) -> LowerError {
+    LowerError {
+        span: Some(span),
+        kind: LowerErrorKind::Unsupported(what.into()),
+    }
+}
+
+type R<T> = Result<T, LowerError>;
+
+/// Lower a checked ruleset. Chains keep their Hir index (`hir::ChainId(n)` is
+/// `vm::ChainId(n)`); rules keep their order. The result is not verified yet.
+pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
+    let mut lw = Lower {
+        hir,
+        prog: Program::new(),
+        named: Vec::new(),
+        anon_sets: 0,
+        anon_maps: 0,
+    };
+    lw.chains()?;
+    lw.named_sets()?;
+    for (ci, chain) in hir.chains.iter().enumerate() {
+        let family = hir
+            .table(chain.table)
+            .map(|t| t.family)
+            .unwrap_or(Family::Ip);
+        for rule in &chain.rules {
+            let (insns, spans) = lw.rule(rule, family)?;
+            lw.prog.add_rule_spanned(
+                ChainId(ci as u32),
+                insns,
+                spans,
+                Some((rule.span.start, rule.span.end)),
+            );
+        }
+    }
+    Ok(lw.prog)
+}
+
+/// [`lower`] followed by `Program::verify`.
+pub fn lower_verified(hir: &Hir) -> Result<VerifiedProgram, LowerError> {
+    lower(hir)?.verify().map_err(|e| LowerError {
+        span: None,
+        kind: LowerErrorKind::Verify(e),
+    })
+}
+
+/// A whole Program in nft `--debug=netlink` style, chain by chain: for each chain a
+/// `table-family table chain` header line and each rule's expressions, with the anonymous
+/// sets a rule uses printed before it (`__set%d table flags` + element lines), as nft's test
+/// harness shows them.
+pub fn print_program(hir: &Hir, prog: &Program) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    for (ci, chain) in prog.chains.iter().enumerate() {
+        let (fam, table) = hir
+            .chains
+            .get(ci)
+            .and_then(|c| hir.table(c.table))
+            .map(|t| (t.family.name(), t.name.as_str()))
+            .unwrap_or(("ip", "?"));
+        for &r in &chain.rules {
+            for insn in prog.rule_insns(r) {
+                if let Insn::Lookup { set, .. } = insn
+                    && let Some(s) = prog.sets.get(set.0 as usize)
+                    && s.name.starts_with("__")
+                {
+                    o.push_str(&nfr_vm::print::print_set_header(prog, *set, table));
+                    let el = nfr_vm::print::print_set_elements(prog, *set);
+                    if !el.is_empty() {
+                        o.push_str(&el);
+                        o.push('\n');
+                    }
+                }
+            }
+            let _ = writeln!(o, "{fam} {table} {}", chain.name);
+            o.push_str(&nfr_vm::print::print_rule(prog, r));
+            o.push('\n');
+        }
+        if chain.rules.is_empty() {
+            let _ = writeln!(o, "{fam} {table} {}\n", chain.name);
+        }
+    }
+    o
+}
+
+struct Lower<'h> {
+    hir: &'h Hir,
+    prog: Program,
+    /// vm set of each Hir named set.
+    named: Vec<SetId>,
+    anon_sets: u32,
+    anon_maps: u32,
+}
+
+/// One key field as it sits in registers: its type, its length in bytes, how far a value
+/// must be shifted left to sit in the loaded window (sub-byte fields), and whether a
+/// host-order value is converted to big endian (`byteorder hton`) before use.
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    ty: Type,
+    len: usize,
+    shift: u32,
+    hton: bool,
+}
+
+impl Field {
+    fn plain(ty: Type) -> Field {
+        Field {
+            ty,
+            len: ty.byte_len().max(1) as usize,
+            shift: 0,
+            hton: false,
+        }
+    }
+    fn host(&self) -> bool {
+        self.ty.byteorder() == ByteOrder::Host
+    }
+    /// Host-order values longer than a byte are converted for ordered comparisons.
+    fn needs_hton(&self) -> bool {
+        self.host() && self.len > 1
+    }
+}
+
+fn pad4(n: usize) -> usize {
+    n.div_ceil(4) * 4
+}
+
+fn words(n: usize) -> u8 {
+    n.div_ceil(4).min(255) as u8
+}
+
+fn field_of(e: &Expr) -> Field {
+    match &e.kind {
+        ExprKind::Payload { .. } => {
+            let (_, nbytes, _, shift) = e.load_window().unwrap_or((0, 1, None, 0));
+            Field {
+                ty: e.ty,
+                len: nbytes as usize,
+                shift,
+                hton: false,
+            }
+        }
+        ExprKind::Meta { key } => Field {
+            ty: e.ty,
+            len: key.len_bits.div_ceil(8).max(1) as usize,
+            shift: 0,
+            hton: false,
+        },
+        ExprKind::Ct { key, .. } => {
+            let len = if matches!(key.name, "saddr" | "daddr") {
+                e.ty.byte_len() as usize
+            } else {
+                key.len_bits.div_ceil(8).max(1) as usize
+            };
+            Field {
+                ty: e.ty,
+                len,
+                shift: 0,
+                hton: false,
+            }
+        }
+        ExprKind::Bitwise { expr, .. } => {
+            let inner = field_of(expr);
+            Field {
+                ty: e.ty,
+                len: inner.len.max(e.ty.byte_len() as usize),
+                shift: 0,
+                hton: false,
+            }
+        }
+        ExprKind::Concat(_) => Field::plain(e.ty),
+    }
+}
+
+fn fields_of(e: &Expr) -> Vec<Field> {
+    match &e.kind {
+        ExprKind::Concat(parts) => parts.iter().map(field_of).collect(),
+        _ => vec![field_of(e)],
+    }
+}
+
+/// Bytes a (possibly concatenated) key occupies in registers.
+fn key_len(fields: &[Field]) -> usize {
+    if fields.len() > 1 {
+        fields.iter().map(|f| pad4(f.len)).sum()
+    } else {
+        fields.first().map_or(4, |f| f.len)
+    }
+}
+
+/// A value as register bytes for `f`: network-order bytes right-aligned in `f.len` bytes,
+/// shifted into a sub-byte window, reversed for host-order types (unless converted).
+fn encode(v: &Value, f: &Field) -> Vec<u8> {
+    let n = f.len;
+    if matches!(f.ty.byteorder(), ByteOrder::Invalid) {
+        let mut b = v.bytes.clone();
+        b.resize(n, 0);
+        return b;
+    }
+    let mut out = vec![0u8; n];
+    if f.shift > 0 {
+        let x = v.as_u128() << f.shift;
+        for (i, b) in out.iter_mut().rev().enumerate() {
+            *b = (x >> (8 * i)) as u8;
+        }
+    } else {
+        for (d, s) in out.iter_mut().rev().zip(v.bytes.iter().rev()) {
+            *d = *s;
+        }
+    }
+    if f.host() && !f.hton {
+        out.reverse();
+    }
+    out
+}
+
+fn data(b: &[u8], span: Span) -> R<Data> {
+    Data::new(b).ok_or(LowerError {
+        span: Some(span),
+        kind: LowerErrorKind::DataTooLong,
+    })
+}
+
+fn byteorder_size(len: usize) -> u8 {
+    let bits = len * 8;
+    if bits % 64 == 0 {
+        8
+    } else if bits % 32 == 0 {
+        4
+    } else {
+        2
+    }
+}
+
+fn vm_hook(h: hir::Hook) -> Option<nfr_vm::Hook> {
+    Some(match h {
+        hir::Hook::Prerouting => nfr_vm::Hook::Prerouting,
+        hir::Hook::Input => nfr_vm::Hook::Input,
+        hir::Hook::Forward => nfr_vm::Hook::Forward,
+        hir::Hook::Output => nfr_vm::Hook::Output,
+        hir::Hook::Postrouting => nfr_vm::Hook::Postrouting,
+        hir::Hook::Ingress => return None,
+    })
+}
+
+fn meta_key(name: &str) -> Option<VMetaKey> {
+    Some(match name {
+        "length" => VMetaKey::Len,
+        "protocol" => VMetaKey::Protocol,
+        "nfproto" => VMetaKey::Nfproto,
+        "l4proto" => VMetaKey::L4proto,
+        "mark" => VMetaKey::Mark,
+        "iif" => VMetaKey::Iif,
+        "oif" => VMetaKey::Oif,
+        "iifname" => VMetaKey::Iifname,
+        "oifname" => VMetaKey::Oifname,
+        "iiftype" => VMetaKey::Iiftype,
+        "oiftype" => VMetaKey::Oiftype,
+        "pkttype" => VMetaKey::Pkttype,
+        "skuid" => VMetaKey::Skuid,
+        "skgid" => VMetaKey::Skgid,
+        _ => return None,
+    })
+}
+
+fn ct_key(name: &str, family: Option<Family>, ty: Type) -> Option<VCtKey> {
+    let v6 = family == Some(Family::Ip6) || (family.is_some() && ty == Type::Ipv6Addr);
+    Some(match name {
+        "state" => VCtKey::State,
+        "direction" => VCtKey::Direction,
+        "status" => VCtKey::Status,
+        "mark" => VCtKey::Mark,
+        "expiration" => VCtKey::Expiration,
+        "helper" => VCtKey::Helper,
+        "l3proto" => VCtKey::L3protocol,
+        "protocol" => VCtKey::Protocol,
+        "proto-src" => VCtKey::ProtoSrc,
+        "proto-dst" => VCtKey::ProtoDst,
+        "zone" => VCtKey::Zone,
+        "id" => VCtKey::Id,
+        "saddr" => match family {
+            None => VCtKey::Src,
+            Some(_) if v6 => VCtKey::SrcIp6,
+            Some(_) => VCtKey::SrcIp,
+        },
+        "daddr" => match family {
+            None => VCtKey::Dst,
+            Some(_) if v6 => VCtKey::DstIp6,
+            Some(_) => VCtKey::DstIp,
+        },
+        _ => return None,
+    })
+}
+
+fn payload_base(b: hir::PayloadBase) -> PayloadBase {
+    match b {
+        hir::PayloadBase::Link => PayloadBase::Link,
+        hir::PayloadBase::Network => PayloadBase::Network,
+        hir::PayloadBase::Transport => PayloadBase::Transport,
+    }
+}
+
+fn log_level(name: &str) -> Option<u32> {
+    Some(match name {
+        "emerg" => 0,
+        "alert" => 1,
+        "crit" => 2,
+        "err" => 3,
+        "warn" => 4,
+        "notice" => 5,
+        "info" => 6,
+        "debug" => 7,
+        "audit" => 8,
+        _ => return None,
+    })
+}
+
+/// One item of a rule after nft's payload merging.
+enum LItem<'a> {
+    Item(&'a Item),
+    /// Adjacent payload equality matches merged into one load.
+    Merged {
+        base: hir::PayloadBase,
+        offset: u32,
+        bytes: Vec<u8>,
+        span: Span,
+    },
+}
+
+/// A payload `==` constant match over whole bytes: (base, byte offset, value bytes).
+fn mergeable(m: &Match) -> Option<(hir::PayloadBase, u32, Vec<u8>)> {
+    if m.op != Op::Eq {
+        return None;
+    }
+    let ExprKind::Payload { base, .. } = &m.left.kind else {
+        return None;
+    };
+    let Rhs::Value(v) = &m.right else { return None };
+    let (off, len, mask, _) = m.left.load_window()?;
+    if mask.is_some() {
+        return None;
+    }
+    let f = field_of(&m.left);
+    let bytes = encode(v, &f);
+    (bytes.len() == len as usize).then_some((*base, off, bytes))
+}
+
+/// nft's `stmt_reduce()`: within runs of expression statements (statements are fences),
+/// payload `==` constant matches sorted by (base, offset) are merged when adjacent and
+/// `payload_can_merge` allows it. The merged match takes the place of the lower-offset
+/// one (or of the protocol field, if the higher one is `ip protocol`/`ip6 nexthdr`).
+fn merge_payloads<'a>(items: &'a [Item]) -> Vec<LItem<'a>> {
+    let mut out: Vec<Option<LItem<'a>>> = items.iter().map(|i| Some(LItem::Item(i))).collect();
+    let mut run: Vec<usize> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        match it {
+            Item::Match(m) => {
+                if mergeable(m).is_some() {
+                    run.push(i);
+                }
+            }
+            _ => {
+                if run.len() >= 2 {
+                    merge_run(items, &run, &mut out);
+                }
+                run.clear();
+            }
+        }
+    }
+    if run.len() >= 2 {
+        merge_run(items, &run, &mut out);
+    }
+    out.into_iter().flatten().collect()
+}
+
+fn is_protocol_field(m: &Match) -> bool {
+    matches!(
+        &m.left.kind,
+        ExprKind::Payload {
+            proto: "ip",
+            field: "protocol",
+            ..
+        } | ExprKind::Payload {
+            proto: "ip6",
+            field: "nexthdr",
+            ..
+        }
+    )
+}
+
+fn merge_run<'a>(items: &'a [Item], run: &[usize], out: &mut [Option<LItem<'a>>]) {
+    struct Cur {
+        idx: usize,
+        base: hir::PayloadBase,
+        off: u32,
+        bytes: Vec<u8>,
+        parts: usize,
+        span: Span,
+    }
+    let mut sorted: Vec<(usize, hir::PayloadBase, u32, Vec<u8>, bool, Span)> = run
+        .iter()
+        .filter_map(|&i| match items.get(i) {
+            Some(Item::Match(m)) => {
+                mergeable(m).map(|(b, o, v)| (i, b, o, v, is_protocol_field(m), m.span))
+            }
+            _ => None,
+        })
+        .collect();
+    let base_rank = |b: hir::PayloadBase| match b {
+        hir::PayloadBase::Link => 0,
+        hir::PayloadBase::Network => 1,
+        hir::PayloadBase::Transport => 2,
+    };
+    sorted.sort_by_key(|s| (base_rank(s.1), s.2));
+    let mut cur: Option<Cur> = None;
+    let finish = |c: Cur, out: &mut [Option<LItem<'a>>]| {
+        if c.parts > 1
+            && let Some(slot) = out.get_mut(c.idx)
+        {
+            *slot = Some(LItem::Merged {
+                base: c.base,
+                offset: c.off,
+                bytes: c.bytes,
+                span: c.span,
+            });
+        }
+    };
+    for (idx, base, off, bytes, proto, span) in sorted {
+        if let Some(c) = cur.as_mut() {
+            let adjacent = c.base == base && c.off + c.bytes.len() as u32 == off;
+            let (l1, l2) = (c.bytes.len(), bytes.len());
+            let total = l1 + l2;
+            let can = adjacent
+                && total <= 16
+                && (total <= 4 || base == hir::PayloadBase::Link || l1 > 4 || l2 > 4);
+            if can {
+                c.bytes.extend_from_slice(&bytes);
+                c.parts += 1;
+                c.span = c.span.to(span);
+                let removed = if proto {
+                    let old = c.idx;
+                    c.idx = idx;
+                    old
+                } else {
+                    idx
+                };
+                if let Some(slot) = out.get_mut(removed) {
+                    *slot = None;
+                }
+                continue;
+            }
+        }
+        if let Some(c) = cur.take() {
+            finish(c, out);
+        }
+        cur = Some(Cur {
+            idx,
+            base,
+            off,
+            bytes,
+            parts: 1,
+            span,
+        });
+    }
+    if let Some(c) = cur.take() {
+        finish(c, out);
+    }
+}
+
+/// Per-rule state: the instructions, their spans and the register stack.
+struct Rcx {
+    insns: Vec<Insn>,
+    spans: Vec<Option<(u32, u32)>>,
+    reg_low: u8,
+    span: Span,
+    family: Family,
+}
+
+impl Rcx {
+    fn emit(&mut self, i: Insn) {
+        self.insns.push(i);
+        self.spans.push(Some((self.span.start, self.span.end)));
+    }
+    fn get(&mut self, bytes: usize) -> R<Reg> {
+        let n = words(bytes.max(1));
+        if usize::from(self.reg_low) + usize::from(n) > nfr_vm::ids::NFT_REG32_COUNT {
+            return Err(LowerError {
+                span: Some(self.span),
+                kind: LowerErrorKind::TooManyRegisters,
+            });
+        }
+        let r = Reg(self.reg_low);
+        self.reg_low += n;
+        Ok(r)
+    }
+    fn release(&mut self, bytes: usize) {
+        self.reg_low = self.reg_low.saturating_sub(words(bytes.max(1)));
+    }
+    /// `get_register(expr)`: a concatenation takes its length, anything else 16 bytes.
+    fn get_for(&mut self, e: &Expr) -> R<(Reg, usize)> {
+        let n = match &e.kind {
+            ExprKind::Concat(_) => key_len(&fields_of(e)),
+            _ => 16,
+        };
+        Ok((self.get(n)?, n))
+    }
+}
+
+impl Lower<'_> {
+    fn chains(&mut self) -> R<()> {
+        for c in &self.hir.chains {
+            match c.base() {
+                Some(b) => {
+                    let hook = vm_hook(b.hook).ok_or_else(|| {
+                        unsupported(b.span, "ingress chains (no netdev hook in the VM)")
+                    })?;
+                    let policy = match b.policy {
+                        hir::Policy::Accept => Policy::Accept,
+                        hir::Policy::Drop => Policy::Drop,
+                    };
+                    self.prog.add_base_chain(&c.name, hook, b.priority, policy);
+                }
+                None => {
+                    self.prog.add_chain(&c.name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn named_sets(&mut self) -> R<()> {
+        for s in &self.hir.sets {
+            let mut fields: Vec<Field> = s.key.iter().map(|t| Field::plain(*t)).collect();
+            let interval = s.flags.interval
+                || s.elements
+                    .iter()
+                    .any(|e| e.key.iter().any(|k| !matches!(k, KeyPart::Value(_))));
+            if interval && fields.len() == 1 {
+                for f in &mut fields {
+                    f.hton = f.needs_hton();
+                }
+            }
+            let data = s.data.clone();
+            let mut flags = 0u32;
+            if s.flags.constant {
+                flags |= 2;
+            }
+            if interval {
+                flags |= 4;
+            }
+            if data.is_some() {
+                flags |= 8;
+            }
+            if s.flags.timeout {
+                flags |= 0x10;
+            }
+            if fields.len() > 1 && interval {
+                flags |= 0x80;
+            }
+            let id = self.build_set(
+                &s.name,
+                flags,
+                &fields,
+                interval,
+                data.as_deref(),
+                &s.elements,
+                s.span,
+            )?;
+            self.named.push(id);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_set(
+        &mut self,
+        name: &str,
+        flags: u32,
+        fields: &[Field],
+        interval: bool,
+        dtypes: Option<&[Type]>,
+        elements: &[Element],
+        span: Span,
+    ) -> R<SetId> {
+        let klen = key_len(fields);
+        let data_type = match dtypes {
+            None => SetDataType::None,
+            Some([Type::Verdict]) => SetDataType::Verdict,
+            Some(ts) => SetDataType::Data(map_data_len(ts) as u8),
+        };
+        let kind = if !interval {
+            SetKind::Hash
+        } else if fields.len() > 1 {
+            SetKind::ConcatInterval {
+                field_lens: fields.iter().map(|f| f.len as u8).collect(),
+            }
+        } else {
+            SetKind::Interval
+        };
+        let mut set = Set::new(name, klen as u8, data_type, kind);
+        set.flags = flags;
+        if dtypes.is_some() && name.starts_with("__") {
+            set.size = Some(elements.len() as u32);
+        }
+        for el in elements {
+            let d = match (&el.data, dtypes) {
+                (None, _) => ElemData::None,
+                (Some(MapData::Verdict(v)), _) => ElemData::Verdict(self.chain_verdict(v)?),
+                (Some(MapData::Value(parts)), Some(ts)) => {
+                    ElemData::Data(data(&map_data_bytes(parts, ts, el.span)?, el.span)?)
+                }
+                (Some(MapData::Value(_)), None) => {
+                    return Err(unsupported(el.span, "map data in a set"));
+                }
+            };
+            let (from, to) = element_bounds(el, fields)?;
+            if interval {
+                set.insert_range(&from, &to, d);
+            } else if from == to {
+                set.insert(&from, d);
+            } else {
+                return Err(unsupported(el.span, "range element in a hash set"));
+            }
+        }
+        let _ = span;
+        Ok(self.prog.add_set(set))
+    }
+
+    fn chain_verdict(&self, v: &Verdict) -> R<ChainVerdict> {
+        Ok(match &v.kind {
+            VerdictKind::Accept => ChainVerdict::Accept,
+            VerdictKind::Drop => ChainVerdict::Drop,
+            VerdictKind::Continue => ChainVerdict::Continue,
+            VerdictKind::Return => ChainVerdict::Return,
+            VerdictKind::Jump(c) => ChainVerdict::Jump(ChainId(c.0)),
+            VerdictKind::Goto(c) => ChainVerdict::Goto(ChainId(c.0)),
+            VerdictKind::Queue { .. } | VerdictKind::Vmap { .. } => {
+                return Err(unsupported(v.span, "this verdict inside a map"));
+            }
+        })
+    }
+
+    fn rule(&mut self, rule: &Rule, family: Family) -> R<(Vec<Insn>, Vec<Option<(u32, u32)>>)> {
+        let mut cx = Rcx {
+            insns: Vec::new(),
+            spans: Vec::new(),
+            reg_low: 0,
+            span: rule.span,
+            family,
+        };
+        for it in merge_payloads(&rule.items) {
+            match it {
+                LItem::Merged {
+                    base,
+                    offset,
+                    bytes,
+                    span,
+                } => {
+                    cx.span = span;
+                    let r = cx.get(16)?;
+                    cx.emit(Insn::payload(
+                        payload_base(base),
+                        offset,
+                        bytes.len() as u8,
+                        r,
+                    ));
+                    cx.emit(Insn::cmp_eq(r, data(&bytes, span)?));
+                    cx.release(16);
+                }
+                LItem::Item(Item::Match(m)) => {
+                    cx.span = m.span;
+                    self.lower_match(&mut cx, m)?;
+                }
+                LItem::Item(Item::Stmt(s)) => {
+                    cx.span = s.span;
+                    self.lower_stmt(&mut cx, &s.kind)?;
+                }
+                LItem::Item(Item::Vmap(v)) => {
+                    cx.span = v.span;
+                    self.lower_verdict(&mut cx, v)?;
+                }
+            }
+        }
+        if let Some(v) = &rule.verdict {
+            cx.span = v.span;
+            self.lower_verdict(&mut cx, v)?;
+        }
+        Ok((cx.insns, cx.spans))
+    }
+
+    // ---- expressions ---------------------------------------------------------------
+
+    /// Load `e` into `dreg` (`netlink_gen_expr`). `hton` converts host-order fields of
+    /// more than one byte to big endian (interval set keys); `stmt` right-aligns sub-byte
+    /// payload fields (statement operands).
+    fn gen_expr(&mut self, cx: &mut Rcx, e: &Expr, dreg: Reg, hton: bool, stmt: bool) -> R<()> {
+        match &e.kind {
+            ExprKind::Payload { base, .. } => {
+                let (off, nbytes, mask, shift) = e
+                    .load_window()
+                    .ok_or_else(|| unsupported(e.span, "payload window"))?;
+                cx.emit(Insn::payload(payload_base(*base), off, nbytes as u8, dreg));
+                if let Some(mask) = mask {
+                    let zero = vec![0u8; mask.len()];
+                    cx.emit(Insn::Bitwise {
+                        sreg: dreg,
+                        dreg,
+                        len: nbytes as u8,
+                        op: BitwiseOp::MaskXor {
+                            mask: data(&mask, e.span)?,
+                            xor: data(&zero, e.span)?,
+                        },
+                    });
+                    if stmt && shift > 0 {
+                        if nbytes > 1 {
+                            cx.emit(Insn::Byteorder {
+                                sreg: dreg,
+                                dreg,
+                                op: ByteorderOp::Ntoh,
+                                len: nbytes as u8,
+                                size: byteorder_size(nbytes as usize),
+                            });
+                        }
+                        cx.emit(Insn::Bitwise {
+                            sreg: dreg,
+                            dreg,
+                            len: nbytes as u8,
+                            op: BitwiseOp::Rshift(shift),
+                        });
+                    }
+                }
+            }
+            ExprKind::Meta { key } => {
+                let k = meta_key(key.name)
+                    .ok_or_else(|| unsupported(e.span, format!("meta {}", key.name)))?;
+                cx.emit(Insn::meta(k, dreg));
+                let f = field_of(e);
+                if hton && f.needs_hton() {
+                    self.hton(cx, dreg, f.len);
+                }
+            }
+            ExprKind::Ct { key, dir, family } => {
+                let k = ct_key(key.name, *family, e.ty)
+                    .ok_or_else(|| unsupported(e.span, format!("ct {}", key.name)))?;
+                let dir = dir.map(|d| match d {
+                    CtDir::Original => nfr_vm::insn::CtDir::Original,
+                    CtDir::Reply => nfr_vm::insn::CtDir::Reply,
+                });
+                cx.emit(Insn::Ct { key: k, dir, dreg });
+                let f = field_of(e);
+                if hton && f.needs_hton() {
+                    self.hton(cx, dreg, f.len);
+                }
+            }
+            ExprKind::Concat(parts) => {
+                let mut r = dreg.0;
+                for p in parts {
+                    self.gen_expr(cx, p, Reg(r), hton, stmt)?;
+                    r = r.saturating_add(words(field_of(p).len));
+                }
+            }
+            ExprKind::Bitwise { .. } => self.gen_bitwise(cx, e, dreg, stmt)?,
+        }
+        Ok(())
+    }
+
+    fn hton(&mut self, cx: &mut Rcx, reg: Reg, len: usize) {
+        cx.emit(Insn::Byteorder {
+            sreg: reg,
+            dreg: reg,
+            op: ByteorderOp::Hton,
+            len: len as u8,
+            size: byteorder_size(len),
+        });
+    }
+
+    /// `netlink_gen_bitwise` / `netlink_gen_shift`: a chain of `&`, `|`, `^` with constants
+    /// folds into one mask/xor; shifts are their own instruction.
+    fn gen_bitwise(&mut self, cx: &mut Rcx, e: &Expr, dreg: Reg, stmt: bool) -> R<()> {
+        let ExprKind::Bitwise { expr, op, value } = &e.kind else {
+            return self.gen_expr(cx, e, dreg, false, stmt);
+        };
+        let len = field_of(e).len;
+        let f = Field {
+            ty: e.ty,
+            len,
+            shift: 0,
+            hton: false,
+        };
+        match op {
+            BitOp::Shl | BitOp::Shr => {
+                self.gen_expr(cx, expr, dreg, false, stmt)?;
+                let n = value.as_u128() as u32;
+                cx.emit(Insn::Bitwise {
+                    sreg: dreg,
+                    dreg,
+                    len: len as u8,
+                    op: if *op == BitOp::Shl {
+                        BitwiseOp::Lshift(n)
+                    } else {
+                        BitwiseOp::Rshift(n)
+                    },
+                });
+                return Ok(());
+            }
+            _ => {}
+        }
+        // collect the chain of and/or/xor down to the first non-boolean expression
+        let mut chain: Vec<(BitOp, &Value)> = vec![(*op, value)];
+        let mut base: &Expr = expr;
+        while let ExprKind::Bitwise {
+            expr: inner,
+            op: o @ (BitOp::And | BitOp::Or | BitOp::Xor),
+            value: v,
+        } = &base.kind
+        {
+            chain.push((*o, v));
+            base = inner;
+        }
+        self.gen_expr(cx, base, dreg, false, stmt)?;
+        let mut mask = vec![0xffu8; len];
+        let mut xor = vec![0u8; len];
+        for (o, v) in chain.iter().rev() {
+            let val = encode(v, &f);
+            for i in 0..len {
+                let x = val.get(i).copied().unwrap_or(0);
+                match o {
+                    BitOp::And => {
+                        mask[i] &= x;
+                        xor[i] &= x;
+                    }
+                    BitOp::Or => {
+                        mask[i] &= !x;
+                        xor[i] = (xor[i] & !x) ^ x;
+                    }
+                    _ => {
+                        xor[i] ^= x;
+                    }
+                }
+            }
+        }
+        cx.emit(Insn::Bitwise {
+            sreg: dreg,
+            dreg,
+            len: len as u8,
+            op: BitwiseOp::MaskXor {
+                mask: data(&mask, e.span)?,
+                xor: data(&xor, e.span)?,
+            },
+        });
+        Ok(())
+    }
+
+    // ---- matches ---------------------------------------------------------------------
+
+    fn lower_match(&mut self, cx: &mut Rcx, m: &Match) -> R<()> {
+        let left = &m.left;
+        match &m.right {
+            Rhs::Value(v) => {
+                let f = field_of(left);
+                let (sreg, n) = cx.get_for(left)?;
+                match m.op {
+                    Op::Bitmask | Op::NotBitmask => {
+                        self.gen_expr(cx, left, sreg, false, false)?;
+                        let mask = encode(v, &f);
+                        let zero = vec![0u8; f.len];
+                        cx.emit(Insn::Bitwise {
+                            sreg,
+                            dreg: sreg,
+                            len: f.len as u8,
+                            op: BitwiseOp::MaskXor {
+                                mask: data(&mask, m.span)?,
+                                xor: data(&zero, m.span)?,
+                            },
+                        });
+                        cx.emit(Insn::Cmp {
+                            op: if m.op == Op::Bitmask {
+                                CmpOp::Neq
+                            } else {
+                                CmpOp::Eq
+                            },
+                            sreg,
+                            data: data(&zero, m.span)?,
+                        });
+                    }
+                    op => {
+                        let ordered = matches!(op, Op::Lt | Op::Gt | Op::Lte | Op::Gte);
+                        let f = Field {
+                            hton: ordered && f.needs_hton(),
+                            ..f
+                        };
+                        self.gen_expr(cx, left, sreg, f.hton, false)?;
+                        cx.emit(Insn::Cmp {
+                            op: cmp_op(op),
+                            sreg,
+                            data: data(&encode(v, &f), m.span)?,
+                        });
+                    }
+                }
+                cx.release(n);
+            }
+            Rhs::Concat(vals) => {
+                let fields = fields_of(left);
+                let (sreg, n) = cx.get_for(left)?;
+                self.gen_expr(cx, left, sreg, false, false)?;
+                let mut bytes = Vec::new();
+                for (v, f) in vals.iter().zip(&fields) {
+                    let mut b = encode(v, f);
+                    b.resize(pad4(f.len), 0);
+                    bytes.extend(b);
+                }
+                let blen = key_len(&fields);
+                bytes.truncate(blen);
+                cx.emit(Insn::Cmp {
+                    op: cmp_op(m.op),
+                    sreg,
+                    data: data(&bytes, m.span)?,
+                });
+                cx.release(n);
+            }
+            Rhs::Prefix { value, len } => {
+                let f = field_of(left);
+                let (sreg, n) = cx.get_for(left)?;
+                let plen = *len as usize;
+                let string = matches!(f.ty, Type::Ifname | Type::String { .. });
+                let full = encode(value, &f);
+                if string || (f.ty.byteorder() == ByteOrder::Big && plen % 8 == 0 && plen != 0) {
+                    let cl = plen.div_ceil(8).max(1);
+                    match &left.kind {
+                        ExprKind::Payload { base, .. } if f.shift == 0 => {
+                            let (off, _, _, _) = left.load_window().unwrap_or((0, 0, None, 0));
+                            cx.emit(Insn::payload(payload_base(*base), off, cl as u8, sreg));
+                        }
+                        _ => self.gen_expr(cx, left, sreg, false, false)?,
+                    }
+                    let d: Vec<u8> = full.iter().copied().take(cl).collect();
+                    cx.emit(Insn::Cmp {
+                        op: cmp_op(m.op),
+                        sreg,
+                        data: data(&d, m.span)?,
+                    });
+                } else {
+                    self.gen_expr(cx, left, sreg, false, false)?;
+                    let mut mask = vec![0u8; f.len];
+                    for (i, b) in mask.iter_mut().enumerate() {
+                        let keep = plen.saturating_sub(i * 8).min(8);
+                        *b = if keep == 0 { 0 } else { 0xffu8 << (8 - keep) };
+                    }
+                    if f.host() {
+                        mask.reverse();
+                    }
+                    let zero = vec![0u8; f.len];
+                    cx.emit(Insn::Bitwise {
+                        sreg,
+                        dreg: sreg,
+                        len: f.len as u8,
+                        op: BitwiseOp::MaskXor {
+                            mask: data(&mask, m.span)?,
+                            xor: data(&zero, m.span)?,
+                        },
+                    });
+                    cx.emit(Insn::Cmp {
+                        op: cmp_op(m.op),
+                        sreg,
+                        data: data(&full, m.span)?,
+                    });
+                }
+                cx.release(n);
+            }
+            Rhs::Range { lo, hi } => {
+                let f = field_of(left);
+                let f = Field {
+                    hton: f.needs_hton(),
+                    ..f
+                };
+                let (sreg, n) = cx.get_for(left)?;
+                self.gen_expr(cx, left, sreg, f.hton, false)?;
+                cx.emit(Insn::Range {
+                    op: if m.op == Op::Neq {
+                        RangeOp::Neq
+                    } else {
+                        RangeOp::Eq
+                    },
+                    sreg,
+                    from: data(&encode(lo, &f), m.span)?,
+                    to: data(&encode(hi, &f), m.span)?,
+                });
+                cx.release(n);
+            }
+            Rhs::Set(anon) => {
+                let (set, hton) = self.anon_set(left, &anon.elements, anon.interval, None)?;
+                let (sreg, n) = cx.get_for(left)?;
+                self.gen_expr(cx, left, sreg, hton, false)?;
+                cx.emit(Insn::Lookup {
+                    sreg,
+                    set,
+                    dest: LookupDest::None,
+                    invert: m.op == Op::Neq,
+                });
+                cx.release(n);
+            }
+            Rhs::SetRef(id) => {
+                let set = self.named_ref(*id, m.span)?;
+                let hton = self.named_hton(*id);
+                let (sreg, n) = cx.get_for(left)?;
+                self.gen_expr(cx, left, sreg, hton, false)?;
+                cx.emit(Insn::Lookup {
+                    sreg,
+                    set,
+                    dest: LookupDest::None,
+                    invert: m.op == Op::Neq,
+                });
+                cx.release(n);
+            }
+        }
+        Ok(())
+    }
+
+    fn named_ref(&self, id: hir::SetId, span: Span) -> R<SetId> {
+        self.named
+            .get(id.0 as usize)
+            .copied()
+            .ok_or_else(|| unsupported(span, "unknown named set"))
+    }
+
+    fn named_hton(&self, id: hir::SetId) -> bool {
+        self.prog
+            .sets
+            .get(
+                self.named
+                    .get(id.0 as usize)
+                    .map_or(usize::MAX, |s| s.0 as usize),
+            )
+            .is_some_and(|s| matches!(s.kind, SetKind::Interval))
+            && self.hir.set(id).is_some_and(|s| {
+                s.key.len() == 1 && s.key.iter().any(|t| Field::plain(*t).needs_hton())
+            })
+    }
+
+    /// Build an anonymous set or map keyed by `key`; returns it and whether the key must be
+    /// converted to big endian before the lookup.
+    fn anon_set(
+        &mut self,
+        key: &Expr,
+        elements: &[Element],
+        interval: bool,
+        data: Option<&[Type]>,
+    ) -> R<(SetId, bool)> {
+        let mut fields = fields_of(key);
+        let mut hton = false;
+        if interval && fields.len() == 1 {
+            for f in &mut fields {
+                f.hton = f.needs_hton();
+                hton |= f.hton;
+            }
+        }
+        let name = if data.is_some() {
+            self.anon_maps += 1;
+            format!("__map{}", self.anon_maps - 1)
+        } else {
+            self.anon_sets += 1;
+            format!("__set{}", self.anon_sets - 1)
+        };
+        let mut flags = 1 | 2;
+        if interval {
+            flags |= 4;
+        }
+        if data.is_some() {
+            flags |= 8;
+        }
+        if interval && fields.len() > 1 {
+            flags |= 0x80;
+        }
+        let id = self.build_set(&name, flags, &fields, interval, data, elements, key.span)?;
+        Ok((id, hton))
+    }
+
+    /// The lookup of a map (`vmap` or `map`): key into a fresh register (or `dreg`), then
+    /// `lookup ... dreg`.
+    fn gen_map(
+        &mut self,
+        cx: &mut Rcx,
+        key: &Expr,
+        map: &VmapRef,
+        dest: LookupDest,
+        data_types: &[Type],
+        span: Span,
+    ) -> R<()> {
+        let (set, hton) = match map {
+            VmapRef::Anon(a) => self.anon_set(key, &a.elements, a.interval, Some(data_types))?,
+            VmapRef::Named(id) => (self.named_ref(*id, span)?, self.named_hton(*id)),
+        };
+        match dest {
+            LookupDest::Reg(r) => {
+                // netlink_gen_map: sreg = dreg; a concatenated key reserves its space
+                let extra = match &key.kind {
+                    ExprKind::Concat(_) => key_len(&fields_of(key)),
+                    _ => 0,
+                };
+                if extra > 0 {
+                    cx.get(extra)?;
+                }
+                self.gen_expr(cx, key, r, hton, false)?;
+                if extra > 0 {
+                    cx.release(extra);
+                }
+                cx.emit(Insn::Lookup {
+                    sreg: r,
+                    set,
+                    dest,
+                    invert: false,
+                });
+            }
+            _ => {
+                let (sreg, n) = cx.get_for(key)?;
+                self.gen_expr(cx, key, sreg, hton, false)?;
+                cx.emit(Insn::Lookup {
+                    sreg,
+                    set,
+                    dest,
+                    invert: false,
+                });
+                cx.release(n);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- statements ----------------------------------------------------------------
+
+    /// A statement operand into a fresh register (`get_register(NULL)`); returns it.
+    fn gen_operand(&mut self, cx: &mut Rcx, v: &Operand, ty: Type, span: Span) -> R<Reg> {
+        let r = cx.get(16)?;
+        match v {
+            Operand::Value(val) => {
+                let f = Field::plain(ty);
+                cx.emit(Insn::Immediate {
+                    dreg: r,
+                    data: data(&encode(val, &f), span)?,
+                });
+            }
+            Operand::Expr(e) => self.gen_expr(cx, e, r, false, true)?,
+            Operand::Map { key, map } => {
+                self.gen_map(cx, key, map, LookupDest::Reg(r), &[ty], span)?;
+            }
+        }
+        Ok(r)
+    }
+
+    fn lower_stmt(&mut self, cx: &mut Rcx, s: &StmtKind) -> R<()> {
+        let span = cx.span;
+        match s {
+            StmtKind::Counter { packets, bytes } => {
+                let id = self.prog.add_counter();
+                if let Some(c) = self.prog.counters.get_mut(id.0 as usize) {
+                    c.packets = *packets;
+                    c.bytes = *bytes;
+                }
+                cx.emit(Insn::Counter(id));
+            }
+            StmtKind::Log {
+                prefix,
+                level,
+                group,
+            } => {
+                let level = match level {
+                    None => None,
+                    Some(l) => Some(
+                        log_level(l).ok_or_else(|| unsupported(span, format!("log level {l}")))?,
+                    ),
+                };
+                cx.emit(Insn::Log(Box::new(LogSpec {
+                    prefix: prefix.clone(),
+                    group: *group,
+                    snaplen: 0,
+                    qthreshold: 0,
+                    level,
+                    flags: 0,
+                })));
+            }
+            StmtKind::Limit {
+                rate,
+                unit,
+                over,
+                burst,
+                bytes,
+            } => {
+                let unit = match unit {
+                    hir::RateUnit::Second => 1,
+                    hir::RateUnit::Minute => 60,
+                    hir::RateUnit::Hour => 3600,
+                    hir::RateUnit::Day => 86400,
+                    hir::RateUnit::Week => 604800,
+                };
+                let id = self.prog.add_limit(LimitSpec {
+                    rate: *rate,
+                    unit,
+                    burst: *burst,
+                    ty: if *bytes {
+                        LimitType::Bytes
+                    } else {
+                        LimitType::Packets
+                    },
+                    invert: *over,
+                });
+                cx.emit(Insn::Limit(id));
+            }
+            StmtKind::MetaSet { key, value } => {
+                let k = match key.name {
+                    "mark" => MetaSetKey::Mark,
+                    "priority" => MetaSetKey::Priority,
+                    "pkttype" => MetaSetKey::Pkttype,
+                    "nftrace" => MetaSetKey::Nftrace,
+                    o => return Err(unsupported(span, format!("meta {o} set"))),
+                };
+                let r = self.gen_operand(cx, value, key.dtype, span)?;
+                cx.release(16);
+                cx.emit(Insn::MetaSet { key: k, sreg: r });
+            }
+            StmtKind::CtSet { key, value } => {
+                let (k, ty) = match key.name {
+                    "mark" => (CtSetKey::Mark, Type::Mark),
+                    "zone" => (CtSetKey::Zone, Type::Integer { bits: 16 }),
+                    o => return Err(unsupported(span, format!("ct {o} set"))),
+                };
+                let r = self.gen_operand(cx, value, ty, span)?;
+                cx.release(16);
+                cx.emit(Insn::CtSet { key: k, sreg: r });
+            }
+            StmtKind::PayloadSet { field, value } => {
+                let ExprKind::Payload { proto, base, .. } = &field.kind else {
+                    return Err(unsupported(span, "payload set"));
+                };
+                let (off, len, mask, _) = field
+                    .load_window()
+                    .ok_or_else(|| unsupported(span, "payload set"))?;
+                if mask.is_some() {
+                    return Err(unsupported(span, "setting a sub-byte header field"));
+                }
+                let r = self.gen_operand(cx, value, field.ty, span)?;
+                cx.release(16);
+                let (csum_type, csum_offset) = match *proto {
+                    "ip" => (1, 10),
+                    "tcp" => (1, 16),
+                    "udp" => (1, 6),
+                    "icmp" | "icmpv6" => (1, 2),
+                    _ => (0, 0),
+                };
+                let pseudo = match (*proto, field_name(field)) {
+                    ("ip", "saddr" | "daddr") | ("ip6", "saddr" | "daddr") => true,
+                    ("udp", _) => true,
+                    _ => false,
+                };
+                cx.emit(Insn::PayloadWrite {
+                    base: payload_base(*base),
+                    offset: off,
+                    len: len as u8,
+                    sreg: r,
+                    csum_type,
+                    csum_offset,
+                    csum_flags: u32::from(pseudo),
+                });
+            }
+            StmtKind::Notrack => cx.emit(Insn::Notrack),
+            StmtKind::Reject(k) => {
+                let (ty, code) = match (k, cx.family) {
+                    (RejectKind::Default, Family::Inet) => (2, 1),
+                    (RejectKind::Default, Family::Ip) => (0, 3),
+                    (RejectKind::Default, Family::Ip6) => (0, 4),
+                    (RejectKind::TcpReset, _) => (1, 0),
+                    (RejectKind::Icmp(c) | RejectKind::Icmpv6(c), _) => (0, *c),
+                    (RejectKind::Icmpx(c), _) => (2, *c),
+                };
+                cx.emit(Insn::Reject { ty, code });
+            }
+            StmtKind::Nat(n) => self.lower_nat(cx, n)?,
+            StmtKind::Other(s) => return Err(unsupported(span, s.clone())),
+        }
+        Ok(())
+    }
+
+    fn lower_nat(&mut self, cx: &mut Rcx, n: &hir::NatStmt) -> R<()> {
+        let span = cx.span;
+        let fam = n.family.or(match cx.family {
+            Family::Ip => Some(Family::Ip),
+            Family::Ip6 => Some(Family::Ip6),
+            Family::Inet => None,
+        });
+        let (addr_ty, nfproto) = match fam {
+            Some(Family::Ip6) => (Type::Ipv6Addr, NFPROTO_IPV6),
+            Some(_) => (Type::Ipv4Addr, NFPROTO_IPV4),
+            None => (Type::Ipv4Addr, NFPROTO_INET),
+        };
+        let mut spec = NatSpec {
+            kind: match n.kind {
+                NatKind::Snat => nfr_vm::insn::NatKind::Snat,
+                NatKind::Dnat => nfr_vm::insn::NatKind::Dnat,
+                NatKind::Masquerade => nfr_vm::insn::NatKind::Masquerade,
+                NatKind::Redirect => nfr_vm::insn::NatKind::Redirect,
+            },
+            family: nfproto,
+            addr_min: None,
+            addr_max: None,
+            proto_min: None,
+            proto_max: None,
+            flags: 0,
+        };
+        let mut regs = 0;
+        if let Some(a) = &n.addr {
+            let r = cx.get(16)?;
+            regs += 1;
+            match a {
+                Operand::Value(v) => {
+                    let hi = match &n.addr_hi {
+                        Some(h) => {
+                            let r2 = cx.get(16)?;
+                            regs += 1;
+                            Some((r2, h))
+                        }
+                        None => None,
+                    };
+                    cx.emit(Insn::Immediate {
+                        dreg: r,
+                        data: data(&encode(v, &Field::plain(addr_ty)), span)?,
+                    });
+                    if let Some((r2, h)) = hi {
+                        cx.emit(Insn::Immediate {
+                            dreg: r2,
+                            data: data(&encode(h, &Field::plain(addr_ty)), span)?,
+                        });
+                        spec.addr_max = Some(r2);
+                    }
+                }
+                Operand::Map { key, map } => {
+                    let dt = match map {
+                        VmapRef::Named(id) => self.hir.set(*id).and_then(|s| s.data.clone()),
+                        VmapRef::Anon(a) => a.elements.first().and_then(|e| match &e.data {
+                            Some(MapData::Value(p)) if p.len() > 1 => Some(vec![addr_ty; p.len()]),
+                            _ => None,
+                        }),
+                    };
+                    if dt.as_ref().is_some_and(|d| d.len() > 1) || anon_has_interval_data(map) {
+                        return Err(unsupported(
+                            span,
+                            "nat maps to address ranges or address . port",
+                        ));
+                    }
+                    self.gen_map(cx, key, map, LookupDest::Reg(r), &[addr_ty], span)?;
+                }
+                Operand::Expr(e) => self.gen_expr(cx, e, r, false, true)?,
+            }
+            spec.addr_min = Some(r);
+        }
+        if let Some(pm) = &n.port_map {
+            let r = cx.get(16)?;
+            regs += 1;
+            match pm {
+                Operand::Map { key, map } => {
+                    self.gen_map(cx, key, map, LookupDest::Reg(r), &[Type::InetService], span)?
+                }
+                _ => return Err(unsupported(span, "nat port operand")),
+            }
+            spec.proto_min = Some(r);
+            spec.flags |= 0x2;
+        } else if let Some(p) = &n.port {
+            let r = cx.get(16)?;
+            regs += 1;
+            let r2 = match &n.port_hi {
+                Some(_) => {
+                    regs += 1;
+                    Some(cx.get(16)?)
+                }
+                None => None,
+            };
+            let pf = Field::plain(Type::InetService);
+            cx.emit(Insn::Immediate {
+                dreg: r,
+                data: data(&encode(p, &pf), span)?,
+            });
+            spec.proto_min = Some(r);
+            if let (Some(r2), Some(h)) = (r2, &n.port_hi) {
+                cx.emit(Insn::Immediate {
+                    dreg: r2,
+                    data: data(&encode(h, &pf), span)?,
+                });
+                spec.proto_max = Some(r2);
+            }
+            spec.flags |= 0x2;
+        }
+        for f in &n.flags {
+            spec.flags |= match f.as_str() {
+                "random" => 0x4,
+                "persistent" => 0x8,
+                "fully-random" => 0x10,
+                "netmap" => 0x40,
+                "prefix" => 0x1,
+                _ => 0,
+            };
+        }
+        for _ in 0..regs {
+            cx.release(16);
+        }
+        cx.emit(Insn::Nat(spec));
+        Ok(())
+    }
+
+    fn lower_verdict(&mut self, cx: &mut Rcx, v: &Verdict) -> R<()> {
+        let cv = match &v.kind {
+            VerdictKind::Vmap { key, map } => {
+                return self.gen_map(cx, key, map, LookupDest::Verdict, &[Type::Verdict], v.span);
+            }
+            VerdictKind::Queue {
+                num,
+                num_hi,
+                bypass,
+                fanout,
+            } => {
+                let total = num_hi.map_or(1, |h| h.saturating_sub(*num).saturating_add(1));
+                cx.emit(Insn::Queue {
+                    num: *num,
+                    total,
+                    bypass: *bypass,
+                    fanout: *fanout,
+                });
+                return Ok(());
+            }
+            _ => self.chain_verdict(v)?,
+        };
+        cx.emit(Insn::ImmVerdict(cv));
+        Ok(())
+    }
+}
+
+fn anon_has_interval_data(m: &VmapRef) -> bool {
+    match m {
+        VmapRef::Anon(a) => a.elements.iter().any(|e| {
+            matches!(&e.data, Some(MapData::Value(p)) if p.iter().any(|k| !matches!(k, KeyPart::Value(_))))
+        }),
+        VmapRef::Named(_) => false,
+    }
+}
+
+fn field_name(e: &Expr) -> &'static str {
+    match &e.kind {
+        ExprKind::Payload { field, .. } => field,
+        _ => "",
+    }
+}
+
+fn cmp_op(op: Op) -> CmpOp {
+    match op {
+        Op::Eq | Op::Bitmask => CmpOp::Eq,
+        Op::Neq | Op::NotBitmask => CmpOp::Neq,
+        Op::Lt => CmpOp::Lt,
+        Op::Gt => CmpOp::Gt,
+        Op::Lte => CmpOp::Lte,
+        Op::Gte => CmpOp::Gte,
+    }
+}
+
+fn map_data_len(ts: &[Type]) -> usize {
+    if ts.len() > 1 {
+        ts.iter().map(|t| pad4(Field::plain(*t).len)).sum()
+    } else {
+        ts.first().map_or(4, |t| Field::plain(*t).len)
+    }
+}
+
+fn map_data_bytes(parts: &[KeyPart], ts: &[Type], span: Span) -> R<Vec<u8>> {
+    let mut out = Vec::new();
+    for (p, t) in parts.iter().zip(ts) {
+        let f = Field::plain(*t);
+        let KeyPart::Value(v) = p else {
+            return Err(unsupported(span, "ranges or prefixes as map data"));
+        };
+        let mut b = encode(v, &f);
+        if ts.len() > 1 {
+            b.resize(pad4(f.len), 0);
+        }
+        out.extend(b);
+    }
+    Ok(out)
+}
+
+/// The (from, to) key bytes of an element (equal for plain values), each concatenated
+/// field padded to 4 bytes.
+fn element_bounds(el: &Element, fields: &[Field]) -> R<(Vec<u8>, Vec<u8>)> {
+    let concat = fields.len() > 1;
+    let mut from = Vec::new();
+    let mut to = Vec::new();
+    if el.key.len() != fields.len() {
+        return Err(unsupported(el.span, "element does not match the key"));
+    }
+    for (k, f) in el.key.iter().zip(fields) {
+        let (mut a, mut b) = match k {
+            KeyPart::Value(v) => {
+                let x = encode(v, f);
+                (x.clone(), x)
+            }
+            KeyPart::Range { lo, hi } => (encode(lo, f), encode(hi, f)),
+            KeyPart::Prefix { value, len } => {
+                let be = Field { hton: true, ..*f };
+                let x = encode(value, &be);
+                let mut lo = x.clone();
+                let mut hi = x;
+                for (i, (l, h)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
+                    let keep = (*len as usize).saturating_sub(i * 8).min(8);
+                    let mask = if keep == 0 { 0u8 } else { 0xffu8 << (8 - keep) };
+                    *l &= mask;
+                    *h = (*h & mask) | !mask;
+                }
+                if f.host() && !f.hton {
+                    lo.reverse();
+                    hi.reverse();
+                }
+                (lo, hi)
+            }
+        };
+        if concat {
+            a.resize(pad4(f.len), 0);
+            b.resize(pad4(f.len), 0);
+        }
+        from.extend(a);
+        to.extend(b);
+    }
+    Ok((from, to))
+}
