@@ -334,6 +334,9 @@ struct IpView {
     fragoff: u16,
     /// Transport header offset in the packet bytes (`nhoff + ip_hdrlen`).
     thoff: usize,
+    /// `ntohs(tot_len)`.
+    tot_len: u16,
+    ttl: u8,
 }
 
 impl IpView {
@@ -349,6 +352,8 @@ impl IpView {
             protocol: u8_at(p, nh + 9)?,
             fragoff: be16(p, nh + 6)? & 0x1fff,
             thoff: nh + ihl,
+            tot_len: be16(p, nh + 2)?,
+            ttl: u8_at(p, nh + 8)?,
         })
     }
 }
@@ -481,6 +486,41 @@ fn match_one(c: &mut Ctx, m: &Match, lp: Option<&mut LimitPriv>) -> bool {
             Some(p) => limit_mt(c, r, p),
             None => false,
         },
+        Match::Length(l) => (c.ip.tot_len >= l.min && c.ip.tot_len <= l.max) ^ (l.invert != 0),
+        Match::Iprange(r) => {
+            let ip = |a: [u8; 4]| u32::from_be_bytes(a);
+            if r.flags & IPRANGE_SRC != 0 {
+                let out = ip(c.ip.saddr) < ip(r.src_min) || ip(c.ip.saddr) > ip(r.src_max);
+                if out ^ (r.flags & IPRANGE_SRC_INV != 0) {
+                    return false;
+                }
+            }
+            if r.flags & IPRANGE_DST != 0 {
+                let out = ip(c.ip.daddr) < ip(r.dst_min) || ip(c.ip.daddr) > ip(r.dst_max);
+                if out ^ (r.flags & IPRANGE_DST_INV != 0) {
+                    return false;
+                }
+            }
+            true
+        }
+        Match::Ttl(t) => match t.mode {
+            IPT_TTL_EQ => c.ip.ttl == t.ttl,
+            IPT_TTL_NE => c.ip.ttl != t.ttl,
+            IPT_TTL_LT => c.ip.ttl < t.ttl,
+            IPT_TTL_GT => c.ip.ttl > t.ttl,
+            _ => false,
+        },
+        Match::Pkttype(p) => {
+            // PACKET_LOOPBACK (5) is reported as multicast/broadcast by destination.
+            let ty = if c.st.pkttype != 5 {
+                u32::from(c.st.pkttype)
+            } else if c.ip.daddr[0] & 0xf0 == 0xe0 {
+                2
+            } else {
+                1
+            };
+            (ty == p.pkttype) ^ (p.invert != 0)
+        }
         Match::Other { .. } => false,
     }
 }
@@ -757,6 +797,14 @@ fn run_target(c: &mut Ctx, t: &Target, fx: &mut Vec<Effect>) -> Option<Verdict> 
             }
             None
         }
+        Target::Nfqueue(q) => {
+            // nfqueue_tg_v3: with several queues the kernel hashes the flow (random seed) or
+            // uses the CPU; we take the first queue of the range.
+            Some(Verdict::Queue {
+                num: q.queuenum,
+                bypass: q.flags & NFQ_FLAG_BYPASS != 0,
+            })
+        }
         Target::Nat { kind, range, .. } => {
             fx.push(Effect::Nat {
                 kind: *kind,
@@ -1010,6 +1058,73 @@ mod tests {
             t.do_table(Hook::Forward, &[], &PktState::default()),
             Err(ExecError::HookNotValid(Hook::Forward))
         ));
+    }
+
+    #[test]
+    fn length_ttl_iprange_pkttype_and_nfqueue() {
+        let mut t = table(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+             -A INPUT -m pkttype --pkt-type multicast -j DROP\n\
+             -A INPUT -m iprange --src-range 10.0.0.5-10.0.0.9 -m ttl --ttl-lt 10 -j NFQUEUE --queue-num 7 --queue-bypass\n\
+             -A INPUT -m length --length 0:30 -j NFQUEUE --queue-balance 3:4\n\
+             -A INPUT -m ttl ! --ttl-eq 64 -j DROP\nCOMMIT\n",
+        );
+        let mut p = ipv4([10, 0, 0, 7], [10, 0, 0, 1], 17, 0, &udp(1, 2));
+        let s = PktState::default();
+        // ttl 64, length 28: the balance rule queues to the first queue of 3:4.
+        let o = t.do_table(Hook::Input, &p, &s).unwrap();
+        assert_eq!(
+            o.verdict,
+            Verdict::Queue {
+                num: 3,
+                bypass: false
+            }
+        );
+        p[8] = 5; // ttl 5: iprange + ttl-lt 10
+        let o = t.do_table(Hook::Input, &p, &s).unwrap();
+        assert_eq!(
+            o.verdict,
+            Verdict::Queue {
+                num: 7,
+                bypass: true
+            }
+        );
+        p[12..16].copy_from_slice(&[10, 0, 0, 10]); // outside the range; length 28 again → 3
+        assert_eq!(
+            t.do_table(Hook::Input, &p, &s).unwrap().verdict,
+            Verdict::Queue {
+                num: 3,
+                bypass: false
+            }
+        );
+        let big = ipv4([10, 0, 0, 10], [10, 0, 0, 1], 17, 0, &[0u8; 40]);
+        assert_eq!(
+            t.do_table(Hook::Input, &big, &s).unwrap().verdict,
+            Verdict::Accept,
+            "ttl 64, len 60"
+        );
+        let mut big5 = big.clone();
+        big5[8] = 5;
+        assert_eq!(
+            t.do_table(Hook::Input, &big5, &s).unwrap().verdict,
+            Verdict::Drop,
+            "ttl != 64"
+        );
+        // A looped-back packet counts as multicast when its destination is.
+        let mc = ipv4([10, 0, 0, 10], [224, 0, 0, 1], 17, 0, &[0u8; 40]);
+        let lo = PktState {
+            pkttype: 5,
+            ..Default::default()
+        };
+        assert_eq!(
+            t.do_table(Hook::Input, &mc, &lo).unwrap().verdict,
+            Verdict::Drop
+        );
+        assert_eq!(
+            t.do_table(Hook::Input, &big, &lo).unwrap().verdict,
+            Verdict::Accept,
+            "loopback unicast → broadcast"
+        );
     }
 
     #[test]

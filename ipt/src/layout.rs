@@ -963,6 +963,148 @@ impl NatRange {
     }
 }
 
+/// `struct xt_NFQ_info_v3` ("NFQUEUE" rev 3, 6 bytes, XT_ALIGN 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NfqInfoV3 {
+    pub queuenum: u16,
+    pub queues_total: u16,
+    pub flags: u16,
+}
+/// `NFQ_FLAG_BYPASS`.
+pub const NFQ_FLAG_BYPASS: u16 = 0x01;
+/// `NFQ_FLAG_CPU_FANOUT`.
+pub const NFQ_FLAG_CPU_FANOUT: u16 = 0x02;
+/// `NFQ_FLAG_MASK`.
+pub const NFQ_FLAG_MASK: u16 = 0x03;
+impl NfqInfoV3 {
+    pub const SIZE: usize = 6;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::zeroed(xt_align(Self::SIZE));
+        o.le16(0, self.queuenum);
+        o.le16(2, self.queues_total);
+        o.le16(4, self.flags);
+        o.0
+    }
+    pub fn decode(d: &[u8]) -> Option<Self> {
+        Some(NfqInfoV3 {
+            queuenum: le16(d, 0)?,
+            queues_total: le16(d, 2)?,
+            flags: le16(d, 4)?,
+        })
+    }
+}
+
+/// `struct xt_length_info` ("length" rev 0, 5 bytes, XT_ALIGN 8): IPv4 total length range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LengthInfo {
+    pub min: u16,
+    pub max: u16,
+    pub invert: u8,
+}
+impl LengthInfo {
+    pub const SIZE: usize = 5;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::zeroed(xt_align(Self::SIZE));
+        o.le16(0, self.min);
+        o.le16(2, self.max);
+        o.u8(4, self.invert);
+        o.0
+    }
+    pub fn decode(d: &[u8]) -> Option<Self> {
+        Some(LengthInfo {
+            min: le16(d, 0)?,
+            max: le16(d, 2)?,
+            invert: u8_at(d, 4)?,
+        })
+    }
+}
+
+/// `struct xt_iprange_mtinfo` ("iprange" rev 1, 65 bytes, XT_ALIGN 72), IPv4 addresses in the
+/// first 4 bytes of each `nf_inet_addr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IprangeMtInfo {
+    pub src_min: [u8; 4],
+    pub src_max: [u8; 4],
+    pub dst_min: [u8; 4],
+    pub dst_max: [u8; 4],
+    pub flags: u8,
+}
+/// `IPRANGE_SRC`, `IPRANGE_DST`, `IPRANGE_SRC_INV`, `IPRANGE_DST_INV`.
+pub const IPRANGE_SRC: u8 = 1 << 0;
+pub const IPRANGE_DST: u8 = 1 << 1;
+pub const IPRANGE_SRC_INV: u8 = 1 << 4;
+pub const IPRANGE_DST_INV: u8 = 1 << 5;
+impl IprangeMtInfo {
+    pub const SIZE: usize = 65;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::zeroed(xt_align(Self::SIZE));
+        o.put(0, &self.src_min);
+        o.put(16, &self.src_max);
+        o.put(32, &self.dst_min);
+        o.put(48, &self.dst_max);
+        o.u8(64, self.flags);
+        o.0
+    }
+    pub fn decode(d: &[u8]) -> Option<Self> {
+        Some(IprangeMtInfo {
+            src_min: arr(d, 0)?,
+            src_max: arr(d, 16)?,
+            dst_min: arr(d, 32)?,
+            dst_max: arr(d, 48)?,
+            flags: u8_at(d, 64)?,
+        })
+    }
+}
+
+/// `struct ipt_ttl_info` ("ttl" rev 0, 2 bytes, XT_ALIGN 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlInfo {
+    pub mode: u8,
+    pub ttl: u8,
+}
+/// `IPT_TTL_EQ`, `_NE`, `_LT`, `_GT`.
+pub const IPT_TTL_EQ: u8 = 0;
+pub const IPT_TTL_NE: u8 = 1;
+pub const IPT_TTL_LT: u8 = 2;
+pub const IPT_TTL_GT: u8 = 3;
+impl TtlInfo {
+    pub const SIZE: usize = 2;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::zeroed(xt_align(Self::SIZE));
+        o.u8(0, self.mode);
+        o.u8(1, self.ttl);
+        o.0
+    }
+    pub fn decode(d: &[u8]) -> Option<Self> {
+        Some(TtlInfo {
+            mode: u8_at(d, 0)?,
+            ttl: u8_at(d, 1)?,
+        })
+    }
+}
+
+/// `struct xt_pkttype_info` ("pkttype" rev 0, 8 bytes): `int pkttype, invert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PkttypeInfo {
+    pub pkttype: u32,
+    pub invert: u32,
+}
+impl PkttypeInfo {
+    pub const SIZE: usize = 8;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::zeroed(Self::SIZE);
+        o.le32(0, self.pkttype);
+        o.le32(4, self.invert);
+        o.0
+    }
+    pub fn decode(d: &[u8]) -> Option<Self> {
+        Some(PkttypeInfo {
+            pkttype: le32(d, 0)?,
+            invert: le32(d, 4)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,6 +144,14 @@ pub enum Match {
     Comment(Vec<u8>),
     /// `-m limit` (rev 0).
     Limit(RateInfo),
+    /// `-m length` (rev 0).
+    Length(LengthInfo),
+    /// `-m iprange` (rev 1).
+    Iprange(IprangeMtInfo),
+    /// `-m ttl` (rev 0).
+    Ttl(TtlInfo),
+    /// `-m pkttype` (rev 0).
+    Pkttype(PkttypeInfo),
     /// Any other match, as raw data (already XT_ALIGN padded when it came from a blob).
     Other {
         name: String,
@@ -164,6 +172,10 @@ impl Match {
             Match::Mark(_) => "mark",
             Match::Comment(_) => "comment",
             Match::Limit(_) => "limit",
+            Match::Length(_) => "length",
+            Match::Iprange(_) => "iprange",
+            Match::Ttl(_) => "ttl",
+            Match::Pkttype(_) => "pkttype",
             Match::Other { name, .. } => name,
         }
     }
@@ -171,7 +183,7 @@ impl Match {
     pub fn revision(&self) -> u8 {
         match self {
             Match::Conntrack(_) => 3,
-            Match::Multiport(_) | Match::Mark(_) => 1,
+            Match::Multiport(_) | Match::Mark(_) | Match::Iprange(_) => 1,
             Match::Other { revision, .. } => *revision,
             _ => 0,
         }
@@ -191,6 +203,10 @@ impl Match {
                 o.0
             }
             Match::Limit(m) => m.encode(),
+            Match::Length(m) => m.encode(),
+            Match::Iprange(m) => m.encode(),
+            Match::Ttl(m) => m.encode(),
+            Match::Pkttype(m) => m.encode(),
             Match::Other { data, .. } => data.clone(),
         }
     }
@@ -209,6 +225,10 @@ impl Match {
             ("mark", 1, 16) => MarkMtInfo1::decode(data).map(Match::Mark),
             ("comment", 0, 256) => cstr(data, 0, 256).map(|c| Match::Comment(c.to_vec())),
             ("limit", 0, 40) => RateInfo::decode(data).map(Match::Limit),
+            ("length", 0, 8) => LengthInfo::decode(data).map(Match::Length),
+            ("iprange", 1, 72) => IprangeMtInfo::decode(data).map(Match::Iprange),
+            ("ttl", 0, 8) => TtlInfo::decode(data).map(Match::Ttl),
+            ("pkttype", 0, 8) => PkttypeInfo::decode(data).map(Match::Pkttype),
             _ => None,
         };
         match typed {
@@ -268,6 +288,8 @@ pub enum Target {
     Mark(MarkTgInfo2),
     /// `-j CONNMARK` (rev 1 or 2).
     Connmark { revision: u8, info: ConnmarkTgInfo },
+    /// `-j NFQUEUE` (rev 3).
+    Nfqueue(NfqInfoV3),
     /// `-j CT` (rev 0/1/2; `-j NOTRACK` = CT with XT_CT_NOTRACK | XT_CT_NOTRACK_ALIAS).
     Ct { revision: u8, info: CtTargetInfo },
     /// SNAT/DNAT/MASQUERADE/REDIRECT; `rangesize` only matters for revision 0 (normally 1).
@@ -319,6 +341,7 @@ impl Target {
             }
             Target::Log(l) => ("LOG".into(), 0, l.encode()),
             Target::Mark(m) => ("MARK".into(), 2, m.encode()),
+            Target::Nfqueue(q) => ("NFQUEUE".into(), 3, q.encode()),
             Target::Connmark { revision, info } => {
                 ("CONNMARK".into(), *revision, info.encode(*revision))
             }
@@ -347,6 +370,7 @@ impl Target {
             ("REJECT", 0, 8) => le32(data, 0).map(Target::Reject),
             ("LOG", 0, 32) => LogInfo::decode(data).map(Target::Log),
             ("MARK", 2, 8) => MarkTgInfo2::decode(data).map(Target::Mark),
+            ("NFQUEUE", 3, 8) => NfqInfoV3::decode(data).map(Target::Nfqueue),
             ("CONNMARK", 1 | 2, 16) => ConnmarkTgInfo::decode(data, revision)
                 .map(|info| Target::Connmark { revision, info }),
             ("CT", 0, 40) | ("CT", 1 | 2, 72) => {

@@ -424,6 +424,10 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
         let required = match m {
             Match::Mark(_) => Some("mark match: --mark is required"),
             Match::Comment(_) => Some("comment match: --comment is required"),
+            Match::Length(_) => Some("length match: --length is required"),
+            Match::Iprange(_) => Some("iprange match: --src-range or --dst-range is required"),
+            Match::Ttl(_) => Some("ttl match: --ttl-eq/--ttl-lt/--ttl-gt is required"),
+            Match::Pkttype(_) => Some("pkttype match: --pkt-type is required"),
             Match::Conntrack(c) if c.match_flags & XT_CONNTRACK_STATE_ALIAS != 0 => {
                 Some("state match: --state is required")
             }
@@ -592,6 +596,20 @@ fn new_match(name: &str, _ip: &IpMatch) -> R<Match> {
         "limit" => Match::Limit(RateInfo {
             avg: XT_LIMIT_SCALE * 3600 / 3,
             burst: 5,
+        }),
+        "length" => Match::Length(LengthInfo {
+            min: 0,
+            max: 0,
+            invert: 0,
+        }),
+        "iprange" => Match::Iprange(IprangeMtInfo::default()),
+        "ttl" => Match::Ttl(TtlInfo {
+            mode: IPT_TTL_EQ,
+            ttl: 0,
+        }),
+        "pkttype" => Match::Pkttype(PkttypeInfo {
+            pkttype: 0,
+            invert: 0,
         }),
         other => return Err(format!("unsupported match `{other}`")),
     })
@@ -957,6 +975,85 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
             }
             _ => return Ok(false),
         },
+        Match::Length(l) => match o {
+            "--length" => {
+                let a = w.arg(o)?;
+                let num = |x: &str, d: u16| -> R<u16> {
+                    if x.is_empty() {
+                        Ok(d)
+                    } else {
+                        x.parse().map_err(|_| format!("bad --length `{a}`"))
+                    }
+                };
+                let (lo, hi) = match a.split_once(':') {
+                    Some((x, y)) => (num(x, 0)?, num(y, 0xFFFF)?),
+                    None => {
+                        let v = num(a, 0)?;
+                        (v, v)
+                    }
+                };
+                if lo > hi {
+                    return Err(format!("bad --length `{a}`"));
+                }
+                l.min = lo;
+                l.max = hi;
+                l.invert = inv as u8;
+            }
+            _ => return Ok(false),
+        },
+        Match::Iprange(r) => {
+            let (bit, inv_bit) = match o {
+                "--src-range" => (IPRANGE_SRC, IPRANGE_SRC_INV),
+                "--dst-range" => (IPRANGE_DST, IPRANGE_DST_INV),
+                _ => return Ok(false),
+            };
+            let a = w.arg(o)?;
+            let (lo, hi) = match a.split_once('-') {
+                Some((x, y)) => (parse_ip4(x)?, parse_ip4(y)?),
+                None => {
+                    let v = parse_ip4(a)?;
+                    (v, v)
+                }
+            };
+            if bit == IPRANGE_SRC {
+                (r.src_min, r.src_max) = (lo, hi);
+            } else {
+                (r.dst_min, r.dst_max) = (lo, hi);
+            }
+            r.flags |= bit;
+            if inv {
+                r.flags |= inv_bit;
+            }
+        }
+        Match::Ttl(t) => {
+            let mode = match o {
+                "--ttl-eq" => {
+                    if inv {
+                        IPT_TTL_NE
+                    } else {
+                        IPT_TTL_EQ
+                    }
+                }
+                "--ttl-lt" | "--ttl-gt" if inv => return Err(format!("unexpected `!` with {o}")),
+                "--ttl-lt" => IPT_TTL_LT,
+                "--ttl-gt" => IPT_TTL_GT,
+                _ => return Ok(false),
+            };
+            t.ttl = w.arg(o)?.parse().map_err(|_| format!("bad {o} value"))?;
+            t.mode = mode;
+        }
+        Match::Pkttype(p) => match o {
+            "--pkt-type" => {
+                let a = w.arg(o)?;
+                let (_, v) = crate::save::PKTTYPES
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(a))
+                    .ok_or_else(|| format!("bad --pkt-type `{a}`"))?;
+                p.pkttype = *v;
+                p.invert = inv as u32;
+            }
+            _ => return Ok(false),
+        },
         Match::Other { .. } => return Ok(false),
     }
     Ok(true)
@@ -1083,6 +1180,11 @@ fn new_target(name: &str, is_chain: &dyn Fn(&str) -> bool) -> R<Target> {
             revision: 2,
             info: CtTargetInfo::default(),
         },
+        "NFQUEUE" => Target::Nfqueue(NfqInfoV3 {
+            queuenum: 0,
+            queues_total: 1,
+            flags: 0,
+        }),
         "NOTRACK" => Target::Ct {
             revision: 2,
             info: CtTargetInfo {
@@ -1324,6 +1426,37 @@ fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch
                 info.nfmask = v;
                 info.ctmask = v;
             }
+            _ => return Ok(false),
+        },
+        Target::Nfqueue(q) => match o {
+            "--queue-num" => {
+                q.queuenum = w.arg(o)?.parse().map_err(|_| "bad --queue-num")?;
+                q.queues_total = 1;
+            }
+            "--queue-balance" => {
+                let a = w.arg(o)?;
+                let (x, y) = a
+                    .split_once(':')
+                    .ok_or_else(|| format!("bad --queue-balance `{a}`"))?;
+                let num = |v: &str, d: u16| -> R<u16> {
+                    if v.is_empty() {
+                        Ok(d)
+                    } else {
+                        v.parse().map_err(|_| format!("bad --queue-balance `{a}`"))
+                    }
+                };
+                let (lo, hi) = (num(x, 0)?, num(y, 65535)?);
+                if lo >= hi {
+                    return Err(format!(
+                        "bad --queue-balance `{a}`: {lo} should be less than {hi}"
+                    ));
+                }
+                // As iptables 1.8.9: 0:65535 wraps to 0 queues, which the kernel refuses.
+                q.queuenum = lo;
+                q.queues_total = (hi - lo).wrapping_add(1);
+            }
+            "--queue-bypass" => q.flags |= NFQ_FLAG_BYPASS,
+            "--queue-cpu-fanout" => q.flags |= NFQ_FLAG_CPU_FANOUT,
             _ => return Ok(false),
         },
         Target::Ct { info, .. } => match o {

@@ -596,6 +596,53 @@ fn save_match(s: &mut String, m: &Match) {
                 let _ = write!(s, " --limit-burst {}", r.burst);
             }
         }
+        Match::Length(l) => {
+            if l.invert != 0 {
+                s.push_str(" !");
+            }
+            if l.min == l.max {
+                let _ = write!(s, " --length {}", l.min);
+            } else {
+                let _ = write!(s, " --length {}:{}", l.min, l.max);
+            }
+        }
+        Match::Iprange(r) => {
+            if r.flags & IPRANGE_SRC != 0 {
+                if r.flags & IPRANGE_SRC_INV != 0 {
+                    s.push_str(" !");
+                }
+                let _ = write!(s, " --src-range {}-{}", ip4(r.src_min), ip4(r.src_max));
+            }
+            if r.flags & IPRANGE_DST != 0 {
+                if r.flags & IPRANGE_DST_INV != 0 {
+                    s.push_str(" !");
+                }
+                let _ = write!(s, " --dst-range {}-{}", ip4(r.dst_min), ip4(r.dst_max));
+            }
+        }
+        Match::Ttl(t) => {
+            let op = match t.mode {
+                IPT_TTL_EQ => " --ttl-eq",
+                IPT_TTL_NE => " ! --ttl-eq",
+                IPT_TTL_LT => " --ttl-lt",
+                IPT_TTL_GT => " --ttl-gt",
+                _ => "",
+            };
+            let _ = write!(s, "{op} {}", t.ttl);
+        }
+        Match::Pkttype(p) => {
+            if p.invert != 0 {
+                s.push_str(" !");
+            }
+            match PKTTYPES.iter().find(|(_, v)| *v == p.pkttype) {
+                Some((n, _)) => {
+                    let _ = write!(s, " --pkt-type {n}");
+                }
+                None => {
+                    let _ = write!(s, " --pkt-type {}", p.pkttype);
+                }
+            }
+        }
         Match::Other { .. } => {}
     }
 }
@@ -607,6 +654,15 @@ fn print_mark(s: &mut String, mark: u32, mask: u32) {
         let _ = write!(s, " 0x{mark:x}");
     }
 }
+
+/// `supported_types` of libxt_pkttype 1.8.9: (name, PACKET_*); "host" is an alias of unicast.
+pub const PKTTYPES: [(&str, u32); 5] = [
+    ("unicast", 0),
+    ("broadcast", 1),
+    ("multicast", 2),
+    ("host", 0),
+    ("otherhost", 3),
+];
 
 /// `reject_table` of libipt_REJECT: (name, alias, value).
 pub const REJECT_NAMES: [(&str, &str, u32); 8] = [
@@ -759,6 +815,21 @@ fn save_target(s: &mut String, t: &Target) {
             }
             if info.zone != 0 {
                 let _ = write!(s, " --zone {}", info.zone);
+            }
+        }
+        Target::Nfqueue(q) => {
+            s.push_str(" -j NFQUEUE");
+            if q.queues_total > 1 {
+                let last = u32::from(q.queuenum) + u32::from(q.queues_total) - 1;
+                let _ = write!(s, " --queue-balance {}:{last}", q.queuenum);
+            } else {
+                let _ = write!(s, " --queue-num {}", q.queuenum);
+            }
+            if q.flags & NFQ_FLAG_BYPASS != 0 {
+                s.push_str(" --queue-bypass");
+            }
+            if q.flags & NFQ_FLAG_CPU_FANOUT != 0 {
+                s.push_str(" --queue-cpu-fanout");
             }
         }
         Target::Nat { kind, range, .. } => {

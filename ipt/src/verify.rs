@@ -611,7 +611,7 @@ const fn xt(
     }
 }
 
-const MATCHES: [Ext; 10] = [
+const MATCHES: &[Ext] = &[
     Ext {
         proto: 1,
         ..x("icmp", 0, Fam::V4, 4)
@@ -631,10 +631,14 @@ const MATCHES: [Ext; 10] = [
     x("multiport", 1, Fam::V4, 48),
     x("mark", 1, Fam::Unspec, 12),
     x("comment", 0, Fam::Unspec, 256),
+    x("length", 0, Fam::Unspec, 5),
+    x("iprange", 1, Fam::V4, 65),
+    x("ttl", 0, Fam::V4, 2),
+    x("pkttype", 0, Fam::Unspec, 8),
 ];
 const LIMIT: Ext = x("limit", 0, Fam::Unspec, 40);
 
-const TARGETS: [Ext; 18] = [
+const TARGETS: &[Ext] = &[
     x("", 0, Fam::V4, 4),
     x("ERROR", 0, Fam::V4, 30),
     xt("REJECT", 0, Fam::V4, 4, "filter", IN | FWD | OUT),
@@ -653,6 +657,10 @@ const TARGETS: [Ext; 18] = [
     xt("SNAT", 2, Fam::Unspec, 44, "nat", POST | IN),
     xt("DNAT", 2, Fam::Unspec, 44, "nat", PRE | OUT),
     xt("MASQUERADE", 0, Fam::V4, 20, "nat", POST),
+    x("NFQUEUE", 0, Fam::Unspec, 2),
+    x("NFQUEUE", 1, Fam::Unspec, 4),
+    x("NFQUEUE", 2, Fam::Unspec, 6),
+    x("NFQUEUE", 3, Fam::Unspec, 6),
 ];
 const REDIRECT: Ext = xt("REDIRECT", 0, Fam::V4, 20, "nat", PRE | OUT);
 
@@ -976,6 +984,25 @@ fn check_target(x: &Ext, d: &[u8], ip: &IptIp) -> CheckResult {
                     return Err((Errno::ENAMETOOLONG, "CT: timeout name too long".into()));
                 }
                 return Err((Errno::ENOENT, "CT: no such timeout policy".into()));
+            }
+            Ok(())
+        }
+        ("NFQUEUE", rev) if rev >= 1 => {
+            // nfqueue_tg_check (v1+: queuenum, queues_total, then flags from v2 on).
+            let num = u32::from(le16(d, 0).unwrap_or(0));
+            let total = u32::from(le16(d, 2).unwrap_or(0));
+            let flags = le16(d, 4).unwrap_or(0);
+            if total == 0 {
+                return inval("NFQUEUE: number of total queues is 0");
+            }
+            if total - 1 + num > 0xffff {
+                return Err((
+                    Errno::ERANGE,
+                    "NFQUEUE: number of queues out of range".into(),
+                ));
+            }
+            if (rev == 2 && flags > 1) || (rev == 3 && flags & !NFQ_FLAG_MASK != 0) {
+                return inval("NFQUEUE: unknown flags");
             }
             Ok(())
         }

@@ -842,6 +842,10 @@ const OUTPUT_RULES: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\
 -A OUTPUT -o v+ -j MARK --set-xmark 0x10/0x10\n\
 -A OUTPUT -m mark --mark 0x10/0x10 -j other\n\
 -A OUTPUT -p tcp -m tcp --sport 7:9 -m multiport --sports 8,100:200\n\
+-A OUTPUT -m length --length 40:44 -m ttl --ttl-lt 30\n\
+-A OUTPUT -m iprange --src-range 192.0.2.0-192.0.2.9 ! --dst-range 10.20.0.0-10.20.255.255 -m ttl ! --ttl-eq 64\n\
+-A OUTPUT -m pkttype --pkt-type unicast -m ttl --ttl-gt 100 -j DROP\n\
+-A OUTPUT -m length ! --length 28 -m pkttype ! --pkt-type broadcast\n\
 -A web -p tcp -m tcp --tcp-flags SYN,ACK SYN -j ACCEPT\n\
 -A web -p tcp -m tcp --tcp-option 2 -j DROP\n\
 -A web -s 10.9.9.0/24 -j RETURN\n\
@@ -899,7 +903,8 @@ fn build_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
     } else {
         0
     };
-    let mut p = vec![0x45, 0, 0, 0, 0x12, 0x34, 0, 0, 64, proto, 0, 0];
+    let ttl = [64u8, 1, 20, 128, 255][pick(rng, 5)];
+    let mut p = vec![0x45, 0, 0, 0, 0x12, 0x34, 0, 0, ttl, proto, 0, 0];
     p[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
     p[6..8].copy_from_slice(&frag.to_be_bytes());
     p.extend_from_slice(&src);
