@@ -47,26 +47,54 @@ struct Open {
     indent: usize,
 }
 
-/// Indentation of the line containing byte `at`, and whether only whitespace precedes `at` on
-/// that line.
-fn line_indent(src: &str, at: usize) -> (usize, bool) {
-    let b = src.as_bytes();
-    let at = at.min(b.len());
-    let start = b
-        .get(..at)
-        .and_then(|s| s.iter().rposition(|&c| c == b'\n'))
-        .map_or(0, |i| i + 1);
-    let mut col = 0;
-    let mut i = start;
-    while i < at && matches!(b.get(i), Some(b' ' | b'\t')) {
-        col = if b.get(i) == Some(&b'\t') {
-            (col / 8 + 1) * 8
-        } else {
-            col + 1
-        };
-        i += 1;
+/// Incremental "which line am I on" tracker for the pre-pass: positions are queried in
+/// increasing order, so the whole file is scanned once (hostile single-line inputs stay linear).
+struct Lines<'s> {
+    src: &'s [u8],
+    /// Scanned up to here.
+    pos: usize,
+    /// Start of the line containing `pos`.
+    line_start: usize,
+    /// (indentation in columns, end of the leading whitespace) of the current line, once known.
+    indent: Option<(usize, usize)>,
+}
+
+impl<'s> Lines<'s> {
+    fn new(src: &'s str) -> Self {
+        Lines {
+            src: src.as_bytes(),
+            pos: 0,
+            line_start: 0,
+            indent: None,
+        }
     }
-    (col, i == at)
+
+    /// Indentation (columns, tab = 8) of the line containing byte `at`, and whether only
+    /// whitespace precedes `at` on that line. `at` must not decrease between calls.
+    fn at(&mut self, at: usize) -> (usize, bool) {
+        let at = at.min(self.src.len());
+        while self.pos < at {
+            if self.src.get(self.pos) == Some(&b'\n') {
+                self.line_start = self.pos + 1;
+                self.indent = None;
+            }
+            self.pos += 1;
+        }
+        let (col, ws_end) = *self.indent.get_or_insert_with(|| {
+            let mut col = 0;
+            let mut i = self.line_start;
+            while let Some(c @ (b' ' | b'\t')) = self.src.get(i) {
+                col = if *c == b'\t' {
+                    (col / 8 + 1) * 8
+                } else {
+                    col + 1
+                };
+                i += 1;
+            }
+            (col, i)
+        });
+        (col, ws_end >= at)
+    }
 }
 
 fn open_name(c: &Tok) -> &'static str {
@@ -114,6 +142,7 @@ fn prepare_with(
     let mut skip_depth = 0usize;
     // First two words of the current statement (for classifying `{`).
     let mut stmt: Vec<Tok> = Vec::new();
+    let mut lines = Lines::new(src);
     for (l, t, r) in lexer::lex(src) {
         if skip_depth > 0 {
             match t {
@@ -132,7 +161,7 @@ fn prepare_with(
                 comments.push(Comment {
                     text: text.clone(),
                     span: sp(l, r),
-                    own_line: line_indent(src, l).1,
+                    own_line: lines.at(l).1,
                 });
                 continue;
             }
@@ -171,7 +200,7 @@ fn prepare_with(
                 let table_body = matches!(first, Some(Tok::KwTable))
                     || (matches!(first, Some(Tok::KwAdd | Tok::KwCreate))
                         && matches!(stmt.get(1), Some(Tok::KwTable)));
-                let (indent, _) = line_indent(src, l);
+                let (indent, _) = lines.at(l);
                 stack.push(Open {
                     close,
                     start: l,
@@ -189,7 +218,7 @@ fn prepare_with(
                     errors.push(err(l, r, "unexpected `}` without matching `{`"));
                     continue;
                 }
-                let (indent, first_on_line) = line_indent(src, l);
+                let (indent, first_on_line) = lines.at(l);
                 while let Some(o) = stack.pop() {
                     let innermost_brace = o.close == Tok::RBrace
                         && !(heuristic

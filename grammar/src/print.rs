@@ -55,8 +55,10 @@ pub fn format_expr(e: &Expr) -> String {
 
 struct Printer {
     out: String,
-    /// Source comments and whether each was printed already.
+    /// Source comments (sorted by position) and whether each was printed already.
     comments: Vec<(Comment, bool)>,
+    /// Every comment before this index is printed.
+    first_pending: usize,
     opts: Options,
     family: Family,
     /// Printing a `reject with` code (always symbolic).
@@ -72,6 +74,7 @@ impl Printer {
         Printer {
             out: String::new(),
             comments: Vec::new(),
+            first_pending: 0,
             opts,
             family,
             in_reject: false,
@@ -84,12 +87,14 @@ impl Printer {
     fn sub(&mut self) -> Printer {
         let mut p = Printer::new(self.opts, self.family);
         p.comments = std::mem::take(&mut self.comments);
+        p.first_pending = self.first_pending;
         p
     }
 
     /// Take back the comment state of a sub-printer; returns its output.
     fn absorb(&mut self, p: Printer) -> String {
         self.comments = p.comments;
+        self.first_pending = p.first_pending;
         p.out
     }
 
@@ -115,8 +120,20 @@ impl Printer {
     }
 
     fn emit_comments_if(&mut self, lo: u32, hi: u32, indent: &str, trailing_only: bool) {
-        for (c, done) in self.comments.iter_mut() {
-            if *done || c.span.start < lo || c.span.start >= hi || (trailing_only && c.own_line) {
+        // Comments are sorted by position: skip the printed prefix, stop at `hi`.
+        while self
+            .comments
+            .get(self.first_pending)
+            .is_some_and(|(_, done)| *done)
+        {
+            self.first_pending += 1;
+        }
+        let from = self.first_pending;
+        for (c, done) in self.comments.iter_mut().skip(from) {
+            if c.span.start >= hi {
+                break;
+            }
+            if *done || c.span.start < lo || (trailing_only && c.own_line) {
                 continue;
             }
             *done = true;
