@@ -39,8 +39,11 @@ pub(crate) struct ChainDecl {
     pub name: String,
     pub span: Span,
     pub hook: Option<(ast::ChainHook, FileId)>,
+    /// Position of the chain's header (for `$var`s in priority/policy).
+    pub seq: usize,
     pub policy: Option<(ast::Policy, FileId)>,
-    pub rules: Vec<(ast::Rule, FileId)>,
+    /// Rules with their file and position.
+    pub rules: Vec<(ast::Rule, FileId, usize)>,
     pub block: Option<Span>,
     pub base: Option<hir::BaseChain>,
 }
@@ -50,10 +53,12 @@ pub(crate) struct SetDecl {
     pub name: String,
     pub span: Span,
     pub def: Option<(ast::Set, FileId)>,
+    /// Position of the declaration.
+    pub seq: usize,
     pub key: Vec<Type>,
     pub data: Option<Vec<Type>>,
     pub flags: hir::SetFlags,
-    pub extra: Vec<(ast::Expr, FileId)>,
+    pub extra: Vec<(ast::Expr, FileId, usize)>,
     pub elements: Vec<Element>,
     pub typed: bool,
 }
@@ -79,6 +84,8 @@ pub struct Ctx {
     pub(crate) widen: Option<u32>,
     /// High end of a nat address range, handed out of a closure.
     pub(crate) pending_hi: Option<hir::Value>,
+    /// Position of what is being checked, for `$var` lookup (see `resolve::Defines`).
+    pub(crate) seq: usize,
     /// (table, chain name) → chain index.
     pub(crate) chain_index: HashMap<(usize, String), usize>,
 }
@@ -123,6 +130,7 @@ pub fn check(
         flush_ruleset: false,
         widen: None,
         pending_hi: None,
+        seq: 0,
         chain_index: HashMap::new(),
     };
     cx.declare(&cmds);
@@ -299,6 +307,7 @@ impl Ctx {
                     name: c.name.name.clone(),
                     span,
                     hook: None,
+                    seq: self.seq,
                     policy: None,
                     rules: vec![],
                     block: None,
@@ -308,18 +317,20 @@ impl Ctx {
                 self.chains.len() - 1
             }
         };
+        let seq = self.seq;
         let ch = &mut self.chains[idx];
         if c.has_body {
             ch.block = Some(span);
         }
         if let Some(h) = &c.hook {
             ch.hook = Some((h.clone(), file));
+            ch.seq = seq;
         }
         if let Some(p) = &c.policy {
             ch.policy = Some((p.clone(), file));
         }
         for r in &c.rules {
-            ch.rules.push((r.clone(), file));
+            ch.rules.push((r.clone(), file, seq));
         }
     }
 
@@ -343,7 +354,7 @@ impl Ctx {
                 );
             } else {
                 for e in &s.elements {
-                    self.sets[i].extra.push((e.clone(), file));
+                    self.sets[i].extra.push((e.clone(), file, self.seq));
                 }
             }
             return;
@@ -353,6 +364,7 @@ impl Ctx {
             name: s.name.name.clone(),
             span,
             def: Some((s.clone(), file)),
+            seq: self.seq,
             key: vec![],
             data: None,
             flags: hir::SetFlags::default(),
@@ -364,20 +376,21 @@ impl Ctx {
     }
 
     fn declare(&mut self, cmds: &[(FileId, ast::Command)]) {
-        let mut pending_rules: Vec<(FileId, &ast::ObjRef, &ast::Rule)> = Vec::new();
-        let mut pending_elems: Vec<(FileId, &ast::ObjRef, &[ast::Expr])> = Vec::new();
+        let mut pending_rules: Vec<(FileId, &ast::ObjRef, &ast::Rule, usize)> = Vec::new();
+        let mut pending_elems: Vec<(FileId, &ast::ObjRef, &[ast::Expr], usize)> = Vec::new();
         for (file, cmd) in cmds {
             let file = *file;
             self.file = file;
+            self.seq += 1;
             match &cmd.kind {
                 ast::CommandKind::FlushRuleset { .. } => self.flush_ruleset = true,
                 ast::CommandKind::Define(d) => {
                     let mut diags = std::mem::take(&mut self.diags);
-                    self.defines.define(file, d, &mut diags);
+                    self.defines.define(self.seq, file, d, &mut diags);
                     self.diags = diags;
                 }
                 ast::CommandKind::Undefine(id) => {
-                    if self.defines.map.remove(&id.name).is_none() {
+                    if !self.defines.undefine(self.seq, &id.name) {
                         self.diags.push(Diagnostic::error(
                             "E0010",
                             sp(file, id.span),
@@ -389,12 +402,13 @@ impl Ctx {
                 ast::CommandKind::Table(t) => {
                     let Some(ti) = self.declare_table(file, t) else { continue };
                     for item in &t.items {
+                        self.seq += 1;
                         match item {
                             ast::TableItem::Chain(c) => self.declare_chain(file, ti, c),
                             ast::TableItem::Set(s) => self.declare_set(file, ti, s),
                             ast::TableItem::Define(d) => {
                                 let mut diags = std::mem::take(&mut self.diags);
-                                self.defines.define(file, d, &mut diags);
+                                self.defines.define(self.seq, file, d, &mut diags);
                                 self.diags = diags;
                             }
                             ast::TableItem::Flags(_) | ast::TableItem::Comment(_) => {}
@@ -419,9 +433,11 @@ impl Ctx {
                         self.declare_set(file, ti, set);
                     }
                 }
-                ast::CommandKind::AddRule { target, rule, .. } => pending_rules.push((file, target, rule)),
+                ast::CommandKind::AddRule { target, rule, .. } => {
+                    pending_rules.push((file, target, rule, self.seq))
+                }
                 ast::CommandKind::Element { delete: false, target, elements } => {
-                    pending_elems.push((file, target, elements))
+                    pending_elems.push((file, target, elements, self.seq))
                 }
                 ast::CommandKind::Element { delete: true, .. } => self.diags.push(
                     Diagnostic::error("E0021", sp(file, cmd.span), "`delete element` is not supported in a ruleset file"),
@@ -436,18 +452,18 @@ impl Ctx {
                 ),
             }
         }
-        for (file, target, rule) in pending_rules {
+        for (file, target, rule, seq) in pending_rules {
             self.file = file;
             let Some(ti) = self.table_ref(file, target) else {
                 continue;
             };
             let Some(name) = &target.name else { continue };
             match self.find_chain(ti, &name.name) {
-                Some(ci) => self.chains[ci].rules.push((rule.clone(), file)),
+                Some(ci) => self.chains[ci].rules.push((rule.clone(), file, seq)),
                 None => self.undefined_chain(ti, name, file),
             }
         }
-        for (file, target, elems) in pending_elems {
+        for (file, target, elems, seq) in pending_elems {
             self.file = file;
             let Some(ti) = self.table_ref(file, target) else {
                 continue;
@@ -456,7 +472,7 @@ impl Ctx {
             match self.find_set(ti, &name.name) {
                 Some(si) => {
                     for e in elems {
-                        self.sets[si].extra.push((e.clone(), file));
+                        self.sets[si].extra.push((e.clone(), file, seq));
                     }
                 }
                 None => self.undefined_set(ti, name, file),
@@ -614,6 +630,7 @@ impl Ctx {
                 continue;
             };
             self.file = file;
+            self.seq = self.sets[si].seq;
             let span = self.sets[si].span;
             let Some(k) = &def.key else {
                 self.diags.push(
@@ -685,16 +702,18 @@ impl Ctx {
             let table = self.sets[si].table;
             self.table = table;
             self.family = self.tables[table].family;
-            let mut all: Vec<(ast::Expr, FileId)> = Vec::new();
+            let mut all: Vec<(ast::Expr, FileId, usize)> = Vec::new();
+            let set_seq = self.sets[si].seq;
             if let Some((def, file)) = &self.sets[si].def {
-                all.extend(def.elements.iter().map(|e| (e.clone(), *file)));
+                all.extend(def.elements.iter().map(|e| (e.clone(), *file, set_seq)));
             }
             all.extend(self.sets[si].extra.iter().cloned());
             let key = self.sets[si].key.clone();
             let data = self.sets[si].data.clone();
             let mut out = Vec::new();
-            for (e, file) in all {
+            for (e, file, seq) in all {
                 self.file = file;
+                self.seq = seq;
                 for el in self
                     .elements_flat(&e, &key, data.as_deref())
                     .unwrap_or_default()
@@ -733,6 +752,7 @@ impl Ctx {
             let table = self.chains[ci].table;
             let family = self.tables[table].family;
             self.family = family;
+            self.seq = self.chains[ci].seq;
             if let Some((h, file)) = self.chains[ci].hook.clone() {
                 self.file = file;
                 let base =
@@ -758,8 +778,9 @@ impl Ctx {
             self.family = self.tables[table].family;
             let rules = self.chains[ci].rules.clone();
             let mut hr = Vec::new();
-            for (r, file) in &rules {
+            for (r, file, seq) in &rules {
                 self.file = *file;
+                self.seq = *seq;
                 if let Some(x) = self.rule(r) {
                     hr.push(x);
                 }

@@ -139,19 +139,33 @@ pub struct DefineVal {
     pub value: ast::Expr,
     pub file: FileId,
     pub span: Span,
+    /// Position of the definition in the flattened ruleset (see [`Defines`]).
+    pub seq: usize,
 }
 
-/// Collected defines (file order: a later `redefine` replaces, `undefine` removes).
+/// Defines in ruleset order. Every command and table item has a sequence number; a `$var`
+/// sees the definition in force just before its own position (nft's semantics: a variable
+/// must be defined before use; `redefine` replaces, `undefine` removes from there on).
 #[derive(Clone, Debug, Default)]
 pub struct Defines {
-    pub map: HashMap<String, DefineVal>,
+    pub map: HashMap<String, Vec<(usize, Option<DefineVal>)>>,
 }
 
 impl Defines {
-    pub fn define(&mut self, file: FileId, d: &ast::Define, diags: &mut Vec<Diagnostic>) {
+    fn current(&self, name: &str) -> Option<&DefineVal> {
+        self.map.get(name)?.last()?.1.as_ref()
+    }
+
+    pub fn define(
+        &mut self,
+        seq: usize,
+        file: FileId,
+        d: &ast::Define,
+        diags: &mut Vec<Diagnostic>,
+    ) {
         let span = sp(file, d.name.span);
         if !d.redefine
-            && let Some(prev) = self.map.get(&d.name.name)
+            && let Some(prev) = self.current(&d.name.name)
         {
             diags.push(
                 Diagnostic::error(
@@ -165,14 +179,58 @@ impl Defines {
             );
             return;
         }
-        self.map.insert(
-            d.name.name.clone(),
-            DefineVal {
-                value: d.value.clone(),
-                file,
-                span,
-            },
-        );
+        let v = DefineVal {
+            value: d.value.clone(),
+            file,
+            span,
+            seq,
+        };
+        self.map
+            .entry(d.name.name.clone())
+            .or_default()
+            .push((seq, Some(v)));
+    }
+
+    /// `undefine NAME`; false if it was not defined.
+    pub fn undefine(&mut self, seq: usize, name: &str) -> bool {
+        if self.current(name).is_none() {
+            return false;
+        }
+        self.map
+            .entry(name.to_string())
+            .or_default()
+            .push((seq, None));
+        true
+    }
+
+    /// The definition of `name` in force just before position `seq`.
+    pub fn get(&self, name: &str, seq: usize) -> Option<&DefineVal> {
+        self.map
+            .get(name)?
+            .iter()
+            .rev()
+            .find(|(s, _)| *s < seq)?
+            .1
+            .as_ref()
+    }
+
+    /// A definition of `name` that comes after `seq` (for "defined later" hints).
+    pub fn later(&self, name: &str, seq: usize) -> Option<&DefineVal> {
+        self.map
+            .get(name)?
+            .iter()
+            .find(|(s, v)| *s >= seq && v.is_some())?
+            .1
+            .as_ref()
+    }
+
+    /// Names defined just before `seq`.
+    pub fn names_at(&self, seq: usize) -> Vec<String> {
+        self.map
+            .keys()
+            .filter(|n| self.get(n, seq).is_some())
+            .cloned()
+            .collect()
     }
 }
 

@@ -514,8 +514,35 @@ fn no_input_panics_on_garbage() {
     ] {
         let _ = run(src);
     }
+    // the inner `$x` refers to a definition before this one: there is none
     assert!(codes("define x = $x\ntable ip t { chain c { type filter hook input priority 0; tcp dport $x } }")
-        .contains(&"E0011"));
+        .contains(&"E0010"));
+}
+
+#[test]
+fn defines_are_positional() {
+    let rule = "table ip t {\n chain c {\n type filter hook input priority 0;\n tcp dport $p accept\n }\n}\n";
+    // used before its definition
+    let (_, d) = run(&format!("{rule}define p = 22\n"));
+    assert_eq!(d[0].code, "E0010");
+    assert_eq!(d[0].labels.len(), 1, "points at the later definition");
+    // redefine: each use sees the definition in force at its position
+    let src = format!("define p = 22\n{rule}redefine p = 23\nadd rule ip t c tcp dport $p drop\n");
+    let h = ok(&src);
+    let ports: Vec<u128> = h.chains[0]
+        .rules
+        .iter()
+        .filter_map(|r| r.matches().find(|m| !m.implicit))
+        .filter_map(|m| match &m.right {
+            Rhs::Value(v) => Some(v.as_u128()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ports, vec![22, 23]);
+    // undefine
+    assert!(codes(&format!("define p = 22\nundefine p\n{rule}")).contains(&"E0010"));
+    // a define nested in another sees earlier definitions
+    assert!(codes(&format!("define a = 22\ndefine p = $a\n{rule}")).is_empty());
 }
 
 #[test]

@@ -45,15 +45,20 @@ impl Ctx {
     ) -> Option<T> {
         match &e.kind {
             A::Var(id) => {
-                let Some(def) = self.defines.map.get(&id.name).cloned() else {
-                    let cands: Vec<String> = self.defines.map.keys().cloned().collect();
+                let Some(def) = self.defines.get(&id.name, self.seq).cloned() else {
+                    let cands = self.defines.names_at(self.seq);
                     let mut d = Diagnostic::error(
                         "E0010",
                         self.sp(id.span),
                         format!("undefined variable `${}`", id.name),
                     )
                     .with_primary_label("not defined before this use");
-                    if let Some(s) = did_you_mean(&id.name, cands.iter().map(String::as_str)) {
+                    if let Some(later) = self.defines.later(&id.name, self.seq) {
+                        d = d
+                            .with_label(later.span, "defined only here, after its use")
+                            .with_help("move the `define` above its first use");
+                    } else if let Some(s) = did_you_mean(&id.name, cands.iter().map(String::as_str))
+                    {
                         d = d.with_help(format!("did you mean `${s}`?"));
                     } else {
                         d = d.with_help(format!("define it first: `define {} = ...`", id.name));
@@ -72,12 +77,14 @@ impl Ctx {
                     );
                     return None;
                 }
-                let saved = self.file;
+                let (saved, saved_seq) = (self.file, self.seq);
                 self.file = def.file;
+                self.seq = def.seq;
                 self.var_depth += 1;
                 let r = self.with_var(&def.value, f);
                 self.var_depth -= 1;
                 self.file = saved;
+                self.seq = saved_seq;
                 r
             }
             A::Paren(inner) => self.with_var(inner, f),
