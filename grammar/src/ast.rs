@@ -2,8 +2,8 @@
 //!
 //! Conventions:
 //! - Every node that can be the subject of a diagnostic carries a [`Span`]: a half-open byte range
-//!   `start..end` into the source text given to [`crate::parse`] (u32 offsets; sources are capped at
-//!   4 GiB). A synthetic node (e.g. an error placeholder) may carry an empty span.
+//!   `start..end` into the source text given to [`crate::parse`] (u32 offsets; offsets past 4 GiB
+//!   saturate). A synthetic node (e.g. an error placeholder) may carry an empty span.
 //! - The tree records syntax, not meaning: names are not resolved, `$var`s are not substituted,
 //!   `include`s are not opened, families are as written (`None` = not written; nft then assumes `ip`).
 //!   Selectors (`tcp dport`, `meta mark`, `ct state`) are resolved against the static
@@ -12,8 +12,13 @@
 //! - Values on the right-hand side are kept as written (`Symbol("ssh")`, `Number(22)`): turning a
 //!   symbol into a value needs the left-hand side's datatype, which is the checker's job (helpers
 //!   for that are in the catalog).
-//! - Parsing never fails: a construct that could not be parsed is dropped (its error is in
-//!   [`crate::Parsed::errors`]) or, inside an expression, replaced by [`ExprKind::Error`].
+//! - One desugaring: nft's mask form `tcp flags syn / syn,ack` becomes
+//!   `tcp flags & (syn | ack) == syn` (a [`StmtKind::Match`] with a [`ExprKind::Binary`] left side),
+//!   which is also how nft lists it.
+//! - `jump $var` / `goto $var` keep the variable as the target name (`"$var"`).
+//! - Parsing never fails: a line (rule, chain/set property, table line, command) with an error is
+//!   dropped whole and its error is in [`crate::Parsed::errors`]; everything else is kept.
+//!   [`ExprKind::Error`] exists for tools that build partial trees.
 
 use crate::catalog;
 
