@@ -7,4 +7,5 @@ pub mod ct;
 pub mod defrag;
 pub mod hook;
 pub mod pcap;
+pub mod replay;
 pub mod wire;

@@ -1,47 +1,20 @@
-//! The must-show test: replay every capture that has a kernel expectation in `shared/corpus/ct-expected` through
-//! `wire` + the hook path (`Hooks::with_conntrack`: defrag -400, conntrack -200, a logging probe at -150 like the
-//! harness's NFLOG rule, confirm at INPUT) along the path the kernel replay used (every packet PREROUTING -> INPUT, FTP helper on
-//! tcp dport 21, checksum off, acct on, timing as meta.json says) and compare each packet's ct state and the
-//! final `conntrack -L` table with the kernel's. Prints per-capture agreement and asserts a floor.
+//! The must-show test: replay every capture that has a kernel expectation in `shared/corpus/ct-expected`
+//! through `replay::Replayer` (wire parsing, padding, ip_rcv checks, capped timing) and the hook path
+//! (`Hooks::with_conntrack`: defrag -400, conntrack -200, an observer at -150 like the harness's NFLOG
+//! rule, confirm at INPUT), as the kernel replay did (every packet PREROUTING -> INPUT, FTP helper on
+//! tcp dport 21, checksum off, acct on, timing as meta.json says). Compares each packet's ct state and
+//! the final `conntrack -L` table with the kernel's; prints per-capture agreement and asserts a floor.
 
 use nfr_runtime::ct::{Conntrack, Settings};
-use nfr_runtime::hook::{self, Engine, HookCtx, Hooks, Route};
-use nfr_runtime::pcap::{PcapReader, linktype};
-use nfr_runtime::wire::{self, Ipv4Packet, Ipv6Packet, link};
-use nfr_vm::pkt::ct_state;
-use nfr_vm::{Hook, PktState, Verdict};
-use std::cell::RefCell;
+use nfr_runtime::hook::Hooks;
+use nfr_runtime::pcap::PcapReader;
+use nfr_runtime::replay::{Fate, ReplayConfig, Replayer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 fn corpus() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
     p.join("ct-expected").is_dir().then_some(p)
-}
-
-/// The harness's NFLOG prefix for a packet context.
-fn state_name(p: &PktState) -> &'static str {
-    let reply = p.ct_direction == 1;
-    match p.ct_state {
-        ct_state::NEW => "NEW",
-        ct_state::ESTABLISHED if reply => "EST_REPLY",
-        ct_state::ESTABLISHED => "EST",
-        ct_state::RELATED if reply => "REL_REPLY",
-        ct_state::RELATED => "REL",
-        ct_state::UNTRACKED => "UNTRACKED",
-        _ => "INVALID",
-    }
-}
-
-/// Records the ct state at its priority (the kernel replay's `nft ... log group 1 prefix <state>`).
-struct NflogProbe(Rc<RefCell<Vec<&'static str>>>);
-
-impl Engine for NflogProbe {
-    fn hook(&mut self, pkt: &mut hook::Packet<'_>, _cx: &mut HookCtx<'_>) -> Verdict {
-        self.0.borrow_mut().push(state_name(&pkt.state));
-        Verdict::Accept
-    }
 }
 
 /// Capped inter-packet gap from meta.json's timing field.
@@ -50,33 +23,6 @@ fn gap_cap_ns(meta: &str) -> Option<u64> {
     let rest = &meta[i + 8..];
     let j = rest.find('s')?;
     rest[..j].parse::<f64>().ok().map(|s| (s * 1e9) as u64)
-}
-
-/// Would the kernel deliver this packet locally (and so confirm its entry)? IPv6 link-local destinations are
-/// routed to tun0 instead, multicast to unjoined groups is dropped (README: "Known harness limits").
-fn delivered(l3: &[u8]) -> bool {
-    match l3.first().map(|b| b >> 4) {
-        Some(4) => {
-            let d = Ipv4Packet::new_unchecked(l3).dst_addr();
-            !(224..=239).contains(&d[0])
-        }
-        Some(6) => {
-            let d = Ipv6Packet::new_unchecked(l3).dst_addr();
-            let link_local = d[0] == 0xfe && d[1] & 0xc0 == 0x80;
-            let mcast = d[0] == 0xff;
-            !link_local && !mcast
-        }
-        _ => false,
-    }
-}
-
-/// `ip_rcv_core` / `ipv6_rcv` sanity checks (the IPv4 header checksum is repaired by the harness, so not checked).
-fn ip_rcv_ok(l3: &[u8]) -> bool {
-    match l3.first().map(|b| b >> 4) {
-        Some(4) => Ipv4Packet::new_checked(l3).is_ok(),
-        Some(6) => Ipv6Packet::new_checked(l3).is_ok_and(|ip| ip.src_addr()[0] != 0xff),
-        _ => false,
-    }
 }
 
 struct Outcome {
@@ -92,107 +38,41 @@ fn replay(pcap: &Path, meta: &str, checksum: bool) -> Outcome {
         ftp_ports: vec![21],
         ..Settings::default()
     };
-    let mut ct = Conntrack::new(settings);
-    // Like the kernel harness: a prerouting entry at -150 (after conntrack) logs each packet's ct state.
-    let log: Rc<RefCell<Vec<&'static str>>> = Rc::new(RefCell::new(Vec::new()));
-    let mut hooks = Hooks::with_conntrack();
-    for nf in [2u8, 10] {
-        hooks
-            .register(
-                nf,
-                Hook::Prerouting,
-                -150,
-                Box::new(NflogProbe(log.clone())),
-            )
-            .expect("register probe");
-    }
-    let cap = gap_cap_ns(meta);
-    let file = std::fs::File::open(pcap).expect("open pcap");
-    let mut states = Vec::new();
-    let mut now: u64 = 1_000 * 1_000_000_000;
-    let mut last_ts: Option<u64> = None;
-    let Ok(mut r) = PcapReader::new(std::io::BufReader::new(file)) else {
-        return Outcome {
-            states,
-            listing: String::new(),
-        };
+    let cfg = ReplayConfig {
+        gap_cap_ns: gap_cap_ns(meta),
+        ..ReplayConfig::default()
     };
-    let mut frame_no = 0u64;
-    // Time of the last packet written to tun0 (the harness dumps the table right after it).
-    let mut last_injected = now;
-    while let Ok(Some(f)) = r.next_frame() {
-        frame_no += 1;
-        if let Some(prev) = last_ts {
-            let gap = f.ts_ns.saturating_sub(prev);
-            now += cap.map_or(gap, |c| gap.min(c));
-        }
-        last_ts = Some(f.ts_ns);
-        let label = frame_no.to_string();
-        let li = match wire::parse_link(f.linktype, f.data) {
-            Ok(li) => li,
-            Err(_) => {
-                states.push((label, "SKIPPED".into()));
-                continue;
+    let mut r = Replayer::new(Hooks::with_conntrack(), Conntrack::new(settings), cfg);
+    let mut states = Vec::new();
+    let file = std::fs::File::open(pcap).expect("open pcap");
+    if let Ok(mut rd) = PcapReader::new(std::io::BufReader::new(file)) {
+        let mut frame_no = 0u64;
+        while let Ok(Some(f)) = rd.next_frame() {
+            frame_no += 1;
+            let label = frame_no.to_string();
+            match r.frame(&f) {
+                Fate::Skipped(_) => states.push((label, "SKIPPED".to_string())),
+                Fate::NotSeen | Fate::Hooked { state: None, .. } => {
+                    states.push((label, "NOT_SEEN".to_string()))
+                }
+                Fate::Hooked {
+                    state: Some(st),
+                    reassembled: true,
+                    ..
+                } => {
+                    // The fragment completed a datagram: the kernel lists the frame as consumed and
+                    // the reassembled packet on a `+` line.
+                    states.push((label.clone(), "NOT_SEEN".to_string()));
+                    states.push((format!("+{label}"), st.name().to_string()));
+                }
+                Fate::Hooked {
+                    state: Some(st), ..
+                } => states.push((label, st.name().to_string())),
             }
-        };
-        if li.ethertype != link::ETH_P_IP && li.ethertype != link::ETH_P_IPV6 {
-            states.push((label, "SKIPPED".into()));
-            continue;
-        }
-        let mut ip = f.data.get(usize::from(li.nhoff)..).unwrap_or(&[]).to_vec();
-        // Header itself cut: skipped by the harness.
-        let hdr_len = match ip.first().map(|b| b >> 4) {
-            Some(4) => usize::from(ip.first().copied().unwrap_or(0) & 0xf) * 4,
-            Some(6) => 40,
-            _ => usize::MAX,
-        };
-        if ip.len() < hdr_len.max(20) {
-            states.push((label, "SKIPPED".into()));
-            continue;
-        }
-        last_injected = now;
-        let declared = if ip[0] >> 4 == 4 {
-            usize::from(u16::from_be_bytes([ip[2], ip[3]]))
-        } else {
-            40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]))
-        };
-        if (f.orig_len as usize) > f.data.len() && ip.len() < declared {
-            ip.resize(declared, 0);
-        }
-        if !ip_rcv_ok(&ip) {
-            states.push((label, "NOT_SEEN".into()));
-            continue;
-        }
-        ip.truncate(declared.max(hdr_len));
-        let mut pkt = match hook::Packet::from_frame(linktype::RAW, &ip, now) {
-            Ok(p) => p,
-            Err(_) => {
-                states.push((label, "NOT_SEEN".into()));
-                continue;
-            }
-        };
-        let was_fragment = pkt.state.is_fragment;
-        let route = if delivered(&ip) {
-            Route::Local
-        } else {
-            Route::Blackhole
-        };
-        log.borrow_mut().clear();
-        let (_, outcome) = hooks.receive(&mut pkt, route, &mut ct, now);
-        let seen = log.borrow().first().copied();
-        match (seen, outcome) {
-            (Some(st), _) if was_fragment => {
-                // The fragment completed a datagram: the kernel lists the frame as consumed and the
-                // reassembled packet on a `+` line.
-                states.push((label.clone(), "NOT_SEEN".into()));
-                states.push((format!("+{label}"), st.to_string()));
-            }
-            (Some(st), _) => states.push((label, st.to_string())),
-            (None, _) => states.push((label, "NOT_SEEN".into())),
         }
     }
-    // The kernel table was dumped about a second after the last packet.
-    let listing = ct.listing(last_injected + 1_000_000_000);
+    // The kernel table was dumped about a second after the last injected packet.
+    let listing = r.ct.listing(r.last_injected() + 1_000_000_000);
     Outcome { states, listing }
 }
 

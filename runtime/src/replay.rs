@@ -1,0 +1,340 @@
+//! Replaying captured frames through the hooks the way the kernel sees injected packets: link layer stripped, a
+//! snaplen-cut datagram zero-padded to its IP length, `ip_rcv` / `ipv6_rcv` sanity checks (failures never reach a
+//! hook), virtual time from the capture timestamps (optionally with capped gaps), a routing decision, then
+//! PREROUTING -> INPUT (or FORWARD -> POSTROUTING) through [`Hooks`]. An observer entry at a chosen PREROUTING
+//! priority (default -150, after conntrack, like an nft `log` rule in a mangle-priority chain) records the ct
+//! state each packet had there.
+//!
+//! This is what `nfc run` and the kernel-agreement tests use; it takes frames, never files.
+
+use crate::ct::Conntrack;
+use crate::hook::{Engine, HookCtx, HookOutcome, Hooks, Packet, Route};
+use crate::pcap::{Frame, linktype};
+use crate::wire::{self, Ipv4Packet, Ipv6Packet, Malformed, link};
+use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6, ct_state};
+use nfr_vm::{Hook, PktState, Verdict};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// The ct state of a packet as the kernel harness names it (NFLOG prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SeenState {
+    New,
+    Est,
+    EstReply,
+    Rel,
+    RelReply,
+    Invalid,
+    Untracked,
+}
+
+impl SeenState {
+    /// From an engine packet context after conntrack.
+    pub fn of(p: &PktState) -> Self {
+        let reply = p.ct_direction == 1;
+        match p.ct_state {
+            ct_state::NEW => SeenState::New,
+            ct_state::ESTABLISHED if reply => SeenState::EstReply,
+            ct_state::ESTABLISHED => SeenState::Est,
+            ct_state::RELATED if reply => SeenState::RelReply,
+            ct_state::RELATED => SeenState::Rel,
+            ct_state::UNTRACKED => SeenState::Untracked,
+            _ => SeenState::Invalid,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SeenState::New => "NEW",
+            SeenState::Est => "EST",
+            SeenState::EstReply => "EST_REPLY",
+            SeenState::Rel => "REL",
+            SeenState::RelReply => "REL_REPLY",
+            SeenState::Invalid => "INVALID",
+            SeenState::Untracked => "UNTRACKED",
+        }
+    }
+}
+
+/// What happened to one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Not injectable: not IP, unsupported link type, or the IP header itself is cut.
+    Skipped(Malformed),
+    /// Dropped by `ip_rcv` / `ipv6_rcv` before any hook.
+    NotSeen,
+    /// Went through the hooks. `state` is what the observer saw (`None`: consumed before it, e.g. a fragment
+    /// held by defrag); `reassembled`: this fragment completed a datagram and `state` belongs to the whole.
+    Hooked {
+        state: Option<SeenState>,
+        reassembled: bool,
+        stopped_at: Hook,
+        outcome: HookOutcome,
+    },
+}
+
+/// Replay parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayConfig {
+    /// Inter-packet gaps longer than this are shortened to it (the kernel harness's "compressed" timing).
+    pub gap_cap_ns: Option<u64>,
+    /// Zero-pad snaplen-cut datagrams to their IP length (as the kernel harness does).
+    pub pad_truncated: bool,
+    /// PREROUTING priority of the observer entry.
+    pub observe_priority: i32,
+    /// Virtual time of the first frame.
+    pub start_ns: u64,
+    /// Routing decision for received packets.
+    pub route: fn(&[u8]) -> Route,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            gap_cap_ns: None,
+            pad_truncated: true,
+            observe_priority: -150,
+            start_ns: 1_000_000_000_000,
+            route: anyip_route,
+        }
+    }
+}
+
+/// The kernel harness's routing: every destination is local (AnyIP), except IPv6 link-local destinations (the
+/// on-link route wins, never delivered) and multicast (unjoined groups are dropped).
+pub fn anyip_route(l3: &[u8]) -> Route {
+    match l3.first().map(|b| b >> 4) {
+        Some(4) => {
+            let d = Ipv4Packet::new_unchecked(l3).dst_addr();
+            if (224..=239).contains(&d[0]) {
+                Route::Blackhole
+            } else {
+                Route::Local
+            }
+        }
+        Some(6) => {
+            let d = Ipv6Packet::new_unchecked(l3).dst_addr();
+            let link_local = d[0] == 0xfe && d[1] & 0xc0 == 0x80;
+            if link_local || d[0] == 0xff {
+                Route::Blackhole
+            } else {
+                Route::Local
+            }
+        }
+        _ => Route::Blackhole,
+    }
+}
+
+/// `ip_rcv_core` / `ipv6_rcv` checks (the IPv4 header checksum is not verified: captures often carry offloaded
+/// or anonymised ones).
+pub fn ip_rcv_ok(l3: &[u8]) -> bool {
+    match l3.first().map(|b| b >> 4) {
+        Some(4) => Ipv4Packet::new_checked(l3).is_ok(),
+        Some(6) => Ipv6Packet::new_checked(l3).is_ok_and(|ip| ip.src_addr()[0] != 0xff),
+        _ => false,
+    }
+}
+
+/// Records the observed state at its priority.
+struct Observer(Rc<RefCell<Option<SeenState>>>);
+
+impl Engine for Observer {
+    fn hook(&mut self, pkt: &mut Packet<'_>, _cx: &mut HookCtx<'_>) -> Verdict {
+        let mut s = self.0.borrow_mut();
+        if s.is_none() {
+            *s = Some(SeenState::of(&pkt.state));
+        }
+        Verdict::Accept
+    }
+
+    fn name(&self) -> &str {
+        "observer"
+    }
+}
+
+/// A replay session: hooks, conntrack table and virtual clock.
+pub struct Replayer {
+    pub hooks: Hooks,
+    pub ct: Conntrack,
+    cfg: ReplayConfig,
+    seen: Rc<RefCell<Option<SeenState>>>,
+    now: u64,
+    last_ts: Option<u64>,
+    last_injected: u64,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Replayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replayer").field("now", &self.now).finish()
+    }
+}
+
+impl Replayer {
+    /// `hooks` usually comes from [`Hooks::with_conntrack`] plus the table engines; the observer is added here.
+    pub fn new(mut hooks: Hooks, ct: Conntrack, cfg: ReplayConfig) -> Self {
+        let seen = Rc::new(RefCell::new(None));
+        for nf in [NFPROTO_IPV4, NFPROTO_IPV6] {
+            let _ = hooks.register(
+                nf,
+                Hook::Prerouting,
+                cfg.observe_priority,
+                Box::new(Observer(seen.clone())),
+            );
+        }
+        Replayer {
+            hooks,
+            ct,
+            cfg,
+            seen,
+            now: cfg.start_ns,
+            last_ts: None,
+            last_injected: cfg.start_ns,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Current virtual time (ns).
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Virtual time of the last frame that was injected (reached `ip_rcv`).
+    pub fn last_injected(&self) -> u64 {
+        self.last_injected
+    }
+
+    /// Replays one frame.
+    pub fn frame(&mut self, f: &Frame<'_>) -> Fate {
+        if let Some(prev) = self.last_ts {
+            let gap = f.ts_ns.saturating_sub(prev);
+            self.now += self.cfg.gap_cap_ns.map_or(gap, |c| gap.min(c));
+        }
+        self.last_ts = Some(f.ts_ns);
+        let li = match wire::parse_link(f.linktype, f.data) {
+            Ok(li) => li,
+            Err(m) => return Fate::Skipped(m),
+        };
+        if li.ethertype != link::ETH_P_IP && li.ethertype != link::ETH_P_IPV6 {
+            return Fate::Skipped(Malformed::NotIp);
+        }
+        let ip = f.data.get(usize::from(li.nhoff)..).unwrap_or(&[]);
+        let first = ip.first().copied().unwrap_or(0);
+        let (hdr_len, declared) = match first >> 4 {
+            4 => (usize::from(first & 0xf) * 4, usize::from(wire::be16(ip, 2))),
+            6 => (40, 40 + usize::from(wire::be16(ip, 4))),
+            _ => return Fate::Skipped(Malformed::BadIpVersion),
+        };
+        if ip.len() < hdr_len.max(20) {
+            return Fate::Skipped(if first >> 4 == 4 {
+                Malformed::ShortIpv4
+            } else {
+                Malformed::ShortIpv6
+            });
+        }
+        self.last_injected = self.now;
+        self.buf.clear();
+        self.buf.extend_from_slice(ip);
+        if self.cfg.pad_truncated
+            && (f.orig_len as usize) > f.data.len()
+            && self.buf.len() < declared
+        {
+            self.buf.resize(declared, 0);
+        }
+        if !ip_rcv_ok(&self.buf) {
+            return Fate::NotSeen;
+        }
+        self.buf.truncate(declared.max(hdr_len));
+        let now = self.now;
+        let route = (self.cfg.route)(&self.buf);
+        let Ok(mut pkt) = Packet::from_frame(linktype::RAW, &self.buf, now) else {
+            return Fate::NotSeen;
+        };
+        let was_fragment = pkt.state.is_fragment;
+        *self.seen.borrow_mut() = None;
+        let (stopped_at, outcome) = self.hooks.receive(&mut pkt, route, &mut self.ct, now);
+        let state = *self.seen.borrow();
+        Fate::Hooked {
+            state,
+            reassembled: was_fragment && state.is_some(),
+            stopped_at,
+            outcome,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ct::Settings;
+    use crate::wire::build;
+
+    fn frame(data: &[u8], ts: u64) -> Frame<'_> {
+        Frame {
+            linktype: linktype::RAW,
+            ts_ns: ts,
+            data,
+            orig_len: data.len() as u32,
+            iface: 0,
+            fcs_len: 0,
+        }
+    }
+
+    #[test]
+    fn states_fates_and_capped_time() {
+        let ct = Conntrack::new(Settings {
+            checksum: false,
+            ..Settings::default()
+        });
+        let cfg = ReplayConfig {
+            gap_cap_ns: Some(2_000_000_000),
+            ..ReplayConfig::default()
+        };
+        let mut r = Replayer::new(Hooks::with_conntrack(), ct, cfg);
+        let q = build::udp(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            1,
+            2,
+            b"",
+        );
+        let a = build::udp(
+            "10.0.0.2".parse().unwrap(),
+            "10.0.0.1".parse().unwrap(),
+            2,
+            1,
+            b"",
+        );
+        let st = |f: Fate| match f {
+            Fate::Hooked { state, .. } => state,
+            _ => None,
+        };
+        assert_eq!(st(r.frame(&frame(&q, 0))), Some(SeenState::New));
+        assert_eq!(
+            st(r.frame(&frame(&a, 100_000_000_000))),
+            Some(SeenState::EstReply)
+        );
+        assert_eq!(
+            r.now() - ReplayConfig::default().start_ns,
+            2_000_000_000,
+            "gap capped"
+        );
+        assert_eq!(
+            r.frame(&frame(&[0x45, 0, 0], 0)),
+            Fate::Skipped(Malformed::ShortIpv4)
+        );
+        let mut bad = q.clone();
+        bad[3] = 200; // tot_len beyond the data: ip_rcv drops it
+        assert_eq!(r.frame(&frame(&bad, 0)), Fate::NotSeen);
+        // Multicast destination: seen at PREROUTING, never confirmed.
+        let m = build::udp(
+            "10.0.0.1".parse().unwrap(),
+            "239.1.1.1".parse().unwrap(),
+            1,
+            2,
+            b"",
+        );
+        assert_eq!(st(r.frame(&frame(&m, 0))), Some(SeenState::New));
+        assert_eq!(r.ct.len(r.now()), 1);
+    }
+}
