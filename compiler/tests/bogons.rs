@@ -58,3 +58,44 @@ fn bogons_are_rejected_without_panics() {
     assert!(panicked.is_empty(), "panicked on: {panicked:#?}");
     assert!(accepted.is_empty(), "accepted (no error): {accepted:#?}");
 }
+
+/// Deterministic mutations (truncations, single-character substitutions) of the golden
+/// diagnostics inputs and the examples: parse + check must never panic.
+#[test]
+fn mutated_inputs_never_panic() {
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    walk(&base.join("testdata/diagnostics"), &mut files);
+    walk(&base.join("examples"), &mut files);
+    files.retain(|p| p.extension().is_some_and(|e| e == "nfr"));
+    files.sort();
+    let subst = [
+        '{', '}', ';', '$', '@', '.', '-', '/', ':', '"', '\n', '0', 'x', ' ',
+    ];
+    let mut runs = 0usize;
+    let mut panicked = Vec::new();
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        let step = (bounds.len() / 40).max(1);
+        for (k, &i) in bounds.iter().enumerate().step_by(step) {
+            let mut variants = vec![text[..i].to_string()];
+            let c = subst[k % subst.len()];
+            let next = bounds.get(k + 1).copied().unwrap_or(text.len());
+            variants.push(format!("{}{c}{}", &text[..i], &text[next..]));
+            for v in variants {
+                runs += 1;
+                if std::panic::catch_unwind(|| nfr_compiler::check::check_source("m.nfr", &v))
+                    .is_err()
+                {
+                    panicked.push(format!("{}@{i}", f.display()));
+                }
+            }
+        }
+    }
+    std::panic::set_hook(prev);
+    println!("mutations: {runs} runs, {} panics", panicked.len());
+    assert!(panicked.is_empty(), "panicked on: {panicked:#?}");
+}

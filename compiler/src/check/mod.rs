@@ -894,7 +894,7 @@ mod hooks_check {
         let priority: Option<i64> = match &h.priority.kind {
             ast::PriorityKind::Number(n) => Some(*n),
             ast::PriorityKind::Named { name, offset } => match hooks::std_prio(name, hook) {
-                Ok(v) => Some(i64::from(v) + offset),
+                Ok(v) => Some(i64::from(v).saturating_add(*offset)),
                 Err(why) => {
                     let mut d = Diagnostic::error("E0404", prio_span, why);
                     let names: Vec<&str> = hooks::STD_PRIOS.iter().map(|p| p.0).collect();

@@ -506,6 +506,10 @@ fn no_input_panics_on_garbage() {
     for src in [
         "",
         "}",
+        "table ip t { chain c { type filter hook input priority filter + 9223372036854775807; } }",
+        "table ip t { chain c { type filter hook input priority -9223372036854775808; } }",
+        "table ip t { chain c { type filter hook input priority 0; meta mark set ip dscp << 200 } }",
+        "table ip t { chain c { type filter hook input priority 0; @th,4294967290,64 1 } }",
         "table",
         "table ip t { chain c { type filter hook input priority 0; tcp dport { } } }",
         "define x = $x\ntable ip t { chain c { type filter hook input priority 0; tcp dport $x } }",
