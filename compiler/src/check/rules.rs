@@ -617,7 +617,7 @@ impl Ctx {
             ast::StmtKind::Nat(n) => StmtKind::Nat(Box::new(self.nat(n, span, st, items)?)),
             ast::StmtKind::Other { keyword, .. } => {
                 self.diags.push(
-                    Diagnostic::error("E0210", span, format!("the `{keyword}` statement is not supported by nfc"))
+                    Diagnostic::error("E0210", span, format!("`{keyword}` is not supported by nfc"))
                         .with_note("nfc supports counter, log, limit, meta/ct set, notrack, reject, queue, nat and verdicts"),
                 );
                 return None;
