@@ -1378,7 +1378,7 @@ impl<'a> P<'a> {
         self.pos = end_pos;
         StmtKind::Other {
             keyword: keyword.to_string(),
-            text: self.src.get(l..r).unwrap_or("").to_string(),
+            text: normalize_other(self.src.get(l..r).unwrap_or("")),
         }
     }
 
@@ -1390,6 +1390,10 @@ impl<'a> P<'a> {
             return Err(self.unexpected("a statement"));
         };
         match w {
+            "jump" | "goto" if matches!(self.peek_at(1), Some(Item::Group(_))) => {
+                // Anonymous chain `jump { ... }`: not modelled.
+                Ok(self.rest_as_other(w))
+            }
             "accept" | "drop" | "continue" | "return" | "jump" | "goto" => {
                 Ok(StmtKind::Verdict(self.verdict()?))
             }
@@ -2306,6 +2310,64 @@ impl<'a> P<'a> {
             span,
         ))
     }
+}
+
+/// The source text of an unmodelled statement, made printable on one line: comments dropped,
+/// whitespace runs collapsed (outside strings), brackets balanced (recovery may have closed
+/// some that the text leaves open).
+fn normalize_other(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut stack: Vec<char> = Vec::new();
+    let mut chars = text.chars().peekable();
+    let mut in_quote = false;
+    while let Some(c) = chars.next() {
+        if in_quote {
+            out.push(c);
+            in_quote = c != '"';
+            continue;
+        }
+        match c {
+            '"' => {
+                in_quote = true;
+                out.push(c);
+            }
+            '#' => {
+                while chars.peek().is_some_and(|&n| n != '\n') {
+                    chars.next();
+                }
+            }
+            c if c.is_whitespace() || c == '\\' => {
+                if !out.is_empty() && !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            '{' | '(' | '[' => {
+                stack.push(match c {
+                    '{' => '}',
+                    '(' => ')',
+                    _ => ']',
+                });
+                out.push(c);
+            }
+            '}' | ')' | ']' => {
+                if stack.last() == Some(&c) {
+                    stack.pop();
+                    out.push(c);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    if in_quote {
+        out.push('"');
+    }
+    while let Some(c) = stack.pop() {
+        if !out.ends_with(' ') {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out.trim_end().to_string()
 }
 
 fn bin_prec(op: BinOp) -> u8 {

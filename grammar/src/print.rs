@@ -67,6 +67,8 @@ struct Printer {
     in_nat: bool,
     /// Printing map data: `/32` and `/128` prefixes are kept.
     keep_full_prefix: bool,
+    /// Family of the address a ct saddr/daddr is compared with (to print `ct original ip6 saddr`).
+    ct_addr_hint: Option<Family>,
 }
 
 impl Printer {
@@ -80,6 +82,7 @@ impl Printer {
             in_reject: false,
             in_nat: false,
             keep_full_prefix: false,
+            ct_addr_hint: None,
         }
     }
 
@@ -1070,6 +1073,13 @@ impl Printer {
     }
 
     fn match_stmt(&mut self, left: &Expr, op: RelOp, right: &Expr) {
+        // `ct original saddr ::1` lists as `ct original ip6 saddr ::1`.
+        self.ct_addr_hint = first_addr_family(right);
+        self.match_inner(left, op, right);
+        self.ct_addr_hint = None;
+    }
+
+    fn match_inner(&mut self, left: &Expr, op: RelOp, right: &Expr) {
         let dt = expr_dtype(left);
         let bitmask = dt.is_some_and(|d| d.is_bitmask());
         let right = strip_paren(right);
@@ -1426,8 +1436,9 @@ impl Printer {
                 }
                 let fam = family.or_else(|| {
                     (dir.is_some() && matches!(key.name, "saddr" | "daddr")).then_some(
-                        match self.family {
-                            Family::Ip6 => Family::Ip6,
+                        match (self.ct_addr_hint, self.family) {
+                            (Some(f), _) => f,
+                            (None, Family::Ip6) => Family::Ip6,
                             _ => Family::Ip,
                         },
                     )
@@ -1689,6 +1700,19 @@ fn is_number_tree(e: &Expr) -> bool {
         ExprKind::Number { .. } => true,
         ExprKind::Binary { left, right, .. } => is_number_tree(left) && is_number_tree(right),
         _ => false,
+    }
+}
+
+/// Family of the first address literal in a value (`1.2.3.4`, `{ ::1 }`, `10.0.0.0/8`).
+fn first_addr_family(e: &Expr) -> Option<Family> {
+    match &e.kind {
+        ExprKind::Ipv4(_) => Some(Family::Ip),
+        ExprKind::Ipv6(_) => Some(Family::Ip6),
+        ExprKind::Prefix { addr, .. } => first_addr_family(addr),
+        ExprKind::Range { low, .. } => first_addr_family(low),
+        ExprKind::Set(v) | ExprKind::List(v) => v.first().and_then(first_addr_family),
+        ExprKind::Paren(i) => first_addr_family(i),
+        _ => None,
     }
 }
 

@@ -104,8 +104,24 @@ fn canonical_rule_forms() {
         "ip protocol tcp tcp dport 22"
     );
     assert_eq!(
-        canon("ct original saddr 1.2.3.4", Family::Ip6),
-        "ct original ip6 saddr 1.2.3.4"
+        canon("ct original saddr @s6", Family::Ip6),
+        "ct original ip6 saddr @s6"
+    );
+    assert_eq!(
+        canon("ct original saddr ::1", Family::Inet),
+        "ct original ip6 saddr ::1"
+    );
+    assert_eq!(
+        canon("ct reply daddr 10.0.0.0/8", Family::Inet),
+        "ct reply ip daddr 10.0.0.0/8"
+    );
+    assert_eq!(
+        canon("jump { tcp dport 22 accept }", Family::Ip),
+        "jump { tcp dport 22 accept }"
+    );
+    assert_eq!(
+        canon("fib daddr type local # c\n drop", Family::Ip),
+        "fib daddr type local"
     );
     // numeric protocols as with `nft -nn`
     let p = parse("table ip t { chain c { ip protocol tcp meta l4proto { udp, tcp } } }");
