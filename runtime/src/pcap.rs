@@ -473,6 +473,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn random_bytes_never_panic() {
+        let good = legacy(true, false, 1, &[(1, 0, &[1u8; 30]), (2, 0, &[2u8; 60])]);
+        let mut x: u64 = 0xdead_beef_cafe_f00d;
+        for i in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut f = good.clone();
+            // Keep the magic most of the time so the record parser gets exercised.
+            let from = if i % 4 == 0 { 0 } else { 4 };
+            for k in 0..(x % 6) as usize {
+                let pos = from + ((x >> (7 * k)) as usize) % (f.len() - from);
+                f[pos] = (x >> (5 * k)) as u8;
+            }
+            f.truncate(((x >> 32) as usize) % (f.len() + 1));
+            if let Ok(mut r) = PcapReader::new(&f[..]) {
+                let mut n = 0;
+                while let Ok(Some(fr)) = r.next_frame() {
+                    assert!(fr.data.len() <= f.len());
+                    n += 1;
+                    assert!(n < 100);
+                }
+            }
+        }
+    }
+
     fn ng_block(t: u32, body: &[u8]) -> Vec<u8> {
         let mut b = body.to_vec();
         while !b.len().is_multiple_of(4) {

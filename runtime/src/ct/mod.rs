@@ -362,7 +362,8 @@ fn bad_l4_checksum(l3: &[u8], l4: &L4) -> bool {
     } else {
         pseudo_sum(l3, l4.nfproto, l4.proto, seg.len())
     };
-    if l4.proto == proto::UDP && l4.nfproto == NFPROTO_IPV4 && crate::wire::be16(seg, 6) == 0 {
+    // udp_error: "Packet with no checksum" is accepted for both families.
+    if l4.proto == proto::UDP && crate::wire::be16(seg, 6) == 0 {
         return false;
     }
     checksum(seg, init) != 0
