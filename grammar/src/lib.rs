@@ -47,7 +47,7 @@ impl std::fmt::Display for SyntaxError {
             "{}..{}: {}",
             self.span.start, self.span.end, self.message
         )?;
-        if !self.expected.is_empty() {
+        if !self.expected.is_empty() && !self.message.contains("expected") {
             write!(f, " (expected {})", self.expected.join(", "))?;
         }
         Ok(())
