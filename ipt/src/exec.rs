@@ -337,6 +337,7 @@ struct IpView {
     /// `ntohs(tot_len)`.
     tot_len: u16,
     ttl: u8,
+    tos: u8,
 }
 
 impl IpView {
@@ -354,6 +355,7 @@ impl IpView {
             thoff: nh + ihl,
             tot_len: be16(p, nh + 2)?,
             ttl: u8_at(p, nh + 8)?,
+            tos: u8_at(p, nh + 1)?,
         })
     }
 }
@@ -520,6 +522,48 @@ fn match_one(c: &mut Ctx, m: &Match, lp: Option<&mut LimitPriv>) -> bool {
                 1
             };
             (ty == p.pkttype) ^ (p.invert != 0)
+        }
+        Match::Connmark(m) => {
+            if !c.st.ct_valid || c.untracked {
+                return false;
+            }
+            ((c.ct_mark & m.mask) == m.mark) ^ (m.invert != 0)
+        }
+        Match::Dscp(d) => ((c.ip.tos >> 2) == d.dscp) ^ (d.invert != 0),
+        Match::Mac(m) => {
+            // mac_mt: an Ethernet input device and a MAC header in front of the network header.
+            let st = c.st;
+            if st.iif == 0 && st.iifname[0] == 0 || st.iiftype != 1 || !st.has_ll {
+                return false;
+            }
+            let src: Option<[u8; 6]> = arr(c.pkt, st.lloff as usize + 6);
+            if st.lloff as usize + 14 > st.nhoff as usize {
+                return false;
+            }
+            src.is_some_and(|s| s == m.srcaddr) ^ (m.invert != 0)
+        }
+        Match::Owner(o) => {
+            let st = c.st;
+            if !st.has_sk {
+                return (o.match_flags ^ o.invert) == 0;
+            }
+            if o.match_flags & o.invert & XT_OWNER_SOCKET != 0 {
+                return false;
+            }
+            if o.match_flags & XT_OWNER_UID != 0 {
+                let inr = st.sk_uid >= o.uid_min && st.sk_uid <= o.uid_max;
+                if inr ^ (o.invert & XT_OWNER_UID == 0) {
+                    return false;
+                }
+            }
+            if o.match_flags & XT_OWNER_GID != 0 {
+                // Supplementary groups are not modelled: only the primary gid is compared.
+                let inr = st.sk_gid >= o.gid_min && st.sk_gid <= o.gid_max;
+                if inr ^ (o.invert & XT_OWNER_GID == 0) {
+                    return false;
+                }
+            }
+            true
         }
         Match::Other { .. } => false,
     }
@@ -1124,6 +1168,79 @@ mod tests {
             t.do_table(Hook::Input, &big, &lo).unwrap().verdict,
             Verdict::Accept,
             "loopback unicast → broadcast"
+        );
+    }
+
+    #[test]
+    fn connmark_dscp_mac_owner() {
+        let mut t = table(
+            "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
+             -A PREROUTING -m mac --mac-source 00:11:22:33:44:55 -j MARK --set-xmark 0x1/0x1\n\
+             -A PREROUTING -m dscp --dscp-class EF -j MARK --set-xmark 0x2/0x2\n\
+             -A PREROUTING -m connmark --mark 0x10/0xf0 -j MARK --set-xmark 0x4/0x4\n\
+             -A OUTPUT -m owner --uid-owner 1000-2000 ! --gid-owner 0 -j MARK --set-xmark 0x8/0x8\n\
+             -A OUTPUT -m owner ! --socket-exists -j MARK --set-xmark 0x10/0x10\nCOMMIT\n",
+        );
+        let mut ip = ipv4([1, 1, 1, 1], [2, 2, 2, 2], 17, 0, &udp(1, 2));
+        ip[1] = 0x2e << 2; // DSCP EF
+        let mut frame = vec![0xaa; 6];
+        frame.extend_from_slice(&[0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x08, 0x00]);
+        frame.extend_from_slice(&ip);
+        let st = PktState {
+            has_ll: true,
+            nhoff: 14,
+            iif: 2,
+            iiftype: 1,
+            ct_valid: true,
+            ct_state: ct_state::ESTABLISHED,
+            ct_mark: 0x13,
+            ..Default::default()
+        };
+        assert_eq!(t.do_table(Hook::Prerouting, &frame, &st).unwrap().mark, 0x7);
+        // No link layer (or a non-Ethernet device): the mac match never matches.
+        let o = t
+            .do_table(
+                Hook::Prerouting,
+                &frame,
+                &PktState {
+                    iiftype: 772,
+                    ..st.clone()
+                },
+            )
+            .unwrap();
+        assert_eq!(o.mark, 0x6);
+        // No conntrack entry: connmark does not match.
+        let o = t
+            .do_table(
+                Hook::Prerouting,
+                &frame,
+                &PktState {
+                    ct_valid: false,
+                    ct_state: ct_state::INVALID,
+                    ..st.clone()
+                },
+            )
+            .unwrap();
+        assert_eq!(o.mark, 0x3);
+        let sock = PktState {
+            has_sk: true,
+            sk_uid: 1500,
+            sk_gid: 100,
+            ..Default::default()
+        };
+        assert_eq!(t.do_table(Hook::Output, &ip, &sock).unwrap().mark, 0x8);
+        assert_eq!(
+            t.do_table(Hook::Output, &ip, &PktState { sk_gid: 0, ..sock })
+                .unwrap()
+                .mark,
+            0x0
+        );
+        assert_eq!(
+            t.do_table(Hook::Output, &ip, &PktState::default())
+                .unwrap()
+                .mark,
+            0x10,
+            "no socket"
         );
     }
 

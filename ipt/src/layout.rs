@@ -1105,6 +1105,95 @@ impl PkttypeInfo {
     }
 }
 
+/// `struct xt_connmark_mtinfo1` ("connmark" rev 1, 9 bytes, XT_ALIGN 16): same layout as
+/// `xt_mark_mtinfo1`.
+pub type ConnmarkMtInfo1 = MarkMtInfo1;
+
+/// `struct xt_dscp_info` ("dscp" rev 0, 2 bytes, XT_ALIGN 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DscpInfo {
+    pub dscp: u8,
+    pub invert: u8,
+}
+/// `XT_DSCP_MAX`.
+pub const XT_DSCP_MAX: u8 = 0x3f;
+impl DscpInfo {
+    pub const SIZE: usize = 2;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::zeroed(xt_align(Self::SIZE));
+        o.u8(0, self.dscp);
+        o.u8(1, self.invert);
+        o.0
+    }
+    pub fn decode(d: &[u8]) -> Option<Self> {
+        Some(DscpInfo {
+            dscp: u8_at(d, 0)?,
+            invert: u8_at(d, 1)?,
+        })
+    }
+}
+
+/// `struct xt_mac_info` ("mac" rev 0, 12 bytes, XT_ALIGN 16): `srcaddr[6]`, `int invert` @8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacInfo {
+    pub srcaddr: [u8; 6],
+    pub invert: u32,
+}
+impl MacInfo {
+    pub const SIZE: usize = 12;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::zeroed(xt_align(Self::SIZE));
+        o.put(0, &self.srcaddr);
+        o.le32(8, self.invert);
+        o.0
+    }
+    pub fn decode(d: &[u8]) -> Option<Self> {
+        Some(MacInfo {
+            srcaddr: arr(d, 0)?,
+            invert: le32(d, 8)?,
+        })
+    }
+}
+
+/// `struct xt_owner_match_info` ("owner" rev 1, 18 bytes, XT_ALIGN 24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OwnerInfo {
+    pub uid_min: u32,
+    pub uid_max: u32,
+    pub gid_min: u32,
+    pub gid_max: u32,
+    pub match_flags: u8,
+    pub invert: u8,
+}
+/// `XT_OWNER_UID`, `_GID`, `_SOCKET`, `_SUPPL_GROUPS`.
+pub const XT_OWNER_UID: u8 = 1 << 0;
+pub const XT_OWNER_GID: u8 = 1 << 1;
+pub const XT_OWNER_SOCKET: u8 = 1 << 2;
+pub const XT_OWNER_SUPPL_GROUPS: u8 = 1 << 3;
+impl OwnerInfo {
+    pub const SIZE: usize = 18;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::zeroed(xt_align(Self::SIZE));
+        o.le32(0, self.uid_min);
+        o.le32(4, self.uid_max);
+        o.le32(8, self.gid_min);
+        o.le32(12, self.gid_max);
+        o.u8(16, self.match_flags);
+        o.u8(17, self.invert);
+        o.0
+    }
+    pub fn decode(d: &[u8]) -> Option<Self> {
+        Some(OwnerInfo {
+            uid_min: le32(d, 0)?,
+            uid_max: le32(d, 4)?,
+            gid_min: le32(d, 8)?,
+            gid_max: le32(d, 12)?,
+            match_flags: u8_at(d, 16)?,
+            invert: u8_at(d, 17)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

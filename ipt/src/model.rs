@@ -152,6 +152,14 @@ pub enum Match {
     Ttl(TtlInfo),
     /// `-m pkttype` (rev 0).
     Pkttype(PkttypeInfo),
+    /// `-m connmark` (rev 1).
+    Connmark(ConnmarkMtInfo1),
+    /// `-m dscp` (rev 0).
+    Dscp(DscpInfo),
+    /// `-m mac` (rev 0).
+    Mac(MacInfo),
+    /// `-m owner` (rev 1).
+    Owner(OwnerInfo),
     /// Any other match, as raw data (already XT_ALIGN padded when it came from a blob).
     Other {
         name: String,
@@ -176,6 +184,10 @@ impl Match {
             Match::Iprange(_) => "iprange",
             Match::Ttl(_) => "ttl",
             Match::Pkttype(_) => "pkttype",
+            Match::Connmark(_) => "connmark",
+            Match::Dscp(_) => "dscp",
+            Match::Mac(_) => "mac",
+            Match::Owner(_) => "owner",
             Match::Other { name, .. } => name,
         }
     }
@@ -183,7 +195,11 @@ impl Match {
     pub fn revision(&self) -> u8 {
         match self {
             Match::Conntrack(_) => 3,
-            Match::Multiport(_) | Match::Mark(_) | Match::Iprange(_) => 1,
+            Match::Multiport(_)
+            | Match::Mark(_)
+            | Match::Iprange(_)
+            | Match::Connmark(_)
+            | Match::Owner(_) => 1,
             Match::Other { revision, .. } => *revision,
             _ => 0,
         }
@@ -207,6 +223,10 @@ impl Match {
             Match::Iprange(m) => m.encode(),
             Match::Ttl(m) => m.encode(),
             Match::Pkttype(m) => m.encode(),
+            Match::Connmark(m) => m.encode(),
+            Match::Dscp(m) => m.encode(),
+            Match::Mac(m) => m.encode(),
+            Match::Owner(m) => m.encode(),
             Match::Other { data, .. } => data.clone(),
         }
     }
@@ -229,6 +249,10 @@ impl Match {
             ("iprange", 1, 72) => IprangeMtInfo::decode(data).map(Match::Iprange),
             ("ttl", 0, 8) => TtlInfo::decode(data).map(Match::Ttl),
             ("pkttype", 0, 8) => PkttypeInfo::decode(data).map(Match::Pkttype),
+            ("connmark", 1, 16) => MarkMtInfo1::decode(data).map(Match::Connmark),
+            ("dscp", 0, 8) => DscpInfo::decode(data).map(Match::Dscp),
+            ("mac", 0, 16) => MacInfo::decode(data).map(Match::Mac),
+            ("owner", 1, 24) => OwnerInfo::decode(data).map(Match::Owner),
             _ => None,
         };
         match typed {

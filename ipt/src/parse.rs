@@ -428,6 +428,12 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
             Match::Iprange(_) => Some("iprange match: --src-range or --dst-range is required"),
             Match::Ttl(_) => Some("ttl match: --ttl-eq/--ttl-lt/--ttl-gt is required"),
             Match::Pkttype(_) => Some("pkttype match: --pkt-type is required"),
+            Match::Connmark(_) => Some("connmark match: --mark is required"),
+            Match::Dscp(_) => Some("dscp match: --dscp or --dscp-class is required"),
+            Match::Mac(_) => Some("mac match: --mac-source is required"),
+            Match::Owner(o) if o.match_flags == 0 || o.match_flags == XT_OWNER_SUPPL_GROUPS => {
+                Some("owner match: --uid-owner, --gid-owner or --socket-exists is required")
+            }
             Match::Conntrack(c) if c.match_flags & XT_CONNTRACK_STATE_ALIAS != 0 => {
                 Some("state match: --state is required")
             }
@@ -611,6 +617,13 @@ fn new_match(name: &str, _ip: &IpMatch) -> R<Match> {
             pkttype: 0,
             invert: 0,
         }),
+        "connmark" => Match::Connmark(MarkMtInfo1::default()),
+        "dscp" => Match::Dscp(DscpInfo { dscp: 0, invert: 0 }),
+        "mac" => Match::Mac(MacInfo {
+            srcaddr: [0; 6],
+            invert: 0,
+        }),
+        "owner" => Match::Owner(OwnerInfo::default()),
         other => return Err(format!("unsupported match `{other}`")),
     })
 }
@@ -1054,6 +1067,107 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
             }
             _ => return Ok(false),
         },
+        Match::Connmark(mk) => match o {
+            "--mark" => {
+                let (v, m) = parse_mark(w.arg(o)?)?;
+                mk.mark = v;
+                mk.mask = m;
+                mk.invert = inv as u8;
+            }
+            _ => return Ok(false),
+        },
+        Match::Dscp(d) => {
+            let v = match o {
+                "--dscp" => {
+                    let a = w.arg(o)?;
+                    let v = parse_u32(a)?;
+                    if v > u32::from(XT_DSCP_MAX) {
+                        return Err(format!("DSCP `{a}` out of range"));
+                    }
+                    v as u8
+                }
+                "--dscp-class" => {
+                    let a = w.arg(o)?;
+                    DSCP_CLASSES
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(a))
+                        .map(|(_, v)| *v)
+                        .ok_or_else(|| format!("invalid DSCP class `{a}`"))?
+                }
+                _ => return Ok(false),
+            };
+            d.dscp = v;
+            d.invert = inv as u8;
+        }
+        Match::Mac(m) => match o {
+            "--mac-source" => {
+                let a = w.arg(o)?;
+                let parts: Vec<&str> = a.split(':').collect();
+                if parts.len() != 6 {
+                    return Err(format!("bad mac address `{a}`"));
+                }
+                for (d, p) in m.srcaddr.iter_mut().zip(parts) {
+                    if p.is_empty() || p.len() > 2 {
+                        return Err(format!("bad mac address `{a}`"));
+                    }
+                    *d = u8::from_str_radix(p, 16).map_err(|_| format!("bad mac address `{a}`"))?;
+                }
+                m.invert = inv as u32;
+            }
+            _ => return Ok(false),
+        },
+        Match::Owner(ow) => {
+            let flag = match o {
+                "--uid-owner" => XT_OWNER_UID,
+                "--gid-owner" => XT_OWNER_GID,
+                "--socket-exists" => XT_OWNER_SOCKET,
+                "--suppl-groups" => XT_OWNER_SUPPL_GROUPS,
+                _ => return Ok(false),
+            };
+            match flag {
+                XT_OWNER_UID | XT_OWNER_GID => {
+                    let a = w.arg(o)?;
+                    let id = |x: &str| -> R<u32> {
+                        if x == "root" {
+                            return Ok(0);
+                        }
+                        let v: u32 = x.parse().map_err(|_| format!("bad {o} `{a}`"))?;
+                        if v == u32::MAX {
+                            return Err(format!("bad {o} `{a}`"));
+                        }
+                        Ok(v)
+                    };
+                    let (lo, hi) = match a.split_once('-') {
+                        Some((x, y)) => (id(x)?, id(y)?),
+                        None => {
+                            let v = id(a)?;
+                            (v, v)
+                        }
+                    };
+                    if lo > hi {
+                        return Err(format!("bad {o} range `{a}`"));
+                    }
+                    if flag == XT_OWNER_UID {
+                        (ow.uid_min, ow.uid_max) = (lo, hi);
+                    } else {
+                        (ow.gid_min, ow.gid_max) = (lo, hi);
+                    }
+                }
+                XT_OWNER_SUPPL_GROUPS => {
+                    if inv {
+                        return Err("--suppl-groups cannot be inverted".into());
+                    }
+                    if ow.match_flags & XT_OWNER_GID == 0 {
+                        return Err("--suppl-groups requires --gid-owner before it".into());
+                    }
+                }
+                _ => {}
+            }
+            ow.match_flags |= flag;
+            if inv {
+                ow.invert |= flag;
+            }
+        }
         Match::Other { .. } => return Ok(false),
     }
     Ok(true)
@@ -1070,6 +1184,32 @@ fn match_knows(m: &Match, o: &str) -> bool {
     )
 }
 
+/// `ds_classes` of libxt_dscp: (class, DSCP value).
+const DSCP_CLASSES: [(&str, u8); 22] = [
+    ("CS0", 0x00),
+    ("CS1", 0x08),
+    ("CS2", 0x10),
+    ("CS3", 0x18),
+    ("CS4", 0x20),
+    ("CS5", 0x28),
+    ("CS6", 0x30),
+    ("CS7", 0x38),
+    ("BE", 0x00),
+    ("AF11", 0x0a),
+    ("AF12", 0x0c),
+    ("AF13", 0x0e),
+    ("AF21", 0x12),
+    ("AF22", 0x14),
+    ("AF23", 0x16),
+    ("AF31", 0x1a),
+    ("AF32", 0x1c),
+    ("AF33", 0x1e),
+    ("AF41", 0x22),
+    ("AF42", 0x24),
+    ("AF43", 0x26),
+    ("EF", 0x2e),
+];
+
 /// Aliases of one option map to one name (for the "given twice" check).
 fn canonical_opt(o: &str) -> String {
     match o {
@@ -1084,6 +1224,7 @@ fn canonical_opt(o: &str) -> String {
         "--source-ports" => "--sports",
         "--destination-ports" => "--dports",
         "--syn" => "--tcp-flags",
+        "--dscp-class" => "--dscp",
         "--set-mark" | "--and-mark" | "--or-mark" | "--xor-mark" | "--save-mark"
         | "--restore-mark" => "--set-xmark",
         o => o,

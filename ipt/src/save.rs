@@ -643,6 +643,52 @@ fn save_match(s: &mut String, m: &Match) {
                 }
             }
         }
+        Match::Connmark(m) => {
+            if m.invert != 0 {
+                s.push_str(" !");
+            }
+            s.push_str(" --mark");
+            print_mark(s, m.mark, m.mask);
+        }
+        Match::Dscp(d) => {
+            if d.invert != 0 {
+                s.push_str(" !");
+            }
+            let _ = write!(s, " --dscp 0x{:02x}", d.dscp);
+        }
+        Match::Mac(m) => {
+            if m.invert != 0 {
+                s.push_str(" !");
+            }
+            let a = m.srcaddr;
+            let _ = write!(
+                s,
+                " --mac-source {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                a[0], a[1], a[2], a[3], a[4], a[5]
+            );
+        }
+        Match::Owner(o) => {
+            let item = |s: &mut String, flag: u8, label: &str, lo: u32, hi: u32, range: bool| {
+                if o.match_flags & flag == 0 {
+                    return;
+                }
+                if o.invert & flag != 0 {
+                    s.push_str(" !");
+                }
+                let _ = write!(s, " {label}");
+                if range {
+                    if lo == hi {
+                        let _ = write!(s, " {lo}");
+                    } else {
+                        let _ = write!(s, " {lo}-{hi}");
+                    }
+                }
+            };
+            item(s, XT_OWNER_SOCKET, "--socket-exists", 0, 0, false);
+            item(s, XT_OWNER_UID, "--uid-owner", o.uid_min, o.uid_max, true);
+            item(s, XT_OWNER_GID, "--gid-owner", o.gid_min, o.gid_max, true);
+            item(s, XT_OWNER_SUPPL_GROUPS, "--suppl-groups", 0, 0, false);
+        }
         Match::Other { .. } => {}
     }
 }

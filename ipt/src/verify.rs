@@ -36,6 +36,7 @@ pub enum Errno {
     ERANGE,
     ENAMETOOLONG,
     EIO,
+    EDOM,
 }
 
 impl Errno {
@@ -51,6 +52,7 @@ impl Errno {
             Errno::ERANGE => 34,
             Errno::ENAMETOOLONG => 36,
             Errno::EIO => 5,
+            Errno::EDOM => 33,
         }
     }
     /// From a Linux errno number.
@@ -65,6 +67,7 @@ impl Errno {
             Errno::ERANGE,
             Errno::ENAMETOOLONG,
             Errno::EIO,
+            Errno::EDOM,
         ]
         .into_iter()
         .find(|e| e.code() == c)
@@ -635,6 +638,16 @@ const MATCHES: &[Ext] = &[
     x("iprange", 1, Fam::V4, 65),
     x("ttl", 0, Fam::V4, 2),
     x("pkttype", 0, Fam::Unspec, 8),
+    x("connmark", 1, Fam::Unspec, 9),
+    x("dscp", 0, Fam::Unspec, 2),
+    Ext {
+        hooks: PRE | IN | FWD,
+        ..x("mac", 0, Fam::Unspec, 12)
+    },
+    Ext {
+        hooks: OUT | POST,
+        ..x("owner", 1, Fam::Unspec, 18)
+    },
 ];
 const LIMIT: Ext = x("limit", 0, Fam::Unspec, 40);
 
@@ -917,6 +930,22 @@ fn check_match(x: &Ext, d: &[u8], ip: &IptIp) -> CheckResult {
             } else {
                 Ok(())
             }
+        }
+        "dscp" if u8_at(d, 0).unwrap_or(0) > XT_DSCP_MAX => {
+            Err((Errno::EDOM, "dscp: value out of range".into()))
+        }
+        "owner" => {
+            // owner_check: valid (not -1), ordered uid/gid ranges.
+            let m = u8_at(d, 16).unwrap_or(0);
+            for (bit, at) in [(XT_OWNER_UID, 0), (XT_OWNER_GID, 8)] {
+                if m & bit != 0 {
+                    let (lo, hi) = (le32(d, at).unwrap_or(0), le32(d, at + 4).unwrap_or(0));
+                    if lo == u32::MAX || hi == u32::MAX || hi < lo {
+                        return inval("owner: invalid uid/gid range");
+                    }
+                }
+            }
+            Ok(())
         }
         _ => Ok(()),
     }

@@ -10,7 +10,7 @@
 use nfr_ipt::*;
 use std::path::{Path, PathBuf};
 
-const FILES: [&str; 28] = [
+const FILES: [&str; 32] = [
     "libxt_tcp.t",
     "libxt_udp.t",
     "libipt_icmp.t",
@@ -39,6 +39,10 @@ const FILES: [&str; 28] = [
     "libxt_iprange.t",
     "libipt_ttl.t",
     "libxt_pkttype.t",
+    "libxt_connmark.t",
+    "libxt_dscp.t",
+    "libxt_mac.t",
+    "libxt_owner.t",
 ];
 
 /// Lines where the corpus (newer iptables) expects something else than iptables 1.8.9 — the
