@@ -16,7 +16,7 @@
 //! valid_hooks), the extension registry above, `nf_logger_find_get` (LOG always finds a logger),
 //! conntrack timeout policies (none exist: `CT --timeout` is ENOENT), and allocation failures
 //! (ENOMEM only for the `num_counters` overflow and tables ≥ 512 MiB). Checked against the
-//! kernel (6.18, tests/kernel.rs): 66 hand-made cases, 358 truncated/corrupted blobs, and the
+//! kernel (6.18, tests/kernel.rs): 72 hand-made cases, 358 truncated/corrupted blobs, and the
 //! comefrom of every entry of every test table.
 #![forbid(unsafe_code)]
 

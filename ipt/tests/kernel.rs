@@ -651,6 +651,52 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Option<i32>)> {
         one("filter", Hook::Input, r),
         Some(22),
     ));
+    let mut r = rule("-m dscp --dscp 1");
+    if let Match::Dscp(d) = &mut r.matches[0] {
+        d.dscp = 0x40;
+    }
+    v.push(("dscp-out-of-range", one("filter", Hook::Input, r), Some(33)));
+    let mut r = rule("-m owner --uid-owner 5-10");
+    if let Match::Owner(o) = &mut r.matches[0] {
+        (o.uid_min, o.uid_max) = (10, 5);
+    }
+    v.push((
+        "owner-range-reversed",
+        one("filter", Hook::Output, r),
+        Some(22),
+    ));
+    v.push((
+        "owner-in-input",
+        one("filter", Hook::Input, rule("-m owner --uid-owner 0")),
+        Some(22),
+    ));
+    v.push((
+        "mac-in-output",
+        one(
+            "filter",
+            Hook::Output,
+            rule("-m mac --mac-source 00:11:22:33:44:55"),
+        ),
+        Some(22),
+    ));
+    let mut r = rule("-j NFQUEUE --queue-num 1");
+    if let Target::Nfqueue(q) = &mut r.target {
+        q.queues_total = 0;
+    }
+    v.push((
+        "nfqueue-zero-queues",
+        one("filter", Hook::Input, r),
+        Some(22),
+    ));
+    let mut r = rule("-j NFQUEUE --queue-num 65535");
+    if let Target::Nfqueue(q) = &mut r.target {
+        q.queues_total = 2;
+    }
+    v.push((
+        "nfqueue-queues-overflow",
+        one("filter", Hook::Input, r),
+        Some(34),
+    ));
     v.push((
         "ct-helper-without-proto",
         one("raw", Hook::Prerouting, rule("-j CT --helper ftp")),
