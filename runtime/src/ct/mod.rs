@@ -120,6 +120,9 @@ pub struct Settings {
     pub icmp_timeout: u32,
     pub icmpv6_timeout: u32,
     pub generic_timeout: u32,
+    /// GRE unreplied / stream timeouts.
+    pub gre_timeout: u32,
+    pub gre_timeout_stream: u32,
     /// `nf_conntrack_expect_max`.
     pub expect_max: u32,
     /// TCP destination ports that get the FTP helper on new entries (nft `tcp dport 21 ct helper set "ftp"`).
@@ -151,6 +154,8 @@ impl Default for Settings {
             icmp_timeout: 30,
             icmpv6_timeout: 30,
             generic_timeout: 600,
+            gre_timeout: 30,
+            gre_timeout_stream: 180,
             expect_max: 4096,
             ftp_ports: Vec::new(),
             events: false,
@@ -1156,6 +1161,21 @@ impl Conntrack {
                 L4Res::Accept
             }
             proto::ICMP | proto::ICMPV6 => L4Res::Invalid,
+            proto::GRE => {
+                // nf_conntrack_gre_packet
+                if status & ips::SEEN_REPLY != 0 {
+                    self.refresh_acct(idx, dir, len, Some(self.settings.gre_timeout_stream), now);
+                    if status & (ips::ASSURED | ips::NAT_CLASH) == 0 {
+                        if let Some(c) = self.conns.get_mut(idx as usize) {
+                            c.status |= ips::ASSURED;
+                        }
+                        self.event(CtEventKind::Assured, idx, now);
+                    }
+                } else {
+                    self.refresh_acct(idx, dir, len, Some(self.settings.gre_timeout), now);
+                }
+                L4Res::Accept
+            }
             _ => {
                 self.refresh_acct(idx, dir, len, Some(self.settings.generic_timeout), now);
                 L4Res::Accept

@@ -367,9 +367,61 @@ fn generic_protocol_and_zones_and_notrack() {
     let mut ct = Conntrack::new(settings());
     let gre = build::ip(a("10.0.0.1"), a("10.0.0.2"), 47, &[0; 8]);
     assert_eq!(path(&mut ct, &gre, S).0, "NEW");
+    let l = ct.listing(S);
+    assert!(
+        l.starts_with("gre      47 30 src=10.0.0.1 dst=10.0.0.2 srckey=0x0 dstkey=0x0 packets=1"),
+        "{l}"
+    );
+    // PPTP GREv1 keys on the call id (the source key would come from the PPTP helper's keymap, absent
+    // here: 0). A reply carrying the peer's own call id is therefore another flow ...
+    let v1 = |src: &str, dst: &str, call: u16| {
+        let c = call.to_be_bytes();
+        build::ip(
+            a(src),
+            a(dst),
+            47,
+            &[0x30, 0x81, 0x88, 0x0b, 0, 0, c[0], c[1]],
+        )
+    };
+    assert_eq!(
+        path(&mut ct, &v1("10.0.0.5", "10.0.0.6", 0x1234), S).0,
+        "NEW"
+    );
+    assert_eq!(path(&mut ct, &v1("10.0.0.6", "10.0.0.5", 0x99), S).0, "NEW");
+    let l = ct.listing(S);
+    assert!(
+        l.contains("gre      47 30 src=10.0.0.5 dst=10.0.0.6 srckey=0x0 dstkey=0x1234"),
+        "{l}"
+    );
+    // ... while call id 0 both ways matches, and replied GRE is a 180 s ASSURED stream.
+    assert_eq!(path(&mut ct, &v1("10.0.0.7", "10.0.0.8", 0), S).0, "NEW");
+    assert_eq!(
+        path(&mut ct, &v1("10.0.0.8", "10.0.0.7", 0), S).0,
+        "EST_REPLY"
+    );
+    assert_eq!(
+        path(&mut ct, &v1("10.0.0.8", "10.0.0.7", 0), S).0,
+        "EST_REPLY"
+    );
+    let l = ct.listing(S);
+    assert!(
+        l.contains("gre      47 180 src=10.0.0.7 dst=10.0.0.8 srckey=0x0 dstkey=0x0"),
+        "{l}"
+    );
+    // A non-PPP GREv1 payload cannot form a tuple: INVALID.
+    let bad = build::ip(
+        a("10.0.0.5"),
+        a("10.0.0.6"),
+        47,
+        &[0x30, 0x81, 0x08, 0x00, 0, 0, 0, 1],
+    );
+    assert_eq!(path(&mut ct, &bad, S).0, "INVALID");
+    // Truly unknown protocols use the generic tracker (600 s, no ports).
+    let other = build::ip(a("10.0.0.1"), a("10.0.0.2"), 99, &[0; 8]);
+    assert_eq!(path(&mut ct, &other, S).0, "NEW");
     assert!(
         ct.listing(S)
-            .starts_with("gre      47 600 src=10.0.0.1 dst=10.0.0.2 packets=1")
+            .contains("unknown  99 600 src=10.0.0.1 dst=10.0.0.2 packets=1")
     );
     let u = build::udp(a("10.0.0.1"), a("10.0.0.2"), 1, 2, b"");
     let mut n = Nfct::Template { zone: 7 };

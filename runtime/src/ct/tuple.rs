@@ -84,7 +84,7 @@ impl Tuple {
                 t.dport =
                     u16::from(icmpv6_inverse(self.icmp_type())?) << 8 | u16::from(self.icmp_code());
             }
-            l4 if has_ports(l4) => {
+            l4 if has_ports(l4) || l4 == proto::GRE => {
                 t.sport = self.dport;
                 t.dport = self.sport;
             }
@@ -119,6 +119,13 @@ impl Tuple {
                 let h = th.get(..4)?;
                 t.sport = be16(h, 0);
                 t.dport = be16(h, 2);
+            }
+            // gre_pkt_to_tuple: GREv1 (PPTP) keys on the call id; anything else behaves like generic.
+            proto::GRE if th.len() >= 8 && th.get(1).is_some_and(|f| f & 7 == 1) => {
+                if be16(th, 2) != 0x880b {
+                    return None;
+                }
+                t.dport = be16(th, 6);
             }
             _ => {}
         }
@@ -167,6 +174,10 @@ impl Tuple {
             l4 if has_ports(l4) => {
                 s.push_str(&format!(" sport={} dport={}", self.sport, self.dport))
             }
+            proto::GRE => s.push_str(&format!(
+                " srckey=0x{:x} dstkey=0x{:x}",
+                self.sport, self.dport
+            )),
             _ => {}
         }
         s
@@ -245,10 +256,15 @@ mod tests {
         let gre = Tuple {
             l4: 47,
             sport: 0,
-            dport: 0,
+            dport: 9,
             ..t
         };
-        assert_eq!(gre.invert().unwrap().src, t.dst);
+        let gi = gre.invert().unwrap();
+        assert_eq!((gi.src, gi.sport, gi.dport), (t.dst, 9, 0));
+        assert_eq!(
+            gre.fmt_conntrack(),
+            "src=1.2.3.4 dst=5.6.7.8 srckey=0x0 dstkey=0x9"
+        );
     }
 
     #[test]
