@@ -209,6 +209,10 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0500", "loop in the jump/goto graph"),
     ("E0501", "jump depth reaches NFT_JUMP_STACK_SIZE (16)"),
     ("W0600", "user chain is never jumped to (unreachable)"),
+    (
+        "W0601",
+        "notrack after conntrack (hook other than prerouting/output, or priority >= -200)",
+    ),
 ];
 
 /// The one-line description of a code, if it is known.

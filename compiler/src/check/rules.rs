@@ -924,6 +924,29 @@ pub fn placement(hir: &Hir) -> Vec<Diagnostic> {
             }
             for r in &c.rules {
                 for s in r.stmts() {
+                    if matches!(s.kind, StmtKind::Notrack)
+                        && (!matches!(b.hook, Hook::Prerouting | Hook::Output)
+                            || b.priority >= super::hooks::NF_IP_PRI_CONNTRACK)
+                        && !diags.iter().any(|x: &Diagnostic| x.primary == s.span)
+                    {
+                        diags.push(
+                            Diagnostic::warning(
+                                "W0601",
+                                s.span,
+                                "`notrack` has no effect here: conntrack has already seen the packet",
+                            )
+                            .with_label(
+                                b.span,
+                                format!(
+                                    "base chain `{}` runs on {} at priority {}",
+                                    base.name,
+                                    b.hook.name(),
+                                    b.priority
+                                ),
+                            )
+                            .with_help("use a chain on prerouting or output with `priority raw` (-300)"),
+                        );
+                    }
                     let Some((need_nat, hooks, name)) = allowed(&s.kind) else {
                         continue;
                     };

@@ -561,3 +561,16 @@ fn hir_listing_shows_implicit_dependencies() {
          meta nfproto == ipv4 (implicit); ip saddr == @s; meta l4proto == tcp (implicit); tcp dport == { 22, 80 }; jump u\n  chain u\n"
     );
 }
+
+#[test]
+fn notrack_after_conntrack_warns() {
+    let w = |hook: &str, prio: &str| {
+        codes(&format!(
+            "table ip t {{ chain c {{ type filter hook {hook} priority {prio}; notrack }} }}"
+        ))
+    };
+    assert!(w("prerouting", "raw").is_empty());
+    assert!(w("output", "-250").is_empty());
+    assert_eq!(w("prerouting", "filter"), vec!["W0601"]);
+    assert_eq!(w("input", "raw"), vec!["W0601"]);
+}
