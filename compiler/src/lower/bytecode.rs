@@ -78,6 +78,8 @@ fn unsupported(span: Span, what: impl Into<String>) -> LowerError {
 }
 
 type R<T> = Result<T, LowerError>;
+/// The debug table of one rule: a source span per instruction.
+type Spans = Vec<Option<(u32, u32)>>;
 
 /// Lower a checked ruleset. Chains keep their Hir index (`hir::ChainId(n)` is
 /// `vm::ChainId(n)`); rules keep their order. The result is not verified yet.
@@ -174,6 +176,8 @@ struct Field {
     len: usize,
     shift: u32,
     hton: bool,
+    /// Packet data is always big endian, whatever the datatype says.
+    big: bool,
 }
 
 impl Field {
@@ -183,10 +187,11 @@ impl Field {
             len: ty.byte_len().max(1) as usize,
             shift: 0,
             hton: false,
+            big: false,
         }
     }
     fn host(&self) -> bool {
-        self.ty.byteorder() == ByteOrder::Host
+        !self.big && self.ty.byteorder() == ByteOrder::Host
     }
     /// Host-order values longer than a byte are converted for ordered comparisons.
     fn needs_hton(&self) -> bool {
@@ -211,6 +216,7 @@ fn field_of(e: &Expr) -> Field {
                 len: nbytes as usize,
                 shift,
                 hton: false,
+                big: true,
             }
         }
         ExprKind::Meta { key } => Field {
@@ -218,6 +224,7 @@ fn field_of(e: &Expr) -> Field {
             len: key.len_bits.div_ceil(8).max(1) as usize,
             shift: 0,
             hton: false,
+            big: false,
         },
         ExprKind::Ct { key, .. } => {
             let len = if matches!(key.name, "saddr" | "daddr") {
@@ -230,6 +237,7 @@ fn field_of(e: &Expr) -> Field {
                 len,
                 shift: 0,
                 hton: false,
+                big: false,
             }
         }
         ExprKind::Bitwise { expr, .. } => {
@@ -239,6 +247,7 @@ fn field_of(e: &Expr) -> Field {
                 len: inner.len.max(e.ty.byte_len() as usize),
                 shift: 0,
                 hton: false,
+                big: inner.big && e.ty == expr.ty,
             }
         }
         ExprKind::Concat(_) => Field::plain(e.ty),
@@ -296,9 +305,9 @@ fn data(b: &[u8], span: Span) -> R<Data> {
 
 fn byteorder_size(len: usize) -> u8 {
     let bits = len * 8;
-    if bits % 64 == 0 {
+    if bits.is_multiple_of(64) {
         8
-    } else if bits % 32 == 0 {
+    } else if bits.is_multiple_of(32) {
         4
     } else {
         2
@@ -713,7 +722,7 @@ impl Lower<'_> {
         })
     }
 
-    fn rule(&mut self, rule: &Rule, family: Family) -> R<(Vec<Insn>, Vec<Option<(u32, u32)>>)> {
+    fn rule(&mut self, rule: &Rule, family: Family) -> R<(Vec<Insn>, Spans)> {
         let mut cx = Rcx {
             insns: Vec::new(),
             spans: Vec::new(),
@@ -721,6 +730,7 @@ impl Lower<'_> {
             span: rule.span,
             family,
         };
+        let mut icmp_type: Option<u8> = None;
         for it in merge_payloads(&rule.items) {
             match it {
                 LItem::Merged {
@@ -742,7 +752,20 @@ impl Lower<'_> {
                 }
                 LItem::Item(Item::Match(m)) => {
                     cx.span = m.span;
+                    self.icmp_dependency(&mut cx, &m.left, &mut icmp_type)?;
                     self.lower_match(&mut cx, m)?;
+                    if let (
+                        ExprKind::Payload {
+                            proto: "icmp" | "icmpv6",
+                            field: "type",
+                            ..
+                        },
+                        Op::Eq,
+                        Rhs::Value(v),
+                    ) = (&m.left.kind, m.op, &m.right)
+                    {
+                        icmp_type = v.bytes.first().copied();
+                    }
                 }
                 LItem::Item(Item::Stmt(s)) => {
                     cx.span = s.span;
@@ -759,6 +782,81 @@ impl Lower<'_> {
             self.lower_verdict(&mut cx, v)?;
         }
         Ok((cx.insns, cx.spans))
+    }
+
+    /// nft's `payload_gen_icmp_dependency`: `icmp id`/`sequence` need an echo type, `icmp
+    /// mtu` destination-unreachable, `icmp gateway` redirect (likewise for icmpv6), unless
+    /// the rule already matched that type.
+    fn icmp_dependency(&mut self, cx: &mut Rcx, e: &Expr, known: &mut Option<u8>) -> R<()> {
+        let parts: Vec<&Expr> = match &e.kind {
+            ExprKind::Concat(p) => p.iter().collect(),
+            ExprKind::Bitwise { expr, .. } => vec![expr.as_ref()],
+            _ => vec![e],
+        };
+        for p in parts {
+            let ExprKind::Payload { proto, field, .. } = &p.kind else {
+                continue;
+            };
+            let (ty, dep): (Type, &[u8]) = match (*proto, *field) {
+                ("icmp", "id" | "sequence") => (Type::IcmpType, &[0, 8]),
+                ("icmp", "mtu") => (Type::IcmpType, &[3]),
+                ("icmp", "gateway") => (Type::IcmpType, &[5]),
+                ("icmpv6", "id" | "sequence") => (Type::Icmpv6Type, &[128, 129]),
+                ("icmpv6", "mtu") => (Type::Icmpv6Type, &[2]),
+                ("icmpv6", "pptr") => (Type::Icmpv6Type, &[4]),
+                _ => continue,
+            };
+            let satisfied = match (known.as_ref(), dep) {
+                (Some(8), [0, 8]) => true,
+                (Some(t), [128, 129]) => *t == 128 || *t == 129,
+                (Some(t), [d]) => t == d,
+                _ => false,
+            };
+            if satisfied {
+                continue;
+            }
+            let r = cx.get(16)?;
+            cx.emit(Insn::payload(PayloadBase::Transport, 0, 1, r));
+            if let [one] = dep {
+                cx.emit(Insn::cmp_eq(r, Data::u8(*one)));
+                *known = Some(*one);
+            } else {
+                let elements: Vec<Element> = dep
+                    .iter()
+                    .map(|b| Element {
+                        key: vec![KeyPart::Value(Value {
+                            ty,
+                            bytes: vec![*b],
+                            text: b.to_string(),
+                            span: p.span,
+                        })],
+                        data: None,
+                        span: p.span,
+                    })
+                    .collect();
+                let key = Expr {
+                    kind: ExprKind::Payload {
+                        proto,
+                        field: "type",
+                        base: hir::PayloadBase::Transport,
+                        offset_bits: 0,
+                        len_bits: 8,
+                    },
+                    ty,
+                    span: p.span,
+                };
+                let (set, _) = self.anon_set(&key, &elements, false, None)?;
+                cx.emit(Insn::Lookup {
+                    sreg: r,
+                    set,
+                    dest: LookupDest::None,
+                    invert: false,
+                });
+                *known = dep.last().copied();
+            }
+            cx.release(16);
+        }
+        Ok(())
     }
 
     // ---- expressions ---------------------------------------------------------------
@@ -853,13 +951,8 @@ impl Lower<'_> {
         let ExprKind::Bitwise { expr, op, value } = &e.kind else {
             return self.gen_expr(cx, e, dreg, false, stmt);
         };
-        let len = field_of(e).len;
-        let f = Field {
-            ty: e.ty,
-            len,
-            shift: 0,
-            hton: false,
-        };
+        let f = field_of(e);
+        let len = f.len;
         match op {
             BitOp::Shl | BitOp::Shr => {
                 self.gen_expr(cx, expr, dreg, false, stmt)?;
@@ -997,7 +1090,9 @@ impl Lower<'_> {
                 let plen = *len as usize;
                 let string = matches!(f.ty, Type::Ifname | Type::String { .. });
                 let full = encode(value, &f);
-                if string || (f.ty.byteorder() == ByteOrder::Big && plen % 8 == 0 && plen != 0) {
+                if string
+                    || (f.ty.byteorder() == ByteOrder::Big && plen.is_multiple_of(8) && plen != 0)
+                {
                     let cl = plen.div_ceil(8).max(1);
                     match &left.kind {
                         ExprKind::Payload { base, .. } if f.shift == 0 => {
@@ -1301,17 +1396,19 @@ impl Lower<'_> {
                 cx.emit(Insn::CtSet { key: k, sreg: r });
             }
             StmtKind::PayloadSet { field, value } => {
-                let ExprKind::Payload { proto, base, .. } = &field.kind else {
+                let ExprKind::Payload {
+                    proto,
+                    base,
+                    offset_bits,
+                    len_bits,
+                    ..
+                } = &field.kind
+                else {
                     return Err(unsupported(span, "payload set"));
                 };
                 let (off, len, mask, _) = field
                     .load_window()
                     .ok_or_else(|| unsupported(span, "payload set"))?;
-                if mask.is_some() {
-                    return Err(unsupported(span, "setting a sub-byte header field"));
-                }
-                let r = self.gen_operand(cx, value, field.ty, span)?;
-                cx.release(16);
                 let (csum_type, csum_offset) = match *proto {
                     "ip" => (1, 10),
                     "tcp" => (1, 16),
@@ -1319,15 +1416,63 @@ impl Lower<'_> {
                     "icmp" | "icmpv6" => (1, 2),
                     _ => (0, 0),
                 };
-                let pseudo = match (*proto, field_name(field)) {
-                    ("ip", "saddr" | "daddr") | ("ip6", "saddr" | "daddr") => true,
-                    ("udp", _) => true,
-                    _ => false,
+                let pseudo = matches!(
+                    (*proto, field_name(field)),
+                    ("ip" | "ip6", "saddr" | "daddr") | ("udp", _)
+                );
+                // nft writes whole 16-bit words when it fixes a checksum, and whole bytes
+                // around a sub-byte field: load the window, mask/xor the field in, write back
+                let (mut wstart, mut wend) = (off, off + len);
+                if csum_type != 0 {
+                    wstart &= !1;
+                    wend = wend.div_ceil(2) * 2;
+                }
+                let r = if mask.is_none() && (wstart, wend) == (off, off + len) {
+                    let r = self.gen_operand(cx, value, field.ty, span)?;
+                    cx.release(16);
+                    r
+                } else {
+                    let wlen = (wend - wstart) as usize;
+                    if wlen > 8 {
+                        return Err(unsupported(span, "payload write window"));
+                    }
+                    // field bits within the window, as a big-endian number of wlen bytes
+                    let fbits = *len_bits;
+                    let fshift = (wend * 8) - (offset_bits + len_bits);
+                    let fmask: u64 = if fbits >= 64 {
+                        u64::MAX
+                    } else {
+                        (1u64 << fbits) - 1
+                    };
+                    let (vm, vx) = match value {
+                        Operand::Value(v) => (0u64, v.as_u128() as u64 & fmask),
+                        Operand::Expr(e) => same_field_bitwise(e, field)
+                            .ok_or_else(|| unsupported(span, "this payload write operand"))?,
+                        Operand::Map { .. } => {
+                            return Err(unsupported(span, "payload write of a map value"));
+                        }
+                    };
+                    let wm = !(fmask << fshift) | ((vm & fmask) << fshift);
+                    let wx = (vx & fmask) << fshift;
+                    let be = |x: u64| -> Vec<u8> { x.to_be_bytes()[8 - wlen..].to_vec() };
+                    let r = cx.get(16)?;
+                    cx.emit(Insn::payload(payload_base(*base), wstart, wlen as u8, r));
+                    cx.emit(Insn::Bitwise {
+                        sreg: r,
+                        dreg: r,
+                        len: wlen as u8,
+                        op: BitwiseOp::MaskXor {
+                            mask: data(&be(wm), span)?,
+                            xor: data(&be(wx), span)?,
+                        },
+                    });
+                    cx.release(16);
+                    r
                 };
                 cx.emit(Insn::PayloadWrite {
                     base: payload_base(*base),
-                    offset: off,
-                    len: len as u8,
+                    offset: wstart,
+                    len: (wend - wstart) as u8,
                     sreg: r,
                     csum_type,
                     csum_offset,
@@ -1511,6 +1656,35 @@ fn anon_has_interval_data(m: &VmapRef) -> bool {
         }),
         VmapRef::Named(_) => false,
     }
+}
+
+/// `field set field | a & b ...`: the combined (mask, xor) over the field's own bits.
+fn same_field_bitwise(e: &Expr, field: &Expr) -> Option<(u64, u64)> {
+    let mut chain = Vec::new();
+    let mut cur = e;
+    while let ExprKind::Bitwise { expr, op, value } = &cur.kind {
+        chain.push((*op, value.as_u128() as u64));
+        cur = expr;
+    }
+    if cur.kind != field.kind || chain.is_empty() {
+        return None;
+    }
+    let (mut mask, mut xor) = (u64::MAX, 0u64);
+    for (op, v) in chain.iter().rev() {
+        match op {
+            BitOp::And => {
+                mask &= v;
+                xor &= v;
+            }
+            BitOp::Or => {
+                mask &= !v;
+                xor = (xor & !v) ^ v;
+            }
+            BitOp::Xor => xor ^= v,
+            _ => return None,
+        }
+    }
+    Some((mask, xor))
 }
 
 fn field_name(e: &Expr) -> &'static str {
