@@ -230,7 +230,8 @@ pub use nfr_grammar::catalog::Datatype as Type;
 /// Meta and ct keys from the grammar's catalog (`name`, `dtype`, `len_bits`).
 pub use nfr_grammar::catalog::{CtKey, MetaKey};
 
-/// A typed constant: bytes in network order, `ty.bytes()` long (ifname: 16 bytes, NUL padded).
+/// A typed constant: bytes in network order, `ty.bytes()` long (ifname: 16 bytes, NUL padded;
+/// an ifname wildcard `"eth*"` holds only the prefix `eth`, 3 bytes: compare that many).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Value {
     pub ty: Type,

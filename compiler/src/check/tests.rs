@@ -574,3 +574,11 @@ fn notrack_after_conntrack_warns() {
     assert_eq!(w("prerouting", "filter"), vec!["W0601"]);
     assert_eq!(w("input", "raw"), vec!["W0601"]);
 }
+
+#[test]
+fn ifname_wildcard_keeps_only_the_prefix() {
+    let h = ok(&in_chain("ip", "iifname \"eth*\" oifname \"lo\""));
+    let m = matches(&h);
+    assert_eq!(m[0].2, b"eth".to_vec());
+    assert_eq!(m[1].2.len(), 16);
+}

@@ -30,7 +30,14 @@ fn be_bytes(v: u128, nbytes: u32) -> Vec<u8> {
     all[16 - n..].to_vec()
 }
 
+/// An interface name: 16 bytes, NUL padded; a trailing `*` (nft's wildcard, `"eth*"`) keeps
+/// only the prefix bytes, without padding, so the comparison covers just the prefix.
 fn ifname_bytes(s: &str) -> Vec<u8> {
+    if let Some(prefix) = s.strip_suffix('*')
+        && !prefix.ends_with('\\')
+    {
+        return prefix.as_bytes().to_vec();
+    }
     let mut b: Vec<u8> = s.as_bytes().to_vec();
     b.resize(16, 0);
     b
