@@ -328,6 +328,7 @@ pub fn to_json(diags: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
                 serde_json::json!({
                     "severity": d.severity,
                     "code": d.code,
+                    "description": describe(d.code),
                     "message": d.message,
                     "primary": span_json(d.primary, sources),
                     "primary_label": d.primary_label,
@@ -380,6 +381,7 @@ mod tests {
         assert!(out.contains("define it"), "{out}");
         let j = to_json(&[d], &sm);
         assert_eq!(j[0]["code"], "E0103");
+        assert_eq!(j[0]["description"], "jump/goto to an undefined chain");
         assert_eq!(j[0]["primary"]["line"], 2);
         assert_eq!(j[0]["severity"], "error");
     }
