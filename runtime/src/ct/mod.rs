@@ -233,6 +233,26 @@ pub struct Expect {
     pub helper: Helper,
 }
 
+/// One entry as data (see [`Conntrack::entries`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtEntry {
+    pub id: ConnId,
+    pub orig: Tuple,
+    pub reply: Tuple,
+    pub zone: u16,
+    /// `IPS_*`.
+    pub status: u32,
+    pub mark: u32,
+    /// Remaining lifetime.
+    pub timeout_ms: u64,
+    /// TCP state name (`ESTABLISHED`, ...).
+    pub tcp_state: Option<&'static str>,
+    pub helper: Option<&'static str>,
+    /// Per direction, when `Settings::acct`.
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+}
+
 /// `conntrack -E` event kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CtEventKind {
@@ -1506,6 +1526,62 @@ impl Conntrack {
             out.push_str(&l);
         }
         out
+    }
+
+    /// Snapshot of every confirmed, live entry (creation order), for tools that want data rather than text.
+    pub fn entries(&self, now: u64) -> Vec<CtEntry> {
+        let mut v: Vec<(u32, &Conn)> = self
+            .conns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i as u32, c))
+            .filter(|(_, c)| {
+                c.live()
+                    && c.status & (ips::CONFIRMED | ips::DYING | ips::NAT_CLASH) == ips::CONFIRMED
+                    && !Self::expired(c, now)
+            })
+            .collect();
+        v.sort_by_key(|(_, c)| c.generation);
+        v.into_iter()
+            .map(|(idx, c)| {
+                let a = self.acct.get(idx as usize).copied().unwrap_or_default();
+                CtEntry {
+                    id: ConnId {
+                        idx,
+                        generation: c.generation,
+                    },
+                    orig: c.orig,
+                    reply: Self::tuple_of(c, 1),
+                    zone: c.zone,
+                    status: c.status,
+                    mark: c.mark,
+                    timeout_ms: c.remaining_ms(now),
+                    tcp_state: if let L4State::Tcp(t) = c.l4 {
+                        Some(tcp::state_name(t.state))
+                    } else {
+                        None
+                    },
+                    helper: if c.has_ftp() { Some("ftp") } else { None },
+                    packets: a.packets,
+                    bytes: a.bytes,
+                }
+            })
+            .collect()
+    }
+
+    /// `conntrack -F`: deletes every confirmed entry (DESTROY events) and every expectation.
+    pub fn flush(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        for i in 0..self.conns.len() as u32 {
+            if self.conns.get(i as usize).is_some_and(|c| {
+                c.live() && c.status & (ips::CONFIRMED | ips::DYING) == ips::CONFIRMED
+            }) {
+                self.delete(i, now);
+                n += 1;
+            }
+        }
+        self.expects.clear();
+        n
     }
 
     /// Approximate heap bytes per tracked flow (slab entry + both chain links + amortised bucket heads).

@@ -184,6 +184,39 @@ fn tcp_handshake_and_listing() {
 }
 
 #[test]
+fn entries_and_flush() {
+    let mut ct = Conntrack::new(settings());
+    handshake(&mut ct, S);
+    path(
+        &mut ct,
+        &build::udp(a("10.0.0.1"), a("10.0.0.3"), 7, 8, b"x"),
+        S,
+    );
+    let e = ct.entries(S);
+    assert_eq!(e.len(), 2);
+    assert_eq!(e[0].tcp_state, Some("ESTABLISHED"));
+    assert_eq!((e[0].orig.dport, e[0].reply.sport), (80, 80));
+    assert_eq!(e[0].status & ips::ASSURED, ips::ASSURED);
+    assert_eq!(
+        (e[1].tcp_state, e[1].packets, e[1].timeout_ms),
+        (None, [1, 0], 30_000)
+    );
+    ct.drain_events();
+    assert_eq!(ct.flush(S), 2);
+    assert!(ct.is_empty(S) && ct.entries(S).is_empty());
+    assert_eq!(ct.drain_events().len(), 2);
+    assert_eq!(
+        path(
+            &mut ct,
+            &tcp("10.0.0.1", "10.0.0.2", 1000, 80, 101, 501, F::ACK, b""),
+            S
+        )
+        .0,
+        "NEW"
+    );
+}
+
+#[test]
 fn invalid_tcp_cases() {
     let mut ct = Conntrack::new(settings());
     // Lone SYN/ACK, RST, bare FIN, NULL and Xmas: never create an entry.
