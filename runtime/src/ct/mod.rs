@@ -956,6 +956,26 @@ impl Conntrack {
                     *nfct = Nfct::Untracked;
                     return Verdict::Accept;
                 }
+                // nf_conntrack_icmpv6_redirect: code 0 only; hop limit 255 from a link-local source;
+                // the first ND option must be a Redirected Header, whose payload is the inner packet.
+                if ty == 137 && icmp.get(1) == Some(&0) {
+                    let ip6 = Ipv6Packet::new_unchecked(l3);
+                    let src = ip6.src_addr();
+                    let link_local = src[0] == 0xfe && src[1] & 0xc0 == 0x80;
+                    let opt = l4.dataoff + 40;
+                    let ok = ip6.hop_limit() == 255
+                        && link_local
+                        && l3.get(opt + 1).is_some_and(|len| *len != 0)
+                        && l3.get(opt) == Some(&4);
+                    if ok {
+                        *nfct = self.inet_error(l3, opt + 8, outer_daddr, zone, now);
+                    }
+                    if *nfct == Nfct::None {
+                        self.stats.error += 1;
+                        self.stats.invalid += 1;
+                    }
+                    return Verdict::Accept;
+                }
                 if ty < 128 {
                     *nfct = self.inet_error(l3, l4.dataoff + 8, outer_daddr, zone, now);
                     if *nfct == Nfct::None {

@@ -396,6 +396,39 @@ fn icmpv6_untracked_echo_and_errors() {
 }
 
 #[test]
+fn icmpv6_redirect_is_related() {
+    let mut ct = Conntrack::new(settings());
+    let t = tcp("2001:db8::1", "2001:db8:1::9", 4000, 80, 1, 0, F::SYN, b"");
+    path(&mut ct, &t, S);
+    // Redirect from the router's link-local address: target + destination, then a Redirected Header option
+    // (type 4, length in 8-byte units, 6 reserved bytes) carrying the original packet.
+    let mut body = vec![0u8; 32];
+    body.extend_from_slice(&[4, (1 + t.len().div_ceil(8)) as u8, 0, 0, 0, 0, 0, 0]);
+    body.extend_from_slice(&t);
+    let mk = |src: &str, hl: u8, code: u8, body: &[u8]| {
+        let mut p = build::icmp(a(src), a("2001:db8::1"), 137, code, [0; 4], body);
+        p[7] = hl;
+        p
+    };
+    // Like any error about a packet the host sent: RELATED in the reply direction.
+    assert_eq!(
+        path(&mut ct, &mk("fe80::1", 255, 0, &body), S).0,
+        "REL_REPLY"
+    );
+    assert_eq!(
+        path(&mut ct, &mk("2001:db8::fe", 255, 0, &body), S).0,
+        "INVALID"
+    );
+    assert_eq!(path(&mut ct, &mk("fe80::1", 64, 0, &body), S).0, "INVALID");
+    let mut wrong_opt = body.clone();
+    wrong_opt[32] = 1;
+    assert_eq!(
+        path(&mut ct, &mk("fe80::1", 255, 0, &wrong_opt), S).0,
+        "INVALID"
+    );
+}
+
+#[test]
 fn generic_protocol_and_zones_and_notrack() {
     let mut ct = Conntrack::new(settings());
     let gre = build::ip(a("10.0.0.1"), a("10.0.0.2"), 47, &[0; 8]);
