@@ -337,4 +337,76 @@ mod tests {
         assert_eq!(st(r.frame(&frame(&m, 0))), Some(SeenState::New));
         assert_eq!(r.ct.len(r.now()), 1);
     }
+
+    #[test]
+    fn hostile_frames_never_panic() {
+        let ct = Conntrack::new(Settings {
+            max: 256,
+            buckets: 64,
+            ftp_ports: vec![21],
+            ..Settings::default()
+        });
+        let mut r = Replayer::new(Hooks::with_conntrack(), ct, ReplayConfig::default());
+        let seeds = [
+            build::tcp(
+                "10.0.0.1".parse().unwrap(),
+                "10.0.0.2".parse().unwrap(),
+                5,
+                21,
+                1,
+                0,
+                2,
+                100,
+                &[],
+                b"PORT",
+            ),
+            build::udp(
+                "2001:db8::1".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
+                1,
+                2,
+                &[0; 40],
+            ),
+            build::icmp(
+                "10.0.0.9".parse().unwrap(),
+                "10.0.0.1".parse().unwrap(),
+                3,
+                3,
+                [0; 4],
+                &[0x45; 40],
+            ),
+        ];
+        let mut x: u64 = 0x0123_4567_89ab_cdef;
+        for i in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut d = seeds[(i % 3) as usize].clone();
+            for k in 0..(x % 5) as usize {
+                let pos = ((x >> (9 * k)) as usize) % d.len();
+                d[pos] = (x >> (4 * k)) as u8;
+            }
+            // Make fragments likely too.
+            if i % 7 == 0 && d.len() > 8 && d[0] >> 4 == 4 {
+                d[6] = 0x20 | (x as u8 & 0x1f);
+            }
+            d.truncate(((x >> 48) as usize) % (d.len() + 1));
+            let lt = [
+                linktype::RAW,
+                linktype::ETHERNET,
+                linktype::LINUX_SLL2,
+                linktype::PPP,
+            ][(x % 4) as usize];
+            let f = Frame {
+                linktype: lt,
+                ts_ns: i * 1_000_000,
+                data: &d,
+                orig_len: (d.len() + (x % 3) as usize) as u32,
+                iface: 0,
+                fcs_len: 0,
+            };
+            let _ = r.frame(&f);
+        }
+        assert!(r.ct.count() <= 256);
+    }
 }
