@@ -200,11 +200,13 @@ pub enum TableItem {
     /// `comment "..."`.
     Comment(Str),
     /// A table object the grammar recognises but does not model (flowtable, counter, quota, limit,
-    /// ct helper/timeout/expectation, secmark, synproxy): `kind` is its keyword(s), `name` its name.
+    /// ct helper/timeout/expectation, secmark, synproxy): `kind` is its keyword(s), `name` its name,
+    /// `body` the lines of its `{ ... }` as written (one line each, whitespace collapsed).
     Object {
         kind: Ident,
         name: Ident,
         span: Span,
+        body: Vec<String>,
     },
 }
 

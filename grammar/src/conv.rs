@@ -765,6 +765,17 @@ impl Cx<'_> {
                     kind = format!("ct {k}");
                 }
                 let (nl, n, nr) = p.word_any()?;
+                let body = match p.next() {
+                    Some(Item::Group(g)) => g
+                        .lines
+                        .iter()
+                        .map(|ln| normalize_other(self.src.get(ln.start..ln.end).unwrap_or("")))
+                        .filter(|t| !t.is_empty())
+                        .collect(),
+                    None => Vec::new(),
+                    Some(_) => return Err(p.unexpected("`{`")),
+                };
+                p.expect_end()?;
                 Ok(TableItem::Object {
                     kind: Ident {
                         name: kind,
@@ -775,6 +786,7 @@ impl Cx<'_> {
                         span: sp(nl, nr),
                     },
                     span: sp(l.start, l.end),
+                    body,
                 })
             }
             _ => Err(err(wl, wr, format!("unexpected `{w}` in table body"))),

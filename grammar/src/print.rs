@@ -527,10 +527,19 @@ impl Printer {
                 .unwrap_or(t.span.start)
         };
         for it in &t.items {
-            if let TableItem::Object { kind, name, span } = it {
+            if let TableItem::Object {
+                kind,
+                name,
+                span,
+                body,
+            } = it
+            {
                 let mut p = self.sub();
                 p.emit_comments(lo_of(span.start), span.start, "\t");
                 let _ = writeln!(p.out, "\t{} {} {{", kind.name, name.name);
+                for line in body {
+                    let _ = writeln!(p.out, "\t\t{line}");
+                }
                 p.emit_comments(span.start, span.end, "\t\t");
                 p.out.push_str("\t}\n");
                 blocks.push(self.absorb(p));
