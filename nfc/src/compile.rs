@@ -14,6 +14,8 @@ pub enum Emit {
     Ast,
     /// The checked tree: resolved names, typed values, explicit protocol dependencies.
     Hir,
+    /// The register bytecode, per chain, in nft's `--debug=netlink` style.
+    Bytecode,
 }
 
 #[derive(clap::Args, Debug)]
@@ -46,6 +48,22 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 );
                 return Ok(Outcome::Diagnostics);
             }
+            Ok(Outcome::Ok)
+        }
+        Emit::Bytecode => {
+            let checked = front::check_file(&args.file)?;
+            if !checked.diagnostics.is_empty() {
+                eprint!("{}", checked.render(args.color.enabled()));
+            }
+            let Some(hir) = &checked.hir else {
+                return Ok(Outcome::Diagnostics);
+            };
+            let prog = nfr_compiler::lower::lower(hir)
+                .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
+            let text = nfr_compiler::lower::print_program(hir, &prog);
+            prog.verify()
+                .map_err(|e| anyhow::anyhow!("the lowered program does not verify: {e}"))?;
+            front::print_stdout(&text)?;
             Ok(Outcome::Ok)
         }
         Emit::Hir => {
