@@ -1,1 +1,499 @@
-//! The shared engine corpus harness (being written).
+//! nfr-testsuite: the shared engine corpus (`testdata/corpus/*.toml`, regex-automata's habit)
+//! and the harness that runs every case on every engine.
+//!
+//! A case is a ruleset (inline `rules` or a `file` relative to the workspace root) plus
+//! packets built from header fields (or raw hex) with the hook, devices, mark and conntrack
+//! state they arrive with, the verdict each must get and the side effects it must leave
+//! (mark, ct mark, log, reject, NAT request); after all packets, the per-rule counters. Or
+//! a ruleset the checker must reject, with the diagnostic code and `line:col`.
+//!
+//! Engines implement [`Engine`]: `prepare` a checked ruleset (or [`Skip`] it), then `run`
+//! packets. [`Interp`] is the reference (nfc's bytecode interpreter); later engines (JIT,
+//! iptables blob) plug in next to it, with [`SKIP`] listing what an engine cannot express.
+//! The library never opens files: the test binary reads the corpus and hands over text.
+
+#![forbid(unsafe_code)]
+
+pub mod packet;
+
+use nfr_compiler::check::check_source;
+use nfr_compiler::hir::{Family, Hir};
+use nfr_vm::interp::NatRequest;
+use nfr_vm::{ChainId, Effects, Insn, PktState, State, Verdict, VerifiedProgram};
+use serde::Deserialize;
+
+pub use packet::{BuiltPacket, PacketSpec};
+
+/// Cases an engine cannot run, with the reason: `(engine, case name substring, why)`.
+pub const SKIP: &[(&str, &str, &str)] = &[
+    // The interpreter is the reference: it runs everything.
+    // ("jit", "…", "…"), ("ipt", "sets/", "iptables has no sets without ipset"),
+];
+
+/// One corpus file: `[[case]]` tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpusFile {
+    #[serde(rename = "case", default)]
+    pub cases: Vec<Case>,
+}
+
+/// One case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    /// Inline ruleset.
+    pub rules: Option<String>,
+    /// Ruleset file relative to the workspace root (e.g. `examples/server.nfr`).
+    pub file: Option<String>,
+    /// Default hook for packets (`input` unless given).
+    pub hook: Option<String>,
+    /// Expected diagnostic code (the ruleset must be rejected).
+    pub error: Option<String>,
+    /// `line:col` of the expected diagnostic's primary span.
+    pub at: Option<String>,
+    #[serde(rename = "packet", default)]
+    pub packets: Vec<PacketSpec>,
+    #[serde(rename = "counter", default)]
+    pub counters: Vec<CounterSpec>,
+}
+
+/// An expected counter value after all packets: the `counter` of rule `rule` (0-based) of
+/// chain `chain` (`name` or `table/name`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CounterSpec {
+    pub chain: String,
+    pub rule: usize,
+    pub packets: u64,
+    pub bytes: Option<u64>,
+}
+
+/// Parse a corpus file's text.
+pub fn parse_corpus(text: &str) -> Result<CorpusFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Why an engine does not run a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip(pub String);
+
+/// What one packet came out with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    /// `skb->mark` after the traversal.
+    pub mark: u32,
+    /// `ct mark` after the traversal.
+    pub ct_mark: u32,
+    /// Log prefixes of the `log` statements that fired (empty string: no prefix).
+    pub logs: Vec<String>,
+    pub rejected: bool,
+    pub notrack: bool,
+    /// NAT requests as `kind addr[:port]` strings.
+    pub nat: Vec<String>,
+}
+
+/// An engine prepared for one ruleset.
+pub trait Prepared {
+    /// Run one packet through its hook (every base chain of the hook and family, by
+    /// priority) and report the verdict and side effects.
+    fn run(&mut self, pkt: &BuiltPacket) -> Outcome;
+    /// Counter of the rule `rule` of chain `chain` (`name` or `table/name`): (packets,
+    /// bytes), `None` if that rule has no counter.
+    fn counter(&self, chain: &str, rule: usize) -> Option<(u64, u64)>;
+}
+
+/// An execution engine.
+pub trait Engine {
+    fn name(&self) -> &'static str;
+    fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip>;
+}
+
+/// The reference engine: lowering to bytecode, `vm::interp`.
+pub struct Interp;
+
+struct InterpPrepared {
+    prog: VerifiedProgram,
+    state: State,
+    /// Per chain: (table family, table name).
+    tables: Vec<(Family, String)>,
+}
+
+impl Engine for Interp {
+    fn name(&self) -> &'static str {
+        "interp"
+    }
+    fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip> {
+        let prog = nfr_compiler::lower::lower_verified(hir).map_err(|e| Skip(e.to_string()))?;
+        let state = State::new(&prog);
+        let tables = hir
+            .chains
+            .iter()
+            .map(|c| {
+                hir.table(c.table)
+                    .map(|t| (t.family, t.name.clone()))
+                    .unwrap_or((Family::Ip, String::new()))
+            })
+            .collect();
+        Ok(Box::new(InterpPrepared {
+            prog,
+            state,
+            tables,
+        }))
+    }
+}
+
+/// `kind addr[:port]` of a NAT request.
+pub fn nat_string(n: &NatRequest) -> String {
+    use nfr_vm::insn::NatKind;
+    let kind = match n.kind {
+        NatKind::Snat => "snat",
+        NatKind::Dnat => "dnat",
+        NatKind::Masquerade => "masquerade",
+        NatKind::Redirect => "redirect",
+    };
+    let mut s = kind.to_string();
+    if let Some(a) = n.addr_min {
+        let addr: std::net::IpAddr = if n.family == nfr_vm::pkt::NFPROTO_IPV6 {
+            std::net::Ipv6Addr::from(a).into()
+        } else {
+            std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).into()
+        };
+        s.push(' ');
+        s.push_str(&addr.to_string());
+    }
+    if let Some(p) = n.proto_min {
+        s.push_str(&format!(":{p}"));
+    }
+    s
+}
+
+impl InterpPrepared {
+    fn chain_matches(&self, ci: usize, spec: &str) -> bool {
+        let Some(c) = self.prog.program().chains.get(ci) else {
+            return false;
+        };
+        match spec.split_once('/') {
+            Some((t, n)) => n == c.name && self.tables.get(ci).is_some_and(|x| x.1 == t),
+            None => spec == c.name,
+        }
+    }
+}
+
+impl Prepared for InterpPrepared {
+    fn run(&mut self, pkt: &BuiltPacket) -> Outcome {
+        let prog = self.prog.program();
+        let mut entries: Vec<(i32, usize)> = prog
+            .chains
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c.kind {
+                nfr_vm::ChainKind::Base { hook, priority, .. } if hook == pkt.hook => {
+                    let fam = self.tables.get(i).map_or(Family::Ip, |t| t.0);
+                    let ok = match fam {
+                        Family::Inet => true,
+                        Family::Ip => pkt.state.nfproto == nfr_vm::pkt::NFPROTO_IPV4,
+                        Family::Ip6 => pkt.state.nfproto == nfr_vm::pkt::NFPROTO_IPV6,
+                    };
+                    ok.then_some((priority, i))
+                }
+                _ => None,
+            })
+            .collect();
+        entries.sort_by_key(|e| e.0);
+        let mut st: PktState = pkt.state.clone();
+        let mut fx = Effects::default();
+        let mut verdict = Verdict::Accept;
+        for (_, ci) in entries {
+            let v = self.prog.run(
+                &mut self.state,
+                ChainId(ci as u32),
+                &pkt.bytes,
+                &mut st,
+                &mut fx,
+            );
+            if v != Verdict::Accept {
+                verdict = v;
+                break;
+            }
+        }
+        Outcome {
+            verdict,
+            mark: st.mark,
+            ct_mark: st.ct_mark,
+            logs: fx
+                .logs
+                .iter()
+                .map(|l| l.spec.prefix.clone().unwrap_or_default())
+                .collect(),
+            rejected: fx.reject.is_some(),
+            notrack: fx.notrack,
+            nat: fx.nat.iter().map(nat_string).collect(),
+        }
+    }
+
+    fn counter(&self, chain: &str, rule: usize) -> Option<(u64, u64)> {
+        let prog = self.prog.program();
+        let ci = (0..prog.chains.len()).find(|&i| self.chain_matches(i, chain))?;
+        let rid = *prog.chains.get(ci)?.rules.get(rule)?;
+        prog.rule_insns(rid).iter().find_map(|i| match i {
+            Insn::Counter(id) => self
+                .state
+                .counters
+                .get(id.0 as usize)
+                .map(|c| (c.packets, c.bytes)),
+            _ => None,
+        })
+    }
+}
+
+/// The engines every case runs on.
+pub fn engines() -> Vec<Box<dyn Engine>> {
+    vec![Box::new(Interp)]
+}
+
+/// `NFR_TEST=a,-b`: run cases whose `file/name` contains `a` (any positive term, or all if
+/// none) and none of the `-` terms.
+pub fn selected(filter: Option<&str>, id: &str) -> bool {
+    let Some(f) = filter else { return true };
+    let terms: Vec<&str> = f
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let (neg, pos): (Vec<&str>, Vec<&str>) = terms.iter().partition(|t| t.starts_with('-'));
+    if neg.iter().any(|n| id.contains(&n[1..])) {
+        return false;
+    }
+    pos.is_empty() || pos.iter().any(|p| id.contains(p))
+}
+
+/// Whether `engine` skips case `id`, and why.
+pub fn skipped(engine: &str, id: &str) -> Option<&'static str> {
+    SKIP.iter()
+        .find(|(e, c, _)| *e == engine && id.contains(c))
+        .map(|(_, _, why)| *why)
+}
+
+/// Run one case (ruleset text already loaded) on one engine; every failure is pushed to
+/// `fails` as one line. Returns the number of packets run, or a skip reason.
+pub fn run_case(
+    id: &str,
+    case: &Case,
+    source: &str,
+    engine: &dyn Engine,
+    fails: &mut Vec<String>,
+) -> Result<usize, Skip> {
+    let (sm, hir, diags) = check_source(id, source);
+    if let Some(code) = &case.error {
+        let hit = diags
+            .iter()
+            .find(|d| d.is_error() && d.code == code.as_str());
+        match hit {
+            None => fails.push(format!(
+                "{id}: expected error {code}, got [{}]",
+                diags.iter().map(|d| d.code).collect::<Vec<_>>().join(", ")
+            )),
+            Some(d) => {
+                if let Some(at) = &case.at {
+                    let (l, c) = sm.line_col(d.primary.file, d.primary.start);
+                    let got = format!("{l}:{c}");
+                    if got != *at {
+                        fails.push(format!("{id}: {code} at {got}, expected at {at}"));
+                    }
+                }
+                if hir.is_some() {
+                    fails.push(format!("{id}: a Hir was produced despite {code}"));
+                }
+            }
+        }
+        return Ok(0);
+    }
+    let Some(hir) = hir else {
+        fails.push(format!(
+            "{id}: ruleset rejected: {}",
+            diags
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| format!("{} {}", d.code, d.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+        return Ok(0);
+    };
+    let mut prep = engine.prepare(&hir)?;
+    let default_hook = case.hook.as_deref().unwrap_or("input");
+    for (i, p) in case.packets.iter().enumerate() {
+        let built = match packet::build(p, default_hook) {
+            Ok(b) => b,
+            Err(e) => {
+                fails.push(format!("{id} packet #{i}: bad packet spec: {e}"));
+                continue;
+            }
+        };
+        for rep in 0..p.count.unwrap_or(1).max(1) {
+            let out = prep.run(&built);
+            let what = if rep == 0 {
+                p.label(i)
+            } else {
+                format!("{} (copy {})", p.label(i), rep + 1)
+            };
+            let want = p.expect.as_str();
+            if verdict_name(out.verdict) != want {
+                fails.push(format!(
+                    "{id} [{}] {what}: verdict {}, expected {want}",
+                    engine.name(),
+                    verdict_name(out.verdict)
+                ));
+            }
+            if let Some(m) = p.mark_after
+                && out.mark != m
+            {
+                fails.push(format!(
+                    "{id} [{}] {what}: mark {:#x}, expected {m:#x}",
+                    engine.name(),
+                    out.mark
+                ));
+            }
+            if let Some(m) = p.ct_mark_after
+                && out.ct_mark != m
+            {
+                fails.push(format!(
+                    "{id} [{}] {what}: ct mark {:#x}, expected {m:#x}",
+                    engine.name(),
+                    out.ct_mark
+                ));
+            }
+            if let Some(l) = &p.logged {
+                let ok = match l {
+                    Logged::Flag(b) => out.logs.is_empty() != *b,
+                    Logged::Prefix(s) => out.logs.iter().any(|x| x == s),
+                };
+                if !ok {
+                    fails.push(format!(
+                        "{id} [{}] {what}: logs {:?}, expected {l:?}",
+                        engine.name(),
+                        out.logs
+                    ));
+                }
+            }
+            if let Some(r) = p.rejected
+                && out.rejected != r
+            {
+                fails.push(format!(
+                    "{id} [{}] {what}: rejected {}, expected {r}",
+                    engine.name(),
+                    out.rejected
+                ));
+            }
+            if let Some(r) = p.notrack
+                && out.notrack != r
+            {
+                fails.push(format!(
+                    "{id} [{}] {what}: notrack {}, expected {r}",
+                    engine.name(),
+                    out.notrack
+                ));
+            }
+            if let Some(n) = &p.nat {
+                let ok = if n.is_empty() {
+                    out.nat.is_empty()
+                } else {
+                    out.nat.iter().any(|x| x == n)
+                };
+                if !ok {
+                    fails.push(format!(
+                        "{id} [{}] {what}: nat {:?}, expected {n:?}",
+                        engine.name(),
+                        out.nat
+                    ));
+                }
+            }
+        }
+    }
+    for c in &case.counters {
+        match prep.counter(&c.chain, c.rule) {
+            None => fails.push(format!(
+                "{id} [{}]: no counter in {} rule {}",
+                engine.name(),
+                c.chain,
+                c.rule
+            )),
+            Some((p, b)) => {
+                if p != c.packets || c.bytes.is_some_and(|x| x != b) {
+                    fails.push(format!(
+                        "{id} [{}]: counter {} rule {} = {p} packets {b} bytes, expected {} packets{}",
+                        engine.name(),
+                        c.chain,
+                        c.rule,
+                        c.packets,
+                        c.bytes.map(|b| format!(" {b} bytes")).unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(case
+        .packets
+        .iter()
+        .map(|p| p.count.unwrap_or(1).max(1))
+        .sum())
+}
+
+/// `logged = true|false` or `logged = "prefix"`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Logged {
+    Flag(bool),
+    Prefix(String),
+}
+
+/// The corpus name of a verdict: `accept`, `drop`, `stolen`, `repeat`, `queue` or
+/// `queue:N` (with `:bypass`).
+pub fn verdict_name(v: Verdict) -> String {
+    match v {
+        Verdict::Accept => "accept".into(),
+        Verdict::Drop => "drop".into(),
+        Verdict::Stolen => "stolen".into(),
+        Verdict::Repeat => "repeat".into(),
+        Verdict::Queue { num, bypass } => {
+            let mut s = if num == 0 {
+                "queue".to_string()
+            } else {
+                format!("queue:{num}")
+            };
+            if bypass {
+                s.push_str(":bypass");
+            }
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_terms() {
+        assert!(selected(None, "a/b"));
+        assert!(selected(Some("sets"), "sets.toml/x"));
+        assert!(!selected(Some("sets"), "jumps.toml/x"));
+        assert!(!selected(Some("-slow"), "x/slow-one"));
+        assert!(selected(Some("x,-slow"), "x/fast"));
+    }
+
+    #[test]
+    fn verdict_names() {
+        assert_eq!(verdict_name(Verdict::Accept), "accept");
+        assert_eq!(
+            verdict_name(Verdict::Queue {
+                num: 3,
+                bypass: true
+            }),
+            "queue:3:bypass"
+        );
+    }
+}

@@ -1056,10 +1056,19 @@ impl Lower<'_> {
                             ..f
                         };
                         self.gen_expr(cx, left, sreg, f.hton, false)?;
+                        // `iifname "eth*"`: the checker keeps only the prefix bytes
+                        let d = if matches!(f.ty.byteorder(), ByteOrder::Invalid)
+                            && !v.bytes.is_empty()
+                            && v.bytes.len() < f.len
+                        {
+                            v.bytes.clone()
+                        } else {
+                            encode(v, &f)
+                        };
                         cx.emit(Insn::Cmp {
                             op: cmp_op(op),
                             sreg,
-                            data: data(&encode(v, &f), m.span)?,
+                            data: data(&d, m.span)?,
                         });
                     }
                 }

@@ -1,0 +1,98 @@
+//! Runs every case of `testdata/corpus/*.toml` on every engine (see `nfr_testsuite`).
+//! `NFR_TEST=substr,-excluded` selects cases by `file/name`; `NFR_TEST_VERBOSE=1` prints each
+//! case as it runs. Failures are collected and reported together at the end.
+
+use nfr_testsuite::{engines, parse_corpus, run_case, selected, skipped};
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn corpus() {
+    let dir = root().join("testdata/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("testdata/corpus exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let filter = std::env::var("NFR_TEST").ok();
+    let verbose = std::env::var("NFR_TEST_VERBOSE").is_ok();
+    let engines = engines();
+    let mut fails: Vec<String> = Vec::new();
+    let (mut cases, mut packets, mut skips) = (0usize, 0usize, 0usize);
+    let mut names = std::collections::HashSet::new();
+    for f in &files {
+        let fname = f.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        let text = std::fs::read_to_string(f).expect("corpus file readable");
+        let corpus = match parse_corpus(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                fails.push(format!("{fname}: {e}"));
+                continue;
+            }
+        };
+        for case in &corpus.cases {
+            let id = format!("{fname}/{}", case.name);
+            if !names.insert(id.clone()) {
+                fails.push(format!("{id}: duplicate case name"));
+            }
+            if !selected(filter.as_deref(), &id) {
+                continue;
+            }
+            let source = match (&case.rules, &case.file) {
+                (Some(r), None) => r.clone(),
+                (None, Some(p)) => match std::fs::read_to_string(root().join(p)) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        fails.push(format!("{id}: cannot read {p}: {e}"));
+                        continue;
+                    }
+                },
+                _ => {
+                    fails.push(format!("{id}: give exactly one of `rules` and `file`"));
+                    continue;
+                }
+            };
+            if case.error.is_none() && case.packets.is_empty() {
+                fails.push(format!("{id}: a case needs packets or an expected error"));
+            }
+            cases += 1;
+            for e in &engines {
+                if let Some(why) = skipped(e.name(), &id) {
+                    skips += 1;
+                    if verbose {
+                        println!("SKIP {id} on {}: {why}", e.name());
+                    }
+                    continue;
+                }
+                if verbose {
+                    println!("RUN  {id} on {}", e.name());
+                }
+                match run_case(&id, case, &source, e.as_ref(), &mut fails) {
+                    Ok(n) => packets += n,
+                    Err(s) => fails.push(format!(
+                        "{id}: engine {} could not prepare it: {} (add it to SKIP if intended)",
+                        e.name(),
+                        s.0
+                    )),
+                }
+            }
+        }
+    }
+    println!(
+        "corpus: {cases} cases, {packets} packets on {} engine(s), {skips} skipped",
+        engines.len()
+    );
+    if !fails.is_empty() {
+        panic!("{} corpus failures:\n{}", fails.len(), fails.join("\n"));
+    }
+    if filter.is_none() {
+        assert!(
+            cases >= 200,
+            "the corpus should hold at least 200 cases, has {cases}"
+        );
+    }
+}
