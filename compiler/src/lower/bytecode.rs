@@ -406,6 +406,8 @@ enum LItem<'a> {
         offset: u32,
         bytes: Vec<u8>,
         span: Span,
+        /// The merged matches' selectors (for their icmp dependencies).
+        parts: Vec<&'a Expr>,
     },
 }
 
@@ -425,6 +427,18 @@ fn mergeable(m: &Match) -> Option<(hir::PayloadBase, u32, Vec<u8>)> {
     let f = field_of(&m.left);
     let bytes = encode(v, &f);
     (bytes.len() == len as usize).then_some((*base, off, bytes))
+}
+
+/// `meta protocol ip` in an ip table (`ip6` in ip6) is dropped by nft's `stmt_reduce()`.
+fn redundant_protocol(m: &Match, family: Family) -> bool {
+    let (ExprKind::Meta { key }, Op::Eq, Rhs::Value(v)) = (&m.left.kind, m.op, &m.right) else {
+        return false;
+    };
+    key.name == "protocol"
+        && matches!(
+            (family, v.as_u128()),
+            (Family::Ip, 0x0800) | (Family::Ip6, 0x86dd)
+        )
 }
 
 /// nft's `stmt_reduce()`: within runs of expression statements (statements are fences),
@@ -471,19 +485,21 @@ fn is_protocol_field(m: &Match) -> bool {
 }
 
 fn merge_run<'a>(items: &'a [Item], run: &[usize], out: &mut [Option<LItem<'a>>]) {
-    struct Cur {
+    struct Cur<'a> {
         idx: usize,
         base: hir::PayloadBase,
         off: u32,
         bytes: Vec<u8>,
-        parts: usize,
+        parts: Vec<&'a Expr>,
         span: Span,
     }
-    let mut sorted: Vec<(usize, hir::PayloadBase, u32, Vec<u8>, bool, Span)> = run
+    /// (item index, base, byte offset, value bytes, is a protocol field, the match)
+    type Entry<'a> = (usize, hir::PayloadBase, u32, Vec<u8>, bool, &'a Match);
+    let mut sorted: Vec<Entry<'a>> = run
         .iter()
         .filter_map(|&i| match items.get(i) {
             Some(Item::Match(m)) => {
-                mergeable(m).map(|(b, o, v)| (i, b, o, v, is_protocol_field(m), m.span))
+                mergeable(m).map(|(b, o, v)| (i, b, o, v, is_protocol_field(m), m))
             }
             _ => None,
         })
@@ -494,9 +510,9 @@ fn merge_run<'a>(items: &'a [Item], run: &[usize], out: &mut [Option<LItem<'a>>]
         hir::PayloadBase::Transport => 2,
     };
     sorted.sort_by_key(|s| (base_rank(s.1), s.2));
-    let mut cur: Option<Cur> = None;
-    let finish = |c: Cur, out: &mut [Option<LItem<'a>>]| {
-        if c.parts > 1
+    let mut cur: Option<Cur<'a>> = None;
+    let finish = |c: Cur<'a>, out: &mut [Option<LItem<'a>>]| {
+        if c.parts.len() > 1
             && let Some(slot) = out.get_mut(c.idx)
         {
             *slot = Some(LItem::Merged {
@@ -504,10 +520,12 @@ fn merge_run<'a>(items: &'a [Item], run: &[usize], out: &mut [Option<LItem<'a>>]
                 offset: c.off,
                 bytes: c.bytes,
                 span: c.span,
+                parts: c.parts,
             });
         }
     };
-    for (idx, base, off, bytes, proto, span) in sorted {
+    for (idx, base, off, bytes, proto, m) in sorted {
+        let span = m.span;
         if let Some(c) = cur.as_mut() {
             let adjacent = c.base == base && c.off + c.bytes.len() as u32 == off;
             let (l1, l2) = (c.bytes.len(), bytes.len());
@@ -517,7 +535,7 @@ fn merge_run<'a>(items: &'a [Item], run: &[usize], out: &mut [Option<LItem<'a>>]
                 && (total <= 4 || base == hir::PayloadBase::Link || l1 > 4 || l2 > 4);
             if can {
                 c.bytes.extend_from_slice(&bytes);
-                c.parts += 1;
+                c.parts.push(&m.left);
                 c.span = c.span.to(span);
                 let removed = if proto {
                     let old = c.idx;
@@ -540,7 +558,7 @@ fn merge_run<'a>(items: &'a [Item], run: &[usize], out: &mut [Option<LItem<'a>>]
             base,
             off,
             bytes,
-            parts: 1,
+            parts: vec![&m.left],
             span,
         });
     }
@@ -556,6 +574,8 @@ struct Rcx {
     reg_low: u8,
     span: Span,
     family: Family,
+    /// `meta nfproto` fixed by an earlier match of the rule.
+    nfproto: Option<u8>,
 }
 
 impl Rcx {
@@ -617,7 +637,7 @@ impl Lower<'_> {
                 || s.elements
                     .iter()
                     .any(|e| e.key.iter().any(|k| !matches!(k, KeyPart::Value(_))));
-            if interval && fields.len() == 1 {
+            if interval {
                 for f in &mut fields {
                     f.hton = f.needs_hton();
                 }
@@ -729,17 +749,32 @@ impl Lower<'_> {
             reg_low: 0,
             span: rule.span,
             family,
+            nfproto: None,
         };
         let mut icmp_type: Option<u8> = None;
-        for it in merge_payloads(&rule.items) {
+        let mut lits = merge_payloads(&rule.items);
+        // nft puts the dependency of `reject with tcp reset` at the head of the rule
+        if let Some(pos) = lits.iter().position(|l| {
+            matches!(l, LItem::Item(Item::Stmt(s)) if matches!(s.kind, StmtKind::Reject(RejectKind::TcpReset)))
+        }) && pos > 0
+            && matches!(lits.get(pos - 1), Some(LItem::Item(Item::Match(m))) if m.implicit)
+        {
+            let dep = lits.remove(pos - 1);
+            lits.insert(0, dep);
+        }
+        for it in lits {
             match it {
                 LItem::Merged {
                     base,
                     offset,
                     bytes,
                     span,
+                    parts,
                 } => {
                     cx.span = span;
+                    for p in parts {
+                        self.icmp_dependency(&mut cx, p, &mut icmp_type)?;
+                    }
                     let r = cx.get(16)?;
                     cx.emit(Insn::payload(
                         payload_base(base),
@@ -752,6 +787,15 @@ impl Lower<'_> {
                 }
                 LItem::Item(Item::Match(m)) => {
                     cx.span = m.span;
+                    if redundant_protocol(m, family) {
+                        continue;
+                    }
+                    if let (ExprKind::Meta { key }, Op::Eq, Rhs::Value(v)) =
+                        (&m.left.kind, m.op, &m.right)
+                        && key.name == "nfproto"
+                    {
+                        cx.nfproto = v.bytes.first().copied();
+                    }
                     self.icmp_dependency(&mut cx, &m.left, &mut icmp_type)?;
                     self.lower_match(&mut cx, m)?;
                     if let (
@@ -765,6 +809,32 @@ impl Lower<'_> {
                     ) = (&m.left.kind, m.op, &m.right)
                     {
                         icmp_type = v.bytes.first().copied();
+                    }
+                    // `icmp type { echo-request, echo-reply }` satisfies the echo dependency
+                    if let (
+                        ExprKind::Payload {
+                            proto: "icmp" | "icmpv6",
+                            field: "type",
+                            ..
+                        },
+                        Op::Eq,
+                        Rhs::Set(a),
+                    ) = (&m.left.kind, m.op, &m.right)
+                    {
+                        let types: Vec<u8> = a
+                            .elements
+                            .iter()
+                            .filter_map(|e| match e.key.first() {
+                                Some(KeyPart::Value(v)) => v.bytes.first().copied(),
+                                _ => None,
+                            })
+                            .collect();
+                        if !types.is_empty() && types.iter().all(|t| matches!(t, 0 | 8)) {
+                            icmp_type = Some(8);
+                        } else if !types.is_empty() && types.iter().all(|t| matches!(t, 128 | 129))
+                        {
+                            icmp_type = Some(128);
+                        }
                     }
                 }
                 LItem::Item(Item::Stmt(s)) => {
@@ -807,7 +877,7 @@ impl Lower<'_> {
                 _ => continue,
             };
             let satisfied = match (known.as_ref(), dep) {
-                (Some(8), [0, 8]) => true,
+                (Some(0 | 8), [0, 8]) => true,
                 (Some(t), [128, 129]) => *t == 128 || *t == 129,
                 (Some(t), [d]) => t == d,
                 _ => false,
@@ -1208,10 +1278,11 @@ impl Lower<'_> {
                     .get(id.0 as usize)
                     .map_or(usize::MAX, |s| s.0 as usize),
             )
-            .is_some_and(|s| matches!(s.kind, SetKind::Interval))
-            && self.hir.set(id).is_some_and(|s| {
-                s.key.len() == 1 && s.key.iter().any(|t| Field::plain(*t).needs_hton())
-            })
+            .is_some_and(|s| !matches!(s.kind, SetKind::Hash))
+            && self
+                .hir
+                .set(id)
+                .is_some_and(|s| s.key.iter().any(|t| Field::plain(*t).needs_hton()))
     }
 
     /// Build an anonymous set or map keyed by `key`; returns it and whether the key must be
@@ -1225,7 +1296,7 @@ impl Lower<'_> {
     ) -> R<(SetId, bool)> {
         let mut fields = fields_of(key);
         let mut hton = false;
-        if interval && fields.len() == 1 {
+        if interval {
             for f in &mut fields {
                 f.hton = f.needs_hton();
                 hton |= f.hton;
@@ -1421,13 +1492,14 @@ impl Lower<'_> {
                 let (csum_type, csum_offset) = match *proto {
                     "ip" => (1, 10),
                     "tcp" => (1, 16),
-                    "udp" => (1, 6),
                     "icmp" | "icmpv6" => (1, 2),
                     _ => (0, 0),
                 };
                 let pseudo = matches!(
                     (*proto, field_name(field)),
-                    ("ip" | "ip6", "saddr" | "daddr") | ("udp", _)
+                    ("ip", "saddr" | "daddr" | "protocol")
+                        | ("ip6", "saddr" | "daddr")
+                        | ("udp", _)
                 );
                 // nft writes whole 16-bit words when it fixes a checksum, and whole bytes
                 // around a sub-byte field: load the window, mask/xor the field in, write back
@@ -1490,7 +1562,12 @@ impl Lower<'_> {
             }
             StmtKind::Notrack => cx.emit(Insn::Notrack),
             StmtKind::Reject(k) => {
-                let (ty, code) = match (k, cx.family) {
+                let fam = match (cx.family, cx.nfproto) {
+                    (Family::Inet, Some(NFPROTO_IPV4)) => Family::Ip,
+                    (Family::Inet, Some(NFPROTO_IPV6)) => Family::Ip6,
+                    (f, _) => f,
+                };
+                let (ty, code) = match (k, fam) {
                     (RejectKind::Default, Family::Inet) => (2, 1),
                     (RejectKind::Default, Family::Ip) => (0, 3),
                     (RejectKind::Default, Family::Ip6) => (0, 4),
@@ -1508,10 +1585,10 @@ impl Lower<'_> {
 
     fn lower_nat(&mut self, cx: &mut Rcx, n: &hir::NatStmt) -> R<()> {
         let span = cx.span;
-        let fam = n.family.or(match cx.family {
-            Family::Ip => Some(Family::Ip),
-            Family::Ip6 => Some(Family::Ip6),
-            Family::Inet => None,
+        let fam = n.family.or(match (cx.family, cx.nfproto) {
+            (Family::Ip, _) | (Family::Inet, Some(NFPROTO_IPV4)) => Some(Family::Ip),
+            (Family::Ip6, _) | (Family::Inet, Some(NFPROTO_IPV6)) => Some(Family::Ip6),
+            (Family::Inet, _) => None,
         });
         let (addr_ty, nfproto) = match fam {
             Some(Family::Ip6) => (Type::Ipv6Addr, NFPROTO_IPV6),
