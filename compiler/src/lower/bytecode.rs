@@ -1858,3 +1858,167 @@ fn element_bounds(el: &Element, fields: &[Field]) -> R<(Vec<u8>, Vec<u8>)> {
     }
     Ok((from, to))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::check_source;
+
+    fn lowered(rules: &str) -> (Hir, Program) {
+        let src = format!(
+            "table inet t {{\n\tchain c {{\n\t\ttype filter hook input priority 0; policy accept;\n{rules}\n\t}}\n\tchain u {{\n\t\taccept\n\t}}\n}}\n"
+        );
+        let (_, hir, diags) = check_source("t.nfr", &src);
+        let hir = hir.unwrap_or_else(|| panic!("rejected: {diags:?}"));
+        let prog = lower(&hir).expect("lowers");
+        (hir, prog)
+    }
+
+    fn text(rule: &str) -> Vec<String> {
+        let (_, p) = lowered(rule);
+        let r = p.chains[0].rules[0];
+        nfr_vm::print::print_rule(&p, r)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn consecutive_matches_reuse_reg_1() {
+        assert_eq!(
+            text("\t\tmeta mark 0x1 ct mark 0x2"),
+            [
+                "[ meta load mark => reg 1 ]",
+                "[ cmp eq reg 1 0x00000001 ]",
+                "[ ct load mark => reg 1 ]",
+                "[ cmp eq reg 1 0x00000002 ]",
+            ]
+        );
+    }
+
+    #[test]
+    fn concatenation_fields_take_padded_registers() {
+        let t = text("\t\tip saddr . tcp dport { 10.0.0.1 . 22 } accept");
+        assert!(t.contains(&"[ payload load 4b @ network header + 12 => reg 1 ]".to_string()));
+        assert!(t.contains(&"[ payload load 2b @ transport header + 2 => reg 9 ]".to_string()));
+        assert!(t.iter().any(|l| l.starts_with("[ lookup reg 1 set __set")));
+    }
+
+    #[test]
+    fn prefixes_as_nft_does() {
+        assert_eq!(
+            text("\t\tip saddr 192.168.1.0/24")[2..],
+            [
+                "[ payload load 3b @ network header + 12 => reg 1 ]",
+                "[ cmp eq reg 1 0x0001a8c0 ]",
+            ]
+        );
+        assert_eq!(
+            text("\t\tip saddr 172.16.16.0/20")[2..],
+            [
+                "[ payload load 4b @ network header + 12 => reg 1 ]",
+                "[ bitwise reg 1 = ( reg 1 & 0x00f0ffff ) ^ 0x00000000 ]",
+                "[ cmp eq reg 1 0x001010ac ]",
+            ]
+        );
+    }
+
+    #[test]
+    fn ct_state_is_a_bit_test() {
+        assert_eq!(
+            text("\t\tct state established,related accept"),
+            [
+                "[ ct load state => reg 1 ]",
+                "[ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]",
+                "[ cmp neq reg 1 0x00000000 ]",
+                "[ immediate reg 0 accept ]",
+            ]
+        );
+    }
+
+    #[test]
+    fn host_order_ranges_are_converted() {
+        assert_eq!(
+            text("\t\tmeta mark 0x10-0x20"),
+            [
+                "[ meta load mark => reg 1 ]",
+                "[ byteorder reg 1 = hton(reg 1, 4, 4) ]",
+                "[ range eq reg 1 0x10000000 0x20000000 ]",
+            ]
+        );
+    }
+
+    #[test]
+    fn verdicts_and_statements() {
+        assert_eq!(
+            text("\t\ttcp dport 22 counter log prefix \"x\" jump u"),
+            [
+                "[ meta load l4proto => reg 1 ]",
+                "[ cmp eq reg 1 0x00000006 ]",
+                "[ payload load 2b @ transport header + 2 => reg 1 ]",
+                "[ cmp eq reg 1 0x00001600 ]",
+                "[ counter pkts 0 bytes 0 ]",
+                "[ log prefix x ]",
+                "[ immediate reg 0 jump -> u ]",
+            ]
+        );
+        assert_eq!(
+            text("\t\tmeta mark set tcp dport map { 22 : 0x1 }")[2..],
+            [
+                "[ payload load 2b @ transport header + 2 => reg 1 ]",
+                "[ lookup reg 1 set __map0 dreg 1 ]",
+                "[ meta set mark with reg 1 ]",
+            ]
+        );
+    }
+
+    #[test]
+    fn debug_table_points_at_the_source() {
+        let src = "table ip t {\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\ttcp dport 22 drop\n\t}\n}\n";
+        let (_, hir, _) = check_source("t.nfr", src);
+        let prog = lower(&hir.expect("accepted")).expect("lowers");
+        let spans: Vec<&str> = (0..prog.insns.len())
+            .filter_map(|i| prog.span(nfr_vm::InsnIdx(i as u32)))
+            .map(|(a, b)| &src[a as usize..b as usize])
+            .collect();
+        assert_eq!(spans.len(), prog.insns.len());
+        assert_eq!(spans.last(), Some(&"drop"));
+        assert!(spans.iter().any(|s| *s == "tcp dport 22"), "{spans:?}");
+    }
+
+    #[test]
+    fn verifies_and_keeps_chain_ids() {
+        let (hir, p) = lowered("\t\tjump u");
+        assert_eq!(p.chains.len(), hir.chains.len());
+        assert_eq!(p.chain_by_name("u"), Some(ChainId(1)));
+        assert!(p.verify().is_ok());
+    }
+
+    #[test]
+    fn ingress_is_not_supported() {
+        let src = "table inet t {\n\tchain c {\n\t\ttype filter hook ingress device \"eth0\" priority 0;\n\t}\n}\n";
+        let (_, hir, diags) = check_source("t.nfr", src);
+        if let Some(hir) = hir {
+            let e = lower(&hir).expect_err("no ingress hook in the vm");
+            assert!(matches!(e.kind, LowerErrorKind::Unsupported(_)));
+        } else {
+            assert!(!diags.is_empty());
+        }
+    }
+
+    #[test]
+    fn program_printer_shows_sets_and_chains() {
+        let (hir, p) = lowered("\t\ttcp dport { 22, 80 } accept");
+        let out = print_program(&hir, &p);
+        assert!(out.contains("__set0 t 3\n__set0 t 0\n"), "{out}");
+        assert!(out.contains("\telement 00001600  : 0 [end]"), "{out}");
+        assert!(
+            out.contains("inet t c\n  [ meta load l4proto => reg 1 ]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("inet t u\n  [ immediate reg 0 accept ]"),
+            "{out}"
+        );
+    }
+}
