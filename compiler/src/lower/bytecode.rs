@@ -1983,7 +1983,7 @@ mod tests {
             .collect();
         assert_eq!(spans.len(), prog.insns.len());
         assert_eq!(spans.last(), Some(&"drop"));
-        assert!(spans.iter().any(|s| *s == "tcp dport 22"), "{spans:?}");
+        assert!(spans.contains(&"tcp dport 22"), "{spans:?}");
     }
 
     #[test]
