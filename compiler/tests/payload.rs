@@ -89,6 +89,7 @@ fn lowering_matches_nft_bytecode() {
     let verbose = std::env::var("NFR_PAYLOAD_VERBOSE").is_ok();
     let mut per_file: BTreeMap<String, Stat> = BTreeMap::new();
     let mut lower_errors = 0usize;
+    let mut verify_errors: Vec<String> = Vec::new();
     for dir in ["ip", "inet"] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -134,6 +135,9 @@ fn lowering_matches_nft_bytecode() {
                         continue;
                     }
                 };
+                if let Err(e) = prog.clone().verify() {
+                    verify_errors.push(format!("{name}:{} [{fam}] {rule}: {e}", case.line.lineno));
+                }
                 // the rule of the first chain the case puts it in
                 let Some(&rid) = prog.chains.first().and_then(|c| c.rules.first()) else {
                     continue;
@@ -212,6 +216,11 @@ fn lowering_matches_nft_bytecode() {
         pct(es, ec)
     );
     assert!(sup > 300, "too few rules compared: {sup}");
+    assert!(
+        verify_errors.is_empty(),
+        "lowered programs that do not verify:\n{}",
+        verify_errors.join("\n")
+    );
     assert!(pct(ex, sup) >= FLOOR, "bytecode drifted from nft's");
 }
 

@@ -688,7 +688,9 @@ impl Lower<'_> {
         let data_type = match dtypes {
             None => SetDataType::None,
             Some([Type::Verdict]) => SetDataType::Verdict,
-            Some(ts) => SetDataType::Data(map_data_len(ts) as u8),
+            Some(ts) => SetDataType::Data(
+                (map_data_len(ts) * if interval_data(elements) { 2 } else { 1 }) as u8,
+            ),
         };
         let kind = if !interval {
             SetKind::Hash
@@ -708,9 +710,10 @@ impl Lower<'_> {
             let d = match (&el.data, dtypes) {
                 (None, _) => ElemData::None,
                 (Some(MapData::Verdict(v)), _) => ElemData::Verdict(self.chain_verdict(v)?),
-                (Some(MapData::Value(parts)), Some(ts)) => {
-                    ElemData::Data(data(&map_data_bytes(parts, ts, el.span)?, el.span)?)
-                }
+                (Some(MapData::Value(parts)), Some(ts)) => ElemData::Data(data(
+                    &map_data_bytes(parts, ts, interval_data(elements), el.span)?,
+                    el.span,
+                )?),
                 (Some(MapData::Value(_)), None) => {
                     return Err(unsupported(el.span, "map data in a set"));
                 }
@@ -1636,20 +1639,46 @@ impl Lower<'_> {
                     }
                 }
                 Operand::Map { key, map } => {
-                    let dt = match map {
-                        VmapRef::Named(id) => self.hir.set(*id).and_then(|s| s.data.clone()),
-                        VmapRef::Anon(a) => a.elements.first().and_then(|e| match &e.data {
-                            Some(MapData::Value(p)) if p.len() > 1 => Some(vec![addr_ty; p.len()]),
-                            _ => None,
-                        }),
+                    let (dt, ivdata) = match map {
+                        VmapRef::Named(id) => {
+                            let s = self.hir.set(*id);
+                            (
+                                s.and_then(|s| s.data.clone())
+                                    .unwrap_or_else(|| vec![addr_ty]),
+                                s.is_some_and(|s| interval_data(&s.elements)),
+                            )
+                        }
+                        VmapRef::Anon(a) => (
+                            match a.elements.first().and_then(|e| e.data.as_ref()) {
+                                Some(MapData::Value(p)) if p.len() > 1 => {
+                                    vec![addr_ty, Type::InetService]
+                                }
+                                _ => vec![addr_ty],
+                            },
+                            interval_data(&a.elements),
+                        ),
                     };
-                    if dt.as_ref().is_some_and(|d| d.len() > 1) || anon_has_interval_data(map) {
-                        return Err(unsupported(
-                            span,
-                            "nat maps to address ranges or address . port",
-                        ));
+                    let aw = words(addr_ty.byte_len() as usize);
+                    // the data spans several registers: reserve them
+                    let extra = map_data_len(&dt) * if ivdata { 2 } else { 1 };
+                    if extra > 16 {
+                        cx.get(extra - 16)?;
                     }
-                    self.gen_map(cx, key, map, LookupDest::Reg(r), &[addr_ty], span)?;
+                    self.gen_map(cx, key, map, LookupDest::Reg(r), &dt, span)?;
+                    if extra > 16 {
+                        cx.release(extra - 16);
+                    }
+                    let at = |n: u8| Reg(r.0 + n);
+                    match (dt.len() > 1, ivdata) {
+                        (false, false) => {}
+                        (false, true) => spec.addr_max = Some(at(aw)),
+                        (true, false) => spec.proto_min = Some(at(aw)),
+                        (true, true) => {
+                            spec.proto_min = Some(at(aw));
+                            spec.addr_max = Some(at(aw + 1));
+                            spec.proto_max = Some(at(2 * aw + 1));
+                        }
+                    }
                 }
                 Operand::Expr(e) => self.gen_expr(cx, e, r, false, true)?,
             }
@@ -1735,15 +1764,6 @@ impl Lower<'_> {
     }
 }
 
-fn anon_has_interval_data(m: &VmapRef) -> bool {
-    match m {
-        VmapRef::Anon(a) => a.elements.iter().any(|e| {
-            matches!(&e.data, Some(MapData::Value(p)) if p.iter().any(|k| !matches!(k, KeyPart::Value(_))))
-        }),
-        VmapRef::Named(_) => false,
-    }
-}
-
 /// `field set field | a & b ...`: the combined (mask, xor) over the field's own bits.
 fn same_field_bitwise(e: &Expr, field: &Expr) -> Option<(u64, u64)> {
     let mut chain = Vec::new();
@@ -1799,20 +1819,55 @@ fn map_data_len(ts: &[Type]) -> usize {
     }
 }
 
-fn map_data_bytes(parts: &[KeyPart], ts: &[Type], span: Span) -> R<Vec<u8>> {
-    let mut out = Vec::new();
+/// Some element maps to a range or prefix (nat maps): every element's data is then the low
+/// values followed by the high values.
+fn interval_data(elements: &[Element]) -> bool {
+    elements.iter().any(|e| {
+        matches!(&e.data, Some(MapData::Value(p)) if p.iter().any(|k| !matches!(k, KeyPart::Value(_))))
+    })
+}
+
+fn map_data_bytes(parts: &[KeyPart], ts: &[Type], interval: bool, span: Span) -> R<Vec<u8>> {
+    let mut lo = Vec::new();
+    let mut hi = Vec::new();
     for (p, t) in parts.iter().zip(ts) {
         let f = Field::plain(*t);
-        let KeyPart::Value(v) = p else {
-            return Err(unsupported(span, "ranges or prefixes as map data"));
+        let (mut a, mut b) = match p {
+            KeyPart::Value(v) => (encode(v, &f), encode(v, &f)),
+            KeyPart::Range { lo, hi } if interval => (encode(lo, &f), encode(hi, &f)),
+            KeyPart::Prefix { value, len } if interval => prefix_bounds(value, *len, &f),
+            _ => return Err(unsupported(span, "ranges or prefixes as map data")),
         };
-        let mut b = encode(v, &f);
         if ts.len() > 1 {
+            a.resize(pad4(f.len), 0);
             b.resize(pad4(f.len), 0);
         }
-        out.extend(b);
+        lo.extend(a);
+        hi.extend(b);
     }
-    Ok(out)
+    if interval {
+        lo.extend(hi);
+    }
+    Ok(lo)
+}
+
+/// Lowest and highest value of `value/len` in `f`'s register encoding.
+fn prefix_bounds(value: &Value, len: u32, f: &Field) -> (Vec<u8>, Vec<u8>) {
+    let be = Field { hton: true, ..*f };
+    let x = encode(value, &be);
+    let mut lo = x.clone();
+    let mut hi = x;
+    for (i, (l, h)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
+        let keep = (len as usize).saturating_sub(i * 8).min(8);
+        let mask = if keep == 0 { 0u8 } else { 0xffu8 << (8 - keep) };
+        *l &= mask;
+        *h = (*h & mask) | !mask;
+    }
+    if f.host() && !f.hton {
+        lo.reverse();
+        hi.reverse();
+    }
+    (lo, hi)
 }
 
 /// The (from, to) key bytes of an element (equal for plain values), each concatenated
@@ -1831,23 +1886,7 @@ fn element_bounds(el: &Element, fields: &[Field]) -> R<(Vec<u8>, Vec<u8>)> {
                 (x.clone(), x)
             }
             KeyPart::Range { lo, hi } => (encode(lo, f), encode(hi, f)),
-            KeyPart::Prefix { value, len } => {
-                let be = Field { hton: true, ..*f };
-                let x = encode(value, &be);
-                let mut lo = x.clone();
-                let mut hi = x;
-                for (i, (l, h)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
-                    let keep = (*len as usize).saturating_sub(i * 8).min(8);
-                    let mask = if keep == 0 { 0u8 } else { 0xffu8 << (8 - keep) };
-                    *l &= mask;
-                    *h = (*h & mask) | !mask;
-                }
-                if f.host() && !f.hton {
-                    lo.reverse();
-                    hi.reverse();
-                }
-                (lo, hi)
-            }
+            KeyPart::Prefix { value, len } => prefix_bounds(value, *len, f),
         };
         if concat {
             a.resize(pad4(f.len), 0);
