@@ -96,3 +96,55 @@ fn corpus() {
         );
     }
 }
+
+/// Every packet of the corpus, cut at every length from 0 to its full size (the packet
+/// context still describing the whole datagram), runs on every engine without a panic:
+/// out-of-bounds loads break.
+#[test]
+fn every_truncation_is_safe() {
+    use nfr_compiler::check::check_source;
+    let dir = root().join("testdata/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("testdata/corpus exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let mut runs = 0usize;
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("corpus file readable");
+        let Ok(corpus) = parse_corpus(&text) else {
+            continue;
+        };
+        for case in corpus.cases.iter().filter(|c| c.error.is_none()) {
+            let source = match (&case.rules, &case.file) {
+                (Some(r), _) => r.clone(),
+                (None, Some(p)) => std::fs::read_to_string(root().join(p)).unwrap_or_default(),
+                _ => continue,
+            };
+            let (_, Some(hir), _) = check_source("case.nfr", &source) else {
+                continue;
+            };
+            for e in engines() {
+                let Ok(mut prep) = e.prepare(&hir) else {
+                    continue;
+                };
+                for p in &case.packets {
+                    let Ok(full) =
+                        nfr_testsuite::packet::build(p, case.hook.as_deref().unwrap_or("input"))
+                    else {
+                        continue;
+                    };
+                    for n in 0..full.bytes.len() {
+                        let mut cut = full.clone();
+                        cut.bytes.truncate(n);
+                        let _ = prep.run(&cut);
+                        runs += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!("truncation runs: {runs}");
+    assert!(runs > 10_000, "too few truncation runs: {runs}");
+}
