@@ -1172,7 +1172,38 @@ impl Lower<'_> {
                 let plen = *len as usize;
                 let string = matches!(f.ty, Type::Ifname | Type::String { .. });
                 let full = encode(value, &f);
-                if string
+                let sub_byte = left.load_window().is_some_and(|w| w.2.is_some());
+                if sub_byte && f.len == 1 {
+                    // nft right-aligns the field, then masks the prefix bits of it
+                    let ExprKind::Payload { len_bits, .. } = &left.kind else {
+                        return Err(unsupported(m.span, "prefix of this expression"));
+                    };
+                    self.gen_expr(cx, left, sreg, false, true)?;
+                    let bits = (*len_bits).min(8);
+                    let keep = (*len as u32).min(bits);
+                    let all = if bits >= 8 { 0xffu8 } else { (1u8 << bits) - 1 };
+                    let low = if bits - keep >= 8 {
+                        0xffu8
+                    } else {
+                        (1u8 << (bits - keep)) - 1
+                    };
+                    let pm = all & !low;
+                    cx.emit(Insn::Bitwise {
+                        sreg,
+                        dreg: sreg,
+                        len: 1,
+                        op: BitwiseOp::MaskXor {
+                            mask: Data::u8(pm),
+                            xor: Data::u8(0),
+                        },
+                    });
+                    let v = value.bytes.last().copied().unwrap_or(0) & pm;
+                    cx.emit(Insn::Cmp {
+                        op: cmp_op(m.op),
+                        sreg,
+                        data: Data::u8(v),
+                    });
+                } else if string
                     || (f.ty.byteorder() == ByteOrder::Big && plen.is_multiple_of(8) && plen != 0)
                 {
                     let cl = plen.div_ceil(8).max(1);
