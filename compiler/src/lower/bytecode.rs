@@ -1180,7 +1180,7 @@ impl Lower<'_> {
                     };
                     self.gen_expr(cx, left, sreg, false, true)?;
                     let bits = (*len_bits).min(8);
-                    let keep = (*len as u32).min(bits);
+                    let keep = (*len).min(bits);
                     let all = if bits >= 8 { 0xffu8 } else { (1u8 << bits) - 1 };
                     let low = if bits - keep >= 8 {
                         0xffu8
