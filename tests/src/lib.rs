@@ -93,6 +93,8 @@ pub struct Outcome {
     pub notrack: bool,
     /// NAT requests as `kind addr[:port]` strings.
     pub nat: Vec<String>,
+    /// Payload writes as `offset:hexbytes`.
+    pub writes: Vec<String>,
 }
 
 /// An engine prepared for one ruleset.
@@ -231,6 +233,14 @@ impl Prepared for InterpPrepared {
             rejected: fx.reject.is_some(),
             notrack: fx.notrack,
             nat: fx.nat.iter().map(nat_string).collect(),
+            writes: fx
+                .payload_writes
+                .iter()
+                .map(|w| {
+                    let hex: String = w.bytes.iter().map(|b| format!("{b:02x}")).collect();
+                    format!("{}:{hex}", w.offset)
+                })
+                .collect(),
         }
     }
 
@@ -395,6 +405,15 @@ pub fn run_case(
                     "{id} [{}] {what}: notrack {}, expected {r}",
                     engine.name(),
                     out.notrack
+                ));
+            }
+            if let Some(w) = &p.writes
+                && out.writes != *w
+            {
+                fails.push(format!(
+                    "{id} [{}] {what}: writes {:?}, expected {w:?}",
+                    engine.name(),
+                    out.writes
                 ));
             }
             if let Some(n) = &p.nat {

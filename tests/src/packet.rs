@@ -74,6 +74,9 @@ pub struct PacketSpec {
     pub notrack: Option<bool>,
     /// `kind addr[:port]` (e.g. `dnat 192.168.1.10:8080`, `masquerade`); `""` = none.
     pub nat: Option<String>,
+    /// Packet rewrites requested (`ip ttl set 1`, `tcp dport set 8080`), as
+    /// `offset:hexbytes` from the start of the packet bytes, in order.
+    pub writes: Option<Vec<String>>,
 }
 
 impl PacketSpec {
