@@ -666,7 +666,6 @@ impl Lower<'_> {
                 interval,
                 data.as_deref(),
                 &s.elements,
-                s.span,
             )?;
             self.named.push(id);
         }
@@ -682,7 +681,6 @@ impl Lower<'_> {
         interval: bool,
         dtypes: Option<&[Type]>,
         elements: &[Element],
-        span: Span,
     ) -> R<SetId> {
         let klen = key_len(fields);
         let data_type = match dtypes {
@@ -727,7 +725,6 @@ impl Lower<'_> {
                 return Err(unsupported(el.span, "range element in a hash set"));
             }
         }
-        let _ = span;
         Ok(self.prog.add_set(set))
     }
 
@@ -1353,7 +1350,7 @@ impl Lower<'_> {
         if interval && fields.len() > 1 {
             flags |= 0x80;
         }
-        let id = self.build_set(&name, flags, &fields, interval, data, elements, key.span)?;
+        let id = self.build_set(&name, flags, &fields, interval, data, elements)?;
         Ok((id, hton))
     }
 
