@@ -216,8 +216,11 @@ pub struct Hooks {
     next_id: u32,
     /// Queue numbers with a listener.
     queues: Vec<u16>,
-    /// Packets handed to queues.
+    /// Packets handed to queues (not recorded when `queue_sink` is on).
     pub queued: Vec<(u16, Hook)>,
+    /// Every queue has a listener that consumes what it gets and never reinjects it (`nfc run`'s queue sink):
+    /// queued packets are counted by the caller, not recorded here, and their conntrack reference is released.
+    pub queue_sink: bool,
 }
 
 fn fam(nfproto: u8) -> Result<usize, HookError> {
@@ -376,6 +379,9 @@ impl Hooks {
                 Verdict::Drop | Verdict::Repeat => return HookOutcome::Drop,
                 Verdict::Stolen => return HookOutcome::Stolen,
                 Verdict::Queue { num, bypass } => {
+                    if self.queue_sink {
+                        return HookOutcome::Queued { num, entry: s };
+                    }
                     if self.queues.contains(&num) {
                         self.queued.push((num, hook));
                         return HookOutcome::Queued { num, entry: s };
@@ -445,7 +451,7 @@ impl Hooks {
             }
         }
         // Queued packets keep their reference until reinjected.
-        if !matches!(last.1, HookOutcome::Queued { .. }) {
+        if self.queue_sink || !matches!(last.1, HookOutcome::Queued { .. }) {
             ct.release(&mut pkt.nfct);
         }
         last

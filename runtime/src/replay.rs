@@ -73,6 +73,24 @@ pub enum Fate {
     },
 }
 
+/// Which way a replayed packet goes through the hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Received: PREROUTING, then the routing decision.
+    Receive(Route),
+    /// Sent by the host itself: OUTPUT -> POSTROUTING.
+    Send,
+}
+
+/// The devices a packet is seen on (`meta iif/iifname`, `meta oif/oifname`); index 0 = none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Devices {
+    pub iif: u32,
+    pub iifname: [u8; nfr_vm::pkt::IFNAMSIZ],
+    pub oif: u32,
+    pub oifname: [u8; nfr_vm::pkt::IFNAMSIZ],
+}
+
 /// Replay parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplayConfig {
@@ -175,12 +193,14 @@ impl Replayer {
     pub fn new(mut hooks: Hooks, ct: Conntrack, cfg: ReplayConfig) -> Self {
         let seen = Rc::new(RefCell::new(None));
         for nf in [NFPROTO_IPV4, NFPROTO_IPV6] {
-            let _ = hooks.register(
-                nf,
-                Hook::Prerouting,
-                cfg.observe_priority,
-                Box::new(Observer(seen.clone())),
-            );
+            for hook in [Hook::Prerouting, Hook::Output] {
+                let _ = hooks.register(
+                    nf,
+                    hook,
+                    cfg.observe_priority,
+                    Box::new(Observer(seen.clone())),
+                );
+            }
         }
         Replayer {
             hooks,
@@ -204,8 +224,18 @@ impl Replayer {
         self.last_injected
     }
 
-    /// Replays one frame.
+    /// Replays one received frame, routed by `ReplayConfig::route`, on no device.
     pub fn frame(&mut self, f: &Frame<'_>) -> Fate {
+        let route = self.cfg.route;
+        self.frame_with(f, |l3| (Direction::Receive(route(l3)), Devices::default()))
+    }
+
+    /// Replays one frame; `decide` sees the IP datagram and picks the direction and devices.
+    pub fn frame_with(
+        &mut self,
+        f: &Frame<'_>,
+        decide: impl FnOnce(&[u8]) -> (Direction, Devices),
+    ) -> Fate {
         if let Some(prev) = self.last_ts {
             let gap = f.ts_ns.saturating_sub(prev);
             self.now += self.cfg.gap_cap_ns.map_or(gap, |c| gap.min(c));
@@ -246,13 +276,20 @@ impl Replayer {
         }
         self.buf.truncate(declared.max(hdr_len));
         let now = self.now;
-        let route = (self.cfg.route)(&self.buf);
+        let (dir, dev) = decide(&self.buf);
         let Ok(mut pkt) = Packet::from_frame(linktype::RAW, &self.buf, now) else {
             return Fate::NotSeen;
         };
+        pkt.state.iif = dev.iif;
+        pkt.state.iifname = dev.iifname;
+        pkt.state.oif = dev.oif;
+        pkt.state.oifname = dev.oifname;
         let was_fragment = pkt.state.is_fragment;
         *self.seen.borrow_mut() = None;
-        let (stopped_at, outcome) = self.hooks.receive(&mut pkt, route, &mut self.ct, now);
+        let (stopped_at, outcome) = match dir {
+            Direction::Receive(route) => self.hooks.receive(&mut pkt, route, &mut self.ct, now),
+            Direction::Send => self.hooks.send(&mut pkt, &mut self.ct, now),
+        };
         let state = *self.seen.borrow();
         Fate::Hooked {
             state,

@@ -833,6 +833,15 @@ impl Conntrack {
         false
     }
 
+    /// Sets `IPS_*` status bits on the packet's entry (NAT bindings set up by the table engines).
+    pub fn set_status_bits(&mut self, nfct: &Nfct, bits: u32) {
+        if let Nfct::Ct { id, .. } = nfct
+            && let Some(c) = self.conn_mut(*id)
+        {
+            c.status |= bits;
+        }
+    }
+
     /// `ct mark set`.
     pub fn set_mark(&mut self, nfct: &Nfct, mark: u32) {
         if let Nfct::Ct { id, .. } = nfct

@@ -1,0 +1,587 @@
+//! Table engines as hook entries: the bridge between the rule executors (the bytecode interpreter, the Cranelift
+//! JIT, the iptables blob executor) and [`crate::hook::Hooks`].
+//!
+//! A ruleset becomes one [`ProgramEngine`] (the program, its counters and limit buckets, the backend that runs
+//! it) shared by one [`ChainEntry`] per base chain, registered at the chain's (family, hook, priority), exactly
+//! as nf_tables registers one `nf_hook_ops` per base chain. An iptables table becomes one [`IptEngine`] shared by
+//! one [`IptEntry`] per valid hook, at the table's `NF_IP_PRI_*`.
+//!
+//! After an engine has run, its side effects are applied the way the kernel applies them: a `meta mark set`
+//! stays in the packet context for the later hooks; `ct mark set` writes the conntrack entry; `notrack` makes a
+//! packet that has no entry yet untracked (so it must run before conntrack: raw priority -300 < -200);
+//! `ct zone set` attaches a template; `reject` is a drop (counted); `queue` is the verdict (the hooks decide
+//! whether someone listens); NAT statements are evaluated and counted and set the entry's `IPS_*_NAT` status
+//! bits, but addresses are **not rewritten**.
+//!
+//! NAT chains (`type nat`) run like the kernel's `nf_nat_inet_fn`: only for a packet that has a conntrack entry
+//! in state NEW or RELATED whose NAT binding for this hook's manipulation is not set up yet, i.e. the first
+//! packet of each connection; after the chain, the binding is done (a null binding when no rule matched).
+
+use crate::ct::{CtInfo, Nfct};
+use crate::hook::{Engine, HookCtx, HookError, Hooks, Packet};
+use nfr_vm::insn::NatKind;
+use nfr_vm::interp::TraceEvent;
+use nfr_vm::pkt::{ct_state, ips};
+use nfr_vm::{ChainId, Effects, Hook, PktState, State, Verdict, VerifiedProgram};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Which executor runs a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    /// The reference interpreter.
+    Interp,
+    /// Native code from nfr-jit.
+    Jit,
+    /// The iptables blob executor (`ipt_do_table`).
+    Ipt,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Interp => "interp",
+            EngineKind::Jit => "jit",
+            EngineKind::Ipt => "ipt",
+        }
+    }
+}
+
+/// A base chain to register: which program chain, on which families, where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainSpec {
+    pub chain: ChainId,
+    /// `NFPROTO_IPV4` and/or `NFPROTO_IPV6` (an inet table registers on both).
+    pub nfprotos: Vec<u8>,
+    pub hook: Hook,
+    pub priority: i32,
+    /// `type nat`: runs only for the first packet of a connection (see the module docs).
+    pub nat: bool,
+    /// How traces and listings name the chain, e.g. `ip filter input`.
+    pub label: String,
+}
+
+/// Counts of side effects that have no other visible trace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EffectStats {
+    /// `reject` statements / REJECT targets that fired (the packet was dropped).
+    pub rejects: u64,
+    /// NAT statements / targets that fired (evaluated; addresses not rewritten).
+    pub nat: u64,
+    /// `log` statements / LOG targets that fired.
+    pub logs: u64,
+    /// Packets made untracked by `notrack`.
+    pub notrack: u64,
+    /// `ct mark set` writes to an entry.
+    pub ct_mark_writes: u64,
+}
+
+impl EffectStats {
+    /// Adds another shard's counts.
+    pub fn add(&mut self, o: &EffectStats) {
+        self.rejects += o.rejects;
+        self.nat += o.nat;
+        self.logs += o.logs;
+        self.notrack += o.notrack;
+        self.ct_mark_writes += o.ct_mark_writes;
+    }
+}
+
+/// One engine invocation recorded for `--trace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceStep {
+    pub hook: Hook,
+    /// Index into the registered [`ChainSpec`]s (or the ipt table's hook for [`IptEngine`]).
+    pub spec: usize,
+    /// Rules evaluated (interpreter trace events); for the ipt engine, the entry offsets that counted.
+    pub events: Vec<TraceEvent>,
+    /// ipt: offsets of the entries whose counters went up.
+    pub ipt_trail: Vec<u32>,
+    pub verdict: Verdict,
+}
+
+enum Backend {
+    Interp,
+    #[cfg(feature = "jit")]
+    Jit(Box<nfr_jit::JitProgram>),
+}
+
+/// One ruleset's executable state, shared by its chain entries.
+pub struct ProgramEngine {
+    prog: Arc<VerifiedProgram>,
+    backend: Backend,
+    /// Counters and limit buckets.
+    pub state: State,
+    fx: Effects,
+    pub stats: EffectStats,
+    /// Recorded steps of the current packet when tracing (drained by the caller).
+    pub trace: Option<Vec<TraceStep>>,
+    /// Why the JIT was not used, when it was asked for.
+    pub fallback_note: Option<String>,
+}
+
+impl std::fmt::Debug for ProgramEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgramEngine")
+            .field("kind", &self.kind())
+            .finish()
+    }
+}
+
+/// Shared handle on a [`ProgramEngine`].
+pub type SharedProgram = Rc<RefCell<ProgramEngine>>;
+
+impl ProgramEngine {
+    /// An engine of `kind` (`Interp` or `Jit`; `Jit` falls back to the interpreter with a note when the JIT is
+    /// not built in or cannot compile the program; `Ipt` is not a program engine and gives the interpreter).
+    pub fn new(prog: Arc<VerifiedProgram>, kind: EngineKind) -> ProgramEngine {
+        let state = State::new(&prog);
+        let (backend, fallback_note) = match kind {
+            EngineKind::Jit => Self::jit_backend(&prog),
+            _ => (Backend::Interp, None),
+        };
+        ProgramEngine {
+            prog,
+            backend,
+            state,
+            fx: Effects::default(),
+            stats: EffectStats::default(),
+            trace: None,
+            fallback_note,
+        }
+    }
+
+    #[cfg(feature = "jit")]
+    fn jit_backend(prog: &VerifiedProgram) -> (Backend, Option<String>) {
+        match nfr_jit::JitProgram::compile(prog) {
+            Ok(j) => (Backend::Jit(Box::new(j)), None),
+            Err(e) => (
+                Backend::Interp,
+                Some(format!("the JIT could not compile this ruleset ({e}); using the interpreter")),
+            ),
+        }
+    }
+
+    #[cfg(not(feature = "jit"))]
+    fn jit_backend(_prog: &VerifiedProgram) -> (Backend, Option<String>) {
+        (
+            Backend::Interp,
+            Some("this build has no JIT (feature `jit` off); using the interpreter".to_string()),
+        )
+    }
+
+    /// The executor actually in use.
+    pub fn kind(&self) -> EngineKind {
+        match self.backend {
+            Backend::Interp => EngineKind::Interp,
+            #[cfg(feature = "jit")]
+            Backend::Jit(_) => EngineKind::Jit,
+        }
+    }
+
+    /// The program.
+    pub fn program(&self) -> &VerifiedProgram {
+        &self.prog
+    }
+
+    /// Turns per-packet tracing on or off.
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on.then(Vec::new);
+        self.fx.trace_enabled = on;
+    }
+
+    /// Runs one chain on a packet (no effects applied).
+    pub fn run_chain(&mut self, chain: ChainId, pkt: &[u8], st: &mut PktState) -> Verdict {
+        self.fx.clear();
+        match &self.backend {
+            Backend::Interp => self.prog.run(&mut self.state, chain, pkt, st, &mut self.fx),
+            #[cfg(feature = "jit")]
+            Backend::Jit(j) => j.run(&mut self.state, chain, pkt, st, &mut self.fx),
+        }
+    }
+
+    /// The effects of the last [`Self::run_chain`].
+    pub fn effects(&self) -> &Effects {
+        &self.fx
+    }
+}
+
+/// One base chain as a hook entry.
+pub struct ChainEntry {
+    shared: SharedProgram,
+    spec: usize,
+    chain: ChainId,
+    nat: bool,
+    label: String,
+}
+
+impl std::fmt::Debug for ChainEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChainEntry({})", self.label)
+    }
+}
+
+/// Whether NAT for this hook's manipulation is due (`nf_nat_inet_fn`): NEW/RELATED with an entry, binding not
+/// done. Prerouting/output manipulate the destination, input/postrouting the source.
+fn nat_due(pkt: &Packet<'_>, hook: Hook) -> bool {
+    let Nfct::Ct { ctinfo, .. } = pkt.nfct else {
+        return false;
+    };
+    if !matches!(
+        ctinfo,
+        CtInfo::New | CtInfo::Related | CtInfo::RelatedReply
+    ) {
+        return false;
+    }
+    pkt.state.ct_status & nat_done_bit(hook) == 0
+}
+
+fn dst_manip(hook: Hook) -> bool {
+    matches!(hook, Hook::Prerouting | Hook::Output)
+}
+
+fn nat_done_bit(hook: Hook) -> u32 {
+    if dst_manip(hook) {
+        ips::DST_NAT_DONE
+    } else {
+        ips::SRC_NAT_DONE
+    }
+}
+
+/// Applies the conntrack-side effects shared by every engine.
+fn apply_ct_effects(
+    pkt: &mut Packet<'_>,
+    cx: &mut HookCtx<'_>,
+    notrack: bool,
+    zone: Option<u16>,
+    ct_mark: Option<u32>,
+    stats: &mut EffectStats,
+) {
+    if notrack && matches!(pkt.nfct, Nfct::None | Nfct::Template { .. }) {
+        // nft_notrack_eval: only a packet without an entry becomes untracked.
+        pkt.nfct = Nfct::Untracked;
+        pkt.state.ct_state = ct_state::UNTRACKED;
+        pkt.state.ct_valid = false;
+        stats.notrack += 1;
+    } else if let Some(z) = zone
+        && matches!(pkt.nfct, Nfct::None | Nfct::Template { .. })
+    {
+        pkt.nfct = Nfct::Template { zone: z };
+    }
+    if let Some(m) = ct_mark
+        && matches!(pkt.nfct, Nfct::Ct { .. })
+    {
+        cx.ct.set_mark(&pkt.nfct, m);
+        stats.ct_mark_writes += 1;
+    }
+}
+
+impl Engine for ChainEntry {
+    fn hook(&mut self, pkt: &mut Packet<'_>, cx: &mut HookCtx<'_>) -> Verdict {
+        if self.nat && !nat_due(pkt, cx.hook) {
+            return Verdict::Accept;
+        }
+        let mut e = self.shared.borrow_mut();
+        let v = {
+            let data: &[u8] = &pkt.data;
+            e.run_chain(self.chain, data, &mut pkt.state)
+        };
+        let fx = std::mem::take(&mut e.fx);
+        let mut stats = e.stats;
+        if fx.reject.is_some() {
+            stats.rejects += 1;
+        }
+        stats.logs += fx.logs.len() as u64;
+        stats.nat += fx.nat.len() as u64;
+        apply_ct_effects(
+            pkt,
+            cx,
+            fx.notrack,
+            fx.ct_zone,
+            fx.ct_mark_set.then_some(pkt.state.ct_mark),
+            &mut stats,
+        );
+        if self.nat && v == Verdict::Accept {
+            // The binding is set up now: with the requested mapping, or a null binding.
+            let mut bits = nat_done_bit(cx.hook);
+            for n in &fx.nat {
+                bits |= match n.kind {
+                    NatKind::Dnat | NatKind::Redirect => ips::DST_NAT,
+                    NatKind::Snat | NatKind::Masquerade => ips::SRC_NAT,
+                };
+            }
+            cx.ct.set_status_bits(&pkt.nfct, bits);
+            cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
+        }
+        if let Some(t) = e.trace.as_mut() {
+            t.push(TraceStep {
+                hook: cx.hook,
+                spec: self.spec,
+                events: fx.trace.clone(),
+                ipt_trail: Vec::new(),
+                verdict: v,
+            });
+        }
+        e.stats = stats;
+        e.fx = fx;
+        v
+    }
+
+    fn name(&self) -> &str {
+        &self.label
+    }
+}
+
+/// Registers one [`ChainEntry`] per spec and family.
+pub fn register_program(
+    hooks: &mut Hooks,
+    shared: &SharedProgram,
+    specs: &[ChainSpec],
+) -> Result<(), HookError> {
+    for (i, s) in specs.iter().enumerate() {
+        for &nf in &s.nfprotos {
+            hooks.register(
+                nf,
+                s.hook,
+                s.priority,
+                Box::new(ChainEntry {
+                    shared: shared.clone(),
+                    spec: i,
+                    chain: s.chain,
+                    nat: s.nat,
+                    label: s.label.clone(),
+                }),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// One iptables table (IPv4) and its counters, shared by its hook entries.
+#[derive(Debug)]
+pub struct IptEngine {
+    pub table: nfr_ipt::exec::ExecTable,
+    /// `filter`, `nat`, ...: NAT tables run like NAT chains (first packet of a connection only).
+    pub name: String,
+    pub stats: EffectStats,
+    pub trace: Option<Vec<TraceStep>>,
+}
+
+/// Shared handle on an [`IptEngine`].
+pub type SharedIpt = Rc<RefCell<IptEngine>>;
+
+/// One hook of an iptables table.
+#[derive(Debug)]
+pub struct IptEntry {
+    shared: SharedIpt,
+    spec: usize,
+    nat: bool,
+    label: String,
+}
+
+impl Engine for IptEntry {
+    fn hook(&mut self, pkt: &mut Packet<'_>, cx: &mut HookCtx<'_>) -> Verdict {
+        if self.nat && !nat_due(pkt, cx.hook) {
+            return Verdict::Accept;
+        }
+        let mut e = self.shared.borrow_mut();
+        let out = {
+            let data: &[u8] = &pkt.data;
+            e.table.do_table(cx.hook, data, &pkt.state)
+        };
+        let Ok(out) = out else {
+            return Verdict::Accept;
+        };
+        let mut stats = e.stats;
+        let mut notrack = false;
+        let mut zone = None;
+        let mut nat_bits = 0;
+        use nfr_ipt::exec::Effect;
+        for fx in &out.effects {
+            match fx {
+                Effect::Log { .. } => stats.logs += 1,
+                Effect::Reject { .. } => stats.rejects += 1,
+                Effect::Nat { kind, .. } => {
+                    stats.nat += 1;
+                    nat_bits |= if dst_manip(cx.hook) {
+                        ips::DST_NAT
+                    } else {
+                        ips::SRC_NAT
+                    };
+                    let _ = kind;
+                }
+                Effect::Notrack => notrack = true,
+                Effect::CtTemplate { zone: z, .. } => zone = Some(*z),
+                _ => {}
+            }
+        }
+        pkt.state.mark = out.mark;
+        let ct_mark = (out.ct_mark != pkt.state.ct_mark).then_some(out.ct_mark);
+        pkt.state.ct_mark = out.ct_mark;
+        apply_ct_effects(pkt, cx, notrack, zone, ct_mark, &mut stats);
+        if self.nat && out.verdict == Verdict::Accept {
+            cx.ct
+                .set_status_bits(&pkt.nfct, nat_done_bit(cx.hook) | nat_bits);
+            cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
+        }
+        e.stats = stats;
+        if let Some(t) = e.trace.as_mut() {
+            t.push(TraceStep {
+                hook: cx.hook,
+                spec: self.spec,
+                events: Vec::new(),
+                ipt_trail: out.trail.clone(),
+                verdict: out.verdict,
+            });
+        }
+        out.verdict
+    }
+
+    fn name(&self) -> &str {
+        &self.label
+    }
+}
+
+/// Registers an iptables table on each of its valid hooks at `priority` (IPv4 only). `spec` is an index the
+/// caller uses to name the table in traces.
+pub fn register_ipt(
+    hooks: &mut Hooks,
+    shared: &SharedIpt,
+    hooks_valid: &[Hook],
+    priority: i32,
+    spec: usize,
+) -> Result<(), HookError> {
+    let (nat, name) = {
+        let e = shared.borrow();
+        (e.name == "nat", e.name.clone())
+    };
+    for &h in hooks_valid {
+        hooks.register(
+            nfr_vm::pkt::NFPROTO_IPV4,
+            h,
+            priority,
+            Box::new(IptEntry {
+                shared: shared.clone(),
+                spec,
+                nat,
+                label: format!("iptables {name} {}", h.name()),
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ct::{Conntrack, Settings};
+    use crate::hook::Route;
+    use crate::pcap::linktype;
+    use crate::wire::build;
+    use nfr_vm::insn::{Data, Insn, MetaKey, PayloadBase};
+    use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6};
+    use nfr_vm::program::Policy;
+    use nfr_vm::{ChainVerdict, Program, Reg};
+
+    /// raw prerouting: notrack udp dport 53; filter input: tcp dport 22 counter accept, policy drop.
+    fn prog() -> (Arc<VerifiedProgram>, Vec<ChainSpec>) {
+        let mut p = Program::new();
+        let raw = p.add_base_chain("raw", Hook::Prerouting, -300, Policy::Accept);
+        p.add_rule(
+            raw,
+            vec![
+                Insn::meta(MetaKey::L4proto, Reg(0)),
+                Insn::cmp_eq(Reg(0), Data::u8(17)),
+                Insn::payload(PayloadBase::Transport, 2, 2, Reg(0)),
+                Insn::cmp_eq(Reg(0), Data::be16(53)),
+                Insn::Notrack,
+            ],
+        );
+        let input = p.add_base_chain("input", Hook::Input, 0, Policy::Drop);
+        let c = p.add_counter();
+        p.add_rule(
+            input,
+            vec![
+                Insn::meta(MetaKey::L4proto, Reg(0)),
+                Insn::cmp_eq(Reg(0), Data::u8(6)),
+                Insn::payload(PayloadBase::Transport, 2, 2, Reg(0)),
+                Insn::cmp_eq(Reg(0), Data::be16(22)),
+                Insn::Counter(c),
+                Insn::ImmVerdict(ChainVerdict::Accept),
+            ],
+        );
+        let specs = vec![
+            ChainSpec {
+                chain: raw,
+                nfprotos: vec![NFPROTO_IPV4, NFPROTO_IPV6],
+                hook: Hook::Prerouting,
+                priority: -300,
+                nat: false,
+                label: "inet raw prerouting".into(),
+            },
+            ChainSpec {
+                chain: input,
+                nfprotos: vec![NFPROTO_IPV4],
+                hook: Hook::Input,
+                priority: 0,
+                nat: false,
+                label: "ip filter input".into(),
+            },
+        ];
+        (Arc::new(p.verify().unwrap()), specs)
+    }
+
+    #[test]
+    fn chains_at_their_hooks_with_effects() {
+        let (p, specs) = prog();
+        let shared = Rc::new(RefCell::new(ProgramEngine::new(p, EngineKind::Interp)));
+        let mut h = Hooks::with_conntrack();
+        register_program(&mut h, &shared, &specs).unwrap();
+        let names: Vec<String> = h
+            .entries(NFPROTO_IPV4, Hook::Prerouting)
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(
+            names,
+            ["nf_defrag", "inet raw prerouting", "nf_conntrack_in"]
+        );
+        let mut ct = Conntrack::new(Settings {
+            checksum: false,
+            ..Settings::default()
+        });
+        let a = "10.0.0.1".parse().unwrap();
+        let b = "10.0.0.2".parse().unwrap();
+        let ssh = build::tcp(a, b, 1000, 22, 1, 0, 2, 100, &[], b"");
+        let dns = build::udp(a, b, 1000, 53, b"x");
+        let other = build::udp(a, b, 1000, 54, b"x");
+        let mut p = Packet::from_frame(linktype::RAW, &ssh, 0).unwrap();
+        assert_eq!(
+            h.receive(&mut p, Route::Local, &mut ct, 0).1,
+            crate::hook::HookOutcome::Accept
+        );
+        let mut p = Packet::from_frame(linktype::RAW, &dns, 0).unwrap();
+        assert_eq!(
+            h.receive(&mut p, Route::Local, &mut ct, 0),
+            (Hook::Input, crate::hook::HookOutcome::Drop)
+        );
+        assert_eq!(p.state.ct_state, ct_state::UNTRACKED);
+        let mut p = Packet::from_frame(linktype::RAW, &other, 0).unwrap();
+        h.receive(&mut p, Route::Local, &mut ct, 0);
+        // Only the ssh flow is confirmed (dns untracked, the other one dropped before confirm).
+        assert_eq!(ct.len(0), 1);
+        let e = shared.borrow();
+        assert_eq!(e.stats.notrack, 1);
+        assert_eq!(e.state.counters[0].packets, 1);
+        assert_eq!(e.state.counters[0].bytes, ssh.len() as u64);
+    }
+
+    #[test]
+    fn jit_request_reports_its_backend() {
+        let (p, _) = prog();
+        let e = ProgramEngine::new(p, EngineKind::Jit);
+        // Either the JIT compiled it, or the fallback says why.
+        assert!(e.kind() == EngineKind::Jit || e.fallback_note.is_some());
+    }
+}
