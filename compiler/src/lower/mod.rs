@@ -6,5 +6,6 @@
 //! [`bytecode::lower_verified`]; [`bytecode::print_program`] prints the result per chain.
 
 pub mod bytecode;
+pub mod ipt;
 
 pub use bytecode::{LowerError, lower, lower_verified, print_program};
