@@ -1,1 +1,353 @@
-//! Cranelift JIT for nfr-vm Programs (being written).
+//! nfr-jit: compiles a verified nfr-vm `Program` to machine code with Cranelift, with exactly
+//! the interpreter's results (verdict, counters, limits, marks, ct marks, every `Effects`
+//! field) on every packet, including truncated ones.
+//!
+//! ```
+//! use nfr_vm::insn::{Data, Insn, MetaKey, PayloadBase};
+//! use nfr_vm::program::Policy;
+//! use nfr_vm::{ChainVerdict, Effects, Hook, PktState, Program, Reg, State, Verdict};
+//!
+//! let mut p = Program::new();
+//! let input = p.add_base_chain("input", Hook::Input, 0, Policy::Drop);
+//! p.add_rule(input, vec![
+//!     Insn::meta(MetaKey::L4proto, Reg(0)),
+//!     Insn::cmp_eq(Reg(0), Data::u8(6)),
+//!     Insn::payload(PayloadBase::Transport, 2, 2, Reg(0)),
+//!     Insn::cmp_eq(Reg(0), Data::be16(22)),
+//!     Insn::ImmVerdict(ChainVerdict::Accept),
+//! ]);
+//! let prog = p.verify().unwrap();
+//! let jit = nfr_jit::JitProgram::compile(&prog).unwrap();
+//!
+//! let mut pkt = vec![0u8; 40];
+//! pkt[0] = 0x45;
+//! pkt[22..24].copy_from_slice(&22u16.to_be_bytes());
+//! let mut st = PktState { thoff: 20, has_th: true, l4proto: 6, len: 40, ..Default::default() };
+//! let mut state = State::new(&prog);
+//! let mut fx = Effects::default();
+//! assert_eq!(jit.run(&mut state, input, &pkt, &mut st, &mut fx), Verdict::Accept);
+//! // Truncated before the port: the rule does not match, the policy drops.
+//! assert_eq!(jit.run(&mut state, input, &pkt[..23], &mut st, &mut fx), Verdict::Drop);
+//! ```
+//!
+//! # Shape
+//!
+//! * `codegen`: one Cranelift function per *partition* (consecutive rules of a chain, at most
+//!   `JitOptions::partition_insns` instructions) — compile time stays linear.
+//! * `bounds`: the one place where packet loads are bounds-checked (out of bounds = NFT_BREAK).
+//! * `env`: the `#[repr(C)]` environment and the Rust helpers that native code calls for rare
+//!   instructions (limit, log, reject, notrack, NAT, payload write, exthdr, large set lookups,
+//!   meta/ct set).
+//! * `native`: the only `unsafe` code — calling a compiled partition, freeing the code memory.
+//! * `JitProgram::run` is `nft_do_chain`'s driver loop: partitions return a code (terminal
+//!   verdict, jump, goto, return, end of partition); jumps use a 16-deep stack exactly like
+//!   the interpreter.
+//!
+//! Differences from the interpreter, all invisible in results: `State::insns_executed` is not
+//! updated by native code; with `Effects::trace_enabled`, or a `State` that does not fit the
+//! program, `run` runs the interpreter instead (so traces are the interpreter's).
+#![deny(unsafe_code)]
+
+mod bounds;
+mod codegen;
+mod env;
+mod native;
+
+use codegen::Part;
+use cranelift_codegen::ir::Function;
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::{Context, ir::UserFuncName};
+use cranelift_frontend::FunctionBuilderContext;
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::Module;
+use nfr_vm::program::{ChainKind, Policy};
+use nfr_vm::verdict::NFT_JUMP_STACK_SIZE;
+use nfr_vm::{ChainId, Effects, PktState, State, Verdict, VerifiedProgram};
+use std::fmt;
+
+/// Cranelift optimisation level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptLevel {
+    /// `opt_level=none`: fastest compile.
+    None,
+    /// `opt_level=speed`: e-graph optimisations (GVN, constant folding, LICM).
+    Speed,
+}
+
+/// Compilation options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JitOptions {
+    pub opt_level: OptLevel,
+    /// Maximum instructions per compiled function (a partition always has at least one rule).
+    pub partition_insns: usize,
+    /// Run Cranelift's IR verifier on every function (on by default in debug builds).
+    pub verify_ir: bool,
+}
+
+impl Default for JitOptions {
+    /// `speed`, 2048-instruction partitions: see ARCHITECTURE notes in the crate docs and the
+    /// compile-time measurements in `tests/compile_time.rs`.
+    fn default() -> Self {
+        JitOptions {
+            opt_level: OptLevel::Speed,
+            partition_insns: 2048,
+            verify_ir: cfg!(debug_assertions),
+        }
+    }
+}
+
+/// Why a program could not be compiled (callers fall back to the interpreter).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JitError {
+    /// The host is not supported (no Cranelift backend, or big-endian).
+    UnsupportedHost(String),
+    /// Cranelift rejected a function (verifier or codegen error).
+    Codegen(String),
+    /// Declaring, defining or finalizing in the JIT module failed.
+    Module(String),
+}
+
+impl fmt::Display for JitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JitError::UnsupportedHost(s) => write!(f, "unsupported host: {s}"),
+            JitError::Codegen(s) => write!(f, "cranelift: {s}"),
+            JitError::Module(s) => write!(f, "jit module: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for JitError {}
+
+/// Per chain, its partitions: `(start, end, index into Code's functions)`.
+#[derive(Debug, Default)]
+struct ChainParts(Vec<(u32, u32, usize)>);
+
+/// A compiled program: native code for every chain, plus the program itself (sets, log specs,
+/// limit parameters for the helpers; policies; the interpreter fallback).
+pub struct JitProgram {
+    prog: VerifiedProgram,
+    code: native::Code,
+    chains: Vec<ChainParts>,
+    nfuncs: usize,
+}
+
+impl fmt::Debug for JitProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JitProgram")
+            .field("chains", &self.chains.len())
+            .field("functions", &self.nfuncs)
+            .finish()
+    }
+}
+
+fn isa(opts: &JitOptions) -> Result<OwnedTargetIsa, JitError> {
+    if cfg!(target_endian = "big") {
+        return Err(JitError::UnsupportedHost("big-endian".into()));
+    }
+    let mut fb = settings::builder();
+    let set = |fb: &mut settings::Builder, k: &str, v: &str| {
+        fb.set(k, v)
+            .map_err(|e| JitError::UnsupportedHost(format!("{k}={v}: {e}")))
+    };
+    set(
+        &mut fb,
+        "opt_level",
+        match opts.opt_level {
+            OptLevel::None => "none",
+            OptLevel::Speed => "speed",
+        },
+    )?;
+    set(&mut fb, "is_pic", "false")?;
+    set(
+        &mut fb,
+        "enable_verifier",
+        if opts.verify_ir { "true" } else { "false" },
+    )?;
+    let ib = cranelift_native::builder().map_err(|e| JitError::UnsupportedHost(e.to_string()))?;
+    ib.finish(settings::Flags::new(fb))
+        .map_err(|e| JitError::UnsupportedHost(e.to_string()))
+}
+
+/// Build the IR of every partition and hand each function to `each`.
+fn build_all(
+    prog: &VerifiedProgram,
+    opts: &JitOptions,
+    isa: &OwnedTargetIsa,
+    mut each: impl FnMut(Part, &mut Function) -> Result<(), JitError>,
+) -> Result<(), JitError> {
+    let cc = isa.default_call_conv();
+    let mut fctx = FunctionBuilderContext::new();
+    for (i, part) in codegen::partition(prog, opts.partition_insns.max(1))
+        .into_iter()
+        .enumerate()
+    {
+        let mut func = Function::with_name_signature(
+            UserFuncName::user(0, i as u32),
+            codegen::part_signature(cc),
+        );
+        codegen::build(&mut func, &mut fctx, prog, part, cc, isa.frontend_config());
+        each(part, &mut func)?;
+    }
+    Ok(())
+}
+
+impl JitProgram {
+    /// Compile with the default options.
+    pub fn compile(prog: &VerifiedProgram) -> Result<JitProgram, JitError> {
+        Self::compile_with(prog, &JitOptions::default())
+    }
+
+    /// Compile with explicit options.
+    pub fn compile_with(prog: &VerifiedProgram, opts: &JitOptions) -> Result<JitProgram, JitError> {
+        let isa = isa(opts)?;
+        let mut module = JITModule::new(JITBuilder::with_isa(
+            isa.clone(),
+            cranelift_module::default_libcall_names(),
+        ));
+        let mut ctx = Context::new();
+        let mut ids = Vec::new();
+        let mut chains: Vec<ChainParts> = (0..prog.program().chains.len())
+            .map(|_| ChainParts::default())
+            .collect();
+        let sig = codegen::part_signature(isa.default_call_conv());
+        build_all(prog, opts, &isa, |part, func| {
+            let id = module
+                .declare_anonymous_function(&sig)
+                .map_err(|e| JitError::Module(e.to_string()))?;
+            ctx.func = std::mem::replace(func, Function::new());
+            module
+                .define_function(id, &mut ctx)
+                .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+            module.clear_context(&mut ctx);
+            if let Some(c) = chains.get_mut(part.chain as usize) {
+                c.0.push((part.start, part.end, ids.len()));
+            }
+            ids.push(id);
+            Ok(())
+        })?;
+        module
+            .finalize_definitions()
+            .map_err(|e| JitError::Module(e.to_string()))?;
+        let fns = ids
+            .iter()
+            .map(|id| module.get_finalized_function(*id))
+            .collect();
+        Ok(JitProgram {
+            prog: prog.clone(),
+            code: native::Code::new(module, fns),
+            chains,
+            nfuncs: ids.len(),
+        })
+    }
+
+    /// The program this was compiled from.
+    pub fn program(&self) -> &VerifiedProgram {
+        &self.prog
+    }
+
+    /// Number of native functions (partitions).
+    pub fn functions(&self) -> usize {
+        self.nfuncs
+    }
+
+    /// Run `chain` on one packet: same contract and results as `VerifiedProgram::run`.
+    pub fn run(
+        &self,
+        state: &mut State,
+        chain: ChainId,
+        pkt: &[u8],
+        st: &mut PktState,
+        fx: &mut Effects,
+    ) -> Verdict {
+        let p = self.prog.program();
+        if fx.trace_enabled
+            || state.counters.len() < p.counters.len()
+            || state.limits.len() < p.limits.len()
+            || chain.0 as usize >= self.chains.len()
+        {
+            return self.prog.run(state, chain, pkt, st, fx);
+        }
+        let policy = match p.chains.get(chain.0 as usize).map(|c| c.kind) {
+            Some(ChainKind::Base {
+                policy: Policy::Drop,
+                ..
+            }) => Verdict::Drop,
+            _ => Verdict::Accept,
+        };
+        let counters = state.counters.as_mut_ptr();
+        let mut env = env::Env {
+            counters,
+            jump_chain: 0,
+            resume: 0,
+            regs: [0; 64],
+            zero: [0; 64],
+            prog: &self.prog,
+            state,
+            fx,
+            pkt,
+        };
+        let mut stack = [(0u32, 0u32); NFT_JUMP_STACK_SIZE];
+        let mut sp = 0usize;
+        let (mut cur, mut pos) = (chain.0, 0u32);
+        loop {
+            let parts = self.chains.get(cur as usize).map(|c| &c.0[..]).unwrap_or(&[]);
+            let i = parts.partition_point(|p| p.1 <= pos);
+            let code = match parts.get(i) {
+                Some(&(start, _, f)) if start <= pos => {
+                    self.code.call(f, &mut env, pkt, st, pos - start)
+                }
+                _ => env::C_RETURN,
+            };
+            match code {
+                env::C_END => pos = parts.get(i).map(|p| p.1).unwrap_or(u32::MAX),
+                env::C_RETURN => {
+                    if sp == 0 {
+                        return policy;
+                    }
+                    sp -= 1;
+                    (cur, pos) = stack[sp];
+                }
+                env::C_JUMP => {
+                    if sp >= NFT_JUMP_STACK_SIZE {
+                        return Verdict::Drop;
+                    }
+                    stack[sp] = (cur, env.resume);
+                    sp += 1;
+                    (cur, pos) = (env.jump_chain, 0);
+                }
+                env::C_GOTO => (cur, pos) = (env.jump_chain, 0),
+                c => return Verdict::from_u32(c).unwrap_or(Verdict::Drop),
+            }
+        }
+    }
+}
+
+/// The Cranelift IR of every partition as text (`nfc compile --emit clif`), before
+/// optimisation, each function preceded by a `; chain NAME rules A..B` line.
+pub fn clif(prog: &VerifiedProgram) -> Result<String, JitError> {
+    let opts = JitOptions::default();
+    let isa = isa(&opts)?;
+    let mut out = String::new();
+    build_all(prog, &opts, &isa, |part, func| {
+        let name = prog
+            .program()
+            .chains
+            .get(part.chain as usize)
+            .map(|c| c.name.as_str())
+            .unwrap_or("?");
+        out.push_str(&format!(
+            "; chain {name} (#{}) rules {}..{}\n{}\n",
+            part.chain,
+            part.start,
+            part.end,
+            func.display()
+        ));
+        cranelift_codegen::verify_function(func, isa.flags())
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        Ok(())
+    })?;
+    Ok(out)
+}

@@ -1,0 +1,383 @@
+//! The per-packet environment native code and helpers share (`Env`, `#[repr(C)]`), the return
+//! codes of a compiled partition, and the Rust helper functions native code calls for rare or
+//! complex instructions (limit, log, reject, notrack, NAT, payload writes, exthdr, large set
+//! lookups, meta/ct set). Helpers are ordinary safe `extern "C"` functions taking references;
+//! native code passes them the pointers it was given by the one call site in `native`.
+//!
+//! Register exchange: before a helper call native code stores the register words the helper
+//! reads into `Env::regs` (as bytes, register memory order, exactly the interpreter's
+//! `reg_bytes`), and reloads the words it writes afterwards.
+
+use nfr_vm::insn::{CtSetKey, ExthdrOp, Insn, LookupDest, MetaSetKey, NatKind, PayloadBase};
+use nfr_vm::interp::{LogRecord, NatRequest, PayloadWriteReq};
+use nfr_vm::pkt::{self, PktState, ct_state};
+use nfr_vm::program::{Counter, ElemData};
+use nfr_vm::{ChainVerdict, Effects, Reg, RuleId, State, VerifiedProgram};
+
+/// Return code: jump to `Env::jump_chain`, resume at `Env::resume` afterwards.
+pub(crate) const C_JUMP: u32 = 0x10;
+/// Return code: goto `Env::jump_chain`.
+pub(crate) const C_GOTO: u32 = 0x11;
+/// Return code: NFT_RETURN.
+pub(crate) const C_RETURN: u32 = 0x12;
+/// Return code: fell off the end of this partition (go on with the next one).
+pub(crate) const C_END: u32 = 0x13;
+/// Helper result: NFT_CONTINUE (go on with the next instruction).
+pub(crate) const C_CONTINUE: u32 = 0x14;
+/// Helper result: NFT_BREAK (next rule).
+pub(crate) const C_BREAK: u32 = 0x15;
+
+/// A chain verdict as a return code (`None` for continue/break, which never leave a rule) and
+/// the chain id to store in `Env::jump_chain` for jump/goto. Terminal verdicts are
+/// `Verdict::to_u32` (low byte < 0x10).
+pub(crate) fn verdict_code(v: ChainVerdict) -> (u32, Option<u32>) {
+    match v {
+        ChainVerdict::Continue => (C_CONTINUE, None),
+        ChainVerdict::Break => (C_BREAK, None),
+        ChainVerdict::Jump(c) => (C_JUMP, Some(c.0)),
+        ChainVerdict::Goto(c) => (C_GOTO, Some(c.0)),
+        ChainVerdict::Return => (C_RETURN, None),
+        other => (other.terminal().map(|t| t.to_u32()).unwrap_or(0), None),
+    }
+}
+
+/// Shared state of one traversal. Field order matters: native code reads `counters`, writes
+/// `jump_chain` and `resume`, and uses `regs` and `zero` at fixed offsets (`offset_of!`).
+#[repr(C)]
+pub(crate) struct Env<'a> {
+    /// `State::counters.as_mut_ptr()` (length checked by `JitProgram::run`).
+    pub counters: *mut Counter,
+    pub jump_chain: u32,
+    /// Position (in the chain) of the rule after the one that returned.
+    pub resume: u32,
+    /// Register exchange area for helper calls (register memory order).
+    pub regs: [u8; 64],
+    /// All zero: target of clamped (failed) hoisted packet loads, see `bounds`.
+    pub zero: [u8; 64],
+    pub prog: &'a VerifiedProgram,
+    pub state: &'a mut State,
+    pub fx: &'a mut Effects,
+    pub pkt: &'a [u8],
+}
+
+impl Env<'_> {
+    fn reg_bytes(&self, reg: Reg, len: usize) -> &[u8] {
+        let s = usize::from(reg.0) * 4;
+        self.regs.get(s..s + len).unwrap_or(&[])
+    }
+
+    /// `store_bytes`: the bytes, zero-padded to whole words.
+    fn store_bytes(&mut self, reg: Reg, bytes: &[u8]) {
+        let s = usize::from(reg.0) * 4;
+        let e = s + bytes.len().div_ceil(4) * 4;
+        if let Some(d) = self.regs.get_mut(s..e) {
+            d.fill(0);
+            if let Some(d) = d.get_mut(..bytes.len()) {
+                d.copy_from_slice(bytes);
+            }
+        }
+    }
+
+    fn word(&self, reg: Reg) -> u32 {
+        let b = self.reg_bytes(reg, 4);
+        match b {
+            [a, b, c, d] => u32::from_le_bytes([*a, *b, *c, *d]),
+            _ => 0,
+        }
+    }
+}
+
+/// Evaluate instruction `idx` (one the code generator hands to Rust) for rule `rule`; returns
+/// a code (`C_CONTINUE`, `C_BREAK`, a terminal verdict, `C_JUMP`/`C_GOTO` with
+/// `Env::jump_chain` set). Mirrors the interpreter's `eval` for these instructions.
+pub(crate) extern "C" fn h_insn(env: &mut Env<'_>, st: &mut PktState, idx: u32, rule: u32) -> u32 {
+    let prog = env.prog;
+    let Some(insn) = prog.program().insns.get(idx as usize) else {
+        return C_BREAK;
+    };
+    match insn {
+        Insn::Lookup {
+            sreg,
+            set,
+            dest,
+            invert,
+        } => {
+            let Some(s) = prog.program().sets.get(set.0 as usize) else {
+                return C_BREAK;
+            };
+            let key = env.reg_bytes(*sreg, usize::from(s.key_len));
+            let found = s.lookup(key);
+            if found.is_some() == *invert {
+                return C_BREAK;
+            }
+            match (dest, found) {
+                (LookupDest::Reg(d), Some(ElemData::Data(x))) => {
+                    env.store_bytes(*d, x.bytes());
+                    C_CONTINUE
+                }
+                (LookupDest::Verdict, Some(ElemData::Verdict(v))) => {
+                    let (code, chain) = verdict_code(*v);
+                    if let Some(c) = chain {
+                        env.jump_chain = c;
+                    }
+                    code
+                }
+                _ => C_CONTINUE,
+            }
+        }
+        Insn::Limit(l) => limit(env, st, l.0 as usize),
+        Insn::MetaSet { key, sreg } => {
+            let w = env.word(*sreg);
+            match key {
+                MetaSetKey::Mark => {
+                    st.mark = w;
+                    env.fx.mark_set = true;
+                }
+                MetaSetKey::Priority => env.fx.priority = Some(w),
+                MetaSetKey::Pkttype => st.pkttype = w as u8,
+                MetaSetKey::Nftrace => env.fx.nftrace = Some((w & 1) as u8),
+            }
+            C_CONTINUE
+        }
+        Insn::CtSet { key, sreg } => {
+            let w = env.word(*sreg);
+            match key {
+                CtSetKey::Mark => {
+                    if st.ct_valid && st.ct_mark != w {
+                        st.ct_mark = w;
+                        env.fx.ct_mark_set = true;
+                    }
+                }
+                CtSetKey::Zone => env.fx.ct_zone = Some(w as u16),
+            }
+            C_CONTINUE
+        }
+        Insn::Log(spec) => {
+            env.fx.logs.push(LogRecord {
+                rule: RuleId(rule),
+                spec: (**spec).clone(),
+            });
+            C_CONTINUE
+        }
+        Insn::Reject { ty, code } => {
+            env.fx.reject = Some((*ty, *code));
+            nfr_vm::verdict::NF_DROP
+        }
+        Insn::Notrack => {
+            if !st.ct_valid && st.ct_state != ct_state::UNTRACKED {
+                st.ct_state = ct_state::UNTRACKED;
+                env.fx.notrack = true;
+            }
+            C_CONTINUE
+        }
+        Insn::Nat(n) => {
+            let alen = if n.family == pkt::NFPROTO_IPV6 { 16 } else { 4 };
+            let addr = |r: Option<Reg>| {
+                r.map(|r| {
+                    let mut a = [0u8; 16];
+                    let b = env.reg_bytes(r, alen);
+                    if let Some(d) = a.get_mut(..b.len()) {
+                        d.copy_from_slice(b);
+                    }
+                    a
+                })
+            };
+            let port = |r: Option<Reg>| {
+                r.map(|r| {
+                    let b = env.word(r).to_le_bytes();
+                    u16::from_be_bytes([b[0], b[1]])
+                })
+            };
+            let req = NatRequest {
+                kind: n.kind,
+                family: n.family,
+                addr_min: addr(n.addr_min),
+                addr_max: addr(n.addr_max),
+                proto_min: port(n.proto_min),
+                proto_max: port(n.proto_max),
+                flags: n.flags,
+            };
+            let _: NatKind = req.kind;
+            env.fx.nat.push(req);
+            nfr_vm::verdict::NF_ACCEPT
+        }
+        Insn::PayloadWrite {
+            base,
+            offset,
+            len,
+            sreg,
+            csum_type,
+            csum_offset,
+            csum_flags,
+        } => {
+            let len = usize::from(*len);
+            let Some(start) = payload_base(*base, st).and_then(|b| b.checked_add(*offset as usize))
+            else {
+                return C_BREAK;
+            };
+            if start.saturating_add(len) > env.pkt.len() {
+                return C_BREAK;
+            }
+            let bytes = env.reg_bytes(*sreg, len).to_vec();
+            env.fx.payload_writes.push(PayloadWriteReq {
+                offset: start,
+                bytes,
+                csum_type: *csum_type,
+                csum_offset: *csum_offset,
+                csum_flags: *csum_flags,
+            });
+            C_CONTINUE
+        }
+        Insn::Exthdr {
+            op,
+            ty,
+            offset,
+            len,
+            dreg,
+            present,
+        } => {
+            let pkt = env.pkt;
+            let found = match op {
+                ExthdrOp::Ipv6 => ipv6_find_hdr(pkt, st, *ty).map(|(off, _)| off),
+                ExthdrOp::Tcpopt => tcp_find_opt(pkt, st, *ty, *offset, *len),
+            };
+            if *present {
+                env.store_bytes(*dreg, &[u8::from(found.is_some()), 0, 0, 0]);
+                return C_CONTINUE;
+            }
+            let start = match (op, found) {
+                (ExthdrOp::Ipv6, Some(h)) => h.checked_add(*offset as usize),
+                (ExthdrOp::Tcpopt, Some(o)) => Some(o),
+                _ => None,
+            };
+            let len = usize::from(*len);
+            match start.and_then(|s| pkt.get(s..s.checked_add(len)?)) {
+                Some(bytes) => {
+                    env.store_bytes(*dreg, bytes);
+                    C_CONTINUE
+                }
+                None => C_BREAK,
+            }
+        }
+        // Everything else is compiled natively; reaching here would be a code generator bug.
+        _ => C_BREAK,
+    }
+}
+
+/// `nft_limit` token bucket (the interpreter's algorithm, same arithmetic).
+fn limit(env: &mut Env<'_>, st: &PktState, l: usize) -> u32 {
+    let (Some(p), Some(s)) = (env.prog.limit_params().get(l), env.state.limits.get_mut(l)) else {
+        return C_CONTINUE;
+    };
+    let now = st.tstamp_ns;
+    if !s.started {
+        s.started = true;
+        s.last = now;
+    }
+    let cost = if p.bytes {
+        (u128::from(p.nsecs) * u128::from(st.len) / u128::from(p.rate)) as u64
+    } else {
+        p.cost
+    };
+    let tokens = s
+        .tokens
+        .saturating_add(now.saturating_sub(s.last))
+        .min(p.tokens_max);
+    s.last = s.last.max(now);
+    let over = if let Some(left) = tokens.checked_sub(cost) {
+        s.tokens = left;
+        p.invert
+    } else {
+        s.tokens = tokens;
+        !p.invert
+    };
+    if over { C_BREAK } else { C_CONTINUE }
+}
+
+fn payload_base(base: PayloadBase, st: &PktState) -> Option<usize> {
+    match base {
+        PayloadBase::Network => Some(usize::from(st.nhoff)),
+        PayloadBase::Transport if st.transport_ok() => Some(usize::from(st.thoff)),
+        PayloadBase::Link if st.has_ll => Some(usize::from(st.lloff)),
+        _ => None,
+    }
+}
+
+/// `ipv6_find_hdr` as the interpreter implements it (nfr-vm keeps its copy private; see the
+/// crate docs' list of what vm should expose).
+fn ipv6_find_hdr(pkt: &[u8], st: &PktState, target: u8) -> Option<(usize, usize)> {
+    const HOP: u8 = 0;
+    const ROUTING: u8 = 43;
+    const FRAGMENT: u8 = 44;
+    const AUTH: u8 = 51;
+    const NONE: u8 = 59;
+    const DEST: u8 = 60;
+    const MOBILITY: u8 = 135;
+    if st.nfproto != pkt::NFPROTO_IPV6 {
+        return None;
+    }
+    let nh = usize::from(st.nhoff);
+    if pkt.get(nh).map(|b| b >> 4) != Some(6) {
+        return None;
+    }
+    let mut next = *pkt.get(nh + 6)?;
+    let mut off = nh + 40;
+    loop {
+        if next == target && target != NONE {
+            let len = match next {
+                FRAGMENT => 8,
+                AUTH => (usize::from(*pkt.get(off + 1)?) + 2) << 2,
+                HOP | ROUTING | DEST | MOBILITY => (usize::from(*pkt.get(off + 1)?) + 1) << 3,
+                _ => 0,
+            };
+            return Some((off, len));
+        }
+        if !matches!(next, HOP | ROUTING | FRAGMENT | AUTH | DEST) {
+            return None;
+        }
+        let hdr = pkt.get(off..off + 2)?;
+        let (nexthdr, hlen) = match next {
+            FRAGMENT => {
+                let fo = pkt.get(off + 2..off + 4)?;
+                if u16::from_be_bytes([fo[0], fo[1]]) & !0x7 != 0 {
+                    return None;
+                }
+                (hdr[0], 8)
+            }
+            AUTH => (hdr[0], (usize::from(hdr[1]) + 2) << 2),
+            _ => (hdr[0], (usize::from(hdr[1]) + 1) << 3),
+        };
+        next = nexthdr;
+        off += hlen;
+    }
+}
+
+/// TCP option lookup as the interpreter implements it (`nft_exthdr_tcp_eval`).
+fn tcp_find_opt(pkt: &[u8], st: &PktState, kind: u8, offset: u32, len: u8) -> Option<usize> {
+    if !st.transport_ok() || st.l4proto != 6 {
+        return None;
+    }
+    let th = usize::from(st.thoff);
+    let doff = usize::from(*pkt.get(th + 12)? >> 4) * 4;
+    if doff < 20 {
+        return None;
+    }
+    let hdr = pkt.get(th..th + doff)?;
+    let mut i = 20;
+    while i + 1 < doff {
+        let k = *hdr.get(i)?;
+        let optl = if k <= 1 || *hdr.get(i + 1)? == 0 {
+            1
+        } else {
+            usize::from(*hdr.get(i + 1)?)
+        };
+        if k == kind {
+            if i + optl > doff || usize::from(len) + offset as usize > optl {
+                return None;
+            }
+            return Some(th + i + offset as usize);
+        }
+        i += optl;
+    }
+    None
+}

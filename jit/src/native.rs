@@ -1,0 +1,80 @@
+//! The only module with `unsafe` code: it owns the executable memory (`JITModule`), calls
+//! compiled partitions, and frees the memory when the program is dropped. Everything else in
+//! the crate is safe Rust; the code generator's job is to make the native code uphold the
+//! contract written at [`Code::call`].
+
+use crate::env::Env;
+use cranelift_jit::JITModule;
+use nfr_vm::PktState;
+
+/// The native signature of a compiled partition (see `codegen`): environment, packet pointer,
+/// packet length, packet state, start index within the partition → return code.
+type PartFn = unsafe extern "C" fn(*mut u8, *const u8, usize, *mut PktState, u32) -> u32;
+
+/// Finalized machine code: the module that owns it and one entry pointer per partition.
+pub(crate) struct Code {
+    module: Option<JITModule>,
+    fns: Vec<*const u8>,
+}
+
+impl Code {
+    /// Take ownership of a finalized module and its partitions' entry points
+    /// (`JITModule::get_finalized_function` results, in partition order).
+    pub(crate) fn new(module: JITModule, fns: Vec<*const u8>) -> Code {
+        Code {
+            module: Some(module),
+            fns,
+        }
+    }
+
+    /// Run partition `f` from its rule `start` (relative). Unknown `f` gives NF_DROP.
+    #[allow(unsafe_code)]
+    pub(crate) fn call(
+        &self,
+        f: usize,
+        env: &mut Env<'_>,
+        pkt: &[u8],
+        st: &mut PktState,
+        start: u32,
+    ) -> u32 {
+        let Some(&ptr) = self.fns.get(f) else {
+            return nfr_vm::verdict::NF_DROP;
+        };
+        let env: *mut Env<'_> = env;
+        // # Safety
+        //
+        // * `ptr` is the entry of a function that `codegen` defined with exactly the `PartFn`
+        //   signature (`module.make_signature()`, the host's C calling convention) and that
+        //   `finalize_definitions` made executable; `self.module` keeps that memory alive and
+        //   is only freed in `drop`, after which no `Code` method can run.
+        // * The function reads only: `pkt[0..pkt.len()]`, and only after the checks in
+        //   `bounds` (or from `env.zero`); fields of `*st` at `offset_of!` offsets; `env`'s
+        //   `#[repr(C)]` head (`counters`, `jump_chain`, `resume`, `regs`, `zero`).
+        // * It writes only: `env.jump_chain`, `env.resume`, `env.regs`, and counters at
+        //   `env.counters + id` for counter ids that `verify` checked against the program and
+        //   that `JitProgram::run` checked against `State::counters.len()`.
+        // * It calls only `env::h_insn`, a safe Rust function, passing it `env` and `st`
+        //   unchanged; no reference derived from `env`/`st` is used by Rust code during the
+        //   call, so the helper's `&mut` references are unique while it runs.
+        // * It contains no loops (no backward branches) and no traps.
+        unsafe {
+            let f: PartFn = std::mem::transmute::<*const u8, PartFn>(ptr);
+            f(env.cast::<u8>(), pkt.as_ptr(), pkt.len(), st, start)
+        }
+    }
+}
+
+impl Drop for Code {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            self.fns.clear();
+            // # Safety
+            //
+            // `free_memory` invalidates the function pointers. They live only in `self.fns`
+            // (just cleared) and are called only through `Code::call` on `&self`, which cannot
+            // run concurrently with `drop(&mut self)`; no compiled code is executing.
+            unsafe { m.free_memory() };
+        }
+    }
+}
