@@ -8,6 +8,8 @@ mod check;
 mod compile;
 mod fmt;
 mod front;
+mod ipt_cmds;
+mod run;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -30,6 +32,17 @@ enum Command {
     Fmt(fmt::Args),
     /// Show an intermediate form of a ruleset.
     Compile(compile::Args),
+    /// Check an iptables blob (`ipt_replace`) as the kernel's translate_table does.
+    Verify(ipt_cmds::VerifyArgs),
+    /// Print an iptables blob as iptables-save text or as `.nfr`.
+    Decompile(ipt_cmds::DecompileArgs),
+    /// Turn another tool's ruleset (iptables-save) into `.nfr`.
+    Import(ipt_cmds::ImportArgs),
+    /// Compile a ruleset to iptables tables and install them in this network namespace (root).
+    Load(ipt_cmds::LoadArgs),
+    /// Run a ruleset on traffic (`nfc run pcap RULES CAPTURE`).
+    #[command(subcommand)]
+    Run(run::RunCmd),
 }
 
 /// How diagnostics are printed.
@@ -80,6 +93,11 @@ fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),
         Command::Compile(a) => compile::run(a),
+        Command::Verify(a) => ipt_cmds::verify(a),
+        Command::Decompile(a) => ipt_cmds::decompile(a),
+        Command::Import(a) => ipt_cmds::import(a),
+        Command::Load(a) => ipt_cmds::load(a),
+        Command::Run(c) => run::run(c),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

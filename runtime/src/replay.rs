@@ -104,6 +104,9 @@ pub struct ReplayConfig {
     pub start_ns: u64,
     /// Routing decision for received packets.
     pub route: fn(&[u8]) -> Route,
+    /// Frame timestamps already are virtual time (monotonic; gaps capped by the caller): `now = ts_ns`. Lets
+    /// several replayers (one per flow shard) share one clock.
+    pub clock_from_ts: bool,
 }
 
 impl Default for ReplayConfig {
@@ -114,6 +117,7 @@ impl Default for ReplayConfig {
             observe_priority: -150,
             start_ns: 1_000_000_000_000,
             route: anyip_route,
+            clock_from_ts: false,
         }
     }
 }
@@ -236,7 +240,9 @@ impl Replayer {
         f: &Frame<'_>,
         decide: impl FnOnce(&[u8]) -> (Direction, Devices),
     ) -> Fate {
-        if let Some(prev) = self.last_ts {
+        if self.cfg.clock_from_ts {
+            self.now = self.now.max(f.ts_ns);
+        } else if let Some(prev) = self.last_ts {
             let gap = f.ts_ns.saturating_sub(prev);
             self.now += self.cfg.gap_cap_ns.map_or(gap, |c| gap.min(c));
         }

@@ -1,0 +1,174 @@
+//! `nfc run pcap RULES CAPTURE`: replays a capture through the ruleset the way a Linux host would see it —
+//! the ruleset's base chains registered as hook entries beside defrag and conntrack (`nfr_runtime::engine`),
+//! every frame sent along the path the path model gives it (see [`path`]) — and reports what happened:
+//! verdicts per hook, skipped and malformed frames, the ruleset with its counters, the conntrack table and
+//! events, per-packet traces, JSON. With `--threads N` flows are sharded over N workers by a symmetric hash of
+//! the address pair, each with its own conntrack shard; the results are merged in frame order, so the output is
+//! the same as with one thread.
+
+mod path;
+mod pcapw;
+mod report;
+mod setup;
+mod worker;
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Subcommand, ValueEnum};
+use nfr_runtime::pcap::PcapReader;
+
+use crate::{ColorChoice, Outcome, front};
+
+pub use setup::Setup;
+
+/// Which engine runs the ruleset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// The reference bytecode interpreter.
+    Interp,
+    /// Native code (Cranelift); falls back to the interpreter with a note when unavailable.
+    Jit,
+    /// The iptables blob executor (only for rulesets that lower to iptables).
+    Ipt,
+}
+
+/// Where packets go (see the path model in the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PathArg {
+    /// By address: `--local` addresses decide input/output/forward (everything forwarded without `--local`).
+    Auto,
+    /// Every packet PREROUTING -> INPUT, every destination local (the kernel harness of ct-expected).
+    Input,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunCmd {
+    /// Replay a pcap or pcapng capture through a ruleset.
+    Pcap(Args),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The `.nfr` ruleset.
+    pub rules: PathBuf,
+    /// The capture (pcap or pcapng).
+    pub capture: PathBuf,
+    /// Engine: interp, jit (default; falls back to interp) or ipt.
+    #[arg(long, value_enum, default_value = "jit")]
+    pub engine: EngineArg,
+    /// The filtering host's own addresses or prefixes (packets to them go to INPUT, from them through OUTPUT).
+    #[arg(long, num_args = 1.., value_name = "PREFIX")]
+    pub local: Vec<String>,
+    /// Path model: auto (by --local) or input (every packet PREROUTING -> INPUT).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub path: PathArg,
+    /// An interface and the prefix routed through it, NAME=PREFIX (repeatable): `iif` is the interface of
+    /// the longest prefix holding the source, `oif` the one holding the destination.
+    #[arg(long = "iface", value_name = "NAME=PREFIX")]
+    pub ifaces: Vec<String>,
+    /// Input interface of every received packet (overrides --iface).
+    #[arg(long)]
+    pub iif: Option<String>,
+    /// Output interface of every forwarded or sent packet (overrides --iface).
+    #[arg(long)]
+    pub oif: Option<String>,
+    /// Print the final conntrack table (conntrack -L format).
+    #[arg(long)]
+    pub ct_list: bool,
+    /// Print conntrack events (conntrack -E style).
+    #[arg(long)]
+    pub ct_events: bool,
+    /// Print per packet the hooks, chains and rules traversed, the verdict and the ct state.
+    #[arg(long)]
+    pub trace: bool,
+    /// JSON output (with --trace: one JSON object per packet per line, then the report).
+    #[arg(long)]
+    pub json: bool,
+    /// Write the packets that passed every hook to this pcap.
+    #[arg(long, value_name = "FILE")]
+    pub write_accepted: Option<PathBuf>,
+    /// Write the packets that were dropped (by a rule, policy, reject, or conntrack) to this pcap.
+    #[arg(long, value_name = "FILE")]
+    pub write_dropped: Option<PathBuf>,
+    /// Worker threads (flows sharded by address pair; output identical to one thread).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Shorten inter-packet gaps longer than this many seconds (virtual time).
+    #[arg(long, value_name = "SECONDS")]
+    pub gap_cap: Option<f64>,
+    /// Verify TCP/UDP/ICMP checksums in conntrack (`nf_conntrack_checksum=1`; off by default because
+    /// captures usually carry offloaded checksums).
+    #[arg(long)]
+    pub ct_checksum: bool,
+    /// TCP ports whose new connections get the FTP helper (comma-separated; empty for none).
+    #[arg(long, default_value = "21", value_name = "PORTS")]
+    pub ftp_ports: String,
+    /// Never show the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Colours in diagnostics.
+    #[arg(long, value_enum, default_value_t)]
+    pub color: ColorChoice,
+}
+
+pub fn run(cmd: RunCmd) -> anyhow::Result<Outcome> {
+    match cmd {
+        RunCmd::Pcap(a) => run_pcap(a),
+    }
+}
+
+/// Opens a capture for streaming.
+pub fn open_capture(path: &std::path::Path) -> anyhow::Result<PcapReader<'static>> {
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    PcapReader::new(BufReader::with_capacity(1 << 16, f)).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a readable pcap/pcapng capture ({:?} at byte {}; file is {len} bytes)",
+            path.display(),
+            e.kind,
+            e.offset
+        )
+    })
+}
+
+fn run_pcap(args: Args) -> anyhow::Result<Outcome> {
+    let setup = match Setup::build(&args)? {
+        Ok(s) => s,
+        Err(diags) => {
+            eprint!("{diags}");
+            return Ok(Outcome::Diagnostics);
+        }
+    };
+    for n in &setup.notes {
+        eprintln!("nfc: note: {n}");
+    }
+    let reader = open_capture(&args.capture)?;
+    let start = Instant::now();
+    let mut out = report::Collector::new(&setup, &args)?;
+    let res = worker::drive(&setup, &args, reader, &mut out)?;
+    let elapsed = start.elapsed();
+    if let Some(e) = &res.read_error {
+        eprintln!(
+            "nfc: warning: {}: capture ends early: {} at byte {} after {} frame(s); reporting what was read",
+            args.capture.display(),
+            e.0,
+            e.1,
+            e.2
+        );
+        if e.2 == 0 {
+            out.finish(&setup, res, elapsed)?;
+            anyhow::bail!("{}: no frame could be read", args.capture.display());
+        }
+    }
+    out.finish(&setup, res, elapsed)?;
+    Ok(Outcome::Ok)
+}
+
+/// Prints to stdout (broken pipe handled by main).
+pub(crate) fn print(s: &str) -> anyhow::Result<()> {
+    front::print_stdout(s)
+}

@@ -1,0 +1,234 @@
+//! The path model: which hooks a captured packet passes and on which devices.
+//!
+//! * `--path input`: every packet PREROUTING -> INPUT, every destination local except multicast and IPv6
+//!   link-local (the kernel harness behind `shared/corpus/ct-expected`).
+//! * `--path auto` (default) with `--local PREFIX...`: a packet to a local address is received
+//!   (PREROUTING -> INPUT), one from a local address is sent (OUTPUT -> POSTROUTING), all others are forwarded
+//!   (PREROUTING -> FORWARD -> POSTROUTING). Without `--local` the host is a router that forwards everything.
+//! * Devices: `--iif`/`--oif` name them for every packet; otherwise `--iface NAME=PREFIX` routes: the input
+//!   device is the one whose prefix holds the source (longest match), the output device the one holding the
+//!   destination. Received packets have no output device, sent ones no input device. Device indexes are the
+//!   1-based position in the `--iface` list (`--iif`/`--oif` get indexes after those).
+
+use std::net::IpAddr;
+
+use nfr_runtime::hook::Route;
+use nfr_runtime::replay::{Devices, Direction, anyip_route};
+use nfr_vm::pkt::ifname;
+
+use super::{Args, PathArg};
+
+/// An address prefix (IPv4 addresses are stored as 4 bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    addr: Vec<u8>,
+    len: u32,
+}
+
+impl Prefix {
+    pub fn parse(s: &str) -> anyhow::Result<Prefix> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let ip: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("`{s}` is not an address or prefix"))?;
+        let addr = match ip {
+            IpAddr::V4(v) => v.octets().to_vec(),
+            IpAddr::V6(v) => v.octets().to_vec(),
+        };
+        let max = addr.len() as u32 * 8;
+        let len = match l {
+            Some(l) => l
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| anyhow::anyhow!("`{s}`: bad prefix length"))?,
+            None => max,
+        };
+        Ok(Prefix { addr, len })
+    }
+
+    fn contains(&self, a: &[u8]) -> bool {
+        if a.len() != self.addr.len() {
+            return false;
+        }
+        let full = (self.len / 8) as usize;
+        if a.get(..full) != self.addr.get(..full) {
+            return false;
+        }
+        let rem = self.len % 8;
+        if rem == 0 {
+            return true;
+        }
+        let m = 0xffu8 << (8 - rem);
+        matches!((a.get(full), self.addr.get(full)), (Some(x), Some(y)) if x & m == y & m)
+    }
+}
+
+/// Source and destination addresses of an IP datagram (4 or 16 bytes each).
+pub fn addrs(l3: &[u8]) -> Option<(&[u8], &[u8])> {
+    match l3.first()? >> 4 {
+        4 => Some((l3.get(12..16)?, l3.get(16..20)?)),
+        6 => Some((l3.get(8..24)?, l3.get(24..40)?)),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PathModel {
+    input_only: bool,
+    local: Vec<Prefix>,
+    ifaces: Vec<(String, Prefix)>,
+    iif: Option<String>,
+    oif: Option<String>,
+}
+
+impl PathModel {
+    pub fn from_args(a: &Args) -> anyhow::Result<PathModel> {
+        let local = a
+            .local
+            .iter()
+            .map(|s| Prefix::parse(s).map_err(|e| anyhow::anyhow!("--local: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let ifaces = a
+            .ifaces
+            .iter()
+            .map(|s| {
+                let (n, p) = s
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--iface `{s}`: expected NAME=PREFIX"))?;
+                if n.is_empty() || n.len() > 15 {
+                    anyhow::bail!("--iface `{s}`: interface names have 1 to 15 characters");
+                }
+                Ok((
+                    n.to_string(),
+                    Prefix::parse(p).map_err(|e| anyhow::anyhow!("--iface: {e}"))?,
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for n in [&a.iif, &a.oif].into_iter().flatten() {
+            if n.is_empty() || n.len() > 15 {
+                anyhow::bail!("interface name `{n}`: 1 to 15 characters");
+            }
+        }
+        Ok(PathModel {
+            input_only: a.path == PathArg::Input,
+            local,
+            ifaces,
+            iif: a.iif.clone(),
+            oif: a.oif.clone(),
+        })
+    }
+
+    /// One line for the report.
+    pub fn describe(&self) -> String {
+        if self.input_only {
+            return "every packet PREROUTING -> INPUT (--path input)".to_string();
+        }
+        if self.local.is_empty() {
+            "router: every packet PREROUTING -> FORWARD -> POSTROUTING (no --local)".to_string()
+        } else {
+            "to --local: PREROUTING -> INPUT; from --local: OUTPUT -> POSTROUTING; others: PREROUTING -> FORWARD -> POSTROUTING".to_string()
+        }
+    }
+
+    fn route_dev(&self, a: &[u8]) -> Option<(u32, &str)> {
+        self.ifaces
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, p))| p.contains(a))
+            .max_by_key(|(i, (_, p))| (p.len, usize::MAX - i))
+            .map(|(i, (n, _))| (i as u32 + 1, n.as_str()))
+    }
+
+    fn dev(&self, fixed: &Option<String>, extra: u32, a: &[u8]) -> (u32, [u8; 16]) {
+        if let Some(n) = fixed {
+            return (self.ifaces.len() as u32 + extra, ifname(n));
+        }
+        match self.route_dev(a) {
+            Some((i, n)) => (i, ifname(n)),
+            None => (0, [0; 16]),
+        }
+    }
+
+    /// Direction and devices of one datagram.
+    pub fn decide(&self, l3: &[u8]) -> (Direction, Devices) {
+        let (src, dst) = addrs(l3).unwrap_or((&[], &[]));
+        let dir = if self.input_only {
+            Direction::Receive(anyip_route(l3))
+        } else if self.local.iter().any(|p| p.contains(dst)) {
+            Direction::Receive(Route::Local)
+        } else if self.local.iter().any(|p| p.contains(src)) {
+            Direction::Send
+        } else {
+            Direction::Receive(Route::Forward)
+        };
+        let mut d = Devices::default();
+        let (rx, tx) = match dir {
+            Direction::Receive(Route::Forward) => (true, true),
+            Direction::Receive(_) => (true, false),
+            Direction::Send => (false, true),
+        };
+        if rx {
+            (d.iif, d.iifname) = self.dev(&self.iif, 1, src);
+        }
+        if tx {
+            (d.oif, d.oifname) = self.dev(&self.oif, 2, dst);
+        }
+        (dir, d)
+    }
+}
+
+/// Shard of a datagram: a symmetric hash of the address pair, so both directions of a flow, and an FTP data
+/// connection with its control connection, land on the same worker. Non-IP frames go to shard 0.
+pub fn shard(l3: &[u8], n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let Some((s, d)) = addrs(l3) else { return 0 };
+    let (a, b) = if s <= d { (s, d) } else { (d, s) };
+    // FNV-1a over the ordered pair: stable across runs and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in a.iter().chain(b.iter()) {
+        h ^= u64::from(x);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % n as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        let p = Prefix::parse("192.168.1.0/24").unwrap();
+        assert!(p.contains(&[192, 168, 1, 77]));
+        assert!(!p.contains(&[192, 168, 2, 1]));
+        let p = Prefix::parse("10.0.0.0/9").unwrap();
+        assert!(p.contains(&[10, 127, 0, 1]));
+        assert!(!p.contains(&[10, 128, 0, 1]));
+        assert!(Prefix::parse("0.0.0.0/0").unwrap().contains(&[1, 2, 3, 4]));
+        assert!(!Prefix::parse("::/0").unwrap().contains(&[1, 2, 3, 4]));
+        assert!(Prefix::parse("10.0.0.0/33").is_err());
+        assert!(Prefix::parse("host").is_err());
+    }
+
+    #[test]
+    fn symmetric_shards() {
+        let mut a = vec![0x45u8; 20];
+        a[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        a[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let mut b = a.clone();
+        b[12..16].copy_from_slice(&[10, 0, 0, 2]);
+        b[16..20].copy_from_slice(&[10, 0, 0, 1]);
+        for n in 2..8 {
+            assert_eq!(shard(&a, n), shard(&b, n));
+        }
+        assert_eq!(shard(&[], 4), 0);
+    }
+}

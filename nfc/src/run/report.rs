@@ -1,0 +1,631 @@
+//! The report of `nfc run pcap`: a [`Collector`] consumes frame records in frame order (streaming `--trace`
+//! lines and conntrack events as they come, writing `--write-accepted/--write-dropped` pcaps) and prints the
+//! totals, the ruleset with its counters (`nft list ruleset` form), the conntrack table and, with `--json`, all of
+//! it as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use nfr_grammar::ast::{CommandKind, Rule, StmtKind, TableItem};
+use nfr_runtime::ct::{CtEvent, CtEventKind};
+use nfr_runtime::hook::{HookOutcome, Route};
+use nfr_runtime::replay::{Direction, Fate};
+use nfr_vm::interp::TraceEvent;
+use nfr_vm::{ChainVerdict, Hook, Verdict};
+use serde_json::{Value, json};
+
+use super::pcapw::PcapWriter;
+use super::setup::Setup;
+use super::worker::{FrameRecord, RunEnd};
+use super::{Args, print};
+
+/// Hooks a direction passes, in order.
+pub fn path_hooks(d: Direction) -> &'static [Hook] {
+    match d {
+        Direction::Receive(Route::Local) => &[Hook::Prerouting, Hook::Input],
+        Direction::Receive(Route::Forward) => &[Hook::Prerouting, Hook::Forward, Hook::Postrouting],
+        Direction::Receive(Route::Blackhole) => &[Hook::Prerouting],
+        Direction::Send => &[Hook::Output, Hook::Postrouting],
+    }
+}
+
+fn outcome_name(o: HookOutcome) -> &'static str {
+    match o {
+        HookOutcome::Accept => "accept",
+        HookOutcome::Drop => "drop",
+        HookOutcome::Stolen => "stolen",
+        HookOutcome::Queued { .. } => "queue",
+    }
+}
+
+fn verdict_name(v: Verdict) -> String {
+    match v {
+        Verdict::Accept => "accept".into(),
+        Verdict::Drop => "drop".into(),
+        Verdict::Stolen => "stolen".into(),
+        Verdict::Repeat => "repeat".into(),
+        Verdict::Queue { num, .. } => format!("queue {num}"),
+    }
+}
+
+fn chain_verdict_name(v: ChainVerdict, names: &[String]) -> String {
+    let chain = |c: nfr_vm::ChainId| names.get(c.0 as usize).cloned().unwrap_or_default();
+    match v {
+        ChainVerdict::Continue => "continue".into(),
+        ChainVerdict::Break => "break".into(),
+        ChainVerdict::Return => "return".into(),
+        ChainVerdict::Jump(c) => format!("jump {}", chain(c)),
+        ChainVerdict::Goto(c) => format!("goto {}", chain(c)),
+        other => other.terminal().map(verdict_name).unwrap_or_default(),
+    }
+}
+
+fn event_kind(k: CtEventKind) -> &'static str {
+    match k {
+        CtEventKind::New => "NEW",
+        CtEventKind::Related => "RELATED",
+        CtEventKind::Update => "UPDATE",
+        CtEventKind::Assured => "ASSURED",
+        CtEventKind::Destroy => "DESTROY",
+    }
+}
+
+/// `[NEW] tcp      6 SYN_SENT src=... dst=... sport=... dport=...` (conntrack -E style, original tuple).
+pub fn event_line(e: &CtEvent) -> String {
+    let mut l = format!(
+        "[{}] {:<8} {} ",
+        event_kind(e.kind),
+        e.orig.proto_name(),
+        e.orig.l4
+    );
+    if e.orig.l4 == 6 && e.tcp_state != 0 {
+        l.push_str(nfr_runtime::ct::tcp::state_name(e.tcp_state));
+        l.push(' ');
+    }
+    l.push_str(&e.orig.fmt_conntrack());
+    l
+}
+
+/// ct state name as the kernel harness writes it, or None when the packet never reached conntrack.
+fn ct_state_name(f: &Fate) -> Option<&'static str> {
+    match f {
+        Fate::Hooked { state, .. } => state.map(|s| s.name()),
+        _ => None,
+    }
+}
+
+pub struct Collector {
+    trace: bool,
+    json: bool,
+    events: bool,
+    frames: u64,
+    bytes: u64,
+    hooked: u64,
+    hooked_bytes: u64,
+    not_seen: u64,
+    skipped: BTreeMap<&'static str, u64>,
+    /// (hook, outcome) -> packets.
+    verdicts: BTreeMap<(u8, &'static str), u64>,
+    states: BTreeMap<&'static str, u64>,
+    queued: u64,
+    event_json: Vec<Value>,
+    event_count: u64,
+    accepted: Option<PcapWriter>,
+    dropped: Option<PcapWriter>,
+    /// Rule texts (trace): chain label and rule, per vm rule.
+    rule_text: Vec<(String, String)>,
+    chain_labels: Vec<String>,
+    chain_names: Vec<String>,
+    ct_list: bool,
+    out: String,
+}
+
+impl Collector {
+    pub fn new(setup: &Setup, args: &Args) -> anyhow::Result<Collector> {
+        let mut chain_labels = vec![String::new(); setup.prog.program().chains.len()];
+        for (ci, c) in setup.hir.chains.iter().enumerate() {
+            let (fam, t) = setup
+                .hir
+                .table(c.table)
+                .map(|t| (t.family.name(), t.name.as_str()))
+                .unwrap_or(("ip", "?"));
+            if let Some(l) = chain_labels.get_mut(ci) {
+                *l = format!("{fam} {t} {}", c.name);
+            }
+        }
+        Ok(Collector {
+            trace: args.trace,
+            json: args.json,
+            events: args.ct_events,
+            frames: 0,
+            bytes: 0,
+            hooked: 0,
+            hooked_bytes: 0,
+            not_seen: 0,
+            skipped: BTreeMap::new(),
+            verdicts: BTreeMap::new(),
+            states: BTreeMap::new(),
+            queued: 0,
+            event_json: Vec::new(),
+            event_count: 0,
+            accepted: args
+                .write_accepted
+                .as_deref()
+                .map(PcapWriter::create)
+                .transpose()?,
+            dropped: args
+                .write_dropped
+                .as_deref()
+                .map(PcapWriter::create)
+                .transpose()?,
+            rule_text: setup.rules.clone(),
+            chain_labels,
+            chain_names: setup
+                .prog
+                .program()
+                .chains
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
+            ct_list: args.ct_list,
+            out: String::new(),
+        })
+    }
+
+    fn flush_out(&mut self) -> anyhow::Result<()> {
+        if self.out.len() > 1 << 16 {
+            print(&self.out)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// The rules a packet's trace passed (rules that did not match are left out, as in `nft monitor trace`).
+    fn trace_rules(&self, r: &FrameRecord) -> Vec<Value> {
+        let mut v = Vec::new();
+        for step in &r.trace {
+            for ev in &step.events {
+                match *ev {
+                    TraceEvent::Rule {
+                        chain,
+                        rule,
+                        verdict,
+                    } => {
+                        if verdict == ChainVerdict::Break {
+                            continue;
+                        }
+                        let (_, text) = self
+                            .rule_text
+                            .get(rule.0 as usize)
+                            .cloned()
+                            .unwrap_or_default();
+                        v.push(json!({
+                            "hook": step.hook.name(),
+                            "chain": self.chain_labels.get(chain.0 as usize).cloned().unwrap_or_default(),
+                            "handle": rule.0 + 1,
+                            "rule": text,
+                            "verdict": chain_verdict_name(verdict, &self.chain_names),
+                        }));
+                    }
+                    TraceEvent::Policy { chain, verdict } => v.push(json!({
+                        "hook": step.hook.name(),
+                        "chain": self.chain_labels.get(chain.0 as usize).cloned().unwrap_or_default(),
+                        "policy": verdict_name(verdict),
+                    })),
+                }
+            }
+        }
+        v
+    }
+
+    pub fn record(&mut self, r: FrameRecord) -> anyhow::Result<()> {
+        self.frames += 1;
+        self.bytes += u64::from(r.orig_len);
+        let mut verdict: &'static str = "skipped";
+        let mut stopped = None;
+        match r.fate {
+            Fate::Skipped(m) => *self.skipped.entry(m.name()).or_insert(0) += 1,
+            Fate::NotSeen => {
+                self.not_seen += 1;
+                verdict = "not_seen";
+            }
+            Fate::Hooked {
+                state,
+                stopped_at,
+                outcome,
+                ..
+            } => {
+                self.hooked += 1;
+                self.hooked_bytes += u64::from(r.orig_len);
+                verdict = outcome_name(outcome);
+                stopped = Some(stopped_at);
+                if matches!(outcome, HookOutcome::Queued { .. }) {
+                    self.queued += 1;
+                }
+                *self
+                    .verdicts
+                    .entry((stopped_at as u8, verdict))
+                    .or_insert(0) += 1;
+                *self
+                    .states
+                    .entry(state.map_or("(none)", |s| s.name()))
+                    .or_insert(0) += 1;
+            }
+        }
+        if let Some(d) = &r.data {
+            let w = match verdict {
+                "accept" => self.accepted.as_mut(),
+                "drop" | "not_seen" => self.dropped.as_mut(),
+                _ => None,
+            };
+            if let Some(w) = w {
+                w.write(r.linktype, r.ts_ns, r.orig_len, d)?;
+            }
+        }
+        self.event_count += r.events.len() as u64;
+        if self.trace {
+            self.trace_record(&r, verdict, stopped)?;
+        } else if self.events {
+            for e in &r.events {
+                if self.json {
+                    self.event_json.push(event_json(e, r.no));
+                } else {
+                    let _ = writeln!(self.out, "event frame {}: {}", r.no, event_line(e));
+                }
+            }
+        }
+        self.flush_out()
+    }
+
+    fn trace_record(
+        &mut self,
+        r: &FrameRecord,
+        verdict: &str,
+        stopped: Option<Hook>,
+    ) -> anyhow::Result<()> {
+        let rules = self.trace_rules(r);
+        let path: Vec<&str> = r
+            .dir
+            .map(|d| path_hooks(d).iter().map(|h| h.name()).collect())
+            .unwrap_or_default();
+        let hooks: Vec<&str> = match (r.dir, stopped) {
+            (Some(d), Some(s)) => {
+                let hs = path_hooks(d);
+                let n = hs.iter().position(|&h| h == s).map_or(hs.len(), |i| i + 1);
+                hs.iter().take(n).map(|h| h.name()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let (reassembled, skipped) = match r.fate {
+            Fate::Hooked { reassembled, .. } => (reassembled, None),
+            Fate::Skipped(m) => (false, Some(m.name())),
+            Fate::NotSeen => (false, None),
+        };
+        if self.json {
+            let mut o = json!({
+                "frame": r.no,
+                "len": r.orig_len,
+                "packet": r.summary,
+                "path": path,
+                "hooks": hooks,
+                "ct_state": ct_state_name(&r.fate),
+                "verdict": verdict,
+                "stopped_at": stopped.map(|h| h.name()),
+                "rules": rules,
+            });
+            if reassembled {
+                o["reassembled"] = json!(true);
+            }
+            if let Some(s) = skipped {
+                o["skipped"] = json!(s);
+            }
+            if matches!(r.fate, Fate::Hooked { state: None, .. }) && stopped.is_none() {
+                o["ct_state"] = Value::Null;
+            }
+            if !r.events.is_empty() {
+                o["ct_events"] = r.events.iter().map(|e| event_json(e, r.no)).collect();
+            }
+            let _ = writeln!(self.out, "{o}");
+            return Ok(());
+        }
+        let _ = writeln!(
+            self.out,
+            "frame {} {}",
+            r.no,
+            r.summary.as_deref().unwrap_or("")
+        );
+        match skipped {
+            Some(s) => {
+                let _ = writeln!(self.out, "  skipped: {s}");
+            }
+            None if r.fate == Fate::NotSeen => {
+                let _ = writeln!(self.out, "  dropped before the hooks (ip_rcv checks)");
+            }
+            None => {
+                let _ = writeln!(
+                    self.out,
+                    "  hooks {}{}, ct {}",
+                    hooks.join(" -> "),
+                    if reassembled { " (reassembled)" } else { "" },
+                    ct_state_name(&r.fate).unwrap_or("-")
+                );
+            }
+        }
+        for ru in &rules {
+            let chain = ru["chain"].as_str().unwrap_or("");
+            if let Some(p) = ru["policy"].as_str() {
+                let _ = writeln!(self.out, "  {chain} policy {p}");
+            } else {
+                let _ = writeln!(
+                    self.out,
+                    "  {chain} rule {} (verdict {})",
+                    ru["rule"].as_str().unwrap_or(""),
+                    ru["verdict"].as_str().unwrap_or("")
+                );
+            }
+        }
+        for e in &r.events {
+            let _ = writeln!(self.out, "  event {}", event_line(e));
+        }
+        if skipped.is_none() && r.fate != Fate::NotSeen {
+            let _ = writeln!(
+                self.out,
+                "  verdict {verdict}{}",
+                stopped.map(|h| format!(" at {}", h.name())).unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self, setup: &Setup, end: RunEnd, elapsed: Duration) -> anyhow::Result<()> {
+        let mut writes = Vec::new();
+        for (name, w) in [("accepted", self.accepted.take()), ("dropped", self.dropped.take())] {
+            if let Some(w) = w {
+                let (n, other) = w.finish()?;
+                writes.push((name, n, other));
+            }
+        }
+        let secs = elapsed.as_secs_f64();
+        let pps = if secs > 0.0 {
+            self.frames as f64 / secs
+        } else {
+            0.0
+        };
+        let ruleset = annotated_ruleset(setup, &end);
+        let kind = end.kind.map_or("interp", |k| k.name());
+        if self.json {
+            let mut verdicts = serde_json::Map::new();
+            for ((h, v), n) in &self.verdicts {
+                let hook = Hook::from_u32(u32::from(*h)).map_or("?", |h| h.name());
+                let e = verdicts.entry(hook).or_insert_with(|| json!({}));
+                e[*v] = json!(n);
+            }
+            let counters: Vec<Value> = end
+                .counters
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let (chain, rule) = setup
+                        .counter_rule
+                        .get(i)
+                        .and_then(|&r| setup.rules.get(r))
+                        .cloned()
+                        .unwrap_or_default();
+                    json!({"chain": chain, "rule": rule, "packets": c.packets, "bytes": c.bytes})
+                })
+                .collect();
+            let doc = json!({
+                "engine": kind,
+                "engine_note": end.fallback,
+                "path": setup.path.describe(),
+                "frames": self.frames,
+                "bytes": self.bytes,
+                "packets": self.hooked,
+                "packet_bytes": self.hooked_bytes,
+                "not_seen": self.not_seen,
+                "skipped": self.skipped,
+                "verdicts": verdicts,
+                "ct_states": self.states,
+                "invalid": {
+                    "packets": self.states.get("INVALID").copied().unwrap_or(0),
+                    "conntrack_invalid": end.ct_stats.invalid,
+                    "conntrack_error": end.ct_stats.error,
+                    "insert_failed": end.ct_stats.insert_failed,
+                    "drop": end.ct_stats.drop,
+                },
+                "effects": {
+                    "rejects": end.effects.rejects,
+                    "nat": end.effects.nat,
+                    "logs": end.effects.logs,
+                    "notrack": end.effects.notrack,
+                    "ct_mark_writes": end.effects.ct_mark_writes,
+                    "queued": self.queued,
+                },
+                "counters": counters,
+                "ruleset": ruleset,
+                "conntrack": end.ct_lines,
+                "conntrack_entries": end.ct_count,
+                "events": if self.trace { Value::Null } else { json!(self.event_json) },
+                "truncated": end.read_error.as_ref().map(|e| json!({"error": e.0, "offset": e.1, "frames": e.2})),
+                "written": writes.iter().map(|(n, w, o)| json!({"file": n, "packets": w, "other_linktype": o})).collect::<Vec<_>>(),
+                "time_s": secs,
+                "packets_per_s": pps,
+                "threads": end.threads,
+            });
+            if self.trace {
+                let _ = writeln!(self.out, "{}", json!({ "report": doc }));
+            } else {
+                let _ = writeln!(self.out, "{}", serde_json::to_string_pretty(&doc)?);
+            }
+            return print(&self.out);
+        }
+        let o = &mut self.out;
+        let _ = writeln!(
+            o,
+            "engine: {kind}{}",
+            end.fallback
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(o, "path: {}", setup.path.describe());
+        let _ = writeln!(
+            o,
+            "frames: {} ({} bytes); through the hooks: {} ({} bytes); skipped: {}; dropped by ip_rcv: {}",
+            self.frames,
+            self.bytes,
+            self.hooked,
+            self.hooked_bytes,
+            self.skipped.values().sum::<u64>(),
+            self.not_seen
+        );
+        let _ = writeln!(o, "verdicts (hook where each packet's traversal ended):");
+        let mut by_hook: BTreeMap<u8, Vec<String>> = BTreeMap::new();
+        for ((h, v), n) in &self.verdicts {
+            by_hook.entry(*h).or_default().push(format!("{v} {n}"));
+        }
+        for (h, vs) in by_hook {
+            let hook = Hook::from_u32(u32::from(h)).map_or("?", |h| h.name());
+            let _ = writeln!(o, "  {hook:<12} {}", vs.join(", "));
+        }
+        let states: Vec<String> = self
+            .states
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(o, "ct states at prerouting/output: {}", states.join(", "));
+        let _ = writeln!(
+            o,
+            "invalid: {} packet(s) with ct state INVALID (conntrack: invalid {}, error {}, insert failed {}, drop {})",
+            self.states.get("INVALID").copied().unwrap_or(0),
+            end.ct_stats.invalid,
+            end.ct_stats.error,
+            end.ct_stats.insert_failed,
+            end.ct_stats.drop
+        );
+        if !self.skipped.is_empty() {
+            let s: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let _ = writeln!(o, "skipped by reason: {}", s.join(", "));
+        }
+        let e = end.effects;
+        let _ = writeln!(
+            o,
+            "effects: reject {}, nat {} (evaluated, not rewritten), log {}, notrack {}, ct mark set {}, queued {}",
+            e.rejects, e.nat, e.logs, e.notrack, e.ct_mark_writes, self.queued
+        );
+        if self.events {
+            let _ = writeln!(o, "conntrack events: {}", self.event_count);
+        }
+        let _ = writeln!(o, "conntrack entries at the end: {}", end.ct_count);
+        for (n, w, other) in &writes {
+            let _ = writeln!(
+                o,
+                "wrote {w} {n} packet(s){}",
+                if *other > 0 {
+                    format!(" ({other} left out: other link type)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let _ = writeln!(
+            o,
+            "time: {:.3} s, {:.0} packets/s, {} thread(s)",
+            secs, pps, end.threads
+        );
+        let _ = writeln!(o);
+        o.push_str(&ruleset);
+        if self.ct_list {
+            let _ = writeln!(o, "\nconntrack table ({} entries):", end.ct_lines.len());
+            for l in &end.ct_lines {
+                let _ = writeln!(o, "{l}");
+            }
+        }
+        print(&self.out)
+    }
+}
+
+fn event_json(e: &CtEvent, frame: u64) -> Value {
+    json!({
+        "frame": frame,
+        "type": event_kind(e.kind),
+        "event": event_line(e),
+    })
+}
+
+/// The ruleset as `nft list ruleset` prints it, with `counter packets N bytes M` from this run.
+pub fn annotated_ruleset(setup: &Setup, end: &RunEnd) -> String {
+    let mut parsed = nfr_grammar::parse(&setup.root_text);
+    let at: BTreeMap<u32, usize> = setup.counter_at.iter().copied().collect();
+    let fix = |r: &mut Rule| {
+        for s in &mut r.stmts {
+            if let StmtKind::Counter {
+                packets,
+                bytes,
+                name: None,
+            } = &mut s.kind
+                && let Some(c) = at.get(&s.span.start).and_then(|&i| end.counters.get(i))
+            {
+                *packets = Some(c.packets);
+                *bytes = Some(c.bytes);
+            }
+        }
+    };
+    for c in &mut parsed.file.commands {
+        match &mut c.kind {
+            CommandKind::Table(t) => {
+                for it in &mut t.items {
+                    if let TableItem::Chain(ch) = it {
+                        ch.rules.iter_mut().for_each(fix);
+                    }
+                }
+            }
+            CommandKind::AddChain { chain, .. } => chain.rules.iter_mut().for_each(fix),
+            CommandKind::AddRule { rule, .. } => fix(rule),
+            _ => {}
+        }
+    }
+    parsed.file.comments.clear();
+    expand_defines(&nfr_grammar::print::format(&parsed.file))
+}
+
+/// nft lists rulesets with defines expanded: drop the `define` lines of the canonical text and put each value
+/// where `$name` was (values may use earlier defines).
+fn expand_defines(text: &str) -> String {
+    let mut defs: Vec<(String, String)> = Vec::new();
+    let mut out = String::new();
+    let subst = |l: &str, defs: &[(String, String)]| -> String {
+        let mut l = l.to_string();
+        // Longest names first so `$lan` does not eat `$lan_net`.
+        let mut d: Vec<&(String, String)> = defs.iter().collect();
+        d.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+        for (n, v) in d {
+            l = l.replace(&format!("${n}"), v);
+        }
+        l
+    };
+    for line in text.lines() {
+        let t = line.trim_start();
+        if let Some(rest) = t
+            .strip_prefix("define ")
+            .or_else(|| t.strip_prefix("redefine "))
+            && let Some((n, v)) = rest.split_once(" = ")
+        {
+            let v = subst(v.trim(), &defs);
+            defs.retain(|(k, _)| k != n.trim());
+            defs.push((n.trim().to_string(), v));
+            continue;
+        }
+        if t.starts_with("undefine ") {
+            continue;
+        }
+        out.push_str(&subst(line, &defs));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,179 @@
+//! What a replay needs from the ruleset, computed once: the checked Hir, the verified program, one
+//! [`ChainSpec`] per base chain (families, hook, priority, nat), the text of every rule (for traces), which
+//! `counter` statement of the source is which program counter (for the counter-annotated listing), and the
+//! path model parsed from the command line.
+
+use std::sync::Arc;
+
+use nfr_compiler::hir::{self, ChainKind, ChainType, Family, Hir, StmtKind};
+use nfr_runtime::engine::{ChainSpec, EngineKind};
+use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6};
+use nfr_vm::{ChainId, Hook, VerifiedProgram};
+
+use super::path::PathModel;
+use super::{Args, EngineArg};
+use crate::front;
+
+/// Everything the workers and the report share.
+pub struct Setup {
+    pub hir: Hir,
+    pub prog: Arc<VerifiedProgram>,
+    pub specs: Vec<ChainSpec>,
+    /// Per vm `RuleId`: (chain label, rule text as written, whitespace collapsed).
+    pub rules: Vec<(String, String)>,
+    /// The root file's text, and (span start of a `counter` statement in it → CounterId index).
+    pub root_text: String,
+    pub counter_at: Vec<(u32, usize)>,
+    /// Per CounterId: the vm rule index holding it.
+    pub counter_rule: Vec<usize>,
+    pub engine: EngineKind,
+    pub path: PathModel,
+    pub ftp_ports: Vec<u16>,
+    pub gap_cap_ns: Option<u64>,
+    pub notes: Vec<String>,
+    pub threads: usize,
+}
+
+fn vm_hook(h: hir::Hook) -> Option<Hook> {
+    Some(match h {
+        hir::Hook::Prerouting => Hook::Prerouting,
+        hir::Hook::Input => Hook::Input,
+        hir::Hook::Forward => Hook::Forward,
+        hir::Hook::Output => Hook::Output,
+        hir::Hook::Postrouting => Hook::Postrouting,
+        hir::Hook::Ingress => return None,
+    })
+}
+
+fn collapse(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Setup {
+    /// `Ok(Err(text))`: the ruleset has errors (rendered diagnostics, exit 1).
+    pub fn build(args: &Args) -> anyhow::Result<Result<Setup, String>> {
+        let checked = front::check_file(&args.rules)?;
+        let color = args.color.enabled();
+        let Some(hir) = checked.hir.clone() else {
+            return Ok(Err(checked.render(color)));
+        };
+        if !checked.diagnostics.is_empty() {
+            eprint!("{}", checked.render(color));
+        }
+        let mut notes = Vec::new();
+        let prog = nfr_compiler::lower::lower_verified(&hir)
+            .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
+        let mut specs = Vec::new();
+        let mut rules = Vec::new();
+        let mut counter_at = Vec::new();
+        let mut counter_rule = Vec::new();
+        let root = checked
+            .sources
+            .files()
+            .next()
+            .map(|(id, _)| id)
+            .ok_or_else(|| anyhow::anyhow!("no source"))?;
+        let mut counter_idx = 0usize;
+        for (ci, chain) in hir.chains.iter().enumerate() {
+            let table = hir.table(chain.table);
+            let (fam, tname) = table
+                .map(|t| (t.family, t.name.as_str()))
+                .unwrap_or((Family::Ip, "?"));
+            let label = format!("{} {} {}", fam.name(), tname, chain.name);
+            if let ChainKind::Base(b) = &chain.kind {
+                match vm_hook(b.hook) {
+                    Some(hook) => specs.push(ChainSpec {
+                        chain: ChainId(ci as u32),
+                        nfprotos: match fam {
+                            Family::Ip => vec![NFPROTO_IPV4],
+                            Family::Ip6 => vec![NFPROTO_IPV6],
+                            Family::Inet => vec![NFPROTO_IPV4, NFPROTO_IPV6],
+                        },
+                        hook,
+                        priority: b.priority,
+                        nat: b.ty == ChainType::Nat,
+                        label: label.clone(),
+                    }),
+                    None => notes.push(format!(
+                        "chain {label} is on the ingress hook, which a capture replay does not pass; it never runs"
+                    )),
+                }
+            }
+            for r in &chain.rules {
+                let text = checked
+                    .sources
+                    .text(r.span.file)
+                    .get(r.span.range())
+                    .map(collapse)
+                    .unwrap_or_default();
+                rules.push((label.clone(), text));
+                for s in r.stmts() {
+                    if let StmtKind::Counter { .. } = s.kind {
+                        if s.span.file == root {
+                            counter_at.push((s.span.start, counter_idx));
+                        }
+                        counter_idx += 1;
+                        counter_rule.push(rules.len() - 1);
+                    }
+                }
+            }
+        }
+        let uses_nat = hir.chains.iter().any(|c| {
+            c.rules
+                .iter()
+                .any(|r| r.stmts().any(|s| matches!(s.kind, StmtKind::Nat(_))))
+        });
+        if uses_nat {
+            notes.push(
+                "NAT statements are evaluated and counted (and set the entry's NAT status), but addresses and ports \
+                 are not rewritten"
+                    .to_string(),
+            );
+        }
+        let engine = match args.engine {
+            EngineArg::Interp => EngineKind::Interp,
+            EngineArg::Jit => EngineKind::Jit,
+            EngineArg::Ipt => EngineKind::Ipt,
+        };
+        let path = PathModel::from_args(args)?;
+        let ftp_ports = args
+            .ftp_ports
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<u16>()
+                    .map_err(|_| anyhow::anyhow!("--ftp-ports: `{s}` is not a port number"))
+            })
+            .collect::<anyhow::Result<Vec<u16>>>()?;
+        let gap_cap_ns = match args.gap_cap {
+            Some(s) if s.is_finite() && s >= 0.0 => Some((s * 1e9) as u64),
+            Some(s) => anyhow::bail!("--gap-cap: {s} is not a number of seconds"),
+            None => None,
+        };
+        let mut threads = args.threads.max(1);
+        if threads > 1 && !prog.program().limits.is_empty() {
+            notes.push(format!(
+                "the ruleset uses `limit`, whose token buckets are shared by all flows; running on 1 thread instead \
+                 of {threads} so the result does not depend on the sharding"
+            ));
+            threads = 1;
+        }
+        let root_text = checked.sources.text(root).to_string();
+        Ok(Ok(Setup {
+            hir,
+            prog: Arc::new(prog),
+            specs,
+            rules,
+            root_text,
+            counter_at,
+            counter_rule,
+            engine,
+            path,
+            ftp_ports,
+            gap_cap_ns,
+            notes,
+            threads,
+        }))
+    }
+}
