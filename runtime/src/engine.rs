@@ -158,7 +158,9 @@ impl ProgramEngine {
             Ok(j) => (Backend::Jit(Box::new(j)), None),
             Err(e) => (
                 Backend::Interp,
-                Some(format!("the JIT could not compile this ruleset ({e}); using the interpreter")),
+                Some(format!(
+                    "the JIT could not compile this ruleset ({e}); using the interpreter"
+                )),
             ),
         }
     }
@@ -228,10 +230,7 @@ fn nat_due(pkt: &Packet<'_>, hook: Hook) -> bool {
     let Nfct::Ct { ctinfo, .. } = pkt.nfct else {
         return false;
     };
-    if !matches!(
-        ctinfo,
-        CtInfo::New | CtInfo::Related | CtInfo::RelatedReply
-    ) {
+    if !matches!(ctinfo, CtInfo::New | CtInfo::Related | CtInfo::RelatedReply) {
         return false;
     }
     pkt.state.ct_status & nat_done_bit(hook) == 0

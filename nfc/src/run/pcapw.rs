@@ -41,10 +41,17 @@ impl PcapWriter {
     }
 
     /// Writes one frame (`ts_ns`: capture time).
-    pub fn write(&mut self, linktype: u16, ts_ns: u64, orig_len: u32, data: &[u8]) -> anyhow::Result<()> {
+    pub fn write(
+        &mut self,
+        linktype: u16,
+        ts_ns: u64,
+        orig_len: u32,
+        data: &[u8],
+    ) -> anyhow::Result<()> {
         match self.linktype {
             None => {
-                self.header(linktype).with_context(|| format!("writing {}", self.path))?;
+                self.header(linktype)
+                    .with_context(|| format!("writing {}", self.path))?;
                 self.linktype = Some(linktype);
             }
             Some(l) if l != linktype => {
@@ -70,7 +77,8 @@ impl PcapWriter {
     /// Flushes; an empty file still gets a header (Ethernet) so that readers open it.
     pub fn finish(mut self) -> anyhow::Result<(u64, u64)> {
         if self.linktype.is_none() {
-            self.header(1).with_context(|| format!("writing {}", self.path))?;
+            self.header(1)
+                .with_context(|| format!("writing {}", self.path))?;
         }
         self.out
             .flush()

@@ -372,7 +372,9 @@ impl Collector {
             let _ = writeln!(
                 self.out,
                 "  verdict {verdict}{}",
-                stopped.map(|h| format!(" at {}", h.name())).unwrap_or_default()
+                stopped
+                    .map(|h| format!(" at {}", h.name()))
+                    .unwrap_or_default()
             );
         }
         Ok(())
@@ -380,7 +382,10 @@ impl Collector {
 
     pub fn finish(mut self, setup: &Setup, end: RunEnd, elapsed: Duration) -> anyhow::Result<()> {
         let mut writes = Vec::new();
-        for (name, w) in [("accepted", self.accepted.take()), ("dropped", self.dropped.take())] {
+        for (name, w) in [
+            ("accepted", self.accepted.take()),
+            ("dropped", self.dropped.take()),
+        ] {
             if let Some(w) = w {
                 let (n, other) = w.finish()?;
                 writes.push((name, n, other));
@@ -594,6 +599,33 @@ pub fn annotated_ruleset(setup: &Setup, end: &RunEnd) -> String {
     expand_defines(&nfr_grammar::print::format(&parsed.file))
 }
 
+/// An interface name that came from a bare define value (`define lan = eth1`) is printed quoted, as nft does.
+fn quote_ifnames(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = ["iifname ", "oifname "]
+        .iter()
+        .filter_map(|k| rest.find(k).map(|i| i + k.len()))
+        .min()
+    {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let word_end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+        let w = &rest[..word_end];
+        if !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-*".contains(c))
+        {
+            out.push('"');
+            out.push_str(w);
+            out.push('"');
+            rest = &rest[word_end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// nft lists rulesets with defines expanded: drop the `define` lines of the canonical text and put each value
 /// where `$name` was (values may use earlier defines).
 fn expand_defines(text: &str) -> String {
@@ -624,7 +656,7 @@ fn expand_defines(text: &str) -> String {
         if t.starts_with("undefine ") {
             continue;
         }
-        out.push_str(&subst(line, &defs));
+        out.push_str(&quote_ifnames(&subst(line, &defs)));
         out.push('\n');
     }
     out

@@ -358,8 +358,8 @@ pub fn drive(
         let mut pending: BTreeMap<u64, FrameRecord> = BTreeMap::new();
         let mut next = 1u64;
         let flush = |pending: &mut BTreeMap<u64, FrameRecord>,
-                         next: &mut u64,
-                         out: &mut Collector|
+                     next: &mut u64,
+                     out: &mut Collector|
          -> anyhow::Result<()> {
             while let Some(r) = pending.remove(next) {
                 out.record(r)?;
@@ -374,7 +374,9 @@ pub fn drive(
                     let orig = f.ts_ns;
                     let ts = clock.tick(orig);
                     let sh = match wire::parse_link(f.linktype, f.data) {
-                        Ok(li) => path::shard(f.data.get(usize::from(li.nhoff)..).unwrap_or(&[]), threads),
+                        Ok(li) => {
+                            path::shard(f.data.get(usize::from(li.nhoff)..).unwrap_or(&[]), threads)
+                        }
                         Err(_) => 0,
                     };
                     let of = OwnedFrame {
@@ -491,7 +493,10 @@ impl WorkerSeed {
     fn build(self, opts: Opts, checksum: bool) -> anyhow::Result<Worker> {
         let mut hooks = Hooks::with_conntrack();
         hooks.queue_sink = true;
-        let prog = Rc::new(RefCell::new(ProgramEngine::new(self.setup_prog, self.engine)));
+        let prog = Rc::new(RefCell::new(ProgramEngine::new(
+            self.setup_prog,
+            self.engine,
+        )));
         prog.borrow_mut().set_trace(opts.trace);
         engine::register_program(&mut hooks, &prog, &self.specs)
             .map_err(|e| anyhow::anyhow!("cannot register the ruleset's chains: {e:?}"))?;
@@ -514,4 +519,3 @@ impl WorkerSeed {
         })
     }
 }
-

@@ -1,0 +1,288 @@
+//! Writes the example captures in `examples/` (`cargo run -p nfc --example gen_captures [DIR]`). Every byte is
+//! computed here — fixed addresses, ports, sequence numbers, MACs and timestamps — so the files are the same on
+//! every run and machine (`nfc/tests/run_cli.rs` regenerates them into a temp dir and compares).
+//!
+//! * `server.pcap` for `examples/server.nfr` (the host is 203.0.113.1): ssh from the admin net and from a
+//!   blocked source, http and https handshakes with the server's replies, a burst of pings that runs into the
+//!   `limit`, invalid TCP (SYN+FIN, a stray RST), a DNS query nobody serves, and one packet passing by.
+//! * `router.pcap` for `examples/router.nfr` (the router is 192.168.1.1 on eth1 and 198.51.100.1 on eth0): a LAN
+//!   host browsing the web (forwarded, masqueraded), asking the router for DNS, the outside pinging and probing
+//!   the router, the forwarded port 80 (DNAT evaluated, not rewritten), an unsolicited connection to the LAN and
+//!   a stray RST.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use nfr_runtime::wire::build;
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH: u8 = 0x08;
+const FIN: u8 = 0x01;
+const RST: u8 = 0x04;
+
+/// Collects Ethernet frames with timestamps and renders a classic pcap.
+struct Capture {
+    frames: Vec<(u64, Vec<u8>)>,
+    t_us: u64,
+}
+
+impl Capture {
+    fn new() -> Capture {
+        // 2023-11-14 22:13:20 UTC.
+        Capture {
+            frames: Vec::new(),
+            t_us: 1_700_000_000_000_000,
+        }
+    }
+
+    /// Adds an IPv4 datagram `dt_us` after the previous frame.
+    fn add(&mut self, dt_us: u64, ip: Vec<u8>) {
+        self.t_us += dt_us;
+        let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00];
+        f.extend_from_slice(&ip);
+        self.frames.push((self.t_us, f));
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut o = Vec::new();
+        o.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        o.extend_from_slice(&2u16.to_le_bytes());
+        o.extend_from_slice(&4u16.to_le_bytes());
+        o.extend_from_slice(&[0; 8]);
+        o.extend_from_slice(&65535u32.to_le_bytes());
+        o.extend_from_slice(&1u32.to_le_bytes());
+        for (t, f) in &self.frames {
+            o.extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
+            o.extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
+            o.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            o.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            o.extend_from_slice(f);
+        }
+        o
+    }
+}
+
+fn a(s: &str) -> IpAddr {
+    s.parse().expect("address literal")
+}
+
+/// A TCP segment.
+#[allow(clippy::too_many_arguments)]
+fn tcp(src: &str, dst: &str, sp: u16, dp: u16, seq: u32, ack: u32, fl: u8, data: &[u8]) -> Vec<u8> {
+    build::tcp(a(src), a(dst), sp, dp, seq, ack, fl, 64240, &[], data)
+}
+
+/// Client handshake with a server, optional request and response, as (client->server, server->client) pairs.
+fn handshake(c: &mut Capture, cl: &str, cp: u16, sv: &str, sp: u16, req: &[u8], resp: &[u8]) {
+    let (ci, si) = (1000u32, 5000u32);
+    c.add(10_000, tcp(cl, sv, cp, sp, ci, 0, SYN, &[]));
+    c.add(1_000, tcp(sv, cl, sp, cp, si, ci + 1, SYN | ACK, &[]));
+    c.add(1_000, tcp(cl, sv, cp, sp, ci + 1, si + 1, ACK, &[]));
+    if !req.is_empty() {
+        c.add(1_000, tcp(cl, sv, cp, sp, ci + 1, si + 1, PSH | ACK, req));
+        c.add(
+            1_000,
+            tcp(
+                sv,
+                cl,
+                sp,
+                cp,
+                si + 1,
+                ci + 1 + req.len() as u32,
+                PSH | ACK,
+                resp,
+            ),
+        );
+    }
+}
+
+/// `examples/server.pcap`.
+pub fn server() -> Vec<u8> {
+    let mut c = Capture::new();
+    let me = "203.0.113.1";
+    // ssh from the admin net: accepted, then established.
+    handshake(
+        &mut c,
+        "192.0.2.10",
+        40001,
+        me,
+        22,
+        b"SSH-2.0-client\r\n",
+        b"SSH-2.0-server\r\n",
+    );
+    // ssh from elsewhere: dropped (and retransmitted, dropped again).
+    c.add(
+        10_000,
+        tcp("198.51.100.7", me, 40002, 22, 7000, 0, SYN, &[]),
+    );
+    c.add(
+        1_000_000,
+        tcp("198.51.100.7", me, 40002, 22, 7000, 0, SYN, &[]),
+    );
+    // http with a request and a response, https handshake only.
+    handshake(
+        &mut c,
+        "198.51.100.20",
+        40003,
+        me,
+        80,
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n\r\n",
+    );
+    handshake(&mut c, "198.51.100.21", 40004, me, 443, b"", b"");
+    // Six pings from six hosts within 6 ms: the 5/second limit (burst 5) lets five through.
+    for i in 0..6u8 {
+        let src = format!("198.51.100.{}", 30 + i);
+        c.add(
+            1_000,
+            build::icmp(
+                a(&src),
+                a(me),
+                8,
+                0,
+                build::echo(0x100 + u16::from(i), 1),
+                b"ping-ping-ping-pi",
+            ),
+        );
+    }
+    // Invalid TCP: SYN+FIN, and an RST for no connection.
+    c.add(
+        10_000,
+        tcp("198.51.100.50", me, 40005, 22, 1, 0, SYN | FIN, &[]),
+    );
+    c.add(10_000, tcp("198.51.100.51", me, 40006, 80, 1, 0, RST, &[]));
+    // DNS query to a host that serves none.
+    c.add(
+        10_000,
+        build::udp(
+            a("198.51.100.60"),
+            a(me),
+            53000,
+            53,
+            b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00",
+        ),
+    );
+    // Traffic between two other hosts seen on the wire (the host forwards nothing).
+    c.add(
+        10_000,
+        tcp("198.51.100.70", "198.51.100.71", 40007, 25, 1, 0, SYN, &[]),
+    );
+    // The admin closes the ssh session.
+    c.add(
+        10_000,
+        tcp("192.0.2.10", me, 40001, 22, 1017, 5017, FIN | ACK, &[]),
+    );
+    c.add(
+        1_000,
+        tcp(me, "192.0.2.10", 22, 40001, 5017, 1018, FIN | ACK, &[]),
+    );
+    c.add(
+        1_000,
+        tcp("192.0.2.10", me, 40001, 22, 1018, 5018, ACK, &[]),
+    );
+    c.bytes()
+}
+
+/// `examples/router.pcap`.
+pub fn router() -> Vec<u8> {
+    let mut c = Capture::new();
+    let (lan_host, lan_gw, wan_ip) = ("192.168.1.50", "192.168.1.1", "198.51.100.1");
+    // A LAN host asks the router for DNS (input) and gets an answer (output).
+    c.add(
+        10_000,
+        build::udp(
+            a(lan_host),
+            a(lan_gw),
+            53001,
+            53,
+            b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00",
+        ),
+    );
+    c.add(
+        1_000,
+        build::udp(
+            a(lan_gw),
+            a(lan_host),
+            53,
+            53001,
+            b"\x00\x01\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00",
+        ),
+    );
+    // ... and browses the web: forwarded LAN -> WAN, masqueraded (evaluated), replies established.
+    handshake(
+        &mut c,
+        lan_host,
+        50000,
+        "93.184.216.34",
+        443,
+        b"\x16\x03\x01\x00\x05hello",
+        b"\x16\x03\x03\x00\x05world",
+    );
+    // The outside pings the router (accepted) and tries its ssh (dropped by policy).
+    c.add(
+        10_000,
+        build::icmp(
+            a("203.0.113.9"),
+            a(wan_ip),
+            8,
+            0,
+            build::echo(7, 1),
+            b"abcdefgh",
+        ),
+    );
+    c.add(
+        1_000,
+        build::icmp(
+            a(wan_ip),
+            a("203.0.113.9"),
+            0,
+            0,
+            build::echo(7, 1),
+            b"abcdefgh",
+        ),
+    );
+    c.add(
+        10_000,
+        tcp("203.0.113.9", wan_ip, 51000, 22, 1, 0, SYN, &[]),
+    );
+    // The forwarded port: DNAT to 192.168.1.10:8080 is evaluated; without rewriting the packet stays addressed to
+    // the router and the input policy drops it.
+    c.add(
+        10_000,
+        tcp("203.0.113.9", wan_ip, 51001, 80, 1, 0, SYN, &[]),
+    );
+    // Unsolicited connection from the WAN to a LAN host: dropped by the forward policy.
+    c.add(
+        10_000,
+        tcp("203.0.113.9", lan_host, 51002, 22, 1, 0, SYN, &[]),
+    );
+    // A stray RST towards the LAN: invalid, dropped and counted.
+    c.add(
+        10_000,
+        tcp("93.184.216.35", lan_host, 443, 50001, 1, 0, RST, &[]),
+    );
+    c.bytes()
+}
+
+/// Writes every capture into `dir`.
+pub fn write_all(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for (n, bytes) in [("server.pcap", server()), ("router.pcap", router())] {
+        std::fs::write(dir.join(n), bytes)?;
+        names.push(n.to_string());
+    }
+    Ok(names)
+}
+
+#[allow(dead_code)]
+fn main() -> std::io::Result<()> {
+    let dir = std::env::args()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples"));
+    for n in write_all(&dir)? {
+        println!("wrote {}", dir.join(n).display());
+    }
+    Ok(())
+}

@@ -1,0 +1,595 @@
+//! End-to-end tests of `nfc run pcap`. Like ripgrep's `rgtest!`, every test runs on every engine (`interp`,
+//! `jit`, and `ipt` where the ruleset lowers to iptables) and checks that they agree.
+//!
+//! * the example rulesets over the example captures: exact verdicts and counters, same on every engine;
+//! * every capture of `shared/corpus/pcaps` runs without a panic on every engine (skips without the corpus);
+//! * `--path input --trace --json` reproduces the kernel's per-packet conntrack states of
+//!   `shared/corpus/ct-expected`;
+//! * `--threads 2` prints what `--threads 1` prints;
+//! * the generated example captures are byte-identical when regenerated (deterministic generator).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn corpus() -> Option<PathBuf> {
+    let p = root().join("../shared/corpus");
+    p.join("pcaps").is_dir().then_some(p)
+}
+
+fn nfc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nfc"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run nfc")
+}
+
+/// Engines to compare; `ipt` only for rulesets that lower to iptables (the caller decides).
+const ENGINES: [&str; 2] = ["interp", "jit"];
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The report without the lines that legitimately differ between runs/engines (time, engine name).
+fn stable(report: &str) -> String {
+    report
+        .lines()
+        .filter(|l| !l.starts_with("time: ") && !l.starts_with("engine: "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn tmp_ruleset(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nfc-run-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const ACCEPT_ALL: &str = "table inet t {\n\tchain c {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tcounter\n\t}\n}\n";
+
+// ---------------------------------------------------------------------------------------------------------
+// The example rulesets over the example captures.
+
+struct Case {
+    rules: &'static str,
+    capture: &'static str,
+    args: &'static [&'static str],
+    /// Lines that must appear in the report (verdict summary and counters, exactly).
+    expect: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        rules: "examples/server.nfr",
+        capture: "examples/server.pcap",
+        args: &["--local", "203.0.113.1"],
+        expect: &[
+            "frames: 28 (1611 bytes); through the hooks: 28 (1611 bytes); skipped: 0; dropped by ip_rcv: 0",
+            "  input        accept 15, drop 6",
+            "  forward      drop 1",
+            "  postrouting  accept 6",
+            "ct states at prerouting/output: EST 7, EST_REPLY 6, INVALID 2, NEW 13",
+            "\t\tct state established,related counter packets 7 bytes 314 accept",
+            "\t\tct state invalid counter packets 2 bytes 80 drop",
+            "\t\ttcp dport 22 ip saddr 192.0.2.0/24 ct state new counter packets 1 bytes 40 accept",
+            "\t\ttcp dport { 80, 443 } ct state new counter packets 2 bytes 80 accept",
+            "\t\ticmp type echo-request limit rate 5/second counter packets 5 bytes 225 accept",
+            "\t\tcounter packets 4 bytes 165 drop",
+        ],
+    },
+    Case {
+        rules: "examples/router.nfr",
+        capture: "examples/router.pcap",
+        args: &[
+            "--local",
+            "192.168.1.1",
+            "198.51.100.1",
+            "--iface",
+            "eth1=192.168.1.0/24",
+            "--iface",
+            "eth0=0.0.0.0/0",
+        ],
+        expect: &[
+            "frames: 13 (714 bytes); through the hooks: 13 (714 bytes); skipped: 0; dropped by ip_rcv: 0",
+            "  input        accept 2, drop 2",
+            "  forward      drop 2",
+            "  postrouting  accept 7",
+            "effects: reject 0, nat 2 (evaluated, not rewritten), log 0, notrack 0, ct mark set 0, queued 0",
+            "\t\tct state established,related counter packets 4 bytes 180 accept",
+            "\t\tct state invalid counter packets 1 bytes 40 drop",
+            "\t\tiifname \"eth1\" oifname \"eth0\" counter packets 1 bytes 40 accept",
+            "\t\tiifname \"eth0\" ip daddr 192.168.1.10 tcp dport 8080 ct status dnat counter packets 0 bytes 0 accept",
+        ],
+    },
+];
+
+fn example_cases_available() -> bool {
+    CASES.iter().all(|c| root().join(c.capture).exists())
+}
+
+#[test]
+fn examples_exact_and_engines_agree() {
+    assert!(
+        example_cases_available(),
+        "examples/*.pcap missing: run `cargo run -p nfc --example gen_captures`"
+    );
+    for c in CASES {
+        let mut outs = Vec::new();
+        for e in ENGINES {
+            let mut a = vec!["run", "pcap", c.rules, c.capture, "--engine", e];
+            a.extend_from_slice(c.args);
+            let o = nfc(&a);
+            assert_eq!(o.status.code(), Some(0), "{} {e}: {o:?}", c.rules);
+            let s = stdout(&o);
+            for want in c.expect {
+                assert!(
+                    s.lines().any(|l| l == *want),
+                    "{} on {} ({e}): missing line {want:?} in\n{s}",
+                    c.rules,
+                    c.capture
+                );
+            }
+            outs.push((e, stable(&s)));
+        }
+        for w in outs.windows(2) {
+            assert_eq!(
+                w[0].1, w[1].1,
+                "{}: {} and {} differ",
+                c.rules, w[0].0, w[1].0
+            );
+        }
+    }
+}
+
+#[test]
+fn trace_json_one_object_per_frame_and_engines_agree() {
+    if !example_cases_available() {
+        panic!("examples/*.pcap missing");
+    }
+    let mut outs = Vec::new();
+    for e in ENGINES {
+        let o = nfc(&[
+            "run",
+            "pcap",
+            "examples/server.nfr",
+            "examples/server.pcap",
+            "--local",
+            "203.0.113.1",
+            "--trace",
+            "--json",
+            "--engine",
+            e,
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        let s = stdout(&o);
+        let lines: Vec<Value> = s
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect();
+        let frames: Vec<&Value> = lines.iter().filter(|v| v.get("frame").is_some()).collect();
+        assert_eq!(frames.len(), 28);
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(f["frame"].as_u64(), Some(i as u64 + 1));
+            assert!(f.get("verdict").is_some() && f.get("ct_state").is_some());
+            assert!(f["hooks"].is_array() && f["rules"].is_array());
+        }
+        // The first packet: ssh SYN from the admin net, accepted by the ssh rule.
+        assert_eq!(frames[0]["ct_state"], "NEW");
+        assert_eq!(frames[0]["verdict"], "accept");
+        assert_eq!(
+            frames[0]["hooks"],
+            serde_json::json!(["prerouting", "input"])
+        );
+        let last = lines.last().unwrap();
+        assert!(last.get("report").is_some());
+        // Per-packet part must agree between engines (the report has timings).
+        outs.push(
+            frames
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
+    assert_eq!(outs[0], outs[1]);
+}
+
+#[test]
+fn threads_two_prints_what_one_prints() {
+    if !example_cases_available() {
+        panic!("examples/*.pcap missing");
+    }
+    for c in CASES {
+        let run = |t: &str, extra: &[&str]| {
+            let mut a = vec![
+                "run",
+                "pcap",
+                c.rules,
+                c.capture,
+                "--threads",
+                t,
+                "--ct-list",
+            ];
+            a.extend_from_slice(c.args);
+            a.extend_from_slice(extra);
+            let o = nfc(&a);
+            assert_eq!(o.status.code(), Some(0));
+            stable(&stdout(&o))
+                .lines()
+                .filter(|l| !l.contains("thread(s)"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(run("1", &[]), run("2", &[]), "{}", c.rules);
+        assert_eq!(
+            run("1", &["--trace"]),
+            run("3", &["--trace"]),
+            "{}",
+            c.rules
+        );
+    }
+    // A corpus capture with many flows, if present.
+    if let Some(c) = corpus() {
+        let p = c.join("pcaps/zeek-ftp_ipv4.pcap");
+        let rules = tmp_ruleset("accept.nfr", ACCEPT_ALL);
+        let r = rules.to_str().unwrap();
+        let run = |t: &str| {
+            let o = nfc(&[
+                "run",
+                "pcap",
+                r,
+                p.to_str().unwrap(),
+                "--path",
+                "input",
+                "--threads",
+                t,
+                "--ct-list",
+                "--trace",
+            ]);
+            assert_eq!(o.status.code(), Some(0));
+            stable(&stdout(&o))
+                .lines()
+                .filter(|l| !l.contains("thread(s)"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(run("1"), run("2"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The public corpus.
+
+#[test]
+fn corpus_pcaps_never_panic_on_any_engine() {
+    let Some(c) = corpus() else {
+        println!("SKIP: ../shared/corpus/pcaps not found");
+        return;
+    };
+    let mut names: Vec<PathBuf> = std::fs::read_dir(c.join("pcaps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    names.sort();
+    let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+    let mut frames = 0u64;
+    for p in &names {
+        let mut reports = Vec::new();
+        for e in ENGINES {
+            let o = nfc(&[
+                "run",
+                "pcap",
+                "examples/server.nfr",
+                p.to_str().unwrap(),
+                "--local",
+                "10.0.0.0/8",
+                "192.168.0.0/16",
+                "--json",
+                "--engine",
+                e,
+            ]);
+            let code = o.status.code();
+            assert!(
+                code == Some(0) || code == Some(2),
+                "{} on {e}: exit {code:?}\n{}",
+                p.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            if code == Some(2) {
+                // Only a capture nothing can be read from may fail.
+                assert!(
+                    String::from_utf8_lossy(&o.stderr).contains("no frame could be read")
+                        || o.stdout.is_empty(),
+                    "{}: {}",
+                    p.display(),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                reports.push(String::new());
+                continue;
+            }
+            let v: Value = serde_json::from_slice(&o.stdout).expect("json report");
+            if e == "interp" {
+                frames += v["frames"].as_u64().unwrap_or(0);
+                if let Some(m) = v["skipped"].as_object() {
+                    for (k, n) in m {
+                        *skipped.entry(k.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
+                    }
+                }
+                let ns = v["not_seen"].as_u64().unwrap_or(0);
+                if ns > 0 {
+                    *skipped.entry("ip_rcv-drop".into()).or_insert(0) += ns;
+                }
+            }
+            let mut v = v;
+            for k in ["time_s", "packets_per_s", "engine", "engine_note"] {
+                v[k] = Value::Null;
+            }
+            reports.push(v.to_string());
+        }
+        for w in reports.windows(2) {
+            assert_eq!(w[0], w[1], "{}: engines disagree", p.display());
+        }
+    }
+    println!(
+        "{} captures, {frames} frames; not through the hooks by reason: {skipped:?}",
+        names.len()
+    );
+    assert!(names.len() >= 60, "expected the corpus captures");
+}
+
+/// Capped inter-packet gap from meta.json's timing field (seconds).
+fn gap_cap(meta: &str) -> Option<String> {
+    let i = meta.find("gap cap ")?;
+    let rest = &meta[i + 8..];
+    let j = rest.find('s')?;
+    rest[..j].parse::<f64>().ok().map(|s| s.to_string())
+}
+
+fn expected_states(tsv: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut prev = String::new();
+    for line in tsv.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let mut it = line.split('\t');
+        let (Some(a), Some(b)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let label = if a == "+" {
+            format!("+{prev}")
+        } else {
+            prev = a.to_string();
+            a.to_string()
+        };
+        let st = if b.starts_with("SKIPPED") {
+            "SKIPPED".to_string()
+        } else {
+            b.to_string()
+        };
+        out.push((label, st));
+    }
+    out
+}
+
+/// Per-frame states from `--trace --json` lines, labelled like the kernel harness.
+fn cli_states(out: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for l in out.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
+        let Some(n) = v["frame"].as_u64() else {
+            continue;
+        };
+        let lab = n.to_string();
+        if v.get("skipped").is_some() {
+            m.insert(lab, "SKIPPED".to_string());
+        } else if v["reassembled"] == Value::Bool(true) {
+            m.insert(lab.clone(), "NOT_SEEN".to_string());
+            m.insert(
+                format!("+{lab}"),
+                v["ct_state"].as_str().unwrap_or("NOT_SEEN").to_string(),
+            );
+        } else {
+            m.insert(
+                lab,
+                v["ct_state"].as_str().unwrap_or("NOT_SEEN").to_string(),
+            );
+        }
+    }
+    m
+}
+
+#[test]
+fn path_input_reproduces_ct_expected_states() {
+    let Some(c) = corpus() else {
+        println!("SKIP: ../shared/corpus not found");
+        return;
+    };
+    let dir = c.join("ct-expected");
+    if !dir.is_dir() {
+        println!("SKIP: ../shared/corpus/ct-expected not found");
+        return;
+    }
+    let rules = tmp_ruleset("accept-input.nfr", ACCEPT_ALL);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".pkts.tsv").map(str::to_string))
+        .collect();
+    names.sort();
+    let (mut ok, mut total, mut files) = (0usize, 0usize, 0usize);
+    let mut bad = Vec::new();
+    for name in &names {
+        let pcap = c.join("pcaps").join(name);
+        if !pcap.exists() {
+            continue;
+        }
+        files += 1;
+        let tsv = std::fs::read_to_string(dir.join(format!("{name}.pkts.tsv"))).unwrap();
+        let meta =
+            std::fs::read_to_string(dir.join(format!("{name}.meta.json"))).unwrap_or_default();
+        let exp = expected_states(&tsv);
+        let mut per_engine = Vec::new();
+        for e in ENGINES {
+            let mut a = vec![
+                "run".to_string(),
+                "pcap".into(),
+                rules.to_str().unwrap().into(),
+                pcap.to_str().unwrap().into(),
+                "--path".into(),
+                "input".into(),
+                "--trace".into(),
+                "--json".into(),
+                "--engine".into(),
+                e.into(),
+            ];
+            if let Some(g) = gap_cap(&meta) {
+                a.push("--gap-cap".into());
+                a.push(g);
+            }
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let o = nfc(&a);
+            assert_eq!(o.status.code(), Some(0), "{name} {e}");
+            per_engine.push(cli_states(&stdout(&o)));
+        }
+        assert_eq!(per_engine[0], per_engine[1], "{name}: engines disagree");
+        let got = &per_engine[0];
+        for (lab, st) in &exp {
+            total += 1;
+            let g = got.get(lab).map(String::as_str).unwrap_or("(none)");
+            if g == st {
+                ok += 1;
+            } else {
+                bad.push(format!("{name} frame {lab}: kernel {st}, nfc {g}"));
+            }
+        }
+    }
+    println!("ct-expected through the CLI: {ok}/{total} packet states agree over {files} captures");
+    for b in bad.iter().take(20) {
+        println!("  {b}");
+    }
+    assert!(files >= 40, "expected the ct-expected captures");
+    assert_eq!(ok, total, "per-packet ct states differ from the kernel's");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Errors and edge cases.
+
+#[test]
+fn exit_codes() {
+    // Diagnostics in the ruleset: 1.
+    let o = nfc(&["run", "pcap", "examples/broken.nfr", "examples/server.pcap"]);
+    assert_eq!(o.status.code(), Some(1));
+    // Missing capture: 2.
+    let o = nfc(&["run", "pcap", "examples/server.nfr", "/nonexistent.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    // Not a capture: 2.
+    let o = nfc(&["run", "pcap", "examples/server.nfr", "examples/server.nfr"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn truncated_capture_reports_what_was_read() {
+    let src = std::fs::read(root().join("examples/server.pcap")).expect("examples/server.pcap");
+    // Cut in the middle of the 11th record.
+    let mut off = 24usize;
+    for _ in 0..10 {
+        let caplen = u32::from_le_bytes(src[off + 8..off + 12].try_into().unwrap()) as usize;
+        off += 16 + caplen;
+    }
+    let cut = tmp_ruleset("cut.pcap", "");
+    std::fs::write(&cut, &src[..off + 20]).unwrap();
+    let o = nfc(&[
+        "run",
+        "pcap",
+        "examples/server.nfr",
+        cut.to_str().unwrap(),
+        "--local",
+        "203.0.113.1",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("capture ends early"), "{err}");
+    assert!(stdout(&o).contains("frames: 10 "), "{}", stdout(&o));
+}
+
+#[test]
+fn written_pcaps_split_the_capture() {
+    let dir = std::env::temp_dir().join(format!("nfc-run-cli-w-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let acc = dir.join("acc.pcap");
+    let drp = dir.join("drop.pcap");
+    let o = nfc(&[
+        "run",
+        "pcap",
+        "examples/server.nfr",
+        "examples/server.pcap",
+        "--local",
+        "203.0.113.1",
+        "--write-accepted",
+        acc.to_str().unwrap(),
+        "--write-dropped",
+        drp.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let s = stdout(&o);
+    assert!(s.contains("wrote 21 accepted packet(s)"), "{s}");
+    assert!(s.contains("wrote 7 dropped packet(s)"), "{s}");
+    // The written files are captures nfc reads back, with the same frame counts.
+    for (f, n) in [(&acc, 21), (&drp, 7)] {
+        let o = nfc(&[
+            "run",
+            "pcap",
+            "examples/server.nfr",
+            f.to_str().unwrap(),
+            "--local",
+            "203.0.113.1",
+        ]);
+        assert!(
+            stdout(&o).contains(&format!("frames: {n} ")),
+            "{}",
+            stdout(&o)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The example captures are generated deterministically.
+
+#[path = "../examples/gen_captures.rs"]
+mod gen_captures;
+
+#[test]
+fn example_captures_regenerate_byte_identical() {
+    let dir = std::env::temp_dir().join(format!("nfc-run-cli-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let names = gen_captures::write_all(&dir).unwrap();
+    assert!(names.len() >= 2);
+    for n in names {
+        let fresh = std::fs::read(dir.join(&n)).unwrap();
+        let committed = std::fs::read(root().join("examples").join(&n)).unwrap_or_else(|_| {
+            panic!("examples/{n} missing: cargo run -p nfc --example gen_captures")
+        });
+        assert!(
+            fresh == committed,
+            "examples/{n} differs from what the generator writes: cargo run -p nfc --example gen_captures"
+        );
+    }
+}
