@@ -16,6 +16,10 @@ pub enum Emit {
     Hir,
     /// The register bytecode, per chain, in nft's `--debug=netlink` style.
     Bytecode,
+    /// iptables blobs: one `OUT.<table>.replace.bin` (`ipt_replace` + entries) per table.
+    Ipt,
+    /// An annotated hex dump of the iptables blobs, entry by entry.
+    IptHex,
 }
 
 #[derive(clap::Args, Debug)]
@@ -28,10 +32,25 @@ pub struct Args {
     /// Colours in diagnostics.
     #[arg(long, value_enum, default_value_t)]
     color: ColorChoice,
+    /// `--emit ipt|ipt-hex`: only this table (iptables or nft name).
+    #[arg(long)]
+    table: Option<String>,
+    /// `--emit ipt`: output prefix (default: FILE without `.nfr`).
+    #[arg(short = 'o', long)]
+    output: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     match args.emit {
+        Emit::Ipt => crate::ipt_cmds::emit_blobs(
+            &args.file,
+            args.table.as_deref(),
+            args.output.as_deref(),
+            args.color,
+        ),
+        Emit::IptHex => {
+            crate::ipt_cmds::emit_hex(&args.file, args.table.as_deref(), args.color)
+        }
         Emit::Ast => {
             let text = front::read_source(&args.file)?;
             let parsed = nfr_grammar::parse(&text);
