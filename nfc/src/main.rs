@@ -9,6 +9,7 @@ mod compile;
 mod fmt;
 mod front;
 mod ipt_cmds;
+mod run;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -39,6 +40,9 @@ enum Command {
     Import(ipt_cmds::ImportArgs),
     /// Compile a ruleset to iptables tables and install them in this network namespace (root).
     Load(ipt_cmds::LoadArgs),
+    /// Run a ruleset on traffic (`nfc run pcap RULES CAPTURE`).
+    #[command(subcommand)]
+    Run(run::RunCmd),
 }
 
 /// How diagnostics are printed.
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Decompile(a) => ipt_cmds::decompile(a),
         Command::Import(a) => ipt_cmds::import(a),
         Command::Load(a) => ipt_cmds::load(a),
+        Command::Run(c) => run::run(c),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
