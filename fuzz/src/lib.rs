@@ -1,0 +1,191 @@
+//! The fuzz entry functions: one per cargo-fuzz target, each a thin wrapper over the public API of the
+//! workspace crates that must never panic on hostile input (the ARCHITECTURE invariant "no input — text,
+//! packet, pcap, blob — ever panics"). The fuzz targets in `fuzz_targets/` call these, and the workspace test
+//! `nfc/tests/fuzz_regressions.rs` includes this very file (`#[path]`) to replay `fuzz/regressions/<target>/`
+//! on stable Rust, so a crash found by fuzzing stays a test after the fuzz run is gone.
+//!
+//! Errors returned by the crates are fine; only panics (and sanitizer findings) are bugs.
+#![forbid(unsafe_code)]
+
+use nfr_runtime::ct::{Conntrack, Nfct, Settings};
+use nfr_runtime::pcap::{PcapReader, linktype};
+use nfr_runtime::wire::parse_frame;
+use nfr_vm::{ChainId, Effects, Hook, PktState, State, Verdict, VerifiedProgram};
+
+/// Fixed IPv4 packets every executable table or program sees: a TCP SYN to port 22, a UDP datagram to
+/// port 53, an ICMP echo request, and the SYN cut short inside its TCP header.
+fn fixed_packets() -> [(Vec<u8>, PktState); 4] {
+    #[rustfmt::skip]
+    let syn: Vec<u8> = vec![
+        0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 192, 0, 2, 1, 10, 0, 0, 1,
+        0x9c, 0x40, 0, 22, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0, 0, 0, 0, 0,
+    ];
+    #[rustfmt::skip]
+    let udp: Vec<u8> = vec![
+        0x45, 0, 0, 32, 0, 2, 0, 0, 64, 17, 0, 0, 10, 0, 0, 2, 192, 0, 2, 53,
+        0x30, 0x39, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4,
+    ];
+    #[rustfmt::skip]
+    let icmp: Vec<u8> = vec![
+        0x45, 0, 0, 28, 0, 3, 0, 0, 1, 1, 0, 0, 198, 51, 100, 7, 10, 0, 0, 1,
+        8, 0, 0, 0, 0x12, 0x34, 0, 1,
+    ];
+    let short = syn.get(..26).unwrap_or(&[]).to_vec();
+    let state = |proto: u8, len: usize| PktState {
+        nhoff: 0,
+        thoff: 20,
+        has_th: true,
+        l4proto: proto,
+        nfproto: nfr_vm::pkt::NFPROTO_IPV4,
+        protocol: 0x0800,
+        len: len as u32,
+        ..PktState::default()
+    };
+    let (ls, lu, li, lt) = (syn.len(), udp.len(), icmp.len(), short.len());
+    [
+        (syn, state(6, ls)),
+        (udp, state(17, lu)),
+        (icmp, state(1, li)),
+        (short, state(6, lt)),
+    ]
+}
+
+/// Target `parse_check`: if `data` is UTF-8, parse it, print it canonically, check it and, when a `Hir`
+/// comes out, lower it to a verified program and run every chain of it on the fixed packets.
+pub fn parse_check(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let parsed = nfr_grammar::parse(text);
+    let printed = nfr_grammar::format(&parsed.file);
+    // The canonical form is text the parser must take too.
+    let _ = nfr_grammar::parse(&printed);
+    let (_sources, hir, _diags) = nfr_compiler::check::check_source("fuzz.nfr", text);
+    let Some(hir) = hir else {
+        return;
+    };
+    if let Ok(prog) = nfr_compiler::lower::lower_verified(&hir) {
+        run_program(&prog);
+    }
+}
+
+/// Runs every chain of a verified program on the fixed packets (interpreter).
+pub fn run_program(prog: &VerifiedProgram) {
+    let mut state = State::new(prog);
+    let mut fx = Effects::default();
+    for i in 0..prog.program().chains.len() {
+        for (pkt, st) in fixed_packets() {
+            let mut st = st;
+            fx.clear();
+            let _ = prog.run(&mut state, ChainId(i as u32), &pkt, &mut st, &mut fx);
+        }
+    }
+}
+
+/// Target `ipt_blob`: `data` as an `ipt_replace` blob — decode it, verify it (`translate_table`), and when it
+/// verifies, run the fixed packets through every hook of it with the `ipt_do_table` executor.
+pub fn ipt_blob(data: &[u8]) {
+    let decoded = nfr_ipt::decode(data);
+    if let Ok(table) = &decoded {
+        // A decoded table re-encodes (or says why not) without panicking.
+        let _ = nfr_ipt::encode(table);
+        let _ = nfr_ipt::save(table, true);
+    }
+    let Ok(verified) = nfr_ipt::verify(data) else {
+        return;
+    };
+    let Ok(mut ex) = nfr_ipt::ExecTable::new(verified) else {
+        return;
+    };
+    for hook in Hook::ALL {
+        for (pkt, st) in fixed_packets() {
+            let _ = ex.do_table(hook, &pkt, &st);
+        }
+    }
+}
+
+/// Link types `wire` picks from with its first byte.
+const LINKTYPES: [u16; 12] = [
+    linktype::NULL,
+    linktype::ETHERNET,
+    linktype::PPP,
+    linktype::RAW_OPENBSD,
+    linktype::RAW_BSDOS,
+    linktype::RAW,
+    linktype::LOOP,
+    linktype::LINUX_SLL,
+    linktype::IPV4,
+    linktype::IPV6,
+    linktype::LINUX_SLL2,
+    0xffff,
+];
+
+/// Conntrack settings for fuzzing: a small table (early drop happens), no checksum verification (so
+/// mutated packets get past the `*_error` checks), the FTP helper on port 21, events and accounting on.
+pub fn wire_settings() -> Settings {
+    Settings {
+        max: 512,
+        buckets: 64,
+        checksum: false,
+        acct: true,
+        events: true,
+        ftp_ports: vec![21],
+        ..Settings::default()
+    }
+}
+
+/// Target `wire`: byte 0 picks the link type (low nibble) and the hook (high nibble), byte 1 advances the
+/// virtual clock (in 0.1 s steps, so timeouts expire), the rest is the frame. The frame is parsed with
+/// `parse_frame`; an IP packet then goes through `conntrack_in`, `fill_pkt` and `confirm` on the persistent
+/// table `ct`, and is released, as the hook path does.
+pub fn wire(ct: &mut Conntrack, clock: &mut u64, data: &[u8]) {
+    let [sel, step, frame @ ..] = data else {
+        return;
+    };
+    let lt = LINKTYPES
+        .get(usize::from(sel & 0x0f) % LINKTYPES.len())
+        .copied()
+        .unwrap_or(linktype::RAW);
+    let hook = Hook::ALL
+        .get(usize::from(sel >> 4) % Hook::ALL.len())
+        .copied()
+        .unwrap_or(Hook::Prerouting);
+    *clock = clock.saturating_add(u64::from(*step) * 100_000_000);
+    let now = *clock;
+    let Ok(pi) = parse_frame(lt, frame) else {
+        return;
+    };
+    let mut st = PktState::default();
+    pi.fill(&mut st);
+    let l3 = pi.l3(frame);
+    let mut nfct = Nfct::None;
+    if ct.conntrack_in(l3, hook, now, &mut nfct) == Verdict::Accept {
+        ct.fill_pkt(&nfct, now, &mut st);
+        if ct.confirm(l3, now, &mut nfct) == Verdict::Accept {
+            ct.fill_pkt(&nfct, now, &mut st);
+        }
+    }
+    ct.release(&mut nfct);
+    let _ = ct.drain_events();
+    if step & 0x80 != 0 {
+        let _ = ct.gc(now);
+        let _ = ct.listing(now);
+    }
+}
+
+/// Target `pcap`: `data` as a pcap or pcapng file; read every frame (parsing each with `parse_frame`) until
+/// the end or an error.
+pub fn pcap(data: &[u8]) {
+    let Ok(mut reader) = PcapReader::new(data) else {
+        return;
+    };
+    // No cap on purpose: a reader that yields frames without consuming input shows up as a fuzzer timeout.
+    loop {
+        match reader.next_frame() {
+            Ok(Some(frame)) => {
+                let _ = parse_frame(frame.linktype, frame.data);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+}
