@@ -83,7 +83,9 @@ pub(crate) fn base(b: &mut FunctionBuilder, a: PktArgs, base: PayloadBase) -> (V
         }
         PayloadBase::Transport => {
             // transport_ok(): has_th && fragoff == 0
-            let has_th = b.ins().load(types::I8, f, a.st, offset_of!(PktState, has_th) as i32);
+            let has_th = b
+                .ins()
+                .load(types::I8, f, a.st, offset_of!(PktState, has_th) as i32);
             let has_th = b.ins().icmp_imm_u(IntCC::NotEqual, has_th, 0);
             let frag = b
                 .ins()
@@ -93,7 +95,9 @@ pub(crate) fn base(b: &mut FunctionBuilder, a: PktArgs, base: PayloadBase) -> (V
             (ok, u16_field(b, offset_of!(PktState, thoff)))
         }
         PayloadBase::Link => {
-            let has_ll = b.ins().load(types::I8, f, a.st, offset_of!(PktState, has_ll) as i32);
+            let has_ll = b
+                .ins()
+                .load(types::I8, f, a.st, offset_of!(PktState, has_ll) as i32);
             let ok = b.ins().icmp_imm_u(IntCC::NotEqual, has_ll, 0);
             (ok, u16_field(b, offset_of!(PktState, lloff)))
         }

@@ -20,8 +20,8 @@
 use crate::bounds::{self, PktArgs};
 use crate::env::{self, Env, verdict_code};
 use cranelift_codegen::ir::{
-    AbiParam, Block, Function, InstBuilder, JumpTableData, MemFlagsData, SigRef,
-    Signature, Value, condcodes::IntCC, types,
+    AbiParam, Block, Function, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature, Value,
+    condcodes::IntCC, types,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -148,7 +148,11 @@ pub(crate) fn build(
         }
     }
     let mut bases = [None; 3];
-    for pb in [PayloadBase::Link, PayloadBase::Network, PayloadBase::Transport] {
+    for pb in [
+        PayloadBase::Link,
+        PayloadBase::Network,
+        PayloadBase::Transport,
+    ] {
         if used_base[base_ix(pb)] {
             bases[base_ix(pb)] = Some(bounds::base(&mut b, a, pb));
         }
@@ -243,7 +247,6 @@ fn fl() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
 
-
 struct Tx<'p, 'b> {
     b: FunctionBuilder<'b>,
     prog: &'p VerifiedProgram,
@@ -285,9 +288,12 @@ impl Tx<'_, '_> {
     /// Leave the partition with `code` (resume position = the rule after `pos`).
     fn ret(&mut self, code: Value, pos: u32) {
         let r = self.b.ins().iconst(types::I32, i64::from(pos + 1));
-        self.b
-            .ins()
-            .store(MemFlagsData::trusted(), r, self.env, offset_of!(Env, resume) as i32);
+        self.b.ins().store(
+            MemFlagsData::trusted(),
+            r,
+            self.env,
+            offset_of!(Env, resume) as i32,
+        );
         self.b.ins().return_(&[code]);
     }
 
@@ -322,7 +328,10 @@ impl Tx<'_, '_> {
         let cont = self.b.create_block();
         let chk = self.b.create_block();
         let out = self.b.create_block();
-        let is_cont = self.b.ins().icmp_imm_u(IntCC::Equal, code, k(env::C_CONTINUE));
+        let is_cont = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::Equal, code, k(env::C_CONTINUE));
         self.b.ins().brif(is_cont, cont, &[], chk, &[]);
         self.b.switch_to_block(chk);
         self.b.seal_block(chk);
@@ -373,14 +382,19 @@ impl Tx<'_, '_> {
 
     /// A host-order u16 field stored as a word (bytes `to_le_bytes`, zero-padded).
     fn host16(&mut self, off: usize) -> Value {
-        let v = self.b.ins().uload16(types::I32, fl(), self.a.st, off as i32);
+        let v = self
+            .b
+            .ins()
+            .uload16(types::I32, fl(), self.a.st, off as i32);
         self.b.ins().bswap(v)
     }
 
-
     /// A host-order u16 field whose *big-endian* bytes are the register bytes (ports, protocol).
     fn be16(&mut self, off: usize) -> Value {
-        let v = self.b.ins().uload16(types::I32, fl(), self.a.st, off as i32);
+        let v = self
+            .b
+            .ins()
+            .uload16(types::I32, fl(), self.a.st, off as i32);
         self.b.ins().ishl_imm_u(v, 16)
     }
 
@@ -626,10 +640,12 @@ impl Tx<'_, '_> {
                 let pk = self.b.ins().iadd_imm_u(pk, 1);
                 self.b.ins().store(t, pk, addr, 0);
                 let by = self.b.ins().load(types::I64, t, addr, 8);
-                let l = self
-                    .b
-                    .ins()
-                    .load(types::I32, fl(), self.a.st, offset_of!(PktState, len) as i32);
+                let l = self.b.ins().load(
+                    types::I32,
+                    fl(),
+                    self.a.st,
+                    offset_of!(PktState, len) as i32,
+                );
                 let l = self.b.ins().uextend(types::I64, l);
                 let by = self.b.ins().iadd(by, l);
                 self.b.ins().store(t, by, addr, 8);
@@ -734,7 +750,10 @@ impl Tx<'_, '_> {
         let mut acc: Option<(Value, Value)> = None;
         for (x, y) in a.iter().zip(c).rev() {
             let lt = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, *x, k(*y));
-            let gt = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, *x, k(*y));
+            let gt = self
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThan, *x, k(*y));
             acc = Some(match acc {
                 None => (lt, gt),
                 Some((lt2, gt2)) => {
@@ -951,8 +970,11 @@ impl Tx<'_, '_> {
         let ranges: Vec<(u32, u32)> = elems.iter().map(|e| (e.0, e.1)).collect();
         self.tree(v, &ranges, &hits, 0, miss);
         // Hit paths.
-        let mut outcomes: Vec<(Block, Option<ElemData>)> =
-            hits.iter().zip(&elems).map(|(b, e)| (*b, Some(e.2))).collect();
+        let mut outcomes: Vec<(Block, Option<ElemData>)> = hits
+            .iter()
+            .zip(&elems)
+            .map(|(b, e)| (*b, Some(e.2)))
+            .collect();
         outcomes.push((miss, s.catchall));
         for (blk, found) in outcomes {
             self.b.switch_to_block(blk);
@@ -996,7 +1018,10 @@ impl Tx<'_, '_> {
         self.b.switch_to_block(chk);
         self.b.seal_block(chk);
         let right = self.b.create_block();
-        let gt = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, v, k(hi));
+        let gt = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedGreaterThan, v, k(hi));
         self.b.ins().brif(gt, right, &[], hits[first + mid], &[]);
         self.b.switch_to_block(left);
         self.b.seal_block(left);

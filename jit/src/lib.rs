@@ -293,7 +293,11 @@ impl JitProgram {
         let mut sp = 0usize;
         let (mut cur, mut pos) = (chain.0, 0u32);
         loop {
-            let parts = self.chains.get(cur as usize).map(|c| &c.0[..]).unwrap_or(&[]);
+            let parts = self
+                .chains
+                .get(cur as usize)
+                .map(|c| &c.0[..])
+                .unwrap_or(&[]);
             let i = parts.partition_point(|p| p.1 <= pos);
             let code = match parts.get(i) {
                 Some(&(start, _, f)) if start <= pos => {

@@ -38,13 +38,7 @@ fn run(prog: &VerifiedProgram, pkt: &[u8], st: &PktState) -> Verdict {
         compare(prog, &jit, &[(pkt.to_vec(), st.clone())]).unwrap_or_else(|e| panic!("{e}"));
         let mut s = State::new(prog);
         let mut st2 = st.clone();
-        let v = jit.run(
-            &mut s,
-            ChainId(0),
-            pkt,
-            &mut st2,
-            &mut Effects::default(),
-        );
+        let v = jit.run(&mut s, ChainId(0), pkt, &mut st2, &mut Effects::default());
         out = Some(v);
     }
     out.unwrap()
@@ -70,7 +64,11 @@ fn tcp_state(len: usize) -> PktState {
 
 #[test]
 fn range_boundaries() {
-    for (len, from, to) in [(1usize, 0x10u32, 0x20u32), (2, 1000, 2000), (4, 5, 0xfffffff0)] {
+    for (len, from, to) in [
+        (1usize, 0x10u32, 0x20u32),
+        (2, 1000, 2000),
+        (4, 5, 0xfffffff0),
+    ] {
         let enc = |v: u32| Data::new(&v.to_be_bytes()[4 - len..]).unwrap();
         for op in [RangeOp::Eq, RangeOp::Neq] {
             let prog = one_rule(vec![
@@ -91,8 +89,405 @@ fn range_boundaries() {
                 } else {
                     Verdict::Drop
                 };
-                assert_eq!(run(&prog, &pkt, &tcp_state(len)), want, "{len} {op:?} {v:#x}");
+                assert_eq!(
+                    run(&prog, &pkt, &tcp_state(len)),
+                    want,
+                    "{len} {op:?} {v:#x}"
+                );
             }
         }
     }
+}
+
+#[test]
+fn oob_loads_at_every_offset_and_length_break() {
+    // A 24-byte packet with a link header (lloff 0), network header at 4, transport at 12.
+    let pkt: Vec<u8> = (1..=24).collect();
+    for base in [
+        PayloadBase::Link,
+        PayloadBase::Network,
+        PayloadBase::Transport,
+    ] {
+        let boff = match base {
+            PayloadBase::Link => 0usize,
+            PayloadBase::Network => 4,
+            PayloadBase::Transport => 12,
+        };
+        for len in [1u8, 2, 3, 4, 5, 8, 16] {
+            for off in 0..=26u32 {
+                // Compare the loaded bytes with the packet's own bytes: in bounds → accept.
+                let start = boff + off as usize;
+                let end = start + usize::from(len);
+                let expect_bytes: Vec<u8> = (0..usize::from(len))
+                    .map(|i| (start + i + 1) as u8)
+                    .collect();
+                let prog = one_rule(vec![
+                    Insn::payload(base, off, len, R0),
+                    Insn::cmp_eq(R0, Data::new(&expect_bytes).unwrap()),
+                    accept(),
+                ]);
+                for cut in [pkt.len(), end.saturating_sub(1), end, end + 1] {
+                    let cut = cut.min(pkt.len());
+                    let st = PktState {
+                        lloff: 0,
+                        nhoff: 4,
+                        thoff: 12,
+                        has_ll: true,
+                        has_th: true,
+                        len: cut as u32,
+                        ..Default::default()
+                    };
+                    let want = if end <= cut {
+                        Verdict::Accept
+                    } else {
+                        Verdict::Drop
+                    };
+                    assert_eq!(
+                        run(&prog, &pkt[..cut], &st),
+                        want,
+                        "{base:?} off {off} len {len} cut {cut}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn missing_headers_break() {
+    let pkt = [0x45u8; 40];
+    for (base, st) in [
+        (PayloadBase::Link, PktState::default()),
+        (PayloadBase::Transport, PktState::default()),
+        (
+            PayloadBase::Transport,
+            PktState {
+                has_th: true,
+                thoff: 20,
+                fragoff: 8,
+                ..Default::default()
+            },
+        ),
+    ] {
+        let prog = one_rule(vec![
+            Insn::payload(base, 0, 1, R0),
+            Insn::cmp_eq(R0, Data::u8(0x45)),
+            accept(),
+        ]);
+        assert_eq!(run(&prog, &pkt, &st), Verdict::Drop, "{base:?}");
+    }
+}
+
+#[test]
+fn every_terminal_verdict() {
+    for (v, want) in [
+        (ChainVerdict::Accept, Verdict::Accept),
+        (ChainVerdict::Drop, Verdict::Drop),
+        (ChainVerdict::Stolen, Verdict::Stolen),
+        (ChainVerdict::Repeat, Verdict::Repeat),
+        (
+            ChainVerdict::Queue {
+                num: 7,
+                bypass: true,
+            },
+            Verdict::Queue {
+                num: 7,
+                bypass: true,
+            },
+        ),
+        (ChainVerdict::Continue, Verdict::Drop),
+        (ChainVerdict::Break, Verdict::Drop),
+        (ChainVerdict::Return, Verdict::Drop),
+    ] {
+        let prog = one_rule(vec![Insn::ImmVerdict(v)]);
+        assert_eq!(run(&prog, &[], &PktState::default()), want, "{v:?}");
+    }
+    let prog = one_rule(vec![Insn::Queue {
+        num: 3,
+        total: 1,
+        bypass: false,
+        fanout: false,
+    }]);
+    assert_eq!(
+        run(&prog, &[], &PktState::default()),
+        Verdict::Queue {
+            num: 3,
+            bypass: false
+        }
+    );
+}
+
+/// base: jump a; counter c0; accept. a: jump b; counter c1; return. b: goto d. d: counter c2.
+#[test]
+fn jump_goto_return_and_resume() {
+    let mut p = Program::new();
+    let base = p.add_base_chain("base", Hook::Input, 0, Policy::Drop);
+    let a = p.add_chain("a");
+    let b = p.add_chain("b");
+    let d = p.add_chain("d");
+    let c: Vec<_> = (0..3).map(|_| p.add_counter()).collect();
+    p.add_rule(base, vec![Insn::ImmVerdict(ChainVerdict::Jump(a))]);
+    p.add_rule(base, vec![Insn::Counter(c[0]), accept()]);
+    p.add_rule(a, vec![Insn::ImmVerdict(ChainVerdict::Jump(b))]);
+    p.add_rule(
+        a,
+        vec![Insn::Counter(c[1]), Insn::ImmVerdict(ChainVerdict::Return)],
+    );
+    p.add_rule(a, vec![Insn::ImmVerdict(ChainVerdict::Drop)]);
+    p.add_rule(b, vec![Insn::ImmVerdict(ChainVerdict::Goto(d))]);
+    p.add_rule(b, vec![Insn::ImmVerdict(ChainVerdict::Drop)]);
+    p.add_rule(d, vec![Insn::Counter(c[2])]);
+    let prog = p.verify().unwrap();
+    for o in both_opts() {
+        let jit = JitProgram::compile_with(&prog, &o).unwrap();
+        let mut s = State::new(&prog);
+        let mut st = PktState {
+            len: 10,
+            ..Default::default()
+        };
+        let v = jit.run(&mut s, base, &[], &mut st, &mut Effects::default());
+        assert_eq!(v, Verdict::Accept);
+        assert_eq!(
+            s.counters
+                .iter()
+                .map(|c| (c.packets, c.bytes))
+                .collect::<Vec<_>>(),
+            vec![(1, 10), (1, 10), (1, 10)]
+        );
+        // Entering the user chain directly: runs off its end → accept.
+        let v = jit.run(&mut s, d, &[], &mut st, &mut Effects::default());
+        assert_eq!(v, Verdict::Accept);
+    }
+}
+
+#[test]
+fn meta_and_ct_keys_match_the_interpreter() {
+    let mut r = Rng::new(7);
+    let keys = [
+        MetaKey::Len,
+        MetaKey::Protocol,
+        MetaKey::Nfproto,
+        MetaKey::L4proto,
+        MetaKey::Mark,
+        MetaKey::Iif,
+        MetaKey::Oif,
+        MetaKey::Iifname,
+        MetaKey::Oifname,
+        MetaKey::Iiftype,
+        MetaKey::Oiftype,
+        MetaKey::Pkttype,
+        MetaKey::Skuid,
+        MetaKey::Skgid,
+    ];
+    for _ in 0..40 {
+        let st = random_pkt_state(&mut r, 30);
+        let mut p = Program::new();
+        let c = p.add_base_chain("c", Hook::Input, 0, Policy::Drop);
+        // Each key: load, store into the mark via an exact compare against the true value,
+        // so every rule must *match* on both engines.
+        for key in keys {
+            let mut s2 = st.clone();
+            let mut probe = Program::new();
+            let pc = probe.add_base_chain("p", Hook::Input, 0, Policy::Accept);
+            probe.add_rule(pc, vec![Insn::meta(key, R0)]);
+            let _ = probe.verify().unwrap().run(
+                &mut State::default(),
+                pc,
+                &[],
+                &mut s2,
+                &mut Effects::default(),
+            );
+            let ctr = p.add_counter();
+            p.add_rule(c, vec![Insn::meta(key, R0), Insn::Counter(ctr)]);
+        }
+        for key in [
+            CtKey::State,
+            CtKey::Direction,
+            CtKey::Status,
+            CtKey::Mark,
+            CtKey::Expiration,
+            CtKey::Helper,
+            CtKey::L3protocol,
+            CtKey::Protocol,
+            CtKey::Zone,
+            CtKey::Id,
+        ] {
+            let ctr = p.add_counter();
+            p.add_rule(
+                c,
+                vec![
+                    Insn::Ct {
+                        key,
+                        dir: None,
+                        dreg: R0,
+                    },
+                    Insn::Counter(ctr),
+                ],
+            );
+        }
+        for key in [
+            CtKey::Src,
+            CtKey::Dst,
+            CtKey::SrcIp,
+            CtKey::DstIp,
+            CtKey::SrcIp6,
+            CtKey::DstIp6,
+            CtKey::ProtoSrc,
+            CtKey::ProtoDst,
+            CtKey::Zone,
+        ] {
+            for dir in [CtDir::Original, CtDir::Reply] {
+                let ctr = p.add_counter();
+                p.add_rule(
+                    c,
+                    vec![
+                        Insn::Ct {
+                            key,
+                            dir: Some(dir),
+                            dreg: R0,
+                        },
+                        // Copy the value out through a payload write request (exact bytes).
+                        Insn::PayloadWrite {
+                            base: PayloadBase::Network,
+                            offset: 0,
+                            len: key.size() as u8,
+                            sreg: R0,
+                            csum_type: 0,
+                            csum_offset: 0,
+                            csum_flags: 0,
+                        },
+                        Insn::Counter(ctr),
+                    ],
+                );
+            }
+        }
+        let prog = p.verify().unwrap();
+        let _ = run(&prog, &[0u8; 30], &st);
+    }
+}
+
+#[test]
+fn statements_and_effects() {
+    let mut p = Program::new();
+    let c = p.add_base_chain("c", Hook::Input, 0, Policy::Accept);
+    let lim = p.add_limit(LimitSpec {
+        rate: 1,
+        unit: 1,
+        burst: 1,
+        ty: LimitType::Packets,
+        invert: false,
+    });
+    let ctr = p.add_counter();
+    p.add_rule(
+        c,
+        vec![
+            Insn::Immediate {
+                dreg: R1,
+                data: Data::host32(0x1234),
+            },
+            Insn::MetaSet {
+                key: MetaSetKey::Mark,
+                sreg: R1,
+            },
+            Insn::CtSet {
+                key: CtSetKey::Mark,
+                sreg: R1,
+            },
+            Insn::Log(Box::new(LogSpec {
+                prefix: Some("x".into()),
+                ..Default::default()
+            })),
+            Insn::Notrack,
+            Insn::Limit(lim),
+            Insn::Counter(ctr),
+        ],
+    );
+    p.add_rule(c, vec![Insn::Reject { ty: 1, code: 3 }]);
+    let prog = p.verify().unwrap();
+    let st = PktState {
+        ct_valid: true,
+        ct_state: ct_state::NEW,
+        len: 20,
+        ..Default::default()
+    };
+    assert_eq!(run(&prog, &[0; 20], &st), Verdict::Drop);
+    // Many packets at the same instant: the limit runs out, both engines agree each time.
+    for o in both_opts() {
+        let jit = JitProgram::compile_with(&prog, &o).unwrap();
+        let pkts: Vec<_> = (0..8).map(|_| (vec![0u8; 20], st.clone())).collect();
+        common::compare(&prog, &jit, &pkts).unwrap();
+        let mut s = State::new(&prog);
+        let mut fx = Effects::default();
+        let mut st2 = st.clone();
+        jit.run(&mut s, c, &[0; 20], &mut st2, &mut fx);
+        assert_eq!(st2.mark, 0x1234);
+        assert!(fx.mark_set && fx.ct_mark_set && fx.logs.len() == 1);
+        assert_eq!(fx.reject, Some((1, 3)));
+    }
+}
+
+#[test]
+fn set_lookups_inline_and_helper_agree() {
+    for n in [3usize, 200] {
+        for kind in [SetKind::Hash, SetKind::Interval] {
+            let mut p = Program::new();
+            let c = p.add_base_chain("c", Hook::Input, 0, Policy::Drop);
+            let mut s = Set::new("ports", 2, SetDataType::Verdict, kind.clone());
+            for i in 0..n as u16 {
+                let v = if i % 2 == 0 {
+                    ChainVerdict::Accept
+                } else {
+                    ChainVerdict::Continue
+                };
+                s.insert(&(i * 3).to_be_bytes(), ElemData::Verdict(v));
+            }
+            let set = p.add_set(s);
+            p.add_rule(
+                c,
+                vec![
+                    Insn::payload(PayloadBase::Transport, 2, 2, R0),
+                    Insn::Lookup {
+                        sreg: R0,
+                        set,
+                        dest: LookupDest::Verdict,
+                        invert: false,
+                    },
+                    Insn::ImmVerdict(ChainVerdict::Stolen),
+                ],
+            );
+            let prog = p.verify().unwrap();
+            for port in 0..(3 * n as u16 + 3) {
+                let mut pkt = vec![0u8; 24];
+                pkt[22..24].copy_from_slice(&port.to_be_bytes());
+                let want = match (port % 3, (port / 3) % 2) {
+                    _ if port >= 3 * n as u16 => Verdict::Drop,
+                    (0, 0) => Verdict::Accept,
+                    (0, _) => Verdict::Stolen,
+                    _ => Verdict::Drop,
+                };
+                assert_eq!(
+                    run(&prog, &pkt, &tcp_state(24)),
+                    want,
+                    "{n} {kind:?} {port}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn clif_text_has_one_function_per_partition() {
+    let prog = one_rule(vec![
+        Insn::payload(PayloadBase::Network, 9, 1, R0),
+        Insn::cmp_eq(R0, Data::u8(6)),
+        accept(),
+    ]);
+    let text = nfr_jit::clif(&prog).unwrap();
+    assert!(
+        text.starts_with("; chain c (#0) rules 0..1\nfunction u0:0("),
+        "{text}"
+    );
+    assert!(text.contains("br_table"));
+    assert!(text.contains("uload8"));
+    let _ = (pkt::NFPROTO_IPV4, ifname("x"));
 }

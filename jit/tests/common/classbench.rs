@@ -79,7 +79,11 @@ fn addr_match(v: &mut Vec<Insn>, off: u32, (a, plen): (u32, u32)) {
         return;
     }
     v.push(Insn::payload(PayloadBase::Network, off, 4, Reg(0)));
-    let mask = if plen >= 32 { u32::MAX } else { !(u32::MAX >> plen) };
+    let mask = if plen >= 32 {
+        u32::MAX
+    } else {
+        !(u32::MAX >> plen)
+    };
     if plen < 32 {
         v.push(Insn::Bitwise {
             sreg: Reg(0),

@@ -347,7 +347,11 @@ impl Gen<'_> {
                     None
                 };
                 let reg = self.reg(key.size().div_ceil(4));
-                v.push(Insn::Ct { key, dir, dreg: reg });
+                v.push(Insn::Ct {
+                    key,
+                    dir,
+                    dreg: reg,
+                });
                 self.test(v, reg, key.size(), chain);
             }
             8 => {
@@ -613,7 +617,11 @@ pub fn random_pkt_state(r: &mut Rng, len: usize) -> PktState {
         has_th: r.chance(3, 4),
         is_fragment: false,
         l4proto: [6u8, 17, 1, 58][r.below(4) as usize],
-        nfproto: if v6 { pkt::NFPROTO_IPV6 } else { pkt::NFPROTO_IPV4 },
+        nfproto: if v6 {
+            pkt::NFPROTO_IPV6
+        } else {
+            pkt::NFPROTO_IPV4
+        },
         pkttype: r.below(4) as u8,
         protocol: if v6 { 0x86dd } else { 0x0800 },
         len: len as u32,
@@ -632,7 +640,8 @@ pub fn random_pkt_state(r: &mut Rng, len: usize) -> PktState {
     };
     if r.chance(2, 3) {
         st.ct_valid = true;
-        st.ct_state = [ct_state::NEW, ct_state::ESTABLISHED, ct_state::RELATED][r.below(3) as usize];
+        st.ct_state =
+            [ct_state::NEW, ct_state::ESTABLISHED, ct_state::RELATED][r.below(3) as usize];
         st.ct_status = r.below(16) as u32;
         st.ct_mark = r.below(3) as u32;
         st.ct_direction = r.below(2) as u8;
