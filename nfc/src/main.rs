@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod check;
 mod compile;
 mod fmt;
@@ -43,6 +44,8 @@ enum Command {
     /// Run a ruleset on traffic (`nfc run pcap RULES CAPTURE`).
     #[command(subcommand)]
     Run(run::RunCmd),
+    /// Rule-evaluation speed of the interpreter and the JIT on a capture's packets, side by side.
+    Bench(bench::Args),
 }
 
 /// How diagnostics are printed.
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Import(a) => ipt_cmds::import(a),
         Command::Load(a) => ipt_cmds::load(a),
         Command::Run(c) => run::run(c),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -35,8 +35,14 @@ fn nfc(args: &[&str]) -> Output {
         .expect("run nfc")
 }
 
-/// Engines to compare; `ipt` only for rulesets that lower to iptables (the caller decides).
-const ENGINES: [&str; 2] = ["interp", "jit"];
+/// Engines to compare (every ruleset used here lowers to iptables, so `ipt` runs too).
+const ENGINES: [&str; 3] = ["interp", "jit", "ipt"];
+
+/// The part of a report every engine prints the same way: everything before the ruleset listing (which is
+/// `nft list ruleset` for interp/jit and `iptables -L -v -x` for ipt).
+fn summary_part(report: &str) -> String {
+    stable(report.split("\n\n").next().unwrap_or(""))
+}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -59,7 +65,7 @@ fn tmp_ruleset(name: &str, text: &str) -> PathBuf {
     p
 }
 
-const ACCEPT_ALL: &str = "table inet t {\n\tchain c {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tcounter\n\t}\n}\n";
+const ACCEPT_ALL: &str = "table ip t {\n\tchain c {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tcounter\n\t}\n}\n";
 
 // ---------------------------------------------------------------------------------------------------------
 // The example rulesets over the example captures.
@@ -70,6 +76,8 @@ struct Case {
     args: &'static [&'static str],
     /// Lines that must appear in the report (verdict summary and counters, exactly).
     expect: &'static [&'static str],
+    /// Lines of the `--engine ipt` listing (iptables -L -v -x counters).
+    ipt_expect: &'static [&'static str],
 }
 
 const CASES: &[Case] = &[
@@ -89,6 +97,17 @@ const CASES: &[Case] = &[
             "\t\ttcp dport { 80, 443 } ct state new counter packets 2 bytes 80 accept",
             "\t\ticmp type echo-request limit rate 5/second counter packets 5 bytes 225 accept",
             "\t\tcounter packets 4 bytes 165 drop",
+        ],
+        ipt_expect: &[
+            "Chain INPUT (policy DROP 0 packets, 0 bytes)",
+            "       7        314 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "       2         80 -m conntrack --ctstate INVALID -j DROP",
+            "       1         40 -s 192.0.2.0/24 -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT",
+            "       2         80 -p tcp -m multiport --dports 80,443 -m conntrack --ctstate NEW -j ACCEPT",
+            "       5        225 -p icmp -m icmp --icmp-type 8 -m limit --limit 5/sec -j ACCEPT",
+            "       4        165 -j DROP",
+            "Chain FORWARD (policy DROP 1 packets, 40 bytes)",
+            "Chain OUTPUT (policy ACCEPT 6 packets, 275 bytes)",
         ],
     },
     Case {
@@ -114,6 +133,14 @@ const CASES: &[Case] = &[
             "\t\tiifname \"eth1\" oifname \"eth0\" counter packets 1 bytes 40 accept",
             "\t\tiifname \"eth0\" ip daddr 192.168.1.10 tcp dport 8080 ct status dnat counter packets 0 bytes 0 accept",
         ],
+        ipt_expect: &[
+            "Chain FORWARD (policy DROP 1 packets, 40 bytes)",
+            "       4        180 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "       1         40 -m conntrack --ctstate INVALID -j DROP",
+            "       1         40 -i eth1 -o eth0 -j ACCEPT",
+            "       1         40 -i eth0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 192.168.1.10:8080",
+            "       1         40 -s 192.168.1.0/24 -o eth0 -j MASQUERADE",
+        ],
     },
 ];
 
@@ -135,7 +162,12 @@ fn examples_exact_and_engines_agree() {
             let o = nfc(&a);
             assert_eq!(o.status.code(), Some(0), "{} {e}: {o:?}", c.rules);
             let s = stdout(&o);
-            for want in c.expect {
+            // The nft listing lines (tab-indented) are checked for interp and jit; ipt lists iptables-style.
+            for want in c
+                .expect
+                .iter()
+                .filter(|w| e != "ipt" || !w.starts_with('\t'))
+            {
                 assert!(
                     s.lines().any(|l| l == *want),
                     "{} on {} ({e}): missing line {want:?} in\n{s}",
@@ -143,13 +175,32 @@ fn examples_exact_and_engines_agree() {
                     c.capture
                 );
             }
-            outs.push((e, stable(&s)));
+            outs.push((e, s));
         }
+        // interp and jit: the whole report; ipt: everything but the listing, which is in iptables form.
+        assert_eq!(
+            stable(&outs[0].1),
+            stable(&outs[1].1),
+            "{}: interp and jit differ",
+            c.rules
+        );
         for w in outs.windows(2) {
             assert_eq!(
-                w[0].1, w[1].1,
+                summary_part(&w[0].1),
+                summary_part(&w[1].1),
                 "{}: {} and {} differ",
-                c.rules, w[0].0, w[1].0
+                c.rules,
+                w[0].0,
+                w[1].0
+            );
+        }
+        // The iptables counters equal the nft ones for the same rules.
+        let ipt = &outs[2].1;
+        for want in c.ipt_expect {
+            assert!(
+                ipt.lines().any(|l| l == *want),
+                "{} (ipt): missing line {want:?} in\n{ipt}",
+                c.rules
             );
         }
     }
@@ -197,15 +248,35 @@ fn trace_json_one_object_per_frame_and_engines_agree() {
         let last = lines.last().unwrap();
         assert!(last.get("report").is_some());
         // Per-packet part must agree between engines (the report has timings).
+        // Per-packet fields every engine reports the same way (rule texts differ: nft vs iptables syntax).
         outs.push(
             frames
                 .iter()
-                .map(|v| v.to_string())
+                .map(|v| {
+                    format!(
+                        "{} {} {} {} {}",
+                        v["frame"], v["ct_state"], v["verdict"], v["hooks"], v["stopped_at"]
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\n"),
         );
+        if e == "interp" {
+            // The ssh SYN matched the ssh rule, by its text as written.
+            assert_eq!(
+                frames[0]["rules"][0]["rule"],
+                "tcp dport 22 ip saddr $admin_net ct state new counter accept"
+            );
+        }
+        if e == "ipt" {
+            assert_eq!(
+                frames[0]["rules"][0]["rule"],
+                "-A INPUT -s 192.0.2.0/24 -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT"
+            );
+        }
     }
     assert_eq!(outs[0], outs[1]);
+    assert_eq!(outs[0], outs[2]);
 }
 
 #[test]
@@ -336,7 +407,14 @@ fn corpus_pcaps_never_panic_on_any_engine() {
                 }
             }
             let mut v = v;
-            for k in ["time_s", "packets_per_s", "engine", "engine_note"] {
+            for k in [
+                "time_s",
+                "packets_per_s",
+                "engine",
+                "engine_note",
+                "counters",
+                "ruleset",
+            ] {
                 v[k] = Value::Null;
             }
             reports.push(v.to_string());
@@ -469,7 +547,12 @@ fn path_input_reproduces_ct_expected_states() {
             assert_eq!(o.status.code(), Some(0), "{name} {e}");
             per_engine.push(cli_states(&stdout(&o)));
         }
-        assert_eq!(per_engine[0], per_engine[1], "{name}: engines disagree");
+        for (i, e) in ENGINES.iter().enumerate().skip(1) {
+            assert_eq!(
+                per_engine[0], per_engine[i],
+                "{name}: interp and {e} disagree"
+            );
+        }
         let got = &per_engine[0];
         for (lab, st) in &exp {
             total += 1;

@@ -99,6 +99,14 @@ pub struct TraceStep {
     /// ipt: offsets of the entries whose counters went up.
     pub ipt_trail: Vec<u32>,
     pub verdict: Verdict,
+    /// Position among all steps recorded in this process (orders the steps of several engines of one packet).
+    pub order: u64,
+}
+
+static TRACE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn next_order() -> u64 {
+    TRACE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 enum Backend {
@@ -320,6 +328,7 @@ impl Engine for ChainEntry {
                 events: fx.trace.clone(),
                 ipt_trail: Vec::new(),
                 verdict: v,
+                order: next_order(),
             });
         }
         e.stats = stats;
@@ -432,6 +441,7 @@ impl Engine for IptEntry {
                 events: Vec::new(),
                 ipt_trail: out.trail.clone(),
                 verdict: out.verdict,
+                order: next_order(),
             });
         }
         out.verdict
@@ -442,20 +452,20 @@ impl Engine for IptEntry {
     }
 }
 
-/// Registers an iptables table on each of its valid hooks at `priority` (IPv4 only). `spec` is an index the
-/// caller uses to name the table in traces.
+/// Registers an iptables table (IPv4) on each of its hooks at the given priorities (`NF_IP_PRI_*` of the table;
+/// nat uses dstnat on PREROUTING/OUTPUT and srcnat on INPUT/POSTROUTING). `spec` is an index the caller uses to
+/// name the table in traces.
 pub fn register_ipt(
     hooks: &mut Hooks,
     shared: &SharedIpt,
-    hooks_valid: &[Hook],
-    priority: i32,
+    at: &[(Hook, i32)],
     spec: usize,
 ) -> Result<(), HookError> {
     let (nat, name) = {
         let e = shared.borrow();
         (e.name == "nat", e.name.clone())
     };
-    for &h in hooks_valid {
+    for &(h, priority) in at {
         hooks.register(
             nfr_vm::pkt::NFPROTO_IPV4,
             h,
@@ -469,6 +479,32 @@ pub fn register_ipt(
         )?;
     }
     Ok(())
+}
+
+/// The hooks and priorities of an iptables table (`iptable_*` modules), by name and `valid_hooks` mask.
+pub fn ipt_table_hooks(name: &str, valid_hooks: u32) -> Vec<(Hook, i32)> {
+    use crate::hook::priority as p;
+    [
+        Hook::Prerouting,
+        Hook::Input,
+        Hook::Forward,
+        Hook::Output,
+        Hook::Postrouting,
+    ]
+    .into_iter()
+    .filter(|h| valid_hooks & (1 << (*h as u32)) != 0)
+    .map(|h| {
+        let prio = match name {
+            "raw" => p::RAW,
+            "mangle" => p::MANGLE,
+            "nat" if matches!(h, Hook::Prerouting | Hook::Output) => p::NAT_DST,
+            "nat" => p::NAT_SRC,
+            "security" => p::SECURITY,
+            _ => p::FILTER,
+        };
+        (h, prio)
+    })
+    .collect()
 }
 
 #[cfg(test)]

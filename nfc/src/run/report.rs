@@ -117,6 +117,8 @@ pub struct Collector {
     rule_text: Vec<(String, String)>,
     chain_labels: Vec<String>,
     chain_names: Vec<String>,
+    /// `--engine ipt`: per table (index = trace spec), its name and entry offset -> rule text.
+    ipt_entries: Vec<(String, BTreeMap<u32, String>)>,
     ct_list: bool,
     out: String,
 }
@@ -168,6 +170,20 @@ impl Collector {
                 .iter()
                 .map(|c| c.name.clone())
                 .collect(),
+            ipt_entries: setup
+                .ipt
+                .iter()
+                .map(|t| {
+                    (
+                        t.table.name.clone(),
+                        t.labels
+                            .iter()
+                            .zip(&t.entry_text)
+                            .map(|(l, x)| (l.offset, x.clone()))
+                            .collect(),
+                    )
+                })
+                .collect(),
             ct_list: args.ct_list,
             out: String::new(),
         })
@@ -185,6 +201,31 @@ impl Collector {
     fn trace_rules(&self, r: &FrameRecord) -> Vec<Value> {
         let mut v = Vec::new();
         for step in &r.trace {
+            if let Some((tname, texts)) = self.ipt_entries.get(step.spec)
+                && step.events.is_empty()
+            {
+                let n = step.ipt_trail.len();
+                for (k, off) in step.ipt_trail.iter().enumerate() {
+                    let text = texts.get(off).cloned().unwrap_or_default();
+                    let chain = format!("iptables {tname}");
+                    if text.ends_with(" policy") {
+                        v.push(json!({
+                            "hook": step.hook.name(),
+                            "chain": chain,
+                            "policy": verdict_name(step.verdict),
+                        }));
+                    } else {
+                        v.push(json!({
+                            "hook": step.hook.name(),
+                            "chain": chain,
+                            "handle": off,
+                            "rule": text,
+                            "verdict": if k + 1 == n { verdict_name(step.verdict) } else { "continue".to_string() },
+                        }));
+                    }
+                }
+                continue;
+            }
             for ev in &step.events {
                 match *ev {
                     TraceEvent::Rule {
@@ -397,7 +438,11 @@ impl Collector {
         } else {
             0.0
         };
-        let ruleset = annotated_ruleset(setup, &end);
+        let ruleset = if setup.ipt.is_empty() {
+            annotated_ruleset(setup, &end)
+        } else {
+            ipt_listing(setup, &end)
+        };
         let kind = end.kind.map_or("interp", |k| k.name());
         if self.json {
             let mut verdicts = serde_json::Map::new();
@@ -406,7 +451,10 @@ impl Collector {
                 let e = verdicts.entry(hook).or_insert_with(|| json!({}));
                 e[*v] = json!(n);
             }
-            let counters: Vec<Value> = end
+            let counters: Vec<Value> = if !setup.ipt.is_empty() {
+                ipt_counters_json(setup, &end)
+            } else {
+                end
                 .counters
                 .iter()
                 .enumerate()
@@ -419,7 +467,8 @@ impl Collector {
                         .unwrap_or_default();
                     json!({"chain": chain, "rule": rule, "packets": c.packets, "bytes": c.bytes})
                 })
-                .collect();
+                .collect()
+            };
             let doc = json!({
                 "engine": kind,
                 "engine_note": end.fallback,
@@ -660,4 +709,109 @@ fn expand_defines(text: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `iptables -L -v -x` layout (chain headers with policy counters, exact packet and byte counts per rule), the
+/// rules written in iptables-save syntax.
+pub fn ipt_listing(setup: &Setup, end: &RunEnd) -> String {
+    use nfr_ipt::blob::EntryRole;
+    let mut out = String::new();
+    for (ti, t) in setup.ipt.iter().enumerate() {
+        let counters = end.ipt_counters.get(ti);
+        let _ = writeln!(
+            out,
+            "# table {} (iptables -t {} -L -v -x)",
+            t.table.name, t.table.name
+        );
+        let mut cur = String::new();
+        for (i, l) in t.labels.iter().enumerate() {
+            let c = counters.and_then(|c| c.get(i)).copied().unwrap_or_default();
+            if l.chain != cur && !l.chain.is_empty() {
+                if !cur.is_empty() {
+                    out.push('\n');
+                }
+                cur = l.chain.clone();
+                if is_builtin(&l.chain) {
+                    // The policy entry is the chain's last entry.
+                    let pol = t
+                        .labels
+                        .iter()
+                        .enumerate()
+                        .find(|(_, x)| x.chain == l.chain && x.role == EntryRole::Policy);
+                    let (pc, policy) = match pol {
+                        Some((pi, _)) => (
+                            counters
+                                .and_then(|c| c.get(pi))
+                                .copied()
+                                .unwrap_or_default(),
+                            t.table
+                                .builtins
+                                .iter()
+                                .find(|b| nfr_ipt::hook_chain_name(b.hook) == l.chain)
+                                .map_or("ACCEPT", |b| {
+                                    if b.policy == nfr_ipt::Policy::Accept {
+                                        "ACCEPT"
+                                    } else {
+                                        "DROP"
+                                    }
+                                }),
+                        ),
+                        None => (nfr_ipt::Counters::default(), "ACCEPT"),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "Chain {} (policy {policy} {} packets, {} bytes)",
+                        l.chain, pc.pcnt, pc.bcnt
+                    );
+                } else {
+                    let _ = writeln!(out, "Chain {}", l.chain);
+                }
+                let _ = writeln!(out, "{:>8} {:>10} rule", "pkts", "bytes");
+            }
+            if let EntryRole::Rule(_) = l.role {
+                let spec = t.entry_text.get(i).cloned().unwrap_or_default();
+                let spec = spec
+                    .strip_prefix(&format!("-A {}", l.chain))
+                    .unwrap_or(&spec)
+                    .trim()
+                    .to_string();
+                let _ = writeln!(out, "{:>8} {:>10} {spec}", c.pcnt, c.bcnt);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn is_builtin(chain: &str) -> bool {
+    matches!(
+        chain,
+        "PREROUTING" | "INPUT" | "FORWARD" | "OUTPUT" | "POSTROUTING"
+    )
+}
+
+fn ipt_counters_json(setup: &Setup, end: &RunEnd) -> Vec<Value> {
+    use nfr_ipt::blob::EntryRole;
+    let mut v = Vec::new();
+    for (ti, t) in setup.ipt.iter().enumerate() {
+        for (i, l) in t.labels.iter().enumerate() {
+            if !matches!(l.role, EntryRole::Rule(_) | EntryRole::Policy) {
+                continue;
+            }
+            let c = end
+                .ipt_counters
+                .get(ti)
+                .and_then(|c| c.get(i))
+                .copied()
+                .unwrap_or_default();
+            v.push(json!({
+                "table": t.table.name,
+                "chain": l.chain,
+                "rule": t.entry_text.get(i).cloned().unwrap_or_default(),
+                "packets": c.pcnt,
+                "bytes": c.bcnt,
+            }));
+        }
+    }
+    v
 }

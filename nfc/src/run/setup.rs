@@ -14,6 +14,16 @@ use super::path::PathModel;
 use super::{Args, EngineArg};
 use crate::front;
 
+/// One iptables table for `--engine ipt`: the model (for the listing), its blob, and what each entry is.
+#[derive(Clone)]
+pub struct IptTableSetup {
+    pub table: nfr_ipt::Table,
+    pub blob: Vec<u8>,
+    pub labels: Vec<nfr_ipt::blob::EntryLabel>,
+    /// Rule text per entry index (`-A CHAIN spec`), for traces.
+    pub entry_text: Vec<String>,
+}
+
 /// Everything the workers and the report share.
 pub struct Setup {
     pub hir: Hir,
@@ -32,6 +42,8 @@ pub struct Setup {
     pub gap_cap_ns: Option<u64>,
     pub notes: Vec<String>,
     pub threads: usize,
+    /// `--engine ipt`: the lowered tables.
+    pub ipt: Vec<IptTableSetup>,
 }
 
 fn vm_hook(h: hir::Hook) -> Option<Hook> {
@@ -135,6 +147,46 @@ impl Setup {
             EngineArg::Jit => EngineKind::Jit,
             EngineArg::Ipt => EngineKind::Ipt,
         };
+        let mut ipt = Vec::new();
+        if engine == EngineKind::Ipt {
+            match nfr_compiler::lower::ipt::lower_ipt(&hir) {
+                Err(diags) => {
+                    let mut text = nfr_compiler::diag::render(&diags, &checked.sources, color);
+                    text.push_str(&format!(
+                        "{}: --engine ipt needs a ruleset that lowers to iptables (use --engine interp or jit)\n",
+                        args.rules.display()
+                    ));
+                    return Ok(Err(text));
+                }
+                Ok(tables) => {
+                    for (_, table) in tables {
+                        let blob = nfr_ipt::blob::encode(&table).map_err(|e| {
+                            anyhow::anyhow!("encoding the iptables {} table: {e:?}", table.name)
+                        })?;
+                        let labels = nfr_ipt::blob::entry_map(&table);
+                        let entry_text = labels
+                            .iter()
+                            .map(|l| match l.role {
+                                nfr_ipt::blob::EntryRole::Rule(i) => rule_of(&table, &l.chain, i)
+                                    .map(|r| {
+                                        format!("-A {} {}", l.chain, nfr_ipt::rule_spec(r).trim())
+                                    })
+                                    .unwrap_or_default(),
+                                nfr_ipt::blob::EntryRole::Policy => format!("{} policy", l.chain),
+                                nfr_ipt::blob::EntryRole::Return => format!("{} return", l.chain),
+                                _ => String::new(),
+                            })
+                            .collect();
+                        ipt.push(IptTableSetup {
+                            table,
+                            blob,
+                            labels,
+                            entry_text,
+                        });
+                    }
+                }
+            }
+        }
         let path = PathModel::from_args(args)?;
         let ftp_ports = args
             .ftp_ports
@@ -174,6 +226,22 @@ impl Setup {
             gap_cap_ns,
             notes,
             threads,
+            ipt,
         }))
     }
+}
+
+/// Rule `i` of chain `chain` (built-in by its hook name, or a user chain) of an iptables table.
+pub fn rule_of<'t>(t: &'t nfr_ipt::Table, chain: &str, i: usize) -> Option<&'t nfr_ipt::Rule> {
+    t.builtins
+        .iter()
+        .find(|c| nfr_ipt::hook_chain_name(c.hook) == chain)
+        .map(|c| &c.rules)
+        .or_else(|| {
+            t.user_chains
+                .iter()
+                .find(|u| u.name == chain)
+                .map(|u| &u.rules)
+        })
+        .and_then(|r| r.get(i))
 }

@@ -10,7 +10,9 @@ use std::rc::Rc;
 use std::sync::mpsc;
 
 use nfr_runtime::ct::{Conntrack, CtEvent, CtStats, Settings};
-use nfr_runtime::engine::{self, EffectStats, EngineKind, ProgramEngine, SharedProgram, TraceStep};
+use nfr_runtime::engine::{
+    self, EffectStats, EngineKind, IptEngine, ProgramEngine, SharedIpt, SharedProgram, TraceStep,
+};
 use nfr_runtime::hook::Hooks;
 use nfr_runtime::pcap::{Frame, PcapReader};
 use nfr_runtime::replay::{Direction, Fate, ReplayConfig, Replayer};
@@ -49,6 +51,8 @@ pub struct WorkerEnd {
     pub ct_count: usize,
     pub kind: Option<EngineKind>,
     pub fallback: Option<String>,
+    /// `--engine ipt`: per table, per entry.
+    pub ipt_counters: Vec<Vec<nfr_ipt::Counters>>,
 }
 
 /// The merged end of a run.
@@ -65,6 +69,7 @@ pub struct RunEnd {
     pub read_error: Option<(String, u64, u64)>,
     pub frames: u64,
     pub threads: usize,
+    pub ipt_counters: Vec<Vec<nfr_ipt::Counters>>,
 }
 
 #[derive(Clone, Copy)]
@@ -76,7 +81,8 @@ struct Opts {
 
 pub struct Worker {
     replayer: Replayer,
-    prog: SharedProgram,
+    prog: Option<SharedProgram>,
+    ipts: Vec<SharedIpt>,
     path: path::PathModel,
     opts: Opts,
 }
@@ -95,16 +101,30 @@ impl Worker {
             dir = Some(d.0);
             d
         });
-        let trace = if self.opts.trace {
-            self.prog
-                .borrow_mut()
-                .trace
-                .as_mut()
-                .map(std::mem::take)
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let mut trace = Vec::new();
+        if self.opts.trace {
+            if let Some(p) = &self.prog {
+                trace.extend(
+                    p.borrow_mut()
+                        .trace
+                        .as_mut()
+                        .map(std::mem::take)
+                        .unwrap_or_default(),
+                );
+            }
+            for t in &self.ipts {
+                trace.extend(
+                    t.borrow_mut()
+                        .trace
+                        .as_mut()
+                        .map(std::mem::take)
+                        .unwrap_or_default(),
+                );
+            }
+            // Steps of several tables interleave by hook order already (one packet, one walk) except that each
+            // table records separately: order them by when they ran (stable sort on the hook position).
+            trace.sort_by_key(|s| s.order);
+        }
         let events = if self.opts.events {
             self.replayer.ct.drain_events()
         } else {
@@ -125,17 +145,27 @@ impl Worker {
     }
 
     fn end(self, now: u64) -> WorkerEnd {
-        let e = self.prog.borrow();
         let ct = &self.replayer.ct;
-        WorkerEnd {
-            counters: e.state.counters.clone(),
-            effects: e.stats,
+        let mut w = WorkerEnd {
             ct_lines: ct.listing(now).lines().map(str::to_string).collect(),
             ct_stats: ct.stats(),
             ct_count: ct.len(now),
-            kind: Some(e.kind()),
-            fallback: e.fallback_note.clone(),
+            ..WorkerEnd::default()
+        };
+        if let Some(p) = &self.prog {
+            let e = p.borrow();
+            w.counters = e.state.counters.clone();
+            w.effects = e.stats;
+            w.kind = Some(e.kind());
+            w.fallback = e.fallback_note.clone();
         }
+        for t in &self.ipts {
+            let e = t.borrow();
+            w.effects.add(&e.stats);
+            w.ipt_counters.push(e.table.counters().to_vec());
+            w.kind = Some(EngineKind::Ipt);
+        }
+        w
     }
 }
 
@@ -241,6 +271,16 @@ fn merge(ends: Vec<WorkerEnd>, threads: usize) -> RunEnd {
             }
         }
         r.effects.add(&e.effects);
+        if r.ipt_counters.is_empty() {
+            r.ipt_counters = e.ipt_counters;
+        } else {
+            for (a, b) in r.ipt_counters.iter_mut().zip(&e.ipt_counters) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.pcnt += y.pcnt;
+                    x.bcnt += y.bcnt;
+                }
+            }
+        }
         r.ct_lines.extend(e.ct_lines);
         let (a, b) = (&mut r.ct_stats, e.ct_stats);
         a.found += b.found;
@@ -477,6 +517,8 @@ struct WorkerSeed {
     engine: EngineKind,
     ftp_ports: Vec<u16>,
     path: path::PathModel,
+    /// (table name, blob, valid hooks) for `--engine ipt`.
+    ipt: Vec<(String, Vec<u8>, u32)>,
 }
 
 impl WorkerSeed {
@@ -487,19 +529,43 @@ impl WorkerSeed {
             engine: setup.engine,
             ftp_ports: setup.ftp_ports.clone(),
             path: setup.path.clone(),
+            ipt: setup
+                .ipt
+                .iter()
+                .map(|t| (t.table.name.clone(), t.blob.clone(), t.table.valid_hooks))
+                .collect(),
         }
     }
 
     fn build(self, opts: Opts, checksum: bool) -> anyhow::Result<Worker> {
         let mut hooks = Hooks::with_conntrack();
         hooks.queue_sink = true;
-        let prog = Rc::new(RefCell::new(ProgramEngine::new(
-            self.setup_prog,
-            self.engine,
-        )));
-        prog.borrow_mut().set_trace(opts.trace);
-        engine::register_program(&mut hooks, &prog, &self.specs)
-            .map_err(|e| anyhow::anyhow!("cannot register the ruleset's chains: {e:?}"))?;
+        let mut prog = None;
+        let mut ipts = Vec::new();
+        if self.engine == EngineKind::Ipt {
+            for (i, (name, blob, valid)) in self.ipt.iter().enumerate() {
+                let table = nfr_ipt::ExecTable::from_blob(blob)
+                    .map_err(|e| anyhow::anyhow!("the iptables {name} table cannot run: {e}"))?;
+                let t = Rc::new(RefCell::new(IptEngine {
+                    table,
+                    name: name.clone(),
+                    stats: EffectStats::default(),
+                    trace: opts.trace.then(Vec::new),
+                }));
+                engine::register_ipt(&mut hooks, &t, &engine::ipt_table_hooks(name, *valid), i)
+                    .map_err(|e| anyhow::anyhow!("cannot register the {name} table: {e:?}"))?;
+                ipts.push(t);
+            }
+        } else {
+            let p = Rc::new(RefCell::new(ProgramEngine::new(
+                self.setup_prog,
+                self.engine,
+            )));
+            p.borrow_mut().set_trace(opts.trace);
+            engine::register_program(&mut hooks, &p, &self.specs)
+                .map_err(|e| anyhow::anyhow!("cannot register the ruleset's chains: {e:?}"))?;
+            prog = Some(p);
+        }
         let st = Settings {
             checksum,
             acct: true,
@@ -514,6 +580,7 @@ impl WorkerSeed {
         Ok(Worker {
             replayer: Replayer::new(hooks, Conntrack::new(st), cfg),
             prog,
+            ipts,
             path: self.path,
             opts,
         })
