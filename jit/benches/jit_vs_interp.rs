@@ -18,7 +18,9 @@ struct Case {
     jit: JitProgram,
 }
 
-fn load() -> Option<(Vec<Case>, Vec<(Vec<u8>, PktState)>)> {
+type Packets = Vec<(Vec<u8>, PktState)>;
+
+fn load() -> Option<(Vec<Case>, Packets)> {
     let dir = cb::dir()?;
     let rules = cb::parse_rules(&std::fs::read_to_string(dir.join("acl1_10K")).ok()?);
     let trace = cb::parse_trace(&std::fs::read_to_string(dir.join("acl1_10K_trace")).ok()?);

@@ -34,12 +34,12 @@ fn seeded_jit_equals_interpreter() {
     let mut opts = JitOptions::default();
     while pairs < target {
         // Alternate opt levels and tiny partitions (to exercise partition boundaries).
-        opts.opt_level = if programs % 2 == 0 {
+        opts.opt_level = if programs.is_multiple_of(2) {
             OptLevel::Speed
         } else {
             OptLevel::None
         };
-        opts.partition_insns = if programs % 3 == 0 { 3 } else { 2048 };
+        opts.partition_insns = if programs.is_multiple_of(3) { 3 } else { 2048 };
         match check_seed(programs, &opts) {
             Ok(n) => pairs += n,
             Err(e) => panic!("{e}"),
