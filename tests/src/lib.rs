@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod engine_ipt;
 pub mod packet;
 
 use nfr_compiler::check::check_source;

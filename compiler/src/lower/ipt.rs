@@ -92,6 +92,28 @@ pub fn lower_ipt(hir: &Hir) -> Result<Vec<(TableId, nfr_ipt::Table)>, Vec<Diagno
 
 /// Lower one table.
 pub fn lower_ipt_table(hir: &Hir, id: TableId) -> Result<nfr_ipt::Table, Vec<Diagnostic>> {
+    lower_ipt_table_mapped(hir, id).map(|(t, _)| t)
+}
+
+/// Where the entries of one nft rule went: its chain's iptables name, its rule index, the
+/// index of its first entry in that chain, how many entries it became, and how many of those
+/// carry its last action (the entries whose counters count what the rule's end sees).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleEntries {
+    pub chain: ChainId,
+    pub ipt_chain: String,
+    pub rule: usize,
+    pub first: usize,
+    pub count: usize,
+    pub last_action: usize,
+}
+
+/// Lower one table and tell where each rule's entries are.
+pub fn lower_ipt_table_mapped(
+    hir: &Hir,
+    id: TableId,
+) -> Result<(nfr_ipt::Table, Vec<RuleEntries>), Vec<Diagnostic>> {
+    let mut map = Vec::new();
     let Some(t) = hir.table(id) else {
         return Err(vec![Diagnostic::error(
             E_TABLE,
@@ -135,6 +157,7 @@ pub fn lower_ipt_table(hir: &Hir, id: TableId) -> Result<nfr_ipt::Table, Vec<Dia
     let mut lw = Lowerer {
         hir,
         diags: &mut diags,
+        last_group: 0,
     };
     // user chains first, so jumps resolve when rules are parsed
     for cid in &t.chains {
@@ -170,8 +193,20 @@ pub fn lower_ipt_table(hir: &Hir, id: TableId) -> Result<nfr_ipt::Table, Vec<Dia
             }
             ChainKind::User => (c.name.clone(), None),
         };
-        for r in &c.rules {
-            for rule in lw.rule(r, hook) {
+        let mut first = 0;
+        for (ri, r) in c.rules.iter().enumerate() {
+            lw.last_group = 0;
+            let rules = lw.rule(r, hook);
+            map.push(RuleEntries {
+                chain: *cid,
+                ipt_chain: chain_name.clone(),
+                rule: ri,
+                first,
+                count: rules.len(),
+                last_action: lw.last_group,
+            });
+            first += rules.len();
+            for rule in rules {
                 out.append(&chain_name, rule);
             }
         }
@@ -200,7 +235,7 @@ pub fn lower_ipt_table(hir: &Hir, id: TableId) -> Result<nfr_ipt::Table, Vec<Dia
             )]);
         }
     }
-    Ok(out)
+    Ok((out, map))
 }
 
 fn vm_hook(h: Hook) -> Option<nfr_ipt::Hook> {
@@ -422,6 +457,8 @@ enum Piece {
 struct Lowerer<'a> {
     hir: &'a Hir,
     diags: &'a mut Vec<Diagnostic>,
+    /// Entries of the last action group of the rule just lowered.
+    last_group: usize,
 }
 
 fn q(s: &str) -> String {
@@ -791,6 +828,7 @@ impl Lowerer<'_> {
         }
         let mut out = Vec::new();
         for ai in &actions {
+            self.last_group = out.len();
             let prefix = &pieces[..*ai];
             let Piece::Action {
                 words: target,
@@ -825,6 +863,7 @@ impl Lowerer<'_> {
         if self.diags.len() > before {
             return Vec::new();
         }
+        self.last_group = out.len() - self.last_group;
         out
     }
 
