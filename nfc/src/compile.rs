@@ -48,9 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             args.output.as_deref(),
             args.color,
         ),
-        Emit::IptHex => {
-            crate::ipt_cmds::emit_hex(&args.file, args.table.as_deref(), args.color)
-        }
+        Emit::IptHex => crate::ipt_cmds::emit_hex(&args.file, args.table.as_deref(), args.color),
         Emit::Ast => {
             let text = front::read_source(&args.file)?;
             let parsed = nfr_grammar::parse(&text);
