@@ -180,12 +180,7 @@ pub fn pcap(data: &[u8]) {
         return;
     };
     // No cap on purpose: a reader that yields frames without consuming input shows up as a fuzzer timeout.
-    loop {
-        match reader.next_frame() {
-            Ok(Some(frame)) => {
-                let _ = parse_frame(frame.linktype, frame.data);
-            }
-            Ok(None) | Err(_) => break,
-        }
+    while let Ok(Some(frame)) = reader.next_frame() {
+        let _ = parse_frame(frame.linktype, frame.data);
     }
 }
