@@ -52,6 +52,11 @@ impl Engine for Ipt {
         "ipt"
     }
 
+    /// Rulesets that do not lower to iptables (inet tables, sets, maps, ...) are skipped.
+    fn partial(&self) -> bool {
+        true
+    }
+
     fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip> {
         let mut tables = Vec::new();
         let mut chains = Vec::new();

@@ -112,6 +112,11 @@ pub trait Prepared {
 pub trait Engine {
     fn name(&self) -> &'static str;
     fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip>;
+    /// Whether a ruleset this engine cannot express is a skip rather than a failure. Only the
+    /// iptables engine says yes: the interpreter and the JIT must run every ruleset that checks.
+    fn partial(&self) -> bool {
+        false
+    }
 }
 
 /// The reference engine: lowering to bytecode, `vm::interp`.
@@ -119,6 +124,8 @@ pub struct Interp;
 
 struct InterpPrepared {
     prog: VerifiedProgram,
+    /// The native code when this is the JIT engine (same program, same state layout).
+    jit: Option<nfr_jit::JitProgram>,
     state: State,
     /// Per chain: (table family, table name).
     tables: Vec<(Family, String)>,
@@ -142,6 +149,37 @@ impl Engine for Interp {
             .collect();
         Ok(Box::new(InterpPrepared {
             prog,
+            jit: None,
+            state,
+            tables,
+        }))
+    }
+}
+
+/// The Cranelift JIT (`nfr_jit`): the same lowered program compiled to native code. It must give
+/// the interpreter's results on every case, so a compile failure is a failure, not a skip.
+pub struct Jit;
+
+impl Engine for Jit {
+    fn name(&self) -> &'static str {
+        "jit"
+    }
+    fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip> {
+        let prog = nfr_compiler::lower::lower_verified(hir).map_err(|e| Skip(e.to_string()))?;
+        let jit = nfr_jit::JitProgram::compile(&prog).map_err(|e| Skip(format!("JIT: {e}")))?;
+        let state = State::new(&prog);
+        let tables = hir
+            .chains
+            .iter()
+            .map(|c| {
+                hir.table(c.table)
+                    .map(|t| (t.family, t.name.clone()))
+                    .unwrap_or((Family::Ip, String::new()))
+            })
+            .collect();
+        Ok(Box::new(InterpPrepared {
+            prog,
+            jit: Some(jit),
             state,
             tables,
         }))
@@ -210,13 +248,22 @@ impl Prepared for InterpPrepared {
         let mut fx = Effects::default();
         let mut verdict = Verdict::Accept;
         for (_, ci) in entries {
-            let v = self.prog.run(
-                &mut self.state,
-                ChainId(ci as u32),
-                &pkt.bytes,
-                &mut st,
-                &mut fx,
-            );
+            let v = match &self.jit {
+                Some(j) => j.run(
+                    &mut self.state,
+                    ChainId(ci as u32),
+                    &pkt.bytes,
+                    &mut st,
+                    &mut fx,
+                ),
+                None => self.prog.run(
+                    &mut self.state,
+                    ChainId(ci as u32),
+                    &pkt.bytes,
+                    &mut st,
+                    &mut fx,
+                ),
+            };
             if v != Verdict::Accept {
                 verdict = v;
                 break;
@@ -262,7 +309,7 @@ impl Prepared for InterpPrepared {
 
 /// The engines every case runs on.
 pub fn engines() -> Vec<Box<dyn Engine>> {
-    vec![Box::new(Interp)]
+    vec![Box::new(Interp), Box::new(Jit), Box::new(engine_ipt::Ipt)]
 }
 
 /// `NFR_TEST=a,-b`: run cases whose `file/name` contains `a` (any positive term, or all if
