@@ -175,19 +175,21 @@ enum L4State {
     },
 }
 
-/// One connection (`struct nf_conn`).
+/// One connection (`struct nf_conn`). Two cache lines, aligned: the first holds everything a lookup reads
+/// (tuple, zone, chain links, status, timeout), the second the protocol state.
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 struct Conn {
     orig: Tuple,
     zone: u16,
     /// `IPS_*`; `IPS_HELPER` means the FTP helper is attached.
     status: u32,
-    mark: u32,
-    /// Slot generation; 0 = free slot.
-    generation: u32,
     /// Expiry in millisecond ticks once confirmed (wrapping, compared like jiffies); the relative timeout before.
     timeout: u32,
     next: [u32; 2],
+    /// Slot generation; 0 = free slot.
+    generation: u32,
+    mark: u32,
     l4: L4State,
 }
 
@@ -330,6 +332,7 @@ struct L4 {
     dataoff: usize,
 }
 
+#[inline]
 fn get_l4proto(l3: &[u8]) -> Option<L4> {
     match l3.first().map(|b| b >> 4) {
         Some(4) => {
@@ -379,7 +382,9 @@ fn pseudo_sum(l3: &[u8], nfproto: u8, l4proto: u8, len: usize) -> u32 {
         .wrapping_add((len >> 16) as u32)
 }
 
-/// True when the transport checksum is wrong.
+/// True when the transport checksum is wrong (out of line: it is a loop over the whole segment, and inlined it
+/// bloats the per-packet path with hoisted loop set-up).
+#[inline(never)]
 fn bad_l4_checksum(l3: &[u8], l4: &L4) -> bool {
     let seg = l3.get(l4.dataoff..).unwrap_or(&[]);
     let init = if l4.proto == proto::ICMP {
@@ -503,9 +508,15 @@ impl Conntrack {
 
     /// Looks a tuple up; expired entries met on the way are removed (`nf_ct_gc_expired`). Returns the entry and
     /// the direction the tuple matched.
+    #[inline]
     fn find(&mut self, t: &Tuple, zone: u16, now: u64) -> Option<(u32, usize)> {
         let b = self.bucket(t, zone);
-        let inv = t.invert();
+        self.find_in(b, t, zone, now)
+    }
+
+    /// [`Self::find`] in bucket `b` (the bucket of `t`).
+    #[inline]
+    fn find_in(&mut self, b: usize, t: &Tuple, zone: u16, now: u64) -> Option<(u32, usize)> {
         let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
         let mut expired = Vec::new();
         let mut found = None;
@@ -519,7 +530,7 @@ impl Conntrack {
                 let hit = if dir == 0 {
                     c.orig == *t
                 } else {
-                    inv.is_some_and(|i| c.orig == i)
+                    c.orig.is_inverse_of(t)
                 };
                 if hit {
                     if Self::expired(c, now) {
@@ -532,10 +543,18 @@ impl Conntrack {
             }
             cur = c.next[dir];
         }
-        for e in expired {
-            self.delete(e, now);
+        if !expired.is_empty() {
+            self.delete_all(expired, now);
         }
         found
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn delete_all(&mut self, idxs: Vec<u32>, now: u64) {
+        for e in idxs {
+            self.delete(e, now);
+        }
     }
 
     fn link(&mut self, idx: u32) {
@@ -753,42 +772,21 @@ impl Conntrack {
         Some(e)
     }
 
+    #[inline]
     fn resolve_normal_ct(&mut self, l3: &[u8], l4: &L4, zone: u16, now: u64) -> Resolve {
         let Some(t) = Tuple::from_packet(l3, l4.nfproto, l4.proto, l4.dataoff) else {
             return Resolve::Invalid;
         };
-        let (idx, dir) = match self.find(&t, zone, now) {
+        let b = self.bucket(&t, zone);
+        let (idx, dir) = match self.find_in(b, &t, zone, now) {
             Some(x) => {
                 self.stats.found += 1;
                 x
             }
-            None => {
-                // init_conntrack
-                if t.invert().is_none() {
-                    return Resolve::Invalid;
-                }
-                let Some(idx) = self.alloc(t, zone, now) else {
-                    self.stats.drop += 1;
-                    return Resolve::Drop;
-                };
-                let exp = if self.expects.is_empty() {
-                    None
-                } else {
-                    self.find_expectation(&t, zone, now)
-                };
-                if let Some(e) = exp {
-                    let master_mark = self.conn(e.master).map_or(0, |m| m.mark);
-                    if let Some(c) = self.conns.get_mut(idx as usize) {
-                        c.status |= ips::EXPECTED;
-                        c.mark = master_mark;
-                    }
-                    self.masters.insert(idx, e.master);
-                    self.stats.expect_new += 1;
-                } else if t.l4 == proto::TCP && self.settings.ftp_ports.contains(&t.dport) {
-                    self.set_helper_idx(idx, Helper::Ftp);
-                }
-                (idx, 0)
-            }
+            None => match self.init_conntrack(&t, zone, now) {
+                Ok(idx) => (idx, 0),
+                Err(r) => return r,
+            },
         };
         let Some(c) = self.conns.get(idx as usize) else {
             return Resolve::Invalid;
@@ -809,6 +807,35 @@ impl Conntrack {
             },
             ctinfo,
         )
+    }
+
+    /// `init_conntrack`: a fresh, unconfirmed entry for `t` (expectation or helper attached).
+    #[inline(never)]
+    fn init_conntrack(&mut self, t: &Tuple, zone: u16, now: u64) -> Result<u32, Resolve> {
+        if t.invert().is_none() {
+            return Err(Resolve::Invalid);
+        }
+        let Some(idx) = self.alloc(*t, zone, now) else {
+            self.stats.drop += 1;
+            return Err(Resolve::Drop);
+        };
+        let exp = if self.expects.is_empty() {
+            None
+        } else {
+            self.find_expectation(t, zone, now)
+        };
+        if let Some(e) = exp {
+            let master_mark = self.conn(e.master).map_or(0, |m| m.mark);
+            if let Some(c) = self.conns.get_mut(idx as usize) {
+                c.status |= ips::EXPECTED;
+                c.mark = master_mark;
+            }
+            self.masters.insert(idx, e.master);
+            self.stats.expect_new += 1;
+        } else if t.l4 == proto::TCP && self.settings.ftp_ports.contains(&t.dport) {
+            self.set_helper_idx(idx, Helper::Ftp);
+        }
+        Ok(idx)
     }
 
     fn set_helper_idx(&mut self, idx: u32, h: Helper) {
@@ -896,6 +923,20 @@ impl Conntrack {
         }
     }
 
+    /// Packet / byte counters (`nf_ct_acct_update`), when `Settings::acct`.
+    #[inline]
+    fn account(&mut self, idx: u32, dir: usize, len: usize) {
+        if self.acct.is_empty() {
+            return;
+        }
+        if let Some(a) = self.acct.get_mut(idx as usize)
+            && let (Some(p), Some(b)) = (a.packets.get_mut(dir), a.bytes.get_mut(dir))
+        {
+            *p += 1;
+            *b += len as u64;
+        }
+    }
+
     fn refresh_acct(&mut self, idx: u32, dir: usize, len: usize, timeout_s: Option<u32>, now: u64) {
         if let Some(c) = self.conns.get_mut(idx as usize)
             && let Some(t) = timeout_s
@@ -931,69 +972,10 @@ impl Conntrack {
             return Verdict::Accept;
         };
         let csum = self.settings.checksum && hook == Hook::Prerouting;
-        if l4.proto == proto::ICMP || l4.proto == proto::ICMPV6 {
-            let icmp = l3.get(l4.dataoff..).unwrap_or(&[]);
-            if icmp.len() < 8 || (csum && bad_l4_checksum(l3, &l4)) {
-                self.stats.error += 1;
-                self.stats.invalid += 1;
-                return Verdict::Accept;
-            }
-            let ty = icmp[0];
-            let outer_daddr = if l4.nfproto == NFPROTO_IPV4 {
-                let mut a = [0u8; 16];
-                a[..4].copy_from_slice(l3.get(16..20).unwrap_or(&[0; 4]));
-                a
-            } else {
-                Ipv6Packet::new_unchecked(l3).dst_addr()
-            };
-            if l4.proto == proto::ICMP && l4.nfproto == NFPROTO_IPV4 {
-                if ty > 18 {
-                    self.stats.error += 1;
-                    self.stats.invalid += 1;
-                    return Verdict::Accept;
-                }
-                if icmp_is_err(ty) {
-                    *nfct = self.inet_error(l3, l4.dataoff + 8, outer_daddr, zone, now);
-                    if *nfct == Nfct::None {
-                        self.stats.error += 1;
-                        self.stats.invalid += 1;
-                    }
-                    return Verdict::Accept;
-                }
-            } else if l4.proto == proto::ICMPV6 && l4.nfproto == NFPROTO_IPV6 {
-                if icmpv6_noct(ty) {
-                    *nfct = Nfct::Untracked;
-                    return Verdict::Accept;
-                }
-                // nf_conntrack_icmpv6_redirect: code 0 only; hop limit 255 from a link-local source;
-                // the first ND option must be a Redirected Header, whose payload is the inner packet.
-                if ty == 137 && icmp.get(1) == Some(&0) {
-                    let ip6 = Ipv6Packet::new_unchecked(l3);
-                    let src = ip6.src_addr();
-                    let link_local = src[0] == 0xfe && src[1] & 0xc0 == 0x80;
-                    let opt = l4.dataoff + 40;
-                    let ok = ip6.hop_limit() == 255
-                        && link_local
-                        && l3.get(opt + 1).is_some_and(|len| *len != 0)
-                        && l3.get(opt) == Some(&4);
-                    if ok {
-                        *nfct = self.inet_error(l3, opt + 8, outer_daddr, zone, now);
-                    }
-                    if *nfct == Nfct::None {
-                        self.stats.error += 1;
-                        self.stats.invalid += 1;
-                    }
-                    return Verdict::Accept;
-                }
-                if ty < 128 {
-                    *nfct = self.inet_error(l3, l4.dataoff + 8, outer_daddr, zone, now);
-                    if *nfct == Nfct::None {
-                        self.stats.error += 1;
-                        self.stats.invalid += 1;
-                    }
-                    return Verdict::Accept;
-                }
-            }
+        if (l4.proto == proto::ICMP || l4.proto == proto::ICMPV6)
+            && self.icmp_error(l3, &l4, csum, zone, now, nfct)
+        {
+            return Verdict::Accept;
         }
         let mut repeats = 0;
         loop {
@@ -1038,6 +1020,83 @@ impl Conntrack {
                 }
             }
         }
+    }
+
+    /// `icmp_error` / `icmpv6_error` (and `nf_conntrack_inet_error`) for an ICMP or ICMPv6 packet: true when the
+    /// packet is done (INVALID, UNTRACKED or RELATED in `nfct`), false when it goes on to the normal lookup.
+    #[inline(never)]
+    fn icmp_error(
+        &mut self,
+        l3: &[u8],
+        l4: &L4,
+        csum: bool,
+        zone: u16,
+        now: u64,
+        nfct: &mut Nfct,
+    ) -> bool {
+        let icmp = l3.get(l4.dataoff..).unwrap_or(&[]);
+        if icmp.len() < 8 || (csum && bad_l4_checksum(l3, l4)) {
+            self.stats.error += 1;
+            self.stats.invalid += 1;
+            return true;
+        }
+        let ty = icmp[0];
+        let outer_daddr = if l4.nfproto == NFPROTO_IPV4 {
+            let mut a = [0u8; 16];
+            a[..4].copy_from_slice(l3.get(16..20).unwrap_or(&[0; 4]));
+            a
+        } else {
+            Ipv6Packet::new_unchecked(l3).dst_addr()
+        };
+        if l4.proto == proto::ICMP && l4.nfproto == NFPROTO_IPV4 {
+            if ty > 18 {
+                self.stats.error += 1;
+                self.stats.invalid += 1;
+                return true;
+            }
+            if icmp_is_err(ty) {
+                *nfct = self.inet_error(l3, l4.dataoff + 8, outer_daddr, zone, now);
+                if *nfct == Nfct::None {
+                    self.stats.error += 1;
+                    self.stats.invalid += 1;
+                }
+                return true;
+            }
+        } else if l4.proto == proto::ICMPV6 && l4.nfproto == NFPROTO_IPV6 {
+            if icmpv6_noct(ty) {
+                *nfct = Nfct::Untracked;
+                return true;
+            }
+            // nf_conntrack_icmpv6_redirect: code 0 only; hop limit 255 from a link-local source;
+            // the first ND option must be a Redirected Header, whose payload is the inner packet.
+            if ty == 137 && icmp.get(1) == Some(&0) {
+                let ip6 = Ipv6Packet::new_unchecked(l3);
+                let src = ip6.src_addr();
+                let link_local = src[0] == 0xfe && src[1] & 0xc0 == 0x80;
+                let opt = l4.dataoff + 40;
+                let ok = ip6.hop_limit() == 255
+                    && link_local
+                    && l3.get(opt + 1).is_some_and(|len| *len != 0)
+                    && l3.get(opt) == Some(&4);
+                if ok {
+                    *nfct = self.inet_error(l3, opt + 8, outer_daddr, zone, now);
+                }
+                if *nfct == Nfct::None {
+                    self.stats.error += 1;
+                    self.stats.invalid += 1;
+                }
+                return true;
+            }
+            if ty < 128 {
+                *nfct = self.inet_error(l3, l4.dataoff + 8, outer_daddr, zone, now);
+                if *nfct == Nfct::None {
+                    self.stats.error += 1;
+                    self.stats.invalid += 1;
+                }
+                return true;
+            }
+        }
+        false
     }
 
     fn release_unconfirmed(&mut self, id: ConnId) {
@@ -1100,13 +1159,6 @@ impl Conntrack {
                     payload_len: (th.len() - doff) as u32,
                     options: th.get(20..doff).unwrap_or(&[]),
                 };
-                let mut tc = match c.l4 {
-                    L4State::Tcp(t) => t,
-                    _ => TcpCt::default(),
-                };
-                if !confirmed && !tcp::tcp_new(&mut tc, &seg, &self.settings) {
-                    return L4Res::Invalid;
-                }
                 let cx = tcp::TcpCtx {
                     confirmed,
                     seen_reply: status & ips::SEEN_REPLY != 0,
@@ -1114,15 +1166,28 @@ impl Conntrack {
                     fixed_timeout: status & ips::FIXED_TIMEOUT != 0,
                     expires_ns: c.remaining_ms(now) * 1_000_000,
                 };
-                let v = tcp::tcp_packet(&mut tc, dir, &seg, &cx, &self.settings);
-                if let Some(c) = self.conns.get_mut(idx as usize) {
-                    c.l4 = L4State::Tcp(tc);
+                // The tracker runs on the entry in place.
+                let settings = &self.settings;
+                let Some(c) = self.conns.get_mut(idx as usize) else {
+                    return L4Res::Invalid;
+                };
+                if !confirmed {
+                    let mut fresh = TcpCt::default();
+                    if !tcp::tcp_new(&mut fresh, &seg, settings) {
+                        return L4Res::Invalid;
+                    }
+                    c.l4 = L4State::Tcp(fresh);
                 }
+                if !matches!(c.l4, L4State::Tcp(_)) {
+                    c.l4 = L4State::Tcp(TcpCt::default());
+                }
+                let L4State::Tcp(tc) = &mut c.l4 else {
+                    return L4Res::Invalid;
+                };
+                let v = tcp::tcp_packet(tc, dir, &seg, &cx, settings);
                 match v {
                     tcp::TcpVerdict::Invalid { lower_timeout_s } => {
-                        if let Some(t) = lower_timeout_s
-                            && let Some(c) = self.conns.get_mut(idx as usize)
-                        {
+                        if let Some(t) = lower_timeout_s {
                             c.timeout = tick(now).wrapping_add(t.saturating_mul(1000));
                         }
                         L4Res::Invalid
@@ -1138,6 +1203,14 @@ impl Conntrack {
                         assured,
                         changed,
                     } => {
+                        if c.status & ips::FIXED_TIMEOUT == 0 {
+                            let extra = timeout_s.saturating_mul(1000);
+                            c.timeout = if confirmed {
+                                tick(now).wrapping_add(extra)
+                            } else {
+                                extra
+                            };
+                        }
                         if changed && confirmed {
                             self.event(CtEventKind::Update, idx, now);
                         }
@@ -1147,7 +1220,7 @@ impl Conntrack {
                             }
                             self.event(CtEventKind::Assured, idx, now);
                         }
-                        self.refresh_acct(idx, dir, len, Some(timeout_s), now);
+                        self.account(idx, dir, len);
                         L4Res::Accept
                     }
                 }
@@ -1414,11 +1487,17 @@ impl Conntrack {
 
     /// The periodic gc worker on virtual time: every [`GC_INTERVAL_MS`] of packet time, expired entries are
     /// reaped (this also keeps the wrapping millisecond timeouts meaningful over long captures).
+    #[inline]
     fn auto_gc(&mut self, now: u64) {
         let t = tick(now);
-        if t.wrapping_sub(self.last_gc) < GC_INTERVAL_MS {
-            return;
+        if t.wrapping_sub(self.last_gc) >= GC_INTERVAL_MS {
+            self.auto_gc_pass(now, t);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn auto_gc_pass(&mut self, now: u64, t: u32) {
         self.last_gc = t;
         for i in 0..self.conns.len() as u32 {
             if self

@@ -362,6 +362,45 @@ fn maxackwindow(s: &TcpDir) -> u32 {
     }
 }
 
+/// `tcp_in_window` when SEQ is over the upper bound: data inside the receive window that overshoots by at most
+/// the receiver's max window is IGNOREd (and `td_end` moves), anything else is INVALID.
+#[cold]
+#[inline(never)]
+fn seq_over_upper_bound(
+    sender: &mut TcpDir,
+    receiver: &TcpDir,
+    end: u32,
+    sack: u32,
+    settings: &Settings,
+) -> WinAction {
+    let overshot = end.wrapping_sub(sender.td_maxend).wrapping_add(1);
+    let ack_ok = after(
+        sack,
+        receiver
+            .td_end
+            .wrapping_sub(maxackwindow(sender))
+            .wrapping_sub(1),
+    );
+    let in_recv_win = receiver.td_maxwin != 0
+        && after(
+            end,
+            sender
+                .td_end
+                .wrapping_sub(receiver.td_maxwin)
+                .wrapping_sub(1),
+        );
+    if in_recv_win
+        && ack_ok
+        && overshot <= receiver.td_maxwin
+        && before(sack, receiver.td_end.wrapping_add(1))
+    {
+        sender.td_end = end;
+        sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED;
+        return log_invalid(sender.flags, settings, WinAction::Ignore);
+    }
+    log_invalid(sender.flags, settings, WinAction::Invalid)
+}
+
 /// `tcp_in_window`.
 fn tcp_in_window(
     ct: &mut TcpCt,
@@ -424,32 +463,7 @@ fn tcp_in_window(
 
     let seq_ok = before(seq, sender.td_maxend.wrapping_add(1));
     if !seq_ok {
-        let overshot = end.wrapping_sub(sender.td_maxend).wrapping_add(1);
-        let ack_ok = after(
-            sack,
-            receiver
-                .td_end
-                .wrapping_sub(maxackwindow(sender))
-                .wrapping_sub(1),
-        );
-        let in_recv_win = receiver.td_maxwin != 0
-            && after(
-                end,
-                sender
-                    .td_end
-                    .wrapping_sub(receiver.td_maxwin)
-                    .wrapping_sub(1),
-            );
-        if in_recv_win
-            && ack_ok
-            && overshot <= receiver.td_maxwin
-            && before(sack, receiver.td_end.wrapping_add(1))
-        {
-            sender.td_end = end;
-            sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED;
-            return log_invalid(sender.flags, settings, WinAction::Ignore);
-        }
-        return log_invalid(sender.flags, settings, WinAction::Invalid);
+        return seq_over_upper_bound(sender, receiver, end, sack, settings);
     }
 
     if !before(sack, receiver.td_end.wrapping_add(1)) {
@@ -572,6 +586,180 @@ pub fn can_early_drop(ct: &TcpCt) -> bool {
     tcp_can_early_drop_state(ct.state)
 }
 
+/// The `TCP_CONNTRACK_SYN_SENT` / `TCP_CONNTRACK_IGNORE` cases of `nf_conntrack_tcp_packet` (re-open from
+/// TIME_WAIT / CLOSE, ignored packets, SYN/ACK resync). `Ok((old_state, new_state))` goes on to the window check.
+#[inline(never)]
+fn syn_or_ignored(
+    ct: &mut TcpCt,
+    dir: usize,
+    index: u8,
+    seg: &Seg<'_>,
+    mut old_state: u8,
+    mut new_state: u8,
+) -> Result<(u8, u8), TcpVerdict> {
+    let other = 1 - dir;
+
+    let mut handled = false;
+    if new_state == SYN_SENT {
+        if old_state < TIME_WAIT {
+            handled = true; // plain SYN transition, go on to the window check
+        } else if (ct.seen[dir].flags | ct.seen[other].flags) & IP_CT_TCP_FLAG_CLOSE_INIT != 0
+            || (usize::from(ct.last_dir) == dir && ct.last_index == TCP_RST_SET)
+        {
+            return Err(TcpVerdict::Repeat);
+        }
+    }
+    if !handled {
+        // Ignored packets.
+        if index == TCP_SYNACK_SET
+            && ct.last_index == TCP_SYN_SET
+            && usize::from(ct.last_dir) != dir
+            && seg.ack == ct.last_end
+        {
+            old_state = SYN_SENT;
+            new_state = SYN_RECV;
+            let ld = usize::from(ct.last_dir.min(1));
+            ct.seen[ld].td_end = ct.last_end;
+            ct.seen[ld].td_maxend = ct.last_end;
+            ct.seen[ld].td_maxwin = if ct.last_win == 0 {
+                1
+            } else {
+                u32::from(ct.last_win)
+            };
+            ct.seen[ld].td_scale = ct.last_wscale;
+            ct.last_flags &= !IP_CT_EXP_CHALLENGE_ACK;
+            ct.seen[ld].flags = ct.last_flags;
+            let s = &mut ct.seen[dir];
+            s.td_end = 0;
+            s.td_maxend = 0;
+            s.td_maxwin = 0;
+            s.td_maxack = 0;
+            s.td_scale = 0;
+            s.flags &= IP_CT_TCP_FLAG_BE_LIBERAL;
+        } else {
+            ct.last_index = index;
+            ct.last_dir = dir as u8;
+            ct.last_seq = seg.seq;
+            ct.last_end = seg.end();
+            ct.last_win = seg.win;
+            if index == TCP_SYN_SET && dir == 0 {
+                let mut seen = TcpDir::default();
+                ct.last_flags = 0;
+                ct.last_wscale = 0;
+                tcp_options(seg.options, &mut seen);
+                if seen.flags & IP_CT_TCP_FLAG_WINDOW_SCALE != 0 {
+                    ct.last_flags |= IP_CT_TCP_FLAG_WINDOW_SCALE;
+                    ct.last_wscale = seen.td_scale;
+                }
+                if seen.flags & IP_CT_TCP_FLAG_SACK_PERM != 0 {
+                    ct.last_flags |= IP_CT_TCP_FLAG_SACK_PERM;
+                }
+                if old_state == LAST_ACK {
+                    ct.last_flags |= IP_CT_EXP_CHALLENGE_ACK;
+                }
+            }
+            if old_state == SYN_SENT && index == TCP_ACK_SET && dir == 1 {
+                ct.last_ack = seg.ack;
+            }
+            return Err(TcpVerdict::AcceptNoRefresh);
+        }
+    }
+    Ok((old_state, new_state))
+}
+
+/// The `TCP_CONNTRACK_CLOSE` case of `nf_conntrack_tcp_packet` for an RST: skip the checks when already closing,
+/// "invalid rst" below `td_maxack`, challenge-ACK handling. `Ok((new_state, skip_window))`.
+// The branches mirror the kernel's switch / break structure one to one; keep them that way.
+#[allow(clippy::if_same_then_else)]
+#[inline(never)]
+fn rst_close(
+    ct: &mut TcpCt,
+    dir: usize,
+    seg: &Seg<'_>,
+    cx: &TcpCtx,
+    settings: &Settings,
+    old_state: u8,
+) -> Result<(u8, bool), TcpVerdict> {
+    let other = 1 - dir;
+    let mut new_state = CLOSE;
+    let mut skip_window = false;
+
+    if tcp_can_early_drop_state(ct.state) {
+        skip_window = true;
+    } else {
+        let mut brk = false;
+        if ct.seen[other].flags & IP_CT_TCP_FLAG_MAXACK_SET != 0 && ct.last_index != TCP_SYN_SET {
+            let seq = seg.seq;
+            let established = ct.state == ESTABLISHED && cx.assured;
+            if seq == 0 && !established {
+                brk = true;
+            } else {
+                if before(seq, ct.seen[other].td_maxack) && !settings.tcp_ignore_invalid_rst {
+                    return Err(TcpVerdict::Invalid {
+                        lower_timeout_s: None,
+                    });
+                }
+                if !established || seq == ct.seen[other].td_maxack {
+                    brk = true;
+                } else if ct.last_index == TCP_ACK_SET
+                    && usize::from(ct.last_dir) == dir
+                    && seq == ct.last_end
+                {
+                    brk = true;
+                } else {
+                    new_state = old_state;
+                }
+            }
+        }
+        if !brk {
+            if ((cx.seen_reply && ct.last_index == TCP_SYN_SET)
+                || (!cx.assured && ct.last_index == TCP_ACK_SET))
+                && seg.ack == ct.last_end
+            {
+                skip_window = true;
+            } else if old_state == SYN_SENT
+                && ct.last_index == TCP_ACK_SET
+                && ct.last_dir == 1
+                && seg.seq == ct.last_ack
+            {
+                skip_window = true;
+            }
+        }
+    }
+    Ok((new_state, skip_window))
+}
+
+/// `nf_tcp_handle_invalid` after an out-of-window packet: INVALID, and an ASSURED entry whose FIN/RST answers the
+/// peer's FIN/RST drops to the UNACK timeout.
+#[cold]
+#[inline(never)]
+fn handle_invalid(
+    ct: &mut TcpCt,
+    dir: usize,
+    index: u8,
+    cx: &TcpCtx,
+    settings: &Settings,
+) -> TcpVerdict {
+    let mut lower = None;
+    if cx.assured && !cx.fixed_timeout && (index == TCP_RST_SET || index == TCP_FIN_SET) {
+        if usize::from(ct.last_dir) != dir
+            && (ct.last_index == TCP_FIN_SET || ct.last_index == TCP_RST_SET)
+        {
+            let unack = settings.tcp_timeouts[usize::from(UNACK)];
+            let expires_s = cx.expires_ns / 1_000_000_000;
+            if expires_s >= 120 && cx.expires_ns > u64::from(unack) * 1_000_000_000 {
+                lower = Some(unack);
+            }
+        } else {
+            ct.last_index = index;
+            ct.last_dir = dir as u8;
+        }
+    }
+    TcpVerdict::Invalid {
+        lower_timeout_s: lower,
+    }
+}
+
 /// `nf_conntrack_tcp_packet` after `tcp_error` and `tcp_new` (the caller ran those). `dir`: 0 original, 1 reply.
 // The branches mirror the kernel's switch / break structure one to one; keep them that way.
 #[allow(
@@ -590,78 +778,16 @@ pub fn tcp_packet(
     let mut old_state = old_state0;
     let index = conntrack_index(seg.flags);
     let mut new_state = TCP_CONNTRACKS[dir][usize::from(index)][usize::from(old_state.min(9))];
-    let other = 1 - dir;
 
     let mut skip_window = false;
     match new_state {
-        SYN_SENT | IGNORE => {
-            let mut handled = false;
-            if new_state == SYN_SENT {
-                if old_state < TIME_WAIT {
-                    handled = true; // plain SYN transition, go on to the window check
-                } else if (ct.seen[dir].flags | ct.seen[other].flags) & IP_CT_TCP_FLAG_CLOSE_INIT
-                    != 0
-                    || (usize::from(ct.last_dir) == dir && ct.last_index == TCP_RST_SET)
-                {
-                    return TcpVerdict::Repeat;
-                }
+        SYN_SENT | IGNORE => match syn_or_ignored(ct, dir, index, seg, old_state, new_state) {
+            Ok((o, n)) => {
+                old_state = o;
+                new_state = n;
             }
-            if !handled {
-                // Ignored packets.
-                if index == TCP_SYNACK_SET
-                    && ct.last_index == TCP_SYN_SET
-                    && usize::from(ct.last_dir) != dir
-                    && seg.ack == ct.last_end
-                {
-                    old_state = SYN_SENT;
-                    new_state = SYN_RECV;
-                    let ld = usize::from(ct.last_dir.min(1));
-                    ct.seen[ld].td_end = ct.last_end;
-                    ct.seen[ld].td_maxend = ct.last_end;
-                    ct.seen[ld].td_maxwin = if ct.last_win == 0 {
-                        1
-                    } else {
-                        u32::from(ct.last_win)
-                    };
-                    ct.seen[ld].td_scale = ct.last_wscale;
-                    ct.last_flags &= !IP_CT_EXP_CHALLENGE_ACK;
-                    ct.seen[ld].flags = ct.last_flags;
-                    let s = &mut ct.seen[dir];
-                    s.td_end = 0;
-                    s.td_maxend = 0;
-                    s.td_maxwin = 0;
-                    s.td_maxack = 0;
-                    s.td_scale = 0;
-                    s.flags &= IP_CT_TCP_FLAG_BE_LIBERAL;
-                } else {
-                    ct.last_index = index;
-                    ct.last_dir = dir as u8;
-                    ct.last_seq = seg.seq;
-                    ct.last_end = seg.end();
-                    ct.last_win = seg.win;
-                    if index == TCP_SYN_SET && dir == 0 {
-                        let mut seen = TcpDir::default();
-                        ct.last_flags = 0;
-                        ct.last_wscale = 0;
-                        tcp_options(seg.options, &mut seen);
-                        if seen.flags & IP_CT_TCP_FLAG_WINDOW_SCALE != 0 {
-                            ct.last_flags |= IP_CT_TCP_FLAG_WINDOW_SCALE;
-                            ct.last_wscale = seen.td_scale;
-                        }
-                        if seen.flags & IP_CT_TCP_FLAG_SACK_PERM != 0 {
-                            ct.last_flags |= IP_CT_TCP_FLAG_SACK_PERM;
-                        }
-                        if old_state == LAST_ACK {
-                            ct.last_flags |= IP_CT_EXP_CHALLENGE_ACK;
-                        }
-                    }
-                    if old_state == SYN_SENT && index == TCP_ACK_SET && dir == 1 {
-                        ct.last_ack = seg.ack;
-                    }
-                    return TcpVerdict::AcceptNoRefresh;
-                }
-            }
-        }
+            Err(v) => return v,
+        },
         MAX => {
             return TcpVerdict::Invalid {
                 lower_timeout_s: None,
@@ -687,51 +813,12 @@ pub fn tcp_packet(
         }
         CLOSE => {
             if index == TCP_RST_SET {
-                if tcp_can_early_drop_state(ct.state) {
-                    skip_window = true;
-                } else {
-                    let mut brk = false;
-                    if ct.seen[other].flags & IP_CT_TCP_FLAG_MAXACK_SET != 0
-                        && ct.last_index != TCP_SYN_SET
-                    {
-                        let seq = seg.seq;
-                        let established = ct.state == ESTABLISHED && cx.assured;
-                        if seq == 0 && !established {
-                            brk = true;
-                        } else {
-                            if before(seq, ct.seen[other].td_maxack)
-                                && !settings.tcp_ignore_invalid_rst
-                            {
-                                return TcpVerdict::Invalid {
-                                    lower_timeout_s: None,
-                                };
-                            }
-                            if !established || seq == ct.seen[other].td_maxack {
-                                brk = true;
-                            } else if ct.last_index == TCP_ACK_SET
-                                && usize::from(ct.last_dir) == dir
-                                && seq == ct.last_end
-                            {
-                                brk = true;
-                            } else {
-                                new_state = old_state;
-                            }
-                        }
+                match rst_close(ct, dir, seg, cx, settings, old_state) {
+                    Ok((n, skip)) => {
+                        new_state = n;
+                        skip_window = skip;
                     }
-                    if !brk {
-                        if ((cx.seen_reply && ct.last_index == TCP_SYN_SET)
-                            || (!cx.assured && ct.last_index == TCP_ACK_SET))
-                            && seg.ack == ct.last_end
-                        {
-                            skip_window = true;
-                        } else if old_state == SYN_SENT
-                            && ct.last_index == TCP_ACK_SET
-                            && ct.last_dir == 1
-                            && seg.seq == ct.last_ack
-                        {
-                            skip_window = true;
-                        }
-                    }
+                    Err(v) => return v,
                 }
             }
         }
@@ -741,28 +828,7 @@ pub fn tcp_packet(
     if !skip_window {
         match tcp_in_window(ct, dir, index, seg, settings) {
             WinAction::Ignore => return TcpVerdict::AcceptNoRefresh,
-            WinAction::Invalid => {
-                // nf_tcp_handle_invalid
-                let mut lower = None;
-                if cx.assured && !cx.fixed_timeout && (index == TCP_RST_SET || index == TCP_FIN_SET)
-                {
-                    if usize::from(ct.last_dir) != dir
-                        && (ct.last_index == TCP_FIN_SET || ct.last_index == TCP_RST_SET)
-                    {
-                        let unack = settings.tcp_timeouts[usize::from(UNACK)];
-                        let expires_s = cx.expires_ns / 1_000_000_000;
-                        if expires_s >= 120 && cx.expires_ns > u64::from(unack) * 1_000_000_000 {
-                            lower = Some(unack);
-                        }
-                    } else {
-                        ct.last_index = index;
-                        ct.last_dir = dir as u8;
-                    }
-                }
-                return TcpVerdict::Invalid {
-                    lower_timeout_s: lower,
-                };
-            }
+            WinAction::Invalid => return handle_invalid(ct, dir, index, cx, settings),
             WinAction::Accept => {}
         }
     }

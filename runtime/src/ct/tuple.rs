@@ -193,19 +193,67 @@ impl Tuple {
         }
     }
 
-    /// Hash over the tuple and zone (seeded multiply-xorshift; stands in for the kernel's seeded jhash2).
-    pub fn hash(&self, zone: u16, seed: u64) -> u32 {
-        let mut h = seed ^ (u64::from(self.l3) << 40 | u64::from(self.l4) << 32 | u64::from(zone));
-        let mut mix = |w: u64| {
-            h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            h ^= h >> 29;
-        };
-        for c in self.src.chunks_exact(8).chain(self.dst.chunks_exact(8)) {
-            mix(u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or([0; 8])));
+    /// `nf_ct_invert_tuple(self) == Some(*t)`, without building the inverse (the reply-direction test of a
+    /// lookup).
+    #[inline]
+    pub fn is_inverse_of(&self, t: &Tuple) -> bool {
+        if self.l3 != t.l3 || self.l4 != t.l4 || self.src != t.dst || self.dst != t.src {
+            return false;
         }
-        mix(u64::from(self.sport) << 16 | u64::from(self.dport));
+        match self.l4 {
+            proto::ICMP if self.l3 == NFPROTO_IPV4 => {
+                self.sport == t.sport
+                    && self.icmp_code() == t.icmp_code()
+                    && icmp_inverse(self.icmp_type()) == Some(t.icmp_type())
+            }
+            proto::ICMPV6 if self.l3 == NFPROTO_IPV6 => {
+                self.sport == t.sport
+                    && self.icmp_code() == t.icmp_code()
+                    && icmpv6_inverse(self.icmp_type()) == Some(t.icmp_type())
+            }
+            l4 if has_ports(l4) || l4 == proto::GRE => {
+                self.sport == t.dport && self.dport == t.sport
+            }
+            _ => t.sport == 0 && t.dport == 0,
+        }
+    }
+
+    /// Hash over the tuple and zone, seeded (stands in for the kernel's seeded jhash2): folded 64x64->128
+    /// multiplies (the foldhash / wyhash mixer). IPv4 tuples only carry 4 address bytes, so they hash two words.
+    #[inline]
+    pub fn hash(&self, zone: u16, seed: u64) -> u32 {
+        let word = |a: &[u8; 16], i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&a[i..i + 8]);
+            u64::from_le_bytes(w)
+        };
+        let meta = u64::from(self.sport) << 48
+            | u64::from(self.dport) << 32
+            | u64::from(zone) << 16
+            | u64::from(self.l3) << 8
+            | u64::from(self.l4);
+        let h = if self.l3 == NFPROTO_IPV4 {
+            let a = word(&self.src, 0) << 32 | (word(&self.dst, 0) & 0xffff_ffff);
+            fold_mul(a ^ seed, meta ^ K1)
+        } else {
+            let h = fold_mul(word(&self.src, 0) ^ seed, word(&self.src, 8) ^ K1);
+            let h = fold_mul(h ^ word(&self.dst, 0), word(&self.dst, 8) ^ K2);
+            h ^ meta.rotate_left(17)
+        };
+        let h = fold_mul(h ^ K3, seed ^ K2);
         (h >> 32) as u32 ^ h as u32
     }
+}
+
+const K1: u64 = 0x243f_6a88_85a3_08d3;
+const K2: u64 = 0x1319_8a2e_0370_7344;
+const K3: u64 = 0xa409_3822_299f_31d0;
+
+/// 64x64 -> 128 multiply, high half xor low half.
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p >> 64) as u64 ^ p as u64
 }
 
 #[cfg(test)]
