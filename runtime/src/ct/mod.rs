@@ -557,13 +557,54 @@ impl Conntrack {
         }
     }
 
-    fn link(&mut self, idx: u32) {
-        for dir in 0..2 {
-            let Some(c) = self.conns.get(idx as usize) else {
-                return;
+    /// [`Self::find_in`] for `__nf_conntrack_confirm`: also returns the chain length of `b` (valid when nothing
+    /// was found; capped at [`MAX_CHAINLEN`] + 1) and whether expired entries were deleted on the way.
+    fn probe(
+        &mut self,
+        b: usize,
+        t: &Tuple,
+        zone: u16,
+        now: u64,
+    ) -> (Option<(u32, usize)>, u32, bool) {
+        let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+        let mut expired = Vec::new();
+        let mut n = 0;
+        let mut found = None;
+        while cur != NONE_IDX {
+            let node = cur >> 1;
+            let dir = (cur & 1) as usize;
+            let Some(c) = self.conns.get(node as usize) else {
+                break;
             };
-            let t = Self::tuple_of(c, dir);
-            let b = self.bucket(&t, c.zone);
+            n += 1;
+            if c.zone == zone {
+                let hit = if dir == 0 {
+                    c.orig == *t
+                } else {
+                    c.orig.is_inverse_of(t)
+                };
+                if hit {
+                    if Self::expired(c, now) {
+                        expired.push(node);
+                    } else {
+                        found = Some((node, dir));
+                        break;
+                    }
+                }
+            }
+            cur = c.next[dir];
+        }
+        let deleted = !expired.is_empty();
+        if deleted {
+            self.delete_all(expired, now);
+            n = self.chain_len(b);
+        }
+        (found, n.min(MAX_CHAINLEN + 1), deleted)
+    }
+
+    /// Threads a just-confirmed entry into the chains of its original (`b[0]`) and reply (`b[1]`) buckets.
+    fn link_at(&mut self, idx: u32, b: [usize; 2]) {
+        for (dir, b) in b.into_iter().enumerate() {
             let head = self.heads.get(b).copied().unwrap_or(NONE_IDX);
             if let Some(c) = self.conns.get_mut(idx as usize) {
                 c.next[dir] = head;
@@ -1330,9 +1371,14 @@ impl Conntrack {
         let Some(t1) = t0.invert() else {
             return Verdict::Accept;
         };
-        let clash = self
-            .find(&t0, zone, now)
-            .or_else(|| self.find(&t1, zone, now));
+        let b0 = self.bucket(&t0, zone);
+        let b1 = self.bucket(&t1, zone);
+        // One walk per chain: the clash lookup (nf_conntrack_find of both tuples) also measures the chain.
+        let (clash, mut n0, del0) = self.probe(b0, &t0, zone, now);
+        let (clash, n1, del1) = match clash {
+            Some(x) => (Some(x), 0, false),
+            None => self.probe(b1, &t1, zone, now),
+        };
         if let Some((other, _)) = clash {
             let is_udp = matches!(t0.l4, proto::UDP | proto::UDPLITE);
             if is_udp && let Some(oc) = self.conns.get(other as usize) {
@@ -1359,9 +1405,10 @@ impl Conntrack {
             self.release(nfct);
             return Verdict::Drop;
         }
-        let b0 = self.bucket(&t0, zone);
-        let b1 = self.bucket(&t1, zone);
-        if self.chain_len(b0) >= MAX_CHAINLEN || self.chain_len(b1) >= MAX_CHAINLEN {
+        if del1 || (del0 && b0 == b1) {
+            n0 = self.chain_len(b0);
+        }
+        if n0 >= MAX_CHAINLEN || n1 >= MAX_CHAINLEN {
             self.stats.chaintoolong += 1;
             self.stats.insert_failed += 1;
             self.stats.drop += 1;
@@ -1373,7 +1420,7 @@ impl Conntrack {
             c.timeout = c.timeout.wrapping_add(tick(now));
             c.status |= ips::CONFIRMED;
         };
-        self.link(id.idx);
+        self.link_at(id.idx, [b0, b1]);
         self.stats.insert += 1;
         self.event(
             if has_master {
