@@ -1,0 +1,154 @@
+//! Kernel oracle for the corpus rulesets that lower to iptables: for each such case, the blob nfc
+//! emits must equal the table the kernel builds from the equivalent iptables-save text (our
+//! `nfr_ipt::save` of the lowered table, loaded with `iptables-legacy-restore` in a private
+//! network namespace and read back with IPT_SO_GET_ENTRIES; comefrom and counters masked).
+//! Skips with a message without root / iptables-legacy / netns; fails instead when
+//! `NFC_REQUIRE_ORACLE=1`.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use nfr_compiler::lower::ipt::lower_ipt;
+use nfr_testsuite::parse_corpus;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn oracle() -> bool {
+    let why = if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    {
+        Some("not root".to_string())
+    } else if !Command::new("iptables-legacy-restore")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        Some("iptables-legacy-restore not found".to_string())
+    } else if let Err(e) = nfr_ipt::kernel::with_private_netns(|| ()) {
+        Some(format!("no private network namespace: {e}"))
+    } else {
+        None
+    };
+    match why {
+        None => true,
+        Some(why) => {
+            assert!(
+                std::env::var("NFC_REQUIRE_ORACLE").as_deref() != Ok("1"),
+                "kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {why}"
+            );
+            eprintln!("SKIP corpus ipt kernel comparison: {why}");
+            false
+        }
+    }
+}
+
+/// Zero comefrom and counters of every entry (entries start at 96), and num_counters/counters.
+fn masked(blob: &[u8]) -> Vec<u8> {
+    let mut b = blob.to_vec();
+    let mut off = 96usize;
+    while off + 112 <= b.len() {
+        let next = u16::from_le_bytes([b[off + 90], b[off + 91]]) as usize;
+        b[off + 92..off + 112].fill(0);
+        if next == 0 {
+            break;
+        }
+        off += next;
+    }
+    if b.len() >= 96 {
+        b[84..96].fill(0);
+    }
+    b
+}
+
+fn kernel_tables(text: String, names: Vec<String>) -> Result<Vec<Vec<u8>>, String> {
+    nfr_ipt::kernel::with_private_netns(move || {
+        let mut child = Command::new("iptables-legacy-restore")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .ok_or("no stdin")?
+            .write_all(text.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "iptables-legacy-restore failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        names
+            .iter()
+            .map(|n| nfr_ipt::kernel::get_replace_blob(n).map_err(|e| e.to_string()))
+            .collect()
+    })
+    .map_err(|e| e.to_string())?
+}
+
+#[test]
+fn corpus_blobs_equal_the_kernels_tables() {
+    if !oracle() {
+        return;
+    }
+    let dir = root().join("testdata/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("testdata/corpus exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let (mut rulesets, mut tables, mut fails) = (0usize, 0usize, Vec::new());
+    for f in &files {
+        let corpus = parse_corpus(&std::fs::read_to_string(f).unwrap()).unwrap();
+        for case in &corpus.cases {
+            let source = match (&case.rules, &case.file) {
+                (Some(r), _) => r.clone(),
+                (None, Some(p)) => std::fs::read_to_string(root().join(p)).unwrap(),
+                _ => continue,
+            };
+            let (_, Some(hir), _) = nfr_compiler::check::check_source(&case.name, &source) else {
+                continue;
+            };
+            let Ok(lowered) = lower_ipt(&hir) else {
+                continue;
+            };
+            rulesets += 1;
+            let text: String = lowered
+                .iter()
+                .map(|(_, t)| nfr_ipt::save(t, false))
+                .collect();
+            let names: Vec<String> = lowered.iter().map(|(_, t)| t.name.clone()).collect();
+            match kernel_tables(text.clone(), names) {
+                Err(e) => fails.push(format!("{}: {e}\n{text}", case.name)),
+                Ok(kb) => {
+                    for ((_, t), k) in lowered.iter().zip(kb) {
+                        tables += 1;
+                        let ours = nfr_ipt::encode(t).unwrap();
+                        if masked(&ours) != masked(&k) {
+                            fails.push(format!(
+                                "{}: table {} differs from the kernel's for\n{text}",
+                                case.name, t.name
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("corpus ipt: {rulesets} rulesets lower, {tables} tables compared with the kernel");
+    assert!(fails.is_empty(), "{}", fails.join("\n\n"));
+    assert!(
+        rulesets >= 10,
+        "only {rulesets} corpus rulesets lower to iptables"
+    );
+}
