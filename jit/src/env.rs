@@ -13,6 +13,7 @@ use nfr_vm::interp::{LogRecord, NatRequest, PayloadWriteReq};
 use nfr_vm::pkt::{self, PktState, ct_state};
 use nfr_vm::program::{Counter, ElemData};
 use nfr_vm::{ChainVerdict, Effects, Reg, RuleId, State, VerifiedProgram};
+use nfr_vm::{ipv6_find_hdr, tcp_find_opt};
 
 /// Return code: jump to `Env::jump_chain`, resume at `Env::resume` afterwards.
 pub(crate) const C_JUMP: u32 = 0x10;
@@ -301,83 +302,4 @@ fn payload_base(base: PayloadBase, st: &PktState) -> Option<usize> {
         PayloadBase::Link if st.has_ll => Some(usize::from(st.lloff)),
         _ => None,
     }
-}
-
-/// `ipv6_find_hdr` as the interpreter implements it (nfr-vm keeps its copy private; see the
-/// crate docs' list of what vm should expose).
-fn ipv6_find_hdr(pkt: &[u8], st: &PktState, target: u8) -> Option<(usize, usize)> {
-    const HOP: u8 = 0;
-    const ROUTING: u8 = 43;
-    const FRAGMENT: u8 = 44;
-    const AUTH: u8 = 51;
-    const NONE: u8 = 59;
-    const DEST: u8 = 60;
-    const MOBILITY: u8 = 135;
-    if st.nfproto != pkt::NFPROTO_IPV6 {
-        return None;
-    }
-    let nh = usize::from(st.nhoff);
-    if pkt.get(nh).map(|b| b >> 4) != Some(6) {
-        return None;
-    }
-    let mut next = *pkt.get(nh + 6)?;
-    let mut off = nh + 40;
-    loop {
-        if next == target && target != NONE {
-            let len = match next {
-                FRAGMENT => 8,
-                AUTH => (usize::from(*pkt.get(off + 1)?) + 2) << 2,
-                HOP | ROUTING | DEST | MOBILITY => (usize::from(*pkt.get(off + 1)?) + 1) << 3,
-                _ => 0,
-            };
-            return Some((off, len));
-        }
-        if !matches!(next, HOP | ROUTING | FRAGMENT | AUTH | DEST) {
-            return None;
-        }
-        let hdr = pkt.get(off..off + 2)?;
-        let (nexthdr, hlen) = match next {
-            FRAGMENT => {
-                let fo = pkt.get(off + 2..off + 4)?;
-                if u16::from_be_bytes([fo[0], fo[1]]) & !0x7 != 0 {
-                    return None;
-                }
-                (hdr[0], 8)
-            }
-            AUTH => (hdr[0], (usize::from(hdr[1]) + 2) << 2),
-            _ => (hdr[0], (usize::from(hdr[1]) + 1) << 3),
-        };
-        next = nexthdr;
-        off += hlen;
-    }
-}
-
-/// TCP option lookup as the interpreter implements it (`nft_exthdr_tcp_eval`).
-fn tcp_find_opt(pkt: &[u8], st: &PktState, kind: u8, offset: u32, len: u8) -> Option<usize> {
-    if !st.transport_ok() || st.l4proto != 6 {
-        return None;
-    }
-    let th = usize::from(st.thoff);
-    let doff = usize::from(*pkt.get(th + 12)? >> 4) * 4;
-    if doff < 20 {
-        return None;
-    }
-    let hdr = pkt.get(th..th + doff)?;
-    let mut i = 20;
-    while i + 1 < doff {
-        let k = *hdr.get(i)?;
-        let optl = if k <= 1 || *hdr.get(i + 1)? == 0 {
-            1
-        } else {
-            usize::from(*hdr.get(i + 1)?)
-        };
-        if k == kind {
-            if i + optl > doff || usize::from(len) + offset as usize > optl {
-                return None;
-            }
-            return Some(th + i + offset as usize);
-        }
-        i += optl;
-    }
-    None
 }

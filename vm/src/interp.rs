@@ -772,7 +772,7 @@ fn load_fast(regs: &mut Regs, pkt: &[u8], base: usize, off: u32, len: u8, dreg: 
 /// `target` and its length, or `None` (`-ENOENT`) when the chain ends, a non-extension header
 /// comes first, or (for any target other than the fragment header) a non-first fragment hides
 /// the rest.
-pub(crate) fn ipv6_find_hdr(pkt: &[u8], st: &PktState, target: u8) -> Option<(usize, usize)> {
+pub fn ipv6_find_hdr(pkt: &[u8], st: &PktState, target: u8) -> Option<(usize, usize)> {
     const HOP: u8 = 0;
     const ROUTING: u8 = 43;
     const FRAGMENT: u8 = 44;
@@ -825,7 +825,7 @@ pub(crate) fn ipv6_find_hdr(pkt: &[u8], st: &PktState, target: u8) -> Option<(us
 /// TCP option lookup like `nft_exthdr_tcp_eval`: the absolute offset of `offset` bytes into
 /// option `kind`, if the option exists and `offset + len` fits in it. Needs a TCP header that
 /// is not in a non-first fragment.
-fn tcp_find_opt(pkt: &[u8], st: &PktState, kind: u8, offset: u32, len: u8) -> Option<usize> {
+pub fn tcp_find_opt(pkt: &[u8], st: &PktState, kind: u8, offset: u32, len: u8) -> Option<usize> {
     if !st.transport_ok() || st.l4proto != 6 {
         return None;
     }
@@ -837,11 +837,11 @@ fn tcp_find_opt(pkt: &[u8], st: &PktState, kind: u8, offset: u32, len: u8) -> Op
     let hdr = pkt.get(th..th + doff)?;
     let mut i = 20;
     while i + 1 < doff {
-        let k = hdr[i];
-        let optl = if k <= 1 || hdr[i + 1] == 0 {
+        let k = *hdr.get(i)?;
+        let optl = if k <= 1 || *hdr.get(i + 1)? == 0 {
             1
         } else {
-            usize::from(hdr[i + 1])
+            usize::from(*hdr.get(i + 1)?)
         };
         if k == kind {
             if i + optl > doff || usize::from(len) + offset as usize > optl {

@@ -55,6 +55,6 @@ pub mod program;
 pub mod verify;
 
 pub use insn::{Data, Insn};
-pub use interp::{Effects, State};
+pub use interp::{Effects, State, ipv6_find_hdr, tcp_find_opt};
 pub use program::{ChainKind, Policy, Program, Set};
 pub use verify::{VerifiedProgram, VerifyError};
