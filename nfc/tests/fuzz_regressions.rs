@@ -1,5 +1,6 @@
 //! Replays the fuzz inputs on stable Rust: every file directly under `fuzz/regressions/<target>/` (inputs
-//! our own fuzzing found, minimized) and `fuzz/seeds/<target>/` (the starting corpus) goes through the same
+//! our own fuzzing found, minimized) and `testdata/fuzz-seeds/<target>/` (the starting corpus, files our own code wrote; kept under testdata/
+//! with the project's other test inputs) goes through the same
 //! entry function the cargo-fuzz target calls — the entry functions are `fuzz/src/lib.rs`, included here
 //! with `#[path]` — and must not panic. Failures are collected and reported together, naming each file.
 //!
@@ -18,6 +19,10 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
+fn seeds_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fuzz-seeds")
+}
+
 /// The regular files directly in `dir`, sorted by name (missing directory: none).
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -34,11 +39,11 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs `f` on every file of the given directories; returns the number of inputs replayed and panics with the
 /// list of the inputs that panicked.
-fn replay(target: &str, subdirs: &[&str], mut f: impl FnMut(&[u8])) -> usize {
+fn replay(target: &str, dirs: &[PathBuf], mut f: impl FnMut(&[u8])) -> usize {
     let mut n = 0;
     let mut failed = Vec::new();
-    for sub in subdirs {
-        for path in files_in(&fuzz_dir().join(sub).join(target)) {
+    for dir in dirs {
+        for path in files_in(&dir.join(target)) {
             let data = std::fs::read(&path).expect("read fuzz input");
             n += 1;
             if catch_unwind(AssertUnwindSafe(|| f(&data))).is_err() {
@@ -55,7 +60,7 @@ fn replay(target: &str, subdirs: &[&str], mut f: impl FnMut(&[u8])) -> usize {
 }
 
 fn replay_all(target: &str, f: impl FnMut(&[u8])) {
-    let n = replay(target, &["regressions", "seeds"], f);
+    let n = replay(target, &[fuzz_dir().join("regressions"), seeds_dir()], f);
     println!("{target}: replayed {n} inputs");
 }
 
@@ -86,7 +91,7 @@ fn pcap() {
 fn seeds_are_present() {
     // The replay above must not pass vacuously because the directories moved.
     for t in ["parse_check", "ipt_blob", "wire", "pcap"] {
-        let n = files_in(&fuzz_dir().join("seeds").join(t)).len();
-        assert!(n > 0, "fuzz/seeds/{t} is empty or missing");
+        let n = files_in(&seeds_dir().join(t)).len();
+        assert!(n > 0, "testdata/fuzz-seeds/{t} is empty or missing");
     }
 }
