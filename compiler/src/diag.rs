@@ -178,6 +178,8 @@ pub const CODES: &[(&str, &str)] = &[
         "E0106",
         "object used with the wrong kind (set vs map vs vmap)",
     ),
+    ("E0107", "duplicate ct helper object"),
+    ("E0108", "`ct helper set` names no ct helper object of the table"),
     ("E0200", "value out of range for its type"),
     ("E0201", "unknown symbol for the expected type"),
     ("E0202", "prefix length out of range"),

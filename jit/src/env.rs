@@ -150,6 +150,13 @@ pub(crate) extern "C" fn h_insn(env: &mut Env<'_>, st: &mut PktState, idx: u32, 
                     }
                 }
                 CtSetKey::Zone => env.fx.ct_zone = Some(w as u16),
+                CtSetKey::Helper => {
+                    let b = env.reg_bytes(*sreg, 16);
+                    let mut name = [0u8; 16];
+                    let n = b.len().min(16);
+                    name[..n].copy_from_slice(&b[..n]);
+                    env.fx.ct_helper = Some(name);
+                }
             }
             C_CONTINUE
         }

@@ -17,7 +17,7 @@
 //! in state NEW or RELATED whose NAT binding for this hook's manipulation is not set up yet, i.e. the first
 //! packet of each connection; after the chain, the binding is done (a null binding when no rule matched).
 
-use crate::ct::{CtInfo, Nfct};
+use crate::ct::{CtInfo, Helper, Nfct};
 use crate::hook::{Engine, HookCtx, HookError, Hooks, Packet};
 use nfr_vm::insn::NatKind;
 use nfr_vm::interp::TraceEvent;
@@ -75,6 +75,8 @@ pub struct EffectStats {
     pub notrack: u64,
     /// `ct mark set` writes to an entry.
     pub ct_mark_writes: u64,
+    /// `ct helper set` that attached a helper to a new entry.
+    pub helpers: u64,
 }
 
 impl EffectStats {
@@ -85,6 +87,7 @@ impl EffectStats {
         self.logs += o.logs;
         self.notrack += o.notrack;
         self.ct_mark_writes += o.ct_mark_writes;
+        self.helpers += o.helpers;
     }
 }
 
@@ -263,6 +266,7 @@ fn apply_ct_effects(
     notrack: bool,
     zone: Option<u16>,
     ct_mark: Option<u32>,
+    helper: Option<[u8; 16]>,
     stats: &mut EffectStats,
 ) {
     if notrack && matches!(pkt.nfct, Nfct::None | Nfct::Template { .. }) {
@@ -281,6 +285,24 @@ fn apply_ct_effects(
     {
         cx.ct.set_mark(&pkt.nfct, m);
         stats.ct_mark_writes += 1;
+    }
+    // nft_ct_helper_obj_eval: only an unconfirmed entry of the helper's protocol without a helper
+    // gets one (`Conntrack::set_helper` checks the entry); FTP, the one helper, tracks TCP.
+    if let Some(name) = helper
+        && helper_by_name(&name) == Some(Helper::Ftp)
+        && pkt.state.l4proto == 6
+        && cx.ct.set_helper(&pkt.nfct, Helper::Ftp)
+    {
+        stats.helpers += 1;
+    }
+}
+
+/// The runtime's helper for a NUL-padded helper type name (`nf_conntrack_helper_try_module_get`).
+fn helper_by_name(name: &[u8; 16]) -> Option<Helper> {
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    match name.get(..end)? {
+        b"ftp" => Some(Helper::Ftp),
+        _ => None,
     }
 }
 
@@ -307,6 +329,7 @@ impl Engine for ChainEntry {
             fx.notrack,
             fx.ct_zone,
             fx.ct_mark_set.then_some(pkt.state.ct_mark),
+            fx.ct_helper,
             &mut stats,
         );
         if self.nat && v == Verdict::Accept {
@@ -420,6 +443,8 @@ impl Engine for IptEntry {
                     let _ = kind;
                 }
                 Effect::Notrack => notrack = true,
+                // A template's helper would attach when conntrack creates the entry (nfc lowers no
+                // rule to `CT --helper`; `ct helper set` acts after conntrack).
                 Effect::CtTemplate { zone: z, .. } => zone = Some(*z),
                 _ => {}
             }
@@ -427,7 +452,7 @@ impl Engine for IptEntry {
         pkt.state.mark = out.mark;
         let ct_mark = (out.ct_mark != pkt.state.ct_mark).then_some(out.ct_mark);
         pkt.state.ct_mark = out.ct_mark;
-        apply_ct_effects(pkt, cx, notrack, zone, ct_mark, &mut stats);
+        apply_ct_effects(pkt, cx, notrack, zone, ct_mark, None, &mut stats);
         if self.nat && out.verdict == Verdict::Accept {
             cx.ct
                 .set_status_bits(&pkt.nfct, nat_done_bit(cx.hook) | nat_bits);

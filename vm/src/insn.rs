@@ -297,6 +297,10 @@ pub enum CtSetKey {
     Mark,
     /// The zone of the template (2 bytes) — recorded in `Effects::ct_zone`.
     Zone,
+    /// `ct helper set "obj"` (nft's `objref` of a `ct helper` object, resolved by the compiler):
+    /// the helper's type name, NUL-padded to 16 bytes (`NF_CT_HELPER_NAME_LEN`) — recorded in
+    /// `Effects::ct_helper`; the runtime attaches it to an unconfirmed entry of the helper's protocol.
+    Helper,
 }
 
 impl CtSetKey {
@@ -305,6 +309,7 @@ impl CtSetKey {
         match self {
             CtSetKey::Mark => 4,
             CtSetKey::Zone => 2,
+            CtSetKey::Helper => 16,
         }
     }
 
@@ -313,6 +318,7 @@ impl CtSetKey {
         match self {
             CtSetKey::Mark => "mark",
             CtSetKey::Zone => "zone",
+            CtSetKey::Helper => "helper",
         }
     }
 }

@@ -122,6 +122,8 @@ pub struct Effects {
     pub ct_mark_set: bool,
     /// `ct zone set` value.
     pub ct_zone: Option<u16>,
+    /// `ct helper set`: the helper type name, NUL-padded (see `CtSetKey::Helper`).
+    pub ct_helper: Option<[u8; 16]>,
     /// `meta priority set` value.
     pub priority: Option<u32>,
     /// `meta nftrace set` value.
@@ -145,6 +147,7 @@ impl Effects {
         self.mark_set = false;
         self.ct_mark_set = false;
         self.ct_zone = None;
+        self.ct_helper = None;
         self.priority = None;
         self.nftrace = None;
         self.notrack = false;
@@ -606,6 +609,13 @@ impl VerifiedProgram {
                         }
                     }
                     CtSetKey::Zone => fx.ct_zone = Some(w as u16),
+                    CtSetKey::Helper => {
+                        let mut b = [0u8; 64];
+                        let n = reg_bytes(regs, *sreg, 16, &mut b);
+                        let mut name = [0u8; 16];
+                        name[..n.min(16)].copy_from_slice(&b[..n.min(16)]);
+                        fx.ct_helper = Some(name);
+                    }
                 }
             }
             Insn::Log(spec) => fx.logs.push(LogRecord {

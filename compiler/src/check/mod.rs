@@ -32,6 +32,16 @@ pub(crate) struct TableDecl {
     pub sets: Vec<usize>,
     /// Span of the first `table NAME { }` block (for duplicate reports).
     pub block: Option<Span>,
+    /// `ct helper NAME { type "ftp" protocol tcp; }` objects.
+    pub ct_helpers: Vec<CtHelperDecl>,
+}
+
+/// A `ct helper` object (`nft_ct_helper_obj`): what `ct helper set "NAME"` attaches.
+pub(crate) struct CtHelperDecl {
+    pub name: String,
+    /// The helper's type (`type "ftp"`), the name the conntrack helper registered.
+    pub helper: String,
+    pub span: Span,
 }
 
 pub(crate) struct ChainDecl {
@@ -184,6 +194,95 @@ impl Ctx {
         self.chain_index.get(&(table, name.to_string())).copied()
     }
 
+    /// `ct helper NAME { type "T" protocol P; [l3proto F;] }`, checked like
+    /// `nft_ct_helper_obj_init`: the helper must exist for that protocol (nfc has `ftp`, TCP).
+    fn declare_ct_helper(
+        &mut self,
+        file: FileId,
+        ti: usize,
+        name: &ast::Ident,
+        span: ast::Span,
+        body: &[String],
+    ) {
+        let span = sp(file, span);
+        let name_span = sp(file, name.span);
+        if let Some(prev) = self
+            .tables
+            .get(ti)
+            .and_then(|t| t.ct_helpers.iter().find(|h| h.name == name.name))
+        {
+            let prev = prev.span;
+            self.diags.push(
+                Diagnostic::error(
+                    "E0107",
+                    name_span,
+                    format!("ct helper `{}` is defined twice", name.name),
+                )
+                .with_primary_label("second definition")
+                .with_label(prev, "first definition"),
+            );
+            return;
+        }
+        let family = self.tables.get(ti).map(|t| t.family);
+        let mut helper = None;
+        let mut proto = None;
+        for line in body.iter().flat_map(|l| l.split(';')) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                [] => {}
+                ["type", t, "protocol", p] => {
+                    helper = Some(t.trim_matches('"').to_string());
+                    proto = Some(*p);
+                }
+                ["l3proto", f]
+                    if Some(*f) == family.map(|f| f.name()) || (*f == "inet" && family == Some(Family::Inet)) => {}
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0211",
+                            span,
+                            format!("ct helper `{}`: unsupported line `{}`", name.name, line.trim()),
+                        )
+                        .with_note(
+                            "a ct helper object is `type \"ftp\" protocol tcp`, optionally with the \
+                             table's own `l3proto`",
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
+        let (Some(helper), Some(proto)) = (helper, proto) else {
+            self.diags.push(
+                Diagnostic::error(
+                    "E0211",
+                    span,
+                    format!("ct helper `{}` has no `type \"...\" protocol ...` line", name.name),
+                )
+                .with_help("write `type \"ftp\" protocol tcp`"),
+            );
+            return;
+        };
+        if helper != "ftp" || proto != "tcp" {
+            self.diags.push(
+                Diagnostic::error(
+                    "E0210",
+                    span,
+                    format!("no conntrack helper `{helper}` for protocol `{proto}`"),
+                )
+                .with_note("nfc implements the ftp helper (`type \"ftp\" protocol tcp`)"),
+            );
+            return;
+        }
+        if let Some(t) = self.tables.get_mut(ti) {
+            t.ct_helpers.push(CtHelperDecl {
+                name: name.name.clone(),
+                helper,
+                span: name_span,
+            });
+        }
+    }
+
     fn find_set(&self, table: usize, name: &str) -> Option<usize> {
         self.tables
             .get(table)?
@@ -267,6 +366,7 @@ impl Ctx {
                     chains: vec![],
                     sets: vec![],
                     block: None,
+                    ct_helpers: vec![],
                 });
                 self.tables.len() - 1
             }
@@ -412,6 +512,14 @@ impl Ctx {
                                 self.diags = diags;
                             }
                             ast::TableItem::Flags(_) | ast::TableItem::Comment(_) => {}
+                            ast::TableItem::Object {
+                                kind,
+                                name,
+                                span,
+                                body,
+                            } if kind.name == "ct helper" => {
+                                self.declare_ct_helper(file, ti, name, *span, body)
+                            }
                             ast::TableItem::Object { kind, span, .. } => self.diags.push(
                                 Diagnostic::error(
                                     "E0210",

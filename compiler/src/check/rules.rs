@@ -10,7 +10,7 @@ use crate::diag::{Diagnostic, Span};
 use crate::hir::{
     ChainId, ChainKind, ChainType, Expr, ExprKind, Family, Hir, Hook, Item, Match, NatKind,
     NatStmt, Op, Operand, RateUnit, RejectKind, Rhs, Rule, Stmt, StmtKind, Type, Verdict,
-    VerdictKind, VmapRef,
+    Value, VerdictKind, VmapRef,
 };
 
 impl Ctx {
@@ -434,6 +434,46 @@ impl Ctx {
         })
     }
 
+    /// `ct helper set "NAME"` (nft's objref): NAME must be a `ct helper` object of the rule's
+    /// table. The operand becomes the object's helper type, NUL-padded to 16 bytes — what the
+    /// bytecode hands to the runtime and iptables' `CT --helper` names.
+    fn ct_helper_ref(&mut self, v: Operand, span: Span) -> Option<Operand> {
+        let Operand::Value(val) = v else {
+            self.diags.push(
+                Diagnostic::error("E0211", span, "`ct helper set` takes the name of a ct helper object")
+                    .with_help("write `ct helper set \"NAME\"` with a `ct helper NAME { ... }` in the table"),
+            );
+            return None;
+        };
+        let end = val.bytes.iter().position(|&b| b == 0).unwrap_or(val.bytes.len());
+        let name = String::from_utf8_lossy(val.bytes.get(..end).unwrap_or(&[])).into_owned();
+        let Some(h) = self
+            .tables
+            .get(self.table)
+            .and_then(|t| t.ct_helpers.iter().find(|h| h.name == name))
+        else {
+            let table = self.tables.get(self.table).map(|t| t.name.clone()).unwrap_or_default();
+            self.diags.push(
+                Diagnostic::error(
+                    "E0108",
+                    val.span,
+                    format!("no ct helper object `{name}` in table `{table}`"),
+                )
+                .with_help(format!(
+                    "declare it in the table: `ct helper {name} {{ type \"ftp\" protocol tcp; }}`"
+                )),
+            );
+            return None;
+        };
+        let mut bytes = h.helper.as_bytes().to_vec();
+        bytes.resize(16, 0);
+        Some(Operand::Value(Value {
+            bytes,
+            text: format!("\"{}\"", h.helper),
+            ..val
+        }))
+    }
+
     fn stmt(
         &mut self,
         s: &ast::StmtKind,
@@ -589,8 +629,11 @@ impl Ctx {
                             ));
                             return None;
                         }
-                        let v = self.operand(value, k.ty)?;
+                        let mut v = self.operand(value, k.ty)?;
                         self.operand_needs(&v, st, items)?;
+                        if ck.name == "helper" {
+                            v = self.ct_helper_ref(v, span)?;
+                        }
                         StmtKind::CtSet { key: ck, value: v }
                     }
                     ExprKind::Payload { .. } => {

@@ -1500,6 +1500,7 @@ impl Lower<'_> {
                 let (k, ty) = match key.name {
                     "mark" => (CtSetKey::Mark, Type::Mark),
                     "zone" => (CtSetKey::Zone, Type::Integer { bits: 16 }),
+                    "helper" => (CtSetKey::Helper, key.dtype),
                     o => return Err(unsupported(span, format!("ct {o} set"))),
                 };
                 let r = self.gen_operand(cx, value, ty, span)?;

@@ -24,7 +24,8 @@
 //! Statements and verdicts: accept/drop/return/continue/jump/goto/queue → ACCEPT, DROP, RETURN,
 //! no target, `-j chain`, `-g chain`, NFQUEUE; reject → REJECT; log → LOG; `meta mark set` →
 //! MARK; `ct mark set` → CONNMARK (`meta mark set ct mark` = `--restore-mark`, `ct mark set meta
-//! mark` = `--save-mark`); notrack → `CT --notrack`; `ct helper set` → `CT --helper`;
+//! mark` = `--save-mark`); notrack → `CT --notrack`; `ct helper set` has no rule-for-rule form
+//! (nft attaches after conntrack, iptables' `CT --helper` through a raw-table template before it);
 //! snat/dnat/masquerade/redirect → SNAT/DNAT/MASQUERADE/REDIRECT. `counter` adds nothing (every
 //! iptables entry counts).
 //!
@@ -1679,23 +1680,16 @@ impl Lowerer<'_> {
                 };
                 Some(self.action(words, false, vec![Field::CtMark], span))
             }
-            StmtKind::CtSet { key, value } if key.name == "helper" => {
-                let Operand::Value(v) = value else {
-                    self.err(span, "this ct helper");
-                    return None;
-                };
-                let end = v
-                    .bytes
-                    .iter()
-                    .position(|b| *b == 0)
-                    .unwrap_or(v.bytes.len());
-                let name = String::from_utf8_lossy(&v.bytes[..end]).into_owned();
-                Some(self.action(
-                    vec!["-j".into(), "CT".into(), "--helper".into(), q(&name)],
-                    false,
-                    Vec::new(),
+            StmtKind::CtSet { key, .. } if key.name == "helper" => {
+                // nft attaches the helper to the entry conntrack made (nft_ct_helper_obj_eval,
+                // after conntrack); iptables' `CT --helper` builds a template in the raw table,
+                // before conntrack. Neither can stand for the other rule for rule.
+                self.err(
                     span,
-                ))
+                    "`ct helper set` (iptables attaches helpers with `-t raw -j CT --helper`, \
+                     before conntrack: a different place in the path)",
+                );
+                None
             }
             StmtKind::CtSet { key, value } if key.name == "zone" => {
                 let Operand::Value(v) = value else {
@@ -2555,14 +2549,14 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
         T::Ct { info, .. } => {
             if info.flags & XT_CT_NOTRACK != 0 {
                 p.push("notrack".into());
-            } else if !info.helper.is_empty()
-                && info.zone == 0
-                && info.ct_events == 0
-                && info.exp_events == 0
-                && info.timeout.is_empty()
-                && info.flags == 0
-            {
-                p.push(format!("ct helper set {}", nft_str(&info.helper)?));
+            } else if !info.helper.is_empty() {
+                // A raw-table template attaches the helper when conntrack creates the entry;
+                // nft's `ct helper set` works after conntrack (a no-op in a raw chain).
+                return Err(format!(
+                    "CT --helper {} (write a `ct helper` object and `ct helper set` in a \
+                     chain after conntrack, e.g. `priority filter`)",
+                    String::from_utf8_lossy(&info.helper)
+                ));
             } else {
                 return Err("this CT target".into());
             }

@@ -893,7 +893,7 @@ impl Conntrack {
         if let Nfct::Ct { id, .. } = nfct
             && self
                 .conn(*id)
-                .is_some_and(|c| c.status & ips::CONFIRMED == 0)
+                .is_some_and(|c| c.status & (ips::CONFIRMED | ips::HELPER) == 0)
         {
             self.set_helper_idx(id.idx, h);
             return true;

@@ -1,0 +1,120 @@
+//! `ct helper set` end to end: the FTP captures of `shared/corpus/ct-expected` were made with the kernel's
+//! own 6.x setup — a `ct helper` object and `tcp dport 21 ct helper set` after conntrack, no automatic
+//! helper assignment. `nfc run pcap` with the same ruleset (and `--ftp-ports ""`, so only the rule attaches
+//! the helper) must reproduce every packet's ct state (RELATED data connections included) on the engines
+//! that can run it (interp and jit: iptables attaches helpers through a raw-table template instead, so the
+//! ruleset does not lower to iptables). Without the rule, the data connections are NEW, not RELATED: the
+//! rule is what made the difference. Skips without `../shared/corpus`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const RULES: &str = r#"table inet ct_helpers {
+	ct helper ftp21 {
+		type "ftp" protocol tcp
+		l3proto inet
+	}
+	chain prerouting {
+		type filter hook prerouting priority filter; policy accept;
+		tcp dport 21 ct helper set "ftp21"
+	}
+}
+"#;
+
+const NO_HELPER: &str = r#"table inet ct_helpers {
+	chain prerouting {
+		type filter hook prerouting priority filter; policy accept;
+	}
+}
+"#;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Per-frame ct states (`frame` → state) from `--trace --json`; reassembled datagrams are skipped.
+fn run(rules: &str, pcap: &Path, engine: &str) -> BTreeMap<u64, String> {
+    let dir = std::env::temp_dir().join(format!("nfc-ct-helper-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join(format!("{}.nfr", rules.len()));
+    std::fs::write(&f, rules).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_nfc"))
+        .args(["run", "pcap"])
+        .arg(&f)
+        .arg(pcap)
+        .args(["--path", "input", "--ftp-ports", "", "--trace", "--json"])
+        .args(["--engine", engine])
+        .current_dir(root())
+        .output()
+        .expect("run nfc");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut m = BTreeMap::new();
+    for l in String::from_utf8_lossy(&o.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
+        if let (Some(n), Some(s)) = (v["frame"].as_u64(), v["ct_state"].as_str())
+            && v.get("reassembled").is_none()
+        {
+            m.insert(n, s.to_string());
+        }
+    }
+    m
+}
+
+/// `frame → state` of `<pcap>.pkts.tsv` (plain frame lines only).
+fn expected(tsv: &str) -> BTreeMap<u64, String> {
+    tsv.lines()
+        .filter_map(|l| {
+            let mut it = l.split('\t');
+            let n = it.next()?.parse().ok()?;
+            Some((n, it.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn ct_helper_set_reproduces_the_kernels_ftp_states() {
+    let c = root().join("../shared/corpus");
+    if !c.join("ct-expected").is_dir() {
+        println!("SKIP: ../shared/corpus/ct-expected not found");
+        return;
+    }
+    let mut related = 0;
+    for name in ["zeek-ftp_ipv4.pcap", "zeek-ftp_bigtransfer.pcap"] {
+        let pcap = c.join("pcaps").join(name);
+        let tsv = std::fs::read_to_string(c.join("ct-expected").join(format!("{name}.pkts.tsv")))
+            .expect("pkts.tsv");
+        let want = expected(&tsv);
+        let got = run(RULES, &pcap, "interp");
+        assert_eq!(got, run(RULES, &pcap, "jit"), "{name}: interp and jit");
+        let mut bad = Vec::new();
+        for (n, st) in &want {
+            if got.get(n) != Some(st) {
+                bad.push(format!("frame {n}: kernel {st}, nfc {:?}", got.get(n)));
+            }
+        }
+        assert!(bad.is_empty(), "{name}:\n{}", bad.join("\n"));
+        let rel = want.values().filter(|s| s.starts_with("REL")).count();
+        related += rel;
+        // Without the rule no entry gets the helper: no RELATED packets at all.
+        let plain = run(NO_HELPER, &pcap, "interp");
+        assert_eq!(
+            plain.values().filter(|s| s.starts_with("REL")).count(),
+            0,
+            "{name}: RELATED without a helper"
+        );
+    }
+    assert!(related > 0, "the FTP captures have RELATED data connections");
+}
