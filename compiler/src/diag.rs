@@ -179,7 +179,10 @@ pub const CODES: &[(&str, &str)] = &[
         "object used with the wrong kind (set vs map vs vmap)",
     ),
     ("E0107", "duplicate ct helper object"),
-    ("E0108", "`ct helper set` names no ct helper object of the table"),
+    (
+        "E0108",
+        "`ct helper set` names no ct helper object of the table",
+    ),
     ("E0200", "value out of range for its type"),
     ("E0201", "unknown symbol for the expected type"),
     ("E0202", "prefix length out of range"),
@@ -210,6 +213,18 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0406", "statement after verdict"),
     ("E0500", "loop in the jump/goto graph"),
     ("E0501", "jump depth reaches NFT_JUMP_STACK_SIZE (16)"),
+    (
+        "E0700",
+        "table or base chain has no iptables equivalent (`--emit ipt`)",
+    ),
+    (
+        "E0701",
+        "rule or statement has no iptables form (`--emit ipt`)",
+    ),
+    (
+        "E0702",
+        "built iptables table fails the kernel's translate_table checks (an internal guard)",
+    ),
     ("W0600", "user chain is never jumped to (unreachable)"),
     (
         "W0601",

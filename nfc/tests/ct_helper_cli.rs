@@ -116,5 +116,8 @@ fn ct_helper_set_reproduces_the_kernels_ftp_states() {
             "{name}: RELATED without a helper"
         );
     }
-    assert!(related > 0, "the FTP captures have RELATED data connections");
+    assert!(
+        related > 0,
+        "the FTP captures have RELATED data connections"
+    );
 }

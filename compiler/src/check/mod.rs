@@ -235,7 +235,8 @@ impl Ctx {
                     proto = Some(*p);
                 }
                 ["l3proto", f]
-                    if Some(*f) == family.map(|f| f.name()) || (*f == "inet" && family == Some(Family::Inet)) => {}
+                    if Some(*f) == family.map(|f| f.name())
+                        || (*f == "inet" && family == Some(Family::Inet)) => {}
                 _ => {
                     self.diags.push(
                         Diagnostic::error(
@@ -257,7 +258,10 @@ impl Ctx {
                 Diagnostic::error(
                     "E0211",
                     span,
-                    format!("ct helper `{}` has no `type \"...\" protocol ...` line", name.name),
+                    format!(
+                        "ct helper `{}` has no `type \"...\" protocol ...` line",
+                        name.name
+                    ),
                 )
                 .with_help("write `type \"ftp\" protocol tcp`"),
             );

@@ -9,8 +9,8 @@ use super::deps::{DepState, NFPROTO_IPV4, NFPROTO_IPV6, Need, needs};
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
     ChainId, ChainKind, ChainType, Expr, ExprKind, Family, Hir, Hook, Item, Match, NatKind,
-    NatStmt, Op, Operand, RateUnit, RejectKind, Rhs, Rule, Stmt, StmtKind, Type, Verdict,
-    Value, VerdictKind, VmapRef,
+    NatStmt, Op, Operand, RateUnit, RejectKind, Rhs, Rule, Stmt, StmtKind, Type, Value, Verdict,
+    VerdictKind, VmapRef,
 };
 
 impl Ctx {
@@ -440,19 +440,33 @@ impl Ctx {
     fn ct_helper_ref(&mut self, v: Operand, span: Span) -> Option<Operand> {
         let Operand::Value(val) = v else {
             self.diags.push(
-                Diagnostic::error("E0211", span, "`ct helper set` takes the name of a ct helper object")
-                    .with_help("write `ct helper set \"NAME\"` with a `ct helper NAME { ... }` in the table"),
+                Diagnostic::error(
+                    "E0211",
+                    span,
+                    "`ct helper set` takes the name of a ct helper object",
+                )
+                .with_help(
+                    "write `ct helper set \"NAME\"` with a `ct helper NAME { ... }` in the table",
+                ),
             );
             return None;
         };
-        let end = val.bytes.iter().position(|&b| b == 0).unwrap_or(val.bytes.len());
+        let end = val
+            .bytes
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(val.bytes.len());
         let name = String::from_utf8_lossy(val.bytes.get(..end).unwrap_or(&[])).into_owned();
         let Some(h) = self
             .tables
             .get(self.table)
             .and_then(|t| t.ct_helpers.iter().find(|h| h.name == name))
         else {
-            let table = self.tables.get(self.table).map(|t| t.name.clone()).unwrap_or_default();
+            let table = self
+                .tables
+                .get(self.table)
+                .map(|t| t.name.clone())
+                .unwrap_or_default();
             self.diags.push(
                 Diagnostic::error(
                     "E0108",

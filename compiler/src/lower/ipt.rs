@@ -1684,10 +1684,11 @@ impl Lowerer<'_> {
                 // nft attaches the helper to the entry conntrack made (nft_ct_helper_obj_eval,
                 // after conntrack); iptables' `CT --helper` builds a template in the raw table,
                 // before conntrack. Neither can stand for the other rule for rule.
-                self.err(
+                self.err_help(
                     span,
-                    "`ct helper set` (iptables attaches helpers with `-t raw -j CT --helper`, \
-                     before conntrack: a different place in the path)",
+                    "`ct helper set` attaches after conntrack; iptables' `CT --helper` attaches \
+                     through a raw-table template, before it",
+                    "write the iptables rule by hand: `-t raw -A PREROUTING ... -j CT --helper ftp`",
                 );
                 None
             }
