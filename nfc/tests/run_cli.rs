@@ -573,6 +573,248 @@ fn path_input_reproduces_ct_expected_states() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// pcapng interface names as devices.
+
+/// A pcapng block (little-endian), body padded to 32 bits.
+fn ng_block(t: u32, body: &[u8]) -> Vec<u8> {
+    let mut b = body.to_vec();
+    while !b.len().is_multiple_of(4) {
+        b.push(0);
+    }
+    let len = 12 + b.len() as u32;
+    let mut v = Vec::new();
+    v.extend_from_slice(&t.to_le_bytes());
+    v.extend_from_slice(&len.to_le_bytes());
+    v.extend_from_slice(&b);
+    v.extend_from_slice(&len.to_le_bytes());
+    v
+}
+
+fn ng_shb() -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&(-1i64).to_le_bytes());
+    ng_block(0x0a0d_0d0a, &b)
+}
+
+/// Interface Description Block, raw IPv4 (LINKTYPE_RAW), with an `if_name` option.
+fn ng_idb(name: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&101u16.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    b.extend_from_slice(name.as_bytes());
+    while !b.len().is_multiple_of(4) {
+        b.push(0);
+    }
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    ng_block(1, &b)
+}
+
+/// Enhanced Packet Block on interface `ifid`, `us` microseconds after the epoch.
+fn ng_epb(ifid: u32, us: u64, data: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&ifid.to_le_bytes());
+    b.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
+    b.extend_from_slice(&(us as u32).to_le_bytes());
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(data);
+    ng_block(6, &b)
+}
+
+/// An IPv4/UDP datagram with 4 bytes of payload (32 bytes), header checksum filled in.
+fn ipv4_udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut p = vec![0x45, 0, 0, 32, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    let sum: u32 = p
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&12u16.to_be_bytes());
+    p.extend_from_slice(&[0, 0, b'p', b'i', b'n', b'g']);
+    p
+}
+
+/// Two sections whose interface ids name different interfaces (section 1: 0 = eth0, 1 = eth1; section 2:
+/// 0 = eth1, 1 = eth0). The host is 10.0.0.1. Received: eth1 4 (1 + 3), eth0 2; sent: eth1 2, eth0 1.
+fn two_section_pcapng() -> Vec<u8> {
+    let host = [10, 0, 0, 1];
+    let peer = |n: u8| [10, 0, 1, n];
+    let mut f = ng_shb();
+    f.extend(ng_idb("eth0"));
+    f.extend(ng_idb("eth1"));
+    let mut us = 1_000_000u64;
+    let mut next = || {
+        us += 1000;
+        us
+    };
+    f.extend(ng_epb(1, next(), &ipv4_udp(peer(1), host, 1001, 53)));
+    f.extend(ng_epb(0, next(), &ipv4_udp(peer(2), host, 1002, 53)));
+    f.extend(ng_epb(0, next(), &ipv4_udp(peer(3), host, 1003, 53)));
+    f.extend(ng_epb(1, next(), &ipv4_udp(host, peer(4), 2001, 53)));
+    f.extend(ng_epb(1, next(), &ipv4_udp(host, peer(5), 2002, 53)));
+    f.extend(ng_shb());
+    f.extend(ng_idb("eth1"));
+    f.extend(ng_idb("eth0"));
+    for n in 6..9 {
+        f.extend(ng_epb(
+            0,
+            next(),
+            &ipv4_udp(peer(n), host, 1000 + u16::from(n), 53),
+        ));
+    }
+    f.extend(ng_epb(1, next(), &ipv4_udp(host, peer(9), 2003, 53)));
+    f
+}
+
+const BY_IFNAME: &str = "table ip filter {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname \"eth1\" counter accept
+		iifname \"eth0\" counter accept
+		counter
+	}
+
+	chain output {
+		type filter hook output priority filter; policy accept;
+		oifname \"eth1\" counter accept
+		oifname \"eth0\" counter accept
+		counter
+	}
+}
+";
+
+#[test]
+fn pcapng_interface_names_are_the_devices_on_every_engine() {
+    let cap = tmp_ruleset("ifnames.pcapng", "");
+    std::fs::write(&cap, two_section_pcapng()).unwrap();
+    let rules = tmp_ruleset("by-ifname.nfr", BY_IFNAME);
+    let (r, c) = (rules.to_str().unwrap(), cap.to_str().unwrap());
+    // (extra args, nft counter lines, iptables -L -v -x lines)
+    let cases: [(&[&str], [&str; 6], [&str; 6]); 3] = [
+        (
+            &[],
+            [
+                "\t\tiifname \"eth1\" counter packets 4 bytes 128 accept",
+                "\t\tiifname \"eth0\" counter packets 2 bytes 64 accept",
+                "\t\tcounter packets 0 bytes 0",
+                "\t\toifname \"eth1\" counter packets 2 bytes 64 accept",
+                "\t\toifname \"eth0\" counter packets 1 bytes 32 accept",
+                "\t\tcounter packets 0 bytes 0",
+            ],
+            [
+                "       4        128 -i eth1 -j ACCEPT",
+                "       2         64 -i eth0 -j ACCEPT",
+                "       0          0",
+                "       2         64 -o eth1 -j ACCEPT",
+                "       1         32 -o eth0 -j ACCEPT",
+                "       0          0",
+            ],
+        ),
+        // --iif / --oif override the capture's names.
+        (
+            &["--iif", "eth0", "--oif", "eth9"],
+            [
+                "\t\tiifname \"eth1\" counter packets 0 bytes 0 accept",
+                "\t\tiifname \"eth0\" counter packets 6 bytes 192 accept",
+                "\t\tcounter packets 0 bytes 0",
+                "\t\toifname \"eth1\" counter packets 0 bytes 0 accept",
+                "\t\toifname \"eth0\" counter packets 0 bytes 0 accept",
+                "\t\tcounter packets 3 bytes 96",
+            ],
+            [
+                "       0          0 -i eth1 -j ACCEPT",
+                "       6        192 -i eth0 -j ACCEPT",
+                "       0          0",
+                "       0          0 -o eth1 -j ACCEPT",
+                "       0          0 -o eth0 -j ACCEPT",
+                "       3         96",
+            ],
+        ),
+        // ... and win over --iface routes too (a route would put every peer on eth0).
+        (
+            &["--iface", "eth0=0.0.0.0/0"],
+            [
+                "\t\tiifname \"eth1\" counter packets 4 bytes 128 accept",
+                "\t\tiifname \"eth0\" counter packets 2 bytes 64 accept",
+                "\t\tcounter packets 0 bytes 0",
+                "\t\toifname \"eth1\" counter packets 2 bytes 64 accept",
+                "\t\toifname \"eth0\" counter packets 1 bytes 32 accept",
+                "\t\tcounter packets 0 bytes 0",
+            ],
+            [
+                "       4        128 -i eth1 -j ACCEPT",
+                "       2         64 -i eth0 -j ACCEPT",
+                "       0          0",
+                "       2         64 -o eth1 -j ACCEPT",
+                "       1         32 -o eth0 -j ACCEPT",
+                "       0          0",
+            ],
+        ),
+    ];
+    for (extra, nft, ipt) in cases {
+        let mut summaries = Vec::new();
+        for e in ENGINES {
+            for threads in ["1", "2"] {
+                let mut a = vec![
+                    "run",
+                    "pcap",
+                    r,
+                    c,
+                    "--local",
+                    "10.0.0.1",
+                    "--engine",
+                    e,
+                    "--threads",
+                    threads,
+                ];
+                a.extend_from_slice(extra);
+                let o = nfc(&a);
+                assert_eq!(o.status.code(), Some(0), "{e} {extra:?}: {o:?}");
+                let s = stdout(&o);
+                assert!(
+                    s.contains("frames: 9 (288 bytes); through the hooks: 9 (288 bytes)"),
+                    "{s}"
+                );
+                let want: &[&str] = if e == "ipt" { &ipt } else { &nft };
+                // Each expected line in order (the two chains list the same catch-all counter shape).
+                let mut lines = s.lines();
+                for w in want {
+                    assert!(
+                        lines.any(|l| l.trim_end() == *w),
+                        "{e} {extra:?} threads {threads}: missing {w:?} (in order) in\n{s}"
+                    );
+                }
+                summaries.push(summary_part(&s).replace("thread(s)", ""));
+            }
+        }
+        for w in summaries.windows(2) {
+            assert_eq!(
+                stable(&w[0])
+                    .lines()
+                    .filter(|l| !l.contains("thread"))
+                    .collect::<Vec<_>>(),
+                stable(&w[1])
+                    .lines()
+                    .filter(|l| !l.contains("thread"))
+                    .collect::<Vec<_>>(),
+                "engines/threads disagree ({extra:?})"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Errors and edge cases.
 
 #[test]

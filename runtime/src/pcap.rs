@@ -1,7 +1,9 @@
 //! Streaming pcap / pcapng reader (on top of `pcap-parser`): yields one [`Frame`] at a time in constant memory.
 //!
 //! Handles legacy pcap (micro- and nanosecond magic, both byte orders, FCS bits in the link-type field) and pcapng
-//! (several sections and interfaces, per-interface link type, `if_tsresol` and `if_tsoffset`). Timestamps are
+//! (several sections and interfaces, per-interface link type, `if_name`, `if_tsresol` and `if_tsoffset`; the
+//! interface table starts anew at each Section Header Block, so an interface id means the interface of the
+//! frame's own section, and [`Frame::if_name`] carries that interface's name). Timestamps are
 //! returned as nanoseconds since the epoch. A truncated or corrupt file yields every complete frame, then an
 //! error saying how far the reader got ([`PcapError::offset`], [`PcapError::frames`]). The reader takes any
 //! `std::io::Read`; it never opens files itself.
@@ -48,10 +50,15 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
     /// Length of the packet on the wire.
     pub orig_len: u32,
-    /// Interface index (pcapng; 0 for legacy pcap).
+    /// Interface id within the frame's section (pcapng; 0 for legacy pcap).
     pub iface: u32,
     /// Number of FCS bytes at the end of each frame (legacy header FCS bits), usually 0.
     pub fcs_len: u8,
+    /// Section of the frame (pcapng: 0 for the first Section Header Block, 1 for the next, ...; 0 for legacy
+    /// pcap).
+    pub section: u32,
+    /// The `if_name` option of the frame's interface (pcapng), `None` when absent, not UTF-8, or legacy pcap.
+    pub if_name: Option<&'a str>,
 }
 
 /// Why reading stopped early.
@@ -94,12 +101,17 @@ impl std::fmt::Display for PcapError {
 
 impl std::error::Error for PcapError {}
 
-#[derive(Debug, Clone, Copy)]
-struct Iface {
-    linktype: u16,
-    /// Ticks per second.
-    resolution: u64,
-    offset_s: i64,
+/// A pcapng interface (Interface Description Block) of the current section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Link type (LINKTYPE_*, lower 16 bits).
+    pub linktype: u16,
+    /// The `if_name` option (trailing NULs removed), `None` when absent or not UTF-8.
+    pub name: Option<String>,
+    /// Timestamp ticks per second (`if_tsresol`, default 10^6).
+    pub resolution: u64,
+    /// `if_tsoffset`, seconds added to every timestamp.
+    pub offset_s: i64,
 }
 
 const INITIAL_BUF: usize = 1 << 16;
@@ -115,7 +127,9 @@ pub struct PcapReader<'r> {
     legacy_linktype: u16,
     legacy_fcs: u8,
     legacy_ns: bool,
-    ifaces: Vec<Iface>,
+    ifaces: Vec<Interface>,
+    /// Section Header Blocks seen.
+    sections: u32,
     last_ts: u64,
     buf: Vec<u8>,
     done: bool,
@@ -154,6 +168,7 @@ impl<'r> PcapReader<'r> {
             legacy_fcs: 0,
             legacy_ns: false,
             ifaces: Vec::new(),
+            sections: 0,
             last_ts: 0,
             buf: Vec::new(),
             done: false,
@@ -168,6 +183,16 @@ impl<'r> PcapReader<'r> {
     /// Frames returned so far.
     pub fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// The interfaces of the current pcapng section, indexed by interface id (empty for legacy pcap).
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.ifaces
+    }
+
+    /// The current section (0-based; 0 for legacy pcap).
+    pub fn section(&self) -> u32 {
+        self.sections.saturating_sub(1)
     }
 
     fn fail(&mut self, kind: PcapErrorKind) -> PcapError {
@@ -238,20 +263,27 @@ impl<'r> PcapReader<'r> {
                         }
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                        // Interface ids are per section: the table starts anew.
                         self.ifaces.clear();
+                        self.sections = self.sections.saturating_add(1);
                         Step::Consumed(off)
                     }
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                         let resolution = idb.ts_resolution().unwrap_or(1_000_000).max(1);
-                        self.ifaces.push(Iface {
+                        let name = match idb.if_name() {
+                            Some(Ok(n)) => Some(n.trim_end_matches('\0').to_string()),
+                            _ => None,
+                        };
+                        self.ifaces.push(Interface {
                             linktype: (idb.linktype.0 & 0xffff) as u16,
+                            name: name.filter(|n| !n.is_empty()),
                             resolution,
                             offset_s: idb.ts_offset(),
                         });
                         Step::Consumed(off)
                     }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        match self.ifaces.get(epb.if_id as usize).copied() {
+                        match self.ifaces.get(epb.if_id as usize) {
                             None => Step::Fail(PcapErrorKind::UnknownInterface),
                             Some(ifc) => {
                                 let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
@@ -275,25 +307,23 @@ impl<'r> PcapReader<'r> {
                             }
                         }
                     }
-                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                        match self.ifaces.first().copied() {
-                            None => Step::Fail(PcapErrorKind::UnknownInterface),
-                            Some(ifc) => {
-                                let len = (spb.origlen as usize).min(spb.data.len());
-                                self.buf.clear();
-                                self.buf
-                                    .extend_from_slice(spb.data.get(..len).unwrap_or(&[]));
-                                Step::Frame {
-                                    off,
-                                    linktype: ifc.linktype,
-                                    ts: self.last_ts,
-                                    orig: spb.origlen,
-                                    iface: 0,
-                                    fcs: 0,
-                                }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => match self.ifaces.first() {
+                        None => Step::Fail(PcapErrorKind::UnknownInterface),
+                        Some(ifc) => {
+                            let len = (spb.origlen as usize).min(spb.data.len());
+                            self.buf.clear();
+                            self.buf
+                                .extend_from_slice(spb.data.get(..len).unwrap_or(&[]));
+                            Step::Frame {
+                                off,
+                                linktype: ifc.linktype,
+                                ts: self.last_ts,
+                                orig: spb.origlen,
+                                iface: 0,
+                                fcs: 0,
                             }
                         }
-                    }
+                    },
                     PcapBlockOwned::NG(_) => Step::Consumed(off),
                 },
                 Err(PpError::Eof) => Step::Eof,
@@ -319,6 +349,10 @@ impl<'r> PcapReader<'r> {
                     self.pending = off;
                     self.frames += 1;
                     self.last_ts = ts;
+                    let if_name = self
+                        .ifaces
+                        .get(iface as usize)
+                        .and_then(|i| i.name.as_deref());
                     return Ok(Some(Frame {
                         linktype,
                         ts_ns: ts,
@@ -326,6 +360,8 @@ impl<'r> PcapReader<'r> {
                         orig_len: orig,
                         iface,
                         fcs_len: fcs,
+                        section: self.sections.saturating_sub(1),
+                        if_name,
                     }));
                 }
                 Step::Refill => {
@@ -560,5 +596,106 @@ mod tests {
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0], (101, 1_500_000_000, b"abc".to_vec(), 1));
         assert_eq!(frames[1], (1, 2_000_000_000, b"defgh".to_vec(), 0));
+    }
+
+    fn shb() -> Vec<u8> {
+        let mut shb = Vec::new();
+        shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        ng_block(0x0a0d_0d0a, &shb)
+    }
+
+    /// An IDB with an optional `if_name` (option 2, padded), then opt_endofopt.
+    fn idb(linktype: u16, name: Option<&[u8]>) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&linktype.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        if let Some(n) = name {
+            b.extend_from_slice(&2u16.to_le_bytes());
+            b.extend_from_slice(&(n.len() as u16).to_le_bytes());
+            b.extend_from_slice(n);
+            while !b.len().is_multiple_of(4) {
+                b.push(0);
+            }
+            b.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        ng_block(1, &b)
+    }
+
+    fn epb(ifid: u32, data: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&ifid.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(data);
+        ng_block(6, &b)
+    }
+
+    #[test]
+    fn pcapng_interface_names_are_per_section() {
+        let mut f = shb();
+        f.extend(idb(101, Some(b"eth0")));
+        f.extend(idb(101, Some(b"eth1\0")));
+        f.extend(epb(1, b"a"));
+        f.extend(epb(0, b"b"));
+        // Second section: ids 0 and 1 now name other interfaces; id 2 has no name.
+        f.extend(shb());
+        f.extend(idb(101, Some(b"wan")));
+        f.extend(idb(1, Some(b"eth0")));
+        f.extend(idb(101, None));
+        f.extend(epb(0, b"c"));
+        f.extend(epb(1, b"d"));
+        f.extend(epb(2, b"e"));
+        let mut r = PcapReader::new(&f[..]).unwrap();
+        let mut got = Vec::new();
+        while let Some(fr) = r.next_frame().unwrap() {
+            got.push((
+                fr.data.to_vec(),
+                fr.section,
+                fr.iface,
+                fr.if_name.map(str::to_string),
+                fr.linktype,
+            ));
+        }
+        let s = |x: &str| Some(x.to_string());
+        assert_eq!(
+            got,
+            vec![
+                (b"a".to_vec(), 0, 1, s("eth1"), 101),
+                (b"b".to_vec(), 0, 0, s("eth0"), 101),
+                (b"c".to_vec(), 1, 0, s("wan"), 101),
+                (b"d".to_vec(), 1, 1, s("eth0"), 1),
+                (b"e".to_vec(), 1, 2, None, 101),
+            ]
+        );
+        assert_eq!(r.section(), 1);
+        let names: Vec<_> = r.interfaces().iter().map(|i| i.name.clone()).collect();
+        assert_eq!(names, vec![s("wan"), s("eth0"), None]);
+        // An id of the first section that the second one does not describe is an error, not a stale name.
+        let mut g = shb();
+        g.extend(idb(101, Some(b"eth0")));
+        g.extend(idb(101, Some(b"eth1")));
+        g.extend(shb());
+        g.extend(idb(101, Some(b"eth2")));
+        g.extend(epb(1, b"x"));
+        let mut r = PcapReader::new(&g[..]).unwrap();
+        assert_eq!(
+            r.next_frame().unwrap_err().kind,
+            PcapErrorKind::UnknownInterface
+        );
+    }
+
+    #[test]
+    fn legacy_frames_have_no_interface_name() {
+        let f = legacy(true, false, 101, &[(1, 0, b"abcd")]);
+        let mut r = PcapReader::new(&f[..]).unwrap();
+        let fr = r.next_frame().unwrap().unwrap();
+        assert_eq!((fr.if_name, fr.section, fr.iface), (None, 0, 0));
+        assert!(r.interfaces().is_empty());
     }
 }

@@ -320,6 +320,8 @@ mod tests {
             orig_len: data.len() as u32,
             iface: 0,
             fcs_len: 0,
+            section: 0,
+            if_name: None,
         }
     }
 
@@ -447,6 +449,8 @@ mod tests {
                 orig_len: (d.len() + (x % 3) as usize) as u32,
                 iface: 0,
                 fcs_len: 0,
+                section: 0,
+                if_name: None,
             };
             let _ = r.frame(&f);
         }

@@ -45,9 +45,29 @@ pub enum PathArg {
     Input,
 }
 
+/// The path model, as `nfc run pcap --help` prints it (the README's "Replaying captures" says the same).
+const PATH_HELP: &str = "\
+Path model:
+  to a --local address                  PREROUTING -> INPUT
+  from a --local address                OUTPUT -> POSTROUTING
+  anything else (all without --local)   PREROUTING -> FORWARD -> POSTROUTING
+  every packet with --path input        PREROUTING -> INPUT
+
+Interfaces (meta iif/iifname, oif/oifname), the first rule that applies:
+  1. --iif NAME / --oif NAME, for every packet;
+  2. the capture's interface (pcapng Interface Description Block `if_name`; interface ids are per
+     section): the input interface of a packet entering PREROUTING, the output interface of a packet
+     leaving through OUTPUT (a forwarded packet's output interface is not in the capture);
+  3. --iface NAME=PREFIX routes: input = the interface whose prefix holds the source, output = the one
+     holding the destination (longest prefix wins).
+  Received packets have no output interface, sent ones no input interface. Names are cut to 15 bytes.
+  Interface indexes: lo is 1, other names 2, 3, ... in the order --iface, --iif, --oif, then capture
+  interfaces as they first appear.";
+
 #[derive(Subcommand, Debug)]
 pub enum RunCmd {
     /// Replay a pcap or pcapng capture through a ruleset.
+    #[command(after_help = PATH_HELP)]
     Pcap(Args),
 }
 
@@ -67,13 +87,14 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "auto")]
     pub path: PathArg,
     /// An interface and the prefix routed through it, NAME=PREFIX (repeatable): `iif` is the interface of
-    /// the longest prefix holding the source, `oif` the one holding the destination.
+    /// the longest prefix holding the source, `oif` the one holding the destination (when neither
+    /// --iif/--oif nor the pcapng interface name applies).
     #[arg(long = "iface", value_name = "NAME=PREFIX")]
     pub ifaces: Vec<String>,
-    /// Input interface of every received packet (overrides --iface).
+    /// Input interface of every received packet (overrides the pcapng interface name and --iface).
     #[arg(long)]
     pub iif: Option<String>,
-    /// Output interface of every forwarded or sent packet (overrides --iface).
+    /// Output interface of every forwarded or sent packet (overrides the pcapng interface name and --iface).
     #[arg(long)]
     pub oif: Option<String>,
     /// Print the final conntrack table (conntrack -L format).

@@ -5,10 +5,15 @@
 //! * `--path auto` (default) with `--local PREFIX...`: a packet to a local address is received
 //!   (PREROUTING -> INPUT), one from a local address is sent (OUTPUT -> POSTROUTING), all others are forwarded
 //!   (PREROUTING -> FORWARD -> POSTROUTING). Without `--local` the host is a router that forwards everything.
-//! * Devices: `--iif`/`--oif` name them for every packet; otherwise `--iface NAME=PREFIX` routes: the input
-//!   device is the one whose prefix holds the source (longest match), the output device the one holding the
-//!   destination. Received packets have no output device, sent ones no input device. Device indexes are the
-//!   1-based position in the `--iface` list (`--iif`/`--oif` get indexes after those).
+//! * Devices, first that applies: `--iif`/`--oif` name them for every packet; else the capture's interface
+//!   (pcapng `if_name`, per section) is the input device of a packet entering PREROUTING and the output device
+//!   of a packet leaving through OUTPUT (a forwarded packet's output device is not in the capture); else
+//!   `--iface NAME=PREFIX` routes: the input device is the one whose prefix holds the source (longest match),
+//!   the output device the one holding the destination. Received packets have no output device, sent ones no
+//!   input device. Names longer than 15 bytes are cut to 15 (IFNAMSIZ).
+//! * Device indexes (`meta iif`/`oif`): `lo` is 1 (as the checker resolves `iif lo`); the other names get 2, 3,
+//!   ... in the order `--iface`, `--iif`, `--oif`, then capture interfaces as they first appear ([`DevTable`],
+//!   kept by the thread that reads the capture, so indexes do not depend on `--threads`).
 
 use std::net::IpAddr;
 
@@ -78,6 +83,45 @@ pub fn addrs(l3: &[u8]) -> Option<(&[u8], &[u8])> {
     }
 }
 
+/// A device a frame was captured on: (ifindex, name as the kernel stores it).
+pub type CapDev = (u32, [u8; 16]);
+
+/// Device names to ifindexes: index = position + 1, `lo` first.
+#[derive(Clone, Debug)]
+pub struct DevTable {
+    names: Vec<[u8; 16]>,
+}
+
+impl DevTable {
+    fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> DevTable {
+        let mut t = DevTable { names: Vec::new() };
+        t.intern("lo");
+        for n in names {
+            t.intern(n);
+        }
+        t
+    }
+
+    /// The device called `name` (cut to 15 bytes), added when new.
+    pub fn intern(&mut self, name: &str) -> CapDev {
+        let n = ifname(name);
+        let i = match self.names.iter().position(|x| *x == n) {
+            Some(i) => i,
+            None => {
+                self.names.push(n);
+                self.names.len() - 1
+            }
+        };
+        (i as u32 + 1, n)
+    }
+
+    fn get(&self, name: &str) -> CapDev {
+        let n = ifname(name);
+        let i = self.names.iter().position(|x| *x == n).unwrap_or(0);
+        (i as u32 + 1, n)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct PathModel {
     input_only: bool,
@@ -85,6 +129,7 @@ pub struct PathModel {
     ifaces: Vec<(String, Prefix)>,
     iif: Option<String>,
     oif: Option<String>,
+    devs: DevTable,
 }
 
 impl PathModel {
@@ -115,12 +160,20 @@ impl PathModel {
                 anyhow::bail!("interface name `{n}`: 1 to 15 characters");
             }
         }
+        let devs = DevTable::new(
+            ifaces
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .chain(a.iif.as_deref())
+                .chain(a.oif.as_deref()),
+        );
         Ok(PathModel {
             input_only: a.path == PathArg::Input,
             local,
             ifaces,
             iif: a.iif.clone(),
             oif: a.oif.clone(),
+            devs,
         })
     }
 
@@ -136,27 +189,37 @@ impl PathModel {
         }
     }
 
-    fn route_dev(&self, a: &[u8]) -> Option<(u32, &str)> {
+    /// The device table the capture reader extends with the capture's interface names.
+    pub fn dev_table(&self) -> DevTable {
+        self.devs.clone()
+    }
+
+    fn route_dev(&self, a: &[u8]) -> Option<&str> {
         self.ifaces
             .iter()
             .enumerate()
             .filter(|(_, (_, p))| p.contains(a))
             .max_by_key(|(i, (_, p))| (p.len, usize::MAX - i))
-            .map(|(i, (n, _))| (i as u32 + 1, n.as_str()))
+            .map(|(_, (n, _))| n.as_str())
     }
 
-    fn dev(&self, fixed: &Option<String>, extra: u32, a: &[u8]) -> (u32, [u8; 16]) {
+    /// `fixed` (--iif/--oif) wins, then the capture's device, then the --iface routes.
+    fn dev(&self, fixed: &Option<String>, cap: Option<&CapDev>, a: &[u8]) -> CapDev {
         if let Some(n) = fixed {
-            return (self.ifaces.len() as u32 + extra, ifname(n));
+            return self.devs.get(n);
+        }
+        if let Some(c) = cap {
+            return *c;
         }
         match self.route_dev(a) {
-            Some((i, n)) => (i, ifname(n)),
+            Some(n) => self.devs.get(n),
             None => (0, [0; 16]),
         }
     }
 
-    /// Direction and devices of one datagram.
-    pub fn decide(&self, l3: &[u8]) -> (Direction, Devices) {
+    /// Direction and devices of one datagram; `cap` is the device the frame was captured on (pcapng
+    /// `if_name`), the input device of a received packet and the output device of a sent one.
+    pub fn decide(&self, l3: &[u8], cap: Option<&CapDev>) -> (Direction, Devices) {
         let (src, dst) = addrs(l3).unwrap_or((&[], &[]));
         let dir = if self.input_only {
             Direction::Receive(anyip_route(l3))
@@ -174,10 +237,12 @@ impl PathModel {
             Direction::Send => (false, true),
         };
         if rx {
-            (d.iif, d.iifname) = self.dev(&self.iif, 1, src);
+            (d.iif, d.iifname) = self.dev(&self.iif, cap, src);
         }
         if tx {
-            (d.oif, d.oifname) = self.dev(&self.oif, 2, dst);
+            // A forwarded packet was captured where it came in: the capture does not name its way out.
+            let cap = if rx { None } else { cap };
+            (d.oif, d.oifname) = self.dev(&self.oif, cap, dst);
         }
         (dir, d)
     }

@@ -92,12 +92,18 @@ impl Worker {
         WorkerSeed::of(setup).build(opts, checksum)
     }
 
-    /// Replays one frame; `f.ts_ns` is virtual time.
-    fn frame(&mut self, no: u64, f: &Frame<'_>, orig_ts: u64) -> FrameRecord {
+    /// Replays one frame; `f.ts_ns` is virtual time; `cap` is the device it was captured on.
+    fn frame(
+        &mut self,
+        no: u64,
+        f: &Frame<'_>,
+        orig_ts: u64,
+        cap: Option<path::CapDev>,
+    ) -> FrameRecord {
         let mut dir = None;
         let path = &self.path;
         let fate = self.replayer.frame_with(f, |l3| {
-            let d = path.decide(l3);
+            let d = path.decide(l3, cap.as_ref());
             dir = Some(d.0);
             d
         });
@@ -331,6 +337,8 @@ pub fn drive(
         last: None,
     };
     let threads = setup.threads;
+    // Capture interface names -> ifindexes, on this (the reading) thread so they do not depend on sharding.
+    let mut devs = setup.path.dev_table();
     let mut read_error = None;
     let mut frames = 0u64;
     let ends = if threads <= 1 {
@@ -340,11 +348,12 @@ pub fn drive(
                 Ok(Some(f)) => {
                     frames += 1;
                     let orig = f.ts_ns;
+                    let cap = f.if_name.map(|n| devs.intern(n));
                     let vf = Frame {
                         ts_ns: clock.tick(orig),
                         ..f
                     };
-                    let rec = w.frame(frames, &vf, orig);
+                    let rec = w.frame(frames, &vf, orig, cap);
                     out.record(rec)?;
                 }
                 Ok(None) => break,
@@ -383,8 +392,10 @@ pub fn drive(
                         orig_len: of.orig_len,
                         iface: of.iface,
                         fcs_len: of.fcs_len,
+                        section: 0,
+                        if_name: None,
                     };
-                    let rec = worker.frame(no, &f, orig);
+                    let rec = worker.frame(no, &f, orig, of.cap);
                     if rtx.send(rec).is_err() {
                         break;
                     }
@@ -426,6 +437,7 @@ pub fn drive(
                         orig_len: f.orig_len,
                         iface: f.iface,
                         fcs_len: f.fcs_len,
+                        cap: f.if_name.map(|n| devs.intern(n)),
                     };
                     // Drain finished records while the worker's queue is full, so nobody blocks forever.
                     let mut item = Some((frames, orig, of));
@@ -508,6 +520,8 @@ struct OwnedFrame {
     orig_len: u32,
     iface: u32,
     fcs_len: u8,
+    /// The capture device (pcapng `if_name`), already given its ifindex.
+    cap: Option<path::CapDev>,
 }
 
 /// What a worker thread needs to build its own engines (the engines themselves are not `Send`).
