@@ -815,6 +815,83 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// The progress bar: on stderr when it is a terminal, never on stdout.
+
+/// A legacy pcap (raw IP) of `n` UDP datagrams to 10.0.0.1.
+fn many_udp_pcap(n: u32) -> Vec<u8> {
+    let mut f = Vec::new();
+    for x in [0xa1b2_c3d4u32, 0x0002_0004, 0, 0, 65535, 101] {
+        if x == 0x0002_0004 {
+            f.extend_from_slice(&2u16.to_le_bytes());
+            f.extend_from_slice(&4u16.to_le_bytes());
+        } else {
+            f.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    for i in 0..n {
+        let p = ipv4_udp([10, 1, (i >> 8) as u8, i as u8], [10, 0, 0, 1], 1024, 53);
+        for x in [1000 + i / 1000, (i % 1000) * 1000, 32, 32] {
+            f.extend_from_slice(&x.to_le_bytes());
+        }
+        f.extend_from_slice(&p);
+    }
+    f
+}
+
+#[test]
+fn progress_bar_on_a_terminal_stderr_only() {
+    // `script` (util-linux) gives the command a terminal; stdout is redirected to a file inside it.
+    let probe = Command::new("script")
+        .args(["-qec", "true", "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        println!(
+            "SKIP: `script` (util-linux) cannot run here: no pseudo-terminal to test the progress bar on"
+        );
+        return;
+    }
+    let cap = tmp_ruleset("many.pcap", "");
+    std::fs::write(&cap, many_udp_pcap(3000)).unwrap();
+    let args = format!(
+        "run pcap examples/server.nfr {} --local 10.0.0.1",
+        cap.display()
+    );
+    let plain = nfc(&args.split(' ').collect::<Vec<_>>());
+    assert_eq!(plain.status.code(), Some(0));
+    let plain = stable(&stdout(&plain));
+    for (extra, bar) in [("", true), (" --no-progress", false)] {
+        let out = tmp_ruleset(&format!("stdout{}.txt", bar as u8), "");
+        let ts = tmp_ruleset(&format!("typescript{}.txt", bar as u8), "");
+        let cmd = format!(
+            "{} {args}{extra} > {}",
+            env!("CARGO_BIN_EXE_nfc"),
+            out.display()
+        );
+        let o = Command::new("script")
+            .args(["-qec", &cmd, ts.to_str().unwrap()])
+            .current_dir(root())
+            .env("NO_COLOR", "1")
+            .env("NFC_PROGRESS_DELAY_MS", "0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        // stdout is the same report as without a terminal.
+        let got = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(stable(&got), plain, "stdout changed (bar: {bar})");
+        // The terminal (stderr) shows the bar: bytes of the file size and frames.
+        let term = std::fs::read_to_string(&ts).unwrap();
+        let size = std::fs::metadata(&cap).unwrap().len();
+        let shown = term.contains(" frames (") && term.contains("KiB/");
+        assert_eq!(
+            shown, bar,
+            "bar expected: {bar} (file {size} bytes); terminal:\n{term}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Errors and edge cases.
 
 #[test]

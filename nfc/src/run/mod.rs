@@ -8,6 +8,7 @@
 
 mod path;
 mod pcapw;
+mod progress;
 mod report;
 mod setup;
 mod worker;
@@ -128,7 +129,8 @@ pub struct Args {
     /// TCP ports whose new connections get the FTP helper (comma-separated; empty for none).
     #[arg(long, default_value = "21", value_name = "PORTS")]
     pub ftp_ports: String,
-    /// Never show the progress bar.
+    /// Never show the progress bar (shown on stderr, when it is a terminal, for runs longer than a second:
+    /// bytes read of the capture's size, frames, rate).
     #[arg(long)]
     pub no_progress: bool,
     /// Colours in diagnostics.
@@ -144,16 +146,26 @@ pub fn run(cmd: RunCmd) -> anyhow::Result<Outcome> {
 
 /// Opens a capture for streaming.
 pub fn open_capture(path: &std::path::Path) -> anyhow::Result<PcapReader<'static>> {
+    open_capture_sized(path).map(|(r, _)| r)
+}
+
+/// Opens a capture for streaming; also its size in bytes (0 when not a regular file).
+fn open_capture_sized(path: &std::path::Path) -> anyhow::Result<(PcapReader<'static>, u64)> {
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    PcapReader::new(BufReader::with_capacity(1 << 16, f)).map_err(|e| {
+    let len = f
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map_or(0, |m| m.len());
+    let r = PcapReader::new(BufReader::with_capacity(1 << 16, f)).map_err(|e| {
         anyhow::anyhow!(
             "{}: not a readable pcap/pcapng capture ({:?} at byte {}; file is {len} bytes)",
             path.display(),
             e.kind,
             e.offset
         )
-    })
+    })?;
+    Ok((r, len))
 }
 
 fn run_pcap(args: Args) -> anyhow::Result<Outcome> {
@@ -167,10 +179,12 @@ fn run_pcap(args: Args) -> anyhow::Result<Outcome> {
     for n in &setup.notes {
         eprintln!("nfc: note: {n}");
     }
-    let reader = open_capture(&args.capture)?;
+    let (reader, size) = open_capture_sized(&args.capture)?;
     let start = Instant::now();
     let mut out = report::Collector::new(&setup, &args)?;
+    out.progress = progress::Progress::for_run(size, args.no_progress);
     let res = worker::drive(&setup, &args, reader, &mut out)?;
+    out.progress.finish();
     let elapsed = start.elapsed();
     if let Some(e) = &res.read_error {
         eprintln!(

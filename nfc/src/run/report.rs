@@ -16,6 +16,7 @@ use nfr_vm::{ChainVerdict, Hook, Verdict};
 use serde_json::{Value, json};
 
 use super::pcapw::PcapWriter;
+use super::progress::Progress;
 use super::setup::Setup;
 use super::worker::{FrameRecord, RunEnd};
 use super::{Args, print};
@@ -121,6 +122,8 @@ pub struct Collector {
     ipt_entries: Vec<(String, BTreeMap<u32, String>)>,
     ct_list: bool,
     out: String,
+    /// The progress bar (stderr); output printed during the run goes around it.
+    pub progress: Progress,
 }
 
 impl Collector {
@@ -186,12 +189,13 @@ impl Collector {
                 .collect(),
             ct_list: args.ct_list,
             out: String::new(),
+            progress: Progress::new(0, false),
         })
     }
 
     fn flush_out(&mut self) -> anyhow::Result<()> {
         if self.out.len() > 1 << 16 {
-            print(&self.out)?;
+            self.progress.suspend(|| print(&self.out))?;
             self.out.clear();
         }
         Ok(())

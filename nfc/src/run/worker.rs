@@ -354,6 +354,7 @@ pub fn drive(
                         ..f
                     };
                     let rec = w.frame(frames, &vf, orig, cap);
+                    out.progress.frame(reader.offset());
                     out.record(rec)?;
                 }
                 Ok(None) => break,
@@ -439,6 +440,7 @@ pub fn drive(
                         fcs_len: f.fcs_len,
                         cap: f.if_name.map(|n| devs.intern(n)),
                     };
+                    out.progress.frame(reader.offset());
                     // Drain finished records while the worker's queue is full, so nobody blocks forever.
                     let mut item = Some((frames, orig, of));
                     while let Some(it) = item.take() {
