@@ -44,8 +44,13 @@ fn main() {
     });
     if mode == "new" {
         let mut tmpl = build::tcp(ip(0x0a00_0000), server, 1, 80, 7, 0, F::SYN, 1024, &[], b"");
+        let t0 = std::time::Instant::now();
         run_new(&mut ct, &mut tmpl, k);
-        println!("new: {k} connections, count {}", ct.count());
+        let ns = t0.elapsed().as_nanos() as f64 / k as f64;
+        println!(
+            "new: {k} connections, count {}, {ns:.1} ns each",
+            ct.count()
+        );
         return;
     }
     for i in 0..n {
@@ -77,9 +82,11 @@ fn main() {
             build::tcp(c, server, sp, 80, 2 + j, 101, F::ACK, 65535, &[], b"")
         })
         .collect();
+    let t0 = std::time::Instant::now();
     let est = run_hits(&mut ct, &pkts, k);
+    let ns = t0.elapsed().as_nanos() as f64 / k as f64;
     println!(
-        "hit: {n} flows, {k} packets, {est} attached, stats {:?}",
+        "hit: {n} flows, {k} packets, {est} attached, {ns:.1} ns each, stats {:?}",
         ct.stats()
     );
 }

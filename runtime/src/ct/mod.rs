@@ -19,6 +19,7 @@ pub mod tuple;
 #[cfg(test)]
 mod tests;
 
+use crate::wire::tcp_flags as F;
 use crate::wire::{Ipv4Packet, Ipv6Packet, checksum, proto};
 use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6, ct_state, ips};
 use nfr_vm::{Hook, PktState, Verdict};
@@ -321,6 +322,8 @@ pub struct Conntrack {
     events: Vec<CtEvent>,
     stats: CtStats,
     next_generation: u32,
+    /// Lean per-packet paths on (see [`Conntrack::set_fast_path`]).
+    fast_path: bool,
 }
 
 /// Result of walking the packet's headers (`get_l4proto`).
@@ -366,6 +369,42 @@ fn get_l4proto(l3: &[u8]) -> Option<L4> {
     }
 }
 
+/// The tuple and transport offset of a TCP segment over IPv4 without options (not a fragment) or IPv6 without
+/// extension headers, read from fixed-size header arrays; `None` for anything else (the general path decides).
+#[inline(always)]
+fn tcp_tuple(l3: &[u8]) -> Option<(Tuple, usize)> {
+    let h: &[u8; 40] = l3.first_chunk()?;
+    let mut t = Tuple {
+        l4: proto::TCP,
+        ..Tuple::default()
+    };
+    if h[0] == 0x45 {
+        // get_l4proto: no fragment offset.
+        if h[9] != proto::TCP || h[6] & 0x1f != 0 || h[7] != 0 {
+            return None;
+        }
+        t.l3 = NFPROTO_IPV4;
+        t.src[..4].copy_from_slice(&h[12..16]);
+        t.dst[..4].copy_from_slice(&h[16..20]);
+        t.sport = u16::from_be_bytes([h[20], h[21]]);
+        t.dport = u16::from_be_bytes([h[22], h[23]]);
+        Some((t, 20))
+    } else if h[0] >> 4 == 6 {
+        let h: &[u8; 44] = l3.first_chunk()?;
+        if h[6] != proto::TCP || 40 + usize::from(u16::from_be_bytes([h[4], h[5]])) > l3.len() {
+            return None;
+        }
+        t.l3 = NFPROTO_IPV6;
+        t.src.copy_from_slice(&h[8..24]);
+        t.dst.copy_from_slice(&h[24..40]);
+        t.sport = u16::from_be_bytes([h[40], h[41]]);
+        t.dport = u16::from_be_bytes([h[42], h[43]]);
+        Some((t, 40))
+    } else {
+        None
+    }
+}
+
 /// Pseudo-header partial sum for `nf_checksum`.
 fn pseudo_sum(l3: &[u8], nfproto: u8, l4proto: u8, len: usize) -> u32 {
     let mut s: u32 = 0;
@@ -408,6 +447,13 @@ fn icmpv6_noct(t: u8) -> bool {
     matches!(t, 130..=136 | 143 | 151 | 152)
 }
 
+/// Outcome of [`Conntrack::lookup`].
+enum Lookup {
+    Found(u32, usize),
+    Miss,
+    Expired,
+}
+
 enum Resolve {
     Invalid,
     Drop,
@@ -431,6 +477,7 @@ impl Conntrack {
             events: Vec::new(),
             stats: CtStats::default(),
             next_generation: 1,
+            fast_path: true,
         }
     }
 
@@ -469,8 +516,14 @@ impl Conntrack {
             .filter(|c| c.live() && c.generation == id.generation)
     }
 
+    #[inline]
     fn bucket(&self, t: &Tuple, zone: u16) -> usize {
-        let h = t.hash(zone, self.settings.hash_seed);
+        self.bucket_of(t.hash(zone, self.settings.hash_seed))
+    }
+
+    /// The bucket of hash `h` (`scale_hash`: multiply-shift onto the bucket count).
+    #[inline(always)]
+    fn bucket_of(&self, h: u32) -> usize {
         ((u64::from(h) * self.heads.len() as u64) >> 32) as usize
     }
 
@@ -517,6 +570,53 @@ impl Conntrack {
     /// [`Self::find`] in bucket `b` (the bucket of `t`).
     #[inline]
     fn find_in(&mut self, b: usize, t: &Tuple, zone: u16, now: u64) -> Option<(u32, usize)> {
+        match self.lookup(b, t, zone, now) {
+            Lookup::Found(idx, dir) => Some((idx, dir)),
+            Lookup::Miss => None,
+            Lookup::Expired => self.find_in_expired(b, t, zone, now),
+        }
+    }
+
+    /// The chain walk of a lookup, read-only: stops at the first entry whose tuple matches; `Expired` when that
+    /// entry has expired (the caller then deletes it and looks further, [`Self::find_in_expired`]).
+    #[inline(always)]
+    fn lookup(&self, b: usize, t: &Tuple, zone: u16, now: u64) -> Lookup {
+        let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+        while cur != NONE_IDX {
+            let node = cur >> 1;
+            let dir = (cur & 1) as usize;
+            let Some(c) = self.conns.get(node as usize) else {
+                break;
+            };
+            if c.zone == zone
+                && (if dir == 0 {
+                    c.orig == *t
+                } else {
+                    c.orig.is_inverse_of(t)
+                })
+            {
+                return if Self::expired(c, now) {
+                    Lookup::Expired
+                } else {
+                    Lookup::Found(node, dir)
+                };
+            }
+            cur = c.next[dir & 1];
+        }
+        Lookup::Miss
+    }
+
+    /// [`Self::find_in`] when the walk met an expired match: delete every expired match of the chain
+    /// (`nf_ct_gc_expired`) and return the live one, if any.
+    #[cold]
+    #[inline(never)]
+    fn find_in_expired(
+        &mut self,
+        b: usize,
+        t: &Tuple,
+        zone: u16,
+        now: u64,
+    ) -> Option<(u32, usize)> {
         let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
         let mut expired = Vec::new();
         let mut found = None;
@@ -1008,11 +1108,18 @@ impl Conntrack {
         };
         *nfct = Nfct::None;
         self.auto_gc(now);
+        let csum = self.settings.checksum && hook == Hook::Prerouting;
+        if !csum
+            && self.fast_path
+            && let Some(n) = self.established_tcp(l3, zone, now)
+        {
+            *nfct = n;
+            return Verdict::Accept;
+        }
         let Some(l4) = get_l4proto(l3) else {
             self.stats.invalid += 1;
             return Verdict::Accept;
         };
-        let csum = self.settings.checksum && hook == Hook::Prerouting;
         if (l4.proto == proto::ICMP || l4.proto == proto::ICMPV6)
             && self.icmp_error(l3, &l4, csum, zone, now, nfct)
         {
@@ -1061,6 +1168,139 @@ impl Conntrack {
                 }
             }
         }
+    }
+
+    /// The lean path of `conntrack_in` for the dominant packet: a TCP ACK segment (no SYN, FIN or RST) of a
+    /// confirmed ESTABLISHED connection that has seen a reply, over IPv4 without options or IPv6 without
+    /// extension headers, checksum verification off. It runs the kernel's checks for that case (`get_l4proto`,
+    /// `tcp_error`, the lookup, `tcp_in_window`, the timeout choice, ASSURED) without the general machinery;
+    /// whenever the packet leaves the case (lookup miss, expired match, a failed window check, another state) it
+    /// returns `None` having changed nothing, and the general path handles the packet from the start.
+    #[inline(always)]
+    fn established_tcp(&mut self, l3: &[u8], zone: u16, now: u64) -> Option<Nfct> {
+        let h: &[u8; 40] = l3.first_chunk()?;
+        let (idx, dir, thoff) = if h[0] == 0x45 {
+            // get_l4proto: IPv4 without options, no fragment offset; the tuple straight from the header.
+            if h[9] != proto::TCP || h[6] & 0x1f != 0 || h[7] != 0 {
+                return None;
+            }
+            let src = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+            let dst = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+            let sport = u16::from_be_bytes([h[20], h[21]]);
+            let dport = u16::from_be_bytes([h[22], h[23]]);
+            let hash = tuple::hash_v4(
+                src,
+                dst,
+                sport,
+                dport,
+                zone,
+                proto::TCP,
+                self.settings.hash_seed,
+            );
+            let b = self.bucket_of(hash);
+            let Lookup::Found(idx, dir) =
+                self.lookup_tcp4(b, [src, dst], [sport, dport], zone, now)
+            else {
+                return None;
+            };
+            (idx, dir, 20)
+        } else {
+            let (t, thoff) = tcp_tuple(l3)?;
+            let b = self.bucket(&t, zone);
+            let Lookup::Found(idx, dir) = self.lookup(b, &t, zone, now) else {
+                return None;
+            };
+            (idx, dir, thoff)
+        };
+        let th = l3.get(thoff..)?;
+        let h: &[u8; 20] = th.first_chunk()?;
+        let flags = h[13];
+        let doff = usize::from(h[12] >> 4) * 4;
+        if flags & (F::SYN | F::FIN | F::RST | F::ACK) != F::ACK || doff < 20 || th.len() < doff {
+            return None;
+        }
+        let settings = &self.settings;
+        let c = self.conns.get_mut(idx as usize)?;
+        let status = c.status;
+        if status & (ips::CONFIRMED | ips::SEEN_REPLY) != ips::CONFIRMED | ips::SEEN_REPLY {
+            return None;
+        }
+        let L4State::Tcp(tc) = &mut c.l4 else {
+            return None;
+        };
+        let seg = tcp::Seg {
+            seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+            ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+            flags,
+            win: u16::from_be_bytes([h[14], h[15]]),
+            payload_len: (th.len() - doff) as u32,
+            options: th.get(20..doff).unwrap_or(&[]),
+        };
+        let (timeout_s, assured) =
+            tcp::established_ack(tc, dir, &seg, status & ips::ASSURED != 0, settings)?;
+        if status & ips::FIXED_TIMEOUT == 0 {
+            c.timeout = tick(now).wrapping_add(timeout_s.saturating_mul(1000));
+        }
+        let generation = c.generation;
+        self.stats.found += 1;
+        if assured {
+            c.status |= ips::ASSURED;
+            self.event(CtEventKind::Assured, idx, now);
+        }
+        self.account(idx, dir, l3.len());
+        Some(Nfct::Ct {
+            id: ConnId { idx, generation },
+            ctinfo: if dir == 1 {
+                CtInfo::EstablishedReply
+            } else {
+                CtInfo::Established
+            },
+        })
+    }
+
+    /// [`Self::lookup`] of an IPv4 TCP tuple given as its parts (addresses as little-endian reads of their 4
+    /// bytes): an IPv4 entry's addresses are zero past the 4th byte, so the parts compare exactly.
+    #[inline(always)]
+    fn lookup_tcp4(&self, b: usize, addr: [u32; 2], port: [u16; 2], zone: u16, now: u64) -> Lookup {
+        let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+        while cur != NONE_IDX {
+            let node = cur >> 1;
+            let dir = (cur & 1) as usize;
+            let Some(c) = self.conns.get(node as usize) else {
+                break;
+            };
+            let o = &c.orig;
+            let osrc = u32::from_le_bytes([o.src[0], o.src[1], o.src[2], o.src[3]]);
+            let odst = u32::from_le_bytes([o.dst[0], o.dst[1], o.dst[2], o.dst[3]]);
+            // Original direction: the tuple itself; reply: its inverse (ports swapped for TCP).
+            let (a, p) = if dir == 0 {
+                (addr, port)
+            } else {
+                ([addr[1], addr[0]], [port[1], port[0]])
+            };
+            if c.zone == zone
+                && o.l3 == NFPROTO_IPV4
+                && o.l4 == proto::TCP
+                && osrc == a[0]
+                && odst == a[1]
+                && o.sport == p[0]
+                && o.dport == p[1]
+            {
+                return if Self::expired(c, now) {
+                    Lookup::Expired
+                } else {
+                    Lookup::Found(node, dir)
+                };
+            }
+            cur = c.next[dir & 1];
+        }
+        Lookup::Miss
+    }
+
+    /// Turns the lean paths of `conntrack_in` off (on by default); the differential tests compare both.
+    #[doc(hidden)]
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast_path = on;
     }
 
     /// `icmp_error` / `icmpv6_error` (and `nf_conntrack_inet_error`) for an ICMP or ICMPv6 packet: true when the

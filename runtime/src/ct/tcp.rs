@@ -494,7 +494,39 @@ fn tcp_in_window(
     if !seg.syn() {
         win = win.wrapping_shl(u32::from(sender.td_scale));
     }
+    window_accept(
+        ct,
+        dir,
+        index,
+        seg.ack_f(),
+        seq,
+        ack,
+        sack,
+        end,
+        win,
+        win_raw,
+    );
+    WinAction::Accept
+}
 
+/// The accepting tail of `tcp_in_window` (every check passed): max window, `td_end`, `td_maxack`, the receiver's
+/// `td_maxwin` / `td_maxend`, the unacknowledged-data flag and the retransmission bookkeeping. `win` is already
+/// scaled; `win_raw` is the header's field.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn window_accept(
+    ct: &mut TcpCt,
+    dir: usize,
+    index: u8,
+    ack_flag: bool,
+    seq: u32,
+    ack: u32,
+    sack: u32,
+    end: u32,
+    win: u32,
+    win_raw: u16,
+) {
+    let (sender, receiver) = split(ct, dir);
     let swin = win.wrapping_add(sack.wrapping_sub(ack));
     if sender.td_maxwin < swin {
         sender.td_maxwin = swin;
@@ -503,7 +535,7 @@ fn tcp_in_window(
         sender.td_end = end;
         sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED;
     }
-    if seg.ack_f() {
+    if ack_flag {
         if sender.flags & IP_CT_TCP_FLAG_MAXACK_SET == 0 {
             sender.td_maxack = ack;
             sender.flags |= IP_CT_TCP_FLAG_MAXACK_SET;
@@ -544,7 +576,6 @@ fn tcp_in_window(
             ct.retrans = 0;
         }
     }
-    WinAction::Accept
 }
 
 /// What `nf_conntrack_tcp_packet` decided.
@@ -760,6 +791,101 @@ fn handle_invalid(
     }
 }
 
+/// The timeout `nf_conntrack_tcp_packet` picks for `new_state` after the window check: RETRANS after too many
+/// retransmissions, CLOSE for an RST, UNACK while data is unacknowledged or the window is zero, else the state's.
+#[inline(always)]
+fn state_timeout(ct: &TcpCt, new_state: u8, index: u8, settings: &Settings) -> u32 {
+    let t = &settings.tcp_timeouts;
+    let tn = t[usize::from(new_state.min(13))];
+    if ct.retrans >= settings.tcp_max_retrans && tn > t[usize::from(RETRANS)] {
+        t[usize::from(RETRANS)]
+    } else if index == TCP_RST_SET {
+        t[usize::from(CLOSE)]
+    } else if (ct.seen[0].flags | ct.seen[1].flags) & IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED != 0
+        && tn > t[usize::from(UNACK)]
+    {
+        t[usize::from(UNACK)]
+    } else if ct.last_win == 0 && tn > t[usize::from(RETRANS)] {
+        t[usize::from(RETRANS)]
+    } else {
+        tn
+    }
+}
+
+/// [`tcp_packet`] for the dominant case, an ACK segment (no SYN, FIN or RST) of a connection that has seen a reply
+/// and is ESTABLISHED: `tcp_conntracks[dir][TCP_ACK_SET][ESTABLISHED]` is ESTABLISHED in both directions, so none
+/// of the special cases applies and only `tcp_in_window` and the timeout choice run. Returns the refresh timeout
+/// (seconds) and whether the entry becomes ASSURED now (it has seen a reply; `assured` is its current IPS_ASSURED),
+/// exactly as [`tcp_packet`] would with `TcpVerdict::Refresh { changed: false, .. }`. `None`, having changed
+/// nothing, when the segment fails a window check (ignored / invalid / be_liberal) or the sender's window is not
+/// set up yet: the caller then runs the general tracker.
+#[inline(always)]
+pub fn established_ack(
+    ct: &mut TcpCt,
+    dir: usize,
+    seg: &Seg<'_>,
+    assured: bool,
+    settings: &Settings,
+) -> Option<(u32, bool)> {
+    if ct.state != ESTABLISHED || seg.flags & (F::SYN | F::FIN | F::RST | F::ACK) != F::ACK {
+        return None;
+    }
+    let dir = dir & 1;
+    let sender = ct.seen[dir];
+    let receiver = ct.seen[1 - dir];
+    if sender.td_maxwin == 0 {
+        return None;
+    }
+    let seq = seg.seq;
+    let ack = seg.ack;
+    let mut sack = ack;
+    let end = seq.wrapping_add(seg.payload_len);
+    if receiver.flags & IP_CT_TCP_FLAG_SACK_PERM != 0 && !seg.options.is_empty() {
+        tcp_sack(seg.options, &mut sack);
+    }
+    // tcp_in_window's checks; any failure goes to the general path (log_invalid, IGNORE, seq_over_upper_bound).
+    if !before(seq, sender.td_maxend.wrapping_add(1))
+        || !before(sack, receiver.td_end.wrapping_add(1))
+        || !(receiver.td_maxwin == 0
+            || after(
+                end,
+                sender
+                    .td_end
+                    .wrapping_sub(receiver.td_maxwin)
+                    .wrapping_sub(1),
+            ))
+        || !after(
+            sack,
+            receiver
+                .td_end
+                .wrapping_sub(maxackwindow(&sender))
+                .wrapping_sub(1),
+        )
+    {
+        return None;
+    }
+    let win = u32::from(seg.win).wrapping_shl(u32::from(sender.td_scale));
+    window_accept(
+        ct,
+        dir,
+        TCP_ACK_SET,
+        true,
+        seq,
+        ack,
+        sack,
+        end,
+        win,
+        seg.win,
+    );
+    // in_window: the state stays ESTABLISHED.
+    ct.last_index = TCP_ACK_SET;
+    ct.last_dir = dir as u8;
+    Some((
+        state_timeout(ct, ESTABLISHED, TCP_ACK_SET, settings),
+        !assured,
+    ))
+}
+
 /// `nf_conntrack_tcp_packet` after `tcp_error` and `tcp_new` (the caller ran those). `dir`: 0 original, 1 reply.
 // The branches mirror the kernel's switch / break structure one to one; keep them that way.
 #[allow(
@@ -841,20 +967,7 @@ pub fn tcp_packet(
         ct.seen[dir].flags |= IP_CT_TCP_FLAG_CLOSE_INIT;
     }
     let t = &settings.tcp_timeouts;
-    let tn = t[usize::from(new_state.min(13))];
-    let mut timeout = if ct.retrans >= settings.tcp_max_retrans && tn > t[usize::from(RETRANS)] {
-        t[usize::from(RETRANS)]
-    } else if index == TCP_RST_SET {
-        t[usize::from(CLOSE)]
-    } else if (ct.seen[0].flags | ct.seen[1].flags) & IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED != 0
-        && tn > t[usize::from(UNACK)]
-    {
-        t[usize::from(UNACK)]
-    } else if ct.last_win == 0 && tn > t[usize::from(RETRANS)] {
-        t[usize::from(RETRANS)]
-    } else {
-        tn
-    };
+    let mut timeout = state_timeout(ct, new_state, index, settings);
     let changed = new_state != old_state0;
     let mut assured = false;
     if !cx.seen_reply {

@@ -218,10 +218,24 @@ impl Tuple {
         }
     }
 
-    /// Hash over the tuple and zone, seeded (stands in for the kernel's seeded jhash2): folded 64x64->128
-    /// multiplies (the foldhash / wyhash mixer). IPv4 tuples only carry 4 address bytes, so they hash two words.
+    /// Hash over the tuple and zone, seeded. The kernel uses siphash with a boot-time random seed; this is a
+    /// cheaper keyed hash, folded 64x64->128 multiplies (the foldhash / wyhash mixer) over the seed
+    /// ([`super::Settings::hash_seed`]). IPv4 tuples only carry 4 address bytes, so they hash one word
+    /// ([`hash_v4`]).
     #[inline]
     pub fn hash(&self, zone: u16, seed: u64) -> u32 {
+        if self.l3 == NFPROTO_IPV4 {
+            let v4 = |a: &[u8; 16]| u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+            return hash_v4(
+                v4(&self.src),
+                v4(&self.dst),
+                self.sport,
+                self.dport,
+                zone,
+                self.l4,
+                seed,
+            );
+        }
         let word = |a: &[u8; 16], i: usize| {
             let mut w = [0u8; 8];
             w.copy_from_slice(&a[i..i + 8]);
@@ -232,17 +246,27 @@ impl Tuple {
             | u64::from(zone) << 16
             | u64::from(self.l3) << 8
             | u64::from(self.l4);
-        let h = if self.l3 == NFPROTO_IPV4 {
-            let a = word(&self.src, 0) << 32 | (word(&self.dst, 0) & 0xffff_ffff);
-            fold_mul(a ^ seed, meta ^ K1)
-        } else {
-            let h = fold_mul(word(&self.src, 0) ^ seed, word(&self.src, 8) ^ K1);
-            let h = fold_mul(h ^ word(&self.dst, 0), word(&self.dst, 8) ^ K2);
-            h ^ meta.rotate_left(17)
-        };
+        let h = fold_mul(word(&self.src, 0) ^ seed, word(&self.src, 8) ^ K1);
+        let h = fold_mul(h ^ word(&self.dst, 0), word(&self.dst, 8) ^ K2);
+        let h = h ^ meta.rotate_left(17);
         let h = fold_mul(h ^ K3, seed ^ K2);
         (h >> 32) as u32 ^ h as u32
     }
+}
+
+/// [`Tuple::hash`] of an IPv4 tuple from its parts (addresses as little-endian reads of their 4 bytes), for
+/// the per-packet path that never builds a `Tuple`.
+#[inline(always)]
+pub fn hash_v4(src: u32, dst: u32, sport: u16, dport: u16, zone: u16, l4: u8, seed: u64) -> u32 {
+    let meta = u64::from(sport) << 48
+        | u64::from(dport) << 32
+        | u64::from(zone) << 16
+        | u64::from(NFPROTO_IPV4) << 8
+        | u64::from(l4);
+    let a = u64::from(src) << 32 | u64::from(dst);
+    let h = fold_mul(a ^ seed, meta ^ K1);
+    let h = fold_mul(h ^ K3, seed ^ K2);
+    (h >> 32) as u32 ^ h as u32
 }
 
 const K1: u64 = 0x243f_6a88_85a3_08d3;
