@@ -357,9 +357,29 @@ fn corpus_pcaps_never_panic_on_any_engine() {
         .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
         .collect();
     names.sort();
+    // INDEX.tsv: file -> (packets, the kernel harness's `SKIPPED(ethertype-0x....)=N` counts).
+    type Indexed = (u64, BTreeMap<String, u64>);
+    let index: BTreeMap<String, Indexed> = std::fs::read_to_string(c.join("pcaps/INDEX.tsv"))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let skipped = f
+                .get(11)?
+                .split_whitespace()
+                .filter_map(|t| {
+                    let (k, n) = t.strip_prefix("SKIPPED(ethertype-")?.split_once(")=")?;
+                    Some((k.to_string(), n.parse().ok()?))
+                })
+                .collect();
+            Some((f.first()?.to_string(), (f.get(6)?.parse().ok()?, skipped)))
+        })
+        .collect();
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
     let mut frames = 0u64;
     for p in &names {
+        let fname = p.file_name().unwrap().to_string_lossy().into_owned();
         let mut reports = Vec::new();
         for e in ENGINES {
             let o = nfc(&[
@@ -395,6 +415,27 @@ fn corpus_pcaps_never_panic_on_any_engine() {
             }
             let v: Value = serde_json::from_slice(&o.stdout).expect("json report");
             if e == "interp" {
+                if let Some((n, eth)) = index.get(&fname) {
+                    assert_eq!(
+                        v["frames"].as_u64(),
+                        Some(*n),
+                        "{fname}: frames vs INDEX.tsv"
+                    );
+                    // Non-IP frames skipped by EtherType, as the kernel harness counted them.
+                    let got: BTreeMap<String, u64> = v["skipped_ethertypes"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    assert_eq!(&got, eth, "{fname}: skipped EtherTypes vs INDEX.tsv");
+                }
+                println!(
+                    "{fname}: {} frames, {} through the hooks, skipped {} {}, dropped by ip_rcv {}",
+                    v["frames"], v["packets"], v["skipped"], v["skipped_ethertypes"], v["not_seen"]
+                );
                 frames += v["frames"].as_u64().unwrap_or(0);
                 if let Some(m) = v["skipped"].as_object() {
                     for (k, n) in m {
@@ -428,6 +469,16 @@ fn corpus_pcaps_never_panic_on_any_engine() {
         names.len()
     );
     assert!(names.len() >= 60, "expected the corpus captures");
+    assert!(
+        names
+            .iter()
+            .any(|p| p.extension().is_some_and(|x| x == "pcapng")),
+        "expected pcapng captures in the corpus"
+    );
+    assert!(
+        index.len() >= names.len(),
+        "INDEX.tsv should list every capture"
+    );
 }
 
 /// Capped inter-packet gap from meta.json's timing field (seconds).
@@ -494,6 +545,30 @@ fn cli_states(out: &str) -> BTreeMap<String, String> {
     m
 }
 
+/// `--json` output lines with the fields that legitimately change between runs (time, rate, thread count)
+/// set to null.
+fn json_lines_without_timing(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).expect("one JSON object per line");
+            let clear = |r: &mut Value| {
+                if let Some(o) = r.as_object_mut() {
+                    for k in ["time_s", "packets_per_s", "threads"] {
+                        if let Some(x) = o.get_mut(k) {
+                            *x = Value::Null;
+                        }
+                    }
+                }
+            };
+            clear(&mut v);
+            if let Some(r) = v.get_mut("report") {
+                clear(r);
+            }
+            v
+        })
+        .collect()
+}
+
 #[test]
 fn path_input_reproduces_ct_expected_states() {
     let Some(c) = corpus() else {
@@ -542,10 +617,20 @@ fn path_input_reproduces_ct_expected_states() {
                 a.push("--gap-cap".into());
                 a.push(g);
             }
-            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let mut a: Vec<&str> = a.iter().map(String::as_str).collect();
             let o = nfc(&a);
             assert_eq!(o.status.code(), Some(0), "{name} {e}");
-            per_engine.push(cli_states(&stdout(&o)));
+            let one = stdout(&o);
+            // Two workers: the same per-packet lines and the same report (but for time and thread count).
+            a.extend(["--threads", "2"]);
+            let o = nfc(&a);
+            assert_eq!(o.status.code(), Some(0), "{name} {e} --threads 2");
+            assert_eq!(
+                json_lines_without_timing(&one),
+                json_lines_without_timing(&stdout(&o)),
+                "{name} {e}: --threads 2 differs from --threads 1"
+            );
+            per_engine.push(cli_states(&one));
         }
         for (i, e) in ENGINES.iter().enumerate().skip(1) {
             assert_eq!(

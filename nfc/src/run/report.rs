@@ -106,6 +106,8 @@ pub struct Collector {
     hooked_bytes: u64,
     not_seen: u64,
     skipped: BTreeMap<&'static str, u64>,
+    /// Frames skipped as not IP, by EtherType.
+    skipped_ethertypes: BTreeMap<u16, u64>,
     /// (hook, outcome) -> packets.
     verdicts: BTreeMap<(u8, &'static str), u64>,
     states: BTreeMap<&'static str, u64>,
@@ -149,6 +151,7 @@ impl Collector {
             hooked_bytes: 0,
             not_seen: 0,
             skipped: BTreeMap::new(),
+            skipped_ethertypes: BTreeMap::new(),
             verdicts: BTreeMap::new(),
             states: BTreeMap::new(),
             queued: 0,
@@ -270,7 +273,12 @@ impl Collector {
         let mut verdict: &'static str = "skipped";
         let mut stopped = None;
         match r.fate {
-            Fate::Skipped(m) => *self.skipped.entry(m.name()).or_insert(0) += 1,
+            Fate::Skipped(m) => {
+                *self.skipped.entry(m.name()).or_insert(0) += 1;
+                if let Some(t) = r.ethertype {
+                    *self.skipped_ethertypes.entry(t).or_insert(0) += 1;
+                }
+            }
             Fate::NotSeen => {
                 self.not_seen += 1;
                 verdict = "not_seen";
@@ -483,6 +491,11 @@ impl Collector {
                 "packet_bytes": self.hooked_bytes,
                 "not_seen": self.not_seen,
                 "skipped": self.skipped,
+                "skipped_ethertypes": self
+                    .skipped_ethertypes
+                    .iter()
+                    .map(|(t, n)| (format!("0x{t:04x}"), *n))
+                    .collect::<BTreeMap<_, _>>(),
                 "verdicts": verdicts,
                 "ct_states": self.states,
                 "invalid": {
@@ -566,7 +579,18 @@ impl Collector {
             let s: Vec<String> = self
                 .skipped
                 .iter()
-                .map(|(k, v)| format!("{k} {v}"))
+                .map(|(k, v)| {
+                    if *k == "not-ip" && !self.skipped_ethertypes.is_empty() {
+                        let t: Vec<String> = self
+                            .skipped_ethertypes
+                            .iter()
+                            .map(|(t, n)| format!("{} {n}", ethertype_name(*t)))
+                            .collect();
+                        format!("{k} {v} ({})", t.join(", "))
+                    } else {
+                        format!("{k} {v}")
+                    }
+                })
                 .collect();
             let _ = writeln!(o, "skipped by reason: {}", s.join(", "));
         }
@@ -818,4 +842,26 @@ fn ipt_counters_json(setup: &Setup, end: &RunEnd) -> Vec<Value> {
         }
     }
     v
+}
+
+/// `ethertype 0x0806 (ARP)`-style label of a link-layer protocol.
+fn ethertype_name(t: u16) -> String {
+    let name = match t {
+        0x0806 => "ARP",
+        0x8035 => "RARP",
+        0x88cc => "LLDP",
+        0x8863 => "PPPoE discovery",
+        0x888e => "EAPOL",
+        0x9000 => "loopback",
+        0x88f7 => "PTP",
+        0x8100 | 0x88a8 => "VLAN",
+        0x8847 | 0x8848 => "MPLS",
+        _ if t < 0x0600 => "802.3 length",
+        _ => "",
+    };
+    if name.is_empty() {
+        format!("ethertype 0x{t:04x}")
+    } else {
+        format!("ethertype 0x{t:04x} {name}")
+    }
 }

@@ -32,6 +32,8 @@ pub struct FrameRecord {
     pub orig_len: u32,
     pub linktype: u16,
     pub fate: Fate,
+    /// The link layer's protocol (EtherType) of a frame skipped as not IP.
+    pub ethertype: Option<u16>,
     pub dir: Option<Direction>,
     /// One-line packet summary (when tracing).
     pub summary: Option<String>,
@@ -136,12 +138,19 @@ impl Worker {
         } else {
             Vec::new()
         };
+        let ethertype = match fate {
+            Fate::Skipped(wire::Malformed::NotIp) => wire::parse_link(f.linktype, f.data)
+                .ok()
+                .map(|li| li.ethertype),
+            _ => None,
+        };
         FrameRecord {
             no,
             ts_ns: orig_ts,
             orig_len: f.orig_len,
             linktype: f.linktype,
             fate,
+            ethertype,
             dir,
             summary: self.opts.trace.then(|| summary(f.linktype, f.data)),
             trace,
