@@ -207,6 +207,47 @@ fn examples_exact_and_engines_agree() {
 }
 
 #[test]
+fn nat_not_rewritten_is_said_once() {
+    let router = &CASES[1];
+    for e in ENGINES {
+        let mut a = vec!["run", "pcap", router.rules, router.capture, "--engine", e];
+        a.extend_from_slice(router.args);
+        let o = nfc(&a);
+        assert_eq!(o.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            err.matches("addresses and ports are not rewritten").count(),
+            1,
+            "{e}: {err}"
+        );
+        assert!(stdout(&o).contains("nat 2 (evaluated, not rewritten)"));
+        a.push("--json");
+        let o = nfc(&a);
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json report");
+        let notes: Vec<&str> = v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|n| n.contains("not rewritten"))
+            .collect();
+        assert_eq!(notes.len(), 1, "{e}: {v}");
+        assert_eq!(v["effects"]["nat"], 2, "{e}");
+    }
+    // A ruleset without NAT says nothing about it.
+    let o = nfc(&[
+        "run",
+        "pcap",
+        "examples/server.nfr",
+        "examples/server.pcap",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json report");
+    assert_eq!(v["notes"], serde_json::json!([]));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("rewritten"));
+}
+
+#[test]
 fn trace_json_one_object_per_frame_and_engines_agree() {
     if !example_cases_available() {
         panic!("examples/*.pcap missing");

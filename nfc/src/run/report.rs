@@ -484,6 +484,7 @@ impl Collector {
             let doc = json!({
                 "engine": kind,
                 "engine_note": end.fallback,
+                "notes": setup.notes,
                 "path": setup.path.describe(),
                 "frames": self.frames,
                 "bytes": self.bytes,
