@@ -938,6 +938,37 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
             );
         }
     }
+    // The trace names the devices: per frame (iif, oif) as the capture's sections give them.
+    let want = [
+        ("eth1", ""),
+        ("eth0", ""),
+        ("eth0", ""),
+        ("", "eth1"),
+        ("", "eth1"),
+        ("eth1", ""),
+        ("eth1", ""),
+        ("eth1", ""),
+        ("", "eth0"),
+    ];
+    for e in ENGINES {
+        let o = nfc(&[
+            "run", "pcap", r, c, "--local", "10.0.0.1", "--engine", e, "--trace", "--json",
+        ]);
+        let got: Vec<(String, String)> = stdout(&o)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.get("frame").is_some())
+            .map(|v| {
+                let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+                (s("iif"), s("oif"))
+            })
+            .collect();
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(i, o)| (i.to_string(), o.to_string()))
+            .collect();
+        assert_eq!(got, want, "{e}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -370,6 +370,11 @@ impl Collector {
             if reassembled {
                 o["reassembled"] = json!(true);
             }
+            if let Some((i, out)) = &r.devs {
+                let dev = |n: &String| if n.is_empty() { Value::Null } else { json!(n) };
+                o["iif"] = dev(i);
+                o["oif"] = dev(out);
+            }
             if let Some(s) = skipped {
                 o["skipped"] = json!(s);
             }
@@ -396,9 +401,18 @@ impl Collector {
                 let _ = writeln!(self.out, "  dropped before the hooks (ip_rcv checks)");
             }
             None => {
+                let mut devs = String::new();
+                if let Some((i, o)) = &r.devs {
+                    if !i.is_empty() {
+                        let _ = write!(devs, ", iif \"{i}\"");
+                    }
+                    if !o.is_empty() {
+                        let _ = write!(devs, ", oif \"{o}\"");
+                    }
+                }
                 let _ = writeln!(
                     self.out,
-                    "  hooks {}{}, ct {}",
+                    "  hooks {}{}, ct {}{devs}",
                     hooks.join(" -> "),
                     if reassembled { " (reassembled)" } else { "" },
                     ct_state_name(&r.fate).unwrap_or("-")

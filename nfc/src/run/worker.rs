@@ -35,6 +35,8 @@ pub struct FrameRecord {
     /// The link layer's protocol (EtherType) of a frame skipped as not IP.
     pub ethertype: Option<u16>,
     pub dir: Option<Direction>,
+    /// Input and output device names (empty: none), as the path model chose them.
+    pub devs: Option<(String, String)>,
     /// One-line packet summary (when tracing).
     pub summary: Option<String>,
     pub trace: Vec<TraceStep>,
@@ -103,10 +105,16 @@ impl Worker {
         cap: Option<path::CapDev>,
     ) -> FrameRecord {
         let mut dir = None;
+        let mut devs = None;
         let path = &self.path;
         let fate = self.replayer.frame_with(f, |l3| {
             let d = path.decide(l3, cap.as_ref());
             dir = Some(d.0);
+            let name = |n: &[u8; 16]| {
+                let end = n.iter().position(|&b| b == 0).unwrap_or(n.len());
+                String::from_utf8_lossy(n.get(..end).unwrap_or(&[])).into_owned()
+            };
+            devs = Some((name(&d.1.iifname), name(&d.1.oifname)));
             d
         });
         let mut trace = Vec::new();
@@ -152,6 +160,7 @@ impl Worker {
             fate,
             ethertype,
             dir,
+            devs,
             summary: self.opts.trace.then(|| summary(f.linktype, f.data)),
             trace,
             events,
