@@ -971,6 +971,36 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
     }
 }
 
+#[test]
+fn interface_indexes_lo_is_one() {
+    // `iif lo` compiles to ifindex 1: only the device called lo has it, whatever else is named first.
+    let cap = tmp_ruleset("ifindex.pcapng", "");
+    std::fs::write(&cap, two_section_pcapng()).unwrap();
+    let rules = tmp_ruleset(
+        "iif-lo.nfr",
+        "table ip t {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tiif lo counter\n\t}\n}\n",
+    );
+    let (r, c) = (rules.to_str().unwrap(), cap.to_str().unwrap());
+    for e in ["interp", "jit"] {
+        for (extra, n) in [
+            (&["--iface", "eth1=10.0.1.0/24"][..], 0),
+            (&[][..], 0),
+            (&["--iif", "lo"][..], 6),
+        ] {
+            let mut a = vec!["run", "pcap", r, c, "--local", "10.0.0.1", "--engine", e];
+            a.extend_from_slice(extra);
+            let o = nfc(&a);
+            assert_eq!(o.status.code(), Some(0), "{o:?}");
+            let want = format!("\t\tiif lo counter packets {n} bytes {}", n * 32);
+            assert!(
+                stdout(&o).lines().any(|l| l == want),
+                "{e} {extra:?}: want {want:?} in\n{}",
+                stdout(&o)
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The progress bar: on stderr when it is a terminal, never on stdout.
 
