@@ -369,42 +369,6 @@ fn get_l4proto(l3: &[u8]) -> Option<L4> {
     }
 }
 
-/// The tuple and transport offset of a TCP segment over IPv4 without options (not a fragment) or IPv6 without
-/// extension headers, read from fixed-size header arrays; `None` for anything else (the general path decides).
-#[inline(always)]
-fn tcp_tuple(l3: &[u8]) -> Option<(Tuple, usize)> {
-    let h: &[u8; 40] = l3.first_chunk()?;
-    let mut t = Tuple {
-        l4: proto::TCP,
-        ..Tuple::default()
-    };
-    if h[0] == 0x45 {
-        // get_l4proto: no fragment offset.
-        if h[9] != proto::TCP || h[6] & 0x1f != 0 || h[7] != 0 {
-            return None;
-        }
-        t.l3 = NFPROTO_IPV4;
-        t.src[..4].copy_from_slice(&h[12..16]);
-        t.dst[..4].copy_from_slice(&h[16..20]);
-        t.sport = u16::from_be_bytes([h[20], h[21]]);
-        t.dport = u16::from_be_bytes([h[22], h[23]]);
-        Some((t, 20))
-    } else if h[0] >> 4 == 6 {
-        let h: &[u8; 44] = l3.first_chunk()?;
-        if h[6] != proto::TCP || 40 + usize::from(u16::from_be_bytes([h[4], h[5]])) > l3.len() {
-            return None;
-        }
-        t.l3 = NFPROTO_IPV6;
-        t.src.copy_from_slice(&h[8..24]);
-        t.dst.copy_from_slice(&h[24..40]);
-        t.sport = u16::from_be_bytes([h[40], h[41]]);
-        t.dport = u16::from_be_bytes([h[42], h[43]]);
-        Some((t, 40))
-    } else {
-        None
-    }
-}
-
 /// Pseudo-header partial sum for `nf_checksum`.
 fn pseudo_sum(l3: &[u8], nfproto: u8, l4proto: u8, len: usize) -> u32 {
     let mut s: u32 = 0;
@@ -1100,6 +1064,7 @@ impl Conntrack {
 
     /// `nf_conntrack_in` for an IP datagram `l3` (starting at the network header, trimmed to its length) at
     /// `hook` and virtual time `now` (ns). Updates `nfct`; returns the verdict (Drop only for "table full").
+    #[inline]
     pub fn conntrack_in(&mut self, l3: &[u8], hook: Hook, now: u64, nfct: &mut Nfct) -> Verdict {
         let zone = match *nfct {
             Nfct::None => 0,
@@ -1111,11 +1076,24 @@ impl Conntrack {
         let csum = self.settings.checksum && hook == Hook::Prerouting;
         if !csum
             && self.fast_path
-            && let Some(n) = self.established_tcp(l3, zone, now)
+            && let Some((v, n)) = self.fast_tcp(l3, zone, now)
         {
             *nfct = n;
-            return Verdict::Accept;
+            return v;
         }
+        self.conntrack_in_general(l3, csum, zone, now, nfct)
+    }
+
+    /// The general path of [`Self::conntrack_in`] (every protocol and case; the lean paths fall back to it).
+    #[inline(never)]
+    fn conntrack_in_general(
+        &mut self,
+        l3: &[u8],
+        csum: bool,
+        zone: u16,
+        now: u64,
+        nfct: &mut Nfct,
+    ) -> Verdict {
         let Some(l4) = get_l4proto(l3) else {
             self.stats.invalid += 1;
             return Verdict::Accept;
@@ -1170,24 +1148,56 @@ impl Conntrack {
         }
     }
 
-    /// The lean path of `conntrack_in` for the dominant packet: a TCP ACK segment (no SYN, FIN or RST) of a
-    /// confirmed ESTABLISHED connection that has seen a reply, over IPv4 without options or IPv6 without
-    /// extension headers, checksum verification off. It runs the kernel's checks for that case (`get_l4proto`,
-    /// `tcp_error`, the lookup, `tcp_in_window`, the timeout choice, ASSURED) without the general machinery;
-    /// whenever the packet leaves the case (lookup miss, expired match, a failed window check, another state) it
-    /// returns `None` having changed nothing, and the general path handles the packet from the start.
-    #[inline(always)]
-    fn established_tcp(&mut self, l3: &[u8], zone: u16, now: u64) -> Option<Nfct> {
+    /// The lean paths of `conntrack_in` for the dominant packets, TCP over IPv4 without options (not a fragment)
+    /// or IPv6 without extension headers, checksum verification off:
+    /// - an ACK segment (no SYN, FIN or RST) of a confirmed ESTABLISHED connection that has seen a reply
+    ///   ([`Self::established_at`]);
+    /// - a SYN (no ACK, FIN or RST) without an entry ([`Self::new_syn`]).
+    ///
+    /// They run the kernel's checks for those cases (`get_l4proto`, `tcp_error`, the lookup, `init_conntrack`,
+    /// `tcp_in_window`, the timeout choice, ASSURED) without the general machinery. Whenever the packet leaves
+    /// the case (another protocol or flag set, lookup miss or hit where the other was expected, an expired match,
+    /// a failed window check, another state) they return `None` having changed nothing, and the general path
+    /// handles the packet from the start.
+    #[inline]
+    fn fast_tcp(&mut self, l3: &[u8], zone: u16, now: u64) -> Option<(Verdict, Nfct)> {
         let h: &[u8; 40] = l3.first_chunk()?;
-        let (idx, dir, thoff) = if h[0] == 0x45 {
-            // get_l4proto: IPv4 without options, no fragment offset; the tuple straight from the header.
+        let v4 = h[0] == 0x45;
+        let thoff = if v4 {
+            // get_l4proto: no fragment offset.
             if h[9] != proto::TCP || h[6] & 0x1f != 0 || h[7] != 0 {
                 return None;
             }
+            20
+        } else if h[0] >> 4 == 6 {
+            if h[6] != proto::TCP || 40 + usize::from(u16::from_be_bytes([h[4], h[5]])) > l3.len() {
+                return None;
+            }
+            40
+        } else {
+            return None;
+        };
+        let th = l3.get(thoff..)?;
+        let th20: &[u8; 20] = th.first_chunk()?;
+        let flags = th20[13];
+        let class = flags & (F::SYN | F::FIN | F::RST | F::ACK);
+        let doff = usize::from(th20[12] >> 4) * 4;
+        // tcp_error's header-length checks; the flag classes taken here are valid flag combinations.
+        if (class != F::ACK && class != F::SYN) || doff < 20 || th.len() < doff {
+            return None;
+        }
+        let sport = u16::from_be_bytes([th20[0], th20[1]]);
+        let dport = u16::from_be_bytes([th20[2], th20[3]]);
+        let mut t = Tuple {
+            l3: NFPROTO_IPV4,
+            l4: proto::TCP,
+            sport,
+            dport,
+            ..Tuple::default()
+        };
+        let found = if v4 {
             let src = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
             let dst = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
-            let sport = u16::from_be_bytes([h[20], h[21]]);
-            let dport = u16::from_be_bytes([h[22], h[23]]);
             let hash = tuple::hash_v4(
                 src,
                 dst,
@@ -1197,28 +1207,46 @@ impl Conntrack {
                 proto::TCP,
                 self.settings.hash_seed,
             );
-            let b = self.bucket_of(hash);
-            let Lookup::Found(idx, dir) =
-                self.lookup_tcp4(b, [src, dst], [sport, dport], zone, now)
-            else {
-                return None;
-            };
-            (idx, dir, 20)
+            let found =
+                self.lookup_tcp4(self.bucket_of(hash), [src, dst], [sport, dport], zone, now);
+            if let Lookup::Miss = found {
+                t.src[..4].copy_from_slice(&h[12..16]);
+                t.dst[..4].copy_from_slice(&h[16..20]);
+            }
+            found
         } else {
-            let (t, thoff) = tcp_tuple(l3)?;
-            let b = self.bucket(&t, zone);
-            let Lookup::Found(idx, dir) = self.lookup(b, &t, zone, now) else {
-                return None;
-            };
-            (idx, dir, thoff)
+            t.l3 = NFPROTO_IPV6;
+            t.src.copy_from_slice(&h[8..24]);
+            t.dst.copy_from_slice(&h[24..40]);
+            self.lookup(self.bucket(&t, zone), &t, zone, now)
         };
-        let th = l3.get(thoff..)?;
-        let h: &[u8; 20] = th.first_chunk()?;
-        let flags = h[13];
-        let doff = usize::from(h[12] >> 4) * 4;
-        if flags & (F::SYN | F::FIN | F::RST | F::ACK) != F::ACK || doff < 20 || th.len() < doff {
-            return None;
+        let seg = tcp::Seg {
+            seq: u32::from_be_bytes([th20[4], th20[5], th20[6], th20[7]]),
+            ack: u32::from_be_bytes([th20[8], th20[9], th20[10], th20[11]]),
+            flags,
+            win: u16::from_be_bytes([th20[14], th20[15]]),
+            payload_len: (th.len() - doff) as u32,
+            options: th.get(20..doff).unwrap_or(&[]),
+        };
+        match found {
+            Lookup::Found(idx, dir) if class == F::ACK => self
+                .established_at(idx, dir, &seg, l3.len(), now)
+                .map(|n| (Verdict::Accept, n)),
+            Lookup::Miss if class == F::SYN => Some(self.new_syn(&t, zone, &seg, l3.len(), now)),
+            _ => None,
         }
+    }
+
+    /// The established-ACK lean path on the entry the lookup found.
+    #[inline(always)]
+    fn established_at(
+        &mut self,
+        idx: u32,
+        dir: usize,
+        seg: &tcp::Seg<'_>,
+        len: usize,
+        now: u64,
+    ) -> Option<Nfct> {
         let settings = &self.settings;
         let c = self.conns.get_mut(idx as usize)?;
         let status = c.status;
@@ -1228,16 +1256,8 @@ impl Conntrack {
         let L4State::Tcp(tc) = &mut c.l4 else {
             return None;
         };
-        let seg = tcp::Seg {
-            seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
-            ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
-            flags,
-            win: u16::from_be_bytes([h[14], h[15]]),
-            payload_len: (th.len() - doff) as u32,
-            options: th.get(20..doff).unwrap_or(&[]),
-        };
         let (timeout_s, assured) =
-            tcp::established_ack(tc, dir, &seg, status & ips::ASSURED != 0, settings)?;
+            tcp::established_ack(tc, dir, seg, status & ips::ASSURED != 0, settings)?;
         if status & ips::FIXED_TIMEOUT == 0 {
             c.timeout = tick(now).wrapping_add(timeout_s.saturating_mul(1000));
         }
@@ -1247,7 +1267,7 @@ impl Conntrack {
             c.status |= ips::ASSURED;
             self.event(CtEventKind::Assured, idx, now);
         }
-        self.account(idx, dir, l3.len());
+        self.account(idx, dir, len);
         Some(Nfct::Ct {
             id: ConnId { idx, generation },
             ctinfo: if dir == 1 {
@@ -1256,6 +1276,50 @@ impl Conntrack {
                 CtInfo::Established
             },
         })
+    }
+
+    /// The new-SYN lean path after a lookup miss: `init_conntrack` (allocation, early drop, expectation, helper),
+    /// then `tcp_new` + `tcp_packet` folded into [`tcp::new_syn`], the timeout and the counters. Never falls back
+    /// (allocation has side effects): returns the verdict and attachment the general path would.
+    #[inline(always)]
+    fn new_syn(
+        &mut self,
+        t: &Tuple,
+        zone: u16,
+        seg: &tcp::Seg<'_>,
+        len: usize,
+        now: u64,
+    ) -> (Verdict, Nfct) {
+        let idx = match self.init_conntrack(t, zone, now) {
+            Ok(idx) => idx,
+            Err(Resolve::Drop) => return (Verdict::Drop, Nfct::None),
+            Err(_) => {
+                self.stats.invalid += 1;
+                return (Verdict::Accept, Nfct::None);
+            }
+        };
+        let (tc, timeout_s) = tcp::new_syn(seg, &self.settings);
+        let Some(c) = self.conns.get_mut(idx as usize) else {
+            return (Verdict::Accept, Nfct::None);
+        };
+        c.l4 = L4State::Tcp(tc);
+        if c.status & ips::FIXED_TIMEOUT == 0 {
+            c.timeout = timeout_s.saturating_mul(1000);
+        }
+        let ctinfo = if c.status & ips::EXPECTED != 0 {
+            CtInfo::Related
+        } else {
+            CtInfo::New
+        };
+        let generation = c.generation;
+        self.account(idx, 0, len);
+        (
+            Verdict::Accept,
+            Nfct::Ct {
+                id: ConnId { idx, generation },
+                ctinfo,
+            },
+        )
     }
 
     /// [`Self::lookup`] of an IPv4 TCP tuple given as its parts (addresses as little-endian reads of their 4

@@ -886,6 +886,29 @@ pub fn established_ack(
     ))
 }
 
+/// `tcp_new` followed by [`tcp_packet`] for a SYN (no ACK, FIN or RST) that creates an entry: the state goes
+/// NONE -> SYN_SENT, `tcp_in_window` initialises the sender from the segment and sets the receiver's `td_maxend` to
+/// the window (the ACK-less SYN has ack = sack = 0, so every check passes). Returns the new state and the timeout
+/// (seconds) of `TcpVerdict::Refresh { assured: false, changed: true, .. }`, exactly what the two calls give.
+#[inline]
+pub fn new_syn(seg: &Seg<'_>, settings: &Settings) -> (TcpCt, u32) {
+    debug_assert!(seg.flags & (F::SYN | F::FIN | F::RST | F::ACK) == F::SYN);
+    let mut ct = TcpCt::default();
+    let end = seg.end();
+    let win = u32::from(seg.win);
+    let s0 = &mut ct.seen[0];
+    s0.td_end = end;
+    s0.td_maxwin = win.max(1);
+    s0.td_maxend = end;
+    tcp_options(seg.options, s0);
+    ct.seen[1].td_maxend = if win == 0 { 1 } else { win };
+    ct.last_index = TCP_SYN_SET;
+    ct.last_dir = 0;
+    ct.state = SYN_SENT;
+    let timeout = state_timeout(&ct, SYN_SENT, TCP_SYN_SET, settings);
+    (ct, timeout)
+}
+
 /// `nf_conntrack_tcp_packet` after `tcp_error` and `tcp_new` (the caller ran those). `dir`: 0 original, 1 reply.
 // The branches mirror the kernel's switch / break structure one to one; keep them that way.
 #[allow(
