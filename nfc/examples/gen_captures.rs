@@ -9,6 +9,10 @@
 //!   host browsing the web (forwarded, masqueraded), asking the router for DNS, the outside pinging and probing
 //!   the router, the forwarded port 80 (DNAT evaluated, not rewritten), an unsolicited connection to the LAN and
 //!   a stray RST.
+//! * `ftp.pcap` for `examples/ftp.nfr` (the FTP server is 203.0.113.1): a passive-mode session — login, `PASV`,
+//!   the server's `227` naming port 50000, the data connection to it (RELATED: the ftp helper expected it),
+//!   `EPSV` with a `229` naming port 50001 and its data connection, then a probe of port 50002 that nothing
+//!   expected (dropped).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -266,10 +270,108 @@ pub fn router() -> Vec<u8> {
     c.bytes()
 }
 
+/// One direction of a TCP conversation: its next sequence number and the peer's.
+struct Half<'a> {
+    me: (&'a str, u16),
+    peer: (&'a str, u16),
+    seq: u32,
+    ack: u32,
+}
+
+impl Half<'_> {
+    /// Sends `data` (PSH|ACK) and advances the sequence number.
+    fn send(&mut self, c: &mut Capture, data: &[u8]) {
+        let (m, p) = (self.me, self.peer);
+        c.add(
+            2_000,
+            tcp(m.0, p.0, m.1, p.1, self.seq, self.ack, PSH | ACK, data),
+        );
+        self.seq += data.len() as u32;
+    }
+}
+
+/// A handshake from `cl` to `sv`; the two halves afterwards (client, server).
+fn open<'a>(c: &mut Capture, cl: (&'a str, u16), sv: (&'a str, u16)) -> (Half<'a>, Half<'a>) {
+    let (ci, si) = (7000u32, 9000u32);
+    c.add(10_000, tcp(cl.0, sv.0, cl.1, sv.1, ci, 0, SYN, &[]));
+    c.add(
+        1_000,
+        tcp(sv.0, cl.0, sv.1, cl.1, si, ci + 1, SYN | ACK, &[]),
+    );
+    c.add(1_000, tcp(cl.0, sv.0, cl.1, sv.1, ci + 1, si + 1, ACK, &[]));
+    (
+        Half {
+            me: cl,
+            peer: sv,
+            seq: ci + 1,
+            ack: si + 1,
+        },
+        Half {
+            me: sv,
+            peer: cl,
+            seq: si + 1,
+            ack: ci + 1,
+        },
+    )
+}
+
+/// Keeps the two halves' acknowledgement numbers in step after a send.
+fn sync(a: &mut Half<'_>, b: &mut Half<'_>) {
+    a.ack = b.seq;
+    b.ack = a.seq;
+}
+
+/// `examples/ftp.pcap`.
+pub fn ftp() -> Vec<u8> {
+    let mut c = Capture::new();
+    let (sv, cl) = ("203.0.113.1", "198.51.100.7");
+    let (mut k, mut s) = open(&mut c, (cl, 40100), (sv, 21));
+    for (req, resp) in [
+        (&b""[..], &b"220 nfc example FTP server\r\n"[..]),
+        (b"USER anonymous\r\n", b"331 Password please\r\n"),
+        (b"PASS guest\r\n", b"230 Logged in\r\n"),
+        (
+            b"PASV\r\n",
+            b"227 Entering Passive Mode (203,0,113,1,195,80).\r\n",
+        ),
+    ] {
+        if !req.is_empty() {
+            k.send(&mut c, req);
+            sync(&mut k, &mut s);
+        }
+        s.send(&mut c, resp);
+        sync(&mut s, &mut k);
+    }
+    // The passive data connection the 227 announced: RELATED.
+    k.send(&mut c, b"RETR motd\r\n");
+    sync(&mut k, &mut s);
+    let (_, mut d) = open(&mut c, (cl, 40101), (sv, 50000));
+    d.send(&mut c, b"hello from the data connection\n");
+    s.send(&mut c, b"226 Transfer complete\r\n");
+    sync(&mut s, &mut k);
+    // Extended passive mode (229) announces port 50001.
+    k.send(&mut c, b"EPSV\r\n");
+    sync(&mut k, &mut s);
+    s.send(
+        &mut c,
+        b"229 Entering Extended Passive Mode (|||50001|)\r\n",
+    );
+    sync(&mut s, &mut k);
+    let (mut e, _) = open(&mut c, (cl, 40102), (sv, 50001));
+    e.send(&mut c, b"LIST\n");
+    // A port nothing announced: NEW, dropped by the policy.
+    c.add(10_000, tcp(cl, sv, 40103, 50002, 1, 0, SYN, &[]));
+    c.bytes()
+}
+
 /// Writes every capture into `dir`.
 pub fn write_all(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
-    for (n, bytes) in [("server.pcap", server()), ("router.pcap", router())] {
+    for (n, bytes) in [
+        ("server.pcap", server()),
+        ("router.pcap", router()),
+        ("ftp.pcap", ftp()),
+    ] {
         std::fs::write(dir.join(n), bytes)?;
         names.push(n.to_string());
     }

@@ -121,3 +121,88 @@ fn ct_helper_set_reproduces_the_kernels_ftp_states() {
         "the FTP captures have RELATED data connections"
     );
 }
+
+/// Why the kernel's conntrack (../shared/oracle/ct_replay) can't run here, if it can't.
+fn ct_replay_unavailable() -> Option<String> {
+    if !root()
+        .join("../shared/oracle/ct_replay/run_one.py")
+        .exists()
+    {
+        return Some("../shared/oracle/ct_replay not found".into());
+    }
+    let uid = Command::new("id").arg("-u").output().ok();
+    if uid.is_none_or(|o| String::from_utf8_lossy(&o.stdout).trim() != "0") {
+        return Some("not root".into());
+    }
+    for tool in ["python3", "nft", "conntrack", "tcpdump", "ip"] {
+        let ok = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            return Some(format!("{tool} not installed"));
+        }
+    }
+    None
+}
+
+/// The shipped FTP example against the real kernel: ct_replay replays `examples/ftp.pcap` through the
+/// kernel's conntrack with the same helper setup; every packet's ct state must be what `nfc run pcap
+/// examples/ftp.nfr examples/ftp.pcap --local 203.0.113.1` reports, on interp and jit.
+#[test]
+fn kernel_agrees_on_the_ftp_example() {
+    if let Some(why) = ct_replay_unavailable() {
+        if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
+            panic!("kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {why}");
+        }
+        println!("SKIP: kernel conntrack oracle unavailable: {why}");
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("nfc-ct-helper-kernel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let pcap = root().join("examples/ftp.pcap");
+    let o = Command::new("python3")
+        .arg(root().join("../shared/oracle/ct_replay/run_one.py"))
+        .arg(&pcap)
+        .arg(&out)
+        .output()
+        .expect("run ct_replay");
+    assert!(
+        o.status.success(),
+        "ct_replay failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let tsv = std::fs::read_to_string(out.join("ftp.pcap.pkts.tsv")).expect("pkts.tsv");
+    let want = expected(&tsv);
+    assert_eq!(want.len(), 23, "{tsv}");
+    assert_eq!(
+        want.values().filter(|s| *s == "REL").count(),
+        2,
+        "the kernel saw both data connections as RELATED: {tsv}"
+    );
+    for engine in ["interp", "jit"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_nfc"))
+            .args(["run", "pcap", "examples/ftp.nfr", "examples/ftp.pcap"])
+            .args([
+                "--local",
+                "203.0.113.1",
+                "--ftp-ports",
+                "",
+                "--trace",
+                "--json",
+            ])
+            .args(["--engine", engine])
+            .current_dir(root())
+            .output()
+            .expect("run nfc");
+        assert_eq!(o.status.code(), Some(0));
+        let mut got = BTreeMap::new();
+        for l in String::from_utf8_lossy(&o.stdout).lines() {
+            let v: Value = serde_json::from_str(l).unwrap();
+            if let (Some(n), Some(s)) = (v["frame"].as_u64(), v["ct_state"].as_str()) {
+                got.insert(n, s.to_string());
+            }
+        }
+        assert_eq!(got, want, "{engine}: ct states differ from the kernel's");
+    }
+}
