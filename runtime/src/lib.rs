@@ -9,4 +9,5 @@ pub mod engine;
 pub mod hook;
 pub mod pcap;
 pub mod replay;
+pub mod sysctl;
 pub mod wire;

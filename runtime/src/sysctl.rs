@@ -1,0 +1,309 @@
+//! The conntrack sysctls (`net.netfilter.nf_conntrack_*`) by their kernel names: what a user changes with
+//! `sysctl -w` on a real host, applied to a [`Settings`] (`nfc run pcap --sysctl NAME=VALUE`), and listed with
+//! their values (`sysctl -a` style). Names, units (seconds, booleans as 0/1) and ranges follow
+//! `nf_conntrack_standalone.c`; every other setting keeps the kernel's default from [`Settings::default`].
+
+use crate::ct::Settings;
+use crate::ct::tcp::state as tcp;
+use std::fmt;
+
+/// Why a `NAME=VALUE` could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SysctlError {
+    /// Not `NAME=VALUE`.
+    Syntax(String),
+    /// No such conntrack sysctl.
+    UnknownName(String),
+    /// The value is not a number in the sysctl's range.
+    BadValue {
+        name: String,
+        value: String,
+        why: &'static str,
+    },
+}
+
+impl fmt::Display for SysctlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SysctlError::Syntax(s) => write!(f, "`{s}`: expected NAME=VALUE"),
+            SysctlError::UnknownName(n) => {
+                write!(
+                    f,
+                    "`{n}` is not a conntrack sysctl (known: {})",
+                    names().join(", ")
+                )
+            }
+            SysctlError::BadValue { name, value, why } => write!(f, "{name}={value}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SysctlError {}
+
+/// How a sysctl maps onto [`Settings`].
+#[derive(Clone, Copy)]
+enum Field {
+    Max,
+    Buckets,
+    TcpLoose,
+    TcpBeLiberal,
+    TcpIgnoreInvalidRst,
+    TcpMaxRetrans,
+    Checksum,
+    Acct,
+    Events,
+    ExpectMax,
+    /// `tcp_timeouts[i]`.
+    TcpTimeout(usize),
+    Udp,
+    UdpStream,
+    Icmp,
+    Icmpv6,
+    Generic,
+    Gre,
+    GreStream,
+}
+
+/// Every sysctl, by its name under `net.netfilter.`.
+const SYSCTLS: &[(&str, Field)] = &[
+    ("nf_conntrack_max", Field::Max),
+    ("nf_conntrack_buckets", Field::Buckets),
+    ("nf_conntrack_tcp_loose", Field::TcpLoose),
+    ("nf_conntrack_tcp_be_liberal", Field::TcpBeLiberal),
+    (
+        "nf_conntrack_tcp_ignore_invalid_rst",
+        Field::TcpIgnoreInvalidRst,
+    ),
+    ("nf_conntrack_tcp_max_retrans", Field::TcpMaxRetrans),
+    ("nf_conntrack_checksum", Field::Checksum),
+    ("nf_conntrack_acct", Field::Acct),
+    ("nf_conntrack_events", Field::Events),
+    ("nf_conntrack_expect_max", Field::ExpectMax),
+    (
+        "nf_conntrack_tcp_timeout_syn_sent",
+        Field::TcpTimeout(tcp::SYN_SENT as usize),
+    ),
+    (
+        "nf_conntrack_tcp_timeout_syn_recv",
+        Field::TcpTimeout(tcp::SYN_RECV as usize),
+    ),
+    (
+        "nf_conntrack_tcp_timeout_established",
+        Field::TcpTimeout(tcp::ESTABLISHED as usize),
+    ),
+    (
+        "nf_conntrack_tcp_timeout_fin_wait",
+        Field::TcpTimeout(tcp::FIN_WAIT as usize),
+    ),
+    (
+        "nf_conntrack_tcp_timeout_close_wait",
+        Field::TcpTimeout(tcp::CLOSE_WAIT as usize),
+    ),
+    (
+        "nf_conntrack_tcp_timeout_last_ack",
+        Field::TcpTimeout(tcp::LAST_ACK as usize),
+    ),
+    (
+        "nf_conntrack_tcp_timeout_time_wait",
+        Field::TcpTimeout(tcp::TIME_WAIT as usize),
+    ),
+    (
+        "nf_conntrack_tcp_timeout_close",
+        Field::TcpTimeout(tcp::CLOSE as usize),
+    ),
+    (
+        "nf_conntrack_tcp_timeout_max_retrans",
+        Field::TcpTimeout(tcp::RETRANS as usize),
+    ),
+    (
+        "nf_conntrack_tcp_timeout_unacknowledged",
+        Field::TcpTimeout(tcp::UNACK as usize),
+    ),
+    ("nf_conntrack_udp_timeout", Field::Udp),
+    ("nf_conntrack_udp_timeout_stream", Field::UdpStream),
+    ("nf_conntrack_icmp_timeout", Field::Icmp),
+    ("nf_conntrack_icmpv6_timeout", Field::Icmpv6),
+    ("nf_conntrack_generic_timeout", Field::Generic),
+    ("nf_conntrack_gre_timeout", Field::Gre),
+    ("nf_conntrack_gre_timeout_stream", Field::GreStream),
+];
+
+/// The names `apply` knows, without the `net.netfilter.` prefix.
+pub fn names() -> Vec<&'static str> {
+    SYSCTLS.iter().map(|(n, _)| *n).collect()
+}
+
+/// Applies one `NAME=VALUE` (`net.netfilter.` prefix optional; `sysctl` also allows `/` for `.`).
+pub fn apply(settings: &mut Settings, assignment: &str) -> Result<(), SysctlError> {
+    let (name, value) = assignment
+        .split_once('=')
+        .ok_or_else(|| SysctlError::Syntax(assignment.to_string()))?;
+    let (name, value) = (name.trim(), value.trim());
+    let short = name.replace('/', ".");
+    let short = short.strip_prefix("net.netfilter.").unwrap_or(&short);
+    let field = SYSCTLS
+        .iter()
+        .find(|(n, _)| *n == short)
+        .map(|(_, f)| *f)
+        .ok_or_else(|| SysctlError::UnknownName(name.to_string()))?;
+    let bad = |why| SysctlError::BadValue {
+        name: short.to_string(),
+        value: value.to_string(),
+        why,
+    };
+    let n: u64 = value
+        .parse()
+        .map_err(|_| bad("not a non-negative integer"))?;
+    let u32v = || u32::try_from(n).map_err(|_| bad("larger than 2^32-1"));
+    let flag = || match n {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(bad("a boolean sysctl takes 0 or 1")),
+    };
+    match field {
+        Field::Max => settings.max = u32v()?,
+        Field::Buckets => {
+            // nf_conntrack_hash_sysctl: the table needs at least one bucket; the kernel caps it at
+            // 2^30 (INT_MAX / sizeof(hlist_nulls_head)) — nfc at 2^26 (the heads are allocated up front).
+            let b = u32v()?;
+            if !(1..=1 << 26).contains(&b) {
+                return Err(bad("buckets must be between 1 and 67108864"));
+            }
+            settings.buckets = b;
+        }
+        Field::TcpLoose => settings.tcp_loose = flag()?,
+        Field::TcpBeLiberal => settings.tcp_be_liberal = flag()?,
+        Field::TcpIgnoreInvalidRst => settings.tcp_ignore_invalid_rst = flag()?,
+        Field::TcpMaxRetrans => {
+            settings.tcp_max_retrans = u8::try_from(n).map_err(|_| bad("at most 255"))?
+        }
+        Field::Checksum => settings.checksum = flag()?,
+        Field::Acct => settings.acct = flag()?,
+        Field::Events => settings.events = flag()?,
+        Field::ExpectMax => {
+            let m = u32v()?;
+            if m == 0 {
+                return Err(bad("nf_conntrack_expect_max must be at least 1"));
+            }
+            settings.expect_max = m;
+        }
+        Field::TcpTimeout(i) => {
+            let v = u32v()?;
+            if let Some(t) = settings.tcp_timeouts.get_mut(i) {
+                *t = v;
+            }
+        }
+        Field::Udp => settings.udp_timeout = u32v()?,
+        Field::UdpStream => settings.udp_timeout_stream = u32v()?,
+        Field::Icmp => settings.icmp_timeout = u32v()?,
+        Field::Icmpv6 => settings.icmpv6_timeout = u32v()?,
+        Field::Generic => settings.generic_timeout = u32v()?,
+        Field::Gre => settings.gre_timeout = u32v()?,
+        Field::GreStream => settings.gre_timeout_stream = u32v()?,
+    }
+    Ok(())
+}
+
+/// Every sysctl with its value in `settings`, as `sysctl -a` prints them (`net.netfilter.NAME = VALUE`).
+pub fn list(settings: &Settings) -> Vec<(String, u64)> {
+    SYSCTLS
+        .iter()
+        .map(|(n, f)| {
+            let v: u64 = match *f {
+                Field::Max => settings.max.into(),
+                Field::Buckets => settings.buckets.into(),
+                Field::TcpLoose => settings.tcp_loose.into(),
+                Field::TcpBeLiberal => settings.tcp_be_liberal.into(),
+                Field::TcpIgnoreInvalidRst => settings.tcp_ignore_invalid_rst.into(),
+                Field::TcpMaxRetrans => settings.tcp_max_retrans.into(),
+                Field::Checksum => settings.checksum.into(),
+                Field::Acct => settings.acct.into(),
+                Field::Events => settings.events.into(),
+                Field::ExpectMax => settings.expect_max.into(),
+                Field::TcpTimeout(i) => settings.tcp_timeouts.get(i).copied().unwrap_or(0).into(),
+                Field::Udp => settings.udp_timeout.into(),
+                Field::UdpStream => settings.udp_timeout_stream.into(),
+                Field::Icmp => settings.icmp_timeout.into(),
+                Field::Icmpv6 => settings.icmpv6_timeout.into(),
+                Field::Generic => settings.generic_timeout.into(),
+                Field::Gre => settings.gre_timeout.into(),
+                Field::GreStream => settings.gre_timeout_stream.into(),
+            };
+            (format!("net.netfilter.{n}"), v)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_defaults_are_listed() {
+        let l = list(&Settings::default());
+        let get = |n: &str| {
+            l.iter()
+                .find(|(k, _)| k == &format!("net.netfilter.{n}"))
+                .map(|(_, v)| *v)
+        };
+        assert_eq!(get("nf_conntrack_tcp_timeout_established"), Some(432_000));
+        assert_eq!(get("nf_conntrack_tcp_timeout_syn_sent"), Some(120));
+        assert_eq!(get("nf_conntrack_tcp_timeout_time_wait"), Some(120));
+        assert_eq!(get("nf_conntrack_tcp_timeout_max_retrans"), Some(300));
+        assert_eq!(get("nf_conntrack_udp_timeout_stream"), Some(120));
+        assert_eq!(get("nf_conntrack_tcp_loose"), Some(1));
+        assert_eq!(get("nf_conntrack_tcp_be_liberal"), Some(0));
+        assert_eq!(get("nf_conntrack_generic_timeout"), Some(600));
+        assert_eq!(l.len(), SYSCTLS.len());
+    }
+
+    #[test]
+    fn apply_sets_the_named_field() {
+        let mut s = Settings::default();
+        apply(&mut s, "net.netfilter.nf_conntrack_max=65536").unwrap();
+        apply(&mut s, "nf_conntrack_tcp_be_liberal=1").unwrap();
+        apply(&mut s, "net/netfilter/nf_conntrack_tcp_loose = 0").unwrap();
+        apply(&mut s, "nf_conntrack_tcp_timeout_established=3600").unwrap();
+        apply(&mut s, "nf_conntrack_udp_timeout=10").unwrap();
+        assert_eq!(s.max, 65536);
+        assert!(s.tcp_be_liberal);
+        assert!(!s.tcp_loose);
+        assert_eq!(s.tcp_timeouts[tcp::ESTABLISHED as usize], 3600);
+        assert_eq!(s.udp_timeout, 10);
+        // Everything else untouched.
+        let d = Settings::default();
+        assert_eq!(
+            s.tcp_timeouts[tcp::SYN_SENT as usize],
+            d.tcp_timeouts[tcp::SYN_SENT as usize]
+        );
+        assert_eq!(s.icmp_timeout, d.icmp_timeout);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        let mut s = Settings::default();
+        assert!(matches!(
+            apply(&mut s, "nf_conntrack_max"),
+            Err(SysctlError::Syntax(_))
+        ));
+        assert!(matches!(
+            apply(&mut s, "nf_conntrack_maxx=1"),
+            Err(SysctlError::UnknownName(_))
+        ));
+        for bad in [
+            "nf_conntrack_max=-1",
+            "nf_conntrack_max=99999999999",
+            "nf_conntrack_tcp_loose=2",
+            "nf_conntrack_buckets=0",
+            "nf_conntrack_tcp_max_retrans=256",
+            "nf_conntrack_udp_timeout=abc",
+            "nf_conntrack_expect_max=0",
+        ] {
+            assert!(
+                matches!(apply(&mut s, bad), Err(SysctlError::BadValue { .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(s, Settings::default());
+    }
+}
