@@ -623,7 +623,45 @@ impl Conntrack {
 
     /// [`Self::find_in`] for `__nf_conntrack_confirm`: also returns the chain length of `b` (valid when nothing
     /// was found; capped at [`MAX_CHAINLEN`] + 1) and whether expired entries were deleted on the way.
+    #[inline]
     fn probe(
+        &mut self,
+        b: usize,
+        t: &Tuple,
+        zone: u16,
+        now: u64,
+    ) -> (Option<(u32, usize)>, u32, bool) {
+        // Read-only walk first; only an expired match (rare) takes the deleting walk.
+        let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+        let mut n = 0;
+        while cur != NONE_IDX {
+            let node = cur >> 1;
+            let dir = (cur & 1) as usize;
+            let Some(c) = self.conns.get(node as usize) else {
+                break;
+            };
+            n += 1;
+            if c.zone == zone
+                && (if dir == 0 {
+                    c.orig == *t
+                } else {
+                    c.orig.is_inverse_of(t)
+                })
+            {
+                if Self::expired(c, now) {
+                    return self.probe_expired(b, t, zone, now);
+                }
+                return (Some((node, dir)), n.min(MAX_CHAINLEN + 1), false);
+            }
+            cur = c.next[dir & 1];
+        }
+        (None, n.min(MAX_CHAINLEN + 1), false)
+    }
+
+    /// [`Self::probe`] when the chain holds an expired match: deletes the expired matches met on the walk.
+    #[cold]
+    #[inline(never)]
+    fn probe_expired(
         &mut self,
         b: usize,
         t: &Tuple,
@@ -735,6 +773,7 @@ impl Conntrack {
             }
             c.generation = 0;
             c.status = 0;
+            c.next = [NONE_IDX; 2];
             self.count = self.count.saturating_sub(1);
             self.free.push(idx);
             if !self.ftp.is_empty() {
@@ -755,6 +794,12 @@ impl Conntrack {
     /// `nf_ct_kill` while a packet still holds the entry: it leaves the table (DESTROY, expectations removed,
     /// `IPS_DYING`) but stays readable until that packet is released.
     fn kill(&mut self, idx: u32, now: u64) {
+        self.kill_with(idx, now, true);
+    }
+
+    /// [`Self::kill`]; `unlink` false when the caller already took the entry out of the chains
+    /// ([`Self::reap`]).
+    fn kill_with(&mut self, idx: u32, now: u64, unlink: bool) {
         let Some(c) = self.conns.get(idx as usize) else {
             return;
         };
@@ -764,7 +809,9 @@ impl Conntrack {
         let confirmed = c.status & ips::CONFIRMED != 0;
         let generation = c.generation;
         if confirmed {
-            self.unlink(idx);
+            if unlink {
+                self.unlink(idx);
+            }
             self.event(CtEventKind::Destroy, idx, now);
         }
         if let Some(c) = self.conns.get_mut(idx as usize) {
@@ -917,7 +964,8 @@ impl Conntrack {
     /// `init_conntrack`: a fresh, unconfirmed entry for `t` (expectation or helper attached).
     #[inline(never)]
     fn init_conntrack(&mut self, t: &Tuple, zone: u16, now: u64) -> Result<u32, Resolve> {
-        if t.invert().is_none() {
+        // Only ICMP / ICMPv6 types can lack an inverse.
+        if matches!(t.l4, proto::ICMP | proto::ICMPV6) && t.invert().is_none() {
             return Err(Resolve::Invalid);
         }
         let Some(idx) = self.alloc(*t, zone, now) else {
@@ -1719,7 +1767,7 @@ impl Conntrack {
             self.release(nfct);
             return Verdict::Drop;
         }
-        let has_master = self.masters.contains_key(&id.idx);
+        let has_master = !self.masters.is_empty() && self.masters.contains_key(&id.idx);
         if let Some(c) = self.conns.get_mut(id.idx as usize) {
             c.timeout = c.timeout.wrapping_add(tick(now));
             c.status |= ips::CONFIRMED;
@@ -1850,34 +1898,84 @@ impl Conntrack {
     #[inline(never)]
     fn auto_gc_pass(&mut self, now: u64, t: u32) {
         self.last_gc = t;
-        for i in 0..self.conns.len() as u32 {
-            if self
-                .conns
-                .get(i as usize)
-                .is_some_and(|c| c.live() && c.status & ips::DYING == 0 && Self::expired(c, now))
-            {
-                self.delete(i, now);
-            }
-        }
+        let victims: Vec<u32> = (0..self.conns.len() as u32)
+            .filter(|&i| {
+                self.conns.get(i as usize).is_some_and(|c| {
+                    c.live() && c.status & ips::DYING == 0 && Self::expired(c, now)
+                })
+            })
+            .collect();
+        self.reap(&victims, now);
         self.expects.retain(|e| e.expires > now);
     }
 
     /// Removes every expired entry and expectation, and entries killed while a packet held them (call between
     /// packets).
     pub fn gc(&mut self, now: u64) -> usize {
-        let mut n = 0;
-        for i in 0..self.conns.len() as u32 {
-            if self
-                .conns
-                .get(i as usize)
-                .is_some_and(|c| c.live() && (Self::expired(c, now) || c.status & ips::DYING != 0))
+        let victims: Vec<u32> = (0..self.conns.len() as u32)
+            .filter(|&i| {
+                self.conns.get(i as usize).is_some_and(|c| {
+                    c.live() && (Self::expired(c, now) || c.status & ips::DYING != 0)
+                })
+            })
+            .collect();
+        self.reap(&victims, now);
+        self.expects.retain(|e| e.expires > now);
+        victims.len()
+    }
+
+    /// Deletes `victims` (ascending slab indices) exactly as [`Self::delete`] on each in turn would (same events,
+    /// same order of the free list, same chain order of the survivors). Many victims are unlinked in one sweep
+    /// over the buckets (O(buckets + links)) instead of one chain walk each from the bucket head (the chains
+    /// are singly linked).
+    fn reap(&mut self, victims: &[u32], now: u64) {
+        let linked =
+            |c: &Conn| c.live() && c.status & (ips::CONFIRMED | ips::DYING) == ips::CONFIRMED;
+        let in_chains = victims
+            .iter()
+            .filter(|&&v| self.conns.get(v as usize).is_some_and(linked))
+            .count();
+        if in_chains * 32 < self.heads.len() + 2 * self.count as usize {
+            for &v in victims {
+                self.delete(v, now);
+            }
+            return;
+        }
+        let mut doomed = vec![false; self.conns.len()];
+        for &v in victims {
+            if self.conns.get(v as usize).is_some_and(linked)
+                && let Some(d) = doomed.get_mut(v as usize)
             {
-                self.delete(i, now);
-                n += 1;
+                *d = true;
             }
         }
-        self.expects.retain(|e| e.expires > now);
-        n
+        for b in 0..self.heads.len() {
+            let mut prev = NONE_IDX;
+            let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+            while cur != NONE_IDX {
+                let node = (cur >> 1) as usize;
+                let next = self
+                    .conns
+                    .get(node)
+                    .map_or(NONE_IDX, |c| c.next[(cur & 1) as usize]);
+                if doomed.get(node).copied().unwrap_or(false) {
+                    if prev == NONE_IDX {
+                        if let Some(h) = self.heads.get_mut(b) {
+                            *h = next;
+                        }
+                    } else if let Some(pc) = self.conns.get_mut((prev >> 1) as usize) {
+                        pc.next[(prev & 1) as usize] = next;
+                    }
+                } else {
+                    prev = cur;
+                }
+                cur = next;
+            }
+        }
+        for &v in victims {
+            self.kill_with(v, now, false);
+            self.free_slot(v);
+        }
     }
 
     /// Fills the conntrack fields of an engine packet context from `nfct`.

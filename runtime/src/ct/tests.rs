@@ -962,3 +962,66 @@ fn lean_paths_agree_with_the_general_path() {
         }
     }
 }
+
+/// `gc` with many victims unlinks them in one sweep over the buckets; the result (chains, free list, events,
+/// survivors) must be the one of deleting the victims one by one.
+#[test]
+fn batched_gc_equals_one_by_one_deletes() {
+    let st = Settings {
+        checksum: false,
+        events: true,
+        buckets: 256,
+        ..Settings::default()
+    };
+    let mut batched = Conntrack::new(st.clone());
+    let mut single = Conntrack::new(st);
+    for ct in [&mut batched, &mut single] {
+        for i in 0..600u32 {
+            let c = IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
+            let s = a("10.9.9.9");
+            let sp = 1024 + (i % 7) as u16;
+            let t = u64::from(i) * S / 10;
+            let syn = build::tcp(c, s, sp, 80, 1, 0, F::SYN, 1000, &[], b"");
+            path(ct, &syn, t);
+            if i % 3 != 0 {
+                // Established (5 days) for two in three; the rest stay SYN_SENT (120 s).
+                path(
+                    ct,
+                    &build::tcp(s, c, 80, sp, 9, 2, F::SYN | F::ACK, 1000, &[], b""),
+                    t,
+                );
+                path(
+                    ct,
+                    &build::tcp(c, s, sp, 80, 2, 10, F::ACK, 1000, &[], b""),
+                    t,
+                );
+            }
+        }
+        ct.drain_events();
+    }
+    let now = 200 * S;
+    let n = batched.gc(now);
+    let victims: Vec<u32> = (0..single.conns.len() as u32)
+        .filter(|&i| {
+            single.conns[i as usize].live() && Conntrack::expired(&single.conns[i as usize], now)
+        })
+        .collect();
+    assert_eq!(n, victims.len());
+    assert!(n > 100 && n < 600, "{n} victims");
+    assert!(
+        n * 32 >= single.heads.len() + 2 * single.count as usize,
+        "not batched"
+    );
+    for v in victims {
+        single.delete(v, now);
+    }
+    single.expects.retain(|e| e.expires > now);
+    assert_eq!(batched.heads, single.heads);
+    assert_eq!(batched.free, single.free);
+    assert_eq!(
+        format!("{:?}", batched.conns),
+        format!("{:?}", single.conns)
+    );
+    assert_eq!(batched.drain_events(), single.drain_events());
+    assert_eq!(batched.listing(now), single.listing(now));
+}

@@ -64,6 +64,7 @@ impl Tuple {
     }
 
     /// `nf_ct_invert_tuple`: `None` for an ICMP type without an inverse.
+    #[inline]
     pub fn invert(&self) -> Option<Tuple> {
         let mut t = Tuple {
             src: self.dst,
@@ -222,7 +223,7 @@ impl Tuple {
     /// cheaper keyed hash, folded 64x64->128 multiplies (the foldhash / wyhash mixer) over the seed
     /// ([`super::Settings::hash_seed`]). IPv4 tuples only carry 4 address bytes, so they hash one word
     /// ([`hash_v4`]).
-    #[inline]
+    #[inline(always)]
     pub fn hash(&self, zone: u16, seed: u64) -> u32 {
         if self.l3 == NFPROTO_IPV4 {
             let v4 = |a: &[u8; 16]| u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
