@@ -1,13 +1,15 @@
 //! JIT vs interpreter on ClassBench acl1 linear chains of 10 / 100 / 1K / 10K rules, same
 //! packets (the acl1_10K trace) for both engines. Prints, for each size, the medians of
-//! side-by-side timing rounds (ns/packet for both, and interp/JIT), then runs criterion groups.
+//! side-by-side timing rounds (ns/packet for the interpreter, the default JIT — rule runs as
+//! table loops — and the JIT with every rule unrolled, `min_run: 0`; interp/JIT ratios), then
+//! runs criterion groups.
 //! Skips when `shared/corpus` is absent.
 
 #[path = "../tests/common/classbench.rs"]
 mod cb;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nfr_jit::JitProgram;
+use nfr_jit::{JitOptions, JitProgram};
 use nfr_vm::{ChainId, Effects, PktState, State, VerifiedProgram};
 use std::hint::black_box;
 use std::time::Instant;
@@ -16,6 +18,7 @@ struct Case {
     n: usize,
     prog: VerifiedProgram,
     jit: JitProgram,
+    unrolled: JitProgram,
 }
 
 type Packets = Vec<(Vec<u8>, PktState)>;
@@ -30,7 +33,17 @@ fn load() -> Option<(Vec<Case>, Packets)> {
         .map(|n| {
             let prog = cb::program(&rules, n);
             let jit = JitProgram::compile(&prog).expect("compiles");
-            Case { n, prog, jit }
+            let opts = JitOptions {
+                min_run: 0,
+                ..JitOptions::default()
+            };
+            let unrolled = JitProgram::compile_with(&prog, &opts).expect("compiles");
+            Case {
+                n,
+                prog,
+                jit,
+                unrolled,
+            }
         })
         .collect();
     Some((cases, pkts))
@@ -44,11 +57,11 @@ fn interp_pass(c: &Case, s: &mut State, pkts: &[(Vec<u8>, PktState)]) {
     }
 }
 
-fn jit_pass(c: &Case, s: &mut State, pkts: &[(Vec<u8>, PktState)]) {
+fn jit_pass(jit: &JitProgram, s: &mut State, pkts: &[(Vec<u8>, PktState)]) {
     let mut fx = Effects::default();
     for (b, st) in pkts {
         let mut st = st.clone();
-        black_box(c.jit.run(s, ChainId(0), b, &mut st, &mut fx));
+        black_box(jit.run(s, ChainId(0), b, &mut st, &mut fx));
     }
 }
 
@@ -63,12 +76,12 @@ fn bench(cr: &mut Criterion) {
         return;
     };
     println!(
-        "rules | interp ns/pkt | jit ns/pkt | interp/jit  (medians of 15 alternating rounds, {} packets)",
+        "rules | interp ns/pkt | jit ns/pkt | unrolled ns/pkt | interp/jit | interp/unrolled  (medians of 15 alternating rounds, {} packets)",
         pkts.len()
     );
     for c in &cases {
         let mut s = State::new(&c.prog);
-        let (mut ti, mut tj) = (Vec::new(), Vec::new());
+        let (mut ti, mut tj, mut tu) = (Vec::new(), Vec::new(), Vec::new());
         let reps = (20_000 / c.n).max(1);
         for _ in 0..15 {
             let t = Instant::now();
@@ -78,12 +91,25 @@ fn bench(cr: &mut Criterion) {
             ti.push(t.elapsed().as_nanos() as f64 / (reps * pkts.len()) as f64);
             let t = Instant::now();
             for _ in 0..reps {
-                jit_pass(c, &mut s, &pkts);
+                jit_pass(&c.jit, &mut s, &pkts);
             }
             tj.push(t.elapsed().as_nanos() as f64 / (reps * pkts.len()) as f64);
+            let t = Instant::now();
+            for _ in 0..reps {
+                jit_pass(&c.unrolled, &mut s, &pkts);
+            }
+            tu.push(t.elapsed().as_nanos() as f64 / (reps * pkts.len()) as f64);
         }
-        let (i, j) = (median(ti), median(tj));
-        println!("{:>5} | {:>13.1} | {:>10.1} | {:>5.2}x", c.n, i, j, i / j);
+        let (i, j, u) = (median(ti), median(tj), median(tu));
+        println!(
+            "{:>5} | {:>13.1} | {:>10.1} | {:>15.1} | {:>9.2}x | {:>14.2}x",
+            c.n,
+            i,
+            j,
+            u,
+            i / j,
+            i / u
+        );
     }
     let mut g = cr.benchmark_group("acl1");
     g.sample_size(10);
@@ -94,7 +120,10 @@ fn bench(cr: &mut Criterion) {
             b.iter(|| interp_pass(c, &mut s, &pkts))
         });
         g.bench_function(format!("jit/{}", c.n), |b| {
-            b.iter(|| jit_pass(c, &mut s, &pkts))
+            b.iter(|| jit_pass(&c.jit, &mut s, &pkts))
+        });
+        g.bench_function(format!("unrolled/{}", c.n), |b| {
+            b.iter(|| jit_pass(&c.unrolled, &mut s, &pkts))
         });
     }
     g.finish();

@@ -19,6 +19,7 @@
 
 use crate::bounds::{self, PktArgs};
 use crate::env::{self, Env, verdict_code};
+use crate::runs::{Field, Plan, Run};
 use cranelift_codegen::ir::{
     AbiParam, Block, Function, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature, Value,
     condcodes::IntCC, types,
@@ -42,15 +43,20 @@ pub(crate) struct Part {
     pub end: u32,
 }
 
-/// Split every chain into partitions of at most `max_insns` instructions (at least one rule).
-pub(crate) fn partition(prog: &VerifiedProgram, max_insns: usize) -> Vec<Part> {
+/// Split every chain into partitions of at most `max_insns` instructions (at least one rule);
+/// a run of `plan` counts as `Run::cost` and is never split.
+pub(crate) fn partition(prog: &VerifiedProgram, plan: &Plan, max_insns: usize) -> Vec<Part> {
     let mut out = Vec::new();
     for c in 0..prog.program().chains.len() as u32 {
         let rules = prog.chain_rules(nfr_vm::ChainId(c));
         let mut start = 0usize;
         let mut n = 0usize;
-        for (i, r) in rules.iter().enumerate() {
-            let k = (r.end - r.start) as usize;
+        let mut i = 0usize;
+        while i < rules.len() {
+            let (k, next) = match plan.run_at(c, i as u32) {
+                Some(run) => (run.cost(), run.end as usize),
+                None => ((rules[i].end - rules[i].start) as usize, i + 1),
+            };
             if i > start && n + k > max_insns {
                 out.push(Part {
                     chain: c,
@@ -61,6 +67,7 @@ pub(crate) fn partition(prog: &VerifiedProgram, max_insns: usize) -> Vec<Part> {
                 n = 0;
             }
             n += k;
+            i = next;
         }
         if start < rules.len() {
             out.push(Part {
@@ -102,6 +109,7 @@ pub(crate) fn build(
     func: &mut Function,
     fctx: &mut FunctionBuilderContext,
     prog: &VerifiedProgram,
+    plan: &Plan,
     part: Part,
     cc: CallConv,
     fe: TargetFrontendConfig,
@@ -132,7 +140,32 @@ pub(crate) fn build(
     // Which payload bases are used, and which (base, off, len) fields by 2+ rules.
     let mut uses: HashMap<(PayloadBase, u32, u8), usize> = HashMap::new();
     let mut used_base = [false; 3];
-    for r in rules {
+    // Segments: a rule on its own, or a run (rules start..end, relative to the partition).
+    let mut segs: Vec<(usize, usize, Option<&Run>)> = Vec::new();
+    let mut i = 0usize;
+    while i < rules.len() {
+        match plan.run_at(part.chain, part.start + i as u32) {
+            Some(run) => {
+                let end = ((run.end - part.start) as usize).min(rules.len());
+                for f in &run.fields {
+                    if let Field::Payload { base, .. } = f {
+                        used_base[base_ix(*base)] = true;
+                    }
+                }
+                segs.push((i, end.max(i + 1), Some(run)));
+                i = end.max(i + 1);
+            }
+            None => {
+                segs.push((i, i + 1, None));
+                i += 1;
+            }
+        }
+    }
+    for &(s, _, run) in &segs {
+        if run.is_some() {
+            continue;
+        }
+        let r = &rules[s];
         let mut seen = Vec::new();
         for insn in insns.get(r.start as usize..r.end as usize).unwrap_or(&[]) {
             if let Insn::Payload {
@@ -170,9 +203,23 @@ pub(crate) fn build(
         }
     }
 
-    let blocks: Vec<Block> = (0..=rules.len()).map(|_| b.create_block()).collect();
-    let end = blocks[rules.len()];
-    let table: Vec<_> = blocks[..rules.len()]
+    // One fall-in block per segment (the failing tests of the segment before jump there),
+    // plus the end block; the br_table enters rule i at its segment's entry.
+    let blocks: Vec<Block> = (0..=segs.len()).map(|_| b.create_block()).collect();
+    let end = blocks[segs.len()];
+    let mut entries = Vec::with_capacity(rules.len());
+    let mut run_entries = Vec::with_capacity(segs.len());
+    for (k, &(s, e, run)) in segs.iter().enumerate() {
+        if run.is_some() {
+            let enter = b.create_block();
+            run_entries.push(Some(enter));
+            entries.extend((s..e).map(|_| enter));
+        } else {
+            run_entries.push(None);
+            entries.push(blocks[k]);
+        }
+    }
+    let table: Vec<_> = entries
         .iter()
         .map(|&bl| b.func.dfg.block_call(bl, &[]))
         .collect();
@@ -189,13 +236,23 @@ pub(crate) fn build(
         bases,
         cache,
         hsig,
+        zero,
     };
-    for (i, r) in rules.iter().enumerate() {
-        let blk = blocks[i];
-        tx.b.switch_to_block(blk);
-        tx.b.seal_block(blk);
-        let pos = part.start + i as u32;
-        tx.rule(r.start, r.end, r.id.0, pos, blocks[i + 1]);
+    for (k, &(s, _, run)) in segs.iter().enumerate() {
+        let blk = blocks[k];
+        let next = blocks[k + 1];
+        match (run, run_entries[k]) {
+            (Some(run), Some(enter)) => {
+                tx.run(plan, run, s as u32, start, blk, enter, next);
+            }
+            _ => {
+                tx.b.switch_to_block(blk);
+                tx.b.seal_block(blk);
+                let r = &rules[s];
+                let pos = part.start + s as u32;
+                tx.rule(r.start, r.end, r.id.0, pos, next);
+            }
+        }
     }
     tx.b.switch_to_block(end);
     tx.b.seal_block(end);
@@ -256,6 +313,8 @@ struct Tx<'p, 'b> {
     bases: [Option<(Value, Value)>; 3],
     cache: HashMap<(PayloadBase, u32, u8), (Value, Value)>,
     hsig: SigRef,
+    /// `&env.zero`: target of clamped loads.
+    zero: Value,
 }
 
 /// Did the instruction end the rule (the current block is terminated)?
@@ -771,29 +830,40 @@ impl Tx<'_, '_> {
     }
 
     fn meta(&mut self, key: MetaKey, dreg: Reg, next: Block) {
-        let o = |f: usize| f;
-        let w = match key {
-            MetaKey::Len => self.host32(o(offset_of!(PktState, len))),
-            MetaKey::Protocol => self.be16(offset_of!(PktState, protocol)),
-            MetaKey::Nfproto => self.u8f(offset_of!(PktState, nfproto)),
+        if let MetaKey::Iifname | MetaKey::Oifname = key {
+            let off = if key == MetaKey::Iifname {
+                offset_of!(PktState, iifname)
+            } else {
+                offset_of!(PktState, oifname)
+            };
+            let w = self.bytes(off, 4);
+            self.set_words(dreg, &w);
+            return;
+        }
+        let (ok, w) = self.meta_word(key);
+        if let Some(ok) = ok {
+            self.guard(ok, next);
+        }
+        self.set_words(dreg, &[w]);
+    }
+
+    /// A one-word meta key: `(presence test if the key can be missing, value)`. Both are
+    /// plain `PktState` reads, valid whether or not the key is present (`meta_get` breaks
+    /// when the test is false). Iifname/Oifname (four words) give the first word.
+    fn meta_word(&mut self, key: MetaKey) -> (Option<Value>, Value) {
+        match key {
+            MetaKey::Len => (None, self.host32(offset_of!(PktState, len))),
+            MetaKey::Protocol => (None, self.be16(offset_of!(PktState, protocol))),
+            MetaKey::Nfproto => (None, self.u8f(offset_of!(PktState, nfproto))),
             MetaKey::L4proto => {
                 let ok = self.flag(offset_of!(PktState, has_th));
-                self.guard(ok, next);
-                self.u8f(offset_of!(PktState, l4proto))
+                (Some(ok), self.u8f(offset_of!(PktState, l4proto)))
             }
-            MetaKey::Mark => self.host32(offset_of!(PktState, mark)),
-            MetaKey::Iif => self.host32(offset_of!(PktState, iif)),
-            MetaKey::Oif => self.host32(offset_of!(PktState, oif)),
-            MetaKey::Iifname | MetaKey::Oifname => {
-                let off = if key == MetaKey::Iifname {
-                    offset_of!(PktState, iifname)
-                } else {
-                    offset_of!(PktState, oifname)
-                };
-                let w = self.bytes(off, 4);
-                self.set_words(dreg, &w);
-                return;
-            }
+            MetaKey::Mark => (None, self.host32(offset_of!(PktState, mark))),
+            MetaKey::Iif => (None, self.host32(offset_of!(PktState, iif))),
+            MetaKey::Oif => (None, self.host32(offset_of!(PktState, oif))),
+            MetaKey::Iifname => (None, self.bytes(offset_of!(PktState, iifname), 1)[0]),
+            MetaKey::Oifname => (None, self.bytes(offset_of!(PktState, oifname), 1)[0]),
             MetaKey::Iiftype | MetaKey::Oiftype => {
                 let (dev, f) = if key == MetaKey::Iiftype {
                     (offset_of!(PktState, iif), offset_of!(PktState, iiftype))
@@ -802,21 +872,241 @@ impl Tx<'_, '_> {
                 };
                 let d = self.b.ins().load(types::I32, fl(), self.a.st, dev as i32);
                 let ok = self.b.ins().icmp_imm_u(IntCC::NotEqual, d, 0);
-                self.guard(ok, next);
-                self.host16(f)
+                (Some(ok), self.host16(f))
             }
-            MetaKey::Pkttype => self.u8f(offset_of!(PktState, pkttype)),
+            MetaKey::Pkttype => (None, self.u8f(offset_of!(PktState, pkttype))),
             MetaKey::Skuid | MetaKey::Skgid => {
                 let ok = self.flag(offset_of!(PktState, has_sk));
-                self.guard(ok, next);
-                if key == MetaKey::Skuid {
-                    self.host32(offset_of!(PktState, sk_uid))
+                let off = if key == MetaKey::Skuid {
+                    offset_of!(PktState, sk_uid)
                 } else {
-                    self.host32(offset_of!(PktState, sk_gid))
+                    offset_of!(PktState, sk_gid)
+                };
+                (Some(ok), self.host32(off))
+            }
+        }
+    }
+
+    /// A run of table-shaped rules (`runs`): one loop over its rows. `fall` is entered by
+    /// the segment before (row 0), `enter` by the br_table (row `start - first`, `first` =
+    /// the run's first rule relative to the partition); `next` follows the run.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        plan: &Plan,
+        run: &Run,
+        first: u32,
+        start: Value,
+        fall: Block,
+        enter: Block,
+        next: Block,
+    ) {
+        let pre = self.b.create_block();
+        let idx0 = self.b.append_block_param(pre, types::I32);
+        let head = self.b.create_block();
+        let i = self.b.append_block_param(head, types::I32);
+        // Address of row i in column A (an induction variable: no multiply per row).
+        let pa = self.b.append_block_param(head, types::I64);
+        let body = self.b.create_block();
+        let full = self.b.create_block();
+        let hit = self.b.create_block();
+        let count = self.b.create_block();
+        let after = self.b.create_block();
+        let leave = self.b.create_block();
+        let step = self.b.create_block();
+
+        self.b.switch_to_block(fall);
+        self.b.seal_block(fall);
+        let z = self.iconst(0);
+        self.b.ins().jump(pre, &[z.into()]);
+        self.b.switch_to_block(enter);
+        self.b.seal_block(enter);
+        let ix = self.b.ins().iadd_imm_u(start, k(first.wrapping_neg()));
+        self.b.ins().jump(pre, &[ix.into()]);
+
+        // Preheader: every field once (branch-free), the mask of present fields.
+        self.b.switch_to_block(pre);
+        self.b.seal_block(pre);
+        let mut okmask: Option<Value> = None;
+        let mut always = 0u32;
+        let mut vals = Vec::with_capacity(run.fields.len());
+        for (j, f) in run.fields.iter().enumerate() {
+            let (ok, v) = match *f {
+                Field::Payload { base, off, len } => match self.bases[base_ix(base)] {
+                    Some(bv) => {
+                        let (ok, addr) =
+                            bounds::clamped_addr(&mut self.b, self.a, bv, off, len, self.zero);
+                        (Some(ok), bounds::load_words(&mut self.b, addr, len)[0])
+                    }
+                    None => {
+                        let f = self.b.ins().iconst(types::I8, 0);
+                        (Some(f), self.iconst(0))
+                    }
+                },
+                Field::Meta(key) => self.meta_word(key),
+            };
+            vals.push(v);
+            match ok {
+                None => always |= 1 << j,
+                Some(ok) => {
+                    let w = self.b.ins().uextend(types::I32, ok);
+                    let w = self.b.ins().ishl_imm_u(w, j as i64);
+                    okmask = Some(match okmask {
+                        Some(m) => self.b.ins().bor(m, w),
+                        None => w,
+                    });
                 }
             }
+        }
+        // Bits of required fields that are missing (bit 31, NEVER, is always "missing").
+        let notok = match okmask {
+            Some(m) => {
+                let m = self.b.ins().bor_imm_u(m, k(always));
+                self.b.ins().bnot(m)
+            }
+            None => self.iconst(!always),
         };
-        self.set_words(dreg, &[w]);
+        let tab = plan.table.as_ptr() as usize;
+        let ta = self
+            .b
+            .ins()
+            .iconst(types::I64, (tab + 4 * run.a_off) as i64);
+        let tb = self
+            .b
+            .ins()
+            .iconst(types::I64, (tab + 4 * run.b_off) as i64);
+        let a_stride = 12 * run.pivots.len() as i64;
+        let i0 = self.b.ins().uextend(types::I64, idx0);
+        let i0 = self.b.ins().imul_imm_u(i0, a_stride);
+        let pa0 = self.b.ins().iadd(ta, i0);
+        self.b.ins().jump(head, &[idx0.into(), pa0.into()]);
+
+        // head(i): past the last row → next segment.
+        self.b.switch_to_block(head);
+        let done = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, i, k(run.len()));
+        self.b.ins().brif(done, next, &[], body, &[]);
+
+        let tf = MemFlagsData::trusted().with_readonly();
+        // One failing test: ((v & mask) - lo) > d, or <= d when negated.
+        let slot_fails = |tx: &mut Self, base: Value, at: i32, v: Value, neq: bool| {
+            let m = tx.b.ins().load(types::I32, tf, base, at);
+            let lo = tx.b.ins().load(types::I32, tf, base, at + 4);
+            let d = tx.b.ins().load(types::I32, tf, base, at + 8);
+            let x = tx.b.ins().band(v, m);
+            let x = tx.b.ins().isub(x, lo);
+            let cc = if neq {
+                IntCC::UnsignedLessThanOrEqual
+            } else {
+                IntCC::UnsignedGreaterThan
+            };
+            tx.b.ins().icmp(cc, x, d)
+        };
+
+        // body: the pivot tests from column A, branch-free, one branch.
+        self.b.switch_to_block(body);
+        self.b.seal_block(body);
+        if run.pivots.is_empty() {
+            self.b.ins().jump(full, &[]);
+        } else {
+            let mut fail: Option<Value> = None;
+            for (n, &p) in run.pivots.iter().enumerate() {
+                let (fj, neq) = run.slots[p];
+                let f = slot_fails(self, pa, 12 * n as i32, vals[fj], neq);
+                fail = Some(match fail {
+                    Some(x) => self.b.ins().bor(x, f),
+                    None => f,
+                });
+            }
+            if let Some(fail) = fail {
+                self.b.ins().brif(fail, step, &[], full, &[]);
+            }
+        }
+
+        // full: required fields, then every other slot, one branch.
+        self.b.switch_to_block(full);
+        self.b.seal_block(full);
+        let i64v = self.b.ins().uextend(types::I64, i);
+        let off = self.b.ins().imul_imm_u(i64v, (4 * run.b_stride) as i64);
+        let pb = self.b.ins().iadd(tb, off);
+        let req = self.b.ins().load(types::I32, tf, pb, 0);
+        let bad = self.b.ins().band(req, notok);
+        let mut fail = self.b.ins().icmp_imm_u(IntCC::NotEqual, bad, 0);
+        let mut at = 4;
+        let others: Vec<(usize, bool)> = run.other_slots().collect();
+        for (fj, neq) in others {
+            let f = slot_fails(self, pb, at, vals[fj], neq);
+            fail = self.b.ins().bor(fail, f);
+            at += 12;
+        }
+        self.b.ins().brif(fail, step, &[], hit, &[]);
+
+        // hit: counter (when the rule has one), then the verdict.
+        self.b.switch_to_block(hit);
+        self.b.seal_block(hit);
+        let ctr = self.b.ins().load(types::I32, tf, pb, at);
+        self.b.ins().brif(ctr, count, &[], after, &[]);
+        self.b.switch_to_block(count);
+        self.b.seal_block(count);
+        {
+            let t = MemFlagsData::trusted();
+            let base = self.b.ins().load(types::I64, t, self.env, 0);
+            let c = self.b.ins().uextend(types::I64, ctr);
+            let c = self.b.ins().ishl_imm_u(c, 4);
+            let addr = self.b.ins().iadd(base, c);
+            // Counter id + 1 was stored: step back one 16-byte counter.
+            let pk = self.b.ins().load(types::I64, t, addr, -16);
+            let pk = self.b.ins().iadd_imm_u(pk, 1);
+            self.b.ins().store(t, pk, addr, -16);
+            let by = self.b.ins().load(types::I64, t, addr, -8);
+            let l = self.b.ins().load(
+                types::I32,
+                fl(),
+                self.a.st,
+                offset_of!(PktState, len) as i32,
+            );
+            let l = self.b.ins().uextend(types::I64, l);
+            let by = self.b.ins().iadd(by, l);
+            self.b.ins().store(t, by, addr, -8);
+        }
+        self.b.ins().jump(after, &[]);
+        self.b.switch_to_block(after);
+        self.b.seal_block(after);
+        let code = self.b.ins().load(types::I32, tf, pb, at + 4);
+        let cont = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::Equal, code, k(env::C_CONTINUE));
+        self.b.ins().brif(cont, step, &[], leave, &[]);
+
+        // leave: jump chain, resume = the rule after this row, return the code.
+        self.b.switch_to_block(leave);
+        self.b.seal_block(leave);
+        let ch = self.b.ins().load(types::I32, tf, pb, at + 8);
+        self.b.ins().store(
+            MemFlagsData::trusted(),
+            ch,
+            self.env,
+            offset_of!(Env, jump_chain) as i32,
+        );
+        let r = self.b.ins().iadd_imm_u(i, k(run.start + 1));
+        self.b.ins().store(
+            MemFlagsData::trusted(),
+            r,
+            self.env,
+            offset_of!(Env, resume) as i32,
+        );
+        self.b.ins().return_(&[code]);
+
+        // step: next row.
+        self.b.switch_to_block(step);
+        self.b.seal_block(step);
+        let i1 = self.b.ins().iadd_imm_u(i, 1);
+        let pa1 = self.b.ins().iadd_imm_u(pa, a_stride);
+        self.b.ins().jump(head, &[i1.into(), pa1.into()]);
+        self.b.seal_block(head);
     }
 
     fn ct(&mut self, key: CtKey, dir: Option<CtDir>, dreg: Reg, next: Block) {

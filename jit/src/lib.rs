@@ -52,6 +52,7 @@ mod bounds;
 mod codegen;
 mod env;
 mod native;
+mod runs;
 
 use codegen::Part;
 use cranelift_codegen::ir::Function;
@@ -83,6 +84,9 @@ pub struct JitOptions {
     pub partition_insns: usize,
     /// Run Cranelift's IR verifier on every function (on by default in debug builds).
     pub verify_ir: bool,
+    /// Runs of at least this many consecutive table-shaped rules become one loop over a row
+    /// table (`runs` module); 0 compiles every rule as unrolled code.
+    pub min_run: usize,
 }
 
 impl Default for JitOptions {
@@ -93,6 +97,7 @@ impl Default for JitOptions {
             opt_level: OptLevel::Speed,
             partition_insns: 2048,
             verify_ir: cfg!(debug_assertions),
+            min_run: 4,
         }
     }
 }
@@ -132,6 +137,7 @@ pub struct JitProgram {
     code: native::Code,
     chains: Vec<ChainParts>,
     nfuncs: usize,
+    nruns: usize,
 }
 
 impl fmt::Debug for JitProgram {
@@ -139,6 +145,8 @@ impl fmt::Debug for JitProgram {
         f.debug_struct("JitProgram")
             .field("chains", &self.chains.len())
             .field("functions", &self.nfuncs)
+            .field("runs", &self.nruns)
+            .field("table_words", &self.code.table_words())
             .finish()
     }
 }
@@ -174,13 +182,14 @@ fn isa(opts: &JitOptions) -> Result<OwnedTargetIsa, JitError> {
 /// Build the IR of every partition and hand each function to `each`.
 fn build_all(
     prog: &VerifiedProgram,
+    plan: &runs::Plan,
     opts: &JitOptions,
     isa: &OwnedTargetIsa,
     mut each: impl FnMut(Part, &mut Function) -> Result<(), JitError>,
 ) -> Result<(), JitError> {
     let cc = isa.default_call_conv();
     let mut fctx = FunctionBuilderContext::new();
-    for (i, part) in codegen::partition(prog, opts.partition_insns.max(1))
+    for (i, part) in codegen::partition(prog, plan, opts.partition_insns.max(1))
         .into_iter()
         .enumerate()
     {
@@ -188,7 +197,15 @@ fn build_all(
             UserFuncName::user(0, i as u32),
             codegen::part_signature(cc),
         );
-        codegen::build(&mut func, &mut fctx, prog, part, cc, isa.frontend_config());
+        codegen::build(
+            &mut func,
+            &mut fctx,
+            prog,
+            plan,
+            part,
+            cc,
+            isa.frontend_config(),
+        );
         each(part, &mut func)?;
     }
     Ok(())
@@ -213,7 +230,8 @@ impl JitProgram {
             .map(|_| ChainParts::default())
             .collect();
         let sig = codegen::part_signature(isa.default_call_conv());
-        build_all(prog, opts, &isa, |part, func| {
+        let plan = runs::plan(prog, opts.min_run);
+        build_all(prog, &plan, opts, &isa, |part, func| {
             let id = module
                 .declare_anonymous_function(&sig)
                 .map_err(|e| JitError::Module(e.to_string()))?;
@@ -231,15 +249,17 @@ impl JitProgram {
         module
             .finalize_definitions()
             .map_err(|e| JitError::Module(e.to_string()))?;
+        let nruns = plan.runs.len();
         let fns = ids
             .iter()
             .map(|id| module.get_finalized_function(*id))
             .collect();
         Ok(JitProgram {
             prog: prog.clone(),
-            code: native::Code::new(module, fns),
+            code: native::Code::new(module, fns, plan.table),
             chains,
             nfuncs: ids.len(),
+            nruns,
         })
     }
 
@@ -251,6 +271,11 @@ impl JitProgram {
     /// Number of native functions (partitions).
     pub fn functions(&self) -> usize {
         self.nfuncs
+    }
+
+    /// Number of rule runs compiled as loops over a row table (see `JitOptions::min_run`).
+    pub fn runs(&self) -> usize {
+        self.nruns
     }
 
     /// Run `chain` on one packet: same contract and results as `VerifiedProgram::run`.
@@ -334,8 +359,9 @@ impl JitProgram {
 pub fn clif(prog: &VerifiedProgram) -> Result<String, JitError> {
     let opts = JitOptions::default();
     let isa = isa(&opts)?;
+    let plan = runs::plan(prog, opts.min_run);
     let mut out = String::new();
-    build_all(prog, &opts, &isa, |part, func| {
+    build_all(prog, &plan, &opts, &isa, |part, func| {
         let name = prog
             .program()
             .chains

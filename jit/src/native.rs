@@ -11,20 +11,30 @@ use nfr_vm::PktState;
 /// packet length, packet state, start index within the partition → return code.
 type PartFn = unsafe extern "C" fn(*mut u8, *const u8, usize, *mut PktState, u32) -> u32;
 
-/// Finalized machine code: the module that owns it and one entry pointer per partition.
+/// Finalized machine code: the module that owns it, one entry pointer per partition, and the
+/// rule-run row tables the code reads (`runs`; a boxed slice never moves, so the addresses
+/// baked into the code stay valid as long as `Code` lives).
 pub(crate) struct Code {
     module: Option<JITModule>,
     fns: Vec<*const u8>,
+    table: Box<[u32]>,
 }
 
 impl Code {
     /// Take ownership of a finalized module and its partitions' entry points
-    /// (`JITModule::get_finalized_function` results, in partition order).
-    pub(crate) fn new(module: JITModule, fns: Vec<*const u8>) -> Code {
+    /// (`JITModule::get_finalized_function` results, in partition order), and the row tables
+    /// whose address the code was compiled with.
+    pub(crate) fn new(module: JITModule, fns: Vec<*const u8>, table: Box<[u32]>) -> Code {
         Code {
             module: Some(module),
             fns,
+            table,
         }
+    }
+
+    /// Words in the rule-run tables.
+    pub(crate) fn table_words(&self) -> usize {
+        self.table.len()
     }
 
     /// Run partition `f` from its rule `start` (relative). Unknown `f` gives NF_DROP.
@@ -49,14 +59,18 @@ impl Code {
         //   is only freed in `drop`, after which no `Code` method can run.
         // * The function reads only: `pkt[0..pkt.len()]`, and only after the checks in
         //   `bounds` (or from `env.zero`); fields of `*st` at `offset_of!` offsets; `env`'s
-        //   `#[repr(C)]` head (`counters`, `jump_chain`, `resume`, `regs`, `zero`).
+        //   `#[repr(C)]` head (`counters`, `jump_chain`, `resume`, `regs`, `zero`); rows
+        //   `0..n` of its runs' tables inside `self.table` (the loop stops at row `n`, and
+        //   `runs::plan` laid out exactly `n` rows per run).
         // * It writes only: `env.jump_chain`, `env.resume`, `env.regs`, and counters at
         //   `env.counters + id` for counter ids that `verify` checked against the program and
-        //   that `JitProgram::run` checked against `State::counters.len()`.
+        //   that `JitProgram::run` checked against `State::counters.len()` (for runs: the
+        //   table's `counter + 1` word, copied from the verified instruction).
         // * It calls only `env::h_insn`, a safe Rust function, passing it `env` and `st`
         //   unchanged; no reference derived from `env`/`st` is used by Rust code during the
         //   call, so the helper's `&mut` references are unique while it runs.
-        // * It contains no loops (no backward branches) and no traps.
+        // * It contains no traps; its only loops are rule-run loops, each bounded by its
+        //   run's row count.
         unsafe {
             let f: PartFn = std::mem::transmute::<*const u8, PartFn>(ptr);
             f(env.cast::<u8>(), pkt.as_ptr(), pkt.len(), st, start)

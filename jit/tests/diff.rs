@@ -40,6 +40,8 @@ fn seeded_jit_equals_interpreter() {
             OptLevel::None
         };
         opts.partition_insns = if programs.is_multiple_of(3) { 3 } else { 2048 };
+        // Rule runs as table loops: from single rules on, never, or the default.
+        opts.min_run = [1, 0, 4, 2][(programs % 4) as usize];
         match check_seed(programs, &opts) {
             Ok(n) => pairs += n,
             Err(e) => panic!("{e}"),
@@ -52,9 +54,10 @@ fn seeded_jit_equals_interpreter() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn prop_jit_equals_interpreter(seed in any::<u64>(), tiny in any::<bool>()) {
+    fn prop_jit_equals_interpreter(seed in any::<u64>(), tiny in any::<bool>(), min_run in 0usize..3) {
         let opts = JitOptions {
             partition_insns: if tiny { 2 } else { 2048 },
+            min_run,
             ..JitOptions::default()
         };
         if let Err(e) = check_seed(seed ^ 0x5eed, &opts) {

@@ -19,13 +19,20 @@ fn accept() -> Insn {
     Insn::ImmVerdict(ChainVerdict::Accept)
 }
 
-fn both_opts() -> [JitOptions; 2] {
+/// Default options; unrolled code only, tiny partitions; every rule run as a table loop.
+fn both_opts() -> [JitOptions; 3] {
     [
         JitOptions::default(),
         JitOptions {
             opt_level: OptLevel::None,
             partition_insns: 1,
             verify_ir: true,
+            min_run: 0,
+        },
+        JitOptions {
+            verify_ir: true,
+            min_run: 1,
+            ..JitOptions::default()
         },
     ]
 }
