@@ -127,7 +127,7 @@ const CASES: &[Case] = &[
             "  input        accept 2, drop 2",
             "  forward      drop 2",
             "  postrouting  accept 7",
-            "effects: reject 0, nat 2 (evaluated, not rewritten), log 0, notrack 0, ct mark set 0, queued 0",
+            "effects: reject 0, nat 2 (evaluated, not rewritten), log 0, notrack 0, ct mark set 0, ct helper set 0, queued 0",
             "\t\tct state established,related counter packets 4 bytes 180 accept",
             "\t\tct state invalid counter packets 1 bytes 40 drop",
             "\t\tiifname \"eth1\" oifname \"eth0\" counter packets 1 bytes 40 accept",
@@ -649,6 +649,9 @@ fn path_input_reproduces_ct_expected_states() {
                 pcap.to_str().unwrap().into(),
                 "--path".into(),
                 "input".into(),
+                // The oracle's `tcp dport 21 ct helper set` without the rule (which iptables cannot write).
+                "--ftp-ports".into(),
+                "21".into(),
                 "--trace".into(),
                 "--json".into(),
                 "--engine".into(),
@@ -1080,6 +1083,66 @@ fn progress_bar_on_a_terminal_stderr_only() {
 
 // ---------------------------------------------------------------------------------------------------------
 // Errors and edge cases.
+
+/// `--sysctl` sets a conntrack sysctl by its kernel name; a bad one is an operational error that says why.
+#[test]
+fn sysctls_change_conntrack_like_the_kernels() {
+    if !example_cases_available() {
+        println!("SKIP: examples/*.pcap missing");
+        return;
+    }
+    let timeouts = |extra: &[&str]| -> Vec<u64> {
+        let mut a = vec![
+            "run",
+            "pcap",
+            "examples/server.nfr",
+            "examples/server.pcap",
+            "--local",
+            "203.0.113.1",
+            "--ct-list",
+        ];
+        a.extend_from_slice(extra);
+        let o = nfc(&a);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with("tcp ") && l.contains(" ESTABLISHED "))
+            .map(|l| l.split_whitespace().nth(2).unwrap().parse().unwrap())
+            .collect()
+    };
+    // ESTABLISHED entries time out after 5 days (432000 s), unless data is unacknowledged (300 s).
+    let default = timeouts(&[]);
+    assert!(default.iter().any(|t| *t > 400_000), "{default:?}");
+    let short = timeouts(&[
+        "--sysctl",
+        "net.netfilter.nf_conntrack_tcp_timeout_established=3600",
+    ]);
+    assert_eq!(short.len(), default.len());
+    for (d, s) in default.iter().zip(&short) {
+        if *d > 400_000 {
+            assert!(*s <= 3600 && *s > 3000, "{default:?} -> {short:?}");
+        } else {
+            assert_eq!(d, s, "only the established timeout changed");
+        }
+    }
+    for bad in [
+        "nf_conntrack_maxx=1",
+        "nf_conntrack_tcp_loose=2",
+        "nf_conntrack_max",
+    ] {
+        let o = nfc(&[
+            "run",
+            "pcap",
+            "examples/server.nfr",
+            "examples/server.pcap",
+            "--sysctl",
+            bad,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--sysctl"), "{bad}: {err}");
+    }
+}
 
 #[test]
 fn exit_codes() {

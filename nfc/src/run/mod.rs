@@ -126,9 +126,16 @@ pub struct Args {
     /// captures usually carry offloaded checksums).
     #[arg(long)]
     pub ct_checksum: bool,
-    /// TCP ports whose new connections get the FTP helper (comma-separated; empty for none).
-    #[arg(long, default_value = "21", value_name = "PORTS")]
+    /// TCP ports whose new connections get the FTP helper without a rule (comma-separated), as kernels before 4.7
+    /// did with nf_conntrack_helper=1. None by default: as in 6.x kernels, only `ct helper set` attaches helpers
+    /// (and `--engine ipt` has no rule for it, so use this there).
+    #[arg(long, default_value = "", value_name = "PORTS")]
     pub ftp_ports: String,
+    /// A conntrack sysctl, by its kernel name (`net.netfilter.` optional), e.g. `nf_conntrack_max=65536`,
+    /// `nf_conntrack_tcp_be_liberal=1`, `nf_conntrack_tcp_timeout_established=3600`; repeatable, applied in order
+    /// after `--ct-checksum`. Everything else keeps the kernel's default.
+    #[arg(long = "sysctl", value_name = "NAME=VALUE")]
+    pub sysctls: Vec<String>,
     /// Never show the progress bar (shown on stderr, when it is a terminal, for runs longer than a second:
     /// bytes read of the capture's size, frames, rate).
     #[arg(long)]

@@ -526,6 +526,7 @@ impl Collector {
                     "logs": end.effects.logs,
                     "notrack": end.effects.notrack,
                     "ct_mark_writes": end.effects.ct_mark_writes,
+                    "ct_helpers": end.effects.helpers,
                     "queued": self.queued,
                 },
                 "counters": counters,
@@ -612,8 +613,8 @@ impl Collector {
         let e = end.effects;
         let _ = writeln!(
             o,
-            "effects: reject {}, nat {} (evaluated, not rewritten), log {}, notrack {}, ct mark set {}, queued {}",
-            e.rejects, e.nat, e.logs, e.notrack, e.ct_mark_writes, self.queued
+            "effects: reject {}, nat {} (evaluated, not rewritten), log {}, notrack {}, ct mark set {}, ct helper set {}, queued {}",
+            e.rejects, e.nat, e.logs, e.notrack, e.ct_mark_writes, e.helpers, self.queued
         );
         if self.events {
             let _ = writeln!(o, "conntrack events: {}", self.event_count);

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use nfr_compiler::hir::{self, ChainKind, ChainType, Family, Hir, StmtKind};
+use nfr_runtime::ct::Settings;
 use nfr_runtime::engine::{ChainSpec, EngineKind};
 use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6};
 use nfr_vm::{ChainId, Hook, VerifiedProgram};
@@ -38,7 +39,8 @@ pub struct Setup {
     pub counter_rule: Vec<usize>,
     pub engine: EngineKind,
     pub path: PathModel,
-    pub ftp_ports: Vec<u16>,
+    /// Conntrack settings: the kernel's defaults, `--ct-checksum`, `--ftp-ports`, then `--sysctl`s.
+    pub ct_settings: Settings,
     pub gap_cap_ns: Option<u64>,
     pub notes: Vec<String>,
     pub threads: usize,
@@ -198,6 +200,16 @@ impl Setup {
                     .map_err(|_| anyhow::anyhow!("--ftp-ports: `{s}` is not a port number"))
             })
             .collect::<anyhow::Result<Vec<u16>>>()?;
+        let mut ct_settings = Settings {
+            checksum: args.ct_checksum,
+            acct: true,
+            ftp_ports,
+            ..Settings::default()
+        };
+        for s in &args.sysctls {
+            nfr_runtime::sysctl::apply(&mut ct_settings, s)
+                .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
+        }
         let gap_cap_ns = match args.gap_cap {
             Some(s) if s.is_finite() && s >= 0.0 => Some((s * 1e9) as u64),
             Some(s) => anyhow::bail!("--gap-cap: {s} is not a number of seconds"),
@@ -208,6 +220,13 @@ impl Setup {
             notes.push(format!(
                 "the ruleset uses `limit`, whose token buckets are shared by all flows; running on 1 thread instead \
                  of {threads} so the result does not depend on the sharding"
+            ));
+            threads = 1;
+        }
+        if threads > 1 && ct_settings.max != Settings::default().max {
+            notes.push(format!(
+                "nf_conntrack_max limits one conntrack table; running on 1 thread instead of {threads} so \
+                 early drop and \"table full\" happen as in the kernel"
             ));
             threads = 1;
         }
@@ -222,7 +241,7 @@ impl Setup {
             counter_rule,
             engine,
             path,
-            ftp_ports,
+            ct_settings,
             gap_cap_ns,
             notes,
             threads,

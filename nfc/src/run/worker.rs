@@ -92,8 +92,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    fn new(setup: &Setup, opts: Opts, checksum: bool) -> anyhow::Result<Worker> {
-        WorkerSeed::of(setup).build(opts, checksum)
+    fn new(setup: &Setup, opts: Opts) -> anyhow::Result<Worker> {
+        WorkerSeed::of(setup).build(opts)
     }
 
     /// Replays one frame; `f.ts_ns` is virtual time; `cap` is the device it was captured on.
@@ -360,7 +360,7 @@ pub fn drive(
     let mut read_error = None;
     let mut frames = 0u64;
     let ends = if threads <= 1 {
-        let mut w = Worker::new(setup, opts, args.ct_checksum)?;
+        let mut w = Worker::new(setup, opts)?;
         loop {
             match reader.next_frame() {
                 Ok(Some(f)) => {
@@ -392,9 +392,8 @@ pub fn drive(
             txs.push(tx);
             let rtx = rtx.clone();
             let w = WorkerSeed::of(setup);
-            let checksum = args.ct_checksum;
             handles.push(std::thread::spawn(move || -> anyhow::Result<WorkerEnd> {
-                let mut worker = w.build(opts, checksum)?;
+                let mut worker = w.build(opts)?;
                 let mut end = None;
                 while let Ok(msg) = rx.recv() {
                     let (no, orig, of) = match msg {
@@ -549,7 +548,7 @@ struct WorkerSeed {
     setup_prog: std::sync::Arc<nfr_vm::VerifiedProgram>,
     specs: Vec<engine::ChainSpec>,
     engine: EngineKind,
-    ftp_ports: Vec<u16>,
+    settings: Settings,
     path: path::PathModel,
     /// (table name, blob, valid hooks) for `--engine ipt`.
     ipt: Vec<(String, Vec<u8>, u32)>,
@@ -561,7 +560,7 @@ impl WorkerSeed {
             setup_prog: setup.prog.clone(),
             specs: setup.specs.clone(),
             engine: setup.engine,
-            ftp_ports: setup.ftp_ports.clone(),
+            settings: setup.ct_settings.clone(),
             path: setup.path.clone(),
             ipt: setup
                 .ipt
@@ -571,7 +570,7 @@ impl WorkerSeed {
         }
     }
 
-    fn build(self, opts: Opts, checksum: bool) -> anyhow::Result<Worker> {
+    fn build(self, opts: Opts) -> anyhow::Result<Worker> {
         let mut hooks = Hooks::with_conntrack();
         hooks.queue_sink = true;
         let mut prog = None;
@@ -601,11 +600,8 @@ impl WorkerSeed {
             prog = Some(p);
         }
         let st = Settings {
-            checksum,
-            acct: true,
-            ftp_ports: self.ftp_ports,
-            events: opts.events,
-            ..Settings::default()
+            events: opts.events || self.settings.events,
+            ..self.settings
         };
         let cfg = ReplayConfig {
             clock_from_ts: true,
