@@ -53,6 +53,8 @@ mod codegen;
 mod env;
 mod native;
 mod runs;
+#[doc(hidden)]
+pub mod testgen;
 
 use codegen::Part;
 use cranelift_codegen::ir::Function;
@@ -355,7 +357,8 @@ impl JitProgram {
 }
 
 /// The Cranelift IR of every partition as text (`nfc compile --emit clif`), before
-/// optimisation, each function preceded by a `; chain NAME rules A..B` line.
+/// optimisation, each function preceded by a `; chain NAME (#ID) rules A..B` line (plus
+/// `, table loops over rules C..D, ...` for the rule runs compiled as loops).
 pub fn clif(prog: &VerifiedProgram) -> Result<String, JitError> {
     let opts = JitOptions::default();
     let isa = isa(&opts)?;
@@ -368,8 +371,19 @@ pub fn clif(prog: &VerifiedProgram) -> Result<String, JitError> {
             .get(part.chain as usize)
             .map(|c| c.name.as_str())
             .unwrap_or("?");
+        let loops: Vec<String> = plan
+            .runs
+            .iter()
+            .filter(|r| r.chain == part.chain && r.start >= part.start && r.end <= part.end)
+            .map(|r| format!("{}..{}", r.start, r.end))
+            .collect();
+        let loops = if loops.is_empty() {
+            String::new()
+        } else {
+            format!(", table loops over rules {}", loops.join(", "))
+        };
         out.push_str(&format!(
-            "; chain {name} (#{}) rules {}..{}\n{}\n",
+            "; chain {name} (#{}) rules {}..{}{loops}\n{}\n",
             part.chain,
             part.start,
             part.end,

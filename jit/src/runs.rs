@@ -280,6 +280,7 @@ fn pass_probability(t: &Test) -> f64 {
 /// A run of table-shaped rules `start..end` of `chain`, compiled as one loop.
 #[derive(Clone, Debug)]
 pub(crate) struct Run {
+    pub chain: u32,
     pub start: u32,
     pub end: u32,
     pub fields: Vec<Field>,
@@ -446,6 +447,7 @@ pub(crate) fn plan(prog: &VerifiedProgram, min_run: usize) -> Plan {
         }
         plan.by_start.insert((chain, acc.start), plan.runs.len());
         plan.runs.push(Run {
+            chain,
             start: acc.start,
             end: acc.start + n as u32,
             fields: acc.fields,

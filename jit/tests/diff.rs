@@ -9,18 +9,21 @@ use common::*;
 use nfr_jit::{JitOptions, JitProgram, OptLevel};
 use proptest::prelude::{ProptestConfig, any, prop_assert, proptest};
 
-fn check_seed(seed: u64, opts: &JitOptions) -> Result<usize, String> {
+/// Pairs compared and rule runs (table loops) compiled for one seed.
+fn check_seed(seed: u64, opts: &JitOptions) -> Result<(usize, usize), String> {
     let mut r = Rng::new(seed);
     let prog = random_program(&mut r);
     let jit = JitProgram::compile_with(&prog, opts)
         .map_err(|e| format!("seed {seed}: compile failed: {e}"))?;
     let pkts = packet_set(&mut r, 4);
-    compare(&prog, &jit, &pkts).map_err(|e| {
-        format!(
-            "seed {seed}: {e}\nprogram:\n{}",
-            nfr_vm::print::print_program(prog.program())
-        )
-    })
+    compare(&prog, &jit, &pkts)
+        .map(|n| (n, jit.runs()))
+        .map_err(|e| {
+            format!(
+                "seed {seed}: {e}\nprogram:\n{}",
+                nfr_vm::print::print_program(prog.program())
+            )
+        })
 }
 
 #[test]
@@ -31,6 +34,7 @@ fn seeded_jit_equals_interpreter() {
         .unwrap_or(20_000);
     let mut pairs = 0usize;
     let mut programs = 0u64;
+    let mut runs = 0usize;
     let mut opts = JitOptions::default();
     while pairs < target {
         // Alternate opt levels and tiny partitions (to exercise partition boundaries).
@@ -43,12 +47,18 @@ fn seeded_jit_equals_interpreter() {
         // Rule runs as table loops: from single rules on, never, or the default.
         opts.min_run = [1, 0, 4, 2][(programs % 4) as usize];
         match check_seed(programs, &opts) {
-            Ok(n) => pairs += n,
+            Ok((n, r)) => {
+                pairs += n;
+                runs += r;
+            }
             Err(e) => panic!("{e}"),
         }
         programs += 1;
     }
-    println!("jit == interp on {pairs} (program, packet) pairs over {programs} programs");
+    println!(
+        "jit == interp on {pairs} (program, packet) pairs over {programs} programs ({runs} rule runs compiled as table loops)"
+    );
+    assert!(runs > 0, "the generator made no rule runs");
 }
 
 proptest! {
