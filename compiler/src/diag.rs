@@ -178,10 +178,10 @@ pub const CODES: &[(&str, &str)] = &[
         "E0106",
         "object used with the wrong kind (set vs map vs vmap)",
     ),
-    ("E0107", "duplicate ct helper object"),
+    ("E0107", "duplicate named object (ct helper, counter)"),
     (
         "E0108",
-        "`ct helper set` names no ct helper object of the table",
+        "reference to an undefined named object (`ct helper set`, `counter name`)",
     ),
     ("E0200", "value out of range for its type"),
     ("E0201", "unknown symbol for the expected type"),

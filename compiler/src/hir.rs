@@ -123,6 +123,20 @@ pub struct Hir {
     pub chains: Vec<Chain>,
     /// All named sets/maps of all tables, indexed by `SetId`.
     pub sets: Vec<Set>,
+    /// All `counter NAME { ... }` objects of all tables; `StmtKind::NamedCounter::obj` indexes them
+    /// (and the bytecode gives object `i` the counter `CounterId(i)`).
+    pub counters: Vec<CounterObj>,
+}
+
+/// A named counter object (`counter NAME { packets N bytes M }`, `nft_counter` as an object):
+/// every `counter name "NAME"` in the table's rules adds to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterObj {
+    pub table: TableId,
+    pub name: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub span: Span,
 }
 
 impl Hir {
@@ -479,6 +493,10 @@ pub enum StmtKind {
         packets: u64,
         bytes: u64,
     },
+    /// `counter name "NAME"` (nft's objref): index into `Hir::counters`.
+    NamedCounter {
+        obj: u32,
+    },
     Log {
         prefix: Option<String>,
         level: Option<String>,
@@ -764,6 +782,7 @@ impl std::fmt::Display for Hir {
                             }
                             Item::Stmt(s) => match &s.kind {
                                 StmtKind::Counter { .. } => "counter".into(),
+                                StmtKind::NamedCounter { obj } => format!("counter name #{obj}"),
                                 StmtKind::Log { .. } => "log".into(),
                                 StmtKind::Limit { rate, unit, .. } => {
                                     format!("limit {rate}/{unit:?}")

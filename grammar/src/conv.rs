@@ -1404,21 +1404,43 @@ impl<'a> P<'a> {
             "accept" | "drop" | "continue" | "return" | "jump" | "goto" => {
                 Ok(StmtKind::Verdict(self.verdict()?))
             }
-            "counter" | "limit" | "quota" if self.peek_word_at(1) == Some("name") => {
-                Ok(self.rest_as_other(w))
+            // `counter name "NAME"` (an objref); the map form `counter name KEY map {...}` is not modelled.
+            "counter" if self.peek_word_at(1) == Some("name") => {
+                let named = match self.peek_tok_at(2) {
+                    Some(Tok::Quoted(_)) => true,
+                    Some(t) => {
+                        t.word().is_some()
+                            && self.peek_word_at(3) != Some("map")
+                            && self.peek_word_at(4) != Some("map")
+                    }
+                    None => false,
+                };
+                if !named {
+                    return Ok(self.rest_as_other(w));
+                }
+                self.bump();
+                self.bump();
+                let s = self.string_or_word()?;
+                Ok(StmtKind::Counter {
+                    packets: None,
+                    bytes: None,
+                    name: Some(Ident {
+                        name: s.value,
+                        span: s.span,
+                    }),
+                })
             }
+            "limit" | "quota" if self.peek_word_at(1) == Some("name") => Ok(self.rest_as_other(w)),
             "counter" => {
                 self.bump();
                 let mut packets = None;
                 let mut bytes = None;
-                let mut name = None;
+                let name = None;
                 loop {
                     if self.eat_word("packets") {
                         packets = Some(self.number_u64()?);
                     } else if self.eat_word("bytes") {
                         bytes = Some(self.number_u64()?);
-                    } else if self.eat_word("name") {
-                        name = Some(self.ident()?);
                     } else {
                         break;
                     }

@@ -891,7 +891,7 @@ impl Printer {
             } => {
                 self.out.push_str("counter");
                 if let Some(n) = name {
-                    let _ = write!(self.out, " name {}", n.name);
+                    let _ = write!(self.out, " name \"{}\"", n.name);
                 } else if packets.is_some() || bytes.is_some() {
                     let _ = write!(
                         self.out,

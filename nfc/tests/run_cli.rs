@@ -1144,6 +1144,58 @@ fn sysctls_change_conntrack_like_the_kernels() {
     }
 }
 
+/// Named counter objects: every `counter name "web"` adds to the object, whose body lists the run's totals
+/// (initial values included) as `nft list ruleset` does; JSON names the object. Interp and jit agree.
+#[test]
+fn named_counters_list_their_totals() {
+    if !example_cases_available() {
+        println!("SKIP: examples/*.pcap missing");
+        return;
+    }
+    let rules = tmp_ruleset(
+        "named-counters.nfr",
+        "table inet filter {\n\tcounter web {\n\t\tpackets 10 bytes 1000\n\t}\n\tcounter ssh {\n\t}\n\
+         \tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\
+         \t\ttcp dport 80 counter name \"web\" accept\n\t\ttcp dport 443 counter name web accept\n\
+         \t\ttcp dport 22 counter name \"ssh\"\n\t\tcounter\n\t}\n}\n",
+    );
+    let r = rules.to_str().unwrap();
+    let mut listings = Vec::new();
+    for e in ["interp", "jit"] {
+        let args = [
+            "run",
+            "pcap",
+            r,
+            "examples/server.pcap",
+            "--local",
+            "203.0.113.1",
+            "--engine",
+            e,
+        ];
+        let o = nfc(&args);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        let out = stdout(&o);
+        let listing = out[out.find("table inet filter").unwrap()..].to_string();
+        // server.pcap: 6 packets (258 bytes) to ports 80/443 on top of the initial 10/1000, 8 to port 22.
+        for want in [
+            "\tcounter web {\n\t\tpackets 16 bytes 1258\n\t}",
+            "\tcounter ssh {\n\t\tpackets 8 bytes 336\n\t}",
+            "\t\ttcp dport 443 counter name \"web\" accept",
+        ] {
+            assert!(listing.contains(want), "{e}: {want:?} in\n{listing}");
+        }
+        listings.push(listing);
+        let mut a = args.to_vec();
+        a.push("--json");
+        let v: Value = serde_json::from_str(&stdout(&nfc(&a))).unwrap();
+        assert_eq!(
+            v["counters"][0],
+            serde_json::json!({"object": "web", "table": "filter", "packets": 16, "bytes": 1258})
+        );
+    }
+    assert_eq!(listings[0], listings[1]);
+}
+
 #[test]
 fn exit_codes() {
     // Diagnostics in the ruleset: 1.

@@ -34,6 +34,8 @@ pub(crate) struct TableDecl {
     pub block: Option<Span>,
     /// `ct helper NAME { type "ftp" protocol tcp; }` objects.
     pub ct_helpers: Vec<CtHelperDecl>,
+    /// `counter NAME { ... }` objects: indexes into `Ctx::counter_objs`.
+    pub counters: Vec<usize>,
 }
 
 /// A `ct helper` object (`nft_ct_helper_obj`): what `ct helper set "NAME"` attaches.
@@ -98,6 +100,8 @@ pub struct Ctx {
     pub(crate) seq: usize,
     /// (table, chain name) → chain index.
     pub(crate) chain_index: HashMap<(usize, String), usize>,
+    /// Named counter objects of all tables, in declaration order.
+    pub(crate) counter_objs: Vec<hir::CounterObj>,
 }
 
 impl Ctx {
@@ -142,6 +146,7 @@ pub fn check(
         pending_hi: None,
         seq: 0,
         chain_index: HashMap::new(),
+        counter_objs: Vec::new(),
     };
     cx.declare(&cmds);
     cx.sets_pass();
@@ -287,6 +292,79 @@ impl Ctx {
         }
     }
 
+    /// `counter NAME { [packets N bytes M] }`, a named counter object (`nft_counter_obj_init`).
+    fn declare_counter(
+        &mut self,
+        file: FileId,
+        ti: usize,
+        name: &ast::Ident,
+        span: ast::Span,
+        body: &[String],
+    ) {
+        let span = sp(file, span);
+        let name_span = sp(file, name.span);
+        if let Some(prev) = self.find_counter(ti, &name.name) {
+            let prev = self.counter_objs.get(prev).map(|c| c.span).unwrap_or(span);
+            self.diags.push(
+                Diagnostic::error(
+                    "E0107",
+                    name_span,
+                    format!("counter `{}` is defined twice", name.name),
+                )
+                .with_primary_label("second definition")
+                .with_label(prev, "first definition"),
+            );
+            return;
+        }
+        let (mut packets, mut bytes) = (0u64, 0u64);
+        for line in body.iter().flat_map(|l| l.split(';')) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let ok = match words.as_slice() {
+                [] => true,
+                ["packets", p, "bytes", b] => match (p.parse(), b.parse()) {
+                    (Ok(p), Ok(b)) => {
+                        (packets, bytes) = (p, b);
+                        true
+                    }
+                    _ => false,
+                },
+                _ => false,
+            };
+            if !ok {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0211",
+                        span,
+                        format!("counter `{}`: unexpected `{}`", name.name, line.trim()),
+                    )
+                    .with_help("a counter object holds `packets N bytes M`, or nothing"),
+                );
+                return;
+            }
+        }
+        let idx = self.counter_objs.len();
+        self.counter_objs.push(hir::CounterObj {
+            table: TableId(ti as u32),
+            name: name.name.clone(),
+            packets,
+            bytes,
+            span: name_span,
+        });
+        if let Some(t) = self.tables.get_mut(ti) {
+            t.counters.push(idx);
+        }
+    }
+
+    /// The named counter object `name` of table `table` (index into `counter_objs`).
+    pub(crate) fn find_counter(&self, table: usize, name: &str) -> Option<usize> {
+        self.tables
+            .get(table)?
+            .counters
+            .iter()
+            .copied()
+            .find(|&i| self.counter_objs.get(i).is_some_and(|c| c.name == name))
+    }
+
     fn find_set(&self, table: usize, name: &str) -> Option<usize> {
         self.tables
             .get(table)?
@@ -371,6 +449,7 @@ impl Ctx {
                     sets: vec![],
                     block: None,
                     ct_helpers: vec![],
+                    counters: vec![],
                 });
                 self.tables.len() - 1
             }
@@ -524,13 +603,21 @@ impl Ctx {
                             } if kind.name == "ct helper" => {
                                 self.declare_ct_helper(file, ti, name, *span, body)
                             }
+                            ast::TableItem::Object {
+                                kind,
+                                name,
+                                span,
+                                body,
+                            } if kind.name == "counter" => {
+                                self.declare_counter(file, ti, name, *span, body)
+                            }
                             ast::TableItem::Object { kind, span, .. } => self.diags.push(
                                 Diagnostic::error(
                                     "E0210",
                                     sp(file, *span),
                                     format!("`{}` objects are not supported", kind.name),
                                 )
-                                .with_note("nfc supports chains, sets and maps in tables"),
+                                .with_note("nfc supports chains, sets, maps, and ct helper and counter objects in tables"),
                             ),
                         }
                     }
@@ -905,6 +992,7 @@ impl Ctx {
     fn build(&mut self, mut rules: Vec<Vec<hir::Rule>>) -> Hir {
         let mut hir = Hir {
             flush_ruleset: self.flush_ruleset,
+            counters: self.counter_objs.clone(),
             ..Hir::default()
         };
         for (ci, c) in self.chains.iter().enumerate() {

@@ -501,13 +501,30 @@ impl Ctx {
                 bytes,
                 name,
             } => {
-                if name.is_some() {
-                    self.diags.push(Diagnostic::error(
-                        "E0210",
+                if let Some(n) = name {
+                    let Some(obj) = self.find_counter(self.table, &n.name) else {
+                        let table = self
+                            .tables
+                            .get(self.table)
+                            .map(|t| t.name.clone())
+                            .unwrap_or_default();
+                        self.diags.push(
+                            Diagnostic::error(
+                                "E0108",
+                                self.sp(n.span),
+                                format!("no counter object `{}` in table `{table}`", n.name),
+                            )
+                            .with_help(format!(
+                                "declare it in the table: `counter {} {{ }}`",
+                                n.name
+                            )),
+                        );
+                        return None;
+                    };
+                    return Some(Stmt {
+                        kind: StmtKind::NamedCounter { obj: obj as u32 },
                         span,
-                        "named counters are not supported",
-                    ));
-                    return None;
+                    });
                 }
                 StmtKind::Counter {
                     packets: packets.unwrap_or(0),

@@ -31,7 +31,9 @@ use nfr_vm::insn::{
 };
 use nfr_vm::pkt::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
 use nfr_vm::program::{ElemData, Policy, SetDataType, SetKind};
-use nfr_vm::{ChainId, ChainVerdict, Program, Reg, Set, SetId, VerifiedProgram, VerifyError};
+use nfr_vm::{
+    ChainId, ChainVerdict, CounterId, Program, Reg, Set, SetId, VerifiedProgram, VerifyError,
+};
 use std::fmt;
 
 /// What went wrong while lowering.
@@ -91,6 +93,14 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
         anon_sets: 0,
         anon_maps: 0,
     };
+    // Named counter objects first: object `i` is `CounterId(i)`.
+    for c in &hir.counters {
+        let id = lw.prog.add_counter();
+        if let Some(x) = lw.prog.counters.get_mut(id.0 as usize) {
+            x.packets = c.packets;
+            x.bytes = c.bytes;
+        }
+    }
     lw.chains()?;
     lw.named_sets()?;
     for (ci, chain) in hir.chains.iter().enumerate() {
@@ -1437,6 +1447,7 @@ impl Lower<'_> {
                 }
                 cx.emit(Insn::Counter(id));
             }
+            StmtKind::NamedCounter { obj } => cx.emit(Insn::Counter(CounterId(*obj))),
             StmtKind::Log {
                 prefix,
                 level,

@@ -1538,6 +1538,14 @@ impl Lowerer<'_> {
         let span = s.span;
         match &s.kind {
             StmtKind::Counter { .. } => Some(Piece::Counter { span }),
+            StmtKind::NamedCounter { .. } => {
+                self.err_help(
+                    span,
+                    "named counters (iptables counts per entry only)",
+                    "use an anonymous `counter`",
+                );
+                None
+            }
             StmtKind::Log {
                 prefix,
                 level,

@@ -485,6 +485,10 @@ impl Collector {
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
+                    if let Some(o) = setup.hir.counters.get(i) {
+                        let table = setup.hir.table(o.table).map(|t| t.name.clone()).unwrap_or_default();
+                        return json!({"object": o.name, "table": table, "packets": c.packets, "bytes": c.bytes});
+                    }
                     let (chain, rule) = setup
                         .counter_rule
                         .get(i)
@@ -674,12 +678,30 @@ pub fn annotated_ruleset(setup: &Setup, end: &RunEnd) -> String {
             }
         }
     };
+    // A named counter object lists this run's totals in its body, as `nft list counters` does.
+    let object = |family: &str, table: &str, name: &str| {
+        setup.hir.counters.iter().enumerate().find_map(|(i, o)| {
+            let t = setup.hir.table(o.table)?;
+            (o.name == name && t.name == table && t.family.name() == family)
+                .then(|| end.counters.get(i))
+                .flatten()
+        })
+    };
     for c in &mut parsed.file.commands {
         match &mut c.kind {
             CommandKind::Table(t) => {
+                let family = t.family.map_or("ip", |f| f.as_str());
                 for it in &mut t.items {
-                    if let TableItem::Chain(ch) = it {
-                        ch.rules.iter_mut().for_each(fix);
+                    match it {
+                        TableItem::Chain(ch) => ch.rules.iter_mut().for_each(fix),
+                        TableItem::Object {
+                            kind, name, body, ..
+                        } if kind.name == "counter" => {
+                            if let Some(c) = object(family, &t.name.name, &name.name) {
+                                *body = vec![format!("packets {} bytes {}", c.packets, c.bytes)];
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -87,7 +87,9 @@ impl Setup {
             .next()
             .map(|(id, _)| id)
             .ok_or_else(|| anyhow::anyhow!("no source"))?;
-        let mut counter_idx = 0usize;
+        // Named counter objects hold the first counters (object i is CounterId(i)), owned by no rule.
+        let mut counter_idx = hir.counters.len();
+        counter_rule.extend(std::iter::repeat_n(usize::MAX, counter_idx));
         for (ci, chain) in hir.chains.iter().enumerate() {
             let table = hir.table(chain.table);
             let (fam, tname) = table
