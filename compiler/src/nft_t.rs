@@ -68,14 +68,29 @@ pub struct Case<'a> {
 }
 
 fn split_expect(body: &str) -> Option<(String, Expect)> {
-    // RULE;ok[;canonical] | RULE;fail
-    let mut parts = body.splitn(3, ';');
-    let rule = parts.next()?.trim().to_string();
-    let verdict = parts.next()?.trim();
+    // RULE;ok[;canonical] | RULE;fail — a `;` inside braces belongs to the rule
+    // (`%h type ct helper { type "ftp" protocol tcp; };ok`).
+    let mut depth = 0i32;
+    let mut cuts = Vec::new();
+    for (i, c) in body.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ';' if depth <= 0 && cuts.len() < 2 => cuts.push(i),
+            _ => {}
+        }
+    }
+    let first = *cuts.first()?;
+    let rule = body.get(..first)?.trim().to_string();
+    let verdict = match cuts.get(1) {
+        Some(&k) => body.get(first + 1..k)?,
+        None => body.get(first + 1..)?,
+    }
+    .trim();
+    let canonical = cuts.get(1).and_then(|&k| body.get(k + 1..));
     let expect = match verdict {
         "ok" => Expect::Ok(
-            parts
-                .next()
+            canonical
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty()),
         ),
@@ -188,6 +203,8 @@ impl TFile {
     /// sets and elements of the lines before `upto` (index into `lines`) that expect `ok`.
     pub fn source(&self, table: &TableLine, upto: usize) -> String {
         let mut sets: Vec<(String, String, Vec<String>)> = Vec::new();
+        // The objects nfc models (`%name type counter`, `%name type ct helper { ... }`), as table items.
+        let mut objects: Vec<String> = Vec::new();
         let mut extra_line: Option<&TestLine> = None;
         for (i, l) in self.lines.iter().enumerate() {
             if i > upto {
@@ -211,10 +228,22 @@ impl TFile {
                     }
                 }
                 LineKind::Rule(_) if this => extra_line = Some(l),
+                LineKind::Object { name, spec } if !this => {
+                    if spec == "type counter" {
+                        objects.push(format!("counter {name} {{\n\t}}"));
+                    } else if let Some(body) = spec.strip_prefix("type ct helper") {
+                        objects.push(format!("ct helper {name} {}", body.trim()));
+                    }
+                }
                 _ => {}
             }
         }
         let mut out = format!("table {} {} {{\n", table.family, table.name);
+        for o in &objects {
+            out.push('\t');
+            out.push_str(o);
+            out.push('\n');
+        }
         for (name, spec, elems) in &sets {
             out.push('\t');
             out.push_str(&TFile::set_block(name, spec, elems));
