@@ -1,5 +1,6 @@
 //! `nfc compile FILE --emit FORM`: show one intermediate form of a checked ruleset (the Ast as parsed, the
-//! checked Hir), for debugging rulesets and the compiler itself.
+//! checked Hir, the bytecode, the iptables blobs, the JIT's Cranelift IR), for debugging rulesets and the
+//! compiler itself.
 
 use std::path::PathBuf;
 
@@ -20,6 +21,8 @@ pub enum Emit {
     Ipt,
     /// An annotated hex dump of the iptables blobs, entry by entry.
     IptHex,
+    /// The JIT's Cranelift IR (before optimisation), per chain and partition.
+    Clif,
 }
 
 #[derive(clap::Args, Debug)]
@@ -67,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Emit::Bytecode => {
+        Emit::Bytecode | Emit::Clif => {
             let checked = front::check_file(&args.file)?;
             if !checked.diagnostics.is_empty() {
                 eprint!("{}", checked.render(args.color.enabled()));
@@ -78,9 +81,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let prog = nfr_compiler::lower::lower(hir)
                 .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
             let text = nfr_compiler::lower::print_program(hir, &prog);
-            prog.verify()
+            let verified = prog
+                .verify()
                 .map_err(|e| anyhow::anyhow!("the lowered program does not verify: {e}"))?;
-            front::print_stdout(&text)?;
+            if args.emit == Emit::Clif {
+                let clif = nfr_jit::clif(&verified)
+                    .map_err(|e| anyhow::anyhow!("the JIT cannot compile this ruleset: {e}"))?;
+                front::print_stdout(&clif)?;
+            } else {
+                front::print_stdout(&text)?;
+            }
             Ok(Outcome::Ok)
         }
         Emit::Hir => {
