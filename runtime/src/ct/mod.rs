@@ -1927,38 +1927,27 @@ impl Conntrack {
     /// Deletes `victims` (ascending slab indices) exactly as [`Self::delete`] on each in turn would (same events,
     /// same order of the free list, same chain order of the survivors). Many victims are unlinked in one sweep
     /// over the buckets (O(buckets + links)) instead of one chain walk each from the bucket head (the chains
-    /// are singly linked).
+    /// are singly linked). `victims` must hold every expired entry (and may hold entries that are not in the
+    /// chains: unconfirmed or killed ones), as both GC passes do: the sweep unlinks the expired ones.
     fn reap(&mut self, victims: &[u32], now: u64) {
-        let linked =
-            |c: &Conn| c.live() && c.status & (ips::CONFIRMED | ips::DYING) == ips::CONFIRMED;
-        let in_chains = victims
-            .iter()
-            .filter(|&&v| self.conns.get(v as usize).is_some_and(linked))
-            .count();
-        if in_chains * 32 < self.heads.len() + 2 * self.count as usize {
+        if victims.len() * 32 < self.heads.len() + 2 * self.count as usize {
             for &v in victims {
                 self.delete(v, now);
             }
             return;
         }
-        let mut doomed = vec![false; self.conns.len()];
-        for &v in victims {
-            if self.conns.get(v as usize).is_some_and(linked)
-                && let Some(d) = doomed.get_mut(v as usize)
-            {
-                *d = true;
-            }
-        }
+        // The chains hold exactly the confirmed entries not yet killed, so a chained victim is a chained entry
+        // that has expired: the sweep reads that from the entry it visits anyway (for its link).
+        let doomed = |c: &Conn| Self::expired(c, now);
         for b in 0..self.heads.len() {
             let mut prev = NONE_IDX;
             let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
             while cur != NONE_IDX {
                 let node = (cur >> 1) as usize;
-                let next = self
-                    .conns
-                    .get(node)
-                    .map_or(NONE_IDX, |c| c.next[(cur & 1) as usize]);
-                if doomed.get(node).copied().unwrap_or(false) {
+                let (next, dead) = self.conns.get(node).map_or((NONE_IDX, false), |c| {
+                    (c.next[(cur & 1) as usize], doomed(c))
+                });
+                if dead {
                     if prev == NONE_IDX {
                         if let Some(h) = self.heads.get_mut(b) {
                             *h = next;
