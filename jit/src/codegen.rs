@@ -44,7 +44,7 @@ pub(crate) struct Part {
 }
 
 /// Split every chain into partitions of at most `max_insns` instructions (at least one rule);
-/// a run of `plan` counts as `Run::cost` and is never split.
+/// every run of `plan` is a partition of its own.
 pub(crate) fn partition(prog: &VerifiedProgram, plan: &Plan, max_insns: usize) -> Vec<Part> {
     let mut out = Vec::new();
     for c in 0..prog.program().chains.len() as u32 {
@@ -53,10 +53,26 @@ pub(crate) fn partition(prog: &VerifiedProgram, plan: &Plan, max_insns: usize) -
         let mut n = 0usize;
         let mut i = 0usize;
         while i < rules.len() {
-            let (k, next) = match plan.run_at(c, i as u32) {
-                Some(run) => (run.cost(), run.end as usize),
-                None => ((rules[i].end - rules[i].start) as usize, i + 1),
-            };
+            if let Some(run) = plan.run_at(c, i as u32) {
+                // A run is a partition of its own: entered at its row, no br_table (a jump
+                // table with an entry per rule would cost Cranelift time per rule again).
+                if i > start {
+                    out.push(Part {
+                        chain: c,
+                        start: start as u32,
+                        end: i as u32,
+                    });
+                }
+                let end = (run.end as usize).clamp(i + 1, rules.len());
+                out.push(Part {
+                    chain: c,
+                    start: i as u32,
+                    end: end as u32,
+                });
+                (start, n, i) = (end, 0, end);
+                continue;
+            }
+            let (k, next) = ((rules[i].end - rules[i].start) as usize, i + 1);
             if i > start && n + k > max_insns {
                 out.push(Part {
                     chain: c,
@@ -223,9 +239,21 @@ pub(crate) fn build(
         .iter()
         .map(|&bl| b.func.dfg.block_call(bl, &[]))
         .collect();
-    let def = b.func.dfg.block_call(end, &[]);
-    let jt = b.create_jump_table(JumpTableData::new(def, &table));
-    b.ins().br_table(start, jt);
+    let only_run = match (segs.as_slice(), run_entries.as_slice()) {
+        ([(_, _, Some(_))], [Some(enter)]) => Some(*enter),
+        _ => None,
+    };
+    match only_run {
+        // A run's own partition: `start` is its row.
+        Some(enter) => {
+            b.ins().jump(enter, &[]);
+        }
+        None => {
+            let def = b.func.dfg.block_call(end, &[]);
+            let jt = b.create_jump_table(JumpTableData::new(def, &table));
+            b.ins().br_table(start, jt);
+        }
+    }
 
     let mut tx = Tx {
         b,
@@ -243,7 +271,8 @@ pub(crate) fn build(
         let next = blocks[k + 1];
         match (run, run_entries[k]) {
             (Some(run), Some(enter)) => {
-                tx.run(plan, run, s as u32, start, blk, enter, next);
+                let fall = if only_run.is_some() { None } else { Some(blk) };
+                tx.run(plan, run, s as u32, start, fall, enter, next);
             }
             _ => {
                 tx.b.switch_to_block(blk);
@@ -887,9 +916,10 @@ impl Tx<'_, '_> {
         }
     }
 
-    /// A run of table-shaped rules (`runs`): one loop over its rows. `fall` is entered by
-    /// the segment before (row 0), `enter` by the br_table (row `start - first`, `first` =
-    /// the run's first rule relative to the partition); `next` follows the run.
+    /// A run of table-shaped rules (`runs`): one loop over its rows. `fall` (if any) is
+    /// entered by the segment before (row 0), `enter` by the br_table or the entry block (row
+    /// `start - first`, `first` = the run's first rule relative to the partition); `next`
+    /// follows the run.
     #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
@@ -897,7 +927,7 @@ impl Tx<'_, '_> {
         run: &Run,
         first: u32,
         start: Value,
-        fall: Block,
+        fall: Option<Block>,
         enter: Block,
         next: Block,
     ) {
@@ -915,10 +945,12 @@ impl Tx<'_, '_> {
         let leave = self.b.create_block();
         let step = self.b.create_block();
 
-        self.b.switch_to_block(fall);
-        self.b.seal_block(fall);
-        let z = self.iconst(0);
-        self.b.ins().jump(pre, &[z.into()]);
+        if let Some(fall) = fall {
+            self.b.switch_to_block(fall);
+            self.b.seal_block(fall);
+            let z = self.iconst(0);
+            self.b.ins().jump(pre, &[z.into()]);
+        }
         self.b.switch_to_block(enter);
         self.b.seal_block(enter);
         let ix = self.b.ins().iadd_imm_u(start, k(first.wrapping_neg()));

@@ -309,11 +309,6 @@ impl Run {
             .filter(|(i, _)| !self.pivots.contains(i))
             .map(|(_, s)| *s)
     }
-
-    /// Approximate code size in instructions (for partitioning).
-    pub fn cost(&self) -> usize {
-        32 + 8 * self.fields.len() + 8 * self.slots.len()
-    }
 }
 
 /// Every run of a program and their row tables (one allocation, owned by the `JitProgram`
