@@ -272,34 +272,16 @@ pub(crate) extern "C" fn h_insn(env: &mut Env<'_>, st: &mut PktState, idx: u32, 
     }
 }
 
-/// `nft_limit` token bucket (the interpreter's algorithm, same arithmetic).
+/// `nft_limit` token bucket: the interpreter's own `LimitState::over_limit`.
 fn limit(env: &mut Env<'_>, st: &PktState, l: usize) -> u32 {
     let (Some(p), Some(s)) = (env.prog.limit_params().get(l), env.state.limits.get_mut(l)) else {
         return C_CONTINUE;
     };
-    let now = st.tstamp_ns;
-    if !s.started {
-        s.started = true;
-        s.last = now;
+    if s.over_limit(p, st.tstamp_ns, st.len) {
+        C_BREAK
+    } else {
+        C_CONTINUE
     }
-    let cost = if p.bytes {
-        (u128::from(p.nsecs) * u128::from(st.len) / u128::from(p.rate)) as u64
-    } else {
-        p.cost
-    };
-    let tokens = s
-        .tokens
-        .saturating_add(now.saturating_sub(s.last))
-        .min(p.tokens_max);
-    s.last = s.last.max(now);
-    let over = if let Some(left) = tokens.checked_sub(cost) {
-        s.tokens = left;
-        p.invert
-    } else {
-        s.tokens = tokens;
-        !p.invert
-    };
-    if over { C_BREAK } else { C_CONTINUE }
 }
 
 fn payload_base(base: PayloadBase, st: &PktState) -> Option<usize> {

@@ -23,7 +23,7 @@ use crate::insn::{
 use crate::pkt::{self, PktState, ct_state};
 use crate::program::{ChainKind, Counter, ElemData, Policy};
 use crate::verdict::{ChainVerdict, NFT_JUMP_STACK_SIZE, Verdict};
-use crate::verify::VerifiedProgram;
+use crate::verify::{LimitParams, VerifiedProgram};
 use std::cmp::Ordering;
 
 /// Token bucket state of one `limit`; `repr(C)` so native code can update it.
@@ -35,6 +35,37 @@ pub struct LimitState {
     pub last: u64,
     /// False until the first packet: the bucket starts full at that packet's time.
     pub started: bool,
+}
+
+impl LimitState {
+    /// `nft_limit_eval` for one packet at time `now` (ns) of `len` bytes: refill the bucket by
+    /// the time elapsed (capped at `tokens_max`), take the packet's cost if there are enough
+    /// tokens. True when the rule must break (over the limit, or under it with `invert`). The
+    /// interpreter and the JIT's helper both call this.
+    pub fn over_limit(&mut self, p: &LimitParams, now: u64, len: u32) -> bool {
+        if !self.started {
+            self.started = true;
+            self.last = now;
+        }
+        // `verify` refuses rate 0; `max(1)` only keeps this function panic-free on its own.
+        let cost = if p.bytes {
+            (u128::from(p.nsecs) * u128::from(len) / u128::from(p.rate.max(1))) as u64
+        } else {
+            p.cost
+        };
+        let tokens = self
+            .tokens
+            .saturating_add(now.saturating_sub(self.last))
+            .min(p.tokens_max);
+        self.last = self.last.max(now);
+        if let Some(left) = tokens.checked_sub(cost) {
+            self.tokens = left;
+            p.invert
+        } else {
+            self.tokens = tokens;
+            !p.invert
+        }
+    }
 }
 
 /// Persistent mutable state of a program across packets.
@@ -561,29 +592,7 @@ impl VerifiedProgram {
                 ) else {
                     return;
                 };
-                let now = st.tstamp_ns;
-                if !s.started {
-                    s.started = true;
-                    s.last = now;
-                }
-                let cost = if p.bytes {
-                    (u128::from(p.nsecs) * u128::from(st.len) / u128::from(p.rate)) as u64
-                } else {
-                    p.cost
-                };
-                let tokens = s
-                    .tokens
-                    .saturating_add(now.saturating_sub(s.last))
-                    .min(p.tokens_max);
-                s.last = s.last.max(now);
-                let over = if let Some(left) = tokens.checked_sub(cost) {
-                    s.tokens = left;
-                    p.invert
-                } else {
-                    s.tokens = tokens;
-                    !p.invert
-                };
-                if over {
+                if s.over_limit(p, st.tstamp_ns, st.len) {
                     *verdict = ChainVerdict::Break;
                 }
             }
