@@ -2,14 +2,15 @@
 //! packets (the acl1_10K trace) for both engines. Prints, for each size, the medians of
 //! side-by-side timing rounds (ns/packet for the interpreter, the default JIT — rule runs as
 //! table loops — and the JIT with every rule unrolled, `min_run: 0`; interp/JIT ratios), then
-//! runs criterion groups.
+//! runs criterion groups. `NFC_JIT_BENCH_OPT=none` compiles both JIT variants with
+//! `OptLevel::None` instead of the default.
 //! Skips when `shared/corpus` is absent.
 
 #[path = "../tests/common/classbench.rs"]
 mod cb;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nfr_jit::{JitOptions, JitProgram};
+use nfr_jit::{JitOptions, JitProgram, OptLevel};
 use nfr_vm::{ChainId, Effects, PktState, State, VerifiedProgram};
 use std::hint::black_box;
 use std::time::Instant;
@@ -32,11 +33,12 @@ fn load() -> Option<(Vec<Case>, Packets)> {
         .into_iter()
         .map(|n| {
             let prog = cb::program(&rules, n);
-            let jit = JitProgram::compile(&prog).expect("compiles");
-            let opts = JitOptions {
-                min_run: 0,
-                ..JitOptions::default()
-            };
+            let mut opts = JitOptions::default();
+            if std::env::var("NFC_JIT_BENCH_OPT").is_ok_and(|v| v == "none") {
+                opts.opt_level = OptLevel::None;
+            }
+            let jit = JitProgram::compile_with(&prog, &opts).expect("compiles");
+            let opts = JitOptions { min_run: 0, ..opts };
             let unrolled = JitProgram::compile_with(&prog, &opts).expect("compiles");
             Case {
                 n,
