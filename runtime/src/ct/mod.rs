@@ -1374,6 +1374,17 @@ impl Conntrack {
     /// bytes): an IPv4 entry's addresses are zero past the 4th byte, so the parts compare exactly.
     #[inline(always)]
     fn lookup_tcp4(&self, b: usize, addr: [u32; 2], port: [u16; 2], zone: u16, now: u64) -> Lookup {
+        // The keys of both directions packed into words: original (the tuple), reply (its inverse).
+        let key_addr = [
+            u64::from(addr[0]) | u64::from(addr[1]) << 32,
+            u64::from(addr[1]) | u64::from(addr[0]) << 32,
+        ];
+        let key_port = [
+            u32::from(port[0]) | u32::from(port[1]) << 16,
+            u32::from(port[1]) | u32::from(port[0]) << 16,
+        ];
+        let key_meta =
+            u32::from(zone) | u32::from(NFPROTO_IPV4) << 16 | u32::from(proto::TCP) << 24;
         let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
         while cur != NONE_IDX {
             let node = cur >> 1;
@@ -1382,22 +1393,11 @@ impl Conntrack {
                 break;
             };
             let o = &c.orig;
-            let osrc = u32::from_le_bytes([o.src[0], o.src[1], o.src[2], o.src[3]]);
-            let odst = u32::from_le_bytes([o.dst[0], o.dst[1], o.dst[2], o.dst[3]]);
-            // Original direction: the tuple itself; reply: its inverse (ports swapped for TCP).
-            let (a, p) = if dir == 0 {
-                (addr, port)
-            } else {
-                ([addr[1], addr[0]], [port[1], port[0]])
-            };
-            if c.zone == zone
-                && o.l3 == NFPROTO_IPV4
-                && o.l4 == proto::TCP
-                && osrc == a[0]
-                && odst == a[1]
-                && o.sport == p[0]
-                && o.dport == p[1]
-            {
+            let oa = u64::from(u32::from_le_bytes([o.src[0], o.src[1], o.src[2], o.src[3]]))
+                | u64::from(u32::from_le_bytes([o.dst[0], o.dst[1], o.dst[2], o.dst[3]])) << 32;
+            let op = u32::from(o.sport) | u32::from(o.dport) << 16;
+            let om = u32::from(c.zone) | u32::from(o.l3) << 16 | u32::from(o.l4) << 24;
+            if oa == key_addr[dir & 1] && op == key_port[dir & 1] && om == key_meta {
                 return if Self::expired(c, now) {
                     Lookup::Expired
                 } else {
