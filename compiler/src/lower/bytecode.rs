@@ -158,8 +158,29 @@ pub fn print_program(hir: &Hir, prog: &Program) -> String {
                 }
             }
             let _ = writeln!(o, "{fam} {table} {}", chain.name);
-            o.push_str(&nfr_vm::print::print_rule(prog, r));
-            o.push('\n');
+            let text = nfr_vm::print::print_rule(prog, r);
+            let insns = prog.rule_insns(r);
+            if text.lines().count() == insns.len() {
+                // A named counter is nft's objref (`[ objref type 1 name NAME ]`, NFT_OBJECT_COUNTER).
+                for (line, insn) in text.lines().zip(insns) {
+                    match insn {
+                        Insn::Counter(id) if (id.0 as usize) < hir.counters.len() => {
+                            let name = hir.counters.get(id.0 as usize).map_or("", |c| &c.name);
+                            let _ = writeln!(o, "  [ objref type 1 name {name} ]");
+                        }
+                        _ => {
+                            o.push_str(line);
+                            o.push('\n');
+                        }
+                    }
+                }
+                if text.ends_with('\n') {
+                    o.push('\n');
+                }
+            } else {
+                o.push_str(&text);
+                o.push('\n');
+            }
         }
         if chain.rules.is_empty() {
             let _ = writeln!(o, "{fam} {table} {}\n", chain.name);
