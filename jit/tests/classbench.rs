@@ -1,5 +1,6 @@
 //! ClassBench rule sets as linear chains: JIT == interpreter on the whole trace, and compile
-//! times printed for 1K and 10K rules at both optimisation levels (no timed assertions; run
+//! times printed for 1K and 10K rules — rule runs at both optimisation levels, and every rule
+//! unrolled (no timed assertions; run
 //! `cargo test --release -p nfr-jit --test classbench -- --nocapture` to read them).
 //! Skips (with a message) when `shared/corpus` is absent.
 
@@ -33,17 +34,32 @@ fn classbench_jit_equals_interpreter_and_compile_times() {
                 .map(|t| cb::packet(*t))
                 .collect();
             let mut times = Vec::new();
-            for opt in [OptLevel::None, OptLevel::Speed] {
+            // (label, opt level, min_run): the default rule runs at both levels, then every
+            // rule unrolled (compared on every 10th packet only: the interpreter is slow).
+            for (label, opt, min_run) in [
+                ("runs/none", OptLevel::None, 4),
+                ("runs/speed", OptLevel::Speed, 4),
+                ("unrolled/none", OptLevel::None, 0),
+            ] {
                 let opts = JitOptions {
                     opt_level: opt,
                     verify_ir: false,
+                    min_run,
                     ..JitOptions::default()
                 };
                 let t = Instant::now();
                 let jit = JitProgram::compile_with(&prog, &opts).expect("compiles");
-                times.push((opt, t.elapsed(), jit.functions()));
-                let n = common::compare(&prog, &jit, &pkts).unwrap_or_else(|e| panic!("{e}"));
-                assert_eq!(n, pkts.len());
+                times.push((label, t.elapsed(), jit.functions()));
+                let some: Vec<_> = pkts
+                    .iter()
+                    .step_by(if min_run == 0 { 10 } else { 1 })
+                    .cloned()
+                    .collect();
+                let n = common::compare(&prog, &jit, &some).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(n, some.len());
+                if min_run > 0 {
+                    assert!(jit.runs() >= 1, "{label}: no rule run");
+                }
             }
             println!(
                 "{set}_{size}: {} rules, {} insns, {} packets equal; compile {}",
@@ -52,7 +68,7 @@ fn classbench_jit_equals_interpreter_and_compile_times() {
                 pkts.len(),
                 times
                     .iter()
-                    .map(|(o, d, f)| format!("{o:?} {:.1} ms ({f} fns)", d.as_secs_f64() * 1e3))
+                    .map(|(o, d, f)| format!("{o} {:.1} ms ({f} fns)", d.as_secs_f64() * 1e3))
                     .collect::<Vec<_>>()
                     .join(", ")
             );

@@ -19,7 +19,8 @@ fn accept() -> Insn {
     Insn::ImmVerdict(ChainVerdict::Accept)
 }
 
-/// Default options; unrolled code only, tiny partitions; every rule run as a table loop.
+/// Default options; unrolled code only, tiny partitions; `speed` with every rule run as a
+/// table loop.
 fn both_opts() -> [JitOptions; 3] {
     [
         JitOptions::default(),
@@ -30,6 +31,7 @@ fn both_opts() -> [JitOptions; 3] {
             min_run: 0,
         },
         JitOptions {
+            opt_level: OptLevel::Speed,
             verify_ir: true,
             min_run: 1,
             ..JitOptions::default()
