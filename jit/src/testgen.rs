@@ -864,3 +864,36 @@ pub fn packet_set(r: &mut Rng, nbase: usize) -> Vec<(Vec<u8>, PktState)> {
     }
     out
 }
+
+/// One `jit_diff` fuzz input (also replayed by `tests/fuzz_seeds.rs`): byte 0 picks the
+/// options — bit 0 opt level none/speed, bit 1 tiny partitions (3 insns), bits 2–3 `min_run`
+/// (0 = every rule unrolled, 1, 2, 4 = the default) — and the rest is the generator's tape.
+/// Compiles the program (IR verifier on) and compares the JIT with the interpreter on two
+/// base packets with every truncation. `Ok(pairs)`, or what went wrong (a verified program
+/// that does not compile is an error too).
+pub fn diff_input(data: &[u8]) -> Result<usize, String> {
+    let Some((&flags, tape)) = data.split_first() else {
+        return Ok(0);
+    };
+    let opts = crate::JitOptions {
+        opt_level: if flags & 1 == 0 {
+            crate::OptLevel::None
+        } else {
+            crate::OptLevel::Speed
+        },
+        partition_insns: if flags & 2 != 0 { 3 } else { 2048 },
+        verify_ir: true,
+        min_run: [0, 1, 2, 4][usize::from((flags >> 2) & 3)],
+    };
+    let mut r = Rng::from_tape(tape);
+    let prog = random_program(&mut r);
+    let jit = JitProgram::compile_with(&prog, &opts)
+        .map_err(|e| format!("a verified program does not compile: {e}"))?;
+    let pkts = packet_set(&mut r, 2);
+    compare(&prog, &jit, &pkts).map_err(|e| {
+        format!(
+            "jit != interp: {e}\nprogram:\n{}",
+            nfr_vm::print::print_program(prog.program())
+        )
+    })
+}
