@@ -485,6 +485,127 @@ fn set_lookups_inline_and_helper_agree() {
 }
 
 #[test]
+fn rule_runs_first_match_counters_jump_and_resume() {
+    // Six table-shaped rules (one run with the default options), a jump out of the middle of
+    // the run and a return into it, rules without verdicts, and truncated packets.
+    let mut p = Program::new();
+    let base = p.add_base_chain("base", Hook::Input, 0, Policy::Drop);
+    let u = p.add_chain("u");
+    let c: Vec<_> = (0..5).map(|_| p.add_counter()).collect();
+    let ld = |b, o, l| Insn::payload(b, o, l, R1);
+    p.add_rule(
+        base,
+        vec![
+            ld(PayloadBase::Network, 9, 1),
+            Insn::cmp_eq(R1, Data::u8(17)),
+            Insn::Counter(c[0]),
+            accept(),
+        ],
+    );
+    p.add_rule(
+        base,
+        vec![
+            ld(PayloadBase::Transport, 2, 2),
+            Insn::Range {
+                op: RangeOp::Eq,
+                sreg: R1,
+                from: Data::be16(1000),
+                to: Data::be16(2000),
+            },
+            Insn::Counter(c[1]),
+            Insn::ImmVerdict(ChainVerdict::Jump(u)),
+        ],
+    );
+    p.add_rule(
+        base,
+        vec![
+            ld(PayloadBase::Network, 12, 4),
+            Insn::Bitwise {
+                sreg: R1,
+                dreg: R1,
+                len: 4,
+                op: BitwiseOp::MaskXor {
+                    mask: Data::be32(0xffff_ff00),
+                    xor: Data::be32(0),
+                },
+            },
+            Insn::cmp_eq(R1, Data::be32(0x0a00_0100)),
+            Insn::Counter(c[2]),
+        ],
+    );
+    p.add_rule(
+        base,
+        vec![
+            Insn::meta(MetaKey::Mark, R0),
+            Insn::cmp_eq(R0, Data::host32(7)),
+            Insn::ImmVerdict(ChainVerdict::Drop),
+        ],
+    );
+    p.add_rule(
+        base,
+        vec![
+            ld(PayloadBase::Transport, 2, 2),
+            Insn::Cmp {
+                op: CmpOp::Neq,
+                sreg: R1,
+                data: Data::be16(22),
+            },
+            Insn::Counter(c[3]),
+        ],
+    );
+    p.add_rule(
+        base,
+        vec![
+            ld(PayloadBase::Network, 16, 4),
+            Insn::cmp_eq(R1, Data::be32(0xc000_0201)),
+            accept(),
+        ],
+    );
+    p.add_rule(u, vec![Insn::Counter(c[4])]);
+    let prog = p.verify().unwrap();
+
+    let mut pkt = vec![0u8; 24];
+    pkt[0] = 0x45;
+    pkt[9] = 6;
+    pkt[12..16].copy_from_slice(&[10, 0, 1, 5]);
+    pkt[16..20].copy_from_slice(&[192, 0, 2, 1]);
+    pkt[22..24].copy_from_slice(&1500u16.to_be_bytes());
+    let full = tcp_state(24);
+    let cut = tcp_state(22);
+    assert_eq!(run(&prog, &pkt, &full), Verdict::Accept);
+    assert_eq!(run(&prog, &pkt[..22], &cut), Verdict::Accept);
+    let mut mark7 = full.clone();
+    mark7.mark = 7;
+    assert_eq!(run(&prog, &pkt, &mark7), Verdict::Drop);
+    // Source outside 10.0.1.0/24 and no daddr: only the policy.
+    let mut other = pkt.clone();
+    other[14] = 9;
+    other[19] = 2;
+    assert_eq!(run(&prog, &other[..22], &cut), Verdict::Drop);
+
+    for o in both_opts() {
+        let jit = JitProgram::compile_with(&prog, &o).unwrap();
+        if o.min_run == 4 || o.min_run == 1 {
+            assert_eq!(jit.runs(), if o.min_run == 4 { 1 } else { 2 }, "{o:?}");
+        }
+        let mut s = State::new(&prog);
+        let mut st = full.clone();
+        let v = jit.run(&mut s, base, &pkt, &mut st, &mut Effects::default());
+        assert_eq!(v, Verdict::Accept);
+        let mut st = cut.clone();
+        let v = jit.run(&mut s, base, &pkt[..22], &mut st, &mut Effects::default());
+        assert_eq!(v, Verdict::Accept);
+        let counts: Vec<_> = s.counters.iter().map(|c| (c.packets, c.bytes)).collect();
+        // Full packet: c1 (jump), c4 (in u), c2 and c3 after the return; truncated: c2 only.
+        assert_eq!(
+            counts,
+            vec![(0, 0), (1, 24), (2, 46), (1, 24), (1, 24)],
+            "{o:?}"
+        );
+    }
+}
+
+#[test]
 fn clif_text_has_one_function_per_partition() {
     let prog = one_rule(vec![
         Insn::payload(PayloadBase::Network, 9, 1, R0),
