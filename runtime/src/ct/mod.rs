@@ -11,6 +11,10 @@
 //! `skb->_nfct`). An entry is 128 bytes: timeouts are wrapping millisecond ticks (jiffies-like, reaped by a
 //! periodic GC on packet time); rare data lives in side tables (hashbrown): FTP helper state, `ct->master` of
 //! expected entries; packet/byte counters sit in a parallel array only when `acct` is on.
+//!
+//! Per-packet cost: `conntrack_in` first tries lean paths for the dominant packets (an ACK of an established TCP
+//! connection, a SYN that creates one; see `fast_tcp`), which do the kernel's checks for exactly that case and
+//! otherwise fall back, unchanged, to the general path; a differential test holds the two to the same results.
 
 pub mod ftp;
 pub mod tcp;
