@@ -155,83 +155,84 @@ pub fn apply(settings: &mut Settings, assignment: &str) -> Result<(), SysctlErro
         .parse()
         .map_err(|_| bad("not a non-negative integer"))?;
     let u32v = || u32::try_from(n).map_err(|_| bad("larger than 2^32-1"));
-    let flag = || match n {
-        0 => Ok(false),
-        1 => Ok(true),
-        _ => Err(bad("a boolean sysctl takes 0 or 1")),
-    };
-    match field {
-        Field::Max => settings.max = u32v()?,
-        Field::Buckets => {
+    match (field, slot(settings, field)) {
+        (Field::Buckets, Slot::U32(b)) => {
             // nf_conntrack_hash_sysctl: the table needs at least one bucket; the kernel caps it at
             // 2^30 (INT_MAX / sizeof(hlist_nulls_head)) — nfc at 2^26 (the heads are allocated up front).
-            let b = u32v()?;
-            if !(1..=1 << 26).contains(&b) {
+            let v = u32v()?;
+            if !(1..=1 << 26).contains(&v) {
                 return Err(bad("buckets must be between 1 and 67108864"));
             }
-            settings.buckets = b;
+            *b = v;
         }
-        Field::TcpLoose => settings.tcp_loose = flag()?,
-        Field::TcpBeLiberal => settings.tcp_be_liberal = flag()?,
-        Field::TcpIgnoreInvalidRst => settings.tcp_ignore_invalid_rst = flag()?,
-        Field::TcpMaxRetrans => {
-            settings.tcp_max_retrans = u8::try_from(n).map_err(|_| bad("at most 255"))?
-        }
-        Field::Checksum => settings.checksum = flag()?,
-        Field::Acct => settings.acct = flag()?,
-        Field::Events => settings.events = flag()?,
-        Field::ExpectMax => {
-            let m = u32v()?;
-            if m == 0 {
+        (Field::ExpectMax, Slot::U32(m)) => {
+            let v = u32v()?;
+            if v == 0 {
                 return Err(bad("nf_conntrack_expect_max must be at least 1"));
             }
-            settings.expect_max = m;
+            *m = v;
         }
-        Field::TcpTimeout(i) => {
-            let v = u32v()?;
-            if let Some(t) = settings.tcp_timeouts.get_mut(i) {
-                *t = v;
+        (_, Slot::U32(x)) => *x = u32v()?,
+        (_, Slot::U8(x)) => *x = u8::try_from(n).map_err(|_| bad("at most 255"))?,
+        (_, Slot::Bool(x)) => {
+            *x = match n {
+                0 => false,
+                1 => true,
+                _ => return Err(bad("a boolean sysctl takes 0 or 1")),
             }
         }
-        Field::Udp => settings.udp_timeout = u32v()?,
-        Field::UdpStream => settings.udp_timeout_stream = u32v()?,
-        Field::Icmp => settings.icmp_timeout = u32v()?,
-        Field::Icmpv6 => settings.icmpv6_timeout = u32v()?,
-        Field::Generic => settings.generic_timeout = u32v()?,
-        Field::Gre => settings.gre_timeout = u32v()?,
-        Field::GreStream => settings.gre_timeout_stream = u32v()?,
     }
     Ok(())
 }
 
 /// Every sysctl with its value in `settings`, as `sysctl -a` prints them (`net.netfilter.NAME = VALUE`).
 pub fn list(settings: &Settings) -> Vec<(String, u64)> {
+    let mut s = settings.clone();
     SYSCTLS
         .iter()
         .map(|(n, f)| {
-            let v: u64 = match *f {
-                Field::Max => settings.max.into(),
-                Field::Buckets => settings.buckets.into(),
-                Field::TcpLoose => settings.tcp_loose.into(),
-                Field::TcpBeLiberal => settings.tcp_be_liberal.into(),
-                Field::TcpIgnoreInvalidRst => settings.tcp_ignore_invalid_rst.into(),
-                Field::TcpMaxRetrans => settings.tcp_max_retrans.into(),
-                Field::Checksum => settings.checksum.into(),
-                Field::Acct => settings.acct.into(),
-                Field::Events => settings.events.into(),
-                Field::ExpectMax => settings.expect_max.into(),
-                Field::TcpTimeout(i) => settings.tcp_timeouts.get(i).copied().unwrap_or(0).into(),
-                Field::Udp => settings.udp_timeout.into(),
-                Field::UdpStream => settings.udp_timeout_stream.into(),
-                Field::Icmp => settings.icmp_timeout.into(),
-                Field::Icmpv6 => settings.icmpv6_timeout.into(),
-                Field::Generic => settings.generic_timeout.into(),
-                Field::Gre => settings.gre_timeout.into(),
-                Field::GreStream => settings.gre_timeout_stream.into(),
+            let v = match slot(&mut s, *f) {
+                Slot::U32(x) => u64::from(*x),
+                Slot::U8(x) => u64::from(*x),
+                Slot::Bool(x) => u64::from(*x),
             };
             (format!("net.netfilter.{n}"), v)
         })
         .collect()
+}
+
+/// Where a sysctl lives in [`Settings`].
+enum Slot<'a> {
+    U32(&'a mut u32),
+    U8(&'a mut u8),
+    Bool(&'a mut bool),
+}
+
+fn slot(s: &mut Settings, f: Field) -> Slot<'_> {
+    match f {
+        Field::Max => Slot::U32(&mut s.max),
+        Field::Buckets => Slot::U32(&mut s.buckets),
+        Field::TcpLoose => Slot::Bool(&mut s.tcp_loose),
+        Field::TcpBeLiberal => Slot::Bool(&mut s.tcp_be_liberal),
+        Field::TcpIgnoreInvalidRst => Slot::Bool(&mut s.tcp_ignore_invalid_rst),
+        Field::TcpMaxRetrans => Slot::U8(&mut s.tcp_max_retrans),
+        Field::Checksum => Slot::Bool(&mut s.checksum),
+        Field::Acct => Slot::Bool(&mut s.acct),
+        Field::Events => Slot::Bool(&mut s.events),
+        Field::ExpectMax => Slot::U32(&mut s.expect_max),
+        Field::TcpTimeout(i) => match s.tcp_timeouts.get_mut(i) {
+            Some(t) => Slot::U32(t),
+            // Not reached: every TcpTimeout index is a tcp::state constant below 14.
+            None => Slot::U32(&mut s.generic_timeout),
+        },
+        Field::Udp => Slot::U32(&mut s.udp_timeout),
+        Field::UdpStream => Slot::U32(&mut s.udp_timeout_stream),
+        Field::Icmp => Slot::U32(&mut s.icmp_timeout),
+        Field::Icmpv6 => Slot::U32(&mut s.icmpv6_timeout),
+        Field::Generic => Slot::U32(&mut s.generic_timeout),
+        Field::Gre => Slot::U32(&mut s.gre_timeout),
+        Field::GreStream => Slot::U32(&mut s.gre_timeout_stream),
+    }
 }
 
 #[cfg(test)]
