@@ -199,6 +199,15 @@ impl Ctx {
         self.chain_index.get(&(table, name.to_string())).copied()
     }
 
+    /// E0107: a named object declared twice in one table.
+    fn duplicate_object(&mut self, kind: &str, name: &str, at: Span, prev: Span) {
+        self.diags.push(
+            Diagnostic::error("E0107", at, format!("{kind} `{name}` is defined twice"))
+                .with_primary_label("second definition")
+                .with_label(prev, "first definition"),
+        );
+    }
+
     /// `ct helper NAME { type "T" protocol P; [l3proto F;] }`, checked like
     /// `nft_ct_helper_obj_init`: the helper must exist for that protocol (nfc has `ftp`, TCP).
     fn declare_ct_helper(
@@ -217,15 +226,7 @@ impl Ctx {
             .and_then(|t| t.ct_helpers.iter().find(|h| h.name == name.name))
         {
             let prev = prev.span;
-            self.diags.push(
-                Diagnostic::error(
-                    "E0107",
-                    name_span,
-                    format!("ct helper `{}` is defined twice", name.name),
-                )
-                .with_primary_label("second definition")
-                .with_label(prev, "first definition"),
-            );
+            self.duplicate_object("ct helper", &name.name, name_span, prev);
             return;
         }
         let family = self.tables.get(ti).map(|t| t.family);
@@ -305,15 +306,7 @@ impl Ctx {
         let name_span = sp(file, name.span);
         if let Some(prev) = self.find_counter(ti, &name.name) {
             let prev = self.counter_objs.get(prev).map(|c| c.span).unwrap_or(span);
-            self.diags.push(
-                Diagnostic::error(
-                    "E0107",
-                    name_span,
-                    format!("counter `{}` is defined twice", name.name),
-                )
-                .with_primary_label("second definition")
-                .with_label(prev, "first definition"),
-            );
+            self.duplicate_object("counter", &name.name, name_span, prev);
             return;
         }
         let (mut packets, mut bytes) = (0u64, 0u64);
