@@ -40,92 +40,85 @@ impl fmt::Display for SysctlError {
 
 impl std::error::Error for SysctlError {}
 
-/// How a sysctl maps onto [`Settings`].
-#[derive(Clone, Copy)]
-enum Field {
-    Max,
-    Buckets,
-    TcpLoose,
-    TcpBeLiberal,
-    TcpIgnoreInvalidRst,
-    TcpMaxRetrans,
-    Checksum,
-    Acct,
-    Events,
-    ExpectMax,
-    /// `tcp_timeouts[i]`.
-    TcpTimeout(usize),
-    Udp,
-    UdpStream,
-    Icmp,
-    Icmpv6,
-    Generic,
-    Gre,
-    GreStream,
+/// Where a sysctl lives in [`Settings`].
+enum Slot<'a> {
+    U32(&'a mut u32),
+    U8(&'a mut u8),
+    Bool(&'a mut bool),
 }
 
-/// Every sysctl, by its name under `net.netfilter.`.
-const SYSCTLS: &[(&str, Field)] = &[
-    ("nf_conntrack_max", Field::Max),
-    ("nf_conntrack_buckets", Field::Buckets),
-    ("nf_conntrack_tcp_loose", Field::TcpLoose),
-    ("nf_conntrack_tcp_be_liberal", Field::TcpBeLiberal),
-    (
-        "nf_conntrack_tcp_ignore_invalid_rst",
-        Field::TcpIgnoreInvalidRst,
-    ),
-    ("nf_conntrack_tcp_max_retrans", Field::TcpMaxRetrans),
-    ("nf_conntrack_checksum", Field::Checksum),
-    ("nf_conntrack_acct", Field::Acct),
-    ("nf_conntrack_events", Field::Events),
-    ("nf_conntrack_expect_max", Field::ExpectMax),
-    (
-        "nf_conntrack_tcp_timeout_syn_sent",
-        Field::TcpTimeout(tcp::SYN_SENT as usize),
-    ),
-    (
-        "nf_conntrack_tcp_timeout_syn_recv",
-        Field::TcpTimeout(tcp::SYN_RECV as usize),
-    ),
-    (
-        "nf_conntrack_tcp_timeout_established",
-        Field::TcpTimeout(tcp::ESTABLISHED as usize),
-    ),
-    (
-        "nf_conntrack_tcp_timeout_fin_wait",
-        Field::TcpTimeout(tcp::FIN_WAIT as usize),
-    ),
-    (
-        "nf_conntrack_tcp_timeout_close_wait",
-        Field::TcpTimeout(tcp::CLOSE_WAIT as usize),
-    ),
-    (
-        "nf_conntrack_tcp_timeout_last_ack",
-        Field::TcpTimeout(tcp::LAST_ACK as usize),
-    ),
-    (
-        "nf_conntrack_tcp_timeout_time_wait",
-        Field::TcpTimeout(tcp::TIME_WAIT as usize),
-    ),
-    (
-        "nf_conntrack_tcp_timeout_close",
-        Field::TcpTimeout(tcp::CLOSE as usize),
-    ),
-    (
-        "nf_conntrack_tcp_timeout_max_retrans",
-        Field::TcpTimeout(tcp::RETRANS as usize),
-    ),
-    (
-        "nf_conntrack_tcp_timeout_unacknowledged",
-        Field::TcpTimeout(tcp::UNACK as usize),
-    ),
-    ("nf_conntrack_udp_timeout", Field::Udp),
-    ("nf_conntrack_udp_timeout_stream", Field::UdpStream),
-    ("nf_conntrack_icmp_timeout", Field::Icmp),
-    ("nf_conntrack_icmpv6_timeout", Field::Icmpv6),
-    ("nf_conntrack_generic_timeout", Field::Generic),
-    ("nf_conntrack_gre_timeout", Field::Gre),
-    ("nf_conntrack_gre_timeout_stream", Field::GreStream),
+/// A sysctl's place in [`Settings`].
+type Access = for<'a> fn(&'a mut Settings) -> Slot<'a>;
+
+/// Every sysctl, by its name under `net.netfilter.`, with its place in [`Settings`].
+const SYSCTLS: &[(&str, Access)] = &[
+    ("nf_conntrack_max", |s| Slot::U32(&mut s.max)),
+    ("nf_conntrack_buckets", |s| Slot::U32(&mut s.buckets)),
+    ("nf_conntrack_tcp_loose", |s| Slot::Bool(&mut s.tcp_loose)),
+    ("nf_conntrack_tcp_be_liberal", |s| {
+        Slot::Bool(&mut s.tcp_be_liberal)
+    }),
+    ("nf_conntrack_tcp_ignore_invalid_rst", |s| {
+        Slot::Bool(&mut s.tcp_ignore_invalid_rst)
+    }),
+    ("nf_conntrack_tcp_max_retrans", |s| {
+        Slot::U8(&mut s.tcp_max_retrans)
+    }),
+    ("nf_conntrack_checksum", |s| Slot::Bool(&mut s.checksum)),
+    ("nf_conntrack_acct", |s| Slot::Bool(&mut s.acct)),
+    ("nf_conntrack_events", |s| Slot::Bool(&mut s.events)),
+    ("nf_conntrack_expect_max", |s| Slot::U32(&mut s.expect_max)),
+    ("nf_conntrack_tcp_timeout_syn_sent", |s| {
+        Slot::U32(&mut s.tcp_timeouts[tcp::SYN_SENT as usize])
+    }),
+    ("nf_conntrack_tcp_timeout_syn_recv", |s| {
+        Slot::U32(&mut s.tcp_timeouts[tcp::SYN_RECV as usize])
+    }),
+    ("nf_conntrack_tcp_timeout_established", |s| {
+        Slot::U32(&mut s.tcp_timeouts[tcp::ESTABLISHED as usize])
+    }),
+    ("nf_conntrack_tcp_timeout_fin_wait", |s| {
+        Slot::U32(&mut s.tcp_timeouts[tcp::FIN_WAIT as usize])
+    }),
+    ("nf_conntrack_tcp_timeout_close_wait", |s| {
+        Slot::U32(&mut s.tcp_timeouts[tcp::CLOSE_WAIT as usize])
+    }),
+    ("nf_conntrack_tcp_timeout_last_ack", |s| {
+        Slot::U32(&mut s.tcp_timeouts[tcp::LAST_ACK as usize])
+    }),
+    ("nf_conntrack_tcp_timeout_time_wait", |s| {
+        Slot::U32(&mut s.tcp_timeouts[tcp::TIME_WAIT as usize])
+    }),
+    ("nf_conntrack_tcp_timeout_close", |s| {
+        Slot::U32(&mut s.tcp_timeouts[tcp::CLOSE as usize])
+    }),
+    ("nf_conntrack_tcp_timeout_max_retrans", |s| {
+        Slot::U32(&mut s.tcp_timeouts[tcp::RETRANS as usize])
+    }),
+    ("nf_conntrack_tcp_timeout_unacknowledged", |s| {
+        Slot::U32(&mut s.tcp_timeouts[tcp::UNACK as usize])
+    }),
+    ("nf_conntrack_udp_timeout", |s| {
+        Slot::U32(&mut s.udp_timeout)
+    }),
+    ("nf_conntrack_udp_timeout_stream", |s| {
+        Slot::U32(&mut s.udp_timeout_stream)
+    }),
+    ("nf_conntrack_icmp_timeout", |s| {
+        Slot::U32(&mut s.icmp_timeout)
+    }),
+    ("nf_conntrack_icmpv6_timeout", |s| {
+        Slot::U32(&mut s.icmpv6_timeout)
+    }),
+    ("nf_conntrack_generic_timeout", |s| {
+        Slot::U32(&mut s.generic_timeout)
+    }),
+    ("nf_conntrack_gre_timeout", |s| {
+        Slot::U32(&mut s.gre_timeout)
+    }),
+    ("nf_conntrack_gre_timeout_stream", |s| {
+        Slot::U32(&mut s.gre_timeout_stream)
+    }),
 ];
 
 /// The names `apply` knows, without the `net.netfilter.` prefix.
@@ -141,10 +134,10 @@ pub fn apply(settings: &mut Settings, assignment: &str) -> Result<(), SysctlErro
     let (name, value) = (name.trim(), value.trim());
     let short = name.replace('/', ".");
     let short = short.strip_prefix("net.netfilter.").unwrap_or(&short);
-    let field = SYSCTLS
+    let (short, access) = SYSCTLS
         .iter()
         .find(|(n, _)| *n == short)
-        .map(|(_, f)| *f)
+        .copied()
         .ok_or_else(|| SysctlError::UnknownName(name.to_string()))?;
     let bad = |why| SysctlError::BadValue {
         name: short.to_string(),
@@ -154,27 +147,21 @@ pub fn apply(settings: &mut Settings, assignment: &str) -> Result<(), SysctlErro
     let n: u64 = value
         .parse()
         .map_err(|_| bad("not a non-negative integer"))?;
-    let u32v = || u32::try_from(n).map_err(|_| bad("larger than 2^32-1"));
-    match (field, slot(settings, field)) {
-        (Field::Buckets, Slot::U32(b)) => {
-            // nf_conntrack_hash_sysctl: the table needs at least one bucket; the kernel caps it at
-            // 2^30 (INT_MAX / sizeof(hlist_nulls_head)) — nfc at 2^26 (the heads are allocated up front).
-            let v = u32v()?;
-            if !(1..=1 << 26).contains(&v) {
-                return Err(bad("buckets must be between 1 and 67108864"));
-            }
-            *b = v;
+    // nf_conntrack_hash_sysctl wants at least one bucket and caps it at 2^30; nfc caps it at 2^26
+    // (the heads are allocated up front). The expectation table needs room for one.
+    match short {
+        "nf_conntrack_buckets" if !(1..=1 << 26).contains(&n) => {
+            return Err(bad("buckets must be between 1 and 67108864"));
         }
-        (Field::ExpectMax, Slot::U32(m)) => {
-            let v = u32v()?;
-            if v == 0 {
-                return Err(bad("nf_conntrack_expect_max must be at least 1"));
-            }
-            *m = v;
+        "nf_conntrack_expect_max" if n == 0 => {
+            return Err(bad("nf_conntrack_expect_max must be at least 1"));
         }
-        (_, Slot::U32(x)) => *x = u32v()?,
-        (_, Slot::U8(x)) => *x = u8::try_from(n).map_err(|_| bad("at most 255"))?,
-        (_, Slot::Bool(x)) => {
+        _ => {}
+    }
+    match access(settings) {
+        Slot::U32(x) => *x = u32::try_from(n).map_err(|_| bad("larger than 2^32-1"))?,
+        Slot::U8(x) => *x = u8::try_from(n).map_err(|_| bad("at most 255"))?,
+        Slot::Bool(x) => {
             *x = match n {
                 0 => false,
                 1 => true,
@@ -190,8 +177,8 @@ pub fn list(settings: &Settings) -> Vec<(String, u64)> {
     let mut s = settings.clone();
     SYSCTLS
         .iter()
-        .map(|(n, f)| {
-            let v = match slot(&mut s, *f) {
+        .map(|(n, access)| {
+            let v = match access(&mut s) {
                 Slot::U32(x) => u64::from(*x),
                 Slot::U8(x) => u64::from(*x),
                 Slot::Bool(x) => u64::from(*x),
@@ -199,40 +186,6 @@ pub fn list(settings: &Settings) -> Vec<(String, u64)> {
             (format!("net.netfilter.{n}"), v)
         })
         .collect()
-}
-
-/// Where a sysctl lives in [`Settings`].
-enum Slot<'a> {
-    U32(&'a mut u32),
-    U8(&'a mut u8),
-    Bool(&'a mut bool),
-}
-
-fn slot(s: &mut Settings, f: Field) -> Slot<'_> {
-    match f {
-        Field::Max => Slot::U32(&mut s.max),
-        Field::Buckets => Slot::U32(&mut s.buckets),
-        Field::TcpLoose => Slot::Bool(&mut s.tcp_loose),
-        Field::TcpBeLiberal => Slot::Bool(&mut s.tcp_be_liberal),
-        Field::TcpIgnoreInvalidRst => Slot::Bool(&mut s.tcp_ignore_invalid_rst),
-        Field::TcpMaxRetrans => Slot::U8(&mut s.tcp_max_retrans),
-        Field::Checksum => Slot::Bool(&mut s.checksum),
-        Field::Acct => Slot::Bool(&mut s.acct),
-        Field::Events => Slot::Bool(&mut s.events),
-        Field::ExpectMax => Slot::U32(&mut s.expect_max),
-        Field::TcpTimeout(i) => match s.tcp_timeouts.get_mut(i) {
-            Some(t) => Slot::U32(t),
-            // Not reached: every TcpTimeout index is a tcp::state constant below 14.
-            None => Slot::U32(&mut s.generic_timeout),
-        },
-        Field::Udp => Slot::U32(&mut s.udp_timeout),
-        Field::UdpStream => Slot::U32(&mut s.udp_timeout_stream),
-        Field::Icmp => Slot::U32(&mut s.icmp_timeout),
-        Field::Icmpv6 => Slot::U32(&mut s.icmpv6_timeout),
-        Field::Generic => Slot::U32(&mut s.generic_timeout),
-        Field::Gre => Slot::U32(&mut s.gre_timeout),
-        Field::GreStream => Slot::U32(&mut s.gre_timeout_stream),
-    }
 }
 
 #[cfg(test)]
