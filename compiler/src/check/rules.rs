@@ -434,6 +434,24 @@ impl Ctx {
         })
     }
 
+    /// E0108: a rule names an object (`kind`) its table does not declare; `decl` is the
+    /// declaration to suggest.
+    fn undefined_object(&mut self, kind: &str, name: &str, at: Span, decl: &str) {
+        let table = self
+            .tables
+            .get(self.table)
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        self.diags.push(
+            Diagnostic::error(
+                "E0108",
+                at,
+                format!("no {kind} object `{name}` in table `{table}`"),
+            )
+            .with_help(format!("declare it in the table: `{decl}`")),
+        );
+    }
+
     /// `ct helper set "NAME"` (nft's objref): NAME must be a `ct helper` object of the rule's
     /// table. The operand becomes the object's helper type, NUL-padded to 16 bytes — what the
     /// bytecode hands to the runtime and iptables' `CT --helper` names.
@@ -462,21 +480,8 @@ impl Ctx {
             .get(self.table)
             .and_then(|t| t.ct_helpers.iter().find(|h| h.name == name))
         else {
-            let table = self
-                .tables
-                .get(self.table)
-                .map(|t| t.name.clone())
-                .unwrap_or_default();
-            self.diags.push(
-                Diagnostic::error(
-                    "E0108",
-                    val.span,
-                    format!("no ct helper object `{name}` in table `{table}`"),
-                )
-                .with_help(format!(
-                    "declare it in the table: `ct helper {name} {{ type \"ftp\" protocol tcp; }}`"
-                )),
-            );
+            let decl = format!("ct helper {name} {{ type \"ftp\" protocol tcp; }}");
+            self.undefined_object("ct helper", &name, val.span, &decl);
             return None;
         };
         let mut bytes = h.helper.as_bytes().to_vec();
@@ -503,22 +508,8 @@ impl Ctx {
             } => {
                 if let Some(n) = name {
                     let Some(obj) = self.find_counter(self.table, &n.name) else {
-                        let table = self
-                            .tables
-                            .get(self.table)
-                            .map(|t| t.name.clone())
-                            .unwrap_or_default();
-                        self.diags.push(
-                            Diagnostic::error(
-                                "E0108",
-                                self.sp(n.span),
-                                format!("no counter object `{}` in table `{table}`", n.name),
-                            )
-                            .with_help(format!(
-                                "declare it in the table: `counter {} {{ }}`",
-                                n.name
-                            )),
-                        );
+                        let decl = format!("counter {} {{ }}", n.name);
+                        self.undefined_object("counter", &n.name, self.sp(n.span), &decl);
                         return None;
                     };
                     return Some(Stmt {
