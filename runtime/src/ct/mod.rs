@@ -672,40 +672,9 @@ impl Conntrack {
         zone: u16,
         now: u64,
     ) -> (Option<(u32, usize)>, u32, bool) {
-        let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
-        let mut expired = Vec::new();
-        let mut n = 0;
-        let mut found = None;
-        while cur != NONE_IDX {
-            let node = cur >> 1;
-            let dir = (cur & 1) as usize;
-            let Some(c) = self.conns.get(node as usize) else {
-                break;
-            };
-            n += 1;
-            if c.zone == zone {
-                let hit = if dir == 0 {
-                    c.orig == *t
-                } else {
-                    c.orig.is_inverse_of(t)
-                };
-                if hit {
-                    if Self::expired(c, now) {
-                        expired.push(node);
-                    } else {
-                        found = Some((node, dir));
-                        break;
-                    }
-                }
-            }
-            cur = c.next[dir];
-        }
-        let deleted = !expired.is_empty();
-        if deleted {
-            self.delete_all(expired, now);
-            n = self.chain_len(b);
-        }
-        (found, n.min(MAX_CHAINLEN + 1), deleted)
+        // `probe` saw an expired match, so this walk deletes at least one entry.
+        let found = self.find_in_expired(b, t, zone, now);
+        (found, self.chain_len(b), true)
     }
 
     /// Threads a just-confirmed entry into the chains of its original (`b[0]`) and reply (`b[1]`) buckets.
