@@ -151,11 +151,7 @@ pub(crate) extern "C" fn h_insn(env: &mut Env<'_>, st: &mut PktState, idx: u32, 
                 }
                 CtSetKey::Zone => env.fx.ct_zone = Some(w as u16),
                 CtSetKey::Helper => {
-                    let b = env.reg_bytes(*sreg, 16);
-                    let mut name = [0u8; 16];
-                    let n = b.len().min(16);
-                    name[..n].copy_from_slice(&b[..n]);
-                    env.fx.ct_helper = Some(name);
+                    env.fx.ct_helper = env.reg_bytes(*sreg, 16).first_chunk::<16>().copied();
                 }
             }
             C_CONTINUE

@@ -620,10 +620,8 @@ impl VerifiedProgram {
                     CtSetKey::Zone => fx.ct_zone = Some(w as u16),
                     CtSetKey::Helper => {
                         let mut b = [0u8; 64];
-                        let n = reg_bytes(regs, *sreg, 16, &mut b);
-                        let mut name = [0u8; 16];
-                        name[..n.min(16)].copy_from_slice(&b[..n.min(16)]);
-                        fx.ct_helper = Some(name);
+                        reg_bytes(regs, *sreg, 16, &mut b);
+                        fx.ct_helper = b.first_chunk::<16>().copied();
                     }
                 }
             }
