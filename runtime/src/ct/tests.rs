@@ -821,6 +821,112 @@ fn timeouts_survive_tick_wraparound() {
     assert_eq!(ct.len(t), 2);
 }
 
+/// Random TCP traffic over 12 flows (3 address pairs, IPv4 and IPv6, 4 ports each): handshakes, data in and out
+/// of window, retransmissions, FIN, RST, SACK / timestamp options, zero windows, zones and long gaps.
+struct RandomTcp {
+    /// Per flow: the client's and the server's next sequence number.
+    seqs: [[u32; 2]; 12],
+    x: u64,
+}
+
+impl RandomTcp {
+    fn new(seed: u64) -> Self {
+        RandomTcp {
+            seqs: [[0; 2]; 12],
+            x: seed,
+        }
+    }
+
+    fn rnd(&mut self, m: u64) -> u64 {
+        self.x ^= self.x << 13;
+        self.x ^= self.x >> 7;
+        self.x ^= self.x << 17;
+        self.x % m
+    }
+
+    /// The next packet, the time gap before it (ns) and its zone.
+    fn next(&mut self) -> (Vec<u8>, u64, u16) {
+        let hosts = [
+            ("10.0.0.1", "10.0.0.2"),
+            ("10.0.0.3", "10.0.0.2"),
+            ("2001:db8::1", "2001:db8::2"),
+        ];
+        let f = self.rnd(12) as usize;
+        let (c, s) = hosts[f % 3];
+        let cport = 1000 + (f / 3) as u16;
+        let dir = self.rnd(2) as usize;
+        let kind = self.rnd(100);
+        let flags = match kind {
+            0..=5 => F::SYN,
+            6..=9 => F::SYN | F::ACK,
+            10..=12 => F::FIN | F::ACK,
+            13..=14 => F::RST | F::ACK,
+            15 => F::RST,
+            16 => 0,
+            17..=19 => F::ACK | F::PSH | F::URG,
+            _ => F::ACK | if self.rnd(2) == 0 { F::PSH } else { 0 },
+        };
+        let len = [0usize, 0, 1, 10, 100, 1400][self.rnd(6) as usize];
+        let jitter = match self.rnd(20) {
+            0 => 70_000u32,
+            1 => 0u32.wrapping_sub(70_000),
+            2 => 3_000_000,
+            3 => 0u32.wrapping_sub(len as u32),
+            _ => 0,
+        };
+        let seq = if flags & F::SYN != 0 && flags & F::ACK == 0 && dir == 0 {
+            self.seqs[f][0] = self.rnd(1 << 32) as u32;
+            self.seqs[f][0]
+        } else if flags == F::SYN | F::ACK && dir == 1 {
+            self.seqs[f][1] = self.rnd(1 << 32) as u32;
+            self.seqs[f][1]
+        } else {
+            self.seqs[f][dir].wrapping_add(jitter)
+        };
+        let ack = self.seqs[f][1 - dir].wrapping_add(if self.rnd(4) == 0 { 1 } else { 0 });
+        if flags & F::SYN != 0 || flags & F::FIN != 0 {
+            self.seqs[f][dir] = self.seqs[f][dir].wrapping_add(1);
+        }
+        self.seqs[f][dir] = self.seqs[f][dir].wrapping_add(len as u32);
+        let opts: &[u8] = match self.rnd(6) {
+            0 => &[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
+            1 => &[1, 1, 5, 10, 0, 0, 0, 0, 0, 0, 0, 0],
+            2 if flags & F::SYN != 0 => &[2, 4, 5, 180, 4, 2, 3, 3, 7, 1, 1, 0],
+            _ => &[],
+        };
+        // A SACK block edge near the peer's data.
+        let mut opts = opts.to_vec();
+        if opts.get(2) == Some(&5) {
+            opts[8..12].copy_from_slice(&self.seqs[f][1 - dir].wrapping_add(jitter).to_be_bytes());
+        }
+        let win = [0u16, 1, 512, 64000, 65535][self.rnd(5) as usize];
+        let (src, dst, sp, dp) = if dir == 0 {
+            (c, s, cport, 80)
+        } else {
+            (s, c, 80, cport)
+        };
+        let p = build::tcp(
+            a(src),
+            a(dst),
+            sp,
+            dp,
+            seq,
+            ack,
+            flags,
+            win,
+            &opts,
+            &vec![0x41; len],
+        );
+        let gap = match self.rnd(200) {
+            0 => 500 * S,
+            1 => 7_000 * S,
+            _ => self.rnd(50_000_000),
+        };
+        let zone = if self.rnd(50) == 0 { 3 } else { 0 };
+        (p, gap, zone)
+    }
+}
+
 /// The lean per-packet paths (`established_tcp`, `new_tcp`) against the general path: the same random TCP traffic
 /// (handshakes, data in and out of window, retransmissions, FIN, RST, SACK / timestamp options, zero windows,
 /// IPv4 and IPv6, zones, long gaps that expire entries) through two tables, one with the lean paths off; every
@@ -841,95 +947,13 @@ fn lean_paths_agree_with_the_general_path() {
         let mut fast = Conntrack::new(st.clone());
         let mut slow = Conntrack::new(st);
         slow.set_fast_path(false);
-        let hosts = [
-            ("10.0.0.1", "10.0.0.2"),
-            ("10.0.0.3", "10.0.0.2"),
-            ("2001:db8::1", "2001:db8::2"),
-        ];
-        // Per flow: the client's and the server's next sequence number.
-        let mut seqs = [[0u32; 2]; 12];
-        let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(liberal) ^ u64::from(max);
-        let mut rnd = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        let mut traffic =
+            RandomTcp::new(0x9e37_79b9_7f4a_7c15u64 ^ u64::from(liberal) ^ u64::from(max));
         let mut now = S;
         let mut hits = 0;
         for step in 0..15_000 {
-            let f = rnd(12) as usize;
-            let (c, s) = hosts[f % 3];
-            let cport = 1000 + (f / 3) as u16;
-            let dir = rnd(2) as usize;
-            let kind = rnd(100);
-            let flags = match kind {
-                0..=5 => F::SYN,
-                6..=9 => F::SYN | F::ACK,
-                10..=12 => F::FIN | F::ACK,
-                13..=14 => F::RST | F::ACK,
-                15 => F::RST,
-                16 => 0,
-                17..=19 => F::ACK | F::PSH | F::URG,
-                _ => F::ACK | if rnd(2) == 0 { F::PSH } else { 0 },
-            };
-            let len = [0usize, 0, 1, 10, 100, 1400][rnd(6) as usize];
-            let jitter = match rnd(20) {
-                0 => 70_000u32,
-                1 => 0u32.wrapping_sub(70_000),
-                2 => 3_000_000,
-                3 => 0u32.wrapping_sub(len as u32),
-                _ => 0,
-            };
-            let seq = if flags & F::SYN != 0 && flags & F::ACK == 0 && dir == 0 {
-                seqs[f][0] = rnd(1 << 32) as u32;
-                seqs[f][0]
-            } else if flags == F::SYN | F::ACK && dir == 1 {
-                seqs[f][1] = rnd(1 << 32) as u32;
-                seqs[f][1]
-            } else {
-                seqs[f][dir].wrapping_add(jitter)
-            };
-            let ack = seqs[f][1 - dir].wrapping_add(if rnd(4) == 0 { 1 } else { 0 });
-            if flags & F::SYN != 0 || flags & F::FIN != 0 {
-                seqs[f][dir] = seqs[f][dir].wrapping_add(1);
-            }
-            seqs[f][dir] = seqs[f][dir].wrapping_add(len as u32);
-            let opts: &[u8] = match rnd(6) {
-                0 => &[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
-                1 => &[1, 1, 5, 10, 0, 0, 0, 0, 0, 0, 0, 0],
-                2 if flags & F::SYN != 0 => &[2, 4, 5, 180, 4, 2, 3, 3, 7, 1, 1, 0],
-                _ => &[],
-            };
-            // A SACK block edge near the peer's data.
-            let mut opts = opts.to_vec();
-            if opts.get(2) == Some(&5) {
-                opts[8..12].copy_from_slice(&seqs[f][1 - dir].wrapping_add(jitter).to_be_bytes());
-            }
-            let win = [0u16, 1, 512, 64000, 65535][rnd(5) as usize];
-            let (src, dst, sp, dp) = if dir == 0 {
-                (c, s, cport, 80)
-            } else {
-                (s, c, 80, cport)
-            };
-            let p = build::tcp(
-                a(src),
-                a(dst),
-                sp,
-                dp,
-                seq,
-                ack,
-                flags,
-                win,
-                &opts,
-                &vec![0x41; len],
-            );
-            now += match rnd(200) {
-                0 => 500 * S,
-                1 => 7_000 * S,
-                _ => rnd(50_000_000),
-            };
-            let zone = if rnd(50) == 0 { 3 } else { 0 };
+            let (p, gap, zone) = traffic.next();
+            now += gap;
             let mut out = Vec::new();
             for ct in [&mut fast, &mut slow] {
                 let mut n = if zone == 0 {
@@ -967,6 +991,152 @@ fn lean_paths_agree_with_the_general_path() {
             assert!(fast.stats().early_drop > 0 && fast.stats().drop > 0);
         }
     }
+}
+
+/// `conntrack_in_burst` must equal `conntrack_in` packet by packet: random TCP traffic (plus UDP and ICMP, which
+/// the rounds prefetch or skip) in bursts of 1 to 80 packets sharing a timestamp, some packets in another zone
+/// than the burst's first, through one table in bursts and one packet by packet; after each burst every packet
+/// is confirmed in order on both. Verdicts, attachments, statistics, whole entries, events and listings agree.
+#[test]
+fn bursts_agree_with_single_packets() {
+    for (max, buckets) in [(0, 64), (8, 16), (0, 4096)] {
+        let st = Settings {
+            checksum: false,
+            acct: true,
+            events: true,
+            max,
+            buckets,
+            ..Settings::default()
+        };
+        let mut burst = Conntrack::new(st.clone());
+        let mut single = Conntrack::new(st);
+        let mut traffic =
+            RandomTcp::new(0x2545_f491_4f6c_dd1d ^ u64::from(max) ^ u64::from(buckets));
+        let mut now = S;
+        let mut walked = 0;
+        for round in 0..600 {
+            let n = 1 + traffic.rnd(80) as usize;
+            let mut pkts = Vec::new();
+            let mut zones = Vec::new();
+            for _ in 0..n {
+                let (p, gap, zone) = traffic.next();
+                now += gap / 8;
+                let p = match traffic.rnd(10) {
+                    0 => build::udp(
+                        a("10.0.0.9"),
+                        a("10.0.0.2"),
+                        5000 + traffic.rnd(4) as u16,
+                        53,
+                        b"q",
+                    ),
+                    1 => build::udp(
+                        a("10.0.0.2"),
+                        a("10.0.0.9"),
+                        53,
+                        5000 + traffic.rnd(4) as u16,
+                        b"a",
+                    ),
+                    2 => build::icmp(a("10.0.0.9"), a("10.0.0.2"), 8, 0, [0, 7, 0, 1], b""),
+                    _ => p,
+                };
+                pkts.push(p);
+                zones.push(zone);
+            }
+            let refs: Vec<&[u8]> = pkts.iter().map(Vec::as_slice).collect();
+            let start = |z: &u16| {
+                if *z == 0 {
+                    Nfct::None
+                } else {
+                    Nfct::Template { zone: *z }
+                }
+            };
+            let mut nb: Vec<Nfct> = zones.iter().map(start).collect();
+            let mut vb = vec![Verdict::Drop; n];
+            burst.conntrack_in_burst(&refs, Hook::Prerouting, now, &mut nb, &mut vb);
+            let mut ns: Vec<Nfct> = zones.iter().map(start).collect();
+            let vs: Vec<Verdict> = refs
+                .iter()
+                .zip(&mut ns)
+                .map(|(p, nf)| single.conntrack_in(p, Hook::Prerouting, now, nf))
+                .collect();
+            assert_eq!(vb, vs, "round {round}");
+            assert_eq!(nb, ns, "round {round}");
+            walked += nb.iter().filter(|n| matches!(n, Nfct::Ct { .. })).count();
+            for (ct, nfcts) in [(&mut burst, &mut nb), (&mut single, &mut ns)] {
+                for (p, nf) in refs.iter().zip(nfcts.iter_mut()) {
+                    ct.confirm(p, now, nf);
+                    ct.release(nf);
+                }
+            }
+            assert_eq!(burst.stats(), single.stats(), "round {round}");
+            assert_eq!(
+                format!("{:?}", burst.conns),
+                format!("{:?}", single.conns),
+                "round {round}"
+            );
+            assert_eq!(burst.drain_events(), single.drain_events(), "round {round}");
+        }
+        assert_eq!(burst.listing(now), single.listing(now));
+        assert!(walked > 5_000, "only {walked} packets attached");
+        if max != 0 {
+            assert!(burst.stats().early_drop > 0);
+        }
+    }
+}
+
+/// A burst's walk result is used only while the table's chains are as the walk saw them: here the walked entry
+/// is deleted and its slot taken by another established connection before the packet runs, so the packet must be
+/// looked up again (and not find the entry), exactly as `conntrack_in` alone would.
+#[test]
+fn stale_burst_walks_are_not_used() {
+    let st = Settings {
+        checksum: false,
+        ..settings()
+    };
+    let mut ct = Conntrack::new(st.clone());
+    handshake(&mut ct, S);
+    let ack = tcp("10.0.0.1", "10.0.0.2", 1000, 80, 101, 501, F::ACK, b"x");
+    let mut lean = [None; super::BURST];
+    let mut ends = [None; super::BURST];
+    ct.prefetch_chunk(&[ack.as_slice()], 0, &mut lean, &mut ends);
+    assert!(matches!(ends[0], Some(super::lean::Step::Found(0, 0))));
+    let epoch = ct.epoch;
+    // The entry goes; another connection's entry takes slot 0.
+    assert_eq!(ct.flush(S), 1);
+    for (sp, dp, seq, ack, fl) in [
+        (2000, 80, 100, 0, F::SYN),
+        (80, 2000, 500, 101, F::SYN | F::ACK),
+        (2000, 80, 101, 501, F::ACK),
+    ] {
+        let (src, dst) = if sp == 80 {
+            ("10.0.0.2", "10.0.0.7")
+        } else {
+            ("10.0.0.7", "10.0.0.2")
+        };
+        path(&mut ct, &tcp(src, dst, sp, dp, seq, ack, fl, b""), S);
+    }
+    let before = ct.entries(S);
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].id.idx, 0);
+    let mut nf = Nfct::None;
+    let pre = lean[0].as_ref().map(|p| super::burst::Pre {
+        p,
+        zone: 0,
+        walk: ends[0],
+        epoch,
+    });
+    ct.conntrack_in_pre(&ack, Hook::Prerouting, S, &mut nf, pre);
+    // As alone: the ACK finds no entry and (tcp_loose) picks the connection up as a new one.
+    assert!(
+        matches!(nf, Nfct::Ct { id, ctinfo: CtInfo::New } if id.idx == 1),
+        "{nf:?}"
+    );
+    ct.release(&mut nf);
+    assert_eq!(
+        ct.entries(S)[0],
+        before[0],
+        "the other connection's entry was not touched"
+    );
 }
 
 /// `gc` with many victims unlinks them in one sweep over the buckets; the result (chains, free list, events,

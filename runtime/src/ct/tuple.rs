@@ -219,6 +219,37 @@ impl Tuple {
         }
     }
 
+    /// `self == t`, as a few word compares (the derived `==` compares the address arrays bytewise).
+    #[inline(always)]
+    pub fn key_eq(&self, t: &Tuple) -> bool {
+        let (a, b) = (words(&self.src), words(&t.src));
+        let (c, d) = (words(&self.dst), words(&t.dst));
+        let m = |t: &Tuple| {
+            u64::from(t.sport)
+                | u64::from(t.dport) << 16
+                | u64::from(t.l3) << 32
+                | u64::from(t.l4) << 40
+        };
+        ((a.0 ^ b.0) | (a.1 ^ b.1) | (c.0 ^ d.0) | (c.1 ^ d.1) | (m(self) ^ m(t))) == 0
+    }
+
+    /// `self.is_inverse_of(t)` when `t` is a port protocol's tuple (TCP, UDP, ...): addresses and ports swapped,
+    /// the same protocols. (A `self` of another protocol then differs in `l4`.)
+    #[inline(always)]
+    pub fn key_eq_swapped(&self, t: &Tuple) -> bool {
+        let (a, b) = (words(&self.src), words(&t.dst));
+        let (c, d) = (words(&self.dst), words(&t.src));
+        let m = |s: u16, d: u16, t: &Tuple| {
+            u64::from(s) | u64::from(d) << 16 | u64::from(t.l3) << 32 | u64::from(t.l4) << 40
+        };
+        ((a.0 ^ b.0)
+            | (a.1 ^ b.1)
+            | (c.0 ^ d.0)
+            | (c.1 ^ d.1)
+            | (m(self.sport, self.dport, self) ^ m(t.dport, t.sport, t)))
+            == 0
+    }
+
     /// Hash over the tuple and zone, seeded. The kernel uses siphash with a boot-time random seed; this is a
     /// cheaper keyed hash, folded 64x64->128 multiplies (the foldhash / wyhash mixer) over the seed
     /// ([`super::Settings::hash_seed`]). IPv4 tuples only carry 4 address bytes, so they hash one word
@@ -273,6 +304,15 @@ pub fn hash_v4(src: u32, dst: u32, sport: u16, dport: u16, zone: u16, l4: u8, se
 const K1: u64 = 0x243f_6a88_85a3_08d3;
 const K2: u64 = 0x1319_8a2e_0370_7344;
 const K3: u64 = 0xa409_3822_299f_31d0;
+
+/// An address as two native-endian words.
+#[inline(always)]
+fn words(a: &[u8; 16]) -> (u64, u64) {
+    let (lo, hi) = a.split_at(8);
+    let lo: [u8; 8] = lo.try_into().unwrap_or_default();
+    let hi: [u8; 8] = hi.try_into().unwrap_or_default();
+    (u64::from_ne_bytes(lo), u64::from_ne_bytes(hi))
+}
 
 /// 64x64 -> 128 multiply, high half xor low half.
 #[inline]
