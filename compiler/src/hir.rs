@@ -409,6 +409,43 @@ pub enum MapData {
     /// One part per concatenated data field; nat maps may map to ranges/prefixes.
     Value(Vec<KeyPart>),
     Verdict(Verdict),
+    /// A named object (object maps, `NFT_SET_OBJECT`): `counter name KEY map { k : "NAME" }`.
+    Object(ObjTarget),
+}
+
+/// The kind of object an object map holds (`NFT_OBJECT_COUNTER`, `NFT_OBJECT_CT_HELPER`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjKind {
+    Counter,
+    CtHelper,
+}
+
+impl ObjKind {
+    /// nft's keyword for the object type.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjKind::Counter => "counter",
+            ObjKind::CtHelper => "ct helper",
+        }
+    }
+}
+
+/// The object an object-map element names, resolved by the checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjTarget {
+    /// A counter object: index into `Hir::counters` (and the bytecode's `CounterId`).
+    Counter(u32),
+    /// A `ct helper` object: its name and the helper type it attaches (`"ftp"`).
+    CtHelper { name: String, helper: String },
+}
+
+impl ObjTarget {
+    pub fn kind(&self) -> ObjKind {
+        match self {
+            ObjTarget::Counter(_) => ObjKind::Counter,
+            ObjTarget::CtHelper { .. } => ObjKind::CtHelper,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -496,6 +533,14 @@ pub enum StmtKind {
     /// `counter name "NAME"` (nft's objref): index into `Hir::counters`.
     NamedCounter {
         obj: u32,
+    },
+    /// `counter name KEY map { k : "NAME", ... }` / `ct helper set KEY map { ... }` (nft's objref
+    /// map, `nft_objref_map`): the object of the element the key finds is applied; no element
+    /// means NFT_BREAK. Every element's data is a `MapData::Object` of kind `kind`.
+    ObjrefMap {
+        kind: ObjKind,
+        key: Box<Expr>,
+        map: VmapRef,
     },
     Log {
         prefix: Option<String>,
@@ -602,8 +647,11 @@ pub struct Set {
     pub span: Span,
     /// One type per concatenated field.
     pub key: Vec<Type>,
-    /// Map data type; `Some(Type::Verdict)` for verdict maps; `None` for plain sets.
+    /// Map data type; `Some(Type::Verdict)` for verdict maps; `None` for plain sets and
+    /// object maps.
     pub data: Option<Vec<Type>>,
+    /// Object maps (`type KEY : counter`): the kind of object the elements name.
+    pub obj: Option<ObjKind>,
     pub flags: SetFlags,
     pub elements: Vec<Element>,
 }
@@ -708,6 +756,12 @@ impl std::fmt::Display for Hir {
                             let d: Vec<String> = d.iter().map(part).collect();
                             format!("{k} : {}", d.join(" . "))
                         }
+                        Some(MapData::Object(ObjTarget::Counter(i))) => {
+                            format!("{k} : counter #{i}")
+                        }
+                        Some(MapData::Object(ObjTarget::CtHelper { name, .. })) => {
+                            format!("{k} : ct helper {name:?}")
+                        }
                     }
                 })
                 .collect();
@@ -783,6 +837,20 @@ impl std::fmt::Display for Hir {
                             Item::Stmt(s) => match &s.kind {
                                 StmtKind::Counter { .. } => "counter".into(),
                                 StmtKind::NamedCounter { obj } => format!("counter name #{obj}"),
+                                StmtKind::ObjrefMap { kind, key, map } => {
+                                    let m = match map {
+                                        VmapRef::Named(s) => format!("@{}", set_name(*s)),
+                                        VmapRef::Anon(a) => elements(&a.elements),
+                                    };
+                                    match kind {
+                                        ObjKind::Counter => {
+                                            format!("counter name {} map {m}", expr(key))
+                                        }
+                                        ObjKind::CtHelper => {
+                                            format!("ct helper set {} map {m}", expr(key))
+                                        }
+                                    }
+                                }
                                 StmtKind::Log { .. } => "log".into(),
                                 StmtKind::Limit { rate, unit, .. } => {
                                     format!("limit {rate}/{unit:?}")

@@ -380,6 +380,12 @@ pub enum StmtKind {
         bytes: Option<u64>,
         name: Option<Ident>,
     },
+    /// `counter name KEY map { k : "NAME", ... }` / `counter name KEY map @m`: the named counter
+    /// chosen by a map lookup (nft's objref map, `nft_objref_map`). `map` is an
+    /// [`ExprKind::Map`] whose values are counter object names.
+    CounterMap {
+        map: Expr,
+    },
     Log(Log),
     Limit(Limit),
     /// `SELECTOR set VALUE`: `meta mark set 1`, `mark set 1`, `ct mark set meta mark`,

@@ -976,7 +976,16 @@ impl Cx<'_> {
                         p.bump();
                         set.data_interval = true;
                     }
-                    let mut data = vec![p.ident()?];
+                    let mut first = p.ident()?;
+                    // `type KEY : ct helper` (an object map of ct helper objects).
+                    if first.name == "ct" && p.peek_word() == Some("helper") {
+                        let h = p.ident()?;
+                        first = Ident {
+                            name: "ct helper".into(),
+                            span: first.span.to(h.span),
+                        };
+                    }
+                    let mut data = vec![first];
                     while p.eat_tok(&Tok::Dot) {
                         data.push(p.ident()?);
                     }
@@ -996,7 +1005,7 @@ impl Cx<'_> {
                         p.bump();
                         set.data_interval = true;
                     }
-                    if p.peek_word() == Some("verdict") {
+                    if matches!(p.peek_word(), Some("verdict" | "counter")) {
                         set.data = Some(SetKey::Type(vec![p.ident()?]));
                     } else {
                         let mut data = vec![p.selector_expr(false)?];
@@ -1404,19 +1413,34 @@ impl<'a> P<'a> {
             "accept" | "drop" | "continue" | "return" | "jump" | "goto" => {
                 Ok(StmtKind::Verdict(self.verdict()?))
             }
-            // `counter name "NAME"` (an objref); the map form `counter name KEY map {...}` is not modelled.
+            // `counter name "NAME"` (an objref) or `counter name KEY map { k : "NAME", ... }` /
+            // `counter name KEY map @m` (an objref map, `nft_objref_map`).
             "counter" if self.peek_word_at(1) == Some("name") => {
+                // A selector after `name` starts the map form (as in nft's grammar, where
+                // `counter name tcp` reads `tcp` as a payload expression).
+                let saved = self.pos;
+                let (l, _) = self.peek_span();
+                self.bump();
+                self.bump();
+                let selector = self.starts_selector();
+                self.pos = saved;
                 let named = match self.peek_tok_at(2) {
                     Some(Tok::Quoted(_)) => true,
-                    Some(t) => {
-                        t.word().is_some()
-                            && self.peek_word_at(3) != Some("map")
-                            && self.peek_word_at(4) != Some("map")
-                    }
+                    Some(t) => t.word().is_some() && !selector,
                     None => false,
                 };
                 if !named {
-                    return Ok(self.rest_as_other(w));
+                    self.bump();
+                    self.bump();
+                    if !selector {
+                        return Ok(self.rest_as_other_from(w, l));
+                    }
+                    let key = self.selector_concat()?;
+                    if self.peek_tok() != Some(&Tok::KwMap) {
+                        return Err(self.unexpected("`map` after the key of `counter name`"));
+                    }
+                    let map = self.map_suffix(key)?;
+                    return Ok(StmtKind::CounterMap { map });
                 }
                 self.bump();
                 self.bump();

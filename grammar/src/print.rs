@@ -884,6 +884,10 @@ impl Printer {
                 let kctx = ctx_of(key);
                 self.map_expr(map, &kctx, &Ctx::None);
             }
+            StmtKind::CounterMap { map } => {
+                self.out.push_str("counter name ");
+                self.value_expr(map, &Ctx::Type(Datatype::String { bits: 128 }));
+            }
             StmtKind::Counter {
                 packets,
                 bytes,

@@ -775,6 +775,11 @@ impl Tx<'_, '_> {
                 let code = self.helper(idx, rule_id, &[], &[]);
                 self.dispatch(code, pos, next);
             }
+            Insn::Objref { sreg, set } => {
+                let klen = prog_set_key_len(self.prog, set.0);
+                let code = self.helper(idx, rule_id, &[(*sreg, klen)], &[]);
+                self.dispatch(code, pos, next);
+            }
             Insn::PayloadWrite { len, sreg, .. } => {
                 let code = self.helper(idx, rule_id, &[(*sreg, usize::from(*len))], &[]);
                 self.dispatch(code, pos, next);
@@ -1352,4 +1357,12 @@ impl Tx<'_, '_> {
         self.b.seal_block(right);
         self.tree(v, &r[mid + 1..], hits, first + mid + 1, miss);
     }
+}
+
+/// Key length of set `set` (0 for an unknown set, which `verify` never lets through).
+fn prog_set_key_len(prog: &VerifiedProgram, set: u32) -> usize {
+    prog.program()
+        .sets
+        .get(set as usize)
+        .map_or(0, |s| usize::from(s.key_len))
 }

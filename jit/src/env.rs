@@ -11,7 +11,7 @@
 use nfr_vm::insn::{CtSetKey, ExthdrOp, Insn, LookupDest, MetaSetKey, NatKind, PayloadBase};
 use nfr_vm::interp::{LogRecord, NatRequest, PayloadWriteReq};
 use nfr_vm::pkt::{self, PktState, ct_state};
-use nfr_vm::program::{Counter, ElemData};
+use nfr_vm::program::{Counter, ElemData, Obj};
 use nfr_vm::{ChainVerdict, Effects, Reg, RuleId, State, VerifiedProgram};
 use nfr_vm::{ipv6_find_hdr, tcp_find_opt};
 
@@ -124,6 +124,26 @@ pub(crate) extern "C" fn h_insn(env: &mut Env<'_>, st: &mut PktState, idx: u32, 
                     code
                 }
                 _ => C_CONTINUE,
+            }
+        }
+        Insn::Objref { sreg, set } => {
+            // nft_objref_map_eval, as the interpreter does it.
+            let Some(s) = prog.program().sets.get(set.0 as usize) else {
+                return C_BREAK;
+            };
+            match s.lookup(env.reg_bytes(*sreg, usize::from(s.key_len))) {
+                Some(ElemData::Object(Obj::Counter(c))) => {
+                    if let Some(c) = env.state.counters.get_mut(c.0 as usize) {
+                        c.packets += 1;
+                        c.bytes += u64::from(st.len);
+                    }
+                    C_CONTINUE
+                }
+                Some(ElemData::Object(Obj::CtHelper(name))) => {
+                    env.fx.ct_helper = Some(*name);
+                    C_CONTINUE
+                }
+                _ => C_BREAK,
             }
         }
         Insn::Limit(l) => limit(env, st, l.0 as usize),

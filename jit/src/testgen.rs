@@ -7,7 +7,7 @@
 use crate::JitProgram;
 use nfr_vm::insn::*;
 use nfr_vm::pkt::{self, CtTuple, PktState, ct_state, ifname};
-use nfr_vm::program::{ElemData, Policy, SetDataType, SetKind};
+use nfr_vm::program::{ElemData, Obj, ObjType, Policy, SetDataType, SetKind};
 use nfr_vm::{
     ChainId, ChainVerdict, CounterId, Effects, Hook, LimitId, Program, Reg, Set, SetId, State,
     Verdict, VerifiedProgram,
@@ -175,6 +175,11 @@ impl Gen<'_> {
             let dt = match self.r.below(3) {
                 0 => SetDataType::None,
                 1 => SetDataType::Data([1u8, 4, 6][self.r.below(3) as usize]),
+                _ if self.r.chance(1, 3) => SetDataType::Object(if self.r.chance(1, 2) {
+                    ObjType::Counter
+                } else {
+                    ObjType::CtHelper
+                }),
                 _ => SetDataType::Verdict,
             };
             let mut s = Set::new("s", klen, dt, kind.clone());
@@ -187,6 +192,13 @@ impl Gen<'_> {
             let elem = |g: &mut Gen, jumps: &mut bool| match dt {
                 SetDataType::None => ElemData::None,
                 SetDataType::Data(n) => ElemData::Data(g.r.data(usize::from(n))),
+                SetDataType::Object(ObjType::Counter) => {
+                    let c = g.counters[g.r.below(g.counters.len() as u64) as usize];
+                    ElemData::Object(Obj::Counter(c))
+                }
+                SetDataType::Object(ObjType::CtHelper) => ElemData::Object(Obj::CtHelper(ifname(
+                    ["ftp", "sip", "tftp"][g.r.below(3) as usize],
+                ))),
                 SetDataType::Verdict => {
                     let last = g.nchains - 1;
                     let v = if last > 0 && g.r.chance(1, 4) {
@@ -327,6 +339,11 @@ impl Gen<'_> {
                     return;
                 }
                 let (set, _, dt, _) = cands[self.r.below(cands.len() as u64) as usize];
+                if matches!(dt, SetDataType::Object(_)) && self.r.chance(3, 4) {
+                    // nft_objref_map: a miss breaks, a hit counts or records the helper.
+                    v.push(Insn::Objref { sreg: reg, set });
+                    return;
+                }
                 let invert = self.r.chance(1, 5);
                 let dest = match dt {
                     _ if invert => LookupDest::None,

@@ -532,6 +532,10 @@ pub enum Insn {
         dest: LookupDest,
         invert: bool,
     },
+    /// `nft_objref_map`: look the key in `sreg` up in the object map `set`; no element (and no
+    /// catch-all) → BREAK, else the element's object is evaluated (a named counter counts the
+    /// packet, a ct helper object is recorded in `Effects::ct_helper`).
+    Objref { sreg: Reg, set: SetId },
     /// `nft_immediate` data into a register.
     Immediate { dreg: Reg, data: Data },
     /// `nft_immediate` into the verdict register (accept, drop, jump, goto, return, …).

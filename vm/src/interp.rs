@@ -21,7 +21,7 @@ use crate::insn::{
     MetaSetKey, NatKind, PayloadBase, RangeOp,
 };
 use crate::pkt::{self, PktState, ct_state};
-use crate::program::{ChainKind, Counter, ElemData, Policy};
+use crate::program::{ChainKind, Counter, ElemData, Obj, Policy};
 use crate::verdict::{ChainVerdict, NFT_JUMP_STACK_SIZE, Verdict};
 use crate::verify::{LimitParams, VerifiedProgram};
 use std::cmp::Ordering;
@@ -577,6 +577,24 @@ impl VerifiedProgram {
                 dest,
                 invert,
             } => self.lookup(regs, verdict, *sreg, *set, *dest, *invert),
+            Insn::Objref { sreg, set } => {
+                // nft_objref_map_eval: a miss (no catch-all either) is NFT_BREAK.
+                let found = self.prog.sets.get(set.0 as usize).and_then(|s| {
+                    let mut key = [0u8; 64];
+                    let klen = reg_bytes(regs, *sreg, usize::from(s.key_len), &mut key);
+                    s.lookup(key.get(..klen)?).copied()
+                });
+                match found {
+                    Some(ElemData::Object(Obj::Counter(c))) => {
+                        if let Some(c) = state.counters.get_mut(c.0 as usize) {
+                            c.packets += 1;
+                            c.bytes += u64::from(st.len);
+                        }
+                    }
+                    Some(ElemData::Object(Obj::CtHelper(name))) => fx.ct_helper = Some(name),
+                    _ => *verdict = ChainVerdict::Break,
+                }
+            }
             Insn::Immediate { dreg, data } => store_bytes(regs, *dreg, data.bytes()),
             Insn::ImmVerdict(v) => *verdict = *v,
             Insn::Counter(c) => {

@@ -204,6 +204,14 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
                 o.push_str("0x1 ");
             }
         }
+        Insn::Objref { sreg, set } => {
+            let name = prog
+                .sets
+                .get(set.0 as usize)
+                .map(|s| s.name.as_str())
+                .unwrap_or("?");
+            let _ = write!(o, "objref sreg {} set {name} ", sreg.uapi());
+        }
         Insn::Immediate { dreg, data: d } => {
             let _ = write!(o, "immediate reg {} ", dreg.uapi());
             data(&mut o, d);
@@ -370,6 +378,8 @@ fn elem_data(o: &mut String, prog: &Program, d: &ElemData) {
         ElemData::Verdict(v) => {
             let _ = write!(o, "{} ", verdict_str(prog, v));
         }
+        // libnftnl prints no data for object-map elements.
+        ElemData::Object(_) => {}
     }
 }
 

@@ -53,6 +53,46 @@ pub struct Rule {
     pub span: Option<(u32, u32)>,
 }
 
+/// The kind of stateful object an object map holds (`set->objtype`, `NFT_OBJECT_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjType {
+    /// `NFT_OBJECT_COUNTER` (1).
+    Counter,
+    /// `NFT_OBJECT_CT_HELPER` (3).
+    CtHelper,
+}
+
+impl ObjType {
+    /// The uapi number (`NFT_OBJECT_*`).
+    pub fn uapi(self) -> u32 {
+        match self {
+            ObjType::Counter => 1,
+            ObjType::CtHelper => 3,
+        }
+    }
+}
+
+/// The stateful object an object-map element names (`nft_set_ext_obj`), resolved by the
+/// compiler: what `nft_objref_map_eval` evaluates on a hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Obj {
+    /// A named counter: add the packet to this counter (`nft_counter_obj_eval`).
+    Counter(CounterId),
+    /// A `ct helper` object: its helper type name, NUL-padded to 16 bytes, recorded in
+    /// `Effects::ct_helper` (`nft_ct_helper_obj_eval`; the runtime attaches it).
+    CtHelper([u8; 16]),
+}
+
+impl Obj {
+    /// The object's kind.
+    pub fn ty(&self) -> ObjType {
+        match self {
+            Obj::Counter(_) => ObjType::Counter,
+            Obj::CtHelper(_) => ObjType::CtHelper,
+        }
+    }
+}
+
 /// What a set element maps to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ElemData {
@@ -62,6 +102,8 @@ pub enum ElemData {
     Data(Data),
     /// Verdict map.
     Verdict(ChainVerdict),
+    /// Object map (`NFT_SET_OBJECT`): the object this element names.
+    Object(Obj),
 }
 
 /// Element data type of a set.
@@ -73,6 +115,8 @@ pub enum SetDataType {
     Data(u8),
     /// Verdict map.
     Verdict,
+    /// Object map of this object type (read only by `Insn::Objref`).
+    Object(ObjType),
 }
 
 /// Lookup structure of a set.

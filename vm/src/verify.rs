@@ -7,7 +7,7 @@
 
 use crate::ids::{ChainId, InsnIdx, NFT_REG32_COUNT, Reg, RuleId, SetId};
 use crate::insn::{BitwiseOp, Insn, LimitType, LookupDest, NatKind};
-use crate::program::{ChainKind, ElemData, Program, SetDataType, SetKind};
+use crate::program::{ChainKind, ElemData, Obj, Program, SetDataType, SetKind};
 use crate::verdict::{ChainVerdict, NFT_JUMP_STACK_SIZE};
 use std::fmt;
 
@@ -289,6 +289,12 @@ impl Program {
                     (ElemData::Data(x), SetDataType::Data(n)) if x.len() == usize::from(n) => {
                         Ok(())
                     }
+                    (ElemData::Object(o), SetDataType::Object(t)) if o.ty() == t => match o {
+                        Obj::Counter(c) if c.0 as usize >= self.counters.len() => {
+                            Err(cx.err(VerifyErrorKind::UnknownCounter(c.0)))
+                        }
+                        _ => Ok(()),
+                    },
                     (ElemData::Verdict(v), SetDataType::Verdict) => {
                         if let Some(c) = verdict_target(v) {
                             check_target(&cx, c)?;
@@ -562,6 +568,16 @@ impl Program {
                     return Err(E::SetMismatch {
                         set: *set,
                         what: "inverted lookup cannot load data",
+                    });
+                }
+            }
+            Insn::Objref { sreg, set } => {
+                let s = self.sets.get(set.0 as usize).ok_or(E::UnknownSet(*set))?;
+                regs.load(*sreg, usize::from(s.key_len))?;
+                if !matches!(s.data_type, SetDataType::Object(_)) {
+                    return Err(E::SetMismatch {
+                        set: *set,
+                        what: "objref needs an object map",
                     });
                 }
             }

@@ -73,6 +73,8 @@ pub(crate) struct SetDecl {
     pub extra: Vec<(ast::Expr, FileId, usize)>,
     pub elements: Vec<Element>,
     pub typed: bool,
+    /// Object maps (`type KEY : counter` / `: ct helper`): the kind of object they hold.
+    pub obj: Option<hir::ObjKind>,
 }
 
 /// Checker state shared by the modules.
@@ -547,6 +549,7 @@ impl Ctx {
             extra: vec![],
             elements: vec![],
             typed: false,
+            obj: None,
         });
         self.tables[table].sets.push(self.sets.len() - 1);
     }
@@ -726,7 +729,7 @@ impl Ctx {
             return None;
         };
         let s = &self.sets[si];
-        let is_map = s.data.is_some();
+        let is_map = s.data.is_some() || s.obj.is_some();
         let span = self.sp(id.span);
         if is_map != want_map {
             let d = Diagnostic::error(
@@ -838,7 +841,17 @@ impl Ctx {
             let Some(key) = self.set_types(k) else {
                 continue;
             };
-            let data = if def.is_map {
+            let obj = match &def.data {
+                Some(ast::SetKey::Type(names)) if def.is_map => match names.as_slice() {
+                    [n] if n.name == "counter" => Some(hir::ObjKind::Counter),
+                    [n] if n.name == "ct helper" => Some(hir::ObjKind::CtHelper),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let data = if def.is_map && obj.is_some() {
+                None
+            } else if def.is_map {
                 match &def.data {
                     Some(d) => match self.set_types(d) {
                         Some(t) => Some(t),
@@ -883,6 +896,7 @@ impl Ctx {
             let s = &mut self.sets[si];
             s.key = key;
             s.data = data;
+            s.obj = obj;
             s.flags = flags;
             s.typed = true;
         }
@@ -902,14 +916,16 @@ impl Ctx {
             all.extend(self.sets[si].extra.iter().cloned());
             let key = self.sets[si].key.clone();
             let data = self.sets[si].data.clone();
+            let obj = self.sets[si].obj;
             let mut out = Vec::new();
             for (e, file, seq) in all {
                 self.file = file;
                 self.seq = seq;
-                for el in self
-                    .elements_flat(&e, &key, data.as_deref())
-                    .unwrap_or_default()
-                {
+                let els = match obj {
+                    Some(kind) => self.objref_elems(&e, &key, kind),
+                    None => self.elements_flat(&e, &key, data.as_deref()),
+                };
+                for el in els.unwrap_or_default() {
                     if !self.sets[si].flags.interval
                         && el.key.iter().any(|k| !matches!(k, hir::KeyPart::Value(_)))
                     {
@@ -931,7 +947,7 @@ impl Ctx {
                 }
             }
             let auto_merge = self.sets[si].def.as_ref().is_some_and(|d| d.0.auto_merge);
-            if (self.sets[si].flags.interval && !auto_merge) || data.is_some() {
+            if (self.sets[si].flags.interval && !auto_merge) || data.is_some() || obj.is_some() {
                 let what = format!("`{}`", self.sets[si].name);
                 self.check_overlaps(&out, &what);
             }
@@ -1010,6 +1026,7 @@ impl Ctx {
                 span: s.span,
                 key: s.key.clone(),
                 data: s.data.clone(),
+                obj: s.obj,
                 flags: s.flags.clone(),
                 elements: s.elements.clone(),
             });

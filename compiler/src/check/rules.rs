@@ -8,9 +8,9 @@ use super::Ctx;
 use super::deps::{DepState, NFPROTO_IPV4, NFPROTO_IPV6, Need, needs};
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
-    ChainId, ChainKind, ChainType, Expr, ExprKind, Family, Hir, Hook, Item, Match, NatKind,
-    NatStmt, Op, Operand, RateUnit, RejectKind, Rhs, Rule, Stmt, StmtKind, Type, Value, Verdict,
-    VerdictKind, VmapRef,
+    AnonSet, ChainId, ChainKind, ChainType, Element, Expr, ExprKind, Family, Hir, Hook, Item,
+    KeyPart, MapData, Match, NatKind, NatStmt, ObjKind, ObjTarget, Op, Operand, RateUnit,
+    RejectKind, Rhs, Rule, Stmt, StmtKind, Type, Value, Verdict, VerdictKind, VmapRef,
 };
 
 impl Ctx {
@@ -422,7 +422,24 @@ impl Ctx {
             A::Set(elems) => cx
                 .anon_set(elems, &parts, Some(data), cx.sp(e.span))
                 .map(VmapRef::Anon),
-            A::SetRef(id) => cx.lookup_set(id, &parts, true).map(VmapRef::Named),
+            A::SetRef(id) => {
+                let sid = cx.lookup_set(id, &parts, true)?;
+                if let Some(k) = cx.sets[sid.0 as usize].obj {
+                    let d = Diagnostic::error(
+                        "E0106",
+                        cx.sp(id.span),
+                        format!(
+                            "`@{}` is a map of {} objects, not of values",
+                            id.name,
+                            k.name()
+                        ),
+                    )
+                    .with_label(cx.sets[sid.0 as usize].span, "declared here");
+                    cx.diags.push(d);
+                    return None;
+                }
+                Some(VmapRef::Named(sid))
+            }
             _ => {
                 cx.diags.push(Diagnostic::error(
                     "E0204",
@@ -493,6 +510,181 @@ impl Ctx {
         }))
     }
 
+    /// `counter name KEY map { ... }` / `ct helper set KEY map { ... }` (nft's objref map): the
+    /// key's selector (with its protocol dependencies) and the map, whose elements must name
+    /// objects of `kind` in the rule's table (E0108 otherwise, as nft's ENOENT), with keys of
+    /// the key's type and no key twice (E0205, nft's EEXIST).
+    fn objref_map(
+        &mut self,
+        map: &ast::Expr,
+        span: Span,
+        kind: ObjKind,
+        st: &mut DepState,
+        items: &mut Vec<Item>,
+    ) -> Option<StmtKind> {
+        let A::Map { key, map } = &map.kind else {
+            self.diags.push(Diagnostic::error(
+                "E0204",
+                span,
+                format!(
+                    "expected `KEY map {{ key : \"NAME\", ... }}` naming {} objects",
+                    kind.name()
+                ),
+            ));
+            return None;
+        };
+        let k = self.selector(key)?;
+        self.ct_addr_needs_family(&k)?;
+        let mut ns = Vec::new();
+        needs(&k, self.family, &mut ns);
+        if !self.apply_needs(st, &ns, items) {
+            return None;
+        }
+        let parts = super::types::key_types(&k);
+        let m = self.with_var(map, &mut |cx, e| match &e.kind {
+            A::Set(elems) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for el in elems {
+                    match cx.objref_elems(el, &parts, kind) {
+                        Some(x) => out.extend(x),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                let before = cx.diags.len();
+                cx.check_overlaps(&out, &format!("this {} map", kind.name()));
+                if cx.diags.len() > before {
+                    return None;
+                }
+                let interval = out
+                    .iter()
+                    .any(|x| x.key.iter().any(|k| !matches!(k, KeyPart::Value(_))));
+                Some(VmapRef::Anon(AnonSet {
+                    elements: out,
+                    interval,
+                    span: cx.sp(e.span),
+                }))
+            }
+            A::SetRef(id) => {
+                let sid = cx.lookup_set(id, &parts, true)?;
+                let decl = &cx.sets[sid.0 as usize];
+                if decl.obj != Some(kind) {
+                    let d = Diagnostic::error(
+                        "E0106",
+                        cx.sp(id.span),
+                        format!("`@{}` is not a map of {} objects", id.name, kind.name()),
+                    )
+                    .with_label(decl.span, "declared here")
+                    .with_help(format!("declare it with `type KEY : {}`", kind.name()));
+                    cx.diags.push(d);
+                    return None;
+                }
+                Some(VmapRef::Named(sid))
+            }
+            _ => {
+                cx.diags.push(Diagnostic::error(
+                    "E0204",
+                    cx.sp(e.span),
+                    "expected `{ key : \"NAME\", ... }` or `@map` after map",
+                ));
+                None
+            }
+        })?;
+        Some(StmtKind::ObjrefMap {
+            kind,
+            key: Box::new(k),
+            map: m,
+        })
+    }
+
+    /// The elements of an object map literal (nested sets flattened): `KEY : "NAME"`.
+    pub(crate) fn objref_elems(
+        &mut self,
+        e: &ast::Expr,
+        key: &[Type],
+        kind: ObjKind,
+    ) -> Option<Vec<Element>> {
+        self.with_var(e, &mut |cx, e| match &e.kind {
+            A::Set(inner) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for i in inner {
+                    match cx.objref_elems(i, key, kind) {
+                        Some(x) => out.extend(x),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(out)
+            }
+            A::Elem { value, .. } => cx.objref_elems(value, key, kind),
+            A::MapElem { key: k, value } => {
+                let mut el = cx.element(k, key, None)?;
+                let target = cx.objref_target(value, kind)?;
+                el.data = Some(MapData::Object(target));
+                el.span = cx.sp(e.span);
+                Some(vec![el])
+            }
+            _ => {
+                cx.diags.push(
+                    Diagnostic::error(
+                        "E0204",
+                        cx.sp(e.span),
+                        format!("expected `key : \"NAME\"` naming a {} object", kind.name()),
+                    )
+                    .with_primary_label("no object name"),
+                );
+                None
+            }
+        })
+    }
+
+    /// The object an object-map element names (`"NAME"` or `NAME`): a `kind` object of the
+    /// rule's table (E0108 otherwise).
+    pub(crate) fn objref_target(&mut self, v: &ast::Expr, kind: ObjKind) -> Option<ObjTarget> {
+        self.with_var(v, &mut |cx, v| {
+            let name = match &v.kind {
+                A::String(s) | A::Symbol(s) => s.clone(),
+                _ => {
+                    cx.diags.push(Diagnostic::error(
+                        "E0204",
+                        cx.sp(v.span),
+                        format!("expected the name of a {} object", kind.name()),
+                    ));
+                    return None;
+                }
+            };
+            let at = cx.sp(v.span);
+            match kind {
+                ObjKind::Counter => match cx.find_counter(cx.table, &name) {
+                    Some(i) => Some(ObjTarget::Counter(i as u32)),
+                    None => {
+                        let decl = format!("counter {name} {{ }}");
+                        cx.undefined_object("counter", &name, at, &decl);
+                        None
+                    }
+                },
+                ObjKind::CtHelper => {
+                    let found = cx
+                        .tables
+                        .get(cx.table)
+                        .and_then(|t| t.ct_helpers.iter().find(|h| h.name == name))
+                        .map(|h| h.helper.clone());
+                    match found {
+                        Some(helper) => Some(ObjTarget::CtHelper { name, helper }),
+                        None => {
+                            let decl = format!("ct helper {name} {{ type \"ftp\" protocol tcp; }}");
+                            cx.undefined_object("ct helper", &name, at, &decl);
+                            None
+                        }
+                    }
+                }
+            }
+        })
+    }
+
     fn stmt(
         &mut self,
         s: &ast::StmtKind,
@@ -521,6 +713,9 @@ impl Ctx {
                     packets: packets.unwrap_or(0),
                     bytes: bytes.unwrap_or(0),
                 }
+            }
+            ast::StmtKind::CounterMap { map } => {
+                self.objref_map(map, span, ObjKind::Counter, st, items)?
             }
             ast::StmtKind::Log(l) => {
                 if let Some(lv) = &l.level {
@@ -650,6 +845,12 @@ impl Ctx {
                                 format!("`ct {}` cannot be set", ck.name),
                             ));
                             return None;
+                        }
+                        if ck.name == "helper" && matches!(value.kind, A::Map { .. }) {
+                            return Some(Stmt {
+                                kind: self.objref_map(value, span, ObjKind::CtHelper, st, items)?,
+                                span,
+                            });
                         }
                         let mut v = self.operand(value, k.ty)?;
                         self.operand_needs(&v, st, items)?;

@@ -21,8 +21,8 @@
 use crate::diag::Span;
 use crate::hir::{
     self, BitOp, CtDir, Element, Expr, ExprKind, Family, Hir, Item, KeyPart, MapData, Match,
-    NatKind, Op, Operand, RejectKind, Rhs, Rule, StmtKind, Type, Value, Verdict, VerdictKind,
-    VmapRef,
+    NatKind, ObjKind, ObjTarget, Op, Operand, RejectKind, Rhs, Rule, StmtKind, Type, Value,
+    Verdict, VerdictKind, VmapRef,
 };
 use nfr_grammar::catalog::ByteOrder;
 use nfr_vm::insn::{
@@ -30,7 +30,7 @@ use nfr_vm::insn::{
     LogSpec, LookupDest, MetaKey as VMetaKey, MetaSetKey, NatSpec, PayloadBase, RangeOp,
 };
 use nfr_vm::pkt::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
-use nfr_vm::program::{ElemData, Policy, SetDataType, SetKind};
+use nfr_vm::program::{ElemData, Obj, ObjType, Policy, SetDataType, SetKind};
 use nfr_vm::{
     ChainId, ChainVerdict, CounterId, Program, Reg, Set, SetId, VerifiedProgram, VerifyError,
 };
@@ -92,6 +92,7 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
         named: Vec::new(),
         anon_sets: 0,
         anon_maps: 0,
+        anon_objmaps: 0,
     };
     // Named counter objects first: object `i` is `CounterId(i)`.
     for c in &hir.counters {
@@ -145,7 +146,7 @@ pub fn print_program(hir: &Hir, prog: &Program) -> String {
             .unwrap_or(("ip", "?"));
         for &r in &chain.rules {
             for insn in prog.rule_insns(r) {
-                if let Insn::Lookup { set, .. } = insn
+                if let Insn::Lookup { set, .. } | Insn::Objref { set, .. } = insn
                     && let Some(s) = prog.sets.get(set.0 as usize)
                     && s.name.starts_with("__")
                 {
@@ -196,6 +197,7 @@ struct Lower<'h> {
     named: Vec<SetId>,
     anon_sets: u32,
     anon_maps: u32,
+    anon_objmaps: u32,
 }
 
 /// One key field as it sits in registers: its type, its length in bytes, how far a value
@@ -227,6 +229,13 @@ impl Field {
     /// Host-order values longer than a byte are converted for ordered comparisons.
     fn needs_hton(&self) -> bool {
         self.host() && self.len > 1
+    }
+}
+
+fn obj_type(k: ObjKind) -> ObjType {
+    match k {
+        ObjKind::Counter => ObjType::Counter,
+        ObjKind::CtHelper => ObjType::CtHelper,
     }
 }
 
@@ -690,12 +699,16 @@ impl Lower<'_> {
             if fields.len() > 1 && interval {
                 flags |= 0x80;
             }
+            if s.obj.is_some() {
+                flags |= 0x40;
+            }
             let id = self.build_set(
                 &s.name,
                 flags,
                 &fields,
                 interval,
                 data.as_deref(),
+                s.obj.map(obj_type),
                 &s.elements,
             )?;
             self.named.push(id);
@@ -711,13 +724,15 @@ impl Lower<'_> {
         fields: &[Field],
         interval: bool,
         dtypes: Option<&[Type]>,
+        obj: Option<ObjType>,
         elements: &[Element],
     ) -> R<SetId> {
         let klen = key_len(fields);
-        let data_type = match dtypes {
-            None => SetDataType::None,
-            Some([Type::Verdict]) => SetDataType::Verdict,
-            Some(ts) => SetDataType::Data(
+        let data_type = match (obj, dtypes) {
+            (Some(t), _) => SetDataType::Object(t),
+            (None, None) => SetDataType::None,
+            (None, Some([Type::Verdict])) => SetDataType::Verdict,
+            (None, Some(ts)) => SetDataType::Data(
                 (map_data_len(ts) * if interval_data(elements) { 2 } else { 1 }) as u8,
             ),
         };
@@ -732,7 +747,7 @@ impl Lower<'_> {
         };
         let mut set = Set::new(name, klen as u8, data_type, kind);
         set.flags = flags;
-        if dtypes.is_some() && name.starts_with("__") {
+        if (dtypes.is_some() || obj.is_some()) && name.starts_with("__") {
             set.size = Some(elements.len() as u32);
         }
         for el in elements {
@@ -746,6 +761,16 @@ impl Lower<'_> {
                 (Some(MapData::Value(_)), None) => {
                     return Err(unsupported(el.span, "map data in a set"));
                 }
+                (Some(MapData::Object(t)), _) => ElemData::Object(match t {
+                    ObjTarget::Counter(i) => Obj::Counter(CounterId(*i)),
+                    ObjTarget::CtHelper { helper, .. } => {
+                        let mut b = [0u8; 16];
+                        for (d, s) in b.iter_mut().zip(helper.bytes().take(15)) {
+                            *d = s;
+                        }
+                        Obj::CtHelper(b)
+                    }
+                }),
             };
             let (from, to) = element_bounds(el, fields)?;
             if interval {
@@ -1381,7 +1406,45 @@ impl Lower<'_> {
         if interval && fields.len() > 1 {
             flags |= 0x80;
         }
-        let id = self.build_set(&name, flags, &fields, interval, data, elements)?;
+        let id = self.build_set(&name, flags, &fields, interval, data, None, elements)?;
+        Ok((id, hton))
+    }
+
+    /// An anonymous object map `__objmap%d` (flags anonymous, constant, object) keyed by `key`;
+    /// returns it and whether the key must be converted to big endian before the lookup.
+    fn anon_objmap(
+        &mut self,
+        key: &Expr,
+        elements: &[Element],
+        interval: bool,
+        kind: ObjKind,
+    ) -> R<(SetId, bool)> {
+        let mut fields = fields_of(key);
+        let mut hton = false;
+        if interval {
+            for f in &mut fields {
+                f.hton = f.needs_hton();
+                hton |= f.hton;
+            }
+        }
+        let name = format!("__objmap{}", self.anon_objmaps);
+        self.anon_objmaps += 1;
+        let mut flags = 1 | 2 | 0x40;
+        if interval {
+            flags |= 4;
+        }
+        if interval && fields.len() > 1 {
+            flags |= 0x80;
+        }
+        let id = self.build_set(
+            &name,
+            flags,
+            &fields,
+            interval,
+            None,
+            Some(obj_type(kind)),
+            elements,
+        )?;
         Ok((id, hton))
     }
 
@@ -1469,6 +1532,17 @@ impl Lower<'_> {
                 cx.emit(Insn::Counter(id));
             }
             StmtKind::NamedCounter { obj } => cx.emit(Insn::Counter(CounterId(*obj))),
+            StmtKind::ObjrefMap { kind, key, map } => {
+                // netlink_gen_objref_stmt: the key into a fresh register, `objref sreg set`.
+                let (set, hton) = match map {
+                    VmapRef::Anon(a) => self.anon_objmap(key, &a.elements, a.interval, *kind)?,
+                    VmapRef::Named(id) => (self.named_ref(*id, span)?, self.named_hton(*id)),
+                };
+                let (sreg, n) = cx.get_for(key)?;
+                self.gen_expr(cx, key, sreg, hton, false)?;
+                cx.emit(Insn::Objref { sreg, set });
+                cx.release(n);
+            }
             StmtKind::Log {
                 prefix,
                 level,

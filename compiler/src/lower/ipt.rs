@@ -1546,6 +1546,19 @@ impl Lowerer<'_> {
                 );
                 None
             }
+            StmtKind::ObjrefMap { kind, .. } => {
+                self.err_help(
+                    span,
+                    format!(
+                        "a {} chosen by a map lookup (nft's objref map; iptables has no \
+                         named objects)",
+                        kind.name()
+                    ),
+                    "write one rule per key with an anonymous `counter` (or a `CT --helper` \
+                     rule in the raw table)",
+                );
+                None
+            }
             StmtKind::Log {
                 prefix,
                 level,
