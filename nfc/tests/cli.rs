@@ -2,24 +2,11 @@
 //! real `nft -c` accepting what `nfc fmt` prints (a kernel-tool oracle test: it skips without root/nft/unshare,
 //! and fails instead when `NFC_REQUIRE_ORACLE=1`).
 
+mod common;
+
+use common::{nfc, root};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn nfc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nfc"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run nfc")
-}
+use std::process::Command;
 
 fn examples() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
@@ -133,41 +120,9 @@ fn fmt_is_idempotent_and_checks() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Whether kernel-tool tests can run here; prints why not. With NFC_REQUIRE_ORACLE=1 a skip is a failure.
-fn oracle_available(tool: &str) -> bool {
-    let why = if !Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"))
-    {
-        Some("not root".to_string())
-    } else if !Command::new("unshare")
-        .args(["-n", tool, "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        Some(format!(
-            "`unshare -n {tool}` does not work (tool missing or no network namespaces)"
-        ))
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(why) => {
-            assert!(
-                std::env::var_os("NFC_REQUIRE_ORACLE").is_none(),
-                "oracle required but unavailable: {why}"
-            );
-            eprintln!("SKIP: {why}");
-            false
-        }
-    }
-}
-
 #[test]
 fn nft_accepts_fmt_output_of_every_example() {
-    if !oracle_available("nft") {
+    if !common::oracle_ready("nft -c of nfc fmt", common::netns_tool_unavailable("nft")) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("nfc-nft-{}", std::process::id()));

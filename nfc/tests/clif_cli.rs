@@ -3,24 +3,9 @@
 //! checks also compiles with the JIT — there is no ruleset it refuses — so the error path is not
 //! exercised here; `nfr-jit`'s own tests cover `JitError`.)
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn nfc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nfc"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run nfc")
-}
+use common::nfc;
 
 fn headers(out: &str) -> Vec<&str> {
     out.lines().filter(|l| l.starts_with("; chain ")).collect()

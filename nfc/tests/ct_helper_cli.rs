@@ -6,8 +6,11 @@
 //! ruleset does not lower to iptables). Without the rule, the data connections are NEW, not RELATED: the
 //! rule is what made the difference. Skips without `../shared/corpus`.
 
+mod common;
+
+use common::root;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -31,26 +34,18 @@ const NO_HELPER: &str = r#"table inet ct_helpers {
 }
 "#;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// Per-frame ct states (`frame` → state) from `--trace --json`; reassembled datagrams are skipped.
 fn run(rules: &str, pcap: &Path, engine: &str) -> BTreeMap<u64, String> {
     let dir = std::env::temp_dir().join(format!("nfc-ct-helper-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join(format!("{}.nfr", rules.len()));
     std::fs::write(&f, rules).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_nfc"))
+    let o = common::nfc_command()
         .args(["run", "pcap"])
         .arg(&f)
         .arg(pcap)
         .args(["--path", "input", "--ftp-ports", "", "--trace", "--json"])
         .args(["--engine", engine])
-        .current_dir(root())
         .output()
         .expect("run nfc");
     assert_eq!(
@@ -86,7 +81,7 @@ fn expected(tsv: &str) -> BTreeMap<u64, String> {
 
 #[test]
 fn ct_helper_set_reproduces_the_kernels_ftp_states() {
-    let c = root().join("../shared/corpus");
+    let c = common::shared("corpus");
     if !c.join("ct-expected").is_dir() {
         println!("SKIP: ../shared/corpus/ct-expected not found");
         return;
@@ -124,26 +119,10 @@ fn ct_helper_set_reproduces_the_kernels_ftp_states() {
 
 /// Why the kernel's conntrack (../shared/oracle/ct_replay) can't run here, if it can't.
 fn ct_replay_unavailable() -> Option<String> {
-    if !root()
-        .join("../shared/oracle/ct_replay/run_one.py")
-        .exists()
-    {
-        return Some("../shared/oracle/ct_replay not found".into());
-    }
-    let uid = Command::new("id").arg("-u").output().ok();
-    if uid.is_none_or(|o| String::from_utf8_lossy(&o.stdout).trim() != "0") {
-        return Some("not root".into());
-    }
-    for tool in ["python3", "nft", "conntrack", "tcpdump", "ip"] {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            return Some(format!("{tool} not installed"));
-        }
-    }
-    None
+    common::oracle_script_unavailable(
+        "ct_replay/run_one.py",
+        &["python3", "nft", "conntrack", "tcpdump", "ip"],
+    )
 }
 
 /// The shipped FTP example against the real kernel: ct_replay replays `examples/ftp.pcap` through the
@@ -151,18 +130,14 @@ fn ct_replay_unavailable() -> Option<String> {
 /// examples/ftp.nfr examples/ftp.pcap --local 203.0.113.1` reports, on interp and jit.
 #[test]
 fn kernel_agrees_on_the_ftp_example() {
-    if let Some(why) = ct_replay_unavailable() {
-        if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
-            panic!("kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {why}");
-        }
-        println!("SKIP: kernel conntrack oracle unavailable: {why}");
+    if !common::oracle_ready("kernel conntrack (ct_replay)", ct_replay_unavailable()) {
         return;
     }
     let out = std::env::temp_dir().join(format!("nfc-ct-helper-kernel-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let pcap = root().join("examples/ftp.pcap");
     let o = Command::new("python3")
-        .arg(root().join("../shared/oracle/ct_replay/run_one.py"))
+        .arg(common::shared("oracle/ct_replay/run_one.py"))
         .arg(&pcap)
         .arg(&out)
         .output()

@@ -2,34 +2,14 @@
 //! `import iptables-save` (round trip back to the same blob) and `load` (inside `unshare -n`; skips without
 //! root/unshare/iptables-legacy-save, fails instead when `NFC_REQUIRE_ORACLE=1`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn nfc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nfc"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run nfc")
-}
+use common::{nfc, root, stdout};
+use std::path::PathBuf;
+use std::process::Command;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nfc-ipt-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    common::tmp_dir(&format!("ipt-cli-{name}"))
 }
 
 /// The blobs iptables would build from a hand-written iptables-save file, by table name.
@@ -222,31 +202,12 @@ fn import_iptables_save_round_trips_to_the_same_blobs() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-fn oracle() -> Result<(), String> {
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map_err(|e| e.to_string())?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Err("not root".into());
-    }
-    let ok = Command::new("unshare")
-        .args(["-n", "iptables-legacy-save", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        return Err("unshare -n iptables-legacy-save does not work".into());
-    }
-    Ok(())
-}
-
 #[test]
 fn load_installs_the_tables_in_a_private_netns() {
-    if let Err(why) = oracle() {
-        if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
-            panic!("kernel oracle required (NFC_REQUIRE_ORACLE=1): {why}");
-        }
-        eprintln!("SKIP nfc load test: {why}");
+    if !common::oracle_ready(
+        "nfc load",
+        common::netns_tool_unavailable("iptables-legacy-save"),
+    ) {
         return;
     }
     let script = format!(

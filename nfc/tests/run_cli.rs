@@ -8,31 +8,18 @@
 //! * `--threads 2` prints what `--threads 1` prints;
 //! * the generated example captures are byte-identical when regenerated (deterministic generator).
 
+mod common;
+
+use common::{nfc, root, stdout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn corpus() -> Option<PathBuf> {
-    let p = root().join("../shared/corpus");
+    let p = common::shared("corpus");
     p.join("pcaps").is_dir().then_some(p)
-}
-
-fn nfc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nfc"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run nfc")
 }
 
 /// Engines to compare (every ruleset used here lowers to iptables, so `ipt` runs too).
@@ -42,10 +29,6 @@ const ENGINES: [&str; 3] = ["interp", "jit", "ipt"];
 /// `nft list ruleset` for interp/jit and `iptables -L -v -x` for ipt).
 fn summary_part(report: &str) -> String {
     stable(report.split("\n\n").next().unwrap_or(""))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// The report without the lines that legitimately differ between runs/engines (time, engine name).
@@ -1304,47 +1287,30 @@ fn example_captures_regenerate_byte_identical() {
 // states, deciding rules and every rule/policy counter must equal `nfc run pcap`'s.
 
 fn oracle_unavailable() -> Option<String> {
-    let script = root().join("../shared/oracle/kernel_verdicts.py");
-    if !script.exists() {
-        return Some("../shared/oracle/kernel_verdicts.py not found".into());
-    }
-    let uid = Command::new("id").arg("-u").output().ok();
-    if uid.is_none_or(|o| String::from_utf8_lossy(&o.stdout).trim() != "0") {
-        return Some("not root".into());
-    }
-    for tool in [
-        "iptables-legacy-restore",
-        "conntrack",
-        "nft",
-        "python3",
-        "unshare",
-    ] {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            return Some(format!("{tool} not installed"));
-        }
-    }
-    if !Path::new("/proc/net/ip_tables_names").exists() {
-        return Some("no legacy ip_tables in this kernel".into());
-    }
-    None
+    common::oracle_script_unavailable(
+        "kernel_verdicts.py",
+        &[
+            "iptables-legacy-restore",
+            "conntrack",
+            "nft",
+            "python3",
+            "unshare",
+        ],
+    )
+    .or_else(|| {
+        (!Path::new("/proc/net/ip_tables_names").exists())
+            .then(|| "no legacy ip_tables in this kernel".to_string())
+    })
 }
 
 #[test]
 fn kernel_agrees_on_the_server_example() {
-    if let Some(why) = oracle_unavailable() {
-        if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
-            panic!("kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {why}");
-        }
-        println!("SKIP: kernel oracle unavailable: {why}");
+    if !common::oracle_ready("kernel verdicts (kernel_verdicts.py)", oracle_unavailable()) {
         return;
     }
     let out = std::env::temp_dir().join(format!("nfc-run-cli-kv-{}", std::process::id()));
     let o = Command::new("python3")
-        .arg(root().join("../shared/oracle/kernel_verdicts.py"))
+        .arg(common::shared("oracle/kernel_verdicts.py"))
         .arg(root().join("testdata/ipt/server.ipt"))
         .arg(root().join("examples/server.pcap"))
         .args([
