@@ -146,6 +146,7 @@ impl Prepared for IptPrepared {
             notrack: false,
             nat: Vec::new(),
             writes: Vec::new(),
+            helper: None,
         };
         if st.nfproto != nfr_vm::pkt::NFPROTO_IPV4 {
             // iptables tables see only IPv4 (ip6tables has its own)

@@ -58,6 +58,19 @@ pub struct Case {
     pub packets: Vec<PacketSpec>,
     #[serde(rename = "counter", default)]
     pub counters: Vec<CounterSpec>,
+    /// Expected totals of named counter objects (`counter NAME { }`) after all packets.
+    #[serde(rename = "object", default)]
+    pub objects: Vec<ObjectSpec>,
+}
+
+/// An expected named counter object total after all packets: object `name` (`name` or
+/// `table/name`), including its declared start values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectSpec {
+    pub name: String,
+    pub packets: u64,
+    pub bytes: Option<u64>,
 }
 
 /// An expected counter value after all packets: the `counter` of rule `rule` (0-based) of
@@ -96,6 +109,8 @@ pub struct Outcome {
     pub nat: Vec<String>,
     /// Payload writes as `offset:hexbytes`.
     pub writes: Vec<String>,
+    /// The ct helper type `ct helper set` recorded (`Effects::ct_helper`), if any.
+    pub helper: Option<String>,
 }
 
 /// An engine prepared for one ruleset.
@@ -106,6 +121,11 @@ pub trait Prepared {
     /// Counter of the rule `rule` of chain `chain` (`name` or `table/name`): (packets,
     /// bytes), `None` if that rule has no counter.
     fn counter(&self, chain: &str, rule: usize) -> Option<(u64, u64)>;
+    /// Total of the named counter object `name` (`name` or `table/name`): (packets, bytes),
+    /// `None` if the engine has no such object.
+    fn object(&self, _name: &str) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// An execution engine.
@@ -129,6 +149,19 @@ struct InterpPrepared {
     state: State,
     /// Per chain: (table family, table name).
     tables: Vec<(Family, String)>,
+    /// Named counter objects as `table/name` (object `i` is `CounterId(i)`).
+    objects: Vec<String>,
+}
+
+/// `table/name` of every named counter object, in `Hir::counters` order.
+fn object_names(hir: &Hir) -> Vec<String> {
+    hir.counters
+        .iter()
+        .map(|o| {
+            let t = hir.table(o.table).map_or("", |t| t.name.as_str());
+            format!("{t}/{}", o.name)
+        })
+        .collect()
 }
 
 impl Engine for Interp {
@@ -152,6 +185,7 @@ impl Engine for Interp {
             jit: None,
             state,
             tables,
+            objects: object_names(hir),
         }))
     }
 }
@@ -182,6 +216,7 @@ impl Engine for Jit {
             jit: Some(jit),
             state,
             tables,
+            objects: object_names(hir),
         }))
     }
 }
@@ -289,7 +324,19 @@ impl Prepared for InterpPrepared {
                     format!("{}:{hex}", w.offset)
                 })
                 .collect(),
+            helper: fx.ct_helper.map(|h| {
+                let end = h.iter().position(|&b| b == 0).unwrap_or(h.len());
+                String::from_utf8_lossy(h.get(..end).unwrap_or(&[])).into_owned()
+            }),
         }
+    }
+
+    fn object(&self, name: &str) -> Option<(u64, u64)> {
+        let i = self
+            .objects
+            .iter()
+            .position(|o| o == name || o.split_once('/').is_some_and(|(_, n)| n == name))?;
+        self.state.counters.get(i).map(|c| (c.packets, c.bytes))
     }
 
     fn counter(&self, chain: &str, rule: usize) -> Option<(u64, u64)> {
@@ -464,6 +511,15 @@ pub fn run_case(
                     out.writes
                 ));
             }
+            if let Some(h) = &p.helper {
+                let got = out.helper.as_deref().unwrap_or("");
+                if got != h {
+                    fails.push(format!(
+                        "{id} [{}] {what}: ct helper {got:?}, expected {h:?}",
+                        engine.name()
+                    ));
+                }
+            }
             if let Some(n) = &p.nat {
                 let ok = if n.is_empty() {
                     out.nat.is_empty()
@@ -497,6 +553,26 @@ pub fn run_case(
                         c.rule,
                         c.packets,
                         c.bytes.map(|b| format!(" {b} bytes")).unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    for o in &case.objects {
+        match prep.object(&o.name) {
+            None => fails.push(format!(
+                "{id} [{}]: no counter object {}",
+                engine.name(),
+                o.name
+            )),
+            Some((p, b)) => {
+                if p != o.packets || o.bytes.is_some_and(|x| x != b) {
+                    fails.push(format!(
+                        "{id} [{}]: counter object {} = {p} packets {b} bytes, expected {} packets{}",
+                        engine.name(),
+                        o.name,
+                        o.packets,
+                        o.bytes.map(|b| format!(" {b} bytes")).unwrap_or_default()
                     ));
                 }
             }

@@ -77,6 +77,9 @@ pub struct PacketSpec {
     /// Packet rewrites requested (`ip ttl set 1`, `tcp dport set 8080`), as
     /// `offset:hexbytes` from the start of the packet bytes, in order.
     pub writes: Option<Vec<String>>,
+    /// The ct helper type the traversal asked to attach (`ct helper set`), e.g. `"ftp"`;
+    /// `""` = none.
+    pub helper: Option<String>,
 }
 
 impl PacketSpec {
