@@ -7,8 +7,10 @@
 //!
 //! Skips cleanly when ../shared/corpus is absent.
 
+mod common;
+
 use nfr_ipt::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const FILES: [&str; 32] = [
     "libxt_tcp.t",
@@ -64,13 +66,11 @@ const IPTABLES_1_8_9: [(&str, usize, Option<&str>); 7] = [
 ];
 
 fn corpus() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/iptables-ext-tests");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIP iptables extension tests: {} not found", p.display());
-        None
+    let p = common::corpus("iptables-ext-tests");
+    if p.is_none() {
+        eprintln!("SKIP iptables extension tests: ../shared/corpus/iptables-ext-tests not found");
     }
+    p
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,19 +234,7 @@ fn extension_tests_match_the_kernel_bytes() {
     use nfr_ipt::kernel;
     use std::process::Command;
     let Some(dir) = corpus() else { return };
-    let have_tools = Command::new("iptables-legacy")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    let netns = kernel::with_private_netns(|| kernel::get_info("filter").is_ok()).unwrap_or(false);
-    if !have_tools || !netns {
-        if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
-            panic!("kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable");
-        }
-        eprintln!(
-            "SKIP kernel part of the extension tests: need root, iptables-legacy and unshare"
-        );
+    if !common::oracle("kernel part of the extension tests", "iptables-legacy") {
         return;
     }
     let mut failures = Vec::new();

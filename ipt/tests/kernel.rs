@@ -11,6 +11,9 @@
 
 #![cfg(feature = "kernel")]
 
+mod common;
+
+use common::{Rng, data_dir};
 use nfr_ipt::blob::walk_entries;
 use nfr_ipt::kernel;
 use nfr_ipt::layout::*;
@@ -18,30 +21,9 @@ use nfr_ipt::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-fn oracle() -> bool {
-    let why = if Command::new("iptables-legacy-restore")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-    {
-        match kernel::with_private_netns(|| kernel::get_info("filter")) {
-            Ok(Ok(_)) => return true,
-            Ok(Err(e)) => format!("ip_tables not usable in a private netns: {e}"),
-            Err(e) => format!("cannot create a private network namespace (need root): {e}"),
-        }
-    } else {
-        "iptables-legacy-restore not found".to_string()
-    };
-    if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
-        panic!("kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {why}");
-    }
-    eprintln!("SKIP kernel oracle test: {why}");
-    false
-}
-
-fn data_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+/// Whether the kernel oracle can run the test `what` (see `common::oracle`).
+fn oracle(what: &str) -> bool {
+    common::oracle(what, "iptables-legacy-restore")
 }
 
 /// Zero comefrom and counters of every entry, and the header's num_counters/counters.
@@ -144,7 +126,7 @@ fn strip_counters(t: &mut Table) {
 
 #[test]
 fn rulesets_match_the_kernel_byte_for_byte() {
-    if !oracle() {
+    if !oracle("rulesets_match_the_kernel_byte_for_byte") {
         return;
     }
     let mut files: Vec<_> = std::fs::read_dir(data_dir())
@@ -756,7 +738,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Option<i32>)> {
 
 #[test]
 fn broken_blobs_get_the_kernels_errno() {
-    if !oracle() {
+    if !oracle("broken_blobs_get_the_kernels_errno") {
         return;
     }
     let mut bad = Vec::new();
@@ -793,20 +775,9 @@ fn broken_blobs_get_the_kernels_errno() {
     );
 }
 
-/// A small deterministic PRNG (xorshift64*), so the corruption suite is reproducible.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 #[test]
 fn truncations_and_corruptions_match_the_kernel() {
-    if !oracle() {
+    if !oracle("truncations_and_corruptions_match_the_kernel") {
         return;
     }
     let full = std::fs::read_to_string(data_dir().join("filter.ipt")).unwrap();
@@ -962,7 +933,7 @@ fn build_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
 
 #[test]
 fn do_table_counters_match_the_kernel_on_output() {
-    if !oracle() {
+    if !oracle("do_table_counters_match_the_kernel_on_output") {
         return;
     }
     let table = parse_save(OUTPUT_RULES).unwrap().remove(0);
@@ -994,10 +965,7 @@ fn do_table_counters_match_the_kernel_on_output() {
     let (errs, back) = match res {
         Ok(r) => r,
         Err(e) => {
-            if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
-                panic!("veth lab unavailable: {e}");
-            }
-            eprintln!("SKIP do_table kernel comparison: {e}");
+            common::oracle_unavailable("do_table kernel comparison", &e);
             return;
         }
     };
@@ -1110,7 +1078,7 @@ fn generated_ruleset(seed: u64) -> String {
 
 #[test]
 fn generated_dag_ruleset_matches_the_kernel() {
-    if !oracle() {
+    if !oracle("generated_dag_ruleset_matches_the_kernel") {
         return;
     }
     let text = generated_ruleset(7);
@@ -1200,7 +1168,7 @@ fn udp_pkt(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16) -> Vec<u8> {
 #[test]
 fn conntrack_matches_agree_with_the_kernel() {
     use nfr_vm::pkt::{CtTuple, IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, ct_state, ips};
-    if !oracle() {
+    if !oracle("conntrack_matches_agree_with_the_kernel") {
         return;
     }
     let tables = parse_save(CT_RULES).unwrap();
@@ -1310,10 +1278,7 @@ fn conntrack_matches_agree_with_the_kernel() {
     let back = match res {
         Ok(b) => b,
         Err(e) => {
-            if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
-                panic!("{e}");
-            }
-            eprintln!("SKIP conntrack comparison: {e}");
+            common::oracle_unavailable("conntrack comparison", &e);
             return;
         }
     };
@@ -1407,7 +1372,7 @@ fn ipv4_checksum(h: &mut [u8]) {
 
 #[test]
 fn ingress_path_counters_match_the_kernel() {
-    if !oracle() {
+    if !oracle("ingress_path_counters_match_the_kernel") {
         return;
     }
     let tables = parse_save(INGRESS_RULES).unwrap();
@@ -1466,10 +1431,7 @@ fn ingress_path_counters_match_the_kernel() {
     let back = match res {
         Ok(b) => b,
         Err(e) => {
-            if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
-                panic!("{e}");
-            }
-            eprintln!("SKIP ingress comparison: {e}");
+            common::oracle_unavailable("ingress comparison", &e);
             return;
         }
     };
@@ -1531,12 +1493,6 @@ fn ingress_path_counters_match_the_kernel() {
 // --sport --dport -j DROP` (policy DROP, so nothing is delivered and nothing answers). The
 // kernel's table must equal ours, and after the 9380 trace packets every entry's counters
 // must equal our executor's.
-
-fn classbench_dir() -> Option<std::path::PathBuf> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/corpus/classbench/song-filterset");
-    p.is_dir().then_some(p)
-}
 
 fn classbench_rules(text: &str) -> (String, usize) {
     let mut s =
@@ -1604,11 +1560,11 @@ fn classbench_packet(line: &str) -> Option<Vec<u8>> {
 
 #[test]
 fn classbench_acl1_1k_matches_the_kernel() {
-    let Some(dir) = classbench_dir() else {
+    let Some(dir) = common::corpus("classbench/song-filterset") else {
         eprintln!("SKIP ClassBench test: ../shared/corpus/classbench not found");
         return;
     };
-    if !oracle() {
+    if !oracle("classbench_acl1_1k_matches_the_kernel") {
         return;
     }
     let (text, skipped) = classbench_rules(&std::fs::read_to_string(dir.join("acl1_1K")).unwrap());

@@ -3,23 +3,15 @@
 //! executor; random text goes through `parse_save`. Blobs that verify and decode must survive
 //! an encode → decode round trip, and encode(decode(b)) must verify again.
 
+mod common;
+
+use common::Rng;
 use nfr_ipt::blob::walk_entries;
 use nfr_ipt::*;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 fn valid_blobs() -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir)
+    let mut files: Vec<_> = std::fs::read_dir(common::data_dir())
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.path())
