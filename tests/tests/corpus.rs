@@ -2,22 +2,14 @@
 //! `NFR_TEST=substr,-excluded` selects cases by `file/name`; `NFR_TEST_VERBOSE=1` prints each
 //! case as it runs. Failures are collected and reported together at the end.
 
-use nfr_testsuite::{engines, parse_corpus, run_case, selected, skipped};
-use std::path::PathBuf;
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::{corpus_files, root};
+use nfr_testsuite::{engines, parse_corpus, run_case, selected, skipped};
 
 #[test]
 fn corpus() {
-    let dir = root().join("testdata/corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("testdata/corpus exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
+    let files = corpus_files();
     let filter = std::env::var("NFR_TEST").ok();
     let verbose = std::env::var("NFR_TEST_VERBOSE").is_ok();
     let engines = engines();
@@ -109,13 +101,7 @@ fn corpus() {
 #[test]
 fn every_truncation_is_safe() {
     use nfr_compiler::check::check_source;
-    let dir = root().join("testdata/corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("testdata/corpus exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
+    let files = corpus_files();
     let mut runs = 0usize;
     for f in &files {
         let text = std::fs::read_to_string(f).expect("corpus file readable");

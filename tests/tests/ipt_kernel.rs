@@ -5,15 +5,13 @@
 //! Skips with a message without root / iptables-legacy / netns; fails instead when
 //! `NFC_REQUIRE_ORACLE=1`.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{corpus_files, root};
 use std::process::{Command, Stdio};
 
 use nfr_compiler::lower::ipt::lower_ipt;
 use nfr_testsuite::parse_corpus;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn oracle() -> bool {
     let why = if !Command::new("id")
@@ -100,13 +98,7 @@ fn corpus_blobs_equal_the_kernels_tables() {
     if !oracle() {
         return;
     }
-    let dir = root().join("testdata/corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("testdata/corpus exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
+    let files = corpus_files();
     let (mut rulesets, mut tables, mut fails) = (0usize, 0usize, Vec::new());
     for f in &files {
         let corpus = parse_corpus(&std::fs::read_to_string(f).unwrap()).unwrap();
