@@ -1,16 +1,19 @@
 //! Conntrack throughput: an established-flow hit with 1K / 10K / 100K / 1M tracked flows, a new connection
-//! (SYN -> confirm, with periodic expiry), and the per-flow memory footprint (printed).
+//! (SYN -> confirm, with periodic expiry), and the per-flow memory footprint (printed). Each is measured one
+//! packet at a time (`conntrack_in`) and in bursts of 32 (`conntrack_in_burst`, the shape of OVS's
+//! `test-conntrack benchmark` with batch 32); a burst sample is 32 packets (criterion's element throughput; the
+//! time per packet is the sample time / 32).
 //!
 //! The hit loop replays 4096 prebuilt ACK segments of random flows (no packet building or allocation in the
 //! measured loop); 1K flows keeps the whole table in L1/L2 (the instruction-bound cost), larger tables add the
 //! cache misses of the lookup (bucket head, chain entries, TCP state). The bucket count is the flow count
 //! rounded up to a power of two (the kernel sizes `nf_conntrack_max` = buckets), so chains hold ~2 links.
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use nfr_runtime::ct::{Conntrack, Nfct, Settings};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use nfr_runtime::ct::{BURST, Conntrack, Nfct, Settings};
 use nfr_runtime::wire::build;
 use nfr_runtime::wire::tcp_flags as F;
-use nfr_vm::Hook;
+use nfr_vm::{Hook, Verdict};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -89,32 +92,106 @@ fn established(c: &mut Criterion) {
     g.finish();
 }
 
-fn new_connection(c: &mut Criterion) {
-    let mut ct = Conntrack::new(Settings {
+fn established_burst(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ct_established_hit_burst32");
+    g.throughput(Throughput::Elements(BURST as u64));
+    for n in [1_000u32, 10_000, 100_000, 1_000_000] {
+        let (mut ct, pkts) = populate(n);
+        let refs: Vec<&[u8]> = pkts.iter().map(Vec::as_slice).collect();
+        let mut k = 0usize;
+        let mut verdicts = [Verdict::Accept; BURST];
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                let at = (k * BURST) & 4095;
+                k += 1;
+                let mut nfcts = [Nfct::None; BURST];
+                ct.conntrack_in_burst(
+                    &refs[at..at + BURST],
+                    Hook::Prerouting,
+                    1_000_000,
+                    &mut nfcts,
+                    &mut verdicts,
+                );
+                for nf in &mut nfcts {
+                    ct.release(black_box(nf));
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The table and SYN template of the new-connection benchmarks.
+fn new_table() -> (Conntrack, Vec<u8>) {
+    let ct = Conntrack::new(Settings {
         max: 0,
         buckets: 262_144,
         checksum: false,
         ..Settings::default()
     });
     let server = ip(0xc0a8_0001);
-    let mut tmpl = build::tcp(ip(0x0a00_0000), server, 1, 80, 7, 0, F::SYN, 1024, &[], b"");
+    let tmpl = build::tcp(ip(0x0a00_0000), server, 1, 80, 7, 0, F::SYN, 1024, &[], b"");
+    (ct, tmpl)
+}
+
+/// Makes `tmpl` the SYN of connection `i` (source address and port), collecting expired entries every 128K
+/// connections (amortised into the cost).
+fn next_syn(ct: &mut Conntrack, tmpl: &mut [u8], i: u32, now: &mut u64) {
+    if i.is_multiple_of(131_072) {
+        // Let the SYN_SENT entries expire and collect them.
+        *now += 200_000_000_000;
+        ct.gc(*now);
+    }
+    tmpl[12..16].copy_from_slice(&(0x0a00_0000 + (i >> 16)).to_be_bytes());
+    tmpl[20..22].copy_from_slice(&(i as u16).to_be_bytes());
+}
+
+fn new_connection(c: &mut Criterion) {
+    let (mut ct, mut tmpl) = new_table();
     let mut i: u32 = 0;
     let mut now: u64 = 0;
     c.bench_function("ct_new_connection", |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            if i.is_multiple_of(131_072) {
-                // Let the SYN_SENT entries expire and collect them (amortised into the cost).
-                now += 200_000_000_000;
-                ct.gc(now);
-            }
-            tmpl[12..16].copy_from_slice(&(0x0a00_0000 + (i >> 16)).to_be_bytes());
-            tmpl[20..22].copy_from_slice(&(i as u16).to_be_bytes());
+            next_syn(&mut ct, &mut tmpl, i, &mut now);
             pass(&mut ct, black_box(&tmpl), now);
         })
     });
     println!("bytes per flow (slab entry): {}", ct.bytes_per_flow());
 }
 
-criterion_group!(benches, established, new_connection);
+/// 32 SYNs of new connections through `conntrack_in_burst`, then each confirmed (OVS's batch commit).
+fn new_connection_burst(c: &mut Criterion) {
+    let (mut ct, tmpl) = new_table();
+    let mut syns = vec![tmpl; BURST];
+    let mut i: u32 = 0;
+    let mut now: u64 = 0;
+    let mut verdicts = [Verdict::Accept; BURST];
+    let mut g = c.benchmark_group("ct_new_connection_burst32");
+    g.throughput(Throughput::Elements(BURST as u64));
+    g.bench_function("syn", |b| {
+        b.iter(|| {
+            for s in &mut syns {
+                i = i.wrapping_add(1);
+                next_syn(&mut ct, s, i, &mut now);
+            }
+            let refs: [&[u8]; BURST] = std::array::from_fn(|k| syns[k].as_slice());
+            let mut nfcts = [Nfct::None; BURST];
+            ct.conntrack_in_burst(&refs, Hook::Prerouting, now, &mut nfcts, &mut verdicts);
+            for (p, nf) in refs.iter().zip(&mut nfcts) {
+                ct.confirm(p, now, nf);
+                ct.release(nf);
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    established,
+    established_burst,
+    new_connection,
+    new_connection_burst
+);
 criterion_main!(benches);

@@ -9,10 +9,6 @@
 //! case (another protocol or flag set, lookup miss or hit where the other was expected, an expired match, a
 //! failed window check, another state) they return `None` having changed nothing, and the general path handles
 //! the packet from the start; a differential test holds the two to the same results.
-//!
-//! The work is split in three so that bursts (`burst`) can do the first two for many packets before the third:
-//! [`Conntrack::lean_parse`] (headers and hash), the chain walk ([`Conntrack::lean_step`] one link at a time,
-//! [`Conntrack::lean_lookup`] the whole walk) and [`Conntrack::lean_act`] (the tracker on what the walk found).
 
 use super::{
     ConnId, Conntrack, CtEventKind, CtInfo, L4State, Lookup, NONE_IDX, Nfct, Resolve, Tuple, ips,
@@ -23,57 +19,10 @@ use crate::wire::tcp_flags as F;
 use nfr_vm::Verdict;
 use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6};
 
-/// A segment the lean paths take, parsed and hashed once (64 bytes: bursts keep 32 of them).
-#[derive(Clone, Copy)]
-pub(super) struct LeanTcp<'a> {
-    /// The datagram.
-    pub l3: &'a [u8],
-    /// The original-direction tuple.
-    pub t: Tuple,
-    /// The bucket of `t`.
-    pub b: u32,
-    /// Offset of the TCP header (20 or 40) and its length (`doff * 4`, within the datagram).
-    pub thoff: u8,
-    pub doff: u8,
-    /// `F::ACK` or `F::SYN` (the flag class among SYN, FIN, RST and ACK).
-    pub class: u8,
-}
-
-impl<'a> LeanTcp<'a> {
-    /// The segment's fields (read again from the header, which is in L1 by now).
-    #[inline(always)]
-    fn seg(&self) -> tcp::Seg<'a> {
-        let l3: &'a [u8] = self.l3;
-        let th = l3.get(usize::from(self.thoff)..).unwrap_or_default();
-        let th20: [u8; 20] = th.first_chunk().copied().unwrap_or([0; 20]);
-        let doff = usize::from(self.doff);
-        tcp::Seg {
-            seq: u32::from_be_bytes([th20[4], th20[5], th20[6], th20[7]]),
-            ack: u32::from_be_bytes([th20[8], th20[9], th20[10], th20[11]]),
-            flags: th20[13],
-            win: u16::from_be_bytes([th20[14], th20[15]]),
-            payload_len: th.len().saturating_sub(doff) as u32,
-            options: th.get(20..doff).unwrap_or_default(),
-        }
-    }
-}
-
-/// One link of a chain walk.
-#[derive(Clone, Copy)]
-pub(super) enum Step {
-    /// The entry in slot `.0` matches in direction `.1` (not yet checked for expiry).
-    Found(u32, usize),
-    /// Not this one; the walk goes on at the link.
-    Next(u32),
-    /// The chain ends without a match.
-    Miss,
-}
-
 impl Conntrack {
-    /// `get_l4proto` and `tcp_error`'s header checks for the lean case, then the tuple and its bucket; `None`
-    /// when the packet is not one the lean paths take.
-    #[inline(always)]
-    pub(super) fn lean_parse<'a>(&self, l3: &'a [u8], zone: u16) -> Option<LeanTcp<'a>> {
+    /// The lean paths (see the module documentation): `None` when the packet is not theirs.
+    #[inline]
+    pub(super) fn fast_tcp(&mut self, l3: &[u8], zone: u16, now: u64) -> Option<(Verdict, Nfct)> {
         let h: &[u8; 40] = l3.first_chunk()?;
         let v4 = h[0] == 0x45;
         let thoff = if v4 {
@@ -108,106 +57,44 @@ impl Conntrack {
             dport,
             ..Tuple::default()
         };
-        let hash = if v4 {
-            t.src[..4].copy_from_slice(&h[12..16]);
-            t.dst[..4].copy_from_slice(&h[16..20]);
-            tuple::hash_v4(
-                u32::from_le_bytes([h[12], h[13], h[14], h[15]]),
-                u32::from_le_bytes([h[16], h[17], h[18], h[19]]),
+        let found = if v4 {
+            let src = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+            let dst = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+            let hash = tuple::hash_v4(
+                src,
+                dst,
                 sport,
                 dport,
                 zone,
                 proto::TCP,
                 self.settings.hash_seed,
-            )
+            );
+            let found =
+                self.lookup_tcp4(self.bucket_of(hash), [src, dst], [sport, dport], zone, now);
+            if let Lookup::Miss = found {
+                t.src[..4].copy_from_slice(&h[12..16]);
+                t.dst[..4].copy_from_slice(&h[16..20]);
+            }
+            found
         } else {
             t.l3 = NFPROTO_IPV6;
             t.src.copy_from_slice(&h[8..24]);
             t.dst.copy_from_slice(&h[24..40]);
-            t.hash(zone, self.settings.hash_seed)
+            self.lookup(self.bucket(&t, zone), &t, zone, now)
         };
-        Some(LeanTcp {
-            l3,
-            t,
-            b: self.bucket_of(hash) as u32,
-            thoff: thoff as u8,
-            doff: doff as u8,
-            class,
-        })
-    }
-
-    /// One link of the walk for tuple `t` (TCP or UDP: a port protocol, whose inverse swaps the ports) in `zone`:
-    /// the entry `cur` refers to (slot << 1 | direction) against `t`.
-    #[inline(always)]
-    pub(super) fn lean_step(&self, cur: u32, t: &Tuple, zone: u16) -> Step {
-        let node = cur >> 1;
-        let dir = (cur & 1) as usize;
-        let Some(c) = self.conns.get(node as usize) else {
-            return Step::Miss;
+        let seg = tcp::Seg {
+            seq: u32::from_be_bytes([th20[4], th20[5], th20[6], th20[7]]),
+            ack: u32::from_be_bytes([th20[8], th20[9], th20[10], th20[11]]),
+            flags,
+            win: u16::from_be_bytes([th20[14], th20[15]]),
+            payload_len: (th.len() - doff) as u32,
+            options: th.get(20..doff).unwrap_or(&[]),
         };
-        let hit = c.zone == zone
-            && if dir == 0 {
-                c.orig.key_eq(t)
-            } else {
-                c.orig.key_eq_swapped(t)
-            };
-        if hit {
-            Step::Found(node, dir)
-        } else if c.next[dir] == NONE_IDX {
-            Step::Miss
-        } else {
-            Step::Next(c.next[dir])
-        }
-    }
-
-    /// The lookup of a parsed segment: [`Self::lookup`] with [`Self::lean_step`]'s compare.
-    #[inline(always)]
-    pub(super) fn lean_lookup(&self, p: &LeanTcp<'_>, zone: u16, now: u64) -> Lookup {
-        let mut cur = self.heads.get(p.b as usize).copied().unwrap_or(NONE_IDX);
-        while cur != NONE_IDX {
-            match self.lean_step(cur, &p.t, zone) {
-                Step::Found(node, dir) => return self.found(node, dir, now),
-                Step::Next(n) => cur = n,
-                Step::Miss => break,
-            }
-        }
-        Lookup::Miss
-    }
-
-    /// A match becomes `Found`, or `Expired` when its timeout has passed.
-    #[inline(always)]
-    pub(super) fn found(&self, node: u32, dir: usize, now: u64) -> Lookup {
-        match self.conns.get(node as usize) {
-            Some(c) if Self::expired(c, now) => Lookup::Expired,
-            Some(_) => Lookup::Found(node, dir),
-            None => Lookup::Miss,
-        }
-    }
-
-    /// The lean paths of `conntrack_in` (see the module documentation).
-    #[inline]
-    pub(super) fn fast_tcp(&mut self, l3: &[u8], zone: u16, now: u64) -> Option<(Verdict, Nfct)> {
-        let p = self.lean_parse(l3, zone)?;
-        let found = self.lean_lookup(&p, zone, now);
-        self.lean_act(&p, zone, found, now)
-    }
-
-    /// The lean tracker on what the lookup of `p` found.
-    #[inline(always)]
-    pub(super) fn lean_act(
-        &mut self,
-        p: &LeanTcp<'_>,
-        zone: u16,
-        found: Lookup,
-        now: u64,
-    ) -> Option<(Verdict, Nfct)> {
         match found {
-            Lookup::Found(idx, dir) if p.class == F::ACK => self
-                .established_at(idx, dir, &p.seg(), p.l3.len(), now)
+            Lookup::Found(idx, dir) if class == F::ACK => self
+                .established_at(idx, dir, &seg, l3.len(), now)
                 .map(|n| (Verdict::Accept, n)),
-            Lookup::Miss if p.class == F::SYN => {
-                Some(self.new_syn(&p.t, zone, &p.seg(), p.l3.len(), now))
-            }
+            Lookup::Miss if class == F::SYN => Some(self.new_syn(&t, zone, &seg, l3.len(), now)),
             _ => None,
         }
     }
@@ -295,5 +182,44 @@ impl Conntrack {
                 ctinfo,
             },
         )
+    }
+
+    /// [`Self::lookup`] of an IPv4 TCP tuple given as its parts (addresses as little-endian reads of their 4
+    /// bytes): an IPv4 entry's addresses are zero past the 4th byte, so the parts compare exactly.
+    #[inline(always)]
+    fn lookup_tcp4(&self, b: usize, addr: [u32; 2], port: [u16; 2], zone: u16, now: u64) -> Lookup {
+        // The keys of both directions packed into words: original (the tuple), reply (its inverse).
+        let key_addr = [
+            u64::from(addr[0]) | u64::from(addr[1]) << 32,
+            u64::from(addr[1]) | u64::from(addr[0]) << 32,
+        ];
+        let key_port = [
+            u32::from(port[0]) | u32::from(port[1]) << 16,
+            u32::from(port[1]) | u32::from(port[0]) << 16,
+        ];
+        let key_meta =
+            u32::from(zone) | u32::from(NFPROTO_IPV4) << 16 | u32::from(proto::TCP) << 24;
+        let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+        while cur != NONE_IDX {
+            let node = cur >> 1;
+            let dir = (cur & 1) as usize;
+            let Some(c) = self.conns.get(node as usize) else {
+                break;
+            };
+            let o = &c.orig;
+            let oa = u64::from(u32::from_le_bytes([o.src[0], o.src[1], o.src[2], o.src[3]]))
+                | u64::from(u32::from_le_bytes([o.dst[0], o.dst[1], o.dst[2], o.dst[3]])) << 32;
+            let op = u32::from(o.sport) | u32::from(o.dport) << 16;
+            let om = u32::from(c.zone) | u32::from(o.l3) << 16 | u32::from(o.l4) << 24;
+            if oa == key_addr[dir & 1] && op == key_port[dir & 1] && om == key_meta {
+                return if Self::expired(c, now) {
+                    Lookup::Expired
+                } else {
+                    Lookup::Found(node, dir)
+                };
+            }
+            cur = c.next[dir & 1];
+        }
+        Lookup::Miss
     }
 }

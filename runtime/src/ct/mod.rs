@@ -328,9 +328,6 @@ pub struct Conntrack {
     events: Vec<CtEvent>,
     stats: CtStats,
     next_generation: u32,
-    /// Bumped by every change to the chains (link, unlink, GC reap, slot free), so that a burst's walks, done
-    /// before its packets run, are known to still describe the table (see `burst`).
-    epoch: u64,
     /// Lean per-packet paths on (see [`Conntrack::set_fast_path`]).
     fast_path: bool,
 }
@@ -450,7 +447,6 @@ impl Conntrack {
             events: Vec::new(),
             stats: CtStats::default(),
             next_generation: 1,
-            epoch: 0,
             fast_path: true,
         }
     }
@@ -562,13 +558,7 @@ impl Conntrack {
             let Some(c) = self.conns.get(node as usize) else {
                 break;
             };
-            if c.zone == zone
-                && (if dir == 0 {
-                    c.orig == *t
-                } else {
-                    c.orig.is_inverse_of(t)
-                })
-            {
+            if c.zone == zone && c.orig.matches_dir(dir, t) {
                 return if Self::expired(c, now) {
                     Lookup::Expired
                 } else {
@@ -600,19 +590,12 @@ impl Conntrack {
             let Some(c) = self.conns.get(node as usize) else {
                 break;
             };
-            if c.zone == zone {
-                let hit = if dir == 0 {
-                    c.orig == *t
+            if c.zone == zone && c.orig.matches_dir(dir, t) {
+                if Self::expired(c, now) {
+                    expired.push(node);
                 } else {
-                    c.orig.is_inverse_of(t)
-                };
-                if hit {
-                    if Self::expired(c, now) {
-                        expired.push(node);
-                    } else {
-                        found = Some((node, dir));
-                        break;
-                    }
+                    found = Some((node, dir));
+                    break;
                 }
             }
             cur = c.next[dir];
@@ -651,13 +634,7 @@ impl Conntrack {
                 break;
             };
             n += 1;
-            if c.zone == zone
-                && (if dir == 0 {
-                    c.orig == *t
-                } else {
-                    c.orig.is_inverse_of(t)
-                })
-            {
+            if c.zone == zone && c.orig.matches_dir(dir, t) {
                 if Self::expired(c, now) {
                     return self.probe_expired(b, t, zone, now);
                 }
@@ -685,7 +662,6 @@ impl Conntrack {
 
     /// Threads a just-confirmed entry into the chains of its original (`b[0]`) and reply (`b[1]`) buckets.
     fn link_at(&mut self, idx: u32, b: [usize; 2]) {
-        self.epoch = self.epoch.wrapping_add(1);
         for (dir, b) in b.into_iter().enumerate() {
             let head = self.heads.get(b).copied().unwrap_or(NONE_IDX);
             if let Some(c) = self.conns.get_mut(idx as usize) {
@@ -698,7 +674,6 @@ impl Conntrack {
     }
 
     fn unlink(&mut self, idx: u32) {
-        self.epoch = self.epoch.wrapping_add(1);
         for dir in 0..2 {
             let Some(c) = self.conns.get(idx as usize) else {
                 return;
@@ -748,7 +723,6 @@ impl Conntrack {
     }
 
     fn free_slot(&mut self, idx: u32) {
-        self.epoch = self.epoch.wrapping_add(1);
         if let Some(c) = self.conns.get_mut(idx as usize) {
             if !c.live() {
                 return;
@@ -1096,20 +1070,6 @@ impl Conntrack {
     /// `hook` and virtual time `now` (ns). Updates `nfct`; returns the verdict (Drop only for "table full").
     #[inline]
     pub fn conntrack_in(&mut self, l3: &[u8], hook: Hook, now: u64, nfct: &mut Nfct) -> Verdict {
-        self.conntrack_in_pre(l3, hook, now, nfct, None)
-    }
-
-    /// [`Self::conntrack_in`], given what a burst's rounds learnt about the packet beforehand (`burst`): its
-    /// lean parse for `zone`, and the walk's result if the walk finished while the table was at `epoch`.
-    #[inline(always)]
-    fn conntrack_in_pre(
-        &mut self,
-        l3: &[u8],
-        hook: Hook,
-        now: u64,
-        nfct: &mut Nfct,
-        pre: Option<burst::Pre<'_, '_>>,
-    ) -> Verdict {
         let zone = match *nfct {
             Nfct::None => 0,
             Nfct::Template { zone } => zone,
@@ -1118,24 +1078,12 @@ impl Conntrack {
         *nfct = Nfct::None;
         self.auto_gc(now);
         let csum = self.settings.checksum && hook == Hook::Prerouting;
-        if !csum && self.fast_path {
-            let lean = match pre {
-                Some(pre) if pre.zone == zone => {
-                    let found = match pre.walk {
-                        Some(lean::Step::Found(n, d)) if pre.epoch == self.epoch => {
-                            self.found(n, d, now)
-                        }
-                        Some(lean::Step::Miss) if pre.epoch == self.epoch => Lookup::Miss,
-                        _ => self.lean_lookup(pre.p, zone, now),
-                    };
-                    self.lean_act(pre.p, zone, found, now)
-                }
-                _ => self.fast_tcp(l3, zone, now),
-            };
-            if let Some((v, n)) = lean {
-                *nfct = n;
-                return v;
-            }
+        if !csum
+            && self.fast_path
+            && let Some((v, n)) = self.fast_tcp(l3, zone, now)
+        {
+            *nfct = n;
+            return v;
         }
         self.conntrack_in_general(l3, csum, zone, now, nfct)
     }
@@ -1733,7 +1681,6 @@ impl Conntrack {
         }
         // The chains hold exactly the confirmed entries not yet killed, so a chained victim is a chained entry
         // that has expired: the sweep reads that from the entry it visits anyway (for its link).
-        self.epoch = self.epoch.wrapping_add(1);
         let doomed = |c: &Conn| Self::expired(c, now);
         for b in 0..self.heads.len() {
             let mut prev = NONE_IDX;

@@ -233,6 +233,19 @@ impl Tuple {
         ((a.0 ^ b.0) | (a.1 ^ b.1) | (c.0 ^ d.0) | (c.1 ^ d.1) | (m(self) ^ m(t))) == 0
     }
 
+    /// Whether an entry whose original tuple is `self` is reached by `t` in direction `dir` (0: `t` is the
+    /// original tuple, 1: its inverse), with word compares where the inverse is a plain swap.
+    #[inline(always)]
+    pub fn matches_dir(&self, dir: usize, t: &Tuple) -> bool {
+        if dir == 0 {
+            self.key_eq(t)
+        } else if has_ports(t.l4) || t.l4 == proto::GRE {
+            self.key_eq_swapped(t)
+        } else {
+            self.is_inverse_of(t)
+        }
+    }
+
     /// `self.is_inverse_of(t)` when `t` is a port protocol's tuple (TCP, UDP, ...): addresses and ports swapped,
     /// the same protocols. (A `self` of another protocol then differs in `l4`.)
     #[inline(always)]
