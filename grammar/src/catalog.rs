@@ -6,6 +6,8 @@
 //! Values are taken from nftables' `src/proto.c`, `src/meta.c`, `src/ct.c`, `src/datatype.c`,
 //! `src/rule.c` (v1.1.x) and the kernel uapi headers.
 
+use nfr_vm::ipproto::IP_PROTOCOLS;
+
 /// Byte order of a datatype's value in registers (nft's `BYTEORDER_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ByteOrder {
@@ -388,68 +390,29 @@ pub const TCP_FLAGS: &[(&str, u64)] = &[
     ("cwr", 0x80),
 ];
 
-/// IP protocol names nft prints (from /etc/protocols as nft resolves them).
-pub const INET_PROTO: &[(&str, u64)] = &[
-    ("hopopt", 0),
-    ("icmp", 1),
-    ("igmp", 2),
-    ("ggp", 3),
-    ("ipencap", 4),
-    ("st", 5),
-    ("tcp", 6),
-    ("egp", 8),
-    ("igp", 9),
-    ("pup", 12),
-    ("udp", 17),
-    ("hmp", 20),
-    ("xns-idp", 22),
-    ("rdp", 27),
-    ("iso-tp4", 29),
-    ("dccp", 33),
-    ("xtp", 36),
-    ("ddp", 37),
-    ("idpr-cmtp", 38),
-    ("ipv6", 41),
-    ("ipv6-route", 43),
-    ("ipv6-frag", 44),
-    ("idrp", 45),
-    ("rsvp", 46),
-    ("gre", 47),
-    ("esp", 50),
-    ("ah", 51),
-    ("skip", 57),
-    ("ipv6-icmp", 58),
-    ("ipv6-nonxt", 59),
-    ("ipv6-opts", 60),
-    ("rspf", 73),
-    ("vmtp", 81),
-    ("eigrp", 88),
-    ("ospf", 89),
-    ("ax.25", 93),
-    ("ipip", 94),
-    ("etherip", 97),
-    ("encap", 98),
-    ("pim", 103),
-    ("ipcomp", 108),
-    ("vrrp", 112),
-    ("l2tp", 115),
-    ("isis", 124),
-    ("sctp", 132),
-    ("fc", 133),
-    ("mobility-header", 135),
-    ("udplite", 136),
-    ("mpls-in-ip", 137),
-    ("manet", 138),
-    ("hip", 139),
-    ("shim6", 140),
-    ("wesp", 141),
-    ("rohc", 142),
-    ("ethernet", 143),
-    // Aliases accepted on input, never printed (the name above wins).
-    ("icmpv6", 58),
-    ("comp", 108),
-    ("mh", 135),
-];
+/// IP protocol names nft prints: `/etc/protocols` (`nfr_vm::ipproto::IP_PROTOCOLS`, shared with
+/// iptables-save), then nft's keyword aliases, accepted on input and never printed (the
+/// `/etc/protocols` name of the same number comes first and wins).
+pub const INET_PROTO: &[(&str, u64)] = &inet_proto();
+
+const INET_PROTO_ALIASES: [(&str, u64); 3] = [("icmpv6", 58), ("comp", 108), ("mh", 135)];
+
+const INET_PROTO_LEN: usize = IP_PROTOCOLS.len() + INET_PROTO_ALIASES.len();
+
+const fn inet_proto() -> [(&'static str, u64); INET_PROTO_LEN] {
+    let mut out = [("", 0); INET_PROTO_LEN];
+    let mut i = 0;
+    while i < IP_PROTOCOLS.len() {
+        out[i] = (IP_PROTOCOLS[i].0, IP_PROTOCOLS[i].1 as u64);
+        i += 1;
+    }
+    let mut j = 0;
+    while j < INET_PROTO_ALIASES.len() {
+        out[i + j] = INET_PROTO_ALIASES[j];
+        j += 1;
+    }
+    out
+}
 
 /// ICMP types (`icmp_type_tbl`, src/proto.c).
 pub const ICMP_TYPE: &[(&str, u64)] = &[

@@ -153,67 +153,10 @@ pub const CHAIN_PROTOS: [(&str, u16); 12] = [
     ("all", 0),
 ];
 
-/// Debian netbase's /etc/protocols (what `getprotobynumber` answers; iptables-save 1.8.9
-/// prints these names).
-pub const PROTOCOLS: [(&str, u16); 54] = [
-    ("hopopt", 0),
-    ("icmp", 1),
-    ("igmp", 2),
-    ("ggp", 3),
-    ("ipencap", 4),
-    ("st", 5),
-    ("tcp", 6),
-    ("egp", 8),
-    ("igp", 9),
-    ("pup", 12),
-    ("udp", 17),
-    ("hmp", 20),
-    ("xns-idp", 22),
-    ("rdp", 27),
-    ("iso-tp4", 29),
-    ("dccp", 33),
-    ("xtp", 36),
-    ("ddp", 37),
-    ("idpr-cmtp", 38),
-    ("ipv6", 41),
-    ("ipv6-route", 43),
-    ("ipv6-frag", 44),
-    ("idrp", 45),
-    ("rsvp", 46),
-    ("gre", 47),
-    ("esp", 50),
-    ("ah", 51),
-    ("skip", 57),
-    ("ipv6-icmp", 58),
-    ("ipv6-nonxt", 59),
-    ("ipv6-opts", 60),
-    ("rspf", 73),
-    ("vmtp", 81),
-    ("eigrp", 88),
-    ("ospf", 89),
-    ("ax.25", 93),
-    ("ipip", 94),
-    ("etherip", 97),
-    ("encap", 98),
-    ("pim", 103),
-    ("ipcomp", 108),
-    ("vrrp", 112),
-    ("l2tp", 115),
-    ("isis", 124),
-    ("sctp", 132),
-    ("fc", 133),
-    ("mobility-header", 135),
-    ("udplite", 136),
-    ("mpls-in-ip", 137),
-    ("manet", 138),
-    ("hip", 139),
-    ("shim6", 140),
-    ("wesp", 141),
-    ("rohc", 142),
-];
-
+/// The name iptables-save prints for `-p p`: `/etc/protocols` (`getprotobynumber`, as
+/// iptables 1.8.9 does), else digits.
 fn proto_name(p: u16) -> Option<&'static str> {
-    PROTOCOLS.iter().find(|(_, n)| *n == p).map(|(s, _)| *s)
+    u8::try_from(p).ok().and_then(nfr_vm::ipproto::name)
 }
 
 /// `xtables_ipmask_to_cidr`: prefix length of a contiguous mask, else `None`.

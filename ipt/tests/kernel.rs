@@ -124,6 +124,42 @@ fn strip_counters(t: &mut Table) {
     t.user_chains.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
+/// `-p N` for every protocol number: `save` names each one as iptables-legacy-save does
+/// (`getprotobynumber`, so `ethernet` for 143, digits where /etc/protocols has no entry).
+#[test]
+fn protocol_names_match_iptables_save() {
+    if !oracle("protocol_names_match_iptables_save") {
+        return;
+    }
+    let mut text =
+        String::from("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+    for p in 1..=255 {
+        text.push_str(&format!("-A INPUT -p {p}\n"));
+    }
+    text.push_str("COMMIT\n");
+    let t = parse_save(&text).unwrap().remove(0);
+    let (_, ksave) = restore_and_read(text, vec![]).unwrap();
+    let ours = save(&t, false);
+    let theirs = save_block(&ksave, "filter");
+    let bad: Vec<String> = ours
+        .lines()
+        .zip(theirs.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("ours `{a}`, iptables-legacy-save `{b}`"))
+        .collect();
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert_eq!(ours.lines().count(), theirs.lines().count());
+    for (p, name) in [
+        (6, "tcp"),
+        (132, "sctp"),
+        (135, "mobility-header"),
+        (143, "ethernet"),
+        (144, "144"),
+    ] {
+        assert!(ours.contains(&format!("-A INPUT -p {name}\n")), "-p {p}");
+    }
+}
+
 #[test]
 fn rulesets_match_the_kernel_byte_for_byte() {
     if !oracle("rulesets_match_the_kernel_byte_for_byte") {

@@ -147,3 +147,48 @@ fn nft_accepts_fmt_output_of_every_example() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Protocol names: `nfc fmt` prints `meta l4proto N` and `ip protocol N` for every N in 1..=255
+/// exactly as `nft list ruleset` does after loading them (`/etc/protocols`, digits where it has
+/// no name). 0 is left out: nft 1.0.6 prints `ip` (the first 0 line of /etc/protocols), nfc
+/// prints `hopopt`.
+#[test]
+fn nft_prints_protocol_names_like_nfc_fmt() {
+    if !common::oracle_ready(
+        "protocol names against nft list ruleset",
+        common::netns_tool_unavailable("nft"),
+    ) {
+        return;
+    }
+    let mut text = String::from("table inet t {\n\tchain c {\n");
+    for n in 1..=255 {
+        text.push_str(&format!("\t\tmeta l4proto {n}\n\t\tip protocol {n}\n"));
+    }
+    text.push_str("\t}\n}\n");
+    let dir = common::tmp_dir("nft-protocols");
+    let f = dir.join("protocols.nfr");
+    std::fs::write(&f, &text).unwrap();
+    let ours = nfc(&["fmt", f.to_str().unwrap()]);
+    assert_eq!(ours.status.code(), Some(0));
+    let nft = Command::new("unshare")
+        .args(["-n", "sh", "-c", "nft -f \"$0\" && nft list ruleset"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        nft.status.success(),
+        "{}",
+        String::from_utf8_lossy(&nft.stderr)
+    );
+    let (ours, theirs) = (common::stdout(&ours), common::stdout(&nft));
+    let bad: Vec<String> = ours
+        .lines()
+        .zip(theirs.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("nfc fmt `{a}`, nft `{b}`"))
+        .collect();
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert_eq!(ours.lines().count(), theirs.lines().count());
+    assert!(theirs.contains("meta l4proto ethernet\n") && theirs.contains("ip protocol 144\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

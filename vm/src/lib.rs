@@ -50,6 +50,7 @@ pub use verdict::{ChainVerdict, Hook, Verdict};
 
 pub mod insn;
 pub mod interp;
+pub mod ipproto;
 pub mod print;
 pub mod program;
 pub mod verify;
