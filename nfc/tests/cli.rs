@@ -6,7 +6,6 @@ mod common;
 
 use common::{nfc, root};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn examples() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
@@ -122,7 +121,7 @@ fn fmt_is_idempotent_and_checks() {
 
 #[test]
 fn nft_accepts_fmt_output_of_every_example() {
-    if !common::oracle_ready("nft -c of nfc fmt", common::netns_tool_unavailable("nft")) {
+    if !common::netns_tool_ready("nft -c of nfc fmt", "nft") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("nfc-nft-{}", std::process::id()));
@@ -132,11 +131,7 @@ fn nft_accepts_fmt_output_of_every_example() {
         assert_eq!(out.status.code(), Some(0));
         let f = dir.join(p.file_name().unwrap());
         std::fs::write(&f, &out.stdout).unwrap();
-        let nft = Command::new("unshare")
-            .args(["-n", "nft", "-c", "-f"])
-            .arg(&f)
-            .output()
-            .unwrap();
+        let nft = common::unshare_n(["nft", "-c", "-f", f.to_str().unwrap()]);
         assert!(
             nft.status.success(),
             "nft -c rejects `nfc fmt {}`:\n{}\n{}",
@@ -154,10 +149,7 @@ fn nft_accepts_fmt_output_of_every_example() {
 /// prints `hopopt`.
 #[test]
 fn nft_prints_protocol_names_like_nfc_fmt() {
-    if !common::oracle_ready(
-        "protocol names against nft list ruleset",
-        common::netns_tool_unavailable("nft"),
-    ) {
+    if !common::netns_tool_ready("protocol names against nft list ruleset", "nft") {
         return;
     }
     let mut text = String::from("table inet t {\n\tchain c {\n");
@@ -170,25 +162,18 @@ fn nft_prints_protocol_names_like_nfc_fmt() {
     std::fs::write(&f, &text).unwrap();
     let ours = nfc(&["fmt", f.to_str().unwrap()]);
     assert_eq!(ours.status.code(), Some(0));
-    let nft = Command::new("unshare")
-        .args(["-n", "sh", "-c", "nft -f \"$0\" && nft list ruleset"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let script = format!("nft -f '{}' && nft list ruleset", f.display());
+    let nft = common::unshare_n(["sh", "-c", &script]);
     assert!(
         nft.status.success(),
         "{}",
         String::from_utf8_lossy(&nft.stderr)
     );
     let (ours, theirs) = (common::stdout(&ours), common::stdout(&nft));
-    let bad: Vec<String> = ours
-        .lines()
-        .zip(theirs.lines())
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("nfc fmt `{a}`, nft `{b}`"))
-        .collect();
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
-    assert_eq!(ours.lines().count(), theirs.lines().count());
+    assert_eq!(
+        ours, theirs,
+        "nfc fmt (left) and nft list ruleset (right) differ"
+    );
     assert!(theirs.contains("meta l4proto ethernet\n") && theirs.contains("ip protocol 144\n"));
     let _ = std::fs::remove_dir_all(&dir);
 }

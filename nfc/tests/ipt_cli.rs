@@ -6,7 +6,6 @@ mod common;
 
 use common::{nfc, root, stdout};
 use std::path::PathBuf;
-use std::process::Command;
 
 fn tmp(name: &str) -> PathBuf {
     common::tmp_dir(&format!("ipt-cli-{name}"))
@@ -204,21 +203,14 @@ fn import_iptables_save_round_trips_to_the_same_blobs() {
 
 #[test]
 fn load_installs_the_tables_in_a_private_netns() {
-    if !common::oracle_ready(
-        "nfc load",
-        common::netns_tool_unavailable("iptables-legacy-save"),
-    ) {
+    if !common::netns_tool_ready("nfc load", "iptables-legacy-save") {
         return;
     }
     let script = format!(
         "'{}' load examples/router.nfr && iptables-legacy-save -t filter && iptables-legacy-save -t nat",
         env!("CARGO_BIN_EXE_nfc")
     );
-    let o = Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let o = common::unshare_n(["sh", "-c", &script]);
     assert!(o.status.success(), "{o:?}");
     let out = stdout(&o);
     assert!(
@@ -247,11 +239,7 @@ fn load_installs_the_tables_in_a_private_netns() {
         "'{0}' load examples/server.nfr && '{0}' load examples/server.nfr",
         env!("CARGO_BIN_EXE_nfc")
     );
-    let o = Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let o = common::unshare_n(["sh", "-c", &script]);
     assert!(o.status.success(), "{o:?}");
     assert!(
         stdout(&o).contains("(13 entries, 3120 bytes; replaced 13 entries)"),

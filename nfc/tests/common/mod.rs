@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -75,6 +76,21 @@ pub fn netns_tool_unavailable(tool: &str) -> Option<String> {
             format!("`unshare -n {tool}` does not work (tool missing or no network namespaces)")
         })
     })
+}
+
+/// `unshare -n ARGS` from the workspace root: ARGS in a private network namespace.
+pub fn unshare_n<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
+    Command::new("unshare")
+        .arg("-n")
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run unshare")
+}
+
+/// Whether the oracle test `what`, which runs `unshare -n TOOL`, can run (see [`oracle_ready`]).
+pub fn netns_tool_ready(what: &str, tool: &str) -> bool {
+    oracle_ready(what, netns_tool_unavailable(tool))
 }
 
 /// Why the oracle script `../shared/oracle/<script>` can't run here (script absent, not root, one
