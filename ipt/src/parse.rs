@@ -7,7 +7,7 @@
 
 use crate::layout::*;
 use crate::model::*;
-use crate::save::{CHAIN_PROTOS, REJECT_NAMES};
+use crate::save::{CHAIN_PROTOS, REJECT_NAMES, TCP_FLAG_NAMES};
 use std::fmt;
 
 /// A parse failure with its 1-based line (0 when parsing a lone rule).
@@ -625,17 +625,6 @@ fn new_match(name: &str, _ip: &IpMatch) -> R<Match> {
         other => return Err(format!("unsupported match `{other}`")),
     })
 }
-
-const TCP_FLAG_NAMES: [(&str, u8); 8] = [
-    ("FIN", 0x01),
-    ("SYN", 0x02),
-    ("RST", 0x04),
-    ("PSH", 0x08),
-    ("ACK", 0x10),
-    ("URG", 0x20),
-    ("ALL", 0x3F),
-    ("NONE", 0),
-];
 
 fn parse_tcp_flags(s: &str) -> R<u8> {
     let mut v = 0;

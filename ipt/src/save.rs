@@ -233,19 +233,23 @@ pub fn save_string(s: &mut String, v: &[u8]) {
     }
 }
 
-const TCP_FLAGS: [(&str, u8); 6] = [
+/// libxt_tcp's `tcp_flag_names`: the six flags (printed, in this order), then `ALL` and `NONE`
+/// (accepted on input only).
+pub(crate) const TCP_FLAG_NAMES: [(&str, u8); 8] = [
     ("FIN", 0x01),
     ("SYN", 0x02),
     ("RST", 0x04),
     ("PSH", 0x08),
     ("ACK", 0x10),
     ("URG", 0x20),
+    ("ALL", 0x3F),
+    ("NONE", 0),
 ];
 
 fn print_tcpf(s: &mut String, flags: u8) {
-    let names: Vec<&str> = TCP_FLAGS
+    let names: Vec<&str> = TCP_FLAG_NAMES
         .iter()
-        .filter(|(_, b)| flags & b != 0)
+        .filter(|(_, b)| b.is_power_of_two() && flags & b != 0)
         .map(|(n, _)| *n)
         .collect();
     if names.is_empty() {

@@ -295,6 +295,26 @@ fn fresh_entries(name: &str) -> u32 {
     }
 }
 
+/// A case where the kernel's errno `k` differs from `verify`'s `o`, with `verify`'s error.
+fn errno_mismatch(name: &str, blob: &[u8], k: i32, o: i32) -> String {
+    let opts = VerifyOptions {
+        live_num_entries: Some(4),
+        skip_table_lookup: false,
+        ..Default::default()
+    };
+    let why = verify_with(blob, &opts).err();
+    format!("{name}: kernel {k}, verify {o} ({why:?})")
+}
+
+fn assert_no_mismatches(bad: &[String]) {
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
 fn our_errno(blob: &[u8]) -> i32 {
     let name = ReplaceHeader::parse(blob)
         .map(|h| String::from_utf8_lossy(&h.name).into_owned())
@@ -787,28 +807,14 @@ fn broken_blobs_get_the_kernels_errno() {
             bad.push(format!("{name}: kernel says {k}, test expected {e}"));
         }
         if k != o {
-            let why = verify_with(
-                blob,
-                &VerifyOptions {
-                    live_num_entries: Some(4),
-                    skip_table_lookup: false,
-                    ..Default::default()
-                },
-            )
-            .err();
-            bad.push(format!("{name}: kernel {k}, verify {o} ({why:?})"));
+            bad.push(errno_mismatch(name, blob, k, o));
         }
     }
     println!(
         "{} broken/valid blob cases compared with the kernel",
         all.len()
     );
-    assert!(
-        bad.is_empty(),
-        "{} mismatches:\n{}",
-        bad.len(),
-        bad.join("\n")
-    );
+    assert_no_mismatches(&bad);
 }
 
 #[test]
@@ -852,28 +858,14 @@ fn truncations_and_corruptions_match_the_kernel() {
             accepted += 1;
         }
         if k != o {
-            let why = verify_with(
-                b,
-                &VerifyOptions {
-                    live_num_entries: Some(4),
-                    skip_table_lookup: false,
-                    ..Default::default()
-                },
-            )
-            .err();
-            bad.push(format!("{name}: kernel {k}, verify {o} ({why:?})"));
+            bad.push(errno_mismatch(name, b, k, o));
         }
     }
     println!(
         "{} truncated/corrupted blobs, {accepted} accepted by the kernel",
         blobs.len()
     );
-    assert!(
-        bad.is_empty(),
-        "{} mismatches:\n{}",
-        bad.len(),
-        bad.join("\n")
-    );
+    assert_no_mismatches(&bad);
 }
 
 // ------------------------------------------------------------------------------------------
