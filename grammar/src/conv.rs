@@ -976,16 +976,7 @@ impl Cx<'_> {
                         p.bump();
                         set.data_interval = true;
                     }
-                    let mut first = p.ident()?;
-                    // `type KEY : ct helper` (an object map of ct helper objects).
-                    if first.name == "ct" && p.peek_word() == Some("helper") {
-                        let h = p.ident()?;
-                        first = Ident {
-                            name: "ct helper".into(),
-                            span: first.span.to(h.span),
-                        };
-                    }
-                    let mut data = vec![first];
+                    let mut data = vec![p.ident()?];
                     while p.eat_tok(&Tok::Dot) {
                         data.push(p.ident()?);
                     }

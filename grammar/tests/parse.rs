@@ -662,3 +662,45 @@ fn odd_indentation_of_valid_files_is_fine() {
     };
     assert_eq!(c.rules.len(), 1);
 }
+
+#[test]
+fn objref_maps() {
+    // `counter name KEY map { ... }`: an objref map, the key a selector (or concatenation).
+    let s = stmts("counter name tcp dport map { 22 : \"ssh\", 80 : web } accept");
+    let StmtKind::CounterMap { map } = &s[0] else {
+        panic!("{:?}", s[0])
+    };
+    let ExprKind::Map { key, map } = &map.kind else {
+        panic!("{map:?}")
+    };
+    assert_eq!(payload(key), ("tcp", "dport"));
+    let ExprKind::Set(elems) = &map.kind else {
+        panic!("{map:?}")
+    };
+    assert_eq!(elems.len(), 2);
+    assert!(matches!(&elems[0].kind, ExprKind::MapElem { value, .. }
+        if matches!(&value.kind, ExprKind::String(n) if n == "ssh")));
+    assert!(matches!(s[1], StmtKind::Verdict(Verdict::Accept)));
+    let s = stmts("counter name ip saddr . tcp dport map @m");
+    let StmtKind::CounterMap { map } = &s[0] else {
+        panic!("{:?}", s[0])
+    };
+    assert!(matches!(&map.kind, ExprKind::Map { key, map }
+        if matches!(key.kind, ExprKind::Concat(_)) && matches!(&map.kind, ExprKind::SetRef(id) if id.name == "m")));
+    // A plain name is still the immediate form, quoted or not.
+    for rule in ["counter name \"web\"", "counter name web accept"] {
+        assert!(
+            matches!(&stmts(rule)[0], StmtKind::Counter { name: Some(n), .. } if n.name == "web"),
+            "{rule}"
+        );
+    }
+    // `ct helper set KEY map { ... }` is a `set` statement whose value is the map.
+    let s = stmts("ct helper set tcp dport map { 21 : \"ftp-std\" }");
+    assert!(
+        matches!(&s[0], StmtKind::Set { value, .. } if matches!(value.kind, ExprKind::Map { .. }))
+    );
+    // The printer gives nft's form back.
+    let src = "table ip t {\n\tchain c {\n\t\tcounter name tcp dport map { 22 : \"ssh\", 80 : \"web\" }\n\t}\n}\n";
+    let f = ok(src);
+    assert_eq!(nfr_grammar::print::format(&f), src);
+}

@@ -621,3 +621,116 @@ fn clif_text_has_one_function_per_partition() {
     assert!(text.contains("uload8"));
     let _ = (pkt::NFPROTO_IPV4, ifname("x"));
 }
+
+#[test]
+fn objref_maps_count_record_and_break_like_the_interpreter() {
+    use nfr_vm::CounterId;
+    use nfr_vm::program::{Obj, ObjType};
+    for kind in [SetKind::Hash, SetKind::Interval] {
+        for catchall in [false, true] {
+            let mut p = Program::new();
+            let c = p.add_base_chain("c", Hook::Input, 0, Policy::Drop);
+            let cs: Vec<CounterId> = (0..3).map(|_| p.add_counter()).collect();
+            let mut counters = Set::new(
+                "cnt",
+                2,
+                SetDataType::Object(ObjType::Counter),
+                kind.clone(),
+            );
+            counters.insert(&22u16.to_be_bytes(), ElemData::Object(Obj::Counter(cs[0])));
+            counters.insert(&80u16.to_be_bytes(), ElemData::Object(Obj::Counter(cs[1])));
+            if catchall {
+                counters.catchall = Some(ElemData::Object(Obj::Counter(cs[1])));
+            }
+            let counters = p.add_set(counters);
+            let mut helpers = Set::new(
+                "hlp",
+                2,
+                SetDataType::Object(ObjType::CtHelper),
+                kind.clone(),
+            );
+            helpers.insert(
+                &21u16.to_be_bytes(),
+                ElemData::Object(Obj::CtHelper(ifname("ftp"))),
+            );
+            let helpers = p.add_set(helpers);
+            let dport = || Insn::payload(PayloadBase::Transport, 2, 2, R1);
+            // A table-shaped rule (a rule run with min_run 1), then the two object maps.
+            p.add_rule(
+                c,
+                vec![
+                    Insn::payload(PayloadBase::Transport, 2, 2, R0),
+                    Insn::cmp_eq(R0, Data::be16(443)),
+                    Insn::Counter(cs[2]),
+                    accept(),
+                ],
+            );
+            p.add_rule(
+                c,
+                vec![
+                    dport(),
+                    Insn::Objref {
+                        sreg: R1,
+                        set: helpers,
+                    },
+                ],
+            );
+            p.add_rule(
+                c,
+                vec![
+                    dport(),
+                    Insn::Objref {
+                        sreg: R1,
+                        set: counters,
+                    },
+                    Insn::Counter(cs[2]),
+                    Insn::ImmVerdict(ChainVerdict::Stolen),
+                ],
+            );
+            let prog = p.verify().expect("valid");
+            let mut pkts = Vec::new();
+            for port in [21u16, 22, 80, 443, 8080, 22] {
+                let mut pkt = vec![0u8; 24];
+                pkt[22..24].copy_from_slice(&port.to_be_bytes());
+                let miss = if catchall {
+                    Verdict::Stolen
+                } else {
+                    Verdict::Drop
+                };
+                let want = match port {
+                    22 | 80 => Verdict::Stolen,
+                    443 => Verdict::Accept,
+                    _ => miss,
+                };
+                assert_eq!(
+                    run(&prog, &pkt, &tcp_state(24)),
+                    want,
+                    "{kind:?} {catchall} {port}"
+                );
+                pkts.push((pkt, tcp_state(24)));
+            }
+            // The whole sequence on one state: counters and the recorded helper agree.
+            for o in both_opts() {
+                let jit = JitProgram::compile_with(&prog, &o).expect("compiles");
+                compare(&prog, &jit, &pkts).unwrap_or_else(|e| panic!("{e}"));
+                let mut s = State::new(&prog);
+                for (pkt, st) in &pkts {
+                    let mut st = st.clone();
+                    let mut fx = Effects::default();
+                    jit.run(&mut s, ChainId(0), pkt, &mut st, &mut fx);
+                    let port = u16::from_be_bytes([pkt[22], pkt[23]]);
+                    assert_eq!(fx.ct_helper, (port == 21).then(|| ifname("ftp")));
+                }
+                let got: Vec<u64> = s.counters.iter().map(|c| c.packets).collect();
+                // 22 twice; 80 (and the misses 21, 8080 with the catch-all); 443, then every
+                // packet that went past the objref.
+                let want = if catchall {
+                    vec![2, 3, 6]
+                } else {
+                    vec![2, 1, 4]
+                };
+                assert_eq!(got, want, "{kind:?} {catchall}");
+            }
+        }
+    }
+}

@@ -841,10 +841,11 @@ impl Ctx {
             let Some(key) = self.set_types(k) else {
                 continue;
             };
+            // `type KEY : counter` (nft's map_block_obj_type; nft has no named map of ct
+            // helper objects: `ct helper set KEY map { ... }` makes an anonymous one).
             let obj = match &def.data {
                 Some(ast::SetKey::Type(names)) if def.is_map => match names.as_slice() {
                     [n] if n.name == "counter" => Some(hir::ObjKind::Counter),
-                    [n] if n.name == "ct helper" => Some(hir::ObjKind::CtHelper),
                     _ => None,
                 },
                 _ => None,
