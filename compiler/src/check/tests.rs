@@ -2,7 +2,9 @@
 //! bytes, ids) and which code each mistake gets.
 
 use super::*;
-use crate::hir::{ExprKind, Item, KeyPart, Op, Rhs, StmtKind, VerdictKind};
+use crate::hir::{
+    ExprKind, Item, KeyPart, MapData, ObjKind, ObjTarget, Op, Rhs, StmtKind, VerdictKind, VmapRef,
+};
 
 fn run(src: &str) -> (Option<Hir>, Vec<Diagnostic>) {
     let (_, hir, diags) = check_source("t.nfr", src);
@@ -581,4 +583,89 @@ fn ifname_wildcard_keeps_only_the_prefix() {
     let m = matches(&h);
     assert_eq!(m[0].2, b"eth".to_vec());
     assert_eq!(m[1].2.len(), 16);
+}
+
+#[test]
+fn objref_maps_resolve_objects_and_refuse_what_nft_refuses() {
+    let objs = "counter ssh { }\n counter web { }\n ct helper ftp { type \"ftp\" protocol tcp; }\n \
+                map who { type ipv4_addr : counter; elements = { 10.0.0.1 : \"ssh\" } }\n";
+    let src = |rule: &str| {
+        format!(
+            "table ip t {{\n {objs} chain c {{\n  type filter hook prerouting priority 0;\n  {rule}\n }}\n}}\n"
+        )
+    };
+    // Resolved: elements name the objects (counter index, helper type), the key has its
+    // protocol dependency, a named object map is referenced.
+    let hir = ok(&src(
+        "counter name tcp dport map { 22 : \"ssh\", 80 : web } ct helper set tcp dport map { 21 : \"ftp\" }",
+    ));
+    let stmts: Vec<&StmtKind> = hir.chains[0].rules[0].stmts().map(|s| &s.kind).collect();
+    let [
+        StmtKind::ObjrefMap {
+            kind: ObjKind::Counter,
+            map: VmapRef::Anon(a),
+            ..
+        },
+        StmtKind::ObjrefMap {
+            kind: ObjKind::CtHelper,
+            map: VmapRef::Anon(h),
+            ..
+        },
+    ] = stmts.as_slice()
+    else {
+        panic!("{stmts:?}")
+    };
+    let data: Vec<_> = a.elements.iter().map(|e| e.data.clone()).collect();
+    assert_eq!(
+        data,
+        vec![
+            Some(MapData::Object(ObjTarget::Counter(0))),
+            Some(MapData::Object(ObjTarget::Counter(1)))
+        ]
+    );
+    assert_eq!(
+        h.elements[0].data,
+        Some(MapData::Object(ObjTarget::CtHelper {
+            name: "ftp".into(),
+            helper: "ftp".into()
+        }))
+    );
+    assert_eq!(matches(&hir)[0].0, "meta l4proto");
+    let hir = ok(&src("counter name ip saddr map @who"));
+    assert_eq!(hir.sets[0].obj, Some(ObjKind::Counter));
+    // Undefined, or of the other kind: E0108 (nft: ENOENT).
+    assert_eq!(
+        codes(&src("counter name tcp dport map { 22 : \"nope\" }")),
+        ["E0108"]
+    );
+    assert_eq!(
+        codes(&src("counter name tcp dport map { 21 : \"ftp\" }")),
+        ["E0108"]
+    );
+    assert_eq!(
+        codes(&src("ct helper set tcp dport map { 21 : \"ssh\" }")),
+        ["E0108"]
+    );
+    // A key of another type, a key twice (nft: EEXIST), a value that is no name.
+    assert_eq!(
+        codes(&src("counter name tcp dport map { 10.0.0.1 : \"ssh\" }")),
+        ["E0204"]
+    );
+    assert_eq!(
+        codes(&src(
+            "counter name tcp dport map { 22 : \"ssh\", 22 : \"web\" }"
+        )),
+        ["E0205"]
+    );
+    assert_eq!(
+        codes(&src("counter name tcp dport map { 22 : 7 }")),
+        ["E0204"]
+    );
+    // A named object map is not a value map, nor a key type mismatch allowed.
+    assert_eq!(codes(&src("meta mark set ip saddr map @who")), ["E0106"]);
+    assert_eq!(codes(&src("ct helper set ip saddr map @who")), ["E0106"]);
+    assert_eq!(
+        codes(&src("counter name ip daddr . tcp dport map @who")),
+        ["E0205"]
+    );
 }

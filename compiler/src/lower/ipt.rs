@@ -1554,8 +1554,15 @@ impl Lowerer<'_> {
                          named objects)",
                         kind.name()
                     ),
-                    "write one rule per key with an anonymous `counter` (or a `CT --helper` \
-                     rule in the raw table)",
+                    match kind {
+                        crate::hir::ObjKind::Counter => {
+                            "write one rule per key, each with an anonymous `counter`"
+                        }
+                        crate::hir::ObjKind::CtHelper => {
+                            "write the iptables rules by hand: `-t raw -A PREROUTING ... -j CT \
+                             --helper ftp` per key"
+                        }
+                    },
                 );
                 None
             }
