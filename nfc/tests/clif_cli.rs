@@ -7,19 +7,24 @@ mod common;
 
 use common::nfc;
 
+/// `nfc compile FILE --emit clif`, which must succeed; returns the IR text.
+fn clif(file: &str) -> String {
+    let o = nfc(&["compile", file, "--emit", "clif"]);
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 fn headers(out: &str) -> Vec<&str> {
     out.lines().filter(|l| l.starts_with("; chain ")).collect()
 }
 
 #[test]
 fn clif_names_every_chain_and_is_real_ir() {
-    let o = nfc(&["compile", "examples/chains.nfr", "--emit", "clif"]);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = clif("examples/chains.nfr");
     let hs = headers(&out);
     for chain in ["input", "from_wan", "from_lan", "log_and_drop"] {
         assert!(
@@ -50,13 +55,7 @@ fn clif_shows_rule_runs_as_table_loops() {
     }
     text.push_str("\t}\n}\n");
     std::fs::write(&file, text).unwrap();
-    let o = nfc(&["compile", file.to_str().unwrap(), "--emit", "clif"]);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = clif(file.to_str().unwrap());
     let hs = headers(&out);
     assert_eq!(hs.len(), 1, "{hs:?}");
     assert!(

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{nfc, root, stdout};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 fn tmp(name: &str) -> PathBuf {
     common::tmp_dir(&format!("ipt-cli-{name}"))
@@ -21,19 +22,25 @@ fn want_blobs(ipt: &str) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-#[test]
-fn compile_emit_ipt_writes_one_blob_per_table() {
-    let d = tmp("emit");
-    let prefix = d.join("router");
+/// `nfc compile SRC --emit ipt -o PREFIX`, which must succeed; returns its output.
+fn emit_ipt(src: &str, prefix: &Path) -> Output {
     let o = nfc(&[
         "compile",
-        "examples/router.nfr",
+        src,
         "--emit",
         "ipt",
         "-o",
         prefix.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{o:?}");
+    assert!(o.status.success(), "{src}: {o:?}");
+    o
+}
+
+#[test]
+fn compile_emit_ipt_writes_one_blob_per_table() {
+    let d = tmp("emit");
+    let prefix = d.join("router");
+    let o = emit_ipt("examples/router.nfr", &prefix);
     let out = stdout(&o);
     assert!(
         out.contains("router.filter.replace.bin: table filter (13 entries, 3048 bytes)"),
@@ -108,15 +115,7 @@ fn hex_dump_annotates_entries() {
 fn verify_and_decompile() {
     let d = tmp("verify");
     let prefix = d.join("c");
-    let o = nfc(&[
-        "compile",
-        "examples/chains.nfr",
-        "--emit",
-        "ipt",
-        "-o",
-        prefix.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{o:?}");
+    emit_ipt("examples/chains.nfr", &prefix);
     let blob = d.join("c.filter.replace.bin");
     let b = blob.to_str().unwrap();
     let o = nfc(&["verify", b]);
@@ -180,15 +179,7 @@ fn import_iptables_save_round_trips_to_the_same_blobs() {
         let o = nfc(&["check", nfr.to_str().unwrap()]);
         assert!(o.status.success(), "{name}: {o:?}");
         let prefix = d.join(name);
-        let o = nfc(&[
-            "compile",
-            nfr.to_str().unwrap(),
-            "--emit",
-            "ipt",
-            "-o",
-            prefix.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{name}: {o:?}");
+        emit_ipt(nfr.to_str().unwrap(), &prefix);
         for (t, blob) in want_blobs(&ipt) {
             let got = std::fs::read(d.join(format!("{name}.{t}.replace.bin"))).unwrap();
             assert_eq!(got, blob, "{name} {t}");

@@ -812,27 +812,29 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
     std::fs::write(&cap, two_section_pcapng()).unwrap();
     let rules = tmp_ruleset("by-ifname.nfr", BY_IFNAME);
     let (r, c) = (rules.to_str().unwrap(), cap.to_str().unwrap());
+    // The counters when the capture's own interface names are the devices: (nft counter lines,
+    // iptables -L -v -x lines).
+    let by_capture_names = (
+        [
+            "\t\tiifname \"eth1\" counter packets 4 bytes 128 accept",
+            "\t\tiifname \"eth0\" counter packets 2 bytes 64 accept",
+            "\t\tcounter packets 0 bytes 0",
+            "\t\toifname \"eth1\" counter packets 2 bytes 64 accept",
+            "\t\toifname \"eth0\" counter packets 1 bytes 32 accept",
+            "\t\tcounter packets 0 bytes 0",
+        ],
+        [
+            "       4        128 -i eth1 -j ACCEPT",
+            "       2         64 -i eth0 -j ACCEPT",
+            "       0          0",
+            "       2         64 -o eth1 -j ACCEPT",
+            "       1         32 -o eth0 -j ACCEPT",
+            "       0          0",
+        ],
+    );
     // (extra args, nft counter lines, iptables -L -v -x lines)
     let cases: [(&[&str], [&str; 6], [&str; 6]); 3] = [
-        (
-            &[],
-            [
-                "\t\tiifname \"eth1\" counter packets 4 bytes 128 accept",
-                "\t\tiifname \"eth0\" counter packets 2 bytes 64 accept",
-                "\t\tcounter packets 0 bytes 0",
-                "\t\toifname \"eth1\" counter packets 2 bytes 64 accept",
-                "\t\toifname \"eth0\" counter packets 1 bytes 32 accept",
-                "\t\tcounter packets 0 bytes 0",
-            ],
-            [
-                "       4        128 -i eth1 -j ACCEPT",
-                "       2         64 -i eth0 -j ACCEPT",
-                "       0          0",
-                "       2         64 -o eth1 -j ACCEPT",
-                "       1         32 -o eth0 -j ACCEPT",
-                "       0          0",
-            ],
-        ),
+        (&[], by_capture_names.0, by_capture_names.1),
         // --iif / --oif override the capture's names.
         (
             &["--iif", "eth0", "--oif", "eth9"],
@@ -856,22 +858,8 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
         // ... and win over --iface routes too (a route would put every peer on eth0).
         (
             &["--iface", "eth0=0.0.0.0/0"],
-            [
-                "\t\tiifname \"eth1\" counter packets 4 bytes 128 accept",
-                "\t\tiifname \"eth0\" counter packets 2 bytes 64 accept",
-                "\t\tcounter packets 0 bytes 0",
-                "\t\toifname \"eth1\" counter packets 2 bytes 64 accept",
-                "\t\toifname \"eth0\" counter packets 1 bytes 32 accept",
-                "\t\tcounter packets 0 bytes 0",
-            ],
-            [
-                "       4        128 -i eth1 -j ACCEPT",
-                "       2         64 -i eth0 -j ACCEPT",
-                "       0          0",
-                "       2         64 -o eth1 -j ACCEPT",
-                "       1         32 -o eth0 -j ACCEPT",
-                "       0          0",
-            ],
+            by_capture_names.0,
+            by_capture_names.1,
         ),
     ];
     for (extra, nft, ipt) in cases {
