@@ -359,6 +359,27 @@ impl RawEntry {
     }
 }
 
+/// The blob with what the kernel fills in at load time masked out — the header's `num_counters`
+/// and `counters` pointer, and every entry's `comefrom` and counters — so that a blob read back
+/// with IPT_SO_GET_ENTRIES and one we encoded compare byte for byte on the table alone. Walks
+/// entries by `next_offset` and stops at the first that doesn't fit; never panics.
+pub fn mask_load_time_fields(blob: &[u8]) -> Vec<u8> {
+    let mut b = blob.to_vec();
+    if let Some(h) = b.get_mut(84..IPT_REPLACE_SIZE) {
+        h.fill(0);
+    }
+    let mut off = IPT_REPLACE_SIZE;
+    while let Some(e) = b.get_mut(off..off.saturating_add(IPT_ENTRY_SIZE)) {
+        let next = usize::from(u16::from_le_bytes([e[90], e[91]]));
+        e[92..IPT_ENTRY_SIZE].fill(0);
+        if next == 0 {
+            break;
+        }
+        off = off.saturating_add(next);
+    }
+    b
+}
+
 /// Split the entries area into entries (structural checks only; `verify` does the kernel's).
 pub fn walk_entries(entries: &[u8]) -> Result<Vec<RawEntry>, DecodeError> {
     let mut out = Vec::new();
@@ -649,6 +670,33 @@ fn std_target(v: i32) -> Option<Target> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masking_clears_exactly_the_load_time_fields() {
+        let t = Table::new("filter").unwrap();
+        let blob = encode(&t).unwrap();
+        let mut loaded = blob.clone();
+        loaded[84..88].copy_from_slice(&4u32.to_le_bytes()); // num_counters
+        loaded[88..96].fill(0xAB); // counters pointer
+        for off in [0, 152, 304, 456] {
+            let e = IPT_REPLACE_SIZE + off;
+            loaded[e + 92..e + 96].fill(0x11); // comefrom
+            loaded[e + 96..e + 112].fill(0x22); // pcnt, bcnt
+        }
+        assert_ne!(loaded, blob);
+        assert_eq!(mask_load_time_fields(&loaded), mask_load_time_fields(&blob));
+        // The rules themselves are not masked: a different verdict still differs.
+        let mut other = blob.clone();
+        other[IPT_REPLACE_SIZE + IPT_ENTRY_SIZE + XT_HDR_SIZE] ^= 1; // first verdict
+        assert_ne!(mask_load_time_fields(&other), mask_load_time_fields(&blob));
+        // Hostile input: any prefix, or a next_offset of 0 or past the end, never panics.
+        for n in 0..blob.len() {
+            assert_eq!(mask_load_time_fields(&blob[..n]).len(), n);
+        }
+        let mut bad = blob.clone();
+        bad[IPT_REPLACE_SIZE + 90..IPT_REPLACE_SIZE + 92].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert_eq!(mask_load_time_fields(&bad).len(), bad.len());
+    }
 
     #[test]
     fn empty_filter_is_632_bytes() {
