@@ -281,6 +281,31 @@ fn fresh_entries(name: &str) -> u32 {
     }
 }
 
+/// Inside a private netns: lo up and a veth pair v0/v1, v0 = 10.9.9.1/24 (its MAC set to
+/// `v0_mac` if given) with a default route via 10.9.9.2 whose neighbour entry is fixed, so
+/// packets sent out of v0 need no ARP.
+fn veth_lab(v0_mac: Option<&str>) -> Result<(), String> {
+    let mac = v0_mac
+        .map(|m| format!(" && ip link set v0 address {m}"))
+        .unwrap_or_default();
+    let script = format!(
+        "ip link set lo up && ip link add v0 type veth peer name v1{mac} \
+         && ip link set v0 up && ip link set v1 up \
+         && ip addr add 10.9.9.1/24 dev v0 && ip route add default via 10.9.9.2 dev v0 onlink \
+         && ip neigh add 10.9.9.2 lladdr 02:00:00:00:00:02 dev v0"
+    );
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("veth lab setup failed: `{script}`"))
+    }
+}
+
 /// A case where the kernel's errno `k` differs from `verify`'s `o`, with `verify`'s error.
 fn errno_mismatch(name: &str, blob: &[u8], k: i32, o: i32) -> String {
     let opts = VerifyOptions {
@@ -957,13 +982,7 @@ fn do_table_counters_match_the_kernel_on_output() {
     let pk = packets.clone();
     let b2 = blob.clone();
     let res = kernel::with_private_netns(move || -> Result<(Vec<i32>, Vec<u8>), String> {
-        let sh = |args: &str| {
-            let ok = Command::new("sh").arg("-c").arg(args).status().map(|s| s.success()).unwrap_or(false);
-            if ok { Ok(()) } else { Err(format!("`{args}` failed")) }
-        };
-        sh("ip link set lo up && ip link add v0 type veth peer name v1 && ip link set v0 up && ip link set v1 up \
-            && ip addr add 10.9.9.1/24 dev v0 && ip route add default via 10.9.9.2 dev v0 onlink \
-            && ip neigh add 10.9.9.2 lladdr 02:00:00:00:00:02 dev v0")?;
+        veth_lab(None)?;
         kernel::load(&b2).map_err(|e| e.to_string())?;
         let mut errs = Vec::new();
         for (p, m) in &pk {
@@ -1268,19 +1287,7 @@ fn conntrack_matches_agree_with_the_kernel() {
     ];
     let pk = seq.clone();
     let res = kernel::with_private_netns(move || -> Result<Vec<u8>, String> {
-        let ok = Command::new("sh")
-            .arg("-c")
-            .arg(
-                "ip link set lo up && ip link add v0 type veth peer name v1 && ip link set v0 up && ip link set v1 up \
-                 && ip addr add 10.9.9.1/24 dev v0 && ip route add default via 10.9.9.2 dev v0 onlink \
-                 && ip neigh add 10.9.9.2 lladdr 02:00:00:00:00:02 dev v0",
-            )
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
-            return Err("veth lab setup failed".into());
-        }
+        veth_lab(None)?;
         kernel::load(&raw).map_err(|e| e.to_string())?;
         kernel::load(&filter).map_err(|e| e.to_string())?;
         for p in &pk {
@@ -1413,20 +1420,7 @@ fn ingress_path_counters_match_the_kernel() {
     let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
     let nm = names.clone();
     let res = kernel::with_private_netns(move || -> Result<Vec<Vec<u8>>, String> {
-        let ok = Command::new("sh")
-            .arg("-c")
-            .arg(
-                "ip link set lo up && ip link add v0 type veth peer name v1 && ip link set v0 address 02:00:00:00:00:aa \
-                 && ip link set v0 up && ip link set v1 up \
-                 && ip addr add 10.9.9.1/24 dev v0 && ip route add default via 10.9.9.2 dev v0 onlink \
-                 && ip neigh add 10.9.9.2 lladdr 02:00:00:00:00:02 dev v0",
-            )
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
-            return Err("veth lab setup failed".into());
-        }
+        veth_lab(Some("02:00:00:00:00:aa"))?;
         for b in &bl {
             kernel::load(b).map_err(|e| e.to_string())?;
         }
@@ -1439,7 +1433,9 @@ fn ingress_path_counters_match_the_kernel() {
             kernel::send_frame("v1", &f).map_err(|e| e.to_string())?;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
-        nm.iter().map(|n| kernel::get_replace_blob(n).map_err(|e| e.to_string())).collect()
+        nm.iter()
+            .map(|n| kernel::get_replace_blob(n).map_err(|e| e.to_string()))
+            .collect()
     })
     .unwrap();
     let back = match res {
@@ -1597,26 +1593,26 @@ fn classbench_acl1_1k_matches_the_kernel() {
         )
     );
     let (pk, blob) = (packets.clone(), ours.clone());
-    let (errs, back) = kernel::with_private_netns(move || -> Result<(Vec<i32>, Vec<u8>), String> {
-        let ok = Command::new("sh")
-            .arg("-c")
-            .arg(
-                "ip link set lo up && ip link add v0 type veth peer name v1 && ip link set v0 up && ip link set v1 up \
-                 && ip addr add 10.9.9.1/24 dev v0 && ip route add default via 10.9.9.2 dev v0 onlink \
-                 && ip neigh add 10.9.9.2 lladdr 02:00:00:00:00:02 dev v0",
-            )
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
-            return Err("veth lab setup failed".into());
-        }
-        kernel::load(&blob).map_err(|e| e.to_string())?;
-        let errs = pk.iter().map(|p| kernel::send_raw_ipv4(p, None).err().map(|e| e.errno).unwrap_or(0)).collect();
-        Ok((errs, kernel::get_replace_blob("filter").map_err(|e| e.to_string())?))
-    })
-    .unwrap()
-    .unwrap();
+    let (errs, back) =
+        kernel::with_private_netns(move || -> Result<(Vec<i32>, Vec<u8>), String> {
+            veth_lab(None)?;
+            kernel::load(&blob).map_err(|e| e.to_string())?;
+            let errs = pk
+                .iter()
+                .map(|p| {
+                    kernel::send_raw_ipv4(p, None)
+                        .err()
+                        .map(|e| e.errno)
+                        .unwrap_or(0)
+                })
+                .collect();
+            Ok((
+                errs,
+                kernel::get_replace_blob("filter").map_err(|e| e.to_string())?,
+            ))
+        })
+        .unwrap()
+        .unwrap();
     let mut ex = ExecTable::from_blob(&ours).unwrap();
     let mut sent = 0;
     for (p, e) in packets.iter().zip(&errs) {
