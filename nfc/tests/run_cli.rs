@@ -13,13 +13,20 @@ mod common;
 use common::{nfc, root, stdout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
 fn corpus() -> Option<PathBuf> {
     let p = common::shared("corpus");
     p.join("pcaps").is_dir().then_some(p)
+}
+
+/// `nfc run pcap examples/server.nfr examples/server.pcap ARGS`.
+fn run_server(args: &[&str]) -> Output {
+    let mut all = vec!["run", "pcap", "examples/server.nfr", "examples/server.pcap"];
+    all.extend_from_slice(args);
+    nfc(&all)
 }
 
 /// Engines to compare (every ruleset used here lowers to iptables, so `ipt` runs too).
@@ -218,13 +225,7 @@ fn nat_not_rewritten_is_said_once() {
         assert_eq!(v["effects"]["nat"], 2, "{e}");
     }
     // A ruleset without NAT says nothing about it.
-    let o = nfc(&[
-        "run",
-        "pcap",
-        "examples/server.nfr",
-        "examples/server.pcap",
-        "--json",
-    ]);
+    let o = run_server(&["--json"]);
     let v: Value = serde_json::from_slice(&o.stdout).expect("json report");
     assert_eq!(v["notes"], serde_json::json!([]));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("rewritten"));
@@ -237,18 +238,7 @@ fn trace_json_one_object_per_frame_and_engines_agree() {
     }
     let mut outs = Vec::new();
     for e in ENGINES {
-        let o = nfc(&[
-            "run",
-            "pcap",
-            "examples/server.nfr",
-            "examples/server.pcap",
-            "--local",
-            "203.0.113.1",
-            "--trace",
-            "--json",
-            "--engine",
-            e,
-        ]);
+        let o = run_server(&["--local", "203.0.113.1", "--trace", "--json", "--engine", e]);
         assert_eq!(o.status.code(), Some(0));
         let s = stdout(&o);
         let lines: Vec<Value> = s
@@ -1101,14 +1091,7 @@ fn sysctls_change_conntrack_like_the_kernels() {
         "nf_conntrack_tcp_loose=2",
         "nf_conntrack_max",
     ] {
-        let o = nfc(&[
-            "run",
-            "pcap",
-            "examples/server.nfr",
-            "examples/server.pcap",
-            "--sysctl",
-            bad,
-        ]);
+        let o = run_server(&["--sysctl", bad]);
         assert_eq!(o.status.code(), Some(2), "{bad}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("--sysctl"), "{bad}: {err}");
@@ -1211,11 +1194,7 @@ fn written_pcaps_split_the_capture() {
     std::fs::create_dir_all(&dir).unwrap();
     let acc = dir.join("acc.pcap");
     let drp = dir.join("drop.pcap");
-    let o = nfc(&[
-        "run",
-        "pcap",
-        "examples/server.nfr",
-        "examples/server.pcap",
+    let o = run_server(&[
         "--local",
         "203.0.113.1",
         "--write-accepted",
@@ -1322,18 +1301,7 @@ fn kernel_agrees_on_the_server_example() {
 
     let mut ours = BTreeMap::new();
     for e in ENGINES {
-        let o = nfc(&[
-            "run",
-            "pcap",
-            "examples/server.nfr",
-            "examples/server.pcap",
-            "--local",
-            "203.0.113.1",
-            "--engine",
-            e,
-            "--trace",
-            "--json",
-        ]);
+        let o = run_server(&["--local", "203.0.113.1", "--engine", e, "--trace", "--json"]);
         assert_eq!(o.status.code(), Some(0));
         ours.insert(e, stdout(&o));
     }
