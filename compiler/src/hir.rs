@@ -384,6 +384,7 @@ pub enum Op {
 /// One element of a set (or one `:`-pair of a map). For concatenations, one part per field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Element {
+    /// Empty for the catch-all element `*` (object maps only).
     pub key: Vec<KeyPart>,
     pub data: Option<MapData>,
     pub span: Span,
@@ -748,7 +749,11 @@ impl std::fmt::Display for Hir {
                 .iter()
                 .map(|e| {
                     let k: Vec<String> = e.key.iter().map(part).collect();
-                    let k = k.join(" . ");
+                    let k = if k.is_empty() {
+                        "*".to_string()
+                    } else {
+                        k.join(" . ")
+                    };
                     match &e.data {
                         None => k,
                         Some(MapData::Verdict(v)) => format!("{k} : {}", verdict(&v.kind)),

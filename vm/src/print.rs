@@ -447,6 +447,10 @@ pub fn print_set_elements(prog: &Program, set: SetId) -> String {
             }
         }
     }
+    // The catch-all element: no key, flag NFT_SET_ELEM_CATCHALL (2).
+    if let Some(d) = &s.catchall {
+        elem(&mut o, prog, &[], d, 2);
+    }
     o
 }
 

@@ -952,6 +952,9 @@ impl Ctx {
                 let what = format!("`{}`", self.sets[si].name);
                 self.check_overlaps(&out, &what);
             }
+            if obj.is_some() {
+                self.one_catchall(&out);
+            }
             self.sets[si].elements = out;
         }
     }

@@ -556,6 +556,7 @@ impl Ctx {
                 }
                 let before = cx.diags.len();
                 cx.check_overlaps(&out, &format!("this {} map", kind.name()));
+                cx.one_catchall(&out);
                 if cx.diags.len() > before {
                     return None;
                 }
@@ -600,7 +601,18 @@ impl Ctx {
         })
     }
 
-    /// The elements of an object map literal (nested sets flattened): `KEY : "NAME"`.
+    /// At most one catch-all (`* : ...`) element (E0205, nft's EEXIST).
+    pub(crate) fn one_catchall(&mut self, elements: &[Element]) {
+        if let Some(second) = elements.iter().filter(|e| e.key.is_empty()).nth(1) {
+            self.diags.push(
+                Diagnostic::error("E0205", second.span, "a second catch-all element `*`")
+                    .with_help("a map has at most one `*` element"),
+            );
+        }
+    }
+
+    /// The elements of an object map literal (nested sets flattened): `KEY : "NAME"`, or the
+    /// catch-all `* : "NAME"` (an element without key).
     pub(crate) fn objref_elems(
         &mut self,
         e: &ast::Expr,
@@ -621,7 +633,16 @@ impl Ctx {
             }
             A::Elem { value, .. } => cx.objref_elems(value, key, kind),
             A::MapElem { key: k, value } => {
-                let mut el = cx.element(k, key, None)?;
+                let mut el = if matches!(&k.kind, A::Symbol(s) if s == "*") {
+                    // The catch-all element (NFT_SET_ELEM_CATCHALL): no key.
+                    Element {
+                        key: Vec::new(),
+                        data: None,
+                        span: cx.sp(k.span),
+                    }
+                } else {
+                    cx.element(k, key, None)?
+                };
                 let target = cx.objref_target(value, kind)?;
                 el.data = Some(MapData::Object(target));
                 el.span = cx.sp(e.span);

@@ -661,6 +661,24 @@ fn objref_maps_resolve_objects_and_refuse_what_nft_refuses() {
         codes(&src("counter name tcp dport map { 22 : 7 }")),
         ["E0204"]
     );
+    // One catch-all element (no key), not two.
+    let hir = ok(&src(
+        "counter name tcp dport map { 22 : \"ssh\", * : \"web\" }",
+    ));
+    let Some(StmtKind::ObjrefMap {
+        map: VmapRef::Anon(a),
+        ..
+    }) = hir.chains[0].rules[0].stmts().map(|s| &s.kind).next()
+    else {
+        panic!()
+    };
+    assert!(a.elements[1].key.is_empty());
+    assert_eq!(
+        codes(&src(
+            "counter name tcp dport map { * : \"ssh\", * : \"web\" }"
+        )),
+        ["E0205"]
+    );
     // A named object map is not a value map, nor a key type mismatch allowed.
     assert_eq!(codes(&src("meta mark set ip saddr map @who")), ["E0106"]);
     assert_eq!(codes(&src("ct helper set ip saddr map @who")), ["E0106"]);

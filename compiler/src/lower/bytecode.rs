@@ -772,6 +772,11 @@ impl Lower<'_> {
                     }
                 }),
             };
+            if el.key.is_empty() {
+                // The catch-all element `*` (object maps; the checker allows one).
+                set.catchall = Some(d);
+                continue;
+            }
             let (from, to) = element_bounds(el, fields)?;
             if interval {
                 set.insert_range(&from, &to, d);
