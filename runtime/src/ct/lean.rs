@@ -11,8 +11,8 @@
 //! the packet from the start; a differential test holds the two to the same results.
 
 use super::{
-    ConnId, Conntrack, CtEventKind, CtInfo, L4State, Lookup, NONE_IDX, Nfct, Resolve, Tuple, ips,
-    tcp, tick, tuple,
+    ConnId, Conntrack, CtEventKind, CtInfo, L4State, Lookup, Nfct, Resolve, Tuple, ips, tcp, tick,
+    tuple,
 };
 use crate::wire::proto;
 use crate::wire::tcp_flags as F;
@@ -199,27 +199,13 @@ impl Conntrack {
         ];
         let key_meta =
             u32::from(zone) | u32::from(NFPROTO_IPV4) << 16 | u32::from(proto::TCP) << 24;
-        let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
-        while cur != NONE_IDX {
-            let node = cur >> 1;
-            let dir = (cur & 1) as usize;
-            let Some(c) = self.conns.get(node as usize) else {
-                break;
-            };
+        self.lookup_by(b, now, |c, dir| {
             let o = &c.orig;
             let oa = u64::from(u32::from_le_bytes([o.src[0], o.src[1], o.src[2], o.src[3]]))
                 | u64::from(u32::from_le_bytes([o.dst[0], o.dst[1], o.dst[2], o.dst[3]])) << 32;
             let op = u32::from(o.sport) | u32::from(o.dport) << 16;
             let om = u32::from(c.zone) | u32::from(o.l3) << 16 | u32::from(o.l4) << 24;
-            if oa == key_addr[dir & 1] && op == key_port[dir & 1] && om == key_meta {
-                return if Self::expired(c, now) {
-                    Lookup::Expired
-                } else {
-                    Lookup::Found(node, dir)
-                };
-            }
-            cur = c.next[dir & 1];
-        }
-        Lookup::Miss
+            oa == key_addr[dir & 1] && op == key_port[dir & 1] && om == key_meta
+        })
     }
 }

@@ -551,6 +551,14 @@ impl Conntrack {
     /// entry has expired (the caller then deletes it and looks further, [`Self::find_in_expired`]).
     #[inline(always)]
     fn lookup(&self, b: usize, t: &Tuple, zone: u16, now: u64) -> Lookup {
+        self.lookup_by(b, now, |c, dir| {
+            c.zone == zone && c.orig.matches_dir(dir, t)
+        })
+    }
+
+    /// [`Self::lookup`]'s walk of bucket `b` with `hit(entry, direction)` as the tuple compare.
+    #[inline(always)]
+    fn lookup_by(&self, b: usize, now: u64, hit: impl Fn(&Conn, usize) -> bool) -> Lookup {
         let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
         while cur != NONE_IDX {
             let node = cur >> 1;
@@ -558,14 +566,14 @@ impl Conntrack {
             let Some(c) = self.conns.get(node as usize) else {
                 break;
             };
-            if c.zone == zone && c.orig.matches_dir(dir, t) {
+            if hit(c, dir) {
                 return if Self::expired(c, now) {
                     Lookup::Expired
                 } else {
                     Lookup::Found(node, dir)
                 };
             }
-            cur = c.next[dir & 1];
+            cur = c.next[dir];
         }
         Lookup::Miss
     }
