@@ -723,20 +723,7 @@ impl Tx<'_, '_> {
                     .load(types::I64, MemFlagsData::trusted(), self.env, 0);
                 let at = (c.0 as i64) * 16;
                 let addr = self.b.ins().iadd_imm_u(base, at);
-                let t = MemFlagsData::trusted();
-                let pk = self.b.ins().load(types::I64, t, addr, 0);
-                let pk = self.b.ins().iadd_imm_u(pk, 1);
-                self.b.ins().store(t, pk, addr, 0);
-                let by = self.b.ins().load(types::I64, t, addr, 8);
-                let l = self.b.ins().load(
-                    types::I32,
-                    fl(),
-                    self.a.st,
-                    offset_of!(PktState, len) as i32,
-                );
-                let l = self.b.ins().uextend(types::I64, l);
-                let by = self.b.ins().iadd(by, l);
-                self.b.ins().store(t, by, addr, 8);
+                self.bump_counter(addr);
             }
             Insn::Meta { key, dreg } => self.meta(*key, *dreg, next),
             Insn::Ct { key, dir, dreg } => self.ct(*key, *dir, *dreg, next),
@@ -776,9 +763,40 @@ impl Tx<'_, '_> {
                 self.dispatch(code, pos, next);
             }
             Insn::Objref { sreg, set } => {
+                // The helper looks the key up. A named counter comes back as C_COUNT with its
+                // id in `Env::jump_chain`, and is bumped here: only native code writes counters.
                 let klen = prog_set_key_len(self.prog, set.0);
                 let code = self.helper(idx, rule_id, &[(*sreg, klen)], &[]);
+                let count = self.b.create_block();
+                let other = self.b.create_block();
+                let join = self.b.create_block();
+                let is_count = self.b.ins().icmp_imm_u(IntCC::Equal, code, k(env::C_COUNT));
+                self.b.ins().brif(is_count, count, &[], other, &[]);
+                self.b.switch_to_block(count);
+                self.b.seal_block(count);
+                let id = self.b.ins().load(
+                    types::I32,
+                    MemFlagsData::trusted(),
+                    self.env,
+                    offset_of!(Env, jump_chain) as i32,
+                );
+                let id = self.b.ins().uextend(types::I64, id);
+                let at = self.b.ins().ishl_imm_u(id, 4);
+                let base = self.b.ins().load(
+                    types::I64,
+                    MemFlagsData::trusted(),
+                    self.env,
+                    offset_of!(Env, counters) as i32,
+                );
+                let addr = self.b.ins().iadd(base, at);
+                self.bump_counter(addr);
+                self.b.ins().jump(join, &[]);
+                self.b.switch_to_block(other);
+                self.b.seal_block(other);
                 self.dispatch(code, pos, next);
+                self.b.ins().jump(join, &[]);
+                self.b.switch_to_block(join);
+                self.b.seal_block(join);
             }
             Insn::PayloadWrite { len, sreg, .. } => {
                 let code = self.helper(idx, rule_id, &[(*sreg, usize::from(*len))], &[]);
@@ -793,6 +811,25 @@ impl Tx<'_, '_> {
             }
         }
         Flow::Go
+    }
+
+    /// `nft_counter_eval` on the counter at `addr` (a `*mut Counter` of `Env::counters`): one
+    /// packet and `PktState::len` bytes.
+    fn bump_counter(&mut self, addr: Value) {
+        let t = MemFlagsData::trusted();
+        let pk = self.b.ins().load(types::I64, t, addr, 0);
+        let pk = self.b.ins().iadd_imm_u(pk, 1);
+        self.b.ins().store(t, pk, addr, 0);
+        let by = self.b.ins().load(types::I64, t, addr, 8);
+        let l = self.b.ins().load(
+            types::I32,
+            fl(),
+            self.a.st,
+            offset_of!(PktState, len) as i32,
+        );
+        let l = self.b.ins().uextend(types::I64, l);
+        let by = self.b.ins().iadd(by, l);
+        self.b.ins().store(t, by, addr, 8);
     }
 
     /// Call `env::h_insn` for instruction `idx`: store the bytes it reads into `Env::regs`,

@@ -27,6 +27,9 @@ pub(crate) const C_END: u32 = 0x13;
 pub(crate) const C_CONTINUE: u32 = 0x14;
 /// Helper result: NFT_BREAK (next rule).
 pub(crate) const C_BREAK: u32 = 0x15;
+/// Objref helper result: count the packet in counter `Env::jump_chain` (a verified counter
+/// id), then continue. Native code does the counting; it never leaves a partition.
+pub(crate) const C_COUNT: u32 = 0x16;
 
 /// A chain verdict as a return code (`None` for continue/break, which never leave a rule) and
 /// the chain id to store in `Env::jump_chain` for jump/goto. Terminal verdicts are
@@ -133,11 +136,8 @@ pub(crate) extern "C" fn h_insn(env: &mut Env<'_>, st: &mut PktState, idx: u32, 
             };
             match s.lookup(env.reg_bytes(*sreg, usize::from(s.key_len))) {
                 Some(ElemData::Object(Obj::Counter(c))) => {
-                    if let Some(c) = env.state.counters.get_mut(c.0 as usize) {
-                        c.packets += 1;
-                        c.bytes += u64::from(st.len);
-                    }
-                    C_CONTINUE
+                    env.jump_chain = c.0;
+                    C_COUNT
                 }
                 Some(ElemData::Object(Obj::CtHelper(name))) => {
                     env.fx.ct_helper = Some(*name);

@@ -65,7 +65,9 @@ impl Code {
         // * It writes only: `env.jump_chain`, `env.resume`, `env.regs`, and counters at
         //   `env.counters + id` for counter ids that `verify` checked against the program and
         //   that `JitProgram::run` checked against `State::counters.len()` (for runs: the
-        //   table's `counter + 1` word, copied from the verified instruction).
+        //   table's `counter + 1` word, copied from the verified instruction; for objref maps:
+        //   the id `env::h_insn` put in `env.jump_chain` with `C_COUNT`, taken from an
+        //   object-map element whose counter id `verify` checked).
         // * It calls only `env::h_insn`, a safe Rust function, passing it `env` and `st`
         //   unchanged; no reference derived from `env`/`st` is used by Rust code during the
         //   call, so the helper's `&mut` references are unique while it runs.
