@@ -1,8 +1,9 @@
 //! The per-packet environment native code and helpers share (`Env`, `#[repr(C)]`), the return
 //! codes of a compiled partition, and the Rust helper functions native code calls for rare or
 //! complex instructions (limit, log, reject, notrack, NAT, payload writes, exthdr, large set
-//! lookups, object-map lookups, meta/ct set). Helpers are ordinary safe `extern "C"` functions taking references;
-//! native code passes them the pointers it was given by the one call site in `native`.
+//! lookups, object-map lookups, meta/ct set). Helpers are ordinary safe `extern "C"` functions
+//! taking references; native code passes them the pointers it was given by the one call site
+//! in `native`.
 //!
 //! Register exchange: before a helper call native code stores the register words the helper
 //! reads into `Env::regs` (as bytes, register memory order, exactly the interpreter's
