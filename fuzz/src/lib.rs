@@ -136,7 +136,7 @@ pub fn wire_settings() -> Settings {
 
 /// Target `wire`: byte 0 picks the link type (low nibble) and the hook (high nibble), byte 1 advances the
 /// virtual clock (in 0.1 s steps, so timeouts expire), the rest is the frame. The frame is parsed with
-/// `parse_frame`; an IP packet then goes through `conntrack_in`, `fill_pkt` and `confirm` on the persistent
+/// `parse_frame`; an IP packet then goes through `prefetch_burst`, `conntrack_in`, `fill_pkt` and `confirm` on the persistent
 /// table `ct`, and is released, as the hook path does.
 pub fn wire(ct: &mut Conntrack, clock: &mut u64, data: &[u8]) {
     let [sel, step, frame @ ..] = data else {
@@ -158,6 +158,8 @@ pub fn wire(ct: &mut Conntrack, clock: &mut u64, data: &[u8]) {
     let mut st = PktState::default();
     pi.fill(&mut st);
     let l3 = pi.l3(frame);
+    // The burst prefetch passes read the same bytes (and the raw frame, as if it were a datagram).
+    ct.prefetch_burst(&[l3, frame], u16::from(*step & 3));
     let mut nfct = Nfct::None;
     if ct.conntrack_in(l3, hook, now, &mut nfct) == Verdict::Accept {
         ct.fill_pkt(&nfct, now, &mut st);

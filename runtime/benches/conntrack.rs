@@ -10,69 +10,13 @@
 //! rounded up to a power of two (the kernel sizes `nf_conntrack_max` = buckets), so chains hold ~2 links.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use nfr_runtime::ct::{BURST, Conntrack, Nfct, Settings};
-use nfr_runtime::wire::build;
-use nfr_runtime::wire::tcp_flags as F;
+use nfr_runtime::ct::{BURST, Nfct};
 use nfr_vm::{Hook, Verdict};
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
 
-fn ip(a: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(a))
-}
-
-fn pass(ct: &mut Conntrack, p: &[u8], now: u64) {
-    let mut n = Nfct::None;
-    ct.conntrack_in(p, Hook::Prerouting, now, &mut n);
-    ct.confirm(p, now, &mut n);
-    ct.release(&mut n);
-}
-
-fn client(i: u32) -> (IpAddr, u16) {
-    (ip(0x0a00_0000 + (i >> 10)), 1024 + (i & 1023) as u16)
-}
-
-fn populate(n: u32) -> (Conntrack, Vec<Vec<u8>>) {
-    let buckets = n.next_power_of_two().max(1024);
-    let mut ct = Conntrack::new(Settings {
-        max: 0,
-        buckets,
-        checksum: false,
-        ..Settings::default()
-    });
-    let server = ip(0xc0a8_0001);
-    for i in 0..n {
-        let (c, sp) = client(i);
-        pass(
-            &mut ct,
-            &build::tcp(c, server, sp, 80, 1, 0, F::SYN, 65535, &[], b""),
-            0,
-        );
-        pass(
-            &mut ct,
-            &build::tcp(server, c, 80, sp, 100, 2, F::SYN | F::ACK, 65535, &[], b""),
-            0,
-        );
-        pass(
-            &mut ct,
-            &build::tcp(c, server, sp, 80, 2, 101, F::ACK, 65535, &[], b""),
-            0,
-        );
-    }
-    // 4096 data packets of pseudo-random existing flows.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let pkts = (0..4096)
-        .map(|k| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let i = (x % u64::from(n)) as u32;
-            let (c, sp) = client(i);
-            build::tcp(c, server, sp, 80, 2 + k, 101, F::ACK, 65535, &[], b"")
-        })
-        .collect();
-    (ct, pkts)
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{new_table, next_syn, pass, populate};
 
 fn established(c: &mut Criterion) {
     let mut g = c.benchmark_group("ct_established_hit");
@@ -119,31 +63,6 @@ fn established_burst(c: &mut Criterion) {
         });
     }
     g.finish();
-}
-
-/// The table and SYN template of the new-connection benchmarks.
-fn new_table() -> (Conntrack, Vec<u8>) {
-    let ct = Conntrack::new(Settings {
-        max: 0,
-        buckets: 262_144,
-        checksum: false,
-        ..Settings::default()
-    });
-    let server = ip(0xc0a8_0001);
-    let tmpl = build::tcp(ip(0x0a00_0000), server, 1, 80, 7, 0, F::SYN, 1024, &[], b"");
-    (ct, tmpl)
-}
-
-/// Makes `tmpl` the SYN of connection `i` (source address and port), collecting expired entries every 128K
-/// connections (amortised into the cost).
-fn next_syn(ct: &mut Conntrack, tmpl: &mut [u8], i: u32, now: &mut u64) {
-    if i.is_multiple_of(131_072) {
-        // Let the SYN_SENT entries expire and collect them.
-        *now += 200_000_000_000;
-        ct.gc(*now);
-    }
-    tmpl[12..16].copy_from_slice(&(0x0a00_0000 + (i >> 16)).to_be_bytes());
-    tmpl[20..22].copy_from_slice(&(i as u16).to_be_bytes());
 }
 
 fn new_connection(c: &mut Criterion) {

@@ -1,30 +1,17 @@
 //! Conntrack profiling driver for instruction counting (callgrind / `perf stat`): builds a table of N
-//! established TCP flows like `benches/conntrack.rs`, then runs K established hits (`hit`) or K new
-//! connections (`new`). Run twice with different K and subtract to get instructions per packet.
+//! established TCP flows like `benches/conntrack.rs` (the same builders), then runs K established hits one by
+//! one (`hit`) or in bursts of 32 (`hitb`), or K new connections (`new`). Run twice with different K and
+//! subtract to get instructions per packet.
 //!
 //! `cargo run --release -p nfr-runtime --example ct_profile -- hit 100000 1000000`
 
-use nfr_runtime::ct::{Conntrack, Nfct, Settings};
-use nfr_runtime::wire::build;
-use nfr_runtime::wire::tcp_flags as F;
+use nfr_runtime::ct::{Conntrack, Nfct};
 use nfr_vm::Hook;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
 
-fn ip(a: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(a))
-}
-
-fn pass(ct: &mut Conntrack, p: &[u8], now: u64) {
-    let mut n = Nfct::None;
-    ct.conntrack_in(p, Hook::Prerouting, now, &mut n);
-    ct.confirm(p, now, &mut n);
-    ct.release(&mut n);
-}
-
-fn client(i: u32) -> (IpAddr, u16) {
-    (ip(0x0a00_0000 + (i >> 10)), 1024 + (i & 1023) as u16)
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{new_table, next_syn, pass, populate};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -34,16 +21,8 @@ fn main() {
         .get(3)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let server = ip(0xc0a8_0001);
-    let buckets = n.next_power_of_two().max(1024);
-    let mut ct = Conntrack::new(Settings {
-        max: 0,
-        buckets: if mode == "new" { 262_144 } else { buckets },
-        checksum: false,
-        ..Settings::default()
-    });
     if mode == "new" {
-        let mut tmpl = build::tcp(ip(0x0a00_0000), server, 1, 80, 7, 0, F::SYN, 1024, &[], b"");
+        let (mut ct, mut tmpl) = new_table();
         let t0 = std::time::Instant::now();
         run_new(&mut ct, &mut tmpl, k);
         let ns = t0.elapsed().as_nanos() as f64 / k as f64;
@@ -53,35 +32,7 @@ fn main() {
         );
         return;
     }
-    for i in 0..n {
-        let (c, sp) = client(i);
-        pass(
-            &mut ct,
-            &build::tcp(c, server, sp, 80, 1, 0, F::SYN, 65535, &[], b""),
-            0,
-        );
-        pass(
-            &mut ct,
-            &build::tcp(server, c, 80, sp, 100, 2, F::SYN | F::ACK, 65535, &[], b""),
-            0,
-        );
-        pass(
-            &mut ct,
-            &build::tcp(c, server, sp, 80, 2, 101, F::ACK, 65535, &[], b""),
-            0,
-        );
-    }
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let pkts: Vec<Vec<u8>> = (0..4096)
-        .map(|j| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let i = (x % u64::from(n)) as u32;
-            let (c, sp) = client(i);
-            build::tcp(c, server, sp, 80, 2 + j, 101, F::ACK, 65535, &[], b"")
-        })
-        .collect();
+    let (mut ct, pkts) = populate(n);
     let t0 = std::time::Instant::now();
     let est = if mode == "hitb" {
         run_hits_burst(&mut ct, &pkts, k)
@@ -100,12 +51,7 @@ fn main() {
 fn run_new(ct: &mut Conntrack, tmpl: &mut [u8], k: u64) {
     let mut now: u64 = 0;
     for i in 1..=k as u32 {
-        if i.is_multiple_of(131_072) {
-            now += 200_000_000_000;
-            ct.gc(now);
-        }
-        tmpl[12..16].copy_from_slice(&(0x0a00_0000 + (i >> 16)).to_be_bytes());
-        tmpl[20..22].copy_from_slice(&(i as u16).to_be_bytes());
+        next_syn(ct, tmpl, i, &mut now);
         pass(ct, black_box(tmpl), now);
     }
 }

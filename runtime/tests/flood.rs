@@ -4,25 +4,10 @@
 use nfr_runtime::ct::{Conntrack, CtInfo, Nfct, Settings};
 use nfr_runtime::wire::build;
 use nfr_runtime::wire::tcp_flags as F;
-use nfr_vm::{Hook, Verdict};
-use std::net::{IpAddr, Ipv4Addr};
+use nfr_vm::Verdict;
 
-fn ip(a: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(a))
-}
-
-fn pass(ct: &mut Conntrack, p: &[u8], now: u64) -> (Nfct, Verdict) {
-    let mut n = Nfct::None;
-    let v = ct.conntrack_in(p, Hook::Prerouting, now, &mut n);
-    let seen = n;
-    let v = if v == Verdict::Accept {
-        ct.confirm(p, now, &mut n)
-    } else {
-        v
-    };
-    ct.release(&mut n);
-    (seen, v)
-}
+mod common;
+use common::{establish, ip, pass};
 
 #[test]
 fn syn_flood_stays_bounded_and_keeps_assured() {
@@ -39,21 +24,7 @@ fn syn_flood_stays_bounded_and_keeps_assured() {
     for i in 0..assured {
         let c = ip(0xc0a8_0000 + i);
         let sp = 10_000 + (i % 50_000) as u16;
-        pass(
-            &mut ct,
-            &build::tcp(c, server, sp, 443, 1, 0, F::SYN, 65535, &[], b""),
-            0,
-        );
-        pass(
-            &mut ct,
-            &build::tcp(server, c, 443, sp, 100, 2, F::SYN | F::ACK, 65535, &[], b""),
-            0,
-        );
-        let (n, _) = pass(
-            &mut ct,
-            &build::tcp(c, server, sp, 443, 2, 101, F::ACK, 65535, &[], b""),
-            0,
-        );
+        let n = establish(&mut ct, c, sp, server, 443, 0);
         assert!(matches!(
             n,
             Nfct::Ct {
