@@ -816,11 +816,16 @@ impl Tx<'_, '_> {
     /// `nft_counter_eval` on the counter at `addr` (a `*mut Counter` of `Env::counters`): one
     /// packet and `PktState::len` bytes.
     fn bump_counter(&mut self, addr: Value) {
+        self.bump_counter_at(addr, 0);
+    }
+
+    /// [`Self::bump_counter`] for the counter at `addr + off`.
+    fn bump_counter_at(&mut self, addr: Value, off: i32) {
         let t = MemFlagsData::trusted();
-        let pk = self.b.ins().load(types::I64, t, addr, 0);
+        let pk = self.b.ins().load(types::I64, t, addr, off);
         let pk = self.b.ins().iadd_imm_u(pk, 1);
-        self.b.ins().store(t, pk, addr, 0);
-        let by = self.b.ins().load(types::I64, t, addr, 8);
+        self.b.ins().store(t, pk, addr, off);
+        let by = self.b.ins().load(types::I64, t, addr, off + 8);
         let l = self.b.ins().load(
             types::I32,
             fl(),
@@ -829,7 +834,7 @@ impl Tx<'_, '_> {
         );
         let l = self.b.ins().uextend(types::I64, l);
         let by = self.b.ins().iadd(by, l);
-        self.b.ins().store(t, by, addr, 8);
+        self.b.ins().store(t, by, addr, off + 8);
     }
 
     /// Call `env::h_insn` for instruction `idx`: store the bytes it reads into `Env::regs`,
@@ -1131,19 +1136,7 @@ impl Tx<'_, '_> {
             let c = self.b.ins().ishl_imm_u(c, 4);
             let addr = self.b.ins().iadd(base, c);
             // Counter id + 1 was stored: step back one 16-byte counter.
-            let pk = self.b.ins().load(types::I64, t, addr, -16);
-            let pk = self.b.ins().iadd_imm_u(pk, 1);
-            self.b.ins().store(t, pk, addr, -16);
-            let by = self.b.ins().load(types::I64, t, addr, -8);
-            let l = self.b.ins().load(
-                types::I32,
-                fl(),
-                self.a.st,
-                offset_of!(PktState, len) as i32,
-            );
-            let l = self.b.ins().uextend(types::I64, l);
-            let by = self.b.ins().iadd(by, l);
-            self.b.ins().store(t, by, addr, -8);
+            self.bump_counter_at(addr, -16);
         }
         self.b.ins().jump(after, &[]);
         self.b.switch_to_block(after);

@@ -294,6 +294,20 @@ fn field_of(e: &Expr) -> Field {
     }
 }
 
+/// The key fields of a set keyed by `key`; in an interval set, the fields stored big-endian (`hton`) and
+/// whether any is (the key must then be converted before the lookup).
+fn interval_fields(key: &Expr, interval: bool) -> (Vec<Field>, bool) {
+    let mut fields = fields_of(key);
+    let mut hton = false;
+    if interval {
+        for f in &mut fields {
+            f.hton = f.needs_hton();
+            hton |= f.hton;
+        }
+    }
+    (fields, hton)
+}
+
 fn fields_of(e: &Expr) -> Vec<Field> {
     match &e.kind {
         ExprKind::Concat(parts) => parts.iter().map(field_of).collect(),
@@ -1386,14 +1400,7 @@ impl Lower<'_> {
         interval: bool,
         data: Option<&[Type]>,
     ) -> R<(SetId, bool)> {
-        let mut fields = fields_of(key);
-        let mut hton = false;
-        if interval {
-            for f in &mut fields {
-                f.hton = f.needs_hton();
-                hton |= f.hton;
-            }
-        }
+        let (fields, hton) = interval_fields(key, interval);
         let name = if data.is_some() {
             self.anon_maps += 1;
             format!("__map{}", self.anon_maps - 1)
@@ -1424,14 +1431,7 @@ impl Lower<'_> {
         interval: bool,
         kind: ObjKind,
     ) -> R<(SetId, bool)> {
-        let mut fields = fields_of(key);
-        let mut hton = false;
-        if interval {
-            for f in &mut fields {
-                f.hton = f.needs_hton();
-                hton |= f.hton;
-            }
-        }
+        let (fields, hton) = interval_fields(key, interval);
         let name = format!("__objmap{}", self.anon_objmaps);
         self.anon_objmaps += 1;
         let mut flags = 1 | 2 | 0x40;
