@@ -26,7 +26,7 @@ pub mod tuple;
 mod tests;
 
 use crate::wire::{Ipv4Packet, Ipv6Packet, checksum, proto};
-pub use burst::BURST;
+pub use burst::{BURST, PREFETCH_MIN_BYTES};
 use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6, ct_state, ips};
 use nfr_vm::{Hook, PktState, Verdict};
 pub use tcp::TcpCt;
