@@ -106,8 +106,53 @@ fn new_connection_burst(c: &mut Criterion) {
     g.finish();
 }
 
+/// The floor an established hit cannot go below: the tracker step alone (`tcp::established_ack`, the lean
+/// path's `tcp_in_window` checks and accepting tail and the timeout choice) on an in-cache connection, no
+/// parsing, hashing or lookup. A data segment one way and its ACK the other, so the windows stay valid forever;
+/// a sample is the pair.
+fn tracker_step(c: &mut Criterion) {
+    use nfr_runtime::ct::Settings;
+    use nfr_runtime::ct::tcp::{self, Seg, TcpCtx};
+    use nfr_runtime::wire::tcp_flags as F;
+    let st = Settings::default();
+    let seg = |seq, ack, flags, payload_len| Seg {
+        seq,
+        ack,
+        flags,
+        win: 65535,
+        payload_len,
+        options: &[],
+    };
+    let cx = TcpCtx {
+        confirmed: true,
+        seen_reply: true,
+        assured: false,
+        fixed_timeout: false,
+        expires_ns: 60_000_000_000,
+    };
+    let (mut tc, _) = tcp::new_syn(&seg(1, 0, F::SYN, 0), &st);
+    tcp::tcp_packet(&mut tc, 1, &seg(100, 2, F::SYN | F::ACK, 0), &cx, &st);
+    tcp::tcp_packet(&mut tc, 0, &seg(2, 101, F::ACK, 0), &cx, &st);
+    assert_eq!(tc.state, tcp::state::ESTABLISHED);
+    let (mut s0, s1) = (2u32, 101u32);
+    let mut g = c.benchmark_group("ct_tracker_step");
+    g.throughput(Throughput::Elements(2));
+    g.bench_function("established_ack_pair", |b| {
+        b.iter(|| {
+            let data = seg(s0, s1, F::ACK, 100);
+            let r0 = tcp::established_ack(&mut tc, 0, black_box(&data), true, &st);
+            s0 = s0.wrapping_add(100);
+            let ack = seg(s1, s0, F::ACK, 0);
+            let r1 = tcp::established_ack(&mut tc, 1, black_box(&ack), true, &st);
+            assert!(r0.is_some() && r1.is_some());
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    tracker_step,
     established,
     established_burst,
     new_connection,
