@@ -78,7 +78,8 @@ impl Rng {
     }
 }
 
-const METAS: [MetaKey; 14] = [
+/// Every meta key the generator (and the meta-key test) reads.
+pub const METAS: [MetaKey; 14] = [
     MetaKey::Len,
     MetaKey::Protocol,
     MetaKey::Nfproto,

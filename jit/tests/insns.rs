@@ -272,22 +272,7 @@ fn jump_goto_return_and_resume() {
 #[test]
 fn meta_and_ct_keys_match_the_interpreter() {
     let mut r = Rng::new(7);
-    let keys = [
-        MetaKey::Len,
-        MetaKey::Protocol,
-        MetaKey::Nfproto,
-        MetaKey::L4proto,
-        MetaKey::Mark,
-        MetaKey::Iif,
-        MetaKey::Oif,
-        MetaKey::Iifname,
-        MetaKey::Oifname,
-        MetaKey::Iiftype,
-        MetaKey::Oiftype,
-        MetaKey::Pkttype,
-        MetaKey::Skuid,
-        MetaKey::Skgid,
-    ];
+    let keys = nfr_jit::testgen::METAS;
     for _ in 0..40 {
         let st = random_pkt_state(&mut r, 30);
         let mut p = Program::new();
