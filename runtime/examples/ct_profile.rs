@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release -p nfr-runtime --example ct_profile -- hit 100000 1000000`
 
-use nfr_runtime::ct::{Conntrack, Nfct};
+use nfr_runtime::ct::{BurstPrefetch, Conntrack, Nfct};
 use nfr_vm::Hook;
 use std::hint::black_box;
 
@@ -33,6 +33,12 @@ fn main() {
         return;
     }
     let (mut ct, pkts) = populate(n);
+    // A/B switch for the burst prefetch passes: NFC_BURST_PREFETCH=always|never (default: auto).
+    match std::env::var("NFC_BURST_PREFETCH").as_deref() {
+        Ok("always") => ct.set_burst_prefetch(BurstPrefetch::Always),
+        Ok("never") => ct.set_burst_prefetch(BurstPrefetch::Never),
+        _ => {}
+    }
     let t0 = std::time::Instant::now();
     let est = if mode == "hitb" {
         run_hits_burst(&mut ct, &pkts, k)

@@ -7,15 +7,19 @@
 //! short passes over the burst go one step further each, every step issuing a prefetch for the next: the bucket
 //! heads; the first chain entries; then, for each packet, the matching entry's second line or the next link
 //! (or, after a miss, the reply tuple's bucket head, which `confirm` searches and links into). The misses of
-//! different packets overlap instead of adding up (group prefetching, as in hash joins). The passes cost about
-//! as much as one extra parse and hash per packet, so chains longer than two links are left to the lookup.
+//! different packets overlap instead of adding up (group prefetching, as in hash joins). Chains longer than two
+//! links are left to the lookup.
 //!
-//! The passes only read the table and only issue hints; every packet then goes through the ordinary
-//! `conntrack_in`, in order, so a burst's results are those of the packets one by one (a test holds them to
+//! The first pass is also the lean path's parse: an IPv4 TCP segment of the lean cases ([`LeanV4`]) is parsed
+//! and hashed once, and the packet later goes straight to the lean lookup and tracker with it; other TCP and
+//! UDP datagrams get a tuple for the passes and then the ordinary `conntrack_in`. Nothing else crosses from
+//! the passes to the packets: they only read the table and issue hints, and every lookup walks its chain
+//! afresh, in packet order, so a burst's results are those of the packets one by one (a test holds them to
 //! it). Packets the passes do not understand (not TCP/UDP, IPv4 fragments, IPv6 extension headers) are simply
 //! not prefetched.
 
-use super::{Conntrack, NONE_IDX, Nfct, Tuple};
+use super::lean::LeanV4;
+use super::{Conn, Conntrack, NONE_IDX, Nfct, Tuple};
 use crate::memhint::prefetch;
 use crate::wire::proto;
 use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6};
@@ -24,10 +28,11 @@ use nfr_vm::{Hook, Verdict};
 /// Packets whose walks advance together (OVS's `NETDEV_MAX_BURST`).
 pub const BURST: usize = 32;
 
-/// Below this many bytes of entries the table stays in the caches, the passes would only add their ~125
-/// instructions a packet, and `conntrack_in_burst` skips them (measured on a 1 MiB-L2 / 8 MiB-L3 machine: a
-/// burst hit cost 97 ns against 70 ns alone at 1K flows, broke even at 10K, won from 100K flows on).
-pub const PREFETCH_MIN_BYTES: usize = 4 << 20;
+/// Below this many bytes of entries the table stays in the caches, the second and third passes would only add
+/// their ~60 instructions a packet, and `conntrack_in_burst` skips them (`ct_profile hitb`, passes never /
+/// always, on a 2-vCPU EPYC VM, 3 runs each: 71 / 76 ns a hit at 1K flows (128 KB of entries), even at 5K,
+/// 88 / 77 ns at 10K, 108 / 85 ns at 30K).
+pub const PREFETCH_MIN_BYTES: usize = 1 << 20;
 
 /// The original-direction tuple of a TCP or UDP datagram (`nf_ct_get_tuple` for the common case): IPv4 that is
 /// not a fragment, or IPv6 whose first next header is the transport.
@@ -80,13 +85,38 @@ fn swapped(t: &Tuple) -> Tuple {
     }
 }
 
+/// Whether [`Conntrack::conntrack_in_burst`] runs its prefetch passes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BurstPrefetch {
+    /// Once the table holds [`PREFETCH_MIN_BYTES`] of entries.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// What the first pass made of a packet.
+#[derive(Clone, Copy)]
+enum Lane {
+    /// Left to `conntrack_in` as it is (already attached, or not TCP/UDP in a form the passes read).
+    Plain,
+    /// A lean IPv4 TCP segment, parsed and hashed once for the passes and the lean path.
+    Lean(LeanV4),
+    /// Another TCP or UDP datagram: its tuple and bucket, for the prefetch passes only.
+    Tuple(Tuple, u16, u32),
+}
+
 impl Conntrack {
     /// [`Self::conntrack_in`] for each packet of `pkts` in order, each starting from `nfcts[i]` (as
     /// `conntrack_in` does) and leaving its attachment there, with its verdict in `verdicts[i]`: equal, packet
-    /// for packet, to calling `conntrack_in` in a loop, and faster once the table outgrows the caches.
+    /// for packet, to calling `conntrack_in` in a loop, and faster.
     ///
-    /// Lookups are prefetched for the zone of `nfcts[0]`'s template (0 without one), once the table holds
-    /// [`PREFETCH_MIN_BYTES`] of entries; that is only a hint.
+    /// Up to [`BURST`] packets at a time: one pass parses them (lean IPv4 TCP segments are parsed and hashed
+    /// once, for the passes and the lean path both) and prefetches their bucket heads; once the table outgrows
+    /// the caches ([`BurstPrefetch`]) two more passes prefetch the first chain entries and then the matched
+    /// entry's state line or the next link; then each packet goes through the lookup and tracker in order.
+    /// Only hints cross from the passes to the packets: every lookup walks its chain afresh, so packets see
+    /// the changes made by the packets before them.
     pub fn conntrack_in_burst(
         &mut self,
         pkts: &[&[u8]],
@@ -95,22 +125,108 @@ impl Conntrack {
         nfcts: &mut [Nfct],
         verdicts: &mut [Verdict],
     ) {
-        let zone = match nfcts.first() {
-            Some(Nfct::Template { zone }) => *zone,
-            _ => 0,
+        let csum = self.settings.checksum && hook == Hook::Prerouting;
+        let lean = self.fast_path && !csum;
+        let deep = match self.burst_prefetch {
+            BurstPrefetch::Auto => self.conns.len() * size_of::<Conn>() >= PREFETCH_MIN_BYTES,
+            BurstPrefetch::Always => true,
+            BurstPrefetch::Never => false,
         };
-        let worth = self.conns.len() * size_of::<super::Conn>() >= PREFETCH_MIN_BYTES;
         for ((chunk, nfcts), verdicts) in pkts
             .chunks(BURST)
             .zip(nfcts.chunks_mut(BURST))
             .zip(verdicts.chunks_mut(BURST))
         {
-            if worth {
-                self.prefetch_burst(chunk, zone);
+            let mut lanes = [Lane::Plain; BURST];
+            for ((l3, nfct), lane) in chunk.iter().zip(nfcts.iter()).zip(&mut lanes) {
+                let zone = match *nfct {
+                    Nfct::None => 0,
+                    Nfct::Template { zone } => zone,
+                    Nfct::Untracked | Nfct::Ct { .. } => continue,
+                };
+                let b = if let Some(seg) = self.parse_v4(l3, zone).filter(|_| lean) {
+                    *lane = Lane::Lean(seg);
+                    seg.bucket
+                } else if deep && let Some(t) = burst_tuple(l3) {
+                    let b = self.bucket(&t, zone) as u32;
+                    *lane = Lane::Tuple(t, zone, b);
+                    b
+                } else {
+                    continue;
+                };
+                if deep && let Some(h) = self.heads.get(b as usize) {
+                    prefetch(h);
+                }
             }
-            for ((l3, nfct), v) in chunk.iter().zip(nfcts).zip(verdicts) {
-                *v = self.conntrack_in(l3, hook, now, nfct);
+            if deep {
+                self.prefetch_walks(&lanes);
             }
+            for (((l3, nfct), v), lane) in chunk.iter().zip(nfcts).zip(verdicts).zip(&lanes) {
+                *v = match lane {
+                    Lane::Lean(seg) => {
+                        *nfct = Nfct::None;
+                        self.auto_gc(now);
+                        match self.lean_v4(l3, seg, now) {
+                            Some((v, n)) => {
+                                *nfct = n;
+                                v
+                            }
+                            None => self.conntrack_in_general(l3, false, seg.zone, now, nfct),
+                        }
+                    }
+                    _ => self.conntrack_in(l3, hook, now, nfct),
+                };
+            }
+        }
+    }
+
+    /// The second and third passes over a burst's lanes: the first chain entries, then each packet's matched
+    /// entry's state line, or its next link, or (after a miss) its reply tuple's bucket head.
+    fn prefetch_walks(&self, lanes: &[Lane; BURST]) {
+        let mut at = [NONE_IDX; BURST];
+        for (lane, at) in lanes.iter().zip(&mut at) {
+            let b = match lane {
+                Lane::Plain => continue,
+                Lane::Lean(seg) => seg.bucket,
+                Lane::Tuple(_, _, b) => *b,
+            };
+            let cur = self.heads.get(b as usize).copied().unwrap_or(NONE_IDX);
+            match self.conns.get((cur >> 1) as usize) {
+                Some(c) => prefetch(c),
+                None => self.prefetch_lane_reply_head(lane),
+            }
+            *at = cur;
+        }
+        for (lane, &cur) in lanes.iter().zip(&at) {
+            let Some(c) = self.conns.get((cur >> 1) as usize) else {
+                continue;
+            };
+            let dir = (cur & 1) as usize;
+            let hit = match lane {
+                Lane::Plain => continue,
+                Lane::Lean(seg) => seg.matches(c, dir),
+                Lane::Tuple(t, zone, _) => c.zone == *zone && c.orig.matches_dir(dir, t),
+            };
+            if hit {
+                // The entry's second line: the protocol state the tracker reads and writes.
+                prefetch(&c.l4);
+            } else if let Some(n) = self.conns.get((c.next[dir] >> 1) as usize) {
+                prefetch(n);
+            } else {
+                self.prefetch_lane_reply_head(lane);
+            }
+        }
+    }
+
+    /// After a miss: the packet may create an entry, and confirm walks the reply tuple's bucket.
+    fn prefetch_lane_reply_head(&self, lane: &Lane) {
+        let b = match lane {
+            Lane::Plain => return,
+            Lane::Lean(seg) => self.bucket(&swapped(&seg.tuple()), seg.zone),
+            Lane::Tuple(t, zone, _) => self.bucket(&swapped(t), *zone),
+        };
+        if let Some(h) = self.heads.get(b) {
+            prefetch(h);
         }
     }
 

@@ -26,7 +26,7 @@ pub mod tuple;
 mod tests;
 
 use crate::wire::{Ipv4Packet, Ipv6Packet, checksum, proto};
-pub use burst::{BURST, PREFETCH_MIN_BYTES};
+pub use burst::{BURST, BurstPrefetch, PREFETCH_MIN_BYTES};
 use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6, ct_state, ips};
 use nfr_vm::{Hook, PktState, Verdict};
 pub use tcp::TcpCt;
@@ -330,6 +330,8 @@ pub struct Conntrack {
     next_generation: u32,
     /// Lean per-packet paths on (see [`Conntrack::set_fast_path`]).
     fast_path: bool,
+    /// When `conntrack_in_burst` prefetches (see [`Conntrack::set_burst_prefetch`]).
+    burst_prefetch: BurstPrefetch,
 }
 
 /// Result of walking the packet's headers (`get_l4proto`).
@@ -448,6 +450,7 @@ impl Conntrack {
             stats: CtStats::default(),
             next_generation: 1,
             fast_path: true,
+            burst_prefetch: BurstPrefetch::Auto,
         }
     }
 
@@ -1166,6 +1169,12 @@ impl Conntrack {
         self.fast_path = on;
     }
 
+    /// When [`Self::conntrack_in_burst`] runs its prefetch passes (by default once the table outgrows the
+    /// caches); the results never depend on it.
+    pub fn set_burst_prefetch(&mut self, when: BurstPrefetch) {
+        self.burst_prefetch = when;
+    }
+
     /// `icmp_error` / `icmpv6_error` (and `nf_conntrack_inet_error`) for an ICMP or ICMPv6 packet: true when the
     /// packet is done (INVALID, UNTRACKED or RELATED in `nfct`), false when it goes on to the normal lookup.
     #[inline(never)]
@@ -1243,6 +1252,7 @@ impl Conntrack {
         false
     }
 
+    #[inline(never)]
     fn release_unconfirmed(&mut self, id: ConnId) {
         if self
             .conn(id)
@@ -1254,8 +1264,14 @@ impl Conntrack {
 
     /// Ends a packet's life (`kfree_skb`): an entry that never got confirmed, or was killed while the packet
     /// held it, is freed.
+    #[inline]
     pub fn release(&mut self, nfct: &mut Nfct) {
-        if let Nfct::Ct { id, .. } = *nfct {
+        if let Nfct::Ct { id, .. } = *nfct
+            && self
+                .conns
+                .get(id.idx as usize)
+                .is_none_or(|c| c.status & (ips::CONFIRMED | ips::DYING) != ips::CONFIRMED)
+        {
             self.release_unconfirmed(id);
         }
         *nfct = Nfct::None;

@@ -758,8 +758,21 @@ fn hostile_packets_never_panic() {
         } else {
             Hook::Output
         };
-        // The burst prefetch passes parse the same bytes.
-        ct.prefetch_burst(&[p.as_slice(), &p[..p.len() / 2]], 0);
+        // The burst prefetch passes parse the same bytes; every 4th packet goes through a burst (with a
+        // truncated copy of itself) instead, passes forced on.
+        let pair = [p.as_slice(), &p[..p.len() / 2]];
+        ct.prefetch_burst(&pair, 0);
+        if i % 4 == 3 {
+            ct.set_burst_prefetch(BurstPrefetch::Always);
+            let mut nfs = [Nfct::None; 2];
+            let mut vs = [Verdict::Accept; 2];
+            ct.conntrack_in_burst(&pair, hook, i * 1_000_000, &mut nfs, &mut vs);
+            for (q, nf) in pair.iter().zip(&mut nfs) {
+                let _ = ct.confirm(q, i * 1_000_000, nf);
+                ct.release(nf);
+            }
+            continue;
+        }
         let _ = ct.conntrack_in(&p, hook, i * 1_000_000, &mut nf);
         let _ = ct.confirm(&p, i * 1_000_000, &mut nf);
         ct.release(&mut nf);
@@ -1054,7 +1067,13 @@ fn bursts_agree_with_single_packets() {
             };
             let mut nb: Vec<Nfct> = zones.iter().map(start).collect();
             let mut vb = vec![Verdict::Drop; n];
-            // The table is too small for conntrack_in_burst to prefetch by itself: run the passes anyway.
+            // The table is too small for conntrack_in_burst to prefetch by itself: run the passes anyway
+            // (every other round, and the standalone passes too).
+            burst.set_burst_prefetch(if round % 2 == 0 {
+                BurstPrefetch::Always
+            } else {
+                BurstPrefetch::Auto
+            });
             burst.prefetch_burst(&refs, zones[0]);
             burst.conntrack_in_burst(&refs, Hook::Prerouting, now, &mut nb, &mut vb);
             let mut ns: Vec<Nfct> = zones.iter().map(start).collect();
