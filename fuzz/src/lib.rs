@@ -7,7 +7,7 @@
 //! Errors returned by the crates are fine; only panics (and sanitizer findings) are bugs.
 #![forbid(unsafe_code)]
 
-use nfr_runtime::ct::{Conntrack, Nfct, Settings};
+use nfr_runtime::ct::{BurstPrefetch, Conntrack, Nfct, Settings};
 use nfr_runtime::pcap::{PcapReader, linktype};
 use nfr_runtime::wire::parse_frame;
 use nfr_vm::{ChainId, Effects, Hook, PktState, State, Verdict, VerifiedProgram};
@@ -136,7 +136,8 @@ pub fn wire_settings() -> Settings {
 
 /// Target `wire`: byte 0 picks the link type (low nibble) and the hook (high nibble), byte 1 advances the
 /// virtual clock (in 0.1 s steps, so timeouts expire), the rest is the frame. The frame is parsed with
-/// `parse_frame`; an IP packet then goes through `prefetch_burst`, `conntrack_in`, `fill_pkt` and `confirm` on the persistent
+/// `parse_frame`; an IP packet then goes through `prefetch_burst`, `conntrack_in` (or a one-packet
+/// `conntrack_in_burst`), `fill_pkt` and `confirm` on the persistent
 /// table `ct`, and is released, as the hook path does.
 pub fn wire(ct: &mut Conntrack, clock: &mut u64, data: &[u8]) {
     let [sel, step, frame @ ..] = data else {
@@ -158,10 +159,20 @@ pub fn wire(ct: &mut Conntrack, clock: &mut u64, data: &[u8]) {
     let mut st = PktState::default();
     pi.fill(&mut st);
     let l3 = pi.l3(frame);
-    // The burst prefetch passes read the same bytes (and the raw frame, as if it were a datagram).
+    // The burst prefetch passes read the same bytes (and the raw frame, as if it were a datagram); when bit 6
+    // of the step is set the packet goes through a burst (passes forced on) instead of `conntrack_in`.
     ct.prefetch_burst(&[l3, frame], u16::from(*step & 3));
     let mut nfct = Nfct::None;
-    if ct.conntrack_in(l3, hook, now, &mut nfct) == Verdict::Accept {
+    let v = if step & 0x40 != 0 {
+        ct.set_burst_prefetch(BurstPrefetch::Always);
+        let (mut nfcts, mut vs) = ([Nfct::None], [Verdict::Accept]);
+        ct.conntrack_in_burst(&[l3], hook, now, &mut nfcts, &mut vs);
+        nfct = nfcts[0];
+        vs[0]
+    } else {
+        ct.conntrack_in(l3, hook, now, &mut nfct)
+    };
+    if v == Verdict::Accept {
         ct.fill_pkt(&nfct, now, &mut st);
         if ct.confirm(l3, now, &mut nfct) == Verdict::Accept {
             ct.fill_pkt(&nfct, now, &mut st);
