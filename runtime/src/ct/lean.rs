@@ -142,9 +142,14 @@ impl Conntrack {
         {
             return None;
         }
-        let addr = u64::from_le_bytes([h[12], h[13], h[14], h[15], h[16], h[17], h[18], h[19]]);
-        let sport = u16::from_be_bytes([h[20], h[21]]);
-        let dport = u16::from_be_bytes([h[22], h[23]]);
+        let word = |at: usize| {
+            h.get(at..at + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let addr = word(12);
+        let ports = (word(20) as u32).swap_bytes();
+        let (sport, dport) = ((ports >> 16) as u16, ports as u16);
         let hash = tuple::hash_v4(
             addr as u32,
             (addr >> 32) as u32,
