@@ -1,7 +1,7 @@
 //! Conntrack profiling driver for instruction counting (callgrind / `perf stat`): builds a table of N
 //! established TCP flows like `benches/conntrack.rs` (the same builders), then runs K established hits one by
-//! one (`hit`) or in bursts of 32 (`hitb`), or K new connections (`new`). Run twice with different K and
-//! subtract to get instructions per packet.
+//! one (`hit`) or in bursts of 32 (`hitb`), or K new connections one by one (`new`) or in bursts (`newb`). Run
+//! twice with different K and subtract to get instructions per packet.
 //!
 //! `cargo run --release -p nfr-runtime --example ct_profile -- hit 100000 1000000`
 
@@ -21,10 +21,14 @@ fn main() {
         .get(3)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    if mode == "new" {
+    if mode == "new" || mode == "newb" {
         let (mut ct, mut tmpl) = new_table();
         let t0 = std::time::Instant::now();
-        run_new(&mut ct, &mut tmpl, k);
+        if mode == "newb" {
+            run_new_burst(&mut ct, &tmpl, k);
+        } else {
+            run_new(&mut ct, &mut tmpl, k);
+        }
         let ns = t0.elapsed().as_nanos() as f64 / k as f64;
         println!(
             "new: {k} connections, count {}, {ns:.1} ns each",
@@ -59,6 +63,29 @@ fn run_new(ct: &mut Conntrack, tmpl: &mut [u8], k: u64) {
     for i in 1..=k as u32 {
         next_syn(ct, tmpl, i, &mut now);
         pass(ct, black_box(tmpl), now);
+    }
+}
+
+/// `run_new` as bursts of 32 SYNs through `conntrack_in_burst`, each then confirmed and released (the
+/// `ct_new_connection_burst32` benchmark).
+#[inline(never)]
+fn run_new_burst(ct: &mut Conntrack, tmpl: &[u8], k: u64) {
+    let mut syns = vec![tmpl.to_vec(); 32];
+    let mut now: u64 = 0;
+    let mut i: u32 = 0;
+    let mut v = [nfr_vm::Verdict::Accept; 32];
+    for _ in 0..k / 32 {
+        for s in &mut syns {
+            i = i.wrapping_add(1);
+            next_syn(ct, s, i, &mut now);
+        }
+        let refs: [&[u8]; 32] = std::array::from_fn(|j| syns[j].as_slice());
+        let mut nf = [Nfct::None; 32];
+        ct.conntrack_in_burst(&refs, Hook::Prerouting, now, &mut nf, &mut v);
+        for (p, n) in refs.iter().zip(&mut nf) {
+            ct.confirm(p, now, n);
+            ct.release(n);
+        }
     }
 }
 
