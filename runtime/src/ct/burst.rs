@@ -6,7 +6,8 @@
 //! entry, then the entry's protocol-state line. One packet at a time, the CPU waits for each in turn. Here three
 //! short passes over the burst go one step further each, every step issuing a prefetch for the next: the bucket
 //! heads; the first chain entries; then, for each packet, the matching entry's second line or the next link
-//! (or, after a miss, the reply tuple's bucket head, which `confirm` searches and links into). The misses of
+//! (or, after a miss, the reply tuple's bucket head, which `confirm` searches and links into, and in a fourth
+//! pass that bucket's first entry). The misses of
 //! different packets overlap instead of adding up (group prefetching, as in hash joins). Chains longer than two
 //! links are left to the lookup.
 //!
@@ -181,10 +182,13 @@ impl Conntrack {
     }
 
     /// The second and third passes over a burst's lanes: the first chain entries, then each packet's matched
-    /// entry's state line, or its next link, or (after a miss) its reply tuple's bucket head.
+    /// entry's state line, or its next link, or (after a miss) its reply tuple's bucket head; and a fourth for
+    /// the packets that missed: the first entry of the reply bucket.
     fn prefetch_walks(&self, lanes: &[Lane; BURST]) {
         let mut at = [NONE_IDX; BURST];
-        for (lane, at) in lanes.iter().zip(&mut at) {
+        // The reply tuple's bucket of each packet that missed, once known.
+        let mut reply = [NONE_IDX; BURST];
+        for ((lane, at), reply) in lanes.iter().zip(&mut at).zip(&mut reply) {
             let b = match lane {
                 Lane::Plain => continue,
                 Lane::Lean(seg) => seg.bucket,
@@ -193,11 +197,11 @@ impl Conntrack {
             let cur = self.heads.get(b as usize).copied().unwrap_or(NONE_IDX);
             match self.conns.get((cur >> 1) as usize) {
                 Some(c) => prefetch(c),
-                None => self.prefetch_lane_reply_head(lane),
+                None => *reply = self.prefetch_lane_reply_head(lane),
             }
             *at = cur;
         }
-        for (lane, &cur) in lanes.iter().zip(&at) {
+        for ((lane, &cur), reply) in lanes.iter().zip(&at).zip(&mut reply) {
             let Some(c) = self.conns.get((cur >> 1) as usize) else {
                 continue;
             };
@@ -213,21 +217,31 @@ impl Conntrack {
             } else if let Some(n) = self.conns.get((c.next[dir] >> 1) as usize) {
                 prefetch(n);
             } else {
-                self.prefetch_lane_reply_head(lane);
+                *reply = self.prefetch_lane_reply_head(lane);
+            }
+        }
+        // After a miss, `confirm` compares the reply tuple with the entries of its bucket: the first of them.
+        for &b in &reply {
+            if let Some(&cur) = self.heads.get(b as usize)
+                && let Some(c) = self.conns.get((cur >> 1) as usize)
+            {
+                prefetch(c);
             }
         }
     }
 
-    /// After a miss: the packet may create an entry, and confirm walks the reply tuple's bucket.
-    fn prefetch_lane_reply_head(&self, lane: &Lane) {
+    /// After a miss: the packet may create an entry, and confirm walks the reply tuple's bucket, whose head is
+    /// fetched here; returns the bucket (`NONE_IDX` for a plain lane).
+    fn prefetch_lane_reply_head(&self, lane: &Lane) -> u32 {
         let b = match lane {
-            Lane::Plain => return,
+            Lane::Plain => return NONE_IDX,
             Lane::Lean(seg) => self.bucket(&swapped(&seg.tuple()), seg.zone),
             Lane::Tuple(t, zone, _) => self.bucket(&swapped(t), *zone),
         };
         if let Some(h) = self.heads.get(b) {
             prefetch(h);
         }
+        b as u32
     }
 
     /// Prefetches what `conntrack_in` and `confirm` will read for the packets of `pkts` (up to [`BURST`] at a
