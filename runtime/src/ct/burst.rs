@@ -167,7 +167,7 @@ impl Conntrack {
                     Lane::Lean(seg) => {
                         *nfct = Nfct::None;
                         self.auto_gc(now);
-                        match self.lean_v4(l3, seg, now) {
+                        match self.lean_v4(l3, *seg, now) {
                             Some((v, n)) => {
                                 *nfct = n;
                                 v

@@ -79,7 +79,7 @@ impl Conntrack {
     pub(super) fn fast_tcp(&mut self, l3: &[u8], zone: u16, now: u64) -> Option<(Verdict, Nfct)> {
         if l3.first() == Some(&0x45) {
             let seg = self.parse_v4(l3, zone)?;
-            return self.lean_v4(l3, &seg, now);
+            return self.lean_v4(l3, seg, now);
         }
         let h: &[u8; 40] = l3.first_chunk()?;
         if h[0] >> 4 != 6
@@ -176,15 +176,19 @@ impl Conntrack {
     /// The lean paths for a parsed IPv4 segment `seg` of datagram `l3`: the lookup (a fresh walk of its
     /// bucket), then the established ACK or the new SYN; `None`, having changed nothing, otherwise.
     #[inline(always)]
-    pub(super) fn lean_v4(&mut self, l3: &[u8], seg: &LeanV4, now: u64) -> Option<(Verdict, Nfct)> {
-        let found = self.lookup_tcp4(seg, now);
+    pub(super) fn lean_v4(&mut self, l3: &[u8], seg: LeanV4, now: u64) -> Option<(Verdict, Nfct)> {
+        let found = self.lookup_tcp4(&seg, now);
         let tseg = tcp::Seg {
             seq: seg.seq,
             ack: seg.ack,
             flags: seg.flags,
             win: seg.win,
             payload_len: seg.payload_len,
-            options: l3.get(40..20 + usize::from(seg.doff)).unwrap_or(&[]),
+            options: if seg.doff > 20 {
+                l3.get(40..20 + usize::from(seg.doff)).unwrap_or(&[])
+            } else {
+                &[]
+            },
         };
         match found {
             Lookup::Found(idx, dir) if !seg.is_syn() => self
