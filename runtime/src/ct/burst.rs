@@ -112,12 +112,12 @@ impl Conntrack {
     /// `conntrack_in` does) and leaving its attachment there, with its verdict in `verdicts[i]`: equal, packet
     /// for packet, to calling `conntrack_in` in a loop, and faster.
     ///
-    /// Up to [`BURST`] packets at a time: one pass parses them (lean IPv4 TCP segments are parsed and hashed
-    /// once, for the passes and the lean path both) and prefetches their bucket heads; once the table outgrows
-    /// the caches ([`BurstPrefetch`]) two more passes prefetch the first chain entries and then the matched
-    /// entry's state line or the next link; then each packet goes through the lookup and tracker in order.
+    /// Once the table outgrows the caches ([`BurstPrefetch`]), up to [`BURST`] packets at a time: one pass
+    /// parses them (lean IPv4 TCP segments are parsed and hashed once, for the passes and the lean path both)
+    /// and prefetches their bucket heads, three more prefetch the chain entries the lookups and `confirm` will
+    /// read (see the module documentation), then each packet goes through the lookup and tracker in order.
     /// Only hints cross from the passes to the packets: every lookup walks its chain afresh, so packets see
-    /// the changes made by the packets before them.
+    /// the changes made by the packets before them. A table that fits the caches is run packet by packet.
     pub fn conntrack_in_burst(
         &mut self,
         pkts: &[&[u8]],
@@ -138,6 +138,14 @@ impl Conntrack {
             .zip(nfcts.chunks_mut(BURST))
             .zip(verdicts.chunks_mut(BURST))
         {
+            if !deep {
+                // In the caches the passes have nothing to hide, and keeping the parsed lanes in memory
+                // costs more than parsing in place.
+                for ((l3, nfct), v) in chunk.iter().zip(nfcts).zip(verdicts) {
+                    *v = self.conntrack_in(l3, hook, now, nfct);
+                }
+                continue;
+            }
             let mut lanes = [Lane::Plain; BURST];
             for ((l3, nfct), lane) in chunk.iter().zip(nfcts.iter()).zip(&mut lanes) {
                 let zone = match *nfct {
@@ -148,20 +156,18 @@ impl Conntrack {
                 let b = if let Some(seg) = self.parse_v4(l3, zone).filter(|_| lean) {
                     *lane = Lane::Lean(seg);
                     seg.bucket
-                } else if deep && let Some(t) = burst_tuple(l3) {
+                } else if let Some(t) = burst_tuple(l3) {
                     let b = self.bucket(&t, zone) as u32;
                     *lane = Lane::Tuple(t, zone, b);
                     b
                 } else {
                     continue;
                 };
-                if deep && let Some(h) = self.heads.get(b as usize) {
+                if let Some(h) = self.heads.get(b as usize) {
                     prefetch(h);
                 }
             }
-            if deep {
-                self.prefetch_walks(&lanes);
-            }
+            self.prefetch_walks(&lanes);
             for (((l3, nfct), v), lane) in chunk.iter().zip(nfcts).zip(verdicts).zip(&lanes) {
                 *v = match lane {
                     Lane::Lean(seg) => {
