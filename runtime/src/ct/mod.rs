@@ -330,6 +330,8 @@ pub struct Conntrack {
     next_generation: u32,
     /// Lean per-packet paths on (see [`Conntrack::set_fast_path`]).
     fast_path: bool,
+    /// The GC passes' victim list, kept between passes (no allocation per pass).
+    gc_scratch: Vec<u32>,
 }
 
 /// Result of walking the packet's headers (`get_l4proto`).
@@ -448,6 +450,7 @@ impl Conntrack {
             stats: CtStats::default(),
             next_generation: 1,
             fast_path: true,
+            gc_scratch: Vec::new(),
         }
     }
 
@@ -1649,30 +1652,40 @@ impl Conntrack {
     #[inline(never)]
     fn auto_gc_pass(&mut self, now: u64, t: u32) {
         self.last_gc = t;
-        let victims: Vec<u32> = (0..self.conns.len() as u32)
-            .filter(|&i| {
-                self.conns.get(i as usize).is_some_and(|c| {
-                    c.live() && c.status & ips::DYING == 0 && Self::expired(c, now)
-                })
-            })
-            .collect();
+        let victims = self.victims(|c| {
+            c.live() && c.status & ips::DYING == 0 && Self::expired(c, now)
+        });
         self.reap(&victims, now);
+        self.gc_scratch = victims;
         self.expects.retain(|e| e.expires > now);
+    }
+
+    /// The slab indices (ascending) of the entries `doomed` picks, in the reused scratch vector (take it back
+    /// into `gc_scratch` after use).
+    #[inline]
+    fn victims(&mut self, doomed: impl Fn(&Conn) -> bool) -> Vec<u32> {
+        let mut v = std::mem::take(&mut self.gc_scratch);
+        v.clear();
+        v.extend(
+            self.conns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| doomed(c))
+                .map(|(i, _)| i as u32),
+        );
+        v
     }
 
     /// Removes every expired entry and expectation, and entries killed while a packet held them (call between
     /// packets).
     pub fn gc(&mut self, now: u64) -> usize {
-        let victims: Vec<u32> = (0..self.conns.len() as u32)
-            .filter(|&i| {
-                self.conns.get(i as usize).is_some_and(|c| {
-                    c.live() && (Self::expired(c, now) || c.status & ips::DYING != 0)
-                })
-            })
-            .collect();
+        let victims =
+            self.victims(|c| c.live() && (Self::expired(c, now) || c.status & ips::DYING != 0));
         self.reap(&victims, now);
+        let n = victims.len();
+        self.gc_scratch = victims;
         self.expects.retain(|e| e.expires > now);
-        victims.len()
+        n
     }
 
     /// Deletes `victims` (ascending slab indices) exactly as [`Self::delete`] on each in turn would (same events,
@@ -1689,21 +1702,19 @@ impl Conntrack {
         }
         // The chains hold exactly the confirmed entries not yet killed, so a chained victim is a chained entry
         // that has expired: the sweep reads that from the entry it visits anyway (for its link).
-        let doomed = |c: &Conn| Self::expired(c, now);
-        for b in 0..self.heads.len() {
+        let (heads, conns) = (&mut self.heads, &mut self.conns);
+        for head in heads.iter_mut() {
             let mut prev = NONE_IDX;
-            let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+            let mut cur = *head;
             while cur != NONE_IDX {
-                let node = (cur >> 1) as usize;
-                let (next, dead) = self.conns.get(node).map_or((NONE_IDX, false), |c| {
-                    (c.next[(cur & 1) as usize], doomed(c))
-                });
-                if dead {
+                let Some(c) = conns.get((cur >> 1) as usize) else {
+                    break;
+                };
+                let next = c.next[(cur & 1) as usize];
+                if Self::expired(c, now) {
                     if prev == NONE_IDX {
-                        if let Some(h) = self.heads.get_mut(b) {
-                            *h = next;
-                        }
-                    } else if let Some(pc) = self.conns.get_mut((prev >> 1) as usize) {
+                        *head = next;
+                    } else if let Some(pc) = conns.get_mut((prev >> 1) as usize) {
                         pc.next[(prev & 1) as usize] = next;
                     }
                 } else {
@@ -1712,9 +1723,30 @@ impl Conntrack {
                 cur = next;
             }
         }
+        if self.settings.events
+            || !self.expects.is_empty()
+            || !self.ftp.is_empty()
+            || !self.masters.is_empty()
+        {
+            for &v in victims {
+                self.kill_with(v, now, false);
+                self.free_slot(v);
+            }
+            return;
+        }
+        // No events, expectations or side tables: `kill_with` only sets IPS_DYING, which `free_slot` clears, so
+        // each victim is just freed.
+        self.free.reserve(victims.len());
         for &v in victims {
-            self.kill_with(v, now, false);
-            self.free_slot(v);
+            if let Some(c) = self.conns.get_mut(v as usize)
+                && c.live()
+            {
+                c.generation = 0;
+                c.status = 0;
+                c.next = [NONE_IDX; 2];
+                self.count = self.count.saturating_sub(1);
+                self.free.push(v);
+            }
         }
     }
 

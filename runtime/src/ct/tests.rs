@@ -1092,9 +1092,16 @@ fn bursts_agree_with_single_packets() {
 /// survivors) must be the one of deleting the victims one by one.
 #[test]
 fn batched_gc_equals_one_by_one_deletes() {
+    // With events (the general per-victim path) and without (the lean one).
+    for events in [true, false] {
+        batched_gc_equals_one_by_one_deletes_with(events);
+    }
+}
+
+fn batched_gc_equals_one_by_one_deletes_with(events: bool) {
     let st = Settings {
         checksum: false,
-        events: true,
+        events,
         buckets: 256,
         ..Settings::default()
     };
