@@ -426,6 +426,13 @@ enum Lookup {
     Expired,
 }
 
+/// Result of [`Conntrack::probe_v4`]: the match and the chain length up to it, or the whole chain's length.
+enum Probe {
+    Found((u32, usize), u32),
+    Miss(u32),
+    Expired,
+}
+
 enum Resolve {
     Invalid,
     Drop,
@@ -669,6 +676,109 @@ impl Conntrack {
         // `probe` saw an expired match, so this walk deletes at least one entry.
         let found = self.find_in_expired(b, t, zone, now);
         (found, self.chain_len(b), true)
+    }
+
+    /// The clash lookups of `__nf_conntrack_confirm` for an entry whose original tuple is `t0`: the buckets of
+    /// `t0` and its inverse, the entry either walk found (first `t0`'s chain, then the inverse's only on a miss),
+    /// the chain lengths and whether expired entries were deleted on the way (as [`Self::probe`] gives them).
+    /// `None` when `t0` has no inverse.
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn confirm_probes(
+        &mut self,
+        t0: &Tuple,
+        zone: u16,
+        now: u64,
+    ) -> Option<([usize; 2], Option<(u32, usize)>, [u32; 2], [bool; 2])> {
+        if t0.l3 == NFPROTO_IPV4 && (tuple::has_ports(t0.l4) || t0.l4 == proto::GRE) {
+            // The inverse swaps addresses and ports: both tuples' hashes and keys come from `t0`'s parts, and
+            // an IPv4 entry's addresses are zero past the 4th byte, so packed words compare exactly.
+            let le = |a: &[u8; 16]| u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+            let (src, dst) = (le(&t0.src), le(&t0.dst));
+            let seed = self.settings.hash_seed;
+            let b0 = self.bucket_of(tuple::hash_v4(
+                src, dst, t0.sport, t0.dport, zone, t0.l4, seed,
+            ));
+            let b1 = self.bucket_of(tuple::hash_v4(
+                dst, src, t0.dport, t0.sport, zone, t0.l4, seed,
+            ));
+            let orig = (
+                u64::from(src) | u64::from(dst) << 32,
+                u32::from(t0.sport) | u32::from(t0.dport) << 16,
+            );
+            let reply = (
+                u64::from(dst) | u64::from(src) << 32,
+                u32::from(t0.dport) | u32::from(t0.sport) << 16,
+            );
+            let meta = u32::from(zone) | u32::from(t0.l3) << 16 | u32::from(t0.l4) << 24;
+            // An expired match anywhere goes to the general walks below (which delete it).
+            match self.probe_v4(b0, [orig, reply], meta, now) {
+                Probe::Found(x, n) => return Some(([b0, b1], Some(x), [n, 0], [false; 2])),
+                Probe::Miss(n0) => {
+                    return Some(match self.probe_v4(b1, [reply, orig], meta, now) {
+                        Probe::Found(x, n1) => ([b0, b1], Some(x), [n0, n1], [false; 2]),
+                        Probe::Miss(n1) => ([b0, b1], None, [n0, n1], [false; 2]),
+                        Probe::Expired => {
+                            let t1 = t0.invert()?;
+                            let (clash, n1, del1) = self.probe(b1, &t1, zone, now);
+                            ([b0, b1], clash, [n0, n1], [false, del1])
+                        }
+                    });
+                }
+                Probe::Expired => {}
+            }
+        }
+        self.confirm_probes_general(t0, zone, now)
+    }
+
+    /// [`Self::confirm_probes`] for any tuple: builds the inverse and walks with the general compares.
+    #[allow(clippy::type_complexity)]
+    fn confirm_probes_general(
+        &mut self,
+        t0: &Tuple,
+        zone: u16,
+        now: u64,
+    ) -> Option<([usize; 2], Option<(u32, usize)>, [u32; 2], [bool; 2])> {
+        let t1 = t0.invert()?;
+        let b0 = self.bucket(t0, zone);
+        let b1 = self.bucket(&t1, zone);
+        // One walk per chain: the clash lookup (nf_conntrack_find of both tuples) also measures the chain.
+        let (clash, n0, del0) = self.probe(b0, t0, zone, now);
+        let (clash, n1, del1) = match clash {
+            Some(x) => (Some(x), 0, false),
+            None => self.probe(b1, &t1, zone, now),
+        };
+        Some(([b0, b1], clash, [n0, n1], [del0, del1]))
+    }
+
+    /// [`Self::probe`]'s read-only walk for an IPv4 tuple given as packed words: `key[dir]` (addresses, ports)
+    /// is what an entry reached in direction `dir` holds as its original tuple, `meta` the zone and protocols
+    /// (as `lean::lookup_tcp4` packs them).
+    #[inline(always)]
+    fn probe_v4(&self, b: usize, key: [(u64, u32); 2], meta: u32, now: u64) -> Probe {
+        let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+        let mut n = 0;
+        while cur != NONE_IDX {
+            let node = cur >> 1;
+            let dir = (cur & 1) as usize;
+            let Some(c) = self.conns.get(node as usize) else {
+                break;
+            };
+            n += 1;
+            let o = &c.orig;
+            let oa = u64::from(u32::from_le_bytes([o.src[0], o.src[1], o.src[2], o.src[3]]))
+                | u64::from(u32::from_le_bytes([o.dst[0], o.dst[1], o.dst[2], o.dst[3]])) << 32;
+            let op = u32::from(o.sport) | u32::from(o.dport) << 16;
+            let om = u32::from(c.zone) | u32::from(o.l3) << 16 | u32::from(o.l4) << 24;
+            if (oa, op) == key[dir] && om == meta {
+                if Self::expired(c, now) {
+                    return Probe::Expired;
+                }
+                return Probe::Found((node, dir), n.min(MAX_CHAINLEN + 1));
+            }
+            cur = c.next[dir];
+        }
+        Probe::Miss(n.min(MAX_CHAINLEN + 1))
     }
 
     /// Threads a just-confirmed entry into the chains of its original (`b[0]`) and reply (`b[1]`) buckets.
@@ -1460,13 +1570,18 @@ impl Conntrack {
         let Some(c) = self.conn(id) else {
             return Verdict::Accept;
         };
-        if c.has_ftp() && ctinfo != CtInfo::RelatedReply && self.ftp_help(id, ctinfo, l3, now) {
-            self.stats.drop += 1;
-            self.release(nfct);
-            return Verdict::Drop;
-        }
-        let Some(c) = self.conn(id) else {
-            return Verdict::Accept;
+        let c = if c.has_ftp() && ctinfo != CtInfo::RelatedReply {
+            if self.ftp_help(id, ctinfo, l3, now) {
+                self.stats.drop += 1;
+                self.release(nfct);
+                return Verdict::Drop;
+            }
+            let Some(c) = self.conn(id) else {
+                return Verdict::Accept;
+            };
+            c
+        } else {
+            c
         };
         if c.status & ips::CONFIRMED != 0 || ctinfo.dir() != 0 {
             return Verdict::Accept;
@@ -1474,16 +1589,10 @@ impl Conntrack {
         // __nf_conntrack_confirm
         let t0 = c.orig;
         let zone = c.zone;
-        let Some(t1) = t0.invert() else {
+        let Some(([b0, b1], clash, [mut n0, n1], [del0, del1])) =
+            self.confirm_probes(&t0, zone, now)
+        else {
             return Verdict::Accept;
-        };
-        let b0 = self.bucket(&t0, zone);
-        let b1 = self.bucket(&t1, zone);
-        // One walk per chain: the clash lookup (nf_conntrack_find of both tuples) also measures the chain.
-        let (clash, mut n0, del0) = self.probe(b0, &t0, zone, now);
-        let (clash, n1, del1) = match clash {
-            Some(x) => (Some(x), 0, false),
-            None => self.probe(b1, &t1, zone, now),
         };
         if let Some((other, _)) = clash {
             let is_udp = matches!(t0.l4, proto::UDP | proto::UDPLITE);
