@@ -515,10 +515,16 @@ impl Conntrack {
         }
     }
 
+    #[inline(always)]
     fn event(&mut self, kind: CtEventKind, idx: u32, now: u64) {
-        if !self.settings.events {
-            return;
+        if self.settings.events {
+            self.record_event(kind, idx, now);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_event(&mut self, kind: CtEventKind, idx: u32, now: u64) {
         if let Some(c) = self.conns.get(idx as usize) {
             let tcp_state = if let L4State::Tcp(t) = c.l4 {
                 t.state
@@ -781,15 +787,21 @@ impl Conntrack {
         Probe::Miss(n.min(MAX_CHAINLEN + 1))
     }
 
-    /// Threads a just-confirmed entry into the chains of its original (`b[0]`) and reply (`b[1]`) buckets.
-    fn link_at(&mut self, idx: u32, b: [usize; 2]) {
+    /// Confirms entry `idx` (its relative timeout becomes absolute, IPS_CONFIRMED) and threads it into the
+    /// chains of its original (`b[0]`) and reply (`b[1]`) buckets, in that order.
+    #[inline(always)]
+    fn link_confirmed(&mut self, idx: u32, b: [usize; 2], now: u64) {
+        let Some(c) = self.conns.get_mut(idx as usize) else {
+            return;
+        };
+        c.timeout = c.timeout.wrapping_add(tick(now));
+        c.status |= ips::CONFIRMED;
         for (dir, b) in b.into_iter().enumerate() {
-            let head = self.heads.get(b).copied().unwrap_or(NONE_IDX);
-            if let Some(c) = self.conns.get_mut(idx as usize) {
-                c.next[dir] = head;
-            }
             if let Some(h) = self.heads.get_mut(b) {
+                c.next[dir] = *h;
                 *h = idx << 1 | dir as u32;
+            } else {
+                c.next[dir] = NONE_IDX;
             }
         }
     }
@@ -949,24 +961,32 @@ impl Conntrack {
         }
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1).max(1);
-        let c = Conn {
-            orig,
-            zone,
-            status: 0,
-            mark: 0,
-            generation,
-            timeout: 0,
-            next: [NONE_IDX; 2],
-            l4: L4State::None,
-        };
         let idx = match self.free.pop() {
             Some(i) => {
+                // Field by field: the slot is written in place, not built aside and copied.
                 if let Some(s) = self.conns.get_mut(i as usize) {
-                    *s = c;
+                    s.orig = orig;
+                    s.zone = zone;
+                    s.status = 0;
+                    s.mark = 0;
+                    s.generation = generation;
+                    s.timeout = 0;
+                    s.next = [NONE_IDX; 2];
+                    s.l4 = L4State::None;
                 }
                 i
             }
             None => {
+                let c = Conn {
+                    orig,
+                    zone,
+                    status: 0,
+                    mark: 0,
+                    generation,
+                    timeout: 0,
+                    next: [NONE_IDX; 2],
+                    l4: L4State::None,
+                };
                 crate::memhint::push(&mut self.conns, c);
                 (self.conns.len() - 1) as u32
             }
@@ -1062,7 +1082,10 @@ impl Conntrack {
             }
             self.masters.insert(idx, e.master);
             self.stats.expect_new += 1;
-        } else if t.l4 == proto::TCP && self.settings.ftp_ports.contains(&t.dport) {
+        } else if t.l4 == proto::TCP
+            && !self.settings.ftp_ports.is_empty()
+            && self.settings.ftp_ports.contains(&t.dport)
+        {
             self.set_helper_idx(idx, Helper::Ftp);
         }
         Ok(idx)
@@ -1631,11 +1654,7 @@ impl Conntrack {
             return Verdict::Drop;
         }
         let has_master = !self.masters.is_empty() && self.masters.contains_key(&id.idx);
-        if let Some(c) = self.conns.get_mut(id.idx as usize) {
-            c.timeout = c.timeout.wrapping_add(tick(now));
-            c.status |= ips::CONFIRMED;
-        };
-        self.link_at(id.idx, [b0, b1]);
+        self.link_confirmed(id.idx, [b0, b1], now);
         self.stats.insert += 1;
         self.event(
             if has_master {
