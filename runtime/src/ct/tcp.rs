@@ -215,11 +215,18 @@ fn after(a: u32, b: u32) -> bool {
     before(b, a)
 }
 
-/// conntrack's `tcp_options`: window scale and SACK-permitted into `st`.
+/// conntrack's `tcp_options`: window scale and SACK-permitted into `st`. (Segments without options, the common
+/// case, return here without a call.)
+#[inline(always)]
 fn tcp_options(opts: &[u8], st: &mut TcpDir) {
-    if opts.is_empty() {
-        return;
+    if !opts.is_empty() {
+        parse_tcp_options(opts, st);
     }
+}
+
+/// [`tcp_options`] for a non-empty option block.
+#[inline(never)]
+fn parse_tcp_options(opts: &[u8], st: &mut TcpDir) {
     st.td_scale = 0;
     st.flags &= IP_CT_TCP_FLAG_BE_LIBERAL;
     let mut i = 0usize;
@@ -890,7 +897,7 @@ pub fn established_ack(
 /// NONE -> SYN_SENT, `tcp_in_window` initialises the sender from the segment and sets the receiver's `td_maxend` to
 /// the window (the ACK-less SYN has ack = sack = 0, so every check passes). Returns the new state and the timeout
 /// (seconds) of `TcpVerdict::Refresh { assured: false, changed: true, .. }`, exactly what the two calls give.
-#[inline]
+#[inline(always)]
 pub fn new_syn(seg: &Seg<'_>, settings: &Settings) -> (TcpCt, u32) {
     debug_assert!(seg.flags & (F::SYN | F::FIN | F::RST | F::ACK) == F::SYN);
     let mut ct = TcpCt::default();
