@@ -220,20 +220,21 @@ fn after(a: u32, b: u32) -> bool {
 #[inline(always)]
 fn tcp_options(opts: &[u8], st: &mut TcpDir) {
     if !opts.is_empty() {
-        parse_tcp_options(opts, st);
+        (st.td_scale, st.flags) = parse_tcp_options(opts, st.flags);
     }
 }
 
-/// [`tcp_options`] for a non-empty option block.
+/// [`tcp_options`] for a non-empty option block: the new `td_scale` and `flags` of a direction whose flags were
+/// `flags` (by value, so that the caller's state need not live in memory).
 #[inline(never)]
-fn parse_tcp_options(opts: &[u8], st: &mut TcpDir) {
-    st.td_scale = 0;
-    st.flags &= IP_CT_TCP_FLAG_BE_LIBERAL;
+fn parse_tcp_options(opts: &[u8], flags: u8) -> (u8, u8) {
+    let mut td_scale = 0;
+    let mut flags = flags & IP_CT_TCP_FLAG_BE_LIBERAL;
     let mut i = 0usize;
     while i < opts.len() {
         let op = opts.get(i).copied().unwrap_or(0);
         match op {
-            0 => return,
+            0 => break,
             1 => {
                 i += 1;
                 continue;
@@ -241,22 +242,23 @@ fn parse_tcp_options(opts: &[u8], st: &mut TcpDir) {
             _ => {
                 let length = opts.len() - i;
                 if length < 2 {
-                    return;
+                    break;
                 }
                 let sz = usize::from(opts.get(i + 1).copied().unwrap_or(0));
                 if sz < 2 || sz > length {
-                    return;
+                    break;
                 }
                 if op == 4 && sz == 2 {
-                    st.flags |= IP_CT_TCP_FLAG_SACK_PERM;
+                    flags |= IP_CT_TCP_FLAG_SACK_PERM;
                 } else if op == 3 && sz == 3 {
-                    st.td_scale = opts.get(i + 2).copied().unwrap_or(0).min(TCP_MAX_WSCALE);
-                    st.flags |= IP_CT_TCP_FLAG_WINDOW_SCALE;
+                    td_scale = opts.get(i + 2).copied().unwrap_or(0).min(TCP_MAX_WSCALE);
+                    flags |= IP_CT_TCP_FLAG_WINDOW_SCALE;
                 }
                 i += sz;
             }
         }
     }
+    (td_scale, flags)
 }
 
 /// conntrack's `tcp_sack`: the highest SACK right edge above `sack`.
