@@ -976,20 +976,7 @@ impl Conntrack {
                 }
                 i
             }
-            None => {
-                let c = Conn {
-                    orig,
-                    zone,
-                    status: 0,
-                    mark: 0,
-                    generation,
-                    timeout: 0,
-                    next: [NONE_IDX; 2],
-                    l4: L4State::None,
-                };
-                crate::memhint::push(&mut self.conns, c);
-                (self.conns.len() - 1) as u32
-            }
+            None => self.alloc_new_slot(orig, zone, generation),
         };
         if self.settings.acct {
             if self.acct.len() < self.conns.len() {
@@ -1000,6 +987,24 @@ impl Conntrack {
             }
         }
         Some(idx)
+    }
+
+    /// [`Self::alloc`] when the free list is empty: the slab grows by one entry.
+    #[cold]
+    #[inline(never)]
+    fn alloc_new_slot(&mut self, orig: Tuple, zone: u16, generation: u32) -> u32 {
+        let c = Conn {
+            orig,
+            zone,
+            status: 0,
+            mark: 0,
+            generation,
+            timeout: 0,
+            next: [NONE_IDX; 2],
+            l4: L4State::None,
+        };
+        crate::memhint::push(&mut self.conns, c);
+        (self.conns.len() - 1) as u32
     }
 
     /// `nf_ct_find_expectation`: consumes a matching expectation.
@@ -1780,11 +1785,14 @@ impl Conntrack {
     #[inline(never)]
     fn auto_gc_pass(&mut self, now: u64, t: u32) {
         self.last_gc = t;
-        let victims = self.victims(|c| {
-            c.live() && c.status & ips::DYING == 0 && Self::expired(c, now)
-        });
-        self.reap(&victims, now);
-        self.gc_scratch = victims;
+        // Without live entries there is nothing to scan for.
+        if self.count != 0 {
+            let victims = self.victims(|c| {
+                c.live() && c.status & ips::DYING == 0 && Self::expired(c, now)
+            });
+            self.reap(&victims, now);
+            self.gc_scratch = victims;
+        }
         self.expects.retain(|e| e.expires > now);
     }
 
