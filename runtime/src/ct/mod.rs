@@ -1838,7 +1838,7 @@ impl Conntrack {
         }
         // The chains hold exactly the confirmed entries not yet killed, so a chained victim is a chained entry
         // that has expired: the sweep reads that from the entry it visits anyway (for its link).
-        let (heads, conns) = (&mut self.heads, &mut self.conns);
+        let (heads, conns) = (&mut self.heads[..], &mut self.conns[..]);
         for head in heads.iter_mut() {
             let mut prev = NONE_IDX;
             let mut cur = *head;
@@ -1872,18 +1872,21 @@ impl Conntrack {
         }
         // No events, expectations or side tables: `kill_with` only sets IPS_DYING, which `free_slot` clears, so
         // each victim is just freed.
-        self.free.reserve(victims.len());
+        let (conns, free) = (&mut self.conns[..], &mut self.free);
+        free.reserve(victims.len());
+        let mut freed = 0u32;
         for &v in victims {
-            if let Some(c) = self.conns.get_mut(v as usize)
+            if let Some(c) = conns.get_mut(v as usize)
                 && c.live()
             {
                 c.generation = 0;
                 c.status = 0;
                 c.next = [NONE_IDX; 2];
-                self.count = self.count.saturating_sub(1);
-                self.free.push(v);
+                free.push(v);
+                freed += 1;
             }
         }
+        self.count = self.count.saturating_sub(freed);
     }
 
     /// Fills the conntrack fields of an engine packet context from `nfct`.
