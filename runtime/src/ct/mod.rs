@@ -1837,17 +1837,23 @@ impl Conntrack {
             return;
         }
         // The chains hold exactly the confirmed entries not yet killed, so a chained victim is a chained entry
-        // that has expired: the sweep reads that from the entry it visits anyway (for its link).
+        // that has expired. The chains' entries lie all over the slab: one pass in slab order first copies every
+        // slot's links and whether it has expired, so that the walks below read those compact copies and touch
+        // the slab only to re-link a survivor.
         let (heads, conns) = (&mut self.heads[..], &mut self.conns[..]);
+        let slots: Vec<([u32; 2], bool)> = conns
+            .iter()
+            .map(|c| (c.next, Self::expired(c, now)))
+            .collect();
         for head in heads.iter_mut() {
             let mut prev = NONE_IDX;
             let mut cur = *head;
             while cur != NONE_IDX {
-                let Some(c) = conns.get((cur >> 1) as usize) else {
+                let Some(&(next, dead)) = slots.get((cur >> 1) as usize) else {
                     break;
                 };
-                let next = c.next[(cur & 1) as usize];
-                if Self::expired(c, now) {
+                let next = next[(cur & 1) as usize];
+                if dead {
                     if prev == NONE_IDX {
                         *head = next;
                     } else if let Some(pc) = conns.get_mut((prev >> 1) as usize) {
