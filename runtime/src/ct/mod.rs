@@ -1787,9 +1787,8 @@ impl Conntrack {
         self.last_gc = t;
         // Without live entries there is nothing to scan for.
         if self.count != 0 {
-            let victims = self.victims(|c| {
-                c.live() && c.status & ips::DYING == 0 && Self::expired(c, now)
-            });
+            let victims =
+                self.victims(|c| c.live() && c.status & ips::DYING == 0 && Self::expired(c, now));
             self.reap(&victims, now);
             self.gc_scratch = victims;
         }
