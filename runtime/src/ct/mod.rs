@@ -1851,7 +1851,7 @@ impl Conntrack {
                 let Some(&(next, dead)) = slots.get((cur >> 1) as usize) else {
                     break;
                 };
-                let next = next[(cur & 1) as usize];
+                let next = if cur & 1 == 0 { next[0] } else { next[1] };
                 if dead {
                     if prev == NONE_IDX {
                         *head = next;
@@ -1877,17 +1877,29 @@ impl Conntrack {
         }
         // No events, expectations or side tables: `kill_with` only sets IPS_DYING, which `free_slot` clears, so
         // each victim is just freed.
-        let (conns, free) = (&mut self.conns[..], &mut self.free);
-        free.reserve(victims.len());
-        let mut freed = 0u32;
+        let free_one = |c: &mut Conn| {
+            c.generation = 0;
+            c.status = 0;
+            c.next = [NONE_IDX; 2];
+        };
+        // The leading run of live victims (all of them from the GC passes) goes onto the free list in one copy.
+        let mut live = 0;
         for &v in victims {
-            if let Some(c) = conns.get_mut(v as usize)
+            match self.conns.get_mut(v as usize) {
+                Some(c) if c.live() => free_one(c),
+                _ => break,
+            }
+            live += 1;
+        }
+        let (run, rest) = victims.split_at(live);
+        self.free.extend_from_slice(run);
+        let mut freed = live as u32;
+        for &v in rest {
+            if let Some(c) = self.conns.get_mut(v as usize)
                 && c.live()
             {
-                c.generation = 0;
-                c.status = 0;
-                c.next = [NONE_IDX; 2];
-                free.push(v);
+                free_one(c);
+                self.free.push(v);
                 freed += 1;
             }
         }
