@@ -193,6 +193,9 @@ struct Conn {
     status: u32,
     /// Expiry in millisecond ticks once confirmed (wrapping, compared like jiffies); the relative timeout before.
     timeout: u32,
+    /// Chain links (`idx << 1 | direction` of the next entry in the original / reply bucket's chain) once
+    /// confirmed; before that, `[NONE_IDX, reply bucket]` (the bucket `confirm` walks and links the reply
+    /// direction into, [`Conntrack::reply_bucket`], computed by `init_conntrack`).
     next: [u32; 2],
     /// Slot generation; 0 = free slot.
     generation: u32,
@@ -684,8 +687,29 @@ impl Conntrack {
         (found, self.chain_len(b), true)
     }
 
-    /// The clash lookups of `__nf_conntrack_confirm` for an entry whose original tuple is `t0`: the buckets of
-    /// `t0` and its inverse, the entry either walk found (first `t0`'s chain, then the inverse's only on a miss),
+    /// The bucket of the inverse of tuple `t` (the reply chain `confirm` walks and links into): for IPv4 port
+    /// protocols from `t`'s parts (the inverse swaps addresses and ports), else through [`Tuple::invert`]
+    /// (`t`'s own bucket when it has no inverse).
+    #[inline(always)]
+    fn reply_bucket(&self, t: &Tuple, zone: u16) -> usize {
+        if t.l3 == NFPROTO_IPV4 && (tuple::has_ports(t.l4) || t.l4 == proto::GRE) {
+            let le = |a: &[u8; 16]| u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+            self.bucket_of(tuple::hash_v4(
+                le(&t.dst),
+                le(&t.src),
+                t.dport,
+                t.sport,
+                zone,
+                t.l4,
+                self.settings.hash_seed,
+            ))
+        } else {
+            self.bucket(&t.invert().unwrap_or(*t), zone)
+        }
+    }
+
+    /// The clash lookups of `__nf_conntrack_confirm` for an entry whose original tuple is `t0` and whose
+    /// [`Self::reply_bucket`] is `b1`: the buckets, the entry either walk found (first `t0`'s chain, then the inverse's only on a miss),
     /// the chain lengths and whether expired entries were deleted on the way (as [`Self::probe`] gives them).
     /// `None` when `t0` has no inverse.
     #[inline(always)]
@@ -694,19 +718,22 @@ impl Conntrack {
         &mut self,
         t0: &Tuple,
         zone: u16,
+        b1: usize,
         now: u64,
     ) -> Option<([usize; 2], Option<(u32, usize)>, [u32; 2], [bool; 2])> {
         if t0.l3 == NFPROTO_IPV4 && (tuple::has_ports(t0.l4) || t0.l4 == proto::GRE) {
-            // The inverse swaps addresses and ports: both tuples' hashes and keys come from `t0`'s parts, and
-            // an IPv4 entry's addresses are zero past the 4th byte, so packed words compare exactly.
+            // The inverse swaps addresses and ports: both tuples' keys come from `t0`'s parts, and an IPv4
+            // entry's addresses are zero past the 4th byte, so packed words compare exactly.
             let le = |a: &[u8; 16]| u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
             let (src, dst) = (le(&t0.src), le(&t0.dst));
-            let seed = self.settings.hash_seed;
             let b0 = self.bucket_of(tuple::hash_v4(
-                src, dst, t0.sport, t0.dport, zone, t0.l4, seed,
-            ));
-            let b1 = self.bucket_of(tuple::hash_v4(
-                dst, src, t0.dport, t0.sport, zone, t0.l4, seed,
+                src,
+                dst,
+                t0.sport,
+                t0.dport,
+                zone,
+                t0.l4,
+                self.settings.hash_seed,
             ));
             let orig = (
                 u64::from(src) | u64::from(dst) << 32,
@@ -1074,6 +1101,15 @@ impl Conntrack {
             self.stats.drop += 1;
             return Err(Resolve::Drop);
         };
+        // The reply bucket, which confirm will walk and link into, kept in the reply link until then; its head
+        // is not in the cache yet (the lookup read the original bucket's): ask for it now.
+        let b1 = self.reply_bucket(t, zone);
+        if let Some(c) = self.conns.get_mut(idx as usize) {
+            c.next[1] = b1 as u32;
+        }
+        if let Some(h) = self.heads.get(b1) {
+            crate::memhint::prefetch(h);
+        }
         let exp = if self.expects.is_empty() {
             None
         } else {
@@ -1617,8 +1653,11 @@ impl Conntrack {
         // __nf_conntrack_confirm
         let t0 = c.orig;
         let zone = c.zone;
+        // init_conntrack left the reply bucket in the entry's (still unused) reply link.
+        let b1 = c.next[1] as usize;
+        debug_assert_eq!(b1, self.reply_bucket(&t0, zone));
         let Some(([b0, b1], clash, [mut n0, n1], [del0, del1])) =
-            self.confirm_probes(&t0, zone, now)
+            self.confirm_probes(&t0, zone, b1, now)
         else {
             return Verdict::Accept;
         };

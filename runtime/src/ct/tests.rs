@@ -1295,7 +1295,10 @@ fn confirm_probes_agree_with_the_general_walks() {
             };
         }
         let later = now + (r >> 52) % 150 * S;
-        let a = fast.confirm_probes(&t0, zone, later);
+        let inverse = t0.invert().unwrap();
+        let b1 = fast.reply_bucket(&t0, zone);
+        assert_eq!(b1, general.bucket(&inverse, zone));
+        let a = fast.confirm_probes(&t0, zone, b1, later);
         let b = general.confirm_probes_general(&t0, zone, later);
         assert_eq!(a, b, "step {step}: {t0:?} zone {zone}");
         checked += 1;
