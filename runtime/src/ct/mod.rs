@@ -1656,6 +1656,13 @@ impl Conntrack {
         // init_conntrack left the reply bucket in the entry's (still unused) reply link.
         let b1 = c.next[1] as usize;
         debug_assert_eq!(b1, self.reply_bucket(&t0, zone));
+        // The reply chain's first entry is the walk's likely miss (the original chain was just read by the
+        // lookup): start fetching it before the original chain's walk.
+        if let Some(&h) = self.heads.get(b1)
+            && let Some(e) = self.conns.get((h >> 1) as usize)
+        {
+            crate::memhint::prefetch(e);
+        }
         let Some(([b0, b1], clash, [mut n0, n1], [del0, del1])) =
             self.confirm_probes(&t0, zone, b1, now)
         else {
