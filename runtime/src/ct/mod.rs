@@ -317,6 +317,10 @@ pub const MAX_CHAINLEN: u32 = 64;
 pub struct Conntrack {
     settings: Settings,
     heads: Vec<u32>,
+    /// The number of links in each bucket's chain (entries of either direction; at most `MAX_CHAINLEN + 1`,
+    /// as confirm refuses to grow a longer chain), so that confirm's length check of the reply chain needs no
+    /// walk.
+    chain_lens: Vec<u8>,
     conns: Vec<Conn>,
     free: Vec<u32>,
     count: u32,
@@ -447,6 +451,7 @@ impl Conntrack {
         let buckets = settings.buckets.max(1);
         Conntrack {
             heads: crate::memhint::filled(buckets as usize, NONE_IDX),
+            chain_lens: vec![0; buckets as usize],
             settings,
             conns: Vec::new(),
             free: Vec::new(),
@@ -747,7 +752,16 @@ impl Conntrack {
             // An expired match anywhere goes to the general walks below (which delete it).
             match self.probe_v4(b0, [orig, reply], meta, now) {
                 Probe::Found(x, n) => return Some(([b0, b1], Some(x), [n, 0], [false; 2])),
+                // An entry matching the inverse in one direction matches `t0` in the other, and every chained
+                // entry is in both of its chains: with no match (live or expired) in `t0`'s chain there is none
+                // in the inverse's, whose length is then all the walk would give.
                 Probe::Miss(n0) => {
+                    if let Some(&n1) = self.chain_lens.get(b1)
+                        && n1 < u8::MAX
+                    {
+                        let n1 = u32::from(n1).min(MAX_CHAINLEN + 1);
+                        return Some(([b0, b1], None, [n0, n1], [false; 2]));
+                    }
                     return Some(match self.probe_v4(b1, [reply, orig], meta, now) {
                         Probe::Found(x, n1) => ([b0, b1], Some(x), [n0, n1], [false; 2]),
                         Probe::Miss(n1) => ([b0, b1], None, [n0, n1], [false; 2]),
@@ -827,6 +841,9 @@ impl Conntrack {
             if let Some(h) = self.heads.get_mut(b) {
                 c.next[dir] = *h;
                 *h = idx << 1 | dir as u32;
+                if let Some(n) = self.chain_lens.get_mut(b) {
+                    *n = n.saturating_add(1);
+                }
             } else {
                 c.next[dir] = NONE_IDX;
             }
@@ -853,6 +870,9 @@ impl Conntrack {
             }
             if cur != me {
                 continue;
+            }
+            if let Some(n) = self.chain_lens.get_mut(b) {
+                *n = n.saturating_sub(1);
             }
             match prev {
                 None => {
@@ -1656,13 +1676,6 @@ impl Conntrack {
         // init_conntrack left the reply bucket in the entry's (still unused) reply link.
         let b1 = c.next[1] as usize;
         debug_assert_eq!(b1, self.reply_bucket(&t0, zone));
-        // The reply chain's first entry is the walk's likely miss (the original chain was just read by the
-        // lookup): start fetching it before the original chain's walk.
-        if let Some(&h) = self.heads.get(b1)
-            && let Some(e) = self.conns.get((h >> 1) as usize)
-        {
-            crate::memhint::prefetch(e);
-        }
         let Some(([b0, b1], clash, [mut n0, n1], [del0, del1])) =
             self.confirm_probes(&t0, zone, b1, now)
         else {
@@ -1886,11 +1899,12 @@ impl Conntrack {
         // slot's links and whether it has expired, so that the walks below read those compact copies and touch
         // the slab only to re-link a survivor.
         let (heads, conns) = (&mut self.heads[..], &mut self.conns[..]);
+        let chain_lens = &mut self.chain_lens[..];
         let slots: Vec<([u32; 2], bool)> = conns
             .iter()
             .map(|c| (c.next, Self::expired(c, now)))
             .collect();
-        for head in heads.iter_mut() {
+        for (head, len) in heads.iter_mut().zip(chain_lens.iter_mut()) {
             let mut prev = NONE_IDX;
             let mut cur = *head;
             while cur != NONE_IDX {
@@ -1899,6 +1913,7 @@ impl Conntrack {
                 };
                 let next = if cur & 1 == 0 { next[0] } else { next[1] };
                 if dead {
+                    *len = len.saturating_sub(1);
                     if prev == NONE_IDX {
                         *head = next;
                     } else if let Some(pc) = conns.get_mut((prev >> 1) as usize) {
@@ -2113,6 +2128,23 @@ impl Conntrack {
         }
         self.expects.clear();
         n
+    }
+
+    /// Whether every bucket's [`Self::chain_lens`] is its chain's length (tests).
+    #[cfg(test)]
+    fn chain_lens_agree(&self) -> bool {
+        (0..self.heads.len()).all(|b| {
+            let mut n = 0usize;
+            let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+            while cur != NONE_IDX && n <= usize::from(u8::MAX) {
+                n += 1;
+                cur = self
+                    .conns
+                    .get((cur >> 1) as usize)
+                    .map_or(NONE_IDX, |c| c.next[(cur & 1) as usize]);
+            }
+            self.chain_lens.get(b).map(|&l| usize::from(l)) == Some(n)
+        })
     }
 
     /// Approximate heap bytes per tracked flow (slab entry + both chain links + amortised bucket heads).

@@ -992,6 +992,7 @@ fn lean_paths_agree_with_the_general_path() {
         if max != 0 {
             assert!(fast.stats().early_drop > 0 && fast.stats().drop > 0);
         }
+        assert!(fast.chain_lens_agree() && slow.chain_lens_agree());
     }
 }
 
@@ -1081,6 +1082,7 @@ fn bursts_agree_with_single_packets() {
             assert_eq!(burst.drain_events(), single.drain_events(), "round {round}");
         }
         assert_eq!(burst.listing(now), single.listing(now));
+        assert!(burst.chain_lens_agree() && single.chain_lens_agree());
         assert!(walked > 5_000, "only {walked} packets attached");
         if max != 0 {
             assert!(burst.stats().early_drop > 0);
@@ -1149,6 +1151,7 @@ fn batched_gc_equals_one_by_one_deletes_with(events: bool) {
     }
     single.expects.retain(|e| e.expires > now);
     assert_eq!(batched.heads, single.heads);
+    assert!(batched.chain_lens_agree() && single.chain_lens_agree());
     assert_eq!(batched.free, single.free);
     assert_eq!(
         format!("{:?}", batched.conns),
@@ -1306,6 +1309,10 @@ fn confirm_probes_agree_with_the_general_walks() {
         found += usize::from(b.1.is_some());
         deleted += usize::from(b.3 != [false; 2]);
         assert_eq!(fast.heads, general.heads, "step {step}");
+        assert!(
+            fast.chain_lens_agree() && general.chain_lens_agree(),
+            "step {step}"
+        );
         assert_eq!(fast.free, general.free, "step {step}");
         assert_eq!(
             format!("{:?}", fast.conns),
