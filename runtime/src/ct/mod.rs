@@ -10,7 +10,10 @@
 //! slab (`Vec`) addressed by index; a packet refers to its entry with [`Nfct`] (index + generation, like
 //! `skb->_nfct`). An entry is 128 bytes: timeouts are wrapping millisecond ticks (jiffies-like, reaped by a
 //! periodic GC on packet time); rare data lives in side tables (hashbrown): FTP helper state, `ct->master` of
-//! expected entries; packet/byte counters sit in a parallel array only when `acct` is on.
+//! expected entries; packet/byte counters sit in a parallel array only when `acct` is on. Beside the heads, one
+//! byte a bucket counts its chain's links, so that `confirm` checks the reply chain's length without walking it
+//! when the original chain already showed there is no clash; until an entry is confirmed its (unused) reply link
+//! holds the reply bucket, computed once by `init_conntrack`.
 //!
 //! Per-packet cost: `conntrack_in` first tries lean paths for the dominant packets (an ACK of an established TCP
 //! connection, a SYN that creates one; see `fast_tcp`), which do the kernel's checks for exactly that case and
