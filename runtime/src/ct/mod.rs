@@ -10,7 +10,10 @@
 //! slab (`Vec`) addressed by index; a packet refers to its entry with [`Nfct`] (index + generation, like
 //! `skb->_nfct`). An entry is 128 bytes: timeouts are wrapping millisecond ticks (jiffies-like, reaped by a
 //! periodic GC on packet time); rare data lives in side tables (hashbrown): FTP helper state, `ct->master` of
-//! expected entries; packet/byte counters sit in a parallel array only when `acct` is on.
+//! expected entries; packet/byte counters sit in a parallel array only when `acct` is on. Beside the heads, one
+//! byte a bucket counts its chain's links, so that `confirm` checks the reply chain's length without walking it
+//! when the original chain already showed there is no clash; until an entry is confirmed its (unused) reply link
+//! holds the reply bucket, computed once by `init_conntrack`.
 //!
 //! Per-packet cost: `conntrack_in` first tries lean paths for the dominant packets (an ACK of an established TCP
 //! connection, a SYN that creates one; see `fast_tcp`), which do the kernel's checks for exactly that case and
@@ -193,6 +196,9 @@ struct Conn {
     status: u32,
     /// Expiry in millisecond ticks once confirmed (wrapping, compared like jiffies); the relative timeout before.
     timeout: u32,
+    /// Chain links (`idx << 1 | direction` of the next entry in the original / reply bucket's chain) once
+    /// confirmed; before that, `[NONE_IDX, reply bucket]` (the bucket `confirm` walks and links the reply
+    /// direction into, [`Conntrack::reply_bucket`], computed by `init_conntrack`).
     next: [u32; 2],
     /// Slot generation; 0 = free slot.
     generation: u32,
@@ -314,6 +320,10 @@ pub const MAX_CHAINLEN: u32 = 64;
 pub struct Conntrack {
     settings: Settings,
     heads: Vec<u32>,
+    /// The number of links in each bucket's chain (entries of either direction; at most `MAX_CHAINLEN + 1`,
+    /// as confirm refuses to grow a longer chain), so that confirm's length check of the reply chain needs no
+    /// walk.
+    chain_lens: Vec<u8>,
     conns: Vec<Conn>,
     free: Vec<u32>,
     count: u32,
@@ -332,6 +342,8 @@ pub struct Conntrack {
     fast_path: bool,
     /// When `conntrack_in_burst` prefetches (see [`Conntrack::set_burst_prefetch`]).
     burst_prefetch: BurstPrefetch,
+    /// The GC passes' victim list, kept between passes (no allocation per pass).
+    gc_scratch: Vec<u32>,
 }
 
 /// Result of walking the packet's headers (`get_l4proto`).
@@ -426,6 +438,13 @@ enum Lookup {
     Expired,
 }
 
+/// Result of [`Conntrack::probe_v4`]: the match and the chain length up to it, or the whole chain's length.
+enum Probe {
+    Found((u32, usize), u32),
+    Miss(u32),
+    Expired,
+}
+
 enum Resolve {
     Invalid,
     Drop,
@@ -437,6 +456,7 @@ impl Conntrack {
         let buckets = settings.buckets.max(1);
         Conntrack {
             heads: crate::memhint::filled(buckets as usize, NONE_IDX),
+            chain_lens: vec![0; buckets as usize],
             settings,
             conns: Vec::new(),
             free: Vec::new(),
@@ -451,6 +471,7 @@ impl Conntrack {
             next_generation: 1,
             fast_path: true,
             burst_prefetch: BurstPrefetch::Auto,
+            gc_scratch: Vec::new(),
         }
     }
 
@@ -508,10 +529,16 @@ impl Conntrack {
         }
     }
 
+    #[inline(always)]
     fn event(&mut self, kind: CtEventKind, idx: u32, now: u64) {
-        if !self.settings.events {
-            return;
+        if self.settings.events {
+            self.record_event(kind, idx, now);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_event(&mut self, kind: CtEventKind, idx: u32, now: u64) {
         if let Some(c) = self.conns.get(idx as usize) {
             let tcp_state = if let L4State::Tcp(t) = c.l4 {
                 t.state
@@ -671,15 +698,160 @@ impl Conntrack {
         (found, self.chain_len(b), true)
     }
 
-    /// Threads a just-confirmed entry into the chains of its original (`b[0]`) and reply (`b[1]`) buckets.
-    fn link_at(&mut self, idx: u32, b: [usize; 2]) {
-        for (dir, b) in b.into_iter().enumerate() {
-            let head = self.heads.get(b).copied().unwrap_or(NONE_IDX);
-            if let Some(c) = self.conns.get_mut(idx as usize) {
-                c.next[dir] = head;
+    /// The bucket of the inverse of tuple `t` (the reply chain `confirm` walks and links into): for IPv4 port
+    /// protocols from `t`'s parts (the inverse swaps addresses and ports), else through [`Tuple::invert`]
+    /// (`t`'s own bucket when it has no inverse).
+    #[inline(always)]
+    fn reply_bucket(&self, t: &Tuple, zone: u16) -> usize {
+        if t.l3 == NFPROTO_IPV4 && (tuple::has_ports(t.l4) || t.l4 == proto::GRE) {
+            let le = |a: &[u8; 16]| u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+            self.bucket_of(tuple::hash_v4(
+                le(&t.dst),
+                le(&t.src),
+                t.dport,
+                t.sport,
+                zone,
+                t.l4,
+                self.settings.hash_seed,
+            ))
+        } else {
+            self.bucket(&t.invert().unwrap_or(*t), zone)
+        }
+    }
+
+    /// The clash lookups of `__nf_conntrack_confirm` for an entry whose original tuple is `t0` and whose
+    /// [`Self::reply_bucket`] is `b1`: the buckets, the entry either walk found (first `t0`'s chain, then the inverse's only on a miss),
+    /// the chain lengths and whether expired entries were deleted on the way (as [`Self::probe`] gives them).
+    /// `None` when `t0` has no inverse.
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn confirm_probes(
+        &mut self,
+        t0: &Tuple,
+        zone: u16,
+        b1: usize,
+        now: u64,
+    ) -> Option<([usize; 2], Option<(u32, usize)>, [u32; 2], [bool; 2])> {
+        if t0.l3 == NFPROTO_IPV4 && (tuple::has_ports(t0.l4) || t0.l4 == proto::GRE) {
+            // The inverse swaps addresses and ports: both tuples' keys come from `t0`'s parts, and an IPv4
+            // entry's addresses are zero past the 4th byte, so packed words compare exactly.
+            let le = |a: &[u8; 16]| u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+            let (src, dst) = (le(&t0.src), le(&t0.dst));
+            let b0 = self.bucket_of(tuple::hash_v4(
+                src,
+                dst,
+                t0.sport,
+                t0.dport,
+                zone,
+                t0.l4,
+                self.settings.hash_seed,
+            ));
+            let orig = (
+                u64::from(src) | u64::from(dst) << 32,
+                u32::from(t0.sport) | u32::from(t0.dport) << 16,
+            );
+            let reply = (
+                u64::from(dst) | u64::from(src) << 32,
+                u32::from(t0.dport) | u32::from(t0.sport) << 16,
+            );
+            let meta = u32::from(zone) | u32::from(t0.l3) << 16 | u32::from(t0.l4) << 24;
+            // An expired match anywhere goes to the general walks below (which delete it).
+            match self.probe_v4(b0, [orig, reply], meta, now) {
+                Probe::Found(x, n) => return Some(([b0, b1], Some(x), [n, 0], [false; 2])),
+                // An entry matching the inverse in one direction matches `t0` in the other, and every chained
+                // entry is in both of its chains: with no match (live or expired) in `t0`'s chain there is none
+                // in the inverse's, whose length is then all the walk would give.
+                Probe::Miss(n0) => {
+                    if let Some(&n1) = self.chain_lens.get(b1)
+                        && n1 < u8::MAX
+                    {
+                        let n1 = u32::from(n1).min(MAX_CHAINLEN + 1);
+                        return Some(([b0, b1], None, [n0, n1], [false; 2]));
+                    }
+                    return Some(match self.probe_v4(b1, [reply, orig], meta, now) {
+                        Probe::Found(x, n1) => ([b0, b1], Some(x), [n0, n1], [false; 2]),
+                        Probe::Miss(n1) => ([b0, b1], None, [n0, n1], [false; 2]),
+                        Probe::Expired => {
+                            let t1 = t0.invert()?;
+                            let (clash, n1, del1) = self.probe(b1, &t1, zone, now);
+                            ([b0, b1], clash, [n0, n1], [false, del1])
+                        }
+                    });
+                }
+                Probe::Expired => {}
             }
+        }
+        self.confirm_probes_general(t0, zone, now)
+    }
+
+    /// [`Self::confirm_probes`] for any tuple: builds the inverse and walks with the general compares.
+    #[allow(clippy::type_complexity)]
+    fn confirm_probes_general(
+        &mut self,
+        t0: &Tuple,
+        zone: u16,
+        now: u64,
+    ) -> Option<([usize; 2], Option<(u32, usize)>, [u32; 2], [bool; 2])> {
+        let t1 = t0.invert()?;
+        let b0 = self.bucket(t0, zone);
+        let b1 = self.bucket(&t1, zone);
+        // One walk per chain: the clash lookup (nf_conntrack_find of both tuples) also measures the chain.
+        let (clash, n0, del0) = self.probe(b0, t0, zone, now);
+        let (clash, n1, del1) = match clash {
+            Some(x) => (Some(x), 0, false),
+            None => self.probe(b1, &t1, zone, now),
+        };
+        Some(([b0, b1], clash, [n0, n1], [del0, del1]))
+    }
+
+    /// [`Self::probe`]'s read-only walk for an IPv4 tuple given as packed words: `key[dir]` (addresses, ports)
+    /// is what an entry reached in direction `dir` holds as its original tuple, `meta` the zone and protocols
+    /// (as `lean::lookup_tcp4` packs them).
+    #[inline(always)]
+    fn probe_v4(&self, b: usize, key: [(u64, u32); 2], meta: u32, now: u64) -> Probe {
+        let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+        let mut n = 0;
+        while cur != NONE_IDX {
+            let node = cur >> 1;
+            let dir = (cur & 1) as usize;
+            let Some(c) = self.conns.get(node as usize) else {
+                break;
+            };
+            n += 1;
+            let o = &c.orig;
+            let oa = u64::from(u32::from_le_bytes([o.src[0], o.src[1], o.src[2], o.src[3]]))
+                | u64::from(u32::from_le_bytes([o.dst[0], o.dst[1], o.dst[2], o.dst[3]])) << 32;
+            let op = u32::from(o.sport) | u32::from(o.dport) << 16;
+            let om = u32::from(c.zone) | u32::from(o.l3) << 16 | u32::from(o.l4) << 24;
+            if (oa, op) == key[dir] && om == meta {
+                if Self::expired(c, now) {
+                    return Probe::Expired;
+                }
+                return Probe::Found((node, dir), n.min(MAX_CHAINLEN + 1));
+            }
+            cur = c.next[dir];
+        }
+        Probe::Miss(n.min(MAX_CHAINLEN + 1))
+    }
+
+    /// Confirms entry `idx` (its relative timeout becomes absolute, IPS_CONFIRMED) and threads it into the
+    /// chains of its original (`b[0]`) and reply (`b[1]`) buckets, in that order.
+    #[inline(always)]
+    fn link_confirmed(&mut self, idx: u32, b: [usize; 2], now: u64) {
+        let Some(c) = self.conns.get_mut(idx as usize) else {
+            return;
+        };
+        c.timeout = c.timeout.wrapping_add(tick(now));
+        c.status |= ips::CONFIRMED;
+        for (dir, b) in b.into_iter().enumerate() {
             if let Some(h) = self.heads.get_mut(b) {
+                c.next[dir] = *h;
                 *h = idx << 1 | dir as u32;
+                if let Some(n) = self.chain_lens.get_mut(b) {
+                    *n = n.saturating_add(1);
+                }
+            } else {
+                c.next[dir] = NONE_IDX;
             }
         }
     }
@@ -704,6 +876,9 @@ impl Conntrack {
             }
             if cur != me {
                 continue;
+            }
+            if let Some(n) = self.chain_lens.get_mut(b) {
+                *n = n.saturating_sub(1);
             }
             match prev {
                 None => {
@@ -839,27 +1014,22 @@ impl Conntrack {
         }
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1).max(1);
-        let c = Conn {
-            orig,
-            zone,
-            status: 0,
-            mark: 0,
-            generation,
-            timeout: 0,
-            next: [NONE_IDX; 2],
-            l4: L4State::None,
-        };
         let idx = match self.free.pop() {
             Some(i) => {
+                // Field by field: the slot is written in place, not built aside and copied.
                 if let Some(s) = self.conns.get_mut(i as usize) {
-                    *s = c;
+                    s.orig = orig;
+                    s.zone = zone;
+                    s.status = 0;
+                    s.mark = 0;
+                    s.generation = generation;
+                    s.timeout = 0;
+                    s.next = [NONE_IDX; 2];
+                    s.l4 = L4State::None;
                 }
                 i
             }
-            None => {
-                crate::memhint::push(&mut self.conns, c);
-                (self.conns.len() - 1) as u32
-            }
+            None => self.alloc_new_slot(orig, zone, generation),
         };
         if self.settings.acct {
             if self.acct.len() < self.conns.len() {
@@ -870,6 +1040,24 @@ impl Conntrack {
             }
         }
         Some(idx)
+    }
+
+    /// [`Self::alloc`] when the free list is empty: the slab grows by one entry.
+    #[cold]
+    #[inline(never)]
+    fn alloc_new_slot(&mut self, orig: Tuple, zone: u16, generation: u32) -> u32 {
+        let c = Conn {
+            orig,
+            zone,
+            status: 0,
+            mark: 0,
+            generation,
+            timeout: 0,
+            next: [NONE_IDX; 2],
+            l4: L4State::None,
+        };
+        crate::memhint::push(&mut self.conns, c);
+        (self.conns.len() - 1) as u32
     }
 
     /// `nf_ct_find_expectation`: consumes a matching expectation.
@@ -939,6 +1127,15 @@ impl Conntrack {
             self.stats.drop += 1;
             return Err(Resolve::Drop);
         };
+        // The reply bucket, which confirm will walk and link into, kept in the reply link until then; its head
+        // is not in the cache yet (the lookup read the original bucket's): ask for it now.
+        let b1 = self.reply_bucket(t, zone);
+        if let Some(c) = self.conns.get_mut(idx as usize) {
+            c.next[1] = b1 as u32;
+        }
+        if let Some(h) = self.heads.get(b1) {
+            crate::memhint::prefetch(h);
+        }
         let exp = if self.expects.is_empty() {
             None
         } else {
@@ -952,7 +1149,10 @@ impl Conntrack {
             }
             self.masters.insert(idx, e.master);
             self.stats.expect_new += 1;
-        } else if t.l4 == proto::TCP && self.settings.ftp_ports.contains(&t.dport) {
+        } else if t.l4 == proto::TCP
+            && !self.settings.ftp_ports.is_empty()
+            && self.settings.ftp_ports.contains(&t.dport)
+        {
             self.set_helper_idx(idx, Helper::Ftp);
         }
         Ok(idx)
@@ -1473,13 +1673,18 @@ impl Conntrack {
         let Some(c) = self.conn(id) else {
             return Verdict::Accept;
         };
-        if c.has_ftp() && ctinfo != CtInfo::RelatedReply && self.ftp_help(id, ctinfo, l3, now) {
-            self.stats.drop += 1;
-            self.release(nfct);
-            return Verdict::Drop;
-        }
-        let Some(c) = self.conn(id) else {
-            return Verdict::Accept;
+        let c = if c.has_ftp() && ctinfo != CtInfo::RelatedReply {
+            if self.ftp_help(id, ctinfo, l3, now) {
+                self.stats.drop += 1;
+                self.release(nfct);
+                return Verdict::Drop;
+            }
+            let Some(c) = self.conn(id) else {
+                return Verdict::Accept;
+            };
+            c
+        } else {
+            c
         };
         if c.status & ips::CONFIRMED != 0 || ctinfo.dir() != 0 {
             return Verdict::Accept;
@@ -1487,16 +1692,13 @@ impl Conntrack {
         // __nf_conntrack_confirm
         let t0 = c.orig;
         let zone = c.zone;
-        let Some(t1) = t0.invert() else {
+        // init_conntrack left the reply bucket in the entry's (still unused) reply link.
+        let b1 = c.next[1] as usize;
+        debug_assert_eq!(b1, self.reply_bucket(&t0, zone));
+        let Some(([b0, b1], clash, [mut n0, n1], [del0, del1])) =
+            self.confirm_probes(&t0, zone, b1, now)
+        else {
             return Verdict::Accept;
-        };
-        let b0 = self.bucket(&t0, zone);
-        let b1 = self.bucket(&t1, zone);
-        // One walk per chain: the clash lookup (nf_conntrack_find of both tuples) also measures the chain.
-        let (clash, mut n0, del0) = self.probe(b0, &t0, zone, now);
-        let (clash, n1, del1) = match clash {
-            Some(x) => (Some(x), 0, false),
-            None => self.probe(b1, &t1, zone, now),
         };
         if let Some((other, _)) = clash {
             let is_udp = matches!(t0.l4, proto::UDP | proto::UDPLITE);
@@ -1535,11 +1737,7 @@ impl Conntrack {
             return Verdict::Drop;
         }
         let has_master = !self.masters.is_empty() && self.masters.contains_key(&id.idx);
-        if let Some(c) = self.conns.get_mut(id.idx as usize) {
-            c.timeout = c.timeout.wrapping_add(tick(now));
-            c.status |= ips::CONFIRMED;
-        };
-        self.link_at(id.idx, [b0, b1]);
+        self.link_confirmed(id.idx, [b0, b1], now);
         self.stats.insert += 1;
         self.event(
             if has_master {
@@ -1665,30 +1863,42 @@ impl Conntrack {
     #[inline(never)]
     fn auto_gc_pass(&mut self, now: u64, t: u32) {
         self.last_gc = t;
-        let victims: Vec<u32> = (0..self.conns.len() as u32)
-            .filter(|&i| {
-                self.conns.get(i as usize).is_some_and(|c| {
-                    c.live() && c.status & ips::DYING == 0 && Self::expired(c, now)
-                })
-            })
-            .collect();
-        self.reap(&victims, now);
+        // Without live entries there is nothing to scan for.
+        if self.count != 0 {
+            let victims =
+                self.victims(|c| c.live() && c.status & ips::DYING == 0 && Self::expired(c, now));
+            self.reap(&victims, now);
+            self.gc_scratch = victims;
+        }
         self.expects.retain(|e| e.expires > now);
+    }
+
+    /// The slab indices (ascending) of the entries `doomed` picks, in the reused scratch vector (take it back
+    /// into `gc_scratch` after use).
+    #[inline]
+    fn victims(&mut self, doomed: impl Fn(&Conn) -> bool) -> Vec<u32> {
+        let mut v = std::mem::take(&mut self.gc_scratch);
+        v.clear();
+        v.extend(
+            self.conns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| doomed(c))
+                .map(|(i, _)| i as u32),
+        );
+        v
     }
 
     /// Removes every expired entry and expectation, and entries killed while a packet held them (call between
     /// packets).
     pub fn gc(&mut self, now: u64) -> usize {
-        let victims: Vec<u32> = (0..self.conns.len() as u32)
-            .filter(|&i| {
-                self.conns.get(i as usize).is_some_and(|c| {
-                    c.live() && (Self::expired(c, now) || c.status & ips::DYING != 0)
-                })
-            })
-            .collect();
+        let victims =
+            self.victims(|c| c.live() && (Self::expired(c, now) || c.status & ips::DYING != 0));
         self.reap(&victims, now);
+        let n = victims.len();
+        self.gc_scratch = victims;
         self.expects.retain(|e| e.expires > now);
-        victims.len()
+        n
     }
 
     /// Deletes `victims` (ascending slab indices) exactly as [`Self::delete`] on each in turn would (same events,
@@ -1704,22 +1914,28 @@ impl Conntrack {
             return;
         }
         // The chains hold exactly the confirmed entries not yet killed, so a chained victim is a chained entry
-        // that has expired: the sweep reads that from the entry it visits anyway (for its link).
-        let doomed = |c: &Conn| Self::expired(c, now);
-        for b in 0..self.heads.len() {
+        // that has expired. The chains' entries lie all over the slab: one pass in slab order first copies every
+        // slot's links and whether it has expired, so that the walks below read those compact copies and touch
+        // the slab only to re-link a survivor.
+        let (heads, conns) = (&mut self.heads[..], &mut self.conns[..]);
+        let chain_lens = &mut self.chain_lens[..];
+        let slots: Vec<([u32; 2], bool)> = conns
+            .iter()
+            .map(|c| (c.next, Self::expired(c, now)))
+            .collect();
+        for (head, len) in heads.iter_mut().zip(chain_lens.iter_mut()) {
             let mut prev = NONE_IDX;
-            let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+            let mut cur = *head;
             while cur != NONE_IDX {
-                let node = (cur >> 1) as usize;
-                let (next, dead) = self.conns.get(node).map_or((NONE_IDX, false), |c| {
-                    (c.next[(cur & 1) as usize], doomed(c))
-                });
+                let Some(&(next, dead)) = slots.get((cur >> 1) as usize) else {
+                    break;
+                };
+                let next = if cur & 1 == 0 { next[0] } else { next[1] };
                 if dead {
+                    *len = len.saturating_sub(1);
                     if prev == NONE_IDX {
-                        if let Some(h) = self.heads.get_mut(b) {
-                            *h = next;
-                        }
-                    } else if let Some(pc) = self.conns.get_mut((prev >> 1) as usize) {
+                        *head = next;
+                    } else if let Some(pc) = conns.get_mut((prev >> 1) as usize) {
                         pc.next[(prev & 1) as usize] = next;
                     }
                 } else {
@@ -1728,10 +1944,46 @@ impl Conntrack {
                 cur = next;
             }
         }
-        for &v in victims {
-            self.kill_with(v, now, false);
-            self.free_slot(v);
+        if self.settings.events
+            || !self.expects.is_empty()
+            || !self.ftp.is_empty()
+            || !self.masters.is_empty()
+        {
+            for &v in victims {
+                self.kill_with(v, now, false);
+                self.free_slot(v);
+            }
+            return;
         }
+        // No events, expectations or side tables: `kill_with` only sets IPS_DYING, which `free_slot` clears, so
+        // each victim is just freed.
+        let free_one = |c: &mut Conn| {
+            c.generation = 0;
+            c.status = 0;
+            c.next = [NONE_IDX; 2];
+        };
+        // The leading run of live victims (all of them from the GC passes) goes onto the free list in one copy.
+        let mut live = 0;
+        for &v in victims {
+            match self.conns.get_mut(v as usize) {
+                Some(c) if c.live() => free_one(c),
+                _ => break,
+            }
+            live += 1;
+        }
+        let (run, rest) = victims.split_at(live);
+        self.free.extend_from_slice(run);
+        let mut freed = live as u32;
+        for &v in rest {
+            if let Some(c) = self.conns.get_mut(v as usize)
+                && c.live()
+            {
+                free_one(c);
+                self.free.push(v);
+                freed += 1;
+            }
+        }
+        self.count = self.count.saturating_sub(freed);
     }
 
     /// Fills the conntrack fields of an engine packet context from `nfct`.
@@ -1895,6 +2147,23 @@ impl Conntrack {
         }
         self.expects.clear();
         n
+    }
+
+    /// Whether every bucket's [`Self::chain_lens`] is its chain's length (tests).
+    #[cfg(test)]
+    fn chain_lens_agree(&self) -> bool {
+        (0..self.heads.len()).all(|b| {
+            let mut n = 0usize;
+            let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
+            while cur != NONE_IDX && n <= usize::from(u8::MAX) {
+                n += 1;
+                cur = self
+                    .conns
+                    .get((cur >> 1) as usize)
+                    .map_or(NONE_IDX, |c| c.next[(cur & 1) as usize]);
+            }
+            self.chain_lens.get(b).map(|&l| usize::from(l)) == Some(n)
+        })
     }
 
     /// Approximate heap bytes per tracked flow (slab entry + both chain links + amortised bucket heads).

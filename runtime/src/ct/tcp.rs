@@ -215,18 +215,26 @@ fn after(a: u32, b: u32) -> bool {
     before(b, a)
 }
 
-/// conntrack's `tcp_options`: window scale and SACK-permitted into `st`.
+/// conntrack's `tcp_options`: window scale and SACK-permitted into `st`. (Segments without options, the common
+/// case, return here without a call.)
+#[inline(always)]
 fn tcp_options(opts: &[u8], st: &mut TcpDir) {
-    if opts.is_empty() {
-        return;
+    if !opts.is_empty() {
+        (st.td_scale, st.flags) = parse_tcp_options(opts, st.flags);
     }
-    st.td_scale = 0;
-    st.flags &= IP_CT_TCP_FLAG_BE_LIBERAL;
+}
+
+/// [`tcp_options`] for a non-empty option block: the new `td_scale` and `flags` of a direction whose flags were
+/// `flags` (by value, so that the caller's state need not live in memory).
+#[inline(never)]
+fn parse_tcp_options(opts: &[u8], flags: u8) -> (u8, u8) {
+    let mut td_scale = 0;
+    let mut flags = flags & IP_CT_TCP_FLAG_BE_LIBERAL;
     let mut i = 0usize;
     while i < opts.len() {
         let op = opts.get(i).copied().unwrap_or(0);
         match op {
-            0 => return,
+            0 => break,
             1 => {
                 i += 1;
                 continue;
@@ -234,22 +242,23 @@ fn tcp_options(opts: &[u8], st: &mut TcpDir) {
             _ => {
                 let length = opts.len() - i;
                 if length < 2 {
-                    return;
+                    break;
                 }
                 let sz = usize::from(opts.get(i + 1).copied().unwrap_or(0));
                 if sz < 2 || sz > length {
-                    return;
+                    break;
                 }
                 if op == 4 && sz == 2 {
-                    st.flags |= IP_CT_TCP_FLAG_SACK_PERM;
+                    flags |= IP_CT_TCP_FLAG_SACK_PERM;
                 } else if op == 3 && sz == 3 {
-                    st.td_scale = opts.get(i + 2).copied().unwrap_or(0).min(TCP_MAX_WSCALE);
-                    st.flags |= IP_CT_TCP_FLAG_WINDOW_SCALE;
+                    td_scale = opts.get(i + 2).copied().unwrap_or(0).min(TCP_MAX_WSCALE);
+                    flags |= IP_CT_TCP_FLAG_WINDOW_SCALE;
                 }
                 i += sz;
             }
         }
     }
+    (td_scale, flags)
 }
 
 /// conntrack's `tcp_sack`: the highest SACK right edge above `sack`.
@@ -890,7 +899,7 @@ pub fn established_ack(
 /// NONE -> SYN_SENT, `tcp_in_window` initialises the sender from the segment and sets the receiver's `td_maxend` to
 /// the window (the ACK-less SYN has ack = sack = 0, so every check passes). Returns the new state and the timeout
 /// (seconds) of `TcpVerdict::Refresh { assured: false, changed: true, .. }`, exactly what the two calls give.
-#[inline]
+#[inline(always)]
 pub fn new_syn(seg: &Seg<'_>, settings: &Settings) -> (TcpCt, u32) {
     debug_assert!(seg.flags & (F::SYN | F::FIN | F::RST | F::ACK) == F::SYN);
     let mut ct = TcpCt::default();

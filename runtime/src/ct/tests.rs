@@ -1005,6 +1005,7 @@ fn lean_paths_agree_with_the_general_path() {
         if max != 0 {
             assert!(fast.stats().early_drop > 0 && fast.stats().drop > 0);
         }
+        assert!(fast.chain_lens_agree() && slow.chain_lens_agree());
     }
 }
 
@@ -1100,6 +1101,7 @@ fn bursts_agree_with_single_packets() {
             assert_eq!(burst.drain_events(), single.drain_events(), "round {round}");
         }
         assert_eq!(burst.listing(now), single.listing(now));
+        assert!(burst.chain_lens_agree() && single.chain_lens_agree());
         assert!(walked > 5_000, "only {walked} packets attached");
         if max != 0 {
             assert!(burst.stats().early_drop > 0);
@@ -1111,9 +1113,16 @@ fn bursts_agree_with_single_packets() {
 /// survivors) must be the one of deleting the victims one by one.
 #[test]
 fn batched_gc_equals_one_by_one_deletes() {
+    // With events (the general per-victim path) and without (the lean one).
+    for events in [true, false] {
+        batched_gc_equals_one_by_one_deletes_with(events);
+    }
+}
+
+fn batched_gc_equals_one_by_one_deletes_with(events: bool) {
     let st = Settings {
         checksum: false,
-        events: true,
+        events,
         buckets: 256,
         ..Settings::default()
     };
@@ -1161,6 +1170,7 @@ fn batched_gc_equals_one_by_one_deletes() {
     }
     single.expects.retain(|e| e.expires > now);
     assert_eq!(batched.heads, single.heads);
+    assert!(batched.chain_lens_agree() && single.chain_lens_agree());
     assert_eq!(batched.free, single.free);
     assert_eq!(
         format!("{:?}", batched.conns),
@@ -1168,4 +1178,170 @@ fn batched_gc_equals_one_by_one_deletes() {
     );
     assert_eq!(batched.drain_events(), single.drain_events());
     assert_eq!(batched.listing(now), single.listing(now));
+}
+
+/// `__nf_conntrack_confirm`'s clash handling: a second unconfirmed entry for a tuple another packet confirmed
+/// first is dropped (TCP) or adopts the confirmed one (UDP, `nf_ct_resolve_clash`); an expired entry met by the
+/// clash walk is deleted and the new entry goes in.
+#[test]
+fn confirm_clash_and_expired_matches() {
+    let st = Settings {
+        checksum: false,
+        events: true,
+        ..Settings::default()
+    };
+    let in_only = |ct: &mut Conntrack, p: &[u8], now: u64| {
+        let mut n = Nfct::None;
+        assert_eq!(
+            ct.conntrack_in(p, Hook::Prerouting, now, &mut n),
+            Verdict::Accept
+        );
+        n
+    };
+    // TCP: the later confirm fails.
+    let mut ct = Conntrack::new(st.clone());
+    let syn = tcp("10.0.0.1", "10.0.0.2", 1000, 80, 1, 0, F::SYN, b"");
+    let mut first = in_only(&mut ct, &syn, 0);
+    let mut second = in_only(&mut ct, &syn, 0);
+    assert_eq!(ct.count(), 2);
+    assert_eq!(ct.confirm(&syn, 0, &mut second), Verdict::Accept);
+    assert_eq!(ct.confirm(&syn, 0, &mut first), Verdict::Drop);
+    assert_eq!(first, Nfct::None);
+    ct.release(&mut second);
+    let s = ct.stats();
+    assert_eq!((s.insert, s.insert_failed, s.drop), (1, 1, 1));
+    assert_eq!(ct.count(), 1);
+    // The reply direction clashes too: a SYN the other way was confirmed first.
+    let rev = tcp("10.0.0.2", "10.0.0.1", 80, 1000, 1, 0, F::SYN, b"");
+    let mut ct = Conntrack::new(st.clone());
+    let mut first = in_only(&mut ct, &syn, 0);
+    path(&mut ct, &rev, 0);
+    assert_eq!(ct.confirm(&syn, 0, &mut first), Verdict::Drop);
+    assert_eq!(ct.stats().insert_failed, 1);
+    // UDP: the later packet adopts the confirmed entry.
+    let mut ct = Conntrack::new(st.clone());
+    let dgram = build::udp(a("10.0.0.1"), a("10.0.0.2"), 53, 53, b"q");
+    let mut first = in_only(&mut ct, &dgram, 0);
+    let mut second = in_only(&mut ct, &dgram, 0);
+    let Nfct::Ct { id: winner, .. } = second else {
+        panic!("no entry");
+    };
+    assert_eq!(ct.confirm(&dgram, 0, &mut second), Verdict::Accept);
+    assert_eq!(ct.confirm(&dgram, 0, &mut first), Verdict::Accept);
+    assert!(matches!(first, Nfct::Ct { id, ctinfo: CtInfo::New } if id == winner));
+    assert_eq!(ct.stats().clash_resolve, 1);
+    assert_eq!(ct.count(), 1);
+    // An expired match is deleted by the clash walk (DESTROY) and the waiting entry is confirmed.
+    for flow in [&syn, &rev] {
+        let mut ct = Conntrack::new(st.clone());
+        let mut first = in_only(&mut ct, &syn, 0);
+        path(&mut ct, flow, 0);
+        assert_eq!(ct.confirm(&syn, 200 * S, &mut first), Verdict::Accept);
+        let kinds: Vec<CtEventKind> = ct.drain_events().iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [CtEventKind::New, CtEventKind::Destroy, CtEventKind::New]
+        );
+        let s = ct.stats();
+        assert_eq!((s.insert, s.insert_failed), (2, 0));
+        ct.release(&mut first);
+        assert_eq!(ct.len(200 * S), 1);
+    }
+}
+
+/// The IPv4 port-protocol clash walks of `confirm` (packed-word compares, hashes from the original tuple's parts)
+/// give what the general walks (inverse tuple, general compares) give, and delete the same expired entries, on
+/// crowded tables with expired entries, both directions, zones, and protocols sharing addresses.
+#[test]
+fn confirm_probes_agree_with_the_general_walks() {
+    let st = Settings {
+        checksum: false,
+        events: true,
+        buckets: 8,
+        max: 0,
+        ..Settings::default()
+    };
+    let mut fast = Conntrack::new(st.clone());
+    let mut general = Conntrack::new(st);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let addr = |r: u64| IpAddr::from([10, 0, 0, 1 + (r % 3) as u8]);
+    let mut checked = 0;
+    let mut found = 0;
+    let mut deleted = 0;
+    for step in 0..3000u64 {
+        let r = rnd();
+        let now = step * 2 * S;
+        let (s, d) = (addr(r), addr(r >> 8));
+        let (sp, dp) = (1 + (r >> 16) as u16 % 3, 1 + (r >> 24) as u16 % 3);
+        let zone = (r >> 32) as u16 & 1;
+        let p = match (r >> 40) % 4 {
+            0 | 1 => build::tcp(s, d, sp, dp, 1, 0, F::SYN, 1000, &[], b""),
+            2 => build::udp(s, d, sp, dp, b"x"),
+            _ => build::icmp(s, d, 8, 0, echo(sp, 1), b""),
+        };
+        if (r >> 44) % 2 == 0 {
+            // Grow the tables (same packets on both).
+            for ct in [&mut fast, &mut general] {
+                let mut n = if zone == 0 {
+                    Nfct::None
+                } else {
+                    Nfct::Template { zone }
+                };
+                if ct.conntrack_in(&p, Hook::Prerouting, now, &mut n) == Verdict::Accept {
+                    ct.confirm(&p, now, &mut n);
+                }
+                ct.release(&mut n);
+            }
+            continue;
+        }
+        let l4 = [proto::TCP, proto::UDP, proto::GRE, proto::UDPLITE][(r >> 48) as usize % 4];
+        let mut t0 = Tuple::from_packet(&p, NFPROTO_IPV4, proto::TCP, 20).unwrap();
+        t0.l4 = l4;
+        // Half the time an entry's tuple (or its inverse), so that walks find something.
+        let live: Vec<&Conn> = general.conns.iter().filter(|c| c.live()).collect();
+        if (r >> 56) % 2 == 0
+            && let Some(c) = live.get((r >> 20) as usize % live.len().max(1))
+            && c.orig.l3 == NFPROTO_IPV4
+            && (tuple::has_ports(c.orig.l4) || c.orig.l4 == proto::GRE)
+        {
+            t0 = if (r >> 58) % 2 == 0 {
+                c.orig
+            } else {
+                c.orig.invert().unwrap()
+            };
+        }
+        let later = now + (r >> 52) % 150 * S;
+        let inverse = t0.invert().unwrap();
+        let b1 = fast.reply_bucket(&t0, zone);
+        assert_eq!(b1, general.bucket(&inverse, zone));
+        let a = fast.confirm_probes(&t0, zone, b1, later);
+        let b = general.confirm_probes_general(&t0, zone, later);
+        assert_eq!(a, b, "step {step}: {t0:?} zone {zone}");
+        checked += 1;
+        let b = b.unwrap();
+        found += usize::from(b.1.is_some());
+        deleted += usize::from(b.3 != [false; 2]);
+        assert_eq!(fast.heads, general.heads, "step {step}");
+        assert!(
+            fast.chain_lens_agree() && general.chain_lens_agree(),
+            "step {step}"
+        );
+        assert_eq!(fast.free, general.free, "step {step}");
+        assert_eq!(
+            format!("{:?}", fast.conns),
+            format!("{:?}", general.conns),
+            "step {step}"
+        );
+        assert_eq!(fast.drain_events(), general.drain_events(), "step {step}");
+        assert_eq!(fast.stats(), general.stats(), "step {step}");
+    }
+    assert!(checked > 1000, "{checked}");
+    assert!(found > 50, "only {found} clashes");
+    assert!(deleted > 100, "only {deleted} walks deleted");
 }
