@@ -5,11 +5,10 @@
 //! Once the table outgrows the caches, a lookup is a chain of dependent misses: bucket head, then each chain
 //! entry, then the entry's protocol-state line. One packet at a time, the CPU waits for each in turn. Here three
 //! short passes over the burst go one step further each, every step issuing a prefetch for the next: the bucket
-//! heads; the first chain entries; then, for each packet, the matching entry's second line or the next link
-//! (or, after a miss, the reply tuple's bucket head, which `confirm` searches and links into, and in a fourth
-//! pass that bucket's first entry). The misses of
-//! different packets overlap instead of adding up (group prefetching, as in hash joins). Chains longer than two
-//! links are left to the lookup.
+//! heads; the first chain entries; then, for each packet, the matching entry's second line or the next link.
+//! The misses of different packets overlap instead of adding up (group prefetching, as in hash joins). Chains
+//! longer than two links are left to the lookup. A new entry's reply bucket is not fetched here:
+//! `init_conntrack` prefetches its head itself, and `confirm` reads its chain only to count it.
 //!
 //! The first pass is also the lean path's parse: an IPv4 TCP segment of the lean cases ([`LeanV4`]) is parsed
 //! and hashed once, and the packet later goes straight to the lean lookup and tracker with it; other TCP and
@@ -75,17 +74,6 @@ fn burst_tuple(l3: &[u8]) -> Option<Tuple> {
     Some(t)
 }
 
-/// The reply tuple of a port protocol's tuple.
-fn swapped(t: &Tuple) -> Tuple {
-    Tuple {
-        src: t.dst,
-        dst: t.src,
-        sport: t.dport,
-        dport: t.sport,
-        ..*t
-    }
-}
-
 /// Whether [`Conntrack::conntrack_in_burst`] runs its prefetch passes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BurstPrefetch {
@@ -114,10 +102,10 @@ impl Conntrack {
     ///
     /// Once the table outgrows the caches ([`BurstPrefetch`]), up to [`BURST`] packets at a time: one pass
     /// parses them (lean IPv4 TCP segments are parsed and hashed once, for the passes and the lean path both)
-    /// and prefetches their bucket heads, three more prefetch the chain entries the lookups and `confirm` will
-    /// read (see the module documentation), then each packet goes through the lookup and tracker in order.
-    /// Only hints cross from the passes to the packets: every lookup walks its chain afresh, so packets see
-    /// the changes made by the packets before them. A table that fits the caches is run packet by packet.
+    /// and prefetches their bucket heads, two more prefetch the chain entries the lookups will read (see the
+    /// module documentation), then each packet goes through the lookup and tracker in order. Only hints cross
+    /// from the passes to the packets: every lookup walks its chain afresh, so packets see the changes made by
+    /// the packets before them. A table that fits the caches is run packet by packet.
     pub fn conntrack_in_burst(
         &mut self,
         pkts: &[&[u8]],
@@ -148,24 +136,13 @@ impl Conntrack {
             }
             let mut lanes = [Lane::Plain; BURST];
             for ((l3, nfct), lane) in chunk.iter().zip(nfcts.iter()).zip(&mut lanes) {
+                // The zone `conntrack_in` will take; an attached packet is left alone.
                 let zone = match *nfct {
                     Nfct::None => 0,
                     Nfct::Template { zone } => zone,
                     Nfct::Untracked | Nfct::Ct { .. } => continue,
                 };
-                let b = if let Some(seg) = self.parse_v4(l3, zone).filter(|_| lean) {
-                    *lane = Lane::Lean(seg);
-                    seg.bucket
-                } else if let Some(t) = burst_tuple(l3) {
-                    let b = self.bucket(&t, zone) as u32;
-                    *lane = Lane::Tuple(t, zone, b);
-                    b
-                } else {
-                    continue;
-                };
-                if let Some(h) = self.heads.get(b as usize) {
-                    prefetch(h);
-                }
+                self.fill_lane(lane, l3, zone, lean);
             }
             self.prefetch_walks(&lanes);
             for (((l3, nfct), v), lane) in chunk.iter().zip(nfcts).zip(verdicts).zip(&lanes) {
@@ -187,27 +164,54 @@ impl Conntrack {
         }
     }
 
+    /// Prefetches what `conntrack_in` will read for the packets of `pkts` (up to [`BURST`] at a time) in zone
+    /// `zone`: the passes of [`Self::conntrack_in_burst`] without the packets. Changes nothing.
+    pub fn prefetch_burst(&self, pkts: &[&[u8]], zone: u16) {
+        for chunk in pkts.chunks(BURST) {
+            let mut lanes = [Lane::Plain; BURST];
+            for (l3, lane) in chunk.iter().zip(&mut lanes) {
+                self.fill_lane(lane, l3, zone, true);
+            }
+            self.prefetch_walks(&lanes);
+        }
+    }
+
+    /// The first pass for one packet in zone `zone`: its lane (a lean segment only when `lean`) written into
+    /// `lane` (left as it is for a packet the passes do not read), with its bucket head prefetched.
+    #[inline(always)]
+    fn fill_lane(&self, lane: &mut Lane, l3: &[u8], zone: u16, lean: bool) {
+        let b = if let Some(seg) = self.parse_v4(l3, zone).filter(|_| lean) {
+            *lane = Lane::Lean(seg);
+            seg.bucket
+        } else if let Some(t) = burst_tuple(l3) {
+            let b = self.bucket(&t, zone) as u32;
+            *lane = Lane::Tuple(t, zone, b);
+            b
+        } else {
+            return;
+        };
+        if let Some(h) = self.heads.get(b as usize) {
+            prefetch(h);
+        }
+    }
+
     /// The second and third passes over a burst's lanes: the first chain entries, then each packet's matched
-    /// entry's state line, or its next link, or (after a miss) its reply tuple's bucket head; and a fourth for
-    /// the packets that missed: the first entry of the reply bucket.
+    /// entry's state line or its next link.
     fn prefetch_walks(&self, lanes: &[Lane; BURST]) {
         let mut at = [NONE_IDX; BURST];
-        // The reply tuple's bucket of each packet that missed, once known.
-        let mut reply = [NONE_IDX; BURST];
-        for ((lane, at), reply) in lanes.iter().zip(&mut at).zip(&mut reply) {
+        for (lane, at) in lanes.iter().zip(&mut at) {
             let b = match lane {
                 Lane::Plain => continue,
                 Lane::Lean(seg) => seg.bucket,
                 Lane::Tuple(_, _, b) => *b,
             };
             let cur = self.heads.get(b as usize).copied().unwrap_or(NONE_IDX);
-            match self.conns.get((cur >> 1) as usize) {
-                Some(c) => prefetch(c),
-                None => *reply = self.prefetch_lane_reply_head(lane),
+            if let Some(c) = self.conns.get((cur >> 1) as usize) {
+                prefetch(c);
             }
             *at = cur;
         }
-        for ((lane, &cur), reply) in lanes.iter().zip(&at).zip(&mut reply) {
+        for (lane, &cur) in lanes.iter().zip(&at) {
             let Some(c) = self.conns.get((cur >> 1) as usize) else {
                 continue;
             };
@@ -222,85 +226,7 @@ impl Conntrack {
                 prefetch(&c.l4);
             } else if let Some(n) = self.conns.get((c.next[dir] >> 1) as usize) {
                 prefetch(n);
-            } else {
-                *reply = self.prefetch_lane_reply_head(lane);
             }
-        }
-        // After a miss, `confirm` compares the reply tuple with the entries of its bucket: the first of them.
-        for &b in &reply {
-            if let Some(&cur) = self.heads.get(b as usize)
-                && let Some(c) = self.conns.get((cur >> 1) as usize)
-            {
-                prefetch(c);
-            }
-        }
-    }
-
-    /// After a miss: the packet may create an entry, and confirm walks the reply tuple's bucket, whose head is
-    /// fetched here; returns the bucket (`NONE_IDX` for a plain lane).
-    fn prefetch_lane_reply_head(&self, lane: &Lane) -> u32 {
-        let b = match lane {
-            Lane::Plain => return NONE_IDX,
-            Lane::Lean(seg) => self.bucket(&swapped(&seg.tuple()), seg.zone),
-            Lane::Tuple(t, zone, _) => self.bucket(&swapped(t), *zone),
-        };
-        if let Some(h) = self.heads.get(b) {
-            prefetch(h);
-        }
-        b as u32
-    }
-
-    /// Prefetches what `conntrack_in` and `confirm` will read for the packets of `pkts` (up to [`BURST`] at a
-    /// time) in zone `zone`: see the module documentation. Changes nothing.
-    pub fn prefetch_burst(&self, pkts: &[&[u8]], zone: u16) {
-        for chunk in pkts.chunks(BURST) {
-            let mut keys = [Tuple::default(); BURST];
-            // Per packet: the bucket (pass 1), then the chain link met (pass 2); NONE_IDX when done.
-            let mut at = [NONE_IDX; BURST];
-            for ((l3, key), at) in chunk.iter().zip(&mut keys).zip(&mut at) {
-                if let Some(t) = burst_tuple(l3) {
-                    let b = self.bucket(&t, zone);
-                    if let Some(h) = self.heads.get(b) {
-                        prefetch(h);
-                        *key = t;
-                        *at = b as u32;
-                    }
-                }
-            }
-            for (key, at) in keys.iter().zip(&mut at) {
-                if *at != NONE_IDX {
-                    let cur = self.heads.get(*at as usize).copied().unwrap_or(NONE_IDX);
-                    match self.conns.get((cur >> 1) as usize) {
-                        Some(c) => prefetch(c),
-                        None => self.prefetch_reply_head(key, zone),
-                    }
-                    *at = cur;
-                }
-            }
-            for (key, &cur) in keys.iter().zip(&at) {
-                if cur == NONE_IDX {
-                    continue;
-                }
-                let Some(c) = self.conns.get((cur >> 1) as usize) else {
-                    continue;
-                };
-                let dir = (cur & 1) as usize;
-                if c.zone == zone && c.orig.matches_dir(dir, key) {
-                    // The entry's second line: the protocol state the tracker reads and writes.
-                    prefetch(&c.l4);
-                } else if let Some(n) = self.conns.get((c.next[dir] >> 1) as usize) {
-                    prefetch(n);
-                } else {
-                    self.prefetch_reply_head(key, zone);
-                }
-            }
-        }
-    }
-
-    /// After a miss: the packet may create an entry, and confirm walks the reply tuple's bucket.
-    fn prefetch_reply_head(&self, key: &Tuple, zone: u16) {
-        if let Some(h) = self.heads.get(self.bucket(&swapped(key), zone)) {
-            prefetch(h);
         }
     }
 }

@@ -59,7 +59,7 @@ impl LeanV4 {
     }
 
     /// The tuple of the segment's direction (for the SYN path, which creates the entry).
-    pub(super) fn tuple(&self) -> Tuple {
+    fn tuple(&self) -> Tuple {
         let mut t = Tuple {
             l3: NFPROTO_IPV4,
             l4: proto::TCP,
