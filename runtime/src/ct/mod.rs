@@ -704,16 +704,7 @@ impl Conntrack {
     #[inline(always)]
     fn reply_bucket(&self, t: &Tuple, zone: u16) -> usize {
         if t.l3 == NFPROTO_IPV4 && (tuple::has_ports(t.l4) || t.l4 == proto::GRE) {
-            let le = |a: &[u8; 16]| u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
-            self.bucket_of(tuple::hash_v4(
-                le(&t.dst),
-                le(&t.src),
-                t.dport,
-                t.sport,
-                zone,
-                t.l4,
-                self.settings.hash_seed,
-            ))
+            self.bucket_of(t.hash_v4(zone, self.settings.hash_seed, true))
         } else {
             self.bucket(&t.invert().unwrap_or(*t), zone)
         }

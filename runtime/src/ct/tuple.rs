@@ -263,6 +263,19 @@ impl Tuple {
             == 0
     }
 
+    /// [`Self::hash`] of an IPv4 tuple, or (`reply`) of its reply direction for a protocol whose inverse swaps
+    /// addresses and ports (TCP, UDP, ...; see [`has_ports`]).
+    #[inline(always)]
+    pub fn hash_v4(&self, zone: u16, seed: u64, reply: bool) -> u32 {
+        let v4 = |a: &[u8; 16]| u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+        let (src, dst, sport, dport) = if reply {
+            (v4(&self.dst), v4(&self.src), self.dport, self.sport)
+        } else {
+            (v4(&self.src), v4(&self.dst), self.sport, self.dport)
+        };
+        hash_v4(src, dst, sport, dport, zone, self.l4, seed)
+    }
+
     /// Hash over the tuple and zone, seeded. The kernel uses siphash with a boot-time random seed; this is a
     /// cheaper keyed hash, folded 64x64->128 multiplies (the foldhash / wyhash mixer) over the seed
     /// ([`super::Settings::hash_seed`]). IPv4 tuples only carry 4 address bytes, so they hash one word
@@ -270,16 +283,7 @@ impl Tuple {
     #[inline(always)]
     pub fn hash(&self, zone: u16, seed: u64) -> u32 {
         if self.l3 == NFPROTO_IPV4 {
-            let v4 = |a: &[u8; 16]| u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
-            return hash_v4(
-                v4(&self.src),
-                v4(&self.dst),
-                self.sport,
-                self.dport,
-                zone,
-                self.l4,
-                seed,
-            );
+            return self.hash_v4(zone, seed, false);
         }
         let word = |a: &[u8; 16], i: usize| {
             let mut w = [0u8; 8];
