@@ -620,17 +620,7 @@ impl Ctx {
         kind: ObjKind,
     ) -> Option<Vec<Element>> {
         self.with_var(e, &mut |cx, e| match &e.kind {
-            A::Set(inner) => {
-                let mut out = Vec::new();
-                let mut ok = true;
-                for i in inner {
-                    match cx.objref_elems(i, key, kind) {
-                        Some(x) => out.extend(x),
-                        None => ok = false,
-                    }
-                }
-                ok.then_some(out)
-            }
+            A::Set(inner) => cx.flatten_set(inner, &mut |cx, i| cx.objref_elems(i, key, kind)),
             A::Elem { value, .. } => cx.objref_elems(value, key, kind),
             A::MapElem { key: k, value } => {
                 let mut el = if matches!(&k.kind, A::Symbol(s) if s == "*") {

@@ -763,19 +763,27 @@ impl Ctx {
         data: Option<&[Type]>,
     ) -> Option<Vec<Element>> {
         self.with_var(e, &mut |cx, e| match &e.kind {
-            A::Set(inner) => {
-                let mut out = Vec::new();
-                let mut ok = true;
-                for i in inner {
-                    match cx.elements_flat(i, key, data) {
-                        Some(x) => out.extend(x),
-                        None => ok = false,
-                    }
-                }
-                ok.then_some(out)
-            }
+            A::Set(inner) => cx.flatten_set(inner, &mut |cx, i| cx.elements_flat(i, key, data)),
             _ => cx.element(e, key, data).map(|x| vec![x]),
         })
+    }
+
+    /// The elements of a nested set's members, each read by `each`, in one list (nft flattens nested sets);
+    /// `None` when any member failed, after checking them all (so every error is reported).
+    pub(crate) fn flatten_set(
+        &mut self,
+        inner: &[ast::Expr],
+        each: &mut dyn FnMut(&mut Ctx, &ast::Expr) -> Option<Vec<Element>>,
+    ) -> Option<Vec<Element>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for i in inner {
+            match each(self, i) {
+                Some(x) => out.extend(x),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 
     /// One element (`k`, `k : v`, `a . b`, with options).
