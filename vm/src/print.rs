@@ -48,6 +48,13 @@ fn verdict_str(prog: &Program, v: &ChainVerdict) -> String {
     }
 }
 
+/// A set's name as `nft --debug=netlink` prints it in a lookup, `?` for an id the program lacks.
+fn set_name(prog: &Program, set: SetId) -> &str {
+    prog.sets
+        .get(set.0 as usize)
+        .map_or("?", |s| s.name.as_str())
+}
+
 fn family_name(f: u8) -> &'static str {
     match f {
         pkt::NFPROTO_IPV4 => "ip",
@@ -187,11 +194,7 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
             dest,
             invert,
         } => {
-            let name = prog
-                .sets
-                .get(set.0 as usize)
-                .map(|s| s.name.as_str())
-                .unwrap_or("?");
+            let name = set_name(prog, *set);
             let _ = write!(o, "lookup reg {} set {name} ", sreg.uapi());
             match dest {
                 LookupDest::None => {}
@@ -205,11 +208,7 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
             }
         }
         Insn::Objref { sreg, set } => {
-            let name = prog
-                .sets
-                .get(set.0 as usize)
-                .map(|s| s.name.as_str())
-                .unwrap_or("?");
+            let name = set_name(prog, *set);
             let _ = write!(o, "objref sreg {} set {name} ", sreg.uapi());
         }
         Insn::Immediate { dreg, data: d } => {

@@ -543,17 +543,7 @@ impl Ctx {
         let parts = super::types::key_types(&k);
         let m = self.with_var(map, &mut |cx, e| match &e.kind {
             A::Set(elems) => {
-                let mut out = Vec::new();
-                let mut ok = true;
-                for el in elems {
-                    match cx.objref_elems(el, &parts, kind) {
-                        Some(x) => out.extend(x),
-                        None => ok = false,
-                    }
-                }
-                if !ok {
-                    return None;
-                }
+                let out = cx.flatten_set(elems, &mut |cx, el| cx.objref_elems(el, &parts, kind))?;
                 let before = cx.diags.len();
                 cx.check_overlaps(&out, &format!("this {} map", kind.name()));
                 cx.one_catchall(&out);
