@@ -125,6 +125,8 @@ struct Gen<'r> {
     sets: Vec<(SetId, u8, SetDataType, bool)>,
     counters: Vec<CounterId>,
     limits: Vec<LimitId>,
+    /// Packet fields that classifiable runs draw their tests from (so dimensions repeat).
+    pool: Vec<(PayloadBase, u32, u8)>,
 }
 
 impl Gen<'_> {
@@ -556,6 +558,118 @@ impl Gen<'_> {
         }
     }
 
+    /// A rule of a classifiable run: one to four tests on fields of the program's pool (or a
+    /// meta/ct key, or any matcher), then a simple tail, statements, or a verdict.
+    fn class_rule(&mut self, v: &mut Vec<Insn>, chain: u32) {
+        for _ in 0..1 + self.r.below(4) {
+            let reg = self.reg(4);
+            let len = match self.r.below(8) {
+                0 => {
+                    let key = [
+                        MetaKey::L4proto,
+                        MetaKey::Mark,
+                        MetaKey::Iifname,
+                        MetaKey::Len,
+                    ][self.r.below(4) as usize];
+                    v.push(Insn::meta(key, reg));
+                    key.size()
+                }
+                1 => {
+                    let key = [CtKey::State, CtKey::Mark, CtKey::Status, CtKey::ProtoDst]
+                        [self.r.below(4) as usize];
+                    v.push(Insn::Ct {
+                        key,
+                        dir: key.needs_dir().then_some(CtDir::Original),
+                        dreg: reg,
+                    });
+                    key.size()
+                }
+                2 => {
+                    self.matcher(v, chain);
+                    continue;
+                }
+                _ => {
+                    let (base, off, len) = self.pool[self.r.below(self.pool.len() as u64) as usize];
+                    v.push(Insn::payload(base, off, len, reg));
+                    usize::from(len)
+                }
+            };
+            let len4 = len.min(4);
+            match self.r.below(4) {
+                0 => {
+                    // A prefix of the first word, then (in)equality.
+                    let bits = self.r.below(8 * len4 as u64 + 1) as u32;
+                    let m = if bits == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - bits)
+                    };
+                    let mask = Data::new(&m.to_be_bytes()[..len4]).unwrap_or_default();
+                    let mut w = [0u8; 4];
+                    w[..len4].copy_from_slice(&self.r.bytes(len4));
+                    let val = Data::new(&(u32::from_be_bytes(w) & m).to_be_bytes()[..len4])
+                        .unwrap_or_default();
+                    v.push(Insn::Bitwise {
+                        sreg: reg,
+                        dreg: reg,
+                        len: len4 as u8,
+                        op: BitwiseOp::MaskXor {
+                            mask,
+                            xor: Data::new(&vec![0; len4]).unwrap_or_default(),
+                        },
+                    });
+                    v.push(Insn::Cmp {
+                        op: if self.r.chance(1, 6) {
+                            CmpOp::Neq
+                        } else {
+                            CmpOp::Eq
+                        },
+                        sreg: reg,
+                        data: val,
+                    });
+                }
+                1 => {
+                    let a = self.r.bytes(len4);
+                    let mut b = a.clone();
+                    if let Some(x) = b.last_mut() {
+                        *x = x.saturating_add(self.r.below(40) as u8);
+                    }
+                    if let (Some(from), Some(to)) = (Data::new(&a), Data::new(&b)) {
+                        v.push(Insn::Range {
+                            op: if self.r.chance(1, 6) {
+                                RangeOp::Neq
+                            } else {
+                                RangeOp::Eq
+                            },
+                            sreg: reg,
+                            from,
+                            to,
+                        });
+                    }
+                }
+                _ => self.test(v, reg, len, chain),
+            }
+        }
+        match self.r.below(4) {
+            0 => {
+                for _ in 0..1 + self.r.below(2) {
+                    self.statement(v);
+                }
+            }
+            1 => {}
+            _ => {
+                if self.r.chance(2, 3) {
+                    let c = self.counters[self.r.below(self.counters.len() as u64) as usize];
+                    v.push(Insn::Counter(c));
+                }
+            }
+        }
+        if self.r.chance(2, 3) {
+            let vd = self.verdict(chain, false);
+            v.push(Insn::ImmVerdict(vd));
+        }
+    }
+
     fn statement(&mut self, v: &mut Vec<Insn>) {
         match self.r.below(12) {
             0 | 1 => {
@@ -677,7 +791,17 @@ pub fn random_program(r: &mut Rng) -> VerifiedProgram {
             sets: vec![],
             counters: vec![],
             limits: vec![],
+            pool: vec![],
         };
+        for _ in 0..1 + g.r.below(4) {
+            let base = [
+                PayloadBase::Network,
+                PayloadBase::Transport,
+                PayloadBase::Link,
+            ][g.r.below(3) as usize];
+            let len = [1u8, 2, 4, 4, 6, 16][g.r.below(6) as usize];
+            g.pool.push((base, g.r.below(24) as u32, len));
+        }
         let policy = if g.r.chance(1, 2) {
             Policy::Accept
         } else {
@@ -712,6 +836,15 @@ pub fn random_program(r: &mut Rng) -> VerifiedProgram {
         for c in 0..g.nchains {
             let nrules = g.r.below(9);
             for _ in 0..nrules {
+                if g.r.chance(1, 5) {
+                    // A run for a classifier.
+                    for _ in 0..4 + g.r.below(40) {
+                        let mut v = Vec::new();
+                        g.class_rule(&mut v, c);
+                        g.p.add_rule(ChainId(c), v);
+                    }
+                    continue;
+                }
                 if g.r.chance(1, 4) {
                     // A run of table-shaped rules.
                     for _ in 0..2 + g.r.below(8) {
@@ -739,6 +872,124 @@ pub fn random_program(r: &mut Rng) -> VerifiedProgram {
             return p;
         }
     }
+}
+
+/// The same program with classifiers over its runs, built with random small options (so that
+/// trees, groups, lists and the byte cap all get exercised).
+pub fn with_classifiers(prog: &VerifiedProgram, r: &mut Rng) -> VerifiedProgram {
+    let mut p = prog.program().clone();
+    let opts = nfr_vm::classify::ClassifyOptions {
+        min_rules: 1 + r.below(4) as usize,
+        binth: 1 + r.below(8) as usize,
+        spfac10: 10 + r.below(40) as u32,
+        max_bytes: if r.chance(1, 4) {
+            r.below(4096) as usize
+        } else {
+            1 << 24
+        },
+    };
+    p.classify(&opts);
+    p.verify().expect("classifiers verify")
+}
+
+/// Move half of the packets into the cube of a random entry of a random classifier of `prog`
+/// (payload bytes, meta mark and l4proto, ct state, mark and status), so that lookups hit rules
+/// and not only the policy.
+pub fn aim_packets(prog: &VerifiedProgram, pkts: &mut [(Vec<u8>, PktState)], r: &mut Rng) {
+    use nfr_vm::classify::Field;
+    let cls = &prog.program().classifiers;
+    if cls.is_empty() {
+        return;
+    }
+    for (bytes, st) in pkts.iter_mut() {
+        if r.chance(1, 2) {
+            continue;
+        }
+        let c = &cls[r.below(cls.len() as u64) as usize];
+        let Some(t) = c.trees.get(r.below(c.trees.len() as u64) as usize) else {
+            continue;
+        };
+        let nd = c.dims.len();
+        let stride = 1 + 2 * nd;
+        // A random leaf: walk the leaf array from a random start to the next leaf header.
+        let mut off = 0usize;
+        let mut leaves = Vec::new();
+        while off < t.leaves.len() {
+            leaves.push(off);
+            off += 1 + t.leaves[off] as usize * stride;
+        }
+        let lo = leaves[r.below(leaves.len() as u64) as usize];
+        let n = t.leaves[lo] as usize;
+        if n == 0 {
+            continue;
+        }
+        let e = &t.leaves[lo + 1 + r.below(n as u64) as usize * stride..][..stride];
+        for (d, dim) in c.dims.iter().enumerate() {
+            let (l, w) = (e[1 + 2 * d], e[2 + 2 * d]);
+            let v = match r.below(3) {
+                0 => l,
+                1 => l.wrapping_add(w),
+                _ => l.wrapping_add((r.next() as u32) % w.saturating_add(1).max(1)),
+            };
+            let len = dim.field.len();
+            let keep = |old: u32| (old & !dim.mask) | (v & dim.mask);
+            match dim.field {
+                Field::Payload { base, off, .. } => {
+                    let b = match base {
+                        PayloadBase::Network => usize::from(st.nhoff),
+                        PayloadBase::Transport => usize::from(st.thoff),
+                        PayloadBase::Link => usize::from(st.lloff),
+                    } + off as usize;
+                    if let Some(dst) = bytes.get_mut(b..b + len) {
+                        let old = dst.iter().fold(0u32, |a, &x| (a << 8) | u32::from(x));
+                        let nv = keep(old);
+                        for (i, x) in dst.iter_mut().enumerate() {
+                            *x = (nv >> (8 * (len - 1 - i))) as u8;
+                        }
+                    }
+                }
+                Field::Meta {
+                    key: MetaKey::Mark, ..
+                } => {
+                    st.mark = keep(st.mark.swap_bytes()).swap_bytes();
+                }
+                Field::Meta {
+                    key: MetaKey::L4proto,
+                    ..
+                } => st.l4proto = keep(u32::from(st.l4proto)) as u8,
+                Field::Ct {
+                    key: CtKey::State, ..
+                } => {
+                    st.ct_state = keep(st.ct_state.swap_bytes()).swap_bytes();
+                }
+                Field::Ct {
+                    key: CtKey::Mark, ..
+                } => {
+                    st.ct_mark = keep(st.ct_mark.swap_bytes()).swap_bytes();
+                }
+                Field::Ct {
+                    key: CtKey::Status, ..
+                } => {
+                    st.ct_status = keep(st.ct_status.swap_bytes()).swap_bytes();
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `n` whole packets (60 to 120 bytes, no truncation) aimed at `prog`'s classifiers.
+pub fn aimed_set(prog: &VerifiedProgram, r: &mut Rng, n: usize) -> Vec<(Vec<u8>, PktState)> {
+    let mut out: Vec<_> = (0..n)
+        .map(|_| {
+            let len = 60 + r.below(61) as usize;
+            (random_packet(r, len), random_pkt_state(r, len))
+        })
+        .collect();
+    for _ in 0..3 {
+        aim_packets(prog, &mut out, r);
+    }
+    out
 }
 
 /// A random packet state for a packet of `len` bytes.
@@ -832,13 +1083,33 @@ pub fn compare(
     jit: &JitProgram,
     pkts: &[(Vec<u8>, PktState)],
 ) -> Result<usize, String> {
+    compare_with(
+        prog,
+        |s, c, b, st, fx| prog.run(s, c, b, st, fx),
+        |s, c, b, st, fx| jit.run(s, c, b, st, fx),
+        pkts,
+    )
+}
+
+/// One engine's `run`.
+pub trait RunFn: Fn(&mut State, ChainId, &[u8], &mut PktState, &mut Effects) -> Verdict {}
+impl<F: Fn(&mut State, ChainId, &[u8], &mut PktState, &mut Effects) -> Verdict> RunFn for F {}
+
+/// [`compare`] for any two engines over programs with `prog`'s counters and limits (`a` is
+/// reported as "interp", `b` as "jit").
+pub fn compare_with(
+    prog: &VerifiedProgram,
+    a: impl RunFn,
+    b: impl RunFn,
+    pkts: &[(Vec<u8>, PktState)],
+) -> Result<usize, String> {
     let mut si = State::new(prog);
     let mut sj = State::new(prog);
     for (n, (bytes, st0)) in pkts.iter().enumerate() {
         let (mut sti, mut stj) = (st0.clone(), st0.clone());
         let (mut fi, mut fj) = (Effects::default(), Effects::default());
-        let vi = prog.run(&mut si, ChainId(0), bytes, &mut sti, &mut fi);
-        let vj = jit.run(&mut sj, ChainId(0), bytes, &mut stj, &mut fj);
+        let vi = a(&mut si, ChainId(0), bytes, &mut sti, &mut fi);
+        let vj = b(&mut sj, ChainId(0), bytes, &mut stj, &mut fj);
         let oi = Outcome {
             verdict: vi,
             st: sti,

@@ -14,6 +14,7 @@
 //! notrack: visible to later expressions, like skb fields) and `Effects` (per packet records:
 //! logs, reject, NAT requests, payload writes, trace).
 
+use crate::classify::{Classifier, Field, MAX_DIMS};
 use crate::fast::Op;
 use crate::ids::{ChainId, NFT_REG32_COUNT, Reg, RuleId, SetId};
 use crate::insn::{
@@ -274,7 +275,30 @@ impl VerifiedProgram {
         let mut executed = 0u64;
         let mut rules = self.chain_rules(cur);
         let trace = fx.trace_enabled;
+        // The key of the classifier `key_for` (u32::MAX: none read), complete or not.
+        let mut key = [0u32; MAX_DIMS];
+        let (mut key_for, mut key_ok) = (u32::MAX, false);
         let out = loop {
+            if let Some(r) = rules.get(pos)
+                && r.class != 0
+                && !trace
+                && let Some(cls) = prog.classifiers.get(r.class as usize - 1)
+            {
+                if key_for != r.class {
+                    key_ok = classify_key(cls, pkt, st, &mut key);
+                    key_for = r.class;
+                }
+                if key_ok {
+                    // Skip to the first rule that can match (none: past the run).
+                    match cls.first(&key, pos as u32) {
+                        Some(p) => pos = p as usize,
+                        None => {
+                            pos = cls.end as usize;
+                            continue;
+                        }
+                    }
+                }
+            }
             let Some(rule) = rules.get(pos) else {
                 // End of chain: like NFT_RETURN.
                 if sp == 0 {
@@ -283,6 +307,7 @@ impl VerifiedProgram {
                 sp -= 1;
                 (cur, pos) = stack[sp];
                 rules = self.chain_rules(cur);
+                key_for = u32::MAX;
                 continue;
             };
             pos += 1;
@@ -409,6 +434,15 @@ impl VerifiedProgram {
                     verdict,
                 });
             }
+            if rule.class != 0
+                && prog
+                    .classifiers
+                    .get(rule.class as usize - 1)
+                    .and_then(|c| c.rules.get(pos - 1 - c.start as usize))
+                    .is_some_and(|i| i.writes)
+            {
+                key_for = u32::MAX;
+            }
             if matches!(verdict, ChainVerdict::Break | ChainVerdict::Continue) {
                 continue;
             }
@@ -429,11 +463,13 @@ impl VerifiedProgram {
                     cur = c;
                     pos = 0;
                     rules = self.chain_rules(cur);
+                    key_for = u32::MAX;
                 }
                 ChainVerdict::Goto(c) => {
                     cur = c;
                     pos = 0;
                     rules = self.chain_rules(cur);
+                    key_for = u32::MAX;
                 }
                 ChainVerdict::Return => {
                     if sp == 0 {
@@ -442,6 +478,7 @@ impl VerifiedProgram {
                     sp -= 1;
                     (cur, pos) = stack[sp];
                     rules = self.chain_rules(cur);
+                    key_for = u32::MAX;
                 }
             }
         };
@@ -887,6 +924,49 @@ pub fn tcp_find_opt(pkt: &[u8], st: &PktState, kind: u8, offset: u32, len: u8) -
         i += optl;
     }
     None
+}
+
+/// Read a classifier's key: one natural value per dimension (`classify` module docs), with
+/// the interpreter's own loads; false when a key field is absent.
+pub fn classify_key(
+    cls: &Classifier,
+    pkt: &[u8],
+    st: &PktState,
+    key: &mut [u32; MAX_DIMS],
+) -> bool {
+    for (k, d) in key.iter_mut().zip(&cls.dims) {
+        match field_value(d.field, pkt, st) {
+            Some(v) => *k = v & d.mask,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The natural value of a field (its bytes, big-endian), `None` when the load would break.
+fn field_value(f: Field, pkt: &[u8], st: &PktState) -> Option<u32> {
+    let len = f.len();
+    let word = |regs: &Regs, w: u8| {
+        let b = regs.get(usize::from(w))?.to_le_bytes();
+        Some(u32::from_be_bytes(b) >> (8 * (4 - len)))
+    };
+    match f {
+        Field::Payload { base, off, .. } => {
+            let start = payload_base(base, st)?.checked_add(off as usize)?;
+            let b = pkt.get(start..start.checked_add(len)?)?;
+            Some(b.iter().fold(0u32, |a, &x| (a << 8) | u32::from(x)))
+        }
+        Field::Meta { key, word: w } => {
+            let mut regs: Regs = [0; NFT_REG32_COUNT];
+            meta_get(key, Reg(0), &mut regs, st).then_some(())?;
+            word(&regs, w)
+        }
+        Field::Ct { key, dir, word: w } => {
+            let mut regs: Regs = [0; NFT_REG32_COUNT];
+            ct_get(key, dir, Reg(0), &mut regs, st).then_some(())?;
+            word(&regs, w)
+        }
+    }
 }
 
 /// Byte offset of a payload base, or `None` (→ NFT_BREAK) when the header is absent.

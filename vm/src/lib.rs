@@ -48,6 +48,7 @@ pub use ids::{ChainId, CounterId, InsnIdx, LimitId, Reg, RuleId, SetId};
 pub use pkt::{CtTuple, PktState};
 pub use verdict::{ChainVerdict, Hook, Verdict};
 
+pub mod classify;
 pub mod insn;
 pub mod interp;
 pub mod ipproto;

@@ -311,6 +311,8 @@ pub struct Program {
     /// Initial counter values (printed by `[ counter pkts P bytes B ]`).
     pub counters: Vec<Counter>,
     pub limits: Vec<LimitSpec>,
+    /// Lookup structures over runs of rules (`Program::classify`; checked by `verify`).
+    pub classifiers: Vec<crate::classify::Classifier>,
 }
 
 impl Program {

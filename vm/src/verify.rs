@@ -57,6 +57,10 @@ pub enum VerifyErrorKind {
     },
     /// A rule's instruction range or chain is inconsistent.
     BadRule,
+    /// A classifier's run, dimensions or trees are malformed (`what` says how).
+    BadClassifier {
+        what: &'static str,
+    },
 }
 
 /// A typed verification error naming the chain, rule and instruction where it was found.
@@ -114,6 +118,8 @@ pub struct RuleDp {
     /// The rule's lowered fast-path ops (range in the private op array).
     pub(crate) op_start: u32,
     pub(crate) op_end: u32,
+    /// 1 + the index of the classifier whose run holds this rule, or 0.
+    pub(crate) class: u32,
 }
 
 /// A verified program: immutable, executable.
@@ -233,6 +239,81 @@ fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), VerifyErr
     } else {
         Ok(())
     }
+}
+
+/// The structure of a classifier over a chain of `nrules` rules: run bounds, dimensions, and
+/// trees whose every pointer stays inside them, moves forward, and names rules of the run in
+/// order (so every walk is finite and in bounds; what it finds is the builder's business).
+fn check_classifier(cls: &crate::classify::Classifier, nrules: usize) -> Result<(), &'static str> {
+    use crate::classify::{LEAF, MAX_DIMS, node_parts};
+    if cls.start >= cls.end || cls.end as usize > nrules {
+        return Err("run outside its chain");
+    }
+    if cls.rules.len() != cls.len() {
+        return Err("rule table length");
+    }
+    if cls.dims.len() > MAX_DIMS
+        || cls
+            .dims
+            .iter()
+            .any(|d| d.field.is_empty() || d.mask > d.max())
+    {
+        return Err("dimensions");
+    }
+    let nd = cls.dims.len();
+    let stride = 1 + 2 * nd;
+    for t in &cls.trees {
+        // Leaves, in order: each a count and that many entries with positions in the run.
+        let mut starts = vec![false; t.leaves.len() + 1];
+        let mut off = 0usize;
+        while off < t.leaves.len() {
+            starts[off] = true;
+            let n = t.leaves[off] as usize;
+            let end = n
+                .checked_mul(stride)
+                .and_then(|x| x.checked_add(off + 1))
+                .filter(|&e| e <= t.leaves.len())
+                .ok_or("leaf past the end")?;
+            let mut last = cls.start;
+            for e in t.leaves[off + 1..end].chunks_exact(stride) {
+                if e[0] < last || e[0] >= cls.end {
+                    return Err("leaf entry outside the run or out of order");
+                }
+                last = e[0];
+            }
+            off = end;
+        }
+        let ok_ptr = |p: u64, after: Option<usize>| -> Result<(), &'static str> {
+            if p & LEAF != 0 {
+                let o = (p & !LEAF) as usize;
+                if p & !LEAF > u64::from(u32::MAX) || !starts.get(o).copied().unwrap_or(false) {
+                    return Err("leaf pointer");
+                }
+                return Ok(());
+            }
+            let (base, nb, shift, dim) = node_parts(p);
+            let bits = cls.dims.get(dim).ok_or("cut dimension")?.bits();
+            if p >> 52 != 0
+                || (p >> 37) & 7 != 0
+                || (p >> 45) & 7 != 0
+                || !(1..=16).contains(&nb)
+                || shift + nb > bits
+                || base + (1usize << nb) > t.nodes.len()
+                || after.is_some_and(|a| base <= a)
+            {
+                return Err("node pointer");
+            }
+            Ok(())
+        };
+        if t.root & LEAF != 0 && t.leaves.is_empty() {
+            return Err("empty tree");
+        }
+        ok_ptr(t.root, None)?;
+        for (i, &p) in t.nodes.iter().enumerate() {
+            ok_ptr(p, Some(i))?;
+        }
+    }
+    Ok(())
 }
 
 /// The jump edges of a verdict: target chain, if any.
@@ -414,6 +495,7 @@ impl Program {
                     id: rid,
                     op_start,
                     op_end: ops.len() as u32,
+                    class: 0,
                 });
             }
             chain_rules.push(dp);
@@ -424,6 +506,23 @@ impl Program {
             cx.chain = Some(r.chain);
             if self.chains.get(r.chain.0 as usize).is_none() {
                 return Err(cx.err(VerifyErrorKind::BadRule));
+            }
+        }
+
+        // Classifiers: well-formed, over rules of their chain, not overlapping.
+        cx.insn = None;
+        for (k, cls) in self.classifiers.iter().enumerate() {
+            cx.chain = Some(cls.chain);
+            let bad = |what| cx.err(VerifyErrorKind::BadClassifier { what });
+            let rules = chain_rules
+                .get_mut(cls.chain.0 as usize)
+                .ok_or_else(|| bad("unknown chain"))?;
+            check_classifier(cls, rules.len()).map_err(bad)?;
+            for r in &mut rules[cls.start as usize..cls.end as usize] {
+                if r.class != 0 {
+                    return Err(bad("runs overlap"));
+                }
+                r.class = k as u32 + 1;
             }
         }
 

@@ -1,0 +1,47 @@
+//! Classifiers against the linear chain: random programs (with runs of classifiable rules of
+//! random shapes) × random packets (every truncation), the interpreter walking the chain rule by
+//! rule against the interpreter and the JIT using classifiers built with random options —
+//! verdict, counters, limits, PktState after, every Effects field.
+//!
+//! `NFC_CLASSIFY_PAIRS=1000000 cargo test -p nfr-jit --release --test classify -- --nocapture`
+//! runs the seeded loop up to that many pairs per engine (CI runs a small count).
+
+mod common;
+use common::*;
+
+#[test]
+fn classifiers_equal_the_linear_chain() {
+    let target: usize = std::env::var("NFC_CLASSIFY_PAIRS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
+    let (mut pairs, mut programs, mut classifiers) = (0usize, 0u64, 0usize);
+    while pairs < target {
+        let mut r = Rng::new(0xc1a5_5000 + programs);
+        let prog = random_program(&mut r);
+        let cls = with_classifiers(&prog, &mut r);
+        classifiers += cls.program().classifiers.len();
+        let mut pkts = packet_set(&mut r, 4);
+        aim_packets(&cls, &mut pkts, &mut r);
+        pkts.extend(aimed_set(&cls, &mut r, 40));
+        let n = compare_with(
+            &prog,
+            |s, c, b, st, fx| prog.run(s, c, b, st, fx),
+            |s, c, b, st, fx| cls.run(s, c, b, st, fx),
+            &pkts,
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "seed {programs}: linear != classified: {e}\nprogram:\n{}\nclassifiers: {:#?}",
+                nfr_vm::print::print_program(prog.program()),
+                cls.program().classifiers
+            )
+        });
+        pairs += n;
+        programs += 1;
+    }
+    println!(
+        "linear == classified on {pairs} pairs over {programs} programs ({classifiers} classifiers)"
+    );
+    assert!(classifiers > 0);
+}

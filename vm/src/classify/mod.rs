@@ -1,0 +1,253 @@
+//! Compiled classification: runs of consecutive rules whose matches are tests on packet facts
+//! become one lookup structure that returns the first rule of the run that can match a packet.
+//!
+//! A [`Classifier`] is data in the [`Program`] (built by [`Program::classify`], checked by
+//! `verify`), searched the same way by every engine: the interpreter walks it here, the JIT
+//! extracts the key natively and calls the same walk. It only ever *skips* rules: the engine
+//! still runs the rule it returns, from its first instruction (or, when the rule's analysis is
+//! exact and every key field is present, from its tail), and asks again from the next position
+//! when that rule does not end the traversal. So counters, named counters, verdicts and every
+//! side effect are those of the linear chain; the structure only has to be *sound*: it never
+//! skips a rule that would reach its first side effect (see `analyze`).
+//!
+//! The key is one 32-bit value per dimension ([`Dim`]: a packet fact through a mask), read by
+//! the interpreter's own loads. A packet missing a key field (a truncated header, no conntrack
+//! entry, a non-first fragment) is not looked up: the run is walked rule by rule.
+
+mod analyze;
+mod tree;
+
+pub use analyze::{
+    Cube, Dim, Field, MAX_CUBES, Shape, Span, Tail, analyze, ends_chain, intersect, tail,
+};
+pub use tree::{LEAF, Tree, node_parts};
+
+use crate::ids::ChainId;
+use crate::program::Program;
+use crate::verdict::ChainVerdict;
+
+/// Most dimensions a classifier keys on (rules testing others become inexact there).
+pub const MAX_DIMS: usize = 8;
+
+/// How classifiers are built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassifyOptions {
+    /// Shortest run of rules that gets a classifier.
+    pub min_rules: usize,
+    /// Entries a leaf may hold when a cut could still separate them.
+    pub binth: usize,
+    /// Copies of entries a cut may make, as a factor of its entries, × 10.
+    pub spfac10: u32,
+    /// Cap on the bytes of one classifier's trees; past it, groups become plain lists.
+    pub max_bytes: usize,
+}
+
+impl Default for ClassifyOptions {
+    fn default() -> Self {
+        ClassifyOptions {
+            min_rules: 4,
+            binth: 8,
+            spfac10: 40,
+            max_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What the engines need to know of one rule of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// A packet whose key fields are all present and whose key lies in one of the rule's cubes
+    /// reaches the rule's tail: the engine may skip the head.
+    pub exact: bool,
+    /// Index within the rule of the first tail instruction.
+    pub tail: u32,
+    /// The tail is at most one counter then at most one immediate verdict (see [`Tail`]).
+    pub simple: bool,
+    pub counter: Option<u32>,
+    pub verdict: ChainVerdict,
+    /// Running the rule may change what the key reads: look the key up again afterwards.
+    pub writes: bool,
+}
+
+/// A classifier over rules `start..end` (positions in `chain`'s rule list).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Classifier {
+    pub chain: ChainId,
+    pub start: u32,
+    pub end: u32,
+    /// The key: one value per dimension.
+    pub dims: Vec<Dim>,
+    /// Per rule of the run (`pos - start`).
+    pub rules: Vec<RuleInfo>,
+    /// Searched in order (by their smallest rule position).
+    pub trees: Vec<Tree>,
+}
+
+impl Classifier {
+    /// The first rule position at or after `from` (and before `end`) whose cubes hold `key`.
+    #[inline]
+    pub fn first(&self, key: &[u32; MAX_DIMS], from: u32) -> Option<u32> {
+        let nd = self.dims.len().min(MAX_DIMS);
+        let key = &key[..nd];
+        let mut best = u32::MAX;
+        for t in &self.trees {
+            if t.min_pos >= best {
+                break;
+            }
+            best = t.first(key, nd, from, best);
+        }
+        (best < self.end).then_some(best)
+    }
+
+    /// Bytes of the lookup structure (trees; rule table included).
+    pub fn bytes(&self) -> usize {
+        self.trees.iter().map(Tree::bytes).sum::<usize>()
+            + self.rules.len() * std::mem::size_of::<RuleInfo>()
+    }
+
+    /// Number of rules in the run.
+    pub fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    /// Always false: a run has at least one rule.
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// Analyse every rule of `chain`: the shape and the tail reading.
+pub fn chain_shapes(prog: &Program, chain: ChainId) -> Vec<(Shape, Tail)> {
+    let Some(c) = prog.chains.get(chain.0 as usize) else {
+        return Vec::new();
+    };
+    c.rules
+        .iter()
+        .map(|&r| {
+            let insns = prog.rule_insns(r);
+            let s = analyze(prog, insns);
+            let t = tail(insns, s.tail);
+            (s, t)
+        })
+        .collect()
+}
+
+/// Worth a place in a run: the rule tests something (or can never match).
+fn classifiable(s: &Shape) -> bool {
+    !s.cubes.iter().any(|c| c.is_empty())
+}
+
+/// Build the classifier of rules `start..end` of `chain`.
+fn build_run(
+    chain: ChainId,
+    start: usize,
+    shapes: &[(Shape, Tail)],
+    opts: &ClassifyOptions,
+) -> Classifier {
+    // Dimensions by the number of rules that constrain them.
+    let mut dims: Vec<(Dim, usize)> = Vec::new();
+    for (s, _) in shapes {
+        let mut seen: Vec<Dim> = Vec::new();
+        for sp in s.cubes.iter().flatten() {
+            if !seen.contains(&sp.dim) {
+                seen.push(sp.dim);
+            }
+        }
+        for d in seen {
+            match dims.iter_mut().find(|x| x.0 == d) {
+                Some(x) => x.1 += 1,
+                None => dims.push((d, 1)),
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..dims.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(dims[i].1));
+    order.truncate(MAX_DIMS);
+    order.sort_unstable();
+    let dims: Vec<Dim> = order.iter().map(|&i| dims[i].0).collect();
+    let truncate = !shapes.iter().any(|(_, t)| t.writes);
+    let mut entries = Vec::new();
+    let mut rules = Vec::with_capacity(shapes.len());
+    for (k, (s, t)) in shapes.iter().enumerate() {
+        let pos = (start + k) as u32;
+        let covered = s.cubes.iter().flatten().all(|sp| dims.contains(&sp.dim))
+            && s.loads.iter().all(|f| dims.iter().any(|d| d.field == *f));
+        let exact = s.exact && covered;
+        rules.push(RuleInfo {
+            exact,
+            tail: s.tail as u32,
+            simple: t.simple,
+            counter: t.counter,
+            verdict: t.verdict,
+            writes: t.writes,
+        });
+        for c in &s.cubes {
+            let mut lo = vec![0u32; dims.len()];
+            let mut hi: Vec<u32> = dims.iter().map(Dim::max).collect();
+            for sp in c {
+                if let Some(d) = dims.iter().position(|d| *d == sp.dim) {
+                    lo[d] = sp.lo;
+                    hi[d] = sp.hi;
+                }
+            }
+            entries.push(tree::Entry {
+                pos,
+                lo,
+                hi,
+                terminal: exact && t.terminal,
+            });
+        }
+    }
+    let bits: Vec<u32> = dims.iter().map(Dim::bits).collect();
+    let params = tree::Params {
+        binth: opts.binth.max(1),
+        spfac10: opts.spfac10.max(10),
+        truncate,
+    };
+    let trees = tree::build(&entries, &bits, params, opts.max_bytes);
+    Classifier {
+        chain,
+        start: start as u32,
+        end: (start + shapes.len()) as u32,
+        dims,
+        rules,
+        trees,
+    }
+}
+
+/// The classifiers of one chain: one per run of at least `min_rules` classifiable rules.
+pub fn build_chain(prog: &Program, chain: ChainId, opts: &ClassifyOptions) -> Vec<Classifier> {
+    let shapes = chain_shapes(prog, chain);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < shapes.len() {
+        if !classifiable(&shapes[i].0) {
+            i += 1;
+            continue;
+        }
+        let j = (i..shapes.len())
+            .find(|&j| !classifiable(&shapes[j].0))
+            .unwrap_or(shapes.len());
+        if j - i >= opts.min_rules.max(1) {
+            out.push(build_run(chain, i, &shapes[i..j], opts));
+        }
+        i = j;
+    }
+    out
+}
+
+impl Program {
+    /// Build the classifiers of every chain (replacing any), see the module docs.
+    pub fn classify(&mut self, opts: &ClassifyOptions) {
+        let mut all = Vec::new();
+        for c in 0..self.chains.len() {
+            all.extend(build_chain(self, ChainId(c as u32), opts));
+        }
+        self.classifiers = all;
+    }
+
+    /// Bytes of every classifier's lookup structure.
+    pub fn classifier_bytes(&self) -> usize {
+        self.classifiers.iter().map(Classifier::bytes).sum()
+    }
+}
