@@ -1,8 +1,8 @@
 //! JIT vs interpreter on ClassBench acl1 linear chains of 10 / 100 / 1K / 10K rules, same
 //! packets (the acl1_10K trace) for both engines. Prints, for each size, the medians of
-//! side-by-side timing rounds (ns/packet for the interpreter, the default JIT — rule runs as
-//! table loops — and the JIT with every rule unrolled, `min_run: 0`; interp/JIT ratios), then
-//! runs criterion groups. `NFC_JIT_BENCH_OPT=none` compiles both JIT variants with
+//! side-by-side timing rounds (ns/packet for the interpreter walking the linear chain, the JIT
+//! over the classified program — as lowering builds it — and the JIT with every rule unrolled;
+//! interp/JIT ratios), then runs criterion groups. `NFC_JIT_BENCH_OPT=none` compiles both JIT variants with
 //! `OptLevel::None` instead of the default.
 //! Skips when `shared/corpus` is absent.
 
@@ -37,8 +37,8 @@ fn load() -> Option<(Vec<Case>, Packets)> {
             if std::env::var("NFC_JIT_BENCH_OPT").is_ok_and(|v| v == "none") {
                 opts.opt_level = OptLevel::None;
             }
-            let jit = JitProgram::compile_with(&prog, &opts).expect("compiles");
-            let opts = JitOptions { min_run: 0, ..opts };
+            let cls = nfr_jit::testgen::classified(&prog, 4);
+            let jit = JitProgram::compile_with(&cls, &opts).expect("compiles");
             let unrolled = JitProgram::compile_with(&prog, &opts).expect("compiles");
             Case {
                 n,

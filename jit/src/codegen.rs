@@ -19,7 +19,7 @@
 
 use crate::bounds::{self, PktArgs};
 use crate::env::{self, Env, verdict_code};
-use crate::runs::{Field, Plan, Run};
+use crate::runs::{FAST, Plan, ROW, Run};
 use cranelift_codegen::ir::{
     AbiParam, Block, Function, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature, Value,
     condcodes::IntCC, types,
@@ -153,35 +153,31 @@ pub(crate) fn build(
         .unwrap_or(&[]);
     let insns = &prog.program().insns;
 
+    if let Some(run) = plan
+        .run_at(part.chain, part.start)
+        .filter(|r| r.end == part.end)
+    {
+        // A classified run is a partition of its own.
+        let mut tx = Tx {
+            b,
+            prog,
+            a,
+            env,
+            regs,
+            bases: [None; 3],
+            cache: HashMap::new(),
+            hsig,
+        };
+        tx.classified(plan, run, start);
+        tx.b.seal_all_blocks();
+        tx.b.finalize(fe);
+        return;
+    }
+
     // Which payload bases are used, and which (base, off, len) fields by 2+ rules.
     let mut uses: HashMap<(PayloadBase, u32, u8), usize> = HashMap::new();
     let mut used_base = [false; 3];
-    // Segments: a rule on its own, or a run (rules start..end, relative to the partition).
-    let mut segs: Vec<(usize, usize, Option<&Run>)> = Vec::new();
-    let mut i = 0usize;
-    while i < rules.len() {
-        match plan.run_at(part.chain, part.start + i as u32) {
-            Some(run) => {
-                let end = ((run.end - part.start) as usize).min(rules.len());
-                for f in &run.fields {
-                    if let Field::Payload { base, .. } = f {
-                        used_base[base_ix(*base)] = true;
-                    }
-                }
-                segs.push((i, end.max(i + 1), Some(run)));
-                i = end.max(i + 1);
-            }
-            None => {
-                segs.push((i, i + 1, None));
-                i += 1;
-            }
-        }
-    }
-    for &(s, _, run) in &segs {
-        if run.is_some() {
-            continue;
-        }
-        let r = &rules[s];
+    for r in rules {
         let mut seen = Vec::new();
         for insn in insns.get(r.start as usize..r.end as usize).unwrap_or(&[]) {
             if let Insn::Payload {
@@ -219,41 +215,16 @@ pub(crate) fn build(
         }
     }
 
-    // One fall-in block per segment (the failing tests of the segment before jump there),
-    // plus the end block; the br_table enters rule i at its segment's entry.
-    let blocks: Vec<Block> = (0..=segs.len()).map(|_| b.create_block()).collect();
-    let end = blocks[segs.len()];
-    let mut entries = Vec::with_capacity(rules.len());
-    let mut run_entries = Vec::with_capacity(segs.len());
-    for (k, &(s, e, run)) in segs.iter().enumerate() {
-        if run.is_some() {
-            let enter = b.create_block();
-            run_entries.push(Some(enter));
-            entries.extend((s..e).map(|_| enter));
-        } else {
-            run_entries.push(None);
-            entries.push(blocks[k]);
-        }
-    }
-    let table: Vec<_> = entries
+    // One block per rule plus the end block; the br_table enters rule `start`.
+    let blocks: Vec<Block> = (0..=rules.len()).map(|_| b.create_block()).collect();
+    let end = blocks[rules.len()];
+    let table: Vec<_> = blocks[..rules.len()]
         .iter()
         .map(|&bl| b.func.dfg.block_call(bl, &[]))
         .collect();
-    let only_run = match (segs.as_slice(), run_entries.as_slice()) {
-        ([(_, _, Some(_))], [Some(enter)]) => Some(*enter),
-        _ => None,
-    };
-    match only_run {
-        // A run's own partition: `start` is its row.
-        Some(enter) => {
-            b.ins().jump(enter, &[]);
-        }
-        None => {
-            let def = b.func.dfg.block_call(end, &[]);
-            let jt = b.create_jump_table(JumpTableData::new(def, &table));
-            b.ins().br_table(start, jt);
-        }
-    }
+    let def = b.func.dfg.block_call(end, &[]);
+    let jt = b.create_jump_table(JumpTableData::new(def, &table));
+    b.ins().br_table(start, jt);
 
     let mut tx = Tx {
         b,
@@ -264,24 +235,13 @@ pub(crate) fn build(
         bases,
         cache,
         hsig,
-        zero,
     };
-    for (k, &(s, _, run)) in segs.iter().enumerate() {
-        let blk = blocks[k];
-        let next = blocks[k + 1];
-        match (run, run_entries[k]) {
-            (Some(run), Some(enter)) => {
-                let fall = if only_run.is_some() { None } else { Some(blk) };
-                tx.run(plan, run, s as u32, start, fall, enter, next);
-            }
-            _ => {
-                tx.b.switch_to_block(blk);
-                tx.b.seal_block(blk);
-                let r = &rules[s];
-                let pos = part.start + s as u32;
-                tx.rule(r.start, r.end, r.id.0, pos, next);
-            }
-        }
+    for (s, r) in rules.iter().enumerate() {
+        let blk = blocks[s];
+        tx.b.switch_to_block(blk);
+        tx.b.seal_block(blk);
+        let pos = part.start + s as u32;
+        tx.rule(r.start, r.end, r.id.0, pos, blocks[s + 1]);
     }
     tx.b.switch_to_block(end);
     tx.b.seal_block(end);
@@ -342,8 +302,6 @@ struct Tx<'p, 'b> {
     bases: [Option<(Value, Value)>; 3],
     cache: HashMap<(PayloadBase, u32, u8), (Value, Value)>,
     hsig: SigRef,
-    /// `&env.zero`: target of clamped loads.
-    zero: Value,
 }
 
 /// Did the instruction end the rule (the current block is terminated)?
@@ -963,217 +921,189 @@ impl Tx<'_, '_> {
         }
     }
 
-    /// A run of table-shaped rules (`runs`): one loop over its rows. `fall` (if any) is
-    /// entered by the segment before (row 0), `enter` by the br_table or the entry block (row
-    /// `start - first`, `first` = the run's first rule relative to the partition); `next`
-    /// follows the run.
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        &mut self,
-        plan: &Plan,
-        run: &Run,
-        first: u32,
-        start: Value,
-        fall: Option<Block>,
-        enter: Block,
-        next: Block,
-    ) {
-        let pre = self.b.create_block();
-        let idx0 = self.b.append_block_param(pre, types::I32);
-        let head = self.b.create_block();
-        let i = self.b.append_block_param(head, types::I32);
-        // Address of row i in column A (an induction variable: no multiply per row).
-        let pa = self.b.append_block_param(head, types::I64);
-        let body = self.b.create_block();
-        let full = self.b.create_block();
-        let hit = self.b.create_block();
+    /// A classified run (`runs`), the whole partition: look the first rule that can match up
+    /// (`env::h_first`, the classifier's one walk), run it from its row or through the
+    /// interpreter (`env::h_rule`), and look again from the next rule while none ends the
+    /// traversal. A packet missing a key field walks the run rule by rule through the
+    /// interpreter. `start` is the entry position relative to the run.
+    fn classified(&mut self, plan: &Plan, run: &Run, start: Value) {
+        let look = self.b.create_block();
+        let from = self.b.append_block_param(look, types::I32);
+        let found = self.b.create_block();
+        let pos = self.b.append_block_param(found, types::I32);
+        let fast = self.b.create_block();
         let count = self.b.create_block();
         let after = self.b.create_block();
+        let slow = self.b.create_block();
+        let next = self.b.create_block();
+        let np = self.b.append_block_param(next, types::I32);
         let leave = self.b.create_block();
-        let step = self.b.create_block();
+        let lcode = self.b.append_block_param(leave, types::I32);
+        let lpos = self.b.append_block_param(leave, types::I32);
+        let linear = self.b.create_block();
+        let lin_pos = self.b.append_block_param(linear, types::I32);
+        let lin_run = self.b.create_block();
+        let end = self.b.create_block();
 
-        if let Some(fall) = fall {
-            self.b.switch_to_block(fall);
-            self.b.seal_block(fall);
-            let z = self.iconst(0);
-            self.b.ins().jump(pre, &[z.into()]);
-        }
-        self.b.switch_to_block(enter);
-        self.b.seal_block(enter);
-        let ix = self.b.ins().iadd_imm_u(start, k(first.wrapping_neg()));
-        self.b.ins().jump(pre, &[ix.into()]);
+        let from0 = self.b.ins().iadd_imm_u(start, k(run.start));
+        self.b.ins().jump(look, &[from0.into()]);
 
-        // Preheader: every field once (branch-free), the mask of present fields.
-        self.b.switch_to_block(pre);
-        self.b.seal_block(pre);
-        let mut okmask: Option<Value> = None;
-        let mut always = 0u32;
-        let mut vals = Vec::with_capacity(run.fields.len());
-        for (j, f) in run.fields.iter().enumerate() {
-            let (ok, v) = match *f {
-                Field::Payload { base, off, len } => match self.bases[base_ix(base)] {
-                    Some(bv) => {
-                        let (ok, addr) =
-                            bounds::clamped_addr(&mut self.b, self.a, bv, off, len, self.zero);
-                        (Some(ok), bounds::load_words(&mut self.b, addr, len)[0])
-                    }
-                    None => {
-                        let f = self.b.ins().iconst(types::I8, 0);
-                        (Some(f), self.iconst(0))
-                    }
-                },
-                Field::Meta(key) => self.meta_word(key),
-            };
-            vals.push(v);
-            match ok {
-                None => always |= 1 << j,
-                Some(ok) => {
-                    let w = self.b.ins().uextend(types::I32, ok);
-                    let w = self.b.ins().ishl_imm_u(w, j as i64);
-                    okmask = Some(match okmask {
-                        Some(m) => self.b.ins().bor(m, w),
-                        None => w,
-                    });
-                }
-            }
-        }
-        // Bits of required fields that are missing (bit 31, NEVER, is always "missing").
-        let notok = match okmask {
-            Some(m) => {
-                let m = self.b.ins().bor_imm_u(m, k(always));
-                self.b.ins().bnot(m)
-            }
-            None => self.iconst(!always),
-        };
-        let tab = plan.table.as_ptr() as usize;
-        let ta = self
+        // look(from): the classifier's answer; u32::MAX when the key is incomplete.
+        self.b.switch_to_block(look);
+        let h = self
             .b
             .ins()
-            .iconst(types::I64, (tab + 4 * run.a_off) as i64);
-        let tb = self
+            .iconst(types::I64, env::h_first as *const () as usize as i64);
+        let c = self.iconst(run.cls);
+        let call = self
             .b
             .ins()
-            .iconst(types::I64, (tab + 4 * run.b_off) as i64);
-        let a_stride = 12 * run.pivots.len() as i64;
-        let i0 = self.b.ins().uextend(types::I64, idx0);
-        let i0 = self.b.ins().imul_imm_u(i0, a_stride);
-        let pa0 = self.b.ins().iadd(ta, i0);
-        self.b.ins().jump(head, &[idx0.into(), pa0.into()]);
-
-        // head(i): past the last row → next segment.
-        self.b.switch_to_block(head);
-        let done = self
+            .call_indirect(self.hsig, h, &[self.env, self.a.st, c, from]);
+        let p = self.b.inst_results(call)[0];
+        let incomplete = self.b.ins().icmp_imm_u(IntCC::Equal, p, k(u32::MAX));
+        let cont = self.b.create_block();
+        self.b
+            .ins()
+            .brif(incomplete, linear, &[from.into()], cont, &[]);
+        self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
+        let past = self
             .b
             .ins()
-            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, i, k(run.len()));
-        self.b.ins().brif(done, next, &[], body, &[]);
+            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, p, k(run.end));
+        self.b.ins().brif(past, end, &[], found, &[p.into()]);
 
+        // found(pos): its row.
+        self.b.switch_to_block(found);
+        self.b.seal_block(found);
+        let tab = plan.table.as_ptr() as usize + 4 * run.rows;
         let tf = MemFlagsData::trusted().with_readonly();
-        // One failing test: ((v & mask) - lo) > d, or <= d when negated.
-        let slot_fails = |tx: &mut Self, base: Value, at: i32, v: Value, neq: bool| {
-            let m = tx.b.ins().load(types::I32, tf, base, at);
-            let lo = tx.b.ins().load(types::I32, tf, base, at + 4);
-            let d = tx.b.ins().load(types::I32, tf, base, at + 8);
-            let x = tx.b.ins().band(v, m);
-            let x = tx.b.ins().isub(x, lo);
-            let cc = if neq {
-                IntCC::UnsignedLessThanOrEqual
-            } else {
-                IntCC::UnsignedGreaterThan
-            };
-            tx.b.ins().icmp(cc, x, d)
-        };
+        let rel = self.b.ins().iadd_imm_u(pos, k(run.start.wrapping_neg()));
+        let rel = self.b.ins().uextend(types::I64, rel);
+        let off = self.b.ins().imul_imm_u(rel, (4 * ROW) as i64);
+        let base = self.b.ins().iconst(types::I64, tab as i64);
+        let row = self.b.ins().iadd(base, off);
+        let flags = self.b.ins().load(types::I32, tf, row, 0);
+        let is_fast = self.b.ins().band_imm_u(flags, k(FAST));
+        self.b.ins().brif(is_fast, fast, &[], slow, &[]);
 
-        // body: the pivot tests from column A, branch-free, one branch.
-        self.b.switch_to_block(body);
-        self.b.seal_block(body);
-        if run.pivots.is_empty() {
-            self.b.ins().jump(full, &[]);
-        } else {
-            let mut fail: Option<Value> = None;
-            for (n, &p) in run.pivots.iter().enumerate() {
-                let (fj, neq) = run.slots[p];
-                let f = slot_fails(self, pa, 12 * n as i32, vals[fj], neq);
-                fail = Some(match fail {
-                    Some(x) => self.b.ins().bor(x, f),
-                    None => f,
-                });
-            }
-            if let Some(fail) = fail {
-                self.b.ins().brif(fail, step, &[], full, &[]);
-            }
-        }
-
-        // full: required fields, then every other slot, one branch.
-        self.b.switch_to_block(full);
-        self.b.seal_block(full);
-        let i64v = self.b.ins().uextend(types::I64, i);
-        let off = self.b.ins().imul_imm_u(i64v, (4 * run.b_stride) as i64);
-        let pb = self.b.ins().iadd(tb, off);
-        let req = self.b.ins().load(types::I32, tf, pb, 0);
-        let bad = self.b.ins().band(req, notok);
-        let mut fail = self.b.ins().icmp_imm_u(IntCC::NotEqual, bad, 0);
-        let mut at = 4;
-        let others: Vec<(usize, bool)> = run.other_slots().collect();
-        for (fj, neq) in others {
-            let f = slot_fails(self, pb, at, vals[fj], neq);
-            fail = self.b.ins().bor(fail, f);
-            at += 12;
-        }
-        self.b.ins().brif(fail, step, &[], hit, &[]);
-
-        // hit: counter (when the rule has one), then the verdict.
-        self.b.switch_to_block(hit);
-        self.b.seal_block(hit);
-        let ctr = self.b.ins().load(types::I32, tf, pb, at);
+        // fast: counter, then the row's verdict.
+        self.b.switch_to_block(fast);
+        self.b.seal_block(fast);
+        let ctr = self.b.ins().load(types::I32, tf, row, 4);
         self.b.ins().brif(ctr, count, &[], after, &[]);
         self.b.switch_to_block(count);
         self.b.seal_block(count);
         {
             let t = MemFlagsData::trusted();
-            let base = self.b.ins().load(types::I64, t, self.env, 0);
+            let cbase = self.b.ins().load(types::I64, t, self.env, 0);
             let c = self.b.ins().uextend(types::I64, ctr);
             let c = self.b.ins().ishl_imm_u(c, 4);
-            let addr = self.b.ins().iadd(base, c);
+            let addr = self.b.ins().iadd(cbase, c);
             // Counter id + 1 was stored: step back one 16-byte counter.
             self.bump_counter_at(addr, -16);
         }
         self.b.ins().jump(after, &[]);
         self.b.switch_to_block(after);
         self.b.seal_block(after);
-        let code = self.b.ins().load(types::I32, tf, pb, at + 4);
-        let cont = self
+        let code = self.b.ins().load(types::I32, tf, row, 8);
+        let ch = self.b.ins().load(types::I32, tf, row, 12);
+        let goes_on = self
             .b
             .ins()
             .icmp_imm_u(IntCC::Equal, code, k(env::C_CONTINUE));
-        self.b.ins().brif(cont, step, &[], leave, &[]);
-
-        // leave: jump chain, resume = the rule after this row, return the code.
-        self.b.switch_to_block(leave);
-        self.b.seal_block(leave);
-        let ch = self.b.ins().load(types::I32, tf, pb, at + 8);
+        let store_ch = self.b.create_block();
+        self.b
+            .ins()
+            .brif(goes_on, next, &[pos.into()], store_ch, &[]);
+        self.b.switch_to_block(store_ch);
+        self.b.seal_block(store_ch);
         self.b.ins().store(
             MemFlagsData::trusted(),
             ch,
             self.env,
             offset_of!(Env, jump_chain) as i32,
         );
-        let r = self.b.ins().iadd_imm_u(i, k(run.start + 1));
+        self.b.ins().jump(leave, &[code.into(), pos.into()]);
+
+        // slow: the interpreter runs the rule (and sets `jump_chain` itself).
+        self.b.switch_to_block(slow);
+        self.b.seal_block(slow);
+        let code = self.rule_call(run.chain, pos);
+        let on = self.goes_on(code);
+        self.b
+            .ins()
+            .brif(on, next, &[pos.into()], leave, &[code.into(), pos.into()]);
+
+        // next(pos, flags): look again from the rule after.
+        self.b.switch_to_block(next);
+        self.b.seal_block(next);
+        let n1 = self.b.ins().iadd_imm_u(np, 1);
+        self.b.ins().jump(look, &[n1.into()]);
+        self.b.seal_block(look);
+
+        // leave(code, pos): resume after the rule, return the code (sealed at the end: the
+        // linear walk below also leaves here).
+        self.b.switch_to_block(leave);
+        let r = self.b.ins().iadd_imm_u(lpos, 1);
         self.b.ins().store(
             MemFlagsData::trusted(),
             r,
             self.env,
             offset_of!(Env, resume) as i32,
         );
-        self.b.ins().return_(&[code]);
+        self.b.ins().return_(&[lcode]);
 
-        // step: next row.
-        self.b.switch_to_block(step);
-        self.b.seal_block(step);
-        let i1 = self.b.ins().iadd_imm_u(i, 1);
-        let pa1 = self.b.ins().iadd_imm_u(pa, a_stride);
-        self.b.ins().jump(head, &[i1.into(), pa1.into()]);
-        self.b.seal_block(head);
+        // linear(pos): rule by rule through the interpreter.
+        self.b.switch_to_block(linear);
+        let past = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, lin_pos, k(run.end));
+        self.b.ins().brif(past, end, &[], lin_run, &[]);
+        self.b.switch_to_block(lin_run);
+        self.b.seal_block(lin_run);
+        let code = self.rule_call(run.chain, lin_pos);
+        let on = self.goes_on(code);
+        let n1 = self.b.ins().iadd_imm_u(lin_pos, 1);
+        self.b.ins().brif(
+            on,
+            linear,
+            &[n1.into()],
+            leave,
+            &[code.into(), lin_pos.into()],
+        );
+        self.b.seal_block(linear);
+
+        self.b.seal_block(leave);
+        self.b.switch_to_block(end);
+        self.b.seal_block(end);
+        let c = self.iconst(env::C_END);
+        self.b.ins().return_(&[c]);
+    }
+
+    /// `env::h_rule` on rule `pos` of `chain`: its code.
+    fn rule_call(&mut self, chain: u32, pos: Value) -> Value {
+        let h = self
+            .b
+            .ins()
+            .iconst(types::I64, env::h_rule as *const () as usize as i64);
+        let c = self.iconst(chain);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.hsig, h, &[self.env, self.a.st, c, pos]);
+        self.b.inst_results(call)[0]
+    }
+
+    /// The code says "next rule" (continue or break).
+    fn goes_on(&mut self, code: Value) -> Value {
+        let c = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::Equal, code, k(env::C_CONTINUE));
+        let b = self.b.ins().icmp_imm_u(IntCC::Equal, code, k(env::C_BREAK));
+        self.b.ins().bor(c, b)
     }
 
     fn ct(&mut self, key: CtKey, dir: Option<CtDir>, dreg: Reg, next: Block) {

@@ -1,7 +1,8 @@
 //! The per-packet environment native code and helpers share (`Env`, `#[repr(C)]`), the return
 //! codes of a compiled partition, and the Rust helper functions native code calls for rare or
 //! complex instructions (limit, log, reject, notrack, NAT, payload writes, exthdr, large set
-//! lookups, object-map lookups, meta/ct set). Helpers are ordinary safe `extern "C"` functions
+//! lookups, object-map lookups, meta/ct set), for classifier lookups and for the rules of a
+//! classified run that do not run from their row. Helpers are ordinary safe `extern "C"` functions
 //! taking references; native code passes them the pointers it was given by the one call site
 //! in `native`.
 //!
@@ -90,6 +91,34 @@ impl Env<'_> {
             _ => 0,
         }
     }
+}
+
+/// Classifier `cls`'s first rule that can match at or after position `from` (its run's end
+/// when none), `u32::MAX` when a key field is absent (walk the run rule by rule): the key and
+/// the walk are the interpreter's (`nfr_vm::classify`).
+pub(crate) extern "C" fn h_first(env: &mut Env<'_>, st: &mut PktState, cls: u32, from: u32) -> u32 {
+    let Some(c) = env.prog.program().classifiers.get(cls as usize) else {
+        return u32::MAX;
+    };
+    let mut key = [0u32; nfr_vm::classify::MAX_DIMS];
+    if !nfr_vm::interp::classify_key(c, env.pkt, st, &mut key) {
+        return u32::MAX;
+    }
+    c.first(&key, from).unwrap_or(c.end)
+}
+
+/// Run rule `pos` of `chain` with the interpreter: `C_CONTINUE` when it ran to its end,
+/// `C_BREAK` when it did not match, else its verdict's code (`Env::jump_chain` set for jump and
+/// goto).
+pub(crate) extern "C" fn h_rule(env: &mut Env<'_>, st: &mut PktState, chain: u32, pos: u32) -> u32 {
+    let v = env
+        .prog
+        .run_rule(env.state, nfr_vm::ChainId(chain), pos, env.pkt, st, env.fx);
+    let (code, ch) = verdict_code(v);
+    if let Some(ch) = ch {
+        env.jump_chain = ch;
+    }
+    code
 }
 
 /// Evaluate instruction `idx` (one the code generator hands to Rust) for rule `rule`; returns

@@ -34,15 +34,15 @@
 //!
 //! * `codegen`: one Cranelift function per *partition* (consecutive rules of a chain, at most
 //!   `JitOptions::partition_insns` instructions) — compile time stays linear.
-//! * `runs`: rule-run classifiers. Consecutive *table-shaped* rules (tests on single-word
-//!   payload/meta fields — cmp, range, prefix masks —, at most one counter, a verdict or none)
-//!   compile to ONE loop over a constant row table owned by the `JitProgram`, in a partition
-//!   of their own, so code size and Cranelift time grow with the number of runs, not rules.
-//!   Rows are matched first-match in rule order with the interpreter's counters and verdicts.
+//! * `runs`: classified runs. Every classifier of the program (`nfr_vm::classify`, built at
+//!   lowering) is a partition of its own: it asks the classifier for the first rule that can
+//!   match and runs that rule from a row of constants (counter, verdict) when its analysis is
+//!   exact, or through the interpreter otherwise, so code size and Cranelift time grow with
+//!   the number of runs, not of rules.
 //! * `bounds`: the one place where packet loads are bounds-checked (out of bounds = NFT_BREAK).
 //! * `env`: the `#[repr(C)]` environment and the Rust helpers that native code calls for rare
 //!   instructions (limit, log, reject, notrack, NAT, payload write, exthdr, large set lookups,
-//!   meta/ct set).
+//!   meta/ct set), classifier lookups and the rules the interpreter runs.
 //! * `native`: the only `unsafe` code — calling a compiled partition, freeing the code memory.
 //! * `JitProgram::run` is `nft_do_chain`'s driver loop: partitions return a code (terminal
 //!   verdict, jump, goto, return, end of partition); jumps use a 16-deep stack exactly like
@@ -50,21 +50,11 @@
 //!
 //! # Compile time and the default options
 //!
-//! Measured on ClassBench chains (`cargo test --release -p nfr-jit --test classbench --
-//! --nocapture`, 2 shared cores): with every rule unrolled, Cranelift's per-function work
-//! dominated (`define_function` ~90% of the time; building the IR ~7%, finalize <1%) at
-//! ~60–100 µs per rule — 1K rules 60–240 ms, 10K 0.6–1.8 s — whatever the lever:
-//! `OptLevel::None` saved ~30%, `regalloc_algorithm=single_pass` nothing measurable,
-//! partitions of 256 or 8192 instructions were no better than 2048. Rule runs remove the
-//! per-rule code: ClassBench 1K rules compile in 2–18 ms, 10K in 30–70 ms (most of it
-//! classifying rules and laying out the table), with `OptLevel::None` and `Speed` alike.
-//!
-//! The default is `OptLevel::None`: side by side (`cargo bench -p nfr-jit --bench
-//! jit_vs_interp`, `NFC_JIT_BENCH_OPT=none` vs default) the run loops and the unrolled
-//! ClassBench code ran at the same speed under both levels (within 3%, the machine's noise),
-//! while `Speed` costs 30–50% more compile time on unrolled rules. Run loops are 2.2×
-//! (10 rules) to 5.8× (10K) faster than the interpreter; fully unrolled code is 2.7–3.8×
-//! faster up to 1K rules but slower than the interpreter at 10K (instruction cache).
+//! Cranelift's per-function work dominates compile time for unrolled rules (`define_function`
+//! most of it), so rule runs that a classifier covers compile to one small function each,
+//! and unrolled rules are split into partitions of `JitOptions::partition_insns`
+//! instructions. The default is `OptLevel::None`: `Speed` ran no faster on these functions
+//! and compiles unrolled rules more slowly (measurements: docs/PERFORMANCE.md).
 //!
 //! Differences from the interpreter, all invisible in results: `State::insns_executed` is not
 //! updated by native code; with `Effects::trace_enabled`, or a `State` that does not fit the
@@ -109,13 +99,10 @@ pub struct JitOptions {
     pub partition_insns: usize,
     /// Run Cranelift's IR verifier on every function (on by default in debug builds).
     pub verify_ir: bool,
-    /// Runs of at least this many consecutive table-shaped rules become one loop over a row
-    /// table (`runs` module); 0 compiles every rule as unrolled code.
-    pub min_run: usize,
 }
 
 impl Default for JitOptions {
-    /// `none`, 2048-instruction partitions, rule runs from 4 rules: see "Compile time and the
+    /// `none`, 2048-instruction partitions: see "Compile time and the
     /// default options" in the crate docs (measurements in `tests/classbench.rs` and
     /// `benches/jit_vs_interp.rs`).
     fn default() -> Self {
@@ -123,7 +110,6 @@ impl Default for JitOptions {
             opt_level: OptLevel::None,
             partition_insns: 2048,
             verify_ir: cfg!(debug_assertions),
-            min_run: 4,
         }
     }
 }
@@ -256,7 +242,7 @@ impl JitProgram {
             .map(|_| ChainParts::default())
             .collect();
         let sig = codegen::part_signature(isa.default_call_conv());
-        let plan = runs::plan(prog, opts.min_run);
+        let plan = runs::plan(prog);
         build_all(prog, &plan, opts, &isa, |part, func| {
             let id = module
                 .declare_anonymous_function(&sig)
@@ -299,7 +285,7 @@ impl JitProgram {
         self.nfuncs
     }
 
-    /// Number of rule runs compiled as loops over a row table (see `JitOptions::min_run`).
+    /// Number of classified runs (the program's classifiers), each a partition of its own.
     pub fn runs(&self) -> usize {
         self.nruns
     }
@@ -382,11 +368,11 @@ impl JitProgram {
 
 /// The Cranelift IR of every partition as text (`nfc compile --emit clif`), before
 /// optimisation, each function preceded by a `; chain NAME (#ID) rules A..B` line (plus
-/// `, table loops over rules C..D, ...` for the rule runs compiled as loops).
+/// `, classified rules C..D` for a classified run).
 pub fn clif(prog: &VerifiedProgram) -> Result<String, JitError> {
     let opts = JitOptions::default();
     let isa = isa(&opts)?;
-    let plan = runs::plan(prog, opts.min_run);
+    let plan = runs::plan(prog);
     let mut out = String::new();
     build_all(prog, &plan, &opts, &isa, |part, func| {
         let name = prog
@@ -404,7 +390,7 @@ pub fn clif(prog: &VerifiedProgram) -> Result<String, JitError> {
         let loops = if loops.is_empty() {
             String::new()
         } else {
-            format!(", table loops over rules {}", loops.join(", "))
+            format!(", classified rules {}", loops.join(", "))
         };
         out.push_str(&format!(
             "; chain {name} (#{}) rules {}..{}{loops}\n{}\n",

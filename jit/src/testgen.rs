@@ -874,6 +874,17 @@ pub fn random_program(r: &mut Rng) -> VerifiedProgram {
     }
 }
 
+/// The same program with classifiers over every run of at least `min_rules` rules (default
+/// options otherwise).
+pub fn classified(prog: &VerifiedProgram, min_rules: usize) -> VerifiedProgram {
+    let mut p = prog.program().clone();
+    p.classify(&nfr_vm::classify::ClassifyOptions {
+        min_rules,
+        ..Default::default()
+    });
+    p.verify().expect("classifiers verify")
+}
+
 /// The same program with classifiers over its runs, built with random small options (so that
 /// trees, groups, lists and the byte cap all get exercised).
 pub fn with_classifiers(prog: &VerifiedProgram, r: &mut Rng) -> VerifiedProgram {
@@ -1155,11 +1166,12 @@ pub fn packet_set(r: &mut Rng, nbase: usize) -> Vec<(Vec<u8>, PktState)> {
 }
 
 /// One `jit_diff` fuzz input (also replayed by `tests/fuzz_seeds.rs`): byte 0 picks the
-/// options — bit 0 opt level none/speed, bit 1 tiny partitions (3 insns), bits 2–3 `min_run`
-/// (0 = every rule unrolled, 1, 2, 4 = the default) — and the rest is the generator's tape.
-/// Compiles the program (IR verifier on) and compares the JIT with the interpreter on two
-/// base packets with every truncation. `Ok(pairs)`, or what went wrong (a verified program
-/// that does not compile is an error too).
+/// options — bit 0 opt level none/speed, bit 1 tiny partitions (3 insns), bit 2 classifiers
+/// over the program's runs (built with random options, see [`with_classifiers`]) — and the
+/// rest is the generator's tape. Compiles the program (IR verifier on) and compares the JIT
+/// with the interpreter walking the chains rule by rule, on two base packets with every
+/// truncation (and, with classifiers, aimed packets). `Ok(pairs)`, or what went wrong (a
+/// verified program that does not compile is an error too).
 pub fn diff_input(data: &[u8]) -> Result<usize, String> {
     let Some((&flags, tape)) = data.split_first() else {
         return Ok(0);
@@ -1172,13 +1184,21 @@ pub fn diff_input(data: &[u8]) -> Result<usize, String> {
         },
         partition_insns: if flags & 2 != 0 { 3 } else { 2048 },
         verify_ir: true,
-        min_run: [0, 1, 2, 4][usize::from((flags >> 2) & 3)],
     };
     let mut r = Rng::from_tape(tape);
     let prog = random_program(&mut r);
-    let jit = JitProgram::compile_with(&prog, &opts)
+    let compiled = if flags & 4 != 0 {
+        with_classifiers(&prog, &mut r)
+    } else {
+        prog.clone()
+    };
+    let jit = JitProgram::compile_with(&compiled, &opts)
         .map_err(|e| format!("a verified program does not compile: {e}"))?;
-    let pkts = packet_set(&mut r, 2);
+    let mut pkts = packet_set(&mut r, 2);
+    if flags & 4 != 0 {
+        aim_packets(&compiled, &mut pkts, &mut r);
+        pkts.extend(aimed_set(&compiled, &mut r, 8));
+    }
     compare(&prog, &jit, &pkts).map_err(|e| {
         format!(
             "jit != interp: {e}\nprogram:\n{}",

@@ -1,6 +1,7 @@
-//! ClassBench rule sets as linear chains: JIT == interpreter on the whole trace, and compile
-//! times printed for 1K and 10K rules — rule runs at both optimisation levels, and every rule
-//! unrolled (no timed assertions; run
+//! ClassBench rule sets: the interpreter with classifiers and the JIT (classified, and every
+//! rule unrolled) against the interpreter walking the linear chain, packet by packet (verdict
+//! and every counter) over the whole trace; classifier build and compile times printed for 1K
+//! and 10K rules (no timed assertions; run
 //! `cargo test --release -p nfr-jit --test classbench -- --nocapture` to read them).
 //! Skips (with a message) when `shared/corpus` is absent.
 
@@ -34,31 +35,43 @@ fn classbench_jit_equals_interpreter_and_compile_times() {
                 .map(|t| cb::packet(*t))
                 .collect();
             let mut times = Vec::new();
-            // (label, opt level, min_run): the default rule runs at both levels, then every
-            // rule unrolled (compared on every 10th packet only: the interpreter is slow).
-            for (label, opt, min_run) in [
-                ("runs/none", OptLevel::None, 4),
-                ("runs/speed", OptLevel::Speed, 4),
-                ("unrolled/none", OptLevel::None, 0),
+            // Classifiers: build time, then the interpreter with them against the linear chain.
+            let t = Instant::now();
+            let cls = common::classified(&prog, 4);
+            times.push(("classify", t.elapsed(), cls.program().classifiers.len()));
+            let n = common::compare_with(
+                &prog,
+                |s, c, b, st, fx| prog.run(s, c, b, st, fx),
+                |s, c, b, st, fx| cls.run(s, c, b, st, fx),
+                &pkts,
+            )
+            .unwrap_or_else(|e| panic!("classified interpreter: {e}"));
+            assert_eq!(n, pkts.len());
+            // The JIT over the classified program at both levels, then every rule unrolled
+            // (compared on every 10th packet only: the linear interpreter is slow).
+            for (label, opt, p) in [
+                ("classified/none", OptLevel::None, &cls),
+                ("classified/speed", OptLevel::Speed, &cls),
+                ("unrolled/none", OptLevel::None, &prog),
             ] {
                 let opts = JitOptions {
                     opt_level: opt,
                     verify_ir: false,
-                    min_run,
                     ..JitOptions::default()
                 };
                 let t = Instant::now();
-                let jit = JitProgram::compile_with(&prog, &opts).expect("compiles");
+                let jit = JitProgram::compile_with(p, &opts).expect("compiles");
                 times.push((label, t.elapsed(), jit.functions()));
+                let unrolled = std::ptr::eq(p, &prog);
                 let some: Vec<_> = pkts
                     .iter()
-                    .step_by(if min_run == 0 { 10 } else { 1 })
+                    .step_by(if unrolled { 10 } else { 1 })
                     .cloned()
                     .collect();
                 let n = common::compare(&prog, &jit, &some).unwrap_or_else(|e| panic!("{e}"));
                 assert_eq!(n, some.len());
-                if min_run > 0 {
-                    assert!(jit.runs() >= 1, "{label}: no rule run");
+                if !unrolled {
+                    assert!(jit.runs() >= 1, "{label}: no classified run");
                 }
             }
             println!(

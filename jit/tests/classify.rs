@@ -1,10 +1,11 @@
 //! Classifiers against the linear chain: random programs (with runs of classifiable rules of
 //! random shapes) × random packets (every truncation), the interpreter walking the chain rule by
-//! rule against the interpreter and the JIT using classifiers built with random options —
+//! rule against the interpreter and against the JIT, both using classifiers built with random
+//! options —
 //! verdict, counters, limits, PktState after, every Effects field.
 //!
 //! `NFC_CLASSIFY_PAIRS=1000000 cargo test -p nfr-jit --release --test classify -- --nocapture`
-//! runs the seeded loop up to that many pairs per engine (CI runs a small count).
+//! runs the seeded loop up to that many pairs (each compared on both engines) (CI runs a small count).
 
 mod common;
 use common::*;
@@ -37,11 +38,28 @@ fn classifiers_equal_the_linear_chain() {
                 cls.program().classifiers
             )
         });
-        pairs += n;
+        let opts = nfr_jit::JitOptions {
+            opt_level: if programs % 2 == 0 {
+                nfr_jit::OptLevel::None
+            } else {
+                nfr_jit::OptLevel::Speed
+            },
+            partition_insns: if programs % 3 == 0 { 3 } else { 2048 },
+            ..Default::default()
+        };
+        let jit = nfr_jit::JitProgram::compile_with(&cls, &opts)
+            .unwrap_or_else(|e| panic!("seed {programs}: compile failed: {e}"));
+        let m = compare(&prog, &jit, &pkts).unwrap_or_else(|e| {
+            panic!(
+                "seed {programs}: linear != jit: {e}\nprogram:\n{}",
+                nfr_vm::print::print_program(prog.program())
+            )
+        });
+        pairs += n.min(m);
         programs += 1;
     }
     println!(
-        "linear == classified on {pairs} pairs over {programs} programs ({classifiers} classifiers)"
+        "linear == classified interpreter == classified JIT on {pairs} pairs over {programs} programs ({classifiers} classifiers)"
     );
     assert!(classifiers > 0);
 }

@@ -9,13 +9,23 @@ use common::*;
 use nfr_jit::{JitOptions, JitProgram, OptLevel};
 use proptest::prelude::{ProptestConfig, any, prop_assert, proptest};
 
-/// Pairs compared and rule runs (table loops) compiled for one seed.
+/// Pairs compared and classified runs compiled for one seed (every other seed with
+/// classifiers, compared with the interpreter walking rule by rule).
 fn check_seed(seed: u64, opts: &JitOptions) -> Result<(usize, usize), String> {
     let mut r = Rng::new(seed);
     let prog = random_program(&mut r);
-    let jit = JitProgram::compile_with(&prog, opts)
+    let compiled = if seed % 2 == 1 {
+        with_classifiers(&prog, &mut r)
+    } else {
+        prog.clone()
+    };
+    let jit = JitProgram::compile_with(&compiled, opts)
         .map_err(|e| format!("seed {seed}: compile failed: {e}"))?;
-    let pkts = packet_set(&mut r, 4);
+    let mut pkts = packet_set(&mut r, 4);
+    if seed % 2 == 1 {
+        aim_packets(&compiled, &mut pkts, &mut r);
+        pkts.extend(aimed_set(&compiled, &mut r, 20));
+    }
     compare(&prog, &jit, &pkts)
         .map(|n| (n, jit.runs()))
         .map_err(|e| {
@@ -44,8 +54,6 @@ fn seeded_jit_equals_interpreter() {
             OptLevel::None
         };
         opts.partition_insns = if programs.is_multiple_of(3) { 3 } else { 2048 };
-        // Rule runs as table loops: from single rules on, never, or the default.
-        opts.min_run = [1, 0, 4, 2][(programs % 4) as usize];
         match check_seed(programs, &opts) {
             Ok((n, r)) => {
                 pairs += n;
@@ -56,18 +64,17 @@ fn seeded_jit_equals_interpreter() {
         programs += 1;
     }
     println!(
-        "jit == interp on {pairs} (program, packet) pairs over {programs} programs ({runs} rule runs compiled as table loops)"
+        "jit == interp on {pairs} (program, packet) pairs over {programs} programs ({runs} classified runs)"
     );
-    assert!(runs > 0, "the generator made no rule runs");
+    assert!(runs > 0, "the generator made no classified runs");
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn prop_jit_equals_interpreter(seed in any::<u64>(), tiny in any::<bool>(), min_run in 0usize..3) {
+    fn prop_jit_equals_interpreter(seed in any::<u64>(), tiny in any::<bool>()) {
         let opts = JitOptions {
             partition_insns: if tiny { 2 } else { 2048 },
-            min_run,
             ..JitOptions::default()
         };
         if let Err(e) = check_seed(seed ^ 0x5eed, &opts) {

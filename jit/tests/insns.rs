@@ -3,7 +3,7 @@
 //! (counters, limits, PktState, Effects).
 
 mod common;
-use common::{Rng, compare, random_pkt_state};
+use common::{Rng, classified, compare, random_pkt_state};
 use nfr_jit::{JitOptions, JitProgram, OptLevel};
 use nfr_vm::insn::*;
 use nfr_vm::pkt::{self, PktState, ct_state, ifname};
@@ -19,8 +19,7 @@ fn accept() -> Insn {
     Insn::ImmVerdict(ChainVerdict::Accept)
 }
 
-/// Default options; unrolled code only, tiny partitions; `speed` with every rule run as a
-/// table loop.
+/// Default options; tiny partitions; `speed`.
 fn both_opts() -> [JitOptions; 3] {
     [
         JitOptions::default(),
@@ -28,22 +27,22 @@ fn both_opts() -> [JitOptions; 3] {
             opt_level: OptLevel::None,
             partition_insns: 1,
             verify_ir: true,
-            min_run: 0,
         },
         JitOptions {
             opt_level: OptLevel::Speed,
             verify_ir: true,
-            min_run: 1,
             ..JitOptions::default()
         },
     ]
 }
 
-/// Run `pkt` with `st` through both engines; assert equal outcomes and return the verdict.
+/// Run `pkt` with `st` through both engines, the JIT also with classifiers over every run of
+/// rules; assert equal outcomes and return the verdict.
 fn run(prog: &VerifiedProgram, pkt: &[u8], st: &PktState) -> Verdict {
     let mut out = None;
-    for o in both_opts() {
-        let jit = JitProgram::compile_with(prog, &o).expect("compiles");
+    let cls = classified(prog, 1);
+    for (o, p) in both_opts().into_iter().zip([prog, prog, &cls]) {
+        let jit = JitProgram::compile_with(p, &o).expect("compiles");
         compare(prog, &jit, &[(pkt.to_vec(), st.clone())]).unwrap_or_else(|e| panic!("{e}"));
         let mut s = State::new(prog);
         let mut st2 = st.clone();
@@ -568,11 +567,9 @@ fn rule_runs_first_match_counters_jump_and_resume() {
     other[19] = 2;
     assert_eq!(run(&prog, &other[..22], &cut), Verdict::Drop);
 
-    for o in both_opts() {
-        let jit = JitProgram::compile_with(&prog, &o).unwrap();
-        if o.min_run == 4 || o.min_run == 1 {
-            assert_eq!(jit.runs(), if o.min_run == 4 { 1 } else { 2 }, "{o:?}");
-        }
+    let cls = classified(&prog, 1);
+    for (o, p) in both_opts().into_iter().zip([&prog, &prog, &cls]) {
+        let jit = JitProgram::compile_with(p, &o).unwrap();
         let mut s = State::new(&prog);
         let mut st = full.clone();
         let v = jit.run(&mut s, base, &pkt, &mut st, &mut Effects::default());

@@ -24,7 +24,7 @@ use crate::insn::{
 use crate::pkt::{self, PktState, ct_state};
 use crate::program::{ChainKind, Counter, ElemData, Obj, Policy};
 use crate::verdict::{ChainVerdict, NFT_JUMP_STACK_SIZE, Verdict};
-use crate::verify::{LimitParams, VerifiedProgram};
+use crate::verify::{LimitParams, RuleDp, VerifiedProgram};
 use std::cmp::Ordering;
 
 /// Token bucket state of one `limit`; `repr(C)` so native code can update it.
@@ -265,7 +265,6 @@ impl VerifiedProgram {
         fx: &mut Effects,
     ) -> Verdict {
         let prog = &self.prog;
-        let insns = prog.insns.as_slice();
         let mut regs: Regs = [0; NFT_REG32_COUNT];
         let mut stack: [(ChainId, usize); NFT_JUMP_STACK_SIZE] =
             [(ChainId(0), 0); NFT_JUMP_STACK_SIZE];
@@ -311,122 +310,7 @@ impl VerifiedProgram {
                 continue;
             };
             pos += 1;
-            let mut verdict = ChainVerdict::Continue;
-            let ops = self
-                .ops
-                .get(rule.op_start as usize..rule.op_end as usize)
-                .unwrap_or(&[]);
-            for op in ops {
-                executed += 1;
-                match *op {
-                    Op::LoadNh { off, len, dreg } => {
-                        if !load_fast(&mut regs, pkt, usize::from(st.nhoff), off, len, dreg) {
-                            verdict = ChainVerdict::Break;
-                        }
-                    }
-                    Op::LoadTh { off, len, dreg } => {
-                        if !st.transport_ok()
-                            || !load_fast(&mut regs, pkt, usize::from(st.thoff), off, len, dreg)
-                        {
-                            verdict = ChainVerdict::Break;
-                        }
-                    }
-                    Op::LoadNhCmp {
-                        off,
-                        len,
-                        dreg,
-                        neq,
-                        mask,
-                        data,
-                    } => {
-                        if !load_fast(&mut regs, pkt, usize::from(st.nhoff), off, len, dreg) {
-                            verdict = ChainVerdict::Break;
-                        } else {
-                            executed += 1;
-                            if ((regs[usize::from(dreg & 15)] & mask) == data) == neq {
-                                verdict = ChainVerdict::Break;
-                            }
-                        }
-                    }
-                    Op::LoadThCmp {
-                        off,
-                        len,
-                        dreg,
-                        neq,
-                        mask,
-                        data,
-                    } => {
-                        if !st.transport_ok()
-                            || !load_fast(&mut regs, pkt, usize::from(st.thoff), off, len, dreg)
-                        {
-                            verdict = ChainVerdict::Break;
-                        } else {
-                            executed += 1;
-                            if ((regs[usize::from(dreg & 15)] & mask) == data) == neq {
-                                verdict = ChainVerdict::Break;
-                            }
-                        }
-                    }
-                    Op::L4protoCmp { dreg, neq, data } => {
-                        if !st.has_th {
-                            verdict = ChainVerdict::Break;
-                        } else {
-                            executed += 1;
-                            let v = u32::from(st.l4proto);
-                            regs[usize::from(dreg & 15)] = v;
-                            if (v == data) == neq {
-                                verdict = ChainVerdict::Break;
-                            }
-                        }
-                    }
-                    Op::CmpEq {
-                        sreg,
-                        neq,
-                        mask,
-                        data,
-                    } => {
-                        if ((regs[usize::from(sreg & 15)] & mask) == data) == neq {
-                            verdict = ChainVerdict::Break;
-                        }
-                    }
-                    Op::Range32 {
-                        sreg,
-                        neq,
-                        mask,
-                        from_be,
-                        to_be,
-                    } => {
-                        let v = (regs[usize::from(sreg & 15)] & mask).swap_bytes();
-                        if (from_be <= v && v <= to_be) == neq {
-                            verdict = ChainVerdict::Break;
-                        }
-                    }
-                    Op::MaskXor32 {
-                        sreg,
-                        dreg,
-                        mask,
-                        xor,
-                    } => {
-                        regs[usize::from(dreg & 15)] = (regs[usize::from(sreg & 15)] & mask) ^ xor;
-                    }
-                    Op::Imm32 { dreg, v } => regs[usize::from(dreg & 15)] = v,
-                    Op::CtState { dreg } => regs[usize::from(dreg & 15)] = st.ct_state,
-                    Op::Meta { key, dreg } => {
-                        if !meta_get(key, Reg(dreg), &mut regs, st) {
-                            verdict = ChainVerdict::Break;
-                        }
-                    }
-                    Op::Verdict(v) => verdict = v,
-                    Op::Generic(i) => {
-                        if let Some(insn) = insns.get(i as usize) {
-                            self.eval(insn, &mut regs, &mut verdict, state, pkt, st, fx, rule.id);
-                        }
-                    }
-                }
-                if verdict != ChainVerdict::Continue {
-                    break;
-                }
-            }
+            let verdict = self.exec_rule(rule, &mut regs, &mut executed, state, pkt, st, fx);
             if trace {
                 fx.trace.push(TraceEvent::Rule {
                     chain: cur,
@@ -484,6 +368,163 @@ impl VerifiedProgram {
         };
         state.insns_executed += executed;
         out
+    }
+
+    /// Evaluate one rule (its fast-path ops) on `regs`: the rule's verdict (`Break` when it
+    /// did not match, `Continue` when it ran to its end). Counts executed instructions.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn exec_rule(
+        &self,
+        rule: &RuleDp,
+        regs: &mut Regs,
+        executed: &mut u64,
+        state: &mut State,
+        pkt: &[u8],
+        st: &mut PktState,
+        fx: &mut Effects,
+    ) -> ChainVerdict {
+        let insns = self.prog.insns.as_slice();
+        let mut verdict = ChainVerdict::Continue;
+        let ops = self
+            .ops
+            .get(rule.op_start as usize..rule.op_end as usize)
+            .unwrap_or(&[]);
+        for op in ops {
+            *executed += 1;
+            match *op {
+                Op::LoadNh { off, len, dreg } => {
+                    if !load_fast(regs, pkt, usize::from(st.nhoff), off, len, dreg) {
+                        verdict = ChainVerdict::Break;
+                    }
+                }
+                Op::LoadTh { off, len, dreg } => {
+                    if !st.transport_ok()
+                        || !load_fast(regs, pkt, usize::from(st.thoff), off, len, dreg)
+                    {
+                        verdict = ChainVerdict::Break;
+                    }
+                }
+                Op::LoadNhCmp {
+                    off,
+                    len,
+                    dreg,
+                    neq,
+                    mask,
+                    data,
+                } => {
+                    if !load_fast(regs, pkt, usize::from(st.nhoff), off, len, dreg) {
+                        verdict = ChainVerdict::Break;
+                    } else {
+                        *executed += 1;
+                        if ((regs[usize::from(dreg & 15)] & mask) == data) == neq {
+                            verdict = ChainVerdict::Break;
+                        }
+                    }
+                }
+                Op::LoadThCmp {
+                    off,
+                    len,
+                    dreg,
+                    neq,
+                    mask,
+                    data,
+                } => {
+                    if !st.transport_ok()
+                        || !load_fast(regs, pkt, usize::from(st.thoff), off, len, dreg)
+                    {
+                        verdict = ChainVerdict::Break;
+                    } else {
+                        *executed += 1;
+                        if ((regs[usize::from(dreg & 15)] & mask) == data) == neq {
+                            verdict = ChainVerdict::Break;
+                        }
+                    }
+                }
+                Op::L4protoCmp { dreg, neq, data } => {
+                    if !st.has_th {
+                        verdict = ChainVerdict::Break;
+                    } else {
+                        *executed += 1;
+                        let v = u32::from(st.l4proto);
+                        regs[usize::from(dreg & 15)] = v;
+                        if (v == data) == neq {
+                            verdict = ChainVerdict::Break;
+                        }
+                    }
+                }
+                Op::CmpEq {
+                    sreg,
+                    neq,
+                    mask,
+                    data,
+                } => {
+                    if ((regs[usize::from(sreg & 15)] & mask) == data) == neq {
+                        verdict = ChainVerdict::Break;
+                    }
+                }
+                Op::Range32 {
+                    sreg,
+                    neq,
+                    mask,
+                    from_be,
+                    to_be,
+                } => {
+                    let v = (regs[usize::from(sreg & 15)] & mask).swap_bytes();
+                    if (from_be <= v && v <= to_be) == neq {
+                        verdict = ChainVerdict::Break;
+                    }
+                }
+                Op::MaskXor32 {
+                    sreg,
+                    dreg,
+                    mask,
+                    xor,
+                } => {
+                    regs[usize::from(dreg & 15)] = (regs[usize::from(sreg & 15)] & mask) ^ xor;
+                }
+                Op::Imm32 { dreg, v } => regs[usize::from(dreg & 15)] = v,
+                Op::CtState { dreg } => regs[usize::from(dreg & 15)] = st.ct_state,
+                Op::Meta { key, dreg } => {
+                    if !meta_get(key, Reg(dreg), regs, st) {
+                        verdict = ChainVerdict::Break;
+                    }
+                }
+                Op::Verdict(v) => verdict = v,
+                Op::Generic(i) => {
+                    if let Some(insn) = insns.get(i as usize) {
+                        self.eval(insn, regs, &mut verdict, state, pkt, st, fx, rule.id);
+                    }
+                }
+            }
+            if verdict != ChainVerdict::Continue {
+                break;
+            }
+        }
+        verdict
+    }
+
+    /// Evaluate rule `pos` of `chain` alone, with fresh registers (as a traversal reaching it
+    /// would: `verify` guarantees a rule reads only registers it wrote). For the JIT, which
+    /// hands the rules it does not compile to the interpreter.
+    #[doc(hidden)]
+    pub fn run_rule(
+        &self,
+        state: &mut State,
+        chain: ChainId,
+        pos: u32,
+        pkt: &[u8],
+        st: &mut PktState,
+        fx: &mut Effects,
+    ) -> ChainVerdict {
+        let Some(rule) = self.chain_rules(chain).get(pos as usize) else {
+            return ChainVerdict::Break;
+        };
+        let mut regs: Regs = [0; NFT_REG32_COUNT];
+        let mut executed = 0u64;
+        let v = self.exec_rule(rule, &mut regs, &mut executed, state, pkt, st, fx);
+        state.insns_executed += executed;
+        v
     }
 
     fn policy(&self, chain: ChainId, fx: &mut Effects) -> Verdict {

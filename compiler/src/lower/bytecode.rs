@@ -122,9 +122,12 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
     Ok(lw.prog)
 }
 
-/// [`lower`] followed by `Program::verify`.
+/// [`lower`], then classifiers over the runs of rules they pay for (`Program::classify`), then
+/// `Program::verify`.
 pub fn lower_verified(hir: &Hir) -> Result<VerifiedProgram, LowerError> {
-    lower(hir)?.verify().map_err(|e| LowerError {
+    let mut prog = lower(hir)?;
+    prog.classify(&nfr_vm::classify::ClassifyOptions::default());
+    prog.verify().map_err(|e| LowerError {
         span: None,
         kind: LowerErrorKind::Verify(e),
     })
