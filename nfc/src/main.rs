@@ -47,7 +47,7 @@ enum Command {
     /// Run a ruleset on traffic (`nfc run pcap RULES CAPTURE`).
     #[command(subcommand)]
     Run(run::RunCmd),
-    /// Rule-evaluation speed of the interpreter and the JIT on a capture's packets, side by side.
+    /// Rule-evaluation speed of every engine (interpreter, JIT, iptables executor) on captures, side by side.
     Bench(bench::Args),
 }
 
