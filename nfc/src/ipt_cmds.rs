@@ -288,25 +288,14 @@ pub fn decompile(a: DecompileArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// What `nfc import` reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ImportKind {
-    /// iptables-save / iptables-restore text.
-    IptablesSave,
-}
-
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
-    /// The input format.
-    #[arg(value_enum)]
-    kind: ImportKind,
-    /// The file to import.
+    /// The iptables-save / iptables-restore file to import.
     file: PathBuf,
 }
 
 /// `nfc import iptables-save FILE`: print the `.nfr` form.
 pub fn import(a: ImportArgs) -> anyhow::Result<Outcome> {
-    let ImportKind::IptablesSave = a.kind;
     let text = front::read_source(&a.file)?;
     let tables = nfr_ipt::parse_save(&text)
         .map_err(|e| anyhow::anyhow!("{}:{}: {}", a.file.display(), e.line, e.message))?;

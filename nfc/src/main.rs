@@ -6,9 +6,11 @@
 
 mod bench;
 mod check;
+mod classbench;
 mod compile;
 mod fmt;
 mod front;
+mod import;
 mod ipt_cmds;
 mod run;
 
@@ -37,14 +39,15 @@ enum Command {
     Verify(ipt_cmds::VerifyArgs),
     /// Print an iptables blob as iptables-save text or as `.nfr`.
     Decompile(ipt_cmds::DecompileArgs),
-    /// Turn another tool's ruleset (iptables-save) into `.nfr`.
-    Import(ipt_cmds::ImportArgs),
+    /// Turn another tool's ruleset into `.nfr` (`nfc import iptables-save FILE`, `nfc import classbench RULES`).
+    #[command(subcommand)]
+    Import(import::ImportCmd),
     /// Compile a ruleset to iptables tables and install them in this network namespace (root).
     Load(ipt_cmds::LoadArgs),
     /// Run a ruleset on traffic (`nfc run pcap RULES CAPTURE`).
     #[command(subcommand)]
     Run(run::RunCmd),
-    /// Rule-evaluation speed of the interpreter and the JIT on a capture's packets, side by side.
+    /// Rule-evaluation speed of every engine (interpreter, JIT, iptables executor) on captures, side by side.
     Bench(bench::Args),
 }
 
@@ -98,7 +101,7 @@ fn main() -> ExitCode {
         Command::Compile(a) => compile::run(a),
         Command::Verify(a) => ipt_cmds::verify(a),
         Command::Decompile(a) => ipt_cmds::decompile(a),
-        Command::Import(a) => ipt_cmds::import(a),
+        Command::Import(c) => import::run(c),
         Command::Load(a) => ipt_cmds::load(a),
         Command::Run(c) => run::run(c),
         Command::Bench(a) => bench::run(a),

@@ -1418,22 +1418,3 @@ fn kernel_agrees_on_the_server_example() {
         kpk.len()
     );
 }
-
-#[test]
-fn bench_runs_both_engines_on_the_same_packets() {
-    let o = nfc(&[
-        "bench",
-        "examples/server.nfr",
-        "examples/server.pcap",
-        "--passes",
-        "3",
-        "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["packets"], 27);
-    assert_eq!(v["verdict_mismatches"], 0);
-    assert_eq!(v["counters_agree"], true);
-    assert!(v["interp_ns_per_packet"].as_f64().unwrap() > 0.0);
-    assert!(v["jit_ns_per_packet"].as_f64().unwrap() > 0.0);
-}

@@ -7,7 +7,7 @@
 //! the same as with one thread.
 
 mod path;
-mod pcapw;
+pub(crate) mod pcapw;
 mod progress;
 mod report;
 mod setup;

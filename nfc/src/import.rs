@@ -1,0 +1,22 @@
+//! `nfc import FORMAT ...`: turn another tool's ruleset into `.nfr`. One subcommand per format, as
+//! `iptables-restore-translate` and friends are one tool per input: `iptables-save` (the tables as iptables-save
+//! prints them) and `classbench` (a ClassBench filter set, and optionally its trace as a pcap).
+
+use clap::Subcommand;
+
+use crate::{Outcome, classbench, ipt_cmds};
+
+#[derive(Subcommand, Debug)]
+pub enum ImportCmd {
+    /// iptables-save / iptables-restore text; prints the `.nfr` form.
+    IptablesSave(ipt_cmds::ImportArgs),
+    /// A ClassBench filter set (Song's or db_generator's format) and optionally its trace (as a pcap).
+    Classbench(classbench::Args),
+}
+
+pub fn run(cmd: ImportCmd) -> anyhow::Result<Outcome> {
+    match cmd {
+        ImportCmd::IptablesSave(a) => ipt_cmds::import(a),
+        ImportCmd::Classbench(a) => classbench::run(a),
+    }
+}
