@@ -19,13 +19,14 @@
 
 use crate::bounds::{self, PktArgs};
 use crate::env::{self, Env, verdict_code};
-use crate::runs::{FAST, Plan, ROW, Run};
+use crate::runs::{FAST, Plan, ROW, Run, WRITES};
 use cranelift_codegen::ir::{
-    AbiParam, Block, Function, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature, Value,
-    condcodes::IntCC, types,
+    AbiParam, Block, Function, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature,
+    StackSlot, StackSlotData, StackSlotKind, Value, condcodes::IntCC, types,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use nfr_vm::classify::{Classifier, Field, LEAF, node_parts};
 use nfr_vm::insn::{
     BitwiseOp, CmpOp, CtDir, CtKey, Data, Insn, LookupDest, MetaKey, PayloadBase, RangeOp,
 };
@@ -249,6 +250,27 @@ pub(crate) fn build(
     tx.b.ins().return_(&[c]);
     tx.b.seal_all_blocks();
     tx.b.finalize(fe);
+}
+
+/// Fields whose word the code generator loads for a classifier key (the others go through the
+/// interpreter's key reader, `env::h_first`).
+fn native_field(f: Field) -> bool {
+    match f {
+        Field::Payload { .. } | Field::Meta { .. } => true,
+        Field::Ct { key, .. } => matches!(
+            key,
+            CtKey::State
+                | CtKey::Direction
+                | CtKey::Status
+                | CtKey::Mark
+                | CtKey::Expiration
+                | CtKey::L3protocol
+                | CtKey::Protocol
+                | CtKey::Id
+                | CtKey::ProtoSrc
+                | CtKey::ProtoDst
+        ),
+    }
 }
 
 fn base_ix(b: PayloadBase) -> usize {
@@ -937,6 +959,7 @@ impl Tx<'_, '_> {
         let slow = self.b.create_block();
         let next = self.b.create_block();
         let np = self.b.append_block_param(next, types::I32);
+        let nflags = self.b.append_block_param(next, types::I32);
         let leave = self.b.create_block();
         let lcode = self.b.append_block_param(leave, types::I32);
         let lpos = self.b.append_block_param(leave, types::I32);
@@ -945,28 +968,53 @@ impl Tx<'_, '_> {
         let lin_run = self.b.create_block();
         let end = self.b.create_block();
 
+        let cls = self.prog.program().classifiers.get(run.cls as usize);
+        let native = cls.is_some_and(|c| c.dims.iter().all(|d| native_field(d.field)));
+        // rekey(from): the key, natively (its values, whether every field is present), read
+        // again after a rule that may change it.
+        let rekey = self.b.create_block();
+        let kfrom = self.b.append_block_param(rekey, types::I32);
         let from0 = self.b.ins().iadd_imm_u(start, k(run.start));
-        self.b.ins().jump(look, &[from0.into()]);
+        self.b.ins().jump(rekey, &[from0.into()]);
+        self.b.switch_to_block(rekey);
+        let key = match cls {
+            Some(c) if native => Some(self.key(c)),
+            _ => None,
+        };
+        self.b.ins().jump(look, &[kfrom.into()]);
 
-        // look(from): the classifier's answer; u32::MAX when the key is incomplete.
+        // look(from): the first rule that can match, or run.end; `linear` when the key is
+        // incomplete.
         self.b.switch_to_block(look);
-        let h = self
-            .b
-            .ins()
-            .iconst(types::I64, env::h_first as *const () as usize as i64);
-        let c = self.iconst(run.cls);
-        let call = self
-            .b
-            .ins()
-            .call_indirect(self.hsig, h, &[self.env, self.a.st, c, from]);
-        let p = self.b.inst_results(call)[0];
-        let incomplete = self.b.ins().icmp_imm_u(IntCC::Equal, p, k(u32::MAX));
         let cont = self.b.create_block();
-        self.b
-            .ins()
-            .brif(incomplete, linear, &[from.into()], cont, &[]);
-        self.b.switch_to_block(cont);
-        self.b.seal_block(cont);
+        let p = match (cls, key) {
+            (Some(c), Some((vals, ok, slot))) => {
+                self.b.ins().brif(ok, cont, &[], linear, &[from.into()]);
+                self.b.switch_to_block(cont);
+                self.b.seal_block(cont);
+                self.walk(c, &vals, slot, from)
+            }
+            _ => {
+                // The key and the walk in Rust (fields the code generator does not load).
+                let h = self
+                    .b
+                    .ins()
+                    .iconst(types::I64, env::h_first as *const () as usize as i64);
+                let c = self.iconst(run.cls);
+                let call =
+                    self.b
+                        .ins()
+                        .call_indirect(self.hsig, h, &[self.env, self.a.st, c, from]);
+                let p = self.b.inst_results(call)[0];
+                let incomplete = self.b.ins().icmp_imm_u(IntCC::Equal, p, k(u32::MAX));
+                self.b
+                    .ins()
+                    .brif(incomplete, linear, &[from.into()], cont, &[]);
+                self.b.switch_to_block(cont);
+                self.b.seal_block(cont);
+                p
+            }
+        };
         let past = self
             .b
             .ins()
@@ -1015,7 +1063,7 @@ impl Tx<'_, '_> {
         let store_ch = self.b.create_block();
         self.b
             .ins()
-            .brif(goes_on, next, &[pos.into()], store_ch, &[]);
+            .brif(goes_on, next, &[pos.into(), flags.into()], store_ch, &[]);
         self.b.switch_to_block(store_ch);
         self.b.seal_block(store_ch);
         self.b.ins().store(
@@ -1031,16 +1079,25 @@ impl Tx<'_, '_> {
         self.b.seal_block(slow);
         let code = self.rule_call(run.chain, pos);
         let on = self.goes_on(code);
-        self.b
-            .ins()
-            .brif(on, next, &[pos.into()], leave, &[code.into(), pos.into()]);
+        self.b.ins().brif(
+            on,
+            next,
+            &[pos.into(), flags.into()],
+            leave,
+            &[code.into(), pos.into()],
+        );
 
-        // next(pos, flags): look again from the rule after.
+        // next(pos, flags): look again from the rule after (reading the key again when the
+        // rule may have changed it).
         self.b.switch_to_block(next);
         self.b.seal_block(next);
         let n1 = self.b.ins().iadd_imm_u(np, 1);
-        self.b.ins().jump(look, &[n1.into()]);
+        let w = self.b.ins().band_imm_u(nflags, k(WRITES));
+        self.b
+            .ins()
+            .brif(w, rekey, &[n1.into()], look, &[n1.into()]);
         self.b.seal_block(look);
+        self.b.seal_block(rekey);
 
         // leave(code, pos): resume after the rule, return the code (sealed at the end: the
         // linear walk below also leaves here).
@@ -1094,6 +1151,236 @@ impl Tx<'_, '_> {
             .ins()
             .call_indirect(self.hsig, h, &[self.env, self.a.st, c, pos]);
         self.b.inst_results(call)[0]
+    }
+
+    /// A classifier's key, read natively (every dimension a [`native_field`]): one natural
+    /// value per dimension, whether all fields are present, and a stack slot holding the
+    /// values (the tree walk indexes it by a node's dimension).
+    fn key(&mut self, c: &Classifier) -> (Vec<Value>, Value, StackSlot) {
+        let mut vals = Vec::with_capacity(c.dims.len());
+        let mut ok: Option<Value> = None;
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            4 * c.dims.len().max(1) as u32,
+            2,
+        ));
+        for (d, dim) in c.dims.iter().enumerate() {
+            let len = dim.field.len() as i64;
+            let (present, w) = self.field_word(dim.field);
+            // Register domain (field bytes on top) to the natural value, through the mask.
+            let v = self.b.ins().ushr_imm_u(w, 32 - 8 * len);
+            let v = self.b.ins().band_imm_u(v, k(dim.mask));
+            self.b.ins().stack_store(types::I64, v, slot, 4 * d as i32);
+            vals.push(v);
+            if let Some(p) = present {
+                ok = Some(match ok {
+                    Some(o) => self.b.ins().band(o, p),
+                    None => p,
+                });
+            }
+        }
+        let ok = match ok {
+            Some(o) => o,
+            None => self.b.ins().iconst(types::I8, 1),
+        };
+        (vals, ok, slot)
+    }
+
+    /// One field's register word (first byte in the top bits) and, unless always present,
+    /// whether it is present — branch-free, with the interpreter's presence rules.
+    fn field_word(&mut self, f: Field) -> (Option<Value>, Value) {
+        match f {
+            Field::Payload { base, off, len } => {
+                let bv = match self.bases[base_ix(base)] {
+                    Some(bv) => bv,
+                    None => {
+                        let bv = bounds::base(&mut self.b, self.a, base);
+                        self.bases[base_ix(base)] = Some(bv);
+                        bv
+                    }
+                };
+                let zero = self
+                    .b
+                    .ins()
+                    .iadd_imm_u(self.env, offset_of!(Env, zero) as i64);
+                let (ok, addr) = bounds::clamped_addr(&mut self.b, self.a, bv, off, len, zero);
+                (Some(ok), bounds::load_words(&mut self.b, addr, len)[0])
+            }
+            Field::Meta { key, word } => match key {
+                MetaKey::Iifname | MetaKey::Oifname => {
+                    let off = if key == MetaKey::Iifname {
+                        offset_of!(PktState, iifname)
+                    } else {
+                        offset_of!(PktState, oifname)
+                    };
+                    (None, self.bytes(off + 4 * usize::from(word), 1)[0])
+                }
+                _ => self.meta_word(key),
+            },
+            Field::Ct { key, dir, .. } => {
+                let tuple = match dir {
+                    Some(CtDir::Reply) => offset_of!(PktState, ct_reply),
+                    _ => offset_of!(PktState, ct_orig),
+                };
+                let w = match key {
+                    CtKey::State => return (None, self.host32(offset_of!(PktState, ct_state))),
+                    CtKey::Direction => self.u8f(offset_of!(PktState, ct_direction)),
+                    CtKey::Status => self.host32(offset_of!(PktState, ct_status)),
+                    CtKey::Mark => self.host32(offset_of!(PktState, ct_mark)),
+                    CtKey::Expiration => self.host32(offset_of!(PktState, ct_expiration_ms)),
+                    CtKey::L3protocol => self.u8f(offset_of!(PktState, ct_l3proto)),
+                    CtKey::Protocol => self.u8f(offset_of!(PktState, ct_protocol)),
+                    CtKey::Id => self.host32(offset_of!(PktState, ct_id)),
+                    CtKey::ProtoSrc => self.be16(tuple + offset_of!(CtTuple, src_port)),
+                    _ => self.be16(tuple + offset_of!(CtTuple, dst_port)),
+                };
+                (Some(self.flag(offset_of!(PktState, ct_valid))), w)
+            }
+        }
+    }
+
+    /// The classifier's walk, natively (the same as `Classifier::first`): each tree in turn
+    /// while its smallest rule can beat the best found, its root cut on the key's value, the
+    /// rest of the descent through the node table, then the leaf scan. The first rule at or
+    /// after `from` that can match, or `u32::MAX`.
+    fn walk(&mut self, c: &Classifier, vals: &[Value], slot: StackSlot, from: Value) -> Value {
+        let nd = c.dims.len();
+        let stride = (1 + 2 * nd) as i64;
+        let tf = MemFlagsData::trusted().with_readonly();
+        let done = self.b.create_block();
+        let best_out = self.b.append_block_param(done, types::I32);
+        let mut best = self.iconst(u32::MAX);
+        for t in &c.trees {
+            let next_tree = self.b.create_block();
+            let nb_best = self.b.append_block_param(next_tree, types::I32);
+            // Skip this tree and the rest when none of their rules can beat `best`.
+            let go = self.b.create_block();
+            let beat = self
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThan, best, k(t.min_pos));
+            self.b.ins().brif(beat, go, &[], done, &[best.into()]);
+            self.b.switch_to_block(go);
+            self.b.seal_block(go);
+            let nodes = self
+                .b
+                .ins()
+                .iconst(types::I64, t.nodes.as_ptr() as usize as i64);
+            let leaves = self
+                .b
+                .ins()
+                .iconst(types::I64, t.leaves.as_ptr() as usize as i64);
+            let scan = self.b.create_block();
+            let leaf_off = self.b.append_block_param(scan, types::I64);
+            let descend = self.b.create_block();
+            let p = self.b.append_block_param(descend, types::I64);
+            if t.root & LEAF != 0 {
+                let off = self.b.ins().iconst(types::I64, (t.root & !LEAF) as i64);
+                self.b.ins().jump(scan, &[off.into()]);
+            } else {
+                let (base, nb, shift, dim) = node_parts(t.root);
+                let v = vals.get(dim).copied().unwrap_or_else(|| self.iconst(0));
+                let idx = self.b.ins().ushr_imm_u(v, i64::from(shift));
+                let idx = self.b.ins().band_imm_u(idx, (1i64 << nb) - 1);
+                let idx = self.b.ins().uextend(types::I64, idx);
+                let at = self.b.ins().iadd_imm_u(idx, base as i64);
+                let at = self.b.ins().ishl_imm_u(at, 3);
+                let addr = self.b.ins().iadd(nodes, at);
+                let child = self.b.ins().load(types::I64, tf, addr, 0);
+                self.b.ins().jump(descend, &[child.into()]);
+            }
+            // descend(p): a leaf → scan it; else one more cut.
+            self.b.switch_to_block(descend);
+            let is_leaf = self.b.ins().icmp_imm_u(IntCC::SignedLessThan, p, 0);
+            let cut = self.b.create_block();
+            let off = self.b.ins().band_imm_u(p, 0xffff_ffff);
+            self.b.ins().brif(is_leaf, scan, &[off.into()], cut, &[]);
+            self.b.switch_to_block(cut);
+            self.b.seal_block(cut);
+            let dim = self.b.ins().ushr_imm_u(p, 48);
+            let dim = self.b.ins().band_imm_u(dim, 15);
+            let dim4 = self.b.ins().ishl_imm_u(dim, 2);
+            let kaddr = self.b.ins().stack_addr(types::I64, slot, 0);
+            let kaddr = self.b.ins().iadd(kaddr, dim4);
+            let kv = self
+                .b
+                .ins()
+                .load(types::I32, MemFlagsData::trusted(), kaddr, 0);
+            let sh = self.b.ins().ushr_imm_u(p, 40);
+            let sh = self.b.ins().band_imm_u(sh, 31);
+            let sh = self.b.ins().ireduce(types::I32, sh);
+            let nbv = self.b.ins().ushr_imm_u(p, 32);
+            let nbv = self.b.ins().band_imm_u(nbv, 31);
+            let one = self.b.ins().iconst(types::I64, 1);
+            let m = self.b.ins().ishl(one, nbv);
+            let m = self.b.ins().iadd_imm_u(m, -1);
+            let idx = self.b.ins().ushr(kv, sh);
+            let idx = self.b.ins().uextend(types::I64, idx);
+            let idx = self.b.ins().band(idx, m);
+            let base = self.b.ins().band_imm_u(p, 0xffff_ffff);
+            let at = self.b.ins().iadd(base, idx);
+            let at = self.b.ins().ishl_imm_u(at, 3);
+            let addr = self.b.ins().iadd(nodes, at);
+            let child = self.b.ins().load(types::I64, tf, addr, 0);
+            self.b.ins().jump(descend, &[child.into()]);
+            self.b.seal_block(descend);
+
+            // scan(off): entries in rule order until one at or after `from` holds the key,
+            // or one is not before `best`.
+            self.b.switch_to_block(scan);
+            self.b.seal_block(scan);
+            let at = self.b.ins().ishl_imm_u(leaf_off, 2);
+            let q0 = self.b.ins().iadd(leaves, at);
+            let n = self.b.ins().load(types::I32, tf, q0, 0);
+            let q0 = self.b.ins().iadd_imm_u(q0, 4);
+            let sloop = self.b.create_block();
+            let q = self.b.append_block_param(sloop, types::I64);
+            let left = self.b.append_block_param(sloop, types::I32);
+            self.b.ins().jump(sloop, &[q0.into(), n.into()]);
+            self.b.switch_to_block(sloop);
+            let body = self.b.create_block();
+            let check = self.b.create_block();
+            let step = self.b.create_block();
+            self.b
+                .ins()
+                .brif(left, body, &[], next_tree, &[best.into()]);
+            self.b.switch_to_block(body);
+            self.b.seal_block(body);
+            let pos = self.b.ins().load(types::I32, tf, q, 0);
+            let late = self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedGreaterThanOrEqual, pos, best);
+            self.b
+                .ins()
+                .brif(late, next_tree, &[best.into()], check, &[]);
+            self.b.switch_to_block(check);
+            self.b.seal_block(check);
+            let early = self.b.ins().icmp(IntCC::UnsignedLessThan, pos, from);
+            let mut miss = early;
+            for (d, &v) in vals.iter().enumerate() {
+                let lo = self.b.ins().load(types::I32, tf, q, 4 + 8 * d as i32);
+                let w = self.b.ins().load(types::I32, tf, q, 8 + 8 * d as i32);
+                let x = self.b.ins().isub(v, lo);
+                let out = self.b.ins().icmp(IntCC::UnsignedGreaterThan, x, w);
+                miss = self.b.ins().bor(miss, out);
+            }
+            self.b.ins().brif(miss, step, &[], next_tree, &[pos.into()]);
+            self.b.switch_to_block(step);
+            self.b.seal_block(step);
+            let q1 = self.b.ins().iadd_imm_u(q, 4 * stride);
+            let l1 = self.b.ins().iadd_imm_u(left, -1);
+            self.b.ins().jump(sloop, &[q1.into(), l1.into()]);
+            self.b.seal_block(sloop);
+
+            self.b.switch_to_block(next_tree);
+            self.b.seal_block(next_tree);
+            best = nb_best;
+        }
+        self.b.ins().jump(done, &[best.into()]);
+        self.b.switch_to_block(done);
+        self.b.seal_block(done);
+        best_out
     }
 
     /// The code says "next rule" (continue or break).

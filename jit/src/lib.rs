@@ -231,6 +231,10 @@ impl JitProgram {
 
     /// Compile with explicit options.
     pub fn compile_with(prog: &VerifiedProgram, opts: &JitOptions) -> Result<JitProgram, JitError> {
+        // The code reads the classifiers' trees in place: compile against the copy we keep
+        // (moving it later moves no heap buffer).
+        let own = prog.clone();
+        let prog = &own;
         let isa = isa(opts)?;
         let mut module = JITModule::new(JITBuilder::with_isa(
             isa.clone(),
@@ -267,7 +271,7 @@ impl JitProgram {
             .map(|id| module.get_finalized_function(*id))
             .collect();
         Ok(JitProgram {
-            prog: prog.clone(),
+            prog: own,
             code: native::Code::new(module, fns, plan.table),
             chains,
             nfuncs: ids.len(),
