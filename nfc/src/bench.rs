@@ -47,6 +47,9 @@ pub struct Args {
     /// Draw ns/packet per engine against the rule count (log-log) to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Time only these engines (comma-separated: interp, jit, ipt, native); all by default.
+    #[arg(long, value_delimiter = ',', value_parser = ["interp", "jit", "ipt", "native"])]
+    engines: Vec<String>,
     /// Colours in diagnostics.
     #[arg(long, value_enum, default_value_t)]
     color: ColorChoice,
@@ -413,6 +416,8 @@ struct Bench {
     floor: Vec<f64>,
     /// Per engine: the verdicts of the first (untimed) pass.
     verdicts: [Vec<Verdict>; 4],
+    /// `--engines`: the engines to time (empty: all).
+    only: Vec<String>,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -495,10 +500,14 @@ impl Bench {
             samples: Default::default(),
             floor: Vec::new(),
             verdicts: Default::default(),
+            only: args.engines.clone(),
         }))
     }
 
     fn available(&self, e: Eng) -> bool {
+        if !self.only.is_empty() && !self.only.iter().any(|n| n == e.name()) {
+            return false;
+        }
         match e {
             Eng::Interp | Eng::Jit => true,
             Eng::Ipt => self.ipt.is_ok(),
