@@ -1,7 +1,7 @@
 //! Where a classified ClassBench lookup spends its time: the same packets through the
 //! classifier's walk alone (keys read beforehand), the key reader plus the walk, the
-//! interpreter and the JIT (both optimisation levels) over the classified program, and the JIT
-//! over a one-rule chain (the fixed cost of a call). Alternating rounds, medians in ns/packet.
+//! interpreter and the JIT (both optimisation levels, and calling the shared walk) over the
+//! classified program, and the JIT over a one-rule chain (the fixed cost of a call). Alternating rounds, medians in ns/packet.
 //!
 //! `cargo run --release -p nfr-jit --example cls_profile -- acl1_1K [rounds]` (a set of
 //! `shared/corpus/classbench/song-filterset`).
@@ -62,6 +62,14 @@ fn main() {
         },
     )
     .expect("compiles");
+    let jit_rust = JitProgram::compile_with(
+        &prog,
+        &JitOptions {
+            native_walk: false,
+            ..JitOptions::default()
+        },
+    )
+    .expect("compiles");
     let one = cb::program(&rules, 1);
     let jit_one = JitProgram::compile_with(&one, &JitOptions::default()).expect("compiles");
     let mut s = State::new(&prog);
@@ -73,6 +81,7 @@ fn main() {
         "interp",
         "jit none",
         "jit speed",
+        "jit walk",
         "jit 1 rule",
     ];
     let mut t: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
@@ -102,6 +111,7 @@ fn main() {
                                 2 => prog.run(&mut s, ChainId(0), b, &mut st, &mut fx),
                                 3 => jit_none.run(&mut s, ChainId(0), b, &mut st, &mut fx),
                                 4 => jit_speed.run(&mut s, ChainId(0), b, &mut st, &mut fx),
+                                5 => jit_rust.run(&mut s, ChainId(0), b, &mut st, &mut fx),
                                 _ => jit_one.run(&mut s1, ChainId(0), b, &mut st, &mut fx),
                             });
                         }

@@ -26,7 +26,7 @@ use cranelift_codegen::ir::{
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
-use nfr_vm::classify::{Classifier, Field, LEAF, node_parts};
+use nfr_vm::classify::{Classifier, Field, LEAF, MAX_DIMS, node_parts};
 use nfr_vm::insn::{
     BitwiseOp, CmpOp, CtDir, CtKey, Data, Insn, LookupDest, MetaKey, PayloadBase, RangeOp,
 };
@@ -992,7 +992,23 @@ impl Tx<'_, '_> {
                 self.b.ins().brif(ok, cont, &[], linear, &[from.into()]);
                 self.b.switch_to_block(cont);
                 self.b.seal_block(cont);
-                self.walk(c, &vals, slot, from)
+                if plan.native_walk {
+                    self.walk(c, &vals, slot, from)
+                } else {
+                    // The shared walk, on the key read natively.
+                    let h = self
+                        .b
+                        .ins()
+                        .iconst(types::I64, env::h_walk as *const () as usize as i64);
+                    let cp = self
+                        .b
+                        .ins()
+                        .iconst(types::I64, c as *const Classifier as usize as i64);
+                    let kp = self.b.ins().stack_addr(types::I64, slot, 0);
+                    let z = self.iconst(0);
+                    let call = self.b.ins().call_indirect(self.hsig, h, &[cp, kp, from, z]);
+                    self.b.inst_results(call)[0]
+                }
             }
             _ => {
                 // The key and the walk in Rust (fields the code generator does not load).
@@ -1161,7 +1177,7 @@ impl Tx<'_, '_> {
         let mut ok: Option<Value> = None;
         let slot = self.b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            4 * c.dims.len().max(1) as u32,
+            4 * MAX_DIMS as u32,
             2,
         ));
         for (d, dim) in c.dims.iter().enumerate() {

@@ -1167,7 +1167,8 @@ pub fn packet_set(r: &mut Rng, nbase: usize) -> Vec<(Vec<u8>, PktState)> {
 
 /// One `jit_diff` fuzz input (also replayed by `tests/fuzz_seeds.rs`): byte 0 picks the
 /// options — bit 0 opt level none/speed, bit 1 tiny partitions (3 insns), bit 2 classifiers
-/// over the program's runs (built with random options, see [`with_classifiers`]) — and the
+/// over the program's runs (built with random options, see [`with_classifiers`]), bit 3 the
+/// shared walk instead of the native one — and the
 /// rest is the generator's tape. Compiles the program (IR verifier on) and compares the JIT
 /// with the interpreter walking the chains rule by rule, on two base packets with every
 /// truncation (and, with classifiers, aimed packets). `Ok(pairs)`, or what went wrong (a
@@ -1184,6 +1185,7 @@ pub fn diff_input(data: &[u8]) -> Result<usize, String> {
         },
         partition_insns: if flags & 2 != 0 { 3 } else { 2048 },
         verify_ir: true,
+        native_walk: flags & 8 == 0,
     };
     let mut r = Rng::from_tape(tape);
     let prog = random_program(&mut r);

@@ -81,8 +81,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let prog = nfr_compiler::lower::lower(hir)
                 .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
             let text = nfr_compiler::lower::print_program(hir, &prog);
-            let verified = prog
-                .verify()
+            // What the engines run: with the classifiers the lowering builds.
+            let verified = nfr_compiler::lower::lower_verified(hir)
                 .map_err(|e| anyhow::anyhow!("the lowered program does not verify: {e}"))?;
             if args.emit == Emit::Clif {
                 let clif = nfr_jit::clif(&verified)

@@ -18,7 +18,8 @@ mod analyze;
 mod tree;
 
 pub use analyze::{
-    Cube, Dim, Field, MAX_CUBES, Shape, Span, Tail, analyze, ends_chain, intersect, tail,
+    Cube, Dim, Field, MAX_CUBES, Shape, Span, Tail, analyze, ends_chain, holds, intersect, tail,
+    widen_fields,
 };
 pub use tree::{LEAF, Tree, node_parts};
 
@@ -116,20 +117,22 @@ impl Classifier {
     }
 }
 
-/// Analyse every rule of `chain`: the shape and the tail reading.
+/// Analyse every rule of `chain`: the shape (over widened payload words, see
+/// [`widen_fields`]) and the tail reading.
 pub fn chain_shapes(prog: &Program, chain: ChainId) -> Vec<(Shape, Tail)> {
     let Some(c) = prog.chains.get(chain.0 as usize) else {
         return Vec::new();
     };
-    c.rules
-        .iter()
-        .map(|&r| {
-            let insns = prog.rule_insns(r);
-            let s = analyze(prog, insns);
-            let t = tail(insns, s.tail);
-            (s, t)
-        })
-        .collect()
+    let mut shapes = Vec::with_capacity(c.rules.len());
+    let mut tails = Vec::with_capacity(c.rules.len());
+    for &r in &c.rules {
+        let insns = prog.rule_insns(r);
+        let s = analyze(prog, insns);
+        tails.push(tail(insns, s.tail));
+        shapes.push(s);
+    }
+    widen_fields(&mut shapes);
+    shapes.into_iter().zip(tails).collect()
 }
 
 /// Worth a place in a run: the rule tests something (or can never match).
@@ -171,7 +174,7 @@ fn build_run(
     for (k, (s, t)) in shapes.iter().enumerate() {
         let pos = (start + k) as u32;
         let covered = s.cubes.iter().flatten().all(|sp| dims.contains(&sp.dim))
-            && s.loads.iter().all(|f| dims.iter().any(|d| d.field == *f));
+            && s.loads.iter().all(|f| dims.iter().any(|d| holds(d, f)));
         let exact = s.exact && covered;
         rules.push(RuleInfo {
             exact,

@@ -342,7 +342,7 @@ pub fn build(es: &[Entry], bits: &[u32], p: Params, max_bytes: usize) -> Vec<Tre
         if ids.is_empty() {
             continue;
         }
-        let budget = (ids.len() * stride * 64)
+        let budget = (ids.len() * stride * 8)
             .max(1 << 20)
             .min(max_bytes.saturating_sub(used));
         if let Some(t) = build_one(es, ids.clone(), bits, p, budget) {
