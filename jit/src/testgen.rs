@@ -921,22 +921,30 @@ pub fn aim_packets(prog: &VerifiedProgram, pkts: &mut [(Vec<u8>, PktState)], r: 
             continue;
         };
         let nd = c.dims.len();
-        let stride = 1 + 2 * nd;
-        // A random leaf: walk the leaf array from a random start to the next leaf header.
+        let qw = nfr_vm::classify::quad_words(nd);
+        // A random leaf: walk the leaf array from leaf to leaf.
         let mut off = 0usize;
         let mut leaves = Vec::new();
         while off < t.leaves.len() {
             leaves.push(off);
-            off += 1 + t.leaves[off] as usize * stride;
+            off += 1 + t.leaves[off] as usize * qw;
         }
         let lo = leaves[r.below(leaves.len() as u64) as usize];
-        let n = t.leaves[lo] as usize;
-        if n == 0 {
+        let g = t.leaves[lo] as usize;
+        if g == 0 {
             continue;
         }
-        let e = &t.leaves[lo + 1 + r.below(n as u64) as usize * stride..][..stride];
+        let q = &t.leaves[lo + 1 + r.below(g as u64) as usize * qw..][..qw];
+        let j = r.below(nfr_vm::classify::QUAD as u64) as usize;
+        if q[j] == u32::MAX {
+            continue;
+        }
         for (d, dim) in c.dims.iter().enumerate() {
-            let (l, w) = (e[1 + 2 * d], e[2 + 2 * d]);
+            let at = nfr_vm::classify::QUAD * (1 + 2 * d);
+            let (l, w) = (
+                q[at + j],
+                q[at + nfr_vm::classify::QUAD + j] ^ nfr_vm::classify::BIAS,
+            );
             let v = match r.below(3) {
                 0 => l,
                 1 => l.wrapping_add(w),

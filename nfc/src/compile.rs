@@ -23,6 +23,8 @@ pub enum Emit {
     IptHex,
     /// The JIT's Cranelift IR (before optimisation), per chain and partition.
     Clif,
+    /// The classifiers over runs of rules: dimensions, trees, sizes, and how each rule runs.
+    Classify,
 }
 
 #[derive(clap::Args, Debug)]
@@ -68,6 +70,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 );
                 return Ok(Outcome::Diagnostics);
             }
+            Ok(Outcome::Ok)
+        }
+        Emit::Classify => {
+            let checked = front::check_file(&args.file)?;
+            if !checked.diagnostics.is_empty() {
+                eprint!("{}", checked.render(args.color.enabled()));
+            }
+            let Some(hir) = &checked.hir else {
+                return Ok(Outcome::Diagnostics);
+            };
+            let prog = nfr_compiler::lower::lower_verified(hir)
+                .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
+            front::print_stdout(&nfr_vm::print::print_classifiers(prog.program()))?;
             Ok(Outcome::Ok)
         }
         Emit::Bytecode | Emit::Clif => {

@@ -21,7 +21,7 @@ pub use analyze::{
     Cube, Dim, Field, MAX_CUBES, Shape, Span, Tail, analyze, ends_chain, holds, intersect, tail,
     widen_fields,
 };
-pub use tree::{LEAF, Tree, node_parts};
+pub use tree::{BIAS, LEAF, QUAD, Tree, WalkStats, node_parts, quad_words};
 
 use crate::ids::ChainId;
 use crate::program::Program;
@@ -47,7 +47,7 @@ impl Default for ClassifyOptions {
     fn default() -> Self {
         ClassifyOptions {
             min_rules: 4,
-            binth: 8,
+            binth: 4,
             spfac10: 40,
             max_bytes: 256 << 20,
         }
@@ -89,13 +89,26 @@ impl Classifier {
     #[inline]
     pub fn first(&self, key: &[u32; MAX_DIMS], from: u32) -> Option<u32> {
         let nd = self.dims.len().min(MAX_DIMS);
-        let key = &key[..nd];
         let mut best = u32::MAX;
         for t in &self.trees {
             if t.min_pos >= best {
                 break;
             }
             best = t.first(key, nd, from, best);
+        }
+        (best < self.end).then_some(best)
+    }
+
+    /// [`Classifier::first`], counting what it touches into `s`.
+    #[doc(hidden)]
+    pub fn first_stats(&self, key: &[u32; MAX_DIMS], from: u32, s: &mut WalkStats) -> Option<u32> {
+        let nd = self.dims.len().min(MAX_DIMS);
+        let mut best = u32::MAX;
+        for t in &self.trees {
+            if t.min_pos >= best {
+                break;
+            }
+            best = t.first_stats(key, nd, from, best, s);
         }
         (best < self.end).then_some(best)
     }
