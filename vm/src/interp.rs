@@ -14,7 +14,7 @@
 //! notrack: visible to later expressions, like skb fields) and `Effects` (per packet records:
 //! logs, reject, NAT requests, payload writes, trace).
 
-use crate::classify::{Classifier, Field, MAX_DIMS};
+use crate::classify::{Classifier, Dim, Field, MAX_DIMS};
 use crate::fast::Op;
 use crate::ids::{ChainId, NFT_REG32_COUNT, Reg, RuleId, SetId};
 use crate::insn::{
@@ -996,7 +996,12 @@ pub fn classify_key(
     st: &PktState,
     key: &mut [u32; MAX_DIMS],
 ) -> bool {
-    for (k, d) in key.iter_mut().zip(&cls.dims) {
+    key_of(&cls.dims, pkt, st, key)
+}
+
+/// The values of `dims` (at most `MAX_DIMS`) for a packet, as [`classify_key`] reads them.
+pub fn key_of(dims: &[Dim], pkt: &[u8], st: &PktState, key: &mut [u32; MAX_DIMS]) -> bool {
+    for (k, d) in key.iter_mut().zip(dims) {
         match field_value(d.field, pkt, st) {
             Some(v) => *k = v & d.mask,
             None => return false,
