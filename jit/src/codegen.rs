@@ -944,15 +944,16 @@ impl Tx<'_, '_> {
     }
 
     /// A classified run (`runs`), the whole partition: look the first rule that can match up
-    /// (`env::h_first`, the classifier's one walk), run it from its row or through the
-    /// interpreter (`env::h_rule`), and look again from the next rule while none ends the
-    /// traversal. A packet missing a key field walks the run rule by rule through the
-    /// interpreter. `start` is the entry position relative to the run.
+    /// (the classifier's walk, in native code on a key read natively, or `env::h_first`),
+    /// run it from its row or through the interpreter (`env::h_rule`), and look again from the
+    /// next rule while none ends the traversal (reading the key again after a rule that may
+    /// change it). `start` is the entry position relative to the run.
     fn classified(&mut self, plan: &Plan, run: &Run, start: Value) {
         let look = self.b.create_block();
         let from = self.b.append_block_param(look, types::I32);
         let found = self.b.create_block();
         let pos = self.b.append_block_param(found, types::I32);
+        let exact = self.b.append_block_param(found, types::I32);
         let fast = self.b.create_block();
         let count = self.b.create_block();
         let after = self.b.create_block();
@@ -963,15 +964,13 @@ impl Tx<'_, '_> {
         let leave = self.b.create_block();
         let lcode = self.b.append_block_param(leave, types::I32);
         let lpos = self.b.append_block_param(leave, types::I32);
-        let linear = self.b.create_block();
-        let lin_pos = self.b.append_block_param(linear, types::I32);
-        let lin_run = self.b.create_block();
+        let shared = self.b.create_block();
+        let sfrom = self.b.append_block_param(shared, types::I32);
         let end = self.b.create_block();
 
         let cls = self.prog.program().classifiers.get(run.cls as usize);
         let native = cls.is_some_and(|c| c.dims.iter().all(|d| native_field(d.field)));
-        // rekey(from): the key, natively (its values, whether every field is present), read
-        // again after a rule that may change it.
+        // rekey(from): the key, natively (values, exact, a field partly present).
         let rekey = self.b.create_block();
         let kfrom = self.b.append_block_param(rekey, types::I32);
         let from0 = self.b.ins().iadd_imm_u(start, k(run.start));
@@ -983,16 +982,16 @@ impl Tx<'_, '_> {
         };
         self.b.ins().jump(look, &[kfrom.into()]);
 
-        // look(from): the first rule that can match, or run.end; `linear` when the key is
-        // incomplete.
+        // look(from): the first rule at or after `from` that can match (or none).
         self.b.switch_to_block(look);
-        let cont = self.b.create_block();
-        let p = match (cls, key) {
-            (Some(c), Some((vals, ok, slot))) => {
-                self.b.ins().brif(ok, cont, &[], linear, &[from.into()]);
-                self.b.switch_to_block(cont);
-                self.b.seal_block(cont);
-                if plan.native_walk {
+        match (cls, key) {
+            (Some(c), Some((vals, kexact, partial, slot))) => {
+                // A field with only some of its bytes: the shared reader zero-fills them.
+                let go = self.b.create_block();
+                self.b.ins().brif(partial, shared, &[from.into()], go, &[]);
+                self.b.switch_to_block(go);
+                self.b.seal_block(go);
+                let p = if plan.native_walk {
                     self.walk(c, &vals, slot, from)
                 } else {
                     // The shared walk, on the key read natively.
@@ -1008,36 +1007,34 @@ impl Tx<'_, '_> {
                     let z = self.iconst(0);
                     let call = self.b.ins().call_indirect(self.hsig, h, &[cp, kp, from, z]);
                     self.b.inst_results(call)[0]
-                }
+                };
+                let e = self.b.ins().uextend(types::I32, kexact);
+                self.check(p, e, run, found, end);
             }
             _ => {
-                // The key and the walk in Rust (fields the code generator does not load).
-                let h = self
-                    .b
-                    .ins()
-                    .iconst(types::I64, env::h_first as *const () as usize as i64);
-                let c = self.iconst(run.cls);
-                let call =
-                    self.b
-                        .ins()
-                        .call_indirect(self.hsig, h, &[self.env, self.a.st, c, from]);
-                let p = self.b.inst_results(call)[0];
-                let incomplete = self.b.ins().icmp_imm_u(IntCC::Equal, p, k(u32::MAX));
-                self.b
-                    .ins()
-                    .brif(incomplete, linear, &[from.into()], cont, &[]);
-                self.b.switch_to_block(cont);
-                self.b.seal_block(cont);
-                p
+                self.b.ins().jump(shared, &[from.into()]);
             }
-        };
-        let past = self
+        }
+
+        // shared(from): the key and the walk in Rust (`env::h_first`): the position, bit 31
+        // set when the key is not exact.
+        self.b.switch_to_block(shared);
+        let h = self
             .b
             .ins()
-            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, p, k(run.end));
-        self.b.ins().brif(past, end, &[], found, &[p.into()]);
+            .iconst(types::I64, env::h_first as *const () as usize as i64);
+        let c = self.iconst(run.cls);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.hsig, h, &[self.env, self.a.st, c, sfrom]);
+        let r = self.b.inst_results(call)[0];
+        let p = self.b.ins().band_imm_u(r, 0x7fff_ffff);
+        let inexact = self.b.ins().ushr_imm_u(r, 31);
+        let e = self.b.ins().bxor_imm_u(inexact, 1);
+        self.check(p, e, run, found, end);
 
-        // found(pos): its row.
+        // found(pos, exact): its row.
         self.b.switch_to_block(found);
         self.b.seal_block(found);
         let tab = plan.table.as_ptr() as usize + 4 * run.rows;
@@ -1049,6 +1046,7 @@ impl Tx<'_, '_> {
         let row = self.b.ins().iadd(base, off);
         let flags = self.b.ins().load(types::I32, tf, row, 0);
         let is_fast = self.b.ins().band_imm_u(flags, k(FAST));
+        let is_fast = self.b.ins().band(is_fast, exact);
         self.b.ins().brif(is_fast, fast, &[], slow, &[]);
 
         // fast: counter, then the row's verdict.
@@ -1114,10 +1112,11 @@ impl Tx<'_, '_> {
             .brif(w, rekey, &[n1.into()], look, &[n1.into()]);
         self.b.seal_block(look);
         self.b.seal_block(rekey);
+        self.b.seal_block(shared);
 
-        // leave(code, pos): resume after the rule, return the code (sealed at the end: the
-        // linear walk below also leaves here).
+        // leave(code, pos): resume after the rule, return the code.
         self.b.switch_to_block(leave);
+        self.b.seal_block(leave);
         let r = self.b.ins().iadd_imm_u(lpos, 1);
         self.b.ins().store(
             MemFlagsData::trusted(),
@@ -1127,32 +1126,21 @@ impl Tx<'_, '_> {
         );
         self.b.ins().return_(&[lcode]);
 
-        // linear(pos): rule by rule through the interpreter.
-        self.b.switch_to_block(linear);
-        let past = self
-            .b
-            .ins()
-            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, lin_pos, k(run.end));
-        self.b.ins().brif(past, end, &[], lin_run, &[]);
-        self.b.switch_to_block(lin_run);
-        self.b.seal_block(lin_run);
-        let code = self.rule_call(run.chain, lin_pos);
-        let on = self.goes_on(code);
-        let n1 = self.b.ins().iadd_imm_u(lin_pos, 1);
-        self.b.ins().brif(
-            on,
-            linear,
-            &[n1.into()],
-            leave,
-            &[code.into(), lin_pos.into()],
-        );
-        self.b.seal_block(linear);
-
-        self.b.seal_block(leave);
         self.b.switch_to_block(end);
         self.b.seal_block(end);
         let c = self.iconst(env::C_END);
         self.b.ins().return_(&[c]);
+    }
+
+    /// Go to `found(p, exact)`, or to `end` when `p` is past the run (no rule can match).
+    fn check(&mut self, p: Value, exact: Value, run: &Run, found: Block, end: Block) {
+        let past = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, p, k(run.end));
+        self.b
+            .ins()
+            .brif(past, end, &[], found, &[p.into(), exact.into()]);
     }
 
     /// `env::h_rule` on rule `pos` of `chain`: its code.
@@ -1170,25 +1158,22 @@ impl Tx<'_, '_> {
     }
 
     /// A classifier's key, read natively (every dimension a [`native_field`]): one natural
-    /// value per dimension, whether all fields are present, and a stack slot holding the
-    /// values (the tree walk indexes it by a node's dimension).
-    fn key(&mut self, c: &Classifier) -> (Vec<Value>, Value, StackSlot) {
+    /// value per dimension (zero for a missing field), whether every field is present (the key
+    /// is exact), whether some payload field is only partly there (its first byte but not its
+    /// last: then the shared reader must zero-fill it byte by byte), and a stack slot holding
+    /// the values (the tree walk indexes it by a node's dimension).
+    fn key(&mut self, c: &Classifier) -> (Vec<Value>, Value, Value, StackSlot) {
         let mut vals = Vec::with_capacity(c.dims.len());
         let mut ok: Option<Value> = None;
+        let mut partial: Option<Value> = None;
         let slot = self.b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
             4 * MAX_DIMS as u32,
             4,
         ));
-        let zero = self.iconst(0);
-        for d in c.dims.len()..MAX_DIMS {
-            self.b
-                .ins()
-                .stack_store(types::I64, zero, slot, 4 * d as i32);
-        }
         for (d, dim) in c.dims.iter().enumerate() {
             let len = dim.field.len() as i64;
-            let (present, w) = self.field_word(dim.field);
+            let (present, part, w) = self.field_word(dim.field);
             // Register domain (field bytes on top) to the natural value, through the mask.
             let v = self.b.ins().ushr_imm_u(w, 32 - 8 * len);
             let v = self.b.ins().band_imm_u(v, k(dim.mask));
@@ -1200,17 +1185,28 @@ impl Tx<'_, '_> {
                     None => p,
                 });
             }
+            if let Some(p) = part {
+                partial = Some(match partial {
+                    Some(o) => self.b.ins().bor(o, p),
+                    None => p,
+                });
+            }
         }
         let ok = match ok {
             Some(o) => o,
             None => self.b.ins().iconst(types::I8, 1),
         };
-        (vals, ok, slot)
+        let partial = match partial {
+            Some(o) => o,
+            None => self.b.ins().iconst(types::I8, 0),
+        };
+        (vals, ok, partial, slot)
     }
 
-    /// One field's register word (first byte in the top bits) and, unless always present,
-    /// whether it is present — branch-free, with the interpreter's presence rules.
-    fn field_word(&mut self, f: Field) -> (Option<Value>, Value) {
+    /// One field's register word (first byte in the top bits; zero when the field is
+    /// missing), whether it is present (unless always), and for payload wider than a byte
+    /// whether it is only partly there — branch-free, with the interpreter's presence rules.
+    fn field_word(&mut self, f: Field) -> (Option<Value>, Option<Value>, Value) {
         match f {
             Field::Payload { base, off, len } => {
                 let bv = match self.bases[base_ix(base)] {
@@ -1226,7 +1222,13 @@ impl Tx<'_, '_> {
                     .ins()
                     .iadd_imm_u(self.env, offset_of!(Env, zero) as i64);
                 let (ok, addr) = bounds::clamped_addr(&mut self.b, self.a, bv, off, len, zero);
-                (Some(ok), bounds::load_words(&mut self.b, addr, len)[0])
+                let w = bounds::load_words(&mut self.b, addr, len)[0];
+                let part = (len > 1).then(|| {
+                    let (first, _) = bounds::checked_addr(&mut self.b, self.a, bv, off, 1);
+                    let notall = self.b.ins().bxor_imm_u(ok, 1);
+                    self.b.ins().band(first, notall)
+                });
+                (Some(ok), part, w)
             }
             Field::Meta { key, word } => match key {
                 MetaKey::Iifname | MetaKey::Oifname => {
@@ -1235,9 +1237,19 @@ impl Tx<'_, '_> {
                     } else {
                         offset_of!(PktState, oifname)
                     };
-                    (None, self.bytes(off + 4 * usize::from(word), 1)[0])
+                    (None, None, self.bytes(off + 4 * usize::from(word), 1)[0])
                 }
-                _ => self.meta_word(key),
+                _ => {
+                    let (ok, w) = self.meta_word(key);
+                    let w = match ok {
+                        Some(o) => {
+                            let z = self.iconst(0);
+                            self.b.ins().select(o, w, z)
+                        }
+                        None => w,
+                    };
+                    (ok, None, w)
+                }
             },
             Field::Ct { key, dir, .. } => {
                 let tuple = match dir {
@@ -1245,7 +1257,9 @@ impl Tx<'_, '_> {
                     _ => offset_of!(PktState, ct_orig),
                 };
                 let w = match key {
-                    CtKey::State => return (None, self.host32(offset_of!(PktState, ct_state))),
+                    CtKey::State => {
+                        return (None, None, self.host32(offset_of!(PktState, ct_state)));
+                    }
                     CtKey::Direction => self.u8f(offset_of!(PktState, ct_direction)),
                     CtKey::Status => self.host32(offset_of!(PktState, ct_status)),
                     CtKey::Mark => self.host32(offset_of!(PktState, ct_mark)),
@@ -1256,7 +1270,10 @@ impl Tx<'_, '_> {
                     CtKey::ProtoSrc => self.be16(tuple + offset_of!(CtTuple, src_port)),
                     _ => self.be16(tuple + offset_of!(CtTuple, dst_port)),
                 };
-                (Some(self.flag(offset_of!(PktState, ct_valid))), w)
+                let ok = self.flag(offset_of!(PktState, ct_valid));
+                let z = self.iconst(0);
+                let w = self.b.ins().select(ok, w, z);
+                (Some(ok), None, w)
             }
         }
     }

@@ -276,7 +276,7 @@ impl VerifiedProgram {
         let trace = fx.trace_enabled;
         // The key of the classifier `key_for` (u32::MAX: none read), complete or not.
         let mut key = [0u32; MAX_DIMS];
-        let (mut key_for, mut key_ok) = (u32::MAX, false);
+        let (mut key_for, mut key_exact) = (u32::MAX, false);
         let out = loop {
             // A rule the classifier found, exact with a simple tail: its counter and verdict
             // without running its head.
@@ -287,23 +287,21 @@ impl VerifiedProgram {
                 && let Some(cls) = prog.classifiers.get(r.class as usize - 1)
             {
                 if key_for != r.class {
-                    key_ok = classify_key(cls, pkt, st, &mut key);
+                    key_exact = classify_key(cls, pkt, st, &mut key);
                     key_for = r.class;
                 }
-                if key_ok {
-                    // Skip to the first rule that can match (none: past the run).
-                    match cls.first(&key, pos as u32) {
-                        Some(p) => {
-                            pos = p as usize;
-                            row = cls
-                                .rules
-                                .get((p - cls.start) as usize)
-                                .filter(|i| i.exact && i.simple);
-                        }
-                        None => {
-                            pos = cls.end as usize;
-                            continue;
-                        }
+                // Skip to the first rule that can match (none: past the run).
+                match cls.first(&key, pos as u32) {
+                    Some(p) => {
+                        pos = p as usize;
+                        row = cls
+                            .rules
+                            .get((p - cls.start) as usize)
+                            .filter(|i| key_exact && i.exact && i.simple);
+                    }
+                    None => {
+                        pos = cls.end as usize;
+                        continue;
                     }
                 }
             }
@@ -989,7 +987,8 @@ fn count(state: &mut State, c: u32, st: &PktState) {
 }
 
 /// Read a classifier's key: one natural value per dimension (`classify` module docs), with
-/// the interpreter's own loads; false when a key field is absent.
+/// the interpreter's own loads. Bytes the packet lacks read as zero; true when there are none
+/// (the key is *exact*).
 pub fn classify_key(
     cls: &Classifier,
     pkt: &[u8],
@@ -1001,37 +1000,52 @@ pub fn classify_key(
 
 /// The values of `dims` (at most `MAX_DIMS`) for a packet, as [`classify_key`] reads them.
 pub fn key_of(dims: &[Dim], pkt: &[u8], st: &PktState, key: &mut [u32; MAX_DIMS]) -> bool {
+    let mut exact = true;
     for (k, d) in key.iter_mut().zip(dims) {
-        match field_value(d.field, pkt, st) {
-            Some(v) => *k = v & d.mask,
-            None => return false,
-        }
+        let (v, all) = field_value(d.field, pkt, st);
+        *k = v & d.mask;
+        exact &= all;
     }
-    true
+    exact
 }
 
-/// The natural value of a field (its bytes, big-endian), `None` when the load would break.
-fn field_value(f: Field, pkt: &[u8], st: &PktState) -> Option<u32> {
+/// The natural value of a field (its bytes, big-endian), missing bytes zero, and whether none
+/// was missing (else a load of the field would break).
+fn field_value(f: Field, pkt: &[u8], st: &PktState) -> (u32, bool) {
     let len = f.len();
     let word = |regs: &Regs, w: u8| {
-        let b = regs.get(usize::from(w))?.to_le_bytes();
-        Some(u32::from_be_bytes(b) >> (8 * (4 - len)))
+        let b = regs.get(usize::from(w)).copied().unwrap_or(0).to_le_bytes();
+        u32::from_be_bytes(b) >> (8 * (4 - len))
     };
     match f {
         Field::Payload { base, off, .. } => {
-            let start = payload_base(base, st)?.checked_add(off as usize)?;
-            let b = pkt.get(start..start.checked_add(len)?)?;
-            Some(b.iter().fold(0u32, |a, &x| (a << 8) | u32::from(x)))
+            let Some(start) = payload_base(base, st).and_then(|b| b.checked_add(off as usize))
+            else {
+                return (0, false);
+            };
+            let mut all = true;
+            let v = (0..len).fold(0u32, |a, i| {
+                let b = pkt.get(start.saturating_add(i)).copied();
+                all &= b.is_some();
+                (a << 8) | u32::from(b.unwrap_or(0))
+            });
+            (v, all)
         }
         Field::Meta { key, word: w } => {
             let mut regs: Regs = [0; NFT_REG32_COUNT];
-            meta_get(key, Reg(0), &mut regs, st).then_some(())?;
-            word(&regs, w)
+            if meta_get(key, Reg(0), &mut regs, st) {
+                (word(&regs, w), true)
+            } else {
+                (0, false)
+            }
         }
         Field::Ct { key, dir, word: w } => {
             let mut regs: Regs = [0; NFT_REG32_COUNT];
-            ct_get(key, dir, Reg(0), &mut regs, st).then_some(())?;
-            word(&regs, w)
+            if ct_get(key, dir, Reg(0), &mut regs, st) {
+                (word(&regs, w), true)
+            } else {
+                (0, false)
+            }
         }
     }
 }

@@ -11,8 +11,10 @@
 //! skips a rule that would reach its first side effect (see `analyze`).
 //!
 //! The key is one 32-bit value per dimension ([`Dim`]: a packet fact through a mask), read by
-//! the interpreter's own loads. A packet missing a key field (a truncated header, no conntrack
-//! entry, a non-first fragment) is not looked up: the run is walked rule by rule.
+//! the interpreter's own loads. Bytes a packet lacks (a truncated header, no transport header,
+//! no conntrack entry) read as zero and make the key *inexact*: the lookup is still sound (a
+//! rule that loads a missing byte cannot match, one that does not load it does not see it),
+//! but the rules it returns then run from their first instruction, never from their row.
 
 mod analyze;
 mod tree;
@@ -181,7 +183,6 @@ fn build_run(
     order.truncate(MAX_DIMS);
     order.sort_unstable();
     let dims: Vec<Dim> = order.iter().map(|&i| dims[i].0).collect();
-    let truncate = !shapes.iter().any(|(_, t)| t.writes);
     let mut entries = Vec::new();
     let mut rules = Vec::with_capacity(shapes.len());
     for (k, (s, t)) in shapes.iter().enumerate() {
@@ -206,19 +207,13 @@ fn build_run(
                     hi[d] = sp.hi;
                 }
             }
-            entries.push(tree::Entry {
-                pos,
-                lo,
-                hi,
-                terminal: exact && t.terminal,
-            });
+            entries.push(tree::Entry { pos, lo, hi });
         }
     }
     let bits: Vec<u32> = dims.iter().map(Dim::bits).collect();
     let params = tree::Params {
         binth: opts.binth.max(1),
         spfac10: opts.spfac10.max(10),
-        truncate,
     };
     let trees = tree::build(&entries, &bits, params, opts.max_bytes);
     Classifier {

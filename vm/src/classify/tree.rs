@@ -219,9 +219,6 @@ pub struct Entry {
     pub pos: u32,
     pub lo: Vec<u32>,
     pub hi: Vec<u32>,
-    /// Reaching this rule always ends the chain (lets a leaf drop what follows a covering
-    /// entry).
-    pub terminal: bool,
 }
 
 /// Build parameters.
@@ -231,8 +228,6 @@ pub struct Params {
     pub binth: usize,
     /// Copies of entries a cut may make, as a factor of its entries (HiCuts' `spfac`), ×10.
     pub spfac10: u32,
-    /// May a leaf drop the entries after one that covers its region and ends the chain?
-    pub truncate: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -284,15 +279,7 @@ impl Builder<'_> {
         )
     }
 
-    fn node(&mut self, mut ids: Vec<u32>, reg: Region, depth: usize) -> Option<u64> {
-        if self.p.truncate
-            && let Some(k) = ids.iter().position(|&i| {
-                let e = &self.es[i as usize];
-                e.terminal && (0..self.nd).all(|d| e.lo[d] <= reg.base[d] && e.hi[d] >= reg.hi(d))
-            })
-        {
-            ids.truncate(k + 1);
-        }
+    fn node(&mut self, ids: Vec<u32>, reg: Region, depth: usize) -> Option<u64> {
         let n = ids.len();
         if n <= self.p.binth || depth >= MAX_DEPTH {
             return self.leaf(&ids);
@@ -501,7 +488,6 @@ mod tests {
             pos,
             lo: lo.to_vec(),
             hi: hi.to_vec(),
-            terminal: true,
         }
     }
 
@@ -541,7 +527,6 @@ mod tests {
         let p = Params {
             binth: 4,
             spfac10: 40,
-            truncate: true,
         };
         for max in [usize::MAX, 4096, 0] {
             let ts = build(&es, &[32, 16], p, max);
