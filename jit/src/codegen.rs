@@ -19,7 +19,7 @@
 
 use crate::bounds::{self, PktArgs};
 use crate::env::{self, Env, verdict_code};
-use crate::runs::{FAST, Plan, ROW, Run, WRITES};
+use crate::runs::{FAST, NEED_SHIFT, Plan, ROW, Run, WRITES};
 use cranelift_codegen::ir::{
     AbiParam, Block, Function, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature,
     StackSlot, StackSlotData, StackSlotKind, Value, condcodes::IntCC, types,
@@ -953,7 +953,8 @@ impl Tx<'_, '_> {
         let from = self.b.append_block_param(look, types::I32);
         let found = self.b.create_block();
         let pos = self.b.append_block_param(found, types::I32);
-        let exact = self.b.append_block_param(found, types::I32);
+        // Bits of the dimensions present, shifted as a row's needed dimensions are.
+        let present = self.b.append_block_param(found, types::I32);
         let fast = self.b.create_block();
         let count = self.b.create_block();
         let after = self.b.create_block();
@@ -985,7 +986,7 @@ impl Tx<'_, '_> {
         // look(from): the first rule at or after `from` that can match (or none).
         self.b.switch_to_block(look);
         match (cls, key) {
-            (Some(c), Some((vals, kexact, partial, slot))) => {
+            (Some(c), Some((vals, kpresent, partial, slot))) => {
                 // A field with only some of its bytes: the shared reader zero-fills them.
                 let go = self.b.create_block();
                 self.b.ins().brif(partial, shared, &[from.into()], go, &[]);
@@ -1008,8 +1009,7 @@ impl Tx<'_, '_> {
                     let call = self.b.ins().call_indirect(self.hsig, h, &[cp, kp, from, z]);
                     self.b.inst_results(call)[0]
                 };
-                let e = self.b.ins().uextend(types::I32, kexact);
-                self.check(p, e, run, found, end);
+                self.check(p, kpresent, run, found, end);
             }
             _ => {
                 self.b.ins().jump(shared, &[from.into()]);
@@ -1030,9 +1030,10 @@ impl Tx<'_, '_> {
             .call_indirect(self.hsig, h, &[self.env, self.a.st, c, sfrom]);
         let r = self.b.inst_results(call)[0];
         let p = self.b.ins().band_imm_u(r, 0x7fff_ffff);
+        // Bit 31 clear: all it needs is present (every dimension, as far as the row can tell).
         let inexact = self.b.ins().ushr_imm_u(r, 31);
-        let e = self.b.ins().bxor_imm_u(inexact, 1);
-        self.check(p, e, run, found, end);
+        let all = self.b.ins().iadd_imm_u(inexact, -1);
+        self.check(p, all, run, found, end);
 
         // found(pos, exact): its row.
         self.b.switch_to_block(found);
@@ -1045,8 +1046,13 @@ impl Tx<'_, '_> {
         let base = self.b.ins().iconst(types::I64, tab as i64);
         let row = self.b.ins().iadd(base, off);
         let flags = self.b.ins().load(types::I32, tf, row, 0);
+        // Fast when the row says so and no dimension it needs is missing.
+        let missing = self.b.ins().band_not(flags, present);
+        let missing = self.b.ins().ushr_imm_u(missing, i64::from(NEED_SHIFT));
+        let none = self.b.ins().icmp_imm_u(IntCC::Equal, missing, 0);
+        let none = self.b.ins().uextend(types::I32, none);
         let is_fast = self.b.ins().band_imm_u(flags, k(FAST));
-        let is_fast = self.b.ins().band(is_fast, exact);
+        let is_fast = self.b.ins().band(is_fast, none);
         self.b.ins().brif(is_fast, fast, &[], slow, &[]);
 
         // fast: counter, then the row's verdict.
@@ -1132,15 +1138,15 @@ impl Tx<'_, '_> {
         self.b.ins().return_(&[c]);
     }
 
-    /// Go to `found(p, exact)`, or to `end` when `p` is past the run (no rule can match).
-    fn check(&mut self, p: Value, exact: Value, run: &Run, found: Block, end: Block) {
+    /// Go to `found(p, present)`, or to `end` when `p` is past the run (no rule can match).
+    fn check(&mut self, p: Value, present: Value, run: &Run, found: Block, end: Block) {
         let past = self
             .b
             .ins()
             .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, p, k(run.end));
         self.b
             .ins()
-            .brif(past, end, &[], found, &[p.into(), exact.into()]);
+            .brif(past, end, &[], found, &[p.into(), present.into()]);
     }
 
     /// `env::h_rule` on rule `pos` of `chain`: its code.
@@ -1158,13 +1164,16 @@ impl Tx<'_, '_> {
     }
 
     /// A classifier's key, read natively (every dimension a [`native_field`]): one natural
-    /// value per dimension (zero for a missing field), whether every field is present (the key
-    /// is exact), whether some payload field is only partly there (its first byte but not its
-    /// last: then the shared reader must zero-fill it byte by byte), and a stack slot holding
-    /// the values (the tree walk indexes it by a node's dimension).
+    /// value per dimension (zero for a missing field), the bits of the present dimensions (at
+    /// `NEED_SHIFT`, as rows keep the dimensions a rule needs), whether some payload field is
+    /// only partly there (its first byte but not its last: then the shared reader must
+    /// zero-fill it byte by byte), and a stack slot holding the values (the tree walk indexes
+    /// it by a node's dimension).
     fn key(&mut self, c: &Classifier) -> (Vec<Value>, Value, Value, StackSlot) {
         let mut vals = Vec::with_capacity(c.dims.len());
-        let mut ok: Option<Value> = None;
+        // Bits of the present dimensions, at NEED_SHIFT (as rows keep the needed ones).
+        let mut present = self.iconst(0);
+        let mut always = 0u32;
         let mut partial: Option<Value> = None;
         let slot = self.b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
@@ -1173,17 +1182,20 @@ impl Tx<'_, '_> {
         ));
         for (d, dim) in c.dims.iter().enumerate() {
             let len = dim.field.len() as i64;
-            let (present, part, w) = self.field_word(dim.field);
+            let (ok, part, w) = self.field_word(dim.field);
             // Register domain (field bytes on top) to the natural value, through the mask.
             let v = self.b.ins().ushr_imm_u(w, 32 - 8 * len);
             let v = self.b.ins().band_imm_u(v, k(dim.mask));
             self.b.ins().stack_store(types::I64, v, slot, 4 * d as i32);
             vals.push(v);
-            if let Some(p) = present {
-                ok = Some(match ok {
-                    Some(o) => self.b.ins().band(o, p),
-                    None => p,
-                });
+            let bit = NEED_SHIFT as i64 + d as i64;
+            match ok {
+                Some(o) => {
+                    let o = self.b.ins().uextend(types::I32, o);
+                    let o = self.b.ins().ishl_imm_u(o, bit);
+                    present = self.b.ins().bor(present, o);
+                }
+                None => always |= 1 << bit,
             }
             if let Some(p) = part {
                 partial = Some(match partial {
@@ -1192,15 +1204,12 @@ impl Tx<'_, '_> {
                 });
             }
         }
-        let ok = match ok {
-            Some(o) => o,
-            None => self.b.ins().iconst(types::I8, 1),
-        };
+        let present = self.b.ins().bor_imm_u(present, k(always));
         let partial = match partial {
             Some(o) => o,
             None => self.b.ins().iconst(types::I8, 0),
         };
-        (vals, ok, partial, slot)
+        (vals, present, partial, slot)
     }
 
     /// One field's register word (first byte in the top bits; zero when the field is

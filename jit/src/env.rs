@@ -95,16 +95,21 @@ impl Env<'_> {
 }
 
 /// Classifier `cls`'s first rule that can match at or after position `from` (its run's end
-/// when none), with bit 31 set when the key is not exact (a field is missing: the rule must
-/// then run from its first instruction); the key and the walk are the interpreter's
+/// when none), with bit 31 set when a field that rule needs is missing (it must then run from
+/// its first instruction); the key and the walk are the interpreter's
 /// (`nfr_vm::classify`).
 pub(crate) extern "C" fn h_first(env: &mut Env<'_>, st: &mut PktState, cls: u32, from: u32) -> u32 {
     let Some(c) = env.prog.program().classifiers.get(cls as usize) else {
         return from | (1 << 31);
     };
     let mut key = [0u32; nfr_vm::classify::MAX_DIMS];
-    let exact = nfr_vm::interp::classify_key(c, env.pkt, st, &mut key);
-    c.first(&key, from).unwrap_or(c.end) | (u32::from(!exact) << 31)
+    let present = nfr_vm::interp::classify_key(c, env.pkt, st, &mut key);
+    let p = c.first(&key, from).unwrap_or(c.end);
+    let need = c
+        .rules
+        .get(p.wrapping_sub(c.start) as usize)
+        .map_or(0, |i| i.need);
+    p | (u32::from(need & !present != 0) << 31)
 }
 
 /// The classifier's walk on a key the native code read: the first rule at or after `from` that

@@ -4,8 +4,8 @@
 //! most a counter and a verdict, else through the interpreter (`env::h_rule`). So code size and
 //! Cranelift's time grow with the number of runs, not of rules.
 //!
-//! Row layout (`u32` words, one row per rule of the run): `[flags, counter + 1 (0 = none),
-//! code, jump chain]`, `code` being the partition return code of the rule's verdict
+//! Row layout (`u32` words, one row per rule of the run): `[flags (FAST, WRITES, the needed
+//! dimensions from bit 8), counter + 1 (0 = none), code, jump chain]`, `code` being the partition return code of the rule's verdict
 //! (`env::verdict_code`; `C_CONTINUE` when it has none).
 
 use crate::env::{self, verdict_code};
@@ -15,6 +15,8 @@ use nfr_vm::VerifiedProgram;
 pub(crate) const FAST: u32 = 1;
 /// Row flag: the rule may change what the key reads (look it up afresh afterwards).
 pub(crate) const WRITES: u32 = 2;
+/// Row flags bits 8..16: the dimensions the rule needs present to run from its row.
+pub(crate) const NEED_SHIFT: u32 = 8;
 /// Words per row.
 pub(crate) const ROW: usize = 4;
 
@@ -71,7 +73,7 @@ pub(crate) fn plan(prog: &VerifiedProgram) -> Plan {
             };
             let fast = r.exact && r.simple;
             table.extend([
-                (u32::from(fast) * FAST) | (u32::from(r.writes) * WRITES),
+                (u32::from(fast) * FAST) | (u32::from(r.writes) * WRITES) | (r.need << NEED_SHIFT),
                 r.counter.map_or(0, |c| c + 1),
                 code,
                 chain.unwrap_or(0),

@@ -156,14 +156,7 @@ impl NativeBaseline for Native {
             return Verdict::Accept;
         };
         let mut key = [0u32; nfr_vm::classify::MAX_DIMS];
-        let mut present = 0u32;
-        for (d, k) in key.iter_mut().enumerate().take(c.dims.len()) {
-            let mut one = [0u32; nfr_vm::classify::MAX_DIMS];
-            if nfr_vm::interp::key_of(&c.dims[d..=d], pkt, st, &mut one) {
-                *k = one[0];
-                present |= 1 << d;
-            }
-        }
+        let present = nfr_vm::interp::key_of(&c.dims, pkt, st, &mut key);
         for r in &c.rows {
             if r.need & !present == 0
                 && key

@@ -276,7 +276,7 @@ impl VerifiedProgram {
         let trace = fx.trace_enabled;
         // The key of the classifier `key_for` (u32::MAX: none read), complete or not.
         let mut key = [0u32; MAX_DIMS];
-        let (mut key_for, mut key_exact) = (u32::MAX, false);
+        let (mut key_for, mut present) = (u32::MAX, 0u32);
         let out = loop {
             // A rule the classifier found, exact with a simple tail: its counter and verdict
             // without running its head.
@@ -287,7 +287,7 @@ impl VerifiedProgram {
                 && let Some(cls) = prog.classifiers.get(r.class as usize - 1)
             {
                 if key_for != r.class {
-                    key_exact = classify_key(cls, pkt, st, &mut key);
+                    present = classify_key(cls, pkt, st, &mut key);
                     key_for = r.class;
                 }
                 // Skip to the first rule that can match (none: past the run).
@@ -297,7 +297,7 @@ impl VerifiedProgram {
                         row = cls
                             .rules
                             .get((p - cls.start) as usize)
-                            .filter(|i| key_exact && i.exact && i.simple);
+                            .filter(|i| i.exact && i.simple && i.need & !present == 0);
                     }
                     None => {
                         pos = cls.end as usize;
@@ -987,26 +987,21 @@ fn count(state: &mut State, c: u32, st: &PktState) {
 }
 
 /// Read a classifier's key: one natural value per dimension (`classify` module docs), with
-/// the interpreter's own loads. Bytes the packet lacks read as zero; true when there are none
-/// (the key is *exact*).
-pub fn classify_key(
-    cls: &Classifier,
-    pkt: &[u8],
-    st: &PktState,
-    key: &mut [u32; MAX_DIMS],
-) -> bool {
+/// the interpreter's own loads. Bytes the packet lacks read as zero; the result has bit `d` set
+/// when every byte of dimension `d` is present.
+pub fn classify_key(cls: &Classifier, pkt: &[u8], st: &PktState, key: &mut [u32; MAX_DIMS]) -> u32 {
     key_of(&cls.dims, pkt, st, key)
 }
 
 /// The values of `dims` (at most `MAX_DIMS`) for a packet, as [`classify_key`] reads them.
-pub fn key_of(dims: &[Dim], pkt: &[u8], st: &PktState, key: &mut [u32; MAX_DIMS]) -> bool {
-    let mut exact = true;
-    for (k, d) in key.iter_mut().zip(dims) {
+pub fn key_of(dims: &[Dim], pkt: &[u8], st: &PktState, key: &mut [u32; MAX_DIMS]) -> u32 {
+    let mut present = 0u32;
+    for (i, (k, d)) in key.iter_mut().zip(dims).enumerate() {
         let (v, all) = field_value(d.field, pkt, st);
         *k = v & d.mask;
-        exact &= all;
+        present |= u32::from(all) << i;
     }
-    exact
+    present
 }
 
 /// The natural value of a field (its bytes, big-endian), missing bytes zero, and whether none

@@ -8,10 +8,14 @@ use nfr_vm::program::Policy;
 use nfr_vm::{ChainVerdict, Hook, PktState, Program, Reg, VerifiedProgram};
 use std::path::PathBuf;
 
-/// `../shared/corpus/classbench/song-filterset` next to the workspace, if present.
+/// `../shared/corpus/classbench/song-filterset` next to the workspace (or `$NFC_CLASSBENCH_DIR`),
+/// if present.
 pub fn dir() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/corpus/classbench/song-filterset");
+    let d = match std::env::var_os("NFC_CLASSBENCH_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/corpus/classbench/song-filterset"),
+    };
     d.is_dir().then_some(d)
 }
 

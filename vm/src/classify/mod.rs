@@ -12,9 +12,10 @@
 //!
 //! The key is one 32-bit value per dimension ([`Dim`]: a packet fact through a mask), read by
 //! the interpreter's own loads. Bytes a packet lacks (a truncated header, no transport header,
-//! no conntrack entry) read as zero and make the key *inexact*: the lookup is still sound (a
-//! rule that loads a missing byte cannot match, one that does not load it does not see it),
-//! but the rules it returns then run from their first instruction, never from their row.
+//! no conntrack entry) read as zero and leave their dimension out of the key's *present* set:
+//! the lookup is still sound (a rule that loads a missing byte cannot match, one that does not
+//! load it does not see it), but a rule it returns runs from its row only when every
+//! dimension it needs ([`RuleInfo::need`]) is present, else from its first instruction.
 
 mod analyze;
 mod tree;
@@ -70,6 +71,9 @@ pub struct RuleInfo {
     pub verdict: ChainVerdict,
     /// Running the rule may change what the key reads: look the key up again afterwards.
     pub writes: bool,
+    /// The dimensions (bit `d` for `dims[d]`) whose fields hold what the rule loads: with
+    /// all of them present in the packet, `exact` holds for it.
+    pub need: u32,
 }
 
 /// A classifier over rules `start..end` (positions in `chain`'s rule list).
@@ -190,6 +194,12 @@ fn build_run(
         let covered = s.cubes.iter().flatten().all(|sp| dims.contains(&sp.dim))
             && s.loads.iter().all(|f| dims.iter().any(|d| holds(d, f)));
         let exact = s.exact && covered;
+        let need = s.loads.iter().fold(0u32, |m, f| {
+            dims.iter()
+                .enumerate()
+                .filter(|(_, d)| holds(d, f))
+                .fold(m, |m, (i, _)| m | (1 << i))
+        });
         rules.push(RuleInfo {
             exact,
             tail: s.tail as u32,
@@ -197,6 +207,7 @@ fn build_run(
             counter: t.counter,
             verdict: t.verdict,
             writes: t.writes,
+            need,
         });
         for c in &s.cubes {
             let mut lo = vec![0u32; dims.len()];
