@@ -13,8 +13,8 @@
 //! register's four bytes *as a big-endian number* (first byte in the top bits), i.e.
 //! `u32::from_be_bytes(bytes)` where the interpreter keeps `u32::from_le_bytes(bytes)`. With
 //! this, packet loads are plain big-endian loads, memcmp order is unsigned integer order (cmp,
-//! range and set lookups compare words directly), and helper calls exchange bytes by storing
-//! words big-endian into `Env::regs`. `verify` guarantees that a rule reads only registers it
+//! range and set lookups compare words directly), and helper calls exchange words with the
+//! interpreter's register file in `Env::regs` (`Tx::helper` converts). `verify` guarantees that a rule reads only registers it
 //! wrote itself, so no value is live across rules.
 
 use crate::bounds::{self, PktArgs};
@@ -763,40 +763,9 @@ impl Tx<'_, '_> {
                 self.dispatch(code, pos, next);
             }
             Insn::Objref { sreg, set } => {
-                // The helper looks the key up. A named counter comes back as C_COUNT with its
-                // id in `Env::jump_chain`, and is bumped here: only native code writes counters.
                 let klen = prog_set_key_len(self.prog, set.0);
                 let code = self.helper(idx, rule_id, &[(*sreg, klen)], &[]);
-                let count = self.b.create_block();
-                let other = self.b.create_block();
-                let join = self.b.create_block();
-                let is_count = self.b.ins().icmp_imm_u(IntCC::Equal, code, k(env::C_COUNT));
-                self.b.ins().brif(is_count, count, &[], other, &[]);
-                self.b.switch_to_block(count);
-                self.b.seal_block(count);
-                let id = self.b.ins().load(
-                    types::I32,
-                    MemFlagsData::trusted(),
-                    self.env,
-                    offset_of!(Env, jump_chain) as i32,
-                );
-                let id = self.b.ins().uextend(types::I64, id);
-                let at = self.b.ins().ishl_imm_u(id, 4);
-                let base = self.b.ins().load(
-                    types::I64,
-                    MemFlagsData::trusted(),
-                    self.env,
-                    offset_of!(Env, counters) as i32,
-                );
-                let addr = self.b.ins().iadd(base, at);
-                self.bump_counter(addr);
-                self.b.ins().jump(join, &[]);
-                self.b.switch_to_block(other);
-                self.b.seal_block(other);
                 self.dispatch(code, pos, next);
-                self.b.ins().jump(join, &[]);
-                self.b.switch_to_block(join);
-                self.b.seal_block(join);
             }
             Insn::PayloadWrite { len, sreg, .. } => {
                 let code = self.helper(idx, rule_id, &[(*sreg, usize::from(*len))], &[]);
@@ -837,8 +806,10 @@ impl Tx<'_, '_> {
         self.b.ins().store(t, by, addr, off + 8);
     }
 
-    /// Call `env::h_insn` for instruction `idx`: store the bytes it reads into `Env::regs`,
-    /// reload the ones it writes. Returns its code.
+    /// Call `env::h_insn` for instruction `idx`: store the words it reads into `Env::regs`,
+    /// reload the ones it writes. Returns its code. The one conversion between the register
+    /// domains: `Env::regs` holds the interpreter's words (`from_le_bytes` of the register
+    /// bytes), ours are `from_be_bytes`, so each word is byte-swapped (little-endian host).
     fn helper(
         &mut self,
         idx: u32,

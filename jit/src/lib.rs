@@ -333,7 +333,7 @@ impl JitProgram {
             counters,
             jump_chain: 0,
             resume: 0,
-            regs: [0; 64],
+            regs: [0; 16],
             zero: [0; 64],
             prog: &self.prog,
             state,

@@ -65,12 +65,13 @@ impl Code {
         // * It writes only: `env.jump_chain`, `env.resume`, `env.regs`, and counters at
         //   `env.counters + id` for counter ids that `verify` checked against the program and
         //   that `JitProgram::run` checked against `State::counters.len()` (for runs: the
-        //   table's `counter + 1` word, copied from the verified instruction; for objref maps:
-        //   the id `env::h_insn` put in `env.jump_chain` with `C_COUNT`, taken from an
-        //   object-map element whose counter id `verify` checked).
+        //   table's `counter + 1` word, copied from the verified instruction).
         // * It calls only `env::h_insn`, a safe Rust function, passing it `env` and `st`
         //   unchanged; no reference derived from `env`/`st` is used by Rust code during the
-        //   call, so the helper's `&mut` references are unique while it runs.
+        //   call, so the helper's `&mut` references are unique while it runs. The helper may
+        //   count packets in `State::counters` (an object map's named counter) but never
+        //   resizes it, so `env.counters` (from `as_mut_ptr`, which makes no reference to the
+        //   elements) stays valid, and its writes and native code's never overlap in time.
         // * It contains no traps; its only loops are rule-run loops, each bounded by its
         //   run's row count.
         unsafe {

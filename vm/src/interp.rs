@@ -40,8 +40,7 @@ pub struct LimitState {
 impl LimitState {
     /// `nft_limit_eval` for one packet at time `now` (ns) of `len` bytes: refill the bucket by
     /// the time elapsed (capped at `tokens_max`), take the packet's cost if there are enough
-    /// tokens. True when the rule must break (over the limit, or under it with `invert`). The
-    /// interpreter and the JIT's helper both call this.
+    /// tokens. True when the rule must break (over the limit, or under it with `invert`).
     pub fn over_limit(&mut self, p: &LimitParams, now: u64, len: u32) -> bool {
         if !self.started {
             self.started = true;
@@ -192,7 +191,7 @@ impl Effects {
 }
 
 /// The register file: 16 words; word bytes are `to_le_bytes()` (see `insn` module docs).
-type Regs = [u32; NFT_REG32_COUNT];
+pub type Regs = [u32; NFT_REG32_COUNT];
 
 #[inline]
 fn reg_bytes(regs: &Regs, reg: Reg, len: usize, out: &mut [u8; 64]) -> usize {
@@ -463,9 +462,13 @@ impl VerifiedProgram {
         v
     }
 
+    /// One instruction of rule `rule` (an instruction of this program): the interpreter's step,
+    /// also the JIT's for the instructions it hands to Rust. Reads and writes `regs`, sets
+    /// `verdict` when the instruction ends the rule (BREAK, a verdict), and records its effects
+    /// in `state`, `st` and `fx` (see the module docs).
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn eval(
+    pub fn eval(
         &self,
         insn: &Insn,
         regs: &mut Regs,
