@@ -202,6 +202,39 @@ impl Effects {
     }
 }
 
+/// `nft_do_chain`'s jump stack (the interpreter's and the JIT's driver loop's): (chain, rule
+/// position) return points, 16 deep. The frames are made (zeroed) at the first jump rather than
+/// on every call: most packets never jump.
+#[derive(Debug, Default)]
+pub struct JumpStack {
+    frames: Option<[(ChainId, u32); NFT_JUMP_STACK_SIZE]>,
+    sp: usize,
+}
+
+impl JumpStack {
+    /// Push a return point; false when the stack is full (the kernel WARNs and drops).
+    #[inline]
+    pub fn push(&mut self, chain: ChainId, pos: usize) -> bool {
+        let frames = self
+            .frames
+            .get_or_insert([(ChainId(0), 0); NFT_JUMP_STACK_SIZE]);
+        let Some(f) = frames.get_mut(self.sp) else {
+            return false;
+        };
+        *f = (chain, pos as u32);
+        self.sp += 1;
+        true
+    }
+
+    /// Pop the last return point (`None`: the stack is empty).
+    #[inline]
+    pub fn pop(&mut self) -> Option<(ChainId, usize)> {
+        self.sp = self.sp.checked_sub(1)?;
+        let (c, p) = *self.frames.as_ref()?.get(self.sp)?;
+        Some((c, p as usize))
+    }
+}
+
 /// The register file: 16 words; word bytes are `to_le_bytes()` (see `insn` module docs).
 pub type Regs = [u32; NFT_REG32_COUNT];
 
@@ -277,9 +310,7 @@ impl VerifiedProgram {
         let prog = &self.prog;
         let insns = prog.insns.as_slice();
         let mut regs: Regs = [0; NFT_REG32_COUNT];
-        let mut stack: [(ChainId, usize); NFT_JUMP_STACK_SIZE] =
-            [(ChainId(0), 0); NFT_JUMP_STACK_SIZE];
-        let mut sp = 0usize;
+        let mut stack = JumpStack::default();
         let mut cur = chain;
         let mut pos = 0usize;
         let mut executed = 0u64;
@@ -288,11 +319,10 @@ impl VerifiedProgram {
         let out = loop {
             let Some(rule) = rules.get(pos) else {
                 // End of chain: like NFT_RETURN.
-                if sp == 0 {
+                let Some(back) = stack.pop() else {
                     break self.policy(chain, fx);
-                }
-                sp -= 1;
-                (cur, pos) = stack[sp];
+                };
+                (cur, pos) = back;
                 rules = self.chain_rules(cur);
                 continue;
             };
@@ -431,12 +461,10 @@ impl VerifiedProgram {
                 ChainVerdict::Repeat => break Verdict::Repeat,
                 ChainVerdict::Queue { num, bypass } => break Verdict::Queue { num, bypass },
                 ChainVerdict::Jump(c) => {
-                    if sp >= NFT_JUMP_STACK_SIZE {
+                    if !stack.push(cur, pos) {
                         // The kernel WARNs and drops; verify() makes this unreachable.
                         break Verdict::Drop;
                     }
-                    stack[sp] = (cur, pos);
-                    sp += 1;
                     cur = c;
                     pos = 0;
                     rules = self.chain_rules(cur);
@@ -447,11 +475,10 @@ impl VerifiedProgram {
                     rules = self.chain_rules(cur);
                 }
                 ChainVerdict::Return => {
-                    if sp == 0 {
+                    let Some(back) = stack.pop() else {
                         break self.policy(chain, fx);
-                    }
-                    sp -= 1;
-                    (cur, pos) = stack[sp];
+                    };
+                    (cur, pos) = back;
                     rules = self.chain_rules(cur);
                 }
             }
