@@ -14,8 +14,8 @@
 //! `u32::from_be_bytes(bytes)` where the interpreter keeps `u32::from_le_bytes(bytes)`. With
 //! this, packet loads are plain big-endian loads, memcmp order is unsigned integer order (cmp,
 //! range and set lookups compare words directly), and helper calls exchange words with the
-//! interpreter's register file in `Env::regs` (`Tx::helper` converts). `verify` guarantees that a rule reads only registers it
-//! wrote itself, so no value is live across rules.
+//! interpreter's register file in `Env::regs` (`Tx::helper` converts). `verify` guarantees
+//! that a rule reads only registers it wrote itself, so no value is live across rules.
 
 use crate::bounds::{self, PktArgs};
 use crate::env::{self, Env, verdict_code};
@@ -209,7 +209,7 @@ pub(crate) fn build(
     let mut hot: Vec<_> = uses.into_iter().filter(|(_, n)| *n >= 2).collect();
     hot.sort_by(|x, y| y.1.cmp(&x.1).then(key_ord(&x.0).cmp(&key_ord(&y.0))));
     hot.truncate(MAX_HOISTED);
-    let zero = b.ins().iadd_imm_u(env, offset_of!(Env, zero) as i64);
+    let zero = bounds::zero_addr(&mut b);
     let mut cache = HashMap::new();
     for ((pb, off, len), _) in hot {
         if let Some(bv) = bases[base_ix(pb)] {
@@ -342,7 +342,7 @@ struct Tx<'p, 'b> {
     bases: [Option<(Value, Value)>; 3],
     cache: HashMap<(PayloadBase, u32, u8), (Value, Value)>,
     hsig: SigRef,
-    /// `&env.zero`: target of clamped loads.
+    /// `bounds::zero_addr`: target of clamped loads.
     zero: Value,
 }
 

@@ -44,7 +44,7 @@ pub(crate) fn verdict_code(v: ChainVerdict) -> (u32, Option<u32>) {
 }
 
 /// Shared state of one traversal. Field order matters: native code reads `counters`, writes
-/// `jump_chain` and `resume`, and uses `regs` and `zero` at fixed offsets (`offset_of!`).
+/// `jump_chain` and `resume`, and uses `regs` at fixed offsets (`offset_of!`).
 #[repr(C)]
 pub(crate) struct Env<'a> {
     /// `State::counters.as_mut_ptr()` (length checked by `JitProgram::run`).
@@ -54,8 +54,6 @@ pub(crate) struct Env<'a> {
     pub resume: u32,
     /// The register file of helper calls, in the interpreter's domain (see the module docs).
     pub regs: Regs,
-    /// All zero: target of clamped (failed) hoisted packet loads, see `bounds`.
-    pub zero: [u8; 64],
     pub prog: &'a VerifiedProgram,
     pub state: &'a mut State,
     pub fx: &'a mut Effects,

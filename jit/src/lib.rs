@@ -40,9 +40,9 @@
 //!   of their own, so code size and Cranelift time grow with the number of runs, not rules.
 //!   Rows are matched first-match in rule order with the interpreter's counters and verdicts.
 //! * `bounds`: the one place where packet loads are bounds-checked (out of bounds = NFT_BREAK).
-//! * `env`: the `#[repr(C)]` environment and the Rust helpers that native code calls for rare
+//! * `env`: the `#[repr(C)]` environment and the Rust helper that native code calls for rare
 //!   instructions (limit, log, reject, notrack, NAT, payload write, exthdr, large set lookups,
-//!   meta/ct set).
+//!   object maps, meta/ct set): it runs the interpreter's own step, `VerifiedProgram::eval`.
 //! * `native`: the only `unsafe` code — calling a compiled partition, freeing the code memory.
 //! * `JitProgram::run` is `nft_do_chain`'s driver loop: partitions return a code (terminal
 //!   verdict, jump, goto, return, end of partition); jumps use a 16-deep stack exactly like
@@ -334,7 +334,6 @@ impl JitProgram {
             jump_chain: 0,
             resume: 0,
             regs: [0; 16],
-            zero: [0; 64],
             prog: &self.prog,
             state,
             fx,

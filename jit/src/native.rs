@@ -58,8 +58,8 @@ impl Code {
         //   `finalize_definitions` made executable; `self.module` keeps that memory alive and
         //   is only freed in `drop`, after which no `Code` method can run.
         // * The function reads only: `pkt[0..pkt.len()]`, and only after the checks in
-        //   `bounds` (or from `env.zero`); fields of `*st` at `offset_of!` offsets; `env`'s
-        //   `#[repr(C)]` head (`counters`, `jump_chain`, `resume`, `regs`, `zero`); rows
+        //   `bounds` (or from the static `bounds::ZERO`); fields of `*st` at `offset_of!`
+        //   offsets; `env`'s `#[repr(C)]` head (`counters`, `jump_chain`, `resume`, `regs`); rows
         //   `0..n` of its runs' tables inside `self.table` (the loop stops at row `n`, and
         //   `runs::plan` laid out exactly `n` rows per run).
         // * It writes only: `env.jump_chain`, `env.resume`, `env.regs`, and counters at
