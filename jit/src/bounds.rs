@@ -24,7 +24,7 @@
 //! * [`checked_addr`] gives `(ok, addr)`; the caller branches on `ok` and only loads on the
 //!   in-bounds edge (loads inside a rule);
 //! * [`clamped_addr`] gives `(ok, addr')` where `addr'` is `pkt + start` when `ok` and otherwise
-//!   the address of a 64-byte all-zero scratch area in the environment, so the load can be done
+//!   the address of a 64-byte all-zero static ([`zero_addr`]), so the load can be done
 //!   unconditionally (branch-free, hoisted to the function entry) and is still always in bounds
 //!   of *some* valid memory; users must still branch on `ok` before using the value.
 //!
@@ -55,6 +55,15 @@ pub(crate) fn pkt_flags() -> MemFlagsData {
 /// Flags for reads of `PktState` fields (our own, valid, possibly unaligned for byte arrays).
 fn st_flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
+}
+
+/// What a clamped load reads when its check fails ([`clamped_addr`]).
+static ZERO: [u8; 64] = [0; 64];
+
+/// The address of the 64 zero bytes clamped loads fall back to (a static, so the same for every
+/// call and nothing to clear per packet).
+pub(crate) fn zero_addr(b: &mut FunctionBuilder) -> Value {
+    b.ins().iconst(types::I64, ZERO.as_ptr() as usize as i64)
 }
 
 /// The function parameters a check needs.
@@ -126,8 +135,8 @@ pub(crate) fn checked_addr(
     (ok, addr)
 }
 
-/// Like [`checked_addr`], but when the check fails the address is `zero` (a 64-byte all-zero
-/// area we own) so that a load of `n <= 64` bytes from the result is always valid.
+/// Like [`checked_addr`], but when the check fails the address is `zero` ([`zero_addr`]) so
+/// that a load of `n <= 64` bytes from the result is always valid.
 pub(crate) fn clamped_addr(
     b: &mut FunctionBuilder,
     a: PktArgs,

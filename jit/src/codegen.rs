@@ -13,9 +13,9 @@
 //! register's four bytes *as a big-endian number* (first byte in the top bits), i.e.
 //! `u32::from_be_bytes(bytes)` where the interpreter keeps `u32::from_le_bytes(bytes)`. With
 //! this, packet loads are plain big-endian loads, memcmp order is unsigned integer order (cmp,
-//! range and set lookups compare words directly), and helper calls exchange bytes by storing
-//! words big-endian into `Env::regs`. `verify` guarantees that a rule reads only registers it
-//! wrote itself, so no value is live across rules.
+//! range and set lookups compare words directly), and helper calls exchange words with the
+//! interpreter's register file in `Env::regs` (`Tx::helper` converts). `verify` guarantees
+//! that a rule reads only registers it wrote itself, so no value is live across rules.
 
 use crate::bounds::{self, PktArgs};
 use crate::env::{self, Env, verdict_code};
@@ -159,6 +159,7 @@ pub(crate) fn build(
         .filter(|r| r.end == part.end)
     {
         // A classified run is a partition of its own.
+        let zero = bounds::zero_addr(&mut b);
         let mut tx = Tx {
             b,
             prog,
@@ -168,6 +169,7 @@ pub(crate) fn build(
             bases: [None; 3],
             cache: HashMap::new(),
             hsig,
+            zero,
         };
         tx.classified(plan, run, start);
         tx.b.seal_all_blocks();
@@ -206,7 +208,7 @@ pub(crate) fn build(
     let mut hot: Vec<_> = uses.into_iter().filter(|(_, n)| *n >= 2).collect();
     hot.sort_by(|x, y| y.1.cmp(&x.1).then(key_ord(&x.0).cmp(&key_ord(&y.0))));
     hot.truncate(MAX_HOISTED);
-    let zero = b.ins().iadd_imm_u(env, offset_of!(Env, zero) as i64);
+    let zero = bounds::zero_addr(&mut b);
     let mut cache = HashMap::new();
     for ((pb, off, len), _) in hot {
         if let Some(bv) = bases[base_ix(pb)] {
@@ -236,6 +238,7 @@ pub(crate) fn build(
         bases,
         cache,
         hsig,
+        zero,
     };
     for (s, r) in rules.iter().enumerate() {
         let blk = blocks[s];
@@ -324,6 +327,8 @@ struct Tx<'p, 'b> {
     bases: [Option<(Value, Value)>; 3],
     cache: HashMap<(PayloadBase, u32, u8), (Value, Value)>,
     hsig: SigRef,
+    /// `bounds::zero_addr`: target of clamped loads.
+    zero: Value,
 }
 
 /// Did the instruction end the rule (the current block is terminated)?
@@ -743,40 +748,9 @@ impl Tx<'_, '_> {
                 self.dispatch(code, pos, next);
             }
             Insn::Objref { sreg, set } => {
-                // The helper looks the key up. A named counter comes back as C_COUNT with its
-                // id in `Env::jump_chain`, and is bumped here: only native code writes counters.
                 let klen = prog_set_key_len(self.prog, set.0);
                 let code = self.helper(idx, rule_id, &[(*sreg, klen)], &[]);
-                let count = self.b.create_block();
-                let other = self.b.create_block();
-                let join = self.b.create_block();
-                let is_count = self.b.ins().icmp_imm_u(IntCC::Equal, code, k(env::C_COUNT));
-                self.b.ins().brif(is_count, count, &[], other, &[]);
-                self.b.switch_to_block(count);
-                self.b.seal_block(count);
-                let id = self.b.ins().load(
-                    types::I32,
-                    MemFlagsData::trusted(),
-                    self.env,
-                    offset_of!(Env, jump_chain) as i32,
-                );
-                let id = self.b.ins().uextend(types::I64, id);
-                let at = self.b.ins().ishl_imm_u(id, 4);
-                let base = self.b.ins().load(
-                    types::I64,
-                    MemFlagsData::trusted(),
-                    self.env,
-                    offset_of!(Env, counters) as i32,
-                );
-                let addr = self.b.ins().iadd(base, at);
-                self.bump_counter(addr);
-                self.b.ins().jump(join, &[]);
-                self.b.switch_to_block(other);
-                self.b.seal_block(other);
                 self.dispatch(code, pos, next);
-                self.b.ins().jump(join, &[]);
-                self.b.switch_to_block(join);
-                self.b.seal_block(join);
             }
             Insn::PayloadWrite { len, sreg, .. } => {
                 let code = self.helper(idx, rule_id, &[(*sreg, usize::from(*len))], &[]);
@@ -817,8 +791,10 @@ impl Tx<'_, '_> {
         self.b.ins().store(t, by, addr, off + 8);
     }
 
-    /// Call `env::h_insn` for instruction `idx`: store the bytes it reads into `Env::regs`,
-    /// reload the ones it writes. Returns its code.
+    /// Call `env::h_insn` for instruction `idx`: store the words it reads into `Env::regs`,
+    /// reload the ones it writes. Returns its code. The one conversion between the register
+    /// domains: `Env::regs` holds the interpreter's words (`from_le_bytes` of the register
+    /// bytes), ours are `from_be_bytes`, so each word is byte-swapped (little-endian host).
     fn helper(
         &mut self,
         idx: u32,
@@ -1226,11 +1202,7 @@ impl Tx<'_, '_> {
                         bv
                     }
                 };
-                let zero = self
-                    .b
-                    .ins()
-                    .iadd_imm_u(self.env, offset_of!(Env, zero) as i64);
-                let (ok, addr) = bounds::clamped_addr(&mut self.b, self.a, bv, off, len, zero);
+                let (ok, addr) = bounds::clamped_addr(&mut self.b, self.a, bv, off, len, self.zero);
                 let w = bounds::load_words(&mut self.b, addr, len)[0];
                 let part = (len > 1).then(|| {
                     let (first, _) = bounds::checked_addr(&mut self.b, self.a, bv, off, 1);

@@ -1,22 +1,23 @@
-//! The per-packet environment native code and helpers share (`Env`, `#[repr(C)]`), the return
-//! codes of a compiled partition, and the Rust helper functions native code calls for rare or
+//! The per-packet environment native code and its helper share (`Env`, `#[repr(C)]`), the
+//! return codes of a compiled partition, and `h_insn`, the helper native code calls for rare or
 //! complex instructions (limit, log, reject, notrack, NAT, payload writes, exthdr, large set
-//! lookups, object-map lookups, meta/ct set), for classifier lookups and for the rules of a
-//! classified run that do not run from their row. Helpers are ordinary safe `extern "C"` functions
-//! taking references; native code passes them the pointers it was given by the one call site
-//! in `native`.
+//! lookups, object-map lookups, meta/ct set). It runs the interpreter's own step
+//! (`VerifiedProgram::eval`), so each instruction has one meaning. The helpers of classified
+//! runs (`h_first`, `h_walk`, `h_rule`) call the classifier's shared key reader and walk and
+//! the interpreter's rule step. They are ordinary safe `extern "C"` functions taking
+//! references; native code passes them the pointers it was given by the one call site in
+//! `native`.
 //!
-//! Register exchange: before a helper call native code stores the register words the helper
-//! reads into `Env::regs` (as bytes, register memory order, exactly the interpreter's
-//! `reg_bytes`), and reloads the words it writes afterwards.
+//! Register exchange: `Env::regs` is the interpreter's register file (`Regs`, words
+//! `u32::from_le_bytes` of the register bytes). Before a call native code stores the words the
+//! instruction reads there, and reloads the words it writes afterwards, converting from and to
+//! its own big-endian domain in one place (`codegen`'s `Tx::helper`).
 
 use nfr_vm::classify::Classifier;
-use nfr_vm::insn::{CtSetKey, ExthdrOp, Insn, LookupDest, MetaSetKey, NatKind, PayloadBase};
-use nfr_vm::interp::{LogRecord, NatRequest, PayloadWriteReq};
-use nfr_vm::pkt::{self, PktState, ct_state};
-use nfr_vm::program::{Counter, ElemData, Obj};
-use nfr_vm::{ChainVerdict, Effects, Reg, RuleId, State, VerifiedProgram};
-use nfr_vm::{ipv6_find_hdr, tcp_find_opt};
+use nfr_vm::interp::Regs;
+use nfr_vm::pkt::PktState;
+use nfr_vm::program::Counter;
+use nfr_vm::{ChainVerdict, Effects, RuleId, State, VerifiedProgram};
 
 /// Return code: jump to `Env::jump_chain`, resume at `Env::resume` afterwards.
 pub(crate) const C_JUMP: u32 = 0x10;
@@ -30,9 +31,6 @@ pub(crate) const C_END: u32 = 0x13;
 pub(crate) const C_CONTINUE: u32 = 0x14;
 /// Helper result: NFT_BREAK (next rule).
 pub(crate) const C_BREAK: u32 = 0x15;
-/// Objref helper result: count the packet in counter `Env::jump_chain` (a verified counter
-/// id), then continue. Native code does the counting; it never leaves a partition.
-pub(crate) const C_COUNT: u32 = 0x16;
 
 /// A chain verdict as a return code (`None` for continue/break, which never leave a rule) and
 /// the chain id to store in `Env::jump_chain` for jump/goto. Terminal verdicts are
@@ -49,7 +47,7 @@ pub(crate) fn verdict_code(v: ChainVerdict) -> (u32, Option<u32>) {
 }
 
 /// Shared state of one traversal. Field order matters: native code reads `counters`, writes
-/// `jump_chain` and `resume`, and uses `regs` and `zero` at fixed offsets (`offset_of!`).
+/// `jump_chain` and `resume`, and uses `regs` at fixed offsets (`offset_of!`).
 #[repr(C)]
 pub(crate) struct Env<'a> {
     /// `State::counters.as_mut_ptr()` (length checked by `JitProgram::run`).
@@ -57,41 +55,12 @@ pub(crate) struct Env<'a> {
     pub jump_chain: u32,
     /// Position (in the chain) of the rule after the one that returned.
     pub resume: u32,
-    /// Register exchange area for helper calls (register memory order).
-    pub regs: [u8; 64],
-    /// All zero: target of clamped (failed) hoisted packet loads, see `bounds`.
-    pub zero: [u8; 64],
+    /// The register file of helper calls, in the interpreter's domain (see the module docs).
+    pub regs: Regs,
     pub prog: &'a VerifiedProgram,
     pub state: &'a mut State,
     pub fx: &'a mut Effects,
     pub pkt: &'a [u8],
-}
-
-impl Env<'_> {
-    fn reg_bytes(&self, reg: Reg, len: usize) -> &[u8] {
-        let s = usize::from(reg.0) * 4;
-        self.regs.get(s..s + len).unwrap_or(&[])
-    }
-
-    /// `store_bytes`: the bytes, zero-padded to whole words.
-    fn store_bytes(&mut self, reg: Reg, bytes: &[u8]) {
-        let s = usize::from(reg.0) * 4;
-        let e = s + bytes.len().div_ceil(4) * 4;
-        if let Some(d) = self.regs.get_mut(s..e) {
-            d.fill(0);
-            if let Some(d) = d.get_mut(..bytes.len()) {
-                d.copy_from_slice(bytes);
-            }
-        }
-    }
-
-    fn word(&self, reg: Reg) -> u32 {
-        let b = self.reg_bytes(reg, 4);
-        match b {
-            [a, b, c, d] => u32::from_le_bytes([*a, *b, *c, *d]),
-            _ => 0,
-        }
-    }
 }
 
 /// Classifier `cls`'s first rule that can match at or after position `from` (its run's end
@@ -137,220 +106,28 @@ pub(crate) extern "C" fn h_rule(env: &mut Env<'_>, st: &mut PktState, chain: u32
     code
 }
 
-/// Evaluate instruction `idx` (one the code generator hands to Rust) for rule `rule`; returns
-/// a code (`C_CONTINUE`, `C_BREAK`, a terminal verdict, `C_JUMP`/`C_GOTO` with
-/// `Env::jump_chain` set). Mirrors the interpreter's `eval` for these instructions.
+/// Run instruction `idx` (one the code generator hands to Rust) of rule `rule` with the
+/// interpreter's own `VerifiedProgram::eval` on `Env::regs`; returns a code (`C_CONTINUE`,
+/// `C_BREAK`, a terminal verdict, `C_JUMP`/`C_GOTO` with `Env::jump_chain` set).
 pub(crate) extern "C" fn h_insn(env: &mut Env<'_>, st: &mut PktState, idx: u32, rule: u32) -> u32 {
     let prog = env.prog;
     let Some(insn) = prog.program().insns.get(idx as usize) else {
         return C_BREAK;
     };
-    match insn {
-        Insn::Lookup {
-            sreg,
-            set,
-            dest,
-            invert,
-        } => {
-            let Some(s) = prog.program().sets.get(set.0 as usize) else {
-                return C_BREAK;
-            };
-            let key = env.reg_bytes(*sreg, usize::from(s.key_len));
-            let found = s.lookup(key);
-            if found.is_some() == *invert {
-                return C_BREAK;
-            }
-            match (dest, found) {
-                (LookupDest::Reg(d), Some(ElemData::Data(x))) => {
-                    env.store_bytes(*d, x.bytes());
-                    C_CONTINUE
-                }
-                (LookupDest::Verdict, Some(ElemData::Verdict(v))) => {
-                    let (code, chain) = verdict_code(*v);
-                    if let Some(c) = chain {
-                        env.jump_chain = c;
-                    }
-                    code
-                }
-                _ => C_CONTINUE,
-            }
-        }
-        Insn::Objref { sreg, set } => {
-            // nft_objref_map_eval, as the interpreter does it.
-            let Some(s) = prog.program().sets.get(set.0 as usize) else {
-                return C_BREAK;
-            };
-            match s.lookup(env.reg_bytes(*sreg, usize::from(s.key_len))) {
-                Some(ElemData::Object(Obj::Counter(c))) => {
-                    env.jump_chain = c.0;
-                    C_COUNT
-                }
-                Some(ElemData::Object(Obj::CtHelper(name))) => {
-                    env.fx.ct_helper = Some(*name);
-                    C_CONTINUE
-                }
-                _ => C_BREAK,
-            }
-        }
-        Insn::Limit(l) => limit(env, st, l.0 as usize),
-        Insn::MetaSet { key, sreg } => {
-            let w = env.word(*sreg);
-            match key {
-                MetaSetKey::Mark => {
-                    st.mark = w;
-                    env.fx.mark_set = true;
-                }
-                MetaSetKey::Priority => env.fx.priority = Some(w),
-                MetaSetKey::Pkttype => st.pkttype = w as u8,
-                MetaSetKey::Nftrace => env.fx.nftrace = Some((w & 1) as u8),
-            }
-            C_CONTINUE
-        }
-        Insn::CtSet { key, sreg } => {
-            let w = env.word(*sreg);
-            match key {
-                CtSetKey::Mark => {
-                    if st.ct_valid && st.ct_mark != w {
-                        st.ct_mark = w;
-                        env.fx.ct_mark_set = true;
-                    }
-                }
-                CtSetKey::Zone => env.fx.ct_zone = Some(w as u16),
-                CtSetKey::Helper => {
-                    env.fx.ct_helper = env.reg_bytes(*sreg, 16).first_chunk::<16>().copied();
-                }
-            }
-            C_CONTINUE
-        }
-        Insn::Log(spec) => {
-            env.fx.logs.push(LogRecord {
-                rule: RuleId(rule),
-                spec: (**spec).clone(),
-            });
-            C_CONTINUE
-        }
-        Insn::Reject { ty, code } => {
-            env.fx.reject = Some((*ty, *code));
-            nfr_vm::verdict::NF_DROP
-        }
-        Insn::Notrack => {
-            if !st.ct_valid && st.ct_state != ct_state::UNTRACKED {
-                st.ct_state = ct_state::UNTRACKED;
-                env.fx.notrack = true;
-            }
-            C_CONTINUE
-        }
-        Insn::Nat(n) => {
-            let alen = if n.family == pkt::NFPROTO_IPV6 { 16 } else { 4 };
-            let addr = |r: Option<Reg>| {
-                r.map(|r| {
-                    let mut a = [0u8; 16];
-                    let b = env.reg_bytes(r, alen);
-                    if let Some(d) = a.get_mut(..b.len()) {
-                        d.copy_from_slice(b);
-                    }
-                    a
-                })
-            };
-            let port = |r: Option<Reg>| {
-                r.map(|r| {
-                    let b = env.word(r).to_le_bytes();
-                    u16::from_be_bytes([b[0], b[1]])
-                })
-            };
-            let req = NatRequest {
-                kind: n.kind,
-                family: n.family,
-                addr_min: addr(n.addr_min),
-                addr_max: addr(n.addr_max),
-                proto_min: port(n.proto_min),
-                proto_max: port(n.proto_max),
-                flags: n.flags,
-            };
-            let _: NatKind = req.kind;
-            env.fx.nat.push(req);
-            nfr_vm::verdict::NF_ACCEPT
-        }
-        Insn::PayloadWrite {
-            base,
-            offset,
-            len,
-            sreg,
-            csum_type,
-            csum_offset,
-            csum_flags,
-        } => {
-            let len = usize::from(*len);
-            let Some(start) = payload_base(*base, st).and_then(|b| b.checked_add(*offset as usize))
-            else {
-                return C_BREAK;
-            };
-            if start.saturating_add(len) > env.pkt.len() {
-                return C_BREAK;
-            }
-            let bytes = env.reg_bytes(*sreg, len).to_vec();
-            env.fx.payload_writes.push(PayloadWriteReq {
-                offset: start,
-                bytes,
-                csum_type: *csum_type,
-                csum_offset: *csum_offset,
-                csum_flags: *csum_flags,
-            });
-            C_CONTINUE
-        }
-        Insn::Exthdr {
-            op,
-            ty,
-            offset,
-            len,
-            dreg,
-            present,
-        } => {
-            let pkt = env.pkt;
-            let found = match op {
-                ExthdrOp::Ipv6 => ipv6_find_hdr(pkt, st, *ty).map(|(off, _)| off),
-                ExthdrOp::Tcpopt => tcp_find_opt(pkt, st, *ty, *offset, *len),
-            };
-            if *present {
-                env.store_bytes(*dreg, &[u8::from(found.is_some()), 0, 0, 0]);
-                return C_CONTINUE;
-            }
-            let start = match (op, found) {
-                (ExthdrOp::Ipv6, Some(h)) => h.checked_add(*offset as usize),
-                (ExthdrOp::Tcpopt, Some(o)) => Some(o),
-                _ => None,
-            };
-            let len = usize::from(*len);
-            match start.and_then(|s| pkt.get(s..s.checked_add(len)?)) {
-                Some(bytes) => {
-                    env.store_bytes(*dreg, bytes);
-                    C_CONTINUE
-                }
-                None => C_BREAK,
-            }
-        }
-        // Everything else is compiled natively; reaching here would be a code generator bug.
-        _ => C_BREAK,
+    let mut verdict = ChainVerdict::Continue;
+    prog.eval(
+        insn,
+        &mut env.regs,
+        &mut verdict,
+        env.state,
+        env.pkt,
+        st,
+        env.fx,
+        RuleId(rule),
+    );
+    let (code, chain) = verdict_code(verdict);
+    if let Some(c) = chain {
+        env.jump_chain = c;
     }
-}
-
-/// `nft_limit` token bucket: the interpreter's own `LimitState::over_limit`.
-fn limit(env: &mut Env<'_>, st: &PktState, l: usize) -> u32 {
-    let (Some(p), Some(s)) = (env.prog.limit_params().get(l), env.state.limits.get_mut(l)) else {
-        return C_CONTINUE;
-    };
-    if s.over_limit(p, st.tstamp_ns, st.len) {
-        C_BREAK
-    } else {
-        C_CONTINUE
-    }
-}
-
-fn payload_base(base: PayloadBase, st: &PktState) -> Option<usize> {
-    match base {
-        PayloadBase::Network => Some(usize::from(st.nhoff)),
-        PayloadBase::Transport if st.transport_ok() => Some(usize::from(st.thoff)),
-        PayloadBase::Link if st.has_ll => Some(usize::from(st.lloff)),
-        _ => None,
-    }
+    code
 }

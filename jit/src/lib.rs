@@ -40,13 +40,15 @@
 //!   exact, or through the interpreter otherwise, so code size and Cranelift time grow with
 //!   the number of runs, not of rules.
 //! * `bounds`: the one place where packet loads are bounds-checked (out of bounds = NFT_BREAK).
-//! * `env`: the `#[repr(C)]` environment and the Rust helpers that native code calls for rare
+//! * `env`: the `#[repr(C)]` environment and the Rust helper that native code calls for rare
 //!   instructions (limit, log, reject, notrack, NAT, payload write, exthdr, large set lookups,
-//!   meta/ct set), classifier lookups and the rules the interpreter runs.
+//!   object maps, meta/ct set): it runs the interpreter's own step, `VerifiedProgram::eval`;
+//!   and the helpers of classified runs (the shared key reader and walk, and the rules the
+//!   interpreter runs).
 //! * `native`: the only `unsafe` code — calling a compiled partition, freeing the code memory.
 //! * `JitProgram::run` is `nft_do_chain`'s driver loop: partitions return a code (terminal
-//!   verdict, jump, goto, return, end of partition); jumps use a 16-deep stack exactly like
-//!   the interpreter.
+//!   verdict, jump, goto, return, end of partition); jumps use the interpreter's 16-deep
+//!   `JumpStack`.
 //!
 //! # Compile time and the default options
 //!
@@ -77,8 +79,9 @@ use cranelift_codegen::{Context, ir::UserFuncName};
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::Module;
+use nfr_vm::ids::NFT_REG32_COUNT;
+use nfr_vm::interp::JumpStack;
 use nfr_vm::program::{ChainKind, Policy};
-use nfr_vm::verdict::NFT_JUMP_STACK_SIZE;
 use nfr_vm::{ChainId, Effects, PktState, State, Verdict, VerifiedProgram};
 use std::fmt;
 
@@ -142,16 +145,24 @@ impl fmt::Display for JitError {
 
 impl std::error::Error for JitError {}
 
-/// Per chain, its partitions: `(start, end, index into Code's functions)`.
-#[derive(Debug, Default)]
-struct ChainParts(Vec<(u32, u32, usize)>);
+/// One chain: its partitions `(start, end, index into Code's functions)`, in rule order and
+/// tiling its rules, and the verdict when it runs off its end with an empty jump stack (the
+/// base chain policy; accept for a user chain entered directly, as the interpreter does).
+#[derive(Debug)]
+struct ChainCode {
+    parts: Vec<(u32, u32, usize)>,
+    policy: Verdict,
+}
 
 /// A compiled program: native code for every chain, plus the program itself (sets, log specs,
-/// limit parameters for the helpers; policies; the interpreter fallback).
+/// limit parameters for the helper; the interpreter fallback).
 pub struct JitProgram {
     prog: VerifiedProgram,
     code: native::Code,
-    chains: Vec<ChainParts>,
+    chains: Vec<ChainCode>,
+    /// The program's counters and limits: `run` needs a `State` with at least these.
+    ncounters: usize,
+    nlimits: usize,
     nfuncs: usize,
     nruns: usize,
 }
@@ -246,8 +257,20 @@ impl JitProgram {
         ));
         let mut ctx = Context::new();
         let mut ids = Vec::new();
-        let mut chains: Vec<ChainParts> = (0..prog.program().chains.len())
-            .map(|_| ChainParts::default())
+        let p = prog.program();
+        let mut chains: Vec<ChainCode> = p
+            .chains
+            .iter()
+            .map(|c| ChainCode {
+                parts: Vec::new(),
+                policy: match c.kind {
+                    ChainKind::Base {
+                        policy: Policy::Drop,
+                        ..
+                    } => Verdict::Drop,
+                    _ => Verdict::Accept,
+                },
+            })
             .collect();
         let sig = codegen::part_signature(isa.default_call_conv());
         let mut plan = runs::plan(prog);
@@ -262,7 +285,7 @@ impl JitProgram {
                 .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
             module.clear_context(&mut ctx);
             if let Some(c) = chains.get_mut(part.chain as usize) {
-                c.0.push((part.start, part.end, ids.len()));
+                c.parts.push((part.start, part.end, ids.len()));
             }
             ids.push(id);
             Ok(())
@@ -275,10 +298,13 @@ impl JitProgram {
             .iter()
             .map(|id| module.get_finalized_function(*id))
             .collect();
+        let (ncounters, nlimits) = (p.counters.len(), p.limits.len());
         Ok(JitProgram {
             prog: own,
             code: native::Code::new(module, fns, plan.table),
             chains,
+            ncounters,
+            nlimits,
             nfuncs: ids.len(),
             nruns,
         })
@@ -300,6 +326,8 @@ impl JitProgram {
     }
 
     /// Run `chain` on one packet: same contract and results as `VerifiedProgram::run`.
+    /// Inlined: the checks and an empty chain cost no call.
+    #[inline]
     pub fn run(
         &self,
         state: &mut State,
@@ -308,70 +336,85 @@ impl JitProgram {
         st: &mut PktState,
         fx: &mut Effects,
     ) -> Verdict {
-        let p = self.prog.program();
-        if fx.trace_enabled
-            || state.counters.len() < p.counters.len()
-            || state.limits.len() < p.limits.len()
-            || chain.0 as usize >= self.chains.len()
-        {
-            return self.prog.run(state, chain, pkt, st, fx);
-        }
-        let policy = match p.chains.get(chain.0 as usize).map(|c| c.kind) {
-            Some(ChainKind::Base {
-                policy: Policy::Drop,
-                ..
-            }) => Verdict::Drop,
-            _ => Verdict::Accept,
+        let c = match self.chains.get(chain.0 as usize) {
+            Some(c)
+                if !fx.trace_enabled
+                    && state.counters.len() >= self.ncounters
+                    && state.limits.len() >= self.nlimits =>
+            {
+                c
+            }
+            _ => return self.prog.run(state, chain, pkt, st, fx),
         };
-        let counters = state.counters.as_mut_ptr();
+        if c.parts.is_empty() {
+            return c.policy;
+        }
+        self.drive(c, chain.0, state, pkt, st, fx)
+    }
+
+    /// `nft_do_chain`'s loop from the first rule of `c` (chain `chain`). Not inlined: it keeps
+    /// `run`'s checks and an empty chain free of the loop's register saves.
+    #[inline(never)]
+    fn drive(
+        &self,
+        c: &ChainCode,
+        chain: u32,
+        state: &mut State,
+        pkt: &[u8],
+        st: &mut PktState,
+        fx: &mut Effects,
+    ) -> Verdict {
         let mut env = env::Env {
-            counters,
+            counters: state.counters.as_mut_ptr(),
             jump_chain: 0,
             resume: 0,
-            regs: [0; 64],
-            zero: [0; 64],
+            regs: [0; NFT_REG32_COUNT],
             prog: &self.prog,
             state,
             fx,
             pkt,
         };
-        let mut stack = [(0u32, 0u32); NFT_JUMP_STACK_SIZE];
-        let mut sp = 0usize;
-        let (mut cur, mut pos) = (chain.0, 0u32);
+        let mut stack = JumpStack::default();
+        // The chain, its partitions, and the partition and rule in it (relative) to run next.
+        let (mut cur, mut parts) = (chain, &c.parts[..]);
+        let (mut i, mut rel) = (0usize, 0u32);
         loop {
-            let parts = self
-                .chains
-                .get(cur as usize)
-                .map(|c| &c.0[..])
-                .unwrap_or(&[]);
-            let i = parts.partition_point(|p| p.1 <= pos);
             let code = match parts.get(i) {
-                Some(&(start, _, f)) if start <= pos => {
-                    self.code.call(f, &mut env, pkt, st, pos - start)
-                }
-                _ => env::C_RETURN,
+                Some(&(_, _, f)) => self.code.call(f, &mut env, pkt, st, rel),
+                // Past the last partition (resuming after a jump from the last rule).
+                None => env::C_RETURN,
             };
             match code {
-                env::C_END => pos = parts.get(i).map(|p| p.1).unwrap_or(u32::MAX),
-                env::C_RETURN => {
-                    if sp == 0 {
-                        return policy;
-                    }
-                    sp -= 1;
-                    (cur, pos) = stack[sp];
+                env::C_END if i + 1 < parts.len() => (i, rel) = (i + 1, 0),
+                // A return, or the end of the chain's last partition.
+                env::C_END | env::C_RETURN => {
+                    let Some((back, pos)) = stack.pop() else {
+                        return c.policy;
+                    };
+                    (cur, parts) = (back.0, self.parts(back.0));
+                    // The partition holding rule `pos` (past the end: none, a return).
+                    i = parts.partition_point(|p| p.1 as usize <= pos);
+                    rel = parts.get(i).map_or(0, |p| (pos as u32).saturating_sub(p.0));
                 }
                 env::C_JUMP => {
-                    if sp >= NFT_JUMP_STACK_SIZE {
+                    if !stack.push(ChainId(cur), env.resume as usize) {
                         return Verdict::Drop;
                     }
-                    stack[sp] = (cur, env.resume);
-                    sp += 1;
-                    (cur, pos) = (env.jump_chain, 0);
+                    (cur, parts, i, rel) = (env.jump_chain, self.parts(env.jump_chain), 0, 0);
                 }
-                env::C_GOTO => (cur, pos) = (env.jump_chain, 0),
+                env::C_GOTO => {
+                    (cur, parts, i, rel) = (env.jump_chain, self.parts(env.jump_chain), 0, 0);
+                }
                 c => return Verdict::from_u32(c).unwrap_or(Verdict::Drop),
             }
         }
+    }
+
+    fn parts(&self, chain: u32) -> &[(u32, u32, usize)] {
+        self.chains
+            .get(chain as usize)
+            .map(|c| &c.parts[..])
+            .unwrap_or(&[])
     }
 }
 

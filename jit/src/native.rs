@@ -58,21 +58,34 @@ impl Code {
         //   `finalize_definitions` made executable; `self.module` keeps that memory alive and
         //   is only freed in `drop`, after which no `Code` method can run.
         // * The function reads only: `pkt[0..pkt.len()]`, and only after the checks in
-        //   `bounds` (or from `env.zero`); fields of `*st` at `offset_of!` offsets; `env`'s
-        //   `#[repr(C)]` head (`counters`, `jump_chain`, `resume`, `regs`, `zero`); rows
-        //   `0..n` of its runs' tables inside `self.table` (the loop stops at row `n`, and
-        //   `runs::plan` laid out exactly `n` rows per run).
-        // * It writes only: `env.jump_chain`, `env.resume`, `env.regs`, and counters at
-        //   `env.counters + id` for counter ids that `verify` checked against the program and
-        //   that `JitProgram::run` checked against `State::counters.len()` (for runs: the
-        //   table's `counter + 1` word, copied from the verified instruction; for objref maps:
-        //   the id `env::h_insn` put in `env.jump_chain` with `C_COUNT`, taken from an
-        //   object-map element whose counter id `verify` checked).
-        // * It calls only `env::h_insn`, a safe Rust function, passing it `env` and `st`
-        //   unchanged; no reference derived from `env`/`st` is used by Rust code during the
-        //   call, so the helper's `&mut` references are unique while it runs.
-        // * It contains no traps; its only loops are rule-run loops, each bounded by its
-        //   run's row count.
+        //   `bounds` (or from the static `bounds::ZERO`); fields of `*st` at `offset_of!`
+        //   offsets; `env`'s `#[repr(C)]` head (`counters`, `jump_chain`, `resume`, `regs`);
+        //   its own stack slot (a classified run's key, `MAX_DIMS` words); rows `start..end`
+        //   of a classified run's table inside `self.table` (`runs::plan` laid out one row per
+        //   rule of the run, and the row index is a position the walk returned, which is
+        //   inside the run or leaves it); and the node and leaf arrays of the classifiers of
+        //   the program the `JitProgram` owns, at the addresses the code was compiled with
+        //   (the `JitProgram` keeps that program, never mutates it, and moving it moves no heap
+        //   buffer), only at offsets `verify` checked: node pointers inside `nodes` with child
+        //   tables inside it, leaf pointers at leaf starts, every leaf's quads inside `leaves`
+        //   (`check_classifier`).
+        // * It writes only: `env.jump_chain`, `env.resume`, `env.regs`, its own stack slot, and
+        //   counters at `env.counters + id` for counter ids that `verify` checked against the
+        //   program and that `JitProgram::run` checked against `State::counters.len()` (for
+        //   classified runs: the row's `counter + 1` word, copied from the verified
+        //   instruction).
+        // * It calls only safe Rust functions of `env` (`h_insn`, `h_first`, `h_rule`, and
+        //   `h_walk` with a reference to one of those classifiers and to its stack slot),
+        //   passing `env` and `st` unchanged; no reference derived from `env`/`st` is used by
+        //   Rust code during the call, so the helpers' `&mut` references are unique while they
+        //   run. The helpers may count packets in `State::counters` (an object map's named
+        //   counter, a rule the interpreter runs) but never resize it, so `env.counters` (from
+        //   `as_mut_ptr`, which makes no reference to the elements) stays valid, and their
+        //   writes and native code's never overlap in time.
+        // * It contains no traps. Its loops: a tree descent (each step moves to a child table
+        //   at a higher offset, so it ends at a leaf), a leaf scan (bounded by the leaf's quad
+        //   count), and a classified run's lookups (each from a position after the last rule
+        //   run, so at most one per rule of the run).
         unsafe {
             let f: PartFn = std::mem::transmute::<*const u8, PartFn>(ptr);
             f(env.cast::<u8>(), pkt.as_ptr(), pkt.len(), st, start)

@@ -205,6 +205,7 @@ impl ProgramEngine {
     }
 
     /// Runs one chain on a packet (no effects applied).
+    #[inline]
     pub fn run_chain(&mut self, chain: ChainId, pkt: &[u8], st: &mut PktState) -> Verdict {
         self.fx.clear();
         match &self.backend {

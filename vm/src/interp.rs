@@ -41,8 +41,7 @@ pub struct LimitState {
 impl LimitState {
     /// `nft_limit_eval` for one packet at time `now` (ns) of `len` bytes: refill the bucket by
     /// the time elapsed (capped at `tokens_max`), take the packet's cost if there are enough
-    /// tokens. True when the rule must break (over the limit, or under it with `invert`). The
-    /// interpreter and the JIT's helper both call this.
+    /// tokens. True when the rule must break (over the limit, or under it with `invert`).
     pub fn over_limit(&mut self, p: &LimitParams, now: u64, len: u32) -> bool {
         if !self.started {
             self.started = true;
@@ -173,9 +172,10 @@ pub struct Effects {
 }
 
 impl Effects {
-    /// Clear the records, keeping `trace_enabled` and the allocations.
+    /// Clear the records, keeping `trace_enabled` and the allocations. Inlined: when the lists
+    /// are empty (most packets) this is a few stores and four length tests.
+    #[inline]
     pub fn clear(&mut self) {
-        let t = self.trace_enabled;
         self.mark_set = false;
         self.ct_mark_set = false;
         self.ct_zone = None;
@@ -184,16 +184,60 @@ impl Effects {
         self.nftrace = None;
         self.notrack = false;
         self.reject = None;
+        if !(self.logs.is_empty()
+            && self.nat.is_empty()
+            && self.payload_writes.is_empty()
+            && self.trace.is_empty())
+        {
+            self.clear_lists();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn clear_lists(&mut self) {
         self.logs.clear();
         self.nat.clear();
         self.payload_writes.clear();
         self.trace.clear();
-        self.trace_enabled = t;
+    }
+}
+
+/// `nft_do_chain`'s jump stack (the interpreter's and the JIT's driver loop's): (chain, rule
+/// position) return points, 16 deep. The frames are made (zeroed) at the first jump rather than
+/// on every call: most packets never jump.
+#[derive(Debug, Default)]
+pub struct JumpStack {
+    frames: Option<[(ChainId, u32); NFT_JUMP_STACK_SIZE]>,
+    sp: usize,
+}
+
+impl JumpStack {
+    /// Push a return point; false when the stack is full (the kernel WARNs and drops).
+    #[inline]
+    pub fn push(&mut self, chain: ChainId, pos: usize) -> bool {
+        let frames = self
+            .frames
+            .get_or_insert([(ChainId(0), 0); NFT_JUMP_STACK_SIZE]);
+        let Some(f) = frames.get_mut(self.sp) else {
+            return false;
+        };
+        *f = (chain, pos as u32);
+        self.sp += 1;
+        true
+    }
+
+    /// Pop the last return point (`None`: the stack is empty).
+    #[inline]
+    pub fn pop(&mut self) -> Option<(ChainId, usize)> {
+        self.sp = self.sp.checked_sub(1)?;
+        let (c, p) = *self.frames.as_ref()?.get(self.sp)?;
+        Some((c, p as usize))
     }
 }
 
 /// The register file: 16 words; word bytes are `to_le_bytes()` (see `insn` module docs).
-type Regs = [u32; NFT_REG32_COUNT];
+pub type Regs = [u32; NFT_REG32_COUNT];
 
 #[inline]
 fn reg_bytes(regs: &Regs, reg: Reg, len: usize, out: &mut [u8; 64]) -> usize {
@@ -266,9 +310,7 @@ impl VerifiedProgram {
     ) -> Verdict {
         let prog = &self.prog;
         let mut regs: Regs = [0; NFT_REG32_COUNT];
-        let mut stack: [(ChainId, usize); NFT_JUMP_STACK_SIZE] =
-            [(ChainId(0), 0); NFT_JUMP_STACK_SIZE];
-        let mut sp = 0usize;
+        let mut stack = JumpStack::default();
         let mut cur = chain;
         let mut pos = 0usize;
         let mut executed = 0u64;
@@ -307,11 +349,10 @@ impl VerifiedProgram {
             }
             let Some(rule) = rules.get(pos) else {
                 // End of chain: like NFT_RETURN.
-                if sp == 0 {
+                let Some(back) = stack.pop() else {
                     break self.policy(chain, fx);
-                }
-                sp -= 1;
-                (cur, pos) = stack[sp];
+                };
+                (cur, pos) = back;
                 rules = self.chain_rules(cur);
                 key_for = u32::MAX;
                 continue;
@@ -353,12 +394,10 @@ impl VerifiedProgram {
                 ChainVerdict::Repeat => break Verdict::Repeat,
                 ChainVerdict::Queue { num, bypass } => break Verdict::Queue { num, bypass },
                 ChainVerdict::Jump(c) => {
-                    if sp >= NFT_JUMP_STACK_SIZE {
+                    if !stack.push(cur, pos) {
                         // The kernel WARNs and drops; verify() makes this unreachable.
                         break Verdict::Drop;
                     }
-                    stack[sp] = (cur, pos);
-                    sp += 1;
                     cur = c;
                     pos = 0;
                     rules = self.chain_rules(cur);
@@ -371,11 +410,10 @@ impl VerifiedProgram {
                     key_for = u32::MAX;
                 }
                 ChainVerdict::Return => {
-                    if sp == 0 {
+                    let Some(back) = stack.pop() else {
                         break self.policy(chain, fx);
-                    }
-                    sp -= 1;
-                    (cur, pos) = stack[sp];
+                    };
+                    (cur, pos) = back;
                     rules = self.chain_rules(cur);
                     key_for = u32::MAX;
                 }
@@ -556,9 +594,13 @@ impl VerifiedProgram {
         v
     }
 
+    /// One instruction of rule `rule` (an instruction of this program): the interpreter's step,
+    /// also the JIT's for the instructions it hands to Rust. Reads and writes `regs`, sets
+    /// `verdict` when the instruction ends the rule (BREAK, a verdict), and records its effects
+    /// in `state`, `st` and `fx` (see the module docs).
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn eval(
+    pub fn eval(
         &self,
         insn: &Insn,
         regs: &mut Regs,
