@@ -15,6 +15,7 @@
 //! entry, a non-first fragment) is not looked up: the run is walked rule by rule.
 
 mod analyze;
+pub mod cover;
 mod tree;
 
 pub use analyze::{
