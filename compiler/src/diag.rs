@@ -230,6 +230,14 @@ pub const CODES: &[(&str, &str)] = &[
         "W0601",
         "notrack after conntrack (hook other than prerouting/output, or priority >= -200)",
     ),
+    (
+        "W0602",
+        "rule can never match: earlier rules that end the chain take every packet it matches",
+    ),
+    (
+        "W0603",
+        "rule duplicates an earlier rule (same match and statements)",
+    ),
 ];
 
 /// The one-line description of a code, if it is known.

@@ -118,9 +118,36 @@ pub enum Cover {
 
 /// Whether the union of `by` holds every cube of `target`. A target cube inside one cube of
 /// `by` is credited to the first such cube alone; otherwise the cubes of `by` are subtracted
-/// in order until nothing is left, each one that cut something taking part. At most
+/// in order until nothing is left, each one that cut something taking part; then the cubes
+/// the others do without are dropped, latest first (as far as the budget goes). At most
 /// `max_pieces` pieces are kept at a time.
 pub fn cover(target: &[Cube], by: &[&[Span]], budget: &mut Budget, max_pieces: usize) -> Cover {
+    let mut used = match cover_all(target, by, budget, max_pieces) {
+        Cover::Covered(used) => used,
+        other => return other,
+    };
+    let mut k = used.len();
+    while k > 0 && used.len() > 1 {
+        k -= 1;
+        let rest: Vec<&[Span]> = used
+            .iter()
+            .enumerate()
+            .filter(|&(x, _)| x != k)
+            .filter_map(|(_, &i)| by.get(i).copied())
+            .collect();
+        match cover_all(target, &rest, budget, max_pieces) {
+            Cover::Covered(_) => {
+                used.remove(k);
+            }
+            Cover::Open => {}
+            Cover::GaveUp => break,
+        }
+    }
+    Cover::Covered(used)
+}
+
+/// [`cover`] without dropping the cubes the others do without.
+fn cover_all(target: &[Cube], by: &[&[Span]], budget: &mut Budget, max_pieces: usize) -> Cover {
     let mut used: Vec<usize> = Vec::new();
     for t in target {
         if !budget.take(by.len() as u64) {
@@ -280,11 +307,11 @@ impl Index {
 
     /// Visit (id, cube) of every cube meeting `q` (in no particular order; a cube once),
     /// one budget step per cube looked at.
-    pub fn walk(
-        &self,
+    pub fn walk<'a>(
+        &'a self,
         q: &[Span],
         budget: &mut Budget,
-        mut visit: impl FnMut(u32, &[Span]) -> ControlFlow<()>,
+        mut visit: impl FnMut(u32, &'a [Span]) -> ControlFlow<()>,
     ) -> Walk {
         let mut look = |e: u32| -> ControlFlow<Walk> {
             if !budget.take(1) {
@@ -779,6 +806,17 @@ mod tests {
                     let sub: Vec<&[Span]> = used.iter().map(|&i| refs[i]).collect();
                     let again = cover(&t, &sub, &mut Budget { steps: u64::MAX }, 1 << 20);
                     assert!(matches!(again, Cover::Covered(_)));
+                    // and none of them is needless
+                    for k in 0..sub.len() {
+                        let mut less = sub.clone();
+                        less.remove(k);
+                        let b = &mut Budget { steps: u64::MAX };
+                        assert_eq!(
+                            cover(&t, &less, b, 1 << 20),
+                            Cover::Open,
+                            "{t:?} by {sub:?}"
+                        );
+                    }
                 }
                 Cover::Open => assert!(!want, "{t:?} by {by:?}"),
                 Cover::GaveUp => panic!("no cap here"),
