@@ -19,7 +19,7 @@ use std::hash::{Hash, Hasher};
 use std::ops::ControlFlow;
 
 use hashbrown::HashMap;
-use nfr_vm::classify::cover::{self, Budget, Canon, Cover, Index, Walk};
+use nfr_vm::classify::cover::{self, Budget, Canon, Cover, Found, Index, Walk};
 use nfr_vm::classify::{Cube, Shape, Span as CubeSpan, Tail, chain_shapes};
 use nfr_vm::program::SetKind;
 use nfr_vm::{ChainId, CounterId, Insn, Program, Set, SetId};
@@ -197,46 +197,49 @@ impl Chain<'_> {
                         .all(|&f| cover::present_with(loads, f))
             })
         };
-        // Cheap refusal first: both corners of every cube must be taken.
+        // Cheap refusal first: the high corner of every cube must be taken.
         for t in target {
-            for high in [false, true] {
-                let p = cover::corner(t, index.dims(), high);
-                let mut found = false;
-                let w = index.walk(&p, budget, |e, _| {
-                    if usable(e) {
-                        found = true;
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                });
-                if w == Walk::OutOfBudget || !found {
-                    return None;
-                }
-            }
-        }
-        let mut cands: Vec<(u32, &[CubeSpan])> = Vec::new();
-        for t in target {
-            let w = index.walk(t, budget, |e, c| {
+            let p = cover::corner(t, index.dims(), true);
+            let mut found = false;
+            let w = index.walk(&p, budget, |e, _| {
                 if usable(e) {
-                    cands.push((e, c));
+                    found = true;
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
                 }
-                ControlFlow::Continue(())
             });
-            if w == Walk::OutOfBudget {
+            if w == Walk::OutOfBudget || !found {
                 return None;
             }
         }
-        cands.sort_unstable_by_key(|c| c.0);
-        cands.dedup_by_key(|c| c.0);
-        let by: Vec<&[CubeSpan]> = cands.iter().map(|c| c.1).collect();
-        match cover::cover(target, &by, budget, MAX_PIECES) {
+        // Then from low corners: the earliest usable cube holding the piece whole, else the
+        // earliest holding its corner.
+        let r = cover::cover_with(target, budget, MAX_PIECES, |piece, budget| {
+            let p = cover::corner(piece, index.dims(), false);
+            let mut best: Option<(bool, u32, &[CubeSpan])> = None;
+            let w = index.walk(&p, budget, |e, c| {
+                if usable(e) {
+                    let whole = cover::contains(c, piece);
+                    if best.is_none_or(|(w, b, _)| (!whole, e) < (!w, b)) {
+                        best = Some((whole, e, c));
+                    }
+                }
+                ControlFlow::Continue(())
+            });
+            match (w, best) {
+                (Walk::OutOfBudget, _) => Found::OutOfBudget,
+                (_, Some((_, e, c))) => Found::Cube(e, c),
+                (_, None) => Found::Nothing,
+            }
+        });
+        match r {
             Cover::Covered(used) => {
                 let mut rules: Vec<usize> = used
                     .iter()
-                    .filter_map(|&k| cands.get(k))
-                    .filter_map(|c| rule_of.get(c.0 as usize).copied())
+                    .filter_map(|&e| rule_of.get(e).copied())
                     .collect();
+                rules.sort_unstable();
                 rules.dedup();
                 Some(rules)
             }

@@ -188,6 +188,67 @@ fn cover_all(target: &[Cube], by: &[&[Span]], budget: &mut Budget, max_pieces: u
     Cover::Covered(used)
 }
 
+/// What a search for a cube holding a piece's low corner found.
+pub enum Found<'a> {
+    /// A cube (with its id) holding the corner.
+    Cube(u32, &'a [Span]),
+    /// No cube holds it.
+    Nothing,
+    /// The budget ran out.
+    OutOfBudget,
+}
+
+/// Whether cubes that `find` knows cover `target`, asking only for points: each piece left
+/// (at first, each target cube) asks `find` for a cube holding its low corner (unless a cube
+/// already taken holds it), and loses what that cube holds; a corner no cube holds answers
+/// [`Cover::Open`]. The ids of the cubes taken, the ones the others do without dropped (see
+/// [`cover`]), are returned ascending. This never looks at cubes far from the target, which a
+/// union over every cube meeting it would.
+pub fn cover_with<'a>(
+    target: &[Cube],
+    budget: &mut Budget,
+    max_pieces: usize,
+    mut find: impl FnMut(&[Span], &mut Budget) -> Found<'a>,
+) -> Cover {
+    let mut taken: Vec<(u32, &'a [Span])> = Vec::new();
+    let mut stack: Vec<Cube> = target.to_vec();
+    let mut next: Vec<Cube> = Vec::new();
+    while let Some(p) = stack.pop() {
+        if !budget.take(1 + taken.len() as u64) {
+            return Cover::GaveUp;
+        }
+        let lo: Cube = p.iter().map(|s| Span { hi: s.lo, ..*s }).collect();
+        let c = match taken.iter().find(|(_, c)| meets(c, &lo)) {
+            Some(&(_, c)) => c,
+            None => match find(&p, budget) {
+                Found::Cube(id, c) => {
+                    taken.push((id, c));
+                    c
+                }
+                Found::Nothing => return Cover::Open,
+                Found::OutOfBudget => return Cover::GaveUp,
+            },
+        };
+        next.clear();
+        subtract(&p, c, &mut next);
+        if stack.len() + next.len() > max_pieces || !budget.take(next.len() as u64) {
+            return Cover::GaveUp;
+        }
+        stack.append(&mut next);
+    }
+    taken.sort_unstable_by_key(|t| t.0);
+    let by: Vec<&[Span]> = taken.iter().map(|t| t.1).collect();
+    match cover(target, &by, budget, max_pieces) {
+        Cover::Covered(used) => Cover::Covered(
+            used.iter()
+                .filter_map(|&i| taken.get(i).map(|t| t.0 as usize))
+                .collect(),
+        ),
+        // the cubes taken cover the target: only the budget can stop the trimming
+        _ => Cover::Covered(taken.iter().map(|t| t.0 as usize).collect()),
+    }
+}
+
 /// How a walk over an [`Index`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Walk {
@@ -821,6 +882,24 @@ mod tests {
                 Cover::Open => assert!(!want, "{t:?} by {by:?}"),
                 Cover::GaveUp => panic!("no cap here"),
             }
+            // asking for corners only finds the same
+            let got = cover_with(&t, &mut Budget { steps: u64::MAX }, 1 << 20, |p, _| {
+                let lo: Cube = p.iter().map(|s| Span { hi: s.lo, ..*s }).collect();
+                match by.iter().position(|c| meets(c, &lo)) {
+                    Some(i) => Found::Cube(i as u32, &by[i]),
+                    None => Found::Nothing,
+                }
+            });
+            match got {
+                Cover::Covered(used) => {
+                    assert!(want, "{t:?} by {by:?}");
+                    let sub: Vec<&[Span]> = used.iter().map(|&i| refs[i]).collect();
+                    let again = cover(&t, &sub, &mut Budget { steps: u64::MAX }, 1 << 20);
+                    assert!(matches!(again, Cover::Covered(_)));
+                }
+                Cover::Open => assert!(!want, "{t:?} by {by:?}"),
+                Cover::GaveUp => panic!("no cap here"),
+            }
         }
     }
 
@@ -843,6 +922,13 @@ mod tests {
         assert_eq!(
             cover(&t, &refs, &mut Budget { steps: u64::MAX }, 1 << 20),
             Cover::Open
+        );
+        // corners of a piece always find the big cube: only the caps stop the search
+        let big = vec![sp(dims[0], 0, 254)];
+        let find = |_: &[Span], _: &mut Budget| Found::Cube(0, &big);
+        assert_eq!(
+            cover_with(&t, &mut Budget { steps: 5 }, 1 << 20, find),
+            Cover::GaveUp
         );
     }
 
