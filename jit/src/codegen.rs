@@ -26,7 +26,7 @@ use cranelift_codegen::ir::{
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
-use nfr_vm::classify::{Classifier, Field, LEAF, node_parts};
+use nfr_vm::classify::{BIAS, Classifier, Field, LEAF, MAX_DIMS, node_parts, quad_words};
 use nfr_vm::insn::{
     BitwiseOp, CmpOp, CtDir, CtKey, Data, Insn, LookupDest, MetaKey, PayloadBase, RangeOp,
 };
@@ -992,7 +992,23 @@ impl Tx<'_, '_> {
                 self.b.ins().brif(ok, cont, &[], linear, &[from.into()]);
                 self.b.switch_to_block(cont);
                 self.b.seal_block(cont);
-                self.walk(c, &vals, slot, from)
+                if plan.native_walk {
+                    self.walk(c, &vals, slot, from)
+                } else {
+                    // The shared walk, on the key read natively.
+                    let h = self
+                        .b
+                        .ins()
+                        .iconst(types::I64, env::h_walk as *const () as usize as i64);
+                    let cp = self
+                        .b
+                        .ins()
+                        .iconst(types::I64, c as *const Classifier as usize as i64);
+                    let kp = self.b.ins().stack_addr(types::I64, slot, 0);
+                    let z = self.iconst(0);
+                    let call = self.b.ins().call_indirect(self.hsig, h, &[cp, kp, from, z]);
+                    self.b.inst_results(call)[0]
+                }
             }
             _ => {
                 // The key and the walk in Rust (fields the code generator does not load).
@@ -1161,9 +1177,15 @@ impl Tx<'_, '_> {
         let mut ok: Option<Value> = None;
         let slot = self.b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            4 * c.dims.len().max(1) as u32,
-            2,
+            4 * MAX_DIMS as u32,
+            4,
         ));
+        let zero = self.iconst(0);
+        for d in c.dims.len()..MAX_DIMS {
+            self.b
+                .ins()
+                .stack_store(types::I64, zero, slot, 4 * d as i32);
+        }
         for (d, dim) in c.dims.iter().enumerate() {
             let len = dim.field.len() as i64;
             let (present, w) = self.field_word(dim.field);
@@ -1245,10 +1267,20 @@ impl Tx<'_, '_> {
     /// after `from` that can match, or `u32::MAX`.
     fn walk(&mut self, c: &Classifier, vals: &[Value], slot: StackSlot, from: Value) -> Value {
         let nd = c.dims.len();
-        let stride = (1 + 2 * nd) as i64;
+        let qw = quad_words(nd) as i64;
         let tf = MemFlagsData::trusted().with_readonly();
+        // Quad rows are 4-byte aligned only.
+        let vf = MemFlagsData::new().with_notrap().with_readonly();
         let done = self.b.create_block();
         let best_out = self.b.append_block_param(done, types::I32);
+        // Each key value in every lane (one row of a quad is one dimension of four entries).
+        let ksplat: Vec<Value> = vals
+            .iter()
+            .map(|&v| self.b.ins().splat(types::I32X4, v))
+            .collect();
+        let fromv = self.b.ins().splat(types::I32X4, from);
+        let bias = self.iconst(BIAS);
+        let bias = self.b.ins().splat(types::I32X4, bias);
         let mut best = self.iconst(u32::MAX);
         for t in &c.trees {
             let next_tree = self.b.create_block();
@@ -1325,50 +1357,69 @@ impl Tx<'_, '_> {
             self.b.ins().jump(descend, &[child.into()]);
             self.b.seal_block(descend);
 
-            // scan(off): entries in rule order until one at or after `from` holds the key,
-            // or one is not before `best`.
+            // scan(off): quad by quad, in rule order: the entries at or after `from`, before
+            // `best`, whose cube holds the key — all four checked at once, row by row.
             self.b.switch_to_block(scan);
             self.b.seal_block(scan);
             let at = self.b.ins().ishl_imm_u(leaf_off, 2);
             let q0 = self.b.ins().iadd(leaves, at);
             let n = self.b.ins().load(types::I32, tf, q0, 0);
             let q0 = self.b.ins().iadd_imm_u(q0, 4);
+            let bestv = self.b.ins().splat(types::I32X4, best);
             let sloop = self.b.create_block();
             let q = self.b.append_block_param(sloop, types::I64);
             let left = self.b.append_block_param(sloop, types::I32);
             self.b.ins().jump(sloop, &[q0.into(), n.into()]);
             self.b.switch_to_block(sloop);
             let body = self.b.create_block();
-            let check = self.b.create_block();
+            let hit = self.b.create_block();
             let step = self.b.create_block();
             self.b
                 .ins()
                 .brif(left, body, &[], next_tree, &[best.into()]);
             self.b.switch_to_block(body);
             self.b.seal_block(body);
-            let pos = self.b.ins().load(types::I32, tf, q, 0);
+            let pos = self.b.ins().load(types::I32X4, vf, q, 0);
+            let a = self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedGreaterThanOrEqual, pos, fromv);
+            let b = self.b.ins().icmp(IntCC::UnsignedLessThan, pos, bestv);
+            let mut ok = self.b.ins().band(a, b);
+            for (d, &kd) in ksplat.iter().enumerate() {
+                let lo = self.b.ins().load(types::I32X4, vf, q, 16 + 32 * d as i32);
+                let w = self.b.ins().load(types::I32X4, vf, q, 32 + 32 * d as i32);
+                let x = self.b.ins().isub(kd, lo);
+                let x = self.b.ins().bxor(x, bias);
+                let o = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, x, w);
+                ok = self.b.ins().band(ok, o);
+            }
+            let bits = self.b.ins().vhigh_bits(types::I32, ok);
+            self.b.ins().brif(bits, hit, &[], step, &[]);
+            // hit: the first entry of the quad that holds the key.
+            self.b.switch_to_block(hit);
+            self.b.seal_block(hit);
+            let j = self.b.ins().ctz(bits);
+            let j = self.b.ins().uextend(types::I64, j);
+            let j4 = self.b.ins().ishl_imm_u(j, 2);
+            let pa = self.b.ins().iadd(q, j4);
+            let found = self.b.ins().load(types::I32, tf, pa, 0);
+            self.b.ins().jump(next_tree, &[found.into()]);
+            // step: the next quad, unless this one already reached `best`.
+            self.b.switch_to_block(step);
+            self.b.seal_block(step);
+            let last = self.b.ins().load(types::I32, tf, q, 12);
             let late = self
                 .b
                 .ins()
-                .icmp(IntCC::UnsignedGreaterThanOrEqual, pos, best);
+                .icmp(IntCC::UnsignedGreaterThanOrEqual, last, best);
+            let more = self.b.create_block();
             self.b
                 .ins()
-                .brif(late, next_tree, &[best.into()], check, &[]);
-            self.b.switch_to_block(check);
-            self.b.seal_block(check);
-            let early = self.b.ins().icmp(IntCC::UnsignedLessThan, pos, from);
-            let mut miss = early;
-            for (d, &v) in vals.iter().enumerate() {
-                let lo = self.b.ins().load(types::I32, tf, q, 4 + 8 * d as i32);
-                let w = self.b.ins().load(types::I32, tf, q, 8 + 8 * d as i32);
-                let x = self.b.ins().isub(v, lo);
-                let out = self.b.ins().icmp(IntCC::UnsignedGreaterThan, x, w);
-                miss = self.b.ins().bor(miss, out);
-            }
-            self.b.ins().brif(miss, step, &[], next_tree, &[pos.into()]);
-            self.b.switch_to_block(step);
-            self.b.seal_block(step);
-            let q1 = self.b.ins().iadd_imm_u(q, 4 * stride);
+                .brif(late, next_tree, &[best.into()], more, &[]);
+            self.b.switch_to_block(more);
+            self.b.seal_block(more);
+            let q1 = self.b.ins().iadd_imm_u(q, 4 * qw);
             let l1 = self.b.ins().iadd_imm_u(left, -1);
             self.b.ins().jump(sloop, &[q1.into(), l1.into()]);
             self.b.seal_block(sloop);

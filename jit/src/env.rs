@@ -10,6 +10,7 @@
 //! reads into `Env::regs` (as bytes, register memory order, exactly the interpreter's
 //! `reg_bytes`), and reloads the words it writes afterwards.
 
+use nfr_vm::classify::Classifier;
 use nfr_vm::insn::{CtSetKey, ExthdrOp, Insn, LookupDest, MetaSetKey, NatKind, PayloadBase};
 use nfr_vm::interp::{LogRecord, NatRequest, PayloadWriteReq};
 use nfr_vm::pkt::{self, PktState, ct_state};
@@ -105,6 +106,17 @@ pub(crate) extern "C" fn h_first(env: &mut Env<'_>, st: &mut PktState, cls: u32,
         return u32::MAX;
     }
     c.first(&key, from).unwrap_or(c.end)
+}
+
+/// The classifier's walk on a key the native code read: the first rule at or after `from` that
+/// can match, `u32::MAX` when none.
+pub(crate) extern "C" fn h_walk(
+    cls: &Classifier,
+    key: &[u32; nfr_vm::classify::MAX_DIMS],
+    from: u32,
+    _: u32,
+) -> u32 {
+    cls.first(key, from).unwrap_or(u32::MAX)
 }
 
 /// Run rule `pos` of `chain` with the interpreter: `C_CONTINUE` when it ran to its end,

@@ -99,6 +99,9 @@ pub struct JitOptions {
     pub partition_insns: usize,
     /// Run Cranelift's IR verifier on every function (on by default in debug builds).
     pub verify_ir: bool,
+    /// Classified runs walk their trees in native code (else they call the interpreter's walk
+    /// on the key they read natively).
+    pub native_walk: bool,
 }
 
 impl Default for JitOptions {
@@ -110,6 +113,7 @@ impl Default for JitOptions {
             opt_level: OptLevel::None,
             partition_insns: 2048,
             verify_ir: cfg!(debug_assertions),
+            native_walk: true,
         }
     }
 }
@@ -246,7 +250,8 @@ impl JitProgram {
             .map(|_| ChainParts::default())
             .collect();
         let sig = codegen::part_signature(isa.default_call_conv());
-        let plan = runs::plan(prog);
+        let mut plan = runs::plan(prog);
+        plan.native_walk = opts.native_walk;
         build_all(prog, &plan, opts, &isa, |part, func| {
             let id = module
                 .declare_anonymous_function(&sig)

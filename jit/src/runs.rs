@@ -36,6 +36,8 @@ pub(crate) struct Run {
 pub(crate) struct Plan {
     pub runs: Vec<Run>,
     pub table: Box<[u32]>,
+    /// Walk the trees in native code (else call the shared walk on the native key).
+    pub native_walk: bool,
 }
 
 impl Plan {
@@ -79,5 +81,6 @@ pub(crate) fn plan(prog: &VerifiedProgram) -> Plan {
     Plan {
         runs,
         table: table.into_boxed_slice(),
+        native_walk: true,
     }
 }

@@ -921,22 +921,30 @@ pub fn aim_packets(prog: &VerifiedProgram, pkts: &mut [(Vec<u8>, PktState)], r: 
             continue;
         };
         let nd = c.dims.len();
-        let stride = 1 + 2 * nd;
-        // A random leaf: walk the leaf array from a random start to the next leaf header.
+        let qw = nfr_vm::classify::quad_words(nd);
+        // A random leaf: walk the leaf array from leaf to leaf.
         let mut off = 0usize;
         let mut leaves = Vec::new();
         while off < t.leaves.len() {
             leaves.push(off);
-            off += 1 + t.leaves[off] as usize * stride;
+            off += 1 + t.leaves[off] as usize * qw;
         }
         let lo = leaves[r.below(leaves.len() as u64) as usize];
-        let n = t.leaves[lo] as usize;
-        if n == 0 {
+        let g = t.leaves[lo] as usize;
+        if g == 0 {
             continue;
         }
-        let e = &t.leaves[lo + 1 + r.below(n as u64) as usize * stride..][..stride];
+        let q = &t.leaves[lo + 1 + r.below(g as u64) as usize * qw..][..qw];
+        let j = r.below(nfr_vm::classify::QUAD as u64) as usize;
+        if q[j] == u32::MAX {
+            continue;
+        }
         for (d, dim) in c.dims.iter().enumerate() {
-            let (l, w) = (e[1 + 2 * d], e[2 + 2 * d]);
+            let at = nfr_vm::classify::QUAD * (1 + 2 * d);
+            let (l, w) = (
+                q[at + j],
+                q[at + nfr_vm::classify::QUAD + j] ^ nfr_vm::classify::BIAS,
+            );
             let v = match r.below(3) {
                 0 => l,
                 1 => l.wrapping_add(w),
@@ -1167,7 +1175,8 @@ pub fn packet_set(r: &mut Rng, nbase: usize) -> Vec<(Vec<u8>, PktState)> {
 
 /// One `jit_diff` fuzz input (also replayed by `tests/fuzz_seeds.rs`): byte 0 picks the
 /// options — bit 0 opt level none/speed, bit 1 tiny partitions (3 insns), bit 2 classifiers
-/// over the program's runs (built with random options, see [`with_classifiers`]) — and the
+/// over the program's runs (built with random options, see [`with_classifiers`]), bit 3 the
+/// shared walk instead of the native one — and the
 /// rest is the generator's tape. Compiles the program (IR verifier on) and compares the JIT
 /// with the interpreter walking the chains rule by rule, on two base packets with every
 /// truncation (and, with classifiers, aimed packets). `Ok(pairs)`, or what went wrong (a
@@ -1184,6 +1193,7 @@ pub fn diff_input(data: &[u8]) -> Result<usize, String> {
         },
         partition_insns: if flags & 2 != 0 { 3 } else { 2048 },
         verify_ir: true,
+        native_walk: flags & 8 == 0,
     };
     let mut r = Rng::from_tape(tape);
     let prog = random_program(&mut r);

@@ -45,6 +45,7 @@ fn classifiers_equal_the_linear_chain() {
                 nfr_jit::OptLevel::Speed
             },
             partition_insns: if programs % 3 == 0 { 3 } else { 2048 },
+            native_walk: programs % 4 < 2,
             ..Default::default()
         };
         let jit = nfr_jit::JitProgram::compile_with(&cls, &opts)

@@ -27,6 +27,7 @@ fn both_opts() -> [JitOptions; 3] {
             opt_level: OptLevel::None,
             partition_insns: 1,
             verify_ir: true,
+            native_walk: false,
         },
         JitOptions {
             opt_level: OptLevel::Speed,

@@ -124,14 +124,169 @@ impl Runner for Box<dyn NativeBaseline> {
     }
 }
 
-/// The native baseline for a program, or why there is none.
-fn native_baseline(_prog: &VerifiedProgram) -> Result<Box<dyn NativeBaseline>, String> {
-    Err("needs the classifier's rule analysis (rules as boxes of per-field intervals), not wired in yet".into())
+/// The native baseline: each base chain as a plain first-match loop over its rules' boxes (the classifier's
+/// rule analysis, `nfr_vm::classify`), in Rust, with the rules' counters and verdicts — what a hand-written
+/// classifier without a lookup structure does. Only for chains whose every rule is exact with a simple tail
+/// (tests on at most `MAX_DIMS` packet facts, then a counter and a verdict).
+struct Native {
+    /// Per chain id: its loop, or `None` (not a base chain).
+    chains: Vec<Option<NativeChain>>,
+    counters: Vec<nfr_vm::program::Counter>,
 }
 
-/// Memory of the compiled classification structure of a program, once the classifier provides one.
-fn structure_bytes(_prog: &VerifiedProgram) -> Option<usize> {
-    None
+struct NativeChain {
+    dims: Vec<nfr_vm::classify::Dim>,
+    /// Per box, in rule order: low and high bounds per dimension, the counter, the verdict.
+    rows: Vec<NativeRow>,
+    policy: Verdict,
+}
+
+struct NativeRow {
+    lo: [u32; nfr_vm::classify::MAX_DIMS],
+    hi: [u32; nfr_vm::classify::MAX_DIMS],
+    /// Dimensions whose field the rule loads (it cannot match when one is absent).
+    need: u32,
+    counter: Option<u32>,
+    verdict: Verdict,
+}
+
+impl NativeBaseline for Native {
+    fn run_chain(&mut self, chain: ChainId, pkt: &[u8], st: &mut PktState) -> Verdict {
+        let Some(Some(c)) = self.chains.get(chain.0 as usize) else {
+            return Verdict::Accept;
+        };
+        let mut key = [0u32; nfr_vm::classify::MAX_DIMS];
+        let mut present = 0u32;
+        for (d, k) in key.iter_mut().enumerate().take(c.dims.len()) {
+            let mut one = [0u32; nfr_vm::classify::MAX_DIMS];
+            if nfr_vm::interp::key_of(&c.dims[d..=d], pkt, st, &mut one) {
+                *k = one[0];
+                present |= 1 << d;
+            }
+        }
+        for r in &c.rows {
+            if r.need & !present == 0
+                && key
+                    .iter()
+                    .zip(&r.lo)
+                    .zip(&r.hi)
+                    .all(|((k, l), h)| l <= k && k <= h)
+            {
+                if let Some(n) = r.counter.and_then(|n| self.counters.get_mut(n as usize)) {
+                    n.packets += 1;
+                    n.bytes += u64::from(st.len);
+                }
+                return r.verdict;
+            }
+        }
+        c.policy
+    }
+}
+
+/// The native baseline for a program, or why there is none.
+fn native_baseline(prog: &VerifiedProgram) -> Result<Box<dyn NativeBaseline>, String> {
+    use nfr_vm::classify::{MAX_DIMS, chain_shapes};
+    use nfr_vm::program::Policy;
+    let p = prog.program();
+    let mut chains = Vec::new();
+    for (ci, c) in p.chains.iter().enumerate() {
+        let ChainKind::Base { policy, .. } = c.kind else {
+            chains.push(None);
+            continue;
+        };
+        let shapes = chain_shapes(p, ChainId(ci as u32));
+        let mut dims = Vec::new();
+        let mut rows = Vec::new();
+        for (ri, (s, t)) in shapes.iter().enumerate() {
+            let verdict = t.verdict.terminal();
+            let simple_field = s.loads.iter().all(|f| {
+                s.cubes
+                    .iter()
+                    .flatten()
+                    .any(|sp| nfr_vm::classify::holds(&sp.dim, f))
+            });
+            let (true, true, true, Some(verdict)) = (s.exact, t.simple, simple_field, verdict)
+            else {
+                return Err(format!(
+                    "chain {}: rule {} is not a plain match with a counter and a verdict",
+                    c.name,
+                    ri + 1
+                ));
+            };
+            for cube in &s.cubes {
+                let mut lo = [0u32; MAX_DIMS];
+                let mut hi = [0u32; MAX_DIMS];
+                for sp in cube {
+                    let d = match dims.iter().position(|x| *x == sp.dim) {
+                        Some(d) => d,
+                        None if dims.len() < MAX_DIMS => {
+                            dims.push(sp.dim);
+                            dims.len() - 1
+                        }
+                        None => {
+                            return Err(format!(
+                                "chain {}: tests more than {MAX_DIMS} packet facts",
+                                c.name
+                            ));
+                        }
+                    };
+                    lo[d] = sp.lo;
+                    hi[d] = sp.hi;
+                }
+                let need = s.loads.iter().fold(0u32, |m, f| {
+                    dims.iter()
+                        .enumerate()
+                        .filter(|(_, d)| nfr_vm::classify::holds(d, f))
+                        .fold(m, |m, (i, _)| m | (1 << i))
+                });
+                rows.push((
+                    lo,
+                    hi,
+                    need,
+                    cube.iter().map(|sp| sp.dim).collect::<Vec<_>>(),
+                    t.counter,
+                    verdict,
+                ));
+            }
+        }
+        // Unconstrained dimensions of a box span their whole domain.
+        let rows = rows
+            .into_iter()
+            .map(|(mut lo, mut hi, need, used, counter, verdict)| {
+                for (d, dim) in dims.iter().enumerate() {
+                    if !used.contains(dim) {
+                        lo[d] = 0;
+                        hi[d] = dim.max();
+                    }
+                }
+                NativeRow {
+                    lo,
+                    hi,
+                    need,
+                    counter,
+                    verdict,
+                }
+            })
+            .collect();
+        chains.push(Some(NativeChain {
+            dims,
+            rows,
+            policy: if policy == Policy::Drop {
+                Verdict::Drop
+            } else {
+                Verdict::Accept
+            },
+        }));
+    }
+    Ok(Box::new(Native {
+        chains,
+        counters: p.counters.clone(),
+    }))
+}
+
+/// Memory of the compiled classification structure of a program (its classifiers' trees).
+fn structure_bytes(prog: &VerifiedProgram) -> Option<usize> {
+    Some(prog.program().classifier_bytes())
 }
 
 /// One iptables table as the blob executor runs it, and where its rules' entries are (for counters).

@@ -23,6 +23,8 @@ pub enum Emit {
     IptHex,
     /// The JIT's Cranelift IR (before optimisation), per chain and partition.
     Clif,
+    /// The classifiers over runs of rules: dimensions, trees, sizes, and how each rule runs.
+    Classify,
 }
 
 #[derive(clap::Args, Debug)]
@@ -70,6 +72,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
+        Emit::Classify => {
+            let checked = front::check_file(&args.file)?;
+            if !checked.diagnostics.is_empty() {
+                eprint!("{}", checked.render(args.color.enabled()));
+            }
+            let Some(hir) = &checked.hir else {
+                return Ok(Outcome::Diagnostics);
+            };
+            let prog = nfr_compiler::lower::lower_verified(hir)
+                .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
+            front::print_stdout(&nfr_vm::print::print_classifiers(prog.program()))?;
+            Ok(Outcome::Ok)
+        }
         Emit::Bytecode | Emit::Clif => {
             let checked = front::check_file(&args.file)?;
             if !checked.diagnostics.is_empty() {
@@ -81,8 +96,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let prog = nfr_compiler::lower::lower(hir)
                 .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
             let text = nfr_compiler::lower::print_program(hir, &prog);
-            let verified = prog
-                .verify()
+            // What the engines run: with the classifiers the lowering builds.
+            let verified = nfr_compiler::lower::lower_verified(hir)
                 .map_err(|e| anyhow::anyhow!("the lowered program does not verify: {e}"))?;
             if args.emit == Emit::Clif {
                 let clif = nfr_jit::clif(&verified)

@@ -14,7 +14,7 @@
 //! notrack: visible to later expressions, like skb fields) and `Effects` (per packet records:
 //! logs, reject, NAT requests, payload writes, trace).
 
-use crate::classify::{Classifier, Field, MAX_DIMS};
+use crate::classify::{Classifier, Dim, Field, MAX_DIMS};
 use crate::fast::Op;
 use crate::ids::{ChainId, NFT_REG32_COUNT, Reg, RuleId, SetId};
 use crate::insn::{
@@ -278,6 +278,9 @@ impl VerifiedProgram {
         let mut key = [0u32; MAX_DIMS];
         let (mut key_for, mut key_ok) = (u32::MAX, false);
         let out = loop {
+            // A rule the classifier found, exact with a simple tail: its counter and verdict
+            // without running its head.
+            let mut row = None;
             if let Some(r) = rules.get(pos)
                 && r.class != 0
                 && !trace
@@ -290,7 +293,13 @@ impl VerifiedProgram {
                 if key_ok {
                     // Skip to the first rule that can match (none: past the run).
                     match cls.first(&key, pos as u32) {
-                        Some(p) => pos = p as usize,
+                        Some(p) => {
+                            pos = p as usize;
+                            row = cls
+                                .rules
+                                .get((p - cls.start) as usize)
+                                .filter(|i| i.exact && i.simple);
+                        }
                         None => {
                             pos = cls.end as usize;
                             continue;
@@ -310,7 +319,15 @@ impl VerifiedProgram {
                 continue;
             };
             pos += 1;
-            let verdict = self.exec_rule(rule, &mut regs, &mut executed, state, pkt, st, fx);
+            let verdict = match row {
+                Some(i) => {
+                    if let Some(c) = i.counter {
+                        count(state, c, st);
+                    }
+                    i.verdict
+                }
+                None => self.exec_rule(rule, &mut regs, &mut executed, state, pkt, st, fx),
+            };
             if trace {
                 fx.trace.push(TraceEvent::Rule {
                     chain: cur,
@@ -675,12 +692,7 @@ impl VerifiedProgram {
             }
             Insn::Immediate { dreg, data } => store_bytes(regs, *dreg, data.bytes()),
             Insn::ImmVerdict(v) => *verdict = *v,
-            Insn::Counter(c) => {
-                if let Some(c) = state.counters.get_mut(c.0 as usize) {
-                    c.packets += 1;
-                    c.bytes += u64::from(st.len);
-                }
-            }
+            Insn::Counter(c) => count(state, c.0, st),
             Insn::Limit(l) => {
                 let (Some(p), Some(s)) = (
                     self.limits.get(l.0 as usize),
@@ -967,6 +979,15 @@ pub fn tcp_find_opt(pkt: &[u8], st: &PktState, kind: u8, offset: u32, len: u8) -
     None
 }
 
+/// `nft_counter`: one packet of `PktState::len` bytes.
+#[inline]
+fn count(state: &mut State, c: u32, st: &PktState) {
+    if let Some(c) = state.counters.get_mut(c as usize) {
+        c.packets += 1;
+        c.bytes += u64::from(st.len);
+    }
+}
+
 /// Read a classifier's key: one natural value per dimension (`classify` module docs), with
 /// the interpreter's own loads; false when a key field is absent.
 pub fn classify_key(
@@ -975,7 +996,12 @@ pub fn classify_key(
     st: &PktState,
     key: &mut [u32; MAX_DIMS],
 ) -> bool {
-    for (k, d) in key.iter_mut().zip(&cls.dims) {
+    key_of(&cls.dims, pkt, st, key)
+}
+
+/// The values of `dims` (at most `MAX_DIMS`) for a packet, as [`classify_key`] reads them.
+pub fn key_of(dims: &[Dim], pkt: &[u8], st: &PktState, key: &mut [u32; MAX_DIMS]) -> bool {
+    for (k, d) in key.iter_mut().zip(dims) {
         match field_value(d.field, pkt, st) {
             Some(v) => *k = v & d.mask,
             None => return false,

@@ -469,3 +469,83 @@ pub fn print_program(prog: &Program) -> String {
     }
     o
 }
+
+/// The classifiers of a program, one paragraph each: the chain and rule run, the key's
+/// dimensions, each tree's size and depth, and how many rules run from their row (exact
+/// analysis, simple tail) or from their first instruction (`nfc compile --emit classify`).
+pub fn print_classifiers(p: &Program) -> String {
+    use crate::classify::{Field, LEAF, node_parts};
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    if p.classifiers.is_empty() {
+        o.push_str("no classifiers\n");
+    }
+    for (k, c) in p.classifiers.iter().enumerate() {
+        let chain = p
+            .chains
+            .get(c.chain.0 as usize)
+            .map_or("?", |c| c.name.as_str());
+        let rows = c.rules.iter().filter(|r| r.exact && r.simple).count();
+        let _ = writeln!(
+            o,
+            "classifier {k}: chain {chain}, rules {}..{} ({} rules: {rows} from their row, {} run), {} bytes",
+            c.start,
+            c.end,
+            c.len(),
+            c.len() - rows,
+            c.bytes()
+        );
+        for (d, dim) in c.dims.iter().enumerate() {
+            let f = match dim.field {
+                Field::Payload { base, off, len } => {
+                    let b = match base {
+                        PayloadBase::Link => "link",
+                        PayloadBase::Network => "network",
+                        PayloadBase::Transport => "transport",
+                    };
+                    format!("payload {len}b @ {b} header + {off}")
+                }
+                Field::Meta { key, word } => format!("meta {} word {word}", key.name()),
+                Field::Ct { key, word, .. } => format!("ct {} word {word}", key.name()),
+            };
+            let m = if dim.mask == dim.max() {
+                String::new()
+            } else {
+                format!(" & 0x{:x}", dim.mask)
+            };
+            let _ = writeln!(o, "  dim {d}: {f}{m}");
+        }
+        for (i, t) in c.trees.iter().enumerate() {
+            // Depth and leaves by a walk of the node table.
+            let (mut depth, mut leaves, mut entries) = (0usize, 0usize, 0usize);
+            let mut stack = vec![(t.root, 0usize)];
+            let mut seen = std::collections::HashSet::new();
+            while let Some((ptr, dp)) = stack.pop() {
+                if !seen.insert(ptr) {
+                    continue;
+                }
+                depth = depth.max(dp);
+                if ptr & LEAF != 0 {
+                    leaves += 1;
+                    let quads = t.leaves.get((ptr & !LEAF) as usize).copied().unwrap_or(0);
+                    entries += quads as usize * crate::classify::QUAD;
+                } else {
+                    let (base, nb, _, _) = node_parts(ptr);
+                    for j in 0..1usize << nb {
+                        if let Some(&q) = t.nodes.get(base + j) {
+                            stack.push((q, dp + 1));
+                        }
+                    }
+                }
+            }
+            let _ = writeln!(
+                o,
+                "  tree {i}: from rule {}, depth {depth}, {} node slots, {leaves} leaves, {entries} entry places, {} bytes",
+                t.min_pos,
+                t.nodes.len(),
+                t.bytes()
+            );
+        }
+    }
+    o
+}

@@ -260,26 +260,32 @@ fn check_classifier(cls: &crate::classify::Classifier, nrules: usize) -> Result<
     {
         return Err("dimensions");
     }
-    let nd = cls.dims.len();
-    let stride = 1 + 2 * nd;
+    let qw = crate::classify::quad_words(cls.dims.len());
     for t in &cls.trees {
-        // Leaves, in order: each a count and that many entries with positions in the run.
+        // Leaves, in order: each a count of quads, the quads' positions in the run and in
+        // order (unused places `u32::MAX`, last).
         let mut starts = vec![false; t.leaves.len() + 1];
         let mut off = 0usize;
         while off < t.leaves.len() {
             starts[off] = true;
-            let n = t.leaves[off] as usize;
-            let end = n
-                .checked_mul(stride)
+            let g = t.leaves[off] as usize;
+            let end = g
+                .checked_mul(qw)
                 .and_then(|x| x.checked_add(off + 1))
                 .filter(|&e| e <= t.leaves.len())
                 .ok_or("leaf past the end")?;
             let mut last = cls.start;
-            for e in t.leaves[off + 1..end].chunks_exact(stride) {
-                if e[0] < last || e[0] >= cls.end {
-                    return Err("leaf entry outside the run or out of order");
+            let mut done = false;
+            for q in t.leaves[off + 1..end].chunks_exact(qw) {
+                for &p in &q[..crate::classify::QUAD] {
+                    if p == u32::MAX {
+                        done = true;
+                    } else if done || p < last || p >= cls.end {
+                        return Err("leaf entry outside the run or out of order");
+                    } else {
+                        last = p;
+                    }
                 }
-                last = e[0];
             }
             off = end;
         }

@@ -742,6 +742,106 @@ fn apply(cubes: &mut Vec<Cube>, exact: &mut bool, test: Option<Test>) {
     *cubes = out;
 }
 
+/// Read overlapping payload words of a set of rules as one wider word (at most 4 bytes): nft
+/// loads only the bytes a prefix needs (`ip saddr 10.0.0.0/8` loads one byte, `/16` two, `/20`
+/// four and a mask), so one header field shows up as several [`Field`]s. Every span on a
+/// narrower word is rewritten onto the widest word that holds it — the top bytes of a word as an
+/// interval of it, other bytes as a masked dimension of it — so that rules testing the same
+/// header field share a dimension. `loads` keep the fields the rules really load.
+pub fn widen_fields(shapes: &mut [Shape]) {
+    // Payload words in use, then the groups: overlapping words whose union fits in 4 bytes.
+    let mut words: Vec<(PayloadBase, u32, u8)> = Vec::new();
+    for s in shapes.iter() {
+        for sp in s.cubes.iter().flatten() {
+            if let Field::Payload { base, off, len } = sp.dim.field
+                && !words.contains(&(base, off, len))
+            {
+                words.push((base, off, len));
+            }
+        }
+    }
+    if words.len() < 2 {
+        return;
+    }
+    let base_ix = |b: PayloadBase| match b {
+        PayloadBase::Link => 0,
+        PayloadBase::Network => 1,
+        PayloadBase::Transport => 2,
+    };
+    words.sort_by_key(|&(b, off, len)| (base_ix(b), off, std::cmp::Reverse(len)));
+    let mut groups: Vec<(PayloadBase, u32, u32)> = Vec::new(); // base, start, end
+    for &(b, off, len) in &words {
+        let end = off.saturating_add(u32::from(len));
+        match groups.last_mut() {
+            Some((gb, gs, ge)) if *gb == b && off < *ge && end.max(*ge) - *gs <= 4 => {
+                *ge = end.max(*ge);
+            }
+            _ => groups.push((b, off, end)),
+        }
+    }
+    let widen = |sp: Span| -> Span {
+        let Field::Payload { base, off, len } = sp.dim.field else {
+            return sp;
+        };
+        let end = off + u32::from(len);
+        let Some(&(_, gs, ge)) = groups
+            .iter()
+            .find(|&&(gb, gs, ge)| gb == base && gs <= off && end <= ge)
+        else {
+            return sp;
+        };
+        if (gs, ge) == (off, end) {
+            return sp;
+        }
+        let field = Field::Payload {
+            base,
+            off: gs,
+            len: (ge - gs) as u8,
+        };
+        let r = 8 * (ge - end);
+        let mask = sp.dim.mask << r;
+        if off == gs && sp.dim.mask == sp.dim.max() {
+            // The top bytes of the wider word: an interval of it.
+            Span {
+                dim: Dim::raw(field),
+                lo: sp.lo << r,
+                hi: (sp.hi << r) | ones(r),
+            }
+        } else {
+            Span {
+                dim: Dim { field, mask },
+                lo: sp.lo << r,
+                hi: sp.hi << r,
+            }
+        }
+    };
+    for s in shapes.iter_mut() {
+        let cubes = std::mem::take(&mut s.cubes);
+        for c in cubes {
+            let mut out = Some(Cube::new());
+            for sp in c {
+                out = out.and_then(|o| intersect(&o, &[widen(sp)]));
+            }
+            s.cubes.extend(out);
+        }
+    }
+}
+
+/// Whether a word of a load is inside `dim`'s field (a key holding `dim` has it present).
+pub fn holds(dim: &Dim, f: &Field) -> bool {
+    match (dim.field, *f) {
+        (
+            Field::Payload { base, off, len },
+            Field::Payload {
+                base: b2,
+                off: o2,
+                len: l2,
+            },
+        ) => base == b2 && off <= o2 && o2 + u32::from(l2) <= off + u32::from(len),
+        (a, b) => a == b,
+    }
+}
+
 /// How a rule's tail ends, for the engines' fast path and the shadowing lint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tail {

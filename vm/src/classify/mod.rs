@@ -19,9 +19,10 @@ pub mod cover;
 mod tree;
 
 pub use analyze::{
-    Cube, Dim, Field, MAX_CUBES, Shape, Span, Tail, analyze, ends_chain, intersect, tail,
+    Cube, Dim, Field, MAX_CUBES, Shape, Span, Tail, analyze, ends_chain, holds, intersect, tail,
+    widen_fields,
 };
-pub use tree::{LEAF, Tree, node_parts};
+pub use tree::{BIAS, LEAF, QUAD, Tree, WalkStats, node_parts, quad_words};
 
 use crate::ids::ChainId;
 use crate::program::Program;
@@ -47,7 +48,7 @@ impl Default for ClassifyOptions {
     fn default() -> Self {
         ClassifyOptions {
             min_rules: 4,
-            binth: 8,
+            binth: 4,
             spfac10: 40,
             max_bytes: 256 << 20,
         }
@@ -89,13 +90,26 @@ impl Classifier {
     #[inline]
     pub fn first(&self, key: &[u32; MAX_DIMS], from: u32) -> Option<u32> {
         let nd = self.dims.len().min(MAX_DIMS);
-        let key = &key[..nd];
         let mut best = u32::MAX;
         for t in &self.trees {
             if t.min_pos >= best {
                 break;
             }
             best = t.first(key, nd, from, best);
+        }
+        (best < self.end).then_some(best)
+    }
+
+    /// [`Classifier::first`], counting what it touches into `s`.
+    #[doc(hidden)]
+    pub fn first_stats(&self, key: &[u32; MAX_DIMS], from: u32, s: &mut WalkStats) -> Option<u32> {
+        let nd = self.dims.len().min(MAX_DIMS);
+        let mut best = u32::MAX;
+        for t in &self.trees {
+            if t.min_pos >= best {
+                break;
+            }
+            best = t.first_stats(key, nd, from, best, s);
         }
         (best < self.end).then_some(best)
     }
@@ -117,20 +131,22 @@ impl Classifier {
     }
 }
 
-/// Analyse every rule of `chain`: the shape and the tail reading.
+/// Analyse every rule of `chain`: the shape (over widened payload words, see
+/// [`widen_fields`]) and the tail reading.
 pub fn chain_shapes(prog: &Program, chain: ChainId) -> Vec<(Shape, Tail)> {
     let Some(c) = prog.chains.get(chain.0 as usize) else {
         return Vec::new();
     };
-    c.rules
-        .iter()
-        .map(|&r| {
-            let insns = prog.rule_insns(r);
-            let s = analyze(prog, insns);
-            let t = tail(insns, s.tail);
-            (s, t)
-        })
-        .collect()
+    let mut shapes = Vec::with_capacity(c.rules.len());
+    let mut tails = Vec::with_capacity(c.rules.len());
+    for &r in &c.rules {
+        let insns = prog.rule_insns(r);
+        let s = analyze(prog, insns);
+        tails.push(tail(insns, s.tail));
+        shapes.push(s);
+    }
+    widen_fields(&mut shapes);
+    shapes.into_iter().zip(tails).collect()
 }
 
 /// Worth a place in a run: the rule tests something (or can never match).
@@ -172,7 +188,7 @@ fn build_run(
     for (k, (s, t)) in shapes.iter().enumerate() {
         let pos = (start + k) as u32;
         let covered = s.cubes.iter().flatten().all(|sp| dims.contains(&sp.dim))
-            && s.loads.iter().all(|f| dims.iter().any(|d| d.field == *f));
+            && s.loads.iter().all(|f| dims.iter().any(|d| holds(d, f)));
         let exact = s.exact && covered;
         rules.push(RuleInfo {
             exact,

@@ -12,10 +12,14 @@
 //!
 //! Layout: `nodes` holds pointers (`u64`): bit 63 set for a leaf (bits 0..32: offset in
 //! `leaves`), else a node (bits 0..32: offset of its first child pointer in `nodes`, bits
-//! 32..37 `nb`, 40..45 `shift`, 48..51 `dim`). `leaves` holds, per leaf, the entry count then
-//! the entries, each `[pos, lo_0, w_0, lo_1, w_1, ...]` over the classifier's dimensions
-//! (`key[d] - lo_d <= w_d`, wrapping). A leaf's entries have strictly increasing offsets into
-//! `nodes` below their parent's, which keeps every walk finite.
+//! 32..37 `nb`, 40..45 `shift`, 48..51 `dim`). `leaves` holds, per leaf, a count of *quads*,
+//! then the quads: four entries side by side, `[pos × 4]` then for each dimension `d` of the
+//! key `[lo_d × 4, b_d × 4]` where `b_d = w_d ^ BIAS` (an entry holds the key when
+//! `key[d] - lo_d <= w_d`, wrapping, for every `d`; the bias turns that unsigned comparison
+//! into a signed one, which vector units have), so that one quad is checked with a few
+//! 128-bit operations per row and no branch per entry; unused places have position
+//! `u32::MAX`. A node's children sit at offsets
+//! into `nodes` above the slot pointing to it, which keeps every walk finite.
 
 use hashbrown::HashMap;
 
@@ -38,6 +42,17 @@ pub struct Tree {
     pub min_pos: u32,
 }
 
+/// Entries per quad.
+pub const QUAD: usize = 4;
+
+/// XOR of the stored widths (and of `key - lo` before comparing): unsigned order as signed.
+pub const BIAS: u32 = 1 << 31;
+
+/// Words of one quad over `nd` dimensions.
+pub fn quad_words(nd: usize) -> usize {
+    QUAD + 2 * QUAD * nd
+}
+
 /// Decode a node pointer: (first child offset, nb, shift, dim).
 #[inline(always)]
 pub fn node_parts(p: u64) -> (usize, u32, u32, usize) {
@@ -55,45 +70,144 @@ impl Tree {
         self.nodes.len() * 8 + self.leaves.len() * 4
     }
 
-    /// The first entry at or after `from` and before `best` whose cube holds `key`.
+    /// The first entry at or after `from` and before `best` whose cube holds `key` (its first
+    /// `nd` values).
     #[inline]
-    pub fn first(&self, key: &[u32], nd: usize, from: u32, best: u32) -> u32 {
+    pub fn first(&self, key: &[u32; super::MAX_DIMS], nd: usize, from: u32, best: u32) -> u32 {
+        scan(&self.leaves, self.leaf_of(key), key, nd, from, best)
+    }
+
+    /// The offset of the leaf holding `key`.
+    #[inline]
+    fn leaf_of(&self, key: &[u32; super::MAX_DIMS]) -> usize {
         let mut p = self.root;
         while p & LEAF == 0 {
             let (base, nb, shift, dim) = node_parts(p);
             let k = key.get(dim).copied().unwrap_or(0);
             let idx = (k >> shift) & ((1u32 << nb) - 1);
-            p = match self.nodes.get(base + idx as usize) {
-                Some(&c) => c,
-                None => return best,
-            };
+            p = self.nodes.get(base + idx as usize).copied().unwrap_or(LEAF);
         }
-        scan(&self.leaves, (p as u32) as usize, key, nd, from, best)
+        (p as u32) as usize
     }
 }
 
-/// Scan the leaf at `off` (see the module docs).
+/// What one lookup in a tree touches: nodes stepped through, entries compared, and distinct
+/// 64-byte lines read (for tuning; see the `cls_profile` example).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WalkStats {
+    pub trees: u64,
+    pub nodes: u64,
+    pub entries: u64,
+    pub lines: u64,
+}
+
+impl Tree {
+    /// [`Tree::first`], counting what it touches into `s`.
+    #[doc(hidden)]
+    pub fn first_stats(
+        &self,
+        key: &[u32; super::MAX_DIMS],
+        nd: usize,
+        from: u32,
+        best: u32,
+        s: &mut WalkStats,
+    ) -> u32 {
+        s.trees += 1;
+        let mut p = self.root;
+        let mut lines: Vec<usize> = Vec::new();
+        while p & LEAF == 0 {
+            let (base, nb, shift, dim) = node_parts(p);
+            let k = key.get(dim).copied().unwrap_or(0);
+            let idx = base + ((k >> shift) & ((1u32 << nb) - 1)) as usize;
+            lines.push((self.nodes.as_ptr() as usize + 8 * idx) / 64);
+            s.nodes += 1;
+            p = self.nodes.get(idx).copied().unwrap_or(LEAF);
+        }
+        let off = (p as u32) as usize;
+        let base = self.leaves.as_ptr() as usize;
+        let g = self.leaves.get(off).copied().unwrap_or(0) as usize;
+        let qw = quad_words(nd);
+        let out = scan(&self.leaves, off, key, nd, from, best);
+        // Quads read: up to the one holding the answer (or all, or up to `best`).
+        for q in 0..g {
+            let at = off + 1 + q * qw;
+            let first = self.leaves.get(at).copied().unwrap_or(u32::MAX);
+            if first >= best.min(out.saturating_add(1)) && q > 0 {
+                break;
+            }
+            s.entries += QUAD as u64;
+            for l in (base + 4 * at) / 64..=(base + 4 * (at + qw) - 1) / 64 {
+                lines.push(l);
+            }
+        }
+        lines.push((base + 4 * off) / 64);
+        lines.sort_unstable();
+        lines.dedup();
+        s.lines += lines.len() as u64;
+        out
+    }
+}
+
+/// Scan the leaf at `off` (see the module docs): the first entry, in order, at or after `from`
+/// and before `best` whose cube holds the key's first `nd` values.
 #[inline]
-pub fn scan(leaves: &[u32], off: usize, key: &[u32], nd: usize, from: u32, best: u32) -> u32 {
-    let n = leaves.get(off).copied().unwrap_or(0) as usize;
-    let stride = 1 + 2 * nd;
-    let Some(body) = leaves.get(off + 1..off + 1 + n * stride) else {
+fn scan(
+    leaves: &[u32],
+    off: usize,
+    key: &[u32; super::MAX_DIMS],
+    nd: usize,
+    from: u32,
+    best: u32,
+) -> u32 {
+    match nd {
+        0 => scan_n::<0>(leaves, off, key, from, best),
+        1 => scan_n::<1>(leaves, off, key, from, best),
+        2 => scan_n::<2>(leaves, off, key, from, best),
+        3 => scan_n::<3>(leaves, off, key, from, best),
+        4 => scan_n::<4>(leaves, off, key, from, best),
+        5 => scan_n::<5>(leaves, off, key, from, best),
+        6 => scan_n::<6>(leaves, off, key, from, best),
+        7 => scan_n::<7>(leaves, off, key, from, best),
+        _ => scan_n::<8>(leaves, off, key, from, best),
+    }
+}
+
+/// [`scan`] for `N` dimensions (a constant, so that the rows unroll and stay in vectors).
+#[inline]
+fn scan_n<const N: usize>(
+    leaves: &[u32],
+    off: usize,
+    key: &[u32; super::MAX_DIMS],
+    from: u32,
+    best: u32,
+) -> u32 {
+    let g = leaves.get(off).copied().unwrap_or(0) as usize;
+    let qw = quad_words(N);
+    let Some(body) = leaves.get(off + 1..off + 1 + g * qw) else {
         return best;
     };
-    for e in body.chunks_exact(stride) {
-        let pos = e[0];
-        if pos >= best {
+    for q in body.chunks_exact(qw) {
+        let (pos, rows) = q.split_at(QUAD);
+        if pos[0] >= best {
             return best;
         }
-        if pos < from {
-            continue;
+        // Lane j of `miss` is non-zero once entry j cannot be the answer (no branch per entry).
+        let mut miss = [0u32; QUAD];
+        for j in 0..QUAD {
+            miss[j] = u32::from(pos[j] < from) | u32::from(pos[j] >= best);
         }
-        let mut ok = true;
-        for (k, lw) in key.iter().zip(e[1..].chunks_exact(2)) {
-            ok &= k.wrapping_sub(lw[0]) <= lw[1];
+        for d in 0..N {
+            let k = key[d];
+            let lw = &rows[2 * QUAD * d..2 * QUAD * (d + 1)];
+            for j in 0..QUAD {
+                let x = (k.wrapping_sub(lw[j]) ^ BIAS) as i32;
+                miss[j] |= u32::from(x > lw[QUAD + j] as i32);
+            }
         }
-        if ok {
-            return pos;
+        let bits = (0..QUAD).fold(0u32, |b, j| b | (u32::from(miss[j] == 0) << j));
+        if bits != 0 {
+            return pos[bits.trailing_zeros() as usize & (QUAD - 1)];
         }
     }
     best
@@ -153,15 +267,7 @@ impl Builder<'_> {
             return Some(p);
         }
         let off = self.leaves.len();
-        self.leaves.push(ids.len() as u32);
-        for &i in ids {
-            let e = &self.es[i as usize];
-            self.leaves.push(e.pos);
-            for d in 0..self.nd {
-                self.leaves.push(e.lo[d]);
-                self.leaves.push(e.hi[d] - e.lo[d]);
-            }
-        }
+        push_leaf(&mut self.leaves, self.es, ids, self.nd);
         if self.bytes() > self.budget {
             return None;
         }
@@ -297,17 +403,23 @@ fn build_one(es: &[Entry], ids: Vec<u32>, bits: &[u32], p: Params, budget: usize
     })
 }
 
-/// A tree whose root is one leaf: a plain list (the fallback that always fits).
-fn list(es: &[Entry], ids: &[u32], nd: usize) -> Tree {
-    let mut leaves = vec![ids.len() as u32];
-    for &i in ids {
-        let e = &es[i as usize];
-        leaves.push(e.pos);
+/// Append a leaf of entries `ids` (in rule order) as quads (see the module docs).
+fn push_leaf(leaves: &mut Vec<u32>, es: &[Entry], ids: &[u32], nd: usize) {
+    leaves.push(ids.len().div_ceil(QUAD) as u32);
+    for q in ids.chunks(QUAD) {
+        let e = |j: usize| q.get(j).map(|&i| &es[i as usize]);
+        leaves.extend((0..QUAD).map(|j| e(j).map_or(u32::MAX, |e| e.pos)));
         for d in 0..nd {
-            leaves.push(e.lo[d]);
-            leaves.push(e.hi[d] - e.lo[d]);
+            leaves.extend((0..QUAD).map(|j| e(j).map_or(0, |e| e.lo[d])));
+            leaves.extend((0..QUAD).map(|j| e(j).map_or(BIAS, |e| (e.hi[d] - e.lo[d]) ^ BIAS)));
         }
     }
+}
+
+/// A tree whose root is one leaf: a plain list (the fallback that always fits).
+fn list(es: &[Entry], ids: &[u32], nd: usize) -> Tree {
+    let mut leaves = Vec::new();
+    push_leaf(&mut leaves, es, ids, nd);
     Tree {
         root: LEAF,
         nodes: Vec::new(),
@@ -342,7 +454,7 @@ pub fn build(es: &[Entry], bits: &[u32], p: Params, max_bytes: usize) -> Vec<Tre
         if ids.is_empty() {
             continue;
         }
-        let budget = (ids.len() * stride * 64)
+        let budget = (ids.len() * stride * 8)
             .max(1 << 20)
             .min(max_bytes.saturating_sub(used));
         if let Some(t) = build_one(es, ids.clone(), bits, p, budget) {
@@ -394,7 +506,9 @@ mod tests {
     }
 
     fn first(ts: &[Tree], key: &[u32], from: u32) -> u32 {
-        ts.iter().fold(u32::MAX, |b, t| t.first(key, 2, from, b))
+        let mut k = [0u32; crate::classify::MAX_DIMS];
+        k[..key.len()].copy_from_slice(key);
+        ts.iter().fold(u32::MAX, |b, t| t.first(&k, 2, from, b))
     }
 
     #[test]
