@@ -457,7 +457,7 @@ const MAX_CANON: usize = 256;
 /// of the longest field over it). A field's interval then becomes the same packets over the
 /// canonical fields: its part on each is a prefix of that field (the interval is widened
 /// exactly), and an interval over several parts splits into at most `2 × parts - 1` boxes.
-/// Spans through a mask other than the whole field stay as they are.
+/// Spans through other masks than whole bytes stay as they are.
 pub struct Canon {
     /// (base, start, length) of the canonical fields, sorted.
     fields: Vec<(PayloadBase, u32, u32)>,
@@ -471,21 +471,33 @@ fn base_key(b: PayloadBase) -> u8 {
     }
 }
 
-/// The payload field of a span taken whole (no mask), if it is one.
-fn raw_payload(s: &Span) -> Option<(PayloadBase, u32, u32)> {
-    match s.dim.field {
-        Field::Payload { base, off, len } if s.dim.mask == s.dim.field.max() => {
-            Some((base, off, u32::from(len)))
-        }
-        _ => None,
+/// The payload bytes a span tests, whole: (base, offset, length, low, high). A field through
+/// a mask of whole adjacent bytes (what `classify::widen_fields` makes of a narrower field
+/// inside a wider one) is those bytes: `field & mask` in `[lo, hi]` is their value in
+/// `[ceil(lo / 2^r), hi / 2^r]`, `r` the bits below the mask. An empty interval comes back
+/// with `low > high`.
+fn raw_payload(s: &Span) -> Option<(PayloadBase, u32, u32, u64, u64)> {
+    let Field::Payload { base, off, len } = s.dim.field else {
+        return None;
+    };
+    let m = s.dim.mask & s.dim.field.max();
+    let r = m.trailing_zeros();
+    let k = m.checked_shr(r).unwrap_or(0).trailing_ones();
+    // whole bytes, one run of them
+    if m == 0 || r % 8 != 0 || k % 8 != 0 || m.checked_shr(r + k).unwrap_or(0) != 0 {
+        return None;
     }
+    let start = off + (8 * u32::from(len)).checked_sub(r + k)? / 8;
+    let lo = u64::from(s.lo).div_ceil(1u64 << r);
+    let hi = u64::from(s.hi) >> r;
+    Some((base, start, k / 8, lo, hi))
 }
 
 impl Canon {
     pub fn new<'a>(cubes: impl IntoIterator<Item = &'a Cube>) -> Canon {
         let mut raw: Vec<(u8, u32, u32, PayloadBase)> = Vec::new();
         for s in cubes.into_iter().flatten() {
-            if let Some((base, off, len)) = raw_payload(s) {
+            if let Some((base, off, len, ..)) = raw_payload(s) {
                 let k = (base_key(base), off, len, base);
                 if !raw.contains(&k) {
                     raw.push(k);
@@ -546,17 +558,12 @@ impl Canon {
         for s in c {
             let alts: Vec<Cube> = match raw_payload(s) {
                 None => vec![vec![*s]],
-                Some((base, off, len)) => {
+                Some((.., lo, hi)) if lo > hi => Vec::new(),
+                Some((base, off, len, lo, hi)) => {
                     let parts = self.parts(base, off, len);
                     let bits: Vec<u32> = parts.iter().map(|p| 8 * p.2).collect();
                     let mut boxes = Vec::new();
-                    split(
-                        &bits,
-                        u64::from(s.lo),
-                        u64::from(s.hi),
-                        &mut Vec::new(),
-                        &mut boxes,
-                    );
+                    split(&bits, lo, hi, &mut Vec::new(), &mut boxes);
                     boxes
                         .into_iter()
                         .map(|b| {
@@ -985,6 +992,14 @@ mod tests {
                 len,
             })
         };
+        let window = |mask| Dim {
+            field: Field::Payload {
+                base: PayloadBase::Transport,
+                off: 0,
+                len: 4,
+            },
+            mask,
+        };
         // icmp type (0/1), sport (0/2), dport (2/2), both ports merged (0/4), a masked byte
         let flags = Dim {
             field: Field::Payload {
@@ -1001,6 +1016,10 @@ mod tests {
             vec![sp(f(0, 4), 0x0035_0035, 0x0035_0035)],
             vec![sp(f(0, 4), 0x0102_0304, 0x0a0b_0c0d), sp(flags, 2, 2)],
             vec![sp(f(0, 2), 300, 4000), sp(f(2, 2), 7, 9000)],
+            // what `widen_fields` makes of narrower words: whole bytes through a mask
+            vec![sp(window(0xffff), 80, 80)],
+            vec![sp(window(0x00ff_0000), 0x1_0000, 0x2_ffff)],
+            vec![sp(window(0xff00), 1, 255)],
         ];
         let canon = Canon::new(&cubes);
         let mut r = Rng(5);
