@@ -93,7 +93,10 @@ impl SourceMap {
         while off > 0 && !text.is_char_boundary(off) {
             off -= 1;
         }
-        let starts = self.line_starts.get(id.0 as usize).map_or(&[][..], Vec::as_slice);
+        let starts = self
+            .line_starts
+            .get(id.0 as usize)
+            .map_or(&[][..], Vec::as_slice);
         // the last line starting at or before `off`
         let line = starts.partition_point(|&s| s as usize <= off).max(1);
         let from = starts.get(line - 1).map_or(0, |&s| s as usize).min(off);

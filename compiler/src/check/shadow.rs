@@ -37,6 +37,12 @@ const MAX_PIECES: usize = 1024;
 const MAX_LABELS: usize = 4;
 /// Earlier rules with the same instruction hash compared with a rule.
 const DUP_SCAN: usize = 8;
+/// Cubes of one rule on the canonical dimensions.
+const MAX_RULE_CUBES: usize = 256;
+/// Dimensions of one cube.
+const MAX_SPANS: usize = 32;
+/// Cubes of one chain on the canonical dimensions.
+const MAX_CHAIN_CUBES: usize = 1 << 20;
 
 /// The W0602 and W0603 warnings of a checked ruleset and its lowered program.
 pub fn lint(hir: &Hir, prog: &Program, sources: &SourceMap) -> Vec<Diagnostic> {
@@ -88,17 +94,27 @@ impl Chain<'_> {
     /// Lint the chain; false when the program's budget ran out.
     fn run(&self, budget: &mut Budget, out: &mut Vec<Diagnostic>) -> bool {
         let canon = Canon::new(self.shapes.iter().flat_map(|(s, _)| &s.cubes));
-        let cubes: Vec<Option<Vec<Cube>>> = self
-            .shapes
-            .iter()
-            .map(|(s, _)| {
-                let mut all = Vec::new();
-                for c in &s.cubes {
-                    all.extend(canon.apply(c)?);
+        // Each rule's cubes on the canonical dimensions; a rule past the caps takes no part.
+        let mut total = 0usize;
+        let mut cubes: Vec<Option<Vec<Cube>>> = Vec::with_capacity(self.shapes.len());
+        for (s, _) in &self.shapes {
+            let mut all = Vec::new();
+            for c in &s.cubes {
+                match canon.apply(c) {
+                    Some(x) if all.len() + x.len() <= MAX_RULE_CUBES => all.extend(x),
+                    _ => {
+                        all.clear();
+                        break;
+                    }
                 }
-                Some(all)
-            })
-            .collect();
+            }
+            let ok = !all.is_empty() && all.iter().all(|c| c.len() <= MAX_SPANS);
+            total += all.len();
+            if total > MAX_CHAIN_CUBES || !budget.take(all.len() as u64) {
+                return budget.steps > 0;
+            }
+            cubes.push(ok.then_some(all));
+        }
         // Earlier rules that take what they match: exact cubes, terminal tail.
         let mut rule_of: Vec<usize> = Vec::new();
         let mut entries: Vec<(u32, Cube)> = Vec::new();

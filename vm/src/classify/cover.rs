@@ -198,12 +198,17 @@ pub enum Found<'a> {
     OutOfBudget,
 }
 
+/// Cubes already taken that a piece's corner is tried against before asking again.
+const MAX_RETAKE: usize = 16;
+/// Most cubes taken that are trimmed to those the others do not do without.
+const MAX_TRIM: usize = 64;
+
 /// Whether cubes that `find` knows cover `target`, asking only for points: each piece left
-/// (at first, each target cube) asks `find` for a cube holding its low corner (unless a cube
-/// already taken holds it), and loses what that cube holds; a corner no cube holds answers
-/// [`Cover::Open`]. The ids of the cubes taken, the ones the others do without dropped (see
-/// [`cover`]), are returned ascending. This never looks at cubes far from the target, which a
-/// union over every cube meeting it would.
+/// (at first, each target cube) asks `find` for a cube holding its low corner (unless one of
+/// the first cubes taken holds it), and loses what that cube holds; a corner no cube holds
+/// answers [`Cover::Open`]. The ids of the cubes taken are returned ascending, the ones the
+/// others do without dropped (see [`cover`]) when there are not too many. This never looks at
+/// cubes far from the target, which a union over every cube meeting it would.
 pub fn cover_with<'a>(
     target: &[Cube],
     budget: &mut Budget,
@@ -214,15 +219,22 @@ pub fn cover_with<'a>(
     let mut stack: Vec<Cube> = target.to_vec();
     let mut next: Vec<Cube> = Vec::new();
     while let Some(p) = stack.pop() {
-        if !budget.take(1 + taken.len() as u64) {
+        if !budget.take(1 + taken.len().min(MAX_RETAKE) as u64) {
             return Cover::GaveUp;
         }
         let lo: Cube = p.iter().map(|s| Span { hi: s.lo, ..*s }).collect();
-        let c = match taken.iter().find(|(_, c)| meets(c, &lo)) {
-            Some(&(_, c)) => c,
+        let again = taken
+            .iter()
+            .take(MAX_RETAKE)
+            .find(|(_, c)| meets(c, &lo))
+            .map(|&(_, c)| c);
+        let c = match again {
+            Some(c) => c,
             None => match find(&p, budget) {
                 Found::Cube(id, c) => {
-                    taken.push((id, c));
+                    if !taken.iter().any(|t| t.0 == id) {
+                        taken.push((id, c));
+                    }
                     c
                 }
                 Found::Nothing => return Cover::Open,
@@ -237,6 +249,9 @@ pub fn cover_with<'a>(
         stack.append(&mut next);
     }
     taken.sort_unstable_by_key(|t| t.0);
+    if taken.len() > MAX_TRIM {
+        return Cover::Covered(taken.iter().map(|t| t.0 as usize).collect());
+    }
     let by: Vec<&[Span]> = taken.iter().map(|t| t.1).collect();
     match cover(target, &by, budget, max_pieces) {
         Cover::Covered(used) => Cover::Covered(
@@ -303,24 +318,18 @@ pub struct Index {
 impl Index {
     pub fn new(cubes: Vec<(u32, Cube)>) -> Index {
         let (ids, cubes): (Vec<u32>, Vec<Cube>) = cubes.into_iter().unzip();
-        // Distinct narrow intervals per dimension.
-        let mut dims: Vec<Dim> = Vec::new();
+        // Distinct narrow intervals per dimension (dimensions in first-seen order).
+        let mut order: Vec<Dim> = Vec::new();
         let mut distinct: HashMap<Dim, hashbrown::HashSet<(u32, u32)>> = HashMap::new();
-        for c in &cubes {
-            for s in c {
-                if !dims.contains(&s.dim) {
-                    dims.push(s.dim);
-                }
-                if narrow(s.lo, s.hi, s.dim) {
-                    distinct.entry(s.dim).or_default().insert((s.lo, s.hi));
-                }
+        for s in cubes.iter().flatten() {
+            if narrow(s.lo, s.hi, s.dim) {
+                let set = distinct.entry(s.dim).or_insert_with(|| {
+                    order.push(s.dim);
+                    hashbrown::HashSet::new()
+                });
+                set.insert((s.lo, s.hi));
             }
         }
-        let mut order: Vec<Dim> = dims
-            .iter()
-            .copied()
-            .filter(|d| distinct.contains_key(d))
-            .collect();
         order.sort_by_key(|d| std::cmp::Reverse(distinct.get(d).map_or(0, |s| s.len())));
         order.truncate(MAX_LEVELS);
         let mut levels: Vec<Level> = order
@@ -352,6 +361,7 @@ impl Index {
         for l in &mut levels {
             l.by_lo.sort_unstable();
         }
+        let dims = levels.iter().map(|l| l.dim).collect();
         Index {
             cubes,
             ids,
@@ -361,7 +371,8 @@ impl Index {
         }
     }
 
-    /// Every dimension the cubes constrain.
+    /// The dimensions the index sorts cubes by (at most 8): a query that fixes these finds
+    /// few cubes.
     pub fn dims(&self) -> &[Dim] {
         &self.dims
     }
@@ -429,7 +440,8 @@ impl Index {
 }
 
 /// The point of `c` at its low (`high == false`) or high corner, over `dims` and `c`'s own
-/// dimensions: one single-value span per dimension.
+/// dimensions: one single-value span per dimension (other dimensions stay whole: the box of
+/// those points).
 pub fn corner(c: &[Span], dims: &[Dim], high: bool) -> Cube {
     let mut p: Cube = Vec::with_capacity(dims.len() + c.len());
     for &d in dims.iter().chain(c.iter().map(|s| &s.dim)) {
@@ -484,7 +496,11 @@ fn raw_payload(s: &Span) -> Option<(PayloadBase, u32, u32, u64, u64)> {
     let r = m.trailing_zeros();
     let k = m.checked_shr(r).unwrap_or(0).trailing_ones();
     // whole bytes, one run of them
-    if m == 0 || r % 8 != 0 || k % 8 != 0 || m.checked_shr(r + k).unwrap_or(0) != 0 {
+    if m == 0
+        || !r.is_multiple_of(8)
+        || !k.is_multiple_of(8)
+        || m.checked_shr(r + k).unwrap_or(0) != 0
+    {
         return None;
     }
     let start = off + (8 * u32::from(len)).checked_sub(r + k)? / 8;
@@ -495,36 +511,33 @@ fn raw_payload(s: &Span) -> Option<(PayloadBase, u32, u32, u64, u64)> {
 
 impl Canon {
     pub fn new<'a>(cubes: impl IntoIterator<Item = &'a Cube>) -> Canon {
+        let mut seen: hashbrown::HashSet<(u8, u32, u32)> = hashbrown::HashSet::new();
         let mut raw: Vec<(u8, u32, u32, PayloadBase)> = Vec::new();
         for s in cubes.into_iter().flatten() {
-            if let Some((base, off, len, ..)) = raw_payload(s) {
-                let k = (base_key(base), off, len, base);
-                if !raw.contains(&k) {
-                    raw.push(k);
-                }
+            if let Some((base, off, len, ..)) = raw_payload(s)
+                && seen.insert((base_key(base), off, len))
+            {
+                raw.push((base_key(base), off, len, base));
             }
         }
         raw.sort_unstable_by_key(|r| (r.0, r.1, r.2));
+        // Per start: it runs to the next start, at most to the end of the longest field
+        // starting at or before it (fields sorted by start: a running maximum).
         let mut fields = Vec::new();
-        for (i, &(bk, start, _, base)) in raw.iter().enumerate() {
-            if fields
-                .last()
-                .is_some_and(|&(b, s, _)| base_key(b) == bk && s == start)
-            {
+        let mut reach: Option<(u8, u32)> = None;
+        for (i, &(bk, start, len, base)) in raw.iter().enumerate() {
+            let end = start.saturating_add(len);
+            reach = match reach {
+                Some((b, e)) if b == bk => Some((b, e.max(end))),
+                _ => Some((bk, end)),
+            };
+            if raw.get(i + 1).is_some_and(|n| n.0 == bk && n.1 == start) {
                 continue;
             }
-            let next = raw[i + 1..]
-                .iter()
-                .find(|r| r.0 == bk && r.1 > start)
-                .map(|r| r.1);
-            let end = raw
-                .iter()
-                .filter(|r| r.0 == bk && r.1 <= start && start < r.1.saturating_add(r.2))
-                .map(|r| r.1.saturating_add(r.2))
-                .max()
-                .unwrap_or(start + 1);
-            let end = next.map_or(end, |n| n.min(end));
-            fields.push((base, start, end - start));
+            let far = reach.map_or(end, |r| r.1);
+            let next = raw.get(i + 1).filter(|n| n.0 == bk).map(|n| n.1);
+            let to = next.map_or(far, |n| n.min(far));
+            fields.push((base, start, to - start));
         }
         Canon { fields }
     }
@@ -533,10 +546,13 @@ impl Canon {
     /// field it holds: (start, canonical length, part length).
     fn parts(&self, base: PayloadBase, off: u32, len: u32) -> Vec<(u32, u32, u32)> {
         let end = off.saturating_add(len);
-        let starts: Vec<(u32, u32)> = self
+        let bk = base_key(base);
+        let from = self
             .fields
+            .partition_point(|&(b, s, _)| (base_key(b), s) < (bk, off));
+        let starts: Vec<(u32, u32)> = self.fields[from..]
             .iter()
-            .filter(|&&(b, s, _)| b == base && s >= off && s < end)
+            .take_while(|&&(b, s, _)| base_key(b) == bk && s < end)
             .map(|&(_, s, l)| (s, l))
             .collect();
         if starts.first().is_none_or(|&(s, _)| s != off) {
