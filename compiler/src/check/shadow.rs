@@ -265,12 +265,14 @@ impl Chain<'_> {
 
     /// Running rule `j` may change what a later rule's match reads. Beyond the analysis'
     /// `writes`: payload writes (the kernel rewrites the packet at once) and object maps (a
-    /// ct helper object attaches to the connection).
+    /// ct helper object attaches to the connection). A terminal rule's writes go with the
+    /// packets it takes out of the chain.
     fn writes(&self, j: usize, tail: &Tail) -> bool {
         let t = self.insns[j].get(self.shapes[j].0.tail..).unwrap_or(&[]);
-        tail.writes
-            || t.iter()
-                .any(|i| matches!(i, Insn::PayloadWrite { .. } | Insn::Objref { .. }))
+        !tail.terminal
+            && (tail.writes
+                || t.iter()
+                    .any(|i| matches!(i, Insn::PayloadWrite { .. } | Insn::Objref { .. })))
     }
 
     /// Instruction `i` with what does not change its meaning taken out: anonymous counters

@@ -717,6 +717,16 @@ fn shadowing_follows_the_window_of_writes() {
         ],
     ));
     assert!(c.is_empty(), "{c:?}");
+    // unless it ends the chain for what it writes
+    let c = codes(&chain(
+        "ip",
+        &[
+            "ip saddr 1.1.1.1 accept",
+            "ip daddr 2.2.2.2 meta mark set 1 accept",
+            "ip saddr 1.1.1.1 drop",
+        ],
+    ));
+    assert_eq!(c, ["W0602"]);
 }
 
 #[test]
