@@ -62,7 +62,7 @@ fn shadowed_rules_are_warnings() {
     let out = nfc(&["check", f]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("ok (3 warning(s))"), "{stderr}");
+    assert!(stderr.contains("ok (4 warning(s))"), "{stderr}");
     let out = nfc(&["check", "--deny-warnings", f]);
     assert_eq!(out.status.code(), Some(1));
     let out = nfc(&["check", "--format", "json", f]);
