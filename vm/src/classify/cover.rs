@@ -277,7 +277,7 @@ pub enum Walk {
 
 /// The cube is narrow in `d`: it fixes at least 4 bits (at most 1/16 of the domain).
 fn narrow(lo: u32, hi: u32, d: Dim) -> bool {
-    u64::from(hi - lo) < (u64::from(d.max()) + 1) >> 4
+    u64::from(hi.saturating_sub(lo)) < (u64::from(d.max()) + 1) >> 4
 }
 
 /// The smallest aligned block of a `bits`-bit domain that holds `[lo, hi]`: (prefix length,
