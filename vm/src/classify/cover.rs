@@ -1,8 +1,9 @@
 //! Coverage of cubes by unions of cubes, for the shadowing lint: does the union of earlier
 //! rules' cubes hold every cube of a later rule? Box subtraction ([`subtract`]: a cube minus a
-//! cube is at most two pieces per dimension), the coverage test under a work cap ([`cover`],
-//! which gives up rather than grow without bound), an [`Index`] that finds the cubes meeting a
-//! query cube without looking at all of them, [`Canon`], one set of payload dimensions per
+//! cube is at most two pieces per dimension), the coverage test under a work cap ([`cover`]
+//! over given cubes, [`cover_with`] asking for the cube at one point at a time; both give up
+//! rather than grow without bound), an [`Index`] that finds the cubes meeting a query cube
+//! without looking at all of them, [`Canon`], one set of payload dimensions per
 //! chain (so that `ip saddr 10.0.0.0/8`, a 1-byte load, and `ip saddr 10.1.2.3`, a 4-byte load,
 //! are compared on one dimension), and [`present_with`]: which fields a packet surely has when
 //! the fields a rule loaded are present (a cube only holds packets whose loads succeed).
