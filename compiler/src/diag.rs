@@ -49,6 +49,8 @@ pub struct SourceFile {
 #[derive(Clone, Debug, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
+    /// Per file, the byte offset where each line starts (for `line_col`).
+    line_starts: Vec<Vec<u32>>,
 }
 
 impl SourceMap {
@@ -57,10 +59,16 @@ impl SourceMap {
     }
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
         let id = FileId(u32::try_from(self.files.len()).unwrap_or(u32::MAX));
+        let text: String = text.into();
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
         self.files.push(SourceFile {
             name: name.into(),
-            text: text.into(),
+            text,
         });
+        self.line_starts.push(starts);
         id
     }
     pub fn get(&self, id: FileId) -> Option<&SourceFile> {
@@ -85,9 +93,14 @@ impl SourceMap {
         while off > 0 && !text.is_char_boundary(off) {
             off -= 1;
         }
-        let before = &text[..off];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let starts = self
+            .line_starts
+            .get(id.0 as usize)
+            .map_or(&[][..], Vec::as_slice);
+        // the last line starting at or before `off`
+        let line = starts.partition_point(|&s| s as usize <= off).max(1);
+        let from = starts.get(line - 1).map_or(0, |&s| s as usize).min(off);
+        let col = text.get(from..off).map_or(0, |l| l.chars().count()) + 1;
         (line, col)
     }
 }
@@ -229,6 +242,14 @@ pub const CODES: &[(&str, &str)] = &[
     (
         "W0601",
         "notrack after conntrack (hook other than prerouting/output, or priority >= -200)",
+    ),
+    (
+        "W0602",
+        "rule can never match: earlier rules that end the chain take every packet it matches",
+    ),
+    (
+        "W0603",
+        "rule duplicates an earlier rule (same match and statements)",
     ),
 ];
 

@@ -48,7 +48,40 @@ fn good_examples_check_clean() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{}: {stderr}", p.display());
         assert!(stderr.contains(": ok"), "{stderr}");
+        // the examples hold no rule that can never match, and no duplicate
+        assert!(
+            !stderr.contains("W0602") && !stderr.contains("W0603"),
+            "{stderr}"
+        );
     }
+}
+
+#[test]
+fn shadowed_rules_are_warnings() {
+    let f = "testdata/diagnostics/W0602-shadowed-by-a-union.nfr";
+    let out = nfc(&["check", f]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("ok (4 warning(s))"), "{stderr}");
+    let out = nfc(&["check", "--deny-warnings", f]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = nfc(&["check", "--format", "json", f]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON on stdout");
+    let d = &v["files"][0]["diagnostics"][0];
+    assert_eq!(d["code"], "W0602");
+    assert_eq!(d["severity"], "warning");
+    assert_eq!(d["primary"]["line"], 7);
+    let labels: Vec<(u64, &str)> = d["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["line"].as_u64().unwrap(), l["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        labels,
+        [(5, "covered by this rule"), (6, "covered by this rule")]
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! `nfc compile FILE --emit clif`: the JIT's Cranelift IR, one function per chain partition, each
-//! named by its chain; runs of table-shaped rules show up as table loops. (Every ruleset that
+//! named by its chain; runs of classified rules show up as classified runs. (Every ruleset that
 //! checks also compiles with the JIT — there is no ruleset it refuses — so the error path is not
 //! exercised here; `nfr-jit`'s own tests cover `JitError`.)
 
@@ -43,7 +43,7 @@ fn clif_names_every_chain_and_is_real_ir() {
 }
 
 #[test]
-fn clif_shows_rule_runs_as_table_loops() {
+fn clif_shows_rule_runs_as_classified_runs() {
     let dir = std::env::temp_dir().join(format!("nfc-clif-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("ports.nfr");
@@ -59,12 +59,12 @@ fn clif_shows_rule_runs_as_table_loops() {
     let hs = headers(&out);
     assert_eq!(hs.len(), 1, "{hs:?}");
     assert!(
-        hs[0].contains("table loops over rules 0..40"),
+        hs[0].contains("classified rules 0..40"),
         "header {:?}",
         hs[0]
     );
-    // The loop: a block with parameters that jumps back to itself (no per-rule code: far
-    // fewer lines than 40 unrolled rules would take).
+    // One classified run: the walk of the classifier, no per-rule code (far fewer lines than
+    // 40 unrolled rules would take).
     assert!(out.lines().count() < 400, "{} lines", out.lines().count());
     let _ = std::fs::remove_dir_all(&dir);
 }

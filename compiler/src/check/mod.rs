@@ -3,14 +3,16 @@
 //! Split by concern: [`resolve`] (includes, defines, names), [`types`] (selectors and
 //! values), [`deps`] (implicit protocol dependencies), [`rules`] (statements, verdicts and
 //! their placement), [`hooks`] (chain types, hooks, priorities, iptables mapping), [`loops`]
-//! (the jump/goto graph). [`check`] runs them in that order and returns a [`Hir`] only when
-//! no error was found.
+//! (the jump/goto graph), then, on a clean ruleset, [`shadow`] (rules that can never match,
+//! duplicate rules) on its lowered program. [`check`] runs them in that order and returns a
+//! [`Hir`] only when no error was found.
 
 pub mod deps;
 pub mod hooks;
 pub mod loops;
 pub mod resolve;
 pub mod rules;
+pub mod shadow;
 pub mod types;
 
 #[cfg(test)]
@@ -172,6 +174,10 @@ pub fn check(
     );
     if diags.iter().all(|d| !d.is_error()) {
         diags.extend(rules::placement(&hir));
+        // the shadowing lint reads the lowered rules; a ruleset the lowering refuses has none
+        if let Ok(prog) = crate::lower::lower(&hir) {
+            diags.extend(shadow::lint(&hir, &prog, sources));
+        }
     }
     sort_diags(&mut diags);
     let ok = diags.iter().all(|d| !d.is_error());

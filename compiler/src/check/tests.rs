@@ -687,3 +687,92 @@ fn objref_maps_resolve_objects_and_refuse_what_nft_refuses() {
         ["E0205"]
     );
 }
+
+fn chain(family: &str, rules: &[&str]) -> String {
+    format!(
+        "table {family} t {{\n chain c {{\n  type filter hook input priority 0;\n  {}\n }}\n}}\n",
+        rules.join("\n  ")
+    )
+}
+
+#[test]
+fn shadowing_follows_the_window_of_writes() {
+    // a writer that never runs closes nothing
+    let c = codes(&chain(
+        "ip",
+        &[
+            "ip saddr 1.1.1.1 accept",
+            "ip saddr 1.1.1.1 meta mark set 1",
+            "ip saddr 1.1.1.1 drop",
+        ],
+    ));
+    assert_eq!(c, ["W0602", "W0602"]);
+    // one that runs does
+    let c = codes(&chain(
+        "ip",
+        &[
+            "ip saddr 1.1.1.1 accept",
+            "meta mark set 1",
+            "ip saddr 1.1.1.1 drop",
+        ],
+    ));
+    assert!(c.is_empty(), "{c:?}");
+    // unless it ends the chain for what it writes
+    let c = codes(&chain(
+        "ip",
+        &[
+            "ip saddr 1.1.1.1 accept",
+            "ip daddr 2.2.2.2 meta mark set 1 accept",
+            "ip saddr 1.1.1.1 drop",
+        ],
+    ));
+    assert_eq!(c, ["W0602"]);
+}
+
+#[test]
+fn families_and_named_sets_are_told_apart() {
+    let c = codes(&chain(
+        "inet",
+        &[
+            "ip saddr 10.0.0.0/8 accept",
+            "ip6 saddr ::1 drop",
+            "meta nfproto ipv4 drop",
+        ],
+    ));
+    assert!(c.is_empty(), "{c:?}");
+    let c = codes(&chain(
+        "inet",
+        &[
+            "meta nfproto ipv4 accept",
+            "meta nfproto ipv6 accept",
+            "ip6 saddr ::1 drop",
+        ],
+    ));
+    assert_eq!(c, ["W0602"]);
+    // two named sets with one content are two sets (elements can be added to one)
+    let src = "table ip t {\n set a { type ipv4_addr; elements = { 1.2.3.4 } }\n \
+               set b { type ipv4_addr; elements = { 1.2.3.4 } }\n \
+               chain c {\n  type filter hook input priority 0;\n  \
+               ip saddr @a counter\n  ip saddr @b counter\n  ip saddr @a counter\n }\n}\n";
+    assert_eq!(codes(src), ["W0603"]);
+}
+
+#[test]
+fn big_unions_are_bounded_and_never_wrong() {
+    // a 32 × 32 grid of cells, then the box they fill (within the work caps)
+    let mut rules: Vec<String> = Vec::new();
+    for a in 0..32 {
+        for p in 0..32 {
+            if (a, p) != (17, 5) {
+                rules.push(format!("ip saddr 10.0.0.{a} tcp dport {p} accept"));
+            }
+        }
+    }
+    rules.push("ip saddr 10.0.0.0/27 tcp dport 0-31 drop".to_string());
+    let refs: Vec<&str> = rules.iter().map(String::as_str).collect();
+    // one cell is missing: not covered
+    assert!(codes(&chain("ip", &refs)).is_empty());
+    rules.insert(0, "ip saddr 10.0.0.17 tcp dport 5 accept".to_string());
+    let refs: Vec<&str> = rules.iter().map(String::as_str).collect();
+    assert_eq!(codes(&chain("ip", &refs)), ["W0602"]);
+}

@@ -18,6 +18,7 @@
 //! dimension it needs ([`RuleInfo::need`]) is present, else from its first instruction.
 
 mod analyze;
+pub mod cover;
 mod tree;
 
 pub use analyze::{
