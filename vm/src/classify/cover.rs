@@ -773,8 +773,7 @@ pub fn present_with(loads: &[Field], f: Field) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::{Classifier, MAX_DIMS};
-    use crate::ids::ChainId;
+    use crate::classify::MAX_DIMS;
     use crate::pkt::PktState;
 
     /// A one-byte payload dimension at network header + `off` (256 values: brute force).
@@ -1138,15 +1137,7 @@ mod tests {
             });
         }
         let present = |f: Field, pkt: &[u8], st: &PktState| {
-            let cls = Classifier {
-                chain: ChainId(0),
-                start: 0,
-                end: 1,
-                dims: vec![Dim::raw(f)],
-                rules: Vec::new(),
-                trees: Vec::new(),
-            };
-            crate::interp::classify_key(&cls, pkt, st, &mut [0; MAX_DIMS])
+            crate::interp::key_of(&[Dim::raw(f)], pkt, st, &mut [0; MAX_DIMS]) == 1
         };
         let mut r = Rng(11);
         let mut checked = 0;
