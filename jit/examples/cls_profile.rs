@@ -135,6 +135,7 @@ fn main() {
         let jit = match m.as_str() {
             "one" => &jit_one,
             "rust" => &jit_rust,
+            "speed" => &jit_speed,
             _ => &jit_none,
         };
         let st_ = if m == "one" { &mut s1 } else { &mut s };

@@ -26,7 +26,7 @@ use cranelift_codegen::ir::{
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
-use nfr_vm::classify::{BIAS, Classifier, Field, LEAF, MAX_DIMS, node_parts, quad_words};
+use nfr_vm::classify::{BIAS, Classifier, Field, LEAF, MAX_DIMS, NONE, node_parts, quad_words};
 use nfr_vm::insn::{
     BitwiseOp, CmpOp, CtDir, CtKey, Data, Insn, LookupDest, MetaKey, PayloadBase, RangeOp,
 };
@@ -1160,8 +1160,16 @@ impl Tx<'_, '_> {
             let len = dim.field.len() as i64;
             let (ok, part, w) = self.field_word(dim.field);
             // Register domain (field bytes on top) to the natural value, through the mask.
-            let v = self.b.ins().ushr_imm_u(w, 32 - 8 * len);
-            let v = self.b.ins().band_imm_u(v, k(dim.mask));
+            let v = if len < 4 {
+                self.b.ins().ushr_imm_u(w, 32 - 8 * len)
+            } else {
+                w
+            };
+            let v = if dim.mask != dim.max() {
+                self.b.ins().band_imm_u(v, k(dim.mask))
+            } else {
+                v
+            };
             self.b.ins().stack_store(types::I64, v, slot, 4 * d as i32);
             vals.push(v);
             let bit = NEED_SHIFT as i64 + d as i64;
@@ -1262,7 +1270,7 @@ impl Tx<'_, '_> {
     /// The classifier's walk, natively (the same as `Classifier::first`): each tree in turn
     /// while its smallest rule can beat the best found, its root cut on the key's value, the
     /// rest of the descent through the node table, then the leaf scan. The first rule at or
-    /// after `from` that can match, or `u32::MAX`.
+    /// after `from` that can match, or `NONE`.
     fn walk(&mut self, c: &Classifier, vals: &[Value], slot: StackSlot, from: Value) -> Value {
         let nd = c.dims.len();
         let qw = quad_words(nd) as i64;
@@ -1279,7 +1287,7 @@ impl Tx<'_, '_> {
         let fromv = self.b.ins().splat(types::I32X4, from);
         let bias = self.iconst(BIAS);
         let bias = self.b.ins().splat(types::I32X4, bias);
-        let mut best = self.iconst(u32::MAX);
+        let mut best = self.iconst(NONE);
         for t in &c.trees {
             let next_tree = self.b.create_block();
             let nb_best = self.b.append_block_param(next_tree, types::I32);
@@ -1378,20 +1386,19 @@ impl Tx<'_, '_> {
             self.b.switch_to_block(body);
             self.b.seal_block(body);
             let pos = self.b.ins().load(types::I32X4, vf, q, 0);
-            let a = self
-                .b
-                .ins()
-                .icmp(IntCC::UnsignedGreaterThanOrEqual, pos, fromv);
-            let b = self.b.ins().icmp(IntCC::UnsignedLessThan, pos, bestv);
-            let mut ok = self.b.ins().band(a, b);
+            // Positions are below NONE (2^31 - 1): signed compares, one instruction each.
+            // `miss`: lanes out of [from, best) or whose cube does not hold the key.
+            let ok = self.b.ins().icmp(IntCC::SignedGreaterThan, bestv, pos);
+            let mut miss = self.b.ins().icmp(IntCC::SignedGreaterThan, fromv, pos);
             for (d, &kd) in ksplat.iter().enumerate() {
                 let lo = self.b.ins().load(types::I32X4, vf, q, 16 + 32 * d as i32);
                 let w = self.b.ins().load(types::I32X4, vf, q, 32 + 32 * d as i32);
                 let x = self.b.ins().isub(kd, lo);
                 let x = self.b.ins().bxor(x, bias);
-                let o = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, x, w);
-                ok = self.b.ins().band(ok, o);
+                let o = self.b.ins().icmp(IntCC::SignedGreaterThan, x, w);
+                miss = self.b.ins().bor(miss, o);
             }
+            let ok = self.b.ins().band_not(ok, miss);
             let bits = self.b.ins().vhigh_bits(types::I32, ok);
             self.b.ins().brif(bits, hit, &[], step, &[]);
             // hit: the first entry of the quad that holds the key.

@@ -55,7 +55,9 @@
 //! Cranelift's per-function work dominates compile time for unrolled rules (`define_function`
 //! most of it), so rule runs that a classifier covers compile to one small function each,
 //! and unrolled rules are split into partitions of `JitOptions::partition_insns`
-//! instructions. The default is `OptLevel::None`: `Speed` ran no faster on these functions
+//! instructions. The default is `OptLevel::Auto`: `Speed` when what is left outside
+//! classified runs is small (classified runs are small functions it tightens), else `None`:
+//! `Speed` ran no faster on unrolled rules
 //! and compiles unrolled rules more slowly (measurements: docs/PERFORMANCE.md).
 //!
 //! Differences from the interpreter, all invisible in results: `State::insns_executed` is not
@@ -92,7 +94,14 @@ pub enum OptLevel {
     None,
     /// `opt_level=speed`: e-graph optimisations (GVN, constant folding, LICM).
     Speed,
+    /// `speed` when the code outside classified runs is small (at most [`AUTO_SPEED_INSNS`]
+    /// unrolled instructions: classified runs are a few small functions that `speed` makes
+    /// tighter at no real cost), else `none`.
+    Auto,
 }
+
+/// Unrolled instructions up to which [`OptLevel::Auto`] compiles with `speed`.
+pub const AUTO_SPEED_INSNS: usize = 4096;
 
 /// Compilation options.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,12 +117,12 @@ pub struct JitOptions {
 }
 
 impl Default for JitOptions {
-    /// `none`, 2048-instruction partitions: see "Compile time and the
+    /// `auto`, 2048-instruction partitions: see "Compile time and the
     /// default options" in the crate docs (measurements in `tests/classbench.rs` and
     /// `benches/jit_vs_interp.rs`).
     fn default() -> Self {
         JitOptions {
-            opt_level: OptLevel::None,
+            opt_level: OptLevel::Auto,
             partition_insns: 2048,
             verify_ir: cfg!(debug_assertions),
             native_walk: true,
@@ -191,7 +200,7 @@ fn isa(opts: &JitOptions) -> Result<OwnedTargetIsa, JitError> {
         &mut fb,
         "opt_level",
         match opts.opt_level {
-            OptLevel::None => "none",
+            OptLevel::None | OptLevel::Auto => "none",
             OptLevel::Speed => "speed",
         },
     )?;
@@ -204,6 +213,34 @@ fn isa(opts: &JitOptions) -> Result<OwnedTargetIsa, JitError> {
     let ib = cranelift_native::builder().map_err(|e| JitError::UnsupportedHost(e.to_string()))?;
     ib.finish(settings::Flags::new(fb))
         .map_err(|e| JitError::UnsupportedHost(e.to_string()))
+}
+
+/// The options with [`OptLevel::Auto`] decided for `prog`.
+fn resolve(prog: &VerifiedProgram, opts: &JitOptions) -> JitOptions {
+    let mut o = opts.clone();
+    if o.opt_level == OptLevel::Auto {
+        let p = prog.program();
+        let classified = |c: usize, pos: usize| {
+            p.classifiers.iter().any(|k| {
+                k.chain.0 as usize == c && (k.start as usize..k.end as usize).contains(&pos)
+            })
+        };
+        let unrolled: usize = (0..p.chains.len())
+            .flat_map(|c| {
+                prog.chain_rules(ChainId(c as u32))
+                    .iter()
+                    .enumerate()
+                    .filter(move |(i, _)| !classified(c, *i))
+                    .map(|(_, r)| (r.end - r.start) as usize)
+            })
+            .sum();
+        o.opt_level = if unrolled <= AUTO_SPEED_INSNS && !p.classifiers.is_empty() {
+            OptLevel::Speed
+        } else {
+            OptLevel::None
+        };
+    }
+    o
 }
 
 /// Build the IR of every partition and hand each function to `each`.
@@ -250,6 +287,7 @@ impl JitProgram {
         // (moving it later moves no heap buffer).
         let own = prog.clone();
         let prog = &own;
+        let opts = &resolve(prog, opts);
         let isa = isa(opts)?;
         let mut module = JITModule::new(JITBuilder::with_isa(
             isa.clone(),

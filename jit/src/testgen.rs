@@ -936,7 +936,7 @@ pub fn aim_packets(prog: &VerifiedProgram, pkts: &mut [(Vec<u8>, PktState)], r: 
         }
         let q = &t.leaves[lo + 1 + r.below(g as u64) as usize * qw..][..qw];
         let j = r.below(nfr_vm::classify::QUAD as u64) as usize;
-        if q[j] == u32::MAX {
+        if q[j] == nfr_vm::classify::NONE {
             continue;
         }
         for (d, dim) in c.dims.iter().enumerate() {

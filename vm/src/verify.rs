@@ -246,7 +246,7 @@ fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), VerifyErr
 /// order (so every walk is finite and in bounds; what it finds is the builder's business).
 fn check_classifier(cls: &crate::classify::Classifier, nrules: usize) -> Result<(), &'static str> {
     use crate::classify::{LEAF, MAX_DIMS, node_parts};
-    if cls.start >= cls.end || cls.end as usize > nrules {
+    if cls.start >= cls.end || cls.end as usize > nrules || cls.end >= crate::classify::NONE {
         return Err("run outside its chain");
     }
     if cls.rules.len() != cls.len() {
@@ -263,7 +263,7 @@ fn check_classifier(cls: &crate::classify::Classifier, nrules: usize) -> Result<
     let qw = crate::classify::quad_words(cls.dims.len());
     for t in &cls.trees {
         // Leaves, in order: each a count of quads, the quads' positions in the run and in
-        // order (unused places `u32::MAX`, last).
+        // order (unused places `NONE`, last).
         let mut starts = vec![false; t.leaves.len() + 1];
         let mut off = 0usize;
         while off < t.leaves.len() {
@@ -278,7 +278,7 @@ fn check_classifier(cls: &crate::classify::Classifier, nrules: usize) -> Result<
             let mut done = false;
             for q in t.leaves[off + 1..end].chunks_exact(qw) {
                 for &p in &q[..crate::classify::QUAD] {
-                    if p == u32::MAX {
+                    if p == crate::classify::NONE {
                         done = true;
                     } else if done || p < last || p >= cls.end {
                         return Err("leaf entry outside the run or out of order");

@@ -25,7 +25,7 @@ pub use analyze::{
     Cube, Dim, Field, MAX_CUBES, Shape, Span, Tail, analyze, ends_chain, holds, intersect, tail,
     widen_fields,
 };
-pub use tree::{BIAS, LEAF, QUAD, Tree, WalkStats, node_parts, quad_words};
+pub use tree::{BIAS, LEAF, NONE, QUAD, Tree, WalkStats, node_parts, quad_words};
 
 use crate::ids::ChainId;
 use crate::program::Program;
@@ -96,7 +96,7 @@ impl Classifier {
     #[inline]
     pub fn first(&self, key: &[u32; MAX_DIMS], from: u32) -> Option<u32> {
         let nd = self.dims.len().min(MAX_DIMS);
-        let mut best = u32::MAX;
+        let mut best = tree::NONE;
         for t in &self.trees {
             if t.min_pos >= best {
                 break;
@@ -110,7 +110,7 @@ impl Classifier {
     #[doc(hidden)]
     pub fn first_stats(&self, key: &[u32; MAX_DIMS], from: u32, s: &mut WalkStats) -> Option<u32> {
         let nd = self.dims.len().min(MAX_DIMS);
-        let mut best = u32::MAX;
+        let mut best = tree::NONE;
         for t in &self.trees {
             if t.min_pos >= best {
                 break;

@@ -18,7 +18,7 @@
 //! `key[d] - lo_d <= w_d`, wrapping, for every `d`; the bias turns that unsigned comparison
 //! into a signed one, which vector units have), so that one quad is checked with a few
 //! 128-bit operations per row and no branch per entry; unused places have position
-//! `u32::MAX`. A node's children sit at offsets
+//! [`NONE`]. A node's children sit at offsets
 //! into `nodes` above the slot pointing to it, which keeps every walk finite.
 
 use hashbrown::HashMap;
@@ -47,6 +47,10 @@ pub const QUAD: usize = 4;
 
 /// XOR of the stored widths (and of `key - lo` before comparing): unsigned order as signed.
 pub const BIAS: u32 = 1 << 31;
+
+/// The position of an unused place in a quad, and "no rule yet" in a walk: above every rule
+/// position, and positive as a signed number (so that positions compare signed too).
+pub const NONE: u32 = i32::MAX as u32;
 
 /// Words of one quad over `nd` dimensions.
 pub fn quad_words(nd: usize) -> usize {
@@ -132,7 +136,7 @@ impl Tree {
         // Quads read: up to the one holding the answer (or all, or up to `best`).
         for q in 0..g {
             let at = off + 1 + q * qw;
-            let first = self.leaves.get(at).copied().unwrap_or(u32::MAX);
+            let first = self.leaves.get(at).copied().unwrap_or(NONE);
             if first >= best.min(out.saturating_add(1)) && q > 0 {
                 break;
             }
@@ -193,9 +197,12 @@ fn scan_n<const N: usize>(
             return best;
         }
         // Lane j of `miss` is non-zero once entry j cannot be the answer (no branch per entry).
+        // Positions are below NONE (2^31 - 1): signed compares, as the vector units have.
+        let (from, best) = (from.min(NONE) as i32, best.min(NONE) as i32);
         let mut miss = [0u32; QUAD];
         for j in 0..QUAD {
-            miss[j] = u32::from(pos[j] < from) | u32::from(pos[j] >= best);
+            let p = pos[j] as i32;
+            miss[j] = u32::from(p < from) | u32::from(p >= best);
         }
         for d in 0..N {
             let k = key[d];
@@ -395,7 +402,7 @@ fn push_leaf(leaves: &mut Vec<u32>, es: &[Entry], ids: &[u32], nd: usize) {
     leaves.push(ids.len().div_ceil(QUAD) as u32);
     for q in ids.chunks(QUAD) {
         let e = |j: usize| q.get(j).map(|&i| &es[i as usize]);
-        leaves.extend((0..QUAD).map(|j| e(j).map_or(u32::MAX, |e| e.pos)));
+        leaves.extend((0..QUAD).map(|j| e(j).map_or(NONE, |e| e.pos)));
         for d in 0..nd {
             leaves.extend((0..QUAD).map(|j| e(j).map_or(0, |e| e.lo[d])));
             leaves.extend((0..QUAD).map(|j| e(j).map_or(BIAS, |e| (e.hi[d] - e.lo[d]) ^ BIAS)));
@@ -494,7 +501,7 @@ mod tests {
     fn first(ts: &[Tree], key: &[u32], from: u32) -> u32 {
         let mut k = [0u32; crate::classify::MAX_DIMS];
         k[..key.len()].copy_from_slice(key);
-        ts.iter().fold(u32::MAX, |b, t| t.first(&k, 2, from, b))
+        ts.iter().fold(NONE, |b, t| t.first(&k, 2, from, b))
     }
 
     #[test]
@@ -541,7 +548,7 @@ mod tests {
                 let want = es
                     .iter()
                     .find(|e| (0..2).all(|d| e.lo[d] <= key[d] && key[d] <= e.hi[d]))
-                    .map_or(u32::MAX, |e| e.pos);
+                    .map_or(NONE, |e| e.pos);
                 assert_eq!(first(&ts, &key, 0), want, "max {max} key {key:?}");
             }
         }
