@@ -118,6 +118,8 @@ fn helper_signature(cc: CallConv) -> Signature {
 
 /// Sets with at most this many elements (and keys of at most 4 bytes) become compare trees.
 pub(crate) const INLINE_SET_MAX: usize = 64;
+/// Tree steps a classified run's walk unrolls before its loop.
+const UNROLL: usize = 6;
 /// At most this many packet fields are hoisted into the entry block.
 const MAX_HOISTED: usize = 16;
 
@@ -1327,40 +1329,48 @@ impl Tx<'_, '_> {
                 let child = self.b.ins().load(types::I64, tf, addr, 0);
                 self.b.ins().jump(descend, &[child.into()]);
             }
-            // descend(p): a leaf → scan it; else one more cut.
+            // descend(p): a leaf → scan it; else one more cut. The first UNROLL steps are
+            // copies, each with its own branch (and so its own prediction), then a loop.
             self.b.switch_to_block(descend);
-            let is_leaf = self.b.ins().icmp_imm_u(IntCC::SignedLessThan, p, 0);
-            let cut = self.b.create_block();
-            let off = self.b.ins().band_imm_u(p, 0xffff_ffff);
-            self.b.ins().brif(is_leaf, scan, &[off.into()], cut, &[]);
-            self.b.switch_to_block(cut);
-            self.b.seal_block(cut);
-            let dim = self.b.ins().ushr_imm_u(p, 48);
-            let dim = self.b.ins().band_imm_u(dim, 15);
-            let dim4 = self.b.ins().ishl_imm_u(dim, 2);
-            let kaddr = self.b.ins().stack_addr(types::I64, slot, 0);
-            let kaddr = self.b.ins().iadd(kaddr, dim4);
-            let kv = self
-                .b
-                .ins()
-                .load(types::I32, MemFlagsData::trusted(), kaddr, 0);
-            let sh = self.b.ins().ushr_imm_u(p, 40);
-            let sh = self.b.ins().band_imm_u(sh, 31);
-            let sh = self.b.ins().ireduce(types::I32, sh);
-            let nbv = self.b.ins().ushr_imm_u(p, 32);
-            let nbv = self.b.ins().band_imm_u(nbv, 31);
-            let one = self.b.ins().iconst(types::I64, 1);
-            let m = self.b.ins().ishl(one, nbv);
-            let m = self.b.ins().iadd_imm_u(m, -1);
-            let idx = self.b.ins().ushr(kv, sh);
-            let idx = self.b.ins().uextend(types::I64, idx);
-            let idx = self.b.ins().band(idx, m);
-            let base = self.b.ins().band_imm_u(p, 0xffff_ffff);
-            let at = self.b.ins().iadd(base, idx);
-            let at = self.b.ins().ishl_imm_u(at, 3);
-            let addr = self.b.ins().iadd(nodes, at);
-            let child = self.b.ins().load(types::I64, tf, addr, 0);
-            self.b.ins().jump(descend, &[child.into()]);
+            let mut p = p;
+            for step in 0..=UNROLL {
+                let is_leaf = self.b.ins().icmp_imm_u(IntCC::SignedLessThan, p, 0);
+                let cut = self.b.create_block();
+                let off = self.b.ins().band_imm_u(p, 0xffff_ffff);
+                self.b.ins().brif(is_leaf, scan, &[off.into()], cut, &[]);
+                self.b.switch_to_block(cut);
+                self.b.seal_block(cut);
+                let dim = self.b.ins().ushr_imm_u(p, 48);
+                let dim = self.b.ins().band_imm_u(dim, 15);
+                let dim4 = self.b.ins().ishl_imm_u(dim, 2);
+                let kaddr = self.b.ins().stack_addr(types::I64, slot, 0);
+                let kaddr = self.b.ins().iadd(kaddr, dim4);
+                let kv = self
+                    .b
+                    .ins()
+                    .load(types::I32, MemFlagsData::trusted(), kaddr, 0);
+                let sh = self.b.ins().ushr_imm_u(p, 40);
+                let sh = self.b.ins().band_imm_u(sh, 31);
+                let sh = self.b.ins().ireduce(types::I32, sh);
+                let nbv = self.b.ins().ushr_imm_u(p, 32);
+                let nbv = self.b.ins().band_imm_u(nbv, 31);
+                let one = self.b.ins().iconst(types::I64, 1);
+                let m = self.b.ins().ishl(one, nbv);
+                let m = self.b.ins().iadd_imm_u(m, -1);
+                let idx = self.b.ins().ushr(kv, sh);
+                let idx = self.b.ins().uextend(types::I64, idx);
+                let idx = self.b.ins().band(idx, m);
+                let base = self.b.ins().band_imm_u(p, 0xffff_ffff);
+                let at = self.b.ins().iadd(base, idx);
+                let at = self.b.ins().ishl_imm_u(at, 3);
+                let addr = self.b.ins().iadd(nodes, at);
+                let child = self.b.ins().load(types::I64, tf, addr, 0);
+                if step == UNROLL {
+                    self.b.ins().jump(descend, &[child.into()]);
+                } else {
+                    p = child;
+                }
+            }
             self.b.seal_block(descend);
 
             // scan(off): quad by quad, in rule order: the entries at or after `from`, before
