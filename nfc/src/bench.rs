@@ -192,12 +192,11 @@ fn native_baseline(prog: &VerifiedProgram) -> Result<Box<dyn NativeBaseline>, St
         let mut rows = Vec::new();
         for (ri, (s, t)) in shapes.iter().enumerate() {
             let verdict = t.verdict.terminal();
-            let simple_field = s.loads.iter().all(|f| {
-                s.cubes
-                    .iter()
-                    .flatten()
-                    .any(|sp| nfr_vm::classify::holds(&sp.dim, f))
-            });
+            let rule_dims: Vec<_> = s.cubes.iter().flatten().map(|sp| sp.dim).collect();
+            let simple_field = s
+                .loads
+                .iter()
+                .all(|f| nfr_vm::classify::needs(&rule_dims, f).is_some());
             let (true, true, true, Some(verdict)) = (s.exact, t.simple, simple_field, verdict)
             else {
                 return Err(format!(
@@ -227,10 +226,7 @@ fn native_baseline(prog: &VerifiedProgram) -> Result<Box<dyn NativeBaseline>, St
                     hi[d] = sp.hi;
                 }
                 let need = s.loads.iter().fold(0u32, |m, f| {
-                    dims.iter()
-                        .enumerate()
-                        .filter(|(_, d)| nfr_vm::classify::holds(d, f))
-                        .fold(m, |m, (i, _)| m | (1 << i))
+                    m | nfr_vm::classify::needs(&dims, f).unwrap_or(0)
                 });
                 rows.push((
                     lo,

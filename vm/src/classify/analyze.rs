@@ -742,66 +742,119 @@ fn apply(cubes: &mut Vec<Cube>, exact: &mut bool, test: Option<Test>) {
     *cubes = out;
 }
 
-/// Read overlapping payload words of a set of rules as one wider word (at most 4 bytes): nft
-/// loads only the bytes a prefix needs (`ip saddr 10.0.0.0/8` loads one byte, `/16` two, `/20`
-/// four and a mask), so one header field shows up as several [`Field`]s. Every span on a
-/// narrower word is rewritten onto the widest word that holds it — the top bytes of a word as an
-/// interval of it, other bytes as a masked dimension of it — so that rules testing the same
-/// header field share a dimension. `loads` keep the fields the rules really load.
+/// Put the payload words a set of rules tests on common *segments*, so that rules testing the
+/// same header field share a dimension. nft loads only the bytes a prefix needs (`ip saddr
+/// 10.0.0.0/8` loads one byte, `/16` two, `/20` four and a mask), and loads adjacent fields in
+/// one word (`tcp sport 1 tcp dport 2` is one 4-byte load and compare): so a header field shows
+/// up as several [`Field`]s. Segments are cut at every offset where a load starts and run over
+/// the bytes some load covers; a word starting a segment and shorter than it is its top bytes
+/// (an interval of the segment); a word spanning several segments is split into them (exact
+/// for points and prefix-like ranges, else the hull and `exact == false`; a mask over more than
+/// one segment is dropped, likewise). `loads` keep the fields the rules really load.
 pub fn widen_fields(shapes: &mut [Shape]) {
-    // Payload words in use, then the groups: overlapping words whose union fits in 4 bytes.
-    let mut words: Vec<(PayloadBase, u32, u8)> = Vec::new();
+    // Payload words in use.
+    let mut words: Vec<(PayloadBase, u32, u32)> = Vec::new();
     for s in shapes.iter() {
         for sp in s.cubes.iter().flatten() {
-            if let Field::Payload { base, off, len } = sp.dim.field
-                && !words.contains(&(base, off, len))
-            {
-                words.push((base, off, len));
+            if let Field::Payload { base, off, len } = sp.dim.field {
+                let w = (base, off, off.saturating_add(u32::from(len)));
+                if !words.contains(&w) {
+                    words.push(w);
+                }
             }
         }
     }
     if words.len() < 2 {
         return;
     }
-    let base_ix = |b: PayloadBase| match b {
-        PayloadBase::Link => 0,
-        PayloadBase::Network => 1,
-        PayloadBase::Transport => 2,
-    };
-    words.sort_by_key(|&(b, off, len)| (base_ix(b), off, std::cmp::Reverse(len)));
-    let mut groups: Vec<(PayloadBase, u32, u32)> = Vec::new(); // base, start, end
-    for &(b, off, len) in &words {
-        let end = off.saturating_add(u32::from(len));
-        match groups.last_mut() {
-            Some((gb, gs, ge)) if *gb == b && off < *ge && end.max(*ge) - *gs <= 4 => {
-                *ge = end.max(*ge);
+    let segs = segments(&words);
+    for s in shapes.iter_mut() {
+        let cubes = std::mem::take(&mut s.cubes);
+        let mut exact = true;
+        for c in cubes {
+            let mut out = Some(Cube::new());
+            for sp in c {
+                let (parts, ex) = on_segments(sp, &segs);
+                exact &= ex;
+                out = out.and_then(|o| intersect(&o, &parts));
             }
-            _ => groups.push((b, off, end)),
+            s.cubes.extend(out);
+        }
+        s.exact &= exact;
+    }
+}
+
+/// The segments of a set of payload words `(base, start, end)`: per base, cut at every start,
+/// over the bytes some word covers (each at most 4 bytes: it starts where a word starts and
+/// ends before the next start or where no word covers it).
+fn segments(words: &[(PayloadBase, u32, u32)]) -> Vec<(PayloadBase, u32, u32)> {
+    let mut out = Vec::new();
+    for base in [PayloadBase::Link, PayloadBase::Network, PayloadBase::Transport] {
+        let ws: Vec<(u32, u32)> = words
+            .iter()
+            .filter(|w| w.0 == base)
+            .map(|w| (w.1, w.2))
+            .collect();
+        let mut cuts: Vec<u32> = ws.iter().map(|w| w.0).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        for (i, &c) in cuts.iter().enumerate() {
+            let next = cuts.get(i + 1).copied().unwrap_or(u32::MAX);
+            // Covered bytes from `c` on, up to the next cut.
+            let mut end = c;
+            while end < next {
+                match ws
+                    .iter()
+                    .filter(|w| w.0 <= end && w.1 > end)
+                    .map(|w| w.1)
+                    .max()
+                {
+                    Some(e) => end = e.min(next),
+                    None => break,
+                }
+            }
+            if end > c {
+                out.push((base, c, end));
+            }
         }
     }
-    let widen = |sp: Span| -> Span {
-        let Field::Payload { base, off, len } = sp.dim.field else {
-            return sp;
-        };
-        let end = off + u32::from(len);
-        let Some(&(_, gs, ge)) = groups
-            .iter()
-            .find(|&&(gb, gs, ge)| gb == base && gs <= off && end <= ge)
-        else {
-            return sp;
-        };
-        if (gs, ge) == (off, end) {
-            return sp;
+    out
+}
+
+/// One span on a payload word, on the segments: the spans it becomes, and whether exactly.
+fn on_segments(sp: Span, segs: &[(PayloadBase, u32, u32)]) -> (Vec<Span>, bool) {
+    let Field::Payload { base, off, len } = sp.dim.field else {
+        return (vec![sp], true);
+    };
+    let end = off + u32::from(len);
+    // The segments the word covers, in order (the last may run past its end).
+    let mine: Vec<(u32, u32)> = segs
+        .iter()
+        .filter(|g| g.0 == base && g.1 < end && g.2 > off)
+        .map(|g| (g.1, g.2))
+        .collect();
+    if mine.first().is_none_or(|g| g.0 != off) {
+        return (vec![sp], true);
+    }
+    let seg_field = |(gs, ge): (u32, u32)| Field::Payload {
+        base,
+        off: gs,
+        len: (ge - gs) as u8,
+    };
+    // Bits of `v` (the word's natural value) that fall on part `gs..ge`, as a number of that
+    // part's bytes within the word.
+    let part = |v: u32, gs: u32, ge: u32| {
+        let ge = ge.min(end);
+        (v >> (8 * (end - ge))) & ones(8 * (ge - gs))
+    };
+    if let [g] = mine[..] {
+        if g == (off, end) {
+            return (vec![sp], true);
         }
-        let field = Field::Payload {
-            base,
-            off: gs,
-            len: (ge - gs) as u8,
-        };
-        let r = 8 * (ge - end);
-        let mask = sp.dim.mask << r;
-        if off == gs && sp.dim.mask == sp.dim.max() {
-            // The top bytes of the wider word: an interval of it.
+        // The top bytes of a longer segment.
+        let field = seg_field(g);
+        let r = 8 * (g.1 - end);
+        let span = if sp.dim.mask == sp.dim.max() {
             Span {
                 dim: Dim::raw(field),
                 lo: sp.lo << r,
@@ -809,22 +862,63 @@ pub fn widen_fields(shapes: &mut [Shape]) {
             }
         } else {
             Span {
-                dim: Dim { field, mask },
+                dim: Dim {
+                    field,
+                    mask: sp.dim.mask << r,
+                },
                 lo: sp.lo << r,
                 hi: sp.hi << r,
             }
-        }
-    };
-    for s in shapes.iter_mut() {
-        let cubes = std::mem::take(&mut s.cubes);
-        for c in cubes {
-            let mut out = Some(Cube::new());
-            for sp in c {
-                out = out.and_then(|o| intersect(&o, &[widen(sp)]));
-            }
-            s.cubes.extend(out);
-        }
+        };
+        return (vec![span], true);
     }
+    if sp.dim.mask != sp.dim.max() {
+        // A mask on one part only (and the bounds nowhere else): a masked dimension of that
+        // segment; else the test is left out.
+        let hit: Vec<(u32, u32)> = mine
+            .iter()
+            .copied()
+            .filter(|&(gs, ge)| part(sp.dim.mask, gs, ge) != 0)
+            .collect();
+        if let [(gs, ge)] = hit[..] {
+            let inside = |v: u32| part(v, gs, ge) << (8 * (end - ge.min(end)));
+            if inside(sp.lo) == sp.lo && inside(sp.hi) == sp.hi {
+                let r = 8 * (ge - ge.min(end));
+                return (
+                    vec![Span {
+                        dim: Dim {
+                            field: seg_field((gs, ge)),
+                            mask: part(sp.dim.mask, gs, ge) << r,
+                        },
+                        lo: part(sp.lo, gs, ge) << r,
+                        hi: part(sp.hi, gs, ge) << r,
+                    }],
+                    true,
+                );
+            }
+        }
+        return (Vec::new(), false);
+    }
+    // Raw: parts before the first that differs are points, that one an interval; exact when
+    // every later part spans its whole domain.
+    let mut out = Vec::new();
+    let mut exact = true;
+    let mut free = false;
+    for &(gs, ge) in &mine {
+        let (a, b) = (part(sp.lo, gs, ge), part(sp.hi, gs, ge));
+        if free {
+            exact &= a == 0 && b == ones(8 * (ge.min(end) - gs));
+            continue;
+        }
+        let r = 8 * (ge - ge.min(end));
+        out.push(Span {
+            dim: Dim::raw(seg_field((gs, ge))),
+            lo: a << r,
+            hi: (b << r) | ones(r),
+        });
+        free = a != b;
+    }
+    (out, exact)
 }
 
 /// Whether a word of a load is inside `dim`'s field (a key holding `dim` has it present).
@@ -840,6 +934,34 @@ pub fn holds(dim: &Dim, f: &Field) -> bool {
         ) => base == b2 && off <= o2 && o2 + u32::from(l2) <= off + u32::from(len),
         (a, b) => a == b,
     }
+}
+
+/// The dimensions (bit `d` for `dims[d]`) whose fields together hold every byte of a load's
+/// word `f`, if they do: with all of them present, so is `f`.
+pub fn needs(dims: &[Dim], f: &Field) -> Option<u32> {
+    let Field::Payload { base, off, len } = *f else {
+        return dims.iter().position(|d| d.field == *f).map(|d| 1u32 << d);
+    };
+    let end = off + u32::from(len);
+    let mut mask = 0u32;
+    let mut covered = 0u32; // bytes of `f` covered, as a bit set
+    for (d, dim) in dims.iter().enumerate() {
+        if let Field::Payload {
+            base: b2,
+            off: o2,
+            len: l2,
+        } = dim.field
+            && b2 == base
+            && o2 < end
+            && o2 + u32::from(l2) > off
+        {
+            mask |= 1 << d;
+            for byte in o2.max(off)..(o2 + u32::from(l2)).min(end) {
+                covered |= 1 << (byte - off);
+            }
+        }
+    }
+    (covered == ones(u32::from(len))).then_some(mask)
 }
 
 /// How a rule's tail ends, for the engines' fast path and the shadowing lint.

@@ -22,8 +22,8 @@ pub mod cover;
 mod tree;
 
 pub use analyze::{
-    Cube, Dim, Field, MAX_CUBES, Shape, Span, Tail, analyze, ends_chain, holds, intersect, tail,
-    widen_fields,
+    Cube, Dim, Field, MAX_CUBES, Shape, Span, Tail, analyze, ends_chain, holds, intersect, needs,
+    tail, widen_fields,
 };
 pub use tree::{BIAS, LEAF, NONE, QUAD, Tree, WalkStats, node_parts, quad_words};
 
@@ -193,14 +193,12 @@ fn build_run(
     for (k, (s, t)) in shapes.iter().enumerate() {
         let pos = (start + k) as u32;
         let covered = s.cubes.iter().flatten().all(|sp| dims.contains(&sp.dim))
-            && s.loads.iter().all(|f| dims.iter().any(|d| holds(d, f)));
+            && s.loads.iter().all(|f| needs(&dims, f).is_some());
         let exact = s.exact && covered;
-        let need = s.loads.iter().fold(0u32, |m, f| {
-            dims.iter()
-                .enumerate()
-                .filter(|(_, d)| holds(d, f))
-                .fold(m, |m, (i, _)| m | (1 << i))
-        });
+        let need = s
+            .loads
+            .iter()
+            .fold(0u32, |m, f| m | needs(&dims, f).unwrap_or(0));
         rules.push(RuleInfo {
             exact,
             tail: s.tail as u32,
