@@ -789,7 +789,11 @@ pub fn widen_fields(shapes: &mut [Shape]) {
 /// ends before the next start or where no word covers it).
 fn segments(words: &[(PayloadBase, u32, u32)]) -> Vec<(PayloadBase, u32, u32)> {
     let mut out = Vec::new();
-    for base in [PayloadBase::Link, PayloadBase::Network, PayloadBase::Transport] {
+    for base in [
+        PayloadBase::Link,
+        PayloadBase::Network,
+        PayloadBase::Transport,
+    ] {
         let ws: Vec<(u32, u32)> = words
             .iter()
             .filter(|w| w.0 == base)

@@ -31,6 +31,8 @@ const ROOT_BITS: u32 = 16;
 const NODE_BITS: u32 = 8;
 /// Deepest node (a guard: every cut halves a region at least).
 const MAX_DEPTH: usize = 64;
+/// Every tree may take this many bytes before its rules are split into groups.
+const MIN_BUDGET: usize = 4 << 20;
 
 /// One cut tree.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -449,7 +451,7 @@ pub fn build(es: &[Entry], bits: &[u32], p: Params, max_bytes: usize) -> Vec<Tre
             continue;
         }
         let budget = (ids.len() * stride * 8)
-            .max(1 << 20)
+            .max(MIN_BUDGET)
             .min(max_bytes.saturating_sub(used));
         if let Some(t) = build_one(es, ids.clone(), bits, p, budget) {
             used += t.bytes();
