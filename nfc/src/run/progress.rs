@@ -72,6 +72,16 @@ impl Progress {
         if !self.frames.is_multiple_of(EVERY) {
             return;
         }
+        self.show(offset);
+    }
+
+    /// `frames` read so far, up to `offset` (readers on other threads).
+    pub fn at(&mut self, frames: u64, offset: u64) {
+        self.frames = frames;
+        self.show(offset);
+    }
+
+    fn show(&mut self, offset: u64) {
         self.bar.set_position(offset);
         if !self.enabled {
             return;

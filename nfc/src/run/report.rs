@@ -96,10 +96,10 @@ fn ct_state_name(f: &Fate) -> Option<&'static str> {
     }
 }
 
-pub struct Collector {
-    trace: bool,
-    json: bool,
-    events: bool,
+/// What the report counts of every frame. Workers that replay their shard of a capture on their own keep one
+/// each; the tallies are merged at the end.
+#[derive(Debug, Default)]
+pub struct Tally {
     frames: u64,
     bytes: u64,
     hooked: u64,
@@ -112,8 +112,78 @@ pub struct Collector {
     verdicts: BTreeMap<(u8, &'static str), u64>,
     states: BTreeMap<&'static str, u64>,
     queued: u64,
-    event_json: Vec<Value>,
     event_count: u64,
+}
+
+impl Tally {
+    /// Counts one frame; returns its outcome's name and the hook where its traversal ended.
+    pub fn add(&mut self, r: &FrameRecord) -> (&'static str, Option<Hook>) {
+        self.frames += 1;
+        self.bytes += u64::from(r.orig_len);
+        self.event_count += r.events.len() as u64;
+        match r.fate {
+            Fate::Skipped(m) => {
+                *self.skipped.entry(m.name()).or_insert(0) += 1;
+                if let Some(t) = r.ethertype {
+                    *self.skipped_ethertypes.entry(t).or_insert(0) += 1;
+                }
+                ("skipped", None)
+            }
+            Fate::NotSeen => {
+                self.not_seen += 1;
+                ("not_seen", None)
+            }
+            Fate::Hooked {
+                state,
+                stopped_at,
+                outcome,
+                ..
+            } => {
+                self.hooked += 1;
+                self.hooked_bytes += u64::from(r.orig_len);
+                let verdict = outcome_name(outcome);
+                if matches!(outcome, HookOutcome::Queued { .. }) {
+                    self.queued += 1;
+                }
+                *self
+                    .verdicts
+                    .entry((stopped_at as u8, verdict))
+                    .or_insert(0) += 1;
+                *self
+                    .states
+                    .entry(state.map_or("(none)", |s| s.name()))
+                    .or_insert(0) += 1;
+                (verdict, Some(stopped_at))
+            }
+        }
+    }
+
+    pub fn merge(&mut self, o: Tally) {
+        self.frames += o.frames;
+        self.bytes += o.bytes;
+        self.hooked += o.hooked;
+        self.hooked_bytes += o.hooked_bytes;
+        self.not_seen += o.not_seen;
+        self.queued += o.queued;
+        self.event_count += o.event_count;
+        fn sum<K: Ord>(a: &mut BTreeMap<K, u64>, b: BTreeMap<K, u64>) {
+            for (k, v) in b {
+                *a.entry(k).or_insert(0) += v;
+            }
+        }
+        sum(&mut self.skipped, o.skipped);
+        sum(&mut self.skipped_ethertypes, o.skipped_ethertypes);
+        sum(&mut self.verdicts, o.verdicts);
+        sum(&mut self.states, o.states);
+    }
+}
+
+pub struct Collector {
+    trace: bool,
+    json: bool,
+    events: bool,
+    tally: Tally,
+    event_json: Vec<Value>,
     accepted: Option<PcapWriter>,
     dropped: Option<PcapWriter>,
     /// Rule texts (trace): chain label and rule, per vm rule.
@@ -145,18 +215,8 @@ impl Collector {
             trace: args.trace,
             json: args.json,
             events: args.ct_events,
-            frames: 0,
-            bytes: 0,
-            hooked: 0,
-            hooked_bytes: 0,
-            not_seen: 0,
-            skipped: BTreeMap::new(),
-            skipped_ethertypes: BTreeMap::new(),
-            verdicts: BTreeMap::new(),
-            states: BTreeMap::new(),
-            queued: 0,
+            tally: Tally::default(),
             event_json: Vec::new(),
-            event_count: 0,
             accepted: args
                 .write_accepted
                 .as_deref()
@@ -267,45 +327,13 @@ impl Collector {
         v
     }
 
+    /// Counts of frames replayed elsewhere (workers that read the capture themselves).
+    pub fn add_tally(&mut self, t: Tally) {
+        self.tally.merge(t);
+    }
+
     pub fn record(&mut self, r: FrameRecord) -> anyhow::Result<()> {
-        self.frames += 1;
-        self.bytes += u64::from(r.orig_len);
-        let mut verdict: &'static str = "skipped";
-        let mut stopped = None;
-        match r.fate {
-            Fate::Skipped(m) => {
-                *self.skipped.entry(m.name()).or_insert(0) += 1;
-                if let Some(t) = r.ethertype {
-                    *self.skipped_ethertypes.entry(t).or_insert(0) += 1;
-                }
-            }
-            Fate::NotSeen => {
-                self.not_seen += 1;
-                verdict = "not_seen";
-            }
-            Fate::Hooked {
-                state,
-                stopped_at,
-                outcome,
-                ..
-            } => {
-                self.hooked += 1;
-                self.hooked_bytes += u64::from(r.orig_len);
-                verdict = outcome_name(outcome);
-                stopped = Some(stopped_at);
-                if matches!(outcome, HookOutcome::Queued { .. }) {
-                    self.queued += 1;
-                }
-                *self
-                    .verdicts
-                    .entry((stopped_at as u8, verdict))
-                    .or_insert(0) += 1;
-                *self
-                    .states
-                    .entry(state.map_or("(none)", |s| s.name()))
-                    .or_insert(0) += 1;
-            }
-        }
+        let (verdict, stopped) = self.tally.add(&r);
         if let Some(d) = &r.data {
             let w = match verdict {
                 "accept" => self.accepted.as_mut(),
@@ -316,7 +344,6 @@ impl Collector {
                 w.write(r.linktype, r.ts_ns, r.orig_len, d)?;
             }
         }
-        self.event_count += r.events.len() as u64;
         if self.trace {
             self.trace_record(&r, verdict, stopped)?;
         } else if self.events {
@@ -460,7 +487,7 @@ impl Collector {
         }
         let secs = elapsed.as_secs_f64();
         let pps = if secs > 0.0 {
-            self.frames as f64 / secs
+            self.tally.frames as f64 / secs
         } else {
             0.0
         };
@@ -472,7 +499,7 @@ impl Collector {
         let kind = end.kind.map_or("interp", |k| k.name());
         if self.json {
             let mut verdicts = serde_json::Map::new();
-            for ((h, v), n) in &self.verdicts {
+            for ((h, v), n) in &self.tally.verdicts {
                 let hook = Hook::from_u32(u32::from(*h)).map_or("?", |h| h.name());
                 let e = verdicts.entry(hook).or_insert_with(|| json!({}));
                 e[*v] = json!(n);
@@ -504,21 +531,22 @@ impl Collector {
                 "engine_note": end.fallback,
                 "notes": setup.notes,
                 "path": setup.path.describe(),
-                "frames": self.frames,
-                "bytes": self.bytes,
-                "packets": self.hooked,
-                "packet_bytes": self.hooked_bytes,
-                "not_seen": self.not_seen,
-                "skipped": self.skipped,
+                "frames": self.tally.frames,
+                "bytes": self.tally.bytes,
+                "packets": self.tally.hooked,
+                "packet_bytes": self.tally.hooked_bytes,
+                "not_seen": self.tally.not_seen,
+                "skipped": self.tally.skipped,
                 "skipped_ethertypes": self
+                    .tally
                     .skipped_ethertypes
                     .iter()
                     .map(|(t, n)| (format!("0x{t:04x}"), *n))
                     .collect::<BTreeMap<_, _>>(),
                 "verdicts": verdicts,
-                "ct_states": self.states,
+                "ct_states": self.tally.states,
                 "invalid": {
-                    "packets": self.states.get("INVALID").copied().unwrap_or(0),
+                    "packets": self.tally.states.get("INVALID").copied().unwrap_or(0),
                     "conntrack_invalid": end.ct_stats.invalid,
                     "conntrack_error": end.ct_stats.error,
                     "insert_failed": end.ct_stats.insert_failed,
@@ -531,7 +559,7 @@ impl Collector {
                     "notrack": end.effects.notrack,
                     "ct_mark_writes": end.effects.ct_mark_writes,
                     "ct_helpers": end.effects.helpers,
-                    "queued": self.queued,
+                    "queued": self.tally.queued,
                 },
                 "counters": counters,
                 "ruleset": ruleset,
@@ -564,16 +592,16 @@ impl Collector {
         let _ = writeln!(
             o,
             "frames: {} ({} bytes); through the hooks: {} ({} bytes); skipped: {}; dropped by ip_rcv: {}",
-            self.frames,
-            self.bytes,
-            self.hooked,
-            self.hooked_bytes,
-            self.skipped.values().sum::<u64>(),
-            self.not_seen
+            self.tally.frames,
+            self.tally.bytes,
+            self.tally.hooked,
+            self.tally.hooked_bytes,
+            self.tally.skipped.values().sum::<u64>(),
+            self.tally.not_seen
         );
         let _ = writeln!(o, "verdicts (hook where each packet's traversal ended):");
         let mut by_hook: BTreeMap<u8, Vec<String>> = BTreeMap::new();
-        for ((h, v), n) in &self.verdicts {
+        for ((h, v), n) in &self.tally.verdicts {
             by_hook.entry(*h).or_default().push(format!("{v} {n}"));
         }
         for (h, vs) in by_hook {
@@ -581,6 +609,7 @@ impl Collector {
             let _ = writeln!(o, "  {hook:<12} {}", vs.join(", "));
         }
         let states: Vec<String> = self
+            .tally
             .states
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
@@ -589,19 +618,21 @@ impl Collector {
         let _ = writeln!(
             o,
             "invalid: {} packet(s) with ct state INVALID (conntrack: invalid {}, error {}, insert failed {}, drop {})",
-            self.states.get("INVALID").copied().unwrap_or(0),
+            self.tally.states.get("INVALID").copied().unwrap_or(0),
             end.ct_stats.invalid,
             end.ct_stats.error,
             end.ct_stats.insert_failed,
             end.ct_stats.drop
         );
-        if !self.skipped.is_empty() {
+        if !self.tally.skipped.is_empty() {
             let s: Vec<String> = self
+                .tally
                 .skipped
                 .iter()
                 .map(|(k, v)| {
-                    if *k == "not-ip" && !self.skipped_ethertypes.is_empty() {
+                    if *k == "not-ip" && !self.tally.skipped_ethertypes.is_empty() {
                         let t: Vec<String> = self
+                            .tally
                             .skipped_ethertypes
                             .iter()
                             .map(|(t, n)| format!("{} {n}", ethertype_name(*t)))
@@ -618,10 +649,10 @@ impl Collector {
         let _ = writeln!(
             o,
             "effects: reject {}, nat {} (evaluated, not rewritten), log {}, notrack {}, ct mark set {}, ct helper set {}, queued {}",
-            e.rejects, e.nat, e.logs, e.notrack, e.ct_mark_writes, e.helpers, self.queued
+            e.rejects, e.nat, e.logs, e.notrack, e.ct_mark_writes, e.helpers, self.tally.queued
         );
         if self.events {
-            let _ = writeln!(o, "conntrack events: {}", self.event_count);
+            let _ = writeln!(o, "conntrack events: {}", self.tally.event_count);
         }
         let _ = writeln!(o, "conntrack entries at the end: {}", end.ct_count);
         for (n, w, other) in &writes {

@@ -19,7 +19,7 @@ use nfr_runtime::replay::{Direction, Fate, ReplayConfig, Replayer};
 use nfr_runtime::wire;
 use nfr_vm::program::Counter;
 
-use super::report::Collector;
+use super::report::{Collector, Tally};
 use super::setup::Setup;
 use super::{Args, path};
 
@@ -81,6 +81,8 @@ struct Opts {
     trace: bool,
     events: bool,
     keep_data: bool,
+    /// The final conntrack table is printed (`--ct-list`, `--json`).
+    ct_list: bool,
 }
 
 pub struct Worker {
@@ -171,7 +173,11 @@ impl Worker {
     fn end(self, now: u64) -> WorkerEnd {
         let ct = &self.replayer.ct;
         let mut w = WorkerEnd {
-            ct_lines: ct.listing(now).lines().map(str::to_string).collect(),
+            ct_lines: if self.opts.ct_list {
+                ct.listing(now).lines().map(str::to_string).collect()
+            } else {
+                Vec::new()
+            },
             ct_stats: ct.stats(),
             ct_count: ct.len(now),
             ..WorkerEnd::default()
@@ -322,15 +328,12 @@ fn merge(ends: Vec<WorkerEnd>, threads: usize) -> RunEnd {
         r.fallback = r.fallback.or(e.fallback);
     }
     // One order whatever the sharding: by the text after the timeout column.
-    r.ct_lines.sort_by(|a, b| {
-        let k = |l: &str| {
-            l.split_whitespace()
-                .enumerate()
-                .filter(|(i, _)| *i != 2)
-                .map(|(_, t)| t.to_string())
-                .collect::<Vec<_>>()
-        };
-        k(a).cmp(&k(b))
+    r.ct_lines.sort_by_cached_key(|l| {
+        l.split_whitespace()
+            .enumerate()
+            .filter(|(i, _)| *i != 2)
+            .map(|(_, t)| t.to_string())
+            .collect::<Vec<_>>()
     });
     r
 }
@@ -348,6 +351,7 @@ pub fn drive(
         trace: args.trace,
         events: args.ct_events,
         keep_data: args.write_accepted.is_some() || args.write_dropped.is_some(),
+        ct_list: args.ct_list || args.json,
     };
     let mut clock = Clock {
         cap: setup.gap_cap_ns,
@@ -355,6 +359,10 @@ pub fn drive(
         last: None,
     };
     let threads = setup.threads;
+    if threads > 1 && !opts.trace && !opts.events && !opts.keep_data && capture_is_file(args) {
+        drop(reader);
+        return drive_shards(setup, args, opts, out);
+    }
     // Capture interface names -> ifindexes, on this (the reading) thread so they do not depend on sharding.
     let mut devs = setup.path.dev_table();
     let mut read_error = None;
@@ -442,12 +450,7 @@ pub fn drive(
                     frames += 1;
                     let orig = f.ts_ns;
                     let ts = clock.tick(orig);
-                    let sh = match wire::parse_link(f.linktype, f.data) {
-                        Ok(li) => {
-                            path::shard(f.data.get(usize::from(li.nhoff)..).unwrap_or(&[]), threads)
-                        }
-                        Err(_) => 0,
-                    };
+                    let sh = shard_of(&f, threads);
                     let of = OwnedFrame {
                         linktype: f.linktype,
                         ts_ns: ts,
@@ -517,6 +520,97 @@ pub fn drive(
         }
         ends
     };
+    let mut r = merge(ends, threads);
+    r.read_error = read_error;
+    r.frames = frames;
+    Ok(r)
+}
+
+/// The worker a frame belongs to.
+fn shard_of(f: &Frame<'_>, threads: usize) -> usize {
+    match wire::parse_link(f.linktype, f.data) {
+        Ok(li) => path::shard(f.data.get(usize::from(li.nhoff)..).unwrap_or(&[]), threads),
+        Err(_) => 0,
+    }
+}
+
+fn capture_is_file(args: &Args) -> bool {
+    std::fs::metadata(&args.capture).is_ok_and(|m| m.is_file())
+}
+
+/// `--threads N` when nothing is printed or written per frame: every worker reads the capture file itself,
+/// keeps the clock and the interface table over all frames (so both are those of one thread), replays the
+/// frames of its shard and counts them in its own tally. Nothing crosses threads until the end, where the
+/// tallies, counters and tables are merged.
+fn drive_shards(
+    setup: &Setup,
+    args: &Args,
+    opts: Opts,
+    out: &mut Collector,
+) -> anyhow::Result<RunEnd> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let threads = setup.threads;
+    let progress = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let mut handles = Vec::new();
+    for k in 0..threads {
+        let mut reader = super::open_capture(&args.capture)?;
+        let seed = WorkerSeed::of(setup);
+        let mut devs = setup.path.dev_table();
+        let mut clock = Clock {
+            cap: setup.gap_cap_ns,
+            now: START_NS,
+            last: None,
+        };
+        let progress = progress.clone();
+        handles.push(std::thread::spawn(move || -> anyhow::Result<_> {
+            let mut w = seed.build(opts)?;
+            let mut tally = Tally::default();
+            let mut frames = 0u64;
+            let mut read_error = None;
+            loop {
+                match reader.next_frame() {
+                    Ok(Some(f)) => {
+                        frames += 1;
+                        let orig = f.ts_ns;
+                        let ts = clock.tick(orig);
+                        let cap = f.if_name.map(|n| devs.intern(n));
+                        if shard_of(&f, threads) == k {
+                            let vf = Frame { ts_ns: ts, ..f };
+                            tally.add(&w.frame(frames, &vf, orig, cap));
+                        }
+                        if k == 0 && frames.is_multiple_of(4096) {
+                            progress.0.store(frames, Ordering::Relaxed);
+                            progress.1.store(reader.offset(), Ordering::Relaxed);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        read_error = Some((format!("{:?}", e.kind), e.offset, e.frames));
+                        break;
+                    }
+                }
+            }
+            Ok((w.end(clock.now), tally, frames, read_error))
+        }));
+    }
+    while !handles.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        out.progress.at(
+            progress.0.load(Ordering::Relaxed),
+            progress.1.load(Ordering::Relaxed),
+        );
+    }
+    let mut ends = Vec::new();
+    let (mut frames, mut read_error) = (0, None);
+    for h in handles {
+        let (end, tally, n, err) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
+        ends.push(end);
+        out.add_tally(tally);
+        (frames, read_error) = (n, err);
+    }
     let mut r = merge(ends, threads);
     r.read_error = read_error;
     r.frames = frames;
