@@ -3,8 +3,9 @@
 //! every frame sent along the path the path model gives it (see [`path`]) — and reports what happened:
 //! verdicts per hook, skipped and malformed frames, the ruleset with its counters, the conntrack table and
 //! events, per-packet traces, JSON. With `--threads N` flows are sharded over N workers by a symmetric hash of
-//! the address pair, each with its own conntrack shard; the results are merged in frame order, so the output is
-//! the same as with one thread.
+//! the address pair, each with its own conntrack shard; the results are merged in frame order (or, when nothing is
+//! printed per frame, every worker reads the capture itself and the totals are merged at the end), so the output
+//! is the same as with one thread.
 
 mod path;
 pub(crate) mod pcapw;

@@ -2,7 +2,7 @@
 //! replayer; it turns frames into [`FrameRecord`]s. [`drive`] reads the capture (streamed), computes the shared
 //! virtual clock (capped gaps), and either runs one worker inline or shards frames over `--threads` workers by
 //! address pair and merges their records back in frame order, so the collector sees the same sequence either
-//! way.
+//! way. Without per-frame output, [`drive_shards`] lets every worker read the capture file itself instead.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
