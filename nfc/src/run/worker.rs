@@ -710,3 +710,230 @@ impl WorkerSeed {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(unsafe_code)]
+mod tests {
+    //! The replay loop allocates nothing per packet once its flows exist (no tracing, no pcap writing): a
+    //! counting allocator, per thread, around the steady state of established flows.
+
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+    use std::net::IpAddr;
+
+    use clap::Parser as _;
+    use nfr_runtime::wire::build;
+
+    use super::*;
+
+    struct Counting;
+
+    thread_local! {
+        static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    // SAFETY: forwards to the system allocator; only counts.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            ALLOCS.with(|c| c.set(c.get() + 1));
+            // SAFETY: the caller's contract is passed on.
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            // SAFETY: the caller's contract is passed on.
+            unsafe { System.dealloc(p, l) }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+            ALLOCS.with(|c| c.set(c.get() + 1));
+            // SAFETY: the caller's contract is passed on.
+            unsafe { System.realloc(p, l, n) }
+        }
+    }
+
+    #[global_allocator]
+    static A: Counting = Counting;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: super::super::RunCmd,
+    }
+
+    /// Ethernet frames of `flows` TCP connections to 10.0.0.1: handshakes, then `data` segments each,
+    /// alternating direction, flows interleaved.
+    fn frames(flows: u16, data: u32) -> (Vec<Vec<u8>>, usize) {
+        let host: IpAddr = "10.0.0.1".parse().unwrap();
+        let eth = |ip: Vec<u8>| {
+            let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+            f.extend_from_slice(&ip);
+            f
+        };
+        let mut out = Vec::new();
+        let mut seq = Vec::new();
+        for i in 0..flows {
+            let c: IpAddr = format!("10.64.0.{}", i + 1).parse().unwrap();
+            let cp = 40_000 + i;
+            let (cs, ss) = (1000u32, 9000u32);
+            out.push(eth(build::tcp(
+                c,
+                host,
+                cp,
+                80,
+                cs,
+                0,
+                0x02,
+                64240,
+                &[],
+                &[],
+            )));
+            out.push(eth(build::tcp(
+                host,
+                c,
+                80,
+                cp,
+                ss,
+                cs + 1,
+                0x12,
+                64240,
+                &[],
+                &[],
+            )));
+            out.push(eth(build::tcp(
+                c,
+                host,
+                cp,
+                80,
+                cs + 1,
+                ss + 1,
+                0x10,
+                64240,
+                &[],
+                &[],
+            )));
+            seq.push((c, cp, cs + 1, ss + 1));
+        }
+        let warm = out.len();
+        for n in 0..data {
+            for (c, cp, cs, ss) in &mut seq {
+                let d = [0x5a; 32];
+                if n % 2 == 0 {
+                    out.push(eth(build::tcp(
+                        *c,
+                        host,
+                        *cp,
+                        80,
+                        *cs,
+                        *ss,
+                        0x18,
+                        64240,
+                        &[],
+                        &d,
+                    )));
+                    *cs += 32;
+                } else {
+                    out.push(eth(build::tcp(
+                        host,
+                        *c,
+                        80,
+                        *cp,
+                        *ss,
+                        *cs,
+                        0x18,
+                        64240,
+                        &[],
+                        &d,
+                    )));
+                    *ss += 32;
+                }
+            }
+        }
+        (out, warm)
+    }
+
+    #[test]
+    fn established_flows_replay_without_allocating() {
+        let dir = std::env::temp_dir().join(format!("nfc-noalloc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rules = dir.join("r.nfr");
+        let mut text = String::from(
+            "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\
+             \t\tct state established,related accept\n\t\tct state invalid drop\n",
+        );
+        for p in 0..100 {
+            text += &format!(
+                "\t\tip saddr 192.0.{p}.0/24 tcp dport {} counter accept\n",
+                1000 + p
+            );
+        }
+        text += "\t\ttcp dport 80 counter accept\n\t}\n}\n";
+        std::fs::write(&rules, text).unwrap();
+        let cap = dir.join("c.pcap");
+        std::fs::write(&cap, b"").unwrap();
+        for engine in ["interp", "jit"] {
+            let cli = Cli::parse_from([
+                "run",
+                "pcap",
+                rules.to_str().unwrap(),
+                cap.to_str().unwrap(),
+                "--local",
+                "10.0.0.1",
+                "--engine",
+                engine,
+            ]);
+            let super::super::RunCmd::Pcap(args) = cli.cmd;
+            let setup = Setup::build(&args).unwrap().unwrap();
+            let opts = Opts {
+                trace: false,
+                events: false,
+                keep_data: false,
+                ct_list: false,
+            };
+            let mut w = Worker::new(&setup, opts).unwrap();
+            let mut out = Collector::new(&setup, &args).unwrap();
+            let (fs, warm) = frames(8, 200);
+            let mut ts = START_NS;
+            let mut run = |no: usize, data: &[u8], w: &mut Worker, out: &mut Collector| {
+                ts += 10_000;
+                let f = Frame {
+                    linktype: 1,
+                    ts_ns: ts,
+                    data,
+                    orig_len: data.len() as u32,
+                    iface: 0,
+                    fcs_len: 0,
+                    section: 0,
+                    if_name: None,
+                };
+                let rec = w.frame(no as u64 + 1, &f, ts, None);
+                assert!(
+                    matches!(
+                        rec.fate,
+                        Fate::Hooked {
+                            outcome: nfr_runtime::hook::HookOutcome::Accept,
+                            ..
+                        }
+                    ),
+                    "{engine} frame {no}: {:?}",
+                    rec.fate
+                );
+                out.record(rec).unwrap();
+            };
+            // Handshakes and the first segments: entries, counters and maps grow here.
+            for (i, f) in fs.iter().enumerate().take(warm + 64) {
+                run(i, f, &mut w, &mut out);
+            }
+            let before = ALLOCS.with(Cell::get);
+            for (i, f) in fs.iter().enumerate().skip(warm + 64) {
+                run(i, f, &mut w, &mut out);
+            }
+            let n = ALLOCS.with(Cell::get) - before;
+            assert_eq!(
+                n,
+                0,
+                "{engine}: {n} allocations over {} packets",
+                fs.len() - warm - 64
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
