@@ -1418,3 +1418,49 @@ fn kernel_agrees_on_the_server_example() {
         kpk.len()
     );
 }
+
+#[test]
+fn profile_times_every_stage_and_changes_nothing_else() {
+    let stages = [
+        "read",
+        "parse, route, rest",
+        "defrag",
+        "conntrack",
+        "chains",
+        "report",
+    ];
+    for threads in ["1", "2"] {
+        let base = ["--local", "203.0.113.1", "--threads", threads];
+        let plain = run_server(&base);
+        let o = run_server(&[&base[..], &["--profile"]].concat());
+        assert_eq!(o.status.code(), Some(0));
+        let out = stdout(&o);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("profile (1 frame in 16 timed), per frame: "))
+            .unwrap_or_else(|| panic!("no profile line in\n{out}"));
+        for s in stages {
+            assert!(line.contains(&format!("{s} ")), "{s} missing: {line}");
+        }
+        let without: String = stable(&out)
+            .lines()
+            .filter(|l| !l.starts_with("profile "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(without, stable(&stdout(&plain)), "--threads {threads}");
+        let j = run_server(&[&base[..], &["--profile", "--json"]].concat());
+        let v: Value = serde_json::from_str(&stdout(&j)).expect("JSON report");
+        let p = v["profile_ns_per_frame"]
+            .as_object()
+            .expect("profile_ns_per_frame");
+        assert_eq!(p.len(), stages.len(), "{p:?}");
+        assert!(
+            p.values().all(|x| x.as_f64().is_some_and(|x| x >= 0.0)),
+            "{p:?}"
+        );
+        assert!(
+            p.values().filter_map(Value::as_f64).sum::<f64>() > 0.0,
+            "{p:?}"
+        );
+    }
+}

@@ -221,6 +221,46 @@ pub struct Hooks {
     /// Every queue has a listener that consumes what it gets and never reinjects it (`nfc run`'s queue sink):
     /// queued packets are counted by the caller, not recorded here, and their conntrack reference is released.
     pub queue_sink: bool,
+    /// Time spent in hook entries, by kind, while [`HookProfile::timing`] is on (`nfc run pcap --profile`).
+    pub profile: Option<HookProfile>,
+}
+
+/// Nanoseconds spent in hook entries, by kind, over the packets that were timed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HookProfile {
+    /// Time the entries the hooks run next.
+    pub timing: bool,
+    /// (nanoseconds, entries timed) of defrag, of conntrack (`nf_conntrack_in` and `nf_confirm`), of the
+    /// rulesets' chains and of other entries.
+    pub defrag: (u64, u64),
+    pub conntrack: (u64, u64),
+    pub chains: (u64, u64),
+    pub other: (u64, u64),
+}
+
+impl HookProfile {
+    fn add(&mut self, engine: &str, ns: u64) {
+        let k = match engine {
+            "nf_defrag" => &mut self.defrag,
+            "nf_conntrack_in" | "nf_confirm" => &mut self.conntrack,
+            "observer" => &mut self.other,
+            _ => &mut self.chains,
+        };
+        k.0 += ns;
+        k.1 += 1;
+    }
+
+    pub fn merge(&mut self, o: &HookProfile) {
+        for (a, b) in [
+            (&mut self.defrag, o.defrag),
+            (&mut self.conntrack, o.conntrack),
+            (&mut self.chains, o.chains),
+            (&mut self.other, o.other),
+        ] {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+    }
 }
 
 fn fam(nfproto: u8) -> Result<usize, HookError> {
@@ -365,7 +405,14 @@ impl Hooks {
                 let Some(e) = self.entries[f][hook as usize].get_mut(s) else {
                     return HookOutcome::Accept;
                 };
+                let t = self
+                    .profile
+                    .is_some_and(|p| p.timing)
+                    .then(std::time::Instant::now);
                 let v = e.engine.hook(pkt, &mut cx);
+                if let (Some(t), Some(p)) = (t, self.profile.as_mut()) {
+                    p.add(e.engine.name(), t.elapsed().as_nanos() as u64);
+                }
                 if v != Verdict::Repeat {
                     break v;
                 }

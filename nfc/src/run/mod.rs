@@ -137,6 +137,10 @@ pub struct Args {
     /// after `--ct-checksum`. Everything else keeps the kernel's default.
     #[arg(long = "sysctl", value_name = "NAME=VALUE")]
     pub sysctls: Vec<String>,
+    /// Time the stages of the replay (reading, parsing and routing, conntrack, the chains, the report) on one
+    /// frame in 16 and print what each costs a frame, after the run's time.
+    #[arg(long)]
+    pub profile: bool,
     /// Never show the progress bar (shown on stderr, when it is a terminal, for runs longer than a second:
     /// bytes read of the capture's size, frames, rate).
     #[arg(long)]

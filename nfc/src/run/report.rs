@@ -21,6 +21,30 @@ use super::setup::Setup;
 use super::worker::{FrameRecord, RunEnd};
 use super::{Args, print};
 
+/// `--profile`: (stage, ns a frame) over the timed frames.
+fn profile_stages(end: &RunEnd) -> Option<Vec<(&'static str, f64)>> {
+    let p = end.profile?;
+    let n = p.timed.max(1) as f64;
+    let h = p.hooks;
+    let c = p.clock_ns;
+    // Every interval holds one clock read; the replay's also holds two for each hook entry timed inside it.
+    let net = |(ns, k): (u64, u64)| ns.saturating_sub(k * c);
+    let entries = h.defrag.1 + h.conntrack.1 + h.chains.1 + h.other.1;
+    let inner = net(h.defrag) + net(h.conntrack) + net(h.chains) + net(h.other);
+    let parse = p
+        .replay_ns
+        .saturating_sub(inner + (2 * entries + p.timed) * c);
+    let per = |ns: u64| ns as f64 / n;
+    Some(vec![
+        ("read", per(net((p.read_ns, p.timed)))),
+        ("parse, route, rest", per(parse)),
+        ("defrag", per(net(h.defrag))),
+        ("conntrack", per(net(h.conntrack))),
+        ("chains", per(net(h.chains))),
+        ("report", per(net((p.report_ns, p.timed)))),
+    ])
+}
+
 /// Hooks a direction passes, in order.
 pub fn path_hooks(d: Direction) -> &'static [Hook] {
     match d {
@@ -571,6 +595,9 @@ impl Collector {
                 "time_s": secs,
                 "packets_per_s": pps,
                 "threads": end.threads,
+                "profile_ns_per_frame": profile_stages(&end).map(|p| {
+                    p.iter().map(|(n, ns)| (n.replace(' ', "_"), json!((ns * 10.0).round() / 10.0))).collect::<serde_json::Map<_, _>>()
+                }),
             });
             if self.trace {
                 let _ = writeln!(self.out, "{}", json!({ "report": doc }));
@@ -671,6 +698,16 @@ impl Collector {
             "time: {:.3} s, {:.0} packets/s, {} thread(s)",
             secs, pps, end.threads
         );
+        if let Some(p) = profile_stages(&end) {
+            let stages: Vec<String> = p.iter().map(|(n, ns)| format!("{n} {ns:.0} ns")).collect();
+            let _ = writeln!(
+                o,
+                "profile (1 frame in {} timed), per frame: {}; sum {:.0} ns",
+                super::worker::PROFILE_EVERY,
+                stages.join(", "),
+                p.iter().map(|(_, ns)| ns).sum::<f64>()
+            );
+        }
         let _ = writeln!(o);
         o.push_str(&ruleset);
         if self.ct_list {

@@ -8,12 +8,13 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::mpsc;
+use std::time::Instant;
 
 use nfr_runtime::ct::{Conntrack, CtEvent, CtStats, Settings};
 use nfr_runtime::engine::{
     self, EffectStats, EngineKind, IptEngine, ProgramEngine, SharedIpt, SharedProgram, TraceStep,
 };
-use nfr_runtime::hook::Hooks;
+use nfr_runtime::hook::{HookProfile, Hooks};
 use nfr_runtime::pcap::{Frame, PcapReader};
 use nfr_runtime::replay::{Direction, Fate, ReplayConfig, Replayer};
 use nfr_runtime::wire;
@@ -57,6 +58,52 @@ pub struct WorkerEnd {
     pub fallback: Option<String>,
     /// `--engine ipt`: per table, per entry.
     pub ipt_counters: Vec<Vec<nfr_ipt::Counters>>,
+    pub profile: Option<Profile>,
+}
+
+/// `--profile` times one frame in this many (reading, replay, report).
+pub const PROFILE_EVERY: u64 = 16;
+
+/// `--profile`: nanoseconds per stage, summed over the frames that were timed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Profile {
+    /// What reading the clock costs, subtracted from every interval.
+    pub clock_ns: u64,
+    pub timed: u64,
+    pub read_ns: u64,
+    /// A frame's whole replay (parsing, routing, the hooks, its record); the hooks' share is in `hooks`.
+    pub replay_ns: u64,
+    pub report_ns: u64,
+    pub hooks: HookProfile,
+}
+
+impl Profile {
+    fn merge(&mut self, o: &Profile) {
+        self.clock_ns = self.clock_ns.max(o.clock_ns);
+        self.timed += o.timed;
+        self.read_ns += o.read_ns;
+        self.replay_ns += o.replay_ns;
+        self.report_ns += o.report_ns;
+        self.hooks.merge(&o.hooks);
+    }
+}
+
+/// The least time a clock read takes (over a few rounds of 64).
+fn clock_cost() -> u64 {
+    (0..8)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..64 {
+                std::hint::black_box(Instant::now());
+            }
+            t.elapsed().as_nanos() as u64 / 64
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+fn since(t: Option<Instant>) -> u64 {
+    t.map_or(0, |t| t.elapsed().as_nanos() as u64)
 }
 
 /// The merged end of a run.
@@ -74,6 +121,7 @@ pub struct RunEnd {
     pub frames: u64,
     pub threads: usize,
     pub ipt_counters: Vec<Vec<nfr_ipt::Counters>>,
+    pub profile: Option<Profile>,
 }
 
 #[derive(Clone, Copy)]
@@ -83,6 +131,7 @@ struct Opts {
     keep_data: bool,
     /// The final conntrack table is printed (`--ct-list`, `--json`).
     ct_list: bool,
+    profile: bool,
 }
 
 pub struct Worker {
@@ -91,9 +140,34 @@ pub struct Worker {
     ipts: Vec<SharedIpt>,
     path: path::PathModel,
     opts: Opts,
+    prof: Profile,
 }
 
 impl Worker {
+    /// [`Worker::frame`], timed when `timing` (`--profile`).
+    fn frame_timed(
+        &mut self,
+        no: u64,
+        f: &Frame<'_>,
+        orig_ts: u64,
+        cap: Option<path::CapDev>,
+        timing: bool,
+    ) -> FrameRecord {
+        if !timing {
+            return self.frame(no, f, orig_ts, cap);
+        }
+        if let Some(p) = self.replayer.hooks.profile.as_mut() {
+            p.timing = true;
+        }
+        let t = Some(Instant::now());
+        let rec = self.frame(no, f, orig_ts, cap);
+        self.prof.replay_ns += since(t);
+        if let Some(p) = self.replayer.hooks.profile.as_mut() {
+            p.timing = false;
+        }
+        rec
+    }
+
     fn new(setup: &Setup, opts: Opts) -> anyhow::Result<Worker> {
         WorkerSeed::of(setup).build(opts)
     }
@@ -172,7 +246,12 @@ impl Worker {
 
     fn end(self, now: u64) -> WorkerEnd {
         let ct = &self.replayer.ct;
+        let mut prof = self.prof;
+        if let Some(h) = &self.replayer.hooks.profile {
+            prof.hooks.merge(h);
+        }
         let mut w = WorkerEnd {
+            profile: self.opts.profile.then_some(prof),
             ct_lines: if self.opts.ct_list {
                 ct.listing(now).lines().map(str::to_string).collect()
             } else {
@@ -324,6 +403,9 @@ fn merge(ends: Vec<WorkerEnd>, threads: usize) -> RunEnd {
         a.expect_create += b.expect_create;
         a.expect_delete += b.expect_delete;
         r.ct_count += e.ct_count;
+        if let Some(p) = e.profile {
+            r.profile.get_or_insert_default().merge(&p);
+        }
         r.kind = r.kind.or(e.kind);
         r.fallback = r.fallback.or(e.fallback);
     }
@@ -352,6 +434,7 @@ pub fn drive(
         events: args.ct_events,
         keep_data: args.write_accepted.is_some() || args.write_dropped.is_some(),
         ct_list: args.ct_list || args.json,
+        profile: args.profile,
     };
     let mut clock = Clock {
         cap: setup.gap_cap_ns,
@@ -370,18 +453,24 @@ pub fn drive(
     let ends = if threads <= 1 {
         let mut w = Worker::new(setup, opts)?;
         loop {
+            let timing = opts.profile && (frames + 1).is_multiple_of(PROFILE_EVERY);
+            let t = timing.then(Instant::now);
             match reader.next_frame() {
                 Ok(Some(f)) => {
                     frames += 1;
+                    w.prof.read_ns += since(t);
+                    w.prof.timed += u64::from(timing);
                     let orig = f.ts_ns;
                     let cap = f.if_name.map(|n| devs.intern(n));
                     let vf = Frame {
                         ts_ns: clock.tick(orig),
                         ..f
                     };
-                    let rec = w.frame(frames, &vf, orig, cap);
+                    let rec = w.frame_timed(frames, &vf, orig, cap, timing);
+                    let t = timing.then(Instant::now);
                     out.progress.frame(reader.offset());
                     out.record(rec)?;
+                    w.prof.report_ns += since(t);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -421,7 +510,8 @@ pub fn drive(
                         section: 0,
                         if_name: None,
                     };
-                    let rec = worker.frame(no, &f, orig, of.cap);
+                    let timing = opts.profile && no.is_multiple_of(PROFILE_EVERY);
+                    let rec = worker.frame_timed(no, &f, orig, of.cap, timing);
                     if rtx.send(rec).is_err() {
                         break;
                     }
@@ -444,10 +534,15 @@ pub fn drive(
             }
             Ok(())
         };
+        let mut prof = Profile::default();
         loop {
+            let timing = opts.profile && (frames + 1).is_multiple_of(PROFILE_EVERY);
+            let t = timing.then(Instant::now);
             match reader.next_frame() {
                 Ok(Some(f)) => {
                     frames += 1;
+                    prof.read_ns += since(t);
+                    prof.timed += u64::from(timing);
                     let orig = f.ts_ns;
                     let ts = clock.tick(orig);
                     let sh = shard_of(&f, threads);
@@ -513,9 +608,14 @@ pub fn drive(
         flush(&mut pending, &mut next, out)?;
         let mut ends = Vec::new();
         for h in handles {
-            let e = h
+            let mut e = h
                 .join()
                 .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
+            // The reader's share (reading; records are collected on this thread, untimed here).
+            if let Some(p) = e.profile.as_mut() {
+                p.merge(&prof);
+                prof = Profile::default();
+            }
             ends.push(e);
         }
         ends
@@ -569,6 +669,8 @@ fn drive_shards(
             let mut frames = 0u64;
             let mut read_error = None;
             loop {
+                let timing = opts.profile && (frames + 1).is_multiple_of(PROFILE_EVERY);
+                let t = timing.then(Instant::now);
                 match reader.next_frame() {
                     Ok(Some(f)) => {
                         frames += 1;
@@ -576,8 +678,13 @@ fn drive_shards(
                         let ts = clock.tick(orig);
                         let cap = f.if_name.map(|n| devs.intern(n));
                         if shard_of(&f, threads) == k {
+                            w.prof.read_ns += since(t);
+                            w.prof.timed += u64::from(timing);
                             let vf = Frame { ts_ns: ts, ..f };
-                            tally.add(&w.frame(frames, &vf, orig, cap));
+                            let rec = w.frame_timed(frames, &vf, orig, cap, timing);
+                            let t = timing.then(Instant::now);
+                            tally.add(&rec);
+                            w.prof.report_ns += since(t);
                         }
                         if k == 0 && frames.is_multiple_of(4096) {
                             progress.0.store(frames, Ordering::Relaxed);
@@ -701,7 +808,14 @@ impl WorkerSeed {
             clock_from_ts: true,
             ..ReplayConfig::default()
         };
+        if opts.profile {
+            hooks.profile = Some(HookProfile::default());
+        }
         Ok(Worker {
+            prof: Profile {
+                clock_ns: if opts.profile { clock_cost() } else { 0 },
+                ..Profile::default()
+            },
             replayer: Replayer::new(hooks, Conntrack::new(st), cfg),
             prog,
             ipts,
@@ -887,6 +1001,7 @@ mod tests {
                 events: false,
                 keep_data: false,
                 ct_list: false,
+                profile: false,
             };
             let mut w = Worker::new(&setup, opts).unwrap();
             let mut out = Collector::new(&setup, &args).unwrap();
