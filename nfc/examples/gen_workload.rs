@@ -1,11 +1,12 @@
 //! Writes a gateway-shaped workload for measuring `nfc run pcap` end to end
-//! (`cargo run --release -p nfc --example gen_workload -- DIR [FLOWS] [OPEN] [RULES]`): `DIR/gateway.nfr` and
-//! `DIR/gateway.pcap`. The host is 10.0.0.1 (run with `--local 10.0.0.1`); FLOWS TCP connections (10,000 by
-//! default) from clients in 10.64.0.0/10, OPEN of them (2,000) open at a time, each a handshake, 96 data
-//! segments alternating direction and a FIN both ways (103 packets). The ruleset's input chain accepts
-//! established and related traffic, drops invalid, then holds RULES (1,000) rules of which the last few
-//! accept the clients' new connections. Everything follows from a fixed seed, so the files are the same on
-//! every run; the capture is written as it is generated, in constant memory.
+//! (`cargo run --release -p nfc --example gen_workload -- DIR [FLOWS] [OPEN] [RULES] [GAP_US]`):
+//! `DIR/gateway.nfr` and `DIR/gateway.pcap`. The host is 10.0.0.1 (run with `--local 10.0.0.1`); FLOWS TCP
+//! connections (10,000 by default) from clients in 10.64.0.0/10, OPEN of them (2,000) open at a time, each a
+//! handshake, 96 data segments alternating direction and a FIN both ways (103 packets), frames GAP_US (10)
+//! microseconds apart. The ruleset's input chain accepts established and related traffic, drops invalid, then
+//! holds RULES (1,000) rules of which the last few accept the clients' new connections. Everything follows from
+//! a fixed seed, so the files are the same on every run; the capture is written as it is generated, in
+//! constant memory.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -167,6 +168,7 @@ fn main() -> std::io::Result<()> {
     let flows = arg(&args, 2, 10_000);
     let open = arg(&args, 3, 2_000).max(1);
     let rules = arg(&args, 4, 1_000).max(4);
+    let gap_us = arg(&args, 5, 10) as u64;
     std::fs::create_dir_all(&dir)?;
 
     // The ruleset: rules for other networks and ports first, the clients' services last.
@@ -225,7 +227,7 @@ fn main() -> std::io::Result<()> {
         if done {
             active.swap_remove(i);
         }
-        t_us += 10;
+        t_us += gap_us;
         frame.clear();
         frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00]);
         frame.extend_from_slice(&ip);
