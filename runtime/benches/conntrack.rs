@@ -2,7 +2,8 @@
 //! (SYN -> confirm, with periodic expiry), and the per-flow memory footprint (printed). Each is measured one
 //! packet at a time (`conntrack_in`) and in bursts of 32 (`conntrack_in_burst`, the shape of OVS's
 //! `test-conntrack benchmark` with batch 32); a burst sample is 32 packets (criterion's element throughput; the
-//! time per packet is the sample time / 32).
+//! time per packet is the sample time / 32). Beside them, a bare `hashbrown` lookup of the same flows' keys in the
+//! same bursts, the baseline that shows what the tracker costs over a hash lookup.
 //!
 //! The hit loop replays 4096 prebuilt ACK segments of random flows (no packet building or allocation in the
 //! measured loop); 1K flows keeps the whole table in L1/L2 (the instruction-bound cost), larger tables add the
@@ -16,7 +17,7 @@ use std::hint::black_box;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-use common::{new_table, next_syn, pass, populate};
+use common::{SERVER, client, new_table, next_syn, pass, populate};
 
 fn established(c: &mut Criterion) {
     let mut g = c.benchmark_group("ct_established_hit");
@@ -59,6 +60,63 @@ fn established_burst(c: &mut Criterion) {
                 for nf in &mut nfcts {
                     ct.release(black_box(nf));
                 }
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The baseline of the hit: a bare `hashbrown` map from the same flows' 5-tuples (both directions, as the
+/// table holds them) to an index, looked up with the keys of the same 4096 packets, taken from their headers
+/// beforehand, in bursts of 32 like the burst hit. What the tracker costs is the hit minus this.
+fn hashbrown_baseline(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ct_hashbrown_lookup_burst32");
+    g.throughput(Throughput::Elements(BURST as u64));
+    let key = |p: &[u8]| -> [u8; 13] {
+        let th = usize::from(p[0] & 0xf) * 4;
+        let mut k = [0u8; 13];
+        k[..8].copy_from_slice(&p[12..20]);
+        k[8..12].copy_from_slice(&p[th..th + 4]);
+        k[12] = p[9];
+        k
+    };
+    for n in [1_000u32, 10_000, 100_000, 1_000_000] {
+        let (ct, pkts) = populate(n);
+        drop(ct);
+        let server = SERVER.to_be_bytes();
+        let mut map = hashbrown::HashMap::with_capacity(2 * n as usize);
+        for i in 0..n {
+            let (c, sp) = client(i);
+            let std::net::IpAddr::V4(c) = c else {
+                unreachable!()
+            };
+            let mut k = [0u8; 13];
+            k[..4].copy_from_slice(&c.octets());
+            k[4..8].copy_from_slice(&server);
+            k[8..10].copy_from_slice(&sp.to_be_bytes());
+            k[10..12].copy_from_slice(&80u16.to_be_bytes());
+            k[12] = 6;
+            map.insert(k, 2 * i);
+            let mut r = [0u8; 13];
+            r[..4].copy_from_slice(&server);
+            r[4..8].copy_from_slice(&c.octets());
+            r[8..10].copy_from_slice(&80u16.to_be_bytes());
+            r[10..12].copy_from_slice(&sp.to_be_bytes());
+            r[12] = 6;
+            map.insert(r, 2 * i + 1);
+        }
+        let keys: Vec<[u8; 13]> = pkts.iter().map(|p| key(p)).collect();
+        assert!(keys.iter().all(|k| map.contains_key(k)));
+        let mut k = 0usize;
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                let at = (k * BURST) & 4095;
+                k += 1;
+                let mut sum = 0u32;
+                for key in &keys[at..at + BURST] {
+                    sum = sum.wrapping_add(*map.get(black_box(key)).unwrap_or(&0));
+                }
+                black_box(sum)
             })
         });
     }
@@ -155,6 +213,7 @@ criterion_group!(
     tracker_step,
     established,
     established_burst,
+    hashbrown_baseline,
     new_connection,
     new_connection_burst
 );
