@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use nfr_grammar::ast::{CommandKind, Rule, StmtKind, TableItem};
 use nfr_runtime::ct::{CtEvent, CtEventKind};
+use nfr_runtime::engine::TraceStep;
 use nfr_runtime::hook::{HookOutcome, Route};
 use nfr_runtime::replay::{Direction, Fate};
 use nfr_vm::interp::TraceEvent;
@@ -37,6 +38,7 @@ fn outcome_name(o: HookOutcome) -> &'static str {
         HookOutcome::Drop => "drop",
         HookOutcome::Stolen => "stolen",
         HookOutcome::Queued { .. } => "queue",
+        HookOutcome::TtlExceeded => "ttl_exceeded",
     }
 }
 
@@ -112,6 +114,9 @@ pub struct Collector {
     verdicts: BTreeMap<(u8, &'static str), u64>,
     states: BTreeMap<&'static str, u64>,
     queued: u64,
+    /// Packets the host sent in reaction (reject answers, ICMP errors): all, and those that left.
+    generated: u64,
+    generated_out: u64,
     event_json: Vec<Value>,
     event_count: u64,
     accepted: Option<PcapWriter>,
@@ -155,6 +160,8 @@ impl Collector {
             verdicts: BTreeMap::new(),
             states: BTreeMap::new(),
             queued: 0,
+            generated: 0,
+            generated_out: 0,
             event_json: Vec::new(),
             event_count: 0,
             accepted: args
@@ -205,9 +212,9 @@ impl Collector {
     }
 
     /// The rules a packet's trace passed (rules that did not match are left out, as in `nft monitor trace`).
-    fn trace_rules(&self, r: &FrameRecord) -> Vec<Value> {
+    fn trace_rules(&self, steps: &[TraceStep]) -> Vec<Value> {
         let mut v = Vec::new();
-        for step in &r.trace {
+        for step in steps {
             if let Some((tname, texts)) = self.ipt_entries.get(step.spec)
                 && step.events.is_empty()
             {
@@ -309,11 +316,24 @@ impl Collector {
         if let Some(d) = &r.data {
             let w = match verdict {
                 "accept" => self.accepted.as_mut(),
-                "drop" | "not_seen" => self.dropped.as_mut(),
+                "drop" | "not_seen" | "ttl_exceeded" => self.dropped.as_mut(),
                 _ => None,
             };
             if let Some(w) = w {
-                w.write(r.linktype, r.ts_ns, r.orig_len, d)?;
+                w.write(r.linktype, r.ts_ns, r.orig_len.max(d.len() as u32), d)?;
+            }
+        }
+        for s in &r.sent {
+            self.generated += 1;
+            let out = s.sent.outcome == HookOutcome::Accept;
+            self.generated_out += u64::from(out);
+            let w = if out {
+                self.accepted.as_mut()
+            } else {
+                self.dropped.as_mut()
+            };
+            if let (Some(w), Some(d)) = (w, &s.data) {
+                w.write(r.linktype, r.ts_ns, d.len() as u32, d)?;
             }
         }
         self.event_count += r.events.len() as u64;
@@ -337,7 +357,24 @@ impl Collector {
         verdict: &str,
         stopped: Option<Hook>,
     ) -> anyhow::Result<()> {
-        let rules = self.trace_rules(r);
+        let rules = self.trace_rules(&r.trace);
+        let sent: Vec<Value> = r
+            .sent
+            .iter()
+            .map(|s| {
+                json!({
+                    "packet": s.summary,
+                    "hooks": path_hooks(Direction::Send)
+                        .iter()
+                        .take(if s.sent.stopped_at == Hook::Output { 1 } else { 2 })
+                        .map(|h| h.name())
+                        .collect::<Vec<_>>(),
+                    "verdict": outcome_name(s.sent.outcome),
+                    "stopped_at": s.sent.stopped_at.name(),
+                    "rules": self.trace_rules(&s.trace),
+                })
+            })
+            .collect();
         let path: Vec<&str> = r
             .dir
             .map(|d| path_hooks(d).iter().map(|h| h.name()).collect())
@@ -383,6 +420,9 @@ impl Collector {
             }
             if !r.events.is_empty() {
                 o["ct_events"] = r.events.iter().map(|e| event_json(e, r.no)).collect();
+            }
+            if !sent.is_empty() {
+                o["sent"] = json!(sent);
             }
             let _ = writeln!(self.out, "{o}");
             return Ok(());
@@ -442,6 +482,40 @@ impl Collector {
                 stopped
                     .map(|h| format!(" at {}", h.name()))
                     .unwrap_or_default()
+            );
+        }
+        for s in &sent {
+            let _ = writeln!(
+                self.out,
+                "  host sends {}: hooks {}",
+                s["packet"].as_str().unwrap_or(""),
+                s["hooks"]
+                    .as_array()
+                    .map(|h| h
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" -> "))
+                    .unwrap_or_default()
+            );
+            for ru in s["rules"].as_array().into_iter().flatten() {
+                let chain = ru["chain"].as_str().unwrap_or("");
+                if let Some(p) = ru["policy"].as_str() {
+                    let _ = writeln!(self.out, "    {chain} policy {p}");
+                } else {
+                    let _ = writeln!(
+                        self.out,
+                        "    {chain} rule {} (verdict {})",
+                        ru["rule"].as_str().unwrap_or(""),
+                        ru["verdict"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            let _ = writeln!(
+                self.out,
+                "    verdict {} at {}",
+                s["verdict"].as_str().unwrap_or(""),
+                s["stopped_at"].as_str().unwrap_or("")
             );
         }
         Ok(())
@@ -533,6 +607,7 @@ impl Collector {
                     "ct_helpers": end.effects.helpers,
                     "queued": self.queued,
                 },
+                "host_sent": {"packets": self.generated, "left": self.generated_out},
                 "counters": counters,
                 "ruleset": ruleset,
                 "conntrack": end.ct_lines,
@@ -620,6 +695,15 @@ impl Collector {
             "effects: reject {}, nat {} (evaluated, not rewritten), log {}, notrack {}, ct mark set {}, ct helper set {}, queued {}",
             e.rejects, e.nat, e.logs, e.notrack, e.ct_mark_writes, e.helpers, self.queued
         );
+        if self.generated > 0 {
+            let _ = writeln!(
+                o,
+                "sent by the host in reaction (reject answers, ICMP errors): {}, left {}, dropped {}",
+                self.generated,
+                self.generated_out,
+                self.generated - self.generated_out
+            );
+        }
         if self.events {
             let _ = writeln!(o, "conntrack events: {}", self.event_count);
         }
