@@ -1474,7 +1474,7 @@ impl Lowerer<'_> {
                         self.err_help(
                             span,
                             "`ct status ==`/`!=` compares the whole status word; --ctstatus tests single bits",
-                            "write `ct status X` or `ct status & X == 0` to test bits",
+                            "write `ct status X` to test whether bit X is set",
                         );
                         return None;
                     }
