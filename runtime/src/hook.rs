@@ -923,4 +923,66 @@ mod tests {
         assert_eq!(p2.state.len, 68);
         assert!(ct.listing(0).contains("sport=1 dport=2 [UNREPLIED]"));
     }
+
+    /// Rejects every packet it sees with `with`.
+    struct Rejector(RejectWith);
+
+    impl Engine for Rejector {
+        fn hook(&mut self, pkt: &mut Packet<'_>, _cx: &mut HookCtx<'_>) -> Verdict {
+            pkt.reject = Some(self.0);
+            Verdict::Drop
+        }
+    }
+
+    #[test]
+    fn ipv6_hop_limit_and_reset_answers_go_through_output() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut h = Hooks::with_conntrack();
+        h.register(NFPROTO_IPV6, Hook::Output, 0, probe("out", &log, vec![]))
+            .unwrap();
+        let mut ct = Conntrack::new(Settings::default());
+        let c: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let s: std::net::IpAddr = "2001:db8:1::5".parse().unwrap();
+        let mut d = build::udp(c, s, 1, 53, b"q");
+        d[7] = 1;
+        // No IPv6 address: no source for the time exceeded, nothing is sent.
+        let mut p = Packet::from_frame(linktype::RAW, &d, 0).unwrap();
+        assert_eq!(
+            h.receive(&mut p, Route::Forward, &mut ct, 0),
+            (Hook::Prerouting, HookOutcome::TtlExceeded)
+        );
+        assert!(h.sent.is_empty());
+        let host: std::net::Ipv6Addr = "2001:db8::fe".parse().unwrap();
+        h.icmp_source.v6 = Some(host.octets());
+        let mut p = Packet::from_frame(linktype::RAW, &d, 0).unwrap();
+        h.receive(&mut p, Route::Forward, &mut ct, 0);
+        let sent = std::mem::take(&mut h.sent);
+        assert_eq!(sent.len(), 1);
+        let e = &sent[0];
+        assert_eq!(
+            (e.stopped_at, e.outcome),
+            (Hook::Postrouting, HookOutcome::Accept)
+        );
+        assert_eq!(&e.data[8..24], &host.octets());
+        assert_eq!((e.data[6], e.data[40]), (58, reply::ICMPV6_TIME_EXCEED));
+        assert_eq!(*log.borrow(), ["out"]);
+        assert_eq!(ct.len(0), 0, "the unconfirmed entry went with the packet");
+        // A reset answers a SYN rejected in FORWARD, from the SYN's destination.
+        h.register(
+            NFPROTO_IPV6,
+            Hook::Forward,
+            0,
+            Box::new(Rejector(RejectWith::TcpReset)),
+        )
+        .unwrap();
+        let syn = build::tcp(c, s, 4000, 80, 7, 0, 0x02, 100, &[], &[]);
+        let mut p = Packet::from_frame(linktype::RAW, &syn, 0).unwrap();
+        assert_eq!(
+            h.receive(&mut p, Route::Forward, &mut ct, 0),
+            (Hook::Forward, HookOutcome::Drop)
+        );
+        let rst = &h.sent[0].data;
+        assert_eq!((&rst[8..24], &rst[24..40]), (&syn[24..40], &syn[8..24]));
+        assert_eq!((rst[6], rst[7], rst[40 + 13]), (6, 64, 0x14));
+    }
 }
