@@ -1,7 +1,9 @@
 //! IPv4 / IPv6 reassembly as the defrag hooks do it before conntrack (priority -400): fragments are consumed
 //! (the caller sees nothing) until a datagram is complete, which is then returned whole. IPv6 atomic fragments
-//! are re-emitted without their fragment header. Overlapping fragments discard the whole datagram (the kernel's
-//! `IPFRAG_OVERLAP`, RFC 5722), exact duplicates are dropped alone.
+//! are re-emitted without their fragment header. Fragments are kept in runs as `inet_frag_queue_insert` keeps
+//! them (a fragment that starts where the last one ends extends its run): one that lies inside a run is a
+//! duplicate and is dropped alone (`IPFRAG_DUP`, RFC 5722 errata 3089); one that overlaps received data any other
+//! way discards the whole datagram (`IPFRAG_OVERLAP`).
 //! Queues expire after `ipfrag_time` (30 s for IPv4, 60 s for IPv6) of virtual time; the number of queues is
 //! bounded.
 
@@ -32,6 +34,8 @@ struct Queue {
     key: Key,
     /// (offset, payload bytes) sorted by offset.
     frags: Vec<(u32, Vec<u8>)>,
+    /// The runs of contiguous fragments (`frag_run_len`), (start, end) sorted; the last one holds the tail.
+    runs: Vec<(u32, u32)>,
     /// Header of the first fragment (IPv4 header / IPv6 unfragmentable part) once seen.
     first_hdr: Option<Vec<u8>>,
     /// IPv6: offset of the "next header" byte to patch in `first_hdr`, and the fragment's next header.
@@ -172,6 +176,7 @@ impl Defragmenter {
                 self.queues.push(Queue {
                     key,
                     frags: Vec::new(),
+                    runs: Vec::new(),
                     first_hdr: None,
                     v6_patch: None,
                     total: None,
@@ -183,13 +188,10 @@ impl Defragmenter {
         let Some(q) = self.queues.get_mut(qi) else {
             return Defrag::Consumed;
         };
-        // Duplicate / overlap detection.
-        for (o, d) in &q.frags {
-            let e = *o + d.len() as u32;
-            if *o == off && e == end {
-                return Defrag::Consumed; // exact duplicate
-            }
-            if off < e && *o < end {
+        match frag_insert(&mut q.runs, off, end) {
+            FragInsert::Queued => {}
+            FragInsert::Duplicate => return Defrag::Consumed,
+            FragInsert::Overlap => {
                 self.queues.remove(qi);
                 self.discarded += 1;
                 return Defrag::Consumed;
@@ -266,6 +268,46 @@ impl Defragmenter {
     }
 }
 
+/// How `inet_frag_queue_insert` takes a fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FragInsert {
+    Queued,
+    /// Inside a run: dropped, the queue kept.
+    Duplicate,
+    /// Overlaps received data otherwise: the queue is discarded.
+    Overlap,
+}
+
+/// `inet_frag_queue_insert` over the runs: past the tail it extends the last run (or starts one), overlapping
+/// the tail is an overlap; anything else is looked up among the runs.
+fn frag_insert(runs: &mut Vec<(u32, u32)>, off: u32, end: u32) -> FragInsert {
+    match runs.last_mut() {
+        None => runs.push((off, end)),
+        Some(last) if last.1 < end => {
+            if off < last.1 {
+                return FragInsert::Overlap;
+            }
+            if off == last.1 {
+                last.1 = end;
+            } else {
+                runs.push((off, end));
+            }
+        }
+        Some(_) => {
+            if let Some(&(s, e)) = runs.iter().find(|&&(s, e)| off < e && s < end) {
+                return if off >= s && end <= e {
+                    FragInsert::Duplicate
+                } else {
+                    FragInsert::Overlap
+                };
+            }
+            let pos = runs.partition_point(|&(s, _)| s < off);
+            runs.insert(pos, (off, end));
+        }
+    }
+    FragInsert::Queued
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,6 +364,39 @@ mod tests {
             d.offer(&v4frag(2, 16, false, &data[..8]), 31_000_000_000),
             Defrag::Consumed
         );
+        assert_eq!(d.discarded, 2);
+    }
+
+    #[test]
+    fn duplicates_inside_a_run_are_ignored_overlaps_discard() {
+        let data: Vec<u8> = (0..120u8).collect();
+        let mut d = Defragmenter::new();
+        assert_eq!(
+            d.offer(&v4frag(3, 0, true, &data[..48]), 0),
+            Defrag::Consumed
+        );
+        assert_eq!(
+            d.offer(&v4frag(3, 48, true, &data[48..96]), 0),
+            Defrag::Consumed
+        );
+        // Inside the run 0..96 received so far: a duplicate.
+        assert_eq!(
+            d.offer(&v4frag(3, 40, true, &data[40..88]), 0),
+            Defrag::Consumed
+        );
+        let Defrag::Reassembled(p) = d.offer(&v4frag(3, 96, false, &data[96..]), 0) else {
+            panic!("the duplicate must not discard the datagram")
+        };
+        assert_eq!(&p[20..], &data[..]);
+        assert_eq!(d.discarded, 0);
+        // Past the data received: an overlap.
+        d.offer(&v4frag(4, 0, true, &data[..48]), 0);
+        d.offer(&v4frag(4, 40, true, &data[40..96]), 0);
+        assert_eq!(d.discarded, 1);
+        // Out of order, the runs stay apart: 40..88 straddles 0..48 and 48..96.
+        d.offer(&v4frag(5, 48, true, &data[48..96]), 0);
+        d.offer(&v4frag(5, 0, true, &data[..48]), 0);
+        d.offer(&v4frag(5, 40, true, &data[40..88]), 0);
         assert_eq!(d.discarded, 2);
     }
 

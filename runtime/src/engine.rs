@@ -9,7 +9,8 @@
 //! After an engine has run, its side effects are applied the way the kernel applies them: a `meta mark set`
 //! stays in the packet context for the later hooks; `ct mark set` writes the conntrack entry; `notrack` makes a
 //! packet that has no entry yet untracked (so it must run before conntrack: raw priority -300 < -200);
-//! `ct zone set` attaches a template; `reject` is a drop (counted); `queue` is the verdict (the hooks decide
+//! `ct zone set` attaches a template; `reject` is a drop (counted) whose answer the hooks send once the traversal
+//! ends (`Packet::reject`); `queue` is the verdict (the hooks decide
 //! whether someone listens); NAT statements are evaluated and counted and set the entry's `IPS_*_NAT` status
 //! bits, but addresses are **not rewritten**.
 //!
@@ -104,6 +105,8 @@ pub struct TraceStep {
     pub verdict: Verdict,
     /// Position among all steps recorded in this process (orders the steps of several engines of one packet).
     pub order: u64,
+    /// The step ran for a packet the host built in reaction (a reject answer, an ICMP error).
+    pub generated: bool,
 }
 
 static TRACE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -319,8 +322,9 @@ impl Engine for ChainEntry {
         };
         let fx = std::mem::take(&mut e.fx);
         let mut stats = e.stats;
-        if fx.reject.is_some() {
+        if let Some((ty, code)) = fx.reject {
             stats.rejects += 1;
+            pkt.reject = crate::reply::RejectWith::from_nft(ty, code);
         }
         stats.logs += fx.logs.len() as u64;
         stats.nat += fx.nat.len() as u64;
@@ -353,6 +357,7 @@ impl Engine for ChainEntry {
                 ipt_trail: Vec::new(),
                 verdict: v,
                 order: next_order(),
+                generated: pkt.generated,
             });
         }
         e.stats = stats;
@@ -433,7 +438,10 @@ impl Engine for IptEntry {
         for fx in &out.effects {
             match fx {
                 Effect::Log { .. } => stats.logs += 1,
-                Effect::Reject { .. } => stats.rejects += 1,
+                Effect::Reject { with } => {
+                    stats.rejects += 1;
+                    pkt.reject = crate::reply::RejectWith::from_ipt(*with);
+                }
                 Effect::Nat { kind, .. } => {
                     stats.nat += 1;
                     nat_bits |= if dst_manip(cx.hook) {
@@ -468,6 +476,7 @@ impl Engine for IptEntry {
                 ipt_trail: out.trail.clone(),
                 verdict: out.verdict,
                 order: next_order(),
+                generated: pkt.generated,
             });
         }
         out.verdict

@@ -1,7 +1,8 @@
 //! Netfilter hooks: per (family, hook) entry lists ordered by priority with `nf_hook_entries_grow`'s insertion
 //! rule, `nf_hook_slow`'s traversal, the [`Engine`] trait that table engines (interpreter, JIT, ipt blob)
 //! implement, the built-in defrag (-400), conntrack (-200) and confirm (INT_MAX) entries, and the `NF_HOOK`
-//! paths a packet takes (local delivery, forwarding, local output).
+//! paths a packet takes (local delivery, forwarding, local output), and the output path of the packets the host
+//! sends in reaction (reject answers, ICMP errors; see [`crate::reply`]).
 //!
 //! Insertion rule (kernel, `nf_hook_entries_grow`): a new entry goes before the first existing entry whose
 //! priority is >= its own. So among equal priorities the *most recently registered* entry runs first.
@@ -11,9 +12,11 @@
 //! bypass flag, else drops. REPEAT re-invokes the same entry (pre-4.16 `nf_iterate` semantics), at most
 //! [`MAX_REPEAT`] times, after which the packet is dropped.
 
-use crate::ct::{Conntrack, Nfct};
+use crate::ct::{Conntrack, CtInfo, Nfct};
 use crate::defrag::{Defrag, Defragmenter};
+use crate::forward::{Forward, ip_forward};
 use crate::pcap::linktype;
+use crate::reply::{self, IcmpRateLimit, RejectWith};
 use crate::wire;
 use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6};
 use nfr_vm::{Hook, PktState, Verdict};
@@ -51,6 +54,10 @@ pub struct Packet<'a> {
     pub state: PktState,
     /// Attached conntrack entry (`skb->_nfct`).
     pub nfct: Nfct,
+    /// A `reject` / `REJECT` fired: the answer the host sends once the traversal ends.
+    pub reject: Option<RejectWith>,
+    /// Built by the host itself in reaction to another packet (a reject answer, an ICMP error).
+    pub generated: bool,
 }
 
 impl<'a> Packet<'a> {
@@ -66,6 +73,8 @@ impl<'a> Packet<'a> {
             data: Cow::Borrowed(data),
             state,
             nfct: Nfct::None,
+            reject: None,
+            generated: false,
         })
     }
 
@@ -206,6 +215,39 @@ pub enum HookOutcome {
     Stolen,
     /// Handed to a userspace queue; `entry` is the index to resume after (`nf_reinject`).
     Queued { num: u16, entry: usize },
+    /// Dropped by the routing step before FORWARD (`ip_forward` / `ip6_forward`): the TTL (hop limit) was at
+    /// most 1. No hook after PREROUTING ran; the host answers with ICMP time exceeded.
+    TtlExceeded,
+}
+
+/// A packet the host sent in reaction to another one (see [`crate::reply`]), after its way through OUTPUT and
+/// POSTROUTING.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The IP datagram, as it left (or as it was when dropped).
+    pub data: Vec<u8>,
+    /// Where its traversal ended, and how (`Accept` at POSTROUTING: it left).
+    pub stopped_at: Hook,
+    pub outcome: HookOutcome,
+}
+
+/// The source addresses of the ICMP errors the host sends about packets that were not addressed to it (the
+/// kernel routes the answer and takes the address of the way out: the host's own address; `INADDR_DUMMY` when
+/// it has none). Errors about packets addressed to the host come from that address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpSource {
+    pub v4: [u8; 4],
+    /// `None`: no IPv6 address, no ICMPv6 errors about forwarded packets (the kernel finds no source).
+    pub v6: Option<[u8; 16]>,
+}
+
+impl Default for IcmpSource {
+    fn default() -> Self {
+        IcmpSource {
+            v4: reply::INADDR_DUMMY,
+            v6: None,
+        }
+    }
 }
 
 /// The hook registry of one network namespace.
@@ -221,6 +263,11 @@ pub struct Hooks {
     /// Every queue has a listener that consumes what it gets and never reinjects it (`nfc run`'s queue sink):
     /// queued packets are counted by the caller, not recorded here, and their conntrack reference is released.
     pub queue_sink: bool,
+    /// Packets the host sent in reaction to the packets walked so far (drained by the caller).
+    pub sent: Vec<Sent>,
+    /// Where the host's ICMP errors come from.
+    pub icmp_source: IcmpSource,
+    icmp_limit: IcmpRateLimit,
     /// Time spent in hook entries, by kind, while [`HookProfile::timing`] is on (`nfc run pcap --profile`).
     pub profile: Option<HookProfile>,
 }
@@ -454,9 +501,10 @@ impl Hooks {
         self.run_from(hook, pkt, ct, now, 0)
     }
 
-    /// A received packet: PREROUTING, then INPUT or FORWARD + POSTROUTING per `route`. The packet's conntrack
-    /// reference is released at the end (`kfree_skb` / `consume_skb`). Returns the hook where the traversal
-    /// stopped and how.
+    /// A received packet: PREROUTING, then INPUT, or the routing step ([`ip_forward`]: TTL check and decrement)
+    /// and FORWARD + POSTROUTING, per `route`. The packet's conntrack reference is released at the end
+    /// (`kfree_skb` / `consume_skb`), after the host's answers (reject, ICMP time exceeded) have gone out. Returns
+    /// the hook where the traversal stopped and how.
     pub fn receive(
         &mut self,
         pkt: &mut Packet<'_>,
@@ -464,12 +512,35 @@ impl Hooks {
         ct: &mut Conntrack,
         now: u64,
     ) -> (Hook, HookOutcome) {
-        let path: &[Hook] = match route {
-            Route::Local => &[Hook::Prerouting, Hook::Input],
-            Route::Forward => &[Hook::Prerouting, Hook::Forward, Hook::Postrouting],
-            Route::Blackhole => &[Hook::Prerouting],
-        };
-        self.walk(path, pkt, ct, now)
+        match route {
+            Route::Local => self.walk(&[Hook::Prerouting, Hook::Input], pkt, ct, now, true),
+            Route::Blackhole => self.walk(&[Hook::Prerouting], pkt, ct, now, false),
+            Route::Forward => {
+                let o = self.run(Hook::Prerouting, pkt, ct, now);
+                if o != HookOutcome::Accept {
+                    return self.end(pkt, (Hook::Prerouting, o), ct, now, false);
+                }
+                if ip_forward(pkt) == Forward::TimeExceeded {
+                    let (ty, code) = if pkt.state.nfproto == NFPROTO_IPV6 {
+                        (reply::ICMPV6_TIME_EXCEED, reply::ICMPV6_EXC_HOPLIMIT)
+                    } else {
+                        (reply::ICMP_TIME_EXCEEDED, reply::ICMP_EXC_TTL)
+                    };
+                    if let Some(src) = self.icmp_src(pkt, false) {
+                        let e = reply::icmp_error(pkt.l3(), ty, code, &src);
+                        self.send_icmp(e, ct, now);
+                    }
+                    return self.end(
+                        pkt,
+                        (Hook::Prerouting, HookOutcome::TtlExceeded),
+                        ct,
+                        now,
+                        false,
+                    );
+                }
+                self.walk(&[Hook::Forward, Hook::Postrouting], pkt, ct, now, false)
+            }
+        }
     }
 
     /// A locally generated packet: OUTPUT then POSTROUTING.
@@ -479,15 +550,18 @@ impl Hooks {
         ct: &mut Conntrack,
         now: u64,
     ) -> (Hook, HookOutcome) {
-        self.walk(&[Hook::Output, Hook::Postrouting], pkt, ct, now)
+        self.walk(&[Hook::Output, Hook::Postrouting], pkt, ct, now, false)
     }
 
+    /// Runs `path` until a hook does not accept, then [`Self::end`]s the packet; `to_host`: it was addressed to
+    /// the host.
     fn walk(
         &mut self,
         path: &[Hook],
         pkt: &mut Packet<'_>,
         ct: &mut Conntrack,
         now: u64,
+        to_host: bool,
     ) -> (Hook, HookOutcome) {
         let mut last = (Hook::Prerouting, HookOutcome::Accept);
         for &h in path {
@@ -497,11 +571,117 @@ impl Hooks {
                 break;
             }
         }
-        // Queued packets keep their reference until reinjected.
+        self.end(pkt, last, ct, now, to_host)
+    }
+
+    /// The end of a traversal: a reject's answer goes out (`nf_send_reset` also moves a TCP entry to CLOSE,
+    /// `nf_ct_set_closing`), then the packet releases its conntrack reference (queued packets keep it until
+    /// reinjected).
+    fn end(
+        &mut self,
+        pkt: &mut Packet<'_>,
+        last: (Hook, HookOutcome),
+        ct: &mut Conntrack,
+        now: u64,
+        to_host: bool,
+    ) -> (Hook, HookOutcome) {
+        if let Some(with) = pkt.reject.take()
+            && !pkt.generated
+        {
+            match with {
+                RejectWith::TcpReset => {
+                    if let Some(r) = reply::tcp_reset(pkt.l3()) {
+                        // nf_ct_attach: the reset belongs to the refused flow, in the other direction.
+                        let attach = match pkt.nfct {
+                            Nfct::Ct { id, ctinfo } => Some(Nfct::Ct {
+                                id,
+                                ctinfo: if ctinfo.dir() == 0 {
+                                    CtInfo::RelatedReply
+                                } else {
+                                    CtInfo::Related
+                                },
+                            }),
+                            _ => None,
+                        };
+                        ct.set_closing(&pkt.nfct, now);
+                        self.send_generated(Some(r), attach, ct, now);
+                    }
+                }
+                RejectWith::Unreach { .. } => {
+                    if let Some(src) = self.icmp_src(pkt, to_host) {
+                        let e = reply::reject(pkt.l3(), with, &src);
+                        self.send_icmp(e, ct, now);
+                    }
+                }
+            }
+        }
         if self.queue_sink || !matches!(last.1, HookOutcome::Queued { .. }) {
             ct.release(&mut pkt.nfct);
         }
         last
+    }
+
+    /// The source of an ICMP error about `pkt` (see [`IcmpSource`]); `None` when the host has none.
+    fn icmp_src(&self, pkt: &Packet<'_>, to_host: bool) -> Option<Vec<u8>> {
+        let l3 = pkt.l3();
+        let v6 = pkt.state.nfproto == NFPROTO_IPV6;
+        let d = if v6 { l3.get(24..40)? } else { l3.get(16..20)? };
+        if to_host {
+            Some(d.to_vec())
+        } else if v6 {
+            self.icmp_source.v6.map(|a| a.to_vec())
+        } else {
+            Some(self.icmp_source.v4.to_vec())
+        }
+    }
+
+    /// Sends an ICMP error the per-destination rate limit (`icmpv4_xrlim_allow`) lets through.
+    fn send_icmp(&mut self, e: Option<Vec<u8>>, ct: &mut Conntrack, now: u64) {
+        if let Some(e) = e
+            && self.icmp_limit.allow(e.get(16..20).unwrap_or(&[]), now)
+        {
+            self.send_generated(Some(e), None, ct, now);
+        }
+    }
+
+    /// `ip_local_out` of a packet the host built (`None`: it built none): OUTPUT, then POSTROUTING, recorded in
+    /// [`Self::sent`]. `attach` is the conntrack entry it belongs to (a reset); the reference stays the refused
+    /// packet's.
+    fn send_generated(
+        &mut self,
+        data: Option<Vec<u8>>,
+        attach: Option<Nfct>,
+        ct: &mut Conntrack,
+        now: u64,
+    ) {
+        let Some(data) = data else { return };
+        let Ok(mut p) = Packet::from_frame(linktype::RAW, &data, now) else {
+            return;
+        };
+        p.generated = true;
+        let attached = attach.is_some();
+        if let Some(n) = attach {
+            p.nfct = n;
+            ct.fill_pkt(&p.nfct, now, &mut p.state);
+        }
+        let mut last = (Hook::Output, HookOutcome::Accept);
+        for h in [Hook::Output, Hook::Postrouting] {
+            let o = self.run(h, &mut p, ct, now);
+            last = (h, o);
+            if o != HookOutcome::Accept {
+                break;
+            }
+        }
+        if attached {
+            p.nfct = Nfct::None;
+        } else {
+            ct.release(&mut p.nfct);
+        }
+        self.sent.push(Sent {
+            data: p.l3().to_vec(),
+            stopped_at: last.0,
+            outcome: last.1,
+        });
     }
 }
 
@@ -557,6 +737,8 @@ mod tests {
             data: Cow::Owned(d),
             state,
             nfct: Nfct::None,
+            reject: None,
+            generated: false,
         }
     }
 
@@ -787,5 +969,67 @@ mod tests {
         );
         assert_eq!(p2.state.len, 68);
         assert!(ct.listing(0).contains("sport=1 dport=2 [UNREPLIED]"));
+    }
+
+    /// Rejects every packet it sees with `with`.
+    struct Rejector(RejectWith);
+
+    impl Engine for Rejector {
+        fn hook(&mut self, pkt: &mut Packet<'_>, _cx: &mut HookCtx<'_>) -> Verdict {
+            pkt.reject = Some(self.0);
+            Verdict::Drop
+        }
+    }
+
+    #[test]
+    fn ipv6_hop_limit_and_reset_answers_go_through_output() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut h = Hooks::with_conntrack();
+        h.register(NFPROTO_IPV6, Hook::Output, 0, probe("out", &log, vec![]))
+            .unwrap();
+        let mut ct = Conntrack::new(Settings::default());
+        let c: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let s: std::net::IpAddr = "2001:db8:1::5".parse().unwrap();
+        let mut d = build::udp(c, s, 1, 53, b"q");
+        d[7] = 1;
+        // No IPv6 address: no source for the time exceeded, nothing is sent.
+        let mut p = Packet::from_frame(linktype::RAW, &d, 0).unwrap();
+        assert_eq!(
+            h.receive(&mut p, Route::Forward, &mut ct, 0),
+            (Hook::Prerouting, HookOutcome::TtlExceeded)
+        );
+        assert!(h.sent.is_empty());
+        let host: std::net::Ipv6Addr = "2001:db8::fe".parse().unwrap();
+        h.icmp_source.v6 = Some(host.octets());
+        let mut p = Packet::from_frame(linktype::RAW, &d, 0).unwrap();
+        h.receive(&mut p, Route::Forward, &mut ct, 0);
+        let sent = std::mem::take(&mut h.sent);
+        assert_eq!(sent.len(), 1);
+        let e = &sent[0];
+        assert_eq!(
+            (e.stopped_at, e.outcome),
+            (Hook::Postrouting, HookOutcome::Accept)
+        );
+        assert_eq!(&e.data[8..24], &host.octets());
+        assert_eq!((e.data[6], e.data[40]), (58, reply::ICMPV6_TIME_EXCEED));
+        assert_eq!(*log.borrow(), ["out"]);
+        assert_eq!(ct.len(0), 0, "the unconfirmed entry went with the packet");
+        // A reset answers a SYN rejected in FORWARD, from the SYN's destination.
+        h.register(
+            NFPROTO_IPV6,
+            Hook::Forward,
+            0,
+            Box::new(Rejector(RejectWith::TcpReset)),
+        )
+        .unwrap();
+        let syn = build::tcp(c, s, 4000, 80, 7, 0, 0x02, 100, &[], &[]);
+        let mut p = Packet::from_frame(linktype::RAW, &syn, 0).unwrap();
+        assert_eq!(
+            h.receive(&mut p, Route::Forward, &mut ct, 0),
+            (Hook::Forward, HookOutcome::Drop)
+        );
+        let rst = &h.sent[0].data;
+        assert_eq!((&rst[8..24], &rst[24..40]), (&syn[24..40], &syn[8..24]));
+        assert_eq!((rst[6], rst[7], rst[40 + 13]), (6, 64, 0x14));
     }
 }

@@ -6,9 +6,11 @@
 pub mod ct;
 pub mod defrag;
 pub mod engine;
+pub mod forward;
 pub mod hook;
 mod memhint;
 pub mod pcap;
 pub mod replay;
+pub mod reply;
 pub mod sysctl;
 pub mod wire;

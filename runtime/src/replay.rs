@@ -107,6 +107,9 @@ pub struct ReplayConfig {
     /// Frame timestamps already are virtual time (monotonic; gaps capped by the caller): `now = ts_ns`. Lets
     /// several replayers (one per flow shard) share one clock.
     pub clock_from_ts: bool,
+    /// Keep the datagram of each packet that passed every hook as it left ([`Replayer::egress`]): forwarded
+    /// packets with their TTL decremented.
+    pub keep_egress: bool,
 }
 
 impl Default for ReplayConfig {
@@ -118,6 +121,7 @@ impl Default for ReplayConfig {
             start_ns: 1_000_000_000_000,
             route: anyip_route,
             clock_from_ts: false,
+            keep_egress: false,
         }
     }
 }
@@ -184,6 +188,8 @@ pub struct Replayer {
     last_ts: Option<u64>,
     last_injected: u64,
     buf: Vec<u8>,
+    /// The last frame's datagram as it left, when it passed every hook and `ReplayConfig::keep_egress`.
+    pub egress: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Replayer {
@@ -215,6 +221,7 @@ impl Replayer {
             last_ts: None,
             last_injected: cfg.start_ns,
             buf: Vec::new(),
+            egress: None,
         }
     }
 
@@ -247,6 +254,7 @@ impl Replayer {
             self.now += self.cfg.gap_cap_ns.map_or(gap, |c| gap.min(c));
         }
         self.last_ts = Some(f.ts_ns);
+        self.egress = None;
         let li = match wire::parse_link(f.linktype, f.data) {
             Ok(li) => li,
             Err(m) => return Fate::Skipped(m),
@@ -297,6 +305,9 @@ impl Replayer {
             Direction::Send => self.hooks.send(&mut pkt, &mut self.ct, now),
         };
         let state = *self.seen.borrow();
+        self.egress =
+            (self.cfg.keep_egress && outcome == HookOutcome::Accept && stopped_at != Hook::Input)
+                .then(|| pkt.l3().to_vec());
         Fate::Hooked {
             state,
             reassembled: was_fragment && state.is_some(),

@@ -262,6 +262,21 @@ impl Ctx {
                         ty = Type::Ipv6Addr;
                     }
                 }
+                if crate::lower::bytecode::ct_key(key.name, fam, ty).is_none() {
+                    // nft accepts them, but nfc's engines have no such load: refuse here rather than fail later.
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0206",
+                            span,
+                            format!("`ct {}` is not supported by nfc", key.name),
+                        )
+                        .with_note(
+                            "nfc's engines read the entry's state, status, mark, direction, tuple, \
+                             zone, id, helper and expiration, not its accounting, label or secmark",
+                        ),
+                    );
+                    return None;
+                }
                 Some(Expr {
                     kind: ExprKind::Ct {
                         key,

@@ -402,7 +402,8 @@ fn meta_key(name: &str) -> Option<VMetaKey> {
     })
 }
 
-fn ct_key(name: &str, family: Option<Family>, ty: Type) -> Option<VCtKey> {
+/// The VM's load for `ct NAME` (`None`: the engines cannot read it; the checker refuses such rules).
+pub(crate) fn ct_key(name: &str, family: Option<Family>, ty: Type) -> Option<VCtKey> {
     let v6 = family == Some(Family::Ip6) || (family.is_some() && ty == Type::Ipv6Addr);
     Some(match name {
         "state" => VCtKey::State,

@@ -1437,6 +1437,15 @@ impl Lowerer<'_> {
                         }
                         (false, bits)
                     }
+                    (Op::Eq | Op::Neq, Rhs::Value(_)) => {
+                        // A packet has one state: `ct state != a,b` (`cmp neq` 0x6) is always true.
+                        self.err_help(
+                            span,
+                            "`ct state ==`/`!=` with several states compares one state with their sum",
+                            "write `ct state { a, b }` or `ct state & (a | b) == 0`",
+                        );
+                        return None;
+                    }
                     _ => {
                         self.err(span, "this ct state comparison");
                         return None;
@@ -1458,8 +1467,17 @@ impl Lowerer<'_> {
                 let (inv, bits) = match (&m.op, &m.right) {
                     (Op::Bitmask, Rhs::Value(v)) => (false, be_u32(v)),
                     (Op::NotBitmask, Rhs::Value(v)) => (true, be_u32(v)),
-                    (Op::Neq, Rhs::Value(v)) if be_u32(v).count_ones() == 1 => (true, be_u32(v)),
-                    (Op::Eq, Rhs::Value(v)) if be_u32(v).count_ones() == 1 => (false, be_u32(v)),
+                    // `==` / `!=` compare the whole status word (`cmp eq/neq`), while --ctstatus tests
+                    // whether any of the bits is set: no exact translation (an entry's status has several
+                    // bits; a packet's ct state has exactly one, so `ct state ==/!=` above is exact).
+                    (Op::Eq | Op::Neq, Rhs::Value(_)) => {
+                        self.err_help(
+                            span,
+                            "`ct status ==`/`!=` compares the whole status word; --ctstatus tests single bits",
+                            "write `ct status X` to test whether bit X is set",
+                        );
+                        return None;
+                    }
                     _ => {
                         self.err(span, "this ct status comparison");
                         return None;

@@ -17,7 +17,7 @@
 
 use std::net::IpAddr;
 
-use nfr_runtime::hook::Route;
+use nfr_runtime::hook::{IcmpSource, Route};
 use nfr_runtime::replay::{Devices, Direction, anyip_route};
 use nfr_vm::pkt::ifname;
 
@@ -177,6 +177,28 @@ impl PathModel {
         })
     }
 
+    /// The source of the host's ICMP errors about packets not addressed to it: the first `--local` host
+    /// address (a /32 or /128 prefix) of each family; IPv4 falls back to `INADDR_DUMMY` as the kernel does for a
+    /// host without addresses, IPv6 to none.
+    pub fn icmp_source(&self) -> IcmpSource {
+        let mut s = IcmpSource::default();
+        let host = |p: &&Prefix| p.len as usize == p.addr.len() * 8;
+        if let Some(a) = self
+            .local
+            .iter()
+            .filter(host)
+            .find_map(|p| <[u8; 4]>::try_from(&p.addr[..]).ok())
+        {
+            s.v4 = a;
+        }
+        s.v6 = self
+            .local
+            .iter()
+            .filter(host)
+            .find_map(|p| <[u8; 16]>::try_from(&p.addr[..]).ok());
+        s
+    }
+
     /// One line for the report.
     pub fn describe(&self) -> String {
         if self.input_only {
@@ -248,13 +270,15 @@ impl PathModel {
     }
 }
 
-/// Shard of a datagram: a symmetric hash of the address pair, so both directions of a flow, and an FTP data
-/// connection with its control connection, land on the same worker. Non-IP frames go to shard 0.
+/// Shard of a datagram: a symmetric hash of the address pair of the flow it belongs to, so both directions of
+/// a flow, an FTP data connection with its control connection, the fragments of a datagram, and an ICMP error
+/// with the flow it quotes (whoever sent it) land on the same worker. Non-IP frames go to shard 0.
 pub fn shard(l3: &[u8], n: usize) -> usize {
     if n <= 1 {
         return 0;
     }
-    let Some((s, d)) = addrs(l3) else { return 0 };
+    let flow = nfr_runtime::ct::quoted_datagram(l3).unwrap_or(l3);
+    let Some((s, d)) = addrs(flow) else { return 0 };
     let (a, b) = if s <= d { (s, d) } else { (d, s) };
     // FNV-1a over the ordered pair: stable across runs and platforms.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -295,5 +319,25 @@ mod tests {
             assert_eq!(shard(&a, n), shard(&b, n));
         }
         assert_eq!(shard(&[], 4), 0);
+        // A router's time exceeded about a->b, sent to a from elsewhere, goes with the flow.
+        use nfr_runtime::wire::build;
+        let q = build::udp(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            5,
+            53,
+            b"q",
+        );
+        let e = build::icmp(
+            "172.16.9.9".parse().unwrap(),
+            "10.0.0.1".parse().unwrap(),
+            11,
+            0,
+            [0; 4],
+            &q,
+        );
+        for n in 2..8 {
+            assert_eq!(shard(&e, n), shard(&a, n));
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use nfr_grammar::ast::{CommandKind, Rule, StmtKind, TableItem};
 use nfr_runtime::ct::{CtEvent, CtEventKind};
+use nfr_runtime::engine::TraceStep;
 use nfr_runtime::hook::{HookOutcome, Route};
 use nfr_runtime::replay::{Direction, Fate};
 use nfr_vm::interp::TraceEvent;
@@ -61,6 +62,7 @@ fn outcome_name(o: HookOutcome) -> &'static str {
         HookOutcome::Drop => "drop",
         HookOutcome::Stolen => "stolen",
         HookOutcome::Queued { .. } => "queue",
+        HookOutcome::TtlExceeded => "ttl_exceeded",
     }
 }
 
@@ -136,6 +138,9 @@ pub struct Tally {
     verdicts: BTreeMap<(u8, &'static str), u64>,
     states: BTreeMap<&'static str, u64>,
     queued: u64,
+    /// Packets the host sent in reaction (reject answers, ICMP errors): all, and those that left.
+    generated: u64,
+    generated_out: u64,
     event_count: u64,
 }
 
@@ -145,6 +150,10 @@ impl Tally {
         self.frames += 1;
         self.bytes += u64::from(r.orig_len);
         self.event_count += r.events.len() as u64;
+        for x in &r.sent {
+            self.generated += 1;
+            self.generated_out += u64::from(x.sent.outcome == HookOutcome::Accept);
+        }
         match r.fate {
             Fate::Skipped(m) => {
                 *self.skipped.entry(m.name()).or_insert(0) += 1;
@@ -189,6 +198,8 @@ impl Tally {
         self.hooked_bytes += o.hooked_bytes;
         self.not_seen += o.not_seen;
         self.queued += o.queued;
+        self.generated += o.generated;
+        self.generated_out += o.generated_out;
         self.event_count += o.event_count;
         fn sum<K: Ord>(a: &mut BTreeMap<K, u64>, b: BTreeMap<K, u64>) {
             for (k, v) in b {
@@ -289,9 +300,9 @@ impl Collector {
     }
 
     /// The rules a packet's trace passed (rules that did not match are left out, as in `nft monitor trace`).
-    fn trace_rules(&self, r: &FrameRecord) -> Vec<Value> {
+    fn trace_rules(&self, steps: &[TraceStep]) -> Vec<Value> {
         let mut v = Vec::new();
-        for step in &r.trace {
+        for step in steps {
             if let Some((tname, texts)) = self.ipt_entries.get(step.spec)
                 && step.events.is_empty()
             {
@@ -361,11 +372,21 @@ impl Collector {
         if let Some(d) = &r.data {
             let w = match verdict {
                 "accept" => self.accepted.as_mut(),
-                "drop" | "not_seen" => self.dropped.as_mut(),
+                "drop" | "not_seen" | "ttl_exceeded" => self.dropped.as_mut(),
                 _ => None,
             };
             if let Some(w) = w {
-                w.write(r.linktype, r.ts_ns, r.orig_len, d)?;
+                w.write(r.linktype, r.ts_ns, r.orig_len.max(d.len() as u32), d)?;
+            }
+        }
+        for s in &r.sent {
+            let w = if s.sent.outcome == HookOutcome::Accept {
+                self.accepted.as_mut()
+            } else {
+                self.dropped.as_mut()
+            };
+            if let (Some(w), Some(d)) = (w, &s.data) {
+                w.write(r.linktype, r.ts_ns, d.len() as u32, d)?;
             }
         }
         if self.trace {
@@ -388,7 +409,24 @@ impl Collector {
         verdict: &str,
         stopped: Option<Hook>,
     ) -> anyhow::Result<()> {
-        let rules = self.trace_rules(r);
+        let rules = self.trace_rules(&r.trace);
+        let sent: Vec<Value> = r
+            .sent
+            .iter()
+            .map(|s| {
+                json!({
+                    "packet": s.summary,
+                    "hooks": path_hooks(Direction::Send)
+                        .iter()
+                        .take(if s.sent.stopped_at == Hook::Output { 1 } else { 2 })
+                        .map(|h| h.name())
+                        .collect::<Vec<_>>(),
+                    "verdict": outcome_name(s.sent.outcome),
+                    "stopped_at": s.sent.stopped_at.name(),
+                    "rules": self.trace_rules(&s.trace),
+                })
+            })
+            .collect();
         let path: Vec<&str> = r
             .dir
             .map(|d| path_hooks(d).iter().map(|h| h.name()).collect())
@@ -434,6 +472,9 @@ impl Collector {
             }
             if !r.events.is_empty() {
                 o["ct_events"] = r.events.iter().map(|e| event_json(e, r.no)).collect();
+            }
+            if !sent.is_empty() {
+                o["sent"] = json!(sent);
             }
             let _ = writeln!(self.out, "{o}");
             return Ok(());
@@ -493,6 +534,40 @@ impl Collector {
                 stopped
                     .map(|h| format!(" at {}", h.name()))
                     .unwrap_or_default()
+            );
+        }
+        for s in &sent {
+            let _ = writeln!(
+                self.out,
+                "  host sends {}: hooks {}",
+                s["packet"].as_str().unwrap_or(""),
+                s["hooks"]
+                    .as_array()
+                    .map(|h| h
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" -> "))
+                    .unwrap_or_default()
+            );
+            for ru in s["rules"].as_array().into_iter().flatten() {
+                let chain = ru["chain"].as_str().unwrap_or("");
+                if let Some(p) = ru["policy"].as_str() {
+                    let _ = writeln!(self.out, "    {chain} policy {p}");
+                } else {
+                    let _ = writeln!(
+                        self.out,
+                        "    {chain} rule {} (verdict {})",
+                        ru["rule"].as_str().unwrap_or(""),
+                        ru["verdict"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            let _ = writeln!(
+                self.out,
+                "    verdict {} at {}",
+                s["verdict"].as_str().unwrap_or(""),
+                s["stopped_at"].as_str().unwrap_or("")
             );
         }
         Ok(())
@@ -585,6 +660,7 @@ impl Collector {
                     "ct_helpers": end.effects.helpers,
                     "queued": self.tally.queued,
                 },
+                "host_sent": {"packets": self.tally.generated, "left": self.tally.generated_out},
                 "counters": counters,
                 "ruleset": ruleset,
                 "conntrack": end.ct_lines,
@@ -678,6 +754,15 @@ impl Collector {
             "effects: reject {}, nat {} (evaluated, not rewritten), log {}, notrack {}, ct mark set {}, ct helper set {}, queued {}",
             e.rejects, e.nat, e.logs, e.notrack, e.ct_mark_writes, e.helpers, self.tally.queued
         );
+        if self.tally.generated > 0 {
+            let _ = writeln!(
+                o,
+                "sent by the host in reaction (reject answers, ICMP errors): {}, left {}, dropped {}",
+                self.tally.generated,
+                self.tally.generated_out,
+                self.tally.generated - self.tally.generated_out
+            );
+        }
         if self.events {
             let _ = writeln!(o, "conntrack events: {}", self.tally.event_count);
         }

@@ -14,7 +14,7 @@ use nfr_runtime::ct::{Conntrack, CtEvent, CtStats, Settings};
 use nfr_runtime::engine::{
     self, EffectStats, EngineKind, IptEngine, ProgramEngine, SharedIpt, SharedProgram, TraceStep,
 };
-use nfr_runtime::hook::{HookProfile, Hooks};
+use nfr_runtime::hook::{HookProfile, Hooks, Sent};
 use nfr_runtime::pcap::{Frame, PcapReader};
 use nfr_runtime::replay::{Direction, Fate, ReplayConfig, Replayer};
 use nfr_runtime::wire;
@@ -42,8 +42,22 @@ pub struct FrameRecord {
     pub summary: Option<String>,
     pub trace: Vec<TraceStep>,
     pub events: Vec<CtEvent>,
-    /// Frame bytes (when writing pcaps).
+    /// Frame bytes (when writing pcaps): as the packet left when it passed every hook (a forwarded packet with
+    /// its TTL decremented), else as captured.
     pub data: Option<Vec<u8>>,
+    /// Packets the host sent in reaction (reject answers, ICMP errors), with the steps of their trace.
+    pub sent: Vec<SentRecord>,
+}
+
+/// A packet the host sent in reaction to a frame.
+#[derive(Debug, Clone)]
+pub struct SentRecord {
+    pub sent: Sent,
+    /// The frame, as it would be written: the answered frame's link-layer header (Ethernet addresses swapped)
+    /// and the datagram (when writing pcaps).
+    pub data: Option<Vec<u8>>,
+    pub summary: String,
+    pub trace: Vec<TraceStep>,
 }
 
 /// A worker's state at the end.
@@ -217,6 +231,15 @@ impl Worker {
             // table records separately: order them by when they ran (stable sort on the hook position).
             trace.sort_by_key(|s| s.order);
         }
+        // Steps of the packets the host sent in reaction belong to them (one a frame at most: a reject's answer or
+        // a time exceeded).
+        let mut sent_trace: Vec<TraceStep> = Vec::new();
+        trace.retain(|s| {
+            if s.generated {
+                sent_trace.push(s.clone());
+            }
+            !s.generated
+        });
         let events = if self.opts.events {
             self.replayer.ct.drain_events()
         } else {
@@ -240,7 +263,22 @@ impl Worker {
             summary: self.opts.trace.then(|| summary(f.linktype, f.data)),
             trace,
             events,
-            data: self.opts.keep_data.then(|| f.data.to_vec()),
+            data: self.opts.keep_data.then(|| match &self.replayer.egress {
+                Some(out) => with_link_header(f, out, false),
+                None => f.data.to_vec(),
+            }),
+            sent: std::mem::take(&mut self.replayer.hooks.sent)
+                .into_iter()
+                .map(|s| SentRecord {
+                    trace: std::mem::take(&mut sent_trace),
+                    data: self
+                        .opts
+                        .keep_data
+                        .then(|| with_link_header(f, &s.data, true)),
+                    summary: summary(nfr_runtime::pcap::linktype::RAW, &s.data),
+                    sent: s,
+                })
+                .collect(),
         }
     }
 
@@ -276,6 +314,25 @@ impl Worker {
         }
         w
     }
+}
+
+/// `l3` framed like `f`: `f`'s link-layer header (Ethernet addresses swapped when `answer`: it goes back), then
+/// `l3`, then whatever followed `f`'s datagram (Ethernet padding) unless `answer`.
+fn with_link_header(f: &Frame<'_>, l3: &[u8], answer: bool) -> Vec<u8> {
+    let Ok(li) = wire::parse_link(f.linktype, f.data) else {
+        return l3.to_vec();
+    };
+    let nh = usize::from(li.nhoff);
+    let mut d = f.data.get(..nh).unwrap_or(&[]).to_vec();
+    if answer && f.linktype == nfr_runtime::pcap::linktype::ETHERNET && d.len() >= 12 {
+        let (dst, src) = d.split_at_mut(6);
+        dst.swap_with_slice(&mut src[..6]);
+    }
+    d.extend_from_slice(l3);
+    if !answer {
+        d.extend_from_slice(f.data.get(nh + l3.len()..).unwrap_or(&[]));
+    }
+    d
 }
 
 /// `tcp 10.0.0.1:1000 -> 10.0.0.2:22 [S]`-style summary of a frame.
@@ -804,8 +861,10 @@ impl WorkerSeed {
             events: opts.events || self.settings.events,
             ..self.settings
         };
+        hooks.icmp_source = self.path.icmp_source();
         let cfg = ReplayConfig {
             clock_from_ts: true,
+            keep_egress: opts.keep_data,
             ..ReplayConfig::default()
         };
         if opts.profile {

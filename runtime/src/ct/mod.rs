@@ -422,7 +422,7 @@ fn bad_l4_checksum(l3: &[u8], l4: &L4) -> bool {
     checksum(seg, init) != 0
 }
 
-fn icmp_is_err(t: u8) -> bool {
+pub(crate) fn icmp_is_err(t: u8) -> bool {
     matches!(t, 3 | 4 | 5 | 11 | 12)
 }
 
@@ -1178,6 +1178,26 @@ impl Conntrack {
         {
             c.status |= bits;
         }
+    }
+
+    /// `nf_ct_set_closing` (`nf_conntrack_tcp_set_closing`), called by `nf_send_reset` once it has sent a reset
+    /// for the packet: a confirmed TCP entry moves to CLOSE, with CLOSE's timeout unless it already was in
+    /// CLOSE or has a fixed timeout.
+    pub fn set_closing(&mut self, nfct: &Nfct, now: u64) {
+        let close_s = self.settings.tcp_timeouts[usize::from(tcp::state::CLOSE)];
+        let Nfct::Ct { id, .. } = nfct else { return };
+        let Some(c) = self.conn_mut(*id) else { return };
+        if c.status & ips::CONFIRMED == 0 {
+            return;
+        }
+        let L4State::Tcp(t) = &mut c.l4 else { return };
+        let old = t.state;
+        t.state = tcp::state::CLOSE;
+        if old == tcp::state::CLOSE || c.status & ips::FIXED_TIMEOUT != 0 {
+            return;
+        }
+        c.timeout = tick(now).wrapping_add(close_s.saturating_mul(1000));
+        self.event(CtEventKind::Update, id.idx, now);
     }
 
     /// `ct mark set`.
@@ -2161,6 +2181,20 @@ impl Conntrack {
     pub fn bytes_per_flow(&self) -> usize {
         std::mem::size_of::<Conn>()
     }
+}
+
+/// The datagram an ICMP or ICMPv6 error `l3` quotes, the one conntrack files the error under (RELATED to its
+/// entry); `None` when `l3` is no such error. Redirects are left out.
+pub fn quoted_datagram(l3: &[u8]) -> Option<&[u8]> {
+    let l4 = get_l4proto(l3)?;
+    let ty = *l3.get(l4.dataoff)?;
+    let err = match (l4.nfproto, l4.proto) {
+        (NFPROTO_IPV4, proto::ICMP) => icmp_is_err(ty),
+        (NFPROTO_IPV6, proto::ICMPV6) => ty < 128,
+        _ => false,
+    };
+    let inner = l3.get(l4.dataoff + 8..)?;
+    (err && get_l4proto_inner(inner).is_some()).then_some(inner)
 }
 
 /// `get_l4proto` for the packet inside an ICMP error (`nf_ct_get_tuplepr`): no ip_rcv length checks, but a

@@ -1,26 +1,24 @@
 //! Packet builders for tests, benches and examples: IPv4 / IPv6 datagrams carrying TCP, UDP, ICMP or ICMPv6 with
-//! correct lengths and checksums (network header first, no link layer).
+//! correct lengths and checksums (network header first, no link layer); the pseudo-header sum the runtime's own
+//! packets use too.
 
 use super::checksum;
 use std::net::IpAddr;
 
-fn pseudo(src: &IpAddr, dst: &IpAddr, proto: u8, len: usize) -> u32 {
-    let mut s: u32 = 0;
-    let mut add = |b: &[u8]| {
-        for c in b.chunks_exact(2) {
-            s = s.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
-        }
-    };
+fn pseudo_ip(src: &IpAddr, dst: &IpAddr, proto: u8, len: usize) -> u32 {
     match (src, dst) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            add(&a.octets());
-            add(&b.octets());
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            add(&a.octets());
-            add(&b.octets());
-        }
-        _ => {}
+        (IpAddr::V4(a), IpAddr::V4(b)) => pseudo(&a.octets(), &b.octets(), proto, len),
+        (IpAddr::V6(a), IpAddr::V6(b)) => pseudo(&a.octets(), &b.octets(), proto, len),
+        _ => pseudo(&[], &[], proto, len),
+    }
+}
+
+/// The pseudo-header sum of TCP/UDP/ICMPv6 checksums over address bytes (4 or 16 each), as [`checksum`]'s
+/// `init`.
+pub fn pseudo(src: &[u8], dst: &[u8], proto: u8, len: usize) -> u32 {
+    let mut s: u32 = 0;
+    for c in src.chunks_exact(2).chain(dst.chunks_exact(2)) {
+        s = s.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
     }
     s.wrapping_add(u32::from(proto))
         .wrapping_add((len & 0xffff) as u32)
@@ -83,7 +81,7 @@ pub fn tcp(
     t.extend_from_slice(&[0, 0, 0, 0]);
     t.extend_from_slice(opts);
     t.extend_from_slice(payload);
-    let c = checksum(&t, pseudo(&src, &dst, 6, t.len()));
+    let c = checksum(&t, pseudo_ip(&src, &dst, 6, t.len()));
     t[16..18].copy_from_slice(&c.to_be_bytes());
     ip(src, dst, 6, &t)
 }
@@ -96,7 +94,7 @@ pub fn udp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> 
     u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
     u.extend_from_slice(&[0, 0]);
     u.extend_from_slice(payload);
-    let mut c = checksum(&u, pseudo(&src, &dst, 17, u.len()));
+    let mut c = checksum(&u, pseudo_ip(&src, &dst, 17, u.len()));
     if c == 0 {
         c = 0xffff;
     }
@@ -112,7 +110,7 @@ pub fn icmp(src: IpAddr, dst: IpAddr, ty: u8, code: u8, rest: [u8; 4], body: &[u
     m.extend_from_slice(&rest);
     m.extend_from_slice(body);
     let (proto, init) = if v6 {
-        (58, pseudo(&src, &dst, 58, m.len()))
+        (58, pseudo_ip(&src, &dst, 58, m.len()))
     } else {
         (1, 0)
     };
@@ -141,7 +139,7 @@ mod tests {
         let ip4 = Ipv4Packet::new_checked(&p[..]).unwrap();
         assert!(ip4.verify_checksum());
         let seg = ip4.payload();
-        assert_eq!(checksum(seg, pseudo(&a, &b, 6, seg.len())), 0);
+        assert_eq!(checksum(seg, pseudo_ip(&a, &b, 6, seg.len())), 0);
         assert_eq!(TcpPacket::new_checked(seg).unwrap().payload(), b"hi");
         let a6: IpAddr = "2001:db8::1".parse().unwrap();
         let b6: IpAddr = "2001:db8::2".parse().unwrap();
@@ -149,7 +147,7 @@ mod tests {
         let ip6 = Ipv6Packet::new_checked(&u[..]).unwrap();
         let seg = &u[40..];
         assert_eq!(ip6.payload_len(), 9);
-        assert_eq!(checksum(seg, pseudo(&a6, &b6, 17, seg.len())), 0);
+        assert_eq!(checksum(seg, pseudo_ip(&a6, &b6, 17, seg.len())), 0);
         assert_eq!(UdpPacket::new_checked(seg).unwrap().dst_port(), 1000);
     }
 }

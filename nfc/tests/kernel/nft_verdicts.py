@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""nft_verdicts.py - the kernel's answer for an nftables ruleset.
+
+  nft_verdicts.py ORACLE_DIR RULES.nft CAPTURE.pcap [kernel_verdicts.py options]
+
+Runs ORACLE_DIR/kernel_verdicts.py (the three-namespace forwarding lab) with no
+iptables rules and RULES.nft loaded into the firewall namespace with `nft -f`
+once the lab is up. The report (report.json, egress-*.pcap in -o OUTDIR) is
+kernel_verdicts.py's: per packet the outcome, the conntrack state at
+prerouting/output priority -190, and every frame the firewall sent.
+"""
+
+import os
+import sys
+
+
+def main():
+    oracle, rules, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+    sys.path.insert(0, oracle)
+    import kernel_verdicts as kv
+
+    text = open(rules).read()
+    setup = kv.Lab.setup
+
+    def setup_with_nft(self, side, local, rules_text):
+        setup(self, side, local, rules_text)
+        r = self.ns["fw"].run(["nft", "-f", "-"], input=text)
+        if r.returncode:
+            raise RuntimeError("nft -f failed:\n" + r.stderr)
+
+    kv.Lab.setup = setup_with_nft
+    return kv.main(["-"] + rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

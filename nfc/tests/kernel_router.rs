@@ -1,0 +1,968 @@
+//! The router path against the real kernel: small captures and nftables rulesets replayed through the kernel's
+//! forwarding lab (`../shared/oracle/kernel_verdicts.py`, driven by `kernel/nft_verdicts.py`, which loads the
+//! ruleset with `nft -f`) and through `nfc run pcap` on every engine that runs the ruleset (interp, jit, and ipt
+//! when the ruleset lowers to iptables), with `--threads 1` and `2`. Per packet the fate (passed, dropped,
+//! held by defrag) and the conntrack state must be the kernel's, and the packets that leave the host — forwarded
+//! ones with their decremented TTL, and the host's own answers (reject's resets and ICMP errors, ICMP time
+//! exceeded) — must be the ones the kernel sent (compared without IP id and checksums).
+//!
+//! The fixed cases reproduce, one each, what ip_forward does (TTL), what the host sends and how it is filtered
+//! (OUTPUT and its `limit`), reset closing its entry, duplicate fragments, ICMP errors on two threads, and the
+//! whole-word `ct status !=` / `ct state !=` compares. `random_differential_*` are seeded random (ruleset,
+//! capture) pairs covering the same ground: `NFC_ROUTER_DIFF_CASES` (default 4) cases from
+//! `NFC_ROUTER_DIFF_SEED` (default 1); each prints its cases, packets and agreements.
+//!
+//! Without the oracle (no `../shared/oracle`, not root, tools missing) the kernel cases are reported as ignored;
+//! with `NFC_REQUIRE_ORACLE=1` they fail instead.
+
+mod common;
+
+use common::{nfc, root, shared, stdout};
+use libtest_mimic::{Arguments, Failed, Trial};
+use nfr_runtime::wire::build;
+use serde_json::Value;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let args = Arguments::from_args();
+    let why = oracle_unavailable();
+    let require = std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1");
+    if let Some(w) = &why {
+        eprintln!(
+            "{}: kernel oracle unavailable: {w}",
+            if require {
+                "FAIL (NFC_REQUIRE_ORACLE=1)"
+            } else {
+                "SKIP"
+            }
+        );
+    }
+    let ignored = why.is_some() && !require;
+    let mut trials = vec![
+        Trial::test("ct_keys_without_a_load_are_refused", refused_ct_keys),
+        Trial::test(
+            "ipt_refuses_whole_word_bitmask_compares",
+            ipt_refuses_bitmask_neq,
+        ),
+    ];
+    for case in fixed_cases() {
+        let w = why.clone();
+        trials.push(
+            Trial::test(format!("kernel_{}", case.name), move || {
+                run_case(&case, w.as_deref()).map(|_| ())
+            })
+            .with_ignored_flag(ignored),
+        );
+    }
+    let n: u64 = std::env::var("NFC_ROUTER_DIFF_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let seed: u64 = std::env::var("NFC_ROUTER_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let w = why.clone();
+    trials.push(
+        Trial::test(
+            format!("random_differential_{n}_cases_seed_{seed}"),
+            move || random_differential(seed, n, w.as_deref()),
+        )
+        .with_ignored_flag(ignored),
+    );
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn oracle_unavailable() -> Option<String> {
+    common::oracle_script_unavailable("kernel_verdicts.py", &["nft", "conntrack", "python3", "ip"])
+        .or_else(|| {
+            (!Path::new("/proc/net/ip_tables_names").exists())
+                .then(|| "no legacy ip_tables in this kernel".to_string())
+        })
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Packets and captures.
+
+const C: &str = "10.1.2.3";
+const S: &str = "192.168.5.5";
+const R: &str = "172.16.0.1";
+
+fn a(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Sets an IPv4 datagram's TTL, id and DF bit and fixes its header checksum.
+fn ip4(mut p: Vec<u8>, ttl: u8, id: u16, df: bool) -> Vec<u8> {
+    p[8] = ttl;
+    p[4..6].copy_from_slice(&id.to_be_bytes());
+    p[6] = if df { 0x40 } else { 0 };
+    p[7] = 0;
+    p[10..12].fill(0);
+    let c = nfr_runtime::wire::checksum(&p[..20], 0);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+fn udp(src: &str, dst: &str, sp: u16, dp: u16, data: &[u8], ttl: u8, id: u16) -> Vec<u8> {
+    ip4(build::udp(a(src), a(dst), sp, dp, data), ttl, id, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tcp(
+    src: &str,
+    dst: &str,
+    sp: u16,
+    dp: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    data: &[u8],
+    id: u16,
+) -> Vec<u8> {
+    ip4(
+        build::tcp(a(src), a(dst), sp, dp, seq, ack, flags, 64240, &[], data),
+        64,
+        id,
+        true,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn icmp(
+    src: &str,
+    dst: &str,
+    ty: u8,
+    code: u8,
+    rest: [u8; 4],
+    body: &[u8],
+    ttl: u8,
+    id: u16,
+) -> Vec<u8> {
+    ip4(
+        build::icmp(a(src), a(dst), ty, code, rest, body),
+        ttl,
+        id,
+        false,
+    )
+}
+
+/// A fragment of the IPv4 datagram `d` (20-byte header): payload bytes `off..off + len`, MF as given.
+fn frag(d: &[u8], off: usize, len: usize, mf: bool) -> Vec<u8> {
+    let body = &d[20..];
+    let end = (off + len).min(body.len());
+    let mut p = d[..20].to_vec();
+    p.extend_from_slice(&body[off..end]);
+    let tot = p.len() as u16;
+    p[2..4].copy_from_slice(&tot.to_be_bytes());
+    let fo = (off / 8) as u16 | if mf { 0x2000 } else { 0 };
+    p[6..8].copy_from_slice(&fo.to_be_bytes());
+    p[10..12].fill(0);
+    let c = nfr_runtime::wire::checksum(&p[..20], 0);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
+const RST: u8 = 0x04;
+const PSH: u8 = 0x08;
+
+/// A raw-IP pcap (LINKTYPE_RAW 101), one packet a millisecond.
+fn pcap(pkts: &[Vec<u8>]) -> Vec<u8> {
+    let mut o = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 262_144, 101] {
+        o.extend_from_slice(&v.to_le_bytes());
+    }
+    for (i, p) in pkts.iter().enumerate() {
+        let t = 1_700_000_000_000u64 + i as u64; // ms
+        for v in [
+            (t / 1000) as u32,
+            (t % 1000 * 1000) as u32,
+            p.len() as u32,
+            p.len() as u32,
+        ] {
+            o.extend_from_slice(&v.to_le_bytes());
+        }
+        o.extend_from_slice(p);
+    }
+    o
+}
+
+/// The IP datagrams of a pcap (Ethernet 1 or raw 101).
+fn read_pcap(b: &[u8]) -> Vec<Vec<u8>> {
+    let le = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    if b.len() < 24 {
+        return Vec::new();
+    }
+    let lt = le(20);
+    let mut out = Vec::new();
+    let mut o = 24;
+    while o + 16 <= b.len() {
+        let cap = le(o + 8) as usize;
+        let f = &b[o + 16..(o + 16 + cap).min(b.len())];
+        o += 16 + cap;
+        let ip = match lt {
+            1 if f.len() > 14 && f[12..14] == [8, 0] => &f[14..],
+            101 => f,
+            _ => continue,
+        };
+        if ip.len() >= 20 {
+            let tot = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+            out.push(ip[..tot].to_vec());
+        }
+    }
+    out
+}
+
+/// A datagram as compared: everything but IP id and checksums (`None` for fragments).
+fn egress_key(p: &[u8]) -> Option<String> {
+    if p.len() < 20 || u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0 {
+        return None;
+    }
+    let ihl = usize::from(p[0] & 0xf) * 4;
+    let l4 = p.get(ihl..).unwrap_or(&[]);
+    let addr = |o: usize| format!("{}.{}.{}.{}", p[o], p[o + 1], p[o + 2], p[o + 3]);
+    let rest = match p[9] {
+        6 if l4.len() >= 20 => format!(
+            "tcp {}>{} seq {} ack {} flags 0x{:02x}",
+            u16::from_be_bytes([l4[0], l4[1]]),
+            u16::from_be_bytes([l4[2], l4[3]]),
+            u32::from_be_bytes(l4[4..8].try_into().unwrap()),
+            u32::from_be_bytes(l4[8..12].try_into().unwrap()),
+            l4[13]
+        ),
+        17 if l4.len() >= 8 => format!(
+            "udp {}>{}",
+            u16::from_be_bytes([l4[0], l4[1]]),
+            u16::from_be_bytes([l4[2], l4[3]])
+        ),
+        1 if l4.len() >= 8 => format!("icmp type {} code {}", l4[0], l4[1]),
+        x => format!("proto {x}"),
+    };
+    Some(format!(
+        "{}>{} tos 0x{:02x} ttl {} len {} df {} {rest}",
+        addr(12),
+        addr(16),
+        p[1],
+        p[8],
+        p.len(),
+        p[6] & 0x40 != 0
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One case: kernel, then every engine and thread count.
+
+struct Case {
+    name: String,
+    rules: String,
+    pkts: Vec<Vec<u8>>,
+    /// Whether `--engine ipt` must run it (else it must be refused with E0701, when `Some(false)`; `None`: either).
+    ipt: Option<bool>,
+    /// Per packet, what the kernel is known to say (`fate ct`, e.g. `drop NEW`), checked against the oracle too.
+    expect: Vec<&'static str>,
+}
+
+/// The kernel's answer: per packet (fate, ct state), and the egress datagrams.
+struct Kernel {
+    per_packet: Vec<(String, String)>,
+    egress: Vec<String>,
+}
+
+fn work_dir(name: &str) -> PathBuf {
+    common::tmp_dir(&format!("router-{name}"))
+}
+
+fn kernel(case: &Case, dir: &Path) -> Result<Kernel, Failed> {
+    let rules = dir.join("rules.nft");
+    let cap = dir.join("cap.pcap");
+    std::fs::write(&rules, &case.rules).unwrap();
+    std::fs::write(&cap, pcap(&case.pkts)).unwrap();
+    let out = dir.join("kernel");
+    let o = Command::new("python3")
+        .arg(root().join("nfc/tests/kernel/nft_verdicts.py"))
+        .arg(shared("oracle"))
+        .arg(&rules)
+        .arg(&cap)
+        .args(["-o", out.to_str().unwrap(), "--settle-ms", "20"])
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "{}: the kernel lab failed: {}{}",
+            case.name,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+        .into());
+    }
+    let rep: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let ct_name = |s: &str| match s {
+        "new" => "NEW",
+        "established/original" => "EST",
+        "established/reply" => "EST_REPLY",
+        "related/original" => "REL",
+        "related/reply" => "REL_REPLY",
+        "invalid" => "INVALID",
+        "untracked" => "UNTRACKED",
+        _ => "?",
+    };
+    let mut per_packet = Vec::new();
+    for p in rep["packets"].as_array().unwrap() {
+        let ct = p["ct"].as_str().map_or("-", ct_name).to_string();
+        let reasm = p["snmp_delta"]
+            .as_object()
+            .is_some_and(|d| d.keys().any(|k| k.starts_with("Ip.Reasm")));
+        let fate = match p["outcome"].as_str().unwrap_or("") {
+            "forwarded" | "forwarded-modified" | "sent" | "delivered-local" => "accept",
+            "held-for-reassembly" => "held",
+            "dropped" if ct == "-" && reasm => "held",
+            _ => "drop",
+        };
+        per_packet.push((fate.to_string(), ct));
+    }
+    let mut egress = Vec::new();
+    for side in ["egress-left.pcap", "egress-right.pcap"] {
+        let b = std::fs::read(out.join(side)).unwrap_or_default();
+        egress.extend(read_pcap(&b).iter().filter_map(|p| egress_key(p)));
+    }
+    egress.sort();
+    Ok(Kernel { per_packet, egress })
+}
+
+/// nfc's answer for one engine and thread count (`None`: the engine refused the ruleset, exit 1).
+fn ours(case: &Case, dir: &Path, engine: &str, threads: u32) -> Result<Option<Kernel>, Failed> {
+    let rules = dir.join("rules.nfr");
+    let cap = dir.join("cap.pcap");
+    std::fs::write(&rules, &case.rules).unwrap();
+    std::fs::write(&cap, pcap(&case.pkts)).unwrap();
+    let acc = dir.join(format!("acc-{engine}-{threads}.pcap"));
+    let t = threads.to_string();
+    let o = nfc(&[
+        "run",
+        "pcap",
+        rules.to_str().unwrap(),
+        cap.to_str().unwrap(),
+        "--engine",
+        engine,
+        "--threads",
+        &t,
+        "--trace",
+        "--json",
+        "--write-accepted",
+        acc.to_str().unwrap(),
+    ]);
+    if o.status.code() == Some(1) && engine == "ipt" {
+        let err = String::from_utf8_lossy(&o.stderr);
+        if err.contains("E0701") {
+            return Ok(None);
+        }
+    }
+    if o.status.code() != Some(0) {
+        return Err(format!(
+            "{} {engine} --threads {threads}: exit {:?}: {}",
+            case.name,
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        )
+        .into());
+    }
+    let text = stdout(&o);
+    let mut per_packet = Vec::new();
+    let mut left_reassembled = Vec::new();
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).map_err(|e| format!("{l}: {e}"))?;
+        if v.get("frame").is_none() {
+            continue;
+        }
+        let fate = match v["verdict"].as_str().unwrap_or("") {
+            "accept" => "accept",
+            "stolen" => "held",
+            _ => "drop",
+        };
+        let ct = v["ct_state"].as_str().unwrap_or("-").to_string();
+        per_packet.push((fate.to_string(), ct));
+        if fate == "accept" {
+            left_reassembled.push(v.get("reassembled").is_some());
+        }
+        for s in v["sent"].as_array().into_iter().flatten() {
+            if s["verdict"] == "accept" {
+                left_reassembled.push(false);
+            }
+        }
+    }
+    let written = read_pcap(&std::fs::read(&acc).unwrap_or_default());
+    if written.len() != left_reassembled.len() {
+        return Err(format!(
+            "{} {engine}: {} packets written, {} passed",
+            case.name,
+            written.len(),
+            left_reassembled.len()
+        )
+        .into());
+    }
+    let mut egress: Vec<String> = written
+        .iter()
+        .zip(&left_reassembled)
+        .filter(|(_, r)| !**r)
+        .filter_map(|(p, _)| egress_key(p))
+        .collect();
+    egress.sort();
+    Ok(Some(Kernel { per_packet, egress }))
+}
+
+/// Runs a case on the kernel and every engine/thread count; returns (packets, agreements).
+fn run_case(case: &Case, unavailable: Option<&str>) -> Result<(usize, usize), Failed> {
+    if let Some(w) = unavailable {
+        return Err(
+            format!("kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {w}").into(),
+        );
+    }
+    let dir = work_dir(&case.name);
+    let k = kernel(case, &dir)?;
+    let mut bad = Vec::new();
+    for (i, want) in case
+        .expect
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| !w.is_empty())
+    {
+        let got = k.per_packet.get(i).map(|(f, c)| format!("{f} {c}"));
+        if got.as_deref() != Some(*want) {
+            bad.push(format!(
+                "packet {}: kernel says {got:?}, the case expects {want:?}",
+                i + 1
+            ));
+        }
+    }
+    let mut agree = 0;
+    for engine in ["interp", "jit", "ipt"] {
+        for threads in [1, 2] {
+            let Some(n) = ours(case, &dir, engine, threads)? else {
+                if case.ipt == Some(true) {
+                    bad.push("ipt refused the ruleset (E0701)".to_string());
+                }
+                break;
+            };
+            if engine == "ipt" && case.ipt == Some(false) {
+                bad.push("ipt ran a ruleset it must refuse".to_string());
+            }
+            for (i, (kp, np)) in k.per_packet.iter().zip(&n.per_packet).enumerate() {
+                if kp == np {
+                    agree += 1;
+                } else {
+                    bad.push(format!(
+                        "{engine} --threads {threads} packet {}: kernel {} {}, nfc {} {}",
+                        i + 1,
+                        kp.0,
+                        kp.1,
+                        np.0,
+                        np.1
+                    ));
+                }
+            }
+            if n.per_packet.len() != k.per_packet.len() {
+                bad.push(format!(
+                    "{engine}: {} frames, kernel {}",
+                    n.per_packet.len(),
+                    k.per_packet.len()
+                ));
+            }
+            if n.egress != k.egress {
+                bad.push(format!(
+                    "{engine} --threads {threads}: packets that left differ\n    kernel: {:?}\n    nfc:    {:?}",
+                    k.egress, n.egress
+                ));
+            }
+        }
+    }
+    if bad.is_empty() {
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok((k.per_packet.len(), agree))
+    } else {
+        Err(format!("{}: rules\n{}\n{}", case.name, case.rules, bad.join("\n")).into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The fixed cases.
+
+fn forward(policy: &str, rules: &[&str]) -> String {
+    format!(
+        "table ip filter {{\n\tchain forward {{\n\t\ttype filter hook forward priority 0; policy {policy};\n{}\t}}\n}}\n",
+        rules
+            .iter()
+            .map(|r| format!("\t\t{r}\n"))
+            .collect::<String>()
+    )
+}
+
+fn fixed_cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    // ip_forward drops TTL <= 1 before FORWARD and answers with time exceeded; the entry is never confirmed,
+    // so the reply is NEW, and a router's error quoting the query is RELATED to the reply's entry.
+    let q = udp(C, S, 1000, 53, b"query", 1, 1);
+    v.push(Case {
+        name: "ttl_1_dropped_by_ip_forward".into(),
+        rules: forward("accept", &["counter"]),
+        pkts: vec![
+            q.clone(),
+            udp(S, C, 53, 1000, b"answer", 64, 2),
+            icmp(R, C, 11, 0, [0; 4], &q, 64, 3),
+        ],
+        ipt: Some(true),
+        expect: vec!["drop NEW", "accept NEW", "accept REL"],
+    });
+    // The TTL is decremented before FORWARD: FORWARD sees 63 for a packet that came with 64.
+    v.push(Case {
+        name: "ttl_decremented_before_forward".into(),
+        rules: forward("accept", &["ip ttl 64 drop"]),
+        pkts: vec![
+            udp(C, S, 1001, 53, b"q", 64, 1),
+            udp(C, S, 1002, 53, b"q", 65, 2),
+            tcp(C, S, 4000, 80, 1, 0, SYN, b"", 3),
+        ],
+        ipt: Some(false),
+        expect: vec!["accept NEW", "drop NEW", "accept NEW"],
+    });
+    // A router's ICMP errors, sent to the client from addresses not in the flow, about UDP, TCP and ICMP echo
+    // flows of several address pairs: RELATED on one thread and on two.
+    let mut pkts = Vec::new();
+    let mut expect = Vec::new();
+    for i in 0..4u8 {
+        let c = format!("10.1.2.{}", 10 + i);
+        let s = format!("192.168.5.{}", 20 + i);
+        let r = format!("172.16.0.{}", 1 + i);
+        let id = u16::from(i) * 16;
+        let q = udp(&c, &s, 2000, 53, b"q", 64, id + 1);
+        pkts.push(q.clone());
+        pkts.push(icmp(&r, &c, 11, 0, [0; 4], &q, 64, id + 2));
+        let syn = tcp(&c, &s, 3000, 80, 100, 0, SYN, b"", id + 3);
+        pkts.push(syn.clone());
+        pkts.push(icmp(&r, &c, 3, 1, [0; 4], &syn, 64, id + 4));
+        let ping = icmp(&c, &s, 8, 0, [0, 7, 0, 1], b"ping", 64, id + 5);
+        pkts.push(ping.clone());
+        pkts.push(icmp(&r, &c, 3, 0, [0; 4], &ping, 64, id + 6));
+        expect.extend(["accept NEW", "accept REL_REPLY"].repeat(3));
+    }
+    v.push(Case {
+        name: "icmp_errors_follow_their_flow_on_two_threads".into(),
+        rules: forward(
+            "drop",
+            &[
+                "ct state established,related accept",
+                "ct state new udp dport 53 accept",
+                "ct state new tcp dport 80 accept",
+                "ct state new icmp type echo-request accept",
+            ],
+        ),
+        pkts,
+        ipt: Some(true),
+        expect,
+    });
+    // A reset sent by reject moves the entry to CLOSE: after the FINs, a new SYN on the same ports is ignored
+    // (EST), not a new connection.
+    v.push(Case {
+        name: "reject_with_tcp_reset_closes_the_entry".into(),
+        rules: forward(
+            "accept",
+            &["tcp dport 80 tcp flags & psh == psh reject with tcp reset"],
+        ),
+        pkts: vec![
+            tcp(C, S, 40000, 80, 1000, 0, SYN, b"", 1),
+            tcp(S, C, 80, 40000, 5000, 1001, SYN | ACK, b"", 2),
+            tcp(C, S, 40000, 80, 1001, 5001, ACK, b"", 3),
+            tcp(C, S, 40000, 80, 1001, 5001, PSH | ACK, b"GET /", 4),
+            tcp(C, S, 40000, 80, 1006, 5001, FIN | ACK, b"", 5),
+            tcp(S, C, 80, 40000, 5001, 1007, FIN | ACK, b"", 6),
+            tcp(C, S, 40000, 80, 1007, 5002, ACK, b"", 7),
+            tcp(C, S, 40000, 80, 9000, 0, SYN, b"", 8),
+        ],
+        ipt: Some(true),
+        expect: vec![
+            "accept NEW",
+            "accept EST_REPLY",
+            "accept EST",
+            "drop EST",
+            "",
+            "",
+            "",
+            "accept EST",
+        ],
+    });
+    // A fragment inside data already received is a duplicate: ignored, the datagram completes. One that reaches
+    // past it overlaps: the datagram is discarded.
+    let body: Vec<u8> = (0..112u8).collect();
+    let d1 = udp(C, S, 5000, 53, &body, 64, 0x101);
+    let d2 = udp(C, S, 5001, 53, &body, 64, 0x102);
+    v.push(Case {
+        name: "duplicate_fragments_are_ignored".into(),
+        rules: forward("accept", &["counter"]),
+        pkts: vec![
+            frag(&d1, 0, 48, true),
+            frag(&d1, 48, 48, true),
+            frag(&d1, 40, 48, true),
+            frag(&d1, 96, 24, false),
+            frag(&d2, 0, 48, true),
+            frag(&d2, 40, 56, true),
+            frag(&d2, 96, 24, false),
+        ],
+        ipt: Some(true),
+        expect: vec![
+            "held -",
+            "held -",
+            "held -",
+            "accept NEW",
+            "held -",
+            "held -",
+            "held -",
+        ],
+    });
+    // The host's answers go through OUTPUT: its `limit` lets the first one out and drops the others.
+    v.push(Case {
+        name: "host_answers_go_through_output".into(),
+        rules: "table ip filter {\n\
+                \tchain forward {\n\t\ttype filter hook forward priority 0; policy accept;\n\
+                \t\tudp dport 53 reject\n\t\ttcp dport 25 reject with tcp reset\n\t}\n\
+                \tchain output {\n\t\ttype filter hook output priority 0; policy drop;\n\
+                \t\tlimit rate 1/hour burst 1 packets accept\n\t}\n}\n"
+            .into(),
+        pkts: vec![
+            udp(C, S, 1000, 53, b"q1", 64, 1),
+            udp(C, S, 1001, 53, b"q2", 64, 2),
+            tcp(C, S, 4000, 25, 1, 0, SYN, b"", 3),
+        ],
+        ipt: Some(true),
+        expect: vec!["drop NEW", "drop NEW", "drop NEW"],
+    });
+    // `ct status != confirmed` compares the whole word: a confirmed entry without a reply (0x8) fails it, one
+    // with a reply (0xa) passes.
+    v.push(Case {
+        name: "ct_status_neq_is_a_whole_word_compare".into(),
+        rules: forward("drop", &["ct status != confirmed accept"]),
+        pkts: vec![
+            udp(C, S, 1000, 53, b"q", 64, 1),
+            udp(C, S, 1000, 53, b"q", 64, 2),
+            udp(S, C, 53, 1000, b"a", 64, 3),
+            udp(C, S, 1000, 53, b"q", 64, 4),
+        ],
+        ipt: Some(false),
+        // Without a reply, later packets in the original direction are still NEW.
+        expect: vec!["accept NEW", "drop NEW", "accept EST_REPLY", "accept EST"],
+    });
+    // `ct state != established,related` is `state != 0x6`: every packet passes.
+    v.push(Case {
+        name: "ct_state_neq_two_states_is_always_true".into(),
+        rules: forward("drop", &["ct state != established,related accept"]),
+        pkts: vec![
+            udp(C, S, 1000, 53, b"q", 64, 1),
+            udp(S, C, 53, 1000, b"a", 64, 2),
+            tcp(C, S, 4000, 80, 1, 0, ACK, b"", 3),
+        ],
+        ipt: Some(false),
+        expect: vec!["accept NEW", "accept EST_REPLY", "accept NEW"],
+    });
+    v
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Refusals (no kernel needed).
+
+fn refused_ct_keys() -> Result<(), Failed> {
+    let dir = work_dir("ctkeys");
+    for key in ["ct packets > 10", "ct original bytes > 100", "ct avgpkt 5"] {
+        let f = dir.join("r.nfr");
+        std::fs::write(&f, forward("accept", &[&format!("{key} drop")])).unwrap();
+        let o = nfc(&["check", f.to_str().unwrap()]);
+        let out = stdout(&o) + &String::from_utf8_lossy(&o.stderr);
+        if o.status.code() != Some(1) || !out.contains("E0206") || !out.contains("r.nfr:4:") {
+            return Err(format!("`{key}`: exit {:?}\n{out}", o.status.code()).into());
+        }
+    }
+    Ok(())
+}
+
+fn ipt_refuses_bitmask_neq() -> Result<(), Failed> {
+    let dir = work_dir("bitmask");
+    for rule in [
+        "ct status != confirmed accept",
+        "ct status == seen-reply accept",
+        "ct state != established,related accept",
+    ] {
+        let f = dir.join("r.nfr");
+        std::fs::write(&f, forward("drop", &[rule])).unwrap();
+        let o = nfc(&["compile", f.to_str().unwrap(), "--emit", "ipt"]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned() + &stdout(&o);
+        if o.status.code() != Some(1) || !err.contains("E0701") {
+            return Err(format!("`{rule}`: exit {:?}\n{err}", o.status.code()).into());
+        }
+    }
+    // What stays exact: one state, and bit tests of the status.
+    for rule in [
+        "ct state != established accept",
+        "ct status dnat accept",
+        "ct status assured accept",
+    ] {
+        let f = dir.join("r.nfr");
+        std::fs::write(&f, forward("drop", &[rule])).unwrap();
+        let o = nfc(&["compile", f.to_str().unwrap(), "--emit", "ipt"]);
+        if o.status.code() != Some(0) {
+            return Err(format!("`{rule}`: {}", String::from_utf8_lossy(&o.stderr)).into());
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The random differential test.
+
+/// xorshift64*.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len() as u64) as usize]
+    }
+    fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+}
+
+/// A random ruleset: forward rules over ct state/status, TCP flags, ports, ICMP types, TTL, marks, a user chain,
+/// rejects and limits; sometimes an output chain (what the host's answers meet) with a limit.
+fn random_rules(r: &mut Rng) -> String {
+    let matches = [
+        "ct state established,related",
+        "ct state new",
+        "ct state invalid",
+        "ct state { new, established }",
+        "ct status seen-reply",
+        "ct status & assured == 0",
+        "ct status != confirmed",
+        "tcp flags & (syn | ack) == syn",
+        "tcp flags & rst == rst",
+        "tcp flags & psh == psh",
+        "tcp dport 80",
+        "tcp dport { 22, 25 }",
+        "udp dport 53",
+        "udp sport 53",
+        "icmp type echo-request",
+        "icmp type { destination-unreachable, time-exceeded }",
+        "ip ttl 63",
+        "ip ttl < 10",
+        "meta mark 0x1",
+        "ip saddr 10.1.2.0/24",
+        "ip daddr 192.168.5.21",
+        "meta l4proto udp",
+    ];
+    let verdicts = [
+        "accept",
+        "drop",
+        "counter accept",
+        "counter drop",
+        "reject",
+        "reject with tcp reset",
+        "reject with icmp type host-unreachable",
+        "meta mark set 0x1",
+        "jump sub",
+        "limit rate 1/hour burst 2 packets accept",
+        "counter",
+    ];
+    let mut fwd = Vec::new();
+    for _ in 0..1 + r.below(5) {
+        let m = r.pick(&matches);
+        let mut v = *r.pick(&verdicts);
+        if v == "reject with tcp reset" && !m.starts_with("tcp") {
+            v = "reject";
+        }
+        fwd.push(format!("{m} {v}"));
+    }
+    let policy = if r.chance(50) { "accept" } else { "drop" };
+    let sub: Vec<String> = (0..1 + r.below(2))
+        .map(|_| {
+            format!(
+                "{} {}",
+                r.pick(&matches),
+                r.pick(&["accept", "drop", "return", "counter"])
+            )
+        })
+        .collect();
+    let mut t = format!(
+        "table ip filter {{\n\tchain sub {{\n{}\t}}\n\tchain forward {{\n\t\ttype filter hook forward priority 0; policy {policy};\n{}\t}}\n",
+        sub.iter().map(|x| format!("\t\t{x}\n")).collect::<String>(),
+        fwd.iter().map(|x| format!("\t\t{x}\n")).collect::<String>()
+    );
+    if r.chance(50) {
+        let (pol, rule) = *r.pick(&[
+            ("drop", "limit rate 1/hour burst 1 packets accept"),
+            ("accept", "icmp type destination-unreachable counter drop"),
+            ("accept", "tcp flags & rst == rst drop"),
+            ("drop", "ct state invalid accept"),
+            ("accept", "counter"),
+        ]);
+        t.push_str(&format!(
+            "\tchain output {{\n\t\ttype filter hook output priority 0; policy {pol};\n\t\t{rule}\n\t}}\n"
+        ));
+    }
+    t.push_str("}\n");
+    t
+}
+
+/// A random capture: TCP connections (handshake, data, FIN or RST), UDP queries and answers, pings, ICMP errors
+/// from routers about existing flows, low TTLs, fragments with duplicates and overlaps.
+fn random_capture(r: &mut Rng) -> Vec<Vec<u8>> {
+    let mut pkts: Vec<Vec<u8>> = Vec::new();
+    let mut id: u16 = 1;
+    let mut next_id = || {
+        id = id.wrapping_add(1);
+        id
+    };
+    let mut sent: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..3 + r.below(5) {
+        let c = format!("10.1.2.{}", 10 + r.below(3));
+        let s = format!("192.168.5.{}", 20 + r.below(3));
+        let ttl = *r.pick(&[64u8, 64, 64, 1, 2]);
+        match r.below(5) {
+            0 | 1 => {
+                let sp = 40000 + r.below(1000) as u16;
+                let dp = *r.pick(&[80u16, 22, 25, 443]);
+                let (x, y) = (1000 + r.below(1000) as u32, 5000 + r.below(1000) as u32);
+                let mut p = vec![
+                    tcp(&c, &s, sp, dp, x, 0, SYN, b"", next_id()),
+                    tcp(&s, &c, dp, sp, y, x + 1, SYN | ACK, b"", next_id()),
+                    tcp(&c, &s, sp, dp, x + 1, y + 1, ACK, b"", next_id()),
+                ];
+                if r.chance(60) {
+                    p.push(tcp(
+                        &c,
+                        &s,
+                        sp,
+                        dp,
+                        x + 1,
+                        y + 1,
+                        PSH | ACK,
+                        b"hello",
+                        next_id(),
+                    ));
+                    p.push(tcp(&s, &c, dp, sp, y + 1, x + 6, ACK, b"", next_id()));
+                }
+                let x2 = if p.len() > 3 { x + 6 } else { x + 1 };
+                match r.below(3) {
+                    0 => {
+                        p.push(tcp(&c, &s, sp, dp, x2, y + 1, FIN | ACK, b"", next_id()));
+                        p.push(tcp(
+                            &s,
+                            &c,
+                            dp,
+                            sp,
+                            y + 1,
+                            x2 + 1,
+                            FIN | ACK,
+                            b"",
+                            next_id(),
+                        ));
+                        p.push(tcp(&c, &s, sp, dp, x2 + 1, y + 2, ACK, b"", next_id()));
+                    }
+                    1 => p.push(tcp(&c, &s, sp, dp, x2, 0, RST, b"", next_id())),
+                    _ => {}
+                }
+                if r.chance(30) {
+                    p.push(tcp(&c, &s, sp, dp, x2 + 5000, 0, SYN, b"", next_id()));
+                }
+                if r.chance(20) {
+                    p.truncate(1 + r.below(p.len() as u64) as usize);
+                }
+                sent.push(p[0].clone());
+                pkts.extend(p);
+            }
+            2 => {
+                let sp = 1024 + r.below(1000) as u16;
+                let q = udp(&c, &s, sp, 53, b"query", ttl, next_id());
+                pkts.push(q.clone());
+                if r.chance(70) {
+                    pkts.push(udp(&s, &c, 53, sp, b"answer", 64, next_id()));
+                }
+                sent.push(q);
+            }
+            3 => {
+                let e = [0, r.below(200) as u8, 0, 1];
+                let ping = icmp(&c, &s, 8, 0, e, b"ping", ttl, next_id());
+                pkts.push(ping.clone());
+                if r.chance(70) {
+                    pkts.push(icmp(&s, &c, 0, 0, e, b"ping", 64, next_id()));
+                }
+                sent.push(ping);
+            }
+            _ => {
+                let body: Vec<u8> = (0..112u8).collect();
+                let d = udp(&c, &s, 6000 + r.below(100) as u16, 53, &body, 64, next_id());
+                let mut fr = vec![
+                    frag(&d, 0, 48, true),
+                    frag(&d, 48, 48, true),
+                    frag(&d, 96, 24, false),
+                ];
+                match r.below(4) {
+                    0 => fr.insert(2, frag(&d, 40, 48, true)), // duplicate inside the run
+                    1 => fr.insert(1, frag(&d, 40, 56, true)), // overlap past the data
+                    2 => fr.swap(0, 1),                        // out of order
+                    _ => {}
+                }
+                pkts.extend(fr);
+            }
+        }
+        // A router's error about something sent, now and then.
+        if !sent.is_empty() && r.chance(35) {
+            let q = r.pick(&sent).clone();
+            let rt = format!("172.16.0.{}", 1 + r.below(3));
+            let dst = format!("{}.{}.{}.{}", q[12], q[13], q[14], q[15]);
+            let (ty, code) = *r.pick(&[(11u8, 0u8), (3, 1), (3, 3)]);
+            pkts.push(icmp(&rt, &dst, ty, code, [0; 4], &q, 64, next_id()));
+        }
+    }
+    pkts
+}
+
+fn random_differential(seed: u64, n: u64, unavailable: Option<&str>) -> Result<(), Failed> {
+    let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let (mut cases, mut packets, mut agreements, mut failures) = (0, 0, 0, Vec::new());
+    for i in 0..n {
+        let case = Case {
+            name: format!("random-{seed}-{i}"),
+            rules: random_rules(&mut r),
+            pkts: random_capture(&mut r),
+            ipt: None,
+            expect: Vec::new(),
+        };
+        match run_case(&case, unavailable) {
+            Ok((p, a)) => {
+                cases += 1;
+                packets += p;
+                agreements += a;
+            }
+            Err(e) => failures.push(format!("{e:?}")),
+        }
+    }
+    println!(
+        "random differential (seed {seed}): {cases} of {n} cases agree with the kernel, {packets} packets, \
+         {agreements} per-packet agreements over engines x thread counts"
+    );
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n\n").into())
+    }
+}
