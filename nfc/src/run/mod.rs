@@ -63,7 +63,11 @@ Interfaces (meta iif/iifname, oif/oifname), the first rule that applies:
      holding the destination (longest prefix wins).
   Received packets have no output interface, sent ones no input interface. Names are cut to 15 bytes.
   Interface indexes: lo is 1, other names 2, 3, ... in the order --iface, --iif, --oif, then capture
-  interfaces as they first appear.";
+  interfaces as they first appear.
+
+Exit status: 0 ok (also a truncated capture, read up to where it could be, with a warning), 1 diagnostics in
+the ruleset, 2 operational error (unreadable file, a capture where the ruleset goes or the reverse, no frame
+readable).";
 
 #[derive(Subcommand, Debug)]
 pub enum RunCmd {
