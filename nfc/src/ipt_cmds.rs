@@ -337,6 +337,15 @@ pub fn load(a: LoadArgs) -> anyhow::Result<Outcome> {
                 blob.len() - nfr_ipt::layout::IPT_REPLACE_SIZE,
                 old.map_or(String::new(), |o| format!("; replaced {o} entries"))
             ))?,
+            Err(e)
+                if std::io::Error::from_raw_os_error(e.errno).kind()
+                    == std::io::ErrorKind::PermissionDenied =>
+            {
+                anyhow::bail!(
+                    "cannot load table {}: {e}: nfc load needs root (CAP_NET_ADMIN in this network namespace)",
+                    t.name
+                );
+            }
             Err(e) => {
                 failed = true;
                 front::print_stdout(&format!("table {}: {e}\n", t.name))?;

@@ -59,7 +59,7 @@ enum Command {
     Import(import::ImportCmd),
     /// Compile a ruleset to iptables tables and install them in this network namespace (root).
     #[command(
-        after_help = "Exit status: 0 every table loaded, 1 diagnostics (the ruleset does not check or lower to iptables), 2 operational error (no CAP_NET_ADMIN, the kernel refused a table, unreadable file)."
+        after_help = "Exit status: 0 every table loaded, 1 diagnostics (the ruleset does not check or lower to iptables) or a table the kernel refused (its errno printed), 2 operational error (no CAP_NET_ADMIN: not root; unreadable file)."
     )]
     Load(ipt_cmds::LoadArgs),
     /// Run a ruleset on traffic (`nfc run pcap RULES CAPTURE`).

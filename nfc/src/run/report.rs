@@ -123,6 +123,8 @@ pub struct Collector {
     /// `--engine ipt`: per table (index = trace spec), its name and entry offset -> rule text.
     ipt_entries: Vec<(String, BTreeMap<u32, String>)>,
     ct_list: bool,
+    /// List the ruleset with this run's counters (not with `--no-listing`).
+    listing: bool,
     out: String,
     /// The progress bar (stderr); output printed during the run goes around it.
     pub progress: Progress,
@@ -191,6 +193,7 @@ impl Collector {
                 })
                 .collect(),
             ct_list: args.ct_list,
+            listing: !args.no_listing,
             out: String::new(),
             progress: Progress::new(0, false),
         })
@@ -464,7 +467,9 @@ impl Collector {
         } else {
             0.0
         };
-        let ruleset = if setup.ipt.is_empty() {
+        let ruleset = if !self.listing {
+            String::new()
+        } else if setup.ipt.is_empty() {
             annotated_ruleset(setup, &end)
         } else {
             ipt_listing(setup, &end)
@@ -534,7 +539,7 @@ impl Collector {
                     "queued": self.queued,
                 },
                 "counters": counters,
-                "ruleset": ruleset,
+                "ruleset": if self.listing { json!(ruleset) } else { Value::Null },
                 "conntrack": end.ct_lines,
                 "conntrack_entries": end.ct_count,
                 "events": if self.trace { Value::Null } else { json!(self.event_json) },
@@ -640,8 +645,10 @@ impl Collector {
             "time: {:.3} s, {:.0} packets/s, {} thread(s)",
             secs, pps, end.threads
         );
-        let _ = writeln!(o);
-        o.push_str(&ruleset);
+        if self.listing {
+            let _ = writeln!(o);
+            o.push_str(&ruleset);
+        }
         if self.ct_list {
             let _ = writeln!(o, "\nconntrack table ({} entries):", end.ct_lines.len());
             for l in &end.ct_lines {
