@@ -208,6 +208,53 @@ fn checker_refuses_limit_overflow_and_raw_offset() {
     assert!(!e.contains("length 8 out of range"), "{e}");
 }
 
+/// `nfc import iptables-save` as `iptables-restore-translate` names things: chains keep their names, rule
+/// counters are kept, ICMP types are named; and every line it cannot import is reported in one run (exit 1).
+fn import_iptables_save_keeps_names_and_counters() {
+    let good = "*filter\n:INPUT DROP [10:600]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+                :MY_CHAIN - [0:0]\n[3:180] -A INPUT -i lo -j ACCEPT\n\
+                [7:420] -A INPUT -p icmp -m icmp --icmp-type 8 -j ACCEPT\n\
+                -A INPUT -p tcp -m tcp --dport 22 -j MY_CHAIN\n\
+                -A MY_CHAIN -s 192.0.2.0/24 -j ACCEPT\nCOMMIT\n";
+    let f = common::tmp_file("good.save", good);
+    let o = nfc(&["import", "iptables-save", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "\tchain INPUT {\n\t\ttype filter hook input priority 0; policy drop;\n",
+        "\t\tiifname \"lo\" counter packets 3 bytes 180 accept\n",
+        "\t\ticmp type echo-request counter packets 7 bytes 420 accept\n",
+        "\t\ttcp dport 22 jump MY_CHAIN\n",
+        "\tchain MY_CHAIN {\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // What it prints checks clean.
+    let nfr = common::tmp_file("good.nfr", &o.stdout);
+    assert_eq!(
+        nfc(&["check", nfr.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let bad = good.replace(
+        "COMMIT",
+        "-A INPUT -m recent --name x --set\n-A INPUT -m hashlimit --hashlimit-upto 5/sec -j ACCEPT\n\
+         -A INPUT -m ttl --ttl-eq 3 -j DROP\nCOMMIT",
+    );
+    let f = common::tmp_file("bad.save", bad);
+    let o = nfc(&["import", "iptables-save", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    let name = f.display();
+    for want in [
+        format!("{name}:10: unsupported match `recent`"),
+        format!("{name}:11: unsupported match `hashlimit`"),
+        format!("{name}: INPUT rule 4: -m ttl"),
+    ] {
+        assert!(e.contains(&want), "missing {want:?} in:\n{e}");
+    }
+    assert_eq!(stdout(&o), "");
+}
+
 fn main() {
     gate::run(vec![
         gate::test(
@@ -239,6 +286,10 @@ fn main() {
                 gate::have_tools(&["setpriv"])
             },
             load_without_cap_net_admin_exits_2,
+        ),
+        gate::test(
+            "import_iptables_save_keeps_names_and_counters",
+            import_iptables_save_keeps_names_and_counters,
         ),
         gate::test(
             "checker_refuses_limit_overflow_and_raw_offset",
