@@ -525,6 +525,19 @@ pub enum RateUnit {
     Week,
 }
 
+impl RateUnit {
+    /// The unit in seconds (NFTA_LIMIT_UNIT).
+    pub fn seconds(self) -> u64 {
+        match self {
+            RateUnit::Second => 1,
+            RateUnit::Minute => 60,
+            RateUnit::Hour => 3600,
+            RateUnit::Day => 86400,
+            RateUnit::Week => 604800,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StmtKind {
     Counter {

@@ -1,6 +1,9 @@
 //! Every input in ../shared/corpus/nft-bogons (nftables' fuzzing crash reproducers) must be
 //! rejected with at least one error diagnostic, and parse + check must never panic.
 
+#[path = "../../tests/gate.rs"]
+mod gate;
+
 use std::path::{Path, PathBuf};
 
 use nfr_compiler::check::check_source;
@@ -19,13 +22,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-#[test]
-fn bogons_are_rejected_without_panics() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/nft-bogons");
-    if !root.is_dir() {
-        println!("SKIP: ../shared/corpus/nft-bogons not found; bogons not run");
-        return;
-    }
+fn bogons_are_rejected_without_panics(root: PathBuf) {
     let mut files = Vec::new();
     walk(&root, &mut files);
     files.sort();
@@ -61,7 +58,6 @@ fn bogons_are_rejected_without_panics() {
 
 /// Deterministic mutations (truncations, single-character substitutions) of the golden
 /// diagnostics inputs and the examples: parse + check must never panic.
-#[test]
 fn mutated_inputs_never_panic() {
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
@@ -98,4 +94,15 @@ fn mutated_inputs_never_panic() {
     std::panic::set_hook(prev);
     println!("mutations: {runs} runs, {} panics", panicked.len());
     assert!(panicked.is_empty(), "panicked on: {panicked:#?}");
+}
+
+fn main() {
+    gate::run(vec![
+        gate::needs(
+            "bogons_are_rejected_without_panics",
+            || gate::corpus("nft-bogons"),
+            bogons_are_rejected_without_panics,
+        ),
+        gate::test("mutated_inputs_never_panic", mutated_inputs_never_panic),
+    ]);
 }

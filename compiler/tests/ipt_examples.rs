@@ -7,8 +7,11 @@
 //! - a ruleset with `testdata/ipt/<name>.stderr` must not lower, with exactly that diagnostic
 //!   (colour off; `UPDATE_EXPECT=1` rewrites it).
 //!
-//! Kernel tests skip with a message unless root + iptables-legacy + unshare work, and fail
-//! instead when `NFC_REQUIRE_ORACLE=1`.
+//! The kernel comparison is its own test, ignored unless root + iptables-legacy + unshare work
+//! (failing instead when `NFC_REQUIRE_ORACLE=1`).
+
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -63,20 +66,6 @@ fn oracle_ok() -> Result<(), String> {
     Ok(())
 }
 
-/// `Some(())` when kernel tests should run; prints why not (or panics under NFC_REQUIRE_ORACLE).
-fn oracle() -> bool {
-    match oracle_ok() {
-        Ok(()) => true,
-        Err(why) => {
-            if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
-                panic!("kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {why}");
-            }
-            eprintln!("SKIP kernel part of ipt tests: {why}");
-            false
-        }
-    }
-}
-
 /// Load an iptables-save text with iptables-legacy-restore in a fresh netns; read the tables back.
 fn kernel_tables(text: String, names: Vec<String>) -> Result<Vec<Vec<u8>>, String> {
     nfr_ipt::kernel::with_private_netns(move || {
@@ -125,9 +114,7 @@ fn kernel_accepts(blob: Vec<u8>, name: String) -> Result<String, String> {
     .map_err(|e| e.to_string())?
 }
 
-#[test]
-fn examples_lower_like_iptables() {
-    let kernel = oracle();
+fn examples_lower_like_iptables(kernel: bool) {
     let update = std::env::var("UPDATE_EXPECT").as_deref() == Ok("1");
     let mut failures = Vec::new();
     let (mut identical, mut accepted, mut goldens, mut tables_seen) = (0, 0, 0, 0);
@@ -243,4 +230,17 @@ fn examples_lower_like_iptables() {
         assert_eq!(identical, tables_seen);
         assert_eq!(accepted, tables_seen);
     }
+}
+
+fn main() {
+    gate::run(vec![
+        gate::test("examples_lower_like_iptables", || {
+            examples_lower_like_iptables(false)
+        }),
+        gate::needs(
+            "examples_lower_like_iptables_in_the_kernel",
+            oracle_ok,
+            |()| examples_lower_like_iptables(true),
+        ),
+    ]);
 }

@@ -4,8 +4,11 @@
 //! and elements as `print_program`. Differences that are not about the bytecode are
 //! normalised away: nft names anonymous sets `__objmap%d` (nfc numbers them), prints the
 //! declarations of named sets (nfc's printout has rules only), appends element `userdata`,
-//! and sizes anonymous interval sets by their start/end elements. Skips with a message
+//! and sizes anonymous interval sets by their start/end elements. Ignored
 //! without root / nft / network namespaces; fails instead with `NFC_REQUIRE_ORACLE=1`.
+
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -23,18 +26,6 @@ fn root() -> PathBuf {
 }
 
 /// Why the oracle can't run here, if it can't.
-fn unavailable() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root".into());
-    }
-    let ok = Command::new("unshare")
-        .args(["-n", "nft", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    (!ok).then(|| "`unshare -n nft` does not work (nft missing or no network namespaces)".into())
-}
-
 /// `__objmap3` → `__objmap%d` (and `__set`, `__map`).
 fn anon_names(line: &str) -> String {
     let mut out = String::new();
@@ -104,15 +95,7 @@ fn normalise(text: &str, table: &str, named: &[String]) -> String {
     out.join("\n")
 }
 
-#[test]
-fn objref_printout_matches_nft_debug_netlink() {
-    if let Some(why) = unavailable() {
-        if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
-            panic!("nft oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {why}");
-        }
-        println!("SKIP nft --debug=netlink oracle: {why}");
-        return;
-    }
+fn objref_printout_matches_nft_debug_netlink(_: ()) {
     let mut failures = Vec::new();
     for name in AGREE {
         let path = root().join(format!("testdata/bytecode/{name}.nfr"));
@@ -148,7 +131,6 @@ fn objref_printout_matches_nft_debug_netlink() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-#[test]
 fn normalise_drops_what_is_not_bytecode() {
     let nft = "ip (null) (null) use 0\nwho t 40\nwho t 0\n\telement 0100000a  : 0 [end]\n\
                __objmap%d t 47 size 5\n__objmap%d t 0\n\telement 00000000  : 1 [end]  \
@@ -161,4 +143,18 @@ fn normalise_drops_what_is_not_bytecode() {
         normalise(nft, "t", &named),
         normalise(&ours.replace("sreg 1", "sreg 2"), "t", &named)
     );
+}
+
+fn main() {
+    gate::run(vec![
+        gate::needs(
+            "objref_printout_matches_nft_debug_netlink",
+            || gate::netns_tool("nft"),
+            objref_printout_matches_nft_debug_netlink,
+        ),
+        gate::test(
+            "normalise_drops_what_is_not_bytecode",
+            normalise_drops_what_is_not_bytecode,
+        ),
+    ]);
 }

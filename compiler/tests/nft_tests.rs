@@ -1,19 +1,17 @@
 //! nftables' own tests/py (ip and inet directories): every `;ok` line must be accepted by
 //! parse + check, every `;fail` line rejected. Prints per-file and overall rates, overall and
 //! restricted to the lines whose expressions are in nfc's supported list (issue 2), and
-//! asserts floors just below what nfc reaches. Skips when ../shared/corpus is absent.
+//! asserts floors just below what nfc reaches. Ignored when ../shared/corpus is absent.
 //! `NFR_NFT_T_VERBOSE=1` prints every miss with its diagnostics.
+
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 use std::path::PathBuf;
 
 use nfr_compiler::check::check_source;
 use nfr_compiler::diag::render_short;
 use nfr_compiler::nft_t::{Expect, LineKind, TFile};
-
-fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/nft-tests-py");
-    p.is_dir().then_some(p)
-}
 
 /// Selector pairs in nfc's supported list.
 const SUPPORTED: &[(&str, &[&str])] = &[
@@ -234,12 +232,7 @@ fn pct(a: usize, b: usize) -> f64 {
     }
 }
 
-#[test]
-fn nft_tests_py_ip_inet() {
-    let Some(root) = corpus() else {
-        println!("SKIP: ../shared/corpus/nft-tests-py not found; nft tests not run");
-        return;
-    };
+fn nft_tests_py_ip_inet(root: PathBuf) {
     let verbose = std::env::var("NFR_NFT_T_VERBOSE").is_ok();
     let mut total = Tally::default();
     let mut panics = Vec::new();
@@ -341,14 +334,9 @@ fn nft_tests_py_ip_inet() {
 
 /// The implicit dependencies the checker inserts, compared with the `meta nfproto` /
 /// `meta l4proto` tests in nft's own bytecode (`.t.payload`) for every accepted ok line.
-#[test]
-fn dependencies_match_nft_bytecode() {
+fn dependencies_match_nft_bytecode(root: PathBuf) {
     use nfr_compiler::hir::{ExprKind, Op, Rhs};
     use nfr_compiler::nft_t::{meta_proto_tests, parse_payload};
-    let Some(root) = corpus() else {
-        println!("SKIP: ../shared/corpus/nft-tests-py not found; dependency comparison not run");
-        return;
-    };
     let verbose = std::env::var("NFR_NFT_T_VERBOSE").is_ok();
     let (mut same, mut compared) = (0usize, 0usize);
     for dir in ["ip", "inet"] {
@@ -421,14 +409,9 @@ fn dependencies_match_nft_bytecode() {
 
 /// Payload matches (`tcp dport 22`, `ip dscp cs1`, `ip6 saddr ::1`): the load window, mask
 /// and value the Hir describes, compared with nft's bytecode for every accepted ok line.
-#[test]
-fn payload_values_match_nft_bytecode() {
+fn payload_values_match_nft_bytecode(root: PathBuf) {
     use nfr_compiler::hir::{ExprKind, Op, PayloadBase, Rhs};
     use nfr_compiler::nft_t::parse_payload;
-    let Some(root) = corpus() else {
-        println!("SKIP: ../shared/corpus/nft-tests-py not found; payload comparison not run");
-        return;
-    };
     let verbose = std::env::var("NFR_NFT_T_VERBOSE").is_ok();
     let words = |s: &str| -> Vec<u8> {
         s.split_whitespace()
@@ -580,4 +563,24 @@ fn payload_values_match_nft_bytecode() {
         pct(same, compared) >= 99.0,
         "payload windows/values drifted from nft"
     );
+}
+
+fn main() {
+    gate::run(vec![
+        gate::needs(
+            "nft_tests_py_ip_inet",
+            || gate::corpus("nft-tests-py"),
+            nft_tests_py_ip_inet,
+        ),
+        gate::needs(
+            "dependencies_match_nft_bytecode",
+            || gate::corpus("nft-tests-py"),
+            dependencies_match_nft_bytecode,
+        ),
+        gate::needs(
+            "payload_values_match_nft_bytecode",
+            || gate::corpus("nft-tests-py"),
+            payload_values_match_nft_bytecode,
+        ),
+    ]);
 }

@@ -4,7 +4,10 @@
 //! included), with the record of the `.t.payload[.family]` file. Anonymous-set element lines
 //! are compared too (as a multiset: nft's element order is its hash order) and reported
 //! separately. Prints per-file and overall rates and asserts floors just below what nfc
-//! reaches. Skips when ../shared/corpus is absent. `NFR_PAYLOAD_VERBOSE=1` prints every miss.
+//! reaches. Ignored when ../shared/corpus is absent. `NFR_PAYLOAD_VERBOSE=1` prints every miss.
+
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,11 +16,6 @@ use nfr_compiler::check::check_source;
 use nfr_compiler::lower::lower;
 use nfr_compiler::nft_t::{Expect, LineKind, PayloadRecord, TFile, parse_payload};
 use nfr_vm::print::{print_insn, print_set_elements};
-
-fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/nft-tests-py");
-    p.is_dir().then_some(p)
-}
 
 fn pct(a: usize, b: usize) -> f64 {
     if b == 0 {
@@ -80,12 +78,7 @@ struct Stat {
     elem_same: usize,
 }
 
-#[test]
-fn lowering_matches_nft_bytecode() {
-    let Some(root) = corpus() else {
-        println!("SKIP: ../shared/corpus/nft-tests-py not found; payload golden check not run");
-        return;
-    };
+fn lowering_matches_nft_bytecode(root: PathBuf) {
     let verbose = std::env::var("NFR_PAYLOAD_VERBOSE").is_ok();
     let mut per_file: BTreeMap<String, Stat> = BTreeMap::new();
     let mut lower_errors = 0usize;
@@ -227,7 +220,6 @@ fn lowering_matches_nft_bytecode() {
 /// Just below the rate reached (see the printed summary).
 const FLOOR: f64 = 99.0;
 
-#[test]
 fn norm_names_rewrites_anonymous_set_names() {
     assert_eq!(
         norm_names("lookup reg 1 set __set12"),
@@ -241,4 +233,18 @@ fn norm_names_rewrites_anonymous_set_names() {
         norm_names("lookup reg 1 set __set%d 0x1"),
         "lookup reg 1 set __set%d 0x1"
     );
+}
+
+fn main() {
+    gate::run(vec![
+        gate::needs(
+            "lowering_matches_nft_bytecode",
+            || gate::corpus("nft-tests-py"),
+            lowering_matches_nft_bytecode,
+        ),
+        gate::test(
+            "norm_names_rewrites_anonymous_set_names",
+            norm_names_rewrites_anonymous_set_names,
+        ),
+    ]);
 }

@@ -1,16 +1,13 @@
 //! Hostile input: every file of nftables' fuzzing reproducers (`../shared/corpus/nft-bogons/`)
 //! must parse without panicking, and printing whatever tree came out must not panic either.
-//! Also deep nesting and huge inputs. Skips (passes with a message) if the corpus is absent.
+//! Also deep nesting and huge inputs. The corpus check is ignored when the corpus is absent.
+
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 use std::path::PathBuf;
 
-#[test]
-fn bogons_parse_without_panic() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/nft-bogons");
-    if !dir.is_dir() {
-        println!("SKIP: nft-bogons corpus not found at {}", dir.display());
-        return;
-    }
+fn bogons_parse_without_panic(dir: PathBuf) {
     let mut n = 0;
     let mut with_errors = 0;
     let mut unstable = Vec::new();
@@ -63,7 +60,6 @@ fn bogons_parse_without_panic() {
     );
 }
 
-#[test]
 fn deep_nesting_is_capped() {
     for open in ["{", "(", "[", "{ ("] {
         let src = format!(
@@ -87,7 +83,6 @@ fn deep_nesting_is_capped() {
     assert!(!p.errors.is_empty());
 }
 
-#[test]
 fn huge_and_odd_inputs() {
     let big = "table ip t { chain c { tcp dport 22 accept\n".to_string()
         + &"ip saddr 1.2.3.4 drop\n".repeat(50_000)
@@ -122,7 +117,6 @@ fn huge_and_odd_inputs() {
 
 /// Random token soup (a fixed-seed xorshift generator): parse and print must never panic, and
 /// every error span must lie inside the input.
-#[test]
 fn random_token_soup() {
     const WORDS: &[&str] = &[
         "table",
@@ -237,4 +231,17 @@ fn random_token_soup() {
         }
     }
     println!("random soup: {clean} error-free inputs printed stably");
+}
+
+fn main() {
+    gate::run(vec![
+        gate::needs(
+            "bogons_parse_without_panic",
+            || gate::corpus("nft-bogons"),
+            bogons_parse_without_panic,
+        ),
+        gate::test("deep_nesting_is_capped", deep_nesting_is_capped),
+        gate::test("huge_and_odd_inputs", huge_and_odd_inputs),
+        gate::test("random_token_soup", random_token_soup),
+    ]);
 }

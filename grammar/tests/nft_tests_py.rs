@@ -4,16 +4,14 @@
 //! so protocols print numerically here, and it compares `{ ... }` elements ignoring order and
 //! spacing — so do we). Prints per-file rates; asserts floors. Also checks that printing is
 //! idempotent and that `parse(format(x))` equals `parse(x)` modulo spans on every ok line.
-//! Skips (passes with a message) when the corpus is absent.
+//! Ignored when the corpus is absent (see `tests/gate.rs`).
+
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 use nfr_grammar::ast::*;
 use nfr_grammar::print::{Options, format_rule};
 use std::path::PathBuf;
-
-fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/nft-tests-py");
-    p.is_dir().then_some(p)
-}
 
 struct Case {
     file: String,
@@ -237,12 +235,7 @@ fn strip(s: &str) -> String {
     out
 }
 
-#[test]
-fn nft_tests_py_print_back() {
-    let Some(dir) = corpus() else {
-        println!("SKIP: nft-tests-py corpus not found (../shared/corpus/nft-tests-py)");
-        return;
-    };
+fn nft_tests_py_print_back(dir: PathBuf) {
     let cases = load(&dir);
     assert!(
         cases.len() > 500,
@@ -342,12 +335,7 @@ fn nft_tests_py_print_back() {
     assert!(rate >= 0.98, "in-scope print-back rate regressed: {rate}");
 }
 
-#[test]
-fn roundtrip_modulo_spans() {
-    let Some(dir) = corpus() else {
-        println!("SKIP: nft-tests-py corpus not found");
-        return;
-    };
+fn roundtrip_modulo_spans(dir: PathBuf) {
     let opts = Options {
         numeric_proto: false,
     };
@@ -384,4 +372,19 @@ fn roundtrip_modulo_spans() {
     }
     println!("round trip: {}/{} ok", n - bad.len().min(n), n);
     assert!(bad.len() <= n / 50, "{} round-trip failures", bad.len());
+}
+
+fn main() {
+    gate::run(vec![
+        gate::needs(
+            "nft_tests_py_print_back",
+            || gate::corpus("nft-tests-py"),
+            nft_tests_py_print_back,
+        ),
+        gate::needs(
+            "roundtrip_modulo_spans",
+            || gate::corpus("nft-tests-py"),
+            roundtrip_modulo_spans,
+        ),
+    ]);
 }

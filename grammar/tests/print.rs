@@ -3,6 +3,9 @@
 //! `nft list ruleset` on those rulesets (except `syntax-*.nfr`, which exercise every statement
 //! form, defines and nft commands, and are only checked for round trip).
 
+#[path = "../../tests/gate.rs"]
+mod gate;
+
 use nfr_grammar::ast::*;
 use nfr_grammar::print::{Options, format_rule};
 use nfr_grammar::{format, parse};
@@ -23,7 +26,6 @@ fn canon(rule: &str, family: Family) -> String {
     format_rule(&c.rules[0], family, Options::default())
 }
 
-#[test]
 fn canonical_rule_forms() {
     for (input, want) in [
         ("tcp dport ssh accept", "tcp dport 22 accept"),
@@ -143,7 +145,6 @@ fn canonical_rule_forms() {
     );
 }
 
-#[test]
 fn chain_headers_and_priorities() {
     let src = "table ip t {\n\
                chain a { type filter hook input priority 0; }\n\
@@ -211,7 +212,6 @@ fn strip_spans(f: &File) -> String {
     out
 }
 
-#[test]
 fn data_rulesets_idempotent_and_round_trip() {
     for (name, src) in data_files() {
         let p = parse(&src);
@@ -238,21 +238,7 @@ fn data_rulesets_idempotent_and_round_trip() {
 }
 
 /// Compare with the real nft (`unshare -n nft -f FILE; nft list ruleset`), when available.
-#[test]
-fn data_rulesets_match_nft_listing() {
-    let require = std::env::var("NFC_REQUIRE_ORACLE").is_ok_and(|v| v == "1");
-    let have = std::process::Command::new("unshare")
-        .args(["-n", "nft", "list", "ruleset"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            !require,
-            "NFC_REQUIRE_ORACLE=1 but nft/unshare are not usable (need root)"
-        );
-        println!("SKIP: nft oracle not available (needs root, nft and unshare -n)");
-        return;
-    }
+fn data_rulesets_match_nft_listing(_: ()) {
     // `syntax-*.nfr` use defines/includes/commands whose listing nft resolves differently.
     for (name, src) in data_files()
         .into_iter()
@@ -289,7 +275,6 @@ fn data_rulesets_match_nft_listing() {
     }
 }
 
-#[test]
 fn comments_are_kept_near_their_node() {
     let src = "# top of file\n\
                table ip t { # trailing on table line\n\
@@ -323,4 +308,24 @@ fn comments_are_kept_near_their_node() {
                 # end of file\n";
     assert_eq!(out, want);
     assert_eq!(format(&parse(&out).file), out);
+}
+
+fn main() {
+    gate::run(vec![
+        gate::test("canonical_rule_forms", canonical_rule_forms),
+        gate::test("chain_headers_and_priorities", chain_headers_and_priorities),
+        gate::test(
+            "data_rulesets_idempotent_and_round_trip",
+            data_rulesets_idempotent_and_round_trip,
+        ),
+        gate::needs(
+            "data_rulesets_match_nft_listing",
+            || gate::netns_tool("nft"),
+            data_rulesets_match_nft_listing,
+        ),
+        gate::test(
+            "comments_are_kept_near_their_node",
+            comments_are_kept_near_their_node,
+        ),
+    ]);
 }

@@ -49,6 +49,6 @@ pub use blob::{
 };
 pub use exec::{Effect, ExecError, ExecTable, Outcome};
 pub use model::*;
-pub use parse::{ParseError, parse_rule, parse_rule_str, parse_save};
+pub use parse::{ParseError, parse_rule, parse_rule_str, parse_save, parse_save_all};
 pub use save::{rule_line, rule_spec, save, save_all};
 pub use verify::{Errno, VerifiedTable, VerifyError, VerifyOptions, verify, verify_with};

@@ -67,27 +67,51 @@ pub fn tokenize(line: &str) -> R<Vec<String>> {
     Ok(out)
 }
 
-/// Parse a whole iptables-save/restore text (one or more `*table ... COMMIT` blocks).
+/// Parse a whole iptables-save/restore text (one or more `*table ... COMMIT` blocks); the first
+/// error stops it (see [`parse_save_all`] for every error at once).
 pub fn parse_save(text: &str) -> Result<Vec<Table>, ParseError> {
+    let (tables, mut errors) = parse_save_all(text);
+    if errors.is_empty() {
+        Ok(tables)
+    } else {
+        Err(errors.swap_remove(0))
+    }
+}
+
+/// Parse a whole iptables-save/restore text, going on past bad lines (each is skipped): the tables
+/// and every error, in line order.
+pub fn parse_save_all(text: &str) -> (Vec<Table>, Vec<ParseError>) {
     let mut tables = Vec::new();
+    let mut errors = Vec::new();
     let mut cur: Option<Table> = None;
+    // Inside the block of an unknown table: its lines are not reported again.
+    let mut unknown = false;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
-        let e = |m: String| ParseError { line, message: m };
+        let mut e = |m: String| errors.push(ParseError { line, message: m });
         let l = raw.trim();
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
         if let Some(name) = l.strip_prefix('*') {
-            if cur.is_some() {
-                return Err(e("table started before COMMIT".into()));
+            if let Some(t) = cur.take() {
+                e("table started before COMMIT".into());
+                tables.push(t);
             }
-            cur =
-                Some(Table::new(name.trim()).ok_or_else(|| e(format!("unknown table `{name}`")))?);
+            cur = Table::new(name.trim());
+            unknown = cur.is_none();
+            if unknown {
+                e(format!("unknown table `{name}`"));
+            }
             continue;
         }
         let Some(t) = cur.as_mut() else {
-            return Err(e("line outside a *table block".into()));
+            if unknown {
+                unknown = l != "COMMIT";
+            } else {
+                e("line outside a *table block".into());
+            }
+            continue;
         };
         if l == "COMMIT" {
             if let Some(t) = cur.take() {
@@ -96,24 +120,31 @@ pub fn parse_save(text: &str) -> Result<Vec<Table>, ParseError> {
             continue;
         }
         if let Some(decl) = l.strip_prefix(':') {
-            declare_chain(t, decl).map_err(e)?;
+            if let Err(m) = declare_chain(t, decl) {
+                e(m);
+            }
             continue;
         }
-        let mut words = tokenize(l).map_err(e)?;
-        let mut counters = None;
-        if let Some(first) = words.first().filter(|w| w.starts_with('[')) {
-            counters = Some(parse_counters(first).map_err(e)?);
-            words.remove(0);
+        let r = tokenize(l).and_then(|mut words| {
+            let mut counters = None;
+            if let Some(first) = words.first().filter(|w| w.starts_with('[')) {
+                counters = Some(parse_counters(first)?);
+                words.remove(0);
+            }
+            command(t, &words, counters)
+        });
+        if let Err(m) = r {
+            e(m);
         }
-        command(t, &words, counters).map_err(e)?;
     }
-    if cur.is_some() {
-        return Err(ParseError {
+    if let Some(t) = cur {
+        errors.push(ParseError {
             line: text.lines().count(),
             message: "missing COMMIT".into(),
         });
+        tables.push(t);
     }
-    Ok(tables)
+    (tables, errors)
 }
 
 fn parse_counters(s: &str) -> R<Counters> {

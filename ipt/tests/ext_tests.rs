@@ -5,9 +5,11 @@
 //! kernel oracle, every OK rule is also added with `iptables-legacy -A` in a private network
 //! namespace and the kernel's entry must equal ours byte for byte.
 //!
-//! Skips cleanly when ../shared/corpus is absent.
+//! Ignored when ../shared/corpus is absent (and the kernel part without the kernel oracle).
 
 mod common;
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 use nfr_ipt::*;
 use std::path::PathBuf;
@@ -64,14 +66,6 @@ const IPTABLES_1_8_9: [(&str, usize, Option<&str>); 7] = [
         Some("-j NFQUEUE --queue-balance 4:65535"),
     ),
 ];
-
-fn corpus() -> Option<PathBuf> {
-    let p = common::corpus("iptables-ext-tests");
-    if p.is_none() {
-        eprintln!("SKIP iptables extension tests: ../shared/corpus/iptables-ext-tests not found");
-    }
-    p
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Res {
@@ -164,9 +158,7 @@ fn ours(c: &Case) -> Result<(Rule, String), String> {
 
 use nfr_ipt::save::rule_spec;
 
-#[test]
-fn extension_tests_print_the_expected_save_form() {
-    let Some(dir) = corpus() else { return };
+fn extension_tests_print_the_expected_save_form(dir: PathBuf) {
     let mut total = (0, 0);
     let mut failures = Vec::new();
     for f in FILES {
@@ -229,14 +221,9 @@ fn extension_tests_print_the_expected_save_form() {
 }
 
 #[cfg(feature = "kernel")]
-#[test]
-fn extension_tests_match_the_kernel_bytes() {
+fn extension_tests_match_the_kernel_bytes(dir: PathBuf) {
     use nfr_ipt::kernel;
     use std::process::Command;
-    let Some(dir) = corpus() else { return };
-    if !common::oracle("kernel part of the extension tests", "iptables-legacy") {
-        return;
-    }
     let mut failures = Vec::new();
     let mut total = (0, 0);
     for f in FILES {
@@ -332,4 +319,24 @@ fn extension_tests_match_the_kernel_bytes() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+fn main() {
+    let corpus = || gate::corpus("iptables-ext-tests");
+    gate::run(vec![
+        gate::needs(
+            "extension_tests_print_the_expected_save_form",
+            corpus,
+            extension_tests_print_the_expected_save_form,
+        ),
+        #[cfg(feature = "kernel")]
+        gate::needs(
+            "extension_tests_match_the_kernel_bytes",
+            move || {
+                common::oracle("iptables-legacy")?;
+                corpus()
+            },
+            extension_tests_match_the_kernel_bytes,
+        ),
+    ]);
 }

@@ -6,10 +6,11 @@
 //! accepts our own blob; (b) broken blobs pushed with IPT_SO_SET_REPLACE: `verify`'s errno
 //! class must equal the kernel's.
 //!
-//! Skips (with a message) unless root + iptables-legacy + unshare work; with
-//! NFC_REQUIRE_ORACLE=1 a skip is a failure.
+//! Ignored unless root + iptables-legacy + unshare work; with NFC_REQUIRE_ORACLE=1 that is a
+//! failure.
 
-#![cfg(feature = "kernel")]
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 mod common;
 
@@ -21,9 +22,9 @@ use nfr_ipt::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// Whether the kernel oracle can run the test `what` (see `common::oracle`).
-fn oracle(what: &str) -> bool {
-    common::oracle(what, "iptables-legacy-restore")
+/// Ok when the kernel oracle can run (see `common::oracle`).
+fn oracle() -> Result<(), String> {
+    common::oracle("iptables-legacy-restore")
 }
 
 fn first_diff(a: &[u8], b: &[u8]) -> String {
@@ -112,11 +113,7 @@ fn strip_counters(t: &mut Table) {
 
 /// `-p N` for every protocol number: `save` names each one as iptables-legacy-save does
 /// (`getprotobynumber`, so `ethernet` for 143, digits where /etc/protocols has no entry).
-#[test]
-fn protocol_names_match_iptables_save() {
-    if !oracle("protocol_names_match_iptables_save") {
-        return;
-    }
+fn protocol_names_match_iptables_save(_: ()) {
     let mut text =
         String::from("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
     for p in 1..=255 {
@@ -146,11 +143,7 @@ fn protocol_names_match_iptables_save() {
     }
 }
 
-#[test]
-fn rulesets_match_the_kernel_byte_for_byte() {
-    if !oracle("rulesets_match_the_kernel_byte_for_byte") {
-        return;
-    }
+fn rulesets_match_the_kernel_byte_for_byte(_: ()) {
     let mut files: Vec<_> = std::fs::read_dir(data_dir())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -803,11 +796,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Option<i32>)> {
     v
 }
 
-#[test]
-fn broken_blobs_get_the_kernels_errno() {
-    if !oracle("broken_blobs_get_the_kernels_errno") {
-        return;
-    }
+fn broken_blobs_get_the_kernels_errno(_: ()) {
     let mut bad = Vec::new();
     let all = cases();
     for (name, blob, expect) in &all {
@@ -828,11 +817,7 @@ fn broken_blobs_get_the_kernels_errno() {
     assert_no_mismatches(&bad);
 }
 
-#[test]
-fn truncations_and_corruptions_match_the_kernel() {
-    if !oracle("truncations_and_corruptions_match_the_kernel") {
-        return;
-    }
+fn truncations_and_corruptions_match_the_kernel(_: ()) {
     let full = std::fs::read_to_string(data_dir().join("filter.ipt")).unwrap();
     let base = blob_of(&parse_save(&full).unwrap().remove(0));
     let demo = blob_of(&demo());
@@ -970,11 +955,7 @@ fn build_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
     (p, mark)
 }
 
-#[test]
-fn do_table_counters_match_the_kernel_on_output() {
-    if !oracle("do_table_counters_match_the_kernel_on_output") {
-        return;
-    }
+fn do_table_counters_match_the_kernel_on_output(_: ()) -> Result<(), String> {
     let table = parse_save(OUTPUT_RULES).unwrap().remove(0);
     let blob = encode(&table).unwrap();
     let mut rng = Rng(0x1234_5678_9abc_def1);
@@ -998,8 +979,7 @@ fn do_table_counters_match_the_kernel_on_output() {
     let (errs, back) = match res {
         Ok(r) => r,
         Err(e) => {
-            common::oracle_unavailable("do_table kernel comparison", &e);
-            return;
+            return Err(format!("do_table kernel comparison: {e}"));
         }
     };
     let mut ex = ExecTable::from_blob(&blob).unwrap();
@@ -1059,6 +1039,7 @@ fn do_table_counters_match_the_kernel_on_output() {
         mismatched_verdicts.join("\n")
     );
     assert!(bad.is_empty(), "counters differ:\n{}", bad.join("\n"));
+    Ok(())
 }
 
 /// A generated ruleset: 120 user chains forming a random DAG (chain i only jumps/gotos to
@@ -1109,11 +1090,7 @@ fn generated_ruleset(seed: u64) -> String {
     s
 }
 
-#[test]
-fn generated_dag_ruleset_matches_the_kernel() {
-    if !oracle("generated_dag_ruleset_matches_the_kernel") {
-        return;
-    }
+fn generated_dag_ruleset_matches_the_kernel(_: ()) {
     let text = generated_ruleset(7);
     let t = parse_save(&text).unwrap().remove(0);
     let ours = encode(&t).unwrap();
@@ -1198,12 +1175,8 @@ fn udp_pkt(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16) -> Vec<u8> {
     p
 }
 
-#[test]
-fn conntrack_matches_agree_with_the_kernel() {
+fn conntrack_matches_agree_with_the_kernel(_: ()) -> Result<(), String> {
     use nfr_vm::pkt::{CtTuple, IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, ct_state, ips};
-    if !oracle("conntrack_matches_agree_with_the_kernel") {
-        return;
-    }
     let tables = parse_save(CT_RULES).unwrap();
     let (raw, filter) = (encode(&tables[0]).unwrap(), encode(&tables[1]).unwrap());
     let (c, s) = ([192, 0, 2, 5], [10, 20, 1, 1]);
@@ -1299,8 +1272,7 @@ fn conntrack_matches_agree_with_the_kernel() {
     let back = match res {
         Ok(b) => b,
         Err(e) => {
-            common::oracle_unavailable("conntrack comparison", &e);
-            return;
+            return Err(format!("conntrack comparison: {e}"));
         }
     };
     let mut ex = ExecTable::from_blob(&encode(&tables[1]).unwrap()).unwrap();
@@ -1346,6 +1318,7 @@ fn conntrack_matches_agree_with_the_kernel() {
         "conntrack counters differ:\n{}",
         bad.join("\n")
     );
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1391,11 +1364,7 @@ fn ipv4_checksum(h: &mut [u8]) {
     h[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
-#[test]
-fn ingress_path_counters_match_the_kernel() {
-    if !oracle("ingress_path_counters_match_the_kernel") {
-        return;
-    }
+fn ingress_path_counters_match_the_kernel(_: ()) -> Result<(), String> {
     let tables = parse_save(INGRESS_RULES).unwrap();
     let blobs: Vec<Vec<u8>> = tables.iter().map(|t| encode(t).unwrap()).collect();
     let mut rng = Rng(0x5151_1234_abcd_0001);
@@ -1441,8 +1410,7 @@ fn ingress_path_counters_match_the_kernel() {
     let back = match res {
         Ok(b) => b,
         Err(e) => {
-            common::oracle_unavailable("ingress comparison", &e);
-            return;
+            return Err(format!("ingress comparison: {e}"));
         }
     };
     let mut ex: Vec<ExecTable> = blobs
@@ -1496,6 +1464,7 @@ fn ingress_path_counters_match_the_kernel() {
     );
     assert!(used >= 15, "the packet mix no longer exercises the rules");
     assert!(bad.is_empty(), "counters differ:\n{}", bad.join("\n"));
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1568,15 +1537,7 @@ fn classbench_packet(line: &str) -> Option<Vec<u8>> {
     Some(p)
 }
 
-#[test]
-fn classbench_acl1_1k_matches_the_kernel() {
-    let Some(dir) = common::corpus("classbench/song-filterset") else {
-        eprintln!("SKIP ClassBench test: ../shared/corpus/classbench not found");
-        return;
-    };
-    if !oracle("classbench_acl1_1k_matches_the_kernel") {
-        return;
-    }
+fn classbench_acl1_1k_matches_the_kernel(dir: std::path::PathBuf) {
     let (text, skipped) = classbench_rules(&std::fs::read_to_string(dir.join("acl1_1K")).unwrap());
     let trace = std::fs::read_to_string(dir.join("acl1_1K_trace")).unwrap();
     let packets: Vec<Vec<u8>> = trace.lines().filter_map(classbench_packet).collect();
@@ -1661,4 +1622,57 @@ fn classbench_acl1_1k_matches_the_kernel() {
         bad.len(),
         bad.join("\n")
     );
+}
+
+fn main() {
+    gate::run(vec![
+        gate::needs(
+            "protocol_names_match_iptables_save",
+            oracle,
+            protocol_names_match_iptables_save,
+        ),
+        gate::needs(
+            "rulesets_match_the_kernel_byte_for_byte",
+            oracle,
+            rulesets_match_the_kernel_byte_for_byte,
+        ),
+        gate::needs(
+            "broken_blobs_get_the_kernels_errno",
+            oracle,
+            broken_blobs_get_the_kernels_errno,
+        ),
+        gate::needs(
+            "truncations_and_corruptions_match_the_kernel",
+            oracle,
+            truncations_and_corruptions_match_the_kernel,
+        ),
+        gate::needs(
+            "do_table_counters_match_the_kernel_on_output",
+            oracle,
+            do_table_counters_match_the_kernel_on_output,
+        ),
+        gate::needs(
+            "generated_dag_ruleset_matches_the_kernel",
+            oracle,
+            generated_dag_ruleset_matches_the_kernel,
+        ),
+        gate::needs(
+            "conntrack_matches_agree_with_the_kernel",
+            oracle,
+            conntrack_matches_agree_with_the_kernel,
+        ),
+        gate::needs(
+            "ingress_path_counters_match_the_kernel",
+            oracle,
+            ingress_path_counters_match_the_kernel,
+        ),
+        gate::needs(
+            "classbench_acl1_1k_matches_the_kernel",
+            || {
+                oracle()?;
+                gate::corpus("classbench/song-filterset")
+            },
+            classbench_acl1_1k_matches_the_kernel,
+        ),
+    ]);
 }

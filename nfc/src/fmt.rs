@@ -1,5 +1,6 @@
 //! `nfc fmt FILE...`: print each file in canonical form (the layout `nft list ruleset` uses), or with `--check`
-//! report the files that are not canonical. Files with syntax errors are not formatted: their errors are printed.
+//! print a unified diff (as `rustfmt --check` and `diff -u` do) of each file that is not canonical. Files with
+//! syntax errors are not formatted: their errors are printed.
 
 use std::path::PathBuf;
 
@@ -10,7 +11,7 @@ pub struct Args {
     /// The `.nfr` files to format.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Do not print; exit 1 if any file is not in canonical form.
+    /// Do not print the files; print a unified diff of each one that is not in canonical form (exit 1).
     #[arg(long)]
     check: bool,
     /// Colours in diagnostics.
@@ -34,7 +35,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         let formatted = nfr_grammar::format(&parsed.file);
         if args.check {
             if formatted != text {
-                eprintln!("{}: not in canonical form", path.display());
+                let name = path.display().to_string();
+                let diff = similar::TextDiff::from_lines(&text, &formatted)
+                    .unified_diff()
+                    .header(&name, &format!("{name} (canonical)"))
+                    .to_string();
+                front::print_stdout(&diff)?;
                 outcome = Outcome::Diagnostics;
             }
         } else {

@@ -35,11 +35,22 @@ impl Checked {
 /// Reads a source file as UTF-8, naming the file in the error.
 pub fn read_source(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if let Some(format) = nfr_runtime::pcap::capture_format(&bytes) {
+        anyhow::bail!(
+            "{} is a {format} capture, not a ruleset (`nfc run pcap RULES CAPTURE` takes the ruleset first)",
+            path.display()
+        );
+    }
     String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let bad = e.as_bytes()[valid.len()];
+        // Both prefixes are valid UTF-8: the line and the column (in characters) of the bad byte.
+        let text = std::str::from_utf8(valid).unwrap_or_default();
+        let line = text.matches('\n').count() + 1;
+        let col = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         anyhow::anyhow!(
-            "{} is not UTF-8 text (invalid byte at offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
+            "{}:{line}:{col}: not UTF-8 text (byte 0x{bad:02x}); rulesets are UTF-8",
+            path.display()
         )
     })
 }

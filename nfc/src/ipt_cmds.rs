@@ -294,12 +294,36 @@ pub struct ImportArgs {
     file: PathBuf,
 }
 
-/// `nfc import iptables-save FILE`: print the `.nfr` form.
+/// `nfc import iptables-save FILE`: print the `.nfr` form, or report every line (and every rule) that cannot be
+/// imported, as `FILE:LINE: what` (exit 1).
 pub fn import(a: ImportArgs) -> anyhow::Result<Outcome> {
     let text = front::read_source(&a.file)?;
-    let tables = nfr_ipt::parse_save(&text)
-        .map_err(|e| anyhow::anyhow!("{}:{}: {}", a.file.display(), e.line, e.message))?;
-    let nfr = tables_to_nfr(&tables).map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
+    let file = a.file.display();
+    if !text.lines().any(|l| l.trim_start().starts_with('*')) {
+        anyhow::bail!("{file}: not iptables-save text (no `*filter`-style table line)");
+    }
+    let (tables, errors) = nfr_ipt::parse_save_all(&text);
+    let mut bad: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{file}:{}: {}", e.line, e.message))
+        .collect();
+    let nfr = match tables_to_nfr(&tables) {
+        Ok(nfr) => nfr,
+        Err(e) => {
+            bad.extend(e.lines().map(|l| format!("{file}: {l}")));
+            String::new()
+        }
+    };
+    if !bad.is_empty() {
+        for l in &bad {
+            eprintln!("{l}");
+        }
+        eprintln!(
+            "{file}: {} line(s) or rule(s) cannot be imported",
+            bad.len()
+        );
+        return Ok(Outcome::Diagnostics);
+    }
     front::print_stdout(&nfr)?;
     Ok(Outcome::Ok)
 }
@@ -337,6 +361,15 @@ pub fn load(a: LoadArgs) -> anyhow::Result<Outcome> {
                 blob.len() - nfr_ipt::layout::IPT_REPLACE_SIZE,
                 old.map_or(String::new(), |o| format!("; replaced {o} entries"))
             ))?,
+            Err(e)
+                if std::io::Error::from_raw_os_error(e.errno).kind()
+                    == std::io::ErrorKind::PermissionDenied =>
+            {
+                anyhow::bail!(
+                    "cannot load table {}: {e}: nfc load needs root (CAP_NET_ADMIN in this network namespace)",
+                    t.name
+                );
+            }
             Err(e) => {
                 failed = true;
                 front::print_stdout(&format!("table {}: {e}\n", t.name))?;

@@ -31,24 +31,45 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Parse and check rulesets; print every diagnostic.
+    #[command(
+        after_help = "Exit status: 0 no errors (warnings too, unless --deny-warnings), 1 diagnostics, 2 operational error (a file that cannot be read)."
+    )]
     Check(check::Args),
     /// Print rulesets in canonical form (as `nft list ruleset` prints them).
+    #[command(
+        after_help = "Exit status: 0 printed (with --check: every file is canonical), 1 diagnostics, or with --check a file that is not canonical (its diff is printed), 2 operational error."
+    )]
     Fmt(fmt::Args),
     /// Show an intermediate form of a ruleset.
+    #[command(
+        after_help = "Exit status: 0 ok, 1 diagnostics (or, for --emit ipt|ipt-hex, a ruleset that does not lower to iptables), 2 operational error."
+    )]
     Compile(compile::Args),
     /// Check an iptables blob (`ipt_replace`) as the kernel's translate_table does.
+    #[command(
+        after_help = "Exit status: 0 the kernel would accept the blob, 1 it would refuse it (errno, offset and reason printed), 2 operational error (unreadable file)."
+    )]
     Verify(ipt_cmds::VerifyArgs),
     /// Print an iptables blob as iptables-save text or as `.nfr`.
+    #[command(
+        after_help = "Exit status: 0 ok, 2 operational error (unreadable file, not a table blob, no .nfr form)."
+    )]
     Decompile(ipt_cmds::DecompileArgs),
     /// Turn another tool's ruleset into `.nfr` (`nfc import iptables-save FILE`, `nfc import classbench RULES`).
     #[command(subcommand)]
     Import(import::ImportCmd),
     /// Compile a ruleset to iptables tables and install them in this network namespace (root).
+    #[command(
+        after_help = "Exit status: 0 every table loaded, 1 diagnostics (the ruleset does not check or lower to iptables) or a table the kernel refused (its errno printed), 2 operational error (no CAP_NET_ADMIN: not root; unreadable file)."
+    )]
     Load(ipt_cmds::LoadArgs),
     /// Run a ruleset on traffic (`nfc run pcap RULES CAPTURE`).
     #[command(subcommand)]
     Run(run::RunCmd),
     /// Rule-evaluation speed of every engine (interpreter, JIT, iptables executor) on captures, side by side.
+    #[command(
+        after_help = "Exit status: 0 ok, 1 diagnostics in a ruleset or an engine that disagreed with the interpreter, 2 operational error."
+    )]
     Bench(bench::Args),
 }
 

@@ -106,7 +106,6 @@ fn ipt_is_not_available_for_a_ruleset_iptables_cannot_express() {
     ] {
         assert!(s.contains(want), "{want:?} missing in\n{s}");
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -129,7 +128,6 @@ fn states_are_reset_when_the_program_writes_marks() {
     assert_eq!(r["agree"], true, "{r}");
     let v = json(&["examples/server.nfr", "examples/server.pcap"]);
     assert_eq!(v["rulesets"][0]["states_reset"], false);
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -160,7 +158,6 @@ fn plot_of_several_rulesets_is_svg() {
     ] {
         assert!(s.contains(want), "{want:?} not in the plot");
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]

@@ -180,7 +180,6 @@ fn shadowed(dir: &Path, name: &str) -> Result<(), Failed> {
         return Err(format!("import failed: {o:?}").into());
     }
     let text = std::fs::read_to_string(&out)?;
-    let _ = std::fs::remove_dir_all(&d);
     check(name, &text)?;
     check(&format!("{name} reversed"), &reversed(&text))
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{nfc, root};
+use common::{gate, nfc, root};
 use std::path::{Path, PathBuf};
 
 fn examples() -> Vec<PathBuf> {
@@ -41,7 +41,6 @@ fn golden(name: &str, actual: &str) {
     );
 }
 
-#[test]
 fn good_examples_check_clean() {
     for p in examples().iter().filter(|p| !is_broken(p)) {
         let out = nfc(&["check", p.to_str().unwrap()]);
@@ -56,7 +55,6 @@ fn good_examples_check_clean() {
     }
 }
 
-#[test]
 fn shadowed_rules_are_warnings() {
     let f = "testdata/diagnostics/W0602-shadowed-by-a-union.nfr";
     let out = nfc(&["check", f]);
@@ -84,7 +82,6 @@ fn shadowed_rules_are_warnings() {
     );
 }
 
-#[test]
 fn broken_example_reports_every_error() {
     let out = nfc(&["check", "--color", "never", "examples/broken.nfr"]);
     assert_eq!(out.status.code(), Some(1));
@@ -95,7 +92,6 @@ fn broken_example_reports_every_error() {
     }
 }
 
-#[test]
 fn json_diagnostics() {
     let out = nfc(&["check", "--format", "json", "examples/broken.nfr"]);
     assert_eq!(out.status.code(), Some(1));
@@ -106,7 +102,6 @@ fn json_diagnostics() {
     assert!(text.contains("E0500"), "{text}");
 }
 
-#[test]
 fn operational_errors_exit_2() {
     let out = nfc(&["check", "examples/does-not-exist.nfr"]);
     assert_eq!(out.status.code(), Some(2));
@@ -115,10 +110,8 @@ fn operational_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2), "usage errors are operational");
 }
 
-#[test]
 fn fmt_is_idempotent_and_checks() {
-    let dir = std::env::temp_dir().join(format!("nfc-fmt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("fmt");
     for p in examples().iter().filter(|p| !is_broken(p)) {
         let once = nfc(&["fmt", p.to_str().unwrap()]);
         assert_eq!(once.status.code(), Some(0), "{}", p.display());
@@ -149,16 +142,10 @@ fn fmt_is_idempotent_and_checks() {
             .code(),
         Some(1)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn nft_accepts_fmt_output_of_every_example() {
-    if !common::netns_tool_ready("nft -c of nfc fmt", "nft") {
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("nfc-nft-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn nft_accepts_fmt_output_of_every_example(_: ()) {
+    let dir = common::tmp_dir("nft-c");
     for p in examples().iter().filter(|p| !is_broken(p)) {
         let out = nfc(&["fmt", p.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0));
@@ -173,18 +160,13 @@ fn nft_accepts_fmt_output_of_every_example() {
             String::from_utf8_lossy(&nft.stderr)
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Protocol names: `nfc fmt` prints `meta l4proto N` and `ip protocol N` for every N in 1..=255
 /// exactly as `nft list ruleset` does after loading them (`/etc/protocols`, digits where it has
 /// no name). 0 is left out: nft 1.0.6 prints `ip` (the first 0 line of /etc/protocols), nfc
 /// prints `hopopt`.
-#[test]
-fn nft_prints_protocol_names_like_nfc_fmt() {
-    if !common::netns_tool_ready("protocol names against nft list ruleset", "nft") {
-        return;
-    }
+fn nft_prints_protocol_names_like_nfc_fmt(_: ()) {
     let mut text = String::from("table inet t {\n\tchain c {\n");
     for n in 1..=255 {
         text.push_str(&format!("\t\tmeta l4proto {n}\n\t\tip protocol {n}\n"));
@@ -208,5 +190,28 @@ fn nft_prints_protocol_names_like_nfc_fmt() {
         "nfc fmt (left) and nft list ruleset (right) differ"
     );
     assert!(theirs.contains("meta l4proto ethernet\n") && theirs.contains("ip protocol 144\n"));
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    gate::run(vec![
+        gate::test("good_examples_check_clean", good_examples_check_clean),
+        gate::test("shadowed_rules_are_warnings", shadowed_rules_are_warnings),
+        gate::test(
+            "broken_example_reports_every_error",
+            broken_example_reports_every_error,
+        ),
+        gate::test("json_diagnostics", json_diagnostics),
+        gate::test("operational_errors_exit_2", operational_errors_exit_2),
+        gate::test("fmt_is_idempotent_and_checks", fmt_is_idempotent_and_checks),
+        gate::needs(
+            "nft_accepts_fmt_output_of_every_example",
+            || gate::netns_tool("nft"),
+            nft_accepts_fmt_output_of_every_example,
+        ),
+        gate::needs(
+            "nft_prints_protocol_names_like_nfc_fmt",
+            || gate::netns_tool("nft"),
+            nft_prints_protocol_names_like_nfc_fmt,
+        ),
+    ]);
 }

@@ -44,8 +44,7 @@ fn clif_names_every_chain_and_is_real_ir() {
 
 #[test]
 fn clif_shows_rule_runs_as_classified_runs() {
-    let dir = std::env::temp_dir().join(format!("nfc-clif-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("clif");
     let file = dir.join("ports.nfr");
     let mut text = String::from(
         "table ip filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n",
@@ -66,7 +65,6 @@ fn clif_shows_rule_runs_as_classified_runs() {
     // One classified run: the walk of the classifier, no per-rule code (far fewer lines than
     // 200 unrolled rules would take).
     assert!(out.lines().count() < 1000, "{} lines", out.lines().count());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

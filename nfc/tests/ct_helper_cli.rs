@@ -8,9 +8,10 @@
 
 mod common;
 
-use common::root;
+use common::{gate, root};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
@@ -36,8 +37,7 @@ const NO_HELPER: &str = r#"table inet ct_helpers {
 
 /// Per-frame ct states (`frame` → state) from `--trace --json`; reassembled datagrams are skipped.
 fn run(rules: &str, pcap: &Path, engine: &str) -> BTreeMap<u64, String> {
-    let dir = std::env::temp_dir().join(format!("nfc-ct-helper-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("ct-helper");
     let f = dir.join(format!("{}.nfr", rules.len()));
     std::fs::write(&f, rules).unwrap();
     let o = common::nfc_command()
@@ -79,13 +79,7 @@ fn expected(tsv: &str) -> BTreeMap<u64, String> {
         .collect()
 }
 
-#[test]
-fn ct_helper_set_reproduces_the_kernels_ftp_states() {
-    let c = common::shared("corpus");
-    if !c.join("ct-expected").is_dir() {
-        println!("SKIP: ../shared/corpus/ct-expected not found");
-        return;
-    }
+fn ct_helper_set_reproduces_the_kernels_ftp_states(c: PathBuf) {
     let mut related = 0;
     for name in ["zeek-ftp_ipv4.pcap", "zeek-ftp_bigtransfer.pcap"] {
         let pcap = c.join("pcaps").join(name);
@@ -117,9 +111,9 @@ fn ct_helper_set_reproduces_the_kernels_ftp_states() {
     );
 }
 
-/// Why the kernel's conntrack (../shared/oracle/ct_replay) can't run here, if it can't.
-fn ct_replay_unavailable() -> Option<String> {
-    common::oracle_script_unavailable(
+/// The kernel's conntrack replay (../shared/oracle/ct_replay), when it can run here.
+fn ct_replay() -> Result<PathBuf, String> {
+    common::gate::oracle_script(
         "ct_replay/run_one.py",
         &["python3", "nft", "conntrack", "tcpdump", "ip"],
     )
@@ -128,16 +122,12 @@ fn ct_replay_unavailable() -> Option<String> {
 /// The shipped FTP example against the real kernel: ct_replay replays `examples/ftp.pcap` through the
 /// kernel's conntrack with the same helper setup; every packet's ct state must be what `nfc run pcap
 /// examples/ftp.nfr examples/ftp.pcap --local 203.0.113.1` reports, on interp and jit.
-#[test]
-fn kernel_agrees_on_the_ftp_example() {
-    if !common::oracle_ready("kernel conntrack (ct_replay)", ct_replay_unavailable()) {
-        return;
-    }
-    let out = std::env::temp_dir().join(format!("nfc-ct-helper-kernel-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+fn kernel_agrees_on_the_ftp_example(script: PathBuf) {
+    let tmp = common::tmp_dir("ct-replay");
+    let out = tmp.join("out");
     let pcap = root().join("examples/ftp.pcap");
     let o = Command::new("python3")
-        .arg(common::shared("oracle/ct_replay/run_one.py"))
+        .arg(script)
         .arg(&pcap)
         .arg(&out)
         .output()
@@ -180,4 +170,19 @@ fn kernel_agrees_on_the_ftp_example() {
         }
         assert_eq!(got, want, "{engine}: ct states differ from the kernel's");
     }
+}
+
+fn main() {
+    gate::run(vec![
+        gate::needs(
+            "ct_helper_set_reproduces_the_kernels_ftp_states",
+            || gate::corpus("ct-expected").map(|d| d.parent().unwrap().to_path_buf()),
+            ct_helper_set_reproduces_the_kernels_ftp_states,
+        ),
+        gate::needs(
+            "kernel_agrees_on_the_ftp_example",
+            ct_replay,
+            kernel_agrees_on_the_ftp_example,
+        ),
+    ]);
 }

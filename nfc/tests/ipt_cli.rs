@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{nfc, root, stdout};
-use std::path::{Path, PathBuf};
+use common::{gate, nfc, root, stdout};
+use std::path::Path;
 use std::process::Output;
 
-fn tmp(name: &str) -> PathBuf {
+fn tmp(name: &str) -> common::TmpDir {
     common::tmp_dir(&format!("ipt-cli-{name}"))
 }
 
@@ -36,7 +36,6 @@ fn emit_ipt(src: &str, prefix: &Path) -> Output {
     o
 }
 
-#[test]
 fn compile_emit_ipt_writes_one_blob_per_table() {
     let d = tmp("emit");
     let prefix = d.join("router");
@@ -69,10 +68,8 @@ fn compile_emit_ipt_writes_one_blob_per_table() {
     assert!(o.status.success(), "{o:?}");
     assert!(d.join("only.nat.replace.bin").exists());
     assert!(!d.join("only.filter.replace.bin").exists());
-    let _ = std::fs::remove_dir_all(&d);
 }
 
-#[test]
 fn unmappable_ruleset_is_diagnosed() {
     let o = nfc(&[
         "compile",
@@ -91,7 +88,6 @@ fn unmappable_ruleset_is_diagnosed() {
     assert!(err.contains("named sets and maps"), "{err}");
 }
 
-#[test]
 fn hex_dump_annotates_entries() {
     let o = nfc(&["compile", "examples/server.nfr", "--emit", "ipt-hex"]);
     assert!(o.status.success(), "{o:?}");
@@ -111,7 +107,6 @@ fn hex_dump_annotates_entries() {
     assert!(s.contains("target ERROR \"ERROR\" rev 0 size 64"), "{s}");
 }
 
-#[test]
 fn verify_and_decompile() {
     let d = tmp("verify");
     let prefix = d.join("c");
@@ -163,10 +158,8 @@ fn verify_and_decompile() {
     );
     let o = nfc(&["check", nfr.to_str().unwrap()]);
     assert!(o.status.success(), "{o:?}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
-#[test]
 fn import_iptables_save_round_trips_to_the_same_blobs() {
     let d = tmp("import");
     let mut n = 0;
@@ -189,14 +182,9 @@ fn import_iptables_save_round_trips_to_the_same_blobs() {
     assert_eq!(n, 8);
     let o = nfc(&["import", "iptables-save", "examples/router.nfr"]);
     assert_eq!(o.status.code(), Some(2));
-    let _ = std::fs::remove_dir_all(&d);
 }
 
-#[test]
-fn load_installs_the_tables_in_a_private_netns() {
-    if !common::netns_tool_ready("nfc load", "iptables-legacy-save") {
-        return;
-    }
+fn load_installs_the_tables_in_a_private_netns(_: ()) {
     let script = format!(
         "'{}' load examples/router.nfr && iptables-legacy-save -t filter && iptables-legacy-save -t nat",
         env!("CARGO_BIN_EXE_nfc")
@@ -237,4 +225,28 @@ fn load_installs_the_tables_in_a_private_netns() {
         "{}",
         stdout(&o)
     );
+}
+
+fn main() {
+    gate::run(vec![
+        gate::test(
+            "compile_emit_ipt_writes_one_blob_per_table",
+            compile_emit_ipt_writes_one_blob_per_table,
+        ),
+        gate::test(
+            "unmappable_ruleset_is_diagnosed",
+            unmappable_ruleset_is_diagnosed,
+        ),
+        gate::test("hex_dump_annotates_entries", hex_dump_annotates_entries),
+        gate::test("verify_and_decompile", verify_and_decompile),
+        gate::test(
+            "import_iptables_save_round_trips_to_the_same_blobs",
+            import_iptables_save_round_trips_to_the_same_blobs,
+        ),
+        gate::needs(
+            "load_installs_the_tables_in_a_private_netns",
+            || gate::netns_tool("iptables-legacy-save"),
+            load_installs_the_tables_in_a_private_netns,
+        ),
+    ]);
 }

@@ -22,7 +22,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use nfr_runtime::wire::build;
 use serde_json::Value;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn main() {
@@ -76,7 +76,8 @@ fn main() {
 }
 
 fn oracle_unavailable() -> Option<String> {
-    common::oracle_script_unavailable("kernel_verdicts.py", &["nft", "conntrack", "python3", "ip"])
+    common::gate::oracle_script("kernel_verdicts.py", &["nft", "conntrack", "python3", "ip"])
+        .err()
         .or_else(|| {
             (!Path::new("/proc/net/ip_tables_names").exists())
                 .then(|| "no legacy ip_tables in this kernel".to_string())
@@ -273,7 +274,7 @@ struct Kernel {
     egress: Vec<String>,
 }
 
-fn work_dir(name: &str) -> PathBuf {
+fn work_dir(name: &str) -> common::TmpDir {
     common::tmp_dir(&format!("router-{name}"))
 }
 
@@ -482,7 +483,6 @@ fn run_case(case: &Case, unavailable: Option<&str>) -> Result<(usize, usize), Fa
         }
     }
     if bad.is_empty() {
-        let _ = std::fs::remove_dir_all(&dir);
         Ok((k.per_packet.len(), agree))
     } else {
         Err(format!("{}: rules\n{}\n{}", case.name, case.rules, bad.join("\n")).into())

@@ -2,7 +2,7 @@
 //! `jit`, and `ipt` where the ruleset lowers to iptables) and checks that they agree.
 //!
 //! * the example rulesets over the example captures: exact verdicts and counters, same on every engine;
-//! * every capture of `shared/corpus/pcaps` runs without a panic on every engine (skips without the corpus);
+//! * every capture of `shared/corpus/pcaps` runs without a panic on every engine (ignored without the corpus);
 //! * `--path input --trace --json` reproduces the kernel's per-packet conntrack states of
 //!   `shared/corpus/ct-expected`;
 //! * `--threads 2` prints what `--threads 1` prints;
@@ -10,16 +10,16 @@
 
 mod common;
 
-use common::{nfc, root, stdout};
+use common::{TmpFile, gate, nfc, root, stdout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn corpus() -> Option<PathBuf> {
-    let p = common::shared("corpus");
-    p.join("pcaps").is_dir().then_some(p)
+/// `shared/corpus` when it holds `sub`.
+fn corpus(sub: &str) -> Result<PathBuf, String> {
+    common::gate::corpus(sub).map(|d| d.parent().unwrap().to_path_buf())
 }
 
 /// `nfc run pcap examples/server.nfr examples/server.pcap ARGS`.
@@ -47,12 +47,8 @@ fn stable(report: &str) -> String {
         .join("\n")
 }
 
-fn tmp_ruleset(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nfc-run-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+fn tmp_ruleset(name: &str, text: &str) -> TmpFile {
+    common::tmp_file(name, text)
 }
 
 const ACCEPT_ALL: &str = "table ip t {\n\tchain c {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tcounter\n\t}\n}\n";
@@ -138,7 +134,6 @@ fn example_cases_available() -> bool {
     CASES.iter().all(|c| root().join(c.capture).exists())
 }
 
-#[test]
 fn examples_exact_and_engines_agree() {
     assert!(
         example_cases_available(),
@@ -196,7 +191,6 @@ fn examples_exact_and_engines_agree() {
     }
 }
 
-#[test]
 fn nat_not_rewritten_is_said_once() {
     let router = &CASES[1];
     for e in ENGINES {
@@ -231,7 +225,6 @@ fn nat_not_rewritten_is_said_once() {
     assert!(!String::from_utf8_lossy(&o.stderr).contains("rewritten"));
 }
 
-#[test]
 fn trace_json_one_object_per_frame_and_engines_agree() {
     if !example_cases_available() {
         panic!("examples/*.pcap missing");
@@ -293,7 +286,6 @@ fn trace_json_one_object_per_frame_and_engines_agree() {
     assert_eq!(outs[0], outs[2]);
 }
 
-#[test]
 fn threads_two_prints_what_one_prints() {
     if !example_cases_available() {
         panic!("examples/*.pcap missing");
@@ -327,44 +319,40 @@ fn threads_two_prints_what_one_prints() {
             c.rules
         );
     }
-    // A corpus capture with many flows, if present.
-    if let Some(c) = corpus() {
-        let p = c.join("pcaps/zeek-ftp_ipv4.pcap");
-        let rules = tmp_ruleset("accept.nfr", ACCEPT_ALL);
-        let r = rules.to_str().unwrap();
-        let run = |t: &str| {
-            let o = nfc(&[
-                "run",
-                "pcap",
-                r,
-                p.to_str().unwrap(),
-                "--path",
-                "input",
-                "--threads",
-                t,
-                "--ct-list",
-                "--trace",
-            ]);
-            assert_eq!(o.status.code(), Some(0));
-            stable(&stdout(&o))
-                .lines()
-                .filter(|l| !l.contains("thread(s)"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        assert_eq!(run("1"), run("2"));
-    }
+}
+
+/// `--threads 2` prints what `--threads 1` prints on a corpus capture with many flows.
+fn threads_two_prints_what_one_prints_on_many_flows(c: PathBuf) {
+    let p = c.join("pcaps/zeek-ftp_ipv4.pcap");
+    let rules = tmp_ruleset("accept.nfr", ACCEPT_ALL);
+    let r = rules.to_str().unwrap();
+    let run = |t: &str| {
+        let o = nfc(&[
+            "run",
+            "pcap",
+            r,
+            p.to_str().unwrap(),
+            "--path",
+            "input",
+            "--threads",
+            t,
+            "--ct-list",
+            "--trace",
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        stable(&stdout(&o))
+            .lines()
+            .filter(|l| !l.contains("thread(s)"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(run("1"), run("2"));
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // The public corpus.
 
-#[test]
-fn corpus_pcaps_never_panic_on_any_engine() {
-    let Some(c) = corpus() else {
-        println!("SKIP: ../shared/corpus/pcaps not found");
-        return;
-    };
+fn corpus_pcaps_never_panic_on_any_engine(c: PathBuf) {
     let mut names: Vec<PathBuf> = std::fs::read_dir(c.join("pcaps"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -583,17 +571,8 @@ fn json_lines_without_timing(out: &str) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn path_input_reproduces_ct_expected_states() {
-    let Some(c) = corpus() else {
-        println!("SKIP: ../shared/corpus not found");
-        return;
-    };
+fn path_input_reproduces_ct_expected_states(c: PathBuf) {
     let dir = c.join("ct-expected");
-    if !dir.is_dir() {
-        println!("SKIP: ../shared/corpus/ct-expected not found");
-        return;
-    }
     let rules = tmp_ruleset("accept-input.nfr", ACCEPT_ALL);
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -796,7 +775,6 @@ const BY_IFNAME: &str = "table ip filter {
 }
 ";
 
-#[test]
 fn pcapng_interface_names_are_the_devices_on_every_engine() {
     let cap = tmp_ruleset("ifnames.pcapng", "");
     std::fs::write(&cap, two_section_pcapng()).unwrap();
@@ -935,7 +913,6 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
     }
 }
 
-#[test]
 fn interface_indexes_lo_is_one() {
     // `iif lo` compiles to ifindex 1: only the device called lo has it, whatever else is named first.
     let cap = tmp_ruleset("ifindex.pcapng", "");
@@ -989,19 +966,24 @@ fn many_udp_pcap(n: u32) -> Vec<u8> {
     f
 }
 
-#[test]
-fn progress_bar_on_a_terminal_stderr_only() {
-    // `script` (util-linux) gives the command a terminal; stdout is redirected to a file inside it.
+/// Ok when `script` (util-linux) can give a command a pseudo-terminal here.
+fn pty() -> Result<(), String> {
     let probe = Command::new("script")
         .args(["-qec", "true", "/dev/null"])
         .stdin(std::process::Stdio::null())
         .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        println!(
-            "SKIP: `script` (util-linux) cannot run here: no pseudo-terminal to test the progress bar on"
-        );
-        return;
+    if probe.is_ok_and(|o| o.status.success()) {
+        Ok(())
+    } else {
+        Err(
+            "`script` (util-linux) cannot run here: no pseudo-terminal to test the progress bar on"
+                .into(),
+        )
     }
+}
+
+fn progress_bar_on_a_terminal_stderr_only(_: ()) {
+    // `script` (util-linux) gives the command a terminal; stdout is redirected to a file inside it.
     let cap = tmp_ruleset("many.pcap", "");
     std::fs::write(&cap, many_udp_pcap(3000)).unwrap();
     let args = format!(
@@ -1046,12 +1028,8 @@ fn progress_bar_on_a_terminal_stderr_only() {
 // Errors and edge cases.
 
 /// `--sysctl` sets a conntrack sysctl by its kernel name; a bad one is an operational error that says why.
-#[test]
 fn sysctls_change_conntrack_like_the_kernels() {
-    if !example_cases_available() {
-        println!("SKIP: examples/*.pcap missing");
-        return;
-    }
+    assert!(example_cases_available(), "examples/*.pcap missing");
     let timeouts = |extra: &[&str]| -> Vec<u64> {
         let mut a = vec![
             "run",
@@ -1100,12 +1078,8 @@ fn sysctls_change_conntrack_like_the_kernels() {
 
 /// Named counter objects: every `counter name "web"` adds to the object, whose body lists the run's totals
 /// (initial values included) as `nft list ruleset` does; JSON names the object. Interp and jit agree.
-#[test]
 fn named_counters_list_their_totals() {
-    if !example_cases_available() {
-        println!("SKIP: examples/*.pcap missing");
-        return;
-    }
+    assert!(example_cases_available(), "examples/*.pcap missing");
     let rules = tmp_ruleset(
         "named-counters.nfr",
         "table inet filter {\n\tcounter web {\n\t\tpackets 10 bytes 1000\n\t}\n\tcounter ssh {\n\t}\n\
@@ -1150,7 +1124,6 @@ fn named_counters_list_their_totals() {
     assert_eq!(listings[0], listings[1]);
 }
 
-#[test]
 fn exit_codes() {
     // Diagnostics in the ruleset: 1.
     let o = nfc(&["run", "pcap", "examples/broken.nfr", "examples/server.pcap"]);
@@ -1163,7 +1136,6 @@ fn exit_codes() {
     assert_eq!(o.status.code(), Some(2));
 }
 
-#[test]
 fn truncated_capture_reports_what_was_read() {
     let src = std::fs::read(root().join("examples/server.pcap")).expect("examples/server.pcap");
     // Cut in the middle of the 11th record.
@@ -1188,10 +1160,8 @@ fn truncated_capture_reports_what_was_read() {
     assert!(stdout(&o).contains("frames: 10 "), "{}", stdout(&o));
 }
 
-#[test]
 fn written_pcaps_split_the_capture() {
-    let dir = std::env::temp_dir().join(format!("nfc-run-cli-w-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("written");
     let acc = dir.join("acc.pcap");
     let drp = dir.join("drop.pcap");
     let o = run_server(&[
@@ -1230,10 +1200,8 @@ fn written_pcaps_split_the_capture() {
 #[path = "../examples/gen_captures.rs"]
 mod gen_captures;
 
-#[test]
 fn example_captures_regenerate_byte_identical() {
-    let dir = std::env::temp_dir().join(format!("nfc-run-cli-gen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("gen-captures");
     let names = gen_captures::write_all(&dir).unwrap();
     assert!(names.len() >= 2);
     for n in names {
@@ -1253,8 +1221,8 @@ fn example_captures_regenerate_byte_identical() {
 // hand-written iptables equivalent (testdata/ipt/server.ipt) in a private 3-namespace lab; verdicts, ct
 // states, deciding rules and every rule/policy counter must equal `nfc run pcap`'s.
 
-fn oracle_unavailable() -> Option<String> {
-    common::oracle_script_unavailable(
+fn oracle() -> Result<PathBuf, String> {
+    common::gate::oracle_script(
         "kernel_verdicts.py",
         &[
             "iptables-legacy-restore",
@@ -1264,20 +1232,20 @@ fn oracle_unavailable() -> Option<String> {
             "unshare",
         ],
     )
-    .or_else(|| {
-        (!Path::new("/proc/net/ip_tables_names").exists())
-            .then(|| "no legacy ip_tables in this kernel".to_string())
+    .and_then(|script| {
+        if Path::new("/proc/net/ip_tables_names").exists() {
+            Ok(script)
+        } else {
+            Err("no legacy ip_tables in this kernel".to_string())
+        }
     })
 }
 
-#[test]
-fn kernel_agrees_on_the_server_example() {
-    if !common::oracle_ready("kernel verdicts (kernel_verdicts.py)", oracle_unavailable()) {
-        return;
-    }
-    let out = std::env::temp_dir().join(format!("nfc-run-cli-kv-{}", std::process::id()));
+fn kernel_agrees_on_the_server_example(script: PathBuf) {
+    let tmp = common::tmp_dir("kernel-verdicts");
+    let out = tmp.join("out");
     let o = Command::new("python3")
-        .arg(common::shared("oracle/kernel_verdicts.py"))
+        .arg(script)
         .arg(root().join("testdata/ipt/server.ipt"))
         .arg(root().join("examples/server.pcap"))
         .args([
@@ -1419,7 +1387,82 @@ fn kernel_agrees_on_the_server_example() {
     );
 }
 
-#[test]
+fn main() {
+    gate::run(vec![
+        gate::test(
+            "examples_exact_and_engines_agree",
+            examples_exact_and_engines_agree,
+        ),
+        gate::test(
+            "nat_not_rewritten_is_said_once",
+            nat_not_rewritten_is_said_once,
+        ),
+        gate::test(
+            "trace_json_one_object_per_frame_and_engines_agree",
+            trace_json_one_object_per_frame_and_engines_agree,
+        ),
+        gate::test(
+            "threads_two_prints_what_one_prints",
+            threads_two_prints_what_one_prints,
+        ),
+        gate::needs(
+            "threads_two_prints_what_one_prints_on_many_flows",
+            || corpus("pcaps"),
+            threads_two_prints_what_one_prints_on_many_flows,
+        ),
+        gate::needs(
+            "corpus_pcaps_never_panic_on_any_engine",
+            || corpus("pcaps"),
+            corpus_pcaps_never_panic_on_any_engine,
+        ),
+        gate::needs(
+            "path_input_reproduces_ct_expected_states",
+            || corpus("ct-expected"),
+            path_input_reproduces_ct_expected_states,
+        ),
+        gate::test(
+            "pcapng_interface_names_are_the_devices_on_every_engine",
+            pcapng_interface_names_are_the_devices_on_every_engine,
+        ),
+        gate::test("interface_indexes_lo_is_one", interface_indexes_lo_is_one),
+        gate::test(
+            "sysctls_change_conntrack_like_the_kernels",
+            sysctls_change_conntrack_like_the_kernels,
+        ),
+        gate::test(
+            "named_counters_list_their_totals",
+            named_counters_list_their_totals,
+        ),
+        gate::needs(
+            "progress_bar_on_a_terminal_stderr_only",
+            pty,
+            progress_bar_on_a_terminal_stderr_only,
+        ),
+        gate::test("exit_codes", exit_codes),
+        gate::test(
+            "truncated_capture_reports_what_was_read",
+            truncated_capture_reports_what_was_read,
+        ),
+        gate::test(
+            "written_pcaps_split_the_capture",
+            written_pcaps_split_the_capture,
+        ),
+        gate::test(
+            "example_captures_regenerate_byte_identical",
+            example_captures_regenerate_byte_identical,
+        ),
+        gate::test(
+            "profile_times_every_stage_and_changes_nothing_else",
+            profile_times_every_stage_and_changes_nothing_else,
+        ),
+        gate::needs(
+            "kernel_agrees_on_the_server_example",
+            oracle,
+            kernel_agrees_on_the_server_example,
+        ),
+    ]);
+}
+
 fn profile_times_every_stage_and_changes_nothing_else() {
     let stages = [
         "read",

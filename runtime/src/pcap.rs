@@ -79,6 +79,46 @@ pub enum PcapErrorKind {
     UnknownInterface,
 }
 
+impl PcapErrorKind {
+    /// What went wrong, in words (for messages; `Debug` gives the stable name).
+    pub fn describe(self) -> &'static str {
+        match self {
+            PcapErrorKind::HeaderNotRecognized => "not a pcap or pcapng file",
+            PcapErrorKind::Truncated => "the file ends in the middle of a record",
+            PcapErrorKind::Corrupt => "a record cannot be parsed",
+            PcapErrorKind::RecordTooLarge => "a record is larger than the reader's limit",
+            PcapErrorKind::Io => "read error",
+            PcapErrorKind::UnknownInterface => {
+                "a packet refers to an interface no Interface Description Block described"
+            }
+        }
+    }
+}
+
+/// The magic numbers a capture file starts with, as its first four bytes read little-endian: pcap with
+/// microsecond and nanosecond timestamps in either byte order, and pcapng's Section Header Block type.
+pub const CAPTURE_MAGICS: [(u32, &str); 5] = [
+    (0xa1b2_c3d4, "pcap"),
+    (0xd4c3_b2a1, "pcap"),
+    (0xa1b2_3c4d, "pcap"),
+    (0x4d3c_b2a1, "pcap"),
+    (0x0a0d_0d0a, "pcapng"),
+];
+
+/// The first four bytes of `head` as a little-endian magic number (`None` when shorter).
+pub fn magic(head: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(head.get(..4)?.try_into().ok()?))
+}
+
+/// `Some("pcap")` / `Some("pcapng")` when `head` starts with a capture file's magic number.
+pub fn capture_format(head: &[u8]) -> Option<&'static str> {
+    let m = magic(head)?;
+    CAPTURE_MAGICS
+        .iter()
+        .find(|(v, _)| *v == m)
+        .map(|(_, f)| *f)
+}
+
 /// A read error with the position reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PcapError {
@@ -93,8 +133,10 @@ impl std::fmt::Display for PcapError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "pcap: {:?} after {} frames at byte {}",
-            self.kind, self.frames, self.offset
+            "pcap: {} after {} frames at byte {}",
+            self.kind.describe(),
+            self.frames,
+            self.offset
         )
     }
 }

@@ -4,6 +4,10 @@
 //! rule, confirm at INPUT), as the kernel replay did (every packet PREROUTING -> INPUT, FTP helper on
 //! tcp dport 21, checksum off, acct on, timing as meta.json says). Compares each packet's ct state and
 //! the final `conntrack -L` table with the kernel's; prints per-capture agreement and asserts a floor.
+//! Ignored when the corpus is absent.
+
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 use nfr_runtime::ct::{Conntrack, Settings};
 use nfr_runtime::hook::Hooks;
@@ -12,9 +16,9 @@ use nfr_runtime::replay::{Fate, ReplayConfig, Replayer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-fn corpus() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-    p.join("ct-expected").is_dir().then_some(p)
+/// `shared/corpus` when it holds `ct-expected`.
+fn corpus() -> Result<PathBuf, String> {
+    gate::corpus("ct-expected").map(|d| d.parent().unwrap().to_path_buf())
 }
 
 /// Capped inter-packet gap from meta.json's timing field.
@@ -148,14 +152,7 @@ fn compare_tables(exp: &str, got: &str) -> (usize, usize, Vec<String>) {
     (ok, total.max(e.len()), notes)
 }
 
-#[test]
-fn ct_expected_agreement() {
-    let Some(corpus) = corpus() else {
-        println!(
-            "SKIP: ../shared/corpus/ct-expected not found; kernel conntrack agreement not measured"
-        );
-        return;
-    };
+fn ct_expected_agreement(corpus: PathBuf) {
     let dir = corpus.join("ct-expected");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("read ct-expected")
@@ -314,23 +311,17 @@ fn summarize_listing(listing: &str) -> BTreeMap<String, usize> {
 
 /// Every capture of sum_primary.tsv (72, including the 22 without per-packet files): per-state packet counts
 /// and the final table by kind must equal the kernel's summary line.
-#[test]
-fn ct_summary_agreement() {
-    summary_agreement("sum_primary.tsv", false);
+fn ct_summary_agreement(corpus: PathBuf) {
+    summary_agreement(&corpus, "sum_primary.tsv", false);
 }
 
 /// The same with `nf_conntrack_checksum=1` (the kernel default): offloaded / anonymised checksums
 /// turn packets INVALID in 9 captures.
-#[test]
-fn ct_summary_agreement_checksum_on() {
-    summary_agreement("sum_csum1.tsv", true);
+fn ct_summary_agreement_checksum_on(corpus: PathBuf) {
+    summary_agreement(&corpus, "sum_csum1.tsv", true);
 }
 
-fn summary_agreement(file: &str, checksum: bool) {
-    let Some(corpus) = corpus() else {
-        println!("SKIP: ../shared/corpus/ct-expected not found; kernel summaries not compared");
-        return;
-    };
+fn summary_agreement(corpus: &Path, file: &str, checksum: bool) {
     let sum = std::fs::read_to_string(corpus.join("ct-expected").join(file)).unwrap_or_default();
     let (mut ok, mut n) = (0, 0);
     let mut bad = Vec::new();
@@ -378,4 +369,16 @@ fn summary_agreement(file: &str, checksum: bool) {
     );
     // Floor = today's result: all 72 summaries identical.
     assert_eq!(ok, n, "a capture's summary differs from the kernel's");
+}
+
+fn main() {
+    gate::run(vec![
+        gate::needs("ct_expected_agreement", corpus, ct_expected_agreement),
+        gate::needs("ct_summary_agreement", corpus, ct_summary_agreement),
+        gate::needs(
+            "ct_summary_agreement_checksum_on",
+            corpus,
+            ct_summary_agreement_checksum_on,
+        ),
+    ]);
 }

@@ -1,14 +1,17 @@
 //! Reads every capture of `shared/corpus/pcaps` (pcap LE/BE, micro/nanosecond, pcapng with several interfaces,
 //! several link types) with `pcap::PcapReader` and `wire::parse_frame`: the frame count must equal INDEX.tsv's,
 //! format details must come out right, and nothing may panic. Also feeds truncated copies of every file.
+//! Ignored when the corpus is absent.
+
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 use nfr_runtime::pcap::{PcapErrorKind, PcapReader};
 use nfr_runtime::wire::{self, Malformed, MalformedCounters};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-fn pcaps() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcaps");
-    p.join("INDEX.tsv").is_file().then_some(p)
+fn pcaps() -> Result<PathBuf, String> {
+    gate::corpus("pcaps/INDEX.tsv").map(|f| f.parent().unwrap().to_path_buf())
 }
 
 struct Read {
@@ -69,14 +72,7 @@ fn read(bytes: &[u8]) -> Option<Read> {
     }
 }
 
-#[test]
-fn every_corpus_capture_reads_completely() {
-    let Some(dir) = pcaps() else {
-        println!(
-            "SKIP: ../shared/corpus/pcaps not found; pcap reader not checked against the corpus"
-        );
-        return;
-    };
+fn every_corpus_capture_reads_completely(dir: PathBuf) {
     let index = std::fs::read_to_string(dir.join("INDEX.tsv")).expect("INDEX.tsv");
     let (mut files, mut frames, mut parsed) = (0, 0u64, 0u64);
     let mut reasons = MalformedCounters::default();
@@ -150,12 +146,7 @@ fn every_corpus_capture_reads_completely() {
     );
 }
 
-#[test]
-fn nanosecond_and_big_endian_timestamps() {
-    let Some(dir) = pcaps() else {
-        println!("SKIP: ../shared/corpus/pcaps not found");
-        return;
-    };
+fn nanosecond_and_big_endian_timestamps(dir: PathBuf) {
     // tcpdump-tcp-handshake-nano: nanosecond magic; tcpdump-pptp: big-endian.
     for name in [
         "tcpdump-tcp-handshake-nano.pcap",
@@ -177,4 +168,19 @@ fn nanosecond_and_big_endian_timestamps() {
         }
         assert!(n > 0, "{name}");
     }
+}
+
+fn main() {
+    gate::run(vec![
+        gate::needs(
+            "every_corpus_capture_reads_completely",
+            pcaps,
+            every_corpus_capture_reads_completely,
+        ),
+        gate::needs(
+            "nanosecond_and_big_endian_timestamps",
+            pcaps,
+            nanosecond_and_big_endian_timestamps,
+        ),
+    ]);
 }

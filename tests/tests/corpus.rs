@@ -1,24 +1,23 @@
-//! Runs every case of `testdata/corpus/*.toml` on every engine (see `nfr_testsuite`).
-//! `NFR_TEST=substr,-excluded` selects cases by `file/name`; `NFR_TEST_VERBOSE=1` prints each
-//! case as it runs. Failures are collected and reported together at the end.
+//! Runs every case of `testdata/corpus/*.toml` on every engine (see `nfr_testsuite`), one test
+//! per case named `file.toml/case` (so `cargo test -p nfr-testsuite --test corpus -- nat.toml/`
+//! selects some; `NFR_TEST=substr,-excluded` too). `NFR_TEST_VERBOSE=1` prints the engines a
+//! case skips. A case's failures on every engine are reported together.
 
 mod common;
+#[path = "../gate.rs"]
+mod gate;
 
 use common::{corpus_files, root};
-use nfr_testsuite::{engines, parse_corpus, run_case, selected, skipped};
+use nfr_testsuite::{Case, engines, parse_corpus, run_case, selected, skipped};
 
-#[test]
-fn corpus() {
-    let files = corpus_files();
-    let filter = std::env::var("NFR_TEST").ok();
-    let verbose = std::env::var("NFR_TEST_VERBOSE").is_ok();
-    let engines = engines();
+/// Every corpus file parses, case names are unique, each case gives exactly one of `rules`
+/// and `file` and has packets or an expected error, and there are at least 200 cases.
+fn corpus_is_well_formed() {
     let mut fails: Vec<String> = Vec::new();
-    let (mut cases, mut packets, mut skips) = (0usize, 0usize, 0usize);
     let mut names = std::collections::HashSet::new();
-    for f in &files {
+    for f in corpus_files() {
         let fname = f.file_name().and_then(|n| n.to_str()).unwrap_or("?");
-        let text = std::fs::read_to_string(f).expect("corpus file readable");
+        let text = std::fs::read_to_string(&f).expect("corpus file readable");
         let corpus = match parse_corpus(&text) {
             Ok(c) => c,
             Err(e) => {
@@ -31,74 +30,83 @@ fn corpus() {
             if !names.insert(id.clone()) {
                 fails.push(format!("{id}: duplicate case name"));
             }
-            if !selected(filter.as_deref(), &id) {
-                continue;
+            if case.rules.is_some() == case.file.is_some() {
+                fails.push(format!("{id}: give exactly one of `rules` and `file`"));
             }
-            let source = match (&case.rules, &case.file) {
-                (Some(r), None) => r.clone(),
-                (None, Some(p)) => match std::fs::read_to_string(root().join(p)) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        fails.push(format!("{id}: cannot read {p}: {e}"));
-                        continue;
-                    }
-                },
-                _ => {
-                    fails.push(format!("{id}: give exactly one of `rules` and `file`"));
-                    continue;
-                }
-            };
             if case.error.is_none() && case.packets.is_empty() {
                 fails.push(format!("{id}: a case needs packets or an expected error"));
             }
-            cases += 1;
-            for e in &engines {
-                if let Some(why) = skipped(e.name(), &id) {
-                    skips += 1;
-                    if verbose {
-                        println!("SKIP {id} on {}: {why}", e.name());
-                    }
-                    continue;
-                }
+        }
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+    assert!(
+        names.len() >= 200,
+        "the corpus should hold at least 200 cases, has {}",
+        names.len()
+    );
+}
+
+/// One case on every engine (an engine's commented skip, or a ruleset the ipt engine cannot
+/// lower, is printed with `NFR_TEST_VERBOSE=1`).
+fn run_one(id: &str, case: &Case) {
+    let verbose = std::env::var("NFR_TEST_VERBOSE").is_ok();
+    let source = match (&case.rules, &case.file) {
+        (Some(r), None) => r.clone(),
+        (None, Some(p)) => std::fs::read_to_string(root().join(p))
+            .unwrap_or_else(|e| panic!("{id}: cannot read {p}: {e}")),
+        _ => panic!("{id}: give exactly one of `rules` and `file`"),
+    };
+    let mut fails: Vec<String> = Vec::new();
+    for e in engines() {
+        if let Some(why) = skipped(e.name(), id) {
+            if verbose {
+                println!("SKIP {id} on {}: {why}", e.name());
+            }
+            continue;
+        }
+        match run_case(id, case, &source, e.as_ref(), &mut fails) {
+            Ok(_) => {}
+            Err(s) if e.partial() => {
                 if verbose {
-                    println!("RUN  {id} on {}", e.name());
+                    println!("SKIP {id} on {}: does not lower: {}", e.name(), s.0);
                 }
-                match run_case(&id, case, &source, e.as_ref(), &mut fails) {
-                    Ok(n) => packets += n,
-                    Err(s) if e.partial() => {
-                        skips += 1;
-                        if verbose {
-                            println!("SKIP {id} on {}: does not lower: {}", e.name(), s.0);
-                        }
-                    }
-                    Err(s) => fails.push(format!(
-                        "{id}: engine {} could not prepare it: {} (add it to SKIP if intended)",
-                        e.name(),
-                        s.0
-                    )),
-                }
+            }
+            Err(s) => fails.push(format!(
+                "{id}: engine {} could not prepare it: {} (add it to SKIP if intended)",
+                e.name(),
+                s.0
+            )),
+        }
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+/// One test per case, named `file.toml/case`, beside the two whole-corpus checks.
+fn main() {
+    let filter = std::env::var("NFR_TEST").ok();
+    let mut trials = vec![
+        gate::test("corpus_is_well_formed", corpus_is_well_formed),
+        gate::test("every_truncation_is_safe", every_truncation_is_safe),
+    ];
+    for f in corpus_files() {
+        let fname = f.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        let text = std::fs::read_to_string(&f).expect("corpus file readable");
+        let Ok(corpus) = parse_corpus(&text) else {
+            continue; // corpus_is_well_formed reports it
+        };
+        for case in corpus.cases {
+            let id = format!("{fname}/{}", case.name);
+            if selected(filter.as_deref(), &id) {
+                trials.push(gate::test(id.clone(), move || run_one(&id, &case)));
             }
         }
     }
-    println!(
-        "corpus: {cases} cases, {packets} packets on {} engine(s), {skips} skipped",
-        engines.len()
-    );
-    if !fails.is_empty() {
-        panic!("{} corpus failures:\n{}", fails.len(), fails.join("\n"));
-    }
-    if filter.is_none() {
-        assert!(
-            cases >= 200,
-            "the corpus should hold at least 200 cases, has {cases}"
-        );
-    }
+    gate::run(trials);
 }
 
 /// Every packet of the corpus, cut at every length from 0 to its full size (the packet
 /// context still describing the whole datagram), runs on every engine without a panic:
 /// out-of-bounds loads break.
-#[test]
 fn every_truncation_is_safe() {
     use nfr_compiler::check::check_source;
     let files = corpus_files();

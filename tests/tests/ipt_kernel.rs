@@ -2,8 +2,10 @@
 //! emits must equal the table the kernel builds from the equivalent iptables-save text (our
 //! `nfr_ipt::save` of the lowered table, loaded with `iptables-legacy-restore` in a private
 //! network namespace and read back with IPT_SO_GET_ENTRIES; comefrom and counters masked).
-//! Skips with a message without root / iptables-legacy / netns; fails instead when
-//! `NFC_REQUIRE_ORACLE=1`.
+//! Ignored without root / iptables-legacy / netns; fails instead when `NFC_REQUIRE_ORACLE=1`.
+
+#[path = "../gate.rs"]
+mod gate;
 
 mod common;
 
@@ -14,37 +16,12 @@ use nfr_compiler::lower::ipt::lower_ipt;
 use nfr_ipt::blob::mask_load_time_fields;
 use nfr_testsuite::parse_corpus;
 
-fn oracle() -> bool {
-    let why = if !Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-    {
-        Some("not root".to_string())
-    } else if !Command::new("iptables-legacy-restore")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        Some("iptables-legacy-restore not found".to_string())
-    } else if let Err(e) = nfr_ipt::kernel::with_private_netns(|| ()) {
-        Some(format!("no private network namespace: {e}"))
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(why) => {
-            assert!(
-                std::env::var("NFC_REQUIRE_ORACLE").as_deref() != Ok("1"),
-                "kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {why}"
-            );
-            eprintln!("SKIP corpus ipt kernel comparison: {why}");
-            false
-        }
-    }
+/// Ok when root, `iptables-legacy-restore` and a private network namespace are there.
+fn oracle() -> Result<(), String> {
+    gate::root()?;
+    gate::have_tools(&["iptables-legacy-restore"])?;
+    nfr_ipt::kernel::with_private_netns(|| ())
+        .map_err(|e| format!("no private network namespace: {e}"))
 }
 
 fn kernel_tables(text: String, names: Vec<String>) -> Result<Vec<Vec<u8>>, String> {
@@ -76,11 +53,7 @@ fn kernel_tables(text: String, names: Vec<String>) -> Result<Vec<Vec<u8>>, Strin
     .map_err(|e| e.to_string())?
 }
 
-#[test]
-fn corpus_blobs_equal_the_kernels_tables() {
-    if !oracle() {
-        return;
-    }
+fn corpus_blobs_equal_the_kernels_tables(_: ()) {
     let files = corpus_files();
     let (mut rulesets, mut tables, mut fails) = (0usize, 0usize, Vec::new());
     for f in &files {
@@ -126,4 +99,12 @@ fn corpus_blobs_equal_the_kernels_tables() {
         rulesets >= 10,
         "only {rulesets} corpus rulesets lower to iptables"
     );
+}
+
+fn main() {
+    gate::run(vec![gate::needs(
+        "corpus_blobs_equal_the_kernels_tables",
+        oracle,
+        corpus_blobs_equal_the_kernels_tables,
+    )]);
 }

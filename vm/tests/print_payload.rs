@@ -1,6 +1,9 @@
 //! Printer fidelity: hand-built Programs printed by `nfr_vm::print` must equal the expression
 //! lines (and set element lines) of nftables' tests/py `.t.payload` records, read from the shared
-//! corpus (skipped with a message when the corpus is absent), plus self-contained format checks.
+//! corpus (those tests are ignored when the corpus is absent), plus self-contained format checks.
+
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 use nfr_vm::ids::Reg;
 use nfr_vm::insn::*;
@@ -11,13 +14,7 @@ use nfr_vm::{ChainVerdict, Hook, Program, Set, SetId};
 use std::path::PathBuf;
 
 fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/nft-tests-py");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIP: nft-tests-py corpus not found at {}", p.display());
-        None
-    }
+    gate::corpus("nft-tests-py").ok()
 }
 
 /// (expression lines, element lines) of the first record headed `# rule` in `file`.
@@ -101,7 +98,6 @@ fn mask_xor(reg: Reg, len: u8, mask: Data, xor: Data) -> Insn {
     }
 }
 
-#[test]
 fn icmp_type_echo_request() {
     let mut v = l4(1);
     v.push(Insn::payload(PayloadBase::Transport, 0, 1, R1));
@@ -114,7 +110,6 @@ fn icmp_type_echo_request() {
     );
 }
 
-#[test]
 fn tcp_dport_range() {
     let mut v = l4(6);
     v.push(Insn::payload(PayloadBase::Transport, 2, 2, R1));
@@ -127,7 +122,6 @@ fn tcp_dport_range() {
     check("inet/tcp.t.payload", "tcp dport 33-45", &one_rule(v), None);
 }
 
-#[test]
 fn ip_daddr_range() {
     let v = vec![
         Insn::payload(PayloadBase::Network, 16, 4, R1),
@@ -146,7 +140,6 @@ fn ip_daddr_range() {
     );
 }
 
-#[test]
 fn meta_mark_set_dscp_shift() {
     let v = vec![
         Insn::payload(PayloadBase::Network, 1, 1, R1),
@@ -177,7 +170,6 @@ fn meta_mark_set_dscp_shift() {
     );
 }
 
-#[test]
 fn ct_mark_or_dscp_counter() {
     let mut p = one_rule(vec![]);
     let cnt = p.add_counter();
@@ -223,7 +215,6 @@ fn ct_mark_or_dscp_counter() {
     assert!(p2.verify().is_ok());
 }
 
-#[test]
 fn dnat_with_anonymous_set() {
     let mut p = Program::new();
     let c = p.add_base_chain("prerouting", Hook::Prerouting, -100, Policy::Accept);
@@ -267,7 +258,6 @@ fn dnat_with_anonymous_set() {
     assert!(p.verify().is_ok());
 }
 
-#[test]
 fn ct_original_daddr_map_to_mark() {
     let mut p = Program::new();
     let c = p.add_base_chain("input", Hook::Input, 0, Policy::Accept);
@@ -302,7 +292,6 @@ fn ct_original_daddr_map_to_mark() {
     );
 }
 
-#[test]
 fn icmp_type_not_in_set() {
     let mut p = Program::new();
     let c = p.add_base_chain("input", Hook::Input, 0, Policy::Accept);
@@ -328,7 +317,6 @@ fn icmp_type_not_in_set() {
     );
 }
 
-#[test]
 fn frag_off_accept() {
     let v = vec![
         Insn::payload(PayloadBase::Network, 6, 2, R1),
@@ -343,13 +331,11 @@ fn frag_off_accept() {
     );
 }
 
-#[test]
 fn reject_default() {
     let v = vec![Insn::Reject { ty: 0, code: 3 }];
     check("ip/reject.t.payload", "reject", &one_rule(v), None);
 }
 
-#[test]
 fn masquerade_with_vmap_and_ct_state() {
     let mut p = Program::new();
     let c = p.add_base_chain("postrouting", Hook::Postrouting, 100, Policy::Accept);
@@ -399,7 +385,6 @@ fn masquerade_with_vmap_and_ct_state() {
     assert!(p.verify().is_ok());
 }
 
-#[test]
 fn hdrlength_interval_vmap() {
     let mut p = Program::new();
     let c = p.add_base_chain("input", Hook::Input, 0, Policy::Accept);
@@ -431,7 +416,6 @@ fn hdrlength_interval_vmap() {
     );
 }
 
-#[test]
 fn dnat_addr_port() {
     let mut v = vec![
         Insn::meta(MetaKey::Iifname, R1),
@@ -467,7 +451,6 @@ fn dnat_addr_port() {
 
 // ---- self-contained format checks (no corpus needed) ----
 
-#[test]
 fn format_of_every_other_insn() {
     let mut p = Program::new();
     let c = p.add_base_chain("input", Hook::Input, 0, Policy::Accept);
@@ -580,7 +563,6 @@ fn format_of_every_other_insn() {
     let _ = c;
 }
 
-#[test]
 fn interval_set_elements_with_gap() {
     let mut p = Program::new();
     let mut s = Set::new("s", 4, SetDataType::None, SetKind::Interval);
@@ -612,7 +594,6 @@ fn header_lines(file: &str, rule: &str) -> Option<Vec<String>> {
     )
 }
 
-#[test]
 fn concat_range_set_header_and_elements() {
     let rule = "ip saddr . ip daddr vmap { 192.168.5.1-192.168.5.128 . 192.168.6.1-192.168.6.128 : accept }";
     let mut p = Program::new();
@@ -655,4 +636,84 @@ fn concat_range_set_header_and_elements() {
         assert_eq!(got, h);
     }
     assert!(p.verify().is_ok());
+}
+
+fn main() {
+    gate::run(vec![
+        gate::needs(
+            "icmp_type_echo_request",
+            || gate::corpus("nft-tests-py"),
+            |_| icmp_type_echo_request(),
+        ),
+        gate::needs(
+            "tcp_dport_range",
+            || gate::corpus("nft-tests-py"),
+            |_| tcp_dport_range(),
+        ),
+        gate::needs(
+            "ip_daddr_range",
+            || gate::corpus("nft-tests-py"),
+            |_| ip_daddr_range(),
+        ),
+        gate::needs(
+            "meta_mark_set_dscp_shift",
+            || gate::corpus("nft-tests-py"),
+            |_| meta_mark_set_dscp_shift(),
+        ),
+        gate::needs(
+            "ct_mark_or_dscp_counter",
+            || gate::corpus("nft-tests-py"),
+            |_| ct_mark_or_dscp_counter(),
+        ),
+        gate::needs(
+            "dnat_with_anonymous_set",
+            || gate::corpus("nft-tests-py"),
+            |_| dnat_with_anonymous_set(),
+        ),
+        gate::needs(
+            "ct_original_daddr_map_to_mark",
+            || gate::corpus("nft-tests-py"),
+            |_| ct_original_daddr_map_to_mark(),
+        ),
+        gate::needs(
+            "icmp_type_not_in_set",
+            || gate::corpus("nft-tests-py"),
+            |_| icmp_type_not_in_set(),
+        ),
+        gate::needs(
+            "frag_off_accept",
+            || gate::corpus("nft-tests-py"),
+            |_| frag_off_accept(),
+        ),
+        gate::needs(
+            "reject_default",
+            || gate::corpus("nft-tests-py"),
+            |_| reject_default(),
+        ),
+        gate::needs(
+            "masquerade_with_vmap_and_ct_state",
+            || gate::corpus("nft-tests-py"),
+            |_| masquerade_with_vmap_and_ct_state(),
+        ),
+        gate::needs(
+            "hdrlength_interval_vmap",
+            || gate::corpus("nft-tests-py"),
+            |_| hdrlength_interval_vmap(),
+        ),
+        gate::needs(
+            "dnat_addr_port",
+            || gate::corpus("nft-tests-py"),
+            |_| dnat_addr_port(),
+        ),
+        gate::test("format_of_every_other_insn", format_of_every_other_insn),
+        gate::test(
+            "interval_set_elements_with_gap",
+            interval_set_elements_with_gap,
+        ),
+        gate::needs(
+            "concat_range_set_header_and_elements",
+            || gate::corpus("nft-tests-py"),
+            |_| concat_range_set_header_and_elements(),
+        ),
+    ]);
 }

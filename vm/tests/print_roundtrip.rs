@@ -1,7 +1,10 @@
 //! Printer fidelity over the whole nft-tests-py corpus: every expression line of every
 //! `.t.payload*` file whose expression nfc supports is parsed back into an `Insn` (by the small
-//! reader below, test-only) and printed again; the text must be identical. Skips cleanly when
-//! the corpus is absent.
+//! reader below, test-only) and printed again; the text must be identical. Ignored when the
+//! corpus is absent.
+
+#[path = "../../tests/gate.rs"]
+mod gate;
 
 use nfr_vm::insn::*;
 use nfr_vm::pkt::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
@@ -314,13 +317,7 @@ fn parse(p: &mut Program, line: &str) -> Option<Insn> {
     })
 }
 
-#[test]
-fn every_supported_corpus_line_prints_back_identically() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/nft-tests-py");
-    if !dir.is_dir() {
-        eprintln!("SKIP: nft-tests-py corpus not found at {}", dir.display());
-        return;
-    }
+fn every_supported_corpus_line_prints_back_identically(dir: PathBuf) {
     let mut lines = BTreeSet::new();
     for fam in std::fs::read_dir(&dir).unwrap().flatten() {
         if !fam.path().is_dir() {
@@ -362,4 +359,12 @@ fn every_supported_corpus_line_prints_back_identically() {
     );
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     assert!(ok > 300, "too few supported lines: {ok}");
+}
+
+fn main() {
+    gate::run(vec![gate::needs(
+        "every_supported_corpus_line_prints_back_identically",
+        || gate::corpus("nft-tests-py"),
+        every_supported_corpus_line_prints_back_identically,
+    )]);
 }

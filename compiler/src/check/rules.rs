@@ -813,6 +813,30 @@ impl Ctx {
                         .push(Diagnostic::error("E0200", span, "burst out of range"));
                     return None;
                 };
+                // nft_limit_init: rate + burst, and for byte limits the unit in ns times that, must fit
+                // in 64 bits; otherwise the kernel refuses the rule with EOVERFLOW.
+                let nsecs = unit.seconds() * 1_000_000_000;
+                let fits = l
+                    .rate
+                    .checked_mul(mult)
+                    .and_then(|r| r.checked_add(u64::from(burst)))
+                    .and_then(|r| {
+                        if l.rate_unit.is_some() {
+                            nsecs.checked_mul(r)
+                        } else {
+                            Some(r)
+                        }
+                    });
+                if fits.is_none() {
+                    self.diags.push(
+                        Diagnostic::error("E0200", span, "limit rate too large")
+                            .with_primary_label("rate and burst overflow 64 bits")
+                            .with_note(
+                                "the kernel refuses it: Value too large for defined data type (EOVERFLOW)",
+                            ),
+                    );
+                    return None;
+                }
                 StmtKind::Limit {
                     rate: l.rate.saturating_mul(mult),
                     unit,

@@ -160,12 +160,25 @@ impl Ctx {
                         return None;
                     }
                 };
-                if *len == 0 || *len > 128 || offset.checked_add(*len).is_none() {
+                if *len == 0 || *len > 128 {
                     self.diags.push(Diagnostic::error(
                         "E0200",
                         span,
                         format!("raw payload length {len} out of range 1-128 bits"),
                     ));
+                    return None;
+                }
+                if offset.checked_add(*len).is_none() {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E0200",
+                            span,
+                            format!("raw payload offset {offset} out of range"),
+                        )
+                        .with_primary_label(format!(
+                            "offset {offset} + length {len} bits does not fit in 32 bits"
+                        )),
+                    );
                     return None;
                 }
                 let bits = u16::try_from(*len).unwrap_or(128);

@@ -1579,13 +1579,7 @@ impl Lower<'_> {
                 burst,
                 bytes,
             } => {
-                let unit = match unit {
-                    hir::RateUnit::Second => 1,
-                    hir::RateUnit::Minute => 60,
-                    hir::RateUnit::Hour => 3600,
-                    hir::RateUnit::Day => 86400,
-                    hir::RateUnit::Week => 604800,
-                };
+                let unit = unit.seconds();
                 let id = self.prog.add_limit(LimitSpec {
                     rate: *rate,
                     unit,

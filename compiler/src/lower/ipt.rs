@@ -2080,19 +2080,29 @@ fn build_spec(
 // ---------------------------------------------------------------------------------------------
 // The way back: an iptables table as `.nfr` text (for `nfc decompile` and `nfc import`)
 
-/// Print iptables tables as one `.nfr` ruleset (`table ip <name>` per table). The text checks
-/// with `nfc check` and lowers back to the same tables for everything [`lower_ipt`] emits;
-/// anything else (raw extensions, inverted multi-state tests, fragments, ...) is an `Err` naming
-/// the chain and rule.
+/// Print iptables tables as one `.nfr` ruleset (`table ip <name>` per table), as
+/// `iptables-restore-translate` names things: chains keep their iptables names (`INPUT`), rule
+/// counters are kept (`counter packets N bytes M`, when not zero), ICMP types are named. The
+/// text checks with `nfc check` and lowers back to the same tables for everything [`lower_ipt`]
+/// emits; anything else (raw extensions, inverted multi-state tests, fragments, ...) is an `Err`
+/// naming the chain and rule, one line per rule that cannot be printed.
 pub fn tables_to_nfr(tables: &[nfr_ipt::Table]) -> Result<String, String> {
     let mut out = String::new();
+    let mut errors = Vec::new();
     for (i, t) in tables.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&table_to_nfr(t)?);
+        match table_to_nfr(t) {
+            Ok(text) => out.push_str(&text),
+            Err(e) => errors.push(e),
+        }
     }
-    Ok(out)
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors.join("\n"))
+    }
 }
 
 fn prio_for(table: &str, h: nfr_ipt::Hook) -> (&'static str, i32) {
@@ -2124,11 +2134,12 @@ fn hook_nft_name(h: nfr_ipt::Hook) -> &'static str {
     }
 }
 
-/// One table as `.nfr`.
+/// One table as `.nfr` (see [`tables_to_nfr`]).
 pub fn table_to_nfr(t: &nfr_ipt::Table) -> Result<String, String> {
     if nfr_ipt::table_valid_hooks(&t.name) != Some(t.valid_hooks) {
         return Err(format!("`{}` is not one of the iptables tables", t.name));
     }
+    let mut errors = Vec::new();
     let mut s = format!("table ip {} {{\n", t.name);
     let mut first = true;
     for b in &t.builtins {
@@ -2142,13 +2153,15 @@ pub fn table_to_nfr(t: &nfr_ipt::Table) -> Result<String, String> {
             nfr_ipt::Policy::Accept => "accept",
             nfr_ipt::Policy::Drop => "drop",
         };
-        s.push_str(&format!(
-            "\tchain {hook} {{\n\t\ttype {ty} hook {hook} priority {prio}; policy {policy};\n"
-        ));
         let cname = nfr_ipt::hook_chain_name(b.hook);
+        s.push_str(&format!(
+            "\tchain {cname} {{\n\t\ttype {ty} hook {hook} priority {prio}; policy {policy};\n"
+        ));
         for (n, r) in b.rules.iter().enumerate() {
-            let line = rule_to_nfr(r).map_err(|e| format!("{cname} rule {}: {e}", n + 1))?;
-            s.push_str(&format!("\t\t{line}\n"));
+            match rule_to_nfr(r) {
+                Ok(line) => s.push_str(&format!("\t\t{line}\n")),
+                Err(e) => errors.push(format!("{cname} rule {}: {e}", n + 1)),
+            }
         }
         s.push_str("\t}\n");
     }
@@ -2164,17 +2177,24 @@ pub fn table_to_nfr(t: &nfr_ipt::Table) -> Result<String, String> {
             || c.name
                 .starts_with(|ch: char| ch.is_ascii_digit() || ch == '-')
         {
-            return Err(format!("chain name `{}` is not an nft identifier", c.name));
+            errors.push(format!("chain name `{}` is not an nft identifier", c.name));
+            continue;
         }
         s.push_str(&format!("\tchain {} {{\n", c.name));
         for (n, r) in c.rules.iter().enumerate() {
-            let line = rule_to_nfr(r).map_err(|e| format!("{} rule {}: {e}", c.name, n + 1))?;
-            s.push_str(&format!("\t\t{line}\n"));
+            match rule_to_nfr(r) {
+                Ok(line) => s.push_str(&format!("\t\t{line}\n")),
+                Err(e) => errors.push(format!("{} rule {}: {e}", c.name, n + 1)),
+            }
         }
         s.push_str("\t}\n");
     }
     s.push_str("}\n");
-    Ok(s)
+    if errors.is_empty() {
+        Ok(s)
+    } else {
+        Err(errors.join("\n"))
+    }
 }
 
 fn nft_str(b: &[u8]) -> Result<String, String> {
@@ -2395,11 +2415,12 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
                     continue;
                 }
                 let i = c.invflags & IPT_ICMP_INV != 0;
+                let ty = nfr_grammar::catalog::Datatype::IcmpType
+                    .symbol_name(u64::from(c.icmp_type))
+                    .map_or_else(|| c.icmp_type.to_string(), str::to_string);
                 match c.code {
-                    [0, 255] => p.push(format!("icmp type {}{}", op(i), c.icmp_type)),
-                    [a, b] if a == b && !i => {
-                        p.push(format!("icmp type {} icmp code {a}", c.icmp_type))
-                    }
+                    [0, 255] => p.push(format!("icmp type {}{ty}", op(i))),
+                    [a, b] if a == b && !i => p.push(format!("icmp type {ty} icmp code {a}")),
                     _ => return Err("an icmp code range".into()),
                 }
             }
@@ -2545,6 +2566,12 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
             }
             other => return Err(format!("-m {}", other.name())),
         }
+    }
+    if r.counters.pcnt != 0 || r.counters.bcnt != 0 {
+        p.push(format!(
+            "counter packets {} bytes {}",
+            r.counters.pcnt, r.counters.bcnt
+        ));
     }
     match &r.target {
         T::Accept => p.push("accept".into()),

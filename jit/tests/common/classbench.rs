@@ -13,8 +13,10 @@ use std::path::PathBuf;
 pub fn dir() -> Option<PathBuf> {
     let d = match std::env::var_os("NFC_CLASSBENCH_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/corpus/classbench/song-filterset"),
+        None => std::env::var_os("NFC_SHARED_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+            .join("corpus/classbench/song-filterset"),
     };
     d.is_dir().then_some(d)
 }

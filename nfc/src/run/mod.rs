@@ -64,7 +64,11 @@ Interfaces (meta iif/iifname, oif/oifname), the first rule that applies:
      holding the destination (longest prefix wins).
   Received packets have no output interface, sent ones no input interface. Names are cut to 15 bytes.
   Interface indexes: lo is 1, other names 2, 3, ... in the order --iface, --iif, --oif, then capture
-  interfaces as they first appear.";
+  interfaces as they first appear.
+
+Exit status: 0 ok (also a truncated capture, read up to where it could be, with a warning), 1 diagnostics in
+the ruleset, 2 operational error (unreadable file, a capture where the ruleset goes or the reverse, no frame
+readable).";
 
 #[derive(Subcommand, Debug)]
 pub enum RunCmd {
@@ -102,6 +106,9 @@ pub struct Args {
     /// Print the final conntrack table (conntrack -L format).
     #[arg(long)]
     pub ct_list: bool,
+    /// Leave out the ruleset listing with this run's counters (the report alone; for big rulesets).
+    #[arg(long, visible_alias = "summary")]
+    pub no_listing: bool,
     /// Print conntrack events (conntrack -E style).
     #[arg(long)]
     pub ct_events: bool,
@@ -117,8 +124,8 @@ pub struct Args {
     /// Write the packets that were dropped (by a rule, policy, reject, or conntrack) to this pcap.
     #[arg(long, value_name = "FILE")]
     pub write_dropped: Option<PathBuf>,
-    /// Worker threads (flows sharded by address pair; output identical to one thread).
-    #[arg(long, default_value_t = 1)]
+    /// Worker threads (flows sharded by address pair; output identical to one thread). At least 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub threads: usize,
     /// Shorten inter-packet gaps longer than this many seconds (virtual time).
     #[arg(long, value_name = "SECONDS")]
@@ -169,15 +176,41 @@ fn open_capture_sized(path: &std::path::Path) -> anyhow::Result<(PcapReader<'sta
         .ok()
         .filter(|m| m.is_file())
         .map_or(0, |m| m.len());
-    let r = PcapReader::new(BufReader::with_capacity(1 << 16, f)).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not a readable pcap/pcapng capture ({:?} at byte {}; file is {len} bytes)",
-            path.display(),
-            e.kind,
-            e.offset
-        )
-    })?;
+    let r = PcapReader::new(BufReader::with_capacity(1 << 16, f))
+        .map_err(|e| capture_error(path, &e, len))?;
     Ok((r, len))
+}
+
+/// Why `path` could not be opened as a capture, in words: for a file that is not one, its magic number, and
+/// whether it looks like a ruleset given in the capture's place.
+fn capture_error(
+    path: &std::path::Path,
+    e: &nfr_runtime::pcap::PcapError,
+    len: u64,
+) -> anyhow::Error {
+    use nfr_runtime::pcap::{PcapErrorKind, magic};
+    let p = path.display();
+    if e.kind != PcapErrorKind::HeaderNotRecognized {
+        return anyhow::anyhow!("{p}: {} (at byte {})", e.kind.describe(), e.offset);
+    }
+    let mut head = [0u8; 64];
+    let n = File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    let Some(m) = magic(&head[..n]) else {
+        return anyhow::anyhow!(
+            "{p}: not a pcap or pcapng file: {len} bytes, too short for a header"
+        );
+    };
+    let text = std::str::from_utf8(&head[..n]).is_ok_and(|t| !t.contains('\0'));
+    anyhow::anyhow!(
+        "{p}: not a pcap or pcapng file: unknown magic 0x{m:08x}{}",
+        if text {
+            " (this is text; a ruleset? `nfc run pcap RULES CAPTURE` takes the ruleset first)"
+        } else {
+            ""
+        }
+    )
 }
 
 fn run_pcap(args: Args) -> anyhow::Result<Outcome> {

@@ -228,6 +228,8 @@ pub struct Collector {
     /// `--engine ipt`: per table (index = trace spec), its name and entry offset -> rule text.
     ipt_entries: Vec<(String, BTreeMap<u32, String>)>,
     ct_list: bool,
+    /// List the ruleset with this run's counters (not with `--no-listing`).
+    listing: bool,
     out: String,
     /// The progress bar (stderr); output printed during the run goes around it.
     pub progress: Progress,
@@ -286,6 +288,7 @@ impl Collector {
                 })
                 .collect(),
             ct_list: args.ct_list,
+            listing: !args.no_listing,
             out: String::new(),
             progress: Progress::new(0, false),
         })
@@ -590,7 +593,9 @@ impl Collector {
         } else {
             0.0
         };
-        let ruleset = if setup.ipt.is_empty() {
+        let ruleset = if !self.listing {
+            String::new()
+        } else if setup.ipt.is_empty() {
             annotated_ruleset(setup, &end)
         } else {
             ipt_listing(setup, &end)
@@ -662,7 +667,7 @@ impl Collector {
                 },
                 "host_sent": {"packets": self.tally.generated, "left": self.tally.generated_out},
                 "counters": counters,
-                "ruleset": ruleset,
+                "ruleset": if self.listing { json!(ruleset) } else { Value::Null },
                 "conntrack": end.ct_lines,
                 "conntrack_entries": end.ct_count,
                 "events": if self.trace { Value::Null } else { json!(self.event_json) },
@@ -793,8 +798,10 @@ impl Collector {
                 p.iter().map(|(_, ns)| ns).sum::<f64>()
             );
         }
-        let _ = writeln!(o);
-        o.push_str(&ruleset);
+        if self.listing {
+            let _ = writeln!(o);
+            o.push_str(&ruleset);
+        }
         if self.ct_list {
             let _ = writeln!(o, "\nconntrack table ({} entries):", end.ct_lines.len());
             for l in &end.ct_lines {

@@ -1,10 +1,13 @@
 //! What every integration test of the `nfc` binary needs: the workspace root, running the built
-//! `nfc`, the paths of `../shared` (corpus and kernel oracles), and the one rule for oracle tests —
-//! skip with a printed reason when the kernel tools can't run here (not root, tool missing, no
-//! network namespaces), but fail instead when `NFC_REQUIRE_ORACLE=1`. Each test file includes it
-//! with `mod common;` and uses a subset, hence `dead_code` is allowed.
+//! `nfc`, temporary files that go away, the paths of `../shared` (corpus and kernel oracles), and
+//! [`gate`], the one rule for tests that need them or the kernel's tools (ignored when absent,
+//! failing when `NFC_REQUIRE_ORACLE=1`). Each test file includes it with `mod common;` and uses
+//! a subset, hence `dead_code` is allowed.
 
 #![allow(dead_code)]
+
+#[path = "../../../tests/gate.rs"]
+pub mod gate;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -18,9 +21,9 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `root/../shared/<rel>`: the public corpus and the kernel oracles, never committed.
+/// `shared/<rel>`: the public corpus and the kernel oracles, never committed (see [`gate`]).
 pub fn shared(rel: &str) -> PathBuf {
-    root().join("../shared").join(rel)
+    gate::shared().join(rel)
 }
 
 /// The built `nfc`, run from the workspace root without colours.
@@ -39,43 +42,62 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// A fresh (emptied) temporary directory `nfc-<name>-<pid>`.
-pub fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nfc-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh temporary directory `nfc-<name>-XXXX`, removed when dropped (also when the test
+/// panics); it derefs to its path.
+pub struct TmpDir(tempfile::TempDir);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
 }
 
-/// `Some("not root")` unless running as uid 0.
-pub fn not_root() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok();
-    uid.is_none_or(|o| String::from_utf8_lossy(&o.stdout).trim() != "0")
-        .then(|| "not root".to_string())
+impl AsRef<Path> for TmpDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
 }
 
-/// The first of `tools` that `command -v` does not find.
-pub fn missing_tool(tools: &[&str]) -> Option<String> {
-    tools.iter().find_map(|tool| {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        (!ok).then(|| format!("{tool} not installed"))
-    })
+pub fn tmp_dir(name: &str) -> TmpDir {
+    TmpDir(
+        tempfile::Builder::new()
+            .prefix(&format!("nfc-{name}-"))
+            .tempdir()
+            .expect("create a temporary directory"),
+    )
 }
 
-/// Why `unshare -n TOOL` can't run here (not root, tool missing, no network namespaces), if it can't.
-pub fn netns_tool_unavailable(tool: &str) -> Option<String> {
-    not_root().or_else(|| {
-        let ok = Command::new("unshare")
-            .args(["-n", tool, "--version"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        (!ok).then(|| {
-            format!("`unshare -n {tool}` does not work (tool missing or no network namespaces)")
-        })
-    })
+/// A file holding `text` in its own [`TmpDir`], removed with it; it derefs to its path.
+pub struct TmpFile {
+    _dir: TmpDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for TmpFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for TmpFile {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<OsStr> for TmpFile {
+    fn as_ref(&self) -> &OsStr {
+        self.path.as_os_str()
+    }
+}
+
+pub fn tmp_file(name: &str, text: impl AsRef<[u8]>) -> TmpFile {
+    let dir = tmp_dir("file");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write a temporary file");
+    TmpFile { _dir: dir, path }
 }
 
 /// `unshare -n ARGS` from the workspace root: ARGS in a private network namespace.
@@ -86,31 +108,4 @@ pub fn unshare_n<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
         .current_dir(root())
         .output()
         .expect("run unshare")
-}
-
-/// Whether the oracle test `what`, which runs `unshare -n TOOL`, can run (see [`oracle_ready`]).
-pub fn netns_tool_ready(what: &str, tool: &str) -> bool {
-    oracle_ready(what, netns_tool_unavailable(tool))
-}
-
-/// Why the oracle script `../shared/oracle/<script>` can't run here (script absent, not root, one
-/// of `tools` missing), if it can't.
-pub fn oracle_script_unavailable(script: &str, tools: &[&str]) -> Option<String> {
-    if !shared("oracle").join(script).exists() {
-        return Some(format!("../shared/oracle/{script} not found"));
-    }
-    not_root().or_else(|| missing_tool(tools))
-}
-
-/// Whether the oracle test `what` can run, given why it can't (`None`: it can). A skip prints its
-/// reason; with `NFC_REQUIRE_ORACLE=1` it panics instead, so CI can't pass without the oracle.
-pub fn oracle_ready(what: &str, unavailable: Option<String>) -> bool {
-    let Some(why) = unavailable else {
-        return true;
-    };
-    if std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1") {
-        panic!("kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable for {what}: {why}");
-    }
-    println!("SKIP {what}: {why}");
-    false
 }
