@@ -175,7 +175,11 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0003", "include cycle"),
     ("E0004", "include nesting too deep"),
     ("E0010", "undefined variable `$name`"),
-    ("E0011", "variable defined twice / recursive definition"),
+    ("E0011", "variable defined twice"),
+    (
+        "E0012",
+        "define expansion too deep or too large (defines nested over 16 levels, or over 2^21 substitutions)",
+    ),
     (
         "E0020",
         "address family not supported (arp, bridge, netdev)",

@@ -86,6 +86,12 @@ pub struct Ctx {
     pub(crate) file: FileId,
     pub(crate) family: Family,
     pub(crate) var_depth: u32,
+    /// `$var` substitutions made so far (bounded by `types::MAX_VAR_WORK`).
+    pub(crate) var_work: u64,
+    /// The current expansion failed and was reported: drop the rest of it silently.
+    pub(crate) var_abort: bool,
+    /// The outermost `$var` of the expansion under way.
+    pub(crate) var_use: Span,
     pub(crate) sources: SourceMap,
     pub(crate) tables: Vec<TableDecl>,
     pub(crate) chains: Vec<ChainDecl>,
@@ -139,6 +145,9 @@ pub fn check(
         file: root,
         family: Family::Ip,
         var_depth: 0,
+        var_work: 0,
+        var_abort: false,
+        var_use: Span::default(),
         sources: sources.clone(),
         tables: Vec::new(),
         chains: Vec::new(),
