@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 if e == 0 {
                     eprintln!(
                         "{}: ok{}",
-                        path.display(),
+                        crate::source::display_name(path),
                         if w > 0 {
                             format!(" ({w} warning(s))")
                         } else {
@@ -48,11 +48,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                         }
                     );
                 } else {
-                    eprintln!("{}: {e} error(s), {w} warning(s)", path.display());
+                    eprintln!(
+                        "{}: {e} error(s), {w} warning(s)",
+                        crate::source::display_name(path)
+                    );
                 }
             }
             Format::Json => json_files.push(serde_json::json!({
-                "file": path.display().to_string(),
+                "file": crate::source::display_name(path),
                 "ok": !checked.has_errors(),
                 "diagnostics": checked.json(),
             })),

@@ -34,7 +34,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         let formatted = nfr_grammar::format(&parsed.file);
         if args.check {
             if formatted != text {
-                eprintln!("{}: not in canonical form", path.display());
+                eprintln!(
+                    "{}: not in canonical form",
+                    crate::source::display_name(path)
+                );
                 outcome = Outcome::Diagnostics;
             }
         } else {

@@ -4,7 +4,6 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::Context as _;
 use nfr_compiler::diag::{self, Diagnostic, SourceMap, Span};
 use nfr_compiler::hir::Hir;
 
@@ -32,28 +31,18 @@ impl Checked {
     }
 }
 
-/// Reads a source file as UTF-8, naming the file in the error.
+/// Reads a source file argument (`-`: standard input) as UTF-8, naming the file in the error.
 pub fn read_source(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not UTF-8 text (invalid byte at offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })
+    crate::source::read_text(path)
 }
 
-/// Parses and checks `path`; `include "x"` is read relative to the including file (the checker resolves the
-/// path, this loader only reads it).
+/// Parses and checks `path` (`-`: standard input); `include` is resolved by [`crate::source::Includes`] (the
+/// `-I` directories, then the including file's directory for plain names; wildcards; regular files only).
 pub fn check_file(path: &Path) -> anyhow::Result<Checked> {
     let text = read_source(path)?;
     let mut sources = SourceMap::new();
-    let root = sources.add(path.display().to_string(), text);
-    let mut loader = |p: &str| -> Result<String, String> {
-        let bytes = std::fs::read(p).map_err(|e| e.to_string())?;
-        String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_string())
-    };
+    let mut loader = crate::source::Includes::new(crate::source::include_dirs(), text.len());
+    let root = sources.add(crate::source::display_name(path), text);
     let (hir, diagnostics) = nfr_compiler::check::check(&mut sources, root, &mut loader);
     Ok(Checked {
         sources,
@@ -70,7 +59,7 @@ pub fn render_syntax_errors(
     color: bool,
 ) -> String {
     let mut sources = SourceMap::new();
-    let id = sources.add(path.display().to_string(), text.to_string());
+    let id = sources.add(crate::source::display_name(path), text.to_string());
     let diags: Vec<Diagnostic> = errors
         .iter()
         .map(|e| {

@@ -13,6 +13,7 @@ mod front;
 mod import;
 mod ipt_cmds;
 mod run;
+mod source;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -25,6 +26,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Add DIR to the directories searched for `include "NAME"` (repeatable; searched in order, before the
+    /// including file's directory; names starting with `/`, `./` or `../` are not searched).
+    #[arg(short = 'I', long = "includepath", value_name = "DIR", global = true)]
+    include: Vec<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -95,6 +100,7 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    source::set_include_dirs(cli.include);
     let result = match cli.command {
         Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),
