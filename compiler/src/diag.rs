@@ -361,30 +361,46 @@ fn span_json(s: Span, sources: &SourceMap) -> serde_json::Value {
     })
 }
 
+/// One diagnostic as a JSON object.
+fn diag_json(d: &Diagnostic, sources: &SourceMap) -> serde_json::Value {
+    serde_json::json!({
+        "severity": d.severity,
+        "code": d.code,
+        "description": describe(d.code),
+        "message": d.message,
+        "primary": span_json(d.primary, sources),
+        "primary_label": d.primary_label,
+        "labels": d.labels.iter().map(|(s, t)| {
+            let mut v = span_json(*s, sources);
+            v["message"] = serde_json::Value::String(t.clone());
+            v
+        }).collect::<Vec<_>>(),
+        "notes": d.notes,
+        "help": d.help,
+    })
+}
+
 /// Machine-readable diagnostics for `nfc check --format json`: an array of objects.
 pub fn to_json(diags: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
-    serde_json::Value::Array(
-        diags
-            .iter()
-            .map(|d| {
-                serde_json::json!({
-                    "severity": d.severity,
-                    "code": d.code,
-                    "description": describe(d.code),
-                    "message": d.message,
-                    "primary": span_json(d.primary, sources),
-                    "primary_label": d.primary_label,
-                    "labels": d.labels.iter().map(|(s, t)| {
-                        let mut v = span_json(*s, sources);
-                        v["message"] = serde_json::Value::String(t.clone());
-                        v
-                    }).collect::<Vec<_>>(),
-                    "notes": d.notes,
-                    "help": d.help,
-                })
-            })
-            .collect(),
-    )
+    serde_json::Value::Array(diags.iter().map(|d| diag_json(d, sources)).collect())
+}
+
+/// The same array as [`to_json`], serialized one diagnostic at a time (memory stays that of one diagnostic,
+/// however many there are).
+pub struct JsonDiags<'a> {
+    pub diags: &'a [Diagnostic],
+    pub sources: &'a SourceMap,
+}
+
+impl serde::Serialize for JsonDiags<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let mut seq = ser.serialize_seq(Some(self.diags.len()))?;
+        for d in self.diags {
+            seq.serialize_element(&diag_json(d, self.sources))?;
+        }
+        seq.end()
+    }
 }
 
 #[cfg(test)]

@@ -73,3 +73,55 @@ fn defines_within_the_bounds_still_expand() {
     let (_, diags, _) = timed_check(&src);
     assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
 }
+
+/// `n` rules, each with one out-of-range port (one E0200 each).
+fn many_errors(n: usize) -> String {
+    let mut s = String::from("table ip t {\n chain c {\n  type filter hook input priority 0;\n");
+    for i in 0..n {
+        s.push_str(&format!("  tcp dport {} accept\n", 70000 + i));
+    }
+    s.push_str(" }\n}\n");
+    s
+}
+
+/// The fastest of three runs of `f`.
+fn best_of_3(mut f: impl FnMut()) -> Duration {
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn checking_and_json_are_linear_in_the_number_of_diagnostics() {
+    // quadratic work (counting every earlier error per rule, scanning the file per position) makes 4x the
+    // errors take 16x the time; linear work 4x
+    let time = |n: usize| {
+        let src = many_errors(n);
+        best_of_3(|| {
+            let (sm, _, diags) = check_source("e.nfr", &src);
+            assert_eq!(diags.len(), n);
+            let mut out = Vec::new();
+            serde_json::to_writer(
+                &mut out,
+                &diag::JsonDiags {
+                    diags: &diags,
+                    sources: &sm,
+                },
+            )
+            .unwrap();
+            assert!(out.len() > n * 100);
+        })
+    };
+    let small = time(4000);
+    let big = time(16000);
+    let ratio = big.as_secs_f64() / small.as_secs_f64();
+    assert!(
+        ratio < 8.0,
+        "4x the errors took {ratio:.1}x the time ({small:?} -> {big:?})"
+    );
+}

@@ -26,9 +26,6 @@ impl Checked {
     pub fn render(&self, color: bool) -> String {
         diag::render(&self.diagnostics, &self.sources, color)
     }
-    pub fn json(&self) -> serde_json::Value {
-        diag::to_json(&self.diagnostics, &self.sources)
-    }
 }
 
 /// Reads a source file argument (`-`: standard input) as UTF-8, naming the file in the error.
@@ -76,6 +73,39 @@ pub fn render_syntax_errors(
         })
         .collect();
     diag::render(&diags, &sources, color)
+}
+
+/// `{"files": [{"file", "ok", "diagnostics"}...]}` for `nfc check --format json`, pretty-printed to stdout one
+/// diagnostic at a time.
+pub fn print_json_files(files: &[(String, Checked)]) -> anyhow::Result<()> {
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        file: &'a str,
+        ok: bool,
+        diagnostics: diag::JsonDiags<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        files: Vec<File<'a>>,
+    }
+    let doc = Doc {
+        files: files
+            .iter()
+            .map(|(name, c)| File {
+                file: name,
+                ok: !c.has_errors(),
+                diagnostics: diag::JsonDiags {
+                    diags: &c.diagnostics,
+                    sources: &c.sources,
+                },
+            })
+            .collect(),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, &doc)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Writes to stdout; a closed pipe surfaces as an io::Error that `main` turns into exit 0.
