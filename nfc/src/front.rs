@@ -23,14 +23,53 @@ impl Checked {
         let e = self.diagnostics.iter().filter(|d| d.is_error()).count();
         (e, self.diagnostics.len() - e)
     }
+    /// The diagnostics as text, at most `--max-errors` errors and as many warnings, then a line saying how many
+    /// more there are.
     pub fn render(&self, color: bool) -> String {
-        diag::render(&self.diagnostics, &self.sources, color)
+        let (shown, more_e, more_w) = capped(&self.diagnostics);
+        let mut s = diag::render(&shown, &self.sources, color);
+        if more_e + more_w > 0 {
+            s.push_str(&format!(
+                "... {more_e} more error(s) and {more_w} more warning(s) not shown (--max-errors 0 shows all)\n"
+            ));
+        }
+        s
     }
 }
 
 /// Reads a source file argument (`-`: standard input) as UTF-8, naming the file in the error.
 pub fn read_source(path: &Path) -> anyhow::Result<String> {
     crate::source::read_text(path)
+}
+
+/// `--max-errors`: errors (and, apart, warnings) printed per file; 0 for all. nft stops at 10 errors.
+static MAX_ERRORS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// The default of `--max-errors`, as nft's `parser_max_errors`.
+pub const DEFAULT_MAX_ERRORS: usize = 10;
+
+/// Sets `--max-errors` (once, from the command line).
+pub fn set_max_errors(n: usize) {
+    let _ = MAX_ERRORS.set(n);
+}
+
+/// The first `--max-errors` errors and warnings (in source order), and how many errors and warnings are left.
+pub fn capped(diags: &[Diagnostic]) -> (Vec<Diagnostic>, usize, usize) {
+    let max = MAX_ERRORS.get().copied().unwrap_or(DEFAULT_MAX_ERRORS);
+    if max == 0 {
+        return (diags.to_vec(), 0, 0);
+    }
+    let (mut e, mut w) = (0, 0);
+    let shown = diags
+        .iter()
+        .filter(|d| {
+            let n = if d.is_error() { &mut e } else { &mut w };
+            *n += 1;
+            *n <= max
+        })
+        .cloned()
+        .collect();
+    (shown, e.saturating_sub(max), w.saturating_sub(max))
 }
 
 /// Parses and checks `path` (`-`: standard input); `include` is resolved by [`crate::source::Includes`] (the
@@ -83,7 +122,16 @@ pub fn print_json_files(files: &[(String, Checked)]) -> anyhow::Result<()> {
         file: &'a str,
         ok: bool,
         diagnostics: diag::JsonDiags<'a>,
+        /// Errors and warnings past `--max-errors`, not listed.
+        not_shown: NotShown,
     }
+    #[derive(serde::Serialize)]
+    struct NotShown {
+        errors: usize,
+        warnings: usize,
+    }
+    let capped: Vec<(Vec<Diagnostic>, usize, usize)> =
+        files.iter().map(|(_, c)| capped(&c.diagnostics)).collect();
     #[derive(serde::Serialize)]
     struct Doc<'a> {
         files: Vec<File<'a>>,
@@ -91,12 +139,17 @@ pub fn print_json_files(files: &[(String, Checked)]) -> anyhow::Result<()> {
     let doc = Doc {
         files: files
             .iter()
-            .map(|(name, c)| File {
+            .zip(&capped)
+            .map(|((name, c), (shown, e, w))| File {
                 file: name,
                 ok: !c.has_errors(),
                 diagnostics: diag::JsonDiags {
-                    diags: &c.diagnostics,
+                    diags: shown,
                     sources: &c.sources,
+                },
+                not_shown: NotShown {
+                    errors: *e,
+                    warnings: *w,
                 },
             })
             .collect(),

@@ -139,19 +139,115 @@ fn include_wildcards_and_include_path() {
 
 #[test]
 fn exponential_includes_stop_at_the_include_count() {
-    // each level includes the next twice: 2^16 includes within the depth limit
+    // each level includes the next twice: 2^15 includes within the depth limit
     let d = tmp_dir("inc-bomb");
-    for i in 0..16 {
+    for i in 0..15 {
         std::fs::write(
             d.join(format!("l{i}.nft")),
             format!("include \"l{}.nft\"\ninclude \"l{}.nft\"\n", i + 1, i + 1),
         )
         .unwrap();
     }
-    std::fs::write(d.join("l16.nft"), "# leaf\n").unwrap();
-    let o = nfc(&["check", d.join("l0.nft").to_str().unwrap()]);
+    std::fs::write(d.join("l15.nft"), "# leaf\n").unwrap();
+    let o = nfc(&[
+        "check",
+        "--max-errors",
+        "0",
+        d.join("l0.nft").to_str().unwrap(),
+    ]);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1));
     assert!(e.contains("more than 4096 includes in one ruleset"), "{e}");
     assert_eq!(e.matches("[E0002]").count(), 1, "{e}");
+}
+
+fn chain_with(body: &str) -> String {
+    format!("table ip t {{\n chain c {{\n  type filter hook input priority 0;\n{body} }}\n}}\n")
+}
+
+#[test]
+fn a_long_line_is_cut_around_the_caret() {
+    // 1 MB of blanks before the mistake on one line
+    let d = tmp_dir("long-line");
+    let f = d.join("long.nfr");
+    let pad = " ".repeat(1 << 20);
+    std::fs::write(&f, chain_with(&format!("{pad}tcp dport 99999 accept\n"))).unwrap();
+    let o = nfc(&["check", f.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(e.len() < 1500, "{} bytes of stderr", e.len());
+    // the real column, and the line cut with `…`
+    assert!(
+        e.contains(&format!("long.nfr:4:{} ]", (1 << 20) + 11)),
+        "{e}"
+    );
+    assert!(e.contains("│ …    "), "{e}");
+    assert!(e.contains("tcp dport 99999 accept\n"), "{e}");
+}
+
+#[test]
+fn errors_are_capped_at_max_errors() {
+    let d = tmp_dir("max-errors");
+    let f = d.join("many.nfr");
+    let body: String = (0..1000)
+        .map(|i| format!("  tcp dport {} accept\n", 70000 + i))
+        .collect();
+    std::fs::write(&f, chain_with(&body)).unwrap();
+    let o = nfc(&["check", f.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(e.matches("[E0200]").count(), 10, "{e}");
+    assert!(
+        e.contains(
+            "... 990 more error(s) and 0 more warning(s) not shown (--max-errors 0 shows all)"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("many.nfr: 1000 error(s), 0 warning(s)"), "{e}");
+    let o = nfc(&["check", "--max-errors", "0", f.to_str().unwrap()]);
+    assert_eq!(stderr(&o).matches("[E0200]").count(), 1000);
+    let o = nfc(&[
+        "check",
+        "--max-errors",
+        "3",
+        "--format",
+        "json",
+        f.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["files"][0]["diagnostics"].as_array().unwrap().len(), 3);
+    assert_eq!(v["files"][0]["not_shown"]["errors"], 997);
+}
+
+#[test]
+fn a_bad_address_gives_no_follow_on_error() {
+    let d = tmp_dir("follow-on");
+    let f = d.join("addr.nfr");
+    std::fs::write(&f, chain_with("  ip saddr 999.1.1.1 accept\n")).unwrap();
+    let o = nfc(&["check", f.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(e.contains("invalid IPv4 address `999.1.1.1`"), "{e}");
+    assert!(!e.contains("is not an address"), "{e}");
+    assert!(e.contains("addr.nfr: 1 error(s)"), "{e}");
+}
+
+#[test]
+fn a_nul_in_a_string_is_refused_and_never_echoed() {
+    let d = tmp_dir("nul");
+    let f = d.join("nul.nfr");
+    std::fs::write(
+        &f,
+        chain_with("  iifname \"et\0h0\" accept\n  meta mark 0x\0 accept\n"),
+    )
+    .unwrap();
+    let o = nfc(&["check", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!o.stderr.contains(&0), "raw NUL on stderr");
+    assert!(!o.stderr.contains(&0x1b), "escape sequence on stderr");
+    assert!(
+        stderr(&o).contains("a string cannot contain a NUL byte"),
+        "{}",
+        stderr(&o)
+    );
 }

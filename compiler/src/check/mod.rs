@@ -998,6 +998,21 @@ impl Ctx {
 
     fn rules_pass(&mut self) -> Vec<Vec<hir::Rule>> {
         let mut out = Vec::new();
+        // a rule holding a syntax error is not checked: what the parser recovered of it (`ip saddr 999.1.1.1
+        // accept` without the bad address) would only give follow-on errors
+        let mut syntax: Vec<(FileId, u32)> = self
+            .diags
+            .iter()
+            .filter(|d| d.code == "E0001")
+            .map(|d| (d.primary.file, d.primary.start))
+            .collect();
+        syntax.sort_unstable();
+        let broken = |file: FileId, r: &ast::Rule| {
+            let i = syntax.partition_point(|&e| e < (file, r.span.start));
+            syntax
+                .get(i)
+                .is_some_and(|&(f, at)| f == file && at < r.span.end)
+        };
         for ci in 0..self.chains.len() {
             let table = self.chains[ci].table;
             self.table = table;
@@ -1006,6 +1021,9 @@ impl Ctx {
             let rules = self.chains[ci].rules.clone();
             let mut hr = Vec::new();
             for (r, file, seq) in &rules {
+                if broken(*file, r) {
+                    continue;
+                }
                 self.file = *file;
                 self.seq = *seq;
                 if let Some(x) = self.rule(r) {
