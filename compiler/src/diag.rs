@@ -86,6 +86,43 @@ impl SourceMap {
             .enumerate()
             .map(|(i, f)| (FileId(i as u32), f))
     }
+    /// 0-based line of a byte offset.
+    pub fn line_of(&self, id: FileId, offset: usize) -> usize {
+        let starts = self
+            .line_starts
+            .get(id.0 as usize)
+            .map_or(&[][..], Vec::as_slice);
+        starts
+            .partition_point(|&s| s as usize <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Byte range of a 0-based line, without its newline.
+    pub fn line_bounds(&self, id: FileId, line: usize) -> (usize, usize) {
+        let text = self.text(id);
+        let starts = self
+            .line_starts
+            .get(id.0 as usize)
+            .map_or(&[][..], Vec::as_slice);
+        let a = starts
+            .get(line)
+            .map_or(text.len(), |&s| s as usize)
+            .min(text.len());
+        let b = starts
+            .get(line + 1)
+            .map_or(text.len(), |&s| (s as usize).saturating_sub(1))
+            .clamp(a, text.len());
+        (a, b)
+    }
+
+    /// Whether either end of `s` is on a line longer than [`MAX_SHOWN_LINE`].
+    pub fn long_line_at(&self, s: Span) -> bool {
+        [s.start, s.end].into_iter().any(|o| {
+            let (a, b) = self.line_bounds(s.file, self.line_of(s.file, o as usize));
+            b - a > MAX_SHOWN_LINE
+        })
+    }
+
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, id: FileId, offset: u32) -> (usize, usize) {
         let text = self.text(id);
@@ -175,7 +212,11 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0003", "include cycle"),
     ("E0004", "include nesting too deep"),
     ("E0010", "undefined variable `$name`"),
-    ("E0011", "variable defined twice / recursive definition"),
+    ("E0011", "variable defined twice"),
+    (
+        "E0012",
+        "define expansion too deep or too large (defines nested over 16 levels, or over 2^21 substitutions)",
+    ),
     (
         "E0020",
         "address family not supported (arp, bridge, netdev)",
@@ -258,73 +299,280 @@ pub fn describe(code: &str) -> Option<&'static str> {
     CODES.iter().find(|(c, _)| *c == code).map(|(_, d)| *d)
 }
 
+/// Bytes of a source line shown around a caret: a longer line is cut to a window around the diagnostic's
+/// spans on it, marked with `…` at the cut ends, so output stays proportional to the diagnostics, not the lines.
+pub const MAX_SHOWN_LINE: usize = 160;
+
+/// Bytes kept before the first and after the last span of a cut line.
+const LINE_CONTEXT: usize = 40;
+
+/// A control character (other than tab and newline) as a one-byte stand-in: raw NULs and escape sequences
+/// never reach the terminal, and byte offsets stay those of the source.
+fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\t' && b != b'\n') || b == 0x7f)
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| match c {
+                // CRLF files: the carriage return shows as the blank it is
+                '\r' => ' ',
+                '\t' | '\n' => c,
+                c if c.is_ascii_control() => '?',
+                c => c,
+            })
+            .collect(),
+    )
+}
+
+/// A message with control characters escaped (`\0`, `\x1b`).
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\0' => out.push_str("\\0"),
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The cut lines of one diagnostic, for ariadne.
+type WindowCache = ariadne::FnCache<String, fn(&String) -> Result<String, &'static str>, String>;
+
+/// Where a span's ends go in the text ariadne is given.
+type SpanMap<'a> = dyn Fn(Span) -> (String, std::ops::Range<usize>) + 'a;
+
 /// Render diagnostics with ariadne (`file:line:col`, carets, labels, notes, help).
 /// `color` is off for golden files.
 pub fn render(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
-    use ariadne::{Config, IndexType, Label, Report, ReportKind};
     let mut out = Vec::new();
     // ariadne needs distinct display names per file; the file name plus the id keeps them unique.
     let names: Vec<String> = sources.files().map(|(_, f)| f.name.clone()).collect();
+    let mut dup: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for n in &names {
+        *dup.entry(n.as_str()).or_default() += 1;
+    }
     let name_of = |id: FileId| -> String {
         let n = names
             .get(id.0 as usize)
             .cloned()
             .unwrap_or_else(|| "<unknown>".into());
-        if names.iter().filter(|x| **x == n).count() > 1 {
+        if dup.get(n.as_str()).copied().unwrap_or(0) > 1 {
             format!("{n}#{}", id.0)
         } else {
             n
         }
     };
-    let cache_src: Vec<(String, String)> = sources
-        .files()
-        .map(|(id, f)| (name_of(id), f.text.clone()))
-        .collect();
-    let mut cache = ariadne::sources(cache_src);
     let clamp = |s: Span| -> std::ops::Range<usize> {
         let len = sources.text(s.file).len();
         let a = (s.start as usize).min(len);
         let b = (s.end as usize).min(len).max(a);
         a..b
     };
+    // whole files, made once, for diagnostics whose lines are short
+    let mut full: Option<ariadne::FnCache<String, _, String>> = None;
     for d in diags {
-        let kind = match d.severity {
-            Severity::Error => ReportKind::Error,
-            Severity::Warning => ReportKind::Warning,
-        };
-        let pspan = (name_of(d.primary.file), clamp(d.primary));
-        let mut b = Report::build(kind, pspan.clone())
-            .with_code(d.code)
-            .with_message(&d.message)
-            .with_config(
-                Config::default()
-                    .with_color(color)
-                    .with_index_type(IndexType::Byte)
-                    .with_compact(false),
-            );
-        // ariadne draws no underline for a label without text: default to "here"
-        let text = if d.primary_label.is_empty() {
-            "here"
+        let spans = std::iter::once(d.primary).chain(d.labels.iter().map(|(s, _)| *s));
+        if spans.clone().any(|s| sources.long_line_at(s)) {
+            let (mut cache, map, fixups) = windowed(d, sources, &name_of);
+            let mut one = Vec::new();
+            write_one(d, &mut cache, &*map, color, &mut one);
+            let mut text = String::from_utf8_lossy(&one).into_owned();
+            for (shown, real) in fixups {
+                text = text.replace(&shown, &real);
+            }
+            out.extend_from_slice(text.as_bytes());
         } else {
-            d.primary_label.as_str()
-        };
-        let primary = Label::new(pspan).with_order(0).with_message(text);
-        b = b.with_label(primary);
-        for (i, (s, text)) in d.labels.iter().enumerate() {
-            let l = Label::new((name_of(s.file), clamp(*s)))
-                .with_message(text)
-                .with_order(i as i32 + 1);
-            b = b.with_label(l);
+            let cache = full.get_or_insert_with(|| {
+                let srcs: std::collections::HashMap<String, ariadne::Source<String>> = sources
+                    .files()
+                    .map(|(id, f)| {
+                        (
+                            name_of(id),
+                            ariadne::Source::from(visible(&f.text).into_owned()),
+                        )
+                    })
+                    .collect();
+                ariadne::FnCache::new(
+                    (|_: &String| Err::<String, _>("no such source")) as fn(&String) -> _,
+                )
+                .with_sources(srcs)
+            });
+            let map = |s: Span| (name_of(s.file), clamp(s));
+            write_one(d, cache, &map, color, &mut out);
         }
-        for n in &d.notes {
-            b = b.with_note(n);
-        }
-        if let Some(h) = &d.help {
-            b = b.with_help(h);
-        }
-        let _ = b.finish().write(&mut cache, &mut out);
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One diagnostic through ariadne, its spans placed by `map`.
+fn write_one<C: ariadne::Cache<String>>(
+    d: &Diagnostic,
+    cache: &mut C,
+    map: &SpanMap<'_>,
+    color: bool,
+    out: &mut Vec<u8>,
+) {
+    use ariadne::{Config, IndexType, Label, Report, ReportKind};
+    let kind = match d.severity {
+        Severity::Error => ReportKind::Error,
+        Severity::Warning => ReportKind::Warning,
+    };
+    let pspan = map(d.primary);
+    let mut b = Report::build(kind, pspan.clone())
+        .with_code(d.code)
+        .with_message(escape_controls(&d.message))
+        .with_config(
+            Config::default()
+                .with_color(color)
+                .with_index_type(IndexType::Byte)
+                .with_compact(false),
+        );
+    // ariadne draws no underline for a label without text: default to "here"
+    let text = if d.primary_label.is_empty() {
+        "here"
+    } else {
+        d.primary_label.as_str()
+    };
+    let primary = Label::new(pspan)
+        .with_order(0)
+        .with_message(escape_controls(text));
+    b = b.with_label(primary);
+    for (i, (s, text)) in d.labels.iter().enumerate() {
+        let l = Label::new(map(*s))
+            .with_message(escape_controls(text))
+            .with_order(i as i32 + 1);
+        b = b.with_label(l);
+    }
+    for n in &d.notes {
+        b = b.with_note(escape_controls(n));
+    }
+    if let Some(h) = &d.help {
+        b = b.with_help(escape_controls(h));
+    }
+    let _ = b.finish().write(cache, out);
+}
+
+/// The lines of `d`'s spans only, each long one cut to a window around its spans (other lines between them
+/// left empty: ariadne shows only lines with labels), numbered as in the file; and the spans' places in it.
+fn windowed<'a>(
+    d: &Diagnostic,
+    sources: &'a SourceMap,
+    name_of: &'a dyn Fn(FileId) -> String,
+) -> (WindowCache, Box<SpanMap<'a>>, Vec<(String, String)>) {
+    let spans: Vec<Span> = std::iter::once(d.primary)
+        .chain(d.labels.iter().map(|(s, _)| *s))
+        .collect();
+    // per file, per line up to the last shown: (window start, window end, where the window starts in the text)
+    let mut maps: std::collections::HashMap<FileId, Vec<(usize, usize, usize)>> =
+        std::collections::HashMap::new();
+    let mut srcs = std::collections::HashMap::new();
+    let mut texts: std::collections::HashMap<FileId, String> = std::collections::HashMap::new();
+    let mut files: Vec<FileId> = spans.iter().map(|s| s.file).collect();
+    files.sort();
+    files.dedup();
+    for f in files {
+        let text = sources.text(f);
+        let ends: Vec<usize> = spans
+            .iter()
+            .filter(|s| s.file == f)
+            .flat_map(|s| [s.start as usize, s.end as usize])
+            .map(|o| o.min(text.len()))
+            .collect();
+        let lines: Vec<usize> = ends.iter().map(|&o| sources.line_of(f, o)).collect();
+        let (lo_line, hi_line) = (
+            lines.iter().copied().min().unwrap_or(0),
+            lines.iter().copied().max().unwrap_or(0),
+        );
+        // ariadne 0.6 numbers the gutter from the text's own first line (its display offset only reaches the
+        // `file:line:col` header): the lines before are given empty
+        let mut new = "\n".repeat(lo_line);
+        let mut rows = vec![(0, 0, 0); lo_line];
+        for line in lo_line..=hi_line {
+            let (ls, le) = sources.line_bounds(f, line);
+            let on: Vec<usize> = ends
+                .iter()
+                .zip(&lines)
+                .filter(|(_, l)| **l == line)
+                .map(|(o, _)| *o)
+                .collect();
+            let (ws, we) = if on.is_empty() {
+                (ls, ls)
+            } else if le - ls <= MAX_SHOWN_LINE {
+                (ls, le)
+            } else {
+                let first = on.iter().copied().min().unwrap_or(ls);
+                let last = on.iter().copied().max().unwrap_or(ls);
+                let mut ws = first.saturating_sub(LINE_CONTEXT).max(ls);
+                let mut we = (last + LINE_CONTEXT).min(le).min(ws + MAX_SHOWN_LINE);
+                while ws > ls && !text.is_char_boundary(ws) {
+                    ws -= 1;
+                }
+                while we > ws && !text.is_char_boundary(we) {
+                    we -= 1;
+                }
+                (ws, we)
+            };
+            if ws > ls {
+                new.push('…');
+            }
+            rows.push((ws, we, new.len()));
+            new.push_str(&visible(&text[ws..we]));
+            if we < le && !on.is_empty() {
+                new.push('…');
+            }
+            new.push('\n');
+        }
+        maps.insert(f, rows);
+        texts.insert(f, new);
+    }
+    let place = move |file: FileId, o: u32| -> usize {
+        let text = sources.text(file);
+        let o = (o as usize).min(text.len());
+        let line = sources.line_of(file, o);
+        maps.get(&file)
+            .and_then(|rows| rows.get(line))
+            .map_or(0, |&(ws, we, at)| at + o.clamp(ws, we) - ws)
+    };
+    // ariadne counts columns in the text it is given: put the file's own columns back in `file:line:col`
+    let mut fixups = Vec::new();
+    for sp in &spans {
+        let new = &texts[&sp.file];
+        let at = place(sp.file, sp.start).min(new.len());
+        let from = new[..at].rfind('\n').map_or(0, |i| i + 1);
+        let shown = new[from..at].chars().count() + 1;
+        let (line, col) = sources.line_col(sp.file, sp.start);
+        fixups.push((
+            format!("{}:{line}:{shown} ]", name_of(sp.file)),
+            format!("{}:{line}:{col} ]", name_of(sp.file)),
+        ));
+    }
+    for (f, new) in texts {
+        srcs.insert(name_of(f), ariadne::Source::from(new));
+    }
+    let cache = ariadne::FnCache::new(
+        (|_: &String| Err::<String, _>("no such source")) as fn(&String) -> _,
+    )
+    .with_sources(srcs);
+    let map = move |s: Span| {
+        let (a, b) = (place(s.file, s.start), place(s.file, s.end));
+        (name_of(s.file), a..b.max(a))
+    };
+    (cache, Box::new(map), fixups)
 }
 
 /// A one-line-per-diagnostic summary `file:line:col: error[E0104]: message`, handy in tests.
@@ -357,30 +605,46 @@ fn span_json(s: Span, sources: &SourceMap) -> serde_json::Value {
     })
 }
 
+/// One diagnostic as a JSON object.
+fn diag_json(d: &Diagnostic, sources: &SourceMap) -> serde_json::Value {
+    serde_json::json!({
+        "severity": d.severity,
+        "code": d.code,
+        "description": describe(d.code),
+        "message": d.message,
+        "primary": span_json(d.primary, sources),
+        "primary_label": d.primary_label,
+        "labels": d.labels.iter().map(|(s, t)| {
+            let mut v = span_json(*s, sources);
+            v["message"] = serde_json::Value::String(t.clone());
+            v
+        }).collect::<Vec<_>>(),
+        "notes": d.notes,
+        "help": d.help,
+    })
+}
+
 /// Machine-readable diagnostics for `nfc check --format json`: an array of objects.
 pub fn to_json(diags: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
-    serde_json::Value::Array(
-        diags
-            .iter()
-            .map(|d| {
-                serde_json::json!({
-                    "severity": d.severity,
-                    "code": d.code,
-                    "description": describe(d.code),
-                    "message": d.message,
-                    "primary": span_json(d.primary, sources),
-                    "primary_label": d.primary_label,
-                    "labels": d.labels.iter().map(|(s, t)| {
-                        let mut v = span_json(*s, sources);
-                        v["message"] = serde_json::Value::String(t.clone());
-                        v
-                    }).collect::<Vec<_>>(),
-                    "notes": d.notes,
-                    "help": d.help,
-                })
-            })
-            .collect(),
-    )
+    serde_json::Value::Array(diags.iter().map(|d| diag_json(d, sources)).collect())
+}
+
+/// The same array as [`to_json`], serialized one diagnostic at a time (memory stays that of one diagnostic,
+/// however many there are).
+pub struct JsonDiags<'a> {
+    pub diags: &'a [Diagnostic],
+    pub sources: &'a SourceMap,
+}
+
+impl serde::Serialize for JsonDiags<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let mut seq = ser.serialize_seq(Some(self.diags.len()))?;
+        for d in self.diags {
+            seq.serialize_element(&diag_json(d, self.sources))?;
+        }
+        seq.end()
+    }
 }
 
 #[cfg(test)]

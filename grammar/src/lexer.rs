@@ -426,6 +426,10 @@ pub fn lex(src: &str) -> Vec<Spanned> {
                     Err(_) => Tok::Error(format!("invalid IPv4 address `{text}`")),
                 },
                 Raw::ColonAddr => colon_addr(text),
+                // nft refuses a NUL in a string (interface names, prefixes and comments are C strings)
+                Raw::Quoted if text.contains('\0') => {
+                    Tok::Error("a string cannot contain a NUL byte".into())
+                }
                 Raw::Quoted => Tok::Quoted(text.get(1..text.len() - 1).unwrap_or("").to_string()),
                 Raw::Unterminated => Tok::Error("unterminated string".into()),
                 Raw::Word => match KEYWORDS.iter().find(|(k, _)| *k == text) {

@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 if e == 0 {
                     eprintln!(
                         "{}: ok{}",
-                        path.display(),
+                        crate::source::display_name(path),
                         if w > 0 {
                             format!(" ({w} warning(s))")
                         } else {
@@ -48,19 +48,22 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                         }
                     );
                 } else {
-                    eprintln!("{}: {e} error(s), {w} warning(s)", path.display());
+                    eprintln!(
+                        "{}: {e} error(s), {w} warning(s)",
+                        crate::source::display_name(path)
+                    );
                 }
             }
-            Format::Json => json_files.push(serde_json::json!({
-                "file": path.display().to_string(),
-                "ok": !checked.has_errors(),
-                "diagnostics": checked.json(),
-            })),
+            Format::Json => {
+                // the Hir is not printed; sources and diagnostics are kept for the one document at the end
+                let mut checked = checked;
+                checked.hir = None;
+                json_files.push((crate::source::display_name(path), checked));
+            }
         }
     }
     if args.format == Format::Json {
-        let doc = serde_json::json!({ "files": json_files });
-        front::print_stdout(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+        front::print_json_files(&json_files)?;
     }
     Ok(outcome)
 }

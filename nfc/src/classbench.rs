@@ -317,7 +317,7 @@ pub fn ruleset(name: &str, rules: &[String]) -> String {
 }
 
 fn read_lossy(p: &Path) -> anyhow::Result<String> {
-    let b = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+    let b = crate::source::read_capped(p, crate::source::MAX_BLOB_BYTES)?;
     Ok(String::from_utf8_lossy(&b).into_owned())
 }
 

@@ -35,7 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         let formatted = nfr_grammar::format(&parsed.file);
         if args.check {
             if formatted != text {
-                let name = path.display().to_string();
+                let name = crate::source::display_name(path);
                 let diff = similar::TextDiff::from_lines(&text, &formatted)
                     .unified_diff()
                     .header(&name, &format!("{name} (canonical)"))

@@ -4,7 +4,6 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::Context as _;
 use nfr_compiler::diag::{self, Diagnostic, SourceMap, Span};
 use nfr_compiler::hir::Hir;
 
@@ -24,47 +23,69 @@ impl Checked {
         let e = self.diagnostics.iter().filter(|d| d.is_error()).count();
         (e, self.diagnostics.len() - e)
     }
+    /// The diagnostics as text, at most `--max-errors` errors and as many warnings, then a line saying how many
+    /// more there are.
     pub fn render(&self, color: bool) -> String {
-        diag::render(&self.diagnostics, &self.sources, color)
-    }
-    pub fn json(&self) -> serde_json::Value {
-        diag::to_json(&self.diagnostics, &self.sources)
+        let (shown, more_e, more_w) = capped(&self.diagnostics);
+        let mut s = diag::render(&shown, &self.sources, color);
+        if more_e + more_w > 0 {
+            s.push_str(&format!(
+                "... {more_e} more error(s) and {more_w} more warning(s) not shown (--max-errors 0 shows all)\n"
+            ));
+        }
+        s
     }
 }
 
-/// Reads a source file as UTF-8, naming the file in the error.
+/// Reads a source file argument (`-`: standard input) as UTF-8, naming the file in the error.
 pub fn read_source(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::source::read_capped(path, crate::source::MAX_SOURCE_BYTES)?;
     if let Some(format) = nfr_runtime::pcap::capture_format(&bytes) {
         anyhow::bail!(
             "{} is a {format} capture, not a ruleset (`nfc run pcap RULES CAPTURE` takes the ruleset first)",
-            path.display()
+            crate::source::display_name(path)
         );
     }
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let bad = e.as_bytes()[valid.len()];
-        // Both prefixes are valid UTF-8: the line and the column (in characters) of the bad byte.
-        let text = std::str::from_utf8(valid).unwrap_or_default();
-        let line = text.matches('\n').count() + 1;
-        let col = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        anyhow::anyhow!(
-            "{}:{line}:{col}: not UTF-8 text (byte 0x{bad:02x}); rulesets are UTF-8",
-            path.display()
-        )
-    })
+    crate::source::utf8(&crate::source::display_name(path), bytes)
 }
 
-/// Parses and checks `path`; `include "x"` is read relative to the including file (the checker resolves the
-/// path, this loader only reads it).
+/// `--max-errors`: errors (and, apart, warnings) printed per file; 0 for all. nft stops at 10 errors.
+static MAX_ERRORS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// The default of `--max-errors`, as nft's `parser_max_errors`.
+pub const DEFAULT_MAX_ERRORS: usize = 10;
+
+/// Sets `--max-errors` (once, from the command line).
+pub fn set_max_errors(n: usize) {
+    let _ = MAX_ERRORS.set(n);
+}
+
+/// The first `--max-errors` errors and warnings (in source order), and how many errors and warnings are left.
+pub fn capped(diags: &[Diagnostic]) -> (Vec<Diagnostic>, usize, usize) {
+    let max = MAX_ERRORS.get().copied().unwrap_or(DEFAULT_MAX_ERRORS);
+    if max == 0 {
+        return (diags.to_vec(), 0, 0);
+    }
+    let (mut e, mut w) = (0, 0);
+    let shown = diags
+        .iter()
+        .filter(|d| {
+            let n = if d.is_error() { &mut e } else { &mut w };
+            *n += 1;
+            *n <= max
+        })
+        .cloned()
+        .collect();
+    (shown, e.saturating_sub(max), w.saturating_sub(max))
+}
+
+/// Parses and checks `path` (`-`: standard input); `include` is resolved by [`crate::source::Includes`] (the
+/// `-I` directories, then the including file's directory for plain names; wildcards; regular files only).
 pub fn check_file(path: &Path) -> anyhow::Result<Checked> {
     let text = read_source(path)?;
     let mut sources = SourceMap::new();
-    let root = sources.add(path.display().to_string(), text);
-    let mut loader = |p: &str| -> Result<String, String> {
-        let bytes = std::fs::read(p).map_err(|e| e.to_string())?;
-        String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_string())
-    };
+    let mut loader = crate::source::Includes::new(crate::source::include_dirs(), text.len());
+    let root = sources.add(crate::source::display_name(path), text);
     let (hir, diagnostics) = nfr_compiler::check::check(&mut sources, root, &mut loader);
     Ok(Checked {
         sources,
@@ -81,7 +102,7 @@ pub fn render_syntax_errors(
     color: bool,
 ) -> String {
     let mut sources = SourceMap::new();
-    let id = sources.add(path.display().to_string(), text.to_string());
+    let id = sources.add(crate::source::display_name(path), text.to_string());
     let diags: Vec<Diagnostic> = errors
         .iter()
         .map(|e| {
@@ -98,6 +119,53 @@ pub fn render_syntax_errors(
         })
         .collect();
     diag::render(&diags, &sources, color)
+}
+
+/// `{"files": [{"file", "ok", "diagnostics"}...]}` for `nfc check --format json`, pretty-printed to stdout one
+/// diagnostic at a time.
+pub fn print_json_files(files: &[(String, Checked)]) -> anyhow::Result<()> {
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        file: &'a str,
+        ok: bool,
+        diagnostics: diag::JsonDiags<'a>,
+        /// Errors and warnings past `--max-errors`, not listed.
+        not_shown: NotShown,
+    }
+    #[derive(serde::Serialize)]
+    struct NotShown {
+        errors: usize,
+        warnings: usize,
+    }
+    let capped: Vec<(Vec<Diagnostic>, usize, usize)> =
+        files.iter().map(|(_, c)| capped(&c.diagnostics)).collect();
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        files: Vec<File<'a>>,
+    }
+    let doc = Doc {
+        files: files
+            .iter()
+            .zip(&capped)
+            .map(|((name, c), (shown, e, w))| File {
+                file: name,
+                ok: !c.has_errors(),
+                diagnostics: diag::JsonDiags {
+                    diags: shown,
+                    sources: &c.sources,
+                },
+                not_shown: NotShown {
+                    errors: *e,
+                    warnings: *w,
+                },
+            })
+            .collect(),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, &doc)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Writes to stdout; a closed pipe surfaces as an io::Error that `main` turns into exit 0.

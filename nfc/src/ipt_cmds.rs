@@ -221,8 +221,7 @@ pub struct VerifyArgs {
 /// `nfc verify BLOB`: run the translate_table checks; print `OK` with a summary, or the errno, offset and reason
 /// (exit 1).
 pub fn verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
-    let blob =
-        std::fs::read(&a.blob).with_context(|| format!("cannot read {}", a.blob.display()))?;
+    let blob = crate::source::read_capped(&a.blob, crate::source::MAX_BLOB_BYTES)?;
     match nfr_ipt::verify(&blob) {
         Ok(v) => {
             let users = nfr_ipt::decode(&blob).map_or(0, |t| t.user_chains.len());
@@ -275,8 +274,7 @@ pub struct DecompileArgs {
 
 /// `nfc decompile BLOB [--format save|nfr]`.
 pub fn decompile(a: DecompileArgs) -> anyhow::Result<Outcome> {
-    let blob =
-        std::fs::read(&a.blob).with_context(|| format!("cannot read {}", a.blob.display()))?;
+    let blob = crate::source::read_capped(&a.blob, crate::source::MAX_BLOB_BYTES)?;
     let t = nfr_ipt::decode(&blob)
         .map_err(|e| anyhow::anyhow!("{}: not a table blob: {e}", a.blob.display()))?;
     let text = match a.format {

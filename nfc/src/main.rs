@@ -14,6 +14,7 @@ mod front;
 mod import;
 mod ipt_cmds;
 mod run;
+mod source;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -26,6 +27,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Add DIR to the directories searched for `include "NAME"` (repeatable; searched in order, before the
+    /// including file's directory; names starting with `/`, `./` or `../` are not searched).
+    #[arg(short = 'I', long = "includepath", value_name = "DIR", global = true)]
+    include: Vec<std::path::PathBuf>,
+    /// Print at most N errors and N warnings per file (0: all), as nft stops after 10 errors.
+    #[arg(long, value_name = "N", global = true, default_value_t = front::DEFAULT_MAX_ERRORS)]
+    max_errors: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -117,6 +125,8 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    source::set_include_dirs(cli.include);
+    front::set_max_errors(cli.max_errors);
     let result = match cli.command {
         Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),

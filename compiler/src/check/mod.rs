@@ -86,6 +86,12 @@ pub struct Ctx {
     pub(crate) file: FileId,
     pub(crate) family: Family,
     pub(crate) var_depth: u32,
+    /// `$var` substitutions made so far (bounded by `types::MAX_VAR_WORK`).
+    pub(crate) var_work: u64,
+    /// The current expansion failed and was reported: drop the rest of it silently.
+    pub(crate) var_abort: bool,
+    /// The outermost `$var` of the expansion under way.
+    pub(crate) var_use: Span,
     pub(crate) sources: SourceMap,
     pub(crate) tables: Vec<TableDecl>,
     pub(crate) chains: Vec<ChainDecl>,
@@ -139,6 +145,9 @@ pub fn check(
         file: root,
         family: Family::Ip,
         var_depth: 0,
+        var_work: 0,
+        var_abort: false,
+        var_use: Span::default(),
         sources: sources.clone(),
         tables: Vec::new(),
         chains: Vec::new(),
@@ -989,6 +998,21 @@ impl Ctx {
 
     fn rules_pass(&mut self) -> Vec<Vec<hir::Rule>> {
         let mut out = Vec::new();
+        // a rule holding a syntax error is not checked: what the parser recovered of it (`ip saddr 999.1.1.1
+        // accept` without the bad address) would only give follow-on errors
+        let mut syntax: Vec<(FileId, u32)> = self
+            .diags
+            .iter()
+            .filter(|d| d.code == "E0001")
+            .map(|d| (d.primary.file, d.primary.start))
+            .collect();
+        syntax.sort_unstable();
+        let broken = |file: FileId, r: &ast::Rule| {
+            let i = syntax.partition_point(|&e| e < (file, r.span.start));
+            syntax
+                .get(i)
+                .is_some_and(|&(f, at)| f == file && at < r.span.end)
+        };
         for ci in 0..self.chains.len() {
             let table = self.chains[ci].table;
             self.table = table;
@@ -997,6 +1021,9 @@ impl Ctx {
             let rules = self.chains[ci].rules.clone();
             let mut hr = Vec::new();
             for (r, file, seq) in &rules {
+                if broken(*file, r) {
+                    continue;
+                }
                 self.file = *file;
                 self.seq = *seq;
                 if let Some(x) = self.rule(r) {

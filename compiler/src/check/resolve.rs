@@ -8,9 +8,15 @@ use nfr_grammar::ast;
 use crate::diag::{Diagnostic, FileId, SourceMap, Span};
 use crate::hir::Family;
 
-/// Reads included files. `path` is already resolved against the including file's directory.
+/// Finds and reads included files.
 pub trait Loader {
+    /// Reads one file named by [`Loader::resolve`].
     fn load(&mut self, path: &str) -> Result<String, String>;
+    /// The files `include "inc"` in the file named `from` stands for, in include order (empty when a wildcard
+    /// pattern matches nothing, which nft accepts). By default `inc` relative to `from`'s directory.
+    fn resolve(&mut self, from: &str, inc: &str) -> Result<Vec<String>, String> {
+        Ok(vec![join_path(from, inc)])
+    }
 }
 
 impl<F: FnMut(&str) -> Result<String, String>> Loader for F {
@@ -89,47 +95,75 @@ pub fn flatten(
     for cmd in parsed.file.commands {
         if let ast::CommandKind::Include(path) = &cmd.kind {
             let span = sp(file, path.span);
-            let target = join_path(&name, &path.value);
-            if let Some(pos) = stack.iter().position(|(n, _)| *n == target) {
-                let mut d = Diagnostic::error(
-                    "E0003",
-                    span,
-                    format!("include cycle: `{target}` includes itself"),
-                )
-                .with_primary_label("this include closes the cycle");
-                for (n, s) in stack.iter().skip(pos + 1) {
-                    d = d.with_label(*s, format!("`{n}` is included here"));
+            let targets = match loader.resolve(&name, &path.value) {
+                Ok(t) => t,
+                Err(why) => {
+                    diags.push(
+                        Diagnostic::error(
+                            "E0002",
+                            span,
+                            format!("cannot include `{}`: {why}", path.value),
+                        )
+                        .with_primary_label("included here"),
+                    );
+                    continue;
                 }
-                diags.push(d.with_help("remove one of the includes"));
-                continue;
-            }
-            if stack.len() >= MAX_INCLUDE_DEPTH {
-                diags.push(Diagnostic::error(
-                    "E0004",
-                    span,
-                    format!("includes nested deeper than {MAX_INCLUDE_DEPTH} levels"),
-                ));
-                continue;
-            }
-            match loader.load(&target) {
-                Ok(text) => {
-                    let id = sources.add(target.clone(), text);
-                    stack.push((target, span));
-                    flatten(sources, id, loader, stack, out, diags);
-                    stack.pop();
-                }
-                Err(why) => diags.push(
-                    Diagnostic::error(
-                        "E0002",
-                        span,
-                        format!("cannot read include file `{target}`: {why}"),
-                    )
-                    .with_primary_label("included here"),
-                ),
+            };
+            for target in targets {
+                include_one(sources, target, span, loader, stack, out, diags);
             }
             continue;
         }
         out.push((file, cmd));
+    }
+}
+
+/// One resolved include: refused when it closes a cycle or nests too deep, else read and flattened.
+fn include_one(
+    sources: &mut SourceMap,
+    target: String,
+    span: Span,
+    loader: &mut dyn Loader,
+    stack: &mut Vec<(String, Span)>,
+    out: &mut Vec<(FileId, ast::Command)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if let Some(pos) = stack.iter().position(|(n, _)| *n == target) {
+        let mut d = Diagnostic::error(
+            "E0003",
+            span,
+            format!("include cycle: `{target}` includes itself"),
+        )
+        .with_primary_label("this include closes the cycle");
+        for (n, s) in stack.iter().skip(pos + 1) {
+            d = d.with_label(*s, format!("`{n}` is included here"));
+        }
+        diags.push(d.with_help("remove one of the includes"));
+        return;
+    }
+    if stack.len() >= MAX_INCLUDE_DEPTH {
+        diags.push(Diagnostic::error(
+            "E0004",
+            span,
+            format!("includes nested deeper than {MAX_INCLUDE_DEPTH} levels"),
+        ));
+        return;
+    }
+    match loader.load(&target) {
+        Ok(text) => {
+            let id = sources.add(target.clone(), text);
+            stack.push((target, span));
+            flatten(sources, id, loader, stack, out, diags);
+            stack.pop();
+        }
+        Err(why) => diags.push(
+            Diagnostic::error(
+                "E0002",
+                span,
+                format!("cannot read include file `{target}`: {why}"),
+            )
+            .with_primary_label("included here"),
+        ),
     }
 }
 

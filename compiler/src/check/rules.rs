@@ -20,7 +20,8 @@ impl Ctx {
         let mut terminal: Option<(Span, &'static str)> = None;
         let mut st = DepState::default();
         let mut ok = true;
-        let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
+        // diagnostics are only appended while a rule is checked: look at this rule's own
+        let diags_before = self.diags.len();
         for s in &r.stmts {
             let span = self.sp(s.span);
             if let Some((tspan, what)) = terminal {
@@ -140,8 +141,8 @@ impl Ctx {
                 },
             }
         }
-        let errors_after = self.diags.iter().filter(|d| d.is_error()).count();
-        if !ok || errors_after > errors_before {
+        let new_errors = self.diags[diags_before..].iter().any(Diagnostic::is_error);
+        if !ok || new_errors {
             return None;
         }
         Some(Rule {
@@ -1189,6 +1190,8 @@ pub fn placement(hir: &Hir) -> Vec<Diagnostic> {
     let g = super::loops::graph_from_hir(hir);
     let adj = g.adjacency();
     let mut diags = Vec::new();
+    // one diagnostic per statement, however many base chains reach it
+    let mut said: hashbrown::HashSet<(&'static str, Span)> = hashbrown::HashSet::new();
     for base in &hir.chains {
         let ChainKind::Base(b) = &base.kind else {
             continue;
@@ -1218,7 +1221,7 @@ pub fn placement(hir: &Hir) -> Vec<Diagnostic> {
                     if matches!(s.kind, StmtKind::Notrack)
                         && (!matches!(b.hook, Hook::Prerouting | Hook::Output)
                             || b.priority >= super::hooks::NF_IP_PRI_CONNTRACK)
-                        && !diags.iter().any(|x: &Diagnostic| x.primary == s.span)
+                        && said.insert(("W0601", s.span))
                     {
                         diags.push(
                             Diagnostic::warning(
@@ -1283,7 +1286,7 @@ pub fn placement(hir: &Hir) -> Vec<Diagnostic> {
                             ),
                         );
                     }
-                    if !diags.iter().any(|x: &Diagnostic| x.primary == d.primary) {
+                    if said.insert(("E0405", d.primary)) {
                         diags.push(d);
                     }
                 }

@@ -13,8 +13,14 @@ use crate::hir::{
     Type, Value,
 };
 
-/// How deep `$var` substitution may go (defines referring to defines).
+/// How deep `$var` substitution may go (defines referring to defines). A define can only name defines made
+/// before it, so nesting is never recursion; this bounds the stack.
 const MAX_VAR_DEPTH: u32 = 16;
+
+/// How many `$var` substitutions (each value or set member reached through a define counts one) the whole
+/// ruleset may make: `define a1 = { $a0, $a0 }` ... doubles at every level, so a few hundred bytes of defines
+/// could otherwise ask for gigabytes.
+const MAX_VAR_WORK: u64 = 1 << 21;
 
 fn max_for_bits(bits: u32) -> u128 {
     if bits >= 128 {
@@ -44,6 +50,33 @@ fn ifname_bytes(s: &str) -> Vec<u8> {
 }
 
 impl Ctx {
+    /// Counts `n` values reached through defines against `MAX_VAR_WORK`; false (reported once, at `at`) when the
+    /// ruleset's budget is spent.
+    pub(crate) fn var_charge(&mut self, n: u64, at: Span, def: Option<Span>) -> bool {
+        self.var_work = self.var_work.saturating_add(n);
+        if self.var_work <= MAX_VAR_WORK {
+            return true;
+        }
+        if !self.var_abort {
+            self.var_abort = true;
+            let mut d = Diagnostic::error(
+                "E0012",
+                at,
+                format!("define expansion too large: the ruleset's defines expand to more than {MAX_VAR_WORK} values"),
+            )
+            .with_primary_label("the limit is reached here")
+            .with_note("defines that list other defines several times grow exponentially with the nesting");
+            if let Some(def) = def {
+                d = d.with_label(def, "definition");
+            }
+            if self.var_use != at {
+                d = d.with_label(self.var_use, "expanded from this use");
+            }
+            self.diags.push(d);
+        }
+        false
+    }
+
     /// Run `f` on the expression behind `$var` (with spans in the define's file), or on `e`.
     pub(crate) fn with_var<T>(
         &mut self,
@@ -73,15 +106,32 @@ impl Ctx {
                     self.diags.push(d);
                     return None;
                 };
+                // a failed expansion (too deep, too large) is reported once, where it failed: the rest of
+                // this use is dropped without further diagnostics
+                if self.var_abort {
+                    return None;
+                }
+                if self.var_depth == 0 {
+                    self.var_use = self.sp(id.span);
+                }
                 if self.var_depth >= MAX_VAR_DEPTH {
+                    self.var_abort = true;
                     self.diags.push(
                         Diagnostic::error(
-                            "E0011",
+                            "E0012",
                             self.sp(id.span),
-                            format!("`${}` is defined recursively", id.name),
+                            format!(
+                                "`${}` nests defines deeper than {MAX_VAR_DEPTH} levels",
+                                id.name
+                            ),
                         )
-                        .with_label(def.span, "definition"),
+                        .with_primary_label(format!("level {}", self.var_depth + 1))
+                        .with_label(def.span, "definition")
+                        .with_label(self.var_use, "expanded from this use"),
                     );
+                    return None;
+                }
+                if !self.var_charge(1, self.sp(id.span), Some(def.span)) {
                     return None;
                 }
                 let (saved, saved_seq) = (self.file, self.seq);
@@ -92,6 +142,10 @@ impl Ctx {
                 self.var_depth -= 1;
                 self.file = saved;
                 self.seq = saved_seq;
+                if self.var_depth == 0 && self.var_abort {
+                    // the next use starts afresh unless the whole ruleset's budget is spent
+                    self.var_abort = self.var_work > MAX_VAR_WORK;
+                }
                 r
             }
             A::Paren(inner) => self.with_var(inner, f),
@@ -803,6 +857,12 @@ impl Ctx {
         inner: &[ast::Expr],
         each: &mut dyn FnMut(&mut Ctx, &ast::Expr) -> Option<Vec<Element>>,
     ) -> Option<Vec<Element>> {
+        if self.var_depth > 0
+            && let Some(first) = inner.first()
+            && !self.var_charge(inner.len() as u64, self.sp(first.span), None)
+        {
+            return None;
+        }
         let mut out = Vec::new();
         let mut ok = true;
         for i in inner {

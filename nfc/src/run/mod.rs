@@ -14,12 +14,9 @@ mod report;
 mod setup;
 mod worker;
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use nfr_runtime::pcap::PcapReader;
 
@@ -170,14 +167,8 @@ pub fn open_capture(path: &std::path::Path) -> anyhow::Result<PcapReader<'static
 
 /// Opens a capture for streaming; also its size in bytes (0 when not a regular file).
 fn open_capture_sized(path: &std::path::Path) -> anyhow::Result<(PcapReader<'static>, u64)> {
-    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let len = f
-        .metadata()
-        .ok()
-        .filter(|m| m.is_file())
-        .map_or(0, |m| m.len());
-    let r = PcapReader::new(BufReader::with_capacity(1 << 16, f))
-        .map_err(|e| capture_error(path, &e, len))?;
+    let (f, len) = crate::source::open_stream(path)?;
+    let r = PcapReader::new(f).map_err(|e| capture_error(path, &e, len))?;
     Ok((r, len))
 }
 
@@ -194,7 +185,7 @@ fn capture_error(
         return anyhow::anyhow!("{p}: {} (at byte {})", e.kind.describe(), e.offset);
     }
     let mut head = [0u8; 64];
-    let n = File::open(path)
+    let n = std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
         .unwrap_or(0);
     let Some(m) = magic(&head[..n]) else {
@@ -214,6 +205,10 @@ fn capture_error(
 }
 
 fn run_pcap(args: Args) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        !(crate::source::is_stdin(&args.rules) && crate::source::is_stdin(&args.capture)),
+        "the ruleset and the capture cannot both be standard input (`-`)"
+    );
     let setup = match Setup::build(&args)? {
         Ok(s) => s,
         Err(diags) => {
