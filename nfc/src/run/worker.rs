@@ -197,14 +197,18 @@ impl Worker {
         let mut dir = None;
         let mut devs = None;
         let path = &self.path;
+        let trace = self.opts.trace;
         let fate = self.replayer.frame_with(f, |l3| {
             let d = path.decide(l3, cap.as_ref());
             dir = Some(d.0);
-            let name = |n: &[u8; 16]| {
-                let end = n.iter().position(|&b| b == 0).unwrap_or(n.len());
-                String::from_utf8_lossy(n.get(..end).unwrap_or(&[])).into_owned()
-            };
-            devs = Some((name(&d.1.iifname), name(&d.1.oifname)));
+            // Only traces print the devices (no allocation per frame otherwise).
+            if trace {
+                let name = |n: &[u8; 16]| {
+                    let end = n.iter().position(|&b| b == 0).unwrap_or(n.len());
+                    String::from_utf8_lossy(n.get(..end).unwrap_or(&[])).into_owned()
+                };
+                devs = Some((name(&d.1.iifname), name(&d.1.oifname)));
+            }
             d
         });
         let mut trace = Vec::new();
@@ -1052,6 +1056,8 @@ mod tests {
                 "10.0.0.1",
                 "--engine",
                 engine,
+                "--iface",
+                "eth0=10.0.0.0/8",
             ]);
             let super::super::RunCmd::Pcap(args) = cli.cmd;
             let setup = Setup::build(&args).unwrap().unwrap();
