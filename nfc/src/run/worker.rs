@@ -992,36 +992,27 @@ mod tests {
         let warm = out.len();
         for n in 0..data {
             for (c, cp, cs, ss) in &mut seq {
-                let d = [0x5a; 32];
-                if n % 2 == 0 {
-                    out.push(eth(build::tcp(
-                        *c,
-                        host,
-                        *cp,
-                        80,
-                        *cs,
-                        *ss,
-                        0x18,
-                        64240,
-                        &[],
-                        &d,
-                    )));
-                    *cs += 32;
+                // Even segments from the client, odd ones from the host.
+                let ((src, sp, sseq), (dst, dp, dseq)) = ((*c, *cp, cs), (host, 80, ss));
+                let (from, to) = if n % 2 == 0 {
+                    ((src, sp, sseq), (dst, dp, dseq))
                 } else {
-                    out.push(eth(build::tcp(
-                        host,
-                        *c,
-                        80,
-                        *cp,
-                        *ss,
-                        *cs,
-                        0x18,
-                        64240,
-                        &[],
-                        &d,
-                    )));
-                    *ss += 32;
-                }
+                    ((dst, dp, dseq), (src, sp, sseq))
+                };
+                let ip = build::tcp(
+                    from.0,
+                    to.0,
+                    from.1,
+                    to.1,
+                    *from.2,
+                    *to.2,
+                    0x18,
+                    64240,
+                    &[],
+                    &[0x5a; 32],
+                );
+                out.push(eth(ip));
+                *from.2 += 32;
             }
         }
         (out, warm)
