@@ -231,6 +231,20 @@ pub struct Sent {
     pub outcome: HookOutcome,
 }
 
+/// `nf_ct_attach` (`nf_conntrack_attach`), as `nf_send_reset` and `icmp_send` (`icmp_glue_bits`) call it: the
+/// host's answer belongs to the flow of the packet it answers, in the other direction (RELATED).
+fn attached(nfct: Nfct) -> Option<Nfct> {
+    let Nfct::Ct { id, ctinfo } = nfct else {
+        return None;
+    };
+    let ctinfo = if ctinfo.dir() == 0 {
+        CtInfo::RelatedReply
+    } else {
+        CtInfo::Related
+    };
+    Some(Nfct::Ct { id, ctinfo })
+}
+
 /// The source addresses of the ICMP errors the host sends about packets that were not addressed to it (the
 /// kernel routes the answer and takes the address of the way out: the host's own address; `INADDR_DUMMY` when
 /// it has none). Errors about packets addressed to the host come from that address.
@@ -481,7 +495,7 @@ impl Hooks {
                     };
                     if let Some(src) = self.icmp_src(pkt, false) {
                         let e = reply::icmp_error(pkt.l3(), ty, code, &src);
-                        self.send_icmp(e, ct, now);
+                        self.send_icmp(e, attached(pkt.nfct), ct, now);
                     }
                     return self.end(
                         pkt,
@@ -544,26 +558,14 @@ impl Hooks {
             match with {
                 RejectWith::TcpReset => {
                     if let Some(r) = reply::tcp_reset(pkt.l3()) {
-                        // nf_ct_attach: the reset belongs to the refused flow, in the other direction.
-                        let attach = match pkt.nfct {
-                            Nfct::Ct { id, ctinfo } => Some(Nfct::Ct {
-                                id,
-                                ctinfo: if ctinfo.dir() == 0 {
-                                    CtInfo::RelatedReply
-                                } else {
-                                    CtInfo::Related
-                                },
-                            }),
-                            _ => None,
-                        };
                         ct.set_closing(&pkt.nfct, now);
-                        self.send_generated(Some(r), attach, ct, now);
+                        self.send_generated(Some(r), attached(pkt.nfct), ct, now);
                     }
                 }
                 RejectWith::Unreach { .. } => {
                     if let Some(src) = self.icmp_src(pkt, to_host) {
                         let e = reply::reject(pkt.l3(), with, &src);
-                        self.send_icmp(e, ct, now);
+                        self.send_icmp(e, attached(pkt.nfct), ct, now);
                     }
                 }
             }
@@ -589,17 +591,23 @@ impl Hooks {
     }
 
     /// Sends an ICMP error the per-destination rate limit (`icmpv4_xrlim_allow`) lets through.
-    fn send_icmp(&mut self, e: Option<Vec<u8>>, ct: &mut Conntrack, now: u64) {
+    fn send_icmp(
+        &mut self,
+        e: Option<Vec<u8>>,
+        attach: Option<Nfct>,
+        ct: &mut Conntrack,
+        now: u64,
+    ) {
         if let Some(e) = e
             && self.icmp_limit.allow(e.get(16..20).unwrap_or(&[]), now)
         {
-            self.send_generated(Some(e), None, ct, now);
+            self.send_generated(Some(e), attach, ct, now);
         }
     }
 
     /// `ip_local_out` of a packet the host built (`None`: it built none): OUTPUT, then POSTROUTING, recorded in
-    /// [`Self::sent`]. `attach` is the conntrack entry it belongs to (a reset); the reference stays the refused
-    /// packet's.
+    /// [`Self::sent`]. `attach` is the conntrack entry it belongs to ([`attached`]; conntrack leaves such a packet
+    /// alone); the reference stays the answered packet's.
     fn send_generated(
         &mut self,
         data: Option<Vec<u8>>,
