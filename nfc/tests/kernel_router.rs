@@ -397,6 +397,17 @@ fn ours(case: &Case, dir: &Path, engine: &str, threads: u32) -> Result<Option<Ke
         }
     }
     let written = read_pcap(&std::fs::read(&acc).unwrap_or_default());
+    // Forwarded packets leave with the TTL decremented and the header checksum fixed; answers are whole.
+    if let Some(p) = written
+        .iter()
+        .find(|p| nfr_runtime::wire::checksum(&p[..usize::from(p[0] & 0xf) * 4], 0) != 0)
+    {
+        return Err(format!(
+            "{} {engine}: written with a bad IP checksum: {p:02x?}",
+            case.name
+        )
+        .into());
+    }
     if written.len() != left_reassembled.len() {
         return Err(format!(
             "{} {engine}: {} packets written, {} passed",
