@@ -78,6 +78,25 @@ impl<'a> Packet<'a> {
         })
     }
 
+    /// Like [`Self::from_frame`], owning `data` (given back in the error).
+    pub fn from_owned(
+        linktype: u16,
+        data: Vec<u8>,
+        ts_ns: u64,
+    ) -> Result<Packet<'static>, Vec<u8>> {
+        let state = match Packet::from_frame(linktype, &data, ts_ns) {
+            Ok(p) => p.state,
+            Err(_) => return Err(data),
+        };
+        Ok(Packet {
+            data: Cow::Owned(data),
+            state,
+            nfct: Nfct::None,
+            reject: None,
+            generated: false,
+        })
+    }
+
     /// The IP datagram (network header to `state.len`).
     pub fn l3(&self) -> &[u8] {
         let s = usize::from(self.state.nhoff);
