@@ -609,7 +609,7 @@ impl Hooks {
         }
     }
 
-    /// Sends an ICMP error the per-destination rate limit (`icmpv4_xrlim_allow`) lets through.
+    /// Sends an ICMP error the per-destination rate limit lets through.
     fn send_icmp(
         &mut self,
         e: Option<Vec<u8>>,
@@ -617,8 +617,10 @@ impl Hooks {
         ct: &mut Conntrack,
         now: u64,
     ) {
+        // IPv4 errors only (`icmpv4_xrlim_allow`); the destination is at bytes 16..20.
         if let Some(e) = e
-            && self.icmp_limit.allow(e.get(16..20).unwrap_or(&[]), now)
+            && (e.first().is_some_and(|b| b >> 4 == 6)
+                || self.icmp_limit.allow(e.get(16..20).unwrap_or(&[]), now))
         {
             self.send_generated(Some(e), attach, ct, now);
         }
@@ -994,6 +996,25 @@ mod tests {
         assert_eq!((e.data[6], e.data[40]), (58, reply::ICMPV6_TIME_EXCEED));
         assert_eq!(*log.borrow(), ["out"]);
         assert_eq!(ct.len(0), 0, "the unconfirmed entry went with the packet");
+        // ICMPv6 errors have no per-destination limit here (IPv4's lets 6 through at once).
+        for _ in 0..8 {
+            let mut p = Packet::from_frame(linktype::RAW, &d, 0).unwrap();
+            h.receive(&mut p, Route::Forward, &mut ct, 0);
+        }
+        assert_eq!(std::mem::take(&mut h.sent).len(), 8);
+        let mut d4 = build::udp(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            1,
+            2,
+            b"",
+        );
+        d4[8] = 1;
+        for _ in 0..8 {
+            let mut p = Packet::from_frame(linktype::RAW, &d4, 0).unwrap();
+            h.receive(&mut p, Route::Forward, &mut ct, 0);
+        }
+        assert_eq!(std::mem::take(&mut h.sent).len(), 6);
         // A reset answers a SYN rejected in FORWARD, from the SYN's destination.
         h.register(
             NFPROTO_IPV6,

@@ -250,7 +250,7 @@ const XRLIM_BURST_FACTOR: u64 = 6;
 const MAX_PEERS: usize = 65_536;
 
 impl IcmpRateLimit {
-    /// Whether an ICMP error to `dst` may go now (and takes its token).
+    /// Whether an ICMP error to the IPv4 address `dst` may go now (and takes its token).
     pub fn allow(&mut self, dst: &[u8], now_ns: u64) -> bool {
         let Ok(d) = <[u8; 4]>::try_from(dst) else {
             return true;
