@@ -4,7 +4,8 @@
 //! when the ruleset lowers to iptables), with `--threads 1` and `2`. Per packet the fate (passed, dropped,
 //! held by defrag) and the conntrack state must be the kernel's, and the packets that leave the host — forwarded
 //! ones with their decremented TTL, and the host's own answers (reject's resets and ICMP errors, ICMP time
-//! exceeded) — must be the ones the kernel sent (compared without IP id and checksums).
+//! exceeded) — must be the ones the kernel sent (compared without IP id and checksums), and the conntrack table
+//! at the end must hold the kernel's entries (protocol, TCP state, original tuple, ASSURED / UNREPLIED).
 //!
 //! The fixed cases reproduce, one each, what ip_forward does (TTL), what the host sends and how it is filtered
 //! (OUTPUT and its `limit`), reset closing its entry, duplicate fragments, ICMP errors on two threads, and the
@@ -275,6 +276,38 @@ struct Case {
 struct Kernel {
     per_packet: Vec<(String, String)>,
     egress: Vec<String>,
+    /// The conntrack table at the end ([`ct_key`] of each entry, sorted).
+    table: Vec<String>,
+}
+
+/// A `conntrack -L` line as compared: protocol, TCP state, the original tuple and the ASSURED / UNREPLIED
+/// flags (no timeout, counters, mark).
+fn ct_key(line: &str) -> Option<String> {
+    let t: Vec<&str> = line.split_whitespace().collect();
+    if t.len() < 4 || t[1].parse::<u8>().is_err() {
+        return None;
+    }
+    let mut k = vec![t[0].to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    for w in &t[3..] {
+        match w.split_once('=') {
+            Some((name, _))
+                if ["src", "dst", "sport", "dport", "type", "code", "id"].contains(&name)
+                    && seen.insert(name) =>
+            {
+                k.push(w.to_string());
+            }
+            Some(_) => {}
+            None if *w == "[ASSURED]"
+                || *w == "[UNREPLIED]"
+                || w.chars().all(|c| c.is_ascii_uppercase() || c == '_') =>
+            {
+                k.push(w.to_string())
+            }
+            None => {}
+        }
+    }
+    Some(k.join(" "))
 }
 
 fn work_dir(name: &str) -> PathBuf {
@@ -336,7 +369,18 @@ fn kernel(case: &Case, dir: &Path) -> Result<Kernel, Failed> {
         egress.extend(read_pcap(&b).iter().filter_map(|p| egress_key(p)));
     }
     egress.sort();
-    Ok(Kernel { per_packet, egress })
+    let mut table: Vec<String> = rep["final"]["conntrack"]
+        .as_str()
+        .unwrap_or("")
+        .lines()
+        .filter_map(ct_key)
+        .collect();
+    table.sort();
+    Ok(Kernel {
+        per_packet,
+        egress,
+        table,
+    })
 }
 
 /// nfc's answer for one engine and thread count (`None`: the engine refused the ruleset, exit 1).
@@ -379,8 +423,18 @@ fn ours(case: &Case, dir: &Path, engine: &str, threads: u32) -> Result<Option<Ke
     let text = stdout(&o);
     let mut per_packet = Vec::new();
     let mut left_reassembled = Vec::new();
+    let mut table = Vec::new();
     for l in text.lines() {
         let v: Value = serde_json::from_str(l).map_err(|e| format!("{l}: {e}"))?;
+        if let Some(r) = v.get("report") {
+            table = r["conntrack"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str().and_then(ct_key))
+                .collect();
+            table.sort();
+        }
         if v.get("frame").is_none() {
             continue;
         }
@@ -429,7 +483,11 @@ fn ours(case: &Case, dir: &Path, engine: &str, threads: u32) -> Result<Option<Ke
         .filter_map(|(p, _)| egress_key(p))
         .collect();
     egress.sort();
-    Ok(Some(Kernel { per_packet, egress }))
+    Ok(Some(Kernel {
+        per_packet,
+        egress,
+        table,
+    }))
 }
 
 /// Runs a case on the kernel and every engine/thread count; returns (packets, agreements).
@@ -487,6 +545,12 @@ fn run_case(case: &Case, unavailable: Option<&str>) -> Result<(usize, usize), Fa
                     "{engine}: {} frames, kernel {}",
                     n.per_packet.len(),
                     k.per_packet.len()
+                ));
+            }
+            if n.table != k.table {
+                bad.push(format!(
+                    "{engine} --threads {threads}: conntrack tables differ\n    kernel: {:?}\n    nfc:    {:?}",
+                    k.table, n.table
                 ));
             }
             if n.egress != k.egress {
