@@ -578,7 +578,7 @@ impl Hooks {
                 RejectWith::TcpReset => {
                     if let Some(r) = reply::tcp_reset(pkt.l3()) {
                         ct.set_closing(&pkt.nfct, now);
-                        self.send_generated(Some(r), attached(pkt.nfct), ct, now);
+                        self.send_generated(r, attached(pkt.nfct), ct, now);
                     }
                 }
                 RejectWith::Unreach { .. } => {
@@ -622,21 +622,20 @@ impl Hooks {
             && (e.first().is_some_and(|b| b >> 4 == 6)
                 || self.icmp_limit.allow(e.get(16..20).unwrap_or(&[]), now))
         {
-            self.send_generated(Some(e), attach, ct, now);
+            self.send_generated(e, attach, ct, now);
         }
     }
 
-    /// `ip_local_out` of a packet the host built (`None`: it built none): OUTPUT, then POSTROUTING, recorded in
+    /// `ip_local_out` of a packet the host built: OUTPUT, then POSTROUTING, recorded in
     /// [`Self::sent`]. `attach` is the conntrack entry it belongs to ([`attached`]; conntrack leaves such a packet
     /// alone); the reference stays the answered packet's.
     fn send_generated(
         &mut self,
-        data: Option<Vec<u8>>,
+        data: Vec<u8>,
         attach: Option<Nfct>,
         ct: &mut Conntrack,
         now: u64,
     ) {
-        let Some(data) = data else { return };
         let Ok(mut p) = Packet::from_frame(linktype::RAW, &data, now) else {
             return;
         };
