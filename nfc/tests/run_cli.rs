@@ -1452,6 +1452,10 @@ fn main() {
             example_captures_regenerate_byte_identical,
         ),
         gate::test(
+            "host_answers_are_traced_and_counted",
+            host_answers_are_traced_and_counted,
+        ),
+        gate::test(
             "profile_times_every_stage_and_changes_nothing_else",
             profile_times_every_stage_and_changes_nothing_else,
         ),
@@ -1505,5 +1509,58 @@ fn profile_times_every_stage_and_changes_nothing_else() {
             p.values().filter_map(Value::as_f64).sum::<f64>() > 0.0,
             "{p:?}"
         );
+    }
+}
+
+/// The host's answers in the text trace and the report: a forwarded packet with TTL 1 (dropped by ip_forward,
+/// answered with time exceeded) and a rejected one (port unreachable), both answers leaving through OUTPUT.
+fn host_answers_are_traced_and_counted() {
+    let mut ttl1 = ipv4_udp([10, 1, 0, 1], [10, 2, 0, 1], 1024, 99);
+    ttl1[8] = 1;
+    ttl1[10..12].fill(0);
+    let sum: u32 = ttl1[..20]
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    ttl1[10..12].copy_from_slice(&sum.to_be_bytes());
+    let dns = ipv4_udp([10, 1, 0, 1], [10, 2, 0, 1], 1025, 53);
+    let mut f = Vec::new();
+    for x in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 101] {
+        f.extend_from_slice(&x.to_le_bytes());
+    }
+    for (i, p) in [ttl1, dns].iter().enumerate() {
+        for x in [1000, i as u32 * 1000, 32, 32] {
+            f.extend_from_slice(&x.to_le_bytes());
+        }
+        f.extend_from_slice(p);
+    }
+    let cap = tmp_ruleset("answers.pcap", "");
+    std::fs::write(&cap, f).unwrap();
+    let rules = tmp_ruleset(
+        "answers.nfr",
+        "table ip t {\n\tchain f {\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tudp dport 53 reject\n\t}\n\tchain o {\n\t\ttype filter hook output priority filter; policy accept;\n\t\tcounter\n\t}\n}\n",
+    );
+    for e in ENGINES {
+        let o = nfc(&[
+            "run",
+            "pcap",
+            rules.to_str().unwrap(),
+            cap.to_str().unwrap(),
+            "--engine",
+            e,
+            "--trace",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{e}");
+        let out = stdout(&o);
+        for want in [
+            "  verdict ttl_exceeded at prerouting",
+            "  host sends icmp 192.0.0.8 -> 10.1.0.1 type 11 code 0 len 60: hooks output -> postrouting",
+            "  host sends icmp 192.0.0.8 -> 10.1.0.1 type 3 code 3 len 60: hooks output -> postrouting",
+            "    verdict accept at postrouting",
+            "sent by the host in reaction (reject answers, ICMP errors): 2, left 2, dropped 0",
+        ] {
+            assert!(out.contains(want), "{e}: no `{want}` in\n{out}");
+        }
     }
 }

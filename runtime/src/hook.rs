@@ -78,6 +78,25 @@ impl<'a> Packet<'a> {
         })
     }
 
+    /// Like [`Self::from_frame`], owning `data` (given back in the error).
+    pub fn from_owned(
+        linktype: u16,
+        data: Vec<u8>,
+        ts_ns: u64,
+    ) -> Result<Packet<'static>, Vec<u8>> {
+        let state = match Packet::from_frame(linktype, &data, ts_ns) {
+            Ok(p) => p.state,
+            Err(_) => return Err(data),
+        };
+        Ok(Packet {
+            data: Cow::Owned(data),
+            state,
+            nfct: Nfct::None,
+            reject: None,
+            generated: false,
+        })
+    }
+
     /// The IP datagram (network header to `state.len`).
     pub fn l3(&self) -> &[u8] {
         let s = usize::from(self.state.nhoff);
@@ -229,6 +248,20 @@ pub struct Sent {
     /// Where its traversal ended, and how (`Accept` at POSTROUTING: it left).
     pub stopped_at: Hook,
     pub outcome: HookOutcome,
+}
+
+/// `nf_ct_attach` (`nf_conntrack_attach`), as `nf_send_reset` and `icmp_send` (`icmp_glue_bits`) call it: the
+/// host's answer belongs to the flow of the packet it answers, in the other direction (RELATED).
+fn attached(nfct: Nfct) -> Option<Nfct> {
+    let Nfct::Ct { id, ctinfo } = nfct else {
+        return None;
+    };
+    let ctinfo = if ctinfo.dir() == 0 {
+        CtInfo::RelatedReply
+    } else {
+        CtInfo::Related
+    };
+    Some(Nfct::Ct { id, ctinfo })
 }
 
 /// The source addresses of the ICMP errors the host sends about packets that were not addressed to it (the
@@ -528,7 +561,7 @@ impl Hooks {
                     };
                     if let Some(src) = self.icmp_src(pkt, false) {
                         let e = reply::icmp_error(pkt.l3(), ty, code, &src);
-                        self.send_icmp(e, ct, now);
+                        self.send_icmp(e, attached(pkt.nfct), ct, now);
                     }
                     return self.end(
                         pkt,
@@ -591,26 +624,14 @@ impl Hooks {
             match with {
                 RejectWith::TcpReset => {
                     if let Some(r) = reply::tcp_reset(pkt.l3()) {
-                        // nf_ct_attach: the reset belongs to the refused flow, in the other direction.
-                        let attach = match pkt.nfct {
-                            Nfct::Ct { id, ctinfo } => Some(Nfct::Ct {
-                                id,
-                                ctinfo: if ctinfo.dir() == 0 {
-                                    CtInfo::RelatedReply
-                                } else {
-                                    CtInfo::Related
-                                },
-                            }),
-                            _ => None,
-                        };
                         ct.set_closing(&pkt.nfct, now);
-                        self.send_generated(Some(r), attach, ct, now);
+                        self.send_generated(r, attached(pkt.nfct), ct, now);
                     }
                 }
                 RejectWith::Unreach { .. } => {
                     if let Some(src) = self.icmp_src(pkt, to_host) {
                         let e = reply::reject(pkt.l3(), with, &src);
-                        self.send_icmp(e, ct, now);
+                        self.send_icmp(e, attached(pkt.nfct), ct, now);
                     }
                 }
             }
@@ -635,26 +656,33 @@ impl Hooks {
         }
     }
 
-    /// Sends an ICMP error the per-destination rate limit (`icmpv4_xrlim_allow`) lets through.
-    fn send_icmp(&mut self, e: Option<Vec<u8>>, ct: &mut Conntrack, now: u64) {
-        if let Some(e) = e
-            && self.icmp_limit.allow(e.get(16..20).unwrap_or(&[]), now)
-        {
-            self.send_generated(Some(e), None, ct, now);
-        }
-    }
-
-    /// `ip_local_out` of a packet the host built (`None`: it built none): OUTPUT, then POSTROUTING, recorded in
-    /// [`Self::sent`]. `attach` is the conntrack entry it belongs to (a reset); the reference stays the refused
-    /// packet's.
-    fn send_generated(
+    /// Sends an ICMP error the per-destination rate limit lets through.
+    fn send_icmp(
         &mut self,
-        data: Option<Vec<u8>>,
+        e: Option<Vec<u8>>,
         attach: Option<Nfct>,
         ct: &mut Conntrack,
         now: u64,
     ) {
-        let Some(data) = data else { return };
+        // IPv4 errors only (`icmpv4_xrlim_allow`); the destination is at bytes 16..20.
+        if let Some(e) = e
+            && (e.first().is_some_and(|b| b >> 4 == 6)
+                || self.icmp_limit.allow(e.get(16..20).unwrap_or(&[]), now))
+        {
+            self.send_generated(e, attach, ct, now);
+        }
+    }
+
+    /// `ip_local_out` of a packet the host built: OUTPUT, then POSTROUTING, recorded in
+    /// [`Self::sent`]. `attach` is the conntrack entry it belongs to ([`attached`]; conntrack leaves such a packet
+    /// alone); the reference stays the answered packet's.
+    fn send_generated(
+        &mut self,
+        data: Vec<u8>,
+        attach: Option<Nfct>,
+        ct: &mut Conntrack,
+        now: u64,
+    ) {
         let Ok(mut p) = Packet::from_frame(linktype::RAW, &data, now) else {
             return;
         };
@@ -1014,6 +1042,25 @@ mod tests {
         assert_eq!((e.data[6], e.data[40]), (58, reply::ICMPV6_TIME_EXCEED));
         assert_eq!(*log.borrow(), ["out"]);
         assert_eq!(ct.len(0), 0, "the unconfirmed entry went with the packet");
+        // ICMPv6 errors have no per-destination limit here (IPv4's lets 6 through at once).
+        for _ in 0..8 {
+            let mut p = Packet::from_frame(linktype::RAW, &d, 0).unwrap();
+            h.receive(&mut p, Route::Forward, &mut ct, 0);
+        }
+        assert_eq!(std::mem::take(&mut h.sent).len(), 8);
+        let mut d4 = build::udp(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            1,
+            2,
+            b"",
+        );
+        d4[8] = 1;
+        for _ in 0..8 {
+            let mut p = Packet::from_frame(linktype::RAW, &d4, 0).unwrap();
+            h.receive(&mut p, Route::Forward, &mut ct, 0);
+        }
+        assert_eq!(std::mem::take(&mut h.sent).len(), 6);
         // A reset answers a SYN rejected in FORWARD, from the SYN's destination.
         h.register(
             NFPROTO_IPV6,

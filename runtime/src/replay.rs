@@ -291,8 +291,14 @@ impl Replayer {
         self.buf.truncate(declared.max(hdr_len));
         let now = self.now;
         let (dir, dev) = decide(&self.buf);
-        let Ok(mut pkt) = Packet::from_frame(linktype::RAW, &self.buf, now) else {
-            return Fate::NotSeen;
+        // The packet owns the buffer while it walks (the forward path rewrites its TTL in place), then hands it
+        // back for the next frame.
+        let mut pkt = match Packet::from_owned(linktype::RAW, std::mem::take(&mut self.buf), now) {
+            Ok(p) => p,
+            Err(b) => {
+                self.buf = b;
+                return Fate::NotSeen;
+            }
         };
         pkt.state.iif = dev.iif;
         pkt.state.iifname = dev.iifname;
@@ -308,6 +314,9 @@ impl Replayer {
         self.egress =
             (self.cfg.keep_egress && outcome == HookOutcome::Accept && stopped_at != Hook::Input)
                 .then(|| pkt.l3().to_vec());
+        if let std::borrow::Cow::Owned(b) = pkt.data {
+            self.buf = b;
+        }
         Fate::Hooked {
             state,
             reassembled: was_fragment && state.is_some(),

@@ -4,8 +4,8 @@
 //! the kernel builds them; [`crate::hook::Hooks`] sends them through OUTPUT and POSTROUTING.
 //!
 //! What the kernel never answers is never built: fragments other than the first, ICMP errors (an ICMP error
-//! about an ICMP error, unknown ICMP types included), TCP resets, and packets to or from broadcast or multicast
-//! addresses.
+//! about an ICMP error, unknown ICMP types included), TCP resets, and packets to or from broadcast, multicast or
+//! unspecified addresses.
 
 use crate::wire::build::pseudo;
 use crate::wire::checksum;
@@ -97,12 +97,14 @@ fn addrs(l3: &[u8]) -> Option<(&[u8], &[u8])> {
     }
 }
 
-fn multicast_or_broadcast(a: &[u8]) -> bool {
-    match a.len() {
-        4 => (224..=239).contains(&a[0]) || a == [255; 4],
-        16 => a[0] == 0xff,
-        _ => true,
-    }
+/// Addresses nothing is answered to or about: multicast, broadcast, unspecified.
+fn no_answers(a: &[u8]) -> bool {
+    a.iter().all(|&b| b == 0)
+        || match a.len() {
+            4 => (224..=239).contains(&a[0]) || a == [255; 4],
+            16 => a[0] == 0xff,
+            _ => true,
+        }
 }
 
 /// Transport protocol, its offset, and whether this is a non-first fragment (IPv6: after the extension headers).
@@ -146,7 +148,7 @@ fn ip_header(src: &[u8], dst: &[u8], proto: u8, tos: u8, df: bool, payload: &[u8
 pub fn tcp_reset(l3: &[u8]) -> Option<Vec<u8>> {
     let (proto, thoff, later_frag) = l4(l3)?;
     let (s, d) = addrs(l3)?;
-    if proto != 6 || later_frag || multicast_or_broadcast(d) || multicast_or_broadcast(s) {
+    if proto != 6 || later_frag || no_answers(d) || no_answers(s) {
         return None;
     }
     let oth = l3.get(thoff..thoff + 20)?;
@@ -184,8 +186,7 @@ pub fn tcp_reset(l3: &[u8]) -> Option<Vec<u8>> {
 pub fn icmp_error(l3: &[u8], ty: u8, code: u8, src: &[u8]) -> Option<Vec<u8>> {
     let (proto, thoff, later_frag) = l4(l3)?;
     let (s, d) = addrs(l3)?;
-    if later_frag || multicast_or_broadcast(d) || multicast_or_broadcast(s) || src.len() != s.len()
-    {
+    if later_frag || no_answers(d) || no_answers(s) || src.len() != s.len() {
         return None;
     }
     let is_v6 = v6(l3);
@@ -250,7 +251,7 @@ const XRLIM_BURST_FACTOR: u64 = 6;
 const MAX_PEERS: usize = 65_536;
 
 impl IcmpRateLimit {
-    /// Whether an ICMP error to `dst` may go now (and takes its token).
+    /// Whether an ICMP error to the IPv4 address `dst` may go now (and takes its token).
     pub fn allow(&mut self, dst: &[u8], now_ns: u64) -> bool {
         let Ok(d) = <[u8; 4]>::try_from(dst) else {
             return true;
@@ -317,6 +318,11 @@ mod tests {
         assert_eq!(&e[28..48], &q[..20]);
         assert_eq!(checksum(&e[20..], 0), 0);
         assert_eq!(icmp_error(&e, ICMP_DEST_UNREACH, 3, &INADDR_DUMMY), None);
+        let from_nowhere = build::udp("0.0.0.0".parse().unwrap(), s, 68, 67, b"");
+        assert_eq!(
+            icmp_error(&from_nowhere, ICMP_TIME_EXCEEDED, 0, &INADDR_DUMMY),
+            None
+        );
         let v6q = build::udp(
             "2001:db8::1".parse().unwrap(),
             "2001:db8::2".parse().unwrap(),

@@ -339,5 +339,16 @@ mod tests {
         for n in 2..8 {
             assert_eq!(shard(&e, n), shard(&a, n));
         }
+        // ICMPv6 too.
+        let (c6, s6) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8:1::2".parse().unwrap(),
+        );
+        let q6 = build::tcp(c6, s6, 4000, 80, 1, 0, 0x02, 100, &[], &[]);
+        let e6 = build::icmp("2001:db8:9::9".parse().unwrap(), c6, 1, 0, [0; 4], &q6);
+        let r6 = build::tcp(s6, c6, 80, 4000, 1, 2, 0x12, 100, &[], &[]);
+        for n in 2..8 {
+            assert_eq!(shard(&e6, n), shard(&r6, n));
+        }
     }
 }
