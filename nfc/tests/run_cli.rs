@@ -76,7 +76,7 @@ const CASES: &[Case] = &[
             "  input        accept 15, drop 5",
             "  forward      drop 1",
             "  postrouting  accept 6",
-            "ct states at prerouting/output: EST 7, EST_REPLY 6, INVALID 2, NEW 12",
+            "ct state at prerouting/output: new 12, established 7, established ct direction reply 6, invalid 2",
             "\t\tct state established,related counter packets 7 bytes 314 accept",
             "\t\tct state invalid counter packets 2 bytes 80 drop",
             "\t\ttcp dport 22 ip saddr 192.0.2.0/24 ct state new counter packets 1 bytes 40 accept",
