@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use nfr_runtime::pcap::{linktype, ng, pcap_header, pcap_record};
 use serde_json::Value;
 
 /// `shared/corpus` when it holds `sub`.
@@ -656,74 +657,9 @@ fn path_input_reproduces_ct_expected_states(c: PathBuf) {
 // ---------------------------------------------------------------------------------------------------------
 // pcapng interface names as devices.
 
-/// A pcapng block (little-endian), body padded to 32 bits.
-fn ng_block(t: u32, body: &[u8]) -> Vec<u8> {
-    let mut b = body.to_vec();
-    while !b.len().is_multiple_of(4) {
-        b.push(0);
-    }
-    let len = 12 + b.len() as u32;
-    let mut v = Vec::new();
-    v.extend_from_slice(&t.to_le_bytes());
-    v.extend_from_slice(&len.to_le_bytes());
-    v.extend_from_slice(&b);
-    v.extend_from_slice(&len.to_le_bytes());
-    v
-}
-
-fn ng_shb() -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&0u16.to_le_bytes());
-    b.extend_from_slice(&(-1i64).to_le_bytes());
-    ng_block(0x0a0d_0d0a, &b)
-}
-
-/// Interface Description Block, raw IPv4 (LINKTYPE_RAW), with an `if_name` option.
-fn ng_idb(name: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&101u16.to_le_bytes());
-    b.extend_from_slice(&0u16.to_le_bytes());
-    b.extend_from_slice(&0u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    b.extend_from_slice(name.as_bytes());
-    while !b.len().is_multiple_of(4) {
-        b.push(0);
-    }
-    b.extend_from_slice(&[0, 0, 0, 0]);
-    ng_block(1, &b)
-}
-
-/// Enhanced Packet Block on interface `ifid`, `us` microseconds after the epoch.
-fn ng_epb(ifid: u32, us: u64, data: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&ifid.to_le_bytes());
-    b.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
-    b.extend_from_slice(&(us as u32).to_le_bytes());
-    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    b.extend_from_slice(data);
-    ng_block(6, &b)
-}
-
-/// An IPv4/UDP datagram with 4 bytes of payload (32 bytes), header checksum filled in.
+/// An IPv4/UDP datagram with 4 bytes of payload (32 bytes).
 fn ipv4_udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
-    let mut p = vec![0x45, 0, 0, 32, 0, 1, 0x40, 0, 64, 17, 0, 0];
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    let sum: u32 = p
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
-    p[10..12].copy_from_slice(&sum.to_be_bytes());
-    p.extend_from_slice(&sport.to_be_bytes());
-    p.extend_from_slice(&dport.to_be_bytes());
-    p.extend_from_slice(&12u16.to_be_bytes());
-    p.extend_from_slice(&[0, 0, b'p', b'i', b'n', b'g']);
-    p
+    nfr_runtime::wire::build::udp(src.into(), dst.into(), sport, dport, b"ping")
 }
 
 /// Two sections whose interface ids name different interfaces (section 1: 0 = eth0, 1 = eth1; section 2:
@@ -731,30 +667,30 @@ fn ipv4_udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
 fn two_section_pcapng() -> Vec<u8> {
     let host = [10, 0, 0, 1];
     let peer = |n: u8| [10, 0, 1, n];
-    let mut f = ng_shb();
-    f.extend(ng_idb("eth0"));
-    f.extend(ng_idb("eth1"));
+    let mut f = ng::shb();
+    f.extend(ng::idb(101, Some(b"eth0")));
+    f.extend(ng::idb(101, Some(b"eth1")));
     let mut us = 1_000_000u64;
     let mut next = || {
         us += 1000;
         us
     };
-    f.extend(ng_epb(1, next(), &ipv4_udp(peer(1), host, 1001, 53)));
-    f.extend(ng_epb(0, next(), &ipv4_udp(peer(2), host, 1002, 53)));
-    f.extend(ng_epb(0, next(), &ipv4_udp(peer(3), host, 1003, 53)));
-    f.extend(ng_epb(1, next(), &ipv4_udp(host, peer(4), 2001, 53)));
-    f.extend(ng_epb(1, next(), &ipv4_udp(host, peer(5), 2002, 53)));
-    f.extend(ng_shb());
-    f.extend(ng_idb("eth1"));
-    f.extend(ng_idb("eth0"));
+    f.extend(ng::epb(1, next(), &ipv4_udp(peer(1), host, 1001, 53)));
+    f.extend(ng::epb(0, next(), &ipv4_udp(peer(2), host, 1002, 53)));
+    f.extend(ng::epb(0, next(), &ipv4_udp(peer(3), host, 1003, 53)));
+    f.extend(ng::epb(1, next(), &ipv4_udp(host, peer(4), 2001, 53)));
+    f.extend(ng::epb(1, next(), &ipv4_udp(host, peer(5), 2002, 53)));
+    f.extend(ng::shb());
+    f.extend(ng::idb(101, Some(b"eth1")));
+    f.extend(ng::idb(101, Some(b"eth0")));
     for n in 6..9 {
-        f.extend(ng_epb(
+        f.extend(ng::epb(
             0,
             next(),
             &ipv4_udp(peer(n), host, 1000 + u16::from(n), 53),
         ));
     }
-    f.extend(ng_epb(1, next(), &ipv4_udp(host, peer(9), 2003, 53)));
+    f.extend(ng::epb(1, next(), &ipv4_udp(host, peer(9), 2003, 53)));
     f
 }
 
@@ -947,21 +883,11 @@ fn interface_indexes_lo_is_one() {
 
 /// A legacy pcap (raw IP) of `n` UDP datagrams to 10.0.0.1.
 fn many_udp_pcap(n: u32) -> Vec<u8> {
-    let mut f = Vec::new();
-    for x in [0xa1b2_c3d4u32, 0x0002_0004, 0, 0, 65535, 101] {
-        if x == 0x0002_0004 {
-            f.extend_from_slice(&2u16.to_le_bytes());
-            f.extend_from_slice(&4u16.to_le_bytes());
-        } else {
-            f.extend_from_slice(&x.to_le_bytes());
-        }
-    }
+    let mut f = pcap_header(linktype::RAW, 65535).to_vec();
     for i in 0..n {
         let p = ipv4_udp([10, 1, (i >> 8) as u8, i as u8], [10, 0, 0, 1], 1024, 53);
-        for x in [1000 + i / 1000, (i % 1000) * 1000, 32, 32] {
-            f.extend_from_slice(&x.to_le_bytes());
-        }
-        f.extend_from_slice(&p);
+        let us = u64::from(1000 + i / 1000) * 1_000_000 + u64::from(i % 1000) * 1000;
+        f.extend(pcap_record(us, 32, &p));
     }
     f
 }
