@@ -400,6 +400,40 @@ fn trace_flags_and_length_equal_tcpdumps(_: ()) {
     }
 }
 
+/// `--engine ipt` lists the tables as `iptables-save -c` does (policies `:INPUT DROP [p:b]`, rules
+/// `[p:b] -A ...`), in that one format, which reads back (here with `nfc import iptables-save`, counters kept).
+fn ipt_listing_is_iptables_save_c() {
+    let out = stdout(&nfc(&[
+        "run",
+        "pcap",
+        "examples/server.nfr",
+        "examples/server.pcap",
+        "--local",
+        "203.0.113.1",
+        "--engine",
+        "ipt",
+    ]));
+    let listing = &out[out.find("*filter\n").expect("an iptables-save listing")..];
+    assert!(listing.contains(":FORWARD DROP [1:40]\n"), "{listing}");
+    assert!(
+        listing.contains("[7:314] -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"),
+        "{listing}"
+    );
+    assert!(listing.trim_end().ends_with("COMMIT"), "{listing}");
+    assert!(
+        !out.contains("Chain INPUT") && !out.contains("pkts"),
+        "{out}"
+    );
+    let f = common::tmp_file("listing.save", listing);
+    let o = nfc(&["import", "iptables-save", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("ct state established,related counter packets 7 bytes 314 accept"),
+        "{}",
+        stdout(&o)
+    );
+}
+
 fn main() {
     gate::run(vec![
         gate::test(
@@ -448,6 +482,10 @@ fn main() {
             "trace_flags_and_length_equal_tcpdumps",
             || gate::have_tools(&["tcpdump"]),
             trace_flags_and_length_equal_tcpdumps,
+        ),
+        gate::test(
+            "ipt_listing_is_iptables_save_c",
+            ipt_listing_is_iptables_save_c,
         ),
         gate::test(
             "import_iptables_save_keeps_names_and_counters",

@@ -34,7 +34,7 @@ fn run_server(args: &[&str]) -> Output {
 const ENGINES: [&str; 3] = ["interp", "jit", "ipt"];
 
 /// The part of a report every engine prints the same way: everything before the ruleset listing (which is
-/// `nft list ruleset` for interp/jit and `iptables -L -v -x` for ipt).
+/// `nft list ruleset` for interp/jit and `iptables-save -c` for ipt).
 fn summary_part(report: &str) -> String {
     stable(report.split("\n\n").next().unwrap_or(""))
 }
@@ -63,7 +63,7 @@ struct Case {
     args: &'static [&'static str],
     /// Lines that must appear in the report (verdict summary and counters, exactly).
     expect: &'static [&'static str],
-    /// Lines of the `--engine ipt` listing (iptables -L -v -x counters).
+    /// Lines of the `--engine ipt` listing (`iptables-save -c`).
     ipt_expect: &'static [&'static str],
 }
 
@@ -86,15 +86,15 @@ const CASES: &[Case] = &[
             "\t\tcounter packets 3 bytes 120 drop",
         ],
         ipt_expect: &[
-            "Chain INPUT (policy DROP 0 packets, 0 bytes)",
-            "       7        314 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            "       2         80 -m conntrack --ctstate INVALID -j DROP",
-            "       1         40 -s 192.0.2.0/24 -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT",
-            "       2         80 -p tcp -m multiport --dports 80,443 -m conntrack --ctstate NEW -j ACCEPT",
-            "       5        225 -p icmp -m icmp --icmp-type 8 -m limit --limit 5/sec -j ACCEPT",
-            "       3        120 -j DROP",
-            "Chain FORWARD (policy DROP 1 packets, 40 bytes)",
-            "Chain OUTPUT (policy ACCEPT 6 packets, 275 bytes)",
+            ":INPUT DROP [0:0]",
+            "[7:314] -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "[2:80] -A INPUT -m conntrack --ctstate INVALID -j DROP",
+            "[1:40] -A INPUT -s 192.0.2.0/24 -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT",
+            "[2:80] -A INPUT -p tcp -m multiport --dports 80,443 -m conntrack --ctstate NEW -j ACCEPT",
+            "[5:225] -A INPUT -p icmp -m icmp --icmp-type 8 -m limit --limit 5/sec -j ACCEPT",
+            "[3:120] -A INPUT -j DROP",
+            ":FORWARD DROP [1:40]",
+            ":OUTPUT ACCEPT [6:275]",
         ],
     },
     Case {
@@ -121,12 +121,12 @@ const CASES: &[Case] = &[
             "\t\tiifname \"eth0\" ip daddr 192.168.1.10 tcp dport 8080 ct status dnat counter packets 0 bytes 0 accept",
         ],
         ipt_expect: &[
-            "Chain FORWARD (policy DROP 1 packets, 40 bytes)",
-            "       4        180 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            "       1         40 -m conntrack --ctstate INVALID -j DROP",
-            "       1         40 -i eth1 -o eth0 -j ACCEPT",
-            "       1         40 -i eth0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 192.168.1.10:8080",
-            "       1         40 -s 192.168.1.0/24 -o eth0 -j MASQUERADE",
+            ":FORWARD DROP [1:40]",
+            "[4:180] -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "[1:40] -A FORWARD -m conntrack --ctstate INVALID -j DROP",
+            "[1:40] -A FORWARD -i eth1 -o eth0 -j ACCEPT",
+            "[1:40] -A PREROUTING -i eth0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 192.168.1.10:8080",
+            "[1:40] -A POSTROUTING -s 192.168.1.0/24 -o eth0 -j MASQUERADE",
         ],
     },
 ];
@@ -717,7 +717,7 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
     let rules = tmp_ruleset("by-ifname.nfr", BY_IFNAME);
     let (r, c) = (rules.to_str().unwrap(), cap.to_str().unwrap());
     // The counters when the capture's own interface names are the devices: (nft counter lines,
-    // iptables -L -v -x lines).
+    // iptables-save -c lines).
     let by_capture_names = (
         [
             "\t\tiifname \"eth1\" counter packets 4 bytes 128 accept",
@@ -728,15 +728,15 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
             "\t\tcounter packets 0 bytes 0",
         ],
         [
-            "       4        128 -i eth1 -j ACCEPT",
-            "       2         64 -i eth0 -j ACCEPT",
-            "       0          0",
-            "       2         64 -o eth1 -j ACCEPT",
-            "       1         32 -o eth0 -j ACCEPT",
-            "       0          0",
+            "[4:128] -A INPUT -i eth1 -j ACCEPT",
+            "[2:64] -A INPUT -i eth0 -j ACCEPT",
+            "[0:0] -A INPUT",
+            "[2:64] -A OUTPUT -o eth1 -j ACCEPT",
+            "[1:32] -A OUTPUT -o eth0 -j ACCEPT",
+            "[0:0] -A OUTPUT",
         ],
     );
-    // (extra args, nft counter lines, iptables -L -v -x lines)
+    // (extra args, nft counter lines, iptables-save -c lines)
     let cases: [(&[&str], [&str; 6], [&str; 6]); 3] = [
         (&[], by_capture_names.0, by_capture_names.1),
         // --iif / --oif override the capture's names.
@@ -751,12 +751,12 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
                 "\t\tcounter packets 3 bytes 96",
             ],
             [
-                "       0          0 -i eth1 -j ACCEPT",
-                "       6        192 -i eth0 -j ACCEPT",
-                "       0          0",
-                "       0          0 -o eth1 -j ACCEPT",
-                "       0          0 -o eth0 -j ACCEPT",
-                "       3         96",
+                "[0:0] -A INPUT -i eth1 -j ACCEPT",
+                "[6:192] -A INPUT -i eth0 -j ACCEPT",
+                "[0:0] -A INPUT",
+                "[0:0] -A OUTPUT -o eth1 -j ACCEPT",
+                "[0:0] -A OUTPUT -o eth0 -j ACCEPT",
+                "[3:96] -A OUTPUT",
             ],
         ),
         // ... and win over --iface routes too (a route would put every peer on eth0).

@@ -853,83 +853,37 @@ fn expand_defines(text: &str) -> String {
     out
 }
 
-/// `iptables -L -v -x` layout (chain headers with policy counters, exact packet and byte counts per rule), the
-/// rules written in iptables-save syntax.
+/// The iptables tables with this run's counters, as `iptables-save -c` prints them (`:INPUT DROP [p:b]` for
+/// policies, `[p:b] -A INPUT ...` for rules): one format, which `iptables-restore -c` reads back.
 pub fn ipt_listing(setup: &Setup, end: &RunEnd) -> String {
     use nfr_ipt::blob::EntryRole;
     let mut out = String::new();
     for (ti, t) in setup.ipt.iter().enumerate() {
         let counters = end.ipt_counters.get(ti);
-        let _ = writeln!(
-            out,
-            "# table {} (iptables -t {} -L -v -x)",
-            t.table.name, t.table.name
-        );
-        let mut cur = String::new();
+        let mut table = t.table.clone();
         for (i, l) in t.labels.iter().enumerate() {
             let c = counters.and_then(|c| c.get(i)).copied().unwrap_or_default();
-            if l.chain != cur && !l.chain.is_empty() {
-                if !cur.is_empty() {
-                    out.push('\n');
+            match l.role {
+                EntryRole::Rule(k) => {
+                    if let Some(r) = table.rules_mut(&l.chain).and_then(|r| r.get_mut(k)) {
+                        r.counters = c;
+                    }
                 }
-                cur = l.chain.clone();
-                if is_builtin(&l.chain) {
-                    // The policy entry is the chain's last entry.
-                    let pol = t
-                        .labels
-                        .iter()
-                        .enumerate()
-                        .find(|(_, x)| x.chain == l.chain && x.role == EntryRole::Policy);
-                    let (pc, policy) = match pol {
-                        Some((pi, _)) => (
-                            counters
-                                .and_then(|c| c.get(pi))
-                                .copied()
-                                .unwrap_or_default(),
-                            t.table
-                                .builtins
-                                .iter()
-                                .find(|b| nfr_ipt::hook_chain_name(b.hook) == l.chain)
-                                .map_or("ACCEPT", |b| {
-                                    if b.policy == nfr_ipt::Policy::Accept {
-                                        "ACCEPT"
-                                    } else {
-                                        "DROP"
-                                    }
-                                }),
-                        ),
-                        None => (nfr_ipt::Counters::default(), "ACCEPT"),
-                    };
-                    let _ = writeln!(
-                        out,
-                        "Chain {} (policy {policy} {} packets, {} bytes)",
-                        l.chain, pc.pcnt, pc.bcnt
-                    );
-                } else {
-                    let _ = writeln!(out, "Chain {}", l.chain);
+                EntryRole::Policy => {
+                    if let Some(b) = table
+                        .builtins
+                        .iter_mut()
+                        .find(|b| nfr_ipt::hook_chain_name(b.hook) == l.chain)
+                    {
+                        b.policy_counters = c;
+                    }
                 }
-                let _ = writeln!(out, "{:>8} {:>10} rule", "pkts", "bytes");
-            }
-            if let EntryRole::Rule(_) = l.role {
-                let spec = t.entry_text.get(i).cloned().unwrap_or_default();
-                let spec = spec
-                    .strip_prefix(&format!("-A {}", l.chain))
-                    .unwrap_or(&spec)
-                    .trim()
-                    .to_string();
-                let _ = writeln!(out, "{:>8} {:>10} {spec}", c.pcnt, c.bcnt);
+                _ => {}
             }
         }
-        out.push('\n');
+        out.push_str(&nfr_ipt::save(&table, true));
     }
     out
-}
-
-fn is_builtin(chain: &str) -> bool {
-    matches!(
-        chain,
-        "PREROUTING" | "INPUT" | "FORWARD" | "OUTPUT" | "POSTROUTING"
-    )
 }
 
 fn ipt_counters_json(setup: &Setup, end: &RunEnd) -> Vec<Value> {
