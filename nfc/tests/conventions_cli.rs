@@ -434,6 +434,55 @@ fn ipt_listing_is_iptables_save_c() {
     );
 }
 
+/// Rule handles in `--trace --json` are the ones `nft -a list ruleset` shows after `nft -f` of the same file:
+/// one counter per table over its chains, objects, named sets, then rules, anonymous sets taking a handle
+/// before their rule (the numbers below are nft 1.0's for the examples).
+fn rule_handles_as_nft_a() {
+    let handles = |args: &[&str]| -> Vec<(String, u64)> {
+        let mut a = vec!["run", "pcap"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--trace", "--json", "--no-listing"]);
+        let mut v: Vec<(String, u64)> = stdout(&nfc(&a))
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .flat_map(|o| o["rules"].as_array().cloned().unwrap_or_default())
+            .filter_map(|r| Some((r["rule"].as_str()?.to_string(), r["handle"].as_u64()?)))
+            .collect();
+        v.sort_by_key(|(_, h)| *h);
+        v.dedup();
+        v
+    };
+    let server = handles(&[
+        "examples/server.nfr",
+        "examples/server.pcap",
+        "--local",
+        "203.0.113.1",
+    ]);
+    let h: Vec<u64> = server.iter().map(|(_, h)| *h).collect();
+    assert_eq!(h, [5, 6, 7, 9, 10, 13], "{server:?}");
+    let ftp = handles(&[
+        "examples/ftp.nfr",
+        "examples/ftp.pcap",
+        "--local",
+        "203.0.113.1",
+    ]);
+    let h: Vec<u64> = ftp.iter().map(|(_, h)| *h).collect();
+    assert_eq!(h, [4, 6, 7, 9, 10], "{ftp:?}");
+    let router = handles(&[
+        "examples/router.nfr",
+        "examples/router.pcap",
+        "--local",
+        "192.168.1.1",
+        "198.51.100.1",
+        "--iface",
+        "eth1=192.168.1.0/24",
+        "--iface",
+        "eth0=0.0.0.0/0",
+    ]);
+    let h: Vec<u64> = router.iter().map(|(_, h)| *h).collect();
+    assert_eq!(h, [3, 4, 8, 9, 10, 11, 12], "{router:?}");
+}
+
 fn main() {
     gate::run(vec![
         gate::test(
@@ -487,6 +536,7 @@ fn main() {
             "ipt_listing_is_iptables_save_c",
             ipt_listing_is_iptables_save_c,
         ),
+        gate::test("rule_handles_as_nft_a", rule_handles_as_nft_a),
         gate::test(
             "import_iptables_save_keeps_names_and_counters",
             import_iptables_save_keeps_names_and_counters,

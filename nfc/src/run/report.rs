@@ -177,6 +177,8 @@ pub struct Collector {
     dropped: Option<PcapWriter>,
     /// Rule texts (trace): chain label and rule, per vm rule.
     rule_text: Vec<(String, String)>,
+    /// nft rule handles (as `nft -a` shows them), per vm rule.
+    handles: Vec<u64>,
     chain_labels: Vec<String>,
     chain_names: Vec<String>,
     /// `--engine ipt`: per table (index = trace spec), its name and entry offset -> rule text.
@@ -229,6 +231,13 @@ impl Collector {
                 .map(PcapWriter::create)
                 .transpose()?,
             rule_text: setup.rules.clone(),
+            handles: setup
+                .prog
+                .program()
+                .rules
+                .iter()
+                .map(|r| r.handle)
+                .collect(),
             chain_labels,
             chain_names: setup
                 .prog
@@ -313,7 +322,7 @@ impl Collector {
                         v.push(json!({
                             "hook": step.hook.name(),
                             "chain": self.chain_labels.get(chain.0 as usize).cloned().unwrap_or_default(),
-                            "handle": rule.0 + 1,
+                            "handle": self.handles.get(rule.0 as usize).copied().unwrap_or_default(),
                             "rule": text,
                             "verdict": chain_verdict_name(verdict, &self.chain_names),
                         }));
