@@ -127,7 +127,7 @@ const PORTS: [u16; 10] = [0, 22, 53, 80, 443, 1000, 1001, 1023, 1024, 65535];
 /// A packet from the rules' universe: TCP, UDP or ICMP over IPv4 (or IPv6 in inet tables), transport
 /// headers whole, cut after the source port, or absent; non-first fragments; with and without a conntrack
 /// entry.
-fn packet(inet: bool) -> impl Strategy<Value = (Vec<u8>, PktState)> {
+fn packet(inet: bool) -> impl Strategy<Value = Packet> {
     let v6 = if inet {
         any::<bool>().boxed()
     } else {
@@ -216,8 +216,11 @@ fn packet(inet: bool) -> impl Strategy<Value = (Vec<u8>, PktState)> {
     )
 }
 
+/// A packet's bytes and the context it arrives with.
+type Packet = (Vec<u8>, PktState);
+
 /// A ruleset case: inet or ip, 3 to 12 rules, 400 packets.
-fn case() -> impl Strategy<Value = (bool, Vec<String>, Vec<(Vec<u8>, PktState)>)> {
+fn case() -> impl Strategy<Value = (bool, Vec<String>, Vec<Packet>)> {
     prop_oneof![1 => Just(true), 2 => Just(false)]
         .prop_flat_map(|inet| (Just(inet), vec(rule(inet), 3..13), vec(packet(inet), 400)))
 }
