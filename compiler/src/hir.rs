@@ -159,6 +159,9 @@ pub struct Table {
     pub span: Span,
     pub chains: Vec<ChainId>,
     pub sets: Vec<SetId>,
+    /// Stateful objects declared in the table (`counter NAME`, `ct helper NAME`): they take
+    /// handles after the chains (see `Rule::handle` in the bytecode).
+    pub objects: u32,
     /// Whether this table can be expressed as an iptables table, and why not.
     pub ipt: IptMapping,
 }

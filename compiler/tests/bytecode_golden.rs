@@ -36,7 +36,6 @@ fn bytecode_goldens() {
         files.len() >= 8,
         "examples and testdata/bytecode inputs: {files:?}"
     );
-    let update = std::env::var("UPDATE_EXPECT").as_deref() == Ok("1");
     let mut failures = Vec::new();
     for path in &files {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
@@ -57,18 +56,8 @@ fn bytecode_goldens() {
             }
         };
         let got = print_program(&hir, &prog);
-        let golden = golden_dir.join(format!("{name}.txt"));
-        if update {
-            std::fs::write(&golden, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&golden).unwrap_or_default();
-        if want != got {
-            failures.push(format!(
-                "{name}: differs from {} (UPDATE_EXPECT=1 to accept):\n{got}",
-                golden.display()
-            ));
-        }
+        // `UPDATE_EXPECT=1` rewrites the golden.
+        expect_test::expect_file![golden_dir.join(format!("{name}.txt"))].assert_eq(&got);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

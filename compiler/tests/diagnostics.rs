@@ -50,7 +50,6 @@ fn golden_diagnostics() {
         .filter(|n| n.ends_with(".nfr"))
         .collect();
     names.sort();
-    let update = std::env::var("UPDATE_EXPECT").is_ok_and(|v| v == "1");
     let mut failures = Vec::new();
     let mut covered = Vec::new();
     for name in &names {
@@ -62,18 +61,8 @@ fn golden_diagnostics() {
             ));
         }
         covered.push(code.to_string());
-        let golden = dir.join(name.replace(".nfr", ".stderr"));
-        if update {
-            std::fs::write(&golden, &out).expect("write golden");
-            continue;
-        }
-        let want = std::fs::read_to_string(&golden).unwrap_or_default();
-        if want != out {
-            failures.push(format!(
-                "{name}: output differs from {}:\n{out}",
-                golden.display()
-            ));
-        }
+        // `UPDATE_EXPECT=1` rewrites the golden.
+        expect_test::expect_file![dir.join(name.replace(".nfr", ".stderr"))].assert_eq(&out);
     }
     for (code, _) in CODES {
         if !INTERNAL.contains(code) && !covered.iter().any(|c| c == code) {

@@ -115,8 +115,9 @@ fn huge_and_odd_inputs() {
     let _ = nfr_grammar::format(&p.file);
 }
 
-/// Random token soup (a fixed-seed xorshift generator): parse and print must never panic, and
-/// every error span must lie inside the input.
+/// Random token soup (proptest: runs of the words below, shrunk to a smallest failing one): parse and
+/// print must never panic, and every error span must lie inside the input. A fixed seed keeps runs
+/// reproducible.
 fn random_token_soup() {
     const WORDS: &[&str] = &[
         "table",
@@ -196,41 +197,43 @@ fn random_token_soup() {
         "include",
         "*",
     ];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let mut clean = 0;
-    for _ in 0..3000 {
-        let n = (next() % 40) as usize;
-        let mut src = String::new();
-        for _ in 0..n {
-            src.push_str(WORDS[(next() % WORDS.len() as u64) as usize]);
-            src.push(' ');
-        }
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let soup = prop::collection::vec(prop::sample::select(WORDS), 0..40)
+        .prop_map(|w| w.iter().map(|w| format!("{w} ")).collect::<String>());
+    let mut runner = TestRunner::new_with_rng(
+        Config::with_cases(3000),
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
+    let clean = std::cell::Cell::new(0);
+    let result = runner.run(&soup, |src| {
         let p = nfr_grammar::parse(&src);
         for e in &p.errors {
-            assert!(
+            prop_assert!(
                 e.span.start <= e.span.end && e.span.end as usize <= src.len(),
                 "{src:?}: {e}"
             );
         }
         let once = nfr_grammar::format(&p.file);
         if p.errors.is_empty() {
-            clean += 1;
+            clean.set(clean.get() + 1);
             let p2 = nfr_grammar::parse(&once);
-            assert!(
+            prop_assert!(
                 p2.errors.is_empty(),
                 "{src:?} printed as {once:?}: {:?}",
                 p2.errors
             );
-            assert_eq!(nfr_grammar::format(&p2.file), once, "{src:?}");
+            prop_assert_eq!(nfr_grammar::format(&p2.file), once, "{:?}", src);
         }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
-    println!("random soup: {clean} error-free inputs printed stably");
+    println!(
+        "random soup: {} error-free inputs printed stably",
+        clean.get()
+    );
 }
 
 fn main() {

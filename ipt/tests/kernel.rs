@@ -821,7 +821,7 @@ fn truncations_and_corruptions_match_the_kernel(_: ()) {
     let full = std::fs::read_to_string(data_dir().join("filter.ipt")).unwrap();
     let base = blob_of(&parse_save(&full).unwrap().remove(0));
     let demo = blob_of(&demo());
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
     // Truncations with a consistent header (size = what is left): entry boundaries and inside.
     for cut in (0..demo.len() - 96).step_by(8) {
@@ -958,7 +958,7 @@ fn build_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
 fn do_table_counters_match_the_kernel_on_output(_: ()) -> Result<(), String> {
     let table = parse_save(OUTPUT_RULES).unwrap().remove(0);
     let blob = encode(&table).unwrap();
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     let packets: Vec<(Vec<u8>, u32)> = (0..160).map(|_| build_packet(&mut rng)).collect();
     let pk = packets.clone();
     let b2 = blob.clone();
@@ -1046,7 +1046,7 @@ fn do_table_counters_match_the_kernel_on_output(_: ()) -> Result<(), String> {
 /// chains j > i), called from every built-in chain many times, plus a few thousand rules. The
 /// kernel must produce our bytes, and our mark_source_chains its comefrom.
 fn generated_ruleset(seed: u64) -> String {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let n = 120;
     let name = |i: usize| format!("c{i:03}");
     let mut s =
@@ -1367,7 +1367,7 @@ fn ipv4_checksum(h: &mut [u8]) {
 fn ingress_path_counters_match_the_kernel(_: ()) -> Result<(), String> {
     let tables = parse_save(INGRESS_RULES).unwrap();
     let blobs: Vec<Vec<u8>> = tables.iter().map(|t| encode(t).unwrap()).collect();
-    let mut rng = Rng(0x5151_1234_abcd_0001);
+    let mut rng = Rng::new(0x5151_1234_abcd_0001);
     let mut packets = Vec::new();
     for _ in 0..120 {
         let (mut p, _) = build_packet(&mut rng);

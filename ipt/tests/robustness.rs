@@ -119,7 +119,7 @@ fn truncations_never_panic() {
 #[test]
 fn random_corruptions_never_panic() {
     let blobs = valid_blobs();
-    let mut rng = Rng(0xDEAD_BEEF_1234_5678);
+    let mut rng = Rng::new(0xDEAD_BEEF_1234_5678);
     let mut verified = 0;
     for i in 0..2500 {
         let src = &blobs[i % blobs.len()];
@@ -147,7 +147,7 @@ fn random_corruptions_never_panic() {
 
 #[test]
 fn random_garbage_never_panics() {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     for _ in 0..2000 {
         let len = (rng.next() % 700) as usize;
         let mut b: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();

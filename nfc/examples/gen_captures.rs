@@ -17,6 +17,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+use nfr_runtime::pcap::{linktype, pcap_header, pcap_record};
 use nfr_runtime::wire::build;
 
 const SYN: u8 = 0x02;
@@ -49,19 +50,9 @@ impl Capture {
     }
 
     fn bytes(&self) -> Vec<u8> {
-        let mut o = Vec::new();
-        o.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        o.extend_from_slice(&2u16.to_le_bytes());
-        o.extend_from_slice(&4u16.to_le_bytes());
-        o.extend_from_slice(&[0; 8]);
-        o.extend_from_slice(&65535u32.to_le_bytes());
-        o.extend_from_slice(&1u32.to_le_bytes());
+        let mut o = pcap_header(linktype::ETHERNET, 65535).to_vec();
         for (t, f) in &self.frames {
-            o.extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
-            o.extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
-            o.extend_from_slice(&(f.len() as u32).to_le_bytes());
-            o.extend_from_slice(&(f.len() as u32).to_le_bytes());
-            o.extend_from_slice(f);
+            o.extend(pcap_record(*t, f.len() as u32, f));
         }
         o
     }

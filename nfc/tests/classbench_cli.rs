@@ -9,18 +9,9 @@ mod common;
 use common::{nfc, root, stdout, tmp_dir};
 use serde_json::Value;
 
+/// Compares `actual` with the golden file `nfc/tests/golden/NAME` (`UPDATE_EXPECT=1` rewrites it).
 fn golden(name: &str, actual: &str) {
-    let path = root().join("nfc/tests/golden").join(name);
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing golden {} (UPDATE_EXPECT=1)", path.display()));
-    assert_eq!(
-        actual, expected,
-        "golden {name} differs (UPDATE_EXPECT=1 rewrites it)"
-    );
+    expect_test::expect_file![root().join("nfc/tests/golden").join(name)].assert_eq(actual);
 }
 
 #[test]
@@ -60,7 +51,8 @@ fn song_set_imports_to_the_golden_ruleset_and_its_trace_replays() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let (report, frames) = lines.split_last().unwrap();
-    // The rule (1-based handle) each trace line must hit; 0: none, the policy drops it.
+    // The rule (1-based) each trace line must hit; 0: none, the policy drops it. Its handle is one more
+    // (as `nft -a` numbers them, the chain took handle 1).
     let want = [1, 6, 2, 0, 3, 4, 5, 6, 7, 0];
     assert_eq!(frames.len(), want.len());
     for (f, w) in frames.iter().zip(want) {
@@ -70,7 +62,7 @@ fn song_set_imports_to_the_golden_ruleset_and_its_trace_replays() {
             assert_eq!(rules[0]["policy"], "drop", "{f}");
             assert_eq!(f["verdict"], "drop", "{f}");
         } else {
-            assert_eq!(rules[0]["handle"], w, "{f}");
+            assert_eq!(rules[0]["handle"], w + 1, "{f}");
             assert_eq!(f["verdict"], "accept", "{f}");
         }
     }

@@ -115,7 +115,8 @@ fn acl1_100(dir: &Path) -> Result<(), Failed> {
         let [r] = rules.as_slice() else {
             return Err(format!("trace line {}: matched no single rule: {f}", i + 1).into());
         };
-        let h = r["handle"].as_u64().ok_or("no handle")?;
+        // The rule's position: its handle less the chain's (`nft -a` numbering, one chain, no sets).
+        let h = r["handle"].as_u64().ok_or("no handle")?.saturating_sub(1);
         if h == 0 || h > filter || f["verdict"] != "accept" {
             return Err(format!(
                 "trace line {}: first match is rule {h}, after its generating filter {filter}: {f}",

@@ -22,23 +22,9 @@ fn is_broken(p: &Path) -> bool {
         .is_some_and(|n| n.to_string_lossy().starts_with("broken"))
 }
 
-/// Compares `actual` with the golden file, or rewrites it when `UPDATE_EXPECT=1`.
+/// Compares `actual` with the golden file `nfc/tests/golden/NAME` (`UPDATE_EXPECT=1` rewrites it).
 fn golden(name: &str, actual: &str) {
-    let path = root().join("nfc/tests/golden").join(name);
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "missing golden {} (run with UPDATE_EXPECT=1)",
-            path.display()
-        )
-    });
-    assert_eq!(
-        actual, expected,
-        "golden {name} differs (UPDATE_EXPECT=1 rewrites it)"
-    );
+    expect_test::expect_file![root().join("nfc/tests/golden").join(name)].assert_eq(actual);
 }
 
 fn good_examples_check_clean() {

@@ -255,6 +255,234 @@ fn import_iptables_save_keeps_names_and_counters() {
     assert_eq!(stdout(&o), "");
 }
 
+/// `nfc run pcap ARGS --no-listing` on the FTP example, stdout.
+fn ftp(args: &[&str]) -> String {
+    let mut a = vec![
+        "run",
+        "pcap",
+        "examples/ftp.nfr",
+        "examples/ftp.pcap",
+        "--local",
+        "203.0.113.1",
+        "--no-listing",
+    ];
+    a.extend_from_slice(args);
+    let o = nfc(&a);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    stdout(&o)
+}
+
+/// `--ct-events` prints `conntrack -E` lines (type right-aligned in nine columns, timeout, state, both tuples,
+/// `[UNREPLIED]`, `[ASSURED]`), only the kernel's event types, one event per entry and packet.
+fn ct_events_in_conntrack_e_format() {
+    let out = ftp(&["--ct-events"]);
+    let events: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("event frame "))
+        .collect();
+    assert_eq!(
+        events[0],
+        "event frame 1:     [NEW] tcp      6 120 SYN_SENT src=198.51.100.7 dst=203.0.113.1 sport=40100 dport=21 \
+         [UNREPLIED] src=203.0.113.1 dst=198.51.100.7 sport=21 dport=40100"
+    );
+    assert_eq!(
+        events[1],
+        "event frame 2:  [UPDATE] tcp      6 60 SYN_RECV src=198.51.100.7 dst=203.0.113.1 sport=40100 dport=21 \
+         src=203.0.113.1 dst=198.51.100.7 sport=21 dport=40100"
+    );
+    assert_eq!(
+        events[2],
+        "event frame 3:  [UPDATE] tcp      6 432000 ESTABLISHED src=198.51.100.7 dst=203.0.113.1 sport=40100 \
+         dport=21 src=203.0.113.1 dst=198.51.100.7 sport=21 dport=40100 [ASSURED]"
+    );
+    for l in &events {
+        let kind = l.split(": ").nth(1).unwrap().trim_start();
+        assert!(
+            kind.starts_with("[NEW] ")
+                || kind.starts_with("[UPDATE] ")
+                || kind.starts_with("[DESTROY] "),
+            "{l}"
+        );
+    }
+    // One event per entry and packet: the SYN-ACKs (frames 2, 13, 20) once each.
+    for f in ["2", "13", "20"] {
+        let n = events
+            .iter()
+            .filter(|l| l.starts_with(&format!("event frame {f}:")))
+            .count();
+        assert_eq!(n, 1, "frame {f}: {events:#?}");
+    }
+    // The related data connections are NEW, as the kernel reports them.
+    assert!(
+        events
+            .iter()
+            .any(|l| l.starts_with("event frame 12:     [NEW] tcp")),
+        "{events:#?}"
+    );
+}
+
+/// Conntrack accounting follows the kernel's default (`nf_conntrack_acct=0`): no counters in `--ct-list`
+/// unless `--sysctl nf_conntrack_acct=1`.
+fn conntrack_accounting_as_the_kernel() {
+    let off = ftp(&["--ct-list"]);
+    let table = off
+        .split("conntrack table")
+        .nth(1)
+        .expect("--ct-list table");
+    assert!(!table.contains("packets="), "{table}");
+    let on = ftp(&["--ct-list", "--sysctl", "nf_conntrack_acct=1"]);
+    let table = on.split("conntrack table").nth(1).expect("--ct-list table");
+    assert!(
+        table.contains(" packets=") && table.contains(" bytes="),
+        "{table}"
+    );
+}
+
+/// `--trace` heads each frame as `tcpdump -n` does (flags `[S.]`, `[P.]`, `[F.]`; `length` the payload), and
+/// names ct states as nft does (`ct state established ct direction reply`), also in the summary.
+fn trace_in_tcpdump_and_nft_words() {
+    let out = stdout(&nfc(&[
+        "run",
+        "pcap",
+        "examples/server.nfr",
+        "examples/server.pcap",
+        "--local",
+        "203.0.113.1",
+        "--trace",
+        "--no-listing",
+    ]));
+    for want in [
+        "frame 2 IP 203.0.113.1.22 > 192.0.2.10.40001: Flags [S.], length 0\n  hooks output -> postrouting, \
+         ct state established ct direction reply\n",
+        "frame 4 IP 192.0.2.10.40001 > 203.0.113.1.22: Flags [P.], length 16\n  hooks prerouting -> input, \
+         ct state established\n",
+        "frame 1 IP 192.0.2.10.40001 > 203.0.113.1.22: Flags [S], length 0\n  hooks prerouting -> input, \
+         ct state new\n",
+        "frame 16 IP 198.51.100.30 > 203.0.113.1: ICMP type 8 code 0, length 25\n",
+        "frame 23 IP 198.51.100.60.53000 > 203.0.113.1.53: UDP, length 12\n",
+        "frame 25 IP 192.0.2.10.40001 > 203.0.113.1.22: Flags [F.], length 0\n",
+        "ct state at prerouting/output: new 12, established 7, established ct direction reply 6, invalid 2\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("EST_REPLY"), "{out}");
+}
+
+/// Every frame's flags and length in the trace are what `tcpdump -nr` prints for it.
+fn trace_flags_and_length_equal_tcpdumps(_: ()) {
+    let ours = stdout(&nfc(&[
+        "run",
+        "pcap",
+        "examples/server.nfr",
+        "examples/server.pcap",
+        "--trace",
+        "--no-listing",
+    ]));
+    let theirs = std::process::Command::new("tcpdump")
+        .args(["-nr", "examples/server.pcap"])
+        .current_dir(common::root())
+        .output()
+        .expect("run tcpdump");
+    let theirs = String::from_utf8_lossy(&theirs.stdout).into_owned();
+    let ours: Vec<&str> = ours.lines().filter(|l| l.starts_with("frame ")).collect();
+    let theirs: Vec<&str> = theirs.lines().collect();
+    assert_eq!(ours.len(), theirs.len());
+    // `Flags [..]` and the final `length N` of TCP lines (tcpdump may decode the payload after it).
+    let tcp = |l: &str| -> Option<(String, String)> {
+        let f = l.split("Flags [").nth(1)?.split(']').next()?.to_string();
+        let n = l.split(", length ").nth(1)?.split(':').next()?.to_string();
+        Some((f, n))
+    };
+    for (o, t) in ours.iter().zip(&theirs) {
+        if let Some(want) = tcp(t) {
+            assert_eq!(tcp(o), Some(want), "\nours:    {o}\ntcpdump: {t}");
+        }
+    }
+}
+
+/// `--engine ipt` lists the tables as `iptables-save -c` does (policies `:INPUT DROP [p:b]`, rules
+/// `[p:b] -A ...`), in that one format, which reads back (here with `nfc import iptables-save`, counters kept).
+fn ipt_listing_is_iptables_save_c() {
+    let out = stdout(&nfc(&[
+        "run",
+        "pcap",
+        "examples/server.nfr",
+        "examples/server.pcap",
+        "--local",
+        "203.0.113.1",
+        "--engine",
+        "ipt",
+    ]));
+    let listing = &out[out.find("*filter\n").expect("an iptables-save listing")..];
+    assert!(listing.contains(":FORWARD DROP [1:40]\n"), "{listing}");
+    assert!(
+        listing.contains("[7:314] -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"),
+        "{listing}"
+    );
+    assert!(listing.trim_end().ends_with("COMMIT"), "{listing}");
+    assert!(
+        !out.contains("Chain INPUT") && !out.contains("pkts"),
+        "{out}"
+    );
+    let f = common::tmp_file("listing.save", listing);
+    let o = nfc(&["import", "iptables-save", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("ct state established,related counter packets 7 bytes 314 accept"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// Rule handles in `--trace --json` are the ones `nft -a list ruleset` shows after `nft -f` of the same file:
+/// one counter per table over its chains, objects, named sets, then rules, anonymous sets taking a handle
+/// before their rule (the numbers below are nft 1.0's for the examples).
+fn rule_handles_as_nft_a() {
+    let handles = |args: &[&str]| -> Vec<(String, u64)> {
+        let mut a = vec!["run", "pcap"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--trace", "--json", "--no-listing"]);
+        let mut v: Vec<(String, u64)> = stdout(&nfc(&a))
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .flat_map(|o| o["rules"].as_array().cloned().unwrap_or_default())
+            .filter_map(|r| Some((r["rule"].as_str()?.to_string(), r["handle"].as_u64()?)))
+            .collect();
+        v.sort_by_key(|(_, h)| *h);
+        v.dedup();
+        v
+    };
+    let server = handles(&[
+        "examples/server.nfr",
+        "examples/server.pcap",
+        "--local",
+        "203.0.113.1",
+    ]);
+    let h: Vec<u64> = server.iter().map(|(_, h)| *h).collect();
+    assert_eq!(h, [5, 6, 7, 9, 10, 13], "{server:?}");
+    let ftp = handles(&[
+        "examples/ftp.nfr",
+        "examples/ftp.pcap",
+        "--local",
+        "203.0.113.1",
+    ]);
+    let h: Vec<u64> = ftp.iter().map(|(_, h)| *h).collect();
+    assert_eq!(h, [4, 6, 7, 9, 10], "{ftp:?}");
+    let router = handles(&[
+        "examples/router.nfr",
+        "examples/router.pcap",
+        "--local",
+        "192.168.1.1",
+        "198.51.100.1",
+        "--iface",
+        "eth1=192.168.1.0/24",
+        "--iface",
+        "eth0=0.0.0.0/0",
+    ]);
+    let h: Vec<u64> = router.iter().map(|(_, h)| *h).collect();
+    assert_eq!(h, [3, 4, 8, 9, 10, 11, 12], "{router:?}");
+}
+
 fn main() {
     gate::run(vec![
         gate::test(
@@ -287,6 +515,28 @@ fn main() {
             },
             load_without_cap_net_admin_exits_2,
         ),
+        gate::test(
+            "ct_events_in_conntrack_e_format",
+            ct_events_in_conntrack_e_format,
+        ),
+        gate::test(
+            "conntrack_accounting_as_the_kernel",
+            conntrack_accounting_as_the_kernel,
+        ),
+        gate::test(
+            "trace_in_tcpdump_and_nft_words",
+            trace_in_tcpdump_and_nft_words,
+        ),
+        gate::needs(
+            "trace_flags_and_length_equal_tcpdumps",
+            || gate::have_tools(&["tcpdump"]),
+            trace_flags_and_length_equal_tcpdumps,
+        ),
+        gate::test(
+            "ipt_listing_is_iptables_save_c",
+            ipt_listing_is_iptables_save_c,
+        ),
+        gate::test("rule_handles_as_nft_a", rule_handles_as_nft_a),
         gate::test(
             "import_iptables_save_keeps_names_and_counters",
             import_iptables_save_keeps_names_and_counters,

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use nfr_runtime::pcap::{linktype, ng, pcap_header, pcap_record};
 use serde_json::Value;
 
 /// `shared/corpus` when it holds `sub`.
@@ -33,7 +34,7 @@ fn run_server(args: &[&str]) -> Output {
 const ENGINES: [&str; 3] = ["interp", "jit", "ipt"];
 
 /// The part of a report every engine prints the same way: everything before the ruleset listing (which is
-/// `nft list ruleset` for interp/jit and `iptables -L -v -x` for ipt).
+/// `nft list ruleset` for interp/jit and `iptables-save -c` for ipt).
 fn summary_part(report: &str) -> String {
     stable(report.split("\n\n").next().unwrap_or(""))
 }
@@ -62,7 +63,7 @@ struct Case {
     args: &'static [&'static str],
     /// Lines that must appear in the report (verdict summary and counters, exactly).
     expect: &'static [&'static str],
-    /// Lines of the `--engine ipt` listing (iptables -L -v -x counters).
+    /// Lines of the `--engine ipt` listing (`iptables-save -c`).
     ipt_expect: &'static [&'static str],
 }
 
@@ -76,7 +77,7 @@ const CASES: &[Case] = &[
             "  input        accept 15, drop 5",
             "  forward      drop 1",
             "  postrouting  accept 6",
-            "ct states at prerouting/output: EST 7, EST_REPLY 6, INVALID 2, NEW 12",
+            "ct state at prerouting/output: new 12, established 7, established ct direction reply 6, invalid 2",
             "\t\tct state established,related counter packets 7 bytes 314 accept",
             "\t\tct state invalid counter packets 2 bytes 80 drop",
             "\t\ttcp dport 22 ip saddr 192.0.2.0/24 ct state new counter packets 1 bytes 40 accept",
@@ -85,15 +86,15 @@ const CASES: &[Case] = &[
             "\t\tcounter packets 3 bytes 120 drop",
         ],
         ipt_expect: &[
-            "Chain INPUT (policy DROP 0 packets, 0 bytes)",
-            "       7        314 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            "       2         80 -m conntrack --ctstate INVALID -j DROP",
-            "       1         40 -s 192.0.2.0/24 -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT",
-            "       2         80 -p tcp -m multiport --dports 80,443 -m conntrack --ctstate NEW -j ACCEPT",
-            "       5        225 -p icmp -m icmp --icmp-type 8 -m limit --limit 5/sec -j ACCEPT",
-            "       3        120 -j DROP",
-            "Chain FORWARD (policy DROP 1 packets, 40 bytes)",
-            "Chain OUTPUT (policy ACCEPT 6 packets, 275 bytes)",
+            ":INPUT DROP [0:0]",
+            "[7:314] -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "[2:80] -A INPUT -m conntrack --ctstate INVALID -j DROP",
+            "[1:40] -A INPUT -s 192.0.2.0/24 -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT",
+            "[2:80] -A INPUT -p tcp -m multiport --dports 80,443 -m conntrack --ctstate NEW -j ACCEPT",
+            "[5:225] -A INPUT -p icmp -m icmp --icmp-type 8 -m limit --limit 5/sec -j ACCEPT",
+            "[3:120] -A INPUT -j DROP",
+            ":FORWARD DROP [1:40]",
+            ":OUTPUT ACCEPT [6:275]",
         ],
     },
     Case {
@@ -120,12 +121,12 @@ const CASES: &[Case] = &[
             "\t\tiifname \"eth0\" ip daddr 192.168.1.10 tcp dport 8080 ct status dnat counter packets 0 bytes 0 accept",
         ],
         ipt_expect: &[
-            "Chain FORWARD (policy DROP 1 packets, 40 bytes)",
-            "       4        180 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            "       1         40 -m conntrack --ctstate INVALID -j DROP",
-            "       1         40 -i eth1 -o eth0 -j ACCEPT",
-            "       1         40 -i eth0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 192.168.1.10:8080",
-            "       1         40 -s 192.168.1.0/24 -o eth0 -j MASQUERADE",
+            ":FORWARD DROP [1:40]",
+            "[4:180] -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "[1:40] -A FORWARD -m conntrack --ctstate INVALID -j DROP",
+            "[1:40] -A FORWARD -i eth1 -o eth0 -j ACCEPT",
+            "[1:40] -A PREROUTING -i eth0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 192.168.1.10:8080",
+            "[1:40] -A POSTROUTING -s 192.168.1.0/24 -o eth0 -j MASQUERADE",
         ],
     },
 ];
@@ -656,74 +657,9 @@ fn path_input_reproduces_ct_expected_states(c: PathBuf) {
 // ---------------------------------------------------------------------------------------------------------
 // pcapng interface names as devices.
 
-/// A pcapng block (little-endian), body padded to 32 bits.
-fn ng_block(t: u32, body: &[u8]) -> Vec<u8> {
-    let mut b = body.to_vec();
-    while !b.len().is_multiple_of(4) {
-        b.push(0);
-    }
-    let len = 12 + b.len() as u32;
-    let mut v = Vec::new();
-    v.extend_from_slice(&t.to_le_bytes());
-    v.extend_from_slice(&len.to_le_bytes());
-    v.extend_from_slice(&b);
-    v.extend_from_slice(&len.to_le_bytes());
-    v
-}
-
-fn ng_shb() -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&0u16.to_le_bytes());
-    b.extend_from_slice(&(-1i64).to_le_bytes());
-    ng_block(0x0a0d_0d0a, &b)
-}
-
-/// Interface Description Block, raw IPv4 (LINKTYPE_RAW), with an `if_name` option.
-fn ng_idb(name: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&101u16.to_le_bytes());
-    b.extend_from_slice(&0u16.to_le_bytes());
-    b.extend_from_slice(&0u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    b.extend_from_slice(name.as_bytes());
-    while !b.len().is_multiple_of(4) {
-        b.push(0);
-    }
-    b.extend_from_slice(&[0, 0, 0, 0]);
-    ng_block(1, &b)
-}
-
-/// Enhanced Packet Block on interface `ifid`, `us` microseconds after the epoch.
-fn ng_epb(ifid: u32, us: u64, data: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&ifid.to_le_bytes());
-    b.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
-    b.extend_from_slice(&(us as u32).to_le_bytes());
-    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    b.extend_from_slice(data);
-    ng_block(6, &b)
-}
-
-/// An IPv4/UDP datagram with 4 bytes of payload (32 bytes), header checksum filled in.
+/// An IPv4/UDP datagram with 4 bytes of payload (32 bytes).
 fn ipv4_udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
-    let mut p = vec![0x45, 0, 0, 32, 0, 1, 0x40, 0, 64, 17, 0, 0];
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    let sum: u32 = p
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
-    p[10..12].copy_from_slice(&sum.to_be_bytes());
-    p.extend_from_slice(&sport.to_be_bytes());
-    p.extend_from_slice(&dport.to_be_bytes());
-    p.extend_from_slice(&12u16.to_be_bytes());
-    p.extend_from_slice(&[0, 0, b'p', b'i', b'n', b'g']);
-    p
+    nfr_runtime::wire::build::udp(src.into(), dst.into(), sport, dport, b"ping")
 }
 
 /// Two sections whose interface ids name different interfaces (section 1: 0 = eth0, 1 = eth1; section 2:
@@ -731,30 +667,30 @@ fn ipv4_udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
 fn two_section_pcapng() -> Vec<u8> {
     let host = [10, 0, 0, 1];
     let peer = |n: u8| [10, 0, 1, n];
-    let mut f = ng_shb();
-    f.extend(ng_idb("eth0"));
-    f.extend(ng_idb("eth1"));
+    let mut f = ng::shb();
+    f.extend(ng::idb(101, Some(b"eth0")));
+    f.extend(ng::idb(101, Some(b"eth1")));
     let mut us = 1_000_000u64;
     let mut next = || {
         us += 1000;
         us
     };
-    f.extend(ng_epb(1, next(), &ipv4_udp(peer(1), host, 1001, 53)));
-    f.extend(ng_epb(0, next(), &ipv4_udp(peer(2), host, 1002, 53)));
-    f.extend(ng_epb(0, next(), &ipv4_udp(peer(3), host, 1003, 53)));
-    f.extend(ng_epb(1, next(), &ipv4_udp(host, peer(4), 2001, 53)));
-    f.extend(ng_epb(1, next(), &ipv4_udp(host, peer(5), 2002, 53)));
-    f.extend(ng_shb());
-    f.extend(ng_idb("eth1"));
-    f.extend(ng_idb("eth0"));
+    f.extend(ng::epb(1, next(), &ipv4_udp(peer(1), host, 1001, 53)));
+    f.extend(ng::epb(0, next(), &ipv4_udp(peer(2), host, 1002, 53)));
+    f.extend(ng::epb(0, next(), &ipv4_udp(peer(3), host, 1003, 53)));
+    f.extend(ng::epb(1, next(), &ipv4_udp(host, peer(4), 2001, 53)));
+    f.extend(ng::epb(1, next(), &ipv4_udp(host, peer(5), 2002, 53)));
+    f.extend(ng::shb());
+    f.extend(ng::idb(101, Some(b"eth1")));
+    f.extend(ng::idb(101, Some(b"eth0")));
     for n in 6..9 {
-        f.extend(ng_epb(
+        f.extend(ng::epb(
             0,
             next(),
             &ipv4_udp(peer(n), host, 1000 + u16::from(n), 53),
         ));
     }
-    f.extend(ng_epb(1, next(), &ipv4_udp(host, peer(9), 2003, 53)));
+    f.extend(ng::epb(1, next(), &ipv4_udp(host, peer(9), 2003, 53)));
     f
 }
 
@@ -781,7 +717,7 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
     let rules = tmp_ruleset("by-ifname.nfr", BY_IFNAME);
     let (r, c) = (rules.to_str().unwrap(), cap.to_str().unwrap());
     // The counters when the capture's own interface names are the devices: (nft counter lines,
-    // iptables -L -v -x lines).
+    // iptables-save -c lines).
     let by_capture_names = (
         [
             "\t\tiifname \"eth1\" counter packets 4 bytes 128 accept",
@@ -792,15 +728,15 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
             "\t\tcounter packets 0 bytes 0",
         ],
         [
-            "       4        128 -i eth1 -j ACCEPT",
-            "       2         64 -i eth0 -j ACCEPT",
-            "       0          0",
-            "       2         64 -o eth1 -j ACCEPT",
-            "       1         32 -o eth0 -j ACCEPT",
-            "       0          0",
+            "[4:128] -A INPUT -i eth1 -j ACCEPT",
+            "[2:64] -A INPUT -i eth0 -j ACCEPT",
+            "[0:0] -A INPUT",
+            "[2:64] -A OUTPUT -o eth1 -j ACCEPT",
+            "[1:32] -A OUTPUT -o eth0 -j ACCEPT",
+            "[0:0] -A OUTPUT",
         ],
     );
-    // (extra args, nft counter lines, iptables -L -v -x lines)
+    // (extra args, nft counter lines, iptables-save -c lines)
     let cases: [(&[&str], [&str; 6], [&str; 6]); 3] = [
         (&[], by_capture_names.0, by_capture_names.1),
         // --iif / --oif override the capture's names.
@@ -815,12 +751,12 @@ fn pcapng_interface_names_are_the_devices_on_every_engine() {
                 "\t\tcounter packets 3 bytes 96",
             ],
             [
-                "       0          0 -i eth1 -j ACCEPT",
-                "       6        192 -i eth0 -j ACCEPT",
-                "       0          0",
-                "       0          0 -o eth1 -j ACCEPT",
-                "       0          0 -o eth0 -j ACCEPT",
-                "       3         96",
+                "[0:0] -A INPUT -i eth1 -j ACCEPT",
+                "[6:192] -A INPUT -i eth0 -j ACCEPT",
+                "[0:0] -A INPUT",
+                "[0:0] -A OUTPUT -o eth1 -j ACCEPT",
+                "[0:0] -A OUTPUT -o eth0 -j ACCEPT",
+                "[3:96] -A OUTPUT",
             ],
         ),
         // ... and win over --iface routes too (a route would put every peer on eth0).
@@ -947,21 +883,11 @@ fn interface_indexes_lo_is_one() {
 
 /// A legacy pcap (raw IP) of `n` UDP datagrams to 10.0.0.1.
 fn many_udp_pcap(n: u32) -> Vec<u8> {
-    let mut f = Vec::new();
-    for x in [0xa1b2_c3d4u32, 0x0002_0004, 0, 0, 65535, 101] {
-        if x == 0x0002_0004 {
-            f.extend_from_slice(&2u16.to_le_bytes());
-            f.extend_from_slice(&4u16.to_le_bytes());
-        } else {
-            f.extend_from_slice(&x.to_le_bytes());
-        }
-    }
+    let mut f = pcap_header(linktype::RAW, 65535).to_vec();
     for i in 0..n {
         let p = ipv4_udp([10, 1, (i >> 8) as u8, i as u8], [10, 0, 0, 1], 1024, 53);
-        for x in [1000 + i / 1000, (i % 1000) * 1000, 32, 32] {
-            f.extend_from_slice(&x.to_le_bytes());
-        }
-        f.extend_from_slice(&p);
+        let us = u64::from(1000 + i / 1000) * 1_000_000 + u64::from(i % 1000) * 1000;
+        f.extend(pcap_record(us, 32, &p));
     }
     f
 }
@@ -1555,8 +1481,8 @@ fn host_answers_are_traced_and_counted() {
         let out = stdout(&o);
         for want in [
             "  verdict ttl_exceeded at prerouting",
-            "  host sends icmp 192.0.0.8 -> 10.1.0.1 type 11 code 0 len 60: hooks output -> postrouting",
-            "  host sends icmp 192.0.0.8 -> 10.1.0.1 type 3 code 3 len 60: hooks output -> postrouting",
+            "  host sends IP 192.0.0.8 > 10.1.0.1: ICMP type 11 code 0, length 40: hooks output -> postrouting",
+            "  host sends IP 192.0.0.8 > 10.1.0.1: ICMP type 3 code 3, length 40: hooks output -> postrouting",
             "    verdict accept at postrouting",
             "sent by the host in reaction (reject answers, ICMP errors): 2, left 2, dropped 0",
         ] {

@@ -442,6 +442,94 @@ impl<'r> PcapReader<'r> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Writing: the one place captures are made (`nfc run pcap --write-*`, `nfc import classbench`, the
+// example captures, tests). Bytes only; the caller writes them where it wants.
+
+/// The libpcap file header (format 2.4, microsecond timestamps, little-endian) for `linktype`.
+pub fn pcap_header(linktype: u16, snaplen: u32) -> [u8; 24] {
+    let mut h = [0u8; 24];
+    h[0..4].copy_from_slice(&CAPTURE_MAGICS[0].0.to_le_bytes());
+    h[4..6].copy_from_slice(&2u16.to_le_bytes());
+    h[6..8].copy_from_slice(&4u16.to_le_bytes());
+    // thiszone and sigfigs stay 0.
+    h[16..20].copy_from_slice(&snaplen.to_le_bytes());
+    h[20..24].copy_from_slice(&u32::from(linktype).to_le_bytes());
+    h
+}
+
+/// One libpcap record after [`pcap_header`]: `ts_us` microseconds since the epoch, the frame's length on the
+/// wire (at least the bytes given), the bytes.
+pub fn pcap_record(ts_us: u64, orig_len: u32, data: &[u8]) -> Vec<u8> {
+    let mut r = Vec::with_capacity(16 + data.len());
+    r.extend_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
+    r.extend_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
+    r.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    r.extend_from_slice(&orig_len.max(data.len() as u32).to_le_bytes());
+    r.extend_from_slice(data);
+    r
+}
+
+/// pcapng blocks (little-endian), for captures with several interfaces and sections.
+pub mod ng {
+    /// A block of type `t`, its body padded to 32 bits, with both length fields.
+    pub fn block(t: u32, body: &[u8]) -> Vec<u8> {
+        let mut b = body.to_vec();
+        while !b.len().is_multiple_of(4) {
+            b.push(0);
+        }
+        let len = 12 + b.len() as u32;
+        let mut v = Vec::with_capacity(len as usize);
+        v.extend_from_slice(&t.to_le_bytes());
+        v.extend_from_slice(&len.to_le_bytes());
+        v.extend_from_slice(&b);
+        v.extend_from_slice(&len.to_le_bytes());
+        v
+    }
+
+    /// A Section Header Block (version 1.0, section length unknown).
+    pub fn shb() -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&(-1i64).to_le_bytes());
+        block(super::CAPTURE_MAGICS[4].0, &b)
+    }
+
+    /// An Interface Description Block (snaplen 0: unlimited) with an optional `if_name` (option 2), then
+    /// `opt_endofopt`.
+    pub fn idb(linktype: u16, name: Option<&[u8]>) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&linktype.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        if let Some(n) = name {
+            b.extend_from_slice(&2u16.to_le_bytes());
+            b.extend_from_slice(&(n.len() as u16).to_le_bytes());
+            b.extend_from_slice(n);
+            while !b.len().is_multiple_of(4) {
+                b.push(0);
+            }
+            b.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        block(1, &b)
+    }
+
+    /// An Enhanced Packet Block on interface `ifid` at `ts` (in the interface's resolution: microseconds
+    /// unless its IDB says otherwise).
+    pub fn epb(ifid: u32, ts: u64, data: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&ifid.to_le_bytes());
+        b.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        b.extend_from_slice(&(ts as u32).to_le_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(data);
+        block(6, &b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,35 +666,11 @@ mod tests {
         }
     }
 
-    fn ng_block(t: u32, body: &[u8]) -> Vec<u8> {
-        let mut b = body.to_vec();
-        while !b.len().is_multiple_of(4) {
-            b.push(0);
-        }
-        let len = 12 + b.len() as u32;
-        let mut v = Vec::new();
-        v.extend_from_slice(&t.to_le_bytes());
-        v.extend_from_slice(&len.to_le_bytes());
-        v.extend_from_slice(&b);
-        v.extend_from_slice(&len.to_le_bytes());
-        v
-    }
-
     #[test]
     fn pcapng_two_interfaces_tsresol() {
-        let mut f = Vec::new();
-        let mut shb = Vec::new();
-        shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-        shb.extend_from_slice(&1u16.to_le_bytes());
-        shb.extend_from_slice(&0u16.to_le_bytes());
-        shb.extend_from_slice(&(-1i64).to_le_bytes());
-        f.extend(ng_block(0x0a0d_0d0a, &shb));
+        let mut f = ng::shb();
         // IDB 0: ethernet, default µs
-        let mut idb = Vec::new();
-        idb.extend_from_slice(&1u16.to_le_bytes());
-        idb.extend_from_slice(&0u16.to_le_bytes());
-        idb.extend_from_slice(&0u32.to_le_bytes());
-        f.extend(ng_block(1, &idb));
+        f.extend(ng::idb(1, None));
         // IDB 1: raw, if_tsresol = 9 (ns)
         let mut idb = Vec::new();
         idb.extend_from_slice(&101u16.to_le_bytes());
@@ -616,22 +680,12 @@ mod tests {
         idb.extend_from_slice(&1u16.to_le_bytes());
         idb.extend_from_slice(&[9, 0, 0, 0]);
         idb.extend_from_slice(&[0, 0, 0, 0]);
-        f.extend(ng_block(1, &idb));
+        f.extend(ng::block(1, &idb));
         for (ifid, ticks, data) in [
             (1u32, 1_500_000_000u64, &b"abc"[..]),
             (0, 2_000_000, &b"defgh"[..]),
         ] {
-            let mut epb = Vec::new();
-            epb.extend_from_slice(&ifid.to_le_bytes());
-            epb.extend_from_slice(&((ticks >> 32) as u32).to_le_bytes());
-            epb.extend_from_slice(&(ticks as u32).to_le_bytes());
-            epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            epb.extend_from_slice(data);
-            while !epb.len().is_multiple_of(4) {
-                epb.push(0);
-            }
-            f.extend(ng_block(6, &epb));
+            f.extend(ng::epb(ifid, ticks, data));
         }
         let (frames, err) = collect(&f);
         assert!(err.is_none(), "{err:?}");
@@ -640,59 +694,21 @@ mod tests {
         assert_eq!(frames[1], (1, 2_000_000_000, b"defgh".to_vec(), 0));
     }
 
-    fn shb() -> Vec<u8> {
-        let mut shb = Vec::new();
-        shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-        shb.extend_from_slice(&1u16.to_le_bytes());
-        shb.extend_from_slice(&0u16.to_le_bytes());
-        shb.extend_from_slice(&(-1i64).to_le_bytes());
-        ng_block(0x0a0d_0d0a, &shb)
-    }
-
-    /// An IDB with an optional `if_name` (option 2, padded), then opt_endofopt.
-    fn idb(linktype: u16, name: Option<&[u8]>) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&linktype.to_le_bytes());
-        b.extend_from_slice(&0u16.to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
-        if let Some(n) = name {
-            b.extend_from_slice(&2u16.to_le_bytes());
-            b.extend_from_slice(&(n.len() as u16).to_le_bytes());
-            b.extend_from_slice(n);
-            while !b.len().is_multiple_of(4) {
-                b.push(0);
-            }
-            b.extend_from_slice(&[0, 0, 0, 0]);
-        }
-        ng_block(1, &b)
-    }
-
-    fn epb(ifid: u32, data: &[u8]) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&ifid.to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.extend_from_slice(&1u32.to_le_bytes());
-        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        b.extend_from_slice(data);
-        ng_block(6, &b)
-    }
-
     #[test]
     fn pcapng_interface_names_are_per_section() {
-        let mut f = shb();
-        f.extend(idb(101, Some(b"eth0")));
-        f.extend(idb(101, Some(b"eth1\0")));
-        f.extend(epb(1, b"a"));
-        f.extend(epb(0, b"b"));
+        let mut f = ng::shb();
+        f.extend(ng::idb(101, Some(b"eth0")));
+        f.extend(ng::idb(101, Some(b"eth1\0")));
+        f.extend(ng::epb(1, 1, b"a"));
+        f.extend(ng::epb(0, 1, b"b"));
         // Second section: ids 0 and 1 now name other interfaces; id 2 has no name.
-        f.extend(shb());
-        f.extend(idb(101, Some(b"wan")));
-        f.extend(idb(1, Some(b"eth0")));
-        f.extend(idb(101, None));
-        f.extend(epb(0, b"c"));
-        f.extend(epb(1, b"d"));
-        f.extend(epb(2, b"e"));
+        f.extend(ng::shb());
+        f.extend(ng::idb(101, Some(b"wan")));
+        f.extend(ng::idb(1, Some(b"eth0")));
+        f.extend(ng::idb(101, None));
+        f.extend(ng::epb(0, 1, b"c"));
+        f.extend(ng::epb(1, 1, b"d"));
+        f.extend(ng::epb(2, 1, b"e"));
         let mut r = PcapReader::new(&f[..]).unwrap();
         let mut got = Vec::new();
         while let Some(fr) = r.next_frame().unwrap() {
@@ -719,12 +735,12 @@ mod tests {
         let names: Vec<_> = r.interfaces().iter().map(|i| i.name.clone()).collect();
         assert_eq!(names, vec![s("wan"), s("eth0"), None]);
         // An id of the first section that the second one does not describe is an error, not a stale name.
-        let mut g = shb();
-        g.extend(idb(101, Some(b"eth0")));
-        g.extend(idb(101, Some(b"eth1")));
-        g.extend(shb());
-        g.extend(idb(101, Some(b"eth2")));
-        g.extend(epb(1, b"x"));
+        let mut g = ng::shb();
+        g.extend(ng::idb(101, Some(b"eth0")));
+        g.extend(ng::idb(101, Some(b"eth1")));
+        g.extend(ng::shb());
+        g.extend(ng::idb(101, Some(b"eth2")));
+        g.extend(ng::epb(1, 1, b"x"));
         let mut r = PcapReader::new(&g[..]).unwrap();
         assert_eq!(
             r.next_frame().unwrap_err().kind,

@@ -164,17 +164,6 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn ipv4_checksum(b: &mut [u8]) {
-    if b.len() < 20 {
-        return;
-    }
-    b[10] = 0;
-    b[11] = 0;
-    let ihl = usize::from(b[0] & 0x0f) * 4;
-    let c = nfr_runtime::wire::checksum(b.get(..ihl).unwrap_or(&[]), 0);
-    b[10..12].copy_from_slice(&c.to_be_bytes());
-}
-
 /// Build the packet.
 pub fn build(p: &PacketSpec, default_hook: &str) -> Result<BuiltPacket, String> {
     let v6 = match p.family.as_deref() {
@@ -267,7 +256,7 @@ pub fn build(p: &PacketSpec, default_hook: &str) -> Result<BuiltPacket, String> 
                 let v = (u16::from(p.more_frags.unwrap_or(false)) << 13) | (off & 0x1fff);
                 bytes[6..8].copy_from_slice(&v.to_be_bytes());
             }
-            ipv4_checksum(&mut bytes);
+            wb::refresh_ipv4_checksum(&mut bytes);
         }
     }
     let mut st = PktState::default();

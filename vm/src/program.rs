@@ -47,7 +47,7 @@ pub struct Rule {
     pub start: InsnIdx,
     /// One past the last instruction.
     pub end: InsnIdx,
-    /// nft rule handle (opaque to the VM; printed by nothing, kept for traces).
+    /// nft rule handle, as `nft -a` shows it (opaque to the VM; in traces).
     pub handle: u64,
     /// Source span of the whole rule, if known.
     pub span: Option<(u32, u32)>,

@@ -9,14 +9,17 @@ use nfr_vm::pkt::ct_state;
 use nfr_vm::program::{ElemData, Policy, SetDataType, SetKind};
 use nfr_vm::{ChainId, ChainVerdict, Effects, Hook, Program, Reg, Set, State};
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
+/// Random numbers from proptest's ChaCha generator, seeded, so that runs are reproducible.
+struct Rng(proptest::test_runner::TestRng);
 impl Rng {
+    fn new(seed: u64) -> Rng {
+        use proptest::test_runner::{RngAlgorithm, TestRng};
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        Rng(TestRng::from_seed(RngAlgorithm::ChaCha, &key))
+    }
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        proptest::prelude::Rng::next_u64(&mut self.0)
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
@@ -131,7 +134,7 @@ fn random_rule(r: &mut Rng, sid: nfr_vm::SetId, cnt: nfr_vm::CounterId) -> Vec<I
 
 #[test]
 fn fast_path_agrees_with_generic_path() {
-    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut r = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut compared = 0;
     for _prog in 0..60 {
         let mut p = Program::new();

@@ -1082,6 +1082,7 @@ impl Ctx {
                 span: t.span,
                 chains: t.chains.iter().map(|c| ChainId(*c as u32)).collect(),
                 sets: t.sets.iter().map(|s| SetId(*s as u32)).collect(),
+                objects: (t.ct_helpers.len() + t.counters.len()) as u32,
                 ipt,
             });
         }

@@ -104,19 +104,34 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
     }
     lw.chains()?;
     lw.named_sets()?;
+    // Rule handles as `nft -a` shows them: one counter per table, in the order nft creates what the
+    // table holds (its chains, its stateful objects, its named sets, then the rules chain by chain),
+    // each anonymous set a rule uses taking a handle just before the rule's.
+    let mut handle: Vec<u64> = hir
+        .tables
+        .iter()
+        .map(|t| (t.chains.len() + t.objects as usize + t.sets.len()) as u64)
+        .collect();
     for (ci, chain) in hir.chains.iter().enumerate() {
         let family = hir
             .table(chain.table)
             .map(|t| t.family)
             .unwrap_or(Family::Ip);
         for rule in &chain.rules {
+            let sets = lw.prog.sets.len();
             let (insns, spans) = lw.rule(rule, family)?;
-            lw.prog.add_rule_spanned(
+            let id = lw.prog.add_rule_spanned(
                 ChainId(ci as u32),
                 insns,
                 spans,
                 Some((rule.span.start, rule.span.end)),
             );
+            if let Some(h) = handle.get_mut(chain.table.0 as usize) {
+                *h += (lw.prog.sets.len() - sets) as u64 + 1;
+                if let Some(r) = lw.prog.rules.get_mut(id.0 as usize) {
+                    r.handle = *h;
+                }
+            }
         }
     }
     Ok(lw.prog)

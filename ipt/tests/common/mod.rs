@@ -1,4 +1,4 @@
-//! What nfr-ipt's integration tests share: the seeded PRNG of the corruption and traffic suites,
+//! What nfr-ipt's integration tests share: the seeded random numbers of the corruption and traffic suites,
 //! the path of `tests/data`, and whether the kernel can be asked here (root, the tool, a network
 //! namespace; the tests that need it are ignored otherwise, see `tests/gate.rs`). Each test file
 //! includes it with `mod common;` and uses a subset, hence `dead_code` is allowed.
@@ -7,15 +7,19 @@
 
 use std::path::{Path, PathBuf};
 
-/// A small deterministic PRNG (xorshift64*), so the random suites are reproducible.
-pub struct Rng(pub u64);
+/// Random numbers from proptest's ChaCha generator, seeded, so the random suites are reproducible.
+pub struct Rng(proptest::test_runner::TestRng);
 
 impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        use proptest::test_runner::{RngAlgorithm, TestRng};
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        Rng(TestRng::from_seed(RngAlgorithm::ChaCha, &key))
+    }
+
     pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        proptest::prelude::Rng::next_u64(&mut self.0)
     }
 }
 

@@ -17,60 +17,46 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use nfr_runtime::hook::{IcmpSource, Route};
 use nfr_runtime::replay::{Devices, Direction, anyip_route};
 use nfr_vm::pkt::ifname;
 
 use super::{Args, PathArg};
 
-/// An address prefix (IPv4 addresses are stored as 4 bytes).
+/// An address prefix (`192.0.2.0/24`, `2001:db8::/32`, or one address).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Prefix {
-    addr: Vec<u8>,
-    len: u32,
-}
+pub struct Prefix(IpNet);
 
 impl Prefix {
     pub fn parse(s: &str) -> anyhow::Result<Prefix> {
-        let (a, l) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (s, None),
-        };
-        let ip: IpAddr = a
-            .trim()
+        let t = s.trim();
+        if t.contains('/') {
+            let net: IpNet = t.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "`{s}` is not a prefix (address/length, the length at most 32 or 128)"
+                )
+            })?;
+            return Ok(Prefix(net));
+        }
+        let ip: IpAddr = t
             .parse()
             .map_err(|_| anyhow::anyhow!("`{s}` is not an address or prefix"))?;
-        let addr = match ip {
-            IpAddr::V4(v) => v.octets().to_vec(),
-            IpAddr::V6(v) => v.octets().to_vec(),
-        };
-        let max = addr.len() as u32 * 8;
-        let len = match l {
-            Some(l) => l
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|&n| n <= max)
-                .ok_or_else(|| anyhow::anyhow!("`{s}`: bad prefix length"))?,
-            None => max,
-        };
-        Ok(Prefix { addr, len })
+        Ok(Prefix(IpNet::from(ip)))
     }
 
+    /// Whether the address `a` (4 or 16 bytes) is in the prefix.
     fn contains(&self, a: &[u8]) -> bool {
-        if a.len() != self.addr.len() {
-            return false;
-        }
-        let full = (self.len / 8) as usize;
-        if a.get(..full) != self.addr.get(..full) {
-            return false;
-        }
-        let rem = self.len % 8;
-        if rem == 0 {
-            return true;
-        }
-        let m = 0xffu8 << (8 - rem);
-        matches!((a.get(full), self.addr.get(full)), (Some(x), Some(y)) if x & m == y & m)
+        let ip = match a.len() {
+            4 => <[u8; 4]>::try_from(a).map(IpAddr::from),
+            16 => <[u8; 16]>::try_from(a).map(IpAddr::from),
+            _ => return false,
+        };
+        ip.is_ok_and(|ip| self.0.contains(&ip))
+    }
+
+    fn len(&self) -> u8 {
+        self.0.prefix_len()
     }
 }
 
@@ -182,12 +168,15 @@ impl PathModel {
     /// host without addresses, IPv6 to none.
     pub fn icmp_source(&self) -> IcmpSource {
         let mut s = IcmpSource::default();
-        let host = |p: &&Prefix| p.len as usize == p.addr.len() * 8;
+        let host = |p: &&Prefix| p.0.prefix_len() == p.0.max_prefix_len();
         if let Some(a) = self
             .local
             .iter()
             .filter(host)
-            .find_map(|p| <[u8; 4]>::try_from(&p.addr[..]).ok())
+            .find_map(|p| match p.0.addr() {
+                IpAddr::V4(a) => Some(a.octets()),
+                IpAddr::V6(_) => None,
+            })
         {
             s.v4 = a;
         }
@@ -195,7 +184,10 @@ impl PathModel {
             .local
             .iter()
             .filter(host)
-            .find_map(|p| <[u8; 16]>::try_from(&p.addr[..]).ok());
+            .find_map(|p| match p.0.addr() {
+                IpAddr::V6(a) => Some(a.octets()),
+                IpAddr::V4(_) => None,
+            });
         s
     }
 
@@ -221,7 +213,7 @@ impl PathModel {
             .iter()
             .enumerate()
             .filter(|(_, (_, p))| p.contains(a))
-            .max_by_key(|(i, (_, p))| (p.len, usize::MAX - i))
+            .max_by_key(|(i, (_, p))| (p.len(), usize::MAX - i))
             .map(|(_, (n, _))| n.as_str())
     }
 

@@ -1,12 +1,16 @@
-//! A classic pcap writer (libpcap format 2.4, microsecond timestamps, little endian) for `--write-accepted` and
-//! `--write-dropped`: frames are written as captured, with the link type of the first frame; frames of another
-//! link type (possible in pcapng) are counted and left out.
+//! A classic pcap file (libpcap format 2.4, microsecond timestamps, little endian; the bytes come from
+//! `nfr_runtime::pcap`) for `--write-accepted` and `--write-dropped`: frames are written as captured, with the
+//! link type of the first frame; frames of another link type (possible in pcapng) are counted and left out.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::Context as _;
+use nfr_runtime::pcap::{pcap_header, pcap_record};
+
+/// The snapshot length written in the header; longer frames are cut to it.
+const SNAPLEN: u32 = 262_144;
 
 pub struct PcapWriter {
     out: BufWriter<File>,
@@ -29,15 +33,7 @@ impl PcapWriter {
     }
 
     fn header(&mut self, linktype: u16) -> std::io::Result<()> {
-        let mut h = Vec::with_capacity(24);
-        h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        h.extend_from_slice(&2u16.to_le_bytes());
-        h.extend_from_slice(&4u16.to_le_bytes());
-        h.extend_from_slice(&0i32.to_le_bytes());
-        h.extend_from_slice(&0u32.to_le_bytes());
-        h.extend_from_slice(&262_144u32.to_le_bytes());
-        h.extend_from_slice(&u32::from(linktype).to_le_bytes());
-        self.out.write_all(&h)
+        self.out.write_all(&pcap_header(linktype, SNAPLEN))
     }
 
     /// Writes one frame (`ts_ns`: capture time).
@@ -60,13 +56,8 @@ impl PcapWriter {
             }
             Some(_) => {}
         }
-        let caplen = data.len().min(262_144);
-        let mut r = Vec::with_capacity(16 + caplen);
-        r.extend_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
-        r.extend_from_slice(&(((ts_ns % 1_000_000_000) / 1000) as u32).to_le_bytes());
-        r.extend_from_slice(&(caplen as u32).to_le_bytes());
-        r.extend_from_slice(&orig_len.max(caplen as u32).to_le_bytes());
-        r.extend_from_slice(data.get(..caplen).unwrap_or(data));
+        let caplen = data.len().min(SNAPLEN as usize);
+        let r = pcap_record(ts_ns / 1000, orig_len, data.get(..caplen).unwrap_or(data));
         self.out
             .write_all(&r)
             .with_context(|| format!("writing {}", self.path))?;

@@ -88,30 +88,89 @@ fn chain_verdict_name(v: ChainVerdict, names: &[String]) -> String {
     }
 }
 
-fn event_kind(k: CtEventKind) -> &'static str {
-    match k {
-        CtEventKind::New => "NEW",
-        CtEventKind::Related => "RELATED",
-        CtEventKind::Update => "UPDATE",
-        CtEventKind::Assured => "ASSURED",
-        CtEventKind::Destroy => "DESTROY",
+/// A packet's conntrack events as the kernel delivers them (`nf_ct_deliver_cached_events`): one per entry,
+/// of the kernel's types only — `NEW` (a new entry, related ones included), `UPDATE` (state or status changes,
+/// `ASSURED` among them), `DESTROY` — each with the entry as the packet left it.
+pub fn kernel_events(events: &[CtEvent]) -> Vec<(&'static str, CtEvent)> {
+    let mut out: Vec<(&'static str, CtEvent)> = Vec::new();
+    for e in events {
+        let destroy = e.kind == CtEventKind::Destroy;
+        let new = matches!(e.kind, CtEventKind::New | CtEventKind::Related);
+        match out
+            .iter_mut()
+            .find(|(t, o)| o.entry == e.entry && (*t == "DESTROY") == destroy)
+        {
+            Some(slot) => {
+                if new {
+                    slot.0 = "NEW";
+                }
+                slot.1 = *e;
+            }
+            None => out.push((
+                if destroy {
+                    "DESTROY"
+                } else if new {
+                    "NEW"
+                } else {
+                    "UPDATE"
+                },
+                *e,
+            )),
+        }
     }
+    out
 }
 
-/// `[NEW] tcp      6 SYN_SENT src=... dst=... sport=... dport=...` (conntrack -E style, original tuple).
-pub fn event_line(e: &CtEvent) -> String {
+/// One event as `conntrack -E` (conntrack-tools 1.4.7) prints it:
+/// `    [NEW] udp      17 30 src=... dport=53 [UNREPLIED] src=... dport=33000`, the type right-aligned in nine
+/// columns, the timeout in seconds, the TCP state (not on `DESTROY`), both tuples, `[ASSURED]` last.
+pub fn event_line(kind: &str, e: &CtEvent) -> String {
+    use nfr_vm::pkt::ips;
     let mut l = format!(
-        "[{}] {:<8} {} ",
-        event_kind(e.kind),
+        "{:>9} {:<8} {} ",
+        format!("[{kind}]"),
         e.orig.proto_name(),
         e.orig.l4
     );
-    if e.orig.l4 == 6 && e.tcp_state != 0 {
+    let destroy = kind == "DESTROY";
+    // A destroyed entry that timed out has no timeout left to print.
+    if !(destroy && e.timeout_s == 0) {
+        let _ = write!(l, "{} ", e.timeout_s);
+    }
+    if e.orig.l4 == 6 && e.tcp_state != 0 && !destroy {
         l.push_str(nfr_runtime::ct::tcp::state_name(e.tcp_state));
         l.push(' ');
     }
     l.push_str(&e.orig.fmt_conntrack());
+    l.push(' ');
+    if e.status & ips::SEEN_REPLY == 0 {
+        l.push_str("[UNREPLIED] ");
+    }
+    l.push_str(&e.reply.fmt_conntrack());
+    if e.status & ips::ASSURED != 0 {
+        l.push_str(" [ASSURED]");
+    }
     l
+}
+
+/// The machine names of ct states (JSON's `ct_state`, the kernel harness's) in the words nft prints, in the
+/// order the report lists them: `ct state established` and, for the reply direction, `ct direction reply`.
+const NFT_CT_STATES: [(&str, &str); 7] = [
+    ("NEW", "new"),
+    ("EST", "established"),
+    ("EST_REPLY", "established ct direction reply"),
+    ("REL", "related"),
+    ("REL_REPLY", "related ct direction reply"),
+    ("INVALID", "invalid"),
+    ("UNTRACKED", "untracked"),
+];
+
+/// `ct state ...` as nft writes it for a machine name (see [`NFT_CT_STATES`]).
+fn nft_ct_state(name: &str) -> String {
+    NFT_CT_STATES.iter().find(|(m, _)| *m == name).map_or_else(
+        || format!("ct state {name}"),
+        |(_, t)| format!("ct state {t}"),
+    )
 }
 
 /// ct state name as the kernel harness writes it, or None when the packet never reached conntrack.
@@ -149,7 +208,7 @@ impl Tally {
     pub fn add(&mut self, r: &FrameRecord) -> (&'static str, Option<Hook>) {
         self.frames += 1;
         self.bytes += u64::from(r.orig_len);
-        self.event_count += r.events.len() as u64;
+        self.event_count += kernel_events(&r.events).len() as u64;
         for x in &r.sent {
             self.generated += 1;
             self.generated_out += u64::from(x.sent.outcome == HookOutcome::Accept);
@@ -223,6 +282,8 @@ pub struct Collector {
     dropped: Option<PcapWriter>,
     /// Rule texts (trace): chain label and rule, per vm rule.
     rule_text: Vec<(String, String)>,
+    /// nft rule handles (as `nft -a` shows them), per vm rule.
+    handles: Vec<u64>,
     chain_labels: Vec<String>,
     chain_names: Vec<String>,
     /// `--engine ipt`: per table (index = trace spec), its name and entry offset -> rule text.
@@ -265,6 +326,13 @@ impl Collector {
                 .map(PcapWriter::create)
                 .transpose()?,
             rule_text: setup.rules.clone(),
+            handles: setup
+                .prog
+                .program()
+                .rules
+                .iter()
+                .map(|r| r.handle)
+                .collect(),
             chain_labels,
             chain_names: setup
                 .prog
@@ -349,7 +417,7 @@ impl Collector {
                         v.push(json!({
                             "hook": step.hook.name(),
                             "chain": self.chain_labels.get(chain.0 as usize).cloned().unwrap_or_default(),
-                            "handle": rule.0 + 1,
+                            "handle": self.handles.get(rule.0 as usize).copied().unwrap_or_default(),
                             "rule": text,
                             "verdict": chain_verdict_name(verdict, &self.chain_names),
                         }));
@@ -392,14 +460,15 @@ impl Collector {
                 w.write(r.linktype, r.ts_ns, d.len() as u32, d)?;
             }
         }
+        let events = kernel_events(&r.events);
         if self.trace {
-            self.trace_record(&r, verdict, stopped)?;
+            self.trace_record(&r, &events, verdict, stopped)?;
         } else if self.events {
-            for e in &r.events {
+            for (kind, e) in &events {
                 if self.json {
-                    self.event_json.push(event_json(e, r.no));
+                    self.event_json.push(event_json(kind, e, r.no));
                 } else {
-                    let _ = writeln!(self.out, "event frame {}: {}", r.no, event_line(e));
+                    let _ = writeln!(self.out, "event frame {}: {}", r.no, event_line(kind, e));
                 }
             }
         }
@@ -409,6 +478,7 @@ impl Collector {
     fn trace_record(
         &mut self,
         r: &FrameRecord,
+        events: &[(&'static str, CtEvent)],
         verdict: &str,
         stopped: Option<Hook>,
     ) -> anyhow::Result<()> {
@@ -473,8 +543,11 @@ impl Collector {
             if matches!(r.fate, Fate::Hooked { state: None, .. }) && stopped.is_none() {
                 o["ct_state"] = Value::Null;
             }
-            if !r.events.is_empty() {
-                o["ct_events"] = r.events.iter().map(|e| event_json(e, r.no)).collect();
+            if !events.is_empty() {
+                o["ct_events"] = events
+                    .iter()
+                    .map(|(kind, e)| event_json(kind, e, r.no))
+                    .collect();
             }
             if !sent.is_empty() {
                 o["sent"] = json!(sent);
@@ -507,10 +580,10 @@ impl Collector {
                 }
                 let _ = writeln!(
                     self.out,
-                    "  hooks {}{}, ct {}{devs}",
+                    "  hooks {}{}, {}{devs}",
                     hooks.join(" -> "),
                     if reassembled { " (reassembled)" } else { "" },
-                    ct_state_name(&r.fate).unwrap_or("-")
+                    ct_state_name(&r.fate).map_or_else(|| "no conntrack".to_string(), nft_ct_state)
                 );
             }
         }
@@ -527,8 +600,8 @@ impl Collector {
                 );
             }
         }
-        for e in &r.events {
-            let _ = writeln!(self.out, "  event {}", event_line(e));
+        for (kind, e) in events {
+            let _ = writeln!(self.out, "  event {}", event_line(kind, e));
         }
         if skipped.is_none() && r.fate != Fate::NotSeen {
             let _ = writeln!(
@@ -716,16 +789,21 @@ impl Collector {
             let hook = Hook::from_u32(u32::from(h)).map_or("?", |h| h.name());
             let _ = writeln!(o, "  {hook:<12} {}", vs.join(", "));
         }
-        let states: Vec<String> = self
-            .tally
-            .states
+        let mut states: Vec<String> = NFT_CT_STATES
             .iter()
-            .map(|(k, v)| format!("{k} {v}"))
+            .filter_map(|(m, t)| Some(format!("{t} {}", self.tally.states.get(m)?)))
             .collect();
-        let _ = writeln!(o, "ct states at prerouting/output: {}", states.join(", "));
+        states.extend(
+            self.tally
+                .states
+                .iter()
+                .filter(|(k, _)| !NFT_CT_STATES.iter().any(|(m, _)| m == *k))
+                .map(|(k, v)| format!("{k} {v}")),
+        );
+        let _ = writeln!(o, "ct state at prerouting/output: {}", states.join(", "));
         let _ = writeln!(
             o,
-            "invalid: {} packet(s) with ct state INVALID (conntrack: invalid {}, error {}, insert failed {}, drop {})",
+            "invalid: {} packet(s) with ct state invalid (conntrack: invalid {}, error {}, insert failed {}, drop {})",
             self.tally.states.get("INVALID").copied().unwrap_or(0),
             end.ct_stats.invalid,
             end.ct_stats.error,
@@ -812,11 +890,11 @@ impl Collector {
     }
 }
 
-fn event_json(e: &CtEvent, frame: u64) -> Value {
+fn event_json(kind: &str, e: &CtEvent, frame: u64) -> Value {
     json!({
         "frame": frame,
-        "type": event_kind(e.kind),
-        "event": event_line(e),
+        "type": kind,
+        "event": event_line(kind, e),
     })
 }
 
@@ -937,83 +1015,37 @@ fn expand_defines(text: &str) -> String {
     out
 }
 
-/// `iptables -L -v -x` layout (chain headers with policy counters, exact packet and byte counts per rule), the
-/// rules written in iptables-save syntax.
+/// The iptables tables with this run's counters, as `iptables-save -c` prints them (`:INPUT DROP [p:b]` for
+/// policies, `[p:b] -A INPUT ...` for rules): one format, which `iptables-restore -c` reads back.
 pub fn ipt_listing(setup: &Setup, end: &RunEnd) -> String {
     use nfr_ipt::blob::EntryRole;
     let mut out = String::new();
     for (ti, t) in setup.ipt.iter().enumerate() {
         let counters = end.ipt_counters.get(ti);
-        let _ = writeln!(
-            out,
-            "# table {} (iptables -t {} -L -v -x)",
-            t.table.name, t.table.name
-        );
-        let mut cur = String::new();
+        let mut table = t.table.clone();
         for (i, l) in t.labels.iter().enumerate() {
             let c = counters.and_then(|c| c.get(i)).copied().unwrap_or_default();
-            if l.chain != cur && !l.chain.is_empty() {
-                if !cur.is_empty() {
-                    out.push('\n');
+            match l.role {
+                EntryRole::Rule(k) => {
+                    if let Some(r) = table.rules_mut(&l.chain).and_then(|r| r.get_mut(k)) {
+                        r.counters = c;
+                    }
                 }
-                cur = l.chain.clone();
-                if is_builtin(&l.chain) {
-                    // The policy entry is the chain's last entry.
-                    let pol = t
-                        .labels
-                        .iter()
-                        .enumerate()
-                        .find(|(_, x)| x.chain == l.chain && x.role == EntryRole::Policy);
-                    let (pc, policy) = match pol {
-                        Some((pi, _)) => (
-                            counters
-                                .and_then(|c| c.get(pi))
-                                .copied()
-                                .unwrap_or_default(),
-                            t.table
-                                .builtins
-                                .iter()
-                                .find(|b| nfr_ipt::hook_chain_name(b.hook) == l.chain)
-                                .map_or("ACCEPT", |b| {
-                                    if b.policy == nfr_ipt::Policy::Accept {
-                                        "ACCEPT"
-                                    } else {
-                                        "DROP"
-                                    }
-                                }),
-                        ),
-                        None => (nfr_ipt::Counters::default(), "ACCEPT"),
-                    };
-                    let _ = writeln!(
-                        out,
-                        "Chain {} (policy {policy} {} packets, {} bytes)",
-                        l.chain, pc.pcnt, pc.bcnt
-                    );
-                } else {
-                    let _ = writeln!(out, "Chain {}", l.chain);
+                EntryRole::Policy => {
+                    if let Some(b) = table
+                        .builtins
+                        .iter_mut()
+                        .find(|b| nfr_ipt::hook_chain_name(b.hook) == l.chain)
+                    {
+                        b.policy_counters = c;
+                    }
                 }
-                let _ = writeln!(out, "{:>8} {:>10} rule", "pkts", "bytes");
-            }
-            if let EntryRole::Rule(_) = l.role {
-                let spec = t.entry_text.get(i).cloned().unwrap_or_default();
-                let spec = spec
-                    .strip_prefix(&format!("-A {}", l.chain))
-                    .unwrap_or(&spec)
-                    .trim()
-                    .to_string();
-                let _ = writeln!(out, "{:>8} {:>10} {spec}", c.pcnt, c.bcnt);
+                _ => {}
             }
         }
-        out.push('\n');
+        out.push_str(&nfr_ipt::save(&table, true));
     }
     out
-}
-
-fn is_builtin(chain: &str) -> bool {
-    matches!(
-        chain,
-        "PREROUTING" | "INPUT" | "FORWARD" | "OUTPUT" | "POSTROUTING"
-    )
 }
 
 fn ipt_counters_json(setup: &Setup, end: &RunEnd) -> Vec<Value> {

@@ -202,9 +202,9 @@ impl Setup {
                     .map_err(|_| anyhow::anyhow!("--ftp-ports: `{s}` is not a port number"))
             })
             .collect::<anyhow::Result<Vec<u16>>>()?;
+        // Accounting as the kernel's default (nf_conntrack_acct=0) unless `--sysctl nf_conntrack_acct=1`.
         let mut ct_settings = Settings {
             checksum: args.ct_checksum,
-            acct: true,
             ftp_ports,
             ..Settings::default()
         };

@@ -245,7 +245,8 @@ impl Worker {
             !s.generated
         });
         let events = if self.opts.events {
-            self.replayer.ct.drain_events()
+            let now = self.replayer.now();
+            self.replayer.ct.deliver_events(now)
         } else {
             Vec::new()
         };
@@ -339,7 +340,22 @@ fn with_link_header(f: &Frame<'_>, l3: &[u8], answer: bool) -> Vec<u8> {
     d
 }
 
-/// `tcp 10.0.0.1:1000 -> 10.0.0.2:22 [S]`-style summary of a frame.
+/// TCP flags as tcpdump prints them (`[S.]`, `[P.]`, `[F.]`, `[R]`): one letter per flag in this order
+/// (`tcp_flag_values` in tcpdump's print-tcp.c), `.` for ACK, `none` when no flag is set.
+const TCPDUMP_FLAGS: [(u8, char); 8] = [
+    (0x01, 'F'),
+    (0x02, 'S'),
+    (0x04, 'R'),
+    (0x08, 'P'),
+    (0x10, '.'),
+    (0x20, 'U'),
+    (0x40, 'E'),
+    (0x80, 'W'),
+];
+
+/// A frame in one line as `tcpdump -n` prints it: `IP 10.0.0.1.1000 > 10.0.0.2.22: Flags [S], length 0`,
+/// `IP6 ...`, `UDP, length N`, `ICMP type 8 code 0, length N`; `length` is the payload (after the TCP or
+/// UDP header; for ICMP and other protocols, after the IP header), as tcpdump counts it.
 pub fn summary(linktype: u16, data: &[u8]) -> String {
     let Ok(pi) = wire::parse_frame(linktype, data) else {
         return "not an IP packet".to_string();
@@ -358,53 +374,56 @@ pub fn summary(linktype: u16, data: &[u8]) -> String {
         }
     };
     let (s, d) = (fmt(s), fmt(d));
+    let ip = if pi.nfproto == nfr_vm::pkt::NFPROTO_IPV6 {
+        "IP6"
+    } else {
+        "IP"
+    };
     let th = data.get(usize::from(pi.thoff)..).unwrap_or(&[]);
     let port = |o: usize| th.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let v6 = pi.nfproto == nfr_vm::pkt::NFPROTO_IPV6;
-    let host = |a: &str, p: Option<u16>| match (p, v6) {
-        (Some(p), true) => format!("[{a}]:{p}"),
-        (Some(p), false) => format!("{a}:{p}"),
-        (None, _) => a.to_string(),
-    };
-    let frag = if pi.is_fragment { " fragment" } else { "" };
-    let len = pi.ip_len;
+    // The IP payload: from the transport header to the end of the datagram.
+    let payload =
+        (usize::from(pi.nhoff) + pi.ip_len as usize).saturating_sub(usize::from(pi.thoff));
+    let frag = if pi.is_fragment { " (fragment)" } else { "" };
+    let at = |a: &str, p: Option<u16>| p.map_or_else(|| a.to_string(), |p| format!("{a}.{p}"));
     if !pi.has_th || pi.fragoff != 0 {
-        return format!("proto {} {s} -> {d}{frag} len {len}", pi.l4proto);
+        return format!(
+            "{ip} {s} > {d}: ip-proto-{}, length {payload}{frag}",
+            pi.l4proto
+        );
     }
     match pi.l4proto {
         6 => {
             let fl = th.get(13).copied().unwrap_or(0);
-            let names = [
-                (0x02, 'S'),
-                (0x10, '.'),
-                (0x08, 'P'),
-                (0x01, 'F'),
-                (0x04, 'R'),
-                (0x20, 'U'),
-            ];
-            let f: String = names
+            let mut f: String = TCPDUMP_FLAGS
                 .iter()
                 .filter(|(b, _)| fl & b != 0)
                 .map(|(_, c)| *c)
                 .collect();
+            if f.is_empty() {
+                f.push_str("none");
+            }
+            let doff = usize::from(th.get(12).copied().unwrap_or(0x50) >> 4) * 4;
             format!(
-                "tcp {} -> {} [{f}]{frag} len {len}",
-                host(&s, port(0)),
-                host(&d, port(2))
+                "{ip} {} > {}: Flags [{f}], length {}{frag}",
+                at(&s, port(0)),
+                at(&d, port(2)),
+                payload.saturating_sub(doff)
             )
         }
         17 => format!(
-            "udp {} -> {}{frag} len {len}",
-            host(&s, port(0)),
-            host(&d, port(2))
+            "{ip} {} > {}: UDP, length {}{frag}",
+            at(&s, port(0)),
+            at(&d, port(2)),
+            payload.saturating_sub(8)
         ),
         1 | 58 => format!(
-            "{} {s} -> {d} type {} code {}{frag} len {len}",
-            if pi.l4proto == 1 { "icmp" } else { "icmpv6" },
+            "{ip} {s} > {d}: {} type {} code {}, length {payload}{frag}",
+            if pi.l4proto == 1 { "ICMP" } else { "ICMP6" },
             th.first().copied().unwrap_or(0),
             th.get(1).copied().unwrap_or(0)
         ),
-        p => format!("proto {p} {s} -> {d}{frag} len {len}"),
+        p => format!("{ip} {s} > {d}: ip-proto-{p}, length {payload}{frag}"),
     }
 }
 

@@ -284,9 +284,15 @@ pub struct CtEvent {
     pub kind: CtEventKind,
     pub ts_ns: u64,
     pub orig: Tuple,
+    /// The reply tuple.
+    pub reply: Tuple,
     pub status: u32,
     /// TCP state (`tcp::state`), 0 for other protocols.
     pub tcp_state: u8,
+    /// Seconds left before the entry times out (what `conntrack -E` prints after the protocol).
+    pub timeout_s: u64,
+    /// The entry (slab index, generation), to read its state again when the event is delivered.
+    pub entry: (u32, u32),
 }
 
 /// `/proc/net/stat/nf_conntrack` counters.
@@ -498,6 +504,30 @@ impl Conntrack {
         std::mem::take(&mut self.events)
     }
 
+    /// Takes the recorded events as the kernel delivers them at the end of a packet
+    /// (`nf_ct_deliver_cached_events`): the state, status and timeout of each entry still alive are
+    /// read again at `now`, after everything the packet did to it.
+    pub fn deliver_events(&mut self, now: u64) -> Vec<CtEvent> {
+        let mut ev = std::mem::take(&mut self.events);
+        for e in &mut ev {
+            if e.kind == CtEventKind::Destroy {
+                continue;
+            }
+            if let Some(c) = self.conns.get(e.entry.0 as usize)
+                && c.generation == e.entry.1
+            {
+                e.status = c.status;
+                e.tcp_state = if let L4State::Tcp(t) = c.l4 {
+                    t.state
+                } else {
+                    0
+                };
+                e.timeout_s = c.remaining_ms(now) / 1000;
+            }
+        }
+        ev
+    }
+
     fn conn(&self, id: ConnId) -> Option<&Conn> {
         self.conns
             .get(id.idx as usize)
@@ -549,8 +579,11 @@ impl Conntrack {
                 kind,
                 ts_ns: now,
                 orig: c.orig,
+                reply: Self::tuple_of(c, 1),
                 status: c.status,
                 tcp_state,
+                timeout_s: c.remaining_ms(now) / 1000,
+                entry: (idx, c.generation),
             });
         }
     }

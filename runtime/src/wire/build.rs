@@ -25,6 +25,18 @@ pub fn pseudo(src: &[u8], dst: &[u8], proto: u8, len: usize) -> u32 {
         .wrapping_add((len >> 16) as u32)
 }
 
+/// Recomputes the header checksum of the IPv4 datagram `b` (after a field of its header was changed).
+pub fn refresh_ipv4_checksum(b: &mut [u8]) {
+    if b.len() < 20 {
+        return;
+    }
+    b[10] = 0;
+    b[11] = 0;
+    let ihl = usize::from(b[0] & 0x0f) * 4;
+    let c = checksum(b.get(..ihl).unwrap_or(&[]), 0);
+    b[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
 /// Wraps an L4 segment into an IP header. Mixed address families give an IPv4 header with zero addresses.
 pub fn ip(src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) -> Vec<u8> {
     match (src, dst) {
