@@ -75,8 +75,25 @@ pub enum PcapErrorKind {
     RecordTooLarge,
     /// The underlying reader failed.
     Io,
-    /// A packet refers to an interface that was never described.
-    UnknownInterface,
+    /// A packet refers to an interface that was never described: its id, and how many Interface Description
+    /// Blocks the section declared before it.
+    UnknownInterface { id: u32, declared: u32 },
+}
+
+impl std::fmt::Display for PcapErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PcapErrorKind::HeaderNotRecognized => write!(f, "neither a pcap nor a pcapng header"),
+            PcapErrorKind::Truncated => write!(f, "the file ends inside a record"),
+            PcapErrorKind::Corrupt => write!(f, "a corrupt record"),
+            PcapErrorKind::RecordTooLarge => write!(f, "a record over {MAX_BUF} bytes"),
+            PcapErrorKind::Io => write!(f, "a read error"),
+            PcapErrorKind::UnknownInterface { id, declared } => write!(
+                f,
+                "a packet on interface {id}, but its section declares {declared} interface(s)"
+            ),
+        }
+    }
 }
 
 /// A read error with the position reached.
@@ -93,7 +110,7 @@ impl std::fmt::Display for PcapError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "pcap: {:?} after {} frames at byte {}",
+            "pcap: {} after {} frames at byte {}",
             self.kind, self.frames, self.offset
         )
     }
@@ -284,7 +301,10 @@ impl<'r> PcapReader<'r> {
                     }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
                         match self.ifaces.get(epb.if_id as usize) {
-                            None => Step::Fail(PcapErrorKind::UnknownInterface),
+                            None => Step::Fail(PcapErrorKind::UnknownInterface {
+                                id: epb.if_id,
+                                declared: self.ifaces.len() as u32,
+                            }),
                             Some(ifc) => {
                                 let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                                 let ns = (u128::from(ticks) * 1_000_000_000
@@ -308,7 +328,7 @@ impl<'r> PcapReader<'r> {
                         }
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => match self.ifaces.first() {
-                        None => Step::Fail(PcapErrorKind::UnknownInterface),
+                        None => Step::Fail(PcapErrorKind::UnknownInterface { id: 0, declared: 0 }),
                         Some(ifc) => {
                             let len = (spb.origlen as usize).min(spb.data.len());
                             self.buf.clear();
@@ -686,7 +706,7 @@ mod tests {
         let mut r = PcapReader::new(&g[..]).unwrap();
         assert_eq!(
             r.next_frame().unwrap_err().kind,
-            PcapErrorKind::UnknownInterface
+            PcapErrorKind::UnknownInterface { id: 1, declared: 1 }
         );
     }
 

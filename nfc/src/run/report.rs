@@ -108,6 +108,8 @@ pub struct Collector {
     skipped: BTreeMap<&'static str, u64>,
     /// Frames skipped as not IP, by EtherType.
     skipped_ethertypes: BTreeMap<u16, u64>,
+    /// Frames skipped for their link type, by LINKTYPE_* value.
+    skipped_linktypes: BTreeMap<u16, u64>,
     /// (hook, outcome) -> packets.
     verdicts: BTreeMap<(u8, &'static str), u64>,
     states: BTreeMap<&'static str, u64>,
@@ -152,6 +154,7 @@ impl Collector {
             not_seen: 0,
             skipped: BTreeMap::new(),
             skipped_ethertypes: BTreeMap::new(),
+            skipped_linktypes: BTreeMap::new(),
             verdicts: BTreeMap::new(),
             states: BTreeMap::new(),
             queued: 0,
@@ -277,6 +280,9 @@ impl Collector {
                 *self.skipped.entry(m.name()).or_insert(0) += 1;
                 if let Some(t) = r.ethertype {
                     *self.skipped_ethertypes.entry(t).or_insert(0) += 1;
+                }
+                if m == nfr_runtime::wire::Malformed::UnsupportedLinktype {
+                    *self.skipped_linktypes.entry(r.linktype).or_insert(0) += 1;
                 }
             }
             Fate::NotSeen => {
@@ -515,6 +521,11 @@ impl Collector {
                     .iter()
                     .map(|(t, n)| (format!("0x{t:04x}"), *n))
                     .collect::<BTreeMap<_, _>>(),
+                "skipped_linktypes": self
+                    .skipped_linktypes
+                    .iter()
+                    .map(|(t, n)| (t.to_string(), *n))
+                    .collect::<BTreeMap<_, _>>(),
                 "verdicts": verdicts,
                 "ct_states": self.states,
                 "invalid": {
@@ -605,6 +616,13 @@ impl Collector {
                             .skipped_ethertypes
                             .iter()
                             .map(|(t, n)| format!("{} {n}", ethertype_name(*t)))
+                            .collect();
+                        format!("{k} {v} ({})", t.join(", "))
+                    } else if *k == "unsupported-linktype" && !self.skipped_linktypes.is_empty() {
+                        let t: Vec<String> = self
+                            .skipped_linktypes
+                            .iter()
+                            .map(|(t, n)| format!("linktype {t} {n}"))
                             .collect();
                         format!("{k} {v} ({})", t.join(", "))
                     } else {
