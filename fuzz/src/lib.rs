@@ -197,3 +197,24 @@ pub fn pcap(data: &[u8]) {
         let _ = parse_frame(frame.linktype, frame.data);
     }
 }
+
+/// Target `import_save`: `data` as iptables-save text (`nfc import iptables-save`): parse it; each table is
+/// encoded, verified and printed back, the tables are written as `.nfr`, and that text is checked (a table
+/// that imports must give a ruleset the checker reads; whether it accepts it is the checker's call).
+pub fn import_save(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(tables) = nfr_ipt::parse_save(text) else {
+        return;
+    };
+    for t in &tables {
+        let _ = nfr_ipt::save(t, false);
+        if let Ok(blob) = nfr_ipt::encode(t) {
+            let _ = nfr_ipt::verify(&blob);
+        }
+    }
+    if let Ok(nfr) = nfr_compiler::lower::ipt::tables_to_nfr(&tables) {
+        let _ = nfr_compiler::check::check_source("import.nfr", &nfr);
+    }
+}

@@ -921,6 +921,7 @@ impl Cx<'_> {
         if rule.stmts.is_empty() && rule.comment.is_none() {
             return Err(err(start, end, "empty rule"));
         }
+        rule.stmts.shrink_to_fit();
         Ok(rule)
     }
 

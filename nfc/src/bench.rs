@@ -418,7 +418,7 @@ impl Packets {
                 Ok(None) => break,
                 Err(e) => {
                     eprintln!(
-                        "nfc: warning: {}: capture ends early ({:?} at byte {})",
+                        "nfc: warning: {}: capture ends early ({} at byte {})",
                         path.display(),
                         e.kind,
                         e.offset

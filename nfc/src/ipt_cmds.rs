@@ -238,19 +238,24 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Err(e) => {
-            let at = e
-                .offset
-                .map_or("header".to_string(), |o| format!("entry at offset {o}"));
-            front::print_stdout(&format!(
-                "{}: rejected: {:?} (errno {}) at {at}: {}\n",
-                a.blob.display(),
-                e.errno,
-                e.errno.code(),
-                e.reason
-            ))?;
+            front::print_stdout(&format!("{}\n", rejection(&a.blob, &e)))?;
             Ok(Outcome::Diagnostics)
         }
     }
+}
+
+/// `FILE: rejected: ERRNO (errno N) at WHERE: REASON`, as `nfc verify` prints a blob translate_table refuses.
+fn rejection(blob: &Path, e: &nfr_ipt::VerifyError) -> String {
+    let at = e
+        .offset
+        .map_or("header".to_string(), |o| format!("entry at offset {o}"));
+    format!(
+        "{}: rejected: {:?} (errno {}) at {at}: {}",
+        blob.display(),
+        e.errno,
+        e.errno.code(),
+        e.reason
+    )
 }
 
 /// Output of `nfc decompile`.
@@ -275,6 +280,14 @@ pub struct DecompileArgs {
 /// `nfc decompile BLOB [--format save|nfr]`.
 pub fn decompile(a: DecompileArgs) -> anyhow::Result<Outcome> {
     let blob = crate::source::read_capped(&a.blob, crate::source::MAX_BLOB_BYTES)?;
+    // only what the kernel would load is printed: a blob translate_table refuses has no meaning to show
+    if let Err(e) = nfr_ipt::verify(&blob) {
+        eprintln!(
+            "nfc: {} (not decompiled; the kernel would refuse this blob)",
+            rejection(&a.blob, &e)
+        );
+        return Ok(Outcome::Diagnostics);
+    }
     let t = nfr_ipt::decode(&blob)
         .map_err(|e| anyhow::anyhow!("{}: not a table blob: {e}", a.blob.display()))?;
     let text = match a.format {

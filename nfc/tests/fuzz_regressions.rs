@@ -88,9 +88,14 @@ fn pcap() {
 }
 
 #[test]
+fn import_save() {
+    replay_all("import_save", entries::import_save);
+}
+
+#[test]
 fn seeds_are_present() {
     // The replay above must not pass vacuously because the directories moved.
-    for t in ["parse_check", "ipt_blob", "wire", "pcap"] {
+    for t in ["parse_check", "ipt_blob", "wire", "pcap", "import_save"] {
         let n = files_in(&seeds_dir().join(t)).len();
         assert!(n > 0, "testdata/fuzz-seeds/{t} is empty or missing");
     }

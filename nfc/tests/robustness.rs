@@ -251,3 +251,115 @@ fn a_nul_in_a_string_is_refused_and_never_echoed() {
         stderr(&o)
     );
 }
+
+#[test]
+fn decompile_refuses_a_blob_the_verifier_rejects() {
+    let d = tmp_dir("decompile");
+    let prefix = d.join("c");
+    let o = nfc(&[
+        "compile",
+        "examples/chains.nfr",
+        "--emit",
+        "ipt",
+        "-o",
+        prefix.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let mut blob = std::fs::read(d.join("c.filter.replace.bin")).unwrap();
+    // ipt_replace.num_entries (after the 32-byte name and valid_hooks)
+    blob[36..40].copy_from_slice(&u32::MAX.to_le_bytes());
+    let bad = d.join("bad.bin");
+    std::fs::write(&bad, &blob).unwrap();
+    let o = nfc(&["decompile", bad.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("rejected: "), "{e}");
+    assert!(e.contains("not decompiled"), "{e}");
+    assert!(o.stdout.is_empty());
+}
+
+/// A legacy pcap (little-endian, microseconds) with one 20-byte frame.
+fn legacy_pcap(snaplen: u32, linktype: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, snaplen, linktype] {
+        b.extend_from_slice(&w.to_le_bytes());
+    }
+    for w in [1u32, 0, 20, 20] {
+        b.extend_from_slice(&w.to_le_bytes());
+    }
+    let mut ip = vec![0u8; 20];
+    ip[0] = 0x45;
+    ip[3] = 20;
+    ip[8] = 64;
+    ip[9] = 6;
+    b.extend_from_slice(&ip);
+    b
+}
+
+fn run_capture(name: &str, bytes: &[u8]) -> Output {
+    let d = tmp_dir(name);
+    let f = d.join("cap.pcap");
+    std::fs::write(&f, bytes).unwrap();
+    nfc(&[
+        "run",
+        "pcap",
+        "examples/server.nfr",
+        f.to_str().unwrap(),
+        "--no-progress",
+    ])
+}
+
+#[test]
+fn an_unsupported_linktype_is_named_by_its_value() {
+    let o = run_capture("linktype", &legacy_pcap(65535, 147));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("unsupported-linktype 1 (linktype 147 1)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn snaplen_zero_is_read_with_a_warning() {
+    let o = run_capture("snaplen", &legacy_pcap(0, 101));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the pcap header's snaplen is 0"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("frames: 1 "));
+}
+
+#[test]
+fn a_pcapng_packet_on_an_undeclared_interface_names_the_id() {
+    let mut b = Vec::new();
+    let mut block = |ty: u32, body: &[u8]| {
+        let len = 12 + body.len() as u32;
+        b.extend_from_slice(&ty.to_le_bytes());
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(body);
+        b.extend_from_slice(&len.to_le_bytes());
+    };
+    // SHB: byte-order magic, version 1.0, section length unknown
+    let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&u64::MAX.to_le_bytes());
+    block(0x0a0d_0d0a, &shb);
+    // IDB: LINKTYPE_RAW, snaplen 0
+    block(1, &[101, 0, 0, 0, 0, 0, 0, 0]);
+    // EPB on interface 3, four bytes of data
+    let mut epb = Vec::new();
+    for w in [3u32, 0, 0, 4, 4] {
+        epb.extend_from_slice(&w.to_le_bytes());
+    }
+    epb.extend_from_slice(&[0x45, 0, 0, 4]);
+    block(6, &epb);
+    let o = run_capture("pcapng-iface", &b);
+    let e = stderr(&o);
+    assert!(
+        e.contains("a packet on interface 3, but its section declares 1 interface(s)"),
+        "{e}"
+    );
+}

@@ -75,22 +75,23 @@ pub enum PcapErrorKind {
     RecordTooLarge,
     /// The underlying reader failed.
     Io,
-    /// A packet refers to an interface that was never described.
-    UnknownInterface,
+    /// A packet refers to an interface that was never described: its id, and how many Interface Description
+    /// Blocks the section declared before it.
+    UnknownInterface { id: u32, declared: u32 },
 }
 
-impl PcapErrorKind {
-    /// What went wrong, in words (for messages; `Debug` gives the stable name).
-    pub fn describe(self) -> &'static str {
+impl std::fmt::Display for PcapErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PcapErrorKind::HeaderNotRecognized => "not a pcap or pcapng file",
-            PcapErrorKind::Truncated => "the file ends in the middle of a record",
-            PcapErrorKind::Corrupt => "a record cannot be parsed",
-            PcapErrorKind::RecordTooLarge => "a record is larger than the reader's limit",
-            PcapErrorKind::Io => "read error",
-            PcapErrorKind::UnknownInterface => {
-                "a packet refers to an interface no Interface Description Block described"
-            }
+            PcapErrorKind::HeaderNotRecognized => write!(f, "neither a pcap nor a pcapng header"),
+            PcapErrorKind::Truncated => write!(f, "the file ends inside a record"),
+            PcapErrorKind::Corrupt => write!(f, "a corrupt record"),
+            PcapErrorKind::RecordTooLarge => write!(f, "a record over {MAX_BUF} bytes"),
+            PcapErrorKind::Io => write!(f, "a read error"),
+            PcapErrorKind::UnknownInterface { id, declared } => write!(
+                f,
+                "a packet on interface {id}, but its section declares {declared} interface(s)"
+            ),
         }
     }
 }
@@ -134,9 +135,7 @@ impl std::fmt::Display for PcapError {
         write!(
             f,
             "pcap: {} after {} frames at byte {}",
-            self.kind.describe(),
-            self.frames,
-            self.offset
+            self.kind, self.frames, self.offset
         )
     }
 }
@@ -326,7 +325,10 @@ impl<'r> PcapReader<'r> {
                     }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
                         match self.ifaces.get(epb.if_id as usize) {
-                            None => Step::Fail(PcapErrorKind::UnknownInterface),
+                            None => Step::Fail(PcapErrorKind::UnknownInterface {
+                                id: epb.if_id,
+                                declared: self.ifaces.len() as u32,
+                            }),
                             Some(ifc) => {
                                 let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                                 let ns = (u128::from(ticks) * 1_000_000_000
@@ -350,7 +352,7 @@ impl<'r> PcapReader<'r> {
                         }
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => match self.ifaces.first() {
-                        None => Step::Fail(PcapErrorKind::UnknownInterface),
+                        None => Step::Fail(PcapErrorKind::UnknownInterface { id: 0, declared: 0 }),
                         Some(ifc) => {
                             let len = (spb.origlen as usize).min(spb.data.len());
                             self.buf.clear();
@@ -744,7 +746,7 @@ mod tests {
         let mut r = PcapReader::new(&g[..]).unwrap();
         assert_eq!(
             r.next_frame().unwrap_err().kind,
-            PcapErrorKind::UnknownInterface
+            PcapErrorKind::UnknownInterface { id: 1, declared: 1 }
         );
     }
 

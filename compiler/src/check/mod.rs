@@ -161,7 +161,8 @@ pub fn check(
         chain_index: HashMap::new(),
         counter_objs: Vec::new(),
     };
-    cx.declare(&cmds);
+    cx.declare(&mut cmds);
+    drop(cmds);
     cx.sets_pass();
     cx.chains_pass();
     let rules = cx.rules_pass();
@@ -470,7 +471,7 @@ impl Ctx {
         Some(idx)
     }
 
-    fn declare_chain(&mut self, file: FileId, table: usize, c: &ast::Chain) {
+    fn declare_chain(&mut self, file: FileId, table: usize, c: &mut ast::Chain) {
         let span = sp(file, c.name.span);
         let idx = match self.find_chain(table, &c.name.name) {
             Some(i) => {
@@ -522,9 +523,11 @@ impl Ctx {
         if let Some(p) = &c.policy {
             ch.policy = Some((p.clone(), file));
         }
-        for r in &c.rules {
-            ch.rules.push((r.clone(), file, seq));
-        }
+        ch.rules.extend(
+            std::mem::take(&mut c.rules)
+                .into_iter()
+                .map(|r| (r, file, seq)),
+        );
     }
 
     fn declare_set(&mut self, file: FileId, table: usize, s: &ast::Set) {
@@ -569,14 +572,16 @@ impl Ctx {
         self.tables[table].sets.push(self.sets.len() - 1);
     }
 
-    fn declare(&mut self, cmds: &[(FileId, ast::Command)]) {
+    /// Declares every table, chain, set and object; a chain's rules are moved out of `cmds` (not copied).
+    fn declare(&mut self, cmds: &mut [(FileId, ast::Command)]) {
         let mut pending_rules: Vec<(FileId, &ast::ObjRef, &ast::Rule, usize)> = Vec::new();
         let mut pending_elems: Vec<(FileId, &ast::ObjRef, &[ast::Expr], usize)> = Vec::new();
-        for (file, cmd) in cmds {
+        for (file, cmd) in cmds.iter_mut() {
             let file = *file;
             self.file = file;
             self.seq += 1;
-            match &cmd.kind {
+            let cmd_span = cmd.span;
+            match &mut cmd.kind {
                 ast::CommandKind::FlushRuleset { .. } => self.flush_ruleset = true,
                 ast::CommandKind::Define(d) => {
                     let mut diags = std::mem::take(&mut self.diags);
@@ -595,7 +600,7 @@ impl Ctx {
                 ast::CommandKind::Include(_) => {}
                 ast::CommandKind::Table(t) => {
                     let Some(ti) = self.declare_table(file, t) else { continue };
-                    for item in &t.items {
+                    for item in &mut t.items {
                         self.seq += 1;
                         match item {
                             ast::TableItem::Chain(c) => self.declare_chain(file, ti, c),
@@ -612,7 +617,7 @@ impl Ctx {
                                 span,
                                 body,
                             } if kind.name == "ct helper" => {
-                                self.declare_ct_helper(file, ti, name, *span, body)
+                                self.declare_ct_helper(file, ti, name, *span, &*body)
                             }
                             ast::TableItem::Object {
                                 kind,
@@ -620,7 +625,7 @@ impl Ctx {
                                 span,
                                 body,
                             } if kind.name == "counter" => {
-                                self.declare_counter(file, ti, name, *span, body)
+                                self.declare_counter(file, ti, name, *span, &*body)
                             }
                             ast::TableItem::Object { kind, span, .. } => self.diags.push(
                                 Diagnostic::error(
@@ -644,18 +649,18 @@ impl Ctx {
                     }
                 }
                 ast::CommandKind::AddRule { target, rule, .. } => {
-                    pending_rules.push((file, target, rule, self.seq))
+                    pending_rules.push((file, &*target, &*rule, self.seq))
                 }
                 ast::CommandKind::Element { delete: false, target, elements } => {
-                    pending_elems.push((file, target, elements, self.seq))
+                    pending_elems.push((file, &*target, &elements[..], self.seq))
                 }
                 ast::CommandKind::Element { delete: true, .. } => self.diags.push(
-                    Diagnostic::error("E0021", sp(file, cmd.span), "`delete element` is not supported in a ruleset file"),
+                    Diagnostic::error("E0021", sp(file, cmd_span), "`delete element` is not supported in a ruleset file"),
                 ),
                 ast::CommandKind::Object { verb, object, .. } => self.diags.push(
                     Diagnostic::error(
                         "E0021",
-                        sp(file, cmd.span),
+                        sp(file, cmd_span),
                         format!("`{} {}` is not supported in a ruleset file", verb.name, object.name),
                     )
                     .with_note("a .nfr file declares a whole ruleset; start it with `flush ruleset` to replace"),
@@ -1018,15 +1023,16 @@ impl Ctx {
             self.table = table;
             self.chain = ci;
             self.family = self.tables[table].family;
-            let rules = self.chains[ci].rules.clone();
-            let mut hr = Vec::new();
-            for (r, file, seq) in &rules {
-                if broken(*file, r) {
+            // each rule's syntax tree is dropped once its Hir is made
+            let rules = std::mem::take(&mut self.chains[ci].rules);
+            let mut hr = Vec::with_capacity(rules.len());
+            for (r, file, seq) in rules {
+                if broken(file, &r) {
                     continue;
                 }
-                self.file = *file;
-                self.seq = *seq;
-                if let Some(x) = self.rule(r) {
+                self.file = file;
+                self.seq = seq;
+                if let Some(x) = self.rule(&r) {
                     hr.push(x);
                 }
             }

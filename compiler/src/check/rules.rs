@@ -145,6 +145,8 @@ impl Ctx {
         if !ok || new_errors {
             return None;
         }
+        // a ruleset holds many rules: no spare capacity in each
+        items.shrink_to_fit();
         Some(Rule {
             span: self.sp(r.span),
             items,

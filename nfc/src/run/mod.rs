@@ -14,9 +14,11 @@ mod report;
 mod setup;
 mod worker;
 
+use std::io::Read as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use nfr_runtime::pcap::PcapReader;
 
@@ -165,9 +167,34 @@ pub fn open_capture(path: &std::path::Path) -> anyhow::Result<PcapReader<'static
     open_capture_sized(path).map(|(r, _)| r)
 }
 
+/// The snaplen of a legacy pcap header (either byte order, micro- or nanosecond magic); None for pcapng.
+fn legacy_snaplen(head: &[u8]) -> Option<u32> {
+    let magic: [u8; 4] = head.get(..4)?.try_into().ok()?;
+    let field: [u8; 4] = head.get(16..20)?.try_into().ok()?;
+    match u32::from_le_bytes(magic) {
+        0xa1b2_c3d4 | 0xa1b2_3c4d => Some(u32::from_le_bytes(field)),
+        0xd4c3_b2a1 | 0x4d3c_b2a1 => Some(u32::from_be_bytes(field)),
+        _ => None,
+    }
+}
+
 /// Opens a capture for streaming; also its size in bytes (0 when not a regular file).
 fn open_capture_sized(path: &std::path::Path) -> anyhow::Result<(PcapReader<'static>, u64)> {
-    let (f, len) = crate::source::open_stream(path)?;
+    let (mut f, len) = crate::source::open_stream(path)?;
+    // the start, read here and given back whole (the pcap parser looks at its first read only): a legacy
+    // header's snaplen of 0 is accepted, with a warning
+    let mut head = Vec::with_capacity(1 << 16);
+    (&mut f)
+        .take(1 << 16)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", crate::source::display_name(path)))?;
+    if legacy_snaplen(&head) == Some(0) {
+        eprintln!(
+            "nfc: warning: {}: the pcap header's snaplen is 0 (no frame should have bytes); frames are read with the lengths their records give",
+            crate::source::display_name(path)
+        );
+    }
+    let f = std::io::Cursor::new(head).chain(f);
     let r = PcapReader::new(f).map_err(|e| capture_error(path, &e, len))?;
     Ok((r, len))
 }
@@ -182,7 +209,7 @@ fn capture_error(
     use nfr_runtime::pcap::{PcapErrorKind, magic};
     let p = path.display();
     if e.kind != PcapErrorKind::HeaderNotRecognized {
-        return anyhow::anyhow!("{p}: {} (at byte {})", e.kind.describe(), e.offset);
+        return anyhow::anyhow!("{p}: {} (at byte {})", e.kind, e.offset);
     }
     let mut head = [0u8; 64];
     let n = std::fs::File::open(path)

@@ -193,6 +193,8 @@ pub struct Tally {
     skipped: BTreeMap<&'static str, u64>,
     /// Frames skipped as not IP, by EtherType.
     skipped_ethertypes: BTreeMap<u16, u64>,
+    /// Frames skipped for their link type, by LINKTYPE_* value.
+    skipped_linktypes: BTreeMap<u16, u64>,
     /// (hook, outcome) -> packets.
     verdicts: BTreeMap<(u8, &'static str), u64>,
     states: BTreeMap<&'static str, u64>,
@@ -218,6 +220,9 @@ impl Tally {
                 *self.skipped.entry(m.name()).or_insert(0) += 1;
                 if let Some(t) = r.ethertype {
                     *self.skipped_ethertypes.entry(t).or_insert(0) += 1;
+                }
+                if m == nfr_runtime::wire::Malformed::UnsupportedLinktype {
+                    *self.skipped_linktypes.entry(r.linktype).or_insert(0) += 1;
                 }
                 ("skipped", None)
             }
@@ -267,6 +272,7 @@ impl Tally {
         }
         sum(&mut self.skipped, o.skipped);
         sum(&mut self.skipped_ethertypes, o.skipped_ethertypes);
+        sum(&mut self.skipped_linktypes, o.skipped_linktypes);
         sum(&mut self.verdicts, o.verdicts);
         sum(&mut self.states, o.states);
     }
@@ -720,6 +726,11 @@ impl Collector {
                     .iter()
                     .map(|(t, n)| (format!("0x{t:04x}"), *n))
                     .collect::<BTreeMap<_, _>>(),
+                "skipped_linktypes": self
+                    .tally.skipped_linktypes
+                    .iter()
+                    .map(|(t, n)| (t.to_string(), *n))
+                    .collect::<BTreeMap<_, _>>(),
                 "verdicts": verdicts,
                 "ct_states": self.tally.states,
                 "invalid": {
@@ -822,6 +833,16 @@ impl Collector {
                             .skipped_ethertypes
                             .iter()
                             .map(|(t, n)| format!("{} {n}", ethertype_name(*t)))
+                            .collect();
+                        format!("{k} {v} ({})", t.join(", "))
+                    } else if *k == "unsupported-linktype"
+                        && !self.tally.skipped_linktypes.is_empty()
+                    {
+                        let t: Vec<String> = self
+                            .tally
+                            .skipped_linktypes
+                            .iter()
+                            .map(|(t, n)| format!("linktype {t} {n}"))
                             .collect();
                         format!("{k} {v} ({})", t.join(", "))
                     } else {

@@ -554,7 +554,7 @@ pub fn drive(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    read_error = Some((format!("{:?}", e.kind), e.offset, e.frames));
+                    read_error = Some((e.kind.to_string(), e.offset, e.frames));
                     break;
                 }
             }
@@ -658,7 +658,7 @@ pub fn drive(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    read_error = Some((format!("{:?}", e.kind), e.offset, e.frames));
+                    read_error = Some((e.kind.to_string(), e.offset, e.frames));
                     break;
                 }
             }
