@@ -3,38 +3,23 @@
 //! packet must match a rule at or before the filter that generated it (`filter_no`: the generating filter need
 //! not be the first match), and the rules' counters must count exactly the packets the trace says they matched.
 //! Packets to multicast addresses stop at PREROUTING as in the kernel and are left out. Without the corpus the
-//! test is reported as ignored (a custom harness, libtest-mimic, since libtest cannot ignore at run time); with
-//! `NFC_REQUIRE_ORACLE=1` it fails instead.
+//! test is reported as ignored (`tests/gate.rs`); with `NFC_REQUIRE_ORACLE=1` it fails instead.
 
 mod common;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use common::gate;
+use libtest_mimic::Failed;
 use serde_json::Value;
 
 fn main() {
-    let args = Arguments::from_args();
-    let dir = common::shared("corpus/classbench/song-filterset");
-    let present = dir.join("acl1_100").is_file() && dir.join("acl1_100_trace").is_file();
-    let require = std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1");
-    if !present {
-        eprintln!(
-            "{}: ../shared/corpus/classbench/song-filterset not found",
-            if require {
-                "FAIL (NFC_REQUIRE_ORACLE=1)"
-            } else {
-                "SKIP"
-            }
-        );
-    }
-    let t = Trial::test(
+    gate::run(vec![gate::needs(
         "acl1_100_trace_packets_match_at_or_before_their_filter",
-        move || acl1_100(&dir),
-    )
-    .with_ignored_flag(!present && !require);
-    libtest_mimic::run(&args, vec![t]).exit();
+        || gate::corpus("classbench/song-filterset/acl1_100_trace").map(|f| f.with_file_name("")),
+        |dir| acl1_100(&dir).unwrap_or_else(|e| panic!("{e:?}")),
+    )]);
 }
 
 fn acl1_100(dir: &Path) -> Result<(), Failed> {

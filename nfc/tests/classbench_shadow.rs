@@ -13,7 +13,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use common::gate;
+use libtest_mimic::Failed;
 use nfr_compiler::check::{check_source, shadow};
 use nfr_compiler::diag::Severity;
 use nfr_vm::classify::{Dim, Field, Span, analyze, tail};
@@ -23,37 +24,18 @@ use nfr_vm::{ChainId, ChainVerdict, Effects, PktState, State};
 const SETS: &[&str] = &["acl1", "fw1", "ipc1"];
 
 fn main() {
-    let args = Arguments::from_args();
-    let dir = common::shared("corpus/classbench/song-filterset");
-    let present = SETS.iter().all(|s| dir.join(format!("{s}_1K")).is_file());
-    let require = std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1");
-    if !present {
-        eprintln!(
-            "{}: ../shared/corpus/classbench/song-filterset not found",
-            if require {
-                "FAIL (NFC_REQUIRE_ORACLE=1)"
-            } else {
-                "SKIP"
-            }
-        );
-    }
     let mut trials = Vec::new();
     for size in ["1K", "10K"] {
         for set in SETS {
             let name = format!("{set}_{size}");
-            let d = dir.clone();
-            let n = name.clone();
-            let ignored = !present && !require;
-            trials.push(
-                Trial::test(
-                    format!("{name}_shadowed_rules_are_never_reached"),
-                    move || shadowed(&d, &n),
-                )
-                .with_ignored_flag(ignored),
-            );
+            trials.push(gate::needs(
+                format!("{name}_shadowed_rules_are_never_reached"),
+                || gate::corpus("classbench/song-filterset"),
+                move |dir| shadowed(&dir, &name).unwrap_or_else(|e| panic!("{e:?}")),
+            ));
         }
     }
-    libtest_mimic::run(&args, trials).exit();
+    gate::run(trials);
 }
 
 /// Random numbers from proptest's ChaCha generator, seeded, so that runs are reproducible.
