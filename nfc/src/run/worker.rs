@@ -1039,8 +1039,11 @@ mod tests {
 
     #[test]
     fn established_flows_replay_without_allocating() {
-        let dir = std::env::temp_dir().join(format!("nfc-noalloc-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("nfc-noalloc-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let rules = dir.join("r.nfr");
         let mut text = String::from(
             "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\
@@ -1124,6 +1127,5 @@ mod tests {
                 fs.len() - warm - 64
             );
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
