@@ -81,6 +81,9 @@ struct Opts {
     trace: bool,
     events: bool,
     keep_data: bool,
+    /// The final conntrack table is printed (`--ct-list`) or part of `--json`: list it. Otherwise the listing,
+    /// a few hundred bytes an entry, is not made (a flood's table would double the run's memory at the end).
+    ct_lines: bool,
 }
 
 pub struct Worker {
@@ -171,7 +174,11 @@ impl Worker {
     fn end(self, now: u64) -> WorkerEnd {
         let ct = &self.replayer.ct;
         let mut w = WorkerEnd {
-            ct_lines: ct.listing(now).lines().map(str::to_string).collect(),
+            ct_lines: if self.opts.ct_lines {
+                ct.listing(now).lines().map(str::to_string).collect()
+            } else {
+                Vec::new()
+            },
             ct_stats: ct.stats(),
             ct_count: ct.len(now),
             ..WorkerEnd::default()
@@ -348,6 +355,7 @@ pub fn drive(
         trace: args.trace,
         events: args.ct_events,
         keep_data: args.write_accepted.is_some() || args.write_dropped.is_some(),
+        ct_lines: args.ct_list || args.json,
     };
     let mut clock = Clock {
         cap: setup.gap_cap_ns,
