@@ -215,7 +215,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0011", "variable defined twice"),
     (
         "E0012",
-        "define expansion too deep or too large (defines nested over 16 levels, or over 2^21 substitutions)",
+        "define expansion too deep or too large (defines nested over 16 levels, or over 2^20 substituted values)",
     ),
     (
         "E0020",
