@@ -336,6 +336,8 @@ pub struct Conntrack {
     /// The reply tuple of entries with a NAT binding (`nf_conntrack_alter_reply`); an entry not in it has the
     /// inverse of its original tuple as reply tuple.
     nat_reply: hashbrown::HashMap<u32, Tuple>,
+    /// `bysource`: the entry whose SRC binding maps an original source (address, port, protocols, zone).
+    nat_bysource: hashbrown::HashMap<nat::SrcKey, u32>,
     /// Parallel to `conns` when `settings.acct`.
     acct: Vec<Acct>,
     /// Tick of the last automatic GC pass.
@@ -469,6 +471,7 @@ impl Conntrack {
             expects: Vec::new(),
             ftp: hashbrown::HashMap::new(),
             nat_reply: hashbrown::HashMap::new(),
+            nat_bysource: hashbrown::HashMap::new(),
             masters: hashbrown::HashMap::new(),
             acct: Vec::new(),
             last_gc: 0,
@@ -955,8 +958,11 @@ impl Conntrack {
             if !self.masters.is_empty() {
                 self.masters.remove(&idx);
             }
-            if !self.nat_reply.is_empty() {
-                self.nat_reply.remove(&idx);
+            if !self.nat_reply.is_empty() && self.nat_reply.remove(&idx).is_some() {
+                let k = nat::SrcKey::of(&c.orig, c.zone);
+                if self.nat_bysource.get(&k) == Some(&idx) {
+                    self.nat_bysource.remove(&k);
+                }
             }
         }
     }

@@ -27,6 +27,16 @@ pub struct NatRange {
     pub proto: Option<(u16, u16)>,
 }
 
+/// The `bysource` key: an original tuple's source and protocols, and the zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct SrcKey([u8; 16], u16, u8, u8, u16);
+
+impl SrcKey {
+    pub(super) fn of(t: &Tuple, zone: u16) -> Self {
+        SrcKey(t.src, t.sport, t.l3, t.l4, zone)
+    }
+}
+
 /// Why a binding could not be set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NatError {
@@ -70,6 +80,9 @@ impl Conntrack {
             // nf_conntrack_alter_reply; the still-unused reply link holds the reply bucket confirm links into.
             let b1 = self.bucket(&reply, zone);
             self.nat_reply.insert(id.idx, reply);
+            if manip == Manip::Src {
+                self.nat_bysource.insert(SrcKey::of(&orig, zone), id.idx);
+            }
             if let Some(c) = self.conn_mut(*id) {
                 c.status |= match manip {
                     Manip::Src => ips::SRC_NAT,
@@ -92,6 +105,22 @@ impl Conntrack {
         now: u64,
     ) -> Result<Tuple, NatError> {
         let mut t = *orig;
+        // find_appropriate_src: a source that already has a mapping keeps it when it is in range and unused.
+        if manip == Manip::Src
+            && let Some(&other) = self.nat_bysource.get(&SrcKey::of(orig, zone))
+            && let Some(r) = self.nat_reply.get(&other)
+        {
+            let mut c = *orig;
+            c.src = r.dst;
+            c.sport = r.dport;
+            let addr_ok = range.addr.is_none_or(|(lo, hi)| lo <= c.src && c.src <= hi);
+            let port_ok = range
+                .proto
+                .is_none_or(|(lo, hi)| (lo..=hi).contains(&c.sport));
+            if addr_ok && port_ok && !self.nf_nat_used_tuple(me, &c, zone, now) {
+                return Ok(c);
+            }
+        }
         // find_best_ips_proto: the range's first address (a single-address range is the common case).
         if let Some((min, _)) = range.addr {
             match manip {

@@ -1473,3 +1473,20 @@ fn dnat_binding_finds_replies_from_the_inside_host() {
     );
     assert_eq!(path(&mut ct, &synack, S).0, "EST_REPLY");
 }
+
+#[test]
+fn snat_same_source_keeps_its_mapping() {
+    let mut ct = Conntrack::new(settings());
+    let pub_ip = v4("198.51.100.1");
+    let range = nat::NatRange {
+        addr: Some((pub_ip, pub_ip)),
+        proto: Some((20000, 20999)),
+    };
+    let q1 = build::udp(a("192.168.1.50"), a("93.184.216.34"), 40000, 53, b"q");
+    let q2 = build::udp(a("192.168.1.50"), a("8.8.8.8"), 40000, 53, b"q");
+    let r1 = path_nat(&mut ct, &q1, &range, nat::Manip::Src, 0).unwrap();
+    let r2 = path_nat(&mut ct, &q2, &range, nat::Manip::Src, 0).unwrap();
+    assert_eq!((r1.dst, r1.dport), (r2.dst, r2.dport));
+    assert_eq!(ct.gc(1000 * S), 2);
+    assert!(ct.nat_bysource.is_empty());
+}
