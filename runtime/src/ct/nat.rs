@@ -1,7 +1,8 @@
 //! NAT bindings on conntrack entries, after the kernel's nf_nat_core.c: `nf_nat_setup_info` turns a NAT range
 //! into the entry's reply tuple at the connection's first packet (`get_unique_tuple`: the tuple is kept when it
 //! is in range and unused, else `nf_nat_l4proto_unique_tuple` searches the port range), so that reply packets are
-//! found by the NATed reply tuple and `conntrack -L` lists it. The port search starts at an offset derived from
+//! found by the NATed reply tuple and `conntrack -L` lists it; a `bysource` map lets a source that already has a
+//! SNAT mapping keep it (`find_appropriate_src`). The port search starts at an offset derived from
 //! the table's hash seed (the kernel's `get_random_u16()`), so that runs are repeatable.
 
 use super::{Conntrack, Nfct, Tuple, tuple};
