@@ -48,6 +48,10 @@ fn main() {
             ipt_refuses_bitmask_neq,
         ),
         Trial::test("ipv6_answers_are_the_kernels", ipv6_answers),
+        Trial::test(
+            "snat_range_of_ten_ports_refuses_the_eleventh_connection",
+            snat_range_exhausted,
+        ),
     ];
     for case in fixed_cases() {
         let w = why.clone();
@@ -801,6 +805,60 @@ fn ipt_refuses_bitmask_neq() -> Result<(), Failed> {
 /// IPv6 (which the oracle lab does not forward): the host's answers — ICMPv6 time exceeded for hop limit 1,
 /// reject's reset and port unreachable — byte for byte as the kernel sent them (`testdata/router`), flow label
 /// aside, with the host's address given by `--local`.
+/// 11 connections through a 10-port SNAT range: ten bindings, and the eleventh finds no unique tuple, so its
+/// packet is dropped and counted (the kernel's confirm fails: `insert_failed`).
+fn snat_range_exhausted() -> Result<(), Failed> {
+    let dir = work_dir("snat_exhausted");
+    let rules = dir.join("r.nfr");
+    let cap = dir.join("cap.pcap");
+    std::fs::write(
+        &rules,
+        "table ip nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority 100; policy accept;\n\
+         \t\tip saddr 10.0.0.0/8 meta l4proto udp snat to 198.51.100.1:20000-20009\n\t}\n}\n",
+    )
+    .unwrap();
+    let pkts: Vec<Vec<u8>> = (0..11)
+        .map(|i| udp("10.0.0.2", "203.0.113.9", 30000 + i, 53, b"q", 64, i + 1))
+        .collect();
+    std::fs::write(&cap, pcap(&pkts)).unwrap();
+    for (engine, threads) in [("interp", "1"), ("jit", "1"), ("interp", "2"), ("jit", "2")] {
+        let o = nfc(&[
+            "run",
+            "pcap",
+            rules.to_str().unwrap(),
+            cap.to_str().unwrap(),
+            "--engine",
+            engine,
+            "--threads",
+            threads,
+            "--ct-list",
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        if o.status.code() != Some(0)
+            || !out.contains("nat failed 1,")
+            || !out.contains("conntrack entries at the end: 10")
+        {
+            return Err(format!(
+                "{engine} --threads {threads}: {out}{}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+            .into());
+        }
+        let mut ports: Vec<u16> = out
+            .lines()
+            .filter_map(|l| l.split(" dst=198.51.100.1 sport=53 dport=").nth(1))
+            .filter_map(|r| r.split(' ').next()?.parse().ok())
+            .collect();
+        ports.sort_unstable();
+        if ports != (20000..20010).collect::<Vec<u16>>() {
+            return Err(
+                format!("{engine} --threads {threads}: reply ports {ports:?}\n{out}").into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn ipv6_answers() -> Result<(), Failed> {
     let rec = std::fs::read_to_string(root().join("testdata/router/ipv6_answers.txt")).unwrap();
     let hex = |h: &str| -> Vec<u8> {

@@ -114,7 +114,7 @@ const CASES: &[Case] = &[
             "  input        accept 2, drop 2",
             "  forward      drop 2",
             "  postrouting  accept 7",
-            "effects: reject 0, nat 2 (evaluated, not rewritten), log 0, notrack 0, ct mark set 0, ct helper set 0, queued 0",
+            "effects: reject 0, nat 2 (bound, not rewritten), nat failed 0, log 0, notrack 0, ct mark set 0, ct helper set 0, queued 0",
             "\t\tct state established,related counter packets 4 bytes 180 accept",
             "\t\tct state invalid counter packets 1 bytes 40 drop",
             "\t\tiifname \"eth1\" oifname \"eth0\" counter packets 1 bytes 40 accept",
@@ -205,7 +205,7 @@ fn nat_not_rewritten_is_said_once() {
             1,
             "{e}: {err}"
         );
-        assert!(stdout(&o).contains("nat 2 (evaluated, not rewritten)"));
+        assert!(stdout(&o).contains("nat 2 (bound, not rewritten), nat failed 0"));
         a.push("--json");
         let o = nfc(&a);
         let v: Value = serde_json::from_slice(&o.stdout).expect("json report");

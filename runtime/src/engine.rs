@@ -11,18 +11,20 @@
 //! packet that has no entry yet untracked (so it must run before conntrack: raw priority -300 < -200);
 //! `ct zone set` attaches a template; `reject` is a drop (counted) whose answer the hooks send once the traversal
 //! ends (`Packet::reject`); `queue` is the verdict (the hooks decide
-//! whether someone listens); NAT statements are evaluated and counted and set the entry's `IPS_*_NAT` status
-//! bits, but addresses are **not rewritten**.
+//! whether someone listens); `snat` / `dnat` statements set up the entry's NAT binding
+//! (`Conntrack::nf_nat_setup_info`: the mapping becomes its reply tuple; an exhausted range drops the packet,
+//! counted), masquerade and redirect only set the `IPS_*_NAT` status bits, and addresses are **not rewritten**.
 //!
 //! NAT chains (`type nat`) run like the kernel's `nf_nat_inet_fn`: only for a packet that has a conntrack entry
 //! in state NEW or RELATED whose NAT binding for this hook's manipulation is not set up yet, i.e. the first
 //! packet of each connection; after the chain, the binding is done (a null binding when no rule matched).
 
+use crate::ct::nat::{Manip, NatError, NatRange};
 use crate::ct::{CtInfo, Helper, Nfct};
 use crate::hook::{Engine, HookCtx, HookError, Hooks, Packet};
 use nfr_vm::insn::NatKind;
 use nfr_vm::interp::TraceEvent;
-use nfr_vm::pkt::{ct_state, ips};
+use nfr_vm::pkt::{NFPROTO_IPV4, ct_state, ips};
 use nfr_vm::{ChainId, Effects, Hook, PktState, State, Verdict, VerifiedProgram};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -68,8 +70,10 @@ pub struct ChainSpec {
 pub struct EffectStats {
     /// `reject` statements / REJECT targets that fired (the packet was dropped).
     pub rejects: u64,
-    /// NAT statements / targets that fired (evaluated; addresses not rewritten).
+    /// NAT statements / targets that fired (bound to conntrack; addresses not rewritten).
     pub nat: u64,
+    /// NAT bindings whose range was exhausted (`nf_nat_setup_info` found no unique tuple): packet dropped.
+    pub nat_failed: u64,
     /// `log` statements / LOG targets that fired.
     pub logs: u64,
     /// Packets made untracked by `notrack`.
@@ -85,6 +89,7 @@ impl EffectStats {
     pub fn add(&mut self, o: &EffectStats) {
         self.rejects += o.rejects;
         self.nat += o.nat;
+        self.nat_failed += o.nat_failed;
         self.logs += o.logs;
         self.notrack += o.notrack;
         self.ct_mark_writes += o.ct_mark_writes;
@@ -251,6 +256,25 @@ fn nat_due(pkt: &Packet<'_>, hook: Hook) -> bool {
     pkt.state.ct_status & nat_done_bit(hook) == 0
 }
 
+/// The `nf_nat_range2` of an snat/dnat request with an address (masquerade and redirect take an interface's
+/// address, which the request does not carry).
+fn nat_range(n: &nfr_vm::interp::NatRequest) -> Option<NatRange> {
+    if !matches!(n.kind, NatKind::Snat | NatKind::Dnat) {
+        return None;
+    }
+    let min = n.addr_min?;
+    let fix = |a: [u8; 16]| {
+        let mut a = a;
+        if n.family == NFPROTO_IPV4 {
+            a[4..].fill(0);
+        }
+        a
+    };
+    let addr = Some((fix(min), fix(n.addr_max.unwrap_or(min))));
+    let proto = n.proto_min.map(|lo| (lo, n.proto_max.unwrap_or(lo)));
+    Some(NatRange { addr, proto })
+}
+
 fn dst_manip(hook: Hook) -> bool {
     matches!(hook, Hook::Prerouting | Hook::Output)
 }
@@ -337,14 +361,34 @@ impl Engine for ChainEntry {
             fx.ct_helper,
             &mut stats,
         );
+        let mut v = v;
         if self.nat && v == Verdict::Accept {
             // The binding is set up now: with the requested mapping, or a null binding.
             let mut bits = nat_done_bit(cx.hook);
             for n in &fx.nat {
-                bits |= match n.kind {
-                    NatKind::Dnat | NatKind::Redirect => ips::DST_NAT,
-                    NatKind::Snat | NatKind::Masquerade => ips::SRC_NAT,
-                };
+                match nat_range(n) {
+                    // nf_nat_setup_info: the mapping becomes the entry's reply tuple.
+                    Some(range) => {
+                        let manip = if dst_manip(cx.hook) {
+                            Manip::Dst
+                        } else {
+                            Manip::Src
+                        };
+                        if let Err(NatError::Exhausted) =
+                            cx.ct.nf_nat_setup_info(&pkt.nfct, &range, manip, cx.now)
+                        {
+                            stats.nat_failed += 1;
+                            v = Verdict::Drop;
+                        }
+                    }
+                    // masquerade / redirect: the interface's address is not known here.
+                    None => {
+                        bits |= match n.kind {
+                            NatKind::Dnat | NatKind::Redirect => ips::DST_NAT,
+                            NatKind::Snat | NatKind::Masquerade => ips::SRC_NAT,
+                        }
+                    }
+                }
             }
             cx.ct.set_status_bits(&pkt.nfct, bits);
             cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);

@@ -743,6 +743,7 @@ impl Collector {
                 "effects": {
                     "rejects": end.effects.rejects,
                     "nat": end.effects.nat,
+                    "nat_failed": end.effects.nat_failed,
                     "logs": end.effects.logs,
                     "notrack": end.effects.notrack,
                     "ct_mark_writes": end.effects.ct_mark_writes,
@@ -855,8 +856,15 @@ impl Collector {
         let e = end.effects;
         let _ = writeln!(
             o,
-            "effects: reject {}, nat {} (evaluated, not rewritten), log {}, notrack {}, ct mark set {}, ct helper set {}, queued {}",
-            e.rejects, e.nat, e.logs, e.notrack, e.ct_mark_writes, e.helpers, self.tally.queued
+            "effects: reject {}, nat {} (bound, not rewritten), nat failed {}, log {}, notrack {}, ct mark set {}, ct helper set {}, queued {}",
+            e.rejects,
+            e.nat,
+            e.nat_failed,
+            e.logs,
+            e.notrack,
+            e.ct_mark_writes,
+            e.helpers,
+            self.tally.queued
         );
         if self.tally.generated > 0 {
             let _ = writeln!(

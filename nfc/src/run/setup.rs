@@ -141,8 +141,8 @@ impl Setup {
         });
         if uses_nat {
             notes.push(
-                "NAT statements are evaluated and counted (and set the entry's NAT status), but addresses and ports \
-                 are not rewritten"
+                "snat/dnat statements bind the connection in conntrack (the mapping is its reply tuple), masquerade \
+                 and redirect only set its NAT status, and addresses and ports are not rewritten"
                     .to_string(),
             );
         }

@@ -115,7 +115,7 @@ impl Conntrack {
         verdicts: &mut [Verdict],
     ) {
         let csum = self.settings.checksum && hook == Hook::Prerouting;
-        let lean = self.fast_path && !csum;
+        let lean = self.fast_path && !csum && self.nat_reply.is_empty();
         let deep = match self.burst_prefetch {
             BurstPrefetch::Auto => self.conns.len() * size_of::<Conn>() >= PREFETCH_MIN_BYTES,
             BurstPrefetch::Always => true,

@@ -294,7 +294,7 @@ impl Conntrack {
         let key_addr = [seg.addr, seg.addr.rotate_left(32)];
         let key_port = [seg.port, seg.port.rotate_left(16)];
         let key_meta = seg.meta();
-        self.lookup_by(seg.bucket as usize, now, |c, dir| {
+        self.lookup_by(seg.bucket as usize, now, |_, c, dir| {
             Self::conn_is(c, dir, &key_addr, &key_port, key_meta)
         })
     }

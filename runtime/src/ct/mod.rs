@@ -6,8 +6,9 @@
 //! Table layout (a deliberate choice): like the kernel's `nf_conntrack_hash`, a bucket array of chain heads with
 //! the chains threaded through the entries (one link per direction), so every entry is reachable from its
 //! original and its reply tuple, and `early_drop` can scan "8 buckets from the new tuple's bucket" exactly as the
-//! kernel does. Only the original tuple is stored: without NAT the reply tuple is its inverse. Entries live in a
-//! slab (`Vec`) addressed by index; a packet refers to its entry with [`Nfct`] (index + generation, like
+//! kernel does. Only the original tuple is stored: without NAT the reply tuple is its inverse; the reply tuple
+//! of a NAT binding (`nat`) sits in a side table, and the lean paths stand aside while any binding exists.
+//! Entries live in a slab (`Vec`) addressed by index; a packet refers to its entry with [`Nfct`] (index + generation, like
 //! `skb->_nfct`). An entry is 128 bytes: timeouts are wrapping millisecond ticks (jiffies-like, reaped by a
 //! periodic GC on packet time); rare data lives in side tables (hashbrown): FTP helper state, `ct->master` of
 //! expected entries; packet/byte counters sit in a parallel array only when `acct` is on. Beside the heads, one
@@ -22,6 +23,7 @@
 mod burst;
 pub mod ftp;
 mod lean;
+pub mod nat;
 pub mod tcp;
 pub mod tuple;
 
@@ -337,6 +339,11 @@ pub struct Conntrack {
     ftp: hashbrown::HashMap<u32, ftp::FtpInfo>,
     /// `ct->master` of expected entries (child slot -> master).
     masters: hashbrown::HashMap<u32, ConnId>,
+    /// The reply tuple of entries with a NAT binding (`nf_conntrack_alter_reply`); an entry not in it has the
+    /// inverse of its original tuple as reply tuple.
+    nat_reply: hashbrown::HashMap<u32, Tuple>,
+    /// `bysource`: the entry whose SRC binding maps an original source (address, port, protocols, zone).
+    nat_bysource: hashbrown::HashMap<nat::SrcKey, u32>,
     /// Parallel to `conns` when `settings.acct`.
     acct: Vec<Acct>,
     /// Tick of the last automatic GC pass.
@@ -469,6 +476,8 @@ impl Conntrack {
             count: 0,
             expects: Vec::new(),
             ftp: hashbrown::HashMap::new(),
+            nat_reply: hashbrown::HashMap::new(),
+            nat_bysource: hashbrown::HashMap::new(),
             masters: hashbrown::HashMap::new(),
             acct: Vec::new(),
             last_gc: 0,
@@ -551,12 +560,37 @@ impl Conntrack {
         ((u64::from(h) * self.heads.len() as u64) >> 32) as usize
     }
 
-    fn tuple_of(c: &Conn, dir: usize) -> Tuple {
+    fn tuple_of(&self, idx: u32, c: &Conn, dir: usize) -> Tuple {
         if dir == 0 {
             c.orig
+        } else if let Some(r) = self.nat_reply_of(idx) {
+            r
         } else {
             c.orig.invert().unwrap_or(c.orig)
         }
+    }
+
+    /// The NATed reply tuple of entry `idx`, if it has a NAT binding.
+    #[inline(always)]
+    fn nat_reply_of(&self, idx: u32) -> Option<Tuple> {
+        if self.nat_reply.is_empty() {
+            None
+        } else {
+            self.nat_reply.get(&idx).copied()
+        }
+    }
+
+    /// Whether entry `idx` is reached by tuple `t` in direction `dir` (its original tuple, or its reply tuple:
+    /// the NATed one when it has a binding).
+    #[inline(always)]
+    fn conn_hit(&self, idx: u32, c: &Conn, dir: usize, t: &Tuple) -> bool {
+        if dir == 1
+            && !self.nat_reply.is_empty()
+            && let Some(r) = self.nat_reply.get(&idx)
+        {
+            return r.key_eq(t);
+        }
+        c.orig.matches_dir(dir, t)
     }
 
     #[inline(always)]
@@ -575,11 +609,12 @@ impl Conntrack {
             } else {
                 0
             };
+            let reply = self.tuple_of(idx, c, 1);
             self.events.push(CtEvent {
                 kind,
                 ts_ns: now,
                 orig: c.orig,
-                reply: Self::tuple_of(c, 1),
+                reply,
                 status: c.status,
                 tcp_state,
                 timeout_s: c.remaining_ms(now) / 1000,
@@ -614,14 +649,14 @@ impl Conntrack {
     /// entry has expired (the caller then deletes it and looks further, [`Self::find_in_expired`]).
     #[inline(always)]
     fn lookup(&self, b: usize, t: &Tuple, zone: u16, now: u64) -> Lookup {
-        self.lookup_by(b, now, |c, dir| {
-            c.zone == zone && c.orig.matches_dir(dir, t)
+        self.lookup_by(b, now, |node, c, dir| {
+            c.zone == zone && self.conn_hit(node, c, dir, t)
         })
     }
 
     /// [`Self::lookup`]'s walk of bucket `b` with `hit(entry, direction)` as the tuple compare.
     #[inline(always)]
-    fn lookup_by(&self, b: usize, now: u64, hit: impl Fn(&Conn, usize) -> bool) -> Lookup {
+    fn lookup_by(&self, b: usize, now: u64, hit: impl Fn(u32, &Conn, usize) -> bool) -> Lookup {
         let mut cur = self.heads.get(b).copied().unwrap_or(NONE_IDX);
         while cur != NONE_IDX {
             let node = cur >> 1;
@@ -629,7 +664,7 @@ impl Conntrack {
             let Some(c) = self.conns.get(node as usize) else {
                 break;
             };
-            if hit(c, dir) {
+            if hit(node, c, dir) {
                 return if Self::expired(c, now) {
                     Lookup::Expired
                 } else {
@@ -661,7 +696,7 @@ impl Conntrack {
             let Some(c) = self.conns.get(node as usize) else {
                 break;
             };
-            if c.zone == zone && c.orig.matches_dir(dir, t) {
+            if c.zone == zone && self.conn_hit(node, c, dir, t) {
                 if Self::expired(c, now) {
                     expired.push(node);
                 } else {
@@ -705,7 +740,7 @@ impl Conntrack {
                 break;
             };
             n += 1;
-            if c.zone == zone && c.orig.matches_dir(dir, t) {
+            if c.zone == zone && self.conn_hit(node, c, dir, t) {
                 if Self::expired(c, now) {
                     return self.probe_expired(b, t, zone, now);
                 }
@@ -751,12 +786,17 @@ impl Conntrack {
     #[allow(clippy::type_complexity)]
     fn confirm_probes(
         &mut self,
+        idx: u32,
         t0: &Tuple,
         zone: u16,
         b1: usize,
         now: u64,
     ) -> Option<([usize; 2], Option<(u32, usize)>, [u32; 2], [bool; 2])> {
-        if t0.l3 == NFPROTO_IPV4 && (tuple::has_ports(t0.l4) || t0.l4 == proto::GRE) {
+        // The packed compares below take every reply tuple for the inverse: not so once NAT bindings exist.
+        if self.nat_reply.is_empty()
+            && t0.l3 == NFPROTO_IPV4
+            && (tuple::has_ports(t0.l4) || t0.l4 == proto::GRE)
+        {
             // The inverse swaps addresses and ports: both tuples' keys come from `t0`'s parts, and an IPv4
             // entry's addresses are zero past the 4th byte, so packed words compare exactly.
             let le = |a: &[u8; 16]| u32::from_le_bytes([a[0], a[1], a[2], a[3]]);
@@ -805,18 +845,22 @@ impl Conntrack {
                 Probe::Expired => {}
             }
         }
-        self.confirm_probes_general(t0, zone, now)
+        self.confirm_probes_general(idx, t0, zone, now)
     }
 
     /// [`Self::confirm_probes`] for any tuple: builds the inverse and walks with the general compares.
     #[allow(clippy::type_complexity)]
     fn confirm_probes_general(
         &mut self,
+        idx: u32,
         t0: &Tuple,
         zone: u16,
         now: u64,
     ) -> Option<([usize; 2], Option<(u32, usize)>, [u32; 2], [bool; 2])> {
-        let t1 = t0.invert()?;
+        let t1 = match self.nat_reply_of(idx) {
+            Some(r) => r,
+            None => t0.invert()?,
+        };
         let b0 = self.bucket(t0, zone);
         let b1 = self.bucket(&t1, zone);
         // One walk per chain: the clash lookup (nf_conntrack_find of both tuples) also measures the chain.
@@ -885,7 +929,7 @@ impl Conntrack {
             let Some(c) = self.conns.get(idx as usize) else {
                 return;
             };
-            let t = Self::tuple_of(c, dir);
+            let t = self.tuple_of(idx, c, dir);
             let b = self.bucket(&t, c.zone);
             let me = idx << 1 | dir as u32;
             let my_next = c.next[dir];
@@ -947,6 +991,12 @@ impl Conntrack {
             }
             if !self.masters.is_empty() {
                 self.masters.remove(&idx);
+            }
+            if !self.nat_reply.is_empty() && self.nat_reply.remove(&idx).is_some() {
+                let k = nat::SrcKey::of(&c.orig, c.zone);
+                if self.nat_bysource.get(&k) == Some(&idx) {
+                    self.nat_bysource.remove(&k);
+                }
             }
         }
     }
@@ -1269,7 +1319,7 @@ impl Conntrack {
         let Some(c) = self.conns.get(idx as usize) else {
             return Nfct::None;
         };
-        let td = Self::tuple_of(c, dir);
+        let td = self.tuple_of(idx, c, dir);
         if td.dst != outer_daddr {
             return Nfct::None;
         }
@@ -1335,6 +1385,7 @@ impl Conntrack {
         let csum = self.settings.checksum && hook == Hook::Prerouting;
         if !csum
             && self.fast_path
+            && self.nat_reply.is_empty()
             && let Some((v, n)) = self.fast_tcp(l3, zone, now)
         {
             *nfct = n;
@@ -1738,9 +1789,8 @@ impl Conntrack {
         let zone = c.zone;
         // init_conntrack left the reply bucket in the entry's (still unused) reply link.
         let b1 = c.next[1] as usize;
-        debug_assert_eq!(b1, self.reply_bucket(&t0, zone));
         let Some(([b0, b1], clash, [mut n0, n1], [del0, del1])) =
-            self.confirm_probes(&t0, zone, b1, now)
+            self.confirm_probes(id.idx, &t0, zone, b1, now)
         else {
             return Verdict::Accept;
         };
@@ -1821,8 +1871,8 @@ impl Conntrack {
         let Some(c) = self.conn(id) else { return false };
         let orig = c.orig;
         let zone = c.zone;
-        let tdir = Self::tuple_of(c, dir);
-        let tother = Self::tuple_of(c, 1 - dir);
+        let tdir = self.tuple_of(id.idx, c, dir);
+        let tother = self.tuple_of(id.idx, c, 1 - dir);
         let mut info = self.ftp.get(&id.idx).copied().unwrap_or_default();
         let mut drop = false;
         if info.find_nl_seq(seq, dir) {
@@ -2054,7 +2104,7 @@ impl Conntrack {
             p.ct_l3proto = c.orig.l3;
             p.ct_protocol = c.orig.l4;
             p.ct_orig = c.orig.to_vm();
-            p.ct_reply = Self::tuple_of(c, 1).to_vm();
+            p.ct_reply = self.tuple_of(id.idx, c, 1).to_vm();
         }
     }
 
@@ -2092,7 +2142,7 @@ impl Conntrack {
         for (idx, c) in v {
             let a = self.acct.get(idx as usize).copied().unwrap_or_default();
             let t0 = c.orig;
-            let t1 = Self::tuple_of(c, 1);
+            let t1 = self.tuple_of(idx, c, 1);
             let mut l = format!(
                 "{:<8} {} {} ",
                 t0.proto_name(),
@@ -2160,7 +2210,7 @@ impl Conntrack {
                         generation: c.generation,
                     },
                     orig: c.orig,
-                    reply: Self::tuple_of(c, 1),
+                    reply: self.tuple_of(idx, c, 1),
                     zone: c.zone,
                     status: c.status,
                     mark: c.mark,

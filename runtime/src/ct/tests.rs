@@ -1320,8 +1320,8 @@ fn confirm_probes_agree_with_the_general_walks() {
         let inverse = t0.invert().unwrap();
         let b1 = fast.reply_bucket(&t0, zone);
         assert_eq!(b1, general.bucket(&inverse, zone));
-        let a = fast.confirm_probes(&t0, zone, b1, later);
-        let b = general.confirm_probes_general(&t0, zone, later);
+        let a = fast.confirm_probes(NONE_IDX, &t0, zone, b1, later);
+        let b = general.confirm_probes_general(NONE_IDX, &t0, zone, later);
         assert_eq!(a, b, "step {step}: {t0:?} zone {zone}");
         checked += 1;
         let b = b.unwrap();
@@ -1344,4 +1344,149 @@ fn confirm_probes_agree_with_the_general_walks() {
     assert!(checked > 1000, "{checked}");
     assert!(found > 50, "only {found} clashes");
     assert!(deleted > 100, "only {deleted} walks deleted");
+}
+
+/// PREROUTING with a NAT binding set up before confirm (`nf_nat_setup_info` at the nat hook).
+fn path_nat(
+    ct: &mut Conntrack,
+    p: &[u8],
+    range: &nat::NatRange,
+    manip: nat::Manip,
+    now: u64,
+) -> Result<Tuple, nat::NatError> {
+    let mut n = Nfct::None;
+    assert_eq!(
+        ct.conntrack_in(p, Hook::Prerouting, now, &mut n),
+        Verdict::Accept
+    );
+    let r = ct.nf_nat_setup_info(&n, range, manip, now);
+    if r.is_ok() {
+        assert_eq!(ct.confirm(p, now, &mut n), Verdict::Accept);
+    }
+    ct.release(&mut n);
+    r
+}
+
+fn v4(s: &str) -> [u8; 16] {
+    let mut b = [0; 16];
+    if let IpAddr::V4(x) = a(s) {
+        b[..4].copy_from_slice(&x.octets());
+    }
+    b
+}
+
+#[test]
+fn snat_binding_is_the_reply_tuple() {
+    let mut ct = Conntrack::new(settings());
+    let pub_ip = v4("198.51.100.1");
+    let range = nat::NatRange {
+        addr: Some((pub_ip, pub_ip)),
+        proto: None,
+    };
+    let q = build::udp(a("192.168.1.50"), a("93.184.216.34"), 40000, 53, b"q");
+    let reply = path_nat(&mut ct, &q, &range, nat::Manip::Src, 0).unwrap();
+    // The source port is in range and unused: kept, as masquerade does.
+    assert_eq!((reply.dst, reply.dport), (pub_ip, 40000));
+    let l = ct.listing(0);
+    assert!(
+        l.contains("src=192.168.1.50 dst=93.184.216.34 sport=40000 dport=53 ")
+            && l.contains("[UNREPLIED] src=93.184.216.34 dst=198.51.100.1 sport=53 dport=40000 "),
+        "{l}"
+    );
+    assert_eq!(ct.entries(0)[0].status & ips::SRC_NAT, ips::SRC_NAT);
+    // The reply comes to the public address and is found by the NATed reply tuple.
+    let r = build::udp(a("93.184.216.34"), a("198.51.100.1"), 53, 40000, b"a");
+    assert_eq!(path(&mut ct, &r, S).0, "EST_REPLY");
+    // A packet to the inside address itself is not the reply: it is new, and clashes with the entry's original
+    // tuple at confirm.
+    let r2 = build::udp(a("93.184.216.34"), a("192.168.1.50"), 53, 40000, b"a");
+    assert_eq!(path(&mut ct, &r2, S).0, "NEW");
+    assert_eq!(ct.count(), 1);
+    // A second source with the same port gets another public port (nf_nat_used_tuple).
+    let q2 = build::udp(a("192.168.1.51"), a("93.184.216.34"), 40000, 53, b"q");
+    let reply2 = path_nat(&mut ct, &q2, &range, nat::Manip::Src, 2 * S).unwrap();
+    assert_eq!(reply2.dst, pub_ip);
+    assert_ne!(reply2.dport, 40000);
+    assert!(reply2.dport >= 1024);
+    let r3 = build::udp(
+        a("93.184.216.34"),
+        a("198.51.100.1"),
+        53,
+        reply2.dport,
+        b"a",
+    );
+    assert_eq!(path(&mut ct, &r3, 3 * S).0, "EST_REPLY");
+    // The entries leave the table cleanly (GC unlinks both NATed chains).
+    assert_eq!(ct.gc(1000 * S), 2);
+    assert!(ct.is_empty(1000 * S));
+    assert!(ct.nat_reply.is_empty());
+}
+
+#[test]
+fn snat_range_of_ten_ports_is_exhausted_by_the_eleventh_connection() {
+    let mut ct = Conntrack::new(settings());
+    let pub_ip = v4("198.51.100.1");
+    let range = nat::NatRange {
+        addr: Some((pub_ip, pub_ip)),
+        proto: Some((20000, 20009)),
+    };
+    let mut ports = Vec::new();
+    for i in 0..11u16 {
+        let q = build::udp(a("192.168.1.50"), a("93.184.216.34"), 30000 + i, 53, b"q");
+        let r = path_nat(&mut ct, &q, &range, nat::Manip::Src, 0);
+        if i < 10 {
+            ports.push(r.unwrap().dport);
+        } else {
+            assert_eq!(r, Err(nat::NatError::Exhausted));
+        }
+    }
+    ports.sort_unstable();
+    assert_eq!(ports, (20000..20010).collect::<Vec<_>>());
+    assert_eq!(ct.count(), 10);
+}
+
+#[test]
+fn dnat_binding_finds_replies_from_the_inside_host() {
+    let mut ct = Conntrack::new(settings());
+    let lan = v4("192.168.1.10");
+    let range = nat::NatRange {
+        addr: Some((lan, lan)),
+        proto: Some((8080, 8080)),
+    };
+    let syn = tcp("203.0.113.7", "198.51.100.1", 50000, 80, 1, 0, F::SYN, b"");
+    let reply = path_nat(&mut ct, &syn, &range, nat::Manip::Dst, 0).unwrap();
+    assert_eq!((reply.src, reply.sport), (lan, 8080));
+    let l = ct.listing(0);
+    assert!(
+        l.contains("src=192.168.1.10 dst=203.0.113.7 sport=8080 dport=50000"),
+        "{l}"
+    );
+    let synack = tcp(
+        "192.168.1.10",
+        "203.0.113.7",
+        8080,
+        50000,
+        100,
+        2,
+        F::SYN | F::ACK,
+        b"",
+    );
+    assert_eq!(path(&mut ct, &synack, S).0, "EST_REPLY");
+}
+
+#[test]
+fn snat_same_source_keeps_its_mapping() {
+    let mut ct = Conntrack::new(settings());
+    let pub_ip = v4("198.51.100.1");
+    let range = nat::NatRange {
+        addr: Some((pub_ip, pub_ip)),
+        proto: Some((20000, 20999)),
+    };
+    let q1 = build::udp(a("192.168.1.50"), a("93.184.216.34"), 40000, 53, b"q");
+    let q2 = build::udp(a("192.168.1.50"), a("8.8.8.8"), 40000, 53, b"q");
+    let r1 = path_nat(&mut ct, &q1, &range, nat::Manip::Src, 0).unwrap();
+    let r2 = path_nat(&mut ct, &q2, &range, nat::Manip::Src, 0).unwrap();
+    assert_eq!((r1.dst, r1.dport), (r2.dst, r2.dport));
+    assert_eq!(ct.gc(1000 * S), 2);
+    assert!(ct.nat_bysource.is_empty());
 }
