@@ -127,6 +127,22 @@ pub trait Engine {
     fn name(&self) -> &str {
         "engine"
     }
+
+    /// What `--profile` counts this entry's time as.
+    fn stage(&self) -> Stage {
+        Stage::Chains
+    }
+}
+
+/// The kinds of hook entry `--profile` tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Defrag,
+    Conntrack,
+    /// The rulesets' chains (and any other engine).
+    Chains,
+    /// Bookkeeping entries that are not part of the packet's path (the replay's observer).
+    Other,
 }
 
 /// `nf_conntrack_in` as a hook entry.
@@ -146,6 +162,10 @@ impl Engine for ConntrackIn {
     fn name(&self) -> &str {
         "nf_conntrack_in"
     }
+
+    fn stage(&self) -> Stage {
+        Stage::Conntrack
+    }
 }
 
 /// `nf_confirm` as a hook entry.
@@ -163,6 +183,10 @@ impl Engine for ConntrackConfirm {
 
     fn name(&self) -> &str {
         "nf_confirm"
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::Conntrack
     }
 }
 
@@ -194,6 +218,10 @@ impl Engine for DefragEntry {
 
     fn name(&self) -> &str {
         "nf_defrag"
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::Defrag
     }
 }
 
@@ -319,12 +347,12 @@ pub struct HookProfile {
 }
 
 impl HookProfile {
-    fn add(&mut self, engine: &str, ns: u64) {
-        let k = match engine {
-            "nf_defrag" => &mut self.defrag,
-            "nf_conntrack_in" | "nf_confirm" => &mut self.conntrack,
-            "observer" => &mut self.other,
-            _ => &mut self.chains,
+    fn add(&mut self, stage: Stage, ns: u64) {
+        let k = match stage {
+            Stage::Defrag => &mut self.defrag,
+            Stage::Conntrack => &mut self.conntrack,
+            Stage::Chains => &mut self.chains,
+            Stage::Other => &mut self.other,
         };
         k.0 += ns;
         k.1 += 1;
@@ -491,7 +519,7 @@ impl Hooks {
                     .then(std::time::Instant::now);
                 let v = e.engine.hook(pkt, &mut cx);
                 if let (Some(t), Some(p)) = (t, self.profile.as_mut()) {
-                    p.add(e.engine.name(), t.elapsed().as_nanos() as u64);
+                    p.add(e.engine.stage(), t.elapsed().as_nanos() as u64);
                 }
                 if v != Verdict::Repeat {
                     break v;

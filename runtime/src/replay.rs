@@ -8,7 +8,7 @@
 //! This is what `nfc run` and the kernel-agreement tests use; it takes frames, never files.
 
 use crate::ct::Conntrack;
-use crate::hook::{Engine, HookCtx, HookOutcome, Hooks, Packet, Route};
+use crate::hook::{Engine, HookCtx, HookOutcome, Hooks, Packet, Route, Stage};
 use crate::pcap::{Frame, linktype};
 use crate::wire::{self, Ipv4Packet, Ipv6Packet, Malformed, link};
 use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6, ct_state};
@@ -175,6 +175,10 @@ impl Engine for Observer {
 
     fn name(&self) -> &str {
         "observer"
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::Other
     }
 }
 

@@ -22,6 +22,24 @@ use super::setup::Setup;
 use super::worker::{FrameRecord, RunEnd};
 use super::{Args, print};
 
+/// A trace's rules (as [`Collector::trace_rules`] gives them), one line each: `chain rule R (verdict V)` or
+/// `chain policy P`.
+fn rule_lines(out: &mut String, indent: &str, rules: &[Value]) {
+    for ru in rules {
+        let chain = ru["chain"].as_str().unwrap_or("");
+        if let Some(p) = ru["policy"].as_str() {
+            let _ = writeln!(out, "{indent}{chain} policy {p}");
+        } else {
+            let _ = writeln!(
+                out,
+                "{indent}{chain} rule {} (verdict {})",
+                ru["rule"].as_str().unwrap_or(""),
+                ru["verdict"].as_str().unwrap_or("")
+            );
+        }
+    }
+}
+
 /// `--profile`: (stage, ns a frame) over the timed frames.
 fn profile_stages(end: &RunEnd) -> Option<Vec<(&'static str, f64)>> {
     let p = end.profile?;
@@ -206,11 +224,12 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Counts one frame; returns its outcome's name and the hook where its traversal ended.
-    pub fn add(&mut self, r: &FrameRecord) -> (&'static str, Option<Hook>) {
+    /// Counts one frame and its `events` (as [`kernel_events`] reports them); returns its outcome's name and the
+    /// hook where its traversal ended.
+    pub fn add(&mut self, r: &FrameRecord, events: usize) -> (&'static str, Option<Hook>) {
         self.frames += 1;
         self.bytes += u64::from(r.orig_len);
-        self.event_count += kernel_events(&r.events).len() as u64;
+        self.event_count += events as u64;
         for x in &r.sent {
             self.generated += 1;
             self.generated_out += u64::from(x.sent.outcome == HookOutcome::Accept);
@@ -445,7 +464,8 @@ impl Collector {
     }
 
     pub fn record(&mut self, r: FrameRecord) -> anyhow::Result<()> {
-        let (verdict, stopped) = self.tally.add(&r);
+        let events = kernel_events(&r.events);
+        let (verdict, stopped) = self.tally.add(&r, events.len());
         if let Some(d) = &r.data {
             let w = match verdict {
                 "accept" => self.accepted.as_mut(),
@@ -466,7 +486,6 @@ impl Collector {
                 w.write(r.linktype, r.ts_ns, d.len() as u32, d)?;
             }
         }
-        let events = kernel_events(&r.events);
         if self.trace {
             self.trace_record(&r, &events, verdict, stopped)?;
         } else if self.events {
@@ -593,19 +612,7 @@ impl Collector {
                 );
             }
         }
-        for ru in &rules {
-            let chain = ru["chain"].as_str().unwrap_or("");
-            if let Some(p) = ru["policy"].as_str() {
-                let _ = writeln!(self.out, "  {chain} policy {p}");
-            } else {
-                let _ = writeln!(
-                    self.out,
-                    "  {chain} rule {} (verdict {})",
-                    ru["rule"].as_str().unwrap_or(""),
-                    ru["verdict"].as_str().unwrap_or("")
-                );
-            }
-        }
+        rule_lines(&mut self.out, "  ", &rules);
         for (kind, e) in events {
             let _ = writeln!(self.out, "  event {}", event_line(kind, e));
         }
@@ -632,19 +639,11 @@ impl Collector {
                         .join(" -> "))
                     .unwrap_or_default()
             );
-            for ru in s["rules"].as_array().into_iter().flatten() {
-                let chain = ru["chain"].as_str().unwrap_or("");
-                if let Some(p) = ru["policy"].as_str() {
-                    let _ = writeln!(self.out, "    {chain} policy {p}");
-                } else {
-                    let _ = writeln!(
-                        self.out,
-                        "    {chain} rule {} (verdict {})",
-                        ru["rule"].as_str().unwrap_or(""),
-                        ru["verdict"].as_str().unwrap_or("")
-                    );
-                }
-            }
+            rule_lines(
+                &mut self.out,
+                "    ",
+                s["rules"].as_array().map_or(&[][..], Vec::as_slice),
+            );
             let _ = writeln!(
                 self.out,
                 "    verdict {} at {}",

@@ -763,7 +763,8 @@ fn drive_shards(
                             let vf = Frame { ts_ns: ts, ..f };
                             let rec = w.frame_timed(frames, &vf, orig, cap, timing);
                             let t = timing.then(Instant::now);
-                            tally.add(&rec);
+                            // No events here: `--ct-events` prints per frame, so it never takes this path.
+                            tally.add(&rec, 0);
                             w.prof.report_ns += since(t);
                         }
                         if k == 0 && frames.is_multiple_of(4096) {
