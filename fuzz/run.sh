@@ -13,7 +13,7 @@ set -eu
 secs=${1:-60}
 shift || true
 cd "$(dirname "$0")"
-all="parse_check ipt_blob wire pcap import_save jit_diff"
+all="parse_check ipt_blob wire pcap import_save classify jit_diff"
 targets=${*:-$all}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -30,6 +30,7 @@ for t in $targets; do
     case $t in
         # the generator's tape: longer inputs reach longer programs; ASan cannot see into JIT code
         jit_diff) opts="--sanitizer none"; max=${MAX_LEN:-4096} ;;
+        classify) opts=""; max=${MAX_LEN:-4096} ;;
         pcap) opts=""; max=${MAX_LEN:-65536} ;;
         *) opts=""; max=${MAX_LEN:-8192} ;;
     esac

@@ -1178,7 +1178,7 @@ pub fn packet_set(r: &mut Rng, nbase: usize) -> Vec<(Vec<u8>, PktState)> {
 /// over the program's runs (built with random options, see [`with_classifiers`]), bit 3 the
 /// shared walk instead of the native one — and the
 /// rest is the generator's tape. Compiles the program (IR verifier on) and compares the JIT
-/// with the interpreter walking the chains rule by rule, on two base packets with every
+/// with the interpreter walking the chains rule by rule, on six base packets with every
 /// truncation (and, with classifiers, aimed packets). `Ok(pairs)`, or what went wrong (a
 /// verified program that does not compile is an error too).
 pub fn diff_input(data: &[u8]) -> Result<usize, String> {
@@ -1204,14 +1204,41 @@ pub fn diff_input(data: &[u8]) -> Result<usize, String> {
     };
     let jit = JitProgram::compile_with(&compiled, &opts)
         .map_err(|e| format!("a verified program does not compile: {e}"))?;
-    let mut pkts = packet_set(&mut r, 2);
+    // Compiling dominates: give each program many packets.
+    let mut pkts = packet_set(&mut r, 6);
     if flags & 4 != 0 {
         aim_packets(&compiled, &mut pkts, &mut r);
-        pkts.extend(aimed_set(&compiled, &mut r, 8));
+        pkts.extend(aimed_set(&compiled, &mut r, 32));
     }
     compare(&prog, &jit, &pkts).map_err(|e| {
         format!(
             "jit != interp: {e}\nprogram:\n{}",
+            nfr_vm::print::print_program(prog.program())
+        )
+    })
+}
+
+/// One `classify` fuzz input (also replayed by `tests/fuzz_seeds.rs`): the whole input is the
+/// generator's tape. A random program, the same program with classifiers built with random
+/// options, and packets aimed at their leaves: the interpreter's tree walk must equal its
+/// rule-by-rule scan of the program without classifiers, on every packet. No code generation,
+/// so this target runs far faster than `jit_diff`. `Ok(pairs)`, or the first difference.
+pub fn classify_input(data: &[u8]) -> Result<usize, String> {
+    let mut r = Rng::from_tape(data);
+    let prog = random_program(&mut r);
+    let cls = with_classifiers(&prog, &mut r);
+    let mut pkts = packet_set(&mut r, 2);
+    aim_packets(&cls, &mut pkts, &mut r);
+    pkts.extend(aimed_set(&cls, &mut r, 64));
+    compare_with(
+        &prog,
+        |s, c, b, st, fx| prog.run(s, c, b, st, fx),
+        |s, c, b, st, fx| cls.run(s, c, b, st, fx),
+        &pkts,
+    )
+    .map_err(|e| {
+        format!(
+            "classified != linear (\"jit\" below is the classified walk): {e}\nprogram:\n{}",
             nfr_vm::print::print_program(prog.program())
         )
     })

@@ -1,5 +1,6 @@
-//! Replays the `jit_diff` fuzz target's seeds (`testdata/fuzz-seeds/jit_diff`) and any crash
-//! inputs kept in `fuzz/regressions/jit_diff` through `nfr_jit::testgen::diff_input`, on stable.
+//! Replays the seeds of the `jit_diff` and `classify` fuzz targets (`testdata/fuzz-seeds/<target>`)
+//! and any crash inputs kept in `fuzz/regressions/<target>` through `nfr_jit::testgen::diff_input`
+//! and `classify_input`, on stable.
 
 use std::path::{Path, PathBuf};
 
@@ -16,26 +17,36 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-#[test]
-fn jit_diff_seeds_and_regressions_agree() {
+/// Every seed and regression of `target` through `run`; the pairs compared.
+fn replay(target: &str, run: fn(&[u8]) -> Result<usize, String>) -> usize {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let seeds = files(&root.join("testdata/fuzz-seeds/jit_diff"));
+    let seeds = files(&root.join("testdata/fuzz-seeds").join(target));
     assert!(
         !seeds.is_empty(),
-        "testdata/fuzz-seeds/jit_diff is empty or missing"
+        "testdata/fuzz-seeds/{target} is empty or missing"
     );
-    let regressions = files(&root.join("fuzz/regressions/jit_diff"));
+    let regressions = files(&root.join("fuzz/regressions").join(target));
     let mut pairs = 0;
     for p in seeds.iter().chain(&regressions) {
         let data = std::fs::read(p).expect("read fuzz input");
-        match nfr_jit::testgen::diff_input(&data) {
+        match run(&data) {
             Ok(n) => pairs += n,
             Err(e) => panic!("{}: {e}", p.display()),
         }
     }
     println!(
-        "jit_diff: {} inputs, {pairs} (program, packet) pairs equal",
+        "{target}: {} inputs, {pairs} (program, packet) pairs equal",
         seeds.len() + regressions.len()
     );
-    assert!(pairs > 0);
+    pairs
+}
+
+#[test]
+fn jit_diff_seeds_and_regressions_agree() {
+    assert!(replay("jit_diff", nfr_jit::testgen::diff_input) > 0);
+}
+
+#[test]
+fn classify_seeds_and_regressions_agree() {
+    assert!(replay("classify", nfr_jit::testgen::classify_input) > 0);
 }
