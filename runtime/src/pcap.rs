@@ -172,7 +172,6 @@ pub struct PcapReader<'r> {
     /// Section Header Blocks seen.
     sections: u32,
     last_ts: u64,
-    buf: Vec<u8>,
     done: bool,
 }
 
@@ -211,7 +210,6 @@ impl<'r> PcapReader<'r> {
             ifaces: Vec::new(),
             sections: 0,
             last_ts: 0,
-            buf: Vec::new(),
             done: false,
         })
     }
@@ -261,6 +259,9 @@ impl<'r> PcapReader<'r> {
                 Consumed(usize),
                 Frame {
                     off: usize,
+                    /// The frame's bytes: their address and length inside the reader's buffer.
+                    at: usize,
+                    len: usize,
                     linktype: u16,
                     ts: u64,
                     orig: u32,
@@ -292,10 +293,10 @@ impl<'r> PcapReader<'r> {
                             u64::from(b.ts_usec) * 1000
                         };
                         let ts = u64::from(b.ts_sec) * 1_000_000_000 + sub;
-                        self.buf.clear();
-                        self.buf.extend_from_slice(b.data);
                         Step::Frame {
                             off,
+                            at: b.data.as_ptr() as usize,
+                            len: b.data.len(),
                             linktype: self.legacy_linktype,
                             ts,
                             orig: b.origlen,
@@ -337,11 +338,10 @@ impl<'r> PcapReader<'r> {
                                     + i128::from(ifc.offset_s) * 1_000_000_000;
                                 let ts = ns.clamp(0, i128::from(u64::MAX)) as u64;
                                 let len = (epb.caplen as usize).min(epb.data.len());
-                                self.buf.clear();
-                                self.buf
-                                    .extend_from_slice(epb.data.get(..len).unwrap_or(&[]));
                                 Step::Frame {
                                     off,
+                                    at: epb.data.as_ptr() as usize,
+                                    len,
                                     linktype: ifc.linktype,
                                     ts,
                                     orig: epb.origlen,
@@ -355,11 +355,10 @@ impl<'r> PcapReader<'r> {
                         None => Step::Fail(PcapErrorKind::UnknownInterface { id: 0, declared: 0 }),
                         Some(ifc) => {
                             let len = (spb.origlen as usize).min(spb.data.len());
-                            self.buf.clear();
-                            self.buf
-                                .extend_from_slice(spb.data.get(..len).unwrap_or(&[]));
                             Step::Frame {
                                 off,
+                                at: spb.data.as_ptr() as usize,
+                                len,
                                 linktype: ifc.linktype,
                                 ts: self.last_ts,
                                 orig: spb.origlen,
@@ -384,6 +383,8 @@ impl<'r> PcapReader<'r> {
                 }
                 Step::Frame {
                     off,
+                    at,
+                    len,
                     linktype,
                     ts,
                     orig,
@@ -397,10 +398,15 @@ impl<'r> PcapReader<'r> {
                         .ifaces
                         .get(iface as usize)
                         .and_then(|i| i.name.as_deref());
+                    // The block borrowed the buffer, which stays put until the next call consumes the record:
+                    // the frame's bytes are taken from there, not copied.
+                    let buf = self.inner.data();
+                    let start = at.wrapping_sub(buf.as_ptr() as usize);
+                    let data = buf.get(start..start.saturating_add(len)).unwrap_or(&[]);
                     return Ok(Some(Frame {
                         linktype,
                         ts_ns: ts,
-                        data: &self.buf,
+                        data,
                         orig_len: orig,
                         iface,
                         fcs_len: fcs,
