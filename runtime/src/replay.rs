@@ -29,6 +29,17 @@ pub enum SeenState {
 }
 
 impl SeenState {
+    /// Every state, in declaration order (`state as usize` indexes it).
+    pub const ALL: [SeenState; 7] = [
+        SeenState::New,
+        SeenState::Est,
+        SeenState::EstReply,
+        SeenState::Rel,
+        SeenState::RelReply,
+        SeenState::Invalid,
+        SeenState::Untracked,
+    ];
+
     /// From an engine packet context after conntrack.
     pub fn of(p: &PktState) -> Self {
         let reply = p.ct_direction == 1;

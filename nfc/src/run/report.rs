@@ -11,7 +11,7 @@ use nfr_grammar::ast::{CommandKind, Rule, StmtKind, TableItem};
 use nfr_runtime::ct::{CtEvent, CtEventKind};
 use nfr_runtime::engine::TraceStep;
 use nfr_runtime::hook::{HookOutcome, Route};
-use nfr_runtime::replay::{Direction, Fate};
+use nfr_runtime::replay::{Direction, Fate, SeenState};
 use nfr_vm::interp::TraceEvent;
 use nfr_vm::{ChainVerdict, Hook, Verdict};
 use serde_json::{Value, json};
@@ -74,14 +74,21 @@ pub fn path_hooks(d: Direction) -> &'static [Hook] {
     }
 }
 
-fn outcome_name(o: HookOutcome) -> &'static str {
+/// Outcome names, indexed by [`outcome_index`].
+const OUTCOMES: [&str; 5] = ["accept", "drop", "stolen", "queue", "ttl_exceeded"];
+
+fn outcome_index(o: HookOutcome) -> usize {
     match o {
-        HookOutcome::Accept => "accept",
-        HookOutcome::Drop => "drop",
-        HookOutcome::Stolen => "stolen",
-        HookOutcome::Queued { .. } => "queue",
-        HookOutcome::TtlExceeded => "ttl_exceeded",
+        HookOutcome::Accept => 0,
+        HookOutcome::Drop => 1,
+        HookOutcome::Stolen => 2,
+        HookOutcome::Queued { .. } => 3,
+        HookOutcome::TtlExceeded => 4,
     }
+}
+
+fn outcome_name(o: HookOutcome) -> &'static str {
+    OUTCOMES[outcome_index(o)]
 }
 
 fn verdict_name(v: Verdict) -> String {
@@ -213,9 +220,10 @@ pub struct Tally {
     skipped_ethertypes: BTreeMap<u16, u64>,
     /// Frames skipped for their link type, by LINKTYPE_* value.
     skipped_linktypes: BTreeMap<u16, u64>,
-    /// (hook, outcome) -> packets.
-    verdicts: BTreeMap<(u8, &'static str), u64>,
-    states: BTreeMap<&'static str, u64>,
+    /// Packets by hook (NF_INET_*) and outcome ([`outcome_index`]).
+    verdicts: [[u64; OUTCOMES.len()]; Hook::ALL.len()],
+    /// Packets by ct state at prerouting/output (`SeenState as usize`; the last: conntrack never saw it).
+    states: [u64; SeenState::ALL.len() + 1],
     queued: u64,
     /// Packets the host sent in reaction (reject answers, ICMP errors): all, and those that left.
     generated: u64,
@@ -257,19 +265,15 @@ impl Tally {
             } => {
                 self.hooked += 1;
                 self.hooked_bytes += u64::from(r.orig_len);
-                let verdict = outcome_name(outcome);
+                let o = outcome_index(outcome);
                 if matches!(outcome, HookOutcome::Queued { .. }) {
                     self.queued += 1;
                 }
-                *self
-                    .verdicts
-                    .entry((stopped_at as u8, verdict))
-                    .or_insert(0) += 1;
-                *self
-                    .states
-                    .entry(state.map_or("(none)", |s| s.name()))
-                    .or_insert(0) += 1;
-                (verdict, Some(stopped_at))
+                if let Some(h) = self.verdicts.get_mut(stopped_at as usize) {
+                    h[o] += 1;
+                }
+                self.states[state.map_or(SeenState::ALL.len(), |s| s as usize)] += 1;
+                (OUTCOMES[o], Some(stopped_at))
             }
         }
     }
@@ -292,8 +296,33 @@ impl Tally {
         sum(&mut self.skipped, o.skipped);
         sum(&mut self.skipped_ethertypes, o.skipped_ethertypes);
         sum(&mut self.skipped_linktypes, o.skipped_linktypes);
-        sum(&mut self.verdicts, o.verdicts);
-        sum(&mut self.states, o.states);
+        for (a, b) in self.verdicts.iter_mut().zip(o.verdicts) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        for (x, y) in self.states.iter_mut().zip(o.states) {
+            *x += y;
+        }
+    }
+
+    /// (hook, outcome) -> packets, for those that occurred.
+    fn verdict_map(&self) -> BTreeMap<(u8, &'static str), u64> {
+        let mut m = BTreeMap::new();
+        for (h, row) in self.verdicts.iter().enumerate() {
+            for (o, &n) in row.iter().enumerate() {
+                if n != 0 {
+                    m.insert((h as u8, OUTCOMES[o]), n);
+                }
+            }
+        }
+        m
+    }
+
+    /// ct state name -> packets, for those that occurred (`(none)`: conntrack never saw the packet).
+    fn state_map(&self) -> BTreeMap<&'static str, u64> {
+        let names = SeenState::ALL.iter().map(|s| s.name()).chain(["(none)"]);
+        names.zip(self.states).filter(|&(_, n)| n != 0).collect()
     }
 }
 
@@ -681,7 +710,8 @@ impl Collector {
         let kind = end.kind.map_or("interp", |k| k.name());
         if self.json {
             let mut verdicts = serde_json::Map::new();
-            for ((h, v), n) in &self.tally.verdicts {
+            let states = self.tally.state_map();
+            for ((h, v), n) in &self.tally.verdict_map() {
                 let hook = Hook::from_u32(u32::from(*h)).map_or("?", |h| h.name());
                 let e = verdicts.entry(hook).or_insert_with(|| json!({}));
                 e[*v] = json!(n);
@@ -731,9 +761,9 @@ impl Collector {
                     .map(|(t, n)| (t.to_string(), *n))
                     .collect::<BTreeMap<_, _>>(),
                 "verdicts": verdicts,
-                "ct_states": self.tally.states,
+                "ct_states": states,
                 "invalid": {
-                    "packets": self.tally.states.get("INVALID").copied().unwrap_or(0),
+                    "packets": states.get("INVALID").copied().unwrap_or(0),
                     "conntrack_invalid": end.ct_stats.invalid,
                     "conntrack_error": end.ct_stats.error,
                     "insert_failed": end.ct_stats.insert_failed,
@@ -793,20 +823,20 @@ impl Collector {
         );
         let _ = writeln!(o, "verdicts (hook where each packet's traversal ended):");
         let mut by_hook: BTreeMap<u8, Vec<String>> = BTreeMap::new();
-        for ((h, v), n) in &self.tally.verdicts {
+        for ((h, v), n) in &self.tally.verdict_map() {
             by_hook.entry(*h).or_default().push(format!("{v} {n}"));
         }
         for (h, vs) in by_hook {
             let hook = Hook::from_u32(u32::from(h)).map_or("?", |h| h.name());
             let _ = writeln!(o, "  {hook:<12} {}", vs.join(", "));
         }
+        let state_map = self.tally.state_map();
         let mut states: Vec<String> = NFT_CT_STATES
             .iter()
-            .filter_map(|(m, t)| Some(format!("{t} {}", self.tally.states.get(m)?)))
+            .filter_map(|(m, t)| Some(format!("{t} {}", state_map.get(m)?)))
             .collect();
         states.extend(
-            self.tally
-                .states
+            state_map
                 .iter()
                 .filter(|(k, _)| !NFT_CT_STATES.iter().any(|(m, _)| m == *k))
                 .map(|(k, v)| format!("{k} {v}")),
@@ -815,7 +845,7 @@ impl Collector {
         let _ = writeln!(
             o,
             "invalid: {} packet(s) with ct state invalid (conntrack: invalid {}, error {}, insert failed {}, drop {})",
-            self.tally.states.get("INVALID").copied().unwrap_or(0),
+            state_map.get("INVALID").copied().unwrap_or(0),
             end.ct_stats.invalid,
             end.ct_stats.error,
             end.ct_stats.insert_failed,
