@@ -38,10 +38,14 @@ for t in $targets; do
     [ -f "dict/$t.dict" ] && dict="-dict=dict/$t.dict"
     mkdir -p "corpus/$t" "artifacts/$t"
     before=$(ls "artifacts/$t" | wc -l)
+    # libFuzzer's -jobs runs each job in a child that logs to fuzz-N.log: only ask for it for more than one.
+    par=""
+    [ "$jobs" -gt 1 ] && par="-jobs=$jobs -workers=$jobs"
     # shellcheck disable=SC2086
     nice -n 19 cargo fuzz run $opts "$t" "corpus/$t" "../testdata/fuzz-seeds/$t" -- \
-        -max_total_time="$secs" -max_len="$max" -jobs="$jobs" -workers="$jobs" -print_final_stats=1 \
+        -max_total_time="$secs" -max_len="$max" $par -print_final_stats=1 \
         $dict >"logs/$t.log" 2>&1 || true
+    [ "$jobs" -gt 1 ] && cat fuzz-*.log >>"logs/$t.log" 2>/dev/null && rm -f fuzz-*.log
     after=$(ls "artifacts/$t" | wc -l)
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | awk '{s+=$2} END {print s+0}')
     rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "logs/$t.log" | tail -n1 | awk '{print $2+0}')
