@@ -271,15 +271,8 @@ impl Value {
 // ---------------------------------------------------------------------------------------
 // Expressions (left-hand sides)
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PayloadBase {
-    /// NFT_PAYLOAD_LL_HEADER
-    Link,
-    /// NFT_PAYLOAD_NETWORK_HEADER
-    Network,
-    /// NFT_PAYLOAD_TRANSPORT_HEADER
-    Transport,
-}
+/// NFT_PAYLOAD_LL_HEADER, NFT_PAYLOAD_NETWORK_HEADER, NFT_PAYLOAD_TRANSPORT_HEADER.
+pub use nfr_proto::catalog::PayloadBase;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CtDir {
@@ -336,6 +329,18 @@ pub struct Expr {
 }
 
 impl Expr {
+    /// Whether this is a network header's protocol key (`ip protocol`, `ip6 nexthdr`): the field that
+    /// names the transport protocol (`nfr_proto::desc`).
+    pub fn is_l4_protocol_key(&self) -> bool {
+        let ExprKind::Payload { proto, field, .. } = &self.kind else {
+            return false;
+        };
+        nfr_proto::desc::desc(proto).is_some_and(|d| {
+            d.base == PayloadBase::Network
+                && d.protocol_key == nfr_proto::desc::ProtoKey::Field(field)
+        })
+    }
+
     /// For a payload field: `(byte_offset, byte_len, mask, shift)` of the load window, where
     /// `mask` is `Some` for fields that do not fill whole bytes, and `shift` is how far the
     /// field value must be shifted left to sit in the window.
@@ -684,6 +689,27 @@ pub enum IptTable {
     Mangle,
     Raw,
     Security,
+}
+
+impl IptTable {
+    pub const ALL: [IptTable; 5] = [
+        IptTable::Filter,
+        IptTable::Nat,
+        IptTable::Mangle,
+        IptTable::Raw,
+        IptTable::Security,
+    ];
+
+    /// The iptables name (`nfr_proto::hook::IPT_TABLES`).
+    pub fn name(self) -> &'static str {
+        match self {
+            IptTable::Filter => "filter",
+            IptTable::Nat => "nat",
+            IptTable::Mangle => "mangle",
+            IptTable::Raw => "raw",
+            IptTable::Security => "security",
+        }
+    }
 }
 
 /// Whether a table can be expressed as an iptables (IPv4) / ip6tables (IPv6) table.

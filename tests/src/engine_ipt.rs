@@ -35,16 +35,9 @@ struct IptPrepared {
     counted: Vec<(nfr_compiler::hir::ChainId, usize)>,
 }
 
-/// `NF_IP_PRI_*` of an iptables table on a hook.
+/// `NF_IP_PRI_*` of an iptables table on a hook (`nfr_proto::hook::IPT_TABLES`).
 fn priority(table: &str, hook: Hook) -> i32 {
-    match table {
-        "raw" => -300,
-        "mangle" => -150,
-        "nat" if matches!(hook, Hook::Prerouting | Hook::Output) => -100,
-        "nat" => 100,
-        "security" => 50,
-        _ => 0,
-    }
+    nfr_proto::hook::IptTable::by_name(table).map_or(0, |t| t.priority(hook))
 }
 
 impl Engine for Ipt {

@@ -6,19 +6,10 @@ use crate::hir::{
     ChainId, ChainKind, ChainType, Family, Hook, IptMapping, IptReason, IptTable, Set,
 };
 
-/// NF_IP_PRI_CONNTRACK: nat chains must have a priority above this.
-pub const NF_IP_PRI_CONNTRACK: i32 = -200;
+use nfr_proto::hook::{IPT_TABLES, STD_PRIOS};
 
-/// Standard priority names for ip/ip6/inet (src/rule.c `std_prios`), with the hooks where
-/// nft accepts them (`None` = every hook).
-pub const STD_PRIOS: &[(&str, i32, Option<&[Hook]>)] = &[
-    ("raw", -300, None),
-    ("mangle", -150, None),
-    ("dstnat", -100, Some(&[Hook::Prerouting])),
-    ("filter", 0, None),
-    ("security", 50, None),
-    ("srcnat", 100, Some(&[Hook::Postrouting])),
-];
+/// NF_IP_PRI_CONNTRACK: nat chains must have a priority above this.
+pub const NF_IP_PRI_CONNTRACK: i32 = nfr_proto::hook::priority::CONNTRACK;
 
 /// Why a (type, hook) pair is not valid, if it is not.
 pub fn chain_type_hook_error(family: Family, ty: ChainType, hook: Hook) -> Option<String> {
@@ -41,120 +32,44 @@ pub fn chain_type_hook_error(family: Family, ty: ChainType, hook: Hook) -> Optio
 
 /// Resolve a priority name (`filter`, `dstnat`, ...) for a hook. `Err` gives the reason.
 pub fn std_prio(name: &str, hook: Option<Hook>) -> Result<i32, String> {
-    let Some((_, v, hooks)) = STD_PRIOS.iter().find(|(n, _, _)| *n == name) else {
-        let names: Vec<&str> = STD_PRIOS.iter().map(|p| p.0).collect();
+    let Some(p) = STD_PRIOS.iter().find(|p| p.name == name) else {
+        let names: Vec<&str> = STD_PRIOS.iter().map(|p| p.name).collect();
         return Err(format!(
             "unknown priority name `{name}` (known: {})",
             names.join(", ")
         ));
     };
-    if let (Some(hooks), Some(h)) = (hooks, hook)
-        && !hooks.contains(&h)
+    if let (Some(only), Some(h)) = (p.only, hook)
+        && only.name() != h.name()
     {
         return Err(format!(
             "priority `{name}` is only valid on the {} hook",
-            hooks[0].name()
+            only.name()
         ));
     }
-    Ok(*v)
+    Ok(p.value)
 }
 
-/// Static facts about an iptables table (net/ipv4/netfilter/iptable_*.c).
-pub struct IptTableInfo {
-    pub table: IptTable,
-    pub name: &'static str,
-    pub valid_hooks: &'static [Hook],
-    /// Priority of the table's hook ops per hook (NF_IP_PRI_*).
-    pub priority: fn(Hook) -> i32,
-    /// The nft chain type that behaves like this table on a hook.
-    pub chain_type: fn(Hook) -> ChainType,
-}
-
-pub const IPT_TABLES: &[IptTableInfo] = &[
-    IptTableInfo {
-        table: IptTable::Filter,
-        name: "filter",
-        valid_hooks: &[Hook::Input, Hook::Forward, Hook::Output],
-        priority: |_| 0,
-        chain_type: |_| ChainType::Filter,
-    },
-    IptTableInfo {
-        table: IptTable::Nat,
-        name: "nat",
-        valid_hooks: &[
-            Hook::Prerouting,
-            Hook::Input,
-            Hook::Output,
-            Hook::Postrouting,
-        ],
-        // NF_IP_PRI_NAT_DST = -100 on prerouting/output, NF_IP_PRI_NAT_SRC = 100 on input/postrouting
-        priority: |h| {
-            if matches!(h, Hook::Prerouting | Hook::Output) {
-                -100
-            } else {
-                100
-            }
-        },
-        chain_type: |_| ChainType::Nat,
-    },
-    IptTableInfo {
-        table: IptTable::Mangle,
-        name: "mangle",
-        valid_hooks: &[
-            Hook::Prerouting,
-            Hook::Input,
-            Hook::Forward,
-            Hook::Output,
-            Hook::Postrouting,
-        ],
-        priority: |_| -150,
-        // iptable_mangle reroutes on output when the mark/tos changed: nft's route type
-        chain_type: |h| {
-            if h == Hook::Output {
-                ChainType::Route
-            } else {
-                ChainType::Filter
-            }
-        },
-    },
-    IptTableInfo {
-        table: IptTable::Raw,
-        name: "raw",
-        valid_hooks: &[Hook::Prerouting, Hook::Output],
-        priority: |_| -300,
-        chain_type: |_| ChainType::Filter,
-    },
-    IptTableInfo {
-        table: IptTable::Security,
-        name: "security",
-        valid_hooks: &[Hook::Input, Hook::Forward, Hook::Output],
-        priority: |_| 50,
-        chain_type: |_| ChainType::Filter,
-    },
-];
-
-pub fn ipt_info(t: IptTable) -> &'static IptTableInfo {
-    IPT_TABLES
-        .iter()
-        .find(|i| i.table == t)
-        .unwrap_or(&IPT_TABLES[0])
-}
-
-/// The iptables table a base chain (type, hook, priority) would belong to, if any.
+/// The iptables table a base chain (type, hook, priority) would belong to, if any
+/// (`nfr_proto::hook::IPT_TABLES`: valid hooks, priorities, the chain type each behaves like).
 fn ipt_table_for(ty: ChainType, hook: Hook, prio: i32) -> Result<IptTable, String> {
     let mut why = Vec::new();
-    for info in IPT_TABLES {
-        if !info.valid_hooks.contains(&hook) {
+    let nf_hook = nfr_proto::Hook::from_name(hook.name());
+    for info in &IPT_TABLES {
+        let Some(h) = nf_hook.filter(|h| info.hooks(*h)) else {
             continue;
-        }
-        if (info.priority)(hook) != prio {
+        };
+        if info.priority(h) != prio {
             continue;
         }
         // A filter-type chain is fine where iptables uses route (mangle output): the route
         // type only adds a reroute after a mark change, which a filter chain never makes.
-        let want = (info.chain_type)(hook);
+        let want = ChainType::from_name(info.chain_type(h)).unwrap_or(ChainType::Filter);
         if want == ty || (want == ChainType::Route && ty == ChainType::Filter) {
-            return Ok(info.table);
+            if let Some(t) = IptTable::ALL.into_iter().find(|t| t.name() == info.name) {
+                return Ok(t);
+            }
+            continue;
         }
         why.push(format!(
             "iptables {} uses type {} here, not {}",

@@ -1151,7 +1151,8 @@ mod hooks_check {
                 Ok(v) => Some(i64::from(v).saturating_add(*offset)),
                 Err(why) => {
                     let mut d = Diagnostic::error("E0404", prio_span, why);
-                    let names: Vec<&str> = hooks::STD_PRIOS.iter().map(|p| p.0).collect();
+                    let names: Vec<&str> =
+                        nfr_proto::hook::STD_PRIOS.iter().map(|p| p.name).collect();
                     if !names.contains(&name.as_str())
                         && let Some(m) = resolve::did_you_mean(name, names)
                     {

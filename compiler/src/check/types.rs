@@ -183,16 +183,11 @@ impl Ctx {
                     );
                     return None;
                 }
-                let base = match f.base {
-                    catalog::PayloadBase::Link => PayloadBase::Link,
-                    catalog::PayloadBase::Network => PayloadBase::Network,
-                    catalog::PayloadBase::Transport => PayloadBase::Transport,
-                };
                 Some(Expr {
                     kind: ExprKind::Payload {
                         proto: f.proto,
                         field: f.field,
-                        base,
+                        base: f.base,
                         offset_bits: f.offset_bits,
                         len_bits: f.len_bits,
                     },

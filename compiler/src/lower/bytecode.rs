@@ -543,18 +543,7 @@ fn merge_payloads<'a>(items: &'a [Item]) -> Vec<LItem<'a>> {
 }
 
 fn is_protocol_field(m: &Match) -> bool {
-    matches!(
-        &m.left.kind,
-        ExprKind::Payload {
-            proto: "ip",
-            field: "protocol",
-            ..
-        } | ExprKind::Payload {
-            proto: "ip6",
-            field: "nexthdr",
-            ..
-        }
-    )
+    m.left.is_l4_protocol_key()
 }
 
 fn merge_run<'a>(items: &'a [Item], run: &[usize], out: &mut [Option<LItem<'a>>]) {

@@ -65,13 +65,7 @@ pub const E_VERIFY: &str = "E0702";
 
 /// The iptables name of a mapped table.
 pub fn ipt_table_name(t: IptTable) -> &'static str {
-    match t {
-        IptTable::Filter => "filter",
-        IptTable::Nat => "nat",
-        IptTable::Mangle => "mangle",
-        IptTable::Raw => "raw",
-        IptTable::Security => "security",
-    }
+    t.name()
 }
 
 /// Lower every table of the ruleset. Any table that does not map is an error.
@@ -2105,33 +2099,10 @@ pub fn tables_to_nfr(tables: &[nfr_ipt::Table]) -> Result<String, String> {
     }
 }
 
+/// The nft chain type and priority of iptables table `table` on hook `h` (`nfr_proto::hook::IPT_TABLES`).
 fn prio_for(table: &str, h: nfr_ipt::Hook) -> (&'static str, i32) {
-    use nfr_ipt::Hook as H;
-    match table {
-        "nat" => (
-            "nat",
-            if matches!(h, H::Prerouting | H::Output) {
-                -100
-            } else {
-                100
-            },
-        ),
-        "mangle" => (if h == H::Output { "route" } else { "filter" }, -150),
-        "raw" => ("filter", -300),
-        "security" => ("filter", 50),
-        _ => ("filter", 0),
-    }
-}
-
-fn hook_nft_name(h: nfr_ipt::Hook) -> &'static str {
-    use nfr_ipt::Hook as H;
-    match h {
-        H::Prerouting => "prerouting",
-        H::Input => "input",
-        H::Forward => "forward",
-        H::Output => "output",
-        H::Postrouting => "postrouting",
-    }
+    nfr_proto::hook::IptTable::by_name(table)
+        .map_or(("filter", 0), |t| (t.chain_type(h), t.priority(h)))
 }
 
 /// One table as `.nfr` (see [`tables_to_nfr`]).
@@ -2148,7 +2119,7 @@ pub fn table_to_nfr(t: &nfr_ipt::Table) -> Result<String, String> {
         }
         first = false;
         let (ty, prio) = prio_for(&t.name, b.hook);
-        let hook = hook_nft_name(b.hook);
+        let hook = b.hook.name();
         let policy = match b.policy {
             nfr_ipt::Policy::Accept => "accept",
             nfr_ipt::Policy::Drop => "drop",
