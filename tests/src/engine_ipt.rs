@@ -128,7 +128,7 @@ impl Prepared for IptPrepared {
             .filter(|(_, t)| t.exec.table().valid_hooks & (1 << pkt.hook as u32) != 0)
             .map(|(i, t)| (priority(&t.name, pkt.hook), i))
             .collect();
-        order.sort();
+        order = crate::hook_order(pkt.state.nfproto, pkt.hook, &order);
         let mut st = pkt.state.clone();
         let mut out = Outcome {
             verdict: Verdict::Accept,
