@@ -245,7 +245,7 @@ pub enum Item {
 /// the types whose `byteorder()` is `Host` (mark, ct state, ...) to register order.
 pub use nfr_grammar::catalog::Datatype as Type;
 /// Meta and ct keys from the grammar's catalog (`name`, `dtype`, `len_bits`).
-pub use nfr_grammar::catalog::{CtKey, MetaKey};
+pub use nfr_grammar::catalog::{CtKey, MetaKey, PayloadField};
 
 /// A typed constant: bytes in network order, `ty.bytes()` long (ifname: 16 bytes, NUL padded;
 /// an ifname wildcard `"eth*"` holds only the prefix `eth`, 3 bytes: compare that many).
@@ -282,11 +282,10 @@ pub enum CtDir {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExprKind {
-    /// A header field. `proto`/`field` are nft's names (`"tcp"`, `"dport"`); the raw form
-    /// `@th,16,16` has proto `"@th"` and field `""`.
+    /// A header field: the catalog's descriptor (`tcp dport`), `None` for the raw form
+    /// `@th,16,16`; where it is, in bits from the start of its header.
     Payload {
-        proto: &'static str,
-        field: &'static str,
+        field: Option<&'static PayloadField>,
         base: PayloadBase,
         offset_bits: u32,
         len_bits: u32,
@@ -332,13 +331,20 @@ impl Expr {
     /// Whether this is a network header's protocol key (`ip protocol`, `ip6 nexthdr`): the field that
     /// names the transport protocol (`nfr_proto::desc`).
     pub fn is_l4_protocol_key(&self) -> bool {
-        let ExprKind::Payload { proto, field, .. } = &self.kind else {
-            return false;
-        };
-        nfr_proto::desc::desc(proto).is_some_and(|d| {
-            d.base == PayloadBase::Network
-                && d.protocol_key == nfr_proto::desc::ProtoKey::Field(field)
+        self.payload_field().is_some_and(|f| {
+            nfr_proto::desc::desc(f.proto).is_some_and(|d| {
+                d.base == PayloadBase::Network
+                    && d.protocol_key == nfr_proto::desc::ProtoKey::Field(f.field)
+            })
         })
+    }
+
+    /// The catalog descriptor of a (non-raw) payload field.
+    pub fn payload_field(&self) -> Option<&'static PayloadField> {
+        match &self.kind {
+            ExprKind::Payload { field, .. } => *field,
+            _ => None,
+        }
     }
 
     /// For a payload field: `(byte_offset, byte_len, mask, shift)` of the load window, where
@@ -928,21 +934,26 @@ impl std::fmt::Display for Hir {
     }
 }
 
+/// `@ll`, `@nh`, `@th`: the raw payload form's base.
+pub fn raw_base_name(b: PayloadBase) -> &'static str {
+    match b {
+        PayloadBase::Link => "@ll",
+        PayloadBase::Network => "@nh",
+        PayloadBase::Transport => "@th",
+    }
+}
+
 fn show_expr(e: &Expr) -> String {
     match &e.kind {
         ExprKind::Payload {
-            proto,
             field,
+            base,
             offset_bits,
             len_bits,
-            ..
-        } => {
-            if field.is_empty() {
-                format!("{proto},{offset_bits},{len_bits}")
-            } else {
-                format!("{proto} {field}")
-            }
-        }
+        } => match field {
+            Some(f) => format!("{} {}", f.proto, f.field),
+            None => format!("{},{offset_bits},{len_bits}", raw_base_name(*base)),
+        },
         ExprKind::Meta { key } => format!("meta {}", key.name),
         ExprKind::Ct { key, dir, .. } => match dir {
             Some(CtDir::Original) => format!("ct original {}", key.name),

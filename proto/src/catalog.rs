@@ -41,6 +41,8 @@ pub enum Datatype {
     CtLabel,
     CtEvent,
     TcpFlag,
+    /// `dccp_pkttype`: the DCCP packet type (4 bits).
+    DccpPkttype,
     Mark,
     /// Interface name (16-byte string).
     Ifname,
@@ -92,6 +94,9 @@ pub struct PayloadField {
     pub offset_bits: u32,
     pub len_bits: u32,
     pub dtype: Datatype,
+    /// ICMP/ICMPv6 types the field exists in (nft's `icmp_dep`): matching it first fixes the type
+    /// (`icmp id` needs an echo request or reply). Empty: any packet of the protocol.
+    pub icmp_dep: &'static [u8],
 }
 
 /// One `meta` key.
@@ -105,6 +110,8 @@ pub struct MetaKey {
     pub unqualified: bool,
     /// May be written without `meta` (the scanner knows it as a keyword of its own).
     pub may_be_unqualified: bool,
+    /// What the engines load for it; `None`: nfc does not run it (the checker refuses it).
+    pub load: Option<NftMetaKey>,
 }
 
 /// Direction qualifier of `ct original|reply KEY`.
@@ -142,6 +149,150 @@ pub struct CtKey {
     pub dtype: Datatype,
     pub len_bits: u32,
     pub dir: CtDirUse,
+    /// What the engines load for it (`saddr`/`daddr`: the whole tuple address; the lowering picks the
+    /// IPv4 or IPv6 load by family); `None`: nfc does not run it.
+    pub load: Option<NftCtKey>,
+}
+
+/// The `meta` loads the engines run (`enum nft_meta_keys`, the subset nfc runs); [`MetaKey::load`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NftMetaKey {
+    Len,
+    Protocol,
+    Nfproto,
+    L4proto,
+    Mark,
+    Iif,
+    Oif,
+    Iifname,
+    Oifname,
+    Iiftype,
+    Oiftype,
+    Pkttype,
+    Skuid,
+    Skgid,
+}
+
+impl NftMetaKey {
+    /// Bytes this key loads into registers.
+    pub fn size(self) -> usize {
+        match self {
+            NftMetaKey::Nfproto | NftMetaKey::L4proto | NftMetaKey::Pkttype => 1,
+            NftMetaKey::Protocol | NftMetaKey::Iiftype | NftMetaKey::Oiftype => 2,
+            NftMetaKey::Iifname | NftMetaKey::Oifname => 16,
+            _ => 4,
+        }
+    }
+
+    /// libnftnl's name (`meta load <name> => reg N`).
+    pub fn name(self) -> &'static str {
+        match self {
+            NftMetaKey::Len => "len",
+            NftMetaKey::Protocol => "protocol",
+            NftMetaKey::Nfproto => "nfproto",
+            NftMetaKey::L4proto => "l4proto",
+            NftMetaKey::Mark => "mark",
+            NftMetaKey::Iif => "iif",
+            NftMetaKey::Oif => "oif",
+            NftMetaKey::Iifname => "iifname",
+            NftMetaKey::Oifname => "oifname",
+            NftMetaKey::Iiftype => "iiftype",
+            NftMetaKey::Oiftype => "oiftype",
+            NftMetaKey::Pkttype => "pkttype",
+            NftMetaKey::Skuid => "skuid",
+            NftMetaKey::Skgid => "skgid",
+        }
+    }
+}
+
+/// The `ct` loads the engines run (`enum nft_ct_keys`, the subset nfc runs); [`CtKey::load`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NftCtKey {
+    State,
+    Direction,
+    Status,
+    Mark,
+    Expiration,
+    Helper,
+    L3protocol,
+    /// Address of the tuple, 16 bytes (IPv4 fills 4). Needs a direction.
+    Src,
+    Dst,
+    Protocol,
+    ProtoSrc,
+    ProtoDst,
+    Zone,
+    Id,
+    /// IPv4 address (breaks for IPv6 entries). Needs a direction.
+    SrcIp,
+    DstIp,
+    /// IPv6 address (breaks for IPv4 entries). Needs a direction.
+    SrcIp6,
+    DstIp6,
+}
+
+impl NftCtKey {
+    /// Bytes loaded.
+    pub fn size(self) -> usize {
+        match self {
+            NftCtKey::Direction | NftCtKey::L3protocol | NftCtKey::Protocol => 1,
+            NftCtKey::ProtoSrc | NftCtKey::ProtoDst | NftCtKey::Zone => 2,
+            NftCtKey::Helper
+            | NftCtKey::Src
+            | NftCtKey::Dst
+            | NftCtKey::SrcIp6
+            | NftCtKey::DstIp6 => 16,
+            _ => 4,
+        }
+    }
+
+    /// True for keys that read a tuple and so require a direction (`nft_ct_get_init`).
+    pub fn needs_dir(self) -> bool {
+        matches!(
+            self,
+            NftCtKey::Src
+                | NftCtKey::Dst
+                | NftCtKey::ProtoSrc
+                | NftCtKey::ProtoDst
+                | NftCtKey::SrcIp
+                | NftCtKey::DstIp
+                | NftCtKey::SrcIp6
+                | NftCtKey::DstIp6
+        )
+    }
+
+    /// True for keys that accept an optional direction.
+    pub fn allows_dir(self) -> bool {
+        self.needs_dir()
+            || matches!(
+                self,
+                NftCtKey::Zone | NftCtKey::L3protocol | NftCtKey::Protocol
+            )
+    }
+
+    /// libnftnl's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            NftCtKey::State => "state",
+            NftCtKey::Direction => "direction",
+            NftCtKey::Status => "status",
+            NftCtKey::Mark => "mark",
+            NftCtKey::Expiration => "expiration",
+            NftCtKey::Helper => "helper",
+            NftCtKey::L3protocol => "l3protocol",
+            NftCtKey::Src => "src",
+            NftCtKey::Dst => "dst",
+            NftCtKey::Protocol => "protocol",
+            NftCtKey::ProtoSrc => "proto_src",
+            NftCtKey::ProtoDst => "proto_dst",
+            NftCtKey::Zone => "zone",
+            NftCtKey::Id => "id",
+            NftCtKey::SrcIp => "src_ip",
+            NftCtKey::DstIp => "dst_ip",
+            NftCtKey::SrcIp6 => "src_ip6",
+            NftCtKey::DstIp6 => "dst_ip6",
+        }
+    }
 }
 
 impl Datatype {
@@ -166,6 +317,7 @@ impl Datatype {
             CtLabel => "ct_label",
             CtEvent => "ct_event",
             TcpFlag => "tcp_flag",
+            DccpPkttype => "dccp_pkttype",
             Mark => "mark",
             Ifname => "ifname",
             Ifindex => "iface_index",
@@ -209,6 +361,7 @@ impl Datatype {
             "ct_label" => CtLabel,
             "ct_event" => CtEvent,
             "tcp_flag" => TcpFlag,
+            "dccp_pkttype" => DccpPkttype,
             "mark" => Mark,
             "ifname" => Ifname,
             "iface_index" => Ifindex,
@@ -248,6 +401,7 @@ impl Datatype {
             CtLabel => 128,
             CtEvent => 32,
             TcpFlag => 8,
+            DccpPkttype => 4,
             Mark => 32,
             Ifname => 128,
             Ifindex => 32,
@@ -275,9 +429,8 @@ impl Datatype {
         use Datatype::*;
         match self {
             Ipv4Addr | Ipv6Addr | EtherAddr | EtherType | InetService | InetProto | IcmpType
-            | IcmpCode | Icmpv6Type | Icmpv6Code | IcmpxCode | TcpFlag | Dscp | Ecn | CtLabel => {
-                ByteOrder::Big
-            }
+            | IcmpCode | Icmpv6Type | Icmpv6Code | IcmpxCode | TcpFlag | DccpPkttype | Dscp
+            | Ecn | CtLabel => ByteOrder::Big,
             CtState | CtStatus | CtDir | CtEvent | Mark | Ifindex | Arphrd | Pkttype | Nfproto
             | Uid | Gid | Realm | Devgroup | Boolean | Time | Day | Hour => ByteOrder::Host,
             Integer { .. } => ByteOrder::Host,
@@ -304,6 +457,7 @@ impl Datatype {
             CtDir => CT_DIR,
             CtEvent => CT_EVENT,
             TcpFlag => TCP_FLAGS,
+            DccpPkttype => DCCP_PKTTYPE,
             InetProto => INET_PROTO,
             IcmpType => ICMP_TYPE,
             IcmpCode => ICMP_CODE,
@@ -388,6 +542,20 @@ pub const TCP_FLAGS: &[(&str, u64)] = &[
     ("urg", 0x20),
     ("ecn", 0x40),
     ("cwr", 0x80),
+];
+
+/// DCCP packet types (`dccp_pkttype_tbl`, src/proto.c).
+pub const DCCP_PKTTYPE: &[(&str, u64)] = &[
+    ("request", 0),
+    ("response", 1),
+    ("data", 2),
+    ("ack", 3),
+    ("dataack", 4),
+    ("closereq", 5),
+    ("close", 6),
+    ("reset", 7),
+    ("sync", 8),
+    ("syncack", 9),
 ];
 
 /// IP protocol names nft prints: `/etc/protocols` ([`IP_PROTOCOLS`], shared with
@@ -633,6 +801,9 @@ pub fn service_port(name: &str) -> Option<u16> {
 
 macro_rules! pf {
     ($proto:literal, $field:literal, $base:ident, $off:expr, $len:expr, $dt:expr) => {
+        pf!($proto, $field, $base, $off, $len, $dt, &[])
+    };
+    ($proto:literal, $field:literal, $base:ident, $off:expr, $len:expr, $dt:expr, $dep:expr) => {
         PayloadField {
             proto: $proto,
             field: $field,
@@ -640,9 +811,15 @@ macro_rules! pf {
             offset_bits: $off,
             len_bits: $len,
             dtype: $dt,
+            icmp_dep: $dep,
         }
     };
 }
+
+/// `PROTO_ICMP_ECHO`: echo reply, echo request.
+const ICMP_ECHO: &[u8] = &[0, 8];
+/// `PROTO_ICMP6_ECHO`: echo request, echo reply.
+const ICMP6_ECHO: &[u8] = &[128, 129];
 
 use Datatype as D;
 
@@ -741,14 +918,23 @@ pub static PAYLOAD_FIELDS: &[PayloadField] = &[
         16,
         D::Integer { bits: 16 }
     ),
-    pf!("icmp", "id", Transport, 32, 16, D::Integer { bits: 16 }),
+    pf!(
+        "icmp",
+        "id",
+        Transport,
+        32,
+        16,
+        D::Integer { bits: 16 },
+        ICMP_ECHO
+    ),
     pf!(
         "icmp",
         "sequence",
         Transport,
         48,
         16,
-        D::Integer { bits: 16 }
+        D::Integer { bits: 16 },
+        ICMP_ECHO
     ),
     pf!(
         "icmp",
@@ -756,9 +942,18 @@ pub static PAYLOAD_FIELDS: &[PayloadField] = &[
         Transport,
         32,
         32,
-        D::Integer { bits: 32 }
+        D::Integer { bits: 32 },
+        &[5]
     ),
-    pf!("icmp", "mtu", Transport, 48, 16, D::Integer { bits: 16 }),
+    pf!(
+        "icmp",
+        "mtu",
+        Transport,
+        48,
+        16,
+        D::Integer { bits: 16 },
+        &[3]
+    ),
     pf!("icmpv6", "type", Transport, 0, 8, D::Icmpv6Type),
     pf!("icmpv6", "code", Transport, 8, 8, D::Icmpv6Code),
     pf!(
@@ -777,15 +972,32 @@ pub static PAYLOAD_FIELDS: &[PayloadField] = &[
         32,
         D::Integer { bits: 32 }
     ),
-    pf!("icmpv6", "mtu", Transport, 32, 32, D::Integer { bits: 32 }),
-    pf!("icmpv6", "id", Transport, 32, 16, D::Integer { bits: 16 }),
+    pf!(
+        "icmpv6",
+        "mtu",
+        Transport,
+        32,
+        32,
+        D::Integer { bits: 32 },
+        &[2]
+    ),
+    pf!(
+        "icmpv6",
+        "id",
+        Transport,
+        32,
+        16,
+        D::Integer { bits: 16 },
+        ICMP6_ECHO
+    ),
     pf!(
         "icmpv6",
         "sequence",
         Transport,
         48,
         16,
-        D::Integer { bits: 16 }
+        D::Integer { bits: 16 },
+        ICMP6_ECHO
     ),
     pf!(
         "icmpv6",
@@ -816,6 +1028,7 @@ pub static PAYLOAD_FIELDS: &[PayloadField] = &[
     pf!("comp", "cpi", Transport, 16, 16, D::Integer { bits: 16 }),
     pf!("dccp", "sport", Transport, 0, 16, D::InetService),
     pf!("dccp", "dport", Transport, 16, 16, D::InetService),
+    pf!("dccp", "type", Transport, 67, 4, D::DccpPkttype),
     pf!("sctp", "sport", Transport, 0, 16, D::InetService),
     pf!("sctp", "dport", Transport, 16, 16, D::InetService),
     pf!("sctp", "vtag", Transport, 32, 32, D::Integer { bits: 32 }),
@@ -847,37 +1060,48 @@ pub fn is_payload_proto(word: &str) -> bool {
 }
 
 macro_rules! mk {
-    ($name:literal, $dt:expr, $len:expr, $unq:expr, $may:expr) => {
+    ($name:literal, $dt:expr, $len:expr, $unq:expr, $may:expr $(, $load:ident)?) => {
         MetaKey {
             name: $name,
             dtype: $dt,
             len_bits: $len,
             unqualified: $unq,
             may_be_unqualified: $may,
+            load: load!(NftMetaKey $(, $load)?),
         }
+    };
+}
+
+/// `Some(Enum::Variant)`, or `None` without a variant.
+macro_rules! load {
+    ($e:ident) => {
+        None
+    };
+    ($e:ident, $v:ident) => {
+        Some($e::$v)
     };
 }
 
 /// `meta` keys (`meta_templates`, src/meta.c).
 pub static META_KEYS: &[MetaKey] = &[
-    mk!("length", D::Integer { bits: 32 }, 32, false, false),
-    mk!("protocol", D::EtherType, 16, false, false),
+    mk!("length", D::Integer { bits: 32 }, 32, false, false, Len),
+    mk!("protocol", D::EtherType, 16, false, false, Protocol),
     mk!("priority", D::Integer { bits: 32 }, 32, false, false),
-    mk!("mark", D::Mark, 32, false, true),
-    mk!("iif", D::Ifindex, 32, true, true),
-    mk!("iifname", D::Ifname, 128, true, true),
-    mk!("iiftype", D::Arphrd, 16, false, true),
-    mk!("oif", D::Ifindex, 32, true, true),
-    mk!("oifname", D::Ifname, 128, true, true),
-    mk!("oiftype", D::Arphrd, 16, false, true),
-    mk!("skuid", D::Uid, 32, false, true),
-    mk!("skgid", D::Gid, 32, false, true),
+    mk!("mark", D::Mark, 32, false, true, Mark),
+    mk!("iif", D::Ifindex, 32, true, true, Iif),
+    mk!("iifname", D::Ifname, 128, true, true, Iifname),
+    mk!("iiftype", D::Arphrd, 16, false, true, Iiftype),
+    mk!("oif", D::Ifindex, 32, true, true, Oif),
+    mk!("oifname", D::Ifname, 128, true, true, Oifname),
+    mk!("oiftype", D::Arphrd, 16, false, true, Oiftype),
+    mk!("skuid", D::Uid, 32, false, true, Skuid),
+    mk!("skgid", D::Gid, 32, false, true, Skgid),
     mk!("nftrace", D::Integer { bits: 1 }, 1, false, true),
     mk!("rtclassid", D::Realm, 32, false, true),
     mk!("secmark", D::Integer { bits: 32 }, 32, false, false),
-    mk!("nfproto", D::Nfproto, 8, false, false),
-    mk!("l4proto", D::InetProto, 8, false, false),
-    mk!("pkttype", D::Pkttype, 8, false, true),
+    mk!("nfproto", D::Nfproto, 8, false, false, Nfproto),
+    mk!("l4proto", D::InetProto, 8, false, false, L4proto),
+    mk!("pkttype", D::Pkttype, 8, false, true, Pkttype),
     mk!("cpu", D::Integer { bits: 32 }, 32, false, true),
     mk!("iifgroup", D::Devgroup, 32, true, true),
     mk!("oifgroup", D::Devgroup, 32, true, true),
@@ -903,38 +1127,39 @@ pub fn meta_key(name: &str) -> Option<&'static MetaKey> {
 }
 
 macro_rules! ck {
-    ($name:literal, $dt:expr, $len:expr, $dir:ident) => {
+    ($name:literal, $dt:expr, $len:expr, $dir:ident $(, $load:ident)?) => {
         CtKey {
             name: $name,
             dtype: $dt,
             len_bits: $len,
             dir: CtDirUse::$dir,
+            load: load!(NftCtKey $(, $load)?),
         }
     };
 }
 
 /// `ct` keys (`ct_templates`, src/ct.c).
 pub static CT_KEYS: &[CtKey] = &[
-    ck!("state", D::CtState, 32, No),
-    ck!("direction", D::CtDir, 8, No),
-    ck!("status", D::CtStatus, 32, No),
-    ck!("mark", D::Mark, 32, No),
+    ck!("state", D::CtState, 32, No, State),
+    ck!("direction", D::CtDir, 8, No, Direction),
+    ck!("status", D::CtStatus, 32, No, Status),
+    ck!("mark", D::Mark, 32, No, Mark),
     ck!("secmark", D::Integer { bits: 32 }, 32, No),
-    ck!("expiration", D::Time, 32, No),
-    ck!("helper", D::String { bits: 128 }, 128, No),
-    ck!("l3proto", D::Nfproto, 8, Optional),
-    ck!("protocol", D::InetProto, 8, Optional),
-    ck!("saddr", D::Ipv4Addr, 32, Required),
-    ck!("daddr", D::Ipv4Addr, 32, Required),
-    ck!("proto-src", D::InetService, 16, Required),
-    ck!("proto-dst", D::InetService, 16, Required),
+    ck!("expiration", D::Time, 32, No, Expiration),
+    ck!("helper", D::String { bits: 128 }, 128, No, Helper),
+    ck!("l3proto", D::Nfproto, 8, Optional, L3protocol),
+    ck!("protocol", D::InetProto, 8, Optional, Protocol),
+    ck!("saddr", D::Ipv4Addr, 32, Required, Src),
+    ck!("daddr", D::Ipv4Addr, 32, Required, Dst),
+    ck!("proto-src", D::InetService, 16, Required, ProtoSrc),
+    ck!("proto-dst", D::InetService, 16, Required, ProtoDst),
     ck!("label", D::CtLabel, 128, No),
     ck!("bytes", D::Integer { bits: 64 }, 64, Optional),
     ck!("packets", D::Integer { bits: 64 }, 64, Optional),
     ck!("avgpkt", D::Integer { bits: 64 }, 64, Optional),
-    ck!("zone", D::Integer { bits: 16 }, 16, Optional),
+    ck!("zone", D::Integer { bits: 16 }, 16, Optional, Zone),
     ck!("event", D::CtEvent, 32, No),
-    ck!("id", D::Integer { bits: 32 }, 32, No),
+    ck!("id", D::Integer { bits: 32 }, 32, No, Id),
 ];
 
 /// ct key `name`.

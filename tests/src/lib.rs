@@ -262,7 +262,7 @@ impl InterpPrepared {
 impl Prepared for InterpPrepared {
     fn run(&mut self, pkt: &BuiltPacket) -> Outcome {
         let prog = self.prog.program();
-        let mut entries: Vec<(i32, usize)> = prog
+        let entries: Vec<(i32, usize)> = prog
             .chains
             .iter()
             .enumerate()

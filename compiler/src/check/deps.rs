@@ -54,8 +54,9 @@ fn nfproto_name(n: u8) -> &'static str {
 /// Requirements of a selector, in order.
 pub fn needs(e: &Expr, family: Family, out: &mut Vec<(Need, Span)>) {
     match &e.kind {
-        ExprKind::Payload { proto, .. } => {
+        ExprKind::Payload { field, .. } => {
             let span = e.span;
+            let proto = field.map_or("", |f| f.proto);
             if family == Family::Inet
                 && let Some((v, soft)) = desc::implied_nfproto(proto)
             {

@@ -42,7 +42,9 @@ fn matches(hir: &Hir) -> Vec<(String, Op, Vec<u8>, bool)> {
     rule.matches()
         .map(|m| {
             let sel = match &m.left.kind {
-                ExprKind::Payload { proto, field, .. } => format!("{proto} {field}"),
+                ExprKind::Payload { field, .. } => {
+                    field.map_or_else(String::new, |f| format!("{} {}", f.proto, f.field))
+                }
                 ExprKind::Meta { key } => format!("meta {}", key.name),
                 ExprKind::Ct { key, .. } => format!("ct {}", key.name),
                 _ => "other".into(),

@@ -185,8 +185,7 @@ impl Ctx {
                 }
                 Some(Expr {
                     kind: ExprKind::Payload {
-                        proto: f.proto,
-                        field: f.field,
+                        field: Some(f),
                         base: f.base,
                         offset_bits: f.offset_bits,
                         len_bits: f.len_bits,
@@ -196,10 +195,10 @@ impl Ctx {
                 })
             }
             A::RawPayload { base, offset, len } => {
-                let (b, name) = match base {
-                    ast::RawBase::Ll => (PayloadBase::Link, "@ll"),
-                    ast::RawBase::Nh => (PayloadBase::Network, "@nh"),
-                    ast::RawBase::Th => (PayloadBase::Transport, "@th"),
+                let b = match base {
+                    ast::RawBase::Ll => PayloadBase::Link,
+                    ast::RawBase::Nh => PayloadBase::Network,
+                    ast::RawBase::Th => PayloadBase::Transport,
                     ast::RawBase::Ih => {
                         self.diags.push(Diagnostic::error(
                             "E0206",
@@ -233,8 +232,7 @@ impl Ctx {
                 let bits = u16::try_from(*len).unwrap_or(128);
                 Some(Expr {
                     kind: ExprKind::Payload {
-                        proto: name,
-                        field: "",
+                        field: None,
                         base: b,
                         offset_bits: *offset,
                         len_bits: *len,
@@ -324,7 +322,7 @@ impl Ctx {
                         ty = Type::Ipv6Addr;
                     }
                 }
-                if crate::lower::bytecode::ct_key(key.name, fam, ty).is_none() {
+                if crate::lower::bytecode::ct_key(key, fam, ty).is_none() {
                     // nft accepts them, but nfc's engines have no such load: refuse here rather than fail later.
                     self.diags.push(
                         Diagnostic::error(

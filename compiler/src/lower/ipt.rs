@@ -51,9 +51,9 @@
 
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
-    BitOp, ChainId, ChainKind, Expr, ExprKind, Family, Hir, Hook, IptMapping, IptReason, IptTable,
-    Item, KeyPart, Match, NatKind, Op, Operand, RateUnit, RejectKind, Rhs, StmtKind, TableId,
-    Value, VerdictKind,
+    BitOp, ChainId, ChainKind, CtKey, Expr, ExprKind, Family, Hir, Hook, IptMapping, IptReason,
+    IptTable, Item, KeyPart, Match, MetaKey, NatKind, Op, Operand, RateUnit, RejectKind, Rhs,
+    StmtKind, TableId, Value, VerdictKind,
 };
 
 /// Code: the table does not map onto an iptables table.
@@ -868,14 +868,17 @@ impl Lowerer<'_> {
     fn matched(&mut self, m: &Match, hook: Option<Hook>) -> Option<Piece> {
         let span = m.span;
         match &m.left.kind {
-            ExprKind::Payload { proto, field, .. } => self.payload(m, proto, field),
-            ExprKind::Meta { key } => self.meta(m, key.name, hook),
+            ExprKind::Payload { field: Some(f), .. } => self.payload(m, f.proto, f.field),
+            ExprKind::Payload {
+                field: None, base, ..
+            } => self.payload(m, crate::hir::raw_base_name(*base), ""),
+            ExprKind::Meta { key } => self.meta(m, key, hook),
             ExprKind::Ct { key, dir, .. } => {
                 if dir.is_some() {
                     self.err(span, format!("`ct {}` with a direction", key.name));
                     return None;
                 }
-                self.ct(m, key.name)
+                self.ct(m, key)
             }
             ExprKind::Bitwise { expr, op, value } => self.bitwise(m, expr, *op, value),
             ExprKind::Concat(_) => {
@@ -1262,15 +1265,18 @@ impl Lowerer<'_> {
         }
     }
 
-    fn meta(&mut self, m: &Match, key: &str, hook: Option<Hook>) -> Option<Piece> {
+    fn meta(&mut self, m: &Match, meta: &'static MetaKey, hook: Option<Hook>) -> Option<Piece> {
+        use nfr_vm::insn::MetaKey as K;
         let span = m.span;
-        match key {
-            "iifname" | "oifname" => {
-                let opt: &'static str = if key == "iifname" { "-i" } else { "-o" };
+        let key = meta.name;
+        match meta.load {
+            Some(K::Iifname | K::Oifname) => {
+                let iif = meta.load == Some(K::Iifname);
+                let opt: &'static str = if iif { "-i" } else { "-o" };
                 let bad_hook = matches!(
-                    (key, hook),
-                    ("iifname", Some(Hook::Output | Hook::Postrouting))
-                        | ("oifname", Some(Hook::Prerouting | Hook::Input))
+                    (iif, hook),
+                    (true, Some(Hook::Output | Hook::Postrouting))
+                        | (false, Some(Hook::Prerouting | Hook::Input))
                 );
                 if bad_hook {
                     self.err(
@@ -1299,9 +1305,9 @@ impl Lowerer<'_> {
                 let (inv, v) = self.eq_value(m)?;
                 Some(one(v, inv))
             }
-            "l4proto" => self.proto(m),
-            "mark" => self.mark_match(m, None, "mark", Field::Mark),
-            "iif" | "oif" => {
+            Some(K::L4proto) => self.proto(m),
+            Some(K::Mark) => self.mark_match(m, None, "mark", Field::Mark),
+            Some(K::Iif | K::Oif) => {
                 self.err_help(
                     span,
                     format!("`{key}` (interface index) has no iptables equivalent"),
@@ -1367,11 +1373,7 @@ impl Lowerer<'_> {
             ExprKind::Ct { key, dir: None, .. } if key.name == "mark" => {
                 self.mark_match(m, Some(be_u32(mask)), "connmark", Field::CtMark)
             }
-            ExprKind::Payload {
-                proto: "tcp",
-                field: "flags",
-                ..
-            } => {
+            ExprKind::Payload { .. } if expr.ty == crate::hir::Type::TcpFlag => {
                 let mk = be_u32(mask) as u8;
                 let (inv, v) = match (&m.op, &m.right) {
                     (Op::Eq, Rhs::Value(v)) => (false, v),
@@ -1398,8 +1400,10 @@ impl Lowerer<'_> {
         }
     }
 
-    fn ct(&mut self, m: &Match, key: &str) -> Option<Piece> {
+    fn ct(&mut self, m: &Match, ct: &'static CtKey) -> Option<Piece> {
+        use nfr_vm::insn::CtKey as K;
         let span = m.span;
+        let key = ct.name;
         let conntrack = |key: &'static str, inv: bool, opt: &str, arg: String, reads| Piece::Opt {
             module: "conntrack",
             key,
@@ -1408,8 +1412,8 @@ impl Lowerer<'_> {
             reads,
             span,
         };
-        match key {
-            "state" => {
+        match ct.load {
+            Some(K::State) => {
                 let (inv, bits) = match (&m.op, &m.right) {
                     (Op::Bitmask, Rhs::Value(v)) => (false, be_u32(v)),
                     (Op::NotBitmask, Rhs::Value(v)) => (true, be_u32(v)),
@@ -1457,7 +1461,7 @@ impl Lowerer<'_> {
                     Some(Field::CtState),
                 ))
             }
-            "status" => {
+            Some(K::Status) => {
                 let (inv, bits) = match (&m.op, &m.right) {
                     (Op::Bitmask, Rhs::Value(v)) => (false, be_u32(v)),
                     (Op::NotBitmask, Rhs::Value(v)) => (true, be_u32(v)),
@@ -1509,7 +1513,7 @@ impl Lowerer<'_> {
                     .collect();
                 Some(conntrack("ctstatus", inv, "--ctstatus", v.join(","), None))
             }
-            "direction" => {
+            Some(K::Direction) => {
                 let (inv, v) = self.eq_value(m)?;
                 let reply = (be_u32(v) == 1) ^ inv;
                 Some(conntrack(
@@ -1520,7 +1524,7 @@ impl Lowerer<'_> {
                     None,
                 ))
             }
-            "mark" => self.mark_match(m, None, "connmark", Field::CtMark),
+            Some(K::Mark) => self.mark_match(m, None, "connmark", Field::CtMark),
             _ => {
                 self.err(span, format!("`ct {key}` has no iptables match nfc emits"));
                 None
