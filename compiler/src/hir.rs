@@ -11,6 +11,7 @@
 //! `ceil(len_bits / 8)` bytes (dscp cs1 = `[0x08]`); the lowering shifts it into place.
 
 use crate::diag::Span;
+use crate::lower::ipt_mapping::IptMapping;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TableId(pub u32);
@@ -58,14 +59,11 @@ impl Hook {
         Hook::Ingress,
     ];
     pub fn name(self) -> &'static str {
-        match self {
-            Hook::Prerouting => "prerouting",
-            Hook::Input => "input",
-            Hook::Forward => "forward",
-            Hook::Output => "output",
-            Hook::Postrouting => "postrouting",
-            Hook::Ingress => "ingress",
-        }
+        self.nf_hook().map_or("ingress", nfr_proto::Hook::name)
+    }
+    /// The NF_INET_* hook (`None` for ingress).
+    pub fn nf_hook(self) -> Option<nfr_proto::Hook> {
+        nfr_proto::Hook::from_u32(self.nf_inet())
     }
     pub fn from_name(s: &str) -> Option<Hook> {
         Hook::ALL.into_iter().find(|h| h.name() == s)
@@ -162,8 +160,6 @@ pub struct Table {
     /// Stateful objects declared in the table (`counter NAME`, `ct helper NAME`): they take
     /// handles after the chains (see `Rule::handle` in the bytecode).
     pub objects: u32,
-    /// Whether this table can be expressed as an iptables table, and why not.
-    pub ipt: IptMapping,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -685,80 +681,10 @@ pub struct Set {
 }
 
 // ---------------------------------------------------------------------------------------
-// iptables mapping
-
-/// The five iptables tables.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum IptTable {
-    Filter,
-    Nat,
-    Mangle,
-    Raw,
-    Security,
-}
-
-impl IptTable {
-    pub const ALL: [IptTable; 5] = [
-        IptTable::Filter,
-        IptTable::Nat,
-        IptTable::Mangle,
-        IptTable::Raw,
-        IptTable::Security,
-    ];
-
-    /// The iptables name (`nfr_proto::hook::IPT_TABLES`).
-    pub fn name(self) -> &'static str {
-        match self {
-            IptTable::Filter => "filter",
-            IptTable::Nat => "nat",
-            IptTable::Mangle => "mangle",
-            IptTable::Raw => "raw",
-            IptTable::Security => "security",
-        }
-    }
-}
-
-/// Whether a table can be expressed as an iptables (IPv4) / ip6tables (IPv6) table.
-/// Computed per table by the checker; not an error either way.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IptMapping {
-    Maps {
-        table: IptTable,
-        /// `Ip` = iptables, `Ip6` = ip6tables.
-        family: Family,
-        /// The base chain on each hook (built-in chains missing here are empty, policy ACCEPT).
-        builtin: Vec<(Hook, ChainId)>,
-    },
-    No(Vec<IptReason>),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IptReason {
-    /// inet tables have no iptables equivalent.
-    Family(Family),
-    NoBaseChains,
-    /// Two base chains on one hook.
-    SharedHook {
-        hook: Hook,
-        chains: Vec<ChainId>,
-    },
-    /// The base chains' (type, priority, hook) fit no single iptables table.
-    NoMatchingTable {
-        chain: ChainId,
-        detail: String,
-    },
-    /// Base chains would need different iptables tables.
-    MixedTables(Vec<(ChainId, IptTable)>),
-    /// A named set or map (iptables has no sets without ipset).
-    NamedSets,
-    Ingress(ChainId),
-}
-
-// ---------------------------------------------------------------------------------------
 // Debug listing
 
 /// A compact nft-like listing of the checked ruleset (ids resolved to names, implicit
-/// dependencies marked `(implicit)`, iptables mapping per table). For debugging and tests;
+/// dependencies marked `(implicit)`, the iptables mapping per table). For debugging and tests;
 /// `nfc fmt` prints the Ast, not this.
 impl std::fmt::Display for Hir {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -821,7 +747,8 @@ impl std::fmt::Display for Hir {
             format!("{{ {} }}", v.join(", "))
         };
         for t in &self.tables {
-            let ipt = match &t.ipt {
+            // the iptables lowering's verdict on the table, for the reader
+            let ipt = match crate::lower::ipt_mapping::table_mapping(self, t.id) {
                 IptMapping::Maps { table, .. } => format!("ipt: {table:?}"),
                 IptMapping::No(r) => format!("ipt: no ({} reasons)", r.len()),
             };

@@ -82,6 +82,19 @@ pub enum Direction {
     Send,
 }
 
+impl Direction {
+    /// The hooks the direction passes, in order (`nfr_proto::hook::path`).
+    pub fn hooks(self) -> &'static [Hook] {
+        use nfr_proto::hook::path;
+        match self {
+            Direction::Receive(Route::Local) => path::LOCAL_IN,
+            Direction::Receive(Route::Forward) => path::FORWARD,
+            Direction::Receive(Route::Blackhole) => path::BLACKHOLE,
+            Direction::Send => path::LOCAL_OUT,
+        }
+    }
+}
+
 /// The devices a packet is seen on (`meta iif/iifname/iiftype`, `meta oif/oifname/oiftype`); index 0 = none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Devices {

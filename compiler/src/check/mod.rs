@@ -1077,10 +1077,6 @@ impl Ctx {
         let mut by_table: HashMap<usize, ()> = HashMap::new();
         for (ti, t) in self.tables.iter().enumerate() {
             by_table.insert(ti, ());
-            let chains: Vec<&hir::Chain> =
-                t.chains.iter().filter_map(|c| hir.chains.get(*c)).collect();
-            let sets: Vec<&hir::Set> = t.sets.iter().filter_map(|s| hir.sets.get(*s)).collect();
-            let ipt = hooks::ipt_mapping(t.family, &chains, &sets);
             hir.tables.push(hir::Table {
                 id: TableId(ti as u32),
                 family: t.family,
@@ -1089,7 +1085,6 @@ impl Ctx {
                 chains: t.chains.iter().map(|c| ChainId(*c as u32)).collect(),
                 sets: t.sets.iter().map(|s| SetId(*s as u32)).collect(),
                 objects: (t.ct_helpers.len() + t.counters.len()) as u32,
-                ipt,
             });
         }
         hir

@@ -493,16 +493,18 @@ fn ipt_mapping_per_table() {
                 table inet x { chain input { type filter hook input priority 0; } }",
     );
     assert!(matches!(
-        h.tables[0].ipt,
-        crate::hir::IptMapping::Maps {
-            table: crate::hir::IptTable::Filter,
+        crate::lower::ipt::table_mapping(&h, h.tables[0].id),
+        crate::lower::ipt::IptMapping::Maps {
+            table: crate::lower::ipt::IptTable::Filter,
             ..
         }
     ));
-    let crate::hir::IptMapping::No(r) = &h.tables[1].ipt else {
+    let crate::lower::ipt::IptMapping::No(r) =
+        &crate::lower::ipt::table_mapping(&h, h.tables[1].id)
+    else {
         panic!()
     };
-    assert_eq!(r, &vec![crate::hir::IptReason::Family(Family::Inet)]);
+    assert_eq!(r, &vec![crate::lower::ipt::IptReason::Family(Family::Inet)]);
 }
 
 #[test]

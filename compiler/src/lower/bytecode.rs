@@ -387,14 +387,7 @@ fn byteorder_size(len: usize) -> u8 {
 }
 
 fn vm_hook(h: hir::Hook) -> Option<nfr_vm::Hook> {
-    Some(match h {
-        hir::Hook::Prerouting => nfr_vm::Hook::Prerouting,
-        hir::Hook::Input => nfr_vm::Hook::Input,
-        hir::Hook::Forward => nfr_vm::Hook::Forward,
-        hir::Hook::Output => nfr_vm::Hook::Output,
-        hir::Hook::Postrouting => nfr_vm::Hook::Postrouting,
-        hir::Hook::Ingress => return None,
-    })
+    h.nf_hook()
 }
 
 /// The VM's load for `ct KEY` (the catalog's [`catalog::CtKey::load`]; the tuple addresses by family:

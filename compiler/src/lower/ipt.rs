@@ -2,7 +2,7 @@
 //! `nfr_ipt::encode` turns into the byte-exact blob iptables-legacy-restore would send.
 //!
 //! # What maps
-//! A table maps when the checker's [`IptMapping`] says `Maps` with family `ip`: its base chains
+//! A table maps when [`table_mapping`] says `Maps` with family `ip`: its base chains
 //! become the built-in chains of that iptables table (policy kept; a hook without a base chain
 //! gets an empty ACCEPT chain, as iptables creates it), user chains keep their names.
 //!
@@ -51,10 +51,11 @@
 
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
-    BitOp, ChainId, ChainKind, CtKey, Expr, ExprKind, Family, Hir, Hook, IptMapping, IptReason,
-    IptTable, Item, KeyPart, Match, MetaKey, NatKind, Op, Operand, RateUnit, RejectKind, Rhs,
-    StmtKind, TableId, Value, VerdictKind,
+    BitOp, ChainId, ChainKind, CtKey, Expr, ExprKind, Family, Hir, Hook, Item, KeyPart, Match,
+    MetaKey, NatKind, Op, Operand, RateUnit, RejectKind, Rhs, StmtKind, TableId, Value,
+    VerdictKind,
 };
+pub use crate::lower::ipt_mapping::{IptMapping, IptReason, IptTable, table_mapping};
 
 /// Code: the table does not map onto an iptables table.
 pub const E_TABLE: &str = "E0700";
@@ -116,7 +117,7 @@ pub fn lower_ipt_table_mapped(
             "no such table",
         )]);
     };
-    let (table, builtin) = match &t.ipt {
+    let (table, builtin) = match &table_mapping(hir, id) {
         IptMapping::Maps {
             table,
             family,
@@ -234,14 +235,7 @@ pub fn lower_ipt_table_mapped(
 }
 
 fn vm_hook(h: Hook) -> Option<nfr_ipt::Hook> {
-    Some(match h {
-        Hook::Prerouting => nfr_ipt::Hook::Prerouting,
-        Hook::Input => nfr_ipt::Hook::Input,
-        Hook::Forward => nfr_ipt::Hook::Forward,
-        Hook::Output => nfr_ipt::Hook::Output,
-        Hook::Postrouting => nfr_ipt::Hook::Postrouting,
-        Hook::Ingress => return None,
-    })
+    h.nf_hook()
 }
 
 const RESERVED: &[&str] = &[
