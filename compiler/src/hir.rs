@@ -11,6 +11,7 @@
 //! `ceil(len_bits / 8)` bytes (dscp cs1 = `[0x08]`); the lowering shifts it into place.
 
 use crate::diag::Span;
+use crate::lower::ipt_mapping::IptMapping;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TableId(pub u32);
@@ -58,14 +59,11 @@ impl Hook {
         Hook::Ingress,
     ];
     pub fn name(self) -> &'static str {
-        match self {
-            Hook::Prerouting => "prerouting",
-            Hook::Input => "input",
-            Hook::Forward => "forward",
-            Hook::Output => "output",
-            Hook::Postrouting => "postrouting",
-            Hook::Ingress => "ingress",
-        }
+        self.nf_hook().map_or("ingress", nfr_proto::Hook::name)
+    }
+    /// The NF_INET_* hook (`None` for ingress).
+    pub fn nf_hook(self) -> Option<nfr_proto::Hook> {
+        nfr_proto::Hook::from_u32(self.nf_inet())
     }
     pub fn from_name(s: &str) -> Option<Hook> {
         Hook::ALL.into_iter().find(|h| h.name() == s)
@@ -162,8 +160,6 @@ pub struct Table {
     /// Stateful objects declared in the table (`counter NAME`, `ct helper NAME`): they take
     /// handles after the chains (see `Rule::handle` in the bytecode).
     pub objects: u32,
-    /// Whether this table can be expressed as an iptables table, and why not.
-    pub ipt: IptMapping,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -245,7 +241,7 @@ pub enum Item {
 /// the types whose `byteorder()` is `Host` (mark, ct state, ...) to register order.
 pub use nfr_grammar::catalog::Datatype as Type;
 /// Meta and ct keys from the grammar's catalog (`name`, `dtype`, `len_bits`).
-pub use nfr_grammar::catalog::{CtKey, MetaKey};
+pub use nfr_grammar::catalog::{CtKey, MetaKey, PayloadField};
 
 /// A typed constant: bytes in network order, `ty.bytes()` long (ifname: 16 bytes, NUL padded;
 /// an ifname wildcard `"eth*"` holds only the prefix `eth`, 3 bytes: compare that many).
@@ -271,15 +267,8 @@ impl Value {
 // ---------------------------------------------------------------------------------------
 // Expressions (left-hand sides)
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PayloadBase {
-    /// NFT_PAYLOAD_LL_HEADER
-    Link,
-    /// NFT_PAYLOAD_NETWORK_HEADER
-    Network,
-    /// NFT_PAYLOAD_TRANSPORT_HEADER
-    Transport,
-}
+/// NFT_PAYLOAD_LL_HEADER, NFT_PAYLOAD_NETWORK_HEADER, NFT_PAYLOAD_TRANSPORT_HEADER.
+pub use nfr_proto::catalog::PayloadBase;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CtDir {
@@ -289,11 +278,10 @@ pub enum CtDir {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExprKind {
-    /// A header field. `proto`/`field` are nft's names (`"tcp"`, `"dport"`); the raw form
-    /// `@th,16,16` has proto `"@th"` and field `""`.
+    /// A header field: the catalog's descriptor (`tcp dport`), `None` for the raw form
+    /// `@th,16,16`; where it is, in bits from the start of its header.
     Payload {
-        proto: &'static str,
-        field: &'static str,
+        field: Option<&'static PayloadField>,
         base: PayloadBase,
         offset_bits: u32,
         len_bits: u32,
@@ -336,6 +324,25 @@ pub struct Expr {
 }
 
 impl Expr {
+    /// Whether this is a network header's protocol key (`ip protocol`, `ip6 nexthdr`): the field that
+    /// names the transport protocol (`nfr_proto::desc`).
+    pub fn is_l4_protocol_key(&self) -> bool {
+        self.payload_field().is_some_and(|f| {
+            nfr_proto::desc::desc(f.proto).is_some_and(|d| {
+                d.base == PayloadBase::Network
+                    && d.protocol_key == nfr_proto::desc::ProtoKey::Field(f.field)
+            })
+        })
+    }
+
+    /// The catalog descriptor of a (non-raw) payload field.
+    pub fn payload_field(&self) -> Option<&'static PayloadField> {
+        match &self.kind {
+            ExprKind::Payload { field, .. } => *field,
+            _ => None,
+        }
+    }
+
     /// For a payload field: `(byte_offset, byte_len, mask, shift)` of the load window, where
     /// `mask` is `Some` for fields that do not fill whole bytes, and `shift` is how far the
     /// field value must be shifted left to sit in the window.
@@ -674,59 +681,10 @@ pub struct Set {
 }
 
 // ---------------------------------------------------------------------------------------
-// iptables mapping
-
-/// The five iptables tables.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum IptTable {
-    Filter,
-    Nat,
-    Mangle,
-    Raw,
-    Security,
-}
-
-/// Whether a table can be expressed as an iptables (IPv4) / ip6tables (IPv6) table.
-/// Computed per table by the checker; not an error either way.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IptMapping {
-    Maps {
-        table: IptTable,
-        /// `Ip` = iptables, `Ip6` = ip6tables.
-        family: Family,
-        /// The base chain on each hook (built-in chains missing here are empty, policy ACCEPT).
-        builtin: Vec<(Hook, ChainId)>,
-    },
-    No(Vec<IptReason>),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IptReason {
-    /// inet tables have no iptables equivalent.
-    Family(Family),
-    NoBaseChains,
-    /// Two base chains on one hook.
-    SharedHook {
-        hook: Hook,
-        chains: Vec<ChainId>,
-    },
-    /// The base chains' (type, priority, hook) fit no single iptables table.
-    NoMatchingTable {
-        chain: ChainId,
-        detail: String,
-    },
-    /// Base chains would need different iptables tables.
-    MixedTables(Vec<(ChainId, IptTable)>),
-    /// A named set or map (iptables has no sets without ipset).
-    NamedSets,
-    Ingress(ChainId),
-}
-
-// ---------------------------------------------------------------------------------------
 // Debug listing
 
 /// A compact nft-like listing of the checked ruleset (ids resolved to names, implicit
-/// dependencies marked `(implicit)`, iptables mapping per table). For debugging and tests;
+/// dependencies marked `(implicit)`, the iptables mapping per table). For debugging and tests;
 /// `nfc fmt` prints the Ast, not this.
 impl std::fmt::Display for Hir {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -789,7 +747,8 @@ impl std::fmt::Display for Hir {
             format!("{{ {} }}", v.join(", "))
         };
         for t in &self.tables {
-            let ipt = match &t.ipt {
+            // the iptables lowering's verdict on the table, for the reader
+            let ipt = match crate::lower::ipt_mapping::table_mapping(self, t.id) {
                 IptMapping::Maps { table, .. } => format!("ipt: {table:?}"),
                 IptMapping::No(r) => format!("ipt: no ({} reasons)", r.len()),
             };
@@ -902,21 +861,26 @@ impl std::fmt::Display for Hir {
     }
 }
 
+/// `@ll`, `@nh`, `@th`: the raw payload form's base.
+pub fn raw_base_name(b: PayloadBase) -> &'static str {
+    match b {
+        PayloadBase::Link => "@ll",
+        PayloadBase::Network => "@nh",
+        PayloadBase::Transport => "@th",
+    }
+}
+
 fn show_expr(e: &Expr) -> String {
     match &e.kind {
         ExprKind::Payload {
-            proto,
             field,
+            base,
             offset_bits,
             len_bits,
-            ..
-        } => {
-            if field.is_empty() {
-                format!("{proto},{offset_bits},{len_bits}")
-            } else {
-                format!("{proto} {field}")
-            }
-        }
+        } => match field {
+            Some(f) => format!("{} {}", f.proto, f.field),
+            None => format!("{},{offset_bits},{len_bits}", raw_base_name(*base)),
+        },
         ExprKind::Meta { key } => format!("meta {}", key.name),
         ExprKind::Ct { key, dir, .. } => match dir {
             Some(CtDir::Original) => format!("ct original {}", key.name),

@@ -27,3 +27,4 @@ pub mod diag;
 pub mod hir;
 pub mod lower;
 pub mod nft_t;
+pub mod raise;

@@ -12,6 +12,7 @@
 
 use crate::ast::*;
 use crate::catalog::{self, Datatype};
+use nfr_proto::desc;
 use std::fmt::Write;
 
 /// Printer options.
@@ -1741,25 +1742,6 @@ fn item_span(it: &TableItem) -> Option<Span> {
     }
 }
 
-/// Protocol numbers of transport payload protocols.
-fn l4_number(proto: &str) -> Option<u128> {
-    Some(match proto {
-        "tcp" => 6,
-        "udp" => 17,
-        "icmp" => 1,
-        "icmpv6" => 58,
-        "udplite" => 136,
-        "sctp" => 132,
-        "dccp" => 33,
-        "ah" => 51,
-        "esp" => 50,
-        "comp" => 108,
-        "igmp" => 2,
-        "gre" => 47,
-        _ => return None,
-    })
-}
-
 /// Drop explicit protocol matches that nft treats as (and removes like) implicit dependencies:
 /// `ip protocol tcp tcp dport 22` → `tcp dport 22`, `meta l4proto icmp icmp type x`,
 /// `meta nfproto ipv4 ip saddr x`, `meta protocol ip udp dport 67`.
@@ -1823,46 +1805,57 @@ fn is_dependency_of(dep: &Stmt, next: &Stmt, family: Family) -> bool {
         return false;
     };
     let target = first_selector(target);
+    // The protocol key of the table family's network header, or `meta l4proto`, naming the
+    // target's protocol (`desc::ProtoDesc::upper`).
+    let names = |d: &desc::ProtoDesc, t: &str| {
+        const_value(right, Some(Datatype::InetProto))
+            .and_then(|n| u16::try_from(n).ok())
+            .and_then(|n| d.upper(n))
+            == Some(t)
+    };
     match (&left.kind, &target.kind) {
         (ExprKind::Payload(pf), ExprKind::Payload(t))
-            if ((pf.proto, pf.field) == ("ip", "protocol") && family == Family::Ip)
-                || ((pf.proto, pf.field) == ("ip6", "nexthdr") && family == Family::Ip6) =>
+            if (pf.proto == "ip" && family == Family::Ip)
+                || (pf.proto == "ip6" && family == Family::Ip6) =>
         {
-            l4_number(t.proto)
-                .is_some_and(|n| const_value(right, Some(Datatype::InetProto)) == Some(n))
-                && (t.proto != "icmpv6" || pf.proto == "ip6")
-                && (t.proto != "icmp" || pf.proto == "ip")
+            desc::desc(pf.proto).is_some_and(|d| {
+                d.protocol_key == desc::ProtoKey::Field(pf.field) && names(d, t.proto)
+            })
         }
         (ExprKind::Meta { key, .. }, ExprKind::Payload(t)) if key.name == "l4proto" => {
-            l4_number(t.proto)
-                .is_some_and(|n| const_value(right, Some(Datatype::InetProto)) == Some(n))
+            names(desc::inet_service(), t.proto)
         }
         (ExprKind::Meta { key, .. }, _) if key.name == "nfproto" || key.name == "protocol" => {
-            let v = const_value(
-                right,
-                Some(if key.name == "nfproto" {
-                    Datatype::Nfproto
-                } else {
-                    Datatype::EtherType
-                }),
-            );
-            let v4 = if key.name == "nfproto" { 2 } else { 0x0800 };
-            let v6 = if key.name == "nfproto" { 10 } else { 0x86dd };
+            // `meta nfproto` is inet's protocol key, `meta protocol` netdev's: both name a
+            // network protocol
+            let nfproto = key.name == "nfproto";
+            let (d, dt) = if nfproto {
+                (Some(desc::inet()), Datatype::Nfproto)
+            } else {
+                (desc::desc("netdev"), Datatype::EtherType)
+            };
+            let net = d.and_then(|d| {
+                const_value(right, Some(dt))
+                    .and_then(|v| u16::try_from(v).ok())
+                    .and_then(|v| d.upper(v))
+            });
             match &target.kind {
-                ExprKind::Payload(t) => {
-                    (v == Some(v4) && matches!(t.proto, "ip" | "icmp") && key.name == "nfproto")
-                        || (v == Some(v6)
-                            && matches!(t.proto, "ip6" | "icmpv6")
-                            && key.name == "nfproto")
-                        || (key.name == "protocol" && v == Some(v4) && family == Family::Ip)
-                        || (key.name == "protocol" && v == Some(v6) && family == Family::Ip6)
+                ExprKind::Payload(t) if nfproto => {
+                    net.is_some()
+                        && desc::implied_nfproto(t.proto)
+                            .and_then(|(f, _)| desc::inet().upper(u16::from(f)))
+                            == net
+                }
+                ExprKind::Payload(_) => {
+                    (net == Some("ip") && family == Family::Ip)
+                        || (net == Some("ip6") && family == Family::Ip6)
                 }
                 ExprKind::Ct {
                     family, key: ck, ..
-                } if key.name == "nfproto" => {
+                } if nfproto => {
                     matches!(ck.name, "saddr" | "daddr")
-                        && ((v == Some(v4) && *family != Some(Family::Ip6))
-                            || (v == Some(v6) && *family != Some(Family::Ip)))
+                        && ((net == Some("ip") && *family != Some(Family::Ip6))
+                            || (net == Some("ip6") && *family != Some(Family::Ip)))
                 }
                 _ => false,
             }

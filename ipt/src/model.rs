@@ -14,18 +14,9 @@ pub struct Counters {
     pub bcnt: u64,
 }
 
-/// The known iptables tables: name, `valid_hooks`.
-pub const TABLES: [(&str, u32); 5] = [
-    ("filter", 0x0e),
-    ("mangle", 0x1f),
-    ("raw", 0x09),
-    ("nat", 0x1b),
-    ("security", 0x0e),
-];
-
-/// `valid_hooks` of a known table.
+/// `valid_hooks` of a known table (`nfr_proto::hook::IPT_TABLES`).
 pub fn table_valid_hooks(name: &str) -> Option<u32> {
-    TABLES.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
+    nfr_proto::hook::IptTable::by_name(name).map(|t| t.valid_hooks)
 }
 
 /// iptables' name of a hook's built-in chain.

@@ -539,7 +539,7 @@ pub fn parse_proto(s: &str) -> R<u16> {
     if let Some((_, n)) = CHAIN_PROTOS.iter().find(|(name, _)| *name == l) {
         return Ok(*n);
     }
-    nfr_vm::ipproto::number(&l)
+    nfr_proto::ipproto::number(&l)
         .map(u16::from)
         .ok_or_else(|| format!("unknown protocol `{s}` specified"))
 }

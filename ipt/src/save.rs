@@ -156,7 +156,7 @@ pub const CHAIN_PROTOS: [(&str, u16); 12] = [
 /// The name iptables-save prints for `-p p`: `/etc/protocols` (`getprotobynumber`, as
 /// iptables 1.8.9 does), else digits.
 fn proto_name(p: u16) -> Option<&'static str> {
-    u8::try_from(p).ok().and_then(nfr_vm::ipproto::name)
+    u8::try_from(p).ok().and_then(nfr_proto::ipproto::name)
 }
 
 /// `xtables_ipmask_to_cidr`: prefix length of a contiguous mask, else `None`.

@@ -30,11 +30,11 @@ fn lower_file(
     let mut diags = Vec::new();
     let mut seen = false;
     for t in &hir.tables {
-        let ipt_name = match &t.ipt {
-            nfr_compiler::hir::IptMapping::Maps { table, .. } => {
-                Some(nfr_compiler::lower::ipt::ipt_table_name(*table))
+        let ipt_name = match nfr_compiler::lower::ipt::table_mapping(hir, t.id) {
+            nfr_compiler::lower::ipt::IptMapping::Maps { table, .. } => {
+                Some(nfr_compiler::lower::ipt::ipt_table_name(table))
             }
-            nfr_compiler::hir::IptMapping::No(_) => None,
+            nfr_compiler::lower::ipt::IptMapping::No(_) => None,
         };
         if let Some(want) = table
             && want != t.name

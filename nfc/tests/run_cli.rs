@@ -878,6 +878,44 @@ fn interface_indexes_lo_is_one() {
     }
 }
 
+fn device_types_follow_the_devices() {
+    // `meta iiftype`/`oiftype` read the replay's device types: `lo` is loopback, the capture's
+    // interfaces and every other named device Ethernet, no device none.
+    let cap = tmp_ruleset("iftype.pcapng", "");
+    std::fs::write(&cap, two_section_pcapng()).unwrap();
+    let rules = tmp_ruleset(
+        "iftype.nfr",
+        "table ip t {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tmeta iiftype ether counter\n\t\tmeta iiftype loopback counter\n\t}\n\n\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n\t\tmeta oiftype ether counter\n\t\tmeta oiftype loopback counter\n\t}\n}\n",
+    );
+    let (r, c) = (rules.to_str().unwrap(), cap.to_str().unwrap());
+    for e in ["interp", "jit"] {
+        // (extra args, packets per counter: iiftype ether, iiftype loopback, oiftype ether, oiftype loopback)
+        for (extra, n) in [
+            (&[][..], [6, 0, 3, 0]),
+            (&["--iif", "lo", "--oif", "lo"][..], [0, 6, 0, 3]),
+            (&["--iif", "ppp0"][..], [6, 0, 3, 0]),
+        ] {
+            let mut a = vec!["run", "pcap", r, c, "--local", "10.0.0.1", "--engine", e];
+            a.extend_from_slice(extra);
+            let o = nfc(&a);
+            assert_eq!(o.status.code(), Some(0), "{o:?}");
+            let s = stdout(&o);
+            for (sel, n) in [
+                ("iiftype ether", n[0]),
+                ("iiftype loopback", n[1]),
+                ("oiftype ether", n[2]),
+                ("oiftype loopback", n[3]),
+            ] {
+                let want = format!("{sel} counter packets {n} bytes {}", n * 32);
+                assert!(
+                    s.lines().any(|l| l.trim_start().ends_with(&want)),
+                    "{e} {extra:?}: want {want:?} in\n{s}"
+                );
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The progress bar: on stderr when it is a terminal, never on stdout.
 
@@ -1351,6 +1389,10 @@ fn main() {
             pcapng_interface_names_are_the_devices_on_every_engine,
         ),
         gate::test("interface_indexes_lo_is_one", interface_indexes_lo_is_one),
+        gate::test(
+            "device_types_follow_the_devices",
+            device_types_follow_the_devices,
+        ),
         gate::test(
             "sysctls_change_conntrack_like_the_kernels",
             sysctls_change_conntrack_like_the_kernels,

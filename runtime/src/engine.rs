@@ -560,30 +560,19 @@ pub fn register_ipt(
     Ok(())
 }
 
-/// The hooks and priorities of an iptables table (`iptable_*` modules), by name and `valid_hooks` mask.
+/// The hooks and priorities of an iptables table (`nfr_proto::hook::IPT_TABLES`), by name and `valid_hooks`
+/// mask (an unknown name registers at the filter priority).
 pub fn ipt_table_hooks(name: &str, valid_hooks: u32) -> Vec<(Hook, i32)> {
-    use crate::hook::priority as p;
-    [
-        Hook::Prerouting,
-        Hook::Input,
-        Hook::Forward,
-        Hook::Output,
-        Hook::Postrouting,
-    ]
-    .into_iter()
-    .filter(|h| valid_hooks & (1 << (*h as u32)) != 0)
-    .map(|h| {
-        let prio = match name {
-            "raw" => p::RAW,
-            "mangle" => p::MANGLE,
-            "nat" if matches!(h, Hook::Prerouting | Hook::Output) => p::NAT_DST,
-            "nat" => p::NAT_SRC,
-            "security" => p::SECURITY,
-            _ => p::FILTER,
-        };
-        (h, prio)
-    })
-    .collect()
+    let t = nfr_proto::hook::IptTable::by_name(name).copied();
+    let t = t.unwrap_or(nfr_proto::hook::IptTable {
+        name: "filter",
+        valid_hooks,
+    });
+    Hook::ALL
+        .into_iter()
+        .filter(|h| valid_hooks & (1 << (*h as u32)) != 0)
+        .map(|h| (h, t.priority(h)))
+        .collect()
 }
 
 #[cfg(test)]

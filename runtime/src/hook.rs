@@ -18,28 +18,13 @@ use crate::forward::{Forward, ip_forward};
 use crate::pcap::linktype;
 use crate::reply::{self, IcmpRateLimit, RejectWith};
 use crate::wire;
+use nfr_proto::hook::path;
 use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6};
 use nfr_vm::{Hook, PktState, Verdict};
 use std::borrow::Cow;
 
 /// `NF_IP_PRI_*` / `NF_IP6_PRI_*` values.
-pub mod priority {
-    pub const FIRST: i32 = i32::MIN;
-    pub const RAW_BEFORE_DEFRAG: i32 = -450;
-    pub const CONNTRACK_DEFRAG: i32 = -400;
-    pub const RAW: i32 = -300;
-    pub const SELINUX_FIRST: i32 = -225;
-    pub const CONNTRACK: i32 = -200;
-    pub const MANGLE: i32 = -150;
-    pub const NAT_DST: i32 = -100;
-    pub const FILTER: i32 = 0;
-    pub const SECURITY: i32 = 50;
-    pub const NAT_SRC: i32 = 100;
-    pub const SELINUX_LAST: i32 = 225;
-    pub const CONNTRACK_HELPER: i32 = 300;
-    pub const CONNTRACK_CONFIRM: i32 = i32::MAX;
-    pub const LAST: i32 = i32::MAX;
-}
+pub use nfr_proto::hook::priority;
 
 /// `MAX_HOOK_COUNT`.
 pub const MAX_HOOK_COUNT: usize = 1024;
@@ -574,8 +559,8 @@ impl Hooks {
         now: u64,
     ) -> (Hook, HookOutcome) {
         match route {
-            Route::Local => self.walk(&[Hook::Prerouting, Hook::Input], pkt, ct, now, true),
-            Route::Blackhole => self.walk(&[Hook::Prerouting], pkt, ct, now, false),
+            Route::Local => self.walk(path::LOCAL_IN, pkt, ct, now, true),
+            Route::Blackhole => self.walk(path::BLACKHOLE, pkt, ct, now, false),
             Route::Forward => {
                 let o = self.run(Hook::Prerouting, pkt, ct, now);
                 if o != HookOutcome::Accept {
@@ -599,7 +584,7 @@ impl Hooks {
                         false,
                     );
                 }
-                self.walk(&[Hook::Forward, Hook::Postrouting], pkt, ct, now, false)
+                self.walk(&path::FORWARD[1..], pkt, ct, now, false)
             }
         }
     }
@@ -611,7 +596,7 @@ impl Hooks {
         ct: &mut Conntrack,
         now: u64,
     ) -> (Hook, HookOutcome) {
-        self.walk(&[Hook::Output, Hook::Postrouting], pkt, ct, now, false)
+        self.walk(path::LOCAL_OUT, pkt, ct, now, false)
     }
 
     /// Runs `path` until a hook does not accept, then [`Self::end`]s the packet; `to_host`: it was addressed to

@@ -93,13 +93,40 @@ pub enum Direction {
     Send,
 }
 
-/// The devices a packet is seen on (`meta iif/iifname`, `meta oif/oifname`); index 0 = none.
+impl Direction {
+    /// The hooks the direction passes, in order (`nfr_proto::hook::path`).
+    pub fn hooks(self) -> &'static [Hook] {
+        use nfr_proto::hook::path;
+        match self {
+            Direction::Receive(Route::Local) => path::LOCAL_IN,
+            Direction::Receive(Route::Forward) => path::FORWARD,
+            Direction::Receive(Route::Blackhole) => path::BLACKHOLE,
+            Direction::Send => path::LOCAL_OUT,
+        }
+    }
+}
+
+/// The devices a packet is seen on (`meta iif/iifname/iiftype`, `meta oif/oifname/oiftype`); index 0 = none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Devices {
     pub iif: u32,
     pub iifname: [u8; nfr_vm::pkt::IFNAMSIZ],
+    /// `dev->type` of the input device (`ARPHRD_*`, [`device_type`]).
+    pub iiftype: u16,
     pub oif: u32,
     pub oifname: [u8; nfr_vm::pkt::IFNAMSIZ],
+    pub oiftype: u16,
+}
+
+/// `dev->type` of a device the replay names: `lo` is `ARPHRD_LOOPBACK`, every other device an Ethernet
+/// device (`ARPHRD_ETHER`), as the devices of an Ethernet capture are; no device (empty name) is 0.
+pub fn device_type(name: &[u8; nfr_vm::pkt::IFNAMSIZ]) -> u16 {
+    use nfr_proto::desc::{ARPHRD_ETHER, ARPHRD_LOOPBACK};
+    match name {
+        [0, ..] => 0,
+        [b'l', b'o', 0, ..] => ARPHRD_LOOPBACK,
+        _ => ARPHRD_ETHER,
+    }
 }
 
 /// Replay parameters.
@@ -317,8 +344,10 @@ impl Replayer {
         };
         pkt.state.iif = dev.iif;
         pkt.state.iifname = dev.iifname;
+        pkt.state.iiftype = dev.iiftype;
         pkt.state.oif = dev.oif;
         pkt.state.oifname = dev.oifname;
+        pkt.state.oiftype = dev.oiftype;
         let was_fragment = pkt.state.is_fragment;
         *self.seen.borrow_mut() = None;
         let (stopped_at, outcome) = match dir {

@@ -35,16 +35,9 @@ struct IptPrepared {
     counted: Vec<(nfr_compiler::hir::ChainId, usize)>,
 }
 
-/// `NF_IP_PRI_*` of an iptables table on a hook.
+/// `NF_IP_PRI_*` of an iptables table on a hook (`nfr_proto::hook::IPT_TABLES`).
 fn priority(table: &str, hook: Hook) -> i32 {
-    match table {
-        "raw" => -300,
-        "mangle" => -150,
-        "nat" if matches!(hook, Hook::Prerouting | Hook::Output) => -100,
-        "nat" => 100,
-        "security" => 50,
-        _ => 0,
-    }
+    nfr_proto::hook::IptTable::by_name(table).map_or(0, |t| t.priority(hook))
 }
 
 impl Engine for Ipt {
@@ -135,7 +128,7 @@ impl Prepared for IptPrepared {
             .filter(|(_, t)| t.exec.table().valid_hooks & (1 << pkt.hook as u32) != 0)
             .map(|(i, t)| (priority(&t.name, pkt.hook), i))
             .collect();
-        order.sort();
+        order = crate::hook_order(pkt.state.nfproto, pkt.hook, &order);
         let mut st = pkt.state.clone();
         let mut out = Outcome {
             verdict: Verdict::Accept,

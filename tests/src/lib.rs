@@ -8,7 +8,8 @@
 //! a ruleset the checker must reject, with the diagnostic code and `line:col`.
 //!
 //! Engines implement [`Engine`]: `prepare` a checked ruleset (or [`Skip`] it), then `run`
-//! packets. [`Interp`] is the reference (nfc's bytecode interpreter); later engines (JIT,
+//! packets. A packet meets its hook's base chains in the order the runtime's hook list
+//! ([`hook_order`]) gives them, as the kernel's: of equal priorities the later chain first. [`Interp`] is the reference (nfc's bytecode interpreter); later engines (JIT,
 //! iptables blob) plug in next to it, with [`SKIP`] listing what an engine cannot express.
 //! The library never opens files: the test binary reads the corpus and hands over text.
 
@@ -261,7 +262,7 @@ impl InterpPrepared {
 impl Prepared for InterpPrepared {
     fn run(&mut self, pkt: &BuiltPacket) -> Outcome {
         let prog = self.prog.program();
-        let mut entries: Vec<(i32, usize)> = prog
+        let entries: Vec<(i32, usize)> = prog
             .chains
             .iter()
             .enumerate()
@@ -278,7 +279,7 @@ impl Prepared for InterpPrepared {
                 _ => None,
             })
             .collect();
-        entries.sort_by_key(|e| e.0);
+        let entries = hook_order(pkt.state.nfproto, pkt.hook, &entries);
         let mut st: PktState = pkt.state.clone();
         let mut fx = Effects::default();
         let mut verdict = Verdict::Accept;
@@ -352,6 +353,48 @@ impl Prepared for InterpPrepared {
             _ => None,
         })
     }
+}
+
+/// A hook entry that only names its chain, for reading back the order of a hook's entries.
+struct Slot(String);
+
+impl nfr_runtime::hook::Engine for Slot {
+    fn hook(
+        &mut self,
+        _: &mut nfr_runtime::hook::Packet<'_>,
+        _: &mut nfr_runtime::hook::HookCtx<'_>,
+    ) -> Verdict {
+        Verdict::Accept
+    }
+    fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The order in which the runtime's hook list (`runtime::hook::Hooks`, `nf_hook_entries_grow`) runs
+/// `entries` (priority, chain index), registered in chain order: by priority, and of equal
+/// priorities the later registration first.
+pub fn hook_order(nfproto: u8, hook: nfr_vm::Hook, entries: &[(i32, usize)]) -> Vec<(i32, usize)> {
+    // the hook lists are per family; any packet that is not IPv6 is ordered as IPv4
+    let nfproto = if nfproto == nfr_vm::pkt::NFPROTO_IPV6 {
+        nfproto
+    } else {
+        nfr_vm::pkt::NFPROTO_IPV4
+    };
+    let mut hooks = nfr_runtime::hook::Hooks::new();
+    for &(prio, ci) in entries {
+        if hooks
+            .register(nfproto, hook, prio, Box::new(Slot(ci.to_string())))
+            .is_err()
+        {
+            return Vec::new();
+        }
+    }
+    hooks
+        .entries(nfproto, hook)
+        .into_iter()
+        .filter_map(|(name, prio)| name.parse().ok().map(|ci| (prio, ci)))
+        .collect()
 }
 
 /// The engines every case runs on.

@@ -124,56 +124,8 @@ pub enum PayloadBase {
     Transport,
 }
 
-/// `meta` keys (`enum nft_meta_keys`, the subset nfc runs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MetaKey {
-    Len,
-    Protocol,
-    Nfproto,
-    L4proto,
-    Mark,
-    Iif,
-    Oif,
-    Iifname,
-    Oifname,
-    Iiftype,
-    Oiftype,
-    Pkttype,
-    Skuid,
-    Skgid,
-}
-
-impl MetaKey {
-    /// Bytes this key loads into registers.
-    pub fn size(self) -> usize {
-        match self {
-            MetaKey::Nfproto | MetaKey::L4proto | MetaKey::Pkttype => 1,
-            MetaKey::Protocol | MetaKey::Iiftype | MetaKey::Oiftype => 2,
-            MetaKey::Iifname | MetaKey::Oifname => 16,
-            _ => 4,
-        }
-    }
-
-    /// libnftnl's name (`meta load <name> => reg N`).
-    pub fn name(self) -> &'static str {
-        match self {
-            MetaKey::Len => "len",
-            MetaKey::Protocol => "protocol",
-            MetaKey::Nfproto => "nfproto",
-            MetaKey::L4proto => "l4proto",
-            MetaKey::Mark => "mark",
-            MetaKey::Iif => "iif",
-            MetaKey::Oif => "oif",
-            MetaKey::Iifname => "iifname",
-            MetaKey::Oifname => "oifname",
-            MetaKey::Iiftype => "iiftype",
-            MetaKey::Oiftype => "oiftype",
-            MetaKey::Pkttype => "pkttype",
-            MetaKey::Skuid => "skuid",
-            MetaKey::Skgid => "skgid",
-        }
-    }
-}
+/// `meta` and `ct` loads (`enum nft_meta_keys`, `enum nft_ct_keys`): the catalog's (`nfr_proto::catalog`).
+pub use nfr_proto::catalog::{NftCtKey as CtKey, NftMetaKey as MetaKey};
 
 /// Writable `meta` keys (`meta set <key> with reg N`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -204,88 +156,6 @@ impl MetaSetKey {
             MetaSetKey::Priority => "priority",
             MetaSetKey::Pkttype => "pkttype",
             MetaSetKey::Nftrace => "nftrace",
-        }
-    }
-}
-
-/// `ct` keys (`enum nft_ct_keys`, the subset nfc runs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CtKey {
-    State,
-    Direction,
-    Status,
-    Mark,
-    Expiration,
-    Helper,
-    L3protocol,
-    /// Address of the tuple, 16 bytes (IPv4 fills 4). Needs a direction.
-    Src,
-    Dst,
-    Protocol,
-    ProtoSrc,
-    ProtoDst,
-    Zone,
-    Id,
-    /// IPv4 address (breaks for IPv6 entries). Needs a direction.
-    SrcIp,
-    DstIp,
-    /// IPv6 address (breaks for IPv4 entries). Needs a direction.
-    SrcIp6,
-    DstIp6,
-}
-
-impl CtKey {
-    /// Bytes loaded.
-    pub fn size(self) -> usize {
-        match self {
-            CtKey::Direction | CtKey::L3protocol | CtKey::Protocol => 1,
-            CtKey::ProtoSrc | CtKey::ProtoDst | CtKey::Zone => 2,
-            CtKey::Helper | CtKey::Src | CtKey::Dst | CtKey::SrcIp6 | CtKey::DstIp6 => 16,
-            _ => 4,
-        }
-    }
-
-    /// True for keys that read a tuple and so require a direction (`nft_ct_get_init`).
-    pub fn needs_dir(self) -> bool {
-        matches!(
-            self,
-            CtKey::Src
-                | CtKey::Dst
-                | CtKey::ProtoSrc
-                | CtKey::ProtoDst
-                | CtKey::SrcIp
-                | CtKey::DstIp
-                | CtKey::SrcIp6
-                | CtKey::DstIp6
-        )
-    }
-
-    /// True for keys that accept an optional direction.
-    pub fn allows_dir(self) -> bool {
-        self.needs_dir() || matches!(self, CtKey::Zone | CtKey::L3protocol | CtKey::Protocol)
-    }
-
-    /// libnftnl's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            CtKey::State => "state",
-            CtKey::Direction => "direction",
-            CtKey::Status => "status",
-            CtKey::Mark => "mark",
-            CtKey::Expiration => "expiration",
-            CtKey::Helper => "helper",
-            CtKey::L3protocol => "l3protocol",
-            CtKey::Src => "src",
-            CtKey::Dst => "dst",
-            CtKey::Protocol => "protocol",
-            CtKey::ProtoSrc => "proto_src",
-            CtKey::ProtoDst => "proto_dst",
-            CtKey::Zone => "zone",
-            CtKey::Id => "id",
-            CtKey::SrcIp => "src_ip",
-            CtKey::DstIp => "dst_ip",
-            CtKey::SrcIp6 => "src_ip6",
-            CtKey::DstIp6 => "dst_ip6",
         }
     }
 }

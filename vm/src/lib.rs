@@ -51,7 +51,6 @@ pub use verdict::{ChainVerdict, Hook, Verdict};
 pub mod classify;
 pub mod insn;
 pub mod interp;
-pub mod ipproto;
 pub mod print;
 pub mod program;
 pub mod verify;

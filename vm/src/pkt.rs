@@ -18,16 +18,7 @@
 //! way the kernel stores them in registers (e.g. `meta mark` is a host-order u32 in a register,
 //! `meta protocol` / `ct proto-src` are network-order big-endian bytes).
 
-/// `NFPROTO_IPV4`.
-pub const NFPROTO_IPV4: u8 = 2;
-/// `NFPROTO_IPV6`.
-pub const NFPROTO_IPV6: u8 = 10;
-/// `NFPROTO_INET` (a table family, never a packet's nfproto).
-pub const NFPROTO_INET: u8 = 1;
-/// `NFPROTO_ARP`.
-pub const NFPROTO_ARP: u8 = 3;
-/// `NFPROTO_NETDEV`.
-pub const NFPROTO_NETDEV: u8 = 5;
+pub use nfr_proto::desc::{NFPROTO_ARP, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_NETDEV};
 /// `NFPROTO_BRIDGE`.
 pub const NFPROTO_BRIDGE: u8 = 7;
 

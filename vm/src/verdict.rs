@@ -5,48 +5,7 @@
 
 use crate::ids::ChainId;
 
-/// `enum nf_inet_hooks`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum Hook {
-    /// `NF_INET_PRE_ROUTING` = 0
-    Prerouting = 0,
-    /// `NF_INET_LOCAL_IN` = 1
-    Input = 1,
-    /// `NF_INET_FORWARD` = 2
-    Forward = 2,
-    /// `NF_INET_LOCAL_OUT` = 3
-    Output = 3,
-    /// `NF_INET_POST_ROUTING` = 4
-    Postrouting = 4,
-}
-
-impl Hook {
-    /// All five hooks in NF_INET_* order.
-    pub const ALL: [Hook; 5] = [
-        Hook::Prerouting,
-        Hook::Input,
-        Hook::Forward,
-        Hook::Output,
-        Hook::Postrouting,
-    ];
-
-    /// The nft keyword (`prerouting`, `input`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Hook::Prerouting => "prerouting",
-            Hook::Input => "input",
-            Hook::Forward => "forward",
-            Hook::Output => "output",
-            Hook::Postrouting => "postrouting",
-        }
-    }
-
-    /// From an NF_INET_* number.
-    pub fn from_u32(n: u32) -> Option<Hook> {
-        Hook::ALL.get(n as usize).copied()
-    }
-}
+pub use nfr_proto::Hook;
 
 /// `NF_DROP`.
 pub const NF_DROP: u32 = 0;

@@ -11,14 +11,13 @@
 //! A requirement that contradicts what the rule already fixed is an error naming both places.
 
 use nfr_grammar::catalog;
+use nfr_proto::desc;
 
 use super::Ctx;
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{Expr, ExprKind, Family, Match, Op, Rhs, Type, Value};
 
-/// NFPROTO_IPV4 / NFPROTO_IPV6.
-pub const NFPROTO_IPV4: u8 = 2;
-pub const NFPROTO_IPV6: u8 = 10;
+pub use nfr_proto::desc::{NFPROTO_IPV4, NFPROTO_IPV6};
 
 /// What one rule has fixed so far.
 #[derive(Clone, Debug, Default)]
@@ -42,23 +41,6 @@ pub enum Need {
     L4(u8),
 }
 
-fn proto_num(name: &str) -> Option<u8> {
-    Some(match name {
-        "tcp" => 6,
-        "udp" => 17,
-        "udplite" => 136,
-        "icmp" => 1,
-        "icmpv6" => 58,
-        "sctp" => 132,
-        "dccp" => 33,
-        "esp" => 50,
-        "ah" => 51,
-        "comp" => 108,
-        "igmp" => 2,
-        _ => return None,
-    })
-}
-
 fn proto_name(n: u8) -> String {
     Type::InetProto
         .symbol_name(u64::from(n))
@@ -72,42 +54,15 @@ fn nfproto_name(n: u8) -> &'static str {
 /// Requirements of a selector, in order.
 pub fn needs(e: &Expr, family: Family, out: &mut Vec<(Need, Span)>) {
     match &e.kind {
-        ExprKind::Payload { proto, .. } => {
+        ExprKind::Payload { field, .. } => {
             let span = e.span;
-            if family == Family::Inet {
-                match *proto {
-                    "ip" => out.push((
-                        Need::Nfproto {
-                            v: NFPROTO_IPV4,
-                            soft: false,
-                        },
-                        span,
-                    )),
-                    "ip6" => out.push((
-                        Need::Nfproto {
-                            v: NFPROTO_IPV6,
-                            soft: false,
-                        },
-                        span,
-                    )),
-                    "icmp" | "igmp" => out.push((
-                        Need::Nfproto {
-                            v: NFPROTO_IPV4,
-                            soft: true,
-                        },
-                        span,
-                    )),
-                    "icmpv6" => out.push((
-                        Need::Nfproto {
-                            v: NFPROTO_IPV6,
-                            soft: true,
-                        },
-                        span,
-                    )),
-                    _ => {}
-                }
+            let proto = field.map_or("", |f| f.proto);
+            if family == Family::Inet
+                && let Some((v, soft)) = desc::implied_nfproto(proto)
+            {
+                out.push((Need::Nfproto { v, soft }, span));
             }
-            if let Some(n) = proto_num(proto) {
+            if let Some(n) = desc::l4_number(proto) {
                 out.push((Need::L4(n), span));
             }
         }
@@ -128,16 +83,7 @@ fn what_fixed(e: &Expr, op: Op, right: &Rhs) -> Option<Need> {
             Some(Need::Nfproto { v: b, soft: false })
         }
         ExprKind::Meta { key } if key.name == "l4proto" => Some(Need::L4(b)),
-        ExprKind::Payload {
-            proto: "ip",
-            field: "protocol",
-            ..
-        }
-        | ExprKind::Payload {
-            proto: "ip6",
-            field: "nexthdr",
-            ..
-        } => Some(Need::L4(b)),
+        ExprKind::Payload { .. } if e.is_l4_protocol_key() => Some(Need::L4(b)),
         _ => None,
     }
 }
@@ -227,22 +173,7 @@ impl Ctx {
             && matches!(m.right, Rhs::Set(_))
             && matches!(&m.left.kind,
                 ExprKind::Meta { key } if key.name == "l4proto")
-                | matches!(
-                    &m.left.kind,
-                    ExprKind::Payload {
-                        proto: "ip",
-                        field: "protocol",
-                        ..
-                    }
-                )
-                | matches!(
-                    &m.left.kind,
-                    ExprKind::Payload {
-                        proto: "ip6",
-                        field: "nexthdr",
-                        ..
-                    }
-                )
+                | m.left.is_l4_protocol_key()
         {
             st.l4_set = Some(m.span);
         }

@@ -1,24 +1,11 @@
-//! Hook, chain-type and priority tables (nft's `chain_type`s, `std_prios`) and the
-//! iptables-table mapping (`valid_hooks`, canonical priorities of iptable_filter & co).
+//! Hook, chain-type and priority checks (nft's `chain_type`s, `std_prios` from
+//! `nfr_proto::hook`).
 
-use crate::hir::{Chain, Policy};
-use crate::hir::{
-    ChainId, ChainKind, ChainType, Family, Hook, IptMapping, IptReason, IptTable, Set,
-};
+use crate::hir::{ChainType, Family, Hook, Policy};
+use nfr_proto::hook::STD_PRIOS;
 
 /// NF_IP_PRI_CONNTRACK: nat chains must have a priority above this.
-pub const NF_IP_PRI_CONNTRACK: i32 = -200;
-
-/// Standard priority names for ip/ip6/inet (src/rule.c `std_prios`), with the hooks where
-/// nft accepts them (`None` = every hook).
-pub const STD_PRIOS: &[(&str, i32, Option<&[Hook]>)] = &[
-    ("raw", -300, None),
-    ("mangle", -150, None),
-    ("dstnat", -100, Some(&[Hook::Prerouting])),
-    ("filter", 0, None),
-    ("security", 50, None),
-    ("srcnat", 100, Some(&[Hook::Postrouting])),
-];
+pub const NF_IP_PRI_CONNTRACK: i32 = nfr_proto::hook::priority::CONNTRACK;
 
 /// Why a (type, hook) pair is not valid, if it is not.
 pub fn chain_type_hook_error(family: Family, ty: ChainType, hook: Hook) -> Option<String> {
@@ -41,206 +28,22 @@ pub fn chain_type_hook_error(family: Family, ty: ChainType, hook: Hook) -> Optio
 
 /// Resolve a priority name (`filter`, `dstnat`, ...) for a hook. `Err` gives the reason.
 pub fn std_prio(name: &str, hook: Option<Hook>) -> Result<i32, String> {
-    let Some((_, v, hooks)) = STD_PRIOS.iter().find(|(n, _, _)| *n == name) else {
-        let names: Vec<&str> = STD_PRIOS.iter().map(|p| p.0).collect();
+    let Some(p) = STD_PRIOS.iter().find(|p| p.name == name) else {
+        let names: Vec<&str> = STD_PRIOS.iter().map(|p| p.name).collect();
         return Err(format!(
             "unknown priority name `{name}` (known: {})",
             names.join(", ")
         ));
     };
-    if let (Some(hooks), Some(h)) = (hooks, hook)
-        && !hooks.contains(&h)
+    if let (Some(only), Some(h)) = (p.only, hook)
+        && only.name() != h.name()
     {
         return Err(format!(
             "priority `{name}` is only valid on the {} hook",
-            hooks[0].name()
+            only.name()
         ));
     }
-    Ok(*v)
-}
-
-/// Static facts about an iptables table (net/ipv4/netfilter/iptable_*.c).
-pub struct IptTableInfo {
-    pub table: IptTable,
-    pub name: &'static str,
-    pub valid_hooks: &'static [Hook],
-    /// Priority of the table's hook ops per hook (NF_IP_PRI_*).
-    pub priority: fn(Hook) -> i32,
-    /// The nft chain type that behaves like this table on a hook.
-    pub chain_type: fn(Hook) -> ChainType,
-}
-
-pub const IPT_TABLES: &[IptTableInfo] = &[
-    IptTableInfo {
-        table: IptTable::Filter,
-        name: "filter",
-        valid_hooks: &[Hook::Input, Hook::Forward, Hook::Output],
-        priority: |_| 0,
-        chain_type: |_| ChainType::Filter,
-    },
-    IptTableInfo {
-        table: IptTable::Nat,
-        name: "nat",
-        valid_hooks: &[
-            Hook::Prerouting,
-            Hook::Input,
-            Hook::Output,
-            Hook::Postrouting,
-        ],
-        // NF_IP_PRI_NAT_DST = -100 on prerouting/output, NF_IP_PRI_NAT_SRC = 100 on input/postrouting
-        priority: |h| {
-            if matches!(h, Hook::Prerouting | Hook::Output) {
-                -100
-            } else {
-                100
-            }
-        },
-        chain_type: |_| ChainType::Nat,
-    },
-    IptTableInfo {
-        table: IptTable::Mangle,
-        name: "mangle",
-        valid_hooks: &[
-            Hook::Prerouting,
-            Hook::Input,
-            Hook::Forward,
-            Hook::Output,
-            Hook::Postrouting,
-        ],
-        priority: |_| -150,
-        // iptable_mangle reroutes on output when the mark/tos changed: nft's route type
-        chain_type: |h| {
-            if h == Hook::Output {
-                ChainType::Route
-            } else {
-                ChainType::Filter
-            }
-        },
-    },
-    IptTableInfo {
-        table: IptTable::Raw,
-        name: "raw",
-        valid_hooks: &[Hook::Prerouting, Hook::Output],
-        priority: |_| -300,
-        chain_type: |_| ChainType::Filter,
-    },
-    IptTableInfo {
-        table: IptTable::Security,
-        name: "security",
-        valid_hooks: &[Hook::Input, Hook::Forward, Hook::Output],
-        priority: |_| 50,
-        chain_type: |_| ChainType::Filter,
-    },
-];
-
-pub fn ipt_info(t: IptTable) -> &'static IptTableInfo {
-    IPT_TABLES
-        .iter()
-        .find(|i| i.table == t)
-        .unwrap_or(&IPT_TABLES[0])
-}
-
-/// The iptables table a base chain (type, hook, priority) would belong to, if any.
-fn ipt_table_for(ty: ChainType, hook: Hook, prio: i32) -> Result<IptTable, String> {
-    let mut why = Vec::new();
-    for info in IPT_TABLES {
-        if !info.valid_hooks.contains(&hook) {
-            continue;
-        }
-        if (info.priority)(hook) != prio {
-            continue;
-        }
-        // A filter-type chain is fine where iptables uses route (mangle output): the route
-        // type only adds a reroute after a mark change, which a filter chain never makes.
-        let want = (info.chain_type)(hook);
-        if want == ty || (want == ChainType::Route && ty == ChainType::Filter) {
-            return Ok(info.table);
-        }
-        why.push(format!(
-            "iptables {} uses type {} here, not {}",
-            info.name,
-            want.name(),
-            ty.name()
-        ));
-    }
-    if why.is_empty() {
-        why.push(format!(
-            "no iptables table hooks {} at priority {prio} (filter 0, nat -100/100, mangle -150, raw -300, security 50)",
-            hook.name()
-        ));
-    }
-    Err(why.join("; "))
-}
-
-/// Decide whether one table's chains map onto an iptables table (iptables for `ip`,
-/// ip6tables for `ip6`). `chains` are the table's chains (any order); `sets` its named
-/// sets/maps. Whether each rule is expressible is the ipt lowering's question.
-pub fn ipt_mapping(family: Family, chains: &[&Chain], sets: &[&Set]) -> IptMapping {
-    let mut reasons = Vec::new();
-    if family == Family::Inet {
-        reasons.push(IptReason::Family(family));
-    }
-    if !sets.is_empty() {
-        reasons.push(IptReason::NamedSets);
-    }
-    let mut hooks: Vec<(Hook, ChainId)> = Vec::new();
-    let mut picks: Vec<(ChainId, IptTable)> = Vec::new();
-    for c in chains {
-        let ChainKind::Base(b) = &c.kind else {
-            continue;
-        };
-        if b.hook == Hook::Ingress {
-            reasons.push(IptReason::Ingress(c.id));
-            continue;
-        }
-        if let Some(prev) = hooks.iter().find(|(h, _)| *h == b.hook) {
-            let prev = prev.1;
-            if let Some(IptReason::SharedHook { chains, .. }) = reasons
-                .iter_mut()
-                .find(|r| matches!(r, IptReason::SharedHook { hook, .. } if *hook == b.hook))
-            {
-                chains.push(c.id);
-            } else {
-                reasons.push(IptReason::SharedHook {
-                    hook: b.hook,
-                    chains: vec![prev, c.id],
-                });
-            }
-            continue;
-        }
-        hooks.push((b.hook, c.id));
-        match ipt_table_for(b.ty, b.hook, b.priority) {
-            Ok(t) => picks.push((c.id, t)),
-            Err(detail) => reasons.push(IptReason::NoMatchingTable {
-                chain: c.id,
-                detail,
-            }),
-        }
-    }
-    if hooks.is_empty() && !reasons.iter().any(|r| matches!(r, IptReason::Ingress(_))) {
-        reasons.push(IptReason::NoBaseChains);
-    }
-    // nat prerouting -100 / output -100 are also mangle-free; a chain could fit several
-    // tables only through the (hook, priority) pair, which is unique per table, so `picks`
-    // disagree only when the user mixed tables.
-    let first = picks.first().map(|p| p.1);
-    if let Some(t0) = first
-        && picks.iter().any(|p| p.1 != t0)
-    {
-        reasons.push(IptReason::MixedTables(picks.clone()));
-    }
-    // The table is chosen by structure (hooks, types, priorities), never by its nft name.
-    if reasons.is_empty()
-        && let Some(table) = first
-    {
-        hooks.sort();
-        return IptMapping::Maps {
-            table,
-            family,
-            builtin: hooks,
-        };
-    }
-    IptMapping::No(reasons)
+    Ok(p.value)
 }
 
 /// Policy keyword text.
@@ -254,26 +57,6 @@ pub fn policy_name(p: Policy) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::Span;
-    use crate::hir::{BaseChain, TableId};
-
-    fn base(id: u32, ty: ChainType, hook: Hook, priority: i32) -> Chain {
-        Chain {
-            id: ChainId(id),
-            table: TableId(0),
-            name: format!("c{id}"),
-            span: Span::default(),
-            kind: ChainKind::Base(BaseChain {
-                ty,
-                hook,
-                priority,
-                policy: Policy::Accept,
-                device: None,
-                span: Span::default(),
-            }),
-            rules: vec![],
-        }
-    }
 
     #[test]
     fn type_hook_table() {
@@ -292,78 +75,5 @@ mod tests {
         assert_eq!(std_prio("dstnat", Some(Hook::Prerouting)), Ok(-100));
         assert!(std_prio("dstnat", Some(Hook::Postrouting)).is_err());
         assert!(std_prio("fliter", None).is_err());
-    }
-
-    #[test]
-    fn ipt_filter_maps() {
-        let a = base(0, ChainType::Filter, Hook::Input, 0);
-        let b = base(1, ChainType::Filter, Hook::Forward, 0);
-        let m = ipt_mapping(Family::Ip, &[&a, &b], &[]);
-        assert_eq!(
-            m,
-            IptMapping::Maps {
-                table: IptTable::Filter,
-                family: Family::Ip,
-                builtin: vec![(Hook::Input, ChainId(0)), (Hook::Forward, ChainId(1))]
-            }
-        );
-    }
-
-    #[test]
-    fn ipt_nat_and_mangle() {
-        let a = base(0, ChainType::Nat, Hook::Prerouting, -100);
-        let b = base(1, ChainType::Nat, Hook::Postrouting, 100);
-        assert!(matches!(
-            ipt_mapping(Family::Ip, &[&a, &b], &[]),
-            IptMapping::Maps {
-                table: IptTable::Nat,
-                ..
-            }
-        ));
-        let c = base(2, ChainType::Route, Hook::Output, -150);
-        let d = base(3, ChainType::Filter, Hook::Prerouting, -150);
-        assert!(matches!(
-            ipt_mapping(Family::Ip6, &[&c, &d], &[]),
-            IptMapping::Maps {
-                table: IptTable::Mangle,
-                family: Family::Ip6,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn ipt_reasons() {
-        let a = base(0, ChainType::Filter, Hook::Input, 0);
-        let b = base(1, ChainType::Filter, Hook::Input, 10);
-        let IptMapping::No(r) = ipt_mapping(Family::Inet, &[&a, &b], &[]) else {
-            panic!()
-        };
-        assert!(r.contains(&IptReason::Family(Family::Inet)));
-        assert!(r.contains(&IptReason::SharedHook {
-            hook: Hook::Input,
-            chains: vec![ChainId(0), ChainId(1)]
-        }));
-        let c = base(2, ChainType::Filter, Hook::Input, 5);
-        let IptMapping::No(r) = ipt_mapping(Family::Ip, &[&c], &[]) else {
-            panic!()
-        };
-        assert!(matches!(
-            r[0],
-            IptReason::NoMatchingTable {
-                chain: ChainId(2),
-                ..
-            }
-        ));
-        let d = base(3, ChainType::Filter, Hook::Prerouting, -300);
-        let e = base(4, ChainType::Filter, Hook::Input, 0);
-        let IptMapping::No(r) = ipt_mapping(Family::Ip, &[&d, &e], &[]) else {
-            panic!()
-        };
-        assert!(matches!(r[0], IptReason::MixedTables(_)));
-        let IptMapping::No(r) = ipt_mapping(Family::Ip, &[], &[]) else {
-            panic!()
-        };
-        assert_eq!(r, vec![IptReason::NoBaseChains]);
     }
 }

@@ -1077,10 +1077,6 @@ impl Ctx {
         let mut by_table: HashMap<usize, ()> = HashMap::new();
         for (ti, t) in self.tables.iter().enumerate() {
             by_table.insert(ti, ());
-            let chains: Vec<&hir::Chain> =
-                t.chains.iter().filter_map(|c| hir.chains.get(*c)).collect();
-            let sets: Vec<&hir::Set> = t.sets.iter().filter_map(|s| hir.sets.get(*s)).collect();
-            let ipt = hooks::ipt_mapping(t.family, &chains, &sets);
             hir.tables.push(hir::Table {
                 id: TableId(ti as u32),
                 family: t.family,
@@ -1089,7 +1085,6 @@ impl Ctx {
                 chains: t.chains.iter().map(|c| ChainId(*c as u32)).collect(),
                 sets: t.sets.iter().map(|s| SetId(*s as u32)).collect(),
                 objects: (t.ct_helpers.len() + t.counters.len()) as u32,
-                ipt,
             });
         }
         hir
@@ -1151,7 +1146,8 @@ mod hooks_check {
                 Ok(v) => Some(i64::from(v).saturating_add(*offset)),
                 Err(why) => {
                     let mut d = Diagnostic::error("E0404", prio_span, why);
-                    let names: Vec<&str> = hooks::STD_PRIOS.iter().map(|p| p.0).collect();
+                    let names: Vec<&str> =
+                        nfr_proto::hook::STD_PRIOS.iter().map(|p| p.name).collect();
                     if !names.contains(&name.as_str())
                         && let Some(m) = resolve::did_you_mean(name, names)
                     {

@@ -42,7 +42,9 @@ fn matches(hir: &Hir) -> Vec<(String, Op, Vec<u8>, bool)> {
     rule.matches()
         .map(|m| {
             let sel = match &m.left.kind {
-                ExprKind::Payload { proto, field, .. } => format!("{proto} {field}"),
+                ExprKind::Payload { field, .. } => {
+                    field.map_or_else(String::new, |f| format!("{} {}", f.proto, f.field))
+                }
                 ExprKind::Meta { key } => format!("meta {}", key.name),
                 ExprKind::Ct { key, .. } => format!("ct {}", key.name),
                 _ => "other".into(),
@@ -491,16 +493,18 @@ fn ipt_mapping_per_table() {
                 table inet x { chain input { type filter hook input priority 0; } }",
     );
     assert!(matches!(
-        h.tables[0].ipt,
-        crate::hir::IptMapping::Maps {
-            table: crate::hir::IptTable::Filter,
+        crate::lower::ipt::table_mapping(&h, h.tables[0].id),
+        crate::lower::ipt::IptMapping::Maps {
+            table: crate::lower::ipt::IptTable::Filter,
             ..
         }
     ));
-    let crate::hir::IptMapping::No(r) = &h.tables[1].ipt else {
+    let crate::lower::ipt::IptMapping::No(r) =
+        &crate::lower::ipt::table_mapping(&h, h.tables[1].id)
+    else {
         panic!()
     };
-    assert_eq!(r, &vec![crate::hir::IptReason::Family(Family::Inet)]);
+    assert_eq!(r, &vec![crate::lower::ipt::IptReason::Family(Family::Inet)]);
 }
 
 #[test]

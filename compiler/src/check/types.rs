@@ -183,16 +183,10 @@ impl Ctx {
                     );
                     return None;
                 }
-                let base = match f.base {
-                    catalog::PayloadBase::Link => PayloadBase::Link,
-                    catalog::PayloadBase::Network => PayloadBase::Network,
-                    catalog::PayloadBase::Transport => PayloadBase::Transport,
-                };
                 Some(Expr {
                     kind: ExprKind::Payload {
-                        proto: f.proto,
-                        field: f.field,
-                        base,
+                        field: Some(f),
+                        base: f.base,
                         offset_bits: f.offset_bits,
                         len_bits: f.len_bits,
                     },
@@ -201,10 +195,10 @@ impl Ctx {
                 })
             }
             A::RawPayload { base, offset, len } => {
-                let (b, name) = match base {
-                    ast::RawBase::Ll => (PayloadBase::Link, "@ll"),
-                    ast::RawBase::Nh => (PayloadBase::Network, "@nh"),
-                    ast::RawBase::Th => (PayloadBase::Transport, "@th"),
+                let b = match base {
+                    ast::RawBase::Ll => PayloadBase::Link,
+                    ast::RawBase::Nh => PayloadBase::Network,
+                    ast::RawBase::Th => PayloadBase::Transport,
                     ast::RawBase::Ih => {
                         self.diags.push(Diagnostic::error(
                             "E0206",
@@ -238,8 +232,7 @@ impl Ctx {
                 let bits = u16::try_from(*len).unwrap_or(128);
                 Some(Expr {
                     kind: ExprKind::Payload {
-                        proto: name,
-                        field: "",
+                        field: None,
                         base: b,
                         offset_bits: *offset,
                         len_bits: *len,
@@ -329,7 +322,7 @@ impl Ctx {
                         ty = Type::Ipv6Addr;
                     }
                 }
-                if crate::lower::bytecode::ct_key(key.name, fam, ty).is_none() {
+                if crate::lower::bytecode::ct_key(key, fam, ty).is_none() {
                     // nft accepts them, but nfc's engines have no such load: refuse here rather than fail later.
                     self.diags.push(
                         Diagnostic::error(

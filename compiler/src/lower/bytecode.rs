@@ -24,10 +24,10 @@ use crate::hir::{
     NatKind, ObjKind, ObjTarget, Op, Operand, RejectKind, Rhs, Rule, StmtKind, Type, Value,
     Verdict, VerdictKind, VmapRef,
 };
-use nfr_grammar::catalog::ByteOrder;
+use nfr_grammar::catalog::{self, ByteOrder};
 use nfr_vm::insn::{
     BitwiseOp, ByteorderOp, CmpOp, CtKey as VCtKey, CtSetKey, Data, Insn, LimitSpec, LimitType,
-    LogSpec, LookupDest, MetaKey as VMetaKey, MetaSetKey, NatSpec, PayloadBase, RangeOp,
+    LogSpec, LookupDest, MetaSetKey, NatSpec, PayloadBase, RangeOp,
 };
 use nfr_vm::pkt::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
 use nfr_vm::program::{ElemData, Obj, ObjType, Policy, SetDataType, SetKind};
@@ -387,63 +387,20 @@ fn byteorder_size(len: usize) -> u8 {
 }
 
 fn vm_hook(h: hir::Hook) -> Option<nfr_vm::Hook> {
-    Some(match h {
-        hir::Hook::Prerouting => nfr_vm::Hook::Prerouting,
-        hir::Hook::Input => nfr_vm::Hook::Input,
-        hir::Hook::Forward => nfr_vm::Hook::Forward,
-        hir::Hook::Output => nfr_vm::Hook::Output,
-        hir::Hook::Postrouting => nfr_vm::Hook::Postrouting,
-        hir::Hook::Ingress => return None,
-    })
+    h.nf_hook()
 }
 
-fn meta_key(name: &str) -> Option<VMetaKey> {
-    Some(match name {
-        "length" => VMetaKey::Len,
-        "protocol" => VMetaKey::Protocol,
-        "nfproto" => VMetaKey::Nfproto,
-        "l4proto" => VMetaKey::L4proto,
-        "mark" => VMetaKey::Mark,
-        "iif" => VMetaKey::Iif,
-        "oif" => VMetaKey::Oif,
-        "iifname" => VMetaKey::Iifname,
-        "oifname" => VMetaKey::Oifname,
-        "iiftype" => VMetaKey::Iiftype,
-        "oiftype" => VMetaKey::Oiftype,
-        "pkttype" => VMetaKey::Pkttype,
-        "skuid" => VMetaKey::Skuid,
-        "skgid" => VMetaKey::Skgid,
-        _ => return None,
-    })
-}
-
-/// The VM's load for `ct NAME` (`None`: the engines cannot read it; the checker refuses such rules).
-pub(crate) fn ct_key(name: &str, family: Option<Family>, ty: Type) -> Option<VCtKey> {
+/// The VM's load for `ct KEY` (the catalog's [`catalog::CtKey::load`]; the tuple addresses by family:
+/// `ct original saddr` in an inet table loads the whole address, `ct original ip saddr` the IPv4 one).
+/// `None`: the engines cannot read it; the checker refuses such rules.
+pub(crate) fn ct_key(key: &catalog::CtKey, family: Option<Family>, ty: Type) -> Option<VCtKey> {
     let v6 = family == Some(Family::Ip6) || (family.is_some() && ty == Type::Ipv6Addr);
-    Some(match name {
-        "state" => VCtKey::State,
-        "direction" => VCtKey::Direction,
-        "status" => VCtKey::Status,
-        "mark" => VCtKey::Mark,
-        "expiration" => VCtKey::Expiration,
-        "helper" => VCtKey::Helper,
-        "l3proto" => VCtKey::L3protocol,
-        "protocol" => VCtKey::Protocol,
-        "proto-src" => VCtKey::ProtoSrc,
-        "proto-dst" => VCtKey::ProtoDst,
-        "zone" => VCtKey::Zone,
-        "id" => VCtKey::Id,
-        "saddr" => match family {
-            None => VCtKey::Src,
-            Some(_) if v6 => VCtKey::SrcIp6,
-            Some(_) => VCtKey::SrcIp,
-        },
-        "daddr" => match family {
-            None => VCtKey::Dst,
-            Some(_) if v6 => VCtKey::DstIp6,
-            Some(_) => VCtKey::DstIp,
-        },
-        _ => return None,
+    Some(match (key.load?, family) {
+        (VCtKey::Src, Some(_)) if v6 => VCtKey::SrcIp6,
+        (VCtKey::Src, Some(_)) => VCtKey::SrcIp,
+        (VCtKey::Dst, Some(_)) if v6 => VCtKey::DstIp6,
+        (VCtKey::Dst, Some(_)) => VCtKey::DstIp,
+        (k, _) => k,
     })
 }
 
@@ -542,19 +499,14 @@ fn merge_payloads<'a>(items: &'a [Item]) -> Vec<LItem<'a>> {
     out.into_iter().flatten().collect()
 }
 
+/// `icmp type` / `icmpv6 type`.
+fn is_icmp_type(e: &Expr) -> bool {
+    e.payload_field()
+        .is_some_and(|f| matches!(f.dtype, Type::IcmpType | Type::Icmpv6Type))
+}
+
 fn is_protocol_field(m: &Match) -> bool {
-    matches!(
-        &m.left.kind,
-        ExprKind::Payload {
-            proto: "ip",
-            field: "protocol",
-            ..
-        } | ExprKind::Payload {
-            proto: "ip6",
-            field: "nexthdr",
-            ..
-        }
-    )
+    m.left.is_l4_protocol_key()
 }
 
 fn merge_run<'a>(items: &'a [Item], run: &[usize], out: &mut [Option<LItem<'a>>]) {
@@ -892,29 +844,11 @@ impl Lower<'_> {
                     }
                     self.icmp_dependency(&mut cx, &m.left, &mut icmp_type)?;
                     self.lower_match(&mut cx, m)?;
-                    if let (
-                        ExprKind::Payload {
-                            proto: "icmp" | "icmpv6",
-                            field: "type",
-                            ..
-                        },
-                        Op::Eq,
-                        Rhs::Value(v),
-                    ) = (&m.left.kind, m.op, &m.right)
-                    {
+                    if let (true, Op::Eq, Rhs::Value(v)) = (is_icmp_type(&m.left), m.op, &m.right) {
                         icmp_type = v.bytes.first().copied();
                     }
                     // `icmp type { echo-request, echo-reply }` satisfies the echo dependency
-                    if let (
-                        ExprKind::Payload {
-                            proto: "icmp" | "icmpv6",
-                            field: "type",
-                            ..
-                        },
-                        Op::Eq,
-                        Rhs::Set(a),
-                    ) = (&m.left.kind, m.op, &m.right)
-                    {
+                    if let (true, Op::Eq, Rhs::Set(a)) = (is_icmp_type(&m.left), m.op, &m.right) {
                         let types: Vec<u8> = a
                             .elements
                             .iter()
@@ -958,18 +892,14 @@ impl Lower<'_> {
             _ => vec![e],
         };
         for p in parts {
-            let ExprKind::Payload { proto, field, .. } = &p.kind else {
+            // the field's `icmp_dep` (catalog), matched on its protocol's `type` field
+            let Some(f) = p.payload_field().filter(|f| !f.icmp_dep.is_empty()) else {
                 continue;
             };
-            let (ty, dep): (Type, &[u8]) = match (*proto, *field) {
-                ("icmp", "id" | "sequence") => (Type::IcmpType, &[0, 8]),
-                ("icmp", "mtu") => (Type::IcmpType, &[3]),
-                ("icmp", "gateway") => (Type::IcmpType, &[5]),
-                ("icmpv6", "id" | "sequence") => (Type::Icmpv6Type, &[128, 129]),
-                ("icmpv6", "mtu") => (Type::Icmpv6Type, &[2]),
-                ("icmpv6", "pptr") => (Type::Icmpv6Type, &[4]),
-                _ => continue,
+            let Some(type_field) = catalog::payload_field(f.proto, "type") else {
+                continue;
             };
+            let (ty, dep) = (type_field.dtype, f.icmp_dep);
             let satisfied = match (known.as_ref(), dep) {
                 (Some(0 | 8), [0, 8]) => true,
                 (Some(t), [128, 129]) => *t == 128 || *t == 129,
@@ -1000,11 +930,10 @@ impl Lower<'_> {
                     .collect();
                 let key = Expr {
                     kind: ExprKind::Payload {
-                        proto,
-                        field: "type",
-                        base: hir::PayloadBase::Transport,
-                        offset_bits: 0,
-                        len_bits: 8,
+                        field: Some(type_field),
+                        base: type_field.base,
+                        offset_bits: type_field.offset_bits,
+                        len_bits: type_field.len_bits,
                     },
                     ty,
                     span: p.span,
@@ -1066,7 +995,8 @@ impl Lower<'_> {
                 }
             }
             ExprKind::Meta { key } => {
-                let k = meta_key(key.name)
+                let k = key
+                    .load
                     .ok_or_else(|| unsupported(e.span, format!("meta {}", key.name)))?;
                 cx.emit(Insn::meta(k, dreg));
                 let f = field_of(e);
@@ -1075,7 +1005,7 @@ impl Lower<'_> {
                 }
             }
             ExprKind::Ct { key, dir, family } => {
-                let k = ct_key(key.name, *family, e.ty)
+                let k = ct_key(key, *family, e.ty)
                     .ok_or_else(|| unsupported(e.span, format!("ct {}", key.name)))?;
                 let dir = dir.map(|d| match d {
                     CtDir::Original => nfr_vm::insn::CtDir::Original,
@@ -1633,11 +1563,10 @@ impl Lower<'_> {
             }
             StmtKind::PayloadSet { field, value } => {
                 let ExprKind::Payload {
-                    proto,
+                    field: desc,
                     base,
                     offset_bits,
                     len_bits,
-                    ..
                 } = &field.kind
                 else {
                     return Err(unsupported(span, "payload set"));
@@ -1645,14 +1574,15 @@ impl Lower<'_> {
                 let (off, len, mask, _) = field
                     .load_window()
                     .ok_or_else(|| unsupported(span, "payload set"))?;
-                let (csum_type, csum_offset) = match *proto {
+                let (proto, name) = desc.map_or(("", ""), |f| (f.proto, f.field));
+                let (csum_type, csum_offset) = match proto {
                     "ip" => (1, 10),
                     "tcp" => (1, 16),
                     "icmp" | "icmpv6" => (1, 2),
                     _ => (0, 0),
                 };
                 let pseudo = matches!(
-                    (*proto, field_name(field)),
+                    (proto, name),
                     ("ip", "saddr" | "daddr" | "protocol")
                         | ("ip6", "saddr" | "daddr")
                         | ("udp", _)
@@ -1944,13 +1874,6 @@ fn same_field_bitwise(e: &Expr, field: &Expr) -> Option<(u64, u64)> {
         }
     }
     Some((mask, xor))
-}
-
-fn field_name(e: &Expr) -> &'static str {
-    match &e.kind {
-        ExprKind::Payload { field, .. } => field,
-        _ => "",
-    }
 }
 
 fn cmp_op(op: Op) -> CmpOp {

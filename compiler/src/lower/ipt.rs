@@ -2,7 +2,7 @@
 //! `nfr_ipt::encode` turns into the byte-exact blob iptables-legacy-restore would send.
 //!
 //! # What maps
-//! A table maps when the checker's [`IptMapping`] says `Maps` with family `ip`: its base chains
+//! A table maps when [`table_mapping`] says `Maps` with family `ip`: its base chains
 //! become the built-in chains of that iptables table (policy kept; a hook without a base chain
 //! gets an empty ACCEPT chain, as iptables creates it), user chains keep their names.
 //!
@@ -51,10 +51,13 @@
 
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
-    BitOp, ChainId, ChainKind, Expr, ExprKind, Family, Hir, Hook, IptMapping, IptReason, IptTable,
-    Item, KeyPart, Match, NatKind, Op, Operand, RateUnit, RejectKind, Rhs, StmtKind, TableId,
-    Value, VerdictKind,
+    BitOp, ChainId, ChainKind, CtKey, Expr, ExprKind, Family, Hir, Hook, Item, KeyPart, Match,
+    MetaKey, NatKind, Op, Operand, RateUnit, RejectKind, Rhs, StmtKind, TableId, Value,
+    VerdictKind,
 };
+pub use crate::lower::ipt_mapping::{IptMapping, IptReason, IptTable, table_mapping};
+/// The way back (`nfc decompile`, `nfc import`) lives in [`crate::raise::ipt`].
+pub use crate::raise::ipt::{rule_to_nfr, table_to_nfr, tables_to_nfr};
 
 /// Code: the table does not map onto an iptables table.
 pub const E_TABLE: &str = "E0700";
@@ -65,13 +68,7 @@ pub const E_VERIFY: &str = "E0702";
 
 /// The iptables name of a mapped table.
 pub fn ipt_table_name(t: IptTable) -> &'static str {
-    match t {
-        IptTable::Filter => "filter",
-        IptTable::Nat => "nat",
-        IptTable::Mangle => "mangle",
-        IptTable::Raw => "raw",
-        IptTable::Security => "security",
-    }
+    t.name()
 }
 
 /// Lower every table of the ruleset. Any table that does not map is an error.
@@ -122,7 +119,7 @@ pub fn lower_ipt_table_mapped(
             "no such table",
         )]);
     };
-    let (table, builtin) = match &t.ipt {
+    let (table, builtin) = match &table_mapping(hir, id) {
         IptMapping::Maps {
             table,
             family,
@@ -240,14 +237,7 @@ pub fn lower_ipt_table_mapped(
 }
 
 fn vm_hook(h: Hook) -> Option<nfr_ipt::Hook> {
-    Some(match h {
-        Hook::Prerouting => nfr_ipt::Hook::Prerouting,
-        Hook::Input => nfr_ipt::Hook::Input,
-        Hook::Forward => nfr_ipt::Hook::Forward,
-        Hook::Output => nfr_ipt::Hook::Output,
-        Hook::Postrouting => nfr_ipt::Hook::Postrouting,
-        Hook::Ingress => return None,
-    })
+    h.nf_hook()
 }
 
 const RESERVED: &[&str] = &[
@@ -565,7 +555,7 @@ fn ct_state_names(bits: u32) -> Option<String> {
     (rest == 0 && !names.is_empty()).then(|| names.join(","))
 }
 
-const TCP_FLAGS: [(u8, &str); 6] = [
+pub(crate) const TCP_FLAGS: [(u8, &str); 6] = [
     (0x01, "FIN"),
     (0x02, "SYN"),
     (0x04, "RST"),
@@ -874,14 +864,17 @@ impl Lowerer<'_> {
     fn matched(&mut self, m: &Match, hook: Option<Hook>) -> Option<Piece> {
         let span = m.span;
         match &m.left.kind {
-            ExprKind::Payload { proto, field, .. } => self.payload(m, proto, field),
-            ExprKind::Meta { key } => self.meta(m, key.name, hook),
+            ExprKind::Payload { field: Some(f), .. } => self.payload(m, f.proto, f.field),
+            ExprKind::Payload {
+                field: None, base, ..
+            } => self.payload(m, crate::hir::raw_base_name(*base), ""),
+            ExprKind::Meta { key } => self.meta(m, key, hook),
             ExprKind::Ct { key, dir, .. } => {
                 if dir.is_some() {
                     self.err(span, format!("`ct {}` with a direction", key.name));
                     return None;
                 }
-                self.ct(m, key.name)
+                self.ct(m, key)
             }
             ExprKind::Bitwise { expr, op, value } => self.bitwise(m, expr, *op, value),
             ExprKind::Concat(_) => {
@@ -1268,15 +1261,18 @@ impl Lowerer<'_> {
         }
     }
 
-    fn meta(&mut self, m: &Match, key: &str, hook: Option<Hook>) -> Option<Piece> {
+    fn meta(&mut self, m: &Match, meta: &'static MetaKey, hook: Option<Hook>) -> Option<Piece> {
+        use nfr_vm::insn::MetaKey as K;
         let span = m.span;
-        match key {
-            "iifname" | "oifname" => {
-                let opt: &'static str = if key == "iifname" { "-i" } else { "-o" };
+        let key = meta.name;
+        match meta.load {
+            Some(K::Iifname | K::Oifname) => {
+                let iif = meta.load == Some(K::Iifname);
+                let opt: &'static str = if iif { "-i" } else { "-o" };
                 let bad_hook = matches!(
-                    (key, hook),
-                    ("iifname", Some(Hook::Output | Hook::Postrouting))
-                        | ("oifname", Some(Hook::Prerouting | Hook::Input))
+                    (iif, hook),
+                    (true, Some(Hook::Output | Hook::Postrouting))
+                        | (false, Some(Hook::Prerouting | Hook::Input))
                 );
                 if bad_hook {
                     self.err(
@@ -1305,9 +1301,9 @@ impl Lowerer<'_> {
                 let (inv, v) = self.eq_value(m)?;
                 Some(one(v, inv))
             }
-            "l4proto" => self.proto(m),
-            "mark" => self.mark_match(m, None, "mark", Field::Mark),
-            "iif" | "oif" => {
+            Some(K::L4proto) => self.proto(m),
+            Some(K::Mark) => self.mark_match(m, None, "mark", Field::Mark),
+            Some(K::Iif | K::Oif) => {
                 self.err_help(
                     span,
                     format!("`{key}` (interface index) has no iptables equivalent"),
@@ -1373,11 +1369,7 @@ impl Lowerer<'_> {
             ExprKind::Ct { key, dir: None, .. } if key.name == "mark" => {
                 self.mark_match(m, Some(be_u32(mask)), "connmark", Field::CtMark)
             }
-            ExprKind::Payload {
-                proto: "tcp",
-                field: "flags",
-                ..
-            } => {
+            ExprKind::Payload { .. } if expr.ty == crate::hir::Type::TcpFlag => {
                 let mk = be_u32(mask) as u8;
                 let (inv, v) = match (&m.op, &m.right) {
                     (Op::Eq, Rhs::Value(v)) => (false, v),
@@ -1404,8 +1396,10 @@ impl Lowerer<'_> {
         }
     }
 
-    fn ct(&mut self, m: &Match, key: &str) -> Option<Piece> {
+    fn ct(&mut self, m: &Match, ct: &'static CtKey) -> Option<Piece> {
+        use nfr_vm::insn::CtKey as K;
         let span = m.span;
+        let key = ct.name;
         let conntrack = |key: &'static str, inv: bool, opt: &str, arg: String, reads| Piece::Opt {
             module: "conntrack",
             key,
@@ -1414,8 +1408,8 @@ impl Lowerer<'_> {
             reads,
             span,
         };
-        match key {
-            "state" => {
+        match ct.load {
+            Some(K::State) => {
                 let (inv, bits) = match (&m.op, &m.right) {
                     (Op::Bitmask, Rhs::Value(v)) => (false, be_u32(v)),
                     (Op::NotBitmask, Rhs::Value(v)) => (true, be_u32(v)),
@@ -1463,7 +1457,7 @@ impl Lowerer<'_> {
                     Some(Field::CtState),
                 ))
             }
-            "status" => {
+            Some(K::Status) => {
                 let (inv, bits) = match (&m.op, &m.right) {
                     (Op::Bitmask, Rhs::Value(v)) => (false, be_u32(v)),
                     (Op::NotBitmask, Rhs::Value(v)) => (true, be_u32(v)),
@@ -1515,7 +1509,7 @@ impl Lowerer<'_> {
                     .collect();
                 Some(conntrack("ctstatus", inv, "--ctstatus", v.join(","), None))
             }
-            "direction" => {
+            Some(K::Direction) => {
                 let (inv, v) = self.eq_value(m)?;
                 let reply = (be_u32(v) == 1) ^ inv;
                 Some(conntrack(
@@ -1526,7 +1520,7 @@ impl Lowerer<'_> {
                     None,
                 ))
             }
-            "mark" => self.mark_match(m, None, "connmark", Field::CtMark),
+            Some(K::Mark) => self.mark_match(m, None, "connmark", Field::CtMark),
             _ => {
                 self.err(span, format!("`ct {key}` has no iptables match nfc emits"));
                 None
@@ -2075,622 +2069,4 @@ fn build_spec(
     }
     out.extend(target.iter().cloned());
     Ok(out.join(" "))
-}
-
-// ---------------------------------------------------------------------------------------------
-// The way back: an iptables table as `.nfr` text (for `nfc decompile` and `nfc import`)
-
-/// Print iptables tables as one `.nfr` ruleset (`table ip <name>` per table), as
-/// `iptables-restore-translate` names things: chains keep their iptables names (`INPUT`), rule
-/// counters are kept (`counter packets N bytes M`, when not zero), ICMP types are named. The
-/// text checks with `nfc check` and lowers back to the same tables for everything [`lower_ipt`]
-/// emits; anything else (raw extensions, inverted multi-state tests, fragments, ...) is an `Err`
-/// naming the chain and rule, one line per rule that cannot be printed.
-pub fn tables_to_nfr(tables: &[nfr_ipt::Table]) -> Result<String, String> {
-    let mut out = String::new();
-    let mut errors = Vec::new();
-    for (i, t) in tables.iter().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        match table_to_nfr(t) {
-            Ok(text) => out.push_str(&text),
-            Err(e) => errors.push(e),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors.join("\n"))
-    }
-}
-
-fn prio_for(table: &str, h: nfr_ipt::Hook) -> (&'static str, i32) {
-    use nfr_ipt::Hook as H;
-    match table {
-        "nat" => (
-            "nat",
-            if matches!(h, H::Prerouting | H::Output) {
-                -100
-            } else {
-                100
-            },
-        ),
-        "mangle" => (if h == H::Output { "route" } else { "filter" }, -150),
-        "raw" => ("filter", -300),
-        "security" => ("filter", 50),
-        _ => ("filter", 0),
-    }
-}
-
-fn hook_nft_name(h: nfr_ipt::Hook) -> &'static str {
-    use nfr_ipt::Hook as H;
-    match h {
-        H::Prerouting => "prerouting",
-        H::Input => "input",
-        H::Forward => "forward",
-        H::Output => "output",
-        H::Postrouting => "postrouting",
-    }
-}
-
-/// One table as `.nfr` (see [`tables_to_nfr`]).
-pub fn table_to_nfr(t: &nfr_ipt::Table) -> Result<String, String> {
-    if nfr_ipt::table_valid_hooks(&t.name) != Some(t.valid_hooks) {
-        return Err(format!("`{}` is not one of the iptables tables", t.name));
-    }
-    let mut errors = Vec::new();
-    let mut s = format!("table ip {} {{\n", t.name);
-    let mut first = true;
-    for b in &t.builtins {
-        if !first {
-            s.push('\n');
-        }
-        first = false;
-        let (ty, prio) = prio_for(&t.name, b.hook);
-        let hook = hook_nft_name(b.hook);
-        let policy = match b.policy {
-            nfr_ipt::Policy::Accept => "accept",
-            nfr_ipt::Policy::Drop => "drop",
-        };
-        let cname = nfr_ipt::hook_chain_name(b.hook);
-        s.push_str(&format!(
-            "\tchain {cname} {{\n\t\ttype {ty} hook {hook} priority {prio}; policy {policy};\n"
-        ));
-        for (n, r) in b.rules.iter().enumerate() {
-            match rule_to_nfr(r) {
-                Ok(line) => s.push_str(&format!("\t\t{line}\n")),
-                Err(e) => errors.push(format!("{cname} rule {}: {e}", n + 1)),
-            }
-        }
-        s.push_str("\t}\n");
-    }
-    for c in t.sorted_user_chains() {
-        if !first {
-            s.push('\n');
-        }
-        first = false;
-        if !c
-            .name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
-            || c.name
-                .starts_with(|ch: char| ch.is_ascii_digit() || ch == '-')
-        {
-            errors.push(format!("chain name `{}` is not an nft identifier", c.name));
-            continue;
-        }
-        s.push_str(&format!("\tchain {} {{\n", c.name));
-        for (n, r) in c.rules.iter().enumerate() {
-            match rule_to_nfr(r) {
-                Ok(line) => s.push_str(&format!("\t\t{line}\n")),
-                Err(e) => errors.push(format!("{} rule {}: {e}", c.name, n + 1)),
-            }
-        }
-        s.push_str("\t}\n");
-    }
-    s.push_str("}\n");
-    if errors.is_empty() {
-        Ok(s)
-    } else {
-        Err(errors.join("\n"))
-    }
-}
-
-fn nft_str(b: &[u8]) -> Result<String, String> {
-    let t = std::str::from_utf8(b).map_err(|_| "a string that is not UTF-8".to_string())?;
-    if t.contains('"') || t.contains('\n') {
-        return Err(format!("the string {t:?} cannot be quoted in nft syntax"));
-    }
-    Ok(format!("\"{t}\""))
-}
-
-fn op(inv: bool) -> &'static str {
-    if inv { "!= " } else { "" }
-}
-
-fn prefix_len(m: [u8; 4]) -> Option<u32> {
-    let v = u32::from_be_bytes(m);
-    let n = v.leading_ones();
-    (v.checked_shl(n).unwrap_or(0) == 0).then_some(n)
-}
-
-fn addr_text(a: [u8; 4], m: [u8; 4]) -> Result<String, String> {
-    let n = prefix_len(m).ok_or("a non-prefix address mask")?;
-    let ip = format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
-    Ok(if n == 32 { ip } else { format!("{ip}/{n}") })
-}
-
-fn iface_text(name: &[u8; 16], mask: &[u8; 16]) -> Result<String, String> {
-    let len = name.iter().position(|b| *b == 0).unwrap_or(16);
-    let ml = mask.iter().take_while(|b| **b == 0xff).count();
-    let n = std::str::from_utf8(&name[..len]).map_err(|_| "a non-UTF-8 interface name")?;
-    if ml == len + 1 || (len == 15 && ml == 16) {
-        nft_str(n.as_bytes())
-    } else if let Some(stem) = n.strip_suffix('+')
-        && ml == len - 1
-        && !stem.is_empty()
-    {
-        nft_str(format!("{stem}*").as_bytes())
-    } else if ml == len && len > 0 {
-        nft_str(format!("{n}*").as_bytes())
-    } else {
-        Err("an interface mask iptables syntax cannot write".into())
-    }
-}
-
-fn ports_text(p: [u16; 2]) -> String {
-    if p[0] == p[1] {
-        p[0].to_string()
-    } else {
-        format!("{}-{}", p[0], p[1])
-    }
-}
-
-fn flag_set(bits: u8) -> String {
-    let v: Vec<String> = TCP_FLAGS
-        .iter()
-        .filter(|(b, _)| bits & b != 0)
-        .map(|(_, n)| n.to_ascii_lowercase())
-        .collect();
-    v.join(" | ")
-}
-
-fn rate_text(avg: u32) -> Result<String, String> {
-    for (unit, mult) in [
-        ("second", 1u64),
-        ("minute", 60),
-        ("hour", 3600),
-        ("day", 86400),
-    ] {
-        if avg == 0 {
-            break;
-        }
-        let n = 10_000 * mult / u64::from(avg);
-        if n >= 1 && 10_000 * mult / n == u64::from(avg) {
-            return Ok(format!("{n}/{unit}"));
-        }
-    }
-    Err(format!("limit average {avg} has no N/unit form"))
-}
-
-fn reject_text(w: u32) -> Result<&'static str, String> {
-    use nfr_ipt::layout::*;
-    Ok(match w {
-        IPT_ICMP_PORT_UNREACHABLE => "reject",
-        IPT_ICMP_NET_UNREACHABLE => "reject with icmp type net-unreachable",
-        IPT_ICMP_HOST_UNREACHABLE => "reject with icmp type host-unreachable",
-        IPT_ICMP_PROT_UNREACHABLE => "reject with icmp type prot-unreachable",
-        IPT_ICMP_NET_PROHIBITED => "reject with icmp type net-prohibited",
-        IPT_ICMP_HOST_PROHIBITED => "reject with icmp type host-prohibited",
-        IPT_ICMP_ADMIN_PROHIBITED => "reject with icmp type admin-prohibited",
-        IPT_TCP_RESET => "reject with tcp reset",
-        _ => return Err(format!("REJECT type {w}")),
-    })
-}
-
-fn xmark_text(what: &str, mark: u32, mask: u32) -> Result<String, String> {
-    Ok(if mask == u32::MAX {
-        format!("{what} set 0x{mark:x}")
-    } else if mask == mark {
-        format!("{what} set {what} | 0x{mark:x}")
-    } else if mark == 0 {
-        format!("{what} set {what} & 0x{:x}", !mask)
-    } else if mask == 0 {
-        format!("{what} set {what} ^ 0x{mark:x}")
-    } else {
-        return Err(format!(
-            "{what} (value 0x{mark:x}, mask 0x{mask:x}) set in two steps"
-        ));
-    })
-}
-
-/// One iptables rule as one nft rule line.
-pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
-    use nfr_ipt::layout::*;
-    use nfr_ipt::{Match as M, Target as T};
-    let ip = &r.ip.ip;
-    let inv = |b: u8| ip.invflags & b != 0;
-    let mut p: Vec<String> = Vec::new();
-    if ip.flags & IPT_F_FRAG != 0 {
-        return Err("-f (fragments)".into());
-    }
-    if ip.iniface_mask != [0; 16] {
-        p.push(format!(
-            "iifname {}{}",
-            op(inv(IPT_INV_VIA_IN)),
-            iface_text(&ip.iniface, &ip.iniface_mask)?
-        ));
-    }
-    if ip.outiface_mask != [0; 16] {
-        p.push(format!(
-            "oifname {}{}",
-            op(inv(IPT_INV_VIA_OUT)),
-            iface_text(&ip.outiface, &ip.outiface_mask)?
-        ));
-    }
-    if ip.smsk != [0; 4] {
-        p.push(format!(
-            "ip saddr {}{}",
-            op(inv(IPT_INV_SRCIP)),
-            addr_text(ip.src, ip.smsk)?
-        ));
-    }
-    if ip.dmsk != [0; 4] {
-        p.push(format!(
-            "ip daddr {}{}",
-            op(inv(IPT_INV_DSTIP)),
-            addr_text(ip.dst, ip.dmsk)?
-        ));
-    }
-    let proto = match ip.proto {
-        1 => "icmp".to_string(),
-        6 => "tcp".to_string(),
-        17 => "udp".to_string(),
-        n => n.to_string(),
-    };
-    let implied = !inv(IPT_INV_PROTO)
-        && r.matches
-            .iter()
-            .any(|m| matches!(m, M::Tcp(_) | M::Udp(_) | M::Icmp(_) | M::Multiport(_)));
-    if ip.proto != 0 && !implied {
-        p.push(format!("meta l4proto {}{proto}", op(inv(IPT_INV_PROTO))));
-    }
-    let mut comment = None;
-    for m in &r.matches {
-        match m {
-            M::Tcp(t) => {
-                if t.option != 0 || t.invflags & XT_TCP_INV_OPTION != 0 {
-                    return Err("--tcp-option".into());
-                }
-                if t.spts != [0, 65535] {
-                    p.push(format!(
-                        "tcp sport {}{}",
-                        op(t.invflags & XT_TCP_INV_SRCPT != 0),
-                        ports_text(t.spts)
-                    ));
-                }
-                if t.dpts != [0, 65535] {
-                    p.push(format!(
-                        "tcp dport {}{}",
-                        op(t.invflags & XT_TCP_INV_DSTPT != 0),
-                        ports_text(t.dpts)
-                    ));
-                }
-                if t.flg_mask != 0 {
-                    let cmp = if t.flg_cmp == 0 {
-                        "0x0".to_string()
-                    } else {
-                        flag_set(t.flg_cmp)
-                    };
-                    let o = if t.invflags & XT_TCP_INV_FLAGS != 0 {
-                        "!="
-                    } else {
-                        "=="
-                    };
-                    p.push(format!("tcp flags & ({}) {o} {cmp}", flag_set(t.flg_mask)));
-                }
-                if t.spts == [0, 65535] && t.dpts == [0, 65535] && t.flg_mask == 0 {
-                    p.push("meta l4proto tcp".into());
-                }
-            }
-            M::Udp(u) => {
-                if u.spts != [0, 65535] {
-                    p.push(format!(
-                        "udp sport {}{}",
-                        op(u.invflags & XT_UDP_INV_SRCPT != 0),
-                        ports_text(u.spts)
-                    ));
-                }
-                if u.dpts != [0, 65535] {
-                    p.push(format!(
-                        "udp dport {}{}",
-                        op(u.invflags & XT_UDP_INV_DSTPT != 0),
-                        ports_text(u.dpts)
-                    ));
-                }
-            }
-            M::Icmp(c) => {
-                if c.icmp_type == 0xff {
-                    continue;
-                }
-                let i = c.invflags & IPT_ICMP_INV != 0;
-                let ty = nfr_grammar::catalog::Datatype::IcmpType
-                    .symbol_name(u64::from(c.icmp_type))
-                    .map_or_else(|| c.icmp_type.to_string(), str::to_string);
-                match c.code {
-                    [0, 255] => p.push(format!("icmp type {}{ty}", op(i))),
-                    [a, b] if a == b && !i => p.push(format!("icmp type {ty} icmp code {a}")),
-                    _ => return Err("an icmp code range".into()),
-                }
-            }
-            M::Conntrack(c) => {
-                let known = XT_CONNTRACK_STATE | XT_CONNTRACK_STATUS | XT_CONNTRACK_DIRECTION;
-                if c.match_flags & !known != 0 {
-                    return Err("conntrack options other than --ctstate/--ctstatus/--ctdir".into());
-                }
-                if c.match_flags & XT_CONNTRACK_STATE != 0 {
-                    let i = c.invert_flags & XT_CONNTRACK_STATE != 0;
-                    let nat = c.state_mask & (XT_CONNTRACK_STATE_SNAT | XT_CONNTRACK_STATE_DNAT);
-                    let st = c.state_mask & !nat;
-                    if nat != 0 && st != 0 {
-                        return Err("--ctstate mixing SNAT/DNAT with states".into());
-                    }
-                    if nat != 0 {
-                        let mut v = Vec::new();
-                        if nat & XT_CONNTRACK_STATE_SNAT != 0 {
-                            v.push("snat");
-                        }
-                        if nat & XT_CONNTRACK_STATE_DNAT != 0 {
-                            v.push("dnat");
-                        }
-                        if i && v.len() > 1 {
-                            return Err("an inverted --ctstate SNAT,DNAT".into());
-                        }
-                        p.push(format!("ct status {}{}", op(i), v.join(",")));
-                    } else {
-                        let names = [
-                            (XT_CONNTRACK_STATE_INVALID, "invalid"),
-                            (XT_CONNTRACK_STATE_ESTABLISHED, "established"),
-                            (XT_CONNTRACK_STATE_RELATED, "related"),
-                            (XT_CONNTRACK_STATE_NEW, "new"),
-                            (XT_CONNTRACK_STATE_UNTRACKED, "untracked"),
-                        ];
-                        let v: Vec<&str> = names
-                            .iter()
-                            .filter(|(b, _)| st & b != 0)
-                            .map(|(_, n)| *n)
-                            .collect();
-                        if v.is_empty() || (i && v.len() > 1) || st & !0x10f != 0 {
-                            return Err("this --ctstate".into());
-                        }
-                        p.push(format!("ct state {}{}", op(i), v.join(",")));
-                    }
-                }
-                if c.match_flags & XT_CONNTRACK_STATUS != 0 {
-                    let i = c.invert_flags & XT_CONNTRACK_STATUS != 0;
-                    let names = [
-                        (1u16, "expected"),
-                        (2, "seen-reply"),
-                        (4, "assured"),
-                        (8, "confirmed"),
-                    ];
-                    let v: Vec<&str> = names
-                        .iter()
-                        .filter(|(b, _)| c.status_mask & b != 0)
-                        .map(|(_, n)| *n)
-                        .collect();
-                    if v.is_empty() || (i && v.len() > 1) || c.status_mask & !0xf != 0 {
-                        return Err("this --ctstatus".into());
-                    }
-                    p.push(format!("ct status {}{}", op(i), v.join(",")));
-                }
-                if c.match_flags & XT_CONNTRACK_DIRECTION != 0 {
-                    let reply = c.invert_flags & XT_CONNTRACK_DIRECTION != 0;
-                    p.push(format!(
-                        "ct direction {}",
-                        if reply { "reply" } else { "original" }
-                    ));
-                }
-            }
-            M::Multiport(mp) => {
-                let l4 = match ip.proto {
-                    6 => "tcp",
-                    17 => "udp",
-                    _ => return Err("multiport without -p tcp/udp".into()),
-                };
-                let dir = match mp.flags {
-                    XT_MULTIPORT_SOURCE => "sport",
-                    XT_MULTIPORT_DESTINATION => "dport",
-                    _ => return Err("multiport --ports (either direction)".into()),
-                };
-                let mut v = Vec::new();
-                let mut i = 0usize;
-                let n = usize::from(mp.count).min(15);
-                while i < n {
-                    let a = mp.ports[i];
-                    if mp.pflags[i] != 0 && i + 1 < n {
-                        v.push(format!("{a}-{}", mp.ports[i + 1]));
-                        i += 2;
-                    } else {
-                        v.push(a.to_string());
-                        i += 1;
-                    }
-                }
-                p.push(format!(
-                    "{l4} {dir} {}{{ {} }}",
-                    op(mp.invert != 0),
-                    v.join(", ")
-                ));
-            }
-            M::Mark(mk) | M::Connmark(mk) => {
-                let what = if matches!(m, M::Mark(_)) {
-                    "meta mark"
-                } else {
-                    "ct mark"
-                };
-                if mk.mask == u32::MAX {
-                    p.push(format!("{what} {}0x{:x}", op(mk.invert != 0), mk.mark));
-                } else {
-                    let o = if mk.invert != 0 { "!=" } else { "==" };
-                    p.push(format!("{what} & 0x{:x} {o} 0x{:x}", mk.mask, mk.mark));
-                }
-            }
-            M::Comment(c) => comment = Some(nft_str(c)?),
-            M::Limit(l) => {
-                let mut t = format!("limit rate {}", rate_text(l.avg)?);
-                if l.burst != 5 {
-                    t.push_str(&format!(" burst {} packets", l.burst));
-                }
-                p.push(t);
-            }
-            M::Dscp(d) => p.push(format!("ip dscp {}0x{:02x}", op(d.invert != 0), d.dscp)),
-            M::Iprange(ir) => {
-                let f = |a: [u8; 4]| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
-                if ir.flags & IPRANGE_SRC != 0 {
-                    p.push(format!(
-                        "ip saddr {}{}-{}",
-                        op(ir.flags & IPRANGE_SRC_INV != 0),
-                        f(ir.src_min),
-                        f(ir.src_max)
-                    ));
-                }
-                if ir.flags & IPRANGE_DST != 0 {
-                    p.push(format!(
-                        "ip daddr {}{}-{}",
-                        op(ir.flags & IPRANGE_DST_INV != 0),
-                        f(ir.dst_min),
-                        f(ir.dst_max)
-                    ));
-                }
-            }
-            other => return Err(format!("-m {}", other.name())),
-        }
-    }
-    if r.counters.pcnt != 0 || r.counters.bcnt != 0 {
-        p.push(format!(
-            "counter packets {} bytes {}",
-            r.counters.pcnt, r.counters.bcnt
-        ));
-    }
-    match &r.target {
-        T::Accept => p.push("accept".into()),
-        T::Drop => p.push("drop".into()),
-        T::Return => p.push("return".into()),
-        T::Queue => p.push("queue num 0".into()),
-        T::Jump(c) => p.push(format!("jump {c}")),
-        T::Goto(c) => p.push(format!("goto {c}")),
-        T::Fallthrough => {
-            if p.is_empty() {
-                p.push("counter".into());
-            }
-        }
-        T::Reject(w) => p.push(reject_text(*w)?.into()),
-        T::Log(l) => {
-            if l.logflags != 0 {
-                return Err("LOG flags".into());
-            }
-            let mut t = "log".to_string();
-            if !l.prefix.is_empty() {
-                t.push_str(&format!(" prefix {}", nft_str(&l.prefix)?));
-            }
-            let lv = [
-                "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
-            ];
-            let name = lv.get(usize::from(l.level)).ok_or("a LOG level above 7")?;
-            if l.level != 4 {
-                t.push_str(&format!(" level {name}"));
-            }
-            p.push(t);
-        }
-        T::Mark(mk) => p.push(xmark_text("meta mark", mk.mark, mk.mask)?),
-        T::Connmark { info, .. } => match info.mode {
-            XT_CONNMARK_SET if info.shift_bits == 0 => {
-                p.push(xmark_text("ct mark", info.ctmark, info.ctmask)?)
-            }
-            XT_CONNMARK_SAVE
-                if info.ctmask == u32::MAX && info.nfmask == u32::MAX && info.shift_bits == 0 =>
-            {
-                p.push("ct mark set meta mark".into())
-            }
-            XT_CONNMARK_RESTORE
-                if info.ctmask == u32::MAX && info.nfmask == u32::MAX && info.shift_bits == 0 =>
-            {
-                p.push("meta mark set ct mark".into())
-            }
-            _ => return Err("this CONNMARK".into()),
-        },
-        T::Ct { info, .. } => {
-            if info.flags & XT_CT_NOTRACK != 0 {
-                p.push("notrack".into());
-            } else if !info.helper.is_empty() {
-                // A raw-table template attaches the helper when conntrack creates the entry;
-                // nft's `ct helper set` works after conntrack (a no-op in a raw chain).
-                return Err(format!(
-                    "CT --helper {} (write a `ct helper` object and `ct helper set` in a \
-                     chain after conntrack, e.g. `priority filter`)",
-                    String::from_utf8_lossy(&info.helper)
-                ));
-            } else {
-                return Err("this CT target".into());
-            }
-        }
-        T::Nfqueue(q) => {
-            let mut t = if q.queues_total > 1 {
-                format!(
-                    "queue num {}-{}",
-                    q.queuenum,
-                    q.queuenum + q.queues_total - 1
-                )
-            } else {
-                format!("queue num {}", q.queuenum)
-            };
-            if q.flags & NFQ_FLAG_BYPASS != 0 {
-                t.push_str(" bypass");
-            }
-            if q.flags & NFQ_FLAG_CPU_FANOUT != 0 {
-                t.push_str(" fanout");
-            }
-            p.push(t);
-        }
-        T::Nat { kind, range, .. } => {
-            let f = |a: [u8; 4]| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
-            let mut to = String::new();
-            if range.flags & NF_NAT_RANGE_MAP_IPS != 0 {
-                to.push_str(&f(range.min_addr));
-                if range.max_addr != range.min_addr {
-                    to.push_str(&format!("-{}", f(range.max_addr)));
-                }
-            }
-            if range.flags & NF_NAT_RANGE_PROTO_SPECIFIED != 0 {
-                to.push_str(&format!(
-                    ":{}",
-                    ports_text([range.min_proto, range.max_proto])
-                ));
-            }
-            let mut t = match kind {
-                nfr_ipt::NatKind::Snat => format!("snat to {to}"),
-                nfr_ipt::NatKind::Dnat => format!("dnat to {to}"),
-                nfr_ipt::NatKind::Masquerade if to.is_empty() => "masquerade".into(),
-                nfr_ipt::NatKind::Masquerade => format!("masquerade to {to}"),
-                nfr_ipt::NatKind::Redirect if to.is_empty() => "redirect".into(),
-                nfr_ipt::NatKind::Redirect => format!("redirect to {to}"),
-            };
-            if range.flags & NF_NAT_RANGE_PROTO_RANDOM != 0 {
-                t.push_str(" random");
-            }
-            if range.flags & NF_NAT_RANGE_PROTO_RANDOM_FULLY != 0 {
-                t.push_str(" fully-random");
-            }
-            if range.flags & NF_NAT_RANGE_PERSISTENT != 0 {
-                t.push_str(" persistent");
-            }
-            p.push(t);
-        }
-        T::Other { name, .. } => return Err(format!("-j {name}")),
-    }
-    if let Some(c) = comment {
-        p.push(format!("comment {c}"));
-    }
-    Ok(p.join(" "))
 }

@@ -7,5 +7,6 @@
 
 pub mod bytecode;
 pub mod ipt;
+pub mod ipt_mapping;
 
 pub use bytecode::{LowerError, lower, lower_verified, print_program};

@@ -10,7 +10,8 @@
 //!   of a packet leaving through OUTPUT (a forwarded packet's output device is not in the capture); else
 //!   `--iface NAME=PREFIX` routes: the input device is the one whose prefix holds the source (longest match),
 //!   the output device the one holding the destination. Received packets have no output device, sent ones no
-//!   input device. Names longer than 15 bytes are cut to 15 (IFNAMSIZ).
+//!   input device. Names longer than 15 bytes are cut to 15 (IFNAMSIZ). `lo` is a loopback device
+//!   (`meta iiftype loopback`), every other device an Ethernet device.
 //! * Device indexes (`meta iif`/`oif`): `lo` is 1 (as the checker resolves `iif lo`); the other names get 2, 3,
 //!   ... in the order `--iface`, `--iif`, `--oif`, then capture interfaces as they first appear ([`DevTable`],
 //!   kept by the thread that reads the capture, so indexes do not depend on `--threads`).
@@ -19,7 +20,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use nfr_runtime::hook::{IcmpSource, Route};
-use nfr_runtime::replay::{Devices, Direction, anyip_route};
+use nfr_runtime::replay::{Devices, Direction, anyip_route, device_type};
 use nfr_vm::pkt::ifname;
 
 use super::{Args, PathArg};
@@ -252,11 +253,13 @@ impl PathModel {
         };
         if rx {
             (d.iif, d.iifname) = self.dev(&self.iif, cap, src);
+            d.iiftype = device_type(&d.iifname);
         }
         if tx {
             // A forwarded packet was captured where it came in: the capture does not name its way out.
             let cap = if rx { None } else { cap };
             (d.oif, d.oifname) = self.dev(&self.oif, cap, dst);
+            d.oiftype = device_type(&d.oifname);
         }
         (dir, d)
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use nfr_grammar::ast::{CommandKind, Rule, StmtKind, TableItem};
 use nfr_runtime::ct::{CtEvent, CtEventKind};
 use nfr_runtime::engine::TraceStep;
-use nfr_runtime::hook::{HookOutcome, Route};
+use nfr_runtime::hook::HookOutcome;
 use nfr_runtime::replay::{Direction, Fate, SeenState};
 use nfr_vm::interp::TraceEvent;
 use nfr_vm::{ChainVerdict, Hook, Verdict};
@@ -66,12 +66,7 @@ fn profile_stages(end: &RunEnd) -> Option<Vec<(&'static str, f64)>> {
 
 /// Hooks a direction passes, in order.
 pub fn path_hooks(d: Direction) -> &'static [Hook] {
-    match d {
-        Direction::Receive(Route::Local) => &[Hook::Prerouting, Hook::Input],
-        Direction::Receive(Route::Forward) => &[Hook::Prerouting, Hook::Forward, Hook::Postrouting],
-        Direction::Receive(Route::Blackhole) => &[Hook::Prerouting],
-        Direction::Send => &[Hook::Output, Hook::Postrouting],
-    }
+    d.hooks()
 }
 
 /// Outcome names, indexed by [`outcome_index`].

@@ -3,23 +3,15 @@
 
 use super::{Malformed, be16, be32};
 
-/// `IPPROTO_*` numbers used by the runtime.
+/// `IPPROTO_*` numbers used by the runtime (`nfr_proto::ipproto`).
 pub mod proto {
-    pub const HOPOPTS: u8 = 0;
-    pub const ICMP: u8 = 1;
-    pub const IGMP: u8 = 2;
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
-    pub const ROUTING: u8 = 43;
-    pub const FRAGMENT: u8 = 44;
-    pub const GRE: u8 = 47;
-    pub const ESP: u8 = 50;
-    pub const AH: u8 = 51;
-    pub const ICMPV6: u8 = 58;
-    pub const NONE: u8 = 59;
-    pub const DSTOPTS: u8 = 60;
-    pub const SCTP: u8 = 132;
-    pub const UDPLITE: u8 = 136;
+    pub use nfr_proto::ipproto::{
+        IPPROTO_AH as AH, IPPROTO_DSTOPTS as DSTOPTS, IPPROTO_ESP as ESP,
+        IPPROTO_FRAGMENT as FRAGMENT, IPPROTO_GRE as GRE, IPPROTO_HOPOPTS as HOPOPTS,
+        IPPROTO_ICMP as ICMP, IPPROTO_ICMPV6 as ICMPV6, IPPROTO_IGMP as IGMP, IPPROTO_NONE as NONE,
+        IPPROTO_ROUTING as ROUTING, IPPROTO_SCTP as SCTP, IPPROTO_TCP as TCP, IPPROTO_UDP as UDP,
+        IPPROTO_UDPLITE as UDPLITE,
+    };
 }
 
 /// IPv4 header view. `new_checked` applies `ip_rcv_core`'s checks except the header checksum: version 4,

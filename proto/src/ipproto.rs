@@ -1,10 +1,10 @@
 //! IP protocol numbers and their names as `/etc/protocols` gives them (Debian netbase 6.4), the
 //! one table behind both names nfc prints: nft's (`meta l4proto`, `ip protocol`, `ip6 nexthdr`,
-//! through `nfr_grammar::catalog::INET_PROTO`, which adds nft's input-only aliases) and
+//! through [`crate::catalog::INET_PROTO`], which adds nft's input-only aliases) and
 //! iptables-save's (`-p`, through `nfr_ipt::save`; `nfr_ipt::parse` also reads the aliases of
 //! `xtables_chain_protos`). Both tools ask `getprotobynumber`, so they print the same name for a
-//! number; numbers without an entry print as digits. It lives here, in the leaf both the front end and
-//! the iptables crate can see: protocol numbers are a packet fact (`PktState::l4proto`).
+//! number; numbers without an entry print as digits. The `IPPROTO_*` constants name the numbers the
+//! protocol links ([`crate::desc`]) and the engines use.
 
 /// `/etc/protocols` in file order: one official name per number (aliases column left out).
 ///
@@ -69,6 +69,24 @@ pub const IP_PROTOCOLS: [(&str, u8); 55] = [
     ("rohc", 142),
     ("ethernet", 143),
 ];
+
+pub const IPPROTO_HOPOPTS: u8 = 0;
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_IGMP: u8 = 2;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_DCCP: u8 = 33;
+pub const IPPROTO_ROUTING: u8 = 43;
+pub const IPPROTO_FRAGMENT: u8 = 44;
+pub const IPPROTO_GRE: u8 = 47;
+pub const IPPROTO_ESP: u8 = 50;
+pub const IPPROTO_AH: u8 = 51;
+pub const IPPROTO_ICMPV6: u8 = 58;
+pub const IPPROTO_NONE: u8 = 59;
+pub const IPPROTO_DSTOPTS: u8 = 60;
+pub const IPPROTO_COMP: u8 = 108;
+pub const IPPROTO_SCTP: u8 = 132;
+pub const IPPROTO_UDPLITE: u8 = 136;
 
 /// `getprotobynumber(p)->p_name`: the name of protocol number `p`, if `/etc/protocols` has one.
 pub fn name(p: u8) -> Option<&'static str> {

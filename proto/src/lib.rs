@@ -1,0 +1,14 @@
+//! nfr-proto: the protocol facts every other crate reads, in one place, as nftables keeps them in
+//! src/proto.c: the selector catalog (`catalog`: datatypes, payload fields, meta and ct keys), the IP
+//! protocol numbers and names (`ipproto`), the protocol descriptors and their links (`desc`: protocol
+//! keys, upper layers, each family's starting protocol, link-layer types) and the hooks, priorities and
+//! iptables tables (`hook`). A leaf: it depends on nothing.
+
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod desc;
+pub mod hook;
+pub mod ipproto;
+
+pub use hook::Hook;
