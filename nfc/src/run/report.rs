@@ -855,7 +855,7 @@ impl Collector {
         let e = end.effects;
         let _ = writeln!(
             o,
-            "effects: reject {}, nat {} (bound, not rewritten), nat failed {}, log {}, notrack {}, ct mark set {}, ct helper set {}, queued {}",
+            "effects: reject {}, nat {}, nat failed {}, log {}, notrack {}, ct mark set {}, ct helper set {}, queued {}",
             e.rejects,
             e.nat,
             e.nat_failed,

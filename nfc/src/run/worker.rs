@@ -886,6 +886,8 @@ impl WorkerSeed {
             ..self.settings
         };
         hooks.icmp_source = self.path.icmp_source();
+        hooks.ifaddrs = self.path.ifaddrs();
+        hooks.trace_nat = opts.trace;
         let cfg = ReplayConfig {
             clock_from_ts: true,
             keep_egress: opts.keep_data,
