@@ -13,8 +13,9 @@
 //! iptables rules in the kernel, `examples/router.nfr` on `examples/router.pcap`, ICMP errors about NATed flows
 //! with a UDP query without checksum and an SNATed ping) are compared strictly: the packets that leave byte for
 //! byte, checksums included, and the conntrack table with both tuples; nfc is given the lab's routes.
-//! `random_differential_*` are seeded random (ruleset, capture) pairs covering the same ground: `NFC_ROUTER_DIFF_CASES` (default 4) cases from
-//! `NFC_ROUTER_DIFF_SEED` (default 1); each prints its cases, packets and agreements.
+//! `random_differential_*` are seeded random (ruleset, capture) pairs covering the same ground:
+//! `NFC_ROUTER_DIFF_CASES` (default 4) cases from `NFC_ROUTER_DIFF_SEED` (default 1); each prints its cases,
+//! packets and agreements.
 //!
 //! Without the oracle (no `../shared/oracle`, not root, tools missing) the kernel cases are reported as ignored;
 //! with `NFC_REQUIRE_ORACLE=1` they fail instead.
