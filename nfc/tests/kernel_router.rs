@@ -1031,6 +1031,34 @@ fn nat_cases() -> Vec<Case> {
             ..Default::default()
         }),
     });
+    // DNAT to a port range: the first connection's port is not in it, so the search starts at its first port
+    // (a DST search has no random offset); a ping DNATed keeps its id.
+    v.push(Case {
+        name: "nat_dnat_port_range_starts_at_its_first_port".into(),
+        rules: "table ip nat {\n\tchain pre {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+                \t\ttcp dport 80 dnat to 203.0.113.30:8000-8010\n\t\ticmp type echo-request dnat to 203.0.113.30\n\
+                \t}\n}\n"
+            .into(),
+        pkts: vec![
+            tcp(c, s, 43000, 80, 1, 0, SYN, b"", 1),
+            tcp(x, c, 8000, 43000, 9, 2, SYN | ACK, b"", 2),
+            tcp(c, s, 43001, 80, 1, 0, SYN, b"", 3),
+            icmp(c, s, 8, 0, [0, 5, 0, 1], b"ping", 64, 4),
+            icmp(x, c, 0, 0, [0, 5, 0, 1], b"ping", 64, 5),
+        ],
+        ipt: None,
+        expect: vec![
+            "accept NEW",
+            "accept EST_REPLY",
+            "accept NEW",
+            "accept NEW",
+            "accept EST_REPLY",
+        ],
+        nat: Some(NatLab {
+            lab: strings(&["--right", "203.0.113.0/24"]),
+            ..Default::default()
+        }),
+    });
     v
 }
 

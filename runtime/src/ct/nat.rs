@@ -321,7 +321,12 @@ impl Conntrack {
             None => (1024, u16::MAX),
         };
         let range_size = u32::from(hi - lo) + 1;
-        let mut off = (orig.hash(zone, self.settings.hash_seed) % range_size) as u16;
+        // A DST search starts at the range's first port (without `random`, which requests do not carry yet);
+        // a SRC one at a random offset (here from the seeded hash).
+        let mut off = match manip {
+            Manip::Dst => 0,
+            Manip::Src => (orig.hash(zone, self.settings.hash_seed) % range_size) as u16,
+        };
         let mut attempts = range_size.min(NF_NAT_MAX_ATTEMPTS);
         loop {
             for i in 0..attempts {
