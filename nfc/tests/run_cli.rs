@@ -282,6 +282,58 @@ fn router_nat_rewrites_both_directions() {
     }
 }
 
+/// `redirect` maps to the input interface's address (`--iface NAME=ADDRESS/LEN`): the packet is then for the
+/// host and goes to INPUT; on an interface without an address it is dropped and counted as a failed NAT.
+fn redirect_maps_to_the_input_interface_address() {
+    let rules = tmp_ruleset(
+        "redirect.nfr",
+        "table ip nat {\n\tchain pre {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+         \t\ttcp dport 80 redirect to :8080\n\t}\n}\n",
+    );
+    let syn = nfr_runtime::wire::build::tcp(
+        "203.0.113.9".parse().unwrap(),
+        "93.184.216.34".parse().unwrap(),
+        40000,
+        80,
+        1,
+        0,
+        0x02,
+        100,
+        &[],
+        &[],
+    );
+    let mut cap = pcap_header(linktype::RAW, 65535).to_vec();
+    cap.extend(pcap_record(1_000_000, syn.len() as u32, &syn));
+    let cap = common::tmp_file("redirect.pcap", cap);
+    for e in ENGINES {
+        let run = |iface: &str| {
+            let (r, c): (&Path, &Path) = (rules.as_ref(), cap.as_ref());
+            stdout(&nfc(&[
+                "run",
+                "pcap",
+                r.to_str().unwrap(),
+                c.to_str().unwrap(),
+                "--engine",
+                e,
+                "--trace",
+                "--iface",
+                iface,
+                "--iface",
+                "eth0=0.0.0.0/0",
+            ]))
+        };
+        let out = run("eth0=198.51.100.1/24");
+        assert!(out.contains("hooks prerouting -> input,"), "{e}: {out}");
+        assert!(
+            out.contains("-> IP 203.0.113.9.40000 > 198.51.100.1.8080: Flags [S], length 0"),
+            "{e}: {out}"
+        );
+        let out = run("eth1=192.168.1.1/24");
+        assert!(out.contains("nat 1, nat failed 1,"), "{e}: {out}");
+        assert!(out.contains("verdict drop at prerouting"), "{e}: {out}");
+    }
+}
+
 fn trace_json_one_object_per_frame_and_engines_agree() {
     if !example_cases_available() {
         panic!("examples/*.pcap missing");
@@ -1378,6 +1430,10 @@ fn main() {
         gate::test(
             "router_nat_rewrites_both_directions",
             router_nat_rewrites_both_directions,
+        ),
+        gate::test(
+            "redirect_maps_to_the_input_interface_address",
+            redirect_maps_to_the_input_interface_address,
         ),
         gate::test(
             "trace_json_one_object_per_frame_and_engines_agree",

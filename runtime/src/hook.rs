@@ -1456,6 +1456,72 @@ mod tests {
         assert_eq!(ct.len(0), 1);
     }
 
+    /// Masquerade takes the output interface's address in the destination's subnet, else its first, else the
+    /// host's; redirect the input interface's first (IPv6: of the destination's scope), 127.0.0.1 / ::1 for
+    /// the host's own packets; none when there is none.
+    #[test]
+    fn interface_addresses_for_masquerade_and_redirect() {
+        let v4 = |s: &str| a16(s);
+        let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        let at = |ifindex, addr, nfproto, prefix_len| IfAddr {
+            ifindex,
+            addr,
+            nfproto,
+            prefix_len,
+        };
+        let mut t = IfAddrs {
+            addrs: vec![
+                at(2, v4("198.51.100.1"), NFPROTO_IPV4, 24),
+                at(2, v4("203.0.113.1"), NFPROTO_IPV4, 24),
+                at(3, v6("fe80::1"), NFPROTO_IPV6, 64),
+                at(3, v6("2001:db8::1"), NFPROTO_IPV6, 64),
+            ],
+            host: vec![],
+        };
+        let m = |t: &IfAddrs, oif, nf, d| t.masquerade_source(oif, nf, &d);
+        assert_eq!(
+            m(&t, 2, NFPROTO_IPV4, v4("203.0.113.77")),
+            Some(v4("203.0.113.1"))
+        );
+        assert_eq!(
+            m(&t, 2, NFPROTO_IPV4, v4("8.8.8.8")),
+            Some(v4("198.51.100.1"))
+        );
+        assert_eq!(
+            m(&t, 4, NFPROTO_IPV4, v4("8.8.8.8")),
+            Some(v4("198.51.100.1")),
+            "another interface's"
+        );
+        t.host.push((NFPROTO_IPV4, v4("192.0.0.8")));
+        assert_eq!(
+            m(&t, 4, NFPROTO_IPV4, v4("8.8.8.8")),
+            Some(v4("192.0.0.8")),
+            "the host's first"
+        );
+        let r = |hook, iif, nf, d| t.redirect_target(hook, iif, nf, &d);
+        assert_eq!(
+            r(Hook::Prerouting, 2, NFPROTO_IPV4, v4("9.9.9.9")),
+            Some(v4("198.51.100.1"))
+        );
+        assert_eq!(
+            r(Hook::Output, 0, NFPROTO_IPV4, v4("9.9.9.9")),
+            Some(v4("127.0.0.1"))
+        );
+        assert_eq!(r(Hook::Prerouting, 5, NFPROTO_IPV4, v4("9.9.9.9")), None);
+        assert_eq!(
+            r(Hook::Prerouting, 3, NFPROTO_IPV6, v6("2001:db8:5::5")),
+            Some(v6("2001:db8::1"))
+        );
+        assert_eq!(
+            r(Hook::Prerouting, 3, NFPROTO_IPV6, v6("fe80::9")),
+            Some(v6("fe80::1"))
+        );
+        assert_eq!(
+            r(Hook::Output, 0, NFPROTO_IPV6, v6("fe80::9")),
+            Some(v6("::1"))
+        );
+    }
+
     fn be(b: &[u8]) -> u16 {
         u16::from_be_bytes([b[0], b[1]])
     }
