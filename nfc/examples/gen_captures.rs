@@ -6,9 +6,10 @@
 //!   blocked source, http and https handshakes with the server's replies, a burst of pings within the `limit`'s
 //!   burst, invalid TCP (SYN+FIN, a stray RST), a DNS query nobody serves, and one packet passing by.
 //! * `router.pcap` for `examples/router.nfr` (the router is 192.168.1.1 on eth1 and 198.51.100.1 on eth0): a LAN
-//!   host browsing the web (forwarded, masqueraded), asking the router for DNS, the outside pinging and probing
-//!   the router, the forwarded port 80 (DNAT evaluated, not rewritten), an unsolicited connection to the LAN and
-//!   a stray RST.
+//!   host browsing the web (forwarded, masqueraded: the server's answers arrive addressed to the router's WAN
+//!   address), asking the router for DNS, the outside pinging and probing the router, a connection to the
+//!   forwarded port 80 (DNATed to 192.168.1.10:8080, whose answers arrive from the LAN), an unsolicited
+//!   connection to the LAN and a stray RST. Every packet is as the router receives it, before its NAT.
 //! * `ftp.pcap` for `examples/ftp.nfr` (the FTP server is 203.0.113.1): a passive-mode session — login, `PASV`,
 //!   the server's `227` naming port 50000, the data connection to it (RELATED: the ftp helper expected it),
 //!   `EPSV` with a `229` naming port 50001 and its data connection, then a probe of port 50002 that nothing
@@ -90,6 +91,26 @@ fn handshake(c: &mut Capture, cl: &str, cp: u16, sv: &str, sp: u16, req: &[u8], 
             ),
         );
     }
+}
+
+/// A handshake, a request and its response through a NAT, each packet as the router receives it: the client's
+/// from `cl` to `to`, the server's from `sv` to `back`.
+fn handshake_nat(
+    c: &mut Capture,
+    (cl, to): ((&str, u16), (&str, u16)),
+    (sv, back): ((&str, u16), (&str, u16)),
+    req: &[u8],
+    resp: &[u8],
+) {
+    let (ci, si) = (1000u32, 5000u32);
+    let fwd = |seq, ack, fl, data| tcp(cl.0, to.0, cl.1, to.1, seq, ack, fl, data);
+    let rev = |seq, ack, fl, data| tcp(sv.0, back.0, sv.1, back.1, seq, ack, fl, data);
+    c.add(10_000, fwd(ci, 0, SYN, &[]));
+    c.add(1_000, rev(si, ci + 1, SYN | ACK, &[]));
+    c.add(1_000, fwd(ci + 1, si + 1, ACK, &[]));
+    c.add(1_000, fwd(ci + 1, si + 1, PSH | ACK, req));
+    let end = ci + 1 + req.len() as u32;
+    c.add(1_000, rev(si + 1, end, PSH | ACK, resp));
 }
 
 /// `examples/server.pcap`.
@@ -205,13 +226,13 @@ pub fn router() -> Vec<u8> {
             b"\x00\x01\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00",
         ),
     );
-    // ... and browses the web: forwarded LAN -> WAN, masqueraded (evaluated), replies established.
-    handshake(
+    // ... and browses the web: forwarded LAN -> WAN and masqueraded to the router's address (the port kept);
+    // the answers come back to that address and are forwarded to the LAN host.
+    let web = ("93.184.216.34", 443);
+    handshake_nat(
         &mut c,
-        lan_host,
-        50000,
-        "93.184.216.34",
-        443,
+        ((lan_host, 50000), web),
+        (web, (wan_ip, 50000)),
         b"\x16\x03\x01\x00\x05hello",
         b"\x16\x03\x03\x00\x05world",
     );
@@ -242,11 +263,13 @@ pub fn router() -> Vec<u8> {
         10_000,
         tcp("203.0.113.9", wan_ip, 51000, 22, 1, 0, SYN, &[]),
     );
-    // The forwarded port: DNAT to 192.168.1.10:8080 is evaluated; without rewriting the packet stays addressed to
-    // the router and the input policy drops it.
-    c.add(
-        10_000,
-        tcp("203.0.113.9", wan_ip, 51001, 80, 1, 0, SYN, &[]),
+    // The forwarded port: DNATed to 192.168.1.10:8080 and forwarded; the LAN host answers from there.
+    handshake_nat(
+        &mut c,
+        (("203.0.113.9", 51001), (wan_ip, 80)),
+        (("192.168.1.10", 8080), ("203.0.113.9", 51001)),
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\n\r\n",
     );
     // Unsolicited connection from the WAN to a LAN host: dropped by the forward policy.
     c.add(

@@ -471,16 +471,15 @@ fn rule_handles_as_nft_a() {
     let router = handles(&[
         "examples/router.nfr",
         "examples/router.pcap",
-        "--local",
-        "192.168.1.1",
-        "198.51.100.1",
         "--iface",
-        "eth1=192.168.1.0/24",
+        "eth1=192.168.1.1/24",
+        "--iface",
+        "eth0=198.51.100.1/24",
         "--iface",
         "eth0=0.0.0.0/0",
     ]);
     let h: Vec<u64> = router.iter().map(|(_, h)| *h).collect();
-    assert_eq!(h, [3, 4, 8, 9, 10, 11, 12], "{router:?}");
+    assert_eq!(h, [3, 4, 8, 9, 10, 11, 12, 13], "{router:?}");
 }
 
 fn main() {

@@ -13,11 +13,13 @@
 //! ends (`Packet::reject`); `queue` is the verdict (the hooks decide
 //! whether someone listens); `snat` / `dnat` statements set up the entry's NAT binding
 //! (`Conntrack::nf_nat_setup_info`: the mapping becomes its reply tuple; an exhausted range drops the packet,
-//! counted), masquerade and redirect only set the `IPS_*_NAT` status bits, and addresses are **not rewritten**.
+//! counted), `masquerade` maps to the output interface's address and `redirect` to the input interface's
+//! (`nf_nat_masquerade_ipv4`, `nf_nat_redirect_ipv4`: none there drops the packet, counted as a failure too).
 //!
-//! NAT chains (`type nat`) run like the kernel's `nf_nat_inet_fn`: only for a packet that has a conntrack entry
-//! in state NEW or RELATED whose NAT binding for this hook's manipulation is not set up yet, i.e. the first
-//! packet of each connection; after the chain, the binding is done (a null binding when no rule matched).
+//! NAT chains (`type nat`) are entries of the family's [`crate::hook::NatHook`] (`nf_nat_inet_fn`): they run
+//! only for a packet that has a conntrack entry in state NEW or RELATED whose NAT binding for this hook's
+//! manipulation is not set up yet, i.e. the first packet of each connection, until one binds it (a null binding
+//! when none does); the NAT hook then rewrites that packet and every later one of the connection.
 
 use crate::ct::nat::{Manip, NatError, NatRange};
 use crate::ct::{CtInfo, Helper, Nfct};
@@ -70,9 +72,10 @@ pub struct ChainSpec {
 pub struct EffectStats {
     /// `reject` statements / REJECT targets that fired (the packet was dropped).
     pub rejects: u64,
-    /// NAT statements / targets that fired (bound to conntrack; addresses not rewritten).
+    /// NAT statements / targets that fired.
     pub nat: u64,
-    /// NAT bindings whose range was exhausted (`nf_nat_setup_info` found no unique tuple): packet dropped.
+    /// NAT statements that found no binding: a range with no unique tuple left (`nf_nat_setup_info`), or no
+    /// interface address for masquerade / redirect. The packet was dropped.
     pub nat_failed: u64,
     /// `log` statements / LOG targets that fired.
     pub logs: u64,
@@ -256,23 +259,67 @@ fn nat_due(pkt: &Packet<'_>, hook: Hook) -> bool {
     pkt.state.ct_status & nat_done_bit(hook) == 0
 }
 
-/// The `nf_nat_range2` of an snat/dnat request with an address (masquerade and redirect take an interface's
-/// address, which the request does not carry).
-fn nat_range(n: &nfr_vm::interp::NatRequest) -> Option<NatRange> {
-    if !matches!(n.kind, NatKind::Snat | NatKind::Dnat) {
-        return None;
-    }
-    let min = n.addr_min?;
-    let fix = |a: [u8; 16]| {
-        let mut a = a;
-        if n.family == NFPROTO_IPV4 {
-            a[4..].fill(0);
+/// The `nf_nat_range2` of a NAT request: snat/dnat's own addresses (`addr`; none: ports only); masquerade's the
+/// output interface's address (`nf_nat_masquerade_ipv4/6`), redirect's the input interface's
+/// (`nf_nat_redirect_ipv4/6`). `None`: the interface has no address, the kernel drops the packet.
+fn nat_range(
+    kind: NatKind,
+    addr: Option<([u8; 16], [u8; 16])>,
+    proto: Option<(u16, u16)>,
+    pkt: &Packet<'_>,
+    cx: &HookCtx<'_>,
+) -> Option<NatRange> {
+    let v4 = cx.nfproto == NFPROTO_IPV4;
+    let daddr = || {
+        let l3 = pkt.l3();
+        let mut a = [0u8; 16];
+        let d = if v4 { l3.get(16..20) } else { l3.get(24..40) };
+        if let Some(d) = d {
+            a[..d.len()].copy_from_slice(d);
         }
         a
     };
-    let addr = Some((fix(min), fix(n.addr_max.unwrap_or(min))));
-    let proto = n.proto_min.map(|lo| (lo, n.proto_max.unwrap_or(lo)));
+    let addr = match kind {
+        NatKind::Snat | NatKind::Dnat => addr,
+        NatKind::Masquerade => {
+            let a = cx
+                .ifaddrs
+                .masquerade_source(pkt.state.oif, cx.nfproto, &daddr())?;
+            Some((a, a))
+        }
+        NatKind::Redirect => {
+            let a = cx
+                .ifaddrs
+                .redirect_target(cx.hook, pkt.state.iif, cx.nfproto, &daddr())?;
+            Some((a, a))
+        }
+    };
     Some(NatRange { addr, proto })
+}
+
+/// `nf_nat_setup_info` for one NAT request at this hook (the mapping becomes the entry's reply tuple, the
+/// binding is done); false when it failed (counted): the packet is dropped.
+fn setup_nat(
+    kind: NatKind,
+    addr: Option<([u8; 16], [u8; 16])>,
+    proto: Option<(u16, u16)>,
+    pkt: &Packet<'_>,
+    cx: &mut HookCtx<'_>,
+    stats: &mut EffectStats,
+) -> bool {
+    let manip = if dst_manip(cx.hook) {
+        Manip::Dst
+    } else {
+        Manip::Src
+    };
+    let bound = nat_range(kind, addr, proto, pkt, cx)
+        .ok_or(NatError::Exhausted)
+        .and_then(|range| cx.ct.nf_nat_setup_info(&pkt.nfct, &range, manip, cx.now));
+    if bound == Err(NatError::Exhausted) {
+        stats.nat_failed += 1;
+        return false;
+    }
+    true
 }
 
 fn dst_manip(hook: Hook) -> bool {
@@ -363,34 +410,22 @@ impl Engine for ChainEntry {
         );
         let mut v = v;
         if self.nat && v == Verdict::Accept {
-            // The binding is set up now: with the requested mapping, or a null binding.
-            let mut bits = nat_done_bit(cx.hook);
             for n in &fx.nat {
-                match nat_range(n) {
-                    // nf_nat_setup_info: the mapping becomes the entry's reply tuple.
-                    Some(range) => {
-                        let manip = if dst_manip(cx.hook) {
-                            Manip::Dst
-                        } else {
-                            Manip::Src
-                        };
-                        if let Err(NatError::Exhausted) =
-                            cx.ct.nf_nat_setup_info(&pkt.nfct, &range, manip, cx.now)
-                        {
-                            stats.nat_failed += 1;
-                            v = Verdict::Drop;
-                        }
+                let fix = |a: [u8; 16]| {
+                    let mut a = a;
+                    if n.family == NFPROTO_IPV4 {
+                        a[4..].fill(0);
                     }
-                    // masquerade / redirect: the interface's address is not known here.
-                    None => {
-                        bits |= match n.kind {
-                            NatKind::Dnat | NatKind::Redirect => ips::DST_NAT,
-                            NatKind::Snat | NatKind::Masquerade => ips::SRC_NAT,
-                        }
-                    }
+                    a
+                };
+                let addr = n
+                    .addr_min
+                    .map(|min| (fix(min), fix(n.addr_max.unwrap_or(min))));
+                let proto = n.proto_min.map(|lo| (lo, n.proto_max.unwrap_or(lo)));
+                if !setup_nat(n.kind, addr, proto, pkt, cx, &mut stats) {
+                    v = Verdict::Drop;
                 }
             }
-            cx.ct.set_status_bits(&pkt.nfct, bits);
             cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
         }
         if let Some(t) = e.trace.as_mut() {
@@ -422,18 +457,18 @@ pub fn register_program(
 ) -> Result<(), HookError> {
     for (i, s) in specs.iter().enumerate() {
         for &nf in &s.nfprotos {
-            hooks.register(
-                nf,
-                s.hook,
-                s.priority,
-                Box::new(ChainEntry {
-                    shared: shared.clone(),
-                    spec: i,
-                    chain: s.chain,
-                    nat: s.nat,
-                    label: s.label.clone(),
-                }),
-            )?;
+            let entry = Box::new(ChainEntry {
+                shared: shared.clone(),
+                spec: i,
+                chain: s.chain,
+                nat: s.nat,
+                label: s.label.clone(),
+            });
+            if s.nat {
+                hooks.register_nat(nf, s.hook, s.priority, entry)?;
+            } else {
+                hooks.register(nf, s.hook, s.priority, entry)?;
+            }
         }
     }
     Ok(())
@@ -477,7 +512,7 @@ impl Engine for IptEntry {
         let mut stats = e.stats;
         let mut notrack = false;
         let mut zone = None;
-        let mut nat_bits = 0;
+        let mut nat = Vec::new();
         use nfr_ipt::exec::Effect;
         for fx in &out.effects {
             match fx {
@@ -486,14 +521,9 @@ impl Engine for IptEntry {
                     stats.rejects += 1;
                     pkt.reject = crate::reply::RejectWith::from_ipt(*with);
                 }
-                Effect::Nat { kind, .. } => {
+                Effect::Nat { kind, range } => {
                     stats.nat += 1;
-                    nat_bits |= if dst_manip(cx.hook) {
-                        ips::DST_NAT
-                    } else {
-                        ips::SRC_NAT
-                    };
-                    let _ = kind;
+                    nat.push((*kind, *range));
                 }
                 Effect::Notrack => notrack = true,
                 // A template's helper would attach when conntrack creates the entry (nfc lowers no
@@ -506,9 +536,30 @@ impl Engine for IptEntry {
         let ct_mark = (out.ct_mark != pkt.state.ct_mark).then_some(out.ct_mark);
         pkt.state.ct_mark = out.ct_mark;
         apply_ct_effects(pkt, cx, notrack, zone, ct_mark, None, &mut stats);
-        if self.nat && out.verdict == Verdict::Accept {
-            cx.ct
-                .set_status_bits(&pkt.nfct, nat_done_bit(cx.hook) | nat_bits);
+        let mut verdict = out.verdict;
+        if self.nat && verdict == Verdict::Accept {
+            use nfr_ipt::layout::{NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PROTO_SPECIFIED};
+            use nfr_ipt::model::NatKind as K;
+            for (kind, r) in nat {
+                let kind = match kind {
+                    K::Snat => NatKind::Snat,
+                    K::Dnat => NatKind::Dnat,
+                    K::Masquerade => NatKind::Masquerade,
+                    K::Redirect => NatKind::Redirect,
+                };
+                let a16 = |a: [u8; 4]| {
+                    let mut x = [0u8; 16];
+                    x[..4].copy_from_slice(&a);
+                    x
+                };
+                let addr = (r.flags & NF_NAT_RANGE_MAP_IPS != 0)
+                    .then(|| (a16(r.min_addr), a16(r.max_addr)));
+                let proto = (r.flags & NF_NAT_RANGE_PROTO_SPECIFIED != 0)
+                    .then_some((r.min_proto, r.max_proto));
+                if !setup_nat(kind, addr, proto, pkt, cx, &mut stats) {
+                    verdict = Verdict::Drop;
+                }
+            }
             cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
         }
         e.stats = stats;
@@ -518,12 +569,12 @@ impl Engine for IptEntry {
                 spec: self.spec,
                 events: Vec::new(),
                 ipt_trail: out.trail.clone(),
-                verdict: out.verdict,
+                verdict,
                 order: next_order(),
                 generated: pkt.generated,
             });
         }
-        out.verdict
+        verdict
     }
 
     fn name(&self) -> &str {
@@ -545,17 +596,17 @@ pub fn register_ipt(
         (e.name == "nat", e.name.clone())
     };
     for &(h, priority) in at {
-        hooks.register(
-            nfr_vm::pkt::NFPROTO_IPV4,
-            h,
-            priority,
-            Box::new(IptEntry {
-                shared: shared.clone(),
-                spec,
-                nat,
-                label: format!("iptables {name} {}", h.name()),
-            }),
-        )?;
+        let entry = Box::new(IptEntry {
+            shared: shared.clone(),
+            spec,
+            nat,
+            label: format!("iptables {name} {}", h.name()),
+        });
+        if nat {
+            hooks.register_nat(nfr_vm::pkt::NFPROTO_IPV4, h, priority, entry)?;
+        } else {
+            hooks.register(nfr_vm::pkt::NFPROTO_IPV4, h, priority, entry)?;
+        }
     }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Netfilter hooks: per (family, hook) entry lists ordered by priority with `nf_hook_entries_grow`'s insertion
 //! rule, `nf_hook_slow`'s traversal, the [`Engine`] trait that table engines (interpreter, JIT, ipt blob)
-//! implement, the built-in defrag (-400), conntrack (-200) and confirm (INT_MAX) entries, and the `NF_HOOK`
-//! paths a packet takes (local delivery, forwarding, local output), and the output path of the packets the host
-//! sends in reaction (reject answers, ICMP errors; see [`crate::reply`]).
+//! implement, the built-in defrag (-400), conntrack (-200), NAT ([`NatHook`]: -100 and 100, holding the nat
+//! chains) and confirm (INT_MAX) entries, and the `NF_HOOK` paths a packet takes (local delivery, forwarding,
+//! local output; the routing decision comes after PREROUTING, so a DNATed packet goes where its new destination
+//! is), and the output path of the packets the host sends in reaction (reject answers, ICMP errors; see
+//! [`crate::reply`]).
 //!
 //! Insertion rule (kernel, `nf_hook_entries_grow`): a new entry goes before the first existing entry whose
 //! priority is >= its own. So among equal priorities the *most recently registered* entry runs first.
@@ -12,6 +14,7 @@
 //! bypass flag, else drops. REPEAT re-invokes the same entry (pre-4.16 `nf_iterate` semantics), at most
 //! [`MAX_REPEAT`] times, after which the packet is dropped.
 
+use crate::ct::nat::{Manip, NatError, NatVerdict};
 use crate::ct::{Conntrack, CtInfo, Nfct};
 use crate::defrag::{Defrag, Defragmenter};
 use crate::forward::{Forward, ip_forward};
@@ -43,6 +46,17 @@ pub struct Packet<'a> {
     pub reject: Option<RejectWith>,
     /// Built by the host itself in reaction to another packet (a reject answer, an ICMP error).
     pub generated: bool,
+    /// The NAT rewrites it went through, while [`Hooks::trace_nat`] is on.
+    pub rewrites: Vec<Rewrite>,
+}
+
+/// One NAT rewrite of a packet (`nf_nat_packet`, or the translation of an ICMP error about a NATed flow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    pub hook: Hook,
+    /// The IP datagram before and after.
+    pub before: Vec<u8>,
+    pub after: Vec<u8>,
 }
 
 impl<'a> Packet<'a> {
@@ -60,6 +74,7 @@ impl<'a> Packet<'a> {
             nfct: Nfct::None,
             reject: None,
             generated: false,
+            rewrites: Vec::new(),
         })
     }
 
@@ -79,6 +94,7 @@ impl<'a> Packet<'a> {
             nfct: Nfct::None,
             reject: None,
             generated: false,
+            rewrites: Vec::new(),
         })
     }
 
@@ -91,6 +107,15 @@ impl<'a> Packet<'a> {
             .or_else(|| self.data.get(s..))
             .unwrap_or(&[])
     }
+
+    /// The IP datagram, writable (copied out of the capture's buffer the first time).
+    pub fn l3_mut(&mut self) -> &mut [u8] {
+        let s = usize::from(self.state.nhoff);
+        let e = s.saturating_add(self.state.len as usize);
+        let d = self.data.to_mut();
+        let e = e.min(d.len());
+        d.get_mut(s.min(e)..e).unwrap_or_default()
+    }
 }
 
 /// Per-call context given to entries (`struct nf_hook_state` plus the conntrack table).
@@ -101,6 +126,100 @@ pub struct HookCtx<'c> {
     /// Virtual time (ns).
     pub now: u64,
     pub ct: &'c mut Conntrack,
+    /// The host's interface addresses (masquerade, redirect).
+    pub ifaddrs: &'c IfAddrs,
+    /// Record NAT rewrites in [`Packet::rewrites`].
+    pub trace_nat: bool,
+}
+
+/// One address of an interface (`ip addr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfAddr {
+    pub ifindex: u32,
+    /// Network order; IPv4 in the first 4 bytes.
+    pub addr: [u8; 16],
+    pub nfproto: u8,
+    pub prefix_len: u8,
+}
+
+impl IfAddr {
+    /// Whether `a` is in the address's subnet (`inet_ifa_match`).
+    fn on_link(&self, a: &[u8; 16]) -> bool {
+        let bits = usize::from(self.prefix_len).min(if self.nfproto == NFPROTO_IPV4 {
+            32
+        } else {
+            128
+        });
+        let (full, rest) = (bits / 8, bits % 8);
+        self.addr[..full] == a[..full]
+            && (rest == 0 || (self.addr[full] ^ a[full]) & (0xffu8 << (8 - rest)) == 0)
+    }
+}
+
+/// The host's interface addresses, in the order they were added (an interface's first address of a family is its
+/// primary one), and its other addresses (`lo`'s, for a host whose output interface has none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IfAddrs {
+    pub addrs: Vec<IfAddr>,
+    /// Addresses of the host on no interface of `addrs` (on `lo`), by family: what `inet_select_addr` falls back
+    /// to.
+    pub host: Vec<(u8, [u8; 16])>,
+}
+
+impl IfAddrs {
+    /// The source masquerade takes (`inet_select_addr(out, daddr)` / IPv6 source selection, simplified): the
+    /// output interface's first address whose subnet holds the destination, else its first address, else the
+    /// first address the host has elsewhere; `None` when it has none (the kernel drops the packet).
+    pub fn masquerade_source(&self, oif: u32, nfproto: u8, daddr: &[u8; 16]) -> Option<[u8; 16]> {
+        let mine = || {
+            self.addrs
+                .iter()
+                .filter(move |a| a.ifindex == oif && a.nfproto == nfproto)
+        };
+        mine()
+            .find(|a| a.on_link(daddr))
+            .or_else(|| mine().next())
+            .map(|a| a.addr)
+            .or_else(|| {
+                self.host
+                    .iter()
+                    .find(|(f, _)| *f == nfproto)
+                    .map(|(_, a)| *a)
+                    .or_else(|| {
+                        self.addrs
+                            .iter()
+                            .find(|a| a.nfproto == nfproto)
+                            .map(|a| a.addr)
+                    })
+            })
+    }
+
+    /// The destination redirect takes (`nf_nat_redirect_ipv4/6`): the loopback address for the host's own
+    /// packets (OUTPUT), else the input interface's first address (IPv6: of the destination's scope); `None`
+    /// when it has none (the kernel drops the packet).
+    pub fn redirect_target(
+        &self,
+        hook: Hook,
+        iif: u32,
+        nfproto: u8,
+        daddr: &[u8; 16],
+    ) -> Option<[u8; 16]> {
+        let mut a = [0u8; 16];
+        if hook == Hook::Output {
+            if nfproto == NFPROTO_IPV4 {
+                a[..4].copy_from_slice(&[127, 0, 0, 1]);
+            } else {
+                a[15] = 1;
+            }
+            return Some(a);
+        }
+        let link_local = |x: &[u8; 16]| x[0] == 0xfe && x[1] & 0xc0 == 0x80;
+        self.addrs
+            .iter()
+            .filter(|x| x.ifindex == iif && x.nfproto == nfproto)
+            .find(|x| nfproto == NFPROTO_IPV4 || link_local(&x.addr) == link_local(daddr))
+            .map(|x| x.addr)
+    }
 }
 
 /// A hook function: a table engine or a built-in.
@@ -116,6 +235,11 @@ pub trait Engine {
     /// What `--profile` counts this entry's time as.
     fn stage(&self) -> Stage {
         Stage::Chains
+    }
+
+    /// The NAT hook, for the registry to add nat chains to it.
+    fn nat_hook(&mut self) -> Option<&mut NatHook> {
+        None
     }
 }
 
@@ -210,6 +334,113 @@ impl Engine for DefragEntry {
     }
 }
 
+/// The NAT hook of one family at one hook (`nf_nat_ipv4_ops` / `nf_nat_ipv6_ops`): at `NF_IP_PRI_NAT_DST` on
+/// PREROUTING and OUTPUT, `NF_IP_PRI_NAT_SRC` on INPUT and POSTROUTING, registered on all four with the family's
+/// first nat chain (`nf_nat_register_fn`). The nat chains are its entries, in their own priority order (a nat
+/// chain's priority orders it among the nat chains only). For a connection without a binding for the hook's
+/// manipulation (its first packet) they run until one binds it, else it gets a null binding
+/// (`nf_nat_inet_fn`); then every packet of a NATed connection is rewritten (`nf_nat_packet`), and an ICMP error
+/// RELATED to a flow has its quoted datagram translated instead (`nf_nat_icmp_reply_translation`).
+#[derive(Debug, Default)]
+pub struct NatHook {
+    entries: Vec<Entry>,
+}
+
+impl NatHook {
+    /// `nf_nat_ipv4_fn` / `nf_nat_ipv6_fn` past the ICMP errors (`nf_nat_inet_fn`).
+    fn bind_and_rewrite(
+        &mut self,
+        pkt: &mut Packet<'_>,
+        cx: &mut HookCtx<'_>,
+        ctinfo: CtInfo,
+    ) -> Verdict {
+        let manip = Manip::of_hook(cx.hook);
+        if matches!(ctinfo, CtInfo::New | CtInfo::Related | CtInfo::RelatedReply)
+            && !cx.ct.nat_initialized(&pkt.nfct, manip)
+        {
+            let mut bound = false;
+            for e in &mut self.entries {
+                let v = e.engine.hook(pkt, cx);
+                if v != Verdict::Accept {
+                    return v;
+                }
+                if cx.ct.nat_initialized(&pkt.nfct, manip) {
+                    bound = true;
+                    break;
+                }
+            }
+            if !bound
+                && cx.ct.nf_nat_alloc_null_binding(&pkt.nfct, manip, cx.now)
+                    == Err(NatError::Exhausted)
+            {
+                return Verdict::Drop;
+            }
+            cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
+        } else if pkt.state.ct_valid
+            && pkt.state.ct_status & Conntrack::nat_status_bit(manip, ctinfo.dir()) == 0
+        {
+            // Not NATed this way (the bits never change once confirmed): nothing to look up.
+            return Verdict::Accept;
+        }
+        self.rewrite(pkt, cx, |ct, nfct, hook, l3| {
+            ct.nf_nat_packet(nfct, hook, l3)
+        })
+    }
+
+    /// Runs `f` on the packet's datagram, recording the rewrite when asked.
+    fn rewrite(
+        &mut self,
+        pkt: &mut Packet<'_>,
+        cx: &mut HookCtx<'_>,
+        f: impl FnOnce(&Conntrack, &Nfct, Hook, &mut [u8]) -> NatVerdict,
+    ) -> Verdict {
+        let before = cx.trace_nat.then(|| pkt.l3().to_vec());
+        let nfct = pkt.nfct;
+        match f(cx.ct, &nfct, cx.hook, pkt.l3_mut()) {
+            NatVerdict::Untouched => Verdict::Accept,
+            NatVerdict::Drop => Verdict::Drop,
+            NatVerdict::Rewritten => {
+                if let Some(before) = before {
+                    let after = pkt.l3().to_vec();
+                    pkt.rewrites.push(Rewrite {
+                        hook: cx.hook,
+                        before,
+                        after,
+                    });
+                }
+                Verdict::Accept
+            }
+        }
+    }
+}
+
+impl Engine for NatHook {
+    fn hook(&mut self, pkt: &mut Packet<'_>, cx: &mut HookCtx<'_>) -> Verdict {
+        let Nfct::Ct { ctinfo, .. } = pkt.nfct else {
+            return Verdict::Accept;
+        };
+        let icmp = if cx.nfproto == NFPROTO_IPV6 { 58 } else { 1 };
+        if matches!(ctinfo, CtInfo::Related | CtInfo::RelatedReply)
+            && pkt.state.has_th
+            && pkt.state.l4proto == icmp
+        {
+            let off = usize::from(pkt.state.thoff.saturating_sub(pkt.state.nhoff));
+            return self.rewrite(pkt, cx, |ct, nfct, hook, l3| {
+                ct.nf_nat_icmp_reply_translation(nfct, hook, l3, off)
+            });
+        }
+        self.bind_and_rewrite(pkt, cx, ctinfo)
+    }
+
+    fn name(&self) -> &str {
+        "nf_nat"
+    }
+
+    fn nat_hook(&mut self) -> Option<&mut NatHook> {
+        Some(self)
+    }
+}
+
 /// Identifies a registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HookId(u32);
@@ -261,6 +492,8 @@ pub struct Sent {
     /// Where its traversal ended, and how (`Accept` at POSTROUTING: it left).
     pub stopped_at: Hook,
     pub outcome: HookOutcome,
+    /// Its NAT rewrites (with [`Hooks::trace_nat`]).
+    pub rewrites: Vec<Rewrite>,
 }
 
 /// `nf_ct_attach` (`nf_conntrack_attach`), as `nf_send_reset` and `icmp_send` (`icmp_glue_bits`) call it: the
@@ -313,6 +546,10 @@ pub struct Hooks {
     pub sent: Vec<Sent>,
     /// Where the host's ICMP errors come from.
     pub icmp_source: IcmpSource,
+    /// The host's interface addresses (masquerade, redirect).
+    pub ifaddrs: IfAddrs,
+    /// Record each packet's NAT rewrites ([`Packet::rewrites`], [`Sent::rewrites`]).
+    pub trace_nat: bool,
     icmp_limit: IcmpRateLimit,
     /// Time spent in hook entries, by kind, while [`HookProfile::timing`] is on (`nfc run pcap --profile`).
     pub profile: Option<HookProfile>,
@@ -354,6 +591,15 @@ impl HookProfile {
             a.1 += b.1;
         }
     }
+}
+
+/// `nf_hook_entries_grow`'s insertion: before the first entry whose priority is greater or equal.
+fn insert_entry(list: &mut Vec<Entry>, e: Entry) {
+    let pos = list
+        .iter()
+        .position(|x| e.priority <= x.priority)
+        .unwrap_or(list.len());
+    list.insert(pos, e);
 }
 
 fn fam(nfproto: u8) -> Result<usize, HookError> {
@@ -425,12 +671,60 @@ impl Hooks {
             return Err(HookError::TooManyEntries);
         }
         self.next_id += 1;
-        let pos = list
-            .iter()
-            .position(|e| priority <= e.priority)
-            .unwrap_or(list.len());
-        list.insert(
-            pos,
+        insert_entry(
+            list,
+            Entry {
+                id,
+                priority,
+                engine,
+            },
+        );
+        Ok(id)
+    }
+
+    /// A nat chain (`nf_nat_ipv4_register_fn` / `nf_nat_ipv6_register_fn`): added to the family's [`NatHook`]
+    /// at `hook`, at `priority` among the nat chains there; the family's first nat chain registers the NAT hooks
+    /// on PREROUTING, INPUT, OUTPUT and POSTROUTING. (FORWARD has no NAT hook: an entry there is registered as
+    /// is.)
+    pub fn register_nat(
+        &mut self,
+        nfproto: u8,
+        hook: Hook,
+        priority: i32,
+        engine: Box<dyn Engine>,
+    ) -> Result<HookId, HookError> {
+        let f = fam(nfproto)?;
+        if hook == Hook::Forward {
+            return self.register(nfproto, hook, priority, engine);
+        }
+        let has = |l: &mut Vec<Entry>| l.iter_mut().any(|e| e.engine.nat_hook().is_some());
+        if !has(&mut self.entries[f][hook as usize]) {
+            for h in [
+                Hook::Prerouting,
+                Hook::Input,
+                Hook::Output,
+                Hook::Postrouting,
+            ] {
+                let p = match Manip::of_hook(h) {
+                    Manip::Dst => priority::NAT_DST,
+                    Manip::Src => priority::NAT_SRC,
+                };
+                self.register(nfproto, h, p, Box::new(NatHook::default()))?;
+            }
+        }
+        let id = HookId(self.next_id);
+        let Some(nat) = self.entries[f][hook as usize]
+            .iter_mut()
+            .find_map(|e| e.engine.nat_hook())
+        else {
+            return Err(HookError::UnsupportedFamily);
+        };
+        if nat.entries.len() >= MAX_HOOK_COUNT {
+            return Err(HookError::TooManyEntries);
+        }
+        self.next_id += 1;
+        insert_entry(
+            &mut nat.entries,
             Entry {
                 id,
                 priority,
@@ -446,6 +740,13 @@ impl Hooks {
             for list in fl.iter_mut() {
                 if let Some(p) = list.iter().position(|e| e.id == id) {
                     return Some(list.remove(p).engine);
+                }
+                for e in list.iter_mut() {
+                    if let Some(nat) = e.engine.nat_hook()
+                        && let Some(p) = nat.entries.iter().position(|e| e.id == id)
+                    {
+                        return Some(nat.entries.remove(p).engine);
+                    }
                 }
             }
         }
@@ -489,6 +790,8 @@ impl Hooks {
             nfproto,
             now,
             ct,
+            ifaddrs: &self.ifaddrs,
+            trace_nat: self.trace_nat,
         };
         let mut s = start;
         let n = self.entries[f][hook as usize].len();
@@ -558,14 +861,28 @@ impl Hooks {
         ct: &mut Conntrack,
         now: u64,
     ) -> (Hook, HookOutcome) {
-        match route {
-            Route::Local => self.walk(path::LOCAL_IN, pkt, ct, now, true),
-            Route::Blackhole => self.walk(path::BLACKHOLE, pkt, ct, now, false),
+        self.receive_routed(pkt, ct, now, &mut |_| route)
+    }
+
+    /// [`Self::receive`] with the routing decision made after PREROUTING (`ip_rcv_finish`), on the packet as NAT
+    /// left it: `route` may also set its output device.
+    pub fn receive_routed(
+        &mut self,
+        pkt: &mut Packet<'_>,
+        ct: &mut Conntrack,
+        now: u64,
+        route: &mut dyn FnMut(&mut Packet<'_>) -> Route,
+    ) -> (Hook, HookOutcome) {
+        let o = self.run(Hook::Prerouting, pkt, ct, now);
+        if o != HookOutcome::Accept {
+            // A reject's ICMP error comes from the rejected packet's destination when that is the host's.
+            let to_host = pkt.reject.is_some() && route(pkt) == Route::Local;
+            return self.end(pkt, (Hook::Prerouting, o), ct, now, to_host);
+        }
+        match route(pkt) {
+            Route::Local => self.walk(&path::LOCAL_IN[1..], pkt, ct, now, true),
+            Route::Blackhole => self.end(pkt, (Hook::Prerouting, o), ct, now, false),
             Route::Forward => {
-                let o = self.run(Hook::Prerouting, pkt, ct, now);
-                if o != HookOutcome::Accept {
-                    return self.end(pkt, (Hook::Prerouting, o), ct, now, false);
-                }
                 if ip_forward(pkt) == Forward::TimeExceeded {
                     let (ty, code) = if pkt.state.nfproto == NFPROTO_IPV6 {
                         (reply::ICMPV6_TIME_EXCEED, reply::ICMPV6_EXC_HOPLIMIT)
@@ -596,7 +913,24 @@ impl Hooks {
         ct: &mut Conntrack,
         now: u64,
     ) -> (Hook, HookOutcome) {
-        self.walk(path::LOCAL_OUT, pkt, ct, now, false)
+        self.send_routed(pkt, ct, now, &mut |_| {})
+    }
+
+    /// [`Self::send`] with `reroute` called between OUTPUT and POSTROUTING (`ip_route_me_harder` after a DNAT in
+    /// OUTPUT: it may set the output device POSTROUTING sees).
+    pub fn send_routed(
+        &mut self,
+        pkt: &mut Packet<'_>,
+        ct: &mut Conntrack,
+        now: u64,
+        reroute: &mut dyn FnMut(&mut Packet<'_>),
+    ) -> (Hook, HookOutcome) {
+        let o = self.run(Hook::Output, pkt, ct, now);
+        if o != HookOutcome::Accept {
+            return self.end(pkt, (Hook::Output, o), ct, now, false);
+        }
+        reroute(pkt);
+        self.walk(&path::LOCAL_OUT[1..], pkt, ct, now, false)
     }
 
     /// Runs `path` until a hook does not accept, then [`Self::end`]s the packet; `to_host`: it was addressed to
@@ -722,6 +1056,7 @@ impl Hooks {
             data: p.l3().to_vec(),
             stopped_at: last.0,
             outcome: last.1,
+            rewrites: std::mem::take(&mut p.rewrites),
         });
     }
 }
@@ -780,6 +1115,7 @@ mod tests {
             nfct: Nfct::None,
             reject: None,
             generated: false,
+            rewrites: Vec::new(),
         }
     }
 
@@ -1010,6 +1346,169 @@ mod tests {
         );
         assert_eq!(p2.state.len, 68);
         assert!(ct.listing(0).contains("sport=1 dport=2 [UNREPLIED]"));
+    }
+
+    /// A nat chain binding every new connection to one mapping (`dnat to` / `snat to`).
+    struct Bind(crate::ct::nat::NatRange);
+
+    impl Engine for Bind {
+        fn hook(&mut self, pkt: &mut Packet<'_>, cx: &mut HookCtx<'_>) -> Verdict {
+            let m = Manip::of_hook(cx.hook);
+            let _ = cx.ct.nf_nat_setup_info(&pkt.nfct, &self.0, m, cx.now);
+            Verdict::Accept
+        }
+    }
+
+    fn a16(s: &str) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&s.parse::<std::net::Ipv4Addr>().unwrap().octets());
+        a
+    }
+
+    fn csum_ok(p: &[u8]) -> bool {
+        let ihl = usize::from(p[0] & 15) * 4;
+        let init = if p[9] == 1 {
+            0
+        } else {
+            build::pseudo(&p[12..16], &p[16..20], p[9], p.len() - ihl)
+        };
+        crate::wire::checksum(&p[..ihl], 0) == 0 && crate::wire::checksum(&p[ihl..], init) == 0
+    }
+
+    /// DNAT of a port forward: the first packet is rewritten before the routing decision (so it is forwarded),
+    /// the answer gets the router's address and port back, and an ICMP error about the flow from the outside
+    /// has its quoted datagram and outer destination rewritten; checksums stay right.
+    #[test]
+    fn nat_hook_rewrites_both_directions_and_icmp_errors() {
+        use crate::ct::nat::NatRange;
+        use crate::wire::checksum;
+        let mut h = Hooks::with_conntrack();
+        h.trace_nat = true;
+        let to = a16("192.168.1.10");
+        let dnat = NatRange {
+            addr: Some((to, to)),
+            proto: Some((8080, 8080)),
+        };
+        h.register_nat(NFPROTO_IPV4, Hook::Prerouting, -100, Box::new(Bind(dnat)))
+            .unwrap();
+        assert_eq!(
+            h.entries(NFPROTO_IPV4, Hook::Postrouting).len(),
+            2,
+            "NAT hooks on all four"
+        );
+        let mut ct = Conntrack::new(Settings::default());
+        let (c, r, l) = ("203.0.113.9", "198.51.100.1", "192.168.1.10");
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let route = |p: &mut Packet<'_>| {
+            if p.l3()[16..20] == [198, 51, 100, 1] {
+                Route::Local
+            } else {
+                Route::Forward
+            }
+        };
+        let syn = build::tcp(ip(c), ip(r), 51001, 80, 1, 0, 0x02, 100, &[], &[]);
+        let mut p = Packet::from_frame(linktype::RAW, &syn, 0).unwrap();
+        assert_eq!(
+            h.receive_routed(&mut p, &mut ct, 0, &mut |p| route(p)),
+            (Hook::Postrouting, HookOutcome::Accept)
+        );
+        let want = build::tcp(ip(c), ip(l), 51001, 8080, 1, 0, 0x02, 100, &[], &[]);
+        assert_eq!(&p.l3()[12..], &want[12..], "rewritten (TTL aside)");
+        assert!(csum_ok(p.l3()));
+        assert_eq!(p.rewrites.len(), 1);
+        assert_eq!(p.rewrites[0].hook, Hook::Prerouting);
+        let synack = build::tcp(ip(l), ip(c), 8080, 51001, 9, 2, 0x12, 100, &[], &[]);
+        let mut p = Packet::from_frame(linktype::RAW, &synack, 0).unwrap();
+        h.receive_routed(&mut p, &mut ct, 0, &mut |p| route(p));
+        let want = build::tcp(ip(r), ip(c), 80, 51001, 9, 2, 0x12, 100, &[], &[]);
+        assert_eq!(&p.l3()[12..], &want[12..]);
+        assert!(csum_ok(p.l3()));
+        assert_eq!(p.rewrites[0].hook, Hook::Postrouting);
+        // A router on the way to the client says the answer could not be delivered.
+        let quoted = &want[..28];
+        let err = build::icmp(ip("172.16.0.1"), ip(r), 3, 1, [0; 4], quoted);
+        let mut p = Packet::from_frame(linktype::RAW, &err, 0).unwrap();
+        h.receive_routed(&mut p, &mut ct, 0, &mut |p| route(p));
+        let q = p.l3();
+        assert_eq!(
+            (&q[12..16], &q[16..20]),
+            (&[172, 16, 0, 1][..], &[192, 168, 1, 10][..])
+        );
+        assert_eq!(&q[28 + 12..28 + 16], &[192, 168, 1, 10], "quoted source");
+        assert_eq!(be(&q[48..50]), 8080, "quoted source port");
+        assert!(csum_ok(q));
+        assert_eq!(checksum(&q[28..48], 0), 0, "quoted header checksum");
+        assert_eq!(ct.len(0), 1);
+    }
+
+    /// Masquerade takes the output interface's address in the destination's subnet, else its first, else the
+    /// host's; redirect the input interface's first (IPv6: of the destination's scope), 127.0.0.1 / ::1 for
+    /// the host's own packets; none when there is none.
+    #[test]
+    fn interface_addresses_for_masquerade_and_redirect() {
+        let v4 = |s: &str| a16(s);
+        let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        let at = |ifindex, addr, nfproto, prefix_len| IfAddr {
+            ifindex,
+            addr,
+            nfproto,
+            prefix_len,
+        };
+        let mut t = IfAddrs {
+            addrs: vec![
+                at(2, v4("198.51.100.1"), NFPROTO_IPV4, 24),
+                at(2, v4("203.0.113.1"), NFPROTO_IPV4, 24),
+                at(3, v6("fe80::1"), NFPROTO_IPV6, 64),
+                at(3, v6("2001:db8::1"), NFPROTO_IPV6, 64),
+            ],
+            host: vec![],
+        };
+        let m = |t: &IfAddrs, oif, nf, d| t.masquerade_source(oif, nf, &d);
+        assert_eq!(
+            m(&t, 2, NFPROTO_IPV4, v4("203.0.113.77")),
+            Some(v4("203.0.113.1"))
+        );
+        assert_eq!(
+            m(&t, 2, NFPROTO_IPV4, v4("8.8.8.8")),
+            Some(v4("198.51.100.1"))
+        );
+        assert_eq!(
+            m(&t, 4, NFPROTO_IPV4, v4("8.8.8.8")),
+            Some(v4("198.51.100.1")),
+            "another interface's"
+        );
+        t.host.push((NFPROTO_IPV4, v4("192.0.0.8")));
+        assert_eq!(
+            m(&t, 4, NFPROTO_IPV4, v4("8.8.8.8")),
+            Some(v4("192.0.0.8")),
+            "the host's first"
+        );
+        let r = |hook, iif, nf, d| t.redirect_target(hook, iif, nf, &d);
+        assert_eq!(
+            r(Hook::Prerouting, 2, NFPROTO_IPV4, v4("9.9.9.9")),
+            Some(v4("198.51.100.1"))
+        );
+        assert_eq!(
+            r(Hook::Output, 0, NFPROTO_IPV4, v4("9.9.9.9")),
+            Some(v4("127.0.0.1"))
+        );
+        assert_eq!(r(Hook::Prerouting, 5, NFPROTO_IPV4, v4("9.9.9.9")), None);
+        assert_eq!(
+            r(Hook::Prerouting, 3, NFPROTO_IPV6, v6("2001:db8:5::5")),
+            Some(v6("2001:db8::1"))
+        );
+        assert_eq!(
+            r(Hook::Prerouting, 3, NFPROTO_IPV6, v6("fe80::9")),
+            Some(v6("fe80::1"))
+        );
+        assert_eq!(
+            r(Hook::Output, 0, NFPROTO_IPV6, v6("fe80::9")),
+            Some(v6("::1"))
+        );
+    }
+
+    fn be(b: &[u8]) -> u16 {
+        u16::from_be_bytes([b[0], b[1]])
     }
 
     /// Rejects every packet it sees with `with`.

@@ -1,7 +1,8 @@
 //! Replaying captured frames through the hooks the way the kernel sees injected packets: link layer stripped, a
 //! snaplen-cut datagram zero-padded to its IP length, `ip_rcv` / `ipv6_rcv` sanity checks (failures never reach a
 //! hook), virtual time from the capture timestamps (optionally with capped gaps), a routing decision, then
-//! PREROUTING -> INPUT (or FORWARD -> POSTROUTING) through [`Hooks`]. An observer entry at a chosen PREROUTING
+//! PREROUTING -> INPUT (or FORWARD -> POSTROUTING) through [`Hooks`]; a packet NAT gave a new destination in
+//! PREROUTING (or OUTPUT) is routed again by that destination. An observer entry at a chosen PREROUTING
 //! priority (default -150, after conntrack, like an nft `log` rule in a mangle-priority chain) records the ct
 //! state each packet had there.
 //!
@@ -189,6 +190,19 @@ pub fn anyip_route(l3: &[u8]) -> Route {
     }
 }
 
+/// The destination address of an IP datagram (IPv4 in the first 4 bytes; zero when it is cut).
+fn dst_addr(l3: &[u8]) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    let d = match l3.first().map(|b| b >> 4) {
+        Some(6) => l3.get(24..40),
+        _ => l3.get(16..20),
+    };
+    if let Some(d) = d {
+        a[..d.len()].copy_from_slice(d);
+    }
+    a
+}
+
 /// `ip_rcv_core` / `ipv6_rcv` checks (the IPv4 header checksum is not verified: captures often carry offloaded
 /// or anonymised ones).
 pub fn ip_rcv_ok(l3: &[u8]) -> bool {
@@ -232,6 +246,8 @@ pub struct Replayer {
     buf: Vec<u8>,
     /// The last frame's datagram as it left, when it passed every hook and `ReplayConfig::keep_egress`.
     pub egress: Option<Vec<u8>>,
+    /// The last frame's NAT rewrites (with `Hooks::trace_nat`).
+    pub rewrites: Vec<crate::hook::Rewrite>,
 }
 
 impl std::fmt::Debug for Replayer {
@@ -264,6 +280,7 @@ impl Replayer {
             last_injected: cfg.start_ns,
             buf: Vec::new(),
             egress: None,
+            rewrites: Vec::new(),
         }
     }
 
@@ -283,11 +300,13 @@ impl Replayer {
         self.frame_with(f, |l3| (Direction::Receive(route(l3)), Devices::default()))
     }
 
-    /// Replays one frame; `decide` sees the IP datagram and picks the direction and devices.
+    /// Replays one frame; `decide` sees the IP datagram and picks the direction and devices. It is asked again
+    /// when NAT changed the destination in PREROUTING (the way and output device of a received packet) or in
+    /// OUTPUT (the output device of a sent one).
     pub fn frame_with(
         &mut self,
         f: &Frame<'_>,
-        decide: impl FnOnce(&[u8]) -> (Direction, Devices),
+        mut decide: impl FnMut(&[u8]) -> (Direction, Devices),
     ) -> Fate {
         if self.cfg.clock_from_ts {
             self.now = self.now.max(f.ts_ns);
@@ -297,6 +316,7 @@ impl Replayer {
         }
         self.last_ts = Some(f.ts_ns);
         self.egress = None;
+        self.rewrites.clear();
         let li = match wire::parse_link(f.linktype, f.data) {
             Ok(li) => li,
             Err(m) => return Fate::Skipped(m),
@@ -350,14 +370,39 @@ impl Replayer {
         pkt.state.oiftype = dev.oiftype;
         let was_fragment = pkt.state.is_fragment;
         *self.seen.borrow_mut() = None;
+        let dst0 = dst_addr(pkt.l3());
+        let mut reroute = |p: &mut Packet<'_>| {
+            let l3 = p.l3();
+            if dst_addr(l3) == dst0 {
+                return None;
+            }
+            let (d, dev) = decide(l3);
+            p.state.oif = dev.oif;
+            p.state.oifname = dev.oifname;
+            p.state.oiftype = dev.oiftype;
+            Some(d)
+        };
         let (stopped_at, outcome) = match dir {
-            Direction::Receive(route) => self.hooks.receive(&mut pkt, route, &mut self.ct, now),
-            Direction::Send => self.hooks.send(&mut pkt, &mut self.ct, now),
+            Direction::Receive(route) => {
+                self.hooks
+                    .receive_routed(&mut pkt, &mut self.ct, now, &mut |p| match reroute(p) {
+                        None => route,
+                        Some(Direction::Receive(r)) => r,
+                        // A new destination is never a reason to send the packet as the host's own.
+                        Some(Direction::Send) => Route::Forward,
+                    })
+            }
+            Direction::Send => self
+                .hooks
+                .send_routed(&mut pkt, &mut self.ct, now, &mut |p| {
+                    reroute(p);
+                }),
         };
         let state = *self.seen.borrow();
         self.egress =
             (self.cfg.keep_egress && outcome == HookOutcome::Accept && stopped_at != Hook::Input)
                 .then(|| pkt.l3().to_vec());
+        self.rewrites = std::mem::take(&mut pkt.rewrites);
         if let std::borrow::Cow::Owned(b) = pkt.data {
             self.buf = b;
         }

@@ -60,7 +60,9 @@ Interfaces (meta iif/iifname, oif/oifname), the first rule that applies:
      section): the input interface of a packet entering PREROUTING, the output interface of a packet
      leaving through OUTPUT (a forwarded packet's output interface is not in the capture);
   3. --iface NAME=PREFIX routes: input = the interface whose prefix holds the source, output = the one
-     holding the destination (longest prefix wins).
+     holding the destination (longest prefix wins). With host bits (eth0=198.51.100.1/24, as `ip addr add`
+     takes it) the address is also the interface's own: local to the host, what masquerade (output
+     interface) and redirect (input interface) map to.
   Received packets have no output interface, sent ones no input interface. Names are cut to 15 bytes.
   Interface indexes: lo is 1, other names 2, 3, ... in the order --iface, --iif, --oif, then capture
   interfaces as they first appear.
@@ -93,7 +95,8 @@ pub struct Args {
     pub path: PathArg,
     /// An interface and the prefix routed through it, NAME=PREFIX (repeatable): `iif` is the interface of
     /// the longest prefix holding the source, `oif` the one holding the destination (when neither
-    /// --iif/--oif nor the pcapng interface name applies).
+    /// --iif/--oif nor the pcapng interface name applies). NAME=ADDRESS/LEN with host bits also gives the
+    /// interface that address (the host's own; masquerade and redirect map to it).
     #[arg(long = "iface", value_name = "NAME=PREFIX")]
     pub ifaces: Vec<String>,
     /// Input interface of every received packet (overrides the pcapng interface name and --iface).

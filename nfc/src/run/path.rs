@@ -12,6 +12,9 @@
 //!   the output device the one holding the destination. Received packets have no output device, sent ones no
 //!   input device. Names longer than 15 bytes are cut to 15 (IFNAMSIZ). `lo` is a loopback device
 //!   (`meta iiftype loopback`), every other device an Ethernet device.
+//! * Interface addresses: an `--iface NAME=ADDRESS/LEN` whose address has host bits (`eth0=198.51.100.1/24`,
+//!   as `ip addr add` takes it) also gives NAME that address, which the host owns (it counts as `--local`):
+//!   masquerade takes the output interface's, redirect the input interface's ([`IfAddrs`]).
 //! * Device indexes (`meta iif`/`oif`): `lo` is 1 (as the checker resolves `iif lo`); the other names get 2, 3,
 //!   ... in the order `--iface`, `--iif`, `--oif`, then capture interfaces as they first appear ([`DevTable`],
 //!   kept by the thread that reads the capture, so indexes do not depend on `--threads`).
@@ -19,7 +22,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use nfr_runtime::hook::{IcmpSource, Route};
+use nfr_runtime::hook::{IcmpSource, IfAddr, IfAddrs, Route};
 use nfr_runtime::replay::{Devices, Direction, anyip_route, device_type};
 use nfr_vm::pkt::ifname;
 
@@ -58,6 +61,23 @@ impl Prefix {
 
     fn len(&self) -> u8 {
         self.0.prefix_len()
+    }
+
+    /// The address of an interface given as `ADDRESS/LEN` with host bits set (`ip addr add` style).
+    fn host_address(&self) -> Option<IpAddr> {
+        (self.0.addr() != self.0.network()).then(|| self.0.addr())
+    }
+}
+
+/// An address as the runtime holds it: 16 bytes, IPv4 in the first 4, and its family.
+fn addr16(a: IpAddr) -> ([u8; 16], u8) {
+    let mut b = [0u8; 16];
+    match a {
+        IpAddr::V4(a) => {
+            b[..4].copy_from_slice(&a.octets());
+            (b, nfr_vm::pkt::NFPROTO_IPV4)
+        }
+        IpAddr::V6(a) => (a.octets(), nfr_vm::pkt::NFPROTO_IPV6),
     }
 }
 
@@ -154,6 +174,14 @@ impl PathModel {
                 .chain(a.iif.as_deref())
                 .chain(a.oif.as_deref()),
         );
+        // The interfaces' own addresses are the host's.
+        let mut local = local;
+        local.extend(
+            ifaces
+                .iter()
+                .filter_map(|(_, p)| p.host_address())
+                .map(|ip| Prefix(IpNet::from(ip))),
+        );
         Ok(PathModel {
             input_only: a.path == PathArg::Input,
             local,
@@ -190,6 +218,35 @@ impl PathModel {
                 IpAddr::V4(_) => None,
             });
         s
+    }
+
+    /// The interfaces' addresses (`--iface NAME=ADDRESS/LEN`, in the order given) and the host's other
+    /// addresses (the `--local` host addresses), for masquerade and redirect.
+    pub fn ifaddrs(&self) -> IfAddrs {
+        let mut r = IfAddrs::default();
+        for (n, p) in &self.ifaces {
+            if let Some(ip) = p.host_address() {
+                let (addr, nfproto) = addr16(ip);
+                r.addrs.push(IfAddr {
+                    ifindex: self.devs.get(n).0,
+                    addr,
+                    nfproto,
+                    prefix_len: p.len(),
+                });
+            }
+        }
+        let host = |p: &&Prefix| p.0.prefix_len() == p.0.max_prefix_len();
+        r.host = self
+            .local
+            .iter()
+            .filter(host)
+            .map(|p| {
+                let (a, f) = addr16(p.0.addr());
+                (f, a)
+            })
+            .filter(|(f, a)| !r.addrs.iter().any(|x| x.nfproto == *f && x.addr == *a))
+            .collect();
+        r
     }
 
     /// One line for the report.

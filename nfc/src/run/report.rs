@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::pcapw::PcapWriter;
 use super::progress::Progress;
 use super::setup::Setup;
-use super::worker::{FrameRecord, RunEnd};
+use super::worker::{FrameRecord, Rewritten, RunEnd};
 use super::{Args, print};
 
 /// A trace's rules (as [`Collector::trace_rules`] gives them), one line each: `chain rule R (verdict V)` or
@@ -38,6 +38,27 @@ fn rule_lines(out: &mut String, indent: &str, rules: &[Value]) {
             );
         }
     }
+}
+
+/// A packet's NAT rewrites, one line each: `nat HOOK: BEFORE -> AFTER` (tcpdump-style summaries).
+fn nat_lines(out: &mut String, indent: &str, rewrites: &[Rewritten]) {
+    for w in rewrites {
+        let _ = writeln!(
+            out,
+            "{indent}nat {}: {} -> {}",
+            w.hook.name(),
+            w.before,
+            w.after
+        );
+    }
+}
+
+/// The same as JSON: `[{"hook", "before", "after"}]`.
+fn nat_json(rewrites: &[Rewritten]) -> Value {
+    rewrites
+        .iter()
+        .map(|w| json!({"hook": w.hook.name(), "before": w.before, "after": w.after}))
+        .collect()
 }
 
 /// `--profile`: (stage, ns a frame) over the timed frames.
@@ -546,6 +567,7 @@ impl Collector {
                     "verdict": outcome_name(s.sent.outcome),
                     "stopped_at": s.sent.stopped_at.name(),
                     "rules": self.trace_rules(&s.trace),
+                    "nat": nat_json(&s.rewrites),
                 })
             })
             .collect();
@@ -601,6 +623,9 @@ impl Collector {
             if !sent.is_empty() {
                 o["sent"] = json!(sent);
             }
+            if !r.rewrites.is_empty() {
+                o["nat"] = nat_json(&r.rewrites);
+            }
             let _ = writeln!(self.out, "{o}");
             return Ok(());
         }
@@ -637,6 +662,7 @@ impl Collector {
             }
         }
         rule_lines(&mut self.out, "  ", &rules);
+        nat_lines(&mut self.out, "  ", &r.rewrites);
         for (kind, e) in events {
             let _ = writeln!(self.out, "  event {}", event_line(kind, e));
         }
@@ -668,6 +694,15 @@ impl Collector {
                 "    ",
                 s["rules"].as_array().map_or(&[][..], Vec::as_slice),
             );
+            for w in s["nat"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    self.out,
+                    "    nat {}: {} -> {}",
+                    w["hook"].as_str().unwrap_or(""),
+                    w["before"].as_str().unwrap_or(""),
+                    w["after"].as_str().unwrap_or("")
+                );
+            }
             let _ = writeln!(
                 self.out,
                 "    verdict {} at {}",
@@ -880,7 +915,7 @@ impl Collector {
         let e = end.effects;
         let _ = writeln!(
             o,
-            "effects: reject {}, nat {} (bound, not rewritten), nat failed {}, log {}, notrack {}, ct mark set {}, ct helper set {}, queued {}",
+            "effects: reject {}, nat {}, nat failed {}, log {}, notrack {}, ct mark set {}, ct helper set {}, queued {}",
             e.rejects,
             e.nat,
             e.nat_failed,

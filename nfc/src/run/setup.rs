@@ -139,13 +139,6 @@ impl Setup {
                 .iter()
                 .any(|r| r.stmts().any(|s| matches!(s.kind, StmtKind::Nat(_))))
         });
-        if uses_nat {
-            notes.push(
-                "snat/dnat statements bind the connection in conntrack (the mapping is its reply tuple), masquerade \
-                 and redirect only set its NAT status, and addresses and ports are not rewritten"
-                    .to_string(),
-            );
-        }
         let engine = match args.engine {
             EngineArg::Interp => EngineKind::Interp,
             EngineArg::Jit => EngineKind::Jit,
@@ -222,6 +215,13 @@ impl Setup {
             notes.push(format!(
                 "the ruleset uses `limit`, whose token buckets are shared by all flows; running on 1 thread instead \
                  of {threads} so the result does not depend on the sharding"
+            ));
+            threads = 1;
+        }
+        if threads > 1 && uses_nat {
+            notes.push(format!(
+                "the ruleset uses NAT, whose bindings are shared by all flows and change the addresses that shard \
+                 them; running on 1 thread instead of {threads}"
             ));
             threads = 1;
         }

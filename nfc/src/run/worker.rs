@@ -47,6 +47,27 @@ pub struct FrameRecord {
     pub data: Option<Vec<u8>>,
     /// Packets the host sent in reaction (reject answers, ICMP errors), with the steps of their trace.
     pub sent: Vec<SentRecord>,
+    /// NAT rewrites (when tracing): the hook, the packet before and after (one-line summaries).
+    pub rewrites: Vec<Rewritten>,
+}
+
+/// One NAT rewrite as traces show it.
+#[derive(Debug, Clone)]
+pub struct Rewritten {
+    pub hook: nfr_vm::Hook,
+    pub before: String,
+    pub after: String,
+}
+
+fn rewritten(r: &[nfr_runtime::hook::Rewrite]) -> Vec<Rewritten> {
+    let raw = nfr_runtime::pcap::linktype::RAW;
+    r.iter()
+        .map(|w| Rewritten {
+            hook: w.hook,
+            before: summary(raw, &w.before),
+            after: summary(raw, &w.after),
+        })
+        .collect()
 }
 
 /// A packet the host sent in reaction to a frame.
@@ -58,6 +79,8 @@ pub struct SentRecord {
     pub data: Option<Vec<u8>>,
     pub summary: String,
     pub trace: Vec<TraceStep>,
+    /// Its NAT rewrites (when tracing).
+    pub rewrites: Vec<Rewritten>,
 }
 
 /// A worker's state at the end.
@@ -272,10 +295,12 @@ impl Worker {
                 Some(out) => with_link_header(f, out, false),
                 None => f.data.to_vec(),
             }),
+            rewrites: rewritten(&self.replayer.rewrites),
             sent: std::mem::take(&mut self.replayer.hooks.sent)
                 .into_iter()
                 .map(|s| SentRecord {
                     trace: std::mem::take(&mut sent_trace),
+                    rewrites: rewritten(&s.rewrites),
                     data: self
                         .opts
                         .keep_data
@@ -886,6 +911,8 @@ impl WorkerSeed {
             ..self.settings
         };
         hooks.icmp_source = self.path.icmp_source();
+        hooks.ifaddrs = self.path.ifaddrs();
+        hooks.trace_nat = opts.trace;
         let cfg = ReplayConfig {
             clock_from_ts: true,
             keep_egress: opts.keep_data,

@@ -294,8 +294,13 @@ impl Conntrack {
         let key_addr = [seg.addr, seg.addr.rotate_left(32)];
         let key_port = [seg.port, seg.port.rotate_left(16)];
         let key_meta = seg.meta();
-        self.lookup_by(seg.bucket as usize, now, |_, c, dir| {
-            Self::conn_is(c, dir, &key_addr, &key_port, key_meta)
+        self.lookup_by(seg.bucket as usize, now, |node, c, dir| {
+            if dir == 1 && c.status & ips::NAT_MASK != 0 {
+                // A NAT binding's reply tuple is not the inverse of the original one.
+                c.zone == seg.zone && self.conn_hit(node, c, dir, &seg.tuple())
+            } else {
+                Self::conn_is(c, dir, &key_addr, &key_port, key_meta)
+            }
         })
     }
 

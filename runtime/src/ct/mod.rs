@@ -7,7 +7,8 @@
 //! the chains threaded through the entries (one link per direction), so every entry is reachable from its
 //! original and its reply tuple, and `early_drop` can scan "8 buckets from the new tuple's bucket" exactly as the
 //! kernel does. Only the original tuple is stored: without NAT the reply tuple is its inverse; the reply tuple
-//! of a NAT binding (`nat`) sits in a side table, and the lean paths stand aside while any binding exists.
+//! of a NAT binding (`nat`) sits in a side table, which lookups (the lean one too) read for the reply link of
+//! an entry with NAT status bits; bursts keep their lean lanes for tables without bindings.
 //! Entries live in a slab (`Vec`) addressed by index; a packet refers to its entry with [`Nfct`] (index + generation, like
 //! `skb->_nfct`). An entry is 128 bytes: timeouts are wrapping millisecond ticks (jiffies-like, reaped by a
 //! periodic GC on packet time); rare data lives in side tables (hashbrown): FTP helper state, `ct->master` of
@@ -1385,7 +1386,6 @@ impl Conntrack {
         let csum = self.settings.checksum && hook == Hook::Prerouting;
         if !csum
             && self.fast_path
-            && self.nat_reply.is_empty()
             && let Some((v, n)) = self.fast_tcp(l3, zone, now)
         {
             *nfct = n;

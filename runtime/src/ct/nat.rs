@@ -4,9 +4,19 @@
 //! found by the NATed reply tuple and `conntrack -L` lists it; a `bysource` map lets a source that already has a
 //! SNAT mapping keep it (`find_appropriate_src`). The port search starts at an offset derived from
 //! the table's hash seed (the kernel's `get_random_u16()`), so that runs are repeatable.
+//!
+//! Every packet of a bound connection is then rewritten (`nf_nat_packet`, with `manip` doing the bytes): at a
+//! DST hook (PREROUTING, OUTPUT) an original-direction packet of a DNATed connection gets the destination of the
+//! reply tuple's inverse, a reply of an SNATed one its original source back as destination; at a SRC hook
+//! (INPUT, POSTROUTING) the other way round. ICMP errors about a NATed flow have their quoted datagram rewritten
+//! too (`nf_nat_icmp_reply_translation`).
 
-use super::{Conntrack, Nfct, Tuple, tuple};
+mod manip;
+
+use super::{Conntrack, CtInfo, Nfct, Tuple, tuple};
 use crate::wire::proto;
+pub use manip::manip_pkt;
+use nfr_vm::Hook;
 use nfr_vm::pkt::ips;
 
 /// `NF_NAT_MAX_ATTEMPTS`.
@@ -17,6 +27,36 @@ const NF_NAT_MAX_ATTEMPTS: u32 = 128;
 pub enum Manip {
     Src,
     Dst,
+}
+
+impl Manip {
+    /// `HOOK2MANIP`: PREROUTING and OUTPUT change the destination, INPUT and POSTROUTING the source.
+    pub fn of_hook(hook: Hook) -> Manip {
+        if matches!(hook, Hook::Prerouting | Hook::Output) {
+            Manip::Dst
+        } else {
+            Manip::Src
+        }
+    }
+
+    /// `IPS_*_NAT_DONE`: the binding for this manipulation is set up.
+    pub fn done_bit(self) -> u32 {
+        match self {
+            Manip::Src => ips::SRC_NAT_DONE,
+            Manip::Dst => ips::DST_NAT_DONE,
+        }
+    }
+}
+
+/// What `nf_nat_packet` did to a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatVerdict {
+    /// Not NATed for this hook and direction: unchanged.
+    Untouched,
+    /// Rewritten.
+    Rewritten,
+    /// Too short to rewrite (or an ICMP error with a bad checksum): the hook drops it.
+    Drop,
 }
 
 /// `struct nf_nat_range2`, resolved to addresses (network order, IPv4 in the first 4 bytes) and host-order ports.
@@ -92,7 +132,133 @@ impl Conntrack {
                 c.next[1] = b1 as u32;
             }
         }
+        if let Some(c) = self.conn_mut(*id) {
+            c.status |= manip.done_bit();
+        }
         Ok(reply)
+    }
+
+    /// `nf_nat_initialized`: whether the packet's entry has its binding for `manip`.
+    pub fn nat_initialized(&self, nfct: &Nfct, manip: Manip) -> bool {
+        match nfct {
+            Nfct::Ct { id, .. } => self
+                .conn(*id)
+                .is_some_and(|c| c.status & manip.done_bit() != 0),
+            _ => false,
+        }
+    }
+
+    /// `nf_nat_alloc_null_binding`: the binding of a connection no NAT rule mapped, to the address it already
+    /// has (the port may still move if the tuple is taken). A range with no free tuple is counted as the kernel's
+    /// confirm would count the clash (`insert_failed`).
+    pub fn nf_nat_alloc_null_binding(
+        &mut self,
+        nfct: &Nfct,
+        manip: Manip,
+        now: u64,
+    ) -> Result<Tuple, NatError> {
+        let Nfct::Ct { id, .. } = nfct else {
+            return Err(NatError::NoEntry);
+        };
+        let Some(c) = self.conn(*id) else {
+            return Err(NatError::NoEntry);
+        };
+        let reply = self.tuple_of(id.idx, c, 1);
+        let ip = match manip {
+            Manip::Src => reply.dst,
+            Manip::Dst => reply.src,
+        };
+        let range = NatRange {
+            addr: Some((ip, ip)),
+            proto: None,
+        };
+        let r = self.nf_nat_setup_info(nfct, &range, manip, now);
+        if r == Err(NatError::Exhausted) {
+            self.stats.insert_failed += 1;
+        }
+        r
+    }
+
+    /// The status bit that says a packet of direction `dir` is rewritten at a `manip` hook (`nf_nat_packet`:
+    /// `IPS_SRC_NAT` / `IPS_DST_NAT`, swapped for replies).
+    pub fn nat_status_bit(manip: Manip, dir: usize) -> u32 {
+        let bit = match manip {
+            Manip::Src => ips::SRC_NAT,
+            Manip::Dst => ips::DST_NAT,
+        };
+        if dir == 1 { bit ^ ips::NAT_MASK } else { bit }
+    }
+
+    /// `nf_nat_packet`: rewrites the datagram `l3` of a packet attached to `nfct` at `hook` when its connection
+    /// is NATed for that hook's manipulation in the packet's direction: towards the inverse of the tuple of the
+    /// other direction (`nf_nat_manip_pkt`).
+    pub fn nf_nat_packet(&self, nfct: &Nfct, hook: Hook, l3: &mut [u8]) -> NatVerdict {
+        let Nfct::Ct { id, ctinfo } = nfct else {
+            return NatVerdict::Untouched;
+        };
+        let Some(c) = self.conn(*id) else {
+            return NatVerdict::Untouched;
+        };
+        let manip = Manip::of_hook(hook);
+        let dir = ctinfo.dir();
+        if c.status & Self::nat_status_bit(manip, dir) == 0 {
+            return NatVerdict::Untouched;
+        }
+        let Some(target) = self.tuple_of(id.idx, c, 1 - dir).invert() else {
+            return NatVerdict::Untouched;
+        };
+        if manip_pkt(l3, 0, &target, manip) {
+            NatVerdict::Rewritten
+        } else {
+            NatVerdict::Drop
+        }
+    }
+
+    /// `nf_nat_icmp_reply_translation` / `nf_nat_icmpv6_reply_translation` for a RELATED ICMP(v6) packet whose
+    /// ICMP header is at `icmp_off` of `l3`: an error about a flow NATed for this hook's manipulation has the
+    /// quoted datagram and the outer header rewritten. Dropped: a short error or one with a bad checksum (at
+    /// every NAT hook, NATed flow or not), and an ICMP redirect about a NATed flow.
+    pub fn nf_nat_icmp_reply_translation(
+        &self,
+        nfct: &Nfct,
+        hook: Hook,
+        l3: &mut [u8],
+        icmp_off: usize,
+    ) -> NatVerdict {
+        let Nfct::Ct { id, ctinfo } = nfct else {
+            return NatVerdict::Untouched;
+        };
+        let Some(c) = self.conn(*id) else {
+            return NatVerdict::Untouched;
+        };
+        if !matches!(ctinfo, CtInfo::Related | CtInfo::RelatedReply) {
+            return NatVerdict::Untouched;
+        }
+        if !manip::icmp_error_ok(l3, icmp_off, c.orig.l3 == nfr_vm::pkt::NFPROTO_IPV6) {
+            return NatVerdict::Drop;
+        }
+        let redirect = if c.orig.l3 == nfr_vm::pkt::NFPROTO_IPV6 {
+            137
+        } else {
+            5
+        };
+        if l3.get(icmp_off) == Some(&redirect)
+            && (c.status & ips::NAT_DONE_MASK != ips::NAT_DONE_MASK
+                || c.status & ips::NAT_MASK != 0)
+        {
+            return NatVerdict::Drop;
+        }
+        let manip = Manip::of_hook(hook);
+        let dir = ctinfo.dir();
+        if c.status & Self::nat_status_bit(manip, dir) == 0 {
+            return NatVerdict::Untouched;
+        }
+        let other = self.tuple_of(id.idx, c, 1 - dir);
+        if manip::icmp_reply_translation(l3, icmp_off, &other, manip) {
+            NatVerdict::Rewritten
+        } else {
+            NatVerdict::Drop
+        }
     }
 
     /// `get_unique_tuple`: `orig` with the manipulated part taken from `range`, unused by any other entry.
@@ -146,15 +312,21 @@ impl Conntrack {
         let k = key(&t, manip);
         let (lo, hi) = match range.proto {
             Some((lo, hi)) => (lo.min(hi), lo.max(hi)),
-            // DST manip never changes the port without a range.
-            None if manip == Manip::Dst && t.l4 != proto::ICMP => return Err(NatError::Exhausted),
+            // DST manip never changes the port without a range: the tuple is kept, and its clash fails at
+            // confirm.
+            None if manip == Manip::Dst && t.l4 != proto::ICMP => return Ok(t),
             None if t.l4 == proto::ICMP => (0, u16::MAX),
             None if k < 512 => (1, 511),
             None if k < 1024 => (600, 1023),
             None => (1024, u16::MAX),
         };
         let range_size = u32::from(hi - lo) + 1;
-        let mut off = (orig.hash(zone, self.settings.hash_seed) % range_size) as u16;
+        // A DST search starts at the range's first port (without `random`, which requests do not carry yet);
+        // a SRC one at a random offset (here from the seeded hash).
+        let mut off = match manip {
+            Manip::Dst => 0,
+            Manip::Src => (orig.hash(zone, self.settings.hash_seed) % range_size) as u16,
+        };
         let mut attempts = range_size.min(NF_NAT_MAX_ATTEMPTS);
         loop {
             for i in 0..attempts {

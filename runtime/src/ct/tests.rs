@@ -948,8 +948,16 @@ impl RandomTcp {
 /// packet's verdict and ctinfo, the statistics, the events and the final listing must agree.
 #[test]
 fn lean_paths_agree_with_the_general_path() {
-    // The last run has a table of 6 entries: early drop and "table full" on the new-SYN path.
-    for (liberal, max) in [(false, 0), (true, 0), (false, 6)] {
+    // The third run has a table of 6 entries: early drop and "table full" on the new-SYN path. The last one
+    // SNATs the connections of 10.0.0.3 to 10.0.0.1 ports 1000-1003, the other client's addresses and ports: the
+    // server's answers to 10.0.0.3 must not find the NATed entries by their original tuple, those to the mapped
+    // port must.
+    for (liberal, max, nat) in [
+        (false, 0, false),
+        (true, 0, false),
+        (false, 6, false),
+        (false, 0, true),
+    ] {
         let st = Settings {
             checksum: false,
             acct: true,
@@ -978,7 +986,31 @@ fn lean_paths_agree_with_the_general_path() {
                 };
                 let v = ct.conntrack_in(&p, Hook::Prerouting, now, &mut n);
                 let before = n;
-                let v2 = ct.confirm(&p, now, &mut n);
+                let mut bound = Ok(Tuple::default());
+                if nat
+                    && matches!(
+                        n,
+                        Nfct::Ct {
+                            ctinfo: CtInfo::New,
+                            ..
+                        }
+                    )
+                    && p[0] >> 4 == 4
+                    && p[12..16] == [10, 0, 0, 3]
+                {
+                    let mut a = [0u8; 16];
+                    a[..4].copy_from_slice(&[10, 0, 0, 1]);
+                    let range = super::nat::NatRange {
+                        addr: Some((a, a)),
+                        proto: Some((1000, 1003)),
+                    };
+                    bound = ct.nf_nat_setup_info(&n, &range, super::nat::Manip::Src, now);
+                }
+                let v2 = if bound.is_ok() || bound == Err(super::nat::NatError::NoEntry) {
+                    ct.confirm(&p, now, &mut n)
+                } else {
+                    Verdict::Drop
+                };
                 ct.release(&mut n);
                 out.push((v, before, v2, ct.stats()));
             }
@@ -1004,6 +1036,12 @@ fn lean_paths_agree_with_the_general_path() {
         assert!(hits > 1_000, "only {hits} established packets");
         if max != 0 {
             assert!(fast.stats().early_drop > 0 && fast.stats().drop > 0);
+        }
+        if nat {
+            assert!(
+                !fast.nat_reply.is_empty(),
+                "some connections are NATed at the end"
+            );
         }
         assert!(fast.chain_lens_agree() && slow.chain_lens_agree());
     }

@@ -178,6 +178,22 @@ pub fn checksum(data: &[u8], init: u32) -> u16 {
     !(sum as u16)
 }
 
+/// Incremental checksum update (RFC 1624 eqn. 3, `csum_replace4` / `inet_proto_csum_replace{2,4,16}` on a
+/// packet whose checksum is not offloaded): the checksum `check` of data in which the 16-bit words `from` become
+/// `to` (equal lengths, even). The kernel complements the old checksum as a 32-bit word (`~csum_unfold`), whose
+/// upper half adds 0xffff: the sum is never zero, so an unchanged checksum of 0xffff comes back as 0, as there.
+pub fn csum_replace(check: u16, from: &[u8], to: &[u8]) -> u16 {
+    let mut sum = 0xffff + u64::from(!check);
+    for (f, t) in from.chunks_exact(2).zip(to.chunks_exact(2)) {
+        sum += u64::from(!u16::from_be_bytes([f[0], f[1]]));
+        sum += u64::from(u16::from_be_bytes([t[0], t[1]]));
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
 /// What the link layer told us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkInfo {
