@@ -363,10 +363,9 @@ fn ident(n: &cst::Name) -> Ident {
 /// Flatten the lines of a group into one item sequence (newlines inside `{}` literals are
 /// insignificant).
 fn flat(g: &cst::Group) -> Vec<Item> {
-    g.lines
-        .iter()
-        .flat_map(|l| l.items.iter().cloned())
-        .collect()
+    let mut v = Vec::with_capacity(g.lines.iter().map(|l| l.items.len()).sum());
+    v.extend(g.lines.iter().flat_map(|l| l.items.iter().cloned()));
+    v
 }
 
 impl Cx<'_> {
@@ -1019,10 +1018,10 @@ impl Cx<'_> {
             "elements" => {
                 p.expect_tok(&Tok::Assign, "`=`")?;
                 let g = match p.next() {
-                    Some(Item::Group(g)) => g.clone(),
+                    Some(Item::Group(g)) => g,
                     _ => return Err(err(wl, wr, "expected `{ ... }` after `elements =`")),
                 };
-                set.elements = self.set_elements(&g)?;
+                set.elements = self.set_elements(g)?;
             }
             _ => {
                 return Err(err(
@@ -2306,6 +2305,7 @@ impl<'a> P<'a> {
                 return Err(self.unexpected("`,` or `}`"));
             }
         }
+        v.shrink_to_fit();
         Ok(v)
     }
 
