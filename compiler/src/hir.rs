@@ -396,7 +396,8 @@ pub enum Op {
 pub struct Element {
     /// Empty for the catch-all element `*` (object maps only).
     pub key: Vec<KeyPart>,
-    pub data: Option<MapData>,
+    /// Boxed: most elements have none, and a verdict is large.
+    pub data: Option<Box<MapData>>,
     pub span: Span,
 }
 
@@ -632,10 +633,10 @@ pub enum VerdictKind {
         bypass: bool,
         fanout: bool,
     },
-    /// `key vmap { k : verdict }` or `key vmap @map`
+    /// `key vmap { k : verdict }` or `key vmap @map` (boxed: every rule has a verdict, few a vmap)
     Vmap {
-        key: Expr,
-        map: VmapRef,
+        key: Box<Expr>,
+        map: Box<VmapRef>,
     },
 }
 
@@ -710,7 +711,7 @@ impl std::fmt::Display for Hir {
                     Some(h) => format!("queue num {num}-{h}"),
                     None => format!("queue num {num}"),
                 },
-                VerdictKind::Vmap { key, map } => match map {
+                VerdictKind::Vmap { key, map } => match &**map {
                     VmapRef::Named(s) => format!("{} vmap @{}", expr(key), set_name(*s)),
                     VmapRef::Anon(a) => {
                         format!("{} vmap {{ {} elements }}", expr(key), a.elements.len())
@@ -728,7 +729,7 @@ impl std::fmt::Display for Hir {
                     } else {
                         k.join(" . ")
                     };
-                    match &e.data {
+                    match e.data.as_deref() {
                         None => k,
                         Some(MapData::Verdict(v)) => format!("{k} : {}", verdict(&v.kind)),
                         Some(MapData::Value(d)) => {

@@ -112,50 +112,111 @@ fn open_name(c: &Tok) -> &'static str {
 /// of a line): a `}` that starts a line indented less than the line that opened a still-open
 /// literal closes that literal first (with an "unclosed `{`" error), so the enclosing chain or
 /// table keeps its shape.
-fn prepare(
-    src: &str,
+fn prepare<'s>(
+    src: &'s str,
     errors: &mut Vec<SyntaxError>,
     comments: &mut Vec<Comment>,
-) -> Vec<lexer::Spanned> {
-    // Valid files are balanced as written; only unbalanced ones get the indentation heuristic.
-    let mut plain = Vec::new();
-    let toks = prepare_with(src, &mut plain, comments, false);
+) -> impl Iterator<Item = lexer::Spanned> + 's {
+    // Valid files are balanced as written; only unbalanced ones get the indentation heuristic. A first pass
+    // keeps only the errors and comments; the tokens stream to the parser from a second (no vector of all
+    // tokens: 48 B each, three for a set element `10.0.0.1,` and its newline).
+    let mut plain = Prep::new(src, false);
+    plain.by_ref().for_each(drop);
     let unbalanced = plain
+        .errors
         .iter()
         .any(|e| e.message == "unclosed `{`" || e.message.contains("without matching"));
-    if !unbalanced {
-        errors.extend(plain);
-        return toks;
+    let mut chosen = plain;
+    if unbalanced {
+        chosen = Prep::new(src, true);
+        chosen.by_ref().for_each(drop);
     }
-    comments.clear();
-    prepare_with(src, errors, comments, true)
+    errors.append(&mut chosen.errors);
+    comments.append(&mut chosen.comments);
+    Prep::new(src, unbalanced)
 }
 
-fn prepare_with(
-    src: &str,
-    errors: &mut Vec<SyntaxError>,
-    comments: &mut Vec<Comment>,
+/// The balancing pass over the lexer's tokens, one token (or a few closing ones) at a time.
+struct Prep<'s, I> {
+    src: &'s str,
+    toks: I,
+    errors: Vec<SyntaxError>,
+    comments: Vec<Comment>,
     heuristic: bool,
-) -> Vec<lexer::Spanned> {
-    let mut out = Vec::new();
-    let mut stack: Vec<Open> = Vec::new();
-    let mut skip_depth = 0usize;
-    // First two words of the current statement (for classifying `{`).
-    let mut stmt: Vec<Tok> = Vec::new();
-    let mut lines = Lines::new(src);
-    for (l, t, r) in lexer::lex(src) {
-        if skip_depth > 0 {
+    stack: Vec<Open>,
+    skip_depth: usize,
+    /// First two words of the current statement (for classifying `{`).
+    stmt: Vec<Tok>,
+    lines: Lines<'s>,
+    pending: std::collections::VecDeque<lexer::Spanned>,
+    done: bool,
+}
+
+impl<'s> Prep<'s, ()> {
+    fn new(src: &'s str, heuristic: bool) -> Prep<'s, impl Iterator<Item = lexer::Spanned> + 's> {
+        Prep {
+            src,
+            toks: lexer::tokens(src),
+            errors: Vec::new(),
+            comments: Vec::new(),
+            heuristic,
+            stack: Vec::new(),
+            skip_depth: 0,
+            stmt: Vec::new(),
+            lines: Lines::new(src),
+            pending: std::collections::VecDeque::new(),
+            done: false,
+        }
+    }
+}
+
+impl<I: Iterator<Item = lexer::Spanned>> Iterator for Prep<'_, I> {
+    type Item = lexer::Spanned;
+
+    fn next(&mut self) -> Option<lexer::Spanned> {
+        loop {
+            if let Some(t) = self.pending.pop_front() {
+                return Some(t);
+            }
+            if self.done {
+                return None;
+            }
+            match self.toks.next() {
+                Some(t) => self.step(t),
+                None => {
+                    self.finish();
+                    self.done = true;
+                }
+            }
+        }
+    }
+}
+
+impl<I> Prep<'_, I> {
+    fn step(&mut self, (l, t, r): lexer::Spanned) {
+        let Prep {
+            stack,
+            skip_depth,
+            stmt,
+            lines,
+            pending,
+            errors,
+            comments,
+            heuristic,
+            ..
+        } = self;
+        if *skip_depth > 0 {
             match t {
-                Tok::LBrace | Tok::LParen | Tok::LBracket => skip_depth += 1,
-                Tok::RBrace | Tok::RParen | Tok::RBracket => skip_depth -= 1,
+                Tok::LBrace | Tok::LParen | Tok::LBracket => *skip_depth += 1,
+                Tok::RBrace | Tok::RParen | Tok::RBracket => *skip_depth -= 1,
                 _ => {}
             }
-            continue;
+            return;
         }
         match &t {
             Tok::Error(m) => {
                 errors.push(err(l, r, m.clone()));
-                continue;
+                return;
             }
             Tok::Comment(text) => {
                 comments.push(Comment {
@@ -163,13 +224,13 @@ fn prepare_with(
                     span: sp(l, r),
                     own_line: lines.at(l).1,
                 });
-                continue;
+                return;
             }
             Tok::LBrace | Tok::LParen | Tok::LBracket => {
                 if stack.len() >= MAX_DEPTH {
                     errors.push(err(l, r, format!("nesting deeper than {MAX_DEPTH} levels")));
-                    skip_depth = 1;
-                    continue;
+                    *skip_depth = 1;
+                    return;
                 }
                 let close = match t {
                     Tok::LBrace => Tok::RBrace,
@@ -216,12 +277,12 @@ fn prepare_with(
             Tok::RBrace => {
                 if !stack.iter().any(|o| o.close == Tok::RBrace) {
                     errors.push(err(l, r, "unexpected `}` without matching `{`"));
-                    continue;
+                    return;
                 }
                 let (indent, first_on_line) = lines.at(l);
                 while let Some(o) = stack.pop() {
                     let innermost_brace = o.close == Tok::RBrace
-                        && !(heuristic
+                        && !(*heuristic
                             && first_on_line
                             && o.literal
                             && indent < o.indent
@@ -235,14 +296,14 @@ fn prepare_with(
                         format!("unclosed `{}`", open_name(&o.close)),
                     ));
                     // Keep groups balanced for the parser.
-                    out.push((l, o.close, l));
+                    pending.push_back((l, o.close, l));
                 }
                 stmt.clear();
             }
             Tok::RParen | Tok::RBracket => {
                 if stack.last().map(|o| &o.close) != Some(&t) {
                     errors.push(err(l, r, format!("unexpected `{}`", lexer::punct_str(&t))));
-                    continue;
+                    return;
                 }
                 stack.pop();
             }
@@ -253,18 +314,21 @@ fn prepare_with(
                 }
             }
         }
-        out.push((l, t, r));
+        pending.push_back((l, t, r));
     }
-    let end = src.len();
-    while let Some(o) = stack.pop() {
-        errors.push(err(
-            o.start,
-            o.end,
-            format!("unclosed `{}`", open_name(&o.close)),
-        ));
-        out.push((end, o.close, end));
+
+    /// Closes what is still open at the end of the source.
+    fn finish(&mut self) {
+        let end = self.src.len();
+        while let Some(o) = self.stack.pop() {
+            self.errors.push(err(
+                o.start,
+                o.end,
+                format!("unclosed `{}`", open_name(&o.close)),
+            ));
+            self.pending.push_back((end, o.close, end));
+        }
     }
-    out
 }
 
 fn readable_expected(exp: &[String]) -> Vec<String> {
@@ -318,8 +382,7 @@ pub fn parse(src: &str) -> Parsed {
     let mut comments = Vec::new();
     let toks = prepare(src, &mut errors, &mut comments);
     let mut recovered = Vec::new();
-    let result =
-        crate::nfr::FileParser::new().parse(&mut recovered, toks.into_iter().map(Ok::<_, ()>));
+    let result = crate::nfr::FileParser::new().parse(&mut recovered, toks.map(Ok::<_, ()>));
     for r in recovered {
         errors.push(convert_parse_error(r.error, src.len()));
     }
@@ -363,10 +426,9 @@ fn ident(n: &cst::Name) -> Ident {
 /// Flatten the lines of a group into one item sequence (newlines inside `{}` literals are
 /// insignificant).
 fn flat(g: &cst::Group) -> Vec<Item> {
-    g.lines
-        .iter()
-        .flat_map(|l| l.items.iter().cloned())
-        .collect()
+    let mut v = Vec::with_capacity(g.lines.iter().map(|l| l.items.len()).sum());
+    v.extend(g.lines.iter().flat_map(|l| l.items.iter().cloned()));
+    v
 }
 
 impl Cx<'_> {
@@ -1019,10 +1081,10 @@ impl Cx<'_> {
             "elements" => {
                 p.expect_tok(&Tok::Assign, "`=`")?;
                 let g = match p.next() {
-                    Some(Item::Group(g)) => g.clone(),
+                    Some(Item::Group(g)) => g,
                     _ => return Err(err(wl, wr, "expected `{ ... }` after `elements =`")),
                 };
-                set.elements = self.set_elements(&g)?;
+                set.elements = self.set_elements(g)?;
             }
             _ => {
                 return Err(err(
@@ -2306,6 +2368,7 @@ impl<'a> P<'a> {
                 return Err(self.unexpected("`,` or `}`"));
             }
         }
+        v.shrink_to_fit();
         Ok(v)
     }
 

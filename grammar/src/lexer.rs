@@ -358,9 +358,14 @@ pub type Spanned = (usize, Tok, usize);
 
 /// Lex the whole source. Never fails: bad input becomes [`Tok::Error`] tokens.
 pub fn lex(src: &str) -> Vec<Spanned> {
-    let mut out = Vec::new();
+    tokens(src).collect()
+}
+
+/// The tokens of `src` one by one (no vector of them all: a consumer that keeps only some holds only those).
+pub fn tokens(src: &str) -> impl Iterator<Item = Spanned> + '_ {
     let mut lx = Raw::lexer(src);
-    while let Some(r) = lx.next() {
+    std::iter::from_fn(move || {
+        let r = lx.next()?;
         let span = lx.span();
         let text = lx.slice();
         let tok = match r {
@@ -438,9 +443,8 @@ pub fn lex(src: &str) -> Vec<Spanned> {
                 },
             },
         };
-        out.push((span.start, tok, span.end));
-    }
-    out
+        Some((span.start, tok, span.end))
+    })
 }
 
 #[cfg(test)]

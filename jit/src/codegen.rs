@@ -1598,8 +1598,7 @@ impl Tx<'_, '_> {
             .map(|(k, d)| (key(k), key(k), *d))
             .chain(
                 s.interval_elems()
-                    .iter()
-                    .map(|e| (key(&e.from), key(&e.to), e.data)),
+                    .map(|e| (key(e.from), key(e.to), *e.data)),
             )
             .collect();
         elems.sort_by_key(|e| e.0);

@@ -413,12 +413,11 @@ pub fn print_set_elements(prog: &Program, set: SetId) -> String {
         }
         SetKind::Interval => {
             let zero = vec![0u8; usize::from(s.key_len)];
-            if s.interval_elems().first().is_some_and(|e| *e.from != *zero) {
+            if s.interval_elems().next().is_some_and(|e| *e.from != *zero) {
                 elem(&mut o, prog, &zero, &ElemData::None, 1);
             }
-            let elems = s.interval_elems();
-            for (i, e) in elems.iter().enumerate() {
-                elem(&mut o, prog, &e.from, &e.data, 0);
+            for (i, e) in s.interval_elems().enumerate() {
+                elem(&mut o, prog, e.from, e.data, 0);
                 let mut next = e.to.to_vec();
                 let mut carry = true;
                 for b in next.iter_mut().rev() {
@@ -428,7 +427,7 @@ pub fn print_set_elements(prog: &Program, set: SetId) -> String {
                         carry = c;
                     }
                 }
-                let adjacent = elems.get(i + 1).is_some_and(|n| *n.from == *next);
+                let adjacent = s.interval_elem(i + 1).is_some_and(|n| *n.from == *next);
                 if !carry && !adjacent {
                     elem(&mut o, prog, &next, &ElemData::None, 1);
                 }
@@ -437,11 +436,11 @@ pub fn print_set_elements(prog: &Program, set: SetId) -> String {
         SetKind::ConcatInterval { .. } => {
             for e in s.interval_elems() {
                 o.push_str("\telement ");
-                key_words(&mut o, &e.from);
+                key_words(&mut o, e.from);
                 o.push_str(" - ");
-                key_words(&mut o, &e.to);
+                key_words(&mut o, e.to);
                 o.push_str(" : ");
-                elem_data(&mut o, prog, &e.data);
+                elem_data(&mut o, prog, e.data);
                 o.push_str("0 [end]");
             }
         }

@@ -9,7 +9,8 @@
 use crate::ids::{ChainId, CounterId, InsnIdx, LimitId, RuleId, SetId};
 use crate::insn::{Data, Insn, LimitSpec};
 use crate::verdict::{ChainVerdict, Hook};
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
 
 /// Base chain policy (`policy accept|drop`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -132,15 +133,20 @@ pub enum SetKind {
 }
 
 /// One interval element: inclusive `from..=to` over the whole key (memcmp order).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IntervalElem {
-    pub from: Box<[u8]>,
-    pub to: Box<[u8]>,
-    pub data: ElemData,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IntervalElem<'a> {
+    pub from: &'a [u8],
+    pub to: &'a [u8],
+    pub data: &'a ElemData,
 }
 
-/// A set or map owned by the Program.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The data of every element of a plain set.
+const NO_DATA: &ElemData = &ElemData::None;
+
+/// A set or map owned by the Program. Elements are fixed-width rows in one flat byte array (a hash
+/// set's key, an interval's `from` then `to`) with their data in a parallel array (empty for
+/// plain sets): no allocation per element.
+#[derive(Clone, Debug)]
 pub struct Set {
     /// Name as printed (`__set%d`, `__map%d`, or the user's name).
     pub name: String,
@@ -152,15 +158,38 @@ pub struct Set {
     pub key_len: u8,
     pub data_type: SetDataType,
     pub kind: SetKind,
-    /// Hash elements: key → data.
-    pub(crate) hash: HashMap<Box<[u8]>, ElemData>,
-    /// Hash elements in insertion order (for printing).
-    pub(crate) hash_order: Vec<Box<[u8]>>,
-    /// Interval elements (kept sorted by `from` for `SetKind::Interval`).
-    pub(crate) intervals: Vec<IntervalElem>,
+    /// Element rows: `key_len` bytes (hash sets, insertion order) or `2 * key_len` (intervals:
+    /// `from` then `to`; sorted by `from` for `SetKind::Interval`, insertion order for concatenations).
+    rows: Vec<u8>,
+    /// Element data parallel to the rows; empty when every element's is `ElemData::None`.
+    data: Vec<ElemData>,
+    /// Hash sets: row numbers by key.
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    /// Some key given to `insert*` was not `key_len` bytes long (its row is cut or zero-padded;
+    /// `verify` refuses the set).
+    pub(crate) bad_key_len: bool,
     /// The catch-all element (`*`), if any.
     pub catchall: Option<ElemData>,
 }
+
+impl PartialEq for Set {
+    fn eq(&self, o: &Set) -> bool {
+        (
+            &self.name,
+            self.flags,
+            self.size,
+            self.key_len,
+            self.data_type,
+            &self.kind,
+        ) == (&o.name, o.flags, o.size, o.key_len, o.data_type, &o.kind)
+            && (self.catchall, self.bad_key_len) == (o.catchall, o.bad_key_len)
+            && self.rows == o.rows
+            && (0..self.len()).all(|i| self.data_at(i) == o.data_at(i))
+    }
+}
+
+impl Eq for Set {}
 
 impl Set {
     /// An empty set.
@@ -172,10 +201,49 @@ impl Set {
             key_len,
             data_type,
             kind,
-            hash: HashMap::new(),
-            hash_order: Vec::new(),
-            intervals: Vec::new(),
+            rows: Vec::new(),
+            data: Vec::new(),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            bad_key_len: false,
             catchall: None,
+        }
+    }
+
+    /// Bytes of one element row.
+    fn row_len(&self) -> usize {
+        let k = usize::from(self.key_len);
+        if matches!(self.kind, SetKind::Hash) {
+            k
+        } else {
+            2 * k
+        }
+    }
+
+    fn row(&self, i: usize) -> &[u8] {
+        let n = self.row_len();
+        self.rows.get(i * n..(i + 1) * n).unwrap_or(&[])
+    }
+
+    fn data_at(&self, i: usize) -> &ElemData {
+        self.data.get(i).unwrap_or(NO_DATA)
+    }
+
+    /// Stores `data` for element `i` (the last row, or an inserted one when `insert_at`).
+    fn put_data(&mut self, i: usize, data: ElemData, insert_at: bool) {
+        if self.data.is_empty() && data == ElemData::None {
+            return;
+        }
+        if self.data.len() + usize::from(insert_at) < self.len() {
+            self.data
+                .resize(self.len() - usize::from(insert_at), ElemData::None);
+        }
+        if insert_at {
+            self.data.insert(i, data);
+        } else if let Some(d) = self.data.get_mut(i) {
+            *d = data;
+        } else {
+            self.data.push(data);
         }
     }
 
@@ -183,9 +251,31 @@ impl Set {
     pub fn insert(&mut self, key: &[u8], data: ElemData) {
         match self.kind {
             SetKind::Hash => {
-                let k: Box<[u8]> = key.into();
-                if self.hash.insert(k.clone(), data).is_none() {
-                    self.hash_order.push(k);
+                let klen = usize::from(self.key_len);
+                self.bad_key_len |= key.len() != klen;
+                let mut k = key.to_vec();
+                k.resize(klen, 0);
+                let h = self.hasher.hash_one(&k[..]);
+                let (rows, hasher) = (&self.rows, &self.hasher);
+                let found = self
+                    .index
+                    .find(h, |&i| {
+                        rows.get(i as usize * klen..(i as usize + 1) * klen) == Some(&k[..])
+                    })
+                    .copied();
+                match found {
+                    Some(i) => self.put_data(i as usize, data, false),
+                    None => {
+                        let i = self.len();
+                        self.index.insert_unique(h, i as u32, |&j| {
+                            hasher.hash_one(
+                                rows.get(j as usize * klen..(j as usize + 1) * klen)
+                                    .unwrap_or(&[]),
+                            )
+                        });
+                        self.rows.extend_from_slice(&k);
+                        self.put_data(i, data, false);
+                    }
                 }
             }
             _ => self.insert_range(key, key, data),
@@ -194,25 +284,46 @@ impl Set {
 
     /// Add an inclusive range element (interval sets). For hash sets, `from` is inserted.
     pub fn insert_range(&mut self, from: &[u8], to: &[u8], data: ElemData) {
+        let klen = usize::from(self.key_len);
+        self.bad_key_len |= from.len() != klen || to.len() != klen;
+        let mut row = Vec::with_capacity(2 * klen);
+        row.extend(from.iter().copied().chain(std::iter::repeat(0)).take(klen));
+        row.extend(to.iter().copied().chain(std::iter::repeat(0)).take(klen));
         match self.kind {
             SetKind::Hash => self.insert(from, data),
             SetKind::Interval => {
-                let pos = self.intervals.partition_point(|e| e.from.as_ref() < from);
-                self.intervals.insert(
-                    pos,
-                    IntervalElem {
-                        from: from.into(),
-                        to: to.into(),
-                        data,
-                    },
-                );
+                let pos = self.partition(|f| f < &row[..klen]);
+                if pos == self.len() {
+                    self.rows.extend_from_slice(&row);
+                    self.put_data(pos, data, false);
+                } else {
+                    let at = pos * 2 * klen;
+                    self.rows.splice(at..at, row);
+                    self.put_data(pos, data, true);
+                }
             }
-            SetKind::ConcatInterval { .. } => self.intervals.push(IntervalElem {
-                from: from.into(),
-                to: to.into(),
-                data,
-            }),
+            SetKind::ConcatInterval { .. } => {
+                let i = self.len();
+                self.rows.extend_from_slice(&row);
+                self.put_data(i, data, false);
+            }
         }
+    }
+
+    /// The first interval whose `from` fails `pred` (intervals sorted by `from`).
+    fn partition(&self, pred: impl Fn(&[u8]) -> bool) -> usize {
+        let klen = usize::from(self.key_len);
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let from = self.row(mid).get(..klen).unwrap_or(&[]);
+            if pred(from) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
     /// Add a prefix element `addr/plen` as the range of all keys sharing its first `plen` bits
@@ -232,7 +343,7 @@ impl Set {
 
     /// Number of elements (without the catch-all).
     pub fn len(&self) -> usize {
-        self.hash.len() + self.intervals.len()
+        self.rows.len().checked_div(self.row_len()).unwrap_or(0)
     }
 
     /// True without elements.
@@ -240,34 +351,76 @@ impl Set {
         self.len() == 0 && self.catchall.is_none()
     }
 
+    /// Heap bytes the elements take (rows, data and index), for memory accounting.
+    pub fn elem_bytes(&self) -> usize {
+        self.rows.capacity()
+            + self.data.capacity() * size_of::<ElemData>()
+            + self.index.capacity() * (size_of::<u32>() + 1)
+    }
+
     /// Hash elements in insertion order.
     pub fn hash_elems(&self) -> impl Iterator<Item = (&[u8], &ElemData)> {
-        self.hash_order
-            .iter()
-            .filter_map(|k| self.hash.get(k).map(|d| (k.as_ref(), d)))
+        let n = if matches!(self.kind, SetKind::Hash) {
+            self.len()
+        } else {
+            0
+        };
+        (0..n).map(|i| (self.row(i), self.data_at(i)))
+    }
+
+    /// Interval element `i` (sorted by `from` for `SetKind::Interval`).
+    pub fn interval_elem(&self, i: usize) -> Option<IntervalElem<'_>> {
+        if matches!(self.kind, SetKind::Hash) || i >= self.len() {
+            return None;
+        }
+        let (from, to) = self.row(i).split_at(usize::from(self.key_len));
+        Some(IntervalElem {
+            from,
+            to,
+            data: self.data_at(i),
+        })
     }
 
     /// Interval elements.
-    pub fn interval_elems(&self) -> &[IntervalElem] {
-        &self.intervals
+    pub fn interval_elems(&self) -> impl ExactSizeIterator<Item = IntervalElem<'_>> + Clone {
+        let n = if matches!(self.kind, SetKind::Hash) {
+            0
+        } else {
+            self.len()
+        };
+        (0..n).map(|i| {
+            let (from, to) = self.row(i).split_at(usize::from(self.key_len));
+            IntervalElem {
+                from,
+                to,
+                data: self.data_at(i),
+            }
+        })
     }
 
     /// Look a key up (`key.len() == key_len`). Returns the element data, or the catch-all.
     pub fn lookup(&self, key: &[u8]) -> Option<&ElemData> {
         let found = match &self.kind {
-            SetKind::Hash => self.hash.get(key),
+            SetKind::Hash => {
+                let klen = usize::from(self.key_len);
+                let rows = &self.rows;
+                self.index
+                    .find(self.hasher.hash_one(key), |&i| {
+                        rows.get(i as usize * klen..(i as usize + 1) * klen) == Some(key)
+                    })
+                    .map(|&i| self.data_at(i as usize))
+            }
             SetKind::Interval => {
-                let pos = self.intervals.partition_point(|e| e.from.as_ref() <= key);
+                let pos = self.partition(|f| f <= key);
                 pos.checked_sub(1)
-                    .and_then(|i| self.intervals.get(i))
-                    .filter(|e| key <= e.to.as_ref())
-                    .map(|e| &e.data)
+                    .and_then(|i| self.interval_elem(i))
+                    .filter(|e| key <= e.to)
+                    .map(|e| e.data)
             }
             SetKind::ConcatInterval { field_lens } => self
-                .intervals
-                .iter()
-                .find(|e| concat_in_range(field_lens, key, &e.from, &e.to))
-                .map(|e| &e.data),
+                .interval_elems()
+                .find(|e| concat_in_range(field_lens, key, e.from, e.to))
+                .map(|e| e.data),
         };
         found.or(self.catchall.as_ref())
     }
@@ -437,13 +590,13 @@ mod tests {
         s.insert_prefix(&[10, 1, 2, 3], 16, ElemData::None);
         s.insert_prefix(&[192, 168, 1, 77], 27, ElemData::None);
         s.insert_prefix(&[8, 8, 8, 8], 32, ElemData::None);
-        let e = s.interval_elems();
+        let e: Vec<_> = s.interval_elems().collect();
         assert_eq!(
-            (&*e[1].from, &*e[1].to),
+            (e[1].from, e[1].to),
             (&[10u8, 1, 0, 0][..], &[10u8, 1, 255, 255][..])
         );
         assert_eq!(
-            (&*e[2].from, &*e[2].to),
+            (e[2].from, e[2].to),
             (&[192u8, 168, 1, 64][..], &[192u8, 168, 1, 95][..])
         );
         assert!(s.lookup(&[10, 1, 200, 1]).is_some());

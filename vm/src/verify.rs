@@ -392,29 +392,24 @@ impl Program {
                     _ => Err(bad("element data does not match the set's data type")),
                 }
             };
-            for (k, d) in set.hash_elems() {
-                if k.len() != klen {
-                    return Err(bad("key length"));
-                }
+            if set.bad_key_len {
+                return Err(bad("key length"));
+            }
+            for (_, d) in set.hash_elems() {
                 check_data(d)?;
             }
             for e in set.interval_elems() {
-                if e.from.len() != klen || e.to.len() != klen {
-                    return Err(bad("key length"));
-                }
                 if matches!(set.kind, SetKind::Interval) && e.from > e.to {
                     return Err(bad("interval start after end"));
                 }
-                check_data(&e.data)?;
+                check_data(e.data)?;
             }
             if let Some(d) = &set.catchall {
                 check_data(d)?;
             }
             if matches!(set.kind, SetKind::Interval) {
-                for w in set.interval_elems().windows(2) {
-                    if let [a, b] = w
-                        && b.from <= a.to
-                    {
+                for (a, b) in set.interval_elems().zip(set.interval_elems().skip(1)) {
+                    if b.from <= a.to {
                         return Err(bad("overlapping intervals"));
                     }
                 }

@@ -87,14 +87,14 @@ pub fn graph_from_hir(hir: &Hir) -> Graph {
                 };
                 match &v.kind {
                     VerdictKind::Vmap { map, .. } => {
-                        let elems = match map {
+                        let elems = match &**map {
                             VmapRef::Anon(a) => Some(&a.elements),
                             VmapRef::Named(id) => hir.set(*id).map(|s| &s.elements),
                         };
                         for e in elems.into_iter().flatten() {
-                            if let Some(MapData::Verdict(d)) = &e.data {
+                            if let Some(MapData::Verdict(d)) = e.data.as_deref() {
                                 // label the edge at the rule's vmap for named maps, at the element otherwise
-                                let span = if matches!(map, VmapRef::Named(_)) {
+                                let span = if matches!(&**map, VmapRef::Named(_)) {
                                     v.span
                                 } else {
                                     d.span

@@ -148,7 +148,8 @@ pub fn check(
         var_work: 0,
         var_abort: false,
         var_use: Span::default(),
-        sources: sources.clone(),
+        // moved in and back (no copy of the source text)
+        sources: std::mem::take(sources),
         tables: Vec::new(),
         chains: Vec::new(),
         sets: Vec::new(),
@@ -167,6 +168,7 @@ pub fn check(
     cx.chains_pass();
     let rules = cx.rules_pass();
     let hir = cx.build(rules);
+    *sources = std::mem::take(&mut cx.sources);
     // chains written with a hook stay base chains for reachability even when the hook was invalid
     let hooked: Vec<Span> = cx
         .chains
@@ -841,6 +843,14 @@ impl Ctx {
             let table = self.sets[si].table;
             self.table = table;
             self.family = self.tables[table].family;
+            // the elements move to `extra`'s front (the copy of `def` below leaves them out)
+            let s = &mut self.sets[si];
+            if let Some((d, file)) = &mut s.def {
+                let own = std::mem::take(&mut d.elements);
+                let (file, seq) = (*file, s.seq);
+                s.extra
+                    .splice(0..0, own.into_iter().map(|e| (e, file, seq)));
+            }
             let Some((def, file)) = self.sets[si].def.clone() else {
                 continue;
             };
@@ -929,12 +939,7 @@ impl Ctx {
             let table = self.sets[si].table;
             self.table = table;
             self.family = self.tables[table].family;
-            let mut all: Vec<(ast::Expr, FileId, usize)> = Vec::new();
-            let set_seq = self.sets[si].seq;
-            if let Some((def, file)) = &self.sets[si].def {
-                all.extend(def.elements.iter().map(|e| (e.clone(), *file, set_seq)));
-            }
-            all.extend(self.sets[si].extra.iter().cloned());
+            let all = std::mem::take(&mut self.sets[si].extra);
             let key = self.sets[si].key.clone();
             let data = self.sets[si].data.clone();
             let obj = self.sets[si].obj;
@@ -975,6 +980,7 @@ impl Ctx {
             if obj.is_some() {
                 self.one_catchall(&out);
             }
+            out.shrink_to_fit();
             self.sets[si].elements = out;
         }
     }
@@ -1061,7 +1067,7 @@ impl Ctx {
                 rules: rules.get_mut(ci).map(std::mem::take).unwrap_or_default(),
             });
         }
-        for (si, s) in self.sets.iter().enumerate() {
+        for (si, s) in self.sets.iter_mut().enumerate() {
             hir.sets.push(hir::Set {
                 id: SetId(si as u32),
                 table: TableId(s.table as u32),
@@ -1071,7 +1077,7 @@ impl Ctx {
                 data: s.data.clone(),
                 obj: s.obj,
                 flags: s.flags.clone(),
-                elements: s.elements.clone(),
+                elements: std::mem::take(&mut s.elements),
             });
         }
         let mut by_table: HashMap<usize, ()> = HashMap::new();

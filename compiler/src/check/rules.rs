@@ -106,7 +106,10 @@ impl Ctx {
                         continue;
                     };
                     items.push(Item::Vmap(Verdict {
-                        kind: VerdictKind::Vmap { key: k, map: m },
+                        kind: VerdictKind::Vmap {
+                            key: Box::new(k),
+                            map: Box::new(m),
+                        },
                         span,
                     }));
                 }
@@ -627,7 +630,7 @@ impl Ctx {
                     cx.element(k, key, None)?
                 };
                 let target = cx.objref_target(value, kind)?;
-                el.data = Some(MapData::Object(target));
+                el.data = Some(Box::new(MapData::Object(target)));
                 el.span = cx.sp(e.span);
                 Some(vec![el])
             }

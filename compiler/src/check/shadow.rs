@@ -128,20 +128,21 @@ impl Chain<'_> {
         }
         let index = Index::new(entries);
         let mut window = 0usize;
-        let mut dups: HashMap<u64, Vec<usize>> = HashMap::new();
+        // Rules by hash: the latest one of each, and each rule's previous one with its hash (one vector, not one
+        // per hash).
+        let mut last: HashMap<u64, usize> = HashMap::new();
+        let mut prev_same: Vec<usize> = vec![usize::MAX; self.shapes.len()];
         for (j, ((shape, tail), target)) in self.shapes.iter().zip(&cubes).enumerate() {
             if shape.cubes.is_empty() {
                 continue;
             }
             let key = self.rule_hash(j);
             let dup = if shape.exact {
-                dups.get(&key).and_then(|v| {
-                    v.iter()
-                        .rev()
-                        .take(DUP_SCAN)
-                        .copied()
-                        .find(|&i| i >= window && self.same_rule(i, j))
+                std::iter::successors(last.get(&key).copied(), |&i| {
+                    prev_same.get(i).copied().filter(|&p| p != usize::MAX)
                 })
+                .take(DUP_SCAN)
+                .find(|&i| i >= window && self.same_rule(i, j))
             } else {
                 None
             };
@@ -179,7 +180,11 @@ impl Chain<'_> {
             if let Some(f) = finding {
                 out.push(self.diagnostic(j, f));
             }
-            dups.entry(key).or_default().push(j);
+            if let Some(p) = last.insert(key, j)
+                && let Some(s) = prev_same.get_mut(j)
+            {
+                *s = p;
+            }
             if !shadowed && self.writes(j, tail) {
                 window = j + 1;
             }
@@ -441,7 +446,7 @@ fn set_hash(s: &Set) -> u64 {
         (k, d).hash(&mut h);
     }
     for e in s.interval_elems() {
-        (&e.from, &e.to, e.data).hash(&mut h);
+        e.hash(&mut h);
     }
     h.finish()
 }
@@ -452,5 +457,5 @@ fn same_set(a: &Set, b: &Set) -> bool {
         == (b.key_len, b.data_type, b.flags, b.size, b.catchall)
         && a.kind == b.kind
         && a.hash_elems().eq(b.hash_elems())
-        && a.interval_elems() == b.interval_elems()
+        && a.interval_elems().eq(b.interval_elems())
 }

@@ -619,7 +619,11 @@ fn objref_maps_resolve_objects_and_refuse_what_nft_refuses() {
     else {
         panic!("{stmts:?}")
     };
-    let data: Vec<_> = a.elements.iter().map(|e| e.data.clone()).collect();
+    let data: Vec<_> = a
+        .elements
+        .iter()
+        .map(|e| e.data.as_deref().cloned())
+        .collect();
     assert_eq!(
         data,
         vec![
@@ -628,7 +632,7 @@ fn objref_maps_resolve_objects_and_refuse_what_nft_refuses() {
         ]
     );
     assert_eq!(
-        h.elements[0].data,
+        h.elements[0].data.as_deref().cloned(),
         Some(MapData::Object(ObjTarget::CtHelper {
             name: "ftp".into(),
             helper: "ftp".into()

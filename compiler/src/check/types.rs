@@ -895,7 +895,7 @@ impl Ctx {
                     return None;
                 };
                 let mut el = self.element(k, key, None)?;
-                el.data = Some(self.map_data(value, dt)?);
+                el.data = Some(Box::new(self.map_data(value, dt)?));
                 el.span = span;
                 Some(el)
             }
@@ -935,7 +935,7 @@ impl Ctx {
                     ));
                     return None;
                 }
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(parts.len());
                 for (p, t) in parts.iter().zip(key.iter()) {
                     out.push(self.key_part(p, *t)?);
                 }

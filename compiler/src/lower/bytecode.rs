@@ -736,7 +736,7 @@ impl Lower<'_> {
             set.size = Some(elements.len() as u32);
         }
         for el in elements {
-            let d = match (&el.data, dtypes) {
+            let d = match (el.data.as_deref(), dtypes) {
                 (None, _) => ElemData::None,
                 (Some(MapData::Verdict(v)), _) => ElemData::Verdict(self.chain_verdict(v)?),
                 (Some(MapData::Value(parts)), Some(ts)) => ElemData::Data(data(
@@ -1732,7 +1732,7 @@ impl Lower<'_> {
                             )
                         }
                         VmapRef::Anon(a) => (
-                            match a.elements.first().and_then(|e| e.data.as_ref()) {
+                            match a.elements.first().and_then(|e| e.data.as_deref()) {
                                 Some(MapData::Value(p)) if p.len() > 1 => {
                                     vec![addr_ty, Type::InetService]
                                 }
@@ -1899,7 +1899,7 @@ fn map_data_len(ts: &[Type]) -> usize {
 /// values followed by the high values.
 fn interval_data(elements: &[Element]) -> bool {
     elements.iter().any(|e| {
-        matches!(&e.data, Some(MapData::Value(p)) if p.iter().any(|k| !matches!(k, KeyPart::Value(_))))
+        matches!(e.data.as_deref(), Some(MapData::Value(p)) if p.iter().any(|k| !matches!(k, KeyPart::Value(_))))
     })
 }
 

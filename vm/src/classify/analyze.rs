@@ -477,7 +477,7 @@ impl Reader {
             }
             SetKind::Interval => {
                 for e in set.interval_elems() {
-                    add(self.range_cube(sreg, &e.from, &e.to, false));
+                    add(self.range_cube(sreg, e.from, e.to, false));
                 }
             }
             SetKind::ConcatInterval { field_lens } => {

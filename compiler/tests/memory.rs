@@ -1,0 +1,131 @@
+//! Memory per set element and per rule through parse, check and lowering, measured by a counting allocator
+//! (peak live heap bytes) on generated rulesets: each test fails if the cost per element or rule grows back
+//! past its bound. The measurements themselves (peak RSS of the large inputs) are in docs/PERFORMANCE.md.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nfr_compiler::check::check_source;
+
+/// Counts live heap bytes and their peak since the last [`reset_peak`].
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        // counted as a new block while the old one is alive (as a moving realloc is)
+        let live = LIVE.fetch_add(new, Ordering::Relaxed) + new;
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// One measurement at a time (tests run on threads of one process).
+static ONE: Mutex<()> = Mutex::new(());
+
+/// Peak live heap bytes above the starting level while `f` runs.
+fn peak_during<T>(f: impl FnOnce() -> T) -> (usize, T) {
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let out = f();
+    (PEAK.load(Ordering::Relaxed).saturating_sub(base), out)
+}
+
+fn set_ruleset(n: usize, interval: bool) -> String {
+    let mut s = String::from("table ip t {\n set s {\n  type ipv4_addr\n");
+    if interval {
+        s.push_str("  flags interval\n");
+    }
+    s.push_str("  elements = {\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "10.{}.{}.{},\n",
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255
+        ));
+    }
+    s.push_str("  }\n }\n chain c {\n  type filter hook input priority 0; policy accept;\n  ip saddr @s drop\n }\n}\n");
+    s
+}
+
+fn rules_ruleset(n: usize) -> String {
+    let mut s = String::from(
+        "table ip t {\n chain c {\n  type filter hook input priority 0; policy accept;\n",
+    );
+    for i in 0..n {
+        s.push_str(&format!(
+            "  ip saddr 10.{}.{}.{} tcp dport {} accept\n",
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255,
+            1 + i % 60000
+        ));
+    }
+    s.push_str(" }\n}\n");
+    s
+}
+
+/// Parse, check and lower `src` (the source text is not counted: the caller made it).
+fn check_peak(src: &str) -> usize {
+    let (peak, (_, hir, diags)) = peak_during(|| check_source("m.nfr", src));
+    assert!(hir.is_some(), "{diags:?}");
+    peak
+}
+
+#[test]
+fn set_elements_stay_small_through_check_and_in_the_vm_set() {
+    let _one = ONE.lock();
+    let n = 20_000;
+    for interval in [false, true] {
+        let src = set_ruleset(n, interval);
+        let per = check_peak(&src) / n;
+        eprintln!("set (interval {interval}): {per} B per element through check");
+        // was 1,330 B (the AST and Hir elements copied twice, a KeyPart vector of capacity 4)
+        assert!(per <= 520, "{per} B per element (interval {interval})");
+        let (_, hir, _) = check_source("m.nfr", &src);
+        let prog = nfr_compiler::lower::bytecode::lower(&hir.unwrap()).unwrap();
+        let set = &prog.sets[0];
+        assert_eq!(set.len(), n);
+        // the lowered set: fixed-width rows, no allocation per element (the kernel's are ~40-100 B)
+        let per = set.elem_bytes() / n;
+        eprintln!("set (interval {interval}): {per} B per element in the VM set");
+        assert!(
+            per <= 24,
+            "{per} B per element in the VM set (interval {interval})"
+        );
+        assert!(set.lookup(&[10, 0, 78, 31]).is_some() && set.lookup(&[10, 1, 0, 0]).is_none());
+    }
+}
+
+#[test]
+fn a_simple_rule_stays_small_through_check_and_lowering() {
+    let _one = ONE.lock();
+    let n = 10_000;
+    let src = rules_ruleset(n);
+    let per = check_peak(&src) / n;
+    eprintln!("{per} B per rule through check");
+    // was 4.2 KB, then 2.47 KB
+    assert!(per <= 2_450, "{per} B per rule");
+}
