@@ -704,7 +704,7 @@ pub const ECN: &[(&str, u64)] = &[("not-ect", 0), ("ect1", 1), ("ect0", 2), ("ce
 
 pub const ARPHRD: &[(&str, u64)] = &[
     ("ether", crate::desc::ARPHRD_ETHER as u64),
-    ("ppp", 512),
+    ("ppp", crate::desc::ARPHRD_PPP as u64),
     ("ipip", 768),
     ("ipip6", 769),
     ("loopback", crate::desc::ARPHRD_LOOPBACK as u64),

@@ -37,6 +37,8 @@ pub const ETH_P_8021AD: u16 = 0x88a8;
 pub const ARPHRD_ETHER: u16 = 1;
 /// `ARPHRD_LOOPBACK`: `lo`.
 pub const ARPHRD_LOOPBACK: u16 = 772;
+/// `ARPHRD_PPP`: PPP devices.
+pub const ARPHRD_PPP: u16 = 512;
 
 /// Where a descriptor's protocol key lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -117,19 +117,20 @@ fn hook(name: &str) -> Result<Hook, String> {
 
 /// Interface index and type of a device name (a fixed table: lo=1, eth0=2, eth1=3, ...).
 pub fn ifindex(name: &str) -> (u32, u16) {
+    use nfr_proto::desc::{ARPHRD_ETHER, ARPHRD_LOOPBACK, ARPHRD_PPP};
     match name {
-        "lo" => (1, 772),
-        "eth0" => (2, 1),
-        "eth1" => (3, 1),
-        "eth2" => (4, 1),
-        "wlan0" => (5, 1),
-        "ppp0" => (6, 512),
+        "lo" => (1, ARPHRD_LOOPBACK),
+        "eth0" => (2, ARPHRD_ETHER),
+        "eth1" => (3, ARPHRD_ETHER),
+        "eth2" => (4, ARPHRD_ETHER),
+        "wlan0" => (5, ARPHRD_ETHER),
+        "ppp0" => (6, ARPHRD_PPP),
         other => (
             10 + other
                 .bytes()
                 .fold(0u32, |a, b| a.wrapping_mul(31) ^ u32::from(b))
                 % 1000,
-            1,
+            ARPHRD_ETHER,
         ),
     }
 }
