@@ -1218,28 +1218,48 @@ pub fn diff_input(data: &[u8]) -> Result<usize, String> {
     })
 }
 
-/// One `classify` fuzz input (also replayed by `tests/fuzz_seeds.rs`): the whole input is the
-/// generator's tape. A random program, the same program with classifiers built with random
-/// options, and packets aimed at their leaves: the interpreter's tree walk must equal its
-/// rule-by-rule scan of the program without classifiers, on every packet. No code generation,
-/// so this target runs far faster than `jit_diff`. `Ok(pairs)`, or the first difference.
-pub fn classify_input(data: &[u8]) -> Result<usize, String> {
-    let mut r = Rng::from_tape(data);
-    let prog = random_program(&mut r);
-    let cls = with_classifiers(&prog, &mut r);
-    let mut pkts = packet_set(&mut r, 2);
-    aim_packets(&cls, &mut pkts, &mut r);
-    pkts.extend(aimed_set(&cls, &mut r, 64));
+/// A random program, the same program with classifiers built with random options, and packets
+/// for them: `nbase` base packets with every truncation, some moved into classifier cubes, and
+/// `naimed` more aimed at their leaves.
+pub fn classified_case(
+    r: &mut Rng,
+    nbase: usize,
+    naimed: usize,
+) -> (VerifiedProgram, VerifiedProgram, Vec<(Vec<u8>, PktState)>) {
+    let prog = random_program(r);
+    let cls = with_classifiers(&prog, r);
+    let mut pkts = packet_set(r, nbase);
+    aim_packets(&cls, &mut pkts, r);
+    pkts.extend(aimed_set(&cls, r, naimed));
+    (prog, cls, pkts)
+}
+
+/// The interpreter's walk of `cls`'s classifiers against its rule-by-rule scan of `prog` on
+/// `pkts` (see [`compare_with`]): `Ok(pairs)`, or the first difference with the program.
+pub fn compare_classified(
+    prog: &VerifiedProgram,
+    cls: &VerifiedProgram,
+    pkts: &[(Vec<u8>, PktState)],
+) -> Result<usize, String> {
     compare_with(
-        &prog,
+        prog,
         |s, c, b, st, fx| prog.run(s, c, b, st, fx),
         |s, c, b, st, fx| cls.run(s, c, b, st, fx),
-        &pkts,
+        pkts,
     )
     .map_err(|e| {
         format!(
-            "classified != linear (\"jit\" below is the classified walk): {e}\nprogram:\n{}",
-            nfr_vm::print::print_program(prog.program())
+            "linear != classified (\"jit\" below is the classified walk): {e}\nprogram:\n{}\nclassifiers: {:#?}",
+            nfr_vm::print::print_program(prog.program()),
+            cls.program().classifiers
         )
     })
+}
+
+/// One `classify` fuzz input (also replayed by `tests/fuzz_seeds.rs`): the whole input is the
+/// generator's tape for [`classified_case`], compared by [`compare_classified`]. No code
+/// generation, so this target runs far faster than `jit_diff`.
+pub fn classify_input(data: &[u8]) -> Result<usize, String> {
+    let (prog, cls, pkts) = classified_case(&mut Rng::from_tape(data), 2, 64);
+    compare_classified(&prog, &cls, &pkts)
 }

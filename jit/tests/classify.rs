@@ -19,25 +19,10 @@ fn classifiers_equal_the_linear_chain() {
     let (mut pairs, mut programs, mut classifiers) = (0usize, 0u64, 0usize);
     while pairs < target {
         let mut r = Rng::new(0xc1a5_5000 + programs);
-        let prog = random_program(&mut r);
-        let cls = with_classifiers(&prog, &mut r);
+        let (prog, cls, pkts) = classified_case(&mut r, 4, 40);
         classifiers += cls.program().classifiers.len();
-        let mut pkts = packet_set(&mut r, 4);
-        aim_packets(&cls, &mut pkts, &mut r);
-        pkts.extend(aimed_set(&cls, &mut r, 40));
-        let n = compare_with(
-            &prog,
-            |s, c, b, st, fx| prog.run(s, c, b, st, fx),
-            |s, c, b, st, fx| cls.run(s, c, b, st, fx),
-            &pkts,
-        )
-        .unwrap_or_else(|e| {
-            panic!(
-                "seed {programs}: linear != classified: {e}\nprogram:\n{}\nclassifiers: {:#?}",
-                nfr_vm::print::print_program(prog.program()),
-                cls.program().classifiers
-            )
-        });
+        let n = compare_classified(&prog, &cls, &pkts)
+            .unwrap_or_else(|e| panic!("seed {programs}: {e}"));
         let opts = nfr_jit::JitOptions {
             opt_level: if programs % 2 == 0 {
                 nfr_jit::OptLevel::None

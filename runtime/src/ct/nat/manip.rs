@@ -102,6 +102,14 @@ fn icmp_has_id(t: u8) -> bool {
     matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18)
 }
 
+/// Writes an ICMP or ICMPv6 echo's id (at `hdroff + 4`), updating its checksum.
+fn set_echo_id(l3: &mut [u8], hdroff: usize, id: u16) {
+    let old = be16(l3, hdroff + 4);
+    let c = csum_replace(be16(l3, hdroff + 2), &old.to_be_bytes(), &id.to_be_bytes());
+    put16(l3, hdroff + 2, c);
+    put16(l3, hdroff + 4, id);
+}
+
 /// `l4proto_manip_pkt`, by the target's protocol; unknown protocols pass unmodified.
 fn l4proto_manip_pkt(
     l3: &mut [u8],
@@ -173,14 +181,7 @@ fn l4proto_manip_pkt(
                 return false;
             }
             if icmp_has_id(l3[hdroff]) {
-                let old = be16(l3, hdroff + 4);
-                let c = csum_replace(
-                    be16(l3, hdroff + 2),
-                    &old.to_be_bytes(),
-                    &target.sport.to_be_bytes(),
-                );
-                put16(l3, hdroff + 2, c);
-                put16(l3, hdroff + 4, target.sport);
+                set_echo_id(l3, hdroff, target.sport);
             }
             true
         }
@@ -190,14 +191,7 @@ fn l4proto_manip_pkt(
             }
             csum_update_addr(l3, iphdroff, hdroff + 2, target, manip);
             if matches!(l3[hdroff], 128 | 129) {
-                let old = be16(l3, hdroff + 4);
-                let c = csum_replace(
-                    be16(l3, hdroff + 2),
-                    &old.to_be_bytes(),
-                    &target.sport.to_be_bytes(),
-                );
-                put16(l3, hdroff + 2, c);
-                put16(l3, hdroff + 4, target.sport);
+                set_echo_id(l3, hdroff, target.sport);
             }
             true
         }
