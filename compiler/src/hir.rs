@@ -270,11 +270,8 @@ impl Value {
 /// NFT_PAYLOAD_LL_HEADER, NFT_PAYLOAD_NETWORK_HEADER, NFT_PAYLOAD_TRANSPORT_HEADER.
 pub use nfr_proto::catalog::PayloadBase;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CtDir {
-    Original,
-    Reply,
-}
+/// Tuple direction of `ct original|reply KEY`.
+pub use nfr_proto::catalog::CtDir;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExprKind {

@@ -194,11 +194,7 @@ impl CtSetKey {
 }
 
 /// Tuple direction of a `ct` load (`IP_CT_DIR_*`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CtDir {
-    Original,
-    Reply,
-}
+pub use nfr_proto::catalog::CtDir;
 
 /// `enum nft_cmp_ops`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -5,8 +5,8 @@
 
 use crate::ids::{RuleId, SetId};
 use crate::insn::{
-    BitwiseOp, ByteorderOp, CtDir, Data, ExthdrOp, Insn, LimitType, LookupDest, NatKind,
-    PayloadBase, RangeOp,
+    BitwiseOp, ByteorderOp, Data, ExthdrOp, Insn, LimitType, LookupDest, NatKind, PayloadBase,
+    RangeOp,
 };
 use crate::pkt;
 use crate::program::{ElemData, Program, SetKind};
@@ -118,14 +118,7 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
         Insn::Ct { key, dir, dreg } => {
             let _ = write!(o, "ct load {} => reg {} ", key.name(), dreg.uapi());
             if let Some(d) = dir {
-                let _ = write!(
-                    o,
-                    ", dir {} ",
-                    match d {
-                        CtDir::Original => "original",
-                        CtDir::Reply => "reply",
-                    }
-                );
+                let _ = write!(o, ", dir {} ", d.as_str());
             }
         }
         Insn::CtSet { key, sreg } => {

@@ -9,8 +9,8 @@ use super::Ctx;
 use super::resolve::did_you_mean;
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
-    AnonSet, BitOp, CtDir, Element, Expr, ExprKind, Family, KeyPart, MapData, PayloadBase, Rhs,
-    Type, Value,
+    AnonSet, BitOp, Element, Expr, ExprKind, Family, KeyPart, MapData, PayloadBase, Rhs, Type,
+    Value,
 };
 
 /// How deep `$var` substitution may go (defines referring to defines). A define can only name defines made
@@ -257,10 +257,6 @@ impl Ctx {
                 })
             }
             A::Ct { dir, family, key } => {
-                let dir = dir.map(|d| match d {
-                    catalog::CtDir::Original => CtDir::Original,
-                    catalog::CtDir::Reply => CtDir::Reply,
-                });
                 match (key.dir, dir) {
                     (catalog::CtDirUse::Required, None) => {
                         self.diags.push(
@@ -340,7 +336,7 @@ impl Ctx {
                 Some(Expr {
                     kind: ExprKind::Ct {
                         key,
-                        dir,
+                        dir: *dir,
                         family: fam,
                     },
                     ty,

@@ -20,9 +20,9 @@
 
 use crate::diag::Span;
 use crate::hir::{
-    self, BitOp, CtDir, Element, Expr, ExprKind, Family, Hir, Item, KeyPart, MapData, Match,
-    NatKind, ObjKind, ObjTarget, Op, Operand, RejectKind, Rhs, Rule, StmtKind, Type, Value,
-    Verdict, VerdictKind, VmapRef,
+    self, BitOp, Element, Expr, ExprKind, Family, Hir, Item, KeyPart, MapData, Match, NatKind,
+    ObjKind, ObjTarget, Op, Operand, RejectKind, Rhs, Rule, StmtKind, Type, Value, Verdict,
+    VerdictKind, VmapRef,
 };
 use nfr_grammar::catalog::{self, ByteOrder};
 use nfr_vm::insn::{
@@ -1007,11 +1007,11 @@ impl Lower<'_> {
             ExprKind::Ct { key, dir, family } => {
                 let k = ct_key(key, *family, e.ty)
                     .ok_or_else(|| unsupported(e.span, format!("ct {}", key.name)))?;
-                let dir = dir.map(|d| match d {
-                    CtDir::Original => nfr_vm::insn::CtDir::Original,
-                    CtDir::Reply => nfr_vm::insn::CtDir::Reply,
+                cx.emit(Insn::Ct {
+                    key: k,
+                    dir: *dir,
+                    dreg,
                 });
-                cx.emit(Insn::Ct { key: k, dir, dreg });
                 let f = field_of(e);
                 if hton && f.needs_hton() {
                     self.hton(cx, dreg, f.len);
