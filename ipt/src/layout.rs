@@ -893,13 +893,10 @@ pub struct NatRange {
     pub base_proto: u16,
 }
 /// `NF_NAT_RANGE_*` flags.
-pub const NF_NAT_RANGE_MAP_IPS: u32 = 1 << 0;
-pub const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 1 << 1;
-pub const NF_NAT_RANGE_PROTO_RANDOM: u32 = 1 << 2;
-pub const NF_NAT_RANGE_PERSISTENT: u32 = 1 << 3;
-pub const NF_NAT_RANGE_PROTO_RANDOM_FULLY: u32 = 1 << 4;
-pub const NF_NAT_RANGE_PROTO_OFFSET: u32 = 1 << 5;
-pub const NF_NAT_RANGE_NETMAP: u32 = 1 << 6;
+pub use nfr_proto::nat::{
+    NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_NETMAP, NF_NAT_RANGE_PERSISTENT, NF_NAT_RANGE_PROTO_OFFSET,
+    NF_NAT_RANGE_PROTO_RANDOM, NF_NAT_RANGE_PROTO_RANDOM_FULLY, NF_NAT_RANGE_PROTO_SPECIFIED,
+};
 
 impl NatRange {
     /// Kernel targetsize: rev 0 `nf_nat_ipv4_multi_range_compat` (20), rev 1 `nf_nat_range` (40),

@@ -1059,6 +1059,47 @@ fn nat_cases() -> Vec<Case> {
             ..Default::default()
         }),
     });
+    // SNAT to an address range: find_best_ips_proto hashes the tuple's addresses (jhash2; with `persistent` the
+    // source alone), so each flow's address is the kernel's, not the range's first.
+    let mut pkts = Vec::new();
+    for i in 0..6u8 {
+        let (src, dst) = (
+            format!("192.0.2.{}", 10 + i),
+            format!("203.0.113.{}", 30 + i % 3),
+        );
+        pkts.push(udp(
+            &src,
+            &dst,
+            40000 + u16::from(i),
+            53,
+            b"q",
+            64,
+            u16::from(i) + 1,
+        ));
+        pkts.push(udp(
+            &src,
+            &dst,
+            41000 + u16::from(i),
+            123,
+            b"t",
+            64,
+            u16::from(i) + 20,
+        ));
+    }
+    v.push(Case {
+        name: "nat_snat_address_range_hashes_like_the_kernel".into(),
+        rules: "table ip nat {\n\tchain post {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+                \t\tudp dport 53 snat to 198.51.100.1-198.51.100.8\n\
+                \t\tudp dport 123 snat to 198.51.100.1-198.51.100.8 persistent\n\t}\n}\n"
+            .into(),
+        expect: vec!["accept NEW"; pkts.len()],
+        pkts,
+        ipt: None,
+        nat: Some(NatLab {
+            lab: strings(&["--right", "203.0.113.0/24"]),
+            ..Default::default()
+        }),
+    });
     v
 }
 

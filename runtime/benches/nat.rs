@@ -94,6 +94,7 @@ fn variants() -> [(&'static str, Option<Option<NatRange>>); 3] {
     let mut a = [0u8; 16];
     a[..4].copy_from_slice(&[198, 51, 100, 1]);
     let snat = NatRange {
+        flags: 0,
         addr: Some((a, a)),
         proto: None,
     };

@@ -266,6 +266,7 @@ fn nat_range(
     kind: NatKind,
     addr: Option<([u8; 16], [u8; 16])>,
     proto: Option<(u16, u16)>,
+    flags: u32,
     pkt: &Packet<'_>,
     cx: &HookCtx<'_>,
 ) -> Option<NatRange> {
@@ -294,7 +295,7 @@ fn nat_range(
             Some((a, a))
         }
     };
-    Some(NatRange { addr, proto })
+    Some(NatRange { addr, proto, flags })
 }
 
 /// `nf_nat_setup_info` for one NAT request at this hook (the mapping becomes the entry's reply tuple, the
@@ -303,6 +304,7 @@ fn setup_nat(
     kind: NatKind,
     addr: Option<([u8; 16], [u8; 16])>,
     proto: Option<(u16, u16)>,
+    flags: u32,
     pkt: &Packet<'_>,
     cx: &mut HookCtx<'_>,
     stats: &mut EffectStats,
@@ -312,7 +314,7 @@ fn setup_nat(
     } else {
         Manip::Src
     };
-    let bound = nat_range(kind, addr, proto, pkt, cx)
+    let bound = nat_range(kind, addr, proto, flags, pkt, cx)
         .ok_or(NatError::Exhausted)
         .and_then(|range| cx.ct.nf_nat_setup_info(&pkt.nfct, &range, manip, cx.now));
     if bound == Err(NatError::Exhausted) {
@@ -422,7 +424,7 @@ impl Engine for ChainEntry {
                     .addr_min
                     .map(|min| (fix(min), fix(n.addr_max.unwrap_or(min))));
                 let proto = n.proto_min.map(|lo| (lo, n.proto_max.unwrap_or(lo)));
-                if !setup_nat(n.kind, addr, proto, pkt, cx, &mut stats) {
+                if !setup_nat(n.kind, addr, proto, n.flags, pkt, cx, &mut stats) {
                     v = Verdict::Drop;
                 }
             }
@@ -556,7 +558,7 @@ impl Engine for IptEntry {
                     .then(|| (a16(r.min_addr), a16(r.max_addr)));
                 let proto = (r.flags & NF_NAT_RANGE_PROTO_SPECIFIED != 0)
                     .then_some((r.min_proto, r.max_proto));
-                if !setup_nat(kind, addr, proto, pkt, cx, &mut stats) {
+                if !setup_nat(kind, addr, proto, r.flags, pkt, cx, &mut stats) {
                     verdict = Verdict::Drop;
                 }
             }

@@ -1386,6 +1386,7 @@ mod tests {
         h.trace_nat = true;
         let to = a16("192.168.1.10");
         let dnat = NatRange {
+            flags: 0,
             addr: Some((to, to)),
             proto: Some((8080, 8080)),
         };

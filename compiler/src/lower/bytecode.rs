@@ -1777,7 +1777,7 @@ impl Lower<'_> {
                 _ => return Err(unsupported(span, "nat port operand")),
             }
             spec.proto_min = Some(r);
-            spec.flags |= 0x2;
+            spec.flags |= nfr_proto::nat::NF_NAT_RANGE_PROTO_SPECIFIED;
         } else if let Some(p) = &n.port {
             let r = cx.get(16)?;
             regs += 1;
@@ -1801,15 +1801,16 @@ impl Lower<'_> {
                 });
                 spec.proto_max = Some(r2);
             }
-            spec.flags |= 0x2;
+            spec.flags |= nfr_proto::nat::NF_NAT_RANGE_PROTO_SPECIFIED;
         }
         for f in &n.flags {
+            use nfr_proto::nat::*;
             spec.flags |= match f.as_str() {
-                "random" => 0x4,
-                "persistent" => 0x8,
-                "fully-random" => 0x10,
-                "netmap" => 0x40,
-                "prefix" => 0x1,
+                "random" => NF_NAT_RANGE_PROTO_RANDOM,
+                "persistent" => NF_NAT_RANGE_PERSISTENT,
+                "fully-random" => NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+                "netmap" => NF_NAT_RANGE_NETMAP,
+                "prefix" => NF_NAT_RANGE_MAP_IPS,
                 _ => 0,
             };
         }

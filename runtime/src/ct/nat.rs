@@ -16,6 +16,7 @@ mod manip;
 use super::{Conntrack, CtInfo, Nfct, Tuple, tuple};
 use crate::wire::proto;
 pub use manip::manip_pkt;
+use nfr_proto::nat::{NF_NAT_RANGE_PERSISTENT, NF_NAT_RANGE_PROTO_RANDOM_ALL};
 use nfr_vm::Hook;
 use nfr_vm::pkt::ips;
 
@@ -66,6 +67,8 @@ pub struct NatRange {
     pub addr: Option<([u8; 16], [u8; 16])>,
     /// `NF_NAT_RANGE_PROTO_SPECIFIED`: the port (ICMP: echo id) range.
     pub proto: Option<(u16, u16)>,
+    /// The other `NF_NAT_RANGE_*` flags (`random`, `fully-random`, `persistent`).
+    pub flags: u32,
 }
 
 /// The `bysource` key: an original tuple's source and protocols, and the zone.
@@ -171,6 +174,7 @@ impl Conntrack {
         let range = NatRange {
             addr: Some((ip, ip)),
             proto: None,
+            flags: 0,
         };
         let r = self.nf_nat_setup_info(nfct, &range, manip, now);
         if r == Err(NatError::Exhausted) {
@@ -271,30 +275,42 @@ impl Conntrack {
         zone: u16,
         now: u64,
     ) -> Result<Tuple, NatError> {
+        let random_all = range.flags & NF_NAT_RANGE_PROTO_RANDOM_ALL != 0;
+        // nf_in_range: the source (address and port) of `t` is in the range.
+        let src_in_range = |t: &Tuple| {
+            range.addr.is_none_or(|(lo, hi)| lo <= t.src && t.src <= hi)
+                && range
+                    .proto
+                    .is_none_or(|(lo, hi)| (lo..=hi).contains(&key(t, Manip::Src)))
+        };
+        // 1) A source keeps its original tuple when that is in range and unused, else the mapping it already has
+        // (find_appropriate_src) when that is; not with `random`.
+        if manip == Manip::Src && !random_all {
+            if src_in_range(orig) {
+                if !self.nf_nat_used_tuple(me, orig, zone, now) {
+                    return Ok(*orig);
+                }
+            } else if let Some(&other) = self.nat_bysource.get(&SrcKey::of(orig, zone))
+                && let Some(r) = self.nat_reply.get(&other)
+            {
+                let mut c = *orig;
+                c.src = r.dst;
+                c.sport = r.dport;
+                if src_in_range(&c) && !self.nf_nat_used_tuple(me, &c, zone, now) {
+                    return Ok(c);
+                }
+            }
+        }
+        // 2) The address.
         let mut t = *orig;
-        // find_appropriate_src: a source that already has a mapping keeps it when it is in range and unused.
-        if manip == Manip::Src
-            && let Some(&other) = self.nat_bysource.get(&SrcKey::of(orig, zone))
-            && let Some(r) = self.nat_reply.get(&other)
-        {
-            let mut c = *orig;
-            c.src = r.dst;
-            c.sport = r.dport;
-            let addr_ok = range.addr.is_none_or(|(lo, hi)| lo <= c.src && c.src <= hi);
-            let port_ok = range
-                .proto
-                .is_none_or(|(lo, hi)| (lo..=hi).contains(&c.sport));
-            if addr_ok && port_ok && !self.nf_nat_used_tuple(me, &c, zone, now) {
-                return Ok(c);
-            }
-        }
-        // find_best_ips_proto: the range's first address (a single-address range is the common case).
-        if let Some((min, _)) = range.addr {
+        if let Some((min, max)) = range.addr {
+            let a = find_best_ips(&t, min, max, range.flags, zone);
             match manip {
-                Manip::Src => t.src = min,
-                Manip::Dst => t.dst = min,
+                Manip::Src => t.src = a,
+                Manip::Dst => t.dst = a,
             }
         }
+        // 3) The port, kept when in range and unused (not with `random`).
         let in_range = |t: &Tuple| match range.proto {
             None => true,
             Some((lo, hi)) => {
@@ -302,7 +318,7 @@ impl Conntrack {
                 (lo..=hi).contains(&k)
             }
         };
-        if in_range(&t) && !self.nf_nat_used_tuple(me, &t, zone, now) {
+        if !random_all && in_range(&t) && !self.nf_nat_used_tuple(me, &t, zone, now) {
             return Ok(t);
         }
         if !(tuple::has_ports(t.l4) || t.l4 == proto::ICMP) {
@@ -321,11 +337,12 @@ impl Conntrack {
             None => (1024, u16::MAX),
         };
         let range_size = u32::from(hi - lo) + 1;
-        // A DST search starts at the range's first port (without `random`, which requests do not carry yet);
-        // a SRC one at a random offset (here from the seeded hash).
-        let mut off = match manip {
-            Manip::Dst => 0,
-            Manip::Src => (orig.hash(zone, self.settings.hash_seed) % range_size) as u16,
+        // A DST search starts at the range's first port unless `random`; a SRC one at a random offset (here from
+        // the seeded hash, so that runs repeat).
+        let mut off = if manip == Manip::Dst && !random_all {
+            0
+        } else {
+            (orig.hash(zone, self.settings.hash_seed) % range_size) as u16
         };
         let mut attempts = range_size.min(NF_NAT_MAX_ATTEMPTS);
         loop {
@@ -370,6 +387,112 @@ impl Conntrack {
         }
         false
     }
+}
+
+/// `find_best_ips_proto`'s address: the one address of a single-address range, else one chosen by hashing the
+/// tuple's addresses (`jhash2`; with `persistent` the source alone), so that a client keeps its address.
+fn find_best_ips(t: &Tuple, min: [u8; 16], max: [u8; 16], flags: u32, zone: u16) -> [u8; 16] {
+    if min == max {
+        return min;
+    }
+    let words = |a: &[u8; 16]| -> [u32; 4] {
+        std::array::from_fn(|i| {
+            u32::from_le_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]])
+        })
+    };
+    let last = if t.l3 == nfr_vm::pkt::NFPROTO_IPV4 {
+        0
+    } else {
+        3
+    };
+    let (src, dst) = (words(&t.src), words(&t.dst));
+    let persistent = flags & NF_NAT_RANGE_PERSISTENT != 0;
+    let mut j = jhash2(
+        &src,
+        if persistent {
+            0
+        } else {
+            dst[last] ^ u32::from(zone)
+        },
+    );
+    let (lo, hi) = (words(&min), words(&max));
+    let mut out = [0u32; 4];
+    let mut full_range = false;
+    for i in 0..=last {
+        let (minip, dist) = if full_range {
+            (0u32, u32::MAX)
+        } else {
+            let (a, b) = (u32::from_be(lo[i]), u32::from_be(hi[i]));
+            (a, b.wrapping_sub(a).wrapping_add(1))
+        };
+        // reciprocal_scale
+        let v = minip.wrapping_add(((u64::from(j) * u64::from(dist)) >> 32) as u32);
+        out[i] = v.to_be();
+        if out[i] != hi[i] {
+            full_range = true;
+        }
+        if !persistent {
+            j ^= dst[i];
+        }
+    }
+    let mut a = [0u8; 16];
+    for (i, w) in out.iter().enumerate().take(last + 1) {
+        a[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+    }
+    a
+}
+
+/// The kernel's `jhash2` (Bob Jenkins' lookup3 over 32-bit words).
+fn jhash2(k: &[u32], initval: u32) -> u32 {
+    let init = 0xdead_beefu32
+        .wrapping_add((k.len() as u32) << 2)
+        .wrapping_add(initval);
+    let (mut a, mut b, mut c) = (init, init, init);
+    let mut k = k;
+    while k.len() > 3 {
+        a = a.wrapping_add(k[0]);
+        b = b.wrapping_add(k[1]);
+        c = c.wrapping_add(k[2]);
+        // __jhash_mix
+        a = a.wrapping_sub(c) ^ c.rotate_left(4);
+        c = c.wrapping_add(b);
+        b = b.wrapping_sub(a) ^ a.rotate_left(6);
+        a = a.wrapping_add(c);
+        c = c.wrapping_sub(b) ^ b.rotate_left(8);
+        b = b.wrapping_add(a);
+        a = a.wrapping_sub(c) ^ c.rotate_left(16);
+        c = c.wrapping_add(b);
+        b = b.wrapping_sub(a) ^ a.rotate_left(19);
+        a = a.wrapping_add(c);
+        c = c.wrapping_sub(b) ^ b.rotate_left(4);
+        b = b.wrapping_add(a);
+        k = &k[3..];
+    }
+    if k.is_empty() {
+        return c;
+    }
+    if k.len() == 3 {
+        c = c.wrapping_add(k[2]);
+    }
+    if k.len() >= 2 {
+        b = b.wrapping_add(k[1]);
+    }
+    a = a.wrapping_add(k[0]);
+    // __jhash_final
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(14));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(11));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(25));
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(16));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(4));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(14));
+    c ^= b;
+    c.wrapping_sub(b.rotate_left(24))
 }
 
 /// The manipulated key of `t`: source or destination port (ICMP: the echo id, for either manip).

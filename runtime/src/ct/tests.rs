@@ -1001,6 +1001,7 @@ fn lean_paths_agree_with_the_general_path() {
                     let mut a = [0u8; 16];
                     a[..4].copy_from_slice(&[10, 0, 0, 1]);
                     let range = super::nat::NatRange {
+                        flags: 0,
                         addr: Some((a, a)),
                         proto: Some((1000, 1003)),
                     };
@@ -1418,6 +1419,7 @@ fn snat_binding_is_the_reply_tuple() {
     let mut ct = Conntrack::new(settings());
     let pub_ip = v4("198.51.100.1");
     let range = nat::NatRange {
+        flags: 0,
         addr: Some((pub_ip, pub_ip)),
         proto: None,
     };
@@ -1465,6 +1467,7 @@ fn snat_range_of_ten_ports_is_exhausted_by_the_eleventh_connection() {
     let mut ct = Conntrack::new(settings());
     let pub_ip = v4("198.51.100.1");
     let range = nat::NatRange {
+        flags: 0,
         addr: Some((pub_ip, pub_ip)),
         proto: Some((20000, 20009)),
     };
@@ -1488,6 +1491,7 @@ fn dnat_binding_finds_replies_from_the_inside_host() {
     let mut ct = Conntrack::new(settings());
     let lan = v4("192.168.1.10");
     let range = nat::NatRange {
+        flags: 0,
         addr: Some((lan, lan)),
         proto: Some((8080, 8080)),
     };
@@ -1517,6 +1521,7 @@ fn snat_same_source_keeps_its_mapping() {
     let mut ct = Conntrack::new(settings());
     let pub_ip = v4("198.51.100.1");
     let range = nat::NatRange {
+        flags: 0,
         addr: Some((pub_ip, pub_ip)),
         proto: Some((20000, 20999)),
     };
@@ -1527,4 +1532,49 @@ fn snat_same_source_keeps_its_mapping() {
     assert_eq!((r1.dst, r1.dport), (r2.dst, r2.dport));
     assert_eq!(ct.gc(1000 * S), 2);
     assert!(ct.nat_bysource.is_empty());
+}
+
+#[test]
+fn snat_random_moves_ports_that_would_be_kept() {
+    use nfr_proto::nat::{NF_NAT_RANGE_PROTO_RANDOM, NF_NAT_RANGE_PROTO_RANDOM_FULLY};
+    let pub_ip = v4("198.51.100.1");
+    for flags in [
+        0,
+        NF_NAT_RANGE_PROTO_RANDOM,
+        NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+    ] {
+        let mut ct = Conntrack::new(settings());
+        let range = nat::NatRange {
+            flags,
+            addr: Some((pub_ip, pub_ip)),
+            proto: Some((20000, 20999)),
+        };
+        let mut ports = Vec::new();
+        for i in 0..50u16 {
+            // Every source port is in the range and free: without `random` each is kept (get_unique_tuple's first
+            // step), with it the search starts at a random offset (nf_nat_l4proto_unique_tuple).
+            let q = build::udp(a("192.168.1.50"), a("93.184.216.34"), 20000 + i, 53, b"q");
+            let r = path_nat(&mut ct, &q, &range, nat::Manip::Src, u64::from(i)).unwrap();
+            assert!(
+                (20000..=20999).contains(&r.dport),
+                "{flags:#x}: {}",
+                r.dport
+            );
+            ports.push(r.dport);
+        }
+        let kept = ports
+            .iter()
+            .enumerate()
+            .filter(|&(i, &p)| p == 20000 + i as u16)
+            .count();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "{flags:#x}: a port given twice");
+        if flags == 0 {
+            assert_eq!(kept, 50);
+        } else {
+            assert!(kept < 5, "{flags:#x}: {kept} of 50 ports kept");
+        }
+    }
 }
