@@ -91,6 +91,15 @@ pub enum NatError {
 }
 
 impl Conntrack {
+    /// The live entry `nfct` is attached to (`NatError::NoEntry` for none).
+    fn nat_entry(&self, nfct: &Nfct) -> Result<(super::ConnId, &super::Conn), NatError> {
+        let Nfct::Ct { id, .. } = nfct else {
+            return Err(NatError::NoEntry);
+        };
+        let c = self.conn(*id).ok_or(NatError::NoEntry)?;
+        Ok((*id, c))
+    }
+
     /// `nf_nat_setup_info(ct, range, maniptype)` for the packet's unconfirmed entry: picks a unique tuple for
     /// the range and makes its inverse the entry's reply tuple, setting `IPS_SRC_NAT` / `IPS_DST_NAT` when it
     /// changed anything. Returns the reply tuple in force. `now` (ns) tells expired entries, which hold no tuple.
@@ -101,12 +110,7 @@ impl Conntrack {
         manip: Manip,
         now: u64,
     ) -> Result<Tuple, NatError> {
-        let Nfct::Ct { id, .. } = nfct else {
-            return Err(NatError::NoEntry);
-        };
-        let Some(c) = self.conn(*id) else {
-            return Err(NatError::NoEntry);
-        };
+        let (id, c) = self.nat_entry(nfct)?;
         if c.status & ips::CONFIRMED != 0 {
             return Err(NatError::NoEntry);
         }
@@ -127,7 +131,7 @@ impl Conntrack {
             if manip == Manip::Src {
                 self.nat_bysource.insert(SrcKey::of(&orig, zone), id.idx);
             }
-            if let Some(c) = self.conn_mut(*id) {
+            if let Some(c) = self.conn_mut(id) {
                 c.status |= match manip {
                     Manip::Src => ips::SRC_NAT,
                     Manip::Dst => ips::DST_NAT,
@@ -135,7 +139,7 @@ impl Conntrack {
                 c.next[1] = b1 as u32;
             }
         }
-        if let Some(c) = self.conn_mut(*id) {
+        if let Some(c) = self.conn_mut(id) {
             c.status |= manip.done_bit();
         }
         Ok(reply)
@@ -160,12 +164,7 @@ impl Conntrack {
         manip: Manip,
         now: u64,
     ) -> Result<Tuple, NatError> {
-        let Nfct::Ct { id, .. } = nfct else {
-            return Err(NatError::NoEntry);
-        };
-        let Some(c) = self.conn(*id) else {
-            return Err(NatError::NoEntry);
-        };
+        let (id, c) = self.nat_entry(nfct)?;
         let reply = self.tuple_of(id.idx, c, 1);
         let ip = match manip {
             Manip::Src => reply.dst,
