@@ -14,6 +14,53 @@ use crate::hir::{
 };
 
 impl Ctx {
+    /// A log prefix with its `$name`s replaced by their values, as nft's parser and `stmt_evaluate_log_prefix`
+    /// do: a name is letters, digits and `_` after a `$`, and its define must hold a word or a string.
+    fn log_prefix(&mut self, p: &ast::Str) -> Option<String> {
+        if !p.value.contains('$') {
+            return Some(p.value.clone());
+        }
+        let mut out = String::new();
+        let mut rest = p.value.as_str();
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            let name = &after[..end];
+            let Some(def) = self.defines.get(name, self.seq) else {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0010",
+                        self.sp(p.span),
+                        format!("undefined variable `${name}` in a log prefix"),
+                    )
+                    .with_primary_label("the log prefix uses it")
+                    .with_help(format!("define it first: `define {name} = \"...\"`")),
+                );
+                return None;
+            };
+            match &def.value.kind {
+                A::Symbol(t) | A::String(t) => out.push_str(t),
+                _ => {
+                    let d = Diagnostic::error(
+                        "E0211",
+                        self.sp(p.span),
+                        format!("`${name}` in a log prefix is not a word or a string"),
+                    )
+                    .with_primary_label("the log prefix uses it")
+                    .with_label(def.span, "defined here");
+                    self.diags.push(d);
+                    return None;
+                }
+            }
+            rest = &after[end..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
     pub(crate) fn rule(&mut self, r: &ast::Rule) -> Option<Rule> {
         let mut items: Vec<Item> = Vec::new();
         let mut verdict: Option<Verdict> = None;
@@ -743,8 +790,12 @@ impl Ctx {
                         return None;
                     }
                 }
-                if let Some(p) = &l.prefix
-                    && p.value.len() > 127
+                let prefix = match &l.prefix {
+                    Some(p) => Some(self.log_prefix(p)?),
+                    None => None,
+                };
+                if let (Some(p), Some(text)) = (&l.prefix, &prefix)
+                    && text.len() > 127
                 {
                     self.diags.push(Diagnostic::error(
                         "E0211",
@@ -768,7 +819,7 @@ impl Ctx {
                     },
                 };
                 StmtKind::Log {
-                    prefix: l.prefix.as_ref().map(|p| p.value.clone()),
+                    prefix,
                     level: l.level.as_ref().map(|p| p.name.clone()),
                     group,
                 }

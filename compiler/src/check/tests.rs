@@ -784,3 +784,31 @@ fn big_unions_are_bounded_and_never_wrong() {
     let refs: Vec<&str> = rules.iter().map(String::as_str).collect();
     assert_eq!(codes(&chain("ip", &refs)), ["W0602"]);
 }
+
+#[test]
+fn log_prefix_variables_expand_as_nft_does() {
+    let h = ok(&format!(
+        "define p = \"hello\"\ndefine w_1 = world\n{}",
+        in_chain("ip", "log prefix \"x $p-$w_1 y\" accept")
+    ));
+    let prefix = h.chains[0].rules[0].stmts().find_map(|s| match &s.kind {
+        StmtKind::Log { prefix, .. } => prefix.clone(),
+        _ => None,
+    });
+    assert_eq!(prefix.as_deref(), Some("x hello-world y"));
+    // An undefined name, and a define that is not a word or a string (nft 1.0.6 crashes on the latter).
+    assert_eq!(
+        codes(&in_chain("ip", "log prefix \"x $p y\" accept")),
+        ["E0010"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "define lan = 10.0.0.0/8\n{}",
+            in_chain("ip", "log prefix \"from $lan\" accept")
+        )),
+        ["E0211"]
+    );
+    // Without `$` the prefix is kept as written.
+    let h = ok(&in_chain("ip", "log prefix \"50% off\" accept"));
+    assert!(format!("{:?}", h.chains[0].rules[0]).contains("50% off"));
+}

@@ -1073,14 +1073,23 @@ fn expand_defines(text: &str) -> String {
     let mut defs: Vec<(String, String)> = Vec::new();
     let mut out = String::new();
     let subst = |l: &str, defs: &[(String, String)]| -> String {
-        let mut l = l.to_string();
         // Longest names first so `$lan` does not eat `$lan_net`.
         let mut d: Vec<&(String, String)> = defs.iter().collect();
         d.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
-        for (n, v) in d {
-            l = l.replace(&format!("${n}"), v);
+        // Inside a quoted string (a log prefix) a value goes in without its own quotes.
+        let mut out = String::new();
+        for (i, part) in l.split('"').enumerate() {
+            if i > 0 {
+                out.push('"');
+            }
+            let mut part = part.to_string();
+            for (n, v) in &d {
+                let v = if i % 2 == 1 { v.trim_matches('"') } else { v };
+                part = part.replace(&format!("${n}"), v);
+            }
+            out.push_str(&part);
         }
-        l
+        out
     };
     for line in text.lines() {
         let t = line.trim_start();
@@ -1181,5 +1190,20 @@ fn ethertype_name(t: u16) -> String {
         format!("ethertype 0x{t:04x}")
     } else {
         format!("ethertype 0x{t:04x} {name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_defines;
+
+    #[test]
+    fn defines_expand_in_log_prefixes_without_their_quotes() {
+        let text = "define p = \"hello\"\ndefine lan = 10.0.0.0/8\ntable ip t {\n\tchain c {\n\t\tip saddr $lan log prefix \"x $p y\" accept\n\t}\n}\n";
+        let out = expand_defines(text);
+        assert!(
+            out.contains("ip saddr 10.0.0.0/8 log prefix \"x hello y\" accept"),
+            "{out}"
+        );
     }
 }
