@@ -1257,8 +1257,7 @@ pub fn compare_classified(
 }
 
 /// One `classify` fuzz input (also replayed by `tests/fuzz_seeds.rs`): the whole input is the
-/// generator's tape for [`classified_case`], compared by [`compare_classified`]. No code
-/// generation, so this target runs far faster than `jit_diff`.
+/// generator's tape for [`classified_case`], compared by [`compare_classified`].
 pub fn classify_input(data: &[u8]) -> Result<usize, String> {
     let (prog, cls, pkts) = classified_case(&mut Rng::from_tape(data), 2, 64);
     compare_classified(&prog, &cls, &pkts)
