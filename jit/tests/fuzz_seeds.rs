@@ -50,17 +50,3 @@ fn jit_diff_seeds_and_regressions_agree() {
 fn classify_seeds_and_regressions_agree() {
     assert!(replay("classify", nfr_jit::testgen::classify_input) > 0);
 }
-
-/// Open bug found by the jit_diff campaign (fuzz/regressions/jit_diff/open/notrack-ct-state): on a 3-byte
-/// packet the interpreter leaves `ct_state` UNTRACKED with `notrack` set, the JIT `ct_state` 0xffffffff and
-/// `notrack` unset. Move the input up one level when fixed.
-#[test]
-#[ignore = "open bug: JIT and interpreter disagree on notrack / ct state (fuzz/regressions/jit_diff/open)"]
-fn jit_diff_open_notrack_ct_state() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let data = std::fs::read(root.join("fuzz/regressions/jit_diff/open/notrack-ct-state"))
-        .expect("read fuzz input");
-    if let Err(e) = nfr_jit::testgen::diff_input(&data) {
-        panic!("{e}");
-    }
-}

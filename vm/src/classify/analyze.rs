@@ -520,7 +520,9 @@ impl Reader {
         // Inverted: exact only over one dimension, as the union's complement.
         let dim = alts.first().and_then(|c| c.first()).map(|s| s.dim);
         if !exact || alts.iter().any(|c| c.len() != 1 || Some(c[0].dim) != dim) {
-            return if alts.iter().any(|c| c.is_empty()) {
+            // An element every packet matches: the inverted lookup never matches. Only when
+            // the cubes are exact: an inexact cube is a superset, and may be everything.
+            return if exact && alts.iter().any(|c| c.is_empty()) {
                 Some(Test::never())
             } else {
                 None
@@ -1196,6 +1198,47 @@ mod tests {
                 hi: 2
             }]]
         );
+    }
+
+    #[test]
+    fn inverted_lookup_of_an_unknown_key_is_not_never() {
+        // A concatenated-range set looked up with a key that is no packet field (here a
+        // constant): each element's cube is a superset (everything), so inverting it must
+        // leave the rule unknown, not impossible.
+        use crate::program::{ElemData, Set, SetDataType, SetKind};
+        let mut prog = Program::new();
+        let mut set = Set::new(
+            "s",
+            8,
+            SetDataType::None,
+            SetKind::ConcatInterval {
+                field_lens: vec![4, 4],
+            },
+        );
+        set.insert_range(
+            &[0x80, 0x0a, 0, 0, 0, 0, 0, 0],
+            &[0x82, 0, 0, 0, 0, 0, 0, 0],
+            ElemData::None,
+        );
+        let set = prog.add_set(set);
+        let s = analyze(
+            &prog,
+            &[
+                Insn::Immediate {
+                    dreg: Reg(1),
+                    data: Data::new(&[0x80, 0x01, 0xff, 0x11, 0x01, 0xff, 0, 0x02]).unwrap(),
+                },
+                Insn::Lookup {
+                    sreg: Reg(1),
+                    set,
+                    dest: LookupDest::None,
+                    invert: true,
+                },
+                Insn::Notrack,
+            ],
+        );
+        assert!(!s.exact);
+        assert_eq!((s.tail, s.cubes.clone()), (2, vec![Cube::new()]));
     }
 
     #[test]
