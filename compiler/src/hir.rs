@@ -292,6 +292,12 @@ pub enum ExprKind {
         dir: Option<CtDir>,
         family: Option<Family>,
     },
+    /// `numgen inc|random mod MODULUS [offset OFFSET]`: a 32-bit host-order number.
+    Numgen {
+        random: bool,
+        modulus: u32,
+        offset: u32,
+    },
     /// `a . b . c`
     Concat(Vec<Expr>),
     /// `expr & mask` (also `|`, `^`): a bitwise operation with a constant.
@@ -880,6 +886,17 @@ fn show_expr(e: &Expr) -> String {
             None => format!("{},{offset_bits},{len_bits}", raw_base_name(*base)),
         },
         ExprKind::Meta { key } => format!("meta {}", key.name),
+        ExprKind::Numgen {
+            random,
+            modulus,
+            offset,
+        } => {
+            let ty = if *random { "random" } else { "inc" };
+            match offset {
+                0 => format!("numgen {ty} mod {modulus}"),
+                o => format!("numgen {ty} mod {modulus} offset {o}"),
+            }
+        }
         ExprKind::Ct { key, dir, .. } => match dir {
             Some(CtDir::Original) => format!("ct original {}", key.name),
             Some(CtDir::Reply) => format!("ct reply {}", key.name),

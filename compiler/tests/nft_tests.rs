@@ -79,7 +79,6 @@ const OUT_OF_SCOPE: &[&str] = &[
     "synproxy",
     "dup",
     "fwd",
-    "numgen",
     "jhash",
     "symhash",
     "quota",

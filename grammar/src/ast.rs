@@ -541,6 +541,12 @@ pub enum ExprKind {
         family: Option<Family>,
         key: &'static catalog::CtKey,
     },
+    /// `numgen inc|random mod MODULUS [offset OFFSET]` (`random` = the random generator).
+    Numgen {
+        random: bool,
+        modulus: u32,
+        offset: u32,
+    },
     /// A decimal or hex number as written (`hex` = written with `0x`).
     Number {
         value: u128,

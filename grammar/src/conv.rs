@@ -1137,9 +1137,7 @@ struct P<'a> {
 
 /// Expressions the grammar does not model; a statement using them is kept as
 /// [`StmtKind::Other`].
-const UNMODELLED_EXPRS: &[&str] = &[
-    "jhash", "symhash", "numgen", "osf", "fib", "rt", "socket", "ipsec",
-];
+const UNMODELLED_EXPRS: &[&str] = &["jhash", "symhash", "osf", "fib", "rt", "socket", "ipsec"];
 
 const VERDICTS: &[&str] = &["accept", "drop", "continue", "return", "jump", "goto"];
 
@@ -1343,6 +1341,12 @@ impl<'a> P<'a> {
             }
             _ => Err(self.unexpected("a number")),
         }
+    }
+
+    /// A 32-bit `numgen` operand (`mod`, `offset`).
+    fn numgen_u32(&mut self) -> R<u32> {
+        let (v, l, r) = self.number()?;
+        u32::try_from(v).map_err(|_| err(l, r, "numgen value out of range (32 bits)"))
     }
 
     fn number_u64(&mut self) -> R<u64> {
@@ -1661,9 +1665,9 @@ impl<'a> P<'a> {
             }
             "snat" | "dnat" | "masquerade" | "redirect" => self.nat(),
             "quota" | "dup" | "fwd" | "tproxy" | "synproxy" | "last" | "meter" | "add"
-            | "update" | "delete" | "xt" | "fib" | "rt" | "socket" | "osf" | "ipsec" | "numgen"
-            | "jhash" | "symhash" | "exthdr" | "hbh" | "frag" | "rt0" | "rt2" | "rt4" | "dst"
-            | "mh" | "srh" | "igmp" | "gre" | "gretap" | "geneve" | "vxlan" | "inner" | "reset"
+            | "update" | "delete" | "xt" | "fib" | "rt" | "socket" | "osf" | "ipsec" | "jhash"
+            | "symhash" | "exthdr" | "hbh" | "frag" | "rt0" | "rt2" | "rt4" | "dst" | "mh"
+            | "srh" | "igmp" | "gre" | "gretap" | "geneve" | "vxlan" | "inner" | "reset"
             | "secmark" => Ok(self.rest_as_other(w)),
             "ct" if matches!(
                 self.peek_word_at(1),
@@ -1991,6 +1995,7 @@ impl<'a> P<'a> {
                 .peek_word_at(1)
                 .is_some_and(|k| k == "secpath" || catalog::meta_key(k).is_some()),
             "ct" => true,
+            "numgen" => matches!(self.peek_word_at(1), Some("inc" | "random")),
             _ => {
                 if let Some(f) = self.peek_word_at(1)
                     && catalog::payload_field(w, f).is_some()
@@ -2064,6 +2069,27 @@ impl<'a> P<'a> {
                 let key = catalog::ct_key(&k)
                     .ok_or_else(|| err(kl, kr, format!("unknown ct key `{k}`")))?;
                 ExprKind::Ct { dir, family, key }
+            }
+            "numgen" => {
+                let (tl, t, tr) = self.word_any()?;
+                let random = catalog::NUMGEN_TYPE
+                    .iter()
+                    .find(|(n, _)| *n == t)
+                    .ok_or_else(|| err(tl, tr, format!("unknown numgen type `{t}`")))?
+                    .1
+                    == u64::from(catalog::NFT_NG_RANDOM);
+                self.expect_word("mod")?;
+                let modulus = self.numgen_u32()?;
+                let mut offset = 0;
+                if self.peek_word() == Some("offset") {
+                    self.bump();
+                    offset = self.numgen_u32()?;
+                }
+                ExprKind::Numgen {
+                    random,
+                    modulus,
+                    offset,
+                }
             }
             _ => {
                 if let Some(f) = self.peek_word()

@@ -182,6 +182,7 @@ pub fn expr_dtype(e: &Expr) -> Option<Datatype> {
                 Some(key.dtype)
             }
         }
+        ExprKind::Numgen { .. } => Some(Datatype::Integer { bits: 32 }),
         ExprKind::RawPayload { len, .. } => Some(Datatype::Integer {
             bits: (*len).min(128) as u16,
         }),
@@ -1435,6 +1436,17 @@ impl Printer {
                     RawBase::Ih => "ih",
                 };
                 let _ = write!(self.out, "@{b},{offset},{len}");
+            }
+            ExprKind::Numgen {
+                random,
+                modulus,
+                offset,
+            } => {
+                let ty = if *random { "random" } else { "inc" };
+                let _ = write!(self.out, "numgen {ty} mod {modulus}");
+                if *offset != 0 {
+                    let _ = write!(self.out, " offset {offset}");
+                }
             }
             ExprKind::Meta { key, .. } => {
                 if key.unqualified {

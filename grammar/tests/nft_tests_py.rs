@@ -71,7 +71,6 @@ const OUT_OF_SCOPE: &[&str] = &[
     "fib",
     "jhash",
     "symhash",
-    "numgen",
     "osf",
     "socket",
     "rt",

@@ -712,6 +712,16 @@ impl Tx<'_, '_> {
                 let addr = self.b.ins().iadd_imm_u(base, at);
                 self.bump_counter(addr);
             }
+            Insn::Meta {
+                key: MetaKey::Prandom,
+                dreg,
+            } => {
+                self.helper(idx, rule_id, &[], &[(*dreg, 4)]);
+            }
+            Insn::Numgen { dreg, .. } => {
+                let code = self.helper(idx, rule_id, &[], &[(*dreg, 4)]);
+                self.dispatch(code, pos, next);
+            }
             Insn::Meta { key, dreg } => self.meta(*key, *dreg, next),
             Insn::Ct { key, dir, dreg } => self.ct(*key, *dir, *dreg, next),
             Insn::Lookup {
@@ -909,6 +919,11 @@ impl Tx<'_, '_> {
                 (Some(ok), self.host16(f))
             }
             MetaKey::Pkttype => (None, self.u8f(offset_of!(PktState, pkttype))),
+            // Not a packet fact (`meta` and `Insn::Meta` call the helper): absent, as in `meta_get`.
+            MetaKey::Prandom => {
+                let no = self.b.ins().iconst(types::I8, 0);
+                (Some(no), self.iconst(0))
+            }
             MetaKey::Skuid | MetaKey::Skgid => {
                 let ok = self.flag(offset_of!(PktState, has_sk));
                 let off = if key == MetaKey::Skuid {

@@ -1139,7 +1139,12 @@ pub fn compare_with(
             st: stj,
             fx: fj,
         };
-        if oi != oj || si.counters != sj.counters || si.limits != sj.limits {
+        if oi != oj
+            || si.counters != sj.counters
+            || si.limits != sj.limits
+            || si.numgen != sj.numgen
+            || si.prandom != sj.prandom
+        {
             return Err(format!(
                 "packet #{n} ({} bytes {:02x?}):\n interp {oi:?}\n jit    {oj:?}\n counters {:?} vs {:?}\n limits {:?} vs {:?}",
                 bytes.len(),

@@ -717,3 +717,70 @@ fn objref_maps_count_record_and_break_like_the_interpreter() {
         }
     }
 }
+
+#[test]
+fn numgen_and_meta_random_follow_the_interpreter() {
+    let mut p = Program::new();
+    let c = p.add_base_chain("c", Hook::Input, 0, Policy::Drop);
+    let inc = Insn::Numgen {
+        dreg: R1,
+        kind: NumgenKind::Inc { slot: 0 },
+        modulus: 3,
+        offset: 10,
+    };
+    p.add_rule(c, vec![inc, Insn::cmp_eq(R1, Data::host32(11)), accept()]);
+    let rnd = Insn::Numgen {
+        dreg: R0,
+        kind: NumgenKind::Random,
+        modulus: 4,
+        offset: 0,
+    };
+    let cnt = p.add_counter();
+    p.add_rule(
+        c,
+        vec![rnd, Insn::cmp_eq(R0, Data::host32(2)), Insn::Counter(cnt)],
+    );
+    p.add_rule(
+        c,
+        vec![
+            Insn::meta(MetaKey::Prandom, R0),
+            Insn::Bitwise {
+                sreg: R0,
+                dreg: R0,
+                len: 4,
+                op: BitwiseOp::MaskXor {
+                    mask: Data::host32(0x7fff_ffff),
+                    xor: Data::host32(0),
+                },
+            },
+            Insn::Cmp {
+                op: CmpOp::Lt,
+                sreg: R0,
+                data: Data::be32(0x4000_0000),
+            },
+            accept(),
+        ],
+    );
+    let prog = p.verify().expect("valid");
+    let pkts: Vec<_> = (0..60).map(|_| (vec![0u8; 40], tcp_state(40))).collect();
+    for o in both_opts() {
+        let jit = JitProgram::compile_with(&prog, &o).expect("compiles");
+        compare(&prog, &jit, &pkts).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // The counter: every third packet (the second of each round) is accepted by the first rule.
+    let mut s = State::new(&prog);
+    let accepted: Vec<bool> = (0..9)
+        .map(|_| {
+            let v = prog.run(
+                &mut s,
+                ChainId(0),
+                &[0; 40],
+                &mut tcp_state(40),
+                &mut Effects::default(),
+            );
+            v == Verdict::Accept
+        })
+        .collect();
+    assert!(accepted[1] && accepted[4] && accepted[7]);
+    assert_eq!(s.numgen, vec![2]);
+}

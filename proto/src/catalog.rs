@@ -171,6 +171,8 @@ pub enum NftMetaKey {
     Pkttype,
     Skuid,
     Skgid,
+    /// `NFT_META_PRANDOM`: a pseudo-random number per evaluation.
+    Prandom,
 }
 
 impl NftMetaKey {
@@ -201,6 +203,7 @@ impl NftMetaKey {
             NftMetaKey::Pkttype => "pkttype",
             NftMetaKey::Skuid => "skuid",
             NftMetaKey::Skgid => "skgid",
+            NftMetaKey::Prandom => "prandom",
         }
     }
 }
@@ -663,6 +666,15 @@ pub const PKTTYPE: &[(&str, u64)] = &[
 
 pub const NFPROTO: &[(&str, u64)] = &[("ipv4", 2), ("ipv6", 10)];
 
+/// `numgen` types (`enum nft_ng_types`, nft's `numgen_type`): the generator's name and
+/// `NFTA_NG_TYPE`.
+pub const NUMGEN_TYPE: &[(&str, u64)] = &[("inc", 0), ("random", 1)];
+
+/// `NFT_NG_INCREMENTAL`.
+pub const NFT_NG_INCREMENTAL: u32 = 0;
+/// `NFT_NG_RANDOM`.
+pub const NFT_NG_RANDOM: u32 = 1;
+
 pub const ETHER_TYPE: &[(&str, u64)] = &[
     ("ip", 0x0800),
     ("arp", 0x0806),
@@ -1106,7 +1118,7 @@ pub static META_KEYS: &[MetaKey] = &[
     mk!("iifgroup", D::Devgroup, 32, true, true),
     mk!("oifgroup", D::Devgroup, 32, true, true),
     mk!("cgroup", D::Integer { bits: 32 }, 32, false, true),
-    mk!("random", D::Integer { bits: 32 }, 32, false, false),
+    mk!("random", D::Integer { bits: 32 }, 32, false, false, Prandom),
     mk!("ipsec", D::Boolean, 1, false, true),
     mk!("iifkind", D::Ifname, 128, false, false),
     mk!("oifkind", D::Ifname, 128, false, false),

@@ -208,7 +208,7 @@ fn lower(insn: &Insn, idx: u32) -> Op {
             dreg,
             ..
         } => Op::CtState { dreg: dreg.0 },
-        Insn::Meta { key, dreg } if key.size() <= 4 => Op::Meta {
+        Insn::Meta { key, dreg } if key.size() <= 4 && *key != MetaKey::Prandom => Op::Meta {
             key: *key,
             dreg: dreg.0,
         },

@@ -295,6 +295,15 @@ pub struct LimitSpec {
     pub invert: bool,
 }
 
+/// The generator of an `nft_numgen` (`enum nft_ng_types`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NumgenKind {
+    /// `NFT_NG_INCREMENTAL`: counter `slot` of `State::numgen` (one per instruction).
+    Inc { slot: u32 },
+    /// `NFT_NG_RANDOM`: from the engine state's seeded generator.
+    Random,
+}
+
 /// A `log` statement's parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct LogSpec {
@@ -357,6 +366,13 @@ pub enum Insn {
     },
     /// `nft_meta` get.
     Meta { key: MetaKey, dreg: Reg },
+    /// `nft_numgen`: a number in `offset..offset + modulus` (4 bytes, host order) into `dreg`.
+    Numgen {
+        dreg: Reg,
+        kind: NumgenKind,
+        modulus: u32,
+        offset: u32,
+    },
     /// `nft_meta` set.
     MetaSet { key: MetaSetKey, sreg: Reg },
     /// `nft_ct` get.

@@ -19,9 +19,10 @@ use crate::fast::Op;
 use crate::ids::{ChainId, NFT_REG32_COUNT, Reg, RuleId, SetId};
 use crate::insn::{
     BitwiseOp, CmpOp, CtDir, CtKey, CtSetKey, Data, ExthdrOp, Insn, LogSpec, LookupDest, MetaKey,
-    MetaSetKey, NatKind, PayloadBase, RangeOp,
+    MetaSetKey, NatKind, NumgenKind, PayloadBase, RangeOp,
 };
 use crate::pkt::{self, PktState, ct_state};
+use crate::prandom::Prandom;
 use crate::program::{ChainKind, Counter, ElemData, Obj, Policy};
 use crate::verdict::{ChainVerdict, NFT_JUMP_STACK_SIZE, Verdict};
 use crate::verify::{LimitParams, RuleDp, VerifiedProgram};
@@ -77,6 +78,10 @@ pub struct State {
     pub limits: Vec<LimitState>,
     /// Total instructions executed (for benchmarks and traces).
     pub insns_executed: u64,
+    /// Per `numgen inc` slot, its counter.
+    pub numgen: Vec<u32>,
+    /// The generator of `numgen random` and `meta random`.
+    pub prandom: Prandom,
 }
 
 impl State {
@@ -94,6 +99,16 @@ impl State {
                 })
                 .collect(),
             insns_executed: 0,
+            numgen: prog.numgen_init.clone(),
+            prandom: Prandom::default(),
+        }
+    }
+
+    /// Fresh state whose random numbers come from `seed`.
+    pub fn with_seed(prog: &VerifiedProgram, seed: u64) -> State {
+        State {
+            prandom: Prandom::new(seed),
+            ..State::new(prog)
         }
     }
 }
@@ -663,6 +678,34 @@ impl VerifiedProgram {
                     *verdict = ChainVerdict::Break;
                 }
             }
+            Insn::Meta {
+                key: MetaKey::Prandom,
+                dreg,
+            } => store_word(regs, *dreg, state.prandom.next_u32()),
+            Insn::Numgen {
+                dreg,
+                kind,
+                modulus,
+                offset,
+            } => {
+                let v = match kind {
+                    // nft_ng_inc_gen
+                    NumgenKind::Inc { slot } => {
+                        let Some(c) = state.numgen.get_mut(*slot as usize) else {
+                            *verdict = ChainVerdict::Break;
+                            return;
+                        };
+                        *c = if c.wrapping_add(1) < *modulus {
+                            *c + 1
+                        } else {
+                            0
+                        };
+                        *c
+                    }
+                    NumgenKind::Random => state.prandom.below(*modulus),
+                };
+                store_word(regs, *dreg, v.wrapping_add(*offset));
+            }
             Insn::Meta { key, dreg } => {
                 if !meta_get(*key, *dreg, regs, st) {
                     *verdict = ChainVerdict::Break;
@@ -1182,6 +1225,8 @@ fn meta_get(key: MetaKey, dreg: Reg, regs: &mut Regs, st: &PktState) -> bool {
             u32::from(st.oiftype)
         }
         MetaKey::Pkttype => u32::from(st.pkttype),
+        // Not a packet fact: `eval` draws it from the state's generator.
+        MetaKey::Prandom => return false,
         MetaKey::Skuid | MetaKey::Skgid => {
             if !st.has_sk {
                 return false;

@@ -51,11 +51,13 @@ pub use verdict::{ChainVerdict, Hook, Verdict};
 pub mod classify;
 pub mod insn;
 pub mod interp;
+pub mod prandom;
 pub mod print;
 pub mod program;
 pub mod verify;
 
 pub use insn::{Data, Insn};
 pub use interp::{Effects, State, ipv6_find_hdr, tcp_find_opt};
+pub use prandom::Prandom;
 pub use program::{ChainKind, Policy, Program, Set};
 pub use verify::{VerifiedProgram, VerifyError};

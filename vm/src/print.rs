@@ -5,8 +5,8 @@
 
 use crate::ids::{RuleId, SetId};
 use crate::insn::{
-    BitwiseOp, ByteorderOp, Data, ExthdrOp, Insn, LimitType, LookupDest, NatKind, PayloadBase,
-    RangeOp,
+    BitwiseOp, ByteorderOp, Data, ExthdrOp, Insn, LimitType, LookupDest, NatKind, NumgenKind,
+    PayloadBase, RangeOp,
 };
 use crate::pkt;
 use crate::program::{ElemData, Program, SetKind};
@@ -111,6 +111,21 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
         }
         Insn::Meta { key, dreg } => {
             let _ = write!(o, "meta load {} => reg {} ", key.name(), dreg.uapi());
+        }
+        Insn::Numgen {
+            dreg,
+            kind,
+            modulus,
+            offset,
+        } => {
+            let ty = match kind {
+                NumgenKind::Inc { .. } => "inc",
+                NumgenKind::Random => "random",
+            };
+            let _ = write!(o, "numgen reg {} = {ty} mod {modulus} ", dreg.uapi());
+            if *offset != 0 {
+                let _ = write!(o, "offset {offset} ");
+            }
         }
         Insn::MetaSet { key, sreg } => {
             let _ = write!(o, "meta set {} with reg {} ", key.name(), sreg.uapi());

@@ -6,7 +6,7 @@
 //! `nft_chain_validate`.
 
 use crate::ids::{ChainId, InsnIdx, NFT_REG32_COUNT, Reg, RuleId, SetId};
-use crate::insn::{BitwiseOp, Insn, LimitType, LookupDest, NatKind};
+use crate::insn::{BitwiseOp, Insn, LimitType, LookupDest, NatKind, NumgenKind};
 use crate::program::{ChainKind, ElemData, Obj, Program, SetDataType, SetKind};
 use crate::verdict::{ChainVerdict, NFT_JUMP_STACK_SIZE};
 use std::fmt;
@@ -129,6 +129,9 @@ pub struct VerifiedProgram {
     /// Per chain, its rules' instruction ranges.
     pub(crate) chain_rules: Vec<Vec<RuleDp>>,
     pub(crate) limits: Vec<LimitParams>,
+    /// The first value of each `numgen inc` counter (`modulus - 1`, as `nft_ng_inc_init` sets it),
+    /// per slot.
+    pub(crate) numgen_init: Vec<u32>,
     /// Fast-path form of every rule (ranges in `RuleDp::op_start..op_end`).
     pub(crate) ops: Vec<crate::fast::Op>,
 }
@@ -455,6 +458,7 @@ impl Program {
         let mut edges: Vec<Vec<ChainId>> = vec![Vec::new(); nchains];
         let mut chain_rules = Vec::with_capacity(nchains);
         let mut ops = Vec::with_capacity(self.insns.len());
+        let mut numgen_init: Vec<Option<u32>> = Vec::new();
         for (ci, chain) in self.chains.iter().enumerate() {
             let cid = ChainId(ci as u32);
             cx.chain = Some(cid);
@@ -478,6 +482,24 @@ impl Program {
                     let insn = &self.insns[i as usize];
                     self.verify_insn(insn, &mut regs, &set_edges, &mut edges[ci])
                         .map_err(|k| cx.err(k))?;
+                    if let Insn::Numgen {
+                        kind: NumgenKind::Inc { slot },
+                        modulus,
+                        ..
+                    } = insn
+                    {
+                        let bad = |what| cx.err(VerifyErrorKind::BadOperand { what });
+                        let s = *slot as usize;
+                        if s >= self.insns.len() {
+                            return Err(bad("numgen counter slot out of range"));
+                        }
+                        if numgen_init.len() <= s {
+                            numgen_init.resize(s + 1, None);
+                        }
+                        if numgen_init[s].replace(modulus.wrapping_sub(1)).is_some() {
+                            return Err(bad("numgen counter slot used twice"));
+                        }
+                    }
                     if let Insn::ImmVerdict(v) = insn
                         && let Some(c) = verdict_target(v)
                     {
@@ -547,6 +569,10 @@ impl Program {
             prog: self,
             chain_rules,
             limits,
+            numgen_init: numgen_init
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect(),
         })
     }
 
@@ -568,6 +594,20 @@ impl Program {
                 regs.load(*sreg, usize::from(*len))?;
             }
             Insn::Meta { key, dreg } => regs.store(*dreg, key.size())?,
+            Insn::Numgen {
+                dreg,
+                modulus,
+                offset,
+                ..
+            } => {
+                // nft_ng_inc_init / nft_ng_random_init: ERANGE, EOVERFLOW.
+                if *modulus == 0 || offset.checked_add(modulus - 1).is_none() {
+                    return Err(E::BadOperand {
+                        what: "numgen modulus 0 or offset + modulus overflows",
+                    });
+                }
+                regs.store(*dreg, 4)?;
+            }
             Insn::MetaSet { key, sreg } => regs.load(*sreg, key.size())?,
             Insn::Ct { key, dir, dreg } => {
                 if key.needs_dir() && dir.is_none() {

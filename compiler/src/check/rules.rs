@@ -419,7 +419,11 @@ impl Ctx {
     pub(crate) fn operand(&mut self, e: &ast::Expr, ty: Type) -> Option<Operand> {
         fn leftmost_is_selector(e: &ast::Expr) -> bool {
             match &e.kind {
-                A::Payload(_) | A::Meta { .. } | A::Ct { .. } | A::RawPayload { .. } => true,
+                A::Payload(_)
+                | A::Meta { .. }
+                | A::Ct { .. }
+                | A::RawPayload { .. }
+                | A::Numgen { .. } => true,
                 A::Binary { left, .. } => leftmost_is_selector(left),
                 A::Paren(x) => leftmost_is_selector(x),
                 _ => false,
@@ -438,9 +442,17 @@ impl Ctx {
             _ if leftmost_is_selector(e) => {
                 let saved = cx.widen;
                 cx.widen = Some(ty.bits());
-                let r = cx.selector(e).map(Operand::Expr);
+                let mut r = cx.selector(e);
                 cx.widen = saved;
-                r
+                // A number takes the type of what it is assigned to, as nft's integer-typed
+                // `numgen` does (converted to network order for an address).
+                if let Some(x) = &mut r
+                    && matches!(x.kind, ExprKind::Numgen { .. })
+                    && ty.bits() == 32
+                {
+                    x.ty = ty;
+                }
+                r.map(Operand::Expr)
             }
             _ => cx.value(e, ty).map(Operand::Value),
         })
@@ -1126,6 +1138,8 @@ impl Ctx {
                     let m = cx.lookup_map(map, &k, &data)?;
                     Some(Operand::Map { key: Box::new(k), map: m })
                 }
+                // `dnat to numgen inc mod 2 offset 167772161`: the number is the address.
+                A::Numgen { .. } if addr_ty == Type::Ipv4Addr => cx.operand(e, addr_ty),
                 _ => match cx.key_part(e, addr_ty)? {
                     crate::hir::KeyPart::Value(v) => Some(Operand::Value(v)),
                     crate::hir::KeyPart::Range { lo, hi } => {

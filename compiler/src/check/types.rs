@@ -241,6 +241,30 @@ impl Ctx {
                     span,
                 })
             }
+            A::Numgen {
+                random,
+                modulus,
+                offset,
+            } => {
+                // nft_ng_inc_init / nft_ng_random_init: ERANGE, EOVERFLOW.
+                if *modulus == 0 || offset.checked_add(modulus - 1).is_none() {
+                    self.diags.push(Diagnostic::error(
+                        "E0206",
+                        span,
+                        "numgen needs a modulus above 0 whose values plus the offset fit in 32 bits",
+                    ));
+                    return None;
+                }
+                Some(Expr {
+                    kind: ExprKind::Numgen {
+                        random: *random,
+                        modulus: *modulus,
+                        offset: *offset,
+                    },
+                    ty: Type::Integer { bits: 32 },
+                    span,
+                })
+            }
             A::Meta { key, .. } => {
                 if matches!(key.name, "ibrname" | "obrname" | "ibrpvid" | "ibrvproto") {
                     self.diags.push(Diagnostic::error(

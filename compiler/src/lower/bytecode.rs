@@ -27,7 +27,7 @@ use crate::hir::{
 use nfr_grammar::catalog::{self, ByteOrder};
 use nfr_vm::insn::{
     BitwiseOp, ByteorderOp, CmpOp, CtKey as VCtKey, CtSetKey, Data, Insn, LimitSpec, LimitType,
-    LogSpec, LookupDest, MetaSetKey, NatSpec, PayloadBase, RangeOp,
+    LogSpec, LookupDest, MetaSetKey, NatSpec, NumgenKind, PayloadBase, RangeOp,
 };
 use nfr_vm::pkt::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
 use nfr_vm::program::{ElemData, Obj, ObjType, Policy, SetDataType, SetKind};
@@ -93,6 +93,7 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
         anon_sets: 0,
         anon_maps: 0,
         anon_objmaps: 0,
+        numgen_slots: 0,
     };
     // Named counter objects first: object `i` is `CounterId(i)`.
     for c in &hir.counters {
@@ -216,6 +217,8 @@ struct Lower<'h> {
     anon_sets: u32,
     anon_maps: u32,
     anon_objmaps: u32,
+    /// `numgen inc` counters handed out (`NumgenKind::Inc::slot`).
+    numgen_slots: u32,
 }
 
 /// One key field as it sits in registers: its type, its length in bytes, how far a value
@@ -277,6 +280,13 @@ fn field_of(e: &Expr) -> Field {
                 big: true,
             }
         }
+        ExprKind::Numgen { .. } => Field {
+            ty: e.ty,
+            len: 4,
+            shift: 0,
+            hton: false,
+            big: false,
+        },
         ExprKind::Meta { key } => Field {
             ty: e.ty,
             len: key.len_bits.div_ceil(8).max(1) as usize,
@@ -1004,6 +1014,31 @@ impl Lower<'_> {
                     self.hton(cx, dreg, f.len);
                 }
             }
+            ExprKind::Numgen {
+                random,
+                modulus,
+                offset,
+            } => {
+                let kind = if *random {
+                    NumgenKind::Random
+                } else {
+                    self.numgen_slots += 1;
+                    NumgenKind::Inc {
+                        slot: self.numgen_slots - 1,
+                    }
+                };
+                cx.emit(Insn::Numgen {
+                    dreg,
+                    kind,
+                    modulus: *modulus,
+                    offset: *offset,
+                });
+                // Host order; an address-typed operand (`dnat to numgen ...`) is converted.
+                let f = field_of(e);
+                if (hton && f.needs_hton()) || e.ty.byteorder() == ByteOrder::Big {
+                    self.hton(cx, dreg, 4);
+                }
+            }
             ExprKind::Ct { key, dir, family } => {
                 let k = ct_key(key, *family, e.ty)
                     .ok_or_else(|| unsupported(e.span, format!("ct {}", key.name)))?;
@@ -1024,7 +1059,14 @@ impl Lower<'_> {
                     r = r.saturating_add(words(field_of(p).len));
                 }
             }
-            ExprKind::Bitwise { .. } => self.gen_bitwise(cx, e, dreg, stmt)?,
+            ExprKind::Bitwise { .. } => {
+                self.gen_bitwise(cx, e, dreg, stmt)?;
+                // `meta mark & 0xff < 10`: ordered like the plain field, after the mask.
+                let f = field_of(e);
+                if hton && f.needs_hton() {
+                    self.hton(cx, dreg, f.len);
+                }
+            }
         }
         Ok(())
     }

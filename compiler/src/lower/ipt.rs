@@ -877,6 +877,13 @@ impl Lowerer<'_> {
                 self.ct(m, key)
             }
             ExprKind::Bitwise { expr, op, value } => self.bitwise(m, expr, *op, value),
+            ExprKind::Numgen { .. } => {
+                self.err(
+                    span,
+                    "`numgen` has no iptables equivalent in nfc's lowering",
+                );
+                None
+            }
             ExprKind::Concat(_) => {
                 self.err_help(
                     span,

@@ -600,7 +600,7 @@ pub fn analyze(prog: &Program, insns: &[Insn]) -> Shape {
                 );
                 continue;
             }
-            Insn::Meta { key, dreg } => {
+            Insn::Meta { key, dreg } if *key != MetaKey::Prandom => {
                 let key = *key;
                 rd.load(
                     usize::from(dreg.0),

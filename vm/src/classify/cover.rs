@@ -733,6 +733,7 @@ pub fn present_with(loads: &[Field], f: Field) -> bool {
                         })
                 }
                 MetaKey::Iiftype | MetaKey::Oiftype => loads_meta(&|k| k == key),
+                MetaKey::Prandom => false,
                 MetaKey::Skuid | MetaKey::Skgid => {
                     loads_meta(&|k| matches!(k, MetaKey::Skuid | MetaKey::Skgid))
                 }
