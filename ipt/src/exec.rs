@@ -94,7 +94,9 @@ impl fmt::Display for ExecError {
 impl std::error::Error for ExecError {}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct LimitPriv {
+struct MatchPriv {
+    /// `-m statistic --mode nth`: `master->count`.
+    count: u32,
     prev: u64,
     credit: u32,
     credit_cap: u32,
@@ -107,7 +109,10 @@ struct LimitPriv {
 pub struct ExecTable {
     table: VerifiedTable,
     counters: Vec<Counters>,
-    limits: Vec<Vec<LimitPriv>>,
+    /// Per entry, per match: the kernel-private state of `limit` and `statistic`.
+    limits: Vec<Vec<MatchPriv>>,
+    /// The generator of `-m statistic --mode random` (`get_random_u32`).
+    pub prandom: nfr_vm::Prandom,
     /// Index of each entry's successor (`ipt_next_entry`).
     next: Vec<Option<usize>>,
     /// Index of each standard target's jump destination (verdict ≥ 0).
@@ -149,7 +154,19 @@ impl ExecTable {
         let limits = table
             .entries
             .iter()
-            .map(|e| vec![LimitPriv::default(); e.matches.len()])
+            .map(|e| {
+                e.matches
+                    .iter()
+                    .map(|m| MatchPriv {
+                        // statistic_mt_check: master->count = u.nth.count
+                        count: match m {
+                            Match::Statistic(st) => st.count,
+                            _ => 0,
+                        },
+                        ..MatchPriv::default()
+                    })
+                    .collect()
+            })
             .collect();
         let next = table
             .entries
@@ -168,6 +185,7 @@ impl ExecTable {
             table,
             counters,
             limits,
+            prandom: nfr_vm::Prandom::default(),
             next,
             jump,
             max_steps: 1 << 20,
@@ -248,7 +266,7 @@ impl ExecTable {
             if matched {
                 for (mi, m) in ent.matches.iter().enumerate() {
                     let lp = self.limits.get_mut(e).and_then(|v| v.get_mut(mi));
-                    if !match_one(&mut ctx, m, lp) {
+                    if !match_one(&mut ctx, m, lp, &mut self.prandom) {
                         matched = false;
                         break;
                     }
@@ -414,8 +432,28 @@ fn header<'a>(c: &mut Ctx<'a>, n: usize) -> Option<&'a [u8]> {
     r
 }
 
-fn match_one(c: &mut Ctx, m: &Match, lp: Option<&mut LimitPriv>) -> bool {
+fn match_one(
+    c: &mut Ctx,
+    m: &Match,
+    lp: Option<&mut MatchPriv>,
+    prandom: &mut nfr_vm::Prandom,
+) -> bool {
     match m {
+        // statistic_mt
+        Match::Statistic(st) => {
+            let hit = if st.mode == XT_STATISTIC_MODE_NTH {
+                let Some(p) = lp else { return false };
+                p.count = if p.count == st.every {
+                    0
+                } else {
+                    p.count.wrapping_add(1)
+                };
+                p.count == 0
+            } else {
+                (prandom.next_u32() & 0x7fff_ffff) < st.every
+            };
+            hit ^ (st.flags & XT_STATISTIC_INVERT != 0)
+        }
         Match::Tcp(t) => {
             if c.ip.fragoff != 0 {
                 if c.ip.fragoff == 1 {
@@ -748,7 +786,7 @@ fn conntrack_mt(c: &Ctx, info: &ConntrackMtInfo3) -> bool {
 
 /// `limit_mt` with jiffies derived from `PktState::tstamp_ns` (HZ = 250); the bucket starts
 /// full at the first packet the rule sees.
-fn limit_mt(c: &Ctx, r: &RateInfo, p: &mut LimitPriv) -> bool {
+fn limit_mt(c: &Ctx, r: &RateInfo, p: &mut MatchPriv) -> bool {
     let now = c.st.tstamp_ns / (1_000_000_000 / HZ);
     if !p.init {
         p.init = true;
@@ -1102,6 +1140,41 @@ mod tests {
             t.do_table(Hook::Forward, &[], &PktState::default()),
             Err(ExecError::HookNotValid(Hook::Forward))
         ));
+    }
+
+    #[test]
+    fn statistic_nth_counts_and_random_draws_from_the_seeded_generator() {
+        let text = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+             -A INPUT -p udp -m statistic --mode nth --every 3 --packet 1 -j DROP\n\
+             -A INPUT -p udp -m statistic --mode nth ! --every 2 --packet 0 -j ACCEPT\n\
+             -A INPUT -p udp -j REJECT\n\
+             -A INPUT -m statistic --mode random --probability 0.25 -j DROP\nCOMMIT\n";
+        let mut t = table(text);
+        let p = ipv4([10, 0, 0, 7], [10, 0, 0, 1], 17, 0, &udp(1, 2));
+        let s = PktState::default();
+        // Packet k is dropped when k % 3 == 1; the others count in the second rule's own
+        // counter: its 0th, 2nd, ... (every second of them) are not accepted there.
+        let got: Vec<Verdict> = (0..6)
+            .map(|_| t.do_table(Hook::Input, &p, &s).unwrap().verdict)
+            .collect();
+        // Rule 1 (count from every - packet = 1) drops packets 1 and 4; rule 2 sees 0, 2, 3, 5
+        // and, inverted, accepts the odd ones of those (2 and 5); the rest are rejected.
+        let (d, a) = (Verdict::Drop, Verdict::Accept);
+        assert_eq!(got, [d, d, a, d, d, a]);
+        // Random: about a quarter of tcp packets dropped, the same ones for the same seed.
+        let tcp = ipv4([10, 0, 0, 7], [10, 0, 0, 1], 6, 0, &[0u8; 20]);
+        let run = |seed: u64| {
+            let mut t = table(text);
+            t.prandom = nfr_vm::Prandom::new(seed);
+            (0..4000)
+                .map(|_| t.do_table(Hook::Input, &tcp, &s).unwrap().verdict == Verdict::Drop)
+                .collect::<Vec<bool>>()
+        };
+        let a = run(1);
+        assert_eq!(a, run(1));
+        assert_ne!(a, run(2));
+        let n = a.iter().filter(|&&d| d).count();
+        assert!((850..1150).contains(&n), "{n} of 4000 dropped");
     }
 
     #[test]

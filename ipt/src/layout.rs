@@ -709,6 +709,46 @@ impl RateInfo {
     }
 }
 
+/// `struct xt_statistic_info` ("statistic" rev 0, 24 bytes; `master` is kernel-private and zero).
+/// `u` is a union: `u.random.probability` overlaps `u.nth.every`, and libxt_statistic's final
+/// check sets `u.nth.count = every - packet` in both modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatisticInfo {
+    /// `XT_STATISTIC_MODE_*`.
+    pub mode: u16,
+    /// `XT_STATISTIC_INVERT`.
+    pub flags: u16,
+    /// `u.random.probability` (P × 2³¹) or `u.nth.every` (N − 1).
+    pub every: u32,
+    pub packet: u32,
+    /// The nth counter's start (`every - packet`).
+    pub count: u32,
+}
+pub const XT_STATISTIC_MODE_RANDOM: u16 = 0;
+pub const XT_STATISTIC_MODE_NTH: u16 = 1;
+pub const XT_STATISTIC_INVERT: u16 = 1;
+impl StatisticInfo {
+    pub const SIZE: usize = 24;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::zeroed(Self::SIZE);
+        o.le16(0, self.mode);
+        o.le16(2, self.flags);
+        o.le32(4, self.every);
+        o.le32(8, self.packet);
+        o.le32(12, self.count);
+        o.0
+    }
+    pub fn decode(d: &[u8]) -> Option<Self> {
+        Some(StatisticInfo {
+            mode: le16(d, 0)?,
+            flags: le16(d, 2)?,
+            every: le32(d, 4)?,
+            packet: le32(d, 8)?,
+            count: le32(d, 12)?,
+        })
+    }
+}
+
 /// `struct ipt_reject_info` ("REJECT" rev 0): `with` values `IPT_ICMP_*`/`IPT_TCP_RESET`.
 pub const IPT_REJECT_SIZE: usize = 4;
 pub const IPT_ICMP_NET_UNREACHABLE: u32 = 0;

@@ -151,6 +151,8 @@ pub enum Match {
     Mac(MacInfo),
     /// `-m owner` (rev 1).
     Owner(OwnerInfo),
+    /// `-m statistic` (rev 0).
+    Statistic(StatisticInfo),
     /// Any other match, as raw data (already XT_ALIGN padded when it came from a blob).
     Other {
         name: String,
@@ -179,6 +181,7 @@ impl Match {
             Match::Dscp(_) => "dscp",
             Match::Mac(_) => "mac",
             Match::Owner(_) => "owner",
+            Match::Statistic(_) => "statistic",
             Match::Other { name, .. } => name,
         }
     }
@@ -218,6 +221,7 @@ impl Match {
             Match::Dscp(m) => m.encode(),
             Match::Mac(m) => m.encode(),
             Match::Owner(m) => m.encode(),
+            Match::Statistic(m) => m.encode(),
             Match::Other { data, .. } => data.clone(),
         }
     }
@@ -244,6 +248,7 @@ impl Match {
             ("dscp", 0, 8) => DscpInfo::decode(data).map(Match::Dscp),
             ("mac", 0, 16) => MacInfo::decode(data).map(Match::Mac),
             ("owner", 1, 24) => OwnerInfo::decode(data).map(Match::Owner),
+            ("statistic", 0, 24) => StatisticInfo::decode(data).map(Match::Statistic),
             _ => None,
         };
         match typed {

@@ -462,6 +462,16 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
             Match::Connmark(_) => Some("connmark match: --mark is required"),
             Match::Dscp(_) => Some("dscp match: --dscp or --dscp-class is required"),
             Match::Mac(_) => Some("mac match: --mac-source is required"),
+            Match::Statistic(_) if !seen.iter().any(|(o, n)| *o == k && n == "--mode") => {
+                Some("statistic match: --mode is required")
+            }
+            // libxt_statistic's option table: `--every` `.also = F_PACKET`.
+            Match::Statistic(_)
+                if seen.iter().any(|(o, n)| *o == k && n == "--every")
+                    && !seen.iter().any(|(o, n)| *o == k && n == "--packet") =>
+            {
+                Some("statistic: option \"--every\" also requires \"--packet\"")
+            }
             Match::Owner(o) if o.match_flags == 0 || o.match_flags == XT_OWNER_SUPPL_GROUPS => {
                 Some("owner match: --uid-owner, --gid-owner or --socket-exists is required")
             }
@@ -653,6 +663,7 @@ fn new_match(name: &str, _ip: &IpMatch) -> R<Match> {
             invert: 0,
         }),
         "owner" => Match::Owner(OwnerInfo::default()),
+        "statistic" => Match::Statistic(StatisticInfo::default()),
         other => return Err(format!("unsupported match `{other}`")),
     })
 }
@@ -1056,6 +1067,48 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
                 r.flags |= inv_bit;
             }
         }
+        Match::Statistic(st) => {
+            match o {
+                "--mode" if inv => return Err(format!("unexpected `!` with {o}")),
+                "--mode" => {
+                    st.mode = match w.arg(o)? {
+                        "random" => XT_STATISTIC_MODE_RANDOM,
+                        "nth" => XT_STATISTIC_MODE_NTH,
+                        m => return Err(format!("Bad mode \"{m}\"")),
+                    }
+                }
+                "--probability" => {
+                    let a = w.arg(o)?;
+                    let p: f64 = a
+                        .parse()
+                        .ok()
+                        .filter(|p| (0.0..=1.0).contains(p))
+                        .ok_or_else(|| format!("bad --probability `{a}` (0 to 1)"))?;
+                    // libxt_statistic: lround(0x80000000 * p)
+                    st.every = (p * 2_147_483_648.0).round() as u32;
+                }
+                "--every" => {
+                    let a = w.arg(o)?;
+                    let n: u32 = a
+                        .parse()
+                        .ok()
+                        .filter(|&n| n >= 1)
+                        .ok_or_else(|| format!("bad --every `{a}` (at least 1)"))?;
+                    st.every = n - 1;
+                }
+                "--packet" if inv => return Err(format!("unexpected `!` with {o}")),
+                "--packet" => {
+                    let a = w.arg(o)?;
+                    st.packet = a.parse().map_err(|_| format!("bad --packet `{a}`"))?;
+                }
+                _ => return Ok(false),
+            }
+            if inv {
+                st.flags |= XT_STATISTIC_INVERT;
+            }
+            // statistic_check: count = every - packet, in both modes (the union).
+            st.count = st.every.wrapping_sub(st.packet);
+        }
         Match::Ttl(t) => {
             let mode = match o {
                 "--ttl-eq" => {
@@ -1291,6 +1344,9 @@ fn parse_rate(s: &str) -> R<u32> {
 
 fn final_check_match(m: &Match, ip: &IpMatch) -> R<()> {
     match m {
+        Match::Statistic(st) if st.packet > st.every => {
+            return Err("the --packet p must be 0 <= p <= n-1".into());
+        }
         Match::Multiport(mp) => {
             if !matches!(ip.exact_proto(), Some(6 | 17 | 132 | 33 | 136)) {
                 return Err(

@@ -567,6 +567,26 @@ fn save_match(s: &mut String, m: &Match) {
                 let _ = write!(s, " --dst-range {}-{}", ip4(r.dst_min), ip4(r.dst_max));
             }
         }
+        Match::Statistic(st) => {
+            // libxt_statistic's print_match
+            let inv = if st.flags & XT_STATISTIC_INVERT != 0 {
+                " !"
+            } else {
+                ""
+            };
+            if st.mode == XT_STATISTIC_MODE_NTH {
+                // iptables 1.8.9 prints `--packet` always (restore requires it with `--every`).
+                let _ = write!(
+                    s,
+                    " --mode nth{inv} --every {} --packet {}",
+                    u64::from(st.every) + 1,
+                    st.packet
+                );
+            } else {
+                let p = f64::from(st.every) / 2_147_483_648.0;
+                let _ = write!(s, " --mode random{inv} --probability {p:.11}");
+            }
+        }
         Match::Ttl(t) => {
             let op = match t.mode {
                 IPT_TTL_EQ => " --ttl-eq",

@@ -640,6 +640,7 @@ const MATCHES: &[Ext] = &[
     x("pkttype", 0, Fam::Unspec, 8),
     x("connmark", 1, Fam::Unspec, 9),
     x("dscp", 0, Fam::Unspec, 2),
+    x("statistic", 0, Fam::Unspec, 24),
     Ext {
         hooks: PRE | IN | FWD,
         ..x("mac", 0, Fam::Unspec, 12)
@@ -931,6 +932,13 @@ fn check_match(x: &Ext, d: &[u8], ip: &IptIp) -> CheckResult {
                 Ok(())
             }
         }
+        // statistic_mt_check
+        "statistic"
+            if le16(d, 0).unwrap_or(0) > XT_STATISTIC_MODE_NTH
+                || le16(d, 2).unwrap_or(0) & !XT_STATISTIC_INVERT != 0 =>
+        {
+            inval("statistic: unknown mode or flags")
+        }
         "dscp" if u8_at(d, 0).unwrap_or(0) > XT_DSCP_MAX => {
             Err((Errno::EDOM, "dscp: value out of range".into()))
         }
@@ -1115,7 +1123,7 @@ mod tests {
             data: vec![0; 8],
         });
         r.matches.push(Match::Other {
-            name: "statistic".into(),
+            name: "hashlimit".into(),
             revision: 0,
             data: vec![0; 24],
         });
@@ -1134,7 +1142,7 @@ mod tests {
             matches!(&v.entries[0].target, VTarget::Ext(Target::Other { name, .. }) if name == "TCPMSS")
         );
         assert!(
-            matches!(&v.entries[0].matches[0], Match::Other { name, .. } if name == "statistic")
+            matches!(&v.entries[0].matches[0], Match::Other { name, .. } if name == "hashlimit")
         );
     }
 

@@ -468,6 +468,25 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
                     ));
                 }
             }
+            // libxt_statistic's xlate
+            M::Statistic(st) => {
+                let inv = st.flags & XT_STATISTIC_INVERT != 0;
+                if st.mode == XT_STATISTIC_MODE_NTH {
+                    p.push(format!(
+                        "numgen inc mod {} {}{}",
+                        u64::from(st.every) + 1,
+                        if inv { "!= " } else { "" },
+                        st.packet
+                    ));
+                } else {
+                    p.push(format!(
+                        "meta random & {} {} {}",
+                        i32::MAX,
+                        if inv { ">=" } else { "<" },
+                        st.every
+                    ));
+                }
+            }
             other => return Err(format!("-m {}", other.name())),
         }
     }
