@@ -877,10 +877,31 @@ impl Lowerer<'_> {
                 self.ct(m, key)
             }
             ExprKind::Bitwise { expr, op, value } => self.bitwise(m, expr, *op, value),
+            // `numgen inc mod N [!=] P`: libxt_statistic's nth mode (its xlate, reversed).
+            ExprKind::Numgen {
+                random: false,
+                modulus,
+                offset: 0,
+            } => {
+                let (inv, v) = self.eq_value(m)?;
+                let words = [
+                    vec!["--mode".into(), "nth".into()],
+                    neg(inv, vec!["--every".into(), modulus.to_string()]),
+                    vec!["--packet".into(), be_u32(v).to_string()],
+                ];
+                Some(Piece::Opt {
+                    module: "statistic",
+                    key: "statistic",
+                    words: words.concat(),
+                    merge: false,
+                    reads: None,
+                    span,
+                })
+            }
             ExprKind::Numgen { .. } => {
                 self.err(
                     span,
-                    "`numgen` has no iptables equivalent in nfc's lowering",
+                    "this `numgen` (iptables has `numgen inc mod N == P` only)",
                 );
                 None
             }
@@ -1375,6 +1396,33 @@ impl Lowerer<'_> {
             }
             ExprKind::Ct { key, dir: None, .. } if key.name == "mark" => {
                 self.mark_match(m, Some(be_u32(mask)), "connmark", Field::CtMark)
+            }
+            // `meta random & 2147483647 < P`: libxt_statistic's random mode (its xlate, reversed).
+            ExprKind::Meta { key } if key.name == "random" && be_u32(mask) == 0x7fff_ffff => {
+                let (inv, v) = match (&m.op, &m.right) {
+                    (Op::Lt, Rhs::Value(v)) => (false, v),
+                    (Op::Gte, Rhs::Value(v)) => (true, v),
+                    _ => {
+                        self.err(
+                            span,
+                            "this `meta random` comparison (iptables has `<` and `>=`)",
+                        );
+                        return None;
+                    }
+                };
+                let p = f64::from(be_u32(v)) / 2_147_483_648.0;
+                Some(Piece::Opt {
+                    module: "statistic",
+                    key: "statistic",
+                    words: [
+                        vec!["--mode".into(), "random".into()],
+                        neg(inv, vec!["--probability".into(), format!("{p:.11}")]),
+                    ]
+                    .concat(),
+                    merge: false,
+                    reads: None,
+                    span,
+                })
             }
             ExprKind::Payload { .. } if expr.ty == crate::hir::Type::TcpFlag => {
                 let mk = be_u32(mask) as u8;
