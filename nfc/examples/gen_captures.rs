@@ -14,6 +14,11 @@
 //!   the server's `227` naming port 50000, the data connection to it (RELATED: the ftp helper expected it),
 //!   `EPSV` with a `229` naming port 50001 and its data connection, then a probe of port 50002 that nothing
 //!   expected (dropped).
+//! * `kube-proxy.pcap` for `examples/kube-proxy.nfr` (the node is 192.168.0.10 on eth0, its pods on cni0 at
+//!   10.244.0.0/24): twelve clients on the node network opening connections to the NodePort 30080 (DNATed to one
+//!   of the three web endpoints at random, masqueraded), six from a pod to the web service's cluster IP, four DNS
+//!   queries from a pod to the dns service, and one connection from outside to a pod directly (dropped). Only
+//!   the clients' first packets: which endpoint answers is the replay's random choice.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -378,6 +383,36 @@ pub fn ftp() -> Vec<u8> {
     c.bytes()
 }
 
+/// `examples/kube-proxy.pcap`.
+pub fn kube_proxy() -> Vec<u8> {
+    let mut c = Capture::new();
+    for i in 0..12u16 {
+        let client = format!("192.168.0.{}", 50 + i);
+        c.add(
+            10_000,
+            tcp(&client, "192.168.0.10", 41000 + i, 30080, 1000, 0, SYN, &[]),
+        );
+    }
+    for i in 0..6u16 {
+        c.add(
+            10_000,
+            tcp("10.244.0.9", "10.96.0.20", 42000 + i, 80, 1000, 0, SYN, &[]),
+        );
+    }
+    for i in 0..4u16 {
+        let q = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00";
+        c.add(
+            10_000,
+            build::udp(a("10.244.0.9"), a("10.96.0.10"), 43000 + i, 53, q),
+        );
+    }
+    c.add(
+        10_000,
+        tcp("192.168.0.99", "10.244.0.5", 44000, 8080, 1000, 0, SYN, &[]),
+    );
+    c.bytes()
+}
+
 /// Writes every capture into `dir`.
 pub fn write_all(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
@@ -385,6 +420,7 @@ pub fn write_all(dir: &Path) -> std::io::Result<Vec<String>> {
         ("server.pcap", server()),
         ("router.pcap", router()),
         ("ftp.pcap", ftp()),
+        ("kube-proxy.pcap", kube_proxy()),
     ] {
         std::fs::write(dir.join(n), bytes)?;
         names.push(n.to_string());

@@ -129,7 +129,66 @@ const CASES: &[Case] = &[
             "[1:40] -A POSTROUTING -s 192.168.1.0/24 -o eth0 -j MASQUERADE",
         ],
     },
+    Case {
+        rules: "examples/kube-proxy.nfr",
+        capture: "examples/kube-proxy.pcap",
+        args: &[
+            "--iface",
+            "eth0=192.168.0.10/24",
+            "--iface",
+            "cni0=10.244.0.1/24",
+            "--local",
+            "192.168.0.10",
+            "10.244.0.1",
+        ],
+        // The endpoints as the default seed draws them: every engine the same.
+        expect: &[
+            "frames: 23 (1242 bytes); through the hooks: 23 (1242 bytes); skipped: 0; dropped by ip_rcv: 0",
+            "  forward      drop 1",
+            "  postrouting  accept 22",
+            "effects: reject 0, nat 34, nat failed 0, log 0, notrack 0, ct mark set 0, ct helper set 0, queued 0",
+            "\t\tcounter packets 12 bytes 480 masquerade fully-random comment \"kubernetes service traffic requiring SNAT\"",
+            "\t\tmeta random & 2147483647 < 715827883 counter packets 6 bytes 240 jump KUBE-SEP-WEB1 comment \"default/web:http -> 10.244.0.5:8080\"",
+            "\t\tmeta random & 2147483647 < 1073741824 counter packets 7 bytes 280 jump KUBE-SEP-WEB2 comment \"default/web:http -> 10.244.0.6:8080\"",
+            "\t\tcounter packets 5 bytes 200 jump KUBE-SEP-WEB3 comment \"default/web:http -> 10.244.0.7:8080\"",
+        ],
+        ipt_expect: &[
+            "[6:240] -A KUBE-SVC-WEB -m statistic --mode random --probability 0.33333333349 -m comment --comment \"default/web:http -> 10.244.0.5:8080\" -j KUBE-SEP-WEB1",
+            "[7:280] -A KUBE-SVC-WEB -m statistic --mode random --probability 0.50000000000 -m comment --comment \"default/web:http -> 10.244.0.6:8080\" -j KUBE-SEP-WEB2",
+        ],
+    },
 ];
+
+/// `--seed` picks the endpoints: the same seed repeats a run on every engine, another one draws others.
+fn seed_repeats_and_changes_the_draws() {
+    let run = |e: &str, seed: &str| {
+        let o = nfc(&[
+            "run",
+            "pcap",
+            "examples/kube-proxy.nfr",
+            "examples/kube-proxy.pcap",
+            "--iface",
+            "eth0=192.168.0.10/24",
+            "--local",
+            "192.168.0.10",
+            "--engine",
+            e,
+            "--seed",
+            seed,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        let s = stdout(&o);
+        s.lines()
+            .filter(|l| l.contains("jump KUBE-SEP-"))
+            .map(|l| l.split("counter").nth(1).unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    let a = run("interp", "7");
+    assert_eq!(a.len(), 5, "{a:?}");
+    assert_eq!(a, run("interp", "7"));
+    assert_eq!(a, run("jit", "7"));
+    assert_ne!(a, run("interp", "8"));
+}
 
 fn example_cases_available() -> bool {
     CASES.iter().all(|c| root().join(c.capture).exists())
@@ -1480,6 +1539,10 @@ fn main() {
         gate::test(
             "threads_two_prints_what_one_prints",
             threads_two_prints_what_one_prints,
+        ),
+        gate::test(
+            "seed_repeats_and_changes_the_draws",
+            seed_repeats_and_changes_the_draws,
         ),
         gate::needs(
             "threads_two_prints_what_one_prints_on_many_flows",

@@ -105,6 +105,10 @@ pub struct Args {
     /// Output interface of every forwarded or sent packet (overrides the pcapng interface name and --iface).
     #[arg(long)]
     pub oif: Option<String>,
+    /// Seed of the generator behind `numgen random`, `meta random` and iptables' `-m statistic --mode random`
+    /// (where the kernel draws random numbers): the same seed gives the same run.
+    #[arg(long, value_name = "N", default_value_t = nfr_vm::prandom::DEFAULT_SEED)]
+    pub seed: u64,
     /// Print the final conntrack table (conntrack -L format).
     #[arg(long)]
     pub ct_list: bool,

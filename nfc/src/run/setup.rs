@@ -44,6 +44,8 @@ pub struct Setup {
     pub gap_cap_ns: Option<u64>,
     pub notes: Vec<String>,
     pub threads: usize,
+    /// `--seed`.
+    pub seed: u64,
     /// `--engine ipt`: the lowered tables.
     pub ipt: Vec<IptTableSetup>,
 }
@@ -218,6 +220,23 @@ impl Setup {
             ));
             threads = 1;
         }
+        let draws = prog.program().insns.iter().any(|i| {
+            matches!(
+                i,
+                nfr_vm::Insn::Numgen { .. }
+                    | nfr_vm::Insn::Meta {
+                        key: nfr_vm::insn::MetaKey::Prandom,
+                        ..
+                    }
+            )
+        });
+        if threads > 1 && draws {
+            notes.push(format!(
+                "the ruleset uses `numgen` or `meta random`, whose generator and counters are shared by all flows; \
+                 running on 1 thread instead of {threads} so the result does not depend on the sharding"
+            ));
+            threads = 1;
+        }
         if threads > 1 && uses_nat {
             notes.push(format!(
                 "the ruleset uses NAT, whose bindings are shared by all flows and change the addresses that shard \
@@ -247,6 +266,7 @@ impl Setup {
             gap_cap_ns,
             notes,
             threads,
+            seed: args.seed,
             ipt,
         }))
     }

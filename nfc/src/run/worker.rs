@@ -859,6 +859,7 @@ struct WorkerSeed {
     path: path::PathModel,
     /// (table name, blob, valid hooks) for `--engine ipt`.
     ipt: Vec<(String, Vec<u8>, u32)>,
+    seed: u64,
 }
 
 impl WorkerSeed {
@@ -874,6 +875,7 @@ impl WorkerSeed {
                 .iter()
                 .map(|t| (t.table.name.clone(), t.blob.clone(), t.table.valid_hooks))
                 .collect(),
+            seed: setup.seed,
         }
     }
 
@@ -884,8 +886,9 @@ impl WorkerSeed {
         let mut ipts = Vec::new();
         if self.engine == EngineKind::Ipt {
             for (i, (name, blob, valid)) in self.ipt.iter().enumerate() {
-                let table = nfr_ipt::ExecTable::from_blob(blob)
+                let mut table = nfr_ipt::ExecTable::from_blob(blob)
                     .map_err(|e| anyhow::anyhow!("the iptables {name} table cannot run: {e}"))?;
+                table.prandom = nfr_vm::Prandom::new(self.seed);
                 let t = Rc::new(RefCell::new(IptEngine {
                     table,
                     name: name.clone(),
@@ -902,6 +905,7 @@ impl WorkerSeed {
                 self.engine,
             )));
             p.borrow_mut().set_trace(opts.trace);
+            p.borrow_mut().state.prandom = nfr_vm::Prandom::new(self.seed);
             engine::register_program(&mut hooks, &p, &self.specs)
                 .map_err(|e| anyhow::anyhow!("cannot register the ruleset's chains: {e:?}"))?;
             prog = Some(p);
