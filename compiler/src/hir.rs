@@ -298,6 +298,11 @@ pub enum ExprKind {
         modulus: u32,
         offset: u32,
     },
+    /// `fib saddr|daddr type`: the route type of the packet's source or destination address
+    /// (`daddr`: `NFTA_FIB_F_DADDR`), 4 bytes host order.
+    FibType {
+        daddr: bool,
+    },
     /// `a . b . c`
     Concat(Vec<Expr>),
     /// `expr & mask` (also `|`, `^`): a bitwise operation with a constant.
@@ -886,6 +891,9 @@ fn show_expr(e: &Expr) -> String {
             None => format!("{},{offset_bits},{len_bits}", raw_base_name(*base)),
         },
         ExprKind::Meta { key } => format!("meta {}", key.name),
+        ExprKind::FibType { daddr } => {
+            format!("fib {} type", if *daddr { "daddr" } else { "saddr" })
+        }
         ExprKind::Numgen {
             random,
             modulus,

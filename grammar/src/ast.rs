@@ -547,6 +547,12 @@ pub enum ExprKind {
         modulus: u32,
         offset: u32,
     },
+    /// `fib FLAG[ . FLAG]... RESULT`: `flags` are `NFTA_FIB_F_*` bits (in the order written, kept for
+    /// printing), `result` is `type`, `oif`, `oifname` or `check`.
+    Fib {
+        flags: Vec<&'static str>,
+        result: &'static str,
+    },
     /// A decimal or hex number as written (`hex` = written with `0x`).
     Number {
         value: u128,

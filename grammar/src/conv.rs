@@ -1665,7 +1665,7 @@ impl<'a> P<'a> {
             }
             "snat" | "dnat" | "masquerade" | "redirect" => self.nat(),
             "quota" | "dup" | "fwd" | "tproxy" | "synproxy" | "last" | "meter" | "add"
-            | "update" | "delete" | "xt" | "fib" | "rt" | "socket" | "osf" | "ipsec" | "jhash"
+            | "update" | "delete" | "xt" | "rt" | "socket" | "osf" | "ipsec" | "jhash"
             | "symhash" | "exthdr" | "hbh" | "frag" | "rt0" | "rt2" | "rt4" | "dst" | "mh"
             | "srh" | "igmp" | "gre" | "gretap" | "geneve" | "vxlan" | "inner" | "reset"
             | "secmark" => Ok(self.rest_as_other(w)),
@@ -1996,6 +1996,9 @@ impl<'a> P<'a> {
                 .is_some_and(|k| k == "secpath" || catalog::meta_key(k).is_some()),
             "ct" => true,
             "numgen" => matches!(self.peek_word_at(1), Some("inc" | "random")),
+            "fib" => self
+                .peek_word_at(1)
+                .is_some_and(|f| catalog::FIB_FLAGS.iter().any(|(n, _)| *n == f)),
             _ => {
                 if let Some(f) = self.peek_word_at(1)
                     && catalog::payload_field(w, f).is_some()
@@ -2069,6 +2072,26 @@ impl<'a> P<'a> {
                 let key = catalog::ct_key(&k)
                     .ok_or_else(|| err(kl, kr, format!("unknown ct key `{k}`")))?;
                 ExprKind::Ct { dir, family, key }
+            }
+            "fib" => {
+                let mut flags = Vec::new();
+                loop {
+                    let (fl, f, fr) = self.word_any()?;
+                    let (name, _) = catalog::FIB_FLAGS
+                        .iter()
+                        .find(|(n, _)| *n == f)
+                        .ok_or_else(|| err(fl, fr, format!("unknown fib flag `{f}`")))?;
+                    flags.push(*name);
+                    if !self.eat_tok(&Tok::Dot) {
+                        break;
+                    }
+                }
+                let (rl, r, rr) = self.word_any()?;
+                let result = ["type", "oif", "oifname", "check"]
+                    .into_iter()
+                    .find(|k| *k == r)
+                    .ok_or_else(|| err(rl, rr, format!("unknown fib result `{r}`")))?;
+                ExprKind::Fib { flags, result }
             }
             "numgen" => {
                 let (tl, t, tr) = self.word_any()?;

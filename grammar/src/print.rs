@@ -183,6 +183,7 @@ pub fn expr_dtype(e: &Expr) -> Option<Datatype> {
             }
         }
         ExprKind::Numgen { .. } => Some(Datatype::Integer { bits: 32 }),
+        ExprKind::Fib { result: "type", .. } => Some(Datatype::FibAddrtype),
         ExprKind::RawPayload { len, .. } => Some(Datatype::Integer {
             bits: (*len).min(128) as u16,
         }),
@@ -1436,6 +1437,9 @@ impl Printer {
                     RawBase::Ih => "ih",
                 };
                 let _ = write!(self.out, "@{b},{offset},{len}");
+            }
+            ExprKind::Fib { flags, result } => {
+                let _ = write!(self.out, "fib {} {result}", flags.join(" . "));
             }
             ExprKind::Numgen {
                 random,

@@ -134,6 +134,14 @@ impl ExecTable {
     pub fn new(table: VerifiedTable) -> Result<Self, ExecError> {
         for e in &table.entries {
             for m in &e.matches {
+                if let Match::Addrtype(at) = m
+                    && at.flags & (XT_ADDRTYPE_LIMIT_IFACE_IN | XT_ADDRTYPE_LIMIT_IFACE_OUT) != 0
+                {
+                    return Err(ExecError::Unsupported {
+                        offset: e.offset,
+                        name: "addrtype --limit-iface-in/out".into(),
+                    });
+                }
                 if let Match::Other { name, .. } = m {
                     return Err(ExecError::Unsupported {
                         offset: e.offset,
@@ -439,6 +447,15 @@ fn match_one(
     prandom: &mut nfr_vm::Prandom,
 ) -> bool {
     match m {
+        // addrtype_mt_v1, from the route types the runtime gives the packet's addresses
+        // (`PktState::fib_saddr_type`; `ExecTable::new` refuses --limit-iface-in/out)
+        Match::Addrtype(at) => {
+            let is = |mask: u16, t: u8| mask & 1u16.checked_shl(u32::from(t)).unwrap_or(0) != 0;
+            (at.source == 0
+                || is(at.source, c.st.fib_saddr_type) ^ (at.flags & XT_ADDRTYPE_INVERT_SOURCE != 0))
+                && (at.dest == 0
+                    || is(at.dest, c.st.fib_daddr_type) ^ (at.flags & XT_ADDRTYPE_INVERT_DEST != 0))
+        }
         // statistic_mt
         Match::Statistic(st) => {
             let hit = if st.mode == XT_STATISTIC_MODE_NTH {

@@ -749,6 +749,52 @@ impl StatisticInfo {
     }
 }
 
+/// `struct xt_addrtype_info_v1` ("addrtype" rev 1, 8 bytes): `source` and `dest` are masks of
+/// `1 << RTN_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AddrtypeInfoV1 {
+    pub source: u16,
+    pub dest: u16,
+    /// `XT_ADDRTYPE_*` flags.
+    pub flags: u32,
+}
+pub const XT_ADDRTYPE_INVERT_SOURCE: u32 = 0x1;
+pub const XT_ADDRTYPE_INVERT_DEST: u32 = 0x2;
+pub const XT_ADDRTYPE_LIMIT_IFACE_IN: u32 = 0x4;
+pub const XT_ADDRTYPE_LIMIT_IFACE_OUT: u32 = 0x8;
+/// libxt_addrtype's `rtn_names`: bit `i` of a mask is route type `i` (`RTN_*`).
+pub const ADDRTYPE_NAMES: [&str; 12] = [
+    "UNSPEC",
+    "UNICAST",
+    "LOCAL",
+    "BROADCAST",
+    "ANYCAST",
+    "MULTICAST",
+    "BLACKHOLE",
+    "UNREACHABLE",
+    "PROHIBIT",
+    "THROW",
+    "NAT",
+    "XRESOLVE",
+];
+impl AddrtypeInfoV1 {
+    pub const SIZE: usize = 8;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::zeroed(Self::SIZE);
+        o.le16(0, self.source);
+        o.le16(2, self.dest);
+        o.le32(4, self.flags);
+        o.0
+    }
+    pub fn decode(d: &[u8]) -> Option<Self> {
+        Some(AddrtypeInfoV1 {
+            source: le16(d, 0)?,
+            dest: le16(d, 2)?,
+            flags: le32(d, 4)?,
+        })
+    }
+}
+
 /// `struct ipt_reject_info` ("REJECT" rev 0): `with` values `IPT_ICMP_*`/`IPT_TCP_RESET`.
 pub const IPT_REJECT_SIZE: usize = 4;
 pub const IPT_ICMP_NET_UNREACHABLE: u32 = 0;

@@ -153,6 +153,8 @@ pub enum Match {
     Owner(OwnerInfo),
     /// `-m statistic` (rev 0).
     Statistic(StatisticInfo),
+    /// `-m addrtype` (rev 1).
+    Addrtype(AddrtypeInfoV1),
     /// Any other match, as raw data (already XT_ALIGN padded when it came from a blob).
     Other {
         name: String,
@@ -182,6 +184,7 @@ impl Match {
             Match::Mac(_) => "mac",
             Match::Owner(_) => "owner",
             Match::Statistic(_) => "statistic",
+            Match::Addrtype(_) => "addrtype",
             Match::Other { name, .. } => name,
         }
     }
@@ -193,7 +196,8 @@ impl Match {
             | Match::Mark(_)
             | Match::Iprange(_)
             | Match::Connmark(_)
-            | Match::Owner(_) => 1,
+            | Match::Owner(_)
+            | Match::Addrtype(_) => 1,
             Match::Other { revision, .. } => *revision,
             _ => 0,
         }
@@ -222,6 +226,7 @@ impl Match {
             Match::Mac(m) => m.encode(),
             Match::Owner(m) => m.encode(),
             Match::Statistic(m) => m.encode(),
+            Match::Addrtype(m) => m.encode(),
             Match::Other { data, .. } => data.clone(),
         }
     }
@@ -249,6 +254,7 @@ impl Match {
             ("mac", 0, 16) => MacInfo::decode(data).map(Match::Mac),
             ("owner", 1, 24) => OwnerInfo::decode(data).map(Match::Owner),
             ("statistic", 0, 24) => StatisticInfo::decode(data).map(Match::Statistic),
+            ("addrtype", 1, 8) => AddrtypeInfoV1::decode(data).map(Match::Addrtype),
             _ => None,
         };
         match typed {

@@ -462,6 +462,15 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
             Match::Connmark(_) => Some("connmark match: --mark is required"),
             Match::Dscp(_) => Some("dscp match: --dscp or --dscp-class is required"),
             Match::Mac(_) => Some("mac match: --mac-source is required"),
+            Match::Addrtype(at) if at.source == 0 && at.dest == 0 => {
+                Some("addrtype: you must specify --src-type or --dst-type")
+            }
+            Match::Addrtype(at)
+                if at.flags & XT_ADDRTYPE_LIMIT_IFACE_IN != 0
+                    && at.flags & XT_ADDRTYPE_LIMIT_IFACE_OUT != 0 =>
+            {
+                Some("addrtype: you can't specify both --limit-iface-in and --limit-iface-out")
+            }
             Match::Statistic(_) if !seen.iter().any(|(o, n)| *o == k && n == "--mode") => {
                 Some("statistic match: --mode is required")
             }
@@ -664,6 +673,7 @@ fn new_match(name: &str, _ip: &IpMatch) -> R<Match> {
         }),
         "owner" => Match::Owner(OwnerInfo::default()),
         "statistic" => Match::Statistic(StatisticInfo::default()),
+        "addrtype" => Match::Addrtype(AddrtypeInfoV1::default()),
         other => return Err(format!("unsupported match `{other}`")),
     })
 }
@@ -1065,6 +1075,35 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
             r.flags |= bit;
             if inv {
                 r.flags |= inv_bit;
+            }
+        }
+        Match::Addrtype(at) => {
+            let (mask, inv_bit) = match o {
+                "--src-type" => (&mut at.source, XT_ADDRTYPE_INVERT_SOURCE),
+                "--dst-type" => (&mut at.dest, XT_ADDRTYPE_INVERT_DEST),
+                "--limit-iface-in" | "--limit-iface-out" if inv => {
+                    return Err(format!("unexpected `!` with {o}"));
+                }
+                "--limit-iface-in" => {
+                    at.flags |= XT_ADDRTYPE_LIMIT_IFACE_IN;
+                    return Ok(true);
+                }
+                "--limit-iface-out" => {
+                    at.flags |= XT_ADDRTYPE_LIMIT_IFACE_OUT;
+                    return Ok(true);
+                }
+                _ => return Ok(false),
+            };
+            // libxt_addrtype's parse_types: names separated by `,`, any case.
+            for t in w.arg(o)?.split(',') {
+                let i = ADDRTYPE_NAMES
+                    .iter()
+                    .position(|n| n.eq_ignore_ascii_case(t))
+                    .ok_or_else(|| format!("addrtype: bad type \"{t}\""))?;
+                *mask |= 1 << i;
+            }
+            if inv {
+                at.flags |= inv_bit;
             }
         }
         Match::Statistic(st) => {

@@ -567,6 +567,35 @@ fn save_match(s: &mut String, m: &Match) {
                 let _ = write!(s, " --dst-range {}-{}", ip4(r.dst_min), ip4(r.dst_max));
             }
         }
+        // libxt_addrtype's addrtype_save_v1
+        Match::Addrtype(at) => {
+            let types = |mask: u16| {
+                ADDRTYPE_NAMES
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, n)| *n)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            for (mask, inv, opt) in [
+                (at.source, XT_ADDRTYPE_INVERT_SOURCE, "--src-type"),
+                (at.dest, XT_ADDRTYPE_INVERT_DEST, "--dst-type"),
+            ] {
+                if mask != 0 {
+                    if at.flags & inv != 0 {
+                        s.push_str(" !");
+                    }
+                    let _ = write!(s, " {opt} {}", types(mask));
+                }
+            }
+            if at.flags & XT_ADDRTYPE_LIMIT_IFACE_IN != 0 {
+                s.push_str(" --limit-iface-in");
+            }
+            if at.flags & XT_ADDRTYPE_LIMIT_IFACE_OUT != 0 {
+                s.push_str(" --limit-iface-out");
+            }
+        }
         Match::Statistic(st) => {
             // libxt_statistic's print_match
             let inv = if st.flags & XT_STATISTIC_INVERT != 0 {

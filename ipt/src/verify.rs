@@ -641,6 +641,7 @@ const MATCHES: &[Ext] = &[
     x("connmark", 1, Fam::Unspec, 9),
     x("dscp", 0, Fam::Unspec, 2),
     x("statistic", 0, Fam::Unspec, 24),
+    x("addrtype", 1, Fam::Unspec, 8),
     Ext {
         hooks: PRE | IN | FWD,
         ..x("mac", 0, Fam::Unspec, 12)
@@ -931,6 +932,14 @@ fn check_match(x: &Ext, d: &[u8], ip: &IptIp) -> CheckResult {
             } else {
                 Ok(())
             }
+        }
+        // addrtype_mt_checkentry_v1 (its per-hook checks of --limit-iface-in/out are not made here)
+        "addrtype"
+            if le32(d, 4).unwrap_or(0)
+                & (XT_ADDRTYPE_LIMIT_IFACE_IN | XT_ADDRTYPE_LIMIT_IFACE_OUT)
+                == XT_ADDRTYPE_LIMIT_IFACE_IN | XT_ADDRTYPE_LIMIT_IFACE_OUT =>
+        {
+            inval("addrtype: both incoming and outgoing interface limitation cannot be selected")
         }
         // statistic_mt_check
         "statistic"

@@ -718,6 +718,9 @@ impl Tx<'_, '_> {
             } => {
                 self.helper(idx, rule_id, &[], &[(*dreg, 4)]);
             }
+            Insn::FibType { dreg, .. } => {
+                self.helper(idx, rule_id, &[], &[(*dreg, 4)]);
+            }
             Insn::Numgen { dreg, .. } => {
                 let code = self.helper(idx, rule_id, &[], &[(*dreg, 4)]);
                 self.dispatch(code, pos, next);

@@ -153,6 +153,7 @@ const CASES: &[Case] = &[
             "\t\tcounter packets 5 bytes 200 jump KUBE-SEP-WEB3 comment \"default/web:http -> 10.244.0.7:8080\"",
         ],
         ipt_expect: &[
+            "[12:480] -A KUBE-SERVICES -m addrtype --dst-type LOCAL -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -j KUBE-NODEPORTS",
             "[6:240] -A KUBE-SVC-WEB -m statistic --mode random --probability 0.33333333349 -m comment --comment \"default/web:http -> 10.244.0.5:8080\" -j KUBE-SEP-WEB1",
             "[7:280] -A KUBE-SVC-WEB -m statistic --mode random --probability 0.50000000000 -m comment --comment \"default/web:http -> 10.244.0.6:8080\" -j KUBE-SEP-WEB2",
         ],

@@ -74,6 +74,8 @@ pub enum Datatype {
     Day,
     /// meta hour.
     Hour,
+    /// `fib_addrtype`: a route type (`RTN_*`), what `fib ... type` gives.
+    FibAddrtype,
 }
 
 /// The three payload bases (`NFT_PAYLOAD_*_HEADER`).
@@ -340,6 +342,7 @@ impl Datatype {
             Time => "time",
             Day => "day",
             Hour => "hour",
+            FibAddrtype => "fib_addrtype",
         }
     }
 
@@ -384,6 +387,7 @@ impl Datatype {
             "time" => Time,
             "day" => Day,
             "hour" => Hour,
+            "fib_addrtype" => FibAddrtype,
             _ => return None,
         })
     }
@@ -420,6 +424,7 @@ impl Datatype {
             Time => 64,
             Day => 8,
             Hour => 32,
+            FibAddrtype => 32,
         }
     }
 
@@ -435,7 +440,9 @@ impl Datatype {
             | IcmpCode | Icmpv6Type | Icmpv6Code | IcmpxCode | TcpFlag | DccpPkttype | Dscp
             | Ecn | CtLabel => ByteOrder::Big,
             CtState | CtStatus | CtDir | CtEvent | Mark | Ifindex | Arphrd | Pkttype | Nfproto
-            | Uid | Gid | Realm | Devgroup | Boolean | Time | Day | Hour => ByteOrder::Host,
+            | Uid | Gid | Realm | Devgroup | Boolean | Time | Day | Hour | FibAddrtype => {
+                ByteOrder::Host
+            }
             Integer { .. } => ByteOrder::Host,
             String { .. } | Verdict => ByteOrder::Invalid,
             Ifname => ByteOrder::Invalid,
@@ -475,6 +482,7 @@ impl Datatype {
             Arphrd => ARPHRD,
             Boolean => BOOLEAN,
             Day => DAY,
+            FibAddrtype => FIB_ADDR_TYPE,
             _ => &[],
         }
     }
@@ -665,6 +673,40 @@ pub const PKTTYPE: &[(&str, u64)] = &[
 ];
 
 pub const NFPROTO: &[(&str, u64)] = &[("ipv4", 2), ("ipv6", 10)];
+
+/// `RTN_UNICAST`, `RTN_LOCAL`, `RTN_BROADCAST`, `RTN_MULTICAST`: the route types a host's addresses give.
+pub const RTN_UNICAST: u8 = 1;
+pub const RTN_LOCAL: u8 = 2;
+pub const RTN_BROADCAST: u8 = 3;
+pub const RTN_MULTICAST: u8 = 5;
+
+/// Route types (`RTN_*`, nft's `addrtype_tbl`): the values of `fib ... type`.
+pub const FIB_ADDR_TYPE: &[(&str, u64)] = &[
+    ("unspec", 0),
+    ("unicast", RTN_UNICAST as u64),
+    ("local", RTN_LOCAL as u64),
+    ("broadcast", RTN_BROADCAST as u64),
+    ("anycast", 4),
+    ("multicast", RTN_MULTICAST as u64),
+    ("blackhole", 6),
+    ("unreachable", 7),
+    ("prohibit", 8),
+    ("throw", 9),
+    ("nat", 10),
+    ("xresolve", 11),
+];
+
+/// `fib` input flags (`enum nft_fib_flags`, `NFTA_FIB_F_*`) by the names nft writes them with.
+pub const FIB_FLAGS: &[(&str, u32)] = &[
+    ("saddr", 1),
+    ("daddr", 2),
+    ("mark", 4),
+    ("iif", 8),
+    ("oif", 16),
+];
+
+/// `NFT_FIB_RESULT_ADDRTYPE`.
+pub const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
 
 /// `numgen` types (`enum nft_ng_types`, nft's `numgen_type`): the generator's name and
 /// `NFTA_NG_TYPE`.

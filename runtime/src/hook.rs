@@ -167,6 +167,64 @@ pub struct IfAddrs {
 }
 
 impl IfAddrs {
+    /// The route type (`RTN_*`) the host's routing gives `a` (`inet_addr_type` / `ipv6_addr_type`,
+    /// for `fib ... type` and iptables' addrtype): multicast and the limited broadcast by their form, the
+    /// host's addresses and loopback local, an interface subnet's broadcast address broadcast, the rest
+    /// unicast.
+    pub fn addr_type(&self, nfproto: u8, a: &[u8; 16]) -> u8 {
+        use nfr_proto::catalog::{RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST, RTN_UNICAST};
+        let v4 = nfproto == NFPROTO_IPV4;
+        let mine = self
+            .addrs
+            .iter()
+            .any(|x| x.nfproto == nfproto && x.addr == *a)
+            || self.host.iter().any(|(f, x)| *f == nfproto && x == a);
+        if v4 {
+            if a[0] & 0xf0 == 0xe0 {
+                return RTN_MULTICAST;
+            }
+            if a[..4] == [255; 4] {
+                return RTN_BROADCAST;
+            }
+            if mine || a[0] == 127 {
+                return RTN_LOCAL;
+            }
+            let bcast = self.addrs.iter().any(|x| {
+                x.nfproto == nfproto && x.prefix_len < 31 && x.on_link(a) && {
+                    let host = u32::MAX >> x.prefix_len;
+                    u32::from_be_bytes([a[0], a[1], a[2], a[3]]) & host == host
+                }
+            });
+            return if bcast { RTN_BROADCAST } else { RTN_UNICAST };
+        }
+        if a[0] == 0xff {
+            RTN_MULTICAST
+        } else if mine || *a == std::net::Ipv6Addr::LOCALHOST.octets() {
+            RTN_LOCAL
+        } else {
+            RTN_UNICAST
+        }
+    }
+
+    /// Sets `PktState::fib_saddr_type` / `fib_daddr_type` from the packet's addresses.
+    pub fn set_fib_types(&self, pkt: &mut Packet<'_>) {
+        let nfproto = pkt.state.nfproto;
+        let l3 = pkt.l3();
+        let (s, d) = match nfproto {
+            NFPROTO_IPV4 if l3.len() >= 20 => (12..16, 16..20),
+            NFPROTO_IPV6 if l3.len() >= 40 => (8..24, 24..40),
+            _ => return,
+        };
+        let addr = |r: std::ops::Range<usize>| {
+            let mut a = [0u8; 16];
+            a[..r.len()].copy_from_slice(&l3[r]);
+            a
+        };
+        let (sa, da) = (addr(s), addr(d));
+        pkt.state.fib_saddr_type = self.addr_type(nfproto, &sa);
+        pkt.state.fib_daddr_type = self.addr_type(nfproto, &da);
+    }
+
     /// The source masquerade takes (`inet_select_addr(out, daddr)` / IPv6 source selection, simplified): the
     /// output interface's first address whose subnet holds the destination, else its first address, else the
     /// first address the host has elsewhere; `None` when it has none (the kernel drops the packet).
@@ -546,8 +604,11 @@ pub struct Hooks {
     pub sent: Vec<Sent>,
     /// Where the host's ICMP errors come from.
     pub icmp_source: IcmpSource,
-    /// The host's interface addresses (masquerade, redirect).
+    /// The host's interface addresses (masquerade, redirect, `fib ... type`).
     pub ifaddrs: IfAddrs,
+    /// Give each entry the route types of the packet's addresses (`PktState::fib_saddr_type`): on when
+    /// a ruleset asks for them (`fib ... type`).
+    pub fib_types: bool,
     /// Record each packet's NAT rewrites ([`Packet::rewrites`], [`Sent::rewrites`]).
     pub trace_nat: bool,
     icmp_limit: IcmpRateLimit,
@@ -805,6 +866,9 @@ impl Hooks {
                     .profile
                     .is_some_and(|p| p.timing)
                     .then(std::time::Instant::now);
+                if self.fib_types {
+                    self.ifaddrs.set_fib_types(pkt);
+                }
                 let v = e.engine.hook(pkt, &mut cx);
                 if let (Some(t), Some(p)) = (t, self.profile.as_mut()) {
                     p.add(e.engine.stage(), t.elapsed().as_nanos() as u64);
@@ -1117,6 +1181,38 @@ mod tests {
             generated: false,
             rewrites: Vec::new(),
         }
+    }
+
+    #[test]
+    fn addr_types_follow_the_host_addresses() {
+        use nfr_proto::catalog::{RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST, RTN_UNICAST};
+        let v4 = |a: [u8; 4]| {
+            let mut x = [0u8; 16];
+            x[..4].copy_from_slice(&a);
+            x
+        };
+        let ifa = IfAddrs {
+            addrs: vec![IfAddr {
+                ifindex: 2,
+                addr: v4([192, 168, 0, 10]),
+                nfproto: NFPROTO_IPV4,
+                prefix_len: 24,
+            }],
+            host: vec![(NFPROTO_IPV4, v4([10, 244, 0, 1]))],
+        };
+        let t = |a| ifa.addr_type(NFPROTO_IPV4, &v4(a));
+        assert_eq!(t([192, 168, 0, 10]), RTN_LOCAL);
+        assert_eq!(t([10, 244, 0, 1]), RTN_LOCAL);
+        assert_eq!(t([127, 0, 0, 1]), RTN_LOCAL);
+        assert_eq!(t([192, 168, 0, 255]), RTN_BROADCAST);
+        assert_eq!(t([255, 255, 255, 255]), RTN_BROADCAST);
+        assert_eq!(t([224, 0, 0, 1]), RTN_MULTICAST);
+        assert_eq!(t([192, 168, 0, 11]), RTN_UNICAST);
+        assert_eq!(t([10, 244, 0, 255]), RTN_UNICAST);
+        let mut p = pkt();
+        p.state.fib_daddr_type = 0;
+        ifa.set_fib_types(&mut p);
+        assert_ne!(p.state.fib_daddr_type, 0);
     }
 
     #[test]

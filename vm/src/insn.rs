@@ -373,6 +373,9 @@ pub enum Insn {
         modulus: u32,
         offset: u32,
     },
+    /// `nft_fib` with `NFT_FIB_RESULT_ADDRTYPE`: the route type of the source (or, with `daddr`,
+    /// destination) address (`PktState::fib_saddr_type` / `fib_daddr_type`), 4 bytes host order.
+    FibType { dreg: Reg, daddr: bool },
     /// `nft_meta` set.
     MetaSet { key: MetaSetKey, sreg: Reg },
     /// `nft_ct` get.

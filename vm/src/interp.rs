@@ -682,6 +682,14 @@ impl VerifiedProgram {
                 key: MetaKey::Prandom,
                 dreg,
             } => store_word(regs, *dreg, state.prandom.next_u32()),
+            Insn::FibType { dreg, daddr } => {
+                let t = if *daddr {
+                    st.fib_daddr_type
+                } else {
+                    st.fib_saddr_type
+                };
+                store_word(regs, *dreg, u32::from(t));
+            }
             Insn::Numgen {
                 dreg,
                 kind,

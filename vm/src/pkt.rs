@@ -158,6 +158,11 @@ pub struct PktState {
     pub iiftype: u16,
     /// Output device type (`meta oiftype`); read only when `oif != 0`.
     pub oiftype: u16,
+    /// Route type (`RTN_*`) of the source address (`fib saddr type`), as the runtime's host
+    /// addresses give it; 0 (`unspec`) when nobody filled it in.
+    pub fib_saddr_type: u8,
+    /// Route type of the destination address (`fib daddr type`).
+    pub fib_daddr_type: u8,
 
     // ---- skb / socket ----
     /// `skb->mark` (`meta mark`).
@@ -225,6 +230,8 @@ impl Default for PktState {
             oifname: [0; IFNAMSIZ],
             iiftype: 0,
             oiftype: 0,
+            fib_saddr_type: 0,
+            fib_daddr_type: 0,
             mark: 0,
             has_sk: false,
             sk_uid: 0,

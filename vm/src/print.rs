@@ -127,6 +127,10 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
                 let _ = write!(o, "offset {offset} ");
             }
         }
+        Insn::FibType { dreg, daddr } => {
+            let f = if *daddr { "daddr" } else { "saddr" };
+            let _ = write!(o, "fib {f} type => reg {} ", dreg.uapi());
+        }
         Insn::MetaSet { key, sreg } => {
             let _ = write!(o, "meta set {} with reg {} ", key.name(), sreg.uapi());
         }

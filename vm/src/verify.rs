@@ -594,6 +594,7 @@ impl Program {
                 regs.load(*sreg, usize::from(*len))?;
             }
             Insn::Meta { key, dreg } => regs.store(*dreg, key.size())?,
+            Insn::FibType { dreg, .. } => regs.store(*dreg, 4)?,
             Insn::Numgen {
                 dreg,
                 modulus,

@@ -68,7 +68,10 @@ pub fn needs(e: &Expr, family: Family, out: &mut Vec<(Need, Span)>) {
         }
         ExprKind::Concat(parts) => parts.iter().for_each(|p| needs(p, family, out)),
         ExprKind::Bitwise { expr, .. } => needs(expr, family, out),
-        ExprKind::Meta { .. } | ExprKind::Ct { .. } | ExprKind::Numgen { .. } => {}
+        ExprKind::Meta { .. }
+        | ExprKind::Ct { .. }
+        | ExprKind::Numgen { .. }
+        | ExprKind::FibType { .. } => {}
     }
 }
 

@@ -423,7 +423,8 @@ impl Ctx {
                 | A::Meta { .. }
                 | A::Ct { .. }
                 | A::RawPayload { .. }
-                | A::Numgen { .. } => true,
+                | A::Numgen { .. }
+                | A::Fib { .. } => true,
                 A::Binary { left, .. } => leftmost_is_selector(left),
                 A::Paren(x) => leftmost_is_selector(x),
                 _ => false,

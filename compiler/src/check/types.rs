@@ -241,6 +241,31 @@ impl Ctx {
                     span,
                 })
             }
+            A::Fib { flags, result } => {
+                let daddr = match (flags.as_slice(), *result) {
+                    (["saddr"], "type") => false,
+                    (["daddr"], "type") => true,
+                    _ => {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "E0206",
+                                span,
+                                "this `fib` lookup is not supported by nfc",
+                            )
+                            .with_note(
+                                "nfc answers `fib saddr type` and `fib daddr type` from the host's \
+                                 addresses (`nfc run pcap --local`, `--iface`), without routes",
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                Some(Expr {
+                    kind: ExprKind::FibType { daddr },
+                    ty: Type::FibAddrtype,
+                    span,
+                })
+            }
             A::Numgen {
                 random,
                 modulus,

@@ -280,7 +280,7 @@ fn field_of(e: &Expr) -> Field {
                 big: true,
             }
         }
-        ExprKind::Numgen { .. } => Field {
+        ExprKind::Numgen { .. } | ExprKind::FibType { .. } => Field {
             ty: e.ty,
             len: 4,
             shift: 0,
@@ -1009,6 +1009,16 @@ impl Lower<'_> {
                     .load
                     .ok_or_else(|| unsupported(e.span, format!("meta {}", key.name)))?;
                 cx.emit(Insn::meta(k, dreg));
+                let f = field_of(e);
+                if hton && f.needs_hton() {
+                    self.hton(cx, dreg, f.len);
+                }
+            }
+            ExprKind::FibType { daddr } => {
+                cx.emit(Insn::FibType {
+                    dreg,
+                    daddr: *daddr,
+                });
                 let f = field_of(e);
                 if hton && f.needs_hton() {
                     self.hton(cx, dreg, f.len);

@@ -905,6 +905,23 @@ impl Lowerer<'_> {
                 );
                 None
             }
+            // `fib daddr type local`: `-m addrtype --dst-type LOCAL` (libxt_addrtype's xlate, reversed).
+            ExprKind::FibType { daddr } => {
+                let (inv, v) = self.eq_value(m)?;
+                let name = nfr_ipt::layout::ADDRTYPE_NAMES
+                    .get(be_u32(v) as usize)
+                    .copied()
+                    .unwrap_or("UNSPEC");
+                let opt = if *daddr { "--dst-type" } else { "--src-type" };
+                Some(Piece::Opt {
+                    module: "addrtype",
+                    key: if *daddr { "dst-type" } else { "src-type" },
+                    words: neg(inv, vec![opt.into(), name.into()]),
+                    merge: true,
+                    reads: None,
+                    span,
+                })
+            }
             ExprKind::Concat(_) => {
                 self.err_help(
                     span,

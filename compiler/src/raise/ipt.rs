@@ -468,6 +468,29 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
                     ));
                 }
             }
+            // libxt_addrtype's xlate: `fib saddr|daddr type ...`
+            M::Addrtype(at) => {
+                if at.flags & (XT_ADDRTYPE_LIMIT_IFACE_IN | XT_ADDRTYPE_LIMIT_IFACE_OUT) != 0 {
+                    return Err("addrtype --limit-iface-in/out".into());
+                }
+                for (mask, inv, dir) in [
+                    (at.source, XT_ADDRTYPE_INVERT_SOURCE, "saddr"),
+                    (at.dest, XT_ADDRTYPE_INVERT_DEST, "daddr"),
+                ] {
+                    let names: Vec<String> = ADDRTYPE_NAMES
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| mask & (1 << i) != 0)
+                        .map(|(_, n)| n.to_ascii_lowercase())
+                        .collect();
+                    let o = op(at.flags & inv != 0);
+                    match names.as_slice() {
+                        [] => {}
+                        [one] => p.push(format!("fib {dir} type {o}{one}")),
+                        _ => p.push(format!("fib {dir} type {o}{{ {} }}", names.join(", "))),
+                    }
+                }
+            }
             // libxt_statistic's xlate
             M::Statistic(st) => {
                 let inv = st.flags & XT_STATISTIC_INVERT != 0;

@@ -880,6 +880,12 @@ impl WorkerSeed {
     }
 
     fn build(self, opts: Opts) -> anyhow::Result<Worker> {
+        let fib_types = self
+            .setup_prog
+            .program()
+            .insns
+            .iter()
+            .any(|i| matches!(i, nfr_vm::Insn::FibType { .. }));
         let mut hooks = Hooks::with_conntrack();
         hooks.queue_sink = true;
         let mut prog = None;
@@ -916,6 +922,7 @@ impl WorkerSeed {
         };
         hooks.icmp_source = self.path.icmp_source();
         hooks.ifaddrs = self.path.ifaddrs();
+        hooks.fib_types = fib_types;
         hooks.trace_nat = opts.trace;
         let cfg = ReplayConfig {
             clock_from_ts: true,
