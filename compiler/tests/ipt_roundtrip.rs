@@ -59,3 +59,31 @@ fn unsupported_rules_are_named() {
     let t = nfr_ipt::parse_save("*filter\n-A INPUT -m ttl --ttl-eq 3\nCOMMIT\n").unwrap();
     assert_eq!(tables_to_nfr(&t).unwrap_err(), "INPUT rule 1: -m ttl");
 }
+
+/// kube-proxy's inverted conntrack tests: none of the states (one is set at a time) and a status bit clear,
+/// not a compare of the whole word; addrtype as nft's fib.
+#[test]
+fn inverted_ctstate_ctstatus_and_addrtype_import_with_the_kernels_meaning() {
+    let t = nfr_ipt::parse_save(
+        "*filter\n:KUBE-FIREWALL - [0:0]\n\
+         -A KUBE-FIREWALL -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n\
+         -A KUBE-FIREWALL -m conntrack ! --ctstatus ASSURED -j RETURN\n\
+         -A KUBE-FIREWALL -m addrtype --dst-type LOCAL ! --src-type LOCAL,BROADCAST -j RETURN\n\
+         -A KUBE-FIREWALL -m addrtype --dst-type LOCAL --limit-iface-in -j RETURN\nCOMMIT\n",
+    )
+    .unwrap();
+    let e = tables_to_nfr(&t).unwrap_err();
+    assert_eq!(e, "KUBE-FIREWALL rule 4: addrtype --limit-iface-in/out");
+    let mut t = t;
+    t[0].user_chains[0].rules.pop();
+    let nfr = tables_to_nfr(&t).unwrap();
+    for want in [
+        "ct status & dnat == 0 ct state != { established, related } drop",
+        "ct status & assured == 0 return",
+        "fib saddr type != { local, broadcast } fib daddr type local return",
+    ] {
+        assert!(nfr.contains(want), "{want:?} in\n{nfr}");
+    }
+    let (_, hir, _) = nfr_compiler::check::check_source("imported.nfr", &nfr);
+    assert!(hir.is_some(), "{nfr}");
+}

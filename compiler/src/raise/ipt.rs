@@ -11,8 +11,9 @@ use crate::lower::ipt::TCP_FLAGS;
 /// `iptables-restore-translate` names things: chains keep their iptables names (`INPUT`), rule
 /// counters are kept (`counter packets N bytes M`, when not zero), ICMP types are named. The
 /// text checks with `nfc check` and lowers back to the same tables for everything [`crate::lower::ipt::lower_ipt`]
-/// emits; anything else (raw extensions, inverted multi-state tests, fragments, ...) is an `Err`
-/// naming the chain and rule, one line per rule that cannot be printed.
+/// emits (an inverted `--ctstatus` or `--ctstate SNAT/DNAT` is printed with its meaning,
+/// `ct status & X == 0`, which has no iptables form in the lowering); anything else (raw extensions,
+/// fragments, ...) is an `Err` naming the chain and rule, one line per rule that cannot be printed.
 pub fn tables_to_nfr(tables: &[nfr_ipt::Table]) -> Result<String, String> {
     let mut out = String::new();
     let mut errors = Vec::new();
@@ -337,8 +338,11 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
                     let i = c.invert_flags & XT_CONNTRACK_STATE != 0;
                     let nat = c.state_mask & (XT_CONNTRACK_STATE_SNAT | XT_CONNTRACK_STATE_DNAT);
                     let st = c.state_mask & !nat;
-                    if nat != 0 && st != 0 {
-                        return Err("--ctstate mixing SNAT/DNAT with states".into());
+                    if nat != 0 && st != 0 && !i {
+                        // Any of the states or the NAT status: an OR of two fields.
+                        return Err(
+                            "--ctstate mixing SNAT/DNAT with states (write two rules)".into()
+                        );
                     }
                     if nat != 0 {
                         let mut v = Vec::new();
@@ -351,8 +355,16 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
                         if i && v.len() > 1 {
                             return Err("an inverted --ctstate SNAT,DNAT".into());
                         }
-                        p.push(format!("ct status {}{}", op(i), v.join(",")));
-                    } else {
+                        // A status bit: `!=` would compare the whole status word.
+                        if i {
+                            p.push(format!("ct status & {} == 0", v.join(",")));
+                        } else {
+                            p.push(format!("ct status {}", v.join(",")));
+                        }
+                    }
+                    // `! --ctstate RELATED,ESTABLISHED,DNAT` (kube-proxy's KUBE-FIREWALL): none of the states
+                    // and not the NAT status, two matches.
+                    if st != 0 || nat == 0 {
                         let names = [
                             (XT_CONNTRACK_STATE_INVALID, "invalid"),
                             (XT_CONNTRACK_STATE_ESTABLISHED, "established"),
@@ -365,10 +377,15 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
                             .filter(|(b, _)| st & b != 0)
                             .map(|(_, n)| *n)
                             .collect();
-                        if v.is_empty() || (i && v.len() > 1) || st & !0x10f != 0 {
+                        if v.is_empty() || st & !0x10f != 0 {
                             return Err("this --ctstate".into());
                         }
-                        p.push(format!("ct state {}{}", op(i), v.join(",")));
+                        // One state bit is set at a time: none of several is `!= { ... }`.
+                        if i && v.len() > 1 {
+                            p.push(format!("ct state != {{ {} }}", v.join(", ")));
+                        } else {
+                            p.push(format!("ct state {}{}", op(i), v.join(",")));
+                        }
                     }
                 }
                 if c.match_flags & XT_CONNTRACK_STATUS != 0 {
@@ -387,7 +404,11 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
                     if v.is_empty() || (i && v.len() > 1) || c.status_mask & !0xf != 0 {
                         return Err("this --ctstatus".into());
                     }
-                    p.push(format!("ct status {}{}", op(i), v.join(",")));
+                    if i {
+                        p.push(format!("ct status & {} == 0", v.join(",")));
+                    } else {
+                        p.push(format!("ct status {}", v.join(",")));
+                    }
                 }
                 if c.match_flags & XT_CONNTRACK_DIRECTION != 0 {
                     let reply = c.invert_flags & XT_CONNTRACK_DIRECTION != 0;
