@@ -2091,6 +2091,13 @@ impl<'a> P<'a> {
                     .into_iter()
                     .find(|k| *k == r)
                     .ok_or_else(|| err(rl, rr, format!("unknown fib result `{r}`")))?;
+                // `fib daddr oif exists` is nft's `fib daddr check exists` (NFTA_FIB_F_PRESENT).
+                let result =
+                    if result == "oif" && matches!(self.peek_word(), Some("exists" | "missing")) {
+                        "check"
+                    } else {
+                        result
+                    };
                 ExprKind::Fib { flags, result }
             }
             "numgen" => {
