@@ -139,6 +139,9 @@ pub struct ProgramEngine {
     pub stats: EffectStats,
     /// Recorded steps of the current packet when tracing (drained by the caller).
     pub trace: Option<Vec<TraceStep>>,
+    /// While on: per chain entry that ran, its verdict and the effects it consumed (drained by the caller;
+    /// the shared corpus reads logs, NAT requests and payload writes from it).
+    pub effects_log: Option<Vec<(Verdict, Effects)>>,
     /// Why the JIT was not used, when it was asked for.
     pub fallback_note: Option<String>,
 }
@@ -170,6 +173,7 @@ impl ProgramEngine {
             fx: Effects::default(),
             stats: EffectStats::default(),
             trace: None,
+            effects_log: None,
             fallback_note,
         }
     }
@@ -441,6 +445,9 @@ impl Engine for ChainEntry {
                 generated: pkt.generated,
             });
         }
+        if let Some(l) = e.effects_log.as_mut() {
+            l.push((v, fx.clone()));
+        }
         e.stats = stats;
         e.fx = fx;
         v
@@ -484,6 +491,21 @@ pub struct IptEngine {
     pub name: String,
     pub stats: EffectStats,
     pub trace: Option<Vec<TraceStep>>,
+    /// While on: per hook entry that ran, its verdict and the table's effects (drained by the caller).
+    pub effects_log: Option<Vec<(Verdict, Vec<nfr_ipt::exec::Effect>)>>,
+}
+
+impl IptEngine {
+    /// A table's engine, no tracing.
+    pub fn new(table: nfr_ipt::exec::ExecTable, name: &str) -> IptEngine {
+        IptEngine {
+            table,
+            name: name.to_string(),
+            stats: EffectStats::default(),
+            trace: None,
+            effects_log: None,
+        }
+    }
 }
 
 /// Shared handle on an [`IptEngine`].
@@ -575,6 +597,9 @@ impl Engine for IptEntry {
                 order: next_order(),
                 generated: pkt.generated,
             });
+        }
+        if let Some(l) = e.effects_log.as_mut() {
+            l.push((verdict, out.effects.clone()));
         }
         verdict
     }
