@@ -8,9 +8,14 @@
 //! a ruleset the checker must reject, with the diagnostic code and `line:col`.
 //!
 //! Engines implement [`Engine`]: `prepare` a checked ruleset (or [`Skip`] it), then `run`
-//! packets. A packet meets its hook's base chains in the order the runtime's hook list
-//! ([`hook_order`]) gives them, as the kernel's: of equal priorities the later chain first. [`Interp`] is the reference (nfc's bytecode interpreter); later engines (JIT,
-//! iptables blob) plug in next to it, with [`SKIP`] listing what an engine cannot express.
+//! packets. Every engine runs through the runtime's own hook path, as `nfc run pcap` does: the
+//! ruleset is loaded by `nfr_load` into a `runtime::hook::Hooks` registry beside defrag,
+//! conntrack and confirm, and a packet runs through every entry of its hook and family
+//! (`Hooks::run`, `nf_hook_slow`: by priority, of equal priorities the later registration first,
+//! as `nf_hook_entries_grow` orders them; nat chains inside the NAT hooks, for the first packet of
+//! a connection only). The side effects are what the engine entries consumed (their effect logs).
+//! [`Interp`] is the reference (nfc's bytecode interpreter); [`Jit`] and the iptables blob engine
+//! ([`engine_ipt::Ipt`]) must agree with it, with [`SKIP`] listing what an engine cannot express.
 //! The library never opens files: the test binary reads the corpus and hands over text.
 
 #![forbid(unsafe_code)]
@@ -20,9 +25,15 @@ pub mod packet;
 
 use nfr_compiler::check::check_source;
 use nfr_compiler::hir::{Family, Hir};
+use nfr_load::{Loaded, Lowered};
+use nfr_runtime::ct::{Conntrack, Nfct, Settings};
+use nfr_runtime::engine::{EngineKind, SharedProgram};
+use nfr_runtime::hook::{HookOutcome, Hooks, Packet};
 use nfr_vm::interp::NatRequest;
-use nfr_vm::{ChainId, Effects, Insn, PktState, State, Verdict, VerifiedProgram};
+use nfr_vm::pkt::ct_state;
+use nfr_vm::{Hook, Insn, PktState, Verdict};
 use serde::Deserialize;
+use std::borrow::Cow;
 
 pub use packet::{BuiltPacket, PacketSpec};
 
@@ -140,14 +151,118 @@ pub trait Engine {
     }
 }
 
-/// The reference engine: lowering to bytecode, `vm::interp`.
+/// The reference engine: the bytecode program (`lower::lower_verified`) run by `vm::interp`, its base
+/// chains hook entries (`runtime::engine::ChainEntry`) of the registry nfr-load builds.
 pub struct Interp;
 
-struct InterpPrepared {
-    prog: VerifiedProgram,
-    /// The native code when this is the JIT engine (same program, same state layout).
-    jit: Option<nfr_jit::JitProgram>,
-    state: State,
+/// The Cranelift JIT (`nfr_jit`): the same program compiled to native code. It must give the
+/// interpreter's results on every case, so a compile failure is a failure, not a skip.
+pub struct Jit;
+
+/// A case's host: the registry `nfc run pcap` runs (defrag, conntrack, confirm and the NAT hooks beside
+/// the ruleset's entries, every queue with a listener; `nfr_load`), the addresses of its devices
+/// ([`packet::host_addresses`]) and its conntrack table.
+pub(crate) struct Host {
+    hooks: Hooks,
+    ct: Conntrack,
+}
+
+/// How a packet came out of its hook.
+pub(crate) struct Ran {
+    pub outcome: HookOutcome,
+    /// The packet context after the traversal.
+    pub state: PktState,
+    /// `notrack` made it untracked (it arrived tracked or without an entry).
+    pub notrack: bool,
+}
+
+impl Host {
+    /// Loads `lowered` into a new registry; the engines' effect logs are on.
+    pub(crate) fn new(lowered: &Lowered) -> Result<(Host, Loaded), Skip> {
+        let mut hooks = Hooks::with_conntrack();
+        hooks.queue_sink = true;
+        hooks.ifaddrs = packet::host_addresses();
+        let opts = nfr_load::Options {
+            trace: false,
+            effects: true,
+        };
+        let loaded = lowered
+            .register(&mut hooks, opts)
+            .map_err(|e| Skip(e.to_string()))?;
+        let ct = Conntrack::new(Settings {
+            checksum: false,
+            ..Settings::default()
+        });
+        Ok((Host { hooks, ct }, loaded))
+    }
+
+    /// Runs `pkt` through every entry of its hook and family (`Hooks::run`, `nf_hook_slow`). It arrives
+    /// with the conntrack state the case gives: at PREROUTING and OUTPUT conntrack's own entry
+    /// (-200) looks it up; at the other hooks it has been through conntrack already, so a `new` packet
+    /// gets its entry here (`nf_conntrack_in`, unconfirmed: only the first packet of a connection meets the
+    /// nat chains), an `untracked` one is untracked, and an `established`, `related` or `invalid` one
+    /// carries its state in the packet context only.
+    pub(crate) fn run(&mut self, pkt: &BuiltPacket) -> Ran {
+        let now = pkt.state.tstamp_ns;
+        let mut p = Packet {
+            data: Cow::Borrowed(&pkt.bytes),
+            state: pkt.state.clone(),
+            nfct: Nfct::None,
+            reject: None,
+            generated: false,
+            rewrites: Vec::new(),
+        };
+        let st = &pkt.state;
+        if st.ct_state == ct_state::UNTRACKED {
+            p.nfct = Nfct::Untracked;
+        } else if st.ct_valid
+            && st.ct_state == ct_state::NEW
+            && !matches!(pkt.hook, Hook::Prerouting | Hook::Output)
+        {
+            let mut nfct = match st.ct_zone {
+                0 => Nfct::None,
+                zone => Nfct::Template { zone },
+            };
+            let _ = self
+                .ct
+                .conntrack_in(p.l3(), Hook::Prerouting, now, &mut nfct);
+            if matches!(nfct, Nfct::Ct { .. }) {
+                self.ct.set_status_bits(&nfct, st.ct_status);
+                self.ct.fill_pkt(&nfct, now, &mut p.state);
+                p.nfct = nfct;
+            }
+        }
+        let arrived_untracked = p.nfct == Nfct::Untracked;
+        let outcome = self.hooks.run(pkt.hook, &mut p, &mut self.ct, now);
+        let notrack = !arrived_untracked && p.nfct == Nfct::Untracked;
+        // The packet's reference goes with it (`kfree_skb` / `consume_skb`; a queue's listener here
+        // consumes what it gets).
+        self.ct.release(&mut p.nfct);
+        Ran {
+            outcome,
+            state: p.state,
+            notrack,
+        }
+    }
+}
+
+/// The corpus verdict of a traversal: how it ended, a queue with the verdict's own flags (`queued`:
+/// the verdict of the entry that queued it).
+pub(crate) fn outcome_verdict(o: HookOutcome, queued: Option<Verdict>) -> Verdict {
+    match o {
+        HookOutcome::Accept => Verdict::Accept,
+        HookOutcome::Drop | HookOutcome::TtlExceeded => Verdict::Drop,
+        HookOutcome::Stolen => Verdict::Stolen,
+        HookOutcome::Queued { num, .. } => match queued {
+            Some(v @ Verdict::Queue { .. }) => v,
+            _ => Verdict::Queue { num, bypass: false },
+        },
+    }
+}
+
+struct ProgramPrepared {
+    host: Host,
+    engine: SharedProgram,
     /// Per chain: (table family, table name).
     tables: Vec<(Family, String)>,
     /// Named counter objects as `table/name` (object `i` is `CounterId(i)`).
@@ -165,60 +280,49 @@ fn object_names(hir: &Hir) -> Vec<String> {
         .collect()
 }
 
+/// The bytecode engines (`kind` interp or jit) loaded into a host.
+fn prepare_program(hir: &Hir, kind: EngineKind) -> Result<Box<dyn Prepared>, Skip> {
+    let lowered = Lowered::new(hir, kind).map_err(|e| Skip(e.to_string()))?;
+    let (host, loaded) = Host::new(&lowered)?;
+    let engine = loaded
+        .prog
+        .ok_or_else(|| Skip("no program engine".into()))?;
+    if engine.borrow().kind() != kind {
+        let why = engine.borrow().fallback_note.clone().unwrap_or_default();
+        return Err(Skip(format!("JIT: {why}")));
+    }
+    let tables = hir
+        .chains
+        .iter()
+        .map(|c| {
+            hir.table(c.table)
+                .map(|t| (t.family, t.name.clone()))
+                .unwrap_or((Family::Ip, String::new()))
+        })
+        .collect();
+    Ok(Box::new(ProgramPrepared {
+        host,
+        engine,
+        tables,
+        objects: object_names(hir),
+    }))
+}
+
 impl Engine for Interp {
     fn name(&self) -> &'static str {
         "interp"
     }
     fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip> {
-        let prog = nfr_compiler::lower::lower_verified(hir).map_err(|e| Skip(e.to_string()))?;
-        let state = State::new(&prog);
-        let tables = hir
-            .chains
-            .iter()
-            .map(|c| {
-                hir.table(c.table)
-                    .map(|t| (t.family, t.name.clone()))
-                    .unwrap_or((Family::Ip, String::new()))
-            })
-            .collect();
-        Ok(Box::new(InterpPrepared {
-            prog,
-            jit: None,
-            state,
-            tables,
-            objects: object_names(hir),
-        }))
+        prepare_program(hir, EngineKind::Interp)
     }
 }
-
-/// The Cranelift JIT (`nfr_jit`): the same lowered program compiled to native code. It must give
-/// the interpreter's results on every case, so a compile failure is a failure, not a skip.
-pub struct Jit;
 
 impl Engine for Jit {
     fn name(&self) -> &'static str {
         "jit"
     }
     fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip> {
-        let prog = nfr_compiler::lower::lower_verified(hir).map_err(|e| Skip(e.to_string()))?;
-        let jit = nfr_jit::JitProgram::compile(&prog).map_err(|e| Skip(format!("JIT: {e}")))?;
-        let state = State::new(&prog);
-        let tables = hir
-            .chains
-            .iter()
-            .map(|c| {
-                hir.table(c.table)
-                    .map(|t| (t.family, t.name.clone()))
-                    .unwrap_or((Family::Ip, String::new()))
-            })
-            .collect();
-        Ok(Box::new(InterpPrepared {
-            prog,
-            jit: Some(jit),
-            state,
-            tables,
-            objects: object_names(hir),
-        }))
+        prepare_program(hir, EngineKind::Jit)
     }
 }
 
@@ -247,9 +351,9 @@ pub fn nat_string(n: &NatRequest) -> String {
     s
 }
 
-impl InterpPrepared {
-    fn chain_matches(&self, ci: usize, spec: &str) -> bool {
-        let Some(c) = self.prog.program().chains.get(ci) else {
+impl ProgramPrepared {
+    fn chain_matches(&self, prog: &nfr_vm::Program, ci: usize, spec: &str) -> bool {
+        let Some(c) = prog.chains.get(ci) else {
             return false;
         };
         match spec.split_once('/') {
@@ -259,77 +363,47 @@ impl InterpPrepared {
     }
 }
 
-impl Prepared for InterpPrepared {
+impl Prepared for ProgramPrepared {
     fn run(&mut self, pkt: &BuiltPacket) -> Outcome {
-        let prog = self.prog.program();
-        let entries: Vec<(i32, usize)> = prog
-            .chains
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| match c.kind {
-                nfr_vm::ChainKind::Base { hook, priority, .. } if hook == pkt.hook => {
-                    let fam = self.tables.get(i).map_or(Family::Ip, |t| t.0);
-                    let ok = match fam {
-                        Family::Inet => true,
-                        Family::Ip => pkt.state.nfproto == nfr_vm::pkt::NFPROTO_IPV4,
-                        Family::Ip6 => pkt.state.nfproto == nfr_vm::pkt::NFPROTO_IPV6,
-                    };
-                    ok.then_some((priority, i))
-                }
-                _ => None,
-            })
-            .collect();
-        let entries = hook_order(pkt.state.nfproto, pkt.hook, &entries);
-        let mut st: PktState = pkt.state.clone();
-        let mut fx = Effects::default();
-        let mut verdict = Verdict::Accept;
-        for (_, ci) in entries {
-            let v = match &self.jit {
-                Some(j) => j.run(
-                    &mut self.state,
-                    ChainId(ci as u32),
-                    &pkt.bytes,
-                    &mut st,
-                    &mut fx,
-                ),
-                None => self.prog.run(
-                    &mut self.state,
-                    ChainId(ci as u32),
-                    &pkt.bytes,
-                    &mut st,
-                    &mut fx,
-                ),
-            };
-            if v != Verdict::Accept {
-                verdict = v;
-                break;
+        let ran = self.host.run(pkt);
+        let log = self
+            .engine
+            .borrow_mut()
+            .effects_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let queued = log.last().map(|(v, _)| *v);
+        let mut out = Outcome {
+            verdict: outcome_verdict(ran.outcome, queued),
+            mark: ran.state.mark,
+            ct_mark: ran.state.ct_mark,
+            logs: Vec::new(),
+            rejected: false,
+            notrack: ran.notrack,
+            nat: Vec::new(),
+            writes: Vec::new(),
+            helper: None,
+        };
+        for (_, fx) in &log {
+            out.logs.extend(
+                fx.logs
+                    .iter()
+                    .map(|l| l.spec.prefix.clone().unwrap_or_default()),
+            );
+            out.rejected |= fx.reject.is_some();
+            out.nat.extend(fx.nat.iter().map(nat_string));
+            out.writes.extend(fx.payload_writes.iter().map(|w| {
+                let hex: String = w.bytes.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{}:{hex}", w.offset)
+            }));
+            if let Some(h) = fx.ct_helper {
+                let end = h.iter().position(|&b| b == 0).unwrap_or(h.len());
+                out.helper =
+                    Some(String::from_utf8_lossy(h.get(..end).unwrap_or(&[])).into_owned());
             }
         }
-        Outcome {
-            verdict,
-            mark: st.mark,
-            ct_mark: st.ct_mark,
-            logs: fx
-                .logs
-                .iter()
-                .map(|l| l.spec.prefix.clone().unwrap_or_default())
-                .collect(),
-            rejected: fx.reject.is_some(),
-            notrack: fx.notrack,
-            nat: fx.nat.iter().map(nat_string).collect(),
-            writes: fx
-                .payload_writes
-                .iter()
-                .map(|w| {
-                    let hex: String = w.bytes.iter().map(|b| format!("{b:02x}")).collect();
-                    format!("{}:{hex}", w.offset)
-                })
-                .collect(),
-            helper: fx.ct_helper.map(|h| {
-                let end = h.iter().position(|&b| b == 0).unwrap_or(h.len());
-                String::from_utf8_lossy(h.get(..end).unwrap_or(&[])).into_owned()
-            }),
-        }
+        out
     }
 
     fn object(&self, name: &str) -> Option<(u64, u64)> {
@@ -337,15 +411,17 @@ impl Prepared for InterpPrepared {
             .objects
             .iter()
             .position(|o| o == name || o.split_once('/').is_some_and(|(_, n)| n == name))?;
-        self.state.counters.get(i).map(|c| (c.packets, c.bytes))
+        let e = self.engine.borrow();
+        e.state.counters.get(i).map(|c| (c.packets, c.bytes))
     }
 
     fn counter(&self, chain: &str, rule: usize) -> Option<(u64, u64)> {
-        let prog = self.prog.program();
-        let ci = (0..prog.chains.len()).find(|&i| self.chain_matches(i, chain))?;
+        let e = self.engine.borrow();
+        let prog = e.program().program();
+        let ci = (0..prog.chains.len()).find(|&i| self.chain_matches(prog, i, chain))?;
         let rid = *prog.chains.get(ci)?.rules.get(rule)?;
         prog.rule_insns(rid).iter().find_map(|i| match i {
-            Insn::Counter(id) => self
+            Insn::Counter(id) => e
                 .state
                 .counters
                 .get(id.0 as usize)
@@ -353,48 +429,6 @@ impl Prepared for InterpPrepared {
             _ => None,
         })
     }
-}
-
-/// A hook entry that only names its chain, for reading back the order of a hook's entries.
-struct Slot(String);
-
-impl nfr_runtime::hook::Engine for Slot {
-    fn hook(
-        &mut self,
-        _: &mut nfr_runtime::hook::Packet<'_>,
-        _: &mut nfr_runtime::hook::HookCtx<'_>,
-    ) -> Verdict {
-        Verdict::Accept
-    }
-    fn name(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The order in which the runtime's hook list (`runtime::hook::Hooks`, `nf_hook_entries_grow`) runs
-/// `entries` (priority, chain index), registered in chain order: by priority, and of equal
-/// priorities the later registration first.
-pub fn hook_order(nfproto: u8, hook: nfr_vm::Hook, entries: &[(i32, usize)]) -> Vec<(i32, usize)> {
-    // the hook lists are per family; any packet that is not IPv6 is ordered as IPv4
-    let nfproto = if nfproto == nfr_vm::pkt::NFPROTO_IPV6 {
-        nfproto
-    } else {
-        nfr_vm::pkt::NFPROTO_IPV4
-    };
-    let mut hooks = nfr_runtime::hook::Hooks::new();
-    for &(prio, ci) in entries {
-        if hooks
-            .register(nfproto, hook, prio, Box::new(Slot(ci.to_string())))
-            .is_err()
-        {
-            return Vec::new();
-        }
-    }
-    hooks
-        .entries(nfproto, hook)
-        .into_iter()
-        .filter_map(|(name, prio)| name.parse().ok().map(|ci| (prio, ci)))
-        .collect()
 }
 
 /// The engines every case runs on.

@@ -6,7 +6,9 @@
 //! whole datagram; loads past the truncated end must break).
 
 use crate::Logged;
+use nfr_runtime::hook::{IfAddr, IfAddrs};
 use nfr_runtime::pcap::linktype;
+use nfr_runtime::replay::device_type;
 use nfr_runtime::wire::{build as wb, parse_frame};
 use nfr_vm::pkt::{self, PktState, ct_state, ips};
 use nfr_vm::{CtTuple, Hook};
@@ -115,23 +117,58 @@ fn hook(name: &str) -> Result<Hook, String> {
         .ok_or_else(|| format!("unknown hook {name}"))
 }
 
-/// Interface index and type of a device name (a fixed table: lo=1, eth0=2, eth1=3, ...).
+/// The devices of the harness's host: name, ifindex and IPv4 address/prefix length (`eth0` also has
+/// 2001:db8::2/64). The defaults of a packet are to and from `eth0`'s subnets: 198.51.100.1 is the
+/// host's own address. Masquerade and redirect map to these (`IfAddrs`).
+const DEVICES: &[(&str, u32, [u8; 4], u8)] = &[
+    ("lo", 1, [127, 0, 0, 1], 8),
+    ("eth0", 2, [198, 51, 100, 1], 24),
+    ("eth1", 3, [192, 168, 1, 1], 24),
+    ("eth2", 4, [203, 0, 113, 1], 24),
+    ("wlan0", 5, [192, 168, 2, 1], 24),
+    ("ppp0", 6, [100, 64, 0, 1], 32),
+];
+
+/// Interface index and type of a device name: the index from [`DEVICES`] (another name gets one from
+/// its hash, 10 to 1009), the type as `nfc run pcap` gives its devices (`replay::device_type`: `lo`
+/// loopback, every other device Ethernet).
 pub fn ifindex(name: &str) -> (u32, u16) {
-    use nfr_proto::desc::{ARPHRD_ETHER, ARPHRD_LOOPBACK, ARPHRD_PPP};
-    match name {
-        "lo" => (1, ARPHRD_LOOPBACK),
-        "eth0" => (2, ARPHRD_ETHER),
-        "eth1" => (3, ARPHRD_ETHER),
-        "eth2" => (4, ARPHRD_ETHER),
-        "wlan0" => (5, ARPHRD_ETHER),
-        "ppp0" => (6, ARPHRD_PPP),
-        other => (
-            10 + other
+    let index = match DEVICES.iter().find(|d| d.0 == name) {
+        Some(d) => d.1,
+        None => {
+            10 + name
                 .bytes()
                 .fold(0u32, |a, b| a.wrapping_mul(31) ^ u32::from(b))
-                % 1000,
-            ARPHRD_ETHER,
-        ),
+                % 1000
+        }
+    };
+    (index, device_type(&pkt::ifname(name)))
+}
+
+/// The addresses of the harness's host, per device of [`DEVICES`].
+pub fn host_addresses() -> IfAddrs {
+    let mut addrs: Vec<IfAddr> = DEVICES
+        .iter()
+        .map(|&(_, ifindex, a, prefix_len)| {
+            let mut addr = [0u8; 16];
+            addr[..4].copy_from_slice(&a);
+            IfAddr {
+                ifindex,
+                addr,
+                nfproto: pkt::NFPROTO_IPV4,
+                prefix_len,
+            }
+        })
+        .collect();
+    addrs.push(IfAddr {
+        ifindex: 2,
+        addr: std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2).octets(),
+        nfproto: pkt::NFPROTO_IPV6,
+        prefix_len: 64,
+    });
+    IfAddrs {
+        addrs,
+        host: Vec::new(),
     }
 }
 
