@@ -203,9 +203,16 @@ impl Lowered {
     }
 }
 
-/// A ruleset loaded into a host's hooks: the registry `nfc run pcap` runs (defrag, conntrack and
-/// confirm beside the ruleset's entries; every queue has a listener), its engines and the checked
-/// ruleset.
+/// A host's registry before a ruleset is loaded, as `nfc run pcap` has it: defrag, conntrack and confirm
+/// (`Hooks::with_conntrack`), and a listener on every queue that consumes what it gets (`queue_sink`).
+pub fn host_hooks() -> Hooks {
+    let mut hooks = Hooks::with_conntrack();
+    hooks.queue_sink = true;
+    hooks
+}
+
+/// A ruleset loaded into a host's hooks: the registry `nfc run pcap` runs ([`host_hooks`] and the
+/// ruleset's entries), its engines and the checked ruleset.
 pub struct Host {
     pub hooks: Hooks,
     pub loaded: Loaded,
@@ -221,8 +228,7 @@ pub fn load(name: &str, text: &str, kind: EngineKind, opts: Options) -> Result<H
             &diags, &sm,
         )));
     };
-    let mut hooks = Hooks::with_conntrack();
-    hooks.queue_sink = true;
+    let mut hooks = host_hooks();
     let loaded = Lowered::new(&hir, kind)?.register(&mut hooks, opts)?;
     Ok(Host { hooks, loaded, hir })
 }

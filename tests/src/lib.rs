@@ -179,8 +179,7 @@ pub(crate) struct Ran {
 impl Host {
     /// Loads `lowered` into a new registry; the engines' effect logs are on.
     pub(crate) fn new(lowered: &Lowered) -> Result<(Host, Loaded), Skip> {
-        let mut hooks = Hooks::with_conntrack();
-        hooks.queue_sink = true;
+        let mut hooks = nfr_load::host_hooks();
         hooks.ifaddrs = packet::host_addresses();
         let opts = nfr_load::Options {
             trace: false,

@@ -1,15 +1,14 @@
 //! What a replay needs from the ruleset, computed once: the checked Hir, the verified program, one
-//! [`ChainSpec`] per base chain (families, hook, priority, nat), the text of every rule (for traces), which
+//! [`ChainSpec`] per base chain (families, hook, priority, nat; `nfr_load::chain_specs`), the text of every rule (for traces), which
 //! `counter` statement of the source is which program counter (for the counter-annotated listing), and the
 //! path model parsed from the command line.
 
 use std::sync::Arc;
 
-use nfr_compiler::hir::{self, ChainKind, ChainType, Family, Hir, StmtKind};
+use nfr_compiler::hir::{Family, Hir, StmtKind};
 use nfr_runtime::ct::Settings;
 use nfr_runtime::engine::{ChainSpec, EngineKind};
-use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6};
-use nfr_vm::{ChainId, Hook, VerifiedProgram};
+use nfr_vm::VerifiedProgram;
 
 use super::path::PathModel;
 use super::{Args, EngineArg};
@@ -48,17 +47,6 @@ pub struct Setup {
     pub ipt: Vec<IptTableSetup>,
 }
 
-fn vm_hook(h: hir::Hook) -> Option<Hook> {
-    Some(match h {
-        hir::Hook::Prerouting => Hook::Prerouting,
-        hir::Hook::Input => Hook::Input,
-        hir::Hook::Forward => Hook::Forward,
-        hir::Hook::Output => Hook::Output,
-        hir::Hook::Postrouting => Hook::Postrouting,
-        hir::Hook::Ingress => return None,
-    })
-}
-
 fn collapse(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -77,7 +65,8 @@ impl Setup {
         let mut notes = Vec::new();
         let prog = nfr_compiler::lower::lower_verified(&hir)
             .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
-        let mut specs = Vec::new();
+        let (specs, ingress) = nfr_load::chain_specs(&hir);
+        notes.extend(ingress);
         let mut rules = Vec::new();
         let mut counter_at = Vec::new();
         let mut counter_rule = Vec::new();
@@ -90,31 +79,12 @@ impl Setup {
         // Named counter objects hold the first counters (object i is CounterId(i)), owned by no rule.
         let mut counter_idx = hir.counters.len();
         counter_rule.extend(std::iter::repeat_n(usize::MAX, counter_idx));
-        for (ci, chain) in hir.chains.iter().enumerate() {
+        for chain in &hir.chains {
             let table = hir.table(chain.table);
             let (fam, tname) = table
                 .map(|t| (t.family, t.name.as_str()))
                 .unwrap_or((Family::Ip, "?"));
             let label = format!("{} {} {}", fam.name(), tname, chain.name);
-            if let ChainKind::Base(b) = &chain.kind {
-                match vm_hook(b.hook) {
-                    Some(hook) => specs.push(ChainSpec {
-                        chain: ChainId(ci as u32),
-                        nfprotos: match fam {
-                            Family::Ip => vec![NFPROTO_IPV4],
-                            Family::Ip6 => vec![NFPROTO_IPV6],
-                            Family::Inet => vec![NFPROTO_IPV4, NFPROTO_IPV6],
-                        },
-                        hook,
-                        priority: b.priority,
-                        nat: b.ty == ChainType::Nat,
-                        label: label.clone(),
-                    }),
-                    None => notes.push(format!(
-                        "chain {label} is on the ingress hook, which a capture replay does not pass; it never runs"
-                    )),
-                }
-            }
             for r in &chain.rules {
                 let text = checked
                     .sources

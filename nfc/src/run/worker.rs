@@ -4,17 +4,13 @@
 //! address pair and merges their records back in frame order, so the collector sees the same sequence either
 //! way. Without per-frame output, [`drive_shards`] lets every worker read the capture file itself instead.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::Instant;
 
 use nfr_runtime::ct::{Conntrack, CtEvent, CtStats, Settings};
-use nfr_runtime::engine::{
-    self, EffectStats, EngineKind, IptEngine, ProgramEngine, SharedIpt, SharedProgram, TraceStep,
-};
-use nfr_runtime::hook::{HookProfile, Hooks, Sent};
+use nfr_runtime::engine::{EffectStats, EngineKind, SharedIpt, SharedProgram, TraceStep};
+use nfr_runtime::hook::{HookProfile, Sent};
 use nfr_runtime::pcap::{Frame, PcapReader};
 use nfr_runtime::replay::{Direction, Fate, ReplayConfig, Replayer};
 use nfr_runtime::wire;
@@ -852,60 +848,52 @@ struct OwnedFrame {
 
 /// What a worker thread needs to build its own engines (the engines themselves are not `Send`).
 struct WorkerSeed {
-    setup_prog: std::sync::Arc<nfr_vm::VerifiedProgram>,
-    specs: Vec<engine::ChainSpec>,
-    engine: EngineKind,
+    lowered: nfr_load::Lowered,
     settings: Settings,
     path: path::PathModel,
-    /// (table name, blob, valid hooks) for `--engine ipt`.
-    ipt: Vec<(String, Vec<u8>, u32)>,
 }
 
 impl WorkerSeed {
     fn of(setup: &Setup) -> WorkerSeed {
+        let lowered = if setup.engine == EngineKind::Ipt {
+            nfr_load::Lowered::Ipt(
+                setup
+                    .ipt
+                    .iter()
+                    .map(|t| nfr_load::IptBlob {
+                        name: t.table.name.clone(),
+                        blob: t.blob.clone(),
+                        valid_hooks: t.table.valid_hooks,
+                    })
+                    .collect(),
+            )
+        } else {
+            nfr_load::Lowered::Program {
+                prog: setup.prog.clone(),
+                specs: setup.specs.clone(),
+                kind: setup.engine,
+            }
+        };
         WorkerSeed {
-            setup_prog: setup.prog.clone(),
-            specs: setup.specs.clone(),
-            engine: setup.engine,
+            lowered,
             settings: setup.ct_settings.clone(),
             path: setup.path.clone(),
-            ipt: setup
-                .ipt
-                .iter()
-                .map(|t| (t.table.name.clone(), t.blob.clone(), t.table.valid_hooks))
-                .collect(),
         }
     }
 
     fn build(self, opts: Opts) -> anyhow::Result<Worker> {
-        let mut hooks = Hooks::with_conntrack();
-        hooks.queue_sink = true;
-        let mut prog = None;
-        let mut ipts = Vec::new();
-        if self.engine == EngineKind::Ipt {
-            for (i, (name, blob, valid)) in self.ipt.iter().enumerate() {
-                let table = nfr_ipt::ExecTable::from_blob(blob)
-                    .map_err(|e| anyhow::anyhow!("the iptables {name} table cannot run: {e}"))?;
-                let t = Rc::new(RefCell::new(IptEngine {
-                    table,
-                    name: name.clone(),
-                    stats: EffectStats::default(),
-                    trace: opts.trace.then(Vec::new),
-                }));
-                engine::register_ipt(&mut hooks, &t, &engine::ipt_table_hooks(name, *valid), i)
-                    .map_err(|e| anyhow::anyhow!("cannot register the {name} table: {e:?}"))?;
-                ipts.push(t);
-            }
-        } else {
-            let p = Rc::new(RefCell::new(ProgramEngine::new(
-                self.setup_prog,
-                self.engine,
-            )));
-            p.borrow_mut().set_trace(opts.trace);
-            engine::register_program(&mut hooks, &p, &self.specs)
-                .map_err(|e| anyhow::anyhow!("cannot register the ruleset's chains: {e:?}"))?;
-            prog = Some(p);
-        }
+        let mut hooks = nfr_load::host_hooks();
+        let loaded = self
+            .lowered
+            .register(
+                &mut hooks,
+                nfr_load::Options {
+                    trace: opts.trace,
+                    effects: false,
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (prog, ipts) = (loaded.prog, loaded.ipts);
         let st = Settings {
             events: opts.events || self.settings.events,
             ..self.settings
