@@ -1,5 +1,5 @@
 //! The iptables engine: a ruleset lowered to iptables tables (`compiler::lower::ipt`), each table
-//! encoded to its blob and loaded by nfr-load as `nfc run pcap --engine ipt` loads it: the blob
+//! encoded to its blob and loaded by nfr-host as `nfc run pcap --engine ipt` loads it: the blob
 //! executor (`nfr_ipt::ExecTable::do_table`, `ipt_do_table`) registered on each of the table's hooks at
 //! its `NF_IP_PRI_*` (`runtime::engine::IptEntry`), so a packet meets the tables in the runtime's hook
 //! order beside conntrack, IPv4 only (ip6tables has its own tables).
@@ -11,8 +11,8 @@
 
 use nfr_compiler::hir::{Hir, Item, StmtKind};
 use nfr_compiler::lower::ipt::{RuleEntries, lower_ipt_table_mapped};
+use nfr_host::{IptBlob, Lowered};
 use nfr_ipt::{Effect, EntryRole, NatKind, layout::*};
-use nfr_load::{IptBlob, Lowered};
 use nfr_runtime::engine::SharedIpt;
 
 use crate::{BuiltPacket, Engine, Host, Outcome, Prepared, Skip, outcome_verdict};

@@ -9,7 +9,7 @@
 //!
 //! Engines implement [`Engine`]: `prepare` a checked ruleset (or [`Skip`] it), then `run`
 //! packets. Every engine runs through the runtime's own hook path, as `nfc run pcap` does: the
-//! ruleset is loaded by `nfr_load` into a `runtime::hook::Hooks` registry beside defrag,
+//! ruleset is loaded by `nfr_host` into a `runtime::hook::Hooks` registry beside defrag,
 //! conntrack and confirm, and a packet runs through every entry of its hook and family
 //! (`Hooks::run`, `nf_hook_slow`: by priority, of equal priorities the later registration first,
 //! as `nf_hook_entries_grow` orders them; nat chains inside the NAT hooks, for the first packet of
@@ -25,7 +25,7 @@ pub mod packet;
 
 use nfr_compiler::check::check_source;
 use nfr_compiler::hir::{Family, Hir};
-use nfr_load::{Loaded, Lowered};
+use nfr_host::{Loaded, Lowered};
 use nfr_runtime::ct::{Conntrack, Nfct, Settings};
 use nfr_runtime::engine::{EngineKind, SharedProgram};
 use nfr_runtime::hook::{HookOutcome, Hooks, Packet};
@@ -152,7 +152,7 @@ pub trait Engine {
 }
 
 /// The reference engine: the bytecode program (`lower::lower_verified`) run by `vm::interp`, its base
-/// chains hook entries (`runtime::engine::ChainEntry`) of the registry nfr-load builds.
+/// chains hook entries (`runtime::engine::ChainEntry`) of the registry nfr-host builds.
 pub struct Interp;
 
 /// The Cranelift JIT (`nfr_jit`): the same program compiled to native code. It must give the
@@ -160,7 +160,7 @@ pub struct Interp;
 pub struct Jit;
 
 /// A case's host: the registry `nfc run pcap` runs (defrag, conntrack, confirm and the NAT hooks beside
-/// the ruleset's entries, every queue with a listener; `nfr_load`), the addresses of its devices
+/// the ruleset's entries, every queue with a listener; `nfr_host`), the addresses of its devices
 /// ([`packet::host_addresses`]) and its conntrack table.
 pub(crate) struct Host {
     hooks: Hooks,
@@ -179,9 +179,9 @@ pub(crate) struct Ran {
 impl Host {
     /// Loads `lowered` into a new registry; the engines' effect logs are on.
     pub(crate) fn new(lowered: &Lowered) -> Result<(Host, Loaded), Skip> {
-        let mut hooks = nfr_load::host_hooks();
+        let mut hooks = nfr_host::hooks();
         hooks.ifaddrs = packet::host_addresses();
-        let opts = nfr_load::Options {
+        let opts = nfr_host::Options {
             trace: false,
             effects: true,
         };

@@ -1,5 +1,5 @@
 //! What a replay needs from the ruleset, computed once: the checked Hir, the verified program, one
-//! [`ChainSpec`] per base chain (families, hook, priority, nat; `nfr_load::chain_specs`), the text of every rule (for traces), which
+//! [`ChainSpec`] per base chain (`nfr_host::chain_specs`), the text of every rule (for traces), which
 //! `counter` statement of the source is which program counter (for the counter-annotated listing), and the
 //! path model parsed from the command line.
 
@@ -65,7 +65,7 @@ impl Setup {
         let mut notes = Vec::new();
         let prog = nfr_compiler::lower::lower_verified(&hir)
             .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
-        let (specs, ingress) = nfr_load::chain_specs(&hir);
+        let (specs, ingress) = nfr_host::chain_specs(&hir);
         notes.extend(ingress);
         let mut rules = Vec::new();
         let mut counter_at = Vec::new();

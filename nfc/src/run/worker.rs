@@ -848,7 +848,7 @@ struct OwnedFrame {
 
 /// What a worker thread needs to build its own engines (the engines themselves are not `Send`).
 struct WorkerSeed {
-    lowered: nfr_load::Lowered,
+    lowered: nfr_host::Lowered,
     settings: Settings,
     path: path::PathModel,
 }
@@ -856,11 +856,11 @@ struct WorkerSeed {
 impl WorkerSeed {
     fn of(setup: &Setup) -> WorkerSeed {
         let lowered = if setup.engine == EngineKind::Ipt {
-            nfr_load::Lowered::Ipt(
+            nfr_host::Lowered::Ipt(
                 setup
                     .ipt
                     .iter()
-                    .map(|t| nfr_load::IptBlob {
+                    .map(|t| nfr_host::IptBlob {
                         name: t.table.name.clone(),
                         blob: t.blob.clone(),
                         valid_hooks: t.table.valid_hooks,
@@ -868,7 +868,7 @@ impl WorkerSeed {
                     .collect(),
             )
         } else {
-            nfr_load::Lowered::Program {
+            nfr_host::Lowered::Program {
                 prog: setup.prog.clone(),
                 specs: setup.specs.clone(),
                 kind: setup.engine,
@@ -882,12 +882,12 @@ impl WorkerSeed {
     }
 
     fn build(self, opts: Opts) -> anyhow::Result<Worker> {
-        let mut hooks = nfr_load::host_hooks();
+        let mut hooks = nfr_host::hooks();
         let loaded = self
             .lowered
             .register(
                 &mut hooks,
-                nfr_load::Options {
+                nfr_host::Options {
                     trace: opts.trace,
                     effects: false,
                 },

@@ -1,10 +1,11 @@
-//! nfr-load: a checked ruleset loaded into the runtime's hook registry, the way committing a ruleset
-//! registers its hooks in the kernel: one `nf_hook_ops` per base chain at the chain's (family, hook,
-//! priority) (`nf_tables_register_hook`; nat chains go to the family's NAT hook, `nf_nat_register_fn`),
-//! or, for `--engine ipt`, one per valid hook of each iptables table at the table's `NF_IP_PRI_*`
-//! (`xt_hook_ops_alloc`). `nfc run pcap` and the shared corpus (`nfr-testsuite`) both build their
-//! [`Hooks`] here, so the corpus runs what users run; [`load`] does it from ruleset text in one call
-//! (for tests and fuzz targets).
+//! nfr-host: the filtering host a ruleset runs in — the runtime's hook registry with the ruleset
+//! loaded the way committing it registers its hooks in the kernel: one `nf_hook_ops` per base chain
+//! at the chain's (family, hook, priority) (`nf_tables_register_hook`; nat chains go to the family's
+//! NAT hook, `nf_nat_register_fn`), or, for the ipt engine, one per valid hook of each iptables table
+//! at the table's `NF_IP_PRI_*` (`xt_hook_ops_alloc`), beside defrag, conntrack and confirm.
+//! `nfc run pcap` and the shared corpus (`nfr-testsuite`) both build their registries here, so the
+//! corpus runs what users run; [`load`] does it from ruleset text in one call (for tests and fuzz
+//! targets).
 //!
 //! The steps are apart because `nfc run pcap` lowers once and registers once per worker thread (the
 //! engines are not `Send`): [`Lowered`] is the lowered ruleset (plain data), [`Lowered::register`]
@@ -205,13 +206,13 @@ impl Lowered {
 
 /// A host's registry before a ruleset is loaded, as `nfc run pcap` has it: defrag, conntrack and confirm
 /// (`Hooks::with_conntrack`), and a listener on every queue that consumes what it gets (`queue_sink`).
-pub fn host_hooks() -> Hooks {
+pub fn hooks() -> Hooks {
     let mut hooks = Hooks::with_conntrack();
     hooks.queue_sink = true;
     hooks
 }
 
-/// A ruleset loaded into a host's hooks: the registry `nfc run pcap` runs ([`host_hooks`] and the
+/// A ruleset loaded into a host's hooks: the registry `nfc run pcap` runs ([`hooks`] and the
 /// ruleset's entries), its engines and the checked ruleset.
 pub struct Host {
     pub hooks: Hooks,
@@ -228,7 +229,7 @@ pub fn load(name: &str, text: &str, kind: EngineKind, opts: Options) -> Result<H
             &diags, &sm,
         )));
     };
-    let mut hooks = host_hooks();
+    let mut hooks = hooks();
     let loaded = Lowered::new(&hir, kind)?.register(&mut hooks, opts)?;
     Ok(Host { hooks, loaded, hir })
 }
