@@ -15,7 +15,7 @@ use nfr_host::{IptBlob, Lowered};
 use nfr_ipt::{Effect, EntryRole, NatKind, layout::*};
 use nfr_runtime::engine::SharedIpt;
 
-use crate::{BuiltPacket, Engine, Host, Outcome, Prepared, Skip, outcome_verdict};
+use crate::{BuiltPacket, Engine, Host, HostSpec, Outcome, Prepared, Skip, outcome_verdict};
 
 /// The iptables blob engine.
 pub struct Ipt;
@@ -46,7 +46,7 @@ impl Engine for Ipt {
         true
     }
 
-    fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip> {
+    fn prepare(&self, hir: &Hir, host: &HostSpec) -> Result<Box<dyn Prepared>, Skip> {
         let mut blobs = Vec::new();
         let mut maps = Vec::new();
         let mut chains = Vec::new();
@@ -84,7 +84,7 @@ impl Engine for Ipt {
             }
             maps.push((entries, rules));
         }
-        let (host, loaded) = Host::new(&Lowered::Ipt(blobs))?;
+        let (host, loaded) = Host::new(&Lowered::Ipt(blobs), host)?;
         let tables = loaded
             .ipts
             .into_iter()

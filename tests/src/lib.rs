@@ -62,6 +62,9 @@ pub struct Case {
     pub file: Option<String>,
     /// Default hook for packets (`input` unless given).
     pub hook: Option<String>,
+    /// Queue numbers with a listener (`nfnetlink_queue` bound); without the field every queue has
+    /// one, as under `nfc run pcap`.
+    pub queues: Option<Vec<u16>>,
     /// Expected diagnostic code (the ruleset must be rejected).
     pub error: Option<String>,
     /// `line:col` of the expected diagnostic's primary span.
@@ -94,6 +97,15 @@ pub struct CounterSpec {
     pub rule: usize,
     pub packets: u64,
     pub bytes: Option<u64>,
+}
+
+impl Case {
+    /// The host the case's packets meet.
+    pub fn host(&self) -> HostSpec {
+        HostSpec {
+            queues: self.queues.clone(),
+        }
+    }
 }
 
 /// Parse a corpus file's text.
@@ -140,10 +152,17 @@ pub trait Prepared {
     }
 }
 
+/// What the host of a case has besides the ruleset.
+#[derive(Debug, Clone, Default)]
+pub struct HostSpec {
+    /// Queue numbers with a listener; `None`: every queue (`Case::queues`).
+    pub queues: Option<Vec<u16>>,
+}
+
 /// An execution engine.
 pub trait Engine {
     fn name(&self) -> &'static str;
-    fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip>;
+    fn prepare(&self, hir: &Hir, host: &HostSpec) -> Result<Box<dyn Prepared>, Skip>;
     /// Whether a ruleset this engine cannot express is a skip rather than a failure. Only the
     /// iptables engine says yes: the interpreter and the JIT must run every ruleset that checks.
     fn partial(&self) -> bool {
@@ -177,10 +196,17 @@ pub(crate) struct Ran {
 }
 
 impl Host {
-    /// Loads `lowered` into a new registry; the engines' effect logs are on.
-    pub(crate) fn new(lowered: &Lowered) -> Result<(Host, Loaded), Skip> {
+    /// Loads `lowered` into a new registry with the listeners `spec` gives; the engines' effect logs
+    /// are on.
+    pub(crate) fn new(lowered: &Lowered, spec: &HostSpec) -> Result<(Host, Loaded), Skip> {
         let mut hooks = nfr_host::hooks();
         hooks.ifaddrs = packet::host_addresses();
+        if let Some(q) = &spec.queues {
+            hooks.queue_sink = false;
+            for &n in q {
+                hooks.listen_queue(n);
+            }
+        }
         let opts = nfr_host::Options {
             trace: false,
             effects: true,
@@ -233,6 +259,7 @@ impl Host {
         }
         let arrived_untracked = p.nfct == Nfct::Untracked;
         let outcome = self.hooks.run(pkt.hook, &mut p, &mut self.ct, now);
+        self.hooks.queued.clear();
         let notrack = !arrived_untracked && p.nfct == Nfct::Untracked;
         // The packet's reference goes with it (`kfree_skb` / `consume_skb`; a queue's listener here
         // consumes what it gets).
@@ -280,9 +307,13 @@ fn object_names(hir: &Hir) -> Vec<String> {
 }
 
 /// The bytecode engines (`kind` interp or jit) loaded into a host.
-fn prepare_program(hir: &Hir, kind: EngineKind) -> Result<Box<dyn Prepared>, Skip> {
+fn prepare_program(
+    hir: &Hir,
+    host: &HostSpec,
+    kind: EngineKind,
+) -> Result<Box<dyn Prepared>, Skip> {
     let lowered = Lowered::new(hir, kind).map_err(|e| Skip(e.to_string()))?;
-    let (host, loaded) = Host::new(&lowered)?;
+    let (host, loaded) = Host::new(&lowered, host)?;
     let engine = loaded
         .prog
         .ok_or_else(|| Skip("no program engine".into()))?;
@@ -311,8 +342,8 @@ impl Engine for Interp {
     fn name(&self) -> &'static str {
         "interp"
     }
-    fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip> {
-        prepare_program(hir, EngineKind::Interp)
+    fn prepare(&self, hir: &Hir, host: &HostSpec) -> Result<Box<dyn Prepared>, Skip> {
+        prepare_program(hir, host, EngineKind::Interp)
     }
 }
 
@@ -320,8 +351,8 @@ impl Engine for Jit {
     fn name(&self) -> &'static str {
         "jit"
     }
-    fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip> {
-        prepare_program(hir, EngineKind::Jit)
+    fn prepare(&self, hir: &Hir, host: &HostSpec) -> Result<Box<dyn Prepared>, Skip> {
+        prepare_program(hir, host, EngineKind::Jit)
     }
 }
 
@@ -504,7 +535,7 @@ pub fn run_case(
         ));
         return Ok(0);
     };
-    let mut prep = engine.prepare(&hir)?;
+    let mut prep = engine.prepare(&hir, &case.host())?;
     let default_hook = case.hook.as_deref().unwrap_or("input");
     for (i, p) in case.packets.iter().enumerate() {
         let built = match packet::build(p, default_hook) {
