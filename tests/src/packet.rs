@@ -54,7 +54,10 @@ pub struct PacketSpec {
     pub skgid: Option<u32>,
     /// `host`, `broadcast`, `multicast`, `other`.
     pub pkttype: Option<String>,
-    /// `new`, `established`, `related`, `invalid` (default), `untracked`.
+    /// `new`, `established`, `related`, `invalid` (default), `untracked`: the state the packet has
+    /// when it reaches its hook. At PREROUTING and OUTPUT conntrack's entry (-200) decides it; at the
+    /// other hooks a `new` packet gets its conntrack entry before the hook (the first packet of a
+    /// connection, the one nat chains see), the others carry the state in the packet context only.
     pub ct_state: Option<String>,
     /// `IPS_*` names: `seen-reply`, `assured`, `confirmed`, `snat`, `dnat`, ...
     pub ct_status: Option<Vec<String>>,
