@@ -48,6 +48,8 @@ pub struct Packet<'a> {
     pub generated: bool,
     /// The NAT rewrites it went through, while [`Hooks::trace_nat`] is on.
     pub rewrites: Vec<Rewrite>,
+    /// The datagram was written through [`Packet::l3_mut`] (NAT): its addresses may have changed.
+    pub mangled: bool,
 }
 
 /// One NAT rewrite of a packet (`nf_nat_packet`, or the translation of an ICMP error about a NATed flow).
@@ -75,6 +77,7 @@ impl<'a> Packet<'a> {
             reject: None,
             generated: false,
             rewrites: Vec::new(),
+            mangled: false,
         })
     }
 
@@ -84,10 +87,14 @@ impl<'a> Packet<'a> {
         data: Vec<u8>,
         ts_ns: u64,
     ) -> Result<Packet<'static>, Vec<u8>> {
-        let state = match Packet::from_frame(linktype, &data, ts_ns) {
-            Ok(p) => p.state,
-            Err(_) => return Err(data),
+        let mut state = PktState {
+            tstamp_ns: ts_ns,
+            ..PktState::default()
         };
+        match wire::parse_frame(linktype, &data) {
+            Ok(pi) => pi.fill(&mut state),
+            Err(_) => return Err(data),
+        }
         Ok(Packet {
             data: Cow::Owned(data),
             state,
@@ -95,6 +102,7 @@ impl<'a> Packet<'a> {
             reject: None,
             generated: false,
             rewrites: Vec::new(),
+            mangled: false,
         })
     }
 
@@ -112,6 +120,7 @@ impl<'a> Packet<'a> {
     pub fn l3_mut(&mut self) -> &mut [u8] {
         let s = usize::from(self.state.nhoff);
         let e = s.saturating_add(self.state.len as usize);
+        self.mangled = true;
         let d = self.data.to_mut();
         let e = e.min(d.len());
         d.get_mut(s.min(e)..e).unwrap_or_default()
@@ -264,7 +273,7 @@ impl Engine for ConntrackIn {
         let l3 = pkt.l3();
         let v = cx.ct.conntrack_in(l3, cx.hook, cx.now, &mut nfct);
         pkt.nfct = nfct;
-        cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
+        cx.ct.fill_pkt_state(&pkt.nfct, &mut pkt.state);
         v
     }
 
@@ -286,7 +295,7 @@ impl Engine for ConntrackConfirm {
         let mut nfct = pkt.nfct;
         let v = cx.ct.confirm(pkt.l3(), cx.now, &mut nfct);
         pkt.nfct = nfct;
-        cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
+        cx.ct.fill_pkt_state(&pkt.nfct, &mut pkt.state);
         v
     }
 
@@ -1116,6 +1125,7 @@ mod tests {
             reject: None,
             generated: false,
             rewrites: Vec::new(),
+            mangled: false,
         }
     }
 

@@ -372,10 +372,11 @@ impl Replayer {
         *self.seen.borrow_mut() = None;
         let dst0 = dst_addr(pkt.l3());
         let mut reroute = |p: &mut Packet<'_>| {
-            let l3 = p.l3();
-            if dst_addr(l3) == dst0 {
+            // Only NAT writes the datagram: an unwritten one keeps its destination and route.
+            if !p.mangled || dst_addr(p.l3()) == dst0 {
                 return None;
             }
+            let l3 = p.l3();
             let (d, dev) = decide(l3);
             p.state.oif = dev.oif;
             p.state.oifname = dev.oifname;
