@@ -1294,7 +1294,10 @@ pub fn placement(hir: &Hir) -> Vec<Diagnostic> {
                                     b.priority
                                 ),
                             )
-                            .with_help("use a chain on prerouting or output with `priority raw` (-300)"),
+                            .with_help(format!(
+                                "use a chain on prerouting or output with `priority raw` ({})",
+                                nfr_proto::hook::priority::RAW
+                            )),
                         );
                     }
                     let Some((need_nat, hooks, name)) = allowed(&s.kind) else {
