@@ -48,7 +48,8 @@ pub struct Packet<'a> {
     pub generated: bool,
     /// The NAT rewrites it went through, while [`Hooks::trace_nat`] is on.
     pub rewrites: Vec<Rewrite>,
-    /// The datagram was written through [`Packet::l3_mut`] (NAT): its addresses may have changed.
+    /// NAT rewrote the datagram (`nf_nat_packet`, or an ICMP error's translation): its addresses may have
+    /// changed.
     pub mangled: bool,
 }
 
@@ -120,7 +121,6 @@ impl<'a> Packet<'a> {
     pub fn l3_mut(&mut self) -> &mut [u8] {
         let s = usize::from(self.state.nhoff);
         let e = s.saturating_add(self.state.len as usize);
-        self.mangled = true;
         let d = self.data.to_mut();
         let e = e.min(d.len());
         d.get_mut(s.min(e)..e).unwrap_or_default()
@@ -409,6 +409,7 @@ impl NatHook {
             NatVerdict::Untouched => Verdict::Accept,
             NatVerdict::Drop => Verdict::Drop,
             NatVerdict::Rewritten => {
+                pkt.mangled = true;
                 if let Some(before) = before {
                     let after = pkt.l3().to_vec();
                     pkt.rewrites.push(Rewrite {
