@@ -15,7 +15,7 @@ use crate::hir::{
 
 /// How deep `$var` substitution may go (defines referring to defines). A define can only name defines made
 /// before it, so nesting is never recursion; this bounds the stack.
-const MAX_VAR_DEPTH: u32 = 16;
+pub(crate) const MAX_VAR_DEPTH: u32 = 16;
 
 /// How many `$var` substitutions (each value or set member reached through a define counts one) the whole
 /// ruleset may make: `define a1 = { $a0, $a0 }` ... doubles at every level, so a few hundred bytes of defines
