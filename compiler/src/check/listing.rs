@@ -4,12 +4,14 @@
 //! place; a log prefix's `$name`s as [`super::rules::expand_log_prefix`] expands them), and every rule tied to
 //! the Hir rule it became. Print it with `nfr_grammar::print::format`.
 
+use std::cell::Cell;
+
 use hashbrown::HashMap;
 use nfr_grammar::ast::{self, ExprKind as A};
 
 use super::resolve::{Defines, sp};
 use super::rules::expand_log_prefix;
-use super::types::MAX_VAR_DEPTH;
+use super::types::{MAX_VAR_DEPTH, MAX_VAR_WORK};
 use crate::diag::{FileId, Span};
 use crate::hir::{BaseChain, ChainId, Hir, Policy};
 
@@ -70,7 +72,11 @@ pub(crate) fn build(
         .iter()
         .filter_map(|c| c.base().map(|b| (b.span, b)))
         .collect();
-    let x = Expand { defines, bases };
+    let x = Expand {
+        defines,
+        bases,
+        work: Cell::new(0),
+    };
     let mut seqs = seqs.iter().copied();
     let mut next = move || seqs.next().unwrap_or(usize::MAX);
     let mut file = ast::File::default();
@@ -112,6 +118,8 @@ struct Expand<'d> {
     defines: &'d Defines,
     /// The Hir's base chains by the span of their hook.
     bases: HashMap<Span, &'d BaseChain>,
+    /// Substitutions made, bounded as the checker's (a `$name` past the bound stays as written).
+    work: Cell<u64>,
 }
 
 impl Expand<'_> {
@@ -185,9 +193,10 @@ impl Expand<'_> {
     fn expr(&self, e: &mut ast::Expr, seq: usize, depth: u32) {
         match &mut e.kind {
             A::Var(id) => {
-                if depth >= MAX_VAR_DEPTH {
+                if depth >= MAX_VAR_DEPTH || self.work.get() >= MAX_VAR_WORK {
                     return;
                 }
+                self.work.set(self.work.get() + 1);
                 let Some(def) = self.defines.get(&id.name, seq) else {
                     return;
                 };

@@ -20,7 +20,7 @@ pub(crate) const MAX_VAR_DEPTH: u32 = 16;
 /// How many `$var` substitutions (each value or set member reached through a define counts one) the whole
 /// ruleset may make: `define a1 = { $a0, $a0 }` ... doubles at every level, so a few hundred bytes of defines
 /// could otherwise ask for gigabytes.
-const MAX_VAR_WORK: u64 = 1 << 20;
+pub(crate) const MAX_VAR_WORK: u64 = 1 << 20;
 
 fn max_for_bits(bits: u32) -> u128 {
     if bits >= 128 {
