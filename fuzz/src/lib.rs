@@ -51,7 +51,7 @@ fn fixed_packets() -> [(Vec<u8>, PktState); 4] {
 }
 
 /// Target `parse_check`: if `data` is UTF-8, parse it, print it canonically, check it and, when a `Hir`
-/// comes out, lower it to a verified program and run every chain of it on the fixed packets.
+/// comes out, print its listing, lower it to a verified program and run every chain of it on the fixed packets.
 pub fn parse_check(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -60,10 +60,15 @@ pub fn parse_check(data: &[u8]) {
     let printed = nfr_grammar::format(&parsed.file);
     // The canonical form is text the parser must take too.
     let _ = nfr_grammar::parse(&printed);
-    let (_sources, hir, _diags) = nfr_compiler::check::check_source("fuzz.nfr", text);
-    let Some(hir) = hir else {
+    let mut sources = nfr_compiler::diag::SourceMap::new();
+    let root = sources.add("fuzz.nfr", text);
+    let (out, _diags) =
+        nfr_compiler::check::check_listed(&mut sources, root, &mut nfr_compiler::check::NoIncludes);
+    let Some((hir, listing)) = out else {
         return;
     };
+    // The listing `nfc run pcap` prints.
+    let _ = nfr_grammar::format(&listing.file);
     if let Ok(prog) = nfr_compiler::lower::lower_verified(&hir) {
         run_program(&prog);
     }

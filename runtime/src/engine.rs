@@ -243,6 +243,8 @@ pub struct ChainEntry {
     chain: ChainId,
     nat: bool,
     label: String,
+    /// The program reads conntrack facts past [`crate::ct::Conntrack::fill_pkt_state`]'s.
+    ct_facts: bool,
 }
 
 impl std::fmt::Debug for ChainEntry {
@@ -392,6 +394,9 @@ impl Engine for ChainEntry {
         if self.nat && !nat_due(pkt, cx.hook) {
             return Verdict::Accept;
         }
+        if self.ct_facts {
+            cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
+        }
         let mut e = self.shared.borrow_mut();
         let v = {
             let data: &[u8] = &pkt.data;
@@ -464,6 +469,7 @@ pub fn register_program(
     shared: &SharedProgram,
     specs: &[ChainSpec],
 ) -> Result<(), HookError> {
+    let ct_facts = crate::ct::reads_ct_facts(shared.borrow().prog.program());
     for (i, s) in specs.iter().enumerate() {
         for &nf in &s.nfprotos {
             let entry = Box::new(ChainEntry {
@@ -472,6 +478,7 @@ pub fn register_program(
                 chain: s.chain,
                 nat: s.nat,
                 label: s.label.clone(),
+                ct_facts,
             });
             if s.nat {
                 hooks.register_nat(nf, s.hook, s.priority, entry)?;
@@ -525,6 +532,7 @@ impl Engine for IptEntry {
         if self.nat && !nat_due(pkt, cx.hook) {
             return Verdict::Accept;
         }
+        cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
         let mut e = self.shared.borrow_mut();
         let out = {
             let data: &[u8] = &pkt.data;

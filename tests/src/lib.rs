@@ -235,6 +235,7 @@ impl Host {
             nfct: Nfct::None,
             reject: None,
             generated: false,
+            mangled: false,
             rewrites: Vec::new(),
         };
         let st = &pkt.state;

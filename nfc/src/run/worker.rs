@@ -56,6 +56,9 @@ pub struct Rewritten {
 }
 
 fn rewritten(r: &[nfr_runtime::hook::Rewrite]) -> Vec<Rewritten> {
+    if r.is_empty() {
+        return Vec::new();
+    }
     let raw = nfr_runtime::pcap::linktype::RAW;
     r.iter()
         .map(|w| Rewritten {
@@ -257,12 +260,14 @@ impl Worker {
         // Steps of the packets the host sent in reaction belong to them (one a frame at most: a reject's answer or
         // a time exceeded).
         let mut sent_trace: Vec<TraceStep> = Vec::new();
-        trace.retain(|s| {
-            if s.generated {
-                sent_trace.push(s.clone());
-            }
-            !s.generated
-        });
+        if !trace.is_empty() {
+            trace.retain(|s| {
+                if s.generated {
+                    sent_trace.push(s.clone());
+                }
+                !s.generated
+            });
+        }
         let events = if self.opts.events {
             let now = self.replayer.now();
             self.replayer.ct.deliver_events(now)
@@ -274,6 +279,23 @@ impl Worker {
                 .ok()
                 .map(|li| li.ethertype),
             _ => None,
+        };
+        let sent = if self.replayer.hooks.sent.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.replayer.hooks.sent)
+                .into_iter()
+                .map(|s| SentRecord {
+                    trace: std::mem::take(&mut sent_trace),
+                    rewrites: rewritten(&s.rewrites),
+                    data: self
+                        .opts
+                        .keep_data
+                        .then(|| with_link_header(f, &s.data, true)),
+                    summary: summary(nfr_runtime::pcap::linktype::RAW, &s.data),
+                    sent: s,
+                })
+                .collect()
         };
         FrameRecord {
             no,
@@ -292,19 +314,7 @@ impl Worker {
                 None => f.data.to_vec(),
             }),
             rewrites: rewritten(&self.replayer.rewrites),
-            sent: std::mem::take(&mut self.replayer.hooks.sent)
-                .into_iter()
-                .map(|s| SentRecord {
-                    trace: std::mem::take(&mut sent_trace),
-                    rewrites: rewritten(&s.rewrites),
-                    data: self
-                        .opts
-                        .keep_data
-                        .then(|| with_link_header(f, &s.data, true)),
-                    summary: summary(nfr_runtime::pcap::linktype::RAW, &s.data),
-                    sent: s,
-                })
-                .collect(),
+            sent,
         }
     }
 
