@@ -26,7 +26,7 @@ pub mod packet;
 use nfr_compiler::check::check_source;
 use nfr_compiler::hir::{Family, Hir};
 use nfr_host::{Loaded, Lowered};
-use nfr_runtime::ct::{Conntrack, Nfct, Settings};
+use nfr_runtime::ct::{Conntrack, CtInfo, Nfct, Settings};
 use nfr_runtime::engine::{EngineKind, SharedProgram};
 use nfr_runtime::hook::{HookOutcome, Hooks, Packet};
 use nfr_vm::interp::NatRequest;
@@ -222,13 +222,15 @@ impl Host {
     }
 
     /// Runs `pkt` through every entry of its hook and family (`Hooks::run`, `nf_hook_slow`). It arrives
-    /// with the conntrack state the case gives: at PREROUTING and OUTPUT conntrack's own entry
-    /// (-200) looks it up; at the other hooks it has been through conntrack already, so a `new` packet
-    /// gets its entry here (`nf_conntrack_in`, unconfirmed: only the first packet of a connection meets the
-    /// nat chains), an `untracked` one is untracked, and an `established`, `related` or `invalid` one
-    /// carries its state in the packet context only.
+    /// with the conntrack state the case gives, as an entry attached to it (the engines read the
+    /// state from the entry, as the kernel's do): a `new` packet at PREROUTING or OUTPUT meets
+    /// conntrack's own entry (-200), which creates it; at the other hooks it has been through
+    /// conntrack already, and `new`, `established` and `related` packets get their entry here
+    /// ([`Host::attach`]); `untracked` is untracked, `invalid` has no entry.
+    /// Each packet's state is its own: the conntrack table starts empty for every packet.
     pub(crate) fn run(&mut self, pkt: &BuiltPacket) -> Ran {
         let now = pkt.state.tstamp_ns;
+        self.ct.flush(now);
         let mut p = Packet {
             data: Cow::Borrowed(&pkt.bytes),
             state: pkt.state.clone(),
@@ -239,24 +241,23 @@ impl Host {
             rewrites: Vec::new(),
         };
         let st = &pkt.state;
+        let reply = st.ct_direction == nfr_vm::pkt::IP_CT_DIR_REPLY;
+        let ctinfo = match st.ct_state {
+            _ if !st.ct_valid => None,
+            ct_state::NEW => Some(CtInfo::New),
+            ct_state::ESTABLISHED if reply => Some(CtInfo::EstablishedReply),
+            ct_state::ESTABLISHED => Some(CtInfo::Established),
+            ct_state::RELATED if reply => Some(CtInfo::RelatedReply),
+            ct_state::RELATED => Some(CtInfo::Related),
+            _ => None,
+        };
         if st.ct_state == ct_state::UNTRACKED {
             p.nfct = Nfct::Untracked;
-        } else if st.ct_valid
-            && st.ct_state == ct_state::NEW
-            && !matches!(pkt.hook, Hook::Prerouting | Hook::Output)
+        } else if let Some(ci) = ctinfo
+            && !(ci == CtInfo::New && matches!(pkt.hook, Hook::Prerouting | Hook::Output))
         {
-            let mut nfct = match st.ct_zone {
-                0 => Nfct::None,
-                zone => Nfct::Template { zone },
-            };
-            let _ = self
-                .ct
-                .conntrack_in(p.l3(), Hook::Prerouting, now, &mut nfct);
-            if matches!(nfct, Nfct::Ct { .. }) {
-                self.ct.set_status_bits(&nfct, st.ct_status);
-                self.ct.fill_pkt(&nfct, now, &mut p.state);
-                p.nfct = nfct;
-            }
+            p.nfct = self.attach(pkt, ci, now);
+            self.ct.fill_pkt(&p.nfct, now, &mut p.state);
         }
         let arrived_untracked = p.nfct == Nfct::Untracked;
         let outcome = self.hooks.run(pkt.hook, &mut p, &mut self.ct, now);
@@ -270,6 +271,40 @@ impl Host {
             state: p.state,
             notrack,
         }
+    }
+}
+
+impl Host {
+    /// The conntrack entry a packet in state `ctinfo` carries: the connection's first packet (this
+    /// one, or for a reply this one turned around; a TCP SYN) through `nf_conntrack_in`, confirmed
+    /// and marked as having seen a reply unless the packet itself is new, with the case's status
+    /// bits, mark and zone. `Nfct::None` when conntrack cannot track the packet (a cut header).
+    fn attach(&mut self, pkt: &BuiltPacket, ctinfo: CtInfo, now: u64) -> Nfct {
+        let st = &pkt.state;
+        let first = packet::first_of_connection(&pkt.bytes, ctinfo.dir() == 1);
+        let mut nfct = match st.ct_zone {
+            0 => Nfct::None,
+            zone => Nfct::Template { zone },
+        };
+        let _ = self
+            .ct
+            .conntrack_in(&first, Hook::Prerouting, now, &mut nfct);
+        let Nfct::Ct { id, .. } = nfct else {
+            return Nfct::None;
+        };
+        let mut status = st.ct_status;
+        if ctinfo != CtInfo::New {
+            let _ = self.ct.confirm(&first, now, &mut nfct);
+            if matches!(ctinfo, CtInfo::Established | CtInfo::EstablishedReply) {
+                status |= nfr_vm::pkt::ips::SEEN_REPLY;
+            }
+        }
+        let nfct = Nfct::Ct { id, ctinfo };
+        self.ct.set_status_bits(&nfct, status);
+        if st.ct_mark != 0 {
+            self.ct.set_mark(&nfct, st.ct_mark);
+        }
+        nfct
     }
 }
 

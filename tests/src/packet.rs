@@ -55,9 +55,9 @@ pub struct PacketSpec {
     /// `host`, `broadcast`, `multicast`, `other`.
     pub pkttype: Option<String>,
     /// `new`, `established`, `related`, `invalid` (default), `untracked`: the state the packet has
-    /// when it reaches its hook. At PREROUTING and OUTPUT conntrack's entry (-200) decides it; at the
-    /// other hooks a `new` packet gets its conntrack entry before the hook (the first packet of a
-    /// connection, the one nat chains see), the others carry the state in the packet context only.
+    /// when it reaches its hook, as a conntrack entry attached to it (each packet its own
+    /// connection). A `new` packet at PREROUTING or OUTPUT gets it from conntrack's entry (-200);
+    /// elsewhere a `new` packet is the first of its connection (the one nat chains see).
     pub ct_state: Option<String>,
     /// `IPS_*` names: `seen-reply`, `assured`, `confirmed`, `snat`, `dnat`, ...
     pub ct_status: Option<Vec<String>>,
@@ -203,6 +203,55 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| e.to_string()))
         .collect()
+}
+
+/// The first packet of the connection an IP datagram belongs to: the datagram itself, turned around
+/// when it goes in the reply direction (addresses and ports swapped), a TCP segment made a SYN, any
+/// ICMP or ICMPv6 message an echo request.
+pub fn first_of_connection(l3: &[u8], reply: bool) -> Vec<u8> {
+    let mut d = l3.to_vec();
+    let Ok(info) = parse_frame(linktype::RAW, l3) else {
+        return d;
+    };
+    let mut st = PktState::default();
+    info.fill(&mut st);
+    let (src, dst, alen) = if st.nfproto == pkt::NFPROTO_IPV6 {
+        (8, 24, 16)
+    } else {
+        (12, 16, 4)
+    };
+    let th = usize::from(st.thoff);
+    if reply && d.len() >= dst + alen {
+        let (a, b) = d.split_at_mut(dst);
+        a[src..src + alen].swap_with_slice(&mut b[..alen]);
+        if matches!(st.l4proto, 6 | 17) && d.len() >= th + 4 {
+            let (p, q) = d[th..th + 4].split_at_mut(2);
+            p.swap_with_slice(q);
+        }
+    }
+    match (st.l4proto, d.get_mut(th)) {
+        (6, _) => {
+            if let Some(f) = d.get_mut(th + 13) {
+                *f = 0x02;
+            }
+        }
+        // an echo reply or an error (conntrack would look up the connection it quotes): an echo
+        // request (ICMP 8, ICMPv6 128)
+        (1, Some(t)) if *t != 8 => {
+            *t = 8;
+            if let Some(c) = d.get_mut(th + 1) {
+                *c = 0;
+            }
+        }
+        (58, Some(t)) if *t != 128 => {
+            *t = 128;
+            if let Some(c) = d.get_mut(th + 1) {
+                *c = 0;
+            }
+        }
+        _ => {}
+    }
+    d
 }
 
 /// Build the packet.
