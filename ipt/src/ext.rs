@@ -343,15 +343,15 @@ impl NfqInfoV3 {
         self.queuenum = n;
         self.queues_total = 1;
     }
-    /// `--queue-balance lo:hi`; `Err` unless `lo < hi`. As iptables 1.8.9: 0:65535 wraps to 0
-    /// queues, which the kernel refuses.
-    pub fn set_balance(&mut self, lo: u16, hi: u16) -> Result<(), ()> {
+    /// `--queue-balance lo:hi`; `false` (and nothing set) unless `lo < hi`. As iptables 1.8.9:
+    /// 0:65535 wraps to 0 queues, which the kernel refuses.
+    pub fn set_balance(&mut self, lo: u16, hi: u16) -> bool {
         if lo >= hi {
-            return Err(());
+            return false;
         }
         self.queuenum = lo;
         self.queues_total = (hi - lo).wrapping_add(1);
-        Ok(())
+        true
     }
 }
 
@@ -415,6 +415,20 @@ pub fn check_port_proto(ip: &IpMatch) -> Result<(), String> {
         Ok(())
     } else {
         Err("Need TCP, UDP, SCTP or DCCP with port specification".into())
+    }
+}
+
+/// The netmask of a prefix length (`/len` of `-s`/`-d`; lengths over 32 count as 32).
+pub fn prefix_mask(len: u8) -> [u8; 4] {
+    let l = u32::from(len.min(32));
+    let v = if l == 0 { 0 } else { u32::MAX << (32 - l) };
+    v.to_be_bytes()
+}
+
+impl CtTargetInfo {
+    /// `--notrack` of `-j CT`.
+    pub fn set_notrack(&mut self) {
+        self.flags |= XT_CT_NOTRACK;
     }
 }
 
@@ -484,6 +498,11 @@ fn check_target(t: &Target, ip: &IpMatch) -> Result<(), String> {
         } if range.flags & (NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED) == 0 => {
             Err("DNAT: you must specify --to-destination".into())
         }
+        Target::Nat {
+            kind: NatKind::Masquerade | NatKind::Redirect,
+            range,
+            ..
+        } if range.flags & NF_NAT_RANGE_PROTO_SPECIFIED != 0 => check_port_proto(ip),
         Target::Nat {
             kind: NatKind::Snat | NatKind::Dnat,
             range,

@@ -495,8 +495,7 @@ pub fn parse_addr(s: &str) -> R<([u8; 4], [u8; 4])> {
             if l > 32 {
                 return Err(format!("invalid mask `{m}`"));
             }
-            let v = if l == 0 { 0 } else { u32::MAX << (32 - l) };
-            v.to_be_bytes()
+            prefix_mask(l as u8)
         }
     };
     Ok((addr, mask))
@@ -1355,16 +1354,18 @@ fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch
                     }
                 };
                 let (lo, hi) = (num(x, 0)?, num(y, 65535)?);
-                q.set_balance(lo, hi).map_err(|()| {
-                    format!("bad --queue-balance `{a}`: {lo} should be less than {hi}")
-                })?;
+                if !q.set_balance(lo, hi) {
+                    return Err(format!(
+                        "bad --queue-balance `{a}`: {lo} should be less than {hi}"
+                    ));
+                }
             }
             "--queue-bypass" => q.flags |= NFQ_FLAG_BYPASS,
             "--queue-cpu-fanout" => q.flags |= NFQ_FLAG_CPU_FANOUT,
             _ => return Ok(false),
         },
         Target::Ct { info, .. } => match o {
-            "--notrack" => info.flags |= XT_CT_NOTRACK,
+            "--notrack" => info.set_notrack(),
             "--helper" => {
                 let h = w.arg(o)?;
                 if h.len() >= 16 {
