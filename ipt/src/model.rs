@@ -608,7 +608,13 @@ impl Match {
     }
     /// `-m comment --comment text` (truncated to 255 bytes).
     pub fn comment(text: &str) -> Match {
-        Match::Comment(text.as_bytes().iter().take(255).copied().collect())
+        Match::Comment(
+            text.as_bytes()
+                .iter()
+                .take(crate::ext::COMMENT_MAX)
+                .copied()
+                .collect(),
+        )
     }
     /// `-m limit --limit rate/sec-equivalent --limit-burst burst`: `avg` in XT_LIMIT_SCALE units
     /// per packet (10000 = one per second).
@@ -627,7 +633,12 @@ impl Target {
         Target::Log(LogInfo {
             level,
             logflags: 0,
-            prefix: prefix.as_bytes().iter().take(29).copied().collect(),
+            prefix: prefix
+                .as_bytes()
+                .iter()
+                .take(crate::ext::LOG_PREFIX_MAX)
+                .copied()
+                .collect(),
         })
     }
     /// `-j DNAT --to-destination addr[:port]` (revision 2, as iptables 1.8.9 sends it; a port 0,
