@@ -1,8 +1,9 @@
 //! iptables-save / iptables-restore text → `Table`s, for the supported matches and targets
 //! (tcp, udp, icmp, conntrack/state, multiport, mark, comment, limit; standard verdicts, jumps,
 //! gotos, REJECT, LOG, MARK, CONNMARK, CT/NOTRACK, DNAT, SNAT, MASQUERADE, REDIRECT). The
-//! payloads are filled exactly as iptables 1.8.9's extensions fill them, so that
-//! `encode(parse_save(text))` equals what `iptables-legacy-restore` sends to the kernel.
+//! payloads are filled exactly as iptables 1.8.9's extensions fill them (through `ext`, which the
+//! compiler's iptables lowering calls too), so that `encode(parse_save(text))` equals what
+//! `iptables-legacy-restore` sends to the kernel.
 #![forbid(unsafe_code)]
 
 use crate::ext::*;
