@@ -282,23 +282,34 @@ fn bad_chain_name(n: &str) -> Option<&'static str> {
     None
 }
 
-fn table_valid_hooks_text(t: &str) -> Option<&'static str> {
-    Some(match t {
-        "filter" => {
-            "valid hooks for the filter table are input, forward, output (priority filter, 0)"
+fn table_valid_hooks_text(t: &str) -> Option<String> {
+    use nfr_proto::hook::{IptTable, STD_PRIOS};
+    let table = IptTable::by_name(t)?;
+    // The table's hooks grouped by priority, each group with nft's name for that priority.
+    let mut groups: Vec<(i32, Vec<&str>)> = Vec::new();
+    for h in table.valid() {
+        let p = table.priority(h);
+        match groups.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, hooks)) => hooks.push(h.name()),
+            None => groups.push((p, vec![h.name()])),
         }
-        "nat" => {
-            "valid hooks for the nat table are prerouting, output (priority dstnat, -100), input, postrouting (priority srcnat, 100), type nat"
-        }
-        "mangle" => {
-            "valid hooks for the mangle table are prerouting, input, forward, output, postrouting (priority mangle, -150)"
-        }
-        "raw" => "valid hooks for the raw table are prerouting, output (priority raw, -300)",
-        "security" => {
-            "valid hooks for the security table are input, forward, output (priority security, 50)"
-        }
-        _ => return None,
-    })
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(p, hooks)| {
+            let name = STD_PRIOS
+                .iter()
+                .find(|s| s.value == *p)
+                .map_or(String::new(), |s| format!("{}, ", s.name));
+            format!("{} (priority {name}{p})", hooks.join(", "))
+        })
+        .collect();
+    let ty = table.chain_type(nfr_proto::hook::Hook::Prerouting);
+    let ty = if ty == "nat" { ", type nat" } else { "" };
+    Some(format!(
+        "valid hooks for the {t} table are {}{ty}",
+        parts.join(", ")
+    ))
 }
 
 fn mapping_diags(hir: &Hir, id: TableId, reasons: &[IptReason]) -> Vec<Diagnostic> {
@@ -2201,4 +2212,29 @@ fn build_rule(
         rule.matches.push(nfr_ipt::Match::comment(c));
     }
     Ok(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn valid_hooks_notes_come_from_the_table_of_tables() {
+        let t = |n: &str| super::table_valid_hooks_text(n).unwrap();
+        assert_eq!(
+            t("nat"),
+            "valid hooks for the nat table are prerouting, output (priority dstnat, -100), input, postrouting (priority srcnat, 100), type nat"
+        );
+        assert_eq!(
+            t("mangle"),
+            "valid hooks for the mangle table are prerouting, input, forward, output, postrouting (priority mangle, -150)"
+        );
+        assert_eq!(
+            t("raw"),
+            "valid hooks for the raw table are prerouting, output (priority raw, -300)"
+        );
+        assert_eq!(
+            t("security"),
+            "valid hooks for the security table are input, forward, output (priority security, 50)"
+        );
+        assert!(super::table_valid_hooks_text("broute").is_none());
+    }
 }
