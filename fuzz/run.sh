@@ -14,7 +14,7 @@ set -eu
 secs=${1:-60}
 shift || true
 cd "$(dirname "$0")"
-all="parse_check ipt_blob wire pcap import_save classify jit_diff"
+all="parse_check ipt_blob wire pcap import_save classify jit_diff run_pcap"
 targets=${*:-$all}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -42,6 +42,8 @@ for t in $targets; do
         jit_diff) opts="--sanitizer none"; max="${MAX_LEN:-4096} -len_control=0" ;;
         classify) opts="--sanitizer none"; max="${MAX_LEN:-4096} -len_control=0" ;;
         pcap) opts=""; max=${MAX_LEN:-65536} ;;
+        # a ruleset and a capture, run on the JIT too (generated code ASan cannot see)
+        run_pcap) opts="--sanitizer none"; max=${MAX_LEN:-16384} ;;
         *) opts=""; max=${MAX_LEN:-8192} ;;
     esac
     dict=""

@@ -223,3 +223,61 @@ pub fn import_save(data: &[u8]) {
         let _ = nfr_compiler::check::check_source("import.nfr", &nfr);
     }
 }
+
+/// Most frames of one `run_pcap` input that are replayed.
+const RUN_PCAP_FRAMES: usize = 64;
+
+/// Target `run_pcap`: `nfc run pcap` end to end. Bytes 0-1 (little endian) give the length of the ruleset
+/// text that follows (ignored unless UTF-8); the rest is a pcap or pcapng capture. A ruleset that checks is
+/// loaded into a host (`nfr_host::load`, as `nfc run pcap` builds it) on the interpreter, the JIT and, when it
+/// lowers to iptables, the ipt engine; the capture's first frames are replayed through each host's hooks with
+/// conntrack, and every engine must give every frame the same fate. Returns the (engine, frame) pairs compared
+/// with the first engine's.
+pub fn run_pcap(data: &[u8]) -> usize {
+    use nfr_runtime::engine::EngineKind;
+    use nfr_runtime::replay::{ReplayConfig, Replayer};
+    let [a, b, rest @ ..] = data else {
+        return 0;
+    };
+    let n = usize::from(u16::from_le_bytes([*a, *b])).min(rest.len());
+    let (rules, capture) = rest.split_at(n);
+    let Ok(text) = std::str::from_utf8(rules) else {
+        return 0;
+    };
+    let mut fates: Vec<(EngineKind, Vec<String>)> = Vec::new();
+    for kind in [EngineKind::Interp, EngineKind::Jit, EngineKind::Ipt] {
+        let Ok(host) = nfr_host::load("fuzz.nfr", text, kind, nfr_host::Options::default()) else {
+            // a ruleset that does not check fails on every engine; one without an iptables form, on ipt
+            continue;
+        };
+        let ct = Conntrack::new(Settings {
+            max: 256,
+            buckets: 64,
+            checksum: false,
+            ..Settings::default()
+        });
+        let mut r = Replayer::new(host.hooks, ct, ReplayConfig::default());
+        let Ok(mut reader) = PcapReader::new(capture) else {
+            return 0;
+        };
+        let mut seen = Vec::new();
+        while seen.len() < RUN_PCAP_FRAMES {
+            match reader.next_frame() {
+                Ok(Some(f)) => seen.push(format!("{:?}", r.frame(&f))),
+                _ => break,
+            }
+        }
+        fates.push((kind, seen));
+    }
+    let mut compared = 0;
+    if let Some((first, want)) = fates.first() {
+        for (kind, got) in &fates[1..] {
+            assert_eq!(
+                got, want,
+                "{kind:?} and {first:?} disagree on the frames' fates"
+            );
+            compared += got.len();
+        }
+    }
+    compared
+}
