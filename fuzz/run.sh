@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs every fuzz target (or those named) for SECONDS each, one after the other at the lowest CPU priority,
 # and prints per target: executions, exec/s, final coverage (libFuzzer's `cov`/`ft`) and crashes found.
-# Installs cargo-fuzz when it is missing. Seeds: testdata/fuzz-seeds/<target>; new inputs go to
+# Installs cargo-fuzz when it is missing. Seeds: testdata/fuzz-seeds/<target>, and seeds-shared/<target> made
+# from the shared corpus by shared_seeds.py when ../shared is there; new inputs go to
 # corpus/<target> (git-ignored), crashes to artifacts/<target>.
 #
 #   fuzz/run.sh 600                      # every target, 10 minutes each
@@ -13,12 +14,19 @@ set -eu
 secs=${1:-60}
 shift || true
 cd "$(dirname "$0")"
-all="parse_check ipt_blob wire pcap import_save classify jit_diff"
+all="parse_check ipt_blob wire pcap import_save classify jit_diff run_pcap"
 targets=${*:-$all}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz" >&2
     nice -n 19 cargo install --locked cargo-fuzz
+fi
+
+# Seeds from the shared corpus when it is there (../shared next to the repository, or NFC_SHARED_DIR): written
+# to seeds-shared/<target> (git-ignored) and read next to the committed seeds.
+shared=${NFC_SHARED_DIR:-../../shared}
+if [ -d "$shared/corpus" ]; then
+    python3 shared_seeds.py "$shared/corpus" seeds-shared >&2
 fi
 
 # stable toolchains: cargo-fuzz needs nightly flags
@@ -34,6 +42,8 @@ for t in $targets; do
         jit_diff) opts="--sanitizer none"; max="${MAX_LEN:-4096} -len_control=0" ;;
         classify) opts="--sanitizer none"; max="${MAX_LEN:-4096} -len_control=0" ;;
         pcap) opts=""; max=${MAX_LEN:-65536} ;;
+        # a ruleset and a capture, run on the JIT too (generated code ASan cannot see)
+        run_pcap) opts="--sanitizer none"; max=${MAX_LEN:-16384} ;;
         *) opts=""; max=${MAX_LEN:-8192} ;;
     esac
     dict=""
@@ -44,7 +54,9 @@ for t in $targets; do
     par=""
     [ "$jobs" -gt 1 ] && par="-jobs=$jobs -workers=$jobs"
     # shellcheck disable=SC2086
-    nice -n 19 cargo fuzz run $opts "$t" "corpus/$t" "../testdata/fuzz-seeds/$t" -- \
+    extra=""
+    [ -d "seeds-shared/$t" ] && extra="seeds-shared/$t"
+    nice -n 19 cargo fuzz run $opts "$t" "corpus/$t" "../testdata/fuzz-seeds/$t" $extra -- \
         -max_total_time="$secs" -max_len=$max $par -print_final_stats=1 \
         $dict >"logs/$t.log" 2>&1 || true
     [ "$jobs" -gt 1 ] && cat fuzz-*.log >>"logs/$t.log" 2>/dev/null && rm -f fuzz-*.log

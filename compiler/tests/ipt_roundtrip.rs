@@ -87,3 +87,80 @@ fn inverted_ctstate_ctstatus_and_addrtype_import_with_the_kernels_meaning() {
     let (_, hir, _) = nfr_compiler::check::check_source("imported.nfr", &nfr);
     assert!(hir.is_some(), "{nfr}");
 }
+
+/// The lowering builds entries from `nfr_ipt` values, not text: each must still be the entry
+/// iptables-restore's parser builds from the iptables-save line printed for it (same defaults,
+/// revisions, flag bits and masks), for every ruleset of the repository that lowers and, when
+/// ../shared is there, every rule line of nft's tests/py in ip filter and nat chains.
+#[test]
+fn lowered_entries_are_what_iptables_parses_from_their_lines() {
+    fn walk(d: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "nfr" || x == "t") {
+                out.push(p);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    walk(&root.join("examples"), &mut files);
+    walk(&root.join("testdata"), &mut files);
+    walk(&root.join("../shared/corpus/nft-tests-py/ip"), &mut files);
+    walk(&root.join("../shared/corpus/nft-tests-py/inet"), &mut files);
+    files.sort();
+    let mut sources = Vec::new();
+    for p in &files {
+        let text = std::fs::read_to_string(p).unwrap();
+        if p.extension().is_some_and(|x| x == "nfr") {
+            sources.push((p.display().to_string(), text));
+            continue;
+        }
+        for (i, l) in text.lines().enumerate() {
+            let l = l.trim_start_matches("- ").trim();
+            if l.is_empty() || l.starts_with(['#', ':', '*', '!']) {
+                continue;
+            }
+            let rule = l.split(';').next().unwrap_or_default();
+            for chain in [
+                "type filter hook forward priority 0",
+                "type nat hook prerouting priority -100",
+                "type nat hook postrouting priority 100",
+            ] {
+                sources.push((
+                    format!("{}:{}", p.display(), i + 1),
+                    format!("table ip t {{ chain c {{ {chain}; {rule} }} }}"),
+                ));
+            }
+        }
+    }
+    let (mut entries, mut failures) = (0, Vec::new());
+    for (name, text) in &sources {
+        let (_, Some(hir), _) = nfr_compiler::check::check_source(name, text) else {
+            continue;
+        };
+        let Ok(tables) = lower_ipt(&hir) else {
+            continue;
+        };
+        for (_, t) in &tables {
+            let chains = t
+                .builtins
+                .iter()
+                .flat_map(|c| &c.rules)
+                .chain(t.user_chains.iter().flat_map(|c| &c.rules));
+            for r in chains {
+                entries += 1;
+                let line = nfr_ipt::rule_spec(r);
+                match nfr_ipt::parse_rule_str(&line) {
+                    Ok(p) if p == *r => {}
+                    other => failures.push(format!("{name}: `{}`: {other:?}", line.trim())),
+                }
+            }
+        }
+    }
+    eprintln!("{entries} lowered entries compared with iptables' parse of their lines");
+    assert!(entries > 50, "only {entries} entries");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -51,7 +51,7 @@ fn fixed_packets() -> [(Vec<u8>, PktState); 4] {
 }
 
 /// Target `parse_check`: if `data` is UTF-8, parse it, print it canonically, check it and, when a `Hir`
-/// comes out, lower it to a verified program and run every chain of it on the fixed packets.
+/// comes out, print its listing, lower it to a verified program and run every chain of it on the fixed packets.
 pub fn parse_check(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -60,10 +60,15 @@ pub fn parse_check(data: &[u8]) {
     let printed = nfr_grammar::format(&parsed.file);
     // The canonical form is text the parser must take too.
     let _ = nfr_grammar::parse(&printed);
-    let (_sources, hir, _diags) = nfr_compiler::check::check_source("fuzz.nfr", text);
-    let Some(hir) = hir else {
+    let mut sources = nfr_compiler::diag::SourceMap::new();
+    let root = sources.add("fuzz.nfr", text);
+    let (out, _diags) =
+        nfr_compiler::check::check_listed(&mut sources, root, &mut nfr_compiler::check::NoIncludes);
+    let Some((hir, listing)) = out else {
         return;
     };
+    // The listing `nfc run pcap` prints.
+    let _ = nfr_grammar::format(&listing.file);
     if let Ok(prog) = nfr_compiler::lower::lower_verified(&hir) {
         run_program(&prog);
     }
@@ -217,4 +222,62 @@ pub fn import_save(data: &[u8]) {
     if let Ok(nfr) = nfr_compiler::lower::ipt::tables_to_nfr(&tables) {
         let _ = nfr_compiler::check::check_source("import.nfr", &nfr);
     }
+}
+
+/// Most frames of one `run_pcap` input that are replayed.
+const RUN_PCAP_FRAMES: usize = 64;
+
+/// Target `run_pcap`: `nfc run pcap` end to end. Bytes 0-1 (little endian) give the length of the ruleset
+/// text that follows (ignored unless UTF-8); the rest is a pcap or pcapng capture. A ruleset that checks is
+/// loaded into a host (`nfr_host::load`, as `nfc run pcap` builds it) on the interpreter, the JIT and, when it
+/// lowers to iptables, the ipt engine; the capture's first frames are replayed through each host's hooks with
+/// conntrack, and every engine must give every frame the same fate. Returns the (engine, frame) pairs compared
+/// with the first engine's.
+pub fn run_pcap(data: &[u8]) -> usize {
+    use nfr_runtime::engine::EngineKind;
+    use nfr_runtime::replay::{ReplayConfig, Replayer};
+    let [a, b, rest @ ..] = data else {
+        return 0;
+    };
+    let n = usize::from(u16::from_le_bytes([*a, *b])).min(rest.len());
+    let (rules, capture) = rest.split_at(n);
+    let Ok(text) = std::str::from_utf8(rules) else {
+        return 0;
+    };
+    let mut fates: Vec<(EngineKind, Vec<String>)> = Vec::new();
+    for kind in [EngineKind::Interp, EngineKind::Jit, EngineKind::Ipt] {
+        let Ok(host) = nfr_host::load("fuzz.nfr", text, kind, nfr_host::Options::default()) else {
+            // a ruleset that does not check fails on every engine; one without an iptables form, on ipt
+            continue;
+        };
+        let ct = Conntrack::new(Settings {
+            max: 256,
+            buckets: 64,
+            checksum: false,
+            ..Settings::default()
+        });
+        let mut r = Replayer::new(host.hooks, ct, ReplayConfig::default());
+        let Ok(mut reader) = PcapReader::new(capture) else {
+            return 0;
+        };
+        let mut seen = Vec::new();
+        while seen.len() < RUN_PCAP_FRAMES {
+            match reader.next_frame() {
+                Ok(Some(f)) => seen.push(format!("{:?}", r.frame(&f))),
+                _ => break,
+            }
+        }
+        fates.push((kind, seen));
+    }
+    let mut compared = 0;
+    if let Some((first, want)) = fates.first() {
+        for (kind, got) in &fates[1..] {
+            assert_eq!(
+                got, want,
+                "{kind:?} and {first:?} disagree on the frames' fates"
+            );
+            compared += got.len();
+        }
+    }
+    compared
 }

@@ -1,8 +1,10 @@
 //! nfr-ipt: the iptables blob. The x86_64 `ipt_replace`/`ipt_entry` layout and extension payloads
 //! (`layout`), a structured `Table` (`model`), byte-identical libiptc encoding and decoding
-//! (`blob`), iptables-save printing and parsing (`save`, `parse`), a port of the kernel's
-//! `translate_table` checks (`verify`), an `ipt_do_table` executor (`exec`) and, behind the
-//! `kernel` feature (on by default), the socket calls that load and read tables (`kernel`).
+//! (`blob`), iptables-save printing and parsing (`save`, `parse`), the extensions' defaults,
+//! option encodings and checks that the parser and the compiler's lowering share (`ext`), a port
+//! of the kernel's `translate_table` checks (`verify`), an `ipt_do_table` executor (`exec`) and,
+//! behind the `kernel` feature (on by default), the socket calls that load and read tables
+//! (`kernel`).
 //!
 //! Supported extensions, at the revisions iptables-legacy 1.8.9 sends (checked against the
 //! kernel): matches tcp/udp/icmp 0, conntrack 3 (also for `-m state`, with
@@ -35,6 +37,7 @@
 
 pub mod blob;
 pub mod exec;
+pub mod ext;
 #[cfg(feature = "kernel")]
 pub mod kernel;
 pub mod layout;
@@ -48,6 +51,7 @@ pub use blob::{
     entry_map,
 };
 pub use exec::{Effect, ExecError, ExecTable, Outcome};
+pub use ext::{check_iface, check_port_proto, check_proto, check_rule};
 pub use model::*;
 pub use parse::{ParseError, parse_rule, parse_rule_str, parse_save, parse_save_all};
 pub use save::{rule_line, rule_spec, save, save_all};

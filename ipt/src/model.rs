@@ -619,7 +619,13 @@ impl Match {
     }
     /// `-m comment --comment text` (truncated to 255 bytes).
     pub fn comment(text: &str) -> Match {
-        Match::Comment(text.as_bytes().iter().take(255).copied().collect())
+        Match::Comment(
+            text.as_bytes()
+                .iter()
+                .take(crate::ext::COMMENT_MAX)
+                .copied()
+                .collect(),
+        )
     }
     /// `-m limit --limit rate/sec-equivalent --limit-burst burst`: `avg` in XT_LIMIT_SCALE units
     /// per packet (10000 = one per second).
@@ -638,52 +644,37 @@ impl Target {
         Target::Log(LogInfo {
             level,
             logflags: 0,
-            prefix: prefix.as_bytes().iter().take(29).copied().collect(),
+            prefix: prefix
+                .as_bytes()
+                .iter()
+                .take(crate::ext::LOG_PREFIX_MAX)
+                .copied()
+                .collect(),
         })
     }
-    /// `-j DNAT --to-destination addr[:port]` (revision 2, as iptables 1.8.9 sends it).
+    /// `-j DNAT --to-destination addr[:port]` (revision 2, as iptables 1.8.9 sends it; a port 0,
+    /// which iptables refuses, is left out).
     pub fn dnat(addr: [u8; 4], port: Option<u16>) -> Target {
-        let mut range = NatRange {
-            flags: NF_NAT_RANGE_MAP_IPS,
-            min_addr: addr,
-            max_addr: addr,
-            ..Default::default()
-        };
-        if let Some(p) = port {
-            range.flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
-            range.min_proto = p;
-            range.max_proto = p;
-        }
-        Target::Nat {
-            kind: NatKind::Dnat,
-            revision: 2,
-            range,
-            rangesize: 1,
-        }
+        Target::nat_to("DNAT", addr, port)
     }
     /// `-j SNAT --to-source addr` (revision 0, as iptables 1.8.9 sends it).
     pub fn snat(addr: [u8; 4]) -> Target {
-        let range = NatRange {
-            flags: NF_NAT_RANGE_MAP_IPS,
-            min_addr: addr,
-            max_addr: addr,
-            ..Default::default()
-        };
-        Target::Nat {
-            kind: NatKind::Snat,
-            revision: 0,
-            range,
-            rangesize: 1,
+        Target::nat_to("SNAT", addr, None)
+    }
+    fn nat_to(name: &str, addr: [u8; 4], port: Option<u16>) -> Target {
+        let mut t = Target::default_of(name).unwrap_or(Target::Fallthrough);
+        if let Target::Nat { range, .. } = &mut t
+            && range
+                .set_to(Some((addr, addr)), port.map(|p| (p, p)))
+                .is_err()
+        {
+            let _ = range.set_to(Some((addr, addr)), None);
         }
+        t
     }
     /// `-j MASQUERADE` (revision 0).
     pub fn masquerade() -> Target {
-        Target::Nat {
-            kind: NatKind::Masquerade,
-            revision: 0,
-            range: NatRange::default(),
-            rangesize: 1,
-        }
+        Target::default_of("MASQUERADE").unwrap_or(Target::Fallthrough)
     }
 }
 

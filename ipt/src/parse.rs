@@ -1,10 +1,12 @@
 //! iptables-save / iptables-restore text → `Table`s, for the supported matches and targets
 //! (tcp, udp, icmp, conntrack/state, multiport, mark, comment, limit; standard verdicts, jumps,
 //! gotos, REJECT, LOG, MARK, CONNMARK, CT/NOTRACK, DNAT, SNAT, MASQUERADE, REDIRECT). The
-//! payloads are filled exactly as iptables 1.8.9's extensions fill them, so that
-//! `encode(parse_save(text))` equals what `iptables-legacy-restore` sends to the kernel.
+//! payloads are filled exactly as iptables 1.8.9's extensions fill them (through `ext`, which the
+//! compiler's iptables lowering calls too), so that `encode(parse_save(text))` equals what
+//! `iptables-legacy-restore` sends to the kernel.
 #![forbid(unsafe_code)]
 
+use crate::ext::*;
 use crate::layout::*;
 use crate::model::*;
 use crate::save::{CHAIN_PROTOS, REJECT_NAMES, TCP_FLAG_NAMES};
@@ -376,9 +378,7 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
             }
             "-p" | "--protocol" => {
                 let p = parse_proto(w.arg(opt)?)?;
-                if p == 0 && inv {
-                    return Err("rule would never match protocol".into());
-                }
+                check_proto(p, inv)?;
                 rule.ip.set_proto(p, inv);
             }
             "-f" | "--fragment" => rule.ip.set_frag(inv),
@@ -387,7 +387,7 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
                 if inv {
                     return Err("unexpected `!` before -m".into());
                 }
-                rule.matches.push(new_match(n, &rule.ip)?);
+                rule.matches.push(new_match(n)?);
             }
             "-c" | "--set-counters" => {
                 let p = w.arg(opt)?.parse().map_err(|_| "bad counter")?;
@@ -436,7 +436,7 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
                 if rule.matches.iter().any(|m| m.name() == implicit) {
                     return Err(format!("unknown option `{o}`"));
                 }
-                let mut m = new_match(implicit, &rule.ip)?;
+                let mut m = new_match(implicit)?;
                 if !match_knows(&m, o) {
                     return Err(format!("unknown option `{o}`"));
                 }
@@ -492,22 +492,12 @@ fn parse_rule_with(words: &[String], is_chain: &dyn Fn(&str) -> bool) -> R<Rule>
         if let Some(msg) = required.filter(|_| !given(k)) {
             return Err(msg.into());
         }
-        final_check_match(m, &rule.ip)?;
     }
     if matches!(rule.target, Target::Mark(_)) && !given(TARGET) {
         return Err("MARK target: one of --set-xmark/--set-mark/--and-mark/--or-mark/--xor-mark is required".into());
     }
-    final_check_target(&rule.target, &rule.ip)?;
+    check_rule(&rule)?;
     Ok(rule)
-}
-
-fn check_iface(n: &str) -> R<()> {
-    if n.len() >= IFNAMSIZ {
-        return Err(format!(
-            "interface name `{n}` must be shorter than IFNAMSIZ ({IFNAMSIZ})"
-        ));
-    }
-    Ok(())
 }
 
 /// Parse `a.b.c.d[/len|/mask]`.
@@ -525,8 +515,7 @@ pub fn parse_addr(s: &str) -> R<([u8; 4], [u8; 4])> {
             if l > 32 {
                 return Err(format!("invalid mask `{m}`"));
             }
-            let v = if l == 0 { 0 } else { u32::MAX << (32 - l) };
-            v.to_be_bytes()
+            prefix_mask(l as u8)
         }
     };
     Ok((addr, mask))
@@ -630,52 +619,8 @@ fn parse_mark(s: &str) -> R<(u32, u32)> {
     }
 }
 
-fn new_match(name: &str, _ip: &IpMatch) -> R<Match> {
-    Ok(match name {
-        "tcp" => Match::Tcp(XtTcp::default()),
-        "udp" => Match::Udp(XtUdp::default()),
-        "icmp" => Match::Icmp(IptIcmp {
-            icmp_type: 0xFF,
-            code: [0, 0xFF],
-            invflags: 0,
-        }),
-        "conntrack" => Match::Conntrack(ConntrackMtInfo3::default()),
-        "state" => Match::Conntrack(ConntrackMtInfo3 {
-            match_flags: XT_CONNTRACK_STATE_ALIAS,
-            ..Default::default()
-        }),
-        "multiport" => Match::Multiport(MultiportV1::default()),
-        "mark" => Match::Mark(MarkMtInfo1::default()),
-        "comment" => Match::Comment(Vec::new()),
-        "limit" => Match::Limit(RateInfo {
-            avg: XT_LIMIT_SCALE * 3600 / 3,
-            burst: 5,
-        }),
-        "length" => Match::Length(LengthInfo {
-            min: 0,
-            max: 0,
-            invert: 0,
-        }),
-        "iprange" => Match::Iprange(IprangeMtInfo::default()),
-        "ttl" => Match::Ttl(TtlInfo {
-            mode: IPT_TTL_EQ,
-            ttl: 0,
-        }),
-        "pkttype" => Match::Pkttype(PkttypeInfo {
-            pkttype: 0,
-            invert: 0,
-        }),
-        "connmark" => Match::Connmark(MarkMtInfo1::default()),
-        "dscp" => Match::Dscp(DscpInfo { dscp: 0, invert: 0 }),
-        "mac" => Match::Mac(MacInfo {
-            srcaddr: [0; 6],
-            invert: 0,
-        }),
-        "owner" => Match::Owner(OwnerInfo::default()),
-        "statistic" => Match::Statistic(StatisticInfo::default()),
-        "addrtype" => Match::Addrtype(AddrtypeInfoV1::default()),
-        other => return Err(format!("unsupported match `{other}`")),
-    })
+fn new_match(name: &str) -> R<Match> {
+    Match::default_of(name).ok_or_else(|| format!("unsupported match `{name}`"))
 }
 
 fn parse_tcp_flags(s: &str) -> R<u8> {
@@ -801,82 +746,46 @@ fn addr16(a: [u8; 4]) -> [u8; 16] {
     o
 }
 
-fn set_flag(flags: &mut u16, inv_flags: &mut u16, b: u16, inv: bool) {
-    *flags |= b;
-    if inv {
-        *inv_flags |= b;
-    } else {
-        *inv_flags &= !b;
-    }
-}
-
 /// Apply an option to a match; `Ok(false)` if the match does not know the option.
 fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
     match m {
         Match::Tcp(t) => match o {
-            "--sport" | "--source-port" => {
-                t.spts = parse_port_range(w.arg(o)?)?;
-                set_inv8(&mut t.invflags, XT_TCP_INV_SRCPT, inv);
-            }
-            "--dport" | "--destination-port" => {
-                t.dpts = parse_port_range(w.arg(o)?)?;
-                set_inv8(&mut t.invflags, XT_TCP_INV_DSTPT, inv);
-            }
+            "--sport" | "--source-port" => t.set_sport(parse_port_range(w.arg(o)?)?, inv),
+            "--dport" | "--destination-port" => t.set_dport(parse_port_range(w.arg(o)?)?, inv),
             "--tcp-flags" => {
-                t.flg_mask = parse_tcp_flags(w.arg(o)?)?;
-                t.flg_cmp = parse_tcp_flags(w.arg(o)?)?;
-                set_inv8(&mut t.invflags, XT_TCP_INV_FLAGS, inv);
+                let mask = parse_tcp_flags(w.arg(o)?)?;
+                t.set_flags(mask, parse_tcp_flags(w.arg(o)?)?, inv);
             }
-            "--syn" => {
-                t.flg_mask = 0x17;
-                t.flg_cmp = 0x02;
-                set_inv8(&mut t.invflags, XT_TCP_INV_FLAGS, inv);
-            }
+            "--syn" => t.set_flags(TCP_SYN.0, TCP_SYN.1, inv),
             "--tcp-option" => {
-                t.option = w.arg(o)?.parse().map_err(|_| "bad --tcp-option")?;
-                set_inv8(&mut t.invflags, XT_TCP_INV_OPTION, inv);
+                t.set_option(w.arg(o)?.parse().map_err(|_| "bad --tcp-option")?, inv);
             }
             _ => return Ok(false),
         },
         Match::Udp(u) => match o {
-            "--sport" | "--source-port" => {
-                u.spts = parse_port_range(w.arg(o)?)?;
-                set_inv8(&mut u.invflags, XT_UDP_INV_SRCPT, inv);
-            }
-            "--dport" | "--destination-port" => {
-                u.dpts = parse_port_range(w.arg(o)?)?;
-                set_inv8(&mut u.invflags, XT_UDP_INV_DSTPT, inv);
-            }
+            "--sport" | "--source-port" => u.set_sport(parse_port_range(w.arg(o)?)?, inv),
+            "--dport" | "--destination-port" => u.set_dport(parse_port_range(w.arg(o)?)?, inv),
             _ => return Ok(false),
         },
         Match::Icmp(i) => match o {
             "--icmp-type" => {
                 let (t, c) = parse_icmp_type(w.arg(o)?)?;
-                i.icmp_type = t;
-                i.code = c;
-                set_inv8(&mut i.invflags, IPT_ICMP_INV, inv);
+                i.set_type(t, Some(c), inv);
             }
             _ => return Ok(false),
         },
         Match::Conntrack(c) => {
             let alias = c.match_flags & XT_CONNTRACK_STATE_ALIAS != 0;
-            let (f, i) = (&mut c.match_flags, &mut c.invert_flags);
             match o {
-                "--state" if alias => {
-                    c.state_mask = parse_ct_states(w.arg(o)?)?;
-                    set_flag(f, i, XT_CONNTRACK_STATE, inv);
-                }
+                "--state" if alias => c.set_state(parse_ct_states(w.arg(o)?)?, inv),
                 _ if alias => return Ok(false),
-                "--ctstate" => {
-                    c.state_mask = parse_ct_states(w.arg(o)?)?;
-                    set_flag(f, i, XT_CONNTRACK_STATE, inv);
-                }
+                "--ctstate" => c.set_state(parse_ct_states(w.arg(o)?)?, inv),
                 "--ctproto" => {
                     c.l4proto = parse_proto(w.arg(o)?)?;
                     if c.l4proto == 0 {
                         return Err("conntrack: --ctproto 0 would never match".into());
                     }
-                    set_flag(f, i, XT_CONNTRACK_PROTO, inv);
+                    c.set_option(XT_CONNTRACK_PROTO, inv);
                 }
                 "--ctorigsrc" | "--ctorigdst" | "--ctreplsrc" | "--ctrepldst" => {
                     let arg = w.arg(o)?;
@@ -909,7 +818,7 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
                     // xtables' host/mask option: without "/mask" the whole nf_inet_addr mask is
                     // 0xff; with one, only the IPv4 part is set.
                     *mask = if has_mask { addr16(m) } else { [0xff; 16] };
-                    set_flag(f, i, bit, inv);
+                    c.set_option(bit, inv);
                 }
                 "--ctorigsrcport" | "--ctorigdstport" | "--ctreplsrcport" | "--ctrepldstport" => {
                     let r = parse_port_range(w.arg(o)?)?;
@@ -937,12 +846,9 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
                     };
                     *lo = r[0];
                     *hi = r[1];
-                    set_flag(f, i, bit, inv);
+                    c.set_option(bit, inv);
                 }
-                "--ctstatus" => {
-                    c.status_mask = parse_ct_status(w.arg(o)?)?;
-                    set_flag(f, i, XT_CONNTRACK_STATUS, inv);
-                }
+                "--ctstatus" => c.set_status(parse_ct_status(w.arg(o)?)?, inv),
                 "--ctexpire" => {
                     let a = w.arg(o)?;
                     let (lo, hi) = match a.split_once(':') {
@@ -957,14 +863,13 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
                     }
                     c.expires_min = lo;
                     c.expires_max = hi;
-                    set_flag(f, i, XT_CONNTRACK_EXPIRES, inv);
+                    c.set_option(XT_CONNTRACK_EXPIRES, inv);
                 }
                 "--ctdir" => {
                     let d = w.arg(o)?;
-                    *f |= XT_CONNTRACK_DIRECTION;
                     match d.to_ascii_uppercase().as_str() {
-                        "ORIGINAL" => *i &= !XT_CONNTRACK_DIRECTION,
-                        "REPLY" => *i |= XT_CONNTRACK_DIRECTION,
+                        "ORIGINAL" => c.set_direction(false),
+                        "REPLY" => c.set_direction(true),
                         _ => return Err(format!("bad ctdir `{d}`")),
                     }
                 }
@@ -978,24 +883,12 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
                 "--ports" => XT_MULTIPORT_EITHER,
                 _ => return Ok(false),
             };
-            mp.flags = flags;
-            mp.invert = inv as u8;
-            let mut i = 0usize;
+            let mut ports = Vec::new();
             for part in w.arg(o)?.split(',') {
                 let r = parse_port_range(part)?;
-                let ranged = part.contains(':');
-                let need = if ranged { 2 } else { 1 };
-                if i + need > XT_MULTI_PORTS {
-                    return Err("too many ports specified".into());
-                }
-                mp.ports[i] = r[0];
-                if ranged {
-                    mp.pflags[i] = 1;
-                    mp.ports[i + 1] = r[1];
-                }
-                i += need;
+                ports.push((r[0], part.contains(':').then_some(r[1])));
             }
-            mp.count = i as u8;
+            mp.set_ports(flags, &ports, inv)?;
         }
         Match::Mark(mk) => match o {
             "--mark" => {
@@ -1009,7 +902,7 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
         Match::Comment(c) => match o {
             "--comment" => {
                 let s = w.arg(o)?;
-                if s.len() > 255 {
+                if s.len() > COMMENT_MAX {
                     return Err("comment too long".into());
                 }
                 *c = s.as_bytes().to_vec();
@@ -1020,7 +913,7 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
             "--limit" => r.avg = parse_rate(w.arg(o)?)?,
             "--limit-burst" => {
                 let b: u32 = w.arg(o)?.parse().map_err(|_| "bad --limit-burst")?;
-                if b > 10000 {
+                if b > XT_LIMIT_BURST_MAX {
                     return Err("bad --limit-burst".into());
                 }
                 r.burst = b;
@@ -1054,9 +947,9 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
             _ => return Ok(false),
         },
         Match::Iprange(r) => {
-            let (bit, inv_bit) = match o {
-                "--src-range" => (IPRANGE_SRC, IPRANGE_SRC_INV),
-                "--dst-range" => (IPRANGE_DST, IPRANGE_DST_INV),
+            let src = match o {
+                "--src-range" => true,
+                "--dst-range" => false,
                 _ => return Ok(false),
             };
             let a = w.arg(o)?;
@@ -1067,14 +960,10 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
                     (v, v)
                 }
             };
-            if bit == IPRANGE_SRC {
-                (r.src_min, r.src_max) = (lo, hi);
+            if src {
+                r.set_src(lo, hi, inv);
             } else {
-                (r.dst_min, r.dst_max) = (lo, hi);
-            }
-            r.flags |= bit;
-            if inv {
-                r.flags |= inv_bit;
+                r.set_dst(lo, hi, inv);
             }
         }
         Match::Addrtype(at) => {
@@ -1342,10 +1231,6 @@ fn canonical_opt(o: &str) -> String {
     .to_string()
 }
 
-fn set_inv8(v: &mut u8, b: u8, inv: bool) {
-    if inv { *v |= b } else { *v &= !b }
-}
-
 /// `parse_rate` of libxt_limit: `N[/second|minute|hour|day]` (unit prefixes allowed).
 fn parse_rate(s: &str) -> R<u32> {
     let (num, unit) = match s.split_once('/') {
@@ -1371,154 +1256,57 @@ fn parse_rate(s: &str) -> R<u32> {
         }
     };
     let r: u64 = num.parse().map_err(|_| format!("bad rate `{s}`"))?;
-    if r == 0 {
-        return Err(format!("bad rate `{s}`"));
-    }
-    let v = XT_LIMIT_SCALE as u64 * mult / r;
-    if v == 0 {
-        return Err(format!("rate too fast `{s}`"));
-    }
-    u32::try_from(v).map_err(|_| format!("bad rate `{s}`"))
-}
-
-fn final_check_match(m: &Match, ip: &IpMatch) -> R<()> {
-    match m {
-        Match::Statistic(st) if st.packet > st.every => {
-            return Err("the --packet p must be 0 <= p <= n-1".into());
-        }
-        Match::Multiport(mp) => {
-            if !matches!(ip.exact_proto(), Some(6 | 17 | 132 | 33 | 136)) {
-                return Err(
-                    "multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp'"
-                        .into(),
-                );
-            }
-            if mp.count == 0 {
-                return Err("multiport: no ports specified".into());
-            }
-        }
-        Match::Conntrack(c) if c.match_flags & !XT_CONNTRACK_STATE_ALIAS == 0 => {
-            return Err("conntrack: at least one option is required".into());
-        }
-        Match::Mark(_) | Match::Comment(_) => {}
-        _ => {}
-    }
-    Ok(())
+    limit_avg(r, mult).map_err(|e| format!("{e} `{s}`"))
 }
 
 fn new_target(name: &str, is_chain: &dyn Fn(&str) -> bool) -> R<Target> {
-    Ok(match name {
-        "ACCEPT" => Target::Accept,
-        "DROP" => Target::Drop,
-        "QUEUE" => Target::Queue,
-        "RETURN" => Target::Return,
-        "REJECT" => Target::Reject(IPT_ICMP_PORT_UNREACHABLE),
-        "LOG" => Target::Log(LogInfo {
-            level: 4,
-            logflags: 0,
-            prefix: Vec::new(),
-        }),
-        "MARK" => Target::Mark(MarkTgInfo2 { mark: 0, mask: 0 }),
-        "CONNMARK" => Target::Connmark {
-            revision: 2,
-            info: ConnmarkTgInfo {
-                ctmark: 0,
-                ctmask: 0,
-                nfmask: 0,
-                shift_dir: 0,
-                shift_bits: 0,
-                mode: 0xFF,
-            },
-        },
-        "CT" => Target::Ct {
-            revision: 2,
-            info: CtTargetInfo::default(),
-        },
-        "NFQUEUE" => Target::Nfqueue(NfqInfoV3 {
-            queuenum: 0,
-            queues_total: 1,
-            flags: 0,
-        }),
-        "NOTRACK" => Target::Ct {
-            revision: 2,
-            info: CtTargetInfo {
-                flags: XT_CT_NOTRACK | XT_CT_NOTRACK_ALIAS,
-                ..Default::default()
-            },
-        },
-        "DNAT" => Target::Nat {
-            kind: NatKind::Dnat,
-            revision: 2,
-            range: NatRange::default(),
-            rangesize: 1,
-        },
-        "SNAT" => Target::Nat {
-            kind: NatKind::Snat,
-            revision: 0,
-            range: NatRange::default(),
-            rangesize: 1,
-        },
-        "MASQUERADE" => Target::Nat {
-            kind: NatKind::Masquerade,
-            revision: 0,
-            range: NatRange::default(),
-            rangesize: 1,
-        },
-        "REDIRECT" => Target::Nat {
-            kind: NatKind::Redirect,
-            revision: 0,
-            range: NatRange::default(),
-            rangesize: 1,
-        },
-        n if is_chain(n) => Target::Jump(n.to_string()),
-        n => return Err(format!("unknown target or chain `{n}`")),
-    })
+    match Target::default_of(name) {
+        Some(t) => Ok(t),
+        None if is_chain(name) => Ok(Target::Jump(name.to_string())),
+        None => Err(format!("unknown target or chain `{name}`")),
+    }
 }
 
-/// `ADDR[-ADDR][:PORT[-PORT][/BASE]]` of SNAT/DNAT.
-fn parse_nat_range(s: &str, allow_base: bool) -> R<NatRange> {
-    let mut r = NatRange::default();
+/// `ADDR[-ADDR][:PORT[-PORT][/BASE]]` of SNAT/DNAT, into `r` (`/BASE` only with `allow_base`).
+fn parse_nat_range(r: &mut NatRange, s: &str, allow_base: bool) -> R<()> {
     let (ips, ports) = match s.split_once(':') {
         Some((a, p)) => (a, Some(p)),
         None => (s, None),
     };
-    if !ips.is_empty() {
-        let (lo, hi) = match ips.split_once('-') {
+    let addrs = if ips.is_empty() {
+        None
+    } else {
+        Some(match ips.split_once('-') {
             Some((a, b)) => (parse_ip4(a)?, parse_ip4(b)?),
             None => {
                 let a = parse_ip4(ips)?;
                 (a, a)
             }
-        };
-        r.flags |= NF_NAT_RANGE_MAP_IPS;
-        r.min_addr = lo;
-        r.max_addr = hi;
-    }
+        })
+    };
+    let mut base = None;
+    let mut range = None;
     if let Some(p) = ports {
-        let (p, base) = match p.split_once('/') {
+        let p = match p.split_once('/') {
             Some((p, b)) if allow_base => {
                 let b = parse_port(b)?;
                 if b == 0 {
                     return Err(format!("bad port offset in `{s}`"));
                 }
-                (p, Some(b))
+                base = Some(b);
+                p
             }
             Some(_) => return Err(format!("bad port range `{s}`")),
-            None => (p, None),
+            None => p,
         };
-        let (lo, hi) = parse_dash_range(p)?;
-        if lo > hi || lo == 0 {
-            return Err(format!("bad port range `{s}`"));
-        }
-        r.flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
-        r.min_proto = lo;
-        r.max_proto = hi;
-        if let Some(b) = base {
-            r.flags |= NF_NAT_RANGE_PROTO_OFFSET;
-            r.base_proto = b;
-        }
+        range = Some(parse_dash_range(p)?);
     }
-    Ok(r)
+    r.set_to(addrs, range).map_err(|e| format!("{e} `{s}`"))?;
+    if let Some(b) = base {
+        r.flags |= NF_NAT_RANGE_PROTO_OFFSET;
+        r.base_proto = b;
+    }
+    Ok(())
 }
 
 /// `ct_event_tbl` of libxt_CT: (name, bit).
@@ -1583,29 +1371,19 @@ fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch
         Target::Log(l) => match o {
             "--log-prefix" => {
                 let p = w.arg(o)?;
-                if p.len() > 29 {
-                    return Err("Maximum prefix length 29 for --log-prefix".into());
+                if p.len() > LOG_PREFIX_MAX {
+                    return Err(format!(
+                        "Maximum prefix length {LOG_PREFIX_MAX} for --log-prefix"
+                    ));
                 }
                 l.prefix = p.as_bytes().to_vec();
             }
             "--log-level" => {
                 let a = w.arg(o)?;
-                const LEVELS: [(&str, u8); 10] = [
-                    ("emerg", 0),
-                    ("alert", 1),
-                    ("crit", 2),
-                    ("error", 3),
-                    ("err", 3),
-                    ("warning", 4),
-                    ("warn", 4),
-                    ("notice", 5),
-                    ("info", 6),
-                    ("debug", 7),
-                ];
                 l.level = match a.parse::<u8>() {
                     Ok(n) if n <= 7 => n,
                     Ok(_) => return Err(format!("log level `{a}` out of range")),
-                    Err(_) => LEVELS
+                    Err(_) => LOG_LEVELS
                         .iter()
                         .find(|(n, _)| *n == a)
                         .map(|(_, v)| *v)
@@ -1622,57 +1400,27 @@ fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch
         Target::Mark(m) => match o {
             "--set-xmark" => {
                 let (v, k) = parse_mark(w.arg(o)?)?;
-                m.mark = v;
-                m.mask = k;
+                *m = MarkTgInfo2::xset(v, k);
             }
             "--set-mark" => {
                 let (v, k) = parse_mark(w.arg(o)?)?;
-                m.mark = v;
-                m.mask = v | k;
+                *m = MarkTgInfo2::set(v, k);
             }
-            "--and-mark" => {
-                let v = parse_u32(w.arg(o)?)?;
-                m.mark = 0;
-                m.mask = !v;
-            }
-            "--or-mark" => {
-                let v = parse_u32(w.arg(o)?)?;
-                m.mark = v;
-                m.mask = v;
-            }
-            "--xor-mark" => {
-                let v = parse_u32(w.arg(o)?)?;
-                m.mark = v;
-                m.mask = 0;
-            }
+            "--and-mark" => *m = MarkTgInfo2::and(parse_u32(w.arg(o)?)?),
+            "--or-mark" => *m = MarkTgInfo2::or(parse_u32(w.arg(o)?)?),
+            "--xor-mark" => *m = MarkTgInfo2::xor(parse_u32(w.arg(o)?)?),
             _ => return Ok(false),
         },
         Target::Connmark { info, .. } => match o {
             "--set-xmark" => {
                 let (v, k) = parse_mark(w.arg(o)?)?;
-                info.mode = XT_CONNMARK_SET;
-                info.ctmark = v;
-                info.ctmask = k;
-                info.nfmask = u32::MAX;
+                info.set_xmark(MarkTgInfo2::xset(v, k));
             }
             "--set-mark" => {
                 let (v, k) = parse_mark(w.arg(o)?)?;
-                info.mode = XT_CONNMARK_SET;
-                info.ctmark = v;
-                info.ctmask = v | k;
-                info.nfmask = u32::MAX;
+                info.set_xmark(MarkTgInfo2::set(v, k));
             }
-            "--save-mark" | "--restore-mark" => {
-                info.mode = if o == "--save-mark" {
-                    XT_CONNMARK_SAVE
-                } else {
-                    XT_CONNMARK_RESTORE
-                };
-                if info.ctmask == 0 && info.nfmask == 0 {
-                    info.ctmask = u32::MAX;
-                    info.nfmask = u32::MAX;
-                }
-            }
+            "--save-mark" | "--restore-mark" => info.copy_mark(o == "--save-mark"),
             "--nfmask" => info.nfmask = parse_u32(w.arg(o)?)?,
             "--ctmask" => info.ctmask = parse_u32(w.arg(o)?)?,
             "--mask" => {
@@ -1683,10 +1431,7 @@ fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch
             _ => return Ok(false),
         },
         Target::Nfqueue(q) => match o {
-            "--queue-num" => {
-                q.queuenum = w.arg(o)?.parse().map_err(|_| "bad --queue-num")?;
-                q.queues_total = 1;
-            }
+            "--queue-num" => q.set_num(w.arg(o)?.parse().map_err(|_| "bad --queue-num")?),
             "--queue-balance" => {
                 let a = w.arg(o)?;
                 let (x, y) = a
@@ -1700,21 +1445,18 @@ fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch
                     }
                 };
                 let (lo, hi) = (num(x, 0)?, num(y, 65535)?);
-                if lo >= hi {
+                if !q.set_balance(lo, hi) {
                     return Err(format!(
                         "bad --queue-balance `{a}`: {lo} should be less than {hi}"
                     ));
                 }
-                // As iptables 1.8.9: 0:65535 wraps to 0 queues, which the kernel refuses.
-                q.queuenum = lo;
-                q.queues_total = (hi - lo).wrapping_add(1);
             }
             "--queue-bypass" => q.flags |= NFQ_FLAG_BYPASS,
             "--queue-cpu-fanout" => q.flags |= NFQ_FLAG_CPU_FANOUT,
             _ => return Ok(false),
         },
         Target::Ct { info, .. } => match o {
-            "--notrack" => info.flags |= XT_CT_NOTRACK,
+            "--notrack" => info.set_notrack(),
             "--helper" => {
                 let h = w.arg(o)?;
                 if h.len() >= 16 {
@@ -1738,34 +1480,22 @@ fn target_option(t: &mut Target, o: &str, w: &mut Words, inv: bool, ip: &IpMatch
             let snat_dnat = matches!(kind, NatKind::Snat | NatKind::Dnat);
             match o {
                 "--to-destination" if *kind == NatKind::Dnat => {
-                    let keep = range.flags
-                        & !(NF_NAT_RANGE_MAP_IPS
-                            | NF_NAT_RANGE_PROTO_SPECIFIED
-                            | NF_NAT_RANGE_PROTO_OFFSET);
-                    *range = parse_nat_range(w.arg(o)?, true)?;
-                    range.flags |= keep;
+                    parse_nat_range(range, w.arg(o)?, true)?
                 }
                 "--to-source" if *kind == NatKind::Snat => {
-                    let keep = range.flags & !(NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
-                    *range = parse_nat_range(w.arg(o)?, false)?;
-                    range.flags |= keep;
+                    parse_nat_range(range, w.arg(o)?, false)?
                 }
                 "--to-ports" if !snat_dnat => {
                     let p = w.arg(o)?;
-                    if !matches!(ip.exact_proto(), Some(6 | 17 | 132 | 33 | 136)) {
-                        return Err("Need TCP, UDP, SCTP or DCCP with port specification".into());
-                    }
+                    check_port_proto(ip)?;
                     let (lo, hi) = parse_dash_range(p)?;
-                    if lo > hi {
-                        return Err(format!("bad port range `{p}`"));
-                    }
-                    range.flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
-                    range.min_proto = lo;
-                    range.max_proto = hi;
+                    range
+                        .set_to_ports(lo, hi)
+                        .map_err(|e| format!("{e} `{p}`"))?;
                 }
                 "--random" => range.flags |= NF_NAT_RANGE_PROTO_RANDOM,
                 "--random-fully" => range.flags |= NF_NAT_RANGE_PROTO_RANDOM_FULLY,
-                "--persistent" if snat_dnat => range.flags |= NF_NAT_RANGE_PERSISTENT,
+                "--persistent" if kind.takes_persistent() => range.flags |= NF_NAT_RANGE_PERSISTENT,
                 _ => return Ok(false),
             }
         }
@@ -1791,38 +1521,6 @@ fn target_knows(t: &Target, o: &str) -> bool {
         target_option(&mut probe, o, &mut w, false, &ip),
         Ok(true) | Err(_)
     )
-}
-
-fn final_check_target(t: &Target, ip: &IpMatch) -> R<()> {
-    match t {
-        Target::Connmark { info, .. } if info.mode == 0xFF => {
-            Err("CONNMARK target: No operation specified".into())
-        }
-        Target::Nat {
-            kind: NatKind::Snat,
-            range,
-            ..
-        } if range.flags & (NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED) == 0 => {
-            Err("SNAT: you must specify --to-source".into())
-        }
-        Target::Nat {
-            kind: NatKind::Dnat,
-            range,
-            ..
-        } if range.flags & (NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED) == 0 => {
-            Err("DNAT: you must specify --to-destination".into())
-        }
-        Target::Nat {
-            kind: NatKind::Snat | NatKind::Dnat,
-            range,
-            ..
-        } if range.flags & NF_NAT_RANGE_PROTO_SPECIFIED != 0
-            && !matches!(ip.exact_proto(), Some(6 | 17 | 132 | 33 | 136 | 1)) =>
-        {
-            Err("Need TCP, UDP, SCTP or DCCP with port specification".into())
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
+use nfr_compiler::check::Listing;
 use nfr_compiler::diag::{self, Diagnostic, SourceMap, Span};
 use nfr_compiler::hir::Hir;
 
@@ -11,6 +12,8 @@ use nfr_compiler::hir::Hir;
 pub struct Checked {
     pub sources: SourceMap,
     pub hir: Option<Hir>,
+    /// With the Hir, from [`check_file_listed`]: the ruleset as checked, for listings.
+    pub listing: Option<Listing>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -82,14 +85,31 @@ pub fn capped(diags: &[Diagnostic]) -> (Vec<Diagnostic>, usize, usize) {
 /// Parses and checks `path` (`-`: standard input); `include` is resolved by [`crate::source::Includes`] (the
 /// `-I` directories, then the including file's directory for plain names; wildcards; regular files only).
 pub fn check_file(path: &Path) -> anyhow::Result<Checked> {
+    check_file_with(path, false)
+}
+
+/// [`check_file`], with the ruleset's [`Listing`] beside the Hir.
+pub fn check_file_listed(path: &Path) -> anyhow::Result<Checked> {
+    check_file_with(path, true)
+}
+
+fn check_file_with(path: &Path, listed: bool) -> anyhow::Result<Checked> {
     let text = read_source(path)?;
     let mut sources = SourceMap::new();
     let mut loader = crate::source::Includes::new(crate::source::include_dirs(), text.len());
     let root = sources.add(crate::source::display_name(path), text);
-    let (hir, diagnostics) = nfr_compiler::check::check(&mut sources, root, &mut loader);
+    let (hir, listing, diagnostics) = if listed {
+        let (out, diagnostics) = nfr_compiler::check::check_listed(&mut sources, root, &mut loader);
+        let (hir, listing) = out.unzip();
+        (hir, listing, diagnostics)
+    } else {
+        let (hir, diagnostics) = nfr_compiler::check::check(&mut sources, root, &mut loader);
+        (hir, None, diagnostics)
+    };
     Ok(Checked {
         sources,
         hir,
+        listing,
         diagnostics,
     })
 }

@@ -5,7 +5,7 @@
 //! the capture is read like a pipe, so it blocks until a writer opens it, as `cat` would.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -61,7 +61,8 @@ pub fn open_stream(path: &Path) -> anyhow::Result<(Box<dyn Read + Send>, u64)> {
         .with_context(|| format!("cannot stat {}", path.display()))?;
     anyhow::ensure!(!meta.is_dir(), "{} is a directory", path.display());
     let len = if meta.is_file() { meta.len() } else { 0 };
-    Ok((Box::new(BufReader::with_capacity(1 << 16, f)), len))
+    // Unbuffered: the capture reader and `read_to_end` read large blocks themselves.
+    Ok((Box::new(f), len))
 }
 
 /// Reads a whole file argument (`-`: standard input), refusing more than `cap` bytes.

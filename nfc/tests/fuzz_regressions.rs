@@ -93,9 +93,25 @@ fn import_save() {
 }
 
 #[test]
+fn run_pcap() {
+    let mut pairs = 0;
+    replay_all("run_pcap", |d| pairs += entries::run_pcap(d));
+    println!("run_pcap: {pairs} (engine, frame) fates equal to the interpreter's");
+    // the seeds' rulesets load on more than one engine and their captures have frames
+    assert!(pairs > 0);
+}
+
+#[test]
 fn seeds_are_present() {
     // The replay above must not pass vacuously because the directories moved.
-    for t in ["parse_check", "ipt_blob", "wire", "pcap", "import_save"] {
+    for t in [
+        "parse_check",
+        "ipt_blob",
+        "wire",
+        "pcap",
+        "import_save",
+        "run_pcap",
+    ] {
         let n = files_in(&seeds_dir().join(t)).len();
         assert!(n > 0, "testdata/fuzz-seeds/{t} is empty or missing");
     }

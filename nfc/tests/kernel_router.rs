@@ -1163,9 +1163,6 @@ fn ipt_refuses_bitmask_neq() -> Result<(), Failed> {
     Ok(())
 }
 
-/// IPv6 (which the oracle lab does not forward): the host's answers — ICMPv6 time exceeded for hop limit 1,
-/// reject's reset and port unreachable — byte for byte as the kernel sent them (`testdata/router`), flow label
-/// aside, with the host's address given by `--local`.
 /// 11 connections through a 10-port SNAT range: ten bindings, and the eleventh finds no unique tuple, so its
 /// packet is dropped and counted (the kernel's confirm fails: `insert_failed`).
 fn snat_range_exhausted() -> Result<(), Failed> {
@@ -1220,6 +1217,9 @@ fn snat_range_exhausted() -> Result<(), Failed> {
     Ok(())
 }
 
+/// IPv6 (which the oracle lab does not forward): the host's answers — ICMPv6 time exceeded for hop limit 1,
+/// reject's reset and port unreachable — byte for byte as the kernel sent them (`testdata/router`), flow label
+/// aside, with the host's address given by `--local`.
 fn ipv6_answers() -> Result<(), Failed> {
     let rec = std::fs::read_to_string(root().join("testdata/router/ipv6_answers.txt")).unwrap();
     let hex = |h: &str| -> Vec<u8> {

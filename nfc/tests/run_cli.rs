@@ -1256,6 +1256,78 @@ fn named_counters_list_their_totals() {
     assert_eq!(listings[0], listings[1]);
 }
 
+/// The listing is the ruleset as the checker resolved it, as `nft list ruleset` prints it: a define's value where
+/// it is used, printed in its selector's type (ports as numbers, interface names quoted, set elements sorted), a
+/// define priority as nft names it, a `$` in a comment left alone, a concatenation's `.` kept, and the rules of
+/// an included file listed with their counters. Interp and jit agree.
+fn listing_shows_what_the_checker_resolved() {
+    assert!(example_cases_available(), "examples/*.pcap missing");
+    let dir = common::tmp_dir("listing");
+    let main = dir.join("main.nfr");
+    std::fs::write(
+        &main,
+        "define web = { https, http }\ndefine lan = 10.0.0.0/8\ndefine dev = eth1\ndefine prio = 10\n\
+         define m = 0x1 | 0x2\ntable inet t {\n\tchain input {\n\
+         \t\ttype filter hook input priority $prio; policy accept;\n\
+         \t\ttcp dport $web counter comment \"from $lan\"\n\t\tiifname != $dev counter\n\
+         \t\tiifname { $dev, \"x\" } counter\n\
+         \t\tiifname . tcp dport { \"eth0\" . 22, \"eth1\" . 80 } counter\n\
+         \t\tip saddr { 192.168.0.0/16, $lan } counter\n\t\tmeta mark & $m == 0x3 counter\n\t}\n}\n\
+         include \"more.nfr\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("more.nfr"),
+        "add rule inet t input tcp dport 22 counter accept\n",
+    )
+    .unwrap();
+    let mut listings = Vec::new();
+    for e in ["interp", "jit"] {
+        let args = [
+            "run",
+            "pcap",
+            main.to_str().unwrap(),
+            "examples/server.pcap",
+            "--local",
+            "203.0.113.1",
+            "--engine",
+            e,
+        ];
+        let o = nfc(&args);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        let out = stdout(&o);
+        let listing = out[out.find("table inet t").unwrap()..].to_string();
+        // server.pcap: 6 packets (258 bytes) to ports 80/443, 8 (336 bytes) to port 22.
+        for want in [
+            "\t\ttype filter hook input priority filter + 10; policy accept;",
+            "\t\ttcp dport { 80, 443 } counter packets 6 bytes 258 comment \"from $lan\"",
+            "\t\tiifname != \"eth1\" counter packets 20 bytes 859",
+            "\t\tiifname { \"eth1\", \"x\" } counter packets 0 bytes 0",
+            "\t\tiifname . tcp dport { \"eth0\" . 22, \"eth1\" . 80 } counter packets 0 bytes 0",
+            "\t\tip saddr { 10.0.0.0/8, 192.168.0.0/16 } counter packets 0 bytes 0",
+            "add rule inet t input tcp dport 22 counter packets 8 bytes 336 accept",
+        ] {
+            assert!(
+                listing.lines().any(|l| l == want),
+                "{e}: {want:?} in\n{listing}"
+            );
+        }
+        // The define's expression stays one operand of `&`.
+        assert!(!listing.contains("meta mark & 0x1 | 0x02"), "{listing}");
+        assert!(!listing.contains("include"), "{listing}");
+        listings.push(listing);
+        // JSON names each counter's rule as written.
+        let mut a = args.to_vec();
+        a.push("--json");
+        let v: Value = serde_json::from_str(&stdout(&nfc(&a))).unwrap();
+        assert_eq!(
+            v["counters"][6],
+            serde_json::json!({"chain": "inet t input", "rule": "tcp dport 22 counter accept", "packets": 8, "bytes": 336})
+        );
+    }
+    assert_eq!(listings[0], listings[1]);
+}
+
 fn exit_codes() {
     // Diagnostics in the ruleset: 1.
     let o = nfc(&["run", "pcap", "examples/broken.nfr", "examples/server.pcap"]);
@@ -1581,6 +1653,10 @@ fn main() {
             "progress_bar_on_a_terminal_stderr_only",
             pty,
             progress_bar_on_a_terminal_stderr_only,
+        ),
+        gate::test(
+            "listing_shows_what_the_checker_resolved",
+            listing_shows_what_the_checker_resolved,
         ),
         gate::test("exit_codes", exit_codes),
         gate::test(

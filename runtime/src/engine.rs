@@ -139,6 +139,9 @@ pub struct ProgramEngine {
     pub stats: EffectStats,
     /// Recorded steps of the current packet when tracing (drained by the caller).
     pub trace: Option<Vec<TraceStep>>,
+    /// While on: per chain entry that ran, its verdict and the effects it consumed (drained by the caller;
+    /// the shared corpus reads logs, NAT requests and payload writes from it).
+    pub effects_log: Option<Vec<(Verdict, Effects)>>,
     /// Why the JIT was not used, when it was asked for.
     pub fallback_note: Option<String>,
 }
@@ -170,6 +173,7 @@ impl ProgramEngine {
             fx: Effects::default(),
             stats: EffectStats::default(),
             trace: None,
+            effects_log: None,
             fallback_note,
         }
     }
@@ -239,6 +243,8 @@ pub struct ChainEntry {
     chain: ChainId,
     nat: bool,
     label: String,
+    /// The program reads conntrack facts past [`crate::ct::Conntrack::fill_pkt_state`]'s.
+    ct_facts: bool,
 }
 
 impl std::fmt::Debug for ChainEntry {
@@ -388,6 +394,9 @@ impl Engine for ChainEntry {
         if self.nat && !nat_due(pkt, cx.hook) {
             return Verdict::Accept;
         }
+        if self.ct_facts {
+            cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
+        }
         let mut e = self.shared.borrow_mut();
         let v = {
             let data: &[u8] = &pkt.data;
@@ -441,6 +450,9 @@ impl Engine for ChainEntry {
                 generated: pkt.generated,
             });
         }
+        if let Some(l) = e.effects_log.as_mut() {
+            l.push((v, fx.clone()));
+        }
         e.stats = stats;
         e.fx = fx;
         v
@@ -457,6 +469,7 @@ pub fn register_program(
     shared: &SharedProgram,
     specs: &[ChainSpec],
 ) -> Result<(), HookError> {
+    let ct_facts = crate::ct::reads_ct_facts(shared.borrow().prog.program());
     for (i, s) in specs.iter().enumerate() {
         for &nf in &s.nfprotos {
             let entry = Box::new(ChainEntry {
@@ -465,6 +478,7 @@ pub fn register_program(
                 chain: s.chain,
                 nat: s.nat,
                 label: s.label.clone(),
+                ct_facts,
             });
             if s.nat {
                 hooks.register_nat(nf, s.hook, s.priority, entry)?;
@@ -484,6 +498,21 @@ pub struct IptEngine {
     pub name: String,
     pub stats: EffectStats,
     pub trace: Option<Vec<TraceStep>>,
+    /// While on: per hook entry that ran, its verdict and the table's effects (drained by the caller).
+    pub effects_log: Option<Vec<(Verdict, Vec<nfr_ipt::exec::Effect>)>>,
+}
+
+impl IptEngine {
+    /// A table's engine, no tracing.
+    pub fn new(table: nfr_ipt::exec::ExecTable, name: &str) -> IptEngine {
+        IptEngine {
+            table,
+            name: name.to_string(),
+            stats: EffectStats::default(),
+            trace: None,
+            effects_log: None,
+        }
+    }
 }
 
 /// Shared handle on an [`IptEngine`].
@@ -503,6 +532,7 @@ impl Engine for IptEntry {
         if self.nat && !nat_due(pkt, cx.hook) {
             return Verdict::Accept;
         }
+        cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
         let mut e = self.shared.borrow_mut();
         let out = {
             let data: &[u8] = &pkt.data;
@@ -575,6 +605,9 @@ impl Engine for IptEntry {
                 order: next_order(),
                 generated: pkt.generated,
             });
+        }
+        if let Some(l) = e.effects_log.as_mut() {
+            l.push((verdict, out.effects.clone()));
         }
         verdict
     }

@@ -48,6 +48,9 @@ pub struct Packet<'a> {
     pub generated: bool,
     /// The NAT rewrites it went through, while [`Hooks::trace_nat`] is on.
     pub rewrites: Vec<Rewrite>,
+    /// NAT rewrote the datagram (`nf_nat_packet`, or an ICMP error's translation): its addresses may have
+    /// changed.
+    pub mangled: bool,
 }
 
 /// One NAT rewrite of a packet (`nf_nat_packet`, or the translation of an ICMP error about a NATed flow).
@@ -75,6 +78,7 @@ impl<'a> Packet<'a> {
             reject: None,
             generated: false,
             rewrites: Vec::new(),
+            mangled: false,
         })
     }
 
@@ -84,10 +88,14 @@ impl<'a> Packet<'a> {
         data: Vec<u8>,
         ts_ns: u64,
     ) -> Result<Packet<'static>, Vec<u8>> {
-        let state = match Packet::from_frame(linktype, &data, ts_ns) {
-            Ok(p) => p.state,
-            Err(_) => return Err(data),
+        let mut state = PktState {
+            tstamp_ns: ts_ns,
+            ..PktState::default()
         };
+        match wire::parse_frame(linktype, &data) {
+            Ok(pi) => pi.fill(&mut state),
+            Err(_) => return Err(data),
+        }
         Ok(Packet {
             data: Cow::Owned(data),
             state,
@@ -95,6 +103,7 @@ impl<'a> Packet<'a> {
             reject: None,
             generated: false,
             rewrites: Vec::new(),
+            mangled: false,
         })
     }
 
@@ -322,7 +331,7 @@ impl Engine for ConntrackIn {
         let l3 = pkt.l3();
         let v = cx.ct.conntrack_in(l3, cx.hook, cx.now, &mut nfct);
         pkt.nfct = nfct;
-        cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
+        cx.ct.fill_pkt_state(&pkt.nfct, &mut pkt.state);
         v
     }
 
@@ -344,7 +353,7 @@ impl Engine for ConntrackConfirm {
         let mut nfct = pkt.nfct;
         let v = cx.ct.confirm(pkt.l3(), cx.now, &mut nfct);
         pkt.nfct = nfct;
-        cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
+        cx.ct.fill_pkt_state(&pkt.nfct, &mut pkt.state);
         v
     }
 
@@ -458,6 +467,7 @@ impl NatHook {
             NatVerdict::Untouched => Verdict::Accept,
             NatVerdict::Drop => Verdict::Drop,
             NatVerdict::Rewritten => {
+                pkt.mangled = true;
                 if let Some(before) = before {
                     let after = pkt.l3().to_vec();
                     pkt.rewrites.push(Rewrite {
@@ -1180,6 +1190,7 @@ mod tests {
             reject: None,
             generated: false,
             rewrites: Vec::new(),
+            mangled: false,
         }
     }
 

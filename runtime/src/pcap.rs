@@ -155,7 +155,7 @@ pub struct Interface {
     pub offset_s: i64,
 }
 
-const INITIAL_BUF: usize = 1 << 16;
+const INITIAL_BUF: usize = 1 << 18;
 const MAX_BUF: usize = 1 << 24;
 
 /// Streaming reader over pcap or pcapng input.
@@ -249,7 +249,9 @@ impl<'r> PcapReader<'r> {
             return Ok(None);
         }
         if self.pending != 0 {
-            self.inner.consume(self.pending);
+            // No shift here: the unread bytes move to the buffer's start only when a record does not fit
+            // (`refill`), not each time half of the buffer was read.
+            self.inner.consume_noshift(self.pending);
             self.consumed += self.pending as u64;
             self.pending = 0;
         }

@@ -190,19 +190,6 @@ pub fn anyip_route(l3: &[u8]) -> Route {
     }
 }
 
-/// The destination address of an IP datagram (IPv4 in the first 4 bytes; zero when it is cut).
-fn dst_addr(l3: &[u8]) -> [u8; 16] {
-    let mut a = [0u8; 16];
-    let d = match l3.first().map(|b| b >> 4) {
-        Some(6) => l3.get(24..40),
-        _ => l3.get(16..20),
-    };
-    if let Some(d) = d {
-        a[..d.len()].copy_from_slice(d);
-    }
-    a
-}
-
 /// `ip_rcv_core` / `ipv6_rcv` checks (the IPv4 header checksum is not verified: captures often carry offloaded
 /// or anonymised ones).
 pub fn ip_rcv_ok(l3: &[u8]) -> bool {
@@ -370,12 +357,13 @@ impl Replayer {
         pkt.state.oiftype = dev.oiftype;
         let was_fragment = pkt.state.is_fragment;
         *self.seen.borrow_mut() = None;
-        let dst0 = dst_addr(pkt.l3());
         let mut reroute = |p: &mut Packet<'_>| {
-            let l3 = p.l3();
-            if dst_addr(l3) == dst0 {
+            // Only NAT writes the datagram, and in PREROUTING and OUTPUT it writes the destination: an unwritten
+            // datagram keeps its route (a rewrite to the same address is asked again, and gets the same answer).
+            if !p.mangled {
                 return None;
             }
+            let l3 = p.l3();
             let (d, dev) = decide(l3);
             p.state.oif = dev.oif;
             p.state.oifname = dev.oifname;

@@ -1,8 +1,8 @@
 //! The iptables engine: a ruleset lowered to iptables tables (`compiler::lower::ipt`), each table
-//! encoded to its blob, verified (translate_table) and run with `nfr_ipt::ExecTable::do_table`
-//! (`ipt_do_table`). At a hook the tables run in the kernel's priority order (raw -300, mangle
-//! -150, nat -100 on prerouting/output, filter 0, security 50, nat 100 on input/postrouting);
-//! the first verdict other than ACCEPT ends the traversal, as `nf_hook_slow` does.
+//! encoded to its blob and loaded by nfr-host as `nfc run pcap --engine ipt` loads it: the blob
+//! executor (`nfr_ipt::ExecTable::do_table`, `ipt_do_table`) registered on each of the table's hooks at
+//! its `NF_IP_PRI_*` (`runtime::engine::IptEntry`), so a packet meets the tables in the runtime's hook
+//! order beside conntrack, IPv4 only (ip6tables has its own tables).
 //!
 //! A ruleset that does not map to iptables (inet tables, sets, vmaps, ...) is a [`Skip`] with the
 //! lowering's first diagnostic. A rule's counter is the sum of the counters of the entries that
@@ -11,33 +11,29 @@
 
 use nfr_compiler::hir::{Hir, Item, StmtKind};
 use nfr_compiler::lower::ipt::{RuleEntries, lower_ipt_table_mapped};
-use nfr_ipt::{Effect, EntryRole, ExecTable, NatKind, layout::*};
-use nfr_vm::{Hook, Verdict};
+use nfr_host::{IptBlob, Lowered};
+use nfr_ipt::{Effect, EntryRole, NatKind, layout::*};
+use nfr_runtime::engine::SharedIpt;
 
-use crate::{BuiltPacket, Engine, Outcome, Prepared, Skip};
+use crate::{BuiltPacket, Engine, Host, HostSpec, Outcome, Prepared, Skip, outcome_verdict};
 
 /// The iptables blob engine.
 pub struct Ipt;
 
 struct Table {
-    name: String,
-    exec: ExecTable,
+    engine: SharedIpt,
     /// Offsets of the rule entries per chain (iptables name), in chain order.
     entries: Vec<(String, Vec<u32>)>,
     rules: Vec<RuleEntries>,
 }
 
 struct IptPrepared {
+    host: Host,
     tables: Vec<Table>,
     /// (nft table name, nft chain name, ipt table index, ChainId) per chain.
     chains: Vec<(String, String, usize, nfr_compiler::hir::ChainId)>,
     /// Rules with a `counter` statement: (ChainId, rule index).
     counted: Vec<(nfr_compiler::hir::ChainId, usize)>,
-}
-
-/// `NF_IP_PRI_*` of an iptables table on a hook (`nfr_proto::hook::IPT_TABLES`).
-fn priority(table: &str, hook: Hook) -> i32 {
-    nfr_proto::hook::IptTable::by_name(table).map_or(0, |t| t.priority(hook))
 }
 
 impl Engine for Ipt {
@@ -50,8 +46,9 @@ impl Engine for Ipt {
         true
     }
 
-    fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip> {
-        let mut tables = Vec::new();
+    fn prepare(&self, hir: &Hir, host: &HostSpec) -> Result<Box<dyn Prepared>, Skip> {
+        let mut blobs = Vec::new();
+        let mut maps = Vec::new();
         let mut chains = Vec::new();
         let mut counted = Vec::new();
         for t in &hir.tables {
@@ -61,8 +58,7 @@ impl Engine for Ipt {
                         .map_or("does not map to iptables".into(), |d| d.message.clone()),
                 )
             })?;
-            let blob = nfr_ipt::encode(&table).map_err(|e| Skip(e.to_string()))?;
-            let exec = ExecTable::from_blob(&blob).map_err(|e| Skip(format!("{e:?}")))?;
+            blobs.push(IptBlob::encode(&table).map_err(|e| Skip(e.to_string()))?);
             let mut entries: Vec<(String, Vec<u32>)> = Vec::new();
             for l in nfr_ipt::entry_map(&table) {
                 if let EntryRole::Rule(_) = l.role {
@@ -72,7 +68,7 @@ impl Engine for Ipt {
                     }
                 }
             }
-            let idx = tables.len();
+            let idx = maps.len();
             for cid in &t.chains {
                 let Some(c) = hir.chain(*cid) else { continue };
                 chains.push((t.name.clone(), c.name.clone(), idx, *cid));
@@ -86,14 +82,21 @@ impl Engine for Ipt {
                     }
                 }
             }
-            tables.push(Table {
-                name: table.name.clone(),
-                exec,
+            maps.push((entries, rules));
+        }
+        let (host, loaded) = Host::new(&Lowered::Ipt(blobs), host)?;
+        let tables = loaded
+            .ipts
+            .into_iter()
+            .zip(maps)
+            .map(|(engine, (entries, rules))| Table {
+                engine,
                 entries,
                 rules,
-            });
-        }
+            })
+            .collect();
         Ok(Box::new(IptPrepared {
+            host,
             tables,
             chains,
             counted,
@@ -121,58 +124,39 @@ fn nat_text(kind: NatKind, r: &NatRange) -> String {
 
 impl Prepared for IptPrepared {
     fn run(&mut self, pkt: &BuiltPacket) -> Outcome {
-        let mut order: Vec<(i32, usize)> = self
-            .tables
+        let ran = self.host.run(pkt);
+        let mut log = Vec::new();
+        for t in &self.tables {
+            if let Some(l) = t.engine.borrow_mut().effects_log.as_mut() {
+                log.append(l);
+            }
+        }
+        // One table ends the traversal at most, and only a queue needs the verdict's flags.
+        let queued = log
             .iter()
-            .enumerate()
-            .filter(|(_, t)| t.exec.table().valid_hooks & (1 << pkt.hook as u32) != 0)
-            .map(|(i, t)| (priority(&t.name, pkt.hook), i))
-            .collect();
-        order = crate::hook_order(pkt.state.nfproto, pkt.hook, &order);
-        let mut st = pkt.state.clone();
+            .map(|(v, _)| *v)
+            .find(|v| matches!(v, nfr_vm::Verdict::Queue { .. }));
         let mut out = Outcome {
-            verdict: Verdict::Accept,
-            mark: st.mark,
-            ct_mark: st.ct_mark,
+            verdict: outcome_verdict(ran.outcome, queued),
+            mark: ran.state.mark,
+            ct_mark: ran.state.ct_mark,
             logs: Vec::new(),
             rejected: false,
-            notrack: false,
+            notrack: ran.notrack,
             nat: Vec::new(),
             writes: Vec::new(),
             helper: None,
         };
-        if st.nfproto != nfr_vm::pkt::NFPROTO_IPV4 {
-            // iptables tables see only IPv4 (ip6tables has its own)
-            order.clear();
-        }
-        for (_, i) in order {
-            let Some(t) = self.tables.get_mut(i) else {
-                continue;
-            };
-            let Ok(o) = t.exec.do_table(pkt.hook, &pkt.bytes, &st) else {
-                out.verdict = Verdict::Drop;
-                break;
-            };
-            st.mark = o.mark;
-            st.ct_mark = o.ct_mark;
-            for e in &o.effects {
-                match e {
-                    Effect::Log { prefix, .. } => {
-                        out.logs.push(String::from_utf8_lossy(prefix).into_owned())
-                    }
-                    Effect::Reject { .. } => out.rejected = true,
-                    Effect::Notrack => out.notrack = true,
-                    Effect::Nat { kind, range } => out.nat.push(nat_text(*kind, range)),
-                    _ => {}
+        for e in log.iter().flat_map(|(_, fx)| fx) {
+            match e {
+                Effect::Log { prefix, .. } => {
+                    out.logs.push(String::from_utf8_lossy(prefix).into_owned())
                 }
-            }
-            out.verdict = o.verdict;
-            if o.verdict != Verdict::Accept {
-                break;
+                Effect::Reject { .. } => out.rejected = true,
+                Effect::Nat { kind, range } => out.nat.push(nat_text(*kind, range)),
+                _ => {}
             }
         }
-        out.mark = st.mark;
-        out.ct_mark = st.ct_mark;
         out
     }
 
@@ -193,8 +177,9 @@ impl Prepared for IptPrepared {
         let offs = &t.entries.iter().find(|(c, _)| *c == re.ipt_chain)?.1;
         let start = re.first + re.count - re.last_action;
         let (mut p, mut b) = (0, 0);
+        let e = t.engine.borrow();
         for off in offs.get(start..re.first + re.count)? {
-            let c = t.exec.counters_at(*off)?;
+            let c = e.table.counters_at(*off)?;
             p += c.pcnt;
             b += c.bcnt;
         }

@@ -8,9 +8,14 @@
 //! a ruleset the checker must reject, with the diagnostic code and `line:col`.
 //!
 //! Engines implement [`Engine`]: `prepare` a checked ruleset (or [`Skip`] it), then `run`
-//! packets. A packet meets its hook's base chains in the order the runtime's hook list
-//! ([`hook_order`]) gives them, as the kernel's: of equal priorities the later chain first. [`Interp`] is the reference (nfc's bytecode interpreter); later engines (JIT,
-//! iptables blob) plug in next to it, with [`SKIP`] listing what an engine cannot express.
+//! packets. Every engine runs through the runtime's own hook path, as `nfc run pcap` does: the
+//! ruleset is loaded by `nfr_host` into a `runtime::hook::Hooks` registry beside defrag,
+//! conntrack and confirm, and a packet runs through every entry of its hook and family
+//! (`Hooks::run`, `nf_hook_slow`: by priority, of equal priorities the later registration first,
+//! as `nf_hook_entries_grow` orders them; nat chains inside the NAT hooks, for the first packet of
+//! a connection only). The side effects are what the engine entries consumed (their effect logs).
+//! [`Interp`] is the reference (nfc's bytecode interpreter); [`Jit`] and the iptables blob engine
+//! ([`engine_ipt::Ipt`]) must agree with it, with [`SKIP`] listing what an engine cannot express.
 //! The library never opens files: the test binary reads the corpus and hands over text.
 
 #![forbid(unsafe_code)]
@@ -20,9 +25,15 @@ pub mod packet;
 
 use nfr_compiler::check::check_source;
 use nfr_compiler::hir::{Family, Hir};
+use nfr_host::{Loaded, Lowered};
+use nfr_runtime::ct::{Conntrack, CtInfo, Nfct, Settings};
+use nfr_runtime::engine::{EngineKind, SharedProgram};
+use nfr_runtime::hook::{HookOutcome, Hooks, Packet};
 use nfr_vm::interp::NatRequest;
-use nfr_vm::{ChainId, Effects, Insn, PktState, State, Verdict, VerifiedProgram};
+use nfr_vm::pkt::ct_state;
+use nfr_vm::{Hook, Insn, PktState, Verdict};
 use serde::Deserialize;
+use std::borrow::Cow;
 
 pub use packet::{BuiltPacket, PacketSpec};
 
@@ -51,6 +62,9 @@ pub struct Case {
     pub file: Option<String>,
     /// Default hook for packets (`input` unless given).
     pub hook: Option<String>,
+    /// Queue numbers with a listener (`nfnetlink_queue` bound); without the field every queue has
+    /// one, as under `nfc run pcap`.
+    pub queues: Option<Vec<u16>>,
     /// Expected diagnostic code (the ruleset must be rejected).
     pub error: Option<String>,
     /// `line:col` of the expected diagnostic's primary span.
@@ -83,6 +97,15 @@ pub struct CounterSpec {
     pub rule: usize,
     pub packets: u64,
     pub bytes: Option<u64>,
+}
+
+impl Case {
+    /// The host the case's packets meet.
+    pub fn host(&self) -> HostSpec {
+        HostSpec {
+            queues: self.queues.clone(),
+        }
+    }
 }
 
 /// Parse a corpus file's text.
@@ -129,10 +152,17 @@ pub trait Prepared {
     }
 }
 
+/// What the host of a case has besides the ruleset.
+#[derive(Debug, Clone, Default)]
+pub struct HostSpec {
+    /// Queue numbers with a listener; `None`: every queue (`Case::queues`).
+    pub queues: Option<Vec<u16>>,
+}
+
 /// An execution engine.
 pub trait Engine {
     fn name(&self) -> &'static str;
-    fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip>;
+    fn prepare(&self, hir: &Hir, host: &HostSpec) -> Result<Box<dyn Prepared>, Skip>;
     /// Whether a ruleset this engine cannot express is a skip rather than a failure. Only the
     /// iptables engine says yes: the interpreter and the JIT must run every ruleset that checks.
     fn partial(&self) -> bool {
@@ -140,14 +170,161 @@ pub trait Engine {
     }
 }
 
-/// The reference engine: lowering to bytecode, `vm::interp`.
+/// The reference engine: the bytecode program (`lower::lower_verified`) run by `vm::interp`, its base
+/// chains hook entries (`runtime::engine::ChainEntry`) of the registry nfr-host builds.
 pub struct Interp;
 
-struct InterpPrepared {
-    prog: VerifiedProgram,
-    /// The native code when this is the JIT engine (same program, same state layout).
-    jit: Option<nfr_jit::JitProgram>,
-    state: State,
+/// The Cranelift JIT (`nfr_jit`): the same program compiled to native code. It must give the
+/// interpreter's results on every case, so a compile failure is a failure, not a skip.
+pub struct Jit;
+
+/// A case's host: the registry `nfc run pcap` runs (defrag, conntrack, confirm and the NAT hooks beside
+/// the ruleset's entries, every queue with a listener; `nfr_host`), the addresses of its devices
+/// ([`packet::host_addresses`]) and its conntrack table.
+pub(crate) struct Host {
+    hooks: Hooks,
+    ct: Conntrack,
+}
+
+/// How a packet came out of its hook.
+pub(crate) struct Ran {
+    pub outcome: HookOutcome,
+    /// The packet context after the traversal.
+    pub state: PktState,
+    /// `notrack` made it untracked (it arrived tracked or without an entry).
+    pub notrack: bool,
+}
+
+impl Host {
+    /// Loads `lowered` into a new registry with the listeners `spec` gives; the engines' effect logs
+    /// are on.
+    pub(crate) fn new(lowered: &Lowered, spec: &HostSpec) -> Result<(Host, Loaded), Skip> {
+        let mut hooks = nfr_host::hooks();
+        hooks.ifaddrs = packet::host_addresses();
+        if let Some(q) = &spec.queues {
+            hooks.queue_sink = false;
+            for &n in q {
+                hooks.listen_queue(n);
+            }
+        }
+        let opts = nfr_host::Options {
+            trace: false,
+            effects: true,
+        };
+        let loaded = lowered
+            .register(&mut hooks, opts)
+            .map_err(|e| Skip(e.to_string()))?;
+        let ct = Conntrack::new(Settings {
+            checksum: false,
+            ..Settings::default()
+        });
+        Ok((Host { hooks, ct }, loaded))
+    }
+
+    /// Runs `pkt` through every entry of its hook and family (`Hooks::run`, `nf_hook_slow`). It arrives
+    /// with the conntrack state the case gives, as an entry attached to it (the engines read the
+    /// state from the entry, as the kernel's do): a `new` packet at PREROUTING or OUTPUT meets
+    /// conntrack's own entry (-200), which creates it; at the other hooks it has been through
+    /// conntrack already, and `new`, `established` and `related` packets get their entry here
+    /// ([`Host::attach`]); `untracked` is untracked, `invalid` has no entry.
+    /// Each packet's state is its own: the conntrack table starts empty for every packet.
+    pub(crate) fn run(&mut self, pkt: &BuiltPacket) -> Ran {
+        let now = pkt.state.tstamp_ns;
+        self.ct.flush(now);
+        let mut p = Packet {
+            data: Cow::Borrowed(&pkt.bytes),
+            state: pkt.state.clone(),
+            nfct: Nfct::None,
+            reject: None,
+            generated: false,
+            mangled: false,
+            rewrites: Vec::new(),
+        };
+        let st = &pkt.state;
+        let reply = st.ct_direction == nfr_vm::pkt::IP_CT_DIR_REPLY;
+        let ctinfo = match st.ct_state {
+            _ if !st.ct_valid => None,
+            ct_state::NEW => Some(CtInfo::New),
+            ct_state::ESTABLISHED if reply => Some(CtInfo::EstablishedReply),
+            ct_state::ESTABLISHED => Some(CtInfo::Established),
+            ct_state::RELATED if reply => Some(CtInfo::RelatedReply),
+            ct_state::RELATED => Some(CtInfo::Related),
+            _ => None,
+        };
+        if st.ct_state == ct_state::UNTRACKED {
+            p.nfct = Nfct::Untracked;
+        } else if let Some(ci) = ctinfo
+            && !(ci == CtInfo::New && matches!(pkt.hook, Hook::Prerouting | Hook::Output))
+        {
+            p.nfct = self.attach(pkt, ci, now);
+            self.ct.fill_pkt(&p.nfct, now, &mut p.state);
+        }
+        let arrived_untracked = p.nfct == Nfct::Untracked;
+        let outcome = self.hooks.run(pkt.hook, &mut p, &mut self.ct, now);
+        self.hooks.queued.clear();
+        let notrack = !arrived_untracked && p.nfct == Nfct::Untracked;
+        // The packet's reference goes with it (`kfree_skb` / `consume_skb`; a queue's listener here
+        // consumes what it gets).
+        self.ct.release(&mut p.nfct);
+        Ran {
+            outcome,
+            state: p.state,
+            notrack,
+        }
+    }
+}
+
+impl Host {
+    /// The conntrack entry a packet in state `ctinfo` carries: the connection's first packet (this
+    /// one, or for a reply this one turned around; a TCP SYN) through `nf_conntrack_in`, confirmed
+    /// and marked as having seen a reply unless the packet itself is new, with the case's status
+    /// bits, mark and zone. `Nfct::None` when conntrack cannot track the packet (a cut header).
+    fn attach(&mut self, pkt: &BuiltPacket, ctinfo: CtInfo, now: u64) -> Nfct {
+        let st = &pkt.state;
+        let first = packet::first_of_connection(&pkt.bytes, ctinfo.dir() == 1);
+        let mut nfct = match st.ct_zone {
+            0 => Nfct::None,
+            zone => Nfct::Template { zone },
+        };
+        let _ = self
+            .ct
+            .conntrack_in(&first, Hook::Prerouting, now, &mut nfct);
+        let Nfct::Ct { id, .. } = nfct else {
+            return Nfct::None;
+        };
+        let mut status = st.ct_status;
+        if ctinfo != CtInfo::New {
+            let _ = self.ct.confirm(&first, now, &mut nfct);
+            if matches!(ctinfo, CtInfo::Established | CtInfo::EstablishedReply) {
+                status |= nfr_vm::pkt::ips::SEEN_REPLY;
+            }
+        }
+        let nfct = Nfct::Ct { id, ctinfo };
+        self.ct.set_status_bits(&nfct, status);
+        if st.ct_mark != 0 {
+            self.ct.set_mark(&nfct, st.ct_mark);
+        }
+        nfct
+    }
+}
+
+/// The corpus verdict of a traversal: how it ended, a queue with the verdict's own flags (`queued`:
+/// the verdict of the entry that queued it).
+pub(crate) fn outcome_verdict(o: HookOutcome, queued: Option<Verdict>) -> Verdict {
+    match o {
+        HookOutcome::Accept => Verdict::Accept,
+        HookOutcome::Drop | HookOutcome::TtlExceeded => Verdict::Drop,
+        HookOutcome::Stolen => Verdict::Stolen,
+        HookOutcome::Queued { num, .. } => match queued {
+            Some(v @ Verdict::Queue { .. }) => v,
+            _ => Verdict::Queue { num, bypass: false },
+        },
+    }
+}
+
+struct ProgramPrepared {
+    host: Host,
+    engine: SharedProgram,
     /// Per chain: (table family, table name).
     tables: Vec<(Family, String)>,
     /// Named counter objects as `table/name` (object `i` is `CounterId(i)`).
@@ -165,60 +342,53 @@ fn object_names(hir: &Hir) -> Vec<String> {
         .collect()
 }
 
+/// The bytecode engines (`kind` interp or jit) loaded into a host.
+fn prepare_program(
+    hir: &Hir,
+    host: &HostSpec,
+    kind: EngineKind,
+) -> Result<Box<dyn Prepared>, Skip> {
+    let lowered = Lowered::new(hir, kind).map_err(|e| Skip(e.to_string()))?;
+    let (host, loaded) = Host::new(&lowered, host)?;
+    let engine = loaded
+        .prog
+        .ok_or_else(|| Skip("no program engine".into()))?;
+    if engine.borrow().kind() != kind {
+        let why = engine.borrow().fallback_note.clone().unwrap_or_default();
+        return Err(Skip(format!("JIT: {why}")));
+    }
+    let tables = hir
+        .chains
+        .iter()
+        .map(|c| {
+            hir.table(c.table)
+                .map(|t| (t.family, t.name.clone()))
+                .unwrap_or((Family::Ip, String::new()))
+        })
+        .collect();
+    Ok(Box::new(ProgramPrepared {
+        host,
+        engine,
+        tables,
+        objects: object_names(hir),
+    }))
+}
+
 impl Engine for Interp {
     fn name(&self) -> &'static str {
         "interp"
     }
-    fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip> {
-        let prog = nfr_compiler::lower::lower_verified(hir).map_err(|e| Skip(e.to_string()))?;
-        let state = State::new(&prog);
-        let tables = hir
-            .chains
-            .iter()
-            .map(|c| {
-                hir.table(c.table)
-                    .map(|t| (t.family, t.name.clone()))
-                    .unwrap_or((Family::Ip, String::new()))
-            })
-            .collect();
-        Ok(Box::new(InterpPrepared {
-            prog,
-            jit: None,
-            state,
-            tables,
-            objects: object_names(hir),
-        }))
+    fn prepare(&self, hir: &Hir, host: &HostSpec) -> Result<Box<dyn Prepared>, Skip> {
+        prepare_program(hir, host, EngineKind::Interp)
     }
 }
-
-/// The Cranelift JIT (`nfr_jit`): the same lowered program compiled to native code. It must give
-/// the interpreter's results on every case, so a compile failure is a failure, not a skip.
-pub struct Jit;
 
 impl Engine for Jit {
     fn name(&self) -> &'static str {
         "jit"
     }
-    fn prepare(&self, hir: &Hir) -> Result<Box<dyn Prepared>, Skip> {
-        let prog = nfr_compiler::lower::lower_verified(hir).map_err(|e| Skip(e.to_string()))?;
-        let jit = nfr_jit::JitProgram::compile(&prog).map_err(|e| Skip(format!("JIT: {e}")))?;
-        let state = State::new(&prog);
-        let tables = hir
-            .chains
-            .iter()
-            .map(|c| {
-                hir.table(c.table)
-                    .map(|t| (t.family, t.name.clone()))
-                    .unwrap_or((Family::Ip, String::new()))
-            })
-            .collect();
-        Ok(Box::new(InterpPrepared {
-            prog,
-            jit: Some(jit),
-            state,
-            tables,
-            objects: object_names(hir),
-        }))
+    fn prepare(&self, hir: &Hir, host: &HostSpec) -> Result<Box<dyn Prepared>, Skip> {
+        prepare_program(hir, host, EngineKind::Jit)
     }
 }
 
@@ -247,9 +417,9 @@ pub fn nat_string(n: &NatRequest) -> String {
     s
 }
 
-impl InterpPrepared {
-    fn chain_matches(&self, ci: usize, spec: &str) -> bool {
-        let Some(c) = self.prog.program().chains.get(ci) else {
+impl ProgramPrepared {
+    fn chain_matches(&self, prog: &nfr_vm::Program, ci: usize, spec: &str) -> bool {
+        let Some(c) = prog.chains.get(ci) else {
             return false;
         };
         match spec.split_once('/') {
@@ -259,77 +429,47 @@ impl InterpPrepared {
     }
 }
 
-impl Prepared for InterpPrepared {
+impl Prepared for ProgramPrepared {
     fn run(&mut self, pkt: &BuiltPacket) -> Outcome {
-        let prog = self.prog.program();
-        let entries: Vec<(i32, usize)> = prog
-            .chains
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| match c.kind {
-                nfr_vm::ChainKind::Base { hook, priority, .. } if hook == pkt.hook => {
-                    let fam = self.tables.get(i).map_or(Family::Ip, |t| t.0);
-                    let ok = match fam {
-                        Family::Inet => true,
-                        Family::Ip => pkt.state.nfproto == nfr_vm::pkt::NFPROTO_IPV4,
-                        Family::Ip6 => pkt.state.nfproto == nfr_vm::pkt::NFPROTO_IPV6,
-                    };
-                    ok.then_some((priority, i))
-                }
-                _ => None,
-            })
-            .collect();
-        let entries = hook_order(pkt.state.nfproto, pkt.hook, &entries);
-        let mut st: PktState = pkt.state.clone();
-        let mut fx = Effects::default();
-        let mut verdict = Verdict::Accept;
-        for (_, ci) in entries {
-            let v = match &self.jit {
-                Some(j) => j.run(
-                    &mut self.state,
-                    ChainId(ci as u32),
-                    &pkt.bytes,
-                    &mut st,
-                    &mut fx,
-                ),
-                None => self.prog.run(
-                    &mut self.state,
-                    ChainId(ci as u32),
-                    &pkt.bytes,
-                    &mut st,
-                    &mut fx,
-                ),
-            };
-            if v != Verdict::Accept {
-                verdict = v;
-                break;
+        let ran = self.host.run(pkt);
+        let log = self
+            .engine
+            .borrow_mut()
+            .effects_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let queued = log.last().map(|(v, _)| *v);
+        let mut out = Outcome {
+            verdict: outcome_verdict(ran.outcome, queued),
+            mark: ran.state.mark,
+            ct_mark: ran.state.ct_mark,
+            logs: Vec::new(),
+            rejected: false,
+            notrack: ran.notrack,
+            nat: Vec::new(),
+            writes: Vec::new(),
+            helper: None,
+        };
+        for (_, fx) in &log {
+            out.logs.extend(
+                fx.logs
+                    .iter()
+                    .map(|l| l.spec.prefix.clone().unwrap_or_default()),
+            );
+            out.rejected |= fx.reject.is_some();
+            out.nat.extend(fx.nat.iter().map(nat_string));
+            out.writes.extend(fx.payload_writes.iter().map(|w| {
+                let hex: String = w.bytes.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{}:{hex}", w.offset)
+            }));
+            if let Some(h) = fx.ct_helper {
+                let end = h.iter().position(|&b| b == 0).unwrap_or(h.len());
+                out.helper =
+                    Some(String::from_utf8_lossy(h.get(..end).unwrap_or(&[])).into_owned());
             }
         }
-        Outcome {
-            verdict,
-            mark: st.mark,
-            ct_mark: st.ct_mark,
-            logs: fx
-                .logs
-                .iter()
-                .map(|l| l.spec.prefix.clone().unwrap_or_default())
-                .collect(),
-            rejected: fx.reject.is_some(),
-            notrack: fx.notrack,
-            nat: fx.nat.iter().map(nat_string).collect(),
-            writes: fx
-                .payload_writes
-                .iter()
-                .map(|w| {
-                    let hex: String = w.bytes.iter().map(|b| format!("{b:02x}")).collect();
-                    format!("{}:{hex}", w.offset)
-                })
-                .collect(),
-            helper: fx.ct_helper.map(|h| {
-                let end = h.iter().position(|&b| b == 0).unwrap_or(h.len());
-                String::from_utf8_lossy(h.get(..end).unwrap_or(&[])).into_owned()
-            }),
-        }
+        out
     }
 
     fn object(&self, name: &str) -> Option<(u64, u64)> {
@@ -337,15 +477,17 @@ impl Prepared for InterpPrepared {
             .objects
             .iter()
             .position(|o| o == name || o.split_once('/').is_some_and(|(_, n)| n == name))?;
-        self.state.counters.get(i).map(|c| (c.packets, c.bytes))
+        let e = self.engine.borrow();
+        e.state.counters.get(i).map(|c| (c.packets, c.bytes))
     }
 
     fn counter(&self, chain: &str, rule: usize) -> Option<(u64, u64)> {
-        let prog = self.prog.program();
-        let ci = (0..prog.chains.len()).find(|&i| self.chain_matches(i, chain))?;
+        let e = self.engine.borrow();
+        let prog = e.program().program();
+        let ci = (0..prog.chains.len()).find(|&i| self.chain_matches(prog, i, chain))?;
         let rid = *prog.chains.get(ci)?.rules.get(rule)?;
         prog.rule_insns(rid).iter().find_map(|i| match i {
-            Insn::Counter(id) => self
+            Insn::Counter(id) => e
                 .state
                 .counters
                 .get(id.0 as usize)
@@ -353,48 +495,6 @@ impl Prepared for InterpPrepared {
             _ => None,
         })
     }
-}
-
-/// A hook entry that only names its chain, for reading back the order of a hook's entries.
-struct Slot(String);
-
-impl nfr_runtime::hook::Engine for Slot {
-    fn hook(
-        &mut self,
-        _: &mut nfr_runtime::hook::Packet<'_>,
-        _: &mut nfr_runtime::hook::HookCtx<'_>,
-    ) -> Verdict {
-        Verdict::Accept
-    }
-    fn name(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The order in which the runtime's hook list (`runtime::hook::Hooks`, `nf_hook_entries_grow`) runs
-/// `entries` (priority, chain index), registered in chain order: by priority, and of equal
-/// priorities the later registration first.
-pub fn hook_order(nfproto: u8, hook: nfr_vm::Hook, entries: &[(i32, usize)]) -> Vec<(i32, usize)> {
-    // the hook lists are per family; any packet that is not IPv6 is ordered as IPv4
-    let nfproto = if nfproto == nfr_vm::pkt::NFPROTO_IPV6 {
-        nfproto
-    } else {
-        nfr_vm::pkt::NFPROTO_IPV4
-    };
-    let mut hooks = nfr_runtime::hook::Hooks::new();
-    for &(prio, ci) in entries {
-        if hooks
-            .register(nfproto, hook, prio, Box::new(Slot(ci.to_string())))
-            .is_err()
-        {
-            return Vec::new();
-        }
-    }
-    hooks
-        .entries(nfproto, hook)
-        .into_iter()
-        .filter_map(|(name, prio)| name.parse().ok().map(|ci| (prio, ci)))
-        .collect()
 }
 
 /// The engines every case runs on.
@@ -471,7 +571,7 @@ pub fn run_case(
         ));
         return Ok(0);
     };
-    let mut prep = engine.prepare(&hir)?;
+    let mut prep = engine.prepare(&hir, &case.host())?;
     let default_hook = case.hook.as_deref().unwrap_or("input");
     for (i, p) in case.packets.iter().enumerate() {
         let built = match packet::build(p, default_hook) {

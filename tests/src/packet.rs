@@ -6,7 +6,9 @@
 //! whole datagram; loads past the truncated end must break).
 
 use crate::Logged;
+use nfr_runtime::hook::{IfAddr, IfAddrs};
 use nfr_runtime::pcap::linktype;
+use nfr_runtime::replay::device_type;
 use nfr_runtime::wire::{build as wb, parse_frame};
 use nfr_vm::pkt::{self, PktState, ct_state, ips};
 use nfr_vm::{CtTuple, Hook};
@@ -52,7 +54,10 @@ pub struct PacketSpec {
     pub skgid: Option<u32>,
     /// `host`, `broadcast`, `multicast`, `other`.
     pub pkttype: Option<String>,
-    /// `new`, `established`, `related`, `invalid` (default), `untracked`.
+    /// `new`, `established`, `related`, `invalid` (default), `untracked`: the state the packet has
+    /// when it reaches its hook, as a conntrack entry attached to it (each packet its own
+    /// connection). A `new` packet at PREROUTING or OUTPUT gets it from conntrack's entry (-200);
+    /// elsewhere a `new` packet is the first of its connection (the one nat chains see).
     pub ct_state: Option<String>,
     /// `IPS_*` names: `seen-reply`, `assured`, `confirmed`, `snat`, `dnat`, ...
     pub ct_status: Option<Vec<String>>,
@@ -115,23 +120,58 @@ fn hook(name: &str) -> Result<Hook, String> {
         .ok_or_else(|| format!("unknown hook {name}"))
 }
 
-/// Interface index and type of a device name (a fixed table: lo=1, eth0=2, eth1=3, ...).
+/// The devices of the harness's host: name, ifindex and IPv4 address/prefix length (`eth0` also has
+/// 2001:db8::2/64). The defaults of a packet are to and from `eth0`'s subnets: 198.51.100.1 is the
+/// host's own address. Masquerade and redirect map to these (`IfAddrs`).
+const DEVICES: &[(&str, u32, [u8; 4], u8)] = &[
+    ("lo", 1, [127, 0, 0, 1], 8),
+    ("eth0", 2, [198, 51, 100, 1], 24),
+    ("eth1", 3, [192, 168, 1, 1], 24),
+    ("eth2", 4, [203, 0, 113, 1], 24),
+    ("wlan0", 5, [192, 168, 2, 1], 24),
+    ("ppp0", 6, [100, 64, 0, 1], 32),
+];
+
+/// Interface index and type of a device name: the index from [`DEVICES`] (another name gets one from
+/// its hash, 10 to 1009), the type as `nfc run pcap` gives its devices (`replay::device_type`: `lo`
+/// loopback, every other device Ethernet).
 pub fn ifindex(name: &str) -> (u32, u16) {
-    use nfr_proto::desc::{ARPHRD_ETHER, ARPHRD_LOOPBACK, ARPHRD_PPP};
-    match name {
-        "lo" => (1, ARPHRD_LOOPBACK),
-        "eth0" => (2, ARPHRD_ETHER),
-        "eth1" => (3, ARPHRD_ETHER),
-        "eth2" => (4, ARPHRD_ETHER),
-        "wlan0" => (5, ARPHRD_ETHER),
-        "ppp0" => (6, ARPHRD_PPP),
-        other => (
-            10 + other
+    let index = match DEVICES.iter().find(|d| d.0 == name) {
+        Some(d) => d.1,
+        None => {
+            10 + name
                 .bytes()
                 .fold(0u32, |a, b| a.wrapping_mul(31) ^ u32::from(b))
-                % 1000,
-            ARPHRD_ETHER,
-        ),
+                % 1000
+        }
+    };
+    (index, device_type(&pkt::ifname(name)))
+}
+
+/// The addresses of the harness's host, per device of [`DEVICES`].
+pub fn host_addresses() -> IfAddrs {
+    let mut addrs: Vec<IfAddr> = DEVICES
+        .iter()
+        .map(|&(_, ifindex, a, prefix_len)| {
+            let mut addr = [0u8; 16];
+            addr[..4].copy_from_slice(&a);
+            IfAddr {
+                ifindex,
+                addr,
+                nfproto: pkt::NFPROTO_IPV4,
+                prefix_len,
+            }
+        })
+        .collect();
+    addrs.push(IfAddr {
+        ifindex: 2,
+        addr: std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2).octets(),
+        nfproto: pkt::NFPROTO_IPV6,
+        prefix_len: 64,
+    });
+    IfAddrs {
+        addrs,
+        host: Vec::new(),
     }
 }
 
@@ -163,6 +203,55 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| e.to_string()))
         .collect()
+}
+
+/// The first packet of the connection an IP datagram belongs to: the datagram itself, turned around
+/// when it goes in the reply direction (addresses and ports swapped), a TCP segment made a SYN, any
+/// ICMP or ICMPv6 message an echo request.
+pub fn first_of_connection(l3: &[u8], reply: bool) -> Vec<u8> {
+    let mut d = l3.to_vec();
+    let Ok(info) = parse_frame(linktype::RAW, l3) else {
+        return d;
+    };
+    let mut st = PktState::default();
+    info.fill(&mut st);
+    let (src, dst, alen) = if st.nfproto == pkt::NFPROTO_IPV6 {
+        (8, 24, 16)
+    } else {
+        (12, 16, 4)
+    };
+    let th = usize::from(st.thoff);
+    if reply && d.len() >= dst + alen {
+        let (a, b) = d.split_at_mut(dst);
+        a[src..src + alen].swap_with_slice(&mut b[..alen]);
+        if matches!(st.l4proto, 6 | 17) && d.len() >= th + 4 {
+            let (p, q) = d[th..th + 4].split_at_mut(2);
+            p.swap_with_slice(q);
+        }
+    }
+    match (st.l4proto, d.get_mut(th)) {
+        (6, _) => {
+            if let Some(f) = d.get_mut(th + 13) {
+                *f = 0x02;
+            }
+        }
+        // an echo reply or an error (conntrack would look up the connection it quotes): an echo
+        // request (ICMP 8, ICMPv6 128)
+        (1, Some(t)) if *t != 8 => {
+            *t = 8;
+            if let Some(c) = d.get_mut(th + 1) {
+                *c = 0;
+            }
+        }
+        (58, Some(t)) if *t != 128 => {
+            *t = 128;
+            if let Some(c) = d.get_mut(th + 1) {
+                *c = 0;
+            }
+        }
+        _ => {}
+    }
+    d
 }
 
 /// Build the packet.

@@ -126,7 +126,7 @@ fn every_truncation_is_safe() {
                 continue;
             };
             for e in engines() {
-                let Ok(mut prep) = e.prepare(&hir) else {
+                let Ok(mut prep) = e.prepare(&hir, &case.host()) else {
                     continue;
                 };
                 for p in &case.packets {

@@ -9,6 +9,7 @@
 
 pub mod deps;
 pub mod hooks;
+pub mod listing;
 pub mod loops;
 pub mod resolve;
 pub mod rules;
@@ -23,6 +24,7 @@ use nfr_grammar::ast;
 
 use crate::diag::{Diagnostic, FileId, SourceMap, Span};
 use crate::hir::{self, ChainId, ChainKind, Element, Family, Hir, SetId, TableId, Type};
+pub use listing::Listing;
 use resolve::{Defines, sp};
 pub use resolve::{Loader, NoIncludes};
 
@@ -112,6 +114,8 @@ pub struct Ctx {
     pub(crate) chain_index: HashMap<(usize, String), usize>,
     /// Named counter objects of all tables, in declaration order.
     pub(crate) counter_objs: Vec<hir::CounterObj>,
+    /// For a listing ([`check_listed`]): the position given each command and table item, in order.
+    pub(crate) seqs: Option<Vec<usize>>,
 }
 
 impl Ctx {
@@ -134,6 +138,27 @@ pub fn check(
     root: FileId,
     loader: &mut dyn Loader,
 ) -> (Option<Hir>, Vec<Diagnostic>) {
+    let (hir, _, diags) = check_with(sources, root, loader, false);
+    (hir, diags)
+}
+
+/// [`check`], and with the Hir the ruleset's [`Listing`] (the commands as checked, defines expanded, each rule
+/// tied to its Hir rule).
+pub fn check_listed(
+    sources: &mut SourceMap,
+    root: FileId,
+    loader: &mut dyn Loader,
+) -> (Option<(Hir, Listing)>, Vec<Diagnostic>) {
+    let (hir, listing, diags) = check_with(sources, root, loader, true);
+    (hir.zip(listing), diags)
+}
+
+fn check_with(
+    sources: &mut SourceMap,
+    root: FileId,
+    loader: &mut dyn Loader,
+    listed: bool,
+) -> (Option<Hir>, Option<Listing>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let mut cmds = Vec::new();
     let root_name = sources.name(root).to_string();
@@ -161,7 +186,10 @@ pub fn check(
         seq: 0,
         chain_index: HashMap::new(),
         counter_objs: Vec::new(),
+        seqs: listed.then(Vec::new),
     };
+    // the listing keeps the commands as written (the checker moves rules out of its own)
+    let listed_cmds = listed.then(|| cmds.clone());
     cx.declare(&mut cmds);
     drop(cmds);
     cx.sets_pass();
@@ -193,7 +221,11 @@ pub fn check(
     }
     sort_diags(&mut diags);
     let ok = diags.iter().all(|d| !d.is_error());
-    (ok.then_some(hir), diags)
+    let listing = match (ok, listed_cmds, &cx.seqs) {
+        (true, Some(cmds), Some(seqs)) => Some(listing::build(cmds, seqs, &cx.defines, &hir)),
+        _ => None,
+    };
+    (ok.then_some(hir), listing, diags)
 }
 
 /// Convenience for one in-memory file without includes.
@@ -574,6 +606,14 @@ impl Ctx {
         self.tables[table].sets.push(self.sets.len() - 1);
     }
 
+    /// The position of the next command or table item (recorded for a listing).
+    fn next_seq(&mut self) {
+        self.seq += 1;
+        if let Some(s) = &mut self.seqs {
+            s.push(self.seq);
+        }
+    }
+
     /// Declares every table, chain, set and object; a chain's rules are moved out of `cmds` (not copied).
     fn declare(&mut self, cmds: &mut [(FileId, ast::Command)]) {
         let mut pending_rules: Vec<(FileId, &ast::ObjRef, &ast::Rule, usize)> = Vec::new();
@@ -581,7 +621,7 @@ impl Ctx {
         for (file, cmd) in cmds.iter_mut() {
             let file = *file;
             self.file = file;
-            self.seq += 1;
+            self.next_seq();
             let cmd_span = cmd.span;
             match &mut cmd.kind {
                 ast::CommandKind::FlushRuleset { .. } => self.flush_ruleset = true,
@@ -603,7 +643,7 @@ impl Ctx {
                 ast::CommandKind::Table(t) => {
                     let Some(ti) = self.declare_table(file, t) else { continue };
                     for item in &mut t.items {
-                        self.seq += 1;
+                        self.next_seq();
                         match item {
                             ast::TableItem::Chain(c) => self.declare_chain(file, ti, c),
                             ast::TableItem::Set(s) => self.declare_set(file, ti, s),

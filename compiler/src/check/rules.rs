@@ -6,6 +6,7 @@ use nfr_grammar::ast::{self, ExprKind as A};
 
 use super::Ctx;
 use super::deps::{DepState, NFPROTO_IPV4, NFPROTO_IPV6, Need, needs};
+use super::resolve::Defines;
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
     AnonSet, ChainId, ChainKind, ChainType, Element, Expr, ExprKind, Family, Hir, Hook, Item,
@@ -13,52 +14,69 @@ use crate::hir::{
     RejectKind, Rhs, Rule, Stmt, StmtKind, Type, Value, Verdict, VerdictKind, VmapRef,
 };
 
+/// Why a log prefix's `$name` cannot be expanded: the name, and where its define is.
+pub(crate) enum PrefixError<'p> {
+    Undefined(&'p str),
+    NotAWord(&'p str, Span),
+}
+
+/// A log prefix with its `$name`s replaced by their values, as nft's parser and `stmt_evaluate_log_prefix`
+/// do: a name is letters, digits and `_` after a `$`, and its define (the one in force before `seq`) must
+/// hold a word or a string, which goes in without its quotes.
+pub(crate) fn expand_log_prefix<'p>(
+    defines: &Defines,
+    seq: usize,
+    prefix: &'p str,
+) -> Result<String, PrefixError<'p>> {
+    if !prefix.contains('$') {
+        return Ok(prefix.to_string());
+    }
+    let mut out = String::new();
+    let mut rest = prefix;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let name = &after[..end];
+        let def = defines.get(name, seq).ok_or(PrefixError::Undefined(name))?;
+        match &def.value.kind {
+            A::Symbol(t) | A::String(t) => out.push_str(t),
+            _ => return Err(PrefixError::NotAWord(name, def.span)),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 impl Ctx {
-    /// A log prefix with its `$name`s replaced by their values, as nft's parser and `stmt_evaluate_log_prefix`
-    /// do: a name is letters, digits and `_` after a `$`, and its define must hold a word or a string.
+    /// A log prefix with its `$name`s replaced by their values ([`expand_log_prefix`]); an undefined name is
+    /// E0010, a define that is not a word or a string E0211.
     fn log_prefix(&mut self, p: &ast::Str) -> Option<String> {
-        if !p.value.contains('$') {
-            return Some(p.value.clone());
-        }
-        let mut out = String::new();
-        let mut rest = p.value.as_str();
-        while let Some(i) = rest.find('$') {
-            out.push_str(&rest[..i]);
-            let after = &rest[i + 1..];
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            let name = &after[..end];
-            let Some(def) = self.defines.get(name, self.seq) else {
-                self.diags.push(
-                    Diagnostic::error(
-                        "E0010",
-                        self.sp(p.span),
-                        format!("undefined variable `${name}` in a log prefix"),
-                    )
-                    .with_primary_label("the log prefix uses it")
-                    .with_help(format!("define it first: `define {name} = \"...\"`")),
-                );
-                return None;
-            };
-            match &def.value.kind {
-                A::Symbol(t) | A::String(t) => out.push_str(t),
-                _ => {
-                    let d = Diagnostic::error(
-                        "E0211",
-                        self.sp(p.span),
-                        format!("`${name}` in a log prefix is not a word or a string"),
-                    )
-                    .with_primary_label("the log prefix uses it")
-                    .with_label(def.span, "defined here");
-                    self.diags.push(d);
-                    return None;
-                }
-            }
-            rest = &after[end..];
-        }
-        out.push_str(rest);
-        Some(out)
+        let err = match expand_log_prefix(&self.defines, self.seq, &p.value) {
+            Ok(s) => return Some(s),
+            Err(e) => e,
+        };
+        let d = match err {
+            PrefixError::Undefined(name) => Diagnostic::error(
+                "E0010",
+                self.sp(p.span),
+                format!("undefined variable `${name}` in a log prefix"),
+            )
+            .with_primary_label("the log prefix uses it")
+            .with_help(format!("define it first: `define {name} = \"...\"`")),
+            PrefixError::NotAWord(name, def) => Diagnostic::error(
+                "E0211",
+                self.sp(p.span),
+                format!("`${name}` in a log prefix is not a word or a string"),
+            )
+            .with_primary_label("the log prefix uses it")
+            .with_label(def, "defined here"),
+        };
+        self.diags.push(d);
+        None
     }
 
     pub(crate) fn rule(&mut self, r: &ast::Rule) -> Option<Rule> {
@@ -1309,7 +1327,10 @@ pub fn placement(hir: &Hir) -> Vec<Diagnostic> {
                                     b.priority
                                 ),
                             )
-                            .with_help("use a chain on prerouting or output with `priority raw` (-300)"),
+                            .with_help(format!(
+                                "use a chain on prerouting or output with `priority raw` ({})",
+                                nfr_proto::hook::priority::RAW
+                            )),
                         );
                     }
                     let Some((need_nat, hooks, name)) = allowed(&s.kind) else {

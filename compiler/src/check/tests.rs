@@ -812,3 +812,54 @@ fn log_prefix_variables_expand_as_nft_does() {
     let h = ok(&in_chain("ip", "log prefix \"50% off\" accept"));
     assert!(format!("{:?}", h.chains[0].rules[0]).contains("50% off"));
 }
+
+/// The listing of a clean ruleset, printed, with each rule's Hir address.
+fn listed(src: &str) -> (String, Vec<Option<(ChainId, usize)>>) {
+    let mut sm = SourceMap::new();
+    let id = sm.add("t.nfr", src);
+    let (out, diags) = check_listed(&mut sm, id, &mut NoIncludes);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let (_, mut listing) = out.expect("hir");
+    let ids = listing.rules_mut().map(|(_, id)| id).collect();
+    (nfr_grammar::format(&listing.file), ids)
+}
+
+#[test]
+fn listing_expands_defines_as_checked() {
+    let (text, ids) = listed(
+        "define lan = 10.0.0.0/8\ndefine p = \"in\"\ndefine web = { 80, 443 }\ndefine pol = drop\n\
+         define prio = 10\ndefine dev = eth1\n\
+         table ip t {\n define local = 2\n chain c {\n  type filter hook input priority $prio; policy $pol;\n\
+         \x20 ip saddr $lan log prefix \"$p: \" counter accept comment \"to $lan\"\n\
+         \x20 iifname $dev tcp dport $web counter\n  meta mark $local drop\n }\n}\n\
+         redefine lan = 192.168.0.0/16\nadd rule ip t c ip saddr $lan drop\n",
+    );
+    assert!(!text.contains("define"), "{text}");
+    // Priority and policy as the checker resolved them, printed as nft lists them.
+    assert!(
+        text.contains("type filter hook input priority filter + 10; policy drop;"),
+        "{text}"
+    );
+    // A log prefix's `$name` is a define use; a comment's is text.
+    assert!(
+        text.contains("ip saddr 10.0.0.0/8 log prefix \"in: \" counter accept comment \"to $lan\""),
+        "{text}"
+    );
+    // A word define in an interface name is quoted, a set define's elements are a set.
+    assert!(
+        text.contains("iifname \"eth1\" tcp dport { 80, 443 } counter"),
+        "{text}"
+    );
+    // A table's own define, and a redefine seen only by what follows it.
+    assert!(text.contains("meta mark 0x00000002 drop"), "{text}");
+    assert!(
+        text.contains("add rule ip t c ip saddr 192.168.0.0/16 drop"),
+        "{text}"
+    );
+    let c = Some(ChainId(0));
+    assert_eq!(
+        ids,
+        [0, 1, 2, 3].map(|i| c.map(|c| (c, i))).to_vec(),
+        "every rule tied to its Hir rule"
+    );
+}

@@ -15,12 +15,12 @@ use crate::hir::{
 
 /// How deep `$var` substitution may go (defines referring to defines). A define can only name defines made
 /// before it, so nesting is never recursion; this bounds the stack.
-const MAX_VAR_DEPTH: u32 = 16;
+pub(crate) const MAX_VAR_DEPTH: u32 = 16;
 
 /// How many `$var` substitutions (each value or set member reached through a define counts one) the whole
 /// ruleset may make: `define a1 = { $a0, $a0 }` ... doubles at every level, so a few hundred bytes of defines
 /// could otherwise ask for gigabytes.
-const MAX_VAR_WORK: u64 = 1 << 20;
+pub(crate) const MAX_VAR_WORK: u64 = 1 << 20;
 
 fn max_for_bits(bits: u32) -> u128 {
     if bits >= 128 {

@@ -6,10 +6,13 @@
 //! become the built-in chains of that iptables table (policy kept; a hook without a base chain
 //! gets an empty ACCEPT chain, as iptables creates it), user chains keep their names.
 //!
-//! Every rule becomes one or more entries. The lowering writes each entry as the iptables
-//! argument list a user would type (`-s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j ACCEPT`) and
-//! builds it with `nfr_ipt::parse_rule_str`, so the encoding is exactly iptables' own (implicit
-//! defaults, revisions, masks). Matches:
+//! Every rule becomes one or more entries, built as `nfr_ipt` values (`IpMatch`, `Match`,
+//! `Target`) directly. Each match and target starts from what iptables' `-m NAME`/`-j NAME`
+//! starts from and takes its options through the functions the iptables-restore parser calls
+//! (`nfr_ipt::ext`: defaults, revisions, flag bits, masks), and the finished entry goes through
+//! the extensions' final checks (`nfr_ipt::check_rule`), so an entry is the one
+//! iptables-legacy-restore builds from its iptables-save line (`nfr_ipt::rule_spec`, which is
+//! also the text diagnostics show). Matches (as iptables options):
 //! - `ip saddr/daddr` value/prefix (`!=` too) → `-s/-d`; ranges → `-m iprange`;
 //! - `iifname/oifname` (`"eth*"` → `eth+`, `!=`) → `-i/-o` (not on hooks without that device);
 //! - `ip protocol` / `meta l4proto` (the implicit dependency of `tcp dport` too) → `-p`;
@@ -44,8 +47,10 @@
 //! # What does not map (diagnostic at the offending span)
 //! inet and ip6 tables, named sets/maps, vmaps, maps in statements, concatenations, `!=` with an
 //! address/interface/type set, `iif`/`oif` (ifindex), `log group`, `limit ... over`, byte rates,
-//! payload writes, a `counter` or `limit` before a match iptables would evaluate first, and any
-//! other expression without an iptables match. Codes: E0700 (table), E0701 (rule), E0702 (the
+//! payload writes, a `counter` or `limit` before a match iptables would evaluate first, values
+//! iptables' extensions refuse (`persistent` with masquerade/redirect, a limit burst over 10000 or
+//! a rate over 10000/second, `ip protocol != 0`, `queue num N-N`, a NAT port 0), and any other
+//! expression without an iptables match. Codes: E0700 (table), E0701 (rule), E0702 (the
 //! built table fails the translate_table check).
 #![forbid(unsafe_code)]
 
@@ -277,23 +282,34 @@ fn bad_chain_name(n: &str) -> Option<&'static str> {
     None
 }
 
-fn table_valid_hooks_text(t: &str) -> Option<&'static str> {
-    Some(match t {
-        "filter" => {
-            "valid hooks for the filter table are input, forward, output (priority filter, 0)"
+fn table_valid_hooks_text(t: &str) -> Option<String> {
+    use nfr_proto::hook::{IptTable, STD_PRIOS};
+    let table = IptTable::by_name(t)?;
+    // The table's hooks grouped by priority, each group with nft's name for that priority.
+    let mut groups: Vec<(i32, Vec<&str>)> = Vec::new();
+    for h in table.valid() {
+        let p = table.priority(h);
+        match groups.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, hooks)) => hooks.push(h.name()),
+            None => groups.push((p, vec![h.name()])),
         }
-        "nat" => {
-            "valid hooks for the nat table are prerouting, output (priority dstnat, -100), input, postrouting (priority srcnat, 100), type nat"
-        }
-        "mangle" => {
-            "valid hooks for the mangle table are prerouting, input, forward, output, postrouting (priority mangle, -150)"
-        }
-        "raw" => "valid hooks for the raw table are prerouting, output (priority raw, -300)",
-        "security" => {
-            "valid hooks for the security table are input, forward, output (priority security, 50)"
-        }
-        _ => return None,
-    })
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(p, hooks)| {
+            let name = STD_PRIOS
+                .iter()
+                .find(|s| s.value == *p)
+                .map_or(String::new(), |s| format!("{}, ", s.name));
+            format!("{} (priority {name}{p})", hooks.join(", "))
+        })
+        .collect();
+    let ty = table.chain_type(nfr_proto::hook::Hook::Prerouting);
+    let ty = if ty == "nat" { ", type nat" } else { "" };
+    Some(format!(
+        "valid hooks for the {t} table are {}{ty}",
+        parts.join(", ")
+    ))
 }
 
 fn mapping_diags(hir: &Hir, id: TableId, reasons: &[IptReason]) -> Vec<Diagnostic> {
@@ -406,20 +422,162 @@ enum Field {
     CtState,
 }
 
+/// An `ipt_ip` option of an entry (`-s`, `-d`, `-i`, `-o`, `-p`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum IpOpt {
+    Src([u8; 4], [u8; 4], bool),
+    Dst([u8; 4], [u8; 4], bool),
+    In(String, bool),
+    Out(String, bool),
+    Proto(u16, bool),
+}
+
+impl IpOpt {
+    /// iptables' option, for the "one per rule" diagnostic.
+    fn key(&self) -> &'static str {
+        match self {
+            IpOpt::Src(..) => "-s",
+            IpOpt::Dst(..) => "-d",
+            IpOpt::In(..) => "-i",
+            IpOpt::Out(..) => "-o",
+            IpOpt::Proto(..) => "-p",
+        }
+    }
+
+    fn apply(&self, ip: &mut nfr_ipt::IpMatch) {
+        match self {
+            IpOpt::Src(a, m, inv) => ip.set_src(*a, *m, *inv),
+            IpOpt::Dst(a, m, inv) => ip.set_dst(*a, *m, *inv),
+            IpOpt::In(n, inv) => ip.set_iniface(n, *inv),
+            IpOpt::Out(n, inv) => ip.set_outiface(n, *inv),
+            IpOpt::Proto(p, inv) => ip.set_proto(*p, *inv),
+        }
+    }
+}
+
+/// An option of a match extension; the match is the piece's `module`.
+#[derive(Clone, Debug)]
+enum MatchOpt {
+    /// tcp/udp `[!] --sport|--dport lo[:hi]`.
+    Port {
+        src: bool,
+        range: [u16; 2],
+        inv: bool,
+    },
+    /// `[!] --tcp-flags mask cmp`.
+    TcpFlags { mask: u8, cmp: u8, inv: bool },
+    /// `[!] --icmp-type type[/code]`.
+    IcmpType { ty: u8, code: Option<u8>, inv: bool },
+    /// `icmp code`: joins the `icmp type` before it.
+    IcmpCode(u8),
+    /// `[!] --sports|--dports p,lo:hi,...`.
+    Multiport {
+        src: bool,
+        ports: Vec<(u16, Option<u16>)>,
+        inv: bool,
+    },
+    /// `[!] --src-range|--dst-range lo-hi`.
+    Range {
+        src: bool,
+        lo: [u8; 4],
+        hi: [u8; 4],
+        inv: bool,
+    },
+    /// `[!] --dscp v`.
+    Dscp { dscp: u8, inv: bool },
+    /// mark/connmark `[!] --mark v/m`.
+    Mark { mark: u32, mask: u32, inv: bool },
+    /// `[!] --ctstate` (`XT_CONNTRACK_STATE_*` bits).
+    CtState { mask: u16, inv: bool },
+    /// `[!] --ctstatus` (`IPS_*` bits).
+    CtStatus { mask: u16, inv: bool },
+    /// `--ctdir ORIGINAL|REPLY`.
+    CtDir { reply: bool },
+    /// statistic's whole payload (`--mode random|nth ...`).
+    Statistic(nfr_ipt::layout::StatisticInfo),
+    /// addrtype `[!] --src-type|--dst-type T` (`1 << RTN_*`).
+    Addrtype { daddr: bool, mask: u16, inv: bool },
+}
+
+impl MatchOpt {
+    /// Set the option in its match (as the extension's option parser does).
+    fn apply(&self, m: &mut nfr_ipt::Match) -> Result<(), &'static str> {
+        use nfr_ipt::Match as M;
+        match (m, self) {
+            (M::Tcp(t), MatchOpt::Port { src, range, inv }) => {
+                if *src {
+                    t.set_sport(*range, *inv)
+                } else {
+                    t.set_dport(*range, *inv)
+                }
+            }
+            (M::Udp(u), MatchOpt::Port { src, range, inv }) => {
+                if *src {
+                    u.set_sport(*range, *inv)
+                } else {
+                    u.set_dport(*range, *inv)
+                }
+            }
+            (M::Tcp(t), MatchOpt::TcpFlags { mask, cmp, inv }) => t.set_flags(*mask, *cmp, *inv),
+            (M::Icmp(i), MatchOpt::IcmpType { ty, code, inv }) => {
+                i.set_type(*ty, code.map(|c| [c, c]), *inv)
+            }
+            (M::Multiport(mp), MatchOpt::Multiport { src, ports, inv }) => {
+                let flags = if *src {
+                    nfr_ipt::layout::XT_MULTIPORT_SOURCE
+                } else {
+                    nfr_ipt::layout::XT_MULTIPORT_DESTINATION
+                };
+                mp.set_ports(flags, ports, *inv)?
+            }
+            (M::Iprange(r), MatchOpt::Range { src, lo, hi, inv }) => {
+                if *src {
+                    r.set_src(*lo, *hi, *inv)
+                } else {
+                    r.set_dst(*lo, *hi, *inv)
+                }
+            }
+            (M::Dscp(d), MatchOpt::Dscp { dscp, inv }) => {
+                d.dscp = *dscp;
+                d.invert = u8::from(*inv);
+            }
+            (M::Mark(mk) | M::Connmark(mk), MatchOpt::Mark { mark, mask, inv }) => {
+                mk.mark = *mark;
+                mk.mask = *mask;
+                mk.invert = u8::from(*inv);
+            }
+            (M::Conntrack(c), MatchOpt::CtState { mask, inv }) => c.set_state(*mask, *inv),
+            (M::Conntrack(c), MatchOpt::CtStatus { mask, inv }) => c.set_status(*mask, *inv),
+            (M::Conntrack(c), MatchOpt::CtDir { reply }) => c.set_direction(*reply),
+            (M::Statistic(st), MatchOpt::Statistic(v)) => *st = *v,
+            (M::Addrtype(at), MatchOpt::Addrtype { daddr, mask, inv }) => {
+                use nfr_ipt::layout::{XT_ADDRTYPE_INVERT_DEST, XT_ADDRTYPE_INVERT_SOURCE};
+                let (m, bit) = if *daddr {
+                    (&mut at.dest, XT_ADDRTYPE_INVERT_DEST)
+                } else {
+                    (&mut at.source, XT_ADDRTYPE_INVERT_SOURCE)
+                };
+                *m |= *mask;
+                if *inv {
+                    at.flags |= bit;
+                }
+            }
+            _ => return Err("an option of another match"),
+        }
+        Ok(())
+    }
+}
+
 /// A piece of one iptables rule, in source order.
 #[derive(Clone, Debug)]
 enum Piece {
-    /// `ipt_ip` words: `key` is the option (`-s`), words include a leading `!`.
-    Ip {
-        key: &'static str,
-        words: Vec<String>,
-        span: Span,
-    },
-    /// Options of a match module; `key` is the option, for merging (`merge: false` = own match).
+    /// An `ipt_ip` option.
+    Ip { opt: IpOpt, span: Span },
+    /// An option of a match module; `key` is the option, for merging (`merge: false` = own match).
     Opt {
         module: &'static str,
         key: &'static str,
-        words: Vec<String>,
+        opt: MatchOpt,
         merge: bool,
         reads: Option<Field>,
         span: Span,
@@ -433,12 +591,15 @@ enum Piece {
         span: Span,
     },
     /// `limit` (stateful: must appear in exactly one entry).
-    Limit { words: Vec<String>, span: Span },
+    Limit {
+        info: nfr_ipt::layout::RateInfo,
+        span: Span,
+    },
     /// `counter` (no entry of its own).
     Counter { span: Span },
-    /// An action: the target words (`-j X ...`, or empty for none).
+    /// An action: the target (`Fallthrough` for none).
     Action {
-        words: Vec<String>,
+        target: nfr_ipt::Target,
         terminal: bool,
         modifies: Vec<Field>,
         span: Span,
@@ -452,29 +613,6 @@ struct Lowerer<'a> {
     last_group: usize,
 }
 
-fn q(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            o.push('\\');
-        }
-        o.push(c);
-    }
-    o.push('"');
-    o
-}
-
-fn w(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-fn neg(inv: bool, mut words: Vec<String>) -> Vec<String> {
-    if inv {
-        words.insert(0, "!".into());
-    }
-    words
-}
-
 fn be_u32(v: &Value) -> u32 {
     v.bytes
         .iter()
@@ -484,11 +622,8 @@ fn be_u32(v: &Value) -> u32 {
         .fold(0u32, |a, b| (a << 8) | u32::from(*b))
 }
 
-fn ipv4(v: &Value) -> Option<String> {
-    match v.bytes.as_slice() {
-        [a, b, c, d] => Some(format!("{a}.{b}.{c}.{d}")),
-        _ => None,
-    }
+fn ipv4(v: &Value) -> Option<[u8; 4]> {
+    v.bytes.as_slice().try_into().ok()
 }
 
 fn ifname(v: &Value) -> String {
@@ -535,24 +670,26 @@ fn bounds(k: &KeyPart) -> ([u8; 16], [u8; 16]) {
     }
 }
 
-const CT_STATES: [(u32, &str); 5] = [
-    (1, "INVALID"),
-    (2, "ESTABLISHED"),
-    (4, "RELATED"),
-    (8, "NEW"),
-    (0x40, "UNTRACKED"),
+/// nft's ct state bits and xt_conntrack's.
+const CT_STATES: [(u32, u16); 5] = [
+    (1, nfr_ipt::layout::XT_CONNTRACK_STATE_INVALID),
+    (2, nfr_ipt::layout::XT_CONNTRACK_STATE_ESTABLISHED),
+    (4, nfr_ipt::layout::XT_CONNTRACK_STATE_RELATED),
+    (8, nfr_ipt::layout::XT_CONNTRACK_STATE_NEW),
+    (0x40, nfr_ipt::layout::XT_CONNTRACK_STATE_UNTRACKED),
 ];
 
-fn ct_state_names(bits: u32) -> Option<String> {
-    let mut names = Vec::new();
+/// The `XT_CONNTRACK_STATE_*` mask of nft ct state bits (`None`: empty or an unknown bit).
+fn ct_state_mask(bits: u32) -> Option<u16> {
+    let mut mask = 0;
     let mut rest = bits;
-    for (b, n) in CT_STATES {
+    for (b, x) in CT_STATES {
         if bits & b != 0 {
-            names.push(n);
+            mask |= x;
             rest &= !b;
         }
     }
-    (rest == 0 && !names.is_empty()).then(|| names.join(","))
+    (rest == 0 && mask != 0).then_some(mask)
 }
 
 pub(crate) const TCP_FLAGS: [(u8, &str); 6] = [
@@ -563,22 +700,6 @@ pub(crate) const TCP_FLAGS: [(u8, &str); 6] = [
     (0x10, "ACK"),
     (0x20, "URG"),
 ];
-
-fn tcp_flag_names(bits: u8) -> String {
-    if bits == 0 {
-        return "NONE".into();
-    }
-    let v: Vec<&str> = TCP_FLAGS
-        .iter()
-        .filter(|(b, _)| bits & b != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    v.join(",")
-}
-
-fn is_ip_key(k: &str) -> bool {
-    matches!(k, "-s" | "-d" | "-i" | "-o" | "-p" | "-f")
-}
 
 impl Lowerer<'_> {
     fn err(&mut self, span: Span, msg: impl Into<String>) {
@@ -629,7 +750,7 @@ impl Lowerer<'_> {
         }
         if !pieces.iter().any(|p| matches!(p, Piece::Action { .. })) {
             pieces.push(Piece::Action {
-                words: Vec::new(),
+                target: nfr_ipt::Target::Fallthrough,
                 terminal: false,
                 modifies: Vec::new(),
                 span: r.span,
@@ -647,30 +768,22 @@ impl Lowerer<'_> {
         let mut i = 0;
         while i < pieces.len() {
             if let Piece::Opt {
-                module: "icmp",
-                key: "icmp-code",
-                words,
+                opt: MatchOpt::IcmpCode(c),
                 span,
                 ..
             } = &pieces[i]
             {
-                let (code, span) = (words.clone(), *span);
+                let (c, span) = (*c, *span);
                 let ty = pieces[..i].iter_mut().rev().find_map(|p| match p {
                     Piece::Opt {
-                        module: "icmp",
-                        key: "icmp-type",
-                        words,
+                        opt: MatchOpt::IcmpType { code, inv, .. },
                         ..
-                    } => Some(words),
+                    } => Some((code, *inv)),
                     _ => None,
                 });
                 match ty {
-                    Some(tw)
-                        if !tw.iter().any(|x| x == "!") && !tw.iter().any(|x| x.contains('/')) =>
-                    {
-                        if let (Some(last), Some(c)) = (tw.last_mut(), code.last()) {
-                            *last = format!("{last}/{c}");
-                        }
+                    Some((code @ None, false)) => {
+                        *code = Some(c);
                         pieces.remove(i);
                         continue;
                     }
@@ -821,30 +934,27 @@ impl Lowerer<'_> {
         for ai in &actions {
             self.last_group = out.len();
             let prefix = &pieces[..*ai];
-            let Piece::Action {
-                words: target,
-                span,
-                ..
-            } = &pieces[*ai]
-            else {
+            let Piece::Action { target, span, .. } = &pieces[*ai] else {
                 continue;
             };
             for combo in combos(prefix) {
-                let spec = build_spec(&combo, target, r.comment.as_deref());
-                let spec = match spec {
-                    Ok(s) => s,
+                let rule = match build_rule(&combo, target, r.comment.as_deref()) {
+                    Ok(rule) => rule,
                     Err((at, m)) => {
                         self.err(at.unwrap_or(*span), m);
                         continue;
                     }
                 };
-                match nfr_ipt::parse_rule_str(&spec) {
-                    Ok(rule) => out.push(rule),
+                match nfr_ipt::check_rule(&rule) {
+                    Ok(()) => out.push(rule),
                     Err(e) => self.diags.push(
                         Diagnostic::error(
                             E_RULE,
                             r.span,
-                            format!("iptables refuses the rule `{spec}`: {}", e.message),
+                            format!(
+                                "iptables refuses the rule `{}`: {e}",
+                                nfr_ipt::rule_spec(&rule).trim()
+                            ),
                         )
                         .with_note("this is the iptables rule nfc would emit for it"),
                     ),
@@ -883,16 +993,23 @@ impl Lowerer<'_> {
                 modulus,
                 offset: 0,
             } => {
+                use nfr_ipt::layout::{StatisticInfo, XT_STATISTIC_INVERT, XT_STATISTIC_MODE_NTH};
                 let (inv, v) = self.eq_value(m)?;
-                let words = [
-                    vec!["--mode".into(), "nth".into()],
-                    neg(inv, vec!["--every".into(), modulus.to_string()]),
-                    vec!["--packet".into(), be_u32(v).to_string()],
-                ];
+                let (every, packet) = (modulus - 1, be_u32(v));
+                if packet > every {
+                    self.err(span, "a `numgen` value at or above its modulus");
+                    return None;
+                }
                 Some(Piece::Opt {
                     module: "statistic",
                     key: "statistic",
-                    words: words.concat(),
+                    opt: MatchOpt::Statistic(StatisticInfo {
+                        mode: XT_STATISTIC_MODE_NTH,
+                        flags: if inv { XT_STATISTIC_INVERT } else { 0 },
+                        every,
+                        packet,
+                        count: every - packet,
+                    }),
                     merge: false,
                     reads: None,
                     span,
@@ -908,15 +1025,18 @@ impl Lowerer<'_> {
             // `fib daddr type local`: `-m addrtype --dst-type LOCAL` (libxt_addrtype's xlate, reversed).
             ExprKind::FibType { daddr } => {
                 let (inv, v) = self.eq_value(m)?;
-                let name = nfr_ipt::layout::ADDRTYPE_NAMES
-                    .get(be_u32(v) as usize)
-                    .copied()
-                    .unwrap_or("UNSPEC");
-                let opt = if *daddr { "--dst-type" } else { "--src-type" };
+                let Some(mask) = 1u16.checked_shl(be_u32(v)).filter(|&b| b < 1 << 12) else {
+                    self.err(span, "a route type iptables' addrtype does not know");
+                    return None;
+                };
                 Some(Piece::Opt {
                     module: "addrtype",
                     key: if *daddr { "dst-type" } else { "src-type" },
-                    words: neg(inv, vec![opt.into(), name.into()]),
+                    opt: MatchOpt::Addrtype {
+                        daddr: *daddr,
+                        mask,
+                        inv,
+                    },
                     merge: true,
                     reads: None,
                     span,
@@ -1001,30 +1121,39 @@ impl Lowerer<'_> {
         let span = m.span;
         match (proto, field) {
             ("ip", "saddr" | "daddr") => {
-                let (key, rkey) = if field == "saddr" {
-                    ("-s", "--src-range")
-                } else {
-                    ("-d", "--dst-range")
+                let src = field == "saddr";
+                let ip = |a: [u8; 4], mask: [u8; 4], inv: bool| {
+                    if src {
+                        IpOpt::Src(a, mask, inv)
+                    } else {
+                        IpOpt::Dst(a, mask, inv)
+                    }
                 };
                 let one = |k: &KeyPart, inv: bool| -> Option<Piece> {
                     Some(match k {
                         KeyPart::Value(v) => Piece::Ip {
-                            key,
-                            words: neg(inv, vec![key.into(), format!("{}/32", ipv4(v)?)]),
+                            opt: ip(ipv4(v)?, [0xff; 4], inv),
                             span,
                         },
                         KeyPart::Prefix { value, len } => Piece::Ip {
-                            key,
-                            words: neg(inv, vec![key.into(), format!("{}/{len}", ipv4(value)?)]),
+                            opt: ip(
+                                ipv4(value)?,
+                                nfr_ipt::ext::prefix_mask(
+                                    u8::try_from(*len).ok().filter(|l| *l <= 32)?,
+                                ),
+                                inv,
+                            ),
                             span,
                         },
                         KeyPart::Range { lo, hi } => Piece::Opt {
                             module: "iprange",
-                            key: rkey,
-                            words: neg(
+                            key: if src { "--src-range" } else { "--dst-range" },
+                            opt: MatchOpt::Range {
+                                src,
+                                lo: ipv4(lo)?,
+                                hi: ipv4(hi)?,
                                 inv,
-                                vec![rkey.into(), format!("{}-{}", ipv4(lo)?, ipv4(hi)?)],
-                            ),
+                            },
                             merge: true,
                             reads: None,
                             span,
@@ -1061,17 +1190,26 @@ impl Lowerer<'_> {
             }
             ("ip", "protocol") => self.proto(m),
             ("ip", "dscp") => {
-                let one = |v: &Value, inv: bool| Piece::Opt {
-                    module: "dscp",
-                    key: "dscp",
-                    words: neg(inv, vec!["--dscp".into(), format!("0x{:02x}", be_u32(v))]),
-                    merge: false,
-                    reads: None,
-                    span,
+                let one = |s: &mut Self, v: &Value, inv: bool| {
+                    let Some(dscp) = u8::try_from(be_u32(v))
+                        .ok()
+                        .filter(|d| *d <= nfr_ipt::layout::XT_DSCP_MAX)
+                    else {
+                        s.err(span, "a dscp value over 63");
+                        return None;
+                    };
+                    Some(Piece::Opt {
+                        module: "dscp",
+                        key: "dscp",
+                        opt: MatchOpt::Dscp { dscp, inv },
+                        merge: false,
+                        reads: None,
+                        span,
+                    })
                 };
                 if let Rhs::Set(_) = m.right {
                     return self.set_alts(m, None, &mut |s, k| match k {
-                        KeyPart::Value(v) => Some(vec![one(v, false)]),
+                        KeyPart::Value(v) => Some(vec![one(s, v, false)?]),
                         _ => {
                             s.err(span, "a dscp range");
                             None
@@ -1079,7 +1217,7 @@ impl Lowerer<'_> {
                     });
                 }
                 let (inv, v) = self.eq_value(m)?;
-                Some(one(v, inv))
+                one(self, v, inv)
             }
             ("tcp" | "udp", "sport" | "dport") => self.ports(m, proto, field),
             ("tcp", "flags") => {
@@ -1107,26 +1245,36 @@ impl Lowerer<'_> {
                 }
             }
             ("icmp", "type" | "code") => {
-                let key = if field == "type" {
-                    "icmp-type"
-                } else {
-                    "icmp-code"
-                };
-                let one = |v: &Value, inv: bool| Piece::Opt {
-                    module: "icmp",
-                    key,
-                    words: neg(inv, vec!["--icmp-type".into(), be_u32(v).to_string()]),
-                    merge: false,
-                    reads: None,
-                    span,
+                let is_type = field == "type";
+                let one = |s: &mut Self, v: &Value, inv: bool| {
+                    let Ok(n) = u8::try_from(be_u32(v)) else {
+                        s.err(span, format!("an icmp {field} over 255"));
+                        return None;
+                    };
+                    Some(Piece::Opt {
+                        module: "icmp",
+                        key: if is_type { "icmp-type" } else { "icmp-code" },
+                        opt: if is_type {
+                            MatchOpt::IcmpType {
+                                ty: n,
+                                code: None,
+                                inv,
+                            }
+                        } else {
+                            MatchOpt::IcmpCode(n)
+                        },
+                        merge: false,
+                        reads: None,
+                        span,
+                    })
                 };
                 if let Rhs::Set(_) = m.right {
-                    if field == "code" {
+                    if !is_type {
                         self.err(span, "a set of icmp codes");
                         return None;
                     }
                     return self.set_alts(m, None, &mut |s, k| match k {
-                        KeyPart::Value(v) => Some(vec![one(v, false)]),
+                        KeyPart::Value(v) => Some(vec![one(s, v, false)?]),
                         _ => {
                             s.err(span, "an icmp type range");
                             None
@@ -1134,11 +1282,11 @@ impl Lowerer<'_> {
                     });
                 }
                 let (inv, v) = self.eq_value(m)?;
-                if field == "code" && inv {
+                if !is_type && inv {
                     self.err(span, "a negated icmp code");
                     return None;
                 }
-                Some(one(v, inv))
+                one(self, v, inv)
             }
             _ => {
                 self.err(
@@ -1152,23 +1300,23 @@ impl Lowerer<'_> {
 
     fn proto(&mut self, m: &Match) -> Option<Piece> {
         let span = m.span;
-        let one = |v: &Value, inv: bool| {
-            let n = be_u32(v);
-            let name = match n {
-                1 => "icmp".to_string(),
-                6 => "tcp".to_string(),
-                17 => "udp".to_string(),
-                n => n.to_string(),
+        let one = |s: &mut Self, v: &Value, inv: bool| {
+            let Some(p) = u16::try_from(be_u32(v)).ok().filter(|p| *p <= 255) else {
+                s.err(span, "a protocol number over 255");
+                return None;
             };
-            Piece::Ip {
-                key: "-p",
-                words: neg(inv, vec!["-p".into(), name]),
-                span,
+            if let Err(e) = nfr_ipt::check_proto(p, inv) {
+                s.err(span, format!("iptables refuses `! -p {p}`: {e}"));
+                return None;
             }
+            Some(Piece::Ip {
+                opt: IpOpt::Proto(p, inv),
+                span,
+            })
         };
         if let Rhs::Set(_) = m.right {
             return self.set_alts(m, None, &mut |s, k| match k {
-                KeyPart::Value(v) => Some(vec![one(v, false)]),
+                KeyPart::Value(v) => Some(vec![one(s, v, false)?]),
                 _ => {
                     s.err(span, "a protocol range");
                     None
@@ -1176,31 +1324,22 @@ impl Lowerer<'_> {
             });
         }
         let (inv, v) = self.eq_value(m)?;
-        Some(one(v, inv))
+        one(self, v, inv)
     }
 
     fn ports(&mut self, m: &Match, proto: &'static str, field: &str) -> Option<Piece> {
         let span = m.span;
-        let (key, opt, mkey) = if field == "sport" {
-            ("sport", "--sport", "--sports")
-        } else {
-            ("dport", "--dport", "--dports")
-        };
+        let src = field == "sport";
+        let key = if src { "sport" } else { "dport" };
         let port = |v: &Value| be_u32(v) as u16;
         let single = |inv: bool, lo: u16, hi: u16| Piece::Opt {
             module: proto,
             key,
-            words: neg(
+            opt: MatchOpt::Port {
+                src,
+                range: [lo, hi],
                 inv,
-                vec![
-                    opt.into(),
-                    if lo == hi {
-                        lo.to_string()
-                    } else {
-                        format!("{lo}:{hi}")
-                    },
-                ],
-            ),
+            },
             merge: true,
             reads: None,
             span,
@@ -1217,29 +1356,29 @@ impl Lowerer<'_> {
             (Op::Eq | Op::Neq, Rhs::Set(s)) => {
                 let inv = m.op == Op::Neq;
                 // chunks of at most 15 slots (a range takes 2)
-                let mut chunks: Vec<Vec<String>> = Vec::new();
-                let mut cur: Vec<String> = Vec::new();
+                let mut chunks: Vec<Vec<(u16, Option<u16>)>> = Vec::new();
+                let mut cur: Vec<(u16, Option<u16>)> = Vec::new();
                 let mut used = 0;
                 let mut bnds = Vec::new();
                 let mut chunk_bounds: Vec<Vec<([u8; 16], [u8; 16])>> = Vec::new();
                 let mut cb = Vec::new();
                 for e in &s.elements {
-                    let (txt, slots) = match e.key.first() {
-                        Some(KeyPart::Value(v)) if e.key.len() == 1 => (port(v).to_string(), 1),
+                    let (item, slots) = match e.key.first() {
+                        Some(KeyPart::Value(v)) if e.key.len() == 1 => ((port(v), None), 1),
                         Some(KeyPart::Range { lo, hi }) if e.key.len() == 1 => {
-                            (format!("{}:{}", port(lo), port(hi)), 2)
+                            ((port(lo), Some(port(hi))), 2)
                         }
                         _ => {
                             self.err(e.span, "this port set element");
                             return None;
                         }
                     };
-                    if used + slots > 15 {
+                    if used + slots > nfr_ipt::layout::XT_MULTI_PORTS {
                         chunks.push(std::mem::take(&mut cur));
                         chunk_bounds.push(std::mem::take(&mut cb));
                         used = 0;
                     }
-                    cur.push(txt);
+                    cur.push(item);
                     used += slots;
                     if let Some(k) = e.key.first() {
                         cb.push(bounds(k));
@@ -1250,10 +1389,14 @@ impl Lowerer<'_> {
                     chunks.push(cur);
                     chunk_bounds.push(cb);
                 }
-                let mk = |c: &[String]| Piece::Opt {
+                let mk = |c: &[(u16, Option<u16>)]| Piece::Opt {
                     module: "multiport",
                     key: "ports",
-                    words: neg(inv, vec![mkey.into(), c.join(",")]),
+                    opt: MatchOpt::Multiport {
+                        src,
+                        ports: c.to_vec(),
+                        inv,
+                    },
                     merge: false,
                     reads: None,
                     span,
@@ -1329,14 +1472,24 @@ impl Lowerer<'_> {
                     );
                     return None;
                 }
-                let one = |v: &Value, inv: bool| Piece::Ip {
-                    key: opt,
-                    words: neg(inv, vec![opt.into(), q(&ifname(v))]),
-                    span,
+                let one = |s: &mut Self, v: &Value, inv: bool| {
+                    let name = ifname(v);
+                    if let Err(e) = nfr_ipt::check_iface(&name) {
+                        s.err(span, e);
+                        return None;
+                    }
+                    Some(Piece::Ip {
+                        opt: if iif {
+                            IpOpt::In(name, inv)
+                        } else {
+                            IpOpt::Out(name, inv)
+                        },
+                        span,
+                    })
                 };
                 if let Rhs::Set(_) = m.right {
                     return self.set_alts(m, None, &mut |s, k| match k {
-                        KeyPart::Value(v) => Some(vec![one(v, false)]),
+                        KeyPart::Value(v) => Some(vec![one(s, v, false)?]),
                         _ => {
                             s.err(span, "an interface name range");
                             None
@@ -1344,7 +1497,7 @@ impl Lowerer<'_> {
                     });
                 }
                 let (inv, v) = self.eq_value(m)?;
-                Some(one(v, inv))
+                one(self, v, inv)
             }
             Some(K::L4proto) => self.proto(m),
             Some(K::Mark) => self.mark_match(m, None, "mark", Field::Mark),
@@ -1374,19 +1527,17 @@ impl Lowerer<'_> {
         field: Field,
     ) -> Option<Piece> {
         let span = m.span;
-        let one = |v: &Value, inv: bool| {
-            let txt = match mask {
-                Some(mk) => format!("0x{:x}/0x{mk:x}", be_u32(v)),
-                None => format!("0x{:x}", be_u32(v)),
-            };
-            Piece::Opt {
-                module,
-                key: "mark",
-                words: neg(inv, vec!["--mark".into(), txt]),
-                merge: false,
-                reads: Some(field),
-                span,
-            }
+        let one = |v: &Value, inv: bool| Piece::Opt {
+            module,
+            key: "mark",
+            opt: MatchOpt::Mark {
+                mark: be_u32(v),
+                mask: mask.unwrap_or(u32::MAX),
+                inv,
+            },
+            merge: false,
+            reads: Some(field),
+            span,
         };
         if let Rhs::Set(_) = m.right {
             return self.set_alts(m, Some(field), &mut |s, k| match k {
@@ -1427,15 +1578,28 @@ impl Lowerer<'_> {
                         return None;
                     }
                 };
-                let p = f64::from(be_u32(v)) / 2_147_483_648.0;
+                use nfr_ipt::layout::{
+                    StatisticInfo, XT_STATISTIC_INVERT, XT_STATISTIC_MODE_RANDOM,
+                };
+                let p = be_u32(v);
+                if p > 0x8000_0000 {
+                    self.err(
+                        span,
+                        "a `meta random` bound above 2^31 (a probability above 1)",
+                    );
+                    return None;
+                }
+                // libxt_statistic's final check sets the union's `count` (every - packet) in random mode too.
                 Some(Piece::Opt {
                     module: "statistic",
                     key: "statistic",
-                    words: [
-                        vec!["--mode".into(), "random".into()],
-                        neg(inv, vec!["--probability".into(), format!("{p:.11}")]),
-                    ]
-                    .concat(),
+                    opt: MatchOpt::Statistic(StatisticInfo {
+                        mode: XT_STATISTIC_MODE_RANDOM,
+                        flags: if inv { XT_STATISTIC_INVERT } else { 0 },
+                        every: p,
+                        packet: 0,
+                        count: p,
+                    }),
                     merge: false,
                     reads: None,
                     span,
@@ -1472,10 +1636,10 @@ impl Lowerer<'_> {
         use nfr_vm::insn::CtKey as K;
         let span = m.span;
         let key = ct.name;
-        let conntrack = |key: &'static str, inv: bool, opt: &str, arg: String, reads| Piece::Opt {
+        let conntrack = |key: &'static str, opt: MatchOpt, reads| Piece::Opt {
             module: "conntrack",
             key,
-            words: neg(inv, vec![opt.into(), arg]),
+            opt,
             merge: true,
             reads,
             span,
@@ -1517,15 +1681,13 @@ impl Lowerer<'_> {
                         return None;
                     }
                 };
-                let Some(names) = ct_state_names(bits) else {
+                let Some(mask) = ct_state_mask(bits) else {
                     self.err(span, "this ct state value");
                     return None;
                 };
                 Some(conntrack(
                     "ctstate",
-                    inv,
-                    "--ctstate",
-                    names,
+                    MatchOpt::CtState { mask, inv },
                     Some(Field::CtState),
                 ))
             }
@@ -1555,42 +1717,33 @@ impl Lowerer<'_> {
                         self.err(span, "snat/dnat mixed with other ct status bits");
                         return None;
                     }
-                    let mut v = Vec::new();
+                    let mut mask = 0;
                     if bits & 0x10 != 0 {
-                        v.push("SNAT");
+                        mask |= nfr_ipt::layout::XT_CONNTRACK_STATE_SNAT;
                     }
                     if bits & 0x20 != 0 {
-                        v.push("DNAT");
+                        mask |= nfr_ipt::layout::XT_CONNTRACK_STATE_DNAT;
                     }
-                    return Some(conntrack("ctstate", inv, "--ctstate", v.join(","), None));
+                    return Some(conntrack("ctstate", MatchOpt::CtState { mask, inv }, None));
                 }
-                let names = [
-                    (1, "EXPECTED"),
-                    (2, "SEEN_REPLY"),
-                    (4, "ASSURED"),
-                    (8, "CONFIRMED"),
-                ];
+                // IPS_EXPECTED, IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED: the kernel's bits
                 if bits & !0xf != 0 || bits == 0 {
                     self.err(span, "this ct status value");
                     return None;
                 }
-                let v: Vec<&str> = names
-                    .iter()
-                    .filter(|(b, _)| bits & b != 0)
-                    .map(|(_, n)| *n)
-                    .collect();
-                Some(conntrack("ctstatus", inv, "--ctstatus", v.join(","), None))
+                Some(conntrack(
+                    "ctstatus",
+                    MatchOpt::CtStatus {
+                        mask: bits as u16,
+                        inv,
+                    },
+                    None,
+                ))
             }
             Some(K::Direction) => {
                 let (inv, v) = self.eq_value(m)?;
                 let reply = (be_u32(v) == 1) ^ inv;
-                Some(conntrack(
-                    "ctdir",
-                    false,
-                    "--ctdir",
-                    if reply { "REPLY" } else { "ORIGINAL" }.into(),
-                    None,
-                ))
+                Some(conntrack("ctdir", MatchOpt::CtDir { reply }, None))
             }
             Some(K::Mark) => self.mark_match(m, None, "connmark", Field::CtMark),
             _ => {
@@ -1605,13 +1758,13 @@ impl Lowerer<'_> {
 
     fn action(
         &self,
-        words: Vec<String>,
+        target: nfr_ipt::Target,
         terminal: bool,
         modifies: Vec<Field>,
         span: Span,
     ) -> Piece {
         Piece::Action {
-            words,
+            target,
             terminal,
             modifies,
             span,
@@ -1659,34 +1812,28 @@ impl Lowerer<'_> {
                     self.err(span, "`log group` (NFLOG is not emitted by nfc)");
                     return None;
                 }
-                let mut words = w(&["-j", "LOG"]);
+                let mut target = default_target("LOG");
+                let nfr_ipt::Target::Log(info) = &mut target else {
+                    return None;
+                };
                 if let Some(p) = prefix {
-                    if p.len() > 29 {
+                    if p.len() > nfr_ipt::ext::LOG_PREFIX_MAX {
                         self.err(span, "a log prefix longer than 29 bytes (LOG's limit)");
                         return None;
                     }
-                    words.push("--log-prefix".into());
-                    words.push(q(p));
+                    info.prefix = p.as_bytes().to_vec();
                 }
                 if let Some(l) = level {
-                    let n = match l.as_str() {
-                        "emerg" => 0,
-                        "alert" => 1,
-                        "crit" => 2,
-                        "err" => 3,
-                        "warn" => 4,
-                        "notice" => 5,
-                        "info" => 6,
-                        "debug" => 7,
-                        _ => {
+                    // nft's level names are iptables' (nft's `audit` is not a syslog level)
+                    match nfr_ipt::ext::LOG_LEVELS.iter().find(|(n, _)| n == l) {
+                        Some((_, n)) => info.level = *n,
+                        None => {
                             self.err(span, format!("log level `{l}`"));
                             return None;
                         }
-                    };
-                    words.push("--log-level".into());
-                    words.push(n.to_string());
+                    }
                 }
-                Some(self.action(words, false, Vec::new(), span))
+                Some(self.action(target, false, Vec::new(), span))
             }
             StmtKind::Limit {
                 rate,
@@ -1702,50 +1849,54 @@ impl Lowerer<'_> {
                     );
                     return None;
                 }
-                let u = match unit {
-                    RateUnit::Second => "second",
-                    RateUnit::Minute => "minute",
-                    RateUnit::Hour => "hour",
-                    RateUnit::Day => "day",
+                let (u, secs) = match unit {
+                    RateUnit::Second => ("second", 1),
+                    RateUnit::Minute => ("minute", 60),
+                    RateUnit::Hour => ("hour", 3600),
+                    RateUnit::Day => ("day", 86400),
                     RateUnit::Week => {
                         self.err(span, "a rate per week (iptables' limit knows second..day)");
                         return None;
                     }
                 };
-                let mut words = vec!["--limit".to_string(), format!("{rate}/{u}")];
-                if *burst != 5 {
-                    words.push("--limit-burst".into());
-                    words.push(burst.to_string());
+                let avg = match nfr_ipt::ext::limit_avg(*rate, secs) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        self.err(
+                            span,
+                            format!(
+                                "iptables refuses `--limit {rate}/{u}`: {e} (xt_limit counts in 1/{} s)",
+                                nfr_ipt::layout::XT_LIMIT_SCALE
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                let max = nfr_ipt::ext::XT_LIMIT_BURST_MAX;
+                if *burst > max {
+                    self.err(
+                        span,
+                        format!("a limit burst over {max} packets (iptables' --limit-burst)"),
+                    );
+                    return None;
                 }
-                Some(Piece::Limit { words, span })
+                let info = nfr_ipt::layout::RateInfo { avg, burst: *burst };
+                Some(Piece::Limit { info, span })
             }
             StmtKind::MetaSet { key, value } if key.name == "mark" => {
-                let words = match value {
-                    Operand::Value(v) => {
-                        vec![
-                            "-j".into(),
-                            "MARK".into(),
-                            "--set-xmark".into(),
-                            format!("0x{:x}/0xffffffff", be_u32(v)),
-                        ]
-                    }
+                let x = match value {
+                    Operand::Value(v) => nfr_ipt::layout::MarkTgInfo2::xset(be_u32(v), u32::MAX),
                     Operand::Expr(e) => match &e.kind {
                         ExprKind::Ct { key, dir: None, .. } if key.name == "mark" => {
                             return Some(self.action(
-                                w(&["-j", "CONNMARK", "--restore-mark"]),
+                                connmark(|c| c.copy_mark(false)),
                                 false,
                                 vec![Field::Mark],
                                 span,
                             ));
                         }
-                        ExprKind::Bitwise { expr, op, value } if matches!(&expr.kind, ExprKind::Meta { key } if key.name == "mark") =>
-                        {
-                            vec![
-                                "-j".into(),
-                                "MARK".into(),
-                                "--set-xmark".into(),
-                                xmark(*op, be_u32(value))?,
-                            ]
+                        ExprKind::Bitwise { expr, op, value } if matches!(&expr.kind, ExprKind::Meta { key } if key.name == "mark") => {
+                            xmark(*op, be_u32(value))?
                         }
                         _ => {
                             self.err(span, "this mark expression");
@@ -1757,28 +1908,22 @@ impl Lowerer<'_> {
                         return None;
                     }
                 };
-                Some(self.action(words, false, vec![Field::Mark], span))
+                Some(self.action(nfr_ipt::Target::Mark(x), false, vec![Field::Mark], span))
             }
             StmtKind::CtSet { key, value } if key.name == "mark" => {
-                let words = match value {
-                    Operand::Value(v) => vec![
-                        "-j".into(),
-                        "CONNMARK".into(),
-                        "--set-xmark".into(),
-                        format!("0x{:x}/0xffffffff", be_u32(v)),
-                    ],
+                let target = match value {
+                    Operand::Value(v) => {
+                        let x = nfr_ipt::layout::MarkTgInfo2::xset(be_u32(v), u32::MAX);
+                        connmark(|c| c.set_xmark(x))
+                    }
                     Operand::Expr(e) => match &e.kind {
                         ExprKind::Meta { key } if key.name == "mark" => {
-                            w(&["-j", "CONNMARK", "--save-mark"])
+                            connmark(|c| c.copy_mark(true))
                         }
                         ExprKind::Bitwise { expr, op, value } if matches!(&expr.kind, ExprKind::Ct { key, dir: None, .. } if key.name == "mark") =>
                         {
-                            vec![
-                                "-j".into(),
-                                "CONNMARK".into(),
-                                "--set-xmark".into(),
-                                xmark(*op, be_u32(value))?,
-                            ]
+                            let x = xmark(*op, be_u32(value))?;
+                            connmark(|c| c.set_xmark(x))
                         }
                         _ => {
                             self.err(span, "this ct mark expression");
@@ -1790,7 +1935,7 @@ impl Lowerer<'_> {
                         return None;
                     }
                 };
-                Some(self.action(words, false, vec![Field::CtMark], span))
+                Some(self.action(target, false, vec![Field::CtMark], span))
             }
             StmtKind::CtSet { key, .. } if key.name == "helper" => {
                 // nft attaches the helper to the entry conntrack made (nft_ct_helper_obj_eval,
@@ -1809,46 +1954,43 @@ impl Lowerer<'_> {
                     self.err(span, "this ct zone");
                     return None;
                 };
-                Some(self.action(
-                    vec![
-                        "-j".into(),
-                        "CT".into(),
-                        "--zone".into(),
-                        be_u32(v).to_string(),
-                    ],
-                    false,
-                    Vec::new(),
-                    span,
-                ))
+                let Ok(zone) = u16::try_from(be_u32(v)) else {
+                    self.err(span, "a ct zone over 65535");
+                    return None;
+                };
+                Some(self.action(ct(|c| c.zone = zone), false, Vec::new(), span))
             }
-            StmtKind::Notrack => Some(self.action(
-                w(&["-j", "CT", "--notrack"]),
-                false,
-                vec![Field::CtState],
-                span,
-            )),
+            StmtKind::Notrack => {
+                Some(self.action(ct(|c| c.set_notrack()), false, vec![Field::CtState], span))
+            }
             StmtKind::Reject(k) => {
+                use nfr_ipt::layout::{
+                    IPT_ICMP_ADMIN_PROHIBITED as ADMIN, IPT_ICMP_HOST_PROHIBITED,
+                    IPT_ICMP_HOST_UNREACHABLE as HOST, IPT_ICMP_NET_PROHIBITED,
+                    IPT_ICMP_NET_UNREACHABLE as NET, IPT_ICMP_PORT_UNREACHABLE as PORT,
+                    IPT_ICMP_PROT_UNREACHABLE, IPT_TCP_RESET,
+                };
                 let with = match k {
                     RejectKind::Default => None,
-                    RejectKind::TcpReset => Some("tcp-reset"),
+                    RejectKind::TcpReset => Some(IPT_TCP_RESET),
                     RejectKind::Icmp(c) => Some(match c {
-                        0 => "icmp-net-unreachable",
-                        1 => "icmp-host-unreachable",
-                        2 => "icmp-proto-unreachable",
-                        3 => "icmp-port-unreachable",
-                        9 => "icmp-net-prohibited",
-                        10 => "icmp-host-prohibited",
-                        13 => "icmp-admin-prohibited",
+                        0 => NET,
+                        1 => HOST,
+                        2 => IPT_ICMP_PROT_UNREACHABLE,
+                        3 => PORT,
+                        9 => IPT_ICMP_NET_PROHIBITED,
+                        10 => IPT_ICMP_HOST_PROHIBITED,
+                        13 => ADMIN,
                         _ => {
                             self.err(span, format!("reject with icmp code {c} (REJECT knows net/host/proto/port unreachable, net/host/admin prohibited)"));
                             return None;
                         }
                     }),
                     RejectKind::Icmpx(c) => Some(match c {
-                        0 => "icmp-net-unreachable",
-                        1 => "icmp-port-unreachable",
-                        2 => "icmp-host-unreachable",
-                        3 => "icmp-admin-prohibited",
+                        0 => NET,
+                        1 => PORT,
+                        2 => HOST,
+                        3 => ADMIN,
                         _ => {
                             self.err(span, "this icmpx reject code");
                             return None;
@@ -1859,12 +2001,11 @@ impl Lowerer<'_> {
                         return None;
                     }
                 };
-                let mut words = w(&["-j", "REJECT"]);
-                if let Some(x) = with {
-                    words.push("--reject-with".into());
-                    words.push(x.into());
+                let mut target = default_target("REJECT");
+                if let (nfr_ipt::Target::Reject(w), Some(x)) = (&mut target, with) {
+                    *w = x;
                 }
-                Some(self.action(words, true, Vec::new(), span))
+                Some(self.action(target, true, Vec::new(), span))
             }
             StmtKind::Nat(n) => {
                 if n.port_map.is_some()
@@ -1873,73 +2014,83 @@ impl Lowerer<'_> {
                     self.err(span, "nat with a map or an expression");
                     return None;
                 }
-                let addr = match &n.addr {
+                let addrs = match &n.addr {
                     Some(Operand::Value(v)) => {
-                        let Some(a) = ipv4(v) else {
+                        let hi = n.addr_hi.as_ref().unwrap_or(v);
+                        let (Some(lo), Some(hi)) = (ipv4(v), ipv4(hi)) else {
                             self.err(span, "a non-IPv4 nat address");
                             return None;
                         };
-                        let mut s = a;
-                        if let Some(h) = &n.addr_hi {
-                            s = format!("{s}-{}", ipv4(h).unwrap_or_default());
-                        }
-                        Some(s)
+                        Some((lo, hi))
                     }
                     _ => None,
                 };
                 let ports = n.port.as_ref().map(|p| {
-                    let lo = be_u32(p);
-                    match &n.port_hi {
-                        Some(h) => format!("{lo}-{}", be_u32(h)),
-                        None => lo.to_string(),
-                    }
+                    let lo = be_u32(p) as u16;
+                    (lo, n.port_hi.as_ref().map_or(lo, |h| be_u32(h) as u16))
                 });
-                let mut words = Vec::new();
-                match n.kind {
-                    NatKind::Snat | NatKind::Dnat => {
-                        let (t, o) = if n.kind == NatKind::Snat {
-                            ("SNAT", "--to-source")
-                        } else {
-                            ("DNAT", "--to-destination")
-                        };
-                        words.extend(w(&["-j", t, o]));
-                        let mut to = addr.unwrap_or_default();
-                        if let Some(p) = ports {
-                            to = format!("{to}:{p}");
-                        }
-                        words.push(to);
-                    }
+                let (name, kind) = match n.kind {
+                    NatKind::Snat => ("SNAT", nfr_ipt::NatKind::Snat),
+                    NatKind::Dnat => ("DNAT", nfr_ipt::NatKind::Dnat),
+                    NatKind::Masquerade => ("MASQUERADE", nfr_ipt::NatKind::Masquerade),
+                    NatKind::Redirect => ("REDIRECT", nfr_ipt::NatKind::Redirect),
+                };
+                let mut target = default_target(name);
+                let nfr_ipt::Target::Nat { range, .. } = &mut target else {
+                    return None;
+                };
+                let set = match n.kind {
+                    NatKind::Snat | NatKind::Dnat => range.set_to(addrs, ports),
                     NatKind::Masquerade | NatKind::Redirect => {
-                        if addr.is_some() {
+                        if addrs.is_some() {
                             self.err(span, "an address with masquerade/redirect");
                             return None;
                         }
-                        words.extend(w(&[
-                            "-j",
-                            if n.kind == NatKind::Masquerade {
-                                "MASQUERADE"
-                            } else {
-                                "REDIRECT"
-                            },
-                        ]));
-                        if let Some(p) = ports {
-                            words.push("--to-ports".into());
-                            words.push(p);
+                        match ports {
+                            Some((lo, hi)) => range.set_to_ports(lo, hi),
+                            None => Ok(()),
                         }
                     }
+                };
+                if let (Err(e), Some((lo, hi))) = (set, ports) {
+                    self.err(
+                        span,
+                        format!(
+                            "iptables' {name} refuses the port{} {}: {e}",
+                            if lo == hi { "" } else { "s" },
+                            if lo == hi {
+                                lo.to_string()
+                            } else {
+                                format!("{lo}-{hi}")
+                            }
+                        ),
+                    );
+                    return None;
                 }
                 for f in &n.flags {
-                    match f.as_str() {
-                        "random" => words.push("--random".into()),
-                        "fully-random" => words.push("--random-fully".into()),
-                        "persistent" => words.push("--persistent".into()),
+                    range.flags |= match f.as_str() {
+                        "random" => nfr_ipt::layout::NF_NAT_RANGE_PROTO_RANDOM,
+                        "fully-random" => nfr_ipt::layout::NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+                        "persistent" if kind.takes_persistent() => {
+                            nfr_ipt::layout::NF_NAT_RANGE_PERSISTENT
+                        }
+                        "persistent" => {
+                            self.err(
+                                span,
+                                format!(
+                                    "`persistent` with {}: iptables' {name} has no --persistent",
+                                    name.to_ascii_lowercase()
+                                ),
+                            );
+                            return None;
+                        }
                         o => {
                             self.err(span, format!("nat flag `{o}`"));
                             return None;
                         }
-                    }
+                    };
                 }
-                Some(self.action(words, true, Vec::new(), span))
+                Some(self.action(target, true, Vec::new(), span))
             }
             StmtKind::MetaSet { key, .. } => {
                 self.err(span, format!("`meta {} set`", key.name));
@@ -1967,37 +2118,43 @@ impl Lowerer<'_> {
                 .chain(*id)
                 .map_or(String::new(), |c| c.name.clone())
         };
-        let (words, terminal) = match &v.kind {
-            VerdictKind::Accept => (w(&["-j", "ACCEPT"]), true),
-            VerdictKind::Drop => (w(&["-j", "DROP"]), true),
-            VerdictKind::Return => (w(&["-j", "RETURN"]), true),
-            VerdictKind::Continue => (Vec::new(), false),
-            VerdictKind::Jump(c) => (vec!["-j".into(), chain(c)], false),
-            VerdictKind::Goto(c) => (vec!["-g".into(), chain(c)], true),
+        use nfr_ipt::Target as T;
+        let (target, terminal) = match &v.kind {
+            VerdictKind::Accept => (T::Accept, true),
+            VerdictKind::Drop => (T::Drop, true),
+            VerdictKind::Return => (T::Return, true),
+            VerdictKind::Continue => (T::Fallthrough, false),
+            VerdictKind::Jump(c) => (T::Jump(chain(c)), false),
+            VerdictKind::Goto(c) => (T::Goto(chain(c)), true),
             VerdictKind::Queue {
                 num,
                 num_hi,
                 bypass,
                 fanout,
             } => {
-                let mut words = w(&["-j", "NFQUEUE"]);
+                let mut target = default_target("NFQUEUE");
+                let T::Nfqueue(q) = &mut target else {
+                    return None;
+                };
                 match num_hi {
                     Some(h) => {
-                        words.push("--queue-balance".into());
-                        words.push(format!("{num}:{h}"));
+                        if !q.set_balance(*num, *h) {
+                            self.err(
+                                span,
+                                format!("queue num {num}-{h}: iptables' --queue-balance needs the first queue below the last"),
+                            );
+                            return None;
+                        }
                     }
-                    None => {
-                        words.push("--queue-num".into());
-                        words.push(num.to_string());
-                    }
+                    None => q.set_num(*num),
                 }
                 if *bypass {
-                    words.push("--queue-bypass".into());
+                    q.flags |= nfr_ipt::layout::NFQ_FLAG_BYPASS;
                 }
                 if *fanout {
-                    words.push("--queue-cpu-fanout".into());
+                    q.flags |= nfr_ipt::layout::NFQ_FLAG_CPU_FANOUT;
                 }
-                (words, true)
+                (target, true)
             }
             VerdictKind::Vmap { .. } => {
                 self.err_help(
@@ -2009,7 +2166,7 @@ impl Lowerer<'_> {
             }
         };
         Some(self.action(
-            words,
+            target,
             terminal,
             vec![Field::Mark, Field::CtMark, Field::CtState],
             span,
@@ -2017,12 +2174,35 @@ impl Lowerer<'_> {
     }
 }
 
-fn xmark(op: BitOp, v: u32) -> Option<String> {
-    // mark = (mark & ~mask) ^ value
+/// What `-j NAME` starts from (a target `nfr_ipt::Target::default_of` knows).
+fn default_target(name: &str) -> nfr_ipt::Target {
+    nfr_ipt::Target::default_of(name).unwrap_or(nfr_ipt::Target::Fallthrough)
+}
+
+/// `-j CONNMARK` with one option applied.
+fn connmark(f: impl FnOnce(&mut nfr_ipt::layout::ConnmarkTgInfo)) -> nfr_ipt::Target {
+    let mut t = default_target("CONNMARK");
+    if let nfr_ipt::Target::Connmark { info, .. } = &mut t {
+        f(info);
+    }
+    t
+}
+
+/// `-j CT` with one option applied.
+fn ct(f: impl FnOnce(&mut nfr_ipt::layout::CtTargetInfo)) -> nfr_ipt::Target {
+    let mut t = default_target("CT");
+    if let nfr_ipt::Target::Ct { info, .. } = &mut t {
+        f(info);
+    }
+    t
+}
+
+/// `mark set mark & v | v | ^ v` as `--set-xmark` (mark = (mark & ~mask) ^ value).
+fn xmark(op: BitOp, v: u32) -> Option<nfr_ipt::layout::MarkTgInfo2> {
     Some(match op {
-        BitOp::And => format!("0x0/0x{:x}", !v),
-        BitOp::Or => format!("0x{v:x}/0x{v:x}"),
-        BitOp::Xor => format!("0x{v:x}/0x0"),
+        BitOp::And => nfr_ipt::layout::MarkTgInfo2::and(v),
+        BitOp::Or => nfr_ipt::layout::MarkTgInfo2::or(v),
+        BitOp::Xor => nfr_ipt::layout::MarkTgInfo2::xor(v),
         _ => return None,
     })
 }
@@ -2031,14 +2211,7 @@ fn tcp_flags_piece(mask: u8, cmp: u8, inv: bool, span: Span) -> Piece {
     Piece::Opt {
         module: "tcp",
         key: "tcp-flags",
-        words: neg(
-            inv,
-            vec![
-                "--tcp-flags".into(),
-                tcp_flag_names(mask),
-                tcp_flag_names(cmp),
-            ],
-        ),
+        opt: MatchOpt::TcpFlags { mask, cmp, inv },
         merge: true,
         reads: None,
         span,
@@ -2072,37 +2245,39 @@ fn combos(pieces: &[Piece]) -> Vec<Vec<Piece>> {
     out
 }
 
-/// The iptables argument list of one entry: ipt_ip options, then the matches (same-module
-/// options merged into one match unless the option repeats), the comment, the target.
-fn build_spec(
+/// One entry: the ipt_ip options, then the matches (same-module options merged into one match
+/// unless the option repeats), the comment, the target.
+fn build_rule(
     pieces: &[Piece],
-    target: &[String],
+    target: &nfr_ipt::Target,
     comment: Option<&str>,
-) -> Result<String, (Option<Span>, String)> {
-    let mut ip: Vec<(&str, Vec<String>)> = Vec::new();
-    // (module, keys, words, mergeable)
-    let mut ms: Vec<(&str, Vec<&str>, Vec<String>, bool)> = Vec::new();
+) -> Result<nfr_ipt::Rule, (Option<Span>, String)> {
+    let mut rule = nfr_ipt::Rule::new(target.clone());
+    let mut ip: Vec<&IpOpt> = Vec::new();
+    // (module, keys, options, mergeable)
+    let mut ms: Vec<(&str, Vec<&str>, Vec<&MatchOpt>, bool)> = Vec::new();
+    let mut limits = Vec::new();
     for p in pieces {
         match p {
-            Piece::Ip { key, words, span } => {
-                if let Some((_, prev)) = ip.iter().find(|(k, _)| k == key) {
-                    if prev != words {
+            Piece::Ip { opt, span } => {
+                if let Some(prev) = ip.iter().find(|o| o.key() == opt.key()) {
+                    if *prev != opt {
                         return Err((
                             Some(*span),
                             format!(
-                                "two different `{key}` matches in one rule (iptables has one per rule)"
+                                "two different `{}` matches in one rule (iptables has one per rule)",
+                                opt.key()
                             ),
                         ));
                     }
                     continue;
                 }
-                debug_assert!(is_ip_key(key));
-                ip.push((key, words.clone()));
+                ip.push(opt);
             }
             Piece::Opt {
                 module,
                 key,
-                words,
+                opt,
                 merge,
                 ..
             } => {
@@ -2112,33 +2287,66 @@ fn build_spec(
                     && !last.1.contains(key)
                 {
                     last.1.push(key);
-                    last.2.extend(words.iter().cloned());
+                    last.2.push(opt);
                     continue;
                 }
-                ms.push((module, vec![key], words.clone(), *merge));
+                ms.push((module, vec![key], vec![opt], *merge));
             }
-            Piece::Limit { words, .. } => ms.push(("limit", vec!["limit"], words.clone(), false)),
+            Piece::Limit { info, .. } => {
+                ms.push(("limit", vec!["limit"], Vec::new(), false));
+                limits.push(*info);
+            }
             _ => {}
         }
     }
-    let mut out: Vec<String> = Vec::new();
-    for (_, words) in ip {
-        out.extend(words);
+    for o in ip {
+        o.apply(&mut rule.ip);
     }
-    for (module, _, words, _) in ms {
-        out.push("-m".into());
-        out.push(module.into());
-        out.extend(words);
+    let mut limits = limits.into_iter();
+    for (module, _, opts, _) in ms {
+        let m = if module == "limit" {
+            limits.next().map(nfr_ipt::Match::Limit)
+        } else {
+            nfr_ipt::Match::default_of(module)
+        };
+        let Some(mut m) = m else {
+            return Err((None, format!("no iptables match `{module}`")));
+        };
+        for o in opts {
+            o.apply(&mut m).map_err(|e| (None, e.to_string()))?;
+        }
+        rule.matches.push(m);
     }
     if let Some(c) = comment {
-        if c.len() > 255 {
+        if c.len() > nfr_ipt::ext::COMMENT_MAX {
             return Err((None, "a comment longer than 255 bytes".into()));
         }
-        out.push("-m".into());
-        out.push("comment".into());
-        out.push("--comment".into());
-        out.push(q(c));
+        rule.matches.push(nfr_ipt::Match::comment(c));
     }
-    out.extend(target.iter().cloned());
-    Ok(out.join(" "))
+    Ok(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn valid_hooks_notes_come_from_the_table_of_tables() {
+        let t = |n: &str| super::table_valid_hooks_text(n).unwrap();
+        assert_eq!(
+            t("nat"),
+            "valid hooks for the nat table are prerouting, output (priority dstnat, -100), input, postrouting (priority srcnat, 100), type nat"
+        );
+        assert_eq!(
+            t("mangle"),
+            "valid hooks for the mangle table are prerouting, input, forward, output, postrouting (priority mangle, -150)"
+        );
+        assert_eq!(
+            t("raw"),
+            "valid hooks for the raw table are prerouting, output (priority raw, -300)"
+        );
+        assert_eq!(
+            t("security"),
+            "valid hooks for the security table are input, forward, output (priority security, 50)"
+        );
+        assert!(super::table_valid_hooks_text("broute").is_none());
+    }
 }

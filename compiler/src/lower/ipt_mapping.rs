@@ -113,9 +113,24 @@ fn ipt_table_for(ty: ChainType, hook: Hook, prio: i32) -> Result<IptTable, Strin
         ));
     }
     if why.is_empty() {
+        // Each table's priorities, from the table of tables: `filter 0, ..., nat -100/100, ...`.
+        let tables: Vec<String> = IPT_TABLES
+            .iter()
+            .map(|t| {
+                let mut prios: Vec<i32> = Vec::new();
+                for p in t.valid().map(|h| t.priority(h)) {
+                    if !prios.contains(&p) {
+                        prios.push(p);
+                    }
+                }
+                let prios: Vec<String> = prios.iter().map(i32::to_string).collect();
+                format!("{} {}", t.name, prios.join("/"))
+            })
+            .collect();
         why.push(format!(
-            "no iptables table hooks {} at priority {prio} (filter 0, nat -100/100, mangle -150, raw -300, security 50)",
-            hook.name()
+            "no iptables table hooks {} at priority {prio} ({})",
+            hook.name(),
+            tables.join(", ")
         ));
     }
     Err(why.join("; "))

@@ -51,12 +51,17 @@ impl Prefix {
 
     /// Whether the address `a` (4 or 16 bytes) is in the prefix.
     fn contains(&self, a: &[u8]) -> bool {
-        let ip = match a.len() {
-            4 => <[u8; 4]>::try_from(a).map(IpAddr::from),
-            16 => <[u8; 16]>::try_from(a).map(IpAddr::from),
-            _ => return false,
-        };
-        ip.is_ok_and(|ip| self.0.contains(&ip))
+        match (self.0, a.len()) {
+            (IpNet::V4(n), 4) => {
+                let a = u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
+                a & u32::from(n.netmask()) == u32::from(n.network())
+            }
+            (IpNet::V6(n), 16) => {
+                let a = <[u8; 16]>::try_from(a).map_or(0, u128::from_be_bytes);
+                a & u128::from(n.netmask()) == u128::from(n.network())
+            }
+            _ => false,
+        }
     }
 
     fn len(&self) -> u8 {
@@ -355,6 +360,11 @@ mod tests {
         assert!(!p.contains(&[10, 128, 0, 1]));
         assert!(Prefix::parse("0.0.0.0/0").unwrap().contains(&[1, 2, 3, 4]));
         assert!(!Prefix::parse("::/0").unwrap().contains(&[1, 2, 3, 4]));
+        let p = Prefix::parse("2001:db8::/33").unwrap();
+        let a = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        assert!(p.contains(&a("2001:db8:7fff::1")));
+        assert!(!p.contains(&a("2001:db8:8000::1")));
+        assert!(!p.contains(&[32, 1, 13, 184]));
         assert!(Prefix::parse("10.0.0.0/33").is_err());
         assert!(Prefix::parse("host").is_err());
     }

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use nfr_grammar::ast::{CommandKind, Rule, StmtKind, TableItem};
+use nfr_grammar::ast::{CommandKind, StmtKind, TableItem};
 use nfr_runtime::ct::{CtEvent, CtEventKind};
 use nfr_runtime::engine::TraceStep;
 use nfr_runtime::hook::HookOutcome;
 use nfr_runtime::replay::{Direction, Fate, SeenState};
 use nfr_vm::interp::TraceEvent;
-use nfr_vm::{ChainVerdict, Hook, Verdict};
+use nfr_vm::{ChainVerdict, CounterId, Hook, Insn, RuleId, Verdict};
 use serde_json::{Value, json};
 
 use super::pcapw::PcapWriter;
@@ -746,6 +746,15 @@ impl Collector {
                 let e = verdicts.entry(hook).or_insert_with(|| json!({}));
                 e[*v] = json!(n);
             }
+            // Per CounterId: the rule whose `counter` statement it is.
+            let mut owner = vec![None; end.counters.len()];
+            for r in 0..setup.prog.program().rules.len() {
+                for c in rule_counters(setup, RuleId(r as u32)) {
+                    if let Some(o) = owner.get_mut(c.0 as usize) {
+                        *o = Some(r);
+                    }
+                }
+            }
             let counters: Vec<Value> = if !setup.ipt.is_empty() {
                 ipt_counters_json(setup, &end)
             } else {
@@ -758,10 +767,9 @@ impl Collector {
                         let table = setup.hir.table(o.table).map(|t| t.name.clone()).unwrap_or_default();
                         return json!({"object": o.name, "table": table, "packets": c.packets, "bytes": c.bytes});
                     }
-                    let (chain, rule) = setup
-                        .counter_rule
+                    let (chain, rule) = owner
                         .get(i)
-                        .and_then(|&r| setup.rules.get(r))
+                        .and_then(|&r| setup.rules.get(r?))
                         .cloned()
                         .unwrap_or_default();
                     json!({"chain": chain, "rule": rule, "packets": c.packets, "bytes": c.bytes})
@@ -986,24 +994,31 @@ fn event_json(kind: &str, e: &CtEvent, frame: u64) -> Value {
     })
 }
 
-/// The ruleset as `nft list ruleset` prints it, with `counter packets N bytes M` from this run.
+/// The ruleset as `nft list ruleset` prints it, with `counter packets N bytes M` from this run: the checker's
+/// listing (defines expanded as the checker resolved them), each rule's `counter` statements given, in order,
+/// the counters its program rule updates.
 pub fn annotated_ruleset(setup: &Setup, end: &RunEnd) -> String {
-    let mut parsed = nfr_grammar::parse(&setup.root_text);
-    let at: BTreeMap<u32, usize> = setup.counter_at.iter().copied().collect();
-    let fix = |r: &mut Rule| {
-        for s in &mut r.stmts {
+    let prog = setup.prog.program();
+    let mut listing = setup.listing.clone();
+    for (rule, at) in listing.rules_mut() {
+        let Some(id) = at.and_then(|(c, i)| prog.chains.get(c.0 as usize)?.rules.get(i).copied())
+        else {
+            continue;
+        };
+        let mut counters = rule_counters(setup, id);
+        for s in &mut rule.stmts {
             if let StmtKind::Counter {
                 packets,
                 bytes,
                 name: None,
             } = &mut s.kind
-                && let Some(c) = at.get(&s.span.start).and_then(|&i| end.counters.get(i))
+                && let Some(c) = counters.next().and_then(|c| end.counters.get(c.0 as usize))
             {
                 *packets = Some(c.packets);
                 *bytes = Some(c.bytes);
             }
         }
-    };
+    }
     // A named counter object lists this run's totals in its body, as `nft list counters` does.
     let object = |family: &str, table: &str, name: &str| {
         setup.hir.counters.iter().enumerate().find_map(|(i, o)| {
@@ -1013,103 +1028,37 @@ pub fn annotated_ruleset(setup: &Setup, end: &RunEnd) -> String {
                 .flatten()
         })
     };
-    for c in &mut parsed.file.commands {
-        match &mut c.kind {
-            CommandKind::Table(t) => {
-                let family = t.family.map_or("ip", |f| f.as_str());
-                for it in &mut t.items {
-                    match it {
-                        TableItem::Chain(ch) => ch.rules.iter_mut().for_each(fix),
-                        TableItem::Object {
-                            kind, name, body, ..
-                        } if kind.name == "counter" => {
-                            if let Some(c) = object(family, &t.name.name, &name.name) {
-                                *body = vec![format!("packets {} bytes {}", c.packets, c.bytes)];
-                            }
-                        }
-                        _ => {}
-                    }
+    for c in &mut listing.file.commands {
+        if let CommandKind::Table(t) = &mut c.kind {
+            let family = t.family.map_or("ip", |f| f.as_str());
+            for it in &mut t.items {
+                if let TableItem::Object {
+                    kind, name, body, ..
+                } = it
+                    && kind.name == "counter"
+                    && let Some(c) = object(family, &t.name.name, &name.name)
+                {
+                    *body = vec![format!("packets {} bytes {}", c.packets, c.bytes)];
                 }
             }
-            CommandKind::AddChain { chain, .. } => chain.rules.iter_mut().for_each(fix),
-            CommandKind::AddRule { rule, .. } => fix(rule),
-            _ => {}
         }
     }
-    parsed.file.comments.clear();
-    expand_defines(&nfr_grammar::print::format(&parsed.file))
+    nfr_grammar::print::format(&listing.file)
 }
 
-/// An interface name that came from a bare define value (`define lan = eth1`) is printed quoted, as nft does.
-fn quote_ifnames(line: &str) -> String {
-    let mut out = String::new();
-    let mut rest = line;
-    while let Some(i) = ["iifname ", "oifname "]
+/// The counters of a rule's `counter` statements, in order: the rule's counter instructions, less the named
+/// counter objects (object `i` is `CounterId(i)`).
+fn rule_counters(setup: &Setup, rule: RuleId) -> impl Iterator<Item = CounterId> + '_ {
+    let named = setup.hir.counters.len();
+    setup
+        .prog
+        .program()
+        .rule_insns(rule)
         .iter()
-        .filter_map(|k| rest.find(k).map(|i| i + k.len()))
-        .min()
-    {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let word_end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
-        let w = &rest[..word_end];
-        if !w.is_empty()
-            && w.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-*".contains(c))
-        {
-            out.push('"');
-            out.push_str(w);
-            out.push('"');
-            rest = &rest[word_end..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// nft lists rulesets with defines expanded: drop the `define` lines of the canonical text and put each value
-/// where `$name` was (values may use earlier defines).
-fn expand_defines(text: &str) -> String {
-    let mut defs: Vec<(String, String)> = Vec::new();
-    let mut out = String::new();
-    let subst = |l: &str, defs: &[(String, String)]| -> String {
-        // Longest names first so `$lan` does not eat `$lan_net`.
-        let mut d: Vec<&(String, String)> = defs.iter().collect();
-        d.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
-        // Inside a quoted string (a log prefix) a value goes in without its own quotes.
-        let mut out = String::new();
-        for (i, part) in l.split('"').enumerate() {
-            if i > 0 {
-                out.push('"');
-            }
-            let mut part = part.to_string();
-            for (n, v) in &d {
-                let v = if i % 2 == 1 { v.trim_matches('"') } else { v };
-                part = part.replace(&format!("${n}"), v);
-            }
-            out.push_str(&part);
-        }
-        out
-    };
-    for line in text.lines() {
-        let t = line.trim_start();
-        if let Some(rest) = t
-            .strip_prefix("define ")
-            .or_else(|| t.strip_prefix("redefine "))
-            && let Some((n, v)) = rest.split_once(" = ")
-        {
-            let v = subst(v.trim(), &defs);
-            defs.retain(|(k, _)| k != n.trim());
-            defs.push((n.trim().to_string(), v));
-            continue;
-        }
-        if t.starts_with("undefine ") {
-            continue;
-        }
-        out.push_str(&quote_ifnames(&subst(line, &defs)));
-        out.push('\n');
-    }
-    out
+        .filter_map(move |i| match i {
+            Insn::Counter(c) if c.0 as usize >= named => Some(*c),
+            _ => None,
+        })
 }
 
 /// The iptables tables with this run's counters, as `iptables-save -c` prints them (`:INPUT DROP [p:b]` for
@@ -1190,20 +1139,5 @@ fn ethertype_name(t: u16) -> String {
         format!("ethertype 0x{t:04x}")
     } else {
         format!("ethertype 0x{t:04x} {name}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::expand_defines;
-
-    #[test]
-    fn defines_expand_in_log_prefixes_without_their_quotes() {
-        let text = "define p = \"hello\"\ndefine lan = 10.0.0.0/8\ntable ip t {\n\tchain c {\n\t\tip saddr $lan log prefix \"x $p y\" accept\n\t}\n}\n";
-        let out = expand_defines(text);
-        assert!(
-            out.contains("ip saddr 10.0.0.0/8 log prefix \"x hello y\" accept"),
-            "{out}"
-        );
     }
 }

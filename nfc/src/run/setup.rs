@@ -1,15 +1,15 @@
 //! What a replay needs from the ruleset, computed once: the checked Hir, the verified program, one
-//! [`ChainSpec`] per base chain (families, hook, priority, nat), the text of every rule (for traces), which
-//! `counter` statement of the source is which program counter (for the counter-annotated listing), and the
-//! path model parsed from the command line.
+//! [`ChainSpec`] per base chain (`nfr_host::chain_specs`), the text of every rule (for traces), the
+//! checker's listing of the ruleset (for the counter-annotated listing), and the path model parsed from the
+//! command line.
 
 use std::sync::Arc;
 
-use nfr_compiler::hir::{self, ChainKind, ChainType, Family, Hir, StmtKind};
+use nfr_compiler::check::Listing;
+use nfr_compiler::hir::{Family, Hir, StmtKind};
 use nfr_runtime::ct::Settings;
 use nfr_runtime::engine::{ChainSpec, EngineKind};
-use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6};
-use nfr_vm::{ChainId, Hook, VerifiedProgram};
+use nfr_vm::VerifiedProgram;
 
 use super::path::PathModel;
 use super::{Args, EngineArg};
@@ -32,11 +32,9 @@ pub struct Setup {
     pub specs: Vec<ChainSpec>,
     /// Per vm `RuleId`: (chain label, rule text as written, whitespace collapsed).
     pub rules: Vec<(String, String)>,
-    /// The root file's text, and (span start of a `counter` statement in it → CounterId index).
-    pub root_text: String,
-    pub counter_at: Vec<(u32, usize)>,
-    /// Per CounterId: the vm rule index holding it.
-    pub counter_rule: Vec<usize>,
+    /// The ruleset as checked (defines expanded, each rule tied to its Hir rule), for the listing (empty with
+    /// `--no-listing`).
+    pub listing: Listing,
     pub engine: EngineKind,
     pub path: PathModel,
     /// Conntrack settings: the kernel's defaults, `--ct-checksum`, `--ftp-ports`, then `--sysctl`s.
@@ -50,17 +48,6 @@ pub struct Setup {
     pub ipt: Vec<IptTableSetup>,
 }
 
-fn vm_hook(h: hir::Hook) -> Option<Hook> {
-    Some(match h {
-        hir::Hook::Prerouting => Hook::Prerouting,
-        hir::Hook::Input => Hook::Input,
-        hir::Hook::Forward => Hook::Forward,
-        hir::Hook::Output => Hook::Output,
-        hir::Hook::Postrouting => Hook::Postrouting,
-        hir::Hook::Ingress => return None,
-    })
-}
-
 fn collapse(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -68,55 +55,31 @@ fn collapse(s: &str) -> String {
 impl Setup {
     /// `Ok(Err(text))`: the ruleset has errors (rendered diagnostics, exit 1).
     pub fn build(args: &Args) -> anyhow::Result<Result<Setup, String>> {
-        let checked = front::check_file(&args.rules)?;
+        let mut checked = if args.no_listing {
+            front::check_file(&args.rules)?
+        } else {
+            front::check_file_listed(&args.rules)?
+        };
         let color = args.color.enabled();
         let Some(hir) = checked.hir.clone() else {
             return Ok(Err(checked.render(color)));
         };
+        let listing = checked.listing.take().unwrap_or_default();
         if !checked.diagnostics.is_empty() {
             eprint!("{}", checked.render(color));
         }
         let mut notes = Vec::new();
         let prog = nfr_compiler::lower::lower_verified(&hir)
             .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
-        let mut specs = Vec::new();
+        let (specs, ingress) = nfr_host::chain_specs(&hir);
+        notes.extend(ingress);
         let mut rules = Vec::new();
-        let mut counter_at = Vec::new();
-        let mut counter_rule = Vec::new();
-        let root = checked
-            .sources
-            .files()
-            .next()
-            .map(|(id, _)| id)
-            .ok_or_else(|| anyhow::anyhow!("no source"))?;
-        // Named counter objects hold the first counters (object i is CounterId(i)), owned by no rule.
-        let mut counter_idx = hir.counters.len();
-        counter_rule.extend(std::iter::repeat_n(usize::MAX, counter_idx));
-        for (ci, chain) in hir.chains.iter().enumerate() {
+        for chain in &hir.chains {
             let table = hir.table(chain.table);
             let (fam, tname) = table
                 .map(|t| (t.family, t.name.as_str()))
                 .unwrap_or((Family::Ip, "?"));
             let label = format!("{} {} {}", fam.name(), tname, chain.name);
-            if let ChainKind::Base(b) = &chain.kind {
-                match vm_hook(b.hook) {
-                    Some(hook) => specs.push(ChainSpec {
-                        chain: ChainId(ci as u32),
-                        nfprotos: match fam {
-                            Family::Ip => vec![NFPROTO_IPV4],
-                            Family::Ip6 => vec![NFPROTO_IPV6],
-                            Family::Inet => vec![NFPROTO_IPV4, NFPROTO_IPV6],
-                        },
-                        hook,
-                        priority: b.priority,
-                        nat: b.ty == ChainType::Nat,
-                        label: label.clone(),
-                    }),
-                    None => notes.push(format!(
-                        "chain {label} is on the ingress hook, which a capture replay does not pass; it never runs"
-                    )),
-                }
-            }
             for r in &chain.rules {
                 let text = checked
                     .sources
@@ -125,15 +88,6 @@ impl Setup {
                     .map(collapse)
                     .unwrap_or_default();
                 rules.push((label.clone(), text));
-                for s in r.stmts() {
-                    if let StmtKind::Counter { .. } = s.kind {
-                        if s.span.file == root {
-                            counter_at.push((s.span.start, counter_idx));
-                        }
-                        counter_idx += 1;
-                        counter_rule.push(rules.len() - 1);
-                    }
-                }
             }
         }
         let uses_nat = hir.chains.iter().any(|c| {
@@ -251,15 +205,12 @@ impl Setup {
             ));
             threads = 1;
         }
-        let root_text = checked.sources.text(root).to_string();
         Ok(Ok(Setup {
             hir,
             prog: Arc::new(prog),
             specs,
             rules,
-            root_text,
-            counter_at,
-            counter_rule,
+            listing,
             engine,
             path,
             ct_settings,

@@ -4,17 +4,13 @@
 //! address pair and merges their records back in frame order, so the collector sees the same sequence either
 //! way. Without per-frame output, [`drive_shards`] lets every worker read the capture file itself instead.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::Instant;
 
 use nfr_runtime::ct::{Conntrack, CtEvent, CtStats, Settings};
-use nfr_runtime::engine::{
-    self, EffectStats, EngineKind, IptEngine, ProgramEngine, SharedIpt, SharedProgram, TraceStep,
-};
-use nfr_runtime::hook::{HookProfile, Hooks, Sent};
+use nfr_runtime::engine::{EffectStats, EngineKind, SharedIpt, SharedProgram, TraceStep};
+use nfr_runtime::hook::{HookProfile, Sent};
 use nfr_runtime::pcap::{Frame, PcapReader};
 use nfr_runtime::replay::{Direction, Fate, ReplayConfig, Replayer};
 use nfr_runtime::wire;
@@ -60,6 +56,9 @@ pub struct Rewritten {
 }
 
 fn rewritten(r: &[nfr_runtime::hook::Rewrite]) -> Vec<Rewritten> {
+    if r.is_empty() {
+        return Vec::new();
+    }
     let raw = nfr_runtime::pcap::linktype::RAW;
     r.iter()
         .map(|w| Rewritten {
@@ -261,12 +260,14 @@ impl Worker {
         // Steps of the packets the host sent in reaction belong to them (one a frame at most: a reject's answer or
         // a time exceeded).
         let mut sent_trace: Vec<TraceStep> = Vec::new();
-        trace.retain(|s| {
-            if s.generated {
-                sent_trace.push(s.clone());
-            }
-            !s.generated
-        });
+        if !trace.is_empty() {
+            trace.retain(|s| {
+                if s.generated {
+                    sent_trace.push(s.clone());
+                }
+                !s.generated
+            });
+        }
         let events = if self.opts.events {
             let now = self.replayer.now();
             self.replayer.ct.deliver_events(now)
@@ -278,6 +279,23 @@ impl Worker {
                 .ok()
                 .map(|li| li.ethertype),
             _ => None,
+        };
+        let sent = if self.replayer.hooks.sent.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.replayer.hooks.sent)
+                .into_iter()
+                .map(|s| SentRecord {
+                    trace: std::mem::take(&mut sent_trace),
+                    rewrites: rewritten(&s.rewrites),
+                    data: self
+                        .opts
+                        .keep_data
+                        .then(|| with_link_header(f, &s.data, true)),
+                    summary: summary(nfr_runtime::pcap::linktype::RAW, &s.data),
+                    sent: s,
+                })
+                .collect()
         };
         FrameRecord {
             no,
@@ -296,19 +314,7 @@ impl Worker {
                 None => f.data.to_vec(),
             }),
             rewrites: rewritten(&self.replayer.rewrites),
-            sent: std::mem::take(&mut self.replayer.hooks.sent)
-                .into_iter()
-                .map(|s| SentRecord {
-                    trace: std::mem::take(&mut sent_trace),
-                    rewrites: rewritten(&s.rewrites),
-                    data: self
-                        .opts
-                        .keep_data
-                        .then(|| with_link_header(f, &s.data, true)),
-                    summary: summary(nfr_runtime::pcap::linktype::RAW, &s.data),
-                    sent: s,
-                })
-                .collect(),
+            sent,
         }
     }
 
@@ -852,69 +858,67 @@ struct OwnedFrame {
 
 /// What a worker thread needs to build its own engines (the engines themselves are not `Send`).
 struct WorkerSeed {
-    setup_prog: std::sync::Arc<nfr_vm::VerifiedProgram>,
-    specs: Vec<engine::ChainSpec>,
-    engine: EngineKind,
+    lowered: nfr_host::Lowered,
     settings: Settings,
     path: path::PathModel,
-    /// (table name, blob, valid hooks) for `--engine ipt`.
-    ipt: Vec<(String, Vec<u8>, u32)>,
     seed: u64,
+    /// The ruleset has `fib ... type`: the hooks give packets their addresses' route types.
+    fib_types: bool,
 }
 
 impl WorkerSeed {
     fn of(setup: &Setup) -> WorkerSeed {
+        let lowered = if setup.engine == EngineKind::Ipt {
+            nfr_host::Lowered::Ipt(
+                setup
+                    .ipt
+                    .iter()
+                    .map(|t| nfr_host::IptBlob {
+                        name: t.table.name.clone(),
+                        blob: t.blob.clone(),
+                        valid_hooks: t.table.valid_hooks,
+                    })
+                    .collect(),
+            )
+        } else {
+            nfr_host::Lowered::Program {
+                prog: setup.prog.clone(),
+                specs: setup.specs.clone(),
+                kind: setup.engine,
+            }
+        };
         WorkerSeed {
-            setup_prog: setup.prog.clone(),
-            specs: setup.specs.clone(),
-            engine: setup.engine,
+            lowered,
             settings: setup.ct_settings.clone(),
             path: setup.path.clone(),
-            ipt: setup
-                .ipt
-                .iter()
-                .map(|t| (t.table.name.clone(), t.blob.clone(), t.table.valid_hooks))
-                .collect(),
             seed: setup.seed,
+            fib_types: setup
+                .prog
+                .program()
+                .insns
+                .iter()
+                .any(|i| matches!(i, nfr_vm::Insn::FibType { .. })),
         }
     }
 
     fn build(self, opts: Opts) -> anyhow::Result<Worker> {
-        let fib_types = self
-            .setup_prog
-            .program()
-            .insns
-            .iter()
-            .any(|i| matches!(i, nfr_vm::Insn::FibType { .. }));
-        let mut hooks = Hooks::with_conntrack();
-        hooks.queue_sink = true;
-        let mut prog = None;
-        let mut ipts = Vec::new();
-        if self.engine == EngineKind::Ipt {
-            for (i, (name, blob, valid)) in self.ipt.iter().enumerate() {
-                let mut table = nfr_ipt::ExecTable::from_blob(blob)
-                    .map_err(|e| anyhow::anyhow!("the iptables {name} table cannot run: {e}"))?;
-                table.prandom = nfr_vm::Prandom::new(self.seed);
-                let t = Rc::new(RefCell::new(IptEngine {
-                    table,
-                    name: name.clone(),
-                    stats: EffectStats::default(),
-                    trace: opts.trace.then(Vec::new),
-                }));
-                engine::register_ipt(&mut hooks, &t, &engine::ipt_table_hooks(name, *valid), i)
-                    .map_err(|e| anyhow::anyhow!("cannot register the {name} table: {e:?}"))?;
-                ipts.push(t);
-            }
-        } else {
-            let p = Rc::new(RefCell::new(ProgramEngine::new(
-                self.setup_prog,
-                self.engine,
-            )));
-            p.borrow_mut().set_trace(opts.trace);
+        let mut hooks = nfr_host::hooks();
+        let loaded = self
+            .lowered
+            .register(
+                &mut hooks,
+                nfr_host::Options {
+                    trace: opts.trace,
+                    effects: false,
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (prog, ipts) = (loaded.prog, loaded.ipts);
+        if let Some(p) = &prog {
             p.borrow_mut().state.prandom = nfr_vm::Prandom::new(self.seed);
-            engine::register_program(&mut hooks, &p, &self.specs)
-                .map_err(|e| anyhow::anyhow!("cannot register the ruleset's chains: {e:?}"))?;
-            prog = Some(p);
+        }
+        for t in &ipts {
+            t.borrow_mut().table.prandom = nfr_vm::Prandom::new(self.seed);
         }
         let st = Settings {
             events: opts.events || self.settings.events,
@@ -922,7 +926,7 @@ impl WorkerSeed {
         };
         hooks.icmp_source = self.path.icmp_source();
         hooks.ifaddrs = self.path.ifaddrs();
-        hooks.fib_types = fib_types;
+        hooks.fib_types = self.fib_types;
         hooks.trace_nat = opts.trace;
         let cfg = ReplayConfig {
             clock_from_ts: true,

@@ -2080,32 +2080,44 @@ impl Conntrack {
         self.count = self.count.saturating_sub(freed);
     }
 
-    /// Fills the conntrack fields of an engine packet context from `nfct`.
+    /// Fills the conntrack fields of an engine packet context from `nfct`: [`Self::fill_pkt_state`] and the
+    /// facts that cost more to copy (the tuples, expiration, id and helper).
     pub fn fill_pkt(&self, nfct: &Nfct, now: u64, p: &mut PktState) {
+        let Some((id, c)) = self.fill_facts(nfct, p) else {
+            return;
+        };
+        p.ct_expiration_ms = c.remaining_ms(now).min(u64::from(u32::MAX)) as u32;
+        p.ct_id = id.idx ^ id.generation.rotate_left(16);
+        p.ct_helper = [0; nfr_vm::pkt::NF_CT_HELPER_NAME_LEN];
+        if c.has_ftp() {
+            p.ct_helper[..3].copy_from_slice(b"ftp");
+        }
+        p.ct_orig = c.orig.to_vm();
+        p.ct_reply = self.tuple_of(id.idx, c, 1).to_vm();
+    }
+
+    /// The conntrack facts every packet's hooks read (state, direction, status, mark, zone, protocols); the rest
+    /// is left as it was, for [`Self::fill_pkt`] when a ruleset reads it ([`reads_ct_facts`]).
+    pub fn fill_pkt_state(&self, nfct: &Nfct, p: &mut PktState) {
+        self.fill_facts(nfct, p);
+    }
+
+    /// [`Self::fill_pkt_state`], giving the entry when there is one.
+    fn fill_facts(&self, nfct: &Nfct, p: &mut PktState) -> Option<(ConnId, &Conn)> {
         p.ct_state = nfct.state_bits();
         p.ct_valid = false;
-        if let Nfct::Ct { ctinfo, .. } = nfct {
-            p.ct_direction = ctinfo.dir() as u8;
-        }
-        if let Nfct::Ct { id, ctinfo } = nfct
-            && let Some(c) = self.conn(*id)
-        {
-            p.ct_valid = true;
-            p.ct_status = c.status;
-            p.ct_mark = c.mark;
-            p.ct_direction = ctinfo.dir() as u8;
-            p.ct_zone = c.zone;
-            p.ct_expiration_ms = c.remaining_ms(now).min(u64::from(u32::MAX)) as u32;
-            p.ct_id = id.idx ^ id.generation.rotate_left(16);
-            p.ct_helper = [0; nfr_vm::pkt::NF_CT_HELPER_NAME_LEN];
-            if c.has_ftp() {
-                p.ct_helper[..3].copy_from_slice(b"ftp");
-            }
-            p.ct_l3proto = c.orig.l3;
-            p.ct_protocol = c.orig.l4;
-            p.ct_orig = c.orig.to_vm();
-            p.ct_reply = self.tuple_of(id.idx, c, 1).to_vm();
-        }
+        let Nfct::Ct { id, ctinfo } = nfct else {
+            return None;
+        };
+        p.ct_direction = ctinfo.dir() as u8;
+        let c = self.conn(*id)?;
+        p.ct_valid = true;
+        p.ct_status = c.status;
+        p.ct_mark = c.mark;
+        p.ct_zone = c.zone;
+        p.ct_l3proto = c.orig.l3;
+        p.ct_protocol = c.orig.l4;
+        Some((*id, c))
     }
 
     /// Number of confirmed, unexpired entries.
@@ -2328,4 +2340,25 @@ enum L4Res {
     Invalid,
     Repeat,
     KillAcct,
+}
+
+/// Whether `prog` loads a conntrack fact that [`Conntrack::fill_pkt_state`] leaves out (expiration, id, helper,
+/// the tuples' addresses and ports): its chains need [`Conntrack::fill_pkt`] first.
+pub fn reads_ct_facts(prog: &nfr_vm::Program) -> bool {
+    use nfr_vm::insn::{CtKey, Insn};
+    prog.insns.iter().any(|i| {
+        matches!(
+            i,
+            Insn::Ct { key, .. } if !matches!(
+                key,
+                CtKey::State
+                    | CtKey::Direction
+                    | CtKey::Status
+                    | CtKey::Mark
+                    | CtKey::Zone
+                    | CtKey::L3protocol
+                    | CtKey::Protocol
+            )
+        )
+    })
 }
