@@ -15,7 +15,7 @@ use nfr_host::{IptBlob, Lowered};
 use nfr_ipt::{Effect, EntryRole, NatKind, layout::*};
 use nfr_runtime::engine::SharedIpt;
 
-use crate::{BuiltPacket, Engine, Host, HostSpec, Outcome, Prepared, Skip, outcome_verdict};
+use crate::{BuiltPacket, Engine, Host, HostSpec, Outcome, Prepared, Skip};
 
 /// The iptables blob engine.
 pub struct Ipt;
@@ -136,17 +136,7 @@ impl Prepared for IptPrepared {
             .iter()
             .map(|(v, _)| *v)
             .find(|v| matches!(v, nfr_vm::Verdict::Queue { .. }));
-        let mut out = Outcome {
-            verdict: outcome_verdict(ran.outcome, queued),
-            mark: ran.state.mark,
-            ct_mark: ran.state.ct_mark,
-            logs: Vec::new(),
-            rejected: false,
-            notrack: ran.notrack,
-            nat: Vec::new(),
-            writes: Vec::new(),
-            helper: None,
-        };
+        let mut out = ran.outcome(queued);
         for e in log.iter().flat_map(|(_, fx)| fx) {
             match e {
                 Effect::Log { prefix, .. } => {

@@ -308,17 +308,31 @@ impl Host {
     }
 }
 
-/// The corpus verdict of a traversal: how it ended, a queue with the verdict's own flags (`queued`:
-/// the verdict of the entry that queued it).
-pub(crate) fn outcome_verdict(o: HookOutcome, queued: Option<Verdict>) -> Verdict {
-    match o {
-        HookOutcome::Accept => Verdict::Accept,
-        HookOutcome::Drop | HookOutcome::TtlExceeded => Verdict::Drop,
-        HookOutcome::Stolen => Verdict::Stolen,
-        HookOutcome::Queued { num, .. } => match queued {
-            Some(v @ Verdict::Queue { .. }) => v,
-            _ => Verdict::Queue { num, bypass: false },
-        },
+impl Ran {
+    /// The corpus outcome of the traversal, before the entries' effects are added: its verdict (how it
+    /// ended, a queue with the verdict's own flags: `queued` is the verdict of the entry that queued it),
+    /// the marks and notrack.
+    pub(crate) fn outcome(&self, queued: Option<Verdict>) -> Outcome {
+        let verdict = match self.outcome {
+            HookOutcome::Accept => Verdict::Accept,
+            HookOutcome::Drop | HookOutcome::TtlExceeded => Verdict::Drop,
+            HookOutcome::Stolen => Verdict::Stolen,
+            HookOutcome::Queued { num, .. } => match queued {
+                Some(v @ Verdict::Queue { .. }) => v,
+                _ => Verdict::Queue { num, bypass: false },
+            },
+        };
+        Outcome {
+            verdict,
+            mark: self.state.mark,
+            ct_mark: self.state.ct_mark,
+            logs: Vec::new(),
+            rejected: false,
+            notrack: self.notrack,
+            nat: Vec::new(),
+            writes: Vec::new(),
+            helper: None,
+        }
     }
 }
 
@@ -440,17 +454,7 @@ impl Prepared for ProgramPrepared {
             .map(std::mem::take)
             .unwrap_or_default();
         let queued = log.last().map(|(v, _)| *v);
-        let mut out = Outcome {
-            verdict: outcome_verdict(ran.outcome, queued),
-            mark: ran.state.mark,
-            ct_mark: ran.state.ct_mark,
-            logs: Vec::new(),
-            rejected: false,
-            notrack: ran.notrack,
-            nat: Vec::new(),
-            writes: Vec::new(),
-            helper: None,
-        };
+        let mut out = ran.outcome(queued);
         for (_, fx) in &log {
             out.logs.extend(
                 fx.logs
