@@ -342,6 +342,65 @@ fn router_nat_rewrites_both_directions() {
     }
 }
 
+/// Payload writes change the packets that leave (`nft_payload_set_eval`), with the IPv4 header checksum and,
+/// for an address, the TCP checksum following: every forwarded TCP packet of the router capture leaves with DSCP cs4,
+/// the LAN web client's packets to 93.184.216.34 go to .35 on port 8443, and every checksum is right.
+fn payload_writes_reach_the_packets_that_leave() {
+    let router = &CASES[1];
+    let dir = common::tmp_dir("payload-set");
+    let rules = dir.join("set.nfr");
+    std::fs::write(
+        &rules,
+        "table ip t {\n\tchain pre {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n         \t\tmeta l4proto tcp ip dscp set cs4\n\t\tip daddr 93.184.216.34 ip daddr set 93.184.216.35\n         \t\ttcp dport 443 tcp dport set 8443\n\t}\n}\n",
+    )
+    .unwrap();
+    for e in ["interp", "jit"] {
+        let acc = dir.join(format!("acc-{e}.pcap"));
+        let mut a = vec![
+            "run",
+            "pcap",
+            rules.to_str().unwrap(),
+            router.capture,
+            "--engine",
+            e,
+        ];
+        a.extend_from_slice(router.args);
+        a.extend_from_slice(&["--write-accepted", acc.to_str().unwrap()]);
+        let o = nfc(&a);
+        assert_eq!(o.status.code(), Some(0), "{e}: {o:?}");
+        // forwarded TCP (a packet the host takes in is written as it was captured)
+        let tcp: Vec<Vec<u8>> = datagrams(&std::fs::read(&acc).unwrap())
+            .into_iter()
+            .filter(|p| {
+                p[9] == 6 && p[16..20] != [198, 51, 100, 1] && p[16..20] != [192, 168, 1, 1]
+            })
+            .collect();
+        assert!(!tcp.is_empty(), "{e}");
+        let mut rewritten = 0;
+        for p in &tcp {
+            let ihl = usize::from(p[0] & 15) * 4;
+            assert_eq!(p[1] >> 2, 32, "{e}: dscp {p:02x?}");
+            assert_ne!(p[16..20], [93, 184, 216, 34], "{e}: {p:02x?}");
+            if p[16..20] == [93, 184, 216, 35] {
+                assert_eq!(u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]), 8443, "{e}");
+                rewritten += 1;
+            }
+            assert_eq!(
+                nfr_runtime::wire::checksum(&p[..ihl], 0),
+                0,
+                "{e}: {p:02x?}"
+            );
+            let init = nfr_runtime::wire::build::pseudo(&p[12..16], &p[16..20], 6, p.len() - ihl);
+            assert_eq!(
+                nfr_runtime::wire::checksum(&p[ihl..], init),
+                0,
+                "{e}: {p:02x?}"
+            );
+        }
+        assert!(rewritten > 0, "{e}: no packet went to the new address");
+    }
+}
+
 /// `redirect` maps to the input interface's address (`--iface NAME=ADDRESS/LEN`): the packet is then for the
 /// host and goes to INPUT; on an interface without an address it is dropped and counted as a failed NAT.
 fn redirect_maps_to_the_input_interface_address() {
@@ -1600,6 +1659,10 @@ fn main() {
         gate::test(
             "router_nat_rewrites_both_directions",
             router_nat_rewrites_both_directions,
+        ),
+        gate::test(
+            "payload_writes_reach_the_packets_that_leave",
+            payload_writes_reach_the_packets_that_leave,
         ),
         gate::test(
             "redirect_maps_to_the_input_interface_address",

@@ -380,6 +380,58 @@ fn apply_ct_effects(
     }
 }
 
+/// `nft_payload_set_eval` for the writes a chain asked for, in order: the checksum at `csum_at` follows the
+/// change (`nft_payload_csum_inet`), and with `NFT_PAYLOAD_L4CSUM_PSEUDOHDR` the transport checksum too
+/// (`nft_payload_l4csum_update`: TCP, UDP with a checksum and not a fragment, UDP-Lite, ICMPv6). A write past
+/// the packet's end was refused by the chain already. The datagram is marked rewritten (its route is asked
+/// again).
+fn apply_payload_writes(pkt: &mut Packet<'_>, writes: &[nfr_vm::interp::PayloadWriteReq]) {
+    use crate::wire::{be16, csum_replace, proto};
+    let st = &pkt.state;
+    let l4 = st
+        .has_th
+        .then_some((usize::from(st.thoff), st.l4proto, st.is_fragment));
+    let data = pkt.data.to_mut();
+    for w in writes {
+        let end = w.offset.saturating_add(w.bytes.len());
+        let Some(old) = data.get(w.offset..end).map(<[u8]>::to_vec) else {
+            continue;
+        };
+        let mut fix = |at: usize, zero_means_none: bool| {
+            if at.saturating_add(2) > data.len() {
+                return;
+            }
+            let c = be16(data, at);
+            if zero_means_none && c == 0 {
+                return;
+            }
+            let mut n = csum_replace(c, &old, &w.bytes);
+            if n == 0 {
+                n = 0xffff; // CSUM_MANGLED_0
+            }
+            data[at..at + 2].copy_from_slice(&n.to_be_bytes());
+        };
+        if let Some(at) = w.csum_at {
+            fix(at, false);
+        }
+        if w.csum_flags & nfr_vm::insn::NFT_PAYLOAD_L4CSUM_PSEUDOHDR != 0
+            && let Some((thoff, l4proto, frag)) = l4
+        {
+            match l4proto {
+                proto::TCP => fix(thoff + 16, false),
+                proto::UDP if !frag => fix(thoff + 6, true),
+                proto::UDPLITE => fix(thoff + 6, false),
+                proto::ICMPV6 => fix(thoff + 2, false),
+                _ => {}
+            }
+        }
+        if let Some(dst) = data.get_mut(w.offset..end) {
+            dst.copy_from_slice(&w.bytes);
+        }
+    }
+    pkt.mangled = true;
+}
+
 /// The runtime's helper for a NUL-padded helper type name (`nf_conntrack_helper_try_module_get`).
 fn helper_by_name(name: &[u8; 16]) -> Option<Helper> {
     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
@@ -410,6 +462,9 @@ impl Engine for ChainEntry {
         }
         stats.logs += fx.logs.len() as u64;
         stats.nat += fx.nat.len() as u64;
+        if !fx.payload_writes.is_empty() {
+            apply_payload_writes(pkt, &fx.payload_writes);
+        }
         apply_ct_effects(
             pkt,
             cx,

@@ -48,8 +48,8 @@ pub struct Packet<'a> {
     pub generated: bool,
     /// The NAT rewrites it went through, while [`Hooks::trace_nat`] is on.
     pub rewrites: Vec<Rewrite>,
-    /// NAT rewrote the datagram (`nf_nat_packet`, or an ICMP error's translation): its addresses may have
-    /// changed.
+    /// NAT or a payload write rewrote the datagram (`nf_nat_packet`, an ICMP error's translation,
+    /// `nft_payload_set_eval`): its addresses may have changed.
     pub mangled: bool,
 }
 

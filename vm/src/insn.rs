@@ -344,6 +344,13 @@ pub struct NatSpec {
     pub flags: u32,
 }
 
+/// `NFT_PAYLOAD_CSUM_NONE` / `NFT_PAYLOAD_CSUM_INET`: a payload write fixes no checksum, or the
+/// Internet checksum at its `csum_offset`.
+pub const NFT_PAYLOAD_CSUM_NONE: u8 = 0;
+pub const NFT_PAYLOAD_CSUM_INET: u8 = 1;
+/// `NFT_PAYLOAD_L4CSUM_PSEUDOHDR`: the write changes the transport checksum's pseudo-header.
+pub const NFT_PAYLOAD_L4CSUM_PSEUDOHDR: u32 = 1;
+
 /// One instruction (an nf_tables expression).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Insn {
@@ -355,6 +362,9 @@ pub enum Insn {
         dreg: Reg,
     },
     /// `nft_payload` write (recorded in `Effects::payload_writes`, applied by the runtime).
+    /// `csum_type` is [`NFT_PAYLOAD_CSUM_NONE`] or [`NFT_PAYLOAD_CSUM_INET`] (the checksum at `csum_offset`
+    /// from the base follows the change), `csum_flags` may hold [`NFT_PAYLOAD_L4CSUM_PSEUDOHDR`] (the
+    /// transport checksum follows it too).
     PayloadWrite {
         base: PayloadBase,
         offset: u32,

@@ -134,13 +134,15 @@ pub struct NatRequest {
     pub flags: u32,
 }
 
-/// A payload write request (applied by the runtime; later loads in the same traversal still
-/// see the original bytes — a documented difference from the kernel).
+/// A payload write request (applied by the runtime when the chain returns; later loads in the same
+/// chain still see the original bytes — a documented difference from the kernel).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PayloadWriteReq {
     /// Absolute offset in the packet bytes.
     pub offset: usize,
     pub bytes: Vec<u8>,
+    /// Absolute offset of the checksum the write updates (`NFT_PAYLOAD_CSUM_INET`: base + `csum_offset`).
+    pub csum_at: Option<usize>,
     pub csum_type: u8,
     pub csum_offset: u32,
     pub csum_flags: u32,
@@ -633,9 +635,11 @@ impl VerifiedProgram {
                 len,
                 dreg,
             } => {
-                let Some(start) =
-                    payload_base(*base, st).and_then(|b| b.checked_add(*offset as usize))
-                else {
+                let Some(b) = payload_base(*base, st) else {
+                    *verdict = ChainVerdict::Break;
+                    return;
+                };
+                let Some(start) = b.checked_add(*offset as usize) else {
                     *verdict = ChainVerdict::Break;
                     return;
                 };
@@ -909,9 +913,11 @@ impl VerifiedProgram {
                 csum_flags,
             } => {
                 let len = usize::from(*len);
-                let Some(start) =
-                    payload_base(*base, st).and_then(|b| b.checked_add(*offset as usize))
-                else {
+                let Some(b) = payload_base(*base, st) else {
+                    *verdict = ChainVerdict::Break;
+                    return;
+                };
+                let Some(start) = b.checked_add(*offset as usize) else {
                     *verdict = ChainVerdict::Break;
                     return;
                 };
@@ -924,6 +930,8 @@ impl VerifiedProgram {
                 fx.payload_writes.push(PayloadWriteReq {
                     offset: start,
                     bytes: buf[..len].to_vec(),
+                    csum_at: (*csum_type == crate::insn::NFT_PAYLOAD_CSUM_INET)
+                        .then(|| b.saturating_add(*csum_offset as usize)),
                     csum_type: *csum_type,
                     csum_offset: *csum_offset,
                     csum_flags: *csum_flags,

@@ -1627,11 +1627,14 @@ impl Lower<'_> {
                     .load_window()
                     .ok_or_else(|| unsupported(span, "payload set"))?;
                 let (proto, name) = desc.map_or(("", ""), |f| (f.proto, f.field));
+                use nfr_vm::insn::{
+                    NFT_PAYLOAD_CSUM_INET, NFT_PAYLOAD_CSUM_NONE, NFT_PAYLOAD_L4CSUM_PSEUDOHDR,
+                };
                 let (csum_type, csum_offset) = match proto {
-                    "ip" => (1, 10),
-                    "tcp" => (1, 16),
-                    "icmp" | "icmpv6" => (1, 2),
-                    _ => (0, 0),
+                    "ip" => (NFT_PAYLOAD_CSUM_INET, 10),
+                    "tcp" => (NFT_PAYLOAD_CSUM_INET, 16),
+                    "icmp" | "icmpv6" => (NFT_PAYLOAD_CSUM_INET, 2),
+                    _ => (NFT_PAYLOAD_CSUM_NONE, 0),
                 };
                 let pseudo = matches!(
                     (proto, name),
@@ -1642,7 +1645,7 @@ impl Lower<'_> {
                 // nft writes whole 16-bit words when it fixes a checksum, and whole bytes
                 // around a sub-byte field: load the window, mask/xor the field in, write back
                 let (mut wstart, mut wend) = (off, off + len);
-                if csum_type != 0 {
+                if csum_type != NFT_PAYLOAD_CSUM_NONE {
                     wstart &= !1;
                     wend = wend.div_ceil(2) * 2;
                 }
@@ -1695,7 +1698,11 @@ impl Lower<'_> {
                     sreg: r,
                     csum_type,
                     csum_offset,
-                    csum_flags: u32::from(pseudo),
+                    csum_flags: if pseudo {
+                        NFT_PAYLOAD_L4CSUM_PSEUDOHDR
+                    } else {
+                        0
+                    },
                 });
             }
             StmtKind::Notrack => cx.emit(Insn::Notrack),
