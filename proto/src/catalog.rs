@@ -507,6 +507,19 @@ impl Datatype {
     }
 }
 
+/// nft's `log level` names and values (syslog's `LOG_*`, and nft's own `audit`, `NFT_LOGLEVEL_AUDIT`).
+pub const LOG_LEVEL: &[(&str, u64)] = &[
+    ("emerg", 0),
+    ("alert", 1),
+    ("crit", 2),
+    ("err", 3),
+    ("warn", 4),
+    ("notice", 5),
+    ("info", 6),
+    ("debug", 7),
+    ("audit", 8),
+];
+
 /// ct state bits (`NF_CT_STATE_*_BIT`).
 pub const CT_STATE: &[(&str, u64)] = &[
     ("invalid", 1),

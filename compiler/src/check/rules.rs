@@ -804,17 +804,18 @@ impl Ctx {
             }
             ast::StmtKind::Log(l) => {
                 if let Some(lv) = &l.level {
-                    const LEVELS: [&str; 9] = [
-                        "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug", "audit",
-                    ];
-                    if !LEVELS.contains(&lv.name.as_str()) {
+                    let levels: Vec<&str> = nfr_proto::catalog::LOG_LEVEL
+                        .iter()
+                        .map(|&(n, _)| n)
+                        .collect();
+                    if !levels.contains(&lv.name.as_str()) {
                         let mut d = Diagnostic::error(
                             "E0211",
                             self.sp(lv.span),
                             format!("unknown log level `{}`", lv.name),
                         )
-                        .with_note(format!("levels: {}", LEVELS.join(", ")));
-                        if let Some(m) = super::resolve::did_you_mean(&lv.name, LEVELS) {
+                        .with_note(format!("levels: {}", levels.join(", ")));
+                        if let Some(m) = super::resolve::did_you_mean(&lv.name, levels) {
                             d = d.with_help(format!("did you mean `{m}`?"));
                         }
                         self.diags.push(d);

@@ -423,18 +423,10 @@ fn payload_base(b: hir::PayloadBase) -> PayloadBase {
 }
 
 fn log_level(name: &str) -> Option<u32> {
-    Some(match name {
-        "emerg" => 0,
-        "alert" => 1,
-        "crit" => 2,
-        "err" => 3,
-        "warn" => 4,
-        "notice" => 5,
-        "info" => 6,
-        "debug" => 7,
-        "audit" => 8,
-        _ => return None,
-    })
+    nfr_proto::catalog::LOG_LEVEL
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, v)| v as u32)
 }
 
 /// One item of a rule after nft's payload merging.

@@ -561,10 +561,11 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
             if !l.prefix.is_empty() {
                 t.push_str(&format!(" prefix {}", nft_str(&l.prefix)?));
             }
-            let lv = [
-                "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
-            ];
-            let name = lv.get(usize::from(l.level)).ok_or("a LOG level above 7")?;
+            let name = nfr_proto::catalog::LOG_LEVEL
+                .iter()
+                .find(|&&(_, v)| v == u64::from(l.level) && v <= 7)
+                .map(|&(n, _)| n)
+                .ok_or("a LOG level above 7")?;
             if l.level != 4 {
                 t.push_str(&format!(" level {name}"));
             }
