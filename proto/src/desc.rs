@@ -61,12 +61,24 @@ pub struct ProtoDesc {
     pub protocol_key: ProtoKey,
     /// Upper-layer protocols by the key's value (`PROTO_LINK`).
     pub upper: &'static [(u16, &'static str)],
+    /// The Internet checksum a payload write must keep right (`checksum_key`, `NFT_PAYLOAD_CSUM_INET`): its
+    /// offset in the header, in bytes.
+    pub checksum_at: Option<u32>,
+    /// Fields that are part of the transport checksum's pseudo-header: a write to them updates it too
+    /// (`NFT_PAYLOAD_L4CSUM_PSEUDOHDR`); `&["*"]`: every field of the header (UDP, whose own checksum nft
+    /// leaves to the pseudo-header update, as it may be 0).
+    pub pseudo_fields: &'static [&'static str],
 }
 
 impl ProtoDesc {
     /// The upper-layer protocol the key value `n` selects.
     pub fn upper(&self, n: u16) -> Option<&'static str> {
         self.upper.iter().find(|(v, _)| *v == n).map(|(_, d)| *d)
+    }
+
+    /// Whether a write to `field` of this header changes the transport checksum's pseudo-header.
+    pub fn in_pseudo_header(&self, field: &str) -> bool {
+        self.pseudo_fields.iter().any(|f| *f == "*" || *f == field)
     }
 
     /// The key value that selects `upper` above this protocol.
@@ -105,6 +117,16 @@ const fn transport(name: &'static str) -> ProtoDesc {
         base: PayloadBase::Transport,
         protocol_key: ProtoKey::None,
         upper: &[],
+        checksum_at: None,
+        pseudo_fields: &[],
+    }
+}
+
+/// A transport header with an Internet checksum at `at`.
+const fn transport_csum(name: &'static str, at: u32) -> ProtoDesc {
+    ProtoDesc {
+        checksum_at: Some(at),
+        ..transport(name)
     }
 }
 
@@ -121,6 +143,8 @@ pub static PROTOS: &[ProtoDesc] = &[
             (ETH_P_8021Q, "vlan"),
             (ETH_P_8021AD, "vlan"),
         ],
+        checksum_at: None,
+        pseudo_fields: &[],
     },
     ProtoDesc {
         name: "vlan",
@@ -132,36 +156,48 @@ pub static PROTOS: &[ProtoDesc] = &[
             (ETH_P_IPV6, "ip6"),
             (ETH_P_8021Q, "vlan"),
         ],
+        checksum_at: None,
+        pseudo_fields: &[],
     },
     ProtoDesc {
         name: "arp",
         base: PayloadBase::Network,
         protocol_key: ProtoKey::None,
         upper: &[],
+        checksum_at: None,
+        pseudo_fields: &[],
     },
     ProtoDesc {
         name: "ip",
         base: PayloadBase::Network,
         protocol_key: ProtoKey::Field("protocol"),
         upper: inet_service_links!(l4(IPPROTO_ICMP, "icmp"), l4(IPPROTO_IGMP, "igmp")),
+        checksum_at: Some(10),
+        pseudo_fields: &["saddr", "daddr", "protocol"],
     },
     ProtoDesc {
         name: "ip6",
         base: PayloadBase::Network,
         protocol_key: ProtoKey::Field("nexthdr"),
         upper: inet_service_links!(l4(IPPROTO_ICMPV6, "icmpv6")),
+        checksum_at: None,
+        pseudo_fields: &["saddr", "daddr"],
     },
     ProtoDesc {
         name: "inet",
         base: PayloadBase::Link,
         protocol_key: ProtoKey::Meta("nfproto"),
         upper: &[(NFPROTO_IPV4 as u16, "ip"), (NFPROTO_IPV6 as u16, "ip6")],
+        checksum_at: None,
+        pseudo_fields: &[],
     },
     ProtoDesc {
         name: "netdev",
         base: PayloadBase::Link,
         protocol_key: ProtoKey::Meta("protocol"),
         upper: &[(ETH_P_IP, "ip"), (ETH_P_ARP, "arp"), (ETH_P_IPV6, "ip6")],
+        checksum_at: None,
+        pseudo_fields: &[],
     },
     ProtoDesc {
         name: "inet-service",
@@ -172,18 +208,23 @@ pub static PROTOS: &[ProtoDesc] = &[
             l4(IPPROTO_IGMP, "igmp"),
             l4(IPPROTO_ICMPV6, "icmpv6")
         ),
+        checksum_at: None,
+        pseudo_fields: &[],
     },
-    transport("tcp"),
-    transport("udp"),
+    transport_csum("tcp", 16),
+    ProtoDesc {
+        pseudo_fields: &["*"],
+        ..transport("udp")
+    },
     transport("udplite"),
     transport("dccp"),
     transport("sctp"),
     transport("esp"),
     transport("ah"),
     transport("comp"),
-    transport("icmp"),
+    transport_csum("icmp", 2),
     transport("igmp"),
-    transport("icmpv6"),
+    transport_csum("icmpv6", 2),
     transport("th"),
 ];
 

@@ -1622,18 +1622,12 @@ impl Lower<'_> {
                 use nfr_vm::insn::{
                     NFT_PAYLOAD_CSUM_INET, NFT_PAYLOAD_CSUM_NONE, NFT_PAYLOAD_L4CSUM_PSEUDOHDR,
                 };
-                let (csum_type, csum_offset) = match proto {
-                    "ip" => (NFT_PAYLOAD_CSUM_INET, 10),
-                    "tcp" => (NFT_PAYLOAD_CSUM_INET, 16),
-                    "icmp" | "icmpv6" => (NFT_PAYLOAD_CSUM_INET, 2),
-                    _ => (NFT_PAYLOAD_CSUM_NONE, 0),
+                let pd = nfr_proto::desc::desc(proto);
+                let (csum_type, csum_offset) = match pd.and_then(|d| d.checksum_at) {
+                    Some(at) => (NFT_PAYLOAD_CSUM_INET, at),
+                    None => (NFT_PAYLOAD_CSUM_NONE, 0),
                 };
-                let pseudo = matches!(
-                    (proto, name),
-                    ("ip", "saddr" | "daddr" | "protocol")
-                        | ("ip6", "saddr" | "daddr")
-                        | ("udp", _)
-                );
+                let pseudo = pd.is_some_and(|d| d.in_pseudo_header(name));
                 // nft writes whole 16-bit words when it fixes a checksum, and whole bytes
                 // around a sub-byte field: load the window, mask/xor the field in, write back
                 let (mut wstart, mut wend) = (off, off + len);
