@@ -186,7 +186,7 @@ mod tests {
     /// the blob executor too (cases that do not map are skipped and counted).
     #[test]
     fn corpus_cases_that_map_run_on_the_blob() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/corpus");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/cases");
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .flatten()

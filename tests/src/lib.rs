@@ -1,4 +1,4 @@
-//! nfr-testsuite: the shared engine corpus (`testdata/corpus/*.toml`, regex-automata's habit)
+//! nfr-testsuite: the shared engine corpus (`testdata/cases/*.toml`, regex-automata's habit)
 //! and the harness that runs every case on every engine.
 //!
 //! A case is a ruleset (inline `rules` or a `file` relative to the workspace root) plus

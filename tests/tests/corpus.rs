@@ -1,4 +1,4 @@
-//! Runs every case of `testdata/corpus/*.toml` on every engine (see `nfr_testsuite`), one test
+//! Runs every case of `testdata/cases/*.toml` on every engine (see `nfr_testsuite`), one test
 //! per case named `file.toml/case` (so `cargo test -p nfr-testsuite --test corpus -- nat.toml/`
 //! selects some; `NFR_TEST=substr,-excluded` too). `NFR_TEST_VERBOSE=1` prints the engines a
 //! case skips. A case's failures on every engine are reported together.

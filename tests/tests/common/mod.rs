@@ -1,5 +1,5 @@
 //! What the corpus test binaries share: the workspace root and the sorted list of
-//! `testdata/corpus/*.toml` files (the harness library never opens files, so the tests read them).
+//! `testdata/cases/*.toml` files (the harness library never opens files, so the tests read them).
 //! Each test file includes it with `mod common;`.
 
 use std::path::PathBuf;
@@ -9,10 +9,10 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Every `testdata/corpus/*.toml`, sorted by path.
+/// Every `testdata/cases/*.toml`, sorted by path.
 pub fn corpus_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("testdata/corpus"))
-        .expect("testdata/corpus exists")
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("testdata/cases"))
+        .expect("testdata/cases exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
