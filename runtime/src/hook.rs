@@ -876,7 +876,8 @@ impl Hooks {
                     .profile
                     .is_some_and(|p| p.timing)
                     .then(std::time::Instant::now);
-                if self.fib_types {
+                // The addresses' route types: once a traversal, and again after NAT or a payload write.
+                if self.fib_types && (s == start || pkt.mangled) {
                     self.ifaddrs.set_fib_types(pkt);
                 }
                 let v = e.engine.hook(pkt, &mut cx);
