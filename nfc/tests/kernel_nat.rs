@@ -1,0 +1,522 @@
+//! NAT against the kernel where the oracle's lab cannot follow it: the FTP helper's NAT (`nf_nat_ftp`: PORT,
+//! 227 and EPRT text rewritten for the NATed address, the length change carried into later sequence and
+//! acknowledgement numbers, the data connections NATed like their master) and IPv6 NAT (snat, dnat to an
+//! address and port, masquerade, an ICMPv6 error about a NATed flow). Each case's capture and nftables ruleset
+//! go through the kernel in `kernel/nat_lab.py` (a three-namespace forwarding lab for both families that
+//! records every datagram the firewall sends, and completes the transport checksums the kernel leaves to the
+//! device after a helper's rewrite) and through `nfc run pcap` on the interpreter and the JIT, with one and two
+//! threads. Compared strictly: per packet the fate (something left or not) and the conntrack state, the
+//! datagrams that left byte for byte (checksums included), and the conntrack table at the end with both tuples.
+//!
+//! Without the oracle (no `../shared/oracle`, not root, tools missing) the cases are reported as ignored; with
+//! `NFC_REQUIRE_ORACLE=1` they fail instead.
+
+mod common;
+
+use common::{nfc, root, shared, stdout};
+use libtest_mimic::{Arguments, Failed, Trial};
+use nfr_runtime::pcap::{pcap_header, pcap_record};
+use nfr_runtime::wire::build;
+use serde_json::Value;
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    let args = Arguments::from_args();
+    let why =
+        common::gate::oracle_script("kernel_blob.py", &["nft", "conntrack", "python3", "ip"]).err();
+    let require = std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1");
+    if let Some(w) = &why {
+        eprintln!(
+            "{}: kernel oracle unavailable: {w}",
+            if require {
+                "FAIL (NFC_REQUIRE_ORACLE=1)"
+            } else {
+                "SKIP"
+            }
+        );
+    }
+    let ignored = why.is_some() && !require;
+    let trials = cases()
+        .into_iter()
+        .map(|case| {
+            let w = why.clone();
+            Trial::test(format!("kernel_{}", case.name), move || {
+                run_case(&case, w.as_deref())
+            })
+            .with_ignored_flag(ignored)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn a(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
+const PSH: u8 = 0x08;
+
+#[allow(clippy::too_many_arguments)]
+fn tcp(
+    src: &str,
+    dst: &str,
+    sp: u16,
+    dp: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    data: &[u8],
+) -> Vec<u8> {
+    build::tcp(a(src), a(dst), sp, dp, seq, ack, flags, 64240, &[], data)
+}
+
+/// A raw-IP pcap, one packet a millisecond.
+fn pcap(pkts: &[Vec<u8>]) -> Vec<u8> {
+    let mut o = pcap_header(101, 262_144).to_vec();
+    for (i, p) in pkts.iter().enumerate() {
+        o.extend(pcap_record(
+            1_700_000_000_000_000 + 1000 * i as u64,
+            p.len() as u32,
+            p,
+        ));
+    }
+    o
+}
+
+/// The IP datagrams of a pcap (Ethernet 1 or raw 101), cut to their IP length.
+fn read_pcap(b: &[u8]) -> Vec<Vec<u8>> {
+    let mut r = nfr_runtime::pcap::PcapReader::new(b).unwrap();
+    let mut out = Vec::new();
+    while let Ok(Some(f)) = r.next_frame() {
+        let d = f.data;
+        let ip = match f.linktype {
+            1 if d.len() > 14 => &d[14..],
+            _ => d,
+        };
+        let tot = match ip.first().map(|b| b >> 4) {
+            Some(4) if ip.len() >= 20 => usize::from(u16::from_be_bytes([ip[2], ip[3]])),
+            Some(6) if ip.len() >= 40 => 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]])),
+            _ => continue,
+        };
+        out.push(ip[..tot.min(ip.len())].to_vec());
+    }
+    out
+}
+
+fn hex(p: &[u8]) -> String {
+    p.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A `conntrack -L` line as compared: protocol, TCP state, both tuples and the ASSURED / UNREPLIED flags (no
+/// timeout, counters, mark, helper).
+fn ct_key(line: &str) -> Option<String> {
+    let t: Vec<&str> = line.split_whitespace().collect();
+    if t.len() < 4 || t[1].parse::<u8>().is_err() {
+        return None;
+    }
+    let mut k = vec![t[0].to_string()];
+    for w in &t[3..] {
+        match w.split_once('=') {
+            Some((name, _))
+                if ["src", "dst", "sport", "dport", "type", "code", "id"].contains(&name) =>
+            {
+                k.push(w.to_string());
+            }
+            Some(_) => {}
+            None if w
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || "_[]".contains(c)) =>
+            {
+                k.push(w.to_string())
+            }
+            None => {}
+        }
+    }
+    Some(k.join(" "))
+}
+
+struct Case {
+    name: &'static str,
+    rules: String,
+    pkts: Vec<Vec<u8>>,
+    /// Prefixes on each side of the firewall (its interfaces `left` and `right`).
+    left: Vec<&'static str>,
+    right: Vec<&'static str>,
+    /// Addresses of the firewall's interfaces (`DEV=ADDRESS/LEN`), what masquerade maps to.
+    if_addr: Vec<&'static str>,
+    /// Per packet, what the kernel is known to do (`fate ct`), checked against the lab too.
+    expect: Vec<&'static str>,
+}
+
+/// What one side (the kernel or an nfc run) did: per packet (fate, ct state), the datagrams that left (hex,
+/// sorted), the conntrack table ([`ct_key`], sorted).
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    per_packet: Vec<(String, String)>,
+    egress: Vec<String>,
+    table: Vec<String>,
+}
+
+fn kernel(case: &Case, dir: &Path) -> Result<Outcome, Failed> {
+    let out = dir.join("kernel.json");
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("nfc/tests/kernel/nat_lab.py"))
+        .arg(shared("oracle"))
+        .arg(dir.join("rules.nft"))
+        .arg(dir.join("cap.pcap"))
+        .arg(&out);
+    for p in &case.left {
+        cmd.args(["--left", p]);
+    }
+    for p in &case.right {
+        cmd.args(["--right", p]);
+    }
+    for p in &case.if_addr {
+        cmd.args(["--if-addr", p]);
+    }
+    let o = cmd.output().map_err(|e| format!("python3: {e}"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "the kernel lab failed: {}{}",
+            stdout(&o),
+            String::from_utf8_lossy(&o.stderr)
+        )
+        .into());
+    }
+    let rep: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let mut per_packet = Vec::new();
+    let mut egress = Vec::new();
+    for p in rep["packets"].as_array().unwrap() {
+        let left = p["left"].as_array().unwrap();
+        let ct = match p["ct"].as_str().unwrap_or("") {
+            "new" => "NEW",
+            "established/original" => "EST",
+            "established/reply" => "EST_REPLY",
+            "related/original" => "REL",
+            "related/reply" => "REL_REPLY",
+            "invalid" => "INVALID",
+            "untracked" => "UNTRACKED",
+            _ => "-",
+        };
+        let fate = if left.is_empty() { "drop" } else { "accept" };
+        per_packet.push((fate.to_string(), ct.to_string()));
+        egress.extend(left.iter().map(|l| l["hex"].as_str().unwrap().to_string()));
+    }
+    egress.sort();
+    let mut table: Vec<String> = rep["conntrack"]
+        .as_str()
+        .unwrap_or("")
+        .lines()
+        .filter_map(ct_key)
+        .collect();
+    table.sort();
+    Ok(Outcome {
+        per_packet,
+        egress,
+        table,
+    })
+}
+
+fn ours(case: &Case, dir: &Path, engine: &str, threads: &str) -> Result<Outcome, Failed> {
+    let acc = dir.join(format!("acc-{engine}-{threads}.pcap"));
+    let rules = dir.join("rules.nft");
+    let cap = dir.join("cap.pcap");
+    let mut args = vec![
+        "run".to_string(),
+        "pcap".into(),
+        rules.display().to_string(),
+        cap.display().to_string(),
+        "--engine".into(),
+        engine.into(),
+        "--threads".into(),
+        threads.into(),
+        "--trace".into(),
+        "--json".into(),
+        "--write-accepted".into(),
+        acc.display().to_string(),
+    ];
+    for (side, prefixes) in [("left", &case.left), ("right", &case.right)] {
+        for p in prefixes.iter() {
+            args.extend(["--iface".into(), format!("{side}={p}")]);
+        }
+    }
+    for p in &case.if_addr {
+        args.extend(["--iface".into(), p.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = nfc(&args);
+    if o.status.code() != Some(0) {
+        return Err(format!(
+            "{engine} --threads {threads}: exit {:?}: {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        )
+        .into());
+    }
+    let mut per_packet = Vec::new();
+    let mut table = Vec::new();
+    for l in stdout(&o).lines() {
+        let v: Value = serde_json::from_str(l).map_err(|e| format!("{l}: {e}"))?;
+        if let Some(r) = v.get("report") {
+            table = r["conntrack"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str().and_then(ct_key))
+                .collect();
+            table.sort();
+        }
+        if v.get("frame").is_some() {
+            let fate = if v["verdict"] == "accept" {
+                "accept"
+            } else {
+                "drop"
+            };
+            let ct = v["ct_state"].as_str().unwrap_or("-").to_string();
+            per_packet.push((fate.to_string(), ct));
+        }
+    }
+    let mut egress: Vec<String> = read_pcap(&std::fs::read(&acc).unwrap_or_default())
+        .iter()
+        .map(|p| hex(p))
+        .collect();
+    egress.sort();
+    Ok(Outcome {
+        per_packet,
+        egress,
+        table,
+    })
+}
+
+fn run_case(case: &Case, unavailable: Option<&str>) -> Result<(), Failed> {
+    if let Some(w) = unavailable {
+        return Err(
+            format!("kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {w}").into(),
+        );
+    }
+    let dir = common::tmp_dir(&format!("nat-{}", case.name));
+    std::fs::write(dir.join("rules.nft"), &case.rules).unwrap();
+    std::fs::write(dir.join("cap.pcap"), pcap(&case.pkts)).unwrap();
+    let k = kernel(case, &dir)?;
+    let mut bad = Vec::new();
+    for (i, want) in case.expect.iter().enumerate() {
+        let got = k.per_packet.get(i).map(|(f, c)| format!("{f} {c}"));
+        if got.as_deref() != Some(*want) {
+            bad.push(format!(
+                "packet {}: the kernel says {got:?}, the case expects {want:?}",
+                i + 1
+            ));
+        }
+    }
+    for engine in ["interp", "jit"] {
+        for threads in ["1", "2"] {
+            let n = ours(case, &dir, engine, threads)?;
+            for (i, (kp, np)) in k.per_packet.iter().zip(&n.per_packet).enumerate() {
+                if kp != np {
+                    bad.push(format!(
+                        "{engine} --threads {threads} packet {}: kernel {} {}, nfc {} {}",
+                        i + 1,
+                        kp.0,
+                        kp.1,
+                        np.0,
+                        np.1
+                    ));
+                }
+            }
+            if n.per_packet.len() != k.per_packet.len() {
+                bad.push(format!("{engine}: {} frames", n.per_packet.len()));
+            }
+            if n.table != k.table {
+                bad.push(format!(
+                    "{engine} --threads {threads}: conntrack tables differ\n    kernel: {:#?}\n    nfc:    {:#?}",
+                    k.table, n.table
+                ));
+            }
+            if n.egress != k.egress {
+                let only = |x: &[String], y: &[String]| -> Vec<String> {
+                    x.iter().filter(|p| !y.contains(p)).cloned().collect()
+                };
+                bad.push(format!(
+                    "{engine} --threads {threads}: packets that left differ\n    kernel only: {:#?}\n    nfc only:    {:#?}",
+                    only(&k.egress, &n.egress),
+                    only(&n.egress, &k.egress)
+                ));
+            }
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: rules\n{}\n{}", case.name, case.rules, bad.join("\n")).into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The cases.
+
+fn cases() -> Vec<Case> {
+    vec![ftp_snat(), nat66()]
+}
+
+/// An FTP client (10.0.0.2) SNATed to 198.51.100.1 talks to a server (198.51.100.20): `PORT` (4 bytes longer
+/// once rewritten), the active data connection from port 20 (expected at the NATed address, DNATed back to
+/// the client), `PASV` and its `227` (rewritten with the same text), the passive data connection (SNATed like
+/// its master), `EPRT` (4 bytes longer again), and the close; the server acknowledges the lengths it received, which
+/// conntrack takes the offsets out of.
+fn ftp_snat() -> Case {
+    let (c, s, n) = ("10.0.0.2", "198.51.100.20", "198.51.100.1");
+    let mut pkts = Vec::new();
+    let mut expect = Vec::new();
+    // Sequence numbers: the client's (its own space), the server's, and what the NAT added to the client's.
+    let (mut cs, mut ss, mut off) = (1000u32, 5000u32, 0u32);
+    let cl = |pkts: &mut Vec<Vec<u8>>, flags: u8, data: &[u8], cs: &mut u32, ss: u32| {
+        pkts.push(tcp(c, s, 40000, 21, *cs, ss, flags, data));
+        *cs += data.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
+    };
+    let sv = |pkts: &mut Vec<Vec<u8>>, flags: u8, data: &[u8], ss: &mut u32, ack: u32| {
+        pkts.push(tcp(s, n, 21, 40000, *ss, ack, flags, data));
+        *ss += data.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
+    };
+    pkts.push(tcp(c, s, 40000, 21, cs, 0, SYN, b""));
+    cs += 1;
+    sv(&mut pkts, SYN | ACK, b"", &mut ss, cs);
+    cl(&mut pkts, ACK, b"", &mut cs, ss);
+    sv(&mut pkts, PSH | ACK, b"220 nfc ftp\r\n", &mut ss, cs);
+    cl(&mut pkts, ACK, b"", &mut cs, ss);
+    // The helper reads a command only in a segment that starts just after a newline it saw.
+    cl(&mut pkts, PSH | ACK, b"USER ftp\r\n", &mut cs, ss);
+    sv(&mut pkts, PSH | ACK, b"230 ok\r\n", &mut ss, cs);
+    expect.extend([
+        "accept NEW",
+        "accept EST_REPLY",
+        "accept EST",
+        "accept EST_REPLY",
+        "accept EST",
+    ]);
+    expect.extend(["accept EST", "accept EST_REPLY"]);
+    // PORT: "10,0,0,2,195,80" becomes "198,51,100,1,195,80".
+    cl(
+        &mut pkts,
+        PSH | ACK,
+        b"PORT 10,0,0,2,195,80\r\n",
+        &mut cs,
+        ss,
+    );
+    off += 4;
+    sv(&mut pkts, PSH | ACK, b"200 PORT ok\r\n", &mut ss, cs + off);
+    pkts.push(tcp(s, n, 20, 50000, 7000, 0, SYN, b""));
+    pkts.push(tcp(c, s, 50000, 20, 9000, 7001, SYN | ACK, b""));
+    pkts.push(tcp(s, n, 20, 50000, 7001, 9001, ACK, b""));
+    expect.extend([
+        "accept EST",
+        "accept EST_REPLY",
+        "accept REL",
+        "accept EST_REPLY",
+        "accept EST",
+    ]);
+    // PASV: the 227 is written again with the server's own address (same length).
+    cl(&mut pkts, PSH | ACK, b"PASV\r\n", &mut cs, ss);
+    sv(
+        &mut pkts,
+        PSH | ACK,
+        b"227 Entering Passive Mode (198,51,100,20,195,81).\r\n",
+        &mut ss,
+        cs + off,
+    );
+    pkts.push(tcp(c, s, 40001, 50001, 3000, 0, SYN, b""));
+    pkts.push(tcp(s, n, 50001, 40001, 8000, 3001, SYN | ACK, b""));
+    expect.extend([
+        "accept EST",
+        "accept EST_REPLY",
+        "accept REL",
+        "accept EST_REPLY",
+    ]);
+    // EPRT: "|1|10.0.0.2|50002|" becomes "|1|198.51.100.1|50002|".
+    cl(
+        &mut pkts,
+        PSH | ACK,
+        b"EPRT |1|10.0.0.2|50002|\r\n",
+        &mut cs,
+        ss,
+    );
+    off += 4;
+    sv(&mut pkts, PSH | ACK, b"200 EPRT ok\r\n", &mut ss, cs + off);
+    cl(&mut pkts, FIN | ACK, b"", &mut cs, ss);
+    sv(&mut pkts, FIN | ACK, b"", &mut ss, cs + off);
+    cl(&mut pkts, ACK, b"", &mut cs, ss);
+    expect.extend([
+        "accept EST",
+        "accept EST_REPLY",
+        "accept EST",
+        "accept EST_REPLY",
+        "accept EST",
+    ]);
+    Case {
+        name: "ftp_snat_port_pasv_eprt",
+        rules: "table ip filter {\n\tct helper ftp-standard {\n\t\ttype \"ftp\" protocol tcp\n\t}\n\n\
+                \tchain prerouting {\n\t\ttype filter hook prerouting priority filter; policy accept;\n\
+                \t\ttcp dport 21 ct helper set \"ftp-standard\"\n\t}\n}\n\
+                table ip nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+                \t\toifname \"right\" snat to 198.51.100.1\n\t}\n}\n"
+            .into(),
+        pkts,
+        left: vec!["10.0.0.0/24"],
+        right: vec!["198.51.100.0/24"],
+        if_addr: vec![],
+        expect,
+    }
+}
+
+/// IPv6 NAT: a UDP query masqueraded to the right interface's address and its answer, a TCP connection
+/// DNATed to another address and port and SNATed, a ping SNATed, and a router's ICMPv6 error about the UDP
+/// flow sent to the masqueraded address: translated back to the client, the quoted datagram too (checksums
+/// through the pseudo-header).
+fn nat66() -> Case {
+    let (c, s, t, m, n, r) = (
+        "2001:db8::10",
+        "2001:db8:1::20",
+        "2001:db8:1::30",
+        "2001:db8:1::1",
+        "2001:db8:ff::1",
+        "2001:db8:1::99",
+    );
+    let q = build::udp(a(c), a(s), 1000, 53, b"query");
+    let quoted = build::udp(a(m), a(s), 1000, 53, b"query");
+    let pkts = vec![
+        q,
+        build::udp(a(s), a(m), 53, 1000, b"answer"),
+        tcp(c, s, 40000, 80, 100, 0, SYN, b""),
+        tcp(t, n, 8080, 40000, 900, 101, SYN | ACK, b""),
+        tcp(c, s, 40000, 80, 101, 901, ACK, b""),
+        build::icmp(a(c), a(s), 128, 0, build::echo(7, 1), b"ping"),
+        build::icmp(a(s), a(n), 129, 0, build::echo(7, 1), b"ping"),
+        build::icmp(a(r), a(m), 1, 4, [0; 4], &quoted),
+    ];
+    Case {
+        name: "nat66_snat_dnat_masquerade_icmpv6_error",
+        rules: "table inet nat {\n\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+                \t\tip6 daddr 2001:db8:1::20 tcp dport 80 dnat ip6 to [2001:db8:1::30]:8080\n\t}\n\n\
+                \tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+                \t\toifname \"right\" meta l4proto udp masquerade\n\
+                \t\toifname \"right\" snat ip6 to 2001:db8:ff::1\n\t}\n}\n"
+            .into(),
+        pkts,
+        left: vec!["2001:db8::/64"],
+        right: vec!["2001:db8:1::/64", "2001:db8:ff::/64"],
+        if_addr: vec!["right=2001:db8:1::1/64"],
+        expect: vec![
+            "accept NEW",
+            "accept EST_REPLY",
+            "accept NEW",
+            "accept EST_REPLY",
+            "accept EST",
+            "accept NEW",
+            "accept EST_REPLY",
+            "accept REL_REPLY",
+        ],
+    }
+}
