@@ -359,115 +359,258 @@ fn run_case(case: &Case, unavailable: Option<&str>) -> Result<(), Failed> {
 // The cases.
 
 fn cases() -> Vec<Case> {
-    vec![ftp_snat(), nat66()]
+    vec![
+        ftp_snat(),
+        ftp_dnat_pasv_epsv(),
+        ftp6_snat_eprt_sack(),
+        nat66(),
+    ]
 }
+
+/// One FTP control connection as a capture: the client's packets (to the address it sees), the server's (to
+/// the address it sees), each side's own sequence numbers, and what the NAT added to each side's stream (what
+/// the other side acknowledges).
+struct Ftp {
+    c: &'static str,
+    c_dst: &'static str,
+    s: &'static str,
+    s_dst: &'static str,
+    cport: u16,
+    cs: u32,
+    ss: u32,
+    c_off: u32,
+    s_off: u32,
+    opts: Vec<u8>,
+    pkts: Vec<Vec<u8>>,
+    expect: Vec<&'static str>,
+}
+
+impl Ftp {
+    fn new(c: &'static str, c_dst: &'static str, s: &'static str, s_dst: &'static str) -> Ftp {
+        Ftp {
+            c,
+            c_dst,
+            s,
+            s_dst,
+            cport: 40000,
+            cs: 1000,
+            ss: 5000,
+            c_off: 0,
+            s_off: 0,
+            opts: Vec::new(),
+            pkts: Vec::new(),
+            expect: Vec::new(),
+        }
+    }
+
+    fn client(&mut self, flags: u8, data: &[u8], expect: &'static str) {
+        let ack = if flags & ACK != 0 {
+            self.ss.wrapping_add(self.s_off)
+        } else {
+            0
+        };
+        let opts = if flags & SYN != 0 {
+            &self.opts[..]
+        } else {
+            &[]
+        };
+        self.pkts.push(build::tcp(
+            a(self.c),
+            a(self.c_dst),
+            self.cport,
+            21,
+            self.cs,
+            ack,
+            flags,
+            64240,
+            opts,
+            data,
+        ));
+        self.cs += data.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
+        self.expect.push(expect);
+    }
+
+    fn server_with(&mut self, flags: u8, data: &[u8], opts: &[u8], expect: &'static str) {
+        let ack = self.cs.wrapping_add(self.c_off);
+        self.pkts.push(build::tcp(
+            a(self.s),
+            a(self.s_dst),
+            21,
+            self.cport,
+            self.ss,
+            ack,
+            flags,
+            64240,
+            opts,
+            data,
+        ));
+        self.ss += data.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
+        self.expect.push(expect);
+    }
+
+    fn server(&mut self, flags: u8, data: &[u8], expect: &'static str) {
+        let opts = if flags & SYN != 0 {
+            self.opts.clone()
+        } else {
+            Vec::new()
+        };
+        self.server_with(flags, data, &opts, expect);
+    }
+
+    /// Handshake, the greeting and a login line each way (the helper reads a command only in a segment that
+    /// starts just after a newline it saw).
+    fn open(&mut self) {
+        self.client(SYN, b"", "accept NEW");
+        self.server(SYN | ACK, b"", "accept EST_REPLY");
+        self.client(ACK, b"", "accept EST");
+        self.server(PSH | ACK, b"220 nfc ftp\r\n", "accept EST_REPLY");
+        self.client(PSH | ACK, b"USER ftp\r\n", "accept EST");
+        self.server(PSH | ACK, b"230 ok\r\n", "accept EST_REPLY");
+    }
+
+    fn close(&mut self) {
+        self.client(FIN | ACK, b"", "accept EST");
+        self.server(FIN | ACK, b"", "accept EST_REPLY");
+        self.client(ACK, b"", "accept EST");
+    }
+
+    /// A packet of another connection.
+    fn other(&mut self, p: Vec<u8>, expect: &'static str) {
+        self.pkts.push(p);
+        self.expect.push(expect);
+    }
+}
+
+const FTP_HELPER: &str = "table inet filter {\n\tct helper ftp-standard {\n\t\ttype \"ftp\" protocol tcp\n\t}\n\n\
+    \tchain prerouting {\n\t\ttype filter hook prerouting priority filter; policy accept;\n\
+    \t\ttcp dport 21 ct helper set \"ftp-standard\"\n\t}\n}\n";
 
 /// An FTP client (10.0.0.2) SNATed to 198.51.100.1 talks to a server (198.51.100.20): `PORT` (4 bytes longer
 /// once rewritten), the active data connection from port 20 (expected at the NATed address, DNATed back to
 /// the client), `PASV` and its `227` (rewritten with the same text), the passive data connection (SNATed like
-/// its master), `EPRT` (4 bytes longer again), and the close; the server acknowledges the lengths it received, which
-/// conntrack takes the offsets out of.
+/// its master), `EPRT` (4 bytes longer again), and the close; the server acknowledges the lengths it received,
+/// which conntrack takes the offsets out of.
 fn ftp_snat() -> Case {
     let (c, s, n) = ("10.0.0.2", "198.51.100.20", "198.51.100.1");
-    let mut pkts = Vec::new();
-    let mut expect = Vec::new();
-    // Sequence numbers: the client's (its own space), the server's, and what the NAT added to the client's.
-    let (mut cs, mut ss, mut off) = (1000u32, 5000u32, 0u32);
-    let cl = |pkts: &mut Vec<Vec<u8>>, flags: u8, data: &[u8], cs: &mut u32, ss: u32| {
-        pkts.push(tcp(c, s, 40000, 21, *cs, ss, flags, data));
-        *cs += data.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
-    };
-    let sv = |pkts: &mut Vec<Vec<u8>>, flags: u8, data: &[u8], ss: &mut u32, ack: u32| {
-        pkts.push(tcp(s, n, 21, 40000, *ss, ack, flags, data));
-        *ss += data.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
-    };
-    pkts.push(tcp(c, s, 40000, 21, cs, 0, SYN, b""));
-    cs += 1;
-    sv(&mut pkts, SYN | ACK, b"", &mut ss, cs);
-    cl(&mut pkts, ACK, b"", &mut cs, ss);
-    sv(&mut pkts, PSH | ACK, b"220 nfc ftp\r\n", &mut ss, cs);
-    cl(&mut pkts, ACK, b"", &mut cs, ss);
-    // The helper reads a command only in a segment that starts just after a newline it saw.
-    cl(&mut pkts, PSH | ACK, b"USER ftp\r\n", &mut cs, ss);
-    sv(&mut pkts, PSH | ACK, b"230 ok\r\n", &mut ss, cs);
-    expect.extend([
-        "accept NEW",
+    let mut f = Ftp::new(c, s, s, n);
+    f.open();
+    // "10,0,0,2,195,80" becomes "198,51,100,1,195,80".
+    f.client(PSH | ACK, b"PORT 10,0,0,2,195,80\r\n", "accept EST");
+    f.c_off += 4;
+    f.server(PSH | ACK, b"200 PORT ok\r\n", "accept EST_REPLY");
+    f.other(tcp(s, n, 20, 50000, 7000, 0, SYN, b""), "accept REL");
+    f.other(
+        tcp(c, s, 50000, 20, 9000, 7001, SYN | ACK, b""),
         "accept EST_REPLY",
-        "accept EST",
-        "accept EST_REPLY",
-        "accept EST",
-    ]);
-    expect.extend(["accept EST", "accept EST_REPLY"]);
-    // PORT: "10,0,0,2,195,80" becomes "198,51,100,1,195,80".
-    cl(
-        &mut pkts,
-        PSH | ACK,
-        b"PORT 10,0,0,2,195,80\r\n",
-        &mut cs,
-        ss,
     );
-    off += 4;
-    sv(&mut pkts, PSH | ACK, b"200 PORT ok\r\n", &mut ss, cs + off);
-    pkts.push(tcp(s, n, 20, 50000, 7000, 0, SYN, b""));
-    pkts.push(tcp(c, s, 50000, 20, 9000, 7001, SYN | ACK, b""));
-    pkts.push(tcp(s, n, 20, 50000, 7001, 9001, ACK, b""));
-    expect.extend([
-        "accept EST",
-        "accept EST_REPLY",
-        "accept REL",
-        "accept EST_REPLY",
-        "accept EST",
-    ]);
-    // PASV: the 227 is written again with the server's own address (same length).
-    cl(&mut pkts, PSH | ACK, b"PASV\r\n", &mut cs, ss);
-    sv(
-        &mut pkts,
+    f.other(tcp(s, n, 20, 50000, 7001, 9001, ACK, b""), "accept EST");
+    f.client(PSH | ACK, b"PASV\r\n", "accept EST");
+    f.server(
         PSH | ACK,
         b"227 Entering Passive Mode (198,51,100,20,195,81).\r\n",
-        &mut ss,
-        cs + off,
+        "accept EST_REPLY",
     );
-    pkts.push(tcp(c, s, 40001, 50001, 3000, 0, SYN, b""));
-    pkts.push(tcp(s, n, 50001, 40001, 8000, 3001, SYN | ACK, b""));
-    expect.extend([
-        "accept EST",
+    f.other(tcp(c, s, 40001, 50001, 3000, 0, SYN, b""), "accept REL");
+    f.other(
+        tcp(s, n, 50001, 40001, 8000, 3001, SYN | ACK, b""),
         "accept EST_REPLY",
-        "accept REL",
-        "accept EST_REPLY",
-    ]);
-    // EPRT: "|1|10.0.0.2|50002|" becomes "|1|198.51.100.1|50002|".
-    cl(
-        &mut pkts,
-        PSH | ACK,
-        b"EPRT |1|10.0.0.2|50002|\r\n",
-        &mut cs,
-        ss,
     );
-    off += 4;
-    sv(&mut pkts, PSH | ACK, b"200 EPRT ok\r\n", &mut ss, cs + off);
-    cl(&mut pkts, FIN | ACK, b"", &mut cs, ss);
-    sv(&mut pkts, FIN | ACK, b"", &mut ss, cs + off);
-    cl(&mut pkts, ACK, b"", &mut cs, ss);
-    expect.extend([
-        "accept EST",
-        "accept EST_REPLY",
-        "accept EST",
-        "accept EST_REPLY",
-        "accept EST",
-    ]);
+    // "|1|10.0.0.2|50002|" becomes "|1|198.51.100.1|50002|".
+    f.client(PSH | ACK, b"EPRT |1|10.0.0.2|50002|\r\n", "accept EST");
+    f.c_off += 4;
+    f.server(PSH | ACK, b"200 EPRT ok\r\n", "accept EST_REPLY");
+    f.close();
     Case {
         name: "ftp_snat_port_pasv_eprt",
-        rules: "table ip filter {\n\tct helper ftp-standard {\n\t\ttype \"ftp\" protocol tcp\n\t}\n\n\
-                \tchain prerouting {\n\t\ttype filter hook prerouting priority filter; policy accept;\n\
-                \t\ttcp dport 21 ct helper set \"ftp-standard\"\n\t}\n}\n\
-                table ip nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\
-                \t\toifname \"right\" snat to 198.51.100.1\n\t}\n}\n"
-            .into(),
-        pkts,
+        rules: FTP_HELPER.to_string()
+            + "table ip nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+               \t\toifname \"right\" snat to 198.51.100.1\n\t}\n}\n",
+        pkts: f.pkts,
         left: vec!["10.0.0.0/24"],
         right: vec!["198.51.100.0/24"],
         if_addr: vec![],
-        expect,
+        expect: f.expect,
+    }
+}
+
+/// A server (10.1.1.20) behind DNAT (198.51.100.1:21): its `227` names its own address, written as the public
+/// one (3 bytes longer), so the client's passive data connection is expected at the public address and DNATed
+/// to the server; `EPSV`'s `229` carries only a port (written again, same length).
+fn ftp_dnat_pasv_epsv() -> Case {
+    let (c, p, s) = ("203.0.113.5", "198.51.100.1", "10.1.1.20");
+    let mut f = Ftp::new(c, p, s, c);
+    f.open();
+    f.client(PSH | ACK, b"PASV\r\n", "accept EST");
+    f.server(
+        PSH | ACK,
+        b"227 Entering Passive Mode (10,1,1,20,195,80).\r\n",
+        "accept EST_REPLY",
+    );
+    f.s_off += 3;
+    f.other(tcp(c, p, 41000, 50000, 100, 0, SYN, b""), "accept REL");
+    f.other(
+        tcp(s, c, 50000, 41000, 900, 101, SYN | ACK, b""),
+        "accept EST_REPLY",
+    );
+    f.client(PSH | ACK, b"EPSV\r\n", "accept EST");
+    f.server(
+        PSH | ACK,
+        b"229 Entering Extended Passive Mode (|||50001|)\r\n",
+        "accept EST_REPLY",
+    );
+    f.other(tcp(c, p, 41001, 50001, 200, 0, SYN, b""), "accept REL");
+    f.other(
+        tcp(s, c, 50001, 41001, 800, 201, SYN | ACK, b""),
+        "accept EST_REPLY",
+    );
+    f.close();
+    Case {
+        name: "ftp_dnat_pasv_epsv",
+        rules: FTP_HELPER.to_string()
+            + "table ip nat {\n\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+               \t\tip daddr 198.51.100.1 tcp dport 21 dnat to 10.1.1.20\n\t}\n}\n",
+        pkts: f.pkts,
+        left: vec!["10.1.1.0/24"],
+        right: vec!["203.0.113.0/24"],
+        if_addr: vec![],
+        expect: f.expect,
+    }
+}
+
+/// FTP over IPv6 through SNAT, SACK permitted: `EPRT |2|...|` written with the NATed address in `%pI6`'s full
+/// form (30 bytes longer), the active data connection, and the server's acknowledgement with a SACK block,
+/// both moved back by the offset on the way to the client.
+fn ftp6_snat_eprt_sack() -> Case {
+    let (c, s, n) = ("2001:db8::10", "2001:db8:1::20", "2001:db8:ff::1");
+    let mut f = Ftp::new(c, s, s, n);
+    f.opts = vec![1, 1, 4, 2];
+    f.open();
+    f.client(PSH | ACK, b"EPRT |2|2001:db8::10|50000|\r\n", "accept EST");
+    // "2001:db8::10" becomes "2001:0db8:00ff:0000:0000:0000:0000:0001".
+    f.c_off += 27;
+    // A duplicate-SACK block of the last 4 bytes acknowledged.
+    let end = f.cs + f.c_off;
+    let mut sack = vec![1, 1, 5, 10];
+    sack.extend_from_slice(&(end - 4).to_be_bytes());
+    sack.extend_from_slice(&end.to_be_bytes());
+    f.server_with(ACK, b"", &sack, "accept EST_REPLY");
+    f.server(PSH | ACK, b"200 EPRT ok\r\n", "accept EST_REPLY");
+    f.other(tcp(s, n, 20, 50000, 7000, 0, SYN, b""), "accept REL");
+    f.other(
+        tcp(c, s, 50000, 20, 9000, 7001, SYN | ACK, b""),
+        "accept EST_REPLY",
+    );
+    f.close();
+    Case {
+        name: "ftp6_snat_eprt_sack",
+        rules: FTP_HELPER.to_string()
+            + "table ip6 nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+               \t\toifname \"right\" snat to 2001:db8:ff::1\n\t}\n}\n",
+        pkts: f.pkts,
+        left: vec!["2001:db8::/64"],
+        right: vec!["2001:db8:1::/64", "2001:db8:ff::/64"],
+        if_addr: vec![],
+        expect: f.expect,
     }
 }
 
