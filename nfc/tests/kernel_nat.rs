@@ -38,7 +38,7 @@ fn main() {
         );
     }
     let ignored = why.is_some() && !require;
-    let trials = cases()
+    let mut trials: Vec<Trial> = cases()
         .into_iter()
         .map(|case| {
             let w = why.clone();
@@ -48,7 +48,64 @@ fn main() {
             .with_ignored_flag(ignored)
         })
         .collect();
+    trials.push(Trial::test(
+        "ftp_nat_rewrites_port_and_moves_acks_without_the_kernel",
+        ftp_nat_without_the_kernel,
+    ));
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// What the kernel cases hold, checked without the kernel on the first FTP case: the `PORT` leaves with the
+/// NATed address (4 bytes longer), the server's next acknowledgement leaves moved back by 4, the active data
+/// connection is RELATED and leaves DNATed to the client, every TCP checksum is right, and the table lists the
+/// data connection with both tuples.
+fn ftp_nat_without_the_kernel() -> Result<(), Failed> {
+    let case = ftp_snat();
+    let dir = common::tmp_dir("nat-ftp-nokernel");
+    std::fs::write(dir.join("rules.nft"), &case.rules).unwrap();
+    std::fs::write(dir.join("cap.pcap"), pcap(&case.pkts)).unwrap();
+    for engine in ["interp", "jit"] {
+        let n = ours(&case, &dir, engine, "1")?;
+        let want: Vec<(String, String)> = case
+            .expect
+            .iter()
+            .map(|e| {
+                let (f, c) = e.split_once(' ').unwrap();
+                (f.to_string(), c.to_string())
+            })
+            .collect();
+        if n.per_packet != want {
+            return Err(format!("{engine}: {:?}", n.per_packet).into());
+        }
+        let acc = read_pcap(&std::fs::read(dir.join(format!("acc-{engine}-1.pcap"))).unwrap());
+        let port = acc
+            .iter()
+            .position(|p| p.ends_with(b"PORT 198,51,100,1,195,80\r\n"))
+            .ok_or("no rewritten PORT")?;
+        let seq = u32::from_be_bytes(acc[port][24..28].try_into().unwrap());
+        let reply = &acc[port + 1];
+        if u32::from_be_bytes(reply[28..32].try_into().unwrap()) != seq + 22 {
+            return Err(
+                format!("{engine}: the server's ack is not moved back: {reply:02x?}").into(),
+            );
+        }
+        let data = &acc[port + 2];
+        if data[16..20] != [10, 0, 0, 2] || data[22..24] != 50000u16.to_be_bytes() {
+            return Err(format!("{engine}: the data connection is not DNATed: {data:02x?}").into());
+        }
+        for p in acc.iter().filter(|p| p[9] == 6) {
+            let init = build::pseudo(&p[12..16], &p[16..20], 6, p.len() - 20);
+            if nfr_runtime::wire::checksum(&p[20..], init) != 0 {
+                return Err(format!("{engine}: bad TCP checksum: {p:02x?}").into());
+            }
+        }
+        let data_entry = "tcp ESTABLISHED src=198.51.100.20 dst=198.51.100.1 sport=20 dport=50000 \
+                          src=10.0.0.2 dst=198.51.100.20 sport=50000 dport=20";
+        if !n.table.iter().any(|l| l.starts_with(data_entry)) {
+            return Err(format!("{engine}: {:#?}", n.table).into());
+        }
+    }
+    Ok(())
 }
 
 fn a(s: &str) -> IpAddr {
