@@ -200,7 +200,9 @@ struct Case {
     name: &'static str,
     rules: String,
     pkts: Vec<Vec<u8>>,
-    /// Prefixes on each side of the firewall (its interfaces `left` and `right`).
+    /// The names of the firewall's interfaces on the left and on the right.
+    ifs: [&'static str; 2],
+    /// Prefixes on each side of the firewall.
     left: Vec<&'static str>,
     right: Vec<&'static str>,
     /// Addresses of the firewall's interfaces (`DEV=ADDRESS/LEN`), what masquerade maps to.
@@ -235,6 +237,7 @@ fn kernel(case: &Case, dir: &Path) -> Result<Outcome, Failed> {
     for p in &case.if_addr {
         cmd.args(["--if-addr", p]);
     }
+    cmd.args(["--left-if", case.ifs[0], "--right-if", case.ifs[1]]);
     let o = cmd.output().map_err(|e| format!("python3: {e}"))?;
     if !o.status.success() {
         return Err(format!(
@@ -296,7 +299,7 @@ fn ours(case: &Case, dir: &Path, engine: &str, threads: &str) -> Result<Outcome,
         "--write-accepted".into(),
         acc.display().to_string(),
     ];
-    for (side, prefixes) in [("left", &case.left), ("right", &case.right)] {
+    for (side, prefixes) in [(case.ifs[0], &case.left), (case.ifs[1], &case.right)] {
         for p in prefixes.iter() {
             args.extend(["--iface".into(), format!("{side}={p}")]);
         }
@@ -417,11 +420,41 @@ fn run_case(case: &Case, unavailable: Option<&str>) -> Result<(), Failed> {
 
 fn cases() -> Vec<Case> {
     vec![
+        ftp_nat_example(),
         ftp_snat(),
         ftp_dnat_pasv_epsv(),
         ftp6_snat_eprt_sack(),
         nat66(),
     ]
+}
+
+/// `examples/ftp-nat.nfr` on `examples/ftp-nat.pcap`, with the example's interfaces and addresses.
+fn ftp_nat_example() -> Case {
+    let cap = std::fs::read(root().join("examples/ftp-nat.pcap")).unwrap_or_default();
+    let mut expect = vec!["accept NEW"];
+    // Handshake, greeting, USER, PASS, PORT, RETR with their answers.
+    for _ in 0..6 {
+        expect.extend(["accept EST_REPLY", "accept EST"]);
+    }
+    expect.pop();
+    // The data connection, the transfer's end, QUIT, and the connection nothing expects.
+    expect.extend(["accept REL", "accept EST_REPLY", "accept EST", "accept EST"]);
+    expect.extend([
+        "accept EST_REPLY",
+        "accept EST",
+        "accept EST_REPLY",
+        "drop NEW",
+    ]);
+    Case {
+        name: "ftp_nat_example",
+        rules: std::fs::read_to_string(root().join("examples/ftp-nat.nfr")).unwrap_or_default(),
+        pkts: read_pcap(&cap),
+        ifs: ["eth1", "eth0"],
+        left: vec!["10.0.0.0/24"],
+        right: vec!["0.0.0.0/0"],
+        if_addr: vec!["eth0=198.51.100.1/24"],
+        expect,
+    }
 }
 
 /// One FTP control connection as a capture: the client's packets (to the address it sees), the server's (to
@@ -583,6 +616,7 @@ fn ftp_snat() -> Case {
             + "table ip nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\
                \t\toifname \"right\" snat to 198.51.100.1\n\t}\n}\n",
         pkts: f.pkts,
+        ifs: ["left", "right"],
         left: vec!["10.0.0.0/24"],
         right: vec!["198.51.100.0/24"],
         if_addr: vec![],
@@ -627,6 +661,7 @@ fn ftp_dnat_pasv_epsv() -> Case {
             + "table ip nat {\n\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\
                \t\tip daddr 198.51.100.1 tcp dport 21 dnat to 10.1.1.20\n\t}\n}\n",
         pkts: f.pkts,
+        ifs: ["left", "right"],
         left: vec!["10.1.1.0/24"],
         right: vec!["203.0.113.0/24"],
         if_addr: vec![],
@@ -664,6 +699,7 @@ fn ftp6_snat_eprt_sack() -> Case {
             + "table ip6 nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\
                \t\toifname \"right\" snat to 2001:db8:ff::1\n\t}\n}\n",
         pkts: f.pkts,
+        ifs: ["left", "right"],
         left: vec!["2001:db8::/64"],
         right: vec!["2001:db8:1::/64", "2001:db8:ff::/64"],
         if_addr: vec![],
@@ -705,6 +741,7 @@ fn nat66() -> Case {
                 \t\toifname \"right\" snat ip6 to 2001:db8:ff::1\n\t}\n}\n"
             .into(),
         pkts,
+        ifs: ["left", "right"],
         left: vec!["2001:db8::/64"],
         right: vec!["2001:db8:1::/64", "2001:db8:ff::/64"],
         if_addr: vec!["right=2001:db8:1::1/64"],

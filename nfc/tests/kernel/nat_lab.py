@@ -2,12 +2,12 @@
 """nat_lab.py - the kernel's answer for NAT over IPv4 and IPv6.
 
   nat_lab.py ORACLE_DIR RULES.nft CAPTURE.pcap OUT.json --left PREFIX... --right PREFIX...
-             [--if-addr DEV=ADDR/LEN]... [--settle-ms N]
+             [--left-if NAME] [--right-if NAME] [--if-addr DEV=ADDR/LEN]... [--settle-ms N]
 
 The oracle's lab (ORACLE_DIR/kernel_verdicts.py) forwards IPv4 only and tells a packet that left by its IP id
 and length, which a NAT helper that changes a packet's length defeats. This lab is that lab's shape for both
 families: three network namespaces made with kernel_blob.NetNS (kept only by this process's descriptors),
-left | fw | right joined by veths (fw's interfaces are `left` and `right`), IPv4 and IPv6 forwarding in fw, each
+left | fw | right joined by veths (fw's interfaces are `left` and `right`, or the `--left-if` / `--right-if` names), IPv4 and IPv6 forwarding in fw, each
 PREFIX routed through a fake next hop with a permanent neighbour entry, RULES loaded with `nft -f`, and a probe
 table counting `ct state` x `ct direction` at prerouting priority -190 (which also turns conntrack on). Each
 packet of the capture (raw IP, linktype 101) is written on the wire of the side its source is on (`--left`
@@ -119,11 +119,14 @@ def main():
     p.add_argument("--left", action="append", default=[])
     p.add_argument("--right", action="append", default=[])
     p.add_argument("--if-addr", action="append", default=[])
+    p.add_argument("--left-if", default="left")
+    p.add_argument("--right-if", default="right")
     p.add_argument("--settle-ms", type=int, default=30)
     a = p.parse_args()
     sys.path.insert(0, a.oracle)
     import kernel_blob as kb
 
+    dev = {"left": a.left_if, "right": a.right_if}
     left = [ipaddress.ip_network(n) for n in a.left]
     right = [ipaddress.ip_network(n) for n in a.right]
     ns = {n: kb.NetNS(n) for n in ("left", "fw", "right")}
@@ -145,24 +148,24 @@ def main():
         sysctl(F, "net.ipv4.ip_forward", 1)
         for side in ("left", "right"):
             peer = ns[side]
-            F.run(["ip", "link", "add", side, "address", MAC_FW[side], "type", "veth", "peer", "name", "wire",
+            F.run(["ip", "link", "add", dev[side], "address", MAC_FW[side], "type", "veth", "peer", "name", "wire",
                    "address", MAC_PEER[side], "netns", "/proc/self/fd/%d" % peer.fd], check=True,
                   extra_fds=[peer.fd])
             peer.run(["ip", "link", "set", "wire", "up"], check=True)
-            F.run(["ip", "link", "set", side, "up"], check=True)
-        for c in ("all", "default", "left", "right"):
+            F.run(["ip", "link", "set", dev[side], "up"], check=True)
+        for c in ("all", "default", dev["left"], dev["right"]):
             sysctl(F, "net.ipv4.conf.%s.rp_filter" % c, 0)
             sysctl(F, "net.ipv4.conf.%s.send_redirects" % c, 0)
         batch = []
         for side in ("left", "right"):
-            batch.append("neigh replace %s lladdr %s dev %s nud permanent" % (GW4[side], MAC_PEER[side], side))
-            batch.append("-6 neigh replace %s lladdr %s dev %s nud permanent" % (GW6[side], MAC_PEER[side], side))
+            batch.append("neigh replace %s lladdr %s dev %s nud permanent" % (GW4[side], MAC_PEER[side], dev[side]))
+            batch.append("-6 neigh replace %s lladdr %s dev %s nud permanent" % (GW6[side], MAC_PEER[side], dev[side]))
         for side, nets in (("left", left), ("right", right)):
             for n in nets:
                 if n.version == 4:
-                    batch.append("route add %s via %s dev %s onlink" % (n, GW4[side], side))
+                    batch.append("route add %s via %s dev %s onlink" % (n, GW4[side], dev[side]))
                 else:
-                    batch.append("-6 route add %s via %s dev %s" % (n, GW6[side], side))
+                    batch.append("-6 route add %s via %s dev %s" % (n, GW6[side], dev[side]))
         for spec in a.if_addr:
             dev, addr = spec.split("=", 1)
             # No prefix route: the side's routes stay the lab's (through the fake next hop).
