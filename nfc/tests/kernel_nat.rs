@@ -64,8 +64,9 @@ fn ftp_nat_without_the_kernel() -> Result<(), Failed> {
     let dir = common::tmp_dir("nat-ftp-nokernel");
     std::fs::write(dir.join("rules.nft"), &case.rules).unwrap();
     std::fs::write(dir.join("cap.pcap"), pcap(&case.pkts)).unwrap();
+    let mut interp = None;
     for engine in ["interp", "jit"] {
-        let n = ours(&case, &dir, engine, "1")?;
+        let n = ours(&case, &dir, engine, "1", &[])?;
         let want: Vec<(String, String)> = case
             .expect
             .iter()
@@ -104,6 +105,23 @@ fn ftp_nat_without_the_kernel() -> Result<(), Failed> {
         if !n.table.iter().any(|l| l.starts_with(data_entry)) {
             return Err(format!("{engine}: {:#?}", n.table).into());
         }
+        interp.get_or_insert(n);
+    }
+    // The ipt engine: iptables attaches helpers through raw-table templates (`-j CT --helper ftp`), which
+    // `--ftp-ports 21` stands for; the NAT table alone lowers to iptables and must give the same packets.
+    let mut nat_only = ftp_snat();
+    nat_only.rules = nat_only
+        .rules
+        .split("table ip nat")
+        .nth(1)
+        .map_or(String::new(), |t| format!("table ip nat{t}"));
+    let dir2 = common::tmp_dir("nat-ftp-ipt");
+    std::fs::write(dir2.join("rules.nft"), &nat_only.rules).unwrap();
+    std::fs::write(dir2.join("cap.pcap"), pcap(&nat_only.pkts)).unwrap();
+    let i = ours(&nat_only, &dir2, "ipt", "1", &["--ftp-ports", "21"])?;
+    let interp = interp.ok_or("no interp run")?;
+    if i != interp {
+        return Err(format!("ipt --ftp-ports 21: {i:#?}\ninterp: {interp:#?}").into());
     }
     Ok(())
 }
@@ -281,7 +299,13 @@ fn kernel(case: &Case, dir: &Path) -> Result<Outcome, Failed> {
     })
 }
 
-fn ours(case: &Case, dir: &Path, engine: &str, threads: &str) -> Result<Outcome, Failed> {
+fn ours(
+    case: &Case,
+    dir: &Path,
+    engine: &str,
+    threads: &str,
+    extra: &[&str],
+) -> Result<Outcome, Failed> {
     let acc = dir.join(format!("acc-{engine}-{threads}.pcap"));
     let rules = dir.join("rules.nft");
     let cap = dir.join("cap.pcap");
@@ -307,6 +331,7 @@ fn ours(case: &Case, dir: &Path, engine: &str, threads: &str) -> Result<Outcome,
     for p in &case.if_addr {
         args.extend(["--iface".into(), p.to_string()]);
     }
+    args.extend(extra.iter().map(|x| x.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = nfc(&args);
     if o.status.code() != Some(0) {
@@ -374,7 +399,7 @@ fn run_case(case: &Case, unavailable: Option<&str>) -> Result<(), Failed> {
     }
     for engine in ["interp", "jit"] {
         for threads in ["1", "2"] {
-            let n = ours(case, &dir, engine, threads)?;
+            let n = ours(case, &dir, engine, threads, &[])?;
             for (i, (kp, np)) in k.per_packet.iter().zip(&n.per_packet).enumerate() {
                 if kp != np {
                     bad.push(format!(
