@@ -1804,23 +1804,22 @@ impl Conntrack {
         };
         let mut out = None;
         if c.status & (ips::HELPER | ips::SEQ_ADJUST) != 0 && ctinfo != CtInfo::RelatedReply {
-            let mangled = match c.has_ftp() {
-                true => self.ftp_help(id, ctinfo, l3, now),
-                false => nat_helper::HelperNat::Accept,
+            let helped = if c.has_ftp() {
+                self.ftp_help(id, ctinfo, l3, now)
+            } else {
+                nat_helper::HelperNat::Accept
             };
-            let mangled = match mangled {
-                nat_helper::HelperNat::Drop => None,
-                nat_helper::HelperNat::Accept => Some(None),
-                nat_helper::HelperNat::Mangled(d) => Some(Some(d)),
+            let adjusted = match helped {
+                nat_helper::HelperNat::Drop => Err(()),
+                nat_helper::HelperNat::Accept => self.nat_seq_adjust(id, ctinfo, l3, None),
+                nat_helper::HelperNat::Mangled(d) => self.nat_seq_adjust(id, ctinfo, l3, Some(d)),
             };
-            match mangled.map(|m| self.nat_seq_adjust(id, ctinfo, l3, m)) {
-                Some(Ok(d)) => out = d,
-                _ => {
-                    self.stats.drop += 1;
-                    self.release(nfct);
-                    return (Verdict::Drop, None);
-                }
-            }
+            let Ok(d) = adjusted else {
+                self.stats.drop += 1;
+                self.release(nfct);
+                return (Verdict::Drop, None);
+            };
+            out = d;
         }
         (self.confirm_entry(id, ctinfo, now, nfct), out)
     }
