@@ -449,6 +449,7 @@ fn cases() -> Vec<Case> {
         ftp_snat(),
         ftp_dnat_pasv_epsv(),
         ftp6_snat_eprt_sack(),
+        ftp_icmp_error_through_seq_adjust(),
         nat66(),
     ]
 }
@@ -479,6 +480,53 @@ fn ftp_nat_example() -> Case {
         right: vec!["0.0.0.0/0"],
         if_addr: vec!["eth0=198.51.100.1/24"],
         expect,
+    }
+}
+
+/// nf_confirm runs `nf_ct_seq_adjust` on every packet of a connection with a sequence correction, except
+/// RELATED replies, reading the bytes after the network header as a TCP header: an ICMP error the client sends
+/// about the server's packet (RELATED, original direction) has its "sequence number" (the ICMP header's unused
+/// word) moved by the offset once its sequence space is past the correction (a client ISN near 2^32 puts 0
+/// there), and the "checksum" update lands on the quoted header's TTL and protocol, as the kernel sends it.
+fn ftp_icmp_error_through_seq_adjust() -> Case {
+    let (c, s, n) = ("10.0.0.2", "198.51.100.20", "198.51.100.1");
+    let mut f = Ftp::new(c, s, s, n);
+    f.cs = 3_000_000_000;
+    f.open();
+    f.client(PSH | ACK, b"PORT 10,0,0,2,195,80\r\n", "accept EST");
+    f.c_off += 4;
+    f.server(PSH | ACK, b"200 PORT ok\r\n", "accept EST_REPLY");
+    // The server's last packet as the client received it, quoted (IP id 0x1234) in a port unreachable.
+    let mut q = tcp(
+        s,
+        c,
+        21,
+        40000,
+        f.ss - 13,
+        f.cs,
+        PSH | ACK,
+        b"200 PORT ok\r\n",
+    );
+    q[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+    q[10..12].fill(0);
+    let ck = nfr_runtime::wire::checksum(&q[..20], 0);
+    q[10..12].copy_from_slice(&ck.to_be_bytes());
+    f.other(
+        build::icmp(a(c), a(s), 3, 3, [0; 4], &q[..48]),
+        "accept REL",
+    );
+    f.client(ACK, b"", "accept EST");
+    Case {
+        name: "ftp_icmp_error_through_seq_adjust",
+        rules: FTP_HELPER.to_string()
+            + "table ip nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+               \t\toifname \"right\" snat to 198.51.100.1\n\t}\n}\n",
+        pkts: f.pkts,
+        ifs: ["left", "right"],
+        left: vec!["10.0.0.0/24"],
+        right: vec!["198.51.100.0/24"],
+        if_addr: vec![],
+        expect: f.expect,
     }
 }
 

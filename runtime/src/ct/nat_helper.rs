@@ -282,8 +282,8 @@ impl Conntrack {
         }
     }
 
-    /// The helper's rewrite and `nf_ct_seq_adjust` of a TCP packet at confirm: `mangled` is the datagram the
-    /// helper rewrote, if it did; an entry with `IPS_SEQ_ADJUST` has the packet's sequence numbers moved. The
+    /// The helper's rewrite and `nf_ct_seq_adjust` of a packet at confirm: `mangled` is the datagram the helper
+    /// rewrote, if it did; a packet of an entry with `IPS_SEQ_ADJUST` has its sequence numbers moved. The
     /// result is the datagram to send (`None`: `l3` unchanged), or `Err` when it must be dropped.
     pub(super) fn nat_seq_adjust(
         &self,
@@ -299,7 +299,9 @@ impl Conntrack {
         if !adjust && mangled.is_none() {
             return Ok(None);
         }
-        let Some(l4) = super::get_l4proto(l3).filter(|l| l.proto == proto::TCP) else {
+        // nf_confirm takes the bytes after the network header for a TCP header whatever the packet is: an ICMP
+        // error RELATED to the connection in the original direction is "adjusted" too, as in the kernel.
+        let Some(l4) = super::get_l4proto(l3) else {
             return Ok(mangled);
         };
         let partial = mangled.is_some();
