@@ -784,9 +784,9 @@ fn ftp6_snat_eprt_sack() -> Case {
 }
 
 /// IPv6 NAT: a UDP query masqueraded to the right interface's address and its answer, a TCP connection
-/// DNATed to another address and port and SNATed, a ping SNATed, and a router's ICMPv6 error about the UDP
-/// flow sent to the masqueraded address: translated back to the client, the quoted datagram too (checksums
-/// through the pseudo-header).
+/// DNATed to another address and port and SNATed, a ping SNATed, and routers' ICMPv6 errors about the UDP flow
+/// (to the masqueraded address) and the TCP flow (packet too big, to the SNAT address): translated back to the
+/// client, the quoted datagram too (checksums through the pseudo-header).
 fn nat66() -> Case {
     let (c, s, t, m, n, r) = (
         "2001:db8::10",
@@ -807,6 +807,15 @@ fn nat66() -> Case {
         build::icmp(a(c), a(s), 128, 0, build::echo(7, 1), b"ping"),
         build::icmp(a(s), a(n), 129, 0, build::echo(7, 1), b"ping"),
         build::icmp(a(r), a(m), 1, 4, [0; 4], &quoted),
+        // Packet too big (MTU 1280) about the DNATed and SNATed TCP flow's next segment as it left.
+        build::icmp(
+            a(r),
+            a(n),
+            2,
+            0,
+            [0, 0, 5, 0],
+            &tcp(n, t, 40000, 8080, 101, 901, PSH | ACK, b"GET /"),
+        ),
     ];
     Case {
         name: "nat66_snat_dnat_masquerade_icmpv6_error",
@@ -829,6 +838,7 @@ fn nat66() -> Case {
             "accept EST",
             "accept NEW",
             "accept EST_REPLY",
+            "accept REL_REPLY",
             "accept REL_REPLY",
         ],
     }
