@@ -117,6 +117,18 @@ impl<'a> Packet<'a> {
             .unwrap_or(&[])
     }
 
+    /// Replaces the IP datagram by `d`, which may be longer or shorter (a NAT helper's rewrite).
+    pub fn replace_l3(&mut self, d: &[u8]) {
+        let s = usize::from(self.state.nhoff);
+        let e = s.saturating_add(self.state.len as usize);
+        let buf = self.data.to_mut();
+        let e = e.min(buf.len());
+        let s = s.min(e);
+        buf.splice(s..e, d.iter().copied());
+        self.state.len = d.len() as u32;
+        self.mangled = true;
+    }
+
     /// The IP datagram, writable (copied out of the capture's buffer the first time).
     pub fn l3_mut(&mut self) -> &mut [u8] {
         let s = usize::from(self.state.nhoff);
@@ -351,7 +363,19 @@ pub struct ConntrackConfirm;
 impl Engine for ConntrackConfirm {
     fn hook(&mut self, pkt: &mut Packet<'_>, cx: &mut HookCtx<'_>) -> Verdict {
         let mut nfct = pkt.nfct;
-        let v = cx.ct.confirm(pkt.l3(), cx.now, &mut nfct);
+        let (v, mangled) = cx.ct.confirm_mangled(pkt.l3(), cx.now, &mut nfct);
+        if let Some(d) = mangled {
+            // The FTP NAT helper's rewrite and the sequence adjustment, shown as a rewrite at this hook.
+            if cx.trace_nat {
+                let before = pkt.l3().to_vec();
+                pkt.rewrites.push(Rewrite {
+                    hook: cx.hook,
+                    before,
+                    after: d.clone(),
+                });
+            }
+            pkt.replace_l3(&d);
+        }
         pkt.nfct = nfct;
         cx.ct.fill_pkt_state(&pkt.nfct, &mut pkt.state);
         v
