@@ -20,6 +20,9 @@
 //! rewritten in the kernel's packets with the kernel's own incremental checksum updates), the packets that left
 //! are the kernel's byte for byte, checksums included, and the conntrack table is the kernel's with both tuples.
 //! Both spread the connections over every endpoint (see [`WEB_FLOWS`]).
+//!
+//! A smaller NAT case against the kernel uses the same lab and comparison: a SNAT range with no free port left
+//! (the kernel keeps a clashing tuple and drops the packet at confirm, after the later chains saw it).
 
 mod common;
 
@@ -54,10 +57,16 @@ fn main() {
         );
     }
     let ignored = why.is_some() && !require;
+    let (w1, w2) = (why.clone(), why);
     let trials = vec![
         Trial::test("kube_proxy_is_the_kernels_up_to_the_draws", move || {
-            kube_proxy(why.as_deref())
+            kube_proxy(w1.as_deref())
         })
+        .with_ignored_flag(ignored),
+        Trial::test(
+            "snat_range_exhausted_fails_at_confirm_as_in_the_kernel",
+            move || snat_range_exhausted(w2.as_deref()),
+        )
         .with_ignored_flag(ignored),
     ];
     libtest_mimic::run(&args, trials).exit();
@@ -901,6 +910,108 @@ fn compare(
         ));
     }
     b
+}
+
+/// 11 UDP connections through a 10-port SNAT range, with a filter chain after NAT in POSTROUTING: the kernel's
+/// `get_unique_tuple` finds no free port for the eleventh and gives up, keeping a clashing tuple, so its packet
+/// goes on through that chain (whose counter sees all 11) and is dropped at confirm (`insert_failed`). The ten
+/// bindings take every port of the range, each connection its own, which port drawn at random (compared after
+/// substitution, as for kube-proxy).
+fn snat_range_exhausted(unavailable: Option<&str>) -> Result<(), Failed> {
+    if let Some(w) = unavailable {
+        return Err(
+            format!("kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {w}").into(),
+        );
+    }
+    let dir = common::tmp_dir("kube-snat");
+    let rules = dir.join("snat.nft");
+    std::fs::write(
+        &rules,
+        "table ip nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority 100; policy accept;\n\
+         \t\tip saddr 10.0.0.0/8 meta l4proto udp snat to 198.51.100.1:20000-20009\n\t}\n}\n\
+         table ip filter {\n\tchain post {\n\t\ttype filter hook postrouting priority 200; policy accept;\n\
+         \t\tcounter\n\t}\n}\n",
+    )
+    .unwrap();
+    let pkts: Vec<Vec<u8>> = (0..11)
+        .map(|i| udp("10.0.0.2", "203.0.113.9", 30000 + i, 53, b"q", 64, i + 1))
+        .collect();
+    let (rep, out) = lab(&dir, &rules, &pkts, &["--right", "203.0.113.0/24"], &[])?;
+    let k = kernel_answer(&rep, &out, &pkts, "left", "right");
+    let listing = std::fs::read_to_string(out.join("nft-ruleset.txt")).unwrap_or_default();
+    let stats = std::fs::read_to_string(out.join("conntrack-stats.txt")).unwrap_or_default();
+    let k_insert_failed: u64 = stats
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("insert_failed=")?.parse::<u64>().ok())
+        .sum();
+    let counted = |text: &str| -> Option<u64> {
+        let post = &text[text.find("chain post ")?..];
+        post.split("counter packets ")
+            .nth(1)?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let k_counted = counted(&listing);
+    let flows: BTreeSet<Tuple> = pkts.iter().filter_map(|p| Tuple::of(p)).collect();
+    let kmap = mappings(&k.table);
+    let ports = |m: &BTreeMap<Tuple, Tuple>| -> Vec<u16> {
+        let mut v: Vec<u16> = m
+            .values()
+            .filter(|r| r.dst == ip("198.51.100.1"))
+            .map(|r| r.dport)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let mut bad = Vec::new();
+    let all: Vec<u16> = (20000..20010).collect();
+    if ports(&kmap) != all || k_insert_failed != 1 || k_counted != Some(11) {
+        bad.push(format!(
+            "kernel: ports {:?}, insert_failed {k_insert_failed}, counted {k_counted:?}",
+            ports(&kmap)
+        ));
+    }
+    let ids = ids(&pkts);
+    let file = dir.join("cap.pcap");
+    std::fs::write(&file, pcap(&pkts)).unwrap();
+    let nfr = dir.join("snat.nfr");
+    std::fs::copy(&rules, &nfr).unwrap();
+    for engine in ["interp", "jit"] {
+        for threads in ["1", "2"] {
+            let what = format!("{engine} --threads {threads}");
+            let n = ours(&nfr, &file, engine, threads, &[], &k.routes)?;
+            let nmap = mappings(&n.table);
+            bad.extend(compare(&what, &k, &n, &kmap, &nmap, &flows, &ids));
+            let mut args = vec![
+                "run",
+                "pcap",
+                nfr.to_str().unwrap(),
+                file.to_str().unwrap(),
+                "--engine",
+                engine,
+                "--threads",
+                threads,
+            ];
+            for r in &k.routes {
+                args.extend(["--iface", r]);
+            }
+            let text = stdout(&nfc(&args));
+            if ports(&nmap) != all
+                || counted(&text) != Some(11)
+                || !text.contains("insert failed 1,")
+                || !text.contains("nat failed 0,")
+            {
+                bad.push(format!("{what}: ports {:?}\n{text}", ports(&nmap)));
+            }
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(bad.join("\n").into())
+    }
 }
 
 /// The table's entries as compared ([`ct_key`] with both tuples, sorted), each reply tuple given by `reply`

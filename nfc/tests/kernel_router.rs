@@ -984,8 +984,8 @@ fn ipt_refuses_bitmask_neq() -> Result<(), Failed> {
     Ok(())
 }
 
-/// 11 connections through a 10-port SNAT range: ten bindings, and the eleventh finds no unique tuple, so its
-/// packet is dropped and counted (the kernel's confirm fails: `insert_failed`).
+/// 11 connections through a 10-port SNAT range: ten bindings, and the eleventh finds no unique tuple, keeps a
+/// clashing one and its packet is dropped at confirm (`insert_failed`; against the kernel in `kernel_kube.rs`).
 fn snat_range_exhausted() -> Result<(), Failed> {
     let dir = work_dir("snat_exhausted");
     let rules = dir.join("r.nfr");
@@ -1014,7 +1014,8 @@ fn snat_range_exhausted() -> Result<(), Failed> {
         ]);
         let out = String::from_utf8_lossy(&o.stdout);
         if o.status.code() != Some(0)
-            || !out.contains("nat failed 1,")
+            || !out.contains("nat failed 0,")
+            || !out.contains("insert failed 1,")
             || !out.contains("conntrack entries at the end: 10")
         {
             return Err(format!(

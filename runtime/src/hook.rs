@@ -14,7 +14,7 @@
 //! bypass flag, else drops. REPEAT re-invokes the same entry (pre-4.16 `nf_iterate` semantics), at most
 //! [`MAX_REPEAT`] times, after which the packet is dropped.
 
-use crate::ct::nat::{Manip, NatError, NatVerdict};
+use crate::ct::nat::{Manip, NatVerdict};
 use crate::ct::{Conntrack, CtInfo, Nfct};
 use crate::defrag::{Defrag, Defragmenter};
 use crate::forward::{Forward, ip_forward};
@@ -436,11 +436,9 @@ impl NatHook {
                     break;
                 }
             }
-            if !bound
-                && cx.ct.nf_nat_alloc_null_binding(&pkt.nfct, manip, cx.now)
-                    == Err(NatError::Exhausted)
-            {
-                return Verdict::Drop;
+            if !bound {
+                // Fails only without an entry to bind (nothing to do then).
+                let _ = cx.ct.nf_nat_alloc_null_binding(&pkt.nfct, manip, cx.now);
             }
             cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
         } else if pkt.state.ct_valid

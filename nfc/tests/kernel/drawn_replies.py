@@ -13,9 +13,11 @@ tuple: a reply whose addresses and ports depend on what the kernel drew for the 
 a random masquerade port). Just before such a record is injected, its addresses and ports become those of the
 reply tuple of the conntrack entry whose original tuple it reverses (`conntrack -L` in the firewall), so the
 reply answers the mapping this kernel chose; the lab then fixes its checksums. The report (report.json,
-injected.pcap, egress-*.pcap in -o OUTDIR) is kernel_verdicts.py's.
+injected.pcap, egress-*.pcap in -o OUTDIR) is kernel_verdicts.py's; the firewall's `nft list ruleset` (with
+its counters) and `conntrack -S` at the end are added as nft-ruleset.txt and conntrack-stats.txt.
 """
 
+import os
 import re
 import socket
 import struct
@@ -94,7 +96,21 @@ def main():
                             break
                 yield p
 
+    close = kv.Lab.close
+    outdir = rest[rest.index("-o") + 1] if "-o" in rest[:-1] else "verdicts-out"
+
+    def close_with_listings(self):
+        if "fw" in self.ns:
+            for name, cmd in (("nft-ruleset.txt", ["nft", "list", "ruleset"]),
+                              ("conntrack-stats.txt", ["conntrack", "-S"])):
+                r = self.ns["fw"].run(cmd)
+                os.makedirs(outdir, exist_ok=True)
+                with open(os.path.join(outdir, name), "w") as f:
+                    f.write(r.stdout)
+        close(self)
+
     read = kv.read_capture
+    kv.Lab.close = close_with_listings
     kv.read_capture = lambda path: Replies(read(path))
     kv.Lab.setup = setup_with_addresses
     return kv.main([rules if ipt else "-"] + rest)
