@@ -21,8 +21,9 @@
 //! are the kernel's byte for byte, checksums included, and the conntrack table is the kernel's with both tuples.
 //! Both spread the connections over every endpoint (see [`WEB_FLOWS`]).
 //!
-//! A smaller NAT case against the kernel uses the same lab and comparison: a SNAT range with no free port left
-//! (the kernel keeps a clashing tuple and drops the packet at confirm, after the later chains saw it).
+//! Two smaller NAT cases against the kernel use the same lab and comparison: a SNAT range with no free port
+//! left (the kernel keeps a clashing tuple and drops the packet at confirm, after the later chains saw it), and
+//! the source address of the host's ICMP errors (the address of the interface they leave by).
 
 mod common;
 
@@ -57,7 +58,7 @@ fn main() {
         );
     }
     let ignored = why.is_some() && !require;
-    let (w1, w2) = (why.clone(), why);
+    let (w1, w2, w3) = (why.clone(), why.clone(), why);
     let trials = vec![
         Trial::test("kube_proxy_is_the_kernels_up_to_the_draws", move || {
             kube_proxy(w1.as_deref())
@@ -66,6 +67,11 @@ fn main() {
         Trial::test(
             "snat_range_exhausted_fails_at_confirm_as_in_the_kernel",
             move || snat_range_exhausted(w2.as_deref()),
+        )
+        .with_ignored_flag(ignored),
+        Trial::test(
+            "icmp_errors_come_from_the_interface_they_leave_by",
+            move || icmp_error_source(w3.as_deref()),
         )
         .with_ignored_flag(ignored),
     ];
@@ -538,6 +544,28 @@ fn lab(
     Ok((rep, out))
 }
 
+/// A TCP segment the kernel sent itself (a reset) leaves through the lab's veth with `CHECKSUM_PARTIAL`: its
+/// checksum field holds the pseudo-header's sum, which a NIC would complete. Completes it; other datagrams are
+/// returned as they are.
+fn finish_partial(mut p: Vec<u8>) -> Vec<u8> {
+    use nfr_runtime::wire::{build::pseudo, checksum};
+    if p.len() < 20 || p[0] >> 4 != 4 || p[9] != 6 || u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0
+    {
+        return p;
+    }
+    let ihl = usize::from(p[0] & 0xf) * 4;
+    if p.len() < ihl + 20 {
+        return p;
+    }
+    let sum = pseudo(&p[12..16], &p[16..20], 6, p.len() - ihl);
+    if u16::from_be_bytes([p[ihl + 16], p[ihl + 17]]) == !checksum(&[], sum) {
+        p[ihl + 16..ihl + 18].fill(0);
+        let c = checksum(&p[ihl..], sum);
+        p[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
+    }
+    p
+}
+
 /// The kernel's answer for `pkts` from the lab's report, with nfc's `--iface` routes for the lab's sides
 /// (`left_if` and `right_if` its interface names; the default route goes right).
 fn kernel_answer(
@@ -547,10 +575,22 @@ fn kernel_answer(
     left_if: &str,
     right_if: &str,
 ) -> Answer {
+    let ids = ids(pkts);
     let mut egress = Vec::new();
     for side in ["egress-left.pcap", "egress-right.pcap"] {
         let b = std::fs::read(out.join(side)).unwrap_or_default();
-        egress.extend(read_pcap(&b).into_iter().filter(|p| p[0] >> 4 == 4));
+        egress.extend(
+            read_pcap(&b)
+                .into_iter()
+                .filter(|p| p[0] >> 4 == 4)
+                .map(|p| {
+                    if ids.contains(&u16::from_be_bytes([p[4], p[5]])) {
+                        p
+                    } else {
+                        finish_partial(p)
+                    }
+                }),
+        );
     }
     // (IP id, protocol, length) of what left: a packet to the node DNATed away left (the lab says "dropped"
     // when nothing was delivered).
@@ -1005,6 +1045,79 @@ fn snat_range_exhausted(unavailable: Option<&str>) -> Result<(), Failed> {
             {
                 bad.push(format!("{what}: ports {:?}\n{text}", ports(&nmap)));
             }
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(bad.join("\n").into())
+    }
+}
+
+/// The source of the host's ICMP errors about forwarded packets: `icmp_send` routes the error back to the
+/// packet's source and takes the address of the interface it leaves by (`inet_select_addr`), so a reject's
+/// unreachable and ip_forward's time exceeded about a packet from the left come from the left interface's
+/// address, about one from the right from the right one's.
+fn icmp_error_source(unavailable: Option<&str>) -> Result<(), Failed> {
+    if let Some(w) = unavailable {
+        return Err(
+            format!("kernel oracle required (NFC_REQUIRE_ORACLE=1) but unavailable: {w}").into(),
+        );
+    }
+    let dir = common::tmp_dir("kube-icmp");
+    let rules = dir.join("reject.nft");
+    std::fs::write(
+        &rules,
+        "table ip filter {\n\tchain forward {\n\t\ttype filter hook forward priority 0; policy accept;\n\
+         \t\tudp dport 53 reject\n\t\ttcp dport 25 reject with tcp reset\n\t}\n}\n",
+    )
+    .unwrap();
+    let (c, s) = ("10.1.2.3", "192.168.5.5");
+    let pkts = vec![
+        udp(c, s, 1000, 53, b"q", 64, 1),
+        udp(s, c, 1001, 53, b"q", 64, 2),
+        udp(c, s, 1002, 123, b"t", 1, 3),
+        udp(s, c, 1003, 123, b"t", 1, 4),
+        tcp(c, s, 4000, 25, 1, 0, SYN, b"", 5),
+    ];
+    let addrs = ["left=10.1.2.1/24", "right=192.168.5.1/24"];
+    let (rep, out) = lab(
+        &dir,
+        &rules,
+        &pkts,
+        &[
+            "--left",
+            "10.1.2.0/24",
+            "--if-addr",
+            addrs[0],
+            "--if-addr",
+            addrs[1],
+        ],
+        &[],
+    )?;
+    let k = kernel_answer(&rep, &out, &pkts, "left", "right");
+    let mut bad = Vec::new();
+    let sources: BTreeSet<[u8; 4]> = k
+        .egress
+        .iter()
+        .filter(|p| p[9] == 1)
+        .map(|p| p[12..16].try_into().unwrap())
+        .collect();
+    if sources != BTreeSet::from([ip("10.1.2.1"), ip("192.168.5.1")]) {
+        bad.push(format!("kernel: ICMP errors from {sources:?}"));
+    }
+    let file = dir.join("cap.pcap");
+    std::fs::write(&file, pcap(&pkts)).unwrap();
+    let nfr = dir.join("reject.nfr");
+    std::fs::copy(&rules, &nfr).unwrap();
+    let ids = ids(&pkts);
+    let none = BTreeMap::new();
+    for engine in ["interp", "jit", "ipt"] {
+        for threads in ["1", "2"] {
+            let what = format!("{engine} --threads {threads}");
+            let extra = ["--iface", addrs[0], "--iface", addrs[1]];
+            let n = ours(&nfr, &file, engine, threads, &extra, &k.routes)?;
+            bad.extend(compare(&what, &k, &n, &none, &none, &BTreeSet::new(), &ids));
         }
     }
     if bad.is_empty() {
