@@ -527,7 +527,9 @@ fn lab(
         .arg(shared("oracle"))
         .arg(rules)
         .arg(&file)
-        .args(["-o", out.to_str().unwrap(), "--settle-ms", "20"])
+        // Only dropped packets wait it out: a long wait keeps a late packet on a loaded machine from being
+        // taken for a dropped one.
+        .args(["-o", out.to_str().unwrap(), "--settle-ms", "200"])
         .args(args)
         .args(["--replies", &replies.join(",")])
         .output()
