@@ -1844,8 +1844,25 @@ impl Conntrack {
         };
         if let Some((other, _)) = clash {
             let is_udp = matches!(t0.l4, proto::UDP | proto::UDPLITE);
-            if is_udp && let Some(oc) = self.conns.get(other as usize) {
-                // Same tuples: adopt the existing entry (nf_ct_resolve_clash).
+            // nf_ct_resolve_clash: UDP may adopt the entry in the table (__nf_ct_resolve_clash); failing that,
+            // the entry holding the packet's reply tuple decides (nf_ct_resolve_clash_harder). With none (the
+            // clash was in the original direction only) the kernel inserts the packet's entry for replies only;
+            // here the packet adopts the one in the table.
+            let adopt = if !is_udp {
+                None
+            } else if self.may_adopt(id.idx, other) {
+                Some(other)
+            } else {
+                let t1 = self.nat_reply_of(id.idx).or_else(|| t0.invert());
+                match t1.and_then(|t1| self.probe(b1, &t1, zone, now).0) {
+                    Some((h, _)) => (h != other && self.may_adopt(id.idx, h)).then_some(h),
+                    None => Some(other),
+                }
+            };
+            if let Some(other) = adopt
+                && let Some(oc) = self.conns.get(other as usize)
+            {
+                // Adopt the existing entry.
                 let og = oc.generation;
                 let mine = self.acct.get(id.idx as usize).copied().unwrap_or_default();
                 if let Some(oa) = self.acct.get_mut(other as usize) {
@@ -1891,6 +1908,22 @@ impl Conntrack {
             now,
         );
         Verdict::Accept
+    }
+
+    /// `__nf_conntrack_resolve_clash`'s test: a packet whose unconfirmed entry `loser` clashes with the entry
+    /// `winner` in the table may take `winner` when that has no NAT binding yet or the same tuples both ways
+    /// (`nf_ct_match`).
+    fn may_adopt(&self, loser: u32, winner: u32) -> bool {
+        let (Some(l), Some(w)) = (
+            self.conns.get(loser as usize),
+            self.conns.get(winner as usize),
+        ) else {
+            return false;
+        };
+        w.status & ips::NAT_DONE_MASK == 0
+            || (w.zone == l.zone
+                && self.tuple_of(winner, w, 0) == self.tuple_of(loser, l, 0)
+                && self.tuple_of(winner, w, 1) == self.tuple_of(loser, l, 1))
     }
 
     /// The FTP helper's `help()`: an expectation for the data connection a command announces; on a NATed
