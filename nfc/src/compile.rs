@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
+use nfr_compiler::lower::bytecode::LowerErrorKind;
+
 use crate::{ColorChoice, Outcome, front};
 
 /// The intermediate forms `--emit` can print.
@@ -93,18 +95,22 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let Some(hir) = &checked.hir else {
                 return Ok(Outcome::Diagnostics);
             };
-            let prog = nfr_compiler::lower::lower(hir)
-                .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
-            let text = nfr_compiler::lower::print_program(hir, &prog);
-            // What the engines run: with the classifiers the lowering builds.
-            let verified = nfr_compiler::lower::lower_verified(hir)
-                .map_err(|e| anyhow::anyhow!("the lowered program does not verify: {e}"))?;
+            // What the engines run: with the classifiers the lowering builds (they leave the
+            // instructions and sets printed as they are), so one program serves both forms.
+            let verified = nfr_compiler::lower::lower_verified(hir).map_err(|e| match e.kind {
+                LowerErrorKind::Verify(_) => {
+                    anyhow::anyhow!("the lowered program does not verify: {e}")
+                }
+                _ => anyhow::anyhow!("lowering to bytecode failed: {e}"),
+            })?;
             if args.emit == Emit::Clif {
                 let clif = nfr_jit::clif(&verified)
                     .map_err(|e| anyhow::anyhow!("the JIT cannot compile this ruleset: {e}"))?;
                 front::print_stdout(&clif)?;
             } else {
-                front::print_stdout(&text)?;
+                front::write_stdout(|o| {
+                    nfr_compiler::lower::write_program(hir, verified.program(), o)
+                })?;
             }
             Ok(Outcome::Ok)
         }

@@ -154,8 +154,13 @@ pub fn lower_verified(hir: &Hir) -> Result<VerifiedProgram, LowerError> {
 /// sets a rule uses printed before it (`__set%d table flags` + element lines), as nft's test
 /// harness shows them.
 pub fn print_program(hir: &Hir, prog: &Program) -> String {
-    use std::fmt::Write as _;
     let mut o = String::new();
+    let _ = write_program(hir, prog, &mut o);
+    o
+}
+
+/// [`print_program`] written rule by rule into `o` (a large program is never held as one text).
+pub fn write_program(hir: &Hir, prog: &Program, o: &mut dyn fmt::Write) -> fmt::Result {
     for (ci, chain) in prog.chains.iter().enumerate() {
         let (fam, table) = hir
             .chains
@@ -169,15 +174,15 @@ pub fn print_program(hir: &Hir, prog: &Program) -> String {
                     && let Some(s) = prog.sets.get(set.0 as usize)
                     && s.name.starts_with("__")
                 {
-                    o.push_str(&nfr_vm::print::print_set_header(prog, *set, table));
+                    o.write_str(&nfr_vm::print::print_set_header(prog, *set, table))?;
                     let el = nfr_vm::print::print_set_elements(prog, *set);
                     if !el.is_empty() {
-                        o.push_str(&el);
-                        o.push('\n');
+                        o.write_str(&el)?;
+                        o.write_char('\n')?;
                     }
                 }
             }
-            let _ = writeln!(o, "{fam} {table} {}", chain.name);
+            writeln!(o, "{fam} {table} {}", chain.name)?;
             let text = nfr_vm::print::print_rule(prog, r);
             let insns = prog.rule_insns(r);
             if text.lines().count() == insns.len() {
@@ -186,27 +191,27 @@ pub fn print_program(hir: &Hir, prog: &Program) -> String {
                     match insn {
                         Insn::Counter(id) if (id.0 as usize) < hir.counters.len() => {
                             let name = hir.counters.get(id.0 as usize).map_or("", |c| &c.name);
-                            let _ = writeln!(o, "  [ objref type 1 name {name} ]");
+                            writeln!(o, "  [ objref type 1 name {name} ]")?;
                         }
                         _ => {
-                            o.push_str(line);
-                            o.push('\n');
+                            o.write_str(line)?;
+                            o.write_char('\n')?;
                         }
                     }
                 }
                 if text.ends_with('\n') {
-                    o.push('\n');
+                    o.write_char('\n')?;
                 }
             } else {
-                o.push_str(&text);
-                o.push('\n');
+                o.write_str(&text)?;
+                o.write_char('\n')?;
             }
         }
         if chain.rules.is_empty() {
-            let _ = writeln!(o, "{fam} {table} {}\n", chain.name);
+            writeln!(o, "{fam} {table} {}\n", chain.name)?;
         }
     }
-    o
+    Ok(())
 }
 
 struct Lower<'h> {

@@ -9,4 +9,4 @@ pub mod bytecode;
 pub mod ipt;
 pub mod ipt_mapping;
 
-pub use bytecode::{LowerError, lower, lower_verified, print_program};
+pub use bytecode::{LowerError, lower, lower_verified, print_program, write_program};
