@@ -122,13 +122,6 @@ impl Ctx {
     pub(crate) fn sp(&self, s: ast::Span) -> Span {
         sp(self.file, s)
     }
-    pub(crate) fn text_of(&self, s: Span) -> String {
-        self.sources
-            .text(s.file)
-            .get(s.range())
-            .unwrap_or("")
-            .to_string()
-    }
 }
 
 /// Check the ruleset whose root file is `root` in `sources` (includes are read through

@@ -588,8 +588,8 @@ impl Ctx {
         let mut bytes = h.helper.as_bytes().to_vec();
         bytes.resize(16, 0);
         Some(Operand::Value(Value {
-            bytes,
-            text: format!("\"{}\"", h.helper),
+            bytes: bytes.into(),
+            text: Some(format!("\"{}\"", h.helper).into()),
             ..val
         }))
     }

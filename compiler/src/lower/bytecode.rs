@@ -362,7 +362,7 @@ fn key_len(fields: &[Field]) -> usize {
 fn encode(v: &Value, f: &Field) -> Vec<u8> {
     let n = f.len;
     if matches!(f.ty.byteorder(), ByteOrder::Invalid) {
-        let mut b = v.bytes.clone();
+        let mut b = v.bytes.to_vec();
         b.resize(n, 0);
         return b;
     }
@@ -927,8 +927,8 @@ impl Lower<'_> {
                     .map(|b| Element {
                         key: vec![KeyPart::Value(Value {
                             ty,
-                            bytes: vec![*b],
-                            text: b.to_string(),
+                            bytes: hir::Bytes::new(&[*b]),
+                            text: Some(b.to_string().into()),
                             span: p.span,
                         })],
                         data: None,
@@ -1204,7 +1204,7 @@ impl Lower<'_> {
                             && !v.bytes.is_empty()
                             && v.bytes.len() < f.len
                         {
-                            v.bytes.clone()
+                            v.bytes.to_vec()
                         } else {
                             encode(v, &f)
                         };
