@@ -372,6 +372,12 @@ impl Index {
         }
     }
 
+    /// The cubes given to [`Index::new`] at positions `at` (in that order), so that a caller
+    /// need not keep a copy of them.
+    pub fn cubes(&self, at: std::ops::Range<usize>) -> &[Cube] {
+        self.cubes.get(at).unwrap_or(&[])
+    }
+
     /// The dimensions the index sorts cubes by (at most 8): a query that fixes these finds
     /// few cubes.
     pub fn dims(&self) -> &[Dim] {
