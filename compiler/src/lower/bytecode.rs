@@ -141,7 +141,12 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
 /// [`lower`], then classifiers over the runs of rules they pay for (`Program::classify`), then
 /// `Program::verify`.
 pub fn lower_verified(hir: &Hir) -> Result<VerifiedProgram, LowerError> {
-    let mut prog = lower(hir)?;
+    classify_verified(lower(hir)?)
+}
+
+/// The second half of [`lower_verified`]: a lowered program with its classifiers, verified (for a
+/// caller that drops the Hir before the classifiers are built).
+pub fn classify_verified(mut prog: Program) -> Result<VerifiedProgram, LowerError> {
     prog.classify(&nfr_vm::classify::ClassifyOptions::default());
     prog.verify().map_err(|e| LowerError {
         span: None,
@@ -155,19 +160,40 @@ pub fn lower_verified(hir: &Hir) -> Result<VerifiedProgram, LowerError> {
 /// harness shows them.
 pub fn print_program(hir: &Hir, prog: &Program) -> String {
     let mut o = String::new();
-    let _ = write_program(hir, prog, &mut o);
+    let _ = write_program(&PrintNames::of(hir), prog, &mut o);
     o
 }
 
+/// What printing a program reads of its Hir: each chain's family and table name, the named counters.
+pub struct PrintNames {
+    chains: Vec<(&'static str, String)>,
+    counters: Vec<String>,
+}
+
+impl PrintNames {
+    pub fn of(hir: &Hir) -> PrintNames {
+        PrintNames {
+            chains: hir
+                .chains
+                .iter()
+                .map(|c| {
+                    hir.table(c.table).map_or(("ip", "?".to_string()), |t| {
+                        (t.family.name(), t.name.clone())
+                    })
+                })
+                .collect(),
+            counters: hir.counters.iter().map(|c| c.name.clone()).collect(),
+        }
+    }
+}
+
 /// [`print_program`] written rule by rule into `o` (a large program is never held as one text).
-pub fn write_program(hir: &Hir, prog: &Program, o: &mut dyn fmt::Write) -> fmt::Result {
+pub fn write_program(names: &PrintNames, prog: &Program, o: &mut dyn fmt::Write) -> fmt::Result {
     for (ci, chain) in prog.chains.iter().enumerate() {
-        let (fam, table) = hir
+        let (fam, table) = names
             .chains
             .get(ci)
-            .and_then(|c| hir.table(c.table))
-            .map(|t| (t.family.name(), t.name.as_str()))
-            .unwrap_or(("ip", "?"));
+            .map_or(("ip", "?"), |(f, t)| (*f, t.as_str()));
         for &r in &chain.rules {
             for insn in prog.rule_insns(r) {
                 if let Insn::Lookup { set, .. } | Insn::Objref { set, .. } = insn
@@ -189,8 +215,8 @@ pub fn write_program(hir: &Hir, prog: &Program, o: &mut dyn fmt::Write) -> fmt::
                 // A named counter is nft's objref (`[ objref type 1 name NAME ]`, NFT_OBJECT_COUNTER).
                 for (line, insn) in text.lines().zip(insns) {
                     match insn {
-                        Insn::Counter(id) if (id.0 as usize) < hir.counters.len() => {
-                            let name = hir.counters.get(id.0 as usize).map_or("", |c| &c.name);
+                        Insn::Counter(id) if (id.0 as usize) < names.counters.len() => {
+                            let name = names.counters.get(id.0 as usize).map_or("", |c| c);
                             writeln!(o, "  [ objref type 1 name {name} ]")?;
                         }
                         _ => {
