@@ -524,10 +524,10 @@ pub enum KeyPart {
         value: Value,
         len: u32,
     },
-    /// `lo-hi`, inclusive.
+    /// `lo-hi`, inclusive. (Boxed, as [`Rhs::Range`]: most elements are single values.)
     Range {
-        lo: Value,
-        hi: Value,
+        lo: Box<Value>,
+        hi: Box<Value>,
     },
 }
 

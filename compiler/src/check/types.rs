@@ -770,10 +770,7 @@ impl Ctx {
             _ => match self.key_part(e, left.ty)? {
                 KeyPart::Value(v) => Some(Rhs::Value(v)),
                 KeyPart::Prefix { value, len } => Some(Rhs::Prefix { value, len }),
-                KeyPart::Range { lo, hi } => Some(Rhs::Range {
-                    lo: Box::new(lo),
-                    hi: Box::new(hi),
-                }),
+                KeyPart::Range { lo, hi } => Some(Rhs::Range { lo, hi }),
             },
         }
     }
@@ -840,7 +837,10 @@ impl Ctx {
                     );
                     return None;
                 }
-                Some(KeyPart::Range { lo, hi })
+                Some(KeyPart::Range {
+                    lo: Box::new(lo),
+                    hi: Box::new(hi),
+                })
             }
             _ => Some(KeyPart::Value(self.value(e, ty)?)),
         }

@@ -1173,8 +1173,8 @@ impl Lowerer<'_> {
                     ),
                     (Op::Eq | Op::Neq, Rhs::Range { lo, hi }) => one(
                         &KeyPart::Range {
-                            lo: (**lo).clone(),
-                            hi: (**hi).clone(),
+                            lo: lo.clone(),
+                            hi: hi.clone(),
                         },
                         m.op == Op::Neq,
                     ),
