@@ -29,6 +29,20 @@ pub fn require() -> bool {
     std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1")
 }
 
+/// For a file whose trials all need what `why` (when set) says is missing: says so once on stderr (`SKIP`, or
+/// `FAIL` with `NFC_REQUIRE_ORACLE=1`) and returns whether those trials are to be reported as ignored.
+pub fn announce(why: Option<&str>) -> bool {
+    if let Some(w) = why {
+        let how = if require() {
+            "FAIL (NFC_REQUIRE_ORACLE=1)"
+        } else {
+            "SKIP"
+        };
+        eprintln!("{how}: {w}");
+    }
+    why.is_some() && !require()
+}
+
 /// `shared/corpus/<rel>`, or why not (absent).
 pub fn corpus(rel: &str) -> Result<PathBuf, String> {
     let p = shared().join("corpus").join(rel);

@@ -26,18 +26,11 @@ fn main() {
     let args = Arguments::from_args();
     let why =
         common::gate::oracle_script("kernel_blob.py", &["nft", "conntrack", "python3", "ip"]).err();
-    let require = std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1");
-    if let Some(w) = &why {
-        eprintln!(
-            "{}: kernel oracle unavailable: {w}",
-            if require {
-                "FAIL (NFC_REQUIRE_ORACLE=1)"
-            } else {
-                "SKIP"
-            }
-        );
-    }
-    let ignored = why.is_some() && !require;
+    let ignored = common::gate::announce(
+        why.as_ref()
+            .map(|w| format!("kernel oracle unavailable: {w}"))
+            .as_deref(),
+    );
     let mut trials: Vec<Trial> = cases()
         .into_iter()
         .map(|case| {

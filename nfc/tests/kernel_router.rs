@@ -34,18 +34,11 @@ use std::process::Command;
 fn main() {
     let args = Arguments::from_args();
     let why = oracle_unavailable();
-    let require = std::env::var("NFC_REQUIRE_ORACLE").as_deref() == Ok("1");
-    if let Some(w) = &why {
-        eprintln!(
-            "{}: kernel oracle unavailable: {w}",
-            if require {
-                "FAIL (NFC_REQUIRE_ORACLE=1)"
-            } else {
-                "SKIP"
-            }
-        );
-    }
-    let ignored = why.is_some() && !require;
+    let ignored = common::gate::announce(
+        why.as_ref()
+            .map(|w| format!("kernel oracle unavailable: {w}"))
+            .as_deref(),
+    );
     let mut trials = vec![
         Trial::test("ct_keys_without_a_load_are_refused", refused_ct_keys),
         Trial::test(
