@@ -43,6 +43,7 @@ pub mod kernel;
 pub mod layout;
 pub mod model;
 pub mod parse;
+pub mod recent;
 pub mod save;
 pub mod verify;
 

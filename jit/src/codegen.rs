@@ -762,7 +762,8 @@ impl Tx<'_, '_> {
                 let code = self.helper(idx, rule_id, &[], &[]);
                 self.dispatch(code, pos, next);
             }
-            Insn::Objref { sreg, set } => {
+            Insn::Objref { sreg, set } | Insn::Dynset { sreg, set, .. } => {
+                // The set's state lives in `State`: the interpreter's step (`env::h_insn`).
                 let klen = prog_set_key_len(self.prog, set.0);
                 let code = self.helper(idx, rule_id, &[(*sreg, klen)], &[]);
                 self.dispatch(code, pos, next);
@@ -1591,7 +1592,9 @@ impl Tx<'_, '_> {
             return Flow::Ended;
         };
         let klen = usize::from(s.key_len);
+        // A dynamic set's elements are in `State::dynsets`: looked up by the helper.
         let inline = klen <= 4
+            && s.dynamic.is_none()
             && matches!(s.kind, SetKind::Hash | SetKind::Interval)
             && s.len() <= INLINE_SET_MAX;
         if !inline {

@@ -398,6 +398,11 @@ impl Program {
             if set.bad_key_len {
                 return Err(bad("key length"));
             }
+            if set.dynamic.is_some()
+                && !(matches!(set.kind, SetKind::Hash) && set.data_type == SetDataType::None)
+            {
+                return Err(bad("a dynamic set must be a hash set without data"));
+            }
             for (_, d) in set.hash_elems() {
                 check_data(d)?;
             }
@@ -709,6 +714,16 @@ impl Program {
                     return Err(E::SetMismatch {
                         set: *set,
                         what: "inverted lookup cannot load data",
+                    });
+                }
+            }
+            Insn::Dynset { sreg, set, .. } => {
+                let s = self.sets.get(set.0 as usize).ok_or(E::UnknownSet(*set))?;
+                regs.load(*sreg, usize::from(s.key_len))?;
+                if s.dynamic.is_none() {
+                    return Err(E::SetMismatch {
+                        set: *set,
+                        what: "dynset needs a dynamic set",
                     });
                 }
             }

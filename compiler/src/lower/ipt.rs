@@ -2104,6 +2104,16 @@ impl Lowerer<'_> {
                 self.err(span, "payload writes (nfc emits no DSCP/TOS/TTL targets)");
                 None
             }
+            StmtKind::SetUpdate { op, .. } => {
+                self.err(
+                    span,
+                    format!(
+                        "`{}` of a set element (iptables has no sets without ipset)",
+                        op.as_str()
+                    ),
+                );
+                None
+            }
             StmtKind::Other(k) => {
                 self.err(span, format!("`{k}`"));
                 None
