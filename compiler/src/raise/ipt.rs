@@ -461,12 +461,13 @@ fn rule_text(r: &nfr_ipt::Rule, recent: &RecentPlan, at: &str) -> Result<String,
     };
     // `-p` is part of ip_packet_match, before every match: a match that changes state (`-m
     // recent`) must not run for packets of other protocols, so the protocol comes first then.
-    let stateful = r.matches.iter().any(|m| matches!(m, M::Recent(_)));
-    let implied = !inv(IPT_INV_PROTO)
-        && !stateful
-        && r.matches
-            .iter()
-            .any(|m| matches!(m, M::Tcp(_) | M::Udp(_) | M::Icmp(_) | M::Multiport(_)));
+    let proto_match = |m: &M| matches!(m, M::Tcp(_) | M::Udp(_) | M::Icmp(_) | M::Multiport(_));
+    let stateful_first = r
+        .matches
+        .iter()
+        .take_while(|m| !proto_match(m))
+        .any(|m| matches!(m, M::Recent(_)));
+    let implied = !inv(IPT_INV_PROTO) && !stateful_first && r.matches.iter().any(proto_match);
     if ip.proto != 0 && !implied {
         p.push(format!("meta l4proto {}{proto}", op(inv(IPT_INV_PROTO))));
     }
