@@ -17,7 +17,8 @@
 //! targets: REJECT sends nothing, NAT rewrites nothing (the caller applies the recorded
 //! mapping), LOG logs nothing, CT only changes what later matches in the same traversal see.
 //! `limit` counts jiffies (HZ 250) from `tstamp_ns`, its bucket full at the first packet the rule
-//! sees (the kernel fills it at table load). Checked against the kernel's counters and verdicts
+//! sees (the kernel fills it at table load). `recent` keeps xt_recent's lists per table
+//! (`crate::recent`), by packet time in jiffies too. Checked against the kernel's counters and verdicts
 //! on the OUTPUT path (160 mixed packets, ClassBench acl1_1K with 9361 trace packets), on the
 //! ingress path across raw/mangle/filter, and for conntrack/state matches on a scripted flow.
 #![forbid(unsafe_code)]

@@ -63,9 +63,12 @@ fn prio_for(table: &str, h: nfr_ipt::Hook) -> (&'static str, i32) {
 #[derive(Debug, Default)]
 struct RecentPlan {
     /// By list name: the set's timeout in seconds (`None`: no timeout) and mask, or why not.
-    /// The error is (why, the rule that says so).
-    lists: std::collections::BTreeMap<Vec<u8>, Result<(Option<u32>, [u8; 4]), (String, String)>>,
+    lists: std::collections::BTreeMap<Vec<u8>, ListPlan>,
 }
+
+/// A list's set timeout (seconds, `None`: none) and mask, or why it has no nft form and the rule
+/// that says so (empty: the list as a whole).
+type ListPlan = Result<(Option<u32>, [u8; 4]), (String, String)>;
 
 impl RecentPlan {
     fn of(t: &nfr_ipt::Table) -> RecentPlan {
