@@ -319,7 +319,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<Outcome> {
         .map(|e| format!("{file}:{}: {}", e.line, e.message))
         .collect();
     // A rule that cannot be imported is reported at its `-A` line.
-    let lines = rule_lines(&text);
+    let lines = rule_lines(&text, &errors.iter().map(|e| e.line).collect::<Vec<_>>());
     let mut nfr = String::new();
     for (i, t) in tables.iter().enumerate() {
         match table_to_nfr(t) {
@@ -360,8 +360,12 @@ pub fn import(a: ImportArgs) -> anyhow::Result<Outcome> {
 }
 
 /// The line numbers of the `-A CHAIN` lines of iptables-save text, per (table, chain), in order
-/// (a rule's number in its chain is its place there).
-fn rule_lines(text: &str) -> std::collections::HashMap<(String, String), Vec<usize>> {
+/// (a rule's number in its chain is its place there), without the lines `skip` (those that did
+/// not parse, so are no rules).
+fn rule_lines(
+    text: &str,
+    skip: &[usize],
+) -> std::collections::HashMap<(String, String), Vec<usize>> {
     let mut out: std::collections::HashMap<(String, String), Vec<usize>> = Default::default();
     let mut table = String::new();
     for (i, l) in text.lines().enumerate() {
@@ -376,7 +380,9 @@ fn rule_lines(text: &str) -> std::collections::HashMap<(String, String), Vec<usi
             None => l,
         };
         let mut w = l.split_whitespace();
-        if let (Some("-A" | "--append"), Some(chain)) = (w.next(), w.next()) {
+        if let (Some("-A" | "--append"), Some(chain)) = (w.next(), w.next())
+            && !skip.contains(&(i + 1))
+        {
             out.entry((table.clone(), chain.to_string()))
                 .or_default()
                 .push(i + 1);
