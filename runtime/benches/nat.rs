@@ -11,7 +11,8 @@
 //! packet is copied into an owned buffer for each step in every variant (as the replay owns its packets), so the
 //! difference between the variants is what NAT adds. On a loaded machine criterion's separate runs drift apart,
 //! so the bench first times the three interleaved, round by round, and prints each one's best round (ns a
-//! packet) and the differences to `plain` (`NFC_NAT_ROUNDS`, default 40 rounds of 20000 iterations).
+//! packet) and the differences to the first (`NFC_NAT_ROUNDS`, default 40 rounds of 20000 iterations;
+//! `NFC_NAT_ONLY=snat` times one variant alone, e.g. under callgrind).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nfr_runtime::ct::nat::{Manip, NatRange};
@@ -112,8 +113,11 @@ fn side_by_side() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(40);
     let iters = 20_000u32;
+    // `NFC_NAT_ONLY=name` times one variant (for an instruction profile of it alone).
+    let only = std::env::var("NFC_NAT_ONLY").ok();
     let mut runs: Vec<_> = variants()
         .into_iter()
+        .filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name))
         .map(|(name, nat)| (name, setup(nat), Vec::new(), f64::MAX))
         .collect();
     for _ in 0..rounds {
@@ -131,7 +135,10 @@ fn side_by_side() {
     let base = runs[0].3;
     println!("NAT side by side (best of {rounds} interleaved rounds, ns a packet):");
     for (name, _, _, best) in &runs {
-        println!("  {name:<13} {best:7.1}  ({:+.1} over plain)", best - base);
+        println!(
+            "  {name:<13} {best:7.1}  ({:+.1} over the first)",
+            best - base
+        );
     }
 }
 

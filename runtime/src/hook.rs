@@ -487,6 +487,49 @@ impl Engine for NatHook {
         let Nfct::Ct { ctinfo, .. } = pkt.nfct else {
             return Verdict::Accept;
         };
+        // The common case, kept small: a packet of a confirmed connection not NATed this way.
+        if !matches!(ctinfo, CtInfo::New | CtInfo::Related | CtInfo::RelatedReply)
+            && pkt.state.ct_valid
+            && pkt.state.ct_status
+                & Conntrack::nat_status_bit(Manip::of_hook(cx.hook), ctinfo.dir())
+                == 0
+        {
+            return Verdict::Accept;
+        }
+        self.nf_nat_inet_fn(pkt, cx, ctinfo)
+    }
+
+    fn name(&self) -> &str {
+        "nf_nat"
+    }
+
+    fn nat_hook(&mut self) -> Option<&mut NatHook> {
+        Some(self)
+    }
+}
+
+impl NatHook {
+    /// `nf_nat_inet_fn` for a packet that may need a binding or a rewrite.
+    #[inline(never)]
+    fn nf_nat_inet_fn(
+        &mut self,
+        pkt: &mut Packet<'_>,
+        cx: &mut HookCtx<'_>,
+        ctinfo: CtInfo,
+    ) -> Verdict {
+        if !matches!(ctinfo, CtInfo::New | CtInfo::Related | CtInfo::RelatedReply) && !cx.trace_nat
+        {
+            // A confirmed connection NATed this way: `nf_nat_packet` alone.
+            let nfct = pkt.nfct;
+            return match cx.ct.nf_nat_packet(&nfct, cx.hook, pkt.l3_mut()) {
+                NatVerdict::Untouched => Verdict::Accept,
+                NatVerdict::Drop => Verdict::Drop,
+                NatVerdict::Rewritten => {
+                    pkt.mangled = true;
+                    Verdict::Accept
+                }
+            };
+        }
         let icmp = if cx.nfproto == NFPROTO_IPV6 { 58 } else { 1 };
         if matches!(ctinfo, CtInfo::Related | CtInfo::RelatedReply)
             && pkt.state.has_th
@@ -498,14 +541,6 @@ impl Engine for NatHook {
             });
         }
         self.bind_and_rewrite(pkt, cx, ctinfo)
-    }
-
-    fn name(&self) -> &str {
-        "nf_nat"
-    }
-
-    fn nat_hook(&mut self) -> Option<&mut NatHook> {
-        Some(self)
     }
 }
 

@@ -207,6 +207,18 @@ impl Conntrack {
         if c.status & Self::nat_status_bit(manip, dir) == 0 {
             return NatVerdict::Untouched;
         }
+        // The other direction's tuple, by reference when it is stored (the original, or a NATed reply).
+        let stored = if dir == 1 {
+            Some(&c.orig)
+        } else {
+            self.nat_reply.get(&id.idx)
+        };
+        if let Some(o) = stored
+            && l3.len() >= 20
+            && manip::ipv4_manip_ports_of(l3, o, manip) == Some(true)
+        {
+            return NatVerdict::Rewritten;
+        }
         let Some(target) = self.tuple_of(id.idx, c, 1 - dir).invert() else {
             return NatVerdict::Untouched;
         };

@@ -69,6 +69,18 @@ fn ipv4_manip_pkt(l3: &mut [u8], iphdroff: usize, target: &Tuple, manip: Manip) 
         return false;
     }
     let hdroff = iphdroff + usize::from(l3[iphdroff] & 0xf) * 4;
+    ipv4_manip_ports(l3, iphdroff, hdroff, target, manip)
+        || ipv4_manip_general(l3, iphdroff, hdroff, target, manip)
+}
+
+/// `ipv4_manip_pkt` step by step: the transport part, then the address and the header checksum.
+fn ipv4_manip_general(
+    l3: &mut [u8],
+    iphdroff: usize,
+    hdroff: usize,
+    target: &Tuple,
+    manip: Manip,
+) -> bool {
     if !l4proto_manip_pkt(l3, iphdroff, hdroff, target, manip) {
         return false;
     }
@@ -78,6 +90,104 @@ fn ipv4_manip_pkt(l3: &mut [u8], iphdroff: usize, target: &Tuple, manip: Manip) 
     put16(l3, iphdroff + 10, c);
     l3[at..at + 4].copy_from_slice(new);
     true
+}
+
+/// The common case of `ipv4_manip_pkt` in one pass: a TCP segment with its whole header, or a UDP/UDP-Lite
+/// datagram. The address's checksum difference is summed once and folded into the IP header checksum and,
+/// with the port's, into the transport checksum; the result is the one the step-by-step `csum_replace` calls
+/// give (one's complement sums are associative). `false`: not such a packet, nothing written.
+#[inline]
+fn ipv4_manip_ports(
+    l3: &mut [u8],
+    iphdroff: usize,
+    hdroff: usize,
+    target: &Tuple,
+    manip: Manip,
+) -> bool {
+    let (new, port) = match manip {
+        Manip::Src => (&target.src, target.sport),
+        Manip::Dst => (&target.dst, target.dport),
+    };
+    ipv4_put_ports(
+        l3,
+        iphdroff,
+        hdroff,
+        target.l4,
+        [new[0], new[1], new[2], new[3]],
+        port,
+        manip,
+    )
+}
+
+/// `ipv4_manip_ports` of the address `new` and port `port`, for a datagram whose transport protocol is `l4`.
+#[inline]
+fn ipv4_put_ports(
+    l3: &mut [u8],
+    iphdroff: usize,
+    hdroff: usize,
+    l4: u8,
+    new: [u8; 4],
+    port: u16,
+    manip: Manip,
+) -> bool {
+    let (check_at, need) = match l4 {
+        proto::TCP => (hdroff + 16, hdroff + 20),
+        proto::UDP | proto::UDPLITE => (hdroff + 6, hdroff + 8),
+        _ => return false,
+    };
+    if l3.len() < need || hdroff < iphdroff + 20 {
+        return false;
+    }
+    let (at, port_at) = match manip {
+        Manip::Src => (iphdroff + 12, hdroff),
+        Manip::Dst => (iphdroff + 16, hdroff + 2),
+    };
+    let word = |b: &[u8], i: usize| u32::from(u16::from_be_bytes([b[i], b[i + 1]]));
+    let fold = |mut sum: u32| {
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        !(sum as u16)
+    };
+    let addr =
+        (0xffff ^ word(l3, at)) + (0xffff ^ word(l3, at + 2)) + word(&new, 0) + word(&new, 2);
+    let ipc = word(l3, iphdroff + 10);
+    put16(l3, iphdroff + 10, fold(0xffff + (0xffff ^ ipc) + addr));
+    let l4c = word(l3, check_at);
+    if l4 != proto::UDP || l4c != 0 {
+        let ports = (0xffff ^ word(l3, port_at)) + u32::from(port);
+        let mut c = fold(0xffff + (0xffff ^ l4c) + addr + ports);
+        if c == 0 && l4 != proto::TCP {
+            c = CSUM_MANGLED_0;
+        }
+        put16(l3, check_at, c);
+    }
+    put16(l3, port_at, port);
+    l3[at..at + 4].copy_from_slice(&new);
+    true
+}
+
+/// `nf_nat_ipv4_manip_pkt` of an IPv4 TCP/UDP/UDP-Lite datagram (header at 0) towards the inverse of `other`
+/// (the connection's tuple of the other direction), without building the inverse: its source is `other`'s
+/// destination and the other way round. `None`: not such a datagram; the caller takes the general path.
+pub fn ipv4_manip_ports_of(l3: &mut [u8], other: &Tuple, manip: Manip) -> Option<bool> {
+    if other.l3 != NFPROTO_IPV4 || !matches!(other.l4, proto::TCP | proto::UDP | proto::UDPLITE) {
+        return None;
+    }
+    let hdroff = usize::from(*l3.first()? & 0xf) * 4;
+    let (a, port) = match manip {
+        Manip::Src => (&other.dst, other.dport),
+        Manip::Dst => (&other.src, other.sport),
+    };
+    ipv4_put_ports(
+        l3,
+        0,
+        hdroff,
+        other.l4,
+        [a[0], a[1], a[2], a[3]],
+        port,
+        manip,
+    )
+    .then_some(true)
 }
 
 fn ipv6_manip_pkt(l3: &mut [u8], iphdroff: usize, target: &Tuple, manip: Manip) -> bool {
@@ -328,6 +438,78 @@ mod tests {
 
     fn ip(s: &str) -> std::net::IpAddr {
         s.parse().unwrap()
+    }
+
+    /// The one-pass IPv4 TCP/UDP rewrite writes the bytes the step-by-step one writes, for any header bytes and
+    /// checksums (0 and 0xffff included), both manipulations, and UDP, UDP-Lite and TCP.
+    #[test]
+    fn one_pass_ipv4_rewrite_is_the_step_by_step_one() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut fast_taken = 0;
+        for i in 0..20_000 {
+            let l4 = [proto::TCP, proto::UDP, proto::UDPLITE][i % 3];
+            let mut p: Vec<u8> = (0..48).map(|_| next() as u8).collect();
+            p[0] = 0x45;
+            p[9] = l4;
+            let special = [0u16, 0xffff, 1, 0xfffe];
+            if i % 4 == 0 {
+                p[10..12].copy_from_slice(&special[(i / 4) % 4].to_be_bytes());
+            }
+            let check_at = if l4 == proto::TCP { 36 } else { 26 };
+            if i % 5 == 0 {
+                p[check_at..check_at + 2].copy_from_slice(&special[(i / 5) % 4].to_be_bytes());
+            }
+            let len = if l4 == proto::TCP && i % 7 == 0 {
+                30
+            } else {
+                48
+            };
+            p.truncate(len);
+            let mut t = Tuple {
+                l3: NFPROTO_IPV4,
+                l4,
+                sport: next() as u16,
+                dport: next() as u16,
+                ..Tuple::default()
+            };
+            t.src[..4].copy_from_slice(&(next() as u32).to_be_bytes());
+            t.dst[..4].copy_from_slice(&(next() as u32).to_be_bytes());
+            let manip = if i % 2 == 0 { Manip::Src } else { Manip::Dst };
+            if i % 11 == 0 {
+                // All ones become all zeros: the one's complement sums reach their edge (0 vs 0xffff).
+                let (at, port_at) = match manip {
+                    Manip::Src => (12, 20),
+                    Manip::Dst => (16, 22),
+                };
+                p[at..at + 4].fill(0xff);
+                p[port_at..port_at + 2].fill(0xff);
+                p[10..12].fill(0xff);
+                if p.len() >= check_at + 2 {
+                    p[check_at..check_at + 2].fill(0xff);
+                }
+                (t.src, t.dst, t.sport, t.dport) = ([0; 16], [0; 16], 0, 0);
+            }
+            let (mut a, mut b) = (p.clone(), p.clone());
+            let fast = ipv4_manip_ports(&mut a, 0, 20, &t, manip);
+            assert!(ipv4_manip_general(&mut b, 0, 20, &t, manip));
+            let mut c = p.clone();
+            let of = ipv4_manip_ports_of(&mut c, &t.invert().unwrap(), manip);
+            assert_eq!(of == Some(true), fast, "case {i}");
+            if fast {
+                fast_taken += 1;
+                assert_eq!(a, b, "case {i}: {l4} {manip:?}");
+                assert_eq!(c, b, "case {i}: from the other direction's tuple");
+            } else {
+                assert_eq!(a, p, "case {i}: nothing written when not taken");
+            }
+        }
+        assert!(fast_taken > 15_000, "{fast_taken}");
     }
 
     /// Rewriting a packet gives the bytes (checksums included) of the packet built with the new header.
