@@ -254,7 +254,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0211", "invalid statement argument"),
     (
         "E0212",
-        "set statement (`add|update|delete @set`) the set cannot take: constant or interval set, timeout without `flags timeout`",
+        "set statement (`add|update|delete @set`) the set cannot take: constant or interval set, timeout without `flags timeout`, a verdict map, a map element without data",
     ),
     ("E0300", "conflicting protocol dependencies in one rule"),
     ("E0400", "chain type not valid on this hook"),

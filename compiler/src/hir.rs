@@ -605,13 +605,15 @@ pub enum StmtKind {
     Notrack,
     Reject(RejectKind),
     Nat(Box<NatStmt>),
-    /// `add|update|delete @set { KEY [timeout T] }` (nft's set statement, `nft_dynset`): the
-    /// key's element is added, refreshed or removed from the packet path. `timeout` (ms) is the
-    /// element's own; without it the set's default applies.
+    /// `add|update|delete @set { KEY [timeout T] [: DATA] }` (nft's set and map statements,
+    /// `nft_dynset`): the key's element is added, refreshed or removed from the packet path.
+    /// `timeout` (ms) is the element's own; without it the set's default applies. `data` is a
+    /// map element's.
     SetUpdate {
         op: SetOp,
         set: SetId,
         key: Box<Expr>,
+        data: Option<Operand>,
         timeout: Option<u64>,
     },
     /// Any other statement nfc does not model yet (kept for printing; lowerings reject it).

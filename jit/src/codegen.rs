@@ -762,10 +762,34 @@ impl Tx<'_, '_> {
                 let code = self.helper(idx, rule_id, &[], &[]);
                 self.dispatch(code, pos, next);
             }
-            Insn::Objref { sreg, set } | Insn::Dynset { sreg, set, .. } => {
-                // The set's state lives in `State`: the interpreter's step (`env::h_insn`).
+            Insn::Objref { sreg, set } => {
                 let klen = prog_set_key_len(self.prog, set.0);
                 let code = self.helper(idx, rule_id, &[(*sreg, klen)], &[]);
+                self.dispatch(code, pos, next);
+            }
+            Insn::Dynset {
+                sreg,
+                set,
+                sreg_data,
+                ..
+            } => {
+                // The set's elements live in `State`: the interpreter's step (`env::h_insn`).
+                let klen = prog_set_key_len(self.prog, set.0);
+                let mut reads = vec![(*sreg, klen)];
+                if let Some(d) = sreg_data {
+                    let n = match self
+                        .prog
+                        .program()
+                        .sets
+                        .get(set.0 as usize)
+                        .map(|s| s.data_type)
+                    {
+                        Some(SetDataType::Data(n)) => usize::from(n),
+                        _ => 0,
+                    };
+                    reads.push((*d, n));
+                }
+                let code = self.helper(idx, rule_id, &reads, &[]);
                 self.dispatch(code, pos, next);
             }
             Insn::PayloadWrite { len, sreg, .. } => {

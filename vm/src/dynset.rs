@@ -1,5 +1,6 @@
 //! The elements of a set the packet path updates (`nft_dynset`'s target): per set, fixed-width
-//! key rows in one flat byte array, a parallel array of expiry times and a hashbrown `HashTable`
+//! key rows in one flat byte array (a map's data rows in another), a parallel array of expiry
+//! times and a hashbrown `HashTable`
 //! of row numbers, like `program::Set`'s hash sets, plus a free list so that rows of removed or
 //! expired elements are reused: memory is bounded by the set's `size` and an element costs its key
 //! bytes, 8 bytes of expiry and a table slot.
@@ -46,6 +47,9 @@ pub struct DynSet {
     klen: usize,
     /// `klen` bytes per row.
     rows: Vec<u8>,
+    /// Maps: the data of each row, `dlen` bytes per row.
+    dlen: usize,
+    data: Vec<u8>,
     /// Per row: expiry time in ns, [`NEVER`], or (free rows) anything.
     expires: Vec<u64>,
     /// Rows of live elements, by key.
@@ -70,9 +74,11 @@ impl PartialEq for DynSet {
             && self.max == o.max
             && self.started == o.started
             && self.len() == o.len()
-            && self
-                .elements()
-                .all(|(k, e)| o.find(k).is_some_and(|r| o.expires.get(r) == Some(&e)))
+            && self.elements().all(|(k, e)| {
+                let mine = self.find(k).map(|r| self.data_of(r));
+                o.find(k)
+                    .is_some_and(|r| o.expires.get(r) == Some(&e) && Some(o.data_of(r)) == mine)
+            })
     }
 }
 
@@ -82,16 +88,25 @@ impl DynSet {
     /// The run-time elements of `set` (its declared elements, which expire after the set's default
     /// timeout counted from the first packet that reaches the set).
     pub fn new(set: &Set, spec: &DynSpec) -> DynSet {
+        let dlen = match set.data_type {
+            crate::program::SetDataType::Data(n) => usize::from(n),
+            _ => 0,
+        };
         let mut d = DynSet {
             klen: usize::from(set.key_len),
+            dlen,
             max: spec.size,
             next_expiry: NEVER,
             initial_timeout: spec.timeout_ms.saturating_mul(NS_PER_MS),
             ..DynSet::default()
         };
-        for (k, _) in set.hash_elems() {
+        for (k, e) in set.hash_elems() {
             if d.find(k).is_none() {
-                d.push(k, NEVER);
+                let data = match e {
+                    crate::program::ElemData::Data(x) => x.bytes(),
+                    _ => &[],
+                };
+                d.push(k, data, NEVER);
             }
         }
         d
@@ -111,6 +126,7 @@ impl DynSet {
     pub fn heap_bytes(&self) -> usize {
         self.rows.capacity()
             + self.expires.capacity() * 8
+            + self.data.capacity()
             + self.free.capacity() * 4
             + self.index.capacity() * (size_of::<u32>() + 1)
     }
@@ -134,6 +150,13 @@ impl DynSet {
             .unwrap_or(&[])
     }
 
+    /// Row `r`'s data (maps; empty for sets).
+    fn data_of(&self, r: usize) -> &[u8] {
+        self.data
+            .get(r * self.dlen..(r + 1) * self.dlen)
+            .unwrap_or(&[])
+    }
+
     fn find(&self, key: &[u8]) -> Option<usize> {
         let (rows, k) = (&self.rows, self.klen);
         self.index
@@ -143,13 +166,23 @@ impl DynSet {
             .map(|&i| i as usize)
     }
 
-    /// Adds a row for a key that is not there.
-    fn push(&mut self, key: &[u8], expiry: u64) {
+    /// Adds a row for a key that is not there (`data` cut or zero-padded to the map's length).
+    fn push(&mut self, key: &[u8], data: &[u8], expiry: u64) {
+        let dlen = self.dlen;
+        let mut d = [0u8; 64];
+        for (x, y) in d.iter_mut().zip(data) {
+            *x = *y;
+        }
+        let d = d.get(..dlen).unwrap_or(&[]);
         let r = match self.free.pop() {
             Some(r) => {
                 let at = r as usize * self.klen;
                 if let Some(row) = self.rows.get_mut(at..at + self.klen) {
                     row.copy_from_slice(key);
+                }
+                let at = r as usize * dlen;
+                if let Some(row) = self.data.get_mut(at..at + dlen) {
+                    row.copy_from_slice(d);
                 }
                 if let Some(e) = self.expires.get_mut(r as usize) {
                     *e = expiry;
@@ -158,6 +191,7 @@ impl DynSet {
             }
             None => {
                 self.rows.extend_from_slice(key);
+                self.data.extend_from_slice(d);
                 self.expires.push(expiry);
                 self.expires.len() as u32 - 1
             }
@@ -240,9 +274,23 @@ impl DynSet {
         self.live(key, now).is_some()
     }
 
+    /// `nft_lookup` on the map at `now`: the element's data.
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&[u8]> {
+        let r = self.live(key, now)?;
+        Some(self.data_of(r))
+    }
+
     /// `add` (`refresh` false) or `update` (`refresh` true) of `key` at `now` with timeout
-    /// `timeout_ms` (0: none): false when the set is full (the rule breaks).
-    pub fn update(&mut self, key: &[u8], now: u64, refresh: bool, timeout_ms: u64) -> bool {
+    /// `timeout_ms` (0: none), a new element of a map taking `data` (a present one keeps its
+    /// own): false when the set is full (the rule breaks).
+    pub fn update(
+        &mut self,
+        key: &[u8],
+        data: &[u8],
+        now: u64,
+        refresh: bool,
+        timeout_ms: u64,
+    ) -> bool {
         let expiry = match timeout_ms {
             0 => NEVER,
             t => now.saturating_add(t.saturating_mul(NS_PER_MS)),
@@ -268,7 +316,7 @@ impl DynSet {
                 return false;
             }
         }
-        self.push(key, expiry);
+        self.push(key, data, expiry);
         true
     }
 
@@ -299,46 +347,67 @@ mod tests {
     #[test]
     fn elements_expire_by_packet_time() {
         let mut d = set(10, 0, &[]);
-        assert!(d.update(&[1, 2, 3, 4], 1000 * MS, false, 10));
+        assert!(d.update(&[1, 2, 3, 4], &[], 1000 * MS, false, 10));
         assert!(d.contains(&[1, 2, 3, 4], 1009 * MS));
         assert!(!d.contains(&[1, 2, 3, 4], 1010 * MS));
         assert!(d.is_empty());
         // no timeout: never
-        assert!(d.update(&[1, 2, 3, 5], 0, false, 0));
+        assert!(d.update(&[1, 2, 3, 5], &[], 0, false, 0));
         assert!(d.contains(&[1, 2, 3, 5], u64::MAX - 1));
     }
 
     #[test]
     fn update_restarts_the_timeout_and_add_does_not() {
         let mut d = set(10, 0, &[]);
-        d.update(&[1, 1, 1, 1], 0, false, 10);
-        d.update(&[1, 1, 1, 1], 5 * MS, false, 10);
+        d.update(&[1, 1, 1, 1], &[], 0, false, 10);
+        d.update(&[1, 1, 1, 1], &[], 5 * MS, false, 10);
         assert!(!d.contains(&[1, 1, 1, 1], 10 * MS));
-        d.update(&[1, 1, 1, 1], 20 * MS, true, 10);
-        d.update(&[1, 1, 1, 1], 25 * MS, true, 10);
+        d.update(&[1, 1, 1, 1], &[], 20 * MS, true, 10);
+        d.update(&[1, 1, 1, 1], &[], 25 * MS, true, 10);
         assert!(d.contains(&[1, 1, 1, 1], 34 * MS));
         assert!(!d.contains(&[1, 1, 1, 1], 35 * MS));
         // an element without a timeout keeps none
-        d.update(&[2, 2, 2, 2], 0, false, 0);
-        d.update(&[2, 2, 2, 2], 0, true, 10);
+        d.update(&[2, 2, 2, 2], &[], 0, false, 0);
+        d.update(&[2, 2, 2, 2], &[], 0, true, 10);
         assert!(d.contains(&[2, 2, 2, 2], 100 * MS));
     }
 
     #[test]
     fn a_full_set_refuses_until_elements_expire_and_reuses_rows() {
         let mut d = set(2, 0, &[[9, 9, 9, 9]]);
-        assert!(d.update(&[1, 0, 0, 0], 0, false, 5));
-        assert!(!d.update(&[2, 0, 0, 0], MS, false, 5));
+        assert!(d.update(&[1, 0, 0, 0], &[], 0, false, 5));
+        assert!(!d.update(&[2, 0, 0, 0], &[], MS, false, 5));
         // present elements are no insert
-        assert!(d.update(&[1, 0, 0, 0], MS, true, 5));
-        assert!(d.update(&[2, 0, 0, 0], 6 * MS, false, 5));
+        assert!(d.update(&[1, 0, 0, 0], &[], MS, true, 5));
+        assert!(d.update(&[2, 0, 0, 0], &[], 6 * MS, false, 5));
         assert_eq!(d.len(), 2);
         d.delete(&[9, 9, 9, 9], 6 * MS);
-        assert!(d.update(&[3, 0, 0, 0], 6 * MS, false, 0));
+        assert!(d.update(&[3, 0, 0, 0], &[], 6 * MS, false, 0));
         assert!(!d.contains(&[9, 9, 9, 9], 6 * MS));
         // rows were reused: never more than `size` of them
         assert_eq!(d.expires.len(), 2);
         assert!(d.contains(&[3, 0, 0, 0], 7 * MS) && d.contains(&[2, 0, 0, 0], 7 * MS));
+    }
+
+    #[test]
+    fn a_map_element_keeps_its_first_data() {
+        let mut m = Set::new("m", 4, SetDataType::Data(4), SetKind::Hash);
+        m.insert(&[9, 9, 9, 9], ElemData::Data(crate::insn::Data::host32(5)));
+        let mut d = DynSet::new(
+            &m,
+            &DynSpec {
+                timeout_ms: 0,
+                size: 10,
+            },
+        );
+        assert_eq!(d.get(&[9, 9, 9, 9], 0), Some(&[5u8, 0, 0, 0][..]));
+        assert!(d.update(&[1, 1, 1, 1], &[7, 0, 0, 0], 0, true, 10));
+        assert!(d.update(&[1, 1, 1, 1], &[8, 0, 0, 0], MS, true, 10));
+        assert_eq!(d.get(&[1, 1, 1, 1], 10 * MS), Some(&[7u8, 0, 0, 0][..]));
+        assert_eq!(d.get(&[1, 1, 1, 1], 11 * MS), None);
+        // a freed row takes the new element's data
+        assert!(d.update(&[2, 2, 2, 2], &[3, 0, 0, 0], 12 * MS, false, 0));
+        assert_eq!(d.get(&[2, 2, 2, 2], 12 * MS), Some(&[3u8, 0, 0, 0][..]));
     }
 
     #[test]
@@ -354,7 +423,7 @@ mod tests {
         let mut d = set(100, 0, &[]);
         for i in 0..10_000u32 {
             let now = u64::from(i) * MS;
-            d.update(&i.to_be_bytes(), now, false, 50);
+            d.update(&i.to_be_bytes(), &[], now, false, 50);
             assert!(d.len() <= 100);
         }
         assert!(d.expires.len() <= 100);

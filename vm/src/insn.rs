@@ -451,11 +451,13 @@ pub enum Insn {
     },
     /// `nft_dynset`: add, update or delete the element whose key is in `sreg` in the dynamic set
     /// `set` (`State::dynsets`), at the packet's time; an element added or updated expires
-    /// `timeout_ms` later (0: the set's default, none if it has none). A full set → BREAK.
+    /// `timeout_ms` later (0: the set's default, none if it has none). A full set → BREAK. For
+    /// a map, a new element's data is in `sreg_data` (a present element keeps its own).
     Dynset {
         op: DynsetOp,
         sreg: Reg,
         set: SetId,
+        sreg_data: Option<Reg>,
         timeout_ms: u64,
     },
     /// `nft_objref_map`: look the key in `sreg` up in the object map `set`; no element (and no

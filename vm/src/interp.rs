@@ -789,6 +789,7 @@ impl VerifiedProgram {
                 op,
                 sreg,
                 set,
+                sreg_data,
                 timeout_ms,
             } => {
                 // nft_dynset_eval
@@ -813,7 +814,14 @@ impl VerifiedProgram {
                             0 => s.dynamic.map_or(0, |x| x.timeout_ms),
                             t => t,
                         };
-                        d.update(key, now, *op == DynsetOp::Update, timeout)
+                        let mut data = [0u8; 64];
+                        let dlen = match (sreg_data, s.data_type) {
+                            (Some(r), crate::program::SetDataType::Data(n)) => {
+                                reg_bytes(regs, *r, usize::from(n), &mut data)
+                            }
+                            _ => 0,
+                        };
+                        d.update(key, &data[..dlen], now, *op == DynsetOp::Update, timeout)
                     }
                 };
                 if !ok {
@@ -1012,17 +1020,24 @@ impl VerifiedProgram {
         };
         let mut key = [0u8; 64];
         let klen = reg_bytes(regs, sreg, usize::from(s.key_len), &mut key);
-        let found = match (&s.dynamic, state.dynsets.get_mut(set.0 as usize)) {
-            // A dynamic set's elements are the run-time ones (it is a plain set).
-            (Some(_), Some(d)) => {
-                if d.contains(&key[..klen], st.tstamp_ns) {
-                    Some(&ElemData::None)
-                } else {
-                    s.catchall.as_ref()
+        if let (Some(_), Some(d)) = (&s.dynamic, state.dynsets.get_mut(set.0 as usize)) {
+            // A dynamic set's elements are the run-time ones (a plain set or a data map).
+            let found = d.get(&key[..klen], st.tstamp_ns);
+            let hit = found.is_some() || s.catchall.is_some();
+            if hit == invert {
+                *verdict = ChainVerdict::Break;
+                return;
+            }
+            if let LookupDest::Reg(r) = dest {
+                match (found, &s.catchall) {
+                    (Some(bytes), _) => store_bytes(regs, r, bytes),
+                    (None, Some(ElemData::Data(x))) => store_bytes(regs, r, x.bytes()),
+                    _ => {}
                 }
             }
-            _ => s.lookup(&key[..klen]),
-        };
+            return;
+        }
+        let found = s.lookup(&key[..klen]);
         if found.is_some() == invert {
             *verdict = ChainVerdict::Break;
             return;

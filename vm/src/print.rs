@@ -227,6 +227,7 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
             op,
             sreg,
             set,
+            sreg_data,
             timeout_ms,
         } => {
             // nftnl_expr_dynset_snprintf: the timeout only when the statement gives one.
@@ -237,6 +238,9 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
                 op.name(),
                 sreg.uapi()
             );
+            if let Some(d) = sreg_data {
+                let _ = write!(o, "sreg_data {} ", d.uapi());
+            }
             if *timeout_ms > 0 {
                 let _ = write!(o, "timeout {timeout_ms}ms ");
             }

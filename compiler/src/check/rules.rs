@@ -675,8 +675,10 @@ impl Ctx {
         })
     }
 
-    /// `add|update|delete @set { KEY [timeout T] }` (nft's `stmt_evaluate_set`, and the checks
-    /// of the kernel's `nft_dynset_init`): the set exists and is a plain set (E0104, E0106), the
+    /// `add|update|delete @set { KEY [timeout T] [: DATA] }` (nft's `stmt_evaluate_set` and
+    /// `stmt_evaluate_map`, and the checks of the kernel's `nft_dynset_init`): the set exists
+    /// (E0104), a set's elements have no data (E0106), a map's need data of its (single) data
+    /// type and it is no verdict map (E0212, E0210 for concatenated data), the
     /// key is a selector of the set's key type (E0206, E0205), the set takes updates from the
     /// packet path (not `constant` nor `interval`), a timeout needs `flags timeout` and so does
     /// `update` (E0212); per-element statements are not modelled (E0210). Like nft, the set
@@ -708,27 +710,57 @@ impl Ctx {
             );
             return None;
         }
-        if self.sets[si].data.is_some() || u.data.is_some() {
-            let at = u.data.as_ref().map_or(set_span, |d| self.sp(d.span));
-            let d = if self.sets[si].data.is_some() {
-                Diagnostic::error(
-                    "E0210",
-                    set_span,
-                    format!("{what}: updating a map from the packet path is not supported by nfc"),
-                )
-                .with_label(decl, "declared here")
-                .with_note("nfc supports `add`, `update` and `delete` on sets")
-            } else {
-                Diagnostic::error(
-                    "E0106",
-                    at,
-                    format!("`@{}` is a set: its elements have no data", u.set.name),
-                )
-                .with_label(decl, "declared here")
-            };
-            self.diags.push(d);
-            return None;
-        }
+        let data_ty = match (self.sets[si].data.clone(), &u.data) {
+            (None, None) => None,
+            (None, Some(d)) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0106",
+                        self.sp(d.span),
+                        format!("`@{}` is a set: its elements have no data", u.set.name),
+                    )
+                    .with_label(decl, "declared here"),
+                );
+                return None;
+            }
+            (Some(dt), _) if dt.as_slice() == [Type::Verdict] => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0212",
+                        set_span,
+                        format!("{what}: a verdict map takes no elements from the packet path"),
+                    )
+                    .with_label(decl, "declared here"),
+                );
+                return None;
+            }
+            (Some(dt), _) if dt.len() != 1 => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0210",
+                        set_span,
+                        format!(
+                            "{what}: concatenated map data from the packet path is not supported by nfc"
+                        ),
+                    )
+                    .with_label(decl, "declared here"),
+                );
+                return None;
+            }
+            (Some(_), None) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0212",
+                        self.sp(u.braces),
+                        format!("{what}: `@{}` is a map: its elements need data", u.set.name),
+                    )
+                    .with_label(decl, "declared here")
+                    .with_help("write `{ KEY : DATA }`"),
+                );
+                return None;
+            }
+            (Some(dt), Some(_)) => dt.first().copied(),
+        };
         if let Some((text, at)) = &u.stmts {
             self.diags.push(
                 Diagnostic::error(
@@ -822,12 +854,21 @@ impl Ctx {
         if !self.apply_needs(st, &ns, items) {
             return None;
         }
+        let data = match (data_ty, &u.data) {
+            (Some(ty), Some(d)) => {
+                let v = self.operand(d, ty)?;
+                self.operand_needs(&v, st, items)?;
+                Some(v)
+            }
+            _ => None,
+        };
         // stmt_evaluate_set: "Make sure EVAL flag is set on set definition".
         self.sets[si].flags.dynamic = true;
         Some(StmtKind::SetUpdate {
             op: u.op,
             set: SetId(si as u32),
             key: Box::new(k),
+            data,
             timeout: u.timeout.as_ref().map(|t| t.ms),
         })
     }

@@ -1734,15 +1734,26 @@ impl Lower<'_> {
             StmtKind::Nat(n) => self.lower_nat(cx, n)?,
             StmtKind::SetUpdate {
                 op,
-                set,
+                set: hset,
                 key,
+                data: dop,
                 timeout,
             } => {
-                // netlink_gen_set_stmt: the key into `get_register(key)`, `dynset OP reg_key
-                // set [timeout]` (the timeout only when the statement has one).
-                let set = self.named_ref(*set, span)?;
+                // netlink_gen_set_stmt / netlink_gen_map_stmt: the key into `get_register(key)`,
+                // a map's data into the next register, `dynset OP reg_key set [sreg_data]
+                // [timeout]` (the timeout only when the statement has one).
+                let set = self.named_ref(*hset, span)?;
                 let (sreg, n) = cx.get_for(key)?;
                 self.gen_expr(cx, key, sreg, false, false)?;
+                let sreg_data = match (dop, self.hir.set(*hset).and_then(|s| s.data.as_deref())) {
+                    (Some(v), Some([ty])) => {
+                        let r = self.gen_operand(cx, v, *ty, span)?;
+                        cx.release(16);
+                        Some(r)
+                    }
+                    (None, _) => None,
+                    _ => return Err(unsupported(span, "this map data")),
+                };
                 cx.release(n);
                 cx.emit(Insn::Dynset {
                     op: match op {
@@ -1752,6 +1763,7 @@ impl Lower<'_> {
                     },
                     sreg,
                     set,
+                    sreg_data,
                     timeout_ms: timeout.unwrap_or(0),
                 });
             }
