@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::ValueEnum;
-use nfr_compiler::lower::ipt::{lower_ipt_table, table_to_nfr, tables_to_nfr};
+use nfr_compiler::lower::ipt::{
+    lower_ipt_table, shared_recent_lists, table_to_nfr_among, tables_to_nfr,
+};
 
 use crate::{ColorChoice, Outcome, front};
 
@@ -321,8 +323,9 @@ pub fn import(a: ImportArgs) -> anyhow::Result<Outcome> {
     // A rule that cannot be imported is reported at its `-A` line.
     let lines = rule_lines(&text, &errors.iter().map(|e| e.line).collect::<Vec<_>>());
     let mut nfr = String::new();
+    let shared = shared_recent_lists(&tables);
     for (i, t) in tables.iter().enumerate() {
-        match table_to_nfr(t) {
+        match table_to_nfr_among(t, &shared) {
             Ok(x) => {
                 if i > 0 {
                     nfr.push('\n');

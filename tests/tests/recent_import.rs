@@ -123,3 +123,82 @@ fn imported_recent_lists_agree_with_xt_recent() {
         "{marked} marked, {dropped} dropped"
     );
 }
+
+/// Lists with no exact nft form are refused, each at the rule that says why (the other rules of
+/// the list point at it); the rest of the table still imports.
+#[test]
+fn recent_lists_without_an_nft_form_are_refused() {
+    let head = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n";
+    for (rules, want) in [
+        (
+            "-A INPUT -m recent --set --name A\n-A INPUT -m recent --rcheck --hitcount 2 --name A\n",
+            "INPUT rule 2: -m recent --name A: --hitcount 2 has no nft form",
+        ),
+        (
+            "-A INPUT -m recent --rcheck --rttl --name A\n",
+            "INPUT rule 1: -m recent --name A: --rttl has no nft form",
+        ),
+        (
+            "-A INPUT -m recent --rcheck --seconds 5 --name A\n-A INPUT -m recent --update --seconds 6 --name A\n",
+            "INPUT rule 2: -m recent --name A: its checks use --seconds 5 and --seconds 6",
+        ),
+        (
+            "-A INPUT -m recent --rcheck --seconds 5 --name A\n-A INPUT -m recent --rcheck --name A\n",
+            "INPUT rule 2: -m recent --name A: its checks use --seconds 5 and no --seconds",
+        ),
+        (
+            "-A INPUT -m recent ! --set --name A\n",
+            "INPUT rule 1: -m recent --name A: an inverted --set",
+        ),
+        (
+            "-A INPUT -m recent --rcheck --seconds 5 --name A\n-A INPUT -m recent --remove --name A\n",
+            "INPUT rule 2: -m recent --name A: --remove forgets addresses of any age",
+        ),
+        (
+            "-A INPUT -m recent --set --name A --mask 255.255.0.0\n-A INPUT -m recent --rcheck --name A\n",
+            "INPUT rule 2: -m recent --name A: its rules give different --mask values",
+        ),
+        (
+            "-A INPUT -m recent --set --name A\n-A INPUT -m recent --rcheck --hitcount 3 --name A\n",
+            "INPUT rule 1: -m recent --name A: the list has no nft form (INPUT rule 2)",
+        ),
+    ] {
+        let text = format!("{head}-A INPUT -p tcp -m tcp --dport 1 -j ACCEPT\n{rules}COMMIT\n")
+            .replace("INPUT rule 1", "INPUT rule 1");
+        let tables = parse_save(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let err = tables_to_nfr(&tables).expect_err(&text);
+        let want = want
+            .replace("INPUT rule 2", "INPUT rule 3")
+            .replace("INPUT rule 1", "INPUT rule 2");
+        assert!(err.contains(&want), "{want:?} not in:\n{err}");
+        assert!(
+            !err.contains("INPUT rule 1:"),
+            "the first rule imports:\n{err}"
+        );
+    }
+    // a list shared by two tables
+    let text = format!(
+        "{head}-A INPUT -m recent --rcheck --name L -j DROP\nCOMMIT\n*mangle\n:PREROUTING ACCEPT [0:0]\n\
+         :INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
+         -A PREROUTING -m recent --set --name L\nCOMMIT\n"
+    );
+    let err = tables_to_nfr(&parse_save(&text).unwrap()).unwrap_err();
+    assert_eq!(
+        err.matches("another table uses the list too").count(),
+        2,
+        "{err}"
+    );
+    // a mask other than /32 is a masked key
+    let text = format!(
+        "{head}-A INPUT -m recent --set --name N --mask 255.255.255.0 --rdest\n\
+         -A INPUT -m recent --rcheck --name N --mask 255.255.255.0 --rdest -j DROP\nCOMMIT\n"
+    );
+    let nfr = tables_to_nfr(&parse_save(&text).unwrap()).unwrap();
+    assert!(
+        nfr.contains("add @N { ip daddr & 255.255.255.0 }")
+            && nfr.contains("ip daddr & 255.255.255.0 @N drop"),
+        "{nfr}"
+    );
+    let (_, hir, diags) = check_source("masked.nfr", &nfr);
+    assert!(hir.is_some(), "{diags:?}\n{nfr}");
+}

@@ -17,11 +17,12 @@ use crate::lower::ipt::TCP_FLAGS;
 pub fn tables_to_nfr(tables: &[nfr_ipt::Table]) -> Result<String, String> {
     let mut out = String::new();
     let mut errors = Vec::new();
+    let shared = shared_recent_lists(tables);
     for (i, t) in tables.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        match table_to_nfr(t) {
+        match table_to_nfr_among(t, &shared) {
             Ok(text) => out.push_str(&text),
             Err(e) => errors.push(e),
         }
@@ -71,7 +72,8 @@ struct RecentPlan {
 type ListPlan = Result<(Option<u32>, [u8; 4]), (String, String)>;
 
 impl RecentPlan {
-    fn of(t: &nfr_ipt::Table) -> RecentPlan {
+    /// The lists of table `t`; those named in `shared` are also used by another table.
+    fn of(t: &nfr_ipt::Table, shared: &std::collections::BTreeSet<Vec<u8>>) -> RecentPlan {
         use nfr_ipt::layout::*;
         fn numbered(chain: String, rules: &[nfr_ipt::Rule]) -> Vec<(String, &nfr_ipt::Rule)> {
             rules
@@ -161,6 +163,14 @@ impl RecentPlan {
                 let secs = a.seconds.flatten();
                 let v = match a.err {
                     Some(e) => Err(e),
+                    None if shared.contains(&name) => Err((
+                        format!(
+                            "-m recent --name {}: another table uses the list too (xt_recent \
+                             has one list per name, nft one set per table)",
+                            String::from_utf8_lossy(&name)
+                        ),
+                        String::new(),
+                    )),
                     None if a.remove && secs.is_some() => Err((
                         format!(
                             "-m recent --name {}: --remove forgets addresses of any age, but the \
@@ -240,14 +250,48 @@ impl RecentPlan {
     }
 }
 
+/// The `-m recent` list names that more than one of `tables` uses (a list is shared by every
+/// table in xt_recent; each nft table would get a set of its own, so they are not imported).
+pub fn shared_recent_lists(tables: &[nfr_ipt::Table]) -> std::collections::BTreeSet<Vec<u8>> {
+    let mut seen: std::collections::BTreeMap<Vec<u8>, usize> = Default::default();
+    for (i, t) in tables.iter().enumerate() {
+        let rules = t
+            .builtins
+            .iter()
+            .flat_map(|b| &b.rules)
+            .chain(t.user_chains.iter().flat_map(|c| &c.rules));
+        for m in rules.flat_map(|r| &r.matches) {
+            if let nfr_ipt::Match::Recent(info) = m {
+                let e = seen.entry(info.name().to_vec()).or_insert(i);
+                if *e != i {
+                    *e = usize::MAX;
+                }
+            }
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, i)| *i == usize::MAX)
+        .map(|(n, _)| n)
+        .collect()
+}
+
 /// One table as `.nfr` (see [`tables_to_nfr`]).
 pub fn table_to_nfr(t: &nfr_ipt::Table) -> Result<String, String> {
+    table_to_nfr_among(t, &Default::default())
+}
+
+/// [`table_to_nfr`] for one of several tables: `shared` are the `-m recent` lists another of them
+/// uses too ([`shared_recent_lists`]).
+pub fn table_to_nfr_among(
+    t: &nfr_ipt::Table,
+    shared: &std::collections::BTreeSet<Vec<u8>>,
+) -> Result<String, String> {
     if nfr_ipt::table_valid_hooks(&t.name) != Some(t.valid_hooks) {
         return Err(format!("`{}` is not one of the iptables tables", t.name));
     }
     let mut errors = Vec::new();
     let mut s = format!("table ip {} {{\n", t.name);
-    let recent = RecentPlan::of(t);
+    let recent = RecentPlan::of(t, shared);
     s.push_str(&recent.decls());
     let mut first = true;
     for b in &t.builtins {
