@@ -14,6 +14,11 @@
 //!   the server's `227` naming port 50000, the data connection to it (RELATED: the ftp helper expected it),
 //!   `EPSV` with a `229` naming port 50001 and its data connection, then a probe of port 50002 that nothing
 //!   expected (dropped).
+//! * `ftp-nat.pcap` for `examples/ftp-nat.nfr` (the router is 10.0.0.1 on eth1 and 198.51.100.1 on eth0): a LAN
+//!   client's active-mode session with a server outside — login, `PORT` naming its LAN address (the router
+//!   writes it again, 3 bytes longer; the server acknowledges what it received), the data connection the server
+//!   opens from port 20 to the router's address (RELATED, DNATed to the client), the transfer and `QUIT`; then a
+//!   connection from outside straight to the client, which nothing expects (dropped).
 //! * `kube-proxy.pcap` for `examples/kube-proxy.nfr` (the node is 192.168.0.10 on eth0, its pods on cni0 at
 //!   10.244.0.0/24): twelve clients on the node network opening connections to the NodePort 30080 (DNATed to one
 //!   of the three web endpoints at random, masqueraded), six from a pod to the web service's cluster IP, four DNS
@@ -383,6 +388,67 @@ pub fn ftp() -> Vec<u8> {
     c.bytes()
 }
 
+/// `examples/ftp-nat.pcap`: packets as the router receives them (the server's answers to the router's address).
+pub fn ftp_nat() -> Vec<u8> {
+    let mut c = Capture::new();
+    let (cl, sv, wan) = ("10.0.0.50", "203.0.113.21", "198.51.100.1");
+    c.add(10_000, tcp(cl, sv, 40200, 21, 7000, 0, SYN, &[]));
+    c.add(1_000, tcp(sv, wan, 21, 40200, 9000, 7001, SYN | ACK, &[]));
+    c.add(1_000, tcp(cl, sv, 40200, 21, 7001, 9001, ACK, &[]));
+    let mut k = Half {
+        me: (cl, 40200),
+        peer: (sv, 21),
+        seq: 7001,
+        ack: 9001,
+    };
+    // The server sends to the router's address and acknowledges what left the router.
+    let mut s = Half {
+        me: (sv, 21),
+        peer: (wan, 40200),
+        seq: 9001,
+        ack: 7001,
+    };
+    // What the router added to the client's stream.
+    let mut grown = 0;
+    for (req, resp) in [
+        (&b""[..], &b"220 nfc example FTP server\r\n"[..]),
+        (b"USER anonymous\r\n", b"331 Password please\r\n"),
+        (b"PASS guest\r\n", b"230 Logged in\r\n"),
+        // "10,0,0,50,195,80" leaves as "198,51,100,1,195,80".
+        (
+            b"PORT 10,0,0,50,195,80\r\n",
+            b"200 PORT command successful\r\n",
+        ),
+        (b"RETR motd\r\n", b"150 Opening data connection\r\n"),
+    ] {
+        if !req.is_empty() {
+            k.send(&mut c, req);
+            if req.starts_with(b"PORT") {
+                grown += 3;
+            }
+            s.ack = k.seq + grown;
+        }
+        s.send(&mut c, resp);
+        k.ack = s.seq;
+    }
+    // The active data connection, from port 20 to the port the PORT named at the router's address.
+    c.add(10_000, tcp(sv, wan, 20, 50000, 3000, 0, SYN, &[]));
+    c.add(1_000, tcp(cl, sv, 50000, 20, 4000, 3001, SYN | ACK, &[]));
+    c.add(1_000, tcp(sv, wan, 20, 50000, 3001, 4001, ACK, &[]));
+    c.add(
+        1_000,
+        tcp(sv, wan, 20, 50000, 3001, 4001, PSH | ACK, b"hello\n"),
+    );
+    s.send(&mut c, b"226 Transfer complete\r\n");
+    k.ack = s.seq;
+    k.send(&mut c, b"QUIT\r\n");
+    s.ack = k.seq + grown;
+    s.send(&mut c, b"221 Goodbye\r\n");
+    // From outside straight to the client: nothing expects it, dropped by the forward policy.
+    c.add(10_000, tcp(sv, cl, 20, 50001, 8000, 0, SYN, &[]));
+    c.bytes()
+}
+
 /// `examples/kube-proxy.pcap`.
 pub fn kube_proxy() -> Vec<u8> {
     let mut c = Capture::new();
@@ -420,6 +486,7 @@ pub fn write_all(dir: &Path) -> std::io::Result<Vec<String>> {
         ("server.pcap", server()),
         ("router.pcap", router()),
         ("ftp.pcap", ftp()),
+        ("ftp-nat.pcap", ftp_nat()),
         ("kube-proxy.pcap", kube_proxy()),
     ] {
         std::fs::write(dir.join(n), bytes)?;

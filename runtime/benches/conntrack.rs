@@ -187,6 +187,7 @@ fn tracker_step(c: &mut Criterion) {
         assured: false,
         fixed_timeout: false,
         expires_ns: 60_000_000_000,
+        receiver_offset: 0,
     };
     let (mut tc, _) = tcp::new_syn(&seg(1, 0, F::SYN, 0), &st);
     tcp::tcp_packet(&mut tc, 1, &seg(100, 2, F::SYN | F::ACK, 0), &cx, &st);

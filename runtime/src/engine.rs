@@ -12,16 +12,17 @@
 //! `ct zone set` attaches a template; `reject` is a drop (counted) whose answer the hooks send once the traversal
 //! ends (`Packet::reject`); `queue` is the verdict (the hooks decide
 //! whether someone listens); `snat` / `dnat` statements set up the entry's NAT binding
-//! (`Conntrack::nf_nat_setup_info`: the mapping becomes its reply tuple; an exhausted range drops the packet,
-//! counted), `masquerade` maps to the output interface's address and `redirect` to the input interface's
-//! (`nf_nat_masquerade_ipv4`, `nf_nat_redirect_ipv4`: none there drops the packet, counted as a failure too).
+//! (`Conntrack::nf_nat_setup_info`: the mapping becomes its reply tuple; a range with no free tuple keeps a
+//! clashing one, and confirm drops the packet, `insert_failed`), `masquerade` maps to the output interface's
+//! address and `redirect` to the input interface's (`nf_nat_masquerade_ipv4`, `nf_nat_redirect_ipv4`: none there
+//! drops the packet, counted as a NAT failure).
 //!
 //! NAT chains (`type nat`) are entries of the family's [`crate::hook::NatHook`] (`nf_nat_inet_fn`): they run
 //! only for a packet that has a conntrack entry in state NEW or RELATED whose NAT binding for this hook's
 //! manipulation is not set up yet, i.e. the first packet of each connection, until one binds it (a null binding
 //! when none does); the NAT hook then rewrites that packet and every later one of the connection.
 
-use crate::ct::nat::{Manip, NatError, NatRange};
+use crate::ct::nat::{Manip, NatRange};
 use crate::ct::{CtInfo, Helper, Nfct};
 use crate::hook::{Engine, HookCtx, HookError, Hooks, Packet};
 use nfr_vm::insn::NatKind;
@@ -74,8 +75,9 @@ pub struct EffectStats {
     pub rejects: u64,
     /// NAT statements / targets that fired.
     pub nat: u64,
-    /// NAT statements that found no binding: a range with no unique tuple left (`nf_nat_setup_info`), or no
-    /// interface address for masquerade / redirect. The packet was dropped.
+    /// NAT statements that found no binding: masquerade / redirect with no interface address. The packet was
+    /// dropped. (A range with no unique tuple left is no failure here: confirm drops the packet,
+    /// `insert_failed`.)
     pub nat_failed: u64,
     /// `log` statements / LOG targets that fired.
     pub logs: u64,
@@ -305,7 +307,7 @@ fn nat_range(
 }
 
 /// `nf_nat_setup_info` for one NAT request at this hook (the mapping becomes the entry's reply tuple, the
-/// binding is done); false when it failed (counted): the packet is dropped.
+/// binding is done); false when masquerade or redirect found no address (counted): the packet is dropped.
 fn setup_nat(
     kind: NatKind,
     addr: Option<([u8; 16], [u8; 16])>,
@@ -320,13 +322,12 @@ fn setup_nat(
     } else {
         Manip::Src
     };
-    let bound = nat_range(kind, addr, proto, flags, pkt, cx)
-        .ok_or(NatError::Exhausted)
-        .and_then(|range| cx.ct.nf_nat_setup_info(&pkt.nfct, &range, manip, cx.now));
-    if bound == Err(NatError::Exhausted) {
+    let Some(range) = nat_range(kind, addr, proto, flags, pkt, cx) else {
         stats.nat_failed += 1;
         return false;
-    }
+    };
+    // Fails only without an unconfirmed entry to bind (nothing to do then).
+    let _ = cx.ct.nf_nat_setup_info(&pkt.nfct, &range, manip, cx.now);
     true
 }
 

@@ -14,7 +14,7 @@
 //! bypass flag, else drops. REPEAT re-invokes the same entry (pre-4.16 `nf_iterate` semantics), at most
 //! [`MAX_REPEAT`] times, after which the packet is dropped.
 
-use crate::ct::nat::{Manip, NatError, NatVerdict};
+use crate::ct::nat::{Manip, NatVerdict};
 use crate::ct::{Conntrack, CtInfo, Nfct};
 use crate::defrag::{Defrag, Defragmenter};
 use crate::forward::{Forward, ip_forward};
@@ -115,6 +115,18 @@ impl<'a> Packet<'a> {
             .get(s..e)
             .or_else(|| self.data.get(s..))
             .unwrap_or(&[])
+    }
+
+    /// Replaces the IP datagram by `d`, which may be longer or shorter (a NAT helper's rewrite).
+    pub fn replace_l3(&mut self, d: &[u8]) {
+        let s = usize::from(self.state.nhoff);
+        let e = s.saturating_add(self.state.len as usize);
+        let buf = self.data.to_mut();
+        let e = e.min(buf.len());
+        let s = s.min(e);
+        buf.splice(s..e, d.iter().copied());
+        self.state.len = d.len() as u32;
+        self.mangled = true;
     }
 
     /// The IP datagram, writable (copied out of the capture's buffer the first time).
@@ -238,27 +250,32 @@ impl IfAddrs {
     /// output interface's first address whose subnet holds the destination, else its first address, else the
     /// first address the host has elsewhere; `None` when it has none (the kernel drops the packet).
     pub fn masquerade_source(&self, oif: u32, nfproto: u8, daddr: &[u8; 16]) -> Option<[u8; 16]> {
+        self.device_addr(oif, nfproto, daddr).or_else(|| {
+            self.host
+                .iter()
+                .find(|(f, _)| *f == nfproto)
+                .map(|(_, a)| *a)
+                .or_else(|| {
+                    self.addrs
+                        .iter()
+                        .find(|a| a.nfproto == nfproto)
+                        .map(|a| a.addr)
+                })
+        })
+    }
+
+    /// `inet_select_addr` on interface `ifindex` alone: its first address of the family whose subnet holds
+    /// `daddr`, else its first one; `None` when it has none.
+    pub fn device_addr(&self, ifindex: u32, nfproto: u8, daddr: &[u8; 16]) -> Option<[u8; 16]> {
         let mine = || {
             self.addrs
                 .iter()
-                .filter(move |a| a.ifindex == oif && a.nfproto == nfproto)
+                .filter(move |a| a.ifindex == ifindex && a.nfproto == nfproto)
         };
         mine()
             .find(|a| a.on_link(daddr))
             .or_else(|| mine().next())
             .map(|a| a.addr)
-            .or_else(|| {
-                self.host
-                    .iter()
-                    .find(|(f, _)| *f == nfproto)
-                    .map(|(_, a)| *a)
-                    .or_else(|| {
-                        self.addrs
-                            .iter()
-                            .find(|a| a.nfproto == nfproto)
-                            .map(|a| a.addr)
-                    })
-            })
     }
 
     /// The destination redirect takes (`nf_nat_redirect_ipv4/6`): the loopback address for the host's own
@@ -351,7 +368,19 @@ pub struct ConntrackConfirm;
 impl Engine for ConntrackConfirm {
     fn hook(&mut self, pkt: &mut Packet<'_>, cx: &mut HookCtx<'_>) -> Verdict {
         let mut nfct = pkt.nfct;
-        let v = cx.ct.confirm(pkt.l3(), cx.now, &mut nfct);
+        let (v, mangled) = cx.ct.confirm_mangled(pkt.l3(), cx.now, &mut nfct);
+        if let Some(d) = mangled {
+            // The FTP NAT helper's rewrite and the sequence adjustment, shown as a rewrite at this hook.
+            if cx.trace_nat {
+                let before = pkt.l3().to_vec();
+                pkt.rewrites.push(Rewrite {
+                    hook: cx.hook,
+                    before,
+                    after: d.clone(),
+                });
+            }
+            pkt.replace_l3(&d);
+        }
         pkt.nfct = nfct;
         cx.ct.fill_pkt_state(&pkt.nfct, &mut pkt.state);
         v
@@ -436,11 +465,9 @@ impl NatHook {
                     break;
                 }
             }
-            if !bound
-                && cx.ct.nf_nat_alloc_null_binding(&pkt.nfct, manip, cx.now)
-                    == Err(NatError::Exhausted)
-            {
-                return Verdict::Drop;
+            if !bound {
+                // Fails only without an entry to bind (nothing to do then).
+                let _ = cx.ct.nf_nat_alloc_null_binding(&pkt.nfct, manip, cx.now);
             }
             cx.ct.fill_pkt(&pkt.nfct, cx.now, &mut pkt.state);
         } else if pkt.state.ct_valid
@@ -613,9 +640,10 @@ fn attached(nfct: Nfct) -> Option<Nfct> {
     Some(Nfct::Ct { id, ctinfo })
 }
 
-/// The source addresses of the ICMP errors the host sends about packets that were not addressed to it (the
-/// kernel routes the answer and takes the address of the way out: the host's own address; `INADDR_DUMMY` when
-/// it has none). Errors about packets addressed to the host come from that address.
+/// The source addresses of the ICMP errors the host sends about packets that were not addressed to it when the
+/// interface the error leaves by (the one the packet came in by) has no address of its own (the kernel routes
+/// the answer and takes the address of the way out, `inet_select_addr`: else the host's own address;
+/// `INADDR_DUMMY` when it has none). Errors about packets addressed to the host come from that address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IcmpSource {
     pub v4: [u8; 4],
@@ -1104,8 +1132,18 @@ impl Hooks {
         let l3 = pkt.l3();
         let v6 = pkt.state.nfproto == NFPROTO_IPV6;
         let d = if v6 { l3.get(24..40)? } else { l3.get(16..20)? };
+        let s = if v6 { l3.get(8..24)? } else { l3.get(12..16)? };
+        let mut src = [0u8; 16];
+        src[..s.len()].copy_from_slice(s);
         if to_host {
             Some(d.to_vec())
+        } else if let Some(a) = self
+            .ifaddrs
+            .device_addr(pkt.state.iif, pkt.state.nfproto, &src)
+        {
+            // icmp_send routes the error back to the source and takes the address of the way out
+            // (`inet_select_addr`): the interface the packet came in by, when that has one.
+            Some(a[..s.len()].to_vec())
         } else if v6 {
             self.icmp_source.v6.map(|a| a.to_vec())
         } else {

@@ -197,9 +197,9 @@ impl PathModel {
         })
     }
 
-    /// The source of the host's ICMP errors about packets not addressed to it: the first `--local` host
-    /// address (a /32 or /128 prefix) of each family; IPv4 falls back to `INADDR_DUMMY` as the kernel does for a
-    /// host without addresses, IPv6 to none.
+    /// The source of the host's ICMP errors about packets not addressed to it when their way out has no
+    /// address: the first `--local` host address (a /32 or /128 prefix) of each family; IPv4 falls back to
+    /// `INADDR_DUMMY` as the kernel does for a host without addresses, IPv6 to none.
     pub fn icmp_source(&self) -> IcmpSource {
         let mut s = IcmpSource::default();
         let host = |p: &&Prefix| p.0.prefix_len() == p.0.max_prefix_len();

@@ -8,6 +8,7 @@
 
 #[path = "../../../tests/gate.rs"]
 pub mod gate;
+pub mod lab;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! The FTP helper's parsing half (nf_conntrack_ftp.c): the per-master "sequence just after a newline" memory and
 //! the command / reply patterns `PORT`, `EPRT` (original direction) and `227 `, `229 ` (reply direction), with the
-//! kernel's exact `find_pattern` / `try_number` / `get_port` rules. The expectation half lives in `ct::Conntrack`.
+//! kernel's exact `find_pattern` / `try_number` / `get_port` rules, each match with where its address/port text
+//! sits (`matchoff`, `matchlen`) and its `enum nf_ct_ftp_type`; and `nf_nat_ftp_fmt_cmd`, the text the FTP NAT
+//! helper writes there. The expectation half lives in `ct::Conntrack`, the NAT half in `ct::nat_helper`.
 
 use std::net::Ipv6Addr;
 
@@ -54,11 +56,30 @@ pub struct FtpCmd {
     pub port: u16,
 }
 
-/// Outcome of matching a payload: no command, a command, or a partial / malformed one (the kernel drops it).
+/// `enum nf_ct_ftp_type`: which command or reply matched, which says how the NAT helper writes it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FtpType {
+    /// `PORT h1,h2,h3,h4,p1,p2`.
+    Port,
+    /// `227 ... (h1,h2,h3,h4,p1,p2)`.
+    Pasv,
+    /// `EPRT |1|a.b.c.d|port|` / `|2|v6|port|`.
+    Eprt,
+    /// `229 ... (|||port|)`.
+    Epsv,
+}
+
+/// Outcome of matching a payload: no command, a command (with the offset and length of its address/port text
+/// in the payload: `matchoff`, `matchlen`), or a partial / malformed one (the kernel drops it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FtpMatch {
     None,
-    Found(FtpCmd),
+    Found {
+        cmd: FtpCmd,
+        ty: FtpType,
+        off: usize,
+        len: usize,
+    },
     Partial,
 }
 
@@ -101,11 +122,13 @@ fn try_rfc959(data: &[u8], cmd: &mut FtpCmd, term: u8) -> usize {
     len
 }
 
-/// `try_rfc1123`: skip to the first digit, then `try_rfc959` without a terminator.
-fn try_rfc1123(data: &[u8], cmd: &mut FtpCmd) -> usize {
+/// `try_rfc1123`: skip to the first digit (moving `off` past what was skipped), then `try_rfc959` without a
+/// terminator.
+fn try_rfc1123(data: &[u8], cmd: &mut FtpCmd, off: &mut usize) -> usize {
     let Some(i) = data.iter().position(|c| c.is_ascii_digit()) else {
         return 0;
     };
+    *off += i;
     try_rfc959(data.get(i..).unwrap_or(&[]), cmd, 0)
 }
 
@@ -197,12 +220,15 @@ enum Getnum {
     Epsv,
 }
 
-/// `find_pattern`.
+/// `find_pattern`: 1 with `numoff`/`numlen` set, 0 (no match) or -1 (partial).
+#[allow(clippy::too_many_arguments)]
 fn find_pattern(
     data: &[u8],
     pattern: &[u8],
     skip: u8,
     term: u8,
+    numoff: &mut usize,
+    numlen: &mut usize,
     cmd: &mut FtpCmd,
     g: Getnum,
     ipv6: bool,
@@ -237,13 +263,14 @@ fn find_pattern(
         i += 1;
     }
     let rest = data.get(i..).unwrap_or(&[]);
-    let numlen = match g {
+    *numoff = i;
+    *numlen = match g {
         Getnum::Rfc959 => try_rfc959(rest, cmd, term),
         Getnum::Eprt => try_eprt(rest, cmd, ipv6),
-        Getnum::Rfc1123 => try_rfc1123(rest, cmd),
+        Getnum::Rfc1123 => try_rfc1123(rest, cmd, numoff),
         Getnum::Epsv => try_epsv_response(rest, cmd),
     };
-    if numlen == 0 {
+    if *numlen == 0 {
         return -1;
     }
     1
@@ -252,25 +279,55 @@ fn find_pattern(
 /// Matches the `search[dir]` table against a payload. `cmd` must be pre-filled with the sender's address
 /// (EPSV replies carry only a port).
 pub fn match_command(payload: &[u8], dir: usize, ipv6: bool, mut cmd: FtpCmd) -> FtpMatch {
-    let table: [(&[u8], u8, u8, Getnum); 2] = if dir == 0 {
+    let table: [(&[u8], u8, u8, Getnum, FtpType); 2] = if dir == 0 {
         [
-            (b"PORT", b' ', b'\r', Getnum::Rfc959),
-            (b"EPRT", b' ', b'\r', Getnum::Eprt),
+            (b"PORT", b' ', b'\r', Getnum::Rfc959, FtpType::Port),
+            (b"EPRT", b' ', b'\r', Getnum::Eprt, FtpType::Eprt),
         ]
     } else {
         [
-            (b"227 ", 0, 0, Getnum::Rfc1123),
-            (b"229 ", b'(', b')', Getnum::Epsv),
+            (b"227 ", 0, 0, Getnum::Rfc1123, FtpType::Pasv),
+            (b"229 ", b'(', b')', Getnum::Epsv, FtpType::Epsv),
         ]
     };
-    for (pat, skip, term, g) in table {
-        match find_pattern(payload, pat, skip, term, &mut cmd, g, ipv6) {
-            1 => return FtpMatch::Found(cmd),
+    for (pat, skip, term, g, ty) in table {
+        let (mut off, mut len) = (0, 0);
+        match find_pattern(
+            payload, pat, skip, term, &mut off, &mut len, &mut cmd, g, ipv6,
+        ) {
+            1 => return FtpMatch::Found { cmd, ty, off, len },
             -1 => return FtpMatch::Partial,
             _ => {}
         }
     }
     FtpMatch::None
+}
+
+/// `nf_nat_ftp_fmt_cmd`: the address/port text the NAT helper writes in place of the matched one (`%pI6` is
+/// the full form: eight groups of four hex digits).
+pub fn fmt_cmd(ty: FtpType, ipv6: bool, addr: &[u8; 16], port: u16) -> String {
+    match ty {
+        FtpType::Port | FtpType::Pasv => format!(
+            "{},{},{},{},{},{}",
+            addr[0],
+            addr[1],
+            addr[2],
+            addr[3],
+            port >> 8,
+            port & 0xff
+        ),
+        FtpType::Eprt if !ipv6 => {
+            format!("|1|{}.{}.{}.{}|{port}|", addr[0], addr[1], addr[2], addr[3])
+        }
+        FtpType::Eprt => {
+            let g: Vec<String> = addr
+                .chunks_exact(2)
+                .map(|w| format!("{:02x}{:02x}", w[0], w[1]))
+                .collect();
+            format!("|2|{}|{port}|", g.join(":"))
+        }
+        FtpType::Epsv => format!("|||{port}|"),
+    }
 }
 
 #[cfg(test)]
@@ -283,12 +340,16 @@ mod tests {
         FtpCmd { addr, port: 0 }
     }
 
+    fn found(cmd: FtpCmd, ty: FtpType, off: usize, len: usize) -> FtpMatch {
+        FtpMatch::Found { cmd, ty, off, len }
+    }
+
     #[test]
     fn port_and_pasv() {
         let m = match_command(b"PORT 10,0,0,1,4,1\r\n", 0, false, base([0; 4]));
         let mut exp = base([10, 0, 0, 1]);
         exp.port = 1025;
-        assert_eq!(m, FtpMatch::Found(exp));
+        assert_eq!(m, found(exp, FtpType::Port, 5, 12));
         let m = match_command(
             b"227 Entering Passive Mode (199,233,217,249,221,90).\r\n",
             1,
@@ -297,7 +358,8 @@ mod tests {
         );
         let mut exp = base([199, 233, 217, 249]);
         exp.port = 221 * 256 + 90;
-        assert_eq!(m, FtpMatch::Found(exp));
+        // matchoff is the first digit (the text skipped to it is not part of the match), matchlen up to `)`.
+        assert_eq!(m, found(exp, FtpType::Pasv, 27, 22));
         assert_eq!(
             match_command(b"port 1,2,3,4,5\r\n", 0, false, base([0; 4])),
             FtpMatch::Partial
@@ -317,7 +379,7 @@ mod tests {
         let m = match_command(b"EPRT |1|132.235.1.2|6275|\r\n", 0, false, base([0; 4]));
         let mut exp = base([132, 235, 1, 2]);
         exp.port = 6275;
-        assert_eq!(m, FtpMatch::Found(exp));
+        assert_eq!(m, found(exp, FtpType::Eprt, 5, 20));
         let m = match_command(
             b"EPRT |2|2001:db8::1|5282|\r\n",
             0,
@@ -327,7 +389,7 @@ mod tests {
                 port: 0,
             },
         );
-        let FtpMatch::Found(c) = m else {
+        let FtpMatch::Found { cmd: c, .. } = m else {
             panic!("{m:?}")
         };
         assert_eq!(c.port, 5282);
@@ -343,7 +405,55 @@ mod tests {
         );
         let mut exp = base([9, 9, 9, 9]);
         exp.port = 49374;
-        assert_eq!(m, FtpMatch::Found(exp));
+        assert_eq!(m, found(exp, FtpType::Epsv, 36, 9));
+    }
+
+    /// The NAT helper's text: what the match covered, written for the new address and port.
+    #[test]
+    fn nat_text_is_the_kernels() {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[198, 51, 100, 1]);
+        assert_eq!(fmt_cmd(FtpType::Port, false, &a, 1025), "198,51,100,1,4,1");
+        assert_eq!(
+            fmt_cmd(FtpType::Pasv, false, &a, 50000),
+            "198,51,100,1,195,80"
+        );
+        assert_eq!(
+            fmt_cmd(FtpType::Eprt, false, &a, 6275),
+            "|1|198.51.100.1|6275|"
+        );
+        assert_eq!(fmt_cmd(FtpType::Epsv, false, &a, 49374), "|||49374|");
+        let v6 = "2001:db8::1".parse::<Ipv6Addr>().unwrap().octets();
+        assert_eq!(
+            fmt_cmd(FtpType::Eprt, true, &v6, 5282),
+            "|2|2001:0db8:0000:0000:0000:0000:0000:0001|5282|"
+        );
+        // The span of each match is exactly the text fmt_cmd replaces.
+        for (line, dir, ty) in [
+            (&b"PORT 10,0,0,1,4,1\r\n"[..], 0, FtpType::Port),
+            (b"EPRT |1|10.0.0.1|1025|\r\n", 0, FtpType::Eprt),
+            (
+                b"227 Entering Passive Mode (10,0,0,1,4,1).\r\n",
+                1,
+                FtpType::Pasv,
+            ),
+            (
+                b"229 Entering Extended Passive Mode (|||1025|)\r\n",
+                1,
+                FtpType::Epsv,
+            ),
+        ] {
+            let FtpMatch::Found { off, len, .. } = match_command(line, dir, false, base([0; 4]))
+            else {
+                panic!()
+            };
+            let mut a = [0u8; 16];
+            a[..4].copy_from_slice(&[10, 0, 0, 1]);
+            assert_eq!(
+                &line[off..off + len],
+                fmt_cmd(ty, false, &a, 1025).as_bytes()
+            );
+        }
     }
 
     #[test]

@@ -214,7 +214,10 @@ impl Conntrack {
         let settings = &self.settings;
         let c = self.conns.get_mut(idx as usize)?;
         let status = c.status;
-        if status & (ips::CONFIRMED | ips::SEEN_REPLY) != ips::CONFIRMED | ips::SEEN_REPLY {
+        // A NAT helper's sequence corrections (IPS_SEQ_ADJUST) are the general tracker's.
+        if status & (ips::CONFIRMED | ips::SEEN_REPLY | ips::SEQ_ADJUST)
+            != ips::CONFIRMED | ips::SEEN_REPLY
+        {
             return None;
         }
         let L4State::Tcp(tc) = &mut c.l4 else {

@@ -25,6 +25,7 @@ mod burst;
 pub mod ftp;
 mod lean;
 pub mod nat;
+mod nat_helper;
 pub mod tcp;
 pub mod tuple;
 
@@ -249,6 +250,12 @@ pub struct Expect {
     /// Absolute expiry (ns).
     pub expires: u64,
     pub helper: Helper,
+    /// Set by the FTP NAT helper: the data connection gets NAT bindings that follow the master's
+    /// (`exp->expectfn = nf_nat_follow_master`), towards `saved_port` (`exp->saved_proto`) for the packets of
+    /// direction `dir` (`exp->dir`).
+    pub follow_master: bool,
+    pub saved_port: u16,
+    pub dir: u8,
 }
 
 /// One entry as data (see [`Conntrack::entries`]).
@@ -338,6 +345,8 @@ pub struct Conntrack {
     count: u32,
     expects: Vec<Expect>,
     ftp: hashbrown::HashMap<u32, ftp::FtpInfo>,
+    /// The sequence corrections of entries with `IPS_SEQ_ADJUST` (`nf_conn_seqadj`, per direction).
+    seqadj: hashbrown::HashMap<u32, [nat_helper::SeqAdj; 2]>,
     /// `ct->master` of expected entries (child slot -> master).
     masters: hashbrown::HashMap<u32, ConnId>,
     /// The reply tuple of entries with a NAT binding (`nf_conntrack_alter_reply`); an entry not in it has the
@@ -477,6 +486,7 @@ impl Conntrack {
             count: 0,
             expects: Vec::new(),
             ftp: hashbrown::HashMap::new(),
+            seqadj: hashbrown::HashMap::new(),
             nat_reply: hashbrown::HashMap::new(),
             nat_bysource: hashbrown::HashMap::new(),
             masters: hashbrown::HashMap::new(),
@@ -990,6 +1000,9 @@ impl Conntrack {
             if !self.ftp.is_empty() {
                 self.ftp.remove(&idx);
             }
+            if !self.seqadj.is_empty() {
+                self.seqadj.remove(&idx);
+            }
             if !self.masters.is_empty() {
                 self.masters.remove(&idx);
             }
@@ -1224,6 +1237,9 @@ impl Conntrack {
             }
             self.masters.insert(idx, e.master);
             self.stats.expect_new += 1;
+            if e.follow_master {
+                self.nf_nat_follow_master(idx, &e, now);
+            }
         } else if t.l4 == proto::TCP
             && !self.settings.ftp_ports.is_empty()
             && self.settings.ftp_ports.contains(&t.dport)
@@ -1620,6 +1636,11 @@ impl Conntrack {
                     assured: status & ips::ASSURED != 0,
                     fixed_timeout: status & ips::FIXED_TIMEOUT != 0,
                     expires_ns: c.remaining_ms(now) * 1_000_000,
+                    receiver_offset: if status & ips::SEQ_ADJUST != 0 {
+                        self.seq_offset(idx, 1 - dir, seg.ack.wrapping_sub(1)) as u32
+                    } else {
+                        0
+                    },
                 };
                 // The tracker runs on the entry in place.
                 let settings = &self.settings;
@@ -1760,26 +1781,53 @@ impl Conntrack {
         }
     }
 
-    /// `nf_confirm` at INPUT / POSTROUTING: runs the entry's helper, then `__nf_conntrack_confirm`.
+    /// `nf_confirm` at INPUT / POSTROUTING: runs the entry's helper, then `__nf_conntrack_confirm` (for entries
+    /// whose packets no helper rewrites: see [`Self::confirm_mangled`]).
     pub fn confirm(&mut self, l3: &[u8], now: u64, nfct: &mut Nfct) -> Verdict {
+        self.confirm_mangled(l3, now, nfct).0
+    }
+
+    /// `nf_confirm`: runs the entry's helper (on a NATed connection the FTP helper rewrites the command it
+    /// finds), then `nf_ct_seq_adjust` for an entry with `IPS_SEQ_ADJUST`, then `__nf_conntrack_confirm`. The
+    /// datagram comes back when it was rewritten (its length may have changed).
+    pub fn confirm_mangled(
+        &mut self,
+        l3: &[u8],
+        now: u64,
+        nfct: &mut Nfct,
+    ) -> (Verdict, Option<Vec<u8>>) {
         let Nfct::Ct { id, ctinfo } = *nfct else {
-            return Verdict::Accept;
+            return (Verdict::Accept, None);
         };
         let Some(c) = self.conn(id) else {
-            return Verdict::Accept;
+            return (Verdict::Accept, None);
         };
-        let c = if c.has_ftp() && ctinfo != CtInfo::RelatedReply {
-            if self.ftp_help(id, ctinfo, l3, now) {
+        let mut out = None;
+        if c.status & (ips::HELPER | ips::SEQ_ADJUST) != 0 && ctinfo != CtInfo::RelatedReply {
+            let helped = if c.has_ftp() {
+                self.ftp_help(id, ctinfo, l3, now)
+            } else {
+                nat_helper::HelperNat::Accept
+            };
+            let adjusted = match helped {
+                nat_helper::HelperNat::Drop => Err(()),
+                nat_helper::HelperNat::Accept => self.nat_seq_adjust(id, ctinfo, l3, None),
+                nat_helper::HelperNat::Mangled(d) => self.nat_seq_adjust(id, ctinfo, l3, Some(d)),
+            };
+            let Ok(d) = adjusted else {
                 self.stats.drop += 1;
                 self.release(nfct);
-                return Verdict::Drop;
-            }
-            let Some(c) = self.conn(id) else {
-                return Verdict::Accept;
+                return (Verdict::Drop, None);
             };
-            c
-        } else {
-            c
+            out = d;
+        }
+        (self.confirm_entry(id, ctinfo, now, nfct), out)
+    }
+
+    /// `__nf_conntrack_confirm` for the entry of a packet that passed its helper.
+    fn confirm_entry(&mut self, id: ConnId, ctinfo: CtInfo, now: u64, nfct: &mut Nfct) -> Verdict {
+        let Some(c) = self.conn(id) else {
+            return Verdict::Accept;
         };
         if c.status & ips::CONFIRMED != 0 || ctinfo.dir() != 0 {
             return Verdict::Accept;
@@ -1796,8 +1844,25 @@ impl Conntrack {
         };
         if let Some((other, _)) = clash {
             let is_udp = matches!(t0.l4, proto::UDP | proto::UDPLITE);
-            if is_udp && let Some(oc) = self.conns.get(other as usize) {
-                // Same tuples: adopt the existing entry (nf_ct_resolve_clash).
+            // nf_ct_resolve_clash: UDP may adopt the entry in the table (__nf_ct_resolve_clash); failing that,
+            // the entry holding the packet's reply tuple decides (nf_ct_resolve_clash_harder). With none (the
+            // clash was in the original direction only) the kernel inserts the packet's entry for replies only;
+            // here the packet adopts the one in the table.
+            let adopt = if !is_udp {
+                None
+            } else if self.may_adopt(id.idx, other) {
+                Some(other)
+            } else {
+                let t1 = self.nat_reply_of(id.idx).or_else(|| t0.invert());
+                match t1.and_then(|t1| self.probe(b1, &t1, zone, now).0) {
+                    Some((h, _)) => (h != other && self.may_adopt(id.idx, h)).then_some(h),
+                    None => Some(other),
+                }
+            };
+            if let Some(other) = adopt
+                && let Some(oc) = self.conns.get(other as usize)
+            {
+                // Adopt the existing entry.
                 let og = oc.generation;
                 let mine = self.acct.get(id.idx as usize).copied().unwrap_or_default();
                 if let Some(oa) = self.acct.get_mut(other as usize) {
@@ -1845,36 +1910,63 @@ impl Conntrack {
         Verdict::Accept
     }
 
-    /// The FTP helper's `help()`. Returns true when the packet must be dropped.
-    fn ftp_help(&mut self, id: ConnId, ctinfo: CtInfo, l3: &[u8], now: u64) -> bool {
-        if ctinfo != CtInfo::Established && ctinfo != CtInfo::EstablishedReply {
+    /// `__nf_conntrack_resolve_clash`'s test: a packet whose unconfirmed entry `loser` clashes with the entry
+    /// `winner` in the table may take `winner` when that has no NAT binding yet or the same tuples both ways
+    /// (`nf_ct_match`).
+    fn may_adopt(&self, loser: u32, winner: u32) -> bool {
+        let (Some(l), Some(w)) = (
+            self.conns.get(loser as usize),
+            self.conns.get(winner as usize),
+        ) else {
             return false;
+        };
+        w.status & ips::NAT_DONE_MASK == 0
+            || (w.zone == l.zone
+                && self.tuple_of(winner, w, 0) == self.tuple_of(loser, l, 0)
+                && self.tuple_of(winner, w, 1) == self.tuple_of(loser, l, 1))
+    }
+
+    /// The FTP helper's `help()`: an expectation for the data connection a command announces; on a NATed
+    /// connection `nf_nat_ftp` makes it and rewrites the command.
+    fn ftp_help(
+        &mut self,
+        id: ConnId,
+        ctinfo: CtInfo,
+        l3: &[u8],
+        now: u64,
+    ) -> nat_helper::HelperNat {
+        use nat_helper::HelperNat;
+        if ctinfo != CtInfo::Established && ctinfo != CtInfo::EstablishedReply {
+            return HelperNat::Accept;
         }
         let dir = ctinfo.dir();
         let Some(l4) = get_l4proto(l3) else {
-            return false;
+            return HelperNat::Accept;
         };
         let Some(th) = l3.get(l4.dataoff..) else {
-            return false;
+            return HelperNat::Accept;
         };
         if th.len() < 20 {
-            return false;
+            return HelperNat::Accept;
         }
         let dataoff = l4.dataoff + usize::from(th[12] >> 4) * 4;
         if dataoff >= l3.len() {
-            return false;
+            return HelperNat::Accept;
         }
         let data = l3.get(dataoff..).unwrap_or(&[]);
         let seq = crate::wire::be32(th, 4);
         let ends_in_nl = data.last() == Some(&b'\n');
         let nl_seq = seq.wrapping_add(data.len() as u32);
-        let Some(c) = self.conn(id) else { return false };
+        let Some(c) = self.conn(id) else {
+            return HelperNat::Accept;
+        };
         let orig = c.orig;
         let zone = c.zone;
         let tdir = self.tuple_of(id.idx, c, dir);
         let tother = self.tuple_of(id.idx, c, 1 - dir);
+        let nat = c.status & ips::NAT_MASK != 0;
         let mut info = self.ftp.get(&id.idx).copied().unwrap_or_default();
-        let mut drop = false;
+        let mut ret = HelperNat::Accept;
         if info.find_nl_seq(seq, dir) {
             let base = ftp::FtpCmd {
                 addr: tdir.src,
@@ -1883,10 +1975,10 @@ impl Conntrack {
             match ftp::match_command(data, dir, orig.l3 == NFPROTO_IPV6, base) {
                 ftp::FtpMatch::Partial => {
                     // NF_DROP without updating the newline memory.
-                    return true;
+                    return HelperNat::Drop;
                 }
                 ftp::FtpMatch::None => {}
-                ftp::FtpMatch::Found(cmd) => {
+                ftp::FtpMatch::Found { cmd, ty, off, len } => {
                     if cmd.addr == tdir.src {
                         let exp = Expect {
                             tuple: Tuple {
@@ -1901,24 +1993,43 @@ impl Conntrack {
                             master: id,
                             expires: now + 300 * NS,
                             helper: Helper::Ftp,
+                            follow_master: false,
+                            saved_port: 0,
+                            dir: 0,
                         };
-                        drop = !self.expect_related(exp, now);
+                        ret = if nat {
+                            self.nf_nat_ftp(
+                                id,
+                                ctinfo,
+                                l3,
+                                l4.dataoff,
+                                exp,
+                                ty,
+                                dataoff + off,
+                                len,
+                                now,
+                            )
+                        } else if self.expect_related(exp, now).is_ok() {
+                            HelperNat::Accept
+                        } else {
+                            HelperNat::Drop
+                        };
                     }
                 }
             }
         }
-        if drop {
-            return true;
+        if matches!(ret, HelperNat::Drop) {
+            return ret;
         }
         if ends_in_nl {
             info.update_nl_seq(nl_seq, dir);
         }
         self.ftp.insert(id.idx, info);
-        false
+        ret
     }
 
     /// `nf_ct_expect_related` with the FTP policy (max_expected 1, replace identical, global expect_max).
-    fn expect_related(&mut self, exp: Expect, now: u64) -> bool {
+    fn expect_related(&mut self, exp: Expect, now: u64) -> Result<(), nat_helper::ExpectError> {
         self.expects.retain(|e| e.expires > now);
         if let Some(pos) = self
             .expects
@@ -1926,7 +2037,7 @@ impl Conntrack {
             .position(|e| e.tuple == exp.tuple && e.zone == exp.zone)
         {
             if self.expects[pos].master != exp.master {
-                return false;
+                return Err(nat_helper::ExpectError::Busy);
             }
             self.expects.remove(pos);
             self.stats.expect_delete += 1;
@@ -1936,11 +2047,11 @@ impl Conntrack {
             self.stats.expect_delete += 1;
         }
         if self.expects.len() as u32 >= self.settings.expect_max {
-            return false;
+            return Err(nat_helper::ExpectError::Full);
         }
         self.expects.push(exp);
         self.stats.expect_create += 1;
-        true
+        Ok(())
     }
 
     /// The periodic gc worker on virtual time: every [`GC_INTERVAL_MS`] of packet time, expired entries are

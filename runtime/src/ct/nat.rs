@@ -81,13 +81,13 @@ impl SrcKey {
     }
 }
 
-/// Why a binding could not be set up.
+/// Why a binding could not be set up. (A range whose every tuple is in use is no error: as the kernel's
+/// `get_unique_tuple` gives up, the binding keeps the last tuple tried, and the packet goes on through the later
+/// hooks until confirm finds the clash and drops it, `insert_failed`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NatError {
     /// The packet has no conntrack entry, or it is already confirmed.
     NoEntry,
-    /// Every tuple of the range is in use (the kernel's confirm then fails: `insert_failed`).
-    Exhausted,
 }
 
 impl Conntrack {
@@ -156,8 +156,7 @@ impl Conntrack {
     }
 
     /// `nf_nat_alloc_null_binding`: the binding of a connection no NAT rule mapped, to the address it already
-    /// has (the port may still move if the tuple is taken). A range with no free tuple is counted as the kernel's
-    /// confirm would count the clash (`insert_failed`).
+    /// has (the port may still move if the tuple is taken).
     pub fn nf_nat_alloc_null_binding(
         &mut self,
         nfct: &Nfct,
@@ -175,11 +174,7 @@ impl Conntrack {
             proto: None,
             flags: 0,
         };
-        let r = self.nf_nat_setup_info(nfct, &range, manip, now);
-        if r == Err(NatError::Exhausted) {
-            self.stats.insert_failed += 1;
-        }
-        r
+        self.nf_nat_setup_info(nfct, &range, manip, now)
     }
 
     /// The status bit that says a packet of direction `dir` is rewritten at a `manip` hook (`nf_nat_packet`:
@@ -276,7 +271,8 @@ impl Conntrack {
         }
     }
 
-    /// `get_unique_tuple`: `orig` with the manipulated part taken from `range`, unused by any other entry.
+    /// `get_unique_tuple`: `orig` with the manipulated part taken from `range`, unused by any other entry when
+    /// the range has one; else the last tuple tried (the kernel gives up and keeps it: confirm drops the packet).
     fn get_unique_tuple(
         &mut self,
         me: u32,
@@ -333,7 +329,7 @@ impl Conntrack {
             return Ok(t);
         }
         if !(tuple::has_ports(t.l4) || t.l4 == proto::ICMP) {
-            return Err(NatError::Exhausted);
+            return Ok(t);
         }
         // nf_nat_l4proto_unique_tuple
         let k = key(&t, manip);
@@ -365,7 +361,7 @@ impl Conntrack {
                 }
             }
             if attempts >= range_size || attempts < 16 {
-                return Err(NatError::Exhausted);
+                return Ok(t);
             }
             attempts /= 2;
             off = off.wrapping_mul(31).wrapping_add(7) % range_size as u16;

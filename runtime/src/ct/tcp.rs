@@ -416,6 +416,7 @@ fn tcp_in_window(
     dir: usize,
     index: u8,
     seg: &Seg<'_>,
+    receiver_offset: u32,
     settings: &Settings,
 ) -> WinAction {
     let ct_state = ct.state;
@@ -429,6 +430,9 @@ fn tcp_in_window(
     if ct.seen[1 - dir].flags & IP_CT_TCP_FLAG_SACK_PERM != 0 {
         tcp_sack(seg.options, &mut sack);
     }
+    // Take into account NAT sequence number mangling.
+    ack = ack.wrapping_sub(receiver_offset);
+    sack = sack.wrapping_sub(receiver_offset);
 
     if ct.seen[dir].td_maxwin == 0 {
         if seg.syn() {
@@ -615,6 +619,10 @@ pub struct TcpCtx {
     pub fixed_timeout: bool,
     /// Remaining lifetime in nanoseconds (`nf_ct_expires`).
     pub expires_ns: u64,
+    /// `nf_ct_seq_offset(ct, !dir, ack - 1)`: how far a NAT helper moved the receiver's sequence numbers (its
+    /// length changes) at the segment's acknowledgement, taken out of the acknowledgement before the window
+    /// checks; 0 without `IPS_SEQ_ADJUST`.
+    pub receiver_offset: u32,
 }
 
 fn tcp_can_early_drop_state(s: u8) -> bool {
@@ -984,7 +992,7 @@ pub fn tcp_packet(
     }
 
     if !skip_window {
-        match tcp_in_window(ct, dir, index, seg, settings) {
+        match tcp_in_window(ct, dir, index, seg, cx.receiver_offset, settings) {
             WinAction::Ignore => return TcpVerdict::AcceptNoRefresh,
             WinAction::Invalid => return handle_invalid(ct, dir, index, cx, settings),
             WinAction::Accept => {}
@@ -1047,6 +1055,7 @@ mod tests {
             assured,
             fixed_timeout: false,
             expires_ns: 100_000_000_000,
+            receiver_offset: 0,
         }
     }
 

@@ -1437,10 +1437,11 @@ fn snat_binding_is_the_reply_tuple() {
     // The reply comes to the public address and is found by the NATed reply tuple.
     let r = build::udp(a("93.184.216.34"), a("198.51.100.1"), 53, 40000, b"a");
     assert_eq!(path(&mut ct, &r, S).0, "EST_REPLY");
-    // A packet to the inside address itself is not the reply: it is new, and clashes with the entry's original
-    // tuple at confirm.
+    // A packet to the inside address itself is not the reply: it is new, and its reply tuple clashes with the
+    // NATed entry's original tuple at confirm: dropped (UDP adopts no entry with another binding).
     let r2 = build::udp(a("93.184.216.34"), a("192.168.1.50"), 53, 40000, b"a");
-    assert_eq!(path(&mut ct, &r2, S).0, "NEW");
+    assert_eq!(path(&mut ct, &r2, S), ("NEW", Verdict::Drop));
+    assert_eq!((ct.stats().insert_failed, ct.stats().clash_resolve), (1, 0));
     assert_eq!(ct.count(), 1);
     // A second source with the same port gets another public port (nf_nat_used_tuple).
     let q2 = build::udp(a("192.168.1.51"), a("93.184.216.34"), 40000, 53, b"q");
@@ -1474,11 +1475,27 @@ fn snat_range_of_ten_ports_is_exhausted_by_the_eleventh_connection() {
     let mut ports = Vec::new();
     for i in 0..11u16 {
         let q = build::udp(a("192.168.1.50"), a("93.184.216.34"), 30000 + i, 53, b"q");
-        let r = path_nat(&mut ct, &q, &range, nat::Manip::Src, 0);
         if i < 10 {
-            ports.push(r.unwrap().dport);
+            ports.push(
+                path_nat(&mut ct, &q, &range, nat::Manip::Src, 0)
+                    .unwrap()
+                    .dport,
+            );
         } else {
-            assert_eq!(r, Err(nat::NatError::Exhausted));
+            // No free port: the binding keeps a clashing one (get_unique_tuple gives up), confirm drops.
+            let mut n = Nfct::None;
+            assert_eq!(
+                ct.conntrack_in(&q, Hook::Prerouting, 0, &mut n),
+                Verdict::Accept
+            );
+            let r = ct
+                .nf_nat_setup_info(&n, &range, nat::Manip::Src, 0)
+                .unwrap();
+            assert!((20000..20010).contains(&r.dport), "{r:?}");
+            assert_eq!(ct.confirm(&q, 0, &mut n), Verdict::Drop);
+            assert_eq!(n, Nfct::None);
+            let st = ct.stats();
+            assert_eq!((st.insert_failed, st.drop, st.clash_resolve), (1, 1, 0));
         }
     }
     ports.sort_unstable();
