@@ -144,6 +144,14 @@ impl DynSet {
             .map(|r| (self.row(r), self.expires[r]))
     }
 
+    /// Elements (key, data, expiry) in row order, expired ones included until swept.
+    pub fn elements_with_data(&self) -> impl Iterator<Item = (&[u8], &[u8], u64)> {
+        self.elements().map(|(k, e)| {
+            let d = self.find(k).map_or(&[][..], |r| self.data_of(r));
+            (k, d, e)
+        })
+    }
+
     fn row(&self, r: usize) -> &[u8] {
         self.rows
             .get(r * self.klen..(r + 1) * self.klen)
