@@ -13,7 +13,7 @@ fn main() {
     print!("{}", nfr_compiler::diag::render(&diags, &sm, false));
     if args.iter().any(|a| a == "-v") {
         match &hir {
-            Some(h) => println!("{h}"),
+            Some(h) => println!("{}", h.listing(&sm)),
             None => println!("(no Hir: errors)"),
         }
     }

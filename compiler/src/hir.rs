@@ -10,7 +10,7 @@
 //! The value of a sub-byte field (e.g. `ip dscp`) is stored right-aligned in
 //! `ceil(len_bits / 8)` bytes (dscp cs1 = `[0x08]`); the lowering shifts it into place.
 
-use crate::diag::Span;
+use crate::diag::{SourceMap, Span};
 use crate::lower::ipt_mapping::IptMapping;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -248,9 +248,10 @@ pub use nfr_grammar::catalog::{CtKey, MetaKey, PayloadField};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Value {
     pub ty: Type,
-    pub bytes: Vec<u8>,
-    /// How the user wrote it (symbol, number, address), for printing.
-    pub text: String,
+    pub bytes: Bytes,
+    /// How it was written when that is not the source text at `span` (an implied protocol's name,
+    /// a value the lowering made); `None`, the usual case, is the source text: see [`Value::text`].
+    pub text: Option<Box<str>>,
     pub span: Span,
 }
 
@@ -261,6 +262,111 @@ impl Value {
             .iter()
             .take(16)
             .fold(0u128, |acc, b| (acc << 8) | u128::from(*b))
+    }
+
+    /// How the user wrote it (symbol, number, address), for printing.
+    pub fn text<'a>(&'a self, sources: &'a SourceMap) -> &'a str {
+        match &self.text {
+            Some(t) => t,
+            None => sources
+                .text(self.span.file)
+                .get(self.span.range())
+                .unwrap_or(""),
+        }
+    }
+}
+
+/// A value's bytes: up to [`Bytes::INLINE`] in place (every address, port, mark and interface name), longer
+/// ones on the heap. Compares, hashes and prints as the byte slice it holds.
+#[derive(Clone)]
+pub enum Bytes {
+    Inline { len: u8, buf: [u8; Bytes::INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Bytes {
+    /// The longest value held in place (`sizeof(struct nft_data)`).
+    pub const INLINE: usize = 16;
+
+    pub fn new(b: &[u8]) -> Bytes {
+        match u8::try_from(b.len()) {
+            Ok(len) if b.len() <= Self::INLINE => {
+                let mut buf = [0u8; Self::INLINE];
+                buf[..b.len()].copy_from_slice(b);
+                Bytes::Inline { len, buf }
+            }
+            _ => Bytes::Heap(b.into()),
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or(buf),
+            Bytes::Heap(b) => b,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Bytes {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            Bytes::Inline { len, buf } => {
+                let n = usize::from(*len).min(Self::INLINE);
+                &mut buf[..n]
+            }
+            Bytes::Heap(b) => b,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(v: Vec<u8>) -> Bytes {
+        Bytes::new(&v)
+    }
+}
+
+impl From<&[u8]> for Bytes {
+    fn from(v: &[u8]) -> Bytes {
+        Bytes::new(v)
+    }
+}
+
+impl PartialEq for Bytes {
+    fn eq(&self, o: &Bytes) -> bool {
+        **self == **o
+    }
+}
+
+impl Eq for Bytes {}
+
+impl PartialOrd for Bytes {
+    fn partial_cmp(&self, o: &Bytes) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Bytes {
+    fn cmp(&self, o: &Bytes) -> std::cmp::Ordering {
+        (**self).cmp(&**o)
+    }
+}
+
+impl std::hash::Hash for Bytes {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (**self).hash(h);
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
     }
 }
 
@@ -308,10 +414,11 @@ pub enum ExprKind {
     /// `a . b . c`
     Concat(Vec<Expr>),
     /// `expr & mask` (also `|`, `^`): a bitwise operation with a constant.
+    /// (The constant boxed: rare, and it would double every expression's size.)
     Bitwise {
         expr: Box<Expr>,
         op: BitOp,
-        value: Value,
+        value: Box<Value>,
     },
 }
 
@@ -419,10 +526,10 @@ pub enum KeyPart {
         value: Value,
         len: u32,
     },
-    /// `lo-hi`, inclusive.
+    /// `lo-hi`, inclusive. (Boxed, as [`Rhs::Range`]: most elements are single values.)
     Range {
-        lo: Value,
-        hi: Value,
+        lo: Box<Value>,
+        hi: Box<Value>,
     },
 }
 
@@ -487,9 +594,10 @@ pub enum Rhs {
         value: Value,
         len: u32,
     },
+    /// (Boxed: rare in rules, and two values inline would double every match's size.)
     Range {
-        lo: Value,
-        hi: Value,
+        lo: Box<Value>,
+        hi: Box<Value>,
     },
     Set(AnonSet),
     SetRef(SetId),
@@ -709,19 +817,33 @@ pub struct Set {
 // ---------------------------------------------------------------------------------------
 // Debug listing
 
-/// A compact nft-like listing of the checked ruleset (ids resolved to names, implicit
-/// dependencies marked `(implicit)`, the iptables mapping per table). For debugging and tests;
-/// `nfc fmt` prints the Ast, not this.
-impl std::fmt::Display for Hir {
+impl Hir {
+    /// A compact nft-like listing of the checked ruleset (ids resolved to names, implicit
+    /// dependencies marked `(implicit)`, the iptables mapping per table), values as written in
+    /// `sources`. For debugging and tests; `nfc fmt` prints the Ast, not this.
+    pub fn listing<'a>(&'a self, sources: &'a SourceMap) -> HirListing<'a> {
+        HirListing { hir: self, sources }
+    }
+}
+
+/// See [`Hir::listing`].
+pub struct HirListing<'a> {
+    hir: &'a Hir,
+    sources: &'a SourceMap,
+}
+
+impl std::fmt::Display for HirListing<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let chain_name = |id: ChainId| self.chain(id).map_or("?", |c| c.name.as_str());
-        let set_name = |id: SetId| self.set(id).map_or("?", |s| s.name.as_str());
-        let expr = |e: &Expr| -> String { show_expr(e) };
+        let (hir, sources) = (self.hir, self.sources);
+        let txt = |v: &Value| v.text(sources).to_string();
+        let chain_name = |id: ChainId| hir.chain(id).map_or("?", |c| c.name.as_str());
+        let set_name = |id: SetId| hir.set(id).map_or("?", |s| s.name.as_str());
+        let expr = |e: &Expr| -> String { show_expr(e, sources) };
         let part = |k: &KeyPart| -> String {
             match k {
-                KeyPart::Value(v) => v.text.clone(),
-                KeyPart::Prefix { value, len } => format!("{}/{len}", value.text),
-                KeyPart::Range { lo, hi } => format!("{}-{}", lo.text, hi.text),
+                KeyPart::Value(v) => txt(v),
+                KeyPart::Prefix { value, len } => format!("{}/{len}", txt(value)),
+                KeyPart::Range { lo, hi } => format!("{}-{}", txt(lo), txt(hi)),
             }
         };
         let verdict = |v: &VerdictKind| -> String {
@@ -772,14 +894,14 @@ impl std::fmt::Display for Hir {
                 .collect();
             format!("{{ {} }}", v.join(", "))
         };
-        for t in &self.tables {
+        for t in &hir.tables {
             // the iptables lowering's verdict on the table, for the reader
-            let ipt = match crate::lower::ipt_mapping::table_mapping(self, t.id) {
+            let ipt = match crate::lower::ipt_mapping::table_mapping(hir, t.id) {
                 IptMapping::Maps { table, .. } => format!("ipt: {table:?}"),
                 IptMapping::No(r) => format!("ipt: no ({} reasons)", r.len()),
             };
             writeln!(f, "table {} {} [{ipt}]", t.family.name(), t.name)?;
-            for s in t.sets.iter().filter_map(|s| self.set(*s)) {
+            for s in t.sets.iter().filter_map(|s| hir.set(*s)) {
                 let key: Vec<&str> = s.key.iter().map(|k| k.name()).collect();
                 let data = s.data.as_ref().map_or(String::new(), |d| {
                     let d: Vec<&str> = d.iter().map(|k| k.name()).collect();
@@ -793,7 +915,7 @@ impl std::fmt::Display for Hir {
                     elements(&s.elements)
                 )?;
             }
-            for c in t.chains.iter().filter_map(|c| self.chain(*c)) {
+            for c in t.chains.iter().filter_map(|c| hir.chain(*c)) {
                 match &c.kind {
                     ChainKind::Base(b) => writeln!(
                         f,
@@ -826,14 +948,14 @@ impl std::fmt::Display for Hir {
                                     Op::NotBitmask => "!&",
                                 };
                                 let rhs = match &m.right {
-                                    Rhs::Value(v) => v.text.clone(),
+                                    Rhs::Value(v) => txt(v),
                                     Rhs::Concat(vs) => vs
                                         .iter()
-                                        .map(|v| v.text.as_str())
+                                        .map(|v| v.text(sources))
                                         .collect::<Vec<_>>()
                                         .join(" . "),
-                                    Rhs::Prefix { value, len } => format!("{}/{len}", value.text),
-                                    Rhs::Range { lo, hi } => format!("{}-{}", lo.text, hi.text),
+                                    Rhs::Prefix { value, len } => format!("{}/{len}", txt(value)),
+                                    Rhs::Range { lo, hi } => format!("{}-{}", txt(lo), txt(hi)),
                                     Rhs::Set(a) => elements(&a.elements),
                                     Rhs::SetRef(s) => format!("@{}", set_name(*s)),
                                 };
@@ -902,7 +1024,7 @@ pub fn raw_base_name(b: PayloadBase) -> &'static str {
     }
 }
 
-fn show_expr(e: &Expr) -> String {
+fn show_expr(e: &Expr, sources: &SourceMap) -> String {
     match &e.kind {
         ExprKind::Payload {
             field,
@@ -933,7 +1055,11 @@ fn show_expr(e: &Expr) -> String {
             Some(CtDir::Reply) => format!("ct reply {}", key.name),
             None => format!("ct {}", key.name),
         },
-        ExprKind::Concat(p) => p.iter().map(show_expr).collect::<Vec<_>>().join(" . "),
+        ExprKind::Concat(p) => p
+            .iter()
+            .map(|e| show_expr(e, sources))
+            .collect::<Vec<_>>()
+            .join(" . "),
         ExprKind::Bitwise { expr, op, value } => {
             let o = match op {
                 BitOp::And => "&",
@@ -942,7 +1068,7 @@ fn show_expr(e: &Expr) -> String {
                 BitOp::Shl => "<<",
                 BitOp::Shr => ">>",
             };
-            format!("({} {o} {})", show_expr(expr), value.text)
+            format!("({} {o} {})", show_expr(expr, sources), value.text(sources))
         }
     }
 }

@@ -431,6 +431,15 @@ fn flat(g: &cst::Group) -> Vec<Item> {
     v
 }
 
+/// [`flat`], the items moved out of the group (each line freed as it is emptied: a large set's elements
+/// are never held twice).
+fn take_flat(g: &mut cst::Group) -> Vec<Item> {
+    let lines = std::mem::take(&mut g.lines);
+    let mut v = Vec::with_capacity(lines.iter().map(|l| l.items.len()).sum());
+    v.extend(lines.into_iter().flat_map(|l| l.items));
+    v
+}
+
 impl Cx<'_> {
     fn objref(&mut self, names: &[cst::Name], want: usize, start: usize, end: usize) -> R<ObjRef> {
         // want = number of names without the family (1 = table, 2 = table + object).
@@ -583,7 +592,7 @@ impl Cx<'_> {
                     }));
                 }
                 let name = r.name.clone().unwrap_or_else(|| r.table.clone());
-                let set = self.set(name, is_map, body.as_ref(), start, end);
+                let set = self.set(name, is_map, body, start, end);
                 Command {
                     kind: CommandKind::AddSet { table: r, set },
                     span: sp(start, end),
@@ -660,7 +669,7 @@ impl Cx<'_> {
                 end,
                 verb,
                 names,
-                body,
+                mut body,
             } => {
                 let delete = match verb.1.as_str() {
                     "add" | "create" => false,
@@ -674,7 +683,7 @@ impl Cx<'_> {
                     }
                 };
                 let target = self.objref(&names, 2, start, end)?;
-                let elements = self.set_elements(&body)?;
+                let elements = self.set_elements(&mut body)?;
                 Command {
                     kind: CommandKind::Element {
                         delete,
@@ -771,7 +780,7 @@ impl Cx<'_> {
             } => Some(TableItem::Set(self.set(
                 ident(&name),
                 is_map,
-                Some(&body),
+                Some(body),
                 start,
                 end,
             ))),
@@ -991,7 +1000,7 @@ impl Cx<'_> {
         &mut self,
         name: Ident,
         is_map: bool,
-        body: Option<&cst::Group>,
+        body: Option<cst::Group>,
         start: usize,
         end: usize,
     ) -> Set {
@@ -1013,8 +1022,8 @@ impl Cx<'_> {
             has_body: body.is_some(),
             span: sp(start, end),
         };
-        let Some(body) = body else { return set };
-        for line in &body.lines {
+        let Some(mut body) = body else { return set };
+        for line in &mut body.lines {
             if let Err(e) = self.set_line(&mut set, line) {
                 self.errors.push(e);
             }
@@ -1022,7 +1031,7 @@ impl Cx<'_> {
         set
     }
 
-    fn set_line(&mut self, set: &mut Set, line: &cst::Line) -> R<()> {
+    fn set_line(&mut self, set: &mut Set, line: &mut cst::Line) -> R<()> {
         let mut p = P::new(self.src, &line.items, line.end);
         let (wl, w, wr) = p.word_any()?;
         match w.as_str() {
@@ -1080,11 +1089,15 @@ impl Cx<'_> {
             "comment" => set.comment = Some(p.string()?),
             "elements" => {
                 p.expect_tok(&Tok::Assign, "`=`")?;
-                let g = match p.next() {
-                    Some(Item::Group(g)) => g,
-                    _ => return Err(err(wl, wr, "expected `{ ... }` after `elements =`")),
-                };
-                set.elements = self.set_elements(g)?;
+                if !matches!(p.next(), Some(Item::Group(_))) {
+                    return Err(err(wl, wr, "expected `{ ... }` after `elements =`"));
+                }
+                let (at, end) = (p.pos - 1, p.expect_end());
+                // the group is parsed out of the line (moved, not copied)
+                if let Some(Item::Group(g)) = line.items.get_mut(at) {
+                    set.elements = self.set_elements(g)?;
+                }
+                return end;
             }
             _ => {
                 return Err(err(
@@ -1100,8 +1113,8 @@ impl Cx<'_> {
         p.expect_end()
     }
 
-    fn set_elements(&mut self, g: &cst::Group) -> R<Vec<Expr>> {
-        let items = flat(g);
+    fn set_elements(&mut self, g: &mut cst::Group) -> R<Vec<Expr>> {
+        let items = take_flat(g);
         let mut p = P::new(self.src, &items, g.close);
         p.elements()
     }

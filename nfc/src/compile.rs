@@ -86,25 +86,36 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Emit::Bytecode | Emit::Clif => {
-            let checked = front::check_file(&args.file)?;
+            let mut checked = front::check_file(&args.file)?;
             if !checked.diagnostics.is_empty() {
                 eprint!("{}", checked.render(args.color.enabled()));
             }
-            let Some(hir) = &checked.hir else {
+            let Some(hir) = checked.hir.take() else {
                 return Ok(Outcome::Diagnostics);
             };
-            let prog = nfr_compiler::lower::lower(hir)
+            // reported: the sources and diagnostics go, and the Hir once lowered, before the classifiers
+            // are built
+            drop(checked);
+            let mut prog = nfr_compiler::lower::lower(&hir)
                 .map_err(|e| anyhow::anyhow!("lowering to bytecode failed: {e}"))?;
-            let text = nfr_compiler::lower::print_program(hir, &prog);
-            // What the engines run: with the classifiers the lowering builds.
-            let verified = nfr_compiler::lower::lower_verified(hir)
+            let names = nfr_compiler::lower::PrintNames::of(&hir);
+            drop(hir);
+            if args.emit == Emit::Bytecode {
+                // the instructions' spans serve the engines' traces, not the listing
+                prog.spans = Vec::new();
+            }
+            // What the engines run: with the classifiers (they leave the instructions and sets printed
+            // as they are), so one program serves both forms.
+            let verified = nfr_compiler::lower::classify_verified(prog)
                 .map_err(|e| anyhow::anyhow!("the lowered program does not verify: {e}"))?;
             if args.emit == Emit::Clif {
                 let clif = nfr_jit::clif(&verified)
                     .map_err(|e| anyhow::anyhow!("the JIT cannot compile this ruleset: {e}"))?;
                 front::print_stdout(&clif)?;
             } else {
-                front::print_stdout(&text)?;
+                front::write_stdout(|o| {
+                    nfr_compiler::lower::write_program(&names, verified.program(), o)
+                })?;
             }
             Ok(Outcome::Ok)
         }

@@ -188,6 +188,38 @@ pub fn print_json_files(files: &[(String, Checked)]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// [`print_stdout`] for text made piece by piece: `write` writes into a buffered stdout, so the whole text is never
+/// held at once.
+pub fn write_stdout(
+    write: impl FnOnce(&mut dyn std::fmt::Write) -> std::fmt::Result,
+) -> anyhow::Result<()> {
+    /// `fmt::Write` over an `io::Write`, keeping the first io error (fmt's error has no cause).
+    struct Out<W> {
+        w: W,
+        err: Option<std::io::Error>,
+    }
+    impl<W: std::io::Write> std::fmt::Write for Out<W> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.w.write_all(s.as_bytes()).map_err(|e| {
+                self.err.get_or_insert(e);
+                std::fmt::Error
+            })
+        }
+    }
+    let mut out = Out {
+        w: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
+        err: None,
+    };
+    if write(&mut out).is_err() {
+        return Err(out.err.take().map_or_else(
+            || anyhow::anyhow!("formatting the output failed"),
+            Into::into,
+        ));
+    }
+    out.w.flush()?;
+    Ok(())
+}
+
 /// Writes to stdout; a closed pipe surfaces as an io::Error that `main` turns into exit 0.
 pub fn print_stdout(s: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();

@@ -15,7 +15,7 @@ use nfr_proto::desc;
 
 use super::Ctx;
 use crate::diag::{Diagnostic, Span};
-use crate::hir::{Expr, ExprKind, Family, Match, Op, Rhs, Type, Value};
+use crate::hir::{Bytes, Expr, ExprKind, Family, Match, Op, Rhs, Type, Value};
 
 pub use nfr_proto::desc::{NFPROTO_IPV4, NFPROTO_IPV6};
 
@@ -218,8 +218,8 @@ fn implicit(key: &str, ty: Type, v: u8, span: Span) -> Match {
         op: Op::Eq,
         right: Rhs::Value(Value {
             ty,
-            bytes: vec![v],
-            text,
+            bytes: Bytes::new(&[v]),
+            text: Some(text.into()),
             span,
         }),
         implicit: true,

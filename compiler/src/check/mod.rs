@@ -122,13 +122,6 @@ impl Ctx {
     pub(crate) fn sp(&self, s: ast::Span) -> Span {
         sp(self.file, s)
     }
-    pub(crate) fn text_of(&self, s: Span) -> String {
-        self.sources
-            .text(s.file)
-            .get(s.range())
-            .unwrap_or("")
-            .to_string()
-    }
 }
 
 /// Check the ruleset whose root file is `root` in `sources` (includes are read through
@@ -215,7 +208,9 @@ fn check_with(
     if diags.iter().all(|d| !d.is_error()) {
         diags.extend(rules::placement(&hir));
         // the shadowing lint reads the lowered rules; a ruleset the lowering refuses has none
-        if let Ok(prog) = crate::lower::lower(&hir) {
+        if let Ok(mut prog) = crate::lower::lower(&hir) {
+            // the instructions' spans are for the engines' traces; the lint reports the Hir's
+            prog.spans = Vec::new();
             diags.extend(shadow::lint(&hir, &prog, sources));
         }
     }

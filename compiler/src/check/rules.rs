@@ -588,8 +588,8 @@ impl Ctx {
         let mut bytes = h.helper.as_bytes().to_vec();
         bytes.resize(16, 0);
         Some(Operand::Value(Value {
-            bytes,
-            text: format!("\"{}\"", h.helper),
+            bytes: bytes.into(),
+            text: Some(format!("\"{}\"", h.helper).into()),
             ..val
         }))
     }
@@ -1362,8 +1362,8 @@ impl Ctx {
                 _ => match cx.key_part(e, addr_ty)? {
                     crate::hir::KeyPart::Value(v) => Some(Operand::Value(v)),
                     crate::hir::KeyPart::Range { lo, hi } => {
-                        cx.pending_hi = Some(hi);
-                        Some(Operand::Value(lo))
+                        cx.pending_hi = Some(*hi);
+                        Some(Operand::Value(*lo))
                     }
                     crate::hir::KeyPart::Prefix { value, len } => {
                         let mut hi = value.clone();
@@ -1417,7 +1417,7 @@ impl Ctx {
                     }
                     match cx.key_part(e, Type::InetService)? {
                         crate::hir::KeyPart::Value(v) => Some((None, Some(v), None)),
-                        crate::hir::KeyPart::Range { lo, hi } => Some((None, Some(lo), Some(hi))),
+                        crate::hir::KeyPart::Range { lo, hi } => Some((None, Some(*lo), Some(*hi))),
                         crate::hir::KeyPart::Prefix { .. } => {
                             cx.diags.push(Diagnostic::error("E0211", cx.sp(e.span), "a port cannot be a prefix"));
                             None

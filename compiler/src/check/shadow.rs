@@ -59,10 +59,11 @@ pub fn lint(hir: &Hir, prog: &Program, sources: &SourceMap) -> Vec<Diagnostic> {
             continue;
         }
         let insns: Vec<&[Insn]> = pc.rules.iter().map(|&r| prog.rule_insns(r)).collect();
-        let cx = Chain {
+        let mut cx = Chain {
             hir: &chain.rules,
             insns: &insns,
             shapes: chain_shapes(prog, ChainId(ci as u32)),
+            every: Vec::new(),
             named_counters: hir.counters.len(),
             sets: &sets,
             sources,
@@ -78,10 +79,20 @@ pub fn lint(hir: &Hir, prog: &Program, sources: &SourceMap) -> Vec<Diagnostic> {
 struct Chain<'a> {
     hir: &'a [Rule],
     insns: &'a [&'a [Insn]],
+    /// The analysis of each rule; its cubes are taken out when the lint runs.
     shapes: Vec<(Shape, Tail)>,
+    /// Per rule: every cube of its analysis was empty (the rule's head tests nothing).
+    every: Vec<bool>,
     named_counters: usize,
     sets: &'a [u32],
     sources: &'a SourceMap,
+}
+
+/// A rule's cubes on the canonical dimensions: none (past the caps), its own, or those it gave the index.
+enum Target {
+    None,
+    Own(Vec<Cube>),
+    Indexed(std::ops::Range<usize>),
 }
 
 /// What was found about one rule.
@@ -92,14 +103,19 @@ enum Finding {
 
 impl Chain<'_> {
     /// Lint the chain; false when the program's budget ran out.
-    fn run(&self, budget: &mut Budget, out: &mut Vec<Diagnostic>) -> bool {
+    fn run(&mut self, budget: &mut Budget, out: &mut Vec<Diagnostic>) -> bool {
         let canon = Canon::new(self.shapes.iter().flat_map(|(s, _)| &s.cubes));
-        // Each rule's cubes on the canonical dimensions; a rule past the caps takes no part.
+        // Each rule's cubes on the canonical dimensions; a rule past the caps takes no part. The
+        // analysis' own cubes are dropped as they are replaced (only whether there were any is kept).
         let mut total = 0usize;
-        let mut cubes: Vec<Option<Vec<Cube>>> = Vec::with_capacity(self.shapes.len());
-        for (s, _) in &self.shapes {
+        let mut some = Vec::with_capacity(self.shapes.len());
+        let mut cubes: Vec<Target> = Vec::with_capacity(self.shapes.len());
+        for (s, _) in &mut self.shapes {
+            let raw = std::mem::take(&mut s.cubes);
+            some.push(!raw.is_empty());
+            self.every.push(raw.iter().all(|c| c.is_empty()));
             let mut all = Vec::new();
-            for c in &s.cubes {
+            for c in &raw {
                 match canon.apply(c) {
                     Some(x) if all.len() + x.len() <= MAX_RULE_CUBES => all.extend(x),
                     _ => {
@@ -113,17 +129,23 @@ impl Chain<'_> {
             if total > MAX_CHAIN_CUBES || !budget.take(all.len() as u64) {
                 return budget.steps > 0;
             }
-            cubes.push(ok.then_some(all));
+            cubes.push(if ok { Target::Own(all) } else { Target::None });
         }
-        // Earlier rules that take what they match: exact cubes, terminal tail.
+        // Earlier rules that take what they match: exact cubes, terminal tail. Their cubes move into the
+        // index, which lends them back as the rule's target.
         let mut rule_of: Vec<usize> = Vec::new();
         let mut entries: Vec<(u32, Cube)> = Vec::new();
-        for (i, ((s, t), c)) in self.shapes.iter().zip(&cubes).enumerate() {
-            if let (true, true, Some(c)) = (s.exact, t.terminal, c) {
-                for c in c {
-                    entries.push((rule_of.len() as u32, c.clone()));
+        for (i, ((s, t), c)) in self.shapes.iter().zip(&mut cubes).enumerate() {
+            if s.exact && t.terminal && matches!(c, Target::Own(_)) {
+                let Target::Own(own) = std::mem::replace(c, Target::None) else {
+                    continue;
+                };
+                let from = entries.len();
+                for c in own {
+                    entries.push((rule_of.len() as u32, c));
                     rule_of.push(i);
                 }
+                *c = Target::Indexed(from..entries.len());
             }
         }
         let index = Index::new(entries);
@@ -133,9 +155,14 @@ impl Chain<'_> {
         let mut last: HashMap<u64, usize> = HashMap::new();
         let mut prev_same: Vec<usize> = vec![usize::MAX; self.shapes.len()];
         for (j, ((shape, tail), target)) in self.shapes.iter().zip(&cubes).enumerate() {
-            if shape.cubes.is_empty() {
+            if !some[j] {
                 continue;
             }
+            let target = match target {
+                Target::None => None,
+                Target::Own(c) => Some(c.as_slice()),
+                Target::Indexed(at) => Some(index.cubes(at.clone())),
+            };
             let key = self.rule_hash(j);
             let dup = if shape.exact {
                 std::iter::successors(last.get(&key).copied(), |&i| {
@@ -156,9 +183,8 @@ impl Chain<'_> {
                         steps: RULE_STEPS.min(budget.steps),
                     };
                     let before = rb.steps;
-                    let by = target
-                        .as_deref()
-                        .and_then(|t| self.covered(j, t, window, &index, &rule_of, &mut rb));
+                    let by =
+                        target.and_then(|t| self.covered(j, t, window, &index, &rule_of, &mut rb));
                     budget.take(before - rb.steps);
                     if budget.steps == 0 {
                         return false;
@@ -357,7 +383,8 @@ impl Chain<'_> {
                 .with_primary_label("never reached");
                 for &i in by.iter().take(MAX_LABELS) {
                     let (s, _) = &self.shapes[i];
-                    let text = if s.loads.is_empty() && s.cubes.iter().all(|c| c.is_empty()) {
+                    let every = self.every.get(i).copied().unwrap_or(false);
+                    let text = if s.loads.is_empty() && every {
                         format!("this {} ends the chain before it", self.ending(i))
                     } else {
                         "covered by this rule".to_string()

@@ -50,7 +50,7 @@ fn matches(hir: &Hir) -> Vec<(String, Op, Vec<u8>, bool)> {
                 _ => "other".into(),
             };
             let bytes = match &m.right {
-                Rhs::Value(v) => v.bytes.clone(),
+                Rhs::Value(v) => v.bytes.to_vec(),
                 _ => vec![],
             };
             (sel, m.op, bytes, m.implicit)
@@ -213,7 +213,7 @@ fn prefixes_ranges_and_sets() {
     let Rhs::Prefix { value, len } = &ms[0].right else {
         panic!("{:?}", ms[0].right)
     };
-    assert_eq!((value.bytes.clone(), *len), (vec![10, 0, 0, 0], 8));
+    assert_eq!((value.bytes.to_vec(), *len), (vec![10, 0, 0, 0], 8));
     let Rhs::Range { lo, hi } = &ms[1].right else {
         panic!()
     };
@@ -557,10 +557,11 @@ fn defines_are_positional() {
 
 #[test]
 fn hir_listing_shows_implicit_dependencies() {
-    let h = ok(
+    let (sm, h, _) = check_source(
+        "t.nfr",
         "table inet t {\n set s { type ipv4_addr; elements = { 1.2.3.4 } }\n chain c { type filter hook input priority 0; ip saddr @s tcp dport { 22, 80 } jump u }\n chain u { }\n}\n",
     );
-    let text = h.to_string();
+    let text = h.expect("hir").listing(&sm).to_string();
     assert_eq!(
         text,
         "table inet t [ipt: no (2 reasons)]\n  set s ipv4_addr { 1.2.3.4 }\n  chain c [filter input priority 0 policy accept]\n    \

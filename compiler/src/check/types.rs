@@ -461,7 +461,7 @@ impl Ctx {
                     kind: ExprKind::Bitwise {
                         expr: Box::new(l),
                         op: bop,
-                        value: v,
+                        value: Box::new(v),
                     },
                     ty,
                     span,
@@ -515,16 +515,16 @@ impl Ctx {
         self.with_var(e, &mut |cx, e| cx.value_inner(e, ty))
     }
 
-    fn mk(&self, ty: Type, bytes: Vec<u8>, text: String, span: Span) -> Value {
+    fn mk(&self, ty: Type, bytes: Vec<u8>, span: Span) -> Value {
         Value {
             ty,
-            bytes,
-            text,
+            bytes: bytes.into(),
+            text: None,
             span,
         }
     }
 
-    fn number(&mut self, v: u128, ty: Type, span: Span, text: String) -> Option<Value> {
+    fn number(&mut self, v: u128, ty: Type, span: Span) -> Option<Value> {
         let bits = match ty {
             Type::Ifname | Type::String { .. } | Type::Verdict => {
                 self.diags.push(Diagnostic::error(
@@ -551,19 +551,18 @@ impl Ctx {
             );
             return None;
         }
-        Some(self.mk(ty, be_bytes(v, ty.byte_len()), text, span))
+        Some(self.mk(ty, be_bytes(v, ty.byte_len()), span))
     }
 
     fn value_inner(&mut self, e: &ast::Expr, ty: Type) -> Option<Value> {
         let span = self.sp(e.span);
-        let text = self.text_of(span);
         match (&e.kind, ty) {
             (A::Number { value, .. }, Type::Time) => {
-                Some(self.mk(ty, be_bytes(value.saturating_mul(1000), 8), text, span))
+                Some(self.mk(ty, be_bytes(value.saturating_mul(1000), 8), span))
             }
-            (A::Number { value, .. }, _) => self.number(*value, ty, span, text),
-            (A::Ipv4(a), Type::Ipv4Addr) => Some(self.mk(ty, a.octets().to_vec(), text, span)),
-            (A::Ipv6(a), Type::Ipv6Addr) => Some(self.mk(ty, a.octets().to_vec(), text, span)),
+            (A::Number { value, .. }, _) => self.number(*value, ty, span),
+            (A::Ipv4(a), Type::Ipv4Addr) => Some(self.mk(ty, a.octets().to_vec(), span)),
+            (A::Ipv6(a), Type::Ipv6Addr) => Some(self.mk(ty, a.octets().to_vec(), span)),
             (A::Ipv6(_), Type::Ipv4Addr) | (A::Ipv4(_), Type::Ipv6Addr) => {
                 let (got, want) = if ty == Type::Ipv4Addr {
                     ("IPv6", "IPv4")
@@ -580,10 +579,8 @@ impl Ctx {
                 );
                 None
             }
-            (A::Mac(m), Type::EtherAddr) => Some(self.mk(ty, m.to_vec(), text, span)),
-            (A::Time(ms), Type::Time) => {
-                Some(self.mk(ty, be_bytes(u128::from(*ms), 8), text, span))
-            }
+            (A::Mac(m), Type::EtherAddr) => Some(self.mk(ty, m.to_vec(), span)),
+            (A::Time(ms), Type::Time) => Some(self.mk(ty, be_bytes(u128::from(*ms), 8), span)),
             (A::String(s), Type::Ifname) | (A::Symbol(s), Type::Ifname) => {
                 if s.len() > 15 {
                     self.diags.push(Diagnostic::error(
@@ -593,7 +590,7 @@ impl Ctx {
                     ));
                     return None;
                 }
-                Some(self.mk(ty, ifname_bytes(s), text, span))
+                Some(self.mk(ty, ifname_bytes(s), span))
             }
             (A::String(s), Type::String { bits }) | (A::Symbol(s), Type::String { bits }) => {
                 let n = usize::from(bits / 8);
@@ -607,11 +604,11 @@ impl Ctx {
                 }
                 let mut b = s.as_bytes().to_vec();
                 b.resize(n, 0);
-                Some(self.mk(ty, b, text, span))
+                Some(self.mk(ty, b, span))
             }
             (A::Symbol(s), Type::Ifindex) | (A::String(s), Type::Ifindex) => {
                 if s == "lo" {
-                    return Some(self.mk(ty, be_bytes(1, 4), text, span));
+                    return Some(self.mk(ty, be_bytes(1, 4), span));
                 }
                 self.diags.push(
                     Diagnostic::error(
@@ -625,14 +622,14 @@ impl Ctx {
                 );
                 None
             }
-            (A::String(s), _) | (A::Symbol(s), _) => self.symbol(s, ty, span, text),
+            (A::String(s), _) | (A::Symbol(s), _) => self.symbol(s, ty, span),
             (A::List(items), t) if t.is_bitmask() => {
                 let mut acc = 0u128;
                 for it in items {
                     let v = self.value(it, ty)?;
                     acc |= v.as_u128();
                 }
-                Some(self.mk(ty, be_bytes(acc, ty.byte_len()), text, span))
+                Some(self.mk(ty, be_bytes(acc, ty.byte_len()), span))
             }
             (A::Binary { op, left, right }, _) => {
                 // constant folding: `syn | ack`, `0x0f << 2`, `1 << 20`
@@ -667,7 +664,7 @@ impl Ctx {
                     ));
                     return None;
                 }
-                Some(self.mk(ty, be_bytes(v, ty.byte_len()), text, span))
+                Some(self.mk(ty, be_bytes(v, ty.byte_len()), span))
             }
             (A::Error, _) => None,
             (_, _) => {
@@ -684,9 +681,9 @@ impl Ctx {
         }
     }
 
-    fn symbol(&mut self, s: &str, ty: Type, span: Span, text: String) -> Option<Value> {
+    fn symbol(&mut self, s: &str, ty: Type, span: Span) -> Option<Value> {
         if let Some(v) = ty.symbol_value(s) {
-            return Some(self.mk(ty, be_bytes(u128::from(v), ty.byte_len()), text, span));
+            return Some(self.mk(ty, be_bytes(u128::from(v), ty.byte_len()), span));
         }
         // Hostnames are never resolved at compile time.
         let kind = match ty {
@@ -832,11 +829,18 @@ impl Ctx {
                             span,
                             "range is empty: the low end is above the high end",
                         )
-                        .with_help(format!("write `{}-{}`", hi.text, lo.text)),
+                        .with_help(format!(
+                            "write `{}-{}`",
+                            hi.text(&self.sources),
+                            lo.text(&self.sources)
+                        )),
                     );
                     return None;
                 }
-                Some(KeyPart::Range { lo, hi })
+                Some(KeyPart::Range {
+                    lo: Box::new(lo),
+                    hi: Box::new(hi),
+                })
             }
             _ => Some(KeyPart::Value(self.value(e, ty)?)),
         }
@@ -1064,17 +1068,17 @@ pub(crate) fn same_type(a: Type, b: Type) -> bool {
 /// Inclusive byte bounds of a single-part element key.
 fn bounds(k: &KeyPart) -> (Vec<u8>, Vec<u8>) {
     match k {
-        KeyPart::Value(v) => (v.bytes.clone(), v.bytes.clone()),
-        KeyPart::Range { lo, hi } => (lo.bytes.clone(), hi.bytes.clone()),
+        KeyPart::Value(v) => (v.bytes.to_vec(), v.bytes.to_vec()),
+        KeyPart::Range { lo, hi } => (lo.bytes.to_vec(), hi.bytes.to_vec()),
         KeyPart::Prefix { value, len } => {
-            let mut hi = value.bytes.clone();
+            let mut hi = value.bytes.to_vec();
             let mut keep = *len;
             for b in hi.iter_mut() {
                 let k = keep.min(8);
                 *b |= if k >= 8 { 0 } else { 0xffu8 >> k };
                 keep -= k;
             }
-            (value.bytes.clone(), hi)
+            (value.bytes.to_vec(), hi)
         }
     }
 }

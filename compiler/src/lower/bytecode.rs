@@ -142,7 +142,12 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
 /// [`lower`], then classifiers over the runs of rules they pay for (`Program::classify`), then
 /// `Program::verify`.
 pub fn lower_verified(hir: &Hir) -> Result<VerifiedProgram, LowerError> {
-    let mut prog = lower(hir)?;
+    classify_verified(lower(hir)?)
+}
+
+/// The second half of [`lower_verified`]: a lowered program with its classifiers, verified (for a
+/// caller that drops the Hir before the classifiers are built).
+pub fn classify_verified(mut prog: Program) -> Result<VerifiedProgram, LowerError> {
     prog.classify(&nfr_vm::classify::ClassifyOptions::default());
     prog.verify().map_err(|e| LowerError {
         span: None,
@@ -155,59 +160,85 @@ pub fn lower_verified(hir: &Hir) -> Result<VerifiedProgram, LowerError> {
 /// sets a rule uses printed before it (`__set%d table flags` + element lines), as nft's test
 /// harness shows them.
 pub fn print_program(hir: &Hir, prog: &Program) -> String {
-    use std::fmt::Write as _;
     let mut o = String::new();
+    let _ = write_program(&PrintNames::of(hir), prog, &mut o);
+    o
+}
+
+/// What printing a program reads of its Hir: each chain's family and table name, the named counters.
+pub struct PrintNames {
+    chains: Vec<(&'static str, String)>,
+    counters: Vec<String>,
+}
+
+impl PrintNames {
+    pub fn of(hir: &Hir) -> PrintNames {
+        PrintNames {
+            chains: hir
+                .chains
+                .iter()
+                .map(|c| {
+                    hir.table(c.table).map_or(("ip", "?".to_string()), |t| {
+                        (t.family.name(), t.name.clone())
+                    })
+                })
+                .collect(),
+            counters: hir.counters.iter().map(|c| c.name.clone()).collect(),
+        }
+    }
+}
+
+/// [`print_program`] written rule by rule into `o` (a large program is never held as one text).
+pub fn write_program(names: &PrintNames, prog: &Program, o: &mut dyn fmt::Write) -> fmt::Result {
     for (ci, chain) in prog.chains.iter().enumerate() {
-        let (fam, table) = hir
+        let (fam, table) = names
             .chains
             .get(ci)
-            .and_then(|c| hir.table(c.table))
-            .map(|t| (t.family.name(), t.name.as_str()))
-            .unwrap_or(("ip", "?"));
+            .map_or(("ip", "?"), |(f, t)| (*f, t.as_str()));
         for &r in &chain.rules {
             for insn in prog.rule_insns(r) {
                 if let Insn::Lookup { set, .. } | Insn::Objref { set, .. } = insn
                     && let Some(s) = prog.sets.get(set.0 as usize)
                     && s.name.starts_with("__")
                 {
-                    o.push_str(&nfr_vm::print::print_set_header(prog, *set, table));
+                    o.write_str(&nfr_vm::print::print_set_header(prog, *set, table))?;
                     let el = nfr_vm::print::print_set_elements(prog, *set);
                     if !el.is_empty() {
-                        o.push_str(&el);
-                        o.push('\n');
+                        o.write_str(&el)?;
+                        o.write_char('\n')?;
                     }
                 }
             }
-            let _ = writeln!(o, "{fam} {table} {}", chain.name);
+            writeln!(o, "{fam} {table} {}", chain.name)?;
             let text = nfr_vm::print::print_rule(prog, r);
             let insns = prog.rule_insns(r);
             if text.lines().count() == insns.len() {
                 // A named counter is nft's objref (`[ objref type 1 name NAME ]`, NFT_OBJECT_COUNTER).
                 for (line, insn) in text.lines().zip(insns) {
                     match insn {
-                        Insn::Counter(id) if (id.0 as usize) < hir.counters.len() => {
-                            let name = hir.counters.get(id.0 as usize).map_or("", |c| &c.name);
-                            let _ = writeln!(o, "  [ objref type 1 name {name} ]");
+                        Insn::Counter(id) if (id.0 as usize) < names.counters.len() => {
+                            let name = names.counters.get(id.0 as usize).map_or("", |c| c);
+                            writeln!(o, "  [ objref type 1 name {name} ]")?;
                         }
                         _ => {
-                            o.push_str(line);
-                            o.push('\n');
+                            o.write_str(line)?;
+                            o.write_char('\n')?;
                         }
                     }
                 }
                 if text.ends_with('\n') {
-                    o.push('\n');
+                    o.write_char('\n')?;
                 }
             } else {
-                o.push_str(&text);
-                o.push('\n');
+                o.write_str(&text)?;
+                o.write_char('\n')?;
             }
         }
         if chain.rules.is_empty() {
-            let _ = writeln!(o, "{fam} {table} {}\n", chain.name);
+            writeln!(o, "{fam} {table} {}\n", chain.name)?;
         }
     }
-    o
+    Ok(())
 }
 
 struct Lower<'h> {
@@ -358,7 +389,7 @@ fn key_len(fields: &[Field]) -> usize {
 fn encode(v: &Value, f: &Field) -> Vec<u8> {
     let n = f.len;
     if matches!(f.ty.byteorder(), ByteOrder::Invalid) {
-        let mut b = v.bytes.clone();
+        let mut b = v.bytes.to_vec();
         b.resize(n, 0);
         return b;
     }
@@ -945,8 +976,8 @@ impl Lower<'_> {
                     .map(|b| Element {
                         key: vec![KeyPart::Value(Value {
                             ty,
-                            bytes: vec![*b],
-                            text: b.to_string(),
+                            bytes: hir::Bytes::new(&[*b]),
+                            text: Some(b.to_string().into()),
                             span: p.span,
                         })],
                         data: None,
@@ -1222,7 +1253,7 @@ impl Lower<'_> {
                             && !v.bytes.is_empty()
                             && v.bytes.len() < f.len
                         {
-                            v.bytes.clone()
+                            v.bytes.to_vec()
                         } else {
                             encode(v, &f)
                         };

@@ -9,4 +9,6 @@ pub mod bytecode;
 pub mod ipt;
 pub mod ipt_mapping;
 
-pub use bytecode::{LowerError, lower, lower_verified, print_program};
+pub use bytecode::{
+    LowerError, PrintNames, classify_verified, lower, lower_verified, print_program, write_program,
+};

@@ -757,11 +757,12 @@ fn apply(cubes: &mut Vec<Cube>, exact: &mut bool, test: Option<Test>) {
 /// (an interval of the segment); a word spanning several segments is split into them (exact
 /// for points and prefix-like ranges, else the hull and `exact == false`; a mask over more than
 /// one segment is dropped, likewise). `loads` keep the fields the rules really load.
-pub fn widen_fields(shapes: &mut [Shape]) {
+/// `shape` reaches the shape in each of `items`.
+pub fn widen_fields<T>(items: &mut [T], shape: impl Fn(&mut T) -> &mut Shape) {
     // Payload words in use.
     let mut words: Vec<(PayloadBase, u32, u32)> = Vec::new();
-    for s in shapes.iter() {
-        for sp in s.cubes.iter().flatten() {
+    for s in items.iter_mut() {
+        for sp in shape(s).cubes.iter().flatten() {
             if let Field::Payload { base, off, len } = sp.dim.field {
                 let w = (base, off, off.saturating_add(u32::from(len)));
                 if !words.contains(&w) {
@@ -774,7 +775,8 @@ pub fn widen_fields(shapes: &mut [Shape]) {
         return;
     }
     let segs = segments(&words);
-    for s in shapes.iter_mut() {
+    for s in items.iter_mut() {
+        let s = shape(s);
         let cubes = std::mem::take(&mut s.cubes);
         let mut exact = true;
         for c in cubes {

@@ -294,8 +294,9 @@ struct Level {
     dim: Dim,
     /// (low end, entry), by low end.
     by_lo: Vec<(u32, u32)>,
-    /// Entries by the smallest aligned block holding their interval.
-    blocks: HashMap<(u8, u32), Vec<u32>>,
+    /// (prefix length, prefix, entry) of the smallest aligned block holding each entry's interval,
+    /// sorted (a flat list: a map of vectors cost ~100 B an entry).
+    blocks: Vec<(u8, u32, u32)>,
     /// Bit `p` set: some block has prefix length `p`.
     plens: u64,
 }
@@ -338,7 +339,7 @@ impl Index {
             .map(|dim| Level {
                 dim,
                 by_lo: Vec::new(),
-                blocks: HashMap::new(),
+                blocks: Vec::new(),
                 plens: 0,
             })
             .collect();
@@ -356,11 +357,12 @@ impl Index {
             let (lo, hi) = span_on(c, l.dim);
             let (plen, prefix) = block(lo, hi, l.dim.bits());
             l.by_lo.push((lo, e));
-            l.blocks.entry((plen, prefix)).or_default().push(e);
+            l.blocks.push((plen, prefix, e));
             l.plens |= 1 << plen;
         }
         for l in &mut levels {
             l.by_lo.sort_unstable();
+            l.blocks.sort_unstable();
         }
         let dims = levels.iter().map(|l| l.dim).collect();
         Index {
@@ -370,6 +372,12 @@ impl Index {
             rest,
             dims,
         }
+    }
+
+    /// The cubes given to [`Index::new`] at positions `at` (in that order), so that a caller
+    /// need not keep a copy of them.
+    pub fn cubes(&self, at: std::ops::Range<usize>) -> &[Cube] {
+        self.cubes.get(at).unwrap_or(&[])
     }
 
     /// The dimensions the index sorts cubes by (at most 8): a query that fixes these finds
@@ -420,7 +428,9 @@ impl Index {
                 let plen = plens.trailing_zeros();
                 plens &= plens - 1;
                 let key = (plen as u8, a.checked_shr(bits - plen).unwrap_or(0));
-                for &e in l.blocks.get(&key).map_or(&[][..], Vec::as_slice) {
+                let from = l.blocks.partition_point(|&(p, x, _)| (p, x) < key);
+                let block = l.blocks.get(from..).unwrap_or(&[]);
+                for &(_, _, e) in block.iter().take_while(|&&(p, x, _)| (p, x) == key) {
                     let below = self
                         .cubes
                         .get(e as usize)

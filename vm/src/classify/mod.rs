@@ -144,15 +144,18 @@ pub fn chain_shapes(prog: &Program, chain: ChainId) -> Vec<(Shape, Tail)> {
         return Vec::new();
     };
     let mut shapes = Vec::with_capacity(c.rules.len());
-    let mut tails = Vec::with_capacity(c.rules.len());
     for &r in &c.rules {
         let insns = prog.rule_insns(r);
         let s = analyze(prog, insns);
-        tails.push(tail(insns, s.tail));
-        shapes.push(s);
+        let t = tail(insns, s.tail);
+        shapes.push((s, t));
     }
-    widen_fields(&mut shapes);
-    shapes.into_iter().zip(tails).collect()
+    widen_fields(&mut shapes, shape_of);
+    shapes
+}
+
+fn shape_of(x: &mut (Shape, Tail)) -> &mut Shape {
+    &mut x.0
 }
 
 /// Worth a place in a run: the rule tests something (or can never match).
@@ -161,15 +164,16 @@ fn classifiable(s: &Shape) -> bool {
 }
 
 /// Build the classifier of rules `start..end` of `chain`.
+/// The run's shapes give up their cubes to the tree's entries (so both are not alive while it is built).
 fn build_run(
     chain: ChainId,
     start: usize,
-    shapes: &[(Shape, Tail)],
+    shapes: &mut [(Shape, Tail)],
     opts: &ClassifyOptions,
 ) -> Classifier {
     // Dimensions by the number of rules that constrain them.
     let mut dims: Vec<(Dim, usize)> = Vec::new();
-    for (s, _) in shapes {
+    for (s, _) in shapes.iter() {
         let mut seen: Vec<Dim> = Vec::new();
         for sp in s.cubes.iter().flatten() {
             if !seen.contains(&sp.dim) {
@@ -190,7 +194,8 @@ fn build_run(
     let dims: Vec<Dim> = order.iter().map(|&i| dims[i].0).collect();
     let mut entries = Vec::new();
     let mut rules = Vec::with_capacity(shapes.len());
-    for (k, (s, t)) in shapes.iter().enumerate() {
+    let run = shapes.len();
+    for (k, (s, t)) in shapes.iter_mut().enumerate() {
         let pos = (start + k) as u32;
         let covered = s.cubes.iter().flatten().all(|sp| dims.contains(&sp.dim))
             && s.loads.iter().all(|f| needs(&dims, f).is_some());
@@ -208,10 +213,10 @@ fn build_run(
             writes: t.writes,
             need,
         });
-        for c in &s.cubes {
+        for c in std::mem::take(&mut s.cubes) {
             let mut lo = vec![0u32; dims.len()];
             let mut hi: Vec<u32> = dims.iter().map(Dim::max).collect();
-            for sp in c {
+            for sp in &c {
                 if let Some(d) = dims.iter().position(|d| *d == sp.dim) {
                     lo[d] = sp.lo;
                     hi[d] = sp.hi;
@@ -229,7 +234,7 @@ fn build_run(
     Classifier {
         chain,
         start: start as u32,
-        end: (start + shapes.len()) as u32,
+        end: (start + run) as u32,
         dims,
         rules,
         trees,
@@ -238,7 +243,7 @@ fn build_run(
 
 /// The classifiers of one chain: one per run of at least `min_rules` classifiable rules.
 pub fn build_chain(prog: &Program, chain: ChainId, opts: &ClassifyOptions) -> Vec<Classifier> {
-    let shapes = chain_shapes(prog, chain);
+    let mut shapes = chain_shapes(prog, chain);
     let mut out = Vec::new();
     let mut i = 0;
     while i < shapes.len() {
@@ -250,7 +255,7 @@ pub fn build_chain(prog: &Program, chain: ChainId, opts: &ClassifyOptions) -> Ve
             .find(|&j| !classifiable(&shapes[j].0))
             .unwrap_or(shapes.len());
         if j - i >= opts.min_rules.max(1) {
-            out.push(build_run(chain, i, &shapes[i..j], opts));
+            out.push(build_run(chain, i, &mut shapes[i..j], opts));
         }
         i = j;
     }
