@@ -252,6 +252,10 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0209", "relational operator not valid for this type"),
     ("E0210", "unsupported statement"),
     ("E0211", "invalid statement argument"),
+    (
+        "E0212",
+        "set statement (`add|update|delete @set`) the set cannot take: constant or interval set, timeout without `flags timeout`, a verdict map, a map element without data",
+    ),
     ("E0300", "conflicting protocol dependencies in one rule"),
     ("E0400", "chain type not valid on this hook"),
     (

@@ -376,6 +376,8 @@ impl std::fmt::Debug for Bytes {
 /// NFT_PAYLOAD_LL_HEADER, NFT_PAYLOAD_NETWORK_HEADER, NFT_PAYLOAD_TRANSPORT_HEADER.
 pub use nfr_proto::catalog::PayloadBase;
 
+/// The operation of a set statement (`add`, `update`, `delete`).
+pub use nfr_grammar::ast::SetOp;
 /// Tuple direction of `ct original|reply KEY`.
 pub use nfr_proto::catalog::CtDir;
 
@@ -711,6 +713,17 @@ pub enum StmtKind {
     Notrack,
     Reject(RejectKind),
     Nat(Box<NatStmt>),
+    /// `add|update|delete @set { KEY [timeout T] [: DATA] }` (nft's set and map statements,
+    /// `nft_dynset`): the key's element is added, refreshed or removed from the packet path.
+    /// `timeout` (ms) is the element's own; without it the set's default applies. `data` is a
+    /// map element's.
+    SetUpdate {
+        op: SetOp,
+        set: SetId,
+        key: Box<Expr>,
+        data: Option<Operand>,
+        timeout: Option<u64>,
+    },
     /// Any other statement nfc does not model yet (kept for printing; lowerings reject it).
     Other(String),
 }
@@ -794,6 +807,10 @@ pub struct Set {
     /// Object maps (`type KEY : counter`): the kind of object the elements name.
     pub obj: Option<ObjKind>,
     pub flags: SetFlags,
+    /// `timeout T`: the default timeout (ms) of elements the packet path adds.
+    pub timeout: Option<u64>,
+    /// `size N`: the most elements the set holds (the kernel's `set->size`).
+    pub size: Option<u32>,
     pub elements: Vec<Element>,
 }
 
@@ -976,6 +993,12 @@ impl std::fmt::Display for HirListing<'_> {
                                 StmtKind::Notrack => "notrack".into(),
                                 StmtKind::Reject(k) => format!("reject {k:?}"),
                                 StmtKind::Nat(n) => format!("{:?}", n.kind).to_lowercase(),
+                                StmtKind::SetUpdate { op, set, key, .. } => format!(
+                                    "{} @{} {{ {} }}",
+                                    op.as_str(),
+                                    set_name(*set),
+                                    expr(key)
+                                ),
                                 StmtKind::Other(k) => k.clone(),
                             },
                             Item::Vmap(v) => verdict(&v.kind),

@@ -406,12 +406,56 @@ pub enum StmtKind {
     },
     /// snat/dnat/masquerade/redirect.
     Nat(Nat),
+    /// `add|update|delete @SET { KEY [timeout T] }`: nft's set statement, the kernel's
+    /// `nft_dynset` (an element added, refreshed or removed from the packet path).
+    SetUpdate(SetUpdate),
     /// A statement the grammar accepts but does not model (`quota`, `dup`, `fwd`, `ct count`,
     /// `last`, `tproxy`, `synproxy`, set add/update, ...): its first keyword and the raw text.
     Other {
         keyword: String,
         text: String,
     },
+}
+
+/// The operation of a set statement (`enum nft_dynset_ops`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SetOp {
+    /// `add`: insert the element unless it is there (`NFT_DYNSET_OP_ADD`).
+    Add,
+    /// `update`: insert it, or restart its timeout (`NFT_DYNSET_OP_UPDATE`).
+    Update,
+    /// `delete`: remove it (`NFT_DYNSET_OP_DELETE`).
+    Delete,
+}
+
+impl SetOp {
+    /// nft's keyword (and libnftnl's name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SetOp::Add => "add",
+            SetOp::Update => "update",
+            SetOp::Delete => "delete",
+        }
+    }
+}
+
+/// `add|update|delete @SET { KEY [timeout T] [: DATA] [STATEMENTS] }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetUpdate {
+    pub op: SetOp,
+    /// The set, without its `@`.
+    pub set: Ident,
+    /// The key: a selector or a concatenation of selectors.
+    pub key: Expr,
+    /// `timeout T` after the key.
+    pub timeout: Option<Time>,
+    /// `: DATA` (an element of a map).
+    pub data: Option<Expr>,
+    /// Per-element statements after the key (`counter`, `limit ...`), as written; nfc does
+    /// not model them (the checker refuses them).
+    pub stmts: Option<(String, Span)>,
+    /// The braces.
+    pub braces: Span,
 }
 
 /// Verdicts (`accept drop continue return jump goto`; `queue` is a statement).

@@ -1677,6 +1677,9 @@ impl<'a> P<'a> {
                 Ok(self.rest_as_other(w))
             }
             "snat" | "dnat" | "masquerade" | "redirect" => self.nat(),
+            "add" | "update" | "delete" if self.peek_tok_at(1) == Some(&Tok::At) => {
+                self.set_update(w)
+            }
             "quota" | "dup" | "fwd" | "tproxy" | "synproxy" | "last" | "meter" | "add"
             | "update" | "delete" | "xt" | "rt" | "socket" | "osf" | "ipsec" | "jhash"
             | "symhash" | "exthdr" | "hbh" | "frag" | "rt0" | "rt2" | "rt4" | "dst" | "mh"
@@ -1701,6 +1704,54 @@ impl<'a> P<'a> {
             }
             _ => self.match_or_set(),
         }
+    }
+
+    /// `add|update|delete @SET { KEY [timeout T] [: DATA] [STATEMENTS] }` (nft's `set_stmt`). A
+    /// key that is not a selector is read as a value: the checker says why it cannot be one.
+    fn set_update(&mut self, w: &str) -> R<StmtKind> {
+        let op = match w {
+            "add" => SetOp::Add,
+            "update" => SetOp::Update,
+            _ => SetOp::Delete,
+        };
+        self.bump();
+        self.bump();
+        let set = self.ident()?;
+        let (items, open, close) = self.group()?;
+        let braces = sp(open, close);
+        let mut q = P::new(self.src, &items, close);
+        if q.at_end() {
+            return Err(err(open, close, "expected a key inside `{ }`"));
+        }
+        let key = if q.starts_selector() {
+            q.selector_concat()?
+        } else {
+            q.concat_value()?
+        };
+        let mut timeout = None;
+        if q.eat_word("timeout") {
+            timeout = Some(q.time()?);
+        }
+        let mut data = None;
+        if q.eat_tok(&Tok::Colon) {
+            data = Some(q.value_or_selector()?);
+        }
+        let stmts = if q.at_end() {
+            None
+        } else {
+            let l = q.peek_span().0;
+            let r = items.last().map_or(l, |i| i.end());
+            Some((normalize_other(self.src.get(l..r).unwrap_or("")), sp(l, r)))
+        };
+        Ok(StmtKind::SetUpdate(SetUpdate {
+            op,
+            set,
+            key,
+            timeout,
+            data,
+            stmts,
+            braces,
+        }))
     }
 
     /// `N/second`, `N kbytes/second`, `N kbytes / second` → (byte unit, per).

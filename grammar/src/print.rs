@@ -1010,6 +1010,21 @@ impl Printer {
                 }
             }
             StmtKind::Nat(n) => self.nat(n),
+            StmtKind::SetUpdate(u) => {
+                let _ = write!(self.out, "{} @{} {{ ", u.op.as_str(), u.set.name);
+                self.expr(&u.key, &Ctx::None);
+                if let Some(t) = &u.timeout {
+                    let _ = write!(self.out, " timeout {}", format_time(t.ms));
+                }
+                if let Some(d) = &u.data {
+                    self.out.push_str(" : ");
+                    self.value_expr(d, &Ctx::None);
+                }
+                if let Some((text, _)) = &u.stmts {
+                    let _ = write!(self.out, " {text}");
+                }
+                self.out.push_str(" }");
+            }
             StmtKind::Other { text, .. } => self.out.push_str(text),
         }
     }

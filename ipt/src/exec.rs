@@ -17,7 +17,8 @@
 //! targets: REJECT sends nothing, NAT rewrites nothing (the caller applies the recorded
 //! mapping), LOG logs nothing, CT only changes what later matches in the same traversal see.
 //! `limit` counts jiffies (HZ 250) from `tstamp_ns`, its bucket full at the first packet the rule
-//! sees (the kernel fills it at table load). Checked against the kernel's counters and verdicts
+//! sees (the kernel fills it at table load). `recent` keeps xt_recent's lists per table
+//! (`crate::recent`), by packet time in jiffies too. Checked against the kernel's counters and verdicts
 //! on the OUTPUT path (160 mixed packets, ClassBench acl1_1K with 9361 trace packets), on the
 //! ingress path across raw/mangle/filter, and for conntrack/state matches on a scripted flow.
 #![forbid(unsafe_code)]
@@ -95,7 +96,7 @@ impl std::error::Error for ExecError {}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct MatchPriv {
-    /// `-m statistic --mode nth`: `master->count`.
+    /// `-m statistic --mode nth`: `master->count`; `-m recent`: the index of its list.
     count: u32,
     prev: u64,
     credit: u32,
@@ -113,6 +114,8 @@ pub struct ExecTable {
     limits: Vec<Vec<MatchPriv>>,
     /// The generator of `-m statistic --mode random` (`get_random_u32`).
     pub prandom: nfr_vm::Prandom,
+    /// `-m recent`'s lists.
+    pub recent: crate::recent::Recent,
     /// Index of each entry's successor (`ipt_next_entry`).
     next: Vec<Option<usize>>,
     /// Index of each standard target's jump destination (verdict ≥ 0).
@@ -159,6 +162,7 @@ impl ExecTable {
             }
         }
         let counters = vec![Counters::default(); table.entries.len()];
+        let mut recent = crate::recent::Recent::default();
         let limits = table
             .entries
             .iter()
@@ -166,9 +170,10 @@ impl ExecTable {
                 e.matches
                     .iter()
                     .map(|m| MatchPriv {
-                        // statistic_mt_check: master->count = u.nth.count
+                        // statistic_mt_check: master->count = u.nth.count; recent_mt_check
                         count: match m {
                             Match::Statistic(st) => st.count,
+                            Match::Recent(r) => recent.check(r),
                             _ => 0,
                         },
                         ..MatchPriv::default()
@@ -194,6 +199,7 @@ impl ExecTable {
             counters,
             limits,
             prandom: nfr_vm::Prandom::default(),
+            recent,
             next,
             jump,
             max_steps: 1 << 20,
@@ -274,7 +280,13 @@ impl ExecTable {
             if matched {
                 for (mi, m) in ent.matches.iter().enumerate() {
                     let lp = self.limits.get_mut(e).and_then(|v| v.get_mut(mi));
-                    if !match_one(&mut ctx, m, lp, &mut self.prandom) {
+                    let ok = match (m, lp) {
+                        (Match::Recent(r), Some(lp)) => {
+                            self.recent.eval(lp.count, r, &recent_pkt(&ctx, hook))
+                        }
+                        (m, lp) => match_one(&mut ctx, m, lp, &mut self.prandom),
+                    };
+                    if !ok {
                         matched = false;
                         break;
                     }
@@ -343,6 +355,22 @@ impl ExecTable {
         out.mark = ctx.mark;
         out.ct_mark = ctx.ct_mark;
         Ok(out)
+    }
+}
+
+/// What `recent_mt` reads of the packet: the TTL as before forwarding (one more when the packet
+/// leaves through a device and no local socket sent it), the time in jiffies (HZ 250).
+fn recent_pkt(c: &Ctx, hook: Hook) -> crate::recent::RecentPkt {
+    let out = matches!(hook, Hook::Forward | Hook::Output | Hook::Postrouting);
+    crate::recent::RecentPkt {
+        saddr: c.ip.saddr,
+        daddr: c.ip.daddr,
+        ttl: if out && !c.st.has_sk {
+            c.ip.ttl.wrapping_add(1)
+        } else {
+            c.ip.ttl
+        },
+        now: c.st.tstamp_ns / (1_000_000_000 / HZ),
     }
 }
 
@@ -620,7 +648,8 @@ fn match_one(
             }
             true
         }
-        Match::Other { .. } => false,
+        // evaluated by the table (its lists are shared by rules)
+        Match::Other { .. } | Match::Recent(_) => false,
     }
 }
 

@@ -54,6 +54,7 @@ impl Match {
             "owner" => Match::Owner(OwnerInfo::default()),
             "statistic" => Match::Statistic(StatisticInfo::default()),
             "addrtype" => Match::Addrtype(AddrtypeInfoV1::default()),
+            "recent" => Match::Recent(Box::default()),
             _ => return None,
         })
     }
@@ -251,6 +252,68 @@ impl IprangeMtInfo {
         if inv {
             self.flags |= IPRANGE_DST_INV;
         }
+    }
+}
+
+/// The option names of libxt_recent's `XT_RECENT_*` bits, as errors name them.
+fn recent_opt(bit: u8) -> &'static str {
+    match bit {
+        XT_RECENT_SET => "--set",
+        XT_RECENT_CHECK => "--rcheck",
+        XT_RECENT_UPDATE => "--update",
+        XT_RECENT_REMOVE => "--remove",
+        XT_RECENT_TTL => "--rttl",
+        _ => "--reap",
+    }
+}
+
+impl RecentInfoV1 {
+    fn ops(&self) -> u8 {
+        self.check_set & (XT_RECENT_SET | XT_RECENT_CHECK | XT_RECENT_UPDATE | XT_RECENT_REMOVE)
+    }
+    /// `[!] --set|--rcheck|--update|--remove` (`bit`: `XT_RECENT_*`): one of them only
+    /// (libxt_recent's `.excl = F_ANY_OP`).
+    pub fn set_op(&mut self, bit: u8, inv: bool) -> Result<(), String> {
+        if self.ops() != 0 {
+            return Err(format!(
+                "recent: {} cannot be used together with {}",
+                recent_opt(bit),
+                recent_opt(self.ops())
+            ));
+        }
+        self.check_set |= bit;
+        if inv {
+            self.invert = 1;
+        }
+        Ok(())
+    }
+    /// `--rttl`: not after `--set` or `--remove` (`.excl = F_SET | F_REMOVE`).
+    pub fn set_rttl(&mut self) -> Result<(), String> {
+        let o = self.check_set & (XT_RECENT_SET | XT_RECENT_REMOVE);
+        if o != 0 {
+            return Err(format!(
+                "recent: --rttl cannot be used together with {}",
+                recent_opt(o)
+            ));
+        }
+        self.check_set |= XT_RECENT_TTL;
+        Ok(())
+    }
+    /// `--seconds N` (at least 1).
+    pub fn set_seconds(&mut self, n: u32) -> Result<(), String> {
+        if n == 0 {
+            return Err("recent: --seconds: value 0 out of range (at least 1)".into());
+        }
+        self.seconds = n;
+        Ok(())
+    }
+    /// `--rsource` (false) / `--rdest` (true).
+    pub fn set_side(&mut self, dest: bool) {
+        self.side = if dest {
+            XT_RECENT_DEST
+        } else {
+            XT_RECENT_SOURCE
+        };
     }
 }
 
@@ -479,6 +542,16 @@ fn check_match(m: &Match, ip: &IpMatch) -> Result<(), String> {
         }
         Match::Conntrack(c) if c.match_flags & !XT_CONNTRACK_STATE_ALIAS == 0 => {
             return Err("conntrack: at least one option is required".into());
+        }
+        // libxt_recent's recent_check, and `--reap`'s `.also = F_SECONDS`
+        Match::Recent(r) if r.ops() == 0 => {
+            return Err(
+                "recent: you must specify one of `--set', `--rcheck' `--update' or `--remove'"
+                    .into(),
+            );
+        }
+        Match::Recent(r) if r.check_set & XT_RECENT_REAP != 0 && r.seconds == 0 => {
+            return Err("recent: option \"--reap\" also requires \"--seconds\"".into());
         }
         _ => {}
     }

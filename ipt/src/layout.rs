@@ -795,6 +795,107 @@ impl AddrtypeInfoV1 {
     }
 }
 
+/// `struct xt_recent_mtinfo_v1` ("recent" rev 1, 232 bytes): `name` is the whole 200-byte field
+/// as iptables leaves it (libxt_recent writes `DEFAULT` and `--name` then copies its argument
+/// and one NUL over it, so the tail of `DEFAULT` stays behind a shorter name), `mask` the whole
+/// `union nf_inet_addr` (all ones by default; `--mask` copies a host address with zeroed tail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecentInfoV1 {
+    pub seconds: u32,
+    pub hit_count: u32,
+    /// `XT_RECENT_*` bits.
+    pub check_set: u8,
+    pub invert: u8,
+    pub name: [u8; XT_RECENT_NAME_LEN],
+    /// `XT_RECENT_SOURCE` or `XT_RECENT_DEST`.
+    pub side: u8,
+    pub mask: [u8; 16],
+}
+pub const XT_RECENT_CHECK: u8 = 1 << 0;
+pub const XT_RECENT_SET: u8 = 1 << 1;
+pub const XT_RECENT_UPDATE: u8 = 1 << 2;
+pub const XT_RECENT_REMOVE: u8 = 1 << 3;
+pub const XT_RECENT_TTL: u8 = 1 << 4;
+pub const XT_RECENT_REAP: u8 = 1 << 5;
+pub const XT_RECENT_SOURCE: u8 = 0;
+pub const XT_RECENT_DEST: u8 = 1;
+pub const XT_RECENT_NAME_LEN: usize = 200;
+/// `--rttl` and `--reap`.
+pub const XT_RECENT_MODIFIERS: u8 = XT_RECENT_TTL | XT_RECENT_REAP;
+pub const XT_RECENT_VALID_FLAGS: u8 = XT_RECENT_CHECK
+    | XT_RECENT_SET
+    | XT_RECENT_UPDATE
+    | XT_RECENT_REMOVE
+    | XT_RECENT_TTL
+    | XT_RECENT_REAP;
+/// `XT_RECENT_MAX_NSTAMPS`: the kernel refuses a `--hitcount` of this or more.
+pub const XT_RECENT_MAX_NSTAMPS: u32 = 65536;
+impl Default for RecentInfoV1 {
+    /// libxt_recent's `recent_init` for revision 1: `--name DEFAULT`, `--rsource`, mask all ones.
+    fn default() -> Self {
+        let mut name = [0u8; XT_RECENT_NAME_LEN];
+        name[..7].copy_from_slice(b"DEFAULT");
+        RecentInfoV1 {
+            seconds: 0,
+            hit_count: 0,
+            check_set: 0,
+            invert: 0,
+            name,
+            side: XT_RECENT_SOURCE,
+            mask: [0xFF; 16],
+        }
+    }
+}
+impl RecentInfoV1 {
+    pub const SIZE: usize = 232;
+    /// The list's name (up to the first NUL).
+    pub fn name(&self) -> &[u8] {
+        let n = self
+            .name
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(XT_RECENT_NAME_LEN);
+        self.name.get(..n).unwrap_or(&[])
+    }
+    /// `--name NAME` as xtopt_parse_string puts it: at most 199 bytes and a NUL over the field.
+    pub fn set_name(&mut self, n: &[u8]) {
+        let z = n.len().min(XT_RECENT_NAME_LEN - 1);
+        self.name[..z].copy_from_slice(&n[..z]);
+        self.name[z] = 0;
+    }
+    /// `--mask ADDR` (XTTYPE_HOST: the address, the rest of the union zero).
+    pub fn set_mask4(&mut self, a: [u8; 4]) {
+        self.mask = [0; 16];
+        self.mask[..4].copy_from_slice(&a);
+    }
+    /// The IPv4 mask.
+    pub fn mask4(&self) -> [u8; 4] {
+        [self.mask[0], self.mask[1], self.mask[2], self.mask[3]]
+    }
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::zeroed(Self::SIZE);
+        o.le32(0, self.seconds);
+        o.le32(4, self.hit_count);
+        o.u8(8, self.check_set);
+        o.u8(9, self.invert);
+        o.put(10, &self.name);
+        o.u8(210, self.side);
+        o.put(212, &self.mask);
+        o.0
+    }
+    pub fn decode(d: &[u8]) -> Option<Self> {
+        Some(RecentInfoV1 {
+            seconds: le32(d, 0)?,
+            hit_count: le32(d, 4)?,
+            check_set: u8_at(d, 8)?,
+            invert: u8_at(d, 9)?,
+            name: arr(d, 10)?,
+            side: u8_at(d, 210)?,
+            mask: arr(d, 212)?,
+        })
+    }
+}
+
 /// `struct ipt_reject_info` ("REJECT" rev 0): `with` values `IPT_ICMP_*`/`IPT_TCP_RESET`.
 pub const IPT_REJECT_SIZE: usize = 4;
 pub const IPT_ICMP_NET_UNREACHABLE: u32 = 0;

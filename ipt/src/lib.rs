@@ -9,7 +9,8 @@
 //! Supported extensions, at the revisions iptables-legacy 1.8.9 sends (checked against the
 //! kernel): matches tcp/udp/icmp 0, conntrack 3 (also for `-m state`, with
 //! XT_CONNTRACK_STATE_ALIAS), multiport 1, mark 1, comment 0, limit 0, length 0, iprange 1, ttl 0,
-//! pkttype 0, connmark 1, dscp 0, mac 0, owner 1; targets REJECT 0, LOG 0, MARK 2, CONNMARK 2,
+//! pkttype 0, connmark 1, dscp 0, mac 0, owner 1, statistic 0, addrtype 1, recent 1 (its lists:
+//! `recent`); targets REJECT 0, LOG 0, MARK 2, CONNMARK 2,
 //! CT 2 (also for NOTRACK), NFQUEUE 3, DNAT 2 (`nf_nat_range2`), SNAT 0, MASQUERADE 0 and
 //! REDIRECT 0 (`nf_nat_ipv4_multi_range_compat`). Anything else decodes as `Match::Other` /
 //! `Target::Other` (raw bytes) and is refused by the executor.
@@ -43,6 +44,7 @@ pub mod kernel;
 pub mod layout;
 pub mod model;
 pub mod parse;
+pub mod recent;
 pub mod save;
 pub mod verify;
 

@@ -153,6 +153,8 @@ pub enum Match {
     Owner(OwnerInfo),
     /// `-m statistic` (rev 0).
     Statistic(StatisticInfo),
+    /// `-m recent` (rev 1; boxed: its name field is 200 bytes).
+    Recent(Box<RecentInfoV1>),
     /// `-m addrtype` (rev 1).
     Addrtype(AddrtypeInfoV1),
     /// Any other match, as raw data (already XT_ALIGN padded when it came from a blob).
@@ -184,6 +186,7 @@ impl Match {
             Match::Mac(_) => "mac",
             Match::Owner(_) => "owner",
             Match::Statistic(_) => "statistic",
+            Match::Recent(_) => "recent",
             Match::Addrtype(_) => "addrtype",
             Match::Other { name, .. } => name,
         }
@@ -197,7 +200,8 @@ impl Match {
             | Match::Iprange(_)
             | Match::Connmark(_)
             | Match::Owner(_)
-            | Match::Addrtype(_) => 1,
+            | Match::Addrtype(_)
+            | Match::Recent(_) => 1,
             Match::Other { revision, .. } => *revision,
             _ => 0,
         }
@@ -226,6 +230,7 @@ impl Match {
             Match::Mac(m) => m.encode(),
             Match::Owner(m) => m.encode(),
             Match::Statistic(m) => m.encode(),
+            Match::Recent(m) => m.encode(),
             Match::Addrtype(m) => m.encode(),
             Match::Other { data, .. } => data.clone(),
         }
@@ -254,6 +259,7 @@ impl Match {
             ("mac", 0, 16) => MacInfo::decode(data).map(Match::Mac),
             ("owner", 1, 24) => OwnerInfo::decode(data).map(Match::Owner),
             ("statistic", 0, 24) => StatisticInfo::decode(data).map(Match::Statistic),
+            ("recent", 1, 232) => RecentInfoV1::decode(data).map(|r| Match::Recent(Box::new(r))),
             ("addrtype", 1, 8) => AddrtypeInfoV1::decode(data).map(Match::Addrtype),
             _ => None,
         };

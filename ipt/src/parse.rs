@@ -1037,6 +1037,52 @@ fn match_option(m: &mut Match, o: &str, w: &mut Words, inv: bool) -> R<bool> {
             // statistic_check: count = every - packet, in both modes (the union).
             st.count = st.every.wrapping_sub(st.packet);
         }
+        Match::Recent(r) => {
+            let no_inv = |o: &str| -> R<()> {
+                if inv {
+                    Err(format!("unexpected `!` with {o}"))
+                } else {
+                    Ok(())
+                }
+            };
+            match o {
+                "--set" => r.set_op(XT_RECENT_SET, inv)?,
+                "--rcheck" => r.set_op(XT_RECENT_CHECK, inv)?,
+                "--update" => r.set_op(XT_RECENT_UPDATE, inv)?,
+                "--remove" => r.set_op(XT_RECENT_REMOVE, inv)?,
+                "--seconds" | "--hitcount" => {
+                    no_inv(o)?;
+                    let a = w.arg(o)?;
+                    let n: u32 = a.parse().map_err(|_| format!("bad {o} `{a}`"))?;
+                    if o == "--seconds" {
+                        r.set_seconds(n)?;
+                    } else {
+                        r.hit_count = n;
+                    }
+                }
+                "--reap" => {
+                    no_inv(o)?;
+                    r.check_set |= XT_RECENT_REAP;
+                }
+                "--rttl" => {
+                    no_inv(o)?;
+                    r.set_rttl()?;
+                }
+                "--name" => {
+                    no_inv(o)?;
+                    r.set_name(w.arg(o)?.as_bytes());
+                }
+                "--rsource" | "--rdest" => {
+                    no_inv(o)?;
+                    r.set_side(o == "--rdest");
+                }
+                "--mask" => {
+                    no_inv(o)?;
+                    r.set_mask4(parse_ip4(w.arg(o)?)?);
+                }
+                _ => return Ok(false),
+            }
+        }
         Match::Ttl(t) => {
             let mode = match o {
                 "--ttl-eq" => {

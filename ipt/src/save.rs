@@ -616,6 +616,45 @@ fn save_match(s: &mut String, m: &Match) {
                 let _ = write!(s, " --mode random{inv} --probability {p:.11}");
             }
         }
+        Match::Recent(r) => {
+            // libxt_recent's recent_save (NFPROTO_IPV4)
+            if r.invert != 0 {
+                s.push_str(" !");
+            }
+            for (bit, o) in [
+                (XT_RECENT_SET, "--set"),
+                (XT_RECENT_CHECK, "--rcheck"),
+                (XT_RECENT_UPDATE, "--update"),
+                (XT_RECENT_REMOVE, "--remove"),
+            ] {
+                if r.check_set & bit != 0 {
+                    let _ = write!(s, " {o}");
+                }
+            }
+            if r.seconds != 0 {
+                let _ = write!(s, " --seconds {}", r.seconds);
+            }
+            if r.check_set & XT_RECENT_REAP != 0 {
+                s.push_str(" --reap");
+            }
+            if r.hit_count != 0 {
+                let _ = write!(s, " --hitcount {}", r.hit_count);
+            }
+            if r.check_set & XT_RECENT_TTL != 0 {
+                s.push_str(" --rttl");
+            }
+            let [a, b, c, d] = r.mask4();
+            let _ = write!(
+                s,
+                " --name {} --mask {a}.{b}.{c}.{d}",
+                String::from_utf8_lossy(r.name())
+            );
+            match r.side {
+                XT_RECENT_SOURCE => s.push_str(" --rsource"),
+                XT_RECENT_DEST => s.push_str(" --rdest"),
+                _ => {}
+            }
+        }
         Match::Ttl(t) => {
             let op = match t.mode {
                 IPT_TTL_EQ => " --ttl-eq",

@@ -642,6 +642,7 @@ const MATCHES: &[Ext] = &[
     x("dscp", 0, Fam::Unspec, 2),
     x("statistic", 0, Fam::Unspec, 24),
     x("addrtype", 1, Fam::Unspec, 8),
+    x("recent", 1, Fam::V4, 228),
     Ext {
         hooks: PRE | IN | FWD,
         ..x("mac", 0, Fam::Unspec, 12)
@@ -905,6 +906,39 @@ fn find_check_entry(
 
 type CheckResult = Result<(), (Errno, String)>;
 
+/// xt_recent's `recent_mt_check`: one operation, no `--seconds`/`--hitcount`/`--rttl`/`--reap`
+/// with `--set`/`--remove`, `--reap` only with `--seconds`, a `--hitcount` below
+/// `XT_RECENT_MAX_NSTAMPS`, and `xt_check_proc_name`'s name rules.
+fn recent_check(r: &RecentInfoV1) -> CheckResult {
+    let inval = |m: &str| Err((Errno::EINVAL, format!("recent: {m}")));
+    let ops = r.check_set & (XT_RECENT_SET | XT_RECENT_REMOVE | XT_RECENT_CHECK | XT_RECENT_UPDATE);
+    if r.check_set & !XT_RECENT_VALID_FLAGS != 0 {
+        return inval("unsupported flags");
+    }
+    if ops.count_ones() != 1 {
+        return inval("exactly one of --set, --rcheck, --update and --remove is needed");
+    }
+    if ops & (XT_RECENT_SET | XT_RECENT_REMOVE) != 0
+        && (r.seconds != 0 || r.hit_count != 0 || r.check_set & XT_RECENT_MODIFIERS != 0)
+    {
+        return inval("--set and --remove take no --seconds, --hitcount, --rttl or --reap");
+    }
+    if r.check_set & XT_RECENT_REAP != 0 && r.seconds == 0 {
+        return inval("--reap needs --seconds");
+    }
+    if r.hit_count >= XT_RECENT_MAX_NSTAMPS {
+        return inval("hitcount is larger than allowed maximum (65535)");
+    }
+    let name = r.name();
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+        return inval("bad list name");
+    }
+    if name.len() == XT_RECENT_NAME_LEN {
+        return Err((Errno::ENAMETOOLONG, "recent: list name too long".into()));
+    }
+    Ok(())
+}
+
 fn check_match(x: &Ext, d: &[u8], ip: &IptIp) -> CheckResult {
     let inval = |r: &str| Err((Errno::EINVAL, r.to_string()));
     match x.name {
@@ -948,6 +982,11 @@ fn check_match(x: &Ext, d: &[u8], ip: &IptIp) -> CheckResult {
         {
             inval("statistic: unknown mode or flags")
         }
+        // recent_mt_check
+        "recent" => match RecentInfoV1::decode(d) {
+            None => inval("recent: short data"),
+            Some(r) => recent_check(&r),
+        },
         "dscp" if u8_at(d, 0).unwrap_or(0) > XT_DSCP_MAX => {
             Err((Errno::EDOM, "dscp: value out of range".into()))
         }

@@ -14,7 +14,7 @@ mod gate;
 use nfr_ipt::*;
 use std::path::PathBuf;
 
-const FILES: [&str; 32] = [
+const FILES: [&str; 34] = [
     "libxt_tcp.t",
     "libxt_udp.t",
     "libipt_icmp.t",
@@ -47,6 +47,8 @@ const FILES: [&str; 32] = [
     "libxt_dscp.t",
     "libxt_mac.t",
     "libxt_owner.t",
+    "libipt_recent.t",
+    "libxt_recent.t",
 ];
 
 /// Lines where the corpus (newer iptables) expects something else than iptables 1.8.9 — the

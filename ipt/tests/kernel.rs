@@ -955,6 +955,123 @@ fn build_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
     (p, mark)
 }
 
+/// `-m recent` lists on the OUTPUT path: a /24 mask taken from the first rule, `--rdest`,
+/// `--hitcount`, `--remove`, `--update`, an inverted check, and more than 100 destinations so
+/// the least recently stamped ones are evicted. Verdicts, counters and the list's addresses
+/// (`/proc/net/xt_recent/L`) must be the kernel's. All packets are sent within a second: every
+/// stamp is inside `--seconds`.
+const RECENT_RULES: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+-A OUTPUT -p udp -m udp --dport 1 -m recent --set --name L --mask 255.255.255.0 --rdest\n\
+-A OUTPUT -p udp -m udp --dport 2 -m recent --rcheck --hitcount 3 --name L --rdest -j DROP\n\
+-A OUTPUT -p udp -m udp --dport 3 -m recent --remove --name L --rdest\n\
+-A OUTPUT -p udp -m udp --dport 4 -m recent --update --seconds 100 --hitcount 2 --name L --rdest -j DROP\n\
+-A OUTPUT -p udp -m udp --dport 5 -m recent ! --rcheck --name L --rdest -j DROP\n\
+-A OUTPUT -p udp -m udp --dport 6 -m recent --rcheck --seconds 100 --reap --name L --rdest\n\
+COMMIT\n";
+
+fn recent_lists_match_the_kernel_on_output(_: ()) -> Result<(), String> {
+    let table = parse_save(RECENT_RULES).unwrap().remove(0);
+    let blob = encode(&table).unwrap();
+    let mut rng = Rng::new(0x5eed_0f7e_c317);
+    // 130 destination /24s (eviction past 100), the first ones more often.
+    let packets: Vec<Vec<u8>> = (0..1500)
+        .map(|_| {
+            let net = (rng.next() % 130).min(rng.next() % 160) as u8;
+            let dport = [1u16, 1, 1, 1, 2, 3, 4, 5, 6][(rng.next() % 9) as usize];
+            let mut p = vec![0x45, 0, 0, 28, 0x12, 0x34, 0, 0, 64, 17, 0, 0];
+            p.extend_from_slice(&[10, 9, 9, 1, 10, 77, net, 1 + (rng.next() % 3) as u8]);
+            p.extend_from_slice(&[0x30, 0x39]);
+            p.extend_from_slice(&dport.to_be_bytes());
+            p.extend_from_slice(&[0, 8, 0, 0]);
+            p
+        })
+        .collect();
+    let pk = packets.clone();
+    let b2 = blob.clone();
+    let res = kernel::with_private_netns(move || -> Result<(Vec<i32>, Vec<u8>, String), String> {
+        veth_lab(None)?;
+        kernel::load(&b2).map_err(|e| e.to_string())?;
+        let mut errs = Vec::new();
+        for p in &pk {
+            errs.push(match kernel::send_raw_ipv4(p, None) {
+                Ok(()) => 0,
+                Err(e) => e.errno,
+            });
+        }
+        let back = kernel::get_replace_blob("filter").map_err(|e| e.to_string())?;
+        let list = std::fs::read_to_string("/proc/thread-self/net/xt_recent/L")
+            .map_err(|e| format!("reading the kernel's list: {e}"))?;
+        Ok((errs, back, list))
+    })
+    .unwrap();
+    let (errs, back, list) = res.map_err(|e| format!("recent kernel comparison: {e}"))?;
+    let mut ex = ExecTable::from_blob(&blob).unwrap();
+    let mut bad = Vec::new();
+    let mut drops = 0;
+    for (i, (p, errno)) in packets.iter().zip(&errs).enumerate() {
+        let st = nfr_vm::PktState {
+            oifname: nfr_vm::pkt::ifname("v0"),
+            has_sk: true,
+            len: p.len() as u32,
+            tstamp_ns: 1_000_000_000 + i as u64 * 100_000,
+            ..Default::default()
+        };
+        let o = ex.do_table(Hook::Output, p, &st).unwrap();
+        let dropped = o.verdict == nfr_vm::Verdict::Drop;
+        drops += usize::from(dropped);
+        if dropped != (*errno == 1) {
+            bad.push(format!(
+                "packet {i} to {:?} port {}: ours {:?}, kernel errno {errno}",
+                &p[16..20],
+                p[23],
+                o.verdict
+            ));
+        }
+    }
+    let kes = walk_entries(&back[96..]).unwrap();
+    for (i, ke) in kes.iter().enumerate() {
+        let ours = ex.counters()[i];
+        if ours.pcnt != ke.hdr.pcnt {
+            bad.push(format!(
+                "entry {}: ours {} packets, kernel {}",
+                ke.offset, ours.pcnt, ke.hdr.pcnt
+            ));
+        }
+    }
+    let mut kernel_addrs: Vec<String> = list
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("src=")?
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    kernel_addrs.sort();
+    let mut ours: Vec<String> = ex
+        .recent
+        .addresses("L")
+        .iter()
+        .map(|a| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]))
+        .collect();
+    ours.sort();
+    if ours != kernel_addrs {
+        bad.push(format!("list L: ours {ours:?}\nkernel {kernel_addrs:?}"));
+    }
+    println!(
+        "{} packets, {drops} dropped, {} addresses in the list",
+        packets.len(),
+        ours.len()
+    );
+    // a list kept full (eviction past 100 of 130 /24s) and drops
+    assert!(
+        drops > 100 && ours.len() + 5 >= nfr_ipt::recent::IP_LIST_TOT,
+        "the packet mix no longer exercises the lists"
+    );
+    assert_no_mismatches(&bad);
+    Ok(())
+}
+
 fn do_table_counters_match_the_kernel_on_output(_: ()) -> Result<(), String> {
     let table = parse_save(OUTPUT_RULES).unwrap().remove(0);
     let blob = encode(&table).unwrap();
@@ -1660,6 +1777,11 @@ fn main() {
             "conntrack_matches_agree_with_the_kernel",
             oracle,
             conntrack_matches_agree_with_the_kernel,
+        ),
+        gate::needs(
+            "recent_lists_match_the_kernel_on_output",
+            oracle,
+            recent_lists_match_the_kernel_on_output,
         ),
         gate::needs(
             "ingress_path_counters_match_the_kernel",

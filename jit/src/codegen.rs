@@ -767,6 +767,31 @@ impl Tx<'_, '_> {
                 let code = self.helper(idx, rule_id, &[(*sreg, klen)], &[]);
                 self.dispatch(code, pos, next);
             }
+            Insn::Dynset {
+                sreg,
+                set,
+                sreg_data,
+                ..
+            } => {
+                // The set's elements live in `State`: the interpreter's step (`env::h_insn`).
+                let klen = prog_set_key_len(self.prog, set.0);
+                let mut reads = vec![(*sreg, klen)];
+                if let Some(d) = sreg_data {
+                    let n = match self
+                        .prog
+                        .program()
+                        .sets
+                        .get(set.0 as usize)
+                        .map(|s| s.data_type)
+                    {
+                        Some(SetDataType::Data(n)) => usize::from(n),
+                        _ => 0,
+                    };
+                    reads.push((*d, n));
+                }
+                let code = self.helper(idx, rule_id, &reads, &[]);
+                self.dispatch(code, pos, next);
+            }
             Insn::PayloadWrite { len, sreg, .. } => {
                 let code = self.helper(idx, rule_id, &[(*sreg, usize::from(*len))], &[]);
                 self.dispatch(code, pos, next);
@@ -1591,7 +1616,9 @@ impl Tx<'_, '_> {
             return Flow::Ended;
         };
         let klen = usize::from(s.key_len);
+        // A dynamic set's elements are in `State::dynsets`: looked up by the helper.
         let inline = klen <= 4
+            && s.dynamic.is_none()
             && matches!(s.kind, SetKind::Hash | SetKind::Interval)
             && s.len() <= INLINE_SET_MAX;
         if !inline {

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::ValueEnum;
-use nfr_compiler::lower::ipt::{lower_ipt_table, tables_to_nfr};
+use nfr_compiler::lower::ipt::{
+    lower_ipt_table, shared_recent_lists, table_to_nfr_among, tables_to_nfr,
+};
 
 use crate::{ColorChoice, Outcome, front};
 
@@ -318,13 +320,34 @@ pub fn import(a: ImportArgs) -> anyhow::Result<Outcome> {
         .iter()
         .map(|e| format!("{file}:{}: {}", e.line, e.message))
         .collect();
-    let nfr = match tables_to_nfr(&tables) {
-        Ok(nfr) => nfr,
-        Err(e) => {
-            bad.extend(e.lines().map(|l| format!("{file}: {l}")));
-            String::new()
+    // A rule that cannot be imported is reported at its `-A` line.
+    let lines = rule_lines(&text, &errors.iter().map(|e| e.line).collect::<Vec<_>>());
+    let mut nfr = String::new();
+    let shared = shared_recent_lists(&tables);
+    for (i, t) in tables.iter().enumerate() {
+        match table_to_nfr_among(t, &shared) {
+            Ok(x) => {
+                if i > 0 {
+                    nfr.push('\n');
+                }
+                nfr.push_str(&x);
+            }
+            Err(e) => bad.extend(e.lines().map(|l| {
+                let at = l.split_once(": ").and_then(|(head, _)| {
+                    let (chain, n) = head.rsplit_once(" rule ")?;
+                    let n: usize = n.parse().ok()?;
+                    lines
+                        .get(&(t.name.clone(), chain.to_string()))?
+                        .get(n.checked_sub(1)?)
+                        .copied()
+                });
+                match at {
+                    Some(line) => format!("{file}:{line}: {l}"),
+                    None => format!("{file}: {l}"),
+                }
+            })),
         }
-    };
+    }
     if !bad.is_empty() {
         for l in &bad {
             eprintln!("{l}");
@@ -337,6 +360,38 @@ pub fn import(a: ImportArgs) -> anyhow::Result<Outcome> {
     }
     front::print_stdout(&nfr)?;
     Ok(Outcome::Ok)
+}
+
+/// The line numbers of the `-A CHAIN` lines of iptables-save text, per (table, chain), in order
+/// (a rule's number in its chain is its place there), without the lines `skip` (those that did
+/// not parse, so are no rules).
+fn rule_lines(
+    text: &str,
+    skip: &[usize],
+) -> std::collections::HashMap<(String, String), Vec<usize>> {
+    let mut out: std::collections::HashMap<(String, String), Vec<usize>> = Default::default();
+    let mut table = String::new();
+    for (i, l) in text.lines().enumerate() {
+        let l = l.trim_start();
+        if let Some(t) = l.strip_prefix('*') {
+            table = t.trim().to_string();
+            continue;
+        }
+        // `[pkts:bytes] -A CHAIN ...` (iptables-save -c) or `-A CHAIN ...`
+        let l = match l.strip_prefix('[') {
+            Some(rest) => rest.split_once(']').map_or("", |(_, r)| r.trim_start()),
+            None => l,
+        };
+        let mut w = l.split_whitespace();
+        if let (Some("-A" | "--append"), Some(chain)) = (w.next(), w.next())
+            && !skip.contains(&(i + 1))
+        {
+            out.entry((table.clone(), chain.to_string()))
+                .or_default()
+                .push(i + 1);
+        }
+    }
+    out
 }
 
 #[derive(clap::Args, Debug)]

@@ -237,7 +237,7 @@ fn import_iptables_save_keeps_names_and_counters() {
     );
     let bad = good.replace(
         "COMMIT",
-        "-A INPUT -m recent --name x --set\n-A INPUT -m hashlimit --hashlimit-upto 5/sec -j ACCEPT\n\
+        "-A INPUT -m recent --name x --rcheck --hitcount 2\n-A INPUT -m hashlimit --hashlimit-upto 5/sec -j ACCEPT\n\
          -A INPUT -m ttl --ttl-eq 3 -j DROP\nCOMMIT",
     );
     let f = common::tmp_file("bad.save", bad);
@@ -246,9 +246,9 @@ fn import_iptables_save_keeps_names_and_counters() {
     let e = stderr(&o);
     let name = f.display();
     for want in [
-        format!("{name}:10: unsupported match `recent`"),
+        format!("{name}:10: INPUT rule 4: -m recent --name x: --hitcount 2 has no nft form"),
         format!("{name}:11: unsupported match `hashlimit`"),
-        format!("{name}: INPUT rule 4: -m ttl"),
+        format!("{name}:12: INPUT rule 5: -m ttl"),
     ] {
         assert!(e.contains(&want), "missing {want:?} in:\n{e}");
     }

@@ -304,6 +304,28 @@ pub enum NumgenKind {
     Random,
 }
 
+/// `enum nft_dynset_ops`: what an `Insn::Dynset` does with its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DynsetOp {
+    /// `NFT_DYNSET_OP_ADD`: insert the element unless it is there.
+    Add,
+    /// `NFT_DYNSET_OP_UPDATE`: insert it, or restart its timeout.
+    Update,
+    /// `NFT_DYNSET_OP_DELETE`: remove it.
+    Delete,
+}
+
+impl DynsetOp {
+    /// libnftnl's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DynsetOp::Add => "add",
+            DynsetOp::Update => "update",
+            DynsetOp::Delete => "delete",
+        }
+    }
+}
+
 /// A `log` statement's parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct LogSpec {
@@ -426,6 +448,17 @@ pub enum Insn {
         set: SetId,
         dest: LookupDest,
         invert: bool,
+    },
+    /// `nft_dynset`: add, update or delete the element whose key is in `sreg` in the dynamic set
+    /// `set` (`State::dynsets`), at the packet's time; an element added or updated expires
+    /// `timeout_ms` later (0: the set's default, none if it has none). A full set → BREAK. For
+    /// a map, a new element's data is in `sreg_data` (a present element keeps its own).
+    Dynset {
+        op: DynsetOp,
+        sreg: Reg,
+        set: SetId,
+        sreg_data: Option<Reg>,
+        timeout_ms: u64,
     },
     /// `nft_objref_map`: look the key in `sreg` up in the object map `set`; no element (and no
     /// catch-all) → BREAK, else the element's object is evaluated (a named counter counts the

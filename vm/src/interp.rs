@@ -15,11 +15,12 @@
 //! logs, reject, NAT requests, payload writes, trace).
 
 use crate::classify::{Classifier, Dim, Field, MAX_DIMS};
+use crate::dynset::DynSet;
 use crate::fast::Op;
 use crate::ids::{ChainId, NFT_REG32_COUNT, Reg, RuleId, SetId};
 use crate::insn::{
-    BitwiseOp, CmpOp, CtDir, CtKey, CtSetKey, Data, ExthdrOp, Insn, LogSpec, LookupDest, MetaKey,
-    MetaSetKey, NatKind, NumgenKind, PayloadBase, RangeOp,
+    BitwiseOp, CmpOp, CtDir, CtKey, CtSetKey, Data, DynsetOp, ExthdrOp, Insn, LogSpec, LookupDest,
+    MetaKey, MetaSetKey, NatKind, NumgenKind, PayloadBase, RangeOp,
 };
 use crate::pkt::{self, PktState, ct_state};
 use crate::prandom::Prandom;
@@ -82,6 +83,8 @@ pub struct State {
     pub numgen: Vec<u32>,
     /// The generator of `numgen random` and `meta random`.
     pub prandom: Prandom,
+    /// Per `SetId`, the run-time elements of a dynamic set (`Set::dynamic`; empty for the others).
+    pub dynsets: Vec<DynSet>,
 }
 
 impl State {
@@ -101,6 +104,7 @@ impl State {
             insns_executed: 0,
             numgen: prog.numgen_init.clone(),
             prandom: Prandom::default(),
+            dynsets: dynsets(prog),
         }
     }
 
@@ -111,6 +115,20 @@ impl State {
             ..State::new(prog)
         }
     }
+}
+
+/// The run-time elements of the program's dynamic sets (none when it has none).
+fn dynsets(prog: &VerifiedProgram) -> Vec<DynSet> {
+    let sets = &prog.prog.sets;
+    if sets.iter().all(|s| s.dynamic.is_none()) {
+        return Vec::new();
+    }
+    sets.iter()
+        .map(|s| match &s.dynamic {
+            Some(spec) => DynSet::new(s, spec),
+            None => DynSet::default(),
+        })
+        .collect()
 }
 
 /// A `log` statement that fired.
@@ -766,7 +784,50 @@ impl VerifiedProgram {
                 set,
                 dest,
                 invert,
-            } => self.lookup(regs, verdict, *sreg, *set, *dest, *invert),
+            } => self.lookup(state, st, regs, verdict, *sreg, *set, *dest, *invert),
+            Insn::Dynset {
+                op,
+                sreg,
+                set,
+                sreg_data,
+                timeout_ms,
+            } => {
+                // nft_dynset_eval
+                let (Some(s), Some(d)) = (
+                    self.prog.sets.get(set.0 as usize),
+                    state.dynsets.get_mut(set.0 as usize),
+                ) else {
+                    *verdict = ChainVerdict::Break;
+                    return;
+                };
+                let mut key = [0u8; 64];
+                let klen = reg_bytes(regs, *sreg, usize::from(s.key_len), &mut key);
+                let key = &key[..klen];
+                let now = st.tstamp_ns;
+                let ok = match op {
+                    DynsetOp::Delete => {
+                        d.delete(key, now);
+                        true
+                    }
+                    DynsetOp::Add | DynsetOp::Update => {
+                        let timeout = match *timeout_ms {
+                            0 => s.dynamic.map_or(0, |x| x.timeout_ms),
+                            t => t,
+                        };
+                        let mut data = [0u8; 64];
+                        let dlen = match (sreg_data, s.data_type) {
+                            (Some(r), crate::program::SetDataType::Data(n)) => {
+                                reg_bytes(regs, *r, usize::from(n), &mut data)
+                            }
+                            _ => 0,
+                        };
+                        d.update(key, &data[..dlen], now, *op == DynsetOp::Update, timeout)
+                    }
+                };
+                if !ok {
+                    *verdict = ChainVerdict::Break;
+                }
+            }
             Insn::Objref { sreg, set } => {
                 // nft_objref_map_eval: a miss (no catch-all either) is NFT_BREAK.
                 let found = self.prog.sets.get(set.0 as usize).and_then(|s| {
@@ -941,8 +1002,11 @@ impl VerifiedProgram {
     }
 
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn lookup(
         &self,
+        state: &mut State,
+        st: &PktState,
         regs: &mut Regs,
         verdict: &mut ChainVerdict,
         sreg: Reg,
@@ -956,6 +1020,23 @@ impl VerifiedProgram {
         };
         let mut key = [0u8; 64];
         let klen = reg_bytes(regs, sreg, usize::from(s.key_len), &mut key);
+        if let (Some(_), Some(d)) = (&s.dynamic, state.dynsets.get_mut(set.0 as usize)) {
+            // A dynamic set's elements are the run-time ones (a plain set or a data map).
+            let found = d.get(&key[..klen], st.tstamp_ns);
+            let hit = found.is_some() || s.catchall.is_some();
+            if hit == invert {
+                *verdict = ChainVerdict::Break;
+                return;
+            }
+            if let LookupDest::Reg(r) = dest {
+                match (found, &s.catchall) {
+                    (Some(bytes), _) => store_bytes(regs, r, bytes),
+                    (None, Some(ElemData::Data(x))) => store_bytes(regs, r, x.bytes()),
+                    _ => {}
+                }
+            }
+            return;
+        }
         let found = s.lookup(&key[..klen]);
         if found.is_some() == invert {
             *verdict = ChainVerdict::Break;

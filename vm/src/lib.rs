@@ -49,6 +49,7 @@ pub use pkt::{CtTuple, PktState};
 pub use verdict::{ChainVerdict, Hook, Verdict};
 
 pub mod classify;
+pub mod dynset;
 pub mod insn;
 pub mod interp;
 pub mod prandom;

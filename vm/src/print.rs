@@ -223,6 +223,28 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
             let name = set_name(prog, *set);
             let _ = write!(o, "objref sreg {} set {name} ", sreg.uapi());
         }
+        Insn::Dynset {
+            op,
+            sreg,
+            set,
+            sreg_data,
+            timeout_ms,
+        } => {
+            // nftnl_expr_dynset_snprintf: the timeout only when the statement gives one.
+            let name = set_name(prog, *set);
+            let _ = write!(
+                o,
+                "dynset {} reg_key {} set {name} ",
+                op.name(),
+                sreg.uapi()
+            );
+            if let Some(d) = sreg_data {
+                let _ = write!(o, "sreg_data {} ", d.uapi());
+            }
+            if *timeout_ms > 0 {
+                let _ = write!(o, "timeout {timeout_ms}ms ");
+            }
+        }
         Insn::Immediate { dreg, data: d } => {
             let _ = write!(o, "immediate reg {} ", dreg.uapi());
             data(&mut o, d);

@@ -171,6 +171,9 @@ pub struct Set {
     pub(crate) bad_key_len: bool,
     /// The catch-all element (`*`), if any.
     pub catchall: Option<ElemData>,
+    /// A set the packet path updates (the target of an `Insn::Dynset`, a hash set without data):
+    /// its elements at run time live in `State::dynsets`, starting from the ones here.
+    pub dynamic: Option<crate::dynset::DynSpec>,
 }
 
 impl PartialEq for Set {
@@ -183,7 +186,8 @@ impl PartialEq for Set {
             self.data_type,
             &self.kind,
         ) == (&o.name, o.flags, o.size, o.key_len, o.data_type, &o.kind)
-            && (self.catchall, self.bad_key_len) == (o.catchall, o.bad_key_len)
+            && (self.catchall, self.bad_key_len, self.dynamic)
+                == (o.catchall, o.bad_key_len, o.dynamic)
             && self.rows == o.rows
             && (0..self.len()).all(|i| self.data_at(i) == o.data_at(i))
     }
@@ -207,6 +211,7 @@ impl Set {
             hasher: DefaultHashBuilder::default(),
             bad_key_len: false,
             catchall: None,
+            dynamic: None,
         }
     }
 

@@ -398,6 +398,12 @@ impl Program {
             if set.bad_key_len {
                 return Err(bad("key length"));
             }
+            if set.dynamic.is_some()
+                && !(matches!(set.kind, SetKind::Hash)
+                    && matches!(set.data_type, SetDataType::None | SetDataType::Data(_)))
+            {
+                return Err(bad("a dynamic set must be a hash set or a data map"));
+            }
             for (_, d) in set.hash_elems() {
                 check_data(d)?;
             }
@@ -710,6 +716,31 @@ impl Program {
                         set: *set,
                         what: "inverted lookup cannot load data",
                     });
+                }
+            }
+            Insn::Dynset {
+                sreg,
+                set,
+                sreg_data,
+                ..
+            } => {
+                let s = self.sets.get(set.0 as usize).ok_or(E::UnknownSet(*set))?;
+                regs.load(*sreg, usize::from(s.key_len))?;
+                if s.dynamic.is_none() {
+                    return Err(E::SetMismatch {
+                        set: *set,
+                        what: "dynset needs a dynamic set",
+                    });
+                }
+                match (s.data_type, sreg_data) {
+                    (SetDataType::None, None) => {}
+                    (SetDataType::Data(n), Some(d)) => regs.load(*d, usize::from(n))?,
+                    _ => {
+                        return Err(E::SetMismatch {
+                            set: *set,
+                            what: "dynset data register does not match the set's data type",
+                        });
+                    }
                 }
             }
             Insn::Objref { sreg, set } => {

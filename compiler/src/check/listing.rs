@@ -183,6 +183,12 @@ impl Expand<'_> {
                         self.expr(e, seq, 0);
                     }
                 }
+                ast::StmtKind::SetUpdate(u) => {
+                    self.expr(&mut u.key, seq, 0);
+                    if let Some(d) = &mut u.data {
+                        self.expr(d, seq, 0);
+                    }
+                }
                 _ => {}
             }
         }

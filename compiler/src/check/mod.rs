@@ -1112,6 +1112,14 @@ impl Ctx {
                 data: s.data.clone(),
                 obj: s.obj,
                 flags: s.flags.clone(),
+                timeout: s
+                    .def
+                    .as_ref()
+                    .and_then(|d| d.0.timeout.as_ref().map(|t| t.ms)),
+                size: s
+                    .def
+                    .as_ref()
+                    .and_then(|d| d.0.size.map(|n| u32::try_from(n).unwrap_or(u32::MAX))),
                 elements: std::mem::take(&mut s.elements),
             });
         }

@@ -11,7 +11,7 @@ use crate::diag::{Diagnostic, Span};
 use crate::hir::{
     AnonSet, ChainId, ChainKind, ChainType, Element, Expr, ExprKind, Family, Hir, Hook, Item,
     KeyPart, MapData, Match, NatKind, NatStmt, ObjKind, ObjTarget, Op, Operand, RateUnit,
-    RejectKind, Rhs, Rule, Stmt, StmtKind, Type, Value, Verdict, VerdictKind, VmapRef,
+    RejectKind, Rhs, Rule, SetId, Stmt, StmtKind, Type, Value, Verdict, VerdictKind, VmapRef,
 };
 
 /// Why a log prefix's `$name` cannot be expanded: the name, and where its define is.
@@ -675,6 +675,204 @@ impl Ctx {
         })
     }
 
+    /// `add|update|delete @set { KEY [timeout T] [: DATA] }` (nft's `stmt_evaluate_set` and
+    /// `stmt_evaluate_map`, and the checks of the kernel's `nft_dynset_init`): the set exists
+    /// (E0104), a set's elements have no data (E0106), a map's need data of its (single) data
+    /// type and it is no verdict map (E0212, E0210 for concatenated data), the
+    /// key is a selector of the set's key type (E0206, E0205), the set takes updates from the
+    /// packet path (not `constant` nor `interval`), a timeout needs `flags timeout` and so does
+    /// `update` (E0212); per-element statements are not modelled (E0210). Like nft, the set
+    /// becomes `dynamic` (NFT_SET_EVAL).
+    fn set_update(
+        &mut self,
+        u: &ast::SetUpdate,
+        st: &mut DepState,
+        items: &mut Vec<Item>,
+    ) -> Option<StmtKind> {
+        let Some(si) = self.find_set(self.table, &u.set.name) else {
+            self.undefined_set(self.table, &u.set, self.file);
+            return None;
+        };
+        let set_span = self.sp(u.set.span);
+        let decl = self.sets[si].span;
+        let what = format!("`{} @{}`", u.op.as_str(), u.set.name);
+        if self.sets[si].obj.is_some() {
+            self.diags.push(
+                Diagnostic::error(
+                    "E0106",
+                    set_span,
+                    format!(
+                        "`@{}` is a map of objects: the packet path cannot add to it",
+                        u.set.name
+                    ),
+                )
+                .with_label(decl, "declared here"),
+            );
+            return None;
+        }
+        let data_ty = match (self.sets[si].data.clone(), &u.data) {
+            (None, None) => None,
+            (None, Some(d)) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0106",
+                        self.sp(d.span),
+                        format!("`@{}` is a set: its elements have no data", u.set.name),
+                    )
+                    .with_label(decl, "declared here"),
+                );
+                return None;
+            }
+            (Some(dt), _) if dt.as_slice() == [Type::Verdict] => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0212",
+                        set_span,
+                        format!("{what}: a verdict map takes no elements from the packet path"),
+                    )
+                    .with_label(decl, "declared here"),
+                );
+                return None;
+            }
+            (Some(dt), _) if dt.len() != 1 => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0210",
+                        set_span,
+                        format!(
+                            "{what}: concatenated map data from the packet path is not supported by nfc"
+                        ),
+                    )
+                    .with_label(decl, "declared here"),
+                );
+                return None;
+            }
+            (Some(_), None) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0212",
+                        self.sp(u.braces),
+                        format!("{what}: `@{}` is a map: its elements need data", u.set.name),
+                    )
+                    .with_label(decl, "declared here")
+                    .with_help("write `{ KEY : DATA }`"),
+                );
+                return None;
+            }
+            (Some(dt), Some(_)) => dt.first().copied(),
+        };
+        if let Some((text, at)) = &u.stmts {
+            self.diags.push(
+                Diagnostic::error(
+                    "E0210",
+                    self.sp(*at),
+                    format!(
+                        "`{text}`: statements on the elements of a set are not supported by nfc"
+                    ),
+                )
+                .with_note("a set statement's braces hold the key and an optional `timeout`"),
+            );
+            return None;
+        }
+        let k = self.selector(&u.key)?;
+        self.ct_addr_needs_family(&k)?;
+        let parts = super::types::key_types(&k);
+        let s = &self.sets[si];
+        if s.typed
+            && (s.key.len() != parts.len()
+                || s.key
+                    .iter()
+                    .zip(&parts)
+                    .any(|(a, b)| !super::types::same_type(*a, *b)))
+        {
+            let have: Vec<&str> = s.key.iter().map(|t| t.name()).collect();
+            let want: Vec<&str> = parts.iter().map(|t| t.name()).collect();
+            self.diags.push(
+                Diagnostic::error(
+                    "E0205",
+                    self.sp(u.key.span),
+                    format!(
+                        "`@{}` holds {} but this key is {}",
+                        u.set.name,
+                        have.join(" . "),
+                        want.join(" . ")
+                    ),
+                )
+                .with_label(decl, "declared here"),
+            );
+            return None;
+        }
+        let flags = &s.flags;
+        let refuse = |why: String, help: &str| {
+            Diagnostic::error("E0212", set_span, format!("{what}: {why}"))
+                .with_label(decl, "declared here")
+                .with_help(help.to_string())
+        };
+        let mut errs = Vec::new();
+        if flags.constant {
+            errs.push(refuse(
+                format!("`@{}` is `constant`", u.set.name),
+                "remove `flags constant` from the set",
+            ));
+        }
+        if flags.interval {
+            errs.push(refuse(
+                format!(
+                    "`@{}` has `flags interval`, and interval sets take no elements from the packet path",
+                    u.set.name
+                ),
+                "use a set without `flags interval`",
+            ));
+        }
+        if let Some(t) = &u.timeout
+            && !flags.timeout
+        {
+            errs.push(
+                Diagnostic::error(
+                    "E0212",
+                    self.sp(t.span),
+                    format!("{what}: an element timeout needs a set with `flags timeout`"),
+                )
+                .with_label(decl, "declared here")
+                .with_help("add `flags timeout;` (or a default `timeout 1h;`) to the set"),
+            );
+        } else if u.op == ast::SetOp::Update && !flags.timeout {
+            errs.push(refuse(
+                format!(
+                    "`update` restarts an element's timeout, and `@{}` has no `flags timeout`",
+                    u.set.name
+                ),
+                "add `flags timeout;` (or a default `timeout 1h;`) to the set, or use `add`",
+            ));
+        }
+        if !errs.is_empty() {
+            self.diags.extend(errs);
+            return None;
+        }
+        let mut ns = Vec::new();
+        needs(&k, self.family, &mut ns);
+        if !self.apply_needs(st, &ns, items) {
+            return None;
+        }
+        let data = match (data_ty, &u.data) {
+            (Some(ty), Some(d)) => {
+                let v = self.operand(d, ty)?;
+                self.operand_needs(&v, st, items)?;
+                Some(v)
+            }
+            _ => None,
+        };
+        // stmt_evaluate_set: "Make sure EVAL flag is set on set definition".
+        self.sets[si].flags.dynamic = true;
+        Some(StmtKind::SetUpdate {
+            op: u.op,
+            set: SetId(si as u32),
+            key: Box::new(k),
+            data,
+            timeout: u.timeout.as_ref().map(|t| t.ms),
+        })
+    }
+
     /// At most one catch-all (`* : ...`) element (E0205, nft's EEXIST).
     pub(crate) fn one_catchall(&mut self, elements: &[Element]) {
         if let Some(second) = elements.iter().filter(|e| e.key.is_empty()).nth(1) {
@@ -995,6 +1193,7 @@ impl Ctx {
             }
             ast::StmtKind::Notrack => StmtKind::Notrack,
             ast::StmtKind::Nat(n) => StmtKind::Nat(Box::new(self.nat(n, span, st, items)?)),
+            ast::StmtKind::SetUpdate(u) => self.set_update(u, st, items)?,
             ast::StmtKind::Other { keyword, .. } => {
                 self.diags.push(
                     Diagnostic::error("E0210", span, format!("`{keyword}` is not supported by nfc"))

@@ -25,9 +25,10 @@ use crate::hir::{
     VerdictKind, VmapRef,
 };
 use nfr_grammar::catalog::{self, ByteOrder};
+use nfr_vm::dynset::{DEFAULT_SIZE, DynSpec};
 use nfr_vm::insn::{
-    BitwiseOp, ByteorderOp, CmpOp, CtKey as VCtKey, CtSetKey, Data, Insn, LimitSpec, LimitType,
-    LogSpec, LookupDest, MetaSetKey, NatSpec, NumgenKind, PayloadBase, RangeOp,
+    BitwiseOp, ByteorderOp, CmpOp, CtKey as VCtKey, CtSetKey, Data, DynsetOp, Insn, LimitSpec,
+    LimitType, LogSpec, LookupDest, MetaSetKey, NatSpec, NumgenKind, PayloadBase, RangeOp,
 };
 use nfr_vm::pkt::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
 use nfr_vm::program::{ElemData, Obj, ObjType, Policy, SetDataType, SetKind};
@@ -689,7 +690,18 @@ impl Lower<'_> {
     }
 
     fn named_sets(&mut self) -> R<()> {
-        for s in &self.hir.sets {
+        // Sets a set statement updates: their elements live in the engine state.
+        let mut updated = vec![false; self.hir.sets.len()];
+        for r in self.hir.chains.iter().flat_map(|c| &c.rules) {
+            for s in r.stmts() {
+                if let StmtKind::SetUpdate { set, .. } = &s.kind
+                    && let Some(u) = updated.get_mut(set.0 as usize)
+                {
+                    *u = true;
+                }
+            }
+        }
+        for (si, s) in self.hir.sets.iter().enumerate() {
             let mut fields: Vec<Field> = s.key.iter().map(|t| Field::plain(*t)).collect();
             let interval = s.flags.interval
                 || s.elements
@@ -714,6 +726,9 @@ impl Lower<'_> {
             if s.flags.timeout {
                 flags |= 0x10;
             }
+            if s.flags.dynamic {
+                flags |= 0x20;
+            }
             if fields.len() > 1 && interval {
                 flags |= 0x80;
             }
@@ -729,6 +744,14 @@ impl Lower<'_> {
                 s.obj.map(obj_type),
                 &s.elements,
             )?;
+            if updated.get(si).copied().unwrap_or(false)
+                && let Some(set) = self.prog.sets.get_mut(id.0 as usize)
+            {
+                set.dynamic = Some(DynSpec {
+                    timeout_ms: s.timeout.unwrap_or(0),
+                    size: s.size.filter(|&n| n > 0).unwrap_or(DEFAULT_SIZE),
+                });
+            }
             self.named.push(id);
         }
         Ok(())
@@ -1740,6 +1763,41 @@ impl Lower<'_> {
                 cx.emit(Insn::Reject { ty, code });
             }
             StmtKind::Nat(n) => self.lower_nat(cx, n)?,
+            StmtKind::SetUpdate {
+                op,
+                set: hset,
+                key,
+                data: dop,
+                timeout,
+            } => {
+                // netlink_gen_set_stmt / netlink_gen_map_stmt: the key into `get_register(key)`,
+                // a map's data into the next register, `dynset OP reg_key set [sreg_data]
+                // [timeout]` (the timeout only when the statement has one).
+                let set = self.named_ref(*hset, span)?;
+                let (sreg, n) = cx.get_for(key)?;
+                self.gen_expr(cx, key, sreg, false, false)?;
+                let sreg_data = match (dop, self.hir.set(*hset).and_then(|s| s.data.as_deref())) {
+                    (Some(v), Some([ty])) => {
+                        let r = self.gen_operand(cx, v, *ty, span)?;
+                        cx.release(16);
+                        Some(r)
+                    }
+                    (None, _) => None,
+                    _ => return Err(unsupported(span, "this map data")),
+                };
+                cx.release(n);
+                cx.emit(Insn::Dynset {
+                    op: match op {
+                        hir::SetOp::Add => DynsetOp::Add,
+                        hir::SetOp::Update => DynsetOp::Update,
+                        hir::SetOp::Delete => DynsetOp::Delete,
+                    },
+                    sreg,
+                    set,
+                    sreg_data,
+                    timeout_ms: timeout.unwrap_or(0),
+                });
+            }
             StmtKind::Other(s) => return Err(unsupported(span, s.clone())),
         }
         Ok(())

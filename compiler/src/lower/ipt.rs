@@ -62,7 +62,9 @@ use crate::hir::{
 };
 pub use crate::lower::ipt_mapping::{IptMapping, IptReason, IptTable, table_mapping};
 /// The way back (`nfc decompile`, `nfc import`) lives in [`crate::raise::ipt`].
-pub use crate::raise::ipt::{rule_to_nfr, table_to_nfr, tables_to_nfr};
+pub use crate::raise::ipt::{
+    rule_to_nfr, shared_recent_lists, table_to_nfr, table_to_nfr_among, tables_to_nfr,
+};
 
 /// Code: the table does not map onto an iptables table.
 pub const E_TABLE: &str = "E0700";
@@ -2102,6 +2104,16 @@ impl Lowerer<'_> {
             }
             StmtKind::PayloadSet { .. } => {
                 self.err(span, "payload writes (nfc emits no DSCP/TOS/TTL targets)");
+                None
+            }
+            StmtKind::SetUpdate { op, .. } => {
+                self.err(
+                    span,
+                    format!(
+                        "`{}` of a set element (iptables has no sets without ipset)",
+                        op.as_str()
+                    ),
+                );
                 None
             }
             StmtKind::Other(k) => {

@@ -17,11 +17,12 @@ use crate::lower::ipt::TCP_FLAGS;
 pub fn tables_to_nfr(tables: &[nfr_ipt::Table]) -> Result<String, String> {
     let mut out = String::new();
     let mut errors = Vec::new();
+    let shared = shared_recent_lists(tables);
     for (i, t) in tables.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        match table_to_nfr(t) {
+        match table_to_nfr_among(t, &shared) {
             Ok(text) => out.push_str(&text),
             Err(e) => errors.push(e),
         }
@@ -39,13 +40,259 @@ fn prio_for(table: &str, h: nfr_ipt::Hook) -> (&'static str, i32) {
         .map_or(("filter", 0), |t| (t.chain_type(h), t.priority(h)))
 }
 
+/// How the lists of `-m recent` (xt_recent) become nft sets updated from the packet path: per
+/// `--name`, the set's timeout (the `--seconds` of its checks) and the address mask, or why the
+/// list has no exact nft form.
+///
+/// A list translates when its rules only `--set`, `--rcheck`, `--update` (not inverted) and
+/// `--remove` (not inverted, and only when no rule checks it with `--seconds`), every
+/// `--rcheck`/`--update` has the same `--seconds` (or none has any), none counts hits
+/// (`--hitcount` above 1) or TTLs (`--rttl`), and all give one `--mask`. Then, with `KEY` the
+/// masked source (`--rsource`) or destination (`--rdest`) address:
+/// - the list is `set NAME { type ipv4_addr; flags dynamic[,timeout]; [timeout Ss;] }`;
+/// - `--set` is `update @NAME { KEY }` (`add` when the set has no timeout): an address is
+///   (re)stamped, which (re)starts its timeout;
+/// - `--rcheck [--seconds S]` is `KEY @NAME` (`!=` when inverted): stamped within S seconds is
+///   an element that has not timed out (`--reap`, which only forgets addresses no check would
+///   match, has nothing left to do);
+/// - `--update` is `KEY @NAME update @NAME { KEY }`, `--remove` `KEY @NAME delete @NAME { KEY }`.
+///
+/// What stays different: xt_recent keeps at most 100 addresses per list and forgets the least
+/// recently stamped one for a new one; the set holds up to 65535 and then refuses new ones (the
+/// rule stops there). And a check at exactly S seconds after the stamp matches in xt_recent
+/// (`>=`) and not in nft (the element expires at that instant).
+#[derive(Debug, Default)]
+struct RecentPlan {
+    /// By list name: the set's timeout in seconds (`None`: no timeout) and mask, or why not.
+    lists: std::collections::BTreeMap<Vec<u8>, ListPlan>,
+}
+
+/// A list's set timeout (seconds, `None`: none) and mask, or why it has no nft form and the rule
+/// that says so (empty: the list as a whole).
+type ListPlan = Result<(Option<u32>, [u8; 4]), (String, String)>;
+
+impl RecentPlan {
+    /// The lists of table `t`; those named in `shared` are also used by another table.
+    fn of(t: &nfr_ipt::Table, shared: &std::collections::BTreeSet<Vec<u8>>) -> RecentPlan {
+        use nfr_ipt::layout::*;
+        fn numbered(chain: String, rules: &[nfr_ipt::Rule]) -> Vec<(String, &nfr_ipt::Rule)> {
+            rules
+                .iter()
+                .enumerate()
+                .map(|(n, r)| (format!("{chain} rule {}", n + 1), r))
+                .collect()
+        }
+        let rules = t
+            .builtins
+            .iter()
+            .flat_map(|b| numbered(nfr_ipt::hook_chain_name(b.hook).to_string(), &b.rules))
+            .chain(
+                t.sorted_user_chains()
+                    .into_iter()
+                    .flat_map(|c| numbered(c.name.clone(), &c.rules)),
+            );
+        // per name: (seconds of checks, seen a check, mask, remove seen, first error)
+        #[derive(Default)]
+        struct Acc {
+            seconds: Option<Option<u32>>,
+            mask: Option<[u8; 4]>,
+            remove: bool,
+            /// Why not, and the rule that says so.
+            err: Option<(String, String)>,
+        }
+        let mut acc: std::collections::BTreeMap<Vec<u8>, Acc> = Default::default();
+        for (at, r) in rules {
+            for m in &r.matches {
+                let nfr_ipt::Match::Recent(info) = m else {
+                    continue;
+                };
+                let a = acc.entry(info.name().to_vec()).or_default();
+                let name = String::from_utf8_lossy(info.name()).into_owned();
+                let cs = info.check_set;
+                let fail = |why: String| Some(format!("-m recent --name {name}: {why}"));
+                let why = if !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    || !name.starts_with(|c: char| c.is_ascii_alphabetic())
+                {
+                    fail("the name is not an nft set name".into())
+                } else if cs & XT_RECENT_TTL != 0 {
+                    fail("--rttl has no nft form (set elements keep no TTL)".into())
+                } else if info.hit_count > 1 {
+                    fail(format!(
+                        "--hitcount {} has no nft form (set elements keep no packet count)",
+                        info.hit_count
+                    ))
+                } else if info.invert != 0 && cs & XT_RECENT_CHECK == 0 {
+                    fail("an inverted --set, --update or --remove has no nft form".into())
+                } else if a.mask.is_some_and(|x| x != info.mask4()) {
+                    fail("its rules give different --mask values".into())
+                } else {
+                    None
+                };
+                if let Some(w) = why {
+                    a.err = a.err.take().or(Some((w, at.clone())));
+                    continue;
+                }
+                a.mask = Some(info.mask4());
+                if cs & XT_RECENT_REMOVE != 0 {
+                    a.remove = true;
+                }
+                if cs & (XT_RECENT_CHECK | XT_RECENT_UPDATE) != 0 {
+                    let s = (info.seconds != 0).then_some(info.seconds);
+                    match a.seconds {
+                        Some(prev) if prev != s => {
+                            let t = |s: Option<u32>| {
+                                s.map_or("no --seconds".to_string(), |s| format!("--seconds {s}"))
+                            };
+                            a.err = a.err.take().or(fail(format!(
+                                "its checks use {} and {}: one set has one timeout",
+                                t(prev),
+                                t(s)
+                            ))
+                            .map(|w| (w, at.clone())));
+                        }
+                        _ => a.seconds = Some(s),
+                    }
+                }
+            }
+        }
+        let lists = acc
+            .into_iter()
+            .map(|(name, a)| {
+                let secs = a.seconds.flatten();
+                let v = match a.err {
+                    Some(e) => Err(e),
+                    None if shared.contains(&name) => Err((
+                        format!(
+                            "-m recent --name {}: another table uses the list too (xt_recent \
+                             has one list per name, nft one set per table)",
+                            String::from_utf8_lossy(&name)
+                        ),
+                        String::new(),
+                    )),
+                    None if a.remove && secs.is_some() => Err((
+                        format!(
+                            "-m recent --name {}: --remove forgets addresses of any age, but the \
+                             list's checks use --seconds (expired elements are gone from the set)",
+                            String::from_utf8_lossy(&name)
+                        ),
+                        String::new(),
+                    )),
+                    None => Ok((secs, a.mask.unwrap_or([255; 4]))),
+                };
+                (name, v)
+            })
+            .collect();
+        RecentPlan { lists }
+    }
+
+    /// The set declarations of the lists that translate.
+    fn decls(&self) -> String {
+        let mut s = String::new();
+        for (name, v) in &self.lists {
+            let Ok((secs, _)) = v else { continue };
+            let name = String::from_utf8_lossy(name);
+            match secs {
+                Some(t) => s.push_str(&format!(
+                    "\tset {name} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout {t}s\n\t}}\n\n"
+                )),
+                None => s.push_str(&format!(
+                    "\tset {name} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic\n\t}}\n\n"
+                )),
+            }
+        }
+        s
+    }
+
+    /// The nft form of one `-m recent` match (of rule `at`, `CHAIN rule N`).
+    fn text(&self, info: &nfr_ipt::layout::RecentInfoV1, at: &str) -> Result<String, String> {
+        use nfr_ipt::layout::*;
+        let (secs, mask) = match self.lists.get(info.name()) {
+            Some(Ok(v)) => *v,
+            Some(Err((why, by))) if by.is_empty() || by == at => return Err(why.clone()),
+            Some(Err((_, by))) => {
+                return Err(format!(
+                    "-m recent --name {}: the list has no nft form ({by})",
+                    String::from_utf8_lossy(info.name())
+                ));
+            }
+            None => return Err("-m recent".into()),
+        };
+        let name = String::from_utf8_lossy(info.name());
+        let dir = if info.side == XT_RECENT_DEST {
+            "daddr"
+        } else {
+            "saddr"
+        };
+        let key = if mask == [255; 4] {
+            format!("ip {dir}")
+        } else {
+            format!("ip {dir} & {}.{}.{}.{}", mask[0], mask[1], mask[2], mask[3])
+        };
+        let cs = info.check_set;
+        let look = format!("{key} {}@{name}", op(info.invert != 0));
+        Ok(if cs & XT_RECENT_SET != 0 {
+            match secs {
+                Some(_) => format!("update @{name} {{ {key} }}"),
+                None => format!("add @{name} {{ {key} }}"),
+            }
+        } else if cs & XT_RECENT_UPDATE != 0 {
+            match secs {
+                Some(_) => format!("{look} update @{name} {{ {key} }}"),
+                None => look,
+            }
+        } else if cs & XT_RECENT_REMOVE != 0 {
+            format!("{look} delete @{name} {{ {key} }}")
+        } else {
+            look
+        })
+    }
+}
+
+/// The `-m recent` list names that more than one of `tables` uses (a list is shared by every
+/// table in xt_recent; each nft table would get a set of its own, so they are not imported).
+pub fn shared_recent_lists(tables: &[nfr_ipt::Table]) -> std::collections::BTreeSet<Vec<u8>> {
+    let mut seen: std::collections::BTreeMap<Vec<u8>, usize> = Default::default();
+    for (i, t) in tables.iter().enumerate() {
+        let rules = t
+            .builtins
+            .iter()
+            .flat_map(|b| &b.rules)
+            .chain(t.user_chains.iter().flat_map(|c| &c.rules));
+        for m in rules.flat_map(|r| &r.matches) {
+            if let nfr_ipt::Match::Recent(info) = m {
+                let e = seen.entry(info.name().to_vec()).or_insert(i);
+                if *e != i {
+                    *e = usize::MAX;
+                }
+            }
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, i)| *i == usize::MAX)
+        .map(|(n, _)| n)
+        .collect()
+}
+
 /// One table as `.nfr` (see [`tables_to_nfr`]).
 pub fn table_to_nfr(t: &nfr_ipt::Table) -> Result<String, String> {
+    table_to_nfr_among(t, &Default::default())
+}
+
+/// [`table_to_nfr`] for one of several tables: `shared` are the `-m recent` lists another of them
+/// uses too ([`shared_recent_lists`]).
+pub fn table_to_nfr_among(
+    t: &nfr_ipt::Table,
+    shared: &std::collections::BTreeSet<Vec<u8>>,
+) -> Result<String, String> {
     if nfr_ipt::table_valid_hooks(&t.name) != Some(t.valid_hooks) {
         return Err(format!("`{}` is not one of the iptables tables", t.name));
     }
     let mut errors = Vec::new();
     let mut s = format!("table ip {} {{\n", t.name);
+    let recent = RecentPlan::of(t, shared);
+    s.push_str(&recent.decls());
     let mut first = true;
     for b in &t.builtins {
         if !first {
@@ -63,7 +310,7 @@ pub fn table_to_nfr(t: &nfr_ipt::Table) -> Result<String, String> {
             "\tchain {cname} {{\n\t\ttype {ty} hook {hook} priority {prio}; policy {policy};\n"
         ));
         for (n, r) in b.rules.iter().enumerate() {
-            match rule_to_nfr(r) {
+            match rule_text(r, &recent, &format!("{cname} rule {}", n + 1)) {
                 Ok(line) => s.push_str(&format!("\t\t{line}\n")),
                 Err(e) => errors.push(format!("{cname} rule {}: {e}", n + 1)),
             }
@@ -87,7 +334,7 @@ pub fn table_to_nfr(t: &nfr_ipt::Table) -> Result<String, String> {
         }
         s.push_str(&format!("\tchain {} {{\n", c.name));
         for (n, r) in c.rules.iter().enumerate() {
-            match rule_to_nfr(r) {
+            match rule_text(r, &recent, &format!("{} rule {}", c.name, n + 1)) {
                 Ok(line) => s.push_str(&format!("\t\t{line}\n")),
                 Err(e) => errors.push(format!("{} rule {}: {e}", c.name, n + 1)),
             }
@@ -212,6 +459,11 @@ fn xmark_text(what: &str, mark: u32, mask: u32) -> Result<String, String> {
 
 /// One iptables rule as one nft rule line.
 pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
+    rule_text(r, &RecentPlan::default(), "")
+}
+
+/// [`rule_to_nfr`] with the table's `-m recent` lists.
+fn rule_text(r: &nfr_ipt::Rule, recent: &RecentPlan, at: &str) -> Result<String, String> {
     use nfr_ipt::layout::*;
     use nfr_ipt::{Match as M, Target as T};
     let ip = &r.ip.ip;
@@ -254,10 +506,15 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
         17 => "udp".to_string(),
         n => n.to_string(),
     };
-    let implied = !inv(IPT_INV_PROTO)
-        && r.matches
-            .iter()
-            .any(|m| matches!(m, M::Tcp(_) | M::Udp(_) | M::Icmp(_) | M::Multiport(_)));
+    // `-p` is part of ip_packet_match, before every match: a match that changes state (`-m
+    // recent`) must not run for packets of other protocols, so the protocol comes first then.
+    let proto_match = |m: &M| matches!(m, M::Tcp(_) | M::Udp(_) | M::Icmp(_) | M::Multiport(_));
+    let stateful_first = r
+        .matches
+        .iter()
+        .take_while(|m| !proto_match(m))
+        .any(|m| matches!(m, M::Recent(_)));
+    let implied = !inv(IPT_INV_PROTO) && !stateful_first && r.matches.iter().any(proto_match);
     if ip.proto != 0 && !implied {
         p.push(format!("meta l4proto {}{proto}", op(inv(IPT_INV_PROTO))));
     }
@@ -295,7 +552,11 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
                     };
                     p.push(format!("tcp flags & ({}) {o} {cmp}", flag_set(t.flg_mask)));
                 }
-                if t.spts == [0, 65535] && t.dpts == [0, 65535] && t.flg_mask == 0 {
+                if t.spts == [0, 65535]
+                    && t.dpts == [0, 65535]
+                    && t.flg_mask == 0
+                    && !p.iter().any(|x| x == "meta l4proto tcp")
+                {
                     p.push("meta l4proto tcp".into());
                 }
             }
@@ -531,6 +792,7 @@ pub fn rule_to_nfr(r: &nfr_ipt::Rule) -> Result<String, String> {
                     ));
                 }
             }
+            M::Recent(info) => p.push(recent.text(info, at)?),
             other => return Err(format!("-m {}", other.name())),
         }
     }

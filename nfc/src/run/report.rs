@@ -1040,10 +1040,109 @@ pub fn annotated_ruleset(setup: &Setup, end: &RunEnd) -> String {
                 {
                     *body = vec![format!("packets {} bytes {}", c.packets, c.bytes)];
                 }
+                // A set the packet path updates lists the elements it holds at the end, with the
+                // time each has left, as `nft list set` does.
+                if let TableItem::Set(s) = it
+                    && let Some(els) =
+                        dynamic_elements(setup, end, family, &t.name.name, &s.name.name)
+                {
+                    s.elements = els;
+                    s.has_body = true;
+                }
             }
         }
     }
     nfr_grammar::print::format(&listing.file)
+}
+
+/// The elements of set `name` of table `family table` at the end of the run, if the packet path updates it:
+/// keys (and a map's data) as values of their types, each with `expires` when it has a timeout.
+fn dynamic_elements(
+    setup: &Setup,
+    end: &RunEnd,
+    family: &str,
+    table: &str,
+    name: &str,
+) -> Option<Vec<nfr_grammar::ast::Expr>> {
+    use nfr_grammar::ast::{Expr, ExprKind, Span};
+    let (i, hs) = setup.hir.sets.iter().enumerate().find(|(_, s)| {
+        s.name == name
+            && setup
+                .hir
+                .table(s.table)
+                .is_some_and(|t| t.name == table && t.family.name() == family)
+    })?;
+    // Named sets are lowered first, in order: the program's set `i` is this one.
+    let vs = setup.prog.program().sets.get(i)?;
+    if vs.name != name || vs.dynamic.is_none() {
+        return None;
+    }
+    let d = end.dynsets.get(i)?;
+    let sp = Span::new(0, 0);
+    let value = |ty: nfr_compiler::hir::Type, b: &[u8]| -> Expr {
+        use nfr_compiler::hir::Type as T;
+        let kind = match (ty, b.len()) {
+            (T::Ipv4Addr, 4) => ExprKind::Ipv4(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3])),
+            (T::Ipv6Addr, 16) => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(b);
+                ExprKind::Ipv6(std::net::Ipv6Addr::from(a))
+            }
+            _ => {
+                let host = ty.byteorder() == nfr_grammar::catalog::ByteOrder::Host;
+                let value = if host {
+                    b.iter().rev().fold(0u128, |v, &x| v << 8 | u128::from(x))
+                } else {
+                    b.iter().fold(0u128, |v, &x| v << 8 | u128::from(x))
+                };
+                ExprKind::Number { value, hex: false }
+            }
+        };
+        Expr::new(kind, sp)
+    };
+    let fields = |tys: &[nfr_compiler::hir::Type], bytes: &[u8]| -> Expr {
+        let mut parts = Vec::new();
+        let mut off = 0usize;
+        for ty in tys {
+            let n = ty.byte_len() as usize;
+            parts.push(value(*ty, bytes.get(off..off + n).unwrap_or(&[])));
+            off += if tys.len() > 1 { n.div_ceil(4) * 4 } else { n };
+        }
+        if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::new(ExprKind::Concat(parts), sp)
+        }
+    };
+    let mut out = Vec::new();
+    for (key, data, expiry) in d.elements_with_data() {
+        if expiry <= end.now {
+            continue;
+        }
+        let mut e = fields(&hs.key, key);
+        if expiry != nfr_vm::dynset::NEVER {
+            e = Expr::new(
+                ExprKind::Elem {
+                    value: Box::new(e),
+                    timeout: None,
+                    expires: Some((expiry - end.now).div_ceil(1_000_000)),
+                    comment: None,
+                },
+                sp,
+            );
+        }
+        if let Some(dt) = &hs.data {
+            e = Expr::new(
+                ExprKind::MapElem {
+                    key: Box::new(e),
+                    value: Box::new(fields(dt, data)),
+                },
+                sp,
+            );
+        }
+        out.push(e);
+    }
+    Some(out)
 }
 
 /// The counters of a rule's `counter` statements, in order: the rule's counter instructions, less the named

@@ -191,6 +191,14 @@ impl Setup {
             ));
             threads = 1;
         }
+        if threads > 1 && prog.program().sets.iter().any(|s| s.dynamic.is_some()) {
+            notes.push(format!(
+                "the ruleset adds to sets from the packet path (`add`/`update`/`delete @set`), and those sets \
+                 are shared by all flows; running on 1 thread instead of {threads} so the result does not \
+                 depend on the sharding"
+            ));
+            threads = 1;
+        }
         if threads > 1 && uses_nat {
             notes.push(format!(
                 "the ruleset uses NAT, whose bindings are shared by all flows and change the addresses that shard \

@@ -95,6 +95,9 @@ pub struct WorkerEnd {
     /// `--engine ipt`: per table, per entry.
     pub ipt_counters: Vec<Vec<nfr_ipt::Counters>>,
     pub profile: Option<Profile>,
+    /// The elements of the sets the packet path updates (`State::dynsets`), and the time of the end.
+    pub dynsets: Vec<nfr_vm::dynset::DynSet>,
+    pub now: u64,
 }
 
 /// `--profile` times one frame in this many (reading, replay, report).
@@ -158,6 +161,10 @@ pub struct RunEnd {
     pub threads: usize,
     pub ipt_counters: Vec<Vec<nfr_ipt::Counters>>,
     pub profile: Option<Profile>,
+    /// The elements of the sets the packet path updates (a ruleset with such sets runs on one
+    /// thread), and the time of the end (ns, the replay's clock).
+    pub dynsets: Vec<nfr_vm::dynset::DynSet>,
+    pub now: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -338,6 +345,8 @@ impl Worker {
         if let Some(p) = &self.prog {
             let e = p.borrow();
             w.counters = e.state.counters.clone();
+            w.dynsets = e.state.dynsets.clone();
+            w.now = now;
             w.effects = e.stats;
             w.kind = Some(e.kind());
             w.fallback = e.fallback_note.clone();
@@ -491,6 +500,10 @@ fn merge(ends: Vec<WorkerEnd>, threads: usize) -> RunEnd {
             }
         }
         r.effects.add(&e.effects);
+        if r.dynsets.is_empty() {
+            r.dynsets = e.dynsets;
+        }
+        r.now = r.now.max(e.now);
         if r.ipt_counters.is_empty() {
             r.ipt_counters = e.ipt_counters;
         } else {

@@ -447,6 +447,10 @@ impl Reader {
     }
 
     fn lookup(&self, sreg: usize, set: &Set, invert: bool) -> Option<Test> {
+        // The elements of a set the packet path updates are known only at run time.
+        if set.dynamic.is_some() {
+            return None;
+        }
         if set.catchall.is_some() {
             return Some(if invert {
                 Test::never()
