@@ -158,6 +158,24 @@ pub struct Interface {
 const INITIAL_BUF: usize = 1 << 18;
 const MAX_BUF: usize = 1 << 24;
 
+/// Whether `buf` starts with a Process Information Block whose length is under the 12 bytes every pcapng block
+/// has: pcap-parser takes 12 from that length without checking (a panic in debug builds, a wrapped length in
+/// release), so the reader refuses the block as corrupt first.
+fn short_process_information(buf: &[u8], be: bool) -> bool {
+    let (Some(t), Some(l)) = (buf.get(0..4), buf.get(4..8)) else {
+        return false;
+    };
+    let word = |b: &[u8]| {
+        let b = [b[0], b[1], b[2], b[3]];
+        if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    word(t) == pcap_parser::PIB_MAGIC && word(l) < 12
+}
+
 /// Streaming reader over pcap or pcapng input.
 pub struct PcapReader<'r> {
     inner: Box<dyn PcapReaderIterator + Send + 'r>,
@@ -171,6 +189,8 @@ pub struct PcapReader<'r> {
     ifaces: Vec<Interface>,
     /// Section Header Blocks seen.
     sections: u32,
+    /// The current pcapng section is big-endian.
+    ng_be: bool,
     last_ts: u64,
     done: bool,
 }
@@ -209,6 +229,7 @@ impl<'r> PcapReader<'r> {
             legacy_ns: false,
             ifaces: Vec::new(),
             sections: 0,
+            ng_be: false,
             last_ts: 0,
             done: false,
         })
@@ -275,6 +296,9 @@ impl<'r> PcapReader<'r> {
                 Eof,
                 Fail(PcapErrorKind),
             }
+            if self.sections > 0 && short_process_information(self.inner.data(), self.ng_be) {
+                return Err(self.fail(PcapErrorKind::Corrupt));
+            }
             let step = match self.inner.next() {
                 Ok((off, block)) => match block {
                     PcapBlockOwned::LegacyHeader(h) => {
@@ -306,8 +330,9 @@ impl<'r> PcapReader<'r> {
                             fcs: self.legacy_fcs,
                         }
                     }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
                         // Interface ids are per section: the table starts anew.
+                        self.ng_be = shb.big_endian();
                         self.ifaces.clear();
                         self.sections = self.sections.saturating_add(1);
                         Step::Consumed(off)
