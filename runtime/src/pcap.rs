@@ -207,12 +207,19 @@ impl std::fmt::Debug for PcapReader<'_> {
 impl<'r> PcapReader<'r> {
     /// Probes the input (pcapng first, then pcap). An empty input is an error (`HeaderNotRecognized`).
     pub fn new<R: Read + Send + 'r>(reader: R) -> Result<Self, PcapError> {
+        Self::with_buffer(reader, INITIAL_BUF)
+    }
+
+    /// [`Self::new`] with a first buffer of `initial` bytes (at least 4 KiB, at most the largest record); it
+    /// grows when a record does not fit. The fuzz target starts small, so short inputs cost no large block.
+    pub fn with_buffer<R: Read + Send + 'r>(reader: R, initial: usize) -> Result<Self, PcapError> {
+        let initial = initial.clamp(1 << 12, MAX_BUF);
         let err = |kind| PcapError {
             kind,
             offset: 0,
             frames: 0,
         };
-        let inner = match pcap_parser::create_reader(INITIAL_BUF, reader) {
+        let inner = match pcap_parser::create_reader(initial, reader) {
             Ok(r) => r,
             Err(PpError::ReadError) => return Err(err(PcapErrorKind::Io)),
             Err(PpError::Incomplete(_)) => return Err(err(PcapErrorKind::Truncated)),
@@ -220,7 +227,7 @@ impl<'r> PcapReader<'r> {
         };
         Ok(PcapReader {
             inner,
-            cap: INITIAL_BUF,
+            cap: initial,
             pending: 0,
             consumed: 0,
             frames: 0,
@@ -462,7 +469,7 @@ impl<'r> PcapReader<'r> {
                     if self.cap >= MAX_BUF {
                         return Err(self.fail(PcapErrorKind::RecordTooLarge));
                     }
-                    self.cap *= 4;
+                    self.cap = (self.cap * 4).min(MAX_BUF);
                     if !self.inner.grow(self.cap) {
                         return Err(self.fail(PcapErrorKind::RecordTooLarge));
                     }
@@ -634,6 +641,35 @@ mod tests {
                 assert_eq!(frames[1].2, b"xyz");
             }
         }
+    }
+
+    /// A small first buffer reads the frames the default one does: records that do not fit make it grow (a 4 KiB
+    /// buffer and a 70,000-byte frame), and the ones after are read on from the same position.
+    #[test]
+    fn a_small_first_buffer_grows_and_reads_the_same_frames() {
+        let big = vec![7u8; 70_000];
+        let frames: Vec<(u32, u32, &[u8])> = (0..200u32)
+            .map(|i| {
+                (
+                    i,
+                    0,
+                    if i == 57 {
+                        &big[..]
+                    } else {
+                        &big[..(i as usize % 90) + 1]
+                    },
+                )
+            })
+            .collect();
+        let f = legacy(true, false, 1, &frames);
+        let want = collect(&f);
+        assert_eq!(want.0.len(), 200);
+        let mut r = PcapReader::with_buffer(&f[..], 1).expect("header");
+        let mut got = Vec::new();
+        while let Some(fr) = r.next_frame().unwrap() {
+            got.push((fr.linktype, fr.ts_ns, fr.data.to_vec(), fr.iface));
+        }
+        assert_eq!(got, want.0);
     }
 
     #[test]
