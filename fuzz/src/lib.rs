@@ -194,8 +194,9 @@ pub fn wire(ct: &mut Conntrack, clock: &mut u64, data: &[u8]) {
 /// Target `pcap`: `data` as a pcap or pcapng file; read every frame (parsing each with `parse_frame`) until
 /// the end or an error.
 pub fn pcap(data: &[u8]) {
-    // A 64 KiB first buffer: the default 256 KiB one is mapped and unmapped per input under ASan.
-    let Ok(mut reader) = PcapReader::with_buffer(data, 1 << 16) else {
+    // No record can be longer than the input: a header claiming megabytes is refused at once instead of growing
+    // the buffer for it.
+    let Ok(mut reader) = PcapReader::with_buffer(data, data.len(), data.len()) else {
         return;
     };
     // No cap on purpose: a reader that yields frames without consuming input shows up as a fuzzer timeout.

@@ -180,6 +180,8 @@ fn short_process_information(buf: &[u8], be: bool) -> bool {
 pub struct PcapReader<'r> {
     inner: Box<dyn PcapReaderIterator + Send + 'r>,
     cap: usize,
+    /// The largest buffer a record may need.
+    limit: usize,
     pending: usize,
     consumed: u64,
     frames: u64,
@@ -207,13 +209,20 @@ impl std::fmt::Debug for PcapReader<'_> {
 impl<'r> PcapReader<'r> {
     /// Probes the input (pcapng first, then pcap). An empty input is an error (`HeaderNotRecognized`).
     pub fn new<R: Read + Send + 'r>(reader: R) -> Result<Self, PcapError> {
-        Self::with_buffer(reader, INITIAL_BUF)
+        Self::with_buffer(reader, INITIAL_BUF, MAX_BUF)
     }
 
-    /// [`Self::new`] with a first buffer of `initial` bytes (at least 4 KiB, at most the largest record); it
-    /// grows when a record does not fit. The fuzz target starts small, so short inputs cost no large block.
-    pub fn with_buffer<R: Read + Send + 'r>(reader: R, initial: usize) -> Result<Self, PcapError> {
-        let initial = initial.clamp(1 << 12, MAX_BUF);
+    /// [`Self::new`] with a first buffer of `initial` bytes, grown (by 4) while a record does not fit, up to
+    /// `limit` (each at least 4 KiB, at most the 16 MiB [`Self::new`] allows): a record that needs more is
+    /// [`PcapErrorKind::RecordTooLarge`]. An input of known length `n` cannot hold a record over `n` bytes, so
+    /// `limit` = `n` refuses a record header's false length without zeroing a buffer for it (the fuzz target).
+    pub fn with_buffer<R: Read + Send + 'r>(
+        reader: R,
+        initial: usize,
+        limit: usize,
+    ) -> Result<Self, PcapError> {
+        let limit = limit.clamp(1 << 12, MAX_BUF);
+        let initial = initial.clamp(1 << 12, limit);
         let err = |kind| PcapError {
             kind,
             offset: 0,
@@ -228,6 +237,7 @@ impl<'r> PcapReader<'r> {
         Ok(PcapReader {
             inner,
             cap: initial,
+            limit,
             pending: 0,
             consumed: 0,
             frames: 0,
@@ -466,10 +476,10 @@ impl<'r> PcapReader<'r> {
                     }
                 }
                 Step::Grow => {
-                    if self.cap >= MAX_BUF {
+                    if self.cap >= self.limit {
                         return Err(self.fail(PcapErrorKind::RecordTooLarge));
                     }
-                    self.cap = (self.cap * 4).min(MAX_BUF);
+                    self.cap = (self.cap * 4).min(self.limit);
                     if !self.inner.grow(self.cap) {
                         return Err(self.fail(PcapErrorKind::RecordTooLarge));
                     }
@@ -664,7 +674,7 @@ mod tests {
         let f = legacy(true, false, 1, &frames);
         let want = collect(&f);
         assert_eq!(want.0.len(), 200);
-        let mut r = PcapReader::with_buffer(&f[..], 1).expect("header");
+        let mut r = PcapReader::with_buffer(&f[..], 1, f.len()).expect("header");
         let mut got = Vec::new();
         while let Some(fr) = r.next_frame().unwrap() {
             got.push((fr.linktype, fr.ts_ns, fr.data.to_vec(), fr.iface));
