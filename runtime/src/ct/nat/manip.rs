@@ -104,19 +104,18 @@ fn ipv4_manip_ports(
     target: &Tuple,
     manip: Manip,
 ) -> bool {
-    let (new, port) = match manip {
-        Manip::Src => (&target.src, target.sport),
-        Manip::Dst => (&target.dst, target.dport),
+    let (new, port) = v4_part(target, manip);
+    ipv4_put_ports(l3, iphdroff, hdroff, target.l4, new, port, manip)
+}
+
+/// The IPv4 address and port of `t`'s source or destination (`side`).
+fn v4_part(t: &Tuple, side: Manip) -> ([u8; 4], u16) {
+    let a = target_addr(t, side, 4);
+    let port = match side {
+        Manip::Src => t.sport,
+        Manip::Dst => t.dport,
     };
-    ipv4_put_ports(
-        l3,
-        iphdroff,
-        hdroff,
-        target.l4,
-        [new[0], new[1], new[2], new[3]],
-        port,
-        manip,
-    )
+    ([a[0], a[1], a[2], a[3]], port)
 }
 
 /// `ipv4_manip_ports` of the address `new` and port `port`, for a datagram whose transport protocol is `l4`.
@@ -174,20 +173,12 @@ pub fn ipv4_manip_ports_of(l3: &mut [u8], other: &Tuple, manip: Manip) -> Option
         return None;
     }
     let hdroff = usize::from(*l3.first()? & 0xf) * 4;
-    let (a, port) = match manip {
-        Manip::Src => (&other.dst, other.dport),
-        Manip::Dst => (&other.src, other.sport),
+    let side = match manip {
+        Manip::Src => Manip::Dst,
+        Manip::Dst => Manip::Src,
     };
-    ipv4_put_ports(
-        l3,
-        0,
-        hdroff,
-        other.l4,
-        [a[0], a[1], a[2], a[3]],
-        port,
-        manip,
-    )
-    .then_some(true)
+    let (a, port) = v4_part(other, side);
+    ipv4_put_ports(l3, 0, hdroff, other.l4, a, port, manip).then_some(true)
 }
 
 fn ipv6_manip_pkt(l3: &mut [u8], iphdroff: usize, target: &Tuple, manip: Manip) -> bool {
