@@ -68,6 +68,30 @@ fn clif_shows_rule_runs_as_classified_runs() {
 }
 
 #[test]
+fn leading_ct_state_rules_stay_out_of_the_classified_run() {
+    let dir = common::tmp_dir("clif");
+    let file = dir.join("stateful.nfr");
+    let mut text = String::from(
+        "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tct state established,related accept\n\t\tct state invalid drop\n",
+    );
+    for p in 0..50 {
+        text.push_str(&format!("\t\ttcp dport {} counter accept\n", 1000 + p));
+    }
+    // A `ct state` rule after the run's start is the run's, as any other rule.
+    text.push_str("\t\tct state new tcp dport 22 accept\n\t\tct state untracked accept\n");
+    text.push_str("\t}\n}\n");
+    std::fs::write(&file, text).unwrap();
+    let out = clif(file.to_str().unwrap());
+    assert_eq!(
+        headers(&out),
+        [
+            "; chain input (#0) rules 0..2",
+            "; chain input (#0) rules 2..54, classified rules 2..54"
+        ]
+    );
+}
+
+#[test]
 fn clif_of_a_broken_ruleset_fails_with_diagnostics() {
     let o = nfc(&["compile", "examples/broken.nfr", "--emit", "clif"]);
     assert!(!o.status.success());

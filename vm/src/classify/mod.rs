@@ -241,7 +241,18 @@ fn build_run(
     }
 }
 
-/// The classifiers of one chain: one per run of at least `min_rules` classifiable rules.
+/// Most leading rules of a run left to the linear walk by [`ct_only`].
+pub const MAX_CT_LEAD: usize = 4;
+
+/// The rule tests conntrack facts only, exactly (`ct state established,related accept`). Leading
+/// rules of this kind stay out of their run's classifier: in a stateful ruleset most packets end
+/// at them, and testing one costs a few instructions where the run's key reads every dimension.
+fn ct_only(s: &Shape) -> bool {
+    s.exact && !s.loads.is_empty() && s.loads.iter().all(|f| matches!(f, Field::Ct { .. }))
+}
+
+/// The classifiers of one chain: one per run of at least `min_rules` classifiable rules, less
+/// its leading [`ct_only`] rules (at most [`MAX_CT_LEAD`]).
 pub fn build_chain(prog: &Program, chain: ChainId, opts: &ClassifyOptions) -> Vec<Classifier> {
     let mut shapes = chain_shapes(prog, chain);
     let mut out = Vec::new();
@@ -254,6 +265,12 @@ pub fn build_chain(prog: &Program, chain: ChainId, opts: &ClassifyOptions) -> Ve
         let j = (i..shapes.len())
             .find(|&j| !classifiable(&shapes[j].0))
             .unwrap_or(shapes.len());
+        let lead = shapes[i..j]
+            .iter()
+            .take(MAX_CT_LEAD)
+            .take_while(|s| ct_only(&s.0))
+            .count();
+        i += lead;
         if j - i >= opts.min_rules.max(1) {
             out.push(build_run(chain, i, &mut shapes[i..j], opts));
         }
