@@ -455,6 +455,29 @@ impl Engine for ChainEntry {
             let data: &[u8] = &pkt.data;
             e.run_chain(self.chain, data, &mut pkt.state)
         };
+        // Most packets: a verdict and nothing else to apply or record.
+        if !self.nat && e.fx.is_quiet() && e.trace.is_none() && e.effects_log.is_none() {
+            return v;
+        }
+        self.apply(v, &mut e, pkt, cx)
+    }
+
+    fn name(&self) -> &str {
+        &self.label
+    }
+}
+
+impl ChainEntry {
+    /// What the chain asked for besides its verdict (rejects, logs, NAT, payload writes, conntrack
+    /// changes), applied to the packet, counted, traced; returns the verdict.
+    #[inline(never)]
+    fn apply(
+        &self,
+        v: Verdict,
+        e: &mut ProgramEngine,
+        pkt: &mut Packet<'_>,
+        cx: &mut HookCtx<'_>,
+    ) -> Verdict {
         let fx = std::mem::take(&mut e.fx);
         let mut stats = e.stats;
         if let Some((ty, code)) = fx.reject {
@@ -512,10 +535,6 @@ impl Engine for ChainEntry {
         e.stats = stats;
         e.fx = fx;
         v
-    }
-
-    fn name(&self) -> &str {
-        &self.label
     }
 }
 

@@ -228,6 +228,20 @@ impl Effects {
         }
     }
 
+    /// Nothing for the hook to apply: no reject, log, NAT, payload write or conntrack change
+    /// (`mark`, `priority` and `nftrace` are in the packet already).
+    #[inline]
+    pub fn is_quiet(&self) -> bool {
+        !self.ct_mark_set
+            && !self.notrack
+            && self.ct_zone.is_none()
+            && self.ct_helper.is_none()
+            && self.reject.is_none()
+            && self.logs.is_empty()
+            && self.nat.is_empty()
+            && self.payload_writes.is_empty()
+    }
+
     #[cold]
     #[inline(never)]
     fn clear_lists(&mut self) {
