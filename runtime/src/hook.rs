@@ -919,32 +919,39 @@ impl Hooks {
         let Ok(f) = fam(nfproto) else {
             return HookOutcome::Drop;
         };
+        // Disjoint borrows: the entries walked, and what the walk reads beside them.
+        let Hooks {
+            entries,
+            ifaddrs,
+            profile,
+            fib_types,
+            trace_nat,
+            queue_sink,
+            queues,
+            queued,
+            ..
+        } = self;
+        let entries = &mut entries[f][hook as usize][..];
         let mut cx = HookCtx {
             hook,
             nfproto,
             now,
             ct,
-            ifaddrs: &self.ifaddrs,
-            trace_nat: self.trace_nat,
+            ifaddrs,
+            trace_nat: *trace_nat,
         };
+        let timing = profile.is_some_and(|p| p.timing);
         let mut s = start;
-        let n = self.entries[f][hook as usize].len();
-        while s < n {
+        while let Some(e) = entries.get_mut(s) {
             let mut repeats = 0;
             let verdict = loop {
-                let Some(e) = self.entries[f][hook as usize].get_mut(s) else {
-                    return HookOutcome::Accept;
-                };
-                let t = self
-                    .profile
-                    .is_some_and(|p| p.timing)
-                    .then(std::time::Instant::now);
+                let t = timing.then(std::time::Instant::now);
                 // The addresses' route types: once a traversal, and again after NAT or a payload write.
-                if self.fib_types && (s == start || pkt.mangled) {
-                    self.ifaddrs.set_fib_types(pkt);
+                if *fib_types && (s == start || pkt.mangled) {
+                    cx.ifaddrs.set_fib_types(pkt);
                 }
                 let v = e.engine.hook(pkt, &mut cx);
-                if let (Some(t), Some(p)) = (t, self.profile.as_mut()) {
+                if let (Some(t), Some(p)) = (t, profile.as_mut()) {
                     p.add(e.engine.stage(), t.elapsed().as_nanos() as u64);
                 }
                 if v != Verdict::Repeat {
@@ -960,11 +967,11 @@ impl Hooks {
                 Verdict::Drop | Verdict::Repeat => return HookOutcome::Drop,
                 Verdict::Stolen => return HookOutcome::Stolen,
                 Verdict::Queue { num, bypass } => {
-                    if self.queue_sink {
+                    if *queue_sink {
                         return HookOutcome::Queued { num, entry: s };
                     }
-                    if self.queues.contains(&num) {
-                        self.queued.push((num, hook));
+                    if queues.contains(&num) {
+                        queued.push((num, hook));
                         return HookOutcome::Queued { num, entry: s };
                     }
                     if !bypass {

@@ -14,7 +14,7 @@ use crate::pcap::{Frame, linktype};
 use crate::wire::{self, Ipv4Packet, Ipv6Packet, Malformed, link};
 use nfr_vm::pkt::{NFPROTO_IPV4, NFPROTO_IPV6, ct_state};
 use nfr_vm::{Hook, PktState, Verdict};
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::rc::Rc;
 
 /// The ct state of a packet as the kernel harness names it (NFLOG prefix).
@@ -201,13 +201,12 @@ pub fn ip_rcv_ok(l3: &[u8]) -> bool {
 }
 
 /// Records the observed state at its priority.
-struct Observer(Rc<RefCell<Option<SeenState>>>);
+struct Observer(Rc<Cell<Option<SeenState>>>);
 
 impl Engine for Observer {
     fn hook(&mut self, pkt: &mut Packet<'_>, _cx: &mut HookCtx<'_>) -> Verdict {
-        let mut s = self.0.borrow_mut();
-        if s.is_none() {
-            *s = Some(SeenState::of(&pkt.state));
+        if self.0.get().is_none() {
+            self.0.set(Some(SeenState::of(&pkt.state)));
         }
         Verdict::Accept
     }
@@ -226,7 +225,7 @@ pub struct Replayer {
     pub hooks: Hooks,
     pub ct: Conntrack,
     cfg: ReplayConfig,
-    seen: Rc<RefCell<Option<SeenState>>>,
+    seen: Rc<Cell<Option<SeenState>>>,
     now: u64,
     last_ts: Option<u64>,
     last_injected: u64,
@@ -246,7 +245,7 @@ impl std::fmt::Debug for Replayer {
 impl Replayer {
     /// `hooks` usually comes from [`Hooks::with_conntrack`] plus the table engines; the observer is added here.
     pub fn new(mut hooks: Hooks, ct: Conntrack, cfg: ReplayConfig) -> Self {
-        let seen = Rc::new(RefCell::new(None));
+        let seen = Rc::new(Cell::new(None));
         for nf in [NFPROTO_IPV4, NFPROTO_IPV6] {
             for hook in [Hook::Prerouting, Hook::Output] {
                 let _ = hooks.register(
@@ -356,7 +355,7 @@ impl Replayer {
         pkt.state.oifname = dev.oifname;
         pkt.state.oiftype = dev.oiftype;
         let was_fragment = pkt.state.is_fragment;
-        *self.seen.borrow_mut() = None;
+        self.seen.set(None);
         let mut reroute = |p: &mut Packet<'_>| {
             // Only NAT writes the datagram, and in PREROUTING and OUTPUT it writes the destination: an unwritten
             // datagram keeps its route (a rewrite to the same address is asked again, and gets the same answer).
@@ -386,7 +385,7 @@ impl Replayer {
                     reroute(p);
                 }),
         };
-        let state = *self.seen.borrow();
+        let state = self.seen.get();
         self.egress =
             (self.cfg.keep_egress && outcome == HookOutcome::Accept && stopped_at != Hook::Input)
                 .then(|| pkt.l3().to_vec());
