@@ -28,9 +28,14 @@ use nfr_vm::pkt::ifname;
 
 use super::{Args, PathArg};
 
-/// An address prefix (`192.0.2.0/24`, `2001:db8::/32`, or one address).
+/// An address prefix (`192.0.2.0/24`, `2001:db8::/32`, or one address), with its network and mask as
+/// numbers for the per-packet test.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Prefix(IpNet);
+pub struct Prefix {
+    net: IpNet,
+    bits: u128,
+    mask: u128,
+}
 
 impl Prefix {
     pub fn parse(s: &str) -> anyhow::Result<Prefix> {
@@ -41,36 +46,45 @@ impl Prefix {
                     "`{s}` is not a prefix (address/length, the length at most 32 or 128)"
                 )
             })?;
-            return Ok(Prefix(net));
+            return Ok(Prefix::of(net));
         }
         let ip: IpAddr = t
             .parse()
             .map_err(|_| anyhow::anyhow!("`{s}` is not an address or prefix"))?;
-        Ok(Prefix(IpNet::from(ip)))
+        Ok(Prefix::of(IpNet::from(ip)))
+    }
+
+    fn of(net: IpNet) -> Prefix {
+        let (bits, mask) = match net {
+            IpNet::V4(n) => (
+                u128::from(u32::from(n.network())),
+                u128::from(u32::from(n.netmask())),
+            ),
+            IpNet::V6(n) => (u128::from(n.network()), u128::from(n.netmask())),
+        };
+        Prefix { net, bits, mask }
     }
 
     /// Whether the address `a` (4 or 16 bytes) is in the prefix.
     fn contains(&self, a: &[u8]) -> bool {
-        match (self.0, a.len()) {
-            (IpNet::V4(n), 4) => {
-                let a = u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
-                a & u32::from(n.netmask()) == u32::from(n.network())
-            }
-            (IpNet::V6(n), 16) => {
-                let a = <[u8; 16]>::try_from(a).map_or(0, u128::from_be_bytes);
-                a & u128::from(n.netmask()) == u128::from(n.network())
-            }
-            _ => false,
-        }
+        let a = match (self.net, a) {
+            (IpNet::V4(_), &[a, b, c, d]) => u128::from(u32::from_be_bytes([a, b, c, d])),
+            (IpNet::V6(_), a) => match <[u8; 16]>::try_from(a) {
+                Ok(a) => u128::from_be_bytes(a),
+                Err(_) => return false,
+            },
+            _ => return false,
+        };
+        a & self.mask == self.bits
     }
 
     fn len(&self) -> u8 {
-        self.0.prefix_len()
+        self.net.prefix_len()
     }
 
     /// The address of an interface given as `ADDRESS/LEN` with host bits set (`ip addr add` style).
     fn host_address(&self) -> Option<IpAddr> {
-        (self.0.addr() != self.0.network()).then(|| self.0.addr())
+        (self.net.addr() != self.net.network()).then(|| self.net.addr())
     }
 }
 
@@ -138,9 +152,11 @@ impl DevTable {
 pub struct PathModel {
     input_only: bool,
     local: Vec<Prefix>,
-    ifaces: Vec<(String, Prefix)>,
-    iif: Option<String>,
-    oif: Option<String>,
+    /// `--iface` routes: name, prefix, and the device (index, name) they name.
+    ifaces: Vec<(String, Prefix, CapDev)>,
+    /// `--iif`, `--oif`.
+    iif: Option<CapDev>,
+    oif: Option<CapDev>,
     devs: DevTable,
 }
 
@@ -185,14 +201,21 @@ impl PathModel {
             ifaces
                 .iter()
                 .filter_map(|(_, p)| p.host_address())
-                .map(|ip| Prefix(IpNet::from(ip))),
+                .map(|ip| Prefix::of(IpNet::from(ip))),
         );
+        let ifaces = ifaces
+            .into_iter()
+            .map(|(n, p)| {
+                let d = devs.get(&n);
+                (n, p, d)
+            })
+            .collect();
         Ok(PathModel {
             input_only: a.path == PathArg::Input,
             local,
             ifaces,
-            iif: a.iif.clone(),
-            oif: a.oif.clone(),
+            iif: a.iif.as_deref().map(|n| devs.get(n)),
+            oif: a.oif.as_deref().map(|n| devs.get(n)),
             devs,
         })
     }
@@ -202,12 +225,12 @@ impl PathModel {
     /// `INADDR_DUMMY` as the kernel does for a host without addresses, IPv6 to none.
     pub fn icmp_source(&self) -> IcmpSource {
         let mut s = IcmpSource::default();
-        let host = |p: &&Prefix| p.0.prefix_len() == p.0.max_prefix_len();
+        let host = |p: &&Prefix| p.net.prefix_len() == p.net.max_prefix_len();
         if let Some(a) = self
             .local
             .iter()
             .filter(host)
-            .find_map(|p| match p.0.addr() {
+            .find_map(|p| match p.net.addr() {
                 IpAddr::V4(a) => Some(a.octets()),
                 IpAddr::V6(_) => None,
             })
@@ -218,7 +241,7 @@ impl PathModel {
             .local
             .iter()
             .filter(host)
-            .find_map(|p| match p.0.addr() {
+            .find_map(|p| match p.net.addr() {
                 IpAddr::V6(a) => Some(a.octets()),
                 IpAddr::V4(_) => None,
             });
@@ -229,24 +252,24 @@ impl PathModel {
     /// addresses (the `--local` host addresses), for masquerade and redirect.
     pub fn ifaddrs(&self) -> IfAddrs {
         let mut r = IfAddrs::default();
-        for (n, p) in &self.ifaces {
+        for (_, p, dev) in &self.ifaces {
             if let Some(ip) = p.host_address() {
                 let (addr, nfproto) = addr16(ip);
                 r.addrs.push(IfAddr {
-                    ifindex: self.devs.get(n).0,
+                    ifindex: dev.0,
                     addr,
                     nfproto,
                     prefix_len: p.len(),
                 });
             }
         }
-        let host = |p: &&Prefix| p.0.prefix_len() == p.0.max_prefix_len();
+        let host = |p: &&Prefix| p.net.prefix_len() == p.net.max_prefix_len();
         r.host = self
             .local
             .iter()
             .filter(host)
             .map(|p| {
-                let (a, f) = addr16(p.0.addr());
+                let (a, f) = addr16(p.net.addr());
                 (f, a)
             })
             .filter(|(f, a)| !r.addrs.iter().any(|x| x.nfproto == *f && x.addr == *a))
@@ -271,27 +294,24 @@ impl PathModel {
         self.devs.clone()
     }
 
-    fn route_dev(&self, a: &[u8]) -> Option<&str> {
+    fn route_dev(&self, a: &[u8]) -> Option<CapDev> {
         self.ifaces
             .iter()
             .enumerate()
-            .filter(|(_, (_, p))| p.contains(a))
-            .max_by_key(|(i, (_, p))| (p.len(), usize::MAX - i))
-            .map(|(_, (n, _))| n.as_str())
+            .filter(|(_, (_, p, _))| p.contains(a))
+            .max_by_key(|(i, (_, p, _))| (p.len(), usize::MAX - i))
+            .map(|(_, (_, _, d))| *d)
     }
 
     /// `fixed` (--iif/--oif) wins, then the capture's device, then the --iface routes.
-    fn dev(&self, fixed: &Option<String>, cap: Option<&CapDev>, a: &[u8]) -> CapDev {
-        if let Some(n) = fixed {
-            return self.devs.get(n);
+    fn dev(&self, fixed: Option<CapDev>, cap: Option<&CapDev>, a: &[u8]) -> CapDev {
+        if let Some(d) = fixed {
+            return d;
         }
         if let Some(c) = cap {
             return *c;
         }
-        match self.route_dev(a) {
-            Some(n) => self.devs.get(n),
-            None => (0, [0; 16]),
-        }
+        self.route_dev(a).unwrap_or((0, [0; 16]))
     }
 
     /// Direction and devices of one datagram; `cap` is the device the frame was captured on (pcapng
@@ -314,13 +334,13 @@ impl PathModel {
             Direction::Send => (false, true),
         };
         if rx {
-            (d.iif, d.iifname) = self.dev(&self.iif, cap, src);
+            (d.iif, d.iifname) = self.dev(self.iif, cap, src);
             d.iiftype = device_type(&d.iifname);
         }
         if tx {
             // A forwarded packet was captured where it came in: the capture does not name its way out.
             let cap = if rx { None } else { cap };
-            (d.oif, d.oifname) = self.dev(&self.oif, cap, dst);
+            (d.oif, d.oifname) = self.dev(self.oif, cap, dst);
             d.oiftype = device_type(&d.oifname);
         }
         (dir, d)
