@@ -107,6 +107,35 @@ impl<'a> Packet<'a> {
         })
     }
 
+    /// Makes this packet the one whose bytes `data` now holds, as [`Self::from_owned`] would, in place: the
+    /// allocations (bytes, rewrites) are kept for the next. False when the bytes do not parse (the packet's state
+    /// is then meaningless until the next refill).
+    pub fn refill(&mut self, linktype: u16, ts_ns: u64) -> bool {
+        let Packet {
+            data,
+            state,
+            nfct,
+            reject,
+            generated,
+            rewrites,
+            mangled,
+        } = self;
+        *state = PktState {
+            tstamp_ns: ts_ns,
+            ..PktState::default()
+        };
+        match wire::parse_frame(linktype, data) {
+            Ok(pi) => pi.fill(state),
+            Err(_) => return false,
+        }
+        *nfct = Nfct::None;
+        *reject = None;
+        *generated = false;
+        rewrites.clear();
+        *mangled = false;
+        true
+    }
+
     /// The IP datagram (network header to `state.len`).
     pub fn l3(&self) -> &[u8] {
         let s = usize::from(self.state.nhoff);

@@ -229,7 +229,8 @@ pub struct Replayer {
     now: u64,
     last_ts: Option<u64>,
     last_injected: u64,
-    buf: Vec<u8>,
+    /// The packet walking the hooks, its bytes and lists kept from one frame to the next.
+    pkt: Packet<'static>,
     /// The last frame's datagram as it left, when it passed every hook and `ReplayConfig::keep_egress`.
     pub egress: Option<Vec<u8>>,
     /// The last frame's NAT rewrites (with `Hooks::trace_nat`).
@@ -264,7 +265,15 @@ impl Replayer {
             now: cfg.start_ns,
             last_ts: None,
             last_injected: cfg.start_ns,
-            buf: Vec::new(),
+            pkt: Packet {
+                data: std::borrow::Cow::Owned(Vec::new()),
+                state: PktState::default(),
+                nfct: crate::ct::Nfct::None,
+                reject: None,
+                generated: false,
+                rewrites: Vec::new(),
+                mangled: false,
+            },
             egress: None,
             rewrites: Vec::new(),
         }
@@ -325,29 +334,23 @@ impl Replayer {
             });
         }
         self.last_injected = self.now;
-        self.buf.clear();
-        self.buf.extend_from_slice(ip);
-        if self.cfg.pad_truncated
-            && (f.orig_len as usize) > f.data.len()
-            && self.buf.len() < declared
-        {
-            self.buf.resize(declared, 0);
+        // The packet owns a copy of the datagram while it walks (the forward path rewrites its TTL in place).
+        let pkt = &mut self.pkt;
+        let buf = pkt.data.to_mut();
+        buf.clear();
+        buf.extend_from_slice(ip);
+        if self.cfg.pad_truncated && (f.orig_len as usize) > f.data.len() && buf.len() < declared {
+            buf.resize(declared, 0);
         }
-        if !ip_rcv_ok(&self.buf) {
+        if !ip_rcv_ok(buf) {
             return Fate::NotSeen;
         }
-        self.buf.truncate(declared.max(hdr_len));
+        buf.truncate(declared.max(hdr_len));
         let now = self.now;
-        let (dir, dev) = decide(&self.buf);
-        // The packet owns the buffer while it walks (the forward path rewrites its TTL in place), then hands it
-        // back for the next frame.
-        let mut pkt = match Packet::from_owned(linktype::RAW, std::mem::take(&mut self.buf), now) {
-            Ok(p) => p,
-            Err(b) => {
-                self.buf = b;
-                return Fate::NotSeen;
-            }
-        };
+        let (dir, dev) = decide(buf);
+        if !pkt.refill(linktype::RAW, now) {
+            return Fate::NotSeen;
+        }
         pkt.state.iif = dev.iif;
         pkt.state.iifname = dev.iifname;
         pkt.state.iiftype = dev.iiftype;
@@ -372,27 +375,22 @@ impl Replayer {
         let (stopped_at, outcome) = match dir {
             Direction::Receive(route) => {
                 self.hooks
-                    .receive_routed(&mut pkt, &mut self.ct, now, &mut |p| match reroute(p) {
+                    .receive_routed(pkt, &mut self.ct, now, &mut |p| match reroute(p) {
                         None => route,
                         Some(Direction::Receive(r)) => r,
                         // A new destination is never a reason to send the packet as the host's own.
                         Some(Direction::Send) => Route::Forward,
                     })
             }
-            Direction::Send => self
-                .hooks
-                .send_routed(&mut pkt, &mut self.ct, now, &mut |p| {
-                    reroute(p);
-                }),
+            Direction::Send => self.hooks.send_routed(pkt, &mut self.ct, now, &mut |p| {
+                reroute(p);
+            }),
         };
         let state = self.seen.get();
         self.egress =
             (self.cfg.keep_egress && outcome == HookOutcome::Accept && stopped_at != Hook::Input)
                 .then(|| pkt.l3().to_vec());
         self.rewrites = std::mem::take(&mut pkt.rewrites);
-        if let std::borrow::Cow::Owned(b) = pkt.data {
-            self.buf = b;
-        }
         Fate::Hooked {
             state,
             reassembled: was_fragment && state.is_some(),
