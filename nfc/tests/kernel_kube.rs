@@ -27,7 +27,10 @@
 
 mod common;
 
-use common::lab::{ACK, FIN, PSH, RST, SYN, ct_key, ids, pcap, read_pcap, strict_key, tcp, udp};
+use common::lab::{
+    ACK, FIN, JsonRun, PSH, RST, SYN, ct_key, diff_per_packet, ids, pcap, read_pcap, strict_key,
+    tcp, udp,
+};
 use common::{nfc, root, shared, stdout};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
@@ -679,22 +682,11 @@ fn ours(
         )
         .into());
     }
+    let run = JsonRun::parse(&stdout(&o))?;
+    let table = run.conntrack;
     let mut per_packet = Vec::new();
     let mut egress_at = Vec::new();
-    let mut table = Vec::new();
-    for l in stdout(&o).lines() {
-        let v: Value = serde_json::from_str(l).map_err(|e| format!("{l}: {e}"))?;
-        if let Some(r) = v.get("report") {
-            table = r["conntrack"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|l| l.as_str().map(str::to_string))
-                .collect();
-        }
-        if v.get("frame").is_none() {
-            continue;
-        }
+    for v in &run.frames {
         let fate = if v["verdict"] == "accept" {
             "accept"
         } else {
@@ -886,25 +878,7 @@ fn compare(
     ids: &[u16],
 ) -> Vec<String> {
     let mut b = Vec::new();
-    for (i, (kp, np)) in k.per_packet.iter().zip(&n.per_packet).enumerate() {
-        if kp != np {
-            b.push(format!(
-                "{what} packet {}: kernel {} {}, nfc {} {}",
-                i + 1,
-                kp.0,
-                kp.1,
-                np.0,
-                np.1
-            ));
-        }
-    }
-    if k.per_packet.len() != n.per_packet.len() {
-        b.push(format!(
-            "{what}: {} frames, kernel {}",
-            n.per_packet.len(),
-            k.per_packet.len()
-        ));
-    }
+    diff_per_packet(what, &k.per_packet, &n.per_packet, &mut b);
     // The kernel's packets and table as they would be with nfc's mappings.
     let swap: BTreeMap<Tuple, Tuple> = flows
         .iter()

@@ -13,12 +13,11 @@
 
 mod common;
 
+use common::lab::{ACK, FIN, JsonRun, PSH, SYN, a, ct_key, diff_per_packet, pcap};
 use common::{nfc, root, shared, stdout};
 use libtest_mimic::{Arguments, Failed, Trial};
-use nfr_runtime::pcap::{pcap_header, pcap_record};
 use nfr_runtime::wire::build;
 use serde_json::Value;
-use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
 
@@ -119,15 +118,6 @@ fn ftp_nat_without_the_kernel() -> Result<(), Failed> {
     Ok(())
 }
 
-fn a(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const FIN: u8 = 0x01;
-const PSH: u8 = 0x08;
-
 #[allow(clippy::too_many_arguments)]
 fn tcp(
     src: &str,
@@ -140,19 +130,6 @@ fn tcp(
     data: &[u8],
 ) -> Vec<u8> {
     build::tcp(a(src), a(dst), sp, dp, seq, ack, flags, 64240, &[], data)
-}
-
-/// A raw-IP pcap, one packet a millisecond.
-fn pcap(pkts: &[Vec<u8>]) -> Vec<u8> {
-    let mut o = pcap_header(101, 262_144).to_vec();
-    for (i, p) in pkts.iter().enumerate() {
-        o.extend(pcap_record(
-            1_700_000_000_000_000 + 1000 * i as u64,
-            p.len() as u32,
-            p,
-        ));
-    }
-    o
 }
 
 /// The IP datagrams of a pcap (Ethernet 1 or raw 101), cut to their IP length.
@@ -177,34 +154,6 @@ fn read_pcap(b: &[u8]) -> Vec<Vec<u8>> {
 
 fn hex(p: &[u8]) -> String {
     p.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A `conntrack -L` line as compared: protocol, TCP state, both tuples and the ASSURED / UNREPLIED flags (no
-/// timeout, counters, mark, helper).
-fn ct_key(line: &str) -> Option<String> {
-    let t: Vec<&str> = line.split_whitespace().collect();
-    if t.len() < 4 || t[1].parse::<u8>().is_err() {
-        return None;
-    }
-    let mut k = vec![t[0].to_string()];
-    for w in &t[3..] {
-        match w.split_once('=') {
-            Some((name, _))
-                if ["src", "dst", "sport", "dport", "type", "code", "id"].contains(&name) =>
-            {
-                k.push(w.to_string());
-            }
-            Some(_) => {}
-            None if w
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || "_[]".contains(c)) =>
-            {
-                k.push(w.to_string())
-            }
-            None => {}
-        }
-    }
-    Some(k.join(" "))
 }
 
 struct Case {
@@ -282,7 +231,7 @@ fn kernel(case: &Case, dir: &Path) -> Result<Outcome, Failed> {
         .as_str()
         .unwrap_or("")
         .lines()
-        .filter_map(ct_key)
+        .filter_map(|l| ct_key(l, true))
         .collect();
     table.sort();
     Ok(Outcome {
@@ -335,29 +284,26 @@ fn ours(
         )
         .into());
     }
-    let mut per_packet = Vec::new();
-    let mut table = Vec::new();
-    for l in stdout(&o).lines() {
-        let v: Value = serde_json::from_str(l).map_err(|e| format!("{l}: {e}"))?;
-        if let Some(r) = v.get("report") {
-            table = r["conntrack"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|l| l.as_str().and_then(ct_key))
-                .collect();
-            table.sort();
-        }
-        if v.get("frame").is_some() {
+    let run = JsonRun::parse(&stdout(&o))?;
+    let mut table: Vec<String> = run
+        .conntrack
+        .iter()
+        .filter_map(|l| ct_key(l, true))
+        .collect();
+    table.sort();
+    let per_packet = run
+        .frames
+        .iter()
+        .map(|v| {
             let fate = if v["verdict"] == "accept" {
                 "accept"
             } else {
                 "drop"
             };
             let ct = v["ct_state"].as_str().unwrap_or("-").to_string();
-            per_packet.push((fate.to_string(), ct));
-        }
-    }
+            (fate.to_string(), ct)
+        })
+        .collect();
     let mut egress: Vec<String> = read_pcap(&std::fs::read(&acc).unwrap_or_default())
         .iter()
         .map(|p| hex(p))
@@ -393,21 +339,12 @@ fn run_case(case: &Case, unavailable: Option<&str>) -> Result<(), Failed> {
     for engine in ["interp", "jit"] {
         for threads in ["1", "2"] {
             let n = ours(case, &dir, engine, threads, &[])?;
-            for (i, (kp, np)) in k.per_packet.iter().zip(&n.per_packet).enumerate() {
-                if kp != np {
-                    bad.push(format!(
-                        "{engine} --threads {threads} packet {}: kernel {} {}, nfc {} {}",
-                        i + 1,
-                        kp.0,
-                        kp.1,
-                        np.0,
-                        np.1
-                    ));
-                }
-            }
-            if n.per_packet.len() != k.per_packet.len() {
-                bad.push(format!("{engine}: {} frames", n.per_packet.len()));
-            }
+            diff_per_packet(
+                &format!("{engine} --threads {threads}"),
+                &k.per_packet,
+                &n.per_packet,
+                &mut bad,
+            );
             if n.table != k.table {
                 bad.push(format!(
                     "{engine} --threads {threads}: conntrack tables differ\n    kernel: {:#?}\n    nfc:    {:#?}",

@@ -23,7 +23,8 @@
 mod common;
 
 use common::lab::{
-    ACK, FIN, PSH, RST, SYN, ct_key, frag, icmp, ids, ip4, pcap, read_pcap, strict_key, tcp, udp,
+    ACK, FIN, JsonRun, PSH, RST, SYN, ct_key, diff_per_packet, frag, icmp, ids, ip4, pcap,
+    read_pcap, strict_key, tcp, udp,
 };
 use common::{nfc, root, shared, stdout};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -349,24 +350,16 @@ fn ours(
         )
         .into());
     }
-    let text = stdout(&o);
+    let run = JsonRun::parse(&stdout(&o))?;
+    let mut table: Vec<String> = run
+        .conntrack
+        .iter()
+        .filter_map(|l| ct_key(l, case.nat.is_some()))
+        .collect();
+    table.sort();
     let mut per_packet = Vec::new();
     let mut left_reassembled = Vec::new();
-    let mut table = Vec::new();
-    for l in text.lines() {
-        let v: Value = serde_json::from_str(l).map_err(|e| format!("{l}: {e}"))?;
-        if let Some(r) = v.get("report") {
-            table = r["conntrack"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|l| l.as_str().and_then(|l| ct_key(l, case.nat.is_some())))
-                .collect();
-            table.sort();
-        }
-        if v.get("frame").is_none() {
-            continue;
-        }
+    for v in &run.frames {
         let fate = match v["verdict"].as_str().unwrap_or("") {
             "accept" => "accept",
             "stolen" => "held",
@@ -476,27 +469,12 @@ fn run_case(case: &Case, unavailable: Option<&str>) -> Result<(usize, usize), Fa
             if engine == "ipt" && case.ipt == Some(false) {
                 bad.push("ipt ran a ruleset it must refuse".to_string());
             }
-            for (i, (kp, np)) in k.per_packet.iter().zip(&n.per_packet).enumerate() {
-                if kp == np {
-                    agree += 1;
-                } else {
-                    bad.push(format!(
-                        "{engine} --threads {threads} packet {}: kernel {} {}, nfc {} {}",
-                        i + 1,
-                        kp.0,
-                        kp.1,
-                        np.0,
-                        np.1
-                    ));
-                }
-            }
-            if n.per_packet.len() != k.per_packet.len() {
-                bad.push(format!(
-                    "{engine}: {} frames, kernel {}",
-                    n.per_packet.len(),
-                    k.per_packet.len()
-                ));
-            }
+            agree += diff_per_packet(
+                &format!("{engine} --threads {threads}"),
+                &k.per_packet,
+                &n.per_packet,
+                &mut bad,
+            );
             if n.table != k.table {
                 bad.push(format!(
                     "{engine} --threads {threads}: conntrack tables differ\n    kernel: {:?}\n    nfc:    {:?}",

@@ -90,21 +90,14 @@ pub const PSH: u8 = 0x08;
 
 /// A raw-IP pcap (LINKTYPE_RAW 101), one packet a millisecond.
 pub fn pcap(pkts: &[Vec<u8>]) -> Vec<u8> {
-    let mut o = Vec::new();
-    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 262_144, 101] {
-        o.extend_from_slice(&v.to_le_bytes());
-    }
+    use nfr_runtime::pcap::{pcap_header, pcap_record};
+    let mut o = pcap_header(101, 262_144).to_vec();
     for (i, p) in pkts.iter().enumerate() {
-        let t = 1_700_000_000_000u64 + i as u64; // ms
-        for v in [
-            (t / 1000) as u32,
-            (t % 1000 * 1000) as u32,
+        o.extend(pcap_record(
+            1_700_000_000_000_000 + 1000 * i as u64,
             p.len() as u32,
-            p.len() as u32,
-        ] {
-            o.extend_from_slice(&v.to_le_bytes());
-        }
-        o.extend_from_slice(p);
+            p,
+        ));
     }
     o
 }
@@ -185,4 +178,67 @@ pub fn ct_key(line: &str, both: bool) -> Option<String> {
         }
     }
     Some(k.join(" "))
+}
+
+/// What `nfc run pcap ... --json` printed: each frame's line, and the final `conntrack -L` lines of the report.
+pub struct JsonRun {
+    pub frames: Vec<serde_json::Value>,
+    pub conntrack: Vec<String>,
+}
+
+impl JsonRun {
+    pub fn parse(text: &str) -> Result<JsonRun, String> {
+        let mut run = JsonRun {
+            frames: Vec::new(),
+            conntrack: Vec::new(),
+        };
+        for l in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).map_err(|e| format!("{l}: {e}"))?;
+            if let Some(r) = v.get("report") {
+                run.conntrack = r["conntrack"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l.as_str().map(str::to_string))
+                    .collect();
+            }
+            if v.get("frame").is_some() {
+                run.frames.push(v);
+            }
+        }
+        Ok(run)
+    }
+}
+
+/// One line in `bad` for each packet whose (fate, ct state) differs between the kernel's answer and nfc's, and one
+/// when their numbers of packets differ; `what` names nfc's run. Returns the number of packets that agree.
+pub fn diff_per_packet(
+    what: &str,
+    kernel: &[(String, String)],
+    ours: &[(String, String)],
+    bad: &mut Vec<String>,
+) -> usize {
+    let mut agree = 0;
+    for (i, (kp, np)) in kernel.iter().zip(ours).enumerate() {
+        if kp == np {
+            agree += 1;
+        } else {
+            bad.push(format!(
+                "{what} packet {}: kernel {} {}, nfc {} {}",
+                i + 1,
+                kp.0,
+                kp.1,
+                np.0,
+                np.1
+            ));
+        }
+    }
+    if kernel.len() != ours.len() {
+        bad.push(format!(
+            "{what}: {} frames, kernel {}",
+            ours.len(),
+            kernel.len()
+        ));
+    }
+    agree
 }
