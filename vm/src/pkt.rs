@@ -210,6 +210,7 @@ pub struct PktState {
 
 impl Default for PktState {
     /// An IPv4 packet with no link layer, no devices and no conntrack entry (`ct state invalid`).
+    #[inline]
     fn default() -> Self {
         PktState {
             lloff: 0,
