@@ -750,95 +750,75 @@ pub fn drive(
     Ok(r)
 }
 
-/// The worker a frame belongs to.
+/// The worker a frame belongs to ([`path::shard`] of its datagram). An untagged Ethernet frame's datagram is
+/// at 14 bytes without a look at the rest of its link layer.
+#[inline]
 fn shard_of(f: &Frame<'_>, threads: usize) -> usize {
-    match wire::parse_link(f.linktype, f.data) {
-        Ok(li) => path::shard(f.data.get(usize::from(li.nhoff)..).unwrap_or(&[]), threads),
-        Err(_) => 0,
-    }
+    use wire::link::{ETH_P_IP, ETH_P_IPV6};
+    const ETH_HLEN: usize = wire::EthernetFrame::<&[u8]>::HEADER_LEN;
+    let untagged_ip = f.linktype == nfr_runtime::pcap::linktype::ETHERNET
+        && matches!(
+            f.data
+                .get(12..ETH_HLEN)
+                .map(|t| u16::from_be_bytes([t[0], t[1]])),
+            Some(ETH_P_IP | ETH_P_IPV6)
+        );
+    let nhoff = if untagged_ip {
+        ETH_HLEN
+    } else {
+        match wire::parse_link(f.linktype, f.data) {
+            Ok(li) => usize::from(li.nhoff),
+            Err(_) => return 0,
+        }
+    };
+    path::shard(f.data.get(nhoff..).unwrap_or(&[]), threads)
 }
 
 fn capture_is_file(args: &Args) -> bool {
     std::fs::metadata(&args.capture).is_ok_and(|m| m.is_file())
 }
 
+/// What one shard's replay ends with: the worker's end, its tally, the frames read, the read error.
+type ShardEnd = (WorkerEnd, Tally, u64, Option<(String, u64, u64)>);
+
 /// `--threads N` when nothing is printed or written per frame: every worker reads the capture file itself,
 /// keeps the clock and the interface table over all frames (so both are those of one thread), replays the
 /// frames of its shard and counts them in its own tally. Nothing crosses threads until the end, where the
-/// tallies, counters and tables are merged.
+/// tallies, counters and tables are merged. This thread replays shard 0 (and shows the progress), N - 1 others
+/// the rest.
 fn drive_shards(
     setup: &Setup,
     args: &Args,
     opts: Opts,
     out: &mut Collector,
 ) -> anyhow::Result<RunEnd> {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
     let threads = setup.threads;
-    let progress = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let mut handles = Vec::new();
-    for k in 0..threads {
-        let mut reader = super::open_capture(&args.capture)?;
-        let seed = WorkerSeed::of(setup);
-        let mut devs = setup.path.dev_table();
-        let mut clock = Clock {
-            cap: setup.gap_cap_ns,
-            now: START_NS,
-            last: None,
-        };
-        let progress = progress.clone();
-        handles.push(std::thread::spawn(move || -> anyhow::Result<_> {
-            let mut w = seed.build(opts)?;
-            let mut tally = Tally::default();
-            let mut frames = 0u64;
-            let mut read_error = None;
-            loop {
-                let timing = opts.profile && (frames + 1).is_multiple_of(PROFILE_EVERY);
-                let t = timing.then(Instant::now);
-                match reader.next_frame() {
-                    Ok(Some(f)) => {
-                        frames += 1;
-                        let orig = f.ts_ns;
-                        let ts = clock.tick(orig);
-                        let cap = f.if_name.map(|n| devs.intern(n));
-                        if shard_of(&f, threads) == k {
-                            w.prof.read_ns += since(t);
-                            w.prof.timed += u64::from(timing);
-                            let vf = Frame { ts_ns: ts, ..f };
-                            let rec = w.frame_timed(frames, &vf, orig, cap, timing);
-                            let t = timing.then(Instant::now);
-                            // No events here: `--ct-events` prints per frame, so it never takes this path.
-                            tally.add(&rec, 0);
-                            w.prof.report_ns += since(t);
-                        }
-                        if k == 0 && frames.is_multiple_of(4096) {
-                            progress.0.store(frames, Ordering::Relaxed);
-                            progress.1.store(reader.offset(), Ordering::Relaxed);
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        read_error = Some((format!("{:?}", e.kind), e.offset, e.frames));
-                        break;
-                    }
-                }
-            }
-            Ok((w.end(clock.now), tally, frames, read_error))
+    for k in 1..threads {
+        let reader = super::open_capture(&args.capture)?;
+        let (seed, devs, clock) = (WorkerSeed::of(setup), setup.path.dev_table(), clock(setup));
+        handles.push(std::thread::spawn(move || {
+            replay_shard(k, threads, reader, seed, devs, clock, opts, |_, _| {})
         }));
     }
-    while !handles.iter().all(|h| h.is_finished()) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        out.progress.at(
-            progress.0.load(Ordering::Relaxed),
-            progress.1.load(Ordering::Relaxed),
-        );
-    }
+    let reader = super::open_capture(&args.capture)?;
+    let mine = replay_shard(
+        0,
+        threads,
+        reader,
+        WorkerSeed::of(setup),
+        setup.path.dev_table(),
+        clock(setup),
+        opts,
+        |frames, offset| out.progress.at(frames, offset),
+    );
     let mut ends = Vec::new();
     let (mut frames, mut read_error) = (0, None);
-    for h in handles {
-        let (end, tally, n, err) = h
-            .join()
-            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
+    for end in std::iter::once(mine).chain(handles.into_iter().map(|h| {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?
+    })) {
+        let (end, tally, n, err) = end?;
         ends.push(end);
         out.add_tally(tally);
         (frames, read_error) = (n, err);
@@ -847,6 +827,64 @@ fn drive_shards(
     r.read_error = read_error;
     r.frames = frames;
     Ok(r)
+}
+
+fn clock(setup: &Setup) -> Clock {
+    Clock {
+        cap: setup.gap_cap_ns,
+        now: START_NS,
+        last: None,
+    }
+}
+
+/// One worker of [`drive_shards`]: reads every frame of the capture, replays those of shard `k` of `threads`;
+/// `progress` hears (frames, bytes) read every 4096 frames.
+#[allow(clippy::too_many_arguments)]
+fn replay_shard(
+    k: usize,
+    threads: usize,
+    mut reader: PcapReader<'static>,
+    seed: WorkerSeed,
+    mut devs: path::DevTable,
+    mut clock: Clock,
+    opts: Opts,
+    mut progress: impl FnMut(u64, u64),
+) -> anyhow::Result<ShardEnd> {
+    let mut w = seed.build(opts)?;
+    let mut tally = Tally::default();
+    let mut frames = 0u64;
+    let mut read_error = None;
+    loop {
+        let timing = opts.profile && (frames + 1).is_multiple_of(PROFILE_EVERY);
+        let t = timing.then(Instant::now);
+        match reader.next_frame() {
+            Ok(Some(f)) => {
+                frames += 1;
+                let orig = f.ts_ns;
+                let ts = clock.tick(orig);
+                let cap = f.if_name.map(|n| devs.intern(n));
+                if shard_of(&f, threads) == k {
+                    w.prof.read_ns += since(t);
+                    w.prof.timed += u64::from(timing);
+                    let vf = Frame { ts_ns: ts, ..f };
+                    let rec = w.frame_timed(frames, &vf, orig, cap, timing);
+                    let t = timing.then(Instant::now);
+                    // No events here: `--ct-events` prints per frame, so it never takes this path.
+                    tally.add(&rec, 0);
+                    w.prof.report_ns += since(t);
+                }
+                if frames.is_multiple_of(4096) {
+                    progress(frames, reader.offset());
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some((e.kind.to_string(), e.offset, e.frames));
+                break;
+            }
+        }
+    }
+    Ok((w.end(clock.now), tally, frames, read_error))
 }
 
 /// Reader -> worker messages.
