@@ -347,14 +347,18 @@ pub fn shard(l3: &[u8], n: usize) -> usize {
         false => l3,
     };
     let Some((s, d)) = addrs(flow) else { return 0 };
-    // The ordered pair as numbers, mixed a 64-bit word at a time (stable across runs and platforms), its high bits
-    // scaled to 0..n.
     let word = |a: &[u8]| match (<[u8; 4]>::try_from(a), <[u8; 16]>::try_from(a)) {
         (Ok(v4), _) => u128::from(u32::from_be_bytes(v4)),
         (_, Ok(v6)) => u128::from_be_bytes(v6),
         _ => 0,
     };
-    let (s, d) = (word(s), word(d));
+    shard_pair(word(s), word(d), n)
+}
+
+/// [`shard`] of a flow's address pair, as numbers (an IPv4 address in the low 32 bits): the ordered pair mixed a
+/// 64-bit word at a time (stable across runs and platforms), its high bits scaled to 0..n.
+#[inline]
+pub fn shard_pair(s: u128, d: u128, n: usize) -> usize {
     let (lo, hi) = if s <= d { (s, d) } else { (d, s) };
     let mut h = 0u64;
     for w in [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64] {

@@ -750,28 +750,32 @@ pub fn drive(
     Ok(r)
 }
 
-/// The worker a frame belongs to ([`path::shard`] of its datagram). An untagged Ethernet frame's datagram is
-/// at 14 bytes without a look at the rest of its link layer.
+/// The worker a frame belongs to ([`path::shard`] of its datagram). The common case without a parse: an untagged
+/// Ethernet frame's IPv4 datagram (not ICMP, which may quote another flow) has its addresses at fixed offsets;
+/// any other IP datagram after an untagged Ethernet header is at 14.
 #[inline]
 fn shard_of(f: &Frame<'_>, threads: usize) -> usize {
+    use nfr_runtime::wire::proto::ICMP;
     use wire::link::{ETH_P_IP, ETH_P_IPV6};
     const ETH_HLEN: usize = wire::EthernetFrame::<&[u8]>::HEADER_LEN;
-    let untagged_ip = f.linktype == nfr_runtime::pcap::linktype::ETHERNET
-        && matches!(
-            f.data
-                .get(12..ETH_HLEN)
-                .map(|t| u16::from_be_bytes([t[0], t[1]])),
-            Some(ETH_P_IP | ETH_P_IPV6)
-        );
-    let nhoff = if untagged_ip {
-        ETH_HLEN
-    } else {
-        match wire::parse_link(f.linktype, f.data) {
-            Ok(li) => usize::from(li.nhoff),
-            Err(_) => return 0,
+    if f.linktype == nfr_runtime::pcap::linktype::ETHERNET
+        && let Some(h) = f.data.first_chunk::<{ ETH_HLEN + 20 }>()
+    {
+        let ethertype = u16::from_be_bytes([h[12], h[13]]);
+        let ip = &h[ETH_HLEN..];
+        if ethertype == ETH_P_IP && ip[0] >> 4 == 4 && ip[9] != ICMP {
+            let addr =
+                |o: usize| u128::from(u32::from_be_bytes([ip[o], ip[o + 1], ip[o + 2], ip[o + 3]]));
+            return path::shard_pair(addr(12), addr(16), threads);
         }
-    };
-    path::shard(f.data.get(nhoff..).unwrap_or(&[]), threads)
+        if ethertype == ETH_P_IP || ethertype == ETH_P_IPV6 {
+            return path::shard(f.data.get(ETH_HLEN..).unwrap_or(&[]), threads);
+        }
+    }
+    match wire::parse_link(f.linktype, f.data) {
+        Ok(li) => path::shard(f.data.get(usize::from(li.nhoff)..).unwrap_or(&[]), threads),
+        Err(_) => 0,
+    }
 }
 
 fn capture_is_file(args: &Args) -> bool {
@@ -1129,6 +1133,79 @@ mod tests {
             }
         }
         (out, warm)
+    }
+
+    /// `shard_of`'s shortcuts give the shard of the datagram as `path::shard` computes it: IPv4 TCP, ICMP errors
+    /// (which go with the flow they quote), VLAN-tagged frames, IPv6, raw IP, and frames too short for the
+    /// shortcut.
+    #[test]
+    fn shard_of_is_the_datagrams_shard() {
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "10.64.0.7".parse().unwrap(),
+            "10.0.0.1".parse().unwrap(),
+            "192.0.2.9".parse().unwrap(),
+        );
+        let tcp = build::tcp(a, b, 40_000, 80, 1, 0, 0x02, 100, &[], &[]);
+        let err = build::icmp(c, b, 11, 0, [0; 4], &tcp);
+        let (a6, b6): (IpAddr, IpAddr) = (
+            "2001:db8::7".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        );
+        let tcp6 = build::tcp(a6, b6, 40_000, 80, 1, 0, 0x02, 100, &[], &[]);
+        let eth = |tag: bool, et: [u8; 2], ip: &[u8]| {
+            let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+            if tag {
+                f.extend_from_slice(&[0x81, 0x00, 0, 5]);
+            }
+            f.extend_from_slice(&et);
+            f.extend_from_slice(ip);
+            f
+        };
+        let v4 = [0x08, 0x00];
+        let cases = [
+            (1, eth(false, v4, &tcp), &tcp[..]),
+            (1, eth(false, v4, &err), &err[..]),
+            (1, eth(true, v4, &tcp), &tcp[..]),
+            (1, eth(false, [0x86, 0xdd], &tcp6), &tcp6[..]),
+            (1, eth(false, v4, &tcp[..12]), &tcp[..12]),
+            (101, tcp.clone(), &tcp[..]),
+        ];
+        for threads in 2..6 {
+            for (i, (linktype, data, l3)) in cases.iter().enumerate() {
+                let f = Frame {
+                    linktype: *linktype,
+                    ts_ns: 0,
+                    data,
+                    orig_len: data.len() as u32,
+                    iface: 0,
+                    fcs_len: 0,
+                    section: 0,
+                    if_name: None,
+                };
+                assert_eq!(
+                    shard_of(&f, threads),
+                    path::shard(l3, threads),
+                    "case {i}, {threads} threads"
+                );
+            }
+        }
+        // The ICMP error goes where the flow it quotes goes, whatever its own addresses.
+        let fr = |d: &[u8]| {
+            shard_of(
+                &Frame {
+                    linktype: 1,
+                    ts_ns: 0,
+                    data: d,
+                    orig_len: 0,
+                    iface: 0,
+                    fcs_len: 0,
+                    section: 0,
+                    if_name: None,
+                },
+                7,
+            )
+        };
+        assert_eq!(fr(&eth(false, v4, &err)), fr(&eth(false, v4, &tcp)));
     }
 
     #[test]
