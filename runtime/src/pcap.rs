@@ -941,21 +941,39 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let good = legacy(true, false, 1, &[(1, 0, &[1u8; 30]), (2, 0, &[2u8; 60])]);
+        let legacy_file = legacy(true, false, 1, &[(1, 0, &[1u8; 30]), (2, 0, &[2u8; 60])]);
+        // pcapng: two sections, an interface with options, an unknown block, EPBs and an SPB.
+        let ng_file = [
+            ng::shb(),
+            ng::idb(1, Some(b"eth0")),
+            ng::epb(0, 5, &[1u8; 30]),
+            ng::block(0x99, b"skipped"),
+            ng::shb(),
+            ng::idb(101, None),
+            ng::block(block::SPB, &[3, 0, 0, 0, 1, 2, 3]),
+            ng::epb(0, 6, &[2u8; 60]),
+        ]
+        .concat();
         let mut x: u64 = 0xdead_beef_cafe_f00d;
-        for i in 0..5000 {
+        for i in 0..10_000 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
+            let good = if i % 2 == 0 { &legacy_file } else { &ng_file };
             let mut f = good.clone();
             // Keep the magic most of the time so the record parser gets exercised.
-            let from = if i % 4 == 0 { 0 } else { 4 };
+            let from = if i % 8 < 2 { 0 } else { 4 };
             for k in 0..(x % 6) as usize {
                 let pos = from + ((x >> (7 * k)) as usize) % (f.len() - from);
                 f[pos] = (x >> (5 * k)) as u8;
             }
             f.truncate(((x >> 32) as usize) % (f.len() + 1));
-            if let Ok(mut r) = PcapReader::new(&f[..]) {
+            // As the fuzz target reads it too: a buffer no larger than the input.
+            let r = match i % 3 {
+                0 => PcapReader::with_buffer(&f[..], f.len(), f.len()),
+                _ => PcapReader::new(&f[..]),
+            };
+            if let Ok(mut r) = r {
                 let mut n = 0;
                 while let Ok(Some(fr)) = r.next_frame() {
                     assert!(fr.data.len() <= f.len());
