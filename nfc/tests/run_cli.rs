@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{TmpFile, gate, nfc, root, stdout};
+use common::{TmpFile, gate, nfc, root, stdout, tmp_file};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -547,6 +547,42 @@ fn threads_two_prints_what_one_prints() {
             c.rules
         );
     }
+}
+
+/// A capture cut inside a record: `--threads 2` (every worker reading the file) warns in the words one thread
+/// uses and reports the same frames.
+fn threads_two_warn_of_a_cut_capture_as_one_does() {
+    let bytes = std::fs::read(root().join("examples/server.pcap")).unwrap();
+    let cut = tmp_file("cut.pcap", &bytes[..bytes.len() - 5]);
+    let rules = tmp_ruleset("accept.nfr", ACCEPT_ALL);
+    let run = |t: &str| {
+        let o = nfc(&[
+            "run",
+            "pcap",
+            rules.to_str().unwrap(),
+            cut.to_str().unwrap(),
+            "--local",
+            "203.0.113.1",
+            "--threads",
+            t,
+            "--no-progress",
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        let report = stable(&stdout(&o))
+            .lines()
+            .filter(|l| !l.contains("thread(s)"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        (report, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let one = run("1");
+    assert!(
+        one.1
+            .contains("capture ends early: the file ends inside a record"),
+        "{}",
+        one.1
+    );
+    assert_eq!(one, run("2"));
 }
 
 /// `--threads 2` prints what `--threads 1` prints on a corpus capture with many flows.
@@ -1675,6 +1711,10 @@ fn main() {
         gate::test(
             "threads_two_prints_what_one_prints",
             threads_two_prints_what_one_prints,
+        ),
+        gate::test(
+            "threads_two_warn_of_a_cut_capture_as_one_does",
+            threads_two_warn_of_a_cut_capture_as_one_does,
         ),
         gate::test(
             "seed_repeats_and_changes_the_draws",

@@ -1,16 +1,20 @@
-//! Streaming pcap / pcapng reader (on top of `pcap-parser`): yields one [`Frame`] at a time in constant memory.
+//! Streaming pcap / pcapng reader: yields one [`Frame`] at a time in constant memory.
 //!
-//! Handles legacy pcap (micro- and nanosecond magic, both byte orders, FCS bits in the link-type field) and pcapng
-//! (several sections and interfaces, per-interface link type, `if_name`, `if_tsresol` and `if_tsoffset`; the
-//! interface table starts anew at each Section Header Block, so an interface id means the interface of the
-//! frame's own section, and [`Frame::if_name`] carries that interface's name). Timestamps are
-//! returned as nanoseconds since the epoch. A truncated or corrupt file yields every complete frame, then an
-//! error saying how far the reader got ([`PcapError::offset`], [`PcapError::frames`]). The reader takes any
-//! `std::io::Read`; it never opens files itself.
+//! Handles legacy pcap (micro- and nanosecond magic, both byte orders, FCS bits in the link-type field, the
+//! "modified" format's longer record header) and pcapng (several sections and interfaces, per-interface link
+//! type, `if_name`, `if_tsresol` and `if_tsoffset`; the interface table starts anew at each Section Header Block,
+//! so an interface id means the interface of the frame's own section, and [`Frame::if_name`] carries that
+//! interface's name). Timestamps are returned as nanoseconds since the epoch. A truncated or corrupt file yields
+//! every complete frame, then an error saying how far the reader got ([`PcapError::offset`],
+//! [`PcapError::frames`]). The reader takes any `std::io::Read`; it never opens files itself.
+//!
+//! The records are walked here, over large reads into the reader's own buffer (not a memory map: a file cut
+//! short while it is read ends the capture early instead of faulting): a frame whose record is in the buffer
+//! costs a header's bounds checks and fields, and its bytes are borrowed from the buffer, not copied. Every
+//! length is checked against what was read and against the buffer's limit before it is used. Of pcapng's
+//! blocks, Section Header, Interface Description, Enhanced and Simple Packet Blocks are read; every other block
+//! is skipped by its length.
 
-use pcap_parser::pcapng::Block;
-use pcap_parser::traits::PcapReaderIterator;
-use pcap_parser::{PcapBlockOwned, PcapError as PpError};
 use std::io::Read;
 
 /// LINKTYPE_* values understood by [`crate::wire::parse_frame`].
@@ -99,11 +103,11 @@ impl std::fmt::Display for PcapErrorKind {
 /// The magic numbers a capture file starts with, as its first four bytes read little-endian: pcap with
 /// microsecond and nanosecond timestamps in either byte order, and pcapng's Section Header Block type.
 pub const CAPTURE_MAGICS: [(u32, &str); 5] = [
-    (0xa1b2_c3d4, "pcap"),
-    (0xd4c3_b2a1, "pcap"),
-    (0xa1b2_3c4d, "pcap"),
-    (0x4d3c_b2a1, "pcap"),
-    (0x0a0d_0d0a, "pcapng"),
+    (magic::US, "pcap"),
+    (magic::US_SWAPPED, "pcap"),
+    (magic::NS, "pcap"),
+    (magic::NS_SWAPPED, "pcap"),
+    (block::SHB, "pcapng"),
 ];
 
 /// The first four bytes of `head` as a little-endian magic number (`None` when shorter).
@@ -155,44 +159,127 @@ pub struct Interface {
     pub offset_s: i64,
 }
 
+impl Interface {
+    /// A timestamp of `ticks` of this interface, in nanoseconds since the epoch (0 and `u64::MAX` at the ends).
+    fn ns(&self, ticks: u64) -> u64 {
+        if self.offset_s == 0 && NS_PER_S.is_multiple_of(self.resolution) {
+            // The usual resolutions (µs, ns): a multiplication.
+            if let Some(ns) = ticks.checked_mul(NS_PER_S / self.resolution) {
+                return ns;
+            }
+        }
+        let ns = (u128::from(ticks) * u128::from(NS_PER_S) / u128::from(self.resolution)) as i128
+            + i128::from(self.offset_s) * i128::from(NS_PER_S);
+        ns.clamp(0, i128::from(u64::MAX)) as u64
+    }
+}
+
+const NS_PER_S: u64 = 1_000_000_000;
+
 const INITIAL_BUF: usize = 1 << 18;
 const MAX_BUF: usize = 1 << 24;
 
-/// Whether `buf` starts with a Process Information Block whose length is under the 12 bytes every pcapng block
-/// has: pcap-parser takes 12 from that length without checking (a panic in debug builds, a wrapped length in
-/// release), so the reader refuses the block as corrupt first.
-fn short_process_information(buf: &[u8], be: bool) -> bool {
-    let (Some(t), Some(l)) = (buf.get(0..4), buf.get(4..8)) else {
-        return false;
-    };
-    let word = |b: &[u8]| {
-        let b = [b[0], b[1], b[2], b[3]];
-        if be {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
-    };
-    word(t) == pcap_parser::PIB_MAGIC && word(l) < 12
+/// The legacy pcap magic numbers (read little-endian): microseconds, nanoseconds, and the "modified" format
+/// (Kuznetzov's patch: 8 more bytes in every record header), each in either byte order.
+mod magic {
+    pub const US: u32 = 0xa1b2_c3d4;
+    pub const US_SWAPPED: u32 = 0xd4c3_b2a1;
+    pub const NS: u32 = 0xa1b2_3c4d;
+    pub const NS_SWAPPED: u32 = 0x4d3c_b2a1;
+    pub const MODIFIED: u32 = 0xa1b2_cd34;
+    pub const MODIFIED_SWAPPED: u32 = 0x34cd_b2a1;
+}
+
+/// pcapng block types and the Section Header Block's byte-order magic (draft-ietf-opsawg-pcapng, section 4).
+mod block {
+    /// Section Header Block; the same value in either byte order.
+    pub const SHB: u32 = 0x0a0d_0d0a;
+    pub const IDB: u32 = 1;
+    pub const SPB: u32 = 3;
+    pub const EPB: u32 = 6;
+    pub const BYTE_ORDER: u32 = 0x1a2b_3c4d;
+    /// Block type and length before the body, the length again after it.
+    pub const FRAMING: usize = 12;
+    /// Fixed parts of the bodies: SHB (byte order, version, section length), IDB (link type, reserved,
+    /// snaplen), EPB (interface, timestamp, captured and original lengths), SPB (original length).
+    pub const SHB_BODY: usize = 16;
+    pub const IDB_BODY: usize = 8;
+    pub const EPB_BODY: usize = 20;
+    pub const SPB_BODY: usize = 4;
+    /// Interface Description Block options.
+    pub const OPT_ENDOFOPT: u16 = 0;
+    pub const IF_NAME: u16 = 2;
+    pub const IF_TSRESOL: u16 = 9;
+    pub const IF_TSOFFSET: u16 = 14;
+}
+
+/// Legacy pcap's file header and record header (the modified format's is [`LEGACY_MODIFIED_RECORD`]).
+const LEGACY_HEADER: usize = 24;
+const LEGACY_RECORD: usize = 16;
+const LEGACY_MODIFIED_RECORD: usize = 24;
+
+#[inline]
+fn u16_at(b: &[u8], at: usize, be: bool) -> u16 {
+    let v = b
+        .get(at..at + 2)
+        .and_then(|s| <[u8; 2]>::try_from(s).ok())
+        .unwrap_or_default();
+    if be {
+        u16::from_be_bytes(v)
+    } else {
+        u16::from_le_bytes(v)
+    }
+}
+
+#[inline]
+fn u32_at(b: &[u8], at: usize, be: bool) -> u32 {
+    let v = b
+        .get(at..at + 4)
+        .and_then(|s| <[u8; 4]>::try_from(s).ok())
+        .unwrap_or_default();
+    if be {
+        u32::from_be_bytes(v)
+    } else {
+        u32::from_le_bytes(v)
+    }
+}
+
+/// A frame found in the buffer: where its bytes are, and its fields.
+struct Rec {
+    at: usize,
+    len: usize,
+    linktype: u16,
+    ts: u64,
+    orig: u32,
+    iface: u32,
+    fcs: u8,
 }
 
 /// Streaming reader over pcap or pcapng input.
 pub struct PcapReader<'r> {
-    inner: Box<dyn PcapReaderIterator + Send + 'r>,
-    cap: usize,
+    src: Box<dyn Read + Send + 'r>,
+    /// Bytes read; `pos..end` not yet consumed.
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    /// The source said it has no more bytes.
+    eof: bool,
     /// The largest buffer a record may need.
     limit: usize,
-    pending: usize,
     consumed: u64,
     frames: u64,
+    /// pcapng (else legacy pcap).
+    ng: bool,
+    /// Multi-byte fields are big-endian (legacy: the file's; pcapng: the current section's).
+    be: bool,
+    /// Legacy: the record header's length, the link type, FCS bytes, nanosecond timestamps.
+    record: usize,
     legacy_linktype: u16,
     legacy_fcs: u8,
     legacy_ns: bool,
     ifaces: Vec<Interface>,
     /// Section Header Blocks seen.
     sections: u32,
-    /// The current pcapng section is big-endian.
-    ng_be: bool,
     last_ts: u64,
     done: bool,
 }
@@ -207,7 +294,8 @@ impl std::fmt::Debug for PcapReader<'_> {
 }
 
 impl<'r> PcapReader<'r> {
-    /// Probes the input (pcapng first, then pcap). An empty input is an error (`HeaderNotRecognized`).
+    /// Reads the file header (pcapng's first Section Header Block is only checked here, and read as the first
+    /// block). An empty input is an error (`HeaderNotRecognized`).
     pub fn new<R: Read + Send + 'r>(reader: R) -> Result<Self, PcapError> {
         Self::with_buffer(reader, INITIAL_BUF, MAX_BUF)
     }
@@ -223,36 +311,79 @@ impl<'r> PcapReader<'r> {
     ) -> Result<Self, PcapError> {
         let limit = limit.clamp(1 << 12, MAX_BUF);
         let initial = initial.clamp(1 << 12, limit);
-        let err = |kind| PcapError {
-            kind,
-            offset: 0,
-            frames: 0,
-        };
-        let inner = match pcap_parser::create_reader(initial, reader) {
-            Ok(r) => r,
-            Err(PpError::ReadError) => return Err(err(PcapErrorKind::Io)),
-            Err(PpError::Incomplete(_)) => return Err(err(PcapErrorKind::Truncated)),
-            Err(_) => return Err(err(PcapErrorKind::HeaderNotRecognized)),
-        };
-        Ok(PcapReader {
-            inner,
-            cap: initial,
+        let mut r = PcapReader {
+            src: Box::new(reader),
+            buf: vec![0; initial],
+            pos: 0,
+            end: 0,
+            eof: false,
             limit,
-            pending: 0,
             consumed: 0,
             frames: 0,
+            ng: false,
+            be: false,
+            record: LEGACY_RECORD,
             legacy_linktype: 1,
             legacy_fcs: 0,
             legacy_ns: false,
             ifaces: Vec::new(),
             sections: 0,
-            ng_be: false,
             last_ts: 0,
             done: false,
-        })
+        };
+        r.header().map_err(|kind| PcapError {
+            kind,
+            offset: 0,
+            frames: 0,
+        })?;
+        Ok(r)
     }
 
-    /// Bytes of complete records consumed so far.
+    fn header(&mut self) -> Result<(), PcapErrorKind> {
+        if !self.fill(4)? {
+            return Err(PcapErrorKind::HeaderNotRecognized);
+        }
+        let m = u32_at(&self.buf, 0, false);
+        if m == block::SHB {
+            if !self.fill(block::FRAMING)? {
+                return Err(PcapErrorKind::Truncated);
+            }
+            self.ng = true;
+            self.be = match u32_at(&self.buf, 8, false) {
+                block::BYTE_ORDER => false,
+                o if o.swap_bytes() == block::BYTE_ORDER => true,
+                _ => return Err(PcapErrorKind::HeaderNotRecognized),
+            };
+            return Ok(());
+        }
+        let (be, ns, record) = match m {
+            magic::US => (false, false, LEGACY_RECORD),
+            magic::US_SWAPPED => (true, false, LEGACY_RECORD),
+            magic::NS => (false, true, LEGACY_RECORD),
+            magic::NS_SWAPPED => (true, true, LEGACY_RECORD),
+            magic::MODIFIED => (false, false, LEGACY_MODIFIED_RECORD),
+            magic::MODIFIED_SWAPPED => (true, false, LEGACY_MODIFIED_RECORD),
+            _ => return Err(PcapErrorKind::HeaderNotRecognized),
+        };
+        if !self.fill(LEGACY_HEADER)? {
+            return Err(PcapErrorKind::Truncated);
+        }
+        // The link-type field: the type in the low 16 bits; bit 26 says the FCS length (in 16-bit words) is in
+        // bits 28-31.
+        let net = u32_at(&self.buf, 20, be);
+        self.legacy_linktype = (net & 0xffff) as u16;
+        self.legacy_fcs = if net & (1 << 26) != 0 {
+            ((net >> 28) as u8) * 2
+        } else {
+            0
+        };
+        (self.be, self.legacy_ns, self.record) = (be, ns, record);
+        self.pos = LEGACY_HEADER;
+        self.consumed = LEGACY_HEADER as u64;
+        Ok(())
+    }
+
+    /// Bytes of complete records consumed so far (those of the last frame returned included).
     pub fn offset(&self) -> u64 {
         self.consumed
     }
@@ -272,225 +403,313 @@ impl<'r> PcapReader<'r> {
         self.sections.saturating_sub(1)
     }
 
-    fn fail(&mut self, kind: PcapErrorKind) -> PcapError {
-        self.done = true;
-        PcapError {
-            kind,
-            offset: self.consumed,
-            frames: self.frames,
+    /// Next frame, `Ok(None)` at a clean end of file.
+    #[inline(always)]
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, PcapError> {
+        // The common case inline: a legacy record already in the buffer.
+        match self.buffered_record() {
+            Some(r) => Ok(Some(self.frame(r))),
+            None => self.next_frame_slow(),
         }
     }
 
-    /// Next frame, `Ok(None)` at a clean end of file.
-    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, PcapError> {
+    #[inline(never)]
+    fn next_frame_slow(&mut self) -> Result<Option<Frame<'_>>, PcapError> {
         if self.done {
             return Ok(None);
         }
-        if self.pending != 0 {
-            // No shift here: the unread bytes move to the buffer's start only when a record does not fit
-            // (`refill`), not each time half of the buffer was read.
-            self.inner.consume_noshift(self.pending);
-            self.consumed += self.pending as u64;
-            self.pending = 0;
+        let rec = if self.ng {
+            self.next_block()
+        } else {
+            self.next_record()
+        };
+        match rec {
+            Ok(Some(r)) => Ok(Some(self.frame(r))),
+            Ok(None) => {
+                self.done = true;
+                Ok(None)
+            }
+            Err(kind) => {
+                self.done = true;
+                Err(PcapError {
+                    kind,
+                    offset: self.consumed,
+                    frames: self.frames,
+                })
+            }
         }
-        loop {
-            // Decide what to do with the block without keeping its borrow alive across the refill.
-            enum Step {
-                Consumed(usize),
-                Frame {
-                    off: usize,
-                    /// The frame's bytes: their address and length inside the reader's buffer.
-                    at: usize,
-                    len: usize,
-                    linktype: u16,
-                    ts: u64,
-                    orig: u32,
-                    iface: u32,
-                    fcs: u8,
-                },
-                Refill,
-                Grow,
-                Eof,
-                Fail(PcapErrorKind),
+    }
+
+    #[inline(always)]
+    fn frame(&mut self, r: Rec) -> Frame<'_> {
+        self.frames += 1;
+        self.last_ts = r.ts;
+        let if_name = match self.ng {
+            true => self
+                .ifaces
+                .get(r.iface as usize)
+                .and_then(|i| i.name.as_deref()),
+            false => None,
+        };
+        Frame {
+            linktype: r.linktype,
+            ts_ns: r.ts,
+            data: self.buf.get(r.at..r.at + r.len).unwrap_or(&[]),
+            orig_len: r.orig,
+            iface: r.iface,
+            fcs_len: r.fcs,
+            section: self.sections.saturating_sub(1),
+            if_name,
+        }
+    }
+
+    /// The next legacy record when all of it is in the buffer (consumed), else `None`.
+    #[inline(always)]
+    fn buffered_record(&mut self) -> Option<Rec> {
+        if self.ng || self.done {
+            return None;
+        }
+        let p = self.pos;
+        let avail = self.buf.get(p..self.end)?;
+        // The header's fields (seconds, fraction, captured and original lengths).
+        let hd: &[u8; LEGACY_RECORD] = avail.first_chunk()?;
+        let be = self.be;
+        let field = |i: usize| {
+            let w = [hd[i], hd[i + 1], hd[i + 2], hd[i + 3]];
+            u64::from(if be {
+                u32::from_be_bytes(w)
+            } else {
+                u32::from_le_bytes(w)
+            })
+        };
+        let len = self.record + field(8) as usize;
+        if avail.len() < len {
+            return None;
+        }
+        let frac = field(4);
+        let sub = if self.legacy_ns { frac } else { frac * 1000 };
+        self.pos = p + len;
+        self.consumed += len as u64;
+        Some(Rec {
+            at: p + self.record,
+            len: len - self.record,
+            linktype: self.legacy_linktype,
+            ts: field(0) * NS_PER_S + sub,
+            orig: field(12) as u32,
+            iface: 0,
+            fcs: self.legacy_fcs,
+        })
+    }
+
+    /// `n` bytes from `pos` in the buffer; `false` when the input ends first.
+    #[inline]
+    fn fill(&mut self, n: usize) -> Result<bool, PcapErrorKind> {
+        if self.end - self.pos >= n {
+            return Ok(true);
+        }
+        self.refill(n)
+    }
+
+    /// [`Self::fill`] when the bytes are not there yet: the unread bytes (less than a record) move to the
+    /// buffer's start, the buffer grows if `n` needs it, and the rest of it is read.
+    #[cold]
+    fn refill(&mut self, n: usize) -> Result<bool, PcapErrorKind> {
+        if n > self.limit {
+            return Err(PcapErrorKind::RecordTooLarge);
+        }
+        let unread = self.end - self.pos;
+        if n > self.buf.len() {
+            let cap = self.buf.len().saturating_mul(4).max(n).min(self.limit);
+            let mut grown = vec![0; cap];
+            grown[..unread].copy_from_slice(&self.buf[self.pos..self.end]);
+            self.buf = grown;
+        } else {
+            self.buf.copy_within(self.pos..self.end, 0);
+        }
+        (self.pos, self.end) = (0, unread);
+        while self.end < n {
+            if self.eof {
+                return Ok(false);
             }
-            if self.sections > 0 && short_process_information(self.inner.data(), self.ng_be) {
-                return Err(self.fail(PcapErrorKind::Corrupt));
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.end = (self.end + k).min(self.buf.len()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(PcapErrorKind::Io),
             }
-            let step = match self.inner.next() {
-                Ok((off, block)) => match block {
-                    PcapBlockOwned::LegacyHeader(h) => {
-                        self.legacy_linktype = (h.network.0 & 0xffff) as u16;
-                        let net = h.network.0 as u32;
-                        self.legacy_fcs = if net & (1 << 26) != 0 {
-                            ((net >> 28) as u8) * 2
-                        } else {
-                            0
-                        };
-                        self.legacy_ns = h.is_nanosecond_precision();
-                        Step::Consumed(off)
-                    }
-                    PcapBlockOwned::Legacy(b) => {
-                        let sub = if self.legacy_ns {
-                            u64::from(b.ts_usec)
-                        } else {
-                            u64::from(b.ts_usec) * 1000
-                        };
-                        let ts = u64::from(b.ts_sec) * 1_000_000_000 + sub;
-                        Step::Frame {
-                            off,
-                            at: b.data.as_ptr() as usize,
-                            len: b.data.len(),
-                            linktype: self.legacy_linktype,
-                            ts,
-                            orig: b.origlen,
-                            iface: 0,
-                            fcs: self.legacy_fcs,
-                        }
-                    }
-                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
-                        // Interface ids are per section: the table starts anew.
-                        self.ng_be = shb.big_endian();
-                        self.ifaces.clear();
-                        self.sections = self.sections.saturating_add(1);
-                        Step::Consumed(off)
-                    }
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                        let resolution = idb.ts_resolution().unwrap_or(1_000_000).max(1);
-                        let name = match idb.if_name() {
-                            Some(Ok(n)) => Some(n.trim_end_matches('\0').to_string()),
-                            _ => None,
-                        };
-                        self.ifaces.push(Interface {
-                            linktype: (idb.linktype.0 & 0xffff) as u16,
-                            name: name.filter(|n| !n.is_empty()),
-                            resolution,
-                            offset_s: idb.ts_offset(),
-                        });
-                        Step::Consumed(off)
-                    }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        match self.ifaces.get(epb.if_id as usize) {
-                            None => Step::Fail(PcapErrorKind::UnknownInterface {
-                                id: epb.if_id,
-                                declared: self.ifaces.len() as u32,
-                            }),
-                            Some(ifc) => {
-                                let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                                let ns = (u128::from(ticks) * 1_000_000_000
-                                    / u128::from(ifc.resolution))
-                                    as i128
-                                    + i128::from(ifc.offset_s) * 1_000_000_000;
-                                let ts = ns.clamp(0, i128::from(u64::MAX)) as u64;
-                                let len = (epb.caplen as usize).min(epb.data.len());
-                                Step::Frame {
-                                    off,
-                                    at: epb.data.as_ptr() as usize,
-                                    len,
-                                    linktype: ifc.linktype,
-                                    ts,
-                                    orig: epb.origlen,
-                                    iface: epb.if_id,
-                                    fcs: 0,
-                                }
-                            }
-                        }
-                    }
-                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => match self.ifaces.first() {
-                        None => Step::Fail(PcapErrorKind::UnknownInterface { id: 0, declared: 0 }),
-                        Some(ifc) => {
-                            let len = (spb.origlen as usize).min(spb.data.len());
-                            Step::Frame {
-                                off,
-                                at: spb.data.as_ptr() as usize,
-                                len,
-                                linktype: ifc.linktype,
-                                ts: self.last_ts,
-                                orig: spb.origlen,
-                                iface: 0,
-                                fcs: 0,
-                            }
-                        }
-                    },
-                    PcapBlockOwned::NG(_) => Step::Consumed(off),
-                },
-                Err(PpError::Eof) => Step::Eof,
-                Err(PpError::Incomplete(_)) => Step::Refill,
-                Err(PpError::BufferTooSmall) => Step::Grow,
-                Err(PpError::UnexpectedEof) => Step::Fail(PcapErrorKind::Truncated),
-                Err(PpError::ReadError) => Step::Fail(PcapErrorKind::Io),
-                Err(_) => Step::Fail(PcapErrorKind::Corrupt),
+        }
+        Ok(true)
+    }
+
+    /// The next legacy pcap record, read into the buffer first.
+    fn next_record(&mut self) -> Result<Option<Rec>, PcapErrorKind> {
+        let h = self.record;
+        if !self.fill(h)? {
+            return match self.end == self.pos {
+                true => Ok(None),
+                false => Err(PcapErrorKind::Truncated),
             };
-            match step {
-                Step::Consumed(off) => {
-                    self.inner.consume(off);
-                    self.consumed += off as u64;
-                }
-                Step::Frame {
-                    off,
-                    at,
-                    len,
-                    linktype,
-                    ts,
-                    orig,
-                    iface,
-                    fcs,
-                } => {
-                    self.pending = off;
-                    self.frames += 1;
-                    self.last_ts = ts;
-                    let if_name = self
-                        .ifaces
-                        .get(iface as usize)
-                        .and_then(|i| i.name.as_deref());
-                    // The block borrowed the buffer, which stays put until the next call consumes the record:
-                    // the frame's bytes are taken from there, not copied.
-                    let buf = self.inner.data();
-                    let start = at.wrapping_sub(buf.as_ptr() as usize);
-                    let data = buf.get(start..start.saturating_add(len)).unwrap_or(&[]);
-                    return Ok(Some(Frame {
-                        linktype,
-                        ts_ns: ts,
-                        data,
-                        orig_len: orig,
-                        iface,
-                        fcs_len: fcs,
-                        section: self.sections.saturating_sub(1),
-                        if_name,
-                    }));
-                }
-                Step::Refill => {
-                    let before = self.inner.data().len();
-                    if self.inner.refill().is_err() {
-                        return Err(self.fail(PcapErrorKind::Io));
+        }
+        let caplen = u32_at(&self.buf, self.pos + 8, self.be) as usize;
+        if !self.fill(h + caplen)? {
+            return Err(PcapErrorKind::Truncated);
+        }
+        // All of it is there now.
+        self.buffered_record()
+            .map(Some)
+            .ok_or(PcapErrorKind::Corrupt)
+    }
+
+    /// The next pcapng packet block; the blocks before it are read (SHB, IDB) or skipped.
+    #[inline(never)]
+    fn next_block(&mut self) -> Result<Option<Rec>, PcapErrorKind> {
+        loop {
+            if !self.fill(block::FRAMING)? {
+                return match self.end == self.pos {
+                    true => Ok(None),
+                    false => Err(PcapErrorKind::Truncated),
+                };
+            }
+            let p = self.pos;
+            let kind = u32_at(&self.buf, p, self.be);
+            if kind == block::SHB {
+                // A new section says its own byte order.
+                self.be = match u32_at(&self.buf, p + 8, false) {
+                    block::BYTE_ORDER => false,
+                    o if o.swap_bytes() == block::BYTE_ORDER => true,
+                    _ => return Err(PcapErrorKind::Corrupt),
+                };
+            }
+            let len = u32_at(&self.buf, p + 4, self.be) as usize;
+            if len < block::FRAMING || !len.is_multiple_of(4) {
+                return Err(PcapErrorKind::Corrupt);
+            }
+            if !self.fill(len)? {
+                return Err(PcapErrorKind::Truncated);
+            }
+            let (p, be) = (self.pos, self.be);
+            if u32_at(&self.buf, p + len - 4, be) as usize != len {
+                return Err(PcapErrorKind::Corrupt);
+            }
+            // The body, between the framing's two halves.
+            let (at, body) = (p + 8, len - block::FRAMING);
+            let rec = match kind {
+                block::EPB => {
+                    if body < block::EPB_BODY {
+                        return Err(PcapErrorKind::Corrupt);
                     }
-                    if self.inner.reader_exhausted() && self.inner.data().len() == before {
-                        // The reader reports Incomplete on a cut record when it has not noticed EOF yet; the
-                        // next round turns this into UnexpectedEof / Eof.
-                        if before != 0 {
-                            match self.inner.next() {
-                                Ok(_) => {}
-                                Err(PpError::Eof) => {}
-                                Err(_) => return Err(self.fail(PcapErrorKind::Truncated)),
-                            }
-                        }
+                    let id = u32_at(&self.buf, at, be);
+                    let Some(ifc) = self.ifaces.get(id as usize) else {
+                        return Err(PcapErrorKind::UnknownInterface {
+                            id,
+                            declared: self.ifaces.len() as u32,
+                        });
+                    };
+                    let caplen = u32_at(&self.buf, at + 12, be) as usize;
+                    if caplen > body - block::EPB_BODY {
+                        return Err(PcapErrorKind::Corrupt);
                     }
+                    let ticks = (u64::from(u32_at(&self.buf, at + 4, be)) << 32)
+                        | u64::from(u32_at(&self.buf, at + 8, be));
+                    Some(Rec {
+                        at: at + block::EPB_BODY,
+                        len: caplen,
+                        linktype: ifc.linktype,
+                        ts: ifc.ns(ticks),
+                        orig: u32_at(&self.buf, at + 16, be),
+                        iface: id,
+                        fcs: 0,
+                    })
                 }
-                Step::Grow => {
-                    if self.cap >= self.limit {
-                        return Err(self.fail(PcapErrorKind::RecordTooLarge));
+                block::SPB => {
+                    if body < block::SPB_BODY {
+                        return Err(PcapErrorKind::Corrupt);
                     }
-                    self.cap = (self.cap * 4).min(self.limit);
-                    if !self.inner.grow(self.cap) {
-                        return Err(self.fail(PcapErrorKind::RecordTooLarge));
+                    let Some(ifc) = self.ifaces.first() else {
+                        return Err(PcapErrorKind::UnknownInterface { id: 0, declared: 0 });
+                    };
+                    // No captured length: the original one, as far as the block holds it.
+                    let orig = u32_at(&self.buf, at, be);
+                    Some(Rec {
+                        at: at + block::SPB_BODY,
+                        len: (orig as usize).min(body - block::SPB_BODY),
+                        linktype: ifc.linktype,
+                        ts: self.last_ts,
+                        orig,
+                        iface: 0,
+                        fcs: 0,
+                    })
+                }
+                block::SHB => {
+                    if body < block::SHB_BODY {
+                        return Err(PcapErrorKind::Corrupt);
                     }
+                    // Interface ids are per section: the table starts anew.
+                    self.ifaces.clear();
+                    self.sections = self.sections.saturating_add(1);
+                    None
                 }
-                Step::Eof => {
-                    self.done = true;
-                    return Ok(None);
+                block::IDB => {
+                    if body < block::IDB_BODY {
+                        return Err(PcapErrorKind::Corrupt);
+                    }
+                    let opts = self.buf.get(at + block::IDB_BODY..at + body).unwrap_or(&[]);
+                    let ifc = interface(u16_at(&self.buf, at, be), opts, be);
+                    self.ifaces.push(ifc);
+                    None
                 }
-                Step::Fail(kind) => return Err(self.fail(kind)),
+                _ => None,
+            };
+            self.pos = p + len;
+            self.consumed += len as u64;
+            if rec.is_some() {
+                return Ok(rec);
             }
         }
+    }
+}
+
+/// An Interface Description Block's interface: its link type and options (the first of each; an option whose
+/// length runs past the block ends them). `if_tsresol`: ticks per second are 10^v, or 2^(v & 0x7f) with the
+/// high bit set; one that does not fit 64 bits is the default µs.
+fn interface(linktype: u16, mut opts: &[u8], be: bool) -> Interface {
+    let (mut name, mut tsresol, mut offset) = (None, None, None);
+    while opts.len() >= 4 {
+        let code = u16_at(opts, 0, be);
+        let len = usize::from(u16_at(opts, 2, be));
+        let Some(v) = opts.get(4..4 + len) else {
+            break;
+        };
+        match code {
+            block::OPT_ENDOFOPT => break,
+            block::IF_NAME if name.is_none() => name = Some(std::str::from_utf8(v).ok()),
+            block::IF_TSRESOL if tsresol.is_none() => tsresol = v.first().copied(),
+            block::IF_TSOFFSET if offset.is_none() => {
+                if let Ok(b) = <[u8; 8]>::try_from(v) {
+                    offset = Some(if be {
+                        i64::from_be_bytes(b)
+                    } else {
+                        i64::from_le_bytes(b)
+                    });
+                }
+            }
+            _ => {}
+        }
+        opts = opts.get(4 + len.next_multiple_of(4)..).unwrap_or(&[]);
+    }
+    let resolution = match tsresol.unwrap_or(6) {
+        v if v & 0x80 == 0 => 10u64.checked_pow(u32::from(v)),
+        v => 1u64.checked_shl(u32::from(v & 0x7f)),
+    };
+    Interface {
+        linktype,
+        name: name
+            .flatten()
+            .map(|n| n.trim_end_matches('\0'))
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+        resolution: resolution.unwrap_or(1_000_000),
+        offset_s: offset.unwrap_or(0),
     }
 }
 
@@ -722,21 +941,39 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let good = legacy(true, false, 1, &[(1, 0, &[1u8; 30]), (2, 0, &[2u8; 60])]);
+        let legacy_file = legacy(true, false, 1, &[(1, 0, &[1u8; 30]), (2, 0, &[2u8; 60])]);
+        // pcapng: two sections, an interface with options, an unknown block, EPBs and an SPB.
+        let ng_file = [
+            ng::shb(),
+            ng::idb(1, Some(b"eth0")),
+            ng::epb(0, 5, &[1u8; 30]),
+            ng::block(0x99, b"skipped"),
+            ng::shb(),
+            ng::idb(101, None),
+            ng::block(block::SPB, &[3, 0, 0, 0, 1, 2, 3]),
+            ng::epb(0, 6, &[2u8; 60]),
+        ]
+        .concat();
         let mut x: u64 = 0xdead_beef_cafe_f00d;
-        for i in 0..5000 {
+        for i in 0..10_000 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
+            let good = if i % 2 == 0 { &legacy_file } else { &ng_file };
             let mut f = good.clone();
             // Keep the magic most of the time so the record parser gets exercised.
-            let from = if i % 4 == 0 { 0 } else { 4 };
+            let from = if i % 8 < 2 { 0 } else { 4 };
             for k in 0..(x % 6) as usize {
                 let pos = from + ((x >> (7 * k)) as usize) % (f.len() - from);
                 f[pos] = (x >> (5 * k)) as u8;
             }
             f.truncate(((x >> 32) as usize) % (f.len() + 1));
-            if let Ok(mut r) = PcapReader::new(&f[..]) {
+            // As the fuzz target reads it too: a buffer no larger than the input.
+            let r = match i % 3 {
+                0 => PcapReader::with_buffer(&f[..], f.len(), f.len()),
+                _ => PcapReader::new(&f[..]),
+            };
+            if let Ok(mut r) = r {
                 let mut n = 0;
                 while let Ok(Some(fr)) = r.next_frame() {
                     assert!(fr.data.len() <= f.len());
@@ -827,6 +1064,179 @@ mod tests {
             r.next_frame().unwrap_err().kind,
             PcapErrorKind::UnknownInterface { id: 1, declared: 1 }
         );
+    }
+
+    /// A pcapng block in big-endian byte order (what [`ng::block`] builds little-endian).
+    fn block_be(t: u32, body: &[u8]) -> Vec<u8> {
+        let mut b = body.to_vec();
+        b.resize(body.len().next_multiple_of(4), 0);
+        let len = (12 + b.len() as u32).to_be_bytes();
+        [&t.to_be_bytes()[..], &len, &b, &len].concat()
+    }
+
+    /// A big-endian section: its fields, options and timestamps in its byte order, `if_tsoffset` added,
+    /// `if_tsresol` as a power of two; then a little-endian section after it.
+    #[test]
+    fn pcapng_big_endian_section_offset_and_binary_resolution() {
+        let mut shb = vec![0x1a, 0x2b, 0x3c, 0x4d, 0, 1, 0, 0];
+        shb.extend_from_slice(&[0xff; 8]);
+        let mut idb = Vec::new();
+        idb.extend_from_slice(&101u16.to_be_bytes());
+        idb.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        // if_name "be0", if_tsresol 2^-10, if_tsoffset 100 s, end of options.
+        idb.extend_from_slice(&[0, 2, 0, 3, b'b', b'e', b'0', 0]);
+        idb.extend_from_slice(&[0, 9, 0, 1, 0x8a, 0, 0, 0]);
+        idb.extend_from_slice(&[0, 14, 0, 8]);
+        idb.extend_from_slice(&100i64.to_be_bytes());
+        idb.extend_from_slice(&[0, 0, 0, 0]);
+        let mut epb = Vec::new();
+        for w in [0u32, 0, 1536, 3, 60] {
+            epb.extend_from_slice(&w.to_be_bytes());
+        }
+        epb.extend_from_slice(b"abc");
+        let mut f = [
+            block_be(block::SHB, &shb),
+            block_be(block::IDB, &idb),
+            block_be(block::EPB, &epb),
+        ]
+        .concat();
+        f.extend(ng::shb());
+        f.extend(ng::idb(1, Some(b"le0")));
+        f.extend(ng::epb(0, 7, b"de"));
+        let mut r = PcapReader::new(&f[..]).unwrap();
+        let a = r.next_frame().unwrap().unwrap();
+        // 1536 ticks of 1/1024 s: 1.5 s, plus 100 s.
+        assert_eq!(
+            (a.data, a.ts_ns, a.orig_len, a.linktype, a.if_name),
+            (&b"abc"[..], 101_500_000_000, 60, 101, Some("be0"))
+        );
+        let b = r.next_frame().unwrap().unwrap();
+        assert_eq!(
+            (b.data, b.ts_ns, b.section, b.if_name),
+            (&b"de"[..], 7_000, 1, Some("le0"))
+        );
+        assert!(r.next_frame().unwrap().is_none());
+        assert_eq!(r.offset(), f.len() as u64);
+    }
+
+    /// Broken framing and fields inside a block are errors at the block's start, after the frames before it.
+    #[test]
+    fn corrupt_blocks_are_errors() {
+        let good = [ng::shb(), ng::idb(1, None), ng::epb(0, 1, b"abcd")].concat();
+        let at = good.len() as u64;
+        let err = |tail: Vec<u8>| {
+            let f = [good.clone(), tail].concat();
+            let (frames, e) = collect(&f);
+            assert_eq!(frames.len(), 1);
+            let e = e.expect("an error");
+            assert_eq!((e.frames, e.offset), (1, at), "{e:?}");
+            e.kind
+        };
+        // The trailing length differs from the leading one.
+        let mut t = ng::epb(0, 2, b"efgh");
+        let n = t.len();
+        t[n - 4] ^= 4;
+        assert_eq!(err(t), PcapErrorKind::Corrupt);
+        // A length under 12, and one not a multiple of 4.
+        assert_eq!(
+            err(vec![6, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0]),
+            PcapErrorKind::Corrupt
+        );
+        let mut t = ng::block(0x99, b"1234");
+        t[4] += 1;
+        assert_eq!(err(t), PcapErrorKind::Corrupt);
+        // An EPB whose captured length runs past its block, and one too short for its fixed fields.
+        let mut t = ng::epb(0, 2, b"efgh");
+        t[20] = 9;
+        assert_eq!(err(t), PcapErrorKind::Corrupt);
+        assert_eq!(err(ng::block(block::EPB, &[0; 16])), PcapErrorKind::Corrupt);
+        // A packet on an interface the section does not declare; a Simple Packet Block before any.
+        assert_eq!(
+            err(ng::epb(3, 2, b"x")),
+            PcapErrorKind::UnknownInterface { id: 3, declared: 1 }
+        );
+        let f = [ng::shb(), ng::block(block::SPB, &[1, 0, 0, 0, b'x'])].concat();
+        let e = collect(&f).1.expect("an error");
+        assert_eq!(
+            (e.kind, e.offset),
+            (PcapErrorKind::UnknownInterface { id: 0, declared: 0 }, 28)
+        );
+        // A block cut short by the end of the file; one claiming more than the buffer may hold.
+        let t = ng::epb(0, 2, b"efgh");
+        assert_eq!(err(t[..t.len() - 1].to_vec()), PcapErrorKind::Truncated);
+        assert_eq!(
+            err(vec![0x99, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0]),
+            PcapErrorKind::RecordTooLarge
+        );
+        // Unknown blocks are skipped; a Simple Packet Block takes interface 0 and the last timestamp.
+        let f = [
+            good.clone(),
+            ng::block(0x99, b"ignored"),
+            ng::block(block::SPB, &[2, 0, 0, 0, b'x', b'y']),
+        ]
+        .concat();
+        let (frames, e) = collect(&f);
+        assert!(e.is_none(), "{e:?}");
+        assert_eq!(frames[1], (1, 1_000, b"xy".to_vec(), 0));
+    }
+
+    /// A source that gives a few bytes a read, and a 4 KiB buffer: the frames are those of one big read,
+    /// for records across reads, records larger than the buffer, and both formats.
+    #[test]
+    fn short_reads_give_the_same_frames() {
+        struct Trickle<'a>(&'a [u8], usize);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                self.1 = self.1 % 7 + 1;
+                let n = self.1.min(out.len()).min(self.0.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let big = vec![5u8; 9000];
+        let sizes = [1usize, 60, 9000, 0, 4095, 33];
+        let frames: Vec<(u32, u32, &[u8])> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (i as u32, 9, &big[..n]))
+            .collect();
+        let mut ng_file = [ng::shb(), ng::idb(1, Some(b"eth0"))].concat();
+        for (i, &n) in sizes.iter().enumerate() {
+            ng_file.extend(ng::epb(0, i as u64, &big[..n]));
+        }
+        for f in [
+            legacy(true, false, 1, &frames),
+            legacy(false, true, 1, &frames),
+            ng_file,
+        ] {
+            let want = collect(&f);
+            assert!(want.1.is_none());
+            assert_eq!(want.0.len(), sizes.len());
+            let mut r = PcapReader::with_buffer(Trickle(&f, 0), 1, 1 << 16).unwrap();
+            let mut got = Vec::new();
+            while let Some(fr) = r.next_frame().unwrap() {
+                got.push((fr.linktype, fr.ts_ns, fr.data.to_vec(), fr.iface));
+            }
+            assert_eq!(got, want.0);
+            assert_eq!(r.offset(), f.len() as u64);
+        }
+    }
+
+    /// The "modified" pcap format's record headers are 8 bytes longer; its frames are read past them.
+    #[test]
+    fn modified_pcap_records() {
+        let mut f = legacy(true, false, 1, &[]);
+        f[..4].copy_from_slice(&magic::MODIFIED.to_le_bytes());
+        for (i, d) in [&b"abc"[..], b"defgh"].iter().enumerate() {
+            let mut r = pcap_record(i as u64, 0, d);
+            r.splice(16..16, [0xee; 8]);
+            f.extend(r);
+        }
+        let (frames, e) = collect(&f);
+        assert!(e.is_none(), "{e:?}");
+        assert_eq!(frames[0], (1, 0, b"abc".to_vec(), 0));
+        assert_eq!(frames[1], (1, 1_000, b"defgh".to_vec(), 0));
     }
 
     #[test]

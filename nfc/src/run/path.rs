@@ -354,16 +354,38 @@ pub fn shard(l3: &[u8], n: usize) -> usize {
     if n <= 1 {
         return 0;
     }
-    let flow = nfr_runtime::ct::quoted_datagram(l3).unwrap_or(l3);
+    use nfr_runtime::wire::proto::{ICMP, TCP, UDP};
+    // Only ICMP errors quote a datagram: IPv4 of another protocol and IPv6 straight to TCP or UDP are their own
+    // flow without the look inside.
+    let quotes = match l3.first().map(|b| b >> 4) {
+        Some(4) => l3.get(9) == Some(&ICMP),
+        Some(6) => !matches!(l3.get(6), Some(&(TCP | UDP))),
+        _ => false,
+    };
+    let flow = match quotes {
+        true => nfr_runtime::ct::quoted_datagram(l3).unwrap_or(l3),
+        false => l3,
+    };
     let Some((s, d)) = addrs(flow) else { return 0 };
-    let (a, b) = if s <= d { (s, d) } else { (d, s) };
-    // FNV-1a over the ordered pair: stable across runs and platforms.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &x in a.iter().chain(b.iter()) {
-        h ^= u64::from(x);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    let word = |a: &[u8]| match (<[u8; 4]>::try_from(a), <[u8; 16]>::try_from(a)) {
+        (Ok(v4), _) => u128::from(u32::from_be_bytes(v4)),
+        (_, Ok(v6)) => u128::from_be_bytes(v6),
+        _ => 0,
+    };
+    shard_pair(word(s), word(d), n)
+}
+
+/// [`shard`] of a flow's address pair, as numbers (an IPv4 address in the low 32 bits): the ordered pair mixed a
+/// 64-bit word at a time (stable across runs and platforms), its high bits scaled to 0..n.
+#[inline]
+pub fn shard_pair(s: u128, d: u128, n: usize) -> usize {
+    let (lo, hi) = if s <= d { (s, d) } else { (d, s) };
+    let mut h = 0u64;
+    for w in [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64] {
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 32;
     }
-    (h % n as u64) as usize
+    ((u128::from(h) * n as u128) >> 64) as usize
 }
 
 #[cfg(test)]
@@ -431,6 +453,39 @@ mod tests {
         let r6 = build::tcp(s6, c6, 80, 4000, 1, 2, 0x12, 100, &[], &[]);
         for n in 2..8 {
             assert_eq!(shard(&e6, n), shard(&r6, n));
+        }
+    }
+
+    /// Clients of one host, numbered in a row (a gateway's workload), fill every shard about evenly, for IPv4 and
+    /// IPv6.
+    #[test]
+    fn shards_spread_evenly() {
+        for v6 in [false, true] {
+            for n in 2..6 {
+                let mut count = vec![0u32; n];
+                for i in 0..10_000u32 {
+                    let mut l3 = vec![0u8; 40];
+                    if v6 {
+                        l3[0] = 0x60;
+                        l3[6] = 6;
+                        l3[8..10].copy_from_slice(&[0x20, 0x01]);
+                        l3[20..24].copy_from_slice(&i.to_be_bytes());
+                        l3[24..26].copy_from_slice(&[0x20, 0x01]);
+                        l3[39] = 1;
+                    } else {
+                        l3[0] = 0x45;
+                        l3[9] = 6;
+                        l3[12..16].copy_from_slice(&(0x0a40_0000 + i).to_be_bytes());
+                        l3[16..20].copy_from_slice(&[10, 0, 0, 1]);
+                    }
+                    count[shard(&l3, n)] += 1;
+                }
+                let even = 10_000 / n as u32;
+                assert!(
+                    count.iter().all(|&c| c.abs_diff(even) < even / 20),
+                    "v6 {v6}, {n} shards: {count:?}"
+                );
+            }
         }
     }
 }

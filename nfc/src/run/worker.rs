@@ -750,8 +750,28 @@ pub fn drive(
     Ok(r)
 }
 
-/// The worker a frame belongs to.
+/// The worker a frame belongs to ([`path::shard`] of its datagram). The common case without a parse: an untagged
+/// Ethernet frame's IPv4 datagram (not ICMP, which may quote another flow) has its addresses at fixed offsets;
+/// any other IP datagram after an untagged Ethernet header is at 14.
+#[inline]
 fn shard_of(f: &Frame<'_>, threads: usize) -> usize {
+    use nfr_runtime::wire::proto::ICMP;
+    use wire::link::{ETH_P_IP, ETH_P_IPV6};
+    const ETH_HLEN: usize = wire::EthernetFrame::<&[u8]>::HEADER_LEN;
+    if f.linktype == nfr_runtime::pcap::linktype::ETHERNET
+        && let Some(h) = f.data.first_chunk::<{ ETH_HLEN + 20 }>()
+    {
+        let ethertype = u16::from_be_bytes([h[12], h[13]]);
+        let ip = &h[ETH_HLEN..];
+        if ethertype == ETH_P_IP && ip[0] >> 4 == 4 && ip[9] != ICMP {
+            let addr =
+                |o: usize| u128::from(u32::from_be_bytes([ip[o], ip[o + 1], ip[o + 2], ip[o + 3]]));
+            return path::shard_pair(addr(12), addr(16), threads);
+        }
+        if ethertype == ETH_P_IP || ethertype == ETH_P_IPV6 {
+            return path::shard(f.data.get(ETH_HLEN..).unwrap_or(&[]), threads);
+        }
+    }
     match wire::parse_link(f.linktype, f.data) {
         Ok(li) => path::shard(f.data.get(usize::from(li.nhoff)..).unwrap_or(&[]), threads),
         Err(_) => 0,
@@ -762,83 +782,47 @@ fn capture_is_file(args: &Args) -> bool {
     std::fs::metadata(&args.capture).is_ok_and(|m| m.is_file())
 }
 
+/// What one shard's replay ends with: the worker's end, its tally, the frames read, the read error.
+type ShardEnd = (WorkerEnd, Tally, u64, Option<(String, u64, u64)>);
+
 /// `--threads N` when nothing is printed or written per frame: every worker reads the capture file itself,
 /// keeps the clock and the interface table over all frames (so both are those of one thread), replays the
 /// frames of its shard and counts them in its own tally. Nothing crosses threads until the end, where the
-/// tallies, counters and tables are merged.
+/// tallies, counters and tables are merged. This thread replays shard 0 (and shows the progress), N - 1 others
+/// the rest.
 fn drive_shards(
     setup: &Setup,
     args: &Args,
     opts: Opts,
     out: &mut Collector,
 ) -> anyhow::Result<RunEnd> {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
     let threads = setup.threads;
-    let progress = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let mut handles = Vec::new();
-    for k in 0..threads {
-        let mut reader = super::open_capture(&args.capture)?;
-        let seed = WorkerSeed::of(setup);
-        let mut devs = setup.path.dev_table();
-        let mut clock = Clock {
-            cap: setup.gap_cap_ns,
-            now: START_NS,
-            last: None,
-        };
-        let progress = progress.clone();
-        handles.push(std::thread::spawn(move || -> anyhow::Result<_> {
-            let mut w = seed.build(opts)?;
-            let mut tally = Tally::default();
-            let mut frames = 0u64;
-            let mut read_error = None;
-            loop {
-                let timing = opts.profile && (frames + 1).is_multiple_of(PROFILE_EVERY);
-                let t = timing.then(Instant::now);
-                match reader.next_frame() {
-                    Ok(Some(f)) => {
-                        frames += 1;
-                        let orig = f.ts_ns;
-                        let ts = clock.tick(orig);
-                        let cap = f.if_name.map(|n| devs.intern(n));
-                        if shard_of(&f, threads) == k {
-                            w.prof.read_ns += since(t);
-                            w.prof.timed += u64::from(timing);
-                            let vf = Frame { ts_ns: ts, ..f };
-                            let rec = w.frame_timed(frames, &vf, orig, cap, timing);
-                            let t = timing.then(Instant::now);
-                            // No events here: `--ct-events` prints per frame, so it never takes this path.
-                            tally.add(&rec, 0);
-                            w.prof.report_ns += since(t);
-                        }
-                        if k == 0 && frames.is_multiple_of(4096) {
-                            progress.0.store(frames, Ordering::Relaxed);
-                            progress.1.store(reader.offset(), Ordering::Relaxed);
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        read_error = Some((format!("{:?}", e.kind), e.offset, e.frames));
-                        break;
-                    }
-                }
-            }
-            Ok((w.end(clock.now), tally, frames, read_error))
+    for k in 1..threads {
+        let reader = super::open_capture(&args.capture)?;
+        let (seed, devs, clock) = (WorkerSeed::of(setup), setup.path.dev_table(), clock(setup));
+        handles.push(std::thread::spawn(move || {
+            replay_shard(k, threads, reader, seed, devs, clock, opts, |_, _| {})
         }));
     }
-    while !handles.iter().all(|h| h.is_finished()) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        out.progress.at(
-            progress.0.load(Ordering::Relaxed),
-            progress.1.load(Ordering::Relaxed),
-        );
-    }
+    let reader = super::open_capture(&args.capture)?;
+    let mine = replay_shard(
+        0,
+        threads,
+        reader,
+        WorkerSeed::of(setup),
+        setup.path.dev_table(),
+        clock(setup),
+        opts,
+        |frames, offset| out.progress.at(frames, offset),
+    );
     let mut ends = Vec::new();
     let (mut frames, mut read_error) = (0, None);
-    for h in handles {
-        let (end, tally, n, err) = h
-            .join()
-            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
+    for end in std::iter::once(mine).chain(handles.into_iter().map(|h| {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?
+    })) {
+        let (end, tally, n, err) = end?;
         ends.push(end);
         out.add_tally(tally);
         (frames, read_error) = (n, err);
@@ -847,6 +831,64 @@ fn drive_shards(
     r.read_error = read_error;
     r.frames = frames;
     Ok(r)
+}
+
+fn clock(setup: &Setup) -> Clock {
+    Clock {
+        cap: setup.gap_cap_ns,
+        now: START_NS,
+        last: None,
+    }
+}
+
+/// One worker of [`drive_shards`]: reads every frame of the capture, replays those of shard `k` of `threads`;
+/// `progress` hears (frames, bytes) read every 4096 frames.
+#[allow(clippy::too_many_arguments)]
+fn replay_shard(
+    k: usize,
+    threads: usize,
+    mut reader: PcapReader<'static>,
+    seed: WorkerSeed,
+    mut devs: path::DevTable,
+    mut clock: Clock,
+    opts: Opts,
+    mut progress: impl FnMut(u64, u64),
+) -> anyhow::Result<ShardEnd> {
+    let mut w = seed.build(opts)?;
+    let mut tally = Tally::default();
+    let mut frames = 0u64;
+    let mut read_error = None;
+    loop {
+        let timing = opts.profile && (frames + 1).is_multiple_of(PROFILE_EVERY);
+        let t = timing.then(Instant::now);
+        match reader.next_frame() {
+            Ok(Some(f)) => {
+                frames += 1;
+                let orig = f.ts_ns;
+                let ts = clock.tick(orig);
+                let cap = f.if_name.map(|n| devs.intern(n));
+                if shard_of(&f, threads) == k {
+                    w.prof.read_ns += since(t);
+                    w.prof.timed += u64::from(timing);
+                    let vf = Frame { ts_ns: ts, ..f };
+                    let rec = w.frame_timed(frames, &vf, orig, cap, timing);
+                    let t = timing.then(Instant::now);
+                    // No events here: `--ct-events` prints per frame, so it never takes this path.
+                    tally.add(&rec, 0);
+                    w.prof.report_ns += since(t);
+                }
+                if frames.is_multiple_of(4096) {
+                    progress(frames, reader.offset());
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some((e.kind.to_string(), e.offset, e.frames));
+                break;
+            }
+        }
+    }
+    Ok((w.end(clock.now), tally, frames, read_error))
 }
 
 /// Reader -> worker messages.
@@ -1091,6 +1133,79 @@ mod tests {
             }
         }
         (out, warm)
+    }
+
+    /// `shard_of`'s shortcuts give the shard of the datagram as `path::shard` computes it: IPv4 TCP, ICMP errors
+    /// (which go with the flow they quote), VLAN-tagged frames, IPv6, raw IP, and frames too short for the
+    /// shortcut.
+    #[test]
+    fn shard_of_is_the_datagrams_shard() {
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "10.64.0.7".parse().unwrap(),
+            "10.0.0.1".parse().unwrap(),
+            "192.0.2.9".parse().unwrap(),
+        );
+        let tcp = build::tcp(a, b, 40_000, 80, 1, 0, 0x02, 100, &[], &[]);
+        let err = build::icmp(c, b, 11, 0, [0; 4], &tcp);
+        let (a6, b6): (IpAddr, IpAddr) = (
+            "2001:db8::7".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        );
+        let tcp6 = build::tcp(a6, b6, 40_000, 80, 1, 0, 0x02, 100, &[], &[]);
+        let eth = |tag: bool, et: [u8; 2], ip: &[u8]| {
+            let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+            if tag {
+                f.extend_from_slice(&[0x81, 0x00, 0, 5]);
+            }
+            f.extend_from_slice(&et);
+            f.extend_from_slice(ip);
+            f
+        };
+        let v4 = [0x08, 0x00];
+        let cases = [
+            (1, eth(false, v4, &tcp), &tcp[..]),
+            (1, eth(false, v4, &err), &err[..]),
+            (1, eth(true, v4, &tcp), &tcp[..]),
+            (1, eth(false, [0x86, 0xdd], &tcp6), &tcp6[..]),
+            (1, eth(false, v4, &tcp[..12]), &tcp[..12]),
+            (101, tcp.clone(), &tcp[..]),
+        ];
+        for threads in 2..6 {
+            for (i, (linktype, data, l3)) in cases.iter().enumerate() {
+                let f = Frame {
+                    linktype: *linktype,
+                    ts_ns: 0,
+                    data,
+                    orig_len: data.len() as u32,
+                    iface: 0,
+                    fcs_len: 0,
+                    section: 0,
+                    if_name: None,
+                };
+                assert_eq!(
+                    shard_of(&f, threads),
+                    path::shard(l3, threads),
+                    "case {i}, {threads} threads"
+                );
+            }
+        }
+        // The ICMP error goes where the flow it quotes goes, whatever its own addresses.
+        let fr = |d: &[u8]| {
+            shard_of(
+                &Frame {
+                    linktype: 1,
+                    ts_ns: 0,
+                    data: d,
+                    orig_len: 0,
+                    iface: 0,
+                    fcs_len: 0,
+                    section: 0,
+                    if_name: None,
+                },
+                7,
+            )
+        };
+        assert_eq!(fr(&eth(false, v4, &err)), fr(&eth(false, v4, &tcp)));
     }
 
     #[test]
