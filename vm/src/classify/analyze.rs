@@ -624,8 +624,9 @@ pub fn analyze(prog: &Program, insns: &[Insn]) -> Shape {
                 sreg,
                 dreg,
                 len,
-                op: BitwiseOp::MaskXor { mask, xor },
+                op: BitwiseOp::MaskXor(mx),
             } => {
+                let (mask, xor) = (&mx.mask, &mx.xor);
                 let len = usize::from(*len);
                 let (s, d) = (usize::from(sreg.0), usize::from(dreg.0));
                 let mut out = [None; 4];
@@ -677,7 +678,9 @@ pub fn analyze(prog: &Program, insns: &[Insn]) -> Shape {
                 continue;
             }
             Insn::Cmp { op, sreg, data } => rd.cmp(*op, usize::from(sreg.0), data),
-            Insn::Range { op, sreg, from, to } => rd.range(*op, usize::from(sreg.0), from, to),
+            Insn::Range { op, sreg, bounds } => {
+                rd.range(*op, usize::from(sreg.0), &bounds.from, &bounds.to)
+            }
             Insn::Lookup {
                 sreg,
                 set,
@@ -1108,10 +1111,7 @@ mod tests {
                 sreg: Reg(0),
                 dreg: Reg(0),
                 len: 4,
-                op: BitwiseOp::MaskXor {
-                    mask: Data::be32(0xff00_0000),
-                    xor: Data::be32(0),
-                },
+                op: BitwiseOp::mask_xor(Data::be32(0xff00_0000), Data::be32(0)),
             },
             Insn::cmp_eq(Reg(0), Data::be32(0x0a00_0000)),
             Insn::ImmVerdict(ChainVerdict::Accept),
@@ -1142,12 +1142,7 @@ mod tests {
                 sreg: Reg(1),
                 data: Data::be16(22),
             },
-            Insn::Range {
-                op: RangeOp::Eq,
-                sreg: Reg(1),
-                from: Data::be16(10),
-                to: Data::be16(100),
-            },
+            Insn::range(RangeOp::Eq, Reg(1), Data::be16(10), Data::be16(100)),
         ]);
         assert!(s.exact);
         let d = Dim::raw(port);
@@ -1186,10 +1181,7 @@ mod tests {
                 sreg: Reg(0),
                 dreg: Reg(0),
                 len: 1,
-                op: BitwiseOp::MaskXor {
-                    mask: Data::u8(0x12),
-                    xor: Data::u8(0),
-                },
+                op: BitwiseOp::mask_xor(Data::u8(0x12), Data::u8(0)),
             },
             Insn::cmp_eq(Reg(0), Data::u8(0x02)),
         ]);
@@ -1251,12 +1243,7 @@ mod tests {
     fn impossible_tests_leave_no_cube() {
         let s = shape(vec![
             Insn::payload(PayloadBase::Transport, 2, 2, Reg(1)),
-            Insn::Range {
-                op: RangeOp::Eq,
-                sreg: Reg(1),
-                from: Data::be16(100),
-                to: Data::be16(10),
-            },
+            Insn::range(RangeOp::Eq, Reg(1), Data::be16(100), Data::be16(10)),
         ]);
         assert!(s.exact && s.cubes.is_empty());
     }
