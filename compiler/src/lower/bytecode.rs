@@ -136,6 +136,10 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
             }
         }
     }
+    // the program outlives the Hir's lowering (the lint, the classifiers): without the doubling's spare half
+    lw.prog.insns.shrink_to_fit();
+    lw.prog.spans.shrink_to_fit();
+    lw.prog.rules.shrink_to_fit();
     Ok(lw.prog)
 }
 
