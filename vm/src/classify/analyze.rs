@@ -118,6 +118,15 @@ pub struct Shape {
     pub loads: Vec<Field>,
 }
 
+impl Shape {
+    /// Give back the spare capacity of its vectors (a chain holds a shape per rule).
+    pub fn shrink_to_fit(&mut self) {
+        self.cubes.iter_mut().for_each(Vec::shrink_to_fit);
+        self.cubes.shrink_to_fit();
+        self.loads.shrink_to_fit();
+    }
+}
+
 /// Most alternatives a rule may expand to before the analysis keeps their hull instead.
 pub const MAX_CUBES: usize = 64;
 
@@ -716,12 +725,14 @@ pub fn analyze(prog: &Program, insns: &[Insn]) -> Shape {
         };
         apply(&mut cubes, &mut exact, test);
     }
-    Shape {
+    let mut s = Shape {
         cubes,
         exact,
         tail,
         loads: rd.loads,
-    }
+    };
+    s.shrink_to_fit();
+    s
 }
 
 /// Intersect the rule's cubes with one test's union (its hull when the product grows too big).
@@ -792,6 +803,7 @@ pub fn widen_fields<T>(items: &mut [T], shape: impl Fn(&mut T) -> &mut Shape) {
             s.cubes.extend(out);
         }
         s.exact &= exact;
+        s.shrink_to_fit();
     }
 }
 
