@@ -114,6 +114,23 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
         .iter()
         .map(|t| (t.chains.len() + t.objects as usize + t.sets.len()) as u64)
         .collect();
+    // Room for what the rules lower to at least (a match loads and tests: two instructions; any other item
+    // and a verdict, one), so that a large program is not copied as its vectors double.
+    let rules = hir.chains.iter().flat_map(|c| &c.rules);
+    let least: usize = rules
+        .clone()
+        .map(|r| {
+            let items: usize = r
+                .items
+                .iter()
+                .map(|i| if matches!(i, Item::Match(_)) { 2 } else { 1 })
+                .sum();
+            items + usize::from(r.verdict.is_some())
+        })
+        .sum();
+    lw.prog.insns.reserve(least);
+    lw.prog.spans.reserve(least);
+    lw.prog.rules.reserve(rules.count());
     for (ci, chain) in hir.chains.iter().enumerate() {
         let family = hir
             .table(chain.table)
