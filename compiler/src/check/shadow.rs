@@ -21,7 +21,7 @@ use std::ops::ControlFlow;
 use hashbrown::HashMap;
 
 use nfr_vm::classify::cover::{self, Budget, Canon, Cover, Found, Index, Walk};
-use nfr_vm::classify::{Cube, Shape, Span as CubeSpan, Tail, chain_shapes};
+use nfr_vm::classify::{Cube, Shape, Span as CubeSpan, rule_shapes, tail};
 use nfr_vm::program::SetKind;
 use nfr_vm::{ChainId, CounterId, Insn, Program, RuleId, Set, SetId};
 
@@ -59,11 +59,25 @@ pub fn lint(hir: &Hir, prog: &Program, sources: &SourceMap) -> Vec<Diagnostic> {
         if pc.rules.len() != chain.rules.len() {
             continue;
         }
+        let shapes = rule_shapes(prog, ChainId(ci as u32));
+        let ends = pc
+            .rules
+            .iter()
+            .zip(&shapes)
+            .map(|(&r, s)| {
+                let t = tail(prog.rule_insns(r), s.tail as usize);
+                End {
+                    terminal: t.terminal,
+                    writes: t.writes,
+                }
+            })
+            .collect();
         let mut cx = Chain {
             hir: &chain.rules,
             prog,
             rules: &pc.rules,
-            shapes: chain_shapes(prog, ChainId(ci as u32)),
+            shapes,
+            ends,
             every: Vec::new(),
             named_counters: hir.counters.len(),
             sets: &sets,
@@ -83,12 +97,22 @@ struct Chain<'a> {
     /// The chain's rules in `prog`.
     rules: &'a [RuleId],
     /// The analysis of each rule; the lint puts its cubes on the canonical dimensions (none past the caps).
-    shapes: Vec<(Shape, Tail)>,
+    shapes: Vec<Shape>,
+    /// How each rule's tail ends.
+    ends: Vec<End>,
     /// Per rule: every cube of its analysis was empty (the rule's head tests nothing).
     every: Vec<bool>,
     named_counters: usize,
     sets: &'a [u32],
     sources: &'a SourceMap,
+}
+
+/// What the lint reads of a rule's tail (`nfr_vm::classify::Tail`).
+struct End {
+    /// Reaching the tail always ends the chain's traversal.
+    terminal: bool,
+    /// The rule may change a value a later rule's match reads.
+    writes: bool,
 }
 
 /// What was found about one rule.
@@ -110,7 +134,7 @@ impl<'a> Chain<'a> {
         // the rules by hash (not a map of every rule). Rules the analysis finds no cube for take no part.
         let mut prev_same = vec![u32::MAX; n];
         let mut by_hash: Vec<(u64, u32)> = (0..n)
-            .filter(|&j| !self.shapes[j].0.cubes.is_empty())
+            .filter(|&j| !self.shapes[j].cubes.is_empty())
             .map(|j| (self.rule_hash(j), j as u32))
             .collect();
         by_hash.sort_unstable();
@@ -123,12 +147,12 @@ impl<'a> Chain<'a> {
             }
         }
         drop(by_hash);
-        let canon = Canon::new(self.shapes.iter().flat_map(|(s, _)| &s.cubes));
+        let canon = Canon::new(self.shapes.iter().flat_map(|s| &s.cubes));
         // Each rule's cubes on the canonical dimensions, in place of the analysis' (kept when they are
         // already canonical); a rule past the caps takes no part (no cubes).
         let mut total = 0usize;
         let mut some = Vec::with_capacity(n);
-        for (s, _) in &mut self.shapes {
+        for s in &mut self.shapes {
             let raw = std::mem::take(&mut s.cubes);
             some.push(!raw.is_empty());
             self.every.push(raw.iter().all(|c| c.is_empty()));
@@ -159,17 +183,18 @@ impl<'a> Chain<'a> {
         }
         // Earlier rules that take what they match: exact cubes, terminal tail. Their cubes are indexed
         // (the index's id of each is its place in `rule_of`).
-        let takes = |(s, t): &(Shape, Tail)| s.exact && t.terminal;
+        let takes = |(s, t): &(&Shape, &End)| s.exact && t.terminal;
         let count = self
             .shapes
             .iter()
-            .filter(|x| takes(x))
+            .zip(&self.ends)
+            .filter(takes)
             .map(|(s, _)| s.cubes.len())
             .sum();
         let mut rule_of: Vec<u32> = Vec::with_capacity(count);
         let mut indexed: Vec<&[CubeSpan]> = Vec::with_capacity(count);
-        for (i, x) in self.shapes.iter().enumerate() {
-            if takes(x) {
+        for (i, x) in self.shapes.iter().zip(&self.ends).enumerate() {
+            if takes(&x) {
                 for c in &x.0.cubes {
                     indexed.push(c);
                     rule_of.push(i as u32);
@@ -184,7 +209,7 @@ impl<'a> Chain<'a> {
                 .filter(|&&p| p != u32::MAX)
                 .map(|&p| p as usize)
         };
-        for (j, (shape, tail)) in self.shapes.iter().enumerate() {
+        for (j, (shape, end)) in self.shapes.iter().zip(&self.ends).enumerate() {
             if !some[j] {
                 continue;
             }
@@ -197,10 +222,12 @@ impl<'a> Chain<'a> {
                 None
             };
             let finding = match dup {
-                Some(i) if self.shapes[i].1.terminal => Some(Finding::Duplicate {
-                    of: i,
-                    terminal: true,
-                }),
+                Some(i) if self.ends.get(i).is_some_and(|e| e.terminal) => {
+                    Some(Finding::Duplicate {
+                        of: i,
+                        terminal: true,
+                    })
+                }
                 _ => {
                     let mut rb = Budget {
                         steps: RULE_STEPS.min(budget.steps),
@@ -229,7 +256,7 @@ impl<'a> Chain<'a> {
             if let Some(f) = finding {
                 out.push(self.diagnostic(j, f));
             }
-            if !shadowed && self.writes(j, tail) {
+            if !shadowed && self.writes(j, end) {
                 window = j + 1;
             }
         }
@@ -250,14 +277,13 @@ impl<'a> Chain<'a> {
         if target.is_empty() {
             return None;
         }
-        let loads = &self.shapes[j].0.loads;
+        let loads = &self.shapes[j].loads;
         let usable = |e: u32| {
             rule_of.get(e as usize).is_some_and(|&i| {
                 let i = i as usize;
                 i >= window
                     && i < j
                     && self.shapes[i]
-                        .0
                         .loads
                         .iter()
                         .all(|&f| cover::present_with(loads, f))
@@ -317,10 +343,13 @@ impl<'a> Chain<'a> {
     /// `writes`: payload writes (the kernel rewrites the packet at once) and object maps (a
     /// ct helper object attaches to the connection). A terminal rule's writes go with the
     /// packets it takes out of the chain.
-    fn writes(&self, j: usize, tail: &Tail) -> bool {
-        let t = self.insns(j).get(self.shapes[j].0.tail..).unwrap_or(&[]);
-        !tail.terminal
-            && (tail.writes
+    fn writes(&self, j: usize, end: &End) -> bool {
+        let t = self
+            .insns(j)
+            .get(self.shapes[j].tail as usize..)
+            .unwrap_or(&[]);
+        !end.terminal
+            && (end.writes
                 || t.iter()
                     .any(|i| matches!(i, Insn::PayloadWrite { .. } | Insn::Objref { .. })))
     }
@@ -401,7 +430,7 @@ impl<'a> Chain<'a> {
                 )
                 .with_primary_label("never reached");
                 for &i in by.iter().take(MAX_LABELS) {
-                    let (s, _) = &self.shapes[i];
+                    let s = &self.shapes[i];
                     let every = self.every.get(i).copied().unwrap_or(false);
                     let text = if s.loads.is_empty() && every {
                         format!("this {} ends the chain before it", self.ending(i))

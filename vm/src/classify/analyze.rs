@@ -112,18 +112,18 @@ pub struct Shape {
     pub cubes: Vec<Cube>,
     /// `cubes` is exactly that set (given the fields below are present); otherwise a superset.
     pub exact: bool,
-    /// Index, within the rule, of the first tail instruction.
-    pub tail: usize,
+    /// Index, within the rule, of the first tail instruction (a rule's instructions are
+    /// counted in `u32`, as `InsnIdx` does).
+    pub tail: u32,
     /// Every field the head loads (a load breaks when its field is absent).
-    pub loads: Vec<Field>,
+    pub loads: Box<[Field]>,
 }
 
 impl Shape {
-    /// Give back the spare capacity of its vectors (a chain holds a shape per rule).
+    /// Give back the spare capacity of its cubes (a chain holds a shape per rule).
     pub fn shrink_to_fit(&mut self) {
         self.cubes.iter_mut().for_each(Vec::shrink_to_fit);
         self.cubes.shrink_to_fit();
-        self.loads.shrink_to_fit();
     }
 }
 
@@ -728,8 +728,8 @@ pub fn analyze(prog: &Program, insns: &[Insn]) -> Shape {
     let mut s = Shape {
         cubes,
         exact,
-        tail,
-        loads: rd.loads,
+        tail: u32::try_from(tail).unwrap_or(u32::MAX),
+        loads: rd.loads.into_boxed_slice(),
     };
     s.shrink_to_fit();
     s
