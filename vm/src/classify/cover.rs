@@ -332,23 +332,34 @@ impl<'a> Index<'a> {
         }
         order.sort_by_key(|d| std::cmp::Reverse(distinct.get(d).map_or(0, |s| s.len())));
         order.truncate(MAX_LEVELS);
+        drop(distinct);
+        let level_of = |c: &[Span]| {
+            order.iter().position(|&d| {
+                let (lo, hi) = span_on(c, d);
+                narrow(lo, hi, d)
+            })
+        };
+        // The levels' vectors at their final sizes (one pass to count them).
+        let mut sizes = vec![0usize; order.len()];
+        for &c in &cubes {
+            if let Some(n) = level_of(c).and_then(|i| sizes.get_mut(i)) {
+                *n += 1;
+            }
+        }
         let mut levels: Vec<Level> = order
-            .into_iter()
-            .map(|dim| Level {
+            .iter()
+            .zip(sizes)
+            .map(|(&dim, n)| Level {
                 dim,
-                by_lo: Vec::new(),
-                blocks: Vec::new(),
+                by_lo: Vec::with_capacity(n),
+                blocks: Vec::with_capacity(n),
                 plens: 0,
             })
             .collect();
         let mut rest = Vec::new();
-        for (e, c) in cubes.iter().enumerate() {
+        for (e, &c) in cubes.iter().enumerate() {
             let e = e as u32;
-            let at = levels.iter().position(|l| {
-                let (lo, hi) = span_on(c, l.dim);
-                narrow(lo, hi, l.dim)
-            });
-            let Some(l) = at.and_then(|i| levels.get_mut(i)) else {
+            let Some(l) = level_of(c).and_then(|i| levels.get_mut(i)) else {
                 rest.push(e);
                 continue;
             };
