@@ -270,7 +270,7 @@ fn rules_said_never_to_match_are_never_reached() {
                 .expect("a rule");
             let insns = prog.rule_insns(prog.chains[0].rules[j]);
             let s = analyze(&prog, insns);
-            let Some(Insn::Counter(c)) = insns.get(s.tail) else {
+            let Some(Insn::Counter(c)) = insns.get(s.tail as usize) else {
                 panic!("rule {j} of\n{src}\nhas no counter first in its tail");
             };
             dead.push((j, c.0));

@@ -386,8 +386,9 @@ pub enum StmtKind {
     CounterMap {
         map: Expr,
     },
-    Log(Log),
-    Limit(Limit),
+    /// Boxed, as the other rare statements with large bodies: a `Stmt` is the size of a `Match`.
+    Log(Box<Log>),
+    Limit(Box<Limit>),
     /// `SELECTOR set VALUE`: `meta mark set 1`, `mark set 1`, `ct mark set meta mark`,
     /// `ct helper set "ftp"`, `ct zone set 1`, `ip dscp set cs1`...
     /// `key` is a selector expression (Meta / Ct / Payload).
@@ -405,10 +406,10 @@ pub enum StmtKind {
         flags: Vec<Ident>,
     },
     /// snat/dnat/masquerade/redirect.
-    Nat(Nat),
+    Nat(Box<Nat>),
     /// `add|update|delete @SET { KEY [timeout T] }`: nft's set statement, the kernel's
     /// `nft_dynset` (an element added, refreshed or removed from the packet path).
-    SetUpdate(SetUpdate),
+    SetUpdate(Box<SetUpdate>),
     /// A statement the grammar accepts but does not model (`quota`, `dup`, `fwd`, `ct count`,
     /// `last`, `tproxy`, `synproxy`, set add/update, ...): its first keyword and the raw text.
     Other {

@@ -559,7 +559,7 @@ impl Cx<'_> {
                     }));
                 }
                 let name = r.name.clone().unwrap_or_else(|| r.table.clone());
-                let chain = self.chain(name, body.as_ref(), start, end);
+                let chain = self.chain(name, body, start, end);
                 Command {
                     kind: CommandKind::AddChain { table: r, chain },
                     span: sp(start, end),
@@ -767,7 +767,7 @@ impl Cx<'_> {
                 body,
             } => Some(TableItem::Chain(self.chain(
                 ident(&name),
-                Some(&body),
+                Some(body),
                 start,
                 end,
             ))),
@@ -864,7 +864,9 @@ impl Cx<'_> {
         }
     }
 
-    fn chain(&mut self, name: Ident, body: Option<&cst::Group>, start: usize, end: usize) -> Chain {
+    /// The chain's lines are consumed one by one: each line's tokens are dropped once its rule is made, so the
+    /// token tree and the rules are not both whole at once.
+    fn chain(&mut self, name: Ident, body: Option<cst::Group>, start: usize, end: usize) -> Chain {
         let mut chain = Chain {
             name,
             hook: None,
@@ -876,8 +878,9 @@ impl Cx<'_> {
             span: sp(start, end),
         };
         let Some(body) = body else { return chain };
-        for line in &body.lines {
-            if let Err(e) = self.chain_line(&mut chain, line) {
+        chain.rules.reserve_exact(body.lines.len());
+        for line in body.lines {
+            if let Err(e) = self.chain_line(&mut chain, &line) {
                 self.errors.push(e);
             }
         }
@@ -1591,7 +1594,7 @@ impl<'a> P<'a> {
                         _ => break,
                     }
                 }
-                Ok(StmtKind::Log(log))
+                Ok(StmtKind::Log(Box::new(log)))
             }
             "limit" => {
                 self.bump();
@@ -1614,14 +1617,14 @@ impl<'a> P<'a> {
                         self.bump();
                     }
                 }
-                Ok(StmtKind::Limit(Limit {
+                Ok(StmtKind::Limit(Box::new(Limit {
                     over,
                     rate,
                     rate_unit,
                     per,
                     burst,
                     burst_unit,
-                }))
+                })))
             }
             "notrack" => {
                 self.bump();
@@ -1743,7 +1746,7 @@ impl<'a> P<'a> {
             let r = items.last().map_or(l, |i| i.end());
             Some((normalize_other(self.src.get(l..r).unwrap_or("")), sp(l, r)))
         };
-        Ok(StmtKind::SetUpdate(SetUpdate {
+        Ok(StmtKind::SetUpdate(Box::new(SetUpdate {
             op,
             set,
             key,
@@ -1751,7 +1754,7 @@ impl<'a> P<'a> {
             data,
             stmts,
             braces,
-        }))
+        })))
     }
 
     /// `N/second`, `N kbytes/second`, `N kbytes / second` → (byte unit, per).
@@ -1879,7 +1882,7 @@ impl<'a> P<'a> {
         while let Some("random" | "fully-random" | "persistent") = self.peek_word() {
             nat.flags.extend(self.ident_list()?);
         }
-        Ok(StmtKind::Nat(nat))
+        Ok(StmtKind::Nat(Box::new(nat)))
     }
 
     fn nat_port(&mut self) -> R<Expr> {

@@ -552,7 +552,8 @@ impl Tx<'_, '_> {
                 };
                 self.guard(ok, next);
             }
-            Insn::Range { op, sreg, from, to } => {
+            Insn::Range { op, sreg, bounds } => {
+                let (from, to) = (&bounds.from, &bounds.to);
                 let a = self.get_words(*sreg, from.len());
                 let (f, t) = (dom(from), dom(to));
                 let inside = if a.len() == 1 {
@@ -589,7 +590,8 @@ impl Tx<'_, '_> {
                     .map(|i| self.b.use_var(self.regs[(usize::from(sreg.0) + i) & 15]))
                     .collect();
                 let out: Vec<Value> = match op {
-                    BitwiseOp::MaskXor { mask, xor } => {
+                    BitwiseOp::MaskXor(mx) => {
+                        let (mask, xor) = (&mx.mask, &mx.xor);
                         let (m, x) = (dom(mask), dom(xor));
                         src.iter()
                             .enumerate()

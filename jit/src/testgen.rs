@@ -302,16 +302,16 @@ impl Gen<'_> {
                 if a > b && self.r.chance(3, 4) {
                     std::mem::swap(&mut a, &mut b);
                 }
-                v.push(Insn::Range {
-                    op: if self.r.chance(1, 3) {
+                v.push(Insn::range(
+                    if self.r.chance(1, 3) {
                         RangeOp::Neq
                     } else {
                         RangeOp::Eq
                     },
-                    sreg: reg,
-                    from: Data::new(&a).unwrap_or_default(),
-                    to: Data::new(&b).unwrap_or_default(),
-                });
+                    reg,
+                    Data::new(&a).unwrap_or_default(),
+                    Data::new(&b).unwrap_or_default(),
+                ));
             }
             3 => {
                 let l = len16;
@@ -319,14 +319,14 @@ impl Gen<'_> {
                     sreg: reg,
                     dreg: reg,
                     len: l as u8,
-                    op: BitwiseOp::MaskXor {
-                        mask: self.r.data(l),
-                        xor: if self.r.chance(1, 2) {
+                    op: BitwiseOp::mask_xor(
+                        self.r.data(l),
+                        if self.r.chance(1, 2) {
                             Data::new(&vec![0; l]).unwrap_or_default()
                         } else {
                             self.r.data(l)
                         },
-                    },
+                    ),
                 });
                 v.push(Insn::cmp_eq(reg, self.r.data(l)));
             }
@@ -525,14 +525,14 @@ impl Gen<'_> {
                         sreg: reg,
                         dreg: reg,
                         len: len as u8,
-                        op: BitwiseOp::MaskXor {
+                        op: BitwiseOp::mask_xor(
                             mask,
-                            xor: if self.r.chance(1, 3) {
+                            if self.r.chance(1, 3) {
                                 self.r.data(len)
                             } else {
                                 Data::new(&vec![0; len]).unwrap_or_default()
                             },
-                        },
+                        ),
                     });
                     v.push(Insn::Cmp {
                         op: if self.r.chance(1, 4) {
@@ -613,10 +613,10 @@ impl Gen<'_> {
                         sreg: reg,
                         dreg: reg,
                         len: len4 as u8,
-                        op: BitwiseOp::MaskXor {
+                        op: BitwiseOp::mask_xor(
                             mask,
-                            xor: Data::new(&vec![0; len4]).unwrap_or_default(),
-                        },
+                            Data::new(&vec![0; len4]).unwrap_or_default(),
+                        ),
                     });
                     v.push(Insn::Cmp {
                         op: if self.r.chance(1, 6) {
@@ -635,16 +635,16 @@ impl Gen<'_> {
                         *x = x.saturating_add(self.r.below(40) as u8);
                     }
                     if let (Some(from), Some(to)) = (Data::new(&a), Data::new(&b)) {
-                        v.push(Insn::Range {
-                            op: if self.r.chance(1, 6) {
+                        v.push(Insn::range(
+                            if self.r.chance(1, 6) {
                                 RangeOp::Neq
                             } else {
                                 RangeOp::Eq
                             },
-                            sreg: reg,
+                            reg,
                             from,
                             to,
-                        });
+                        ));
                     }
                 }
                 _ => self.test(v, reg, len, chain),

@@ -82,12 +82,7 @@ fn range_boundaries() {
         for op in [RangeOp::Eq, RangeOp::Neq] {
             let prog = one_rule(vec![
                 Insn::payload(PayloadBase::Network, 0, len as u8, R0),
-                Insn::Range {
-                    op,
-                    sreg: R0,
-                    from: enc(from),
-                    to: enc(to),
-                },
+                Insn::range(op, R0, enc(from), enc(to)),
                 accept(),
             ]);
             for v in [from - 1, from, from + 1, to - 1, to, to + 1] {
@@ -491,12 +486,7 @@ fn rule_runs_first_match_counters_jump_and_resume() {
         base,
         vec![
             ld(PayloadBase::Transport, 2, 2),
-            Insn::Range {
-                op: RangeOp::Eq,
-                sreg: R1,
-                from: Data::be16(1000),
-                to: Data::be16(2000),
-            },
+            Insn::range(RangeOp::Eq, R1, Data::be16(1000), Data::be16(2000)),
             Insn::Counter(c[1]),
             Insn::ImmVerdict(ChainVerdict::Jump(u)),
         ],
@@ -509,10 +499,7 @@ fn rule_runs_first_match_counters_jump_and_resume() {
                 sreg: R1,
                 dreg: R1,
                 len: 4,
-                op: BitwiseOp::MaskXor {
-                    mask: Data::be32(0xffff_ff00),
-                    xor: Data::be32(0),
-                },
+                op: BitwiseOp::mask_xor(Data::be32(0xffff_ff00), Data::be32(0)),
             },
             Insn::cmp_eq(R1, Data::be32(0x0a00_0100)),
             Insn::Counter(c[2]),
@@ -748,10 +735,7 @@ fn numgen_and_meta_random_follow_the_interpreter() {
                 sreg: R0,
                 dreg: R0,
                 len: 4,
-                op: BitwiseOp::MaskXor {
-                    mask: Data::host32(0x7fff_ffff),
-                    xor: Data::host32(0),
-                },
+                op: BitwiseOp::mask_xor(Data::host32(0x7fff_ffff), Data::host32(0)),
             },
             Insn::Cmp {
                 op: CmpOp::Lt,

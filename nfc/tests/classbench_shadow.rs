@@ -230,7 +230,9 @@ fn check(name: &str, text: &str) -> Result<(), Failed> {
         let rid = *prog.chains[0].rules.get(j).ok_or("no such rule")?;
         let insns = prog.rule_insns(rid);
         let shape = analyze(&prog, insns);
-        let counter = tail(insns, shape.tail).counter.ok_or("no counter")?;
+        let counter = tail(insns, shape.tail as usize)
+            .counter
+            .ok_or("no counter")?;
         if !shape.exact {
             return Err(format!("rule {} is not exact", j + 1).into());
         }

@@ -36,10 +36,10 @@ fn ruleset() -> VerifiedProgram {
                 sreg: R0,
                 dreg: R0,
                 len: 4,
-                op: BitwiseOp::MaskXor {
-                    mask: Data::host32(ct_state::ESTABLISHED | ct_state::RELATED),
-                    xor: Data::host32(0),
-                },
+                op: BitwiseOp::mask_xor(
+                    Data::host32(ct_state::ESTABLISHED | ct_state::RELATED),
+                    Data::host32(0),
+                ),
             },
             Insn::Cmp {
                 op: CmpOp::Neq,
@@ -62,10 +62,7 @@ fn ruleset() -> VerifiedProgram {
                 sreg: R0,
                 dreg: R0,
                 len: 4,
-                op: BitwiseOp::MaskXor {
-                    mask: Data::host32(1),
-                    xor: Data::host32(0),
-                },
+                op: BitwiseOp::mask_xor(Data::host32(1), Data::host32(0)),
             },
             Insn::Cmp {
                 op: CmpOp::Neq,
@@ -118,12 +115,12 @@ fn ruleset() -> VerifiedProgram {
             c,
             vec![
                 Insn::payload(PayloadBase::Network, 16, 4, R0),
-                Insn::Range {
-                    op: RangeOp::Eq,
-                    sreg: R0,
-                    from: Data::new(&[172, 16 + i, 0, 0]).unwrap(),
-                    to: Data::new(&[172, 16 + i, 0, 255]).unwrap(),
-                },
+                Insn::range(
+                    RangeOp::Eq,
+                    R0,
+                    Data::new(&[172, 16 + i, 0, 0]).unwrap(),
+                    Data::new(&[172, 16 + i, 0, 255]).unwrap(),
+                ),
                 accept(),
             ],
         );

@@ -180,23 +180,23 @@ fn lower(insn: &Insn, idx: u32) -> Op {
             },
             None => Op::Generic(idx),
         },
-        Insn::Range { op, sreg, from, to } if from.len() <= 4 => Op::Range32 {
+        Insn::Range { op, sreg, bounds } if bounds.from.len() <= 4 => Op::Range32 {
             sreg: sreg.0,
             neq: *op == RangeOp::Neq,
-            mask: mask(from.len()),
-            from_be: word(from).swap_bytes(),
-            to_be: word(to).swap_bytes(),
+            mask: mask(bounds.from.len()),
+            from_be: word(&bounds.from).swap_bytes(),
+            to_be: word(&bounds.to).swap_bytes(),
         },
         Insn::Bitwise {
             sreg,
             dreg,
             len,
-            op: BitwiseOp::MaskXor { mask, xor },
+            op: BitwiseOp::MaskXor(mx),
         } if *len <= 4 => Op::MaskXor32 {
             sreg: sreg.0,
             dreg: dreg.0,
-            mask: word(mask),
-            xor: word(xor),
+            mask: word(&mx.mask),
+            xor: word(&mx.xor),
         },
         Insn::Immediate { dreg, data } if data.len() <= 4 => Op::Imm32 {
             dreg: dreg.0,

@@ -228,11 +228,19 @@ pub enum RangeOp {
     Neq,
 }
 
-/// `enum nft_bitwise_ops` with their operands.
+/// The operands of `NFT_BITWISE_MASK_XOR`: `dst = (src & mask) ^ xor`; both `len` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MaskXor {
+    pub mask: Data,
+    pub xor: Data,
+}
+
+/// `enum nft_bitwise_ops` with their operands.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BitwiseOp {
-    /// `NFT_BITWISE_MASK_XOR`: `dst = (src & mask) ^ xor`; both `len` bytes.
-    MaskXor { mask: Data, xor: Data },
+    /// `NFT_BITWISE_MASK_XOR` (boxed, as [`Insn::Range`]'s bounds: two `Data` in place would make every
+    /// instruction 40 bytes instead of 24).
+    MaskXor(Box<MaskXor>),
     /// `NFT_BITWISE_LSHIFT` by 0..32 bits, over host-order words.
     Lshift(u32),
     /// `NFT_BITWISE_RSHIFT` by 0..32 bits, over host-order words.
@@ -243,6 +251,20 @@ pub enum BitwiseOp {
     Or(Reg),
     /// `NFT_BITWISE_XOR` with a second source register.
     Xor(Reg),
+}
+
+impl BitwiseOp {
+    /// `NFT_BITWISE_MASK_XOR` with its operands.
+    pub fn mask_xor(mask: Data, xor: Data) -> BitwiseOp {
+        BitwiseOp::MaskXor(Box::new(MaskXor { mask, xor }))
+    }
+}
+
+/// The bounds of an `nft_range`: `from <= reg <= to` (memcmp); equal lengths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RangeBounds {
+    pub from: Data,
+    pub to: Data,
 }
 
 /// `enum nft_byteorder_ops`.
@@ -420,12 +442,12 @@ pub enum Insn {
     CtSet { key: CtSetKey, sreg: Reg },
     /// `nft_cmp`: memcmp of `data.len()` bytes; mismatch → BREAK.
     Cmp { op: CmpOp, sreg: Reg, data: Data },
-    /// `nft_range`: `from <= reg <= to` (memcmp); `from` and `to` have equal length.
+    /// `nft_range` over `bounds` (boxed: two `Data` in place would make every instruction 40 bytes instead of
+    /// 24; the interpreter runs ranges of up to 4 bytes from its own fused form, `fast::Op::Range32`).
     Range {
         op: RangeOp,
         sreg: Reg,
-        from: Data,
-        to: Data,
+        bounds: Box<RangeBounds>,
     },
     /// `nft_bitwise` over `len` bytes.
     Bitwise {
@@ -508,6 +530,15 @@ impl Insn {
             op: CmpOp::Eq,
             sreg,
             data,
+        }
+    }
+
+    /// `nft_range`: `from <= reg <= to`, or outside them with `RangeOp::Neq`.
+    pub fn range(op: RangeOp, sreg: Reg, from: Data, to: Data) -> Insn {
+        Insn::Range {
+            op,
+            sreg,
+            bounds: Box::new(RangeBounds { from, to }),
         }
     }
 

@@ -760,7 +760,8 @@ impl VerifiedProgram {
                     *verdict = ChainVerdict::Break;
                 }
             }
-            Insn::Range { op, sreg, from, to } => {
+            Insn::Range { op, sreg, bounds } => {
+                let (from, to) = (&bounds.from, &bounds.to);
                 let d1 = reg_cmp(regs, *sreg, from);
                 let d2 = reg_cmp(regs, *sreg, to);
                 let mismatch = match op {
@@ -1262,7 +1263,8 @@ fn bitwise(regs: &mut Regs, sreg: Reg, dreg: Reg, len: u8, op: &BitwiseOp) {
     }
     let mut dst = [0u32; NFT_REG32_COUNT];
     match op {
-        BitwiseOp::MaskXor { mask, xor } => {
+        BitwiseOp::MaskXor(mx) => {
+            let (mask, xor) = (&mx.mask, &mx.xor);
             for ((o, (m, x)), sw) in dst.iter_mut().zip(mask.words().zip(xor.words())).zip(src) {
                 *o = (sw & m) ^ x;
             }

@@ -147,7 +147,8 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
             let _ = write!(o, "cmp {} reg {} ", op.name(), sreg.uapi());
             data(&mut o, d);
         }
-        Insn::Range { op, sreg, from, to } => {
+        Insn::Range { op, sreg, bounds } => {
+            let (from, to) = (&bounds.from, &bounds.to);
             let op = match op {
                 RangeOp::Eq => "eq",
                 RangeOp::Neq => "neq",
@@ -159,7 +160,8 @@ pub fn print_insn(prog: &Program, insn: &Insn) -> String {
         Insn::Bitwise { sreg, dreg, op, .. } => {
             let _ = write!(o, "bitwise reg {} = ( reg {} ", dreg.uapi(), sreg.uapi());
             match op {
-                BitwiseOp::MaskXor { mask, xor } => {
+                BitwiseOp::MaskXor(mx) => {
+                    let (mask, xor) = (&mx.mask, &mx.xor);
                     o.push_str("& ");
                     data(&mut o, mask);
                     o.push_str(") ^ ");

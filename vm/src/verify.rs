@@ -631,7 +631,8 @@ impl Program {
             }
             Insn::CtSet { key, sreg } => regs.load(*sreg, key.size())?,
             Insn::Cmp { sreg, data, .. } => regs.load(*sreg, data.len())?,
-            Insn::Range { sreg, from, to, .. } => {
+            Insn::Range { sreg, bounds, .. } => {
+                let (from, to) = (&bounds.from, &bounds.to);
                 if from.len() != to.len() {
                     return Err(E::BadOperand {
                         what: "range bounds differ in length",
@@ -647,7 +648,8 @@ impl Program {
             } => {
                 let len = usize::from(*len);
                 match op {
-                    BitwiseOp::MaskXor { mask, xor } => {
+                    BitwiseOp::MaskXor(mx) => {
+                        let (mask, xor) = (&mx.mask, &mx.xor);
                         check_len("bitwise", len, 16)?;
                         if mask.len() != len || xor.len() != len {
                             return Err(E::BadOperand {

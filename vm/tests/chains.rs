@@ -435,10 +435,7 @@ fn operand_checks() {
             sreg: R0,
             dreg: R0,
             len: 4,
-            op: BitwiseOp::MaskXor {
-                mask: Data::u8(1),
-                xor: Data::u8(0)
-            }
+            op: BitwiseOp::mask_xor(Data::u8(1), Data::u8(0))
         }
     ]));
     assert!(bad(vec![
@@ -453,12 +450,7 @@ fn operand_checks() {
     ]));
     assert!(bad(vec![
         load(),
-        Insn::Range {
-            op: RangeOp::Eq,
-            sreg: R0,
-            from: Data::u8(1),
-            to: Data::be16(2)
-        }
+        Insn::range(RangeOp::Eq, R0, Data::u8(1), Data::be16(2))
     ]));
     assert!(bad(vec![Insn::payload(PayloadBase::Network, 0, 0, R0)]));
     assert!(bad(vec![Insn::Ct {

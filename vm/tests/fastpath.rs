@@ -74,10 +74,7 @@ fn random_rule(r: &mut Rng, sid: nfr_vm::SetId, cnt: nfr_vm::CounterId) -> Vec<I
                     sreg: reg,
                     dreg: reg,
                     len: 4,
-                    op: BitwiseOp::MaskXor {
-                        mask: Data::host32(r.below(16) as u32),
-                        xor: Data::host32(0),
-                    },
+                    op: BitwiseOp::mask_xor(Data::host32(r.below(16) as u32), Data::host32(0)),
                 });
                 v.push(Insn::Cmp {
                     op: CmpOp::Neq,
@@ -88,16 +85,16 @@ fn random_rule(r: &mut Rng, sid: nfr_vm::SetId, cnt: nfr_vm::CounterId) -> Vec<I
             4 => {
                 v.push(Insn::payload(base, r.below(40) as u32, 2, reg));
                 let a = r.below(0x2000) as u16;
-                v.push(Insn::Range {
-                    op: if r.below(2) == 0 {
+                v.push(Insn::range(
+                    if r.below(2) == 0 {
                         RangeOp::Eq
                     } else {
                         RangeOp::Neq
                     },
-                    sreg: reg,
-                    from: Data::be16(a),
-                    to: Data::be16(a.saturating_add(r.below(0x4000) as u16)),
-                });
+                    reg,
+                    Data::be16(a),
+                    Data::be16(a.saturating_add(r.below(0x4000) as u16)),
+                ));
             }
             5 => {
                 v.push(Insn::payload(PayloadBase::Transport, 2, 2, Reg(0)));

@@ -129,19 +129,11 @@ impl Rng {
                     data: self.data(),
                 }
             }
-            8 => Insn::Range {
-                op: RangeOp::Eq,
-                sreg: self.reg(),
-                from: self.data(),
-                to: self.data(),
-            },
+            8 => Insn::range(RangeOp::Eq, self.reg(), self.data(), self.data()),
             9 => {
                 let len = self.len();
                 let op = match self.below(4) {
-                    0 => BitwiseOp::MaskXor {
-                        mask: self.data(),
-                        xor: self.data(),
-                    },
+                    0 => BitwiseOp::mask_xor(self.data(), self.data()),
                     1 => BitwiseOp::Lshift(self.below(40) as u32),
                     2 => BitwiseOp::Rshift(self.below(40) as u32),
                     _ => BitwiseOp::Xor(self.reg()),

@@ -343,12 +343,7 @@ fn range_eq_and_neq() {
     let r = |op, a: u16, b: u16| {
         vec![
             Insn::payload(PayloadBase::Transport, 2, 2, R0),
-            Insn::Range {
-                op,
-                sreg: R0,
-                from: Data::be16(a),
-                to: Data::be16(b),
-            },
+            Insn::range(op, R0, Data::be16(a), Data::be16(b)),
         ]
     };
     assert!(matches(r(RangeOp::Eq, 22, 22), &p, &st));
@@ -372,13 +367,7 @@ fn bitwise_ops() {
     assert!(matches(
         vec![
             Insn::payload(PayloadBase::Network, 8, 1, R0),
-            mk(
-                BitwiseOp::MaskXor {
-                    mask: Data::u8(0xf0),
-                    xor: Data::u8(1)
-                },
-                1
-            ),
+            mk(BitwiseOp::mask_xor(Data::u8(0xf0), Data::u8(1)), 1),
             eq(Reg(1), Data::u8(0x41))
         ],
         &p,

@@ -94,7 +94,7 @@ fn mask_xor(reg: Reg, len: u8, mask: Data, xor: Data) -> Insn {
         sreg: reg,
         dreg: reg,
         len,
-        op: BitwiseOp::MaskXor { mask, xor },
+        op: BitwiseOp::mask_xor(mask, xor),
     }
 }
 
@@ -113,24 +113,19 @@ fn icmp_type_echo_request() {
 fn tcp_dport_range() {
     let mut v = l4(6);
     v.push(Insn::payload(PayloadBase::Transport, 2, 2, R1));
-    v.push(Insn::Range {
-        op: RangeOp::Eq,
-        sreg: R1,
-        from: Data::be16(33),
-        to: Data::be16(45),
-    });
+    v.push(Insn::range(RangeOp::Eq, R1, Data::be16(33), Data::be16(45)));
     check("inet/tcp.t.payload", "tcp dport 33-45", &one_rule(v), None);
 }
 
 fn ip_daddr_range() {
     let v = vec![
         Insn::payload(PayloadBase::Network, 16, 4, R1),
-        Insn::Range {
-            op: RangeOp::Eq,
-            sreg: R1,
-            from: Data::be32(0x0a00_0000),
-            to: Data::be32(0x0aff_ffff),
-        },
+        Insn::range(
+            RangeOp::Eq,
+            R1,
+            Data::be32(0x0a00_0000),
+            Data::be32(0x0aff_ffff),
+        ),
     ];
     check(
         "ip/ip.t.payload",

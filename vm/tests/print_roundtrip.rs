@@ -149,12 +149,7 @@ fn parse(p: &mut Program, line: &str) -> Option<Insn> {
             };
             let w = &t[4..];
             let (a, b) = w.split_at(w.len() / 2);
-            Insn::Range {
-                op,
-                sreg: reg(at(3))?,
-                from: data(a)?,
-                to: data(b)?,
-            }
+            Insn::range(op, reg(at(3))?, data(a)?, data(b)?)
         }
         ("bitwise", "reg") => {
             let dreg = reg(at(2))?;
@@ -169,7 +164,7 @@ fn parse(p: &mut Program, line: &str) -> Option<Insn> {
                         sreg,
                         dreg,
                         len,
-                        op: BitwiseOp::MaskXor { mask, xor },
+                        op: BitwiseOp::mask_xor(mask, xor),
                     });
                 }
                 "<<" => BitwiseOp::Lshift(hex(at(8))?),

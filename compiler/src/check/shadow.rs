@@ -19,10 +19,11 @@ use std::hash::{Hash, Hasher};
 use std::ops::ControlFlow;
 
 use hashbrown::HashMap;
+
 use nfr_vm::classify::cover::{self, Budget, Canon, Cover, Found, Index, Walk};
-use nfr_vm::classify::{Cube, Shape, Span as CubeSpan, Tail, chain_shapes};
+use nfr_vm::classify::{Cube, Shape, Span as CubeSpan, rule_shapes, tail};
 use nfr_vm::program::SetKind;
-use nfr_vm::{ChainId, CounterId, Insn, Program, Set, SetId};
+use nfr_vm::{ChainId, CounterId, Insn, Program, RuleId, Set, SetId};
 
 use crate::diag::{Diagnostic, SourceMap, Span};
 use crate::hir::{Hir, Item, Rule};
@@ -58,11 +59,25 @@ pub fn lint(hir: &Hir, prog: &Program, sources: &SourceMap) -> Vec<Diagnostic> {
         if pc.rules.len() != chain.rules.len() {
             continue;
         }
-        let insns: Vec<&[Insn]> = pc.rules.iter().map(|&r| prog.rule_insns(r)).collect();
+        let shapes = rule_shapes(prog, ChainId(ci as u32));
+        let ends = pc
+            .rules
+            .iter()
+            .zip(&shapes)
+            .map(|(&r, s)| {
+                let t = tail(prog.rule_insns(r), s.tail as usize);
+                End {
+                    terminal: t.terminal,
+                    writes: t.writes,
+                }
+            })
+            .collect();
         let mut cx = Chain {
             hir: &chain.rules,
-            insns: &insns,
-            shapes: chain_shapes(prog, ChainId(ci as u32)),
+            prog,
+            rules: &pc.rules,
+            shapes,
+            ends,
             every: Vec::new(),
             named_counters: hir.counters.len(),
             sets: &sets,
@@ -78,9 +93,13 @@ pub fn lint(hir: &Hir, prog: &Program, sources: &SourceMap) -> Vec<Diagnostic> {
 /// One chain's rules, their analysis and instructions.
 struct Chain<'a> {
     hir: &'a [Rule],
-    insns: &'a [&'a [Insn]],
-    /// The analysis of each rule; its cubes are taken out when the lint runs.
-    shapes: Vec<(Shape, Tail)>,
+    prog: &'a Program,
+    /// The chain's rules in `prog`.
+    rules: &'a [RuleId],
+    /// The analysis of each rule; the lint puts its cubes on the canonical dimensions (none past the caps).
+    shapes: Vec<Shape>,
+    /// How each rule's tail ends.
+    ends: Vec<End>,
     /// Per rule: every cube of its analysis was empty (the rule's head tests nothing).
     every: Vec<bool>,
     named_counters: usize,
@@ -88,11 +107,12 @@ struct Chain<'a> {
     sources: &'a SourceMap,
 }
 
-/// A rule's cubes on the canonical dimensions: none (past the caps), its own, or those it gave the index.
-enum Target {
-    None,
-    Own(Vec<Cube>),
-    Indexed(std::ops::Range<usize>),
+/// What the lint reads of a rule's tail (`nfr_vm::classify::Tail`).
+struct End {
+    /// Reaching the tail always ends the chain's traversal.
+    terminal: bool,
+    /// The rule may change a value a later rule's match reads.
+    writes: bool,
 }
 
 /// What was found about one rule.
@@ -101,16 +121,38 @@ enum Finding {
     Shadowed { by: Vec<usize> },
 }
 
-impl Chain<'_> {
+impl<'a> Chain<'a> {
+    /// The instructions of rule `j`.
+    fn insns(&self, j: usize) -> &'a [Insn] {
+        self.rules.get(j).map_or(&[], |&r| self.prog.rule_insns(r))
+    }
+
     /// Lint the chain; false when the program's budget ran out.
     fn run(&mut self, budget: &mut Budget, out: &mut Vec<Diagnostic>) -> bool {
-        let canon = Canon::new(self.shapes.iter().flat_map(|(s, _)| &s.cubes));
-        // Each rule's cubes on the canonical dimensions; a rule past the caps takes no part. The
-        // analysis' own cubes are dropped as they are replaced (only whether there were any is kept).
+        let n = self.shapes.len();
+        // Each rule's previous one with the same instruction hash (`u32::MAX`: none), by sorting
+        // the rules by hash (not a map of every rule). Rules the analysis finds no cube for take no part.
+        let mut prev_same = vec![u32::MAX; n];
+        let mut by_hash: Vec<(u64, u32)> = (0..n)
+            .filter(|&j| !self.shapes[j].cubes.is_empty())
+            .map(|j| (self.rule_hash(j), j as u32))
+            .collect();
+        by_hash.sort_unstable();
+        for w in by_hash.windows(2) {
+            if let [(a, i), (b, j)] = *w
+                && a == b
+                && let Some(p) = prev_same.get_mut(j as usize)
+            {
+                *p = i;
+            }
+        }
+        drop(by_hash);
+        let canon = Canon::new(self.shapes.iter().flat_map(|s| &s.cubes));
+        // Each rule's cubes on the canonical dimensions, in place of the analysis' (kept when they are
+        // already canonical); a rule past the caps takes no part (no cubes).
         let mut total = 0usize;
-        let mut some = Vec::with_capacity(self.shapes.len());
-        let mut cubes: Vec<Target> = Vec::with_capacity(self.shapes.len());
-        for (s, _) in &mut self.shapes {
+        let mut some = Vec::with_capacity(n);
+        for s in &mut self.shapes {
             let raw = std::mem::take(&mut s.cubes);
             some.push(!raw.is_empty());
             self.every.push(raw.iter().all(|c| c.is_empty()));
@@ -129,55 +171,63 @@ impl Chain<'_> {
             if total > MAX_CHAIN_CUBES || !budget.take(all.len() as u64) {
                 return budget.steps > 0;
             }
-            cubes.push(if ok { Target::Own(all) } else { Target::None });
-        }
-        // Earlier rules that take what they match: exact cubes, terminal tail. Their cubes move into the
-        // index, which lends them back as the rule's target.
-        let mut rule_of: Vec<usize> = Vec::new();
-        let mut entries: Vec<(u32, Cube)> = Vec::new();
-        for (i, ((s, t), c)) in self.shapes.iter().zip(&mut cubes).enumerate() {
-            if s.exact && t.terminal && matches!(c, Target::Own(_)) {
-                let Target::Own(own) = std::mem::replace(c, Target::None) else {
-                    continue;
+            if ok {
+                s.cubes = if all == raw {
+                    raw
+                } else {
+                    all.iter_mut().for_each(Vec::shrink_to_fit);
+                    all.shrink_to_fit();
+                    all
                 };
-                let from = entries.len();
-                for c in own {
-                    entries.push((rule_of.len() as u32, c));
-                    rule_of.push(i);
-                }
-                *c = Target::Indexed(from..entries.len());
             }
         }
-        let index = Index::new(entries);
+        // Earlier rules that take what they match: exact cubes, terminal tail. Their cubes are indexed
+        // (the index's id of each is its place in `rule_of`).
+        let takes = |(s, t): &(&Shape, &End)| s.exact && t.terminal;
+        let count = self
+            .shapes
+            .iter()
+            .zip(&self.ends)
+            .filter(takes)
+            .map(|(s, _)| s.cubes.len())
+            .sum();
+        let mut rule_of: Vec<u32> = Vec::with_capacity(count);
+        let mut indexed: Vec<&[CubeSpan]> = Vec::with_capacity(count);
+        for (i, x) in self.shapes.iter().zip(&self.ends).enumerate() {
+            if takes(&x) {
+                for c in &x.0.cubes {
+                    indexed.push(c);
+                    rule_of.push(i as u32);
+                }
+            }
+        }
+        let index = Index::new(indexed);
         let mut window = 0usize;
-        // Rules by hash: the latest one of each, and each rule's previous one with its hash (one vector, not one
-        // per hash).
-        let mut last: HashMap<u64, usize> = HashMap::new();
-        let mut prev_same: Vec<usize> = vec![usize::MAX; self.shapes.len()];
-        for (j, ((shape, tail), target)) in self.shapes.iter().zip(&cubes).enumerate() {
+        let prev = |i: usize| {
+            prev_same
+                .get(i)
+                .filter(|&&p| p != u32::MAX)
+                .map(|&p| p as usize)
+        };
+        for (j, (shape, end)) in self.shapes.iter().zip(&self.ends).enumerate() {
             if !some[j] {
                 continue;
             }
-            let target = match target {
-                Target::None => None,
-                Target::Own(c) => Some(c.as_slice()),
-                Target::Indexed(at) => Some(index.cubes(at.clone())),
-            };
-            let key = self.rule_hash(j);
+            let target = Some(shape.cubes.as_slice()).filter(|c| !c.is_empty());
             let dup = if shape.exact {
-                std::iter::successors(last.get(&key).copied(), |&i| {
-                    prev_same.get(i).copied().filter(|&p| p != usize::MAX)
-                })
-                .take(DUP_SCAN)
-                .find(|&i| i >= window && self.same_rule(i, j))
+                std::iter::successors(prev(j), |&i| prev(i))
+                    .take(DUP_SCAN)
+                    .find(|&i| i >= window && self.same_rule(i, j))
             } else {
                 None
             };
             let finding = match dup {
-                Some(i) if self.shapes[i].1.terminal => Some(Finding::Duplicate {
-                    of: i,
-                    terminal: true,
-                }),
+                Some(i) if self.ends.get(i).is_some_and(|e| e.terminal) => {
+                    Some(Finding::Duplicate {
+                        of: i,
+                        terminal: true,
+                    })
+                }
                 _ => {
                     let mut rb = Budget {
                         steps: RULE_STEPS.min(budget.steps),
@@ -206,12 +256,7 @@ impl Chain<'_> {
             if let Some(f) = finding {
                 out.push(self.diagnostic(j, f));
             }
-            if let Some(p) = last.insert(key, j)
-                && let Some(s) = prev_same.get_mut(j)
-            {
-                *s = p;
-            }
-            if !shadowed && self.writes(j, tail) {
+            if !shadowed && self.writes(j, end) {
                 window = j + 1;
             }
         }
@@ -226,19 +271,19 @@ impl Chain<'_> {
         target: &[Cube],
         window: usize,
         index: &Index,
-        rule_of: &[usize],
+        rule_of: &[u32],
         budget: &mut Budget,
     ) -> Option<Vec<usize>> {
         if target.is_empty() {
             return None;
         }
-        let loads = &self.shapes[j].0.loads;
+        let loads = &self.shapes[j].loads;
         let usable = |e: u32| {
             rule_of.get(e as usize).is_some_and(|&i| {
+                let i = i as usize;
                 i >= window
                     && i < j
                     && self.shapes[i]
-                        .0
                         .loads
                         .iter()
                         .all(|&f| cover::present_with(loads, f))
@@ -284,7 +329,7 @@ impl Chain<'_> {
             Cover::Covered(used) => {
                 let mut rules: Vec<usize> = used
                     .iter()
-                    .filter_map(|&e| rule_of.get(e).copied())
+                    .filter_map(|&e| rule_of.get(e).map(|&i| i as usize))
                     .collect();
                 rules.sort_unstable();
                 rules.dedup();
@@ -298,10 +343,13 @@ impl Chain<'_> {
     /// `writes`: payload writes (the kernel rewrites the packet at once) and object maps (a
     /// ct helper object attaches to the connection). A terminal rule's writes go with the
     /// packets it takes out of the chain.
-    fn writes(&self, j: usize, tail: &Tail) -> bool {
-        let t = self.insns[j].get(self.shapes[j].0.tail..).unwrap_or(&[]);
-        !tail.terminal
-            && (tail.writes
+    fn writes(&self, j: usize, end: &End) -> bool {
+        let t = self
+            .insns(j)
+            .get(self.shapes[j].tail as usize..)
+            .unwrap_or(&[]);
+        !end.terminal
+            && (end.writes
                 || t.iter()
                     .any(|i| matches!(i, Insn::PayloadWrite { .. } | Insn::Objref { .. })))
     }
@@ -335,14 +383,14 @@ impl Chain<'_> {
 
     fn rule_hash(&self, j: usize) -> u64 {
         let mut h = std::hash::DefaultHasher::new();
-        for i in self.insns[j] {
+        for i in self.insns(j) {
             self.norm(i).hash(&mut h);
         }
         h.finish()
     }
 
     fn same_rule(&self, a: usize, b: usize) -> bool {
-        let (x, y) = (self.insns[a], self.insns[b]);
+        let (x, y) = (self.insns(a), self.insns(b));
         x.len() == y.len() && x.iter().zip(y).all(|(p, q)| self.norm(p) == self.norm(q))
     }
 
@@ -382,7 +430,7 @@ impl Chain<'_> {
                 )
                 .with_primary_label("never reached");
                 for &i in by.iter().take(MAX_LABELS) {
-                    let (s, _) = &self.shapes[i];
+                    let s = &self.shapes[i];
                     let every = self.every.get(i).copied().unwrap_or(false);
                     let text = if s.loads.is_empty() && every {
                         format!("this {} ends the chain before it", self.ending(i))

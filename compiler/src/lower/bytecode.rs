@@ -114,6 +114,23 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
         .iter()
         .map(|t| (t.chains.len() + t.objects as usize + t.sets.len()) as u64)
         .collect();
+    // Room for what the rules lower to at least (a match loads and tests: two instructions; any other item
+    // and a verdict, one), so that a large program is not copied as its vectors double.
+    let rules = hir.chains.iter().flat_map(|c| &c.rules);
+    let least: usize = rules
+        .clone()
+        .map(|r| {
+            let items: usize = r
+                .items
+                .iter()
+                .map(|i| if matches!(i, Item::Match(_)) { 2 } else { 1 })
+                .sum();
+            items + usize::from(r.verdict.is_some())
+        })
+        .sum();
+    lw.prog.insns.reserve(least);
+    lw.prog.spans.reserve(least);
+    lw.prog.rules.reserve(rules.count());
     for (ci, chain) in hir.chains.iter().enumerate() {
         let family = hir
             .table(chain.table)
@@ -136,6 +153,10 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
             }
         }
     }
+    // the program outlives the Hir's lowering (the lint, the classifiers): without the doubling's spare half
+    lw.prog.insns.shrink_to_fit();
+    lw.prog.spans.shrink_to_fit();
+    lw.prog.rules.shrink_to_fit();
     Ok(lw.prog)
 }
 
@@ -1026,10 +1047,7 @@ impl Lower<'_> {
                         sreg: dreg,
                         dreg,
                         len: nbytes as u8,
-                        op: BitwiseOp::MaskXor {
-                            mask: data(&mask, e.span)?,
-                            xor: data(&zero, e.span)?,
-                        },
+                        op: BitwiseOp::mask_xor(data(&mask, e.span)?, data(&zero, e.span)?),
                     });
                     if stmt && shift > 0 {
                         if nbytes > 1 {
@@ -1201,10 +1219,7 @@ impl Lower<'_> {
             sreg: dreg,
             dreg,
             len: len as u8,
-            op: BitwiseOp::MaskXor {
-                mask: data(&mask, e.span)?,
-                xor: data(&xor, e.span)?,
-            },
+            op: BitwiseOp::mask_xor(data(&mask, e.span)?, data(&xor, e.span)?),
         });
         Ok(())
     }
@@ -1226,10 +1241,7 @@ impl Lower<'_> {
                             sreg,
                             dreg: sreg,
                             len: f.len as u8,
-                            op: BitwiseOp::MaskXor {
-                                mask: data(&mask, m.span)?,
-                                xor: data(&zero, m.span)?,
-                            },
+                            op: BitwiseOp::mask_xor(data(&mask, m.span)?, data(&zero, m.span)?),
                         });
                         cx.emit(Insn::Cmp {
                             op: if m.op == Op::Bitmask {
@@ -1311,10 +1323,7 @@ impl Lower<'_> {
                         sreg,
                         dreg: sreg,
                         len: 1,
-                        op: BitwiseOp::MaskXor {
-                            mask: Data::u8(pm),
-                            xor: Data::u8(0),
-                        },
+                        op: BitwiseOp::mask_xor(Data::u8(pm), Data::u8(0)),
                     });
                     let v = value.bytes.last().copied().unwrap_or(0) & pm;
                     cx.emit(Insn::Cmp {
@@ -1354,10 +1363,7 @@ impl Lower<'_> {
                         sreg,
                         dreg: sreg,
                         len: f.len as u8,
-                        op: BitwiseOp::MaskXor {
-                            mask: data(&mask, m.span)?,
-                            xor: data(&zero, m.span)?,
-                        },
+                        op: BitwiseOp::mask_xor(data(&mask, m.span)?, data(&zero, m.span)?),
                     });
                     cx.emit(Insn::Cmp {
                         op: cmp_op(m.op),
@@ -1375,16 +1381,16 @@ impl Lower<'_> {
                 };
                 let (sreg, n) = cx.get_for(left)?;
                 self.gen_expr(cx, left, sreg, f.hton, false)?;
-                cx.emit(Insn::Range {
-                    op: if m.op == Op::Neq {
+                cx.emit(Insn::range(
+                    if m.op == Op::Neq {
                         RangeOp::Neq
                     } else {
                         RangeOp::Eq
                     },
                     sreg,
-                    from: data(&encode(lo, &f), m.span)?,
-                    to: data(&encode(hi, &f), m.span)?,
-                });
+                    data(&encode(lo, &f), m.span)?,
+                    data(&encode(hi, &f), m.span)?,
+                ));
                 cx.release(n);
             }
             Rhs::Set(anon) => {
@@ -1723,10 +1729,7 @@ impl Lower<'_> {
                         sreg: r,
                         dreg: r,
                         len: wlen as u8,
-                        op: BitwiseOp::MaskXor {
-                            mask: data(&be(wm), span)?,
-                            xor: data(&be(wx), span)?,
-                        },
+                        op: BitwiseOp::mask_xor(data(&be(wm), span)?, data(&be(wx), span)?),
                     });
                     cx.release(16);
                     r

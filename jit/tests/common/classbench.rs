@@ -95,10 +95,7 @@ fn addr_match(v: &mut Vec<Insn>, off: u32, (a, plen): (u32, u32)) {
             sreg: Reg(0),
             dreg: Reg(0),
             len: 4,
-            op: BitwiseOp::MaskXor {
-                mask: Data::be32(mask),
-                xor: Data::be32(0),
-            },
+            op: BitwiseOp::mask_xor(Data::be32(mask), Data::be32(0)),
         });
     }
     v.push(Insn::cmp_eq(Reg(0), Data::be32(a & mask)));
@@ -112,12 +109,12 @@ fn port_match(v: &mut Vec<Insn>, off: u32, (lo, hi): (u16, u16)) {
     if lo == hi {
         v.push(Insn::cmp_eq(Reg(0), Data::be16(lo)));
     } else {
-        v.push(Insn::Range {
-            op: RangeOp::Eq,
-            sreg: Reg(0),
-            from: Data::be16(lo),
-            to: Data::be16(hi),
-        });
+        v.push(Insn::range(
+            RangeOp::Eq,
+            Reg(0),
+            Data::be16(lo),
+            Data::be16(hi),
+        ));
     }
 }
 

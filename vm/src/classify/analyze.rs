@@ -112,10 +112,19 @@ pub struct Shape {
     pub cubes: Vec<Cube>,
     /// `cubes` is exactly that set (given the fields below are present); otherwise a superset.
     pub exact: bool,
-    /// Index, within the rule, of the first tail instruction.
-    pub tail: usize,
+    /// Index, within the rule, of the first tail instruction (a rule's instructions are
+    /// counted in `u32`, as `InsnIdx` does).
+    pub tail: u32,
     /// Every field the head loads (a load breaks when its field is absent).
-    pub loads: Vec<Field>,
+    pub loads: Box<[Field]>,
+}
+
+impl Shape {
+    /// Give back the spare capacity of its cubes (a chain holds a shape per rule).
+    pub fn shrink_to_fit(&mut self) {
+        self.cubes.iter_mut().for_each(Vec::shrink_to_fit);
+        self.cubes.shrink_to_fit();
+    }
 }
 
 /// Most alternatives a rule may expand to before the analysis keeps their hull instead.
@@ -624,8 +633,9 @@ pub fn analyze(prog: &Program, insns: &[Insn]) -> Shape {
                 sreg,
                 dreg,
                 len,
-                op: BitwiseOp::MaskXor { mask, xor },
+                op: BitwiseOp::MaskXor(mx),
             } => {
+                let (mask, xor) = (&mx.mask, &mx.xor);
                 let len = usize::from(*len);
                 let (s, d) = (usize::from(sreg.0), usize::from(dreg.0));
                 let mut out = [None; 4];
@@ -677,7 +687,9 @@ pub fn analyze(prog: &Program, insns: &[Insn]) -> Shape {
                 continue;
             }
             Insn::Cmp { op, sreg, data } => rd.cmp(*op, usize::from(sreg.0), data),
-            Insn::Range { op, sreg, from, to } => rd.range(*op, usize::from(sreg.0), from, to),
+            Insn::Range { op, sreg, bounds } => {
+                rd.range(*op, usize::from(sreg.0), &bounds.from, &bounds.to)
+            }
             Insn::Lookup {
                 sreg,
                 set,
@@ -713,12 +725,14 @@ pub fn analyze(prog: &Program, insns: &[Insn]) -> Shape {
         };
         apply(&mut cubes, &mut exact, test);
     }
-    Shape {
+    let mut s = Shape {
         cubes,
         exact,
-        tail,
-        loads: rd.loads,
-    }
+        tail: u32::try_from(tail).unwrap_or(u32::MAX),
+        loads: rd.loads.into_boxed_slice(),
+    };
+    s.shrink_to_fit();
+    s
 }
 
 /// Intersect the rule's cubes with one test's union (its hull when the product grows too big).
@@ -789,6 +803,7 @@ pub fn widen_fields<T>(items: &mut [T], shape: impl Fn(&mut T) -> &mut Shape) {
             s.cubes.extend(out);
         }
         s.exact &= exact;
+        s.shrink_to_fit();
     }
 }
 
@@ -1108,10 +1123,7 @@ mod tests {
                 sreg: Reg(0),
                 dreg: Reg(0),
                 len: 4,
-                op: BitwiseOp::MaskXor {
-                    mask: Data::be32(0xff00_0000),
-                    xor: Data::be32(0),
-                },
+                op: BitwiseOp::mask_xor(Data::be32(0xff00_0000), Data::be32(0)),
             },
             Insn::cmp_eq(Reg(0), Data::be32(0x0a00_0000)),
             Insn::ImmVerdict(ChainVerdict::Accept),
@@ -1142,12 +1154,7 @@ mod tests {
                 sreg: Reg(1),
                 data: Data::be16(22),
             },
-            Insn::Range {
-                op: RangeOp::Eq,
-                sreg: Reg(1),
-                from: Data::be16(10),
-                to: Data::be16(100),
-            },
+            Insn::range(RangeOp::Eq, Reg(1), Data::be16(10), Data::be16(100)),
         ]);
         assert!(s.exact);
         let d = Dim::raw(port);
@@ -1186,10 +1193,7 @@ mod tests {
                 sreg: Reg(0),
                 dreg: Reg(0),
                 len: 1,
-                op: BitwiseOp::MaskXor {
-                    mask: Data::u8(0x12),
-                    xor: Data::u8(0),
-                },
+                op: BitwiseOp::mask_xor(Data::u8(0x12), Data::u8(0)),
             },
             Insn::cmp_eq(Reg(0), Data::u8(0x02)),
         ]);
@@ -1251,12 +1255,7 @@ mod tests {
     fn impossible_tests_leave_no_cube() {
         let s = shape(vec![
             Insn::payload(PayloadBase::Transport, 2, 2, Reg(1)),
-            Insn::Range {
-                op: RangeOp::Eq,
-                sreg: Reg(1),
-                from: Data::be16(100),
-                to: Data::be16(10),
-            },
+            Insn::range(RangeOp::Eq, Reg(1), Data::be16(100), Data::be16(10)),
         ]);
         assert!(s.exact && s.cubes.is_empty());
     }

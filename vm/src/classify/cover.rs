@@ -304,26 +304,24 @@ struct Level {
 /// Most levels an index has (the other cubes are scanned in a list).
 const MAX_LEVELS: usize = 8;
 
-/// Cubes, each with an id, indexed for "which cubes meet this one". Each cube sits in the
+/// Cubes (borrowed; each one's id is its position), indexed for "which cubes meet this one". Each cube sits in the
 /// level of the first dimension (by how many distinct narrow intervals the cubes have in it)
 /// it is narrow in, or in a list when it is narrow in none; a level finds the cubes whose
 /// interval meets the query's by a binary search (low ends inside the query's interval) and
 /// one lookup per prefix length (intervals holding the query's low end).
-pub struct Index {
-    cubes: Vec<Cube>,
-    ids: Vec<u32>,
+pub struct Index<'a> {
+    cubes: Vec<&'a [Span]>,
     levels: Vec<Level>,
     rest: Vec<u32>,
     dims: Vec<Dim>,
 }
 
-impl Index {
-    pub fn new(cubes: Vec<(u32, Cube)>) -> Index {
-        let (ids, cubes): (Vec<u32>, Vec<Cube>) = cubes.into_iter().unzip();
+impl<'a> Index<'a> {
+    pub fn new(cubes: Vec<&'a [Span]>) -> Index<'a> {
         // Distinct narrow intervals per dimension (dimensions in first-seen order).
         let mut order: Vec<Dim> = Vec::new();
         let mut distinct: HashMap<Dim, hashbrown::HashSet<(u32, u32)>> = HashMap::new();
-        for s in cubes.iter().flatten() {
+        for s in cubes.iter().copied().flatten() {
             if narrow(s.lo, s.hi, s.dim) {
                 let set = distinct.entry(s.dim).or_insert_with(|| {
                     order.push(s.dim);
@@ -334,23 +332,34 @@ impl Index {
         }
         order.sort_by_key(|d| std::cmp::Reverse(distinct.get(d).map_or(0, |s| s.len())));
         order.truncate(MAX_LEVELS);
+        drop(distinct);
+        let level_of = |c: &[Span]| {
+            order.iter().position(|&d| {
+                let (lo, hi) = span_on(c, d);
+                narrow(lo, hi, d)
+            })
+        };
+        // The levels' vectors at their final sizes (one pass to count them).
+        let mut sizes = vec![0usize; order.len()];
+        for &c in &cubes {
+            if let Some(n) = level_of(c).and_then(|i| sizes.get_mut(i)) {
+                *n += 1;
+            }
+        }
         let mut levels: Vec<Level> = order
-            .into_iter()
-            .map(|dim| Level {
+            .iter()
+            .zip(sizes)
+            .map(|(&dim, n)| Level {
                 dim,
-                by_lo: Vec::new(),
-                blocks: Vec::new(),
+                by_lo: Vec::with_capacity(n),
+                blocks: Vec::with_capacity(n),
                 plens: 0,
             })
             .collect();
         let mut rest = Vec::new();
-        for (e, c) in cubes.iter().enumerate() {
+        for (e, &c) in cubes.iter().enumerate() {
             let e = e as u32;
-            let at = levels.iter().position(|l| {
-                let (lo, hi) = span_on(c, l.dim);
-                narrow(lo, hi, l.dim)
-            });
-            let Some(l) = at.and_then(|i| levels.get_mut(i)) else {
+            let Some(l) = level_of(c).and_then(|i| levels.get_mut(i)) else {
                 rest.push(e);
                 continue;
             };
@@ -367,17 +376,10 @@ impl Index {
         let dims = levels.iter().map(|l| l.dim).collect();
         Index {
             cubes,
-            ids,
             levels,
             rest,
             dims,
         }
-    }
-
-    /// The cubes given to [`Index::new`] at positions `at` (in that order), so that a caller
-    /// need not keep a copy of them.
-    pub fn cubes(&self, at: std::ops::Range<usize>) -> &[Cube] {
-        self.cubes.get(at).unwrap_or(&[])
     }
 
     /// The dimensions the index sorts cubes by (at most 8): a query that fixes these finds
@@ -388,8 +390,8 @@ impl Index {
 
     /// Visit (id, cube) of every cube meeting `q` (in no particular order; a cube once),
     /// one budget step per cube looked at.
-    pub fn walk<'a>(
-        &'a self,
+    pub fn walk(
+        &self,
         q: &[Span],
         budget: &mut Budget,
         mut visit: impl FnMut(u32, &'a [Span]) -> ControlFlow<()>,
@@ -398,11 +400,10 @@ impl Index {
             if !budget.take(1) {
                 return ControlFlow::Break(Walk::OutOfBudget);
             }
-            let (Some(c), Some(&id)) = (self.cubes.get(e as usize), self.ids.get(e as usize))
-            else {
+            let Some(&c) = self.cubes.get(e as usize) else {
                 return ControlFlow::Continue(());
             };
-            if meets(c, q) && visit(id, c).is_break() {
+            if meets(c, q) && visit(e, c).is_break() {
                 return ControlFlow::Break(Walk::Stopped);
             }
             ControlFlow::Continue(())
@@ -434,7 +435,7 @@ impl Index {
                     let below = self
                         .cubes
                         .get(e as usize)
-                        .is_some_and(|c| span_on(c, l.dim).0 < a);
+                        .is_some_and(|&c| span_on(c, l.dim).0 < a);
                     if below && let ControlFlow::Break(w) = look(e) {
                         return w;
                     }
@@ -971,7 +972,7 @@ mod tests {
         let mut r = Rng(3);
         let dims = [d(0), d(1), d(2)];
         let cubes: Vec<(u32, Cube)> = (0..300).map(|i| (i, r.cube(&dims, 255))).collect();
-        let idx = Index::new(cubes.clone());
+        let idx = Index::new(cubes.iter().map(|(_, c)| c.as_slice()).collect());
         for _ in 0..300 {
             let q = r.cube(&dims, 255);
             let mut got = Vec::new();

@@ -143,19 +143,28 @@ pub fn chain_shapes(prog: &Program, chain: ChainId) -> Vec<(Shape, Tail)> {
     let Some(c) = prog.chains.get(chain.0 as usize) else {
         return Vec::new();
     };
-    let mut shapes = Vec::with_capacity(c.rules.len());
-    for &r in &c.rules {
-        let insns = prog.rule_insns(r);
-        let s = analyze(prog, insns);
-        let t = tail(insns, s.tail);
-        shapes.push((s, t));
-    }
-    widen_fields(&mut shapes, shape_of);
-    shapes
+    rule_shapes(prog, chain)
+        .into_iter()
+        .zip(&c.rules)
+        .map(|(s, &r)| {
+            let t = tail(prog.rule_insns(r), s.tail as usize);
+            (s, t)
+        })
+        .collect()
 }
 
-fn shape_of(x: &mut (Shape, Tail)) -> &mut Shape {
-    &mut x.0
+/// The shapes of [`chain_shapes`] without the tails.
+pub fn rule_shapes(prog: &Program, chain: ChainId) -> Vec<Shape> {
+    let Some(c) = prog.chains.get(chain.0 as usize) else {
+        return Vec::new();
+    };
+    let mut shapes: Vec<Shape> = c
+        .rules
+        .iter()
+        .map(|&r| analyze(prog, prog.rule_insns(r)))
+        .collect();
+    widen_fields(&mut shapes, |s| s);
+    shapes
 }
 
 /// Worth a place in a run: the rule tests something (or can never match).
@@ -206,7 +215,7 @@ fn build_run(
             .fold(0u32, |m, f| m | needs(&dims, f).unwrap_or(0));
         rules.push(RuleInfo {
             exact,
-            tail: s.tail as u32,
+            tail: s.tail,
             simple: t.simple,
             counter: t.counter,
             verdict: t.verdict,
