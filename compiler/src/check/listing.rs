@@ -101,7 +101,10 @@ pub(crate) fn build(
             ast::CommandKind::AddRule { rule, .. } => x.rule(rule, seq),
             ast::CommandKind::AddSet { set, .. } => x.set(set, seq),
             ast::CommandKind::Element { elements, .. } => {
-                elements.iter_mut().for_each(|e| x.expr(e, seq, 0));
+                elements
+                    .exprs_mut()
+                    .iter_mut()
+                    .for_each(|e| x.expr(e, seq, 0));
             }
             _ => {}
         }
@@ -146,7 +149,7 @@ impl Expand<'_> {
     }
 
     fn set(&self, s: &mut ast::Set, seq: usize) {
-        for e in &mut s.elements {
+        for e in s.elements.exprs_mut() {
             self.expr(e, seq, 0);
         }
     }

@@ -9,8 +9,8 @@ use super::Ctx;
 use super::resolve::did_you_mean;
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
-    AnonSet, BitOp, Element, Expr, ExprKind, Family, KeyPart, MapData, PayloadBase, Rhs, Type,
-    Value,
+    AnonSet, BitOp, Element, ElementsRef, Expr, ExprKind, Family, KeyPart, MapData, PayloadBase,
+    Rhs, Type, Value,
 };
 
 /// How deep `$var` substitution may go (defines referring to defines). A define can only name defines made
@@ -1086,7 +1086,56 @@ fn bounds(k: &KeyPart) -> (Vec<u8>, Vec<u8>) {
 impl Ctx {
     /// Overlapping intervals are an error where nft does not merge them (maps, and named
     /// sets without auto-merge). Only single-part keys are checked.
-    pub(crate) fn check_overlaps(&mut self, elements: &[Element], what: &str) {
+    pub(crate) fn check_overlaps(&mut self, elements: ElementsRef<'_>, what: &str) {
+        // one row an element, (low, high, span) in bytes that sort as the tuple does (the span's fields
+        // big-endian): a million elements need no vector each
+        let mut width = None;
+        let mut rows = Vec::new();
+        for e in elements.iter() {
+            let [k] = e.key.as_slice() else { continue };
+            let (lo, hi) = bounds(k);
+            if *width.get_or_insert(lo.len()) != lo.len() || hi.len() != lo.len() {
+                return self.check_overlaps_uneven(elements, what);
+            }
+            rows.extend_from_slice(&lo);
+            rows.extend_from_slice(&hi);
+            for x in [e.span.file.0, e.span.start, e.span.end] {
+                rows.extend_from_slice(&x.to_be_bytes());
+            }
+        }
+        let Some(w) = width else { return };
+        let n = 2 * w + 12;
+        let row = |i: u32| {
+            rows.get(i as usize * n..(i as usize + 1) * n)
+                .unwrap_or(&[])
+        };
+        let mut order: Vec<u32> = (0..(rows.len() / n) as u32).collect();
+        order.sort_unstable_by(|a, b| row(*a).cmp(row(*b)));
+        let span = |r: &[u8]| {
+            let x = |i: usize| {
+                let b = r.get(2 * w + 4 * i..2 * w + 4 * i + 4).unwrap_or(&[0; 4]);
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+            };
+            Span {
+                file: crate::diag::FileId(x(0)),
+                start: x(1),
+                end: x(2),
+            }
+        };
+        let found: Vec<(Span, Span)> = order
+            .windows(2)
+            .map(|p| (row(p[0]), row(p[1])))
+            .filter(|(a, b)| b.get(..w) <= a.get(w..2 * w))
+            .take(3)
+            .map(|(a, b)| (span(a), span(b)))
+            .collect();
+        for (a, b) in found {
+            self.overlap(a, b, what);
+        }
+    }
+
+    /// [`Ctx::check_overlaps`] for keys of several lengths.
+    fn check_overlaps_uneven(&mut self, elements: ElementsRef<'_>, what: &str) {
         let mut iv: Vec<(Vec<u8>, Vec<u8>, Span)> = elements
             .iter()
             .filter_map(|e| match e.key.as_slice() {
@@ -1098,19 +1147,24 @@ impl Ctx {
             })
             .collect();
         iv.sort();
-        let mut reported = 0;
-        for w in iv.windows(2) {
-            let (a, b) = (&w[0], &w[1]);
-            if b.0 <= a.1 && reported < 3 {
-                reported += 1;
-                self.diags.push(
-                    Diagnostic::error("E0205", b.2, format!("overlapping elements in {what}"))
-                        .with_primary_label("this element")
-                        .with_label(a.2, "overlaps this one")
-                        .with_help("make the ranges disjoint"),
-                );
-            }
+        let found: Vec<(Span, Span)> = iv
+            .windows(2)
+            .filter(|w| w[1].0 <= w[0].1)
+            .take(3)
+            .map(|w| (w[0].2, w[1].2))
+            .collect();
+        for (a, b) in found {
+            self.overlap(a, b, what);
         }
+    }
+
+    fn overlap(&mut self, a: Span, b: Span, what: &str) {
+        self.diags.push(
+            Diagnostic::error("E0205", b, format!("overlapping elements in {what}"))
+                .with_primary_label("this element")
+                .with_label(a, "overlaps this one")
+                .with_help("make the ranges disjoint"),
+        );
     }
 }
 
