@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use nfr_grammar::packed::{get_varint, put_varint};
 
-use super::{Bytes, Element, KeyPart, MapData, Type, Value};
+use super::{Bytes, ChainId, Element, KeyPart, MapData, Type, Value, Verdict, VerdictKind};
 use crate::diag::{FileId, Span};
 
 /// See the module documentation.
@@ -27,6 +27,8 @@ pub struct Elements {
 const DATA_NONE: u8 = 0;
 const DATA_VALUES: u8 = 1;
 const DATA_OTHER: u8 = 2;
+/// A verdict without operands but a chain (a code byte, the chain, the span).
+const DATA_VERDICT: u8 = 3;
 /// Head bit: the file differs from the previous element's (value: from its element's).
 const NEW_FILE: u8 = 4;
 /// Value head bit: its span is its element's.
@@ -36,6 +38,19 @@ const HAS_TEXT: u8 = 2;
 const VALUE: u8 = 0;
 const PREFIX: u8 = 1;
 const RANGE: u8 = 2;
+
+/// The code of a verdict held in place, and its chain.
+fn verdict_code(k: &VerdictKind) -> Option<(u8, Option<ChainId>)> {
+    Some(match k {
+        VerdictKind::Accept => (0, None),
+        VerdictKind::Drop => (1, None),
+        VerdictKind::Continue => (2, None),
+        VerdictKind::Return => (3, None),
+        VerdictKind::Jump(c) => (4, Some(*c)),
+        VerdictKind::Goto(c) => (5, Some(*c)),
+        VerdictKind::Queue { .. } | VerdictKind::Vmap { .. } => return None,
+    })
+}
 
 fn zigzag(d: i64) -> u128 {
     u128::from(((d << 1) ^ (d >> 63)) as u64)
@@ -75,6 +90,11 @@ impl Elements {
         let (data, other) = match e.data.as_deref() {
             None => (DATA_NONE, None),
             Some(MapData::Value(_)) => (DATA_VALUES, None),
+            Some(MapData::Verdict(v))
+                if v.span.file == e.span.file && verdict_code(&v.kind).is_some() =>
+            {
+                (DATA_VERDICT, None)
+            }
             Some(d) => (DATA_OTHER, Some(d.clone())),
         };
         let new_file = e.span.file != self.last.1;
@@ -105,6 +125,19 @@ impl Elements {
             (_, Some(d)) => {
                 put_varint(&mut b, self.others.len() as u128);
                 self.others.push(d);
+            }
+            (Some(MapData::Verdict(v)), None) => {
+                if let Some((code, chain)) = verdict_code(&v.kind) {
+                    b.push(code);
+                    if let Some(c) = chain {
+                        put_varint(&mut b, u128::from(c.0));
+                    }
+                }
+                put_varint(
+                    &mut b,
+                    zigzag(i64::from(v.span.start) - i64::from(e.span.start)),
+                );
+                put_varint(&mut b, u128::from(v.span.end.saturating_sub(v.span.start)));
             }
             _ => {}
         }
@@ -280,6 +313,22 @@ impl Iterator for Iter<'_> {
             DATA_OTHER => Some(Box::new(
                 self.s.others.get(self.varint()? as usize)?.clone(),
             )),
+            DATA_VERDICT => {
+                let code = self.byte()?;
+                let mut chain = || self.varint().map(|c| ChainId(c as u32));
+                let kind = match code {
+                    0 => VerdictKind::Accept,
+                    1 => VerdictKind::Drop,
+                    2 => VerdictKind::Continue,
+                    3 => VerdictKind::Return,
+                    4 => VerdictKind::Jump(chain()?),
+                    _ => VerdictKind::Goto(chain()?),
+                };
+                let start = (i64::from(start) + unzigzag(self.varint()?)) as u32;
+                let end = start + self.varint()? as u32;
+                let span = Span { file, start, end };
+                Some(Box::new(MapData::Verdict(Verdict { kind, span })))
+            }
             _ => None,
         };
         Some(Element { key, data, span })
@@ -437,9 +486,26 @@ mod tests {
                 )))),
                 span: at(2, 0, 1),
             },
+            Element {
+                key: vec![KeyPart::Value(v(&[1], 2, 70, 71, None))],
+                data: Some(Box::new(MapData::Verdict(Verdict {
+                    kind: VerdictKind::Goto(ChainId(300)),
+                    span: at(2, 74, 82),
+                }))),
+                span: at(2, 70, 82),
+            },
+            Element {
+                key: vec![KeyPart::Value(v(&[2], 2, 90, 91, None))],
+                data: Some(Box::new(MapData::Verdict(Verdict {
+                    kind: VerdictKind::Drop,
+                    span: at(2, 94, 98),
+                }))),
+                span: at(2, 90, 98),
+            },
         ];
         let s = Elements::from(els.clone());
-        assert_eq!(s.len(), 3);
+        assert_eq!(s.len(), 5);
+        assert_eq!(s.others.len(), 1, "verdicts in place");
         assert_eq!(s.iter().collect::<Vec<_>>(), els);
         // a plain address in 11 bytes: head, span start (100: two bytes) and length, part kind, value head,
         // length, bytes
