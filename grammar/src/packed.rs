@@ -84,6 +84,8 @@ pub struct Packed {
     strs: Vec<Box<str>>,
     /// Elements (known once the group is checked, [`Packed::seal`]).
     len: usize,
+    /// Some token is a `$` (an element may name a define).
+    dollar: bool,
 }
 
 /// Builds a [`Packed`] token by token.
@@ -133,6 +135,7 @@ impl Packer {
         if l < self.end || r < l {
             return false;
         }
+        self.packed.dollar |= *t == Tok::Dollar;
         let b = &mut self.packed.bytes;
         b.push(tag);
         put_varint(b, (l - self.end) as u128);
@@ -292,6 +295,14 @@ impl Elements {
             .iter()
             .map(Cow::Borrowed)
             .chain(packed.into_iter().flatten().map(Cow::Owned))
+    }
+
+    /// Whether an element may name a define (`$name`): a packed list without a `$` names none.
+    pub fn may_name_defines(&self) -> bool {
+        match self {
+            Elements::Exprs(_) => true,
+            Elements::Packed(p, _) => p.dollar,
+        }
     }
 
     /// The Exprs, unpacked first if packed.

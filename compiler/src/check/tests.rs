@@ -859,6 +859,23 @@ fn listed(src: &str) -> (String, Vec<Option<(ChainId, usize)>>) {
 }
 
 #[test]
+fn listing_expands_defines_in_element_lists() {
+    let (text, _) = listed(
+        "define lan = 10.0.0.0/8\ndefine more = 172.16.0.0/12\ntable ip t {\n set a { type ipv4_addr; flags interval; elements = { $lan, 1.2.3.4 } }\n \
+         set b { type ipv4_addr; elements = { 5.6.7.8, 9.9.9.9 } }\n}\nadd element ip t a { 192.168.0.0/16, $more }\n",
+    );
+    assert!(!text.contains('$'), "{text}");
+    assert!(
+        text.contains("10.0.0.0/8") && text.contains("172.16.0.0/12"),
+        "{text}"
+    );
+    assert!(
+        text.contains("5.6.7.8") && text.contains("192.168.0.0/16"),
+        "{text}"
+    );
+}
+
+#[test]
 fn listing_expands_defines_as_checked() {
     let (text, ids) = listed(
         "define lan = 10.0.0.0/8\ndefine p = \"in\"\ndefine web = { 80, 443 }\ndefine pol = drop\n\
