@@ -49,8 +49,9 @@ pub struct SourceFile {
 #[derive(Clone, Debug, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
-    /// Per file, the byte offset where each line starts (for `line_col`).
-    line_starts: Vec<Vec<u32>>,
+    /// Per file, the byte offset where each line starts (for `line_col`), made when first asked (4 B a
+    /// line, which a file without diagnostics never needs).
+    line_starts: Vec<std::sync::OnceLock<Vec<u32>>>,
 }
 
 impl SourceMap {
@@ -59,17 +60,25 @@ impl SourceMap {
     }
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
         let id = FileId(u32::try_from(self.files.len()).unwrap_or(u32::MAX));
-        let text: String = text.into();
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
-            .collect();
         self.files.push(SourceFile {
             name: name.into(),
-            text,
+            text: text.into(),
         });
-        self.line_starts.push(starts);
+        self.line_starts.push(std::sync::OnceLock::new());
         id
+    }
+
+    /// The byte offset where each line of `id` starts.
+    fn starts(&self, id: FileId) -> &[u32] {
+        let Some(cell) = self.line_starts.get(id.0 as usize) else {
+            return &[];
+        };
+        cell.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text(id).match_indices('\n').map(|(i, _)| i + 1))
+                .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+                .collect()
+        })
     }
     pub fn get(&self, id: FileId) -> Option<&SourceFile> {
         self.files.get(id.0 as usize)
@@ -88,10 +97,7 @@ impl SourceMap {
     }
     /// 0-based line of a byte offset.
     pub fn line_of(&self, id: FileId, offset: usize) -> usize {
-        let starts = self
-            .line_starts
-            .get(id.0 as usize)
-            .map_or(&[][..], Vec::as_slice);
+        let starts = self.starts(id);
         starts
             .partition_point(|&s| s as usize <= offset)
             .saturating_sub(1)
@@ -100,10 +106,7 @@ impl SourceMap {
     /// Byte range of a 0-based line, without its newline.
     pub fn line_bounds(&self, id: FileId, line: usize) -> (usize, usize) {
         let text = self.text(id);
-        let starts = self
-            .line_starts
-            .get(id.0 as usize)
-            .map_or(&[][..], Vec::as_slice);
+        let starts = self.starts(id);
         let a = starts
             .get(line)
             .map_or(text.len(), |&s| s as usize)
@@ -130,10 +133,7 @@ impl SourceMap {
         while off > 0 && !text.is_char_boundary(off) {
             off -= 1;
         }
-        let starts = self
-            .line_starts
-            .get(id.0 as usize)
-            .map_or(&[][..], Vec::as_slice);
+        let starts = self.starts(id);
         // the last line starting at or before `off`
         let line = starts.partition_point(|&s| s as usize <= off).max(1);
         let from = starts.get(line - 1).map_or(0, |&s| s as usize).min(off);

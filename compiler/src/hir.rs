@@ -10,6 +10,10 @@
 //! The value of a sub-byte field (e.g. `ip dscp`) is stored right-aligned in
 //! `ceil(len_bits / 8)` bytes (dscp cs1 = `[0x08]`); the lowering shifts it into place.
 
+mod elements;
+
+pub use elements::{Elements, ElementsRef};
+
 use crate::diag::{SourceMap, Span};
 use crate::lower::ipt_mapping::IptMapping;
 
@@ -811,7 +815,7 @@ pub struct Set {
     pub timeout: Option<u64>,
     /// `size N`: the most elements the set holds (the kernel's `set->size`).
     pub size: Option<u32>,
-    pub elements: Vec<Element>,
+    pub elements: Elements,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -866,7 +870,7 @@ impl std::fmt::Display for HirListing<'_> {
                 },
             }
         };
-        let elements = |els: &[Element]| -> String {
+        let elements = |els: ElementsRef<'_>| -> String {
             let v: Vec<String> = els
                 .iter()
                 .map(|e| {
@@ -912,7 +916,7 @@ impl std::fmt::Display for HirListing<'_> {
                     "  set {} {}{data} {}",
                     s.name,
                     key.join(" . "),
-                    elements(&s.elements)
+                    elements((&s.elements).into())
                 )?;
             }
             for c in t.chains.iter().filter_map(|c| hir.chain(*c)) {
@@ -956,7 +960,7 @@ impl std::fmt::Display for HirListing<'_> {
                                         .join(" . "),
                                     Rhs::Prefix { value, len } => format!("{}/{len}", txt(value)),
                                     Rhs::Range { lo, hi } => format!("{}-{}", txt(lo), txt(hi)),
-                                    Rhs::Set(a) => elements(&a.elements),
+                                    Rhs::Set(a) => elements((&a.elements).into()),
                                     Rhs::SetRef(s) => format!("@{}", set_name(*s)),
                                 };
                                 let imp = if m.implicit { " (implicit)" } else { "" };
@@ -968,7 +972,7 @@ impl std::fmt::Display for HirListing<'_> {
                                 StmtKind::ObjrefMap { kind, key, map } => {
                                     let m = match map {
                                         VmapRef::Named(s) => format!("@{}", set_name(*s)),
-                                        VmapRef::Anon(a) => elements(&a.elements),
+                                        VmapRef::Anon(a) => elements((&a.elements).into()),
                                     };
                                     match kind {
                                         ObjKind::Counter => {

@@ -21,6 +21,7 @@
 //!   [`ExprKind::Error`] exists for tools that build partial trees.
 
 use crate::catalog;
+pub use crate::packed::Elements;
 
 /// Half-open byte range `start..end` into the parsed source.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,7 +158,7 @@ pub enum CommandKind {
     Element {
         delete: bool,
         target: ObjRef,
-        elements: Vec<Expr>,
+        elements: Elements,
     },
     /// `flush|delete table|chain|set|map ...` and other object commands without a body.
     /// `verb` is the command word (`flush`, `delete`, `destroy`), `object` the object word.
@@ -292,7 +293,7 @@ pub struct Set {
     pub counter: bool,
     pub comment: Option<Str>,
     /// `elements = { ... }`; map elements are [`ExprKind::MapElem`].
-    pub elements: Vec<Expr>,
+    pub elements: Elements,
     pub has_body: bool,
     pub span: Span,
 }

@@ -11,6 +11,7 @@ use crate::ast::*;
 use crate::catalog;
 use crate::cst::{self, Item, Top};
 use crate::lexer::{self, Tok};
+use crate::packed::{Elements, Packed, PackedExprs, Packer};
 use crate::{Parsed, SyntaxError};
 
 /// Maximum nesting of `{ ( [` groups.
@@ -45,6 +46,8 @@ struct Open {
     table_body: bool,
     /// Indentation (columns, tab = 8) of the line that opened the group.
     indent: usize,
+    /// The body of a set or map declaration (its `elements = {` list may be packed).
+    set_body: bool,
 }
 
 /// Incremental "which line am I on" tracker for the pre-pass: positions are queried in
@@ -114,9 +117,10 @@ fn open_name(c: &Tok) -> &'static str {
 /// table keeps its shape.
 fn prepare<'s>(
     src: &'s str,
+    pack: bool,
     errors: &mut Vec<SyntaxError>,
     comments: &mut Vec<Comment>,
-) -> impl Iterator<Item = lexer::Spanned> + 's {
+) -> Prep<'s, impl Iterator<Item = lexer::Spanned> + 's> {
     // Valid files are balanced as written; only unbalanced ones get the indentation heuristic. A first pass
     // keeps only the errors and comments; the tokens stream to the parser from a second (no vector of all
     // tokens: 48 B each, three for a set element `10.0.0.1,` and its newline).
@@ -133,7 +137,10 @@ fn prepare<'s>(
     }
     errors.append(&mut chosen.errors);
     comments.append(&mut chosen.comments);
-    Prep::new(src, unbalanced)
+    let mut last = Prep::new(src, unbalanced);
+    // element lists are packed only where the groups are as written
+    last.pack = pack && !unbalanced;
+    last
 }
 
 /// The balancing pass over the lexer's tokens, one token (or a few closing ones) at a time.
@@ -147,9 +154,17 @@ struct Prep<'s, I> {
     skip_depth: usize,
     /// First two words of the current statement (for classifying `{`).
     stmt: Vec<Tok>,
+    /// Tokens of the current statement.
+    stmt_len: usize,
     lines: Lines<'s>,
     pending: std::collections::VecDeque<lexer::Spanned>,
     done: bool,
+    /// Pack the tokens of element lists ([`crate::packed`]).
+    pack: bool,
+    /// The element list being packed: the offset of its `{` and its tokens so far.
+    packing: Option<(usize, Packer)>,
+    /// The packed element lists, by the offset of their `{` (their group reaches the grammar empty).
+    packs: Vec<(usize, Packed)>,
 }
 
 impl<'s> Prep<'s, ()> {
@@ -163,9 +178,13 @@ impl<'s> Prep<'s, ()> {
             stack: Vec::new(),
             skip_depth: 0,
             stmt: Vec::new(),
+            stmt_len: 0,
             lines: Lines::new(src),
             pending: std::collections::VecDeque::new(),
             done: false,
+            pack: false,
+            packing: None,
+            packs: Vec::new(),
         }
     }
 }
@@ -198,13 +217,18 @@ impl<I> Prep<'_, I> {
             stack,
             skip_depth,
             stmt,
+            stmt_len,
             lines,
             pending,
             errors,
             comments,
             heuristic,
+            pack,
+            packing,
+            packs,
             ..
         } = self;
+        let mut start_pack = false;
         if *skip_depth > 0 {
             match t {
                 Tok::LBrace | Tok::LParen | Tok::LBracket => *skip_depth += 1,
@@ -227,6 +251,8 @@ impl<I> Prep<'_, I> {
                 return;
             }
             Tok::LBrace | Tok::LParen | Tok::LBracket => {
+                // a packed list holds no groups
+                unpack(packing, pending);
                 if stack.len() >= MAX_DEPTH {
                     errors.push(err(l, r, format!("nesting deeper than {MAX_DEPTH} levels")));
                     *skip_depth = 1;
@@ -261,6 +287,24 @@ impl<I> Prep<'_, I> {
                 let table_body = matches!(first, Some(Tok::KwTable))
                     || (matches!(first, Some(Tok::KwAdd | Tok::KwCreate))
                         && matches!(stmt.get(1), Some(Tok::KwTable)));
+                let set_body = t == Tok::LBrace
+                    && block
+                    && (matches!(first, Some(Tok::KwSet | Tok::KwMap))
+                        || (matches!(first, Some(Tok::KwAdd | Tok::KwCreate))
+                            && matches!(stmt.get(1), Some(Tok::KwSet | Tok::KwMap))));
+                // `elements = {` in a set body, `add element T S {` at the top
+                start_pack = *pack
+                    && t == Tok::LBrace
+                    && !block
+                    && ((stmt[..] == [Tok::KwElements, Tok::Assign]
+                        && *stmt_len == 2
+                        && stack.last().is_some_and(|o| o.set_body))
+                        || (stack.is_empty()
+                            && matches!(
+                                first,
+                                Some(Tok::KwAdd | Tok::KwCreate | Tok::KwDelete | Tok::KwDestroy)
+                            )
+                            && stmt.get(1) == Some(&Tok::KwElement)));
                 let (indent, _) = lines.at(l);
                 stack.push(Open {
                     close,
@@ -269,9 +313,11 @@ impl<I> Prep<'_, I> {
                     literal: !block,
                     table_body,
                     indent,
+                    set_body,
                 });
                 if t == Tok::LBrace {
                     stmt.clear();
+                    *stmt_len = 0;
                 }
             }
             Tok::RBrace => {
@@ -299,6 +345,12 @@ impl<I> Prep<'_, I> {
                     pending.push_back((l, o.close, l));
                 }
                 stmt.clear();
+                *stmt_len = 0;
+                if let Some((open, p)) = packing.take()
+                    && !p.is_empty()
+                {
+                    packs.push((open, p.finish()));
+                }
             }
             Tok::RParen | Tok::RBracket => {
                 if stack.last().map(|o| &o.close) != Some(&t) {
@@ -307,18 +359,36 @@ impl<I> Prep<'_, I> {
                 }
                 stack.pop();
             }
-            Tok::Newline | Tok::Semi => stmt.clear(),
+            Tok::Newline | Tok::Semi => {
+                stmt.clear();
+                *stmt_len = 0;
+                if packing.is_some() {
+                    // inside a list only line separators
+                    return;
+                }
+            }
             _ => {
                 if stmt.len() < 2 {
                     stmt.push(t.clone());
                 }
+                *stmt_len += 1;
+                if let Some((_, p)) = packing {
+                    if p.push(l, &t, r) {
+                        return;
+                    }
+                    unpack(packing, pending);
+                }
             }
         }
         pending.push_back((l, t, r));
+        if start_pack {
+            *packing = Some((l, Packer::new(l)));
+        }
     }
 
     /// Closes what is still open at the end of the source.
     fn finish(&mut self) {
+        unpack(&mut self.packing, &mut self.pending);
         let end = self.src.len();
         while let Some(o) = self.stack.pop() {
             self.errors.push(err(
@@ -328,6 +398,16 @@ impl<I> Prep<'_, I> {
             ));
             self.pending.push_back((end, o.close, end));
         }
+    }
+}
+
+/// Gives back the tokens of the list being packed (it holds something a packed list does not).
+fn unpack(
+    packing: &mut Option<(usize, Packer)>,
+    pending: &mut std::collections::VecDeque<lexer::Spanned>,
+) {
+    if let Some((open, p)) = packing.take() {
+        pending.extend(p.finish().tokens(open));
     }
 }
 
@@ -378,11 +458,19 @@ fn convert_parse_error(e: lalrpop_util::ParseError<usize, Tok, ()>, src_len: usi
 
 /// The entry point behind [`crate::parse`].
 pub fn parse(src: &str) -> Parsed {
+    parse_with(src, true)
+}
+
+/// [`parse`], element lists packed or not.
+fn parse_with(src: &str, pack: bool) -> Parsed {
     let mut errors = Vec::new();
     let mut comments = Vec::new();
-    let toks = prepare(src, &mut errors, &mut comments);
+    let mut toks = prepare(src, pack, &mut errors, &mut comments);
     let mut recovered = Vec::new();
-    let result = crate::nfr::FileParser::new().parse(&mut recovered, toks.map(Ok::<_, ()>));
+    let result =
+        crate::nfr::FileParser::new().parse(&mut recovered, toks.by_ref().map(Ok::<_, ()>));
+    let packs = std::mem::take(&mut toks.packs);
+    drop(toks);
     for r in recovered {
         errors.push(convert_parse_error(r.error, src.len()));
     }
@@ -393,7 +481,7 @@ pub fn parse(src: &str) -> Parsed {
             Vec::new()
         }
     };
-    let mut cx = Cx { src, errors };
+    let mut cx = Cx { src, errors, packs };
     let mut file = File {
         commands: Vec::new(),
         comments,
@@ -414,6 +502,8 @@ type R<T> = Result<T, SyntaxError>;
 struct Cx<'s> {
     src: &'s str,
     errors: Vec<SyntaxError>,
+    /// Packed element lists by the offset of their `{` (taken as their group is converted).
+    packs: Vec<(usize, Packed)>,
 }
 
 fn ident(n: &cst::Name) -> Ident {
@@ -1021,7 +1111,7 @@ impl Cx<'_> {
             auto_merge: false,
             counter: false,
             comment: None,
-            elements: Vec::new(),
+            elements: Elements::default(),
             has_body: body.is_some(),
             span: sp(start, end),
         };
@@ -1116,10 +1206,26 @@ impl Cx<'_> {
         p.expect_end()
     }
 
-    fn set_elements(&mut self, g: &mut cst::Group) -> R<Vec<Expr>> {
-        let items = take_flat(g);
+    fn set_elements(&mut self, g: &mut cst::Group) -> R<Elements> {
+        let packed = match self.packs.binary_search_by_key(&g.open, |p| p.0) {
+            Ok(i) if g.lines.is_empty() => Some(std::mem::take(&mut self.packs[i].1)),
+            _ => None,
+        };
+        let items = match packed {
+            Some(mut p) => {
+                // kept packed when every element parses; else parsed as a token tree (same errors)
+                let mut each = PackedExprs::new(&p, g.open);
+                let n = each.by_ref().count();
+                if !each.failed {
+                    p.seal(n);
+                    return Ok(Elements::Packed(p, g.open));
+                }
+                p.items(g.open)
+            }
+            None => take_flat(g),
+        };
         let mut p = P::new(self.src, &items, g.close);
-        p.elements()
+        Ok(p.elements()?.into())
     }
 }
 
@@ -1140,6 +1246,12 @@ fn split_dotted(id: Ident) -> Vec<Ident> {
         off += len + 1;
     }
     out
+}
+
+/// The elements of one `,`-free run of a packed list's tokens (see [`crate::packed`]).
+pub(crate) fn parse_element_chunk(items: &[Item]) -> R<Vec<Expr>> {
+    let end = items.last().map_or(0, Item::end);
+    P::new("", items, end).elements()
 }
 
 /// Recursive-descent parser over a slice of token trees.
@@ -2632,5 +2744,80 @@ fn list_to_or(e: Expr) -> Expr {
             acc
         }
         _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packed element lists give the tree and the errors the token trees give.
+    #[test]
+    fn packed_lists_parse_as_token_trees() {
+        let lists = [
+            "10.0.0.1, 10.0.0.2,\n 10.0.0.0/8, 1.2.3.4-1.2.3.9",
+            "::1, 2001:db8::/32, ::ffff:1.2.3.4 - ::ffff:1.2.3.9",
+            "22, 0x16, ssh, http-alt; 1-1024",
+            "00:11:22:33:44:55, \"eth*\", \"x\" comment \"c\"",
+            "1.2.3.4 . tcp . 22 timeout 1h2m expires 3s comment \"a b\", 1.1.1.1 . udp . 53",
+            "1.2.3.4 : accept, 1.2.3.5 : jump other, * : drop",
+            "1.2.3.4 : 5.6.7.8 . 80, $v, @s, syn | ack, 1 << 2, !x",
+            "set, map, table, elements, counter packets 1 bytes 2",
+            // not packed: groups and brackets
+            "{ 1.2.3.4, 1.2.3.5 }, 1.2.3.6",
+            "(1.2.3.4), [::1]",
+            // errors: each is a token tree's
+            "1.2.3.4 1.2.3.5",
+            "1.2.3.4 :",
+            "1.2.3.4 - , 3",
+            "jump",
+            "1.2.3.4, 1.2.3.5 timeout",
+            ",,, 1, ,",
+            "1.2.3.4 ) 1.2.3.5",
+            "999.1.1.1, 1.1.1.1 # comment\n, 2.2.2.2",
+        ];
+        let mut packed = 0;
+        for list in lists {
+            for src in [
+                format!(
+                    "table ip t {{\n set s {{\n type ipv4_addr\n elements = {{ {list} }}\n }}\n}}\n"
+                ),
+                format!(
+                    "add element ip t s {{ {list} }}\nadd set t m {{ elements = {{ {list} }}; }}\n"
+                ),
+            ] {
+                let (a, b) = (parse_with(&src, true), parse_with(&src, false));
+                assert_eq!(a, b, "{src}");
+                assert_eq!(format!("{:?}", a.file), format!("{:?}", b.file), "{src}");
+                let all = |p: &Parsed| -> Vec<bool> {
+                    let mut v = Vec::new();
+                    for c in &p.file.commands {
+                        match &c.kind {
+                            CommandKind::Element { elements, .. } => {
+                                v.push(matches!(elements, Elements::Packed(..)))
+                            }
+                            CommandKind::AddSet { set, .. } => {
+                                v.push(matches!(set.elements, Elements::Packed(..)))
+                            }
+                            CommandKind::Table(t) => {
+                                for i in &t.items {
+                                    if let TableItem::Set(s) = i {
+                                        v.push(matches!(s.elements, Elements::Packed(..)));
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    v
+                };
+                if all(&a).contains(&true) {
+                    packed += 1;
+                }
+                assert!(!all(&b).contains(&true));
+            }
+        }
+        // the first eight lists parse, and stay packed
+        assert_eq!(packed, 8 * 2, "packed lists");
     }
 }

@@ -21,6 +21,7 @@ pub mod catalog;
 mod conv;
 mod cst;
 pub mod lexer;
+pub mod packed;
 pub mod print;
 
 pub use conv::{MAX_BINOPS, MAX_DEPTH};

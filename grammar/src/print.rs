@@ -452,7 +452,7 @@ impl Printer {
                     target.table.name,
                     target.name.as_ref().map(|n| n.name.as_str()).unwrap_or("")
                 );
-                self.set_literal(elements, &Ctx::None, false);
+                self.set_literal(&elements.to_vec(), &Ctx::None, false);
                 self.out.push('\n');
             }
             CommandKind::Object {
@@ -803,7 +803,7 @@ impl Printer {
         if !s.elements.is_empty() {
             let mut p = Printer::new(self.opts, self.family);
             p.out.push_str("elements = ");
-            p.set_literal_ctx(&s.elements, &key_ctx, &data_ctx, true);
+            p.set_literal_ctx(&s.elements.to_vec(), &key_ctx, &data_ctx, true);
             lines.push(p.out);
         }
     }

@@ -123,15 +123,16 @@ fn table_chain_structure() {
     assert_eq!(s.size, Some(1024));
     assert!(s.auto_merge);
     assert_eq!(s.elements.len(), 2);
-    assert!(matches!(
-        &s.elements[0].kind,
-        ExprKind::Prefix { len: 8, .. }
-    ));
-    assert!(matches!(&s.elements[1].kind, ExprKind::Range { .. }));
+    // (packed: the Exprs are parsed from the tokens when asked)
+    assert!(matches!(s.elements, Elements::Packed(..)));
+    let els = s.elements.to_vec();
+    assert!(matches!(&els[0].kind, ExprKind::Prefix { len: 8, .. }));
+    assert!(matches!(&els[1].kind, ExprKind::Range { .. }));
     let m = sets[1];
     assert!(m.is_map);
     assert!(matches!(&m.data, Some(SetKey::Type(v)) if v[0].name == "verdict"));
-    let ExprKind::MapElem { value, .. } = &m.elements[1].kind else {
+    let els = m.elements.to_vec();
+    let ExprKind::MapElem { value, .. } = &els[1].kind else {
         panic!()
     };
     assert!(matches!(&value.kind, ExprKind::Verdict(Verdict::Jump(n)) if n.name == "web"));

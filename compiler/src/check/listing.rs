@@ -100,9 +100,7 @@ pub(crate) fn build(
             ast::CommandKind::AddChain { chain, .. } => x.chain(chain, fid, seq),
             ast::CommandKind::AddRule { rule, .. } => x.rule(rule, seq),
             ast::CommandKind::AddSet { set, .. } => x.set(set, seq),
-            ast::CommandKind::Element { elements, .. } => {
-                elements.iter_mut().for_each(|e| x.expr(e, seq, 0));
-            }
+            ast::CommandKind::Element { elements, .. } => x.elements(elements, seq),
             _ => {}
         }
         let mut own = Vec::new();
@@ -146,8 +144,15 @@ impl Expand<'_> {
     }
 
     fn set(&self, s: &mut ast::Set, seq: usize) {
-        for e in &mut s.elements {
-            self.expr(e, seq, 0);
+        self.elements(&mut s.elements, seq);
+    }
+
+    /// A packed list without `$` stays packed.
+    fn elements(&self, els: &mut ast::Elements, seq: usize) {
+        if els.may_name_defines() {
+            for e in els.exprs_mut() {
+                self.expr(e, seq, 0);
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 //! chains no base chain reaches (a warning).
 
 use crate::diag::{Diagnostic, Span};
-use crate::hir::{ChainId, Hir, MapData, VerdictKind, VmapRef};
+use crate::hir::{ChainId, Element, Hir, MapData, VerdictKind, VmapRef};
 
 /// NFT_JUMP_STACK_SIZE.
 pub const NFT_JUMP_STACK_SIZE: usize = 16;
@@ -87,11 +87,7 @@ pub fn graph_from_hir(hir: &Hir) -> Graph {
                 };
                 match &v.kind {
                     VerdictKind::Vmap { map, .. } => {
-                        let elems = match &**map {
-                            VmapRef::Anon(a) => Some(&a.elements),
-                            VmapRef::Named(id) => hir.set(*id).map(|s| &s.elements),
-                        };
-                        for e in elems.into_iter().flatten() {
+                        let mut each = |e: &Element| {
                             if let Some(MapData::Verdict(d)) = e.data.as_deref() {
                                 // label the edge at the rule's vmap for named maps, at the element otherwise
                                 let span = if matches!(&**map, VmapRef::Named(_)) {
@@ -100,6 +96,14 @@ pub fn graph_from_hir(hir: &Hir) -> Graph {
                                     d.span
                                 };
                                 push(&d.kind, span);
+                            }
+                        };
+                        match &**map {
+                            VmapRef::Anon(a) => a.elements.iter().for_each(each),
+                            VmapRef::Named(id) => {
+                                for e in hir.set(*id).into_iter().flat_map(|s| s.elements.iter()) {
+                                    each(&e);
+                                }
                             }
                         }
                     }

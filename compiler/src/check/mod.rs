@@ -23,7 +23,7 @@ use hashbrown::HashMap;
 use nfr_grammar::ast;
 
 use crate::diag::{Diagnostic, FileId, SourceMap, Span};
-use crate::hir::{self, ChainId, ChainKind, Element, Family, Hir, SetId, TableId, Type};
+use crate::hir::{self, ChainId, ChainKind, Family, Hir, SetId, TableId, Type};
 pub use listing::Listing;
 use resolve::{Defines, sp};
 pub use resolve::{Loader, NoIncludes};
@@ -74,8 +74,9 @@ pub(crate) struct SetDecl {
     pub key: Vec<Type>,
     pub data: Option<Vec<Type>>,
     pub flags: hir::SetFlags,
-    pub extra: Vec<(ast::Expr, FileId, usize)>,
-    pub elements: Vec<Element>,
+    /// The element lists given to the set (its own first), each with its file and position.
+    pub extra: Vec<(ast::Elements, FileId, usize)>,
+    pub elements: hir::Elements,
     pub typed: bool,
     /// Object maps (`type KEY : counter` / `: ct helper`): the kind of object they hold.
     pub obj: Option<hir::ObjKind>,
@@ -559,7 +560,8 @@ impl Ctx {
         );
     }
 
-    fn declare_set(&mut self, file: FileId, table: usize, s: &ast::Set) {
+    /// Declares a set; its elements are moved out of `s` (not copied).
+    fn declare_set(&mut self, file: FileId, table: usize, s: &mut ast::Set) {
         let span = sp(file, s.name.span);
         if let Some(i) = self.find_set(table, &s.name.name) {
             if self.sets[i].def.is_some() && s.key.is_some() {
@@ -578,12 +580,12 @@ impl Ctx {
                     .with_label(prev, "first definition"),
                 );
             } else {
-                for e in &s.elements {
-                    self.sets[i].extra.push((e.clone(), file, self.seq));
-                }
+                let els = std::mem::take(&mut s.elements);
+                self.sets[i].extra.push((els, file, self.seq));
             }
             return;
         }
+        let own = std::mem::take(&mut s.elements);
         self.sets.push(SetDecl {
             table,
             name: s.name.name.clone(),
@@ -593,8 +595,8 @@ impl Ctx {
             key: vec![],
             data: None,
             flags: hir::SetFlags::default(),
-            extra: vec![],
-            elements: vec![],
+            extra: vec![(own, file, self.seq)],
+            elements: hir::Elements::new(),
             typed: false,
             obj: None,
         });
@@ -612,7 +614,7 @@ impl Ctx {
     /// Declares every table, chain, set and object; a chain's rules are moved out of `cmds` (not copied).
     fn declare(&mut self, cmds: &mut [(FileId, ast::Command)]) {
         let mut pending_rules: Vec<(FileId, &ast::ObjRef, &ast::Rule, usize)> = Vec::new();
-        let mut pending_elems: Vec<(FileId, &ast::ObjRef, &[ast::Expr], usize)> = Vec::new();
+        let mut pending_elems: Vec<(FileId, &ast::ObjRef, ast::Elements, usize)> = Vec::new();
         for (file, cmd) in cmds.iter_mut() {
             let file = *file;
             self.file = file;
@@ -689,7 +691,7 @@ impl Ctx {
                     pending_rules.push((file, &*target, &*rule, self.seq))
                 }
                 ast::CommandKind::Element { delete: false, target, elements } => {
-                    pending_elems.push((file, &*target, &elements[..], self.seq))
+                    pending_elems.push((file, &*target, std::mem::take(elements), self.seq))
                 }
                 ast::CommandKind::Element { delete: true, .. } => self.diags.push(
                     Diagnostic::error("E0021", sp(file, cmd_span), "`delete element` is not supported in a ruleset file"),
@@ -722,11 +724,7 @@ impl Ctx {
             };
             let Some(name) = &target.name else { continue };
             match self.find_set(ti, &name.name) {
-                Some(si) => {
-                    for e in elems {
-                        self.sets[si].extra.push((e.clone(), file, seq));
-                    }
-                }
+                Some(si) => self.sets[si].extra.push((elems, file, seq)),
                 None => self.undefined_set(ti, name, file),
             }
         }
@@ -878,14 +876,6 @@ impl Ctx {
             let table = self.sets[si].table;
             self.table = table;
             self.family = self.tables[table].family;
-            // the elements move to `extra`'s front (the copy of `def` below leaves them out)
-            let s = &mut self.sets[si];
-            if let Some((d, file)) = &mut s.def {
-                let own = std::mem::take(&mut d.elements);
-                let (file, seq) = (*file, s.seq);
-                s.extra
-                    .splice(0..0, own.into_iter().map(|e| (e, file, seq)));
-            }
             let Some((def, file)) = self.sets[si].def.clone() else {
                 continue;
             };
@@ -978,42 +968,45 @@ impl Ctx {
             let key = self.sets[si].key.clone();
             let data = self.sets[si].data.clone();
             let obj = self.sets[si].obj;
-            let mut out = Vec::new();
-            for (e, file, seq) in all {
+            // each list is read element by element into the set's rows (and dropped once read)
+            let mut out = hir::Elements::new();
+            for (list, file, seq) in all {
                 self.file = file;
                 self.seq = seq;
-                let els = match obj {
-                    Some(kind) => self.objref_elems(&e, &key, kind),
-                    None => self.elements_flat(&e, &key, data.as_deref()),
-                };
-                for el in els.unwrap_or_default() {
-                    if !self.sets[si].flags.interval
-                        && el.key.iter().any(|k| !matches!(k, hir::KeyPart::Value(_)))
-                    {
-                        self.diags.push(
-                            Diagnostic::error(
-                                "E0205",
-                                el.span,
-                                format!(
-                                    "range or prefix in `{}`, which has no `flags interval`",
-                                    self.sets[si].name
-                                ),
-                            )
-                            .with_label(self.sets[si].span, "declared here")
-                            .with_help("add `flags interval;` to the set"),
-                        );
-                        continue;
+                for e in list.iter() {
+                    let els = match obj {
+                        Some(kind) => self.objref_elems(&e, &key, kind),
+                        None => self.elements_flat(&e, &key, data.as_deref()),
+                    };
+                    for el in els.unwrap_or_default() {
+                        if !self.sets[si].flags.interval
+                            && el.key.iter().any(|k| !matches!(k, hir::KeyPart::Value(_)))
+                        {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    "E0205",
+                                    el.span,
+                                    format!(
+                                        "range or prefix in `{}`, which has no `flags interval`",
+                                        self.sets[si].name
+                                    ),
+                                )
+                                .with_label(self.sets[si].span, "declared here")
+                                .with_help("add `flags interval;` to the set"),
+                            );
+                            continue;
+                        }
+                        out.push(&el);
                     }
-                    out.push(el);
                 }
             }
             let auto_merge = self.sets[si].def.as_ref().is_some_and(|d| d.0.auto_merge);
             if (self.sets[si].flags.interval && !auto_merge) || data.is_some() || obj.is_some() {
                 let what = format!("`{}`", self.sets[si].name);
-                self.check_overlaps(&out, &what);
+                self.check_overlaps((&out).into(), &what);
             }
             if obj.is_some() {
-                self.one_catchall(&out);
+                self.one_catchall((&out).into());
             }
             out.shrink_to_fit();
             self.sets[si].elements = out;

@@ -9,9 +9,10 @@ use super::deps::{DepState, NFPROTO_IPV4, NFPROTO_IPV6, Need, needs};
 use super::resolve::Defines;
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
-    AnonSet, ChainId, ChainKind, ChainType, Element, Expr, ExprKind, Family, Hir, Hook, Item,
-    KeyPart, MapData, Match, NatKind, NatStmt, ObjKind, ObjTarget, Op, Operand, RateUnit,
-    RejectKind, Rhs, Rule, SetId, Stmt, StmtKind, Type, Value, Verdict, VerdictKind, VmapRef,
+    AnonSet, ChainId, ChainKind, ChainType, Element, ElementsRef, Expr, ExprKind, Family, Hir,
+    Hook, Item, KeyPart, MapData, Match, NatKind, NatStmt, ObjKind, ObjTarget, Op, Operand,
+    RateUnit, RejectKind, Rhs, Rule, SetId, Stmt, StmtKind, Type, Value, Verdict, VerdictKind,
+    VmapRef,
 };
 
 /// Why a log prefix's `$name` cannot be expanded: the name, and where its define is.
@@ -137,7 +138,7 @@ impl Ctx {
                             let set =
                                 cx.anon_set(elems, &parts, Some(&[Type::Verdict]), cx.sp(e.span))?;
                             if set.interval {
-                                cx.check_overlaps(&set.elements, "this verdict map");
+                                cx.check_overlaps((&set.elements).into(), "this verdict map");
                             }
                             Some(VmapRef::Anon(set))
                         }
@@ -629,8 +630,8 @@ impl Ctx {
             A::Set(elems) => {
                 let out = cx.flatten_set(elems, &mut |cx, el| cx.objref_elems(el, &parts, kind))?;
                 let before = cx.diags.len();
-                cx.check_overlaps(&out, &format!("this {} map", kind.name()));
-                cx.one_catchall(&out);
+                cx.check_overlaps((&out).into(), &format!("this {} map", kind.name()));
+                cx.one_catchall((&out).into());
                 if cx.diags.len() > before {
                     return None;
                 }
@@ -874,7 +875,7 @@ impl Ctx {
     }
 
     /// At most one catch-all (`* : ...`) element (E0205, nft's EEXIST).
-    pub(crate) fn one_catchall(&mut self, elements: &[Element]) {
+    pub(crate) fn one_catchall(&mut self, elements: ElementsRef<'_>) {
         if let Some(second) = elements.iter().filter(|e| e.key.is_empty()).nth(1) {
             self.diags.push(
                 Diagnostic::error("E0205", second.span, "a second catch-all element `*`")

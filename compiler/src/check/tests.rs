@@ -282,6 +282,39 @@ fn overlapping_map_keys_are_errors() {
 }
 
 #[test]
+fn overlapping_set_elements_are_reported_in_source_order() {
+    // the element added first in the text is the one overlapped, though the set's own are read first
+    let src = "table ip t { }\nadd element ip t m { 1.2.3.4 : drop, 10.0.0.0/8 : drop, 2.2.2.2 : drop }\n\
+               add map ip t m { type ipv4_addr : verdict; elements = { 1.2.3.4 : accept, 3.3.3.3 : drop, \
+               2.2.2.2 : accept, 10.1.0.0-10.1.0.9 : drop } }\n";
+    let (_, d) = run(src);
+    let at = |s: Span| &src[s.start as usize..s.end as usize];
+    let found: Vec<(&str, &str)> = d
+        .iter()
+        .filter(|d| d.message.starts_with("overlapping"))
+        .map(|d| (at(d.primary), at(d.labels[0].0)))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("1.2.3.4 : accept", "1.2.3.4 : drop"),
+            ("2.2.2.2 : accept", "2.2.2.2 : drop"),
+        ],
+        "{d:?}"
+    );
+    // intervals: a range inside a prefix, a prefix inside a range
+    let (_, d) = run(&src
+        .replace("verdict;", "verdict; flags interval;")
+        .replace("1.2.3.4 : drop, ", ""));
+    let found: Vec<(&str, &str)> = d
+        .iter()
+        .filter(|d| d.message.starts_with("overlapping"))
+        .map(|d| (at(d.primary), at(d.labels[0].0)))
+        .collect();
+    assert_eq!(found.len(), 2, "{d:?}");
+}
+
+#[test]
 fn duplicates_report_both_spans() {
     let (_, d) = run("table ip t { chain a { }\nchain a { } }\n");
     let x = d.iter().find(|d| d.code == "E0101").expect("E0101");
@@ -823,6 +856,23 @@ fn listed(src: &str) -> (String, Vec<Option<(ChainId, usize)>>) {
     let (_, mut listing) = out.expect("hir");
     let ids = listing.rules_mut().map(|(_, id)| id).collect();
     (nfr_grammar::format(&listing.file), ids)
+}
+
+#[test]
+fn listing_expands_defines_in_element_lists() {
+    let (text, _) = listed(
+        "define lan = 10.0.0.0/8\ndefine more = 172.16.0.0/12\ntable ip t {\n set a { type ipv4_addr; flags interval; elements = { $lan, 1.2.3.4 } }\n \
+         set b { type ipv4_addr; elements = { 5.6.7.8, 9.9.9.9 } }\n}\nadd element ip t a { 192.168.0.0/16, $more }\n",
+    );
+    assert!(!text.contains('$'), "{text}");
+    assert!(
+        text.contains("10.0.0.0/8") && text.contains("172.16.0.0/12"),
+        "{text}"
+    );
+    assert!(
+        text.contains("5.6.7.8") && text.contains("192.168.0.0/16"),
+        "{text}"
+    );
 }
 
 #[test]

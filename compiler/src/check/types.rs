@@ -9,8 +9,8 @@ use super::Ctx;
 use super::resolve::did_you_mean;
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
-    AnonSet, BitOp, Element, Expr, ExprKind, Family, KeyPart, MapData, PayloadBase, Rhs, Type,
-    Value,
+    AnonSet, BitOp, Element, ElementsRef, Expr, ExprKind, Family, KeyPart, MapData, PayloadBase,
+    Rhs, Type, Value,
 };
 
 /// How deep `$var` substitution may go (defines referring to defines). A define can only name defines made
@@ -1065,6 +1065,20 @@ pub(crate) fn same_type(a: Type, b: Type) -> bool {
     }
 }
 
+/// The spans of the elements numbered `nums` (sorted), in that order.
+fn spans_of(elements: ElementsRef<'_>, nums: &[u32]) -> Vec<Span> {
+    let mut out = Vec::with_capacity(nums.len());
+    for (i, e) in elements.iter().enumerate() {
+        if out.len() == nums.len() {
+            break;
+        }
+        if nums.get(out.len()) == Some(&(i as u32)) {
+            out.push(e.span);
+        }
+    }
+    out
+}
+
 /// Inclusive byte bounds of a single-part element key.
 fn bounds(k: &KeyPart) -> (Vec<u8>, Vec<u8>) {
     match k {
@@ -1086,7 +1100,74 @@ fn bounds(k: &KeyPart) -> (Vec<u8>, Vec<u8>) {
 impl Ctx {
     /// Overlapping intervals are an error where nft does not merge them (maps, and named
     /// sets without auto-merge). Only single-part keys are checked.
-    pub(crate) fn check_overlaps(&mut self, elements: &[Element], what: &str) {
+    pub(crate) fn check_overlaps(&mut self, elements: ElementsRef<'_>, what: &str) {
+        // one row an element: its low and high bytes (the low only when every element is a single value)
+        // and its number, sorted as (low, high, span) would be: ties are ordered by their spans, read
+        // again for those only (a million elements need no vector and no span each)
+        let (mut width, mut plain) = (None, true);
+        for e in elements.iter() {
+            let [k] = e.key.as_slice() else { continue };
+            let (lo, hi) = bounds(k);
+            if *width.get_or_insert(lo.len()) != lo.len() || hi.len() != lo.len() {
+                return self.check_overlaps_uneven(elements, what);
+            }
+            plain &= matches!(k, KeyPart::Value(_));
+        }
+        let Some(w) = width else { return };
+        let kw = if plain { w } else { 2 * w };
+        let mut rows = Vec::new();
+        for (i, e) in elements.iter().enumerate() {
+            let [k] = e.key.as_slice() else { continue };
+            let (lo, hi) = bounds(k);
+            rows.extend_from_slice(&lo);
+            if !plain {
+                rows.extend_from_slice(&hi);
+            }
+            rows.extend_from_slice(&(i as u32).to_be_bytes());
+        }
+        let n = kw + 4;
+        let row = |r: usize| rows.get(r * n..(r + 1) * n).unwrap_or(&[]);
+        let key = |r: usize| row(r).get(..kw).unwrap_or(&[]);
+        let lo = |r: usize| row(r).get(..w).unwrap_or(&[]);
+        let hi = |r: usize| row(r).get(kw - w..kw).unwrap_or(&[]);
+        let num = |r: usize| {
+            let b = row(r).get(kw..).unwrap_or(&[0; 4]);
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        };
+        let mut order: Vec<u32> = (0..(rows.len() / n) as u32).collect();
+        order.sort_unstable_by(|a, b| row(*a as usize).cmp(row(*b as usize)));
+        let mut tied: Vec<u32> = order
+            .windows(2)
+            .filter(|p| key(p[0] as usize) == key(p[1] as usize))
+            .flat_map(|p| [num(p[0] as usize), num(p[1] as usize)])
+            .collect();
+        if !tied.is_empty() {
+            tied.sort_unstable();
+            tied.dedup();
+            let spans = spans_of(elements, &tied);
+            let span = |r: &u32| tied.binary_search(&num(*r as usize)).map(|i| spans[i]).ok();
+            for run in order.chunk_by_mut(|a, b| key(*a as usize) == key(*b as usize)) {
+                run.sort_by_key(span);
+            }
+        }
+        let found: Vec<(u32, u32)> = order
+            .windows(2)
+            .filter(|p| lo(p[1] as usize) <= hi(p[0] as usize))
+            .take(3)
+            .map(|p| (num(p[0] as usize), num(p[1] as usize)))
+            .collect();
+        let mut need: Vec<u32> = found.iter().flat_map(|p| [p.0, p.1]).collect();
+        need.sort_unstable();
+        need.dedup();
+        let spans = spans_of(elements, &need);
+        let span = |i: u32| need.binary_search(&i).map(|j| spans[j]).unwrap_or_default();
+        for (a, b) in found {
+            self.overlap(span(a), span(b), what);
+        }
+    }
+
+    /// [`Ctx::check_overlaps`] for keys of several lengths.
+    fn check_overlaps_uneven(&mut self, elements: ElementsRef<'_>, what: &str) {
         let mut iv: Vec<(Vec<u8>, Vec<u8>, Span)> = elements
             .iter()
             .filter_map(|e| match e.key.as_slice() {
@@ -1098,19 +1179,24 @@ impl Ctx {
             })
             .collect();
         iv.sort();
-        let mut reported = 0;
-        for w in iv.windows(2) {
-            let (a, b) = (&w[0], &w[1]);
-            if b.0 <= a.1 && reported < 3 {
-                reported += 1;
-                self.diags.push(
-                    Diagnostic::error("E0205", b.2, format!("overlapping elements in {what}"))
-                        .with_primary_label("this element")
-                        .with_label(a.2, "overlaps this one")
-                        .with_help("make the ranges disjoint"),
-                );
-            }
+        let found: Vec<(Span, Span)> = iv
+            .windows(2)
+            .filter(|w| w[1].0 <= w[0].1)
+            .take(3)
+            .map(|w| (w[0].2, w[1].2))
+            .collect();
+        for (a, b) in found {
+            self.overlap(a, b, what);
         }
+    }
+
+    fn overlap(&mut self, a: Span, b: Span, what: &str) {
+        self.diags.push(
+            Diagnostic::error("E0205", b, format!("overlapping elements in {what}"))
+                .with_primary_label("this element")
+                .with_label(a, "overlaps this one")
+                .with_help("make the ranges disjoint"),
+        );
     }
 }
 

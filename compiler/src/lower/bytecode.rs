@@ -20,9 +20,9 @@
 
 use crate::diag::Span;
 use crate::hir::{
-    self, BitOp, Element, Expr, ExprKind, Family, Hir, Item, KeyPart, MapData, Match, NatKind,
-    ObjKind, ObjTarget, Op, Operand, RejectKind, Rhs, Rule, StmtKind, Type, Value, Verdict,
-    VerdictKind, VmapRef,
+    self, BitOp, Element, ElementsRef, Expr, ExprKind, Family, Hir, Item, KeyPart, MapData, Match,
+    NatKind, ObjKind, ObjTarget, Op, Operand, RejectKind, Rhs, Rule, StmtKind, Type, Value,
+    Verdict, VerdictKind, VmapRef,
 };
 use nfr_grammar::catalog::{self, ByteOrder};
 use nfr_vm::dynset::{DEFAULT_SIZE, DynSpec};
@@ -763,7 +763,7 @@ impl Lower<'_> {
                 interval,
                 data.as_deref(),
                 s.obj.map(obj_type),
-                &s.elements,
+                (&s.elements).into(),
             )?;
             if updated.get(si).copied().unwrap_or(false)
                 && let Some(set) = self.prog.sets.get_mut(id.0 as usize)
@@ -787,16 +787,18 @@ impl Lower<'_> {
         interval: bool,
         dtypes: Option<&[Type]>,
         obj: Option<ObjType>,
-        elements: &[Element],
+        elements: ElementsRef<'_>,
     ) -> R<SetId> {
         let klen = key_len(fields);
+        // (once: every element's data has the same layout)
+        let ivdata = dtypes.is_some() && interval_data(elements);
         let data_type = match (obj, dtypes) {
             (Some(t), _) => SetDataType::Object(t),
             (None, None) => SetDataType::None,
             (None, Some([Type::Verdict])) => SetDataType::Verdict,
-            (None, Some(ts)) => SetDataType::Data(
-                (map_data_len(ts) * if interval_data(elements) { 2 } else { 1 }) as u8,
-            ),
+            (None, Some(ts)) => {
+                SetDataType::Data((map_data_len(ts) * if ivdata { 2 } else { 1 }) as u8)
+            }
         };
         let kind = if !interval {
             SetKind::Hash
@@ -812,14 +814,13 @@ impl Lower<'_> {
         if (dtypes.is_some() || obj.is_some()) && name.starts_with("__") {
             set.size = Some(elements.len() as u32);
         }
-        for el in elements {
+        for el in elements.iter() {
             let d = match (el.data.as_deref(), dtypes) {
                 (None, _) => ElemData::None,
                 (Some(MapData::Verdict(v)), _) => ElemData::Verdict(self.chain_verdict(v)?),
-                (Some(MapData::Value(parts)), Some(ts)) => ElemData::Data(data(
-                    &map_data_bytes(parts, ts, interval_data(elements), el.span)?,
-                    el.span,
-                )?),
+                (Some(MapData::Value(parts)), Some(ts)) => {
+                    ElemData::Data(data(&map_data_bytes(parts, ts, ivdata, el.span)?, el.span)?)
+                }
                 (Some(MapData::Value(_)), None) => {
                     return Err(unsupported(el.span, "map data in a set"));
                 }
@@ -839,7 +840,7 @@ impl Lower<'_> {
                 set.catchall = Some(d);
                 continue;
             }
-            let (from, to) = element_bounds(el, fields)?;
+            let (from, to) = element_bounds(&el, fields)?;
             if interval {
                 set.insert_range(&from, &to, d);
             } else if from == to {
@@ -1471,7 +1472,7 @@ impl Lower<'_> {
         if interval && fields.len() > 1 {
             flags |= 0x80;
         }
-        let id = self.build_set(&name, flags, &fields, interval, data, None, elements)?;
+        let id = self.build_set(&name, flags, &fields, interval, data, None, elements.into())?;
         Ok((id, hton))
     }
 
@@ -1501,7 +1502,7 @@ impl Lower<'_> {
             interval,
             None,
             Some(obj_type(kind)),
-            elements,
+            elements.into(),
         )?;
         Ok((id, hton))
     }
@@ -2035,8 +2036,8 @@ fn map_data_len(ts: &[Type]) -> usize {
 
 /// Some element maps to a range or prefix (nat maps): every element's data is then the low
 /// values followed by the high values.
-fn interval_data(elements: &[Element]) -> bool {
-    elements.iter().any(|e| {
+fn interval_data<'a>(elements: impl Into<ElementsRef<'a>>) -> bool {
+    elements.into().iter().any(|e| {
         matches!(e.data.as_deref(), Some(MapData::Value(p)) if p.iter().any(|k| !matches!(k, KeyPart::Value(_))))
     })
 }

@@ -1046,7 +1046,7 @@ pub fn annotated_ruleset(setup: &Setup, end: &RunEnd) -> String {
                     && let Some(els) =
                         dynamic_elements(setup, end, family, &t.name.name, &s.name.name)
                 {
-                    s.elements = els;
+                    s.elements = els.into();
                     s.has_body = true;
                 }
             }
