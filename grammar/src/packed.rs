@@ -307,12 +307,13 @@ impl Elements {
 
     /// The Exprs, unpacked first if packed.
     pub fn exprs_mut(&mut self) -> &mut Vec<Expr> {
-        if let Elements::Packed(..) = self {
-            *self = Elements::Exprs(self.iter().map(Cow::into_owned).collect());
-        }
-        match self {
-            Elements::Exprs(v) => v,
-            Elements::Packed(..) => unreachable!("unpacked above"),
+        loop {
+            match self {
+                Elements::Exprs(v) => return v,
+                Elements::Packed(..) => {
+                    *self = Elements::Exprs(self.iter().map(Cow::into_owned).collect());
+                }
+            }
         }
     }
 
