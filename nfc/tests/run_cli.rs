@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{TmpFile, gate, nfc, root, stdout, tmp_file};
+use common::{TmpFile, gate, nfc, nfc_command, root, stdout, tmp_file};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -583,6 +583,101 @@ fn threads_two_warn_of_a_cut_capture_as_one_does() {
         one.1
     );
     assert_eq!(one, run("2"));
+}
+
+/// A capture long enough that the workers of `--threads N` read it by turns, queue many batches for each other
+/// and reuse them: 2 and 3 threads print what one prints, and so does a capture read from standard input.
+fn threads_share_a_long_capture_and_print_what_one_prints() {
+    use nfr_runtime::wire::build::tcp;
+    let host: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+    let mut cap = pcap_header(linktype::ETHERNET, 65535).to_vec();
+    let mut ts = 1_700_000_000_000_000u64;
+    let mut put = |ip: Vec<u8>| {
+        let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&ip);
+        ts += 7;
+        cap.extend_from_slice(&pcap_record(ts, f.len() as u32, &f));
+    };
+    // 600 flows, 100 at a time: handshake, 120 segments each way in turn, a reset from every tenth client.
+    let payload = [0x55u8; 40];
+    for wave in 0..6u32 {
+        let flows: Vec<(std::net::IpAddr, u16)> = (0..100u32)
+            .map(|i| {
+                let n = wave * 100 + i;
+                (
+                    format!("10.64.{}.{}", n / 200, n % 200 + 1)
+                        .parse()
+                        .unwrap(),
+                    40_000 + n as u16,
+                )
+            })
+            .collect();
+        for &(c, p) in &flows {
+            put(tcp(c, host, p, 80, 1000, 0, 0x02, 64240, &[], &[]));
+            put(tcp(host, c, 80, p, 9000, 1001, 0x12, 64240, &[], &[]));
+            put(tcp(c, host, p, 80, 1001, 9001, 0x10, 64240, &[], &[]));
+        }
+        for k in 0..120u32 {
+            for (i, &(c, p)) in flows.iter().enumerate() {
+                let (cs, ss) = (1001 + k * 40, 9001 + k * 40);
+                put(tcp(c, host, p, 80, cs, ss, 0x18, 64240, &[], &payload));
+                put(tcp(host, c, 80, p, ss, cs + 40, 0x18, 64240, &[], &payload));
+                if k == 119 && i % 10 == 0 {
+                    put(tcp(c, host, p, 80, cs + 40, 0, 0x04, 0, &[], &[]));
+                }
+            }
+        }
+    }
+    let capture = tmp_file("long.pcap", &cap);
+    let rules = tmp_ruleset(
+        "stateful.nfr",
+        "table inet t {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\
+         \t\tct state established,related counter accept\n\t\tct state invalid counter drop\n\
+         \t\ttcp dport 80 ct state new counter accept\n\t}\n}\n",
+    );
+    let (r, c) = (rules.to_str().unwrap(), capture.to_str().unwrap());
+    let args = |t, cap| {
+        vec![
+            "run",
+            "pcap",
+            r,
+            cap,
+            "--local",
+            "10.0.0.1",
+            "--no-progress",
+            "--threads",
+            t,
+            "--ct-list",
+        ]
+    };
+    let report = |o: &Output| {
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        stable(&stdout(o))
+            .lines()
+            .filter(|l| !l.contains("thread(s)"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let one = report(&nfc(&args("1", c)));
+    assert!(
+        one.contains("frames: 145860 (13636440 bytes); through the hooks: 145860"),
+        "{one}"
+    );
+    assert!(one.contains("conntrack entries at the end: 600"), "{one}");
+    for t in ["2", "3"] {
+        assert_eq!(one, report(&nfc(&args(t, c))), "{t} threads");
+    }
+    let piped = nfc_command()
+        .args(args("2", "-"))
+        .stdin(std::fs::File::open(c).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(one, report(&piped), "2 threads, capture on standard input");
 }
 
 /// `--threads 2` prints what `--threads 1` prints on a corpus capture with many flows.
@@ -1715,6 +1810,10 @@ fn main() {
         gate::test(
             "threads_two_warn_of_a_cut_capture_as_one_does",
             threads_two_warn_of_a_cut_capture_as_one_does,
+        ),
+        gate::test(
+            "threads_share_a_long_capture_and_print_what_one_prints",
+            threads_share_a_long_capture_and_print_what_one_prints,
         ),
         gate::test(
             "seed_repeats_and_changes_the_draws",

@@ -2,9 +2,10 @@
 //! replayer; it turns frames into [`FrameRecord`]s. [`drive`] reads the capture (streamed), computes the shared
 //! virtual clock (capped gaps), and either runs one worker inline or shards frames over `--threads` workers by
 //! address pair and merges their records back in frame order, so the collector sees the same sequence either
-//! way. Without per-frame output, [`drive_shards`] lets every worker read the capture file itself instead.
+//! way. Without per-frame output, [`drive_shards`] lets the workers read the capture by turns and hand each other
+//! batches of their shards' frames instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -566,9 +567,8 @@ pub fn drive(
         last: None,
     };
     let threads = setup.threads;
-    if threads > 1 && !opts.trace && !opts.events && !opts.keep_data && capture_is_file(args) {
-        drop(reader);
-        return drive_shards(setup, args, opts, out);
+    if threads > 1 && !opts.trace && !opts.events && !opts.keep_data {
+        return drive_shards(setup, opts, reader, out);
     }
     // Capture interface names -> ifindexes, on this (the reading) thread so they do not depend on sharding.
     let mut devs = setup.path.dev_table();
@@ -778,58 +778,212 @@ fn shard_of(f: &Frame<'_>, threads: usize) -> usize {
     }
 }
 
-fn capture_is_file(args: &Args) -> bool {
-    std::fs::metadata(&args.capture).is_ok_and(|m| m.is_file())
+/// A batch is handed on when it holds this many frames or bytes.
+const BATCH_FRAMES: usize = 1024;
+const BATCH_BYTES: usize = 256 * 1024;
+/// Full batches a shard may have waiting: how far ahead of its worker the others read, and what bounds the
+/// memory in flight.
+const BATCH_QUEUE: usize = 8;
+
+/// Frames of one shard, back to back.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    frames: Vec<BatchFrame>,
 }
 
-/// What one shard's replay ends with: the worker's end, its tally, the frames read, the read error.
-type ShardEnd = (WorkerEnd, Tally, u64, Option<(String, u64, u64)>);
+/// A frame of a [`Batch`]: where its bytes end in `data` (they start where the previous frame's end), and what
+/// was found out about it when it was read.
+struct BatchFrame {
+    no: u64,
+    /// The capture's timestamp.
+    orig: u64,
+    /// Virtual time.
+    ts: u64,
+    end: u32,
+    orig_len: u32,
+    iface: u32,
+    section: u32,
+    linktype: u16,
+    fcs_len: u8,
+    cap: Option<path::CapDev>,
+}
 
-/// `--threads N` when nothing is printed or written per frame: every worker reads the capture file itself,
-/// keeps the clock and the interface table over all frames (so both are those of one thread), replays the
-/// frames of its shard and counts them in its own tally. Nothing crosses threads until the end, where the
-/// tallies, counters and tables are merged. This thread replays shard 0 (and shows the progress), N - 1 others
-/// the rest.
+/// The capture as the workers of [`drive_shards`] share it: whichever worker runs out of frames reads on.
+struct ReadState {
+    reader: PcapReader<'static>,
+    /// The virtual clock and the interface table over all frames, so both are those of one thread.
+    clock: Clock,
+    devs: path::DevTable,
+    frames: u64,
+    read_error: Option<(String, u64, u64)>,
+    /// Per shard, the batch being filled.
+    filling: Vec<Batch>,
+    /// Reading time of the sampled frames (`--profile`).
+    prof: Profile,
+    profile: bool,
+}
+
+/// The full batches of [`drive_shards`], and who reads.
+struct Queues {
+    /// Per shard, the full batches waiting for its worker.
+    ready: Vec<VecDeque<Batch>>,
+    /// Emptied batches, filled again before new ones are made.
+    spare: Vec<Batch>,
+    /// A worker is reading.
+    reading: bool,
+    /// No more frames: the capture ended, could not be read further, or a worker stopped.
+    done: bool,
+}
+
+/// What the workers of [`drive_shards`] share. `more` is raised when a batch is queued or taken, and when a
+/// worker stops reading.
+struct Shared {
+    read: std::sync::Mutex<ReadState>,
+    queues: std::sync::Mutex<Queues>,
+    more: std::sync::Condvar,
+}
+
+fn panicked<T>(_: T) -> anyhow::Error {
+    anyhow::anyhow!("a worker thread panicked")
+}
+
+impl Shared {
+    fn queues(&self) -> anyhow::Result<std::sync::MutexGuard<'_, Queues>> {
+        self.queues.lock().map_err(panicked)
+    }
+
+    /// Reads frames into their shards' batches, queueing each that fills, until one of shard `k` is full or
+    /// the capture ends; `progress` hears (frames, bytes) read.
+    fn read_on(&self, k: usize, mut progress: impl FnMut(u64, u64)) -> anyhow::Result<()> {
+        let mut r = self.read.lock().map_err(panicked)?;
+        let r = &mut *r;
+        let threads = r.filling.len();
+        let end = loop {
+            let timing = r.profile && (r.frames + 1).is_multiple_of(PROFILE_EVERY);
+            let t = timing.then(Instant::now);
+            match r.reader.next_frame() {
+                Ok(Some(f)) => {
+                    r.frames += 1;
+                    let j = shard_of(&f, threads);
+                    let b = &mut r.filling[j];
+                    b.data.extend_from_slice(f.data);
+                    b.frames.push(BatchFrame {
+                        no: r.frames,
+                        orig: f.ts_ns,
+                        ts: r.clock.tick(f.ts_ns),
+                        end: u32::try_from(b.data.len()).unwrap_or(u32::MAX),
+                        orig_len: f.orig_len,
+                        iface: f.iface,
+                        section: f.section,
+                        linktype: f.linktype,
+                        fcs_len: f.fcs_len,
+                        cap: f.if_name.map(|n| r.devs.intern(n)),
+                    });
+                    let full = b.frames.len() >= BATCH_FRAMES || b.data.len() >= BATCH_BYTES;
+                    r.prof.read_ns += since(t);
+                    r.prof.timed += u64::from(timing);
+                    if full {
+                        let mut q = self.queues()?;
+                        let fresh = q.spare.pop().unwrap_or_default();
+                        let full = std::mem::replace(&mut r.filling[j], fresh);
+                        q.ready[j].push_back(full);
+                        drop(q);
+                        self.more.notify_all();
+                        if j == k {
+                            break false;
+                        }
+                    }
+                }
+                Ok(None) => break true,
+                Err(e) => {
+                    r.read_error = Some((e.kind.to_string(), e.offset, e.frames));
+                    break true;
+                }
+            }
+        };
+        progress(r.frames, r.reader.offset());
+        let mut q = self.queues()?;
+        q.reading = false;
+        q.done |= end;
+        drop(q);
+        self.more.notify_all();
+        Ok(())
+    }
+}
+
+/// Ends the reading for everyone when a worker leaves early (an error or a panic), so no other worker waits
+/// for it to take its batches or to read on.
+struct Leave<'a>(&'a Shared);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.0.queues.lock() {
+            q.done = true;
+        }
+        self.0.more.notify_all();
+    }
+}
+
+/// `--threads N` when nothing is printed or written per frame. The workers share the capture: one that has
+/// no batch of its shard waiting reads on (while no other does), filling every shard's batch, until one of
+/// its own is full; so the capture is read once, by turns, and each worker replays its shard's frames in
+/// order and counts them in its own tally. Nothing else crosses threads until the end, where the tallies,
+/// counters and tables are merged. This thread is worker 0 (and shows the progress).
 fn drive_shards(
     setup: &Setup,
-    args: &Args,
     opts: Opts,
+    reader: PcapReader<'static>,
     out: &mut Collector,
 ) -> anyhow::Result<RunEnd> {
     let threads = setup.threads;
-    let mut handles = Vec::new();
-    for k in 1..threads {
-        let reader = super::open_capture(&args.capture)?;
-        let (seed, devs, clock) = (WorkerSeed::of(setup), setup.path.dev_table(), clock(setup));
-        handles.push(std::thread::spawn(move || {
-            replay_shard(k, threads, reader, seed, devs, clock, opts, |_, _| {})
-        }));
-    }
-    let reader = super::open_capture(&args.capture)?;
-    let mine = replay_shard(
-        0,
-        threads,
-        reader,
-        WorkerSeed::of(setup),
-        setup.path.dev_table(),
-        clock(setup),
-        opts,
-        |frames, offset| out.progress.at(frames, offset),
-    );
-    let mut ends = Vec::new();
-    let (mut frames, mut read_error) = (0, None);
-    for end in std::iter::once(mine).chain(handles.into_iter().map(|h| {
-        h.join()
-            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?
-    })) {
-        let (end, tally, n, err) = end?;
-        ends.push(end);
+    let shared = Shared {
+        read: std::sync::Mutex::new(ReadState {
+            reader,
+            clock: clock(setup),
+            devs: setup.path.dev_table(),
+            frames: 0,
+            read_error: None,
+            filling: (0..threads).map(|_| Batch::default()).collect(),
+            prof: Profile::default(),
+            profile: opts.profile,
+        }),
+        queues: std::sync::Mutex::new(Queues {
+            ready: (0..threads).map(|_| VecDeque::new()).collect(),
+            spare: Vec::new(),
+            reading: false,
+            done: false,
+        }),
+        more: std::sync::Condvar::new(),
+    };
+    let ends = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads)
+            .map(|k| {
+                let (seed, shared) = (WorkerSeed::of(setup), &shared);
+                s.spawn(move || replay_shard(k, shared, seed, opts, |_, _| {}))
+            })
+            .collect();
+        let mine = replay_shard(0, &shared, WorkerSeed::of(setup), opts, |frames, offset| {
+            out.progress.at(frames, offset)
+        });
+        std::iter::once(mine)
+            .chain(handles.into_iter().map(|h| h.join().map_err(panicked)?))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    let st = shared.read.into_inner().map_err(panicked)?;
+    let mut prof = Some(st.prof);
+    let mut done = Vec::new();
+    for (mut end, tally) in ends {
+        // The reading goes to the first worker's profile.
+        if let (Some(p), Some(r)) = (end.profile.as_mut(), prof.take()) {
+            p.merge(&r);
+        }
+        done.push(end);
         out.add_tally(tally);
-        (frames, read_error) = (n, err);
     }
-    let mut r = merge(ends, threads);
-    r.read_error = read_error;
-    r.frames = frames;
+    let mut r = merge(done, threads);
+    r.read_error = st.read_error;
+    r.frames = st.frames;
     Ok(r)
 }
 
@@ -841,54 +995,73 @@ fn clock(setup: &Setup) -> Clock {
     }
 }
 
-/// One worker of [`drive_shards`]: reads every frame of the capture, replays those of shard `k` of `threads`;
-/// `progress` hears (frames, bytes) read every 4096 frames.
-#[allow(clippy::too_many_arguments)]
+/// Worker `k` of [`drive_shards`]: replays its shard's batches, reading on when none is waiting; `progress`
+/// hears (frames, bytes) read after each turn it read.
 fn replay_shard(
     k: usize,
-    threads: usize,
-    mut reader: PcapReader<'static>,
+    shared: &Shared,
     seed: WorkerSeed,
-    mut devs: path::DevTable,
-    mut clock: Clock,
     opts: Opts,
     mut progress: impl FnMut(u64, u64),
-) -> anyhow::Result<ShardEnd> {
+) -> anyhow::Result<(WorkerEnd, Tally)> {
+    let _leave = Leave(shared);
     let mut w = seed.build(opts)?;
     let mut tally = Tally::default();
-    let mut frames = 0u64;
-    let mut read_error = None;
     loop {
-        let timing = opts.profile && (frames + 1).is_multiple_of(PROFILE_EVERY);
-        let t = timing.then(Instant::now);
-        match reader.next_frame() {
-            Ok(Some(f)) => {
-                frames += 1;
-                let orig = f.ts_ns;
-                let ts = clock.tick(orig);
-                let cap = f.if_name.map(|n| devs.intern(n));
-                if shard_of(&f, threads) == k {
-                    w.prof.read_ns += since(t);
-                    w.prof.timed += u64::from(timing);
-                    let vf = Frame { ts_ns: ts, ..f };
-                    let rec = w.frame_timed(frames, &vf, orig, cap, timing);
-                    let t = timing.then(Instant::now);
-                    // No events here: `--ct-events` prints per frame, so it never takes this path.
-                    tally.add(&rec, 0);
-                    w.prof.report_ns += since(t);
-                }
-                if frames.is_multiple_of(4096) {
-                    progress(frames, reader.offset());
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                read_error = Some((e.kind.to_string(), e.offset, e.frames));
+        let mut q = shared.queues()?;
+        let mut b = if let Some(b) = q.ready[k].pop_front() {
+            drop(q);
+            shared.more.notify_all();
+            b
+        } else if q.done {
+            drop(q);
+            let b = std::mem::take(&mut shared.read.lock().map_err(panicked)?.filling[k]);
+            if b.frames.is_empty() {
                 break;
             }
-        }
+            b
+        } else if q.reading || q.ready.iter().any(|r| r.len() >= BATCH_QUEUE) {
+            // Another worker reads (it may queue a batch of this shard), or is behind: wait.
+            drop(shared.more.wait(q).map_err(panicked)?);
+            continue;
+        } else {
+            q.reading = true;
+            drop(q);
+            shared.read_on(k, &mut progress)?;
+            continue;
+        };
+        replay_batch(&mut w, &mut tally, &b, opts);
+        b.data.clear();
+        b.frames.clear();
+        shared.queues()?.spare.push(b);
     }
-    Ok((w.end(clock.now), tally, frames, read_error))
+    let now = shared.read.lock().map_err(panicked)?.clock.now;
+    Ok((w.end(now), tally))
+}
+
+/// Replays a batch's frames on `w`, counting them in `tally`.
+fn replay_batch(w: &mut Worker, tally: &mut Tally, b: &Batch, opts: Opts) {
+    let mut start = 0;
+    for m in &b.frames {
+        let end = m.end as usize;
+        let f = Frame {
+            linktype: m.linktype,
+            ts_ns: m.ts,
+            data: b.data.get(start..end).unwrap_or(&[]),
+            orig_len: m.orig_len,
+            iface: m.iface,
+            fcs_len: m.fcs_len,
+            section: m.section,
+            if_name: None,
+        };
+        start = end;
+        let timing = opts.profile && m.no.is_multiple_of(PROFILE_EVERY);
+        let rec = w.frame_timed(m.no, &f, m.orig, m.cap, timing);
+        let t = timing.then(Instant::now);
+        // No events here: `--ct-events` prints per frame, so it never takes this path.
+        tally.add(&rec, 0);
+        w.prof.report_ns += since(t);
+    }
 }
 
 /// Reader -> worker messages.
