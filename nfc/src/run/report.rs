@@ -508,9 +508,14 @@ impl Collector {
         self.tally.merge(t);
     }
 
-    pub fn record(&mut self, r: FrameRecord) -> anyhow::Result<()> {
+    pub fn record(&mut self, r: &FrameRecord) -> anyhow::Result<()> {
+        if r.events.is_empty() && r.data.is_none() && r.sent.is_empty() && !self.trace {
+            // Nothing printed or written for this frame: only counted.
+            self.tally.add(r, 0);
+            return Ok(());
+        }
         let events = kernel_events(&r.events);
-        let (verdict, stopped) = self.tally.add(&r, events.len());
+        let (verdict, stopped) = self.tally.add(r, events.len());
         if let Some(d) = &r.data {
             let w = match verdict {
                 "accept" => self.accepted.as_mut(),
@@ -532,7 +537,7 @@ impl Collector {
             }
         }
         if self.trace {
-            self.trace_record(&r, &events, verdict, stopped)?;
+            self.trace_record(r, &events, verdict, stopped)?;
         } else if self.events {
             for (kind, e) in &events {
                 if self.json {

@@ -593,7 +593,7 @@ pub fn drive(
                     let rec = w.frame_timed(frames, &vf, orig, cap, timing);
                     let t = timing.then(Instant::now);
                     out.progress.frame(reader.offset());
-                    out.record(rec)?;
+                    out.record(&rec)?;
                     w.prof.report_ns += since(t);
                 }
                 Ok(None) => break,
@@ -653,7 +653,7 @@ pub fn drive(
                      out: &mut Collector|
          -> anyhow::Result<()> {
             while let Some(r) = pending.remove(next) {
-                out.record(r)?;
+                out.record(&r)?;
                 *next += 1;
             }
             Ok(())
@@ -1453,7 +1453,7 @@ mod tests {
                     "{engine} frame {no}: {:?}",
                     rec.fate
                 );
-                out.record(rec).unwrap();
+                out.record(&rec).unwrap();
             };
             // Handshakes and the first segments: entries, counters and maps grow here.
             for (i, f) in fs.iter().enumerate().take(warm + 64) {
