@@ -1085,7 +1085,11 @@ impl Cx<'_> {
         if rule.stmts.is_empty() && rule.comment.is_none() {
             return Err(err(start, end, "empty rule"));
         }
-        rule.stmts.shrink_to_fit();
+        // moved into a block of its length: shrunk in place, the rest of the grown block would stay a
+        // hole beside each rule (the grown block itself is reused by the next rule)
+        let mut stmts = Vec::with_capacity(rule.stmts.len());
+        stmts.append(&mut rule.stmts);
+        rule.stmts = stmts;
         Ok(rule)
     }
 

@@ -214,11 +214,13 @@ impl Ctx {
         if !ok || new_errors {
             return None;
         }
-        // a ruleset holds many rules: no spare capacity in each
-        items.shrink_to_fit();
+        // a ruleset holds many rules: no spare capacity in each, and no hole beside each (a shrink in
+        // place leaves one; the grown block is reused by the next rule)
+        let mut exact = Vec::with_capacity(items.len());
+        exact.append(&mut items);
         Some(Rule {
             span: self.sp(r.span),
-            items,
+            items: exact,
             verdict,
             comment: r.comment.as_ref().map(|c| c.value.clone()),
         })
