@@ -2,8 +2,9 @@
 //!
 //! Everything is resolved and typed: names are ids (`ChainId`, `SetId`), values are bytes in
 //! network order with their length, implicit protocol dependencies are explicit matches
-//! (marked `implicit: true`), and every node keeps its source span. A `Hir` exists only
-//! when the checker found no errors.
+//! (marked `implicit: true`; a rule keeps them compact, as [`Dep`]s, and
+//! [`Rule::items_with_deps`] gives them in their places), and every node keeps its source span.
+//! A `Hir` exists only when the checker found no errors.
 //!
 //! Payload fields are described in bits (`offset_bits`, `len_bits`) from the start of their
 //! header; [`Expr::load_window`] gives the byte window, mask and shift a lowering needs.
@@ -13,6 +14,8 @@
 mod elements;
 
 pub use elements::{Elements, ElementsRef};
+
+use std::borrow::Cow;
 
 use crate::diag::{SourceMap, Span};
 use crate::lower::ipt_mapping::IptMapping;
@@ -203,18 +206,41 @@ pub struct BaseChain {
 
 /// A rule: items in source order (matches and statements interleave, as in nft) and at
 /// most one verdict, which is always last (verdict maps are items, see [`Item::Vmap`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Its implicit protocol matches are `deps` (read the items through [`Rule::items_with_deps`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Rule {
     pub span: Span,
     pub items: Vec<Item>,
+    /// Implicit protocol matches kept compact (in order; more than two stay in `items`).
+    pub deps: [Option<Dep>; 2],
     pub verdict: Option<Verdict>,
-    pub comment: Option<String>,
+    pub comment: Option<Box<str>>,
 }
 
 impl Rule {
-    pub fn matches(&self) -> impl Iterator<Item = &Match> {
-        self.items.iter().filter_map(|i| match i {
-            Item::Match(m) => Some(m),
+    /// The items with each of `deps` made into its implicit match, in its place.
+    pub fn items_with_deps(&self) -> Vec<Cow<'_, Item>> {
+        let deps = || self.deps.iter().flatten();
+        if deps().next().is_none() {
+            return self.items.iter().map(Cow::Borrowed).collect();
+        }
+        let mut out = Vec::with_capacity(self.items.len() + deps().count());
+        for i in 0..=self.items.len() {
+            for d in deps().filter(|d| usize::from(d.before) == i) {
+                out.push(Cow::Owned(Item::Match(d.to_match())));
+            }
+            if let Some(it) = self.items.get(i) {
+                out.push(Cow::Borrowed(it));
+            }
+        }
+        out
+    }
+
+    /// The matches, implicit ones included (see [`Rule::items_with_deps`]).
+    pub fn matches(&self) -> impl Iterator<Item = Cow<'_, Match>> {
+        self.items_with_deps().into_iter().filter_map(|i| match i {
+            Cow::Borrowed(Item::Match(m)) => Some(Cow::Borrowed(m)),
+            Cow::Owned(Item::Match(m)) => Some(Cow::Owned(m)),
             _ => None,
         })
     }
@@ -223,6 +249,104 @@ impl Rule {
             Item::Stmt(s) => Some(s),
             _ => None,
         })
+    }
+}
+
+/// As derived, with the implicit matches among the items (as they were before `deps`).
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rule")
+            .field("span", &self.span)
+            .field("items", &self.items_with_deps())
+            .field("verdict", &self.verdict)
+            .field("comment", &self.comment)
+            .finish()
+    }
+}
+
+/// The key of an implicit protocol match ([`Dep`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DepKey {
+    /// `meta nfproto`: the family, before a network header field in an inet table.
+    Nfproto,
+    /// `meta l4proto`: the transport protocol, before a transport header field.
+    L4proto,
+}
+
+impl DepKey {
+    /// How nft names `value` of this key (`ipv4`, `tcp`; a protocol without a name as its number).
+    pub fn value_name(self, value: u8) -> String {
+        match self {
+            DepKey::Nfproto if value == nfr_proto::desc::NFPROTO_IPV6 => "ipv6".to_string(),
+            DepKey::Nfproto => "ipv4".to_string(),
+            DepKey::L4proto => Type::InetProto
+                .symbol_name(u64::from(value))
+                .map_or_else(|| value.to_string(), str::to_string),
+        }
+    }
+
+    /// The implicit match `meta KEY == value` at `span`, its value named as nft lists it.
+    pub fn implicit(self, value: u8, span: Span) -> Match {
+        let (key, ty) = match self {
+            DepKey::Nfproto => ("nfproto", Type::Nfproto),
+            DepKey::L4proto => ("l4proto", Type::InetProto),
+        };
+        let text = self.value_name(value);
+        let meta =
+            nfr_grammar::catalog::meta_key(key).unwrap_or(&nfr_grammar::catalog::META_KEYS[0]);
+        Match {
+            left: Expr {
+                kind: ExprKind::Meta { key: meta },
+                ty,
+                span,
+            },
+            op: Op::Eq,
+            right: Rhs::Value(Value {
+                ty,
+                bytes: Bytes::new(&[value]),
+                text: Some(text.into()),
+                span,
+            }),
+            implicit: true,
+            span,
+        }
+    }
+}
+
+/// An implicit protocol match nft inserts before an item (`meta l4proto tcp` before `tcp dport 22`, `meta
+/// nfproto ipv4` before `ip saddr` in an inet table), kept in its rule as these 16 bytes instead of a
+/// 128 B item and its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dep {
+    pub key: DepKey,
+    pub value: u8,
+    /// It stands before `items[before]`.
+    pub before: u16,
+    pub span: Span,
+}
+
+impl Dep {
+    /// The implicit match it stands for.
+    pub fn to_match(&self) -> Match {
+        self.key.implicit(self.value, self.span)
+    }
+
+    /// `m` as a dependency before item `before`, when it is an implicit match that one gives back whole.
+    pub fn of(m: &Match, before: usize) -> Option<Dep> {
+        let key = match &m.left.kind {
+            ExprKind::Meta { key } if key.name == "nfproto" => DepKey::Nfproto,
+            ExprKind::Meta { key } if key.name == "l4proto" => DepKey::L4proto,
+            _ => return None,
+        };
+        let Rhs::Value(v) = &m.right else { return None };
+        let &[value] = &*v.bytes else { return None };
+        let d = Dep {
+            key,
+            value,
+            before: u16::try_from(before).ok()?,
+            span: m.span,
+        };
+        (m.implicit && d.to_match() == *m).then_some(d)
     }
 }
 
@@ -938,8 +1062,8 @@ impl std::fmt::Display for HirListing<'_> {
                 }
                 for r in &c.rules {
                     let mut parts: Vec<String> = Vec::new();
-                    for i in &r.items {
-                        parts.push(match i {
+                    for i in &r.items_with_deps() {
+                        parts.push(match &**i {
                             Item::Match(m) => {
                                 let op = match m.op {
                                     Op::Eq => "==",

@@ -15,7 +15,8 @@
 //! - every value is big-endian bytes of its type's width (sub-byte fields right-aligned;
 //!   `Expr::load_window` gives byte window, mask and shift), with the text it was written as;
 //! - nft's implicit protocol dependencies are explicit `Match { implicit: true }` items, in
-//!   the order nft's bytecode has them (checked against nftables' `.t.payload` files);
+//!   the order nft's bytecode has them (checked against nftables' `.t.payload` files); a rule
+//!   keeps them compact (`hir::Dep`) and `Rule::items_with_deps` puts them in place;
 //! - every node keeps its source [`diag::Span`].
 //!
 //! Diagnostics are plain data ([`diag::Diagnostic`], codes in [`diag::CODES`]) rendered at the

@@ -9,7 +9,7 @@
 
 use crate::ast::*;
 use crate::catalog;
-use crate::cst::{self, Item, Top};
+use crate::cst::{self, Item, Top, exact};
 use crate::lexer::{self, Tok};
 use crate::packed::{Elements, Packed, PackedExprs, Packer};
 use crate::{Parsed, SyntaxError};
@@ -743,7 +743,8 @@ impl Cx<'_> {
                     i += 2;
                 }
                 let rest = items.get(i..).unwrap_or(&[]);
-                let rule = self.rule(rest)?;
+                let mut rule = self.rule(rest)?;
+                rule.stmts = exact(rule.stmts);
                 Command {
                     kind: CommandKind::AddRule {
                         target,
@@ -970,14 +971,14 @@ impl Cx<'_> {
         let Some(body) = body else { return chain };
         chain.rules.reserve_exact(body.lines.len());
         for line in body.lines {
-            if let Err(e) = self.chain_line(&mut chain, &line) {
+            if let Err(e) = self.chain_line(&mut chain, line) {
                 self.errors.push(e);
             }
         }
         chain
     }
 
-    fn chain_line(&mut self, chain: &mut Chain, line: &cst::Line) -> R<()> {
+    fn chain_line(&mut self, chain: &mut Chain, line: cst::Line) -> R<()> {
         let first = match line.items.first() {
             Some(Item::Leaf(_, t, _)) => t.clone(),
             _ => Tok::Semi,
@@ -1053,7 +1054,10 @@ impl Cx<'_> {
                 p.expect_end()?;
             }
             _ => {
-                let rule = self.rule(&line.items)?;
+                let mut rule = self.rule(&line.items)?;
+                // the line's tokens freed first: the rule's statements can then take their place
+                drop(line);
+                rule.stmts = exact(rule.stmts);
                 chain.rules.push(rule);
             }
         }
@@ -1085,7 +1089,6 @@ impl Cx<'_> {
         if rule.stmts.is_empty() && rule.comment.is_none() {
             return Err(err(start, end, "empty rule"));
         }
-        rule.stmts.shrink_to_fit();
         Ok(rule)
     }
 
@@ -2121,7 +2124,7 @@ impl<'a> P<'a> {
             Some(Tok::Le) => RelOp::Le,
             Some(Tok::Ge) => RelOp::Ge,
             Some(Tok::Bang) => RelOp::Neg,
-            Some(Tok::Word(w)) => match w.as_str() {
+            Some(Tok::Word(w)) => match &**w {
                 "eq" => RelOp::Eq,
                 "ne" => RelOp::Ne,
                 "lt" => RelOp::Lt,
@@ -2326,7 +2329,7 @@ impl<'a> P<'a> {
             Tok::Caret => Some(BinOp::Xor),
             Tok::Shl => Some(BinOp::Shl),
             Tok::Shr => Some(BinOp::Shr),
-            Tok::Word(w) => match w.as_str() {
+            Tok::Word(w) => match &**w {
                 "and" => Some(BinOp::And),
                 "or" => Some(BinOp::Or),
                 "xor" => Some(BinOp::Xor),

@@ -6,6 +6,15 @@
 
 use crate::lexer::Tok;
 
+/// `v` moved into a block of its length. Shrunk in place, the rest of its grown block would stay a hole
+/// beside each line or rule (so the blocks freed as a chain is converted could not hold the next
+/// structure); the grown block freed here is reused by the next one's.
+pub(crate) fn exact<T>(mut v: Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(v.len());
+    out.append(&mut v);
+    out
+}
+
 /// A token or a `{ ... }` group.
 #[derive(Clone, Debug)]
 pub enum Item {

@@ -10,7 +10,9 @@
 //! Lexical errors are returned as [`Tok::Error`] tokens with their span; the parser reports them.
 
 use logos::Logos;
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 /// Raw logos token (internal; converted into [`Tok`]).
 #[derive(Logos, Debug, Clone, PartialEq)]
@@ -145,7 +147,8 @@ pub enum Tok {
     Mac([u8; 6]),
     /// A quoted string without its quotes.
     Quoted(String),
-    Word(String),
+    /// (Each distinct word of a source shares one block: see [`tokens`].)
+    Word(Arc<str>),
     // Structural keywords.
     KwTable,
     KwChain,
@@ -242,7 +245,7 @@ impl Tok {
     /// The word this token stands for, if it is a word or a keyword.
     pub fn word(&self) -> Option<&str> {
         match self {
-            Tok::Word(w) => Some(w),
+            Tok::Word(w) => Some(w.as_ref()),
             t => KEYWORDS.iter().find(|(_, k)| k == t).map(|(s, _)| *s),
         }
     }
@@ -362,8 +365,11 @@ pub fn lex(src: &str) -> Vec<Spanned> {
 }
 
 /// The tokens of `src` one by one (no vector of them all: a consumer that keeps only some holds only those).
+/// The words share a block each (`ip`, `saddr`: a block a word, ~5 a rule, would sit between the token
+/// lines and keep the blocks freed as the lines are converted apart).
 pub fn tokens(src: &str) -> impl Iterator<Item = Spanned> + '_ {
     let mut lx = Raw::lexer(src);
+    let mut words: HashSet<Arc<str>> = HashSet::new();
     std::iter::from_fn(move || {
         let r = lx.next()?;
         let span = lx.span();
@@ -439,7 +445,14 @@ pub fn tokens(src: &str) -> impl Iterator<Item = Spanned> + '_ {
                 Raw::Unterminated => Tok::Error("unterminated string".into()),
                 Raw::Word => match KEYWORDS.iter().find(|(k, _)| *k == text) {
                     Some((_, t)) => t.clone(),
-                    None => Tok::Word(text.to_string()),
+                    None => Tok::Word(match words.get(text) {
+                        Some(w) => Arc::clone(w),
+                        None => {
+                            let w: Arc<str> = text.into();
+                            words.insert(Arc::clone(&w));
+                            w
+                        }
+                    }),
                 },
             },
         };

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use crate::ast::Expr;
 use crate::cst::Item;
@@ -240,7 +241,7 @@ impl Iterator for Tokens<'_> {
                         let w = s()?;
                         match crate::lexer::KEYWORDS.iter().find(|(k, _)| **k == **w) {
                             Some((_, k)) => k.clone(),
-                            None => Tok::Word(w.to_string()),
+                            None => Tok::Word(Arc::from(&**w)),
                         }
                     }
                     _ => Tok::Quoted(s()?.to_string()),

@@ -10,12 +10,11 @@
 //!
 //! A requirement that contradicts what the rule already fixed is an error naming both places.
 
-use nfr_grammar::catalog;
 use nfr_proto::desc;
 
 use super::Ctx;
 use crate::diag::{Diagnostic, Span};
-use crate::hir::{Bytes, Expr, ExprKind, Family, Match, Op, Rhs, Type, Value};
+use crate::hir::{DepKey, Expr, ExprKind, Family, Match, Op, Rhs};
 
 pub use nfr_proto::desc::{NFPROTO_IPV4, NFPROTO_IPV6};
 
@@ -42,13 +41,11 @@ pub enum Need {
 }
 
 fn proto_name(n: u8) -> String {
-    Type::InetProto
-        .symbol_name(u64::from(n))
-        .map_or_else(|| n.to_string(), str::to_string)
+    DepKey::L4proto.value_name(n)
 }
 
-fn nfproto_name(n: u8) -> &'static str {
-    if n == NFPROTO_IPV6 { "ipv6" } else { "ipv4" }
+fn nfproto_name(n: u8) -> String {
+    DepKey::Nfproto.value_name(n)
 }
 
 /// Requirements of a selector, in order.
@@ -125,12 +122,7 @@ impl Ctx {
                     }
                     None => {
                         if self.family == Family::Inet {
-                            items.push(crate::hir::Item::Match(implicit(
-                                "nfproto",
-                                Type::Nfproto,
-                                v,
-                                *at,
-                            )));
+                            items.push(crate::hir::Item::Match(DepKey::Nfproto.implicit(v, *at)));
                         }
                         st.nfproto = Some((v, *at));
                     }
@@ -155,12 +147,7 @@ impl Ctx {
                         );
                     }
                     None => {
-                        items.push(crate::hir::Item::Match(implicit(
-                            "l4proto",
-                            Type::InetProto,
-                            p,
-                            *at,
-                        )));
+                        items.push(crate::hir::Item::Match(DepKey::L4proto.implicit(p, *at)));
                         st.l4 = Some((p, *at));
                     }
                 },
@@ -200,29 +187,5 @@ impl Ctx {
                 }
             }
         }
-    }
-}
-
-fn implicit(key: &str, ty: Type, v: u8, span: Span) -> Match {
-    let meta = catalog::meta_key(key).unwrap_or(&catalog::META_KEYS[0]);
-    let text = match ty {
-        Type::Nfproto => nfproto_name(v).to_string(),
-        _ => proto_name(v),
-    };
-    Match {
-        left: Expr {
-            kind: ExprKind::Meta { key: meta },
-            ty,
-            span,
-        },
-        op: Op::Eq,
-        right: Rhs::Value(Value {
-            ty,
-            bytes: Bytes::new(&[v]),
-            text: Some(text.into()),
-            span,
-        }),
-        implicit: true,
-        span,
     }
 }

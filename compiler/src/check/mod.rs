@@ -1057,7 +1057,7 @@ impl Ctx {
             self.table = table;
             self.chain = ci;
             self.family = self.tables[table].family;
-            // each rule's syntax tree is dropped once its Hir is made
+            // each rule's syntax tree is dropped once its Hir is made, before the Hir settles in its place
             let rules = std::mem::take(&mut self.chains[ci].rules);
             let mut hr = Vec::with_capacity(rules.len());
             for (r, file, seq) in rules {
@@ -1066,7 +1066,9 @@ impl Ctx {
                 }
                 self.file = file;
                 self.seq = seq;
-                if let Some(x) = self.rule(&r) {
+                if let Some(mut x) = self.rule(&r) {
+                    drop(r);
+                    Ctx::settle(&mut x);
                     hr.push(x);
                 }
             }

@@ -9,7 +9,7 @@ use super::deps::{DepState, NFPROTO_IPV4, NFPROTO_IPV6, Need, needs};
 use super::resolve::Defines;
 use crate::diag::{Diagnostic, Span};
 use crate::hir::{
-    AnonSet, ChainId, ChainKind, ChainType, Element, ElementsRef, Expr, ExprKind, Family, Hir,
+    AnonSet, ChainId, ChainKind, ChainType, Dep, Element, ElementsRef, Expr, ExprKind, Family, Hir,
     Hook, Item, KeyPart, MapData, Match, NatKind, NatStmt, ObjKind, ObjTarget, Op, Operand,
     RateUnit, RejectKind, Rhs, Rule, SetId, Stmt, StmtKind, Type, Value, Verdict, VerdictKind,
     VmapRef,
@@ -214,14 +214,42 @@ impl Ctx {
         if !ok || new_errors {
             return None;
         }
-        // a ruleset holds many rules: no spare capacity in each
-        items.shrink_to_fit();
         Some(Rule {
             span: self.sp(r.span),
             items,
+            deps: [None; 2],
             verdict,
-            comment: r.comment.as_ref().map(|c| c.value.clone()),
+            comment: r.comment.as_ref().map(|c| c.value.as_str().into()),
         })
+    }
+
+    /// A rule made by [`Ctx::rule`] (its syntax tree dropped first, so that this can take its place) in its
+    /// final form: the first two implicit matches kept compact (`deps`), the items in a block of their
+    /// length (a ruleset holds many rules: no spare capacity in each, and no hole beside each as a shrink
+    /// in place would leave; the grown block freed here is reused by the next rule's).
+    pub(crate) fn settle(rule: &mut Rule) {
+        let items = std::mem::take(&mut rule.items);
+        let mut deps = [None; 2];
+        let mut at = [usize::MAX; 2];
+        let mut n = 0;
+        for (i, it) in items.iter().enumerate() {
+            if let (Some(slot), Item::Match(m)) = (deps.get_mut(n), it)
+                && let Some(d) = Dep::of(m, i - n)
+            {
+                *slot = Some(d);
+                at[n] = i;
+                n += 1;
+            }
+        }
+        rule.items = Vec::with_capacity(items.len() - n);
+        rule.items.extend(
+            items
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !at.contains(i))
+                .map(|(_, it)| it),
+        );
+        rule.deps = deps;
     }
 
     fn a_match(

@@ -172,13 +172,8 @@ impl<'a> Chain<'a> {
                 return budget.steps > 0;
             }
             if ok {
-                s.cubes = if all == raw {
-                    raw
-                } else {
-                    all.iter_mut().for_each(Vec::shrink_to_fit);
-                    all.shrink_to_fit();
-                    all
-                };
+                s.cubes = if all == raw { raw } else { all };
+                s.shrink_to_fit();
             }
         }
         // Earlier rules that take what they match: exact cubes, terminal tail. Their cubes are indexed

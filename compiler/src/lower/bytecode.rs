@@ -6,7 +6,7 @@
 //!   concatenation takes its padded length; after the expression the space is released, so
 //!   consecutive matches all use `reg 1`.
 //! - Protocol dependencies are the checker's implicit matches (`meta l4proto`, `meta
-//!   nfproto`), lowered in place like any other match.
+//!   nfproto`; `Rule::items_with_deps`), lowered in place like any other match.
 //! - Adjacent byte-aligned payload equality matches are merged into one wider load exactly
 //!   when nft's `stmt_reduce()` / `payload_can_merge()` would merge them.
 //! - Prefixes: a byte-aligned big-endian prefix is a shorter load + `cmp` (a /24 is a 3-byte
@@ -35,6 +35,7 @@ use nfr_vm::program::{ElemData, Obj, ObjType, Policy, SetDataType, SetKind};
 use nfr_vm::{
     ChainId, ChainVerdict, CounterId, Program, Reg, Set, SetId, VerifiedProgram, VerifyError,
 };
+use std::borrow::Cow;
 use std::fmt;
 
 /// What went wrong while lowering.
@@ -125,7 +126,7 @@ pub fn lower(hir: &Hir) -> Result<Program, LowerError> {
                 .iter()
                 .map(|i| if matches!(i, Item::Match(_)) { 2 } else { 1 })
                 .sum();
-            items + usize::from(r.verdict.is_some())
+            items + 2 * r.deps.iter().flatten().count() + usize::from(r.verdict.is_some())
         })
         .sum();
     lw.prog.insns.reserve(least);
@@ -530,11 +531,11 @@ fn redundant_protocol(m: &Match, family: Family) -> bool {
 /// payload `==` constant matches sorted by (base, offset) are merged when adjacent and
 /// `payload_can_merge` allows it. The merged match takes the place of the lower-offset
 /// one (or of the protocol field, if the higher one is `ip protocol`/`ip6 nexthdr`).
-fn merge_payloads<'a>(items: &'a [Item]) -> Vec<LItem<'a>> {
+fn merge_payloads<'a>(items: &'a [Cow<'a, Item>]) -> Vec<LItem<'a>> {
     let mut out: Vec<Option<LItem<'a>>> = items.iter().map(|i| Some(LItem::Item(i))).collect();
     let mut run: Vec<usize> = Vec::new();
     for (i, it) in items.iter().enumerate() {
-        match it {
+        match &**it {
             Item::Match(m) => {
                 if mergeable(m).is_some() {
                     run.push(i);
@@ -564,7 +565,7 @@ fn is_protocol_field(m: &Match) -> bool {
     m.left.is_l4_protocol_key()
 }
 
-fn merge_run<'a>(items: &'a [Item], run: &[usize], out: &mut [Option<LItem<'a>>]) {
+fn merge_run<'a>(items: &'a [Cow<'a, Item>], run: &[usize], out: &mut [Option<LItem<'a>>]) {
     struct Cur<'a> {
         idx: usize,
         base: hir::PayloadBase,
@@ -577,7 +578,7 @@ fn merge_run<'a>(items: &'a [Item], run: &[usize], out: &mut [Option<LItem<'a>>]
     type Entry<'a> = (usize, hir::PayloadBase, u32, Vec<u8>, bool, &'a Match);
     let mut sorted: Vec<Entry<'a>> = run
         .iter()
-        .filter_map(|&i| match items.get(i) {
+        .filter_map(|&i| match items.get(i).map(|c| &**c) {
             Some(Item::Match(m)) => {
                 mergeable(m).map(|(b, o, v)| (i, b, o, v, is_protocol_field(m), m))
             }
@@ -876,7 +877,8 @@ impl Lower<'_> {
             nfproto: None,
         };
         let mut icmp_type: Option<u8> = None;
-        let mut lits = merge_payloads(&rule.items);
+        let items = rule.items_with_deps();
+        let mut lits = merge_payloads(&items);
         // nft puts the dependency of `reject with tcp reset` at the head of the rule
         if let Some(pos) = lits.iter().position(|l| {
             matches!(l, LItem::Item(Item::Stmt(s)) if matches!(s.kind, StmtKind::Reject(RejectKind::TcpReset)))

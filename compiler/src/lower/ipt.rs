@@ -721,8 +721,8 @@ impl Lowerer<'_> {
     fn rule(&mut self, r: &crate::hir::Rule, hook: Option<Hook>) -> Vec<nfr_ipt::Rule> {
         let before = self.diags.len();
         let mut pieces: Vec<Piece> = Vec::new();
-        for it in &r.items {
-            match it {
+        for it in &r.items_with_deps() {
+            match &**it {
                 Item::Match(m) => {
                     if let Some(p) = self.matched(m, hook) {
                         pieces.push(p);

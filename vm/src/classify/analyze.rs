@@ -120,10 +120,20 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Give back the spare capacity of its cubes (a chain holds a shape per rule).
+    /// Give back the spare capacity of its cubes (a chain holds a shape per rule): each moved into a
+    /// block of its length, as a shrink in place would leave the rest of each grown block a hole (the
+    /// grown blocks freed here are reused by the next rule's).
     pub fn shrink_to_fit(&mut self) {
-        self.cubes.iter_mut().for_each(Vec::shrink_to_fit);
-        self.cubes.shrink_to_fit();
+        for c in &mut self.cubes {
+            if c.len() < c.capacity() {
+                *c = c.as_slice().to_vec();
+            }
+        }
+        if self.cubes.len() < self.cubes.capacity() {
+            let mut cubes = Vec::with_capacity(self.cubes.len());
+            cubes.append(&mut self.cubes);
+            self.cubes = cubes;
+        }
     }
 }
 
@@ -729,7 +739,8 @@ pub fn analyze(prog: &Program, insns: &[Insn]) -> Shape {
         cubes,
         exact,
         tail: u32::try_from(tail).unwrap_or(u32::MAX),
-        loads: rd.loads.into_boxed_slice(),
+        // a copy, not a shrink in place (see `Shape::shrink_to_fit`)
+        loads: rd.loads.as_slice().into(),
     };
     s.shrink_to_fit();
     s
