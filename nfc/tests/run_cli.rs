@@ -680,32 +680,44 @@ fn threads_share_a_long_capture_and_print_what_one_prints() {
     assert_eq!(one, report(&piped), "2 threads, capture on standard input");
 }
 
-/// `--threads 2` prints what `--threads 1` prints on a corpus capture with many flows.
+/// `--threads 2` prints what `--threads 1` prints on a corpus capture with many flows, traced (records merged
+/// back in frame order); and untraced (the workers reading by turns) on every capture of the corpus, whatever
+/// its link types, interfaces and errors.
 fn threads_two_prints_what_one_prints_on_many_flows(c: PathBuf) {
-    let p = c.join("pcaps/zeek-ftp_ipv4.pcap");
     let rules = tmp_ruleset("accept.nfr", ACCEPT_ALL);
     let r = rules.to_str().unwrap();
-    let run = |t: &str| {
-        let o = nfc(&[
-            "run",
-            "pcap",
-            r,
-            p.to_str().unwrap(),
-            "--path",
-            "input",
-            "--threads",
-            t,
-            "--ct-list",
-            "--trace",
-        ]);
-        assert_eq!(o.status.code(), Some(0));
-        stable(&stdout(&o))
+    let run = |p: &Path, t: &str, trace: bool| {
+        let mut a = vec!["run", "pcap", r, p.to_str().unwrap(), "--path", "input"];
+        a.extend(["--threads", t, "--ct-list", "--no-progress"]);
+        if trace {
+            a.push("--trace");
+        }
+        let o = nfc(&a);
+        let report = stable(&stdout(&o))
             .lines()
             .filter(|l| !l.contains("thread(s)"))
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n");
+        (
+            o.status.code(),
+            report,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
-    assert_eq!(run("1"), run("2"));
+    let ftp = c.join("pcaps/zeek-ftp_ipv4.pcap");
+    let one = run(&ftp, "1", true);
+    assert_eq!(one.0, Some(0));
+    assert_eq!(one, run(&ftp, "2", true));
+    let mut names: Vec<PathBuf> = std::fs::read_dir(c.join("pcaps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    names.sort();
+    assert!(names.len() > 20, "{} captures", names.len());
+    for p in &names {
+        assert_eq!(run(p, "1", false), run(p, "2", false), "{}", p.display());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
