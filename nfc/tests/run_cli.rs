@@ -708,12 +708,7 @@ fn threads_two_prints_what_one_prints_on_many_flows(c: PathBuf) {
     let one = run(&ftp, "1", true);
     assert_eq!(one.0, Some(0));
     assert_eq!(one, run(&ftp, "2", true));
-    let mut names: Vec<PathBuf> = std::fs::read_dir(c.join("pcaps"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
-        .collect();
-    names.sort();
+    let names = corpus_captures(&c);
     assert!(names.len() > 20, "{} captures", names.len());
     for p in &names {
         assert_eq!(run(p, "1", false), run(p, "2", false), "{}", p.display());
@@ -723,13 +718,19 @@ fn threads_two_prints_what_one_prints_on_many_flows(c: PathBuf) {
 // ---------------------------------------------------------------------------------------------------------
 // The public corpus.
 
-fn corpus_pcaps_never_panic_on_any_engine(c: PathBuf) {
+/// The corpus's captures (pcap and pcapng), by name.
+fn corpus_captures(c: &Path) -> Vec<PathBuf> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(c.join("pcaps"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
         .collect();
     names.sort();
+    names
+}
+
+fn corpus_pcaps_never_panic_on_any_engine(c: PathBuf) {
+    let names = corpus_captures(&c);
     // INDEX.tsv: file -> (packets, the kernel harness's `SKIPPED(ethertype-0x....)=N` counts).
     type Indexed = (u64, BTreeMap<String, u64>);
     let index: BTreeMap<String, Indexed> = std::fs::read_to_string(c.join("pcaps/INDEX.tsv"))
