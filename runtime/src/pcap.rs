@@ -65,6 +65,22 @@ pub struct Frame<'a> {
     pub if_name: Option<&'a str>,
 }
 
+impl<'a> Frame<'a> {
+    /// `data` captured whole (`orig_len` its length), on the first interface of the first section, without FCS.
+    pub fn whole(linktype: u16, ts_ns: u64, data: &'a [u8]) -> Frame<'a> {
+        Frame {
+            linktype,
+            ts_ns,
+            data,
+            orig_len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+            iface: 0,
+            fcs_len: 0,
+            section: 0,
+            if_name: None,
+        }
+    }
+}
+
 /// Why reading stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -407,16 +407,7 @@ mod tests {
     use crate::wire::build;
 
     fn frame(data: &[u8], ts: u64) -> Frame<'_> {
-        Frame {
-            linktype: linktype::RAW,
-            ts_ns: ts,
-            data,
-            orig_len: data.len() as u32,
-            iface: 0,
-            fcs_len: 0,
-            section: 0,
-            if_name: None,
-        }
+        Frame::whole(linktype::RAW, ts, data)
     }
 
     #[test]
@@ -537,14 +528,8 @@ mod tests {
                 linktype::PPP,
             ][(x % 4) as usize];
             let f = Frame {
-                linktype: lt,
-                ts_ns: i * 1_000_000,
-                data: &d,
                 orig_len: (d.len() + (x % 3) as usize) as u32,
-                iface: 0,
-                fcs_len: 0,
-                section: 0,
-                if_name: None,
+                ..Frame::whole(lt, i * 1_000_000, &d)
             };
             let _ = r.frame(&f);
         }

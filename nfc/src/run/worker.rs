@@ -1345,16 +1345,7 @@ mod tests {
         ];
         for threads in 2..6 {
             for (i, (linktype, data, l3)) in cases.iter().enumerate() {
-                let f = Frame {
-                    linktype: *linktype,
-                    ts_ns: 0,
-                    data,
-                    orig_len: data.len() as u32,
-                    iface: 0,
-                    fcs_len: 0,
-                    section: 0,
-                    if_name: None,
-                };
+                let f = Frame::whole(*linktype, 0, data);
                 assert_eq!(
                     shard_of(&f, threads),
                     path::shard(l3, threads),
@@ -1363,21 +1354,7 @@ mod tests {
             }
         }
         // The ICMP error goes where the flow it quotes goes, whatever its own addresses.
-        let fr = |d: &[u8]| {
-            shard_of(
-                &Frame {
-                    linktype: 1,
-                    ts_ns: 0,
-                    data: d,
-                    orig_len: 0,
-                    iface: 0,
-                    fcs_len: 0,
-                    section: 0,
-                    if_name: None,
-                },
-                7,
-            )
-        };
+        let fr = |d: &[u8]| shard_of(&Frame::whole(1, 0, d), 7);
         assert_eq!(fr(&eth(false, v4, &err)), fr(&eth(false, v4, &tcp)));
     }
 
@@ -1431,16 +1408,7 @@ mod tests {
             let mut ts = START_NS;
             let mut run = |no: usize, data: &[u8], w: &mut Worker, out: &mut Collector| {
                 ts += 10_000;
-                let f = Frame {
-                    linktype: 1,
-                    ts_ns: ts,
-                    data,
-                    orig_len: data.len() as u32,
-                    iface: 0,
-                    fcs_len: 0,
-                    section: 0,
-                    if_name: None,
-                };
+                let f = Frame::whole(1, ts, data);
                 let rec = w.frame(no as u64 + 1, &f, ts, None);
                 assert!(
                     matches!(
