@@ -784,6 +784,9 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// Full batches a shard may have waiting: how far ahead of its worker the others read, and what bounds the
 /// memory in flight.
 const BATCH_QUEUE: usize = 8;
+/// A worker's turn of reading ends when this many batches of its own shard wait: the other shards then have
+/// about as many, and their workers seldom run dry while it replays its own.
+const READ_AHEAD: usize = 4;
 
 /// Frames of one shard, back to back.
 #[derive(Default)]
@@ -849,12 +852,35 @@ fn panicked<T>(_: T) -> anyhow::Error {
 }
 
 impl Shared {
+    fn new(setup: &Setup, opts: Opts, reader: PcapReader<'static>, threads: usize) -> Shared {
+        Shared {
+            read: std::sync::Mutex::new(ReadState {
+                reader,
+                clock: clock(setup),
+                devs: setup.path.dev_table(),
+                frames: 0,
+                read_error: None,
+                filling: (0..threads).map(|_| Batch::default()).collect(),
+                prof: Profile::default(),
+                profile: opts.profile,
+            }),
+            queues: std::sync::Mutex::new(Queues {
+                ready: (0..threads).map(|_| VecDeque::new()).collect(),
+                spare: Vec::new(),
+                reading: false,
+                done: false,
+            }),
+            more: std::sync::Condvar::new(),
+        }
+    }
+
     fn queues(&self) -> anyhow::Result<std::sync::MutexGuard<'_, Queues>> {
         self.queues.lock().map_err(panicked)
     }
 
-    /// Reads frames into their shards' batches, queueing each that fills, until one of shard `k` is full or
-    /// the capture ends; `progress` hears (frames, bytes) read.
+    /// Reads frames into their shards' batches, queueing each that fills, until [`READ_AHEAD`] batches of shard
+    /// `k` wait, another shard has [`BATCH_QUEUE`] waiting, or the capture ends; `progress` hears (frames, bytes)
+    /// read.
     fn read_on(&self, k: usize, mut progress: impl FnMut(u64, u64)) -> anyhow::Result<()> {
         let mut r = self.read.lock().map_err(panicked)?;
         let r = &mut *r;
@@ -888,9 +914,13 @@ impl Shared {
                         let fresh = q.spare.pop().unwrap_or_default();
                         let full = std::mem::replace(&mut r.filling[j], fresh);
                         q.ready[j].push_back(full);
+                        // A shard with its queue full ends the turn too: else a capture whose frames all go to
+                        // other shards would be read whole into their queues.
+                        let waiting = q.ready[j].len();
+                        let stop = (j == k && waiting >= READ_AHEAD) || waiting >= BATCH_QUEUE;
                         drop(q);
                         self.more.notify_all();
-                        if j == k {
+                        if stop {
                             break false;
                         }
                     }
@@ -926,8 +956,9 @@ impl Drop for Leave<'_> {
 }
 
 /// `--threads N` when nothing is printed or written per frame. The workers share the capture: one that has
-/// no batch of its shard waiting reads on (while no other does), filling every shard's batch, until one of
-/// its own is full; so the capture is read once, by turns, and each worker replays its shard's frames in
+/// no batch of its shard waiting reads on (while no other does), filling every shard's batch, until a few of
+/// its own wait (bounded: see [`Shared::read_on`]); so the capture is read once, by turns, and each worker
+/// replays its shard's frames in
 /// order and counts them in its own tally. Nothing else crosses threads until the end, where the tallies,
 /// counters and tables are merged. This thread is worker 0 (and shows the progress).
 fn drive_shards(
@@ -937,25 +968,7 @@ fn drive_shards(
     out: &mut Collector,
 ) -> anyhow::Result<RunEnd> {
     let threads = setup.threads;
-    let shared = Shared {
-        read: std::sync::Mutex::new(ReadState {
-            reader,
-            clock: clock(setup),
-            devs: setup.path.dev_table(),
-            frames: 0,
-            read_error: None,
-            filling: (0..threads).map(|_| Batch::default()).collect(),
-            prof: Profile::default(),
-            profile: opts.profile,
-        }),
-        queues: std::sync::Mutex::new(Queues {
-            ready: (0..threads).map(|_| VecDeque::new()).collect(),
-            spare: Vec::new(),
-            reading: false,
-            done: false,
-        }),
-        more: std::sync::Condvar::new(),
-    };
+    let shared = Shared::new(setup, opts, reader, threads);
     let ends = std::thread::scope(|s| {
         let handles: Vec<_> = (1..threads)
             .map(|k| {
@@ -1439,5 +1452,66 @@ mod tests {
                 fs.len() - warm - 64
             );
         }
+    }
+
+    /// A turn of reading by turns ends when a shard's queue is full, so a capture whose frames all go to
+    /// another worker's shard (here: one flow) is not read whole into that shard's queue.
+    #[test]
+    fn a_turn_of_reading_stops_at_a_full_queue() {
+        let tmp = tempfile::Builder::new()
+            .prefix("nfc-turn-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
+        let rules = dir.join("r.nfr");
+        std::fs::write(
+            &rules,
+            "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n",
+        )
+        .unwrap();
+        let (fs, _) = frames(1, ((BATCH_QUEUE + 3) * BATCH_FRAMES) as u32);
+        let mut cap = nfr_runtime::pcap::pcap_header(1, 65535).to_vec();
+        for (i, f) in fs.iter().enumerate() {
+            cap.extend(nfr_runtime::pcap::pcap_record(i as u64, f.len() as u32, f));
+        }
+        let path = dir.join("c.pcap");
+        std::fs::write(&path, &cap).unwrap();
+        let cli = Cli::parse_from([
+            "run",
+            "pcap",
+            rules.to_str().unwrap(),
+            path.to_str().unwrap(),
+            "--local",
+            "10.0.0.1",
+            "--threads",
+            "2",
+        ]);
+        let super::super::RunCmd::Pcap(args) = cli.cmd;
+        let setup = Setup::build(&args).unwrap().unwrap();
+        let opts = Opts {
+            trace: false,
+            events: false,
+            keep_data: false,
+            ct_list: false,
+            profile: false,
+        };
+        let reader = PcapReader::new(std::io::Cursor::new(cap)).unwrap();
+        let shared = Shared::new(&setup, opts, reader, 2);
+        let j = shard_of(&Frame::whole(1, 0, &fs[0]), 2);
+        assert!(
+            fs.iter().all(|f| shard_of(&Frame::whole(1, 0, f), 2) == j),
+            "one flow, one shard"
+        );
+        // The worker of the other shard takes its turn: none of the frames are its own.
+        shared.queues().unwrap().reading = true;
+        shared.read_on(1 - j, |_, _| {}).unwrap();
+        let q = shared.queues().unwrap();
+        assert_eq!(q.ready[j].len(), BATCH_QUEUE);
+        assert!(q.ready[1 - j].is_empty() && !q.reading && !q.done);
+        drop(q);
+        assert_eq!(
+            shared.read.lock().unwrap().frames,
+            (BATCH_QUEUE * BATCH_FRAMES) as u64
+        );
     }
 }
