@@ -485,7 +485,15 @@ impl<'r> PcapReader<'r> {
         if self.ng || self.done {
             return None;
         }
-        let p = self.pos;
+        let (r, next) = self.record_at(self.pos)?;
+        self.consumed += (next - self.pos) as u64;
+        self.pos = next;
+        Some(r)
+    }
+
+    /// The legacy record at `p` in the buffer when all of it is there, and where the next one starts.
+    #[inline(always)]
+    fn record_at(&self, p: usize) -> Option<(Rec, usize)> {
         let avail = self.buf.get(p..self.end)?;
         // The header's fields (seconds, fraction, captured and original lengths).
         let hd: &[u8; LEGACY_RECORD] = avail.first_chunk()?;
@@ -504,9 +512,7 @@ impl<'r> PcapReader<'r> {
         }
         let frac = field(4);
         let sub = if self.legacy_ns { frac } else { frac * 1000 };
-        self.pos = p + len;
-        self.consumed += len as u64;
-        Some(Rec {
+        let r = Rec {
             at: p + self.record,
             len: len - self.record,
             linktype: self.legacy_linktype,
@@ -514,7 +520,26 @@ impl<'r> PcapReader<'r> {
             orig: field(12) as u32,
             iface: 0,
             fcs: self.legacy_fcs,
-        })
+        };
+        Some((r, p + len))
+    }
+
+    /// The next frames already in the buffer, as (link type, bytes), up to `out.len()` of them, without reading
+    /// them: a look ahead for hints (prefetching what their packets will touch). Legacy pcap only (none for
+    /// pcapng). Returns how many were written.
+    pub fn peek_buffered<'s>(&'s self, out: &mut [(u16, &'s [u8])]) -> usize {
+        if self.ng || self.done {
+            return 0;
+        }
+        let mut p = self.pos;
+        for (k, o) in out.iter_mut().enumerate() {
+            let Some((r, next)) = self.record_at(p) else {
+                return k;
+            };
+            *o = (r.linktype, self.buf.get(r.at..r.at + r.len).unwrap_or(&[]));
+            p = next;
+        }
+        out.len()
     }
 
     /// `n` bytes from `pos` in the buffer; `false` when the input ends first.
@@ -915,6 +940,45 @@ mod tests {
             got.push((fr.linktype, fr.ts_ns, fr.data.to_vec(), fr.iface));
         }
         assert_eq!(got, want.0);
+    }
+
+    /// `peek_buffered` shows the frames `next_frame` returns next, as far as the buffer holds whole records,
+    /// and consumes nothing; a pcapng capture shows none.
+    #[test]
+    fn peeking_shows_the_next_buffered_frames() {
+        let data: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 10 + usize::from(i)]).collect();
+        let frames: Vec<(u32, u32, &[u8])> = data
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i as u32, 0, &d[..]))
+            .collect();
+        let f = legacy(true, false, 1, &frames);
+        // A buffer that holds some records whole, the next one cut.
+        let mut r = PcapReader::with_buffer(&f[..], 300, f.len()).expect("header");
+        let mut seen = 0;
+        let mut peeks = 0;
+        loop {
+            let mut ahead = [(0u16, &[][..]); 8];
+            let n = r.peek_buffered(&mut ahead);
+            let ahead: Vec<(u16, Vec<u8>)> =
+                ahead[..n].iter().map(|(l, d)| (*l, d.to_vec())).collect();
+            peeks += usize::from(n > 0);
+            for (lt, d) in &ahead {
+                let fr = r.next_frame().unwrap().expect("a peeked frame");
+                assert_eq!((fr.linktype, fr.data), (*lt, &d[..]));
+                seen += 1;
+            }
+            if n == 0 && r.next_frame().unwrap().is_some() {
+                seen += 1;
+            } else if n == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen, 40);
+        assert!(peeks > 1);
+        let ng = [ng::shb(), ng::idb(1, None), ng::epb(0, 1, b"abcd")].concat();
+        let r = PcapReader::new(&ng[..]).expect("header");
+        assert_eq!(r.peek_buffered(&mut [(0, &[][..]); 4]), 0);
     }
 
     #[test]

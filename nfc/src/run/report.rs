@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::pcapw::PcapWriter;
 use super::progress::Progress;
 use super::setup::Setup;
-use super::worker::{FrameRecord, Rewritten, RunEnd};
+use super::worker::{Counted, FrameRecord, Rewritten, RunEnd};
 use super::{Args, print};
 
 /// A trace's rules (as [`Collector::trace_rules`] gives them), one line each: `chain rule R (verdict V)` or
@@ -251,13 +251,28 @@ impl Tally {
     /// Counts one frame and its `events` (as [`kernel_events`] reports them); returns its outcome's name and the
     /// hook where its traversal ended.
     pub fn add(&mut self, r: &FrameRecord, events: usize) -> (&'static str, Option<Hook>) {
+        self.event_count += events as u64;
+        let sent_out = r
+            .sent
+            .iter()
+            .filter(|x| x.sent.outcome == HookOutcome::Accept)
+            .count();
+        self.count(&Counted {
+            orig_len: r.orig_len,
+            linktype: r.linktype,
+            fate: r.fate,
+            ethertype: r.ethertype,
+            sent: r.sent.len() as u32,
+            sent_out: sent_out as u32,
+        })
+    }
+
+    /// Counts one frame of which nothing is printed or written; as [`Self::add`].
+    pub fn count(&mut self, r: &Counted) -> (&'static str, Option<Hook>) {
         self.frames += 1;
         self.bytes += u64::from(r.orig_len);
-        self.event_count += events as u64;
-        for x in &r.sent {
-            self.generated += 1;
-            self.generated_out += u64::from(x.sent.outcome == HookOutcome::Accept);
-        }
+        self.generated += u64::from(r.sent);
+        self.generated_out += u64::from(r.sent_out);
         match r.fate {
             Fate::Skipped(m) => {
                 *self.skipped.entry(m.name()).or_insert(0) += 1;
@@ -506,6 +521,11 @@ impl Collector {
     /// Counts of frames replayed elsewhere (workers that read the capture themselves).
     pub fn add_tally(&mut self, t: Tally) {
         self.tally.merge(t);
+    }
+
+    /// A frame of which nothing is printed or written: only counted.
+    pub fn count(&mut self, r: &Counted) {
+        self.tally.count(r);
     }
 
     pub fn record(&mut self, r: &FrameRecord) -> anyhow::Result<()> {
