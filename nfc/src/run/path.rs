@@ -158,6 +158,9 @@ pub struct PathModel {
     iif: Option<CapDev>,
     oif: Option<CapDev>,
     devs: DevTable,
+    /// The devices of each way (forwarded, received, sent) for a frame without a capture device, when no
+    /// `--iface` route makes them depend on the addresses: [`Self::devices`] once, not per packet.
+    fixed: Option<[Devices; 3]>,
 }
 
 impl PathModel {
@@ -210,14 +213,19 @@ impl PathModel {
                 (n, p, d)
             })
             .collect();
-        Ok(PathModel {
+        let mut m = PathModel {
             input_only: a.path == PathArg::Input,
             local,
             ifaces,
             iif: a.iif.as_deref().map(|n| devs.get(n)),
             oif: a.oif.as_deref().map(|n| devs.get(n)),
             devs,
-        })
+            fixed: None,
+        };
+        if m.ifaces.is_empty() {
+            m.fixed = Some(WAYS.map(|d| m.devices(d, None, &[], &[])));
+        }
+        Ok(m)
     }
 
     /// The source of the host's ICMP errors about packets not addressed to it when their way out has no
@@ -327,6 +335,15 @@ impl PathModel {
         } else {
             Direction::Receive(Route::Forward)
         };
+        let d = match (&self.fixed, cap) {
+            (Some(f), None) => f[way(dir)],
+            _ => self.devices(dir, cap, src, dst),
+        };
+        (dir, d)
+    }
+
+    /// The devices of a packet going `dir` from `src` to `dst`, captured on `cap`.
+    fn devices(&self, dir: Direction, cap: Option<&CapDev>, src: &[u8], dst: &[u8]) -> Devices {
         let mut d = Devices::default();
         let (rx, tx) = match dir {
             Direction::Receive(Route::Forward) => (true, true),
@@ -343,7 +360,23 @@ impl PathModel {
             (d.oif, d.oifname) = self.dev(self.oif, cap, dst);
             d.oiftype = device_type(&d.oifname);
         }
-        (dir, d)
+        d
+    }
+}
+
+/// One direction of each way a packet's devices are chosen ([`PathModel::devices`]): forwarded, received, sent.
+const WAYS: [Direction; 3] = [
+    Direction::Receive(Route::Forward),
+    Direction::Receive(Route::Local),
+    Direction::Send,
+];
+
+/// The index of `dir`'s way in [`WAYS`].
+fn way(dir: Direction) -> usize {
+    match dir {
+        Direction::Receive(Route::Forward) => 0,
+        Direction::Receive(_) => 1,
+        Direction::Send => 2,
     }
 }
 
@@ -391,6 +424,57 @@ pub fn shard_pair(s: u128, d: u128, n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: super::super::RunCmd,
+    }
+
+    fn model(extra: &[&str]) -> PathModel {
+        use clap::Parser as _;
+        let mut argv = vec!["run", "pcap", "r.nfr", "c.pcap"];
+        argv.extend_from_slice(extra);
+        let super::super::RunCmd::Pcap(args) = Cli::parse_from(argv).cmd;
+        PathModel::from_args(&args).unwrap()
+    }
+
+    /// The devices fixed once per way are those the per-packet choice gives, for every way, with and without
+    /// `--iif`/`--oif`; `--iface` routes and capture devices keep the per-packet choice.
+    #[test]
+    fn fixed_devices_are_the_chosen_ones() {
+        let v4 = |s: [u8; 4], d: [u8; 4]| {
+            let mut p = vec![0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0];
+            p.extend_from_slice(&s);
+            p.extend_from_slice(&d);
+            p
+        };
+        let pkts = [
+            v4([10, 64, 0, 7], [10, 0, 0, 1]),
+            v4([10, 0, 0, 1], [10, 64, 0, 7]),
+            v4([10, 64, 0, 7], [192, 0, 2, 9]),
+            vec![0x60; 4],
+        ];
+        let local = ["--local", "10.0.0.1"];
+        for extra in [
+            &local[..],
+            &["--local", "10.0.0.1", "--iif", "eth0", "--oif", "lo"][..],
+            &["--local", "10.0.0.1", "--iif", "eth1"][..],
+            &["--path", "input", "--iif", "eth0"][..],
+        ] {
+            let m = model(extra);
+            assert!(m.fixed.is_some(), "{extra:?}");
+            for p in &pkts {
+                let (dir, d) = m.decide(p, None);
+                let (s, t) = addrs(p).unwrap_or((&[], &[]));
+                assert_eq!(d, m.devices(dir, None, s, t), "{extra:?} {p:?}");
+            }
+        }
+        let m = model(&["--local", "10.0.0.1", "--iface", "eth0=10.0.0.0/8"]);
+        assert!(m.fixed.is_none());
+        let (_, d) = m.decide(&pkts[0], None);
+        assert_eq!(&d.iifname[..5], b"eth0\0");
+    }
 
     #[test]
     fn prefixes() {
