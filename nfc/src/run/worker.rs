@@ -1342,6 +1342,29 @@ mod tests {
         cmd: super::super::RunCmd,
     }
 
+    /// Options of a run that prints and writes nothing per frame.
+    const PLAIN: Opts = Opts {
+        trace: false,
+        events: false,
+        keep_data: false,
+        ct_list: false,
+        profile: false,
+    };
+
+    /// The arguments and setup of `nfc run pcap RULES CAPTURE EXTRA...`.
+    fn setup(rules: &std::path::Path, cap: &std::path::Path, extra: &[&str]) -> (Args, Setup) {
+        let mut argv = vec![
+            "run",
+            "pcap",
+            rules.to_str().unwrap(),
+            cap.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(extra);
+        let super::super::RunCmd::Pcap(args) = Cli::parse_from(argv).cmd;
+        let setup = Setup::build(&args).unwrap().unwrap();
+        (args, setup)
+    }
+
     /// Ethernet frames of `flows` TCP connections to 10.0.0.1: handshakes, then `data` segments each,
     /// alternating direction, flows interleaved.
     fn frames(flows: u16, data: u32) -> (Vec<Vec<u8>>, usize) {
@@ -1497,28 +1520,19 @@ mod tests {
         let cap = dir.join("c.pcap");
         std::fs::write(&cap, b"").unwrap();
         for engine in ["interp", "jit"] {
-            let cli = Cli::parse_from([
-                "run",
-                "pcap",
-                rules.to_str().unwrap(),
-                cap.to_str().unwrap(),
-                "--local",
-                "10.0.0.1",
-                "--engine",
-                engine,
-                "--iface",
-                "eth0=10.0.0.0/8",
-            ]);
-            let super::super::RunCmd::Pcap(args) = cli.cmd;
-            let setup = Setup::build(&args).unwrap().unwrap();
-            let opts = Opts {
-                trace: false,
-                events: false,
-                keep_data: false,
-                ct_list: false,
-                profile: false,
-            };
-            let mut w = Worker::new(&setup, opts).unwrap();
+            let (args, setup) = setup(
+                &rules,
+                &cap,
+                &[
+                    "--local",
+                    "10.0.0.1",
+                    "--engine",
+                    engine,
+                    "--iface",
+                    "eth0=10.0.0.0/8",
+                ],
+            );
+            let mut w = Worker::new(&setup, PLAIN).unwrap();
             let mut out = Collector::new(&setup, &args).unwrap();
             let (fs, warm) = frames(8, 200);
             let mut ts = START_NS;
@@ -1586,27 +1600,9 @@ mod tests {
         }
         let path = dir.join("c.pcap");
         std::fs::write(&path, &cap).unwrap();
-        let cli = Cli::parse_from([
-            "run",
-            "pcap",
-            rules.to_str().unwrap(),
-            path.to_str().unwrap(),
-            "--local",
-            "10.0.0.1",
-            "--threads",
-            "2",
-        ]);
-        let super::super::RunCmd::Pcap(args) = cli.cmd;
-        let setup = Setup::build(&args).unwrap().unwrap();
-        let opts = Opts {
-            trace: false,
-            events: false,
-            keep_data: false,
-            ct_list: false,
-            profile: false,
-        };
+        let (_, setup) = setup(&rules, &path, &["--local", "10.0.0.1", "--threads", "2"]);
         let reader = PcapReader::new(std::io::Cursor::new(cap)).unwrap();
-        let shared = Shared::new(&setup, opts, reader, 2);
+        let shared = Shared::new(&setup, PLAIN, reader, 2);
         let j = shard_of(&Frame::whole(1, 0, &fs[0]), 2);
         assert!(
             fs.iter().all(|f| shard_of(&Frame::whole(1, 0, f), 2) == j),
