@@ -396,6 +396,9 @@ pub struct ConntrackConfirm;
 
 impl Engine for ConntrackConfirm {
     fn hook(&mut self, pkt: &mut Packet<'_>, cx: &mut HookCtx<'_>) -> Verdict {
+        if let Some(v) = cx.ct.confirmed(&pkt.nfct, &mut pkt.state) {
+            return v;
+        }
         let mut nfct = pkt.nfct;
         let (v, mangled) = cx.ct.confirm_mangled(pkt.l3(), cx.now, &mut nfct);
         if let Some(d) = mangled {

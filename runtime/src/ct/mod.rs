@@ -1787,6 +1787,23 @@ impl Conntrack {
         self.confirm_mangled(l3, now, nfct).0
     }
 
+    /// [`Self::confirm_mangled`] then [`Self::fill_pkt_state`], when confirming has nothing to do: the packet's
+    /// entry (if any) is already confirmed (or the packet is a reply) and has no helper or sequence adjustment to
+    /// run. `None`, having changed nothing, otherwise.
+    #[inline]
+    pub fn confirmed(&self, nfct: &Nfct, p: &mut PktState) -> Option<Verdict> {
+        if let Nfct::Ct { id, ctinfo } = *nfct {
+            let c = self.conn(id)?;
+            let helped =
+                c.status & (ips::HELPER | ips::SEQ_ADJUST) != 0 && ctinfo != CtInfo::RelatedReply;
+            if helped || (c.status & ips::CONFIRMED == 0 && ctinfo.dir() == 0) {
+                return None;
+            }
+        }
+        self.fill_facts(nfct, p);
+        Some(Verdict::Accept)
+    }
+
     /// `nf_confirm`: runs the entry's helper (on a NATed connection the FTP helper rewrites the command it
     /// finds), then `nf_ct_seq_adjust` for an entry with `IPS_SEQ_ADJUST`, then `__nf_conntrack_confirm`. The
     /// datagram comes back when it was rewritten (its length may have changed).
