@@ -944,8 +944,9 @@ impl RandomTcp {
 
 /// The lean per-packet paths (`established_tcp`, `new_tcp`) against the general path: the same random TCP traffic
 /// (handshakes, data in and out of window, retransmissions, FIN, RST, SACK / timestamp options, zero windows,
-/// IPv4 and IPv6, zones, long gaps that expire entries) through two tables, one with the lean paths off; every
-/// packet's verdict and ctinfo, the statistics, the events and the final listing must agree.
+/// IPv4 and IPv6, zones, long gaps that expire entries) through two tables, one with the lean paths off (and
+/// confirming without `Conntrack::confirmed`'s shortcut); every packet's verdict, ctinfo and ct facts, the
+/// statistics, the events and the final listing must agree.
 #[test]
 fn lean_paths_agree_with_the_general_path() {
     // The third run has a table of 6 entries: early drop and "table full" on the new-SYN path. The last one
@@ -978,7 +979,7 @@ fn lean_paths_agree_with_the_general_path() {
             let (p, gap, zone) = traffic.next();
             now += gap;
             let mut out = Vec::new();
-            for ct in [&mut fast, &mut slow] {
+            for (i, ct) in [&mut fast, &mut slow].into_iter().enumerate() {
                 let mut n = if zone == 0 {
                     Nfct::None
                 } else {
@@ -1007,13 +1008,27 @@ fn lean_paths_agree_with_the_general_path() {
                     };
                     bound = ct.nf_nat_setup_info(&n, &range, super::nat::Manip::Src, now);
                 }
+                // The fast table confirms through `confirmed` first, as the confirm hook does.
+                let mut facts = nfr_vm::pkt::PktState::default();
                 let v2 = if bound.is_ok() || bound == Err(super::nat::NatError::NoEntry) {
-                    ct.confirm(&p, now, &mut n)
+                    let quick = if i == 0 {
+                        ct.confirmed(&n, &mut facts)
+                    } else {
+                        None
+                    };
+                    match quick {
+                        Some(v) => v,
+                        None => {
+                            let v = ct.confirm(&p, now, &mut n);
+                            ct.fill_pkt_state(&n, &mut facts);
+                            v
+                        }
+                    }
                 } else {
                     Verdict::Drop
                 };
                 ct.release(&mut n);
-                out.push((v, before, v2, ct.stats()));
+                out.push((v, before, v2, ct.stats(), facts));
             }
             assert_eq!(out[0], out[1], "step {step}: packet {p:02x?}");
             // The whole entries, window tracking state included.
