@@ -1948,7 +1948,8 @@ fn profile_times_every_stage_and_changes_nothing_else() {
 }
 
 /// The host's answers in the text trace and the report: a forwarded packet with TTL 1 (dropped by ip_forward,
-/// answered with time exceeded) and a rejected one (port unreachable), both answers leaving through OUTPUT.
+/// answered with time exceeded) and a rejected one (port unreachable), both answers leaving through OUTPUT; the
+/// report counts them the same untraced.
 fn host_answers_are_traced_and_counted() {
     let mut ttl1 = ipv4_udp([10, 1, 0, 1], [10, 2, 0, 1], 1024, 99);
     ttl1[8] = 1;
@@ -1997,5 +1998,17 @@ fn host_answers_are_traced_and_counted() {
         ] {
             assert!(out.contains(want), "{e}: no `{want}` in\n{out}");
         }
+        // Untraced, the frames are only counted: the same count.
+        let o = nfc(&[
+            "run",
+            "pcap",
+            rules.to_str().unwrap(),
+            cap.to_str().unwrap(),
+            "--engine",
+            e,
+        ]);
+        let want =
+            "sent by the host in reaction (reject answers, ICMP errors): 2, left 2, dropped 0";
+        assert!(stdout(&o).contains(want), "{e} untraced: no `{want}`");
     }
 }

@@ -1052,9 +1052,9 @@ impl Drop for Leave<'_> {
 /// `--threads N` when nothing is printed or written per frame. The workers share the capture: one that has
 /// no batch of its shard waiting reads on (while no other does), filling every shard's batch, until a few of
 /// its own wait (bounded: see [`Shared::read_on`]); so the capture is read once, by turns, and each worker
-/// replays its shard's frames in
-/// order and counts them in its own tally. Nothing else crosses threads until the end, where the tallies,
-/// counters and tables are merged. This thread is worker 0 (and shows the progress).
+/// replays its shard's frames in order and counts them in its own tally. Nothing else crosses threads until
+/// the end, where the tallies, counters and tables are merged. This thread is worker 0 (and shows the
+/// progress).
 fn drive_shards(
     setup: &Setup,
     opts: Opts,
