@@ -78,6 +78,19 @@ pub enum RunCmd {
     Pcap(Args),
 }
 
+/// The arguments of `nfc run pcap ARGV...` as the command line parses them (for the run modules' tests).
+#[cfg(test)]
+fn test_args(argv: &[&str]) -> Args {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: RunCmd,
+    }
+    let argv = ["nfc", "pcap"].iter().chain(argv);
+    let RunCmd::Pcap(args) = <Cli as clap::Parser>::parse_from(argv).cmd;
+    args
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// The `.nfr` ruleset.

@@ -425,18 +425,10 @@ pub fn shard_pair(s: u128, d: u128, n: usize) -> usize {
 mod tests {
     use super::*;
 
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        cmd: super::super::RunCmd,
-    }
-
     fn model(extra: &[&str]) -> PathModel {
-        use clap::Parser as _;
-        let mut argv = vec!["run", "pcap", "r.nfr", "c.pcap"];
+        let mut argv = vec!["r.nfr", "c.pcap"];
         argv.extend_from_slice(extra);
-        let super::super::RunCmd::Pcap(args) = Cli::parse_from(argv).cmd;
-        PathModel::from_args(&args).unwrap()
+        PathModel::from_args(&super::super::test_args(&argv)).unwrap()
     }
 
     /// The devices fixed once per way are those the per-packet choice gives, for every way, with and without

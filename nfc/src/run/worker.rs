@@ -1304,7 +1304,6 @@ mod tests {
     use std::cell::Cell;
     use std::net::IpAddr;
 
-    use clap::Parser as _;
     use nfr_runtime::wire::build;
 
     use super::*;
@@ -1336,12 +1335,6 @@ mod tests {
     #[global_allocator]
     static A: Counting = Counting;
 
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        cmd: super::super::RunCmd,
-    }
-
     /// Options of a run that prints and writes nothing per frame.
     const PLAIN: Opts = Opts {
         trace: false,
@@ -1351,18 +1344,21 @@ mod tests {
         profile: false,
     };
 
-    /// The arguments and setup of `nfc run pcap RULES CAPTURE EXTRA...`.
-    fn setup(rules: &std::path::Path, cap: &std::path::Path, extra: &[&str]) -> (Args, Setup) {
-        let mut argv = vec![
-            "run",
-            "pcap",
-            rules.to_str().unwrap(),
-            cap.to_str().unwrap(),
-        ];
+    /// The arguments and setup of `nfc run pcap RULES CAPTURE EXTRA...` for the ruleset text `rules` (written
+    /// to a temporary directory, with an empty capture: the setup does not read it).
+    fn setup(rules: &str, extra: &[&str]) -> (tempfile::TempDir, Args, Setup) {
+        let tmp = tempfile::Builder::new()
+            .prefix("nfc-worker-")
+            .tempdir()
+            .unwrap();
+        let (r, c) = (tmp.path().join("r.nfr"), tmp.path().join("c.pcap"));
+        std::fs::write(&r, rules).unwrap();
+        std::fs::write(&c, b"").unwrap();
+        let mut argv = vec![r.to_str().unwrap(), c.to_str().unwrap()];
         argv.extend_from_slice(extra);
-        let super::super::RunCmd::Pcap(args) = Cli::parse_from(argv).cmd;
+        let args = super::super::test_args(&argv);
         let setup = Setup::build(&args).unwrap().unwrap();
-        (args, setup)
+        (tmp, args, setup)
     }
 
     /// Ethernet frames of `flows` TCP connections to 10.0.0.1: handshakes, then `data` segments each,
@@ -1499,12 +1495,6 @@ mod tests {
 
     #[test]
     fn established_flows_replay_without_allocating() {
-        let tmp = tempfile::Builder::new()
-            .prefix("nfc-noalloc-")
-            .tempdir()
-            .unwrap();
-        let dir = tmp.path();
-        let rules = dir.join("r.nfr");
         let mut text = String::from(
             "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\
              \t\tct state established,related accept\n\t\tct state invalid drop\n",
@@ -1516,13 +1506,9 @@ mod tests {
             );
         }
         text += "\t\ttcp dport 80 counter accept\n\t}\n}\n";
-        std::fs::write(&rules, text).unwrap();
-        let cap = dir.join("c.pcap");
-        std::fs::write(&cap, b"").unwrap();
         for engine in ["interp", "jit"] {
-            let (args, setup) = setup(
-                &rules,
-                &cap,
+            let (_tmp, args, setup) = setup(
+                &text,
                 &[
                     "--local",
                     "10.0.0.1",
@@ -1582,25 +1568,15 @@ mod tests {
     /// another worker's shard (here: one flow) is not read whole into that shard's queue.
     #[test]
     fn a_turn_of_reading_stops_at_a_full_queue() {
-        let tmp = tempfile::Builder::new()
-            .prefix("nfc-turn-")
-            .tempdir()
-            .unwrap();
-        let dir = tmp.path();
-        let rules = dir.join("r.nfr");
-        std::fs::write(
-            &rules,
+        let (_tmp, _, setup) = setup(
             "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n",
-        )
-        .unwrap();
+            &["--local", "10.0.0.1", "--threads", "2"],
+        );
         let (fs, _) = frames(1, ((BATCH_QUEUE + 3) * BATCH_FRAMES) as u32);
         let mut cap = nfr_runtime::pcap::pcap_header(1, 65535).to_vec();
         for (i, f) in fs.iter().enumerate() {
             cap.extend(nfr_runtime::pcap::pcap_record(i as u64, f.len() as u32, f));
         }
-        let path = dir.join("c.pcap");
-        std::fs::write(&path, &cap).unwrap();
-        let (_, setup) = setup(&rules, &path, &["--local", "10.0.0.1", "--threads", "2"]);
         let reader = PcapReader::new(std::io::Cursor::new(cap)).unwrap();
         let shared = Shared::new(&setup, PLAIN, reader, 2);
         let j = shard_of(&Frame::whole(1, 0, &fs[0]), 2);
