@@ -111,29 +111,26 @@ impl<'a> Packet<'a> {
     /// allocations (bytes, rewrites) are kept for the next. False when the bytes do not parse (the packet's state
     /// is then meaningless until the next refill).
     pub fn refill(&mut self, linktype: u16, ts_ns: u64) -> bool {
-        let Packet {
-            data,
-            state,
-            nfct,
-            reject,
-            generated,
-            rewrites,
-            mangled,
-        } = self;
-        *state = PktState {
+        self.state = PktState {
             tstamp_ns: ts_ns,
             ..PktState::default()
         };
-        match wire::parse_frame(linktype, data) {
-            Ok(pi) => pi.fill(state),
+        match wire::parse_frame(linktype, &self.data) {
+            Ok(pi) => pi.fill(&mut self.state),
             Err(_) => return false,
         }
-        *nfct = Nfct::None;
-        *reject = None;
-        *generated = false;
-        rewrites.clear();
-        *mangled = false;
+        self.reset();
         true
+    }
+
+    /// Forgets what the last walk attached to the packet (conntrack reference, reject, NAT rewrites) for a new
+    /// packet in its place; the bytes and the context are the caller's.
+    pub fn reset(&mut self) {
+        self.nfct = Nfct::None;
+        self.reject = None;
+        self.generated = false;
+        self.rewrites.clear();
+        self.mangled = false;
     }
 
     /// The IP datagram (network header to `state.len`).
@@ -973,27 +970,32 @@ impl Hooks {
             trace_nat: *trace_nat,
         };
         let timing = profile.is_some_and(|p| p.timing);
-        let mut s = start;
-        while let Some(e) = entries.get_mut(s) {
+        let fib_types = *fib_types;
+        let mut invoke = |e: &mut Entry, pkt: &mut Packet<'_>, first: bool| {
+            let t = timing.then(std::time::Instant::now);
+            // The addresses' route types: once a traversal, and again after NAT or a payload write.
+            if fib_types && (first || pkt.mangled) {
+                cx.ifaddrs.set_fib_types(pkt);
+            }
+            let v = e.engine.hook(pkt, &mut cx);
+            if let (Some(t), Some(p)) = (t, profile.as_mut()) {
+                p.add(e.engine.stage(), t.elapsed().as_nanos() as u64);
+            }
+            v
+        };
+        for (s, e) in entries.iter_mut().enumerate().skip(start) {
+            let mut verdict = invoke(e, pkt, s == start);
+            if verdict == Verdict::Accept {
+                continue;
+            }
             let mut repeats = 0;
-            let verdict = loop {
-                let t = timing.then(std::time::Instant::now);
-                // The addresses' route types: once a traversal, and again after NAT or a payload write.
-                if *fib_types && (s == start || pkt.mangled) {
-                    cx.ifaddrs.set_fib_types(pkt);
-                }
-                let v = e.engine.hook(pkt, &mut cx);
-                if let (Some(t), Some(p)) = (t, profile.as_mut()) {
-                    p.add(e.engine.stage(), t.elapsed().as_nanos() as u64);
-                }
-                if v != Verdict::Repeat {
-                    break v;
-                }
+            while verdict == Verdict::Repeat {
                 repeats += 1;
                 if repeats > MAX_REPEAT {
-                    break Verdict::Drop;
+                    return HookOutcome::Drop;
                 }
-            };
+                verdict = invoke(e, pkt, s == start);
+            }
             match verdict {
                 Verdict::Accept => {}
                 Verdict::Drop | Verdict::Repeat => return HookOutcome::Drop,
@@ -1011,7 +1013,6 @@ impl Hooks {
                     }
                 }
             }
-            s += 1;
         }
         HookOutcome::Accept
     }

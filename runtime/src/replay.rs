@@ -295,6 +295,77 @@ impl Replayer {
         self.frame_with(f, |l3| (Direction::Receive(route(l3)), Devices::default()))
     }
 
+    /// Makes `self.pkt` the datagram of `f` as `ip_rcv` passes it on (see [`Self::inject_general`]), or says
+    /// why it never reaches a hook. An IPv4 frame captured whole is parsed once, straight into the packet
+    /// context; every other frame, and every frame that fails a check, takes the general path.
+    fn inject(&mut self, f: &Frame<'_>) -> Result<(), Fate> {
+        if (f.orig_len as usize) <= f.data.len()
+            && let Ok(pi) = wire::parse_frame(f.linktype, f.data)
+            && pi.nfproto == NFPROTO_IPV4
+        {
+            // `parse_frame`'s IPv4 checks on the datagram and what follows it are `ip_rcv_ok`'s, and a
+            // datagram captured whole needs no padding: the general path would end where this one does.
+            self.last_injected = self.now;
+            let pkt = &mut self.pkt;
+            let buf = pkt.data.to_mut();
+            buf.clear();
+            buf.extend_from_slice(pi.l3(f.data));
+            pkt.state = PktState {
+                tstamp_ns: self.now,
+                ..PktState::default()
+            };
+            // As parsing the datagram alone gives it: no link layer, offsets from the network header.
+            pi.fill(&mut pkt.state);
+            pkt.state.has_ll = false;
+            pkt.state.pkttype = 0;
+            pkt.state.nhoff = 0;
+            pkt.state.thoff = pi.thoff - pi.nhoff;
+            pkt.reset();
+            return Ok(());
+        }
+        self.inject_general(f)
+    }
+
+    /// The link layer stripped, `ip_rcv_core` / `ipv6_rcv`'s checks, a snaplen-cut datagram zero-padded to its
+    /// IP length (`ReplayConfig::pad_truncated`), and the datagram trimmed to that length.
+    fn inject_general(&mut self, f: &Frame<'_>) -> Result<(), Fate> {
+        let li = wire::parse_link(f.linktype, f.data).map_err(Fate::Skipped)?;
+        if li.ethertype != link::ETH_P_IP && li.ethertype != link::ETH_P_IPV6 {
+            return Err(Fate::Skipped(Malformed::NotIp));
+        }
+        let ip = f.data.get(usize::from(li.nhoff)..).unwrap_or(&[]);
+        let first = ip.first().copied().unwrap_or(0);
+        let (hdr_len, declared) = match first >> 4 {
+            4 => (usize::from(first & 0xf) * 4, usize::from(wire::be16(ip, 2))),
+            6 => (40, 40 + usize::from(wire::be16(ip, 4))),
+            _ => return Err(Fate::Skipped(Malformed::BadIpVersion)),
+        };
+        if ip.len() < hdr_len.max(20) {
+            return Err(Fate::Skipped(if first >> 4 == 4 {
+                Malformed::ShortIpv4
+            } else {
+                Malformed::ShortIpv6
+            }));
+        }
+        self.last_injected = self.now;
+        // The packet owns a copy of the datagram while it walks (the forward path rewrites its TTL in place).
+        let pkt = &mut self.pkt;
+        let buf = pkt.data.to_mut();
+        buf.clear();
+        buf.extend_from_slice(ip);
+        if self.cfg.pad_truncated && (f.orig_len as usize) > f.data.len() && buf.len() < declared {
+            buf.resize(declared, 0);
+        }
+        if !ip_rcv_ok(buf) {
+            return Err(Fate::NotSeen);
+        }
+        buf.truncate(declared.max(hdr_len));
+        if !pkt.refill(linktype::RAW, self.now) {
+            return Err(Fate::NotSeen);
+        }
+        Ok(())
+    }
+
     /// Replays one frame; `decide` sees the IP datagram and picks the direction and devices. It is asked again
     /// when NAT changed the destination in PREROUTING (the way and output device of a received packet) or in
     /// OUTPUT (the output device of a sent one).
@@ -312,45 +383,12 @@ impl Replayer {
         self.last_ts = Some(f.ts_ns);
         self.egress = None;
         self.rewrites.clear();
-        let li = match wire::parse_link(f.linktype, f.data) {
-            Ok(li) => li,
-            Err(m) => return Fate::Skipped(m),
-        };
-        if li.ethertype != link::ETH_P_IP && li.ethertype != link::ETH_P_IPV6 {
-            return Fate::Skipped(Malformed::NotIp);
+        if let Err(fate) = self.inject(f) {
+            return fate;
         }
-        let ip = f.data.get(usize::from(li.nhoff)..).unwrap_or(&[]);
-        let first = ip.first().copied().unwrap_or(0);
-        let (hdr_len, declared) = match first >> 4 {
-            4 => (usize::from(first & 0xf) * 4, usize::from(wire::be16(ip, 2))),
-            6 => (40, 40 + usize::from(wire::be16(ip, 4))),
-            _ => return Fate::Skipped(Malformed::BadIpVersion),
-        };
-        if ip.len() < hdr_len.max(20) {
-            return Fate::Skipped(if first >> 4 == 4 {
-                Malformed::ShortIpv4
-            } else {
-                Malformed::ShortIpv6
-            });
-        }
-        self.last_injected = self.now;
-        // The packet owns a copy of the datagram while it walks (the forward path rewrites its TTL in place).
-        let pkt = &mut self.pkt;
-        let buf = pkt.data.to_mut();
-        buf.clear();
-        buf.extend_from_slice(ip);
-        if self.cfg.pad_truncated && (f.orig_len as usize) > f.data.len() && buf.len() < declared {
-            buf.resize(declared, 0);
-        }
-        if !ip_rcv_ok(buf) {
-            return Fate::NotSeen;
-        }
-        buf.truncate(declared.max(hdr_len));
         let now = self.now;
-        let (dir, dev) = decide(buf);
-        if !pkt.refill(linktype::RAW, now) {
-            return Fate::NotSeen;
-        }
+        let pkt = &mut self.pkt;
+        let (dir, dev) = decide(pkt.l3());
         pkt.state.iif = dev.iif;
         pkt.state.iifname = dev.iifname;
         pkt.state.iiftype = dev.iiftype;
@@ -466,6 +504,103 @@ mod tests {
         );
         assert_eq!(st(r.frame(&frame(&m, 0))), Some(SeenState::New));
         assert_eq!(r.ct.len(r.now()), 1);
+    }
+
+    /// The single parse of an IPv4 frame captured whole leaves the packet exactly as the general path does:
+    /// bytes, context, fate, on valid and damaged frames of every link type.
+    #[test]
+    fn single_parse_injection_is_the_general_one() {
+        let seeds = [
+            build::tcp(
+                "10.0.0.1".parse().unwrap(),
+                "10.0.0.2".parse().unwrap(),
+                5,
+                80,
+                1,
+                0,
+                0x10,
+                100,
+                &[1, 2, 3, 4],
+                b"data",
+            ),
+            build::udp(
+                "10.0.0.3".parse().unwrap(),
+                "224.0.0.9".parse().unwrap(),
+                1,
+                2,
+                &[0; 30],
+            ),
+            build::icmp(
+                "10.0.0.9".parse().unwrap(),
+                "10.0.0.1".parse().unwrap(),
+                3,
+                3,
+                [0; 4],
+                &[0x45; 40],
+            ),
+            build::udp(
+                "2001:db8::1".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
+                1,
+                2,
+                &[0; 8],
+            ),
+        ];
+        let replayer = || {
+            Replayer::new(
+                Hooks::with_conntrack(),
+                Conntrack::new(Settings::default()),
+                ReplayConfig::default(),
+            )
+        };
+        let (mut single, mut general) = (replayer(), replayer());
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut fast = 0;
+        for i in 0..30_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (lt, head): (u16, &[u8]) = match x % 3 {
+                0 => (linktype::RAW, &[]),
+                1 => (
+                    linktype::ETHERNET,
+                    &[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00],
+                ),
+                _ => (
+                    linktype::LINUX_SLL2,
+                    &[8, 0, 0, 0, 0, 0, 0, 2, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0],
+                ),
+            };
+            let mut d = head.to_vec();
+            d.extend_from_slice(&seeds[(i % 4) as usize]);
+            // Damage a few bytes (the IP header's among them), add Ethernet-style padding, or cut the frame.
+            for k in 0..(x >> 8) % 4 {
+                let pos = ((x >> (11 * k + 16)) as usize) % d.len();
+                d[pos] = (x >> (5 * k)) as u8;
+            }
+            if x & (1 << 40) != 0 {
+                d.extend_from_slice(&[0; 6]);
+            }
+            let cut = x & (1 << 41) != 0;
+            if cut {
+                d.truncate(((x >> 44) as usize) % (d.len() + 1));
+            }
+            let f = Frame {
+                orig_len: (d.len() + usize::from(cut) * 8) as u32,
+                ..Frame::whole(lt, i, &d)
+            };
+            let a = single.inject(&f);
+            let b = general.inject_general(&f);
+            assert_eq!(a, b, "frame {i}: {d:02x?}");
+            if a.is_ok() {
+                assert_eq!(single.pkt.data, general.pkt.data, "frame {i}");
+                assert_eq!(single.pkt.state, general.pkt.state, "frame {i}");
+                fast += usize::from(
+                    !cut && wire::parse_frame(lt, &d).is_ok_and(|p| p.nfproto == NFPROTO_IPV4),
+                );
+            }
+        }
+        assert!(fast > 1_000, "the single parse ran {fast} times");
     }
 
     #[test]
