@@ -11,11 +11,17 @@
 //! The records are walked here, over large reads into the reader's own buffer (not a memory map: a file cut
 //! short while it is read ends the capture early instead of faulting): a frame whose record is in the buffer
 //! costs a header's bounds checks and fields, and its bytes are borrowed from the buffer, not copied. Every
-//! length is checked against what was read and against the buffer's limit before it is used. Of pcapng's
+//! length is checked against what was read and against the buffer's limit before it is used. The buffer can be
+//! shared ([`PcapReader::buffer`]): a frame's bytes then outlive the next reads, which go to another buffer while
+//! anyone holds this one. Of pcapng's
 //! blocks, Section Header, Interface Description, Enhanced and Simple Packet Blocks are read; every other block
 //! is skipped by its length.
 
 use std::io::Read;
+use std::sync::Arc;
+
+/// Shared buffers kept for reuse (what the readers of a `--threads` run hold at once is far less).
+const MAX_SPARE: usize = 64;
 
 /// LINKTYPE_* values understood by [`crate::wire::parse_frame`].
 pub mod linktype {
@@ -274,8 +280,10 @@ struct Rec {
 /// Streaming reader over pcap or pcapng input.
 pub struct PcapReader<'r> {
     src: Box<dyn Read + Send + 'r>,
-    /// Bytes read; `pos..end` not yet consumed.
-    buf: Vec<u8>,
+    /// Bytes read; `pos..end` not yet consumed. Written only while nobody else holds it.
+    buf: Arc<Vec<u8>>,
+    /// Buffers given up while shared, taken again once nobody holds them.
+    spare: Vec<Arc<Vec<u8>>>,
     pos: usize,
     end: usize,
     /// The source said it has no more bytes.
@@ -297,6 +305,8 @@ pub struct PcapReader<'r> {
     /// Section Header Blocks seen.
     sections: u32,
     last_ts: u64,
+    /// Where the last frame's bytes start in `buf`.
+    last_at: usize,
     done: bool,
 }
 
@@ -329,7 +339,8 @@ impl<'r> PcapReader<'r> {
         let initial = initial.clamp(1 << 12, limit);
         let mut r = PcapReader {
             src: Box::new(reader),
-            buf: vec![0; initial],
+            buf: Arc::new(vec![0; initial]),
+            spare: Vec::new(),
             pos: 0,
             end: 0,
             eof: false,
@@ -345,6 +356,7 @@ impl<'r> PcapReader<'r> {
             ifaces: Vec::new(),
             sections: 0,
             last_ts: 0,
+            last_at: 0,
             done: false,
         };
         r.header().map_err(|kind| PcapError {
@@ -459,6 +471,7 @@ impl<'r> PcapReader<'r> {
     #[inline(always)]
     fn frame(&mut self, r: Rec) -> Frame<'_> {
         self.frames += 1;
+        self.last_at = r.at;
         self.last_ts = r.ts;
         let if_name = match self.ng {
             true => self
@@ -542,6 +555,29 @@ impl<'r> PcapReader<'r> {
         out.len()
     }
 
+    /// The buffer the frames come from, to hold their bytes past the next reads: a [`Frame`]'s data is
+    /// `buffer()[at..at + len]` with `at` its offset ([`Self::last_frame_at`]).
+    pub fn buffer(&self) -> &Arc<Vec<u8>> {
+        &self.buf
+    }
+
+    /// Where the bytes of the frame [`Self::next_frame`] returned last start in [`Self::buffer`].
+    pub fn last_frame_at(&self) -> usize {
+        self.last_at
+    }
+
+    /// A buffer of `size` bytes nobody else holds: a spare one whose holders are gone, else a new one.
+    fn fresh(&mut self, size: usize) -> Arc<Vec<u8>> {
+        match self
+            .spare
+            .iter()
+            .position(|b| Arc::strong_count(b) == 1 && b.len() == size)
+        {
+            Some(i) => self.spare.swap_remove(i),
+            None => Arc::new(vec![0; size]),
+        }
+    }
+
     /// `n` bytes from `pos` in the buffer; `false` when the input ends first.
     #[inline]
     fn fill(&mut self, n: usize) -> Result<bool, PcapErrorKind> {
@@ -559,22 +595,37 @@ impl<'r> PcapReader<'r> {
             return Err(PcapErrorKind::RecordTooLarge);
         }
         let unread = self.end - self.pos;
-        if n > self.buf.len() {
-            let cap = self.buf.len().saturating_mul(4).max(n).min(self.limit);
-            let mut grown = vec![0; cap];
-            grown[..unread].copy_from_slice(&self.buf[self.pos..self.end]);
-            self.buf = grown;
+        let size = if n > self.buf.len() {
+            self.buf.len().saturating_mul(4).max(n).min(self.limit)
         } else {
-            self.buf.copy_within(self.pos..self.end, 0);
-        }
+            self.buf.len()
+        };
+        let buf = match Arc::get_mut(&mut self.buf) {
+            Some(b) if b.len() == size => {
+                b.copy_within(self.pos..self.end, 0);
+                b
+            }
+            _ => {
+                // Grown, or held by someone: the unread bytes go to another buffer.
+                let mut fresh = self.fresh(size);
+                if let Some(b) = Arc::get_mut(&mut fresh) {
+                    b[..unread].copy_from_slice(&self.buf[self.pos..self.end]);
+                }
+                let old = std::mem::replace(&mut self.buf, fresh);
+                if Arc::strong_count(&old) > 1 && self.spare.len() < MAX_SPARE {
+                    self.spare.push(old);
+                }
+                Arc::get_mut(&mut self.buf).ok_or(PcapErrorKind::Io)?
+            }
+        };
         (self.pos, self.end) = (0, unread);
         while self.end < n {
             if self.eof {
                 return Ok(false);
             }
-            match self.src.read(&mut self.buf[self.end..]) {
+            match self.src.read(&mut buf[self.end..]) {
                 Ok(0) => self.eof = true,
-                Ok(k) => self.end = (self.end + k).min(self.buf.len()),
+                Ok(k) => self.end = (self.end + k).min(buf.len()),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(PcapErrorKind::Io),
             }
@@ -940,6 +991,55 @@ mod tests {
             got.push((fr.linktype, fr.ts_ns, fr.data.to_vec(), fr.iface));
         }
         assert_eq!(got, want.0);
+    }
+
+    /// A frame's bytes, held through [`PcapReader::buffer`] at [`PcapReader::last_frame_at`], stay what the
+    /// frame was while the reader reads on into other buffers (4 KiB ones, so that it refills often, and grows
+    /// for a large record), in both formats; buffers given up are taken again once let go.
+    #[test]
+    fn held_frames_outlive_the_next_reads() {
+        let big = vec![9u8; 9_000];
+        let data: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| match i {
+                150 => big.clone(),
+                _ => (0..(i % 200 + 1)).map(|k| (k ^ i) as u8).collect(),
+            })
+            .collect();
+        let frames: Vec<(u32, u32, &[u8])> = data
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i as u32, 0, &d[..]))
+            .collect();
+        let mut ng_file = [ng::shb(), ng::idb(1, None)].concat();
+        for (i, d) in data.iter().enumerate() {
+            ng_file.extend(ng::epb(0, i as u64, d));
+        }
+        for f in [legacy(true, false, 1, &frames), ng_file] {
+            let mut r = PcapReader::with_buffer(&f[..], 1, 1 << 16).expect("header");
+            let mut held: Vec<(Arc<Vec<u8>>, usize, usize)> = Vec::new();
+            let mut n = 0;
+            while let Some(fr) = r.next_frame().unwrap() {
+                let len = fr.data.len();
+                assert_eq!(fr.data, data[n]);
+                let (buf, at) = (r.buffer().clone(), r.last_frame_at());
+                assert_eq!(buf[at..at + len], data[n]);
+                // Hold every other frame's buffer for 100 frames (several buffers).
+                if n % 2 == 0 {
+                    held.push((buf, at, n));
+                }
+                held.retain(|(b, at, k)| {
+                    assert_eq!(
+                        b[*at..*at + data[*k].len()],
+                        data[*k],
+                        "frame {k}, at frame {n}"
+                    );
+                    n - k < 100
+                });
+                n += 1;
+            }
+            assert_eq!(n, 300);
+            assert!(r.spare.len() <= MAX_SPARE);
+        }
     }
 
     /// `peek_buffered` shows the frames `next_frame` returns next, as far as the buffer holds whole records,

@@ -6,7 +6,7 @@
 //! batches of their shards' frames instead.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use nfr_runtime::ct::{BURST, Conntrack, CtEvent, CtStats, Settings};
@@ -878,6 +878,8 @@ fn prefetch_ct(ct: &Conntrack, frames: &[(u16, &[u8])]) {
 /// A batch is handed on when it holds this many frames or bytes.
 const BATCH_FRAMES: usize = 1024;
 const BATCH_BYTES: usize = 256 * 1024;
+/// ... or spans this many of the reader's buffers.
+const BATCH_BUFS: usize = 8;
 /// Full batches a shard may have waiting: how far ahead of its worker the others read, and what bounds the
 /// memory in flight.
 const BATCH_QUEUE: usize = 8;
@@ -885,27 +887,52 @@ const BATCH_QUEUE: usize = 8;
 /// about as many, and their workers seldom run dry while it replays its own.
 const READ_AHEAD: usize = 4;
 
-/// Frames of one shard, back to back.
+/// Frames of one shard, left where the reader read them: the batch holds the reader's buffers its frames are in.
 #[derive(Default)]
 struct Batch {
-    data: Vec<u8>,
+    bufs: Vec<Arc<Vec<u8>>>,
     frames: Vec<BatchFrame>,
+    /// The capture devices of its frames (pcapng `if_name`).
+    caps: Vec<path::CapDev>,
+    bytes: usize,
 }
 
-/// A frame of a [`Batch`]: where its bytes end in `data` (they start where the previous frame's end), and what
-/// was found out about it when it was read.
+impl Batch {
+    fn clear(&mut self) {
+        self.bufs.clear();
+        self.frames.clear();
+        self.caps.clear();
+        self.bytes = 0;
+    }
+
+    /// The bytes of frame `m`.
+    fn data(&self, m: &BatchFrame) -> &[u8] {
+        self.bufs
+            .get(usize::from(m.buf))
+            .and_then(|b| b.get(m.at as usize..m.at as usize + m.len as usize))
+            .unwrap_or(&[])
+    }
+}
+
+/// A frame of a [`Batch`]: where its bytes are (`bufs[buf][at..at + len]`), and what was found out about it
+/// when it was read.
 struct BatchFrame {
     no: u64,
     /// Virtual time.
     ts: u64,
-    end: u32,
+    at: u32,
+    len: u32,
     orig_len: u32,
     iface: u32,
     section: u32,
+    buf: u16,
     linktype: u16,
+    /// Index in `caps`, or `NO_CAP`.
+    cap: u16,
     fcs_len: u8,
-    cap: Option<path::CapDev>,
 }
+
+const NO_CAP: u16 = u16::MAX;
 
 /// The capture as the workers of [`drive_shards`] share it: whichever worker runs out of frames reads on.
 struct ReadState {
@@ -987,20 +1014,38 @@ impl Shared {
                 Ok(Some(f)) => {
                     r.frames += 1;
                     let j = shard_of(&f, threads);
-                    let b = &mut r.filling[j];
-                    b.data.extend_from_slice(f.data);
-                    b.frames.push(BatchFrame {
+                    let cap = f.if_name.map(|n| r.devs.intern(n));
+                    let len = f.data.len();
+                    let mut m = BatchFrame {
                         no: r.frames,
                         ts: r.clock.tick(f.ts_ns),
-                        end: u32::try_from(b.data.len()).unwrap_or(u32::MAX),
+                        at: 0,
+                        len: len as u32,
                         orig_len: f.orig_len,
                         iface: f.iface,
                         section: f.section,
+                        buf: 0,
                         linktype: f.linktype,
+                        cap: NO_CAP,
                         fcs_len: f.fcs_len,
-                        cap: f.if_name.map(|n| r.devs.intern(n)),
-                    });
-                    let full = b.frames.len() >= BATCH_FRAMES || b.data.len() >= BATCH_BYTES;
+                    };
+                    // The frame's bytes stay in the reader's buffer, which the batch holds.
+                    let (buf, at) = (r.reader.buffer(), r.reader.last_frame_at());
+                    let b = &mut r.filling[j];
+                    if !b.bufs.last().is_some_and(|l| Arc::ptr_eq(l, buf)) {
+                        b.bufs.push(buf.clone());
+                    }
+                    m.buf = (b.bufs.len() - 1) as u16;
+                    m.at = at as u32;
+                    if let Some(c) = cap {
+                        m.cap = b.caps.len() as u16;
+                        b.caps.push(c);
+                    }
+                    b.frames.push(m);
+                    b.bytes += len;
+                    let full = b.frames.len() >= BATCH_FRAMES
+                        || b.bytes >= BATCH_BYTES
+                        || b.bufs.len() >= BATCH_BUFS;
                     r.prof.read_ns += since(t);
                     r.prof.timed += u64::from(timing);
                     if full {
@@ -1138,8 +1183,7 @@ fn replay_shard(
             continue;
         };
         replay_batch(&mut w, &mut tally, &b, opts);
-        b.data.clear();
-        b.frames.clear();
+        b.clear();
         shared.queues()?.spare.push(b);
     }
     let now = shared.read.lock().map_err(panicked)?.clock.now;
@@ -1148,32 +1192,27 @@ fn replay_shard(
 
 /// Replays a batch's frames on `w`, counting them in `tally`.
 fn replay_batch(w: &mut Worker, tally: &mut Tally, b: &Batch, opts: Opts) {
-    let mut start = 0;
     for (i, m) in b.frames.iter().enumerate() {
         if i % BURST == 0 {
             let mut ahead = [(0, &[][..]); BURST];
-            let mut at = start;
             for (a, m) in ahead.iter_mut().zip(&b.frames[i..]) {
-                *a = (m.linktype, b.data.get(at..m.end as usize).unwrap_or(&[]));
-                at = m.end as usize;
+                *a = (m.linktype, b.data(m));
             }
             prefetch_ct(&w.replayer.ct, &ahead[..(b.frames.len() - i).min(BURST)]);
         }
-        let end = m.end as usize;
         let f = Frame {
             linktype: m.linktype,
             ts_ns: m.ts,
-            data: b.data.get(start..end).unwrap_or(&[]),
+            data: b.data(m),
             orig_len: m.orig_len,
             iface: m.iface,
             fcs_len: m.fcs_len,
             section: m.section,
             if_name: None,
         };
-        start = end;
         let timing = opts.profile && m.no.is_multiple_of(PROFILE_EVERY);
         // Nothing prints or writes per frame on this path (no trace, events or pcap output).
-        let c = w.count_timed(&f, m.cap.as_ref(), timing);
+        let c = w.count_timed(&f, b.caps.get(usize::from(m.cap)), timing);
         let t = timing.then(Instant::now);
         tally.count(&c);
         w.prof.report_ns += since(t);
