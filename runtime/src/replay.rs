@@ -506,29 +506,27 @@ mod tests {
         assert_eq!(r.ct.len(r.now()), 1);
     }
 
-    /// The single parse of an IPv4 frame captured whole leaves the packet exactly as the general path does:
-    /// bytes, context, fate, on valid and damaged frames of every link type.
-    #[test]
-    fn single_parse_injection_is_the_general_one() {
-        let seeds = [
+    /// Datagrams the frame tests damage: a TCP segment carrying an FTP command, IPv6 UDP, an ICMP error.
+    fn seeds() -> [Vec<u8>; 3] {
+        [
             build::tcp(
                 "10.0.0.1".parse().unwrap(),
                 "10.0.0.2".parse().unwrap(),
                 5,
-                80,
+                21,
                 1,
                 0,
-                0x10,
+                2,
                 100,
-                &[1, 2, 3, 4],
-                b"data",
+                &[],
+                b"PORT",
             ),
             build::udp(
-                "10.0.0.3".parse().unwrap(),
-                "224.0.0.9".parse().unwrap(),
+                "2001:db8::1".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
                 1,
                 2,
-                &[0; 30],
+                &[0; 40],
             ),
             build::icmp(
                 "10.0.0.9".parse().unwrap(),
@@ -538,14 +536,22 @@ mod tests {
                 [0; 4],
                 &[0x45; 40],
             ),
-            build::udp(
-                "2001:db8::1".parse().unwrap(),
-                "2001:db8::2".parse().unwrap(),
-                1,
-                2,
-                &[0; 8],
-            ),
-        ];
+        ]
+    }
+
+    /// The single parse of an IPv4 frame captured whole leaves the packet exactly as the general path does:
+    /// bytes, context, fate, on valid and damaged frames of every link type.
+    #[test]
+    fn single_parse_injection_is_the_general_one() {
+        // The hostile test's datagrams (an FTP command, IPv6 UDP, an ICMP error), and a multicast one.
+        let mut seeds = seeds().to_vec();
+        seeds.push(build::udp(
+            "10.0.0.3".parse().unwrap(),
+            "224.0.0.9".parse().unwrap(),
+            1,
+            2,
+            &[0; 30],
+        ));
         let replayer = || {
             Replayer::new(
                 Hooks::with_conntrack(),
@@ -612,35 +618,7 @@ mod tests {
             ..Settings::default()
         });
         let mut r = Replayer::new(Hooks::with_conntrack(), ct, ReplayConfig::default());
-        let seeds = [
-            build::tcp(
-                "10.0.0.1".parse().unwrap(),
-                "10.0.0.2".parse().unwrap(),
-                5,
-                21,
-                1,
-                0,
-                2,
-                100,
-                &[],
-                b"PORT",
-            ),
-            build::udp(
-                "2001:db8::1".parse().unwrap(),
-                "2001:db8::2".parse().unwrap(),
-                1,
-                2,
-                &[0; 40],
-            ),
-            build::icmp(
-                "10.0.0.9".parse().unwrap(),
-                "10.0.0.1".parse().unwrap(),
-                3,
-                3,
-                [0; 4],
-                &[0x45; 40],
-            ),
-        ];
+        let seeds = seeds();
         let mut x: u64 = 0x0123_4567_89ab_cdef;
         for i in 0..20_000u64 {
             x ^= x << 13;
