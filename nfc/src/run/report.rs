@@ -252,18 +252,14 @@ impl Tally {
     /// hook where its traversal ended.
     pub fn add(&mut self, r: &FrameRecord, events: usize) -> (&'static str, Option<Hook>) {
         self.event_count += events as u64;
-        let sent_out = r
-            .sent
-            .iter()
-            .filter(|x| x.sent.outcome == HookOutcome::Accept)
-            .count();
+        let (sent, sent_out) = Counted::sent(r.sent.iter().map(|x| &x.sent));
         self.count(&Counted {
             orig_len: r.orig_len,
             linktype: r.linktype,
             fate: r.fate,
             ethertype: r.ethertype,
-            sent: r.sent.len() as u32,
-            sent_out: sent_out as u32,
+            sent,
+            sent_out,
         })
     }
 

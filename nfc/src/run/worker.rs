@@ -61,6 +61,17 @@ pub struct Counted {
     pub sent_out: u32,
 }
 
+impl Counted {
+    /// (`sent`, `sent_out`) of the packets the host sent in reaction.
+    pub fn sent<'a>(sent: impl ExactSizeIterator<Item = &'a Sent>) -> (u32, u32) {
+        let n = sent.len();
+        let out = sent
+            .filter(|s| s.outcome == nfr_runtime::hook::HookOutcome::Accept)
+            .count();
+        (n as u32, out as u32)
+    }
+}
+
 /// One NAT rewrite as traces show it.
 #[derive(Debug, Clone)]
 pub struct Rewritten {
@@ -279,20 +290,15 @@ impl Worker {
     /// the report counts.
     fn count(&mut self, f: &Frame<'_>, cap: Option<&path::CapDev>) -> Counted {
         let (fate, _, _) = self.replay(f, cap);
-        let sent = &mut self.replayer.hooks.sent;
-        let sent_out = sent
-            .iter()
-            .filter(|s| s.outcome == nfr_runtime::hook::HookOutcome::Accept)
-            .count();
-        let n = sent.len();
-        sent.clear();
+        let (sent, sent_out) = Counted::sent(self.replayer.hooks.sent.iter());
+        self.replayer.hooks.sent.clear();
         Counted {
             orig_len: f.orig_len,
             linktype: f.linktype,
             fate,
             ethertype: Self::ethertype(fate, f),
-            sent: n as u32,
-            sent_out: sent_out as u32,
+            sent,
+            sent_out,
         }
     }
 
